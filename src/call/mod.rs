@@ -1,0 +1,4 @@
+//! The call: the sans-IO engine that decides what happens, the hangup rules, the final
+//! record, and the FreeSWITCH driver that carries the engine's actions to the switch.
+
+pub mod record;

@@ -1,0 +1,3 @@
+//! Answer documents: Answer XML and VoxML JSON into one instruction model.
+
+pub mod model;
