@@ -1,1 +1,427 @@
-//! Configuration (to be written).
+//! Configuration: one TOML file, `VOXBRIDGE_…` environment overrides, safe defaults.
+//!
+//! Every key of SPEC §8 keeps its name and meaning. Environment variables map onto keys
+//! by replacing the first `_` after the prefix with a section separator, so
+//! `VOXBRIDGE_STORE_URL` sets `store.url` and `VOXBRIDGE_APP_DEFAULT_ANSWER_URL` sets
+//! `app.default_answer_url`. Unknown keys are errors (a typo must not silently fall
+//! back to a default), and every error names the key.
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub esl: EslConfig,
+    pub api: ApiConfig,
+    pub store: StoreConfig,
+    pub app: AppConfig,
+    pub outbox: OutboxConfig,
+    pub tts: TtsConfig,
+    #[serde(rename = "account")]
+    pub accounts: Vec<Account>,
+    #[serde(rename = "route")]
+    pub routes: Vec<Route>,
+    /// Optional inbound ESL connection to the switch (reconciliation, `uuid_*` APIs).
+    pub switch: Option<SwitchConfig>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EslConfig {
+    /// Outbound-socket listener (`socket 127.0.0.1:8084 async full` in the dialplan).
+    pub listen: SocketAddr,
+    /// CIDRs allowed to connect; anyone else is closed at once and logged.
+    pub allow: Vec<String>,
+    /// Seconds the switch has to answer `connect` and the subscription commands.
+    pub handshake_timeout: f64,
+    /// Upper bound on concurrently controlled channels; more are refused at accept.
+    pub max_calls: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// REST API, `/metrics` and `/health`.
+    pub listen: SocketAddr,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://<path>` (relative to the working directory) or `postgres://…` (later).
+    pub url: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppConfig {
+    pub default_answer_url: String,
+    /// Empty: the answer URL.
+    pub default_hangup_url: String,
+    pub fallback_answer_url: String,
+    /// Empty: no JSON status events.
+    pub status_callback_url: String,
+    /// Seconds an empty document may park a call before ALLOTTED_TIMEOUT (SPEC §4 rule 7).
+    pub empty_document_timeout: u64,
+    /// Seconds to establish a connection to the application.
+    pub connect_timeout: f64,
+    /// Seconds for a whole document fetch attempt.
+    pub fetch_timeout: f64,
+    /// Extra attempts after the first, on connect errors, timeouts, 5xx and 429.
+    pub fetch_retries: u32,
+    /// Backoff before each retry, milliseconds (the last value repeats).
+    pub fetch_backoff_ms: Vec<u64>,
+    /// Channel variables sent along with every fetch (SPEC §5.1 `extra_variables`).
+    pub extra_variables: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// First retry delay, seconds; doubles each attempt.
+    pub initial_backoff: f64,
+    /// Largest delay between attempts, seconds.
+    pub max_backoff: f64,
+    /// Give up after this many seconds since the row was written.
+    pub give_up_after: f64,
+    /// Seconds for one delivery attempt.
+    pub request_timeout: f64,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TtsConfig {
+    /// TTS engine for `speak` (`flite` by default).
+    pub engine: String,
+    /// Document voice (`WOMAN`/`MAN`) → engine voice. Defaults: WOMAN → slt, MAN → kal.
+    pub voices: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    pub auth_id: String,
+    pub auth_token: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Route {
+    /// Exact called number, or a regex written `/…/`.
+    pub destination: String,
+    pub answer_url: String,
+    pub hangup_url: String,
+    pub fallback_answer_url: String,
+    pub status_callback_url: String,
+    pub account: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SwitchConfig {
+    /// Inbound ESL address of the switch, e.g. `127.0.0.1:8021`.
+    pub esl: String,
+    pub password: String,
+}
+
+impl Default for SwitchConfig {
+    fn default() -> Self {
+        Self {
+            esl: "127.0.0.1:8021".into(),
+            password: "ClueCon".into(),
+        }
+    }
+}
+
+impl Default for EslConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8084".parse().expect("valid literal"),
+            allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            handshake_timeout: 5.0,
+            max_calls: 20_000,
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8088".parse().expect("valid literal"),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://voxbridge.db".into(),
+        }
+    }
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            default_answer_url: String::new(),
+            default_hangup_url: String::new(),
+            fallback_answer_url: String::new(),
+            status_callback_url: String::new(),
+            empty_document_timeout: 3600,
+            connect_timeout: 2.0,
+            fetch_timeout: 5.0,
+            fetch_retries: 2,
+            fetch_backoff_ms: vec![100, 400],
+            extra_variables: Vec::new(),
+        }
+    }
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            initial_backoff: 1.0,
+            max_backoff: 300.0,
+            give_up_after: 86_400.0,
+            request_timeout: 10.0,
+            concurrency: 64,
+        }
+    }
+}
+
+impl Default for TtsConfig {
+    fn default() -> Self {
+        Self {
+            engine: "flite".into(),
+            voices: BTreeMap::from([
+                ("WOMAN".to_string(), "slt".to_string()),
+                ("MAN".to_string(), "kal".to_string()),
+            ]),
+        }
+    }
+}
+
+/// A configuration that could not be loaded; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Defaults, then the TOML file (if given), then `VOXBRIDGE_…` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment passed in (tests use this).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        // Keep only our variables; figment's Env reads the process environment, so
+        // feed it through a scoped provider built from the given pairs.
+        let ours: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("VOXBRIDGE_") && k != "VOXBRIDGE_CONFIG")
+            .filter(|(k, _)| !k.starts_with("VOXBRIDGE_TEST_"))
+            .collect();
+        for (key, value) in ours {
+            let rest = &key["VOXBRIDGE_".len()..];
+            let Some((section, field)) = rest.split_once('_') else {
+                return Err(ConfigError(format!(
+                    "environment variable {key}: expected VOXBRIDGE_<SECTION>_<KEY>"
+                )));
+            };
+            let path = format!("{}.{}", section.to_lowercase(), field.to_lowercase());
+            let parsed = parse_env_value(&value);
+            fig = fig.merge(Serialized::default(&path, parsed));
+        }
+        let cfg: Config = fig.extract().map_err(|e| ConfigError(describe(e)))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for cidr in &self.esl.allow {
+            crate::config::parse_cidr(cidr)
+                .ok_or_else(|| ConfigError(format!("esl.allow: {cidr:?} is not a CIDR")))?;
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            if let Some(re) = route
+                .destination
+                .strip_prefix('/')
+                .and_then(|r| r.strip_suffix('/'))
+            {
+                regex::Regex::new(re).map_err(|e| {
+                    ConfigError(format!("route[{i}].destination: bad regex {re:?}: {e}"))
+                })?;
+            }
+            if !route.account.is_empty()
+                && !self.accounts.iter().any(|a| a.auth_id == route.account)
+            {
+                return Err(ConfigError(format!(
+                    "route[{i}].account: no [[account]] with auth_id {:?}",
+                    route.account
+                )));
+            }
+        }
+        if self.app.fetch_backoff_ms.is_empty() {
+            return Err(ConfigError(
+                "app.fetch_backoff_ms: must not be empty".into(),
+            ));
+        }
+        if self.esl.max_calls == 0 {
+            return Err(ConfigError("esl.max_calls: must be at least 1".into()));
+        }
+        if self.outbox.concurrency == 0 {
+            return Err(ConfigError("outbox.concurrency: must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Environment values are strings; numbers, booleans and TOML arrays are recognised so
+/// `VOXBRIDGE_APP_FETCH_RETRIES=3` and `VOXBRIDGE_ESL_ALLOW=["10.0.0.0/8"]` work.
+fn parse_env_value(value: &str) -> figment::value::Value {
+    let v = value.trim();
+    if v.starts_with('[') {
+        if let Ok(parsed) = Figment::new()
+            .merge(Toml::string(&format!("x = {v}")))
+            .extract_inner::<figment::value::Value>("x")
+        {
+            return parsed;
+        }
+    }
+    if let Ok(i) = v.parse::<i64>() {
+        return i.into();
+    }
+    if let Ok(f) = v.parse::<f64>() {
+        return f.into();
+    }
+    match v {
+        "true" => true.into(),
+        "false" => false.into(),
+        _ => value.to_string().into(),
+    }
+}
+
+fn describe(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            if key.is_empty() {
+                e.kind.to_string()
+            } else {
+                format!("{key}: {}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Parses `a.b.c.d/n` or `x::y/n` into (network, prefix length).
+pub fn parse_cidr(text: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (ip, len) = match text.split_once('/') {
+        Some((ip, len)) => (
+            ip.parse::<std::net::IpAddr>().ok()?,
+            len.parse::<u8>().ok()?,
+        ),
+        None => {
+            let ip = text.parse::<std::net::IpAddr>().ok()?;
+            (ip, if ip.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    (len <= max).then_some((ip, len))
+}
+
+/// Whether `peer` lies inside any of the CIDRs (IPv4-mapped IPv6 peers count as IPv4).
+pub fn cidr_allows(allow: &[String], peer: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let peer = match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(peer),
+        v4 => v4,
+    };
+    allow
+        .iter()
+        .filter_map(|c| parse_cidr(c))
+        .any(|(net, len)| match (net, peer) {
+            (IpAddr::V4(n), IpAddr::V4(p)) => {
+                let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+                u32::from(n) & mask == u32::from(p) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(p)) => {
+                let mask = if len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - len)
+                };
+                u128::from(n) & mask == u128::from(p) & mask
+            }
+            _ => false,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_loopback_and_sqlite() {
+        let c = Config::load_with_env(None, Vec::new()).unwrap();
+        assert_eq!(c.esl.listen.to_string(), "127.0.0.1:8084");
+        assert_eq!(c.api.listen.to_string(), "127.0.0.1:8088");
+        assert_eq!(c.store.url, "sqlite://voxbridge.db");
+        assert_eq!(c.app.empty_document_timeout, 3600);
+        assert_eq!(c.tts.voices["WOMAN"], "slt");
+    }
+
+    #[test]
+    fn env_overrides_and_errors_name_the_key() {
+        let c = Config::load_with_env(
+            None,
+            vec![
+                ("VOXBRIDGE_STORE_URL".into(), "sqlite:///tmp/x.db".into()),
+                ("VOXBRIDGE_APP_FETCH_RETRIES".into(), "4".into()),
+                ("VOXBRIDGE_ESL_ALLOW".into(), "[\"10.0.0.0/8\"]".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.store.url, "sqlite:///tmp/x.db");
+        assert_eq!(c.app.fetch_retries, 4);
+        assert_eq!(c.esl.allow, vec!["10.0.0.0/8".to_string()]);
+
+        let e = Config::load_with_env(
+            None,
+            vec![("VOXBRIDGE_APP_FETCH_RETRIES".into(), "many".into())],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("app.fetch_retries"), "{e}");
+    }
+
+    #[test]
+    fn cidr_matching() {
+        let allow = vec!["127.0.0.0/8".to_string(), "::1/128".to_string()];
+        assert!(cidr_allows(&allow, "127.0.0.1".parse().unwrap()));
+        assert!(cidr_allows(&allow, "::1".parse().unwrap()));
+        assert!(cidr_allows(&allow, "::ffff:127.0.0.5".parse().unwrap()));
+        assert!(!cidr_allows(&allow, "10.0.0.1".parse().unwrap()));
+        assert!(parse_cidr("10.0.0.0/33").is_none());
+    }
+}

@@ -18,5 +18,6 @@ pub mod cause;
 pub mod config;
 pub mod document;
 pub mod esl;
+pub mod server;
 pub mod sim;
 pub mod store;

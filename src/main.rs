@@ -1,1 +1,69 @@
-fn main() {}
+//! The `voxbridge` command line: `serve`, `check`, `demo`.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "voxbridge",
+    version,
+    about = "Call-control server for FreeSWITCH"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: ESL listener, REST API, outbox delivery.
+    Serve {
+        /// TOML configuration file; without one, safe loopback defaults are used.
+        #[arg(long, env = "VOXBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Validate an answer document (file path, file:// or http(s):// URL) and print its plan.
+    Check {
+        /// The document to check.
+        target: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    voxbridge::server::init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("voxbridge: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Serve { config } => {
+            let cfg = match voxbridge::config::Config::load(config.as_deref()) {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    eprintln!("voxbridge: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match runtime.block_on(voxbridge::server::serve(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("voxbridge: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Check { target } => {
+            let mut out = std::io::stdout();
+            let code = runtime.block_on(voxbridge::document::check::run(&target, &mut out));
+            ExitCode::from(code)
+        }
+    }
+}
