@@ -1,0 +1,336 @@
+//! ESL framing, both directions: a header block ended by a blank line, then exactly
+//! `Content-Length` bytes of body.
+//!
+//! This layer knows nothing about what frames mean. It keeps headers in wire order,
+//! duplicates included, with raw (not URL-decoded) values, because the switch's header
+//! order is part of what the simulator must reproduce and because only some frames
+//! (the `connect` reply, plain event bodies) are URL-encoded at all.
+//!
+//! Limits follow `reference/freeswitch-esl.md` §1.1: a body over 16 MiB or an unbounded
+//! header block is a connection error — the caller closes that one connection.
+
+use bytes::{Buf, Bytes, BytesMut};
+use std::fmt;
+
+/// Largest body the switch itself accepts (`MAX_CONTENT_LENGTH`).
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+/// Largest header block we accept. A `connect` reply is ~6–8 KiB; anything near this
+/// bound is not FreeSWITCH.
+pub const MAX_HEADER_BLOCK: usize = 1024 * 1024;
+
+/// Ordered header list. Lookups are case-insensitive and the first match wins, as in
+/// `switch_event_get_header`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.push((name.into(), value.into()));
+    }
+
+    /// The first value of `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`, in wire order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Header names in wire order (what the simulator's fidelity tests compare).
+    pub fn names(&self) -> Vec<&str> {
+        self.0.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// A copy with every value passed through `f` (used to URL-decode).
+    pub fn map_values(&self, f: impl Fn(&str) -> String) -> Headers {
+        Headers(self.0.iter().map(|(n, v)| (n.clone(), f(v))).collect())
+    }
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter()).finish()
+    }
+}
+
+impl FromIterator<(String, String)> for Headers {
+    fn from_iter<T: IntoIterator<Item = (String, String)>>(iter: T) -> Self {
+        Headers(iter.into_iter().collect())
+    }
+}
+
+/// One ESL frame: headers plus an optional body.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frame {
+    pub headers: Headers,
+    pub body: Option<Bytes>,
+}
+
+impl Frame {
+    /// `Content-Type`, the frame's kind on the switch→client side.
+    pub fn content_type(&self) -> Option<&str> {
+        self.headers.get("Content-Type")
+    }
+
+    /// Writes the frame as it goes on the wire: each header `Name: value\n` in order,
+    /// a blank line, then the body. `Content-Length` must already be among the headers
+    /// when there is a body (the switch puts it in different places per frame type, so
+    /// the caller chooses). Used by the simulator.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        for (n, v) in self.headers.iter() {
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v.as_bytes());
+            out.push(b'\n');
+        }
+        out.push(b'\n');
+        if let Some(body) = &self.body {
+            out.extend_from_slice(body);
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+}
+
+/// Why a byte stream is not ESL. Every variant ends that connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("header block exceeds {limit} bytes")]
+    HeaderBlockTooLarge { limit: usize },
+    #[error("Content-Length {value:?} is not a number from 0 to {limit}")]
+    BadContentLength { value: String, limit: usize },
+    #[error("header line {line:?} is not valid UTF-8")]
+    NotUtf8 { line: String },
+}
+
+/// Incremental decoder: feed it a buffer as bytes arrive; it takes whole frames off the
+/// front and leaves partial ones for the next read. It never panics on any input.
+#[derive(Clone, Debug)]
+pub struct FrameDecoder {
+    max_header_block: usize,
+    max_body: usize,
+    /// Where the search for the end of the header block resumes, so a frame that
+    /// arrives in many small reads is not rescanned from the start each time.
+    scanned: usize,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::new(MAX_HEADER_BLOCK, MAX_BODY)
+    }
+}
+
+impl FrameDecoder {
+    pub fn new(max_header_block: usize, max_body: usize) -> Self {
+        Self {
+            max_header_block,
+            max_body,
+            scanned: 0,
+        }
+    }
+
+    /// Takes one whole frame off the front of `buf`, `Ok(None)` if more bytes are needed.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        // Blank lines between frames are harmless (the switch skips them too).
+        let skip = buf
+            .iter()
+            .take_while(|b| **b == b'\n' || **b == b'\r')
+            .count();
+        if skip > 0 {
+            buf.advance(skip);
+            self.scanned = self.scanned.saturating_sub(skip);
+        }
+        let Some(end) = self.find_block_end(buf) else {
+            if buf.len() > self.max_header_block {
+                return Err(FrameError::HeaderBlockTooLarge {
+                    limit: self.max_header_block,
+                });
+            }
+            return Ok(None);
+        };
+        let (block_len, sep_len) = end;
+        if block_len > self.max_header_block {
+            return Err(FrameError::HeaderBlockTooLarge {
+                limit: self.max_header_block,
+            });
+        }
+        let headers = parse_header_block(&buf[..block_len])?;
+        let body_len = match headers.get("Content-Length") {
+            None => 0,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if n <= self.max_body => n,
+                _ => {
+                    return Err(FrameError::BadContentLength {
+                        value: v.to_string(),
+                        limit: self.max_body,
+                    })
+                }
+            },
+        };
+        let total = block_len + sep_len + body_len;
+        if buf.len() < total {
+            buf.reserve(total - buf.len());
+            return Ok(None);
+        }
+        let mut frame_bytes = buf.split_to(total);
+        self.scanned = 0;
+        let body = if headers.get("Content-Length").is_some() {
+            frame_bytes.advance(block_len + sep_len);
+            Some(frame_bytes.freeze())
+        } else {
+            None
+        };
+        Ok(Some(Frame { headers, body }))
+    }
+
+    /// Finds the blank line ending the header block: `\n\n`, or `\n\r\n`
+    /// (a `\r` before a `\n` does not count as content). Returns (block length,
+    /// separator length).
+    fn find_block_end(&mut self, buf: &[u8]) -> Option<(usize, usize)> {
+        let start = self.scanned.saturating_sub(2);
+        let mut i = start;
+        while i < buf.len() {
+            if buf[i] == b'\n' {
+                if buf.get(i + 1) == Some(&b'\n') {
+                    return Some((i + 1, 1));
+                }
+                if buf.get(i + 1) == Some(&b'\r') && buf.get(i + 2) == Some(&b'\n') {
+                    return Some((i + 1, 2));
+                }
+            }
+            i += 1;
+        }
+        self.scanned = buf.len();
+        None
+    }
+}
+
+/// Splits a header block into `Name: value` pairs at the first `:`, dropping one space
+/// after it and a trailing `\r`. A line without `:` is ignored, as the switch does.
+fn parse_header_block(block: &[u8]) -> Result<Headers, FrameError> {
+    let mut headers = Headers::new();
+    for raw in block.split(|b| *b == b'\n') {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.is_empty() {
+            continue;
+        }
+        let line = std::str::from_utf8(raw).map_err(|_| FrameError::NotUtf8 {
+            line: String::from_utf8_lossy(raw).chars().take(80).collect(),
+        })?;
+        if let Some((name, value)) = line.split_once(':') {
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            headers.push(name.trim(), value);
+        }
+    }
+    Ok(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(bytes: &[u8]) -> Result<Vec<Frame>, FrameError> {
+        let mut dec = FrameDecoder::default();
+        let mut buf = BytesMut::from(bytes);
+        let mut out = Vec::new();
+        while let Some(f) = dec.decode(&mut buf)? {
+            out.push(f);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn splits_at_first_colon_and_keeps_duplicates() {
+        let f = decode_all(
+            b"Content-Type: command/reply\nReply-Text: +OK Job-UUID: 7f4d-1\nJob-UUID: 7f4d-1\nJob-UUID: again\n\n",
+        )
+        .unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].headers.get("reply-text"), Some("+OK Job-UUID: 7f4d-1"));
+        assert_eq!(f[0].headers.get_all("Job-UUID").count(), 2);
+        assert_eq!(f[0].body, None);
+    }
+
+    #[test]
+    fn body_by_content_length_and_byte_at_a_time() {
+        let wire =
+            b"Content-Type: api/response\nContent-Length: 5\n\nfalseContent-Type: auth/request\n\n";
+        let mut dec = FrameDecoder::default();
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        for b in wire.iter() {
+            buf.extend_from_slice(&[*b]);
+            while let Some(f) = dec.decode(&mut buf).unwrap() {
+                frames.push(f);
+            }
+        }
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].body.as_deref(), Some(&b"false"[..]));
+        assert_eq!(frames[1].content_type(), Some("auth/request"));
+    }
+
+    #[test]
+    fn crlf_blocks_work() {
+        let f = decode_all(b"Content-Type: auth/request\r\n\r\n").unwrap();
+        assert_eq!(f[0].content_type(), Some("auth/request"));
+    }
+
+    #[test]
+    fn limits_are_errors() {
+        assert!(matches!(
+            decode_all(b"Content-Length: 99999999999\n\n"),
+            Err(FrameError::BadContentLength { .. })
+        ));
+        assert!(matches!(
+            decode_all(b"Content-Length: -1\n\n"),
+            Err(FrameError::BadContentLength { .. })
+        ));
+        let mut dec = FrameDecoder::new(64, 1024);
+        let mut buf = BytesMut::from(&[b'a'; 100][..]);
+        assert!(matches!(
+            dec.decode(&mut buf),
+            Err(FrameError::HeaderBlockTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn encode_round_trips() {
+        let mut h = Headers::new();
+        h.push("Content-Length", "3");
+        h.push("Content-Type", "text/event-plain");
+        let f = Frame {
+            headers: h,
+            body: Some(Bytes::from_static(b"abc")),
+        };
+        let back = decode_all(&f.to_bytes()).unwrap();
+        assert_eq!(back, vec![f]);
+    }
+}
