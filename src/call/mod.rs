@@ -2,3 +2,4 @@
 //! record, and the FreeSWITCH driver that carries the engine's actions to the switch.
 
 pub mod record;
+pub mod route;
