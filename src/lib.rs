@@ -18,6 +18,7 @@ pub mod cause;
 pub mod config;
 pub mod document;
 pub mod esl;
+pub mod metrics;
 pub mod server;
 pub mod sim;
 pub mod store;
