@@ -93,16 +93,15 @@ impl Metrics {
     /// The text exposition format.
     pub fn render(&self, gauges: Gauges) -> String {
         let mut out = String::with_capacity(2048);
-        let mut metric = |name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        metric(
+        header(
+            &mut out,
             "voxbridge_live_calls",
             "gauge",
             "Calls currently controlled.",
         );
         let _ = writeln!(out, "voxbridge_live_calls {}", self.live_calls());
-        metric(
+        header(
+            &mut out,
             "voxbridge_calls_started_total",
             "counter",
             "Calls taken over from the switch.",
@@ -112,7 +111,8 @@ impl Metrics {
             "voxbridge_calls_started_total {}",
             self.calls_started.load(Ordering::Relaxed)
         );
-        metric(
+        header(
+            &mut out,
             "voxbridge_calls_ended_total",
             "counter",
             "Calls ended, by hangup cause and hangup source.",
@@ -130,7 +130,8 @@ impl Metrics {
                 escape(source)
             );
         }
-        metric(
+        header(
+            &mut out,
             "voxbridge_document_fetch_seconds",
             "histogram",
             "Answer-document fetch latency, retries and fallback included.",
@@ -153,7 +154,8 @@ impl Metrics {
             self.fetch_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(out, "voxbridge_document_fetch_seconds_count {count}");
-        metric(
+        header(
+            &mut out,
             "voxbridge_document_fetch_errors_total",
             "counter",
             "Fetches that produced no valid document.",
@@ -163,7 +165,8 @@ impl Metrics {
             "voxbridge_document_fetch_errors_total {}",
             self.fetch_errors.load(Ordering::Relaxed)
         );
-        metric(
+        header(
+            &mut out,
             "voxbridge_callback_deliveries_total",
             "counter",
             "Callback delivery attempts, by outcome.",
@@ -180,19 +183,22 @@ impl Metrics {
                 escape(outcome)
             );
         }
-        metric(
+        header(
+            &mut out,
             "voxbridge_outbox_backlog",
             "gauge",
             "Callbacks not yet delivered.",
         );
         let _ = writeln!(out, "voxbridge_outbox_backlog {}", gauges.outbox_backlog);
-        metric(
+        header(
+            &mut out,
             "voxbridge_store_errors_total",
             "counter",
             "Store errors (disk full, locked, corrupt).",
         );
         let _ = writeln!(out, "voxbridge_store_errors_total {}", gauges.store_errors);
-        metric(
+        header(
+            &mut out,
             "voxbridge_esl_protocol_errors_total",
             "counter",
             "ESL connections closed for protocol errors.",
@@ -202,7 +208,8 @@ impl Metrics {
             "voxbridge_esl_protocol_errors_total {}",
             self.esl_protocol_errors.load(Ordering::Relaxed)
         );
-        metric(
+        header(
+            &mut out,
             "voxbridge_esl_rejected_peers_total",
             "counter",
             "ESL connections refused (not allow-listed, or over the call limit).",
@@ -214,6 +221,10 @@ impl Metrics {
         );
         out
     }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 fn escape(label: &str) -> String {
