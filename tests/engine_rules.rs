@@ -1870,3 +1870,33 @@ fn redirect_fetch_carries_the_elements_method_and_answer_state() {
         "CallStatus in-progress for this fetch"
     );
 }
+
+#[test]
+fn rule_3_a_schedule_firing_while_its_cancel_is_queued_is_still_recognised() {
+    let mut call = Call::new();
+    let a = call.run(
+        true,
+        vec![
+            hangup_with(
+                Some(HangupReason::Busy),
+                Some(2),
+                Some("http://app.test/post"),
+            ),
+            redirect("http://app.test/next"),
+        ],
+    );
+    let a = call.complete(&a);
+    assert!(matches!(&a[..], [Action::Fetch(_)]));
+    call.at(1.9);
+    let a = call.serve(vec![speak("new")]);
+    assert_eq!(only_execute(&a).1, App::SchedCancel);
+    // The switch fires the old schedule before it gets to sched_cancel.
+    call.at(2.0);
+    call.feed(Input::ChannelHungUp {
+        cause: HangupCause::USER_BUSY,
+    });
+    let e = call.hangup_complete(HangupCause::USER_BUSY, "send_bye");
+    assert_eq!(e.source, HangupSource::AnswerXml);
+    assert_eq!(e.cause_name, "Busy Line");
+    assert_eq!(post_call_url(&e), Some("http://app.test/post"));
+}

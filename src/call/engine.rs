@@ -62,7 +62,7 @@
 
 use crate::call::hangup::{
     self, document_hangup, error_cause, reason_cause, ArmedSchedule, ChannelDown, DocumentHangup,
-    EndFacts, Ending, Intent, IntentKind,
+    EndFacts, Intent, IntentKind,
 };
 use crate::cause::HangupCause;
 use crate::config::TtsConfig;
@@ -72,6 +72,9 @@ use crate::document::model::{
 };
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+/// The outcome [`Action::Finish`] carries (defined with the attribution rules).
+pub use crate::call::hangup::Ending;
 
 /// SPEC §3: at most this many document fetches per call (a redirect-loop guard).
 pub const MAX_FETCHES_PER_CALL: u32 = 100;
@@ -442,6 +445,9 @@ pub struct CallEngine {
     parked: Option<TimerId>,
     /// Schedules armed in the switch by the current document.
     schedules: Vec<ArmedSchedule>,
+    /// Schedules of the previous document while their `sched_cancel` is in flight: one
+    /// may still fire before the switch gets to the cancel, and must then be recognised.
+    cancelling: Vec<ArmedSchedule>,
     /// Our first decision to end the call.
     intent: Option<Intent>,
     /// When and with what cause the switch reported the channel down.
@@ -467,6 +473,7 @@ impl CallEngine {
             program: None,
             parked: None,
             schedules: Vec::new(),
+            cancelling: Vec::new(),
             intent: None,
             down: None,
             finished: false,
@@ -632,14 +639,7 @@ impl CallEngine {
         });
         if !self.schedules.is_empty() {
             // A document owns its timers: drop the previous one's before this one runs.
-            for s in self.schedules.drain(..) {
-                if let Some(pc) = s.post_call {
-                    self.notes.push(format!(
-                        "scheduled Hangup (+{} s) cancelled by Redirect; its postCallUrl {} is not called",
-                        s.secs, pc.url
-                    ));
-                }
-            }
+            self.cancelling = std::mem::take(&mut self.schedules);
             self.execute(App::SchedCancel, Purpose::SchedCancel);
             self.actions.push_back(Action::ScheduleCleared);
             return Reaction::Acted;
@@ -659,7 +659,17 @@ impl CallEngine {
         }
         match flight.purpose {
             Purpose::Answer => self.answered = true,
-            Purpose::SchedCancel | Purpose::Hangup => {}
+            Purpose::SchedCancel => {
+                for s in std::mem::take(&mut self.cancelling) {
+                    if let Some(pc) = s.post_call {
+                        self.notes.push(format!(
+                            "scheduled Hangup (+{} s) cancelled by Redirect; its postCallUrl {} is not called",
+                            s.secs, pc.url
+                        ));
+                    }
+                }
+            }
+            Purpose::Hangup => {}
             Purpose::Step { started } => self.step_completed(now, started, response),
         }
         self.advance(now);
@@ -937,6 +947,8 @@ impl CallEngine {
     }
 
     fn facts(&mut self) -> EndFacts<'_> {
+        // The call is over: a schedule whose cancel never completed still counts.
+        self.schedules.append(&mut self.cancelling);
         EndFacts {
             answered: self.answered,
             intent: self.intent.as_ref(),
@@ -1066,6 +1078,17 @@ mod tests {
         s.tts.voices.remove("WOMAN");
         assert_eq!(s.voice(Voice::Man), ("polly".into(), "Matthew".into()));
         assert_eq!(s.voice(Voice::Woman), ("polly".into(), "slt".into()));
+    }
+
+    #[test]
+    fn settings_from_config() {
+        let mut config = crate::config::Config::default();
+        config.app.empty_document_timeout = 90;
+        config.tts.engine = "polly".into();
+        let s = EngineSettings::from_config(&config);
+        assert_eq!(s.empty_document_timeout, Duration::from_secs(90));
+        assert_eq!(s.tts.engine, "polly");
+        assert_eq!(s.max_fetches, 100);
     }
 
     #[test]
