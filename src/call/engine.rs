@@ -1,0 +1,1103 @@
+//! The sans-IO call engine: one state machine per call that decides what happens to the
+//! channel, and nothing else (model: str0m / quinn-proto).
+//!
+//! It owns no socket, no task and no clock. The driver feeds it [`Input`]s — switch
+//! events, fetched documents, REST commands, timer expiries — each with the current
+//! `Instant`, and drains [`Action`]s with [`CallEngine::poll_action`]: fetch a document,
+//! execute one dialplan application, kill the channel, set or cancel a timer, publish the
+//! armed scheduled hangup, and finally [`Action::Finish`] with the call's [`Ending`].
+//!
+//! ```text
+//! driver ── handle(now, Input) ──▶ CallEngine ── poll_action() ──▶ Action ──▶ driver
+//! ```
+//!
+//! # Lifecycle (SPEC §2)
+//! `Start` → `Fetch(StartApp)` → `DocumentFetched` → the elements, one application at a
+//! time (`Execute`, then wait for its `AppCompleted`) → the call ends → the switch reports
+//! `ChannelHungUp` and `HangupComplete` → `Finish`. `Finish` is emitted exactly once, at
+//! `HangupComplete` or `SocketLost`, and after it every input is answered with
+//! [`Reaction::AfterFinish`] and produces nothing.
+//!
+//! # Decisions the driver must know
+//! * **One application in flight.** Every `Execute` is sent with `event-lock: true` and its
+//!   own `Event-UUID`; the driver maps the returned `Application-UUID` to the [`AppId`] and
+//!   feeds `AppCompleted`. The engine sends nothing else to the channel until then.
+//! * **Ending the call.** Hangups that come from the document (a Hangup/Reject element, the
+//!   end of the document, a document error) are `Execute Hangup`: nothing else is running
+//!   then, so it executes at once. Hangups that come from outside the document's flow
+//!   (REST API, empty-document timeout) are [`Action::Kill`] (`api uuid_kill <uuid> <cause>`),
+//!   which works even while a long playback holds the event lock. A `-ERR No such channel`
+//!   reply to a Kill is a harmless race with a caller hanging up at the same moment.
+//! * **First hangup wins** (SPEC §4 rule 4): after the engine has sent its own hangup or
+//!   learned that the channel is down it never sends anything to the channel again; later
+//!   Hangups, API requests, timer expiries and fetch results are no-ops.
+//! * **Loops** are done here, never with the switch's `loops` header (reference §9: the
+//!   switch repeats with one `Application-UUID` and stops after short runs). `loop=N` is N
+//!   `Execute`s; `loop=0` repeats until the call ends, except that a repetition that
+//!   reports an error (`FILE NOT FOUND`, `PLAYBACK ERROR`, …) or lasts less than
+//!   [`MIN_ENDLESS_LOOP_RUN`] ends the loop (with a note) so a broken URL cannot make
+//!   voxbridge hammer the switch; execution then continues with the next element.
+//! * **Answering** (SPEC §3): before the first Speak/Play/DTMF on an unanswered call the
+//!   engine executes `answer` and waits for it. Wait, Hangup, Reject and Redirect never
+//!   answer. `PreAnswer` executes `pre_answer` (skipped when the call is already answered:
+//!   there is nothing to pre-answer) and then its children as early media, which never
+//!   trigger `answer`.
+//! * **Playback paths**: `http(s)://u` → `http_cache://u`; `file:///p` → `/p` (FreeSWITCH
+//!   wants a plain path; percent-escapes are decoded); `tone_stream://`, `silence_stream://`
+//!   and anything else are passed through unchanged.
+//! * **Speak**: `speak <engine>|<voice>|<text>` with the engine and voice from
+//!   [`TtsConfig`] (WOMAN → slt, MAN → kal, flite by default). `language` is not passed on:
+//!   flite has no language selection.
+//! * **DTMF** `async` is executed like the synchronous form (`send_dtmf` returns after a
+//!   few hundred milliseconds); the digits are sent either way.
+//! * **Redirect** cancels every `sched_hangup` armed by the previous document
+//!   (`sched_cancel`, which defaults to all of the channel's tasks) once the new document
+//!   has arrived, before its first element: a document owns its timers.
+//! * **No answer URL** for a call is handled as SPEC §4 rule 8 (a document error: 603 if
+//!   unanswered, NORMAL_CLEARING if answered, source `Error`).
+//! * **Fetch limit**: at most [`MAX_FETCHES_PER_CALL`] fetches (the first included); the
+//!   next Redirect is a document error "redirect limit of 100 fetches reached".
+//!
+//! Attribution of the final outcome is in [`crate::call::hangup`].
+
+use crate::call::hangup::{
+    self, document_hangup, error_cause, reason_cause, ArmedSchedule, ChannelDown, DocumentHangup,
+    EndFacts, Intent, IntentKind,
+};
+use crate::cause::HangupCause;
+use crate::config::TtsConfig;
+use crate::document::model::{
+    AnswerDocument, Dtmf, Hangup, HttpMethod, Instruction, Play, PostCall, Redirect, Reject, Speak,
+    Voice,
+};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// The outcome [`Action::Finish`] carries (defined with the attribution rules).
+pub use crate::call::hangup::Ending;
+
+/// SPEC §3: at most this many document fetches per call (a redirect-loop guard).
+pub const MAX_FETCHES_PER_CALL: u32 = 100;
+
+/// A repetition of an endless (`loop=0`) Speak/Play shorter than this ends the loop: no
+/// audible media is that short, but a failing URL is.
+pub const MIN_ENDLESS_LOOP_RUN: Duration = Duration::from_millis(100);
+
+/// Identifies one `Execute`; the driver maps it to the `Event-UUID` it sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AppId(pub u64);
+
+/// Identifies one timer the engine asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimerId(pub u64);
+
+/// The `Event` parameter of a document fetch (SPEC §5.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FetchEvent {
+    StartApp,
+    Redirect,
+}
+
+impl FetchEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchEvent::StartApp => "StartApp",
+            FetchEvent::Redirect => "Redirect",
+        }
+    }
+}
+
+/// A document fetch for the driver to perform (with retries and the fallback URL, and
+/// the SPEC §5.1 parameters; `CallStatus` from [`CallEngine::answered`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchRequest {
+    pub url: String,
+    pub method: HttpMethod,
+    pub event: FetchEvent,
+}
+
+/// Why no runnable document came back from a fetch. Both end the call per SPEC §4 rule 8.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchFailure {
+    /// Nothing usable arrived: unreachable after retries and the fallback URL, an error
+    /// status, a wrong content type, too large… The text says which.
+    NoDocument(String),
+    /// A document arrived but did not parse or validate; the text is the parser's error.
+    Invalid(String),
+}
+
+impl FetchFailure {
+    /// The text recorded in the notes and (shortened) in `HangupCauseName`.
+    pub fn message(&self) -> String {
+        match self {
+            FetchFailure::NoDocument(detail) => format!("no document: {detail}"),
+            FetchFailure::Invalid(detail) => format!("invalid document: {detail}"),
+        }
+    }
+}
+
+/// Everything the engine reacts to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// The switch handed us the channel; `answered` from the connect reply's
+    /// `Answer-State` (`answered` → true; `ringing`/`early` → false).
+    Start { answered: bool },
+    /// The result of the last [`Action::Fetch`].
+    DocumentFetched(Result<AnswerDocument, FetchFailure>),
+    /// CHANNEL_EXECUTE_COMPLETE of an application the engine executed.
+    AppCompleted { id: AppId, response: String },
+    /// CHANNEL_ANSWER.
+    Answered,
+    /// A DTMF digit from the caller (ignored until Gather exists).
+    Dtmf(char),
+    /// CHANNEL_HANGUP: the channel is down; nothing more may be executed.
+    ChannelHungUp { cause: HangupCause },
+    /// CHANNEL_HANGUP_COMPLETE, with `variable_sip_hangup_disposition`.
+    HangupComplete {
+        cause: HangupCause,
+        disposition: Option<String>,
+    },
+    /// The event socket closed or failed before CHANNEL_HANGUP_COMPLETE.
+    SocketLost,
+    /// REST `DELETE Call/{uuid}`.
+    ApiHangup,
+    /// A timer set with [`Action::SetTimer`] expired.
+    TimerFired(TimerId),
+}
+
+/// One dialplan application to execute on the channel (via `sendmsg`, event-locked).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum App {
+    Answer,
+    PreAnswer,
+    Speak {
+        engine: String,
+        voice: String,
+        text: String,
+    },
+    /// `path` is already what `playback` wants (see the module docs).
+    Playback {
+        path: String,
+    },
+    Sleep {
+        ms: u64,
+    },
+    SendDtmf {
+        digits: String,
+    },
+    Hangup {
+        cause: HangupCause,
+    },
+    /// `sched_hangup +<secs> <cause>` — always relative, with the `+` (reference §5).
+    SchedHangup {
+        secs: u32,
+        cause: HangupCause,
+    },
+    /// `sched_cancel` without argument: all of this channel's scheduled tasks.
+    SchedCancel,
+}
+
+impl App {
+    /// The FreeSWITCH application name (`execute-app-name`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            App::Answer => "answer",
+            App::PreAnswer => "pre_answer",
+            App::Speak { .. } => "speak",
+            App::Playback { .. } => "playback",
+            App::Sleep { .. } => "sleep",
+            App::SendDtmf { .. } => "send_dtmf",
+            App::Hangup { .. } => "hangup",
+            App::SchedHangup { .. } => "sched_hangup",
+            App::SchedCancel => "sched_cancel",
+        }
+    }
+
+    /// The application argument. It may contain newlines or `%`/`&` (Speak text), so the
+    /// driver sends it as a `text/plain` body (reference §2.5), and must keep the switch
+    /// from expanding `${…}` in it (`app_disable_expand_variables`).
+    pub fn arg(&self) -> String {
+        match self {
+            App::Answer | App::PreAnswer | App::SchedCancel => String::new(),
+            App::Speak {
+                engine,
+                voice,
+                text,
+            } => format!("{engine}|{voice}|{text}"),
+            App::Playback { path } => path.clone(),
+            App::Sleep { ms } => ms.to_string(),
+            App::SendDtmf { digits } => digits.clone(),
+            App::Hangup { cause } => cause.name().to_string(),
+            App::SchedHangup { secs, cause } => format!("+{secs} {}", cause.name()),
+        }
+    }
+}
+
+/// What the engine asks the driver to do, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Fetch a document and feed back [`Input::DocumentFetched`].
+    Fetch(FetchRequest),
+    /// Execute an application (event-locked) and feed back [`Input::AppCompleted`].
+    Execute {
+        id: AppId,
+        app: App,
+    },
+    /// Hang the channel up now, even while an application runs: `api uuid_kill`.
+    Kill {
+        cause: HangupCause,
+    },
+    /// Feed [`Input::TimerFired`] after `after`, unless cancelled.
+    SetTimer {
+        id: TimerId,
+        after: Duration,
+    },
+    CancelTimer {
+        id: TimerId,
+    },
+    /// The earliest armed scheduled hangup is now `after` from now (for the live-call API's
+    /// `scheduled_hangup_at`); replaces any earlier value.
+    ScheduleArmed {
+        after: Duration,
+    },
+    /// No scheduled hangup is armed any more.
+    ScheduleCleared,
+    /// The call is over: write the record. Emitted exactly once.
+    Finish(Ending),
+}
+
+/// How the engine took an input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reaction {
+    /// The input changed the call (and may have produced actions).
+    Acted,
+    /// The input was valid but had no effect: a stale or duplicate event, or a hangup
+    /// request after the call had already begun to close (first hangup wins). For
+    /// `ApiHangup` this still means "accepted" (HTTP 204).
+    Ignored,
+    /// The call has already finished; the input was dropped. For `ApiHangup`: 404.
+    AfterFinish,
+}
+
+/// Per-call settings, shared by all calls of a server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineSettings {
+    /// SPEC §4 rule 7 (config `app.empty_document_timeout`).
+    pub empty_document_timeout: Duration,
+    /// Speak engine and voice map (config `[tts]`).
+    pub tts: TtsConfig,
+    /// Fetch limit per call (SPEC §3); [`MAX_FETCHES_PER_CALL`] in production.
+    pub max_fetches: u32,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            empty_document_timeout: Duration::from_secs(3600),
+            tts: TtsConfig::default(),
+            max_fetches: MAX_FETCHES_PER_CALL,
+        }
+    }
+}
+
+impl EngineSettings {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            empty_document_timeout: Duration::from_secs(config.app.empty_document_timeout),
+            tts: config.tts.clone(),
+            max_fetches: MAX_FETCHES_PER_CALL,
+        }
+    }
+
+    /// `(engine, voice)` for a document voice; the built-in flite defaults fill gaps in
+    /// the configured map.
+    fn voice(&self, voice: Voice) -> (String, String) {
+        let (key, fallback) = match voice {
+            Voice::Woman => ("WOMAN", "slt"),
+            Voice::Man => ("MAN", "kal"),
+        };
+        let engine = if self.tts.engine.trim().is_empty() {
+            "flite".to_string()
+        } else {
+            self.tts.engine.clone()
+        };
+        let voice = self
+            .tts
+            .voices
+            .get(key)
+            .filter(|v| !v.trim().is_empty())
+            .cloned()
+            .unwrap_or_else(|| fallback.to_string());
+        (engine, voice)
+    }
+}
+
+/// One executable step of the current document. PreAnswer is flattened into its marker
+/// followed by its children, flagged as early media.
+#[derive(Clone, Debug)]
+enum Step {
+    PreAnswer,
+    Speak {
+        speak: Speak,
+        early: bool,
+    },
+    Play {
+        play: Play,
+        early: bool,
+    },
+    Wait {
+        secs: u32,
+    },
+    Dtmf(Dtmf),
+    /// `first`: element 0 of the document (SPEC §4 "first element").
+    Hangup {
+        hangup: Hangup,
+        first: bool,
+    },
+    Reject(Reject),
+    Redirect(Redirect),
+}
+
+impl Step {
+    fn needs_answer(&self) -> bool {
+        match self {
+            Step::Speak { early, .. } | Step::Play { early, .. } => !early,
+            Step::Dtmf(_) => true,
+            _ => false,
+        }
+    }
+}
+
+fn flatten(doc: AnswerDocument) -> Vec<Step> {
+    fn one(steps: &mut Vec<Step>, ins: Instruction, index: usize, early: bool) {
+        match ins {
+            Instruction::Speak(speak) => steps.push(Step::Speak { speak, early }),
+            Instruction::Play(play) => steps.push(Step::Play { play, early }),
+            Instruction::Wait(w) => steps.push(Step::Wait {
+                secs: w.length_secs,
+            }),
+            Instruction::Dtmf(d) => steps.push(Step::Dtmf(d)),
+            Instruction::PreAnswer(children) => {
+                steps.push(Step::PreAnswer);
+                for child in children {
+                    one(steps, child, index, true);
+                }
+            }
+            Instruction::Hangup(hangup) => steps.push(Step::Hangup {
+                hangup,
+                first: index == 0,
+            }),
+            Instruction::Reject(r) => steps.push(Step::Reject(r)),
+            Instruction::Redirect(r) => steps.push(Step::Redirect(r)),
+        }
+    }
+    let mut steps = Vec::new();
+    for (index, ins) in doc.instructions.into_iter().enumerate() {
+        one(&mut steps, ins, index, false);
+    }
+    steps
+}
+
+/// The document being executed.
+#[derive(Debug)]
+struct Program {
+    steps: Vec<Step>,
+    cursor: usize,
+    /// Completed repetitions of the media step at `cursor`.
+    repetitions: u32,
+}
+
+/// What the application in flight is for.
+#[derive(Clone, Debug)]
+enum Purpose {
+    /// Answering for the step at the cursor, which then runs.
+    Answer,
+    /// Executing the step at the cursor.
+    Step { started: Instant },
+    /// Cancelling the previous document's schedules before the new one runs.
+    SchedCancel,
+    /// Our own hangup.
+    Hangup,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    id: AppId,
+    purpose: Purpose,
+}
+
+/// The state machine of one call. See the module docs.
+#[derive(Debug)]
+pub struct CallEngine {
+    settings: EngineSettings,
+    answer_url: Option<String>,
+    started: bool,
+    answered: bool,
+    actions: VecDeque<Action>,
+    next_id: u64,
+    in_flight: Option<InFlight>,
+    /// Fetches made so far (the first included).
+    fetches: u32,
+    /// The event of the fetch awaiting its result.
+    fetching: Option<FetchEvent>,
+    program: Option<Program>,
+    /// An empty document parked the call; its timeout timer.
+    parked: Option<TimerId>,
+    /// Schedules armed in the switch by the current document.
+    schedules: Vec<ArmedSchedule>,
+    /// Schedules of the previous document while their `sched_cancel` is in flight: one
+    /// may still fire before the switch gets to the cancel, and must then be recognised.
+    cancelling: Vec<ArmedSchedule>,
+    /// Our first decision to end the call.
+    intent: Option<Intent>,
+    /// When and with what cause the switch reported the channel down.
+    down: Option<(Instant, HangupCause)>,
+    finished: bool,
+    notes: Vec<String>,
+}
+
+impl CallEngine {
+    /// A call whose first document comes from `answer_url` (`None`: no URL could be
+    /// resolved for the call, which is a rule-8 error once started).
+    pub fn new(settings: EngineSettings, answer_url: Option<String>) -> Self {
+        Self {
+            settings,
+            answer_url,
+            started: false,
+            answered: false,
+            actions: VecDeque::new(),
+            next_id: 1,
+            in_flight: None,
+            fetches: 0,
+            fetching: None,
+            program: None,
+            parked: None,
+            schedules: Vec::new(),
+            cancelling: Vec::new(),
+            intent: None,
+            down: None,
+            finished: false,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Whether the call has been answered (CallStatus `in-progress` vs `ringing`).
+    pub fn answered(&self) -> bool {
+        self.answered
+    }
+
+    /// Whether [`Action::Finish`] has been produced.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Whether the call is closing: voxbridge sent its hangup or the channel is down.
+    pub fn is_closing(&self) -> bool {
+        self.intent.is_some() || self.down.is_some() || self.finished
+    }
+
+    /// When the earliest armed scheduled hangup is due, if any.
+    pub fn scheduled_hangup_due(&self) -> Option<Instant> {
+        self.schedules.iter().map(|s| s.due).min()
+    }
+
+    /// Fetches made so far.
+    pub fn fetch_count(&self) -> u32 {
+        self.fetches
+    }
+
+    /// The next action, in order; `None` when there is nothing to do until more input.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Feeds one input at time `now`.
+    pub fn handle(&mut self, now: Instant, input: Input) -> Reaction {
+        if self.finished {
+            return Reaction::AfterFinish;
+        }
+        match input {
+            Input::Start { answered } => self.on_start(now, answered),
+            Input::DocumentFetched(result) => self.on_document(now, result),
+            Input::AppCompleted { id, response } => self.on_app_completed(now, id, &response),
+            Input::Answered => {
+                if self.answered {
+                    return Reaction::Ignored;
+                }
+                self.answered = true;
+                Reaction::Acted
+            }
+            Input::Dtmf(digit) => {
+                tracing::debug!(%digit, "DTMF received (no Gather active)");
+                Reaction::Ignored
+            }
+            Input::ChannelHungUp { cause } => {
+                if self.down.is_some() {
+                    return Reaction::Ignored;
+                }
+                self.down = Some((now, cause));
+                self.unpark();
+                Reaction::Acted
+            }
+            Input::HangupComplete { cause, disposition } => {
+                let at = match self.down {
+                    Some((at, _)) => at,
+                    None => {
+                        self.down = Some((now, cause));
+                        now
+                    }
+                };
+                self.unpark();
+                let ending = hangup::attribute(
+                    self.facts(),
+                    ChannelDown {
+                        at,
+                        cause,
+                        disposition: disposition.as_deref(),
+                    },
+                );
+                self.finish(ending);
+                Reaction::Acted
+            }
+            Input::SocketLost => {
+                self.unpark();
+                let down = self.down;
+                let ending = hangup::attribute_socket_lost(self.facts(), down);
+                self.finish(ending);
+                Reaction::Acted
+            }
+            Input::ApiHangup => {
+                if self.is_closing() {
+                    return Reaction::Ignored;
+                }
+                self.unpark();
+                self.intent = Some(Intent {
+                    at: now,
+                    kind: IntentKind::Api,
+                });
+                self.actions.push_back(Action::Kill {
+                    cause: HangupCause::NORMAL_CLEARING,
+                });
+                Reaction::Acted
+            }
+            Input::TimerFired(id) => {
+                if self.parked != Some(id) || self.is_closing() {
+                    return Reaction::Ignored;
+                }
+                self.parked = None;
+                self.intent = Some(Intent {
+                    at: now,
+                    kind: IntentKind::EmptyDocumentTimeout,
+                });
+                self.actions.push_back(Action::Kill {
+                    cause: HangupCause::ALLOTTED_TIMEOUT,
+                });
+                Reaction::Acted
+            }
+        }
+    }
+
+    fn on_start(&mut self, now: Instant, answered: bool) -> Reaction {
+        if self.started {
+            return Reaction::Ignored;
+        }
+        self.started = true;
+        self.answered |= answered;
+        match self.answer_url.clone() {
+            Some(url) => self.fetch(
+                now,
+                FetchRequest {
+                    url,
+                    method: HttpMethod::Post,
+                    event: FetchEvent::StartApp,
+                },
+            ),
+            None => self.fail(now, "no answer URL for this call".into()),
+        }
+        Reaction::Acted
+    }
+
+    fn on_document(
+        &mut self,
+        now: Instant,
+        result: Result<AnswerDocument, FetchFailure>,
+    ) -> Reaction {
+        if self.fetching.take().is_none() || self.is_closing() {
+            return Reaction::Ignored;
+        }
+        let doc = match result {
+            Ok(doc) => doc,
+            Err(failure) => {
+                self.fail(now, failure.message());
+                return Reaction::Acted;
+            }
+        };
+        self.program = Some(Program {
+            steps: flatten(doc),
+            cursor: 0,
+            repetitions: 0,
+        });
+        if !self.schedules.is_empty() {
+            // A document owns its timers: drop the previous one's before this one runs.
+            self.cancelling = std::mem::take(&mut self.schedules);
+            self.execute(App::SchedCancel, Purpose::SchedCancel);
+            self.actions.push_back(Action::ScheduleCleared);
+            return Reaction::Acted;
+        }
+        self.advance(now);
+        Reaction::Acted
+    }
+
+    fn on_app_completed(&mut self, now: Instant, id: AppId, response: &str) -> Reaction {
+        let Some(flight) = self.in_flight.take_if(|f| f.id == id) else {
+            return Reaction::Ignored;
+        };
+        if self.is_closing() {
+            // The channel is going or gone (e.g. the caller hung up mid-Speak and this is
+            // the interrupted playback's completion): nothing more is executed.
+            return Reaction::Acted;
+        }
+        match flight.purpose {
+            Purpose::Answer => self.answered = true,
+            Purpose::SchedCancel => {
+                for s in std::mem::take(&mut self.cancelling) {
+                    if let Some(pc) = s.post_call {
+                        self.notes.push(format!(
+                            "scheduled Hangup (+{} s) cancelled by Redirect; its postCallUrl {} is not called",
+                            s.secs, pc.url
+                        ));
+                    }
+                }
+            }
+            Purpose::Hangup => {}
+            Purpose::Step { started } => self.step_completed(now, started, response),
+        }
+        self.advance(now);
+        Reaction::Acted
+    }
+
+    /// The step at the cursor finished one run; move on (or repeat it).
+    fn step_completed(&mut self, now: Instant, started: Instant, response: &str) {
+        let Some(program) = self.program.as_mut() else {
+            return;
+        };
+        let Some(step) = program.steps.get(program.cursor) else {
+            return;
+        };
+        let (loop_count, what) = match step {
+            Step::Speak { speak, .. } => (speak.loop_count, "Speak".to_string()),
+            Step::Play { play, .. } => (play.loop_count, format!("Play {}", play.url)),
+            _ => {
+                program.cursor += 1;
+                return;
+            }
+        };
+        let failed = response_is_error(response);
+        if failed {
+            let note = format!("{what}: {}", response.trim());
+            if self.notes.last() != Some(&note) {
+                self.notes.push(note);
+            }
+        }
+        program.repetitions += 1;
+        let done = if loop_count == 0 {
+            let too_short = now.saturating_duration_since(started) < MIN_ENDLESS_LOOP_RUN;
+            if failed || too_short {
+                self.notes.push(format!(
+                    "{what}: endless loop stopped after {} run(s): {}",
+                    program.repetitions,
+                    if failed {
+                        "the switch reported an error"
+                    } else {
+                        "a run was shorter than 100 ms"
+                    }
+                ));
+                true
+            } else {
+                false
+            }
+        } else {
+            program.repetitions >= loop_count
+        };
+        if done {
+            program.cursor += 1;
+            program.repetitions = 0;
+        }
+    }
+
+    /// Runs the document from the cursor until an application is in flight, a fetch is
+    /// pending, the call is parked, or the call is closing.
+    fn advance(&mut self, now: Instant) {
+        loop {
+            if self.is_closing()
+                || self.in_flight.is_some()
+                || self.fetching.is_some()
+                || self.parked.is_some()
+            {
+                return;
+            }
+            let Some(program) = self.program.as_ref() else {
+                return;
+            };
+            let Some(step) = program.steps.get(program.cursor).cloned() else {
+                if program.steps.is_empty() {
+                    self.park();
+                } else {
+                    self.end_of_document(now);
+                }
+                return;
+            };
+            if step.needs_answer() && !self.answered {
+                self.execute(App::Answer, Purpose::Answer);
+                return;
+            }
+            let purpose = Purpose::Step { started: now };
+            match step {
+                Step::PreAnswer => {
+                    if self.answered {
+                        self.skip_step();
+                        continue;
+                    }
+                    self.execute(App::PreAnswer, purpose);
+                }
+                Step::Speak { speak, .. } => {
+                    let (engine, voice) = self.settings.voice(speak.voice);
+                    self.execute(
+                        App::Speak {
+                            engine,
+                            voice,
+                            text: speak.text,
+                        },
+                        purpose,
+                    );
+                }
+                Step::Play { play, .. } => {
+                    self.execute(
+                        App::Playback {
+                            path: playback_path(&play.url),
+                        },
+                        purpose,
+                    );
+                }
+                Step::Wait { secs } => {
+                    self.execute(
+                        App::Sleep {
+                            ms: u64::from(secs) * 1000,
+                        },
+                        purpose,
+                    );
+                }
+                Step::Dtmf(dtmf) => {
+                    self.execute(
+                        App::SendDtmf {
+                            digits: dtmf.digits,
+                        },
+                        purpose,
+                    );
+                }
+                Step::Hangup { hangup, first } => match hangup.schedule_secs {
+                    Some(secs) => self.arm_schedule(now, secs, hangup, purpose),
+                    None => {
+                        let acted = document_hangup(hangup.reason, first);
+                        self.hang_up(now, acted, hangup.post_call);
+                    }
+                },
+                Step::Reject(reject) => {
+                    if self.answered {
+                        let note = format!(
+                            "Reject (reason={}) on an answered call acts as Hangup",
+                            reject.reason.as_str()
+                        );
+                        tracing::warn!("{note}");
+                        self.notes.push(note);
+                    }
+                    let acted = DocumentHangup {
+                        cause: reason_cause(reject.reason),
+                        reason: reject.reason,
+                    };
+                    self.hang_up(now, acted, None);
+                }
+                Step::Redirect(redirect) => {
+                    self.fetch(
+                        now,
+                        FetchRequest {
+                            url: redirect.url,
+                            method: redirect.method,
+                            event: FetchEvent::Redirect,
+                        },
+                    );
+                }
+            }
+            return;
+        }
+    }
+
+    fn skip_step(&mut self) {
+        if let Some(p) = self.program.as_mut() {
+            p.cursor += 1;
+            p.repetitions = 0;
+        }
+    }
+
+    /// SPEC §4 rule 3: arm `sched_hangup +N <cause>` and continue with the next element
+    /// once the switch has taken it. A scheduled Hangup is never "first".
+    fn arm_schedule(&mut self, now: Instant, secs: u32, hangup: Hangup, purpose: Purpose) {
+        let acted = document_hangup(hangup.reason, false);
+        self.schedules.push(ArmedSchedule {
+            due: now + Duration::from_secs(u64::from(secs)),
+            secs,
+            hangup: acted,
+            post_call: hangup.post_call,
+        });
+        self.execute(
+            App::SchedHangup {
+                secs,
+                cause: acted.cause,
+            },
+            purpose,
+        );
+        if let Some(due) = self.scheduled_hangup_due() {
+            self.actions.push_back(Action::ScheduleArmed {
+                after: due.saturating_duration_since(now),
+            });
+        }
+    }
+
+    /// SPEC §4 rules 1–2: end the call now with the document's cause, without answering.
+    fn hang_up(&mut self, now: Instant, acted: DocumentHangup, post_call: Option<PostCall>) {
+        self.intent = Some(Intent {
+            at: now,
+            kind: IntentKind::Document {
+                hangup: acted,
+                post_call,
+            },
+        });
+        self.execute(App::Hangup { cause: acted.cause }, Purpose::Hangup);
+    }
+
+    /// SPEC §4 rule 6.
+    fn end_of_document(&mut self, now: Instant) {
+        self.intent = Some(Intent {
+            at: now,
+            kind: IntentKind::EndOfDocument,
+        });
+        self.execute(
+            App::Hangup {
+                cause: HangupCause::NORMAL_CLEARING,
+            },
+            Purpose::Hangup,
+        );
+    }
+
+    /// SPEC §4 rule 7: stay parked; only the timeout, the API or the caller end it.
+    fn park(&mut self) {
+        let id = TimerId(self.next_id());
+        self.parked = Some(id);
+        self.actions.push_back(Action::SetTimer {
+            id,
+            after: self.settings.empty_document_timeout,
+        });
+    }
+
+    fn unpark(&mut self) {
+        if let Some(id) = self.parked.take() {
+            self.actions.push_back(Action::CancelTimer { id });
+        }
+    }
+
+    /// SPEC §4 rule 8: end the call because no runnable document exists.
+    fn fail(&mut self, now: Instant, message: String) {
+        if self.is_closing() {
+            return;
+        }
+        tracing::warn!(error = %message, "ending the call: document error");
+        let cause = error_cause(self.answered);
+        self.notes.push(message.clone());
+        self.intent = Some(Intent {
+            at: now,
+            kind: IntentKind::Error { message, cause },
+        });
+        self.execute(App::Hangup { cause }, Purpose::Hangup);
+    }
+
+    fn fetch(&mut self, now: Instant, request: FetchRequest) {
+        if self.is_closing() {
+            return;
+        }
+        if self.fetches >= self.settings.max_fetches {
+            let limit = self.settings.max_fetches;
+            self.fail(now, format!("redirect limit of {limit} fetches reached"));
+            return;
+        }
+        self.fetches += 1;
+        self.fetching = Some(request.event);
+        self.actions.push_back(Action::Fetch(request));
+    }
+
+    fn execute(&mut self, app: App, purpose: Purpose) {
+        let id = AppId(self.next_id());
+        self.in_flight = Some(InFlight { id, purpose });
+        self.actions.push_back(Action::Execute { id, app });
+    }
+
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn facts(&mut self) -> EndFacts<'_> {
+        // The call is over: a schedule whose cancel never completed still counts.
+        self.schedules.append(&mut self.cancelling);
+        EndFacts {
+            answered: self.answered,
+            intent: self.intent.as_ref(),
+            schedules: &self.schedules,
+            notes: std::mem::take(&mut self.notes),
+        }
+    }
+
+    fn finish(&mut self, ending: Ending) {
+        self.finished = true;
+        self.fetching = None;
+        self.actions.push_back(Action::Finish(ending));
+    }
+}
+
+/// Whether an `Application-Response` reports a failure (`FILE NOT FOUND`,
+/// `PLAYBACK ERROR`, `-ERR …`).
+fn response_is_error(response: &str) -> bool {
+    let r = response.trim().to_ascii_uppercase();
+    r.starts_with("-ERR") || r.contains("ERROR") || r.contains("NOT FOUND")
+}
+
+/// What `playback` is given for a document URL (see the module docs).
+pub fn playback_path(url: &str) -> String {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return format!("http_cache://{url}");
+    }
+    if lower.starts_with("file://") {
+        if let Some(path) = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.to_file_path().ok())
+        {
+            return path.to_string_lossy().into_owned();
+        }
+        return url[7..].to_string();
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn playback_paths() {
+        assert_eq!(
+            playback_path("https://x.test/a.wav"),
+            "http_cache://https://x.test/a.wav"
+        );
+        assert_eq!(
+            playback_path("HTTP://x.test/a.wav"),
+            "http_cache://HTTP://x.test/a.wav"
+        );
+        assert_eq!(playback_path("file:///var/s/a%20b.wav"), "/var/s/a b.wav");
+        assert_eq!(playback_path("file://relative.wav"), "relative.wav");
+        assert_eq!(
+            playback_path("tone_stream://%(500,500,440)"),
+            "tone_stream://%(500,500,440)"
+        );
+        assert_eq!(
+            playback_path("silence_stream://1000"),
+            "silence_stream://1000"
+        );
+        assert_eq!(playback_path("é"), "é");
+    }
+
+    #[test]
+    fn app_rendering() {
+        let cases = [
+            (App::Answer, "answer", ""),
+            (App::PreAnswer, "pre_answer", ""),
+            (
+                App::Speak {
+                    engine: "flite".into(),
+                    voice: "kal".into(),
+                    text: "Hello, it's 5% & done".into(),
+                },
+                "speak",
+                "flite|kal|Hello, it's 5% & done",
+            ),
+            (
+                App::Playback {
+                    path: "/a.wav".into(),
+                },
+                "playback",
+                "/a.wav",
+            ),
+            (App::Sleep { ms: 2000 }, "sleep", "2000"),
+            (
+                App::SendDtmf {
+                    digits: "12#".into(),
+                },
+                "send_dtmf",
+                "12#",
+            ),
+            (
+                App::Hangup {
+                    cause: HangupCause::USER_BUSY,
+                },
+                "hangup",
+                "USER_BUSY",
+            ),
+            (
+                App::SchedHangup {
+                    secs: 30,
+                    cause: HangupCause::CALL_REJECTED,
+                },
+                "sched_hangup",
+                "+30 CALL_REJECTED",
+            ),
+            (App::SchedCancel, "sched_cancel", ""),
+        ];
+        for (app, name, arg) in cases {
+            assert_eq!(app.name(), name);
+            assert_eq!(app.arg(), arg);
+        }
+    }
+
+    #[test]
+    fn voice_map_with_defaults_for_gaps() {
+        let mut s = EngineSettings::default();
+        assert_eq!(s.voice(Voice::Woman), ("flite".into(), "slt".into()));
+        assert_eq!(s.voice(Voice::Man), ("flite".into(), "kal".into()));
+        s.tts.engine = "polly".into();
+        s.tts.voices.insert("MAN".into(), "Matthew".into());
+        s.tts.voices.remove("WOMAN");
+        assert_eq!(s.voice(Voice::Man), ("polly".into(), "Matthew".into()));
+        assert_eq!(s.voice(Voice::Woman), ("polly".into(), "slt".into()));
+    }
+
+    #[test]
+    fn settings_from_config() {
+        let mut config = crate::config::Config::default();
+        config.app.empty_document_timeout = 90;
+        config.tts.engine = "polly".into();
+        let s = EngineSettings::from_config(&config);
+        assert_eq!(s.empty_document_timeout, Duration::from_secs(90));
+        assert_eq!(s.tts.engine, "polly");
+        assert_eq!(s.max_fetches, 100);
+    }
+
+    #[test]
+    fn error_responses() {
+        for r in ["FILE NOT FOUND", "PLAYBACK ERROR", "-ERR no such app"] {
+            assert!(response_is_error(r), "{r}");
+        }
+        for r in ["FILE PLAYED", "_none_", ""] {
+            assert!(!response_is_error(r), "{r}");
+        }
+    }
+}

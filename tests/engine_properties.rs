@@ -1,0 +1,287 @@
+//! Invariants of the call engine under arbitrary documents and arbitrary input sequences
+//! — events out of order, duplicated, stale, or arriving after the end — since the wire
+//! and the application can deliver anything:
+//!
+//! * it never panics;
+//! * at most one application is in flight;
+//! * once voxbridge has sent its hangup (or kill) or learned that the channel is down, it
+//!   sends nothing more to the switch, and it sends at most one hangup or kill in all
+//!   (first hangup wins);
+//! * `answer` is executed only right before an element that needs it;
+//! * it never fetches more than the limit;
+//! * `Finish` comes at most once, and after it every input is dropped;
+//! * a `recv_*` disposition is always attributed to the caller, and the recorded cause is
+//!   the switch's.
+
+use proptest::prelude::*;
+use std::time::{Duration, Instant};
+use voxbridge::call::engine::{
+    Action, App, AppId, CallEngine, EngineSettings, FetchFailure, Input, Reaction, TimerId,
+};
+use voxbridge::call::record::HangupSource;
+use voxbridge::cause::HangupCause;
+use voxbridge::document::model::{
+    AnswerDocument, Dtmf, Hangup, HangupReason, HttpMethod, Instruction, Play, PostCall, Redirect,
+    Reject, Speak, Voice, Wait,
+};
+
+const MAX_FETCHES: u32 = 5;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Start(bool),
+    Doc(Vec<Instruction>),
+    DocErr(bool),
+    CompleteCurrent(&'static str),
+    CompleteBogus(u64),
+    Answered,
+    Dtmf,
+    HungUp(HangupCause),
+    HangupComplete(HangupCause, Option<&'static str>),
+    SocketLost,
+    Api,
+    FireTimer,
+    FireBogusTimer(u64),
+    Advance(u64),
+}
+
+fn reason() -> impl Strategy<Value = Option<HangupReason>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(HangupReason::Rejected)),
+        Just(Some(HangupReason::Busy)),
+        Just(Some(HangupReason::Completed)),
+    ]
+}
+
+fn media() -> impl Strategy<Value = Instruction> {
+    prop_oneof![
+        (0u32..3).prop_map(|loop_count| Instruction::Speak(Speak {
+            text: "t".into(),
+            voice: Voice::Man,
+            language: "en-US".into(),
+            loop_count,
+        })),
+        (0u32..3).prop_map(|loop_count| Instruction::Play(Play {
+            url: "http://a.test/x.wav".into(),
+            loop_count,
+        })),
+        (1u32..5).prop_map(|length_secs| Instruction::Wait(Wait { length_secs })),
+    ]
+}
+
+fn instruction() -> impl Strategy<Value = Instruction> {
+    prop_oneof![
+        4 => media(),
+        1 => prop::collection::vec(media(), 0..3).prop_map(Instruction::PreAnswer),
+        1 => Just(Instruction::Dtmf(Dtmf { digits: "1#".into(), async_: false })),
+        3 => (reason(), prop::option::of(1u32..10), any::<bool>()).prop_map(|(reason, schedule_secs, pc)| {
+            Instruction::Hangup(Hangup {
+                reason,
+                schedule_secs,
+                post_call: pc.then(|| PostCall { url: "http://a.test/pc".into(), method: HttpMethod::Post }),
+            })
+        }),
+        1 => prop_oneof![Just(HangupReason::Busy), Just(HangupReason::Rejected)]
+            .prop_map(|reason| Instruction::Reject(Reject { reason })),
+        2 => Just(Instruction::Redirect(Redirect { url: "http://a.test/r".into(), method: HttpMethod::Get })),
+    ]
+}
+
+fn cause() -> impl Strategy<Value = HangupCause> {
+    prop_oneof![
+        Just(HangupCause::NORMAL_CLEARING),
+        Just(HangupCause::USER_BUSY),
+        Just(HangupCause::CALL_REJECTED),
+        Just(HangupCause::ORIGINATOR_CANCEL),
+        Just(HangupCause::ALLOTTED_TIMEOUT),
+        Just(HangupCause(486)),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => any::<bool>().prop_map(Op::Start),
+        4 => prop::collection::vec(instruction(), 0..6).prop_map(Op::Doc),
+        1 => any::<bool>().prop_map(Op::DocErr),
+        8 => prop_oneof![Just("_none_"), Just("FILE PLAYED"), Just("PLAYBACK ERROR"), Just("FILE NOT FOUND")]
+            .prop_map(Op::CompleteCurrent),
+        1 => (0u64..20).prop_map(Op::CompleteBogus),
+        1 => Just(Op::Answered),
+        1 => Just(Op::Dtmf),
+        1 => cause().prop_map(Op::HungUp),
+        1 => (cause(), prop_oneof![
+                Just(None), Just(Some("recv_bye")), Just(Some("recv_cancel")),
+                Just(Some("send_bye")), Just(Some("send_refuse")), Just(Some("weird"))
+            ]).prop_map(|(c, d)| Op::HangupComplete(c, d)),
+        1 => Just(Op::SocketLost),
+        1 => Just(Op::Api),
+        1 => Just(Op::FireTimer),
+        1 => (0u64..20).prop_map(Op::FireBogusTimer),
+        3 => (0u64..5000).prop_map(Op::Advance),
+    ]
+}
+
+/// The driver's view, checking the invariants as actions come out.
+struct Checker {
+    engine: CallEngine,
+    now: Instant,
+    in_flight: Option<AppId>,
+    last_timer: Option<TimerId>,
+    /// voxbridge sent a hangup/kill, or the switch reported the channel down.
+    closing: bool,
+    hangups_sent: u32,
+    fetches: u32,
+    finished: bool,
+    last_app: Option<App>,
+}
+
+impl Checker {
+    fn drain(&mut self, finish_from: Option<(HangupCause, Option<&str>)>) {
+        while let Some(action) = self.engine.poll_action() {
+            assert!(!self.finished, "action after Finish: {action:?}");
+            match action {
+                Action::Execute { id, app } => {
+                    assert!(!self.closing, "Execute {app:?} while closing");
+                    assert!(self.in_flight.is_none(), "two apps in flight");
+                    if self.last_app == Some(App::Answer) {
+                        assert!(
+                            matches!(
+                                app,
+                                App::Speak { .. } | App::Playback { .. } | App::SendDtmf { .. }
+                            ),
+                            "answer was not for an element that needs it: {app:?}"
+                        );
+                    }
+                    if let App::Hangup { .. } = app {
+                        self.closing = true;
+                        self.hangups_sent += 1;
+                    }
+                    self.in_flight = Some(id);
+                    self.last_app = Some(app);
+                }
+                Action::Kill { .. } => {
+                    assert!(!self.closing, "Kill while closing");
+                    self.closing = true;
+                    self.hangups_sent += 1;
+                }
+                Action::Fetch(_) => {
+                    assert!(!self.closing, "Fetch while closing");
+                    self.fetches += 1;
+                    assert!(self.fetches <= MAX_FETCHES, "fetch limit exceeded");
+                }
+                Action::SetTimer { id, .. } => {
+                    assert!(!self.closing, "timer set while closing");
+                    self.last_timer = Some(id);
+                }
+                Action::Finish(ending) => {
+                    self.finished = true;
+                    if let Some((cause, disposition)) = finish_from {
+                        assert_eq!(ending.cause, cause, "recorded cause is the switch's");
+                        if disposition.is_some_and(|d| d.starts_with("recv_")) {
+                            assert_eq!(ending.source, HangupSource::Caller);
+                        }
+                    }
+                    assert!(ending.cause_name.len() <= 200);
+                }
+                Action::CancelTimer { .. }
+                | Action::ScheduleArmed { .. }
+                | Action::ScheduleCleared => {}
+            }
+            assert!(self.hangups_sent <= 1, "more than one hangup sent");
+        }
+    }
+
+    fn apply(&mut self, op: Op) {
+        let mut finish_from = None;
+        let input = match op {
+            Op::Advance(ms) => {
+                self.now += Duration::from_millis(ms);
+                return;
+            }
+            Op::Start(answered) => Input::Start { answered },
+            Op::Doc(instructions) => Input::DocumentFetched(Ok(AnswerDocument { instructions })),
+            Op::DocErr(invalid) => Input::DocumentFetched(Err(if invalid {
+                FetchFailure::Invalid("line 1, col 1: bad".into())
+            } else {
+                FetchFailure::NoDocument("HTTP 503".into())
+            })),
+            Op::CompleteCurrent(response) => match self.in_flight {
+                Some(id) => Input::AppCompleted {
+                    id,
+                    response: response.into(),
+                },
+                None => return,
+            },
+            Op::CompleteBogus(n) => Input::AppCompleted {
+                id: AppId(1000 + n),
+                response: "_none_".into(),
+            },
+            Op::Answered => Input::Answered,
+            Op::Dtmf => Input::Dtmf('1'),
+            Op::HungUp(cause) => {
+                self.closing = true;
+                Input::ChannelHungUp { cause }
+            }
+            Op::HangupComplete(cause, disposition) => {
+                self.closing = true;
+                finish_from = Some((cause, disposition));
+                Input::HangupComplete {
+                    cause,
+                    disposition: disposition.map(String::from),
+                }
+            }
+            Op::SocketLost => Input::SocketLost,
+            Op::Api => Input::ApiHangup,
+            Op::FireTimer => match self.last_timer {
+                Some(id) => Input::TimerFired(id),
+                None => return,
+            },
+            Op::FireBogusTimer(n) => Input::TimerFired(TimerId(1000 + n)),
+        };
+        if let Input::AppCompleted { id, .. } = &input {
+            if self.in_flight == Some(*id) {
+                self.in_flight = None;
+            }
+        }
+        let was_finished = self.finished;
+        let reaction = self.engine.handle(self.now, input);
+        if was_finished {
+            assert_eq!(reaction, Reaction::AfterFinish);
+        } else {
+            assert_ne!(reaction, Reaction::AfterFinish);
+        }
+        self.drain(finish_from);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_invariants_hold_for_any_input_sequence(
+        has_url in prop::bool::weighted(0.95),
+        ops in prop::collection::vec(op(), 0..60),
+    ) {
+        let settings = EngineSettings { max_fetches: MAX_FETCHES, ..EngineSettings::default() };
+        let mut checker = Checker {
+            engine: CallEngine::new(settings, has_url.then(|| "http://a.test/answer".to_string())),
+            now: Instant::now(),
+            in_flight: None,
+            last_timer: None,
+            closing: false,
+            hangups_sent: 0,
+            fetches: 0,
+            finished: false,
+            last_app: None,
+        };
+        for op in ops {
+            checker.apply(op);
+        }
+        // Whatever happened, the switch's final event always produces the one Finish.
+        if !checker.finished {
+            checker.apply(Op::HangupComplete(HangupCause::NORMAL_CLEARING, Some("send_bye")));
+            prop_assert!(checker.finished);
+        }
+    }
+}
