@@ -243,6 +243,7 @@ fn documents_as_any_xml_user_writes_them() {
         ("<?xml version=\"1.0\"?>\n<!-- made by the app -->\n<Response>\n  <!-- first -->\n  <Speak>Hi</Speak>\n</Response>\n<!-- trailing -->\n", 1),
         ("\u{FEFF}<Response><Wait/></Response>", 1),
         ("<Response><?app hint?><Wait/></Response>", 1),
+        ("<Response><!-- lenient -- like browsers --><Wait/></Response>", 1),
         ("\r\n<Response>\r\n  <Wait/>\r\n  <Hangup/>\r\n</Response>\r\n", 2),
         ("  \n\t<Response >\n<Wait length = \"2\" />\n</Response >", 1),
     ];

@@ -463,6 +463,8 @@ impl Fetcher {
         mut url: url::Url,
         req: &FetchRequest<'_>,
     ) -> Result<(Dialect, Vec<u8>), FetchFailure> {
+        // A fragment never reaches the server, so it is neither sent nor signed.
+        url.set_fragment(None);
         let (method, body) = match req.method {
             HttpMethod::Get => {
                 if !req.params.is_empty() {
@@ -494,8 +496,12 @@ impl Fetcher {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0);
-            // Sign exactly what is sent: the final URL (query included) and body.
-            let value = sign::header_value(token, now, method.as_str(), url.as_str(), &body);
+            // Sign exactly what the server receives: the final URL (query included;
+            // credentials aside, they travel as an Authorization header) and the body.
+            let mut signed = url.clone();
+            let _ = signed.set_username("");
+            let _ = signed.set_password(None);
+            let value = sign::header_value(token, now, method.as_str(), signed.as_str(), &body);
             builder = builder.header(sign::SIGNATURE_HEADER, value);
         }
         let mut resp = builder

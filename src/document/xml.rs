@@ -194,7 +194,6 @@ fn read_tree(text: &str, problems: &mut Vec<Problem>) -> Option<Node> {
 
     let mut reader = Reader::from_str(text);
     reader.config_mut().check_end_names = true;
-    reader.config_mut().check_comments = true;
 
     let mut stack: Vec<Node> = Vec::new();
     let mut root: Option<Node> = None;
