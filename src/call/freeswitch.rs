@@ -1,0 +1,784 @@
+//! The FreeSWITCH driver: one task per channel that carries the sans-IO
+//! [`CallEngine`]'s actions to the switch over the outbound Event Socket, and the switch's
+//! events, fetched documents, REST commands and timers back into it.
+//!
+//! The task owns one `select!` loop and never blocks it on the network: document fetches
+//! run on their own tasks, and commands to the switch go through one writer task so they
+//! keep their order while the loop keeps draining the (bounded) event stream — a loop
+//! that awaited a reply while the stream was full would deadlock the connection.
+//!
+//! Decisions (SPEC §2, reference §2.5–2.8):
+//! - Every application is sent with `event-lock: true` and an `Event-UUID` chosen here, and
+//!   registered *before* it is sent, so its CHANNEL_EXECUTE_COMPLETE can never arrive
+//!   before we know whose it is.
+//! - FreeSWITCH expands `${…}` in application arguments. Document text must reach the
+//!   caller verbatim, so before the first argument that contains `${` the driver sets
+//!   `app_disable_expand_variables=true` on the channel (once; calls without such text
+//!   pay nothing).
+//! - `Kill` (REST hangup, empty-document timeout) is `api uuid_kill <uuid> <cause>` on the
+//!   call's own socket: it takes effect even while an event-locked playback runs.
+//! - A `Redirect` from a document fetched over http(s) may not point at `file://`: a
+//!   remote application must not make voxbridge read local files.
+//! - The record is written (CDR + callbacks, one transaction) before the socket is left
+//!   with `exit`; the channel has always been hung up by then, except when the socket was
+//!   lost (then there is nothing left to hang up on this connection).
+
+use crate::app::callbacks::{self, CallbackTargets};
+use crate::app::fetch::{CallStatus, FetchParams, FetchRequest, Fetcher};
+use crate::call::engine::{
+    Action, AppId, CallEngine, EngineSettings, FetchEvent, FetchFailure, FetchRequest as EngineFetch,
+    Input, TimerId,
+};
+use crate::call::hangup::Ending;
+use crate::call::live::{CallCommand, LiveCalls};
+use crate::call::record::{CallRecord, Direction};
+use crate::call::route::{Resolved, Router};
+use crate::cause::HangupCause;
+use crate::config::Config;
+use crate::document::model::HttpMethod;
+use crate::esl::command::Execute;
+use crate::esl::outbound::{EventStream, OutboundConnection, SocketEvent};
+use crate::esl::event::{ChannelData, Event};
+use crate::metrics::Metrics;
+use crate::store::{NewLiveCall, StoreHandle};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// Everything a call task shares with the others.
+pub struct CallServices {
+    pub config: Arc<Config>,
+    pub router: Router,
+    pub fetcher: Fetcher,
+    pub store: StoreHandle,
+    pub engine_settings: EngineSettings,
+    pub metrics: Arc<Metrics>,
+    pub live: LiveCalls,
+}
+
+impl CallServices {
+    /// Builds the shared services from the configuration.
+    pub fn new(
+        config: Arc<Config>,
+        store: StoreHandle,
+        metrics: Arc<Metrics>,
+        live: LiveCalls,
+    ) -> anyhow::Result<Self> {
+        let fetcher = Fetcher::new(crate::app::fetch::FetchConfig::from_config(&config.app))?;
+        Ok(Self {
+            router: Router::new(&config),
+            engine_settings: EngineSettings::from_config(&config),
+            fetcher,
+            store,
+            metrics,
+            live,
+            config,
+        })
+    }
+}
+
+/// What the caller of a call is, from the `connect` reply.
+#[derive(Clone, Debug)]
+struct CallFacts {
+    uuid: String,
+    answered: bool,
+    direction: Direction,
+    from: String,
+    to: String,
+    caller_name: String,
+    forwarded_from: Option<String>,
+    start_time: OffsetDateTime,
+    variables: HashMap<String, String>,
+}
+
+impl CallFacts {
+    fn from_channel(uuid: &str, ch: &ChannelData) -> Self {
+        let variables: HashMap<String, String> = ch
+            .variables()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let direction = match ch.direction() {
+            Some("outbound") => Direction::Outbound,
+            _ => Direction::Inbound,
+        };
+        let start_time = ch
+            .header("Caller-Channel-Created-Time")
+            .or_else(|| ch.header("Channel-Channel-Created-Time"))
+            .and_then(micros_to_time)
+            .unwrap_or_else(OffsetDateTime::now_utc);
+        let forwarded_from = variables
+            .get("sip_h_Diversion")
+            .or_else(|| variables.get("sip_h_diversion"))
+            .and_then(|d| diversion_user(d));
+        Self {
+            uuid: uuid.to_string(),
+            answered: ch.is_answered(),
+            direction,
+            from: ch.caller_id_number().unwrap_or_default().to_string(),
+            to: ch.destination_number().unwrap_or_default().to_string(),
+            caller_name: ch.caller_id_name().unwrap_or_default().to_string(),
+            forwarded_from,
+            start_time,
+            variables,
+        }
+    }
+}
+
+/// The number in a Diversion header: `<sip:1234@host>;reason=…` → `1234`.
+fn diversion_user(header: &str) -> Option<String> {
+    let uri = header.split(['<', '>']).find(|s| s.contains("sip:"))?;
+    let user = uri.split("sip:").nth(1)?.split(['@', ';']).next()?;
+    (!user.is_empty()).then(|| user.to_string())
+}
+
+/// Switch timestamps are microseconds since the epoch; `0` means "never".
+fn micros_to_time(text: &str) -> Option<OffsetDateTime> {
+    let us = text.trim().parse::<i128>().ok().filter(|v| *v > 0)?;
+    OffsetDateTime::from_unix_timestamp_nanos(us * 1000).ok()
+}
+
+/// Commands to the switch, carried in order by the writer task.
+enum Outgoing {
+    Execute { app: String, arg: String, event_uuid: String },
+    Kill { cause: HangupCause },
+    Exit,
+}
+
+/// What the writer and fetch tasks report back to the loop.
+enum Feedback {
+    /// The switch refused an application we sent (`-ERR`); it will never complete.
+    ExecuteFailed { event_uuid: String, reason: String },
+    Fetched {
+        result: Result<crate::app::fetch::Fetched, crate::app::fetch::FetchError>,
+        elapsed: Duration,
+    },
+}
+
+/// Runs one call from the handshake's end to its record. Never panics on anything the
+/// switch, the application or the store does; every path writes the record.
+pub async fn run_call(services: Arc<CallServices>, conn: OutboundConnection, events: EventStream) {
+    let uuid = conn.uuid().to_string();
+    let span = tracing::info_span!("call", call_uuid = %uuid);
+    CallTask::new(services, conn).run(events).instrument(span).await
+}
+
+struct CallTask {
+    services: Arc<CallServices>,
+    conn: OutboundConnection,
+    facts: CallFacts,
+    resolved: Option<Resolved>,
+    engine: CallEngine,
+    /// Event-UUID → the engine's id, for apps sent and not yet completed.
+    apps: HashMap<String, AppId>,
+    timers: HashMap<TimerId, Instant>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    outgoing_rx: Option<mpsc::UnboundedReceiver<Outgoing>>,
+    feedback_tx: mpsc::UnboundedSender<Feedback>,
+    feedback: mpsc::UnboundedReceiver<Feedback>,
+    expansion_disabled: bool,
+    /// The document being executed came over http(s) (file:// redirects refused).
+    remote_document: bool,
+    answer_time: Option<OffsetDateTime>,
+    hangup_complete: Option<Event>,
+    hangup_event: Option<Event>,
+}
+
+impl CallTask {
+    fn new(services: Arc<CallServices>, conn: OutboundConnection) -> Self {
+        let facts = CallFacts::from_channel(conn.uuid(), conn.channel());
+        let resolved = match services.router.resolve(&facts.variables, &facts.to) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, destination = %facts.to, "call cannot be routed; refusing it");
+                None
+            }
+        };
+        let engine = CallEngine::new(
+            services.engine_settings.clone(),
+            resolved.as_ref().map(|r| r.answer_url.clone()),
+        );
+        let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
+        let (feedback_tx, feedback) = mpsc::unbounded_channel();
+        Self {
+            services,
+            conn,
+            facts,
+            resolved,
+            engine,
+            apps: HashMap::new(),
+            timers: HashMap::new(),
+            outgoing,
+            outgoing_rx: Some(outgoing_rx),
+            feedback_tx,
+            feedback,
+            expansion_disabled: false,
+            remote_document: false,
+            answer_time: None,
+            hangup_complete: None,
+            hangup_event: None,
+        }
+    }
+
+    async fn run(mut self, mut events: EventStream) {
+        let services = self.services.clone();
+        let account_id = self
+            .resolved
+            .as_ref()
+            .map(|r| r.account_id.clone())
+            .unwrap_or_default();
+        tracing::info!(
+            from = %self.facts.from,
+            to = %self.facts.to,
+            answered = self.facts.answered,
+            "call taken over"
+        );
+        services.metrics.call_started();
+        self.record_start(&account_id).await;
+        let (commands_tx, mut commands) = mpsc::channel(8);
+        let _registration = services
+            .live
+            .register(&self.facts.uuid, &account_id, commands_tx);
+        let writer = self.start_writer();
+
+        let answered = self.facts.answered;
+        self.input(Input::Start { answered });
+        let mut ending: Option<Ending> = self.drain_actions();
+        while ending.is_none() {
+            let deadline = self.timers.values().min().copied();
+            let sleep = async move {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                item = events.recv() => match item {
+                    Some(item) => self.on_socket_item(item),
+                    None => self.input(Input::SocketLost),
+                },
+                Some(fb) = self.feedback.recv() => self.on_feedback(fb),
+                Some(cmd) = commands.recv() => self.on_command(cmd),
+                _ = sleep => self.on_timers(),
+            }
+            ending = self.drain_actions();
+        }
+        let ending = ending.expect("loop ends only with an ending");
+        self.finish(ending).await;
+        // Leave the socket: the switch answers `+OK bye`, sends its final notice, closes.
+        let _ = self.outgoing.send(Outgoing::Exit);
+        drop(self.outgoing);
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        // Let the connection wind down (final notice / EOF) without blocking anyone.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(item) = events.recv().await {
+                if matches!(item, SocketEvent::Closed(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+
+    /// The live row: what the REST API shows and what a restart closes out.
+    async fn record_start(&self, account_id: &str) {
+        let live = NewLiveCall {
+            call_uuid: self.facts.uuid.clone(),
+            account_id: account_id.to_string(),
+            direction: self.facts.direction,
+            from: self.facts.from.clone(),
+            to: self.facts.to.clone(),
+            caller_name: self.facts.caller_name.clone(),
+            forwarded_from: self.facts.forwarded_from.clone(),
+            start_time: self.facts.start_time,
+            hangup_url: self
+                .resolved
+                .as_ref()
+                .map(|r| r.hangup_url.clone())
+                .unwrap_or_default(),
+            status_callback_url: self
+                .resolved
+                .as_ref()
+                .and_then(|r| r.status_callback_url.clone())
+                .unwrap_or_default(),
+        };
+        if let Err(e) = self.services.store.call_started(live).await {
+            tracing::error!(error = %e, "could not record the live call; the call goes on");
+        }
+    }
+
+    /// Spawns the task that writes commands to the switch in order.
+    fn start_writer(&mut self) -> tokio::task::JoinHandle<()> {
+        let mut rx = self.outgoing_rx.take().expect("writer started once");
+        let conn = self.conn.clone();
+        let feedback = self.feedback_tx.clone();
+        let uuid = self.facts.uuid.clone();
+        tokio::spawn(
+            async move {
+                while let Some(cmd) = rx.recv().await {
+                    match cmd {
+                        Outgoing::Execute {
+                            app,
+                            arg,
+                            event_uuid,
+                        } => {
+                            let arg = (!arg.is_empty()).then_some(arg);
+                            let exec = Execute::locked(&app, arg.as_deref(), &event_uuid);
+                            if let Err(e) = conn.send_execute_with(exec).await {
+                                tracing::warn!(app = %app, error = %e, "the switch did not take an application");
+                                let _ = feedback.send(Feedback::ExecuteFailed {
+                                    event_uuid,
+                                    reason: e.to_string(),
+                                });
+                            }
+                        }
+                        Outgoing::Kill { cause } => {
+                            let cmd = format!("uuid_kill {uuid} {}", cause.name());
+                            match conn.api(&cmd).await {
+                                Ok(r) if r.body.starts_with("+OK") => {}
+                                // -ERR No such channel: the caller hung up at the same
+                                // moment; the switch's own events tell the rest.
+                                Ok(r) => tracing::info!(reply = %r.body.trim(), "uuid_kill not applied"),
+                                Err(e) => tracing::warn!(error = %e, "uuid_kill failed"),
+                            }
+                        }
+                        Outgoing::Exit => {
+                            let _ = conn.exit().await;
+                            break;
+                        }
+                    }
+                }
+            }
+            .in_current_span(),
+        )
+    }
+
+    fn input(&mut self, input: Input) {
+        self.engine.handle(Instant::now(), input);
+    }
+
+    /// Carries out every action the engine has queued; returns the ending once the
+    /// engine finishes.
+    fn drain_actions(&mut self) -> Option<Ending> {
+        while let Some(action) = self.engine.poll_action() {
+            match action {
+                Action::Fetch(req) => self.start_fetch(req),
+                Action::Execute { id, app } => {
+                    let arg = app.arg();
+                    if arg.contains("${") && !self.expansion_disabled {
+                        self.expansion_disabled = true;
+                        let _ = self.outgoing.send(Outgoing::Execute {
+                            app: "set".into(),
+                            arg: "app_disable_expand_variables=true".into(),
+                            event_uuid: uuid::Uuid::new_v4().to_string(),
+                        });
+                    }
+                    let event_uuid = uuid::Uuid::new_v4().to_string();
+                    self.apps.insert(event_uuid.clone(), id);
+                    tracing::debug!(app = app.name(), arg = %arg, "execute");
+                    let _ = self.outgoing.send(Outgoing::Execute {
+                        app: app.name().to_string(),
+                        arg,
+                        event_uuid,
+                    });
+                }
+                Action::Kill { cause } => {
+                    let _ = self.outgoing.send(Outgoing::Kill { cause });
+                }
+                Action::SetTimer { id, after } => {
+                    self.timers.insert(id, Instant::now() + after);
+                }
+                Action::CancelTimer { id } => {
+                    self.timers.remove(&id);
+                }
+                Action::ScheduleArmed { after } => {
+                    let at = OffsetDateTime::now_utc() + after;
+                    self.spawn_store_schedule(Some(at));
+                }
+                Action::ScheduleCleared => self.spawn_store_schedule(None),
+                Action::Finish(ending) => return Some(ending),
+            }
+        }
+        None
+    }
+
+    fn spawn_store_schedule(&self, at: Option<OffsetDateTime>) {
+        let store = self.services.store.clone();
+        let uuid = self.facts.uuid.clone();
+        tokio::spawn(
+            async move {
+                if let Err(e) = store.set_scheduled_hangup(&uuid, at).await {
+                    tracing::warn!(error = %e, "could not record the scheduled hangup");
+                }
+            }
+            .in_current_span(),
+        );
+    }
+
+    fn start_fetch(&mut self, req: EngineFetch) {
+        let Some(resolved) = self.resolved.clone() else {
+            // The engine was told there is no answer URL; it never asks. Be safe anyway.
+            let _ = self.feedback_tx.send(Feedback::Fetched {
+                result: Err(crate::app::fetch::FetchError::NoDocument {
+                    attempts: 0,
+                    failures: Vec::new(),
+                }),
+                elapsed: Duration::ZERO,
+            });
+            return;
+        };
+        if self.remote_document && req.url.trim_start().to_ascii_lowercase().starts_with("file:") {
+            tracing::warn!(url = %req.url, "refused a Redirect from a remote document to a local file");
+            self.input(Input::DocumentFetched(Err(FetchFailure::Invalid(format!(
+                "Redirect to {} refused: a document fetched over http(s) may not redirect to file://",
+                req.url
+            )))));
+            return;
+        }
+        let params = FetchParams {
+            call_uuid: self.facts.uuid.clone(),
+            from: self.facts.from.clone(),
+            to: self.facts.to.clone(),
+            caller_name: self.facts.caller_name.clone(),
+            direction: self.facts.direction.as_str().to_string(),
+            call_status: if self.engine.answered() {
+                CallStatus::InProgress
+            } else {
+                CallStatus::Ringing
+            },
+            event: match req.event {
+                FetchEvent::StartApp => crate::app::fetch::FetchEvent::StartApp,
+                FetchEvent::Redirect => crate::app::fetch::FetchEvent::Redirect,
+            },
+            forwarded_from: self.facts.forwarded_from.clone(),
+            account_id: resolved.account_id.clone(),
+            extra: self
+                .services
+                .config
+                .app
+                .extra_variables
+                .iter()
+                .filter_map(|name| {
+                    self.facts
+                        .variables
+                        .get(name)
+                        .map(|v| (name.clone(), v.clone()))
+                })
+                .collect(),
+        }
+        .to_pairs();
+        let fallback = match req.event {
+            FetchEvent::StartApp => resolved.fallback_answer_url.clone(),
+            FetchEvent::Redirect => None,
+        };
+        let services = self.services.clone();
+        let feedback = self.feedback_tx.clone();
+        let url = req.url.clone();
+        let method = req.method;
+        tokio::spawn(
+            async move {
+                let started = Instant::now();
+                let request = FetchRequest {
+                    url: &url,
+                    fallback_url: fallback.as_deref(),
+                    method,
+                    params: &params,
+                    signing_token: resolved.auth_token.as_deref(),
+                };
+                let result = services.fetcher.fetch(&request).await;
+                let _ = feedback.send(Feedback::Fetched {
+                    result,
+                    elapsed: started.elapsed(),
+                });
+            }
+            .in_current_span(),
+        );
+    }
+
+    fn on_feedback(&mut self, fb: Feedback) {
+        match fb {
+            Feedback::ExecuteFailed { event_uuid, reason } => {
+                if let Some(id) = self.apps.remove(&event_uuid) {
+                    self.input(Input::AppCompleted {
+                        id,
+                        response: format!("-ERR {reason}"),
+                    });
+                }
+            }
+            Feedback::Fetched { result, elapsed } => {
+                self.services.metrics.fetch_observed(elapsed, result.is_ok());
+                let input = match result {
+                    Ok(fetched) => {
+                        self.remote_document = fetched.url.starts_with("http");
+                        tracing::info!(
+                            url = %fetched.url,
+                            attempts = fetched.attempts,
+                            fallback = fetched.from_fallback,
+                            instructions = fetched.document.instructions.len(),
+                            "document fetched"
+                        );
+                        Ok(fetched.document)
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "no usable document");
+                        Err(match &e {
+                            crate::app::fetch::FetchError::InvalidDocument { error, .. } => {
+                                FetchFailure::Invalid(error.to_string())
+                            }
+                            other => FetchFailure::NoDocument(other.to_string()),
+                        })
+                    }
+                };
+                self.input(Input::DocumentFetched(input));
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: CallCommand) {
+        match cmd {
+            CallCommand::Hangup { reply } => {
+                tracing::info!("hangup requested through the REST API");
+                let reaction = self.engine.handle(Instant::now(), Input::ApiHangup);
+                let _ = reply.send(reaction);
+            }
+        }
+    }
+
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        let due: Vec<TimerId> = self
+            .timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.timers.remove(&id);
+            self.input(Input::TimerFired(id));
+        }
+    }
+
+    fn on_socket_item(&mut self, item: SocketEvent) {
+        match item {
+            SocketEvent::Event(event) => self.on_event(event),
+            SocketEvent::ExecuteRejected { app_id, reason } => {
+                if let Some(id) = self.apps.remove(&app_id) {
+                    self.input(Input::AppCompleted {
+                        id,
+                        response: format!("-ERR {reason}"),
+                    });
+                }
+            }
+            SocketEvent::Disconnect(notice) => {
+                tracing::debug!(final_notice = notice.is_final(), "disconnect notice");
+            }
+            SocketEvent::Closed(reason) => {
+                if !self.engine.is_finished() {
+                    tracing::warn!(reason = ?reason, "the event socket closed before CHANNEL_HANGUP_COMPLETE");
+                    self.input(Input::SocketLost);
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event.name() {
+            "CHANNEL_EXECUTE_COMPLETE" => {
+                let id = event
+                    .application_uuid()
+                    .and_then(|u| self.apps.remove(u));
+                if let Some(id) = id {
+                    let response = event.application_response().unwrap_or("_none_").to_string();
+                    self.input(Input::AppCompleted { id, response });
+                }
+            }
+            "CHANNEL_ANSWER" => {
+                let at = event
+                    .header("Caller-Channel-Answered-Time")
+                    .and_then(micros_to_time)
+                    .unwrap_or_else(OffsetDateTime::now_utc);
+                self.answer_time = Some(at);
+                let store = self.services.store.clone();
+                let uuid = self.facts.uuid.clone();
+                tokio::spawn(
+                    async move {
+                        if let Err(e) = store.call_answered(&uuid, at).await {
+                            tracing::warn!(error = %e, "could not record the answer time");
+                        }
+                    }
+                    .in_current_span(),
+                );
+                self.input(Input::Answered);
+            }
+            "DTMF" => {
+                if let Some(d) = event.dtmf_digit().and_then(|d| d.chars().next()) {
+                    self.input(Input::Dtmf(d));
+                }
+            }
+            "CHANNEL_HANGUP" => {
+                let cause = event
+                    .hangup_cause()
+                    .map(HangupCause::parse_switch)
+                    .unwrap_or(HangupCause::NORMAL_CLEARING);
+                tracing::info!(cause = %cause, "channel hung up");
+                self.hangup_event = Some(event);
+                self.input(Input::ChannelHungUp { cause });
+            }
+            "CHANNEL_HANGUP_COMPLETE" => {
+                let cause = event
+                    .hangup_cause()
+                    .map(HangupCause::parse_switch)
+                    .unwrap_or(HangupCause::NORMAL_CLEARING);
+                let disposition = event.variable("sip_hangup_disposition").map(str::to_string);
+                self.hangup_complete = Some(event);
+                self.input(Input::HangupComplete { cause, disposition });
+            }
+            _ => {}
+        }
+    }
+
+    /// Builds the CDR from the engine's ending and the switch's final variables, and
+    /// writes it with its callbacks in one transaction.
+    async fn finish(&mut self, ending: Ending) {
+        let record = self.build_record(&ending);
+        tracing::info!(
+            cause = %record.hangup_cause,
+            source = record.hangup_source.as_str(),
+            name = %record.hangup_cause_name,
+            duration = record.duration_secs,
+            billsec = record.bill_duration_secs,
+            "call ended"
+        );
+        self.services
+            .metrics
+            .call_ended(record.hangup_cause.name(), record.hangup_source.as_str());
+        let targets = CallbackTargets {
+            hangup_url: self
+                .resolved
+                .as_ref()
+                .map(|r| r.hangup_url.clone())
+                .unwrap_or_default(),
+            status_callback_url: self
+                .resolved
+                .as_ref()
+                .and_then(|r| r.status_callback_url.clone())
+                .unwrap_or_default(),
+            post_call: ending.post_call.as_ref().map(|p| {
+                (
+                    p.url.clone(),
+                    match p.method {
+                        HttpMethod::Post => callbacks::HttpMethod::Post,
+                        HttpMethod::Get => callbacks::HttpMethod::Get,
+                    },
+                )
+            }),
+        };
+        let callbacks = callbacks::for_call(&record, &targets);
+        if callbacks.is_empty() {
+            tracing::warn!("no hangup URL for this call: the record is stored without a callback");
+        }
+        match self.services.store.finish_call(record, callbacks).await {
+            Ok(outcome) => tracing::debug!(?outcome, "record written"),
+            Err(e) => tracing::error!(error = %e, "THE CALL RECORD COULD NOT BE WRITTEN"),
+        }
+    }
+
+    fn build_record(&self, ending: &Ending) -> CallRecord {
+        let fin = self.hangup_complete.as_ref().or(self.hangup_event.as_ref());
+        let var = |name: &str| fin.and_then(|e| e.variable(name));
+        let start_time = var("start_uepoch")
+            .and_then(micros_to_time)
+            .unwrap_or(self.facts.start_time);
+        let answer_time = if ending.answered {
+            var("answer_uepoch")
+                .and_then(micros_to_time)
+                .or(self.answer_time)
+                .or(if self.facts.answered {
+                    Some(start_time)
+                } else {
+                    None
+                })
+        } else {
+            None
+        };
+        let end_time = var("end_uepoch")
+            .and_then(micros_to_time)
+            .unwrap_or_else(OffsetDateTime::now_utc);
+        let whole = |from: OffsetDateTime| -> u64 {
+            (end_time.unix_timestamp() - from.unix_timestamp()).max(0) as u64
+        };
+        let duration_secs = var("duration")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| whole(start_time));
+        let bill_duration_secs = match answer_time {
+            None => 0,
+            Some(at) => var("billsec")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| whole(at)),
+        };
+        let cause_code = var("hangup_cause_q850")
+            .and_then(|v| v.parse::<u16>().ok())
+            .unwrap_or(ending.cause_code);
+        CallRecord {
+            call_uuid: self.facts.uuid.clone(),
+            account_id: self
+                .resolved
+                .as_ref()
+                .map(|r| r.account_id.clone())
+                .unwrap_or_default(),
+            direction: self.facts.direction,
+            from: self.facts.from.clone(),
+            to: self.facts.to.clone(),
+            caller_name: self.facts.caller_name.clone(),
+            forwarded_from: self.facts.forwarded_from.clone(),
+            start_time,
+            answer_time,
+            end_time,
+            duration_secs,
+            bill_duration_secs,
+            hangup_cause: ending.cause,
+            hangup_cause_code: cause_code,
+            hangup_cause_name: ending.cause_name.clone(),
+            hangup_source: ending.source,
+            hangup_reason: ending.reason.as_str().to_string(),
+            sip_status: ending.sip_status,
+            caller_abandoned: ending.caller_abandoned,
+            notes: ending.notes.clone(),
+        }
+    }
+}
+
+/// The handler the ESL listener runs for every accepted channel.
+pub fn handler(
+    services: Arc<CallServices>,
+) -> impl Fn(OutboundConnection, EventStream) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+       + Send
+       + Sync
+       + 'static {
+    move |conn, events| Box::pin(run_call(services.clone(), conn, events))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diversion_number() {
+        assert_eq!(
+            diversion_user("<sip:1234@10.0.0.1>;reason=unconditional").as_deref(),
+            Some("1234")
+        );
+        assert_eq!(diversion_user("garbage"), None);
+    }
+
+    #[test]
+    fn micros() {
+        assert_eq!(micros_to_time("0"), None);
+        assert_eq!(
+            micros_to_time("1795235383226145").map(|t| t.unix_timestamp()),
+            Some(1_795_235_383)
+        );
+    }
+}
