@@ -22,9 +22,12 @@ pub fn init_logging() {
 
 /// Runs the server until SIGTERM/SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // Settings first: a bad value must stop us before anything touches the store.
+    let outbox_settings =
+        OutboxSettings::from_config(&config.outbox).map_err(anyhow::Error::msg)?;
     let store = open_store(&config).await?;
     reconcile_previous_run(&store, &config).await?;
-    let outbox = start_outbox(store.clone(), &config)?;
+    let outbox = start_outbox(store.clone(), outbox_settings, &config)?;
     tracing::info!(
         store = %store.describe(),
         outbox_concurrency = config.outbox.concurrency,
@@ -72,8 +75,11 @@ async fn reconcile_previous_run(store: &StoreHandle, config: &Config) -> anyhow:
 }
 
 /// Starts the callback delivery worker with `[outbox]` and the accounts' signing keys.
-fn start_outbox(store: StoreHandle, config: &Config) -> anyhow::Result<OutboxWorker> {
-    let settings = OutboxSettings::from_config(&config.outbox).map_err(anyhow::Error::msg)?;
+fn start_outbox(
+    store: StoreHandle,
+    settings: OutboxSettings,
+    config: &Config,
+) -> anyhow::Result<OutboxWorker> {
     let worker = outbox::start(
         store,
         settings,

@@ -279,8 +279,9 @@ pub trait Store: Send + Sync + 'static {
     fn all_live_calls(&self) -> BoxFuture<'_, Result<Vec<LiveCall>, StoreError>>;
 
     /// In one transaction: writes the CDR, removes the live row, enqueues the callbacks.
-    /// Idempotent per `call_uuid`: a second finish writes nothing and returns
-    /// [`FinishOutcome::AlreadyFinished`]. Transient errors are retried until success or
+    /// Idempotent per `call_uuid`: a second finish writes no CDR and no callbacks and
+    /// returns [`FinishOutcome::AlreadyFinished`] (first hangup wins); it only removes a
+    /// stale live row for the call, should one exist. Transient errors are retried until success or
     /// [`Store::close`]; an error that retrying cannot fix (e.g. a duplicate DeliveryID)
     /// is returned and leaves nothing written.
     fn finish_call(
