@@ -1,1 +1,331 @@
-//! (to be written)
+//! The durable store: live calls, CDRs and the callback outbox, behind one [`Store`] trait.
+//!
+//! The REST API, the call driver and the outbox worker all hold the same
+//! `Arc<dyn Store>` ([`StoreHandle`]). The trait speaks only in domain types (no SQL, no
+//! SQLite types), so a PostgreSQL implementation can sit beside [`sqlite::SqliteStore`].
+//!
+//! Failure policy, the same for every implementation:
+//! - every error is logged loudly and counted ([`Store::health`]), see [`health`];
+//! - the writes a live call makes (start, answer, schedule) retry transient errors
+//!   (busy, locked, disk full, I/O) with a bounded backoff, then return the error — the
+//!   call goes on without them, it is never torn down because of the store;
+//! - [`Store::finish_call`] retries transient errors until it succeeds or the store is
+//!   closed: the call record must not be lost.
+
+pub mod error;
+pub mod health;
+pub mod reconcile;
+pub mod retry;
+pub mod sqlite;
+
+use crate::app::callbacks::{CallbackKind, HttpMethod, NewCallback};
+use crate::call::record::{CallRecord, Direction};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+pub use error::{StoreError, StoreErrorKind};
+pub use health::StoreHealth;
+
+/// A boxed, sendable future: what the object-safe async methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The one handle every area shares.
+pub type StoreHandle = Arc<dyn Store>;
+
+/// Opens the store named by `config.store.url`: `sqlite://<path>` (relative to the working
+/// directory; `sqlite://:memory:` for a private in-memory database). Migrations are
+/// applied before this returns. `postgres://` is not supported yet.
+pub async fn open(url: &str) -> Result<StoreHandle, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = path.to_string();
+        let store = tokio::task::spawn_blocking(move || {
+            sqlite::SqliteStore::open(&path, sqlite::SqliteOptions::default())
+        })
+        .await
+        .map_err(|e| StoreError::new(StoreErrorKind::Other, format!("open task failed: {e}")))??;
+        Ok(Arc::new(store))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Err(StoreError::new(
+            StoreErrorKind::Invalid,
+            "store.url: postgres:// is not supported yet (use sqlite://<path>)",
+        ))
+    } else {
+        Err(StoreError::new(
+            StoreErrorKind::Invalid,
+            format!("store.url: {url:?} is not a store URL (expected sqlite://<path>)"),
+        ))
+    }
+}
+
+/// What the call driver writes when a call starts: enough to show it on the live-call
+/// API and to close it out after a crash (its callback URLs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewLiveCall {
+    pub call_uuid: String,
+    pub account_id: String,
+    pub direction: Direction,
+    pub from: String,
+    pub to: String,
+    pub caller_name: String,
+    pub forwarded_from: Option<String>,
+    pub start_time: OffsetDateTime,
+    /// Where the hangup callback goes if the call has to be closed out at the next start.
+    pub hangup_url: String,
+    /// Where the JSON status event goes (empty: none).
+    pub status_callback_url: String,
+}
+
+/// A call the store shows as live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveCall {
+    pub call_uuid: String,
+    pub account_id: String,
+    pub direction: Direction,
+    pub from: String,
+    pub to: String,
+    pub caller_name: String,
+    pub forwarded_from: Option<String>,
+    pub start_time: OffsetDateTime,
+    pub answer_time: Option<OffsetDateTime>,
+    /// When an armed `schedule`d Hangup will fire (SPEC §4 rule 3).
+    pub scheduled_hangup_at: Option<OffsetDateTime>,
+    pub hangup_url: String,
+    pub status_callback_url: String,
+}
+
+impl LiveCall {
+    /// `in-progress` once answered, `ringing` before (the live-call API's `call_status`).
+    pub fn call_status(&self) -> &'static str {
+        if self.answer_time.is_some() {
+            "in-progress"
+        } else {
+            "ringing"
+        }
+    }
+}
+
+/// What [`Store::finish_call`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FinishOutcome {
+    /// The CDR and its callbacks were written and the live row removed.
+    Finished,
+    /// A CDR for this call already existed; nothing was written (first hangup wins).
+    AlreadyFinished,
+}
+
+/// Where an outbox row stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeliveryState {
+    /// Not yet delivered; will be attempted (again) at `next_attempt_at`.
+    Pending,
+    /// A 2xx was received.
+    Delivered,
+    /// A permanent failure (other 4xx, bad URL) or given up after the retry window.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => DeliveryState::Pending,
+            "delivered" => DeliveryState::Delivered,
+            "failed" => DeliveryState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// The delivery status of one callback, as the CDR and the REST API report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryStatus {
+    pub delivery_id: String,
+    pub kind: CallbackKind,
+    pub url: String,
+    pub method: HttpMethod,
+    pub status: DeliveryState,
+    pub attempts: u32,
+    /// HTTP status of the last attempt that got a response.
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed (cleared once delivered).
+    pub last_error: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub last_attempt_at: Option<OffsetDateTime>,
+    /// When the next attempt is due (pending rows only).
+    pub next_attempt_at: Option<OffsetDateTime>,
+    pub delivered_at: Option<OffsetDateTime>,
+}
+
+/// A CDR with the delivery status of its callbacks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredCdr {
+    pub record: CallRecord,
+    /// In the order they were enqueued.
+    pub deliveries: Vec<DeliveryStatus>,
+}
+
+/// One page of an account's CDRs, newest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CdrPage {
+    /// All CDRs of the account, not just this page.
+    pub total: u64,
+    pub cdrs: Vec<StoredCdr>,
+}
+
+/// A claim on due outbox rows for one delivery worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimRequest {
+    pub now: OffsetDateTime,
+    /// At most this many rows.
+    pub limit: usize,
+    /// Claimed rows are not handed out again before this time (a worker that died
+    /// mid-attempt releases its rows by letting the claim expire).
+    pub claim_until: OffsetDateTime,
+    /// How many more rows each receiver ([`crate::app::callbacks::receiver_of`]) may
+    /// get in this claim; receivers not listed get up to `default_receiver_room`.
+    pub receiver_room: Vec<(String, usize)>,
+    pub default_receiver_room: usize,
+}
+
+/// Rows handed to a delivery worker, and when the next unclaimed row falls due.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClaimedCallbacks {
+    pub rows: Vec<PendingCallback>,
+    /// The earliest `next_attempt_at` of the pending rows left unclaimed (possibly in
+    /// the past when rows were left for lack of room), `None` when there are none.
+    pub next_due: Option<OffsetDateTime>,
+}
+
+/// An outbox row to attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingCallback {
+    pub delivery_id: String,
+    pub call_uuid: String,
+    pub account_id: String,
+    pub kind: CallbackKind,
+    pub method: HttpMethod,
+    pub url: String,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    /// When the row was written: the retry window counts from here.
+    pub created_at: OffsetDateTime,
+    /// `scheme://host:port` of `url`.
+    pub receiver: String,
+}
+
+/// What one delivery attempt came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// A 2xx: the row is done.
+    Delivered { status: u16 },
+    /// Retryable failure: try again at `next_attempt_at`.
+    Retry {
+        status: Option<u16>,
+        error: String,
+        next_attempt_at: OffsetDateTime,
+    },
+    /// Permanent failure, or retries given up.
+    Failed { status: Option<u16>, error: String },
+}
+
+/// The store. Object-safe: used as `Arc<dyn Store>`.
+///
+/// Reads are scoped to an account where the REST API exposes them (an account sees only
+/// its own calls). Methods taking `&str` copy what they need before the returned future
+/// runs, so the futures borrow only the store.
+pub trait Store: Send + Sync + 'static {
+    /// A short description for logs, e.g. `sqlite:///var/lib/voxbridge.db`.
+    fn describe(&self) -> String;
+
+    /// Records a call as live when the switch hands it over. Bounded retry.
+    fn call_started(&self, call: NewLiveCall) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Records the answer time of a live call. Bounded retry; unknown call: no-op.
+    fn call_answered(
+        &self,
+        call_uuid: &str,
+        answer_time: OffsetDateTime,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Sets (`Some`) or clears (`None`) the armed scheduled hangup. Bounded retry.
+    fn set_scheduled_hangup(
+        &self,
+        call_uuid: &str,
+        at: Option<OffsetDateTime>,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// One live call of the account.
+    fn live_call(
+        &self,
+        account_id: &str,
+        call_uuid: &str,
+    ) -> BoxFuture<'_, Result<Option<LiveCall>, StoreError>>;
+
+    /// The uuids of the account's live calls, oldest first.
+    fn live_call_uuids(&self, account_id: &str) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
+
+    /// Every live call of every account (reconciliation at start).
+    fn all_live_calls(&self) -> BoxFuture<'_, Result<Vec<LiveCall>, StoreError>>;
+
+    /// In one transaction: writes the CDR, removes the live row, enqueues the callbacks.
+    /// Idempotent per `call_uuid`: a second finish writes no CDR and no callbacks and
+    /// returns [`FinishOutcome::AlreadyFinished`] (first hangup wins); it only removes a
+    /// stale live row for the call, should one exist. Transient errors are retried until success or
+    /// [`Store::close`]; an error that retrying cannot fix (e.g. a duplicate DeliveryID)
+    /// is returned and leaves nothing written.
+    fn finish_call(
+        &self,
+        record: CallRecord,
+        callbacks: Vec<NewCallback>,
+    ) -> BoxFuture<'_, Result<FinishOutcome, StoreError>>;
+
+    /// The account's CDR of a call, with its callbacks' delivery status.
+    fn cdr(
+        &self,
+        account_id: &str,
+        call_uuid: &str,
+    ) -> BoxFuture<'_, Result<Option<StoredCdr>, StoreError>>;
+
+    /// The account's CDRs, newest (by start time) first.
+    fn cdrs(
+        &self,
+        account_id: &str,
+        limit: u32,
+        offset: u64,
+    ) -> BoxFuture<'_, Result<CdrPage, StoreError>>;
+
+    /// Hands out due outbox rows (pending, `next_attempt_at <= now`, not claimed) in due
+    /// order, respecting each receiver's room, and marks them claimed.
+    fn claim_due_callbacks(
+        &self,
+        request: ClaimRequest,
+    ) -> BoxFuture<'_, Result<ClaimedCallbacks, StoreError>>;
+
+    /// Records one attempt on a row and releases its claim. Bounded retry.
+    fn record_attempt(
+        &self,
+        delivery_id: &str,
+        at: OffsetDateTime,
+        result: AttemptResult,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Notified whenever new outbox rows are committed, so the worker need not poll.
+    fn outbox_signal(&self) -> Arc<tokio::sync::Notify>;
+
+    /// Ok / last error / error count, for `/health` and metrics.
+    fn health(&self) -> StoreHealth;
+
+    /// Flushes queued writes and stops accepting new ones.
+    fn close(&self) -> BoxFuture<'_, ()>;
+}

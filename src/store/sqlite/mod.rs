@@ -1,0 +1,546 @@
+//! The SQLite store: one file in WAL mode, one writer thread batching writes into
+//! transactions ([`writer`]), and a small pool of read connections for queries (WAL lets
+//! them read while the writer commits).
+//!
+//! Durability: `synchronous = FULL`, so a committed CDR survives a power cut, not only a
+//! process kill. Batching keeps that affordable (one fsync per batch, not per call).
+//!
+//! A database file belongs to one voxbridge process. At open, claims on outbox rows left
+//! by a previous run are therefore void and released at once, so a restart resumes the
+//! backlog without waiting for claims to expire.
+
+mod codec;
+mod schema;
+mod writer;
+
+use crate::app::callbacks::NewCallback;
+use crate::call::record::CallRecord;
+use crate::store::health::HealthTracker;
+use crate::store::retry::RetryPolicy;
+use crate::store::{
+    AttemptResult, BoxFuture, CdrPage, ClaimRequest, ClaimedCallbacks, FinishOutcome, LiveCall,
+    NewLiveCall, Store, StoreError, StoreErrorKind, StoreHealth, StoredCdr,
+};
+use codec::store_error;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot, Notify};
+use writer::{Failed, Message, WriteOp, WriteReply};
+
+pub use schema::LATEST as SCHEMA_VERSION;
+
+/// Tuning knobs; the defaults suit production.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// How long a connection waits on a lock held by someone else before reporting busy.
+    pub busy_timeout: Duration,
+    /// Idle read connections kept open.
+    pub readers: usize,
+    /// Most writes committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(5),
+            readers: 4,
+            max_batch: 1024,
+        }
+    }
+}
+
+/// Where the database lives.
+#[derive(Clone, Debug)]
+enum Target {
+    File(PathBuf),
+    /// A private in-memory database shared by this store's connections (memdb VFS).
+    Memory(String),
+}
+
+impl Target {
+    fn parse(spec: &str) -> Result<Self, StoreError> {
+        match spec.trim() {
+            "" => Err(StoreError::new(
+                StoreErrorKind::Invalid,
+                "store.url: sqlite:// needs a path, e.g. sqlite://voxbridge.db",
+            )),
+            ":memory:" => Ok(Target::Memory(format!(
+                "file:/voxbridge-{}?vfs=memdb",
+                uuid::Uuid::new_v4().simple()
+            ))),
+            path => Ok(Target::File(PathBuf::from(path))),
+        }
+    }
+
+    fn open(&self) -> rusqlite::Result<Connection> {
+        match self {
+            Target::File(path) => Connection::open(path),
+            Target::Memory(uri) => Connection::open_with_flags(
+                uri,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            ),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Target::File(path) => format!("sqlite://{}", path.display()),
+            Target::Memory(_) => "sqlite://:memory:".to_string(),
+        }
+    }
+}
+
+/// Read connections, opened on demand and kept up to a bound.
+struct ReadPool {
+    target: Target,
+    busy_timeout: Duration,
+    idle: Mutex<Vec<Connection>>,
+    max_idle: usize,
+}
+
+impl ReadPool {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => self.open().map_err(store_error)?,
+        };
+        let result = f(&conn).map_err(store_error);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(conn);
+        }
+        result
+    }
+
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let conn = self.target.open()?;
+        conn.busy_timeout(self.busy_timeout)?;
+        conn.execute_batch("PRAGMA query_only = 1")?;
+        Ok(conn)
+    }
+}
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    target: Target,
+    writes: mpsc::UnboundedSender<Message>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Arc<ReadPool>,
+    health: Arc<HealthTracker>,
+    signal: Arc<Notify>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `spec` — a path, or `:memory:` —
+    /// applies migrations and starts the writer. Blocking: call from a blocking context
+    /// (`crate::store::open` does).
+    pub fn open(spec: &str, options: SqliteOptions) -> Result<Self, StoreError> {
+        let target = Target::parse(spec)?;
+        let health = Arc::new(HealthTracker::default());
+        let conn = Self::open_writer(&target, &options).map_err(|e| {
+            let e = e.context(&format!("opening {}", target.describe()));
+            health.record_error("open", &e);
+            e
+        })?;
+        let signal = Arc::new(Notify::new());
+        let (writes, thread) =
+            writer::spawn(conn, signal.clone(), options.max_batch).map_err(|e| {
+                StoreError::new(StoreErrorKind::Other, format!("cannot start writer: {e}"))
+            })?;
+        let readers = Arc::new(ReadPool {
+            target: target.clone(),
+            busy_timeout: options.busy_timeout,
+            idle: Mutex::new(Vec::new()),
+            max_idle: options.readers.max(1),
+        });
+        Ok(Self {
+            target,
+            writes,
+            writer_thread: Mutex::new(Some(thread)),
+            readers,
+            health,
+            signal,
+        })
+    }
+
+    fn open_writer(target: &Target, options: &SqliteOptions) -> Result<Connection, StoreError> {
+        let mut conn = target.open().map_err(store_error)?;
+        conn.busy_timeout(options.busy_timeout)
+            .map_err(store_error)?;
+        if let Target::File(_) = target {
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .map_err(store_error)?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StoreError::new(
+                    StoreErrorKind::Io,
+                    format!("cannot switch the database to WAL mode (got {mode})"),
+                ));
+            }
+        }
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;")
+            .map_err(store_error)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        match schema::migrate(&mut conn).map_err(store_error)? {
+            Ok(_) => {}
+            Err(msg) => return Err(StoreError::new(StoreErrorKind::Invalid, msg)),
+        }
+        let released = conn
+            .execute(
+                "UPDATE outbox SET claimed_until = NULL, next_attempt_at = MIN(next_attempt_at, ?1) \
+                 WHERE status = 'pending' AND claimed_until IS NOT NULL",
+                [codec::nanos(OffsetDateTime::now_utc())],
+            )
+            .map_err(store_error)?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "outbox rows in flight when the previous run stopped are pending again"
+            );
+        }
+        Ok(conn)
+    }
+
+    /// Queues one write and waits for its commit. On failure the write comes back (when
+    /// it still exists) so it can be retried without a copy.
+    async fn submit(&self, op: WriteOp) -> Result<WriteReply, (StoreError, Option<WriteOp>)> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(mpsc::error::SendError(msg)) = self.writes.send(Message::Write(op, tx)) {
+            let op = match msg {
+                Message::Write(op, _) => Some(op),
+                Message::Close(_) => None,
+            };
+            return Err((StoreError::closed(), op));
+        }
+        match rx.await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(Failed { error, op })) => Err((error, Some(op))),
+            // The writer thread is gone with the write queued.
+            Err(_) => Err((StoreError::closed(), None)),
+        }
+    }
+
+    /// Submits a write, retrying transient failures per `policy`.
+    async fn write(
+        &self,
+        what: &'static str,
+        op: WriteOp,
+        policy: RetryPolicy,
+    ) -> Result<WriteReply, (StoreError, Option<WriteOp>)> {
+        let mut op = op;
+        let mut retry = 0u32;
+        loop {
+            match self.submit(op).await {
+                Ok(reply) => {
+                    self.health.record_ok();
+                    return Ok(reply);
+                }
+                Err((error, back)) => {
+                    self.health.record_error(what, &error);
+                    let back = match back {
+                        Some(back) if error.is_transient() => back,
+                        back => return Err((error, back)),
+                    };
+                    retry += 1;
+                    match policy.delay(retry) {
+                        Some(delay) => {
+                            tracing::warn!(
+                                operation = what,
+                                retry,
+                                delay_ms = delay.as_millis() as u64,
+                                "retrying store write"
+                            );
+                            tokio::time::sleep(delay).await;
+                            op = back;
+                        }
+                        None => return Err((error, Some(back))),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn write_simple(&self, what: &'static str, op: WriteOp) -> Result<(), StoreError> {
+        self.write(what, op, RetryPolicy::LIVE_CALL)
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| e)
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let pool = self.readers.clone();
+        let result = tokio::task::spawn_blocking(move || pool.with(f))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StoreError::new(
+                    StoreErrorKind::Other,
+                    format!("read task failed: {e}"),
+                ))
+            });
+        match &result {
+            Ok(_) => self.health.record_ok(),
+            Err(e) => self.health.record_error(what, e),
+        }
+        result
+    }
+}
+
+fn query_deliveries(
+    conn: &Connection,
+    call_uuid: &str,
+) -> rusqlite::Result<Vec<crate::store::DeliveryStatus>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {} FROM outbox WHERE call_uuid = ?1 ORDER BY id",
+        codec::DELIVERY_COLUMNS
+    ))?;
+    let rows = stmt.query_map([call_uuid], codec::delivery_status)?;
+    rows.collect()
+}
+
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        self.target.describe()
+    }
+
+    fn call_started(&self, call: NewLiveCall) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.write_simple("call_started", WriteOp::StartCall(call)))
+    }
+
+    fn call_answered(
+        &self,
+        call_uuid: &str,
+        answer_time: OffsetDateTime,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let op = WriteOp::Answered {
+            call_uuid: call_uuid.to_string(),
+            at: answer_time,
+        };
+        Box::pin(self.write_simple("call_answered", op))
+    }
+
+    fn set_scheduled_hangup(
+        &self,
+        call_uuid: &str,
+        at: Option<OffsetDateTime>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let op = WriteOp::ScheduledHangup {
+            call_uuid: call_uuid.to_string(),
+            at,
+        };
+        Box::pin(self.write_simple("set_scheduled_hangup", op))
+    }
+
+    fn live_call(
+        &self,
+        account_id: &str,
+        call_uuid: &str,
+    ) -> BoxFuture<'_, Result<Option<LiveCall>, StoreError>> {
+        let (account_id, call_uuid) = (account_id.to_string(), call_uuid.to_string());
+        Box::pin(self.read("live_call", move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {} FROM live_calls WHERE call_uuid = ?1 AND account_id = ?2",
+                codec::LIVE_COLUMNS
+            ))?
+            .query_row([&call_uuid, &account_id], codec::live_call)
+            .optional()
+        }))
+    }
+
+    fn live_call_uuids(&self, account_id: &str) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        let account_id = account_id.to_string();
+        Box::pin(self.read("live_call_uuids", move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT call_uuid FROM live_calls WHERE account_id = ?1 ORDER BY start_time",
+            )?;
+            let rows = stmt.query_map([&account_id], |r| r.get(0))?;
+            rows.collect()
+        }))
+    }
+
+    fn all_live_calls(&self) -> BoxFuture<'_, Result<Vec<LiveCall>, StoreError>> {
+        Box::pin(self.read("all_live_calls", move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {} FROM live_calls ORDER BY start_time",
+                codec::LIVE_COLUMNS
+            ))?;
+            let rows = stmt.query_map([], codec::live_call)?;
+            rows.collect()
+        }))
+    }
+
+    fn finish_call(
+        &self,
+        record: CallRecord,
+        callbacks: Vec<NewCallback>,
+    ) -> BoxFuture<'_, Result<FinishOutcome, StoreError>> {
+        Box::pin(async move {
+            let call_uuid = record.call_uuid.clone();
+            let op = WriteOp::Finish {
+                record: Box::new(record),
+                callbacks,
+                now: OffsetDateTime::now_utc(),
+            };
+            match self
+                .write("finish_call", op, RetryPolicy::CALL_RECORD)
+                .await
+            {
+                Ok(WriteReply::Finish(outcome)) => Ok(outcome),
+                Ok(other) => Err(StoreError::new(
+                    StoreErrorKind::Other,
+                    format!("finish_call got an unexpected reply {other:?}"),
+                )),
+                Err((error, op)) => {
+                    // The record cannot be stored: put all of it in the log, so an
+                    // operator can still recover it.
+                    if let Some(WriteOp::Finish {
+                        record, callbacks, ..
+                    }) = op
+                    {
+                        tracing::error!(
+                            call_uuid = %call_uuid,
+                            ?record,
+                            callbacks = ?callbacks.iter().map(|c| (&c.delivery_id, c.kind, &c.url)).collect::<Vec<_>>(),
+                            "CALL RECORD NOT STORED: {error}"
+                        );
+                    }
+                    Err(error)
+                }
+            }
+        })
+    }
+
+    fn cdr(
+        &self,
+        account_id: &str,
+        call_uuid: &str,
+    ) -> BoxFuture<'_, Result<Option<StoredCdr>, StoreError>> {
+        let (account_id, call_uuid) = (account_id.to_string(), call_uuid.to_string());
+        Box::pin(self.read("cdr", move |conn| {
+            let record = conn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM cdrs WHERE call_uuid = ?1 AND account_id = ?2",
+                    codec::CDR_COLUMNS
+                ))?
+                .query_row([&call_uuid, &account_id], codec::call_record)
+                .optional()?;
+            match record {
+                None => Ok(None),
+                Some(record) => Ok(Some(StoredCdr {
+                    deliveries: query_deliveries(conn, &record.call_uuid)?,
+                    record,
+                })),
+            }
+        }))
+    }
+
+    fn cdrs(
+        &self,
+        account_id: &str,
+        limit: u32,
+        offset: u64,
+    ) -> BoxFuture<'_, Result<CdrPage, StoreError>> {
+        let account_id = account_id.to_string();
+        Box::pin(self.read("cdrs", move |conn| {
+            let total: i64 = conn
+                .prepare_cached("SELECT COUNT(*) FROM cdrs WHERE account_id = ?1")?
+                .query_row([&account_id], |r| r.get(0))?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {} FROM cdrs WHERE account_id = ?1 \
+                 ORDER BY start_time DESC, id DESC LIMIT ?2 OFFSET ?3",
+                codec::CDR_COLUMNS
+            ))?;
+            let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+            let records: Vec<CallRecord> = stmt
+                .query_map(
+                    rusqlite::params![account_id, i64::from(limit), offset],
+                    codec::call_record,
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut cdrs = Vec::with_capacity(records.len());
+            for record in records {
+                cdrs.push(StoredCdr {
+                    deliveries: query_deliveries(conn, &record.call_uuid)?,
+                    record,
+                });
+            }
+            Ok(CdrPage {
+                total: u64::try_from(total).unwrap_or(0),
+                cdrs,
+            })
+        }))
+    }
+
+    fn claim_due_callbacks(
+        &self,
+        request: ClaimRequest,
+    ) -> BoxFuture<'_, Result<ClaimedCallbacks, StoreError>> {
+        Box::pin(async move {
+            match self
+                .write(
+                    "claim_due_callbacks",
+                    WriteOp::Claim(request),
+                    RetryPolicy::LIVE_CALL,
+                )
+                .await
+            {
+                Ok(WriteReply::Claimed(claimed)) => Ok(claimed),
+                Ok(other) => Err(StoreError::new(
+                    StoreErrorKind::Other,
+                    format!("claim got an unexpected reply {other:?}"),
+                )),
+                Err((e, _)) => Err(e),
+            }
+        })
+    }
+
+    fn record_attempt(
+        &self,
+        delivery_id: &str,
+        at: OffsetDateTime,
+        result: AttemptResult,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let op = WriteOp::Attempt {
+            delivery_id: delivery_id.to_string(),
+            at,
+            result,
+        };
+        Box::pin(self.write_simple("record_attempt", op))
+    }
+
+    fn outbox_signal(&self) -> Arc<Notify> {
+        self.signal.clone()
+    }
+
+    fn health(&self) -> StoreHealth {
+        self.health.snapshot()
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            if self.writes.send(Message::Close(tx)).is_ok() {
+                let _ = rx.await;
+            }
+            let thread = self
+                .writer_thread
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(thread) = thread {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+        })
+    }
+}

@@ -1,0 +1,460 @@
+//! The one SQLite writer: a dedicated thread that owns the write connection and commits
+//! whatever writes are queued in one transaction.
+//!
+//! SQLite allows one writer at a time and the cost of a commit is mostly its fsync, so
+//! batching is what lets thousands of calls per second finish: under load, each commit
+//! carries many writes. Each write runs inside its own SAVEPOINT, so one bad write (a
+//! constraint violation) is rolled back alone and the rest of the batch still commits —
+//! and a CDR with its callbacks stays all-or-nothing. When the transaction as a whole
+//! fails (busy, disk full, I/O), every write of the batch is handed back to its caller
+//! with the error, to be retried by the store's retry policy.
+
+use super::codec::{self, i64_from_u64, nanos, notes_json, store_error};
+use crate::app::callbacks::{receiver_of, NewCallback};
+use crate::call::record::CallRecord;
+use crate::store::{
+    AttemptResult, ClaimRequest, ClaimedCallbacks, DeliveryState, FinishOutcome, NewLiveCall,
+    StoreError,
+};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// One write, as queued to the writer.
+#[derive(Debug)]
+pub(super) enum WriteOp {
+    StartCall(NewLiveCall),
+    Answered {
+        call_uuid: String,
+        at: OffsetDateTime,
+    },
+    ScheduledHangup {
+        call_uuid: String,
+        at: Option<OffsetDateTime>,
+    },
+    Finish {
+        record: Box<CallRecord>,
+        callbacks: Vec<NewCallback>,
+        now: OffsetDateTime,
+    },
+    Claim(ClaimRequest),
+    Attempt {
+        delivery_id: String,
+        at: OffsetDateTime,
+        result: AttemptResult,
+    },
+}
+
+/// What a successful write returns.
+#[derive(Debug)]
+pub(super) enum WriteReply {
+    Done,
+    Finish(FinishOutcome),
+    Claimed(ClaimedCallbacks),
+}
+
+/// A write that did not happen, handed back so it can be retried without a copy.
+#[derive(Debug)]
+pub(super) struct Failed {
+    pub error: StoreError,
+    pub op: WriteOp,
+}
+
+pub(super) type Reply = Result<WriteReply, Failed>;
+
+// Writes are moved through the channel once; Close is sent once per store. Boxing the
+// common case to shrink the rare one would cost an allocation per write.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Message {
+    Write(WriteOp, oneshot::Sender<Reply>),
+    /// Commit what is queued, then stop; answered when done.
+    Close(oneshot::Sender<()>),
+}
+
+/// Starts the writer thread on `conn`.
+pub(super) fn spawn(
+    conn: Connection,
+    signal: Arc<Notify>,
+    max_batch: usize,
+) -> std::io::Result<(mpsc::UnboundedSender<Message>, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handle = std::thread::Builder::new()
+        .name("voxbridge-store-writer".into())
+        .spawn(move || run(conn, rx, signal, max_batch.max(1)))?;
+    Ok((tx, handle))
+}
+
+type Pending = (WriteOp, oneshot::Sender<Reply>);
+
+fn run(
+    mut conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    signal: Arc<Notify>,
+    max_batch: usize,
+) {
+    let mut closing: Option<oneshot::Sender<()>> = None;
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch: Vec<Pending> = Vec::new();
+        match first {
+            Message::Write(op, reply) => batch.push((op, reply)),
+            Message::Close(done) => closing = Some(done),
+        }
+        while closing.is_none() && batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(Message::Write(op, reply)) => batch.push((op, reply)),
+                Ok(Message::Close(done)) => closing = Some(done),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            commit_batch(&mut conn, batch, &signal);
+        }
+        if let Some(done) = closing.take() {
+            // Refuse new writes, commit the ones already queued, then answer.
+            rx.close();
+            let mut rest = Vec::new();
+            while let Ok(msg) = rx.try_recv() {
+                match msg {
+                    Message::Write(op, reply) => rest.push((op, reply)),
+                    Message::Close(other) => {
+                        let _ = other.send(());
+                    }
+                }
+            }
+            for chunk in chunks(rest, max_batch) {
+                commit_batch(&mut conn, chunk, &signal);
+            }
+            let _ = done.send(());
+            break;
+        }
+    }
+}
+
+fn chunks(mut items: Vec<Pending>, size: usize) -> Vec<Vec<Pending>> {
+    let mut out = Vec::new();
+    while items.len() > size {
+        let tail = items.split_off(size);
+        out.push(std::mem::replace(&mut items, tail));
+    }
+    if !items.is_empty() {
+        out.push(items);
+    }
+    out
+}
+
+/// Runs the batch in one transaction, one savepoint per write, and answers every caller.
+fn commit_batch(conn: &mut Connection, batch: Vec<Pending>, signal: &Notify) {
+    let mut results: Vec<Result<WriteReply, StoreError>> = Vec::with_capacity(batch.len());
+    let mut batch_error: Option<StoreError> = None;
+    let mut new_rows = false;
+
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        batch_error = Some(store_error(e).context("begin transaction"));
+    }
+    if batch_error.is_none() {
+        for (op, _) in &batch {
+            if let Err(e) = conn.execute_batch("SAVEPOINT op") {
+                batch_error = Some(store_error(e));
+                break;
+            }
+            match apply(conn, op) {
+                Ok(reply) => {
+                    if let Err(e) = conn.execute_batch("RELEASE op") {
+                        batch_error = Some(store_error(e));
+                        break;
+                    }
+                    if let (WriteOp::Finish { callbacks, .. }, WriteReply::Finish(outcome)) =
+                        (op, &reply)
+                    {
+                        new_rows |= *outcome == FinishOutcome::Finished && !callbacks.is_empty();
+                    }
+                    results.push(Ok(reply));
+                }
+                Err(e) => {
+                    if conn.is_autocommit() {
+                        // SQLite rolled the whole transaction back (it does for some
+                        // I/O, full-disk and memory errors): the batch is lost as a whole.
+                        batch_error = Some(store_error(e));
+                        break;
+                    }
+                    if let Err(e2) = conn.execute_batch("ROLLBACK TO op; RELEASE op") {
+                        batch_error = Some(store_error(e2));
+                        break;
+                    }
+                    results.push(Err(store_error(e)));
+                }
+            }
+        }
+    }
+    if batch_error.is_none() {
+        if let Err(e) = conn.execute_batch("COMMIT") {
+            batch_error = Some(store_error(e).context("commit"));
+        }
+    }
+    if let Some(error) = batch_error {
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for (op, reply) in batch {
+            let _ = reply.send(Err(Failed {
+                error: error.clone(),
+                op,
+            }));
+        }
+        return;
+    }
+    for ((op, reply), result) in batch.into_iter().zip(results) {
+        let _ = reply.send(result.map_err(|error| Failed { error, op }));
+    }
+    if new_rows {
+        signal.notify_one();
+    }
+}
+
+fn apply(conn: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
+    match op {
+        WriteOp::StartCall(call) => start_call(conn, call),
+        WriteOp::Answered { call_uuid, at } => {
+            conn.prepare_cached("UPDATE live_calls SET answer_time = ?1 WHERE call_uuid = ?2")?
+                .execute(params![nanos(*at), call_uuid])?;
+            Ok(WriteReply::Done)
+        }
+        WriteOp::ScheduledHangup { call_uuid, at } => {
+            conn.prepare_cached(
+                "UPDATE live_calls SET scheduled_hangup_at = ?1 WHERE call_uuid = ?2",
+            )?
+            .execute(params![at.map(nanos), call_uuid])?;
+            Ok(WriteReply::Done)
+        }
+        WriteOp::Finish {
+            record,
+            callbacks,
+            now,
+        } => finish(conn, record, callbacks, *now),
+        WriteOp::Claim(request) => claim(conn, request),
+        WriteOp::Attempt {
+            delivery_id,
+            at,
+            result,
+        } => attempt(conn, delivery_id, *at, result),
+    }
+}
+
+fn start_call(conn: &Connection, call: &NewLiveCall) -> rusqlite::Result<WriteReply> {
+    // A call whose record is already written must not come back as live: it would be
+    // "closed out" again at the next start.
+    let finished = conn
+        .prepare_cached("SELECT 1 FROM cdrs WHERE call_uuid = ?1")?
+        .query_row([&call.call_uuid], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if finished {
+        return Ok(WriteReply::Done);
+    }
+    conn.prepare_cached(
+        "INSERT INTO live_calls (call_uuid, account_id, direction, from_number, to_number, \
+         caller_name, forwarded_from, start_time, hangup_url, status_callback_url) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (call_uuid) DO NOTHING",
+    )?
+    .execute(params![
+        call.call_uuid,
+        call.account_id,
+        call.direction.as_str(),
+        call.from,
+        call.to,
+        call.caller_name,
+        call.forwarded_from,
+        nanos(call.start_time),
+        call.hangup_url,
+        call.status_callback_url,
+    ])?;
+    Ok(WriteReply::Done)
+}
+
+fn finish(
+    conn: &Connection,
+    r: &CallRecord,
+    callbacks: &[NewCallback],
+    now: OffsetDateTime,
+) -> rusqlite::Result<WriteReply> {
+    let inserted = conn
+        .prepare_cached(&format!(
+            "INSERT INTO cdrs ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+             ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) ON CONFLICT (call_uuid) DO NOTHING",
+            codec::CDR_COLUMNS
+        ))?
+        .execute(params![
+            r.call_uuid,
+            r.account_id,
+            r.direction.as_str(),
+            r.from,
+            r.to,
+            r.caller_name,
+            r.forwarded_from,
+            nanos(r.start_time),
+            r.answer_time.map(nanos),
+            nanos(r.end_time),
+            i64_from_u64(r.duration_secs),
+            i64_from_u64(r.bill_duration_secs),
+            r.hangup_cause.0,
+            r.hangup_cause_code,
+            r.hangup_cause_name,
+            r.hangup_source.as_str(),
+            r.hangup_reason,
+            r.sip_status,
+            r.caller_abandoned,
+            notes_json(&r.notes),
+        ])?;
+    conn.prepare_cached("DELETE FROM live_calls WHERE call_uuid = ?1")?
+        .execute([&r.call_uuid])?;
+    if inserted == 0 {
+        return Ok(WriteReply::Finish(FinishOutcome::AlreadyFinished));
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO outbox (delivery_id, call_uuid, account_id, kind, method, url, receiver, \
+         content_type, body, status, attempts, created_at, next_attempt_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', 0, ?10, ?10)",
+    )?;
+    for cb in callbacks {
+        insert.execute(params![
+            cb.delivery_id,
+            r.call_uuid,
+            r.account_id,
+            cb.kind.as_str(),
+            cb.method.as_str(),
+            cb.url,
+            receiver_of(&cb.url),
+            cb.content_type,
+            cb.body,
+            nanos(now),
+        ])?;
+    }
+    Ok(WriteReply::Finish(FinishOutcome::Finished))
+}
+
+fn claim(conn: &Connection, req: &ClaimRequest) -> rusqlite::Result<WriteReply> {
+    let now = nanos(req.now);
+    let mut room: HashMap<String, usize> = req.receiver_room.iter().cloned().collect();
+    // Receivers without room are excluded in SQL, so a long queue for one busy receiver
+    // cannot hide the rows of the others behind the scan limit.
+    let full: Vec<&str> = room
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(r, _)| r.as_str())
+        .collect();
+    let exclusion = if full.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " AND receiver NOT IN ({})",
+            (0..full.len())
+                .map(|i| format!("?{}", i + 3))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let sql = format!(
+        "SELECT {} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1{exclusion} \
+         ORDER BY next_attempt_at, id LIMIT ?2",
+        codec::PENDING_COLUMNS
+    );
+    let scan = (req.limit.saturating_mul(4) + 64) as i64;
+    let mut values: Vec<rusqlite::types::Value> = vec![now.into(), scan.into()];
+    values.extend(
+        full.iter()
+            .map(|r| rusqlite::types::Value::from(r.to_string())),
+    );
+
+    let mut picked = Vec::new();
+    let mut ids = Vec::new();
+    if req.limit > 0 {
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
+        while let Some(row) = rows.next()? {
+            if picked.len() >= req.limit {
+                break;
+            }
+            let receiver: String = row.get(10)?;
+            let left = room.entry(receiver).or_insert(req.default_receiver_room);
+            if *left == 0 {
+                continue;
+            }
+            *left -= 1;
+            ids.push(row.get::<_, i64>(12)?);
+            picked.push(codec::pending_callback(row)?);
+        }
+    }
+    let until = nanos(req.claim_until);
+    let mut mark = conn.prepare_cached(
+        "UPDATE outbox SET claimed_until = ?1, next_attempt_at = ?1 WHERE id = ?2",
+    )?;
+    for id in ids {
+        mark.execute(params![until, id])?;
+    }
+    let next_due: Option<i64> = conn
+        .prepare_cached("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'")?
+        .query_row([], |r| r.get(0))?;
+    Ok(WriteReply::Claimed(ClaimedCallbacks {
+        rows: picked,
+        next_due: next_due.map(codec::time_from).transpose()?,
+    }))
+}
+
+fn attempt(
+    conn: &Connection,
+    delivery_id: &str,
+    at: OffsetDateTime,
+    result: &AttemptResult,
+) -> rusqlite::Result<WriteReply> {
+    let at = nanos(at);
+    match result {
+        AttemptResult::Delivered { status } => {
+            conn.prepare_cached(
+                "UPDATE outbox SET status = ?1, attempts = attempts + 1, last_attempt_at = ?2, \
+                 last_status = ?3, last_error = NULL, delivered_at = ?2, claimed_until = NULL \
+                 WHERE delivery_id = ?4 AND status = 'pending'",
+            )?
+            .execute(params![
+                DeliveryState::Delivered.as_str(),
+                at,
+                status,
+                delivery_id
+            ])?;
+        }
+        AttemptResult::Retry {
+            status,
+            error,
+            next_attempt_at,
+        } => {
+            conn.prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ?1, \
+                 last_status = ?2, last_error = ?3, next_attempt_at = ?4, claimed_until = NULL \
+                 WHERE delivery_id = ?5 AND status = 'pending'",
+            )?
+            .execute(params![
+                at,
+                status,
+                error,
+                nanos(*next_attempt_at),
+                delivery_id
+            ])?;
+        }
+        AttemptResult::Failed { status, error } => {
+            conn.prepare_cached(
+                "UPDATE outbox SET status = ?1, attempts = attempts + 1, last_attempt_at = ?2, \
+                 last_status = ?3, last_error = ?4, claimed_until = NULL \
+                 WHERE delivery_id = ?5 AND status = 'pending'",
+            )?
+            .execute(params![
+                DeliveryState::Failed.as_str(),
+                at,
+                status,
+                error,
+                delivery_id
+            ])?;
+        }
+    }
+    Ok(WriteReply::Done)
+}

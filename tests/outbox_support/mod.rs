@@ -1,0 +1,227 @@
+//! A real callback receiver for the outbox tests: an axum server on 127.0.0.1 that
+//! records every request and answers from a script (status, delay, body).
+#![allow(dead_code)]
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use voxbridge::app::sign;
+
+/// One scripted answer.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub delay: Duration,
+    pub body: String,
+    pub content_type: Option<String>,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            delay: Duration::ZERO,
+            body: String::new(),
+            content_type: None,
+        }
+    }
+
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    pub fn with_body(mut self, content_type: &str, body: &str) -> Self {
+        self.content_type = Some(content_type.into());
+        self.body = body.into();
+        self
+    }
+}
+
+/// One request as received.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub method: String,
+    /// Path and query, as sent.
+    pub uri: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// The status it was answered with.
+    pub replied: u16,
+    pub at: Instant,
+}
+
+impl Hit {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// Form fields of the body (POST) or the query (GET).
+    pub fn params(&self) -> Vec<(String, String)> {
+        if self.method == "GET" {
+            let query = self.uri.split_once('?').map(|(_, q)| q).unwrap_or("");
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect()
+        } else {
+            form_urlencoded::parse(&self.body).into_owned().collect()
+        }
+    }
+
+    pub fn param(&self, key: &str) -> Option<String> {
+        self.params()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// Checks `X-Voxbridge-Signature` as a receiving application would.
+    pub fn verify_signature(&self, token: &str, port: u16) -> Result<(), String> {
+        let header = self
+            .header(sign::SIGNATURE_HEADER)
+            .ok_or("no signature header")?;
+        let url = format!("http://127.0.0.1:{port}{}", self.uri);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        sign::verify(token, &header, now, &self.method, &url, &self.body)
+            .map_err(|e| format!("{e} (url {url})"))
+    }
+}
+
+struct Inner {
+    script: Mutex<VecDeque<Reply>>,
+    default: Mutex<Reply>,
+    hits: Mutex<Vec<Hit>>,
+    completed: AtomicUsize,
+}
+
+/// A running receiver.
+pub struct Receiver {
+    pub port: u16,
+    inner: Arc<Inner>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// A port nobody listens on: bound, noted, released.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+impl Receiver {
+    /// Starts on `port` (0: any). The script is used first, then `default` forever.
+    pub async fn start(port: u16, script: Vec<Reply>, default: Reply) -> Self {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let inner = Arc::new(Inner {
+            script: Mutex::new(script.into()),
+            default: Mutex::new(default),
+            hits: Mutex::new(Vec::new()),
+            completed: AtomicUsize::new(0),
+        });
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(inner.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { port, inner, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn hits(&self) -> Vec<Hit> {
+        self.inner.hits.lock().unwrap().clone()
+    }
+
+    /// Requests whose (possibly delayed) reply has been sent.
+    pub fn completed(&self) -> usize {
+        self.inner.completed.load(Ordering::SeqCst)
+    }
+
+    pub fn set_default(&self, reply: Reply) {
+        *self.inner.default.lock().unwrap() = reply;
+    }
+
+    /// Waits until `pred(hits)` holds, failing the test after `limit`.
+    pub async fn wait_for(&self, limit: Duration, what: &str, pred: impl Fn(&[Hit]) -> bool) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if pred(&self.hits()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; hits: {:?}",
+                self.hits()
+                    .iter()
+                    .map(|h| (&h.method, &h.uri, h.replied))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn handle(
+    State(inner): State<Arc<Inner>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let reply = {
+        let next = inner.script.lock().unwrap().pop_front();
+        next.unwrap_or_else(|| inner.default.lock().unwrap().clone())
+    };
+    inner.hits.lock().unwrap().push(Hit {
+        method: method.to_string(),
+        uri: uri.to_string(),
+        headers,
+        body,
+        replied: reply.status,
+        at: Instant::now(),
+    });
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    inner.completed.fetch_add(1, Ordering::SeqCst);
+    let status = StatusCode::from_u16(reply.status).unwrap();
+    match reply.content_type {
+        Some(ct) => (status, [("content-type", ct)], reply.body).into_response(),
+        None => (status, reply.body).into_response(),
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing after `limit`.
+pub async fn eventually<T>(
+    limit: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
