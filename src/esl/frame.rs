@@ -222,6 +222,19 @@ pub struct FrameDecoder {
     /// Where the search for the end of the header block resumes, so a frame that
     /// arrives in many small reads is not rescanned from the start each time.
     scanned: usize,
+    /// A parsed header block whose body has not fully arrived yet, so a large body that
+    /// comes in many reads does not have its headers parsed again on every read.
+    head: Option<Head>,
+}
+
+/// A parsed header block and where its frame ends.
+#[derive(Clone, Debug)]
+struct Head {
+    headers: Headers,
+    has_length: bool,
+    block_len: usize,
+    sep_len: usize,
+    body_len: usize,
 }
 
 impl Default for FrameDecoder {
@@ -236,11 +249,44 @@ impl FrameDecoder {
             max_header_block,
             max_body,
             scanned: 0,
+            head: None,
         }
     }
 
     /// Takes one whole frame off the front of `buf`, `Ok(None)` if more bytes are needed.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        let head = match self.head.take() {
+            Some(head) => head,
+            None => match self.decode_head(buf)? {
+                Some(head) => head,
+                None => return Ok(None),
+            },
+        };
+        let total = head.block_len + head.sep_len + head.body_len;
+        if buf.len() < total {
+            // Grow toward the announced size, but never commit memory to a length the
+            // peer has only claimed: a lying `Content-Length: 16000000` costs us nothing
+            // until the bytes actually arrive.
+            buf.reserve((total - buf.len()).min(RESERVE_STEP));
+            self.head = Some(head);
+            return Ok(None);
+        }
+        let mut frame_bytes = buf.split_to(total);
+        self.scanned = 0;
+        let body = if head.has_length {
+            frame_bytes.advance(head.block_len + head.sep_len);
+            Some(frame_bytes.freeze())
+        } else {
+            None
+        };
+        Ok(Some(Frame {
+            headers: head.headers,
+            body,
+        }))
+    }
+
+    /// Finds and parses the next header block, `Ok(None)` if it is not complete yet.
+    fn decode_head(&mut self, buf: &mut BytesMut) -> Result<Option<Head>, FrameError> {
         // Blank lines between frames are harmless (the switch skips them too).
         let skip = buf
             .iter()
@@ -250,7 +296,7 @@ impl FrameDecoder {
             buf.advance(skip);
             self.scanned = self.scanned.saturating_sub(skip);
         }
-        let Some(end) = self.find_block_end(buf) else {
+        let Some((block_len, sep_len)) = self.find_block_end(buf) else {
             if buf.len() > self.max_header_block {
                 return Err(FrameError::HeaderBlockTooLarge {
                     limit: self.max_header_block,
@@ -258,14 +304,14 @@ impl FrameDecoder {
             }
             return Ok(None);
         };
-        let (block_len, sep_len) = end;
         if block_len > self.max_header_block {
             return Err(FrameError::HeaderBlockTooLarge {
                 limit: self.max_header_block,
             });
         }
         let headers = parse_header_block(&buf[..block_len]);
-        let body_len = match headers.get("Content-Length") {
+        let length = headers.get("Content-Length");
+        let body_len = match length {
             None => 0,
             Some(v) => match v.trim().parse::<usize>() {
                 Ok(n) if n <= self.max_body => n,
@@ -277,23 +323,13 @@ impl FrameDecoder {
                 }
             },
         };
-        let total = block_len + sep_len + body_len;
-        if buf.len() < total {
-            // Grow toward the announced size, but never commit memory to a length the
-            // peer has only claimed: a lying `Content-Length: 16000000` costs us nothing
-            // until the bytes actually arrive.
-            buf.reserve((total - buf.len()).min(RESERVE_STEP));
-            return Ok(None);
-        }
-        let mut frame_bytes = buf.split_to(total);
-        self.scanned = 0;
-        let body = if headers.get("Content-Length").is_some() {
-            frame_bytes.advance(block_len + sep_len);
-            Some(frame_bytes.freeze())
-        } else {
-            None
-        };
-        Ok(Some(Frame { headers, body }))
+        Ok(Some(Head {
+            has_length: length.is_some(),
+            headers,
+            block_len,
+            sep_len,
+            body_len,
+        }))
     }
 
     /// Finds the blank line ending the header block: `\n\n`, or `\n\r\n`
