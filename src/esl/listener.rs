@@ -20,9 +20,16 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+
+/// Accept queue asked of the kernel (which caps it at `net.core.somaxconn`).
+///
+/// The usual 128 is too shallow for a switch: in outbound mode the switch waits for our
+/// `connect`, so a connection dropped from a full accept queue is not noticed by the switch
+/// — its call just sits parked. A burst of new calls must fit in the queue.
+pub const ACCEPT_BACKLOG: u32 = 4096;
 
 /// Listener settings.
 #[derive(Clone, Debug)]
@@ -56,9 +63,16 @@ pub struct OutboundListener {
 }
 
 impl OutboundListener {
-    /// Binds `addr`.
+    /// Binds `addr` with a deep accept queue ([`ACCEPT_BACKLOG`]).
     pub async fn bind(addr: SocketAddr, options: ListenerOptions) -> std::io::Result<Self> {
-        Ok(Self::new(TcpListener::bind(addr).await?, options))
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        Ok(Self::new(socket.listen(ACCEPT_BACKLOG)?, options))
     }
 
     /// Wraps an already bound listener.
