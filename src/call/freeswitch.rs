@@ -442,7 +442,7 @@ impl CallTask {
             from: self.facts.from.clone(),
             to: self.facts.to.clone(),
             caller_name: self.facts.caller_name.clone(),
-            direction: self.facts.direction.as_str().to_string(),
+            direction: self.facts.direction,
             call_status: if self.engine.answered() {
                 CallStatus::InProgress
             } else {

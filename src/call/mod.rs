@@ -6,3 +6,5 @@ pub mod hangup;
 pub mod postcall;
 pub mod record;
 pub mod route;
+pub mod freeswitch;
+pub mod live;

@@ -17,69 +17,153 @@ pub const MAX_BODY: usize = 16 * 1024 * 1024;
 /// Largest header block we accept. A `connect` reply is ~6–8 KiB; anything near this
 /// bound is not FreeSWITCH.
 pub const MAX_HEADER_BLOCK: usize = 1024 * 1024;
+/// Most the decoder reserves ahead of bytes it has not received yet.
+const RESERVE_STEP: usize = 64 * 1024;
 
 /// Ordered header list. Lookups are case-insensitive and the first match wins, as in
 /// `switch_event_get_header`.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Headers(Vec<(String, String)>);
+///
+/// Stored compactly: every name and value lives in one `String`, with a small span per
+/// header. A FreeSWITCH event carries ~150 headers; one allocation per header pair would
+/// cost ~300 allocations per event, on the hot path of every call.
+#[derive(Clone, Default)]
+pub struct Headers {
+    text: String,
+    spans: Vec<Span>,
+}
+
+/// One header inside [`Headers::text`]: the name starts at `start`, the value follows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    name_len: u32,
+    value_len: u32,
+}
 
 impl Headers {
     pub fn new() -> Self {
-        Self(Vec::new())
+        Self::default()
     }
 
-    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.0.push((name.into(), value.into()));
+    /// Room for about `headers` headers totalling `text_bytes` bytes.
+    pub fn with_capacity(headers: usize, text_bytes: usize) -> Self {
+        Self {
+            text: String::with_capacity(text_bytes),
+            spans: Vec::with_capacity(headers),
+        }
+    }
+
+    pub fn push(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        let start = self.text.len();
+        self.text.push_str(name);
+        self.text.push_str(value);
+        self.spans.push(Span {
+            start: start as u32,
+            name_len: name.len() as u32,
+            value_len: value.len() as u32,
+        });
+    }
+
+    /// Appends a header whose value is written by `write` straight into the shared
+    /// buffer (used by decoders, to avoid a temporary `String` per value).
+    pub fn push_with(&mut self, name: &str, write: impl FnOnce(&mut String)) {
+        let start = self.text.len();
+        self.text.push_str(name);
+        let value_start = self.text.len();
+        write(&mut self.text);
+        self.spans.push(Span {
+            start: start as u32,
+            name_len: name.len() as u32,
+            value_len: (self.text.len() - value_start) as u32,
+        });
+    }
+
+    fn pair(&self, s: &Span) -> (&str, &str) {
+        let start = s.start as usize;
+        let mid = start + s.name_len as usize;
+        let end = mid + s.value_len as usize;
+        // Spans are only ever built from whole `&str`s pushed at char boundaries.
+        (&self.text[start..mid], &self.text[mid..end])
     }
 
     /// The first value of `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
+        self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// Every value of `name`, in wire order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
+        self.iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.spans.iter().map(|s| self.pair(s))
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.spans.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.spans.is_empty()
+    }
+
+    /// The first header's name (the connect reply is recognised by `Event-Name` there).
+    pub fn first_name(&self) -> Option<&str> {
+        self.spans.first().map(|s| self.pair(s).0)
     }
 
     /// Header names in wire order (what the simulator's fidelity tests compare).
     pub fn names(&self) -> Vec<&str> {
-        self.0.iter().map(|(n, _)| n.as_str()).collect()
+        self.iter().map(|(n, _)| n).collect()
     }
 
     /// A copy with every value passed through `f` (used to URL-decode).
     pub fn map_values(&self, f: impl Fn(&str) -> String) -> Headers {
-        Headers(self.0.iter().map(|(n, v)| (n.clone(), f(v))).collect())
+        let mut out = Headers::with_capacity(self.len(), self.text.len());
+        for (n, v) in self.iter() {
+            out.push(n, f(v));
+        }
+        out
     }
 }
 
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
+
 impl fmt::Debug for Headers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.iter()).finish()
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
 impl FromIterator<(String, String)> for Headers {
     fn from_iter<T: IntoIterator<Item = (String, String)>>(iter: T) -> Self {
-        Headers(iter.into_iter().collect())
+        let mut h = Headers::new();
+        for (n, v) in iter {
+            h.push(n, v);
+        }
+        h
+    }
+}
+
+impl<'a> FromIterator<(&'a str, &'a str)> for Headers {
+    fn from_iter<T: IntoIterator<Item = (&'a str, &'a str)>>(iter: T) -> Self {
+        let mut h = Headers::new();
+        for (n, v) in iter {
+            h.push(n, v);
+        }
+        h
     }
 }
 
@@ -127,8 +211,6 @@ pub enum FrameError {
     HeaderBlockTooLarge { limit: usize },
     #[error("Content-Length {value:?} is not a number from 0 to {limit}")]
     BadContentLength { value: String, limit: usize },
-    #[error("header line {line:?} is not valid UTF-8")]
-    NotUtf8 { line: String },
 }
 
 /// Incremental decoder: feed it a buffer as bytes arrive; it takes whole frames off the
@@ -140,6 +222,19 @@ pub struct FrameDecoder {
     /// Where the search for the end of the header block resumes, so a frame that
     /// arrives in many small reads is not rescanned from the start each time.
     scanned: usize,
+    /// A parsed header block whose body has not fully arrived yet, so a large body that
+    /// comes in many reads does not have its headers parsed again on every read.
+    head: Option<Head>,
+}
+
+/// A parsed header block and where its frame ends.
+#[derive(Clone, Debug)]
+struct Head {
+    headers: Headers,
+    has_length: bool,
+    block_len: usize,
+    sep_len: usize,
+    body_len: usize,
 }
 
 impl Default for FrameDecoder {
@@ -154,11 +249,44 @@ impl FrameDecoder {
             max_header_block,
             max_body,
             scanned: 0,
+            head: None,
         }
     }
 
     /// Takes one whole frame off the front of `buf`, `Ok(None)` if more bytes are needed.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        let head = match self.head.take() {
+            Some(head) => head,
+            None => match self.decode_head(buf)? {
+                Some(head) => head,
+                None => return Ok(None),
+            },
+        };
+        let total = head.block_len + head.sep_len + head.body_len;
+        if buf.len() < total {
+            // Grow toward the announced size, but never commit memory to a length the
+            // peer has only claimed: a lying `Content-Length: 16000000` costs us nothing
+            // until the bytes actually arrive.
+            buf.reserve((total - buf.len()).min(RESERVE_STEP));
+            self.head = Some(head);
+            return Ok(None);
+        }
+        let mut frame_bytes = buf.split_to(total);
+        self.scanned = 0;
+        let body = if head.has_length {
+            frame_bytes.advance(head.block_len + head.sep_len);
+            Some(frame_bytes.freeze())
+        } else {
+            None
+        };
+        Ok(Some(Frame {
+            headers: head.headers,
+            body,
+        }))
+    }
+
+    /// Finds and parses the next header block, `Ok(None)` if it is not complete yet.
+    fn decode_head(&mut self, buf: &mut BytesMut) -> Result<Option<Head>, FrameError> {
         // Blank lines between frames are harmless (the switch skips them too).
         let skip = buf
             .iter()
@@ -168,7 +296,7 @@ impl FrameDecoder {
             buf.advance(skip);
             self.scanned = self.scanned.saturating_sub(skip);
         }
-        let Some(end) = self.find_block_end(buf) else {
+        let Some((block_len, sep_len)) = self.find_block_end(buf) else {
             if buf.len() > self.max_header_block {
                 return Err(FrameError::HeaderBlockTooLarge {
                     limit: self.max_header_block,
@@ -176,14 +304,14 @@ impl FrameDecoder {
             }
             return Ok(None);
         };
-        let (block_len, sep_len) = end;
         if block_len > self.max_header_block {
             return Err(FrameError::HeaderBlockTooLarge {
                 limit: self.max_header_block,
             });
         }
-        let headers = parse_header_block(&buf[..block_len])?;
-        let body_len = match headers.get("Content-Length") {
+        let headers = parse_header_block(&buf[..block_len]);
+        let length = headers.get("Content-Length");
+        let body_len = match length {
             None => 0,
             Some(v) => match v.trim().parse::<usize>() {
                 Ok(n) if n <= self.max_body => n,
@@ -195,20 +323,13 @@ impl FrameDecoder {
                 }
             },
         };
-        let total = block_len + sep_len + body_len;
-        if buf.len() < total {
-            buf.reserve(total - buf.len());
-            return Ok(None);
-        }
-        let mut frame_bytes = buf.split_to(total);
-        self.scanned = 0;
-        let body = if headers.get("Content-Length").is_some() {
-            frame_bytes.advance(block_len + sep_len);
-            Some(frame_bytes.freeze())
-        } else {
-            None
-        };
-        Ok(Some(Frame { headers, body }))
+        Ok(Some(Head {
+            has_length: length.is_some(),
+            headers,
+            block_len,
+            sep_len,
+            body_len,
+        }))
     }
 
     /// Finds the blank line ending the header block: `\n\n`, or `\n\r\n`
@@ -235,22 +356,22 @@ impl FrameDecoder {
 
 /// Splits a header block into `Name: value` pairs at the first `:`, dropping one space
 /// after it and a trailing `\r`. A line without `:` is ignored, as the switch does.
-fn parse_header_block(block: &[u8]) -> Result<Headers, FrameError> {
-    let mut headers = Headers::new();
+fn parse_header_block(block: &[u8]) -> Headers {
+    let mut headers = Headers::with_capacity(8, block.len());
     for raw in block.split(|b| *b == b'\n') {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.is_empty() {
             continue;
         }
-        let line = std::str::from_utf8(raw).map_err(|_| FrameError::NotUtf8 {
-            line: String::from_utf8_lossy(raw).chars().take(80).collect(),
-        })?;
+        // Non-UTF-8 bytes are replaced, not fatal: `Reply-Text` is raw (a `getvar` of a
+        // Latin-1 variable), and one odd byte must not cost a live call its connection.
+        let line = String::from_utf8_lossy(raw);
         if let Some((name, value)) = line.split_once(':') {
             let value = value.strip_prefix(' ').unwrap_or(value);
             headers.push(name.trim(), value);
         }
     }
-    Ok(headers)
+    headers
 }
 
 #[cfg(test)]

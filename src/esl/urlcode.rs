@@ -47,28 +47,36 @@ pub fn encode(value: &str) -> String {
 /// form valid UTF-8 are replaced (U+FFFD) rather than failing: a header value is text
 /// for us, and one bad byte from the wire must not lose the whole event.
 pub fn decode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    decode_into(value, &mut out);
+    out
+}
+
+/// [`decode`], appending to `out` (event decoding writes every value into one buffer).
+pub fn decode_into(value: &str, out: &mut String) {
     let bytes = value.as_bytes();
     if !bytes.contains(&b'%') {
-        return value.to_string();
+        out.push_str(value);
+        return;
     }
-    let mut out = Vec::with_capacity(bytes.len());
+    let mut raw = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
             let hi = (bytes[i + 1] as char).to_digit(16);
             let lo = (bytes[i + 2] as char).to_digit(16);
             if let (Some(hi), Some(lo)) = (hi, lo) {
-                out.push((hi * 16 + lo) as u8);
+                raw.push((hi * 16 + lo) as u8);
                 i += 3;
                 continue;
             }
         }
-        out.push(bytes[i]);
+        raw.push(bytes[i]);
         i += 1;
     }
-    match String::from_utf8(out) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    match std::str::from_utf8(&raw) {
+        Ok(s) => out.push_str(s),
+        Err(_) => out.push_str(&String::from_utf8_lossy(&raw)),
     }
 }
 

@@ -1,0 +1,1015 @@
+//! What the switch sends, decoded into typed messages: events (plain and JSON), command
+//! replies, API responses, the `connect` reply (channel data), disconnect notices, and
+//! the rest of `reference/freeswitch-esl.md` §1.2.
+//!
+//! Decoding never fails as a whole: a frame that cannot be understood becomes
+//! [`Message::Unexpected`], which the connection logs and skips. Only framing errors
+//! (see [`crate::esl::frame`]) end a connection, because only they lose the byte stream.
+//!
+//! Plain and JSON events decode to the same [`Event`]: values URL-decoded (plain) or
+//! unescaped (JSON), headers in wire order with duplicates kept (CHANNEL_HANGUP_COMPLETE
+//! carries `Hangup-Cause` twice), the inner `Content-Length` dropped and the inner body in
+//! [`Event::body`]. JSON array values (e.g. `variable_DP_MATCH: ["7000","7000"]`) become the
+//! switch's own plain form `ARRAY::7000|:7000`, so a driver sees the same value whichever
+//! format it subscribed with.
+//!
+//! The serializers at the end ([`serialize_plain`], [`plain_event_frame`],
+//! [`json_event_frame`], [`connect_reply_frame`]) produce the switch's exact bytes; the
+//! simulator uses them and the property tests round-trip through them.
+
+use crate::cause::HangupCause;
+use crate::esl::frame::{Frame, Headers};
+use crate::esl::urlcode;
+use bytes::Bytes;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::fmt;
+
+/// The switch's event serialization formats we speak (`event plain|json …`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum EventFormat {
+    #[default]
+    Plain,
+    Json,
+}
+
+impl EventFormat {
+    /// The word used in `event <fmt>` and `myevents <fmt>`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventFormat::Plain => "plain",
+            EventFormat::Json => "json",
+        }
+    }
+
+    /// The `Content-Type` of an event frame in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            EventFormat::Plain => "text/event-plain",
+            EventFormat::Json => "text/event-json",
+        }
+    }
+}
+
+/// One switch event with decoded values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    headers: Headers,
+    body: Option<String>,
+    format: EventFormat,
+}
+
+impl Event {
+    /// An event from already-decoded headers (tests, the simulator).
+    pub fn new(headers: Headers, body: Option<String>, format: EventFormat) -> Self {
+        Self {
+            headers,
+            body,
+            format,
+        }
+    }
+
+    /// `Event-Name` (e.g. `CHANNEL_EXECUTE_COMPLETE`); empty only for events built by hand,
+    /// since decoding rejects an event without one.
+    pub fn name(&self) -> &str {
+        self.headers.get("Event-Name").unwrap_or("")
+    }
+
+    /// `true` when this is the event `name` (exact, as the switch spells names).
+    pub fn is(&self, name: &str) -> bool {
+        self.name() == name
+    }
+
+    /// The first value of a header (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+
+    /// Every header in wire order, duplicates included.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The event's own body (BACKGROUND_JOB output, an XML CDR…).
+    pub fn body(&self) -> Option<&str> {
+        self.body.as_deref()
+    }
+
+    /// The format it arrived in.
+    pub fn format(&self) -> EventFormat {
+        self.format
+    }
+
+    /// `Unique-ID`: the channel the event is about.
+    pub fn unique_id(&self) -> Option<&str> {
+        self.header("Unique-ID")
+    }
+
+    /// `Application` on CHANNEL_EXECUTE / _COMPLETE.
+    pub fn application(&self) -> Option<&str> {
+        self.header("Application")
+    }
+
+    /// `Application-Data`: the (variable-expanded) argument the app ran with.
+    pub fn application_data(&self) -> Option<&str> {
+        self.header("Application-Data")
+    }
+
+    /// `Application-UUID`: the `Event-UUID` we sent with the `sendmsg`.
+    pub fn application_uuid(&self) -> Option<&str> {
+        self.header("Application-UUID")
+    }
+
+    /// `Application-Response` on CHANNEL_EXECUTE_COMPLETE (`FILE PLAYED`, `_none_`, …).
+    pub fn application_response(&self) -> Option<&str> {
+        self.header("Application-Response")
+    }
+
+    /// `Hangup-Cause` as the switch names it (`NORMAL_CLEARING`).
+    pub fn hangup_cause(&self) -> Option<&str> {
+        self.header("Hangup-Cause")
+    }
+
+    /// `Hangup-Cause` parsed the switch's way (unknown names become NORMAL_CLEARING).
+    pub fn hangup_cause_code(&self) -> Option<HangupCause> {
+        self.hangup_cause().map(HangupCause::parse_switch)
+    }
+
+    /// A channel variable, `variable_<name>`.
+    pub fn variable(&self, name: &str) -> Option<&str> {
+        find_variable(&self.headers, name)
+    }
+
+    /// `Job-UUID` on BACKGROUND_JOB.
+    pub fn job_uuid(&self) -> Option<&str> {
+        self.header("Job-UUID")
+    }
+
+    /// `Job-Owner-UUID`: the session that ran the `bgapi`, if any.
+    pub fn job_owner_uuid(&self) -> Option<&str> {
+        self.header("Job-Owner-UUID")
+    }
+
+    /// `DTMF-Digit` on DTMF (already decoded: `#`, not `%23`).
+    pub fn dtmf_digit(&self) -> Option<&str> {
+        self.header("DTMF-Digit")
+    }
+
+    /// `Answer-State`: `ringing`, `early`, `answered` or `hangup`.
+    pub fn answer_state(&self) -> Option<&str> {
+        self.header("Answer-State")
+    }
+
+    /// `Channel-Name`, e.g. `sofia/internal/1000@127.0.0.1`.
+    pub fn channel_name(&self) -> Option<&str> {
+        self.header("Channel-Name")
+    }
+
+    /// `Event-Subclass` of CUSTOM events.
+    pub fn subclass(&self) -> Option<&str> {
+        self.header("Event-Subclass")
+    }
+
+    /// The frame the switch would send for this event, in its format.
+    pub fn to_frame(&self) -> Frame {
+        match self.format {
+            EventFormat::Plain => {
+                plain_event_frame(&self.headers, self.body.as_deref().map(str::as_bytes))
+            }
+            EventFormat::Json => json_event_frame(&self.headers, self.body.as_deref()),
+        }
+    }
+}
+
+/// The `connect` reply: the channel's data at the moment the socket took control.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelData {
+    headers: Headers,
+}
+
+impl ChannelData {
+    /// Channel data from already-decoded headers.
+    pub fn new(headers: Headers) -> Self {
+        Self { headers }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+
+    /// Every header (decoded), in wire order.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The channel UUID (`Unique-ID`, else `Channel-Unique-ID`, else `Caller-Unique-ID`).
+    pub fn uuid(&self) -> Option<&str> {
+        self.header("Unique-ID")
+            .or_else(|| self.header("Channel-Unique-ID"))
+            .or_else(|| self.header("Caller-Unique-ID"))
+    }
+
+    /// `Answer-State` at connect time: `ringing`, `early`, `answered`.
+    pub fn answer_state(&self) -> Option<&str> {
+        self.header("Answer-State")
+    }
+
+    /// `true` if the channel was already answered when the socket connected.
+    pub fn is_answered(&self) -> bool {
+        self.answer_state() == Some("answered")
+    }
+
+    /// The called number.
+    pub fn destination_number(&self) -> Option<&str> {
+        self.header("Caller-Destination-Number")
+            .or_else(|| self.header("Channel-Destination-Number"))
+    }
+
+    pub fn caller_id_number(&self) -> Option<&str> {
+        self.header("Caller-Caller-ID-Number")
+            .or_else(|| self.header("Channel-Caller-ID-Number"))
+    }
+
+    pub fn caller_id_name(&self) -> Option<&str> {
+        self.header("Caller-Caller-ID-Name")
+            .or_else(|| self.header("Channel-Caller-ID-Name"))
+    }
+
+    /// `Call-Direction`: `inbound` or `outbound` (from the switch's point of view).
+    pub fn direction(&self) -> Option<&str> {
+        self.header("Call-Direction")
+            .or_else(|| self.header("Caller-Direction"))
+    }
+
+    pub fn channel_name(&self) -> Option<&str> {
+        self.header("Channel-Name")
+    }
+
+    /// A channel variable, `variable_<name>`.
+    pub fn variable(&self, name: &str) -> Option<&str> {
+        find_variable(&self.headers, name)
+    }
+
+    /// Every channel variable as (name without `variable_`, value), in wire order.
+    pub fn variables(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .iter()
+            .filter_map(|(n, v)| variable_name(n).map(|n| (n, v)))
+    }
+
+    /// The decoded `Reply-Text` (`+OK\n` on success).
+    pub fn reply_text(&self) -> Option<&str> {
+        self.header("Reply-Text")
+    }
+
+    /// `Socket-Mode`: `async` or `static`.
+    pub fn socket_mode(&self) -> Option<&str> {
+        self.header("Socket-Mode")
+    }
+
+    /// `Control`: `full` or `single-channel`. Without `full`, `linger`, `event`, `api`
+    /// and `bgapi` are refused.
+    pub fn control(&self) -> Option<&str> {
+        self.header("Control")
+    }
+}
+
+/// `n` without its `variable_` prefix (any case), if it has one.
+fn variable_name(n: &str) -> Option<&str> {
+    // Comparing bytes, then `get`, never slices inside a multi-byte character.
+    if n.len() > 9 && n.as_bytes()[..9].eq_ignore_ascii_case(b"variable_") {
+        n.get(9..)
+    } else {
+        None
+    }
+}
+
+fn find_variable<'a>(h: &'a Headers, name: &str) -> Option<&'a str> {
+    h.iter()
+        .find(|(n, _)| variable_name(n).is_some_and(|v| v.eq_ignore_ascii_case(name)))
+        .map(|(_, v)| v)
+}
+
+/// How a reply text starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyKind {
+    /// `+OK…`
+    Ok,
+    /// `-ERR…` (or `-USAGE…` from an API)
+    Err,
+    /// Anything else (a `getvar` value, `true`/`false` from `uuid_exists`).
+    Other,
+}
+
+impl ReplyKind {
+    fn of(text: &str) -> Self {
+        if text.starts_with("+OK") {
+            ReplyKind::Ok
+        } else if text.starts_with("-ERR") || text.starts_with("-USAGE") {
+            ReplyKind::Err
+        } else {
+            ReplyKind::Other
+        }
+    }
+}
+
+/// A `command/reply` frame. `Reply-Text` is raw (never URL-encoded by the switch).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    headers: Headers,
+}
+
+impl Reply {
+    pub fn new(headers: Headers) -> Self {
+        Self { headers }
+    }
+
+    /// `Reply-Text`, raw (`+OK`, `-ERR invalid session id [x]`, a `getvar` value…).
+    pub fn text(&self) -> &str {
+        self.headers.get("Reply-Text").unwrap_or("")
+    }
+
+    pub fn kind(&self) -> ReplyKind {
+        ReplyKind::of(self.text())
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.kind() == ReplyKind::Ok
+    }
+
+    pub fn is_err(&self) -> bool {
+        self.kind() == ReplyKind::Err
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// `Job-UUID` of a `bgapi` reply.
+    pub fn job_uuid(&self) -> Option<&str> {
+        self.header("Job-UUID")
+    }
+}
+
+/// An `api/response`: the command's raw output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiResponse {
+    pub body: String,
+}
+
+impl ApiResponse {
+    pub fn kind(&self) -> ReplyKind {
+        ReplyKind::of(&self.body)
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.kind() == ReplyKind::Ok
+    }
+
+    pub fn is_err(&self) -> bool {
+        self.kind() == ReplyKind::Err
+    }
+}
+
+/// `Content-Disposition` of a disconnect notice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// The channel is down but the switch keeps the socket open (`linger`): more events
+    /// (HANGUP_COMPLETE among them) are still coming. Not the end.
+    Linger,
+    /// The switch is closing the socket. The end.
+    Disconnect,
+    /// No disposition (inbound sockets, the rude-rejection path): also the end.
+    None,
+}
+
+/// A `text/disconnect-notice`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisconnectNotice {
+    pub disposition: Disposition,
+    pub controlled_session_uuid: Option<String>,
+    pub channel_name: Option<String>,
+    /// `Linger-Time` in seconds; -1 means "until the client exits".
+    pub linger_time: Option<i64>,
+    pub body: String,
+}
+
+impl DisconnectNotice {
+    /// `true` unless this is a linger notice: the switch is closing the socket.
+    pub fn is_final(&self) -> bool {
+        self.disposition != Disposition::Linger
+    }
+}
+
+/// A `log/data` frame (only after `log <level>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogData {
+    pub headers: Headers,
+    pub text: String,
+}
+
+/// A frame we could not make sense of: logged and skipped, never a panic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unexpected {
+    pub content_type: Option<String>,
+    pub reason: String,
+    pub frame: Frame,
+}
+
+/// One decoded switch→client frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// `auth/request` (inbound sockets only, first frame).
+    AuthRequest,
+    /// `command/reply` to a command other than `connect`.
+    Reply(Reply),
+    /// The `connect` reply: a `command/reply` carrying the serialized CHANNEL_DATA.
+    ChannelData(ChannelData),
+    /// `api/response`.
+    ApiResponse(ApiResponse),
+    /// `text/event-plain` or `text/event-json`.
+    Event(Event),
+    /// `text/disconnect-notice`.
+    Disconnect(DisconnectNotice),
+    /// `text/rude-rejection`: our address is not in the switch's ACL.
+    RudeRejection(String),
+    /// `log/data`.
+    Log(LogData),
+    /// Anything else, or an event body that does not decode.
+    Unexpected(Unexpected),
+}
+
+/// Why an event body did not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("event has no Event-Name header")]
+    NoEventName,
+    #[error("event frame has no body")]
+    NoBody,
+    #[error("inner Content-Length {value:?} is not a number")]
+    BadInnerLength { value: String },
+    #[error("inner body is {got} bytes, Content-Length says {expected}")]
+    InnerBodyTruncated { expected: usize, got: usize },
+    #[error("event-json body is not one JSON object: {0}")]
+    Json(String),
+}
+
+impl Message {
+    /// Decodes one frame. Never fails: what cannot be decoded is [`Message::Unexpected`].
+    pub fn decode(frame: Frame) -> Message {
+        let Some(ct) = frame.content_type() else {
+            return unexpected(frame, "frame has no Content-Type".into());
+        };
+        match ct {
+            "auth/request" => Message::AuthRequest,
+            "command/reply" => {
+                if frame.headers.get("Event-Name").is_some() {
+                    Message::ChannelData(ChannelData {
+                        headers: decode_values(&frame.headers),
+                    })
+                } else {
+                    Message::Reply(Reply {
+                        headers: frame.headers,
+                    })
+                }
+            }
+            "api/response" => Message::ApiResponse(ApiResponse {
+                body: body_text(frame.body.as_ref()),
+            }),
+            "text/event-plain" => match frame.body.as_deref() {
+                None => unexpected(frame, EventError::NoBody.to_string()),
+                Some(b) => match decode_plain(b) {
+                    Ok(ev) => Message::Event(ev),
+                    Err(e) => unexpected(frame, e.to_string()),
+                },
+            },
+            "text/event-json" => match frame.body.as_deref() {
+                None => unexpected(frame, EventError::NoBody.to_string()),
+                Some(b) => match decode_json(b) {
+                    Ok(ev) => Message::Event(ev),
+                    Err(e) => unexpected(frame, e.to_string()),
+                },
+            },
+            "text/disconnect-notice" => {
+                let h = &frame.headers;
+                let disposition = match h.get("Content-Disposition") {
+                    Some(d) if d.eq_ignore_ascii_case("linger") => Disposition::Linger,
+                    Some(_) => Disposition::Disconnect,
+                    None => Disposition::None,
+                };
+                Message::Disconnect(DisconnectNotice {
+                    disposition,
+                    controlled_session_uuid: h.get("Controlled-Session-UUID").map(String::from),
+                    channel_name: h.get("Channel-Name").map(String::from),
+                    linger_time: h.get("Linger-Time").and_then(|v| v.trim().parse().ok()),
+                    body: body_text(frame.body.as_ref()),
+                })
+            }
+            "text/rude-rejection" => Message::RudeRejection(body_text(frame.body.as_ref())),
+            "log/data" => Message::Log(LogData {
+                text: body_text(frame.body.as_ref()),
+                headers: frame.headers,
+            }),
+            other => {
+                let reason = format!("unsupported Content-Type {other:?}");
+                unexpected(frame, reason)
+            }
+        }
+    }
+}
+
+fn unexpected(frame: Frame, reason: String) -> Message {
+    Message::Unexpected(Unexpected {
+        content_type: frame.content_type().map(String::from),
+        reason,
+        frame,
+    })
+}
+
+fn body_text(body: Option<&Bytes>) -> String {
+    body.map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
+}
+
+fn decode_values(h: &Headers) -> Headers {
+    let mut out = Headers::with_capacity(h.len(), 8 * 1024);
+    for (n, v) in h.iter() {
+        out.push_with(n, |s| urlcode::decode_into(v, s));
+    }
+    out
+}
+
+/// Decodes a `text/event-plain` body: URL-encoded `Name: value` lines, then a blank
+/// line, or `Content-Length: N`, a blank line and N raw bytes of inner body.
+pub fn decode_plain(body: &[u8]) -> Result<Event, EventError> {
+    let (block, rest) = match find_blank_line(body) {
+        Some((end, sep)) => (&body[..end], &body[end + sep..]),
+        None => (body, &body[body.len()..]),
+    };
+    let mut headers = Headers::with_capacity(64, block.len());
+    let mut inner_len: Option<usize> = None;
+    for raw in block.split(|b| *b == b'\n') {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.is_empty() {
+            continue;
+        }
+        let line = String::from_utf8_lossy(raw);
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        if name.eq_ignore_ascii_case("Content-Length") {
+            let n = value
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| EventError::BadInnerLength {
+                    value: value.to_string(),
+                })?;
+            inner_len = Some(n);
+            continue;
+        }
+        headers.push_with(name, |s| urlcode::decode_into(value, s));
+    }
+    let body = match inner_len {
+        None => None,
+        Some(n) if rest.len() < n => {
+            return Err(EventError::InnerBodyTruncated {
+                expected: n,
+                got: rest.len(),
+            })
+        }
+        Some(n) => Some(String::from_utf8_lossy(&rest[..n]).into_owned()),
+    };
+    if headers.get("Event-Name").is_none() {
+        return Err(EventError::NoEventName);
+    }
+    Ok(Event {
+        headers,
+        body,
+        format: EventFormat::Plain,
+    })
+}
+
+/// Position and length of the first blank line (`\n\n` or `\n\r\n`).
+fn find_blank_line(b: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\n' {
+            if b.get(i + 1) == Some(&b'\n') {
+                return Some((i + 1, 1));
+            }
+            if b.get(i + 1) == Some(&b'\r') && b.get(i + 2) == Some(&b'\n') {
+                return Some((i + 1, 2));
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Decodes a `text/event-json` body: one JSON object whose keys may repeat.
+pub fn decode_json(body: &[u8]) -> Result<Event, EventError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let decoded = de
+        .deserialize_map(JsonEventVisitor)
+        .and_then(|v| de.end().map(|_| v))
+        .map_err(|e| EventError::Json(e.to_string()))?;
+    if decoded.headers.get("Event-Name").is_none() {
+        return Err(EventError::NoEventName);
+    }
+    Ok(Event {
+        headers: decoded.headers,
+        body: decoded.body,
+        format: EventFormat::Json,
+    })
+}
+
+struct JsonEvent {
+    headers: Headers,
+    body: Option<String>,
+}
+
+/// Walks the object pair by pair, so duplicate keys are all kept in order (a map type
+/// would keep only one `Hangup-Cause`).
+struct JsonEventVisitor;
+
+impl<'de> Visitor<'de> for JsonEventVisitor {
+    type Value = JsonEvent;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object of event headers")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonEvent, A::Error> {
+        let mut headers = Headers::with_capacity(map.size_hint().unwrap_or(64), 8 * 1024);
+        let mut body = None;
+        while let Some(key) = map.next_key::<JsonText<'de>>()? {
+            let value = map.next_value::<JsonValue<'de>>()?;
+            match (key.0.as_ref(), value) {
+                ("_body", JsonValue::Text(t)) => body = Some(t.into_owned()),
+                ("_body", JsonValue::Other(t)) => body = Some(t),
+                // The body's length: meaningless once the body is a string.
+                (k, _) if k.eq_ignore_ascii_case("Content-Length") => {}
+                // A null carries no header (the switch never sends one).
+                (_, JsonValue::Null) => {}
+                (k, JsonValue::Text(t)) => headers.push(k, t.as_ref()),
+                (k, JsonValue::Other(t)) => headers.push(k, t),
+                (k, JsonValue::Array(items)) => headers.push_with(k, |s| {
+                    s.push_str("ARRAY::");
+                    for (i, item) in items.iter().enumerate() {
+                        if i > 0 {
+                            s.push_str("|:");
+                        }
+                        s.push_str(item);
+                    }
+                }),
+            }
+        }
+        Ok(JsonEvent { headers, body })
+    }
+}
+
+/// A JSON string, borrowed from the input when it has no escapes.
+struct JsonText<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for JsonText<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = JsonText<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(JsonText(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(JsonText(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(JsonText(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A header value as the switch's JSON may carry it.
+enum JsonValue<'de> {
+    Text(Cow<'de, str>),
+    Array(Vec<String>),
+    /// A number, boolean or nested object, kept as its JSON text.
+    Other(String),
+    Null,
+}
+
+impl<'de> de::Deserialize<'de> for JsonValue<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = JsonValue<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a header value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(JsonValue::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(JsonValue::Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(JsonValue::Text(Cow::Owned(v)))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(JsonValue::Other(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(JsonValue::Other(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(JsonValue::Other(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(JsonValue::Other(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(JsonValue::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(JsonValue::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<serde_json::Value>()? {
+                    items.push(match item {
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    });
+                }
+                Ok(JsonValue::Array(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let v: serde_json::Value =
+                    de::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(JsonValue::Other(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `switch_event_serialize(event, encode=TRUE)`: each header `Name: urlencode(value)\n`,
+/// then `Content-Length: N\n\n<body>` or one more `\n`. `headers` hold decoded values.
+pub fn serialize_plain(headers: &Headers, body: Option<&[u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 * headers.len() + body.map_or(0, <[u8]>::len));
+    for (n, v) in headers.iter() {
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(urlcode::encode(v).as_bytes());
+        out.push(b'\n');
+    }
+    match body {
+        Some(b) => {
+            out.extend_from_slice(format!("Content-Length: {}\n\n", b.len()).as_bytes());
+            out.extend_from_slice(b);
+        }
+        None => out.push(b'\n'),
+    }
+    out
+}
+
+/// A whole `text/event-plain` frame as the switch sends it (Content-Length first).
+pub fn plain_event_frame(headers: &Headers, body: Option<&[u8]>) -> Frame {
+    event_frame(EventFormat::Plain, serialize_plain(headers, body))
+}
+
+/// `switch_event_serialize_json`: one compact object, values not URL-encoded,
+/// duplicate headers as duplicate keys, `ARRAY::a|:b` values as JSON arrays, and a body
+/// as `"Content-Length":"N","_body":"…"` at the end.
+pub fn serialize_json(headers: &Headers, body: Option<&str>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 * headers.len() + body.map_or(0, str::len));
+    out.push(b'{');
+    let mut first = true;
+    let mut pair = |out: &mut Vec<u8>, name: &str, value: &str, array: bool| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        push_json_str(out, name);
+        out.push(b':');
+        if array {
+            out.push(b'[');
+            for (i, item) in value.split("|:").enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_json_str(out, item);
+            }
+            out.push(b']');
+        } else {
+            push_json_str(out, value);
+        }
+    };
+    for (n, v) in headers.iter() {
+        match v.strip_prefix("ARRAY::") {
+            Some(items) => pair(&mut out, n, items, true),
+            None => pair(&mut out, n, v, false),
+        }
+    }
+    if let Some(b) = body {
+        pair(&mut out, "Content-Length", &b.len().to_string(), false);
+        pair(&mut out, "_body", b, false);
+    }
+    out.push(b'}');
+    out
+}
+
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // serde_json escapes exactly what cJSON escapes: `"`, `\`, \b \f \n \r \t, and other
+    // controls as \u00xx (lowercase hex); everything else, UTF-8 included, goes raw.
+    match serde_json::to_writer(&mut *out, s) {
+        Ok(()) => {}
+        Err(_) => out.extend_from_slice(b"\"\""),
+    }
+}
+
+/// A whole `text/event-json` frame as the switch sends it.
+pub fn json_event_frame(headers: &Headers, body: Option<&str>) -> Frame {
+    event_frame(EventFormat::Json, serialize_json(headers, body))
+}
+
+fn event_frame(format: EventFormat, body: Vec<u8>) -> Frame {
+    let mut h = Headers::with_capacity(2, 48);
+    h.push("Content-Length", body.len().to_string());
+    h.push("Content-Type", format.content_type());
+    Frame {
+        headers: h,
+        body: Some(Bytes::from(body)),
+    }
+}
+
+/// The `connect` reply: the channel's headers URL-encoded, then `Content-Type:
+/// command/reply`, `Reply-Text: %2BOK%0A`, `Socket-Mode` and `Control`; no length.
+pub fn connect_reply_frame(channel: &Headers, async_mode: bool, full: bool) -> Frame {
+    let mut h = Headers::with_capacity(channel.len() + 4, 8 * 1024);
+    for (n, v) in channel.iter() {
+        h.push(n, urlcode::encode(v));
+    }
+    h.push("Content-Type", "command/reply");
+    h.push("Reply-Text", "%2BOK%0A");
+    h.push("Socket-Mode", if async_mode { "async" } else { "static" });
+    h.push("Control", if full { "full" } else { "single-channel" });
+    Frame {
+        headers: h,
+        body: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::esl::frame::FrameDecoder;
+    use bytes::BytesMut;
+
+    fn frame(bytes: &[u8]) -> Frame {
+        let mut buf = BytesMut::from(bytes);
+        FrameDecoder::default()
+            .decode(&mut buf)
+            .unwrap()
+            .expect("one whole frame")
+    }
+
+    #[test]
+    fn plain_event_with_inner_body() {
+        let body = b"Event-Name: BACKGROUND_JOB\nJob-UUID: 0d9a\nJob-Command-Arg: a1%20USER_BUSY\nContent-Length: 4\n\n+OK\n";
+        let ev = decode_plain(body).unwrap();
+        assert_eq!(ev.name(), "BACKGROUND_JOB");
+        assert_eq!(ev.header("Job-Command-Arg"), Some("a1 USER_BUSY"));
+        assert_eq!(ev.header("Content-Length"), None);
+        assert_eq!(ev.body(), Some("+OK\n"));
+        assert_eq!(ev.job_uuid(), Some("0d9a"));
+    }
+
+    #[test]
+    fn plain_event_truncated_inner_body_is_an_error() {
+        let body = b"Event-Name: BACKGROUND_JOB\nContent-Length: 40\n\n+OK\n";
+        assert!(matches!(
+            decode_plain(body),
+            Err(EventError::InnerBodyTruncated {
+                expected: 40,
+                got: 4
+            })
+        ));
+        assert!(matches!(
+            decode_plain(b"Event-Name: X\nContent-Length: x\n\n"),
+            Err(EventError::BadInnerLength { .. })
+        ));
+        assert_eq!(decode_plain(b"Foo: bar\n\n"), Err(EventError::NoEventName));
+    }
+
+    #[test]
+    fn json_keeps_duplicates_arrays_and_body() {
+        let body = br#"{"Event-Name":"CHANNEL_HANGUP_COMPLETE","Hangup-Cause":"USER_BUSY","variable_DP_MATCH":["7000","7000"],"Hangup-Cause":"USER_BUSY","n":5,"esc":"a\"b\nc","Content-Length":"4","_body":"+OK\n"}"#;
+        let ev = decode_json(body).unwrap();
+        assert_eq!(ev.headers().get_all("Hangup-Cause").count(), 2);
+        assert_eq!(ev.variable("DP_MATCH"), Some("ARRAY::7000|:7000"));
+        assert_eq!(ev.header("n"), Some("5"));
+        assert_eq!(ev.header("esc"), Some("a\"b\nc"));
+        assert_eq!(ev.header("Content-Length"), None);
+        assert_eq!(ev.body(), Some("+OK\n"));
+        assert_eq!(ev.format(), EventFormat::Json);
+        // And back: the serializer restores the array and the trailing body keys.
+        let again = serialize_json(ev.headers(), ev.body());
+        assert_eq!(decode_json(&again).unwrap().headers(), ev.headers());
+        assert!(again.ends_with(br#","Content-Length":"4","_body":"+OK\n"}"#));
+    }
+
+    #[test]
+    fn json_errors_are_typed() {
+        assert!(matches!(decode_json(b"[1,2]"), Err(EventError::Json(_))));
+        assert!(matches!(decode_json(b"{\"a\":"), Err(EventError::Json(_))));
+        assert!(matches!(
+            decode_json(b"{\"Event-Name\":\"X\"} trailing"),
+            Err(EventError::Json(_))
+        ));
+        assert_eq!(decode_json(b"{}"), Err(EventError::NoEventName));
+    }
+
+    #[test]
+    fn replies_and_notices() {
+        match Message::decode(frame(
+            b"Content-Type: command/reply\nReply-Text: +OK Job-UUID: 7f4d\nJob-UUID: 7f4d\n\n",
+        )) {
+            Message::Reply(r) => {
+                assert!(r.is_ok());
+                assert_eq!(r.text(), "+OK Job-UUID: 7f4d");
+                assert_eq!(r.job_uuid(), Some("7f4d"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match Message::decode(frame(
+            b"Content-Type: command/reply\nReply-Text: -ERR invalid session id [x]\n\n",
+        )) {
+            Message::Reply(r) => assert_eq!(r.kind(), ReplyKind::Err),
+            other => panic!("{other:?}"),
+        }
+        match Message::decode(frame(b"Content-Type: text/disconnect-notice\nControlled-Session-UUID: u\nContent-Disposition: linger\nChannel-Name: sofia/x@y\nLinger-Time: -1\nContent-Length: 0\n\n")) {
+            Message::Disconnect(d) => {
+                assert!(!d.is_final());
+                assert_eq!(d.linger_time, Some(-1));
+                assert_eq!(d.channel_name.as_deref(), Some("sofia/x@y"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match Message::decode(frame(
+            b"Content-Type: text/rude-rejection\nContent-Length: 24\n\nAccess Denied, go away.\n",
+        )) {
+            Message::RudeRejection(t) => assert_eq!(t, "Access Denied, go away.\n"),
+            other => panic!("{other:?}"),
+        }
+        match Message::decode(frame(
+            b"Content-Type: text/event-xml\nContent-Length: 2\n\n<>",
+        )) {
+            Message::Unexpected(u) => {
+                assert_eq!(u.content_type.as_deref(), Some("text/event-xml"))
+            }
+            other => panic!("{other:?}"),
+        }
+        match Message::decode(frame(
+            b"Content-Type: text/event-json\nContent-Length: 3\n\n{x}",
+        )) {
+            Message::Unexpected(u) => assert!(u.reason.contains("JSON"), "{}", u.reason),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn connect_reply_round_trips_through_the_serializer() {
+        let mut ch = Headers::new();
+        ch.push("Event-Name", "CHANNEL_DATA");
+        ch.push("Unique-ID", "u-1");
+        ch.push("Caller-Caller-ID-Name", "John Doe");
+        ch.push("Channel-Name", "sofia/internal/1000@127.0.0.1");
+        ch.push("variable_sip_from_uri", "1000@127.0.0.1:5060");
+        let f = connect_reply_frame(&ch, true, true);
+        let bytes = f.to_bytes();
+        assert!(bytes.ends_with(
+            b"Content-Type: command/reply\nReply-Text: %2BOK%0A\nSocket-Mode: async\nControl: full\n\n"
+        ));
+        match Message::decode(frame(&bytes)) {
+            Message::ChannelData(cd) => {
+                assert_eq!(cd.uuid(), Some("u-1"));
+                assert_eq!(cd.caller_id_name(), Some("John Doe"));
+                assert_eq!(cd.reply_text(), Some("+OK\n"));
+                assert_eq!(cd.variable("sip_from_uri"), Some("1000@127.0.0.1:5060"));
+                assert_eq!(cd.variables().count(), 1);
+                assert_eq!(cd.control(), Some("full"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

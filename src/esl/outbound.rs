@@ -1,0 +1,264 @@
+//! One outbound connection: the switch's `socket` app controlling one channel
+//! (`reference/freeswitch-esl.md` §2).
+//!
+//! The handshake (`connect`, `myevents`, `linger`, extra `event` subscriptions) runs in the
+//! per-call task under one timeout, never in the accept loop, so a peer that connects and
+//! goes quiet only costs its own task.
+//!
+//! Apps can be run two ways, both with `event-lock: true` and a fresh `Event-UUID`:
+//! - [`OutboundConnection::execute`] waits for the CHANNEL_EXECUTE_COMPLETE whose
+//!   `Application-UUID` is ours and returns its `Application-Response`;
+//! - [`OutboundConnection::send_execute`] only queues the app and returns its id; the
+//!   completion arrives on the [`EventStream`] like every other event (or a
+//!   [`SocketEvent::ExecuteRejected`] if the switch refused it). This is the form for a
+//!   driver that owns one `select!` loop over events, timers and API commands.
+//!
+//! **Drain the event stream.** It is bounded and the connection stops reading the socket
+//! while it is full, so a task that awaits `execute` must also be receiving events (the
+//! same `select!` loop, or another task). Completions are handed to `execute` waiters as
+//! soon as they are read, and are also delivered on the stream.
+//!
+//! Hangup semantics (transcripts c, e2): after CHANNEL_HANGUP the running app still gets
+//! its EXECUTE_COMPLETE; apps queued behind it never run, so their `execute` fails with
+//! [`EslError::HungUp`] when CHANNEL_HANGUP_COMPLETE arrives, and any app sent after that
+//! fails at once. EOF or the final disconnect notice fails everything still waiting.
+
+use crate::esl::command::{Command, Execute, Linger};
+use crate::esl::connection::{self, ActorOptions, Mode, Response, Session};
+pub use crate::esl::connection::{CloseReason, EslError, EventStream, SocketEvent};
+use crate::esl::counters::EslCounters;
+use crate::esl::event::{ApiResponse, ChannelData, Event, EventFormat, Reply};
+use bytes::BytesMut;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// How an outbound connection is set up.
+#[derive(Clone, Debug)]
+pub struct OutboundOptions {
+    /// Bound on the whole handshake.
+    pub handshake_timeout: Duration,
+    /// Bound on each later command's reply (not on an app's run time).
+    pub reply_timeout: Duration,
+    /// `linger` so CHANNEL_HANGUP_COMPLETE reaches us (SPEC §2 step 1); `None` skips it.
+    pub linger: Option<Linger>,
+    /// Format for `myevents` and the extra subscription.
+    pub format: EventFormat,
+    /// Extra `event <fmt> …` names beyond what `myevents` gives (e.g. `BACKGROUND_JOB`
+    /// for `bgapi` on this socket). Empty: no `event` command is sent.
+    pub events: Vec<String>,
+    /// Capacity of the per-call event stream.
+    pub event_capacity: usize,
+}
+
+impl Default for OutboundOptions {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(5),
+            reply_timeout: Duration::from_secs(30),
+            linger: Some(Linger::Forever),
+            format: EventFormat::Plain,
+            events: Vec::new(),
+            event_capacity: 64,
+        }
+    }
+}
+
+/// A controlled channel. Cheap to clone; the socket closes when every clone is dropped
+/// (hang the channel up first: a socket closed without a hangup leaves the call parked,
+/// transcript f).
+#[derive(Clone, Debug)]
+pub struct OutboundConnection {
+    session: Session,
+    channel: Arc<ChannelData>,
+    uuid: Arc<str>,
+    peer: SocketAddr,
+}
+
+impl OutboundConnection {
+    /// Runs the handshake on an accepted socket: `connect` (→ channel data), `myevents`,
+    /// `linger`, then `event …` if asked. Only a missing or broken `connect` reply, a
+    /// closed socket or the timeout fail it; a `-ERR` to the later commands (e.g. a socket
+    /// without `full`, which refuses `linger`) is logged and the call goes on.
+    pub async fn handshake(
+        stream: TcpStream,
+        peer: SocketAddr,
+        options: &OutboundOptions,
+        counters: Arc<EslCounters>,
+    ) -> Result<(OutboundConnection, EventStream), EslError> {
+        let _ = stream.set_nodelay(true);
+        let (session, events) = connection::spawn(
+            stream,
+            BytesMut::new(),
+            ActorOptions {
+                mode: Mode::Outbound,
+                peer,
+                event_capacity: options.event_capacity,
+                reply_timeout: options.reply_timeout,
+                counters,
+            },
+        );
+        let after = options.handshake_timeout;
+        match tokio::time::timeout(after, Self::setup(session, peer, options)).await {
+            Ok(Ok(conn)) => Ok((conn, events)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(EslError::Timeout {
+                what: "the outbound handshake".into(),
+                after,
+            }),
+        }
+    }
+
+    async fn setup(
+        session: Session,
+        peer: SocketAddr,
+        options: &OutboundOptions,
+    ) -> Result<OutboundConnection, EslError> {
+        let channel = match session.request(&Command::connect()).await? {
+            Response::ChannelData(cd) => cd,
+            Response::Reply(r) => {
+                return Err(EslError::Handshake(format!(
+                    "connect answered {:?} instead of channel data",
+                    r.text()
+                )))
+            }
+            Response::Api(a) => {
+                return Err(EslError::Handshake(format!(
+                    "connect answered an api/response {:?}",
+                    a.body
+                )))
+            }
+        };
+        let Some(uuid) = channel.uuid().map(Arc::<str>::from) else {
+            return Err(EslError::Handshake(
+                "the connect reply carries no Unique-ID".into(),
+            ));
+        };
+        let conn = OutboundConnection {
+            session,
+            channel: Arc::new(channel),
+            uuid,
+            peer,
+        };
+        conn.soft(Command::myevents(options.format)).await?;
+        if let Some(l) = options.linger {
+            conn.soft(Command::linger(l)).await?;
+        }
+        if !options.events.is_empty() {
+            conn.soft(Command::event(options.format, &options.events)?)
+                .await?;
+        }
+        Ok(conn)
+    }
+
+    /// A handshake step whose `-ERR` is worth a warning, not the call.
+    async fn soft(&self, cmd: Command) -> Result<(), EslError> {
+        let reply = self.session.command(&cmd).await?;
+        if reply.is_err() {
+            tracing::warn!(peer = %self.peer, uuid = %self.uuid, command = cmd.line(), reply = reply.text(), "ESL handshake step refused");
+        }
+        Ok(())
+    }
+
+    /// The channel data from the `connect` reply.
+    pub fn channel(&self) -> &ChannelData {
+        &self.channel
+    }
+
+    /// The controlled channel's UUID.
+    pub fn uuid(&self) -> &str {
+        &self.uuid
+    }
+
+    /// The switch's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// `true` once the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.session.is_closed()
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.session.close_reason()
+    }
+
+    /// Runs `app` (event-locked) and waits for its CHANNEL_EXECUTE_COMPLETE; returns
+    /// `Application-Response` (`_none_`, `FILE PLAYED`, …). Fails with
+    /// [`EslError::Rejected`] on a `-ERR`, [`EslError::HungUp`] if the channel hung up
+    /// before the app could run, [`EslError::Closed`] if the socket went away. No
+    /// timeout: an app may run for an hour; wrap it if you need one.
+    pub async fn execute(&self, app: &str, arg: Option<&str>) -> Result<String, EslError> {
+        let app_id = uuid::Uuid::new_v4().to_string();
+        let cmd = Command::execute(&Execute::locked(app, arg, &app_id))?;
+        let rx = self.session.execute_waiting(&cmd, app_id).await?;
+        self.session.wait_app(app, rx).await
+    }
+
+    /// Queues `app` (event-locked) and returns its id (the `Event-UUID`, which comes back
+    /// as `Application-UUID`) without waiting for anything. Its CHANNEL_EXECUTE_COMPLETE
+    /// arrives on the event stream, or a [`SocketEvent::ExecuteRejected`] if it never runs.
+    pub async fn send_execute(&self, app: &str, arg: Option<&str>) -> Result<String, EslError> {
+        let app_id = uuid::Uuid::new_v4().to_string();
+        let cmd = Command::execute(&Execute::locked(app, arg, &app_id))?;
+        self.session.execute_no_wait(&cmd, app_id.clone()).await?;
+        Ok(app_id)
+    }
+
+    /// Any `sendmsg execute` built by hand (no event-lock, `loops`, …), fire-and-forget
+    /// like [`send_execute`](Self::send_execute). `exec.event_uuid` is filled in if empty.
+    pub async fn send_execute_with(&self, mut exec: Execute) -> Result<String, EslError> {
+        let app_id = exec
+            .event_uuid
+            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+            .clone();
+        let cmd = Command::execute(&exec)?;
+        self.session.execute_no_wait(&cmd, app_id.clone()).await?;
+        Ok(app_id)
+    }
+
+    /// `sendmsg` `call-command: hangup` with `hangup-cause: <cause>`. The switch queues it
+    /// behind a running event-locked app; interrupt that with `api uuid_break <uuid>`.
+    pub async fn hangup(&self, cause: &str) -> Result<(), EslError> {
+        self.session.command_ok(&Command::hangup(cause)?).await?;
+        Ok(())
+    }
+
+    /// `api <command>` over this socket (needs `full`), e.g. `uuid_break <uuid>`.
+    pub async fn api(&self, command: &str) -> Result<ApiResponse, EslError> {
+        self.session.api(command).await
+    }
+
+    /// `bgapi <command>`; resolves with the BACKGROUND_JOB (needs `BACKGROUND_JOB` in
+    /// [`OutboundOptions::events`]).
+    pub async fn bgapi(&self, command: &str) -> Result<Event, EslError> {
+        self.session.bgapi(command).await
+    }
+
+    /// `getvar <name>`: `None` when unset or empty (the switch answers `-ERR command not
+    /// found` for both).
+    pub async fn getvar(&self, name: &str) -> Result<Option<String>, EslError> {
+        let reply = self.session.command(&Command::getvar(name)?).await?;
+        if reply.is_err() {
+            return Ok(None);
+        }
+        Ok(Some(reply.text().to_string()))
+    }
+
+    /// Any command, answered by a `command/reply` (whatever its text).
+    pub async fn command(&self, cmd: &Command) -> Result<Reply, EslError> {
+        self.session.command(cmd).await
+    }
+
+    /// `exit`: the switch answers `+OK bye`, sends its final disconnect notice and closes;
+    /// the event stream then ends. A connection already gone counts as done.
+    pub async fn exit(&self) -> Result<(), EslError> {
+        match self.session.command(&Command::exit()).await {
+            Ok(_) | Err(EslError::Closed(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

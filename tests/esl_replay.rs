@@ -1,0 +1,771 @@
+//! Replays the real FreeSWITCH 1.10.12 captures in `tests/fixtures/esl/` through the codec:
+//! every switch frame must decode to the right message type with the right key headers,
+//! and every command the capture's client sent must be what our encoder produces for the
+//! same command.
+
+use bytes::BytesMut;
+use std::collections::BTreeMap;
+use voxbridge::esl::command::{Command, Execute, Linger};
+use voxbridge::esl::event::{EventFormat, Message};
+use voxbridge::esl::frame::FrameDecoder;
+use voxbridge::sim::transcript::{self, Connection, TranscriptFrame};
+
+fn fixture(name: &str) -> Vec<TranscriptFrame> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/esl");
+    let path = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|f| f.to_str())
+                .is_some_and(|f| f.starts_with(&format!("{name}-")) && f.ends_with(".txt"))
+        })
+        .unwrap_or_else(|| panic!("no fixture {name}"));
+    transcript::parse(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn label(f: &TranscriptFrame) -> String {
+    let c = match f.connection {
+        Connection::Outbound => "OUTBOUND",
+        Connection::Inbound => "INBOUND",
+    };
+    format!("{c}#{}", f.socket)
+}
+
+/// The switch frames of each connection, decoded from the concatenated byte stream fed in
+/// `chunk`-sized reads, next to the raw bytes of each captured frame.
+fn decode_connections(
+    frames: &[TranscriptFrame],
+    chunk: usize,
+) -> BTreeMap<String, Vec<(Message, Vec<u8>)>> {
+    let mut streams: BTreeMap<String, Vec<&TranscriptFrame>> = BTreeMap::new();
+    for f in frames.iter().filter(|f| f.from_switch) {
+        streams.entry(label(f)).or_default().push(f);
+    }
+    let mut out = BTreeMap::new();
+    for (conn, fs) in streams {
+        let wire: Vec<u8> = fs.iter().flat_map(|f| f.bytes.iter().copied()).collect();
+        let mut dec = FrameDecoder::default();
+        let mut buf = BytesMut::new();
+        let mut msgs = Vec::new();
+        for piece in wire.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            while let Some(frame) = dec.decode(&mut buf).expect("transcript frames decode") {
+                msgs.push(Message::decode(frame));
+            }
+        }
+        assert!(buf.is_empty(), "{conn}: {} bytes left over", buf.len());
+        assert_eq!(
+            msgs.len(),
+            fs.len(),
+            "{conn}: one message per captured frame"
+        );
+        out.insert(
+            conn,
+            msgs.into_iter()
+                .zip(fs.iter().map(|f| f.bytes.clone()))
+                .collect(),
+        );
+    }
+    out
+}
+
+/// What a decoded message is, in the same words as [`raw_kind`].
+fn kind(m: &Message) -> String {
+    match m {
+        Message::AuthRequest => "auth".into(),
+        Message::Reply(_) => "reply".into(),
+        Message::ChannelData(_) => "channel_data".into(),
+        Message::ApiResponse(_) => "api".into(),
+        Message::Event(e) => e.name().to_string(),
+        Message::Disconnect(d) if d.is_final() => "disconnect".into(),
+        Message::Disconnect(_) => "linger".into(),
+        Message::RudeRejection(_) => "rude".into(),
+        Message::Log(_) => "log".into(),
+        Message::Unexpected(u) => format!("unexpected: {}", u.reason),
+    }
+}
+
+/// What a captured frame is, judged from its raw bytes alone (independent of the codec).
+fn raw_kind(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    if text.starts_with("Event-Name: ") {
+        return "channel_data".into();
+    }
+    let ct = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Type: "))
+        .unwrap_or("?");
+    match ct {
+        "text/event-plain" => text
+            .lines()
+            .find_map(|l| l.strip_prefix("Event-Name: "))
+            .unwrap_or("?")
+            .to_string(),
+        "text/event-json" => {
+            let at = text.find("\"Event-Name\":\"").expect("json event name") + 14;
+            text[at..].split('"').next().unwrap().to_string()
+        }
+        "text/disconnect-notice" if text.contains("Content-Disposition: linger") => "linger".into(),
+        "text/disconnect-notice" => "disconnect".into(),
+        "command/reply" => "reply".into(),
+        "api/response" => "api".into(),
+        "auth/request" => "auth".into(),
+        other => other.to_string(),
+    }
+}
+
+type Expected = (&'static str, &'static str, &'static [(&'static str, usize)]);
+
+/// Per transcript and connection: how many frames of each kind the switch sent.
+const EXPECTED: &[Expected] = &[
+    (
+        "a",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 4),
+        ],
+    ),
+    (
+        "a",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_EXECUTE", 1),
+            ("CHANNEL_EXECUTE_COMPLETE", 2),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_PARK", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "b",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 4),
+        ],
+    ),
+    (
+        "b",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_ANSWER", 1),
+            ("CHANNEL_EXECUTE", 4),
+            ("CHANNEL_EXECUTE_COMPLETE", 5),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_PROGRESS_MEDIA", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 7),
+        ],
+    ),
+    (
+        "c",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("api", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 4),
+        ],
+    ),
+    (
+        "c",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_ANSWER", 1),
+            ("CHANNEL_EXECUTE", 2),
+            ("CHANNEL_EXECUTE_COMPLETE", 3),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_PARK", 1),
+            ("CHANNEL_PROGRESS_MEDIA", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("channel_data", 1),
+            ("linger", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "d",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 4),
+        ],
+    ),
+    (
+        "d",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_EXECUTE", 2),
+            ("CHANNEL_EXECUTE_COMPLETE", 3),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_PARK", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 6),
+        ],
+    ),
+    (
+        "e",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 3),
+            ("CHANNEL_HANGUP_COMPLETE", 2),
+            ("api", 7),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 9),
+        ],
+    ),
+    (
+        "e2",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_EXECUTE", 1),
+            ("CHANNEL_EXECUTE_COMPLETE", 2),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_PARK", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 4),
+        ],
+    ),
+    (
+        "e2",
+        "OUTBOUND#2",
+        &[
+            ("CHANNEL_EXECUTE", 1),
+            ("CHANNEL_EXECUTE_COMPLETE", 2),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 4),
+        ],
+    ),
+    (
+        "f",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 8),
+            ("CHANNEL_HANGUP_COMPLETE", 8),
+            ("auth", 8),
+            ("disconnect", 8),
+            ("reply", 48),
+        ],
+    ),
+    (
+        "g",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 4),
+        ],
+    ),
+    (
+        "g",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_EXECUTE", 2),
+            ("CHANNEL_EXECUTE_COMPLETE", 3),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_PARK", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("reply", 3),
+        ],
+    ),
+    (
+        "h",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("api", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 4),
+        ],
+    ),
+    (
+        "h",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_ANSWER", 1),
+            ("CHANNEL_EXECUTE", 3),
+            ("CHANNEL_EXECUTE_COMPLETE", 4),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_PARK", 1),
+            ("CHANNEL_PROGRESS_MEDIA", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("DTMF", 2),
+            ("api", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 7),
+        ],
+    ),
+];
+
+#[test]
+fn every_switch_frame_decodes_with_the_right_type() {
+    for name in ["a", "b", "c", "d", "e", "e2", "f", "g", "h"] {
+        let frames = fixture(name);
+        let whole = decode_connections(&frames, usize::MAX);
+        // Incremental decoding must give the very same messages.
+        for chunk in [1, 7, 1500] {
+            assert_eq!(
+                decode_connections(&frames, chunk),
+                whole,
+                "{name} in {chunk}-byte reads"
+            );
+        }
+        let expected: Vec<_> = EXPECTED.iter().filter(|(t, _, _)| *t == name).collect();
+        assert_eq!(whole.len(), expected.len(), "{name}: connections");
+        for (_, conn, counts) in expected {
+            let msgs = &whole[*conn];
+            let mut got: BTreeMap<String, usize> = BTreeMap::new();
+            for (m, raw) in msgs {
+                let k = kind(m);
+                assert_eq!(
+                    k,
+                    raw_kind(raw),
+                    "{name} {conn}: {}",
+                    String::from_utf8_lossy(raw)
+                );
+                *got.entry(k).or_default() += 1;
+            }
+            let want: BTreeMap<String, usize> =
+                counts.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+            assert_eq!(got, want, "{name} {conn}");
+        }
+    }
+}
+
+/// Every event of every transcript carries `Event-Name` and a channel `Unique-ID` (except
+/// BACKGROUND_JOB), its own values decoded (no `%XX` left in the ones that had any).
+#[test]
+fn key_headers_of_every_event() {
+    for name in ["a", "b", "c", "d", "e", "e2", "f", "g", "h"] {
+        for (conn, msgs) in decode_connections(&fixture(name), usize::MAX) {
+            for (m, _) in &msgs {
+                let Message::Event(e) = m else { continue };
+                assert!(!e.name().is_empty());
+                assert!(
+                    e.header("Core-UUID").is_some(),
+                    "{name} {conn} {}",
+                    e.name()
+                );
+                assert!(e.header("Event-Content-Length").is_none());
+                if e.is("BACKGROUND_JOB") {
+                    assert!(e.job_uuid().is_some());
+                    assert!(e.body().is_some(), "{name}: BACKGROUND_JOB has a body");
+                    continue;
+                }
+                assert!(e.unique_id().is_some(), "{name} {conn} {}", e.name());
+                if let Some(d) = e.header("Event-Date-Local") {
+                    assert!(d.contains(' ') && !d.contains("%20"), "{d}");
+                }
+                if e.name().starts_with("CHANNEL_EXECUTE") {
+                    assert!(e.application().is_some() && e.application_uuid().is_some());
+                }
+                if e.is("CHANNEL_EXECUTE_COMPLETE") {
+                    assert!(e.application_response().is_some());
+                }
+                if e.is("CHANNEL_HANGUP_COMPLETE") {
+                    assert_eq!(e.headers().get_all("Hangup-Cause").count(), 2, "{name}");
+                    assert!(e.variable("hangup_cause_q850").is_some());
+                    assert!(e.variable("billsec").is_some());
+                }
+            }
+        }
+    }
+}
+
+fn outbound(name: &str, socket: &str) -> Vec<Message> {
+    decode_connections(&fixture(name), usize::MAX)
+        .remove(socket)
+        .unwrap()
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect()
+}
+
+fn events(msgs: &[Message], event: &str) -> Vec<voxbridge::esl::Event> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            Message::Event(e) if e.is(event) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_connect_reply_and_rejected_hangup() {
+    let msgs = outbound("a", "OUTBOUND#1");
+    let Message::ChannelData(cd) = &msgs[0] else {
+        panic!("first frame is the connect reply: {:?}", msgs[0])
+    };
+    assert_eq!(cd.answer_state(), Some("ringing"));
+    assert!(!cd.is_answered());
+    assert_eq!(
+        cd.channel_name(),
+        Some("sofia/internal/15551230000@127.0.0.1")
+    );
+    assert_eq!(cd.reply_text(), Some("+OK\n"));
+    assert_eq!(cd.uuid(), Some("e300f525-1572-4a6c-982e-1439546ddb55"));
+    assert_eq!(cd.destination_number(), Some("7001"));
+    assert_eq!(cd.caller_id_number(), Some("15551230000"));
+    assert_eq!(cd.caller_id_name(), Some("ESL-Test"));
+    assert_eq!(cd.direction(), Some("inbound"));
+    assert_eq!(cd.socket_mode(), Some("async"));
+    assert_eq!(cd.control(), Some("full"));
+    assert_eq!(
+        cd.variable("sofia_profile_url"),
+        Some("sip:mod_sofia@127.0.0.1:5060")
+    );
+    assert_eq!(
+        cd.variable("sip_Remote-Party-ID"),
+        Some("\"ESL-Test\" <sip:15551230000@127.0.0.1>;party=calling;screen=yes;privacy=off")
+    );
+    assert!(cd.variable("switch_r_sdp").unwrap().contains("\r\nm=audio"));
+
+    let Message::Reply(r) = &msgs[1] else {
+        panic!()
+    };
+    assert_eq!(r.text(), "+OK Events Enabled");
+
+    let hc = events(&msgs, "CHANNEL_HANGUP_COMPLETE");
+    assert_eq!(hc.len(), 1);
+    let hc = &hc[0];
+    assert_eq!(hc.hangup_cause(), Some("CALL_REJECTED"));
+    assert_eq!(
+        hc.headers().get_all("Hangup-Cause").collect::<Vec<_>>(),
+        ["CALL_REJECTED", "CALL_REJECTED"]
+    );
+    assert_eq!(hc.hangup_cause_code().map(|c| c.0), Some(21));
+    assert_eq!(hc.variable("hangup_cause_q850"), Some("21"));
+    assert_eq!(hc.variable("sip_hangup_disposition"), Some("send_refuse"));
+    assert_eq!(hc.answer_state(), Some("hangup"));
+
+    let hangup = events(&msgs, "CHANNEL_HANGUP");
+    assert_eq!(
+        hangup[0].variable("hangup_cause"),
+        None,
+        "not set yet at CHANNEL_HANGUP"
+    );
+
+    match &msgs[msgs.len() - 3] {
+        Message::Disconnect(d) => {
+            assert!(!d.is_final());
+            assert_eq!(d.linger_time, Some(-1));
+        }
+        other => panic!("{other:?}"),
+    }
+    match msgs.last().unwrap() {
+        Message::Disconnect(d) => {
+            assert!(d.is_final());
+            assert!(d.body.starts_with("Disconnected, goodbye."));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn b_application_uuids_and_responses() {
+    let msgs = outbound("b", "OUTBOUND#1");
+    let done: Vec<_> = events(&msgs, "CHANNEL_EXECUTE_COMPLETE")
+        .iter()
+        .map(|e| {
+            (
+                e.application().unwrap().to_string(),
+                e.application_uuid().unwrap().to_string(),
+                e.application_response().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        done[0],
+        (
+            "answer".into(),
+            "774ee917-b420-49ae-a919-e75a113cdd97".into(),
+            "_none_".into()
+        )
+    );
+    assert_eq!(done[1].2, "FILE PLAYED");
+    assert_eq!(done[2].0, "sched_hangup");
+    assert_eq!(
+        done[3],
+        (
+            "playback".into(),
+            "db9125b7-b993-424b-a7b5-f87c294a9788".into(),
+            "FILE PLAYED".into()
+        )
+    );
+    assert_eq!(done[4].0, "socket");
+    let hc = &events(&msgs, "CHANNEL_HANGUP_COMPLETE")[0];
+    assert_eq!(hc.hangup_cause(), Some("ALLOTTED_TIMEOUT"));
+    assert_eq!(hc.variable("hangup_cause_q850"), Some("16"));
+    let exec = &events(&msgs, "CHANNEL_EXECUTE")[1];
+    assert_eq!(
+        exec.application_data(),
+        Some("tone_stream://%(500,500,440);loops=2")
+    );
+    // Here the linger notice comes before EXECUTE_COMPLETE and HANGUP_COMPLETE.
+    let linger_at = msgs
+        .iter()
+        .position(|m| matches!(m, Message::Disconnect(d) if !d.is_final()))
+        .unwrap();
+    let hc_at = msgs
+        .iter()
+        .position(|m| matches!(m, Message::Event(e) if e.is("CHANNEL_HANGUP_COMPLETE")))
+        .unwrap();
+    assert!(linger_at < hc_at);
+}
+
+#[test]
+fn c_playback_interrupted_by_the_caller() {
+    let msgs = outbound("c", "OUTBOUND#1");
+    let done = events(&msgs, "CHANNEL_EXECUTE_COMPLETE");
+    let playback = done
+        .iter()
+        .find(|e| e.application() == Some("playback"))
+        .unwrap();
+    assert_eq!(playback.application_response(), Some("PLAYBACK ERROR"));
+    assert_eq!(playback.hangup_cause(), Some("NORMAL_CLEARING"));
+    let hc = &events(&msgs, "CHANNEL_HANGUP_COMPLETE")[0];
+    assert_eq!(hc.variable("sip_hangup_disposition"), Some("recv_bye"));
+}
+
+#[test]
+fn d_json_events_decode_like_plain_ones() {
+    let msgs = outbound("d", "OUTBOUND#1");
+    assert!(matches!(&msgs[0], Message::ChannelData(cd) if cd.is_answered()));
+    let hc = &events(&msgs, "CHANNEL_HANGUP_COMPLETE")[0];
+    assert_eq!(hc.format(), EventFormat::Json);
+    assert_eq!(
+        hc.headers().get_all("Hangup-Cause").collect::<Vec<_>>(),
+        ["NORMAL_CLEARING", "NORMAL_CLEARING"]
+    );
+    assert_eq!(hc.variable("hangup_cause_q850"), Some("16"));
+    assert_eq!(hc.variable("DP_MATCH"), Some("ARRAY::7000|:7000"));
+    assert_eq!(
+        hc.variable("sip_full_to"),
+        Some("<sip:7000@127.0.0.1:5060>;tag=evDcD6Nmm8KeD")
+    );
+    assert!(hc
+        .variable("switch_r_sdp")
+        .unwrap()
+        .starts_with("v=0\r\no=FreeSWITCH"));
+    let done = events(&msgs, "CHANNEL_EXECUTE_COMPLETE");
+    assert_eq!(done[0].application_response(), Some("FILE PLAYED"));
+    assert_eq!(
+        done[0].application_uuid(),
+        Some("68a5de40-2b93-4725-9f78-42fbec3deceb")
+    );
+    // The same array in a plain transcript reads the same.
+    let plain = events(&outbound("e2", "OUTBOUND#1"), "CHANNEL_HANGUP_COMPLETE");
+    assert_eq!(plain[0].variable("DP_MATCH"), Some("ARRAY::7000|:7000"));
+}
+
+#[test]
+fn e_background_jobs_correlate_by_job_uuid() {
+    let msgs: Vec<Message> = decode_connections(&fixture("e"), usize::MAX)
+        .remove("INBOUND#1")
+        .unwrap()
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect();
+    assert!(matches!(msgs[0], Message::AuthRequest));
+    let job_replies: Vec<String> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::Reply(r) if r.job_uuid().is_some() => {
+                assert!(r.is_ok());
+                assert_eq!(r.text(), format!("+OK Job-UUID: {}", r.job_uuid().unwrap()));
+                Some(r.job_uuid().unwrap().to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    let jobs = events(&msgs, "BACKGROUND_JOB");
+    assert_eq!(jobs.len(), 3);
+    for (reply_uuid, job) in job_replies.iter().zip(&jobs) {
+        assert_eq!(job.job_uuid(), Some(reply_uuid.as_str()));
+    }
+    assert_eq!(
+        jobs[0].body(),
+        Some("+OK 109a128a-4dba-44fc-ae5f-5ecf3ab2b830\n")
+    );
+    assert_eq!(jobs[0].header("Job-Command"), Some("originate"));
+    assert_eq!(
+        jobs[0].header("Job-Command-Arg"),
+        Some("{origination_uuid=109a128a-4dba-44fc-ae5f-5ecf3ab2b830,origination_caller_id_number=15551230000,origination_caller_id_name=ESL-Test}sofia/external/7000@127.0.0.1:5060 &park()")
+    );
+    assert_eq!(jobs[1].body(), Some("+OK\n"));
+    let api: Vec<String> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::ApiResponse(a) => Some(a.body.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(api[0].starts_with("UP 0 years"));
+    assert_eq!(api[1], "true");
+    assert_eq!(api[2], "false");
+    assert_eq!(api[3], "-ERR No such channel!\n");
+    let causes: Vec<_> = events(&msgs, "CHANNEL_HANGUP_COMPLETE")
+        .iter()
+        .map(|e| e.hangup_cause().unwrap().to_string())
+        .collect();
+    assert_eq!(causes, ["NORMAL_CLEARING", "USER_BUSY"]);
+}
+
+#[test]
+fn h_dtmf_digits_are_decoded() {
+    let msgs = outbound("h", "OUTBOUND#1");
+    let digits: Vec<_> = events(&msgs, "DTMF")
+        .iter()
+        .map(|e| {
+            (
+                e.dtmf_digit().unwrap().to_string(),
+                e.header("DTMF-Source").unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        digits,
+        [
+            ("1".to_string(), "RTP".to_string()),
+            ("#".into(), "RTP".into())
+        ]
+    );
+    let api = msgs.iter().find_map(|m| match m {
+        Message::ApiResponse(a) => Some(a.clone()),
+        _ => None,
+    });
+    assert!(api.unwrap().is_ok());
+}
+
+/// Rebuilds each command the capture's client sent with our encoder and compares bytes.
+fn our_encoding(sent: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(sent).unwrap();
+    let mut lines = text.trim_end_matches('\n').lines();
+    let first = lines.next().unwrap();
+    let headers: Vec<(&str, &str)> = lines.map(|l| l.split_once(": ").unwrap()).collect();
+    let h = |n: &str| headers.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
+    let (word, rest) = first.split_once(' ').unwrap_or((first, ""));
+    let cmd = match word {
+        "connect" => Command::connect(),
+        "exit" => Command::exit(),
+        "myevents" if rest.is_empty() => Command::myevents(EventFormat::Plain),
+        "myevents" => Command::myevents(EventFormat::Json),
+        "linger" if rest.is_empty() => Command::linger(Linger::Forever),
+        "linger" => Command::linger(Linger::Seconds(rest.parse().unwrap())),
+        "event" => {
+            let mut words = rest.split(' ');
+            let format = match words.next().unwrap() {
+                "plain" => EventFormat::Plain,
+                _ => EventFormat::Json,
+            };
+            Command::event(format, &words.collect::<Vec<_>>()).unwrap()
+        }
+        "auth" => Command::auth(rest).unwrap(),
+        "api" => Command::api(rest).unwrap(),
+        "filter" => {
+            let (hdr, val) = rest.split_once(' ').unwrap();
+            Command::filter(hdr, val).unwrap()
+        }
+        "bgapi" => {
+            // The capture's client let the switch pick the Job-UUID; we always send ours.
+            let ours = Command::bgapi(rest, "0d9a1c7e-1111-4222-8333-944455556666").unwrap();
+            let bytes = ours.to_bytes();
+            let expected = format!("{first}\nJob-UUID: 0d9a1c7e-1111-4222-8333-944455556666\n\n");
+            assert_eq!(String::from_utf8(bytes).unwrap(), expected);
+            return sent.to_vec();
+        }
+        "sendmsg" => {
+            assert_eq!(h("call-command"), Some("execute"));
+            Command::execute(&Execute {
+                app: h("execute-app-name").unwrap().to_string(),
+                arg: h("execute-app-arg").map(String::from),
+                event_lock: h("event-lock") == Some("true"),
+                event_uuid: h("Event-UUID").map(String::from),
+                loops: None,
+                target: None,
+            })
+            .unwrap()
+        }
+        other => panic!("command {other:?} not covered"),
+    };
+    cmd.to_bytes()
+}
+
+#[test]
+fn what_the_client_sent_is_what_we_encode() {
+    let mut seen = BTreeMap::<String, usize>::new();
+    for name in ["a", "b", "c", "d", "e", "e2", "f", "g", "h"] {
+        for f in fixture(name).iter().filter(|f| !f.from_switch) {
+            let ours = our_encoding(&f.bytes);
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&f.bytes),
+                "{name}"
+            );
+            let word = String::from_utf8_lossy(&f.bytes)
+                .split([' ', '\n'])
+                .next()
+                .unwrap()
+                .to_string();
+            *seen.entry(word).or_default() += 1;
+        }
+    }
+    for word in [
+        "connect", "myevents", "linger", "event", "sendmsg", "exit", "auth", "api", "bgapi",
+        "filter",
+    ] {
+        assert!(
+            seen.get(word).copied().unwrap_or(0) > 0,
+            "no {word} in the transcripts"
+        );
+    }
+}
