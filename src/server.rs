@@ -1,14 +1,30 @@
 //! The composition root: `voxbridge serve` wires the store, the outbox worker, the ESL
 //! listener and the REST API together, and shuts them down gracefully.
 //!
-//! Order matters: the store is opened and the previous run reconciled *before* anything
-//! can start a call, so reconciliation only ever sees calls of the previous run.
+//! Order matters:
+//! - the store is opened and the previous run reconciled *before* anything can start a
+//!   call, so reconciliation only ever sees calls of the previous run;
+//! - at shutdown the ESL listener stops first and live calls get a bounded grace period
+//!   to end (their records are written), then the API stops, then the outbox finishes the
+//!   deliveries in flight, and the store is closed last.
 
-use crate::app::outbox::{self, LogPostCallResponse, OutboxSettings, OutboxWorker};
+use crate::api::{self, ApiState};
+use crate::app::outbox::{self, OutboxSettings, OutboxWorker};
+use crate::call::freeswitch::{self, CallServices};
+use crate::call::live::LiveCalls;
+use crate::call::postcall_runner::PostCallMode;
 use crate::config::Config;
+use crate::esl::counters::EslCounters;
+use crate::esl::inbound::{InboundClient, InboundOptions};
+use crate::esl::listener::{ListenerOptions, OutboundListener};
+use crate::esl::outbound::OutboundOptions;
+use crate::metrics::Metrics;
 use crate::store::{self, reconcile, StoreHandle};
 use anyhow::Context;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
 
 /// Structured logs to stderr; `RUST_LOG` respected (default `info`).
 pub fn init_logging() {
@@ -22,25 +38,158 @@ pub fn init_logging() {
 
 /// Runs the server until SIGTERM/SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let running = start(config).await?;
+    // One machine-readable line on stdout, so scripts (and tests using port 0) learn
+    // the addresses actually bound.
+    println!(
+        "voxbridge listening esl={} api={}",
+        running.esl_addr, running.api_addr
+    );
+    wait_for_shutdown_signal().await?;
+    running.shutdown().await;
+    Ok(())
+}
+
+/// A started server: its bound addresses and what is needed to stop it.
+pub struct Running {
+    pub esl_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    pub store: StoreHandle,
+    pub live: LiveCalls,
+    pub metrics: Arc<Metrics>,
+    stop: watch::Sender<bool>,
+    esl_task: tokio::task::JoinHandle<()>,
+    api_task: tokio::task::JoinHandle<()>,
+    outbox: OutboxWorker,
+    _switch: Option<InboundClient>,
+}
+
+/// Opens everything and starts serving; returns once both listeners are bound.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let config = Arc::new(config);
     // Settings first: a bad value must stop us before anything touches the store.
     let outbox_settings =
         OutboxSettings::from_config(&config.outbox).map_err(anyhow::Error::msg)?;
     let store = open_store(&config).await?;
-    reconcile_previous_run(&store, &config).await?;
-    let outbox = start_outbox(store.clone(), outbox_settings, &config)?;
+    let esl_counters = Arc::new(EslCounters::default());
+    let switch = config.switch.as_ref().map(|sw| {
+        InboundClient::start(
+            InboundOptions {
+                addr: sw.esl.clone(),
+                password: sw.password.clone(),
+                ..InboundOptions::default()
+            },
+            esl_counters.clone(),
+        )
+        .0
+    });
+    reconcile_previous_run(&store, switch.as_ref()).await?;
+
+    let metrics = Arc::new(Metrics::new());
+    let live = LiveCalls::new();
+    let services = Arc::new(CallServices::new(
+        config.clone(),
+        store.clone(),
+        metrics.clone(),
+        live.clone(),
+    )?);
+    let outbox = outbox::start(
+        store.clone(),
+        outbox_settings,
+        &config.accounts,
+        Arc::new(PostCallMode::new(services.clone())),
+    )?;
+
+    let (stop, stop_rx) = watch::channel(false);
+    let listener = OutboundListener::bind(
+        config.esl.listen,
+        ListenerOptions {
+            allow: config.esl.allow.clone(),
+            max_connections: config.esl.max_calls,
+            outbound: OutboundOptions {
+                handshake_timeout: Duration::from_secs_f64(config.esl.handshake_timeout),
+                ..OutboundOptions::default()
+            },
+            shutdown_grace: Duration::from_secs(30),
+        },
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot listen for the switch on esl.listen {}",
+            config.esl.listen
+        )
+    })?
+    .with_counters(esl_counters.clone());
+    let esl_addr = listener.local_addr()?;
+    let esl_task =
+        tokio::spawn(listener.run(freeswitch::handler(services), stopped(stop_rx.clone())));
+
+    let api_listener = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for the REST API on api.listen {}",
+                config.api.listen
+            )
+        })?;
+    let api_addr = api_listener.local_addr()?;
+    let app = api::router(ApiState {
+        config: config.clone(),
+        store: store.clone(),
+        live: live.clone(),
+        metrics: metrics.clone(),
+        esl: esl_counters,
+        outbox: outbox.stats_source(),
+    });
+    let api_stop = stopped(stop_rx);
+    let api_task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(api_listener, app)
+            .with_graceful_shutdown(api_stop)
+            .await
+        {
+            tracing::error!(error = %e, "REST API server failed");
+        }
+    });
     tracing::info!(
+        esl = %esl_addr,
+        api = %api_addr,
         store = %store.describe(),
-        outbox_concurrency = config.outbox.concurrency,
         accounts = config.accounts.len(),
-        "voxbridge serving: store {}, outbox delivering (ESL listener and REST API: not in this build yet)",
-        store.describe()
+        routes = config.routes.len(),
+        "voxbridge serving"
     );
-    wait_for_shutdown_signal().await?;
-    tracing::info!("shutting down: finishing callbacks in flight");
-    outbox.stop().await;
-    store.close().await;
-    tracing::info!("stopped");
-    Ok(())
+    Ok(Running {
+        esl_addr,
+        api_addr,
+        store,
+        live,
+        metrics,
+        stop,
+        esl_task,
+        api_task,
+        outbox,
+        _switch: switch,
+    })
+}
+
+impl Running {
+    /// Graceful shutdown: stop accepting calls, let live ones end (bounded), stop the API,
+    /// finish deliveries in flight, close the store.
+    pub async fn shutdown(self) {
+        tracing::info!(live_calls = self.live.len(), "shutting down");
+        let _ = self.stop.send(true);
+        let _ = self.esl_task.await;
+        let _ = self.api_task.await;
+        tracing::info!("finishing callbacks in flight");
+        self.outbox.stop().await;
+        self.store.close().await;
+        tracing::info!("stopped");
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
 }
 
 /// Opens `[store] url`, applying migrations.
@@ -50,20 +199,42 @@ async fn open_store(config: &Config) -> anyhow::Result<StoreHandle> {
         .with_context(|| format!("cannot open the store {:?}", config.store.url))
 }
 
-/// Closes out the calls a previous run left live (SPEC §2 step 7).
-async fn reconcile_previous_run(store: &StoreHandle, config: &Config) -> anyhow::Result<()> {
-    if config.switch.is_some() {
-        // The inbound ESL client (uuid_exists) is not part of this build yet; without it
-        // a call still up on the switch cannot be told from one that is gone.
-        tracing::warn!(
-            "[switch] is configured, but checking calls with uuid_exists is not supported \
-             yet: calls left live by the previous run are closed out without asking"
-        );
+/// Closes out the calls a previous run left live (SPEC §2 step 7). With a `[switch]`
+/// configured, each is first checked with `uuid_exists`: a call still up on the switch
+/// is left alone (its channel is no longer controlled by anyone, so it is logged loudly).
+async fn reconcile_previous_run(
+    store: &StoreHandle,
+    switch: Option<&InboundClient>,
+) -> anyhow::Result<()> {
+    let now = time::OffsetDateTime::now_utc();
+    let report = match switch {
+        Some(client) => {
+            // Give the inbound connection a moment to come up before asking.
+            for _ in 0..20 {
+                if client.is_connected() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let client = client.clone();
+            let probe = move |uuid: String| {
+                let client = client.clone();
+                async move {
+                    match client.api(&format!("uuid_exists {uuid}")).await {
+                        Ok(r) => Some(r.body.trim() == "true"),
+                        Err(_) => None,
+                    }
+                }
+            };
+            reconcile::reconcile(store.as_ref(), Some(&probe), now).await
+        }
+        None => reconcile::reconcile(store.as_ref(), None, now).await,
     }
-    let report = reconcile::reconcile(store.as_ref(), None, time::OffsetDateTime::now_utc())
-        .await
-        .context("reconciling calls left live by the previous run")?;
-    if !report.closed.is_empty() || !report.already_finished.is_empty() {
+    .context("reconciling calls left live by the previous run")?;
+    if !report.closed.is_empty()
+        || !report.already_finished.is_empty()
+        || !report.still_up.is_empty()
+    {
         tracing::warn!(
             closed = report.closed.len(),
             already_finished = report.already_finished.len(),
@@ -72,21 +243,6 @@ async fn reconcile_previous_run(store: &StoreHandle, config: &Config) -> anyhow:
         );
     }
     Ok(())
-}
-
-/// Starts the callback delivery worker with `[outbox]` and the accounts' signing keys.
-fn start_outbox(
-    store: StoreHandle,
-    settings: OutboxSettings,
-    config: &Config,
-) -> anyhow::Result<OutboxWorker> {
-    let worker = outbox::start(
-        store,
-        settings,
-        &config.accounts,
-        Arc::new(LogPostCallResponse),
-    )?;
-    Ok(worker)
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

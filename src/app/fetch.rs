@@ -97,6 +97,8 @@ pub enum CallStatus {
     Ringing,
     /// Answered.
     InProgress,
+    /// The call is over (a post-call workflow following a Redirect).
+    Completed,
 }
 
 impl CallStatus {
@@ -104,6 +106,7 @@ impl CallStatus {
         match self {
             CallStatus::Ringing => "ringing",
             CallStatus::InProgress => "in-progress",
+            CallStatus::Completed => "completed",
         }
     }
 }

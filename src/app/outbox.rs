@@ -151,6 +151,20 @@ pub struct OutboxStats {
     pub failed: u64,
 }
 
+/// Reads an outbox worker's counters (see [`OutboxWorker::stats_source`]).
+#[derive(Clone)]
+pub struct OutboxStatsSource(Arc<Counters>);
+
+impl OutboxStatsSource {
+    pub fn read(&self) -> OutboxStats {
+        OutboxStats {
+            delivered: self.0.delivered.load(Ordering::Relaxed),
+            retried: self.0.retried.load(Ordering::Relaxed),
+            failed: self.0.failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     delivered: AtomicU64,
@@ -168,11 +182,13 @@ pub struct OutboxWorker {
 
 impl OutboxWorker {
     pub fn stats(&self) -> OutboxStats {
-        OutboxStats {
-            delivered: self.counters.delivered.load(Ordering::Relaxed),
-            retried: self.counters.retried.load(Ordering::Relaxed),
-            failed: self.counters.failed.load(Ordering::Relaxed),
-        }
+        self.stats_source().read()
+    }
+
+    /// A handle that reads the counters after the worker itself has been moved (the
+    /// REST API's `/metrics` keeps one while `serve` keeps the worker to stop it).
+    pub fn stats_source(&self) -> OutboxStatsSource {
+        OutboxStatsSource(self.counters.clone())
     }
 
     /// Stops taking rows, lets attempts in flight finish (at most the request timeout

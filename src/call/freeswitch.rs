@@ -26,8 +26,8 @@
 use crate::app::callbacks::{self, CallbackTargets};
 use crate::app::fetch::{CallStatus, FetchParams, FetchRequest, Fetcher};
 use crate::call::engine::{
-    Action, AppId, CallEngine, EngineSettings, FetchEvent, FetchFailure, FetchRequest as EngineFetch,
-    Input, TimerId,
+    Action, AppId, CallEngine, EngineSettings, FetchEvent, FetchFailure,
+    FetchRequest as EngineFetch, Input, TimerId,
 };
 use crate::call::hangup::Ending;
 use crate::call::live::{CallCommand, LiveCalls};
@@ -37,8 +37,8 @@ use crate::cause::HangupCause;
 use crate::config::Config;
 use crate::document::model::HttpMethod;
 use crate::esl::command::Execute;
-use crate::esl::outbound::{EventStream, OutboundConnection, SocketEvent};
 use crate::esl::event::{ChannelData, Event};
+use crate::esl::outbound::{EventStream, OutboundConnection, SocketEvent};
 use crate::metrics::Metrics;
 use crate::store::{NewLiveCall, StoreHandle};
 use std::collections::HashMap;
@@ -142,8 +142,14 @@ fn micros_to_time(text: &str) -> Option<OffsetDateTime> {
 
 /// Commands to the switch, carried in order by the writer task.
 enum Outgoing {
-    Execute { app: String, arg: String, event_uuid: String },
-    Kill { cause: HangupCause },
+    Execute {
+        app: String,
+        arg: String,
+        event_uuid: String,
+    },
+    Kill {
+        cause: HangupCause,
+    },
     Exit,
 }
 
@@ -162,7 +168,10 @@ enum Feedback {
 pub async fn run_call(services: Arc<CallServices>, conn: OutboundConnection, events: EventStream) {
     let uuid = conn.uuid().to_string();
     let span = tracing::info_span!("call", call_uuid = %uuid);
-    CallTask::new(services, conn).run(events).instrument(span).await
+    CallTask::new(services, conn)
+        .run(events)
+        .instrument(span)
+        .await
 }
 
 struct CallTask {
@@ -429,7 +438,13 @@ impl CallTask {
             });
             return;
         };
-        if self.remote_document && req.url.trim_start().to_ascii_lowercase().starts_with("file:") {
+        if self.remote_document
+            && req
+                .url
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("file:")
+        {
             tracing::warn!(url = %req.url, "refused a Redirect from a remote document to a local file");
             self.input(Input::DocumentFetched(Err(FetchFailure::Invalid(format!(
                 "Redirect to {} refused: a document fetched over http(s) may not redirect to file://",
@@ -508,7 +523,9 @@ impl CallTask {
                 }
             }
             Feedback::Fetched { result, elapsed } => {
-                self.services.metrics.fetch_observed(elapsed, result.is_ok());
+                self.services
+                    .metrics
+                    .fetch_observed(elapsed, result.is_ok());
                 let input = match result {
                     Ok(fetched) => {
                         self.remote_document = fetched.url.starts_with("http");
@@ -586,9 +603,7 @@ impl CallTask {
     fn on_event(&mut self, event: Event) {
         match event.name() {
             "CHANNEL_EXECUTE_COMPLETE" => {
-                let id = event
-                    .application_uuid()
-                    .and_then(|u| self.apps.remove(u));
+                let id = event.application_uuid().and_then(|u| self.apps.remove(u));
                 if let Some(id) = id {
                     let response = event.application_response().unwrap_or("_none_").to_string();
                     self.input(Input::AppCompleted { id, response });
@@ -753,7 +768,10 @@ impl CallTask {
 /// The handler the ESL listener runs for every accepted channel.
 pub fn handler(
     services: Arc<CallServices>,
-) -> impl Fn(OutboundConnection, EventStream) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+) -> impl Fn(
+    OutboundConnection,
+    EventStream,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
        + Send
        + Sync
        + 'static {

@@ -2,9 +2,10 @@
 //! record, and the FreeSWITCH driver that carries the engine's actions to the switch.
 
 pub mod engine;
+pub mod freeswitch;
 pub mod hangup;
+pub mod live;
 pub mod postcall;
+pub mod postcall_runner;
 pub mod record;
 pub mod route;
-pub mod freeswitch;
-pub mod live;

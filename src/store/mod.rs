@@ -265,6 +265,14 @@ pub trait Store: Send + Sync + 'static {
         at: Option<OffsetDateTime>,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// Appends notes to a finished call's CDR (post-call mode's skipped elements).
+    /// Unknown call: no-op. Bounded retry.
+    fn add_cdr_notes(
+        &self,
+        call_uuid: &str,
+        notes: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
     /// One live call of the account.
     fn live_call(
         &self,

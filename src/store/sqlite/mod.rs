@@ -342,6 +342,18 @@ impl Store for SqliteStore {
         Box::pin(self.write_simple("set_scheduled_hangup", op))
     }
 
+    fn add_cdr_notes(
+        &self,
+        call_uuid: &str,
+        notes: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let op = WriteOp::AddNotes {
+            call_uuid: call_uuid.to_string(),
+            notes,
+        };
+        Box::pin(self.write_simple("add_cdr_notes", op))
+    }
+
     fn live_call(
         &self,
         account_id: &str,

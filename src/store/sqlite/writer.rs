@@ -34,6 +34,10 @@ pub(super) enum WriteOp {
         call_uuid: String,
         at: Option<OffsetDateTime>,
     },
+    AddNotes {
+        call_uuid: String,
+        notes: Vec<String>,
+    },
     Finish {
         record: Box<CallRecord>,
         callbacks: Vec<NewCallback>,
@@ -226,6 +230,19 @@ fn apply(conn: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
                 "UPDATE live_calls SET scheduled_hangup_at = ?1 WHERE call_uuid = ?2",
             )?
             .execute(params![at.map(nanos), call_uuid])?;
+            Ok(WriteReply::Done)
+        }
+        WriteOp::AddNotes { call_uuid, notes } => {
+            let existing: Option<String> = conn
+                .prepare_cached("SELECT notes FROM cdrs WHERE call_uuid = ?1")?
+                .query_row([call_uuid], |r| r.get(0))
+                .optional()?;
+            if let Some(existing) = existing {
+                let mut list: Vec<String> = serde_json::from_str(&existing).unwrap_or_default();
+                list.extend(notes.iter().cloned());
+                conn.prepare_cached("UPDATE cdrs SET notes = ?1 WHERE call_uuid = ?2")?
+                    .execute(params![notes_json(&list), call_uuid])?;
+            }
             Ok(WriteReply::Done)
         }
         WriteOp::Finish {
