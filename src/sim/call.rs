@@ -274,7 +274,7 @@ impl Call {
             got_first_packet: false,
             got_connect: false,
             parked: false,
-            acked: !script.answered,
+            acked: false,
             queue: VecDeque::new(),
             stack: Vec::new(),
             timers: Vec::new(),
@@ -1270,6 +1270,7 @@ impl Call {
             return;
         }
         let d = digit.to_string();
+        self.ch.digits.push(digit);
         self.fire_channel(
             "DTMF",
             &[

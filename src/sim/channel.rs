@@ -98,6 +98,8 @@ pub struct Channel {
     pub hangup: Option<(HangupCause, HangupSide)>,
     pub vars: Vars,
     pub last_app: Option<(String, String)>,
+    /// DTMF received from the caller (`digits_dialed` in the CDR).
+    pub digits: String,
 }
 
 impl Channel {
@@ -123,6 +125,7 @@ impl Channel {
             hangup: None,
             vars,
             last_app: None,
+            digits: String::new(),
         }
     }
 
@@ -306,7 +309,12 @@ impl Channel {
             self.progress_media_us,
             self.hangup_us,
         );
-        v.set("digits_dialed", "none");
+        let digits = if self.digits.is_empty() {
+            "none".to_string()
+        } else {
+            self.digits.clone()
+        };
+        v.set("digits_dialed", digits);
         v.set("start_stamp", local_stamp(start));
         v.set("profile_start_stamp", local_stamp(start));
         if answer != 0 {

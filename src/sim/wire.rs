@@ -102,7 +102,20 @@ fn json_event_frame(event: &SimEvent) -> Vec<u8> {
         first = false;
         push_json_string(json, k);
         json.push(':');
-        push_json_string(json, v);
+        // Array headers (`ARRAY::a|:b`) become JSON arrays.
+        match v.strip_prefix("ARRAY::") {
+            Some(items) => {
+                json.push('[');
+                for (i, item) in items.split("|:").enumerate() {
+                    if i > 0 {
+                        json.push(',');
+                    }
+                    push_json_string(json, item);
+                }
+                json.push(']');
+            }
+            None => push_json_string(json, v),
+        }
     };
     for (n, v) in &event.headers {
         field(&mut json, n, v);
@@ -259,10 +272,12 @@ mod tests {
         e.push("Hangup-Cause", "NORMAL_CLEARING");
         e.push("Hangup-Cause", "NORMAL_CLEARING");
         e.push("Q", "say \"hi\"\r\n/é");
+        e.push("DP", "ARRAY::7000|:7000");
         let f = String::from_utf8(event_frame(&e, EventFormat::Json)).unwrap();
         let body = f.split_once("\n\n").unwrap().1;
         assert_eq!(body.matches("\"Hangup-Cause\"").count(), 2);
         assert!(body.contains(r#""Q":"say \"hi\"\r\n/é""#));
+        assert!(body.contains(r#""DP":["7000","7000"]"#));
         assert!(body.ends_with(r#""Content-Length":"4","_body":"+OK\n"}"#));
         assert!(f.starts_with(&format!(
             "Content-Length: {}\nContent-Type: text/event-json\n\n",
