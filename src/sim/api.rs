@@ -250,7 +250,8 @@ async fn originate(shared: &Arc<Shared>, args: &str) -> String {
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let (tx, rx) = oneshot::channel();
-    let _handle = shared.spawn_call(script, target, caller_uuid, Some(tx));
+    let handle = shared.spawn_call(script, target, caller_uuid, Some(tx));
+    shared.keep_originated(handle);
     rx.await
         .unwrap_or_else(|_| "-ERR NORMAL_CLEARING\n".to_string())
 }

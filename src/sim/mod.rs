@@ -48,6 +48,7 @@ pub use wire::{EventFormat, SimEvent};
 
 use event::{EventBus, SwitchInfo};
 use registry::Registry;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -98,7 +99,13 @@ pub(crate) struct Shared {
     pub config: SimConfig,
     pub started: std::time::Instant,
     originate: Mutex<Option<(SocketAddr, CallScript)>>,
+    /// Handles of calls placed by `originate`, by caller UUID, until a test takes them.
+    originated: Mutex<HashMap<String, CallHandle>>,
 }
+
+/// How many handles of originated calls are kept for [`Sim::take_originated`]; beyond
+/// this the oldest are dropped, so a long-running demo does not grow without bound.
+const MAX_ORIGINATED: usize = 4096;
 
 impl Shared {
     pub fn originate_target(&self) -> Option<(SocketAddr, CallScript)> {
@@ -106,6 +113,14 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    pub fn keep_originated(&self, handle: CallHandle) {
+        let mut map = self.originated.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_ORIGINATED {
+            map.clear();
+        }
+        map.insert(handle.caller_uuid.clone(), handle);
     }
 
     /// Registers and starts one call.
@@ -163,6 +178,7 @@ impl Sim {
                 config,
                 started: std::time::Instant::now(),
                 originate: Mutex::new(None),
+                originated: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -207,6 +223,16 @@ impl Sim {
         password: &str,
     ) -> std::io::Result<InboundServer> {
         inbound::listen(self.shared.clone(), addr, password).await
+    }
+
+    /// The handle of a call placed by `originate`, by its caller UUID (the
+    /// `origination_uuid`, or the UUID in the `+OK <uuid>` reply), to await its report.
+    pub fn take_originated(&self, caller_uuid: &str) -> Option<CallHandle> {
+        self.shared
+            .originated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(caller_uuid)
     }
 
     /// Socket-controlled channels alive now.
