@@ -33,7 +33,7 @@ fn case(n: u32) -> Case {
         .find("########## case f")
         .map(|e| start + marker.len() + e)
         .unwrap_or(text.len());
-    let frames = transcript::parse(text[start..end].as_bytes()).unwrap();
+    let frames = transcript::parse(&text.as_bytes()[start..end]).unwrap();
     let mut c = Case {
         originate_cmd: String::new(),
         job_frame: Vec::new(),

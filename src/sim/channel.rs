@@ -638,6 +638,6 @@ mod tests {
                 .count(),
             2
         );
-        assert_eq!(e.get("variable_rtp_audio_rtcp_octet_count").is_some(), true);
+        assert!(e.get("variable_rtp_audio_rtcp_octet_count").is_some());
     }
 }

@@ -223,8 +223,9 @@ pub struct Peer {
     dec: FrameDecoder,
     /// Every frame received, in order.
     pub frames: Vec<Frame>,
-    /// Index of the next frame not yet consumed by `next`.
-    cursor: usize,
+    /// Frames received but not yet consumed by `next` (replies taken out of order
+    /// by `reply` leave the events around them here).
+    unread: std::collections::VecDeque<Frame>,
     pub eof: bool,
 }
 
@@ -235,7 +236,7 @@ impl Peer {
             buf: BytesMut::new(),
             dec: FrameDecoder::default(),
             frames: Vec::new(),
-            cursor: 0,
+            unread: std::collections::VecDeque::new(),
             eof: false,
         }
     }
@@ -258,7 +259,7 @@ impl Peer {
         let _ = self.stream.write_all(text.as_bytes()).await;
     }
 
-    /// Reads one more frame from the wire; `false` on EOF or timeout.
+    /// Reads one more frame from the wire into `unread`; `false` on EOF or timeout.
     async fn read_one(&mut self) -> bool {
         loop {
             if let Some(f) = self
@@ -266,7 +267,8 @@ impl Peer {
                 .decode(&mut self.buf)
                 .expect("valid ESL from the sim")
             {
-                self.frames.push(f);
+                self.frames.push(f.clone());
+                self.unread.push_back(f);
                 return true;
             }
             if self.eof {
@@ -282,26 +284,37 @@ impl Peer {
 
     /// The next frame not yet consumed.
     pub async fn next(&mut self) -> Option<Frame> {
-        if self.cursor == self.frames.len() && !self.read_one().await {
+        if self.unread.is_empty() && !self.read_one().await {
             return None;
         }
-        self.cursor += 1;
-        self.frames.get(self.cursor - 1).cloned()
+        self.unread.pop_front()
     }
 
-    /// Skips events until a `command/reply` or `api/response`; returns its text.
+    /// The next `command/reply` or `api/response` (events before it stay unread);
+    /// returns its text.
     pub async fn reply(&mut self) -> String {
+        let mut scanned = 0;
         loop {
-            let f = self.next().await.expect("a reply");
-            match f.content_type() {
+            if scanned == self.unread.len() && !self.read_one().await {
+                panic!("no reply before EOF/timeout");
+            }
+            let f = &self.unread[scanned];
+            let text = match f.content_type() {
                 Some("command/reply") if f.headers.get("Event-Name").is_none() => {
-                    return f.headers.get("Reply-Text").unwrap_or("").to_string()
+                    Some(f.headers.get("Reply-Text").unwrap_or("").to_string())
                 }
-                Some("command/reply") => return "<connect reply>".into(),
+                Some("command/reply") => Some("<connect reply>".to_string()),
                 Some("api/response") => {
-                    return String::from_utf8_lossy(f.body.as_deref().unwrap_or(&[])).into_owned()
+                    Some(String::from_utf8_lossy(f.body.as_deref().unwrap_or(&[])).into_owned())
                 }
-                _ => {}
+                _ => None,
+            };
+            match text {
+                Some(t) => {
+                    self.unread.remove(scanned);
+                    return t;
+                }
+                None => scanned += 1,
             }
         }
     }
@@ -324,10 +337,19 @@ impl Peer {
         }
     }
 
+    /// The last event `name` received so far, decoded.
+    pub fn last_event(&self, name: &str) -> Option<Vec<(String, String)>> {
+        self.frames
+            .iter()
+            .rev()
+            .find(|f| event_name(f).as_deref() == Some(name))
+            .map(event_headers)
+    }
+
     /// Reads everything until the peer closes.
     pub async fn drain(&mut self) {
         while self.read_one().await {}
-        self.cursor = self.frames.len();
+        self.unread.clear();
     }
 
     /// `connect`; returns the decoded channel data.
@@ -352,11 +374,11 @@ impl Peer {
         self.cmd(&cmd).await
     }
 
-    /// The usual start of a voxbridge-like session: connect, linger, myevents.
+    /// The usual start of a session, as in the transcripts: connect, myevents, linger.
     pub async fn start(&mut self) -> String {
         let data = self.connect_channel().await;
-        assert_eq!(self.cmd("linger").await, "+OK will linger");
         assert_eq!(self.cmd("myevents").await, "+OK Events Enabled");
+        assert_eq!(self.cmd("linger").await, "+OK will linger");
         get(&data, "Unique-ID").expect("Unique-ID").to_string()
     }
 
