@@ -1,4 +1,242 @@
 //! A FreeSWITCH simulator: plays the switch side of outbound and inbound ESL as the
-//! real switch does (see the transcripts), for tests, the benchmark and the demo.
+//! real switch does (see the transcripts in `tests/fixtures/esl/`), for tests, the
+//! benchmark and the demo. Everything runs in-process on 127.0.0.1.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use std::time::Duration;
+//! use voxbridge::sim::{CallScript, Outcome, Sim, SimConfig};
+//!
+//! let sim = Sim::new(SimConfig { speed: 20.0, ..SimConfig::default() });
+//! let call = sim.place_call(
+//!     CallScript::ringing()
+//!         .var("voxbridge_answer_url", "http://127.0.0.1:9000/answer")
+//!         .caller_hangs_up_during("playback", Duration::from_secs(2)),
+//!     "127.0.0.1:8084".parse().unwrap(),
+//! );
+//! let report = call.report().await;
+//! assert_eq!(report.sip_code(), Some(486));
+//! # }
+//! ```
+//!
+//! - [`Sim::place_call`] plays the `socket <addr> async full` application: it connects to
+//!   the target like the switch does and serves one channel (module [`call`]);
+//! - [`Sim::listen_inbound`] plays the switch's inbound port (auth, api, bgapi, events);
+//! - [`CallScript`] scripts the channel and the caller, [`CallReport`] says what the caller
+//!   saw; [`SimConfig::speed`] accelerates every simulated duration.
 
+mod api;
+mod call;
+mod channel;
+mod clock;
+mod command;
+mod event;
+mod inbound;
+mod registry;
+mod report;
+mod script;
+mod templates;
 pub mod transcript;
+mod wire;
+
+pub use clock::SimClock;
+pub use command::{Command, CommandReader};
+pub use inbound::InboundServer;
+pub use report::{AppRecord, AppStatus, CallHandle, CallReport, Outcome};
+pub use script::{CallScript, CallerAction, PlayLength};
+pub use wire::{EventFormat, SimEvent};
+
+use event::{EventBus, SwitchInfo};
+use registry::Registry;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Where the linger notice falls in the hangup sequence. The switch does not fix it
+/// (transcripts a, c, d, h: after CHANNEL_HANGUP_COMPLETE; b: right after
+/// CHANNEL_HANGUP), so a client must cope with both; tests can pick either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LingerNotice {
+    #[default]
+    AfterHangupComplete,
+    AfterHangup,
+}
+
+/// Simulator settings. Durations are simulated (divided by `speed` in real time).
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// How much faster than real time simulated time runs (20.0 = a 60 s schedule
+    /// takes 3 s). Event times and CDR epochs stay simulated.
+    pub speed: f64,
+    /// The outbound socket closes if the client sends nothing this long (switch: 25 s).
+    pub first_packet_timeout: Duration,
+    /// After `connect`, the channel parks (CHANNEL_PARK, then queued commands run) this
+    /// long later, or at the first `sendmsg`, whichever comes first. Zero parks at
+    /// `connect`, before any later command (so CHANNEL_PARK is not delivered).
+    pub park_delay: Duration,
+    pub linger_notice: LingerNotice,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            speed: 1.0,
+            first_packet_timeout: Duration::from_secs(25),
+            park_delay: Duration::from_millis(20),
+            linger_notice: LingerNotice::AfterHangupComplete,
+        }
+    }
+}
+
+/// State shared by every call and inbound session of one simulator.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub sw: SwitchInfo,
+    pub bus: EventBus,
+    pub registry: Registry,
+    pub config: SimConfig,
+    pub started: std::time::Instant,
+    originate: Mutex<Option<(SocketAddr, CallScript)>>,
+    /// Handles of calls placed by `originate`, by caller UUID, until a test takes them.
+    originated: Mutex<HashMap<String, CallHandle>>,
+}
+
+/// How many handles of originated calls are kept for [`Sim::take_originated`]; beyond
+/// this the oldest are dropped, so a long-running demo does not grow without bound.
+const MAX_ORIGINATED: usize = 4096;
+
+impl Shared {
+    pub fn originate_target(&self) -> Option<(SocketAddr, CallScript)> {
+        self.originate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn keep_originated(&self, handle: CallHandle) {
+        let mut map = self.originated.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_ORIGINATED {
+            map.clear();
+        }
+        map.insert(handle.caller_uuid.clone(), handle);
+    }
+
+    /// Registers and starts one call.
+    pub fn spawn_call(
+        self: &Arc<Self>,
+        script: CallScript,
+        target: SocketAddr,
+        caller_uuid: String,
+        originate: Option<oneshot::Sender<String>>,
+    ) -> CallHandle {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (report_tx, report_rx) = oneshot::channel();
+        self.registry.register(&uuid, &caller_uuid, tx.clone());
+        tokio::spawn(call::run(call::CallSetup {
+            shared: self.clone(),
+            script,
+            target,
+            uuid: uuid.clone(),
+            caller_uuid: caller_uuid.clone(),
+            rx,
+            tx: tx.clone(),
+            report: report_tx,
+            originate,
+        }));
+        CallHandle {
+            uuid,
+            caller_uuid,
+            tx,
+            report: report_rx,
+        }
+    }
+}
+
+/// A simulated switch. Cheap to clone; clones share channels and the clock.
+#[derive(Clone, Debug)]
+pub struct Sim {
+    shared: Arc<Shared>,
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Self::new(SimConfig::default())
+    }
+}
+
+impl Sim {
+    pub fn new(config: SimConfig) -> Self {
+        let clock = SimClock::new(config.speed);
+        Sim {
+            shared: Arc::new(Shared {
+                sw: SwitchInfo::new(clock),
+                bus: EventBus::new(),
+                registry: Registry::default(),
+                config,
+                started: std::time::Instant::now(),
+                originate: Mutex::new(None),
+                originated: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// A simulator whose clock runs `speed` times faster than real time.
+    pub fn with_speed(speed: f64) -> Self {
+        Self::new(SimConfig {
+            speed,
+            ..SimConfig::default()
+        })
+    }
+
+    pub fn clock(&self) -> &SimClock {
+        &self.shared.sw.clock
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.shared.config
+    }
+
+    /// Starts a call: the dialplan hands the scripted channel to `socket <target> async
+    /// full`. Must be called inside a tokio runtime. The handle knows both UUIDs at once.
+    pub fn place_call(&self, script: CallScript, target: SocketAddr) -> CallHandle {
+        self.shared
+            .spawn_call(script, target, uuid::Uuid::new_v4().to_string(), None)
+    }
+
+    /// Where `originate` (inbound `api`/`bgapi`) sends its calls, and what they look like
+    /// (destination, caller id and `originate_timeout` come from the originate string).
+    pub fn set_originate_target(&self, target: SocketAddr, template: CallScript) {
+        *self
+            .shared
+            .originate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((target, template));
+    }
+
+    /// Serves the inbound ESL port on `addr` (use port 0 for any free port).
+    pub async fn listen_inbound(
+        &self,
+        addr: SocketAddr,
+        password: &str,
+    ) -> std::io::Result<InboundServer> {
+        inbound::listen(self.shared.clone(), addr, password).await
+    }
+
+    /// The handle of a call placed by `originate`, by its caller UUID (the
+    /// `origination_uuid`, or the UUID in the `+OK <uuid>` reply), to await its report.
+    pub fn take_originated(&self, caller_uuid: &str) -> Option<CallHandle> {
+        self.shared
+            .originated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(caller_uuid)
+    }
+
+    /// Socket-controlled channels alive now.
+    pub fn live_channels(&self) -> usize {
+        self.shared.registry.live()
+    }
+}

@@ -1,0 +1,1634 @@
+//! One simulated call: the switch's `socket <addr> async full` application talking to
+//! the client, and the channel it controls.
+//!
+//! One task per call owns the channel, the TCP connection and every timer, so nothing
+//! is shared or locked on the hot path. Each stimulus (a command, a message from another
+//! connection, a timer, the caller) is handled to completion: the reply goes out first,
+//! then every event the switch would fire, in the switch's order, as the transcripts
+//! show (`reference/freeswitch-esl.md` §2):
+//!
+//! - `sendmsg` replies `+OK` at once and queues the command (async mode); the park loop
+//!   runs queued commands in order. An app sent with `event-lock: true` blocks the queue
+//!   until it ends; without it, a later command runs *nested* inside a running
+//!   playback/speak/sleep, which resumes afterwards (or ends, if the nested command hung
+//!   up the call);
+//! - an app runs as CHANNEL_EXECUTE, its effects, CHANNEL_EXECUTE_COMPLETE with the
+//!   `Application-UUID` the client chose;
+//! - the hangup sequence is CHANNEL_HANGUP, EXECUTE_COMPLETE of every running app,
+//!   CHANNEL_UNPARK, EXECUTE_COMPLETE of `socket`, CHANNEL_STATE CS_HANGUP and
+//!   CS_REPORTING, CHANNEL_HANGUP_COMPLETE with the CDR variables; then the linger
+//!   notice, and the socket stays open (linger), closes N s later (`linger N`) or at once
+//!   with the disconnect notice (no linger). Queued commands never run after a hangup.
+
+use super::api;
+use super::channel::{Channel, ChannelParams, HangupSide};
+use super::command::{Command, CommandReader};
+use super::event::Subscriptions;
+use super::report::{AppRecord, AppStatus, CallReport, ChanMsg, Outcome};
+use super::script::{CallScript, CallerAction, PlayLength};
+use super::wire::{self, EventFormat, SimEvent};
+use super::{LingerNotice, Shared};
+use crate::cause::HangupCause;
+use bytes::BytesMut;
+use rand::Rng;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Spacing of the digits of one DTMF string (simulated).
+const DTMF_GAP: Duration = Duration::from_millis(250);
+/// A `loops` repetition stops after a run shorter than this (simulated, §2.5).
+const MIN_LOOP_RUN_US: i64 = 500_000;
+
+/// Everything a call task starts with.
+pub(crate) struct CallSetup {
+    pub shared: Arc<Shared>,
+    pub script: CallScript,
+    pub target: SocketAddr,
+    pub uuid: String,
+    pub caller_uuid: String,
+    pub rx: mpsc::UnboundedReceiver<ChanMsg>,
+    pub tx: mpsc::UnboundedSender<ChanMsg>,
+    pub report: oneshot::Sender<CallReport>,
+    /// For `originate`: `+OK <uuid>\n` on answer/early media, `-ERR <CAUSE>\n` on failure.
+    pub originate: Option<oneshot::Sender<String>>,
+}
+
+/// Runs one call to the end and sends its report.
+pub(crate) async fn run(setup: CallSetup) {
+    let CallSetup {
+        shared,
+        script,
+        target,
+        uuid,
+        caller_uuid,
+        rx,
+        tx,
+        report,
+        originate,
+    } = setup;
+    let mut call = Call::new(
+        shared.clone(),
+        script,
+        target,
+        &uuid,
+        &caller_uuid,
+        tx,
+        originate,
+    );
+    match TcpStream::connect(target).await {
+        Ok(stream) => {
+            let _ = stream.set_nodelay(true);
+            call.report.connected = true;
+            call.serve(stream, rx).await;
+        }
+        Err(e) => {
+            // f8: nothing listens; `socket` returns, the dialplan runs out.
+            tracing::debug!(%target, error = %e, "sim: socket app could not connect");
+            call.hangup(HangupCause::NORMAL_CLEARING, HangupSide::Local);
+        }
+    }
+    let r = call.finish();
+    shared.registry.unregister(&uuid, &caller_uuid);
+    let _ = report.send(r);
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Playback(PlayLength),
+    Speak,
+    Sleep,
+    Instant,
+}
+
+impl Kind {
+    /// Apps that poll for queued commands while they run (`switch_ivr_parse_all_events`).
+    fn nestable(self) -> bool {
+        !matches!(self, Kind::Instant)
+    }
+}
+
+/// A queued `sendmsg execute`.
+#[derive(Clone, Debug)]
+struct ExecMsg {
+    app: String,
+    arg: String,
+    event_uuid: Option<String>,
+    uuid_name: Option<String>,
+    event_lock: bool,
+    loops: i64,
+    record: usize,
+}
+
+#[derive(Clone, Debug)]
+enum Queued {
+    Execute(ExecMsg),
+    Hangup(HangupCause),
+}
+
+/// An app on the execution stack (innermost last).
+#[derive(Debug)]
+struct Running {
+    msg: ExecMsg,
+    arg: String,
+    app_uuid: String,
+    kind: Kind,
+    started_us: i64,
+    loop_no: i64,
+    /// Real deadline while active; `None` while suspended or endless.
+    deadline: Option<Instant>,
+    /// Real time left when suspended by a nested app (`None` = endless).
+    remaining: Option<Duration>,
+    suspended: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Natural,
+    /// `uuid_break` or a playback terminator.
+    Break,
+    Hangup {
+        remote: bool,
+    },
+}
+
+#[derive(Debug)]
+enum TimerKind {
+    Caller(CallerEvent),
+    OriginateTimeout,
+    Park,
+    FirstPacket,
+    LingerClose,
+}
+
+#[derive(Debug)]
+enum CallerEvent {
+    HangUp,
+    Dtmf(char),
+}
+
+#[derive(Debug)]
+struct Timer {
+    at: Instant,
+    kind: TimerKind,
+}
+
+#[derive(Debug)]
+struct Sched {
+    id: u64,
+    at_us: i64,
+    cause: HangupCause,
+}
+
+/// Work that must follow the reply to the current command.
+#[derive(Debug)]
+enum Pending {
+    Hangup(HangupCause, HangupSide),
+    CallerHangup(HangupCause),
+    Break { all: bool },
+    Dtmf(String),
+    Event(Box<SimEvent>),
+}
+
+struct Call {
+    shared: Arc<Shared>,
+    script: CallScript,
+    ch: Channel,
+    caller_uuid: String,
+    self_tx: mpsc::UnboundedSender<ChanMsg>,
+    socket_data: String,
+    out: Vec<u8>,
+    sock_open: bool,
+    close_now: bool,
+    subs: Subscriptions,
+    myevents: bool,
+    linger: Option<i64>,
+    resume: bool,
+    got_first_packet: bool,
+    got_connect: bool,
+    parked: bool,
+    acked: bool,
+    queue: VecDeque<Queued>,
+    stack: Vec<Running>,
+    timers: Vec<Timer>,
+    scheds: Vec<Sched>,
+    pending: Vec<Pending>,
+    respond_code: Option<u16>,
+    apps_started: usize,
+    left_parked: bool,
+    originate: Option<oneshot::Sender<String>>,
+    report: CallReport,
+}
+
+impl Call {
+    fn new(
+        shared: Arc<Shared>,
+        script: CallScript,
+        target: SocketAddr,
+        uuid: &str,
+        caller_uuid: &str,
+        self_tx: mpsc::UnboundedSender<ChanMsg>,
+        originate: Option<oneshot::Sender<String>>,
+    ) -> Self {
+        let created_us = shared.sw.clock.now_us();
+        let socket_data = format!(
+            "{}:{} async{}",
+            target.ip(),
+            target.port(),
+            if script.full { " full" } else { "" }
+        );
+        let ch = Channel::new(&ChannelParams {
+            uuid: uuid.to_string(),
+            caller_number: script.caller_number.clone(),
+            caller_name: script.caller_name.clone(),
+            destination: script.destination.clone(),
+            answered: script.answered,
+            socket_data: socket_data.clone(),
+            socket_host: target.ip().to_string(),
+            extra_vars: script.variables.clone(),
+            created_us,
+        });
+        let mut report = CallReport::aborted(uuid.to_string(), caller_uuid.to_string(), "");
+        if script.answered {
+            report.answered_at = Some(Duration::ZERO);
+            report.early_media_at = Some(Duration::ZERO);
+        }
+        let mut call = Call {
+            shared,
+            ch,
+            caller_uuid: caller_uuid.to_string(),
+            self_tx,
+            socket_data,
+            out: Vec::new(),
+            sock_open: false,
+            close_now: false,
+            subs: Subscriptions::default(),
+            myevents: false,
+            linger: None,
+            resume: false,
+            got_first_packet: false,
+            got_connect: false,
+            parked: false,
+            acked: false,
+            queue: VecDeque::new(),
+            stack: Vec::new(),
+            timers: Vec::new(),
+            scheds: Vec::new(),
+            pending: Vec::new(),
+            respond_code: None,
+            apps_started: 0,
+            left_parked: false,
+            originate,
+            report,
+            script,
+        };
+        if call.script.answered {
+            call.resolve_originate_ok();
+        }
+        let clock = call.shared.sw.clock.clone();
+        let actions = call.script.caller.clone();
+        for a in actions {
+            match a {
+                CallerAction::HangUpAt(at) => call.timers.push(Timer {
+                    at: clock.deadline(at),
+                    kind: TimerKind::Caller(CallerEvent::HangUp),
+                }),
+                CallerAction::DtmfAt { at, digits } => {
+                    call.schedule_dtmf(clock.deadline(at), &digits)
+                }
+                _ => {}
+            }
+        }
+        if !call.script.answered {
+            call.timers.push(Timer {
+                at: clock.deadline(call.script.originate_timeout),
+                kind: TimerKind::OriginateTimeout,
+            });
+        }
+        call
+    }
+
+    fn since_start(&self) -> Duration {
+        Duration::from_micros((self.shared.sw.clock.now_us() - self.ch.created_us).max(0) as u64)
+    }
+
+    // ---------------------------------------------------------------- I/O loop
+
+    async fn serve(&mut self, stream: TcpStream, mut rx: mpsc::UnboundedReceiver<ChanMsg>) {
+        self.sock_open = true;
+        let clock = self.shared.sw.clock.clone();
+        self.timers.push(Timer {
+            at: clock.deadline(self.shared.config.first_packet_timeout),
+            kind: TimerKind::FirstPacket,
+        });
+        let (mut rd, mut wr) = stream.into_split();
+        let mut buf = BytesMut::with_capacity(4096);
+        let mut reader = CommandReader::default();
+        let mut write_failed = false;
+        loop {
+            if !self.out.is_empty() {
+                if !write_failed && wr.write_all(&self.out).await.is_err() {
+                    write_failed = true;
+                    self.peer_gone();
+                }
+                self.out.clear();
+            }
+            if self.close_now || !self.sock_open {
+                break;
+            }
+            let deadline = self.next_deadline();
+            tokio::select! {
+                msg = rx.recv() => {
+                    if let Some(msg) = msg {
+                        self.on_message(msg);
+                    }
+                }
+                r = rd.read_buf(&mut buf) => {
+                    match r {
+                        Ok(0) | Err(_) => self.peer_gone(),
+                        Ok(_) => loop {
+                            match reader.next(&mut buf) {
+                                Ok(Some(cmd)) => {
+                                    self.on_command(cmd).await;
+                                    if self.close_now { break; }
+                                }
+                                Ok(None) => break,
+                                Err(e) => {
+                                    tracing::warn!(uuid = %self.ch.uuid, error = %e, "sim: closing socket on a bad packet");
+                                    self.close_socket();
+                                    break;
+                                }
+                            }
+                        },
+                    }
+                }
+                _ = sleep_until_opt(deadline) => self.on_timers(),
+            }
+        }
+        let _ = wr.shutdown().await;
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let clock = &self.shared.sw.clock;
+        let timers = self.timers.iter().map(|t| t.at);
+        let app = self.stack.last().and_then(|r| r.deadline);
+        let scheds = self.scheds.iter().map(|s| clock.instant_at(s.at_us));
+        timers.chain(app).chain(scheds).min()
+    }
+
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        // Timers in time order; each may change what the next one finds.
+        loop {
+            let due = self
+                .timers
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.at <= now)
+                .min_by_key(|(_, t)| t.at)
+                .map(|(i, _)| i);
+            let Some(i) = due else { break };
+            let t = self.timers.swap_remove(i);
+            self.on_timer(t.kind);
+        }
+        let now_us = self.shared.sw.clock.now_us();
+        while let Some(pos) = self.scheds.iter().position(|s| s.at_us <= now_us) {
+            let s = self.scheds.remove(pos);
+            tracing::debug!(uuid = %self.ch.uuid, id = s.id, "sim: scheduled hangup fires");
+            self.hangup(s.cause, HangupSide::Local);
+        }
+        if let Some(top) = self.stack.last() {
+            if top.deadline.is_some_and(|d| d <= now) {
+                self.complete_top(End::Natural);
+            }
+        }
+        self.pump();
+    }
+
+    fn on_timer(&mut self, kind: TimerKind) {
+        match kind {
+            TimerKind::Caller(CallerEvent::HangUp) => {
+                self.caller_hangup(HangupCause::NORMAL_CLEARING)
+            }
+            TimerKind::Caller(CallerEvent::Dtmf(d)) => self.dtmf(d),
+            TimerKind::OriginateTimeout => {
+                if !self.ch.is_down() && !self.ch.answered() && !self.ch.media {
+                    self.caller_hangup(HangupCause::NORMAL_CLEARING);
+                }
+            }
+            TimerKind::Park => self.start_park(),
+            TimerKind::FirstPacket => {
+                if !self.got_first_packet {
+                    tracing::debug!(uuid = %self.ch.uuid, "sim: no first packet in time, closing");
+                    self.close_socket();
+                }
+            }
+            TimerKind::LingerClose => {
+                self.out
+                    .extend(wire::disconnect_notice(Some(&self.ch.uuid), wire::GOODBYE));
+                self.close_socket();
+            }
+        }
+    }
+
+    fn on_message(&mut self, msg: ChanMsg) {
+        match msg {
+            ChanMsg::Api {
+                line,
+                via_caller_leg,
+                reply,
+            } => {
+                let text = self.channel_api(&line, via_caller_leg);
+                let _ = reply.send(text);
+            }
+            ChanMsg::Sendmsg { cmd, reply } => {
+                let text = self.sendmsg(&cmd);
+                let _ = reply.send(text);
+            }
+            ChanMsg::CallerHangup => self.caller_hangup(HangupCause::NORMAL_CLEARING),
+            ChanMsg::CallerDtmf(digits) => self.schedule_dtmf(Instant::now(), &digits),
+            ChanMsg::JobDone(event) => self.fire(*event),
+        }
+        self.run_pending();
+        self.pump();
+    }
+
+    /// The client closed the connection (or it broke).
+    fn peer_gone(&mut self) {
+        self.close_socket();
+    }
+
+    fn close_socket(&mut self) {
+        if !self.sock_open && self.close_now {
+            return;
+        }
+        self.sock_open = false;
+        self.close_now = true;
+        if !self.ch.is_down() {
+            if self.resume {
+                // §2.7: `socket` returns and the dialplan has nothing left.
+                self.hangup(HangupCause::NORMAL_CLEARING, HangupSide::Local);
+            } else {
+                // Transcript f7: the channel stays parked until the caller gives up.
+                self.left_parked = true;
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- commands
+
+    async fn on_command(&mut self, cmd: Command) {
+        self.report.commands.push(cmd.to_text());
+        let first = !self.got_first_packet;
+        self.got_first_packet = true;
+        let reply = self.dispatch(&cmd).await;
+        // §2.2: only `connect` answers the first packet.
+        if let Some(reply) = reply {
+            if !first || cmd.is("connect") {
+                self.out.extend(reply);
+            }
+        }
+        self.run_pending();
+        self.pump();
+    }
+
+    async fn dispatch(&mut self, cmd: &Command) -> Option<Vec<u8>> {
+        let reply = |t: &str| Some(wire::command_reply(t));
+        if cmd.is("exit") || cmd.is("...") {
+            self.out.extend(wire::command_reply("+OK bye"));
+            self.out
+                .extend(wire::disconnect_notice(Some(&self.ch.uuid), wire::GOODBYE));
+            self.close_socket();
+            return None;
+        }
+        if cmd.is("connect") {
+            self.got_connect = true;
+            self.report.got_connect = true;
+            let data = self.ch.channel_data(&self.shared.sw);
+            if !self.parked && self.park_pending().is_none() {
+                let delay = self.shared.config.park_delay;
+                if delay.is_zero() {
+                    self.start_park();
+                } else {
+                    let at = self.shared.sw.clock.deadline(delay);
+                    self.timers.push(Timer {
+                        at,
+                        kind: TimerKind::Park,
+                    });
+                }
+            }
+            return Some(wire::connect_reply(&data, self.script.full));
+        }
+        if cmd.is("filter") {
+            return reply(&filter(&mut self.subs, cmd.args()));
+        }
+        if cmd.is("resume") {
+            self.resume = true;
+            self.ch.vars.set("socket_resume", "true");
+            return reply("+OK");
+        }
+        if cmd.is("getvar") {
+            return match self.ch.vars.get(cmd.args()) {
+                Some(v) if !v.is_empty() => reply(v),
+                _ => reply("-ERR command not found"),
+            };
+        }
+        if cmd.is("myevents") {
+            if self.myevents {
+                return reply("-ERR aready enabled.");
+            }
+            self.myevents = true;
+            let lower = cmd.line.to_ascii_lowercase();
+            if lower.contains("json") {
+                self.subs.format = EventFormat::Json;
+            } else if lower.contains("xml") {
+                return reply("-ERR xml events are not supported by the simulator");
+            }
+            self.subs.add_myevents();
+            self.subs.only_uuid = Some(self.ch.uuid.clone());
+            return reply("+OK Events Enabled");
+        }
+        if cmd.is("divert_events") {
+            return match cmd.args() {
+                a if a.eq_ignore_ascii_case("on") => reply("+OK events diverted"),
+                a if a.eq_ignore_ascii_case("off") => reply("+OK events not diverted"),
+                _ => reply("-ERR missing value."),
+            };
+        }
+        if cmd.is("sendmsg") {
+            let text = self.sendmsg_routed(cmd).await;
+            return reply(text.trim_end());
+        }
+        // Everything below needs `full` (§2.3).
+        if !self.script.full {
+            return reply("-ERR command not found");
+        }
+        if cmd.is("nolinger") {
+            self.linger = None;
+            return reply("+OK will not linger");
+        }
+        if cmd.is("linger") {
+            let secs = cmd.args().parse::<i64>().unwrap_or(0);
+            return if secs > 0 {
+                self.linger = Some(secs);
+                reply(&format!("+OK will linger {secs} seconds"))
+            } else {
+                self.linger = Some(-1);
+                reply("+OK will linger")
+            };
+        }
+        if cmd.is("nixevent") {
+            self.subs.remove_names(cmd.args().split_whitespace());
+            return reply("+OK events nixed");
+        }
+        if cmd.is("noevents") {
+            return if self.subs.any() {
+                self.subs.clear_names();
+                reply("+OK no longer listening for events")
+            } else {
+                reply("-ERR not listening for events")
+            };
+        }
+        if cmd.is("event") {
+            return reply(&event_command(&mut self.subs, cmd.args()));
+        }
+        if cmd.is("nolog") {
+            return reply("+OK no longer logging");
+        }
+        if cmd.is("log") {
+            return reply("+OK log level debug [7]");
+        }
+        if cmd.is("api ") {
+            let out = self.api_from_socket(cmd.args()).await;
+            return Some(wire::api_response(&out));
+        }
+        if cmd.is("bgapi ") {
+            let job = cmd
+                .header("Job-UUID")
+                .map(str::to_string)
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            self.bgapi_from_socket(cmd.args().to_string(), job.clone());
+            return Some(wire::bgapi_reply(&job));
+        }
+        reply("-ERR command not found")
+    }
+
+    fn park_pending(&self) -> Option<&Timer> {
+        self.timers
+            .iter()
+            .find(|t| matches!(t.kind, TimerKind::Park))
+    }
+
+    /// `sendmsg [uuid]`: own channel here, another one through the registry.
+    async fn sendmsg_routed(&mut self, cmd: &Command) -> String {
+        let target = {
+            let a = cmd.args();
+            if a.is_empty() {
+                cmd.header("session-id").unwrap_or("").trim().to_string()
+            } else {
+                a.to_string()
+            }
+        };
+        if target.is_empty() || target == self.ch.uuid {
+            return self.sendmsg(cmd);
+        }
+        let Some(entry) = self.shared.registry.get(&target) else {
+            return format!("-ERR invalid session id [{target}]");
+        };
+        let (tx, rx) = oneshot::channel();
+        let msg = ChanMsg::Sendmsg {
+            cmd: cmd.clone(),
+            reply: tx,
+        };
+        if entry.tx.send(msg).is_err() {
+            return format!("-ERR invalid session id [{target}]");
+        }
+        tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| format!("-ERR invalid session id [{target}]"))
+    }
+
+    /// `sendmsg` to this channel: queued, `+OK` at once (async mode).
+    fn sendmsg(&mut self, cmd: &Command) -> String {
+        let command = cmd
+            .header("call-command")
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match command.as_str() {
+            "execute" => {
+                let app = cmd
+                    .header("execute-app-name")
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                let mut arg = cmd.header("execute-app-arg").unwrap_or("").to_string();
+                if arg.is_empty()
+                    && cmd
+                        .header("content-type")
+                        .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/plain"))
+                {
+                    if let Some(body) = &cmd.body {
+                        arg = String::from_utf8_lossy(body).into_owned();
+                    }
+                }
+                let loops = cmd
+                    .header("loops")
+                    .and_then(|l| l.trim().parse::<i64>().ok())
+                    .unwrap_or(1);
+                let msg = ExecMsg {
+                    event_uuid: cmd.header("Event-UUID").map(|s| s.trim().to_string()),
+                    uuid_name: cmd.header("Event-UUID-Name").map(|s| s.trim().to_string()),
+                    event_lock: cmd.header("event-lock").is_some_and(switch_true),
+                    loops: if loops == 0 { 1 } else { loops },
+                    record: self.report.apps.len(),
+                    app: app.clone(),
+                    arg: arg.clone(),
+                };
+                self.report.apps.push(AppRecord {
+                    name: app,
+                    arg,
+                    event_uuid: msg.event_uuid.clone(),
+                    event_lock: msg.event_lock,
+                    status: AppStatus::Pending,
+                    response: None,
+                    nested: false,
+                    started_at: None,
+                    ended_at: None,
+                    runs: 0,
+                });
+                if self.ch.is_down() || self.left_parked {
+                    self.report.apps[msg.record].status = AppStatus::Skipped;
+                } else {
+                    self.queue.push_back(Queued::Execute(msg));
+                }
+            }
+            "hangup" => {
+                let cause = cmd
+                    .header("hangup-cause")
+                    .map(HangupCause::parse_switch)
+                    .unwrap_or(HangupCause::NORMAL_CLEARING);
+                if !self.ch.is_down() {
+                    self.queue.push_back(Queued::Hangup(cause));
+                }
+            }
+            // unicast, nomedia, xferext and unknown commands: nothing the simulator models.
+            _ => {}
+        }
+        "+OK".into()
+    }
+
+    /// `api …` on this socket: own channel handled here, anything else routed.
+    async fn api_from_socket(&mut self, line: &str) -> String {
+        let (cmd, args) = api::split(line);
+        if api::is_channel_command(cmd) {
+            if let Some(uuid) = api::target_uuid(cmd, args) {
+                if uuid == self.ch.uuid || uuid == self.caller_uuid {
+                    let via_caller = uuid == self.caller_uuid;
+                    return self.channel_api(line, via_caller);
+                }
+            }
+        }
+        if cmd == "sched_del" && args.split_whitespace().next() == Some(self.ch.uuid.as_str()) {
+            return self.channel_api(line, false);
+        }
+        api::run(&self.shared, line).await
+    }
+
+    fn bgapi_from_socket(&mut self, line: String, job: String) {
+        let (cmd, args) = api::split(&line);
+        let own = api::is_channel_command(cmd)
+            && api::target_uuid(cmd, args)
+                .is_some_and(|u| u == self.ch.uuid || u == self.caller_uuid);
+        if own {
+            let via_caller = api::target_uuid(cmd, args) == Some(self.caller_uuid.as_str());
+            let out = self.channel_api(&line, via_caller);
+            let ev = api::background_job(&self.shared, &job, Some(&self.ch.uuid), &line, &out);
+            self.pending.push(Pending::Event(Box::new(ev)));
+            return;
+        }
+        let shared = self.shared.clone();
+        let tx = self.self_tx.clone();
+        let owner = self.ch.uuid.clone();
+        tokio::spawn(async move {
+            let out = api::run(&shared, &line).await;
+            let ev = api::background_job(&shared, &job, Some(&owner), &line, &out);
+            if tx.send(ChanMsg::JobDone(Box::new(ev.clone()))).is_err() {
+                // The socket is gone; inbound listeners still get the job.
+                shared.bus.publish(Arc::new(ev));
+            }
+        });
+    }
+
+    /// A channel command addressed to this channel (by either leg's UUID).
+    fn channel_api(&mut self, line: &str, via_caller_leg: bool) -> String {
+        let (cmd, args) = api::split(line);
+        let words: Vec<&str> = args.split_whitespace().collect();
+        let down = self.ch.is_down() || self.left_parked;
+        match cmd {
+            "uuid_exists" => return if down { "false" } else { "true" }.into(),
+            "sched_del" => {
+                let before = self.scheds.len();
+                match words.first().and_then(|w| w.parse::<u64>().ok()) {
+                    Some(id) => self.scheds.retain(|s| s.id != id),
+                    None => self.scheds.clear(),
+                }
+                return format!("+OK Deleted: {}\n", before - self.scheds.len());
+            }
+            _ => {}
+        }
+        if down {
+            return api::NO_SUCH_CHANNEL.into();
+        }
+        match cmd {
+            "uuid_kill" => {
+                let cause = words
+                    .get(1)
+                    .map(|c| HangupCause::parse_switch(c))
+                    .unwrap_or(HangupCause::NORMAL_CLEARING);
+                if via_caller_leg {
+                    self.pending.push(Pending::CallerHangup(cause));
+                } else {
+                    self.pending.push(Pending::Hangup(cause, HangupSide::Local));
+                }
+                "+OK\n".into()
+            }
+            "uuid_break" => {
+                let all = words.get(1).is_some_and(|w| w.eq_ignore_ascii_case("all"));
+                self.pending.push(Pending::Break { all });
+                "+OK\n".into()
+            }
+            "uuid_send_dtmf" => {
+                let Some(digits) = words.get(1) else {
+                    return api::usage(cmd);
+                };
+                if via_caller_leg {
+                    // The caller's leg sends RFC 2833 to us (transcript h).
+                    self.pending.push(Pending::Dtmf(digits.to_string()));
+                }
+                format!("+OK {} sent DTMF {digits}.\n", words[0])
+            }
+            "uuid_getvar" => match words.get(1) {
+                Some(name) => self.ch.vars.get(name).unwrap_or("_undef_").to_string(),
+                None => api::usage(cmd),
+            },
+            "uuid_setvar" => match words.get(1) {
+                Some(name) => {
+                    let value = args
+                        .splitn(3, char::is_whitespace)
+                        .nth(2)
+                        .unwrap_or("")
+                        .trim()
+                        .trim_matches('"');
+                    self.ch.vars.set(name, value);
+                    "+OK\n".into()
+                }
+                None => api::usage(cmd),
+            },
+            "sched_hangup" => {
+                let (Some(when), Some(_)) = (words.first(), words.get(1)) else {
+                    return api::usage(cmd);
+                };
+                let cause = words
+                    .get(2)
+                    .map(|c| HangupCause::parse_switch(c))
+                    .unwrap_or(HangupCause::ALLOTTED_TIMEOUT);
+                self.schedule_hangup(when, cause);
+                "+OK\n".into()
+            }
+            _ => format!("-ERR {cmd} Command not found!\n"),
+        }
+    }
+
+    fn run_pending(&mut self) {
+        for p in std::mem::take(&mut self.pending) {
+            match p {
+                Pending::Hangup(cause, side) => self.hangup(cause, side),
+                Pending::CallerHangup(cause) => self.caller_hangup(cause),
+                Pending::Break { all } => self.uuid_break(all),
+                Pending::Dtmf(digits) => self.schedule_dtmf(Instant::now(), &digits),
+                Pending::Event(e) => self.fire(*e),
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- events
+
+    /// Fires an event: to this socket if subscribed, to inbound listeners if any.
+    fn fire(&mut self, event: SimEvent) {
+        if self.sock_open && self.subs.wants(&event) {
+            self.out.extend(wire::event_frame(&event, self.subs.format));
+            self.report.events.push(event.name().to_string());
+        }
+        if self.shared.bus.has_listeners() {
+            self.shared.bus.publish(Arc::new(event));
+        }
+    }
+
+    fn fire_channel(&mut self, name: &str, tail: &[(&str, &str)]) {
+        if !self.wants_any(name) {
+            // Nobody listens: keep the sequence counter moving, skip building it.
+            self.shared.sw.new_event(name);
+            return;
+        }
+        let e = self.ch.event(&self.shared.sw, name, tail);
+        self.fire(e);
+    }
+
+    fn wants_any(&self, name: &str) -> bool {
+        self.shared.bus.has_listeners() || (self.sock_open && self.subs.wants_name(name))
+    }
+
+    // ---------------------------------------------------------------- park & queue
+
+    fn start_park(&mut self) {
+        if self.parked || self.ch.is_down() {
+            return;
+        }
+        self.timers.retain(|t| !matches!(t.kind, TimerKind::Park));
+        if self.script.answered && !self.acked {
+            self.ack();
+        }
+        self.parked = true;
+        self.fire_channel("CHANNEL_PARK", &[]);
+    }
+
+    /// Runs queued commands while the queue may be read: nothing running, or the
+    /// innermost running app polls for commands and no running app holds the event lock.
+    fn pump(&mut self) {
+        if !self.got_connect || self.ch.is_down() || self.left_parked {
+            return;
+        }
+        if !self.parked {
+            if self.queue.is_empty() {
+                return;
+            }
+            // The park loop is what runs queued commands: a sendmsg starts it now.
+            self.start_park();
+        }
+        loop {
+            if self.ch.is_down() {
+                break;
+            }
+            let can = self.stack.iter().all(|r| !r.msg.event_lock)
+                && self.stack.last().is_none_or(|r| r.kind.nestable());
+            if !can {
+                break;
+            }
+            let Some(q) = self.queue.pop_front() else {
+                break;
+            };
+            match q {
+                Queued::Execute(msg) => self.start_exec(msg, 1),
+                Queued::Hangup(cause) => self.hangup(cause, HangupSide::Local),
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- apps
+
+    fn start_exec(&mut self, msg: ExecMsg, loop_no: i64) {
+        let record = msg.record;
+        if self.ch.is_down() {
+            self.report.apps[record].status = AppStatus::Skipped;
+            return;
+        }
+        let app = msg.app.to_ascii_lowercase();
+        let Some(kind_hint) = app_kind(&app) else {
+            // `switch_core_session_execute_application_get_flags`: no such app.
+            tracing::debug!(uuid = %self.ch.uuid, app = %msg.app, "sim: unknown application");
+            self.report.apps[record].status = AppStatus::Unknown;
+            self.hangup(HangupCause::DESTINATION_OUT_OF_ORDER, HangupSide::Local);
+            return;
+        };
+        let arg = expand(&msg.arg, &self.ch.vars);
+        let app_uuid = msg
+            .event_uuid
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if needs_media(&app) && !self.ch.media {
+            self.pre_answer();
+        }
+        self.ch.before_execute(&app, &arg, loop_no, msg.loops);
+        let mut tail: Vec<(&str, &str)> = vec![
+            ("Application", app.as_str()),
+            ("Application-Data", arg.as_str()),
+            ("Application-UUID", app_uuid.as_str()),
+        ];
+        if let Some(n) = &msg.uuid_name {
+            tail.push(("Application-UUID-Name", n.as_str()));
+        }
+        self.fire_channel("CHANNEL_EXECUTE", &tail);
+        self.ch.after_execute(&app, &arg);
+        let now_us = self.shared.sw.clock.now_us();
+        let nested = !self.stack.is_empty();
+        if let Some(parent) = self.stack.last_mut() {
+            parent.remaining = parent
+                .deadline
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            parent.deadline = None;
+            parent.suspended = true;
+        }
+        {
+            let since = self.since_start();
+            let r = &mut self.report.apps[record];
+            r.nested |= nested;
+            r.arg = arg.clone();
+            if r.started_at.is_none() {
+                r.started_at = Some(since);
+            }
+        }
+        self.apps_started += 1;
+        self.caller_actions_for_app(&app);
+        let kind = match kind_hint {
+            Kind::Playback(_) => Kind::Playback(self.script.playback(&arg)),
+            k => k,
+        };
+        let length = match kind {
+            Kind::Playback(PlayLength::For(d)) => Some(d),
+            Kind::Playback(_) => None,
+            Kind::Speak => Some(self.script.speak(speak_text(&arg))),
+            Kind::Sleep => Some(Duration::from_millis(
+                arg.trim().parse::<u64>().unwrap_or(0),
+            )),
+            Kind::Instant => Some(Duration::ZERO),
+        };
+        let clock = self.shared.sw.clock.clone();
+        self.stack.push(Running {
+            msg,
+            arg: arg.clone(),
+            app_uuid,
+            kind,
+            started_us: now_us,
+            loop_no,
+            deadline: length.map(|d| clock.deadline(d)),
+            remaining: None,
+            suspended: false,
+        });
+        let depth = self.stack.len();
+        match app.as_str() {
+            "answer" => self.answer(),
+            "pre_answer" => self.pre_answer(),
+            "ring_ready" => self.ring_ready(),
+            "hangup" => {
+                let cause = if arg.trim().is_empty() {
+                    HangupCause::NORMAL_CLEARING
+                } else {
+                    HangupCause::parse_switch(&arg)
+                };
+                self.hangup(cause, HangupSide::Local);
+            }
+            "respond" => {
+                let digits: String = arg
+                    .trim()
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                match digits.parse::<u16>() {
+                    Ok(code) if code >= 400 => {
+                        self.respond_code = Some(code);
+                        self.hangup(HangupCause::from_sip(code), HangupSide::Local);
+                    }
+                    _ => {
+                        tracing::debug!(uuid = %self.ch.uuid, %arg, "sim: respond: cannot respond")
+                    }
+                }
+            }
+            "sched_hangup" => {
+                let mut words = arg.split_whitespace();
+                let when = words.next().unwrap_or("");
+                let cause = words
+                    .next()
+                    .map(HangupCause::parse_switch)
+                    .unwrap_or(HangupCause::ALLOTTED_TIMEOUT);
+                self.schedule_hangup(when, cause);
+            }
+            "sched_cancel" => {
+                let a = arg.trim();
+                match a.parse::<u64>() {
+                    Ok(id) => self.scheds.retain(|s| s.id != id),
+                    Err(_) if a.is_empty() || a == self.ch.uuid => self.scheds.clear(),
+                    Err(_) => {}
+                }
+            }
+            "set" | "export" => {
+                if let Some((name, value)) = arg.split_once('=') {
+                    let name = name.trim().trim_start_matches("nolocal:");
+                    self.ch.vars.set(name, value);
+                }
+            }
+            "unset" => self.ch.vars.unset(arg.trim()),
+            "speak" => {
+                let parts: Vec<&str> = arg.splitn(3, '|').collect();
+                let (engine, voice) = if parts.len() == 3 {
+                    (parts[0].to_string(), parts[1].to_string())
+                } else {
+                    let v = |n: &str| self.ch.vars.get(n).unwrap_or("").to_string();
+                    (v("tts_engine"), v("tts_voice"))
+                };
+                if engine.is_empty() || voice.is_empty() {
+                    self.hangup(HangupCause::DESTINATION_OUT_OF_ORDER, HangupSide::Local);
+                }
+            }
+            _ => {}
+        }
+        // Instant apps (and apps whose effect ended the call) complete now.
+        if self.stack.len() == depth
+            && (kind == Kind::Instant || matches!(kind, Kind::Playback(PlayLength::NotFound)))
+        {
+            self.complete_top(End::Natural);
+        }
+    }
+
+    fn complete_top(&mut self, end: End) {
+        let Some(r) = self.stack.pop() else {
+            return;
+        };
+        let now_us = self.shared.sw.clock.now_us();
+        let response = match (r.kind, end) {
+            (Kind::Playback(PlayLength::NotFound), _) => "FILE NOT FOUND",
+            (Kind::Playback(_), End::Hangup { remote: true }) => "PLAYBACK ERROR",
+            (Kind::Playback(_), _) => "FILE PLAYED",
+            _ => "_none_",
+        };
+        if let Kind::Playback(l) = r.kind {
+            if l != PlayLength::NotFound {
+                let elapsed_ms = ((now_us - r.started_us).max(0) / 1000) as u64;
+                let secs = elapsed_ms.div_ceil(1000);
+                self.ch
+                    .vars
+                    .set("playback_last_offset_pos", (elapsed_ms * 8).to_string());
+                self.ch.vars.set("playback_seconds", secs.to_string());
+                self.ch.vars.set("playback_ms", (secs * 1000).to_string());
+                self.ch
+                    .vars
+                    .set("playback_samples", (secs * 8000).to_string());
+            }
+        }
+        if response != "_none_" {
+            self.ch.vars.set("current_application_response", response);
+        }
+        let app = r.msg.app.to_ascii_lowercase();
+        let mut tail: Vec<(&str, &str)> = vec![
+            ("Application", app.as_str()),
+            ("Application-Data", r.arg.as_str()),
+            ("Application-Response", response),
+            ("Application-UUID", r.app_uuid.as_str()),
+        ];
+        if let Some(n) = &r.msg.uuid_name {
+            tail.push(("Application-UUID-Name", n.as_str()));
+        }
+        self.fire_channel("CHANNEL_EXECUTE_COMPLETE", &tail);
+        self.ch.after_execute_complete();
+        let since = self.since_start();
+        {
+            let rec = &mut self.report.apps[r.msg.record];
+            rec.status = AppStatus::Completed;
+            rec.response = Some(response.to_string());
+            rec.ended_at = Some(since);
+            rec.runs += 1;
+        }
+        if app == "answer" && self.ch.answered() && !self.acked {
+            self.ack();
+        }
+        let ran_us = now_us - r.started_us;
+        let again = !self.ch.is_down()
+            && end == End::Natural
+            && (r.msg.loops < 0 || r.loop_no < r.msg.loops)
+            && ran_us >= MIN_LOOP_RUN_US;
+        if again {
+            let mut msg = r.msg;
+            msg.event_uuid = Some(r.app_uuid);
+            self.start_exec(msg, r.loop_no + 1);
+            return;
+        }
+        if let Some(parent) = self.stack.last_mut() {
+            if parent.suspended {
+                parent.suspended = false;
+                parent.deadline = parent.remaining.map(|d| Instant::now() + d);
+            }
+        }
+    }
+
+    fn uuid_break(&mut self, all: bool) {
+        if all {
+            for q in self.queue.drain(..) {
+                if let Queued::Execute(m) = q {
+                    self.report.apps[m.record].status = AppStatus::Flushed;
+                }
+            }
+        }
+        if self
+            .stack
+            .last()
+            .is_some_and(|r| r.kind.nestable() && !r.suspended)
+        {
+            self.complete_top(End::Break);
+        }
+    }
+
+    // ---------------------------------------------------------------- call control
+
+    fn pre_answer(&mut self) {
+        if self.ch.media || self.ch.is_down() {
+            return;
+        }
+        let now = self.shared.sw.clock.now_us();
+        self.ch.media_up(now);
+        self.fire_channel("CHANNEL_PROGRESS_MEDIA", &[]);
+        self.ch.after_progress_media();
+        self.report.early_media_at = Some(self.since_start());
+        self.resolve_originate_ok();
+    }
+
+    fn answer(&mut self) {
+        if self.ch.answered() || self.ch.is_down() {
+            return;
+        }
+        self.pre_answer();
+        let now = self.shared.sw.clock.now_us();
+        self.ch.mark_answered(now);
+        self.fire_channel("CHANNEL_ANSWER", &[]);
+        self.ch.after_answer();
+        self.report.answered_at = Some(self.since_start());
+    }
+
+    fn ack(&mut self) {
+        self.acked = true;
+        let tag: String = rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(13)
+            .map(char::from)
+            .collect();
+        self.ch.ack_received(&tag);
+    }
+
+    fn ring_ready(&mut self) {
+        if self.ch.answered() || self.ch.media || self.ch.progress_us != 0 {
+            return;
+        }
+        let now = self.shared.sw.clock.now_us();
+        self.ch.ring_ready(now);
+        self.fire_channel("CHANNEL_PROGRESS", &[]);
+        self.ch.call_state = "RING_WAIT";
+    }
+
+    /// `sched_hangup [+]N`: the switch reads `atol(arg+1)` with or without the `+`, so
+    /// without it the number is a (past) epoch and the hangup fires at once (§5). The
+    /// scheduler works on whole epoch seconds: `+N` fires when the epoch second reaches
+    /// the current one plus N, i.e. up to 1 s early, as observed.
+    fn schedule_hangup(&mut self, when: &str, cause: HangupCause) {
+        let when = when.trim();
+        let relative = when.starts_with('+');
+        let digits: String = when
+            .chars()
+            .skip(1)
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let n = digits.parse::<i64>().unwrap_or(0);
+        let now_us = self.shared.sw.clock.now_us();
+        let at_us = if relative && n > 0 {
+            (now_us / 1_000_000 + n) * 1_000_000
+        } else {
+            now_us
+        };
+        let id = self.shared.registry.new_sched(&self.ch.uuid);
+        self.scheds.push(Sched { id, at_us, cause });
+    }
+
+    fn caller_hangup(&mut self, cause: HangupCause) {
+        if self.ch.is_down() || self.left_parked {
+            return;
+        }
+        if self.ch.answered() {
+            self.hangup(cause, HangupSide::RemoteBye);
+        } else {
+            self.hangup(HangupCause::ORIGINATOR_CANCEL, HangupSide::RemoteCancel);
+        }
+    }
+
+    fn schedule_dtmf(&mut self, start: Instant, digits: &str) {
+        let gap = self.shared.sw.clock.real(DTMF_GAP);
+        for (i, d) in digits.chars().enumerate() {
+            self.timers.push(Timer {
+                at: start + gap * i as u32,
+                kind: TimerKind::Caller(CallerEvent::Dtmf(d)),
+            });
+        }
+    }
+
+    fn dtmf(&mut self, digit: char) {
+        if self.ch.is_down() || !self.ch.media || self.left_parked {
+            return;
+        }
+        let d = digit.to_string();
+        self.ch.digits.push(digit);
+        self.fire_channel(
+            "DTMF",
+            &[
+                ("DTMF-Digit", d.as_str()),
+                ("DTMF-Duration", "2080"),
+                ("DTMF-Source", "RTP"),
+            ],
+        );
+        let terminators = self
+            .ch
+            .vars
+            .get("playback_terminators")
+            .unwrap_or("*")
+            .to_string();
+        let stops = match terminators.as_str() {
+            "none" => false,
+            "any" => true,
+            t => t.contains(digit),
+        };
+        let top_is_playback = self
+            .stack
+            .last()
+            .is_some_and(|r| matches!(r.kind, Kind::Playback(_)) && !r.suspended);
+        if stops && top_is_playback {
+            self.ch.vars.set("playback_terminator_used", d);
+            self.complete_top(End::Break);
+        }
+    }
+
+    fn caller_actions_for_app(&mut self, app: &str) {
+        let index = self.apps_started;
+        let occurrence = self
+            .report
+            .apps
+            .iter()
+            .filter(|a| a.name.eq_ignore_ascii_case(app) && a.started_at.is_some())
+            .count();
+        let clock = self.shared.sw.clock.clone();
+        let actions = self.script.caller.clone();
+        for a in actions {
+            match a {
+                CallerAction::HangUpDuringApp { index: i, after } if i == index => {
+                    self.timers.push(Timer {
+                        at: clock.deadline(after),
+                        kind: TimerKind::Caller(CallerEvent::HangUp),
+                    })
+                }
+                CallerAction::HangUpDuringNamed {
+                    app: name,
+                    occurrence: n,
+                    after,
+                } if name.eq_ignore_ascii_case(app) && n == occurrence => self.timers.push(Timer {
+                    at: clock.deadline(after),
+                    kind: TimerKind::Caller(CallerEvent::HangUp),
+                }),
+                CallerAction::DtmfDuringApp {
+                    index: i,
+                    after,
+                    digits,
+                } if i == index => self.schedule_dtmf(clock.deadline(after), &digits),
+                _ => {}
+            }
+        }
+    }
+
+    /// The whole hangup sequence (first hangup wins; later ones do nothing).
+    fn hangup(&mut self, cause: HangupCause, side: HangupSide) {
+        if self.ch.is_down() {
+            return;
+        }
+        self.ch.begin_hangup(cause, side);
+        self.fire_channel("CHANNEL_HANGUP", &[]);
+        self.ch.after_hangup_event();
+        self.report.hangup_at = Some(self.since_start());
+        let linger_early = self.shared.config.linger_notice == LingerNotice::AfterHangup;
+        if linger_early {
+            self.linger_notice();
+        }
+        while !self.stack.is_empty() {
+            self.complete_top(End::Hangup {
+                remote: side != HangupSide::Local,
+            });
+        }
+        for q in self.queue.drain(..) {
+            if let Queued::Execute(m) = q {
+                self.report.apps[m.record].status = AppStatus::Skipped;
+            }
+        }
+        if self.parked {
+            self.fire_channel("CHANNEL_UNPARK", &[]);
+        }
+        let response = self
+            .ch
+            .vars
+            .get("current_application_response")
+            .unwrap_or("_none_")
+            .to_string();
+        let socket_uuid = uuid::Uuid::new_v4().to_string();
+        let data = self.socket_data.clone();
+        self.fire_channel(
+            "CHANNEL_EXECUTE_COMPLETE",
+            &[
+                ("Application", "socket"),
+                ("Application-Data", data.as_str()),
+                ("Application-Response", response.as_str()),
+                ("Application-UUID", socket_uuid.as_str()),
+            ],
+        );
+        self.ch.enter_cs_hangup();
+        self.fire_channel("CHANNEL_STATE", &[]);
+        let now = self.shared.sw.clock.now_us();
+        self.ch.hangup_state(now);
+        self.ch.enter_cs_reporting();
+        self.fire_channel("CHANNEL_STATE", &[]);
+        self.fire_channel("CHANNEL_HANGUP_COMPLETE", &[]);
+        if !linger_early {
+            self.linger_notice();
+        }
+        self.scheds.clear();
+        match self.linger {
+            None => {
+                if self.sock_open {
+                    self.out
+                        .extend(wire::disconnect_notice(Some(&self.ch.uuid), wire::GOODBYE));
+                }
+                self.close_now = true;
+            }
+            Some(n) if n > 0 => {
+                let at = self.shared.sw.clock.deadline(Duration::from_secs(n as u64));
+                self.timers.push(Timer {
+                    at,
+                    kind: TimerKind::LingerClose,
+                });
+            }
+            Some(_) => {}
+        }
+        if let Some(tx) = self.originate.take() {
+            let _ = tx.send(format!("-ERR {}\n", cause.name()));
+        }
+    }
+
+    fn linger_notice(&mut self) {
+        if let (Some(secs), true) = (self.linger, self.sock_open) {
+            self.out
+                .extend(wire::linger_notice(&self.ch.uuid, &self.ch.name, secs));
+        }
+    }
+
+    fn resolve_originate_ok(&mut self) {
+        if let Some(tx) = self.originate.take() {
+            let _ = tx.send(format!("+OK {}\n", self.caller_uuid));
+        }
+    }
+
+    // ---------------------------------------------------------------- report
+
+    fn finish(mut self) -> CallReport {
+        let answered = self.ch.answered();
+        let mut r = std::mem::replace(
+            &mut self.report,
+            CallReport::aborted(String::new(), String::new(), ""),
+        );
+        for a in &mut r.apps {
+            if a.status == AppStatus::Pending && self.ch.is_down() {
+                a.status = AppStatus::Skipped;
+            }
+        }
+        match self.ch.hangup {
+            Some((cause, side)) => {
+                r.hangup_cause = Some(cause);
+                r.hangup_disposition = self
+                    .ch
+                    .vars
+                    .get("sip_hangup_disposition")
+                    .map(str::to_string);
+                r.duration_secs = self.ch.duration_secs();
+                r.billsec = self.ch.billsec();
+                r.outcome = match side {
+                    HangupSide::Local if answered => Outcome::Bye {
+                        cause,
+                        q850: cause.q850(),
+                    },
+                    HangupSide::Local => Outcome::Refused {
+                        sip: self.respond_code.unwrap_or_else(|| cause.sip_refuse_code()),
+                        cause,
+                    },
+                    _ => Outcome::CallerHungUp { cause, answered },
+                };
+            }
+            None => {
+                // Left parked (f7): ringing, the caller's originate timeout cancels it.
+                r.outcome = Outcome::LeftParked;
+                if !answered && !self.ch.media {
+                    r.hangup_cause = Some(HangupCause::ORIGINATOR_CANCEL);
+                    r.hangup_at = Some(self.since_start().max(self.script.originate_timeout));
+                }
+                if let Some(tx) = self.originate.take() {
+                    let _ = tx.send("-ERR NO_ANSWER\n".to_string());
+                }
+            }
+        }
+        r
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The simulated applications and how they run; `None` = not an application.
+fn app_kind(app: &str) -> Option<Kind> {
+    Some(match app {
+        "playback" => Kind::Playback(PlayLength::NotFound),
+        "speak" => Kind::Speak,
+        "sleep" => Kind::Sleep,
+        "answer" | "pre_answer" | "ring_ready" | "hangup" | "respond" | "sched_hangup"
+        | "sched_cancel" | "set" | "export" | "unset" | "send_dtmf" | "log" | "info" | "event" => {
+            Kind::Instant
+        }
+        _ => return None,
+    })
+}
+
+/// Apps without `SAF_SUPPORT_NOMEDIA`: they pre-answer a channel without media.
+fn needs_media(app: &str) -> bool {
+    matches!(app, "playback" | "speak" | "send_dtmf")
+}
+
+fn speak_text(arg: &str) -> &str {
+    let parts: Vec<&str> = arg.splitn(3, '|').collect();
+    if parts.len() == 3 {
+        parts[2]
+    } else {
+        arg
+    }
+}
+
+/// `switch_true`.
+fn switch_true(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "true" | "yes" | "on" | "1" | "enabled" | "active" | "allow"
+    )
+}
+
+/// `${var}` expansion of an app argument from the channel variables.
+fn expand(arg: &str, vars: &super::channel::Vars) -> String {
+    if !arg.contains("${") || vars.get("app_disable_expand_variables") == Some("true") {
+        return arg.to_string();
+    }
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                out.push_str(vars.get(&after[..end]).unwrap_or(""));
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `filter` (`mes.c:parse_command`).
+pub(crate) fn filter(subs: &mut Subscriptions, args: &str) -> String {
+    let mut words = args.splitn(2, char::is_whitespace);
+    let first = words.next().unwrap_or("").trim();
+    let rest = words.next().unwrap_or("").trim();
+    if first.eq_ignore_ascii_case("delete") {
+        let mut w = rest.splitn(2, char::is_whitespace);
+        let header = w.next().unwrap_or("").trim();
+        let value = w.next().map(str::trim).filter(|v| !v.is_empty());
+        if header.is_empty() {
+            return "-ERR invalid syntax".into();
+        }
+        subs.delete_filter(header, value);
+        return format!("+OK filter deleted. [{header}][{}]", value.unwrap_or(""));
+    }
+    let (header, value) = if first.eq_ignore_ascii_case("add") {
+        let mut w = rest.splitn(2, char::is_whitespace);
+        (
+            w.next().unwrap_or("").trim().to_string(),
+            w.next().unwrap_or("").trim().to_string(),
+        )
+    } else {
+        (first.to_string(), rest.to_string())
+    };
+    if header.is_empty() || value.is_empty() {
+        return "-ERR invalid syntax".into();
+    }
+    subs.add_filter(&header, &value);
+    format!("+OK filter added. [{header}]=[{value}]")
+}
+
+/// `event [plain|json|xml] NAMES…`.
+pub(crate) fn event_command(subs: &mut Subscriptions, args: &str) -> String {
+    let mut words = args.split_whitespace().peekable();
+    let format = match words.peek().map(|w| w.to_ascii_lowercase()) {
+        Some(w) if w == "plain" => {
+            words.next();
+            EventFormat::Plain
+        }
+        Some(w) if w == "json" => {
+            words.next();
+            EventFormat::Json
+        }
+        Some(w) if w == "xml" => {
+            return "-ERR xml events are not supported by the simulator".into();
+        }
+        _ => EventFormat::Plain,
+    };
+    subs.format = format;
+    if subs.add_names(words) == 0 {
+        return "-ERR no keywords supplied".into();
+    }
+    format!("+OK event listener enabled {}", format.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::channel::Vars;
+
+    #[test]
+    fn expands_variables() {
+        let mut v = Vars::default();
+        v.set("name", "Ann");
+        assert_eq!(expand("hi ${name}!", &v), "hi Ann!");
+        assert_eq!(expand("${nope}x", &v), "x");
+        assert_eq!(expand("open ${name", &v), "open ${name");
+    }
+
+    #[test]
+    fn filter_and_event_replies() {
+        let mut s = Subscriptions::default();
+        assert_eq!(
+            filter(&mut s, "Event-Name BACKGROUND_JOB"),
+            "+OK filter added. [Event-Name]=[BACKGROUND_JOB]"
+        );
+        assert_eq!(filter(&mut s, "Unique-ID"), "-ERR invalid syntax");
+        assert_eq!(
+            event_command(&mut s, "plain CHANNEL_EXECUTE DTMF"),
+            "+OK event listener enabled plain"
+        );
+        assert_eq!(
+            event_command(&mut s, "json NOPE"),
+            "-ERR no keywords supplied"
+        );
+        assert_eq!(s.format, EventFormat::Json);
+    }
+}

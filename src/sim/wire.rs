@@ -1,0 +1,315 @@
+//! Bytes the switch writes, frame by frame, in the exact header order of
+//! `reference/freeswitch-esl.md` §1.2 and the transcripts.
+//!
+//! Events are kept with decoded values ([`SimEvent`]) and encoded here, per listener, in
+//! the format that listener asked for: plain (`Name: urlencode(value)` lines, inner
+//! `Content-Length` + body or one blank line) or JSON (one compact object, string values,
+//! duplicate keys kept, `Content-Length` + `_body` for a body). The outer frame always puts
+//! `Content-Length` before `Content-Type`.
+
+use crate::esl::urlcode;
+
+/// Body of the disconnect notice (`mes.c:send_disconnect`), 67 bytes.
+pub const GOODBYE: &str = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
+
+/// One event as the switch fires it: ordered headers with decoded values, optional body.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimEvent {
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+}
+
+impl SimEvent {
+    /// `Event-Name`.
+    pub fn name(&self) -> &str {
+        self.get("Event-Name").unwrap_or("")
+    }
+
+    /// First value of a header, case-insensitive (as `switch_event_get_header`).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Adds a header at the bottom. Empty values are dropped, as the switch deletes a
+    /// header set to an empty value.
+    pub fn push(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        if !value.is_empty() {
+            self.headers.push((name.to_string(), value));
+        }
+    }
+}
+
+/// Wire format of events on one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum EventFormat {
+    #[default]
+    Plain,
+    Json,
+}
+
+impl EventFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventFormat::Plain => "plain",
+            EventFormat::Json => "json",
+        }
+    }
+}
+
+/// Serializes an event in `format`, outer frame included.
+pub fn event_frame(event: &SimEvent, format: EventFormat) -> Vec<u8> {
+    match format {
+        EventFormat::Plain => plain_event_frame(event),
+        EventFormat::Json => json_event_frame(event),
+    }
+}
+
+/// The body of a `text/event-plain` frame (`switch_event_serialize(…, encode=TRUE)`).
+pub fn plain_event_body(event: &SimEvent) -> Vec<u8> {
+    let mut inner = Vec::with_capacity(8192);
+    for (n, v) in &event.headers {
+        inner.extend_from_slice(n.as_bytes());
+        inner.extend_from_slice(b": ");
+        inner.extend_from_slice(urlcode::encode(v).as_bytes());
+        inner.push(b'\n');
+    }
+    match &event.body {
+        Some(body) => {
+            inner.extend_from_slice(format!("Content-Length: {}\n\n", body.len()).as_bytes());
+            inner.extend_from_slice(body.as_bytes());
+        }
+        None => inner.push(b'\n'),
+    }
+    inner
+}
+
+fn plain_event_frame(event: &SimEvent) -> Vec<u8> {
+    outer("text/event-plain", plain_event_body(event))
+}
+
+fn json_event_frame(event: &SimEvent) -> Vec<u8> {
+    let mut json = String::with_capacity(8192);
+    json.push('{');
+    let mut first = true;
+    let mut field = |json: &mut String, k: &str, v: &str| {
+        if !first {
+            json.push(',');
+        }
+        first = false;
+        push_json_string(json, k);
+        json.push(':');
+        // Array headers (`ARRAY::a|:b`) become JSON arrays.
+        match v.strip_prefix("ARRAY::") {
+            Some(items) => {
+                json.push('[');
+                for (i, item) in items.split("|:").enumerate() {
+                    if i > 0 {
+                        json.push(',');
+                    }
+                    push_json_string(json, item);
+                }
+                json.push(']');
+            }
+            None => push_json_string(json, v),
+        }
+    };
+    for (n, v) in &event.headers {
+        field(&mut json, n, v);
+    }
+    if let Some(body) = &event.body {
+        field(&mut json, "Content-Length", &body.len().to_string());
+        field(&mut json, "_body", body);
+    }
+    json.push('}');
+    outer("text/event-json", json.into_bytes())
+}
+
+/// cJSON-style string: `"` `\` and controls escaped, everything else (UTF-8, `/`) raw.
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn outer(content_type: &str, body: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 64);
+    out.extend_from_slice(
+        format!(
+            "Content-Length: {}\nContent-Type: {content_type}\n\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The `connect` reply: the CHANNEL_DATA event as URL-encoded header lines, no length,
+/// ending with the four reply headers (`mes.c:parse_command`).
+pub fn connect_reply(channel_data: &SimEvent, full: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8192);
+    for (n, v) in &channel_data.headers {
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(urlcode::encode(v).as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(
+        b"Content-Type: command/reply\nReply-Text: %2BOK%0A\nSocket-Mode: async\n",
+    );
+    out.extend_from_slice(if full {
+        b"Control: full\n\n".as_slice()
+    } else {
+        b"Control: single-channel\n\n".as_slice()
+    });
+    out
+}
+
+/// `Content-Type: command/reply` with a raw `Reply-Text` (truncated to 511 bytes, as the
+/// switch's `char reply[512]`).
+pub fn command_reply(text: &str) -> Vec<u8> {
+    let mut end = text.len().min(511);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "Content-Type: command/reply\nReply-Text: {}\n\n",
+        &text[..end]
+    )
+    .into_bytes()
+}
+
+/// The "~" form of command/reply used by `bgapi`: extra header lines after Reply-Text.
+pub fn bgapi_reply(job_uuid: &str) -> Vec<u8> {
+    format!(
+        "Content-Type: command/reply\nReply-Text: +OK Job-UUID: {job_uuid}\nJob-UUID: {job_uuid}\n\n"
+    )
+    .into_bytes()
+}
+
+pub fn api_response(output: &str) -> Vec<u8> {
+    let mut out = format!(
+        "Content-Type: api/response\nContent-Length: {}\n\n",
+        output.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(output.as_bytes());
+    out
+}
+
+pub fn auth_request() -> Vec<u8> {
+    b"Content-Type: auth/request\n\n".to_vec()
+}
+
+/// The final disconnect notice; without a session only Content-Type and Content-Length.
+pub fn disconnect_notice(session_uuid: Option<&str>, body: &str) -> Vec<u8> {
+    let mut out = String::from("Content-Type: text/disconnect-notice\n");
+    if let Some(uuid) = session_uuid {
+        out.push_str(&format!(
+            "Controlled-Session-UUID: {uuid}\nContent-Disposition: disconnect\n"
+        ));
+    }
+    out.push_str(&format!("Content-Length: {}\n\n{body}", body.len()));
+    out.into_bytes()
+}
+
+/// The notice sent when the channel goes down on a lingering socket. `Channel-Name` is
+/// raw (not URL-encoded) here, as in the transcripts.
+pub fn linger_notice(session_uuid: &str, channel_name: &str, linger_secs: i64) -> Vec<u8> {
+    format!(
+        "Content-Type: text/disconnect-notice\nControlled-Session-UUID: {session_uuid}\nContent-Disposition: linger\nChannel-Name: {channel_name}\nLinger-Time: {linger_secs}\nContent-Length: 0\n\n"
+    )
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bg() -> SimEvent {
+        let mut e = SimEvent::default();
+        e.push("Event-Name", "BACKGROUND_JOB");
+        e.push("Job-Command-Arg", "a b:c");
+        e.push("Empty", "");
+        e.body = Some("+OK\n".into());
+        e
+    }
+
+    #[test]
+    fn plain_nests_body_and_encodes_values() {
+        let f = event_frame(&bg(), EventFormat::Plain);
+        let inner =
+            "Event-Name: BACKGROUND_JOB\nJob-Command-Arg: a%20b%3Ac\nContent-Length: 4\n\n+OK\n";
+        let expect = format!(
+            "Content-Length: {}\nContent-Type: text/event-plain\n\n{inner}",
+            inner.len()
+        );
+        assert_eq!(String::from_utf8(f).unwrap(), expect);
+        let mut no_body = bg();
+        no_body.body = None;
+        assert!(plain_event_body(&no_body).ends_with(b"a%20b%3Ac\n\n"));
+    }
+
+    #[test]
+    fn json_keeps_duplicates_and_escapes() {
+        let mut e = bg();
+        e.push("Hangup-Cause", "NORMAL_CLEARING");
+        e.push("Hangup-Cause", "NORMAL_CLEARING");
+        e.push("Q", "say \"hi\"\r\n/é");
+        e.push("DP", "ARRAY::7000|:7000");
+        let f = String::from_utf8(event_frame(&e, EventFormat::Json)).unwrap();
+        let body = f.split_once("\n\n").unwrap().1;
+        assert_eq!(body.matches("\"Hangup-Cause\"").count(), 2);
+        assert!(body.contains(r#""Q":"say \"hi\"\r\n/é""#));
+        assert!(body.contains(r#""DP":["7000","7000"]"#));
+        assert!(body.ends_with(r#""Content-Length":"4","_body":"+OK\n"}"#));
+        assert!(f.starts_with(&format!(
+            "Content-Length: {}\nContent-Type: text/event-json\n\n",
+            body.len()
+        )));
+    }
+
+    #[test]
+    fn replies_match_the_transcripts() {
+        assert_eq!(
+            command_reply("+OK will linger").len(),
+            57,
+            "transcript a: 57 bytes"
+        );
+        assert_eq!(
+            disconnect_notice(Some("e300f525-1572-4a6c-982e-1439546ddb55"), GOODBYE).len(),
+            218
+        );
+        assert_eq!(disconnect_notice(None, GOODBYE).len(), 124);
+        assert_eq!(
+            linger_notice(
+                "e300f525-1572-4a6c-982e-1439546ddb55",
+                "sofia/internal/15551230000@127.0.0.1",
+                -1
+            )
+            .len(),
+            213
+        );
+        assert_eq!(
+            api_response("true"),
+            b"Content-Type: api/response\nContent-Length: 4\n\ntrue"
+        );
+        assert_eq!(command_reply(&"x".repeat(600)).len(), 42 + 511);
+    }
+}
