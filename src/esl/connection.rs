@@ -519,7 +519,7 @@ impl Actor {
                 },
                 req = self.cmd_rx.recv(), if !self.cmd_closed && self.out.len() < OUT_HIGH_WATER => {
                     match req {
-                        Some(req) => self.on_request(req),
+                        Some(req) => self.on_request(*req),
                         None => self.cmd_closed = true,
                     }
                 }
@@ -548,8 +548,7 @@ impl Actor {
         }
     }
 
-    fn on_request(&mut self, req: Box<Request>) {
-        let req = *req;
+    fn on_request(&mut self, req: Request) {
         if let (Some(app_id), true) = (&req.app_id, self.hung_up) {
             // The channel is gone: an app queued now never runs and never completes.
             match req.app_waiter {
