@@ -390,6 +390,18 @@ impl Session {
         self.wait(cmd.line(), job_rx, None).await
     }
 
+    /// Queues `cmd` without waiting for its reply; a `-ERR` is logged.
+    pub async fn send_only(&self, cmd: &Command) -> Result<(), EslError> {
+        self.submit(Request {
+            bytes: cmd.to_bytes(),
+            reply: None,
+            app_id: None,
+            app_waiter: None,
+            job: None,
+        })
+        .await
+    }
+
     /// Queues a `sendmsg execute` whose completion resolves the returned receiver.
     pub async fn execute_waiting(
         &self,
@@ -638,9 +650,19 @@ impl Actor {
                 }
             }
         }
-        if let Some(tx) = pending.tx {
+        match pending.tx {
             // The caller may have given up (timeout); its reply is then just dropped.
-            let _ = tx.send(Ok(resp));
+            Some(tx) => {
+                let _ = tx.send(Ok(resp));
+            }
+            None if pending.app_id.is_none() => {
+                if let Response::Reply(r) = &resp {
+                    if r.is_err() {
+                        tracing::warn!(peer = %self.peer, uuid = ?self.channel_uuid, reply = r.text(), "ESL command sent without waiting was refused");
+                    }
+                }
+            }
+            None => {}
         }
     }
 
