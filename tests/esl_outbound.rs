@@ -957,3 +957,51 @@ async fn a_silent_peer_times_out_in_its_own_task() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn send_hangup_does_not_wait_and_the_end_arrives_on_the_stream() {
+    let mut opts = default_options();
+    opts.outbound.event_capacity = 1;
+    let (_r, (conn, mut events), mut peer, uuid) = one_call(opts).await;
+    // The stream is full and nobody drains it: a waiting call could not get its reply,
+    // the fire-and-forget one is written anyway.
+    peer.send(&event(
+        &[
+            ("Event-Name", "DTMF"),
+            ("Unique-ID", &uuid),
+            ("DTMF-Digit", "1"),
+        ],
+        None,
+    ))
+    .await;
+    peer.send(&event(
+        &[
+            ("Event-Name", "DTMF"),
+            ("Unique-ID", &uuid),
+            ("DTMF-Digit", "2"),
+        ],
+        None,
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    conn.send_hangup("USER_BUSY").await.unwrap();
+    let h = peer.expect("sendmsg").await;
+    assert_eq!(h.header("hangup-cause"), Some("USER_BUSY"));
+    peer.send(&reply("+OK")).await;
+    peer.send(&hangup_complete(&uuid, "USER_BUSY")).await;
+    peer.send(&final_notice(&uuid)).await;
+    let mut names = Vec::new();
+    while let Some(item) = tokio::time::timeout(WAIT, events.recv()).await.unwrap() {
+        names.push(tail_kinds(&[item], 1).remove(0));
+    }
+    assert_eq!(
+        names,
+        [
+            "DTMF",
+            "DTMF",
+            "CHANNEL_HANGUP_COMPLETE",
+            "Disconnect",
+            "Closed(the switch disconnected)"
+        ]
+    );
+}

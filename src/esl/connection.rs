@@ -17,8 +17,9 @@
 //!   notice end the task: every pending waiter fails at once, the socket is closed, and the
 //!   stream ends with [`SocketEvent::Closed`]. A linger notice is delivered but is not an
 //!   ending. No busy loop, no waiter left hanging (defects 5 and 6).
-//! - **Small.** The read buffer starts at 4 KiB and grows only for a large frame; it is
-//!   given back once empty (SPEC §9: ≤ 64 KiB per parked call).
+//! - **Small.** The socket is read on readiness, so an idle call holds no read buffer; one
+//!   is allocated (4 KiB, more for a large frame) when bytes arrive and freed once they are
+//!   decoded (SPEC §9: ≤ 64 KiB per parked call).
 
 use crate::esl::command::Command;
 use crate::esl::counters::{bump, EslCounters};
@@ -30,14 +31,13 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-/// Initial read buffer; a plain event is ~2–10 KiB, so most calls grow it once.
+/// Read buffer allocated when bytes are about to arrive; a frame larger than this grows
+/// it (the decoder reserves toward the announced length).
 const READ_BUF: usize = 4 * 1024;
-/// An idle buffer larger than this is replaced by a fresh small one.
-const SHRINK_ABOVE: usize = 32 * 1024;
 /// Stop taking commands while this much output is still unwritten.
 const OUT_HIGH_WATER: usize = 64 * 1024;
 /// Commands that may wait for the actor.
@@ -122,18 +122,20 @@ pub enum SocketEvent {
 /// A socket's event stream (bounded: while it is full the socket is not read).
 #[derive(Debug)]
 pub struct EventStream {
-    rx: mpsc::Receiver<SocketEvent>,
+    // Boxed so each channel's slot block stays small on an idle call (32 slots × 8 bytes
+    // instead of 32 × 96).
+    rx: mpsc::Receiver<Box<SocketEvent>>,
 }
 
 impl EventStream {
     /// The next item; `None` after [`SocketEvent::Closed`] has been taken.
     pub async fn recv(&mut self) -> Option<SocketEvent> {
-        self.rx.recv().await
+        self.rx.recv().await.map(|b| *b)
     }
 
     /// The next item if one is ready.
     pub fn try_recv(&mut self) -> Option<SocketEvent> {
-        self.rx.try_recv().ok()
+        self.rx.try_recv().ok().map(|b| *b)
     }
 }
 
@@ -198,7 +200,7 @@ pub(crate) struct ActorOptions {
 /// A cheap, cloneable handle to the actor. Dropping every clone closes the socket.
 #[derive(Clone)]
 pub(crate) struct Session {
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::Sender<Box<Request>>,
     shared: Arc<Shared>,
     reply_timeout: Duration,
 }
@@ -221,10 +223,7 @@ pub(crate) fn spawn(
     let (tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (events_tx, events_rx) = mpsc::channel(opts.event_capacity.max(1));
     let shared = Arc::new(Shared::default());
-    let mut buf = initial;
-    if buf.capacity() < READ_BUF {
-        buf.reserve(READ_BUF - buf.len());
-    }
+    let buf = initial;
     let actor = Actor {
         stream,
         peer: opts.peer,
@@ -277,7 +276,10 @@ impl Session {
     }
 
     async fn submit(&self, req: Request) -> Result<(), EslError> {
-        self.tx.send(req).await.map_err(|_| self.closed_error())
+        self.tx
+            .send(Box::new(req))
+            .await
+            .map_err(|_| self.closed_error())
     }
 
     async fn wait<T>(
@@ -388,6 +390,18 @@ impl Session {
         self.wait(cmd.line(), job_rx, None).await
     }
 
+    /// Queues `cmd` without waiting for its reply; a `-ERR` is logged.
+    pub async fn send_only(&self, cmd: &Command) -> Result<(), EslError> {
+        self.submit(Request {
+            bytes: cmd.to_bytes(),
+            reply: None,
+            app_id: None,
+            app_waiter: None,
+            job: None,
+        })
+        .await
+    }
+
     /// Queues a `sendmsg execute` whose completion resolves the returned receiver.
     pub async fn execute_waiting(
         &self,
@@ -444,13 +458,13 @@ struct Actor {
     buf: BytesMut,
     decoder: FrameDecoder,
     out: BytesMut,
-    cmd_rx: mpsc::Receiver<Request>,
+    cmd_rx: mpsc::Receiver<Box<Request>>,
     cmd_closed: bool,
-    events_tx: mpsc::Sender<SocketEvent>,
+    events_tx: mpsc::Sender<Box<SocketEvent>>,
     events_open: bool,
     /// Items decoded but not yet taken by the consumer. While non-empty the socket is
     /// not read: that is the backpressure.
-    pending: VecDeque<SocketEvent>,
+    pending: VecDeque<Box<SocketEvent>>,
     replies: VecDeque<PendingReply>,
     apps: HashMap<String, AppTx>,
     jobs: HashMap<String, JobTx>,
@@ -480,14 +494,16 @@ impl Actor {
                     Err(e) => return CloseReason::Protocol(e.to_string()),
                 }
             }
-            if self.buf.is_empty() && self.buf.capacity() > SHRINK_ABOVE {
-                self.buf = BytesMut::with_capacity(READ_BUF);
+            if self.buf.is_empty() && self.buf.capacity() > 0 {
+                // Nothing buffered: give the memory back. A parked call then holds no
+                // read buffer at all while it waits (readiness needs none).
+                self.buf = BytesMut::new();
             }
             if self.cmd_closed && self.out.is_empty() {
                 return CloseReason::Local;
             }
             let deliver = !self.pending.is_empty();
-            let (mut rd, mut wr) = self.stream.split();
+            let write = !self.out.is_empty();
             tokio::select! {
                 biased;
                 permit = self.events_tx.clone().reserve_owned(), if deliver => match permit {
@@ -502,22 +518,37 @@ impl Actor {
                         self.pending.clear();
                     }
                 },
-                res = wr.write(&self.out), if !self.out.is_empty() => match res {
-                    Ok(0) => return CloseReason::Io("socket accepts no more bytes".into()),
-                    Ok(n) => self.out.advance(n),
-                    Err(e) => return CloseReason::Io(e.to_string()),
+                ready = self.stream.writable(), if write => {
+                    if let Err(e) = ready {
+                        return CloseReason::Io(e.to_string());
+                    }
+                    match self.stream.try_write(&self.out) {
+                        Ok(0) => return CloseReason::Io("socket accepts no more bytes".into()),
+                        Ok(n) => self.out.advance(n),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return CloseReason::Io(e.to_string()),
+                    }
                 },
                 req = self.cmd_rx.recv(), if !self.cmd_closed && self.out.len() < OUT_HIGH_WATER => {
                     match req {
-                        Some(req) => self.on_request(req),
+                        Some(req) => self.on_request(*req),
                         None => self.cmd_closed = true,
                     }
                 }
-                res = rd.read_buf(&mut self.buf), if !deliver => match res {
-                    Ok(0) if self.buf.is_empty() => return CloseReason::Eof,
-                    Ok(0) => return CloseReason::Truncated { buffered: self.buf.len() },
-                    Ok(_) => {}
-                    Err(e) => return CloseReason::Io(e.to_string()),
+                ready = self.stream.readable(), if !deliver => {
+                    if let Err(e) = ready {
+                        return CloseReason::Io(e.to_string());
+                    }
+                    if self.buf.capacity() - self.buf.len() < READ_BUF / 4 {
+                        self.buf.reserve(READ_BUF);
+                    }
+                    match self.stream.try_read_buf(&mut self.buf) {
+                        Ok(0) if self.buf.is_empty() => return CloseReason::Eof,
+                        Ok(0) => return CloseReason::Truncated { buffered: self.buf.len() },
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return CloseReason::Io(e.to_string()),
+                    }
                 },
             }
         }
@@ -525,7 +556,7 @@ impl Actor {
 
     fn push(&mut self, item: SocketEvent) {
         if self.events_open {
-            self.pending.push_back(item);
+            self.pending.push_back(Box::new(item));
         }
     }
 
@@ -619,9 +650,19 @@ impl Actor {
                 }
             }
         }
-        if let Some(tx) = pending.tx {
+        match pending.tx {
             // The caller may have given up (timeout); its reply is then just dropped.
-            let _ = tx.send(Ok(resp));
+            Some(tx) => {
+                let _ = tx.send(Ok(resp));
+            }
+            None if pending.app_id.is_none() => {
+                if let Response::Reply(r) = &resp {
+                    if r.is_err() {
+                        tracing::warn!(peer = %self.peer, uuid = ?self.channel_uuid, reply = r.text(), "ESL command sent without waiting was refused");
+                    }
+                }
+            }
+            None => {}
         }
     }
 
@@ -692,6 +733,7 @@ impl Actor {
             let _ = tx.send(Err(closed.clone()));
         }
         while let Ok(req) = self.cmd_rx.try_recv() {
+            let req = *req;
             if let Some(tx) = req.reply {
                 let _ = tx.send(Err(closed.clone()));
             }
@@ -708,7 +750,8 @@ impl Actor {
         if !self.events_open {
             return;
         }
-        self.pending.push_back(SocketEvent::Closed(reason));
+        self.pending
+            .push_back(Box::new(SocketEvent::Closed(reason)));
         for item in self.pending.drain(..) {
             if self.events_tx.send(item).await.is_err() {
                 break;

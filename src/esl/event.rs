@@ -468,9 +468,10 @@ impl Message {
             "auth/request" => Message::AuthRequest,
             "command/reply" => {
                 if frame.headers.get("Event-Name").is_some() {
-                    Message::ChannelData(ChannelData {
-                        headers: decode_values(&frame.headers),
-                    })
+                    // Kept for the whole call: no slack.
+                    let mut headers = decode_values(&frame.headers);
+                    headers.shrink_to_fit();
+                    Message::ChannelData(ChannelData { headers })
                 } else {
                     Message::Reply(Reply {
                         headers: frame.headers,
@@ -536,7 +537,7 @@ fn body_text(body: Option<&Bytes>) -> String {
 }
 
 fn decode_values(h: &Headers) -> Headers {
-    let mut out = Headers::with_capacity(h.len(), 8 * 1024);
+    let mut out = Headers::with_capacity(h.len(), h.iter().map(|(n, v)| n.len() + v.len()).sum());
     for (n, v) in h.iter() {
         out.push_with(n, |s| urlcode::decode_into(v, s));
     }

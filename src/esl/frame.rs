@@ -113,6 +113,12 @@ impl Headers {
         self.spans.is_empty()
     }
 
+    /// Frees spare capacity (for headers kept for a long time, such as channel data).
+    pub fn shrink_to_fit(&mut self) {
+        self.text.shrink_to_fit();
+        self.spans.shrink_to_fit();
+    }
+
     /// The first header's name (the connect reply is recognised by `Event-Name` there).
     pub fn first_name(&self) -> Option<&str> {
         self.spans.first().map(|s| self.pair(s).0)

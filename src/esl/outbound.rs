@@ -16,7 +16,9 @@
 //! **Drain the event stream.** It is bounded and the connection stops reading the socket
 //! while it is full, so a task that awaits `execute` must also be receiving events (the
 //! same `select!` loop, or another task). Completions are handed to `execute` waiters as
-//! soon as they are read, and are also delivered on the stream.
+//! soon as they are read, and are also delivered on the stream. Replies share the socket
+//! with events too: awaiting a reply (`hangup`, `api`) without draining is safe only while
+//! the stream has room, which is why `send_hangup`/`send_command` exist for a driver loop.
 //!
 //! Hangup semantics (transcripts c, e2): after CHANNEL_HANGUP the running app still gets
 //! its EXECUTE_COMPLETE; apps queued behind it never run, so their `execute` fails with
@@ -225,6 +227,18 @@ impl OutboundConnection {
     pub async fn hangup(&self, cause: &str) -> Result<(), EslError> {
         self.session.command_ok(&Command::hangup(cause)?).await?;
         Ok(())
+    }
+
+    /// Queues the hangup without waiting for the `+OK` (a `-ERR` is logged): for a
+    /// driver's `select!` loop, which then sees CHANNEL_HANGUP_COMPLETE (or the socket's
+    /// end) on the event stream.
+    pub async fn send_hangup(&self, cause: &str) -> Result<(), EslError> {
+        self.session.send_only(&Command::hangup(cause)?).await
+    }
+
+    /// Queues any command without waiting for its reply (a `-ERR` is logged).
+    pub async fn send_command(&self, cmd: &Command) -> Result<(), EslError> {
+        self.session.send_only(cmd).await
     }
 
     /// `api <command>` over this socket (needs `full`), e.g. `uuid_break <uuid>`.
