@@ -7,15 +7,20 @@
 //! use std::time::Duration;
 //! use voxbridge::sim::{CallScript, Outcome, Sim, SimConfig};
 //!
+//! // 20× faster than real time: a 60 s schedule takes 3 s.
 //! let sim = Sim::new(SimConfig { speed: 20.0, ..SimConfig::default() });
 //! let call = sim.place_call(
-//!     CallScript::ringing()
+//!     CallScript::ringing()                      // like extension 7001: not answered yet
 //!         .var("voxbridge_answer_url", "http://127.0.0.1:9000/answer")
 //!         .caller_hangs_up_during("playback", Duration::from_secs(2)),
-//!     "127.0.0.1:8084".parse().unwrap(),
+//!     "127.0.0.1:8084".parse().unwrap(),        // voxbridge's ESL listener
 //! );
-//! let report = call.report().await;
-//! assert_eq!(report.sip_code(), Some(486));
+//! let report = call.report().await;              // when the connection has ended
+//! match report.outcome {
+//!     Outcome::Refused { sip, .. } => println!("refused with {sip}"),
+//!     Outcome::Bye { cause, .. } => println!("BYE {cause}"),
+//!     other => println!("{other:?}"),
+//! }
 //! # }
 //! ```
 //!
