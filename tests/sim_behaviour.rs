@@ -516,3 +516,46 @@ async fn error_replies_and_bad_input_never_break_the_sim() {
     );
     assert_eq!(sim.live_channels(), 0);
 }
+
+#[tokio::test]
+async fn a_client_that_says_nothing_is_dropped_after_the_first_packet_timeout() {
+    let sim = Sim::new(SimConfig {
+        speed: 20.0,
+        first_packet_timeout: Duration::from_millis(200),
+        ..SimConfig::default()
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let call = sim.place_call(CallScript::ringing(), listener.local_addr().unwrap());
+    let mut p = Peer::accept(&listener).await;
+    p.drain().await;
+    assert!(p.eof && p.frames.is_empty());
+    let r = report(call).await;
+    assert_eq!(r.outcome, Outcome::LeftParked);
+    assert!(r.connected && !r.got_connect);
+}
+
+#[tokio::test]
+async fn a_playback_terminator_digit_stops_the_playback() {
+    let (_sim, call, mut p) = setup(
+        20.0,
+        CallScript::answered().dtmf_during_app(1, Duration::from_millis(500), "1*"),
+    )
+    .await;
+    p.start().await;
+    p.execute("playback", "silence_stream://-1", true).await;
+    let done = p.until_event("CHANNEL_EXECUTE_COMPLETE").await;
+    assert_eq!(get(&done, "Application-Response"), Some("FILE PLAYED"));
+    assert_eq!(get(&done, "variable_playback_terminator_used"), Some("*"));
+    let digits: Vec<String> = p
+        .frames
+        .iter()
+        .map(sim_support::event_headers)
+        .filter_map(|h| get(&h, "DTMF-Digit").map(str::to_string))
+        .collect();
+    assert_eq!(digits, ["1", "*"]);
+    p.execute("hangup", "", true).await;
+    let (p, r) = finish(p, call).await;
+    let hc = p.last_event("CHANNEL_HANGUP_COMPLETE").unwrap();
+    assert_eq!(get(&hc, "variable_digits_dialed"), Some("1*"));
+    assert_eq!(r.executed(), ["playback", "hangup"]);
+}

@@ -81,9 +81,12 @@ pub(crate) async fn run(setup: CallSetup) {
         tx,
         originate,
     );
+    // Held until the client's first command shows it is serving this connection.
+    let slot = shared.connect_slots.clone().acquire_owned().await.ok();
     match TcpStream::connect(target).await {
         Ok(stream) => {
             let _ = stream.set_nodelay(true);
+            call.connect_slot = slot;
             call.report.connected = true;
             call.serve(stream, rx).await;
         }
@@ -222,6 +225,7 @@ struct Call {
     apps_started: usize,
     left_parked: bool,
     originate: Option<oneshot::Sender<String>>,
+    connect_slot: Option<tokio::sync::OwnedSemaphorePermit>,
     report: CallReport,
 }
 
@@ -284,6 +288,7 @@ impl Call {
             apps_started: 0,
             left_parked: false,
             originate,
+            connect_slot: None,
             report,
             script,
         };
@@ -321,9 +326,8 @@ impl Call {
 
     async fn serve(&mut self, stream: TcpStream, mut rx: mpsc::UnboundedReceiver<ChanMsg>) {
         self.sock_open = true;
-        let clock = self.shared.sw.clock.clone();
         self.timers.push(Timer {
-            at: clock.deadline(self.shared.config.first_packet_timeout),
+            at: Instant::now() + self.shared.config.first_packet_timeout,
             kind: TimerKind::FirstPacket,
         });
         let (mut rd, mut wr) = stream.into_split();
@@ -469,6 +473,7 @@ impl Call {
         }
         self.sock_open = false;
         self.close_now = true;
+        self.connect_slot = None;
         if !self.ch.is_down() {
             if self.resume {
                 // §2.7: `socket` returns and the dialplan has nothing left.
@@ -486,6 +491,7 @@ impl Call {
         self.report.commands.push(cmd.to_text());
         let first = !self.got_first_packet;
         self.got_first_packet = true;
+        self.connect_slot = None;
         let reply = self.dispatch(&cmd).await;
         // §2.2: only `connect` answers the first packet.
         if let Some(reply) = reply {
@@ -873,17 +879,27 @@ impl Call {
     }
 
     fn fire_channel(&mut self, name: &str, tail: &[(&str, &str)]) {
-        if !self.wants_any(name) {
+        let to_bus = self.shared.bus.has_listeners();
+        let to_socket = self.sock_open && self.subs.wants_name(name);
+        if !to_bus && !to_socket {
             // Nobody listens: keep the sequence counter moving, skip building it.
-            self.shared.sw.new_event(name);
+            self.shared.sw.skip_event();
+            return;
+        }
+        if to_socket
+            && !to_bus
+            && self.subs.format == EventFormat::Plain
+            && !self.subs.has_filters()
+        {
+            // The common case: plain bytes straight to this socket (its `myevents` uuid
+            // filter always passes its own channel's events).
+            self.ch
+                .plain_event_into(&self.shared.sw, name, tail, &mut self.out);
+            self.report.events.push(name.to_string());
             return;
         }
         let e = self.ch.event(&self.shared.sw, name, tail);
         self.fire(e);
-    }
-
-    fn wants_any(&self, name: &str) -> bool {
-        self.shared.bus.has_listeners() || (self.sock_open && self.subs.wants_name(name))
     }
 
     // ---------------------------------------------------------------- park & queue

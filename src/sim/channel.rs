@@ -10,42 +10,111 @@
 
 use super::event::{local_stamp, SwitchInfo};
 use super::templates::{templates, ConnectTemplate, Pairs};
-use super::wire::SimEvent;
+use super::wire::{plain_frame_into, url_encode, HeaderSink, PlainSink, SimEvent};
 use crate::cause::HangupCause;
+use std::sync::{Arc, OnceLock};
+
+/// One channel variable with its plain wire encoding, computed once when set: every
+/// event carries every variable, so encoding per event would dominate the cost. Shared
+/// (`Arc`) so template variables are not copied into every call.
+#[derive(Clone, Debug)]
+struct Var {
+    name: Arc<str>,
+    value: Arc<str>,
+    encoded: Arc<str>,
+}
+
+impl Var {
+    fn new(name: &str, value: &str) -> Self {
+        Var {
+            name: name.into(),
+            encoded: url_encode(value).into(),
+            value: value.into(),
+        }
+    }
+}
 
 /// Ordered channel variables.
 #[derive(Clone, Debug, Default)]
-pub struct Vars(Vec<(String, String)>);
+pub struct Vars(Vec<Var>);
 
 impl Vars {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|v| &*v.name == name).map(|v| &*v.value)
     }
 
     /// Remove, then append unless empty (`switch_channel_set_variable`).
-    pub fn set(&mut self, name: &str, value: impl Into<String>) {
-        let value = value.into();
-        self.0.retain(|(n, _)| n != name);
+    pub fn set(&mut self, name: &str, value: impl AsRef<str>) {
+        let value = value.as_ref();
+        self.unset(name);
         if !value.is_empty() {
-            self.0.push((name.to_string(), value));
+            self.0.push(Var::new(name, value));
         }
     }
 
-    pub fn unset(&mut self, name: &str) {
-        self.0.retain(|(n, _)| n != name);
+    fn set_var(&mut self, var: &Var) {
+        self.unset(&var.name);
+        self.0.push(var.clone());
     }
 
+    pub fn unset(&mut self, name: &str) {
+        if let Some(pos) = self.0.iter().position(|v| &*v.name == name) {
+            self.0.remove(pos);
+        }
+    }
+
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.0.iter().map(|v| (&*v.name, &*v.value))
     }
 
     #[cfg(test)]
     pub fn names(&self) -> Vec<&str> {
-        self.0.iter().map(|(n, _)| n.as_str()).collect()
+        self.0.iter().map(|v| &*v.name).collect()
     }
+
+    fn write(&self, sink: &mut impl HeaderSink) {
+        for v in &self.0 {
+            sink.encoded("variable_", &v.name, &v.value, &v.encoded);
+        }
+    }
+}
+
+/// The templates' variables, encoded once per process.
+struct Prepared {
+    /// `(variable, contains a call-specific token)`.
+    ringing: Vec<(Var, bool)>,
+    answered: Vec<(Var, bool)>,
+    media: Vec<Var>,
+    answer: Vec<Var>,
+    rtp_stats: Vec<Var>,
+}
+
+fn prepared() -> &'static Prepared {
+    static P: OnceLock<Prepared> = OnceLock::new();
+    P.get_or_init(|| {
+        let t = templates();
+        let connect = |tpl: &ConnectTemplate| {
+            tpl.vars
+                .iter()
+                .map(|(n, v)| {
+                    let tokens = v.contains(&tpl.uuid)
+                        || v.contains(&tpl.caller_number)
+                        || v.contains(&tpl.caller_name)
+                        || v.contains(&tpl.destination);
+                    (Var::new(n, v), tokens)
+                })
+                .collect()
+        };
+        let plain = |pairs: &Pairs| pairs.iter().map(|(n, v)| Var::new(n, v)).collect();
+        Prepared {
+            ringing: connect(&t.ringing),
+            answered: connect(&t.answered),
+            media: plain(&t.media_vars),
+            answer: plain(&t.answer_vars),
+            rtp_stats: plain(&t.rtp_stats),
+        }
+    })
 }
 
 /// Who ended the call, as far as the channel's variables are concerned.
@@ -82,6 +151,7 @@ pub struct Channel {
     pub caller_number: String,
     pub caller_name: String,
     pub destination: String,
+    presence_id: String,
     /// `Channel-State`: CS_EXECUTE, CS_HANGUP, CS_REPORTING.
     pub state: &'static str,
     /// `Channel-State-Number`: 4, then 10 from the hangup on (even while `state` still
@@ -104,15 +174,19 @@ pub struct Channel {
 
 impl Channel {
     pub fn new(p: &ChannelParams) -> Self {
-        let t = templates();
-        let tpl = if p.answered { &t.answered } else { &t.ringing };
-        let vars = instantiate(tpl, p);
+        let (t, prep) = (templates(), prepared());
+        let vars = if p.answered {
+            instantiate(&t.answered, &prep.answered, p)
+        } else {
+            instantiate(&t.ringing, &prep.ringing, p)
+        };
         Channel {
             uuid: p.uuid.clone(),
             name: format!("sofia/internal/{}@127.0.0.1", p.caller_number),
             caller_number: p.caller_number.clone(),
             caller_name: p.caller_name.clone(),
             destination: p.destination.clone(),
+            presence_id: format!("{}@127.0.0.1", p.caller_number),
             state: "CS_EXECUTE",
             state_number: 4,
             call_state: if p.answered { "ACTIVE" } else { "RINGING" },
@@ -175,8 +249,8 @@ impl Channel {
 
     /// Media comes up (the 183 of a pre-answer, or the first half of an answer).
     pub fn media_up(&mut self, now_us: i64) {
-        for (n, v) in &templates().media_vars {
-            self.vars.set(n, v.clone());
+        for v in &prepared().media {
+            self.vars.set_var(v);
         }
         self.media = true;
         self.progress_media_us = now_us;
@@ -185,7 +259,9 @@ impl Channel {
     /// After CHANNEL_PROGRESS_MEDIA.
     pub fn after_progress_media(&mut self) {
         self.call_state = "EARLY";
-        set_all(&mut self.vars, &templates().answer_vars);
+        for v in &prepared().answer {
+            self.vars.set_var(v);
+        }
     }
 
     pub fn mark_answered(&mut self, now_us: i64) {
@@ -288,7 +364,9 @@ impl Channel {
             self.vars.set("sip_hangup_disposition", disposition);
         }
         if self.media {
-            set_all(&mut self.vars, &templates().rtp_stats);
+            for v in &prepared().rtp_stats {
+                self.vars.set_var(v);
+            }
         }
         self.call_state = "HANGUP";
     }
@@ -434,81 +512,111 @@ impl Channel {
 
     /// The CHANNEL_DATA event of the `connect` reply.
     pub fn channel_data(&self, sw: &SwitchInfo) -> SimEvent {
-        let mut e = sw.new_event("CHANNEL_DATA");
-        self.profile(&mut e, "Channel");
+        let mut e = SimEvent::default();
+        sw.standard_headers("CHANNEL_DATA", &mut e);
+        self.profile(&mut e, "Channel-");
         self.basic(&mut e);
-        self.profile(&mut e, "Caller");
-        self.variables(&mut e);
+        self.profile(&mut e, "Caller-");
+        self.vars.write(&mut e);
         e
     }
 
-    /// An event with basic data, the caller profile and, unless `no_vars` (CHANNEL_STATE,
-    /// DTMF), every variable; `tail` headers go last.
+    /// An event with basic data, the caller profile and, except for CHANNEL_STATE and
+    /// DTMF, every variable; `tail` headers go last.
     pub fn event(&self, sw: &SwitchInfo, name: &str, tail: &[(&str, &str)]) -> SimEvent {
-        let mut e = sw.new_event(name);
+        let mut e = SimEvent::default();
+        e.headers.reserve(240);
+        self.write_event(sw, name, tail, &mut e);
+        e
+    }
+
+    /// The same event as a `text/event-plain` frame appended to `out`, built without
+    /// an intermediate [`SimEvent`].
+    pub fn plain_event_into(
+        &self,
+        sw: &SwitchInfo,
+        name: &str,
+        tail: &[(&str, &str)],
+        out: &mut Vec<u8>,
+    ) {
+        let mut lines = Vec::with_capacity(12 * 1024);
+        self.write_event(sw, name, tail, &mut PlainSink(&mut lines));
+        plain_frame_into(&lines, out);
+    }
+
+    fn write_event(
+        &self,
+        sw: &SwitchInfo,
+        name: &str,
+        tail: &[(&str, &str)],
+        sink: &mut impl HeaderSink,
+    ) {
+        sw.standard_headers(name, sink);
         if name == "CHANNEL_HANGUP_COMPLETE" {
             if let Some((cause, _)) = self.hangup {
-                e.push("Hangup-Cause", cause.name());
+                sink.header("", "Hangup-Cause", cause.name());
             }
         }
-        self.basic(&mut e);
-        self.profile(&mut e, "Caller");
+        self.basic(sink);
+        self.profile(sink, "Caller-");
         if !matches!(name, "CHANNEL_STATE" | "DTMF" | "CHANNEL_CALLSTATE") {
-            self.variables(&mut e);
+            self.vars.write(sink);
         }
         for (n, v) in tail {
-            e.push(n, *v);
+            sink.header("", n, v);
         }
-        e
     }
 
-    fn basic(&self, e: &mut SimEvent) {
-        e.push("Channel-State", self.state);
-        e.push("Channel-Call-State", self.call_state);
-        e.push("Channel-State-Number", self.state_number.to_string());
-        e.push("Channel-Name", self.name.as_str());
-        e.push("Unique-ID", self.uuid.as_str());
-        e.push("Call-Direction", "inbound");
-        e.push("Presence-Call-Direction", "inbound");
-        e.push("Channel-HIT-Dialplan", "true");
-        e.push(
-            "Channel-Presence-ID",
-            format!("{}@127.0.0.1", self.caller_number),
-        );
-        e.push("Channel-Call-UUID", self.uuid.as_str());
-        e.push("Answer-State", self.answer_state());
+    fn basic(&self, e: &mut impl HeaderSink) {
+        e.header("", "Channel-State", self.state);
+        e.header("", "Channel-Call-State", self.call_state);
+        e.header("", "Channel-State-Number", &self.state_number.to_string());
+        e.header("", "Channel-Name", &self.name);
+        e.header("", "Unique-ID", &self.uuid);
+        e.header("", "Call-Direction", "inbound");
+        e.header("", "Presence-Call-Direction", "inbound");
+        e.header("", "Channel-HIT-Dialplan", "true");
+        e.header("", "Channel-Presence-ID", &self.presence_id);
+        e.header("", "Channel-Call-UUID", &self.uuid);
+        e.header("", "Answer-State", self.answer_state());
         if let Some((cause, _)) = self.hangup {
-            e.push("Hangup-Cause", cause.name());
+            e.header("", "Hangup-Cause", cause.name());
         }
         if self.media {
-            e.push("Channel-Read-Codec-Name", "PCMU");
-            e.push("Channel-Read-Codec-Rate", "8000");
-            e.push("Channel-Read-Codec-Bit-Rate", "64000");
-            e.push("Channel-Write-Codec-Name", "PCMU");
-            e.push("Channel-Write-Codec-Rate", "8000");
-            e.push("Channel-Write-Codec-Bit-Rate", "64000");
+            e.header("", "Channel-Read-Codec-Name", "PCMU");
+            e.header("", "Channel-Read-Codec-Rate", "8000");
+            e.header("", "Channel-Read-Codec-Bit-Rate", "64000");
+            e.header("", "Channel-Write-Codec-Name", "PCMU");
+            e.header("", "Channel-Write-Codec-Rate", "8000");
+            e.header("", "Channel-Write-Codec-Bit-Rate", "64000");
         }
     }
 
-    fn profile(&self, e: &mut SimEvent, prefix: &str) {
+    /// The caller profile (`switch_caller_profile_event_set_data`) under `prefix`.
+    fn profile(&self, e: &mut impl HeaderSink, prefix: &str) {
         let t = |us: i64| us.to_string();
-        let fields: [(&str, String); 30] = [
-            ("Direction", "inbound".into()),
-            ("Logical-Direction", "inbound".into()),
-            ("Username", self.caller_number.clone()),
-            ("Dialplan", "XML".into()),
-            ("Caller-ID-Name", self.caller_name.clone()),
-            ("Caller-ID-Number", self.caller_number.clone()),
-            ("Orig-Caller-ID-Name", self.caller_name.clone()),
-            ("Orig-Caller-ID-Number", self.caller_number.clone()),
-            ("Network-Addr", "127.0.0.1".into()),
-            ("ANI", self.caller_number.clone()),
-            ("Destination-Number", self.destination.clone()),
-            ("Unique-ID", self.uuid.clone()),
-            ("Source", "mod_sofia".into()),
-            ("Context", "public".into()),
-            ("Channel-Name", self.name.clone()),
-            ("Profile-Index", "1".into()),
+        let fields: [(&str, &str); 16] = [
+            ("Direction", "inbound"),
+            ("Logical-Direction", "inbound"),
+            ("Username", &self.caller_number),
+            ("Dialplan", "XML"),
+            ("Caller-ID-Name", &self.caller_name),
+            ("Caller-ID-Number", &self.caller_number),
+            ("Orig-Caller-ID-Name", &self.caller_name),
+            ("Orig-Caller-ID-Number", &self.caller_number),
+            ("Network-Addr", "127.0.0.1"),
+            ("ANI", &self.caller_number),
+            ("Destination-Number", &self.destination),
+            ("Unique-ID", &self.uuid),
+            ("Source", "mod_sofia"),
+            ("Context", "public"),
+            ("Channel-Name", &self.name),
+            ("Profile-Index", "1"),
+        ];
+        for (n, v) in fields {
+            e.header(prefix, n, v);
+        }
+        let times: [(&str, String); 11] = [
             ("Profile-Created-Time", t(self.created_us)),
             ("Channel-Created-Time", t(self.created_us)),
             ("Channel-Answered-Time", t(self.answered_us)),
@@ -520,55 +628,66 @@ impl Channel {
             ("Channel-Bridged-Time", "0".into()),
             ("Channel-Last-Hold", "0".into()),
             ("Channel-Hold-Accum", "0".into()),
-            ("Screen-Bit", "true".into()),
-            ("Privacy-Hide-Name", "false".into()),
-            ("Privacy-Hide-Number", "false".into()),
         ];
-        for (n, v) in fields {
-            e.push(&format!("{prefix}-{n}"), v);
+        for (n, v) in &times {
+            e.header(prefix, n, v);
         }
-    }
-
-    fn variables(&self, e: &mut SimEvent) {
-        for (n, v) in self.vars.iter() {
-            e.push(&format!("variable_{n}"), v);
-        }
-    }
-}
-
-fn set_all(vars: &mut Vars, pairs: &Pairs) {
-    for (n, v) in pairs {
-        vars.set(n, v.clone());
+        e.header(prefix, "Screen-Bit", "true");
+        e.header(prefix, "Privacy-Hide-Name", "false");
+        e.header(prefix, "Privacy-Hide-Number", "false");
     }
 }
 
 /// The template's variables with this call's UUID, numbers, destination and times.
-fn instantiate(tpl: &ConnectTemplate, p: &ChannelParams) -> Vars {
+fn instantiate(tpl: &ConnectTemplate, prepared: &[(Var, bool)], p: &ChannelParams) -> Vars {
     let call_id = uuid::Uuid::new_v4().to_string();
-    let mut vars = Vars::default();
-    for (name, value) in &tpl.vars {
-        let mut v = value
-            .replace(&tpl.uuid, &p.uuid)
-            .replace(&tpl.caller_number, &p.caller_number)
-            .replace(&tpl.caller_name, &p.caller_name);
-        match name.as_str() {
-            "current_application_data" => v = p.socket_data.clone(),
-            "socket_host" => v = p.socket_host.clone(),
-            "sip_invite_stamp" => v = p.created_us.to_string(),
-            "sip_call_id" => v = call_id.clone(),
-            "sip_req_user" | "sip_to_user" | "sip_req_uri" | "sip_to_uri" | "sip_full_to"
-            | "DP_MATCH" => v = v.replace(&tpl.destination, &p.destination),
-            _ => {}
+    let mut vars = Vars(Vec::with_capacity(
+        prepared.len() + p.extra_vars.len() + 120,
+    ));
+    for (var, tokens) in prepared {
+        let name = &*var.name;
+        let special = match name {
+            "current_application_data" => Some(p.socket_data.clone()),
+            "socket_host" => Some(p.socket_host.clone()),
+            "sip_invite_stamp" => Some(p.created_us.to_string()),
+            "sip_call_id" => Some(call_id.clone()),
+            _ => None,
+        };
+        let value = match special {
+            Some(v) => Some(v),
+            None if *tokens => {
+                let mut v = var
+                    .value
+                    .replace(&tpl.uuid, &p.uuid)
+                    .replace(&tpl.caller_number, &p.caller_number)
+                    .replace(&tpl.caller_name, &p.caller_name);
+                if matches!(
+                    name,
+                    "sip_req_user"
+                        | "sip_to_user"
+                        | "sip_req_uri"
+                        | "sip_to_uri"
+                        | "sip_full_to"
+                        | "DP_MATCH"
+                ) {
+                    v = v.replace(&tpl.destination, &p.destination);
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        match value {
+            // An empty caller name leaves empty values, which the switch would not carry.
+            Some(v) if v.is_empty() => {}
+            Some(v) => vars.0.push(Var::new(name, &v)),
+            None => vars.0.push(var.clone()),
         }
-        vars.0.push((name.clone(), v));
         if name == "call_uuid" {
             for (n, v) in &p.extra_vars {
-                vars.set(n, v.clone());
+                vars.set(n, v);
             }
         }
     }
-    // An empty caller name leaves empty values, which the switch would not carry.
-    vars.0.retain(|(_, v)| !v.is_empty());
     vars
 }
 
@@ -613,6 +732,30 @@ mod tests {
         assert!(!all.contains("e300f525"));
         assert!(!all.contains("15551230000"));
         assert!(!all.contains("ESL-Test"));
+    }
+
+    #[test]
+    fn fast_plain_path_equals_the_structured_one() {
+        let sw = SwitchInfo::new(SimClock::new(1.0));
+        let mut ch = Channel::new(&params(true));
+        ch.begin_hangup(HangupCause::USER_BUSY, HangupSide::Local);
+        ch.hangup_state(1_800_000_004_000_000);
+        let digits = |b: &[u8]| -> String {
+            String::from_utf8_lossy(b)
+                .chars()
+                .map(|c| if c.is_ascii_digit() { 'N' } else { c })
+                .collect()
+        };
+        for name in ["CHANNEL_HANGUP_COMPLETE", "CHANNEL_STATE", "DTMF"] {
+            let tail = [("DTMF-Digit", "#")];
+            let mut fast = Vec::new();
+            ch.plain_event_into(&sw, name, &tail, &mut fast);
+            let slow = crate::sim::wire::event_frame(
+                &ch.event(&sw, name, &tail),
+                crate::sim::wire::EventFormat::Plain,
+            );
+            assert_eq!(digits(&fast), digits(&slow), "{name}");
+        }
     }
 
     #[test]

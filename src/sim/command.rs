@@ -186,6 +186,27 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever a client sends, the reader returns commands or an error, never panics,
+        /// and always makes progress or waits for more bytes.
+        #[test]
+        fn arbitrary_bytes_never_panic(chunks in proptest::collection::vec(
+            proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), 0..16)) {
+            let mut r = CommandReader::default();
+            let mut buf = BytesMut::new();
+            'outer: for c in chunks {
+                buf.extend_from_slice(&c);
+                loop {
+                    match r.next(&mut buf) {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => break,
+                        Err(_) => break 'outer,
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn bad_lengths_close() {
         assert!(matches!(

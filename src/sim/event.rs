@@ -4,7 +4,7 @@
 //! that carries channel events to inbound listeners.
 
 use super::clock::SimClock;
-use super::wire::{EventFormat, SimEvent};
+use super::wire::{EventFormat, HeaderSink, SimEvent};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -76,28 +76,58 @@ impl SwitchInfo {
         }
     }
 
+    /// Counts an event nobody receives (sequence numbers still advance, as they do for
+    /// every event the switch fires).
+    pub fn skip_event(&self) {
+        self.seq.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A new event with its standard headers, timestamped now (simulated time).
     pub fn new_event(&self, name: &str) -> SimEvent {
+        let mut e = SimEvent::default();
+        e.headers.reserve(180);
+        self.standard_headers(name, &mut e);
+        e
+    }
+
+    /// The 13 standard headers of a new event, into any sink.
+    pub fn standard_headers(&self, name: &str, sink: &mut impl HeaderSink) {
         let (file, func, line) = calling_site(name);
         let now_us = self.clock.now_us();
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut e = SimEvent::default();
-        e.headers.reserve(180);
-        e.push("Event-Name", name);
-        e.push("Core-UUID", self.core_uuid.as_str());
-        e.push("FreeSWITCH-Hostname", self.hostname.as_str());
-        e.push("FreeSWITCH-Switchname", self.hostname.as_str());
-        e.push("FreeSWITCH-IPv4", self.ipv4.as_str());
-        e.push("FreeSWITCH-IPv6", self.ipv6.as_str());
-        e.push("Event-Date-Local", local_stamp(now_us));
-        e.push("Event-Date-GMT", gmt_stamp(now_us));
-        e.push("Event-Date-Timestamp", now_us.to_string());
-        e.push("Event-Calling-File", file);
-        e.push("Event-Calling-Function", func);
-        e.push("Event-Calling-Line-Number", line.to_string());
-        e.push("Event-Sequence", seq.to_string());
-        e
+        sink.header("", "Event-Name", name);
+        sink.header("", "Core-UUID", &self.core_uuid);
+        sink.header("", "FreeSWITCH-Hostname", &self.hostname);
+        sink.header("", "FreeSWITCH-Switchname", &self.hostname);
+        sink.header("", "FreeSWITCH-IPv4", &self.ipv4);
+        sink.header("", "FreeSWITCH-IPv6", &self.ipv6);
+        with_stamps(now_us, |local, gmt| {
+            sink.header("", "Event-Date-Local", local);
+            sink.header("", "Event-Date-GMT", gmt);
+        });
+        sink.header("", "Event-Date-Timestamp", &now_us.to_string());
+        sink.header("", "Event-Calling-File", file);
+        sink.header("", "Event-Calling-Function", func);
+        sink.header("", "Event-Calling-Line-Number", &line.to_string());
+        sink.header("", "Event-Sequence", &seq.to_string());
     }
+}
+
+/// Both date headers of an event at `epoch_us`, formatted once per second and thread:
+/// every event carries them and formatting dates is costly.
+fn with_stamps(epoch_us: i64, f: impl FnOnce(&str, &str)) {
+    thread_local! {
+        static CACHE: std::cell::RefCell<(i64, String, String)> =
+            const { std::cell::RefCell::new((i64::MIN, String::new(), String::new())) };
+    }
+    let sec = epoch_us.div_euclid(1_000_000);
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != sec {
+            *c = (sec, local_stamp(epoch_us), gmt_stamp(epoch_us));
+        }
+        f(&c.1, &c.2);
+    });
 }
 
 fn datetime(epoch_us: i64) -> OffsetDateTime {
@@ -170,6 +200,10 @@ impl Subscriptions {
 
     pub fn any(&self) -> bool {
         self.all || !self.names.is_empty()
+    }
+
+    pub fn has_filters(&self) -> bool {
+        !self.filters.is_empty()
     }
 
     pub fn add_myevents(&mut self) {

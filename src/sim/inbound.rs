@@ -91,12 +91,7 @@ impl Session {
         let (mut rd, mut wr) = stream.into_split();
         let mut buf = BytesMut::with_capacity(4096);
         let mut reader = CommandReader::default();
-        let first_deadline = tokio::time::Instant::now()
-            + self
-                .shared
-                .sw
-                .clock
-                .real(self.shared.config.first_packet_timeout);
+        let first_deadline = tokio::time::Instant::now() + self.shared.config.first_packet_timeout;
         let mut got_first = false;
         loop {
             if !self.out.is_empty() {

@@ -7,15 +7,20 @@
 //! use std::time::Duration;
 //! use voxbridge::sim::{CallScript, Outcome, Sim, SimConfig};
 //!
+//! // 20× faster than real time: a 60 s schedule takes 3 s.
 //! let sim = Sim::new(SimConfig { speed: 20.0, ..SimConfig::default() });
 //! let call = sim.place_call(
-//!     CallScript::ringing()
+//!     CallScript::ringing()                      // like extension 7001: not answered yet
 //!         .var("voxbridge_answer_url", "http://127.0.0.1:9000/answer")
 //!         .caller_hangs_up_during("playback", Duration::from_secs(2)),
-//!     "127.0.0.1:8084".parse().unwrap(),
+//!     "127.0.0.1:8084".parse().unwrap(),        // voxbridge's ESL listener
 //! );
-//! let report = call.report().await;
-//! assert_eq!(report.sip_code(), Some(486));
+//! let report = call.report().await;              // when the connection has ended
+//! match report.outcome {
+//!     Outcome::Refused { sip, .. } => println!("refused with {sip}"),
+//!     Outcome::Bye { cause, .. } => println!("BYE {cause}"),
+//!     other => println!("{other:?}"),
+//! }
 //! # }
 //! ```
 //!
@@ -64,19 +69,26 @@ pub enum LingerNotice {
     AfterHangup,
 }
 
-/// Simulator settings. Durations are simulated (divided by `speed` in real time).
+/// Simulator settings. Durations are simulated (divided by `speed` in real time), except
+/// `first_packet_timeout`, which guards the protocol rather than a call and would
+/// otherwise shrink below what a busy client needs to answer.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
     /// How much faster than real time simulated time runs (20.0 = a 60 s schedule
     /// takes 3 s). Event times and CDR epochs stay simulated.
     pub speed: f64,
-    /// The outbound socket closes if the client sends nothing this long (switch: 25 s).
+    /// The socket closes if the client sends nothing this long (switch: 25 s). Real time.
     pub first_packet_timeout: Duration,
     /// After `connect`, the channel parks (CHANNEL_PARK, then queued commands run) this
     /// long later, or at the first `sendmsg`, whichever comes first. Zero parks at
     /// `connect`, before any later command (so CHANNEL_PARK is not delivered).
     pub park_delay: Duration,
     pub linger_notice: LingerNotice,
+    /// At most this many calls may wait for the client's first command at once; more
+    /// wait before connecting. A burst of thousands of simultaneous connects otherwise
+    /// overflows the client's accept queue (the kernel drops the connections), which a
+    /// real switch, admitting calls at a bounded rate, does not cause.
+    pub max_pending_connects: usize,
 }
 
 impl Default for SimConfig {
@@ -86,6 +98,7 @@ impl Default for SimConfig {
             first_packet_timeout: Duration::from_secs(25),
             park_delay: Duration::from_millis(20),
             linger_notice: LingerNotice::AfterHangupComplete,
+            max_pending_connects: 256,
         }
     }
 }
@@ -98,6 +111,8 @@ pub(crate) struct Shared {
     pub registry: Registry,
     pub config: SimConfig,
     pub started: std::time::Instant,
+    /// Permits for calls connected but not yet served (see `max_pending_connects`).
+    pub connect_slots: Arc<tokio::sync::Semaphore>,
     originate: Mutex<Option<(SocketAddr, CallScript)>>,
     /// Handles of calls placed by `originate`, by caller UUID, until a test takes them.
     originated: Mutex<HashMap<String, CallHandle>>,
@@ -175,8 +190,11 @@ impl Sim {
                 sw: SwitchInfo::new(clock),
                 bus: EventBus::new(),
                 registry: Registry::default(),
-                config,
+                config: config.clone(),
                 started: std::time::Instant::now(),
+                connect_slots: Arc::new(tokio::sync::Semaphore::new(
+                    config.max_pending_connects.max(1),
+                )),
                 originate: Mutex::new(None),
                 originated: Mutex::new(HashMap::new()),
             }),

@@ -7,8 +7,6 @@
 //! duplicate keys kept, `Content-Length` + `_body` for a body). The outer frame always puts
 //! `Content-Length` before `Content-Type`.
 
-use crate::esl::urlcode;
-
 /// Body of the disconnect notice (`mes.c:send_disconnect`), 67 bytes.
 pub const GOODBYE: &str = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
 
@@ -43,6 +41,121 @@ impl SimEvent {
     }
 }
 
+/// Where event headers go: a structured [`SimEvent`], or straight into plain wire
+/// bytes ([`PlainSink`]) — the fast path when one socket is the only receiver.
+pub trait HeaderSink {
+    /// Adds `prefix` + `name` with a raw value; empty values are dropped, as the switch
+    /// deletes a header set to an empty value.
+    fn header(&mut self, prefix: &str, name: &str, value: &str);
+
+    /// Like [`HeaderSink::header`] when the plain (URL-encoded) form is already known.
+    fn encoded(&mut self, prefix: &str, name: &str, value: &str, _plain: &str) {
+        self.header(prefix, name, value);
+    }
+}
+
+impl HeaderSink for SimEvent {
+    fn header(&mut self, prefix: &str, name: &str, value: &str) {
+        if value.is_empty() {
+            return;
+        }
+        let mut full = String::with_capacity(prefix.len() + name.len());
+        full.push_str(prefix);
+        full.push_str(name);
+        self.headers.push((full, value.to_string()));
+    }
+}
+
+/// Writes `Name: urlencode(value)` lines into a buffer.
+pub struct PlainSink<'a>(pub &'a mut Vec<u8>);
+
+impl HeaderSink for PlainSink<'_> {
+    fn header(&mut self, prefix: &str, name: &str, value: &str) {
+        if value.is_empty() {
+            return;
+        }
+        self.0.extend_from_slice(prefix.as_bytes());
+        self.0.extend_from_slice(name.as_bytes());
+        self.0.extend_from_slice(b": ");
+        url_encode_into(value, self.0);
+        self.0.push(b'\n');
+    }
+
+    fn encoded(&mut self, prefix: &str, name: &str, value: &str, plain: &str) {
+        if value.is_empty() {
+            return;
+        }
+        self.0.extend_from_slice(prefix.as_bytes());
+        self.0.extend_from_slice(name.as_bytes());
+        self.0.extend_from_slice(b": ");
+        self.0.extend_from_slice(plain.as_bytes());
+        self.0.push(b'\n');
+    }
+}
+
+/// `true` for bytes the switch escapes (`switch_url_encode_opt`): controls, non-ASCII
+/// and `SWITCH_URL_UNSAFE`.
+const fn escape_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = i < 0x20 || i > 0x7E;
+        i += 1;
+    }
+    let unsafe_bytes = b"\r\n #%&+:;<=>?@[\\]^`{|}\"";
+    let mut j = 0;
+    while j < unsafe_bytes.len() {
+        t[unsafe_bytes[j] as usize] = true;
+        j += 1;
+    }
+    t
+}
+
+static ESCAPE: [bool; 256] = escape_table();
+
+fn is_upper_hex(b: u8) -> bool {
+    b.is_ascii_digit() || (b'A'..=b'F').contains(&b)
+}
+
+/// The switch's URL encoding appended to `out`: byte for byte what
+/// [`crate::esl::urlcode::encode`] returns (a test checks it), without allocating, and
+/// copying runs of safe bytes at once — events carry hundreds of values.
+pub fn url_encode_into(value: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let bytes = value.as_bytes();
+    let mut run = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !ESCAPE[b as usize] {
+            i += 1;
+            continue;
+        }
+        // The quirk: `%` followed by two uppercase hex digits is copied as is.
+        if b == b'%'
+            && i + 2 < bytes.len()
+            && is_upper_hex(bytes[i + 1])
+            && is_upper_hex(bytes[i + 2])
+        {
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(&bytes[run..i]);
+        out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 0x0F) as usize]]);
+        i += 1;
+        run = i;
+    }
+    out.extend_from_slice(&bytes[run..]);
+}
+
+/// [`url_encode_into`] as a `String`.
+pub fn url_encode(value: &str) -> String {
+    let mut out = Vec::with_capacity(value.len() + 8);
+    url_encode_into(value, &mut out);
+    // Only ASCII bytes and `%XX` are ever added to the copied UTF-8 runs.
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// Wire format of events on one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum EventFormat {
@@ -74,7 +187,7 @@ pub fn plain_event_body(event: &SimEvent) -> Vec<u8> {
     for (n, v) in &event.headers {
         inner.extend_from_slice(n.as_bytes());
         inner.extend_from_slice(b": ");
-        inner.extend_from_slice(urlcode::encode(v).as_bytes());
+        url_encode_into(v, &mut inner);
         inner.push(b'\n');
     }
     match &event.body {
@@ -89,6 +202,17 @@ pub fn plain_event_body(event: &SimEvent) -> Vec<u8> {
 
 fn plain_event_frame(event: &SimEvent) -> Vec<u8> {
     outer("text/event-plain", plain_event_body(event))
+}
+
+/// Appends a plain event frame whose header lines (without the final blank line) are
+/// already in `lines`: the outer frame, the lines, the blank line.
+pub fn plain_frame_into(lines: &[u8], out: &mut Vec<u8>) {
+    let len = lines.len() + 1;
+    out.extend_from_slice(
+        format!("Content-Length: {len}\nContent-Type: text/event-plain\n\n").as_bytes(),
+    );
+    out.extend_from_slice(lines);
+    out.push(b'\n');
 }
 
 fn json_event_frame(event: &SimEvent) -> Vec<u8> {
@@ -167,7 +291,7 @@ pub fn connect_reply(channel_data: &SimEvent, full: bool) -> Vec<u8> {
     for (n, v) in &channel_data.headers {
         out.extend_from_slice(n.as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(urlcode::encode(v).as_bytes());
+        url_encode_into(v, &mut out);
         out.push(b'\n');
     }
     out.extend_from_slice(
@@ -283,6 +407,37 @@ mod tests {
             "Content-Length: {}\nContent-Type: text/event-json\n\n",
             body.len()
         )));
+    }
+
+    #[test]
+    fn fast_encoder_matches_the_reference() {
+        for v in [
+            "",
+            "sofia/internal/1000@127.0.0.1",
+            "+OK\n",
+            "100%41",
+            "100%4a",
+            "50%",
+            "%",
+            "%4",
+            "café ☎",
+            "a/b,c!$'()*-._~ \"<>{}|\\^`[]?#&=;:@",
+            "\u{7f}\u{0}",
+        ] {
+            assert_eq!(url_encode(v), crate::esl::urlcode::encode(v), "{v:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_encoder_equals_the_reference_for_any_text(v in ".*") {
+            proptest::prop_assert_eq!(url_encode(&v), crate::esl::urlcode::encode(&v));
+        }
+
+        #[test]
+        fn fast_encoder_handles_percent_runs(v in "[%A-Fa-f0-9 ]{0,12}") {
+            proptest::prop_assert_eq!(url_encode(&v), crate::esl::urlcode::encode(&v));
+        }
     }
 
     #[test]

@@ -208,12 +208,21 @@ pub fn label(f: &Frame) -> String {
     format!("{ct} {name}")
 }
 
-/// The name of an event frame, `None` for other frames.
+/// The name of an event frame, `None` for other frames. Plain events start with
+/// `Event-Name:`, so the first line is enough.
 pub fn event_name(f: &Frame) -> Option<String> {
-    if !f.content_type()?.starts_with("text/event") {
-        return None;
+    let body = f.body.as_deref().unwrap_or(&[]);
+    match f.content_type()? {
+        "text/event-plain" => {
+            let line = body.split(|b| *b == b'\n').next()?;
+            let name = std::str::from_utf8(line)
+                .ok()?
+                .strip_prefix("Event-Name: ")?;
+            Some(urlcode::decode(name))
+        }
+        "text/event-json" => get(&event_headers(f), "Event-Name").map(str::to_string),
+        _ => None,
     }
-    get(&event_headers(f), "Event-Name").map(str::to_string)
 }
 
 /// One ESL connection, seen from the client side.
