@@ -88,6 +88,7 @@ pub(crate) async fn run(setup: CallSetup) {
             let _ = stream.set_nodelay(true);
             call.connect_slot = slot;
             call.report.connected = true;
+            call.connected_at = Some(Instant::now());
             call.serve(stream, rx).await;
         }
         Err(e) => {
@@ -214,6 +215,8 @@ struct Call {
     resume: bool,
     got_first_packet: bool,
     got_connect: bool,
+    /// Real time the TCP connection to the client was made (for latency figures).
+    connected_at: Option<Instant>,
     parked: bool,
     acked: bool,
     queue: VecDeque<Queued>,
@@ -277,6 +280,7 @@ impl Call {
             resume: false,
             got_first_packet: false,
             got_connect: false,
+            connected_at: None,
             parked: false,
             acked: false,
             queue: VecDeque::new(),
@@ -489,6 +493,9 @@ impl Call {
 
     async fn on_command(&mut self, cmd: Command) {
         self.report.commands.push(cmd.to_text());
+        if self.report.first_sendmsg_after.is_none() && cmd.to_text().starts_with("sendmsg") {
+            self.report.first_sendmsg_after = self.connected_at.map(|t| t.elapsed());
+        }
         let first = !self.got_first_packet;
         self.got_first_packet = true;
         self.connect_slot = None;

@@ -77,6 +77,9 @@ pub struct CallReport {
     pub connected: bool,
     /// The client sent `connect`.
     pub got_connect: bool,
+    /// Real (not simulated) time from the TCP connection to the client's first
+    /// `sendmsg`: the switch-side view of "accept to first command" (SPEC §9).
+    pub first_sendmsg_after: Option<Duration>,
     pub answered_at: Option<Duration>,
     pub early_media_at: Option<Duration>,
     pub hangup_cause: Option<HangupCause>,
@@ -209,6 +212,7 @@ impl CallReport {
             outcome: Outcome::Aborted(why.to_string()),
             connected: false,
             got_connect: false,
+            first_sendmsg_after: None,
             answered_at: None,
             early_media_at: None,
             hangup_cause: None,
