@@ -9,13 +9,15 @@
 //! - [`app`]: HTTP to the customer's application (fetches, signing, outbox delivery);
 //! - [`store`]: live calls, CDRs and the callback outbox (SQLite);
 //! - [`api`]: the Vobiz-compatible REST API, `/metrics`, `/health`;
-//! - [`cause`]: the switch's hangup-cause tables, shared by all of the above.
+//! - [`cause`]: the switch's hangup-cause tables, shared by all of the above;
+//! - [`demo`]: `voxbridge demo`, the server, the simulator and a local app together.
 
 pub mod api;
 pub mod app;
 pub mod call;
 pub mod cause;
 pub mod config;
+pub mod demo;
 pub mod document;
 pub mod esl;
 pub mod metrics;

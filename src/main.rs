@@ -28,11 +28,26 @@ enum Command {
         /// The document to check.
         target: String,
     },
+    /// Run the whole pipeline on this machine (server, switch simulator, a local app
+    /// serving the example documents) and tell each call's story. No FreeSWITCH needed.
+    Demo {
+        /// Fewer calls on a fast clock (a few seconds in all).
+        #[arg(long)]
+        short: bool,
+        /// How much faster than real time the simulated switch runs (default 20; 60
+        /// with --short).
+        #[arg(long, value_name = "N")]
+        speed: Option<f64>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    voxbridge::server::init_logging();
+    match cli.command {
+        // The demo's output is its stories; the server's logs stay quiet unless asked.
+        Command::Demo { .. } => voxbridge::demo::init_logging(),
+        _ => voxbridge::server::init_logging(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -64,6 +79,18 @@ fn main() -> ExitCode {
             let mut out = std::io::stdout();
             let code = runtime.block_on(voxbridge::document::check::run(&target, &mut out));
             ExitCode::from(code)
+        }
+        Command::Demo { short, speed } => {
+            let options = voxbridge::demo::DemoOptions { short, speed };
+            let mut out = std::io::stdout();
+            match runtime.block_on(voxbridge::demo::run(&options, &mut out)) {
+                Ok(summary) if summary.all_as_expected() => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("voxbridge demo: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
         }
     }
 }
