@@ -9,8 +9,8 @@
 //! 2. resident memory growth of the voxbridge process per parked call, with 10,000
 //!    concurrent calls parked on an empty `<Response/>`.
 //!
-//! Knobs (environment): `VOXBRIDGE_BENCH_CALLS` (default 20000), `VOXBRIDGE_BENCH_INFLIGHT`
-//! (default 500), `VOXBRIDGE_BENCH_PARKED` (default 10000). The simulator shares the
+//! Knobs (environment): `BENCH_CALLS` (default 20000), `BENCH_INFLIGHT`
+//! (default 500), `BENCH_PARKED` (default 10000). The simulator shares the
 //! machine's two cores with voxbridge, so the throughput figure is a lower bound.
 
 use std::collections::HashSet;
@@ -282,9 +282,9 @@ async fn parked_memory(sim: &Sim, server: &Server, parked: usize) {
 }
 
 fn main() {
-    let calls = env_usize("VOXBRIDGE_BENCH_CALLS", 20_000);
-    let inflight = env_usize("VOXBRIDGE_BENCH_INFLIGHT", 500);
-    let parked = env_usize("VOXBRIDGE_BENCH_PARKED", 10_000);
+    let calls = env_usize("BENCH_CALLS", 20_000);
+    let inflight = env_usize("BENCH_INFLIGHT", 500);
+    let parked = env_usize("BENCH_PARKED", 10_000);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
