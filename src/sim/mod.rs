@@ -27,6 +27,7 @@
 
 mod api;
 mod call;
+mod caller_leg;
 mod channel;
 mod clock;
 mod command;
@@ -99,6 +100,9 @@ pub(crate) struct Shared {
     pub config: SimConfig,
     pub started: std::time::Instant,
     originate: Mutex<Option<(SocketAddr, CallScript)>>,
+    /// Per-destination targets of `originate` (a dialplan of extensions); the default
+    /// target above serves every other destination.
+    extensions: Mutex<HashMap<String, (SocketAddr, CallScript)>>,
     /// Handles of calls placed by `originate`, by caller UUID, until a test takes them.
     originated: Mutex<HashMap<String, CallHandle>>,
 }
@@ -113,6 +117,17 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Where an `originate` to `destination` goes: its extension, else the default.
+    pub fn originate_target_for(&self, destination: &str) -> Option<(SocketAddr, CallScript)> {
+        let ext = self
+            .extensions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(destination)
+            .cloned();
+        ext.or_else(|| self.originate_target())
     }
 
     pub fn keep_originated(&self, handle: CallHandle) {
@@ -178,6 +193,7 @@ impl Sim {
                 config,
                 started: std::time::Instant::now(),
                 originate: Mutex::new(None),
+                extensions: Mutex::new(HashMap::new()),
                 originated: Mutex::new(HashMap::new()),
             }),
         }
@@ -214,6 +230,22 @@ impl Sim {
             .originate
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some((target, template));
+    }
+
+    /// Like [`Sim::set_originate_target`] for one destination only, so one simulator
+    /// can carry both extensions of the shipped dialplan (7000 answered by the dialplan,
+    /// 7001 handed over ringing) to the same server.
+    pub fn set_originate_extension(
+        &self,
+        destination: &str,
+        target: SocketAddr,
+        template: CallScript,
+    ) {
+        self.shared
+            .extensions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(destination.to_string(), (target, template));
     }
 
     /// Serves the inbound ESL port on `addr` (use port 0 for any free port).
