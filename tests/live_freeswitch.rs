@@ -38,7 +38,7 @@ live_tests!(
     rule_2_first_hangup_on_an_answered_call_is_a_rejected_bye,
     rule_2_a_hangup_first_in_a_redirected_document_counts_as_first,
     rule_1_busy_after_media_answers_then_byes_with_user_busy,
-    speak_then_busy_hangup_answers_and_byes_with_user_busy,
+    rule_2_busy_after_a_speak_answers_for_the_speak_then_byes_with_user_busy,
     rule_3_scheduled_hangup_fires_inside_the_switch_about_2s_later,
     rule_3_schedule_with_nothing_after_ends_at_once_as_end_of_document,
     rule_4_caller_hangs_up_mid_playback_source_caller_nothing_after_runs,
@@ -72,4 +72,17 @@ async fn live_suite_against_simulator() {
         scenarios::all().len(),
         failed.join("\n")
     );
+}
+
+#[test]
+fn the_live_readme_lists_every_scenario() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/README-live.md");
+    let text = std::fs::read_to_string(path).expect("docs/README-live.md");
+    for s in scenarios::all() {
+        assert!(
+            text.contains(&format!("`{}`", s.name)),
+            "docs/README-live.md does not describe {}",
+            s.name
+        );
+    }
 }

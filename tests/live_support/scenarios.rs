@@ -7,7 +7,8 @@
 //! (`tone_stream://`, always available) wherever the point is "something is playing";
 //! one scenario uses `<Speak>` on purpose, to check that TTS works on the switch.
 
-/// `{app}` in a document is replaced by the local application's base URL.
+/// A one-second tone. (`{app}` in a document is replaced by the local application's
+/// base URL.)
 pub const TONE_1S: &str = "tone_stream://%(1000,0,350,440)";
 /// A tone that plays until something stops it.
 pub const TONE_FOREVER: &str = "tone_stream://%(1000,0,350,440);loops=-1";
@@ -348,7 +349,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             needs_tts: true,
             ..scenario(
-                "speak_then_busy_hangup_answers_and_byes_with_user_busy",
+                "rule_2_busy_after_a_speak_answers_for_the_speak_then_byes_with_user_busy",
                 "<Speak> then <Hangup reason=\"busy\"/> on 7001: TTS really plays (mod_flite), then BYE with Q.850 17",
                 Ext::Ringing,
                 vec![Xml(format!(
