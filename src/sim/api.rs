@@ -225,7 +225,7 @@ async fn originate(shared: &Arc<Shared>, args: &str) -> String {
     let Some(req) = parse_originate(args) else {
         return usage("originate");
     };
-    let Some((target, template)) = shared.originate_target() else {
+    let Some((target, template)) = shared.originate_target_for(&req.destination) else {
         // No endpoint to reach: the switch answers this for an unknown endpoint module.
         return "-ERR CHAN_NOT_IMPLEMENTED\n".into();
     };

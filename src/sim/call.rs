@@ -21,6 +21,7 @@
 //!   with the disconnect notice (no linger). Queued commands never run after a hangup.
 
 use super::api;
+use super::caller_leg::{CallerEnd, CallerLeg};
 use super::channel::{Channel, ChannelParams, HangupSide};
 use super::command::{Command, CommandReader};
 use super::event::Subscriptions;
@@ -229,6 +230,12 @@ struct Call {
     left_parked: bool,
     originate: Option<oneshot::Sender<String>>,
     connect_slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Placed by `originate`: the caller's leg is a channel of this switch too, and
+    /// inbound listeners see it end (module `caller_leg`).
+    originated: bool,
+    /// The cause the caller's leg ended with when it cancelled (NO_ANSWER when it gave up
+    /// waiting, else the cause it was killed with).
+    caller_cancel_cause: Option<HangupCause>,
     report: CallReport,
 }
 
@@ -291,8 +298,10 @@ impl Call {
             respond_code: None,
             apps_started: 0,
             left_parked: false,
+            originated: originate.is_some(),
             originate,
             connect_slot: None,
+            caller_cancel_cause: None,
             report,
             script,
         };
@@ -426,7 +435,8 @@ impl Call {
             TimerKind::Caller(CallerEvent::Dtmf(d)) => self.dtmf(d),
             TimerKind::OriginateTimeout => {
                 if !self.ch.is_down() && !self.ch.answered() && !self.ch.media {
-                    self.caller_hangup(HangupCause::NORMAL_CLEARING);
+                    // f7: the caller's originate gives up with NO_ANSWER and CANCELs.
+                    self.caller_hangup(HangupCause::NO_ANSWER);
                 }
             }
             TimerKind::Park => self.start_park(),
@@ -1274,6 +1284,7 @@ impl Call {
         if self.ch.answered() {
             self.hangup(cause, HangupSide::RemoteBye);
         } else {
+            self.caller_cancel_cause = Some(cause);
             self.hangup(HangupCause::ORIGINATOR_CANCEL, HangupSide::RemoteCancel);
         }
     }
@@ -1430,8 +1441,46 @@ impl Call {
             }
             Some(_) => {}
         }
-        if let Some(tx) = self.originate.take() {
-            let _ = tx.send(format!("-ERR {}\n", cause.name()));
+        let end = match side {
+            HangupSide::Local if self.ch.answered() => CallerEnd::ByeReceived { cause },
+            HangupSide::Local => CallerEnd::Refused {
+                sip: self.respond_code.unwrap_or_else(|| cause.sip_refuse_code()),
+                cause,
+            },
+            HangupSide::RemoteBye => CallerEnd::ByeSent { cause },
+            HangupSide::RemoteCancel => CallerEnd::Cancelled {
+                cause: self
+                    .caller_cancel_cause
+                    .unwrap_or(HangupCause::NORMAL_CLEARING),
+            },
+        };
+        self.caller_leg_ends(end, self.ch.hangup_us);
+    }
+
+    /// The caller's leg ends too: the `originate` result if still pending, and its
+    /// CHANNEL_HANGUP_COMPLETE for inbound listeners (only for calls placed by
+    /// `originate`: a call from outside has no caller leg on this switch).
+    fn caller_leg_ends(&mut self, end: CallerEnd, hangup_us: i64) {
+        if !self.originated {
+            return;
+        }
+        let pending = self.originate.take();
+        let leg = CallerLeg {
+            uuid: &self.caller_uuid,
+            destination: &self.ch.destination,
+            caller_number: &self.ch.caller_number,
+            caller_name: &self.ch.caller_name,
+            created_us: self.ch.created_us,
+            answered_us: self.ch.answered_us,
+            hangup_us,
+            end,
+        };
+        if let Some(tx) = pending {
+            let _ = tx.send(leg.originate_error());
+        }
+        if self.shared.bus.has_listeners() {
+            let event = leg.hangup_complete(&self.shared.sw);
+            self.shared.bus.publish(Arc::new(event));
         }
     }
 
@@ -1489,8 +1538,19 @@ impl Call {
                 if !answered && !self.ch.media {
                     r.hangup_cause = Some(HangupCause::ORIGINATOR_CANCEL);
                     r.hangup_at = Some(self.since_start().max(self.script.originate_timeout));
+                    // Reported at once, although the real caller gives up only when its
+                    // originate_timeout runs out.
+                    let now = self.shared.sw.clock.now_us();
+                    self.caller_leg_ends(
+                        CallerEnd::Cancelled {
+                            cause: HangupCause::NO_ANSWER,
+                        },
+                        now,
+                    );
                 }
                 if let Some(tx) = self.originate.take() {
+                    // Early media but never answered, left parked: the caller's originate
+                    // already returned +OK on the early media; nothing else is pending.
                     let _ = tx.send("-ERR NO_ANSWER\n".to_string());
                 }
             }

@@ -32,6 +32,7 @@
 
 mod api;
 mod call;
+mod caller_leg;
 mod channel;
 mod clock;
 mod command;
@@ -114,6 +115,9 @@ pub(crate) struct Shared {
     /// Permits for calls connected but not yet served (see `max_pending_connects`).
     pub connect_slots: Arc<tokio::sync::Semaphore>,
     originate: Mutex<Option<(SocketAddr, CallScript)>>,
+    /// Per-destination targets of `originate` (a dialplan of extensions); the default
+    /// target above serves every other destination.
+    extensions: Mutex<HashMap<String, (SocketAddr, CallScript)>>,
     /// Handles of calls placed by `originate`, by caller UUID, until a test takes them.
     originated: Mutex<HashMap<String, CallHandle>>,
 }
@@ -128,6 +132,17 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Where an `originate` to `destination` goes: its extension, else the default.
+    pub fn originate_target_for(&self, destination: &str) -> Option<(SocketAddr, CallScript)> {
+        let ext = self
+            .extensions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(destination)
+            .cloned();
+        ext.or_else(|| self.originate_target())
     }
 
     pub fn keep_originated(&self, handle: CallHandle) {
@@ -196,6 +211,7 @@ impl Sim {
                     config.max_pending_connects.max(1),
                 )),
                 originate: Mutex::new(None),
+                extensions: Mutex::new(HashMap::new()),
                 originated: Mutex::new(HashMap::new()),
             }),
         }
@@ -232,6 +248,22 @@ impl Sim {
             .originate
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some((target, template));
+    }
+
+    /// Like [`Sim::set_originate_target`] for one destination only, so one simulator
+    /// can carry both extensions of the shipped dialplan (7000 answered by the dialplan,
+    /// 7001 handed over ringing) to the same server.
+    pub fn set_originate_extension(
+        &self,
+        destination: &str,
+        target: SocketAddr,
+        template: CallScript,
+    ) {
+        self.shared
+            .extensions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(destination.to_string(), (target, template));
     }
 
     /// Serves the inbound ESL port on `addr` (use port 0 for any free port).
