@@ -5,8 +5,13 @@
 //! - the store is opened and the previous run reconciled *before* anything can start a
 //!   call, so reconciliation only ever sees calls of the previous run;
 //! - at shutdown the ESL listener stops first and live calls get a bounded grace period
-//!   to end (their records are written), then the API stops, then the outbox finishes the
-//!   deliveries in flight, and the store is closed last.
+//!   (`esl.shutdown_grace`) to end, their records written as usual; the REST API keeps
+//!   serving meanwhile, so an operator can still inspect or hang up what is left. Calls
+//!   still up when the grace expires are cut off without a record: their live rows stay
+//!   in the store and the next start closes them out (HangupSource `Unknown`, callbacks
+//!   sent — SPEC §2 step 7). Then the API stops, the outbox finishes the deliveries in
+//!   flight (undelivered rows stay pending for the next start), and the store is closed
+//!   last.
 
 use crate::api::{self, ApiState};
 use crate::app::outbox::{self, OutboxSettings, OutboxWorker};
@@ -57,7 +62,8 @@ pub struct Running {
     pub store: StoreHandle,
     pub live: LiveCalls,
     pub metrics: Arc<Metrics>,
-    stop: watch::Sender<bool>,
+    stop_esl: watch::Sender<bool>,
+    stop_api: watch::Sender<bool>,
     esl_task: tokio::task::JoinHandle<()>,
     api_task: tokio::task::JoinHandle<()>,
     outbox: OutboxWorker,
@@ -100,7 +106,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Arc::new(PostCallMode::new(services.clone())),
     )?;
 
-    let (stop, stop_rx) = watch::channel(false);
+    let (stop_esl, stop_esl_rx) = watch::channel(false);
+    let (stop_api, stop_api_rx) = watch::channel(false);
     let listener = OutboundListener::bind(
         config.esl.listen,
         ListenerOptions {
@@ -110,7 +117,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 handshake_timeout: Duration::from_secs_f64(config.esl.handshake_timeout),
                 ..OutboundOptions::default()
             },
-            shutdown_grace: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs_f64(config.esl.shutdown_grace),
         },
     )
     .await
@@ -122,8 +129,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     })?
     .with_counters(esl_counters.clone());
     let esl_addr = listener.local_addr()?;
-    let esl_task =
-        tokio::spawn(listener.run(freeswitch::handler(services), stopped(stop_rx.clone())));
+    let esl_task = tokio::spawn(listener.run(freeswitch::handler(services), stopped(stop_esl_rx)));
 
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
@@ -142,9 +148,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         esl: esl_counters,
         outbox: outbox.stats_source(),
     });
-    let api_stop = stopped(stop_rx);
+    let api_stop = stopped(stop_api_rx);
     let api_task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(api_listener, app)
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(api_listener, service)
             .with_graceful_shutdown(api_stop)
             .await
         {
@@ -165,7 +172,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         store,
         live,
         metrics,
-        stop,
+        stop_esl,
+        stop_api,
         esl_task,
         api_task,
         outbox,
@@ -178,8 +186,9 @@ impl Running {
     /// finish deliveries in flight, close the store.
     pub async fn shutdown(self) {
         tracing::info!(live_calls = self.live.len(), "shutting down");
-        let _ = self.stop.send(true);
+        let _ = self.stop_esl.send(true);
         let _ = self.esl_task.await;
+        let _ = self.stop_api.send(true);
         let _ = self.api_task.await;
         tracing::info!("finishing callbacks in flight");
         self.outbox.stop().await;
