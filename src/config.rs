@@ -245,6 +245,8 @@ impl Config {
             .filter(|(k, _)| k.starts_with("VOXBRIDGE_") && k != "VOXBRIDGE_CONFIG")
             .filter(|(k, _)| !k.starts_with("VOXBRIDGE_TEST_"))
             .collect();
+        let template = key_types();
+        let mut from_env: Vec<(String, String)> = Vec::new();
         for (key, value) in ours {
             let rest = &key["VOXBRIDGE_".len()..];
             let Some((section, field)) = rest.split_once('_') else {
@@ -253,10 +255,18 @@ impl Config {
                 )));
             };
             let path = format!("{}.{}", section.to_lowercase(), field.to_lowercase());
-            let parsed = parse_env_value(&value);
+            // A string key keeps the text as is (a password `12345` is a string); other
+            // keys get numbers, booleans and arrays parsed.
+            let parsed = match template.find_value(&path) {
+                Ok(figment::value::Value::String(..)) => value.clone().into(),
+                _ => parse_env_value(&value),
+            };
             fig = fig.merge(Serialized::default(&path, parsed));
+            from_env.push((path, key));
         }
-        let cfg: Config = fig.extract().map_err(|e| ConfigError(describe(e)))?;
+        let cfg: Config = fig
+            .extract()
+            .map_err(|e| ConfigError(describe(e, &from_env)))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -371,14 +381,26 @@ fn parse_env_value(value: &str) -> figment::value::Value {
     }
 }
 
-fn describe(e: figment::Error) -> String {
+/// Every key with its default value, optional sections included: what the type of an
+/// environment override is judged by.
+fn key_types() -> Figment {
+    Figment::from(Serialized::defaults(Config {
+        switch: Some(SwitchConfig::default()),
+        ..Config::default()
+    }))
+}
+
+/// Figment's errors as `key: problem`, naming the environment variable when the bad
+/// value came from one.
+fn describe(e: figment::Error, from_env: &[(String, String)]) -> String {
     e.into_iter()
         .map(|e| {
             let key = e.path.join(".");
-            if key.is_empty() {
-                e.kind.to_string()
-            } else {
-                format!("{key}: {}", e.kind)
+            let var = from_env.iter().find(|(path, _)| *path == key);
+            match (key.is_empty(), var) {
+                (true, _) => e.kind.to_string(),
+                (false, Some((_, var))) => format!("{key} (from {var}): {}", e.kind),
+                (false, None) => format!("{key}: {}", e.kind),
             }
         })
         .collect::<Vec<_>>()

@@ -31,13 +31,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Structured logs to stderr; `RUST_LOG` respected (default `info`).
+/// Structured logs to stderr (`key=value` fields; each call's lines carry its span's
+/// `call_uuid`); `RUST_LOG` respected (default `info`). Colours only on a terminal, so a
+/// log file or the journal gets plain text.
 pub fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
