@@ -14,7 +14,7 @@
 //!   last.
 
 use crate::api::{self, ApiState};
-use crate::app::outbox::{self, OutboxSettings, OutboxWorker};
+use crate::app::outbox::{self, OutboxSettings, OutboxStatsSource, OutboxWorker};
 use crate::call::freeswitch::{self, CallServices};
 use crate::call::live::LiveCalls;
 use crate::call::postcall_runner::PostCallMode;
@@ -194,10 +194,53 @@ impl Running {
         let _ = self.esl_task.await;
         let _ = self.stop_api.send(true);
         let _ = self.api_task.await;
+        flush_outbox(&self.store, &self.outbox.stats_source()).await;
         tracing::info!("finishing callbacks in flight");
         self.outbox.stop().await;
         self.store.close().await;
         tracing::info!("stopped");
+    }
+}
+
+/// Longest a shutdown waits for the outbox to deliver what the last calls enqueued.
+const FLUSH_LIMIT: Duration = Duration::from_secs(5);
+/// A flush gives up when no delivery attempt has finished for this long: what is left
+/// waits for a retry (its receiver is failing) and stays pending for the next start.
+const FLUSH_IDLE: Duration = Duration::from_millis(500);
+
+/// Lets the outbox deliver what can be delivered now — typically the callbacks of the
+/// calls that ended during the shutdown grace — before it is stopped. Bounded by
+/// [`FLUSH_LIMIT`], and ends early once nothing is pending or nothing moves.
+async fn flush_outbox(store: &StoreHandle, stats: &OutboxStatsSource) {
+    let started = tokio::time::Instant::now();
+    let attempts = || {
+        let s = stats.read();
+        s.delivered + s.retried + s.failed
+    };
+    let mut seen = attempts();
+    let mut last_progress = started;
+    loop {
+        let backlog = match store.outbox_backlog().await {
+            Ok(n) => n,
+            Err(_) => return, // logged by the store; nothing to wait for
+        };
+        if backlog == 0 {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let current = attempts();
+        if current != seen {
+            seen = current;
+            last_progress = now;
+        }
+        if now - last_progress > FLUSH_IDLE || now - started > FLUSH_LIMIT {
+            tracing::info!(
+                backlog,
+                "callbacks left pending at shutdown; they are delivered after the next start"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
