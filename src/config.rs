@@ -41,6 +41,9 @@ pub struct EslConfig {
     pub handshake_timeout: f64,
     /// Upper bound on concurrently controlled channels; more are refused at accept.
     pub max_calls: usize,
+    /// Seconds live calls get to end after SIGTERM/SIGINT before they are cut off (their
+    /// records are then written by the next start's reconciliation).
+    pub shutdown_grace: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -147,6 +150,7 @@ impl Default for EslConfig {
             allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
             handshake_timeout: 5.0,
             max_calls: 20_000,
+            shutdown_grace: 30.0,
         }
     }
 }
@@ -241,6 +245,8 @@ impl Config {
             .filter(|(k, _)| k.starts_with("VOXBRIDGE_") && k != "VOXBRIDGE_CONFIG")
             .filter(|(k, _)| !k.starts_with("VOXBRIDGE_TEST_"))
             .collect();
+        let template = key_types();
+        let mut from_env: Vec<(String, String)> = Vec::new();
         for (key, value) in ours {
             let rest = &key["VOXBRIDGE_".len()..];
             let Some((section, field)) = rest.split_once('_') else {
@@ -249,10 +255,18 @@ impl Config {
                 )));
             };
             let path = format!("{}.{}", section.to_lowercase(), field.to_lowercase());
-            let parsed = parse_env_value(&value);
+            // A string key keeps the text as is (a password `12345` is a string); other
+            // keys get numbers, booleans and arrays parsed.
+            let parsed = match template.find_value(&path) {
+                Ok(figment::value::Value::String(..)) => value.clone().into(),
+                _ => parse_env_value(&value),
+            };
             fig = fig.merge(Serialized::default(&path, parsed));
+            from_env.push((path, key));
         }
-        let cfg: Config = fig.extract().map_err(|e| ConfigError(describe(e)))?;
+        let cfg: Config = fig
+            .extract()
+            .map_err(|e| ConfigError(describe(e, &from_env)))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -281,6 +295,34 @@ impl Config {
                 )));
             }
         }
+        seconds("esl.handshake_timeout", self.esl.handshake_timeout, false)?;
+        seconds("esl.shutdown_grace", self.esl.shutdown_grace, true)?;
+        seconds("app.connect_timeout", self.app.connect_timeout, false)?;
+        seconds("app.fetch_timeout", self.app.fetch_timeout, false)?;
+        if self.app.empty_document_timeout == 0 {
+            return Err(ConfigError(
+                "app.empty_document_timeout: must be at least 1 second".into(),
+            ));
+        }
+        for (i, account) in self.accounts.iter().enumerate() {
+            if account.auth_id.trim().is_empty() || account.auth_token.is_empty() {
+                return Err(ConfigError(format!(
+                    "account[{i}]: auth_id and auth_token must not be empty"
+                )));
+            }
+            if self.accounts[..i]
+                .iter()
+                .any(|a| a.auth_id == account.auth_id)
+            {
+                return Err(ConfigError(format!(
+                    "account[{i}].auth_id: {:?} is configured twice",
+                    account.auth_id
+                )));
+            }
+        }
+        // The delivery settings have their own rules; checked here so a bad value stops
+        // the start like any other configuration error.
+        crate::app::outbox::OutboxSettings::from_config(&self.outbox).map_err(ConfigError)?;
         if self.app.fetch_backoff_ms.is_empty() {
             return Err(ConfigError(
                 "app.fetch_backoff_ms: must not be empty".into(),
@@ -289,10 +331,28 @@ impl Config {
         if self.esl.max_calls == 0 {
             return Err(ConfigError("esl.max_calls: must be at least 1".into()));
         }
-        if self.outbox.concurrency == 0 {
-            return Err(ConfigError("outbox.concurrency: must be at least 1".into()));
-        }
         Ok(())
+    }
+}
+
+/// A number of seconds `Duration` can hold: finite, not negative, and not zero unless
+/// `allow_zero` (a zero timeout would fail every attempt at once).
+fn seconds(key: &str, value: f64, allow_zero: bool) -> Result<(), ConfigError> {
+    let ok = value.is_finite()
+        && value >= 0.0
+        && (allow_zero || value > 0.0)
+        && std::time::Duration::try_from_secs_f64(value).is_ok();
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError(format!(
+            "{key}: {value} is not a valid number of seconds (expected {})",
+            if allow_zero {
+                "0 or more"
+            } else {
+                "more than 0"
+            }
+        )))
     }
 }
 
@@ -321,14 +381,26 @@ fn parse_env_value(value: &str) -> figment::value::Value {
     }
 }
 
-fn describe(e: figment::Error) -> String {
+/// Every key with its default value, optional sections included: what the type of an
+/// environment override is judged by.
+fn key_types() -> Figment {
+    Figment::from(Serialized::defaults(Config {
+        switch: Some(SwitchConfig::default()),
+        ..Config::default()
+    }))
+}
+
+/// Figment's errors as `key: problem`, naming the environment variable when the bad
+/// value came from one.
+fn describe(e: figment::Error, from_env: &[(String, String)]) -> String {
     e.into_iter()
         .map(|e| {
             let key = e.path.join(".");
-            if key.is_empty() {
-                e.kind.to_string()
-            } else {
-                format!("{key}: {}", e.kind)
+            let var = from_env.iter().find(|(path, _)| *path == key);
+            match (key.is_empty(), var) {
+                (true, _) => e.kind.to_string(),
+                (false, Some((_, var))) => format!("{key} (from {var}): {}", e.kind),
+                (false, None) => format!("{key}: {}", e.kind),
             }
         })
         .collect::<Vec<_>>()

@@ -5,6 +5,8 @@
 //! state is passed explicitly (an `Arc<Metrics>` per server), which also keeps tests
 //! that run several servers in one process from sharing counters.
 
+use crate::app::outbox::OutboxStats;
+use crate::esl::counters::EslCountersSnapshot;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,27 +18,35 @@ const FETCH_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// What voxbridge counts itself: calls and document fetches. Everything other parts
+/// already count (ESL sockets, callback deliveries, the store, live calls) is read from
+/// them at scrape time ([`Scrape`]), so nothing is counted twice.
 #[derive(Default)]
 pub struct Metrics {
-    live_calls: AtomicU64,
     calls_started: AtomicU64,
     /// (cause, source) → calls ended.
     calls_ended: Mutex<BTreeMap<(String, String), u64>>,
-    /// outcome (`delivered`, `retry`, `failed`) → delivery attempts.
-    deliveries: Mutex<BTreeMap<String, u64>>,
     fetch_buckets: [AtomicU64; 11],
     fetch_count: AtomicU64,
     fetch_sum_micros: AtomicU64,
     fetch_errors: AtomicU64,
-    esl_protocol_errors: AtomicU64,
-    esl_rejected_peers: AtomicU64,
 }
 
-/// Values read from elsewhere at scrape time (the store, the listener).
-#[derive(Default, Clone, Copy, Debug)]
-pub struct Gauges {
-    pub outbox_backlog: u64,
+/// Values owned elsewhere, read when `/metrics` is scraped.
+#[derive(Default, Clone, Debug)]
+pub struct Scrape {
+    /// Calls this process controls now (the live-call registry).
+    pub live_calls: u64,
+    /// Outbox rows not yet delivered; `None` when the store could not say (the sample is
+    /// then left out rather than reported as 0).
+    pub outbox_backlog: Option<u64>,
+    /// Callback delivery outcomes since start (the outbox worker's counters).
+    pub deliveries: OutboxStats,
+    /// Store errors since start.
     pub store_errors: u64,
+    /// The most recent store operation succeeded.
+    pub store_ok: bool,
+    pub esl: EslCountersSnapshot,
 }
 
 impl Metrics {
@@ -44,24 +54,19 @@ impl Metrics {
         Self::default()
     }
 
+    /// A call was taken over from the switch.
     pub fn call_started(&self) {
         self.calls_started.fetch_add(1, Ordering::Relaxed);
-        self.live_calls.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A call ended with this hangup cause (switch name) and HangupSource.
     pub fn call_ended(&self, cause: &str, source: &str) {
-        let _ = self
-            .live_calls
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
         let mut map = self.calls_ended.lock().unwrap_or_else(|e| e.into_inner());
         *map.entry((cause.to_string(), source.to_string()))
             .or_default() += 1;
     }
 
-    pub fn live_calls(&self) -> u64 {
-        self.live_calls.load(Ordering::Relaxed)
-    }
-
+    /// One answer-document fetch (retries and fallback included) took `elapsed`.
     pub fn fetch_observed(&self, elapsed: Duration, ok: bool) {
         let secs = elapsed.as_secs_f64();
         for (i, bound) in FETCH_BUCKETS.iter().enumerate() {
@@ -77,39 +82,20 @@ impl Metrics {
         }
     }
 
-    pub fn delivery(&self, outcome: &str) {
-        let mut map = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
-        *map.entry(outcome.to_string()).or_default() += 1;
-    }
-
-    pub fn esl_protocol_error(&self) {
-        self.esl_protocol_errors.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn esl_rejected_peer(&self) {
-        self.esl_rejected_peers.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The text exposition format.
-    pub fn render(&self, gauges: Gauges) -> String {
-        let mut out = String::with_capacity(2048);
-        header(
+    /// The text exposition format (version 0.0.4).
+    pub fn render(&self, scrape: &Scrape) -> String {
+        let mut out = String::with_capacity(4096);
+        gauge(
             &mut out,
             "voxbridge_live_calls",
-            "gauge",
-            "Calls currently controlled.",
+            "Calls this process controls now.",
+            scrape.live_calls,
         );
-        let _ = writeln!(out, "voxbridge_live_calls {}", self.live_calls());
-        header(
+        counter(
             &mut out,
             "voxbridge_calls_started_total",
-            "counter",
             "Calls taken over from the switch.",
-        );
-        let _ = writeln!(
-            out,
-            "voxbridge_calls_started_total {}",
-            self.calls_started.load(Ordering::Relaxed)
+            self.calls_started.load(Ordering::Relaxed),
         );
         header(
             &mut out,
@@ -130,8 +116,52 @@ impl Metrics {
                 escape(source)
             );
         }
+        self.render_fetches(&mut out);
         header(
             &mut out,
+            "voxbridge_callback_deliveries_total",
+            "counter",
+            "Callback delivery attempts by outcome: delivered (2xx), retried (failed, \
+             rescheduled), failed (permanent, or given up).",
+        );
+        for (outcome, n) in [
+            ("delivered", scrape.deliveries.delivered),
+            ("retried", scrape.deliveries.retried),
+            ("failed", scrape.deliveries.failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "voxbridge_callback_deliveries_total{{outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        header(
+            &mut out,
+            "voxbridge_outbox_backlog",
+            "gauge",
+            "Callbacks written but not yet delivered (pending outbox rows).",
+        );
+        if let Some(backlog) = scrape.outbox_backlog {
+            let _ = writeln!(out, "voxbridge_outbox_backlog {backlog}");
+        }
+        counter(
+            &mut out,
+            "voxbridge_store_errors_total",
+            "Store errors (disk full, locked, corrupt, I/O).",
+            scrape.store_errors,
+        );
+        gauge(
+            &mut out,
+            "voxbridge_store_up",
+            "1 when the most recent store operation succeeded.",
+            u64::from(scrape.store_ok),
+        );
+        self.render_esl(&mut out, &scrape.esl);
+        out
+    }
+
+    fn render_fetches(&self, out: &mut String) {
+        header(
+            out,
             "voxbridge_document_fetch_seconds",
             "histogram",
             "Answer-document fetch latency, retries and fallback included.",
@@ -154,73 +184,72 @@ impl Metrics {
             self.fetch_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(out, "voxbridge_document_fetch_seconds_count {count}");
-        header(
-            &mut out,
+        counter(
+            out,
             "voxbridge_document_fetch_errors_total",
-            "counter",
             "Fetches that produced no valid document.",
+            self.fetch_errors.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
-            out,
-            "voxbridge_document_fetch_errors_total {}",
-            self.fetch_errors.load(Ordering::Relaxed)
-        );
-        header(
-            &mut out,
-            "voxbridge_callback_deliveries_total",
-            "counter",
-            "Callback delivery attempts, by outcome.",
-        );
-        for (outcome, n) in self
-            .deliveries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "voxbridge_callback_deliveries_total{{outcome=\"{}\"}} {n}",
-                escape(outcome)
-            );
-        }
-        header(
-            &mut out,
-            "voxbridge_outbox_backlog",
-            "gauge",
-            "Callbacks not yet delivered.",
-        );
-        let _ = writeln!(out, "voxbridge_outbox_backlog {}", gauges.outbox_backlog);
-        header(
-            &mut out,
-            "voxbridge_store_errors_total",
-            "counter",
-            "Store errors (disk full, locked, corrupt).",
-        );
-        let _ = writeln!(out, "voxbridge_store_errors_total {}", gauges.store_errors);
-        header(
-            &mut out,
-            "voxbridge_esl_protocol_errors_total",
-            "counter",
-            "ESL connections closed for protocol errors.",
-        );
-        let _ = writeln!(
-            out,
-            "voxbridge_esl_protocol_errors_total {}",
-            self.esl_protocol_errors.load(Ordering::Relaxed)
-        );
-        header(
-            &mut out,
-            "voxbridge_esl_rejected_peers_total",
-            "counter",
-            "ESL connections refused (not allow-listed, or over the call limit).",
-        );
-        let _ = writeln!(
-            out,
-            "voxbridge_esl_rejected_peers_total {}",
-            self.esl_rejected_peers.load(Ordering::Relaxed)
-        );
-        out
     }
+
+    fn render_esl(&self, out: &mut String, esl: &EslCountersSnapshot) {
+        counter(
+            out,
+            "voxbridge_esl_protocol_errors_total",
+            "ESL connections closed because the byte stream was not ESL.",
+            esl.protocol_errors,
+        );
+        counter(
+            out,
+            "voxbridge_esl_unexpected_frames_total",
+            "ESL frames skipped as undecodable (the connection carried on).",
+            esl.unexpected_frames,
+        );
+        counter(
+            out,
+            "voxbridge_esl_handshake_failures_total",
+            "Outbound handshakes (connect, linger, myevents…) that failed or timed out.",
+            esl.handshake_failures,
+        );
+        counter(
+            out,
+            "voxbridge_esl_connections_accepted_total",
+            "Outbound ESL connections accepted.",
+            esl.accepted,
+        );
+        header(
+            out,
+            "voxbridge_esl_connections_rejected_total",
+            "counter",
+            "Outbound ESL connections refused, by reason.",
+        );
+        let _ = writeln!(
+            out,
+            "voxbridge_esl_connections_rejected_total{{reason=\"not_allowed\"}} {}",
+            esl.rejected_not_allowed
+        );
+        let _ = writeln!(
+            out,
+            "voxbridge_esl_connections_rejected_total{{reason=\"over_limit\"}} {}",
+            esl.rejected_over_limit
+        );
+        gauge(
+            out,
+            "voxbridge_esl_connections_active",
+            "Outbound ESL connections being handled now.",
+            esl.active,
+        );
+    }
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    header(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
+    header(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -245,18 +274,67 @@ mod tests {
         m.call_started();
         m.call_ended("USER_BUSY", "Answer XML");
         m.fetch_observed(Duration::from_millis(30), true);
-        m.delivery("delivered");
-        let text = m.render(Gauges {
-            outbox_backlog: 3,
+        let text = m.render(&Scrape {
+            live_calls: 1,
+            outbox_backlog: Some(3),
+            deliveries: OutboxStats {
+                delivered: 4,
+                retried: 2,
+                failed: 1,
+            },
             store_errors: 0,
+            store_ok: true,
+            esl: EslCountersSnapshot {
+                protocol_errors: 5,
+                rejected_not_allowed: 6,
+                ..EslCountersSnapshot::default()
+            },
         });
         assert!(text.contains("voxbridge_live_calls 1\n"), "{text}");
+        assert!(text.contains("voxbridge_calls_started_total 2\n"));
         assert!(text
             .contains("voxbridge_calls_ended_total{cause=\"USER_BUSY\",source=\"Answer XML\"} 1"));
         assert!(text.contains("voxbridge_document_fetch_seconds_bucket{le=\"0.025\"} 0"));
         assert!(text.contains("voxbridge_document_fetch_seconds_bucket{le=\"0.05\"} 1"));
         assert!(text.contains("voxbridge_document_fetch_seconds_count 1"));
-        assert!(text.contains("voxbridge_callback_deliveries_total{outcome=\"delivered\"} 1"));
-        assert!(text.contains("voxbridge_outbox_backlog 3"));
+        assert!(text.contains("voxbridge_callback_deliveries_total{outcome=\"delivered\"} 4"));
+        assert!(text.contains("voxbridge_callback_deliveries_total{outcome=\"retried\"} 2"));
+        assert!(text.contains("voxbridge_callback_deliveries_total{outcome=\"failed\"} 1"));
+        assert!(text.contains("voxbridge_outbox_backlog 3\n"));
+        assert!(text.contains("voxbridge_esl_protocol_errors_total 5\n"));
+        assert!(
+            text.contains("voxbridge_esl_connections_rejected_total{reason=\"not_allowed\"} 6\n")
+        );
+        assert!(text.contains("voxbridge_store_up 1\n"));
+    }
+
+    #[test]
+    fn every_sample_has_help_and_type_and_labels_are_escaped() {
+        let m = Metrics::new();
+        m.call_ended("X\"Y", "a\\b\nc");
+        let text = m.render(&Scrape::default());
+        assert!(text.contains(r#"cause="X\"Y",source="a\\b\nc""#), "{text}");
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("voxbridge_outbox_backlog")),
+            "an unknown backlog is left out"
+        );
+        let mut typed = std::collections::HashSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                typed.insert(rest.split(' ').next().unwrap().to_string());
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                let base = name
+                    .trim_end_matches("_bucket")
+                    .trim_end_matches("_sum")
+                    .trim_end_matches("_count");
+                assert!(
+                    typed.contains(name) || typed.contains(base),
+                    "{name} has no # TYPE line"
+                );
+            }
+        }
     }
 }

@@ -5,11 +5,16 @@
 //! - the store is opened and the previous run reconciled *before* anything can start a
 //!   call, so reconciliation only ever sees calls of the previous run;
 //! - at shutdown the ESL listener stops first and live calls get a bounded grace period
-//!   to end (their records are written), then the API stops, then the outbox finishes the
-//!   deliveries in flight, and the store is closed last.
+//!   (`esl.shutdown_grace`) to end, their records written as usual; the REST API keeps
+//!   serving meanwhile, so an operator can still inspect or hang up what is left. Calls
+//!   still up when the grace expires are cut off without a record: their live rows stay
+//!   in the store and the next start closes them out (HangupSource `Unknown`, callbacks
+//!   sent — SPEC §2 step 7). Then the API stops, the outbox finishes the deliveries in
+//!   flight (undelivered rows stay pending for the next start), and the store is closed
+//!   last.
 
 use crate::api::{self, ApiState};
-use crate::app::outbox::{self, OutboxSettings, OutboxWorker};
+use crate::app::outbox::{self, OutboxSettings, OutboxStatsSource, OutboxWorker};
 use crate::call::freeswitch::{self, CallServices};
 use crate::call::live::LiveCalls;
 use crate::call::postcall_runner::PostCallMode;
@@ -26,13 +31,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Structured logs to stderr; `RUST_LOG` respected (default `info`).
+/// Structured logs to stderr (`key=value` fields; each call's lines carry its span's
+/// `call_uuid`); `RUST_LOG` respected (default `info`). Colours only on a terminal, so a
+/// log file or the journal gets plain text.
 pub fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -57,7 +66,8 @@ pub struct Running {
     pub store: StoreHandle,
     pub live: LiveCalls,
     pub metrics: Arc<Metrics>,
-    stop: watch::Sender<bool>,
+    stop_esl: watch::Sender<bool>,
+    stop_api: watch::Sender<bool>,
     esl_task: tokio::task::JoinHandle<()>,
     api_task: tokio::task::JoinHandle<()>,
     outbox: OutboxWorker,
@@ -100,7 +110,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Arc::new(PostCallMode::new(services.clone())),
     )?;
 
-    let (stop, stop_rx) = watch::channel(false);
+    let (stop_esl, stop_esl_rx) = watch::channel(false);
+    let (stop_api, stop_api_rx) = watch::channel(false);
     let listener = OutboundListener::bind(
         config.esl.listen,
         ListenerOptions {
@@ -110,7 +121,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 handshake_timeout: Duration::from_secs_f64(config.esl.handshake_timeout),
                 ..OutboundOptions::default()
             },
-            shutdown_grace: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs_f64(config.esl.shutdown_grace),
         },
     )
     .await
@@ -122,8 +133,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     })?
     .with_counters(esl_counters.clone());
     let esl_addr = listener.local_addr()?;
-    let esl_task =
-        tokio::spawn(listener.run(freeswitch::handler(services), stopped(stop_rx.clone())));
+    let esl_task = tokio::spawn(listener.run(freeswitch::handler(services), stopped(stop_esl_rx)));
 
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
@@ -142,9 +152,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         esl: esl_counters,
         outbox: outbox.stats_source(),
     });
-    let api_stop = stopped(stop_rx);
+    let api_stop = stopped(stop_api_rx);
     let api_task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(api_listener, app)
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(api_listener, service)
             .with_graceful_shutdown(api_stop)
             .await
         {
@@ -165,7 +176,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         store,
         live,
         metrics,
-        stop,
+        stop_esl,
+        stop_api,
         esl_task,
         api_task,
         outbox,
@@ -178,13 +190,57 @@ impl Running {
     /// finish deliveries in flight, close the store.
     pub async fn shutdown(self) {
         tracing::info!(live_calls = self.live.len(), "shutting down");
-        let _ = self.stop.send(true);
+        let _ = self.stop_esl.send(true);
         let _ = self.esl_task.await;
+        let _ = self.stop_api.send(true);
         let _ = self.api_task.await;
+        flush_outbox(&self.store, &self.outbox.stats_source()).await;
         tracing::info!("finishing callbacks in flight");
         self.outbox.stop().await;
         self.store.close().await;
         tracing::info!("stopped");
+    }
+}
+
+/// Longest a shutdown waits for the outbox to deliver what the last calls enqueued.
+const FLUSH_LIMIT: Duration = Duration::from_secs(5);
+/// A flush gives up when no delivery attempt has finished for this long: what is left
+/// waits for a retry (its receiver is failing) and stays pending for the next start.
+const FLUSH_IDLE: Duration = Duration::from_millis(500);
+
+/// Lets the outbox deliver what can be delivered now — typically the callbacks of the
+/// calls that ended during the shutdown grace — before it is stopped. Bounded by
+/// [`FLUSH_LIMIT`], and ends early once nothing is pending or nothing moves.
+async fn flush_outbox(store: &StoreHandle, stats: &OutboxStatsSource) {
+    let started = tokio::time::Instant::now();
+    let attempts = || {
+        let s = stats.read();
+        s.delivered + s.retried + s.failed
+    };
+    let mut seen = attempts();
+    let mut last_progress = started;
+    loop {
+        let backlog = match store.outbox_backlog().await {
+            Ok(n) => n,
+            Err(_) => return, // logged by the store; nothing to wait for
+        };
+        if backlog == 0 {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let current = attempts();
+        if current != seen {
+            seen = current;
+            last_progress = now;
+        }
+        if now - last_progress > FLUSH_IDLE || now - started > FLUSH_LIMIT {
+            tracing::info!(
+                backlog,
+                "callbacks left pending at shutdown; they are delivered after the next start"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

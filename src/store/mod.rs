@@ -328,6 +328,11 @@ pub trait Store: Send + Sync + 'static {
         result: AttemptResult,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// How many outbox rows are still pending (written, not yet delivered or failed), for
+    /// the `voxbridge_outbox_backlog` gauge. A success does not count as a sign of store
+    /// health: a scrape that reads fine must not hide a write that just failed.
+    fn outbox_backlog(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+
     /// Notified whenever new outbox rows are committed, so the worker need not poll.
     fn outbox_signal(&self) -> Arc<tokio::sync::Notify>;
 

@@ -280,20 +280,29 @@ impl SqliteStore {
         what: &'static str,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let result = self.read_unrecorded(f).await;
+        match &result {
+            Ok(_) => self.health.record_ok(),
+            Err(e) => self.health.record_error(what, e),
+        }
+        result
+    }
+
+    /// A read whose success says nothing about the store's health (metrics scrapes);
+    /// errors are still the caller's to record.
+    async fn read_unrecorded<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let pool = self.readers.clone();
-        let result = tokio::task::spawn_blocking(move || pool.with(f))
+        tokio::task::spawn_blocking(move || pool.with(f))
             .await
             .unwrap_or_else(|e| {
                 Err(StoreError::new(
                     StoreErrorKind::Other,
                     format!("read task failed: {e}"),
                 ))
-            });
-        match &result {
-            Ok(_) => self.health.record_ok(),
-            Err(e) => self.health.record_error(what, e),
-        }
-        result
+            })
     }
 }
 
@@ -531,6 +540,26 @@ impl Store for SqliteStore {
         Box::pin(self.write_simple("record_attempt", op))
     }
 
+    fn outbox_backlog(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            // Counted on the partial index `outbox_due` (pending rows only), so the cost
+            // follows the backlog, not the history.
+            let result = self
+                .read_unrecorded(|conn| {
+                    conn.prepare_cached("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")?
+                        .query_row([], |r| r.get::<_, i64>(0))
+                })
+                .await;
+            match result {
+                Ok(n) => Ok(u64::try_from(n).unwrap_or(0)),
+                Err(e) => {
+                    self.health.record_error("outbox_backlog", &e);
+                    Err(e)
+                }
+            }
+        })
+    }
+
     fn outbox_signal(&self) -> Arc<Notify> {
         self.signal.clone()
     }
@@ -554,5 +583,65 @@ impl Store for SqliteStore {
                 let _ = tokio::task::spawn_blocking(move || thread.join()).await;
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::callbacks::{self, CallbackTargets};
+    use crate::call::record::{Direction, HangupSource};
+    use crate::cause::HangupCause;
+
+    fn record(uuid: &str) -> CallRecord {
+        let now = OffsetDateTime::now_utc();
+        CallRecord {
+            call_uuid: uuid.into(),
+            account_id: "MA1".into(),
+            direction: Direction::Inbound,
+            from: "1".into(),
+            to: "2".into(),
+            caller_name: String::new(),
+            forwarded_from: None,
+            start_time: now,
+            answer_time: None,
+            end_time: now,
+            duration_secs: 0,
+            bill_duration_secs: 0,
+            hangup_cause: HangupCause::NORMAL_CLEARING,
+            hangup_cause_code: 16,
+            hangup_cause_name: "Normal Hangup".into(),
+            hangup_source: HangupSource::Api,
+            hangup_reason: "completed".into(),
+            sip_status: None,
+            caller_abandoned: false,
+            notes: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn outbox_backlog_counts_pending_rows_only() {
+        let store = SqliteStore::open(":memory:", SqliteOptions::default()).unwrap();
+        assert_eq!(store.outbox_backlog().await.unwrap(), 0);
+        let targets = CallbackTargets {
+            hangup_url: "http://127.0.0.1:9/h".into(),
+            status_callback_url: "http://127.0.0.1:9/s".into(),
+            post_call: None,
+        };
+        let rec = record("c1");
+        let cbs = callbacks::for_call(&rec, &targets);
+        let first = cbs[0].delivery_id.clone();
+        store.finish_call(rec, cbs).await.unwrap();
+        assert_eq!(store.outbox_backlog().await.unwrap(), 2);
+        store
+            .record_attempt(
+                &first,
+                OffsetDateTime::now_utc(),
+                AttemptResult::Delivered { status: 200 },
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.outbox_backlog().await.unwrap(), 1);
+        store.close().await;
     }
 }
