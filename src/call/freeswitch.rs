@@ -178,7 +178,8 @@ struct CallTask {
     services: Arc<CallServices>,
     conn: OutboundConnection,
     facts: CallFacts,
-    resolved: Option<Resolved>,
+    /// The call's URLs and account (only callback targets when it could not be routed).
+    resolved: Resolved,
     engine: CallEngine,
     /// Event-UUID → the engine's id, for apps sent and not yet completed.
     apps: HashMap<String, AppId>,
@@ -198,17 +199,24 @@ struct CallTask {
 impl CallTask {
     fn new(services: Arc<CallServices>, conn: OutboundConnection) -> Self {
         let facts = CallFacts::from_channel(conn.uuid(), conn.channel());
-        let resolved = match services.router.resolve(&facts.variables, &facts.to) {
-            Ok(r) => Some(r),
+        // A call that cannot be routed is refused, but its hangup and status callbacks
+        // still follow their own URL chains: no call ends without a hangup callback.
+        let (resolved, answer_url) = match services.router.resolve(&facts.variables, &facts.to) {
+            Ok(r) => {
+                let url = r.answer_url.clone();
+                (r, Some(url))
+            }
             Err(e) => {
                 tracing::error!(error = %e, destination = %facts.to, "call cannot be routed; refusing it");
-                None
+                (
+                    services
+                        .router
+                        .callback_targets(&facts.variables, &facts.to),
+                    None,
+                )
             }
         };
-        let engine = CallEngine::new(
-            services.engine_settings.clone(),
-            resolved.as_ref().map(|r| r.answer_url.clone()),
-        );
+        let engine = CallEngine::new(services.engine_settings.clone(), answer_url);
         let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
         let (feedback_tx, feedback) = mpsc::unbounded_channel();
         Self {
@@ -233,11 +241,7 @@ impl CallTask {
 
     async fn run(mut self, mut events: EventStream) {
         let services = self.services.clone();
-        let account_id = self
-            .resolved
-            .as_ref()
-            .map(|r| r.account_id.clone())
-            .unwrap_or_default();
+        let account_id = self.resolved.account_id.clone();
         tracing::info!(
             from = %self.facts.from,
             to = %self.facts.to,
@@ -302,15 +306,11 @@ impl CallTask {
             caller_name: self.facts.caller_name.clone(),
             forwarded_from: self.facts.forwarded_from.clone(),
             start_time: self.facts.start_time,
-            hangup_url: self
-                .resolved
-                .as_ref()
-                .map(|r| r.hangup_url.clone())
-                .unwrap_or_default(),
+            hangup_url: self.resolved.hangup_url.clone(),
             status_callback_url: self
                 .resolved
-                .as_ref()
-                .and_then(|r| r.status_callback_url.clone())
+                .status_callback_url
+                .clone()
                 .unwrap_or_default(),
         };
         if let Err(e) = self.services.store.call_started(live).await {
@@ -427,17 +427,7 @@ impl CallTask {
     }
 
     fn start_fetch(&mut self, req: EngineFetch) {
-        let Some(resolved) = self.resolved.clone() else {
-            // The engine was told there is no answer URL; it never asks. Be safe anyway.
-            let _ = self.feedback_tx.send(Feedback::Fetched {
-                result: Err(crate::app::fetch::FetchError::NoDocument {
-                    attempts: 0,
-                    failures: Vec::new(),
-                }),
-                elapsed: Duration::ZERO,
-            });
-            return;
-        };
+        let resolved = self.resolved.clone();
         if self.remote_document
             && req
                 .url
@@ -670,15 +660,11 @@ impl CallTask {
             .metrics
             .call_ended(record.hangup_cause.name(), record.hangup_source.as_str());
         let targets = CallbackTargets {
-            hangup_url: self
-                .resolved
-                .as_ref()
-                .map(|r| r.hangup_url.clone())
-                .unwrap_or_default(),
+            hangup_url: self.resolved.hangup_url.clone(),
             status_callback_url: self
                 .resolved
-                .as_ref()
-                .and_then(|r| r.status_callback_url.clone())
+                .status_callback_url
+                .clone()
                 .unwrap_or_default(),
             post_call: ending.post_call.as_ref().map(|p| {
                 (
@@ -738,11 +724,7 @@ impl CallTask {
             .unwrap_or(ending.cause_code);
         CallRecord {
             call_uuid: self.facts.uuid.clone(),
-            account_id: self
-                .resolved
-                .as_ref()
-                .map(|r| r.account_id.clone())
-                .unwrap_or_default(),
+            account_id: self.resolved.account_id.clone(),
             direction: self.facts.direction,
             from: self.facts.from.clone(),
             to: self.facts.to.clone(),
