@@ -192,6 +192,9 @@ struct CallTask {
     /// The document being executed came over http(s) (file:// redirects refused).
     remote_document: bool,
     answer_time: Option<OffsetDateTime>,
+    /// The document fetch in flight (with its retries), aborted when the call ends: the
+    /// application must not be asked for a document for a call that is over.
+    fetch_task: Option<tokio::task::AbortHandle>,
     hangup_complete: Option<Event>,
     hangup_event: Option<Event>,
 }
@@ -234,6 +237,7 @@ impl CallTask {
             expansion_disabled: false,
             remote_document: false,
             answer_time: None,
+            fetch_task: None,
             hangup_complete: None,
             hangup_event: None,
         }
@@ -279,6 +283,9 @@ impl CallTask {
             ending = self.drain_actions();
         }
         let ending = ending.expect("loop ends only with an ending");
+        if let Some(fetch) = self.fetch_task.take() {
+            fetch.abort();
+        }
         self.finish(ending).await;
         // Leave the socket: the switch answers `+OK bye`, sends its final notice, closes.
         let _ = self.outgoing.send(Outgoing::Exit);
@@ -482,7 +489,7 @@ impl CallTask {
         let feedback = self.feedback_tx.clone();
         let url = req.url.clone();
         let method = req.method;
-        tokio::spawn(
+        let task = tokio::spawn(
             async move {
                 let started = Instant::now();
                 let request = FetchRequest {
@@ -500,6 +507,7 @@ impl CallTask {
             }
             .in_current_span(),
         );
+        self.fetch_task = Some(task.abort_handle());
     }
 
     fn on_feedback(&mut self, fb: Feedback) {
