@@ -651,6 +651,67 @@ async fn rule_4_caller_hangs_up_while_the_document_is_fetched_and_nothing_is_sen
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_4_of_two_armed_schedules_the_one_that_fires_first_is_recorded() {
+    let (app, server) = setup().await;
+    let url = app.xml(
+        "/doc/two-scheds",
+        &xml("<Hangup schedule=\"4\" reason=\"busy\"/><Hangup schedule=\"1\" reason=\"rejected\"/><Speak>hold the line please</Speak>"),
+    );
+    let sim = sim(1.0);
+    let r = report(sim.place_call(
+        answered(&url).speak_length("hold the line please", Duration::from_secs(30)),
+        server.esl,
+    ))
+    .await;
+
+    assert_bye(&r, HangupCause::CALL_REJECTED);
+    assert!(
+        r.hangup_at.unwrap() < Duration::from_secs(3),
+        "{:?}",
+        r.hangup_at
+    );
+    let cb = app.hangup_callback(&r.uuid).await;
+    check_hangup(
+        &app,
+        &cb,
+        &r,
+        &Expected::new(HangupCause::CALL_REJECTED, "Rejected", "Answer XML")
+            .reason("rejected")
+            .answered(),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_4_the_linger_notice_before_hangup_complete_changes_nothing() {
+    // Transcript b: the switch may send the linger notice right after CHANNEL_HANGUP.
+    let (app, server) = setup().await;
+    let url = app.xml(
+        "/doc/linger",
+        &xml("<Speak>hi</Speak><Hangup reason=\"busy\"/>"),
+    );
+    let sim = voxbridge::sim::Sim::new(voxbridge::sim::SimConfig {
+        speed: SPEED,
+        linger_notice: voxbridge::sim::LingerNotice::AfterHangup,
+        ..voxbridge::sim::SimConfig::default()
+    });
+    let r = report(sim.place_call(ringing(&url), server.esl)).await;
+
+    assert_bye(&r, HangupCause::USER_BUSY);
+    let cb = app.hangup_callback(&r.uuid).await;
+    check_hangup(
+        &app,
+        &cb,
+        &r,
+        &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML")
+            .reason("busy")
+            .answered(),
+    );
+    // The record was built from CHANNEL_HANGUP_COMPLETE, not cut short by the notice.
+    assert_eq!(cb.must("BillDuration"), r.billsec.to_string());
+    assert_eq!(r.commands.last().map(String::as_str), Some("exit"));
+}
+
 // ------------------------------------------------------------------ rule 5: post-call
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -829,6 +890,40 @@ async fn rule_5_a_post_call_url_answering_404_is_a_permanent_failure() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.hits_on("/post/gone").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_5_of_two_schedules_with_post_call_urls_only_the_one_that_fired_runs() {
+    let (app, server) = setup().await;
+    let early = app.url("/post/early");
+    let late = app.url("/post/late");
+    let url = app.xml(
+        "/doc/two-pc",
+        &xml(&format!(
+            "<Hangup schedule=\"4\" postCallUrl=\"{late}\"/><Hangup schedule=\"1\" postCallUrl=\"{early}\"/><Speak>hold the line please</Speak>"
+        )),
+    );
+    let sim = sim(1.0);
+    let r = report(sim.place_call(
+        answered(&url).speak_length("hold the line please", Duration::from_secs(30)),
+        server.esl,
+    ))
+    .await;
+
+    assert_bye(&r, HangupCause::NORMAL_CLEARING);
+    app.hangup_callback(&r.uuid).await;
+    app.wait_for(PATIENCE, "the early schedule's post-call", |hits| {
+        hits.iter().find(|h| h.path == "/post/early").cloned()
+    })
+    .await;
+    let post_rows: Vec<String> = server
+        .outbox(&r.uuid)
+        .into_iter()
+        .filter(|r| r.0 == "post_call")
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(post_rows, [early]);
+    assert!(app.hits_on("/post/late").is_empty());
 }
 
 // ------------------------------------------------------------------ rule 6: end of document
@@ -1216,4 +1311,107 @@ async fn rule_9_hangup_with_a_child_element_is_a_document_error_naming_the_line(
     );
     let name = cb.must("HangupCauseName");
     assert!(name.contains("line 3") && name.contains("Speak"), "{name}");
+}
+
+// ------------------------------------------------------------------ element mapping
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speak_text_reaches_the_switch_verbatim_without_variable_expansion() {
+    let (app, server) = setup().await;
+    let url = app.xml(
+        "/doc/verbatim",
+        &xml("<Speak>Your code is ${destination_number} &amp; 5%</Speak><Hangup reason=\"busy\"/>"),
+    );
+    let sim = sim(SPEED);
+    let r = report(sim.place_call(ringing(&url), server.esl)).await;
+
+    assert_bye(&r, HangupCause::USER_BUSY);
+    let speak = r.apps.iter().find(|a| a.name == "speak").unwrap();
+    assert_eq!(
+        speak.arg,
+        "flite|slt|Your code is ${destination_number} & 5%"
+    );
+    let set = r
+        .apps
+        .iter()
+        .position(|a| a.name == "set")
+        .expect("set sent");
+    assert_eq!(r.apps[set].arg, "app_disable_expand_variables=true");
+    assert!(set < r.apps.iter().position(|a| a.name == "speak").unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speak_loop_0_repeats_until_the_caller_hangs_up() {
+    let (app, server) = setup().await;
+    let url = app.xml(
+        "/doc/endless",
+        &xml("<Speak loop=\"0\">still here</Speak><Hangup reason=\"busy\"/>"),
+    );
+    let sim = sim(SPEED);
+    let r = report(
+        sim.place_call(
+            ringing(&url)
+                .speak_length("still here", Duration::from_secs(8))
+                .caller_hangs_up_at(Duration::from_secs(30)),
+            server.esl,
+        ),
+    )
+    .await;
+
+    assert_eq!(
+        r.outcome,
+        Outcome::CallerHungUp {
+            cause: HangupCause::NORMAL_CLEARING,
+            answered: true
+        }
+    );
+    let speaks = r.apps.iter().filter(|a| a.name == "speak").count();
+    assert!(speaks >= 3, "repeated until the caller left: {speaks} runs");
+    assert!(!requested(&r).contains(&"hangup".to_string()));
+    let cb = app.hangup_callback(&r.uuid).await;
+    check_hangup(
+        &app,
+        &cb,
+        &r,
+        &Expected::new(HangupCause::NORMAL_CLEARING, "Caller Hangup", "Caller").answered(),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_to_a_file_document_serves_the_call_without_any_app() {
+    let docs = tempfile::tempdir().unwrap();
+    let doc = docs.path().join("busy.xml");
+    std::fs::write(
+        &doc,
+        "<Response>\n  <Hangup reason=\"busy\"/>\n</Response>\n",
+    )
+    .unwrap();
+    let app = App::start().await;
+    let server = Server::start(
+        &app,
+        ServerOptions {
+            extra_toml: format!(
+                "[[route]]\ndestination = \"/^70[0-9]1$/\"\nanswer_url = \"file://{}\"\n",
+                doc.display()
+            ),
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    let sim = sim(SPEED);
+    let r = report(sim.place_call(
+        voxbridge::sim::CallScript::ringing().originate_timeout(Duration::from_secs(600)),
+        server.esl,
+    ))
+    .await;
+
+    assert_refused(&r, 486, HangupCause::USER_BUSY);
+    let cb = app.hangup_callback(&r.uuid).await;
+    check_hangup(
+        &app,
+        &cb,
+        &r,
+        &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML").reason("busy"),
+    );
+    assert_eq!(cb.must("To"), "7001");
 }
