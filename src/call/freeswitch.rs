@@ -204,10 +204,11 @@ impl CallTask {
         let facts = CallFacts::from_channel(conn.uuid(), conn.channel());
         // A call that cannot be routed is refused, but its hangup and status callbacks
         // still follow their own URL chains: no call ends without a hangup callback.
-        let (resolved, answer_url) = match services.router.resolve(&facts.variables, &facts.to) {
+        let settings = services.engine_settings.clone();
+        let (resolved, engine) = match services.router.resolve(&facts.variables, &facts.to) {
             Ok(r) => {
-                let url = r.answer_url.clone();
-                (r, Some(url))
+                let engine = CallEngine::new(settings, Some(r.answer_url.clone()));
+                (r, engine)
             }
             Err(e) => {
                 tracing::error!(error = %e, destination = %facts.to, "call cannot be routed; refusing it");
@@ -215,11 +216,10 @@ impl CallTask {
                     services
                         .router
                         .callback_targets(&facts.variables, &facts.to),
-                    None,
+                    CallEngine::refusing(settings, e.to_string()),
                 )
             }
         };
-        let engine = CallEngine::new(services.engine_settings.clone(), answer_url);
         let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
         let (feedback_tx, feedback) = mpsc::unbounded_channel();
         Self {

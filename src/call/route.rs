@@ -94,9 +94,9 @@ impl Router {
     /// Where the callbacks of a call go when [`Router::resolve`] refused it: the call is
     /// still refused and reported (SPEC §2 step 7, §7: no call ends without a hangup
     /// callback), so the hangup and status URLs follow their own chains even without an
-    /// answer URL. `answer_url` is empty. An unknown `voxbridge_account` leaves the
-    /// call without an account (its callbacks go unsigned rather than signed with
-    /// another account's token).
+    /// answer URL. `answer_url` is empty. An unknown `voxbridge_account` counts as unset
+    /// here (route account, else the first account): the refusal is then reported to,
+    /// and verifiable by, the application that owns the route or the deployment.
     pub fn callback_targets(
         &self,
         variables: &HashMap<String, String>,
@@ -157,7 +157,7 @@ impl Router {
             &app.status_callback_url,
         );
         let mut account_error = None;
-        let account = match var("voxbridge_account") {
+        let named = match var("voxbridge_account") {
             Some(id) => {
                 let found = self.config.accounts.iter().find(|a| a.auth_id == id);
                 if found.is_none() {
@@ -165,11 +165,14 @@ impl Router {
                 }
                 found
             }
-            None => route
+            None => None,
+        };
+        let account = named.or_else(|| {
+            route
                 .and_then(|r| non_empty(&r.account))
                 .and_then(|id| self.config.accounts.iter().find(|a| a.auth_id == id))
-                .or_else(|| self.config.accounts.first()),
-        };
+                .or_else(|| self.config.accounts.first())
+        });
         let resolved = Resolved {
             answer_url,
             fallback_answer_url,
@@ -300,7 +303,7 @@ mod tests {
             "7000",
         );
         assert_eq!(t.hangup_url, "http://v/h");
-        assert_eq!((t.account_id.as_str(), t.auth_token), ("", None));
+        assert_eq!(t.account_id, "MA2", "the route's account signs the refusal");
     }
 
     #[test]
