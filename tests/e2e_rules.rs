@@ -1224,6 +1224,7 @@ async fn rule_8_no_answer_url_at_all_refuses_the_call() {
         &r,
         &Expected::new(HangupCause::CALL_REJECTED, "Error: *", "Error"),
     );
+    assert!(cb.must("HangupCauseName").starts_with("Error: no answer URL"));
     assert!(server.log_text().contains("no answer URL"));
 }
 
@@ -1414,4 +1415,30 @@ async fn a_route_to_a_file_document_serves_the_call_without_any_app() {
         &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML").reason("busy"),
     );
     assert_eq!(cb.must("To"), "7001");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_8_an_unknown_account_refuses_the_call_and_says_why() {
+    let (app, server) = setup().await;
+    let url = app.xml("/doc/acct", &xml("<Speak>never</Speak>"));
+    let sim = sim(SPEED);
+    let r = report(sim.place_call(ringing(&url).var("voxbridge_account", "MA9"), server.esl)).await;
+
+    assert_refused(&r, 603, HangupCause::CALL_REJECTED);
+    assert!(
+        app.hits_on("/doc/acct").is_empty(),
+        "nothing is fetched for it"
+    );
+    let cb = app.hangup_callback(&r.uuid).await;
+    check_hangup(
+        &app,
+        &cb,
+        &r,
+        &Expected::new(HangupCause::CALL_REJECTED, "Error: *", "Error"),
+    );
+    let name = cb.must("HangupCauseName");
+    assert!(
+        name.contains("voxbridge_account") && name.contains("MA9"),
+        "{name}"
+    );
 }
