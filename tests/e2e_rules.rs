@@ -1224,7 +1224,9 @@ async fn rule_8_no_answer_url_at_all_refuses_the_call() {
         &r,
         &Expected::new(HangupCause::CALL_REJECTED, "Error: *", "Error"),
     );
-    assert!(cb.must("HangupCauseName").starts_with("Error: no answer URL"));
+    assert!(cb
+        .must("HangupCauseName")
+        .starts_with("Error: no answer URL"));
     assert!(server.log_text().contains("no answer URL"));
 }
 
@@ -1441,4 +1443,39 @@ async fn rule_8_an_unknown_account_refuses_the_call_and_says_why() {
         name.contains("voxbridge_account") && name.contains("MA9"),
         "{name}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_8_a_remote_document_may_not_redirect_to_a_local_file() {
+    let (app, server) = setup().await;
+    let local = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(local.path(), "<Response><Speak>secret</Speak></Response>").unwrap();
+    let url = app.xml(
+        "/doc/to-file",
+        &xml(&format!(
+            "<Speak>hi</Speak><Redirect>file://{}</Redirect>",
+            local.path().display()
+        )),
+    );
+    let sim = sim(SPEED);
+    let r = report(sim.place_call(ringing(&url), server.esl)).await;
+
+    assert_bye(&r, HangupCause::NORMAL_CLEARING);
+    assert_eq!(
+        ran(&r),
+        ["answer", "speak flite|slt|hi", "hangup NORMAL_CLEARING"]
+    );
+    let cb = app.hangup_callback(&r.uuid).await;
+    check_hangup(
+        &app,
+        &cb,
+        &r,
+        &Expected::new(
+            HangupCause::NORMAL_CLEARING,
+            "Error: invalid document*",
+            "Error",
+        )
+        .answered(),
+    );
+    assert!(cb.must("HangupCauseName").contains("file://"));
 }
