@@ -430,7 +430,8 @@ struct InFlight {
 #[derive(Debug)]
 pub struct CallEngine {
     settings: EngineSettings,
-    answer_url: Option<String>,
+    /// Where the first document comes from, or why the call cannot be served.
+    answer_url: Result<String, String>,
     started: bool,
     answered: bool,
     actions: VecDeque<Action>,
@@ -460,6 +461,19 @@ impl CallEngine {
     /// A call whose first document comes from `answer_url` (`None`: no URL could be
     /// resolved for the call, which is a rule-8 error once started).
     pub fn new(settings: EngineSettings, answer_url: Option<String>) -> Self {
+        Self::with_answer_url(
+            settings,
+            answer_url.ok_or_else(|| "no answer URL for this call".to_string()),
+        )
+    }
+
+    /// A call that cannot be served, for `reason` (e.g. the routing error): once started
+    /// it ends per rule 8, and `reason` is what the record's `Error: …` name and notes say.
+    pub fn refusing(settings: EngineSettings, reason: impl Into<String>) -> Self {
+        Self::with_answer_url(settings, Err(reason.into()))
+    }
+
+    fn with_answer_url(settings: EngineSettings, answer_url: Result<String, String>) -> Self {
         Self {
             settings,
             answer_url,
@@ -604,7 +618,7 @@ impl CallEngine {
         self.started = true;
         self.answered |= answered;
         match self.answer_url.clone() {
-            Some(url) => self.fetch(
+            Ok(url) => self.fetch(
                 now,
                 FetchRequest {
                     url,
@@ -612,7 +626,7 @@ impl CallEngine {
                     event: FetchEvent::StartApp,
                 },
             ),
-            None => self.fail(now, "no answer URL for this call".into()),
+            Err(reason) => self.fail(now, reason),
         }
         Reaction::Acted
     }

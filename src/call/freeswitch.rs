@@ -178,7 +178,8 @@ struct CallTask {
     services: Arc<CallServices>,
     conn: OutboundConnection,
     facts: CallFacts,
-    resolved: Option<Resolved>,
+    /// The call's URLs and account (only callback targets when it could not be routed).
+    resolved: Resolved,
     engine: CallEngine,
     /// Event-UUID → the engine's id, for apps sent and not yet completed.
     apps: HashMap<String, AppId>,
@@ -191,6 +192,9 @@ struct CallTask {
     /// The document being executed came over http(s) (file:// redirects refused).
     remote_document: bool,
     answer_time: Option<OffsetDateTime>,
+    /// The document fetch in flight (with its retries), aborted when the call ends: the
+    /// application must not be asked for a document for a call that is over.
+    fetch_task: Option<tokio::task::AbortHandle>,
     hangup_complete: Option<Event>,
     hangup_event: Option<Event>,
 }
@@ -198,17 +202,24 @@ struct CallTask {
 impl CallTask {
     fn new(services: Arc<CallServices>, conn: OutboundConnection) -> Self {
         let facts = CallFacts::from_channel(conn.uuid(), conn.channel());
-        let resolved = match services.router.resolve(&facts.variables, &facts.to) {
-            Ok(r) => Some(r),
+        // A call that cannot be routed is refused, but its hangup and status callbacks
+        // still follow their own URL chains: no call ends without a hangup callback.
+        let settings = services.engine_settings.clone();
+        let (resolved, engine) = match services.router.resolve(&facts.variables, &facts.to) {
+            Ok(r) => {
+                let engine = CallEngine::new(settings, Some(r.answer_url.clone()));
+                (r, engine)
+            }
             Err(e) => {
                 tracing::error!(error = %e, destination = %facts.to, "call cannot be routed; refusing it");
-                None
+                (
+                    services
+                        .router
+                        .callback_targets(&facts.variables, &facts.to),
+                    CallEngine::refusing(settings, e.to_string()),
+                )
             }
         };
-        let engine = CallEngine::new(
-            services.engine_settings.clone(),
-            resolved.as_ref().map(|r| r.answer_url.clone()),
-        );
         let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
         let (feedback_tx, feedback) = mpsc::unbounded_channel();
         Self {
@@ -226,6 +237,7 @@ impl CallTask {
             expansion_disabled: false,
             remote_document: false,
             answer_time: None,
+            fetch_task: None,
             hangup_complete: None,
             hangup_event: None,
         }
@@ -233,11 +245,7 @@ impl CallTask {
 
     async fn run(mut self, mut events: EventStream) {
         let services = self.services.clone();
-        let account_id = self
-            .resolved
-            .as_ref()
-            .map(|r| r.account_id.clone())
-            .unwrap_or_default();
+        let account_id = self.resolved.account_id.clone();
         tracing::info!(
             from = %self.facts.from,
             to = %self.facts.to,
@@ -275,6 +283,9 @@ impl CallTask {
             ending = self.drain_actions();
         }
         let ending = ending.expect("loop ends only with an ending");
+        if let Some(fetch) = self.fetch_task.take() {
+            fetch.abort();
+        }
         self.finish(ending).await;
         // Leave the socket: the switch answers `+OK bye`, sends its final notice, closes.
         let _ = self.outgoing.send(Outgoing::Exit);
@@ -302,15 +313,11 @@ impl CallTask {
             caller_name: self.facts.caller_name.clone(),
             forwarded_from: self.facts.forwarded_from.clone(),
             start_time: self.facts.start_time,
-            hangup_url: self
-                .resolved
-                .as_ref()
-                .map(|r| r.hangup_url.clone())
-                .unwrap_or_default(),
+            hangup_url: self.resolved.hangup_url.clone(),
             status_callback_url: self
                 .resolved
-                .as_ref()
-                .and_then(|r| r.status_callback_url.clone())
+                .status_callback_url
+                .clone()
                 .unwrap_or_default(),
         };
         if let Err(e) = self.services.store.call_started(live).await {
@@ -427,17 +434,7 @@ impl CallTask {
     }
 
     fn start_fetch(&mut self, req: EngineFetch) {
-        let Some(resolved) = self.resolved.clone() else {
-            // The engine was told there is no answer URL; it never asks. Be safe anyway.
-            let _ = self.feedback_tx.send(Feedback::Fetched {
-                result: Err(crate::app::fetch::FetchError::NoDocument {
-                    attempts: 0,
-                    failures: Vec::new(),
-                }),
-                elapsed: Duration::ZERO,
-            });
-            return;
-        };
+        let resolved = self.resolved.clone();
         if self.remote_document
             && req
                 .url
@@ -492,7 +489,7 @@ impl CallTask {
         let feedback = self.feedback_tx.clone();
         let url = req.url.clone();
         let method = req.method;
-        tokio::spawn(
+        let task = tokio::spawn(
             async move {
                 let started = Instant::now();
                 let request = FetchRequest {
@@ -510,6 +507,7 @@ impl CallTask {
             }
             .in_current_span(),
         );
+        self.fetch_task = Some(task.abort_handle());
     }
 
     fn on_feedback(&mut self, fb: Feedback) {
@@ -670,15 +668,11 @@ impl CallTask {
             .metrics
             .call_ended(record.hangup_cause.name(), record.hangup_source.as_str());
         let targets = CallbackTargets {
-            hangup_url: self
-                .resolved
-                .as_ref()
-                .map(|r| r.hangup_url.clone())
-                .unwrap_or_default(),
+            hangup_url: self.resolved.hangup_url.clone(),
             status_callback_url: self
                 .resolved
-                .as_ref()
-                .and_then(|r| r.status_callback_url.clone())
+                .status_callback_url
+                .clone()
                 .unwrap_or_default(),
             post_call: ending.post_call.as_ref().map(|p| {
                 (
@@ -738,11 +732,7 @@ impl CallTask {
             .unwrap_or(ending.cause_code);
         CallRecord {
             call_uuid: self.facts.uuid.clone(),
-            account_id: self
-                .resolved
-                .as_ref()
-                .map(|r| r.account_id.clone())
-                .unwrap_or_default(),
+            account_id: self.resolved.account_id.clone(),
             direction: self.facts.direction,
             from: self.facts.from.clone(),
             to: self.facts.to.clone(),

@@ -79,6 +79,39 @@ impl Router {
         variables: &HashMap<String, String>,
         destination: &str,
     ) -> Result<Resolved, RouteError> {
+        let (resolved, account_error) = self.lookup(variables, destination);
+        if resolved.answer_url.is_empty() {
+            return Err(RouteError::NoAnswerUrl {
+                destination: destination.to_string(),
+            });
+        }
+        match account_error {
+            Some(e) => Err(e),
+            None => Ok(resolved),
+        }
+    }
+
+    /// Where the callbacks of a call go when [`Router::resolve`] refused it: the call is
+    /// still refused and reported (SPEC §2 step 7, §7: no call ends without a hangup
+    /// callback), so the hangup and status URLs follow their own chains even without an
+    /// answer URL. `answer_url` is empty. An unknown `voxbridge_account` counts as unset
+    /// here (route account, else the first account): the refusal is then reported to,
+    /// and verifiable by, the application that owns the route or the deployment.
+    pub fn callback_targets(
+        &self,
+        variables: &HashMap<String, String>,
+        destination: &str,
+    ) -> Resolved {
+        self.lookup(variables, destination).0
+    }
+
+    /// Every URL chain and the account; a missing answer URL is left empty (and the
+    /// hangup URL then has nothing to fall back to).
+    fn lookup(
+        &self,
+        variables: &HashMap<String, String>,
+        destination: &str,
+    ) -> (Resolved, Option<RouteError>) {
         let var = |name: &str| {
             variables
                 .get(name)
@@ -106,9 +139,7 @@ impl Router {
             route.map(|r| r.answer_url.as_str()),
             &app.default_answer_url,
         )
-        .ok_or_else(|| RouteError::NoAnswerUrl {
-            destination: destination.to_string(),
-        })?;
+        .unwrap_or_default();
         let hangup_url = pick(
             "voxbridge_hangup_url",
             route.map(|r| r.hangup_url.as_str()),
@@ -125,27 +156,32 @@ impl Router {
             route.map(|r| r.status_callback_url.as_str()),
             &app.status_callback_url,
         );
-        let account = match var("voxbridge_account") {
-            Some(id) => Some(
-                self.config
-                    .accounts
-                    .iter()
-                    .find(|a| a.auth_id == id)
-                    .ok_or(RouteError::UnknownAccount(id))?,
-            ),
-            None => route
+        let mut account_error = None;
+        let named = match var("voxbridge_account") {
+            Some(id) => {
+                let found = self.config.accounts.iter().find(|a| a.auth_id == id);
+                if found.is_none() {
+                    account_error = Some(RouteError::UnknownAccount(id));
+                }
+                found
+            }
+            None => None,
+        };
+        let account = named.or_else(|| {
+            route
                 .and_then(|r| non_empty(&r.account))
                 .and_then(|id| self.config.accounts.iter().find(|a| a.auth_id == id))
-                .or_else(|| self.config.accounts.first()),
-        };
-        Ok(Resolved {
+                .or_else(|| self.config.accounts.first())
+        });
+        let resolved = Resolved {
             answer_url,
             fallback_answer_url,
             hangup_url,
             status_callback_url,
             account_id: account.map(|a| a.auth_id.clone()).unwrap_or_default(),
             auth_token: account.map(|a| a.auth_token.clone()),
-        })
+        };
+        (resolved, account_error)
     }
 }
 
@@ -241,6 +277,33 @@ mod tests {
             r.resolve(&vars(&[("voxbridge_account", "MA9")]), "7000"),
             Err(RouteError::UnknownAccount("MA9".into()))
         );
+    }
+
+    #[test]
+    fn a_refused_call_still_has_its_callback_targets() {
+        let mut c = config();
+        c.app.default_answer_url.clear();
+        c.app.default_hangup_url = "http://default/hangup".into();
+        c.app.status_callback_url = "http://default/status".into();
+        let r = Router::new(&c);
+        assert!(r.resolve(&vars(&[]), "5555").is_err());
+        let t = r.callback_targets(&vars(&[]), "5555");
+        assert_eq!(t.answer_url, "");
+        assert_eq!(t.hangup_url, "http://default/hangup");
+        assert_eq!(
+            t.status_callback_url.as_deref(),
+            Some("http://default/status")
+        );
+        assert_eq!(t.account_id, "MA1");
+        let t = r.callback_targets(
+            &vars(&[
+                ("voxbridge_account", "MA9"),
+                ("voxbridge_hangup_url", "http://v/h"),
+            ]),
+            "7000",
+        );
+        assert_eq!(t.hangup_url, "http://v/h");
+        assert_eq!(t.account_id, "MA2", "the route's account signs the refusal");
     }
 
     #[test]

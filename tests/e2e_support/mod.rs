@@ -1,0 +1,796 @@
+//! End-to-end harness: the real `voxbridge serve` binary, the in-process FreeSWITCH
+//! simulator and a real local HTTP application (answer documents + callback receiver),
+//! all on 127.0.0.1.
+//!
+//! - [`App`] serves scripted answers by path (`/doc/<name>`, `/post/<name>`: a document,
+//!   an error status, or a reply that never comes) and records every request it gets,
+//!   so a test can count fetches, read callbacks and check their signatures.
+//! - [`Server`] starts the binary with a temporary config and SQLite file, learns its
+//!   ports from the `voxbridge listening …` line, keeps its log in a file, and kills it
+//!   when dropped (a failing test leaves no process behind).
+//! - [`Expected`] + [`check_hangup`] assert every field of a hangup callback, including
+//!   the signature, recomputed here with HMAC-SHA256 independently of `app::sign`.
+#![allow(dead_code)]
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, KeyInit, Mac};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use voxbridge::cause::HangupCause;
+use voxbridge::sim::{CallHandle, CallReport, CallScript, Sim, SimConfig};
+
+/// The one account of every test server: its token signs the call's requests.
+pub const ACCOUNT: &str = "MA0000000001";
+pub const TOKEN: &str = "e2e-token-4f8a";
+
+/// How long any single wait in these tests may take before the test fails. Generous:
+/// the machine is shared; nothing here sleeps this long when things work.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+// ------------------------------------------------------------------------ the app
+
+/// What the application answers on one path.
+#[derive(Clone, Debug)]
+pub enum Answer {
+    /// 200 with this body and content type.
+    Doc {
+        content_type: &'static str,
+        body: String,
+    },
+    /// This status, empty body.
+    Status(u16),
+    /// Never answers (the request stays open until the client gives up).
+    Hang,
+}
+
+/// One request as the application received it.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub method: String,
+    pub path: String,
+    /// The raw query string ("" when none).
+    pub query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: Instant,
+    /// Wall-clock arrival (to line up with the server's log).
+    pub wall: std::time::SystemTime,
+}
+
+impl Hit {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// Form fields: the query for GET, the body for a form POST.
+    pub fn params(&self) -> Vec<(String, String)> {
+        let raw: &[u8] = if self.method == "GET" {
+            self.query.as_bytes()
+        } else {
+            &self.body
+        };
+        form_urlencoded::parse(raw).into_owned().collect()
+    }
+
+    pub fn param(&self, key: &str) -> Option<String> {
+        self.params()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// `param`, failing the test with the whole request when it is missing.
+    pub fn must(&self, key: &str) -> String {
+        self.param(key).unwrap_or_else(|| {
+            panic!(
+                "{key} missing from {} {}: {:?}",
+                self.method,
+                self.path,
+                self.params()
+            )
+        })
+    }
+
+    /// Recomputes `X-Voxbridge-Signature` (SPEC §7) with our own HMAC-SHA256 over
+    /// `t + "." + METHOD + full URL + "." + body` and compares.
+    pub fn verify_signature(&self, port: u16, token: &str) -> Result<(), String> {
+        let header = self
+            .header("x-voxbridge-signature")
+            .ok_or("no X-Voxbridge-Signature header")?;
+        let mut t = None;
+        let mut v1 = None;
+        for part in header.split(',') {
+            match part.trim().split_once('=') {
+                Some(("t", v)) => t = Some(v.to_string()),
+                Some(("v1", v)) => v1 = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        let (t, v1) = t.zip(v1).ok_or(format!("malformed signature {header:?}"))?;
+        let t_num: i64 = t.parse().map_err(|_| format!("bad t in {header:?}"))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        if (now - t_num).abs() > 300 {
+            return Err(format!("signature time {t_num} is {} s off", now - t_num));
+        }
+        let url = if self.query.is_empty() {
+            format!("http://127.0.0.1:{port}{}", self.path)
+        } else {
+            format!("http://127.0.0.1:{port}{}?{}", self.path, self.query)
+        };
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes()).unwrap();
+        mac.update(t.as_bytes());
+        mac.update(b".");
+        mac.update(self.method.as_bytes());
+        mac.update(url.as_bytes());
+        mac.update(b".");
+        mac.update(&self.body);
+        let expected = hex::encode(mac.finalize().into_bytes());
+        if expected == v1 {
+            Ok(())
+        } else {
+            Err(format!("signature mismatch for {} {url}", self.method))
+        }
+    }
+}
+
+struct AppInner {
+    answers: Mutex<HashMap<String, Answer>>,
+    hits: Mutex<Vec<Hit>>,
+}
+
+/// A running local application.
+pub struct App {
+    pub port: u16,
+    inner: Arc<AppInner>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl App {
+    pub async fn start() -> App {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let inner = Arc::new(AppInner {
+            answers: Mutex::new(HashMap::new()),
+            hits: Mutex::new(Vec::new()),
+        });
+        let router = axum::Router::new()
+            .fallback(handle)
+            .with_state(inner.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        App { port, inner, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn answer(&self, path: &str, answer: Answer) {
+        self.inner
+            .answers
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), answer);
+    }
+
+    /// Serves an Answer XML document on `path`; returns its URL.
+    pub fn xml(&self, path: &str, body: &str) -> String {
+        self.answer(
+            path,
+            Answer::Doc {
+                content_type: "application/xml",
+                body: body.to_string(),
+            },
+        );
+        self.url(path)
+    }
+
+    /// Serves a VoxML document on `path`; returns its URL.
+    pub fn voxml(&self, path: &str, body: &str) -> String {
+        self.answer(
+            path,
+            Answer::Doc {
+                content_type: "application/json",
+                body: body.to_string(),
+            },
+        );
+        self.url(path)
+    }
+
+    pub fn status(&self, path: &str, status: u16) -> String {
+        self.answer(path, Answer::Status(status));
+        self.url(path)
+    }
+
+    pub fn hits(&self) -> Vec<Hit> {
+        self.inner.hits.lock().unwrap().clone()
+    }
+
+    pub fn hits_on(&self, path: &str) -> Vec<Hit> {
+        self.inner
+            .hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.path == path)
+            .cloned()
+            .collect()
+    }
+
+    /// Callbacks on `path` about one call.
+    pub fn callbacks_for(&self, path: &str, call_uuid: &str) -> Vec<Hit> {
+        self.hits_on(path)
+            .into_iter()
+            .filter(|h| {
+                h.param("CallUUID").as_deref() == Some(call_uuid)
+                    || json_call(h) == Some(call_uuid.to_string())
+            })
+            .collect()
+    }
+
+    /// Waits until `pick(hits)` returns something, failing the test after `limit`.
+    pub async fn wait_for<T>(
+        &self,
+        limit: Duration,
+        what: &str,
+        pick: impl Fn(&[Hit]) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + limit;
+        loop {
+            {
+                let hits = self.inner.hits.lock().unwrap();
+                if let Some(v) = pick(&hits) {
+                    return v;
+                }
+            }
+            if Instant::now() >= deadline {
+                let seen: Vec<String> = self
+                    .hits()
+                    .iter()
+                    .map(|h| format!("{} {} {:?}", h.method, h.path, h.param("CallUUID")))
+                    .collect();
+                panic!("timed out waiting for {what}; the app saw: {seen:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The hangup callback of one call (SPEC §2 step 6: every call gets one).
+    pub async fn hangup_callback(&self, call_uuid: &str) -> Hit {
+        self.wait_for(
+            PATIENCE,
+            &format!("the hangup callback of {call_uuid}"),
+            |hits| {
+                hits.iter()
+                    .find(|h| {
+                        h.path == "/hangup"
+                            && h.param("Event").as_deref() == Some("Hangup")
+                            && h.param("CallUUID").as_deref() == Some(call_uuid)
+                    })
+                    .cloned()
+            },
+        )
+        .await
+    }
+}
+
+fn json_call(h: &Hit) -> Option<String> {
+    serde_json::from_slice::<serde_json::Value>(&h.body)
+        .ok()?
+        .get("call_uuid")?
+        .as_str()
+        .map(str::to_string)
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn handle(
+    State(inner): State<Arc<AppInner>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    inner.hits.lock().unwrap().push(Hit {
+        method: method.to_string(),
+        path: path.clone(),
+        query: uri.query().unwrap_or("").to_string(),
+        headers,
+        body,
+        at: Instant::now(),
+        wall: std::time::SystemTime::now(),
+    });
+    let answer = inner.answers.lock().unwrap().get(&path).cloned();
+    match answer {
+        Some(Answer::Doc { content_type, body }) => {
+            (StatusCode::OK, [("content-type", content_type)], body).into_response()
+        }
+        Some(Answer::Status(s)) => StatusCode::from_u16(s).unwrap().into_response(),
+        Some(Answer::Hang) => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::OK.into_response()
+        }
+        // Callbacks (and anything unscripted) are simply acknowledged; an unknown
+        // document path is a 404 so a wrong test fails loudly.
+        None if path.starts_with("/doc/") => StatusCode::NOT_FOUND.into_response(),
+        None => StatusCode::OK.into_response(),
+    }
+}
+
+/// A port nobody listens on (bound, then released).
+pub fn dead_url(path: &str) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    format!("http://127.0.0.1:{port}{path}")
+}
+
+// ------------------------------------------------------------------------ the server
+
+/// Settings that vary between tests.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// `app.empty_document_timeout`, seconds (real time).
+    pub empty_document_timeout: u64,
+    /// Extra TOML appended to the config (e.g. `[[route]]` tables).
+    pub extra_toml: String,
+    /// Whether `app.status_callback_url` points at the app's `/status`.
+    pub status_callback: bool,
+    /// `app.fetch_timeout`, seconds.
+    pub fetch_timeout: f64,
+    /// `outbox.request_timeout`, seconds.
+    pub callback_timeout: f64,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            empty_document_timeout: 60,
+            extra_toml: String::new(),
+            status_callback: true,
+            fetch_timeout: 2.0,
+            callback_timeout: 5.0,
+        }
+    }
+}
+
+/// The real `voxbridge serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    pub esl: SocketAddr,
+    pub api: SocketAddr,
+    pub db: PathBuf,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub async fn start(app: &App, options: ServerOptions) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("voxbridge.db");
+        let log = dir.path().join("voxbridge.log");
+        let config = dir.path().join("voxbridge.toml");
+        let status = if options.status_callback {
+            app.url("/status")
+        } else {
+            String::new()
+        };
+        let toml = format!(
+            r#"
+[esl]
+listen = "127.0.0.1:0"
+[api]
+listen = "127.0.0.1:0"
+[store]
+url = "sqlite://{db}"
+[app]
+default_hangup_url = "{hangup}"
+status_callback_url = "{status}"
+empty_document_timeout = {edt}
+connect_timeout = 0.5
+fetch_timeout = {fetch_timeout}
+fetch_retries = 2
+fetch_backoff_ms = [10, 40]
+[outbox]
+initial_backoff = 0.05
+max_backoff = 0.2
+request_timeout = {callback_timeout}
+[[account]]
+auth_id = "{ACCOUNT}"
+auth_token = "{TOKEN}"
+{extra}
+"#,
+            db = db.display(),
+            hangup = app.url("/hangup"),
+            edt = options.empty_document_timeout,
+            fetch_timeout = options.fetch_timeout,
+            callback_timeout = options.callback_timeout,
+            extra = options.extra_toml,
+        );
+        std::fs::write(&config, toml).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxbridge"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .current_dir(dir.path())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        // The environment must not reconfigure the server under test.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("VOXBRIDGE_") {
+                cmd.env_remove(k);
+            }
+        }
+        let mut child = cmd.spawn().expect("start voxbridge serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            // Keep draining so the child never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = tokio::task::spawn_blocking(move || rx.recv_timeout(PATIENCE))
+            .await
+            .unwrap();
+        let line = match line {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "voxbridge serve did not print its listening line; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        };
+        let field = |name: &str| -> SocketAddr {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+        };
+        let esl = field("esl=");
+        let api = field("api=");
+        Server {
+            child,
+            esl,
+            api,
+            db,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// CPU seconds (user + system) the server process has used so far (Linux; 0 elsewhere).
+    pub fn cpu_secs(&self) -> f64 {
+        proc_cpu_secs(&format!("/proc/{}/stat", self.child.id()))
+    }
+
+    /// Everything the server logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The stored CDR of a call, read straight from the SQLite file.
+    pub async fn cdr(&self, call_uuid: &str) -> Cdr {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(c) = self.try_cdr(call_uuid) {
+                return c;
+            }
+            assert!(Instant::now() < deadline, "no CDR for {call_uuid}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn try_cdr(&self, call_uuid: &str) -> Option<Cdr> {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .ok()?;
+        conn.busy_timeout(Duration::from_secs(5)).ok()?;
+        conn.query_row(
+            "SELECT hangup_cause_name, hangup_source, hangup_reason, bill_duration_secs, \
+             answer_time IS NOT NULL, notes, hangup_cause_code FROM cdrs WHERE call_uuid = ?1",
+            [call_uuid],
+            |r| {
+                let notes: String = r.get(5)?;
+                Ok(Cdr {
+                    cause_name: r.get(0)?,
+                    source: r.get(1)?,
+                    reason: r.get(2)?,
+                    bill_duration: r.get(3)?,
+                    answered: r.get(4)?,
+                    notes: serde_json::from_str(&notes).unwrap_or_else(|_| vec![notes]),
+                    cause_code: r.get(6)?,
+                })
+            },
+        )
+        .ok()
+    }
+
+    /// The outbox rows of a call: (kind, url, status, attempts), in enqueue order.
+    pub fn outbox(&self, call_uuid: &str) -> Vec<(String, String, String, i64)> {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT kind, url, status, attempts FROM outbox WHERE call_uuid = ?1 ORDER BY id",
+            )
+            .unwrap();
+        stmt.query_map([call_uuid], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    /// Waits until the outbox row of `kind` for the call reaches a final status.
+    pub async fn outbox_final(&self, call_uuid: &str, kind: &str) -> (String, String, String, i64) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(row) = self
+                .outbox(call_uuid)
+                .into_iter()
+                .find(|r| r.0 == kind && r.2 != "pending")
+            {
+                return row;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "outbox {kind} of {call_uuid} never settled: {:?}",
+                self.outbox(call_uuid)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds of a process from its `/proc/<pid>/stat` (0 when unreadable).
+pub fn proc_cpu_secs(stat_path: &str) -> f64 {
+    let Ok(text) = std::fs::read_to_string(stat_path) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are 14th and 15th.
+    let Some(rest) = text.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // rest starts at field 3 (state), so utime (14) is index 11, stime (15) index 12.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A CDR row, as stored.
+#[derive(Clone, Debug)]
+pub struct Cdr {
+    pub cause_name: String,
+    pub source: String,
+    pub reason: String,
+    pub bill_duration: i64,
+    pub answered: bool,
+    pub notes: Vec<String>,
+    pub cause_code: i64,
+}
+
+// ------------------------------------------------------------------------ calls
+
+/// A simulator at `speed` (simulated durations divided by it).
+pub fn sim(speed: f64) -> Sim {
+    Sim::new(SimConfig {
+        speed,
+        ..SimConfig::default()
+    })
+}
+
+/// A ringing call (extension 7001 of the transcripts) whose document is at `url`.
+/// The caller waits 10 simulated minutes for an answer (the default minute is only 3 s
+/// of real time at 20×, which a loaded machine can exceed); tests of a caller who gives
+/// up say so.
+pub fn ringing(url: &str) -> CallScript {
+    CallScript::ringing()
+        .var("voxbridge_answer_url", url)
+        .originate_timeout(Duration::from_secs(600))
+}
+
+/// A call the dialplan answered before the socket (extension 7000).
+pub fn answered(url: &str) -> CallScript {
+    CallScript::answered().var("voxbridge_answer_url", url)
+}
+
+/// What the caller saw, once the call is over.
+pub async fn report(call: CallHandle) -> CallReport {
+    let uuid = call.uuid.clone();
+    call.report_within(PATIENCE)
+        .await
+        .unwrap_or_else(|| panic!("call {uuid} did not end within {PATIENCE:?}"))
+}
+
+/// Names of every application voxbridge asked the switch to execute, in order.
+pub fn requested(r: &CallReport) -> Vec<String> {
+    r.apps.iter().map(|a| a.name.clone()).collect()
+}
+
+/// Names (and arguments) of the applications that ran.
+pub fn ran(r: &CallReport) -> Vec<String> {
+    r.apps
+        .iter()
+        .filter(|a| a.status == voxbridge::sim::AppStatus::Completed)
+        .map(|a| {
+            if a.arg.is_empty() {
+                a.name.clone()
+            } else {
+                format!("{} {}", a.name, a.arg)
+            }
+        })
+        .collect()
+}
+
+/// Raw commands voxbridge sent that contain `needle`.
+pub fn commands_with<'a>(r: &'a CallReport, needle: &str) -> Vec<&'a str> {
+    r.commands
+        .iter()
+        .map(String::as_str)
+        .filter(|c| c.contains(needle))
+        .collect()
+}
+
+// ------------------------------------------------------------------------ checks
+
+/// The expected hangup callback of one call.
+#[derive(Clone, Debug)]
+pub struct Expected {
+    pub cause: HangupCause,
+    pub name: &'static str,
+    pub source: &'static str,
+    pub reason: &'static str,
+    /// `completed` or `cancel`.
+    pub status: &'static str,
+    pub answered: bool,
+}
+
+impl Expected {
+    pub fn new(cause: HangupCause, name: &'static str, source: &'static str) -> Self {
+        Self {
+            cause,
+            name,
+            source,
+            reason: "completed",
+            status: "completed",
+            answered: false,
+        }
+    }
+
+    pub fn reason(mut self, reason: &'static str) -> Self {
+        self.reason = reason;
+        self
+    }
+
+    pub fn answered(mut self) -> Self {
+        self.answered = true;
+        self
+    }
+
+    pub fn cancelled(mut self) -> Self {
+        self.status = "cancel";
+        self
+    }
+}
+
+/// Checks the hangup callback against what is expected and against what the caller saw:
+/// every SPEC §5.2 field, the delivery id (body and header), and the signature.
+/// `name` ending in `*` is a prefix match (errors carry their message).
+pub fn check_hangup(app: &App, hit: &Hit, report: &CallReport, want: &Expected) {
+    let p = |k: &str| hit.must(k);
+    let ctx = format!("callback {:?}", hit.params());
+    assert_eq!(hit.method, "POST", "{ctx}");
+    assert_eq!(
+        hit.header("content-type").as_deref(),
+        Some("application/x-www-form-urlencoded"),
+        "{ctx}"
+    );
+    assert_eq!(p("Event"), "Hangup", "{ctx}");
+    assert_eq!(p("CallUUID"), report.uuid, "{ctx}");
+    assert_eq!(p("HangupCause"), want.cause.name(), "{ctx}");
+    assert_eq!(p("HangupCauseCode"), want.cause.q850().to_string(), "{ctx}");
+    match want.name.strip_suffix('*') {
+        Some(prefix) => assert!(p("HangupCauseName").starts_with(prefix), "{ctx}"),
+        None => assert_eq!(p("HangupCauseName"), want.name, "{ctx}"),
+    }
+    assert_eq!(p("HangupSource"), want.source, "{ctx}");
+    assert_eq!(p("HangupReason"), want.reason, "{ctx}");
+    assert_eq!(p("CallStatus"), want.status, "{ctx}");
+    assert_eq!(p("Direction"), "inbound", "{ctx}");
+    assert_eq!(
+        report.answered(),
+        want.answered,
+        "caller's view: {report:?}"
+    );
+    // BillDuration is the switch's billsec: 0 when never answered.
+    assert_eq!(p("BillDuration"), report.billsec.to_string(), "{ctx}");
+    assert_eq!(p("Duration"), report.duration_secs.to_string(), "{ctx}");
+    if !want.answered {
+        assert_eq!(p("BillDuration"), "0", "{ctx}");
+        assert_eq!(p("AnswerTime"), "", "{ctx}");
+    } else {
+        assert!(!p("AnswerTime").is_empty(), "{ctx}");
+    }
+    if let Some(sip) = report.sip_code() {
+        assert_eq!(
+            p("SIPStatus"),
+            sip.to_string(),
+            "SIPStatus vs the caller's view; {ctx}"
+        );
+    }
+    let delivery = p("DeliveryID");
+    assert!(!delivery.is_empty(), "{ctx}");
+    assert_eq!(
+        hit.header("x-voxbridge-delivery-id").as_deref(),
+        Some(delivery.as_str()),
+        "{ctx}"
+    );
+    hit.verify_signature(app.port, TOKEN)
+        .unwrap_or_else(|e| panic!("{e}; {ctx}"));
+}
+
+/// The caller was refused before answer with this SIP code and cause.
+pub fn assert_refused(r: &CallReport, sip: u16, cause: HangupCause) {
+    assert_eq!(
+        r.outcome,
+        voxbridge::sim::Outcome::Refused { sip, cause },
+        "caller's view: {r:#?}"
+    );
+    assert!(!r.answered(), "never answered: {r:#?}");
+    assert!(r.early_media_at.is_none(), "never pre-answered: {r:#?}");
+    assert_eq!(r.billsec, 0);
+}
+
+/// The answered caller got a BYE with this cause.
+pub fn assert_bye(r: &CallReport, cause: HangupCause) {
+    assert_eq!(r.bye_cause(), Some(cause), "caller's view: {r:#?}");
+    assert!(r.answered());
+    assert_eq!(r.sip_code(), Some(200));
+}
