@@ -171,7 +171,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn throughput(sim: &Sim, server: &Server, counters: &AppCounters, calls: usize, inflight: usize) {
+async fn throughput(
+    sim: &Sim,
+    server: &Server,
+    counters: &AppCounters,
+    calls: usize,
+    inflight: usize,
+) {
     let limit = Arc::new(Semaphore::new(inflight));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(calls)));
     let failures = Arc::new(AtomicU64::new(0));
@@ -204,7 +210,8 @@ async fn throughput(sim: &Sim, server: &Server, counters: &AppCounters, calls: u
     let calls_done = started.elapsed();
     // A call is complete once its hangup callback is delivered.
     let deadline = Instant::now() + Duration::from_secs(120);
-    while (counters.hangups.load(Ordering::Relaxed) as usize) < calls - failures.load(Ordering::Relaxed) as usize
+    while (counters.hangups.load(Ordering::Relaxed) as usize)
+        < calls - failures.load(Ordering::Relaxed) as usize
         && Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -214,7 +221,10 @@ async fn throughput(sim: &Sim, server: &Server, counters: &AppCounters, calls: u
     l.sort();
     let delivered = counters.hangups.load(Ordering::Relaxed);
     println!("calls placed:                 {calls} ({inflight} in flight at most)");
-    println!("calls failed:                 {}", failures.load(Ordering::Relaxed));
+    println!(
+        "calls failed:                 {}",
+        failures.load(Ordering::Relaxed)
+    );
     println!("hangup callbacks delivered:   {delivered}");
     println!(
         "complete calls per second:    {:.0}  (all calls ended in {:.2} s, last callback at {:.2} s)",
@@ -235,13 +245,15 @@ async fn parked_memory(sim: &Sim, server: &Server, parked: usize) {
     let before = rss_kib(pid);
     let mut handles = Vec::with_capacity(parked);
     for i in 0..parked {
-        handles.push(sim.place_call(
-            CallScript::ringing()
-                .destination("parked")
-                .caller(&format!("1666{i:07}"), "parked")
-                .originate_timeout(Duration::from_secs(3600)),
-            server.esl,
-        ));
+        handles.push(
+            sim.place_call(
+                CallScript::ringing()
+                    .destination("parked")
+                    .caller(&format!("1666{i:07}"), "parked")
+                    .originate_timeout(Duration::from_secs(3600)),
+                server.esl,
+            ),
+        );
         if i % 500 == 499 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

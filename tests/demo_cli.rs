@@ -157,7 +157,6 @@ fn a_bad_speed_is_refused_with_a_clear_message() {
 /// against the accelerated simulator the fired schedule is recorded as
 /// HangupSource=Unknown instead of Answer XML, and the demo (rightly) exits 1.
 #[test]
-#[ignore = "the engine attributes a fired sched_hangup in voxbridge's clock, not the switch's (see the demo branch report)"]
 fn full_demo_tells_every_call_and_exits_0() {
     let (code, stdout, stderr) = demo(&[]);
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");

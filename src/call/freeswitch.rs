@@ -33,6 +33,7 @@ use crate::call::hangup::Ending;
 use crate::call::live::{CallCommand, LiveCalls};
 use crate::call::record::{CallRecord, Direction};
 use crate::call::route::{Resolved, Router};
+use crate::call::switch_clock::{event_timestamp, SwitchClock};
 use crate::cause::HangupCause;
 use crate::config::Config;
 use crate::document::model::HttpMethod;
@@ -197,6 +198,13 @@ struct CallTask {
     fetch_task: Option<tokio::task::AbortHandle>,
     hangup_complete: Option<Event>,
     hangup_event: Option<Event>,
+    /// The call's live-row writes (start, answer, schedule), chained so they reach the
+    /// store in order, and joined before the record is written — but never awaited on
+    /// the way to a command: an fsync must not sit between the switch's connect and our
+    /// first `sendmsg` (SPEC §9).
+    store_chain: Option<tokio::task::JoinHandle<()>>,
+    /// The switch's time, for the engine's inputs.
+    clock: SwitchClock,
 }
 
 impl CallTask {
@@ -220,6 +228,9 @@ impl CallTask {
                 )
             }
         };
+        let clock = SwitchClock::new(event_timestamp(
+            conn.channel().header("Event-Date-Timestamp"),
+        ));
         let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
         let (feedback_tx, feedback) = mpsc::unbounded_channel();
         Self {
@@ -240,6 +251,8 @@ impl CallTask {
             fetch_task: None,
             hangup_complete: None,
             hangup_event: None,
+            store_chain: None,
+            clock,
         }
     }
 
@@ -253,7 +266,7 @@ impl CallTask {
             "call taken over"
         );
         services.metrics.call_started();
-        self.record_start(&account_id).await;
+        self.record_start(&account_id);
         let (commands_tx, mut commands) = mpsc::channel(8);
         let _registration = services
             .live
@@ -302,8 +315,9 @@ impl CallTask {
         .await;
     }
 
-    /// The live row: what the REST API shows and what a restart closes out.
-    async fn record_start(&self, account_id: &str) {
+    /// The live row: what the REST API shows and what a restart closes out. A channel
+    /// the dialplan answered before handing it over is recorded as answered at once.
+    fn record_start(&mut self, account_id: &str) {
         let live = NewLiveCall {
             call_uuid: self.facts.uuid.clone(),
             account_id: account_id.to_string(),
@@ -320,9 +334,40 @@ impl CallTask {
                 .clone()
                 .unwrap_or_default(),
         };
-        if let Err(e) = self.services.store.call_started(live).await {
-            tracing::error!(error = %e, "could not record the live call; the call goes on");
-        }
+        let store = self.services.store.clone();
+        let answered_at = self.facts.answered.then(|| {
+            self.conn
+                .channel()
+                .header("Caller-Channel-Answered-Time")
+                .and_then(micros_to_time)
+                .unwrap_or(self.facts.start_time)
+        });
+        self.store_write(async move {
+            let uuid = live.call_uuid.clone();
+            if let Err(e) = store.call_started(live).await {
+                tracing::error!(error = %e, "could not record the live call; the call goes on");
+                return;
+            }
+            if let Some(at) = answered_at {
+                if let Err(e) = store.call_answered(&uuid, at).await {
+                    tracing::warn!(error = %e, "could not record the answer time");
+                }
+            }
+        });
+    }
+
+    /// Queues a live-row write behind the call's earlier ones.
+    fn store_write(&mut self, write: impl std::future::Future<Output = ()> + Send + 'static) {
+        let previous = self.store_chain.take();
+        self.store_chain = Some(tokio::spawn(
+            async move {
+                if let Some(p) = previous {
+                    let _ = p.await;
+                }
+                write.await
+            }
+            .in_current_span(),
+        ));
     }
 
     /// Spawns the task that writes commands to the switch in order.
@@ -371,8 +416,18 @@ impl CallTask {
         )
     }
 
+    /// An input that is not a switch event, stamped with the switch's time now.
     fn input(&mut self, input: Input) {
-        self.engine.handle(Instant::now(), input);
+        let now = self.clock.now();
+        self.engine.handle(now, input);
+    }
+
+    /// An input caused by a switch event, stamped with the event's own time.
+    fn input_from(&mut self, event: &Event, input: Input) {
+        let at = self
+            .clock
+            .at_event(event_timestamp(event.header("Event-Date-Timestamp")));
+        self.engine.handle(at, input);
     }
 
     /// Carries out every action the engine has queued; returns the ending once the
@@ -420,17 +475,14 @@ impl CallTask {
         None
     }
 
-    fn spawn_store_schedule(&self, at: Option<OffsetDateTime>) {
+    fn spawn_store_schedule(&mut self, at: Option<OffsetDateTime>) {
         let store = self.services.store.clone();
         let uuid = self.facts.uuid.clone();
-        tokio::spawn(
-            async move {
-                if let Err(e) = store.set_scheduled_hangup(&uuid, at).await {
-                    tracing::warn!(error = %e, "could not record the scheduled hangup");
-                }
+        self.store_write(async move {
+            if let Err(e) = store.set_scheduled_hangup(&uuid, at).await {
+                tracing::warn!(error = %e, "could not record the scheduled hangup");
             }
-            .in_current_span(),
-        );
+        });
     }
 
     fn start_fetch(&mut self, req: EngineFetch) {
@@ -555,7 +607,8 @@ impl CallTask {
         match cmd {
             CallCommand::Hangup { reply } => {
                 tracing::info!("hangup requested through the REST API");
-                let reaction = self.engine.handle(Instant::now(), Input::ApiHangup);
+                let now = self.clock.now();
+                let reaction = self.engine.handle(now, Input::ApiHangup);
                 let _ = reply.send(reaction);
             }
         }
@@ -604,7 +657,7 @@ impl CallTask {
                 let id = event.application_uuid().and_then(|u| self.apps.remove(u));
                 if let Some(id) = id {
                     let response = event.application_response().unwrap_or("_none_").to_string();
-                    self.input(Input::AppCompleted { id, response });
+                    self.input_from(&event, Input::AppCompleted { id, response });
                 }
             }
             "CHANNEL_ANSWER" => {
@@ -615,19 +668,16 @@ impl CallTask {
                 self.answer_time = Some(at);
                 let store = self.services.store.clone();
                 let uuid = self.facts.uuid.clone();
-                tokio::spawn(
-                    async move {
-                        if let Err(e) = store.call_answered(&uuid, at).await {
-                            tracing::warn!(error = %e, "could not record the answer time");
-                        }
+                self.store_write(async move {
+                    if let Err(e) = store.call_answered(&uuid, at).await {
+                        tracing::warn!(error = %e, "could not record the answer time");
                     }
-                    .in_current_span(),
-                );
-                self.input(Input::Answered);
+                });
+                self.input_from(&event, Input::Answered);
             }
             "DTMF" => {
                 if let Some(d) = event.dtmf_digit().and_then(|d| d.chars().next()) {
-                    self.input(Input::Dtmf(d));
+                    self.input_from(&event, Input::Dtmf(d));
                 }
             }
             "CHANNEL_HANGUP" => {
@@ -636,8 +686,8 @@ impl CallTask {
                     .map(HangupCause::parse_switch)
                     .unwrap_or(HangupCause::NORMAL_CLEARING);
                 tracing::info!(cause = %cause, "channel hung up");
+                self.input_from(&event, Input::ChannelHungUp { cause });
                 self.hangup_event = Some(event);
-                self.input(Input::ChannelHungUp { cause });
             }
             "CHANNEL_HANGUP_COMPLETE" => {
                 let cause = event
@@ -645,8 +695,8 @@ impl CallTask {
                     .map(HangupCause::parse_switch)
                     .unwrap_or(HangupCause::NORMAL_CLEARING);
                 let disposition = event.variable("sip_hangup_disposition").map(str::to_string);
+                self.input_from(&event, Input::HangupComplete { cause, disposition });
                 self.hangup_complete = Some(event);
-                self.input(Input::HangupComplete { cause, disposition });
             }
             _ => {}
         }
@@ -655,6 +705,9 @@ impl CallTask {
     /// Builds the CDR from the engine's ending and the switch's final variables, and
     /// writes it with its callbacks in one transaction.
     async fn finish(&mut self, ending: Ending) {
+        if let Some(chain) = self.store_chain.take() {
+            let _ = chain.await;
+        }
         let record = self.build_record(&ending);
         tracing::info!(
             cause = %record.hangup_cause,

@@ -9,3 +9,4 @@ pub mod postcall;
 pub mod postcall_runner;
 pub mod record;
 pub mod route;
+pub mod switch_clock;
