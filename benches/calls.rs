@@ -188,7 +188,9 @@ async fn throughput(
         let handle = sim.place_call(
             CallScript::ringing()
                 .caller(&format!("1555{i:07}"), "bench")
-                .speak_per_word(Duration::from_millis(1)),
+                .speak_per_word(Duration::from_millis(1))
+                // The caller waits as long as a real one would, in real time.
+                .originate_timeout(Duration::from_secs(100_000_000)),
             server.esl,
         );
         let latencies = latencies.clone();
@@ -250,7 +252,7 @@ async fn parked_memory(sim: &Sim, server: &Server, parked: usize) {
                 CallScript::ringing()
                     .destination("parked")
                     .caller(&format!("1666{i:07}"), "parked")
-                    .originate_timeout(Duration::from_secs(3600)),
+                    .originate_timeout(Duration::from_secs(100_000_000)),
                 server.esl,
             ),
         );

@@ -6,7 +6,7 @@
 //!
 //! - `live::<rule>`: one test per scenario against a real switch, skipped (one line on
 //!   the terminal) unless `VOXBRIDGE_TEST_FS_ESL=host:port` is set. How to run it, the
-//!   variables and what the switch needs: `docs/README-live.md`.
+//!   variables and what the switch needs: `docs/live-suite.md`.
 //! - `live_suite_against_simulator`: the same scenarios against the in-process
 //!   simulator's inbound side, on every `cargo test`, so the suite's own code (originate,
 //!   filters, caller-leg reading, callbacks, REST hangup) cannot rot unnoticed.
@@ -76,12 +76,12 @@ async fn live_suite_against_simulator() {
 
 #[test]
 fn the_live_readme_lists_every_scenario() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/README-live.md");
-    let text = std::fs::read_to_string(path).expect("docs/README-live.md");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/live-suite.md");
+    let text = std::fs::read_to_string(path).expect("docs/live-suite.md");
     for s in scenarios::all() {
         assert!(
             text.contains(&format!("`{}`", s.name)),
-            "docs/README-live.md does not describe {}",
+            "docs/live-suite.md does not describe {}",
             s.name
         );
     }

@@ -683,7 +683,7 @@ pub fn run_live(name: &str) {
             // Straight to the terminal: the test harness hides eprintln! of passing tests.
             let _ = writeln!(
                 std::io::stderr(),
-                "live FreeSWITCH suite SKIPPED: set VOXBRIDGE_TEST_FS_ESL=host:port (see docs/README-live.md). \
+                "live FreeSWITCH suite SKIPPED: set VOXBRIDGE_TEST_FS_ESL=host:port (see docs/live-suite.md). \
                  The same scenarios ran against the simulator in live_suite_against_simulator."
             );
         }
