@@ -43,33 +43,8 @@ impl CallbackKind {
     }
 }
 
-/// The HTTP method of a callback. Only the two the documents can ask for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum HttpMethod {
-    Get,
-    #[default]
-    Post,
-}
-
-impl HttpMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HttpMethod::Get => "GET",
-            HttpMethod::Post => "POST",
-        }
-    }
-
-    /// Case-insensitive, as document attributes are written both ways.
-    pub fn parse(text: &str) -> Option<Self> {
-        if text.eq_ignore_ascii_case("GET") {
-            Some(HttpMethod::Get)
-        } else if text.eq_ignore_ascii_case("POST") {
-            Some(HttpMethod::Post)
-        } else {
-            None
-        }
-    }
-}
+/// The HTTP method of a callback: the one the documents use.
+pub use crate::document::model::HttpMethod;
 
 /// `application/x-www-form-urlencoded`, the body type of form callbacks.
 pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";

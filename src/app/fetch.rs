@@ -111,23 +111,7 @@ impl CallStatus {
     }
 }
 
-/// `Event` sent with a fetch: why the document is asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FetchEvent {
-    /// The first document of a call.
-    StartApp,
-    /// A document a `Redirect` pointed to.
-    Redirect,
-}
-
-impl FetchEvent {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FetchEvent::StartApp => "StartApp",
-            FetchEvent::Redirect => "Redirect",
-        }
-    }
-}
+pub use crate::document::model::FetchEvent;
 
 /// The SPEC §5.1 parameters of a fetch. The caller (the call engine) fills them in
 /// from the channel; the fetcher sends them as given.

@@ -91,21 +91,7 @@ pub struct AppId(pub u64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TimerId(pub u64);
 
-/// The `Event` parameter of a document fetch (SPEC §5.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FetchEvent {
-    StartApp,
-    Redirect,
-}
-
-impl FetchEvent {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FetchEvent::StartApp => "StartApp",
-            FetchEvent::Redirect => "Redirect",
-        }
-    }
-}
+pub use crate::document::model::FetchEvent;
 
 /// A document fetch for the driver to perform (with retries and the fallback URL, and
 /// the SPEC §5.1 parameters; `CallStatus` from [`CallEngine::answered`]).

@@ -36,7 +36,6 @@ use crate::call::route::{Resolved, Router};
 use crate::call::switch_clock::{event_timestamp, SwitchClock};
 use crate::cause::HangupCause;
 use crate::config::Config;
-use crate::document::model::HttpMethod;
 use crate::esl::command::Execute;
 use crate::esl::event::{ChannelData, Event};
 use crate::esl::outbound::{EventStream, OutboundConnection, SocketEvent};
@@ -512,10 +511,7 @@ impl CallTask {
             } else {
                 CallStatus::Ringing
             },
-            event: match req.event {
-                FetchEvent::StartApp => crate::app::fetch::FetchEvent::StartApp,
-                FetchEvent::Redirect => crate::app::fetch::FetchEvent::Redirect,
-            },
+            event: req.event,
             forwarded_from: self.facts.forwarded_from.clone(),
             account_id: resolved.account_id.clone(),
             extra: self
@@ -727,15 +723,7 @@ impl CallTask {
                 .status_callback_url
                 .clone()
                 .unwrap_or_default(),
-            post_call: ending.post_call.as_ref().map(|p| {
-                (
-                    p.url.clone(),
-                    match p.method {
-                        HttpMethod::Post => callbacks::HttpMethod::Post,
-                        HttpMethod::Get => callbacks::HttpMethod::Get,
-                    },
-                )
-            }),
+            post_call: ending.post_call.as_ref().map(|p| (p.url.clone(), p.method)),
         };
         let callbacks = callbacks::for_call(&record, &targets);
         if callbacks.is_empty() {

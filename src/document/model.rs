@@ -105,7 +105,7 @@ pub struct Reject {
     pub reason: HangupReason,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum HttpMethod {
     #[default]
     Post,
@@ -117,6 +117,35 @@ impl HttpMethod {
         match self {
             HttpMethod::Post => "POST",
             HttpMethod::Get => "GET",
+        }
+    }
+
+    /// Case-insensitive, as documents write it both ways.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.eq_ignore_ascii_case("GET") {
+            Some(HttpMethod::Get)
+        } else if text.eq_ignore_ascii_case("POST") {
+            Some(HttpMethod::Post)
+        } else {
+            None
+        }
+    }
+}
+
+/// The `Event` parameter of a document fetch (SPEC §5.1): why the document is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FetchEvent {
+    /// The first document of a call.
+    StartApp,
+    /// A document a `Redirect` pointed to.
+    Redirect,
+}
+
+impl FetchEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchEvent::StartApp => "StartApp",
+            FetchEvent::Redirect => "Redirect",
         }
     }
 }

@@ -156,22 +156,8 @@ pub fn url_encode(value: &str) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// Wire format of events on one connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum EventFormat {
-    #[default]
-    Plain,
-    Json,
-}
-
-impl EventFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventFormat::Plain => "plain",
-            EventFormat::Json => "json",
-        }
-    }
-}
+/// Wire format of events on one connection: the client side's own type.
+pub use crate::esl::event::EventFormat;
 
 /// Serializes an event in `format`, outer frame included.
 pub fn event_frame(event: &SimEvent, format: EventFormat) -> Vec<u8> {
