@@ -163,6 +163,19 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) a process has used, from /proc/<pid>/stat, in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the full line: 11 and 12 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -178,6 +191,8 @@ async fn throughput(
     calls: usize,
     inflight: usize,
 ) {
+    let cpu_before = cpu_secs(server.child.id());
+    let own_before = cpu_secs(std::process::id());
     let limit = Arc::new(Semaphore::new(inflight));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(calls)));
     let failures = Arc::new(AtomicU64::new(0));
@@ -233,6 +248,11 @@ async fn throughput(
         delivered as f64 / all_done.as_secs_f64(),
         calls_done.as_secs_f64(),
         all_done.as_secs_f64()
+    );
+    println!(
+        "CPU per call:                 voxbridge {:.2} ms, simulator + app {:.2} ms",
+        (cpu_secs(server.child.id()) - cpu_before) * 1e3 / calls as f64,
+        (cpu_secs(std::process::id()) - own_before) * 1e3 / calls as f64
     );
     println!(
         "connect → first sendmsg:      p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -315,8 +335,15 @@ fn main() {
         throughput(&sim, &server, &counters, 200.min(calls), inflight).await;
         counters.hangups.store(0, Ordering::Relaxed);
         counters.seen.lock().unwrap().clear();
-        println!("--- throughput ---");
+        println!("--- throughput ({inflight} calls in flight) ---");
         throughput(&sim, &server, &counters, calls, inflight).await;
+        // Latency without queueing: few calls in flight, so the figure is voxbridge's
+        // own accept → first sendmsg, not the wait behind hundreds of other calls.
+        counters.hangups.store(0, Ordering::Relaxed);
+        counters.seen.lock().unwrap().clear();
+        let light = (calls / 5).max(100);
+        println!("--- latency (10 calls in flight) ---");
+        throughput(&sim, &server, &counters, light, 10).await;
         println!("--- parked calls ---");
         parked_memory(&sim, &server, parked).await;
     });
