@@ -119,6 +119,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             max_connections: config.esl.max_calls,
             outbound: OutboundOptions {
                 handshake_timeout: Duration::from_secs_f64(config.esl.handshake_timeout),
+                nix_events: crate::call::freeswitch::UNUSED_EVENTS
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect(),
                 ..OutboundOptions::default()
             },
             shutdown_grace: Duration::from_secs_f64(config.esl.shutdown_grace),

@@ -553,12 +553,23 @@ pub fn decode_plain(body: &[u8]) -> Result<Event, EventError> {
     };
     let mut headers = Headers::with_capacity(64, block.len());
     let mut inner_len: Option<usize> = None;
-    for raw in block.split(|b| *b == b'\n') {
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if raw.is_empty() {
+    // The switch URL-encodes every value, so the block is ASCII: validate it once (fast)
+    // instead of line by line; only a block that is not UTF-8 is repaired line by line.
+    let text: Cow<'_, str> = match std::str::from_utf8(block) {
+        Ok(t) => Cow::Borrowed(t),
+        Err(_) => Cow::Owned(
+            block
+                .split(|b| *b == b'\n')
+                .map(|l| String::from_utf8_lossy(l).into_owned())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+    };
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
             continue;
         }
-        let line = String::from_utf8_lossy(raw);
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };

@@ -50,6 +50,10 @@ pub struct OutboundOptions {
     /// Extra `event <fmt> …` names beyond what `myevents` gives (e.g. `BACKGROUND_JOB`
     /// for `bgapi` on this socket). Empty: no `event` command is sent.
     pub events: Vec<String>,
+    /// Events `myevents` subscribes to that the caller does not use, dropped with
+    /// `nixevent …` right after it, so the switch neither builds nor sends them (SPEC §9:
+    /// no event subscription the call does not use). Empty: no `nixevent` is sent.
+    pub nix_events: Vec<String>,
     /// Capacity of the per-call event stream.
     pub event_capacity: usize,
 }
@@ -62,6 +66,7 @@ impl Default for OutboundOptions {
             linger: Some(Linger::Forever),
             format: EventFormat::Plain,
             events: Vec::new(),
+            nix_events: Vec::new(),
             event_capacity: 64,
         }
     }
@@ -144,6 +149,9 @@ impl OutboundConnection {
             peer,
         };
         conn.soft(Command::myevents(options.format)).await?;
+        if !options.nix_events.is_empty() {
+            conn.soft(Command::nixevent(&options.nix_events)?).await?;
+        }
         if let Some(l) = options.linger {
             conn.soft(Command::linger(l)).await?;
         }

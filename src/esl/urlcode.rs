@@ -59,24 +59,78 @@ pub fn decode_into(value: &str, out: &mut String) {
         out.push_str(value);
         return;
     }
-    let mut raw = Vec::with_capacity(bytes.len());
+    // Copy literal runs as they are and collect each run of `%XX` bytes in a small
+    // buffer (a UTF-8 character is several escapes in a row), so decoding allocates
+    // nothing for the values the switch sends (events carry hundreds of them).
+    let mut pending: [u8; 64] = [0; 64];
+    let mut n = 0;
+    let mut literal_start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
+        let escaped = if bytes[i] == b'%' && i + 2 < bytes.len() {
             let hi = (bytes[i + 1] as char).to_digit(16);
             let lo = (bytes[i + 2] as char).to_digit(16);
-            if let (Some(hi), Some(lo)) = (hi, lo) {
-                raw.push((hi * 16 + lo) as u8);
+            hi.zip(lo).map(|(hi, lo)| (hi * 16 + lo) as u8)
+        } else {
+            None
+        };
+        match escaped {
+            Some(byte) => {
+                out.push_str(&value[literal_start..i]);
+                if n == pending.len() {
+                    n = flush_escaped(&mut pending, n, out, false);
+                }
+                pending[n] = byte;
+                n += 1;
                 i += 3;
-                continue;
+                literal_start = i;
+            }
+            None => {
+                if n > 0 {
+                    n = flush_escaped(&mut pending, n, out, true);
+                }
+                i += 1;
             }
         }
-        raw.push(bytes[i]);
-        i += 1;
     }
-    match std::str::from_utf8(&raw) {
-        Ok(s) => out.push_str(s),
-        Err(_) => out.push_str(&String::from_utf8_lossy(&raw)),
+    if n > 0 {
+        flush_escaped(&mut pending, n, out, true);
+    }
+    out.push_str(&value[literal_start..]);
+}
+
+/// Appends the decoded bytes `buf[..n]` as text. Unless `all`, an incomplete UTF-8
+/// character at the end is kept (moved to the front) for the next escapes; returns how
+/// many bytes were kept. Invalid bytes become U+FFFD.
+fn flush_escaped(buf: &mut [u8; 64], n: usize, out: &mut String, all: bool) -> usize {
+    let mut start = 0;
+    loop {
+        match std::str::from_utf8(&buf[start..n]) {
+            Ok(s) => {
+                out.push_str(s);
+                return 0;
+            }
+            Err(e) => {
+                let valid = start + e.valid_up_to();
+                // `valid` ends on a character boundary by construction.
+                out.push_str(std::str::from_utf8(&buf[start..valid]).unwrap_or(""));
+                match e.error_len() {
+                    Some(bad) => {
+                        out.push('\u{FFFD}');
+                        start = valid + bad;
+                    }
+                    None if !all => {
+                        let keep = n - valid;
+                        buf.copy_within(valid..n, 0);
+                        return keep;
+                    }
+                    None => {
+                        out.push('\u{FFFD}');
+                        return 0;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -109,5 +163,19 @@ mod tests {
         assert_eq!(decode("5%zz"), "5%zz");
         assert_eq!(decode("a+b"), "a+b");
         assert_eq!(decode("%FF"), "\u{FFFD}");
+    }
+
+    #[test]
+    fn long_escaped_runs_and_bad_bytes_decode_like_a_whole_buffer() {
+        // 40 euro signs = 120 escaped bytes: characters straddle the 64-byte buffer.
+        let text = "€".repeat(40) + "a/b" + &"ü".repeat(33);
+        assert_eq!(decode(&encode(&text)), text);
+        let mut out = String::new();
+        decode_into(&encode(&text), &mut out);
+        assert_eq!(out, text);
+        // A lone lead byte, then a literal: replaced, the rest kept.
+        assert_eq!(decode("%E2x%41"), "\u{FFFD}xA");
+        // A truncated character at the very end.
+        assert_eq!(decode("ok%E2%82"), "ok\u{FFFD}");
     }
 }
