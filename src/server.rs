@@ -166,6 +166,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             tracing::error!(error = %e, "REST API server failed");
         }
     });
+    if config.app.default_answer_url.trim().is_empty() && config.routes.is_empty() {
+        tracing::warn!(
+            "no app.default_answer_url and no [[route]]: calls are refused (603) unless the \
+             dialplan sets voxbridge_answer_url"
+        );
+    }
+    if config.accounts.is_empty() {
+        tracing::warn!(
+            "no [[account]]: callbacks go unsigned and the REST API answers 401 to everything"
+        );
+    }
     tracing::info!(
         esl = %esl_addr,
         api = %api_addr,
