@@ -191,13 +191,78 @@ enum Feedback {
 
 /// Runs one call from the handshake's end to its record. Never panics on anything the
 /// switch, the application or the store does; every path writes the record.
+///
+/// The call runs on its own task so that even a bug that panics in it cannot lose the
+/// call: the channel is then killed and the call closed out with what is known
+/// (HangupSource `Error`), its callbacks enqueued like any other.
 pub async fn run_call(services: Arc<CallServices>, conn: OutboundConnection, events: EventStream) {
     let uuid = conn.uuid().to_string();
     let span = tracing::info_span!("call", call_uuid = %uuid);
-    CallTask::new(services, conn)
-        .run(events)
-        .instrument(span)
+    let task = CallTask::new(services.clone(), conn.clone());
+    let (facts, resolved) = (task.facts.clone(), task.resolved.clone());
+    let outcome = tokio::spawn(task.run(events).instrument(span.clone())).await;
+    if let Err(e) = outcome {
+        if e.is_panic() {
+            close_out_after_panic(&services, &conn, &facts, &resolved)
+                .instrument(span)
+                .await;
+        }
+    }
+}
+
+/// The safety net of [`run_call`]: hang the channel up, write the record, leave.
+async fn close_out_after_panic(
+    services: &CallServices,
+    conn: &OutboundConnection,
+    facts: &CallFacts,
+    resolved: &Resolved,
+) {
+    tracing::error!("the call's task panicked (a bug): hanging up and closing the call out");
+    let cause = HangupCause::NORMAL_TEMPORARY_FAILURE;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        conn.api(&format!("uuid_kill {} {}", facts.uuid, cause.name())),
+    )
+    .await;
+    let live = services
+        .store
+        .live_call(&resolved.account_id, &facts.uuid)
         .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| crate::store::LiveCall {
+            call_uuid: facts.uuid.clone(),
+            account_id: resolved.account_id.clone(),
+            direction: facts.direction,
+            from: facts.from.clone(),
+            to: facts.to.clone(),
+            caller_name: facts.caller_name.clone(),
+            forwarded_from: facts.forwarded_from.clone(),
+            start_time: facts.start_time,
+            answer_time: None,
+            scheduled_hangup_at: None,
+            hangup_url: resolved.hangup_url.clone(),
+            status_callback_url: resolved.status_callback_url.clone().unwrap_or_default(),
+        });
+    let mut record = crate::store::reconcile::closed_out_record(&live, OffsetDateTime::now_utc());
+    record.hangup_cause = cause;
+    record.hangup_cause_code = cause.q850();
+    record.hangup_cause_name = "Error: internal error".into();
+    record.hangup_source = crate::call::record::HangupSource::Error;
+    record.notes = vec!["the call's task failed (a bug); closed out with what was known".into()];
+    services
+        .metrics
+        .call_ended(record.hangup_cause.name(), record.hangup_source.as_str());
+    let targets = CallbackTargets {
+        hangup_url: resolved.hangup_url.clone(),
+        status_callback_url: resolved.status_callback_url.clone().unwrap_or_default(),
+        post_call: None,
+    };
+    let callbacks = callbacks::for_call(&record, &targets);
+    if let Err(e) = services.store.finish_call(record, callbacks).await {
+        tracing::error!(error = %e, "THE CALL RECORD COULD NOT BE WRITTEN");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.exit()).await;
 }
 
 struct CallTask {
