@@ -4,16 +4,21 @@
 //! `curl` would send it.
 #![allow(dead_code)]
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use axum::body::Bytes;
 use axum::extract::{Path as AxPath, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
+use common::local_http::LocalServer;
+use common::process::{voxbridge_command, ServeProcess};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,26 +49,26 @@ struct AppInner {
 pub struct App {
     pub port: u16,
     inner: Arc<AppInner>,
-    task: tokio::task::JoinHandle<()>,
+    server: LocalServer,
 }
 
 impl App {
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
         let inner = Arc::new(AppInner::default());
         let app = axum::Router::new()
             .route("/doc/{name}", axum::routing::get(document).post(document))
             .route("/cb/{kind}", axum::routing::post(callback))
             .with_state(inner.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { port, inner, task }
+        let server = LocalServer::start(0, app).await;
+        Self {
+            port: server.port,
+            inner,
+            server,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        self.server.url(path)
     }
 
     /// Serves `xml` at `/doc/<name>`.
@@ -103,12 +108,6 @@ impl App {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -177,7 +176,7 @@ auth_token = "{two_token}"
 
 /// A running `voxbridge serve`; killed on drop so a failing test leaves nothing behind.
 pub struct Voxbridge {
-    child: Child,
+    process: ServeProcess,
     pub esl: SocketAddr,
     pub api: SocketAddr,
     pub log: PathBuf,
@@ -201,58 +200,18 @@ impl Voxbridge {
                 .unwrap()
                 .as_nanos()
         ));
-        let log_file = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxbridge"));
-        cmd.args(args)
-            .current_dir(dir)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("VOXBRIDGE_") {
-                cmd.env_remove(k);
-            }
-        }
+        let mut cmd = voxbridge_command();
+        cmd.args(args).current_dir(dir).env("RUST_LOG", "info");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("start voxbridge");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "voxbridge did not print its listening line\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-        };
-        let addr = |key: &str| -> SocketAddr {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(key))
-                .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-                .parse()
-                .unwrap()
-        };
-        let esl = addr("esl=");
-        let api = addr("api=");
+        let process = ServeProcess::start(cmd, &log, Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("{e}"));
         Self {
-            child,
-            esl,
-            api,
-            log,
+            esl: process.esl,
+            api: process.api,
+            log: process.log.clone(),
+            process,
         }
     }
 
@@ -261,16 +220,16 @@ impl Voxbridge {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log_text()
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     pub fn sigterm(&self) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &self.pid().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -280,7 +239,7 @@ impl Voxbridge {
     pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.process.try_wait() {
                 return status;
             }
             assert!(
@@ -293,16 +252,9 @@ impl Voxbridge {
     }
 
     pub fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
+        if let Some(status) = self.process.try_wait() {
             panic!("voxbridge exited early: {status}\n{}", self.log_text());
         }
-    }
-}
-
-impl Drop for Voxbridge {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -12,16 +12,20 @@
 //!   the signature, recomputed here with HMAC-SHA256 independently of `app::sign`.
 #![allow(dead_code)]
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use common::local_http::LocalServer;
+use common::process::{voxbridge_command, ServeProcess};
+use common::request;
 use hmac::{Hmac, KeyInit, Mac};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use voxbridge::cause::HangupCause;
@@ -67,27 +71,16 @@ pub struct Hit {
 
 impl Hit {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+        request::header(&self.headers, name)
     }
 
     /// Form fields: the query for GET, the body for a form POST.
     pub fn params(&self) -> Vec<(String, String)> {
-        let raw: &[u8] = if self.method == "GET" {
-            self.query.as_bytes()
-        } else {
-            &self.body
-        };
-        form_urlencoded::parse(raw).into_owned().collect()
+        request::fields(&self.method, &self.query, &self.body)
     }
 
     pub fn param(&self, key: &str) -> Option<String> {
-        self.params()
-            .into_iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        request::field(self.params(), key)
     }
 
     /// `param`, failing the test with the whole request when it is missing.
@@ -156,13 +149,11 @@ struct AppInner {
 pub struct App {
     pub port: u16,
     inner: Arc<AppInner>,
-    task: tokio::task::JoinHandle<()>,
+    server: LocalServer,
 }
 
 impl App {
     pub async fn start() -> App {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
         let inner = Arc::new(AppInner {
             answers: Mutex::new(HashMap::new()),
             hits: Mutex::new(Vec::new()),
@@ -170,14 +161,16 @@ impl App {
         let router = axum::Router::new()
             .fallback(handle)
             .with_state(inner.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        App { port, inner, task }
+        let server = LocalServer::start(0, router).await;
+        App {
+            port: server.port,
+            inner,
+            server,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        self.server.url(path)
     }
 
     pub fn answer(&self, path: &str, answer: Answer) {
@@ -297,12 +290,6 @@ fn json_call(h: &Hit) -> Option<String> {
         .map(str::to_string)
 }
 
-impl Drop for App {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 async fn handle(
     State(inner): State<Arc<AppInner>>,
     method: Method,
@@ -376,7 +363,7 @@ impl Default for ServerOptions {
 
 /// The real `voxbridge serve`, killed on drop.
 pub struct Server {
-    child: Child,
+    process: ServeProcess,
     pub esl: SocketAddr,
     pub api: SocketAddr,
     pub db: PathBuf,
@@ -428,72 +415,35 @@ auth_token = "{TOKEN}"
             extra = options.extra_toml,
         );
         std::fs::write(&config, toml).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxbridge"));
+        let mut cmd = voxbridge_command();
         cmd.arg("serve")
             .arg("--config")
             .arg(&config)
             .current_dir(dir.path())
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap());
-        // The environment must not reconfigure the server under test.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("VOXBRIDGE_") {
-                cmd.env_remove(k);
-            }
-        }
-        let mut child = cmd.spawn().expect("start voxbridge serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = tokio::task::spawn_blocking(move || rx.recv_timeout(PATIENCE))
-            .await
-            .unwrap();
-        let line = match line {
-            Ok(l) => l,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "voxbridge serve did not print its listening line; log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-        };
-        let field = |name: &str| -> SocketAddr {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(name))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-        };
-        let esl = field("esl=");
-        let api = field("api=");
+            .env("RUST_LOG", "info");
+        let process = tokio::task::spawn_blocking(move || {
+            ServeProcess::start(cmd, &log, PATIENCE).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .await
+        .unwrap();
         Server {
-            child,
-            esl,
-            api,
+            esl: process.esl,
+            api: process.api,
             db,
-            log,
+            log: process.log.clone(),
+            process,
             _dir: dir,
         }
     }
 
     /// CPU seconds (user + system) the server process has used so far (Linux; 0 elsewhere).
     pub fn cpu_secs(&self) -> f64 {
-        proc_cpu_secs(&format!("/proc/{}/stat", self.child.id()))
+        self.process.cpu_secs()
     }
 
     /// Everything the server logged so far.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log_text()
     }
 
     /// The stored CDR of a call, read straight from the SQLite file.
@@ -577,31 +527,9 @@ auth_token = "{TOKEN}"
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// CPU seconds of a process from its `/proc/<pid>/stat` (0 when unreadable).
 pub fn proc_cpu_secs(stat_path: &str) -> f64 {
-    let Ok(text) = std::fs::read_to_string(stat_path) else {
-        return 0.0;
-    };
-    // Fields after the parenthesised command name; utime and stime are 14th and 15th.
-    let Some(rest) = text.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // rest starts at field 3 (state), so utime (14) is index 11, stime (15) index 12.
-    (ticks(11) + ticks(12)) / 100.0
+    common::process::proc_cpu_secs(stat_path)
 }
 
 /// A CDR row, as stored.

@@ -12,6 +12,8 @@
 
 pub mod app;
 pub mod caller;
+#[path = "../common/mod.rs"]
+mod common;
 pub mod process;
 pub mod scenarios;
 

@@ -2,12 +2,16 @@
 //! records every request and answers from a script (status, delay, body).
 #![allow(dead_code)]
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use common::local_http::LocalServer;
+use common::request;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,29 +63,17 @@ pub struct Hit {
 
 impl Hit {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+        request::header(&self.headers, name)
     }
 
     /// Form fields of the body (POST) or the query (GET).
     pub fn params(&self) -> Vec<(String, String)> {
-        if self.method == "GET" {
-            let query = self.uri.split_once('?').map(|(_, q)| q).unwrap_or("");
-            form_urlencoded::parse(query.as_bytes())
-                .into_owned()
-                .collect()
-        } else {
-            form_urlencoded::parse(&self.body).into_owned().collect()
-        }
+        let query = self.uri.split_once('?').map(|(_, q)| q).unwrap_or("");
+        request::fields(&self.method, query, &self.body)
     }
 
     pub fn param(&self, key: &str) -> Option<String> {
-        self.params()
-            .into_iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        request::field(self.params(), key)
     }
 
     /// Checks `X-Voxbridge-Signature` as a receiving application would.
@@ -107,7 +99,7 @@ struct Inner {
 pub struct Receiver {
     pub port: u16,
     inner: Arc<Inner>,
-    task: tokio::task::JoinHandle<()>,
+    server: LocalServer,
 }
 
 /// A port nobody listens on: bound, noted, released.
@@ -119,9 +111,6 @@ pub fn free_port() -> u16 {
 impl Receiver {
     /// Starts on `port` (0: any). The script is used first, then `default` forever.
     pub async fn start(port: u16, script: Vec<Reply>, default: Reply) -> Self {
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let port = listener.local_addr().unwrap().port();
         let inner = Arc::new(Inner {
             script: Mutex::new(script.into()),
             default: Mutex::new(default),
@@ -131,14 +120,16 @@ impl Receiver {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(inner.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { port, inner, task }
+        let server = LocalServer::start(port, app).await;
+        Self {
+            port: server.port,
+            inner,
+            server,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        self.server.url(path)
     }
 
     pub fn hits(&self) -> Vec<Hit> {
@@ -171,12 +162,6 @@ impl Receiver {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
