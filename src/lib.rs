@@ -10,6 +10,7 @@
 //! - [`store`]: live calls, CDRs and the callback outbox (SQLite);
 //! - [`api`]: the Vobiz-compatible REST API, `/metrics`, `/health`;
 //! - [`cause`]: the switch's hangup-cause tables, shared by all of the above;
+//! - [`http_client`]: how every HTTP client is built (rustls on `ring`);
 //! - [`demo`]: `voxbridge demo`, the server, the simulator and a local app together.
 
 pub mod api;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod demo;
 pub mod document;
 pub mod esl;
+pub mod http_client;
 pub mod metrics;
 pub mod server;
 pub mod sim;

@@ -41,7 +41,7 @@ async fn send(
     body: &str,
     signature: Option<(&str, i64, &str)>,
 ) -> reqwest::Response {
-    let client = reqwest::Client::new();
+    let client = voxbridge::http_client::builder().build().unwrap();
     let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let mut req = client
         .request(m, url)
@@ -72,7 +72,7 @@ async fn every_request_must_carry_a_valid_signature() {
     let r = send(&url, "POST", body, Some((TOKEN, now(), &other_path))).await;
     assert_eq!(r.status(), 401, "the URL is covered");
     // Signed over one body, sent with another.
-    let client = reqwest::Client::new();
+    let client = voxbridge::http_client::builder().build().unwrap();
     let r = client
         .post(&url)
         .header(

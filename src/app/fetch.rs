@@ -312,7 +312,7 @@ pub struct Fetcher {
 impl Fetcher {
     /// Builds the HTTP client. Fails only if the TLS stack cannot be set up.
     pub fn new(config: FetchConfig) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let client = crate::http_client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.total_timeout)
             .redirect(reqwest::redirect::Policy::none())

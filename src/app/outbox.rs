@@ -206,7 +206,7 @@ pub fn start(
     accounts: &[Account],
     hook: Arc<dyn PostCallResponseHandler>,
 ) -> Result<OutboxWorker, OutboxError> {
-    let client = reqwest::Client::builder()
+    let client = crate::http_client::builder()
         .timeout(settings.request_timeout)
         .connect_timeout(settings.request_timeout.min(Duration::from_secs(5)))
         .redirect(reqwest::redirect::Policy::none())

@@ -31,7 +31,7 @@ use super::wire::{self, EventFormat, SimEvent};
 use super::{LingerNotice, Shared};
 use crate::cause::HangupCause;
 use bytes::BytesMut;
-use rand::Rng;
+use rand::RngExt;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;

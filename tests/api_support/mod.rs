@@ -279,7 +279,7 @@ pub struct Reply {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    voxbridge::http_client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()

@@ -276,7 +276,9 @@ async fn rest_hangup(h: &Harness, tag: &str) -> Result<(u16, String), String> {
         .ok_or("no document fetch carried a CallUUID: cannot address the REST hangup")?
         .to_string();
     let url = format!("{}/Call/{uuid}/", h.vb.account_url());
-    let resp = reqwest::Client::new()
+    let resp = voxbridge::http_client::builder()
+        .build()
+        .unwrap()
         .delete(&url)
         .header("X-Auth-ID", AUTH_ID)
         .header("X-Auth-Token", AUTH_TOKEN)

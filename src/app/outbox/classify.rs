@@ -88,7 +88,7 @@ mod tests {
 
     #[tokio::test]
     async fn real_errors_are_sorted() {
-        let client = reqwest::Client::builder()
+        let client = crate::http_client::builder()
             .timeout(std::time::Duration::from_millis(300))
             .build()
             .unwrap();
