@@ -68,6 +68,13 @@ live_tests!(
     voxml_play_loop_2_then_end_of_document,
     voxml_pause_then_hangup_completed_never_answers_480,
     voxml_redirect_to_a_reject_counts_as_first_603,
+    rule_1_elements_after_hangup_are_still_parsed_so_a_broken_one_refuses_603,
+    rule_2_hangup_after_early_media_refuses_486_without_answering,
+    rule_6_end_of_document_before_answer_is_480,
+    rule_7_empty_response_on_a_ringing_call_times_out_480_allotted_timeout,
+    rule_7_empty_response_on_an_answered_call_times_out_allotted_timeout,
+    rule_8_no_document_on_an_answered_call_is_a_normal_clearing_bye_source_error,
+    rule_9_hangup_with_text_is_a_document_error_603,
     stress_200_calls_at_50_per_second_all_called_back_none_left_on_the_switch,
 );
 

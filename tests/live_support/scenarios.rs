@@ -131,8 +131,9 @@ pub struct Expect {
     /// `variable_sip_term_status`: the final SIP status the caller received; `None`
     /// when the caller itself ended the call (the switch sets it only when received).
     pub caller_sip: Option<u16>,
-    /// The Q.850 cause in the BYE the caller received (`variable_sip_reason`).
-    pub bye_q850: Option<u16>,
+    /// How the Reason of the BYE the caller received begins (`variable_sip_reason`):
+    /// `Q.850;cause=N;` for a cause up to 127, `SIP;cause=N;` above (reference §4.2).
+    pub bye_reason: Option<String>,
     pub caller_disposition: &'static str,
     pub timing: Vec<Timing>,
     // ---- voxbridge's hangup callback
@@ -157,7 +158,7 @@ impl Expect {
             answered: false,
             caller_cause: cause,
             caller_sip: Some(sip),
-            bye_q850: None,
+            bye_reason: None,
             caller_disposition: "recv_refuse",
             timing: Vec::new(),
             cause,
@@ -179,7 +180,7 @@ impl Expect {
             answered: true,
             caller_cause: cause,
             caller_sip: Some(200),
-            bye_q850: Some(q850),
+            bye_reason: Some(format!("Q.850;cause={q850};")),
             caller_disposition: "recv_bye",
             sip_status: Some(200),
             ..Self::refused(0, cause)
@@ -193,7 +194,7 @@ impl Expect {
             answered: true,
             caller_cause: "NORMAL_CLEARING",
             caller_sip: None,
-            bye_q850: None,
+            bye_reason: None,
             caller_disposition: "send_bye",
             sip_status: Some(200),
             ..Self::refused(0, "NORMAL_CLEARING")
@@ -207,7 +208,7 @@ impl Expect {
             answered: false,
             caller_cause: "NO_ANSWER",
             caller_sip: None,
-            bye_q850: None,
+            bye_reason: None,
             caller_disposition: "send_cancel",
             sip_status: Some(487),
             ..Self::refused(0, "NO_ANSWER")
@@ -238,6 +239,19 @@ impl Expect {
 
     fn call_status(mut self, s: &'static str) -> Self {
         self.call_status = s;
+        self
+    }
+
+    /// `originate` returned `+OK` although the call was refused: early media alone
+    /// completes an originate (reference §9).
+    fn originate_ok(mut self) -> Self {
+        self.originate = Originate::Ok;
+        self
+    }
+
+    /// The BYE's Reason begins with `prefix` (instead of `Q.850;cause=N;`).
+    fn bye_reason(mut self, prefix: &str) -> Self {
+        self.bye_reason = Some(prefix.to_string());
         self
     }
 
@@ -296,6 +310,7 @@ const BUSY: Name = Name::Exact("Busy Line");
 const REJECTED: Name = Name::Exact("Rejected");
 const END_OF_XML: Name = Name::Exact("End Of XML Instructions");
 const CALLER: Name = Name::Exact("Caller Hangup");
+const TIMEOUT: Name = Name::Exact("Timeout");
 
 /// Every scenario, in the order the live suite lists them.
 pub fn all() -> Vec<Scenario> {
@@ -555,6 +570,94 @@ pub fn all() -> Vec<Scenario> {
                     .timing(Timing::LastedAtLeast(2.5)),
             )
         },
+        // ---- more of rules 1, 2, 6, 7, 8, 9
+        scenario(
+            "rule_1_elements_after_hangup_are_still_parsed_so_a_broken_one_refuses_603",
+            "<Hangup reason=\"busy\"/> then an unknown <Bogus/>: the document is an error, not a busy refusal: 603, source Error",
+            Ext::Ringing,
+            vec![Xml(
+                "<Response>\n<Hangup reason=\"busy\"/>\n<Speak>x</Speak>\n<Bogus/>\n</Response>",
+            )],
+            Expect::refused(603, "CALL_REJECTED").record(
+                "CALL_REJECTED",
+                21,
+                Name::Prefix("Error: invalid document"),
+                "Error",
+                "completed",
+            ),
+        ),
+        scenario(
+            "rule_2_hangup_after_early_media_refuses_486_without_answering",
+            "<PreAnswer><Play>1 s</Play></PreAnswer><Hangup reason=\"busy\"/> on 7001: early media (originate +OK), then 486, never answered, not billed",
+            Ext::Ringing,
+            vec![Xml(format!(
+                "<Response><PreAnswer><Play>{TONE_1S}</Play></PreAnswer><Hangup reason=\"busy\"/></Response>"
+            ))],
+            Expect::refused(486, "USER_BUSY")
+                .originate_ok()
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy"),
+        ),
+        scenario(
+            "rule_6_end_of_document_before_answer_is_480",
+            "<Wait length=\"1\"/> alone on 7001: the document runs out before anything answered: 480, End Of XML Instructions",
+            Ext::Ringing,
+            vec![Xml(r#"<Response><Wait length="1"/></Response>"#)],
+            Expect::refused(480, "NORMAL_CLEARING").record(
+                "NORMAL_CLEARING",
+                16,
+                END_OF_XML,
+                "Answer XML",
+                "completed",
+            ),
+        ),
+        Scenario {
+            originate_timeout: 20,
+            ..scenario(
+                "rule_7_empty_response_on_a_ringing_call_times_out_480_allotted_timeout",
+                "<Response/> on 7001, the caller waits: after empty_document_timeout (6 s here) 480 with no Q.850 reason (the caller's leg reads NO_USER_RESPONSE), never answered; voxbridge records ALLOTTED_TIMEOUT `Timeout`",
+                Ext::Ringing,
+                vec![Xml("<Response/>")],
+                Expect::refused(480, "NO_USER_RESPONSE")
+                    .record("ALLOTTED_TIMEOUT", 16, TIMEOUT, "Answer XML", "completed")
+                    .timing(Timing::LastedAtLeast(5.0)),
+            )
+        },
+        scenario(
+            "rule_7_empty_response_on_an_answered_call_times_out_allotted_timeout",
+            "<Response/> on 7000 (answered): after empty_document_timeout (6 s here) a BYE with Reason SIP;cause=802 (ALLOTTED_TIMEOUT is above 127; the caller's leg reads NORMAL_CLEARING); voxbridge records ALLOTTED_TIMEOUT 16 `Timeout`",
+            Ext::Answered,
+            vec![Xml("<Response/>")],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .bye_reason("SIP;cause=802;text=\"ALLOTTED_TIMEOUT\"")
+                .record("ALLOTTED_TIMEOUT", 16, TIMEOUT, "Answer XML", "completed")
+                .timing(Timing::AnsweredFor { min: 5.0, max: 9.0 }),
+        ),
+        scenario(
+            "rule_8_no_document_on_an_answered_call_is_a_normal_clearing_bye_source_error",
+            "7000 (answered), the answer URL answers 404: BYE with Q.850 16, source Error",
+            Ext::Answered,
+            vec![Doc::Status(404)],
+            Expect::bye("NORMAL_CLEARING", 16).record(
+                "NORMAL_CLEARING",
+                16,
+                Name::Prefix("Error: no document"),
+                "Error",
+                "completed",
+            ),
+        ),
+        scenario(
+            "rule_9_hangup_with_text_is_a_document_error_603",
+            "<Hangup>bye</Hangup> (text in a Hangup) on 7001: a document error naming the line: 603, source Error",
+            Ext::Ringing,
+            vec![Xml("<Response>\n<Speak>hi</Speak>\n<Hangup>bye</Hangup>\n</Response>")],
+            Expect::refused(603, "CALL_REJECTED").record(
+                "CALL_REJECTED",
+                21,
+                Name::Prefix("Error: invalid document: line 3"),
+                "Error",
+                "completed",
+            ),
+        ),
         // ---- rule 3: schedule, its live visibility, and Redirect
         Scenario {
             probes: vec![Probe::ScheduleArmed {
