@@ -13,7 +13,7 @@
 
 mod live_support;
 
-use live_support::{all_names, run_all_simulated, run_live};
+use live_support::{all_names, block_on_alone, run_all_simulated, run_live};
 
 /// One `#[test]` per scenario, named after it; the list is checked against
 /// `all_names()` (the scenarios and the stress run) so a new one cannot miss its live
@@ -87,9 +87,9 @@ fn every_scenario_has_a_live_test() {
     assert_eq!(listed, defined);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn live_suite_against_simulator() {
-    let (failed, pending) = run_all_simulated().await;
+#[test]
+fn live_suite_against_simulator() {
+    let (failed, pending) = block_on_alone(run_all_simulated()).expect("runtime");
     for p in &pending {
         eprintln!("{p}");
     }

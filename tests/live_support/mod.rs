@@ -931,15 +931,11 @@ pub fn run_live(name: &str) {
     };
     static RUN: std::sync::OnceLock<Result<Results, String>> = std::sync::OnceLock::new();
     let results = RUN.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| format!("tokio runtime: {e}"))?;
-        rt.block_on(async {
+        block_on_alone(async {
             let h = Arc::new(Harness::live(&cfg).await?);
             Ok(run_suite(h, &selected_names()).await)
         })
+        .and_then(|r| r)
     });
     match results {
         Err(e) => panic!("{e}"),
@@ -949,6 +945,20 @@ pub fn run_live(name: &str) {
             None => panic!("{name} was not selected by this run's test filters"),
         },
     }
+}
+
+/// Runs `work` on a runtime of its own while no other suite run of this process does:
+/// the real-switch run and the simulator run both check timings, and on a machine with
+/// more cores than test threads would otherwise overlap and skew each other.
+pub fn block_on_alone<T>(work: impl std::future::Future<Output = T>) -> Result<T, String> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    Ok(rt.block_on(work))
 }
 
 /// Every scenario and the stress run against the simulator, one voxbridge. Returns the
