@@ -1,11 +1,16 @@
 //! The live suite's machinery (SPEC §10): one harness — the real `voxbridge` binary, a
-//! local application, and a switch reached over inbound ESL — and one runner that places
-//! a scenario's call and checks both what the caller saw and what voxbridge reported.
+//! local application, and a switch reached over one inbound ESL session — and one runner
+//! that places a scenario's call and checks what the caller saw, what voxbridge reported
+//! (callbacks, and the CDR read back over REST) and, where the scenario asks, what the
+//! REST API shows while the call is up ([`rest`]). [`run_suite`] runs the scenarios
+//! concurrently against one harness, then the stress run ([`stress`]) alone, and prints
+//! the summary line.
 //!
 //! Two backends run the same scenarios ([`scenarios::all`]):
 //! - a real FreeSWITCH, when `VOXBRIDGE_TEST_FS_ESL=host:port` is set ([`LiveConfig`]); its
 //!   dialplan (the shipped `dialplan/freeswitch/voxbridge.xml`) connects to voxbridge on
-//!   127.0.0.1:8084, so voxbridge listens there and the live tests run one at a time;
+//!   127.0.0.1:8084, so one voxbridge listens there for the whole run, started by the
+//!   first live test ([`run_live`]);
 //! - the in-process simulator, through its inbound side (`bgapi originate` to extensions
 //!   7000/7001 that connect to voxbridge), so the suite's own code runs on every build.
 #![allow(dead_code)]
