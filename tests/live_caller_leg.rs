@@ -6,12 +6,13 @@
 //!
 //! Each case is set up as the capture was: `bgapi originate` to 7001 through the
 //! simulator's inbound port, the socket-controlled leg driven by a scripted outbound
-//! server (apps with event-lock), and the suite's own [`Caller`] reading the result.
+//! server (apps with event-lock), and the suite's own callers (`live_support::caller`)
+//! reading the result.
 
 mod live_support;
 mod sim_support;
 
-use live_support::caller::{Caller, SwitchTarget};
+use live_support::caller::{SwitchTarget, Switchboard};
 use sim_support::{decode, event_headers, get, Peer};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -153,13 +154,9 @@ async fn check(n: u32, how: Server) {
     };
     let a_uuid = field("origination_uuid");
     let timeout: u64 = field("originate_timeout").parse().unwrap();
-    let mut caller = Caller::connect(&switch, &a_uuid).await.unwrap();
-    let sent = caller.originate(
-        &switch,
-        &field("origination_caller_id_number"),
-        "7001",
-        timeout,
-    );
+    let board = std::sync::Arc::new(Switchboard::connect(&switch).await.unwrap());
+    let mut caller = board.caller(&a_uuid).await.unwrap();
+    let sent = caller.originate(&field("origination_caller_id_number"), "7001", timeout);
     assert!(
         sent.ends_with("sofia/external/7001@127.0.0.1:5060 &park()"),
         "{sent}"

@@ -13,10 +13,13 @@
 
 mod live_support;
 
-use live_support::{run_all_simulated, run_live, scenarios};
+use live_support::{all_names, block_on_alone, run_all_simulated, run_live};
 
 /// One `#[test]` per scenario, named after it; the list is checked against
-/// `scenarios::all()` so a new scenario cannot miss its live test.
+/// `all_names()` (the scenarios and the stress run) so a new one cannot miss its live
+/// test. The first of them to run starts the whole selected suite at once against the
+/// switch (one voxbridge, scenarios concurrently) and prints the summary line; each then
+/// reports its own scenario.
 macro_rules! live_tests {
     ($($name:ident),* $(,)?) => {
         mod live {
@@ -48,20 +51,45 @@ live_tests!(
     rule_7_empty_response_rings_until_the_caller_gives_up,
     rule_8_invalid_document_is_refused_603_with_the_parse_error,
     rule_8_no_document_is_refused_603_source_error,
+    rule_4_rest_api_hangup_mid_speak_byes_within_1s_source_api,
+    rest_live_details_of_a_ringing_call_say_ringing_without_answer_time,
+    rule_3_armed_schedule_shows_on_the_live_call_and_fires_with_its_reason,
+    rule_3_a_schedule_firing_before_answer_refuses_with_its_reason_486,
+    rule_3_redirect_to_a_document_without_schedule_cancels_it_the_call_outlives_it,
+    rule_3_redirect_to_a_document_that_schedules_again_rearms_it,
+    rule_5_post_call_document_runs_in_post_call_mode_after_the_end,
+    rule_5_post_call_urls_of_hangups_that_did_not_close_the_call_never_fire,
+    voxml_reject_on_a_ringing_call_is_603_never_answered,
+    voxml_reject_busy_on_a_ringing_call_is_486_never_answered,
+    voxml_reject_on_an_answered_call_acts_as_hangup_bye_21,
+    voxml_hangup_rejected_on_a_ringing_call_is_603,
+    voxml_say_then_hangup_busy_answers_then_byes_with_user_busy,
+    voxml_play_then_hangup_completed_is_a_normal_bye_and_its_post_call_fires,
+    voxml_play_loop_2_then_end_of_document,
+    voxml_pause_then_hangup_completed_never_answers_480,
+    voxml_redirect_to_a_reject_counts_as_first_603,
+    rule_1_elements_after_hangup_are_still_parsed_so_a_broken_one_refuses_603,
+    rule_2_hangup_after_early_media_refuses_486_without_answering,
+    rule_6_end_of_document_before_answer_is_480,
+    rule_7_empty_response_on_a_ringing_call_times_out_480_allotted_timeout,
+    rule_7_empty_response_on_an_answered_call_times_out_allotted_timeout,
+    rule_8_no_document_on_an_answered_call_is_a_normal_clearing_bye_source_error,
+    rule_9_hangup_with_text_is_a_document_error_603,
+    stress_200_calls_at_50_per_second_all_called_back_none_left_on_the_switch,
 );
 
 #[test]
 fn every_scenario_has_a_live_test() {
     let mut listed: Vec<&str> = LIVE_TESTS.to_vec();
-    let mut defined: Vec<&str> = scenarios::all().iter().map(|s| s.name).collect();
+    let mut defined: Vec<&str> = all_names();
     listed.sort_unstable();
     defined.sort_unstable();
     assert_eq!(listed, defined);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn live_suite_against_simulator() {
-    let (failed, pending) = run_all_simulated().await;
+#[test]
+fn live_suite_against_simulator() {
+    let (failed, pending) = block_on_alone(run_all_simulated()).expect("runtime");
     for p in &pending {
         eprintln!("{p}");
     }
@@ -69,7 +97,7 @@ async fn live_suite_against_simulator() {
         failed.is_empty(),
         "{} of {} scenarios failed against the simulator:\n\n{}",
         failed.len(),
-        scenarios::all().len(),
+        all_names().len(),
         failed.join("\n")
     );
 }
@@ -78,11 +106,10 @@ async fn live_suite_against_simulator() {
 fn the_live_readme_lists_every_scenario() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/live-suite.md");
     let text = std::fs::read_to_string(path).expect("docs/live-suite.md");
-    for s in scenarios::all() {
+    for name in all_names() {
         assert!(
-            text.contains(&format!("`{}`", s.name)),
-            "docs/live-suite.md does not describe {}",
-            s.name
+            text.contains(&format!("`{name}`")),
+            "docs/live-suite.md does not describe {name}"
         );
     }
 }

@@ -9,7 +9,10 @@
 //!   NORMAL_CLEARING, not NO_USER_RESPONSE), or the code's own cause when the switch sent
 //!   no Q.850 reason (causes above 127 — inferred from `sofia_on_hangup`);
 //! - the controlled leg sent a BYE (f4–f6): `recv_bye`, `sip_term_status` 200,
-//!   `sip_reason` with the Q.850 cause, which becomes the caller leg's cause;
+//!   `sip_reason` with the Q.850 cause, which becomes the caller leg's cause; for a cause
+//!   above 127 the switch sends `Reason: SIP;cause=<N>;text="<NAME>"` instead (reference
+//!   §4.2) and the caller's leg ends NORMAL_CLEARING — seen on FreeSWITCH 1.10.12 by the
+//!   live suite for ALLOTTED_TIMEOUT (`SIP;cause=802;text="ALLOTTED_TIMEOUT"`);
 //! - the caller hung up an answered call (`uuid_kill <A-leg>`, transcript c): `send_bye`,
 //!   the kill's cause, no `sip_term_*` (those are only set for a *received* status);
 //! - the caller cancelled an unanswered call (f7: `originate_timeout` ran out → NO_ANSWER):
@@ -61,9 +64,14 @@ impl CallerLeg<'_> {
                     HangupCause::from_sip(sip)
                 }
             }
-            CallerEnd::ByeReceived { cause }
-            | CallerEnd::ByeSent { cause }
-            | CallerEnd::Cancelled { cause } => cause,
+            CallerEnd::ByeReceived { cause } => {
+                if (1..=127).contains(&cause.0) {
+                    cause
+                } else {
+                    HangupCause::NORMAL_CLEARING
+                }
+            }
+            CallerEnd::ByeSent { cause } | CallerEnd::Cancelled { cause } => cause,
         }
     }
 
@@ -152,11 +160,13 @@ impl CallerLeg<'_> {
                 e.push("variable_proto_specific_hangup_cause", format!("sip:{sip}"));
                 e.push("variable_sip_term_cause", cause.q850().to_string());
             }
-            CallerEnd::ByeReceived { .. } => {
-                e.push(
-                    "variable_sip_reason",
-                    format!("Q.850;cause={};text=\"{}\"", cause.q850(), cause.name()),
-                );
+            CallerEnd::ByeReceived { cause: sent } => {
+                let reason = if (1..=127).contains(&sent.0) {
+                    format!("Q.850;cause={};text=\"{}\"", sent.0, sent.name())
+                } else {
+                    format!("SIP;cause={};text=\"{}\"", sent.0, sent.name())
+                };
+                e.push("variable_sip_reason", reason);
                 e.push("variable_sip_term_status", "200");
                 e.push("variable_proto_specific_hangup_cause", "sip:200");
                 e.push("variable_sip_term_cause", cause.q850().to_string());
@@ -305,6 +315,21 @@ mod tests {
             Some("Q.850;cause=17;text=\"USER_BUSY\"")
         );
         assert_eq!(e.get("variable_sip_hangup_disposition"), Some("recv_bye"));
+        // Above 127 the BYE carries a SIP reason and the caller's leg reads
+        // NORMAL_CLEARING (FreeSWITCH 1.10.12, live suite, ALLOTTED_TIMEOUT).
+        let timed_out = leg(
+            CallerEnd::ByeReceived {
+                cause: HangupCause::ALLOTTED_TIMEOUT,
+            },
+            1_795_235_602_446_136,
+        )
+        .hangup_complete(&sw);
+        assert_eq!(
+            timed_out.get("variable_sip_reason"),
+            Some("SIP;cause=802;text=\"ALLOTTED_TIMEOUT\"")
+        );
+        assert_eq!(timed_out.get("Hangup-Cause"), Some("NORMAL_CLEARING"));
+        assert_eq!(timed_out.get("variable_hangup_cause_q850"), Some("16"));
         assert_eq!(e.get("variable_billsec"), Some("1"));
         assert_eq!(e.get("variable_billmsec"), Some("1480"));
         let l = leg(

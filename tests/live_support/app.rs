@@ -6,6 +6,8 @@
 //! number and the application as `From` — no SIP header tricks needed. A fetch gets the
 //! tag's document for its step (`StartApp` → step 0, a Redirect to `{app}/answer?step=N`
 //! → step N); an unknown tag gets 404, so a stray call on a shared switch is refused.
+//! A post-call URL `{app}/postcall?step=N` answers with document N the same way (the
+//! post-call workflow's document, SPEC §4 rule 5); a bare `{app}/postcall` answers empty.
 
 use super::scenarios::Doc;
 use axum::body::Bytes;
@@ -105,6 +107,7 @@ impl App {
             .iter()
             .map(|d| match d {
                 Doc::Xml(x) => Doc::Xml(x.replace("{app}", &self.base)),
+                Doc::VoxMl(v) => Doc::VoxMl(v.replace("{app}", &self.base)),
                 Doc::Status(s) => Doc::Status(*s),
             })
             .collect();
@@ -153,20 +156,18 @@ async fn handle(State(state): State<Shared>, method: Method, uri: Uri, body: Byt
         ));
         return StatusCode::NOT_FOUND.into_response();
     }
+    let step: Option<usize> = params.get("step").and_then(|s| s.parse().ok());
     match uri.path() {
         "/answer" => {
-            let step: usize = params.get("step").and_then(|s| s.parse().ok()).unwrap_or(0);
-            let doc = st.docs.get(&tag).and_then(|d| d.get(step)).cloned();
+            let doc = st
+                .docs
+                .get(&tag)
+                .and_then(|d| d.get(step.unwrap_or(0)))
+                .cloned();
             if let Some(log) = st.log.get_mut(&tag) {
                 log.fetches.push(params);
             }
-            match doc {
-                Some(Doc::Xml(x)) => ([(header::CONTENT_TYPE, "text/xml")], x).into_response(),
-                Some(Doc::Status(code)) => StatusCode::from_u16(code)
-                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-                    .into_response(),
-                None => StatusCode::NOT_FOUND.into_response(),
-            }
+            serve(doc)
         }
         "/hangup" | "/postcall" => {
             let post_call = params.get("Event") == Some("PostCall");
@@ -177,12 +178,31 @@ async fn handle(State(state): State<Shared>, method: Method, uri: Uri, body: Byt
                     log.hangups.push(params);
                 }
             }
-            StatusCode::OK.into_response()
+            match step {
+                Some(n) if post_call => serve(st.docs.get(&tag).and_then(|d| d.get(n)).cloned()),
+                _ => StatusCode::OK.into_response(),
+            }
         }
         other => {
             let line = format!("{method} {other} From={tag}");
             st.strays.push(line);
             StatusCode::NOT_FOUND.into_response()
         }
+    }
+}
+
+/// One document as HTTP: its dialect's content type (SPEC §3 picks the parser by it).
+fn serve(doc: Option<Doc>) -> Response {
+    match doc {
+        Some(Doc::Xml(x)) => ([(header::CONTENT_TYPE, "text/xml")], x).into_response(),
+        Some(Doc::VoxMl(instructions)) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            format!(r#"{{"voxml_version":"1.0","instructions":{instructions}}}"#),
+        )
+            .into_response(),
+        Some(Doc::Status(code)) => StatusCode::from_u16(code)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }

@@ -1,22 +1,27 @@
-//! The caller: an inbound ESL session that places a SIP call looped back into the switch
-//! and reads what the calling leg (the "A-leg") saw, exactly as the recording client of
-//! transcripts e and f did:
+//! The callers: SIP calls looped back into the switch, placed over inbound ESL, and what
+//! each calling leg (the "A-leg") saw — exactly as the recording client of transcripts e
+//! and f did, except that one session (the [`Switchboard`]) carries every caller of a run:
 //!
 //! ```text
 //! event plain BACKGROUND_JOB CHANNEL_HANGUP_COMPLETE
 //! filter Event-Name BACKGROUND_JOB
-//! filter Unique-ID <A>
+//! filter Unique-ID <A>            (one per call, added before its originate)
 //! bgapi originate {origination_uuid=<A>,origination_caller_id_number=<tag>,
 //!     origination_caller_id_name=voxbridge-live,originate_timeout=<s>}sofia/<profile>/<ext>@<ip:port> &park()
 //! ```
 //!
-//! The originate result (`+OK <A>` / `-ERR <CAUSE>`) comes as the BACKGROUND_JOB body; the
-//! A-leg's CHANNEL_HANGUP_COMPLETE carries the SIP status it received, the Q.850 reason of
-//! a BYE, who hung up, and the answer time. The two arrive in either order (f1: hangup
-//! first; f4: job first). "Answered" is judged by the answer time, never by `+OK`, which
-//! early media alone produces (reference §9).
+//! The originate result (`+OK <A>` / `-ERR <CAUSE>`) comes as the BACKGROUND_JOB body (the
+//! session matches it by its Job-UUID); the A-leg's CHANNEL_HANGUP_COMPLETE carries the
+//! SIP status it received, the Q.850 reason of a BYE, who hung up, and the answer time.
+//! The two arrive in either order (f1: hangup first; f4: job first). "Answered" is judged
+//! by the answer time, never by `+OK`, which early media alone produces (reference §9).
+//!
+//! Why one session: a session per call means dozens of event listeners on the switch at
+//! once (each one sees every event before its filters drop it), and the real switch was
+//! seen to leave some of 34 simultaneous `connect`s unanswered for 10 s.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -48,6 +53,23 @@ impl SwitchTarget {
     }
 }
 
+/// `originate …` of one looped-back SIP call from `tag` to `ext`, its A-leg `a_uuid`.
+pub fn originate_command(
+    target: &SwitchTarget,
+    a_uuid: &str,
+    tag: &str,
+    ext: &str,
+    timeout_s: u64,
+) -> String {
+    format!(
+        "originate {{origination_uuid={a_uuid},origination_caller_id_number={tag},\
+         origination_caller_id_name=voxbridge-live,originate_timeout={timeout_s}}}\
+         sofia/{profile}/{ext}@{sip} &park()",
+        profile = target.profile,
+        sip = target.sip_target,
+    )
+}
+
 /// The A-leg's CHANNEL_HANGUP_COMPLETE and when it reached us.
 #[derive(Clone, Debug)]
 pub struct LegEnd {
@@ -55,44 +77,45 @@ pub struct LegEnd {
     pub seen_at: Instant,
 }
 
-/// One placed call, seen from the calling side.
-pub struct Caller {
+type Waiting = Arc<Mutex<HashMap<String, watch::Sender<Option<LegEnd>>>>>;
+
+/// One inbound ESL session that places every call of a run and hands each caller its
+/// A-leg's CHANNEL_HANGUP_COMPLETE.
+pub struct Switchboard {
     session: InboundSession,
-    pub a_uuid: String,
-    originate: watch::Receiver<Option<Result<String, String>>>,
-    ended: watch::Receiver<Option<LegEnd>>,
-    /// Why the event stream ended early, if it did.
+    pub target: SwitchTarget,
+    waiting: Waiting,
+    /// Why the event stream ended, once it has.
     stream_end: watch::Receiver<Option<String>>,
 }
 
-impl Caller {
-    /// Connects, subscribes and filters on the A-leg (before the call exists, so no
-    /// event of it can be missed).
-    pub async fn connect(target: &SwitchTarget, a_uuid: &str) -> Result<Caller, String> {
+impl Switchboard {
+    pub async fn connect(target: &SwitchTarget) -> Result<Switchboard, String> {
         let mut options = target.options();
         options.events = vec!["CHANNEL_HANGUP_COMPLETE".into()];
-        options.filters = vec![
-            ("Event-Name".into(), "BACKGROUND_JOB".into()),
-            ("Unique-ID".into(), a_uuid.into()),
-        ];
+        options.filters = vec![("Event-Name".into(), "BACKGROUND_JOB".into())];
+        options.event_capacity = 4096;
         let (session, mut events) =
             InboundSession::connect(&options, Arc::new(EslCounters::default()))
                 .await
                 .map_err(|e| format!("inbound ESL {}: {e}", target.esl))?;
-        let (ended_tx, ended) = watch::channel(None);
+        let waiting: Waiting = Arc::default();
+        let demux = waiting.clone();
         let (end_tx, stream_end) = watch::channel(None);
-        let want = a_uuid.to_string();
         tokio::spawn(async move {
             while let Some(item) = events.recv().await {
                 match item {
-                    SocketEvent::Event(ev)
-                        if ev.is("CHANNEL_HANGUP_COMPLETE")
-                            && ev.unique_id() == Some(want.as_str()) =>
-                    {
-                        let _ = ended_tx.send(Some(LegEnd {
-                            event: ev,
-                            seen_at: Instant::now(),
-                        }));
+                    SocketEvent::Event(ev) if ev.is("CHANNEL_HANGUP_COMPLETE") => {
+                        let Some(uuid) = ev.unique_id() else {
+                            continue;
+                        };
+                        let tx = demux.lock().unwrap_or_else(|p| p.into_inner()).remove(uuid);
+                        if let Some(tx) = tx {
+                            let _ = tx.send(Some(LegEnd {
+                                event: ev,
+                                seen_at: Instant::now(),
+                            }));
+                        }
                     }
                     SocketEvent::Closed(reason) => {
                         let _ = end_tx.send(Some(format!("inbound ESL closed: {reason}")));
@@ -102,17 +125,36 @@ impl Caller {
                 }
             }
         });
-        let (_, originate) = watch::channel(None);
-        Ok(Caller {
+        Ok(Switchboard {
             session,
-            a_uuid: a_uuid.to_string(),
-            originate,
-            ended,
+            target: target.clone(),
+            waiting,
             stream_end,
         })
     }
 
-    /// `api <cmd>` on the caller's session.
+    /// A caller for A-leg `a_uuid`: its leg's events are let through (before the call
+    /// exists, so none can be missed).
+    pub async fn caller(self: &Arc<Self>, a_uuid: &str) -> Result<Caller, String> {
+        let (tx, ended) = watch::channel(None);
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(a_uuid.to_string(), tx);
+        self.session
+            .filter("Unique-ID", a_uuid)
+            .await
+            .map_err(|e| format!("filter Unique-ID {a_uuid}: {e}"))?;
+        let (_, originate) = watch::channel(None);
+        Ok(Caller {
+            board: self.clone(),
+            a_uuid: a_uuid.to_string(),
+            originate,
+            ended,
+        })
+    }
+
+    /// `api <cmd>` on the switch.
     pub async fn api(&self, cmd: &str) -> Result<String, String> {
         self.session
             .api(cmd)
@@ -121,28 +163,34 @@ impl Caller {
             .map_err(|e| format!("api {cmd}: {e}"))
     }
 
+    pub async fn close(&self) {
+        let _ = self.session.exit().await;
+    }
+}
+
+/// One placed call, seen from the calling side.
+pub struct Caller {
+    board: Arc<Switchboard>,
+    pub a_uuid: String,
+    originate: watch::Receiver<Option<Result<String, String>>>,
+    ended: watch::Receiver<Option<LegEnd>>,
+}
+
+impl Caller {
+    /// `api <cmd>` on the switch.
+    pub async fn api(&self, cmd: &str) -> Result<String, String> {
+        self.board.api(cmd).await
+    }
+
     /// Starts `bgapi originate …`; the result is awaited with [`Caller::originate_result`].
-    pub fn originate(
-        &mut self,
-        target: &SwitchTarget,
-        tag: &str,
-        ext: &str,
-        timeout_s: u64,
-    ) -> String {
-        let cmd = format!(
-            "originate {{origination_uuid={a},origination_caller_id_number={tag},\
-             origination_caller_id_name=voxbridge-live,originate_timeout={timeout_s}}}\
-             sofia/{profile}/{ext}@{sip} &park()",
-            a = self.a_uuid,
-            profile = target.profile,
-            sip = target.sip_target,
-        );
+    pub fn originate(&mut self, tag: &str, ext: &str, timeout_s: u64) -> String {
+        let cmd = originate_command(&self.board.target, &self.a_uuid, tag, ext, timeout_s);
         let (tx, rx) = watch::channel(None);
         self.originate = rx;
-        let session = self.session.clone();
+        let board = self.board.clone();
         let line = cmd.clone();
         tokio::spawn(async move {
-            let result = match session.bgapi(&line).await {
+            let result = match board.session.bgapi(&line).await {
                 Ok(ev) => Ok(ev.body().unwrap_or("").trim().to_string()),
                 Err(e) => Err(format!("bgapi {line}: {e}")),
             };
@@ -177,7 +225,7 @@ impl Caller {
         match got {
             Ok(Ok(v)) => v.ok_or_else(|| "no hangup event".to_string()),
             _ => {
-                let why = self.stream_end.borrow().clone().unwrap_or_default();
+                let why = self.board.stream_end.borrow().clone().unwrap_or_default();
                 Err(format!(
                     "the caller's leg {} did not end (no CHANNEL_HANGUP_COMPLETE) within {within:?} {why}",
                     self.a_uuid
@@ -201,6 +249,10 @@ impl Caller {
         if self.ended.borrow().is_none() {
             let _ = self.api(&format!("uuid_kill {}", self.a_uuid)).await;
         }
-        let _ = self.session.exit().await;
+        self.board
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.a_uuid);
     }
 }

@@ -1,11 +1,16 @@
 //! The live suite's machinery (SPEC §10): one harness — the real `voxbridge` binary, a
-//! local application, and a switch reached over inbound ESL — and one runner that places
-//! a scenario's call and checks both what the caller saw and what voxbridge reported.
+//! local application, and a switch reached over one inbound ESL session — and one runner
+//! that places a scenario's call and checks what the caller saw, what voxbridge reported
+//! (callbacks, and the CDR read back over REST) and, where the scenario asks, what the
+//! REST API shows while the call is up ([`rest`]). [`run_suite`] runs the scenarios
+//! concurrently against one harness, then the stress run ([`stress`]) alone, and prints
+//! the summary line.
 //!
 //! Two backends run the same scenarios ([`scenarios::all`]):
 //! - a real FreeSWITCH, when `VOXBRIDGE_TEST_FS_ESL=host:port` is set ([`LiveConfig`]); its
 //!   dialplan (the shipped `dialplan/freeswitch/voxbridge.xml`) connects to voxbridge on
-//!   127.0.0.1:8084, so voxbridge listens there and the live tests run one at a time;
+//!   127.0.0.1:8084, so one voxbridge listens there for the whole run, started by the
+//!   first live test ([`run_live`]);
 //! - the in-process simulator, through its inbound side (`bgapi originate` to extensions
 //!   7000/7001 that connect to voxbridge), so the suite's own code runs on every build.
 #![allow(dead_code)]
@@ -15,12 +20,16 @@ pub mod caller;
 #[path = "../common/mod.rs"]
 mod common;
 pub mod process;
+pub mod rest;
 pub mod scenarios;
+pub mod stress;
 
 use app::{App, Params, TagLog};
-use caller::{Caller, LegEnd, SwitchTarget};
-use process::{VoxbridgeProcess, AUTH_ID, AUTH_TOKEN};
-use scenarios::{Action, Expect, Name, Originate, Scenario, Timing};
+use caller::{LegEnd, SwitchTarget, Switchboard};
+use process::VoxbridgeProcess;
+use rest::Rest;
+use scenarios::{Action, Expect, Name, Originate, Probe, Scenario, Timing};
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -63,6 +72,8 @@ impl LiveConfig {
 pub struct Harness {
     pub backend: &'static str,
     pub target: SwitchTarget,
+    /// The one inbound ESL session every caller of the run uses.
+    pub board: Arc<Switchboard>,
     sim: Option<(Sim, InboundServer)>,
     pub vb: VoxbridgeProcess,
     pub app: App,
@@ -72,30 +83,22 @@ impl Harness {
     /// voxbridge and the app, against a real switch. Checks first that the switch's
     /// inbound ESL answers, so a wrong address or password fails with a clear message.
     pub async fn live(cfg: &LiveConfig) -> Result<Harness, String> {
-        let (session, _events) = voxbridge::esl::inbound::InboundSession::connect(
-            &cfg.switch.options(),
-            Arc::new(voxbridge::esl::counters::EslCounters::default()),
-        )
-        .await
-        .map_err(|e| {
+        let board = Switchboard::connect(&cfg.switch).await.map_err(|e| {
             format!(
                 "cannot use the switch's inbound ESL at {} (VOXBRIDGE_TEST_FS_ESL / _PASSWORD): {e}",
                 cfg.switch.esl
             )
         })?;
-        let status = session
-            .api("status")
-            .await
-            .map_err(|e| format!("api status: {e}"))?;
-        let _ = session.exit().await;
-        if !status.body.contains("is ready") {
-            return Err(format!("the switch is not ready: {}", status.body.trim()));
+        let status = board.api("status").await?;
+        if !status.contains("is ready") {
+            return Err(format!("the switch is not ready: {}", status.trim()));
         }
         let app = App::start().await?;
         let vb = VoxbridgeProcess::start(&cfg.esl_listen, &cfg.esl_allow, &app.base).await?;
         Ok(Harness {
             backend: "FreeSWITCH",
             target: cfg.switch.clone(),
+            board: Arc::new(board),
             sim: None,
             vb,
             app,
@@ -170,6 +173,8 @@ struct Observed {
     notes: Vec<String>,
     /// The REST DELETE route is not served by this build.
     api_missing: bool,
+    /// `scheduled_hangup_at` as the live details showed it.
+    scheduled_at: Option<time::OffsetDateTime>,
 }
 
 /// Places the scenario's call and checks it; `Err` carries a full report.
@@ -177,7 +182,7 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
     let tag = next_tag();
     let a_uuid = uuid::Uuid::new_v4().to_string();
     h.app.register(&tag, &s.docs);
-    let mut caller = Caller::connect(&h.target, &a_uuid).await?;
+    let mut caller = h.board.caller(&a_uuid).await?;
     if s.needs_tts {
         if let Ok(reply) = caller.api("module_exists mod_flite").await {
             if reply.trim() == "false" {
@@ -191,7 +196,7 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
             }
         }
     }
-    let _cmd = caller.originate(&h.target, &tag, s.ext.number(), s.originate_timeout);
+    let _cmd = caller.originate(&tag, s.ext.number(), s.originate_timeout);
     let mut obs = Observed {
         tag: tag.clone(),
         a_uuid: a_uuid.clone(),
@@ -201,7 +206,43 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
         log: TagLog::default(),
         notes: Vec::new(),
         api_missing: false,
+        scheduled_at: None,
     };
+    let rest = Rest::new(h.vb.account_url());
+    // ---- while the call is up: the REST probes, then the caller's or the API's action
+    let while_up: Vec<Probe> = s.probes.iter().filter(|p| p.while_up()).copied().collect();
+    if !while_up.is_empty() {
+        match call_uuid(h, &tag).await {
+            Ok(uuid) => {
+                let fetched_at = Instant::now();
+                for probe in while_up {
+                    let found = match probe {
+                        Probe::LiveWhileUp { call_status } => {
+                            rest::live_while_up(&rest, &uuid, &tag, s.ext.number(), call_status)
+                                .await
+                        }
+                        Probe::ScheduleArmed { secs, .. } => {
+                            match rest::schedule_armed(&rest, &uuid, secs).await {
+                                Ok(at) => {
+                                    obs.scheduled_at = Some(at);
+                                    Vec::new()
+                                }
+                                Err(e) => vec![e],
+                            }
+                        }
+                        Probe::ScheduleGone { at } => {
+                            tokio::time::sleep_until(fetched_at + Duration::from_secs_f64(at))
+                                .await;
+                            rest::schedule_gone(&rest, &uuid).await
+                        }
+                        Probe::GoneAfterEnd | Probe::PostCallMode { .. } => Vec::new(),
+                    };
+                    obs.notes.extend(found);
+                }
+            }
+            Err(e) => obs.notes.push(e),
+        }
+    }
     let mut api_sent_at = None;
     match s.action {
         Action::Nothing => {}
@@ -214,12 +255,18 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
                             obs.notes.push(e);
                         }
                     } else {
-                        let sent = Instant::now();
-                        match rest_hangup(h, &tag).await {
-                            Ok((status, body)) => {
-                                obs.api_missing = status == 404 && body.trim().is_empty();
-                                api_sent_at = Some(sent);
-                                obs.api = Some((status, body, None));
+                        match call_uuid(h, &tag).await {
+                            Ok(uuid) => {
+                                let sent = Instant::now();
+                                match rest.delete(&format!("Call/{uuid}/")).await {
+                                    Ok(r) => {
+                                        obs.api_missing =
+                                            r.status == 404 && r.text.trim().is_empty();
+                                        api_sent_at = Some(sent);
+                                        obs.api = Some((r.status, r.text, None));
+                                    }
+                                    Err(e) => obs.notes.push(e),
+                                }
                             }
                             Err(e) => obs.notes.push(e),
                         }
@@ -247,14 +294,37 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
         *took = Some(leg.seen_at.saturating_duration_since(sent));
     }
     caller.cleanup().await;
+    // ---- what voxbridge reported: callbacks (and the post-call run's fetches), the CDR
     let want_post_call = s.expect.post_call;
+    let want_fetches = s.expect.fetches.len();
     let (_, log) = h
         .app
         .wait_for(&tag, Duration::from_secs(15), |l| {
-            !l.hangups.is_empty() && (!want_post_call || !l.post_calls.is_empty())
+            !l.hangups.is_empty()
+                && (!want_post_call || !l.post_calls.is_empty())
+                && l.fetches.len() >= want_fetches
         })
         .await;
     obs.log = log;
+    if !want_post_call && s.mentions_post_call() {
+        // A workflow that must not fire would have been enqueued with the hangup
+        // callback: give it time to show up before saying it did not.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        obs.log = h.app.log(&tag);
+    }
+    if let (Some(cb), Some(uuid)) = (obs.log.hangups.first(), call_uuid_in(&obs.log)) {
+        obs.notes
+            .extend(rest::cdr_matches_callback(&rest, &uuid, cb).await);
+        for probe in &s.probes {
+            match probe {
+                Probe::GoneAfterEnd => obs.notes.extend(rest::gone_after_end(&rest, &uuid).await),
+                Probe::PostCallMode { skipped } => obs
+                    .notes
+                    .extend(post_call_mode(h, &obs.log, &uuid, skipped).await),
+                _ => {}
+            }
+        }
+    }
     let problems = check(&s.expect, s, &obs);
     if problems.is_empty() {
         Ok(())
@@ -263,32 +333,70 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
     }
 }
 
-/// `DELETE /api/v1/Account/{id}/Call/{uuid}/` for the call the app saw from `tag`.
-async fn rest_hangup(h: &Harness, tag: &str) -> Result<(u16, String), String> {
-    let (_, log) = h
-        .app
-        .wait_for(tag, Duration::from_secs(5), |l| !l.fetches.is_empty())
-        .await;
-    let uuid = log
-        .fetches
+/// The CallUUID of the first document fetch.
+fn call_uuid_in(log: &TagLog) -> Option<String> {
+    log.fetches
         .first()
         .and_then(|f| f.get("CallUUID"))
-        .ok_or("no document fetch carried a CallUUID: cannot address the REST hangup")?
-        .to_string();
-    let url = format!("{}/Call/{uuid}/", h.vb.account_url());
-    let resp = voxbridge::http_client::builder()
-        .build()
-        .unwrap()
-        .delete(&url)
-        .header("X-Auth-ID", AUTH_ID)
-        .header("X-Auth-Token", AUTH_TOKEN)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .map_err(|e| format!("DELETE {url}: {e}"))?;
-    let status = resp.status().as_u16();
-    let body = resp.text().await.unwrap_or_default();
-    Ok((status, body))
+        .map(str::to_string)
+}
+
+/// The CallUUID voxbridge gave the call from `tag` (its first document fetch).
+async fn call_uuid(h: &Harness, tag: &str) -> Result<String, String> {
+    let (_, log) = h
+        .app
+        .wait_for(tag, Duration::from_secs(10), |l| !l.fetches.is_empty())
+        .await;
+    call_uuid_in(&log).ok_or_else(|| {
+        "no document fetch carried a CallUUID: cannot address the call over REST".into()
+    })
+}
+
+/// [`Probe::PostCallMode`]: the post-call document's Redirect was fetched with
+/// `CallStatus=completed`, and voxbridge logged exactly `skipped` as skipped.
+async fn post_call_mode(h: &Harness, log: &TagLog, uuid: &str, skipped: &[&str]) -> Vec<String> {
+    let mut p = Vec::new();
+    match log.fetches.last() {
+        Some(f) if f.get("Event") == Some("Redirect") => {
+            if f.get("CallStatus") != Some("completed") {
+                p.push(format!(
+                    "the post-call Redirect was fetched with CallStatus={:?}, expected completed",
+                    f.get("CallStatus")
+                ));
+            }
+        }
+        _ => p.push("the post-call document's Redirect was never fetched".into()),
+    }
+    match log.post_calls.first() {
+        Some(pc) if pc.get("EndTime").is_some_and(|t| !t.is_empty()) => {}
+        Some(_) => p.push("the PostCall request carries no EndTime: not the final record".into()),
+        None => {}
+    }
+    let want: Vec<String> = skipped
+        .iter()
+        .map(|e| format!("skipped {e} (call already ended)"))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let got = loop {
+        let got: Vec<String> =
+            h.vb.log_lines_with(uuid, 200)
+                .lines()
+                .filter(|l| l.contains("post-call mode"))
+                .filter_map(|l| {
+                    let at = l.find("skipped ")?;
+                    let rest = &l[at..];
+                    Some(rest[..rest.find(')').map_or(rest.len(), |e| e + 1)].to_string())
+                })
+                .collect();
+        if got.len() >= want.len() || Instant::now() >= deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    if got != want {
+        p.push(format!("post-call mode logged {got:?}, expected {want:?}"));
+    }
+    p
 }
 
 fn pending_api(h: &Harness, s: &Scenario) -> String {
@@ -385,11 +493,11 @@ fn check(e: &Expect, s: &Scenario, o: &Observed) -> Vec<String> {
                 ));
             }
         }
-        if let Some(q850) = e.bye_q850 {
+        if let Some(reason) = &e.bye_reason {
             let got = var(ev, "sip_reason").unwrap_or("");
-            if !got.starts_with(&format!("Q.850;cause={q850};")) {
+            if !got.starts_with(reason.as_str()) {
                 p.push(format!(
-                    "BYE Reason (sip_reason) {got:?}, expected Q.850;cause={q850}"
+                    "BYE Reason (sip_reason) {got:?}, expected {reason}…"
                 ));
             }
         }
@@ -402,6 +510,22 @@ fn check(e: &Expect, s: &Scenario, o: &Observed) -> Vec<String> {
         }
         let us = |n: &str| num(var(ev, n)).unwrap_or(0);
         let (start, answer, end) = (us("start_uepoch"), us("answer_uepoch"), us("end_uepoch"));
+        for probe in &s.probes {
+            if let (Probe::ScheduleArmed { fires, .. }, Some(at)) = (probe, o.scheduled_at) {
+                // The switch's end time against voxbridge's shown time (both wall clock).
+                let after = end as f64 / 1e6 - at.unix_timestamp() as f64;
+                if *fires && !(-1.5..=1.5).contains(&after) {
+                    p.push(format!(
+                        "the schedule fired {after:.2} s after the scheduled_hangup_at shown ({at}), expected within ±1.5 s"
+                    ));
+                }
+                if !*fires && after <= 1.0 {
+                    p.push(format!(
+                        "the call ended {after:.2} s after the scheduled_hangup_at shown ({at}): it did not outlive the cancelled schedule"
+                    ));
+                }
+            }
+        }
         for t in &e.timing {
             match *t {
                 Timing::AnsweredFor { min, max } => {
@@ -668,67 +792,195 @@ fn report(h: &Harness, s: &Scenario, o: &Observed, problems: &[String]) -> Strin
     r
 }
 
-/// The scenario called `name`.
-pub fn scenario(name: &str) -> Scenario {
-    scenarios::all()
+/// Every name the live suite answers for: the scenarios, then the stress run.
+pub fn all_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = scenarios::all().iter().map(|s| s.name).collect();
+    names.push(stress::NAME);
+    names
+}
+
+/// Each name's outcome: `Ok` (passed), `Err` with the report (failed or not run).
+pub type Results = HashMap<&'static str, Result<(), String>>;
+
+/// The selected scenarios against one harness, concurrently (one voxbridge takes many
+/// calls; each call is told apart by its caller number), then the stress run alone, so
+/// its load does not skew the timings of the others. Prints the summary line.
+pub async fn run_suite(h: Arc<Harness>, names: &[&'static str]) -> Results {
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for s in scenarios::all()
         .into_iter()
-        .find(|s| s.name == name)
-        .unwrap_or_else(|| panic!("no scenario named {name}"))
+        .filter(|s| names.contains(&s.name))
+    {
+        let h = h.clone();
+        set.spawn(async move { (s.name, run_scenario(&h, &s).await) });
+    }
+    let mut results = Results::new();
+    while let Some(done) = set.join_next().await {
+        match done {
+            Ok((name, r)) => {
+                results.insert(name, r);
+            }
+            Err(e) => {
+                // A panicking scenario task: name it in every result still missing.
+                for n in names.iter().filter(|n| **n != stress::NAME) {
+                    results
+                        .entry(n)
+                        .or_insert_with(|| Err(format!("a scenario task died: {e}")));
+                }
+            }
+        }
+    }
+    if names.contains(&stress::NAME) {
+        let r = stress::run(&h, stress::PLAN).await;
+        if let Ok(figures) = &r {
+            say(figures);
+        }
+        results.insert(stress::NAME, r.map(|_| ()));
+    }
+    let passed = results.values().filter(|r| r.is_ok()).count();
+    let not_run = results
+        .values()
+        .filter(|r| matches!(r, Err(e) if is_pending(e)))
+        .count();
+    let mut failed: Vec<&str> = results
+        .iter()
+        .filter(|(_, r)| matches!(r, Err(e) if !is_pending(e)))
+        .map(|(n, _)| *n)
+        .collect();
+    failed.sort_unstable();
+    let on = if h.backend == "simulator" {
+        "the simulator".to_string()
+    } else {
+        format!("real FreeSWITCH ({})", h.target.esl)
+    };
+    say(&format!(
+        "live suite: {passed} scenarios passed on {on}, {} failed, {not_run} not run, in {:.0} s{}",
+        failed.len(),
+        started.elapsed().as_secs_f64(),
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(" — failed: {}", failed.join(", "))
+        }
+    ));
+    results
+}
+
+/// One line straight to the terminal: the test harness hides `eprintln!` of passing tests.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The test-name filters this test binary was started with (`cargo test … live::rule_3`),
+/// so a single live test runs only what it selects: libtest's positional arguments,
+/// skipping its options and their values. `(filters, --exact)`.
+fn test_filters() -> (Vec<String>, bool) {
+    const TAKES_VALUE: &[&str] = &[
+        "--test-threads",
+        "--skip",
+        "--format",
+        "--color",
+        "--logfile",
+        "--shuffle-seed",
+        "-Z",
+    ];
+    let mut filters = Vec::new();
+    let mut exact = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--exact" {
+            exact = true;
+        } else if TAKES_VALUE.contains(&a.as_str()) {
+            args.next();
+        } else if !a.starts_with('-') {
+            filters.push(a);
+        }
+    }
+    (filters, exact)
+}
+
+/// The names whose live test (`live::<name>`) the filters select.
+fn selected_names() -> Vec<&'static str> {
+    let (filters, exact) = test_filters();
+    all_names()
+        .into_iter()
+        .filter(|n| {
+            let test = format!("live::{n}");
+            filters.is_empty()
+                || filters.iter().any(|f| {
+                    if exact {
+                        &test == f
+                    } else {
+                        test.contains(f.as_str())
+                    }
+                })
+        })
+        .collect()
 }
 
 /// One live test: skipped (with a message on the terminal) without
-/// `VOXBRIDGE_TEST_FS_ESL`; otherwise run alone — the dialplan's fixed 8084 admits one
-/// voxbridge at a time.
+/// `VOXBRIDGE_TEST_FS_ESL`. Otherwise the first live test to run starts the whole
+/// selected suite against the switch — one voxbridge on the dialplan's fixed 8084,
+/// scenarios concurrently — and every live test reports its own scenario's outcome.
 pub fn run_live(name: &str) {
-    let s = scenario(name);
     let Some(cfg) = LiveConfig::from_env() else {
         static SAID: AtomicBool = AtomicBool::new(false);
         if !SAID.swap(true, Ordering::Relaxed) {
-            // Straight to the terminal: the test harness hides eprintln! of passing tests.
-            let _ = writeln!(
-                std::io::stderr(),
+            say(
                 "live FreeSWITCH suite SKIPPED: set VOXBRIDGE_TEST_FS_ESL=host:port (see docs/live-suite.md). \
-                 The same scenarios ran against the simulator in live_suite_against_simulator."
+                 The same scenarios ran against the simulator in live_suite_against_simulator.",
             );
         }
         return;
     };
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    static RUN: std::sync::OnceLock<Result<Results, String>> = std::sync::OnceLock::new();
+    let results = RUN.get_or_init(|| {
+        block_on_alone(async {
+            let h = Arc::new(Harness::live(&cfg).await?);
+            Ok(run_suite(h, &selected_names()).await)
+        })
+        .and_then(|r| r)
+    });
+    match results {
+        Err(e) => panic!("{e}"),
+        Ok(r) => match r.get(name) {
+            Some(Ok(())) => {}
+            Some(Err(report)) => panic!("{report}"),
+            None => panic!("{name} was not selected by this run's test filters"),
+        },
+    }
+}
+
+/// Runs `work` on a runtime of its own while no other suite run of this process does:
+/// the real-switch run and the simulator run both check timings, and on a machine with
+/// more cores than test threads would otherwise overlap and skew each other.
+pub fn block_on_alone<T>(work: impl std::future::Future<Output = T>) -> Result<T, String> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("tokio runtime");
-    let result = rt.block_on(async {
-        let h = Harness::live(&cfg).await?;
-        run_scenario(&h, &s).await
-    });
-    if let Err(report) = result {
-        panic!("{report}");
-    }
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    Ok(rt.block_on(work))
 }
 
-/// Every scenario against the simulator, concurrently, one voxbridge. Returns the
+/// Every scenario and the stress run against the simulator, one voxbridge. Returns the
 /// reports of the scenarios that failed and of those that could not run.
 pub async fn run_all_simulated() -> (Vec<String>, Vec<String>) {
     let h = match Harness::simulated().await {
         Ok(h) => Arc::new(h),
         Err(e) => return (vec![e], Vec::new()),
     };
-    let mut set = tokio::task::JoinSet::new();
-    for s in scenarios::all() {
-        let h = h.clone();
-        set.spawn(async move { run_scenario(&h, &s).await });
-    }
+    let results = run_suite(h, &all_names()).await;
     let mut failed = Vec::new();
     let mut pending = Vec::new();
-    while let Some(done) = set.join_next().await {
-        match done {
-            Ok(Ok(())) => {}
-            Ok(Err(r)) if is_pending(&r) => pending.push(r),
-            Ok(Err(r)) => failed.push(r),
-            Err(e) => failed.push(format!("a scenario task died: {e}")),
+    for r in results.into_values() {
+        match r {
+            Ok(()) => {}
+            Err(r) if is_pending(&r) => pending.push(r),
+            Err(r) => failed.push(r),
         }
     }
     (failed, pending)

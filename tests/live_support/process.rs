@@ -5,6 +5,9 @@ use super::common::process::{voxbridge_command, ServeProcess};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// `[app] empty_document_timeout` of the suite's voxbridge, seconds (SPEC §4 rule 7).
+pub const EMPTY_DOCUMENT_TIMEOUT: u64 = 6;
+
 /// REST credentials of the suite's account (also the key its callbacks are signed with).
 pub const AUTH_ID: &str = "MALIVE000001";
 pub const AUTH_TOKEN: &str = "live-suite-token";
@@ -49,6 +52,9 @@ url = "sqlite://{db}"
 [app]
 default_answer_url = "{app_base}/answer"
 default_hangup_url = "{app_base}/hangup"
+# Short, so the rule 7 timeout scenarios end in seconds; longer than the 4 s after which
+# the caller gives up in rule_7_empty_response_rings_until_the_caller_gives_up.
+empty_document_timeout = {EMPTY_DOCUMENT_TIMEOUT}
 
 [outbox]
 initial_backoff = 0.2

@@ -3,7 +3,8 @@
 //! seen on both sides — the caller's leg (what a SIP phone would have got) and voxbridge's
 //! hangup callback (what the application is told).
 //!
-//! Each scenario is named after the SPEC §4 rule it checks. Media is a tone
+//! Each scenario is named after the SPEC rule it checks: `rule_N_…` for the §4 hangup
+//! rules, `voxml_…` for the VoxML verbs (§3.2), `rest_…` for the REST API (§6). Media is a tone
 //! (`tone_stream://`, always available) wherever the point is "something is playing";
 //! one scenario uses `<Speak>` on purpose, to check that TTS works on the switch.
 
@@ -39,6 +40,9 @@ impl Ext {
 #[derive(Clone, Debug)]
 pub enum Doc {
     Xml(String),
+    /// A VoxML document (`application/json`): the `instructions` array; the app wraps it
+    /// in `{"voxml_version":"1.0","instructions":…}`.
+    VoxMl(String),
     /// An HTTP error instead of a document.
     Status(u16),
 }
@@ -55,6 +59,33 @@ pub enum Action {
     RestHangup {
         after: f64,
     },
+}
+
+/// Something checked through voxbridge's REST API or log, besides the caller's leg and
+/// the callbacks (which every scenario checks, with the CDR read back over REST).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Probe {
+    /// While the call is up: `GET Call/?status=live` lists it, `GET Call/{uuid}/?status=live`
+    /// gives its details (from, to, direction, caller name, this `call_status`, an answer
+    /// time once in progress, no schedule), `GET Call/{uuid}/` is 404 pointing at
+    /// `?status=live`, and `DELETE` of a call nobody knows is 404 with a JSON error.
+    LiveWhileUp { call_status: &'static str },
+    /// While the call is up: the live details show `scheduled_hangup_at`, no more than
+    /// `secs` (+1) from now. Once the call is over it is compared with when the switch
+    /// really ended it (the caller's `end_uepoch`): if the schedule `fires`, the call
+    /// ended then (±1.5 s: the API has whole seconds, the switch's scheduler fires up to
+    /// 1 s early); if not (a Redirect cancelled it), the call outlived it by more than 1 s.
+    /// (Not "about `secs` from now": the moment the test asks can lag the arming by a
+    /// second or two when many scenarios run at once; the switch's end time cannot.)
+    ScheduleArmed { secs: f64, fires: bool },
+    /// `at` seconds after answer the call is still live and `scheduled_hangup_at` is
+    /// empty: the schedule was cancelled.
+    ScheduleGone { at: f64 },
+    /// Once the call is over: `DELETE` and `GET …?status=live` of it answer 404.
+    GoneAfterEnd,
+    /// The post-call document ran in post-call mode: its Redirect was fetched with
+    /// `CallStatus=completed`, and voxbridge logged these elements as skipped, in order.
+    PostCallMode { skipped: &'static [&'static str] },
 }
 
 /// How the originate ends.
@@ -100,8 +131,9 @@ pub struct Expect {
     /// `variable_sip_term_status`: the final SIP status the caller received; `None`
     /// when the caller itself ended the call (the switch sets it only when received).
     pub caller_sip: Option<u16>,
-    /// The Q.850 cause in the BYE the caller received (`variable_sip_reason`).
-    pub bye_q850: Option<u16>,
+    /// How the Reason of the BYE the caller received begins (`variable_sip_reason`):
+    /// `Q.850;cause=N;` for a cause up to 127, `SIP;cause=N;` above (reference §4.2).
+    pub bye_reason: Option<String>,
     pub caller_disposition: &'static str,
     pub timing: Vec<Timing>,
     // ---- voxbridge's hangup callback
@@ -126,7 +158,7 @@ impl Expect {
             answered: false,
             caller_cause: cause,
             caller_sip: Some(sip),
-            bye_q850: None,
+            bye_reason: None,
             caller_disposition: "recv_refuse",
             timing: Vec::new(),
             cause,
@@ -148,7 +180,7 @@ impl Expect {
             answered: true,
             caller_cause: cause,
             caller_sip: Some(200),
-            bye_q850: Some(q850),
+            bye_reason: Some(format!("Q.850;cause={q850};")),
             caller_disposition: "recv_bye",
             sip_status: Some(200),
             ..Self::refused(0, cause)
@@ -162,7 +194,7 @@ impl Expect {
             answered: true,
             caller_cause: "NORMAL_CLEARING",
             caller_sip: None,
-            bye_q850: None,
+            bye_reason: None,
             caller_disposition: "send_bye",
             sip_status: Some(200),
             ..Self::refused(0, "NORMAL_CLEARING")
@@ -176,7 +208,7 @@ impl Expect {
             answered: false,
             caller_cause: "NO_ANSWER",
             caller_sip: None,
-            bye_q850: None,
+            bye_reason: None,
             caller_disposition: "send_cancel",
             sip_status: Some(487),
             ..Self::refused(0, "NO_ANSWER")
@@ -210,6 +242,19 @@ impl Expect {
         self
     }
 
+    /// `originate` returned `+OK` although the call was refused: early media alone
+    /// completes an originate (reference §9).
+    fn originate_ok(mut self) -> Self {
+        self.originate = Originate::Ok;
+        self
+    }
+
+    /// The BYE's Reason begins with `prefix` (instead of `Q.850;cause=N;`).
+    fn bye_reason(mut self, prefix: &str) -> Self {
+        self.bye_reason = Some(prefix.to_string());
+        self
+    }
+
     fn post_call(mut self) -> Self {
         self.post_call = true;
         self
@@ -235,6 +280,8 @@ pub struct Scenario {
     pub originate_timeout: u64,
     /// Uses `<Speak>`: the switch needs mod_flite.
     pub needs_tts: bool,
+    /// REST and log checks, in order (the "while up" ones before the action).
+    pub probes: Vec<Probe>,
     pub expect: Expect,
 }
 
@@ -253,6 +300,7 @@ fn scenario(
         action: Action::Nothing,
         originate_timeout: 20,
         needs_tts: false,
+        probes: Vec::new(),
         expect,
     }
 }
@@ -262,6 +310,7 @@ const BUSY: Name = Name::Exact("Busy Line");
 const REJECTED: Name = Name::Exact("Rejected");
 const END_OF_XML: Name = Name::Exact("End Of XML Instructions");
 const CALLER: Name = Name::Exact("Caller Hangup");
+const TIMEOUT: Name = Name::Exact("Timeout");
 
 /// Every scenario, in the order the live suite lists them.
 pub fn all() -> Vec<Scenario> {
@@ -367,9 +416,13 @@ pub fn all() -> Vec<Scenario> {
             vec![Xml(format!(
                 "<Response><Hangup schedule=\"2\"/><Play>{TONE_FOREVER}</Play></Response>"
             ))],
+            // Armed before the Play answers: it fires ≥ 1 s after arming, so ≥ 1 s after
+            // the call started; answer→end may be a little less (the answer comes some
+            // 100 ms after the arming, more while many calls run at once).
             Expect::bye("NORMAL_CLEARING", 16)
                 .record("NORMAL_CLEARING", 16, NORMAL, "Answer XML", "completed")
-                .timing(Timing::AnsweredFor { min: 0.8, max: 3.5 }),
+                .timing(Timing::LastedAtLeast(1.0))
+                .timing(Timing::AnsweredFor { min: 0.5, max: 3.5 }),
         ),
         scenario(
             "rule_3_schedule_with_nothing_after_ends_at_once_as_end_of_document",
@@ -404,16 +457,43 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             action: Action::RestHangup { after: 1.0 },
+            probes: vec![
+                Probe::LiveWhileUp {
+                    call_status: "in-progress",
+                },
+                Probe::GoneAfterEnd,
+            ],
             ..scenario(
                 "rule_4_rest_api_hangup_mid_playback_byes_at_once_source_api",
-                "REST DELETE during an endless tone: the BYE goes out at once (not after the event-locked playback), source API",
+                "REST DELETE during an endless tone: live list/details while up, the BYE within 1 s (not after the event-locked playback), source API; DELETE again → 404",
                 Ext::Ringing,
                 vec![Xml(format!(
                     "<Response><Play>{TONE_FOREVER}</Play></Response>"
                 ))],
                 Expect::bye("NORMAL_CLEARING", 16)
                     .record("NORMAL_CLEARING", 16, NORMAL, "API", "completed")
-                    .timing(Timing::ApiHangupWithin(3.0)),
+                    .timing(Timing::ApiHangupWithin(1.0)),
+            )
+        },
+        Scenario {
+            action: Action::RestHangup { after: 1.5 },
+            needs_tts: true,
+            probes: vec![
+                Probe::LiveWhileUp {
+                    call_status: "in-progress",
+                },
+                Probe::GoneAfterEnd,
+            ],
+            ..scenario(
+                "rule_4_rest_api_hangup_mid_speak_byes_within_1s_source_api",
+                "REST DELETE during an endless <Speak loop=\"0\">: the BYE within 1 s, source API, cause 16; DELETE again → 404",
+                Ext::Ringing,
+                vec![Xml(format!(
+                    "<Response><Speak loop=\"0\">{SPEECH}</Speak><Hangup reason=\"busy\"/></Response>"
+                ))],
+                Expect::bye("NORMAL_CLEARING", 16)
+                    .record("NORMAL_CLEARING", 16, NORMAL, "API", "completed")
+                    .timing(Timing::ApiHangupWithin(1.0)),
             )
         },
         scenario(
@@ -476,5 +556,353 @@ pub fn all() -> Vec<Scenario> {
                 "completed",
             ),
         ),
+        Scenario {
+            probes: vec![Probe::LiveWhileUp {
+                call_status: "ringing",
+            }],
+            ..scenario(
+                "rest_live_details_of_a_ringing_call_say_ringing_without_answer_time",
+                "<Wait length=\"3\"/><Hangup reason=\"busy\"/> on 7001: while it waits the live list has it, details say ringing with no answer time; then 486",
+                Ext::Ringing,
+                vec![Xml(r#"<Response><Wait length="3"/><Hangup reason="busy"/></Response>"#)],
+                Expect::refused(486, "USER_BUSY")
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .timing(Timing::LastedAtLeast(2.5)),
+            )
+        },
+        // ---- more of rules 1, 2, 6, 7, 8, 9
+        scenario(
+            "rule_1_elements_after_hangup_are_still_parsed_so_a_broken_one_refuses_603",
+            "<Hangup reason=\"busy\"/> then an unknown <Bogus/>: the document is an error, not a busy refusal: 603, source Error",
+            Ext::Ringing,
+            vec![Xml(
+                "<Response>\n<Hangup reason=\"busy\"/>\n<Speak>x</Speak>\n<Bogus/>\n</Response>",
+            )],
+            Expect::refused(603, "CALL_REJECTED").record(
+                "CALL_REJECTED",
+                21,
+                Name::Prefix("Error: invalid document"),
+                "Error",
+                "completed",
+            ),
+        ),
+        scenario(
+            "rule_2_hangup_after_early_media_refuses_486_without_answering",
+            "<PreAnswer><Play>1 s</Play></PreAnswer><Hangup reason=\"busy\"/> on 7001: early media (originate +OK), then 486, never answered, not billed",
+            Ext::Ringing,
+            vec![Xml(format!(
+                "<Response><PreAnswer><Play>{TONE_1S}</Play></PreAnswer><Hangup reason=\"busy\"/></Response>"
+            ))],
+            Expect::refused(486, "USER_BUSY")
+                .originate_ok()
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy"),
+        ),
+        scenario(
+            "rule_6_end_of_document_before_answer_is_480",
+            "<Wait length=\"1\"/> alone on 7001: the document runs out before anything answered: 480, End Of XML Instructions",
+            Ext::Ringing,
+            vec![Xml(r#"<Response><Wait length="1"/></Response>"#)],
+            Expect::refused(480, "NORMAL_CLEARING").record(
+                "NORMAL_CLEARING",
+                16,
+                END_OF_XML,
+                "Answer XML",
+                "completed",
+            ),
+        ),
+        Scenario {
+            originate_timeout: 20,
+            ..scenario(
+                "rule_7_empty_response_on_a_ringing_call_times_out_480_allotted_timeout",
+                "<Response/> on 7001, the caller waits: after empty_document_timeout (6 s here) 480 with no Q.850 reason (the caller's leg reads NO_USER_RESPONSE), never answered; voxbridge records ALLOTTED_TIMEOUT `Timeout`",
+                Ext::Ringing,
+                vec![Xml("<Response/>")],
+                Expect::refused(480, "NO_USER_RESPONSE")
+                    .record("ALLOTTED_TIMEOUT", 16, TIMEOUT, "Answer XML", "completed")
+                    .timing(Timing::LastedAtLeast(5.0)),
+            )
+        },
+        scenario(
+            "rule_7_empty_response_on_an_answered_call_times_out_allotted_timeout",
+            "<Response/> on 7000 (answered): after empty_document_timeout (6 s here) a BYE with Reason SIP;cause=802 (ALLOTTED_TIMEOUT is above 127; the caller's leg reads NORMAL_CLEARING); voxbridge records ALLOTTED_TIMEOUT 16 `Timeout`",
+            Ext::Answered,
+            vec![Xml("<Response/>")],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .bye_reason("SIP;cause=802;text=\"ALLOTTED_TIMEOUT\"")
+                .record("ALLOTTED_TIMEOUT", 16, TIMEOUT, "Answer XML", "completed")
+                .timing(Timing::AnsweredFor { min: 5.0, max: 9.0 }),
+        ),
+        scenario(
+            "rule_8_no_document_on_an_answered_call_is_a_normal_clearing_bye_source_error",
+            "7000 (answered), the answer URL answers 404: BYE with Q.850 16, source Error",
+            Ext::Answered,
+            vec![Doc::Status(404)],
+            Expect::bye("NORMAL_CLEARING", 16).record(
+                "NORMAL_CLEARING",
+                16,
+                Name::Prefix("Error: no document"),
+                "Error",
+                "completed",
+            ),
+        ),
+        scenario(
+            "rule_9_hangup_with_text_is_a_document_error_603",
+            "<Hangup>bye</Hangup> (text in a Hangup) on 7001: a document error naming the line: 603, source Error",
+            Ext::Ringing,
+            vec![Xml("<Response>\n<Speak>hi</Speak>\n<Hangup>bye</Hangup>\n</Response>")],
+            Expect::refused(603, "CALL_REJECTED").record(
+                "CALL_REJECTED",
+                21,
+                Name::Prefix("Error: invalid document: line 3"),
+                "Error",
+                "completed",
+            ),
+        ),
+        // ---- rule 3: schedule, its live visibility, and Redirect
+        Scenario {
+            probes: vec![Probe::ScheduleArmed {
+                secs: 3.0,
+                fires: true,
+            }],
+            ..scenario(
+                "rule_3_armed_schedule_shows_on_the_live_call_and_fires_with_its_reason",
+                "<Hangup schedule=\"3\" reason=\"busy\"/> then an endless tone: scheduled_hangup_at ≈ now+3 s on the live call; it fires as a BYE with Q.850 17, source Answer XML",
+                Ext::Ringing,
+                vec![Xml(format!(
+                    "<Response><Hangup schedule=\"3\" reason=\"busy\"/><Play>{TONE_FOREVER}</Play></Response>"
+                ))],
+                Expect::bye("USER_BUSY", 17)
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .timing(Timing::AnsweredFor { min: 1.8, max: 4.5 }),
+            )
+        },
+        scenario(
+            "rule_3_a_schedule_firing_before_answer_refuses_with_its_reason_486",
+            "<Hangup schedule=\"2\" reason=\"busy\"/><Wait length=\"30\"/> on 7001: the schedule fires while it still rings: 486, never answered",
+            Ext::Ringing,
+            vec![Xml(
+                r#"<Response><Hangup schedule="2" reason="busy"/><Wait length="30"/><Hangup/></Response>"#,
+            )],
+            Expect::refused(486, "USER_BUSY")
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .timing(Timing::LastedAtMost(5.0)),
+        ),
+        // The switch's scheduler works on whole epoch seconds: `+N` fires N−1 to N s after
+        // it is armed. The Redirect comes ~1 s in, so the first schedule is 3 s (it cannot
+        // fire before the Redirect) and the documents outlast it by a clear margin.
+        Scenario {
+            probes: vec![
+                Probe::ScheduleArmed {
+                    secs: 3.0,
+                    fires: false,
+                },
+                Probe::ScheduleGone { at: 4.0 },
+            ],
+            ..scenario(
+                "rule_3_redirect_to_a_document_without_schedule_cancels_it_the_call_outlives_it",
+                "<Hangup schedule=\"3\"/>, a 1 s tone, <Redirect> to a 4 s tone + busy: the schedule is cancelled (gone from the live call at 4 s), the call ends busy after ~5 s",
+                Ext::Ringing,
+                vec![
+                    Xml(format!(
+                        "<Response><Hangup schedule=\"3\"/><Play>{TONE_1S}</Play>\
+                         <Redirect>{{app}}/answer?step=1</Redirect></Response>"
+                    )),
+                    Xml(format!(
+                        "<Response><Play loop=\"4\">{TONE_1S}</Play><Hangup reason=\"busy\"/></Response>"
+                    )),
+                ],
+                Expect::bye("USER_BUSY", 17)
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .fetches(&["StartApp", "Redirect"])
+                    .timing(Timing::AnsweredFor { min: 4.5, max: 8.0 }),
+            )
+        },
+        scenario(
+            "rule_3_redirect_to_a_document_that_schedules_again_rearms_it",
+            "<Hangup schedule=\"3\"/>, a 1 s tone, <Redirect> to <Hangup schedule=\"4\" reason=\"busy\"/> + 8 s of tone: the new schedule fires (busy, 4–5 s in), neither the old one (NORMAL_CLEARING 2–3 s in) nor the end of the tone",
+            Ext::Ringing,
+            vec![
+                Xml(format!(
+                    "<Response><Hangup schedule=\"3\"/><Play>{TONE_1S}</Play>\
+                     <Redirect>{{app}}/answer?step=1</Redirect></Response>"
+                )),
+                Xml(format!(
+                    "<Response><Hangup schedule=\"4\" reason=\"busy\"/><Play loop=\"8\">{TONE_1S}</Play></Response>"
+                )),
+            ],
+            Expect::bye("USER_BUSY", 17)
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .fetches(&["StartApp", "Redirect"])
+                .timing(Timing::AnsweredFor { min: 3.5, max: 6.0 }),
+        ),
+        // ---- rule 5: post-call workflow
+        Scenario {
+            probes: vec![Probe::PostCallMode {
+                skipped: &["Speak", "Wait", "Hangup", "Play"],
+            }],
+            ..scenario(
+                "rule_5_post_call_document_runs_in_post_call_mode_after_the_end",
+                "<Play>1 s</Play><Hangup postCallUrl=…/>: after the end the PostCall request (with the final record) gets a document: its Redirect is followed (CallStatus completed), Speak/Wait/Hangup/Play are skipped and logged",
+                Ext::Ringing,
+                vec![
+                    Xml(format!(
+                        "<Response><Play>{TONE_1S}</Play>\
+                         <Hangup postCallUrl=\"{{app}}/postcall?step=1\"/></Response>"
+                    )),
+                    Xml(
+                        "<Response><Speak>too late</Speak><Wait/>\
+                         <Redirect>{app}/answer?step=2</Redirect><Speak>never reached</Speak></Response>",
+                    ),
+                    Xml(format!(
+                        "<Response><Hangup reason=\"busy\"/><Play>{TONE_1S}</Play></Response>"
+                    )),
+                ],
+                Expect::bye("NORMAL_CLEARING", 16)
+                    .record("NORMAL_CLEARING", 16, NORMAL, "Answer XML", "completed")
+                    .fetches(&["StartApp", "Redirect"])
+                    .post_call(),
+            )
+        },
+        scenario(
+            "rule_5_post_call_urls_of_hangups_that_did_not_close_the_call_never_fire",
+            "a schedule that never fires and a Hangup never reached both carry postCallUrl; the busy Hangup between them closes the call: no PostCall request",
+            Ext::Ringing,
+            vec![Xml(format!(
+                "<Response><Play>{TONE_1S}</Play>\
+                 <Hangup schedule=\"30\" postCallUrl=\"{{app}}/postcall\"/>\
+                 <Hangup reason=\"busy\"/><Hangup postCallUrl=\"{{app}}/postcall\"/></Response>"
+            ))],
+            Expect::bye("USER_BUSY", 17).record("USER_BUSY", 17, BUSY, "Answer XML", "busy"),
+        ),
+        // ---- §3.2: every VoxML verb, with what the caller got
+        scenario(
+            "voxml_reject_on_a_ringing_call_is_603_never_answered",
+            "VoxML Reject on 7001: SIP 603, never answered, CALL_REJECTED",
+            Ext::Ringing,
+            vec![Doc::VoxMl(r#"[{"verb":"Reject"}]"#.into())],
+            Expect::refused(603, "CALL_REJECTED").record(
+                "CALL_REJECTED",
+                21,
+                REJECTED,
+                "Answer XML",
+                "rejected",
+            ),
+        ),
+        scenario(
+            "voxml_reject_busy_on_a_ringing_call_is_486_never_answered",
+            "VoxML Reject reason busy on 7001: SIP 486, never answered",
+            Ext::Ringing,
+            vec![Doc::VoxMl(r#"[{"verb":"Reject","reason":"busy"}]"#.into())],
+            Expect::refused(486, "USER_BUSY").record("USER_BUSY", 17, BUSY, "Answer XML", "busy"),
+        ),
+        scenario(
+            "voxml_reject_on_an_answered_call_acts_as_hangup_bye_21",
+            "VoxML Reject on 7000 (already answered): acts as Hangup, BYE with Q.850 21",
+            Ext::Answered,
+            vec![Doc::VoxMl(r#"[{"verb":"Reject"}]"#.into())],
+            Expect::bye("CALL_REJECTED", 21).record(
+                "CALL_REJECTED",
+                21,
+                REJECTED,
+                "Answer XML",
+                "rejected",
+            ),
+        ),
+        scenario(
+            "voxml_hangup_rejected_on_a_ringing_call_is_603",
+            "VoxML Hangup reason rejected on 7001: SIP 603, never answered",
+            Ext::Ringing,
+            vec![Doc::VoxMl(r#"[{"verb":"Hangup","reason":"rejected"}]"#.into())],
+            Expect::refused(603, "CALL_REJECTED").record(
+                "CALL_REJECTED",
+                21,
+                REJECTED,
+                "Answer XML",
+                "rejected",
+            ),
+        ),
+        Scenario {
+            needs_tts: true,
+            ..scenario(
+                "voxml_say_then_hangup_busy_answers_then_byes_with_user_busy",
+                "VoxML Say (flite) then Hangup busy on 7001: the speech plays (billed ≥ 1 s), then BYE with Q.850 17",
+                Ext::Ringing,
+                vec![Doc::VoxMl(format!(
+                    r#"[{{"verb":"Say","text":"{SPEECH}"}},{{"verb":"Hangup","reason":"busy"}}]"#
+                ))],
+                Expect::bye("USER_BUSY", 17)
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .timing(Timing::BilledAtLeastMs(1000)),
+            )
+        },
+        scenario(
+            "voxml_play_then_hangup_completed_is_a_normal_bye_and_its_post_call_fires",
+            "VoxML Play (1 s tone) then Hangup completed with post_call_url: BYE Q.850 16 Normal Hangup, the PostCall request arrives",
+            Ext::Ringing,
+            vec![Doc::VoxMl(format!(
+                r#"[{{"verb":"Play","url":"{TONE_1S}"}},{{"verb":"Hangup","reason":"completed","post_call_url":"{{app}}/postcall"}}]"#
+            ))],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, NORMAL, "Answer XML", "completed")
+                .timing(Timing::AnsweredFor { min: 0.5, max: 4.0 })
+                .post_call(),
+        ),
+        scenario(
+            "voxml_play_loop_2_then_end_of_document",
+            "VoxML Play loop 2 (1 s tone) and nothing else: answered ≥ 1.6 s, then End Of XML Instructions",
+            Ext::Ringing,
+            vec![Doc::VoxMl(format!(
+                r#"[{{"verb":"Play","url":"{TONE_1S}","loop":2}}]"#
+            ))],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+                .timing(Timing::AnsweredFor { min: 1.6, max: 5.0 }),
+        ),
+        scenario(
+            "voxml_pause_then_hangup_completed_never_answers_480",
+            "VoxML Pause 1 s then Hangup completed on 7001: Pause does not answer; NORMAL_CLEARING = SIP 480",
+            Ext::Ringing,
+            vec![Doc::VoxMl(
+                r#"[{"verb":"Pause","length":1},{"verb":"Hangup","reason":"completed"}]"#.into(),
+            )],
+            Expect::refused(480, "NORMAL_CLEARING")
+                .record("NORMAL_CLEARING", 16, NORMAL, "Answer XML", "completed")
+                .timing(Timing::LastedAtLeast(0.8)),
+        ),
+        scenario(
+            "voxml_redirect_to_a_reject_counts_as_first_603",
+            "VoxML Pause then Redirect to a VoxML Reject: the new document's Reject is first, 603, never answered",
+            Ext::Ringing,
+            vec![
+                Doc::VoxMl(
+                    r#"[{"verb":"Pause","length":1},{"verb":"Redirect","url":"{app}/answer?step=1"},{"verb":"Say","text":"never"}]"#
+                        .into(),
+                ),
+                Doc::VoxMl(r#"[{"verb":"Reject"}]"#.into()),
+            ],
+            Expect::refused(603, "CALL_REJECTED")
+                .record("CALL_REJECTED", 21, REJECTED, "Answer XML", "rejected")
+                .fetches(&["StartApp", "Redirect"]),
+        ),
     ]
+}
+
+impl Probe {
+    /// Checked while the call is up (the others once it is over).
+    pub fn while_up(&self) -> bool {
+        matches!(
+            self,
+            Probe::LiveWhileUp { .. } | Probe::ScheduleArmed { .. } | Probe::ScheduleGone { .. }
+        )
+    }
+}
+
+impl Scenario {
+    /// Some document of it names a post-call URL.
+    pub fn mentions_post_call(&self) -> bool {
+        self.docs.iter().any(|d| match d {
+            Doc::Xml(t) | Doc::VoxMl(t) => t.contains("postCallUrl") || t.contains("post_call_url"),
+            Doc::Status(_) => false,
+        })
+    }
 }
