@@ -1682,24 +1682,46 @@ fn loop_0_stops_after_a_run_too_short_to_be_media() {
 }
 
 #[test]
-fn a_finite_loop_of_a_failing_file_still_runs_its_count() {
+fn a_loop_of_any_count_on_a_dead_url_costs_the_switch_one_failed_playback() {
     let mut call = Call::new();
-    let mut a = call.run(true, vec![play("http://app.test/missing.wav", 2)]);
-    for _ in 0..2 {
-        let (id, app) = only_execute(&a);
-        assert_eq!(app.name(), "playback");
-        a = call.feed(Input::AppCompleted {
-            id,
-            response: "FILE NOT FOUND".into(),
-        });
-    }
-    assert_eq!(only_execute(&a).1, hangup_app(HangupCause::NORMAL_CLEARING));
-    let e = call.switch_hangs_up(&a);
-    assert_eq!(
-        e.notes,
-        vec!["Play http://app.test/missing.wav: FILE NOT FOUND".to_string()],
-        "the same error is noted once"
+    let a = call.run(
+        true,
+        vec![play("http://app.test/missing.wav", 100_000), speak("after")],
     );
+    let (id, app) = only_execute(&a);
+    assert_eq!(app.name(), "playback");
+    call.at(0.02);
+    let a = call.feed(Input::AppCompleted {
+        id,
+        response: "FILE NOT FOUND".into(),
+    });
+    assert_eq!(
+        only_execute(&a).1,
+        speak_app("after"),
+        "the loop ends at the first failed run"
+    );
+    let (_, last) = call.complete_all(a);
+    let e = call.switch_hangs_up(&last);
+    assert!(
+        e.notes
+            .iter()
+            .any(|n| n.contains("loop of 100000 stopped after 1 run(s)")),
+        "{:?}",
+        e.notes
+    );
+}
+
+#[test]
+fn a_loop_of_any_count_stops_after_a_run_too_short_to_be_media() {
+    let mut call = Call::new();
+    let a = call.run(true, vec![speak_loop("x", 5), wait(1)]);
+    let (id, _) = only_execute(&a);
+    call.at(0.01);
+    let a = call.feed(Input::AppCompleted {
+        id,
+        response: "_none_".into(),
+    });
+    assert_eq!(only_execute(&a).1, App::Sleep { ms: 1000 });
 }
 
 // ================================================================ socket lost (SPEC §2 step 7)

@@ -33,10 +33,12 @@
 //!   Hangups, API requests, timer expiries and fetch results are no-ops.
 //! * **Loops** are done here, never with the switch's `loops` header (reference §9: the
 //!   switch repeats with one `Application-UUID` and stops after short runs). `loop=N` is N
-//!   `Execute`s; `loop=0` repeats until the call ends, except that a repetition that
-//!   reports an error (`FILE NOT FOUND`, `PLAYBACK ERROR`, …) or lasts less than
-//!   [`MIN_ENDLESS_LOOP_RUN`] ends the loop (with a note) so a broken URL cannot make
-//!   voxbridge hammer the switch; execution then continues with the next element.
+//!   `Execute`s; `loop=0` repeats until the call ends. For every loop count, a repetition
+//!   that reports an error (`FILE NOT FOUND`, `PLAYBACK ERROR`, …) or lasts less than
+//!   [`MIN_LOOP_RUN`] ends the loop (with a note) so a broken URL cannot make voxbridge
+//!   hammer the switch: `<Play loop="100000">` on a dead URL costs one failed playback,
+//!   not 100,000. Execution then continues with the next element. (A deliberately
+//!   repeated clip shorter than 100 ms plays once: no real prompt is that short.)
 //! * **Answering** (SPEC §3): before the first Speak/Play/DTMF on an unanswered call the
 //!   engine executes `answer` and waits for it. Wait, Hangup, Reject and Redirect never
 //!   answer. `PreAnswer` executes `pre_answer` (skipped when the call is already answered:
@@ -79,9 +81,9 @@ pub use crate::call::hangup::Ending;
 /// SPEC §3: at most this many document fetches per call (a redirect-loop guard).
 pub const MAX_FETCHES_PER_CALL: u32 = 100;
 
-/// A repetition of an endless (`loop=0`) Speak/Play shorter than this ends the loop: no
-/// audible media is that short, but a failing URL is.
-pub const MIN_ENDLESS_LOOP_RUN: Duration = Duration::from_millis(100);
+/// A repetition of a looping Speak/Play (any `loop` other than 1) shorter than this ends
+/// the loop: no audible media is that short, but a failing URL is.
+pub const MIN_LOOP_RUN: Duration = Duration::from_millis(100);
 
 /// Identifies one `Execute`; the driver maps it to the `Event-UUID` it sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -700,24 +702,28 @@ impl CallEngine {
             }
         }
         program.repetitions += 1;
-        let done = if loop_count == 0 {
-            let too_short = now.saturating_duration_since(started) < MIN_ENDLESS_LOOP_RUN;
-            if failed || too_short {
-                self.notes.push(format!(
-                    "{what}: endless loop stopped after {} run(s): {}",
-                    program.repetitions,
-                    if failed {
-                        "the switch reported an error"
-                    } else {
-                        "a run was shorter than 100 ms"
-                    }
-                ));
-                true
+        let count_reached = loop_count != 0 && program.repetitions >= loop_count;
+        let too_short = now.saturating_duration_since(started) < MIN_LOOP_RUN;
+        let done = if count_reached {
+            true
+        } else if failed || too_short {
+            let left = if loop_count == 0 {
+                "endless loop".to_string()
             } else {
-                false
-            }
+                format!("loop of {loop_count}")
+            };
+            self.notes.push(format!(
+                "{what}: {left} stopped after {} run(s): {}",
+                program.repetitions,
+                if failed {
+                    "the switch reported an error"
+                } else {
+                    "a run was shorter than 100 ms"
+                }
+            ));
+            true
         } else {
-            program.repetitions >= loop_count
+            false
         };
         if done {
             program.cursor += 1;
