@@ -3,8 +3,10 @@
 //! is named after the guarantee it checks.
 
 mod e2e_support;
+mod esl_support;
 
 use e2e_support::*;
+use esl_support::SwitchPeer;
 use voxbridge::cause::HangupCause;
 use voxbridge::sim::PlayLength;
 
@@ -56,4 +58,87 @@ async fn a_huge_loop_on_a_dead_url_costs_the_switch_one_failed_playback() {
         "{:?}",
         cdr.notes
     );
+}
+
+// ------------------------------------------------------------------ no panic from switch input
+
+/// Plays the switch for one call from raw bytes: answers every command the way
+/// FreeSWITCH does, completes every application at once, and ends the channel when
+/// voxbridge executes `hangup`. Returns the applications voxbridge executed.
+async fn play_switch(mut peer: SwitchPeer, uuid: &str, connect_reply: Vec<u8>) -> Vec<String> {
+    let mut apps = Vec::new();
+    while let Some(cmd) = peer.read().await {
+        if cmd.line.starts_with("connect") {
+            peer.send(&connect_reply).await;
+        } else if cmd.line.starts_with("sendmsg") {
+            peer.send(&esl_support::reply("+OK")).await;
+            let app = cmd
+                .header("execute-app-name")
+                .unwrap_or_default()
+                .to_string();
+            let arg = cmd
+                .header("execute-app-arg")
+                .unwrap_or_default()
+                .to_string();
+            let app_uuid = cmd.header("Event-UUID").unwrap_or_default().to_string();
+            apps.push(format!("{app} {arg}").trim().to_string());
+            if app == "hangup" {
+                let cause = if arg.is_empty() {
+                    "NORMAL_CLEARING"
+                } else {
+                    &arg
+                };
+                peer.send(&esl_support::execute_complete(
+                    uuid, &app, &app_uuid, "_none_",
+                ))
+                .await;
+                peer.send(&esl_support::hangup_complete(uuid, cause)).await;
+            } else {
+                peer.send(&esl_support::execute_complete(
+                    uuid, &app, &app_uuid, "_none_",
+                ))
+                .await;
+            }
+        } else if cmd.line.starts_with("api ") {
+            peer.send(&esl_support::api_response("+OK\n")).await;
+        } else if cmd.line.starts_with("exit") {
+            peer.send(&esl_support::reply("+OK bye")).await;
+            break;
+        } else {
+            peer.send(&esl_support::reply("+OK")).await;
+        }
+    }
+    apps
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_timestamp_out_of_range_cannot_lose_the_call_record() {
+    let app = App::start().await;
+    let url = app.xml("/doc/busy", &xml("<Hangup reason=\"busy\"/>"));
+    let server = Server::start(
+        &app,
+        ServerOptions {
+            extra_toml: format!("[[route]]\ndestination = \"7001\"\nanswer_url = \"{url}\"\n"),
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    let uuid = esl_support::new_uuid();
+    // 10^38 µs: parses as a number, but is no time at all (and overflows ×1000).
+    let connect = esl_support::replace(
+        &esl_support::connect_reply(&uuid),
+        b"Caller-Channel-Created-Time: 1795235383226145",
+        b"Caller-Channel-Created-Time: 99999999999999999999999999999999999999",
+    );
+    let peer = SwitchPeer::connect(server.esl).await;
+    let apps = tokio::time::timeout(PATIENCE, play_switch(peer, &uuid, connect))
+        .await
+        .expect("the call never ended");
+
+    assert_eq!(apps, ["hangup USER_BUSY"]);
+    let cdr = server.cdr(&uuid).await;
+    assert_eq!(cdr.source, "Answer XML");
+    assert_eq!(cdr.cause_name, "Busy Line");
+    let cb = app.hangup_callback(&uuid).await;
+    assert_eq!(cb.must("HangupCause"), "USER_BUSY");
 }

@@ -153,6 +153,28 @@ impl CallFacts {
     }
 }
 
+impl CallFacts {
+    /// What the safety net records when building the call itself failed: the uuid, the
+    /// caller and the callee as the channel gives them, and the callback targets the
+    /// configuration gives without the channel's variables (which may be what broke).
+    fn bare(services: &CallServices, conn: &OutboundConnection, uuid: &str) -> (Self, Resolved) {
+        let ch = conn.channel();
+        let facts = Self {
+            uuid: uuid.to_string(),
+            answered: false,
+            direction: Direction::Inbound,
+            from: ch.caller_id_number().unwrap_or_default().to_string(),
+            to: ch.destination_number().unwrap_or_default().to_string(),
+            caller_name: ch.caller_id_name().unwrap_or_default().to_string(),
+            forwarded_from: None,
+            start_time: OffsetDateTime::now_utc(),
+            variables: HashMap::new(),
+        };
+        let resolved = services.router.callback_targets(&HashMap::new(), &facts.to);
+        (facts, resolved)
+    }
+}
+
 /// The number in a Diversion header: `<sip:1234@host>;reason=…` → `1234`.
 fn diversion_user(header: &str) -> Option<String> {
     let uri = header.split(['<', '>']).find(|s| s.contains("sip:"))?;
@@ -160,10 +182,11 @@ fn diversion_user(header: &str) -> Option<String> {
     (!user.is_empty()).then(|| user.to_string())
 }
 
-/// Switch timestamps are microseconds since the epoch; `0` means "never".
+/// Switch timestamps are microseconds since the epoch; `0` means "never". A value out
+/// of range (the switch's text is not trusted) is "unknown", never a panic.
 fn micros_to_time(text: &str) -> Option<OffsetDateTime> {
     let us = text.trim().parse::<i128>().ok().filter(|v| *v > 0)?;
-    OffsetDateTime::from_unix_timestamp_nanos(us * 1000).ok()
+    OffsetDateTime::from_unix_timestamp_nanos(us.checked_mul(1000)?).ok()
 }
 
 /// Commands to the switch, carried in order by the writer task.
@@ -198,11 +221,25 @@ enum Feedback {
 pub async fn run_call(services: Arc<CallServices>, conn: OutboundConnection, events: EventStream) {
     let uuid = conn.uuid().to_string();
     let span = tracing::info_span!("call", call_uuid = %uuid);
-    let task = CallTask::new(services.clone(), conn.clone());
-    let (facts, resolved) = (task.facts.clone(), task.resolved.clone());
-    let outcome = tokio::spawn(task.run(events).instrument(span.clone())).await;
+    // The task is built inside the net too: reading the channel's (switch-supplied)
+    // headers and routing the call are as able to panic as running it. What the net
+    // knows of the call is filled in as soon as the task has read the channel.
+    let known: Arc<std::sync::Mutex<Option<(CallFacts, Resolved)>>> = Arc::default();
+    let call = {
+        let (services, conn, known) = (services.clone(), conn.clone(), known.clone());
+        async move {
+            let task = CallTask::new(services, conn);
+            *known.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((task.facts.clone(), task.resolved.clone()));
+            task.run(events).await
+        }
+    };
+    let outcome = tokio::spawn(call.instrument(span.clone())).await;
     if let Err(e) = outcome {
         if e.is_panic() {
+            let known = known.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let (facts, resolved) =
+                known.unwrap_or_else(|| CallFacts::bare(&services, &conn, &uuid));
             close_out_after_panic(&services, &conn, &facts, &resolved)
                 .instrument(span)
                 .await;
@@ -916,6 +953,10 @@ mod tests {
     #[test]
     fn micros() {
         assert_eq!(micros_to_time("0"), None);
+        assert_eq!(
+            micros_to_time("99999999999999999999999999999999999999"),
+            None
+        );
         assert_eq!(
             micros_to_time("1795235383226145").map(|t| t.unix_timestamp()),
             Some(1_795_235_383)
