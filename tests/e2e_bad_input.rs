@@ -142,3 +142,93 @@ async fn a_switch_timestamp_out_of_range_cannot_lose_the_call_record() {
     let cb = app.hangup_callback(&uuid).await;
     assert_eq!(cb.must("HangupCause"), "USER_BUSY");
 }
+
+// ------------------------------------------------------------------ local files stay local
+
+/// A local document that, if voxbridge ever read it, would make voxbridge fetch
+/// `/leak` from the application: the proof of a read.
+fn plant_leak(path: &std::path::Path, app: &App) {
+    std::fs::write(
+        path,
+        xml(&format!("<Redirect>{}</Redirect>", app.url("/leak"))),
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_document_cannot_redirect_to_file_in_any_spelling() {
+    let (app, server) = setup().await;
+    let local = tempfile::NamedTempFile::new().unwrap();
+    plant_leak(local.path(), &app);
+    // Relative file URLs resolve against the server's working directory.
+    plant_leak(&server.db.with_file_name("leak.xml"), &app);
+    let abs = local.path().display().to_string();
+    let spellings = [
+        format!("file://{abs}"),
+        format!("FILE://{abs}"),
+        format!(" file://{abs}"),
+        format!("File:{abs}"),
+        format!("fIlE://localhost{abs}"),
+        "file:leak.xml".to_string(),
+        "file://leak.xml".to_string(),
+        format!("%66ile://{abs}"),
+        format!("file:%2F%2F{}", abs.trim_start_matches('/')),
+    ];
+    let sim = sim(SPEED);
+    for (i, target) in spellings.iter().enumerate() {
+        let url = app.xml(
+            &format!("/doc/to-file-{i}"),
+            &xml(&format!("<Speak>hi</Speak><Redirect>{target}</Redirect>")),
+        );
+        // The document that asks comes over http, whatever the case of its scheme.
+        for asker in [url.clone(), url.replacen("http://", "HTTP://", 1)] {
+            let r = report(sim.place_call(answered(&asker), server.esl)).await;
+            let cb = app.hangup_callback(&r.uuid).await;
+            assert_eq!(cb.must("HangupSource"), "Error", "{target:?} from {asker}");
+            assert_eq!(
+                requested(&r).last().map(String::as_str),
+                Some("hangup"),
+                "{target:?} from {asker}"
+            );
+        }
+    }
+    assert!(
+        app.hits_on("/leak").is_empty(),
+        "a local file was read: {} hit(s) on /leak",
+        app.hits_on("/leak").len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_call_document_cannot_redirect_to_a_local_file() {
+    let (app, server) = setup().await;
+    let local = tempfile::NamedTempFile::new().unwrap();
+    plant_leak(local.path(), &app);
+    let post = app.xml(
+        "/post/to-file",
+        &xml(&format!(
+            "<Redirect>FILE://{}</Redirect>",
+            local.path().display()
+        )),
+    );
+    let url = app.xml(
+        "/doc/pc",
+        &xml(&format!("<Hangup reason=\"busy\" postCallUrl=\"{post}\"/>")),
+    );
+    let sim = sim(SPEED);
+    let r = report(sim.place_call(ringing(&url), server.esl)).await;
+    assert_refused(&r, 486, HangupCause::USER_BUSY);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let notes = loop {
+        let notes = server.cdr(&r.uuid).await.notes;
+        if notes.iter().any(|n| n.contains("post-call")) || std::time::Instant::now() > deadline {
+            break notes;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(
+        notes.iter().any(|n| n.contains("refused")),
+        "the refusal is noted: {notes:?}"
+    );
+    assert!(app.hits_on("/leak").is_empty(), "a local file was read");
+}

@@ -18,7 +18,8 @@
 //! - `Kill` (REST hangup, empty-document timeout) is `api uuid_kill <uuid> <cause>` on the
 //!   call's own socket: it takes effect even while an event-locked playback runs.
 //! - A `Redirect` from a document fetched over http(s) may not point at `file://`: a
-//!   remote application must not make voxbridge read local files.
+//!   remote application must not make voxbridge read local files. The fetcher enforces
+//!   it ([`crate::app::fetch`]); the driver tells it which document asked.
 //! - The record is written (CDR + callbacks, one transaction) before the socket is left
 //!   with `exit`; the channel has always been hung up by then, except when the socket was
 //!   lost (then there is nothing left to hang up on this connection).
@@ -317,8 +318,8 @@ struct CallTask {
     feedback_tx: mpsc::UnboundedSender<Feedback>,
     feedback: mpsc::UnboundedReceiver<Feedback>,
     expansion_disabled: bool,
-    /// The document being executed came over http(s) (file:// redirects refused).
-    remote_document: bool,
+    /// The URL that served the document being executed: the asker of its Redirects.
+    document_url: Option<String>,
     answer_time: Option<OffsetDateTime>,
     /// The document fetch in flight (with its retries), aborted when the call ends: the
     /// application must not be asked for a document for a call that is over.
@@ -373,7 +374,7 @@ impl CallTask {
             feedback_tx,
             feedback,
             expansion_disabled: false,
-            remote_document: false,
+            document_url: None,
             answer_time: None,
             fetch_task: None,
             hangup_complete: None,
@@ -614,20 +615,6 @@ impl CallTask {
 
     fn start_fetch(&mut self, req: EngineFetch) {
         let resolved = self.resolved.clone();
-        if self.remote_document
-            && req
-                .url
-                .trim_start()
-                .to_ascii_lowercase()
-                .starts_with("file:")
-        {
-            tracing::warn!(url = %req.url, "refused a Redirect from a remote document to a local file");
-            self.input(Input::DocumentFetched(Err(FetchFailure::Invalid(format!(
-                "Redirect to {} refused: a document fetched over http(s) may not redirect to file://",
-                req.url
-            )))));
-            return;
-        }
         let params = FetchParams {
             call_uuid: self.facts.uuid.clone(),
             from: self.facts.from.clone(),
@@ -657,9 +644,9 @@ impl CallTask {
                 .collect(),
         }
         .to_pairs();
-        let fallback = match req.event {
-            FetchEvent::StartApp => resolved.fallback_answer_url.clone(),
-            FetchEvent::Redirect => None,
+        let (fallback, asked_by) = match req.event {
+            FetchEvent::StartApp => (resolved.fallback_answer_url.clone(), None),
+            FetchEvent::Redirect => (None, self.document_url.clone()),
         };
         let services = self.services.clone();
         let feedback = self.feedback_tx.clone();
@@ -674,6 +661,7 @@ impl CallTask {
                     method,
                     params: &params,
                     signing_token: resolved.auth_token.as_deref(),
+                    asked_by: asked_by.as_deref(),
                 };
                 let result = services.fetcher.fetch(&request).await;
                 let _ = feedback.send(Feedback::Fetched {
@@ -702,7 +690,7 @@ impl CallTask {
                     .fetch_observed(elapsed, result.is_ok());
                 let input = match result {
                     Ok(fetched) => {
-                        self.remote_document = fetched.url.starts_with("http");
+                        self.document_url = Some(fetched.url.clone());
                         tracing::info!(
                             url = %fetched.url,
                             attempts = fetched.attempts,
@@ -717,6 +705,10 @@ impl CallTask {
                         Err(match &e {
                             crate::app::fetch::FetchError::InvalidDocument { error, .. } => {
                                 FetchFailure::Invalid(error.to_string())
+                            }
+                            // The document that asked is at fault: it is invalid here.
+                            refused @ crate::app::fetch::FetchError::Refused { .. } => {
+                                FetchFailure::Invalid(refused.to_string())
                             }
                             other => FetchFailure::NoDocument(other.to_string()),
                         })

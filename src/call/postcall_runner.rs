@@ -25,6 +25,9 @@ impl PostCallMode {
 
     async fn run(&self, response: PostCallResponse) {
         let mut run = PostCallRun::new();
+        // The document being read came from here: its Redirect may only go to http(s)
+        // unless it is itself a local file (never, for the post-call URL itself).
+        let mut asked_by = response.url.clone();
         let mut step = run.on_response(parse(&response));
         let record = match self
             .services
@@ -74,12 +77,19 @@ impl PostCallMode {
                             method,
                             params: &params,
                             signing_token: token.as_deref(),
+                            asked_by: Some(&asked_by),
                         })
                         .await;
                     let input = match result {
-                        Ok(f) => Ok(Some(f.document)),
+                        Ok(f) => {
+                            asked_by = f.url;
+                            Ok(Some(f.document))
+                        }
                         Err(crate::app::fetch::FetchError::InvalidDocument { error, .. }) => {
                             Err(FetchFailure::Invalid(error.to_string()))
+                        }
+                        Err(refused @ crate::app::fetch::FetchError::Refused { .. }) => {
+                            Err(FetchFailure::Invalid(refused.to_string()))
                         }
                         Err(e) => Err(FetchFailure::NoDocument(e.to_string())),
                     };
