@@ -28,10 +28,10 @@ use crate::app::callbacks::{self, CallbackTargets};
 use crate::app::fetch::{CallStatus, FetchParams, FetchRequest, Fetcher};
 use crate::call::engine::{
     Action, AppId, CallEngine, EngineSettings, FetchEvent, FetchFailure,
-    FetchRequest as EngineFetch, Input, TimerId,
+    FetchRequest as EngineFetch, Input, Reaction, SwitchCommand, TimerId,
 };
 use crate::call::hangup::Ending;
-use crate::call::live::{CallCommand, LiveCalls};
+use crate::call::live::{CallCommand, HangupReply, LiveCalls};
 use crate::call::record::{CallRecord, Direction};
 use crate::call::route::{Resolved, Router};
 use crate::call::switch_clock::{event_timestamp, SwitchClock};
@@ -200,6 +200,9 @@ enum Outgoing {
     Kill {
         cause: HangupCause,
     },
+    HangupMessage {
+        cause: HangupCause,
+    },
     Exit,
 }
 
@@ -207,6 +210,12 @@ enum Outgoing {
 enum Feedback {
     /// The switch refused an application we sent (`-ERR`); it will never complete.
     ExecuteFailed { event_uuid: String, reason: String },
+    /// What the switch answered to a `uuid_kill` or hangup message (`Err`: its `-ERR`
+    /// reply, or why it could not be sent).
+    CommandDone {
+        command: SwitchCommand,
+        result: Result<(), String>,
+    },
     Fetched {
         result: Result<crate::app::fetch::Fetched, crate::app::fetch::FetchError>,
         elapsed: Duration,
@@ -333,6 +342,8 @@ struct CallTask {
     store_chain: Option<tokio::task::JoinHandle<()>>,
     /// The switch's time, for the engine's inputs.
     clock: SwitchClock,
+    /// REST hangups waiting to hear whether the switch took the kill.
+    api_hangups: Vec<tokio::sync::oneshot::Sender<HangupReply>>,
 }
 
 impl CallTask {
@@ -381,6 +392,7 @@ impl CallTask {
             hangup_event: None,
             store_chain: None,
             clock,
+            api_hangups: Vec::new(),
         }
     }
 
@@ -396,7 +408,7 @@ impl CallTask {
         services.metrics.call_started();
         self.record_start(&account_id);
         let (commands_tx, mut commands) = mpsc::channel(8);
-        let _registration = services
+        let registration = services
             .live
             .register(&self.facts.uuid, &account_id, commands_tx);
         let writer = self.start_writer();
@@ -424,6 +436,10 @@ impl CallTask {
             ending = self.drain_actions();
         }
         let ending = ending.expect("loop ends only with an ending");
+        // The call is over: it leaves the live registry now (REST answers 404 from here
+        // on), not once its record is written, and a REST hangup still waiting hears so.
+        drop(registration);
+        self.answer_api_hangups(HangupReply::Ending);
         if let Some(fetch) = self.fetch_task.take() {
             fetch.abort();
         }
@@ -525,13 +541,33 @@ impl CallTask {
                         }
                         Outgoing::Kill { cause } => {
                             let cmd = format!("uuid_kill {uuid} {}", cause.name());
-                            match conn.api(&cmd).await {
-                                Ok(r) if r.body.starts_with("+OK") => {}
+                            let result = match conn.api(&cmd).await {
+                                Ok(r) if r.body.starts_with("+OK") => Ok(()),
                                 // -ERR No such channel: the caller hung up at the same
-                                // moment; the switch's own events tell the rest.
-                                Ok(r) => tracing::info!(reply = %r.body.trim(), "uuid_kill not applied"),
-                                Err(e) => tracing::warn!(error = %e, "uuid_kill failed"),
-                            }
+                                // moment; the engine knows the switch's events tell the rest.
+                                Ok(r) => {
+                                    tracing::info!(reply = %r.body.trim(), "uuid_kill not applied");
+                                    Err(r.body.trim().to_string())
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "uuid_kill failed");
+                                    Err(e.to_string())
+                                }
+                            };
+                            let _ = feedback.send(Feedback::CommandDone {
+                                command: SwitchCommand::Kill,
+                                result,
+                            });
+                        }
+                        Outgoing::HangupMessage { cause } => {
+                            let result = conn.hangup(cause.name()).await.map_err(|e| {
+                                tracing::warn!(error = %e, "the hangup message was refused");
+                                e.to_string()
+                            });
+                            let _ = feedback.send(Feedback::CommandDone {
+                                command: SwitchCommand::HangupMessage,
+                                result,
+                            });
                         }
                         Outgoing::Exit => {
                             let _ = conn.exit().await;
@@ -585,6 +621,9 @@ impl CallTask {
                 }
                 Action::Kill { cause } => {
                     let _ = self.outgoing.send(Outgoing::Kill { cause });
+                }
+                Action::HangupMessage { cause } => {
+                    let _ = self.outgoing.send(Outgoing::HangupMessage { cause });
                 }
                 Action::SetTimer { id, after } => {
                     self.timers.insert(id, Instant::now() + after);
@@ -676,6 +715,23 @@ impl CallTask {
 
     fn on_feedback(&mut self, fb: Feedback) {
         match fb {
+            Feedback::CommandDone { command, result } => {
+                let Err(reply) = result else {
+                    self.answer_api_hangups(HangupReply::Ending);
+                    return;
+                };
+                self.input(Input::CommandFailed {
+                    command,
+                    reply: reply.clone(),
+                });
+                if !self.engine.is_closing() {
+                    // Every way of hanging up was refused: the call is still up.
+                    self.answer_api_hangups(HangupReply::Refused(reply));
+                } else if reply.contains("No such channel") {
+                    self.answer_api_hangups(HangupReply::Ending);
+                }
+                // Otherwise a fallback is on its way; its outcome answers.
+            }
             Feedback::ExecuteFailed { event_uuid, reason } => {
                 if let Some(id) = self.apps.remove(&event_uuid) {
                     self.input(Input::AppCompleted {
@@ -724,9 +780,24 @@ impl CallTask {
             CallCommand::Hangup { reply } => {
                 tracing::info!("hangup requested through the REST API");
                 let now = self.clock.now();
-                let reaction = self.engine.handle(now, Input::ApiHangup);
-                let _ = reply.send(reaction);
+                match self.engine.handle(now, Input::ApiHangup) {
+                    // The kill is on its way: answer once the switch has taken it.
+                    Reaction::Acted => self.api_hangups.push(reply),
+                    // Already closing (first hangup wins).
+                    Reaction::Ignored => {
+                        let _ = reply.send(HangupReply::Ending);
+                    }
+                    Reaction::AfterFinish => {
+                        let _ = reply.send(HangupReply::Over);
+                    }
+                }
             }
+        }
+    }
+
+    fn answer_api_hangups(&mut self, answer: HangupReply) {
+        for reply in self.api_hangups.drain(..) {
+            let _ = reply.send(answer.clone());
         }
     }
 
