@@ -3,6 +3,11 @@
 //! listed, a Redirect is followed (bounded by the per-call fetch limit), and the list of
 //! what was skipped is logged with the call's uuid. The pure rules are in
 //! [`crate::call::postcall`].
+//!
+//! A workflow runs **at most once per call**: only the Hangup that closed the call adds
+//! a post-call row, and the outbox hands its response over only once the delivery is
+//! recorded ([`PostCallResponseHandler`]). Its Redirects may only go to http(s): a
+//! post-call document can no more make voxbridge read a local file than a live one.
 
 use crate::app::fetch::{CallStatus, FetchEvent, FetchParams, FetchRequest};
 use crate::app::outbox::{PostCallResponse, PostCallResponseHandler};
