@@ -626,7 +626,11 @@ impl CallTask {
                     let _ = self.outgoing.send(Outgoing::HangupMessage { cause });
                 }
                 Action::SetTimer { id, after } => {
-                    self.timers.insert(id, Instant::now() + after);
+                    // A timeout too far off to represent never fires, rather than panic.
+                    let at = Instant::now().checked_add(after);
+                    if let Some(at) = at {
+                        self.timers.insert(id, at);
+                    }
                 }
                 Action::CancelTimer { id } => {
                     self.timers.remove(&id);
