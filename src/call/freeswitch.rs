@@ -16,7 +16,9 @@
 //!   `app_disable_expand_variables=true` on the channel (once; calls without such text
 //!   pay nothing).
 //! - `Kill` (REST hangup, empty-document timeout) is `api uuid_kill <uuid> <cause>` on the
-//!   call's own socket: it takes effect even while an event-locked playback runs.
+//!   call's own socket: it takes effect even while an event-locked playback runs. Its reply
+//!   (and that of the `sendmsg` hangup the engine may fall back to) is fed back to the
+//!   engine as an input; a REST hangup is answered only once the switch has replied.
 //! - A `Redirect` from a document fetched over http(s) may not point at `file://`: a
 //!   remote application must not make voxbridge read local files. The fetcher enforces
 //!   it ([`crate::app::fetch`]); the driver tells it which document asked.
