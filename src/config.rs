@@ -58,6 +58,14 @@ pub struct ApiConfig {
 pub struct StoreConfig {
     /// `sqlite://<path>` (relative to the working directory) or `postgres://…` (later).
     pub url: String,
+
+    // --- retention (issue 10 point 8; see `store::sqlite::retention`) ---
+    /// Days a CDR is kept after the call ended (with its callback rows); 0: forever.
+    pub retention_cdr_days: f64,
+    /// Days a delivered callback row is kept after its delivery; 0: forever.
+    pub retention_delivered_days: f64,
+    /// Seconds between two retention runs (each ends with a WAL checkpoint).
+    pub retention_interval_secs: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -167,6 +175,9 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             url: "sqlite://voxbridge.db".into(),
+            retention_cdr_days: 90.0,
+            retention_delivered_days: 30.0,
+            retention_interval_secs: 3600.0,
         }
     }
 }
@@ -296,6 +307,27 @@ impl Config {
             }
         }
         seconds("esl.handshake_timeout", self.esl.handshake_timeout, false)?;
+        for (key, days) in [
+            ("store.retention_cdr_days", self.store.retention_cdr_days),
+            (
+                "store.retention_delivered_days",
+                self.store.retention_delivered_days,
+            ),
+        ] {
+            let ok = days.is_finite()
+                && days >= 0.0
+                && std::time::Duration::try_from_secs_f64(days * 86_400.0).is_ok();
+            if !ok {
+                return Err(ConfigError(format!(
+                    "{key}: {days} is not a valid number of days (expected 0 or more; 0 keeps forever)"
+                )));
+            }
+        }
+        seconds(
+            "store.retention_interval_secs",
+            self.store.retention_interval_secs,
+            false,
+        )?;
         seconds("esl.shutdown_grace", self.esl.shutdown_grace, true)?;
         seconds("app.connect_timeout", self.app.connect_timeout, false)?;
         seconds("app.fetch_timeout", self.app.fetch_timeout, false)?;

@@ -72,6 +72,7 @@ pub struct Running {
     api_task: tokio::task::JoinHandle<()>,
     outbox: OutboxWorker,
     _switch: Option<InboundClient>,
+    _retention: Option<crate::store::sqlite::retention::RetentionTask>,
 }
 
 /// Opens everything and starts serving; returns once both listeners are bound.
@@ -197,6 +198,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         api_task,
         outbox,
         _switch: switch,
+        _retention: crate::store::sqlite::retention::start(
+            &config.store,
+            crate::store::sqlite::retention::RetentionPolicy::from_config(&config.store),
+        ),
     })
 }
 

@@ -286,7 +286,7 @@ fn invalid_cases() -> Vec<(String, &'static str, ErrorKind)> {
         ),
         (
             doc(r#"{"verb":"Pause","length":0}"#),
-            r#"instructions[0]: Pause field length=0: expected a whole number of seconds, 1 or more"#,
+            r#"instructions[0]: Pause field length=0: expected a whole number of seconds from 1 to 2147483 (the longest sleep the switch takes)"#,
             InvalidValue,
         ),
         (

@@ -281,8 +281,8 @@ fn invalid_cases() -> Vec<(String, &'static str, ErrorKind)> {
         (doc(r#"<Speak language="">x</Speak>"#), r#"line 2, col 3: <Speak> attribute language="": expected a language tag such as en-US"#, InvalidValue),
         (doc(r#"<Speak loop="-1">x</Speak>"#), r#"line 2, col 3: <Speak> attribute loop="-1": expected a whole number, 0 (until the call ends) or more"#, InvalidValue),
         (doc(r#"<Play loop="twice">http://x/a.wav</Play>"#), r#"line 2, col 3: <Play> attribute loop="twice": expected a whole number, 0 (until the call ends) or more"#, InvalidValue),
-        (doc(r#"<Wait length="0"/>"#), r#"line 2, col 3: <Wait> attribute length="0": expected a whole number of seconds, 1 or more"#, InvalidValue),
-        (doc(r#"<Wait length="1.5"/>"#), r#"line 2, col 3: <Wait> attribute length="1.5": expected a whole number of seconds, 1 or more"#, InvalidValue),
+        (doc(r#"<Wait length="0"/>"#), r#"line 2, col 3: <Wait> attribute length="0": expected a whole number of seconds from 1 to 2147483 (the longest sleep the switch takes)"#, InvalidValue),
+        (doc(r#"<Wait length="1.5"/>"#), r#"line 2, col 3: <Wait> attribute length="1.5": expected a whole number of seconds from 1 to 2147483 (the longest sleep the switch takes)"#, InvalidValue),
         (doc(r#"<Hangup reason="completed"/>"#), r#"line 2, col 3: <Hangup> attribute reason="completed": expected rejected or busy"#, InvalidValue),
         (doc(r#"<Hangup schedule="0"/>"#), r#"line 2, col 3: <Hangup> attribute schedule="0": expected a whole number of seconds greater than 0"#, InvalidValue),
         (doc(r#"<Hangup schedule="-5"/>"#), r#"line 2, col 3: <Hangup> attribute schedule="-5": expected a whole number of seconds greater than 0"#, InvalidValue),
@@ -452,4 +452,28 @@ fn columns_count_characters_not_bytes() {
         err.to_string().starts_with("line 1, col 37: <Bad>"),
         "{err}"
     );
+}
+
+#[test]
+fn a_wait_longer_than_the_switch_accepts_is_refused_not_truncated() {
+    // FreeSWITCH's sleep takes i32 milliseconds: 2147483 s is the most it can do.
+    assert_eq!(
+        parse_xml(&doc(r#"<Wait length="2147483"/>"#)).unwrap(),
+        vec![Instruction::Wait(Wait {
+            length_secs: 2_147_483
+        })]
+    );
+    for too_long in ["2147484", "4294967", "4294967295"] {
+        let err = parse_xml(&doc(&format!(r#"<Wait length="{too_long}"/>"#))).unwrap_err();
+        assert!(
+            err.to_string().contains("from 1 to 2147483"),
+            "{too_long}: {err}"
+        );
+    }
+    let voxml = format!(
+        r#"{{"voxml_version":"1.0","instructions":[{{"verb":"Pause","length":{}}}]}}"#,
+        4_294_967
+    );
+    let err = parse(voxml.as_bytes(), Dialect::VoxMl).unwrap_err();
+    assert!(err.to_string().contains("from 1 to 2147483"), "{err}");
 }

@@ -160,6 +160,10 @@ impl Checker {
                     self.in_flight = Some(id);
                     self.last_app = Some(app);
                 }
+                Action::HangupMessage { .. } => {
+                    // Only ever the fallback of a refused uuid_kill.
+                    assert!(self.closing, "hangup message without a kill before it");
+                }
                 Action::Kill { .. } => {
                     assert!(!self.closing, "Kill while closing");
                     self.closing = true;

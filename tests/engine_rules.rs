@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 use voxbridge::call::engine::{
     Action, App, AppId, CallEngine, EngineSettings, FetchEvent, FetchFailure, FetchRequest, Input,
-    Reaction, TimerId, MAX_FETCHES_PER_CALL,
+    Reaction, SwitchCommand, TimerId, MAX_FETCHES_PER_CALL,
 };
 use voxbridge::call::hangup::Ending;
 use voxbridge::call::record::HangupSource;
@@ -1682,24 +1682,46 @@ fn loop_0_stops_after_a_run_too_short_to_be_media() {
 }
 
 #[test]
-fn a_finite_loop_of_a_failing_file_still_runs_its_count() {
+fn a_loop_of_any_count_on_a_dead_url_costs_the_switch_one_failed_playback() {
     let mut call = Call::new();
-    let mut a = call.run(true, vec![play("http://app.test/missing.wav", 2)]);
-    for _ in 0..2 {
-        let (id, app) = only_execute(&a);
-        assert_eq!(app.name(), "playback");
-        a = call.feed(Input::AppCompleted {
-            id,
-            response: "FILE NOT FOUND".into(),
-        });
-    }
-    assert_eq!(only_execute(&a).1, hangup_app(HangupCause::NORMAL_CLEARING));
-    let e = call.switch_hangs_up(&a);
-    assert_eq!(
-        e.notes,
-        vec!["Play http://app.test/missing.wav: FILE NOT FOUND".to_string()],
-        "the same error is noted once"
+    let a = call.run(
+        true,
+        vec![play("http://app.test/missing.wav", 100_000), speak("after")],
     );
+    let (id, app) = only_execute(&a);
+    assert_eq!(app.name(), "playback");
+    call.at(0.02);
+    let a = call.feed(Input::AppCompleted {
+        id,
+        response: "FILE NOT FOUND".into(),
+    });
+    assert_eq!(
+        only_execute(&a).1,
+        speak_app("after"),
+        "the loop ends at the first failed run"
+    );
+    let (_, last) = call.complete_all(a);
+    let e = call.switch_hangs_up(&last);
+    assert!(
+        e.notes
+            .iter()
+            .any(|n| n.contains("loop of 100000 stopped after 1 run(s)")),
+        "{:?}",
+        e.notes
+    );
+}
+
+#[test]
+fn a_loop_of_any_count_stops_after_a_run_too_short_to_be_media() {
+    let mut call = Call::new();
+    let a = call.run(true, vec![speak_loop("x", 5), wait(1)]);
+    let (id, _) = only_execute(&a);
+    call.at(0.01);
+    let a = call.feed(Input::AppCompleted {
+        id,
+        response: "_none_".into(),
+    });
+    assert_eq!(only_execute(&a).1, App::Sleep { ms: 1000 });
 }
 
 // ================================================================ socket lost (SPEC §2 step 7)
@@ -1899,4 +1921,162 @@ fn rule_3_a_schedule_firing_while_its_cancel_is_queued_is_still_recognised() {
     assert_eq!(e.source, HangupSource::AnswerXml);
     assert_eq!(e.cause_name, "Busy Line");
     assert_eq!(post_call_url(&e), Some("http://app.test/post"));
+}
+
+// ================================================================ failed commands are inputs
+
+#[test]
+fn a_refused_hangup_falls_back_to_uuid_kill_and_the_document_cause_is_kept() {
+    let mut call = Call::new();
+    let a = call.run(true, vec![hangup_reason(HangupReason::Busy)]);
+    let (id, app) = only_execute(&a);
+    assert_eq!(app, hangup_app(HangupCause::USER_BUSY));
+    let a = call.feed(Input::AppCompleted {
+        id,
+        response: "-ERR invalid session id [x]".into(),
+    });
+    assert_eq!(
+        a,
+        vec![Action::Kill {
+            cause: HangupCause::USER_BUSY
+        }]
+    );
+    call.feed(Input::ChannelHungUp {
+        cause: HangupCause::USER_BUSY,
+    });
+    let e = call.hangup_complete(HangupCause::USER_BUSY, "send_bye");
+    assert_eq!(e.source, HangupSource::AnswerXml);
+    assert_eq!(e.cause, HangupCause::USER_BUSY);
+    assert!(
+        e.notes.iter().any(|n| n.contains("did not execute hangup")),
+        "{:?}",
+        e.notes
+    );
+}
+
+#[test]
+fn a_refused_uuid_kill_falls_back_to_the_hangup_message() {
+    let mut call = Call::new();
+    let _ = call.run(true, vec![speak_loop("music", 0)]);
+    let a = call.feed(Input::ApiHangup);
+    assert_eq!(
+        a,
+        vec![Action::Kill {
+            cause: HangupCause::NORMAL_CLEARING
+        }]
+    );
+    let a = call.feed(Input::CommandFailed {
+        command: SwitchCommand::Kill,
+        reply: "-ERR something broke".into(),
+    });
+    assert_eq!(
+        a,
+        vec![Action::HangupMessage {
+            cause: HangupCause::NORMAL_CLEARING
+        }]
+    );
+    assert!(call.engine.is_closing());
+}
+
+#[test]
+fn a_kill_refused_because_the_channel_is_gone_waits_for_the_switch_events() {
+    let mut call = Call::new();
+    let _ = call.run(true, vec![speak_loop("music", 0)]);
+    call.feed(Input::ApiHangup);
+    let (r, a) = call.feed_reaction(Input::CommandFailed {
+        command: SwitchCommand::Kill,
+        reply: "-ERR No such channel!".into(),
+    });
+    assert_eq!((r, a), (Reaction::Ignored, vec![]));
+    assert!(call.engine.is_closing());
+}
+
+#[test]
+fn when_every_way_of_hanging_up_is_refused_the_call_is_not_closing_and_a_timer_is_rearmed() {
+    let mut call = Call::new();
+    let _ = call.run(true, vec![speak_loop("music", 0)]);
+    call.feed(Input::ApiHangup);
+    call.feed(Input::CommandFailed {
+        command: SwitchCommand::Kill,
+        reply: "-ERR a".into(),
+    });
+    let a = call.feed(Input::CommandFailed {
+        command: SwitchCommand::HangupMessage,
+        reply: "-ERR b".into(),
+    });
+    let timer = match &a[..] {
+        [Action::SetTimer { id, after }] => {
+            assert_eq!(*after, EngineSettings::default().empty_document_timeout);
+            *id
+        }
+        other => panic!("expected the backstop timer, got {other:?}"),
+    };
+    assert!(!call.engine.is_closing(), "the call is still up");
+    // A second REST hangup is tried for real, not swallowed as "already closing".
+    let (r, a) = call.feed_reaction(Input::ApiHangup);
+    assert_eq!(r, Reaction::Acted);
+    assert!(a.contains(&Action::Kill {
+        cause: HangupCause::NORMAL_CLEARING
+    }));
+    assert!(a.contains(&Action::CancelTimer { id: timer }));
+}
+
+#[test]
+fn a_refused_sched_cancel_keeps_the_previous_schedule_armed_and_recognised() {
+    let mut call = Call::new();
+    let a = call.run(
+        true,
+        vec![
+            hangup_with(Some(HangupReason::Busy), Some(10), None),
+            redirect("http://app.test/next"),
+        ],
+    );
+    let a = call.complete(&a);
+    assert!(matches!(&a[..], [Action::Fetch(_)]));
+    let a = call.serve(vec![speak_loop("music", 0)]);
+    let (id, app) = only_execute(&a);
+    assert_eq!(app, App::SchedCancel);
+    let a = call.feed(Input::AppCompleted {
+        id,
+        response: "-ERR sched_cancel failed".into(),
+    });
+    assert!(
+        a.iter().any(|x| matches!(x, Action::ScheduleArmed { .. })),
+        "the schedule is still shown: {a:?}"
+    );
+    assert!(call.engine.scheduled_hangup_due().is_some());
+    let (id, app) = only_execute(&a);
+    assert_eq!(app, speak_app("music"), "the new document runs");
+    // The old schedule fires in the switch at its time: it is the document's hangup.
+    call.at(10.0);
+    call.feed(Input::ChannelHungUp {
+        cause: HangupCause::USER_BUSY,
+    });
+    call.feed(Input::AppCompleted {
+        id,
+        response: "_none_".into(),
+    });
+    let e = call.hangup_complete(HangupCause::USER_BUSY, "send_bye");
+    assert_eq!(e.source, HangupSource::AnswerXml);
+    assert!(
+        e.notes.iter().any(|n| n.contains("sched_cancel refused")),
+        "{:?}",
+        e.notes
+    );
+}
+
+#[test]
+fn a_refused_answer_ends_the_call_as_an_error_instead_of_playing_to_nobody() {
+    let mut call = Call::new();
+    let a = call.run(false, vec![speak("hello")]);
+    let (id, app) = only_execute(&a);
+    assert_eq!(app, App::Answer);
+    let a = call.feed(Input::AppCompleted {
+        id,
+        response: "-ERR answer failed".into(),
+    });
+    assert_eq!(only_execute(&a).1, hangup_app(HangupCause::CALL_REJECTED));
+    let e = call.switch_hangs_up(&a);
+    assert_eq!(e.source, HangupSource::Error);
+    assert!(!call.engine.answered());
 }

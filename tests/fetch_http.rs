@@ -61,6 +61,7 @@ fn request<'a>(url: &'a str, params: &'a [(String, String)]) -> FetchRequest<'a>
         method: HttpMethod::Post,
         params,
         signing_token: None,
+        asked_by: None,
     }
 }
 
@@ -588,6 +589,7 @@ async fn requests_are_signed_over_the_exact_url_and_body() {
         let req = FetchRequest {
             method: m,
             signing_token: Some("s3cr3t-token"),
+            asked_by: None,
             ..request(&url, &params)
         };
         f.fetch(&req).await.expect("document");

@@ -48,6 +48,7 @@ live_tests!(
     rule_4_rest_api_hangup_mid_playback_byes_at_once_source_api,
     rule_5_post_call_workflow_of_the_closing_hangup_fires,
     rule_6_document_that_runs_out_ends_with_end_of_xml_instructions,
+    loop_of_any_count_on_media_that_fails_costs_the_switch_one_playback,
     rule_7_empty_response_rings_until_the_caller_gives_up,
     rule_8_invalid_document_is_refused_603_with_the_parse_error,
     rule_8_no_document_is_refused_603_source_error,

@@ -3,7 +3,7 @@
 //!
 //! | Method, path | Query | Answer |
 //! |---|---|---|
-//! | `DELETE Call/{call_uuid}/` | (ignored) | 204, or 404 when not live for this account |
+//! | `DELETE Call/{call_uuid}/` | (ignored) | 204, 404 when not live for this account, 502 when the switch refused to end it |
 //! | `GET Call/` | `status=live` | `{"api_id","calls":[uuid…]}`, oldest first |
 //! | `GET Call/` | `limit`, `offset` | the CDR list ([`super::cdrs::list`]) |
 //! | `GET Call/{call_uuid}/` | `status=live` | live details, below |
@@ -14,12 +14,21 @@
 //! `scheduled_hangup_at` (`null` unless a `schedule`d Hangup is armed), times as
 //! `YYYY-MM-DD HH:MM:SS` UTC like the hangup callback.
 //!
-//! Live reads come from the store (what a multi-node deployment will share); the hangup
-//! goes to the call's own task through [`LiveCalls`](crate::call::live::LiveCalls),
-//! which kills the channel at once, even mid-playback. The CDR then says HangupSource
-//! `API`, NORMAL_CLEARING (16), and the hangup callback fires as for any other end.
-//! A second DELETE while the call is still closing is accepted again (first hangup wins,
-//! nothing more is sent to the switch); once the record is written it is 404.
+//! **One truth.** Whether a call is live is answered by one registry,
+//! [`LiveCalls`](crate::call::live::LiveCalls), for the live list, the live details and
+//! the hangup alike, so they never disagree. A call leaves it the moment it is over
+//! (channel down or socket lost), before its record is written: from then on every live
+//! read and DELETE answers 404, never 503. The live details' fields (answer time, armed
+//! schedule) are read from the store's live row; the registry decides whether there is
+//! one to show. (With several nodes the registry is per node; SPEC §14 will route.)
+//!
+//! The hangup goes to the call's own task, which kills the channel at once, even
+//! mid-playback (`uuid_kill`), and answers once the switch has replied: 204 when it took
+//! it, **502** when the switch refused `uuid_kill` and the fallback hangup message too
+//! (the call is still up; the error says what the switch answered). The CDR then says
+//! HangupSource `API`, NORMAL_CLEARING (16), and the hangup callback fires as for any
+//! other end. A second DELETE while the call is still closing is accepted again (first
+//! hangup wins, nothing more is sent to the switch).
 
 use super::auth::Authenticated;
 use super::cdrs;
@@ -92,11 +101,7 @@ pub async fn get_calls(
                 "limit and offset page the call records; status=live lists every live call",
             ));
         }
-        let calls = state
-            .store
-            .live_call_uuids(&auth.account_id)
-            .await
-            .map_err(|e| ApiError::store(&e))?;
+        let calls = state.live.uuids(&auth.account_id);
         return Ok(Json(LiveListResponse {
             api_id: new_api_id(),
             calls,
@@ -116,6 +121,14 @@ pub async fn get_call(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref(), &["status"])?;
     if params.live {
+        let not_live = || {
+            ApiError::not_found(format!(
+                "call {call_uuid} is not live (unknown, or already ended)"
+            ))
+        };
+        if !state.live.contains(&auth.account_id, &call_uuid) {
+            return Err(not_live());
+        }
         return match state.store.live_call(&auth.account_id, &call_uuid).await {
             Ok(Some(call)) => Ok(Json(LiveCallResponse::from(call)).into_response()),
             Ok(None) => Err(ApiError::not_found(format!(
@@ -147,6 +160,13 @@ pub async fn hangup(
         Ok(HangupRequest::NotFound) => Err(ApiError::not_found(format!(
             "call {call_uuid} is not live (unknown, or already ended)"
         ))),
+        Ok(HangupRequest::Failed(reply)) => {
+            tracing::error!(call_uuid = %call_uuid, reply = %reply, "REST hangup: the switch refused to end the call");
+            Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                format!("the switch refused to end call {call_uuid} ({reply}); it is still live"),
+            ))
+        }
         Err(_) => {
             tracing::error!(call_uuid = %call_uuid, "the call's task did not take the REST hangup in time");
             Err(ApiError::new(

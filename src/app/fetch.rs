@@ -18,7 +18,18 @@
 //!   never on other statuses, a wrong type or an oversized body — those will not fix
 //!   themselves in 400 ms.
 //! - `file://` documents are read from disk with no retries; a relative path
-//!   (`file://docs/a.xml`) is relative to the working directory.
+//!   (`file://docs/a.xml`) is relative to the working directory. Whether a URL is a
+//!   local file is decided on its parsed scheme, case-insensitively and after trimming
+//!   whitespace (`FILE://`, ` file:///`, `File:/a`, `file:relative` are all files).
+//! - **Local files stay local.** The policy lives here, where files are read, and is
+//!   decided on the scheme of the document that asked for the fetch
+//!   ([`FetchRequest::asked_by`]): a URL from the configuration or the channel (no asker),
+//!   or a Redirect in a `file://` document, may name any supported URL; a Redirect in a
+//!   document that came from anywhere else (http(s), or an asker whose scheme cannot be
+//!   read) may only name `http://` or `https://`. Anything else is refused before any I/O,
+//!   whatever its spelling (upper case, spaces, `file:` without slashes, percent-encoded
+//!   schemes…). It applies to every fetch — a live call's Redirects and a post-call
+//!   workflow's alike — so a remote application can never make voxbridge read a file.
 //! - How many fetches a call may make ([`crate::document::MAX_FETCHES_PER_CALL`]) is
 //!   counted by the call engine, which knows what a call is.
 
@@ -167,6 +178,10 @@ pub struct FetchRequest<'a> {
     /// The account's auth token: when given, every request carries
     /// `X-Voxbridge-Signature` (SPEC §7).
     pub signing_token: Option<&'a str>,
+    /// The URL of the document whose Redirect asks for this fetch; `None` for a URL
+    /// from the configuration or the channel. Decides whether `url` may be a local
+    /// file (see the module docs).
+    pub asked_by: Option<&'a str>,
 }
 
 /// A document that was fetched, parsed and validated.
@@ -248,6 +263,9 @@ pub enum FetchError {
         attempts: u32,
         failures: Vec<UrlFailure>,
     },
+    /// A document from `asked_by` redirected to `url`, which it may not fetch: a remote
+    /// document may only redirect to http(s). Nothing was read or requested.
+    Refused { url: String, asked_by: String },
     /// `url` answered with a document that failed validation; `failures` holds
     /// what went wrong at a URL tried before it (the answer URL, when the fallback
     /// served the invalid document).
@@ -266,6 +284,7 @@ impl FetchError {
         match self {
             FetchError::NoDocument { attempts, .. }
             | FetchError::InvalidDocument { attempts, .. } => *attempts,
+            FetchError::Refused { .. } => 0,
         }
     }
 }
@@ -289,6 +308,11 @@ impl std::fmt::Display for FetchError {
             } => {
                 write!(f, "invalid {dialect} document from {url}: {error}")
             }
+            FetchError::Refused { url, asked_by } => write!(
+                f,
+                "Redirect to {url} refused: a document fetched from {asked_by} may only \
+                 redirect to http:// or https:// (never to a local file such as file://)"
+            ),
         }
     }
 }
@@ -328,6 +352,19 @@ impl Fetcher {
     /// Fetches, parses and validates a document: the answer URL with retries, then
     /// the fallback URL once if the answer URL gave no document.
     pub async fn fetch(&self, req: &FetchRequest<'_>) -> Result<Fetched, FetchError> {
+        if let Some(asked_by) = req.asked_by {
+            if !may_fetch(asked_by, req.url) {
+                tracing::warn!(
+                    url = req.url,
+                    asked_by,
+                    "refused a Redirect from a remote document to a non-http(s) URL"
+                );
+                return Err(FetchError::Refused {
+                    url: req.url.to_string(),
+                    asked_by: asked_by.to_string(),
+                });
+            }
+        }
         let max = self.config.retries.saturating_add(1);
         let (attempts, outcome) = self.try_url(req.url, req, max).await;
         let primary_failure = match outcome {
@@ -425,10 +462,7 @@ impl Fetcher {
         req: &FetchRequest<'_>,
     ) -> Result<(Dialect, Vec<u8>), FetchFailure> {
         let trimmed = url.trim();
-        if trimmed
-            .get(..7)
-            .is_some_and(|p| p.eq_ignore_ascii_case("file://"))
-        {
+        if scheme(trimmed).as_deref() == Some("file") {
             return read_file(&file_url_path(trimmed)).await;
         }
         let parsed = url::Url::parse(trimmed)
@@ -559,11 +593,33 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// The path a `file://` URL names: `file:///abs/path`, `file://localhost/abs/path`,
-/// or `file://relative/path` (relative to the working directory). Percent escapes
-/// are decoded.
+/// The scheme of a URL, lower-cased, after trimming whitespace: the letters before the
+/// first `:` when they form a scheme (RFC 3986: a letter, then letters, digits, `+`,
+/// `-` or `.`); `None` otherwise (no colon, or `%66ile:` — not a scheme at all).
+pub fn scheme(url: &str) -> Option<String> {
+    let (scheme, _) = url.trim().split_once(':')?;
+    let mut chars = scheme.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    (first_ok && rest_ok).then(|| scheme.to_ascii_lowercase())
+}
+
+/// Whether a document fetched from `asked_by` may redirect to `url` (module docs):
+/// anything from a `file://` document, only http(s) from any other.
+pub fn may_fetch(asked_by: &str, url: &str) -> bool {
+    if scheme(asked_by).as_deref() == Some("file") {
+        return true;
+    }
+    matches!(scheme(url).as_deref(), Some("http" | "https"))
+}
+
+/// The path a `file:` URL names: `file:///abs/path`, `file://localhost/abs/path`,
+/// `file:/abs/path`, or `file://relative/path` and `file:relative/path` (relative to
+/// the working directory). The scheme may be in any case; percent escapes are decoded.
 pub fn file_url_path(url: &str) -> PathBuf {
-    let rest = url.get(7..).unwrap_or_default();
+    let url = url.trim();
+    let rest = url.get(5..).unwrap_or_default();
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
     let rest = match rest.strip_prefix("localhost/") {
         // Keep the slash: `file://localhost/srv/a.xml` is `/srv/a.xml`.
         Some(_) => &rest["localhost".len()..],
@@ -645,6 +701,32 @@ mod tests {
             PathBuf::from("docs/100%")
         );
         assert_eq!(file_url_path("file://%zz"), PathBuf::from("%zz"));
+        assert_eq!(
+            file_url_path(" FILE:///srv/a.xml"),
+            PathBuf::from("/srv/a.xml")
+        );
+        assert_eq!(
+            file_url_path("File:/srv/a.xml"),
+            PathBuf::from("/srv/a.xml")
+        );
+        assert_eq!(
+            file_url_path("file:docs/a.xml"),
+            PathBuf::from("docs/a.xml")
+        );
+    }
+
+    #[test]
+    fn schemes_are_parsed_not_matched() {
+        assert_eq!(scheme(" FILE:///x").as_deref(), Some("file"));
+        assert_eq!(scheme("File:relative").as_deref(), Some("file"));
+        assert_eq!(scheme("HTTPS://a/b").as_deref(), Some("https"));
+        assert_eq!(scheme("%66ile:///x"), None);
+        assert_eq!(scheme("no-colon"), None);
+        assert!(!may_fetch("HTTP://app/doc", "file:///etc/passwd"));
+        assert!(!may_fetch("https://app/doc", "%66ile:///etc/passwd"));
+        assert!(!may_fetch("garbage", "file:///etc/passwd"));
+        assert!(may_fetch("https://app/doc", "HTTPS://app/next"));
+        assert!(may_fetch(" File:///srv/a.xml", "file:///srv/b.xml"));
     }
 
     #[test]

@@ -112,7 +112,11 @@ pub struct PostCallResponse {
 }
 
 /// Receives the document a post-call workflow answered with. Called once per delivered
-/// post-call row with a non-empty 2xx body, on its own task (it may take long).
+/// post-call row with a non-empty 2xx body, on its own task (it may take long), and only
+/// after the delivery has been recorded: a call has at most one post-call row, so its
+/// workflow runs **at most once** — a 2xx whose recording failed is delivered again (same
+/// DeliveryID) and only the recorded one is handed over; a crash while the workflow runs
+/// does not run it again (the row is already delivered).
 pub trait PostCallResponseHandler: Send + Sync {
     fn handle(&self, response: PostCallResponse) -> BoxFuture<'_, ()>;
 }
@@ -450,11 +454,14 @@ async fn attempt(ctx: Arc<Delivery>, row: PendingCallback) {
     .fetch_add(1, Ordering::Relaxed);
     if let Err(e) = ctx.store.record_attempt(&row.delivery_id, at, result).await {
         // The claim expires and the row is tried again with the same DeliveryID: a
-        // duplicate the receiver can recognise, never a loss.
+        // duplicate the receiver can recognise, never a loss. A post-call response is
+        // not acted on: only the delivery that is recorded runs the workflow, so it runs
+        // at most once per call (SPEC §4 rule 5).
         tracing::error!(
             delivery_id = %row.delivery_id,
             "outbox: attempt not recorded, the row will be retried: {e}"
         );
+        return;
     }
     if let Some((content_type, body)) = hand_over {
         let hook = ctx.hook.clone();

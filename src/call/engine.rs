@@ -28,15 +28,26 @@
 //!   (REST API, empty-document timeout) are [`Action::Kill`] (`api uuid_kill <uuid> <cause>`),
 //!   which works even while a long playback holds the event lock. A `-ERR No such channel`
 //!   reply to a Kill is a harmless race with a caller hanging up at the same moment.
+//! * **Failed commands are inputs.** A `-ERR` is never taken as "the call is closing":
+//!   our `hangup` application refused → [`Action::Kill`]; `uuid_kill` refused (other
+//!   than `No such channel`, which means the channel is already gone and its events
+//!   follow) → [`Action::HangupMessage`]; that refused too → the engine notes it, stops
+//!   believing the call is closing (so a REST hangup or the caller can still end it)
+//!   and re-arms the empty-document timer as the backstop that ends it later. `answer`
+//!   refused is a rule-8 error (nothing that needs an answered call may run), and
+//!   `sched_cancel` refused keeps the previous document's schedules armed (they are
+//!   still in the switch, so a firing one is still recognised and still shown).
 //! * **First hangup wins** (SPEC §4 rule 4): after the engine has sent its own hangup or
 //!   learned that the channel is down it never sends anything to the channel again; later
 //!   Hangups, API requests, timer expiries and fetch results are no-ops.
 //! * **Loops** are done here, never with the switch's `loops` header (reference §9: the
 //!   switch repeats with one `Application-UUID` and stops after short runs). `loop=N` is N
-//!   `Execute`s; `loop=0` repeats until the call ends, except that a repetition that
-//!   reports an error (`FILE NOT FOUND`, `PLAYBACK ERROR`, …) or lasts less than
-//!   [`MIN_ENDLESS_LOOP_RUN`] ends the loop (with a note) so a broken URL cannot make
-//!   voxbridge hammer the switch; execution then continues with the next element.
+//!   `Execute`s; `loop=0` repeats until the call ends. For every loop count, a repetition
+//!   that reports an error (`FILE NOT FOUND`, `PLAYBACK ERROR`, …) or lasts less than
+//!   [`MIN_LOOP_RUN`] ends the loop (with a note) so a broken URL cannot make voxbridge
+//!   hammer the switch: `<Play loop="100000">` on a dead URL costs one failed playback,
+//!   not 100,000. Execution then continues with the next element. (A deliberately
+//!   repeated clip shorter than 100 ms plays once: no real prompt is that short.)
 //! * **Answering** (SPEC §3): before the first Speak/Play/DTMF on an unanswered call the
 //!   engine executes `answer` and waits for it. Wait, Hangup, Reject and Redirect never
 //!   answer. `PreAnswer` executes `pre_answer` (skipped when the call is already answered:
@@ -79,9 +90,9 @@ pub use crate::call::hangup::Ending;
 /// SPEC §3: at most this many document fetches per call (a redirect-loop guard).
 pub const MAX_FETCHES_PER_CALL: u32 = 100;
 
-/// A repetition of an endless (`loop=0`) Speak/Play shorter than this ends the loop: no
-/// audible media is that short, but a failing URL is.
-pub const MIN_ENDLESS_LOOP_RUN: Duration = Duration::from_millis(100);
+/// A repetition of a looping Speak/Play (any `loop` other than 1) shorter than this ends
+/// the loop: no audible media is that short, but a failing URL is.
+pub const MIN_LOOP_RUN: Duration = Duration::from_millis(100);
 
 /// Identifies one `Execute`; the driver maps it to the `Event-UUID` it sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -149,6 +160,22 @@ pub enum Input {
     ApiHangup,
     /// A timer set with [`Action::SetTimer`] expired.
     TimerFired(TimerId),
+    /// The switch refused a command that is not an application (`-ERR …`, or the
+    /// command could not be sent): `reply` says why. (An application the switch refuses
+    /// comes back as [`Input::AppCompleted`] with a `-ERR …` response.)
+    CommandFailed {
+        command: SwitchCommand,
+        reply: String,
+    },
+}
+
+/// The commands besides applications that the engine asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwitchCommand {
+    /// [`Action::Kill`]: `api uuid_kill`.
+    Kill,
+    /// [`Action::HangupMessage`]: `sendmsg` `call-command: hangup`.
+    HangupMessage,
 }
 
 /// One dialplan application to execute on the channel (via `sendmsg`, event-locked).
@@ -231,6 +258,11 @@ pub enum Action {
     },
     /// Hang the channel up now, even while an application runs: `api uuid_kill`.
     Kill {
+        cause: HangupCause,
+    },
+    /// Hang the channel up with `sendmsg` `call-command: hangup` (the last resort when
+    /// `uuid_kill` was refused; the switch runs it after the application in progress).
+    HangupMessage {
         cause: HangupCause,
     },
     /// Feed [`Input::TimerFired`] after `after`, unless cancelled.
@@ -580,6 +612,7 @@ impl CallEngine {
                 });
                 Reaction::Acted
             }
+            Input::CommandFailed { command, reply } => self.on_command_failed(command, &reply),
             Input::TimerFired(id) => {
                 if self.parked != Some(id) || self.is_closing() {
                     return Reaction::Ignored;
@@ -652,6 +685,12 @@ impl CallEngine {
         let Some(flight) = self.in_flight.take_if(|f| f.id == id) else {
             return Reaction::Ignored;
         };
+        let refused = response_is_refusal(response);
+        if refused && self.down.is_none() {
+            if let Some(reaction) = self.on_app_refused(now, &flight.purpose, response) {
+                return reaction;
+            }
+        }
         if self.is_closing() {
             // The channel is going or gone (e.g. the caller hung up mid-Speak and this is
             // the interrupted playback's completion): nothing more is executed.
@@ -673,6 +712,80 @@ impl CallEngine {
             Purpose::Step { started } => self.step_completed(now, started, response),
         }
         self.advance(now);
+        Reaction::Acted
+    }
+
+    /// The switch refused an application (`-ERR`) while the channel is up. `None`: no
+    /// special handling, the response is read like any other.
+    fn on_app_refused(
+        &mut self,
+        now: Instant,
+        purpose: &Purpose,
+        response: &str,
+    ) -> Option<Reaction> {
+        let reply = response.trim();
+        match purpose {
+            Purpose::Hangup => {
+                let cause = self.intent.as_ref()?.kind.cause();
+                self.notes.push(format!(
+                    "the switch did not execute hangup ({reply}); killing the channel"
+                ));
+                self.actions.push_back(Action::Kill { cause });
+                Some(Reaction::Acted)
+            }
+            Purpose::Answer => {
+                self.fail(now, format!("the switch did not answer the call: {reply}"));
+                Some(Reaction::Acted)
+            }
+            Purpose::SchedCancel => {
+                let kept = std::mem::take(&mut self.cancelling);
+                self.notes.push(format!(
+                    "sched_cancel refused ({reply}); {} scheduled hangup(s) of the previous document stay armed",
+                    kept.len()
+                ));
+                self.schedules.extend(kept);
+                if let Some(due) = self.scheduled_hangup_due() {
+                    self.actions.push_back(Action::ScheduleArmed {
+                        after: due.saturating_duration_since(now),
+                    });
+                }
+                self.advance(now);
+                Some(Reaction::Acted)
+            }
+            Purpose::Step { .. } => None,
+        }
+    }
+
+    /// A `uuid_kill` or hangup message the switch refused (see the module docs).
+    fn on_command_failed(&mut self, command: SwitchCommand, reply: &str) -> Reaction {
+        let reply = reply.trim();
+        if self.down.is_some() || self.intent.is_none() {
+            return Reaction::Ignored;
+        }
+        if reply.contains("No such channel") {
+            // The channel is already gone; CHANNEL_HANGUP (or the socket's end) follows.
+            return Reaction::Ignored;
+        }
+        let Some(cause) = self.intent.as_ref().map(|i| i.kind.cause()) else {
+            return Reaction::Ignored;
+        };
+        match command {
+            SwitchCommand::Kill => {
+                self.notes.push(format!(
+                    "uuid_kill refused ({reply}); hanging up with sendmsg instead"
+                ));
+                self.actions.push_back(Action::HangupMessage { cause });
+            }
+            SwitchCommand::HangupMessage => {
+                self.notes.push(format!(
+                    "the switch refused every way of hanging up ({reply}); the call stays up until the caller, the REST API or the empty-document timeout ends it"
+                ));
+                tracing::error!(reply, "the switch refused to hang the call up");
+                self.intent = None;
+                self.unpark();
+                self.park();
+            }
+        }
         Reaction::Acted
     }
 
@@ -700,24 +813,28 @@ impl CallEngine {
             }
         }
         program.repetitions += 1;
-        let done = if loop_count == 0 {
-            let too_short = now.saturating_duration_since(started) < MIN_ENDLESS_LOOP_RUN;
-            if failed || too_short {
-                self.notes.push(format!(
-                    "{what}: endless loop stopped after {} run(s): {}",
-                    program.repetitions,
-                    if failed {
-                        "the switch reported an error"
-                    } else {
-                        "a run was shorter than 100 ms"
-                    }
-                ));
-                true
+        let count_reached = loop_count != 0 && program.repetitions >= loop_count;
+        let too_short = now.saturating_duration_since(started) < MIN_LOOP_RUN;
+        let done = if count_reached {
+            true
+        } else if failed || too_short {
+            let left = if loop_count == 0 {
+                "endless loop".to_string()
             } else {
-                false
-            }
+                format!("loop of {loop_count}")
+            };
+            self.notes.push(format!(
+                "{what}: {left} stopped after {} run(s): {}",
+                program.repetitions,
+                if failed {
+                    "the switch reported an error"
+                } else {
+                    "a run was shorter than 100 ms"
+                }
+            ));
+            true
         } else {
-            program.repetitions >= loop_count
+            false
         };
         if done {
             program.cursor += 1;
@@ -962,6 +1079,12 @@ impl CallEngine {
         self.fetching = None;
         self.actions.push_back(Action::Finish(ending));
     }
+}
+
+/// Whether the switch refused to run an application at all (`-ERR …` as the reply to
+/// `sendmsg`, fed back as the application's response).
+fn response_is_refusal(response: &str) -> bool {
+    response.trim_start().starts_with("-ERR")
 }
 
 /// Whether an `Application-Response` reports a failure (`FILE NOT FOUND`,

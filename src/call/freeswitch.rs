@@ -16,9 +16,12 @@
 //!   `app_disable_expand_variables=true` on the channel (once; calls without such text
 //!   pay nothing).
 //! - `Kill` (REST hangup, empty-document timeout) is `api uuid_kill <uuid> <cause>` on the
-//!   call's own socket: it takes effect even while an event-locked playback runs.
+//!   call's own socket: it takes effect even while an event-locked playback runs. Its reply
+//!   (and that of the `sendmsg` hangup the engine may fall back to) is fed back to the
+//!   engine as an input; a REST hangup is answered only once the switch has replied.
 //! - A `Redirect` from a document fetched over http(s) may not point at `file://`: a
-//!   remote application must not make voxbridge read local files.
+//!   remote application must not make voxbridge read local files. The fetcher enforces
+//!   it ([`crate::app::fetch`]); the driver tells it which document asked.
 //! - The record is written (CDR + callbacks, one transaction) before the socket is left
 //!   with `exit`; the channel has always been hung up by then, except when the socket was
 //!   lost (then there is nothing left to hang up on this connection).
@@ -27,10 +30,10 @@ use crate::app::callbacks::{self, CallbackTargets};
 use crate::app::fetch::{CallStatus, FetchParams, FetchRequest, Fetcher};
 use crate::call::engine::{
     Action, AppId, CallEngine, EngineSettings, FetchEvent, FetchFailure,
-    FetchRequest as EngineFetch, Input, TimerId,
+    FetchRequest as EngineFetch, Input, Reaction, SwitchCommand, TimerId,
 };
 use crate::call::hangup::Ending;
-use crate::call::live::{CallCommand, LiveCalls};
+use crate::call::live::{CallCommand, HangupReply, LiveCalls};
 use crate::call::record::{CallRecord, Direction};
 use crate::call::route::{Resolved, Router};
 use crate::call::switch_clock::{event_timestamp, SwitchClock};
@@ -153,6 +156,28 @@ impl CallFacts {
     }
 }
 
+impl CallFacts {
+    /// What the safety net records when building the call itself failed: the uuid, the
+    /// caller and the callee as the channel gives them, and the callback targets the
+    /// configuration gives without the channel's variables (which may be what broke).
+    fn bare(services: &CallServices, conn: &OutboundConnection, uuid: &str) -> (Self, Resolved) {
+        let ch = conn.channel();
+        let facts = Self {
+            uuid: uuid.to_string(),
+            answered: false,
+            direction: Direction::Inbound,
+            from: ch.caller_id_number().unwrap_or_default().to_string(),
+            to: ch.destination_number().unwrap_or_default().to_string(),
+            caller_name: ch.caller_id_name().unwrap_or_default().to_string(),
+            forwarded_from: None,
+            start_time: OffsetDateTime::now_utc(),
+            variables: HashMap::new(),
+        };
+        let resolved = services.router.callback_targets(&HashMap::new(), &facts.to);
+        (facts, resolved)
+    }
+}
+
 /// The number in a Diversion header: `<sip:1234@host>;reason=…` → `1234`.
 fn diversion_user(header: &str) -> Option<String> {
     let uri = header.split(['<', '>']).find(|s| s.contains("sip:"))?;
@@ -160,10 +185,11 @@ fn diversion_user(header: &str) -> Option<String> {
     (!user.is_empty()).then(|| user.to_string())
 }
 
-/// Switch timestamps are microseconds since the epoch; `0` means "never".
+/// Switch timestamps are microseconds since the epoch; `0` means "never". A value out
+/// of range (the switch's text is not trusted) is "unknown", never a panic.
 fn micros_to_time(text: &str) -> Option<OffsetDateTime> {
     let us = text.trim().parse::<i128>().ok().filter(|v| *v > 0)?;
-    OffsetDateTime::from_unix_timestamp_nanos(us * 1000).ok()
+    OffsetDateTime::from_unix_timestamp_nanos(us.checked_mul(1000)?).ok()
 }
 
 /// Commands to the switch, carried in order by the writer task.
@@ -176,6 +202,9 @@ enum Outgoing {
     Kill {
         cause: HangupCause,
     },
+    HangupMessage {
+        cause: HangupCause,
+    },
     Exit,
 }
 
@@ -183,6 +212,12 @@ enum Outgoing {
 enum Feedback {
     /// The switch refused an application we sent (`-ERR`); it will never complete.
     ExecuteFailed { event_uuid: String, reason: String },
+    /// What the switch answered to a `uuid_kill` or hangup message (`Err`: its `-ERR`
+    /// reply, or why it could not be sent).
+    CommandDone {
+        command: SwitchCommand,
+        result: Result<(), String>,
+    },
     Fetched {
         result: Result<crate::app::fetch::Fetched, crate::app::fetch::FetchError>,
         elapsed: Duration,
@@ -198,11 +233,25 @@ enum Feedback {
 pub async fn run_call(services: Arc<CallServices>, conn: OutboundConnection, events: EventStream) {
     let uuid = conn.uuid().to_string();
     let span = tracing::info_span!("call", call_uuid = %uuid);
-    let task = CallTask::new(services.clone(), conn.clone());
-    let (facts, resolved) = (task.facts.clone(), task.resolved.clone());
-    let outcome = tokio::spawn(task.run(events).instrument(span.clone())).await;
+    // The task is built inside the net too: reading the channel's (switch-supplied)
+    // headers and routing the call are as able to panic as running it. What the net
+    // knows of the call is filled in as soon as the task has read the channel.
+    let known: Arc<std::sync::Mutex<Option<(CallFacts, Resolved)>>> = Arc::default();
+    let call = {
+        let (services, conn, known) = (services.clone(), conn.clone(), known.clone());
+        async move {
+            let task = CallTask::new(services, conn);
+            *known.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((task.facts.clone(), task.resolved.clone()));
+            task.run(events).await
+        }
+    };
+    let outcome = tokio::spawn(call.instrument(span.clone())).await;
     if let Err(e) = outcome {
         if e.is_panic() {
+            let known = known.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let (facts, resolved) =
+                known.unwrap_or_else(|| CallFacts::bare(&services, &conn, &uuid));
             close_out_after_panic(&services, &conn, &facts, &resolved)
                 .instrument(span)
                 .await;
@@ -280,8 +329,8 @@ struct CallTask {
     feedback_tx: mpsc::UnboundedSender<Feedback>,
     feedback: mpsc::UnboundedReceiver<Feedback>,
     expansion_disabled: bool,
-    /// The document being executed came over http(s) (file:// redirects refused).
-    remote_document: bool,
+    /// The URL that served the document being executed: the asker of its Redirects.
+    document_url: Option<String>,
     answer_time: Option<OffsetDateTime>,
     /// The document fetch in flight (with its retries), aborted when the call ends: the
     /// application must not be asked for a document for a call that is over.
@@ -295,6 +344,8 @@ struct CallTask {
     store_chain: Option<tokio::task::JoinHandle<()>>,
     /// The switch's time, for the engine's inputs.
     clock: SwitchClock,
+    /// REST hangups waiting to hear whether the switch took the kill.
+    api_hangups: Vec<tokio::sync::oneshot::Sender<HangupReply>>,
 }
 
 impl CallTask {
@@ -336,13 +387,14 @@ impl CallTask {
             feedback_tx,
             feedback,
             expansion_disabled: false,
-            remote_document: false,
+            document_url: None,
             answer_time: None,
             fetch_task: None,
             hangup_complete: None,
             hangup_event: None,
             store_chain: None,
             clock,
+            api_hangups: Vec::new(),
         }
     }
 
@@ -358,7 +410,7 @@ impl CallTask {
         services.metrics.call_started();
         self.record_start(&account_id);
         let (commands_tx, mut commands) = mpsc::channel(8);
-        let _registration = services
+        let registration = services
             .live
             .register(&self.facts.uuid, &account_id, commands_tx);
         let writer = self.start_writer();
@@ -386,6 +438,10 @@ impl CallTask {
             ending = self.drain_actions();
         }
         let ending = ending.expect("loop ends only with an ending");
+        // The call is over: it leaves the live registry now (REST answers 404 from here
+        // on), not once its record is written, and a REST hangup still waiting hears so.
+        drop(registration);
+        self.answer_api_hangups(HangupReply::Ending);
         if let Some(fetch) = self.fetch_task.take() {
             fetch.abort();
         }
@@ -487,13 +543,33 @@ impl CallTask {
                         }
                         Outgoing::Kill { cause } => {
                             let cmd = format!("uuid_kill {uuid} {}", cause.name());
-                            match conn.api(&cmd).await {
-                                Ok(r) if r.body.starts_with("+OK") => {}
+                            let result = match conn.api(&cmd).await {
+                                Ok(r) if r.body.starts_with("+OK") => Ok(()),
                                 // -ERR No such channel: the caller hung up at the same
-                                // moment; the switch's own events tell the rest.
-                                Ok(r) => tracing::info!(reply = %r.body.trim(), "uuid_kill not applied"),
-                                Err(e) => tracing::warn!(error = %e, "uuid_kill failed"),
-                            }
+                                // moment; the engine knows the switch's events tell the rest.
+                                Ok(r) => {
+                                    tracing::info!(reply = %r.body.trim(), "uuid_kill not applied");
+                                    Err(r.body.trim().to_string())
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "uuid_kill failed");
+                                    Err(e.to_string())
+                                }
+                            };
+                            let _ = feedback.send(Feedback::CommandDone {
+                                command: SwitchCommand::Kill,
+                                result,
+                            });
+                        }
+                        Outgoing::HangupMessage { cause } => {
+                            let result = conn.hangup(cause.name()).await.map_err(|e| {
+                                tracing::warn!(error = %e, "the hangup message was refused");
+                                e.to_string()
+                            });
+                            let _ = feedback.send(Feedback::CommandDone {
+                                command: SwitchCommand::HangupMessage,
+                                result,
+                            });
                         }
                         Outgoing::Exit => {
                             let _ = conn.exit().await;
@@ -548,8 +624,15 @@ impl CallTask {
                 Action::Kill { cause } => {
                     let _ = self.outgoing.send(Outgoing::Kill { cause });
                 }
+                Action::HangupMessage { cause } => {
+                    let _ = self.outgoing.send(Outgoing::HangupMessage { cause });
+                }
                 Action::SetTimer { id, after } => {
-                    self.timers.insert(id, Instant::now() + after);
+                    // A timeout too far off to represent never fires, rather than panic.
+                    let at = Instant::now().checked_add(after);
+                    if let Some(at) = at {
+                        self.timers.insert(id, at);
+                    }
                 }
                 Action::CancelTimer { id } => {
                     self.timers.remove(&id);
@@ -577,20 +660,6 @@ impl CallTask {
 
     fn start_fetch(&mut self, req: EngineFetch) {
         let resolved = self.resolved.clone();
-        if self.remote_document
-            && req
-                .url
-                .trim_start()
-                .to_ascii_lowercase()
-                .starts_with("file:")
-        {
-            tracing::warn!(url = %req.url, "refused a Redirect from a remote document to a local file");
-            self.input(Input::DocumentFetched(Err(FetchFailure::Invalid(format!(
-                "Redirect to {} refused: a document fetched over http(s) may not redirect to file://",
-                req.url
-            )))));
-            return;
-        }
         let params = FetchParams {
             call_uuid: self.facts.uuid.clone(),
             from: self.facts.from.clone(),
@@ -620,9 +689,9 @@ impl CallTask {
                 .collect(),
         }
         .to_pairs();
-        let fallback = match req.event {
-            FetchEvent::StartApp => resolved.fallback_answer_url.clone(),
-            FetchEvent::Redirect => None,
+        let (fallback, asked_by) = match req.event {
+            FetchEvent::StartApp => (resolved.fallback_answer_url.clone(), None),
+            FetchEvent::Redirect => (None, self.document_url.clone()),
         };
         let services = self.services.clone();
         let feedback = self.feedback_tx.clone();
@@ -637,6 +706,7 @@ impl CallTask {
                     method,
                     params: &params,
                     signing_token: resolved.auth_token.as_deref(),
+                    asked_by: asked_by.as_deref(),
                 };
                 let result = services.fetcher.fetch(&request).await;
                 let _ = feedback.send(Feedback::Fetched {
@@ -651,6 +721,23 @@ impl CallTask {
 
     fn on_feedback(&mut self, fb: Feedback) {
         match fb {
+            Feedback::CommandDone { command, result } => {
+                let Err(reply) = result else {
+                    self.answer_api_hangups(HangupReply::Ending);
+                    return;
+                };
+                self.input(Input::CommandFailed {
+                    command,
+                    reply: reply.clone(),
+                });
+                if !self.engine.is_closing() {
+                    // Every way of hanging up was refused: the call is still up.
+                    self.answer_api_hangups(HangupReply::Refused(reply));
+                } else if reply.contains("No such channel") {
+                    self.answer_api_hangups(HangupReply::Ending);
+                }
+                // Otherwise a fallback is on its way; its outcome answers.
+            }
             Feedback::ExecuteFailed { event_uuid, reason } => {
                 if let Some(id) = self.apps.remove(&event_uuid) {
                     self.input(Input::AppCompleted {
@@ -665,7 +752,7 @@ impl CallTask {
                     .fetch_observed(elapsed, result.is_ok());
                 let input = match result {
                     Ok(fetched) => {
-                        self.remote_document = fetched.url.starts_with("http");
+                        self.document_url = Some(fetched.url.clone());
                         tracing::info!(
                             url = %fetched.url,
                             attempts = fetched.attempts,
@@ -681,6 +768,10 @@ impl CallTask {
                             crate::app::fetch::FetchError::InvalidDocument { error, .. } => {
                                 FetchFailure::Invalid(error.to_string())
                             }
+                            // The document that asked is at fault: it is invalid here.
+                            refused @ crate::app::fetch::FetchError::Refused { .. } => {
+                                FetchFailure::Invalid(refused.to_string())
+                            }
                             other => FetchFailure::NoDocument(other.to_string()),
                         })
                     }
@@ -695,9 +786,24 @@ impl CallTask {
             CallCommand::Hangup { reply } => {
                 tracing::info!("hangup requested through the REST API");
                 let now = self.clock.now();
-                let reaction = self.engine.handle(now, Input::ApiHangup);
-                let _ = reply.send(reaction);
+                match self.engine.handle(now, Input::ApiHangup) {
+                    // The kill is on its way: answer once the switch has taken it.
+                    Reaction::Acted => self.api_hangups.push(reply),
+                    // Already closing (first hangup wins).
+                    Reaction::Ignored => {
+                        let _ = reply.send(HangupReply::Ending);
+                    }
+                    Reaction::AfterFinish => {
+                        let _ = reply.send(HangupReply::Over);
+                    }
+                }
             }
+        }
+    }
+
+    fn answer_api_hangups(&mut self, answer: HangupReply) {
+        for reply in self.api_hangups.drain(..) {
+            let _ = reply.send(answer.clone());
         }
     }
 
@@ -916,6 +1022,10 @@ mod tests {
     #[test]
     fn micros() {
         assert_eq!(micros_to_time("0"), None);
+        assert_eq!(
+            micros_to_time("99999999999999999999999999999999999999"),
+            None
+        );
         assert_eq!(
             micros_to_time("1795235383226145").map(|t| t.unix_timestamp()),
             Some(1_795_235_383)

@@ -1,8 +1,9 @@
-//! The calls this process controls right now, by uuid: how the REST API reaches a call's
-//! task to hang it up. A call registers when its task starts and leaves when its record
-//! is written, so a uuid missing here is unknown or already ended (404).
+//! The calls this process controls right now, by uuid: the one truth of the REST API
+//! about live calls. The live list, the live details and the hangup all read it, so they
+//! never disagree. A call registers when its task starts and leaves the moment it is
+//! over (its engine has finished: the channel is down or the socket lost) — before its
+//! record is written — so a uuid missing here is unknown or already ended (404).
 
-use crate::call::engine::Reaction;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
@@ -10,29 +11,46 @@ use tokio::sync::{mpsc, oneshot};
 /// A command from outside the call's own task.
 #[derive(Debug)]
 pub enum CallCommand {
-    /// REST `DELETE Call/{uuid}`: hang up now. The reply says how the engine took it.
-    Hangup { reply: oneshot::Sender<Reaction> },
+    /// REST `DELETE Call/{uuid}`: hang up now. The call answers once the switch has
+    /// taken the kill (or refused every way of hanging up).
+    Hangup { reply: oneshot::Sender<HangupReply> },
+}
+
+/// How a call answered a hangup request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HangupReply {
+    /// The switch took the hangup, or the call was already closing (first hangup wins).
+    Ending,
+    /// The call was already over.
+    Over,
+    /// The switch refused `uuid_kill` and the hangup message: the call is still up.
+    Refused(String),
 }
 
 /// What a hangup request came to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HangupRequest {
     /// The call was live: it is being hung up (or was already closing — first hangup wins).
     Accepted,
     /// No such live call for this account.
     NotFound,
+    /// The call is live but the switch would not end it; the text says what it answered.
+    Failed(String),
 }
 
 #[derive(Clone)]
 struct Entry {
     account_id: String,
     commands: mpsc::Sender<CallCommand>,
+    /// Registration order, so the live list is oldest first.
+    seq: u64,
 }
 
 /// Registry of live calls (cheap to clone; one per server).
 #[derive(Clone, Default)]
 pub struct LiveCalls {
     inner: Arc<Mutex<HashMap<String, Entry>>>,
+    next_seq: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl LiveCalls {
@@ -48,11 +66,15 @@ impl LiveCalls {
         account_id: &str,
         commands: mpsc::Sender<CallCommand>,
     ) -> Registration {
+        let seq = self
+            .next_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.lock().insert(
             call_uuid.to_string(),
             Entry {
                 account_id: account_id.to_string(),
                 commands,
+                seq,
             },
         );
         Registration {
@@ -68,6 +90,25 @@ impl LiveCalls {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The account's live calls, oldest first.
+    pub fn uuids(&self, account_id: &str) -> Vec<String> {
+        let calls = self.lock();
+        let mut mine: Vec<(u64, &String)> = calls
+            .iter()
+            .filter(|(_, e)| e.account_id == account_id)
+            .map(|(uuid, e)| (e.seq, uuid))
+            .collect();
+        mine.sort();
+        mine.into_iter().map(|(_, uuid)| uuid.clone()).collect()
+    }
+
+    /// Whether the call is live here for this account.
+    pub fn contains(&self, account_id: &str, call_uuid: &str) -> bool {
+        self.lock()
+            .get(call_uuid)
+            .is_some_and(|e| e.account_id == account_id)
     }
 
     /// Asks the call to hang up. `NotFound` when the call is not live here or belongs to
@@ -87,8 +128,9 @@ impl LiveCalls {
             return HangupRequest::NotFound;
         }
         match rx.await {
-            Ok(Reaction::Acted) | Ok(Reaction::Ignored) => HangupRequest::Accepted,
-            Ok(Reaction::AfterFinish) | Err(_) => HangupRequest::NotFound,
+            Ok(HangupReply::Ending) => HangupRequest::Accepted,
+            Ok(HangupReply::Refused(reply)) => HangupRequest::Failed(reply),
+            Ok(HangupReply::Over) | Err(_) => HangupRequest::NotFound,
         }
     }
 
@@ -120,7 +162,7 @@ mod tests {
         let reg = calls.register("u1", "MA1", tx);
         let task = tokio::spawn(async move {
             while let Some(CallCommand::Hangup { reply }) = rx.recv().await {
-                let _ = reply.send(Reaction::Acted);
+                let _ = reply.send(HangupReply::Ending);
             }
         });
         assert_eq!(calls.hangup("MA2", "u1").await, HangupRequest::NotFound);

@@ -3,6 +3,11 @@
 //! listed, a Redirect is followed (bounded by the per-call fetch limit), and the list of
 //! what was skipped is logged with the call's uuid. The pure rules are in
 //! [`crate::call::postcall`].
+//!
+//! A workflow runs **at most once per call**: only the Hangup that closed the call adds
+//! a post-call row, and the outbox hands its response over only once the delivery is
+//! recorded ([`PostCallResponseHandler`]). Its Redirects may only go to http(s): a
+//! post-call document can no more make voxbridge read a local file than a live one.
 
 use crate::app::fetch::{CallStatus, FetchEvent, FetchParams, FetchRequest};
 use crate::app::outbox::{PostCallResponse, PostCallResponseHandler};
@@ -25,6 +30,9 @@ impl PostCallMode {
 
     async fn run(&self, response: PostCallResponse) {
         let mut run = PostCallRun::new();
+        // The document being read came from here: its Redirect may only go to http(s)
+        // unless it is itself a local file (never, for the post-call URL itself).
+        let mut asked_by = response.url.clone();
         let mut step = run.on_response(parse(&response));
         let record = match self
             .services
@@ -74,12 +82,19 @@ impl PostCallMode {
                             method,
                             params: &params,
                             signing_token: token.as_deref(),
+                            asked_by: Some(&asked_by),
                         })
                         .await;
                     let input = match result {
-                        Ok(f) => Ok(Some(f.document)),
+                        Ok(f) => {
+                            asked_by = f.url;
+                            Ok(Some(f.document))
+                        }
                         Err(crate::app::fetch::FetchError::InvalidDocument { error, .. }) => {
                             Err(FetchFailure::Invalid(error.to_string()))
+                        }
+                        Err(refused @ crate::app::fetch::FetchError::Refused { .. }) => {
+                            Err(FetchFailure::Invalid(refused.to_string()))
                         }
                         Err(e) => Err(FetchFailure::NoDocument(e.to_string())),
                     };

@@ -37,9 +37,13 @@ impl SwitchClock {
         let local = Instant::now();
         let mapped = match (timestamp_us, self.base) {
             (Some(ts), Some((base_local, base_ts))) => {
+                // A timestamp far off the base (a switch bug, a hostile peer) must not
+                // overflow `Instant`: it counts as "now" instead.
                 let delta = ts.saturating_sub(base_ts);
                 if delta >= 0 {
-                    base_local + Duration::from_micros(delta as u64)
+                    base_local
+                        .checked_add(Duration::from_micros(delta as u64))
+                        .unwrap_or(local)
                 } else {
                     base_local
                 }

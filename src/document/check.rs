@@ -101,6 +101,7 @@ async fn load_url(url: &str) -> Result<(Dialect, AnswerDocument), Failure> {
         method: HttpMethod::Post,
         params: &params,
         signing_token: None,
+        asked_by: None,
     };
     match fetcher.fetch(&req).await {
         Ok(f) => Ok((f.dialect, f.document)),
@@ -114,5 +115,7 @@ async fn load_url(url: &str) -> Result<(Dialect, AnswerDocument), Failure> {
                 .collect::<Vec<_>>()
                 .join("; "),
         )),
+        // Never for a check: it has no asking document.
+        Err(refused @ FetchError::Refused { .. }) => Err(Failure::Unavailable(refused.to_string())),
     }
 }

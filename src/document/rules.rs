@@ -9,7 +9,15 @@ use super::model::{HangupReason, HttpMethod, Voice};
 
 pub(crate) const EXPECT_VOICE: &str = "expected WOMAN or MAN";
 pub(crate) const EXPECT_LOOP: &str = "expected a whole number, 0 (until the call ends) or more";
-pub(crate) const EXPECT_LENGTH: &str = "expected a whole number of seconds, 1 or more";
+pub(crate) const EXPECT_LENGTH: &str =
+    "expected a whole number of seconds from 1 to 2147483 (the longest sleep the switch takes)";
+
+/// The longest `Wait` the switch can carry out: FreeSWITCH's `sleep` reads its argument
+/// with `atoi` into milliseconds, so anything above `i32::MAX` ms (24.8 days) would be
+/// silently truncated to some other length. Longer Waits are **refused** as a document
+/// error rather than capped: a document that asks for 50 days of silence is a bug its
+/// author should hear about, and a cap would run something other than what it says.
+pub const MAX_WAIT_SECS: u32 = (i32::MAX as u32) / 1000;
 pub(crate) const EXPECT_SCHEDULE: &str = "expected a whole number of seconds greater than 0";
 pub(crate) const EXPECT_METHOD: &str = "expected POST or GET";
 pub(crate) const EXPECT_BOOL: &str = "expected true or false";
@@ -60,7 +68,9 @@ pub(crate) fn loop_count(v: &str) -> Result<u32, &'static str> {
 }
 
 pub(crate) fn length_secs(v: &str) -> Result<u32, &'static str> {
-    whole_number(v).filter(|n| *n >= 1).ok_or(EXPECT_LENGTH)
+    whole_number(v)
+        .filter(|n| (1..=MAX_WAIT_SECS).contains(n))
+        .ok_or(EXPECT_LENGTH)
 }
 
 pub(crate) fn schedule_secs(v: &str) -> Result<u32, &'static str> {

@@ -517,6 +517,17 @@ pub fn all() -> Vec<Scenario> {
                 .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
                 .timing(Timing::AnsweredFor { min: 0.5, max: 4.0 }),
         ),
+        scenario(
+            "loop_of_any_count_on_media_that_fails_costs_the_switch_one_playback",
+            "<Play loop=\"100000\"> of media the switch cannot open on 7000: one failed playback, then BYE NORMAL_CLEARING, End Of XML Instructions, within seconds",
+            Ext::Answered,
+            vec![Xml(
+                "<Response><Play loop=\"100000\">silence_stream://0</Play></Response>",
+            )],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+                .timing(Timing::AnsweredFor { min: 0.0, max: 5.0 }),
+        ),
         Scenario {
             originate_timeout: 4,
             ..scenario(

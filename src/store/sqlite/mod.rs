@@ -10,6 +10,7 @@
 //! backlog without waiting for claims to expire.
 
 mod codec;
+pub mod retention;
 mod schema;
 mod writer;
 
