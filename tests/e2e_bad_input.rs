@@ -241,7 +241,9 @@ fn raw_call(
 
 async fn rest(server: &Server, method: reqwest::Method, path: &str) -> (u16, serde_json::Value) {
     let url = format!("http://{}/api/v1/Account/{ACCOUNT}/{path}", server.api);
-    let r = reqwest::Client::new()
+    let r = voxbridge::http_client::builder()
+        .build()
+        .unwrap()
         .request(method, url)
         .header("X-Auth-ID", ACCOUNT)
         .header("X-Auth-Token", TOKEN)
