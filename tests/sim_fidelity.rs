@@ -263,3 +263,57 @@ async fn l_dtmf_prompt_barge_in_uuid_break() {
     .await;
     assert_eq!(got.len(), 25);
 }
+
+#[tokio::test]
+async fn m_record_ended_by_silence() {
+    let got = replay_as(
+        "m-record-ended-by-silence.txt",
+        CallScript::answered(),
+        config(Duration::ZERO, LingerNotice::AfterHangupComplete),
+        Compare::Sequence,
+    )
+    .await;
+    let stop = got
+        .iter()
+        .map(sim_support::event_headers)
+        .find(|h| sim_support::get(h, "Event-Name") == Some("RECORD_STOP"))
+        .expect("RECORD_STOP");
+    assert_eq!(
+        sim_support::get(&stop, "variable_silence_hits_exhausted"),
+        Some("true")
+    );
+    // The simulated clock runs 20× faster than real time; allow for scheduling jitter.
+    let ms: u64 = sim_support::get(&stop, "variable_record_ms")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3980..4500).contains(&ms), "{ms}");
+    assert!(sim_support::get(&stop, "Record-File-Path")
+        .unwrap()
+        .ends_with(".wav"));
+}
+
+#[tokio::test]
+async fn n_record_ended_by_key() {
+    let got = replay_as(
+        "n-record-ended-by-key.txt",
+        // Apps: set (1), record (2); the caller presses # 1.5 s into the record.
+        CallScript::answered().dtmf_during_app(2, Duration::from_millis(1500), "#"),
+        config(Duration::ZERO, LingerNotice::AfterHangupComplete),
+        Compare::Sequence,
+    )
+    .await;
+    let stop = got
+        .iter()
+        .map(sim_support::event_headers)
+        .find(|h| sim_support::get(h, "Event-Name") == Some("RECORD_STOP"))
+        .expect("RECORD_STOP");
+    assert_eq!(
+        sim_support::get(&stop, "variable_playback_terminator_used"),
+        Some("#")
+    );
+    assert_eq!(
+        sim_support::get(&stop, "variable_silence_hits_exhausted"),
+        Some("false")
+    );
+}

@@ -43,6 +43,8 @@ use tokio::time::Instant;
 
 /// Spacing of the digits of one DTMF string (simulated).
 const DTMF_GAP: Duration = Duration::from_millis(250);
+/// Where relative `record` paths go (`$${recordings_dir}` of a default install).
+const RECORDINGS_DIR: &str = "/usr/local/freeswitch/recordings";
 /// A `loops` repetition stops after a run shorter than this (simulated, §2.5).
 const MIN_LOOP_RUN_US: i64 = 500_000;
 
@@ -108,6 +110,11 @@ enum Kind {
     Playback(PlayLength),
     Speak,
     Sleep,
+    /// `record`; `by_silence`: its natural end is the caller's silence (else its time
+    /// limit).
+    Record {
+        by_silence: bool,
+    },
     Instant,
 }
 
@@ -1021,8 +1028,13 @@ impl Call {
         }
         self.apps_started += 1;
         self.caller_actions_for_app(&app);
+        let record = (kind_hint == Kind::Record { by_silence: false })
+            .then(|| RecordArgs::parse(&arg, self.script.record_silence_after));
         let kind = match kind_hint {
             Kind::Playback(_) => Kind::Playback(self.script.playback(&arg)),
+            Kind::Record { .. } => Kind::Record {
+                by_silence: record.as_ref().is_some_and(|r| r.by_silence),
+            },
             k => k,
         };
         let length = match kind {
@@ -1032,6 +1044,7 @@ impl Call {
             Kind::Sleep => Some(Duration::from_millis(
                 arg.trim().parse::<u64>().unwrap_or(0),
             )),
+            Kind::Record { .. } => record.as_ref().and_then(|r| r.length),
             Kind::Instant => Some(Duration::ZERO),
         };
         let clock = self.shared.sw.clock.clone();
@@ -1099,6 +1112,11 @@ impl Call {
                 }
             }
             "unset" => self.ch.vars.unset(arg.trim()),
+            "record" => {
+                let path = record.map(|r| r.path).unwrap_or_default();
+                self.ch.vars.set("silence_hits_exhausted", "false");
+                self.fire_channel("RECORD_START", &[("Record-File-Path", path.as_str())]);
+            }
             "speak" => {
                 let parts: Vec<&str> = arg.splitn(3, '|').collect();
                 let (engine, voice) = if parts.len() == 3 {
@@ -1146,6 +1164,9 @@ impl Call {
                     .set("playback_samples", (secs * 8000).to_string());
             }
         }
+        if let Kind::Record { by_silence } = r.kind {
+            self.record_stop(&r, now_us, by_silence && end == End::Natural);
+        }
         if response != "_none_" {
             self.ch.vars.set("current_application_response", response);
         }
@@ -1189,6 +1210,25 @@ impl Call {
                 parent.deadline = parent.remaining.map(|d| Instant::now() + d);
             }
         }
+    }
+
+    /// The variables a finished `record` leaves and its RECORD_STOP (transcripts m, n).
+    /// The simulated channel records 8 kHz 16-bit mono; no file is written.
+    fn record_stop(&mut self, r: &Running, now_us: i64, by_silence: bool) {
+        let ms = ((now_us - r.started_us).max(0) / 1000) as u64;
+        let samples = ms * 8;
+        let size = (44 + samples * 2).to_string();
+        let vars = &mut self.ch.vars;
+        vars.set("record_record_file_size", size.as_str());
+        vars.set("record_file_size", size.as_str());
+        vars.set("record_seconds", (ms / 1000).to_string());
+        vars.set("record_ms", ms.to_string());
+        vars.set("record_samples", samples.to_string());
+        if by_silence {
+            vars.set("silence_hits_exhausted", "true");
+        }
+        let path = RecordArgs::parse(&r.arg, Duration::ZERO).path;
+        self.fire_channel("RECORD_STOP", &[("Record-File-Path", path.as_str())]);
     }
 
     fn uuid_break(&mut self, all: bool) {
@@ -1324,10 +1364,10 @@ impl Call {
             "any" => true,
             t => t.contains(digit),
         };
-        let top_is_playback = self
-            .stack
-            .last()
-            .is_some_and(|r| matches!(r.kind, Kind::Playback(_)) && !r.suspended);
+        // `playback_terminators` end a playback or a record (transcript n).
+        let top_is_playback = self.stack.last().is_some_and(|r| {
+            matches!(r.kind, Kind::Playback(_) | Kind::Record { .. }) && !r.suspended
+        });
         if stops && top_is_playback {
             self.ch.vars.set("playback_terminator_used", d);
             self.complete_top(End::Break);
@@ -1572,6 +1612,7 @@ fn app_kind(app: &str) -> Option<Kind> {
         "playback" => Kind::Playback(PlayLength::NotFound),
         "speak" => Kind::Speak,
         "sleep" => Kind::Sleep,
+        "record" => Kind::Record { by_silence: false },
         "answer" | "pre_answer" | "ring_ready" | "hangup" | "respond" | "sched_hangup"
         | "sched_cancel" | "set" | "export" | "unset" | "send_dtmf" | "log" | "info" | "event" => {
             Kind::Instant
@@ -1582,7 +1623,49 @@ fn app_kind(app: &str) -> Option<Kind> {
 
 /// Apps without `SAF_SUPPORT_NOMEDIA`: they pre-answer a channel without media.
 fn needs_media(app: &str) -> bool {
-    matches!(app, "playback" | "speak" | "send_dtmf")
+    matches!(app, "playback" | "speak" | "send_dtmf" | "record")
+}
+
+/// `record <path> [<time_limit_secs>] [<silence_thresh>] [<silence_hits>]`.
+#[derive(Debug)]
+struct RecordArgs {
+    /// Absolute: relative paths resolve to the recordings directory, as on the switch.
+    path: String,
+    /// `None`: no limit and no silence detection, until something stops it.
+    length: Option<Duration>,
+    by_silence: bool,
+}
+
+impl RecordArgs {
+    fn parse(arg: &str, silence_after: Duration) -> RecordArgs {
+        let mut words = arg.split_whitespace();
+        let file = words.next().unwrap_or("");
+        let path = if file.starts_with('/') || file.contains("://") {
+            file.to_string()
+        } else {
+            format!("{RECORDINGS_DIR}/{file}")
+        };
+        let limit = words
+            .next()
+            .and_then(|w| w.parse::<u64>().ok())
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs);
+        let thresh = words
+            .next()
+            .and_then(|w| w.parse::<u64>().ok())
+            .unwrap_or(0);
+        let by_silence = thresh > 0 && limit.is_none_or(|l| silence_after < l);
+        let length = if by_silence {
+            Some(silence_after)
+        } else {
+            limit
+        };
+        RecordArgs {
+            path,
+            length,
+            by_silence,
+        }
+    }
 }
 
 fn speak_text(arg: &str) -> &str {

@@ -67,6 +67,9 @@ pub struct CallScript {
     pub originate_timeout: Duration,
     /// `socket … async full` (true) or without `full`.
     pub full: bool,
+    /// How long into a `record` with silence detection (a `silence_thresh` argument) the
+    /// caller's silence ends it. Transcript m: `silence_hits` 2 ended it after 3.98 s.
+    pub record_silence_after: Duration,
 }
 
 impl Default for CallScript {
@@ -91,6 +94,7 @@ impl CallScript {
             caller: Vec::new(),
             originate_timeout: Duration::from_secs(60),
             full: true,
+            record_silence_after: Duration::from_millis(3980),
         }
     }
 
@@ -180,6 +184,12 @@ impl CallScript {
 
     pub fn originate_timeout(mut self, d: Duration) -> Self {
         self.originate_timeout = d;
+        self
+    }
+
+    /// When a silence-detecting `record` ends (see [`CallScript::record_silence_after`]).
+    pub fn record_silence_after(mut self, d: Duration) -> Self {
+        self.record_silence_after = d;
         self
     }
 
