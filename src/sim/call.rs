@@ -42,7 +42,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 /// Spacing of the digits of one DTMF string (simulated).
-const DTMF_GAP: Duration = Duration::from_millis(250);
+/// Between two digits of one `uuid_send_dtmf`: 0.52 s apart in transcript l (`1234#`),
+/// 0.64 s in h.
+const DTMF_GAP: Duration = Duration::from_millis(520);
 /// Where relative `record` paths go (`$${recordings_dir}` of a default install).
 const RECORDINGS_DIR: &str = "/usr/local/freeswitch/recordings";
 /// A `loops` repetition stops after a run shorter than this (simulated, §2.5).
