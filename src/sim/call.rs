@@ -22,11 +22,11 @@
 
 use super::api;
 use super::caller_leg::{CallerEnd, CallerLeg};
-use super::channel::{Channel, ChannelParams, HangupSide};
+use super::channel::{Channel, ChannelParams, HangupSide, OtherLeg};
 use super::command::{Command, CommandReader};
 use super::event::Subscriptions;
 use super::report::{AppRecord, AppStatus, CallReport, ChanMsg, Outcome};
-use super::script::{CallScript, CallerAction, PlayLength};
+use super::script::{CallScript, Callee, CallerAction, PlayLength};
 use super::wire::{self, EventFormat, SimEvent};
 use super::{LingerNotice, Shared};
 use crate::cause::HangupCause;
@@ -117,6 +117,8 @@ enum Kind {
     Record {
         by_silence: bool,
     },
+    /// `bridge`: driven by [`BridgeStep`] timers, ends when either leg does.
+    Bridge,
     Instant,
 }
 
@@ -178,6 +180,32 @@ enum TimerKind {
     Park,
     FirstPacket,
     LingerClose,
+    Bridge(BridgeStep),
+}
+
+/// What the B-leg of the running `bridge` does next.
+#[derive(Debug, Clone, Copy)]
+enum BridgeStep {
+    /// 180 Ringing.
+    Ring,
+    /// 200 OK: the caller is answered (if not yet) and bridged.
+    Answer,
+    /// The callee hangs up (NORMAL_CLEARING).
+    CalleeHangsUp,
+    /// A final error response with this cause.
+    Refused(HangupCause),
+    /// The dial string's `originate_timeout` ran out.
+    Timeout,
+}
+
+/// The B-leg of the running `bridge`.
+#[derive(Debug)]
+struct BLeg {
+    uuid: String,
+    channel_name: String,
+    destination: String,
+    created_us: i64,
+    bridged: bool,
 }
 
 #[derive(Debug)]
@@ -245,6 +273,8 @@ struct Call {
     /// The cause the caller's leg ended with when it cancelled (NO_ANSWER when it gave up
     /// waiting, else the cause it was killed with).
     caller_cancel_cause: Option<HangupCause>,
+    /// The callee of the running `bridge`.
+    b_leg: Option<BLeg>,
     report: CallReport,
 }
 
@@ -311,6 +341,7 @@ impl Call {
             originate,
             connect_slot: None,
             caller_cancel_cause: None,
+            b_leg: None,
             report,
             script,
         };
@@ -455,6 +486,7 @@ impl Call {
                     self.close_socket();
                 }
             }
+            TimerKind::Bridge(step) => self.bridge_step(step),
             TimerKind::LingerClose => {
                 self.out
                     .extend(wire::disconnect_notice(Some(&self.ch.uuid), wire::GOODBYE));
@@ -1047,6 +1079,7 @@ impl Call {
                 arg.trim().parse::<u64>().unwrap_or(0),
             )),
             Kind::Record { .. } => record.as_ref().and_then(|r| r.length),
+            Kind::Bridge => None,
             Kind::Instant => Some(Duration::ZERO),
         };
         let clock = self.shared.sw.clock.clone();
@@ -1114,6 +1147,7 @@ impl Call {
                 }
             }
             "unset" => self.ch.vars.unset(arg.trim()),
+            "bridge" => self.start_bridge(&arg),
             "record" => {
                 let path = record.map(|r| r.path).unwrap_or_default();
                 self.ch.vars.set("silence_hits_exhausted", "false");
@@ -1168,6 +1202,9 @@ impl Call {
         }
         if let Kind::Record { by_silence } = r.kind {
             self.record_stop(&r, now_us, by_silence && end == End::Natural);
+        }
+        if r.kind == Kind::Bridge {
+            self.end_bridge(end);
         }
         if response != "_none_" {
             self.ch.vars.set("current_application_response", response);
@@ -1231,6 +1268,198 @@ impl Call {
         }
         let path = RecordArgs::parse(&r.arg, Duration::ZERO).path;
         self.fire_channel("RECORD_STOP", &[("Record-File-Path", path.as_str())]);
+    }
+
+    // ---------------------------------------------------------------- bridge
+
+    /// `bridge <dial string>`: one destination, `{var=value,…}` in front. The callee's
+    /// behaviour comes from [`CallScript::callees`]; what the A-leg sees follows
+    /// transcripts i (answered, callee hangs up), j (busy) and k (no answer).
+    fn start_bridge(&mut self, arg: &str) {
+        let Some(dial) = DialString::parse(arg) else {
+            // Several destinations (`,` `|`), `[…]` per-leg variables, or nothing:
+            // not simulated. Like an app the simulator does not know, the call ends.
+            tracing::warn!(uuid = %self.ch.uuid, %arg, "sim: bridge dial string not supported by the simulator");
+            self.hangup(HangupCause::DESTINATION_OUT_OF_ORDER, HangupSide::Local);
+            return;
+        };
+        let callee = self
+            .script
+            .callees
+            .get(&dial.destination)
+            .copied()
+            .unwrap_or(Callee::Refuses(404));
+        let now = Instant::now();
+        let now_us = self.shared.sw.clock.now_us();
+        let clock = self.shared.sw.clock.clone();
+        self.b_leg = Some(BLeg {
+            uuid: dial
+                .var("origination_uuid")
+                .map(str::to_string)
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            channel_name: dial.endpoint.clone(),
+            destination: dial.destination.clone(),
+            created_us: now_us,
+            bridged: false,
+        });
+        let mut at = |after: Duration, step: BridgeStep| {
+            self.timers.push(Timer {
+                at: now + clock.real(after),
+                kind: TimerKind::Bridge(step),
+            });
+        };
+        // ~20 ms for the INVITE round trip, as in the transcripts.
+        const FIRST_RESPONSE: Duration = Duration::from_millis(20);
+        match callee {
+            Callee::Answers { after, .. } if after.is_zero() => {
+                at(FIRST_RESPONSE, BridgeStep::Answer);
+            }
+            Callee::Answers { after, .. } => {
+                at(FIRST_RESPONSE, BridgeStep::Ring);
+                at(after, BridgeStep::Answer);
+            }
+            Callee::Refuses(code) => at(
+                FIRST_RESPONSE,
+                BridgeStep::Refused(HangupCause::from_sip(code)),
+            ),
+            Callee::RingsForever => at(FIRST_RESPONSE, BridgeStep::Ring),
+        }
+        if !matches!(callee, Callee::Refuses(_)) {
+            // The originate timer works on whole epoch seconds, like sched_hangup:
+            // `originate_timeout=3` gave up after 2.2 s in transcript k.
+            let secs = dial
+                .var("originate_timeout")
+                .or(dial.var("leg_timeout"))
+                .and_then(|t| t.parse::<i64>().ok())
+                .unwrap_or(60);
+            let give_up_us = (now_us / 1_000_000 + secs) * 1_000_000;
+            self.timers.push(Timer {
+                at: clock.instant_at(give_up_us),
+                kind: TimerKind::Bridge(BridgeStep::Timeout),
+            });
+        }
+    }
+
+    fn bridge_step(&mut self, step: BridgeStep) {
+        if self.ch.is_down() || !self.stack.last().is_some_and(|r| r.kind == Kind::Bridge) {
+            return;
+        }
+        let Some(b) = &self.b_leg else { return };
+        let (b_uuid, dest) = (b.uuid.clone(), b.destination.clone());
+        match step {
+            BridgeStep::Ring => {
+                self.originating(&b_uuid, &dest);
+                // The callee's 180 reaches the caller as CHANNEL_PROGRESS, but unlike
+                // the `ring_ready` app the call state stays RINGING (transcript k).
+                let state = self.ch.call_state;
+                self.ring_ready();
+                self.ch.call_state = state;
+            }
+            BridgeStep::Answer => {
+                self.timers
+                    .retain(|t| !matches!(t.kind, TimerKind::Bridge(BridgeStep::Timeout)));
+                self.originating(&b_uuid, &dest);
+                self.answer();
+                let now_us = self.shared.sw.clock.now_us();
+                let vars = &mut self.ch.vars;
+                vars.set("originate_causes", format!("{b_uuid};NONE"));
+                vars.set("signal_bond", b_uuid.as_str());
+                vars.unset("originate_signal_bond");
+                vars.set("originate_disposition", "SUCCESS");
+                vars.set("DIALSTATUS", "SUCCESS");
+                let b = self.b_leg.as_mut().expect("checked above");
+                b.bridged = true;
+                self.ch.other_leg = Some(OtherLeg {
+                    uuid: b.uuid.clone(),
+                    channel_name: b.channel_name.clone(),
+                    destination: b.destination.clone(),
+                    created_us: b.created_us,
+                    answered_us: now_us,
+                });
+                self.fire_channel("CHANNEL_BRIDGE", &[]);
+                if let Some(Callee::Answers {
+                    hangs_up_after: Some(d),
+                    ..
+                }) = self.script.callees.get(&dest).copied()
+                {
+                    self.timers.push(Timer {
+                        at: self.shared.sw.clock.deadline(d),
+                        kind: TimerKind::Bridge(BridgeStep::CalleeHangsUp),
+                    });
+                }
+            }
+            BridgeStep::CalleeHangsUp => self.complete_top(End::Natural),
+            BridgeStep::Refused(cause) => {
+                self.bridge_failed(&b_uuid, &dest, cause);
+                let vars = &self.ch.vars;
+                let go_on = vars.get("continue_on_fail").is_some_and(|v| {
+                    switch_true(v) || v.split(',').any(|c| c.trim() == cause.name())
+                });
+                if go_on {
+                    self.complete_top(End::Natural);
+                } else {
+                    // Transcript j: the bridge app hangs the caller up with the cause,
+                    // before its own EXECUTE_COMPLETE.
+                    self.hangup(cause, HangupSide::Local);
+                }
+            }
+            BridgeStep::Timeout => {
+                // Transcript k: no answer is not a failure that ends the caller.
+                self.bridge_failed(&b_uuid, &dest, HangupCause::NO_ANSWER);
+                self.complete_top(End::Natural);
+            }
+        }
+    }
+
+    /// Variables the A-leg carries while its bridge's originate runs (transcripts i, k):
+    /// `failure`/`INVALIDARGS` until the outcome is known.
+    fn originating(&mut self, b_uuid: &str, dest: &str) {
+        let vars = &mut self.ch.vars;
+        if vars.get("originate_signal_bond").is_some() {
+            return;
+        }
+        vars.set("originate_disposition", "failure");
+        vars.set("DIALSTATUS", "INVALIDARGS");
+        vars.set("originate_signal_bond", b_uuid);
+        vars.set("originated_legs", format!("{b_uuid};Outbound Call;{dest}"));
+    }
+
+    /// Variables of a failed bridge (transcripts j, k).
+    fn bridge_failed(&mut self, b_uuid: &str, dest: &str, cause: HangupCause) {
+        self.originating(b_uuid, dest);
+        let vars = &mut self.ch.vars;
+        vars.set("last_bridge_hangup_cause", cause.name());
+        vars.set("originate_disposition", cause.name());
+        vars.set("DIALSTATUS", dial_status(cause));
+        vars.set("originate_causes", format!("{b_uuid};{}", cause.name()));
+        vars.set("originate_failed_cause", cause.name());
+    }
+
+    /// The bridge app returns: CHANNEL_UNBRIDGE first if the legs were bridged.
+    fn end_bridge(&mut self, end: End) {
+        self.timers
+            .retain(|t| !matches!(t.kind, TimerKind::Bridge(_)));
+        let Some(b) = self.b_leg.take() else { return };
+        if !b.bridged {
+            return;
+        }
+        let cause = match end {
+            End::Hangup { .. } => self
+                .ch
+                .hangup
+                .map(|(c, _)| c)
+                .unwrap_or(HangupCause::NORMAL_CLEARING),
+            _ => HangupCause::NORMAL_CLEARING,
+        };
+        let vars = &mut self.ch.vars;
+        vars.set("last_bridge_to", b.uuid.as_str());
+        vars.set("bridge_channel", b.channel_name.as_str());
+        vars.set("bridge_uuid", b.uuid.as_str());
+        vars.set("last_sent_callee_id_name", b.destination.as_str());
+        vars.set("last_sent_callee_id_number", b.destination.as_str());
+        vars.set("last_bridge_hangup_cause", cause.name());
+        vars.set("bridge_hangup_cause", cause.name());
+        self.fire_channel("CHANNEL_UNBRIDGE", &[]);
     }
 
     fn uuid_break(&mut self, all: bool) {
@@ -1615,6 +1844,7 @@ fn app_kind(app: &str) -> Option<Kind> {
         "speak" => Kind::Speak,
         "sleep" => Kind::Sleep,
         "record" => Kind::Record { by_silence: false },
+        "bridge" => Kind::Bridge,
         "answer" | "pre_answer" | "ring_ready" | "hangup" | "respond" | "sched_hangup"
         | "sched_cancel" | "set" | "export" | "unset" | "send_dtmf" | "log" | "info" | "event" => {
             Kind::Instant
@@ -1626,6 +1856,48 @@ fn app_kind(app: &str) -> Option<Kind> {
 /// Apps without `SAF_SUPPORT_NOMEDIA`: they pre-answer a channel without media.
 fn needs_media(app: &str) -> bool {
     matches!(app, "playback" | "speak" | "send_dtmf" | "record")
+}
+
+/// `DIALSTATUS` for a failed bridge's cause.
+fn dial_status(cause: HangupCause) -> &'static str {
+    match cause.name() {
+        "USER_BUSY" => "BUSY",
+        "NO_ANSWER" | "NO_USER_RESPONSE" => "NOANSWER",
+        "CALL_REJECTED" => "CALL_REJECTED",
+        "NO_ROUTE_DESTINATION" | "UNALLOCATED_NUMBER" => "INVALIDARGS",
+        _ => "FAIL",
+    }
+}
+
+/// A `bridge` dial string with one destination: `{a=b,…}endpoint/user@host`.
+#[derive(Debug)]
+struct DialString {
+    vars: Vec<(String, String)>,
+    endpoint: String,
+    destination: String,
+}
+
+impl DialString {
+    /// `None` for what the simulator does not dial: several destinations (`,` `|`
+    /// outside the braces), `[…]` per-leg variables, an empty endpoint.
+    fn parse(arg: &str) -> Option<DialString> {
+        let req = api::parse_originate(arg.trim())?;
+        if !req.app.is_empty() || req.endpoint.contains([',', '|', '[']) {
+            return None;
+        }
+        Some(DialString {
+            vars: req.vars,
+            endpoint: req.endpoint,
+            destination: req.destination,
+        })
+    }
+
+    fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// `record <path> [<time_limit_secs>] [<silence_thresh>] [<silence_hits>]`.
