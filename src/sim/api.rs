@@ -111,7 +111,7 @@ pub(crate) async fn route(shared: &Arc<Shared>, uuid: &str, line: &str) -> Strin
     let (tx, rx) = oneshot::channel();
     let msg = ChanMsg::Api {
         line: line.to_string(),
-        via_caller_leg: entry.caller_leg,
+        leg: entry.leg,
         reply: tx,
     };
     if entry.tx.send(msg).is_err() {

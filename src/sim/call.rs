@@ -25,6 +25,7 @@ use super::caller_leg::{CallerEnd, CallerLeg};
 use super::channel::{Channel, ChannelParams, HangupSide, OtherLeg};
 use super::command::{Command, CommandReader};
 use super::event::Subscriptions;
+use super::registry::Leg;
 use super::report::{AppRecord, AppStatus, CallReport, ChanMsg, Outcome};
 use super::script::{CallScript, Callee, CallerAction, PlayLength};
 use super::wire::{self, EventFormat, SimEvent};
@@ -206,6 +207,8 @@ struct BLeg {
     destination: String,
     created_us: i64,
     bridged: bool,
+    /// How the callee ended a bridged call, if it did.
+    hangup_cause: Option<HangupCause>,
 }
 
 #[derive(Debug)]
@@ -235,6 +238,7 @@ enum Pending {
     Break { all: bool },
     Dtmf(String),
     Event(Box<SimEvent>),
+    CalleeHangup(HangupCause),
 }
 
 struct Call {
@@ -497,12 +501,8 @@ impl Call {
 
     fn on_message(&mut self, msg: ChanMsg) {
         match msg {
-            ChanMsg::Api {
-                line,
-                via_caller_leg,
-                reply,
-            } => {
-                let text = self.channel_api(&line, via_caller_leg);
+            ChanMsg::Api { line, leg, reply } => {
+                let text = self.channel_api(&line, leg);
                 let _ = reply.send(text);
             }
             ChanMsg::Sendmsg { cmd, reply } => {
@@ -789,19 +789,30 @@ impl Call {
         "+OK".into()
     }
 
+    /// Which of this call's legs `uuid` names: commands for them are handled by this
+    /// task (routing them through the registry would wait on this very task).
+    fn own_leg(&self, uuid: &str) -> Option<Leg> {
+        if uuid == self.ch.uuid {
+            Some(Leg::Controlled)
+        } else if uuid == self.caller_uuid {
+            Some(Leg::Caller)
+        } else if self.b_leg.as_ref().is_some_and(|b| b.uuid == uuid) {
+            Some(Leg::Callee)
+        } else {
+            None
+        }
+    }
+
     /// `api …` on this socket: own channel handled here, anything else routed.
     async fn api_from_socket(&mut self, line: &str) -> String {
         let (cmd, args) = api::split(line);
         if api::is_channel_command(cmd) {
-            if let Some(uuid) = api::target_uuid(cmd, args) {
-                if uuid == self.ch.uuid || uuid == self.caller_uuid {
-                    let via_caller = uuid == self.caller_uuid;
-                    return self.channel_api(line, via_caller);
-                }
+            if let Some(leg) = api::target_uuid(cmd, args).and_then(|u| self.own_leg(u)) {
+                return self.channel_api(line, leg);
             }
         }
         if cmd == "sched_del" && args.split_whitespace().next() == Some(self.ch.uuid.as_str()) {
-            return self.channel_api(line, false);
+            return self.channel_api(line, Leg::Controlled);
         }
         api::run(&self.shared, line).await
     }
@@ -809,11 +820,10 @@ impl Call {
     fn bgapi_from_socket(&mut self, line: String, job: String) {
         let (cmd, args) = api::split(&line);
         let own = api::is_channel_command(cmd)
-            && api::target_uuid(cmd, args)
-                .is_some_and(|u| u == self.ch.uuid || u == self.caller_uuid);
-        if own {
-            let via_caller = api::target_uuid(cmd, args) == Some(self.caller_uuid.as_str());
-            let out = self.channel_api(&line, via_caller);
+            .then(|| api::target_uuid(cmd, args).and_then(|u| self.own_leg(u)))
+            .flatten();
+        if let Some(leg) = own {
+            let out = self.channel_api(&line, leg);
             let ev = api::background_job(&self.shared, &job, Some(&self.ch.uuid), &line, &out);
             self.pending.push(Pending::Event(Box::new(ev)));
             return;
@@ -832,9 +842,13 @@ impl Call {
     }
 
     /// A channel command addressed to this channel (by either leg's UUID).
-    fn channel_api(&mut self, line: &str, via_caller_leg: bool) -> String {
+    fn channel_api(&mut self, line: &str, leg: Leg) -> String {
         let (cmd, args) = api::split(line);
         let words: Vec<&str> = args.split_whitespace().collect();
+        if leg == Leg::Callee {
+            return self.callee_api(cmd, &words);
+        }
+        let via_caller_leg = leg == Leg::Caller;
         let down = self.ch.is_down() || self.left_parked;
         match cmd {
             "uuid_exists" => return if down { "false" } else { "true" }.into(),
@@ -911,6 +925,26 @@ impl Call {
         }
     }
 
+    /// A command naming the running bridge's callee: `uuid_kill` is the callee hanging
+    /// up (transcript i), `uuid_exists` answers; the callee is no simulated channel of its
+    /// own, so nothing else is.
+    fn callee_api(&mut self, cmd: &str, words: &[&str]) -> String {
+        let live = self.b_leg.is_some() && !self.ch.is_down();
+        match cmd {
+            "uuid_exists" => if live { "true" } else { "false" }.into(),
+            _ if !live => api::NO_SUCH_CHANNEL.into(),
+            "uuid_kill" => {
+                let cause = words
+                    .get(1)
+                    .map(|c| HangupCause::parse_switch(c))
+                    .unwrap_or(HangupCause::NORMAL_CLEARING);
+                self.pending.push(Pending::CalleeHangup(cause));
+                "+OK\n".into()
+            }
+            _ => format!("-ERR {cmd} on a bridge's callee is not supported by the simulator\n"),
+        }
+    }
+
     fn run_pending(&mut self) {
         for p in std::mem::take(&mut self.pending) {
             match p {
@@ -919,6 +953,7 @@ impl Call {
                 Pending::Break { all } => self.uuid_break(all),
                 Pending::Dtmf(digits) => self.schedule_dtmf(Instant::now(), &digits),
                 Pending::Event(e) => self.fire(*e),
+                Pending::CalleeHangup(cause) => self.callee_hangs_up(cause),
             }
         }
     }
@@ -1283,12 +1318,9 @@ impl Call {
             self.hangup(HangupCause::DESTINATION_OUT_OF_ORDER, HangupSide::Local);
             return;
         };
-        let callee = self
-            .script
-            .callees
-            .get(&dial.destination)
-            .copied()
-            .unwrap_or(Callee::Refuses(404));
+        // An unknown number: the test switch's dialplan has no route for it (404 with
+        // its Q.850 reason, `-ERR NO_ROUTE_DESTINATION` to an originate).
+        let callee = self.script.callees.get(&dial.destination).copied();
         let now = Instant::now();
         let now_us = self.shared.sw.clock.now_us();
         let clock = self.shared.sw.clock.clone();
@@ -1301,7 +1333,13 @@ impl Call {
             destination: dial.destination.clone(),
             created_us: now_us,
             bridged: false,
+            hangup_cause: None,
         });
+        if let Some(b) = &self.b_leg {
+            self.shared
+                .registry
+                .register_callee(&b.uuid, self.self_tx.clone());
+        }
         let mut at = |after: Duration, step: BridgeStep| {
             self.timers.push(Timer {
                 at: now + clock.real(after),
@@ -1311,20 +1349,24 @@ impl Call {
         // ~20 ms for the INVITE round trip, as in the transcripts.
         const FIRST_RESPONSE: Duration = Duration::from_millis(20);
         match callee {
-            Callee::Answers { after, .. } if after.is_zero() => {
+            Some(Callee::Answers { after, .. }) if after.is_zero() => {
                 at(FIRST_RESPONSE, BridgeStep::Answer);
             }
-            Callee::Answers { after, .. } => {
+            Some(Callee::Answers { after, .. }) => {
                 at(FIRST_RESPONSE, BridgeStep::Ring);
                 at(after, BridgeStep::Answer);
             }
-            Callee::Refuses(code) => at(
+            Some(Callee::Refuses(code)) => at(
                 FIRST_RESPONSE,
                 BridgeStep::Refused(HangupCause::from_sip(code)),
             ),
-            Callee::RingsForever => at(FIRST_RESPONSE, BridgeStep::Ring),
+            Some(Callee::RingsForever) => at(FIRST_RESPONSE, BridgeStep::Ring),
+            None => at(
+                FIRST_RESPONSE,
+                BridgeStep::Refused(HangupCause::parse_switch("NO_ROUTE_DESTINATION")),
+            ),
         }
-        if !matches!(callee, Callee::Refuses(_)) {
+        if matches!(callee, Some(Callee::Answers { .. } | Callee::RingsForever)) {
             // The originate timer works on whole epoch seconds, like sched_hangup:
             // `originate_timeout=3` gave up after 2.2 s in transcript k.
             let secs = dial
@@ -1388,7 +1430,7 @@ impl Call {
                     });
                 }
             }
-            BridgeStep::CalleeHangsUp => self.complete_top(End::Natural),
+            BridgeStep::CalleeHangsUp => self.callee_hangs_up(HangupCause::NORMAL_CLEARING),
             BridgeStep::Refused(cause) => {
                 self.bridge_failed(&b_uuid, &dest, cause);
                 let vars = &self.ch.vars;
@@ -1408,6 +1450,21 @@ impl Call {
                 self.bridge_failed(&b_uuid, &dest, HangupCause::NO_ANSWER);
                 self.complete_top(End::Natural);
             }
+        }
+    }
+
+    /// The callee ends: a bridged call's bridge returns; a ringing one fails as if
+    /// refused with `cause`.
+    fn callee_hangs_up(&mut self, cause: HangupCause) {
+        if self.ch.is_down() || !self.stack.last().is_some_and(|r| r.kind == Kind::Bridge) {
+            return;
+        }
+        let Some(b) = self.b_leg.as_mut() else { return };
+        if b.bridged {
+            b.hangup_cause = Some(cause);
+            self.complete_top(End::Natural);
+        } else {
+            self.bridge_step(BridgeStep::Refused(cause));
         }
     }
 
@@ -1440,6 +1497,7 @@ impl Call {
         self.timers
             .retain(|t| !matches!(t.kind, TimerKind::Bridge(_)));
         let Some(b) = self.b_leg.take() else { return };
+        self.shared.registry.unregister_callee(&b.uuid);
         if !b.bridged {
             return;
         }
@@ -1449,7 +1507,7 @@ impl Call {
                 .hangup
                 .map(|(c, _)| c)
                 .unwrap_or(HangupCause::NORMAL_CLEARING),
-            _ => HangupCause::NORMAL_CLEARING,
+            _ => b.hangup_cause.unwrap_or(HangupCause::NORMAL_CLEARING),
         };
         let vars = &mut self.ch.vars;
         vars.set("last_bridge_to", b.uuid.as_str());

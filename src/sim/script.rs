@@ -89,7 +89,8 @@ pub struct CallScript {
     /// caller's silence ends it. Transcript m: `silence_hits` 2 ended it after 3.98 s.
     pub record_silence_after: Duration,
     /// `bridge` destinations by number (the user part of the dial string); any other
-    /// number is refused with 404, like the test switch's unknown extensions.
+    /// number is refused with NO_ROUTE_DESTINATION, like the test switch's unknown
+    /// extensions.
     pub callees: HashMap<String, Callee>,
 }
 
