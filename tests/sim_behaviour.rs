@@ -665,3 +665,29 @@ async fn several_bridge_destinations_are_not_simulated() {
     let (_p, r) = finish(p, call).await;
     assert_eq!(r.hangup_cause, Some(HangupCause::DESTINATION_OUT_OF_ORDER));
 }
+
+#[tokio::test]
+async fn originate_to_a_socket_is_refused_clearly() {
+    // Transcripts o, p, o2: not simulated; say so instead of placing a dialplan-style call.
+    let sim = Sim::with_speed(20.0);
+    let inbound = sim
+        .listen_inbound("127.0.0.1:0".parse().unwrap(), "ClueCon")
+        .await
+        .unwrap();
+    let mut esl = Peer::connect(inbound.local_addr()).await;
+    esl.next().await;
+    assert_eq!(esl.cmd("auth ClueCon").await, "+OK accepted");
+    let dial = "originate {origination_uuid=e0882144-3c7c-4f1a-ab4a-b9e133057ab4}sofia/external/7008@127.0.0.1:5060";
+    let quoted = esl
+        .cmd(&format!("api {dial} '&socket(127.0.0.1:8094 async full)'"))
+        .await;
+    assert!(
+        quoted.starts_with("-ERR not supported by the simulator yet: originate to '&socket"),
+        "{quoted}"
+    );
+    let bare = esl
+        .cmd(&format!("api {dial} &socket(127.0.0.1:8094 async full)"))
+        .await;
+    assert!(bare.contains("quote the app"), "{bare}");
+    assert_eq!(sim.live_channels(), 0);
+}

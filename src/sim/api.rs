@@ -253,23 +253,34 @@ fn split_quoted(s: &str) -> Vec<String> {
     words
 }
 
-/// Why an originate's application cannot be simulated, if it cannot: an outbound
-/// `socket` that would not run `async full`. The real switch connects such a socket in
-/// static single-channel mode, where `linger` and `event` are refused (transcript o2);
-/// the simulator does not simulate that mode.
+/// Why an originate's application cannot be simulated, if it cannot: `&socket(…)`.
+///
+/// The switch runs the socket app on the originated (outbound-direction) channel itself,
+/// only once the callee answered, under the `origination_uuid` (transcript o); a callee
+/// that never answers gives `-ERR NO_ANSWER` and no connection at all (p). The simulator
+/// models calls handed over by a dialplan (a caller leg and a controlled leg), not that,
+/// so it says so rather than fake it. An unquoted `&socket(addr async full)` gets its own
+/// message: originate splits it on spaces and the switch connects in static
+/// single-channel mode, where `linger` and `event` are refused (transcript o2).
 fn unsupported_app(app: &str) -> Option<String> {
-    let args = app
-        .strip_prefix("&socket(")?
-        .strip_suffix(')')
-        .unwrap_or("");
-    let words: Vec<&str> = args.split_whitespace().skip(1).collect();
-    let async_full = words.contains(&"async") && words.contains(&"full");
-    (!async_full).then(|| {
-        format!(
+    let args = app.strip_prefix("&socket(")?;
+    let Some(args) = args.strip_suffix(')') else {
+        return Some(format!(
             "-ERR not supported by the simulator: socket app {app:?} is not `async full` \
              (an unquoted &socket(addr async full) loses its arguments: quote the app)\n"
-        )
-    })
+        ));
+    };
+    let words: Vec<&str> = args.split_whitespace().skip(1).collect();
+    if !(words.contains(&"async") && words.contains(&"full")) {
+        return Some(format!(
+            "-ERR not supported by the simulator: socket app {app:?} is not `async full`\n"
+        ));
+    }
+    Some(
+        "-ERR not supported by the simulator yet: originate to '&socket(…)' (an outbound \
+         call handed to a socket; transcripts o and p show the switch's behaviour)\n"
+            .to_string(),
+    )
 }
 
 /// `originate`: places a simulated call to the configured outbound target and returns
@@ -339,7 +350,9 @@ mod tests {
         .unwrap();
         assert_eq!(quoted.app, "&socket(127.0.0.1:8084 async full)");
         assert!(quoted.rest.is_empty());
-        assert_eq!(unsupported_app(&quoted.app), None);
+        assert!(unsupported_app(&quoted.app)
+            .unwrap()
+            .starts_with("-ERR not supported by the simulator yet: originate to '&socket"));
         // Transcript o2: unquoted, `async` and `full` become the dialplan and context.
         let bare =
             parse_originate("{origination_uuid=u}sofia/external/7008@127.0.0.1:5060 &socket(127.0.0.1:8084 async full)")
@@ -348,7 +361,7 @@ mod tests {
         assert_eq!(bare.rest, ["async", "full)"]);
         assert!(unsupported_app(&bare.app)
             .unwrap()
-            .starts_with("-ERR not supported"));
+            .contains("quote the app"));
         assert!(unsupported_app("&socket(127.0.0.1:8084)").is_some());
         assert_eq!(unsupported_app("&park()"), None);
         assert_eq!(target_uuid("sched_hangup", "+5 u1 USER_BUSY"), Some("u1"));
