@@ -691,3 +691,40 @@ async fn originate_to_a_socket_is_refused_clearly() {
     assert!(bare.contains("quote the app"), "{bare}");
     assert_eq!(sim.live_channels(), 0);
 }
+
+#[tokio::test]
+async fn a_ringing_callee_killed_with_a_no_answer_cause_leaves_the_caller_up() {
+    // `switch_channel_handle_cause` never ends the caller for NO_ANSWER,
+    // NO_USER_RESPONSE or ORIGINATOR_CANCEL (transcript k shows NO_ANSWER). The kill is
+    // sent on the socket itself, which handles its own callee's uuid.
+    let script = CallScript::ringing().callee("7004", Callee::RingsForever);
+    let (_sim, call, mut p) = setup(20.0, script).await;
+    p.start().await;
+    let b = "6ade7eb4-40d6-4f76-80aa-754f6a0a4ffe";
+    p.execute(
+        "bridge",
+        &format!("{{origination_uuid={b}}}sofia/external/7004@127.0.0.1:5060"),
+        true,
+    )
+    .await;
+    let progress = p.until_event("CHANNEL_PROGRESS").await;
+    assert_eq!(get(&progress, "Channel-Call-State"), Some("RINGING"));
+    assert_eq!(
+        p.cmd(&format!("api uuid_kill {b} NO_USER_RESPONSE")).await,
+        "+OK\n"
+    );
+    let done = p.until_event("CHANNEL_EXECUTE_COMPLETE").await;
+    assert_eq!(get(&done, "Application"), Some("bridge"));
+    assert_eq!(
+        get(&done, "variable_originate_failed_cause"),
+        Some("NO_USER_RESPONSE")
+    );
+    assert_eq!(get(&done, "Answer-State"), Some("ringing"));
+    assert_eq!(
+        p.cmd(&format!("api uuid_kill {b}")).await,
+        "-ERR No such channel!\n"
+    );
+    p.execute("hangup", "NORMAL_CLEARING", true).await;
+    let (_p, r) = finish(p, call).await;
+    assert!(!r.answered());
+}

@@ -1433,8 +1433,12 @@ impl Call {
             BridgeStep::CalleeHangsUp => self.callee_hangs_up(HangupCause::NORMAL_CLEARING),
             BridgeStep::Refused(cause) => {
                 self.bridge_failed(&b_uuid, &dest, cause);
+                // `switch_channel_handle_cause`: these causes never end the caller.
                 let vars = &self.ch.vars;
-                let go_on = vars.get("continue_on_fail").is_some_and(|v| {
+                let go_on = matches!(
+                    cause.name(),
+                    "NO_ANSWER" | "NO_USER_RESPONSE" | "ORIGINATOR_CANCEL"
+                ) || vars.get("continue_on_fail").is_some_and(|v| {
                     switch_true(v) || v.split(',').any(|c| c.trim() == cause.name())
                 });
                 if go_on {
