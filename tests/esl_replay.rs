@@ -115,6 +115,12 @@ fn raw_kind(raw: &[u8]) -> String {
     }
 }
 
+/// Every transcript: a–h from the first capture session, i–p recorded with
+/// `examples/capture.rs`.
+const ALL: &[&str] = &[
+    "a", "b", "c", "d", "e", "e2", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "o2", "p",
+];
+
 type Expected = (&'static str, &'static str, &'static [(&'static str, usize)]);
 
 /// Per transcript and connection: how many frames of each kind the switch sent.
@@ -344,11 +350,248 @@ const EXPECTED: &[Expected] = &[
             ("reply", 7),
         ],
     ),
+    (
+        "i",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("api", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "i",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_ANSWER", 1),
+            ("CHANNEL_BRIDGE", 1),
+            ("CHANNEL_EXECUTE", 2),
+            ("CHANNEL_EXECUTE_COMPLETE", 3),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_PROGRESS_MEDIA", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNBRIDGE", 1),
+            ("CHANNEL_UNPARK", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 6),
+        ],
+    ),
+    (
+        "j",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "j",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_EXECUTE", 1),
+            ("CHANNEL_EXECUTE_COMPLETE", 2),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 6),
+        ],
+    ),
+    (
+        "k",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "k",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_EXECUTE", 2),
+            ("CHANNEL_EXECUTE_COMPLETE", 3),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_PROGRESS", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 6),
+        ],
+    ),
+    (
+        "l",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("api", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "l",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_EXECUTE", 2),
+            ("CHANNEL_EXECUTE_COMPLETE", 3),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("DTMF", 5),
+            ("api", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 6),
+        ],
+    ),
+    (
+        "m",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "m",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_EXECUTE", 2),
+            ("CHANNEL_EXECUTE_COMPLETE", 3),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("RECORD_START", 1),
+            ("RECORD_STOP", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 6),
+        ],
+    ),
+    (
+        "n",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("api", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "n",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_EXECUTE", 3),
+            ("CHANNEL_EXECUTE_COMPLETE", 4),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("DTMF", 1),
+            ("RECORD_START", 1),
+            ("RECORD_STOP", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 7),
+        ],
+    ),
+    (
+        "o",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("CHANNEL_ANSWER", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_PROGRESS", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 6),
+        ],
+    ),
+    (
+        "o",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_EXECUTE", 2),
+            ("CHANNEL_EXECUTE_COMPLETE", 3),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 6),
+        ],
+    ),
+    (
+        "o2",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("CHANNEL_ANSWER", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_PROGRESS", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 6),
+        ],
+    ),
+    (
+        "o2",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_EXECUTE", 2),
+            ("CHANNEL_EXECUTE_COMPLETE", 2),
+            ("CHANNEL_HANGUP", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "p",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_PROGRESS", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 6),
+        ],
+    ),
 ];
 
 #[test]
 fn every_switch_frame_decodes_with_the_right_type() {
-    for name in ["a", "b", "c", "d", "e", "e2", "f", "g", "h"] {
+    for &name in ALL {
         let frames = fixture(name);
         let whole = decode_connections(&frames, usize::MAX);
         // Incremental decoding must give the very same messages.
@@ -385,7 +628,7 @@ fn every_switch_frame_decodes_with_the_right_type() {
 /// BACKGROUND_JOB), its own values decoded (no `%XX` left in the ones that had any).
 #[test]
 fn key_headers_of_every_event() {
-    for name in ["a", "b", "c", "d", "e", "e2", "f", "g", "h"] {
+    for &name in ALL {
         for (conn, msgs) in decode_connections(&fixture(name), usize::MAX) {
             for (m, _) in &msgs {
                 let Message::Event(e) = m else { continue };
@@ -686,6 +929,244 @@ fn h_dtmf_digits_are_decoded() {
     assert!(api.unwrap().is_ok());
 }
 
+/// The event names of a connection, in order.
+fn names(msgs: &[Message]) -> Vec<String> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            Message::Event(e) => Some(e.name().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn execute_complete<'a>(done: &'a [voxbridge::esl::Event], app: &str) -> &'a voxbridge::esl::Event {
+    done.iter()
+        .find(|e| e.application() == Some(app))
+        .unwrap_or_else(|| panic!("no CHANNEL_EXECUTE_COMPLETE of {app}"))
+}
+
+#[test]
+fn i_bridge_events_reach_the_a_leg_socket_with_the_b_leg_as_other_leg() {
+    let msgs = outbound("i", "OUTBOUND#1");
+    assert!(matches!(&msgs[0], Message::ChannelData(cd) if !cd.is_answered()));
+    let own = match &msgs[0] {
+        Message::ChannelData(cd) => cd.uuid().unwrap().to_string(),
+        _ => unreachable!(),
+    };
+    // myevents delivers the A-leg's own events only: none of the B-leg's.
+    assert!(msgs.iter().all(|m| match m {
+        Message::Event(e) => e.unique_id() == Some(own.as_str()),
+        _ => true,
+    }));
+    let bridge = &events(&msgs, "CHANNEL_BRIDGE")[0];
+    let b_leg = bridge.header("Other-Leg-Unique-ID").unwrap().to_string();
+    assert_ne!(b_leg, own);
+    assert_eq!(bridge.variable("signal_bond"), Some(b_leg.as_str()));
+    let n = names(&msgs);
+    let at = |name: &str| n.iter().position(|x| x == name).unwrap();
+    assert!(at("CHANNEL_ANSWER") < at("CHANNEL_BRIDGE"));
+    assert!(at("CHANNEL_BRIDGE") < at("CHANNEL_UNBRIDGE"));
+    assert!(at("CHANNEL_UNBRIDGE") < at("CHANNEL_EXECUTE_COMPLETE"));
+    let done = events(&msgs, "CHANNEL_EXECUTE_COMPLETE");
+    let b = execute_complete(&done, "bridge");
+    assert_eq!(b.application_response(), Some("_none_"));
+    assert_eq!(b.variable("DIALSTATUS"), Some("SUCCESS"));
+    assert_eq!(b.variable("originate_disposition"), Some("SUCCESS"));
+    assert_eq!(b.variable("bridge_hangup_cause"), Some("NORMAL_CLEARING"));
+    assert_eq!(b.variable("last_bridge_to"), Some(b_leg.as_str()));
+    assert_eq!(b.answer_state(), Some("answered"));
+    // The channel outlived the bridge: the client's own hangup ended it.
+    let hc = &events(&msgs, "CHANNEL_HANGUP_COMPLETE")[0];
+    assert_eq!(hc.hangup_cause(), Some("NORMAL_CLEARING"));
+    assert_eq!(
+        execute_complete(&done, "hangup").application_data(),
+        Some("NORMAL_CLEARING")
+    );
+}
+
+#[test]
+fn j_busy_bridge_hangs_the_caller_up_before_its_execute_complete() {
+    let msgs = outbound("j", "OUTBOUND#1");
+    let n = names(&msgs);
+    let hangup = n.iter().position(|x| x == "CHANNEL_HANGUP").unwrap();
+    let done_at = n
+        .iter()
+        .position(|x| x == "CHANNEL_EXECUTE_COMPLETE")
+        .unwrap();
+    assert!(hangup < done_at, "{n:?}");
+    let done = events(&msgs, "CHANNEL_EXECUTE_COMPLETE");
+    let b = execute_complete(&done, "bridge");
+    assert_eq!(b.hangup_cause(), Some("USER_BUSY"));
+    assert_eq!(b.variable("DIALSTATUS"), Some("BUSY"));
+    assert_eq!(b.variable("originate_disposition"), Some("USER_BUSY"));
+    assert_eq!(b.variable("originate_failed_cause"), Some("USER_BUSY"));
+    // The client's hangup never ran: no CHANNEL_EXECUTE of it.
+    assert!(events(&msgs, "CHANNEL_EXECUTE")
+        .iter()
+        .all(|e| e.application() == Some("bridge")));
+    let hc = &events(&msgs, "CHANNEL_HANGUP_COMPLETE")[0];
+    assert_eq!(hc.variable("sip_hangup_disposition"), Some("send_refuse"));
+    assert!(hc.variable("answer_epoch") == Some("0"));
+}
+
+#[test]
+fn k_unanswered_bridge_leaves_the_caller_up() {
+    let msgs = outbound("k", "OUTBOUND#1");
+    let n = names(&msgs);
+    assert_eq!(
+        n.iter().filter(|x| *x == "CHANNEL_PROGRESS").count(),
+        1,
+        "{n:?}"
+    );
+    let done = events(&msgs, "CHANNEL_EXECUTE_COMPLETE");
+    let b = execute_complete(&done, "bridge");
+    assert_eq!(b.answer_state(), Some("ringing"));
+    assert_eq!(b.hangup_cause(), None);
+    assert_eq!(b.variable("DIALSTATUS"), Some("NOANSWER"));
+    assert_eq!(b.variable("originate_disposition"), Some("NO_ANSWER"));
+    let hc = &events(&msgs, "CHANNEL_HANGUP_COMPLETE")[0];
+    assert_eq!(hc.hangup_cause(), Some("NO_ANSWER"));
+    assert_eq!(
+        execute_complete(&done, "hangup").application_data(),
+        Some("NO_ANSWER")
+    );
+}
+
+#[test]
+fn l_uuid_break_ends_the_prompt_and_digits_keep_coming() {
+    let msgs = outbound("l", "OUTBOUND#1");
+    let n = names(&msgs);
+    let digits: Vec<String> = events(&msgs, "DTMF")
+        .iter()
+        .map(|e| e.dtmf_digit().unwrap().to_string())
+        .collect();
+    assert_eq!(digits, ["1", "2", "3", "4", "#"]);
+    let first_dtmf = n.iter().position(|x| x == "DTMF").unwrap();
+    let prompt_done = n
+        .iter()
+        .position(|x| x == "CHANNEL_EXECUTE_COMPLETE")
+        .unwrap();
+    let second_dtmf = first_dtmf
+        + 1
+        + n[first_dtmf + 1..]
+            .iter()
+            .position(|x| x == "DTMF")
+            .unwrap();
+    assert!(
+        first_dtmf < prompt_done && prompt_done < second_dtmf,
+        "{n:?}"
+    );
+    let done = events(&msgs, "CHANNEL_EXECUTE_COMPLETE");
+    assert_eq!(
+        execute_complete(&done, "playback").application_response(),
+        Some("FILE PLAYED")
+    );
+    assert!(msgs
+        .iter()
+        .any(|m| matches!(m, Message::ApiResponse(a) if a.is_ok())));
+}
+
+#[test]
+fn m_record_ended_by_silence() {
+    let msgs = outbound("m", "OUTBOUND#1");
+    let start = &events(&msgs, "RECORD_START")[0];
+    let stop = &events(&msgs, "RECORD_STOP")[0];
+    let path = stop.header("Record-File-Path").unwrap();
+    assert_eq!(start.header("Record-File-Path"), Some(path));
+    assert!(
+        path.starts_with('/') && path.contains("/recordings/capture-m-"),
+        "{path}"
+    );
+    let done = events(&msgs, "CHANNEL_EXECUTE_COMPLETE");
+    let rec = execute_complete(&done, "record");
+    assert_eq!(rec.application_response(), Some("_none_"));
+    assert_eq!(rec.variable("silence_hits_exhausted"), Some("true"));
+    assert_eq!(rec.variable("playback_terminator_used"), None);
+    let ms: u64 = rec.variable("record_ms").unwrap().parse().unwrap();
+    assert!((2000..6000).contains(&ms), "{ms}");
+}
+
+#[test]
+fn n_record_ended_by_key() {
+    let msgs = outbound("n", "OUTBOUND#1");
+    let n = names(&msgs);
+    let dtmf = n.iter().position(|x| x == "DTMF").unwrap();
+    assert_eq!(n[dtmf + 1], "RECORD_STOP", "{n:?}");
+    let done = events(&msgs, "CHANNEL_EXECUTE_COMPLETE");
+    let rec = execute_complete(&done, "record");
+    assert_eq!(rec.variable("playback_terminator_used"), Some("#"));
+    assert_eq!(rec.variable("silence_hits_exhausted"), Some("false"));
+    assert_eq!(rec.variable("record_ms"), Some("1500"));
+}
+
+fn inbound(name: &str) -> Vec<Message> {
+    decode_connections(&fixture(name), usize::MAX)
+        .remove("INBOUND#1")
+        .unwrap()
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect()
+}
+
+#[test]
+fn o_originated_call_reaches_the_socket_only_once_answered() {
+    let msgs = outbound("o", "OUTBOUND#1");
+    let Message::ChannelData(cd) = &msgs[0] else {
+        panic!("connect reply first")
+    };
+    assert!(cd.is_answered());
+    assert_eq!(cd.direction(), Some("outbound"));
+    assert_eq!(cd.socket_mode(), Some("async"));
+    assert_eq!(cd.control(), Some("full"));
+    let inb = inbound("o");
+    assert_eq!(
+        names(&inb),
+        [
+            "CHANNEL_PROGRESS",
+            "CHANNEL_ANSWER",
+            "BACKGROUND_JOB",
+            "CHANNEL_HANGUP_COMPLETE"
+        ]
+    );
+    let job = &events(&inb, "BACKGROUND_JOB")[0];
+    assert_eq!(
+        job.body(),
+        Some(format!("+OK {}\n", cd.uuid().unwrap()).as_str())
+    );
+}
+
+#[test]
+fn o2_unquoted_socket_args_give_a_static_single_channel_socket() {
+    let msgs = outbound("o2", "OUTBOUND#1");
+    let Message::ChannelData(cd) = &msgs[0] else {
+        panic!("connect reply first")
+    };
+    assert_eq!(cd.socket_mode(), Some("static"));
+    assert_eq!(cd.control(), Some("single-channel"));
+    assert_eq!(
+        cd.variable("current_application_data"),
+        Some("127.0.0.1:8094")
+    );
+    let refused = msgs
+        .iter()
+        .filter(|m| matches!(m, Message::Reply(r) if r.text() == "-ERR command not found"))
+        .count();
+    assert_eq!(refused, 2, "linger and event plain");
+    assert!(events(&msgs, "CHANNEL_HANGUP_COMPLETE").is_empty());
+}
+
+#[test]
+fn p_unanswered_originate_never_connects_a_socket() {
+    let conns = decode_connections(&fixture("p"), usize::MAX);
+    assert_eq!(conns.keys().collect::<Vec<_>>(), ["INBOUND#1"]);
+    let inb = inbound("p");
+    let job = &events(&inb, "BACKGROUND_JOB")[0];
+    assert_eq!(job.body(), Some("-ERR NO_ANSWER\n"));
+    let hc = &events(&inb, "CHANNEL_HANGUP_COMPLETE")[0];
+    assert_eq!(hc.hangup_cause(), Some("NO_ANSWER"));
+    assert_eq!(hc.variable("answer_epoch"), Some("0"));
+}
+
 /// Rebuilds each command the capture's client sent with our encoder and compares bytes.
 fn our_encoding(sent: &[u8]) -> Vec<u8> {
     let text = std::str::from_utf8(sent).unwrap();
@@ -715,6 +1196,7 @@ fn our_encoding(sent: &[u8]) -> Vec<u8> {
             let (hdr, val) = rest.split_once(' ').unwrap();
             Command::filter(hdr, val).unwrap()
         }
+        "bgapi" if h("Job-UUID").is_some() => Command::bgapi(rest, h("Job-UUID").unwrap()).unwrap(),
         "bgapi" => {
             // The capture's client let the switch pick the Job-UUID; we always send ours.
             let ours = Command::bgapi(rest, "0d9a1c7e-1111-4222-8333-944455556666").unwrap();
@@ -743,7 +1225,7 @@ fn our_encoding(sent: &[u8]) -> Vec<u8> {
 #[test]
 fn what_the_client_sent_is_what_we_encode() {
     let mut seen = BTreeMap::<String, usize>::new();
-    for name in ["a", "b", "c", "d", "e", "e2", "f", "g", "h"] {
+    for &name in ALL {
         for f in fixture(name).iter().filter(|f| !f.from_switch) {
             let ours = our_encoding(&f.bytes);
             assert_eq!(

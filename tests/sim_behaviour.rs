@@ -11,7 +11,9 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use voxbridge::cause::HangupCause;
-use voxbridge::sim::{AppStatus, CallHandle, CallReport, CallScript, Outcome, Sim, SimConfig};
+use voxbridge::sim::{
+    AppStatus, CallHandle, CallReport, CallScript, Callee, Outcome, Sim, SimConfig,
+};
 
 async fn setup(speed: f64, script: CallScript) -> (Sim, CallHandle, Peer) {
     let sim = Sim::new(SimConfig {
@@ -558,4 +560,171 @@ async fn a_playback_terminator_digit_stops_the_playback() {
     let hc = p.last_event("CHANNEL_HANGUP_COMPLETE").unwrap();
     assert_eq!(get(&hc, "variable_digits_dialed"), Some("1*"));
     assert_eq!(r.executed(), ["playback", "hangup"]);
+}
+
+#[tokio::test]
+async fn the_bridge_callee_killed_from_the_inbound_side_ends_the_bridge() {
+    // Transcript i: `api uuid_kill <B-leg>` on the inbound connection is the callee
+    // hanging up; the caller stays up.
+    let sim = Sim::new(SimConfig {
+        speed: 20.0,
+        ..SimConfig::default()
+    });
+    let inbound = sim
+        .listen_inbound("127.0.0.1:0".parse().unwrap(), "ClueCon")
+        .await
+        .unwrap();
+    let mut esl = Peer::connect(inbound.local_addr()).await;
+    esl.next().await;
+    assert_eq!(esl.cmd("auth ClueCon").await, "+OK accepted");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let script = CallScript::ringing().callee(
+        "7002",
+        Callee::Answers {
+            after: Duration::ZERO,
+            hangs_up_after: None,
+        },
+    );
+    let call = sim.place_call(script, listener.local_addr().unwrap());
+    let mut p = Peer::accept(&listener).await;
+    p.start().await;
+    let b = "63c2b360-30a6-48d9-8df6-eb0f0bc4ba20";
+    let dial = format!("{{origination_uuid={b}}}sofia/external/7002@127.0.0.1:5060");
+    assert_eq!(esl.cmd(&format!("api uuid_exists {b}")).await, "false");
+    p.execute("bridge", &dial, true).await;
+    let bridge = p.until_event("CHANNEL_BRIDGE").await;
+    assert_eq!(get(&bridge, "Other-Leg-Unique-ID"), Some(b));
+    assert_eq!(get(&bridge, "Answer-State"), Some("answered"));
+    assert_eq!(esl.cmd(&format!("api uuid_exists {b}")).await, "true");
+    assert_eq!(
+        esl.cmd(&format!("api uuid_kill {b} USER_BUSY")).await,
+        "+OK\n"
+    );
+    p.until_event("CHANNEL_UNBRIDGE").await;
+    let done = p.until_event("CHANNEL_EXECUTE_COMPLETE").await;
+    assert_eq!(get(&done, "Application"), Some("bridge"));
+    assert_eq!(
+        get(&done, "variable_bridge_hangup_cause"),
+        Some("USER_BUSY")
+    );
+    assert_eq!(get(&done, "Hangup-Cause"), None, "the caller is still up");
+    assert_eq!(esl.cmd(&format!("api uuid_exists {b}")).await, "false");
+    p.execute("hangup", "NORMAL_CLEARING", true).await;
+    let (p, r) = finish(p, call).await;
+    assert!(r.answered());
+    // Still bridged-to in later events, as on the switch.
+    let hc = p.last_event("CHANNEL_HANGUP_COMPLETE").unwrap();
+    assert_eq!(get(&hc, "Other-Leg-Unique-ID"), Some(b));
+}
+
+#[tokio::test]
+async fn a_refused_bridge_continues_with_continue_on_fail() {
+    let script = CallScript::ringing().callee("7003", Callee::Refuses(486));
+    let (_sim, call, mut p) = setup(20.0, script).await;
+    p.start().await;
+    p.execute("set", "continue_on_fail=true", true).await;
+    p.execute("bridge", "sofia/external/7003@127.0.0.1:5060", true)
+        .await;
+    let done = loop {
+        let e = p.until_event("CHANNEL_EXECUTE_COMPLETE").await;
+        if get(&e, "Application") == Some("bridge") {
+            break e;
+        }
+    };
+    assert_eq!(get(&done, "variable_DIALSTATUS"), Some("BUSY"));
+    assert_eq!(get(&done, "Answer-State"), Some("ringing"));
+    // An unknown destination is refused with 404, like the test switch's.
+    p.execute("bridge", "sofia/external/7999@127.0.0.1:5060", true)
+        .await;
+    let done = p.until_event("CHANNEL_EXECUTE_COMPLETE").await;
+    assert_eq!(
+        get(&done, "variable_originate_disposition"),
+        Some("NO_ROUTE_DESTINATION")
+    );
+    p.execute("hangup", "USER_BUSY", true).await;
+    let (_p, r) = finish(p, call).await;
+    assert_eq!(
+        r.outcome,
+        Outcome::Refused {
+            sip: 486,
+            cause: HangupCause::USER_BUSY
+        }
+    );
+}
+
+#[tokio::test]
+async fn several_bridge_destinations_are_not_simulated() {
+    let (_sim, call, mut p) = setup(20.0, CallScript::ringing()).await;
+    p.start().await;
+    p.execute(
+        "bridge",
+        "sofia/external/7002@127.0.0.1:5060,sofia/external/7008@127.0.0.1:5060",
+        true,
+    )
+    .await;
+    let (_p, r) = finish(p, call).await;
+    assert_eq!(r.hangup_cause, Some(HangupCause::DESTINATION_OUT_OF_ORDER));
+}
+
+#[tokio::test]
+async fn originate_to_a_socket_is_refused_clearly() {
+    // Transcripts o, p, o2: not simulated; say so instead of placing a dialplan-style call.
+    let sim = Sim::with_speed(20.0);
+    let inbound = sim
+        .listen_inbound("127.0.0.1:0".parse().unwrap(), "ClueCon")
+        .await
+        .unwrap();
+    let mut esl = Peer::connect(inbound.local_addr()).await;
+    esl.next().await;
+    assert_eq!(esl.cmd("auth ClueCon").await, "+OK accepted");
+    let dial = "originate {origination_uuid=e0882144-3c7c-4f1a-ab4a-b9e133057ab4}sofia/external/7008@127.0.0.1:5060";
+    let quoted = esl
+        .cmd(&format!("api {dial} '&socket(127.0.0.1:8094 async full)'"))
+        .await;
+    assert!(
+        quoted.starts_with("-ERR not supported by the simulator yet: originate to '&socket"),
+        "{quoted}"
+    );
+    let bare = esl
+        .cmd(&format!("api {dial} &socket(127.0.0.1:8094 async full)"))
+        .await;
+    assert!(bare.contains("quote the app"), "{bare}");
+    assert_eq!(sim.live_channels(), 0);
+}
+
+#[tokio::test]
+async fn a_ringing_callee_killed_with_a_no_answer_cause_leaves_the_caller_up() {
+    // `switch_channel_handle_cause` never ends the caller for NO_ANSWER,
+    // NO_USER_RESPONSE or ORIGINATOR_CANCEL (transcript k shows NO_ANSWER). The kill is
+    // sent on the socket itself, which handles its own callee's uuid.
+    let script = CallScript::ringing().callee("7004", Callee::RingsForever);
+    let (_sim, call, mut p) = setup(20.0, script).await;
+    p.start().await;
+    let b = "6ade7eb4-40d6-4f76-80aa-754f6a0a4ffe";
+    p.execute(
+        "bridge",
+        &format!("{{origination_uuid={b}}}sofia/external/7004@127.0.0.1:5060"),
+        true,
+    )
+    .await;
+    let progress = p.until_event("CHANNEL_PROGRESS").await;
+    assert_eq!(get(&progress, "Channel-Call-State"), Some("RINGING"));
+    assert_eq!(
+        p.cmd(&format!("api uuid_kill {b} NO_USER_RESPONSE")).await,
+        "+OK\n"
+    );
+    let done = p.until_event("CHANNEL_EXECUTE_COMPLETE").await;
+    assert_eq!(get(&done, "Application"), Some("bridge"));
+    assert_eq!(
+        get(&done, "variable_originate_failed_cause"),
+        Some("NO_USER_RESPONSE")
+    );
+    assert_eq!(get(&done, "Answer-State"), Some("ringing"));
+    assert_eq!(
+        p.cmd(&format!("api uuid_kill {b}")).await,
+        "-ERR No such channel!\n"
+    );
+    p.execute("hangup", "NORMAL_CLEARING", true).await;
+    let (_p, r) = finish(p, call).await;
+    assert!(!r.answered());
 }

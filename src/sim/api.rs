@@ -111,7 +111,7 @@ pub(crate) async fn route(shared: &Arc<Shared>, uuid: &str, line: &str) -> Strin
     let (tx, rx) = oneshot::channel();
     let msg = ChanMsg::Api {
         line: line.to_string(),
-        via_caller_leg: entry.caller_leg,
+        leg: entry.leg,
         reply: tx,
     };
     if entry.tx.send(msg).is_err() {
@@ -176,7 +176,10 @@ pub struct OriginateRequest {
     pub vars: Vec<(String, String)>,
     pub endpoint: String,
     pub destination: String,
+    /// The application argument, outer single quotes removed.
     pub app: String,
+    /// Arguments after the application (dialplan, context, caller id, timeout).
+    pub rest: Vec<String>,
 }
 
 impl OriginateRequest {
@@ -204,18 +207,80 @@ pub fn parse_originate(args: &str) -> Option<OriginateRequest> {
     } else {
         args
     };
-    let (endpoint, app) = match rest.split_once(char::is_whitespace) {
-        Some((e, a)) => (e.trim(), a.trim()),
-        None => (rest.trim(), ""),
-    };
+    let mut words = split_quoted(rest).into_iter();
+    let endpoint = words.next().unwrap_or_default();
+    let app = words.next().unwrap_or_default();
+    req.rest = words.collect();
     if endpoint.is_empty() {
         return None;
     }
-    let last = endpoint.rsplit('/').next().unwrap_or(endpoint);
+    let last = endpoint.rsplit('/').next().unwrap_or(&endpoint);
     req.destination = last.split('@').next().unwrap_or(last).to_string();
-    req.endpoint = endpoint.to_string();
-    req.app = app.to_string();
+    req.endpoint = endpoint;
+    req.app = app;
     Some(req)
+}
+
+/// Splits `originate` arguments as the switch does (`switch_separate_string`): on spaces,
+/// except inside single quotes, which are removed. So `&socket(127.0.0.1:8084 async full)`
+/// unquoted is three words, and the app gets only `127.0.0.1:8084` (transcript o2).
+fn split_quoted(s: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut started = false;
+    for c in s.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                started = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                    started = false;
+                }
+            }
+            c => {
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        words.push(word);
+    }
+    words
+}
+
+/// Why an originate's application cannot be simulated, if it cannot: `&socket(…)`.
+///
+/// The switch runs the socket app on the originated (outbound-direction) channel itself,
+/// only once the callee answered, under the `origination_uuid` (transcript o); a callee
+/// that never answers gives `-ERR NO_ANSWER` and no connection at all (p). The simulator
+/// models calls handed over by a dialplan (a caller leg and a controlled leg), not that,
+/// so it says so rather than fake it. An unquoted `&socket(addr async full)` gets its own
+/// message: originate splits it on spaces and the switch connects in static
+/// single-channel mode, where `linger` and `event` are refused (transcript o2).
+fn unsupported_app(app: &str) -> Option<String> {
+    let args = app.strip_prefix("&socket(")?;
+    let Some(args) = args.strip_suffix(')') else {
+        return Some(format!(
+            "-ERR not supported by the simulator: socket app {app:?} is not `async full` \
+             (an unquoted &socket(addr async full) loses its arguments: quote the app)\n"
+        ));
+    };
+    let words: Vec<&str> = args.split_whitespace().skip(1).collect();
+    if !(words.contains(&"async") && words.contains(&"full")) {
+        return Some(format!(
+            "-ERR not supported by the simulator: socket app {app:?} is not `async full`\n"
+        ));
+    }
+    Some(
+        "-ERR not supported by the simulator yet: originate to '&socket(…)' (an outbound \
+         call handed to a socket; transcripts o and p show the switch's behaviour)\n"
+            .to_string(),
+    )
 }
 
 /// `originate`: places a simulated call to the configured outbound target and returns
@@ -225,6 +290,9 @@ async fn originate(shared: &Arc<Shared>, args: &str) -> String {
     let Some(req) = parse_originate(args) else {
         return usage("originate");
     };
+    if let Some(err) = unsupported_app(&req.app) {
+        return err;
+    }
     let Some((target, template)) = shared.originate_target_for(&req.destination) else {
         // No endpoint to reach: the switch answers this for an unknown endpoint module.
         return "-ERR CHAN_NOT_IMPLEMENTED\n".into();
@@ -276,6 +344,26 @@ mod tests {
             "7000"
         );
         assert!(parse_originate("{a=b").is_none());
+        let quoted = parse_originate(
+            "{origination_uuid=u}sofia/external/7008@127.0.0.1:5060 '&socket(127.0.0.1:8084 async full)'",
+        )
+        .unwrap();
+        assert_eq!(quoted.app, "&socket(127.0.0.1:8084 async full)");
+        assert!(quoted.rest.is_empty());
+        assert!(unsupported_app(&quoted.app)
+            .unwrap()
+            .starts_with("-ERR not supported by the simulator yet: originate to '&socket"));
+        // Transcript o2: unquoted, `async` and `full` become the dialplan and context.
+        let bare =
+            parse_originate("{origination_uuid=u}sofia/external/7008@127.0.0.1:5060 &socket(127.0.0.1:8084 async full)")
+                .unwrap();
+        assert_eq!(bare.app, "&socket(127.0.0.1:8084");
+        assert_eq!(bare.rest, ["async", "full)"]);
+        assert!(unsupported_app(&bare.app)
+            .unwrap()
+            .contains("quote the app"));
+        assert!(unsupported_app("&socket(127.0.0.1:8084)").is_some());
+        assert_eq!(unsupported_app("&park()"), None);
         assert_eq!(target_uuid("sched_hangup", "+5 u1 USER_BUSY"), Some("u1"));
         assert_eq!(split("uuid_kill  u1 "), ("uuid_kill", "u1"));
     }

@@ -22,11 +22,12 @@
 
 use super::api;
 use super::caller_leg::{CallerEnd, CallerLeg};
-use super::channel::{Channel, ChannelParams, HangupSide};
+use super::channel::{Channel, ChannelParams, HangupSide, OtherLeg};
 use super::command::{Command, CommandReader};
 use super::event::Subscriptions;
+use super::registry::Leg;
 use super::report::{AppRecord, AppStatus, CallReport, ChanMsg, Outcome};
-use super::script::{CallScript, CallerAction, PlayLength};
+use super::script::{CallScript, Callee, CallerAction, PlayLength};
 use super::wire::{self, EventFormat, SimEvent};
 use super::{LingerNotice, Shared};
 use crate::cause::HangupCause;
@@ -42,7 +43,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 /// Spacing of the digits of one DTMF string (simulated).
-const DTMF_GAP: Duration = Duration::from_millis(250);
+/// Between two digits of one `uuid_send_dtmf`: 0.52 s apart in transcript l (`1234#`),
+/// 0.64 s in h.
+const DTMF_GAP: Duration = Duration::from_millis(520);
+/// Where relative `record` paths go (`$${recordings_dir}` of a default install).
+const RECORDINGS_DIR: &str = "/usr/local/freeswitch/recordings";
 /// A `loops` repetition stops after a run shorter than this (simulated, §2.5).
 const MIN_LOOP_RUN_US: i64 = 500_000;
 
@@ -108,6 +113,13 @@ enum Kind {
     Playback(PlayLength),
     Speak,
     Sleep,
+    /// `record`; `by_silence`: its natural end is the caller's silence (else its time
+    /// limit).
+    Record {
+        by_silence: bool,
+    },
+    /// `bridge`: driven by [`BridgeStep`] timers, ends when either leg does.
+    Bridge,
     Instant,
 }
 
@@ -169,6 +181,34 @@ enum TimerKind {
     Park,
     FirstPacket,
     LingerClose,
+    Bridge(BridgeStep),
+}
+
+/// What the B-leg of the running `bridge` does next.
+#[derive(Debug, Clone, Copy)]
+enum BridgeStep {
+    /// 180 Ringing.
+    Ring,
+    /// 200 OK: the caller is answered (if not yet) and bridged.
+    Answer,
+    /// The callee hangs up (NORMAL_CLEARING).
+    CalleeHangsUp,
+    /// A final error response with this cause.
+    Refused(HangupCause),
+    /// The dial string's `originate_timeout` ran out.
+    Timeout,
+}
+
+/// The B-leg of the running `bridge`.
+#[derive(Debug)]
+struct BLeg {
+    uuid: String,
+    channel_name: String,
+    destination: String,
+    created_us: i64,
+    bridged: bool,
+    /// How the callee ended a bridged call, if it did.
+    hangup_cause: Option<HangupCause>,
 }
 
 #[derive(Debug)]
@@ -198,6 +238,7 @@ enum Pending {
     Break { all: bool },
     Dtmf(String),
     Event(Box<SimEvent>),
+    CalleeHangup(HangupCause),
 }
 
 struct Call {
@@ -236,6 +277,8 @@ struct Call {
     /// The cause the caller's leg ended with when it cancelled (NO_ANSWER when it gave up
     /// waiting, else the cause it was killed with).
     caller_cancel_cause: Option<HangupCause>,
+    /// The callee of the running `bridge`.
+    b_leg: Option<BLeg>,
     report: CallReport,
 }
 
@@ -302,6 +345,7 @@ impl Call {
             originate,
             connect_slot: None,
             caller_cancel_cause: None,
+            b_leg: None,
             report,
             script,
         };
@@ -446,6 +490,7 @@ impl Call {
                     self.close_socket();
                 }
             }
+            TimerKind::Bridge(step) => self.bridge_step(step),
             TimerKind::LingerClose => {
                 self.out
                     .extend(wire::disconnect_notice(Some(&self.ch.uuid), wire::GOODBYE));
@@ -456,12 +501,8 @@ impl Call {
 
     fn on_message(&mut self, msg: ChanMsg) {
         match msg {
-            ChanMsg::Api {
-                line,
-                via_caller_leg,
-                reply,
-            } => {
-                let text = self.channel_api(&line, via_caller_leg);
+            ChanMsg::Api { line, leg, reply } => {
+                let text = self.channel_api(&line, leg);
                 let _ = reply.send(text);
             }
             ChanMsg::Sendmsg { cmd, reply } => {
@@ -748,19 +789,30 @@ impl Call {
         "+OK".into()
     }
 
+    /// Which of this call's legs `uuid` names: commands for them are handled by this
+    /// task (routing them through the registry would wait on this very task).
+    fn own_leg(&self, uuid: &str) -> Option<Leg> {
+        if uuid == self.ch.uuid {
+            Some(Leg::Controlled)
+        } else if uuid == self.caller_uuid {
+            Some(Leg::Caller)
+        } else if self.b_leg.as_ref().is_some_and(|b| b.uuid == uuid) {
+            Some(Leg::Callee)
+        } else {
+            None
+        }
+    }
+
     /// `api …` on this socket: own channel handled here, anything else routed.
     async fn api_from_socket(&mut self, line: &str) -> String {
         let (cmd, args) = api::split(line);
         if api::is_channel_command(cmd) {
-            if let Some(uuid) = api::target_uuid(cmd, args) {
-                if uuid == self.ch.uuid || uuid == self.caller_uuid {
-                    let via_caller = uuid == self.caller_uuid;
-                    return self.channel_api(line, via_caller);
-                }
+            if let Some(leg) = api::target_uuid(cmd, args).and_then(|u| self.own_leg(u)) {
+                return self.channel_api(line, leg);
             }
         }
         if cmd == "sched_del" && args.split_whitespace().next() == Some(self.ch.uuid.as_str()) {
-            return self.channel_api(line, false);
+            return self.channel_api(line, Leg::Controlled);
         }
         api::run(&self.shared, line).await
     }
@@ -768,11 +820,10 @@ impl Call {
     fn bgapi_from_socket(&mut self, line: String, job: String) {
         let (cmd, args) = api::split(&line);
         let own = api::is_channel_command(cmd)
-            && api::target_uuid(cmd, args)
-                .is_some_and(|u| u == self.ch.uuid || u == self.caller_uuid);
-        if own {
-            let via_caller = api::target_uuid(cmd, args) == Some(self.caller_uuid.as_str());
-            let out = self.channel_api(&line, via_caller);
+            .then(|| api::target_uuid(cmd, args).and_then(|u| self.own_leg(u)))
+            .flatten();
+        if let Some(leg) = own {
+            let out = self.channel_api(&line, leg);
             let ev = api::background_job(&self.shared, &job, Some(&self.ch.uuid), &line, &out);
             self.pending.push(Pending::Event(Box::new(ev)));
             return;
@@ -791,9 +842,13 @@ impl Call {
     }
 
     /// A channel command addressed to this channel (by either leg's UUID).
-    fn channel_api(&mut self, line: &str, via_caller_leg: bool) -> String {
+    fn channel_api(&mut self, line: &str, leg: Leg) -> String {
         let (cmd, args) = api::split(line);
         let words: Vec<&str> = args.split_whitespace().collect();
+        if leg == Leg::Callee {
+            return self.callee_api(cmd, &words);
+        }
+        let via_caller_leg = leg == Leg::Caller;
         let down = self.ch.is_down() || self.left_parked;
         match cmd {
             "uuid_exists" => return if down { "false" } else { "true" }.into(),
@@ -870,6 +925,26 @@ impl Call {
         }
     }
 
+    /// A command naming the running bridge's callee: `uuid_kill` is the callee hanging
+    /// up (transcript i), `uuid_exists` answers; the callee is no simulated channel of its
+    /// own, so nothing else is.
+    fn callee_api(&mut self, cmd: &str, words: &[&str]) -> String {
+        let live = self.b_leg.is_some() && !self.ch.is_down();
+        match cmd {
+            "uuid_exists" => if live { "true" } else { "false" }.into(),
+            _ if !live => api::NO_SUCH_CHANNEL.into(),
+            "uuid_kill" => {
+                let cause = words
+                    .get(1)
+                    .map(|c| HangupCause::parse_switch(c))
+                    .unwrap_or(HangupCause::NORMAL_CLEARING);
+                self.pending.push(Pending::CalleeHangup(cause));
+                "+OK\n".into()
+            }
+            _ => format!("-ERR {cmd} on a bridge's callee is not supported by the simulator\n"),
+        }
+    }
+
     fn run_pending(&mut self) {
         for p in std::mem::take(&mut self.pending) {
             match p {
@@ -878,6 +953,7 @@ impl Call {
                 Pending::Break { all } => self.uuid_break(all),
                 Pending::Dtmf(digits) => self.schedule_dtmf(Instant::now(), &digits),
                 Pending::Event(e) => self.fire(*e),
+                Pending::CalleeHangup(cause) => self.callee_hangs_up(cause),
             }
         }
     }
@@ -1021,8 +1097,13 @@ impl Call {
         }
         self.apps_started += 1;
         self.caller_actions_for_app(&app);
+        let record = (kind_hint == Kind::Record { by_silence: false })
+            .then(|| RecordArgs::parse(&arg, self.script.record_silence_after));
         let kind = match kind_hint {
             Kind::Playback(_) => Kind::Playback(self.script.playback(&arg)),
+            Kind::Record { .. } => Kind::Record {
+                by_silence: record.as_ref().is_some_and(|r| r.by_silence),
+            },
             k => k,
         };
         let length = match kind {
@@ -1032,6 +1113,8 @@ impl Call {
             Kind::Sleep => Some(Duration::from_millis(
                 arg.trim().parse::<u64>().unwrap_or(0),
             )),
+            Kind::Record { .. } => record.as_ref().and_then(|r| r.length),
+            Kind::Bridge => None,
             Kind::Instant => Some(Duration::ZERO),
         };
         let clock = self.shared.sw.clock.clone();
@@ -1099,6 +1182,12 @@ impl Call {
                 }
             }
             "unset" => self.ch.vars.unset(arg.trim()),
+            "bridge" => self.start_bridge(&arg),
+            "record" => {
+                let path = record.map(|r| r.path).unwrap_or_default();
+                self.ch.vars.set("silence_hits_exhausted", "false");
+                self.fire_channel("RECORD_START", &[("Record-File-Path", path.as_str())]);
+            }
             "speak" => {
                 let parts: Vec<&str> = arg.splitn(3, '|').collect();
                 let (engine, voice) = if parts.len() == 3 {
@@ -1146,6 +1235,12 @@ impl Call {
                     .set("playback_samples", (secs * 8000).to_string());
             }
         }
+        if let Kind::Record { by_silence } = r.kind {
+            self.record_stop(&r, now_us, by_silence && end == End::Natural);
+        }
+        if r.kind == Kind::Bridge {
+            self.end_bridge(end);
+        }
         if response != "_none_" {
             self.ch.vars.set("current_application_response", response);
         }
@@ -1189,6 +1284,244 @@ impl Call {
                 parent.deadline = parent.remaining.map(|d| Instant::now() + d);
             }
         }
+    }
+
+    /// The variables a finished `record` leaves and its RECORD_STOP (transcripts m, n).
+    /// The simulated channel records 8 kHz 16-bit mono; no file is written.
+    fn record_stop(&mut self, r: &Running, now_us: i64, by_silence: bool) {
+        let ms = ((now_us - r.started_us).max(0) / 1000) as u64;
+        let samples = ms * 8;
+        let size = (44 + samples * 2).to_string();
+        let vars = &mut self.ch.vars;
+        vars.set("record_record_file_size", size.as_str());
+        vars.set("record_file_size", size.as_str());
+        vars.set("record_seconds", (ms / 1000).to_string());
+        vars.set("record_ms", ms.to_string());
+        vars.set("record_samples", samples.to_string());
+        if by_silence {
+            vars.set("silence_hits_exhausted", "true");
+        }
+        let path = RecordArgs::parse(&r.arg, Duration::ZERO).path;
+        self.fire_channel("RECORD_STOP", &[("Record-File-Path", path.as_str())]);
+    }
+
+    // ---------------------------------------------------------------- bridge
+
+    /// `bridge <dial string>`: one destination, `{var=value,…}` in front. The callee's
+    /// behaviour comes from [`CallScript::callees`]; what the A-leg sees follows
+    /// transcripts i (answered, callee hangs up), j (busy) and k (no answer).
+    fn start_bridge(&mut self, arg: &str) {
+        let Some(dial) = DialString::parse(arg) else {
+            // Several destinations (`,` `|`), `[…]` per-leg variables, or nothing:
+            // not simulated. Like an app the simulator does not know, the call ends.
+            tracing::warn!(uuid = %self.ch.uuid, %arg, "sim: bridge dial string not supported by the simulator");
+            self.hangup(HangupCause::DESTINATION_OUT_OF_ORDER, HangupSide::Local);
+            return;
+        };
+        // An unknown number: the test switch's dialplan has no route for it (404 with
+        // its Q.850 reason, `-ERR NO_ROUTE_DESTINATION` to an originate).
+        let callee = self.script.callees.get(&dial.destination).copied();
+        let now = Instant::now();
+        let now_us = self.shared.sw.clock.now_us();
+        let clock = self.shared.sw.clock.clone();
+        self.b_leg = Some(BLeg {
+            uuid: dial
+                .var("origination_uuid")
+                .map(str::to_string)
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            channel_name: dial.endpoint.clone(),
+            destination: dial.destination.clone(),
+            created_us: now_us,
+            bridged: false,
+            hangup_cause: None,
+        });
+        if let Some(b) = &self.b_leg {
+            self.shared
+                .registry
+                .register_callee(&b.uuid, self.self_tx.clone());
+        }
+        let mut at = |after: Duration, step: BridgeStep| {
+            self.timers.push(Timer {
+                at: now + clock.real(after),
+                kind: TimerKind::Bridge(step),
+            });
+        };
+        // ~20 ms for the INVITE round trip, as in the transcripts.
+        const FIRST_RESPONSE: Duration = Duration::from_millis(20);
+        match callee {
+            Some(Callee::Answers { after, .. }) if after.is_zero() => {
+                at(FIRST_RESPONSE, BridgeStep::Answer);
+            }
+            Some(Callee::Answers { after, .. }) => {
+                at(FIRST_RESPONSE, BridgeStep::Ring);
+                at(after, BridgeStep::Answer);
+            }
+            Some(Callee::Refuses(code)) => at(
+                FIRST_RESPONSE,
+                BridgeStep::Refused(HangupCause::from_sip(code)),
+            ),
+            Some(Callee::RingsForever) => at(FIRST_RESPONSE, BridgeStep::Ring),
+            None => at(
+                FIRST_RESPONSE,
+                BridgeStep::Refused(HangupCause::parse_switch("NO_ROUTE_DESTINATION")),
+            ),
+        }
+        if matches!(callee, Some(Callee::Answers { .. } | Callee::RingsForever)) {
+            // The originate timer works on whole epoch seconds, like sched_hangup:
+            // `originate_timeout=3` gave up after 2.2 s in transcript k.
+            let secs = dial
+                .var("originate_timeout")
+                .or(dial.var("leg_timeout"))
+                .and_then(|t| t.parse::<i64>().ok())
+                .unwrap_or(60);
+            let give_up_us = (now_us / 1_000_000 + secs) * 1_000_000;
+            self.timers.push(Timer {
+                at: clock.instant_at(give_up_us),
+                kind: TimerKind::Bridge(BridgeStep::Timeout),
+            });
+        }
+    }
+
+    fn bridge_step(&mut self, step: BridgeStep) {
+        if self.ch.is_down() || !self.stack.last().is_some_and(|r| r.kind == Kind::Bridge) {
+            return;
+        }
+        let Some(b) = &self.b_leg else { return };
+        let (b_uuid, dest) = (b.uuid.clone(), b.destination.clone());
+        match step {
+            BridgeStep::Ring => {
+                self.originating(&b_uuid, &dest);
+                // The callee's 180 reaches the caller as CHANNEL_PROGRESS, but unlike
+                // the `ring_ready` app the call state stays RINGING (transcript k).
+                let state = self.ch.call_state;
+                self.ring_ready();
+                self.ch.call_state = state;
+            }
+            BridgeStep::Answer => {
+                self.timers
+                    .retain(|t| !matches!(t.kind, TimerKind::Bridge(BridgeStep::Timeout)));
+                self.originating(&b_uuid, &dest);
+                self.answer();
+                let now_us = self.shared.sw.clock.now_us();
+                let vars = &mut self.ch.vars;
+                vars.set("originate_causes", format!("{b_uuid};NONE"));
+                vars.set("signal_bond", b_uuid.as_str());
+                vars.unset("originate_signal_bond");
+                vars.set("originate_disposition", "SUCCESS");
+                vars.set("DIALSTATUS", "SUCCESS");
+                let b = self.b_leg.as_mut().expect("checked above");
+                b.bridged = true;
+                self.ch.other_leg = Some(OtherLeg {
+                    uuid: b.uuid.clone(),
+                    channel_name: b.channel_name.clone(),
+                    destination: b.destination.clone(),
+                    created_us: b.created_us,
+                    answered_us: now_us,
+                });
+                self.fire_channel("CHANNEL_BRIDGE", &[]);
+                if let Some(Callee::Answers {
+                    hangs_up_after: Some(d),
+                    ..
+                }) = self.script.callees.get(&dest).copied()
+                {
+                    self.timers.push(Timer {
+                        at: self.shared.sw.clock.deadline(d),
+                        kind: TimerKind::Bridge(BridgeStep::CalleeHangsUp),
+                    });
+                }
+            }
+            BridgeStep::CalleeHangsUp => self.callee_hangs_up(HangupCause::NORMAL_CLEARING),
+            BridgeStep::Refused(cause) => {
+                self.bridge_failed(&b_uuid, &dest, cause);
+                // `switch_channel_handle_cause`: these causes never end the caller.
+                let vars = &self.ch.vars;
+                let go_on = matches!(
+                    cause.name(),
+                    "NO_ANSWER" | "NO_USER_RESPONSE" | "ORIGINATOR_CANCEL"
+                ) || vars.get("continue_on_fail").is_some_and(|v| {
+                    switch_true(v) || v.split(',').any(|c| c.trim() == cause.name())
+                });
+                if go_on {
+                    self.complete_top(End::Natural);
+                } else {
+                    // Transcript j: the bridge app hangs the caller up with the cause,
+                    // before its own EXECUTE_COMPLETE.
+                    self.hangup(cause, HangupSide::Local);
+                }
+            }
+            BridgeStep::Timeout => {
+                // Transcript k: no answer is not a failure that ends the caller.
+                self.bridge_failed(&b_uuid, &dest, HangupCause::NO_ANSWER);
+                self.complete_top(End::Natural);
+            }
+        }
+    }
+
+    /// The callee ends: a bridged call's bridge returns; a ringing one fails as if
+    /// refused with `cause`.
+    fn callee_hangs_up(&mut self, cause: HangupCause) {
+        if self.ch.is_down() || !self.stack.last().is_some_and(|r| r.kind == Kind::Bridge) {
+            return;
+        }
+        let Some(b) = self.b_leg.as_mut() else { return };
+        if b.bridged {
+            b.hangup_cause = Some(cause);
+            self.complete_top(End::Natural);
+        } else {
+            self.bridge_step(BridgeStep::Refused(cause));
+        }
+    }
+
+    /// Variables the A-leg carries while its bridge's originate runs (transcripts i, k):
+    /// `failure`/`INVALIDARGS` until the outcome is known.
+    fn originating(&mut self, b_uuid: &str, dest: &str) {
+        let vars = &mut self.ch.vars;
+        if vars.get("originate_signal_bond").is_some() {
+            return;
+        }
+        vars.set("originate_disposition", "failure");
+        vars.set("DIALSTATUS", "INVALIDARGS");
+        vars.set("originate_signal_bond", b_uuid);
+        vars.set("originated_legs", format!("{b_uuid};Outbound Call;{dest}"));
+    }
+
+    /// Variables of a failed bridge (transcripts j, k).
+    fn bridge_failed(&mut self, b_uuid: &str, dest: &str, cause: HangupCause) {
+        self.originating(b_uuid, dest);
+        let vars = &mut self.ch.vars;
+        vars.set("last_bridge_hangup_cause", cause.name());
+        vars.set("originate_disposition", cause.name());
+        vars.set("DIALSTATUS", dial_status(cause));
+        vars.set("originate_causes", format!("{b_uuid};{}", cause.name()));
+        vars.set("originate_failed_cause", cause.name());
+    }
+
+    /// The bridge app returns: CHANNEL_UNBRIDGE first if the legs were bridged.
+    fn end_bridge(&mut self, end: End) {
+        self.timers
+            .retain(|t| !matches!(t.kind, TimerKind::Bridge(_)));
+        let Some(b) = self.b_leg.take() else { return };
+        self.shared.registry.unregister_callee(&b.uuid);
+        if !b.bridged {
+            return;
+        }
+        let cause = match end {
+            End::Hangup { .. } => self
+                .ch
+                .hangup
+                .map(|(c, _)| c)
+                .unwrap_or(HangupCause::NORMAL_CLEARING),
+            _ => b.hangup_cause.unwrap_or(HangupCause::NORMAL_CLEARING),
+        };
+        let vars = &mut self.ch.vars;
+        vars.set("last_bridge_to", b.uuid.as_str());
+        vars.set("bridge_channel", b.channel_name.as_str());
+        vars.set("bridge_uuid", b.uuid.as_str());
+        vars.set("last_sent_callee_id_name", b.destination.as_str());
+        vars.set("last_sent_callee_id_number", b.destination.as_str());
+        vars.set("last_bridge_hangup_cause", cause.name());
+        vars.set("bridge_hangup_cause", cause.name());
+        self.fire_channel("CHANNEL_UNBRIDGE", &[]);
     }
 
     fn uuid_break(&mut self, all: bool) {
@@ -1324,10 +1657,10 @@ impl Call {
             "any" => true,
             t => t.contains(digit),
         };
-        let top_is_playback = self
-            .stack
-            .last()
-            .is_some_and(|r| matches!(r.kind, Kind::Playback(_)) && !r.suspended);
+        // `playback_terminators` end a playback or a record (transcript n).
+        let top_is_playback = self.stack.last().is_some_and(|r| {
+            matches!(r.kind, Kind::Playback(_) | Kind::Record { .. }) && !r.suspended
+        });
         if stops && top_is_playback {
             self.ch.vars.set("playback_terminator_used", d);
             self.complete_top(End::Break);
@@ -1572,6 +1905,8 @@ fn app_kind(app: &str) -> Option<Kind> {
         "playback" => Kind::Playback(PlayLength::NotFound),
         "speak" => Kind::Speak,
         "sleep" => Kind::Sleep,
+        "record" => Kind::Record { by_silence: false },
+        "bridge" => Kind::Bridge,
         "answer" | "pre_answer" | "ring_ready" | "hangup" | "respond" | "sched_hangup"
         | "sched_cancel" | "set" | "export" | "unset" | "send_dtmf" | "log" | "info" | "event" => {
             Kind::Instant
@@ -1582,7 +1917,91 @@ fn app_kind(app: &str) -> Option<Kind> {
 
 /// Apps without `SAF_SUPPORT_NOMEDIA`: they pre-answer a channel without media.
 fn needs_media(app: &str) -> bool {
-    matches!(app, "playback" | "speak" | "send_dtmf")
+    matches!(app, "playback" | "speak" | "send_dtmf" | "record")
+}
+
+/// `DIALSTATUS` for a failed bridge's cause.
+fn dial_status(cause: HangupCause) -> &'static str {
+    match cause.name() {
+        "USER_BUSY" => "BUSY",
+        "NO_ANSWER" | "NO_USER_RESPONSE" => "NOANSWER",
+        "CALL_REJECTED" => "CALL_REJECTED",
+        "NO_ROUTE_DESTINATION" | "UNALLOCATED_NUMBER" => "INVALIDARGS",
+        _ => "FAIL",
+    }
+}
+
+/// A `bridge` dial string with one destination: `{a=b,…}endpoint/user@host`.
+#[derive(Debug)]
+struct DialString {
+    vars: Vec<(String, String)>,
+    endpoint: String,
+    destination: String,
+}
+
+impl DialString {
+    /// `None` for what the simulator does not dial: several destinations (`,` `|`
+    /// outside the braces), `[…]` per-leg variables, an empty endpoint.
+    fn parse(arg: &str) -> Option<DialString> {
+        let req = api::parse_originate(arg.trim())?;
+        if !req.app.is_empty() || req.endpoint.contains([',', '|', '[']) {
+            return None;
+        }
+        Some(DialString {
+            vars: req.vars,
+            endpoint: req.endpoint,
+            destination: req.destination,
+        })
+    }
+
+    fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `record <path> [<time_limit_secs>] [<silence_thresh>] [<silence_hits>]`.
+#[derive(Debug)]
+struct RecordArgs {
+    /// Absolute: relative paths resolve to the recordings directory, as on the switch.
+    path: String,
+    /// `None`: no limit and no silence detection, until something stops it.
+    length: Option<Duration>,
+    by_silence: bool,
+}
+
+impl RecordArgs {
+    fn parse(arg: &str, silence_after: Duration) -> RecordArgs {
+        let mut words = arg.split_whitespace();
+        let file = words.next().unwrap_or("");
+        let path = if file.starts_with('/') || file.contains("://") {
+            file.to_string()
+        } else {
+            format!("{RECORDINGS_DIR}/{file}")
+        };
+        let limit = words
+            .next()
+            .and_then(|w| w.parse::<u64>().ok())
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs);
+        let thresh = words
+            .next()
+            .and_then(|w| w.parse::<u64>().ok())
+            .unwrap_or(0);
+        let by_silence = thresh > 0 && limit.is_none_or(|l| silence_after < l);
+        let length = if by_silence {
+            Some(silence_after)
+        } else {
+            limit
+        };
+        RecordArgs {
+            path,
+            length,
+            by_silence,
+        }
+    }
 }
 
 fn speak_text(arg: &str) -> &str {

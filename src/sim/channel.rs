@@ -170,6 +170,19 @@ pub struct Channel {
     pub last_app: Option<(String, String)>,
     /// DTMF received from the caller (`digits_dialed` in the CDR).
     pub digits: String,
+    /// The B-leg of a `bridge` once it answered: its `Other-Leg-*` profile is in every
+    /// later event of this channel, also after the bridge ended (transcript i).
+    pub other_leg: Option<OtherLeg>,
+}
+
+/// The callee of a `bridge` as the A-leg's events describe it.
+#[derive(Clone, Debug)]
+pub struct OtherLeg {
+    pub uuid: String,
+    pub channel_name: String,
+    pub destination: String,
+    pub created_us: i64,
+    pub answered_us: i64,
 }
 
 impl Channel {
@@ -200,6 +213,7 @@ impl Channel {
             vars,
             last_app: None,
             digits: String::new(),
+            other_leg: None,
         }
     }
 
@@ -552,6 +566,10 @@ impl Channel {
         sink: &mut impl HeaderSink,
     ) {
         sw.standard_headers(name, sink);
+        if let (Some(b), "CHANNEL_BRIDGE" | "CHANNEL_UNBRIDGE") = (&self.other_leg, name) {
+            sink.header("", "Bridge-A-Unique-ID", &self.uuid);
+            sink.header("", "Bridge-B-Unique-ID", &b.uuid);
+        }
         if name == "CHANNEL_HANGUP_COMPLETE" {
             if let Some((cause, _)) = self.hangup {
                 sink.header("", "Hangup-Cause", cause.name());
@@ -559,6 +577,9 @@ impl Channel {
         }
         self.basic(sink);
         self.profile(sink, "Caller-");
+        if let Some(b) = &self.other_leg {
+            self.other_leg_profile(b, sink);
+        }
         if !matches!(name, "CHANNEL_STATE" | "DTMF" | "CHANNEL_CALLSTATE") {
             self.vars.write(sink);
         }
@@ -593,6 +614,52 @@ impl Channel {
     }
 
     /// The caller profile (`switch_caller_profile_event_set_data`) under `prefix`.
+    /// `Other-Type: originatee` and the B-leg's caller profile, as in transcript i.
+    fn other_leg_profile(&self, b: &OtherLeg, e: &mut impl HeaderSink) {
+        e.header("", "Other-Type", "originatee");
+        let p = "Other-Leg-";
+        let fields: [(&str, &str); 19] = [
+            ("Direction", "outbound"),
+            ("Logical-Direction", "inbound"),
+            ("Username", &self.caller_number),
+            ("Dialplan", "XML"),
+            ("Caller-ID-Name", &self.caller_name),
+            ("Caller-ID-Number", &self.caller_number),
+            ("Orig-Caller-ID-Name", &self.caller_name),
+            ("Orig-Caller-ID-Number", &self.caller_number),
+            ("Callee-ID-Name", &b.destination),
+            ("Callee-ID-Number", &b.destination),
+            ("Network-Addr", "127.0.0.1"),
+            ("ANI", &self.caller_number),
+            ("Destination-Number", &b.destination),
+            ("Unique-ID", &b.uuid),
+            ("Source", "mod_sofia"),
+            ("Context", "public"),
+            ("Channel-Name", &b.channel_name),
+            ("Profile-Created-Time", &b.created_us.to_string()),
+            ("Channel-Created-Time", &b.created_us.to_string()),
+        ];
+        for (n, v) in fields {
+            e.header(p, n, v);
+        }
+        e.header(p, "Channel-Answered-Time", &b.answered_us.to_string());
+        for n in [
+            "Channel-Progress-Time",
+            "Channel-Progress-Media-Time",
+            "Channel-Hangup-Time",
+            "Channel-Transfer-Time",
+            "Channel-Resurrect-Time",
+            "Channel-Bridged-Time",
+            "Channel-Last-Hold",
+            "Channel-Hold-Accum",
+        ] {
+            e.header(p, n, "0");
+        }
+        e.header(p, "Screen-Bit", "true");
+        e.header(p, "Privacy-Hide-Name", "false");
+        e.header(p, "Privacy-Hide-Number", "false");
+    }
+
     fn profile(&self, e: &mut impl HeaderSink, prefix: &str) {
         let t = |us: i64| us.to_string();
         let fields: [(&str, &str); 16] = [

@@ -12,8 +12,18 @@ use tokio::sync::mpsc;
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     pub tx: mpsc::UnboundedSender<ChanMsg>,
-    /// The UUID is the caller's leg, not the socket-controlled channel.
-    pub caller_leg: bool,
+    pub leg: Leg,
+}
+
+/// Which leg of a simulated call a UUID names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Leg {
+    /// The socket-controlled channel.
+    Controlled,
+    /// The caller's leg (the A-leg of the transcripts' originate).
+    Caller,
+    /// The callee of the controlled channel's running `bridge`.
+    Callee,
 }
 
 #[derive(Debug, Default)]
@@ -32,17 +42,35 @@ impl Registry {
             uuid.to_string(),
             Entry {
                 tx: tx.clone(),
-                caller_leg: false,
+                leg: Leg::Controlled,
             },
         );
         map.insert(
             caller_uuid.to_string(),
             Entry {
                 tx,
-                caller_leg: true,
+                leg: Leg::Caller,
             },
         );
         self.sessions_since_start.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A bridge's callee, routed to the call that dialled it while the bridge runs.
+    pub fn register_callee(&self, uuid: &str, tx: mpsc::UnboundedSender<ChanMsg>) {
+        lock(&self.channels).insert(
+            uuid.to_string(),
+            Entry {
+                tx,
+                leg: Leg::Callee,
+            },
+        );
+    }
+
+    pub fn unregister_callee(&self, uuid: &str) {
+        let mut map = lock(&self.channels);
+        if map.get(uuid).is_some_and(|e| e.leg == Leg::Callee) {
+            map.remove(uuid);
+        }
     }
 
     pub fn unregister(&self, uuid: &str, caller_uuid: &str) {
@@ -60,7 +88,7 @@ impl Registry {
     pub fn live(&self) -> usize {
         lock(&self.channels)
             .values()
-            .filter(|e| !e.caller_leg)
+            .filter(|e| e.leg == Leg::Controlled)
             .count()
     }
 

@@ -154,7 +154,8 @@ pub(crate) enum ChanMsg {
     /// An API command aimed at this channel (`uuid_kill`, `uuid_break`, …).
     Api {
         line: String,
-        via_caller_leg: bool,
+        /// The leg the command named.
+        leg: super::registry::Leg,
         reply: oneshot::Sender<String>,
     },
     /// `sendmsg <uuid>` from another connection.

@@ -45,6 +45,24 @@ pub enum PlayLength {
     NotFound,
 }
 
+/// What the destination of a `bridge` (the B-leg) does, as the bundled test switch's
+/// extensions do (7002 answers, 7003 is busy, 7004 rings forever, 7008 answers after 2 s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Callee {
+    /// Rings (180) until `after`, then answers (200; at once when zero); hangs up
+    /// `hangs_up_after` the answer (`None`: stays until the caller or the switch ends it).
+    Answers {
+        after: Duration,
+        hangs_up_after: Option<Duration>,
+    },
+    /// A final SIP error at once: 486 is USER_BUSY, 603 CALL_REJECTED, 404
+    /// NO_ROUTE_DESTINATION…
+    Refuses(u16),
+    /// 180 and never answers: the bridge gives up at the dial string's
+    /// `originate_timeout` (default 60 s) with NO_ANSWER.
+    RingsForever,
+}
+
 /// A scripted call.
 #[derive(Clone, Debug)]
 pub struct CallScript {
@@ -67,6 +85,13 @@ pub struct CallScript {
     pub originate_timeout: Duration,
     /// `socket … async full` (true) or without `full`.
     pub full: bool,
+    /// How long into a `record` with silence detection (a `silence_thresh` argument) the
+    /// caller's silence ends it. Transcript m: `silence_hits` 2 ended it after 3.98 s.
+    pub record_silence_after: Duration,
+    /// `bridge` destinations by number (the user part of the dial string); any other
+    /// number is refused with NO_ROUTE_DESTINATION, like the test switch's unknown
+    /// extensions.
+    pub callees: HashMap<String, Callee>,
 }
 
 impl Default for CallScript {
@@ -91,6 +116,8 @@ impl CallScript {
             caller: Vec::new(),
             originate_timeout: Duration::from_secs(60),
             full: true,
+            record_silence_after: Duration::from_millis(3980),
+            callees: HashMap::new(),
         }
     }
 
@@ -180,6 +207,18 @@ impl CallScript {
 
     pub fn originate_timeout(mut self, d: Duration) -> Self {
         self.originate_timeout = d;
+        self
+    }
+
+    /// What `bridge` to `number` reaches.
+    pub fn callee(mut self, number: &str, callee: Callee) -> Self {
+        self.callees.insert(number.to_string(), callee);
+        self
+    }
+
+    /// When a silence-detecting `record` ends (see [`CallScript::record_silence_after`]).
+    pub fn record_silence_after(mut self, d: Duration) -> Self {
+        self.record_silence_after = d;
         self
     }
 

@@ -1,0 +1,895 @@
+//! Records byte-exact ESL transcripts from a real FreeSWITCH, in the format of
+//! `tests/fixtures/esl/` (see its README), so that new switch behaviour lands with its
+//! ground truth and the simulator can be checked against it (`tests/sim_fidelity.rs`).
+//!
+//! ```sh
+//! ../shared/freeswitch/fs start --dialplan tests/fixtures/esl/capture-dialplan.xml
+//! flock /tmp/fs-live.lock cargo run --example capture -- i --out tests/fixtures/esl/i-….txt
+//! cargo run --example capture -- --list
+//! ```
+//!
+//! Each scenario is a fixed script (commands to send, events to wait for), so a capture
+//! can be re-run. The tool plays both clients of the existing transcripts: an inbound ESL
+//! client on 127.0.0.1:8021 that places the calls, and the server the switch's `socket`
+//! app connects to. That server listens on **127.0.0.1:8094**, not 8084 (which belongs to
+//! voxbridge and the live suite): calls reach it through the capture dialplan (7900
+//! answers then hands over, 7901 hands over a ringing call) or through
+//! `originate … &socket(127.0.0.1:8094 async full)`.
+//!
+//! Every command is built with voxbridge's own encoder (`voxbridge::esl::command`), so the
+//! client side of a transcript is byte for byte what voxbridge would send. Frames are split
+//! here on raw bytes (header block up to the blank line, then `Content-Length` bytes), not
+//! with voxbridge's decoder, so a decoder bug cannot shape the recording.
+//!
+//! Sanitising: `FreeSWITCH-IPv4`/`FreeSWITCH-IPv6` values are rewritten to loopback
+//! addresses of the same byte length on the wire (so every `Content-Length` holds).
+//! Nothing else is touched; the hostname (`FreeSWITCH-Hostname`) is the real one.
+//!
+//! On any failure the tool kills the channels it created (by uuid, never anything else)
+//! and writes what it saw to `<out>.failed` instead of the transcript.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use voxbridge::esl::command::{Command, Execute, Linger};
+use voxbridge::esl::event::EventFormat;
+use voxbridge::esl::urlcode;
+
+const ESL: &str = "127.0.0.1:8021";
+const PASSWORD: &str = "ClueCon";
+/// Where the capture's own outbound-socket server listens.
+const SOCKET_ADDR: &str = "127.0.0.1:8094";
+/// How long any one expected frame may take.
+const WAIT: Duration = Duration::from_secs(20);
+const CALLER: &str = "origination_caller_id_number=15551230000,origination_caller_id_name=ESL-Test";
+/// The events the outbound client subscribes to after `myevents`, as in transcripts a–h.
+const EVENTS: &[&str] = &[
+    "CHANNEL_EXECUTE",
+    "CHANNEL_EXECUTE_COMPLETE",
+    "CHANNEL_HANGUP",
+    "CHANNEL_HANGUP_COMPLETE",
+    "DTMF",
+    "CHANNEL_ANSWER",
+];
+
+// ---------------------------------------------------------------------------------------
+// The transcript being written.
+
+#[derive(Clone)]
+struct Log(Arc<Mutex<LogInner>>);
+
+struct LogInner {
+    start: Instant,
+    out: Vec<u8>,
+}
+
+impl Log {
+    fn new() -> Self {
+        Log(Arc::new(Mutex::new(LogInner {
+            start: Instant::now(),
+            out: Vec::new(),
+        })))
+    }
+
+    fn frame(&self, conn: &str, from_switch: bool, bytes: &[u8]) {
+        let mut l = self.0.lock().unwrap();
+        let t = l.start.elapsed().as_secs_f64();
+        let marker = if from_switch {
+            format!(
+                "<<<<<<<< [{conn}] +{t:.3}s RECEIVED from FreeSWITCH ({} bytes)\n",
+                bytes.len()
+            )
+        } else {
+            format!(
+                ">>>>>>>> [{conn}] +{t:.3}s SENT to FreeSWITCH ({} bytes)\n",
+                bytes.len()
+            )
+        };
+        l.out.extend_from_slice(marker.as_bytes());
+        l.out.extend_from_slice(bytes);
+        if !bytes.ends_with(b"\n") {
+            l.out.extend_from_slice(
+                b"\n[[no newline at end of frame; the line break before this marker is not on the wire]]\n",
+            );
+        }
+        l.out
+            .extend_from_slice(b"-------- end of frame --------\n\n");
+    }
+
+    fn note(&self, text: &str) {
+        let mut l = self.0.lock().unwrap();
+        l.out
+            .extend_from_slice(format!("### NOTE: {text}\n").as_bytes());
+    }
+
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut self.0.lock().unwrap().out)
+    }
+}
+
+/// Rewrites `FreeSWITCH-IPv4`/`-IPv6` values (plain header lines, URL-encoded or not, and
+/// JSON members) to loopback addresses of exactly the same byte length.
+fn sanitise(bytes: &mut [u8]) {
+    for (name, v6) in [("FreeSWITCH-IPv4", false), ("FreeSWITCH-IPv6", true)] {
+        for (prefix, end) in [
+            (format!("{name}: "), b'\n'),
+            (format!("\"{name}\":\""), b'"'),
+        ] {
+            let mut from = 0;
+            while let Some(at) = find(&bytes[from..], prefix.as_bytes()) {
+                let start = from + at + prefix.len();
+                let len = bytes[start..]
+                    .iter()
+                    .position(|b| *b == end)
+                    .unwrap_or(bytes.len() - start);
+                let encoded = bytes[start..start + len].windows(3).any(|w| w == b"%3A");
+                let fake = loopback(len, v6, encoded);
+                bytes[start..start + len].copy_from_slice(fake.as_bytes());
+                from = start + len;
+            }
+        }
+    }
+}
+
+/// A loopback address written in exactly `len` bytes (`0000::1`, `0000%3A%3A1`,
+/// `127.0.0.1`, zero-padded to fit).
+fn loopback(len: usize, v6: bool, encoded: bool) -> String {
+    let tail = match (v6, encoded) {
+        (true, true) => "%3A%3A1",
+        (true, false) => "::1",
+        (false, _) => "127.0.0.1",
+    };
+    if len < tail.len() {
+        return "0".repeat(len);
+    }
+    let pad = "0".repeat(len - tail.len());
+    if v6 {
+        format!("{pad}{tail}")
+    } else {
+        format!("127.0.0.{pad}1")
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+// ---------------------------------------------------------------------------------------
+// One ESL frame as read, with just enough parsing to script against it.
+
+#[derive(Clone, Debug)]
+struct Frame {
+    headers: Vec<(String, String)>,
+    /// For `text/event-plain`: the event's own headers, URL-decoded.
+    event: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn parse_headers(block: &str) -> Vec<(String, String)> {
+    block
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+impl Frame {
+    fn parse(raw: &[u8]) -> Frame {
+        let split = find(raw, b"\n\n").map(|i| i + 2).unwrap_or(raw.len());
+        let headers = parse_headers(&String::from_utf8_lossy(&raw[..split]));
+        let body = raw[split..].to_vec();
+        let mut event = Vec::new();
+        if lookup(&headers, "Content-Type") == Some("text/event-plain") {
+            let inner_end = find(&body, b"\n\n").unwrap_or(body.len());
+            event = parse_headers(&String::from_utf8_lossy(&body[..inner_end]))
+                .into_iter()
+                .map(|(n, v)| (n, urlcode::decode(&v)))
+                .collect();
+        }
+        Frame {
+            headers,
+            event,
+            body,
+        }
+    }
+
+    fn content_type(&self) -> &str {
+        lookup(&self.headers, "Content-Type").unwrap_or("")
+    }
+
+    fn event_name(&self) -> Option<&str> {
+        lookup(&self.event, "Event-Name")
+    }
+
+    fn var(&self, name: &str) -> Option<&str> {
+        lookup(&self.event, name)
+    }
+
+    /// The reply text of a `command/reply` or the body of an `api/response`.
+    fn reply_text(&self) -> String {
+        match self.content_type() {
+            "api/response" => String::from_utf8_lossy(&self.body).into_owned(),
+            _ => lookup(&self.headers, "Reply-Text")
+                .unwrap_or("")
+                .to_string(),
+        }
+    }
+}
+
+fn lookup<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    h.iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+// ---------------------------------------------------------------------------------------
+// A logged connection.
+
+struct Conn {
+    name: String,
+    log: Log,
+    writer: Option<OwnedWriteHalf>,
+    rx: mpsc::UnboundedReceiver<Frame>,
+    /// Frames read but not consumed by a wait yet.
+    pending: VecDeque<Frame>,
+    eof: bool,
+}
+
+impl Conn {
+    fn spawn(stream: TcpStream, name: &str, log: Log) -> Conn {
+        let (mut reader, writer) = stream.into_split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (task_log, task_name) = (log.clone(), name.to_string());
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            loop {
+                while let Some(n) = frame_len(&buf) {
+                    let mut raw: Vec<u8> = buf.drain(..n).collect();
+                    sanitise(&mut raw);
+                    task_log.frame(&task_name, true, &raw);
+                    if tx.send(Frame::parse(&raw)).is_err() {
+                        return;
+                    }
+                }
+                let mut chunk = [0u8; 65536];
+                match reader.read(&mut chunk).await {
+                    Ok(0) | Err(_) => {
+                        task_log.note(&format!(
+                            "[{task_name}] connection closed by FreeSWITCH (EOF)"
+                        ));
+                        return;
+                    }
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        });
+        Conn {
+            name: name.to_string(),
+            log,
+            writer: Some(writer),
+            rx,
+            pending: VecDeque::new(),
+            eof: false,
+        }
+    }
+
+    async fn send(&mut self, cmd: &Command) -> Result<()> {
+        let bytes = cmd.to_bytes();
+        self.log.frame(&self.name, false, &bytes);
+        let w = self.writer.as_mut().context("connection already closed")?;
+        w.write_all(&bytes).await?;
+        Ok(())
+    }
+
+    /// Reads one more frame into `pending`.
+    async fn read_more(&mut self, deadline: Instant) -> Result<()> {
+        if self.eof {
+            bail!("[{}] closed", self.name);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, self.rx.recv()).await {
+            Ok(Some(f)) => {
+                self.pending.push_back(f);
+                Ok(())
+            }
+            Ok(None) => {
+                self.eof = true;
+                bail!("[{}] closed", self.name)
+            }
+            Err(_) => bail!("[{}] timed out", self.name),
+        }
+    }
+
+    /// Takes the first frame (read or still to come) that `want` accepts; the frames
+    /// before it stay for later waits.
+    async fn take(&mut self, what: &str, want: impl Fn(&Frame) -> bool) -> Result<Frame> {
+        let deadline = Instant::now() + WAIT;
+        let mut scanned = 0;
+        loop {
+            if let Some(i) = self.pending.iter().skip(scanned).position(&want) {
+                return Ok(self.pending.remove(scanned + i).unwrap());
+            }
+            scanned = self.pending.len();
+            self.read_more(deadline)
+                .await
+                .with_context(|| format!("waiting for {what}"))?;
+        }
+    }
+
+    /// The next `command/reply` or `api/response`.
+    async fn reply(&mut self) -> Result<String> {
+        let f = self
+            .take("a reply", |f| {
+                matches!(f.content_type(), "command/reply" | "api/response")
+            })
+            .await?;
+        Ok(f.reply_text())
+    }
+
+    async fn cmd(&mut self, cmd: Command) -> Result<String> {
+        self.send(&cmd).await?;
+        self.reply().await
+    }
+
+    async fn api(&mut self, line: &str) -> Result<String> {
+        self.cmd(Command::api(line)?).await
+    }
+
+    /// The event `name` whose (decoded) header `header` is `value`.
+    async fn event_where(&mut self, name: &str, header: &str, value: &str) -> Result<Frame> {
+        self.take(&format!("{name} with {header}={value}"), |f| {
+            f.event_name() == Some(name) && f.var(header) == Some(value)
+        })
+        .await
+    }
+
+    async fn event(&mut self, name: &str) -> Result<Frame> {
+        self.take(name, |f| f.event_name() == Some(name)).await
+    }
+
+    /// Waits until the switch closes the connection.
+    async fn closed(&mut self) -> Result<()> {
+        let deadline = Instant::now() + WAIT;
+        while !self.eof {
+            match self.read_more(deadline).await {
+                Ok(()) => {}
+                Err(_) if self.eof => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// `exit`, then the final disconnect notice and EOF.
+    async fn exit(&mut self) -> Result<()> {
+        self.cmd(Command::exit()).await?;
+        self.closed().await
+    }
+}
+
+/// Length of the first complete frame in `buf`, if there is one.
+fn frame_len(buf: &[u8]) -> Option<usize> {
+    let head = find(buf, b"\n\n")? + 2;
+    let text = String::from_utf8_lossy(&buf[..head]);
+    let body = lookup(&parse_headers(&text), "Content-Length")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    (buf.len() >= head + body).then_some(head + body)
+}
+
+// ---------------------------------------------------------------------------------------
+// The capture session: log, listener, the uuids to clean up on failure.
+
+struct Capture {
+    log: Log,
+    listener: TcpListener,
+    sockets: u32,
+    /// Channels this capture created, killed if the scenario fails.
+    uuids: Vec<String>,
+}
+
+fn new_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl Capture {
+    async fn inbound(&self) -> Result<Conn> {
+        let stream = TcpStream::connect(ESL)
+            .await
+            .with_context(|| format!("inbound ESL {ESL}"))?;
+        let mut c = Conn::spawn(stream, "INBOUND-ESL", self.log.clone());
+        c.take("auth/request", |f| f.content_type() == "auth/request")
+            .await?;
+        let r = c.cmd(Command::auth(PASSWORD)?).await?;
+        if !r.starts_with("+OK") {
+            bail!("auth: {r}");
+        }
+        Ok(c)
+    }
+
+    /// Accepts the next connection of the switch's `socket` app.
+    async fn accept(&mut self) -> Result<Conn> {
+        let (stream, _) = tokio::time::timeout(WAIT, self.listener.accept())
+            .await
+            .context("the switch's socket app did not connect")??;
+        self.sockets += 1;
+        let name = if self.sockets == 1 {
+            "OUTBOUND-SOCKET".to_string()
+        } else {
+            format!("OUTBOUND-SOCKET#{}", self.sockets)
+        };
+        Ok(Conn::spawn(stream, &name, self.log.clone()))
+    }
+
+    /// Best effort: kill every channel this capture created, on a connection of its own
+    /// that is not recorded.
+    async fn clean_up(&self) {
+        let Ok(stream) = TcpStream::connect(ESL).await else {
+            return;
+        };
+        let mut c = Conn::spawn(stream, "cleanup", Log::new());
+        let _ = c.take("auth", |f| f.content_type() == "auth/request").await;
+        let _ = c.cmd(Command::auth(PASSWORD).unwrap()).await;
+        for u in &self.uuids {
+            let _ = c.api(&format!("uuid_kill {u}")).await;
+        }
+    }
+}
+
+/// The standard start of an outbound session, as in transcripts a–h: connect, myevents,
+/// linger, `event plain` with `events`. Returns the channel's uuid.
+async fn start_session(out: &mut Conn, events: &[&str]) -> Result<String> {
+    out.send(&Command::connect()).await?;
+    let data = out
+        .take("connect reply", |f| {
+            lookup(&f.headers, "Event-Name") == Some("CHANNEL_DATA")
+        })
+        .await?;
+    let uuid = lookup(&data.headers, "Unique-ID")
+        .context("connect reply without Unique-ID")?
+        .to_string();
+    out.cmd(Command::myevents(EventFormat::Plain)).await?;
+    out.cmd(Command::linger(Linger::Forever)).await?;
+    out.cmd(Command::event(EventFormat::Plain, events)?).await?;
+    Ok(uuid)
+}
+
+/// `sendmsg` execute with `event-lock: true` and an Event-UUID; returns that uuid.
+async fn execute(out: &mut Conn, app: &str, arg: Option<&str>) -> Result<String> {
+    let id = new_uuid();
+    let r = out
+        .cmd(Command::execute(&Execute::locked(app, arg, &id))?)
+        .await?;
+    if !r.starts_with("+OK") {
+        bail!("execute {app}: {r}");
+    }
+    Ok(id)
+}
+
+async fn execute_complete(out: &mut Conn, app_uuid: &str) -> Result<Frame> {
+    out.event_where("CHANNEL_EXECUTE_COMPLETE", "Application-UUID", app_uuid)
+        .await
+}
+
+/// Hang up from the socket, wait for CHANNEL_HANGUP_COMPLETE, then `exit`.
+async fn hang_up_and_exit(out: &mut Conn, cause: &str) -> Result<()> {
+    execute(out, "hangup", Some(cause)).await?;
+    out.event("CHANNEL_HANGUP_COMPLETE").await?;
+    out.take("linger notice", |f| {
+        f.content_type() == "text/disconnect-notice"
+            && lookup(&f.headers, "Content-Disposition") == Some("linger")
+    })
+    .await?;
+    out.exit().await
+}
+
+/// Inbound client that places a call to the capture dialplan and hears its result.
+async fn caller(cap: &mut Capture, ext: &str, app: &str) -> Result<(Conn, String, String)> {
+    let mut inb = cap.inbound().await?;
+    let a = new_uuid();
+    let job = new_uuid();
+    inb.cmd(Command::event(EventFormat::Plain, &["BACKGROUND_JOB"])?)
+        .await?;
+    inb.cmd(Command::filter("Job-UUID", &job)?).await?;
+    cap.uuids.push(a.clone());
+    let line = format!(
+        "originate {{origination_uuid={a},{CALLER}}}sofia/external/{ext}@127.0.0.1:5060 {app}"
+    );
+    let r = inb.cmd(Command::bgapi(&line, &job)?).await?;
+    if !r.starts_with("+OK") {
+        bail!("bgapi originate: {r}");
+    }
+    Ok((inb, a, job))
+}
+
+/// The caller's side ends: its BACKGROUND_JOB (if still due) and `exit`.
+async fn caller_done(inb: &mut Conn, job: &str) -> Result<()> {
+    inb.event_where("BACKGROUND_JOB", "Job-UUID", job).await?;
+    inb.exit().await
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios.
+
+struct Scenario {
+    name: &'static str,
+    file: &'static str,
+    title: &'static str,
+    about: &'static str,
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "i",
+        file: "i-bridge-answered-callee-hangs-up.txt",
+        title: "bridge from an unanswered socket-controlled channel to a callee that answers, then hangs up",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7901@127.0.0.1:5060 (capture dialplan: socket, unanswered).
+Outbound client: connect, myevents, linger, event plain <list + CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_PROGRESS
+      CHANNEL_PROGRESS_MEDIA CHANNEL_ORIGINATE>, then sendmsg execute bridge (event-lock) of
+      {origination_uuid=<B>}sofia/external/7002@127.0.0.1:5060 (7002 answers with a tone). The bridge answers the
+      socket's channel. 2 s after CHANNEL_BRIDGE, the INBOUND-ESL connection runs `api uuid_kill <B>` (the callee
+      hangs up). The socket then sees CHANNEL_UNBRIDGE and the bridge's CHANNEL_EXECUTE_COMPLETE, and hangs its own
+      channel up (NORMAL_CLEARING), waits for CHANNEL_HANGUP_COMPLETE and the linger notice, and sends exit.",
+    },
+    Scenario {
+        name: "j",
+        file: "j-bridge-busy.txt",
+        title: "bridge to a busy destination (486)",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7901@127.0.0.1:5060 (capture dialplan: socket, unanswered).
+Outbound client: connect, myevents, linger, event plain <list + bridge events>, then sendmsg execute bridge
+      (event-lock) of {origination_uuid=<B>}sofia/external/7003@127.0.0.1:5060 (7003 answers `486 Busy Here`).
+      The bridge fails at once: its CHANNEL_EXECUTE_COMPLETE carries the originate result variables. The socket's
+      channel was never answered; the client hangs it up with USER_BUSY and sends exit.",
+    },
+    Scenario {
+        name: "k",
+        file: "k-bridge-no-answer.txt",
+        title: "bridge to a destination that rings and never answers (ring timeout)",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7901@127.0.0.1:5060 (capture dialplan: socket, unanswered).
+Outbound client: connect, myevents, linger, event plain <list + bridge events>, then sendmsg execute bridge
+      (event-lock) of {origination_uuid=<B>,originate_timeout=3}sofia/external/7004@127.0.0.1:5060 (7004 sends
+      180 Ringing and never answers). After 3 s the bridge gives up: CHANNEL_EXECUTE_COMPLETE with the
+      NO_ANSWER originate result. The client hangs the channel up with NO_ANSWER and sends exit.",
+    },
+    Scenario {
+        name: "l",
+        file: "l-dtmf-prompt-barge-in-uuid-break.txt",
+        title: "DTMF collected during a prompt, with barge-in by `uuid_break`",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7900@127.0.0.1:5060 (capture dialplan: answer, socket).
+Outbound client: connect, myevents, linger, event plain <list>, then an endless tone playback (event-lock) as the
+      prompt. The INBOUND-ESL connection runs `api uuid_send_dtmf <A-leg> 1234#` (RFC 2833 from the caller). On the
+      first DTMF event the socket sends `api uuid_break <own uuid>` on its own connection (barge-in): the
+      playback's CHANNEL_EXECUTE_COMPLETE follows while the other digits keep arriving as DTMF events. At `#` the
+      client hangs up (NORMAL_CLEARING) and sends exit.",
+    },
+    Scenario {
+        name: "m",
+        file: "m-record-ended-by-silence.txt",
+        title: "`record` ended by silence",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7900@127.0.0.1:5060 &playback(silence_stream://30000)
+      (capture dialplan: answer, socket): the caller sends 30 s of silence.
+Outbound client: connect, myevents, linger, event plain <list + RECORD_START RECORD_STOP>, then sendmsg execute
+      record (event-lock) `capture-m-<uuid>.wav 20 200 2` (relative: recordings_dir; at most 20 s; silence
+      threshold 200, 2 s of silence ends it). The record ends by silence after ~2 s: its CHANNEL_EXECUTE_COMPLETE
+      carries the record_* variables and silence_hits_exhausted. The client hangs up and sends exit.",
+    },
+    Scenario {
+        name: "n",
+        file: "n-record-ended-by-key.txt",
+        title: "`record` ended by a DTMF key",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7900@127.0.0.1:5060 &playback(silence_stream://30000)
+      (capture dialplan: answer, socket): the caller sends silence.
+Outbound client: connect, myevents, linger, event plain <list + RECORD_START RECORD_STOP>, then sendmsg execute
+      set playback_terminators=# (event-lock), then record (event-lock) `capture-n-<uuid>.wav 20 200 10`
+      (at most 20 s, 10 s of silence). 1.5 s into the recording the INBOUND-ESL connection runs
+      `api uuid_send_dtmf <A-leg> #`; the DTMF ends the record (playback_terminator_used). The client hangs up
+      and sends exit.",
+    },
+    Scenario {
+        name: "o",
+        file: "o-originate-socket-answered.txt",
+        title: "outbound call: `originate … &socket(…)` answered",
+        about: "Call: the INBOUND-ESL connection subscribes to BACKGROUND_JOB CHANNEL_PROGRESS CHANNEL_ANSWER
+      CHANNEL_HANGUP_COMPLETE, filtered on its Job-UUID and the call's origination_uuid, then runs
+      `bgapi originate {origination_uuid=<O>,…,originate_timeout=10}sofia/external/7008@127.0.0.1:5060
+      '&socket(127.0.0.1:8094 async full)'` (the app in single quotes: see o2). 7008 rings 2 s, then answers; only then does the `socket` app run on
+      the originated (outbound-direction) channel and connect.
+Outbound client: connect (the channel is answered, Call-Direction: outbound), myevents, linger, event plain <list>,
+      a 1 s tone playback (event-lock), hangup NORMAL_CLEARING, exit.",
+    },
+    Scenario {
+        name: "o2",
+        file: "o2-originate-socket-unquoted-app-args.txt",
+        title: "outbound call: `originate … &socket(127.0.0.1:8094 async full)` WITHOUT quotes loses `async full`",
+        about: "Call: as in (o), but the app is not quoted. originate splits its arguments on spaces, so the socket app
+      gets only `127.0.0.1:8094` (variable_current_application_data) and `async`/`full` are taken as the
+      dialplan and context arguments. The connect reply says `Socket-Mode: static`, `Control: single-channel`;
+      `linger` and `event plain …` answer `-ERR command not found` (myevents and sendmsg work). Without linger
+      the switch closes the socket right after the hangup's CHANNEL_EXECUTE_COMPLETE: no CHANNEL_HANGUP_COMPLETE
+      on the socket (only on the INBOUND-ESL connection).",
+    },
+    Scenario {
+        name: "p",
+        file: "p-originate-socket-not-answered.txt",
+        title: "outbound call: `originate … &socket(…)` never answered (ring timeout)",
+        about: "Call: as in (o), to 7004 (180 Ringing, never answers) with originate_timeout=3. The BACKGROUND_JOB result
+      is `-ERR NO_ANSWER`, the channel ends with NO_ANSWER, and no socket connection is ever made: the `socket`
+      app only runs on an answered originate. The client waits 2 s more on 127.0.0.1:8094 to show that.",
+    },
+];
+
+const BRIDGE_EVENTS: &[&str] = &[
+    "CHANNEL_BRIDGE",
+    "CHANNEL_UNBRIDGE",
+    "CHANNEL_PROGRESS",
+    "CHANNEL_PROGRESS_MEDIA",
+    "CHANNEL_ORIGINATE",
+];
+const RECORD_EVENTS: &[&str] = &["RECORD_START", "RECORD_STOP"];
+
+fn with(extra: &[&'static str]) -> Vec<&'static str> {
+    EVENTS.iter().chain(extra).copied().collect()
+}
+
+async fn bridge(
+    cap: &mut Capture,
+    dest: &str,
+    vars: &str,
+    callee_hangs_up: bool,
+    cause: &str,
+) -> Result<()> {
+    let (mut inb, _a, job) = caller(cap, "7901", "&park()").await?;
+    let mut out = cap.accept().await?;
+    start_session(&mut out, &with(BRIDGE_EVENTS)).await?;
+    let b = new_uuid();
+    cap.uuids.push(b.clone());
+    let arg = format!("{{origination_uuid={b}{vars}}}sofia/external/{dest}@127.0.0.1:5060");
+    let app = execute(&mut out, "bridge", Some(&arg)).await?;
+    if callee_hangs_up {
+        out.event("CHANNEL_BRIDGE").await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        inb.api(&format!("uuid_kill {b}")).await?;
+    }
+    execute_complete(&mut out, &app).await?;
+    hang_up_and_exit(&mut out, cause).await?;
+    caller_done(&mut inb, &job).await
+}
+
+async fn dtmf_barge_in(cap: &mut Capture) -> Result<()> {
+    let (mut inb, a, job) = caller(cap, "7900", "&park()").await?;
+    let mut out = cap.accept().await?;
+    let own = start_session(&mut out, EVENTS).await?;
+    inb.event_where("BACKGROUND_JOB", "Job-UUID", &job).await?;
+    let prompt = execute(
+        &mut out,
+        "playback",
+        Some("tone_stream://%(1000,0,440);loops=-1"),
+    )
+    .await?;
+    out.event_where("CHANNEL_EXECUTE", "Application-UUID", &prompt)
+        .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    inb.api(&format!("uuid_send_dtmf {a} 1234#")).await?;
+    let first = out.event("DTMF").await?;
+    log::info(&format!("first digit {:?}", first.var("DTMF-Digit")));
+    out.api(&format!("uuid_break {own}")).await?;
+    execute_complete(&mut out, &prompt).await?;
+    out.event_where("DTMF", "DTMF-Digit", "#").await?;
+    hang_up_and_exit(&mut out, "NORMAL_CLEARING").await?;
+    inb.exit().await
+}
+
+async fn record(cap: &mut Capture, by_key: bool) -> Result<()> {
+    // The caller sends audio (silence): a parked caller sends no RTP, and the record
+    // then ends with record_ms=0.
+    let (mut inb, a, job) = caller(cap, "7900", "&playback(silence_stream://30000)").await?;
+    let mut out = cap.accept().await?;
+    start_session(&mut out, &with(RECORD_EVENTS)).await?;
+    inb.event_where("BACKGROUND_JOB", "Job-UUID", &job).await?;
+    let file = format!(
+        "capture-{}-{}.wav",
+        if by_key { "n" } else { "m" },
+        new_uuid()
+    );
+    let rec = if by_key {
+        let set = execute(&mut out, "set", Some("playback_terminators=#")).await?;
+        execute_complete(&mut out, &set).await?;
+        let rec = execute(&mut out, "record", Some(&format!("{file} 20 200 10"))).await?;
+        out.event_where("CHANNEL_EXECUTE", "Application-UUID", &rec)
+            .await?;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        inb.api(&format!("uuid_send_dtmf {a} #")).await?;
+        rec
+    } else {
+        execute(&mut out, "record", Some(&format!("{file} 20 200 2"))).await?
+    };
+    execute_complete(&mut out, &rec).await?;
+    hang_up_and_exit(&mut out, "NORMAL_CLEARING").await?;
+    inb.exit().await
+}
+
+/// `quoted`: the app in single quotes, as originate needs it. Unquoted, originate splits
+/// its arguments on spaces: the app gets `127.0.0.1:8094` alone, and `async`/`full` become
+/// the dialplan and context arguments (transcript o2).
+async fn originate_socket(cap: &mut Capture, answered: bool, quoted: bool) -> Result<()> {
+    let mut inb = cap.inbound().await?;
+    let o = new_uuid();
+    let job = new_uuid();
+    inb.cmd(Command::event(
+        EventFormat::Plain,
+        &[
+            "BACKGROUND_JOB",
+            "CHANNEL_PROGRESS",
+            "CHANNEL_ANSWER",
+            "CHANNEL_HANGUP_COMPLETE",
+        ],
+    )?)
+    .await?;
+    inb.cmd(Command::filter("Job-UUID", &job)?).await?;
+    inb.cmd(Command::filter("Unique-ID", &o)?).await?;
+    cap.uuids.push(o.clone());
+    let (dest, timeout) = if answered { ("7008", 10) } else { ("7004", 3) };
+    let app = if quoted {
+        format!("'&socket({SOCKET_ADDR} async full)'")
+    } else {
+        format!("&socket({SOCKET_ADDR} async full)")
+    };
+    let line = format!(
+        "originate {{origination_uuid={o},{CALLER},originate_timeout={timeout}}}sofia/external/{dest}@127.0.0.1:5060 {app}"
+    );
+    let r = inb.cmd(Command::bgapi(&line, &job)?).await?;
+    if !r.starts_with("+OK") {
+        bail!("bgapi originate: {r}");
+    }
+    if answered {
+        let mut out = cap.accept().await?;
+        start_session(&mut out, EVENTS).await?;
+        let play = execute(
+            &mut out,
+            "playback",
+            Some("tone_stream://%(1000,0,440);loops=1"),
+        )
+        .await?;
+        execute_complete(&mut out, &play).await?;
+        if quoted {
+            hang_up_and_exit(&mut out, "NORMAL_CLEARING").await?;
+        } else {
+            // Static single-channel mode refused `linger`: the switch closes at hangup.
+            execute(&mut out, "hangup", Some("NORMAL_CLEARING")).await?;
+            out.closed().await?;
+        }
+        inb.event_where("BACKGROUND_JOB", "Job-UUID", &job).await?;
+        inb.event_where("CHANNEL_HANGUP_COMPLETE", "Unique-ID", &o)
+            .await?;
+    } else {
+        inb.event_where("BACKGROUND_JOB", "Job-UUID", &job).await?;
+        inb.event_where("CHANNEL_HANGUP_COMPLETE", "Unique-ID", &o)
+            .await?;
+        if tokio::time::timeout(Duration::from_secs(2), cap.listener.accept())
+            .await
+            .is_ok()
+        {
+            bail!("the socket app connected for an unanswered originate");
+        }
+        cap.log
+            .note("[OUTBOUND-SOCKET] no connection to 127.0.0.1:8094 within 2 s after the hangup (none expected)");
+    }
+    inb.exit().await
+}
+
+/// A tiny stderr progress log (the transcript itself is the output).
+mod log {
+    pub fn info(msg: &str) {
+        eprintln!("capture: {msg}");
+    }
+}
+
+async fn run(cap: &mut Capture, name: &str) -> Result<()> {
+    match name {
+        "i" => bridge(cap, "7002", "", true, "NORMAL_CLEARING").await,
+        "j" => bridge(cap, "7003", "", false, "USER_BUSY").await,
+        "k" => bridge(cap, "7004", ",originate_timeout=3", false, "NO_ANSWER").await,
+        "l" => dtmf_barge_in(cap).await,
+        "m" => record(cap, false).await,
+        "n" => record(cap, true).await,
+        "o" => originate_socket(cap, true, true).await,
+        "o2" => originate_socket(cap, true, false).await,
+        "p" => originate_socket(cap, false, true).await,
+        other => Err(anyhow!("unknown scenario {other:?} (try --list)")),
+    }
+}
+
+const FORMAT: &str = "#
+# Format: every frame is shown verbatim between a marker line and an end line.
+#   <<<<<<<< [CONNECTION] +T RECEIVED from FreeSWITCH (N bytes)   = bytes FreeSWITCH sent to the test client
+#   >>>>>>>> [CONNECTION] +T SENT to FreeSWITCH (N bytes)         = bytes the test client sent to FreeSWITCH
+#   -------- end of frame --------                                 = end marker (not on the wire)
+# Between the marker and the end line the bytes are exactly what crossed the socket, one ESL
+# frame per block (header block + Content-Length body).  Lines starting with '###' and this
+# '#' header are annotations.  T = seconds since the scenario started.
+# CONNECTION: OUTBOUND-SOCKET = FreeSWITCH's `socket` app connecting to our server on
+#             127.0.0.1:8094 (\"async full\");  INBOUND-ESL = our client on 127.0.0.1:8021.
+# Recorded with `cargo run --example capture -- SCENARIO` (examples/capture.rs); the client's
+# commands are built by voxbridge's own encoder.
+";
+
+fn header(s: &Scenario, version: &str) -> String {
+    let mut h = format!("# ESL wire transcript: ({}) {}\n", s.name, s.title);
+    let _ = writeln!(
+        h,
+        "# {version} (git tag v1.10.12, commit a88d069d6ffb74df797bcaf001f7e63181c07a09)"
+    );
+    for line in s.about.lines() {
+        let _ = writeln!(h, "# {line}");
+    }
+    h.push_str(FORMAT);
+    h.push('\n');
+    h
+}
+
+/// The switch's version line, asked on a connection that is not recorded.
+async fn switch_version() -> Result<String> {
+    let stream = TcpStream::connect(ESL).await?;
+    let mut c = Conn::spawn(stream, "version", Log::new());
+    c.take("auth", |f| f.content_type() == "auth/request")
+        .await?;
+    c.cmd(Command::auth(PASSWORD)?).await?;
+    let v = c.api("version short").await?;
+    Ok(format!("FreeSWITCH {}", v.trim()))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() || args[0] == "--list" || args[0] == "--help" {
+        eprintln!("usage: capture <scenario> [--out FILE]   (or --list)\n");
+        for s in SCENARIOS {
+            eprintln!("  {}  {}  ({})", s.name, s.title, s.file);
+        }
+        return Ok(());
+    }
+    let scenario = SCENARIOS
+        .iter()
+        .find(|s| s.name == args[0])
+        .ok_or_else(|| anyhow!("unknown scenario {:?} (try --list)", args[0]))?;
+    let out = match args.get(1).map(String::as_str) {
+        Some("--out") => args.get(2).cloned().context("--out FILE")?,
+        Some(other) => bail!("unexpected argument {other:?}"),
+        None => format!("tests/fixtures/esl/{}", scenario.file),
+    };
+    let version = switch_version().await?;
+    let listener = TcpListener::bind(SOCKET_ADDR)
+        .await
+        .with_context(|| format!("listen on {SOCKET_ADDR}"))?;
+    let mut cap = Capture {
+        log: Log::new(),
+        listener,
+        sockets: 0,
+        uuids: Vec::new(),
+    };
+    let result = tokio::time::timeout(Duration::from_secs(90), run(&mut cap, scenario.name)).await;
+    let result = result.unwrap_or_else(|_| Err(anyhow!("scenario took longer than 90 s")));
+    if let Err(e) = result {
+        cap.clean_up().await;
+        // What was captured so far, for diagnosis; never mistaken for a transcript.
+        let failed = format!("{out}.failed");
+        let _ = std::fs::write(&failed, cap.log.take());
+        return Err(e.context(format!(
+            "scenario {} (partial capture in {failed})",
+            scenario.name
+        )));
+    }
+    // Let the reader tasks log what is still in flight (final notices, EOF notes).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut text = header(scenario, &version).into_bytes();
+    text.extend_from_slice(&cap.log.take());
+    std::fs::write(&out, &text).with_context(|| format!("write {out}"))?;
+    log::info(&format!("{} bytes written to {out}", text.len()));
+    Ok(())
+}
