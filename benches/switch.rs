@@ -28,7 +28,9 @@
 //! Knobs (environment): `BENCH_CALLS` (1000), `BENCH_RATE` calls/s (100 loopback, 50 sip),
 //! `BENCH_MODE` loopback|sip, `BENCH_RUNS` (3), `BENCH_FS_ESL` (127.0.0.1:8021),
 //! `BENCH_FS_PASSWORD` (ClueCon), `BENCH_FS_PID` (found from the switch's `run_dir`
-//! otherwise), `BENCH_ONLY` voxbridge|httapi (one controller, for profiling) and
+//! otherwise), `BENCH_ONLY` voxbridge|httapi (one controller, for profiling),
+//! `BENCH_VOXBRIDGE` (another build's binary, to compare builds with one bench; default the
+//! release binary cargo built for this bench), and
 //! `BENCH_ATTACH`: a shell command started at the beginning of each measured voxbridge
 //! phase with `{pid}` replaced by voxbridge's pid and stopped with SIGINT at its end, e.g.
 //! `BENCH_ATTACH='strace -c -f -o /tmp/strace.txt -p {pid}'` (voxbridge's CPU figures are
@@ -524,6 +526,11 @@ async fn start_httapi_app(log: Arc<AppLog>) -> Result<(), String> {
 
 // ---------------------------------------------------------------- voxbridge
 
+/// The binary under test: `BENCH_VOXBRIDGE`, else the one cargo built with this bench.
+fn voxbridge_binary() -> String {
+    env_str("BENCH_VOXBRIDGE", env!("CARGO_BIN_EXE_voxbridge"))
+}
+
 struct Voxbridge {
     child: Child,
     dir: tempfile::TempDir,
@@ -568,7 +575,7 @@ account = "MA0000000001"
         .map_err(|e| e.to_string())?;
         let stderr =
             std::fs::File::create(dir.path().join("voxbridge.log")).map_err(|e| e.to_string())?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_voxbridge"))
+        let mut child = Command::new(voxbridge_binary())
             .args(["serve", "--config"])
             .arg(&cfg)
             .env("RUST_LOG", "warn")
@@ -1050,7 +1057,7 @@ async fn bench(settings: Settings) -> Result<(), String> {
         settings.runs,
         switch.pid,
         version.trim(),
-        env!("CARGO_BIN_EXE_voxbridge"),
+        voxbridge_binary(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
 
