@@ -7,11 +7,16 @@
 //! - at shutdown the ESL listener stops first and live calls get a bounded grace period
 //!   (`esl.shutdown_grace`) to end, their records written as usual; the REST API keeps
 //!   serving meanwhile, so an operator can still inspect or hang up what is left. Calls
-//!   still up when the grace expires are cut off without a record: their live rows stay
-//!   in the store and the next start closes them out (HangupSource `Unknown`, callbacks
-//!   sent — SPEC §2 step 7). Then the API stops, the outbox finishes the deliveries in
-//!   flight (undelivered rows stay pending for the next start), and the store is closed
-//!   last.
+//!   still up when the grace expires are cut off: each hangs its channel up
+//!   (NORMAL_TEMPORARY_FAILURE) and closes out with its record and callbacks (source
+//!   `Error`, "cut off at shutdown"); a call task still running after
+//!   [`crate::esl::listener::CUT_OFF_LIMIT`] is aborted, inner task included, and its
+//!   live row closed out at the next start. Then the records handed to the keeper are
+//!   written (bounded), the API stops, the outbox finishes the deliveries in flight
+//!   (undelivered rows stay pending for the next start), and the store is closed last.
+//! - the switch's session is never held by a slow store: calls leave their socket before
+//!   their record is written, and `linger` is bounded ([`LINGER_SECS`]) so even a stuck
+//!   voxbridge cannot keep a hung-up session alive on the switch.
 
 use crate::api::{self, ApiState};
 use crate::app::outbox::{self, OutboxSettings, OutboxStatsSource, OutboxWorker};
@@ -19,11 +24,13 @@ use crate::call::freeswitch::{self, CallServices};
 use crate::call::live::LiveCalls;
 use crate::call::postcall_runner::PostCallMode;
 use crate::config::Config;
+use crate::esl::command::Linger;
 use crate::esl::counters::EslCounters;
 use crate::esl::inbound::{InboundClient, InboundOptions};
 use crate::esl::listener::{ListenerOptions, OutboundListener};
 use crate::esl::outbound::OutboundOptions;
 use crate::metrics::Metrics;
+use crate::store::keeper::RecordKeeper;
 use crate::store::{self, reconcile, StoreHandle};
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -71,8 +78,18 @@ pub struct Running {
     esl_task: tokio::task::JoinHandle<()>,
     api_task: tokio::task::JoinHandle<()>,
     outbox: OutboxWorker,
+    keeper: RecordKeeper,
     _switch: Option<InboundClient>,
 }
+
+/// `linger N` asked of the switch: how long it keeps a hung-up session's socket open for
+/// us. We leave (`exit`) as soon as CHANNEL_HANGUP_COMPLETE has been read, so this only
+/// matters when voxbridge is stuck — and then the switch must not keep the session (and
+/// its slot under max-sessions) forever, as `linger` without a number would.
+pub const LINGER_SECS: u32 = 30;
+
+/// Longest a shutdown waits for the records handed to the keeper to be written.
+const RECORDS_LIMIT: Duration = Duration::from_secs(10);
 
 /// Opens everything and starts serving; returns once both listeners are bound.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
@@ -119,6 +136,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             max_connections: config.esl.max_calls,
             outbound: OutboundOptions {
                 handshake_timeout: Duration::from_secs_f64(config.esl.handshake_timeout),
+                linger: Some(Linger::Seconds(LINGER_SECS)),
                 nix_events: crate::call::freeswitch::UNUSED_EVENTS
                     .iter()
                     .map(|e| e.to_string())
@@ -135,8 +153,24 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             config.esl.listen
         )
     })?
-    .with_counters(esl_counters.clone());
+    .with_counters(esl_counters.clone())
+    .on_abandoned({
+        let services = services.clone();
+        Arc::new(move |channel, error| {
+            let services = services.clone();
+            Box::pin(async move {
+                freeswitch::close_out_abandoned(&services, &channel, &error.to_string()).await
+            })
+        })
+    })
+    .on_cut_off({
+        let services = services.clone();
+        move || {
+            let _ = services.cut_off.send(true);
+        }
+    });
     let esl_addr = listener.local_addr()?;
+    let keeper = services.keeper.clone();
     let esl_task = tokio::spawn(listener.run(freeswitch::handler(services), stopped(stop_esl_rx)));
 
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
@@ -196,6 +230,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         esl_task,
         api_task,
         outbox,
+        keeper,
         _switch: switch,
     })
 }
@@ -207,6 +242,14 @@ impl Running {
         tracing::info!(live_calls = self.live.len(), "shutting down");
         let _ = self.stop_esl.send(true);
         let _ = self.esl_task.await;
+        let left = self.keeper.drain(RECORDS_LIMIT).await;
+        if left > 0 {
+            tracing::error!(
+                records = left,
+                "call records still not written at shutdown; each is logged in full as the \
+                 store closes"
+            );
+        }
         let _ = self.stop_api.send(true);
         let _ = self.api_task.await;
         flush_outbox(&self.store, &self.outbox.stats_source()).await;

@@ -1,10 +1,9 @@
 //! Issue 10: the store and the socket never strand a call. Each test is named after the
 //! guarantee it checks, on the real binary, the simulator and real SQLite files.
 
-mod common;
 mod e2e_support;
 
-use common::process::{voxbridge_command, ServeProcess};
+use e2e_support::common::process::{voxbridge_command, ServeProcess};
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -10,10 +10,13 @@
 //!   (busy, locked, disk full, I/O) with a bounded backoff, then return the error — the
 //!   call goes on without them, it is never torn down because of the store;
 //! - [`Store::finish_call`] retries transient errors until it succeeds or the store is
-//!   closed: the call record must not be lost.
+//!   closed: the call record must not be lost. The call driver never waits for it: it
+//!   releases the channel first and hands the record to the [`keeper`], which also
+//!   decides whether new calls are taken while the store cannot write.
 
 pub mod error;
 pub mod health;
+pub mod keeper;
 pub mod reconcile;
 pub mod retry;
 pub mod sqlite;

@@ -13,7 +13,7 @@
 #![allow(dead_code)]
 
 #[path = "../common/mod.rs"]
-mod common;
+pub mod common;
 
 use axum::body::Bytes;
 use axum::extract::State;

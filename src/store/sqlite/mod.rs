@@ -262,11 +262,11 @@ impl SqliteStore {
         loop {
             match self.submit(op).await {
                 Ok(reply) => {
-                    self.health.record_ok();
+                    self.health.record_write_ok();
                     return Ok(reply);
                 }
                 Err((error, back)) => {
-                    self.health.record_error(what, &error);
+                    self.health.record_write_error(what, &error);
                     let back = match back {
                         Some(back) if error.is_transient() => back,
                         back => return Err((error, back)),
