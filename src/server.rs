@@ -110,7 +110,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         )
         .0
     });
-    reconcile_previous_run(&store, switch.as_ref()).await?;
+    let still_up = reconcile_previous_run(&store, switch.as_ref()).await?;
+    if let (Some(client), false) = (switch.clone(), still_up.is_empty()) {
+        tokio::spawn(sweep_still_up(store.clone(), client, still_up));
+    }
 
     let metrics = Arc::new(Metrics::new());
     let live = LiveCalls::new();
@@ -313,13 +316,44 @@ async fn open_store(config: &Config) -> anyhow::Result<StoreHandle> {
         .with_context(|| format!("cannot open the store {:?}", config.store.url))
 }
 
+/// How often the calls a previous run left up on the switch are checked again.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Closes out, as the switch ends them, the calls of a previous run that reconciliation
+/// found still up: without this they would stay "live" in the store until the next
+/// restart. Only those calls are looked at, never this run's own.
+async fn sweep_still_up(
+    store: StoreHandle,
+    client: InboundClient,
+    mut still_up: std::collections::HashSet<String>,
+) {
+    while !still_up.is_empty() {
+        tokio::time::sleep(SWEEP_EVERY).await;
+        let now = time::OffsetDateTime::now_utc();
+        match reconcile::sweep_still_up(store.as_ref(), &client, &still_up, now).await {
+            Ok(report) => {
+                if !report.closed.is_empty() {
+                    tracing::warn!(
+                        closed = report.closed.len(),
+                        left = report.still_up.len(),
+                        "calls of a previous run ended on the switch; closed out"
+                    );
+                }
+                still_up = report.still_up.into_iter().collect();
+            }
+            Err(e) => tracing::warn!(error = %e, "sweep of calls left up failed; retrying later"),
+        }
+    }
+}
+
 /// Closes out the calls a previous run left live (SPEC §2 step 7). With a `[switch]`
-/// configured, each is first checked with `uuid_exists`: a call still up on the switch
-/// is left alone (its channel is no longer controlled by anyone, so it is logged loudly).
+/// configured, the switch is first asked for its channels (one `show channels`): a call
+/// still up on the switch is left alone (its channel is no longer controlled by anyone,
+/// so it is logged loudly) and returned, for [`sweep_still_up`].
 async fn reconcile_previous_run(
     store: &StoreHandle,
     switch: Option<&InboundClient>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<std::collections::HashSet<String>> {
     let now = time::OffsetDateTime::now_utc();
     let report = match switch {
         Some(client) => {
@@ -330,17 +364,7 @@ async fn reconcile_previous_run(
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let client = client.clone();
-            let probe = move |uuid: String| {
-                let client = client.clone();
-                async move {
-                    match client.api(&format!("uuid_exists {uuid}")).await {
-                        Ok(r) => Some(r.body.trim() == "true"),
-                        Err(_) => None,
-                    }
-                }
-            };
-            reconcile::reconcile(store.as_ref(), Some(&probe), now).await
+            reconcile::reconcile_listed(store.as_ref(), client, now).await
         }
         None => reconcile::reconcile(store.as_ref(), None, now).await,
     }
@@ -356,7 +380,7 @@ async fn reconcile_previous_run(
             "reconciled calls left live by the previous run"
         );
     }
-    Ok(())
+    Ok(report.still_up.into_iter().collect())
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
