@@ -381,3 +381,99 @@ async fn a_crash_after_the_first_command_loses_no_call() {
     let hit = app.hangup_callback(&uuid).await;
     assert_eq!(hit.must("HangupSource"), "Unknown");
 }
+
+// ------------------------------------------------------------------ the fault run
+
+/// The fault run (issue 10): 200 calls through one voxbridge while the store's disk is
+/// full for 10 s, then recovers. Nothing is left on the switch, and afterwards every
+/// call has its CDR and exactly one hangup callback (one DeliveryID). Prints its figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_calls_through_a_failing_disk_leave_nothing_behind() {
+    use e2e_support::*;
+    use std::collections::{HashMap, HashSet};
+    const CALLS: usize = 200;
+    let Some(disk) = SmallDisk::mount(16) else {
+        return;
+    };
+    let app = App::start().await;
+    let doc = app.xml("/doc/short", SHORT_CALL);
+    let server = Server::start(
+        &app,
+        ServerOptions {
+            db_dir: Some(disk.path.clone()),
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    let sim = sim(20.0);
+    let started = Instant::now();
+    let mut reports = tokio::task::JoinSet::new();
+    let mut failed_at = None;
+    let mut recovered_at = None;
+    for i in 0..CALLS {
+        // 10 calls a second; the disk fills after the first second, for 10 s.
+        tokio::time::sleep_until((started + Duration::from_millis(100 * i as u64)).into()).await;
+        if i == 10 {
+            disk.fill();
+            failed_at = Some(started.elapsed());
+        }
+        if failed_at.is_some_and(|at| started.elapsed() >= at + Duration::from_secs(10))
+            && recovered_at.is_none()
+        {
+            disk.free();
+            recovered_at = Some(started.elapsed());
+        }
+        let call = sim.place_call(ringing(&doc), server.esl);
+        reports.spawn(report(call));
+    }
+    let mut outcomes: HashMap<String, usize> = HashMap::new();
+    let mut uuids = Vec::new();
+    while let Some(r) = reports.join_next().await {
+        let r = r.unwrap();
+        *outcomes.entry(format!("{:?}", r.outcome)).or_default() += 1;
+        uuids.push(r.uuid);
+    }
+    let left = no_channel_left(&sim, PATIENCE).await;
+    assert_eq!(
+        left,
+        0,
+        "channels left on the switch\n{}",
+        server.log_text()
+    );
+
+    let mut by_source: HashMap<String, usize> = HashMap::new();
+    for uuid in &uuids {
+        let cdr = server.cdr(uuid).await;
+        *by_source
+            .entry(format!("{} / {}", cdr.source, cdr.cause_name))
+            .or_default() += 1;
+        app.hangup_callback(uuid).await;
+    }
+    let all_in = started.elapsed();
+    for uuid in &uuids {
+        let ids: HashSet<String> = app
+            .callbacks_for("/hangup", uuid)
+            .iter()
+            .filter(|h| h.param("Event").as_deref() == Some("Hangup"))
+            .filter_map(|h| {
+                h.header("X-Voxbridge-Delivery-Id")
+                    .or(h.param("DeliveryID"))
+            })
+            .collect();
+        assert_eq!(ids.len(), 1, "one hangup callback for {uuid}: {ids:?}");
+    }
+    let store_errors = server
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("STORE ERROR"))
+        .count();
+    eprintln!(
+        "fault run: {CALLS} calls; disk full from {:?} to {:?}; switch channels left: {left}; \
+         caller outcomes: {outcomes:?}; CDRs: {by_source:?}; store errors logged: \
+         {store_errors}; every CDR and callback in {:?} after the first call",
+        failed_at.unwrap(),
+        recovered_at.unwrap(),
+        all_in
+    );
+    assert!(store_errors > 0, "the disk never failed a write");
+}
