@@ -333,9 +333,10 @@ struct CallTask {
     hangup_complete: Option<Event>,
     hangup_event: Option<Event>,
     /// The call's live-row writes (start, answer, schedule), chained so they reach the
-    /// store in order, and joined before the record is written — but never awaited on
-    /// the way to a command: an fsync must not sit between the switch's connect and our
-    /// first `sendmsg` (SPEC §9).
+    /// store in order. Never awaited by the loop: only the writer task waits, for the
+    /// start row alone, before the first command (issue 10 point 3) — while the document
+    /// is being fetched, so the fsync normally costs the caller nothing. The final record
+    /// does not wait for them either: once it lands, later live-row writes are no-ops.
     store_chain: Option<tokio::task::JoinHandle<()>>,
     /// The switch's time, for the engine's inputs.
     clock: SwitchClock,
