@@ -41,20 +41,32 @@ fn a_second_serve_on_one_file_exits_2() {
     .unwrap();
 
     let started = Instant::now();
-    let second = voxbridge_command()
+    let mut second = voxbridge_command()
         .arg("serve")
         .arg("--config")
         .arg(&config)
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("second.log")).unwrap())
+        .spawn()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&second.stderr);
-    assert_eq!(second.status.code(), Some(2), "second serve: {stderr}");
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("the second serve is still running on the same database file");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(dir.path().join("second.log")).unwrap();
+    assert_eq!(status.code(), Some(2), "second serve: {stderr}");
     assert!(
         stderr.contains(&format!("pid {}", first.pid())),
         "names the holder: {stderr}"
     );
     assert!(stderr.contains("voxbridge.db"), "names the file: {stderr}");
-    assert!(started.elapsed() < Duration::from_secs(20));
     assert!(first.try_wait().is_none(), "the first one keeps serving");
     assert!(
         !first.log_text().contains("pending again"),
@@ -181,6 +193,20 @@ async fn a_full_disk_never_holds_a_switch_session() {
     );
     let log = server.log_text();
     assert!(log.contains("THE STORE CANNOT WRITE"), "{log}");
+    let metrics = reqwest::get(format!("http://{}/metrics", server.api))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("voxbridge_calls_refused_total{reason=\"store_unavailable\"} 5\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("voxbridge_records_waiting 5\n"),
+        "five records wait for the disk: {metrics}"
+    );
 
     disk.free();
     for uuid in &uuids {
