@@ -94,6 +94,23 @@ def ours(esl):
     return [r for r in rows if r.get("cid_name") == TAG]
 
 esl = Esl()
+# What each caller (the A-leg) got: its final SIP status and cause.
+a_legs = {}
+def watch_a_legs():
+    ev = Esl()
+    ev.cmd("event plain CHANNEL_HANGUP_COMPLETE")
+    while True:
+        h, body = ev.frame()
+        if h.get("Content-Type") != "text/event-plain":
+            continue
+        e = {k: urllib.parse.unquote(v) for k, v in
+             (l.split(": ", 1) for l in body.splitlines() if ": " in l)}
+        if e.get("Caller-Caller-ID-Name") == TAG and e.get("Call-Direction") == "outbound":
+            key = f"{e.get('variable_sip_term_status', '?')} {e.get('Hangup-Cause')}"
+            with lock:
+                a_legs[key] = a_legs.get(key, 0) + 1
+threading.Thread(target=watch_a_legs, daemon=True).start()
+time.sleep(0.5)
 numbers = set()
 start = time.monotonic()
 failed_at = recovered_at = None
@@ -133,12 +150,14 @@ def counts():
 while len(counts()) < CALLS and time.monotonic() < deadline:
     time.sleep(0.5)
 cdrs = counts()
+records_at = time.monotonic() - start
 deadline = time.monotonic() + 60
 while time.monotonic() < deadline:
     with lock:
         got = sum(1 for c in cdrs if c[0] in hangups)
     if got == len(cdrs): break
     time.sleep(0.5)
+callbacks_at = time.monotonic() - start
 with lock:
     delivered = sum(1 for c in cdrs if c[0] in hangups)
     twice = sum(1 for c in cdrs if len(hangups.get(c[0], ())) > 1)
@@ -151,7 +170,8 @@ logtext = open(os.path.join(work, "voxbridge.log")).read()
 print(json.dumps({
     "calls": CALLS, "disk_full_from_s": round(failed_at, 1), "disk_back_at_s": round(recovered_at, 1),
     "placed_in_s": round(placed, 1), "switch_channels_left": left, "all_gone_at_s": round(drained, 1),
-    "cdrs": len(cdrs), "cdrs_by_source": by, "live_rows_left": live,
+    "callers_refused_got": {k: v for k, v in a_legs.items() if not k.startswith("?")},
+    "all_cdrs_at_s": round(records_at, 1), "all_callbacks_at_s": round(callbacks_at, 1), "cdrs": len(cdrs), "cdrs_by_source": by, "live_rows_left": live,
     "hangup_callbacks_delivered": delivered, "calls_with_two_delivery_ids": twice,
     "store_errors_logged": logtext.count("STORE ERROR"),
     "refusing_logged": "THE STORE CANNOT WRITE" in logtext,
