@@ -32,9 +32,11 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tracing::Instrument;
 
-/// Records that may wait in memory for the store by default: a dead disk for a few
-/// minutes at a few hundred calls per second.
-pub const DEFAULT_CAPACITY: usize = 100_000;
+/// Records that may wait in memory for the store by default (a few KiB each): about a
+/// minute of a dead disk at a few hundred calls per second, refused calls included. Past
+/// it, a finished call's task waits for room *after* leaving its socket, holding only its
+/// slot under `esl.max_calls` — the switch is never held.
+pub const DEFAULT_CAPACITY: usize = 20_000;
 
 /// Shared by every call task (cheap to clone).
 #[derive(Clone)]
