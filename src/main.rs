@@ -41,6 +41,14 @@ enum Command {
     },
 }
 
+fn database_in_use(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<voxbridge::store::StoreError>()
+            .is_some_and(|s| s.kind == voxbridge::store::StoreErrorKind::InUse)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -71,7 +79,13 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("voxbridge: {e:#}");
-                    ExitCode::FAILURE
+                    // Another process serving this database is a configuration mistake
+                    // (exit 2, like a bad key), not a crash to restart into.
+                    if database_in_use(&e) {
+                        ExitCode::from(2)
+                    } else {
+                        ExitCode::FAILURE
+                    }
                 }
             }
         }

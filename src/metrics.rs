@@ -30,6 +30,10 @@ pub struct Metrics {
     fetch_count: AtomicU64,
     fetch_sum_micros: AtomicU64,
     fetch_errors: AtomicU64,
+    /// reason → calls refused before any document was fetched.
+    calls_refused: Mutex<BTreeMap<String, u64>>,
+    /// Final records handed to the store and not yet written.
+    records_waiting: AtomicU64,
 }
 
 /// Values owned elsewhere, read when `/metrics` is scraped.
@@ -64,6 +68,17 @@ impl Metrics {
         let mut map = self.calls_ended.lock().unwrap_or_else(|e| e.into_inner());
         *map.entry((cause.to_string(), source.to_string()))
             .or_default() += 1;
+    }
+
+    /// A call was refused for `reason` (e.g. `store_unavailable`) without running.
+    pub fn call_refused(&self, reason: &str) {
+        let mut map = self.calls_refused.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry(reason.to_string()).or_default() += 1;
+    }
+
+    /// How many final records now wait for the store.
+    pub fn records_waiting(&self, n: usize) {
+        self.records_waiting.store(n as u64, Ordering::Relaxed);
     }
 
     /// One answer-document fetch (retries and fallback included) took `elapsed`.
@@ -116,6 +131,31 @@ impl Metrics {
                 escape(source)
             );
         }
+        header(
+            &mut out,
+            "voxbridge_calls_refused_total",
+            "counter",
+            "Calls refused without running, by reason (store_unavailable: the store could \
+             not write, SIP 503).",
+        );
+        for (reason, n) in self
+            .calls_refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "voxbridge_calls_refused_total{{reason=\"{}\"}} {n}",
+                escape(reason)
+            );
+        }
+        gauge(
+            &mut out,
+            "voxbridge_records_waiting",
+            "Final call records handed to the store and not yet written.",
+            self.records_waiting.load(Ordering::Relaxed),
+        );
         self.render_fetches(&mut out);
         header(
             &mut out,

@@ -7,11 +7,16 @@
 //! - at shutdown the ESL listener stops first and live calls get a bounded grace period
 //!   (`esl.shutdown_grace`) to end, their records written as usual; the REST API keeps
 //!   serving meanwhile, so an operator can still inspect or hang up what is left. Calls
-//!   still up when the grace expires are cut off without a record: their live rows stay
-//!   in the store and the next start closes them out (HangupSource `Unknown`, callbacks
-//!   sent — SPEC §2 step 7). Then the API stops, the outbox finishes the deliveries in
-//!   flight (undelivered rows stay pending for the next start), and the store is closed
-//!   last.
+//!   still up when the grace expires are cut off: each hangs its channel up
+//!   (NORMAL_TEMPORARY_FAILURE) and closes out with its record and callbacks (source
+//!   `Error`, "cut off at shutdown"); a call task still running after
+//!   [`crate::esl::listener::CUT_OFF_LIMIT`] is aborted, inner task included, and its
+//!   live row closed out at the next start. Then the records handed to the keeper are
+//!   written (bounded), the API stops, the outbox finishes the deliveries in flight
+//!   (undelivered rows stay pending for the next start), and the store is closed last.
+//! - the switch's session is never held by a slow store: calls leave their socket before
+//!   their record is written, and `linger` is bounded ([`LINGER_SECS`]) so even a stuck
+//!   voxbridge cannot keep a hung-up session alive on the switch.
 
 use crate::api::{self, ApiState};
 use crate::app::outbox::{self, OutboxSettings, OutboxStatsSource, OutboxWorker};
@@ -19,11 +24,13 @@ use crate::call::freeswitch::{self, CallServices};
 use crate::call::live::LiveCalls;
 use crate::call::postcall_runner::PostCallMode;
 use crate::config::Config;
+use crate::esl::command::Linger;
 use crate::esl::counters::EslCounters;
 use crate::esl::inbound::{InboundClient, InboundOptions};
 use crate::esl::listener::{ListenerOptions, OutboundListener};
 use crate::esl::outbound::OutboundOptions;
 use crate::metrics::Metrics;
+use crate::store::keeper::RecordKeeper;
 use crate::store::{self, reconcile, StoreHandle};
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -71,9 +78,19 @@ pub struct Running {
     esl_task: tokio::task::JoinHandle<()>,
     api_task: tokio::task::JoinHandle<()>,
     outbox: OutboxWorker,
+    keeper: RecordKeeper,
     _switch: Option<InboundClient>,
     _retention: Option<crate::store::sqlite::retention::RetentionTask>,
 }
+
+/// `linger N` asked of the switch: how long it keeps a hung-up session's socket open for
+/// us. We leave (`exit`) as soon as CHANNEL_HANGUP_COMPLETE has been read, so this only
+/// matters when voxbridge is stuck — and then the switch must not keep the session (and
+/// its slot under max-sessions) forever, as `linger` without a number would.
+pub const LINGER_SECS: u32 = 30;
+
+/// Longest a shutdown waits for the records handed to the keeper to be written.
+const RECORDS_LIMIT: Duration = Duration::from_secs(10);
 
 /// Opens everything and starts serving; returns once both listeners are bound.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
@@ -94,7 +111,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         )
         .0
     });
-    reconcile_previous_run(&store, switch.as_ref()).await?;
+    let still_up = reconcile_previous_run(&store, switch.as_ref()).await?;
+    if let (Some(client), false) = (switch.clone(), still_up.is_empty()) {
+        tokio::spawn(sweep_still_up(store.clone(), client, still_up));
+    }
 
     let metrics = Arc::new(Metrics::new());
     let live = LiveCalls::new();
@@ -120,6 +140,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             max_connections: config.esl.max_calls,
             outbound: OutboundOptions {
                 handshake_timeout: Duration::from_secs_f64(config.esl.handshake_timeout),
+                linger: Some(Linger::Seconds(LINGER_SECS)),
                 nix_events: crate::call::freeswitch::UNUSED_EVENTS
                     .iter()
                     .map(|e| e.to_string())
@@ -136,8 +157,24 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             config.esl.listen
         )
     })?
-    .with_counters(esl_counters.clone());
+    .with_counters(esl_counters.clone())
+    .on_abandoned({
+        let services = services.clone();
+        Arc::new(move |channel, error| {
+            let services = services.clone();
+            Box::pin(async move {
+                freeswitch::close_out_abandoned(&services, &channel, &error.to_string()).await
+            })
+        })
+    })
+    .on_cut_off({
+        let services = services.clone();
+        move || {
+            let _ = services.cut_off.send(true);
+        }
+    });
     let esl_addr = listener.local_addr()?;
+    let keeper = services.keeper.clone();
     let esl_task = tokio::spawn(listener.run(freeswitch::handler(services), stopped(stop_esl_rx)));
 
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
@@ -197,6 +234,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         esl_task,
         api_task,
         outbox,
+        keeper,
         _switch: switch,
         _retention: crate::store::sqlite::retention::start(
             &config.store,
@@ -212,6 +250,14 @@ impl Running {
         tracing::info!(live_calls = self.live.len(), "shutting down");
         let _ = self.stop_esl.send(true);
         let _ = self.esl_task.await;
+        let left = self.keeper.drain(RECORDS_LIMIT).await;
+        if left > 0 {
+            tracing::error!(
+                records = left,
+                "call records still not written at shutdown; each is logged in full as the \
+                 store closes"
+            );
+        }
         let _ = self.stop_api.send(true);
         let _ = self.api_task.await;
         flush_outbox(&self.store, &self.outbox.stats_source()).await;
@@ -275,13 +321,44 @@ async fn open_store(config: &Config) -> anyhow::Result<StoreHandle> {
         .with_context(|| format!("cannot open the store {:?}", config.store.url))
 }
 
+/// How often the calls a previous run left up on the switch are checked again.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Closes out, as the switch ends them, the calls of a previous run that reconciliation
+/// found still up: without this they would stay "live" in the store until the next
+/// restart. Only those calls are looked at, never this run's own.
+async fn sweep_still_up(
+    store: StoreHandle,
+    client: InboundClient,
+    mut still_up: std::collections::HashSet<String>,
+) {
+    while !still_up.is_empty() {
+        tokio::time::sleep(SWEEP_EVERY).await;
+        let now = time::OffsetDateTime::now_utc();
+        match reconcile::sweep_still_up(store.as_ref(), &client, &still_up, now).await {
+            Ok(report) => {
+                if !report.closed.is_empty() {
+                    tracing::warn!(
+                        closed = report.closed.len(),
+                        left = report.still_up.len(),
+                        "calls of a previous run ended on the switch; closed out"
+                    );
+                }
+                still_up = report.still_up.into_iter().collect();
+            }
+            Err(e) => tracing::warn!(error = %e, "sweep of calls left up failed; retrying later"),
+        }
+    }
+}
+
 /// Closes out the calls a previous run left live (SPEC §2 step 7). With a `[switch]`
-/// configured, each is first checked with `uuid_exists`: a call still up on the switch
-/// is left alone (its channel is no longer controlled by anyone, so it is logged loudly).
+/// configured, the switch is first asked for its channels (one `show channels`): a call
+/// still up on the switch is left alone (its channel is no longer controlled by anyone,
+/// so it is logged loudly) and returned, for [`sweep_still_up`].
 async fn reconcile_previous_run(
     store: &StoreHandle,
     switch: Option<&InboundClient>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<std::collections::HashSet<String>> {
     let now = time::OffsetDateTime::now_utc();
     let report = match switch {
         Some(client) => {
@@ -292,17 +369,7 @@ async fn reconcile_previous_run(
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let client = client.clone();
-            let probe = move |uuid: String| {
-                let client = client.clone();
-                async move {
-                    match client.api(&format!("uuid_exists {uuid}")).await {
-                        Ok(r) => Some(r.body.trim() == "true"),
-                        Err(_) => None,
-                    }
-                }
-            };
-            reconcile::reconcile(store.as_ref(), Some(&probe), now).await
+            reconcile::reconcile_listed(store.as_ref(), client, now).await
         }
         None => reconcile::reconcile(store.as_ref(), None, now).await,
     }
@@ -318,7 +385,7 @@ async fn reconcile_previous_run(
             "reconciled calls left live by the previous run"
         );
     }
-    Ok(())
+    Ok(report.still_up.into_iter().collect())
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -8,6 +8,7 @@ mod api_support;
 use api_support::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use voxbridge::cause::HangupCause;
 use voxbridge::sim::{CallScript, Outcome, Sim, SimConfig};
 
 fn sim() -> Sim {
@@ -151,8 +152,11 @@ async fn a_call_can_be_hung_up_through_the_api_while_draining() {
     assert_eq!(cb[0].params["HangupSource"], "API");
 }
 
+/// Issue 10 point 2: a socket closed on a live channel leaves the call parked until the
+/// caller gives up (reference §2.7). A call still up when the grace expires is hung up
+/// and closed out with its CDR and callback before the process exits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_outliving_the_grace_is_closed_out_by_the_next_start() {
+async fn a_call_outliving_the_grace_is_hung_up_and_closed_out() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("voxbridge.db");
     let app = App::start().await;
@@ -169,26 +173,33 @@ async fn a_call_outliving_the_grace_is_closed_out_by_the_next_start() {
     let uuid = call.uuid.clone();
     wait_live(&vb, ONE, &uuid).await;
     vb.sigterm();
-    let status = vb.wait_exit(Duration::from_secs(8)).await;
+    let status = vb.wait_exit(Duration::from_secs(15)).await;
     assert!(status.success(), "{status}\n{}", vb.log_text());
     assert!(
         vb.log_text().contains("shutdown grace expired"),
         "{}",
         vb.log_text()
     );
-    // Cut off: no record yet, the live row is what the next start goes by. The switch
-    // side saw its socket close with the channel still up.
+    // The switch saw the channel hung up (not left parked), with a 503-class cause.
     let report = call.report_within(Duration::from_secs(5)).await.unwrap();
-    assert_eq!(report.outcome, Outcome::LeftParked, "{report:?}");
+    assert_eq!(
+        report.outcome,
+        Outcome::Bye {
+            cause: HangupCause::NORMAL_TEMPORARY_FAILURE,
+            q850: 41
+        },
+        "{report:?}"
+    );
     let (cdr, live) = db_state(&db, &uuid);
-    assert_eq!(cdr, None);
-    assert!(live);
-    assert!(app.hangups_of(&uuid).is_empty());
-
-    // The next start reconciles: a CDR with HangupSource Unknown, callback delivered.
-    let vb = Voxbridge::start(dir.path(), &config);
-    let cdr = wait_cdr(&vb, ONE, &uuid).await;
-    assert_eq!(cdr["hangup_source"], "Unknown");
-    let cb = app.hangup_of(&uuid, Duration::from_secs(10)).await;
-    assert_eq!(cb.params["HangupSource"], "Unknown");
+    assert_eq!(
+        cdr,
+        Some((
+            "Error".to_string(),
+            "Error: cut off at shutdown".to_string()
+        ))
+    );
+    assert!(!live, "closed out by this run, not left for the next start");
+    let cb = app.hangups_of(&uuid);
+    assert_eq!(cb.len(), 1, "delivered before exit");
+    assert_eq!(cb[0].params["HangupSource"], "Error");
 }

@@ -22,9 +22,19 @@
 //! - A `Redirect` from a document fetched over http(s) may not point at `file://`: a
 //!   remote application must not make voxbridge read local files. The fetcher enforces
 //!   it ([`crate::app::fetch`]); the driver tells it which document asked.
-//! - The record is written (CDR + callbacks, one transaction) before the socket is left
-//!   with `exit`; the channel has always been hung up by then, except when the socket was
-//!   lost (then there is nothing left to hang up on this connection).
+//! - The channel is released first (`exit`), the record written after (CDR + callbacks,
+//!   one transaction, by the [`RecordKeeper`] on its own task): a slow, full or corrupt
+//!   store never keeps a FreeSWITCH session alive (issue 10 point 1). The channel has
+//!   always been hung up by then, except when the socket was lost (then there is nothing
+//!   left to hang up on this connection).
+//! - The live row is durable before the first command that changes the channel: the
+//!   writer task holds the first command until the row is committed, which the document
+//!   fetch normally hides. A row that cannot be written refuses the call (503, source
+//!   `Error`), as does a store known to be failing when the call arrives (issue 10
+//!   points 1 and 3). So a crash at any moment after the first command leaves a live row
+//!   that the next start closes out.
+//! - Calls still up when the shutdown grace expires are hung up (`uuid_kill`) and
+//!   recorded like any other call (source `Error`), see [`CallServices::cut_off`].
 
 use crate::app::callbacks::{self, CallbackTargets};
 use crate::app::fetch::{CallStatus, FetchParams, FetchRequest, Fetcher};
@@ -43,13 +53,18 @@ use crate::esl::command::Execute;
 use crate::esl::event::{ChannelData, Event};
 use crate::esl::outbound::{EventStream, OutboundConnection, SocketEvent};
 use crate::metrics::Metrics;
+use crate::store::keeper::{Admission, RecordKeeper};
 use crate::store::{NewLiveCall, StoreHandle};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
+
+mod closeout;
+pub use closeout::close_out_abandoned;
 
 /// The events `myevents` subscribes to that the driver never reads. They are dropped
 /// with `nixevent` at the handshake: the switch then neither builds nor sends them (each
@@ -86,6 +101,11 @@ pub struct CallServices {
     pub engine_settings: EngineSettings,
     pub metrics: Arc<Metrics>,
     pub live: LiveCalls,
+    /// Final records, written off the call's path; admission while the store fails.
+    pub keeper: RecordKeeper,
+    /// Set when the shutdown grace has expired: every call still up hangs its channel up
+    /// and closes out with its record (issue 10 point 2).
+    pub cut_off: watch::Sender<bool>,
 }
 
 impl CallServices {
@@ -97,6 +117,11 @@ impl CallServices {
         live: LiveCalls,
     ) -> anyhow::Result<Self> {
         let fetcher = Fetcher::new(crate::app::fetch::FetchConfig::from_config(&config.app))?;
+        let keeper = RecordKeeper::new(
+            store.clone(),
+            metrics.clone(),
+            crate::store::keeper::DEFAULT_CAPACITY,
+        );
         Ok(Self {
             router: Router::new(&config),
             engine_settings: EngineSettings::from_config(&config),
@@ -104,6 +129,8 @@ impl CallServices {
             store,
             metrics,
             live,
+            keeper,
+            cut_off: watch::channel(false).0,
             config,
         })
     }
@@ -240,13 +267,23 @@ pub async fn run_call(services: Arc<CallServices>, conn: OutboundConnection, eve
     let call = {
         let (services, conn, known) = (services.clone(), conn.clone(), known.clone());
         async move {
-            let task = CallTask::new(services, conn);
+            let task = CallTask::new(services.clone(), conn.clone());
+            let (facts, resolved) = (task.facts.clone(), task.resolved.clone());
             *known.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some((task.facts.clone(), task.resolved.clone()));
+                Some((facts.clone(), resolved.clone()));
+            if services.keeper.admit() == Admission::RefuseStoreUnavailable {
+                drop(task);
+                closeout::refuse_store_unavailable(&services, &conn, events, &facts, &resolved)
+                    .await;
+                return;
+            }
             task.run(events).await
         }
     };
-    let outcome = tokio::spawn(call.instrument(span.clone())).await;
+    // Aborted with this future (the listener aborts what is left after the shutdown
+    // cut-off): no call task may outlive the server and write to a closed store.
+    let mut inner = AbortOnDrop(tokio::spawn(call.instrument(span.clone())));
+    let outcome = (&mut inner.0).await;
     if let Err(e) = outcome {
         if e.is_panic() {
             let known = known.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -256,6 +293,15 @@ pub async fn run_call(services: Arc<CallServices>, conn: OutboundConnection, eve
                 .instrument(span)
                 .await;
         }
+    }
+}
+
+/// A spawned task that is aborted when this handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -308,10 +354,8 @@ async fn close_out_after_panic(
         post_call: None,
     };
     let callbacks = callbacks::for_call(&record, &targets);
-    if let Err(e) = services.store.finish_call(record, callbacks).await {
-        tracing::error!(error = %e, "THE CALL RECORD COULD NOT BE WRITTEN");
-    }
     let _ = tokio::time::timeout(Duration::from_secs(5), conn.exit()).await;
+    services.keeper.keep(record, callbacks).await;
 }
 
 struct CallTask {
@@ -338,14 +382,23 @@ struct CallTask {
     hangup_complete: Option<Event>,
     hangup_event: Option<Event>,
     /// The call's live-row writes (start, answer, schedule), chained so they reach the
-    /// store in order, and joined before the record is written — but never awaited on
-    /// the way to a command: an fsync must not sit between the switch's connect and our
-    /// first `sendmsg` (SPEC §9).
+    /// store in order. Never awaited by the loop: only the writer task waits, for the
+    /// start row alone, before the first command (issue 10 point 3) — while the document
+    /// is being fetched, so the fsync normally costs the caller nothing. The final record
+    /// does not wait for them either: once it lands, later live-row writes are no-ops.
     store_chain: Option<tokio::task::JoinHandle<()>>,
     /// The switch's time, for the engine's inputs.
     clock: SwitchClock,
     /// REST hangups waiting to hear whether the switch took the kill.
     api_hangups: Vec<tokio::sync::oneshot::Sender<HangupReply>>,
+    /// Resolves once the live row is committed (`true`) or could not be (`false`); the
+    /// writer task holds the first command to the channel until then.
+    live_row: Option<oneshot::Receiver<bool>>,
+    /// Set by the writer task when the live row could not be written and the call was
+    /// refused for it.
+    refused_for_store: Arc<AtomicBool>,
+    /// The shutdown grace expired while the channel was up: we hung it up.
+    cut_off_at: Option<Instant>,
 }
 
 impl CallTask {
@@ -395,6 +448,9 @@ impl CallTask {
             store_chain: None,
             clock,
             api_hangups: Vec::new(),
+            live_row: None,
+            refused_for_store: Arc::new(AtomicBool::new(false)),
+            cut_off_at: None,
         }
     }
 
@@ -410,6 +466,7 @@ impl CallTask {
         services.metrics.call_started();
         self.record_start(&account_id);
         let (commands_tx, mut commands) = mpsc::channel(8);
+        let mut cut_off = services.cut_off.subscribe();
         let registration = services
             .live
             .register(&self.facts.uuid, &account_id, commands_tx);
@@ -419,7 +476,12 @@ impl CallTask {
         self.input(Input::Start { answered });
         let mut ending: Option<Ending> = self.drain_actions();
         while ending.is_none() {
-            let deadline = self.timers.values().min().copied();
+            let deadline = self
+                .timers
+                .values()
+                .copied()
+                .chain(self.cut_off_at.map(|at| at + CUT_OFF_WAIT))
+                .min();
             let sleep = async move {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -433,6 +495,7 @@ impl CallTask {
                 },
                 Some(fb) = self.feedback.recv() => self.on_feedback(fb),
                 Some(cmd) = commands.recv() => self.on_command(cmd),
+                Ok(()) = cut_off.changed(), if self.cut_off_at.is_none() => self.on_cut_off(),
                 _ = sleep => self.on_timers(),
             }
             ending = self.drain_actions();
@@ -445,10 +508,11 @@ impl CallTask {
         if let Some(fetch) = self.fetch_task.take() {
             fetch.abort();
         }
-        self.finish(ending).await;
-        // Leave the socket: the switch answers `+OK bye`, sends its final notice, closes.
+        // Release the channel before anything touches the store: leave the socket (the
+        // switch answers `+OK bye`, sends its final notice, closes).
         let _ = self.outgoing.send(Outgoing::Exit);
-        drop(self.outgoing);
+        let (closed_tx, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.outgoing, closed_tx));
         let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
         // Let the connection wind down (final notice / EOF) without blocking anyone.
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -459,6 +523,21 @@ impl CallTask {
             }
         })
         .await;
+        self.finish(ending).await;
+    }
+
+    /// The shutdown grace expired with this call up: hang it up and close it out. If the
+    /// switch does not report the hangup within [`CUT_OFF_WAIT`], the call is closed out
+    /// as if the socket were lost.
+    fn on_cut_off(&mut self) {
+        if self.engine.is_finished() || self.hangup_event.is_some() {
+            return;
+        }
+        tracing::warn!("shutdown grace expired with the call up: hanging it up");
+        self.cut_off_at = Some(Instant::now());
+        let _ = self.outgoing.send(Outgoing::Kill {
+            cause: HangupCause::NORMAL_TEMPORARY_FAILURE,
+        });
     }
 
     /// The live row: what the REST API shows and what a restart closes out. A channel
@@ -488,10 +567,16 @@ impl CallTask {
                 .and_then(micros_to_time)
                 .unwrap_or(self.facts.start_time)
         });
+        let (durable_tx, durable) = oneshot::channel();
+        self.live_row = Some(durable);
         self.store_write(async move {
             let uuid = live.call_uuid.clone();
-            if let Err(e) = store.call_started(live).await {
-                tracing::error!(error = %e, "could not record the live call; the call goes on");
+            // Bounded retries (RetryPolicy::LIVE_CALL): a row that cannot be written in
+            // that time refuses the call; its final record is then kept like any other.
+            let result = store.call_started(live).await;
+            let _ = durable_tx.send(result.is_ok());
+            if let Err(e) = result {
+                tracing::error!(error = %e, "could not record the live call; refusing it");
                 return;
             }
             if let Some(at) = answered_at {
@@ -522,9 +607,27 @@ impl CallTask {
         let conn = self.conn.clone();
         let feedback = self.feedback_tx.clone();
         let uuid = self.facts.uuid.clone();
+        let live_row = self.live_row.take();
+        let refused = self.refused_for_store.clone();
+        let keeper = self.services.keeper.clone();
         tokio::spawn(
             async move {
+                let mut live_row = live_row;
                 while let Some(cmd) = rx.recv().await {
+                    // Point 3: the live row is durable before the first command that
+                    // changes the channel (leaving the socket changes nothing).
+                    if let (Some(durable), false) = (live_row.take(), matches!(cmd, Outgoing::Exit)) {
+                        if !durable.await.unwrap_or(false) {
+                            keeper.live_row_failed();
+                            refused.store(true, Ordering::Relaxed);
+                            refuse_for_store(&conn).await;
+                        }
+                    }
+                    if refused.load(Ordering::Relaxed) && !matches!(cmd, Outgoing::Exit) {
+                        // Refused: nothing more goes to the channel; its hangup events
+                        // end the call.
+                        continue;
+                    }
                     match cmd {
                         Outgoing::Execute {
                             app,
@@ -809,6 +912,13 @@ impl CallTask {
 
     fn on_timers(&mut self) {
         let now = Instant::now();
+        if self
+            .cut_off_at
+            .is_some_and(|at| now >= at + CUT_OFF_WAIT && !self.engine.is_finished())
+        {
+            tracing::warn!("no hangup from the switch after the cut-off; closing the call out");
+            self.input(Input::SocketLost);
+        }
         let due: Vec<TimerId> = self
             .timers
             .iter()
@@ -896,12 +1006,26 @@ impl CallTask {
     }
 
     /// Builds the CDR from the engine's ending and the switch's final variables, and
-    /// writes it with its callbacks in one transaction.
+    /// hands it with its callbacks to the [`RecordKeeper`] (one transaction, written on
+    /// its own task; the channel is already released). The call's live-row writes still
+    /// in flight need not be waited for: once the record lands they are no-ops.
     async fn finish(&mut self, ending: Ending) {
-        if let Some(chain) = self.store_chain.take() {
-            let _ = chain.await;
+        let mut record = self.build_record(&ending);
+        if self.refused_for_store.load(Ordering::Relaxed) {
+            closeout::mark_error(
+                &mut record,
+                HangupCause::NORMAL_TEMPORARY_FAILURE,
+                closeout::STORE_UNAVAILABLE,
+                "refused: the store could not write the live call (503)",
+            );
+        } else if self.cut_off_at.is_some() {
+            closeout::mark_error(
+                &mut record,
+                HangupCause::NORMAL_TEMPORARY_FAILURE,
+                "Error: cut off at shutdown",
+                "hung up by voxbridge: the shutdown grace expired with the call up",
+            );
         }
-        let record = self.build_record(&ending);
         tracing::info!(
             cause = %record.hangup_cause,
             source = record.hangup_source.as_str(),
@@ -926,10 +1050,7 @@ impl CallTask {
         if callbacks.is_empty() {
             tracing::warn!("no hangup URL for this call: the record is stored without a callback");
         }
-        match self.services.store.finish_call(record, callbacks).await {
-            Ok(outcome) => tracing::debug!(?outcome, "record written"),
-            Err(e) => tracing::error!(error = %e, "THE CALL RECORD COULD NOT BE WRITTEN"),
-        }
+        self.services.keeper.keep(record, callbacks).await;
     }
 
     fn build_record(&self, ending: &Ending) -> CallRecord {
@@ -990,6 +1111,20 @@ impl CallTask {
             caller_abandoned: ending.caller_abandoned,
             notes: ending.notes.clone(),
         }
+    }
+}
+
+/// How long a call cut off at shutdown waits for the switch's hangup events before it is
+/// closed out as if its socket were lost.
+const CUT_OFF_WAIT: Duration = Duration::from_secs(3);
+
+/// Refuses a call whose live row could not be written: `sendmsg hangup` (works without
+/// `full`; nothing is running on the channel yet) with NORMAL_TEMPORARY_FAILURE, SIP 503.
+async fn refuse_for_store(conn: &OutboundConnection) {
+    tracing::error!("refusing the call (503): its live row could not be written");
+    let cause = HangupCause::NORMAL_TEMPORARY_FAILURE;
+    if let Err(e) = conn.send_hangup(cause.name()).await {
+        tracing::warn!(error = %e, "could not hang the refused call up");
     }
 }
 

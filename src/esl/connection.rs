@@ -17,6 +17,11 @@
 //!   notice end the task: every pending waiter fails at once, the socket is closed, and the
 //!   stream ends with [`SocketEvent::Closed`]. A linger notice is delivered but is not an
 //!   ending. No busy loop, no waiter left hanging (defects 5 and 6).
+//! - **Never a live channel left parked.** A framing error (garbage, an oversized frame)
+//!   on an outbound socket whose channel has not hung up means we stop reading, but the
+//!   socket can still be written: before closing it the actor writes `api uuid_kill` and a
+//!   `sendmsg hangup` (for a socket without `full`), since a socket closed on a live
+//!   channel leaves the call parked until the caller gives up (reference §2.7).
 //! - **Small.** The socket is read on readiness, so an idle call holds no read buffer; one
 //!   is allocated (4 KiB, more for a large frame) when bytes arrive and freed once they are
 //!   decoded (SPEC §9: ≤ 64 KiB per parked call).
@@ -699,6 +704,41 @@ impl Actor {
         self.push(SocketEvent::Event(ev));
     }
 
+    /// Best effort, bounded: the replies cannot be read any more (the stream is not ESL),
+    /// so the commands are written and the socket closed after a short pause that lets
+    /// the switch act on them before it sees the end of the stream.
+    async fn hang_up_before_closing(&mut self) {
+        let Some(uuid) = self
+            .channel_uuid
+            .clone()
+            .filter(|_| self.mode == Mode::Outbound && !self.hung_up)
+        else {
+            return;
+        };
+        const CAUSE: &str = "NORMAL_TEMPORARY_FAILURE";
+        let mut bytes = std::mem::take(&mut self.out).to_vec();
+        if let Ok(kill) = Command::api(&format!("uuid_kill {uuid} {CAUSE}")) {
+            bytes.extend(kill.to_bytes());
+        }
+        if let Ok(hangup) = Command::hangup(CAUSE) {
+            bytes.extend(hangup.to_bytes());
+        }
+        let written = tokio::time::timeout(Duration::from_secs(1), async {
+            self.stream.write_all(&bytes).await?;
+            self.stream.flush().await
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {
+                tracing::warn!(peer = %self.peer, uuid = %uuid, "hung the channel up before closing its broken socket");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            _ => {
+                tracing::warn!(peer = %self.peer, uuid = %uuid, "could not hang the channel up before closing its broken socket")
+            }
+        }
+    }
+
     async fn finish(mut self, reason: CloseReason) {
         let _ = self.shared.closed.set(reason.clone());
         match &reason {
@@ -743,6 +783,9 @@ impl Actor {
             if let Some((_, tx)) = req.job {
                 let _ = tx.send(Err(closed.clone()));
             }
+        }
+        if matches!(reason, CloseReason::Protocol(_)) {
+            self.hang_up_before_closing().await;
         }
         let _ = self.stream.shutdown().await;
         drop(self.stream);

@@ -281,6 +281,13 @@ impl InboundClient {
         self.session()?.api(command).await
     }
 
+    /// The uuids of every channel the switch has now, in one round trip (`show channels
+    /// as json`). `None` when the switch cannot be asked or its answer is not the list.
+    pub async fn channel_uuids(&self) -> Option<std::collections::HashSet<String>> {
+        let reply = self.api("show channels as json").await.ok()?;
+        parse_channel_list(&reply.body)
+    }
+
     pub async fn bgapi(&self, command: &str) -> Result<Event, EslError> {
         self.session()?.bgapi(command).await
     }
@@ -355,4 +362,47 @@ fn set_current(inner: &Weak<ClientInner>, session: Option<InboundSession>) -> bo
         *guard = session;
     }
     true
+}
+
+/// `show channels as json`: `{"row_count":N,"rows":[{"uuid":…},…]}`; with no channel the
+/// switch leaves `rows` out (`{"row_count":0}`).
+pub fn parse_channel_list(body: &str) -> Option<std::collections::HashSet<String>> {
+    let value: serde_json::Value = serde_json::from_str(body.trim()).ok()?;
+    let count = value.get("row_count")?.as_u64()?;
+    let rows = match value.get("rows") {
+        Some(rows) => rows.as_array()?.as_slice(),
+        None => &[],
+    };
+    let uuids: std::collections::HashSet<String> = rows
+        .iter()
+        .filter_map(|r| r.get("uuid")?.as_str().map(str::to_string))
+        .collect();
+    (uuids.len() as u64 == count).then_some(uuids)
+}
+
+impl crate::store::reconcile::ChannelList for InboundClient {
+    fn channel_uuids(
+        &self,
+    ) -> crate::store::BoxFuture<'_, Option<std::collections::HashSet<String>>> {
+        Box::pin(InboundClient::channel_uuids(self))
+    }
+}
+
+#[cfg(test)]
+mod channel_list_tests {
+    use super::parse_channel_list;
+
+    #[test]
+    fn show_channels_as_json() {
+        let body = r#"{"row_count":2,"rows":[{"uuid":"a","direction":"inbound"},{"uuid":"b"}]}"#;
+        let got = parse_channel_list(body).unwrap();
+        assert!(got.contains("a") && got.contains("b") && got.len() == 2);
+        assert_eq!(parse_channel_list("{\"row_count\":0}\n").unwrap().len(), 0);
+        assert_eq!(parse_channel_list("-ERR no reply"), None);
+        // A list that does not add up is not trusted.
+        assert_eq!(
+            parse_channel_list(r#"{"row_count":3,"rows":[{"uuid":"a"}]}"#),
+            None
+        );
+    }
 }

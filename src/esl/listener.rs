@@ -8,11 +8,20 @@
 //! A protocol error closes only that connection (logged, counted in
 //! [`EslCounters::protocol_errors`]); a panicking handler only ends its own task.
 //!
-//! Shutdown: when the `shutdown` future completes the loop stops accepting, waits up to
-//! [`ListenerOptions::shutdown_grace`] for live connections to finish, then aborts the rest.
+//! A handshake that fails after `connect` has taken a channel over: it is hung up before
+//! the socket closes (a closed socket leaves a live call parked, reference §2.7) and
+//! handed to the [`abandoned`](OutboundListener::on_abandoned) handler, which closes the
+//! call out with a record.
+//!
+//! Shutdown: when the `shutdown` future completes the loop stops accepting and waits up
+//! to [`ListenerOptions::shutdown_grace`] for live connections to finish. Then it calls
+//! the [`cut-off`](OutboundListener::on_cut_off) hook (the call driver hangs every call
+//! still up and closes it out with its record), waits up to [`CUT_OFF_LIMIT`] more, and
+//! only then aborts what is left.
 
 use crate::config::cidr_allows;
 use crate::esl::counters::{bump, EslCounters};
+use crate::esl::event::ChannelData;
 use crate::esl::outbound::{EventStream, OutboundConnection, OutboundOptions};
 use crate::esl::EslError;
 use std::future::Future;
@@ -30,6 +39,17 @@ use tokio::task::JoinSet;
 /// `connect`, so a connection dropped from a full accept queue is not noticed by the switch
 /// — its call just sits parked. A burst of new calls must fit in the queue.
 pub const ACCEPT_BACKLOG: u32 = 4096;
+
+/// How long the calls cut off at the end of the shutdown grace get to hang up and hand
+/// their records over before their tasks are aborted.
+pub const CUT_OFF_LIMIT: Duration = Duration::from_secs(10);
+
+/// Closes out a channel whose handshake failed after `connect` (it has been hung up).
+pub type AbandonedHandler = Arc<
+    dyn Fn(Arc<ChannelData>, EslError) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Listener settings.
 #[derive(Clone, Debug)]
@@ -60,6 +80,8 @@ pub struct OutboundListener {
     listener: TcpListener,
     options: ListenerOptions,
     counters: Arc<EslCounters>,
+    abandoned: Option<AbandonedHandler>,
+    cut_off: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl OutboundListener {
@@ -81,7 +103,21 @@ impl OutboundListener {
             listener,
             options,
             counters: Arc::new(EslCounters::default()),
+            abandoned: None,
+            cut_off: None,
         }
+    }
+
+    /// Runs `handler` for a channel whose handshake failed after `connect`.
+    pub fn on_abandoned(mut self, handler: AbandonedHandler) -> Self {
+        self.abandoned = Some(handler);
+        self
+    }
+
+    /// Called once when the shutdown grace expires with connections still live.
+    pub fn on_cut_off(mut self, hook: impl FnOnce() + Send + 'static) -> Self {
+        self.cut_off = Some(Box::new(hook));
+        self
     }
 
     /// Shares `counters` (e.g. with the metrics registry) instead of fresh ones.
@@ -101,7 +137,7 @@ impl OutboundListener {
 
     /// Accepts until `shutdown` completes. `handler` runs once per successful handshake,
     /// in that connection's own task, and owns the call from there.
-    pub async fn run<H, F>(self, handler: H, shutdown: impl Future<Output = ()>)
+    pub async fn run<H, F>(mut self, handler: H, shutdown: impl Future<Output = ()>)
     where
         H: Fn(OutboundConnection, EventStream) -> F + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
@@ -145,10 +181,19 @@ impl OutboundListener {
             let handler = handler.clone();
             let outbound = outbound.clone();
             let counters = self.counters.clone();
+            let abandoned = self.abandoned.clone();
             tasks.spawn(async move {
                 let _permit = permit;
                 let _active = ActiveGuard::new(&counters);
-                serve_connection(stream, peer, &outbound, counters.clone(), &*handler).await;
+                serve_connection(
+                    stream,
+                    peer,
+                    &outbound,
+                    counters.clone(),
+                    &*handler,
+                    abandoned,
+                )
+                .await;
             });
         }
         drop(self.listener);
@@ -165,9 +210,25 @@ impl OutboundListener {
         if drained.is_err() {
             tracing::warn!(
                 left = tasks.len(),
-                "ESL shutdown grace expired; aborting the remaining connections"
+                "ESL shutdown grace expired; hanging up the calls still up"
             );
-            tasks.shutdown().await;
+            if let Some(cut_off) = self.cut_off.take() {
+                cut_off();
+            }
+            let closed = tokio::time::timeout(CUT_OFF_LIMIT, async {
+                while let Some(joined) = tasks.join_next().await {
+                    log_join(joined);
+                }
+            })
+            .await;
+            if closed.is_err() {
+                tracing::error!(
+                    left = tasks.len(),
+                    "calls still not closed after the cut-off; aborting them (their live rows \
+                     are closed out at the next start)"
+                );
+                tasks.shutdown().await;
+            }
         }
     }
 }
@@ -178,14 +239,23 @@ async fn serve_connection<H, F>(
     options: &OutboundOptions,
     counters: Arc<EslCounters>,
     handler: &H,
+    abandoned: Option<AbandonedHandler>,
 ) where
     H: Fn(OutboundConnection, EventStream) -> F,
     F: Future<Output = ()>,
 {
-    match OutboundConnection::handshake(stream, peer, options, counters.clone()).await {
+    match OutboundConnection::handshake_checked(stream, peer, options, counters.clone()).await {
         Ok((conn, events)) => handler(conn, events).await,
-        Err(e) => {
+        Err(failure) => {
+            let e = failure.error;
             bump(&counters.handshake_failures);
+            if let Some(channel) = failure.channel {
+                tracing::warn!(peer = %peer, uuid = ?channel.uuid(), error = %e, "ESL handshake failed after connect; the channel was hung up");
+                if let Some(abandoned) = abandoned {
+                    abandoned(channel, e).await;
+                }
+                return;
+            }
             match &e {
                 // A TCP health check: connected and left without a word.
                 EslError::Closed(crate::esl::CloseReason::Eof) => {

@@ -32,7 +32,7 @@ use crate::esl::counters::EslCounters;
 use crate::esl::event::{ApiResponse, ChannelData, Event, EventFormat, Reply};
 use bytes::BytesMut;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -72,6 +72,15 @@ impl Default for OutboundOptions {
     }
 }
 
+/// A handshake that failed, and the channel it had taken over if `connect` succeeded.
+#[derive(Debug)]
+pub struct HandshakeFailure {
+    pub error: EslError,
+    /// Set when the failure came after `connect`: the channel was ours and has been hung
+    /// up (best effort); it still needs a record.
+    pub channel: Option<Arc<ChannelData>>,
+}
+
 /// A controlled channel. Cheap to clone; the socket closes when every clone is dropped
 /// (hang the channel up first: a socket closed without a hangup leaves the call parked,
 /// transcript f).
@@ -88,11 +97,56 @@ impl OutboundConnection {
     /// `linger`, then `event …` if asked. Only a missing or broken `connect` reply, a
     /// closed socket or the timeout fail it; a `-ERR` to the later commands (e.g. a socket
     /// without `full`, which refuses `linger`) is logged and the call goes on.
+    ///
+    /// A failure after `connect` leaves a channel that is ours and parked: it is hung up
+    /// here (best effort, see [`hang_up_best_effort`](Self::hang_up_best_effort)) before
+    /// the socket closes, and [`HandshakeFailure::channel`] carries its data so the
+    /// caller can still close the call out with a record.
+    pub async fn handshake_checked(
+        stream: TcpStream,
+        peer: SocketAddr,
+        options: &OutboundOptions,
+        counters: Arc<EslCounters>,
+    ) -> Result<(OutboundConnection, EventStream), HandshakeFailure> {
+        let connected = OnceLock::new();
+        match Self::handshake_inner(stream, peer, options, counters, &connected).await {
+            Ok(pair) => Ok(pair),
+            Err(error) => {
+                let channel = match connected.get() {
+                    Some(conn) => {
+                        let conn: &OutboundConnection = conn;
+                        conn.hang_up_best_effort(
+                            "NORMAL_TEMPORARY_FAILURE",
+                            Duration::from_secs(2),
+                        )
+                        .await;
+                        Some(conn.channel.clone())
+                    }
+                    None => None,
+                };
+                Err(HandshakeFailure { error, channel })
+            }
+        }
+    }
+
+    /// [`handshake_checked`](Self::handshake_checked), reporting only the error.
     pub async fn handshake(
         stream: TcpStream,
         peer: SocketAddr,
         options: &OutboundOptions,
         counters: Arc<EslCounters>,
+    ) -> Result<(OutboundConnection, EventStream), EslError> {
+        Self::handshake_checked(stream, peer, options, counters)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    async fn handshake_inner(
+        stream: TcpStream,
+        peer: SocketAddr,
+        options: &OutboundOptions,
+        counters: Arc<EslCounters>,
+        connected: &OnceLock<OutboundConnection>,
     ) -> Result<(OutboundConnection, EventStream), EslError> {
         let _ = stream.set_nodelay(true);
         let (session, events) = connection::spawn(
@@ -107,7 +161,7 @@ impl OutboundConnection {
             },
         );
         let after = options.handshake_timeout;
-        match tokio::time::timeout(after, Self::setup(session, peer, options)).await {
+        match tokio::time::timeout(after, Self::setup(session, peer, options, connected)).await {
             Ok(Ok(conn)) => Ok((conn, events)),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(EslError::Timeout {
@@ -121,6 +175,7 @@ impl OutboundConnection {
         session: Session,
         peer: SocketAddr,
         options: &OutboundOptions,
+        connected: &OnceLock<OutboundConnection>,
     ) -> Result<OutboundConnection, EslError> {
         let channel = match session.request(&Command::connect()).await? {
             Response::ChannelData(cd) => cd,
@@ -148,6 +203,7 @@ impl OutboundConnection {
             uuid,
             peer,
         };
+        let _ = connected.set(conn.clone());
         conn.soft(Command::myevents(options.format)).await?;
         if !options.nix_events.is_empty() {
             conn.soft(Command::nixevent(&options.nix_events)?).await?;
@@ -169,6 +225,26 @@ impl OutboundConnection {
             tracing::warn!(peer = %self.peer, uuid = %self.uuid, command = cmd.line(), reply = reply.text(), "ESL handshake step refused");
         }
         Ok(())
+    }
+
+    /// Hangs the channel up without relying on the connection's health, bounded by
+    /// `within`: `api uuid_kill <uuid> <cause>` (needs `full`; kills even under an
+    /// event-locked app) and, when that is refused or unanswered, `sendmsg hangup` and
+    /// a short pause so the switch acts on it before the socket closes. For the paths
+    /// that must close a socket on a channel that may be live (reference §2.7).
+    pub async fn hang_up_best_effort(&self, cause: &str, within: Duration) {
+        let kill = format!("uuid_kill {} {cause}", self.uuid);
+        match tokio::time::timeout(within / 2, self.api(&kill)).await {
+            Ok(Ok(r)) if r.body.starts_with("+OK") || r.body.contains("No such channel") => {}
+            _ => {
+                let _ = tokio::time::timeout(within / 2, async {
+                    if self.send_hangup(cause).await.is_ok() {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                })
+                .await;
+            }
+        }
     }
 
     /// The channel data from the `connect` reply.

@@ -20,6 +20,8 @@ pub enum StoreErrorKind {
     Invalid,
     /// The store was closed (shutdown); nothing more will be written.
     Closed,
+    /// The database belongs to another running process (one process per file).
+    InUse,
     /// Anything else (a bug, most likely): not retried.
     Other,
 }
@@ -34,6 +36,7 @@ impl StoreErrorKind {
             StoreErrorKind::Constraint => "constraint",
             StoreErrorKind::Invalid => "invalid",
             StoreErrorKind::Closed => "closed",
+            StoreErrorKind::InUse => "in_use",
             StoreErrorKind::Other => "other",
         }
     }
@@ -58,16 +61,16 @@ impl StoreError {
         Self::new(StoreErrorKind::Closed, "the store is closed")
     }
 
-    /// Whether trying the same write again later may succeed. Corruption counts: an
-    /// operator may repair or replace the file, and a call record waiting in memory is
-    /// better than one thrown away.
+    /// Whether trying the same write again later may succeed: busy, disk full, I/O.
+    ///
+    /// Corruption is not transient: retrying a write on a damaged file cannot succeed and
+    /// only hides the damage behind a retry loop. It is reported at once (the caller logs
+    /// the record in full) and the store counts as unable to write, so new calls are
+    /// refused until an operator repairs or replaces the file and restarts.
     pub fn is_transient(&self) -> bool {
         matches!(
             self.kind,
-            StoreErrorKind::Busy
-                | StoreErrorKind::DiskFull
-                | StoreErrorKind::Io
-                | StoreErrorKind::Corrupt
+            StoreErrorKind::Busy | StoreErrorKind::DiskFull | StoreErrorKind::Io
         )
     }
 

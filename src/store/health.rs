@@ -16,12 +16,17 @@ pub struct StoreHealth {
     /// The most recent error, with its kind.
     pub last_error: Option<String>,
     pub last_error_at: Option<OffsetDateTime>,
+    /// The most recent *write* succeeded, or failed for a reason that is not the store's
+    /// (a constraint). Reads do not count: a full disk still reads fine. This is what
+    /// decides whether new calls are taken ([`crate::store::keeper`]).
+    pub writable: bool,
 }
 
 /// Shared, lock-light tracker an implementation updates on every operation.
 #[derive(Debug)]
 pub struct HealthTracker {
     ok: AtomicBool,
+    writable: AtomicBool,
     errors: AtomicU64,
     last: Mutex<Option<(String, OffsetDateTime)>>,
 }
@@ -30,6 +35,7 @@ impl Default for HealthTracker {
     fn default() -> Self {
         Self {
             ok: AtomicBool::new(true),
+            writable: AtomicBool::new(true),
             errors: AtomicU64::new(0),
             last: Mutex::new(None),
         }
@@ -39,6 +45,22 @@ impl Default for HealthTracker {
 impl HealthTracker {
     pub fn record_ok(&self) {
         self.ok.store(true, Ordering::Relaxed);
+    }
+
+    /// A write committed.
+    pub fn record_write_ok(&self) {
+        self.ok.store(true, Ordering::Relaxed);
+        self.writable.store(true, Ordering::Relaxed);
+    }
+
+    /// A write failed: logged and counted like any error, and the store counts as unable
+    /// to write when the failure is the store's (busy, disk full, I/O, corrupt).
+    pub fn record_write_error(&self, what: &str, error: &StoreError) {
+        use super::error::StoreErrorKind as K;
+        self.record_error(what, error);
+        if matches!(error.kind, K::Busy | K::DiskFull | K::Io | K::Corrupt) {
+            self.writable.store(false, Ordering::Relaxed);
+        }
     }
 
     /// Logs at error level and counts. `what` names the operation.
@@ -62,6 +84,7 @@ impl HealthTracker {
             error_count: self.errors.load(Ordering::Relaxed),
             last_error: last.as_ref().map(|(m, _)| m.clone()),
             last_error_at: last.map(|(_, t)| t),
+            writable: self.writable.load(Ordering::Relaxed),
         }
     }
 }

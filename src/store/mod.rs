@@ -7,13 +7,18 @@
 //! Failure policy, the same for every implementation:
 //! - every error is logged loudly and counted ([`Store::health`]), see [`health`];
 //! - the writes a live call makes (start, answer, schedule) retry transient errors
-//!   (busy, locked, disk full, I/O) with a bounded backoff, then return the error — the
-//!   call goes on without them, it is never torn down because of the store;
+//!   (busy, locked, disk full, I/O) with a bounded backoff, then return the error. A call
+//!   that is running goes on without its answer or schedule write; but a call whose
+//!   *start* row cannot be written is refused (503) before its first command, since a
+//!   crash would otherwise lose it (issue 10 point 3);
 //! - [`Store::finish_call`] retries transient errors until it succeeds or the store is
-//!   closed: the call record must not be lost.
+//!   closed: the call record must not be lost. The call driver never waits for it: it
+//!   releases the channel first and hands the record to the [`keeper`], which also
+//!   decides whether new calls are taken while the store cannot write.
 
 pub mod error;
 pub mod health;
+pub mod keeper;
 pub mod reconcile;
 pub mod retry;
 pub mod sqlite;

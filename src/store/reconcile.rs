@@ -3,10 +3,20 @@
 //! what is known — HangupSource `Unknown`, HangupCauseName `Unknown`, NORMAL_CLEARING,
 //! ended now — and its callbacks are enqueued, so no call ends without a hangup callback.
 //!
-//! When an inbound ESL connection to the switch is configured, the caller passes a
-//! [`UuidProbe`] (`uuid_exists`): a call the switch still has is left alone and reported,
-//! since the switch will end it and something else may yet take control of it. A probe
-//! that cannot answer (`None`, or no answer in [`PROBE_TIMEOUT`]) counts as "gone".
+//! When an inbound ESL connection to the switch is configured, the switch is asked which
+//! channels it still has: a call the switch still has is left alone and reported, since
+//! the switch will end it and something else may yet take control of it. An answer that
+//! cannot be had counts as "gone".
+//!
+//! Asking must scale (issue 10 point 9): a crash with 1,000 calls up used to mean 1,000
+//! `uuid_exists` one after the other, each allowed [`PROBE_TIMEOUT`], before the listener
+//! could bind. Now:
+//! - with a [`ChannelList`] (`show channels as json`), one round trip answers for every
+//!   call ([`reconcile_listed`]);
+//! - with only a [`UuidProbe`], up to [`PROBE_CONCURRENCY`] probes are in flight at once
+//!   ([`reconcile`]);
+//! - calls left `still_up` are not forgotten: [`sweep_still_up`] checks them again
+//!   (the server runs it periodically) and closes out those the switch no longer has.
 //!
 //! Run it before the ESL listener accepts calls: it closes every live row it finds.
 
@@ -14,15 +24,26 @@ use super::{BoxFuture, FinishOutcome, LiveCall, Store, StoreError};
 use crate::app::callbacks::{self, CallbackTargets};
 use crate::call::record::{CallRecord, HangupSource};
 use crate::cause::HangupCause;
+use std::collections::HashSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
 /// HangupCauseName of a call closed out without its final event.
 pub const UNKNOWN_CAUSE_NAME: &str = "Unknown";
 
-/// Longest wait for one `uuid_exists` answer.
+/// Longest wait for one `uuid_exists` answer, or for the channel list.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most `uuid_exists` probes in flight at once.
+pub const PROBE_CONCURRENCY: usize = 64;
+
+/// Lists the channels the switch has now, in one request (`show channels as json`):
+/// `None` when it cannot tell.
+pub trait ChannelList: Send + Sync {
+    fn channel_uuids(&self) -> BoxFuture<'_, Option<HashSet<String>>>;
+}
 
 /// Asks the switch whether a channel still exists: `Some(true)` up, `Some(false)` gone,
 /// `None` could not tell. Any `Fn(String) -> impl Future<Output = Option<bool>>` is one.
@@ -52,26 +73,160 @@ pub struct ReconcileReport {
     pub still_up: Vec<String>,
 }
 
-/// Closes out every live call of a previous run (see the module docs).
+/// Closes out every live call of a previous run (see the module docs), asking `probe`
+/// (if any) about each call, [`PROBE_CONCURRENCY`] at a time.
 pub async fn reconcile(
     store: &dyn Store,
     probe: Option<&dyn UuidProbe>,
     now: OffsetDateTime,
 ) -> Result<ReconcileReport, StoreError> {
-    let mut report = ReconcileReport::default();
-    for call in store.all_live_calls().await? {
-        if let Some(probe) = probe {
+    let calls = store.all_live_calls().await?;
+    let up = match probe {
+        Some(probe) => probe_all(probe, &calls).await,
+        None => HashSet::new(),
+    };
+    close_out_all(store, calls, &up, now).await
+}
+
+/// Closes out every live call of a previous run, asking the switch once for all of them.
+pub async fn reconcile_listed(
+    store: &dyn Store,
+    list: &dyn ChannelList,
+    now: OffsetDateTime,
+) -> Result<ReconcileReport, StoreError> {
+    let calls = store.all_live_calls().await?;
+    let up = if calls.is_empty() {
+        HashSet::new()
+    } else {
+        listed(list).await
+    };
+    close_out_all(store, calls, &up, now).await
+}
+
+/// Checks again the calls an earlier reconciliation left `still_up` (only those: this
+/// run's own live calls are never touched) and closes out the ones the switch no longer
+/// has. Returns the report; its `still_up` is what is left to check next time.
+pub async fn sweep_still_up(
+    store: &dyn Store,
+    list: &dyn ChannelList,
+    still_up: &HashSet<String>,
+    now: OffsetDateTime,
+) -> Result<ReconcileReport, StoreError> {
+    let calls: Vec<LiveCall> = store
+        .all_live_calls()
+        .await?
+        .into_iter()
+        .filter(|c| still_up.contains(&c.call_uuid))
+        .collect();
+    let up = if calls.is_empty() {
+        HashSet::new()
+    } else {
+        match tokio::time::timeout(PROBE_TIMEOUT, list.channel_uuids()).await {
+            Ok(Some(up)) => up,
+            // Cannot tell now: keep them for the next sweep rather than guess.
+            _ => {
+                return Ok(ReconcileReport {
+                    still_up: calls.into_iter().map(|c| c.call_uuid).collect(),
+                    ..ReconcileReport::default()
+                })
+            }
+        }
+    };
+    close_out_all(store, calls, &up, now).await
+}
+
+async fn listed(list: &dyn ChannelList) -> HashSet<String> {
+    match tokio::time::timeout(PROBE_TIMEOUT, list.channel_uuids()).await {
+        Ok(Some(up)) => up,
+        _ => {
+            tracing::warn!(
+                "the switch could not list its channels; every call left live is closed out"
+            );
+            HashSet::new()
+        }
+    }
+}
+
+/// The uuids of `calls` the probe says are up, asking [`PROBE_CONCURRENCY`] at a time.
+async fn probe_all(probe: &dyn UuidProbe, calls: &[LiveCall]) -> HashSet<String> {
+    use futures_lite_stream::buffer_unordered;
+    let answers = buffer_unordered(
+        calls.iter().map(|call| async move {
             let answer = tokio::time::timeout(PROBE_TIMEOUT, probe.uuid_exists(&call.call_uuid))
                 .await
                 .unwrap_or(None);
-            if answer == Some(true) {
-                tracing::warn!(
-                    call_uuid = %call.call_uuid,
-                    "call from a previous run is still up on the switch; left as live"
-                );
-                report.still_up.push(call.call_uuid);
-                continue;
+            (call.call_uuid.clone(), answer == Some(true))
+        }),
+        PROBE_CONCURRENCY,
+    )
+    .await;
+    answers
+        .into_iter()
+        .filter(|(_, up)| *up)
+        .map(|(uuid, _)| uuid)
+        .collect()
+}
+
+/// A minimal `buffer_unordered` (no `futures` dependency for one function): runs the
+/// futures with at most `limit` in flight, in one task, and collects their outputs.
+mod futures_lite_stream {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    pub async fn buffer_unordered<I, F, T>(futures: I, limit: usize) -> Vec<T>
+    where
+        I: IntoIterator<Item = F>,
+        F: Future<Output = T>,
+    {
+        let mut pending = futures.into_iter();
+        let mut running: Vec<Pin<Box<F>>> = Vec::new();
+        let mut done = Vec::new();
+        std::future::poll_fn(|cx: &mut Context<'_>| {
+            loop {
+                while running.len() < limit.max(1) {
+                    match pending.next() {
+                        Some(f) => running.push(Box::pin(f)),
+                        None => break,
+                    }
+                }
+                if running.is_empty() {
+                    return Poll::Ready(());
+                }
+                let before = done.len();
+                running.retain_mut(|f| match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => {
+                        done.push(v);
+                        false
+                    }
+                    Poll::Pending => true,
+                });
+                // Some finished: refill and poll the newcomers; none did: wait.
+                if done.len() == before {
+                    return Poll::Pending;
+                }
             }
+        })
+        .await;
+        done
+    }
+}
+
+async fn close_out_all(
+    store: &dyn Store,
+    calls: Vec<LiveCall>,
+    up: &HashSet<String>,
+    now: OffsetDateTime,
+) -> Result<ReconcileReport, StoreError> {
+    let mut report = ReconcileReport::default();
+    for call in calls {
+        if up.contains(&call.call_uuid) {
+            tracing::warn!(
+                call_uuid = %call.call_uuid,
+                "call from a previous run is still up on the switch; left as live"
+            );
+            report.still_up.push(call.call_uuid);
+            continue;
         }
         let record = closed_out_record(&call, now);
         let targets = CallbackTargets {
@@ -92,6 +247,14 @@ pub async fn reconcile(
         }
     }
     Ok(report)
+}
+
+/// A [`ChannelList`] that is a shared list (tests, and anything that already knows).
+impl ChannelList for Arc<dyn Fn() -> Option<HashSet<String>> + Send + Sync> {
+    fn channel_uuids(&self) -> BoxFuture<'_, Option<HashSet<String>>> {
+        let answer = self();
+        Box::pin(async move { answer })
+    }
 }
 
 /// The record of a call whose end was never seen: what the live row knows, ended `now`.

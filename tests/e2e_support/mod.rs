@@ -13,7 +13,7 @@
 #![allow(dead_code)]
 
 #[path = "../common/mod.rs"]
-mod common;
+pub mod common;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -347,6 +347,9 @@ pub struct ServerOptions {
     pub fetch_timeout: f64,
     /// `outbox.request_timeout`, seconds.
     pub callback_timeout: f64,
+    /// Where the SQLite file lives (e.g. a small tmpfs, or a directory kept across a
+    /// restart); `None`: the server's own temporary directory.
+    pub db_dir: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -357,6 +360,7 @@ impl Default for ServerOptions {
             status_callback: true,
             fetch_timeout: 2.0,
             callback_timeout: 5.0,
+            db_dir: None,
         }
     }
 }
@@ -374,7 +378,11 @@ pub struct Server {
 impl Server {
     pub async fn start(app: &App, options: ServerOptions) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("voxbridge.db");
+        let db = options
+            .db_dir
+            .as_deref()
+            .unwrap_or(dir.path())
+            .join("voxbridge.db");
         let log = dir.path().join("voxbridge.log");
         let config = dir.path().join("voxbridge.toml");
         let status = if options.status_callback {

@@ -5,11 +5,17 @@
 //! Durability: `synchronous = FULL`, so a committed CDR survives a power cut, not only a
 //! process kill. Batching keeps that affordable (one fsync per batch, not per call).
 //!
-//! A database file belongs to one voxbridge process. At open, claims on outbox rows left
-//! by a previous run are therefore void and released at once, so a restart resumes the
-//! backlog without waiting for claims to expire.
+//! A database file belongs to one voxbridge process, and the store enforces it: opening
+//! a file takes an exclusive lock ([`lock`]) and a second process is refused, naming the
+//! holder. At open, claims on outbox rows left by a previous run are therefore void and
+//! released at once, so a restart resumes the backlog without waiting for claims to
+//! expire.
+//!
+//! The writer's queue is bounded ([`SqliteOptions::write_queue`]): when the disk stalls,
+//! writers wait for room instead of piling up memory without limit.
 
 mod codec;
+mod lock;
 pub mod retention;
 mod schema;
 mod writer;
@@ -42,6 +48,8 @@ pub struct SqliteOptions {
     pub readers: usize,
     /// Most writes committed in one transaction.
     pub max_batch: usize,
+    /// Most writes waiting for the writer thread; a caller beyond it waits for room.
+    pub write_queue: usize,
 }
 
 impl Default for SqliteOptions {
@@ -50,6 +58,7 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             readers: 4,
             max_batch: 1024,
+            write_queue: 16 * 1024,
         }
     }
 }
@@ -132,7 +141,9 @@ impl ReadPool {
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     target: Target,
-    writes: mpsc::UnboundedSender<Message>,
+    /// The exclusive claim on the file (none for `:memory:`); released on drop.
+    _lock: Option<lock::DatabaseLock>,
+    writes: mpsc::Sender<Message>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<ReadPool>,
     health: Arc<HealthTracker>,
@@ -146,6 +157,16 @@ impl SqliteStore {
     pub fn open(spec: &str, options: SqliteOptions) -> Result<Self, StoreError> {
         let target = Target::parse(spec)?;
         let health = Arc::new(HealthTracker::default());
+        // The lock comes before anything touches the database: a second process must not
+        // even release the first one's claims.
+        let lock = match &target {
+            Target::File(path) => {
+                let lock = lock::DatabaseLock::acquire(path)?;
+                tracing::debug!(lock = %lock.path().display(), "database locked for this process");
+                Some(lock)
+            }
+            Target::Memory(_) => None,
+        };
         let conn = Self::open_writer(&target, &options).map_err(|e| {
             let e = e.context(&format!("opening {}", target.describe()));
             health.record_error("open", &e);
@@ -153,9 +174,9 @@ impl SqliteStore {
         })?;
         let signal = Arc::new(Notify::new());
         let (writes, thread) =
-            writer::spawn(conn, signal.clone(), options.max_batch).map_err(|e| {
-                StoreError::new(StoreErrorKind::Other, format!("cannot start writer: {e}"))
-            })?;
+            writer::spawn(conn, signal.clone(), options.max_batch, options.write_queue).map_err(
+                |e| StoreError::new(StoreErrorKind::Other, format!("cannot start writer: {e}")),
+            )?;
         let readers = Arc::new(ReadPool {
             target: target.clone(),
             busy_timeout: options.busy_timeout,
@@ -164,6 +185,7 @@ impl SqliteStore {
         });
         Ok(Self {
             target,
+            _lock: lock,
             writes,
             writer_thread: Mutex::new(Some(thread)),
             readers,
@@ -214,7 +236,7 @@ impl SqliteStore {
     /// it still exists) so it can be retried without a copy.
     async fn submit(&self, op: WriteOp) -> Result<WriteReply, (StoreError, Option<WriteOp>)> {
         let (tx, rx) = oneshot::channel();
-        if let Err(mpsc::error::SendError(msg)) = self.writes.send(Message::Write(op, tx)) {
+        if let Err(mpsc::error::SendError(msg)) = self.writes.send(Message::Write(op, tx)).await {
             let op = match msg {
                 Message::Write(op, _) => Some(op),
                 Message::Close(_) => None,
@@ -241,11 +263,11 @@ impl SqliteStore {
         loop {
             match self.submit(op).await {
                 Ok(reply) => {
-                    self.health.record_ok();
+                    self.health.record_write_ok();
                     return Ok(reply);
                 }
                 Err((error, back)) => {
-                    self.health.record_error(what, &error);
+                    self.health.record_write_error(what, &error);
                     let back = match back {
                         Some(back) if error.is_transient() => back,
                         back => return Err((error, back)),
@@ -572,7 +594,7 @@ impl Store for SqliteStore {
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();
-            if self.writes.send(Message::Close(tx)).is_ok() {
+            if self.writes.send(Message::Close(tx)).await.is_ok() {
                 let _ = rx.await;
             }
             let thread = self

@@ -82,8 +82,9 @@ pub(super) fn spawn(
     conn: Connection,
     signal: Arc<Notify>,
     max_batch: usize,
-) -> std::io::Result<(mpsc::UnboundedSender<Message>, std::thread::JoinHandle<()>)> {
-    let (tx, rx) = mpsc::unbounded_channel();
+    queue: usize,
+) -> std::io::Result<(mpsc::Sender<Message>, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel(queue.max(1));
     let handle = std::thread::Builder::new()
         .name("voxbridge-store-writer".into())
         .spawn(move || run(conn, rx, signal, max_batch.max(1)))?;
@@ -94,7 +95,7 @@ type Pending = (WriteOp, oneshot::Sender<Reply>);
 
 fn run(
     mut conn: Connection,
-    mut rx: mpsc::UnboundedReceiver<Message>,
+    mut rx: mpsc::Receiver<Message>,
     signal: Arc<Notify>,
     max_batch: usize,
 ) {
