@@ -196,7 +196,7 @@ impl Settings {
     fn controllers(&self, run: usize) -> Vec<Controller> {
         match self.only {
             Some(c) => vec![c],
-            None if run % 2 == 0 => vec![Controller::Voxbridge, Controller::Httapi],
+            None if run.is_multiple_of(2) => vec![Controller::Voxbridge, Controller::Httapi],
             None => vec![Controller::Httapi, Controller::Voxbridge],
         }
     }

@@ -9,6 +9,7 @@
 use std::sync::Once;
 
 /// A reqwest client builder with the process's TLS provider in place.
+#[allow(clippy::disallowed_methods)] // the one allowed place (clippy.toml)
 pub fn builder() -> reqwest::ClientBuilder {
     install_crypto_provider();
     reqwest::Client::builder()

@@ -115,6 +115,9 @@ async fn counters_move_after_calls() {
             ) >= 3.0
                 && value(&s, "voxbridge_live_calls") == 0.0
                 && value(&s, "voxbridge_esl_connections_active") == 0.0
+                // The delivered counter moves as the 2xx arrives; the row is marked
+                // delivered in the store a moment later.
+                && value(&s, "voxbridge_outbox_backlog") == 0.0
             {
                 break s;
             }

@@ -193,7 +193,11 @@ async fn a_full_disk_never_holds_a_switch_session() {
     );
     let log = server.log_text();
     assert!(log.contains("THE STORE CANNOT WRITE"), "{log}");
-    let metrics = reqwest::get(format!("http://{}/metrics", server.api))
+    let metrics = voxbridge::http_client::builder()
+        .build()
+        .unwrap()
+        .get(format!("http://{}/metrics", server.api))
+        .send()
         .await
         .unwrap()
         .text()
