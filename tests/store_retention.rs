@@ -1,7 +1,7 @@
 //! Retention on a real SQLite file: what is pruned, what never is, and (ignored, run by
 //! hand) how many bytes a call costs on disk with retention keeping the file bounded.
 //!
-//! Measure: `cargo test --release --test store_retention -- --ignored --nocapture`
+//! Measure: `cargo test --release --test it store_retention:: -- --ignored --nocapture`
 
 use std::time::Duration;
 use time::OffsetDateTime;
