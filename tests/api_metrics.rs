@@ -189,10 +189,10 @@ async fn backlog_grows_while_the_application_is_down() {
     let dir = tempfile::tempdir().unwrap();
     let app = App::start().await;
     // Callbacks go to a port nobody listens on.
-    let down = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // (bound, not listening: it refuses connections and stays ours while the test runs)
+    let dead = tokio::net::TcpSocket::new_v4().unwrap();
+    dead.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let down = dead.local_addr().unwrap().port();
     let vb = Voxbridge::start(dir.path(), &config_text(dir.path(), &app, ""));
     let sim = Sim::new(SimConfig {
         speed: 20.0,

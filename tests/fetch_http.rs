@@ -309,11 +309,10 @@ async fn a_slow_answer_times_out_and_is_retried() {
 
 #[tokio::test]
 async fn connect_errors_are_retried() {
-    // A port nobody listens on: bind, note it, close it.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A port that refuses connections while the test runs.
+    let dead = tokio::net::TcpSocket::new_v4().unwrap();
+    dead.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let port = dead.local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}/answer");
     let err = fetcher().fetch(&request(&url, &[])).await.unwrap_err();
     match &err {

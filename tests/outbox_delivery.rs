@@ -4,7 +4,7 @@
 
 mod outbox_support;
 
-use outbox_support::{eventually, free_port, Receiver, Reply};
+use outbox_support::{eventually, DeadPort, Receiver, Reply};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -123,7 +123,8 @@ async fn wait_state(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn down_then_503_twice_then_200_delivers_exactly_once_with_one_delivery_id() {
     let s = setup(settings(100, 400, 60_000, 4)).await;
-    let port = free_port(); // nobody listens: connection refused
+    let dead = DeadPort::new(); // nobody listens: connection refused
+    let port = dead.port;
     let rec = record("c-retry", "MA1");
     let cb = callbacks::hangup_callback(&rec, &format!("http://127.0.0.1:{port}/hangup?app=1"));
     let id = cb.delivery_id.clone();
@@ -141,12 +142,11 @@ async fn down_then_503_twice_then_200_delivers_exactly_once_with_one_delivery_id
     assert!(err.to_lowercase().contains("connect"), "{err}");
 
     // The receiver comes up on the same port: 503, 503, then 200.
-    let rx = Receiver::start(
-        port,
+    let rx = Receiver::start_on(
+        dead.listen(),
         vec![Reply::status(503), Reply::status(503)],
         Reply::status(200),
-    )
-    .await;
+    );
     let done = wait_state(&s.store, "c-retry", 0, DeliveryState::Delivered).await;
 
     let hits = rx.hits();

@@ -4,7 +4,7 @@
 
 mod outbox_support;
 
-use outbox_support::{free_port, Receiver, Reply};
+use outbox_support::{DeadPort, Receiver, Reply};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -162,7 +162,8 @@ async fn sigkill_mid_delivery_loses_no_callback_and_no_cdr() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("vb.db");
     let log = dir.path().join("voxbridge.log");
-    let port = free_port(); // the receiver is down: nothing listens here yet
+    let dead = DeadPort::new(); // the receiver is down: nothing listens here yet
+    let port = dead.port;
 
     // The backlog, written through the library before the server ever runs.
     let mut expected: HashSet<String> = HashSet::new();
@@ -228,12 +229,11 @@ auth_token = "{TOKEN}"
     );
 
     // Run 2: the receiver is up but slow; SIGKILL while requests are in flight.
-    let rx = Receiver::start(
-        port,
+    let rx = Receiver::start_on(
+        dead.listen(),
         vec![],
         Reply::status(200).delayed(Duration::from_millis(300)),
-    )
-    .await;
+    );
     let mut server = Server::start(&config, &log);
     wait_until(
         Duration::from_secs(20),

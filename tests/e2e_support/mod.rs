@@ -324,11 +324,9 @@ async fn handle(
     }
 }
 
-/// A port nobody listens on (bound, then released).
+/// A URL whose port refuses connections for the rest of the test process.
 pub fn dead_url(path: &str) -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
+    let port = common::local_http::DeadPort::new().forever();
     format!("http://127.0.0.1:{port}{path}")
 }
 

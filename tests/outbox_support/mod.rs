@@ -102,15 +102,20 @@ pub struct Receiver {
     server: LocalServer,
 }
 
-/// A port nobody listens on: bound, noted, released.
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
+#[allow(unused_imports)] // only some of the files that include this module use it
+pub use common::local_http::DeadPort;
 
 impl Receiver {
     /// Starts on `port` (0: any). The script is used first, then `default` forever.
     pub async fn start(port: u16, script: Vec<Reply>, default: Reply) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        Self::start_on(listener, script, default)
+    }
+
+    /// Starts on a listener the test holds (a [`DeadPort`] that comes up).
+    pub fn start_on(listener: tokio::net::TcpListener, script: Vec<Reply>, default: Reply) -> Self {
         let inner = Arc::new(Inner {
             script: Mutex::new(script.into()),
             default: Mutex::new(default),
@@ -120,7 +125,7 @@ impl Receiver {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(inner.clone());
-        let server = LocalServer::start(port, app).await;
+        let server = LocalServer::serve(listener, app);
         Self {
             port: server.port,
             inner,
