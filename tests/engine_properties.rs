@@ -16,7 +16,7 @@
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
 use voxbridge::call::engine::{
-    Action, App, AppId, CallEngine, EngineSettings, FetchFailure, Input, Reaction, TimerId,
+    Action, App, AppId, CallEngine, EngineSettings, FetchFailure, Input, Reaction,
 };
 use voxbridge::call::record::HangupSource;
 use voxbridge::cause::HangupCause;
@@ -41,7 +41,8 @@ enum Op {
     SocketLost,
     Api,
     FireTimer,
-    FireBogusTimer(u64),
+    /// The driver wakes up with no deadline due.
+    EarlyWakeup,
     Advance(u64),
 }
 
@@ -117,7 +118,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::SocketLost),
         1 => Just(Op::Api),
         1 => Just(Op::FireTimer),
-        1 => (0u64..20).prop_map(Op::FireBogusTimer),
+        1 => Just(Op::EarlyWakeup),
         3 => (0u64..5000).prop_map(Op::Advance),
     ]
 }
@@ -127,7 +128,6 @@ struct Checker {
     engine: CallEngine,
     now: Instant,
     in_flight: Option<AppId>,
-    last_timer: Option<TimerId>,
     /// voxbridge sent a hangup/kill, or the switch reported the channel down.
     closing: bool,
     hangups_sent: u32,
@@ -174,10 +174,6 @@ impl Checker {
                     self.fetches += 1;
                     assert!(self.fetches <= MAX_FETCHES, "fetch limit exceeded");
                 }
-                Action::SetTimer { id, .. } => {
-                    assert!(!self.closing, "timer set while closing");
-                    self.last_timer = Some(id);
-                }
                 Action::Finish(ending) => {
                     self.finished = true;
                     if let Some((cause, disposition)) = finish_from {
@@ -188,11 +184,16 @@ impl Checker {
                     }
                     assert!(ending.cause_name.len() <= 200);
                 }
-                Action::CancelTimer { .. }
-                | Action::ScheduleArmed { .. }
-                | Action::ScheduleCleared => {}
+                Action::ScheduleArmed { .. } | Action::ScheduleCleared => {}
             }
             assert!(self.hangups_sent <= 1, "more than one hangup sent");
+        }
+        if self.closing {
+            assert_eq!(
+                self.engine.poll_timeout(),
+                None,
+                "timer armed while closing"
+            );
         }
     }
 
@@ -237,11 +238,15 @@ impl Checker {
             }
             Op::SocketLost => Input::SocketLost,
             Op::Api => Input::ApiHangup,
-            Op::FireTimer => match self.last_timer {
-                Some(id) => Input::TimerFired(id),
+            Op::FireTimer => match self.engine.poll_timeout() {
+                Some(due) => {
+                    self.now = self.now.max(due);
+                    return self.timeout();
+                }
                 None => return,
             },
-            Op::FireBogusTimer(n) => Input::TimerFired(TimerId(1000 + n)),
+            // A wake-up before any deadline (or with none) must be harmless.
+            Op::EarlyWakeup => return self.timeout(),
         };
         if let Input::AppCompleted { id, .. } = &input {
             if self.in_flight == Some(*id) {
@@ -259,6 +264,20 @@ impl Checker {
     }
 }
 
+impl Checker {
+    /// The driver's sleep ended: `handle_timeout` at the current time.
+    fn timeout(&mut self) {
+        let was_finished = self.finished;
+        let reaction = self.engine.handle_timeout(self.now);
+        if was_finished {
+            assert_eq!(reaction, Reaction::AfterFinish);
+        } else {
+            assert_ne!(reaction, Reaction::AfterFinish);
+        }
+        self.drain(None);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -272,7 +291,6 @@ proptest! {
             engine: CallEngine::new(settings, has_url.then(|| "http://a.test/answer".to_string())),
             now: Instant::now(),
             in_flight: None,
-            last_timer: None,
             closing: false,
             hangups_sent: 0,
             fetches: 0,

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 use voxbridge::call::engine::{
     Action, App, AppId, CallEngine, EngineSettings, FetchEvent, FetchFailure, FetchRequest, Input,
-    Reaction, SwitchCommand, TimerId, MAX_FETCHES_PER_CALL,
+    Reaction, SwitchCommand, MAX_FETCHES_PER_CALL,
 };
 use voxbridge::call::hangup::Ending;
 use voxbridge::call::record::HangupSource;
@@ -134,6 +134,12 @@ impl Call {
 
     fn feed_reaction(&mut self, input: Input) -> (Reaction, Vec<Action>) {
         let reaction = self.engine.handle(self.now, input);
+        (reaction, self.drain())
+    }
+
+    /// The driver's sleep until `poll_timeout()` ended at the current time.
+    fn timeout(&mut self) -> (Reaction, Vec<Action>) {
+        let reaction = self.engine.handle_timeout(self.now);
         (reaction, self.drain())
     }
 
@@ -1215,14 +1221,17 @@ fn rule_7_empty_document_parks_the_call_until_the_timeout() {
     };
     let mut call = Call::with(settings, Some(ANSWER_URL));
     let a = call.run(false, vec![]);
-    let [Action::SetTimer { id, after }] = a[..] else {
-        panic!("expected only a timer, got {a:?}");
-    };
-    assert_eq!(after, Duration::from_secs(3600));
+    assert_eq!(a, vec![], "expected only a timer");
+    assert_eq!(
+        call.engine.poll_timeout(),
+        Some(call.t0 + Duration::from_secs(3600))
+    );
     assert!(!call.engine.answered(), "an unanswered call keeps ringing");
+    call.at(3599.0);
+    assert_eq!(call.timeout(), (Reaction::Ignored, vec![]), "not yet due");
     call.at(3600.0);
     assert_eq!(
-        call.feed(Input::TimerFired(id)),
+        call.timeout().1,
         vec![Action::Kill {
             cause: HangupCause::ALLOTTED_TIMEOUT
         }]
@@ -1242,18 +1251,19 @@ fn rule_7_empty_document_parks_the_call_until_the_timeout() {
 fn rule_7_caller_hanging_up_on_a_parked_call_cancels_the_timer() {
     let mut call = Call::new();
     let a = call.run(true, vec![]);
-    let [Action::SetTimer { id, .. }] = a[..] else {
-        panic!("{a:?}");
-    };
+    assert_eq!(a, vec![]);
+    assert!(call.engine.poll_timeout().is_some(), "a timer is armed");
     call.at(42.0);
     assert_eq!(
         call.feed(Input::ChannelHungUp {
             cause: HangupCause::NORMAL_CLEARING
         }),
-        vec![Action::CancelTimer { id }]
+        vec![]
     );
+    assert_eq!(call.engine.poll_timeout(), None, "the timer is cancelled");
+    call.at(3600.0);
     assert_eq!(
-        call.feed_reaction(Input::TimerFired(id)),
+        call.timeout(),
         (Reaction::Ignored, vec![]),
         "a timer that fires anyway does nothing"
     );
@@ -1265,18 +1275,15 @@ fn rule_7_caller_hanging_up_on_a_parked_call_cancels_the_timer() {
 fn rule_7_api_hangup_on_a_parked_call() {
     let mut call = Call::new();
     let a = call.run(false, vec![]);
-    let [Action::SetTimer { id, .. }] = a[..] else {
-        panic!("{a:?}");
-    };
+    assert_eq!(a, vec![]);
+    assert!(call.engine.poll_timeout().is_some(), "a timer is armed");
     assert_eq!(
         call.feed(Input::ApiHangup),
-        vec![
-            Action::CancelTimer { id },
-            Action::Kill {
-                cause: HangupCause::NORMAL_CLEARING
-            }
-        ]
+        vec![Action::Kill {
+            cause: HangupCause::NORMAL_CLEARING
+        }]
     );
+    assert_eq!(call.engine.poll_timeout(), None, "the timer is cancelled");
     call.feed(Input::ChannelHungUp {
         cause: HangupCause::NORMAL_CLEARING,
     });
@@ -1290,17 +1297,16 @@ fn rule_7_a_redirect_to_an_empty_document_parks_too() {
     let a = call.run(true, vec![redirect("http://app.test/empty")]);
     assert!(matches!(&a[..], [Action::Fetch(_)]));
     let a = call.serve(vec![]);
-    assert!(matches!(&a[..], [Action::SetTimer { .. }]), "{a:?}");
+    assert_eq!(a, vec![]);
+    assert!(call.engine.poll_timeout().is_some(), "parked with a timer");
 }
 
 #[test]
-fn rule_7_an_unknown_timer_is_ignored() {
+fn rule_7_an_early_wakeup_is_ignored() {
     let mut call = Call::new();
     let _ = call.run(true, vec![]);
-    assert_eq!(
-        call.feed_reaction(Input::TimerFired(TimerId(9999))),
-        (Reaction::Ignored, vec![])
-    );
+    call.at(1.0);
+    assert_eq!(call.timeout(), (Reaction::Ignored, vec![]));
 }
 
 // ================================================================ SPEC §4 rule 8
@@ -2004,13 +2010,12 @@ fn when_every_way_of_hanging_up_is_refused_the_call_is_not_closing_and_a_timer_i
         command: SwitchCommand::HangupMessage,
         reply: "-ERR b".into(),
     });
-    let timer = match &a[..] {
-        [Action::SetTimer { id, after }] => {
-            assert_eq!(*after, EngineSettings::default().empty_document_timeout);
-            *id
-        }
-        other => panic!("expected the backstop timer, got {other:?}"),
-    };
+    assert_eq!(a, vec![], "expected the backstop timer only");
+    assert_eq!(
+        call.engine.poll_timeout(),
+        Some(call.now + EngineSettings::default().empty_document_timeout),
+        "the backstop timer is armed"
+    );
     assert!(!call.engine.is_closing(), "the call is still up");
     // A second REST hangup is tried for real, not swallowed as "already closing".
     let (r, a) = call.feed_reaction(Input::ApiHangup);
@@ -2018,7 +2023,11 @@ fn when_every_way_of_hanging_up_is_refused_the_call_is_not_closing_and_a_timer_i
     assert!(a.contains(&Action::Kill {
         cause: HangupCause::NORMAL_CLEARING
     }));
-    assert!(a.contains(&Action::CancelTimer { id: timer }));
+    assert_eq!(
+        call.engine.poll_timeout(),
+        None,
+        "the backstop is cancelled"
+    );
 }
 
 #[test]

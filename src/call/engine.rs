@@ -2,13 +2,17 @@
 //! channel, and nothing else (model: str0m / quinn-proto).
 //!
 //! It owns no socket, no task and no clock. The driver feeds it [`Input`]s — switch
-//! events, fetched documents, REST commands, timer expiries — each with the current
-//! `Instant`, and drains [`Action`]s with [`CallEngine::poll_action`]: fetch a document,
-//! execute one dialplan application, kill the channel, set or cancel a timer, publish the
-//! armed scheduled hangup, and finally [`Action::Finish`] with the call's [`Ending`].
+//! events, fetched documents, REST commands — each with the current `Instant`, and
+//! drains [`Action`]s with [`CallEngine::poll_action`]: fetch a document, execute one
+//! dialplan application, kill the channel, publish the armed scheduled hangup, and
+//! finally [`Action::Finish`] with the call's [`Ending`]. Time follows quinn-proto: the
+//! driver sleeps until [`CallEngine::poll_timeout`] and then calls
+//! [`CallEngine::handle_timeout`]; the engine keeps its own deadlines, the driver no
+//! timer table.
 //!
 //! ```text
 //! driver ── handle(now, Input) ──▶ CallEngine ── poll_action() ──▶ Action ──▶ driver
+//!        ── handle_timeout(now) ─▶            ── poll_timeout() ─▶ Instant
 //! ```
 //!
 //! # Lifecycle (SPEC §2)
@@ -98,10 +102,6 @@ pub const MIN_LOOP_RUN: Duration = Duration::from_millis(100);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AppId(pub u64);
 
-/// Identifies one timer the engine asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TimerId(pub u64);
-
 pub use crate::document::model::FetchEvent;
 
 /// A document fetch for the driver to perform (with retries and the fallback URL, and
@@ -158,8 +158,6 @@ pub enum Input {
     SocketLost,
     /// REST `DELETE Call/{uuid}`.
     ApiHangup,
-    /// A timer set with [`Action::SetTimer`] expired.
-    TimerFired(TimerId),
     /// The switch refused a command that is not an application (`-ERR …`, or the
     /// command could not be sent): `reply` says why. (An application the switch refuses
     /// comes back as [`Input::AppCompleted`] with a `-ERR …` response.)
@@ -252,32 +250,15 @@ pub enum Action {
     /// Fetch a document and feed back [`Input::DocumentFetched`].
     Fetch(FetchRequest),
     /// Execute an application (event-locked) and feed back [`Input::AppCompleted`].
-    Execute {
-        id: AppId,
-        app: App,
-    },
+    Execute { id: AppId, app: App },
     /// Hang the channel up now, even while an application runs: `api uuid_kill`.
-    Kill {
-        cause: HangupCause,
-    },
+    Kill { cause: HangupCause },
     /// Hang the channel up with `sendmsg` `call-command: hangup` (the last resort when
     /// `uuid_kill` was refused; the switch runs it after the application in progress).
-    HangupMessage {
-        cause: HangupCause,
-    },
-    /// Feed [`Input::TimerFired`] after `after`, unless cancelled.
-    SetTimer {
-        id: TimerId,
-        after: Duration,
-    },
-    CancelTimer {
-        id: TimerId,
-    },
+    HangupMessage { cause: HangupCause },
     /// The earliest armed scheduled hangup is now `after` from now (for the live-call API's
     /// `scheduled_hangup_at`); replaces any earlier value.
-    ScheduleArmed {
-        after: Duration,
-    },
+    ScheduleArmed { after: Duration },
     /// No scheduled hangup is armed any more.
     ScheduleCleared,
     /// The call is over: write the record. Emitted exactly once.
@@ -438,6 +419,13 @@ enum Purpose {
     Hangup,
 }
 
+/// A call waiting for the empty-document timeout (SPEC §4 rule 7).
+#[derive(Clone, Copy, Debug)]
+struct Parked {
+    /// `None`: too far off to represent; never fires.
+    until: Option<Instant>,
+}
+
 #[derive(Debug)]
 struct InFlight {
     id: AppId,
@@ -460,8 +448,10 @@ pub struct CallEngine {
     /// The event of the fetch awaiting its result.
     fetching: Option<FetchEvent>,
     program: Option<Program>,
-    /// An empty document parked the call; its timeout timer.
-    parked: Option<TimerId>,
+    /// An empty document parked the call (or every way of hanging up was refused):
+    /// the call waits for the empty-document timeout. `until: None` is a timeout too
+    /// far off to represent, which never fires.
+    parked: Option<Parked>,
     /// Schedules armed in the switch by the current document.
     schedules: Vec<ArmedSchedule>,
     /// Schedules of the previous document while their `sched_cancel` is in flight: one
@@ -543,6 +533,38 @@ impl CallEngine {
         self.actions.pop_front()
     }
 
+    /// When the engine next wants [`CallEngine::handle_timeout`] called (quinn-proto's
+    /// shape): the empty-document timeout of a parked call. `None`: no deadline; wait
+    /// for input. The driver sleeps until then in the same loop that reads the switch.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.finished || self.is_closing() {
+            return None;
+        }
+        self.parked.and_then(|p| p.until)
+    }
+
+    /// Time has reached `now`: acts on every deadline that is due (SPEC §4 rule 7: a
+    /// parked call is killed with `ALLOTTED_TIMEOUT`). Early or repeated calls are
+    /// harmless and answer [`Reaction::Ignored`].
+    pub fn handle_timeout(&mut self, now: Instant) -> Reaction {
+        if self.finished {
+            return Reaction::AfterFinish;
+        }
+        match self.poll_timeout() {
+            Some(due) if due <= now => {}
+            _ => return Reaction::Ignored,
+        }
+        self.parked = None;
+        self.intent = Some(Intent {
+            at: now,
+            kind: IntentKind::EmptyDocumentTimeout,
+        });
+        self.actions.push_back(Action::Kill {
+            cause: HangupCause::ALLOTTED_TIMEOUT,
+        });
+        Reaction::Acted
+    }
+
     /// Feeds one input at time `now`.
     pub fn handle(&mut self, now: Instant, input: Input) -> Reaction {
         if self.finished {
@@ -612,21 +634,7 @@ impl CallEngine {
                 });
                 Reaction::Acted
             }
-            Input::CommandFailed { command, reply } => self.on_command_failed(command, &reply),
-            Input::TimerFired(id) => {
-                if self.parked != Some(id) || self.is_closing() {
-                    return Reaction::Ignored;
-                }
-                self.parked = None;
-                self.intent = Some(Intent {
-                    at: now,
-                    kind: IntentKind::EmptyDocumentTimeout,
-                });
-                self.actions.push_back(Action::Kill {
-                    cause: HangupCause::ALLOTTED_TIMEOUT,
-                });
-                Reaction::Acted
-            }
+            Input::CommandFailed { command, reply } => self.on_command_failed(now, command, &reply),
         }
     }
 
@@ -757,7 +765,7 @@ impl CallEngine {
     }
 
     /// A `uuid_kill` or hangup message the switch refused (see the module docs).
-    fn on_command_failed(&mut self, command: SwitchCommand, reply: &str) -> Reaction {
+    fn on_command_failed(&mut self, now: Instant, command: SwitchCommand, reply: &str) -> Reaction {
         let reply = reply.trim();
         if self.down.is_some() || self.intent.is_none() {
             return Reaction::Ignored;
@@ -782,8 +790,7 @@ impl CallEngine {
                 ));
                 tracing::error!(reply, "the switch refused to hang the call up");
                 self.intent = None;
-                self.unpark();
-                self.park();
+                self.park(now);
             }
         }
         Reaction::Acted
@@ -858,7 +865,7 @@ impl CallEngine {
             };
             let Some(step) = program.steps.get(program.cursor).cloned() else {
                 if program.steps.is_empty() {
-                    self.park();
+                    self.park(now);
                 } else {
                     self.end_of_document(now);
                 }
@@ -1007,19 +1014,14 @@ impl CallEngine {
     }
 
     /// SPEC §4 rule 7: stay parked; only the timeout, the API or the caller end it.
-    fn park(&mut self) {
-        let id = TimerId(self.next_id());
-        self.parked = Some(id);
-        self.actions.push_back(Action::SetTimer {
-            id,
-            after: self.settings.empty_document_timeout,
+    fn park(&mut self, now: Instant) {
+        self.parked = Some(Parked {
+            until: now.checked_add(self.settings.empty_document_timeout),
         });
     }
 
     fn unpark(&mut self) {
-        if let Some(id) = self.parked.take() {
-            self.actions.push_back(Action::CancelTimer { id });
-        }
+        self.parked = None;
     }
 
     /// SPEC §4 rule 8: end the call because no runnable document exists.

@@ -30,7 +30,7 @@ use crate::app::callbacks::{self, CallbackTargets};
 use crate::app::fetch::{CallStatus, FetchParams, FetchRequest, Fetcher};
 use crate::call::engine::{
     Action, AppId, CallEngine, EngineSettings, FetchEvent, FetchFailure,
-    FetchRequest as EngineFetch, Input, Reaction, SwitchCommand, TimerId,
+    FetchRequest as EngineFetch, Input, Reaction, SwitchCommand,
 };
 use crate::call::hangup::Ending;
 use crate::call::live::{CallCommand, HangupReply, LiveCalls};
@@ -323,7 +323,6 @@ struct CallTask {
     engine: CallEngine,
     /// Event-UUID → the engine's id, for apps sent and not yet completed.
     apps: HashMap<String, AppId>,
-    timers: HashMap<TimerId, Instant>,
     outgoing: mpsc::UnboundedSender<Outgoing>,
     outgoing_rx: Option<mpsc::UnboundedReceiver<Outgoing>>,
     feedback_tx: mpsc::UnboundedSender<Feedback>,
@@ -381,7 +380,6 @@ impl CallTask {
             resolved,
             engine,
             apps: HashMap::new(),
-            timers: HashMap::new(),
             outgoing,
             outgoing_rx: Some(outgoing_rx),
             feedback_tx,
@@ -419,10 +417,15 @@ impl CallTask {
         self.input(Input::Start { answered });
         let mut ending: Option<Ending> = self.drain_actions();
         while ending.is_none() {
-            let deadline = self.timers.values().min().copied();
+            // The engine's deadline is in switch time (see `SwitchClock`); sleep for
+            // what is left of it from the switch's now.
+            let wait = self
+                .engine
+                .poll_timeout()
+                .map(|due| due.saturating_duration_since(self.clock.now()));
             let sleep = async move {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                match wait {
+                    Some(wait) => tokio::time::sleep(wait).await,
                     None => std::future::pending().await,
                 }
             };
@@ -433,7 +436,10 @@ impl CallTask {
                 },
                 Some(fb) = self.feedback.recv() => self.on_feedback(fb),
                 Some(cmd) = commands.recv() => self.on_command(cmd),
-                _ = sleep => self.on_timers(),
+                _ = sleep => {
+                    let now = self.clock.now();
+                    self.engine.handle_timeout(now);
+                }
             }
             ending = self.drain_actions();
         }
@@ -627,16 +633,6 @@ impl CallTask {
                 Action::HangupMessage { cause } => {
                     let _ = self.outgoing.send(Outgoing::HangupMessage { cause });
                 }
-                Action::SetTimer { id, after } => {
-                    // A timeout too far off to represent never fires, rather than panic.
-                    let at = Instant::now().checked_add(after);
-                    if let Some(at) = at {
-                        self.timers.insert(id, at);
-                    }
-                }
-                Action::CancelTimer { id } => {
-                    self.timers.remove(&id);
-                }
                 Action::ScheduleArmed { after } => {
                     let at = OffsetDateTime::now_utc() + after;
                     self.spawn_store_schedule(Some(at));
@@ -804,20 +800,6 @@ impl CallTask {
     fn answer_api_hangups(&mut self, answer: HangupReply) {
         for reply in self.api_hangups.drain(..) {
             let _ = reply.send(answer.clone());
-        }
-    }
-
-    fn on_timers(&mut self) {
-        let now = Instant::now();
-        let due: Vec<TimerId> = self
-            .timers
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            self.timers.remove(&id);
-            self.input(Input::TimerFired(id));
         }
     }
 
