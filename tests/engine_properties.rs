@@ -16,7 +16,7 @@
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
 use voxbridge::call::engine::{
-    Action, App, AppId, CallEngine, EngineSettings, FetchFailure, Input, Reaction,
+    Action, CallEngine, ChannelOp, EngineSettings, FetchFailure, Input, OpId, OpOutcome, Reaction,
 };
 use voxbridge::call::record::HangupSource;
 use voxbridge::cause::HangupCause;
@@ -32,7 +32,7 @@ enum Op {
     Start(bool),
     Doc(Vec<Instruction>),
     DocErr(bool),
-    CompleteCurrent(&'static str),
+    CompleteCurrent(OpOutcome),
     CompleteBogus(u64),
     Answered,
     Dtmf,
@@ -105,7 +105,12 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<bool>().prop_map(Op::Start),
         4 => prop::collection::vec(instruction(), 0..6).prop_map(Op::Doc),
         1 => any::<bool>().prop_map(Op::DocErr),
-        8 => prop_oneof![Just("_none_"), Just("FILE PLAYED"), Just("PLAYBACK ERROR"), Just("FILE NOT FOUND")]
+        8 => prop_oneof![
+                Just(OpOutcome::Completed),
+                Just(OpOutcome::Completed),
+                Just(OpOutcome::Failed("PLAYBACK ERROR".into())),
+                Just(OpOutcome::Failed("FILE NOT FOUND".into())),
+            ]
             .prop_map(Op::CompleteCurrent),
         1 => (0u64..20).prop_map(Op::CompleteBogus),
         1 => Just(Op::Answered),
@@ -127,13 +132,13 @@ fn op() -> impl Strategy<Value = Op> {
 struct Checker {
     engine: CallEngine,
     now: Instant,
-    in_flight: Option<AppId>,
+    in_flight: Option<OpId>,
     /// voxbridge sent a hangup/kill, or the switch reported the channel down.
     closing: bool,
     hangups_sent: u32,
     fetches: u32,
     finished: bool,
-    last_app: Option<App>,
+    last_app: Option<ChannelOp>,
 }
 
 impl Checker {
@@ -141,26 +146,28 @@ impl Checker {
         while let Some(action) = self.engine.poll_action() {
             assert!(!self.finished, "action after Finish: {action:?}");
             match action {
-                Action::Execute { id, app } => {
+                Action::Run { id, op: app } => {
                     assert!(!self.closing, "Execute {app:?} while closing");
                     assert!(self.in_flight.is_none(), "two apps in flight");
-                    if self.last_app == Some(App::Answer) {
+                    if self.last_app == Some(ChannelOp::Answer) {
                         assert!(
                             matches!(
                                 app,
-                                App::Speak { .. } | App::Playback { .. } | App::SendDtmf { .. }
+                                ChannelOp::Speak { .. }
+                                    | ChannelOp::Play { .. }
+                                    | ChannelOp::SendDigits { .. }
                             ),
                             "answer was not for an element that needs it: {app:?}"
                         );
                     }
-                    if let App::Hangup { .. } = app {
+                    if let ChannelOp::Hangup { .. } = app {
                         self.closing = true;
                         self.hangups_sent += 1;
                     }
                     self.in_flight = Some(id);
                     self.last_app = Some(app);
                 }
-                Action::HangupMessage { .. } => {
+                Action::HangupAfterOp { .. } => {
                     // Only ever the fallback of a refused uuid_kill.
                     assert!(self.closing, "hangup message without a kill before it");
                 }
@@ -211,16 +218,13 @@ impl Checker {
             } else {
                 FetchFailure::NoDocument("HTTP 503".into())
             })),
-            Op::CompleteCurrent(response) => match self.in_flight {
-                Some(id) => Input::AppCompleted {
-                    id,
-                    response: response.into(),
-                },
+            Op::CompleteCurrent(outcome) => match self.in_flight {
+                Some(id) => Input::OpFinished { id, outcome },
                 None => return,
             },
-            Op::CompleteBogus(n) => Input::AppCompleted {
-                id: AppId(1000 + n),
-                response: "_none_".into(),
+            Op::CompleteBogus(n) => Input::OpFinished {
+                id: OpId(1000 + n),
+                outcome: OpOutcome::Completed,
             },
             Op::Answered => Input::Answered,
             Op::Dtmf => Input::Dtmf('1'),
@@ -248,7 +252,7 @@ impl Checker {
             // A wake-up before any deadline (or with none) must be harmless.
             Op::EarlyWakeup => return self.timeout(),
         };
-        if let Input::AppCompleted { id, .. } = &input {
+        if let Input::OpFinished { id, .. } = &input {
             if self.in_flight == Some(*id) {
                 self.in_flight = None;
             }

@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 use voxbridge::call::engine::{
-    Action, App, AppId, CallEngine, EngineSettings, FetchEvent, FetchFailure, FetchRequest, Input,
-    Reaction, SwitchCommand, MAX_FETCHES_PER_CALL,
+    Action, CallEngine, ChannelOp, CommandFailure, EngineSettings, FetchEvent, FetchFailure,
+    FetchRequest, HangupCommand, Input, OpId, OpOutcome, Reaction, MAX_FETCHES_PER_CALL,
 };
 use voxbridge::call::hangup::Ending;
 use voxbridge::call::record::HangupSource;
@@ -173,23 +173,24 @@ impl Call {
     /// and — like the switch — raises CHANNEL_ANSWER when the app is `answer`.
     fn complete(&mut self, actions: &[Action]) -> Vec<Action> {
         let (id, app) = only_execute(actions);
-        if app == App::Answer {
+        if app == ChannelOp::Answer {
             assert_eq!(self.feed(Input::Answered), vec![]);
         }
         let response = match app {
-            App::Playback { .. } => "FILE PLAYED",
-            _ => "_none_",
+            // "FILE PLAYED" and "_none_" on the switch: both ran to their end.
+            ChannelOp::Play { .. } => OpOutcome::Completed,
+            _ => OpOutcome::Completed,
         };
-        self.feed(Input::AppCompleted {
+        self.feed(Input::OpFinished {
             id,
-            response: response.into(),
+            outcome: response,
         })
     }
 
     /// Completes every app in turn until the engine asks for something other than an app
     /// (a fetch, a timer, a kill) or executes `hangup`. Returns the apps in order and the
     /// last batch of actions. Each app takes one second of call time.
-    fn complete_all(&mut self, mut actions: Vec<Action>) -> (Vec<App>, Vec<Action>) {
+    fn complete_all(&mut self, mut actions: Vec<Action>) -> (Vec<ChannelOp>, Vec<Action>) {
         let mut apps = Vec::new();
         let mut t = self.now.duration_since(self.t0).as_secs_f64();
         loop {
@@ -197,10 +198,13 @@ impl Call {
                 return (apps, actions);
             };
             apps.push(app.clone());
-            if matches!(app, App::Hangup { .. }) {
+            if matches!(app, ChannelOp::Hangup { .. }) {
                 return (apps, actions);
             }
-            if !matches!(app, App::Answer | App::PreAnswer | App::SchedCancel) {
+            if !matches!(
+                app,
+                ChannelOp::Answer | ChannelOp::PreAnswer | ChannelOp::CancelArmedHangups
+            ) {
                 t += 1.0;
                 self.at(t);
             }
@@ -213,14 +217,14 @@ impl Call {
     /// when it sent the hangup itself.
     fn switch_hangs_up(&mut self, actions: &[Action]) -> Ending {
         let (id, app) = only_execute(actions);
-        let App::Hangup { cause } = app else {
+        let ChannelOp::Hangup { cause } = app else {
             panic!("expected hangup, got {app:?}");
         };
         assert_eq!(self.feed(Input::ChannelHungUp { cause }), vec![]);
         assert_eq!(
-            self.feed(Input::AppCompleted {
+            self.feed(Input::OpFinished {
                 id,
-                response: "_none_".into()
+                outcome: OpOutcome::Completed
             }),
             vec![]
         );
@@ -244,17 +248,17 @@ impl Call {
     }
 }
 
-fn executes(actions: &[Action]) -> Vec<(AppId, App)> {
+fn executes(actions: &[Action]) -> Vec<(OpId, ChannelOp)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Execute { id, app } => Some((*id, app.clone())),
+            Action::Run { id, op: app } => Some((*id, app.clone())),
             _ => None,
         })
         .collect()
 }
 
-fn only_execute(actions: &[Action]) -> (AppId, App) {
+fn only_execute(actions: &[Action]) -> (OpId, ChannelOp) {
     let ex = executes(actions);
     assert_eq!(ex.len(), 1, "expected exactly one Execute in {actions:?}");
     ex[0].clone()
@@ -272,22 +276,35 @@ fn finish(actions: &[Action]) -> Ending {
     ends[0].clone()
 }
 
-fn names(apps: &[App]) -> Vec<&'static str> {
-    apps.iter().map(App::name).collect()
+/// The kinds of operations, in order (names of this test, not of any switch).
+fn names(ops: &[ChannelOp]) -> Vec<&'static str> {
+    ops.iter()
+        .map(|op| match op {
+            ChannelOp::Answer => "answer",
+            ChannelOp::PreAnswer => "pre_answer",
+            ChannelOp::Speak { .. } => "speak",
+            ChannelOp::Play { .. } => "play",
+            ChannelOp::Wait { .. } => "wait",
+            ChannelOp::SendDigits { .. } => "send_digits",
+            ChannelOp::Hangup { .. } => "hangup",
+            ChannelOp::ArmHangup { .. } => "arm_hangup",
+            ChannelOp::CancelArmedHangups => "cancel_armed_hangups",
+        })
+        .collect()
 }
 
-fn hangup_app(cause: HangupCause) -> App {
-    App::Hangup { cause }
+fn hangup_app(cause: HangupCause) -> ChannelOp {
+    ChannelOp::Hangup { cause }
 }
 
 fn post_call_url(e: &Ending) -> Option<&str> {
     e.post_call.as_ref().map(|p| p.url.as_str())
 }
 
-fn speak_app(text: &str) -> App {
-    App::Speak {
-        engine: "flite".into(),
-        voice: "slt".into(),
+fn speak_app(text: &str) -> ChannelOp {
+    ChannelOp::Speak {
+        voice: Voice::Woman,
+        language: "en-US".into(),
         text: text.into(),
     }
 }
@@ -310,7 +327,7 @@ fn rule_1_immediate_hangup_ends_the_call_and_nothing_after_it_runs() {
     assert_eq!(
         apps,
         vec![
-            App::Answer,
+            ChannelOp::Answer,
             speak_app("hi"),
             hangup_app(HangupCause::NORMAL_CLEARING)
         ]
@@ -336,9 +353,9 @@ fn rule_1_the_hangup_app_completing_does_not_resume_the_document() {
     let (_, last) = call.complete_all(a);
     // The hangup app's own completion arrives before CHANNEL_HANGUP in some orders.
     let (id, _) = only_execute(&last);
-    let after = call.feed(Input::AppCompleted {
+    let after = call.feed(Input::OpFinished {
         id,
-        response: "_none_".into(),
+        outcome: OpOutcome::Completed,
     });
     assert_eq!(after, vec![]);
 }
@@ -390,7 +407,9 @@ fn rule_2_hangup_after_a_wait_keeps_the_call_unanswered_and_is_480() {
     assert_eq!(
         apps,
         vec![
-            App::Sleep { ms: 2000 },
+            ChannelOp::Wait {
+                duration: Duration::from_millis(2000)
+            },
             hangup_app(HangupCause::NORMAL_CLEARING)
         ]
     );
@@ -471,7 +490,7 @@ fn rule_2_reason_table_every_row_before_and_after_answer() {
             assert!(
                 !apps
                     .iter()
-                    .any(|a| matches!(a, App::Answer | App::PreAnswer)),
+                    .any(|a| matches!(a, ChannelOp::Answer | ChannelOp::PreAnswer)),
                 "Hangup must never answer: {apps:?}"
             );
             assert_eq!(
@@ -535,7 +554,15 @@ fn rule_2_reject_never_answers_or_pre_answers() {
         let mut call = Call::new();
         let a = call.run(false, vec![wait(1), reject(reason), speak("never")]);
         let (apps, last) = call.complete_all(a);
-        assert_eq!(apps, vec![App::Sleep { ms: 1000 }, hangup_app(cause)]);
+        assert_eq!(
+            apps,
+            vec![
+                ChannelOp::Wait {
+                    duration: Duration::from_millis(1000)
+                },
+                hangup_app(cause)
+            ]
+        );
         let e = call.switch_hangs_up(&last);
         assert_eq!(e.sip_status, Some(sip));
         assert_eq!(e.reason, reason);
@@ -574,13 +601,12 @@ fn rule_3_schedule_arms_sched_hangup_and_continues_then_the_switch_fires_it() {
     let (id, app) = only_execute(&a);
     assert_eq!(
         app,
-        App::SchedHangup {
-            secs: 2,
+        ChannelOp::ArmHangup {
+            after: Duration::from_secs(2),
             cause: HangupCause::NORMAL_CLEARING
         },
         "a scheduled Hangup is never first: no reason → NORMAL_CLEARING"
     );
-    assert_eq!(app.arg(), "+2 NORMAL_CLEARING");
     assert!(a.contains(&Action::ScheduleArmed {
         after: Duration::from_secs(2)
     }));
@@ -589,9 +615,9 @@ fn rule_3_schedule_arms_sched_hangup_and_continues_then_the_switch_fires_it() {
         Some(call.t0 + Duration::from_secs(2))
     );
     call.at(0.1);
-    let a = call.feed(Input::AppCompleted {
+    let a = call.feed(Input::OpFinished {
         id,
-        response: "_none_".into(),
+        outcome: OpOutcome::Completed,
     });
     let (speak_id, app) = only_execute(&a);
     assert_eq!(
@@ -608,9 +634,9 @@ fn rule_3_schedule_arms_sched_hangup_and_continues_then_the_switch_fires_it() {
         vec![]
     );
     assert_eq!(
-        call.feed(Input::AppCompleted {
+        call.feed(Input::OpFinished {
             id: speak_id,
-            response: "_none_".into()
+            outcome: OpOutcome::Completed
         }),
         vec![],
         "nothing is executed on a hung-up channel"
@@ -632,9 +658,20 @@ fn rule_3_scheduled_hangup_uses_its_mapped_reason_when_it_fires() {
         ],
     );
     let (_, app) = only_execute(&a);
-    assert_eq!(app.arg(), "+5 USER_BUSY");
+    assert_eq!(
+        app,
+        ChannelOp::ArmHangup {
+            after: Duration::from_secs(5),
+            cause: HangupCause::USER_BUSY
+        }
+    );
     let a = call.complete(&a);
-    assert_eq!(only_execute(&a).1, App::Sleep { ms: 30_000 });
+    assert_eq!(
+        only_execute(&a).1,
+        ChannelOp::Wait {
+            duration: Duration::from_millis(30_000)
+        }
+    );
     call.at(4.6); // the switch's scheduler fires early
     call.feed(Input::ChannelHungUp {
         cause: HangupCause::USER_BUSY,
@@ -660,8 +697,8 @@ fn rule_3_schedule_with_nothing_after_it_ends_the_call_at_once_as_end_of_documen
     assert_eq!(
         apps,
         vec![
-            App::SchedHangup {
-                secs: 2,
+            ChannelOp::ArmHangup {
+                after: Duration::from_secs(2),
                 cause: HangupCause::NORMAL_CLEARING
             },
             hangup_app(HangupCause::NORMAL_CLEARING)
@@ -691,13 +728,13 @@ fn rule_3_redirect_cancels_the_armed_schedule_before_the_new_document_runs() {
         })]
     ));
     let a = call.serve(vec![speak("new document")]);
-    assert_eq!(only_execute(&a).1, App::SchedCancel);
+    assert_eq!(only_execute(&a).1, ChannelOp::CancelArmedHangups);
     assert!(a.contains(&Action::ScheduleCleared));
     assert_eq!(call.engine.scheduled_hangup_due(), None);
     let (apps, last) = call.complete_all(a);
     assert_eq!(
         names(&apps),
-        vec!["sched_cancel", "answer", "speak", "hangup"]
+        vec!["cancel_armed_hangups", "answer", "speak", "hangup"]
     );
     let e = call.switch_hangs_up(&last);
     assert_eq!(e.cause_name, "End Of XML Instructions");
@@ -729,12 +766,12 @@ fn rule_3_a_redirected_document_arms_its_own_schedule() {
         hangup_with(Some(HangupReason::Busy), Some(3), None),
         wait(60),
     ]);
-    assert_eq!(only_execute(&a).1, App::SchedCancel);
+    assert_eq!(only_execute(&a).1, ChannelOp::CancelArmedHangups);
     let a = call.complete(&a);
     assert_eq!(
         only_execute(&a).1,
-        App::SchedHangup {
-            secs: 3,
+        ChannelOp::ArmHangup {
+            after: Duration::from_secs(3),
             cause: HangupCause::USER_BUSY
         }
     );
@@ -746,7 +783,12 @@ fn rule_3_a_redirected_document_arms_its_own_schedule() {
         Some(call.t0 + Duration::from_secs(4))
     );
     let a = call.complete(&a);
-    assert_eq!(only_execute(&a).1, App::Sleep { ms: 60_000 });
+    assert_eq!(
+        only_execute(&a).1,
+        ChannelOp::Wait {
+            duration: Duration::from_millis(60_000)
+        }
+    );
 }
 
 #[test]
@@ -755,7 +797,12 @@ fn rule_3_redirect_without_an_armed_schedule_sends_no_sched_cancel() {
     let a = call.run(true, vec![redirect("http://app.test/next")]);
     assert!(matches!(&a[..], [Action::Fetch(_)]));
     let a = call.serve(vec![wait(1)]);
-    assert_eq!(only_execute(&a).1, App::Sleep { ms: 1000 });
+    assert_eq!(
+        only_execute(&a).1,
+        ChannelOp::Wait {
+            duration: Duration::from_millis(1000)
+        }
+    );
 }
 
 #[test]
@@ -805,9 +852,9 @@ fn rule_4_caller_hangs_up_mid_speak_no_further_app_is_executed() {
         vec![]
     );
     assert_eq!(
-        call.feed(Input::AppCompleted {
+        call.feed(Input::OpFinished {
             id: speak_id,
-            response: "PLAYBACK ERROR".into()
+            outcome: OpOutcome::Failed("PLAYBACK ERROR".into())
         }),
         vec![]
     );
@@ -829,9 +876,9 @@ fn rule_4_caller_abandons_before_answer_is_cancel_with_487() {
     call.feed(Input::ChannelHungUp {
         cause: HangupCause::ORIGINATOR_CANCEL,
     });
-    call.feed(Input::AppCompleted {
+    call.feed(Input::OpFinished {
         id,
-        response: "_none_".into(),
+        outcome: OpOutcome::Completed,
     });
     let e = call.hangup_complete(HangupCause::ORIGINATOR_CANCEL, "recv_cancel");
     assert_eq!(e.source, HangupSource::Caller);
@@ -880,9 +927,9 @@ fn rule_4_schedule_that_fires_first_wins_over_a_later_hangup_with_post_call() {
         cause: HangupCause::NORMAL_CLEARING,
     });
     assert_eq!(
-        call.feed(Input::AppCompleted {
+        call.feed(Input::OpFinished {
             id: speak_id,
-            response: "_none_".into()
+            outcome: OpOutcome::Completed
         }),
         vec![],
         "the later Hangup is never executed"
@@ -908,7 +955,7 @@ fn rule_4_a_hangup_reached_before_the_schedule_fires_wins() {
         ],
     );
     let (apps, last) = call.complete_all(a);
-    assert_eq!(names(&apps), vec!["sched_hangup", "speak", "hangup"]);
+    assert_eq!(names(&apps), vec!["arm_hangup", "speak", "hangup"]);
     let e = call.switch_hangs_up(&last);
     assert_eq!(e.cause_name, "Busy Line");
     assert_eq!(post_call_url(&e), Some("http://app.test/explicit"));
@@ -952,8 +999,8 @@ fn rule_4_api_hangup_mid_playback_kills_and_is_recorded_as_api() {
     let (play_id, app) = only_execute(&a);
     assert_eq!(
         app,
-        App::Playback {
-            path: "http_cache://http://app.test/long.wav".into()
+        ChannelOp::Play {
+            url: "http://app.test/long.wav".into()
         }
     );
     call.at(3.0);
@@ -970,9 +1017,9 @@ fn rule_4_api_hangup_mid_playback_kills_and_is_recorded_as_api() {
         cause: HangupCause::NORMAL_CLEARING,
     });
     assert_eq!(
-        call.feed(Input::AppCompleted {
+        call.feed(Input::OpFinished {
             id: play_id,
-            response: "FILE PLAYED".into()
+            outcome: OpOutcome::Completed
         }),
         vec![],
         "the document's Hangup is not executed after the API's"
@@ -1091,9 +1138,9 @@ fn rule_4_a_hangup_nobody_asked_for_is_unknown() {
     call.feed(Input::ChannelHungUp {
         cause: HangupCause::NORMAL_CLEARING,
     });
-    call.feed(Input::AppCompleted {
+    call.feed(Input::OpFinished {
         id,
-        response: "_none_".into(),
+        outcome: OpOutcome::Completed,
     });
     let e = call.hangup_complete(HangupCause::NORMAL_CLEARING, "send_bye");
     assert_eq!(e.source, HangupSource::Unknown);
@@ -1167,7 +1214,12 @@ fn rule_5_no_workflow_when_the_api_ends_the_call() {
             hangup_with(None, None, Some("http://app.test/post")),
         ],
     );
-    assert_eq!(only_execute(&a).1, App::Sleep { ms: 10_000 });
+    assert_eq!(
+        only_execute(&a).1,
+        ChannelOp::Wait {
+            duration: Duration::from_millis(10_000)
+        }
+    );
     call.feed(Input::ApiHangup);
     call.feed(Input::ChannelHungUp {
         cause: HangupCause::NORMAL_CLEARING,
@@ -1186,7 +1238,7 @@ fn rule_6_a_document_that_runs_out_ends_with_end_of_xml_instructions() {
     assert_eq!(
         apps,
         vec![
-            App::Answer,
+            ChannelOp::Answer,
             speak_app("hello"),
             hangup_app(HangupCause::NORMAL_CLEARING)
         ]
@@ -1407,20 +1459,20 @@ fn answering_speak_play_and_dtmf_answer_an_unanswered_call_first() {
         (speak("hi"), speak_app("hi")),
         (
             play("file:///sounds/a.wav", 1),
-            App::Playback {
-                path: "/sounds/a.wav".into(),
+            ChannelOp::Play {
+                url: "file:///sounds/a.wav".into(),
             },
         ),
         (
             dtmf("12#"),
-            App::SendDtmf {
+            ChannelOp::SendDigits {
                 digits: "12#".into(),
             },
         ),
     ] {
         let mut call = Call::new();
         let a = call.run(false, vec![element]);
-        assert_eq!(only_execute(&a).1, App::Answer);
+        assert_eq!(only_execute(&a).1, ChannelOp::Answer);
         assert!(
             !call.engine.answered(),
             "answered only once the switch says so"
@@ -1439,8 +1491,12 @@ fn answering_wait_never_answers() {
     assert_eq!(
         apps,
         vec![
-            App::Sleep { ms: 3000 },
-            App::Sleep { ms: 1000 },
+            ChannelOp::Wait {
+                duration: Duration::from_millis(3000)
+            },
+            ChannelOp::Wait {
+                duration: Duration::from_millis(1000)
+            },
             hangup_app(HangupCause::NORMAL_CLEARING)
         ]
     );
@@ -1457,7 +1513,7 @@ fn answering_happens_once_and_not_at_all_on_an_answered_call() {
     let (apps, _) = call.complete_all(a);
     assert_eq!(
         names(&apps),
-        vec!["answer", "speak", "playback", "send_dtmf", "hangup"]
+        vec!["answer", "speak", "play", "send_digits", "hangup"]
     );
 
     let mut call = Call::new();
@@ -1490,12 +1546,14 @@ fn pre_answer_runs_its_children_as_early_media_without_answering() {
     assert_eq!(
         apps,
         vec![
-            App::PreAnswer,
+            ChannelOp::PreAnswer,
             speak_app("early"),
-            App::Playback {
-                path: "tone_stream://%(500,500,440)".into()
+            ChannelOp::Play {
+                url: "tone_stream://%(500,500,440)".into()
             },
-            App::Sleep { ms: 1000 },
+            ChannelOp::Wait {
+                duration: Duration::from_millis(1000)
+            },
             hangup_app(HangupCause::NORMAL_CLEARING),
         ]
     );
@@ -1522,7 +1580,12 @@ fn pre_answer_then_a_plain_speak_answers() {
 fn pre_answer_on_an_answered_call_only_runs_the_children() {
     let mut call = Call::new();
     let a = call.run(true, vec![Instruction::PreAnswer(vec![wait(1)])]);
-    assert_eq!(only_execute(&a).1, App::Sleep { ms: 1000 });
+    assert_eq!(
+        only_execute(&a).1,
+        ChannelOp::Wait {
+            duration: Duration::from_millis(1000)
+        }
+    );
 }
 
 #[test]
@@ -1536,7 +1599,7 @@ fn pre_answer_then_hangup_refuses_with_the_hangup_cause() {
         ],
     );
     let (apps, last) = call.complete_all(a);
-    assert_eq!(names(&apps), vec!["pre_answer", "sleep", "hangup"]);
+    assert_eq!(names(&apps), vec!["pre_answer", "wait", "hangup"]);
     let e = call.switch_hangs_up(&last);
     assert_eq!(e.sip_status, Some(486));
 }
@@ -1544,10 +1607,10 @@ fn pre_answer_then_hangup_refuses_with_the_hangup_cause() {
 // ================================================================ element mapping
 
 #[test]
-fn speak_uses_the_voice_map() {
-    let mut settings = EngineSettings::default();
-    settings.tts.voices.insert("WOMAN".into(), "awb".into());
-    let mut call = Call::with(settings, Some(ANSWER_URL));
+/// The engine passes the document's voice, language and text on; the driver maps the
+/// voice to its TTS engine (FreeSWITCH: `render::speak_uses_the_voice_map`).
+fn speak_passes_the_voice_language_and_text_on() {
+    let mut call = Call::new();
     let man = Instruction::Speak(Speak {
         text: "line one\nline two".into(),
         voice: Voice::Man,
@@ -1559,14 +1622,14 @@ fn speak_uses_the_voice_map() {
     assert_eq!(
         apps[..2],
         [
-            App::Speak {
-                engine: "flite".into(),
-                voice: "kal".into(),
+            ChannelOp::Speak {
+                voice: Voice::Man,
+                language: "en-US".into(),
                 text: "line one\nline two".into()
             },
-            App::Speak {
-                engine: "flite".into(),
-                voice: "awb".into(),
+            ChannelOp::Speak {
+                voice: Voice::Woman,
+                language: "en-US".into(),
                 text: "her".into()
             }
         ]
@@ -1574,7 +1637,9 @@ fn speak_uses_the_voice_map() {
 }
 
 #[test]
-fn play_maps_urls_for_playback() {
+/// The engine passes the document's URLs on unchanged; the driver maps them for its
+/// switch (FreeSWITCH: `render::play_maps_urls_for_playback`).
+fn play_passes_the_document_urls_on() {
     let mut call = Call::new();
     let a = call.run(
         true,
@@ -1588,15 +1653,15 @@ fn play_maps_urls_for_playback() {
     let paths: Vec<String> = apps
         .iter()
         .filter_map(|a| match a {
-            App::Playback { path } => Some(path.clone()),
+            ChannelOp::Play { url } => Some(url.clone()),
             _ => None,
         })
         .collect();
     assert_eq!(
         paths,
         [
-            "http_cache://https://cdn.test/a.mp3",
-            "/var/lib/sounds/b.wav",
+            "https://cdn.test/a.mp3",
+            "file:///var/lib/sounds/b.wav",
             "silence_stream://1000"
         ]
     );
@@ -1614,7 +1679,7 @@ fn loop_3_executes_the_media_three_times() {
     let (apps, _) = call.complete_all(a);
     assert_eq!(
         names(&apps),
-        vec!["playback", "playback", "playback", "speak", "speak", "hangup"]
+        vec!["play", "play", "play", "speak", "speak", "hangup"]
     );
 }
 
@@ -1636,9 +1701,9 @@ fn loop_0_repeats_until_the_call_ends() {
         cause: HangupCause::NORMAL_CLEARING,
     });
     assert_eq!(
-        call.feed(Input::AppCompleted {
+        call.feed(Input::OpFinished {
             id,
-            response: "_none_".into()
+            outcome: OpOutcome::Completed
         }),
         vec![]
     );
@@ -1655,9 +1720,9 @@ fn loop_0_stops_when_the_switch_reports_an_error_and_the_document_goes_on() {
     );
     let (id, _) = only_execute(&a);
     call.at(1.0);
-    let a = call.feed(Input::AppCompleted {
+    let a = call.feed(Input::OpFinished {
         id,
-        response: "FILE NOT FOUND".into(),
+        outcome: OpOutcome::Failed("FILE NOT FOUND".into()),
     });
     assert_eq!(only_execute(&a).1, speak_app("after"));
     let (_, last) = call.complete_all(a);
@@ -1680,11 +1745,16 @@ fn loop_0_stops_after_a_run_too_short_to_be_media() {
     let a = call.run(true, vec![speak_loop("x", 0), wait(1)]);
     let (id, _) = only_execute(&a);
     call.at(0.01);
-    let a = call.feed(Input::AppCompleted {
+    let a = call.feed(Input::OpFinished {
         id,
-        response: "_none_".into(),
+        outcome: OpOutcome::Completed,
     });
-    assert_eq!(only_execute(&a).1, App::Sleep { ms: 1000 });
+    assert_eq!(
+        only_execute(&a).1,
+        ChannelOp::Wait {
+            duration: Duration::from_millis(1000)
+        }
+    );
 }
 
 #[test]
@@ -1695,11 +1765,11 @@ fn a_loop_of_any_count_on_a_dead_url_costs_the_switch_one_failed_playback() {
         vec![play("http://app.test/missing.wav", 100_000), speak("after")],
     );
     let (id, app) = only_execute(&a);
-    assert_eq!(app.name(), "playback");
+    assert!(matches!(app, ChannelOp::Play { .. }), "{app:?}");
     call.at(0.02);
-    let a = call.feed(Input::AppCompleted {
+    let a = call.feed(Input::OpFinished {
         id,
-        response: "FILE NOT FOUND".into(),
+        outcome: OpOutcome::Failed("FILE NOT FOUND".into()),
     });
     assert_eq!(
         only_execute(&a).1,
@@ -1723,11 +1793,16 @@ fn a_loop_of_any_count_stops_after_a_run_too_short_to_be_media() {
     let a = call.run(true, vec![speak_loop("x", 5), wait(1)]);
     let (id, _) = only_execute(&a);
     call.at(0.01);
-    let a = call.feed(Input::AppCompleted {
+    let a = call.feed(Input::OpFinished {
         id,
-        response: "_none_".into(),
+        outcome: OpOutcome::Completed,
     });
-    assert_eq!(only_execute(&a).1, App::Sleep { ms: 1000 });
+    assert_eq!(
+        only_execute(&a).1,
+        ChannelOp::Wait {
+            duration: Duration::from_millis(1000)
+        }
+    );
 }
 
 // ================================================================ socket lost (SPEC §2 step 7)
@@ -1811,9 +1886,9 @@ fn finish_is_emitted_once_and_every_later_input_is_dropped() {
         },
         Input::SocketLost,
         Input::ApiHangup,
-        Input::AppCompleted {
+        Input::OpFinished {
             id,
-            response: "_none_".into(),
+            outcome: OpOutcome::Completed,
         },
         Input::Start { answered: true },
         Input::DocumentFetched(Ok(doc(vec![speak("x")]))),
@@ -1838,9 +1913,9 @@ fn only_one_app_is_in_flight_and_stale_completions_are_ignored() {
     let a = call.run(true, vec![wait(1), wait(2)]);
     let (id, _) = only_execute(&a);
     assert_eq!(
-        call.feed_reaction(Input::AppCompleted {
-            id: AppId(id.0 + 100),
-            response: "_none_".into()
+        call.feed_reaction(Input::OpFinished {
+            id: OpId(id.0 + 100),
+            outcome: OpOutcome::Completed
         }),
         (Reaction::Ignored, vec![])
     );
@@ -1849,12 +1924,17 @@ fn only_one_app_is_in_flight_and_stale_completions_are_ignored() {
         (Reaction::Ignored, vec![])
     );
     let a = call.complete(&a);
-    assert_eq!(only_execute(&a).1, App::Sleep { ms: 2000 });
+    assert_eq!(
+        only_execute(&a).1,
+        ChannelOp::Wait {
+            duration: Duration::from_millis(2000)
+        }
+    );
     // The same completion twice does not advance twice.
     assert_eq!(
-        call.feed_reaction(Input::AppCompleted {
+        call.feed_reaction(Input::OpFinished {
             id,
-            response: "_none_".into()
+            outcome: OpOutcome::Completed
         }),
         (Reaction::Ignored, vec![])
     );
@@ -1917,7 +1997,7 @@ fn rule_3_a_schedule_firing_while_its_cancel_is_queued_is_still_recognised() {
     assert!(matches!(&a[..], [Action::Fetch(_)]));
     call.at(1.9);
     let a = call.serve(vec![speak("new")]);
-    assert_eq!(only_execute(&a).1, App::SchedCancel);
+    assert_eq!(only_execute(&a).1, ChannelOp::CancelArmedHangups);
     // The switch fires the old schedule before it gets to sched_cancel.
     call.at(2.0);
     call.feed(Input::ChannelHungUp {
@@ -1937,9 +2017,9 @@ fn a_refused_hangup_falls_back_to_uuid_kill_and_the_document_cause_is_kept() {
     let a = call.run(true, vec![hangup_reason(HangupReason::Busy)]);
     let (id, app) = only_execute(&a);
     assert_eq!(app, hangup_app(HangupCause::USER_BUSY));
-    let a = call.feed(Input::AppCompleted {
+    let a = call.feed(Input::OpFinished {
         id,
-        response: "-ERR invalid session id [x]".into(),
+        outcome: OpOutcome::Refused("-ERR invalid session id [x]".into()),
     });
     assert_eq!(
         a,
@@ -1972,12 +2052,12 @@ fn a_refused_uuid_kill_falls_back_to_the_hangup_message() {
         }]
     );
     let a = call.feed(Input::CommandFailed {
-        command: SwitchCommand::Kill,
-        reply: "-ERR something broke".into(),
+        command: HangupCommand::Kill,
+        failure: CommandFailure::Refused("-ERR something broke".into()),
     });
     assert_eq!(
         a,
-        vec![Action::HangupMessage {
+        vec![Action::HangupAfterOp {
             cause: HangupCause::NORMAL_CLEARING
         }]
     );
@@ -1990,8 +2070,8 @@ fn a_kill_refused_because_the_channel_is_gone_waits_for_the_switch_events() {
     let _ = call.run(true, vec![speak_loop("music", 0)]);
     call.feed(Input::ApiHangup);
     let (r, a) = call.feed_reaction(Input::CommandFailed {
-        command: SwitchCommand::Kill,
-        reply: "-ERR No such channel!".into(),
+        command: HangupCommand::Kill,
+        failure: CommandFailure::ChannelGone,
     });
     assert_eq!((r, a), (Reaction::Ignored, vec![]));
     assert!(call.engine.is_closing());
@@ -2003,12 +2083,12 @@ fn when_every_way_of_hanging_up_is_refused_the_call_is_not_closing_and_a_timer_i
     let _ = call.run(true, vec![speak_loop("music", 0)]);
     call.feed(Input::ApiHangup);
     call.feed(Input::CommandFailed {
-        command: SwitchCommand::Kill,
-        reply: "-ERR a".into(),
+        command: HangupCommand::Kill,
+        failure: CommandFailure::Refused("-ERR a".into()),
     });
     let a = call.feed(Input::CommandFailed {
-        command: SwitchCommand::HangupMessage,
-        reply: "-ERR b".into(),
+        command: HangupCommand::HangupAfterOp,
+        failure: CommandFailure::Refused("-ERR b".into()),
     });
     assert_eq!(a, vec![], "expected the backstop timer only");
     assert_eq!(
@@ -2044,10 +2124,10 @@ fn a_refused_sched_cancel_keeps_the_previous_schedule_armed_and_recognised() {
     assert!(matches!(&a[..], [Action::Fetch(_)]));
     let a = call.serve(vec![speak_loop("music", 0)]);
     let (id, app) = only_execute(&a);
-    assert_eq!(app, App::SchedCancel);
-    let a = call.feed(Input::AppCompleted {
+    assert_eq!(app, ChannelOp::CancelArmedHangups);
+    let a = call.feed(Input::OpFinished {
         id,
-        response: "-ERR sched_cancel failed".into(),
+        outcome: OpOutcome::Refused("-ERR sched_cancel failed".into()),
     });
     assert!(
         a.iter().any(|x| matches!(x, Action::ScheduleArmed { .. })),
@@ -2061,14 +2141,16 @@ fn a_refused_sched_cancel_keeps_the_previous_schedule_armed_and_recognised() {
     call.feed(Input::ChannelHungUp {
         cause: HangupCause::USER_BUSY,
     });
-    call.feed(Input::AppCompleted {
+    call.feed(Input::OpFinished {
         id,
-        response: "_none_".into(),
+        outcome: OpOutcome::Completed,
     });
     let e = call.hangup_complete(HangupCause::USER_BUSY, "send_bye");
     assert_eq!(e.source, HangupSource::AnswerXml);
     assert!(
-        e.notes.iter().any(|n| n.contains("sched_cancel refused")),
+        e.notes
+            .iter()
+            .any(|n| n.contains("cancelling the armed hangups refused")),
         "{:?}",
         e.notes
     );
@@ -2079,10 +2161,10 @@ fn a_refused_answer_ends_the_call_as_an_error_instead_of_playing_to_nobody() {
     let mut call = Call::new();
     let a = call.run(false, vec![speak("hello")]);
     let (id, app) = only_execute(&a);
-    assert_eq!(app, App::Answer);
-    let a = call.feed(Input::AppCompleted {
+    assert_eq!(app, ChannelOp::Answer);
+    let a = call.feed(Input::OpFinished {
         id,
-        response: "-ERR answer failed".into(),
+        outcome: OpOutcome::Refused("-ERR answer failed".into()),
     });
     assert_eq!(only_execute(&a).1, hangup_app(HangupCause::CALL_REJECTED));
     let e = call.switch_hangs_up(&a);

@@ -1,73 +1,72 @@
 //! The sans-IO call engine: one state machine per call that decides what happens to the
 //! channel, and nothing else (model: str0m / quinn-proto).
 //!
-//! It owns no socket, no task and no clock. The driver feeds it [`Input`]s — switch
-//! events, fetched documents, REST commands — each with the current `Instant`, and
-//! drains [`Action`]s with [`CallEngine::poll_action`]: fetch a document, execute one
-//! dialplan application, kill the channel, publish the armed scheduled hangup, and
-//! finally [`Action::Finish`] with the call's [`Ending`]. Time follows quinn-proto: the
-//! driver sleeps until [`CallEngine::poll_timeout`] and then calls
-//! [`CallEngine::handle_timeout`]; the engine keeps its own deadlines, the driver no
-//! timer table.
+//! It owns no socket, no task and no clock, and knows no switch. The driver feeds it
+//! [`Input`]s — the channel's events, finished operations, fetched documents, REST
+//! commands — each with the current `Instant`, and drains [`Action`]s with
+//! [`CallEngine::poll_action`]: fetch a document, run one switch-neutral [`ChannelOp`]
+//! (answer, speak, play, wait, send digits, hang up, arm or cancel a scheduled hangup),
+//! kill the channel, publish the armed scheduled hangup, and finally [`Action::Finish`]
+//! with the call's [`Ending`]. Time follows quinn-proto: the driver sleeps until
+//! [`CallEngine::poll_timeout`] and then calls [`CallEngine::handle_timeout`]; the engine
+//! keeps its own deadlines, the driver no timer table.
 //!
 //! ```text
 //! driver ── handle(now, Input) ──▶ CallEngine ── poll_action() ──▶ Action ──▶ driver
 //!        ── handle_timeout(now) ─▶            ── poll_timeout() ─▶ Instant
 //! ```
 //!
+//! How an operation becomes a command on the wire, and how the switch's reply becomes
+//! an [`OpOutcome`], is the driver's (`crate::call::freeswitch` and its `render` module
+//! hold the command names, arguments, media paths and TTS voices).
+//!
 //! # Lifecycle (SPEC §2)
-//! `Start` → `Fetch(StartApp)` → `DocumentFetched` → the elements, one application at a
-//! time (`Execute`, then wait for its `AppCompleted`) → the call ends → the switch reports
+//! `Start` → `Fetch(StartApp)` → `DocumentFetched` → the elements, one operation at a
+//! time (`Run`, then wait for its `OpFinished`) → the call ends → the switch reports
 //! `ChannelHungUp` and `HangupComplete` → `Finish`. `Finish` is emitted exactly once, at
 //! `HangupComplete` or `SocketLost`, and after it every input is answered with
 //! [`Reaction::AfterFinish`] and produces nothing.
 //!
 //! # Decisions the driver must know
-//! * **One application in flight.** Every `Execute` is sent with `event-lock: true` and its
-//!   own `Event-UUID`; the driver maps the returned `Application-UUID` to the [`AppId`] and
-//!   feeds `AppCompleted`. The engine sends nothing else to the channel until then.
+//! * **One operation in flight.** The engine sends nothing else to the channel until the
+//!   driver reports the running [`ChannelOp`] finished with its [`OpId`].
 //! * **Ending the call.** Hangups that come from the document (a Hangup/Reject element, the
-//!   end of the document, a document error) are `Execute Hangup`: nothing else is running
-//!   then, so it executes at once. Hangups that come from outside the document's flow
-//!   (REST API, empty-document timeout) are [`Action::Kill`] (`api uuid_kill <uuid> <cause>`),
-//!   which works even while a long playback holds the event lock. A `-ERR No such channel`
-//!   reply to a Kill is a harmless race with a caller hanging up at the same moment.
-//! * **Failed commands are inputs.** A `-ERR` is never taken as "the call is closing":
-//!   our `hangup` application refused → [`Action::Kill`]; `uuid_kill` refused (other
-//!   than `No such channel`, which means the channel is already gone and its events
-//!   follow) → [`Action::HangupMessage`]; that refused too → the engine notes it, stops
-//!   believing the call is closing (so a REST hangup or the caller can still end it)
-//!   and re-arms the empty-document timer as the backstop that ends it later. `answer`
-//!   refused is a rule-8 error (nothing that needs an answered call may run), and
-//!   `sched_cancel` refused keeps the previous document's schedules armed (they are
-//!   still in the switch, so a firing one is still recognised and still shown).
+//!   end of the document, a document error) are [`ChannelOp::Hangup`]: nothing else is
+//!   running then, so it executes at once. Hangups that come from outside the document's
+//!   flow (REST API, empty-document timeout) are [`Action::Kill`], which must work even
+//!   while a long Play runs. A kill that finds the channel gone
+//!   ([`CommandFailure::ChannelGone`]) is a harmless race with a caller hanging up.
+//! * **Failed commands are inputs.** A refusal is never taken as "the call is closing":
+//!   our hangup operation refused → [`Action::Kill`]; the kill refused →
+//!   [`Action::HangupAfterOp`]; that refused too → the engine notes it, stops believing
+//!   the call is closing (so a REST hangup or the caller can still end it) and re-arms
+//!   the empty-document timer as the backstop that ends it later. Answer refused is a
+//!   rule-8 error (nothing that needs an answered call may run), and cancelling the
+//!   armed hangups refused keeps the previous document's schedules armed (they are still
+//!   in the switch, so a firing one is still recognised and still shown).
 //! * **First hangup wins** (SPEC §4 rule 4): after the engine has sent its own hangup or
 //!   learned that the channel is down it never sends anything to the channel again; later
 //!   Hangups, API requests, timer expiries and fetch results are no-ops.
-//! * **Loops** are done here, never with the switch's `loops` header (reference §9: the
-//!   switch repeats with one `Application-UUID` and stops after short runs). `loop=N` is N
-//!   `Execute`s; `loop=0` repeats until the call ends. For every loop count, a repetition
-//!   that reports an error (`FILE NOT FOUND`, `PLAYBACK ERROR`, …) or lasts less than
+//! * **Loops** are done here, never by the switch (reference §9: the switch's own
+//!   repetition reports one completion and stops after short runs). `loop=N` is
+//!   N `Run`s; `loop=0` repeats until the call ends. For every loop count, a repetition
+//!   that fails ([`OpOutcome::Failed`] / [`OpOutcome::Refused`]) or lasts less than
 //!   [`MIN_LOOP_RUN`] ends the loop (with a note) so a broken URL cannot make voxbridge
-//!   hammer the switch: `<Play loop="100000">` on a dead URL costs one failed playback,
+//!   hammer the switch: `<Play loop="100000">` on a dead URL costs one failed play,
 //!   not 100,000. Execution then continues with the next element. (A deliberately
 //!   repeated clip shorter than 100 ms plays once: no real prompt is that short.)
 //! * **Answering** (SPEC §3): before the first Speak/Play/DTMF on an unanswered call the
-//!   engine executes `answer` and waits for it. Wait, Hangup, Reject and Redirect never
-//!   answer. `PreAnswer` executes `pre_answer` (skipped when the call is already answered:
-//!   there is nothing to pre-answer) and then its children as early media, which never
-//!   trigger `answer`.
-//! * **Playback paths**: `http(s)://u` → `http_cache://u`; `file:///p` → `/p` (FreeSWITCH
-//!   wants a plain path; percent-escapes are decoded); `tone_stream://`, `silence_stream://`
-//!   and anything else are passed through unchanged.
-//! * **Speak**: `speak <engine>|<voice>|<text>` with the engine and voice from
-//!   [`TtsConfig`] (WOMAN → slt, MAN → kal, flite by default). `language` is not passed on:
-//!   flite has no language selection.
-//! * **DTMF** `async` is executed like the synchronous form (`send_dtmf` returns after a
+//!   engine runs [`ChannelOp::Answer`] and waits for it. Wait, Hangup, Reject and
+//!   Redirect never answer. `PreAnswer` runs [`ChannelOp::PreAnswer`] (skipped when the
+//!   call is already answered: there is nothing to pre-answer) and then its children as
+//!   early media, which never trigger an answer.
+//! * **Speak** carries the document's voice and language; the driver maps them to its
+//!   text-to-speech engine.
+//! * **DTMF** `async` is run like the synchronous form (sending digits returns after a
 //!   few hundred milliseconds); the digits are sent either way.
-//! * **Redirect** cancels every `sched_hangup` armed by the previous document
-//!   (`sched_cancel`, which defaults to all of the channel's tasks) once the new document
-//!   has arrived, before its first element: a document owns its timers.
+//! * **Redirect** cancels every scheduled hangup armed by the previous document
+//!   ([`ChannelOp::CancelArmedHangups`]) once the new document has arrived, before its
+//!   first element: a document owns its timers.
 //! * **No answer URL** for a call is handled as SPEC §4 rule 8 (a document error: 603 if
 //!   unanswered, NORMAL_CLEARING if answered, source `Error`).
 //! * **Fetch limit**: at most [`MAX_FETCHES_PER_CALL`] fetches (the first included); the
@@ -80,10 +79,8 @@ use crate::call::hangup::{
     EndFacts, Intent, IntentKind,
 };
 use crate::cause::HangupCause;
-use crate::config::TtsConfig;
 use crate::document::model::{
     AnswerDocument, Dtmf, Hangup, HttpMethod, Instruction, Play, PostCall, Redirect, Reject, Speak,
-    Voice,
 };
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -98,9 +95,7 @@ pub const MAX_FETCHES_PER_CALL: u32 = 100;
 /// the loop: no audible media is that short, but a failing URL is.
 pub const MIN_LOOP_RUN: Duration = Duration::from_millis(100);
 
-/// Identifies one `Execute`; the driver maps it to the `Event-UUID` it sends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AppId(pub u64);
+pub use crate::call::channel_op::{ChannelOp, CommandFailure, HangupCommand, OpId, OpOutcome};
 
 pub use crate::document::model::FetchEvent;
 
@@ -141,8 +136,8 @@ pub enum Input {
     Start { answered: bool },
     /// The result of the last [`Action::Fetch`].
     DocumentFetched(Result<AnswerDocument, FetchFailure>),
-    /// CHANNEL_EXECUTE_COMPLETE of an application the engine executed.
-    AppCompleted { id: AppId, response: String },
+    /// A [`ChannelOp`] the engine started has finished (or was refused).
+    OpFinished { id: OpId, outcome: OpOutcome },
     /// CHANNEL_ANSWER.
     Answered,
     /// A DTMF digit from the caller (ignored until Gather exists).
@@ -158,90 +153,12 @@ pub enum Input {
     SocketLost,
     /// REST `DELETE Call/{uuid}`.
     ApiHangup,
-    /// The switch refused a command that is not an application (`-ERR …`, or the
-    /// command could not be sent): `reply` says why. (An application the switch refuses
-    /// comes back as [`Input::AppCompleted`] with a `-ERR …` response.)
+    /// A [`HangupCommand`] did not take effect. (An operation the switch refuses comes
+    /// back as [`Input::OpFinished`] with [`OpOutcome::Refused`].)
     CommandFailed {
-        command: SwitchCommand,
-        reply: String,
+        command: HangupCommand,
+        failure: CommandFailure,
     },
-}
-
-/// The commands besides applications that the engine asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SwitchCommand {
-    /// [`Action::Kill`]: `api uuid_kill`.
-    Kill,
-    /// [`Action::HangupMessage`]: `sendmsg` `call-command: hangup`.
-    HangupMessage,
-}
-
-/// One dialplan application to execute on the channel (via `sendmsg`, event-locked).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum App {
-    Answer,
-    PreAnswer,
-    Speak {
-        engine: String,
-        voice: String,
-        text: String,
-    },
-    /// `path` is already what `playback` wants (see the module docs).
-    Playback {
-        path: String,
-    },
-    Sleep {
-        ms: u64,
-    },
-    SendDtmf {
-        digits: String,
-    },
-    Hangup {
-        cause: HangupCause,
-    },
-    /// `sched_hangup +<secs> <cause>` — always relative, with the `+` (reference §5).
-    SchedHangup {
-        secs: u32,
-        cause: HangupCause,
-    },
-    /// `sched_cancel` without argument: all of this channel's scheduled tasks.
-    SchedCancel,
-}
-
-impl App {
-    /// The FreeSWITCH application name (`execute-app-name`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            App::Answer => "answer",
-            App::PreAnswer => "pre_answer",
-            App::Speak { .. } => "speak",
-            App::Playback { .. } => "playback",
-            App::Sleep { .. } => "sleep",
-            App::SendDtmf { .. } => "send_dtmf",
-            App::Hangup { .. } => "hangup",
-            App::SchedHangup { .. } => "sched_hangup",
-            App::SchedCancel => "sched_cancel",
-        }
-    }
-
-    /// The application argument. It may contain newlines or `%`/`&` (Speak text), so the
-    /// driver sends it as a `text/plain` body (reference §2.5), and must keep the switch
-    /// from expanding `${…}` in it (`app_disable_expand_variables`).
-    pub fn arg(&self) -> String {
-        match self {
-            App::Answer | App::PreAnswer | App::SchedCancel => String::new(),
-            App::Speak {
-                engine,
-                voice,
-                text,
-            } => format!("{engine}|{voice}|{text}"),
-            App::Playback { path } => path.clone(),
-            App::Sleep { ms } => ms.to_string(),
-            App::SendDtmf { digits } => digits.clone(),
-            App::Hangup { cause } => cause.name().to_string(),
-            App::SchedHangup { secs, cause } => format!("+{secs} {}", cause.name()),
-        }
-    }
 }
 
 /// What the engine asks the driver to do, in order.
@@ -249,13 +166,13 @@ impl App {
 pub enum Action {
     /// Fetch a document and feed back [`Input::DocumentFetched`].
     Fetch(FetchRequest),
-    /// Execute an application (event-locked) and feed back [`Input::AppCompleted`].
-    Execute { id: AppId, app: App },
-    /// Hang the channel up now, even while an application runs: `api uuid_kill`.
+    /// Start an operation on the channel and feed back [`Input::OpFinished`] with `id`.
+    Run { id: OpId, op: ChannelOp },
+    /// Hang the channel up now, even while an operation runs.
     Kill { cause: HangupCause },
-    /// Hang the channel up with `sendmsg` `call-command: hangup` (the last resort when
-    /// `uuid_kill` was refused; the switch runs it after the application in progress).
-    HangupMessage { cause: HangupCause },
+    /// Hang the channel up once the operation in progress has returned (the last resort
+    /// when [`Action::Kill`] was refused).
+    HangupAfterOp { cause: HangupCause },
     /// The earliest armed scheduled hangup is now `after` from now (for the live-call API's
     /// `scheduled_hangup_at`); replaces any earlier value.
     ScheduleArmed { after: Duration },
@@ -283,8 +200,6 @@ pub enum Reaction {
 pub struct EngineSettings {
     /// SPEC §4 rule 7 (config `app.empty_document_timeout`).
     pub empty_document_timeout: Duration,
-    /// Speak engine and voice map (config `[tts]`).
-    pub tts: TtsConfig,
     /// Fetch limit per call (SPEC §3); [`MAX_FETCHES_PER_CALL`] in production.
     pub max_fetches: u32,
 }
@@ -293,7 +208,6 @@ impl Default for EngineSettings {
     fn default() -> Self {
         Self {
             empty_document_timeout: Duration::from_secs(3600),
-            tts: TtsConfig::default(),
             max_fetches: MAX_FETCHES_PER_CALL,
         }
     }
@@ -303,31 +217,8 @@ impl EngineSettings {
     pub fn from_config(config: &crate::config::Config) -> Self {
         Self {
             empty_document_timeout: Duration::from_secs(config.app.empty_document_timeout),
-            tts: config.tts.clone(),
             max_fetches: MAX_FETCHES_PER_CALL,
         }
-    }
-
-    /// `(engine, voice)` for a document voice; the built-in flite defaults fill gaps in
-    /// the configured map.
-    fn voice(&self, voice: Voice) -> (String, String) {
-        let (key, fallback) = match voice {
-            Voice::Woman => ("WOMAN", "slt"),
-            Voice::Man => ("MAN", "kal"),
-        };
-        let engine = if self.tts.engine.trim().is_empty() {
-            "flite".to_string()
-        } else {
-            self.tts.engine.clone()
-        };
-        let voice = self
-            .tts
-            .voices
-            .get(key)
-            .filter(|v| !v.trim().is_empty())
-            .cloned()
-            .unwrap_or_else(|| fallback.to_string());
-        (engine, voice)
     }
 }
 
@@ -406,7 +297,7 @@ struct Program {
     repetitions: u32,
 }
 
-/// What the application in flight is for.
+/// What the operation in flight is for.
 #[derive(Clone, Debug)]
 enum Purpose {
     /// Answering for the step at the cursor, which then runs.
@@ -428,7 +319,7 @@ struct Parked {
 
 #[derive(Debug)]
 struct InFlight {
-    id: AppId,
+    id: OpId,
     purpose: Purpose,
 }
 
@@ -454,7 +345,7 @@ pub struct CallEngine {
     parked: Option<Parked>,
     /// Schedules armed in the switch by the current document.
     schedules: Vec<ArmedSchedule>,
-    /// Schedules of the previous document while their `sched_cancel` is in flight: one
+    /// Schedules of the previous document while their cancel is in flight: one
     /// may still fire before the switch gets to the cancel, and must then be recognised.
     cancelling: Vec<ArmedSchedule>,
     /// Our first decision to end the call.
@@ -573,7 +464,7 @@ impl CallEngine {
         match input {
             Input::Start { answered } => self.on_start(now, answered),
             Input::DocumentFetched(result) => self.on_document(now, result),
-            Input::AppCompleted { id, response } => self.on_app_completed(now, id, &response),
+            Input::OpFinished { id, outcome } => self.on_op_finished(now, id, outcome),
             Input::Answered => {
                 if self.answered {
                     return Reaction::Ignored;
@@ -634,7 +525,9 @@ impl CallEngine {
                 });
                 Reaction::Acted
             }
-            Input::CommandFailed { command, reply } => self.on_command_failed(now, command, &reply),
+            Input::CommandFailed { command, failure } => {
+                self.on_command_failed(now, command, failure)
+            }
         }
     }
 
@@ -681,7 +574,7 @@ impl CallEngine {
         if !self.schedules.is_empty() {
             // A document owns its timers: drop the previous one's before this one runs.
             self.cancelling = std::mem::take(&mut self.schedules);
-            self.execute(App::SchedCancel, Purpose::SchedCancel);
+            self.run(ChannelOp::CancelArmedHangups, Purpose::SchedCancel);
             self.actions.push_back(Action::ScheduleCleared);
             return Reaction::Acted;
         }
@@ -689,19 +582,20 @@ impl CallEngine {
         Reaction::Acted
     }
 
-    fn on_app_completed(&mut self, now: Instant, id: AppId, response: &str) -> Reaction {
+    fn on_op_finished(&mut self, now: Instant, id: OpId, outcome: OpOutcome) -> Reaction {
         let Some(flight) = self.in_flight.take_if(|f| f.id == id) else {
             return Reaction::Ignored;
         };
-        let refused = response_is_refusal(response);
-        if refused && self.down.is_none() {
-            if let Some(reaction) = self.on_app_refused(now, &flight.purpose, response) {
-                return reaction;
+        if let OpOutcome::Refused(reason) = &outcome {
+            if self.down.is_none() {
+                if let Some(reaction) = self.on_op_refused(now, &flight.purpose, reason) {
+                    return reaction;
+                }
             }
         }
         if self.is_closing() {
             // The channel is going or gone (e.g. the caller hung up mid-Speak and this is
-            // the interrupted playback's completion): nothing more is executed.
+            // the interrupted Speak's completion): nothing more is executed.
             return Reaction::Acted;
         }
         match flight.purpose {
@@ -717,21 +611,16 @@ impl CallEngine {
                 }
             }
             Purpose::Hangup => {}
-            Purpose::Step { started } => self.step_completed(now, started, response),
+            Purpose::Step { started } => self.step_completed(now, started, &outcome),
         }
         self.advance(now);
         Reaction::Acted
     }
 
-    /// The switch refused an application (`-ERR`) while the channel is up. `None`: no
-    /// special handling, the response is read like any other.
-    fn on_app_refused(
-        &mut self,
-        now: Instant,
-        purpose: &Purpose,
-        response: &str,
-    ) -> Option<Reaction> {
-        let reply = response.trim();
+    /// The switch refused an operation while the channel is up. `None`: no special
+    /// handling, the refusal is read like any other failure.
+    fn on_op_refused(&mut self, now: Instant, purpose: &Purpose, reply: &str) -> Option<Reaction> {
+        let reply = reply.trim();
         match purpose {
             Purpose::Hangup => {
                 let cause = self.intent.as_ref()?.kind.cause();
@@ -748,7 +637,7 @@ impl CallEngine {
             Purpose::SchedCancel => {
                 let kept = std::mem::take(&mut self.cancelling);
                 self.notes.push(format!(
-                    "sched_cancel refused ({reply}); {} scheduled hangup(s) of the previous document stay armed",
+                    "cancelling the armed hangups refused ({reply}); {} scheduled hangup(s) of the previous document stay armed",
                     kept.len()
                 ));
                 self.schedules.extend(kept);
@@ -764,27 +653,32 @@ impl CallEngine {
         }
     }
 
-    /// A `uuid_kill` or hangup message the switch refused (see the module docs).
-    fn on_command_failed(&mut self, now: Instant, command: SwitchCommand, reply: &str) -> Reaction {
-        let reply = reply.trim();
+    /// A kill or hangup the switch refused (see the module docs).
+    fn on_command_failed(
+        &mut self,
+        now: Instant,
+        command: HangupCommand,
+        failure: CommandFailure,
+    ) -> Reaction {
         if self.down.is_some() || self.intent.is_none() {
             return Reaction::Ignored;
         }
-        if reply.contains("No such channel") {
-            // The channel is already gone; CHANNEL_HANGUP (or the socket's end) follows.
-            return Reaction::Ignored;
-        }
+        let reply = match &failure {
+            // The channel is already gone; its hangup events (or the socket's end) follow.
+            CommandFailure::ChannelGone => return Reaction::Ignored,
+            CommandFailure::Refused(reply) => reply.trim(),
+        };
         let Some(cause) = self.intent.as_ref().map(|i| i.kind.cause()) else {
             return Reaction::Ignored;
         };
         match command {
-            SwitchCommand::Kill => {
+            HangupCommand::Kill => {
                 self.notes.push(format!(
-                    "uuid_kill refused ({reply}); hanging up with sendmsg instead"
+                    "the kill was refused ({reply}); hanging up after the running operation instead"
                 ));
-                self.actions.push_back(Action::HangupMessage { cause });
+                self.actions.push_back(Action::HangupAfterOp { cause });
             }
-            SwitchCommand::HangupMessage => {
+            HangupCommand::HangupAfterOp => {
                 self.notes.push(format!(
                     "the switch refused every way of hanging up ({reply}); the call stays up until the caller, the REST API or the empty-document timeout ends it"
                 ));
@@ -797,7 +691,7 @@ impl CallEngine {
     }
 
     /// The step at the cursor finished one run; move on (or repeat it).
-    fn step_completed(&mut self, now: Instant, started: Instant, response: &str) {
+    fn step_completed(&mut self, now: Instant, started: Instant, outcome: &OpOutcome) {
         let Some(program) = self.program.as_mut() else {
             return;
         };
@@ -812,9 +706,13 @@ impl CallEngine {
                 return;
             }
         };
-        let failed = response_is_error(response);
-        if failed {
-            let note = format!("{what}: {}", response.trim());
+        let failure = match outcome {
+            OpOutcome::Completed => None,
+            OpOutcome::Failed(reason) | OpOutcome::Refused(reason) => Some(reason.trim()),
+        };
+        let failed = failure.is_some();
+        if let Some(reason) = failure {
+            let note = format!("{what}: {reason}");
             if self.notes.last() != Some(&note) {
                 self.notes.push(note);
             }
@@ -849,7 +747,7 @@ impl CallEngine {
         }
     }
 
-    /// Runs the document from the cursor until an application is in flight, a fetch is
+    /// Runs the document from the cursor until an operation is in flight, a fetch is
     /// pending, the call is parked, or the call is closing.
     fn advance(&mut self, now: Instant) {
         loop {
@@ -872,7 +770,7 @@ impl CallEngine {
                 return;
             };
             if step.needs_answer() && !self.answered {
-                self.execute(App::Answer, Purpose::Answer);
+                self.run(ChannelOp::Answer, Purpose::Answer);
                 return;
             }
             let purpose = Purpose::Step { started: now };
@@ -882,43 +780,29 @@ impl CallEngine {
                         self.skip_step();
                         continue;
                     }
-                    self.execute(App::PreAnswer, purpose);
+                    self.run(ChannelOp::PreAnswer, purpose);
                 }
-                Step::Speak { speak, .. } => {
-                    let (engine, voice) = self.settings.voice(speak.voice);
-                    self.execute(
-                        App::Speak {
-                            engine,
-                            voice,
-                            text: speak.text,
-                        },
-                        purpose,
-                    );
-                }
-                Step::Play { play, .. } => {
-                    self.execute(
-                        App::Playback {
-                            path: playback_path(&play.url),
-                        },
-                        purpose,
-                    );
-                }
-                Step::Wait { secs } => {
-                    self.execute(
-                        App::Sleep {
-                            ms: u64::from(secs) * 1000,
-                        },
-                        purpose,
-                    );
-                }
-                Step::Dtmf(dtmf) => {
-                    self.execute(
-                        App::SendDtmf {
-                            digits: dtmf.digits,
-                        },
-                        purpose,
-                    );
-                }
+                Step::Speak { speak, .. } => self.run(
+                    ChannelOp::Speak {
+                        voice: speak.voice,
+                        language: speak.language,
+                        text: speak.text,
+                    },
+                    purpose,
+                ),
+                Step::Play { play, .. } => self.run(ChannelOp::Play { url: play.url }, purpose),
+                Step::Wait { secs } => self.run(
+                    ChannelOp::Wait {
+                        duration: Duration::from_secs(u64::from(secs)),
+                    },
+                    purpose,
+                ),
+                Step::Dtmf(dtmf) => self.run(
+                    ChannelOp::SendDigits {
+                        digits: dtmf.digits,
+                    },
+                    purpose,
+                ),
                 Step::Hangup { hangup, first } => match hangup.schedule_secs {
                     Some(secs) => self.arm_schedule(now, secs, hangup, purpose),
                     None => {
@@ -963,7 +847,7 @@ impl CallEngine {
         }
     }
 
-    /// SPEC §4 rule 3: arm `sched_hangup +N <cause>` and continue with the next element
+    /// SPEC §4 rule 3: arm a hangup in N seconds with the cause and continue with the next element
     /// once the switch has taken it. A scheduled Hangup is never "first".
     fn arm_schedule(&mut self, now: Instant, secs: u32, hangup: Hangup, purpose: Purpose) {
         let acted = document_hangup(hangup.reason, false);
@@ -973,9 +857,9 @@ impl CallEngine {
             hangup: acted,
             post_call: hangup.post_call,
         });
-        self.execute(
-            App::SchedHangup {
-                secs,
+        self.run(
+            ChannelOp::ArmHangup {
+                after: Duration::from_secs(u64::from(secs)),
                 cause: acted.cause,
             },
             purpose,
@@ -996,7 +880,7 @@ impl CallEngine {
                 post_call,
             },
         });
-        self.execute(App::Hangup { cause: acted.cause }, Purpose::Hangup);
+        self.run(ChannelOp::Hangup { cause: acted.cause }, Purpose::Hangup);
     }
 
     /// SPEC §4 rule 6.
@@ -1005,8 +889,8 @@ impl CallEngine {
             at: now,
             kind: IntentKind::EndOfDocument,
         });
-        self.execute(
-            App::Hangup {
+        self.run(
+            ChannelOp::Hangup {
                 cause: HangupCause::NORMAL_CLEARING,
             },
             Purpose::Hangup,
@@ -1036,7 +920,7 @@ impl CallEngine {
             at: now,
             kind: IntentKind::Error { message, cause },
         });
-        self.execute(App::Hangup { cause }, Purpose::Hangup);
+        self.run(ChannelOp::Hangup { cause }, Purpose::Hangup);
     }
 
     fn fetch(&mut self, now: Instant, request: FetchRequest) {
@@ -1053,10 +937,10 @@ impl CallEngine {
         self.actions.push_back(Action::Fetch(request));
     }
 
-    fn execute(&mut self, app: App, purpose: Purpose) {
-        let id = AppId(self.next_id());
+    fn run(&mut self, op: ChannelOp, purpose: Purpose) {
+        let id = OpId(self.next_id());
         self.in_flight = Some(InFlight { id, purpose });
-        self.actions.push_back(Action::Execute { id, app });
+        self.actions.push_back(Action::Run { id, op });
     }
 
     fn next_id(&mut self) -> u64 {
@@ -1080,149 +964,5 @@ impl CallEngine {
         self.finished = true;
         self.fetching = None;
         self.actions.push_back(Action::Finish(ending));
-    }
-}
-
-/// Whether the switch refused to run an application at all (`-ERR …` as the reply to
-/// `sendmsg`, fed back as the application's response).
-fn response_is_refusal(response: &str) -> bool {
-    response.trim_start().starts_with("-ERR")
-}
-
-/// Whether an `Application-Response` reports a failure (`FILE NOT FOUND`,
-/// `PLAYBACK ERROR`, `-ERR …`).
-fn response_is_error(response: &str) -> bool {
-    let r = response.trim().to_ascii_uppercase();
-    r.starts_with("-ERR") || r.contains("ERROR") || r.contains("NOT FOUND")
-}
-
-/// What `playback` is given for a document URL (see the module docs).
-pub fn playback_path(url: &str) -> String {
-    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    if lower.starts_with("http://") || lower.starts_with("https://") {
-        return format!("http_cache://{url}");
-    }
-    if lower.starts_with("file://") {
-        if let Some(path) = url::Url::parse(url)
-            .ok()
-            .and_then(|u| u.to_file_path().ok())
-        {
-            return path.to_string_lossy().into_owned();
-        }
-        return url[7..].to_string();
-    }
-    url.to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn playback_paths() {
-        assert_eq!(
-            playback_path("https://x.test/a.wav"),
-            "http_cache://https://x.test/a.wav"
-        );
-        assert_eq!(
-            playback_path("HTTP://x.test/a.wav"),
-            "http_cache://HTTP://x.test/a.wav"
-        );
-        assert_eq!(playback_path("file:///var/s/a%20b.wav"), "/var/s/a b.wav");
-        assert_eq!(playback_path("file://relative.wav"), "relative.wav");
-        assert_eq!(
-            playback_path("tone_stream://%(500,500,440)"),
-            "tone_stream://%(500,500,440)"
-        );
-        assert_eq!(
-            playback_path("silence_stream://1000"),
-            "silence_stream://1000"
-        );
-        assert_eq!(playback_path("é"), "é");
-    }
-
-    #[test]
-    fn app_rendering() {
-        let cases = [
-            (App::Answer, "answer", ""),
-            (App::PreAnswer, "pre_answer", ""),
-            (
-                App::Speak {
-                    engine: "flite".into(),
-                    voice: "kal".into(),
-                    text: "Hello, it's 5% & done".into(),
-                },
-                "speak",
-                "flite|kal|Hello, it's 5% & done",
-            ),
-            (
-                App::Playback {
-                    path: "/a.wav".into(),
-                },
-                "playback",
-                "/a.wav",
-            ),
-            (App::Sleep { ms: 2000 }, "sleep", "2000"),
-            (
-                App::SendDtmf {
-                    digits: "12#".into(),
-                },
-                "send_dtmf",
-                "12#",
-            ),
-            (
-                App::Hangup {
-                    cause: HangupCause::USER_BUSY,
-                },
-                "hangup",
-                "USER_BUSY",
-            ),
-            (
-                App::SchedHangup {
-                    secs: 30,
-                    cause: HangupCause::CALL_REJECTED,
-                },
-                "sched_hangup",
-                "+30 CALL_REJECTED",
-            ),
-            (App::SchedCancel, "sched_cancel", ""),
-        ];
-        for (app, name, arg) in cases {
-            assert_eq!(app.name(), name);
-            assert_eq!(app.arg(), arg);
-        }
-    }
-
-    #[test]
-    fn voice_map_with_defaults_for_gaps() {
-        let mut s = EngineSettings::default();
-        assert_eq!(s.voice(Voice::Woman), ("flite".into(), "slt".into()));
-        assert_eq!(s.voice(Voice::Man), ("flite".into(), "kal".into()));
-        s.tts.engine = "polly".into();
-        s.tts.voices.insert("MAN".into(), "Matthew".into());
-        s.tts.voices.remove("WOMAN");
-        assert_eq!(s.voice(Voice::Man), ("polly".into(), "Matthew".into()));
-        assert_eq!(s.voice(Voice::Woman), ("polly".into(), "slt".into()));
-    }
-
-    #[test]
-    fn settings_from_config() {
-        let mut config = crate::config::Config::default();
-        config.app.empty_document_timeout = 90;
-        config.tts.engine = "polly".into();
-        let s = EngineSettings::from_config(&config);
-        assert_eq!(s.empty_document_timeout, Duration::from_secs(90));
-        assert_eq!(s.tts.engine, "polly");
-        assert_eq!(s.max_fetches, 100);
-    }
-
-    #[test]
-    fn error_responses() {
-        for r in ["FILE NOT FOUND", "PLAYBACK ERROR", "-ERR no such app"] {
-            assert!(response_is_error(r), "{r}");
-        }
-        for r in ["FILE PLAYED", "_none_", ""] {
-            assert!(!response_is_error(r), "{r}");
-        }
     }
 }

@@ -8,6 +8,10 @@
 //! that awaited a reply while the stream was full would deadlock the connection.
 //!
 //! Decisions (SPEC §2, reference §2.5–2.8):
+//! - The engine speaks switch-neutral [`crate::call::channel_op::ChannelOp`]s; `render`
+//!   turns each into a dialplan application (name, argument, `http_cache://` paths, TTS
+//!   voices from `[tts]`) and reads the switch's replies (`-ERR`, `Application-Response`)
+//!   back as outcomes. Everything else here is carrying them.
 //! - Every application is sent with `event-lock: true` and an `Event-UUID` chosen here, and
 //!   registered *before* it is sent, so its CHANNEL_EXECUTE_COMPLETE can never arrive
 //!   before we know whose it is.
@@ -29,8 +33,8 @@
 use crate::app::callbacks::{self, CallbackTargets};
 use crate::app::fetch::{CallStatus, FetchParams, FetchRequest, Fetcher};
 use crate::call::engine::{
-    Action, AppId, CallEngine, EngineSettings, FetchEvent, FetchFailure,
-    FetchRequest as EngineFetch, Input, Reaction, SwitchCommand,
+    Action, CallEngine, EngineSettings, FetchEvent, FetchFailure, FetchRequest as EngineFetch,
+    HangupCommand, Input, OpId, Reaction,
 };
 use crate::call::hangup::Ending;
 use crate::call::live::{CallCommand, HangupReply, LiveCalls};
@@ -50,6 +54,8 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tracing::Instrument;
+
+mod render;
 
 /// The events `myevents` subscribes to that the driver never reads. They are dropped
 /// with `nixevent` at the handshake: the switch then neither builds nor sends them (each
@@ -215,7 +221,7 @@ enum Feedback {
     /// What the switch answered to a `uuid_kill` or hangup message (`Err`: its `-ERR`
     /// reply, or why it could not be sent).
     CommandDone {
-        command: SwitchCommand,
+        command: HangupCommand,
         result: Result<(), String>,
     },
     Fetched {
@@ -322,7 +328,7 @@ struct CallTask {
     resolved: Resolved,
     engine: CallEngine,
     /// Event-UUID → the engine's id, for apps sent and not yet completed.
-    apps: HashMap<String, AppId>,
+    apps: HashMap<String, OpId>,
     outgoing: mpsc::UnboundedSender<Outgoing>,
     outgoing_rx: Option<mpsc::UnboundedReceiver<Outgoing>>,
     feedback_tx: mpsc::UnboundedSender<Feedback>,
@@ -563,7 +569,7 @@ impl CallTask {
                                 }
                             };
                             let _ = feedback.send(Feedback::CommandDone {
-                                command: SwitchCommand::Kill,
+                                command: HangupCommand::Kill,
                                 result,
                             });
                         }
@@ -573,7 +579,7 @@ impl CallTask {
                                 e.to_string()
                             });
                             let _ = feedback.send(Feedback::CommandDone {
-                                command: SwitchCommand::HangupMessage,
+                                command: HangupCommand::HangupAfterOp,
                                 result,
                             });
                         }
@@ -608,8 +614,9 @@ impl CallTask {
         while let Some(action) = self.engine.poll_action() {
             match action {
                 Action::Fetch(req) => self.start_fetch(req),
-                Action::Execute { id, app } => {
-                    let arg = app.arg();
+                Action::Run { id, op } => {
+                    let app = render::application(&op, &self.services.config.tts);
+                    let arg = app.arg;
                     if arg.contains("${") && !self.expansion_disabled {
                         self.expansion_disabled = true;
                         let _ = self.outgoing.send(Outgoing::Execute {
@@ -620,9 +627,9 @@ impl CallTask {
                     }
                     let event_uuid = uuid::Uuid::new_v4().to_string();
                     self.apps.insert(event_uuid.clone(), id);
-                    tracing::debug!(app = app.name(), arg = %arg, "execute");
+                    tracing::debug!(app = app.name, arg = %arg, "execute");
                     let _ = self.outgoing.send(Outgoing::Execute {
-                        app: app.name().to_string(),
+                        app: app.name.to_string(),
                         arg,
                         event_uuid,
                     });
@@ -630,7 +637,7 @@ impl CallTask {
                 Action::Kill { cause } => {
                     let _ = self.outgoing.send(Outgoing::Kill { cause });
                 }
-                Action::HangupMessage { cause } => {
+                Action::HangupAfterOp { cause } => {
                     let _ = self.outgoing.send(Outgoing::HangupMessage { cause });
                 }
                 Action::ScheduleArmed { after } => {
@@ -724,7 +731,7 @@ impl CallTask {
                 };
                 self.input(Input::CommandFailed {
                     command,
-                    reply: reply.clone(),
+                    failure: render::command_failure(&reply),
                 });
                 if !self.engine.is_closing() {
                     // Every way of hanging up was refused: the call is still up.
@@ -736,9 +743,9 @@ impl CallTask {
             }
             Feedback::ExecuteFailed { event_uuid, reason } => {
                 if let Some(id) = self.apps.remove(&event_uuid) {
-                    self.input(Input::AppCompleted {
+                    self.input(Input::OpFinished {
                         id,
-                        response: format!("-ERR {reason}"),
+                        outcome: render::refused(&reason),
                     });
                 }
             }
@@ -808,9 +815,9 @@ impl CallTask {
             SocketEvent::Event(event) => self.on_event(event),
             SocketEvent::ExecuteRejected { app_id, reason } => {
                 if let Some(id) = self.apps.remove(&app_id) {
-                    self.input(Input::AppCompleted {
+                    self.input(Input::OpFinished {
                         id,
-                        response: format!("-ERR {reason}"),
+                        outcome: render::refused(&reason),
                     });
                 }
             }
@@ -831,8 +838,9 @@ impl CallTask {
             "CHANNEL_EXECUTE_COMPLETE" => {
                 let id = event.application_uuid().and_then(|u| self.apps.remove(u));
                 if let Some(id) = id {
-                    let response = event.application_response().unwrap_or("_none_").to_string();
-                    self.input_from(&event, Input::AppCompleted { id, response });
+                    let response = event.application_response().unwrap_or("_none_");
+                    let outcome = render::completion_outcome(response);
+                    self.input_from(&event, Input::OpFinished { id, outcome });
                 }
             }
             "CHANNEL_ANSWER" => {

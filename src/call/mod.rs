@@ -1,6 +1,7 @@
 //! The call: the sans-IO engine that decides what happens, the hangup rules, the final
 //! record, and the FreeSWITCH driver that carries the engine's actions to the switch.
 
+pub mod channel_op;
 pub mod engine;
 pub mod freeswitch;
 pub mod hangup;
