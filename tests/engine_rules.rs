@@ -8,15 +8,15 @@
 
 use std::time::{Duration, Instant};
 use voxbridge::call::engine::{
-    Action, CallEngine, ChannelOp, CommandFailure, EngineSettings, FetchEvent, FetchFailure,
-    FetchRequest, HangupCommand, Input, OpId, OpOutcome, Reaction, MAX_FETCHES_PER_CALL,
+    Action, CallEngine, ChannelOp, CommandFailure, DocumentFetch, EngineSettings, FetchFailure,
+    HangupCommand, Input, OpId, OpOutcome, Reaction, MAX_FETCHES_PER_CALL,
 };
 use voxbridge::call::hangup::Ending;
 use voxbridge::call::record::HangupSource;
 use voxbridge::cause::HangupCause;
 use voxbridge::document::model::{
-    AnswerDocument, Dtmf, Hangup, HangupReason, HttpMethod, Instruction, Play, PostCall, Redirect,
-    Reject, Speak, Voice, Wait,
+    AnswerDocument, Dtmf, FetchEvent, Hangup, HangupReason, HttpMethod, Instruction, Play,
+    PostCall, Redirect, Reject, Speak, Voice, Wait,
 };
 
 const ANSWER_URL: &str = "http://app.test/answer";
@@ -156,7 +156,7 @@ impl Call {
         let a = self.feed(Input::Start { answered });
         assert_eq!(
             a,
-            vec![Action::Fetch(FetchRequest {
+            vec![Action::Fetch(DocumentFetch {
                 url: ANSWER_URL.into(),
                 method: HttpMethod::Post,
                 event: FetchEvent::StartApp,
@@ -532,7 +532,7 @@ fn rule_2_a_hangup_first_in_a_redirected_document_counts_as_first() {
     let (_, last) = call.complete_all(a);
     assert_eq!(
         last,
-        vec![Action::Fetch(FetchRequest {
+        vec![Action::Fetch(DocumentFetch {
             url: "http://app.test/next".into(),
             method: HttpMethod::Post,
             event: FetchEvent::Redirect,
@@ -722,7 +722,7 @@ fn rule_3_redirect_cancels_the_armed_schedule_before_the_new_document_runs() {
     let a = call.complete(&a);
     assert!(matches!(
         &a[..],
-        [Action::Fetch(FetchRequest {
+        [Action::Fetch(DocumentFetch {
             event: FetchEvent::Redirect,
             ..
         })]
@@ -1967,7 +1967,7 @@ fn redirect_fetch_carries_the_elements_method_and_answer_state() {
     let (_, last) = call.complete_all(a);
     assert_eq!(
         last,
-        vec![Action::Fetch(FetchRequest {
+        vec![Action::Fetch(DocumentFetch {
             url: "http://app.test/next?x=1".into(),
             method: HttpMethod::Get,
             event: FetchEvent::Redirect,

@@ -47,26 +47,16 @@
 //! * **First hangup wins** (SPEC §4 rule 4): after the engine has sent its own hangup or
 //!   learned that the channel is down it never sends anything to the channel again; later
 //!   Hangups, API requests, timer expiries and fetch results are no-ops.
-//! * **Loops** are done here, never by the switch (reference §9: the switch's own
-//!   repetition reports one completion and stops after short runs). `loop=N` is
-//!   N `Run`s; `loop=0` repeats until the call ends. For every loop count, a repetition
-//!   that fails ([`OpOutcome::Failed`] / [`OpOutcome::Refused`]) or lasts less than
-//!   [`MIN_LOOP_RUN`] ends the loop (with a note) so a broken URL cannot make voxbridge
-//!   hammer the switch: `<Play loop="100000">` on a dead URL costs one failed play,
-//!   not 100,000. Execution then continues with the next element. (A deliberately
-//!   repeated clip shorter than 100 ms plays once: no real prompt is that short.)
-//! * **Answering** (SPEC §3): before the first Speak/Play/DTMF on an unanswered call the
-//!   engine runs [`ChannelOp::Answer`] and waits for it. Wait, Hangup, Reject and
-//!   Redirect never answer. `PreAnswer` runs [`ChannelOp::PreAnswer`] (skipped when the
-//!   call is already answered: there is nothing to pre-answer) and then its children as
-//!   early media, which never trigger an answer.
-//! * **Speak** carries the document's voice and language; the driver maps them to its
-//!   text-to-speech engine.
-//! * **DTMF** `async` is run like the synchronous form (sending digits returns after a
-//!   few hundred milliseconds); the digits are sent either way.
-//! * **Redirect** cancels every scheduled hangup armed by the previous document
-//!   ([`ChannelOp::CancelArmedHangups`]) once the new document has arrived, before its
-//!   first element: a document owns its timers.
+//! * **Loops** are done here, never by the switch: `loop=N` is N `Run`s, `loop=0`
+//!   repeats until the call ends, and a failed or too-short run ends any loop
+//!   ([`crate::call::element::repeat`]). Execution then continues with the next element.
+//! * **Elements** (SPEC §3) are in [`crate::call::element`], one file each: what each
+//!   asks for when the cursor reaches it ([`crate::call::element::Begin`]) and whether it
+//!   needs an answered call. Before the first step that does, on an unanswered call,
+//!   the engine runs [`ChannelOp::Answer`] and waits for it. Redirect's new document
+//!   cancels every scheduled hangup armed by the previous one
+//!   ([`ChannelOp::CancelArmedHangups`]) once it has arrived, before its first element:
+//!   a document owns its timers.
 //! * **No answer URL** for a call is handled as SPEC §4 rule 8 (a document error: 603 if
 //!   unanswered, NORMAL_CLEARING if answered, source `Error`).
 //! * **Fetch limit**: at most [`MAX_FETCHES_PER_CALL`] fetches (the first included); the
@@ -74,14 +64,12 @@
 //!
 //! Attribution of the final outcome is in [`crate::call::hangup`].
 
+use crate::call::element::{flatten, repeat, Begin, Step};
 use crate::call::hangup::{
-    self, document_hangup, error_cause, reason_cause, ArmedSchedule, ChannelDown, DocumentHangup,
-    EndFacts, Intent, IntentKind,
+    self, error_cause, ArmedSchedule, ChannelDown, DocumentHangup, EndFacts, Intent, IntentKind,
 };
 use crate::cause::HangupCause;
-use crate::document::model::{
-    AnswerDocument, Dtmf, Hangup, HttpMethod, Instruction, Play, PostCall, Redirect, Reject, Speak,
-};
+use crate::document::model::{AnswerDocument, FetchEvent, HttpMethod, PostCall};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -91,22 +79,11 @@ pub use crate::call::hangup::Ending;
 /// SPEC §3: at most this many document fetches per call (a redirect-loop guard).
 pub const MAX_FETCHES_PER_CALL: u32 = 100;
 
-/// A repetition of a looping Speak/Play (any `loop` other than 1) shorter than this ends
-/// the loop: no audible media is that short, but a failing URL is.
-pub const MIN_LOOP_RUN: Duration = Duration::from_millis(100);
+pub use crate::call::element::repeat::MIN_LOOP_RUN;
 
 pub use crate::call::channel_op::{ChannelOp, CommandFailure, HangupCommand, OpId, OpOutcome};
 
-pub use crate::document::model::FetchEvent;
-
-/// A document fetch for the driver to perform (with retries and the fallback URL, and
-/// the SPEC §5.1 parameters; `CallStatus` from [`CallEngine::answered`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FetchRequest {
-    pub url: String,
-    pub method: HttpMethod,
-    pub event: FetchEvent,
-}
+pub use crate::call::element::DocumentFetch;
 
 /// Why no runnable document came back from a fetch. Both end the call per SPEC §4 rule 8.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,7 +142,7 @@ pub enum Input {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Fetch a document and feed back [`Input::DocumentFetched`].
-    Fetch(FetchRequest),
+    Fetch(DocumentFetch),
     /// Start an operation on the channel and feed back [`Input::OpFinished`] with `id`.
     Run { id: OpId, op: ChannelOp },
     /// Hang the channel up now, even while an operation runs.
@@ -220,72 +197,6 @@ impl EngineSettings {
             max_fetches: MAX_FETCHES_PER_CALL,
         }
     }
-}
-
-/// One executable step of the current document. PreAnswer is flattened into its marker
-/// followed by its children, flagged as early media.
-#[derive(Clone, Debug)]
-enum Step {
-    PreAnswer,
-    Speak {
-        speak: Speak,
-        early: bool,
-    },
-    Play {
-        play: Play,
-        early: bool,
-    },
-    Wait {
-        secs: u32,
-    },
-    Dtmf(Dtmf),
-    /// `first`: element 0 of the document (SPEC §4 "first element").
-    Hangup {
-        hangup: Hangup,
-        first: bool,
-    },
-    Reject(Reject),
-    Redirect(Redirect),
-}
-
-impl Step {
-    fn needs_answer(&self) -> bool {
-        match self {
-            Step::Speak { early, .. } | Step::Play { early, .. } => !early,
-            Step::Dtmf(_) => true,
-            _ => false,
-        }
-    }
-}
-
-fn flatten(doc: AnswerDocument) -> Vec<Step> {
-    fn one(steps: &mut Vec<Step>, ins: Instruction, index: usize, early: bool) {
-        match ins {
-            Instruction::Speak(speak) => steps.push(Step::Speak { speak, early }),
-            Instruction::Play(play) => steps.push(Step::Play { play, early }),
-            Instruction::Wait(w) => steps.push(Step::Wait {
-                secs: w.length_secs,
-            }),
-            Instruction::Dtmf(d) => steps.push(Step::Dtmf(d)),
-            Instruction::PreAnswer(children) => {
-                steps.push(Step::PreAnswer);
-                for child in children {
-                    one(steps, child, index, true);
-                }
-            }
-            Instruction::Hangup(hangup) => steps.push(Step::Hangup {
-                hangup,
-                first: index == 0,
-            }),
-            Instruction::Reject(r) => steps.push(Step::Reject(r)),
-            Instruction::Redirect(r) => steps.push(Step::Redirect(r)),
-        }
-    }
-    let mut steps = Vec::new();
-    for (index, ins) in doc.instructions.into_iter().enumerate() {
-        one(&mut steps, ins, index, false);
-    }
-    steps
 }
 
 /// The document being executed.
@@ -540,7 +451,7 @@ impl CallEngine {
         match self.answer_url.clone() {
             Ok(url) => self.fetch(
                 now,
-                FetchRequest {
+                DocumentFetch {
                     url,
                     method: HttpMethod::Post,
                     event: FetchEvent::StartApp,
@@ -698,50 +609,21 @@ impl CallEngine {
         let Some(step) = program.steps.get(program.cursor) else {
             return;
         };
-        let (loop_count, what) = match step {
-            Step::Speak { speak, .. } => (speak.loop_count, "Speak".to_string()),
-            Step::Play { play, .. } => (play.loop_count, format!("Play {}", play.url)),
-            _ => {
-                program.cursor += 1;
-                return;
-            }
+        let Some((loop_count, what)) = step.repetition() else {
+            program.cursor += 1;
+            return;
         };
-        let failure = match outcome {
-            OpOutcome::Completed => None,
-            OpOutcome::Failed(reason) | OpOutcome::Refused(reason) => Some(reason.trim()),
-        };
-        let failed = failure.is_some();
-        if let Some(reason) = failure {
-            let note = format!("{what}: {reason}");
-            if self.notes.last() != Some(&note) {
-                self.notes.push(note);
-            }
-        }
         program.repetitions += 1;
-        let count_reached = loop_count != 0 && program.repetitions >= loop_count;
-        let too_short = now.saturating_duration_since(started) < MIN_LOOP_RUN;
-        let done = if count_reached {
-            true
-        } else if failed || too_short {
-            let left = if loop_count == 0 {
-                "endless loop".to_string()
-            } else {
-                format!("loop of {loop_count}")
-            };
-            self.notes.push(format!(
-                "{what}: {left} stopped after {} run(s): {}",
-                program.repetitions,
-                if failed {
-                    "the switch reported an error"
-                } else {
-                    "a run was shorter than 100 ms"
-                }
-            ));
-            true
-        } else {
-            false
-        };
-        if done {
+        let took = now.saturating_duration_since(started);
+        let over = repeat::after_run(
+            &what,
+            loop_count,
+            program.repetitions,
+            outcome,
+            took,
+            &mut self.notes,
+        );
+        if over {
             program.cursor += 1;
             program.repetitions = 0;
         }
@@ -774,67 +656,29 @@ impl CallEngine {
                 return;
             }
             let purpose = Purpose::Step { started: now };
-            match step {
-                Step::PreAnswer => {
-                    if self.answered {
-                        self.skip_step();
-                        continue;
-                    }
-                    self.run(ChannelOp::PreAnswer, purpose);
+            match step.begin(self.answered) {
+                Begin::Skip => {
+                    self.skip_step();
+                    continue;
                 }
-                Step::Speak { speak, .. } => self.run(
-                    ChannelOp::Speak {
-                        voice: speak.voice,
-                        language: speak.language,
-                        text: speak.text,
-                    },
-                    purpose,
-                ),
-                Step::Play { play, .. } => self.run(ChannelOp::Play { url: play.url }, purpose),
-                Step::Wait { secs } => self.run(
-                    ChannelOp::Wait {
-                        duration: Duration::from_secs(u64::from(secs)),
-                    },
-                    purpose,
-                ),
-                Step::Dtmf(dtmf) => self.run(
-                    ChannelOp::SendDigits {
-                        digits: dtmf.digits,
-                    },
-                    purpose,
-                ),
-                Step::Hangup { hangup, first } => match hangup.schedule_secs {
-                    Some(secs) => self.arm_schedule(now, secs, hangup, purpose),
-                    None => {
-                        let acted = document_hangup(hangup.reason, first);
-                        self.hang_up(now, acted, hangup.post_call);
-                    }
-                },
-                Step::Reject(reject) => {
-                    if self.answered {
-                        let note = format!(
-                            "Reject (reason={}) on an answered call acts as Hangup",
-                            reject.reason.as_str()
-                        );
+                Begin::Run(op) => self.run(op, purpose),
+                Begin::ArmHangup {
+                    secs,
+                    hangup,
+                    post_call,
+                } => self.arm_schedule(now, secs, hangup, post_call, purpose),
+                Begin::HangUp {
+                    hangup,
+                    post_call,
+                    note,
+                } => {
+                    if let Some(note) = note {
                         tracing::warn!("{note}");
                         self.notes.push(note);
                     }
-                    let acted = DocumentHangup {
-                        cause: reason_cause(reject.reason),
-                        reason: reject.reason,
-                    };
-                    self.hang_up(now, acted, None);
+                    self.hang_up(now, hangup, post_call);
                 }
-                Step::Redirect(redirect) => {
-                    self.fetch(
-                        now,
-                        FetchRequest {
-                            url: redirect.url,
-                            method: redirect.method,
-                            event: FetchEvent::Redirect,
-                        },
-                    );
-                }
+                Begin::Fetch(request) => self.fetch(now, request),
             }
             return;
         }
@@ -849,13 +693,19 @@ impl CallEngine {
 
     /// SPEC §4 rule 3: arm a hangup in N seconds with the cause and continue with the next element
     /// once the switch has taken it. A scheduled Hangup is never "first".
-    fn arm_schedule(&mut self, now: Instant, secs: u32, hangup: Hangup, purpose: Purpose) {
-        let acted = document_hangup(hangup.reason, false);
+    fn arm_schedule(
+        &mut self,
+        now: Instant,
+        secs: u32,
+        acted: DocumentHangup,
+        post_call: Option<PostCall>,
+        purpose: Purpose,
+    ) {
         self.schedules.push(ArmedSchedule {
             due: now + Duration::from_secs(u64::from(secs)),
             secs,
             hangup: acted,
-            post_call: hangup.post_call,
+            post_call,
         });
         self.run(
             ChannelOp::ArmHangup {
@@ -923,7 +773,7 @@ impl CallEngine {
         self.run(ChannelOp::Hangup { cause }, Purpose::Hangup);
     }
 
-    fn fetch(&mut self, now: Instant, request: FetchRequest) {
+    fn fetch(&mut self, now: Instant, request: DocumentFetch) {
         if self.is_closing() {
             return;
         }

@@ -33,8 +33,8 @@
 use crate::app::callbacks::{self, CallbackTargets};
 use crate::app::fetch::{CallStatus, FetchParams, FetchRequest, Fetcher};
 use crate::call::engine::{
-    Action, CallEngine, EngineSettings, FetchEvent, FetchFailure, FetchRequest as EngineFetch,
-    HangupCommand, Input, OpId, Reaction,
+    Action, CallEngine, DocumentFetch, EngineSettings, FetchFailure, HangupCommand, Input, OpId,
+    Reaction,
 };
 use crate::call::hangup::Ending;
 use crate::call::live::{CallCommand, HangupReply, LiveCalls};
@@ -43,6 +43,7 @@ use crate::call::route::{Resolved, Router};
 use crate::call::switch_clock::{event_timestamp, SwitchClock};
 use crate::cause::HangupCause;
 use crate::config::Config;
+use crate::document::model::FetchEvent;
 use crate::esl::command::Execute;
 use crate::esl::event::{ChannelData, Event};
 use crate::esl::outbound::{EventStream, OutboundConnection, SocketEvent};
@@ -661,7 +662,7 @@ impl CallTask {
         });
     }
 
-    fn start_fetch(&mut self, req: EngineFetch) {
+    fn start_fetch(&mut self, req: DocumentFetch) {
         let resolved = self.resolved.clone();
         let params = FetchParams {
             call_uuid: self.facts.uuid.clone(),
