@@ -1038,7 +1038,7 @@ fn rule_4_api_hangup_twice_second_is_accepted_but_does_nothing() {
     assert_eq!(call.feed_reaction(Input::ApiHangup).0, Reaction::Acted);
     assert_eq!(
         call.feed_reaction(Input::ApiHangup),
-        (Reaction::Ignored, vec![])
+        (Reaction::NoEffect, vec![])
     );
     call.feed(Input::ChannelHungUp {
         cause: HangupCause::NORMAL_CLEARING,
@@ -1060,7 +1060,7 @@ fn rule_4_api_hangup_after_the_document_hung_up_is_a_no_op() {
     assert_eq!(only_execute(&a).1, hangup_app(HangupCause::USER_BUSY));
     assert_eq!(
         call.feed_reaction(Input::ApiHangup),
-        (Reaction::Ignored, vec![])
+        (Reaction::NoEffect, vec![])
     );
     let e = call.switch_hangs_up(&a);
     assert_eq!(e.source, HangupSource::AnswerXml);
@@ -1076,7 +1076,7 @@ fn rule_4_api_hangup_after_the_caller_hung_up_is_a_no_op() {
     });
     assert_eq!(
         call.feed_reaction(Input::ApiHangup),
-        (Reaction::Ignored, vec![])
+        (Reaction::NoEffect, vec![])
     );
     let e = call.hangup_complete(HangupCause::NORMAL_CLEARING, "recv_bye");
     assert_eq!(e.source, HangupSource::Caller);
@@ -1096,7 +1096,7 @@ fn rule_4_api_hangup_while_the_document_is_being_fetched() {
     let (r, a) = call.feed_reaction(Input::DocumentFetched(Ok(doc(vec![speak("late")]))));
     assert_eq!(
         (r, a),
-        (Reaction::Ignored, vec![]),
+        (Reaction::NoEffect, vec![]),
         "a late document does nothing"
     );
     call.feed(Input::ChannelHungUp {
@@ -1118,7 +1118,7 @@ fn rule_4_a_document_error_after_the_caller_left_sends_nothing() {
     let (r, a) = call.feed_reaction(Input::DocumentFetched(Err(FetchFailure::NoDocument(
         "timeout".into(),
     ))));
-    assert_eq!((r, a), (Reaction::Ignored, vec![]));
+    assert_eq!((r, a), (Reaction::NoEffect, vec![]));
     let e = call.hangup_complete(HangupCause::NORMAL_CLEARING, "recv_bye");
     assert_eq!(e.source, HangupSource::Caller);
 }
@@ -1280,7 +1280,7 @@ fn rule_7_empty_document_parks_the_call_until_the_timeout() {
     );
     assert!(!call.engine.answered(), "an unanswered call keeps ringing");
     call.at(3599.0);
-    assert_eq!(call.timeout(), (Reaction::Ignored, vec![]), "not yet due");
+    assert_eq!(call.timeout(), (Reaction::NoEffect, vec![]), "not yet due");
     call.at(3600.0);
     assert_eq!(
         call.timeout().1,
@@ -1316,7 +1316,7 @@ fn rule_7_caller_hanging_up_on_a_parked_call_cancels_the_timer() {
     call.at(3600.0);
     assert_eq!(
         call.timeout(),
-        (Reaction::Ignored, vec![]),
+        (Reaction::NoEffect, vec![]),
         "a timer that fires anyway does nothing"
     );
     let e = call.hangup_complete(HangupCause::NORMAL_CLEARING, "recv_bye");
@@ -1358,7 +1358,7 @@ fn rule_7_an_early_wakeup_is_ignored() {
     let mut call = Call::new();
     let _ = call.run(true, vec![]);
     call.at(1.0);
-    assert_eq!(call.timeout(), (Reaction::Ignored, vec![]));
+    assert_eq!(call.timeout(), (Reaction::NoEffect, vec![]));
 }
 
 // ================================================================ SPEC §4 rule 8
@@ -1917,11 +1917,11 @@ fn only_one_app_is_in_flight_and_stale_completions_are_ignored() {
             id: OpId(id.0 + 100),
             outcome: OpOutcome::Completed
         }),
-        (Reaction::Ignored, vec![])
+        (Reaction::NoEffect, vec![])
     );
     assert_eq!(
         call.feed_reaction(Input::Dtmf('5')),
-        (Reaction::Ignored, vec![])
+        (Reaction::NoEffect, vec![])
     );
     let a = call.complete(&a);
     assert_eq!(
@@ -1936,7 +1936,7 @@ fn only_one_app_is_in_flight_and_stale_completions_are_ignored() {
             id,
             outcome: OpOutcome::Completed
         }),
-        (Reaction::Ignored, vec![])
+        (Reaction::NoEffect, vec![])
     );
 }
 
@@ -1946,7 +1946,7 @@ fn a_second_start_is_ignored() {
     call.feed(Input::Start { answered: false });
     assert_eq!(
         call.feed_reaction(Input::Start { answered: true }),
-        (Reaction::Ignored, vec![])
+        (Reaction::NoEffect, vec![])
     );
     assert!(!call.engine.answered());
 }
@@ -2073,7 +2073,7 @@ fn a_kill_refused_because_the_channel_is_gone_waits_for_the_switch_events() {
         command: HangupCommand::Kill,
         failure: CommandFailure::ChannelGone,
     });
-    assert_eq!((r, a), (Reaction::Ignored, vec![]));
+    assert_eq!((r, a), (Reaction::NoEffect, vec![]));
     assert!(call.engine.is_closing());
 }
 

@@ -164,10 +164,11 @@ pub enum Action {
 pub enum Reaction {
     /// The input changed the call (and may have produced actions).
     Acted,
-    /// The input was valid but had no effect: a stale or duplicate event, or a hangup
-    /// request after the call had already begun to close (first hangup wins). For
-    /// `ApiHangup` this still means "accepted" (HTTP 204).
-    Ignored,
+    /// The input changed nothing: a stale or duplicate event, a wake-up before any
+    /// deadline, or a hangup request after the call had already begun to close (first
+    /// hangup wins). For `ApiHangup` this means "accepted, the call is already ending"
+    /// (HTTP 204).
+    NoEffect,
     /// The call has already finished; the input was dropped. For `ApiHangup`: 404.
     AfterFinish,
 }
@@ -199,24 +200,24 @@ impl EngineSettings {
     }
 }
 
-/// The document being executed.
+/// The document being executed: its steps and where the engine is in them.
 #[derive(Debug)]
-struct Program {
+struct RunningDocument {
     steps: Vec<Step>,
     cursor: usize,
     /// Completed repetitions of the media step at `cursor`.
     repetitions: u32,
 }
 
-/// What the operation in flight is for.
+/// Why the engine started the operation in flight: what its outcome means.
 #[derive(Clone, Debug)]
-enum Purpose {
+enum OpPurpose {
     /// Answering for the step at the cursor, which then runs.
     Answer,
     /// Executing the step at the cursor.
     Step { started: Instant },
     /// Cancelling the previous document's schedules before the new one runs.
-    SchedCancel,
+    CancelSchedules,
     /// Our own hangup.
     Hangup,
 }
@@ -231,7 +232,7 @@ struct Parked {
 #[derive(Debug)]
 struct InFlight {
     id: OpId,
-    purpose: Purpose,
+    purpose: OpPurpose,
 }
 
 /// The state machine of one call. See the module docs.
@@ -249,7 +250,7 @@ pub struct CallEngine {
     fetches: u32,
     /// The event of the fetch awaiting its result.
     fetching: Option<FetchEvent>,
-    program: Option<Program>,
+    program: Option<RunningDocument>,
     /// An empty document parked the call (or every way of hanging up was refused):
     /// the call waits for the empty-document timeout. `until: None` is a timeout too
     /// far off to represent, which never fires.
@@ -347,14 +348,14 @@ impl CallEngine {
 
     /// Time has reached `now`: acts on every deadline that is due (SPEC §4 rule 7: a
     /// parked call is killed with `ALLOTTED_TIMEOUT`). Early or repeated calls are
-    /// harmless and answer [`Reaction::Ignored`].
+    /// harmless and answer [`Reaction::NoEffect`].
     pub fn handle_timeout(&mut self, now: Instant) -> Reaction {
         if self.finished {
             return Reaction::AfterFinish;
         }
         match self.poll_timeout() {
             Some(due) if due <= now => {}
-            _ => return Reaction::Ignored,
+            _ => return Reaction::NoEffect,
         }
         self.parked = None;
         self.intent = Some(Intent {
@@ -378,18 +379,18 @@ impl CallEngine {
             Input::OpFinished { id, outcome } => self.on_op_finished(now, id, outcome),
             Input::Answered => {
                 if self.answered {
-                    return Reaction::Ignored;
+                    return Reaction::NoEffect;
                 }
                 self.answered = true;
                 Reaction::Acted
             }
             Input::Dtmf(digit) => {
                 tracing::debug!(%digit, "DTMF received (no Gather active)");
-                Reaction::Ignored
+                Reaction::NoEffect
             }
             Input::ChannelHungUp { cause } => {
                 if self.down.is_some() {
-                    return Reaction::Ignored;
+                    return Reaction::NoEffect;
                 }
                 self.down = Some((now, cause));
                 self.unpark();
@@ -424,7 +425,7 @@ impl CallEngine {
             }
             Input::ApiHangup => {
                 if self.is_closing() {
-                    return Reaction::Ignored;
+                    return Reaction::NoEffect;
                 }
                 self.unpark();
                 self.intent = Some(Intent {
@@ -444,7 +445,7 @@ impl CallEngine {
 
     fn on_start(&mut self, now: Instant, answered: bool) -> Reaction {
         if self.started {
-            return Reaction::Ignored;
+            return Reaction::NoEffect;
         }
         self.started = true;
         self.answered |= answered;
@@ -468,7 +469,7 @@ impl CallEngine {
         result: Result<AnswerDocument, FetchFailure>,
     ) -> Reaction {
         if self.fetching.take().is_none() || self.is_closing() {
-            return Reaction::Ignored;
+            return Reaction::NoEffect;
         }
         let doc = match result {
             Ok(doc) => doc,
@@ -477,7 +478,7 @@ impl CallEngine {
                 return Reaction::Acted;
             }
         };
-        self.program = Some(Program {
+        self.program = Some(RunningDocument {
             steps: flatten(doc),
             cursor: 0,
             repetitions: 0,
@@ -485,7 +486,7 @@ impl CallEngine {
         if !self.schedules.is_empty() {
             // A document owns its timers: drop the previous one's before this one runs.
             self.cancelling = std::mem::take(&mut self.schedules);
-            self.run(ChannelOp::CancelArmedHangups, Purpose::SchedCancel);
+            self.run(ChannelOp::CancelArmedHangups, OpPurpose::CancelSchedules);
             self.actions.push_back(Action::ScheduleCleared);
             return Reaction::Acted;
         }
@@ -495,7 +496,7 @@ impl CallEngine {
 
     fn on_op_finished(&mut self, now: Instant, id: OpId, outcome: OpOutcome) -> Reaction {
         let Some(flight) = self.in_flight.take_if(|f| f.id == id) else {
-            return Reaction::Ignored;
+            return Reaction::NoEffect;
         };
         if let OpOutcome::Refused(reason) = &outcome {
             if self.down.is_none() {
@@ -510,8 +511,8 @@ impl CallEngine {
             return Reaction::Acted;
         }
         match flight.purpose {
-            Purpose::Answer => self.answered = true,
-            Purpose::SchedCancel => {
+            OpPurpose::Answer => self.answered = true,
+            OpPurpose::CancelSchedules => {
                 for s in std::mem::take(&mut self.cancelling) {
                     if let Some(pc) = s.post_call {
                         self.notes.push(format!(
@@ -521,8 +522,8 @@ impl CallEngine {
                     }
                 }
             }
-            Purpose::Hangup => {}
-            Purpose::Step { started } => self.step_completed(now, started, &outcome),
+            OpPurpose::Hangup => {}
+            OpPurpose::Step { started } => self.step_completed(now, started, &outcome),
         }
         self.advance(now);
         Reaction::Acted
@@ -530,10 +531,15 @@ impl CallEngine {
 
     /// The switch refused an operation while the channel is up. `None`: no special
     /// handling, the refusal is read like any other failure.
-    fn on_op_refused(&mut self, now: Instant, purpose: &Purpose, reply: &str) -> Option<Reaction> {
+    fn on_op_refused(
+        &mut self,
+        now: Instant,
+        purpose: &OpPurpose,
+        reply: &str,
+    ) -> Option<Reaction> {
         let reply = reply.trim();
         match purpose {
-            Purpose::Hangup => {
+            OpPurpose::Hangup => {
                 let cause = self.intent.as_ref()?.kind.cause();
                 self.notes.push(format!(
                     "the switch did not execute hangup ({reply}); killing the channel"
@@ -541,11 +547,11 @@ impl CallEngine {
                 self.actions.push_back(Action::Kill { cause });
                 Some(Reaction::Acted)
             }
-            Purpose::Answer => {
+            OpPurpose::Answer => {
                 self.fail(now, format!("the switch did not answer the call: {reply}"));
                 Some(Reaction::Acted)
             }
-            Purpose::SchedCancel => {
+            OpPurpose::CancelSchedules => {
                 let kept = std::mem::take(&mut self.cancelling);
                 self.notes.push(format!(
                     "cancelling the armed hangups refused ({reply}); {} scheduled hangup(s) of the previous document stay armed",
@@ -560,7 +566,7 @@ impl CallEngine {
                 self.advance(now);
                 Some(Reaction::Acted)
             }
-            Purpose::Step { .. } => None,
+            OpPurpose::Step { .. } => None,
         }
     }
 
@@ -572,15 +578,15 @@ impl CallEngine {
         failure: CommandFailure,
     ) -> Reaction {
         if self.down.is_some() || self.intent.is_none() {
-            return Reaction::Ignored;
+            return Reaction::NoEffect;
         }
         let reply = match &failure {
             // The channel is already gone; its hangup events (or the socket's end) follow.
-            CommandFailure::ChannelGone => return Reaction::Ignored,
+            CommandFailure::ChannelGone => return Reaction::NoEffect,
             CommandFailure::Refused(reply) => reply.trim(),
         };
         let Some(cause) = self.intent.as_ref().map(|i| i.kind.cause()) else {
-            return Reaction::Ignored;
+            return Reaction::NoEffect;
         };
         match command {
             HangupCommand::Kill => {
@@ -652,10 +658,10 @@ impl CallEngine {
                 return;
             };
             if step.needs_answer() && !self.answered {
-                self.run(ChannelOp::Answer, Purpose::Answer);
+                self.run(ChannelOp::Answer, OpPurpose::Answer);
                 return;
             }
-            let purpose = Purpose::Step { started: now };
+            let purpose = OpPurpose::Step { started: now };
             match step.begin(self.answered) {
                 Begin::Skip => {
                     self.skip_step();
@@ -699,7 +705,7 @@ impl CallEngine {
         secs: u32,
         acted: DocumentHangup,
         post_call: Option<PostCall>,
-        purpose: Purpose,
+        purpose: OpPurpose,
     ) {
         self.schedules.push(ArmedSchedule {
             due: now + Duration::from_secs(u64::from(secs)),
@@ -730,7 +736,7 @@ impl CallEngine {
                 post_call,
             },
         });
-        self.run(ChannelOp::Hangup { cause: acted.cause }, Purpose::Hangup);
+        self.run(ChannelOp::Hangup { cause: acted.cause }, OpPurpose::Hangup);
     }
 
     /// SPEC §4 rule 6.
@@ -743,7 +749,7 @@ impl CallEngine {
             ChannelOp::Hangup {
                 cause: HangupCause::NORMAL_CLEARING,
             },
-            Purpose::Hangup,
+            OpPurpose::Hangup,
         );
     }
 
@@ -770,7 +776,7 @@ impl CallEngine {
             at: now,
             kind: IntentKind::Error { message, cause },
         });
-        self.run(ChannelOp::Hangup { cause }, Purpose::Hangup);
+        self.run(ChannelOp::Hangup { cause }, OpPurpose::Hangup);
     }
 
     fn fetch(&mut self, now: Instant, request: DocumentFetch) {
@@ -787,7 +793,7 @@ impl CallEngine {
         self.actions.push_back(Action::Fetch(request));
     }
 
-    fn run(&mut self, op: ChannelOp, purpose: Purpose) {
+    fn run(&mut self, op: ChannelOp, purpose: OpPurpose) {
         let id = OpId(self.next_id());
         self.in_flight = Some(InFlight { id, purpose });
         self.actions.push_back(Action::Run { id, op });

@@ -794,7 +794,7 @@ impl CallTask {
                     // The kill is on its way: answer once the switch has taken it.
                     Reaction::Acted => self.api_hangups.push(reply),
                     // Already closing (first hangup wins).
-                    Reaction::Ignored => {
+                    Reaction::NoEffect => {
                         let _ = reply.send(HangupReply::Ending);
                     }
                     Reaction::AfterFinish => {
