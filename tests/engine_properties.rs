@@ -16,7 +16,8 @@
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
 use voxbridge::call::engine::{
-    Action, CallEngine, ChannelOp, EngineSettings, FetchFailure, Input, OpId, OpOutcome, Reaction,
+    Action, CallEngine, ChannelOp, EngineSettings, FetchFailure, HungUpBy, Input, OpId, OpOutcome,
+    Reaction,
 };
 use voxbridge::call::record::HangupSource;
 use voxbridge::cause::HangupCause;
@@ -237,7 +238,12 @@ impl Checker {
                 finish_from = Some((cause, disposition));
                 Input::HangupComplete {
                     cause,
-                    disposition: disposition.map(String::from),
+                    hung_up_by: match disposition.map(|d| d.split('_').next()) {
+                        Some(Some("recv")) => HungUpBy::Caller,
+                        Some(Some("send")) => HungUpBy::Switch,
+                        _ => HungUpBy::Unknown,
+                    },
+                    detail: disposition.map(String::from),
                 }
             }
             Op::SocketLost => Input::SocketLost,

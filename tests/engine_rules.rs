@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 use voxbridge::call::engine::{
     Action, CallEngine, ChannelOp, CommandFailure, DocumentFetch, EngineSettings, FetchFailure,
-    HangupCommand, Input, OpId, OpOutcome, Reaction, MAX_FETCHES_PER_CALL,
+    HangupCommand, HungUpBy, Input, OpId, OpOutcome, Reaction, MAX_FETCHES_PER_CALL,
 };
 use voxbridge::call::hangup::Ending;
 use voxbridge::call::record::HangupSource;
@@ -239,10 +239,18 @@ impl Call {
         }
     }
 
+    /// HANGUP_COMPLETE with the disposition the transcripts show, read as the driver
+    /// reads it: `recv_*` the caller hung up, `send_*` the switch did.
     fn hangup_complete(&mut self, cause: HangupCause, disposition: &str) -> Ending {
+        let hung_up_by = match disposition.split('_').next() {
+            Some("recv") => HungUpBy::Caller,
+            Some("send") => HungUpBy::Switch,
+            _ => HungUpBy::Unknown,
+        };
         let a = self.feed(Input::HangupComplete {
             cause,
-            disposition: Some(disposition.into()),
+            hung_up_by,
+            detail: Some(disposition.into()),
         });
         finish(&a)
     }
@@ -1882,7 +1890,8 @@ fn finish_is_emitted_once_and_every_later_input_is_dropped() {
     for input in [
         Input::HangupComplete {
             cause: HangupCause::NORMAL_CLEARING,
-            disposition: None,
+            hung_up_by: HungUpBy::Unknown,
+            detail: None,
         },
         Input::SocketLost,
         Input::ApiHangup,

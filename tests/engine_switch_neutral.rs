@@ -19,6 +19,10 @@ const FREESWITCH_WORDS: &[&str] = &[
     "send_dtmf",
     "pre_answer",
     "application-response",
+    "sip_hangup_disposition",
+    "channel_answer",
+    "channel_hangup",
+    "event-lock",
     "crate::esl",
     "call::freeswitch::",
 ];

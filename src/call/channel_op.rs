@@ -79,3 +79,15 @@ pub enum CommandFailure {
     /// The switch refused it, or it could not be sent; the text says why.
     Refused(String),
 }
+
+/// Which side ended the call, as the switch reports it at the end (the FreeSWITCH
+/// driver reads it from the SIP disposition, see its `render` module).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HungUpBy {
+    /// The far end (the caller) ended it.
+    Caller,
+    /// The switch ended it on request (ours, a scheduled hangup, or someone else's).
+    Switch,
+    /// Not reported or not recognised: decided from our own records as if `Switch`.
+    Unknown,
+}

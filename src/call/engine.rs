@@ -81,7 +81,9 @@ pub const MAX_FETCHES_PER_CALL: u32 = 100;
 
 pub use crate::call::element::repeat::MIN_LOOP_RUN;
 
-pub use crate::call::channel_op::{ChannelOp, CommandFailure, HangupCommand, OpId, OpOutcome};
+pub use crate::call::channel_op::{
+    ChannelOp, CommandFailure, HangupCommand, HungUpBy, OpId, OpOutcome,
+};
 
 pub use crate::call::element::DocumentFetch;
 
@@ -115,18 +117,20 @@ pub enum Input {
     DocumentFetched(Result<AnswerDocument, FetchFailure>),
     /// A [`ChannelOp`] the engine started has finished (or was refused).
     OpFinished { id: OpId, outcome: OpOutcome },
-    /// CHANNEL_ANSWER.
+    /// The switch reports the call answered.
     Answered,
     /// A DTMF digit from the caller (ignored until Gather exists).
     Dtmf(char),
-    /// CHANNEL_HANGUP: the channel is down; nothing more may be executed.
+    /// The switch reports the channel down; nothing more may be run on it.
     ChannelHungUp { cause: HangupCause },
-    /// CHANNEL_HANGUP_COMPLETE, with `variable_sip_hangup_disposition`.
+    /// The switch's last word on the channel: the cause and which side hung up
+    /// (`detail`: the switch's own words for it, for the notes).
     HangupComplete {
         cause: HangupCause,
-        disposition: Option<String>,
+        hung_up_by: HungUpBy,
+        detail: Option<String>,
     },
-    /// The event socket closed or failed before CHANNEL_HANGUP_COMPLETE.
+    /// The connection to the switch closed or failed before its last word.
     SocketLost,
     /// REST `DELETE Call/{uuid}`.
     ApiHangup,
@@ -396,7 +400,11 @@ impl CallEngine {
                 self.unpark();
                 Reaction::Acted
             }
-            Input::HangupComplete { cause, disposition } => {
+            Input::HangupComplete {
+                cause,
+                hung_up_by,
+                detail,
+            } => {
                 let at = match self.down {
                     Some((at, _)) => at,
                     None => {
@@ -410,7 +418,8 @@ impl CallEngine {
                     ChannelDown {
                         at,
                         cause,
-                        disposition: disposition.as_deref(),
+                        hung_up_by,
+                        detail: detail.as_deref(),
                     },
                 );
                 self.finish(ending);

@@ -878,8 +878,13 @@ impl CallTask {
                     .hangup_cause()
                     .map(HangupCause::parse_switch)
                     .unwrap_or(HangupCause::NORMAL_CLEARING);
-                let disposition = event.variable("sip_hangup_disposition").map(str::to_string);
-                self.input_from(&event, Input::HangupComplete { cause, disposition });
+                let disposition = event.variable("sip_hangup_disposition");
+                let input = Input::HangupComplete {
+                    cause,
+                    hung_up_by: render::hung_up_by(disposition),
+                    detail: disposition.map(str::to_string),
+                };
+                self.input_from(&event, input);
                 self.hangup_complete = Some(event);
             }
             _ => {}

@@ -12,12 +12,13 @@
 //! * **ArmHangup** is `sched_hangup +<secs> <cause>` — always relative, with the `+`
 //!   (reference §5); **CancelArmedHangups** `sched_cancel` without argument, which
 //!   cancels all of the channel's scheduled tasks.
+//! * **Who hung up**: `sip_hangup_disposition` `recv_*` is the caller, `send_*` the switch.
 //! * **Outcomes**: a `-ERR …` reply to `sendmsg` (or an `Application-Response` that
 //!   starts with `-ERR`) means the switch refused the application; a response that says
 //!   `ERROR` or `NOT FOUND` (`FILE NOT FOUND`, `PLAYBACK ERROR`) means it ran and failed;
 //!   anything else (`FILE PLAYED`, `_none_`, …) means it completed.
 
-use crate::call::channel_op::{ChannelOp, CommandFailure, OpOutcome};
+use crate::call::channel_op::{ChannelOp, CommandFailure, HungUpBy, OpOutcome};
 use crate::config::TtsConfig;
 use crate::document::model::Voice;
 
@@ -121,6 +122,16 @@ pub fn command_failure(reply: &str) -> CommandFailure {
         CommandFailure::ChannelGone
     } else {
         CommandFailure::Refused(reply.trim().to_string())
+    }
+}
+
+/// Which side hung up, from CHANNEL_HANGUP_COMPLETE's `sip_hangup_disposition`:
+/// `recv_*` (bye, cancel, refuse) the caller, `send_*` the switch, anything else unknown.
+pub fn hung_up_by(disposition: Option<&str>) -> HungUpBy {
+    match disposition.map(str::trim) {
+        Some(d) if d.starts_with("recv_") => HungUpBy::Caller,
+        Some(d) if d.starts_with("send_") => HungUpBy::Switch,
+        _ => HungUpBy::Unknown,
     }
 }
 
@@ -315,5 +326,17 @@ mod tests {
             command_failure("-ERR something broke\n"),
             CommandFailure::Refused("-ERR something broke".into())
         );
+    }
+
+    #[test]
+    fn dispositions() {
+        for d in ["recv_bye", "recv_cancel", "recv_refuse"] {
+            assert_eq!(hung_up_by(Some(d)), HungUpBy::Caller);
+        }
+        for d in ["send_bye", "send_cancel", "send_refuse"] {
+            assert_eq!(hung_up_by(Some(d)), HungUpBy::Switch);
+        }
+        assert_eq!(hung_up_by(None), HungUpBy::Unknown);
+        assert_eq!(hung_up_by(Some("")), HungUpBy::Unknown);
     }
 }
