@@ -16,7 +16,8 @@
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
 use voxbridge::call::engine::{
-    Action, App, AppId, CallEngine, EngineSettings, FetchFailure, Input, Reaction, TimerId,
+    Action, CallEngine, ChannelOp, EngineSettings, FetchFailure, HungUpBy, Input, OpId, OpOutcome,
+    Reaction,
 };
 use voxbridge::call::record::HangupSource;
 use voxbridge::cause::HangupCause;
@@ -32,7 +33,7 @@ enum Op {
     Start(bool),
     Doc(Vec<Instruction>),
     DocErr(bool),
-    CompleteCurrent(&'static str),
+    CompleteCurrent(OpOutcome),
     CompleteBogus(u64),
     Answered,
     Dtmf,
@@ -41,7 +42,8 @@ enum Op {
     SocketLost,
     Api,
     FireTimer,
-    FireBogusTimer(u64),
+    /// The driver wakes up with no deadline due.
+    EarlyWakeup,
     Advance(u64),
 }
 
@@ -104,7 +106,12 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<bool>().prop_map(Op::Start),
         4 => prop::collection::vec(instruction(), 0..6).prop_map(Op::Doc),
         1 => any::<bool>().prop_map(Op::DocErr),
-        8 => prop_oneof![Just("_none_"), Just("FILE PLAYED"), Just("PLAYBACK ERROR"), Just("FILE NOT FOUND")]
+        8 => prop_oneof![
+                Just(OpOutcome::Completed),
+                Just(OpOutcome::Completed),
+                Just(OpOutcome::Failed("PLAYBACK ERROR".into())),
+                Just(OpOutcome::Failed("FILE NOT FOUND".into())),
+            ]
             .prop_map(Op::CompleteCurrent),
         1 => (0u64..20).prop_map(Op::CompleteBogus),
         1 => Just(Op::Answered),
@@ -117,7 +124,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::SocketLost),
         1 => Just(Op::Api),
         1 => Just(Op::FireTimer),
-        1 => (0u64..20).prop_map(Op::FireBogusTimer),
+        1 => Just(Op::EarlyWakeup),
         3 => (0u64..5000).prop_map(Op::Advance),
     ]
 }
@@ -126,14 +133,13 @@ fn op() -> impl Strategy<Value = Op> {
 struct Checker {
     engine: CallEngine,
     now: Instant,
-    in_flight: Option<AppId>,
-    last_timer: Option<TimerId>,
+    in_flight: Option<OpId>,
     /// voxbridge sent a hangup/kill, or the switch reported the channel down.
     closing: bool,
     hangups_sent: u32,
     fetches: u32,
     finished: bool,
-    last_app: Option<App>,
+    last_app: Option<ChannelOp>,
 }
 
 impl Checker {
@@ -141,26 +147,28 @@ impl Checker {
         while let Some(action) = self.engine.poll_action() {
             assert!(!self.finished, "action after Finish: {action:?}");
             match action {
-                Action::Execute { id, app } => {
+                Action::Run { id, op: app } => {
                     assert!(!self.closing, "Execute {app:?} while closing");
                     assert!(self.in_flight.is_none(), "two apps in flight");
-                    if self.last_app == Some(App::Answer) {
+                    if self.last_app == Some(ChannelOp::Answer) {
                         assert!(
                             matches!(
                                 app,
-                                App::Speak { .. } | App::Playback { .. } | App::SendDtmf { .. }
+                                ChannelOp::Speak { .. }
+                                    | ChannelOp::Play { .. }
+                                    | ChannelOp::SendDigits { .. }
                             ),
                             "answer was not for an element that needs it: {app:?}"
                         );
                     }
-                    if let App::Hangup { .. } = app {
+                    if let ChannelOp::Hangup { .. } = app {
                         self.closing = true;
                         self.hangups_sent += 1;
                     }
                     self.in_flight = Some(id);
                     self.last_app = Some(app);
                 }
-                Action::HangupMessage { .. } => {
+                Action::HangupAfterOp { .. } => {
                     // Only ever the fallback of a refused uuid_kill.
                     assert!(self.closing, "hangup message without a kill before it");
                 }
@@ -174,10 +182,6 @@ impl Checker {
                     self.fetches += 1;
                     assert!(self.fetches <= MAX_FETCHES, "fetch limit exceeded");
                 }
-                Action::SetTimer { id, .. } => {
-                    assert!(!self.closing, "timer set while closing");
-                    self.last_timer = Some(id);
-                }
                 Action::Finish(ending) => {
                     self.finished = true;
                     if let Some((cause, disposition)) = finish_from {
@@ -188,11 +192,16 @@ impl Checker {
                     }
                     assert!(ending.cause_name.len() <= 200);
                 }
-                Action::CancelTimer { .. }
-                | Action::ScheduleArmed { .. }
-                | Action::ScheduleCleared => {}
+                Action::ScheduleArmed { .. } | Action::ScheduleCleared => {}
             }
             assert!(self.hangups_sent <= 1, "more than one hangup sent");
+        }
+        if self.closing {
+            assert_eq!(
+                self.engine.poll_timeout(),
+                None,
+                "timer armed while closing"
+            );
         }
     }
 
@@ -210,16 +219,13 @@ impl Checker {
             } else {
                 FetchFailure::NoDocument("HTTP 503".into())
             })),
-            Op::CompleteCurrent(response) => match self.in_flight {
-                Some(id) => Input::AppCompleted {
-                    id,
-                    response: response.into(),
-                },
+            Op::CompleteCurrent(outcome) => match self.in_flight {
+                Some(id) => Input::OpFinished { id, outcome },
                 None => return,
             },
-            Op::CompleteBogus(n) => Input::AppCompleted {
-                id: AppId(1000 + n),
-                response: "_none_".into(),
+            Op::CompleteBogus(n) => Input::OpFinished {
+                id: OpId(1000 + n),
+                outcome: OpOutcome::Completed,
             },
             Op::Answered => Input::Answered,
             Op::Dtmf => Input::Dtmf('1'),
@@ -232,18 +238,27 @@ impl Checker {
                 finish_from = Some((cause, disposition));
                 Input::HangupComplete {
                     cause,
-                    disposition: disposition.map(String::from),
+                    hung_up_by: match disposition.map(|d| d.split('_').next()) {
+                        Some(Some("recv")) => HungUpBy::Caller,
+                        Some(Some("send")) => HungUpBy::Switch,
+                        _ => HungUpBy::Unknown,
+                    },
+                    detail: disposition.map(String::from),
                 }
             }
             Op::SocketLost => Input::SocketLost,
             Op::Api => Input::ApiHangup,
-            Op::FireTimer => match self.last_timer {
-                Some(id) => Input::TimerFired(id),
+            Op::FireTimer => match self.engine.poll_timeout() {
+                Some(due) => {
+                    self.now = self.now.max(due);
+                    return self.timeout();
+                }
                 None => return,
             },
-            Op::FireBogusTimer(n) => Input::TimerFired(TimerId(1000 + n)),
+            // A wake-up before any deadline (or with none) must be harmless.
+            Op::EarlyWakeup => return self.timeout(),
         };
-        if let Input::AppCompleted { id, .. } = &input {
+        if let Input::OpFinished { id, .. } = &input {
             if self.in_flight == Some(*id) {
                 self.in_flight = None;
             }
@@ -256,6 +271,20 @@ impl Checker {
             assert_ne!(reaction, Reaction::AfterFinish);
         }
         self.drain(finish_from);
+    }
+}
+
+impl Checker {
+    /// The driver's sleep ended: `handle_timeout` at the current time.
+    fn timeout(&mut self) {
+        let was_finished = self.finished;
+        let reaction = self.engine.handle_timeout(self.now);
+        if was_finished {
+            assert_eq!(reaction, Reaction::AfterFinish);
+        } else {
+            assert_ne!(reaction, Reaction::AfterFinish);
+        }
+        self.drain(None);
     }
 }
 
@@ -272,7 +301,6 @@ proptest! {
             engine: CallEngine::new(settings, has_url.then(|| "http://a.test/answer".to_string())),
             now: Instant::now(),
             in_flight: None,
-            last_timer: None,
             closing: false,
             hangups_sent: 0,
             fetches: 0,

@@ -8,15 +8,15 @@
 
 use std::time::{Duration, Instant};
 use voxbridge::call::engine::{
-    Action, App, AppId, CallEngine, EngineSettings, FetchEvent, FetchFailure, FetchRequest, Input,
-    Reaction, SwitchCommand, TimerId, MAX_FETCHES_PER_CALL,
+    Action, CallEngine, ChannelOp, CommandFailure, DocumentFetch, EngineSettings, FetchFailure,
+    HangupCommand, HungUpBy, Input, OpId, OpOutcome, Reaction, MAX_FETCHES_PER_CALL,
 };
 use voxbridge::call::hangup::Ending;
 use voxbridge::call::record::HangupSource;
 use voxbridge::cause::HangupCause;
 use voxbridge::document::model::{
-    AnswerDocument, Dtmf, Hangup, HangupReason, HttpMethod, Instruction, Play, PostCall, Redirect,
-    Reject, Speak, Voice, Wait,
+    AnswerDocument, Dtmf, FetchEvent, Hangup, HangupReason, HttpMethod, Instruction, Play,
+    PostCall, Redirect, Reject, Speak, Voice, Wait,
 };
 
 const ANSWER_URL: &str = "http://app.test/answer";
@@ -137,6 +137,12 @@ impl Call {
         (reaction, self.drain())
     }
 
+    /// The driver's sleep until `poll_timeout()` ended at the current time.
+    fn timeout(&mut self) -> (Reaction, Vec<Action>) {
+        let reaction = self.engine.handle_timeout(self.now);
+        (reaction, self.drain())
+    }
+
     fn drain(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
         while let Some(a) = self.engine.poll_action() {
@@ -150,7 +156,7 @@ impl Call {
         let a = self.feed(Input::Start { answered });
         assert_eq!(
             a,
-            vec![Action::Fetch(FetchRequest {
+            vec![Action::Fetch(DocumentFetch {
                 url: ANSWER_URL.into(),
                 method: HttpMethod::Post,
                 event: FetchEvent::StartApp,
@@ -167,23 +173,24 @@ impl Call {
     /// and — like the switch — raises CHANNEL_ANSWER when the app is `answer`.
     fn complete(&mut self, actions: &[Action]) -> Vec<Action> {
         let (id, app) = only_execute(actions);
-        if app == App::Answer {
+        if app == ChannelOp::Answer {
             assert_eq!(self.feed(Input::Answered), vec![]);
         }
         let response = match app {
-            App::Playback { .. } => "FILE PLAYED",
-            _ => "_none_",
+            // "FILE PLAYED" and "_none_" on the switch: both ran to their end.
+            ChannelOp::Play { .. } => OpOutcome::Completed,
+            _ => OpOutcome::Completed,
         };
-        self.feed(Input::AppCompleted {
+        self.feed(Input::OpFinished {
             id,
-            response: response.into(),
+            outcome: response,
         })
     }
 
     /// Completes every app in turn until the engine asks for something other than an app
     /// (a fetch, a timer, a kill) or executes `hangup`. Returns the apps in order and the
     /// last batch of actions. Each app takes one second of call time.
-    fn complete_all(&mut self, mut actions: Vec<Action>) -> (Vec<App>, Vec<Action>) {
+    fn complete_all(&mut self, mut actions: Vec<Action>) -> (Vec<ChannelOp>, Vec<Action>) {
         let mut apps = Vec::new();
         let mut t = self.now.duration_since(self.t0).as_secs_f64();
         loop {
@@ -191,10 +198,13 @@ impl Call {
                 return (apps, actions);
             };
             apps.push(app.clone());
-            if matches!(app, App::Hangup { .. }) {
+            if matches!(app, ChannelOp::Hangup { .. }) {
                 return (apps, actions);
             }
-            if !matches!(app, App::Answer | App::PreAnswer | App::SchedCancel) {
+            if !matches!(
+                app,
+                ChannelOp::Answer | ChannelOp::PreAnswer | ChannelOp::CancelArmedHangups
+            ) {
                 t += 1.0;
                 self.at(t);
             }
@@ -207,14 +217,14 @@ impl Call {
     /// when it sent the hangup itself.
     fn switch_hangs_up(&mut self, actions: &[Action]) -> Ending {
         let (id, app) = only_execute(actions);
-        let App::Hangup { cause } = app else {
+        let ChannelOp::Hangup { cause } = app else {
             panic!("expected hangup, got {app:?}");
         };
         assert_eq!(self.feed(Input::ChannelHungUp { cause }), vec![]);
         assert_eq!(
-            self.feed(Input::AppCompleted {
+            self.feed(Input::OpFinished {
                 id,
-                response: "_none_".into()
+                outcome: OpOutcome::Completed
             }),
             vec![]
         );
@@ -229,26 +239,34 @@ impl Call {
         }
     }
 
+    /// HANGUP_COMPLETE with the disposition the transcripts show, read as the driver
+    /// reads it: `recv_*` the caller hung up, `send_*` the switch did.
     fn hangup_complete(&mut self, cause: HangupCause, disposition: &str) -> Ending {
+        let hung_up_by = match disposition.split('_').next() {
+            Some("recv") => HungUpBy::Caller,
+            Some("send") => HungUpBy::Switch,
+            _ => HungUpBy::Unknown,
+        };
         let a = self.feed(Input::HangupComplete {
             cause,
-            disposition: Some(disposition.into()),
+            hung_up_by,
+            detail: Some(disposition.into()),
         });
         finish(&a)
     }
 }
 
-fn executes(actions: &[Action]) -> Vec<(AppId, App)> {
+fn executes(actions: &[Action]) -> Vec<(OpId, ChannelOp)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Execute { id, app } => Some((*id, app.clone())),
+            Action::Run { id, op: app } => Some((*id, app.clone())),
             _ => None,
         })
         .collect()
 }
 
-fn only_execute(actions: &[Action]) -> (AppId, App) {
+fn only_execute(actions: &[Action]) -> (OpId, ChannelOp) {
     let ex = executes(actions);
     assert_eq!(ex.len(), 1, "expected exactly one Execute in {actions:?}");
     ex[0].clone()
@@ -266,22 +284,35 @@ fn finish(actions: &[Action]) -> Ending {
     ends[0].clone()
 }
 
-fn names(apps: &[App]) -> Vec<&'static str> {
-    apps.iter().map(App::name).collect()
+/// The kinds of operations, in order (names of this test, not of any switch).
+fn names(ops: &[ChannelOp]) -> Vec<&'static str> {
+    ops.iter()
+        .map(|op| match op {
+            ChannelOp::Answer => "answer",
+            ChannelOp::PreAnswer => "pre_answer",
+            ChannelOp::Speak { .. } => "speak",
+            ChannelOp::Play { .. } => "play",
+            ChannelOp::Wait { .. } => "wait",
+            ChannelOp::SendDigits { .. } => "send_digits",
+            ChannelOp::Hangup { .. } => "hangup",
+            ChannelOp::ArmHangup { .. } => "arm_hangup",
+            ChannelOp::CancelArmedHangups => "cancel_armed_hangups",
+        })
+        .collect()
 }
 
-fn hangup_app(cause: HangupCause) -> App {
-    App::Hangup { cause }
+fn hangup_app(cause: HangupCause) -> ChannelOp {
+    ChannelOp::Hangup { cause }
 }
 
 fn post_call_url(e: &Ending) -> Option<&str> {
     e.post_call.as_ref().map(|p| p.url.as_str())
 }
 
-fn speak_app(text: &str) -> App {
-    App::Speak {
-        engine: "flite".into(),
-        voice: "slt".into(),
+fn speak_app(text: &str) -> ChannelOp {
+    ChannelOp::Speak {
+        voice: Voice::Woman,
+        language: "en-US".into(),
         text: text.into(),
     }
 }
@@ -304,7 +335,7 @@ fn rule_1_immediate_hangup_ends_the_call_and_nothing_after_it_runs() {
     assert_eq!(
         apps,
         vec![
-            App::Answer,
+            ChannelOp::Answer,
             speak_app("hi"),
             hangup_app(HangupCause::NORMAL_CLEARING)
         ]
@@ -330,9 +361,9 @@ fn rule_1_the_hangup_app_completing_does_not_resume_the_document() {
     let (_, last) = call.complete_all(a);
     // The hangup app's own completion arrives before CHANNEL_HANGUP in some orders.
     let (id, _) = only_execute(&last);
-    let after = call.feed(Input::AppCompleted {
+    let after = call.feed(Input::OpFinished {
         id,
-        response: "_none_".into(),
+        outcome: OpOutcome::Completed,
     });
     assert_eq!(after, vec![]);
 }
@@ -384,7 +415,9 @@ fn rule_2_hangup_after_a_wait_keeps_the_call_unanswered_and_is_480() {
     assert_eq!(
         apps,
         vec![
-            App::Sleep { ms: 2000 },
+            ChannelOp::Wait {
+                duration: Duration::from_millis(2000)
+            },
             hangup_app(HangupCause::NORMAL_CLEARING)
         ]
     );
@@ -465,7 +498,7 @@ fn rule_2_reason_table_every_row_before_and_after_answer() {
             assert!(
                 !apps
                     .iter()
-                    .any(|a| matches!(a, App::Answer | App::PreAnswer)),
+                    .any(|a| matches!(a, ChannelOp::Answer | ChannelOp::PreAnswer)),
                 "Hangup must never answer: {apps:?}"
             );
             assert_eq!(
@@ -507,7 +540,7 @@ fn rule_2_a_hangup_first_in_a_redirected_document_counts_as_first() {
     let (_, last) = call.complete_all(a);
     assert_eq!(
         last,
-        vec![Action::Fetch(FetchRequest {
+        vec![Action::Fetch(DocumentFetch {
             url: "http://app.test/next".into(),
             method: HttpMethod::Post,
             event: FetchEvent::Redirect,
@@ -529,7 +562,15 @@ fn rule_2_reject_never_answers_or_pre_answers() {
         let mut call = Call::new();
         let a = call.run(false, vec![wait(1), reject(reason), speak("never")]);
         let (apps, last) = call.complete_all(a);
-        assert_eq!(apps, vec![App::Sleep { ms: 1000 }, hangup_app(cause)]);
+        assert_eq!(
+            apps,
+            vec![
+                ChannelOp::Wait {
+                    duration: Duration::from_millis(1000)
+                },
+                hangup_app(cause)
+            ]
+        );
         let e = call.switch_hangs_up(&last);
         assert_eq!(e.sip_status, Some(sip));
         assert_eq!(e.reason, reason);
@@ -568,13 +609,12 @@ fn rule_3_schedule_arms_sched_hangup_and_continues_then_the_switch_fires_it() {
     let (id, app) = only_execute(&a);
     assert_eq!(
         app,
-        App::SchedHangup {
-            secs: 2,
+        ChannelOp::ArmHangup {
+            after: Duration::from_secs(2),
             cause: HangupCause::NORMAL_CLEARING
         },
         "a scheduled Hangup is never first: no reason → NORMAL_CLEARING"
     );
-    assert_eq!(app.arg(), "+2 NORMAL_CLEARING");
     assert!(a.contains(&Action::ScheduleArmed {
         after: Duration::from_secs(2)
     }));
@@ -583,9 +623,9 @@ fn rule_3_schedule_arms_sched_hangup_and_continues_then_the_switch_fires_it() {
         Some(call.t0 + Duration::from_secs(2))
     );
     call.at(0.1);
-    let a = call.feed(Input::AppCompleted {
+    let a = call.feed(Input::OpFinished {
         id,
-        response: "_none_".into(),
+        outcome: OpOutcome::Completed,
     });
     let (speak_id, app) = only_execute(&a);
     assert_eq!(
@@ -602,9 +642,9 @@ fn rule_3_schedule_arms_sched_hangup_and_continues_then_the_switch_fires_it() {
         vec![]
     );
     assert_eq!(
-        call.feed(Input::AppCompleted {
+        call.feed(Input::OpFinished {
             id: speak_id,
-            response: "_none_".into()
+            outcome: OpOutcome::Completed
         }),
         vec![],
         "nothing is executed on a hung-up channel"
@@ -626,9 +666,20 @@ fn rule_3_scheduled_hangup_uses_its_mapped_reason_when_it_fires() {
         ],
     );
     let (_, app) = only_execute(&a);
-    assert_eq!(app.arg(), "+5 USER_BUSY");
+    assert_eq!(
+        app,
+        ChannelOp::ArmHangup {
+            after: Duration::from_secs(5),
+            cause: HangupCause::USER_BUSY
+        }
+    );
     let a = call.complete(&a);
-    assert_eq!(only_execute(&a).1, App::Sleep { ms: 30_000 });
+    assert_eq!(
+        only_execute(&a).1,
+        ChannelOp::Wait {
+            duration: Duration::from_millis(30_000)
+        }
+    );
     call.at(4.6); // the switch's scheduler fires early
     call.feed(Input::ChannelHungUp {
         cause: HangupCause::USER_BUSY,
@@ -654,8 +705,8 @@ fn rule_3_schedule_with_nothing_after_it_ends_the_call_at_once_as_end_of_documen
     assert_eq!(
         apps,
         vec![
-            App::SchedHangup {
-                secs: 2,
+            ChannelOp::ArmHangup {
+                after: Duration::from_secs(2),
                 cause: HangupCause::NORMAL_CLEARING
             },
             hangup_app(HangupCause::NORMAL_CLEARING)
@@ -679,19 +730,19 @@ fn rule_3_redirect_cancels_the_armed_schedule_before_the_new_document_runs() {
     let a = call.complete(&a);
     assert!(matches!(
         &a[..],
-        [Action::Fetch(FetchRequest {
+        [Action::Fetch(DocumentFetch {
             event: FetchEvent::Redirect,
             ..
         })]
     ));
     let a = call.serve(vec![speak("new document")]);
-    assert_eq!(only_execute(&a).1, App::SchedCancel);
+    assert_eq!(only_execute(&a).1, ChannelOp::CancelArmedHangups);
     assert!(a.contains(&Action::ScheduleCleared));
     assert_eq!(call.engine.scheduled_hangup_due(), None);
     let (apps, last) = call.complete_all(a);
     assert_eq!(
         names(&apps),
-        vec!["sched_cancel", "answer", "speak", "hangup"]
+        vec!["cancel_armed_hangups", "answer", "speak", "hangup"]
     );
     let e = call.switch_hangs_up(&last);
     assert_eq!(e.cause_name, "End Of XML Instructions");
@@ -723,12 +774,12 @@ fn rule_3_a_redirected_document_arms_its_own_schedule() {
         hangup_with(Some(HangupReason::Busy), Some(3), None),
         wait(60),
     ]);
-    assert_eq!(only_execute(&a).1, App::SchedCancel);
+    assert_eq!(only_execute(&a).1, ChannelOp::CancelArmedHangups);
     let a = call.complete(&a);
     assert_eq!(
         only_execute(&a).1,
-        App::SchedHangup {
-            secs: 3,
+        ChannelOp::ArmHangup {
+            after: Duration::from_secs(3),
             cause: HangupCause::USER_BUSY
         }
     );
@@ -740,7 +791,12 @@ fn rule_3_a_redirected_document_arms_its_own_schedule() {
         Some(call.t0 + Duration::from_secs(4))
     );
     let a = call.complete(&a);
-    assert_eq!(only_execute(&a).1, App::Sleep { ms: 60_000 });
+    assert_eq!(
+        only_execute(&a).1,
+        ChannelOp::Wait {
+            duration: Duration::from_millis(60_000)
+        }
+    );
 }
 
 #[test]
@@ -749,7 +805,12 @@ fn rule_3_redirect_without_an_armed_schedule_sends_no_sched_cancel() {
     let a = call.run(true, vec![redirect("http://app.test/next")]);
     assert!(matches!(&a[..], [Action::Fetch(_)]));
     let a = call.serve(vec![wait(1)]);
-    assert_eq!(only_execute(&a).1, App::Sleep { ms: 1000 });
+    assert_eq!(
+        only_execute(&a).1,
+        ChannelOp::Wait {
+            duration: Duration::from_millis(1000)
+        }
+    );
 }
 
 #[test]
@@ -799,9 +860,9 @@ fn rule_4_caller_hangs_up_mid_speak_no_further_app_is_executed() {
         vec![]
     );
     assert_eq!(
-        call.feed(Input::AppCompleted {
+        call.feed(Input::OpFinished {
             id: speak_id,
-            response: "PLAYBACK ERROR".into()
+            outcome: OpOutcome::Failed("PLAYBACK ERROR".into())
         }),
         vec![]
     );
@@ -823,9 +884,9 @@ fn rule_4_caller_abandons_before_answer_is_cancel_with_487() {
     call.feed(Input::ChannelHungUp {
         cause: HangupCause::ORIGINATOR_CANCEL,
     });
-    call.feed(Input::AppCompleted {
+    call.feed(Input::OpFinished {
         id,
-        response: "_none_".into(),
+        outcome: OpOutcome::Completed,
     });
     let e = call.hangup_complete(HangupCause::ORIGINATOR_CANCEL, "recv_cancel");
     assert_eq!(e.source, HangupSource::Caller);
@@ -874,9 +935,9 @@ fn rule_4_schedule_that_fires_first_wins_over_a_later_hangup_with_post_call() {
         cause: HangupCause::NORMAL_CLEARING,
     });
     assert_eq!(
-        call.feed(Input::AppCompleted {
+        call.feed(Input::OpFinished {
             id: speak_id,
-            response: "_none_".into()
+            outcome: OpOutcome::Completed
         }),
         vec![],
         "the later Hangup is never executed"
@@ -902,7 +963,7 @@ fn rule_4_a_hangup_reached_before_the_schedule_fires_wins() {
         ],
     );
     let (apps, last) = call.complete_all(a);
-    assert_eq!(names(&apps), vec!["sched_hangup", "speak", "hangup"]);
+    assert_eq!(names(&apps), vec!["arm_hangup", "speak", "hangup"]);
     let e = call.switch_hangs_up(&last);
     assert_eq!(e.cause_name, "Busy Line");
     assert_eq!(post_call_url(&e), Some("http://app.test/explicit"));
@@ -946,8 +1007,8 @@ fn rule_4_api_hangup_mid_playback_kills_and_is_recorded_as_api() {
     let (play_id, app) = only_execute(&a);
     assert_eq!(
         app,
-        App::Playback {
-            path: "http_cache://http://app.test/long.wav".into()
+        ChannelOp::Play {
+            url: "http://app.test/long.wav".into()
         }
     );
     call.at(3.0);
@@ -964,9 +1025,9 @@ fn rule_4_api_hangup_mid_playback_kills_and_is_recorded_as_api() {
         cause: HangupCause::NORMAL_CLEARING,
     });
     assert_eq!(
-        call.feed(Input::AppCompleted {
+        call.feed(Input::OpFinished {
             id: play_id,
-            response: "FILE PLAYED".into()
+            outcome: OpOutcome::Completed
         }),
         vec![],
         "the document's Hangup is not executed after the API's"
@@ -985,7 +1046,7 @@ fn rule_4_api_hangup_twice_second_is_accepted_but_does_nothing() {
     assert_eq!(call.feed_reaction(Input::ApiHangup).0, Reaction::Acted);
     assert_eq!(
         call.feed_reaction(Input::ApiHangup),
-        (Reaction::Ignored, vec![])
+        (Reaction::NoEffect, vec![])
     );
     call.feed(Input::ChannelHungUp {
         cause: HangupCause::NORMAL_CLEARING,
@@ -1007,7 +1068,7 @@ fn rule_4_api_hangup_after_the_document_hung_up_is_a_no_op() {
     assert_eq!(only_execute(&a).1, hangup_app(HangupCause::USER_BUSY));
     assert_eq!(
         call.feed_reaction(Input::ApiHangup),
-        (Reaction::Ignored, vec![])
+        (Reaction::NoEffect, vec![])
     );
     let e = call.switch_hangs_up(&a);
     assert_eq!(e.source, HangupSource::AnswerXml);
@@ -1023,7 +1084,7 @@ fn rule_4_api_hangup_after_the_caller_hung_up_is_a_no_op() {
     });
     assert_eq!(
         call.feed_reaction(Input::ApiHangup),
-        (Reaction::Ignored, vec![])
+        (Reaction::NoEffect, vec![])
     );
     let e = call.hangup_complete(HangupCause::NORMAL_CLEARING, "recv_bye");
     assert_eq!(e.source, HangupSource::Caller);
@@ -1043,7 +1104,7 @@ fn rule_4_api_hangup_while_the_document_is_being_fetched() {
     let (r, a) = call.feed_reaction(Input::DocumentFetched(Ok(doc(vec![speak("late")]))));
     assert_eq!(
         (r, a),
-        (Reaction::Ignored, vec![]),
+        (Reaction::NoEffect, vec![]),
         "a late document does nothing"
     );
     call.feed(Input::ChannelHungUp {
@@ -1065,7 +1126,7 @@ fn rule_4_a_document_error_after_the_caller_left_sends_nothing() {
     let (r, a) = call.feed_reaction(Input::DocumentFetched(Err(FetchFailure::NoDocument(
         "timeout".into(),
     ))));
-    assert_eq!((r, a), (Reaction::Ignored, vec![]));
+    assert_eq!((r, a), (Reaction::NoEffect, vec![]));
     let e = call.hangup_complete(HangupCause::NORMAL_CLEARING, "recv_bye");
     assert_eq!(e.source, HangupSource::Caller);
 }
@@ -1085,9 +1146,9 @@ fn rule_4_a_hangup_nobody_asked_for_is_unknown() {
     call.feed(Input::ChannelHungUp {
         cause: HangupCause::NORMAL_CLEARING,
     });
-    call.feed(Input::AppCompleted {
+    call.feed(Input::OpFinished {
         id,
-        response: "_none_".into(),
+        outcome: OpOutcome::Completed,
     });
     let e = call.hangup_complete(HangupCause::NORMAL_CLEARING, "send_bye");
     assert_eq!(e.source, HangupSource::Unknown);
@@ -1161,7 +1222,12 @@ fn rule_5_no_workflow_when_the_api_ends_the_call() {
             hangup_with(None, None, Some("http://app.test/post")),
         ],
     );
-    assert_eq!(only_execute(&a).1, App::Sleep { ms: 10_000 });
+    assert_eq!(
+        only_execute(&a).1,
+        ChannelOp::Wait {
+            duration: Duration::from_millis(10_000)
+        }
+    );
     call.feed(Input::ApiHangup);
     call.feed(Input::ChannelHungUp {
         cause: HangupCause::NORMAL_CLEARING,
@@ -1180,7 +1246,7 @@ fn rule_6_a_document_that_runs_out_ends_with_end_of_xml_instructions() {
     assert_eq!(
         apps,
         vec![
-            App::Answer,
+            ChannelOp::Answer,
             speak_app("hello"),
             hangup_app(HangupCause::NORMAL_CLEARING)
         ]
@@ -1215,14 +1281,17 @@ fn rule_7_empty_document_parks_the_call_until_the_timeout() {
     };
     let mut call = Call::with(settings, Some(ANSWER_URL));
     let a = call.run(false, vec![]);
-    let [Action::SetTimer { id, after }] = a[..] else {
-        panic!("expected only a timer, got {a:?}");
-    };
-    assert_eq!(after, Duration::from_secs(3600));
+    assert_eq!(a, vec![], "expected only a timer");
+    assert_eq!(
+        call.engine.poll_timeout(),
+        Some(call.t0 + Duration::from_secs(3600))
+    );
     assert!(!call.engine.answered(), "an unanswered call keeps ringing");
+    call.at(3599.0);
+    assert_eq!(call.timeout(), (Reaction::NoEffect, vec![]), "not yet due");
     call.at(3600.0);
     assert_eq!(
-        call.feed(Input::TimerFired(id)),
+        call.timeout().1,
         vec![Action::Kill {
             cause: HangupCause::ALLOTTED_TIMEOUT
         }]
@@ -1242,19 +1311,20 @@ fn rule_7_empty_document_parks_the_call_until_the_timeout() {
 fn rule_7_caller_hanging_up_on_a_parked_call_cancels_the_timer() {
     let mut call = Call::new();
     let a = call.run(true, vec![]);
-    let [Action::SetTimer { id, .. }] = a[..] else {
-        panic!("{a:?}");
-    };
+    assert_eq!(a, vec![]);
+    assert!(call.engine.poll_timeout().is_some(), "a timer is armed");
     call.at(42.0);
     assert_eq!(
         call.feed(Input::ChannelHungUp {
             cause: HangupCause::NORMAL_CLEARING
         }),
-        vec![Action::CancelTimer { id }]
+        vec![]
     );
+    assert_eq!(call.engine.poll_timeout(), None, "the timer is cancelled");
+    call.at(3600.0);
     assert_eq!(
-        call.feed_reaction(Input::TimerFired(id)),
-        (Reaction::Ignored, vec![]),
+        call.timeout(),
+        (Reaction::NoEffect, vec![]),
         "a timer that fires anyway does nothing"
     );
     let e = call.hangup_complete(HangupCause::NORMAL_CLEARING, "recv_bye");
@@ -1265,18 +1335,15 @@ fn rule_7_caller_hanging_up_on_a_parked_call_cancels_the_timer() {
 fn rule_7_api_hangup_on_a_parked_call() {
     let mut call = Call::new();
     let a = call.run(false, vec![]);
-    let [Action::SetTimer { id, .. }] = a[..] else {
-        panic!("{a:?}");
-    };
+    assert_eq!(a, vec![]);
+    assert!(call.engine.poll_timeout().is_some(), "a timer is armed");
     assert_eq!(
         call.feed(Input::ApiHangup),
-        vec![
-            Action::CancelTimer { id },
-            Action::Kill {
-                cause: HangupCause::NORMAL_CLEARING
-            }
-        ]
+        vec![Action::Kill {
+            cause: HangupCause::NORMAL_CLEARING
+        }]
     );
+    assert_eq!(call.engine.poll_timeout(), None, "the timer is cancelled");
     call.feed(Input::ChannelHungUp {
         cause: HangupCause::NORMAL_CLEARING,
     });
@@ -1290,17 +1357,16 @@ fn rule_7_a_redirect_to_an_empty_document_parks_too() {
     let a = call.run(true, vec![redirect("http://app.test/empty")]);
     assert!(matches!(&a[..], [Action::Fetch(_)]));
     let a = call.serve(vec![]);
-    assert!(matches!(&a[..], [Action::SetTimer { .. }]), "{a:?}");
+    assert_eq!(a, vec![]);
+    assert!(call.engine.poll_timeout().is_some(), "parked with a timer");
 }
 
 #[test]
-fn rule_7_an_unknown_timer_is_ignored() {
+fn rule_7_an_early_wakeup_is_ignored() {
     let mut call = Call::new();
     let _ = call.run(true, vec![]);
-    assert_eq!(
-        call.feed_reaction(Input::TimerFired(TimerId(9999))),
-        (Reaction::Ignored, vec![])
-    );
+    call.at(1.0);
+    assert_eq!(call.timeout(), (Reaction::NoEffect, vec![]));
 }
 
 // ================================================================ SPEC §4 rule 8
@@ -1401,20 +1467,20 @@ fn answering_speak_play_and_dtmf_answer_an_unanswered_call_first() {
         (speak("hi"), speak_app("hi")),
         (
             play("file:///sounds/a.wav", 1),
-            App::Playback {
-                path: "/sounds/a.wav".into(),
+            ChannelOp::Play {
+                url: "file:///sounds/a.wav".into(),
             },
         ),
         (
             dtmf("12#"),
-            App::SendDtmf {
+            ChannelOp::SendDigits {
                 digits: "12#".into(),
             },
         ),
     ] {
         let mut call = Call::new();
         let a = call.run(false, vec![element]);
-        assert_eq!(only_execute(&a).1, App::Answer);
+        assert_eq!(only_execute(&a).1, ChannelOp::Answer);
         assert!(
             !call.engine.answered(),
             "answered only once the switch says so"
@@ -1433,8 +1499,12 @@ fn answering_wait_never_answers() {
     assert_eq!(
         apps,
         vec![
-            App::Sleep { ms: 3000 },
-            App::Sleep { ms: 1000 },
+            ChannelOp::Wait {
+                duration: Duration::from_millis(3000)
+            },
+            ChannelOp::Wait {
+                duration: Duration::from_millis(1000)
+            },
             hangup_app(HangupCause::NORMAL_CLEARING)
         ]
     );
@@ -1451,7 +1521,7 @@ fn answering_happens_once_and_not_at_all_on_an_answered_call() {
     let (apps, _) = call.complete_all(a);
     assert_eq!(
         names(&apps),
-        vec!["answer", "speak", "playback", "send_dtmf", "hangup"]
+        vec!["answer", "speak", "play", "send_digits", "hangup"]
     );
 
     let mut call = Call::new();
@@ -1484,12 +1554,14 @@ fn pre_answer_runs_its_children_as_early_media_without_answering() {
     assert_eq!(
         apps,
         vec![
-            App::PreAnswer,
+            ChannelOp::PreAnswer,
             speak_app("early"),
-            App::Playback {
-                path: "tone_stream://%(500,500,440)".into()
+            ChannelOp::Play {
+                url: "tone_stream://%(500,500,440)".into()
             },
-            App::Sleep { ms: 1000 },
+            ChannelOp::Wait {
+                duration: Duration::from_millis(1000)
+            },
             hangup_app(HangupCause::NORMAL_CLEARING),
         ]
     );
@@ -1516,7 +1588,12 @@ fn pre_answer_then_a_plain_speak_answers() {
 fn pre_answer_on_an_answered_call_only_runs_the_children() {
     let mut call = Call::new();
     let a = call.run(true, vec![Instruction::PreAnswer(vec![wait(1)])]);
-    assert_eq!(only_execute(&a).1, App::Sleep { ms: 1000 });
+    assert_eq!(
+        only_execute(&a).1,
+        ChannelOp::Wait {
+            duration: Duration::from_millis(1000)
+        }
+    );
 }
 
 #[test]
@@ -1530,7 +1607,7 @@ fn pre_answer_then_hangup_refuses_with_the_hangup_cause() {
         ],
     );
     let (apps, last) = call.complete_all(a);
-    assert_eq!(names(&apps), vec!["pre_answer", "sleep", "hangup"]);
+    assert_eq!(names(&apps), vec!["pre_answer", "wait", "hangup"]);
     let e = call.switch_hangs_up(&last);
     assert_eq!(e.sip_status, Some(486));
 }
@@ -1538,10 +1615,10 @@ fn pre_answer_then_hangup_refuses_with_the_hangup_cause() {
 // ================================================================ element mapping
 
 #[test]
-fn speak_uses_the_voice_map() {
-    let mut settings = EngineSettings::default();
-    settings.tts.voices.insert("WOMAN".into(), "awb".into());
-    let mut call = Call::with(settings, Some(ANSWER_URL));
+/// The engine passes the document's voice, language and text on; the driver maps the
+/// voice to its TTS engine (FreeSWITCH: `render::speak_uses_the_voice_map`).
+fn speak_passes_the_voice_language_and_text_on() {
+    let mut call = Call::new();
     let man = Instruction::Speak(Speak {
         text: "line one\nline two".into(),
         voice: Voice::Man,
@@ -1553,14 +1630,14 @@ fn speak_uses_the_voice_map() {
     assert_eq!(
         apps[..2],
         [
-            App::Speak {
-                engine: "flite".into(),
-                voice: "kal".into(),
+            ChannelOp::Speak {
+                voice: Voice::Man,
+                language: "en-US".into(),
                 text: "line one\nline two".into()
             },
-            App::Speak {
-                engine: "flite".into(),
-                voice: "awb".into(),
+            ChannelOp::Speak {
+                voice: Voice::Woman,
+                language: "en-US".into(),
                 text: "her".into()
             }
         ]
@@ -1568,7 +1645,9 @@ fn speak_uses_the_voice_map() {
 }
 
 #[test]
-fn play_maps_urls_for_playback() {
+/// The engine passes the document's URLs on unchanged; the driver maps them for its
+/// switch (FreeSWITCH: `render::play_maps_urls_for_playback`).
+fn play_passes_the_document_urls_on() {
     let mut call = Call::new();
     let a = call.run(
         true,
@@ -1582,15 +1661,15 @@ fn play_maps_urls_for_playback() {
     let paths: Vec<String> = apps
         .iter()
         .filter_map(|a| match a {
-            App::Playback { path } => Some(path.clone()),
+            ChannelOp::Play { url } => Some(url.clone()),
             _ => None,
         })
         .collect();
     assert_eq!(
         paths,
         [
-            "http_cache://https://cdn.test/a.mp3",
-            "/var/lib/sounds/b.wav",
+            "https://cdn.test/a.mp3",
+            "file:///var/lib/sounds/b.wav",
             "silence_stream://1000"
         ]
     );
@@ -1608,7 +1687,7 @@ fn loop_3_executes_the_media_three_times() {
     let (apps, _) = call.complete_all(a);
     assert_eq!(
         names(&apps),
-        vec!["playback", "playback", "playback", "speak", "speak", "hangup"]
+        vec!["play", "play", "play", "speak", "speak", "hangup"]
     );
 }
 
@@ -1630,9 +1709,9 @@ fn loop_0_repeats_until_the_call_ends() {
         cause: HangupCause::NORMAL_CLEARING,
     });
     assert_eq!(
-        call.feed(Input::AppCompleted {
+        call.feed(Input::OpFinished {
             id,
-            response: "_none_".into()
+            outcome: OpOutcome::Completed
         }),
         vec![]
     );
@@ -1649,9 +1728,9 @@ fn loop_0_stops_when_the_switch_reports_an_error_and_the_document_goes_on() {
     );
     let (id, _) = only_execute(&a);
     call.at(1.0);
-    let a = call.feed(Input::AppCompleted {
+    let a = call.feed(Input::OpFinished {
         id,
-        response: "FILE NOT FOUND".into(),
+        outcome: OpOutcome::Failed("FILE NOT FOUND".into()),
     });
     assert_eq!(only_execute(&a).1, speak_app("after"));
     let (_, last) = call.complete_all(a);
@@ -1674,11 +1753,16 @@ fn loop_0_stops_after_a_run_too_short_to_be_media() {
     let a = call.run(true, vec![speak_loop("x", 0), wait(1)]);
     let (id, _) = only_execute(&a);
     call.at(0.01);
-    let a = call.feed(Input::AppCompleted {
+    let a = call.feed(Input::OpFinished {
         id,
-        response: "_none_".into(),
+        outcome: OpOutcome::Completed,
     });
-    assert_eq!(only_execute(&a).1, App::Sleep { ms: 1000 });
+    assert_eq!(
+        only_execute(&a).1,
+        ChannelOp::Wait {
+            duration: Duration::from_millis(1000)
+        }
+    );
 }
 
 #[test]
@@ -1689,11 +1773,11 @@ fn a_loop_of_any_count_on_a_dead_url_costs_the_switch_one_failed_playback() {
         vec![play("http://app.test/missing.wav", 100_000), speak("after")],
     );
     let (id, app) = only_execute(&a);
-    assert_eq!(app.name(), "playback");
+    assert!(matches!(app, ChannelOp::Play { .. }), "{app:?}");
     call.at(0.02);
-    let a = call.feed(Input::AppCompleted {
+    let a = call.feed(Input::OpFinished {
         id,
-        response: "FILE NOT FOUND".into(),
+        outcome: OpOutcome::Failed("FILE NOT FOUND".into()),
     });
     assert_eq!(
         only_execute(&a).1,
@@ -1717,11 +1801,16 @@ fn a_loop_of_any_count_stops_after_a_run_too_short_to_be_media() {
     let a = call.run(true, vec![speak_loop("x", 5), wait(1)]);
     let (id, _) = only_execute(&a);
     call.at(0.01);
-    let a = call.feed(Input::AppCompleted {
+    let a = call.feed(Input::OpFinished {
         id,
-        response: "_none_".into(),
+        outcome: OpOutcome::Completed,
     });
-    assert_eq!(only_execute(&a).1, App::Sleep { ms: 1000 });
+    assert_eq!(
+        only_execute(&a).1,
+        ChannelOp::Wait {
+            duration: Duration::from_millis(1000)
+        }
+    );
 }
 
 // ================================================================ socket lost (SPEC §2 step 7)
@@ -1801,13 +1890,14 @@ fn finish_is_emitted_once_and_every_later_input_is_dropped() {
     for input in [
         Input::HangupComplete {
             cause: HangupCause::NORMAL_CLEARING,
-            disposition: None,
+            hung_up_by: HungUpBy::Unknown,
+            detail: None,
         },
         Input::SocketLost,
         Input::ApiHangup,
-        Input::AppCompleted {
+        Input::OpFinished {
             id,
-            response: "_none_".into(),
+            outcome: OpOutcome::Completed,
         },
         Input::Start { answered: true },
         Input::DocumentFetched(Ok(doc(vec![speak("x")]))),
@@ -1832,25 +1922,30 @@ fn only_one_app_is_in_flight_and_stale_completions_are_ignored() {
     let a = call.run(true, vec![wait(1), wait(2)]);
     let (id, _) = only_execute(&a);
     assert_eq!(
-        call.feed_reaction(Input::AppCompleted {
-            id: AppId(id.0 + 100),
-            response: "_none_".into()
+        call.feed_reaction(Input::OpFinished {
+            id: OpId(id.0 + 100),
+            outcome: OpOutcome::Completed
         }),
-        (Reaction::Ignored, vec![])
+        (Reaction::NoEffect, vec![])
     );
     assert_eq!(
         call.feed_reaction(Input::Dtmf('5')),
-        (Reaction::Ignored, vec![])
+        (Reaction::NoEffect, vec![])
     );
     let a = call.complete(&a);
-    assert_eq!(only_execute(&a).1, App::Sleep { ms: 2000 });
+    assert_eq!(
+        only_execute(&a).1,
+        ChannelOp::Wait {
+            duration: Duration::from_millis(2000)
+        }
+    );
     // The same completion twice does not advance twice.
     assert_eq!(
-        call.feed_reaction(Input::AppCompleted {
+        call.feed_reaction(Input::OpFinished {
             id,
-            response: "_none_".into()
+            outcome: OpOutcome::Completed
         }),
-        (Reaction::Ignored, vec![])
+        (Reaction::NoEffect, vec![])
     );
 }
 
@@ -1860,7 +1955,7 @@ fn a_second_start_is_ignored() {
     call.feed(Input::Start { answered: false });
     assert_eq!(
         call.feed_reaction(Input::Start { answered: true }),
-        (Reaction::Ignored, vec![])
+        (Reaction::NoEffect, vec![])
     );
     assert!(!call.engine.answered());
 }
@@ -1881,7 +1976,7 @@ fn redirect_fetch_carries_the_elements_method_and_answer_state() {
     let (_, last) = call.complete_all(a);
     assert_eq!(
         last,
-        vec![Action::Fetch(FetchRequest {
+        vec![Action::Fetch(DocumentFetch {
             url: "http://app.test/next?x=1".into(),
             method: HttpMethod::Get,
             event: FetchEvent::Redirect,
@@ -1911,7 +2006,7 @@ fn rule_3_a_schedule_firing_while_its_cancel_is_queued_is_still_recognised() {
     assert!(matches!(&a[..], [Action::Fetch(_)]));
     call.at(1.9);
     let a = call.serve(vec![speak("new")]);
-    assert_eq!(only_execute(&a).1, App::SchedCancel);
+    assert_eq!(only_execute(&a).1, ChannelOp::CancelArmedHangups);
     // The switch fires the old schedule before it gets to sched_cancel.
     call.at(2.0);
     call.feed(Input::ChannelHungUp {
@@ -1931,9 +2026,9 @@ fn a_refused_hangup_falls_back_to_uuid_kill_and_the_document_cause_is_kept() {
     let a = call.run(true, vec![hangup_reason(HangupReason::Busy)]);
     let (id, app) = only_execute(&a);
     assert_eq!(app, hangup_app(HangupCause::USER_BUSY));
-    let a = call.feed(Input::AppCompleted {
+    let a = call.feed(Input::OpFinished {
         id,
-        response: "-ERR invalid session id [x]".into(),
+        outcome: OpOutcome::Refused("-ERR invalid session id [x]".into()),
     });
     assert_eq!(
         a,
@@ -1966,12 +2061,12 @@ fn a_refused_uuid_kill_falls_back_to_the_hangup_message() {
         }]
     );
     let a = call.feed(Input::CommandFailed {
-        command: SwitchCommand::Kill,
-        reply: "-ERR something broke".into(),
+        command: HangupCommand::Kill,
+        failure: CommandFailure::Refused("-ERR something broke".into()),
     });
     assert_eq!(
         a,
-        vec![Action::HangupMessage {
+        vec![Action::HangupAfterOp {
             cause: HangupCause::NORMAL_CLEARING
         }]
     );
@@ -1984,10 +2079,10 @@ fn a_kill_refused_because_the_channel_is_gone_waits_for_the_switch_events() {
     let _ = call.run(true, vec![speak_loop("music", 0)]);
     call.feed(Input::ApiHangup);
     let (r, a) = call.feed_reaction(Input::CommandFailed {
-        command: SwitchCommand::Kill,
-        reply: "-ERR No such channel!".into(),
+        command: HangupCommand::Kill,
+        failure: CommandFailure::ChannelGone,
     });
-    assert_eq!((r, a), (Reaction::Ignored, vec![]));
+    assert_eq!((r, a), (Reaction::NoEffect, vec![]));
     assert!(call.engine.is_closing());
 }
 
@@ -1997,20 +2092,19 @@ fn when_every_way_of_hanging_up_is_refused_the_call_is_not_closing_and_a_timer_i
     let _ = call.run(true, vec![speak_loop("music", 0)]);
     call.feed(Input::ApiHangup);
     call.feed(Input::CommandFailed {
-        command: SwitchCommand::Kill,
-        reply: "-ERR a".into(),
+        command: HangupCommand::Kill,
+        failure: CommandFailure::Refused("-ERR a".into()),
     });
     let a = call.feed(Input::CommandFailed {
-        command: SwitchCommand::HangupMessage,
-        reply: "-ERR b".into(),
+        command: HangupCommand::HangupAfterOp,
+        failure: CommandFailure::Refused("-ERR b".into()),
     });
-    let timer = match &a[..] {
-        [Action::SetTimer { id, after }] => {
-            assert_eq!(*after, EngineSettings::default().empty_document_timeout);
-            *id
-        }
-        other => panic!("expected the backstop timer, got {other:?}"),
-    };
+    assert_eq!(a, vec![], "expected the backstop timer only");
+    assert_eq!(
+        call.engine.poll_timeout(),
+        Some(call.now + EngineSettings::default().empty_document_timeout),
+        "the backstop timer is armed"
+    );
     assert!(!call.engine.is_closing(), "the call is still up");
     // A second REST hangup is tried for real, not swallowed as "already closing".
     let (r, a) = call.feed_reaction(Input::ApiHangup);
@@ -2018,7 +2112,11 @@ fn when_every_way_of_hanging_up_is_refused_the_call_is_not_closing_and_a_timer_i
     assert!(a.contains(&Action::Kill {
         cause: HangupCause::NORMAL_CLEARING
     }));
-    assert!(a.contains(&Action::CancelTimer { id: timer }));
+    assert_eq!(
+        call.engine.poll_timeout(),
+        None,
+        "the backstop is cancelled"
+    );
 }
 
 #[test]
@@ -2035,10 +2133,10 @@ fn a_refused_sched_cancel_keeps_the_previous_schedule_armed_and_recognised() {
     assert!(matches!(&a[..], [Action::Fetch(_)]));
     let a = call.serve(vec![speak_loop("music", 0)]);
     let (id, app) = only_execute(&a);
-    assert_eq!(app, App::SchedCancel);
-    let a = call.feed(Input::AppCompleted {
+    assert_eq!(app, ChannelOp::CancelArmedHangups);
+    let a = call.feed(Input::OpFinished {
         id,
-        response: "-ERR sched_cancel failed".into(),
+        outcome: OpOutcome::Refused("-ERR sched_cancel failed".into()),
     });
     assert!(
         a.iter().any(|x| matches!(x, Action::ScheduleArmed { .. })),
@@ -2052,14 +2150,16 @@ fn a_refused_sched_cancel_keeps_the_previous_schedule_armed_and_recognised() {
     call.feed(Input::ChannelHungUp {
         cause: HangupCause::USER_BUSY,
     });
-    call.feed(Input::AppCompleted {
+    call.feed(Input::OpFinished {
         id,
-        response: "_none_".into(),
+        outcome: OpOutcome::Completed,
     });
     let e = call.hangup_complete(HangupCause::USER_BUSY, "send_bye");
     assert_eq!(e.source, HangupSource::AnswerXml);
     assert!(
-        e.notes.iter().any(|n| n.contains("sched_cancel refused")),
+        e.notes
+            .iter()
+            .any(|n| n.contains("cancelling the armed hangups refused")),
         "{:?}",
         e.notes
     );
@@ -2070,10 +2170,10 @@ fn a_refused_answer_ends_the_call_as_an_error_instead_of_playing_to_nobody() {
     let mut call = Call::new();
     let a = call.run(false, vec![speak("hello")]);
     let (id, app) = only_execute(&a);
-    assert_eq!(app, App::Answer);
-    let a = call.feed(Input::AppCompleted {
+    assert_eq!(app, ChannelOp::Answer);
+    let a = call.feed(Input::OpFinished {
         id,
-        response: "-ERR answer failed".into(),
+        outcome: OpOutcome::Refused("-ERR answer failed".into()),
     });
     assert_eq!(only_execute(&a).1, hangup_app(HangupCause::CALL_REJECTED));
     let e = call.switch_hangs_up(&a);

@@ -1,69 +1,62 @@
 //! The sans-IO call engine: one state machine per call that decides what happens to the
 //! channel, and nothing else (model: str0m / quinn-proto).
 //!
-//! It owns no socket, no task and no clock. The driver feeds it [`Input`]s — switch
-//! events, fetched documents, REST commands, timer expiries — each with the current
-//! `Instant`, and drains [`Action`]s with [`CallEngine::poll_action`]: fetch a document,
-//! execute one dialplan application, kill the channel, set or cancel a timer, publish the
-//! armed scheduled hangup, and finally [`Action::Finish`] with the call's [`Ending`].
+//! It owns no socket, no task and no clock, and knows no switch. The driver feeds it
+//! [`Input`]s — the channel's events, finished operations, fetched documents, REST
+//! commands — each with the current `Instant`, and drains [`Action`]s with
+//! [`CallEngine::poll_action`]: fetch a document, run one switch-neutral [`ChannelOp`]
+//! (answer, speak, play, wait, send digits, hang up, arm or cancel a scheduled hangup),
+//! kill the channel, publish the armed scheduled hangup, and finally [`Action::Finish`]
+//! with the call's [`Ending`]. Time follows quinn-proto: the driver sleeps until
+//! [`CallEngine::poll_timeout`] and then calls [`CallEngine::handle_timeout`]; the engine
+//! keeps its own deadlines, the driver no timer table.
 //!
 //! ```text
 //! driver ── handle(now, Input) ──▶ CallEngine ── poll_action() ──▶ Action ──▶ driver
+//!        ── handle_timeout(now) ─▶            ── poll_timeout() ─▶ Instant
 //! ```
 //!
+//! How an operation becomes a command on the wire, and how the switch's reply becomes
+//! an [`OpOutcome`], is the driver's (`crate::call::freeswitch` and its `render` module
+//! hold the command names, arguments, media paths and TTS voices).
+//!
 //! # Lifecycle (SPEC §2)
-//! `Start` → `Fetch(StartApp)` → `DocumentFetched` → the elements, one application at a
-//! time (`Execute`, then wait for its `AppCompleted`) → the call ends → the switch reports
+//! `Start` → `Fetch(StartApp)` → `DocumentFetched` → the elements, one operation at a
+//! time (`Run`, then wait for its `OpFinished`) → the call ends → the switch reports
 //! `ChannelHungUp` and `HangupComplete` → `Finish`. `Finish` is emitted exactly once, at
 //! `HangupComplete` or `SocketLost`, and after it every input is answered with
 //! [`Reaction::AfterFinish`] and produces nothing.
 //!
 //! # Decisions the driver must know
-//! * **One application in flight.** Every `Execute` is sent with `event-lock: true` and its
-//!   own `Event-UUID`; the driver maps the returned `Application-UUID` to the [`AppId`] and
-//!   feeds `AppCompleted`. The engine sends nothing else to the channel until then.
+//! * **One operation in flight.** The engine sends nothing else to the channel until the
+//!   driver reports the running [`ChannelOp`] finished with its [`OpId`].
 //! * **Ending the call.** Hangups that come from the document (a Hangup/Reject element, the
-//!   end of the document, a document error) are `Execute Hangup`: nothing else is running
-//!   then, so it executes at once. Hangups that come from outside the document's flow
-//!   (REST API, empty-document timeout) are [`Action::Kill`] (`api uuid_kill <uuid> <cause>`),
-//!   which works even while a long playback holds the event lock. A `-ERR No such channel`
-//!   reply to a Kill is a harmless race with a caller hanging up at the same moment.
-//! * **Failed commands are inputs.** A `-ERR` is never taken as "the call is closing":
-//!   our `hangup` application refused → [`Action::Kill`]; `uuid_kill` refused (other
-//!   than `No such channel`, which means the channel is already gone and its events
-//!   follow) → [`Action::HangupMessage`]; that refused too → the engine notes it, stops
-//!   believing the call is closing (so a REST hangup or the caller can still end it)
-//!   and re-arms the empty-document timer as the backstop that ends it later. `answer`
-//!   refused is a rule-8 error (nothing that needs an answered call may run), and
-//!   `sched_cancel` refused keeps the previous document's schedules armed (they are
-//!   still in the switch, so a firing one is still recognised and still shown).
+//!   end of the document, a document error) are [`ChannelOp::Hangup`]: nothing else is
+//!   running then, so it executes at once. Hangups that come from outside the document's
+//!   flow (REST API, empty-document timeout) are [`Action::Kill`], which must work even
+//!   while a long Play runs. A kill that finds the channel gone
+//!   ([`CommandFailure::ChannelGone`]) is a harmless race with a caller hanging up.
+//! * **Failed commands are inputs.** A refusal is never taken as "the call is closing":
+//!   our hangup operation refused → [`Action::Kill`]; the kill refused →
+//!   [`Action::HangupAfterOp`]; that refused too → the engine notes it, stops believing
+//!   the call is closing (so a REST hangup or the caller can still end it) and re-arms
+//!   the empty-document timer as the backstop that ends it later. Answer refused is a
+//!   rule-8 error (nothing that needs an answered call may run), and cancelling the
+//!   armed hangups refused keeps the previous document's schedules armed (they are still
+//!   in the switch, so a firing one is still recognised and still shown).
 //! * **First hangup wins** (SPEC §4 rule 4): after the engine has sent its own hangup or
 //!   learned that the channel is down it never sends anything to the channel again; later
 //!   Hangups, API requests, timer expiries and fetch results are no-ops.
-//! * **Loops** are done here, never with the switch's `loops` header (reference §9: the
-//!   switch repeats with one `Application-UUID` and stops after short runs). `loop=N` is N
-//!   `Execute`s; `loop=0` repeats until the call ends. For every loop count, a repetition
-//!   that reports an error (`FILE NOT FOUND`, `PLAYBACK ERROR`, …) or lasts less than
-//!   [`MIN_LOOP_RUN`] ends the loop (with a note) so a broken URL cannot make voxbridge
-//!   hammer the switch: `<Play loop="100000">` on a dead URL costs one failed playback,
-//!   not 100,000. Execution then continues with the next element. (A deliberately
-//!   repeated clip shorter than 100 ms plays once: no real prompt is that short.)
-//! * **Answering** (SPEC §3): before the first Speak/Play/DTMF on an unanswered call the
-//!   engine executes `answer` and waits for it. Wait, Hangup, Reject and Redirect never
-//!   answer. `PreAnswer` executes `pre_answer` (skipped when the call is already answered:
-//!   there is nothing to pre-answer) and then its children as early media, which never
-//!   trigger `answer`.
-//! * **Playback paths**: `http(s)://u` → `http_cache://u`; `file:///p` → `/p` (FreeSWITCH
-//!   wants a plain path; percent-escapes are decoded); `tone_stream://`, `silence_stream://`
-//!   and anything else are passed through unchanged.
-//! * **Speak**: `speak <engine>|<voice>|<text>` with the engine and voice from
-//!   [`TtsConfig`] (WOMAN → slt, MAN → kal, flite by default). `language` is not passed on:
-//!   flite has no language selection.
-//! * **DTMF** `async` is executed like the synchronous form (`send_dtmf` returns after a
-//!   few hundred milliseconds); the digits are sent either way.
-//! * **Redirect** cancels every `sched_hangup` armed by the previous document
-//!   (`sched_cancel`, which defaults to all of the channel's tasks) once the new document
-//!   has arrived, before its first element: a document owns its timers.
+//! * **Loops** are done here, never by the switch: `loop=N` is N `Run`s, `loop=0`
+//!   repeats until the call ends, and a failed or too-short run ends any loop
+//!   ([`crate::call::element::repeat`]). Execution then continues with the next element.
+//! * **Elements** (SPEC §3) are in [`crate::call::element`], one file each: what each
+//!   asks for when the cursor reaches it ([`crate::call::element::Begin`]) and whether it
+//!   needs an answered call. Before the first step that does, on an unanswered call,
+//!   the engine runs [`ChannelOp::Answer`] and waits for it. Redirect's new document
+//!   cancels every scheduled hangup armed by the previous one
+//!   ([`ChannelOp::CancelArmedHangups`]) once it has arrived, before its first element:
+//!   a document owns its timers.
 //! * **No answer URL** for a call is handled as SPEC §4 rule 8 (a document error: 603 if
 //!   unanswered, NORMAL_CLEARING if answered, source `Error`).
 //! * **Fetch limit**: at most [`MAX_FETCHES_PER_CALL`] fetches (the first included); the
@@ -71,16 +64,12 @@
 //!
 //! Attribution of the final outcome is in [`crate::call::hangup`].
 
+use crate::call::element::{flatten, repeat, Begin, Step};
 use crate::call::hangup::{
-    self, document_hangup, error_cause, reason_cause, ArmedSchedule, ChannelDown, DocumentHangup,
-    EndFacts, Intent, IntentKind,
+    self, error_cause, ArmedSchedule, ChannelDown, DocumentHangup, EndFacts, Intent, IntentKind,
 };
 use crate::cause::HangupCause;
-use crate::config::TtsConfig;
-use crate::document::model::{
-    AnswerDocument, Dtmf, Hangup, HttpMethod, Instruction, Play, PostCall, Redirect, Reject, Speak,
-    Voice,
-};
+use crate::document::model::{AnswerDocument, FetchEvent, HttpMethod, PostCall};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -90,28 +79,13 @@ pub use crate::call::hangup::Ending;
 /// SPEC §3: at most this many document fetches per call (a redirect-loop guard).
 pub const MAX_FETCHES_PER_CALL: u32 = 100;
 
-/// A repetition of a looping Speak/Play (any `loop` other than 1) shorter than this ends
-/// the loop: no audible media is that short, but a failing URL is.
-pub const MIN_LOOP_RUN: Duration = Duration::from_millis(100);
+pub use crate::call::element::repeat::MIN_LOOP_RUN;
 
-/// Identifies one `Execute`; the driver maps it to the `Event-UUID` it sends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AppId(pub u64);
+pub use crate::call::channel_op::{
+    ChannelOp, CommandFailure, HangupCommand, HungUpBy, OpId, OpOutcome,
+};
 
-/// Identifies one timer the engine asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TimerId(pub u64);
-
-pub use crate::document::model::FetchEvent;
-
-/// A document fetch for the driver to perform (with retries and the fallback URL, and
-/// the SPEC §5.1 parameters; `CallStatus` from [`CallEngine::answered`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FetchRequest {
-    pub url: String,
-    pub method: HttpMethod,
-    pub event: FetchEvent,
-}
+pub use crate::call::element::DocumentFetch;
 
 /// Why no runnable document came back from a fetch. Both end the call per SPEC §4 rule 8.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,143 +115,48 @@ pub enum Input {
     Start { answered: bool },
     /// The result of the last [`Action::Fetch`].
     DocumentFetched(Result<AnswerDocument, FetchFailure>),
-    /// CHANNEL_EXECUTE_COMPLETE of an application the engine executed.
-    AppCompleted { id: AppId, response: String },
-    /// CHANNEL_ANSWER.
+    /// A [`ChannelOp`] the engine started has finished (or was refused).
+    OpFinished { id: OpId, outcome: OpOutcome },
+    /// The switch reports the call answered.
     Answered,
     /// A DTMF digit from the caller (ignored until Gather exists).
     Dtmf(char),
-    /// CHANNEL_HANGUP: the channel is down; nothing more may be executed.
+    /// The switch reports the channel down; nothing more may be run on it.
     ChannelHungUp { cause: HangupCause },
-    /// CHANNEL_HANGUP_COMPLETE, with `variable_sip_hangup_disposition`.
+    /// The switch's last word on the channel: the cause and which side hung up
+    /// (`detail`: the switch's own words for it, for the notes).
     HangupComplete {
         cause: HangupCause,
-        disposition: Option<String>,
+        hung_up_by: HungUpBy,
+        detail: Option<String>,
     },
-    /// The event socket closed or failed before CHANNEL_HANGUP_COMPLETE.
+    /// The connection to the switch closed or failed before its last word.
     SocketLost,
     /// REST `DELETE Call/{uuid}`.
     ApiHangup,
-    /// A timer set with [`Action::SetTimer`] expired.
-    TimerFired(TimerId),
-    /// The switch refused a command that is not an application (`-ERR …`, or the
-    /// command could not be sent): `reply` says why. (An application the switch refuses
-    /// comes back as [`Input::AppCompleted`] with a `-ERR …` response.)
+    /// A [`HangupCommand`] did not take effect. (An operation the switch refuses comes
+    /// back as [`Input::OpFinished`] with [`OpOutcome::Refused`].)
     CommandFailed {
-        command: SwitchCommand,
-        reply: String,
+        command: HangupCommand,
+        failure: CommandFailure,
     },
-}
-
-/// The commands besides applications that the engine asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SwitchCommand {
-    /// [`Action::Kill`]: `api uuid_kill`.
-    Kill,
-    /// [`Action::HangupMessage`]: `sendmsg` `call-command: hangup`.
-    HangupMessage,
-}
-
-/// One dialplan application to execute on the channel (via `sendmsg`, event-locked).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum App {
-    Answer,
-    PreAnswer,
-    Speak {
-        engine: String,
-        voice: String,
-        text: String,
-    },
-    /// `path` is already what `playback` wants (see the module docs).
-    Playback {
-        path: String,
-    },
-    Sleep {
-        ms: u64,
-    },
-    SendDtmf {
-        digits: String,
-    },
-    Hangup {
-        cause: HangupCause,
-    },
-    /// `sched_hangup +<secs> <cause>` — always relative, with the `+` (reference §5).
-    SchedHangup {
-        secs: u32,
-        cause: HangupCause,
-    },
-    /// `sched_cancel` without argument: all of this channel's scheduled tasks.
-    SchedCancel,
-}
-
-impl App {
-    /// The FreeSWITCH application name (`execute-app-name`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            App::Answer => "answer",
-            App::PreAnswer => "pre_answer",
-            App::Speak { .. } => "speak",
-            App::Playback { .. } => "playback",
-            App::Sleep { .. } => "sleep",
-            App::SendDtmf { .. } => "send_dtmf",
-            App::Hangup { .. } => "hangup",
-            App::SchedHangup { .. } => "sched_hangup",
-            App::SchedCancel => "sched_cancel",
-        }
-    }
-
-    /// The application argument. It may contain newlines or `%`/`&` (Speak text), so the
-    /// driver sends it as a `text/plain` body (reference §2.5), and must keep the switch
-    /// from expanding `${…}` in it (`app_disable_expand_variables`).
-    pub fn arg(&self) -> String {
-        match self {
-            App::Answer | App::PreAnswer | App::SchedCancel => String::new(),
-            App::Speak {
-                engine,
-                voice,
-                text,
-            } => format!("{engine}|{voice}|{text}"),
-            App::Playback { path } => path.clone(),
-            App::Sleep { ms } => ms.to_string(),
-            App::SendDtmf { digits } => digits.clone(),
-            App::Hangup { cause } => cause.name().to_string(),
-            App::SchedHangup { secs, cause } => format!("+{secs} {}", cause.name()),
-        }
-    }
 }
 
 /// What the engine asks the driver to do, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Fetch a document and feed back [`Input::DocumentFetched`].
-    Fetch(FetchRequest),
-    /// Execute an application (event-locked) and feed back [`Input::AppCompleted`].
-    Execute {
-        id: AppId,
-        app: App,
-    },
-    /// Hang the channel up now, even while an application runs: `api uuid_kill`.
-    Kill {
-        cause: HangupCause,
-    },
-    /// Hang the channel up with `sendmsg` `call-command: hangup` (the last resort when
-    /// `uuid_kill` was refused; the switch runs it after the application in progress).
-    HangupMessage {
-        cause: HangupCause,
-    },
-    /// Feed [`Input::TimerFired`] after `after`, unless cancelled.
-    SetTimer {
-        id: TimerId,
-        after: Duration,
-    },
-    CancelTimer {
-        id: TimerId,
-    },
+    Fetch(DocumentFetch),
+    /// Start an operation on the channel and feed back [`Input::OpFinished`] with `id`.
+    Run { id: OpId, op: ChannelOp },
+    /// Hang the channel up now, even while an operation runs.
+    Kill { cause: HangupCause },
+    /// Hang the channel up once the operation in progress has returned (the last resort
+    /// when [`Action::Kill`] was refused).
+    HangupAfterOp { cause: HangupCause },
     /// The earliest armed scheduled hangup is now `after` from now (for the live-call API's
     /// `scheduled_hangup_at`); replaces any earlier value.
-    ScheduleArmed {
-        after: Duration,
-    },
+    ScheduleArmed { after: Duration },
     /// No scheduled hangup is armed any more.
     ScheduleCleared,
     /// The call is over: write the record. Emitted exactly once.
@@ -289,10 +168,11 @@ pub enum Action {
 pub enum Reaction {
     /// The input changed the call (and may have produced actions).
     Acted,
-    /// The input was valid but had no effect: a stale or duplicate event, or a hangup
-    /// request after the call had already begun to close (first hangup wins). For
-    /// `ApiHangup` this still means "accepted" (HTTP 204).
-    Ignored,
+    /// The input changed nothing: a stale or duplicate event, a wake-up before any
+    /// deadline, or a hangup request after the call had already begun to close (first
+    /// hangup wins). For `ApiHangup` this means "accepted, the call is already ending"
+    /// (HTTP 204).
+    NoEffect,
     /// The call has already finished; the input was dropped. For `ApiHangup`: 404.
     AfterFinish,
 }
@@ -302,8 +182,6 @@ pub enum Reaction {
 pub struct EngineSettings {
     /// SPEC §4 rule 7 (config `app.empty_document_timeout`).
     pub empty_document_timeout: Duration,
-    /// Speak engine and voice map (config `[tts]`).
-    pub tts: TtsConfig,
     /// Fetch limit per call (SPEC §3); [`MAX_FETCHES_PER_CALL`] in production.
     pub max_fetches: u32,
 }
@@ -312,7 +190,6 @@ impl Default for EngineSettings {
     fn default() -> Self {
         Self {
             empty_document_timeout: Duration::from_secs(3600),
-            tts: TtsConfig::default(),
             max_fetches: MAX_FETCHES_PER_CALL,
         }
     }
@@ -322,126 +199,44 @@ impl EngineSettings {
     pub fn from_config(config: &crate::config::Config) -> Self {
         Self {
             empty_document_timeout: Duration::from_secs(config.app.empty_document_timeout),
-            tts: config.tts.clone(),
             max_fetches: MAX_FETCHES_PER_CALL,
         }
     }
-
-    /// `(engine, voice)` for a document voice; the built-in flite defaults fill gaps in
-    /// the configured map.
-    fn voice(&self, voice: Voice) -> (String, String) {
-        let (key, fallback) = match voice {
-            Voice::Woman => ("WOMAN", "slt"),
-            Voice::Man => ("MAN", "kal"),
-        };
-        let engine = if self.tts.engine.trim().is_empty() {
-            "flite".to_string()
-        } else {
-            self.tts.engine.clone()
-        };
-        let voice = self
-            .tts
-            .voices
-            .get(key)
-            .filter(|v| !v.trim().is_empty())
-            .cloned()
-            .unwrap_or_else(|| fallback.to_string());
-        (engine, voice)
-    }
 }
 
-/// One executable step of the current document. PreAnswer is flattened into its marker
-/// followed by its children, flagged as early media.
-#[derive(Clone, Debug)]
-enum Step {
-    PreAnswer,
-    Speak {
-        speak: Speak,
-        early: bool,
-    },
-    Play {
-        play: Play,
-        early: bool,
-    },
-    Wait {
-        secs: u32,
-    },
-    Dtmf(Dtmf),
-    /// `first`: element 0 of the document (SPEC §4 "first element").
-    Hangup {
-        hangup: Hangup,
-        first: bool,
-    },
-    Reject(Reject),
-    Redirect(Redirect),
-}
-
-impl Step {
-    fn needs_answer(&self) -> bool {
-        match self {
-            Step::Speak { early, .. } | Step::Play { early, .. } => !early,
-            Step::Dtmf(_) => true,
-            _ => false,
-        }
-    }
-}
-
-fn flatten(doc: AnswerDocument) -> Vec<Step> {
-    fn one(steps: &mut Vec<Step>, ins: Instruction, index: usize, early: bool) {
-        match ins {
-            Instruction::Speak(speak) => steps.push(Step::Speak { speak, early }),
-            Instruction::Play(play) => steps.push(Step::Play { play, early }),
-            Instruction::Wait(w) => steps.push(Step::Wait {
-                secs: w.length_secs,
-            }),
-            Instruction::Dtmf(d) => steps.push(Step::Dtmf(d)),
-            Instruction::PreAnswer(children) => {
-                steps.push(Step::PreAnswer);
-                for child in children {
-                    one(steps, child, index, true);
-                }
-            }
-            Instruction::Hangup(hangup) => steps.push(Step::Hangup {
-                hangup,
-                first: index == 0,
-            }),
-            Instruction::Reject(r) => steps.push(Step::Reject(r)),
-            Instruction::Redirect(r) => steps.push(Step::Redirect(r)),
-        }
-    }
-    let mut steps = Vec::new();
-    for (index, ins) in doc.instructions.into_iter().enumerate() {
-        one(&mut steps, ins, index, false);
-    }
-    steps
-}
-
-/// The document being executed.
+/// The document being executed: its steps and where the engine is in them.
 #[derive(Debug)]
-struct Program {
+struct RunningDocument {
     steps: Vec<Step>,
     cursor: usize,
     /// Completed repetitions of the media step at `cursor`.
     repetitions: u32,
 }
 
-/// What the application in flight is for.
+/// Why the engine started the operation in flight: what its outcome means.
 #[derive(Clone, Debug)]
-enum Purpose {
+enum OpPurpose {
     /// Answering for the step at the cursor, which then runs.
     Answer,
     /// Executing the step at the cursor.
     Step { started: Instant },
     /// Cancelling the previous document's schedules before the new one runs.
-    SchedCancel,
+    CancelSchedules,
     /// Our own hangup.
     Hangup,
 }
 
+/// A call waiting for the empty-document timeout (SPEC §4 rule 7).
+#[derive(Clone, Copy, Debug)]
+struct Parked {
+    /// `None`: too far off to represent; never fires.
+    until: Option<Instant>,
+}
+
 #[derive(Debug)]
 struct InFlight {
-    id: AppId,
-    purpose: Purpose,
+    id: OpId,
+    purpose: OpPurpose,
 }
 
 /// The state machine of one call. See the module docs.
@@ -459,12 +254,14 @@ pub struct CallEngine {
     fetches: u32,
     /// The event of the fetch awaiting its result.
     fetching: Option<FetchEvent>,
-    program: Option<Program>,
-    /// An empty document parked the call; its timeout timer.
-    parked: Option<TimerId>,
+    program: Option<RunningDocument>,
+    /// An empty document parked the call (or every way of hanging up was refused):
+    /// the call waits for the empty-document timeout. `until: None` is a timeout too
+    /// far off to represent, which never fires.
+    parked: Option<Parked>,
     /// Schedules armed in the switch by the current document.
     schedules: Vec<ArmedSchedule>,
-    /// Schedules of the previous document while their `sched_cancel` is in flight: one
+    /// Schedules of the previous document while their cancel is in flight: one
     /// may still fire before the switch gets to the cancel, and must then be recognised.
     cancelling: Vec<ArmedSchedule>,
     /// Our first decision to end the call.
@@ -543,6 +340,38 @@ impl CallEngine {
         self.actions.pop_front()
     }
 
+    /// When the engine next wants [`CallEngine::handle_timeout`] called (quinn-proto's
+    /// shape): the empty-document timeout of a parked call. `None`: no deadline; wait
+    /// for input. The driver sleeps until then in the same loop that reads the switch.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.finished || self.is_closing() {
+            return None;
+        }
+        self.parked.and_then(|p| p.until)
+    }
+
+    /// Time has reached `now`: acts on every deadline that is due (SPEC §4 rule 7: a
+    /// parked call is killed with `ALLOTTED_TIMEOUT`). Early or repeated calls are
+    /// harmless and answer [`Reaction::NoEffect`].
+    pub fn handle_timeout(&mut self, now: Instant) -> Reaction {
+        if self.finished {
+            return Reaction::AfterFinish;
+        }
+        match self.poll_timeout() {
+            Some(due) if due <= now => {}
+            _ => return Reaction::NoEffect,
+        }
+        self.parked = None;
+        self.intent = Some(Intent {
+            at: now,
+            kind: IntentKind::EmptyDocumentTimeout,
+        });
+        self.actions.push_back(Action::Kill {
+            cause: HangupCause::ALLOTTED_TIMEOUT,
+        });
+        Reaction::Acted
+    }
+
     /// Feeds one input at time `now`.
     pub fn handle(&mut self, now: Instant, input: Input) -> Reaction {
         if self.finished {
@@ -551,27 +380,31 @@ impl CallEngine {
         match input {
             Input::Start { answered } => self.on_start(now, answered),
             Input::DocumentFetched(result) => self.on_document(now, result),
-            Input::AppCompleted { id, response } => self.on_app_completed(now, id, &response),
+            Input::OpFinished { id, outcome } => self.on_op_finished(now, id, outcome),
             Input::Answered => {
                 if self.answered {
-                    return Reaction::Ignored;
+                    return Reaction::NoEffect;
                 }
                 self.answered = true;
                 Reaction::Acted
             }
             Input::Dtmf(digit) => {
                 tracing::debug!(%digit, "DTMF received (no Gather active)");
-                Reaction::Ignored
+                Reaction::NoEffect
             }
             Input::ChannelHungUp { cause } => {
                 if self.down.is_some() {
-                    return Reaction::Ignored;
+                    return Reaction::NoEffect;
                 }
                 self.down = Some((now, cause));
                 self.unpark();
                 Reaction::Acted
             }
-            Input::HangupComplete { cause, disposition } => {
+            Input::HangupComplete {
+                cause,
+                hung_up_by,
+                detail,
+            } => {
                 let at = match self.down {
                     Some((at, _)) => at,
                     None => {
@@ -585,7 +418,8 @@ impl CallEngine {
                     ChannelDown {
                         at,
                         cause,
-                        disposition: disposition.as_deref(),
+                        hung_up_by,
+                        detail: detail.as_deref(),
                     },
                 );
                 self.finish(ending);
@@ -600,7 +434,7 @@ impl CallEngine {
             }
             Input::ApiHangup => {
                 if self.is_closing() {
-                    return Reaction::Ignored;
+                    return Reaction::NoEffect;
                 }
                 self.unpark();
                 self.intent = Some(Intent {
@@ -612,34 +446,22 @@ impl CallEngine {
                 });
                 Reaction::Acted
             }
-            Input::CommandFailed { command, reply } => self.on_command_failed(command, &reply),
-            Input::TimerFired(id) => {
-                if self.parked != Some(id) || self.is_closing() {
-                    return Reaction::Ignored;
-                }
-                self.parked = None;
-                self.intent = Some(Intent {
-                    at: now,
-                    kind: IntentKind::EmptyDocumentTimeout,
-                });
-                self.actions.push_back(Action::Kill {
-                    cause: HangupCause::ALLOTTED_TIMEOUT,
-                });
-                Reaction::Acted
+            Input::CommandFailed { command, failure } => {
+                self.on_command_failed(now, command, failure)
             }
         }
     }
 
     fn on_start(&mut self, now: Instant, answered: bool) -> Reaction {
         if self.started {
-            return Reaction::Ignored;
+            return Reaction::NoEffect;
         }
         self.started = true;
         self.answered |= answered;
         match self.answer_url.clone() {
             Ok(url) => self.fetch(
                 now,
-                FetchRequest {
+                DocumentFetch {
                     url,
                     method: HttpMethod::Post,
                     event: FetchEvent::StartApp,
@@ -656,7 +478,7 @@ impl CallEngine {
         result: Result<AnswerDocument, FetchFailure>,
     ) -> Reaction {
         if self.fetching.take().is_none() || self.is_closing() {
-            return Reaction::Ignored;
+            return Reaction::NoEffect;
         }
         let doc = match result {
             Ok(doc) => doc,
@@ -665,7 +487,7 @@ impl CallEngine {
                 return Reaction::Acted;
             }
         };
-        self.program = Some(Program {
+        self.program = Some(RunningDocument {
             steps: flatten(doc),
             cursor: 0,
             repetitions: 0,
@@ -673,7 +495,7 @@ impl CallEngine {
         if !self.schedules.is_empty() {
             // A document owns its timers: drop the previous one's before this one runs.
             self.cancelling = std::mem::take(&mut self.schedules);
-            self.execute(App::SchedCancel, Purpose::SchedCancel);
+            self.run(ChannelOp::CancelArmedHangups, OpPurpose::CancelSchedules);
             self.actions.push_back(Action::ScheduleCleared);
             return Reaction::Acted;
         }
@@ -681,24 +503,25 @@ impl CallEngine {
         Reaction::Acted
     }
 
-    fn on_app_completed(&mut self, now: Instant, id: AppId, response: &str) -> Reaction {
+    fn on_op_finished(&mut self, now: Instant, id: OpId, outcome: OpOutcome) -> Reaction {
         let Some(flight) = self.in_flight.take_if(|f| f.id == id) else {
-            return Reaction::Ignored;
+            return Reaction::NoEffect;
         };
-        let refused = response_is_refusal(response);
-        if refused && self.down.is_none() {
-            if let Some(reaction) = self.on_app_refused(now, &flight.purpose, response) {
-                return reaction;
+        if let OpOutcome::Refused(reason) = &outcome {
+            if self.down.is_none() {
+                if let Some(reaction) = self.on_op_refused(now, &flight.purpose, reason) {
+                    return reaction;
+                }
             }
         }
         if self.is_closing() {
             // The channel is going or gone (e.g. the caller hung up mid-Speak and this is
-            // the interrupted playback's completion): nothing more is executed.
+            // the interrupted Speak's completion): nothing more is executed.
             return Reaction::Acted;
         }
         match flight.purpose {
-            Purpose::Answer => self.answered = true,
-            Purpose::SchedCancel => {
+            OpPurpose::Answer => self.answered = true,
+            OpPurpose::CancelSchedules => {
                 for s in std::mem::take(&mut self.cancelling) {
                     if let Some(pc) = s.post_call {
                         self.notes.push(format!(
@@ -708,24 +531,24 @@ impl CallEngine {
                     }
                 }
             }
-            Purpose::Hangup => {}
-            Purpose::Step { started } => self.step_completed(now, started, response),
+            OpPurpose::Hangup => {}
+            OpPurpose::Step { started } => self.step_completed(now, started, &outcome),
         }
         self.advance(now);
         Reaction::Acted
     }
 
-    /// The switch refused an application (`-ERR`) while the channel is up. `None`: no
-    /// special handling, the response is read like any other.
-    fn on_app_refused(
+    /// The switch refused an operation while the channel is up. `None`: no special
+    /// handling, the refusal is read like any other failure.
+    fn on_op_refused(
         &mut self,
         now: Instant,
-        purpose: &Purpose,
-        response: &str,
+        purpose: &OpPurpose,
+        reply: &str,
     ) -> Option<Reaction> {
-        let reply = response.trim();
+        let reply = reply.trim();
         match purpose {
-            Purpose::Hangup => {
+            OpPurpose::Hangup => {
                 let cause = self.intent.as_ref()?.kind.cause();
                 self.notes.push(format!(
                     "the switch did not execute hangup ({reply}); killing the channel"
@@ -733,14 +556,14 @@ impl CallEngine {
                 self.actions.push_back(Action::Kill { cause });
                 Some(Reaction::Acted)
             }
-            Purpose::Answer => {
+            OpPurpose::Answer => {
                 self.fail(now, format!("the switch did not answer the call: {reply}"));
                 Some(Reaction::Acted)
             }
-            Purpose::SchedCancel => {
+            OpPurpose::CancelSchedules => {
                 let kept = std::mem::take(&mut self.cancelling);
                 self.notes.push(format!(
-                    "sched_cancel refused ({reply}); {} scheduled hangup(s) of the previous document stay armed",
+                    "cancelling the armed hangups refused ({reply}); {} scheduled hangup(s) of the previous document stay armed",
                     kept.len()
                 ));
                 self.schedules.extend(kept);
@@ -752,97 +575,76 @@ impl CallEngine {
                 self.advance(now);
                 Some(Reaction::Acted)
             }
-            Purpose::Step { .. } => None,
+            OpPurpose::Step { .. } => None,
         }
     }
 
-    /// A `uuid_kill` or hangup message the switch refused (see the module docs).
-    fn on_command_failed(&mut self, command: SwitchCommand, reply: &str) -> Reaction {
-        let reply = reply.trim();
+    /// A kill or hangup the switch refused (see the module docs).
+    fn on_command_failed(
+        &mut self,
+        now: Instant,
+        command: HangupCommand,
+        failure: CommandFailure,
+    ) -> Reaction {
         if self.down.is_some() || self.intent.is_none() {
-            return Reaction::Ignored;
+            return Reaction::NoEffect;
         }
-        if reply.contains("No such channel") {
-            // The channel is already gone; CHANNEL_HANGUP (or the socket's end) follows.
-            return Reaction::Ignored;
-        }
+        let reply = match &failure {
+            // The channel is already gone; its hangup events (or the socket's end) follow.
+            CommandFailure::ChannelGone => return Reaction::NoEffect,
+            CommandFailure::Refused(reply) => reply.trim(),
+        };
         let Some(cause) = self.intent.as_ref().map(|i| i.kind.cause()) else {
-            return Reaction::Ignored;
+            return Reaction::NoEffect;
         };
         match command {
-            SwitchCommand::Kill => {
+            HangupCommand::Kill => {
                 self.notes.push(format!(
-                    "uuid_kill refused ({reply}); hanging up with sendmsg instead"
+                    "the kill was refused ({reply}); hanging up after the running operation instead"
                 ));
-                self.actions.push_back(Action::HangupMessage { cause });
+                self.actions.push_back(Action::HangupAfterOp { cause });
             }
-            SwitchCommand::HangupMessage => {
+            HangupCommand::HangupAfterOp => {
                 self.notes.push(format!(
                     "the switch refused every way of hanging up ({reply}); the call stays up until the caller, the REST API or the empty-document timeout ends it"
                 ));
                 tracing::error!(reply, "the switch refused to hang the call up");
                 self.intent = None;
-                self.unpark();
-                self.park();
+                self.park(now);
             }
         }
         Reaction::Acted
     }
 
     /// The step at the cursor finished one run; move on (or repeat it).
-    fn step_completed(&mut self, now: Instant, started: Instant, response: &str) {
+    fn step_completed(&mut self, now: Instant, started: Instant, outcome: &OpOutcome) {
         let Some(program) = self.program.as_mut() else {
             return;
         };
         let Some(step) = program.steps.get(program.cursor) else {
             return;
         };
-        let (loop_count, what) = match step {
-            Step::Speak { speak, .. } => (speak.loop_count, "Speak".to_string()),
-            Step::Play { play, .. } => (play.loop_count, format!("Play {}", play.url)),
-            _ => {
-                program.cursor += 1;
-                return;
-            }
+        let Some((loop_count, what)) = step.repetition() else {
+            program.cursor += 1;
+            return;
         };
-        let failed = response_is_error(response);
-        if failed {
-            let note = format!("{what}: {}", response.trim());
-            if self.notes.last() != Some(&note) {
-                self.notes.push(note);
-            }
-        }
         program.repetitions += 1;
-        let count_reached = loop_count != 0 && program.repetitions >= loop_count;
-        let too_short = now.saturating_duration_since(started) < MIN_LOOP_RUN;
-        let done = if count_reached {
-            true
-        } else if failed || too_short {
-            let left = if loop_count == 0 {
-                "endless loop".to_string()
-            } else {
-                format!("loop of {loop_count}")
-            };
-            self.notes.push(format!(
-                "{what}: {left} stopped after {} run(s): {}",
-                program.repetitions,
-                if failed {
-                    "the switch reported an error"
-                } else {
-                    "a run was shorter than 100 ms"
-                }
-            ));
-            true
-        } else {
-            false
-        };
-        if done {
+        let took = now.saturating_duration_since(started);
+        let over = repeat::after_run(
+            &what,
+            loop_count,
+            program.repetitions,
+            outcome,
+            took,
+            &mut self.notes,
+        );
+        if over {
             program.cursor += 1;
             program.repetitions = 0;
         }
     }
 
-    /// Runs the document from the cursor until an application is in flight, a fetch is
+    /// Runs the document from the cursor until an operation is in flight, a fetch is
     /// pending, the call is parked, or the call is closing.
     fn advance(&mut self, now: Instant) {
         loop {
@@ -858,92 +660,40 @@ impl CallEngine {
             };
             let Some(step) = program.steps.get(program.cursor).cloned() else {
                 if program.steps.is_empty() {
-                    self.park();
+                    self.park(now);
                 } else {
                     self.end_of_document(now);
                 }
                 return;
             };
             if step.needs_answer() && !self.answered {
-                self.execute(App::Answer, Purpose::Answer);
+                self.run(ChannelOp::Answer, OpPurpose::Answer);
                 return;
             }
-            let purpose = Purpose::Step { started: now };
-            match step {
-                Step::PreAnswer => {
-                    if self.answered {
-                        self.skip_step();
-                        continue;
-                    }
-                    self.execute(App::PreAnswer, purpose);
+            let purpose = OpPurpose::Step { started: now };
+            match step.begin(self.answered) {
+                Begin::Skip => {
+                    self.skip_step();
+                    continue;
                 }
-                Step::Speak { speak, .. } => {
-                    let (engine, voice) = self.settings.voice(speak.voice);
-                    self.execute(
-                        App::Speak {
-                            engine,
-                            voice,
-                            text: speak.text,
-                        },
-                        purpose,
-                    );
-                }
-                Step::Play { play, .. } => {
-                    self.execute(
-                        App::Playback {
-                            path: playback_path(&play.url),
-                        },
-                        purpose,
-                    );
-                }
-                Step::Wait { secs } => {
-                    self.execute(
-                        App::Sleep {
-                            ms: u64::from(secs) * 1000,
-                        },
-                        purpose,
-                    );
-                }
-                Step::Dtmf(dtmf) => {
-                    self.execute(
-                        App::SendDtmf {
-                            digits: dtmf.digits,
-                        },
-                        purpose,
-                    );
-                }
-                Step::Hangup { hangup, first } => match hangup.schedule_secs {
-                    Some(secs) => self.arm_schedule(now, secs, hangup, purpose),
-                    None => {
-                        let acted = document_hangup(hangup.reason, first);
-                        self.hang_up(now, acted, hangup.post_call);
-                    }
-                },
-                Step::Reject(reject) => {
-                    if self.answered {
-                        let note = format!(
-                            "Reject (reason={}) on an answered call acts as Hangup",
-                            reject.reason.as_str()
-                        );
+                Begin::Run(op) => self.run(op, purpose),
+                Begin::ArmHangup {
+                    secs,
+                    hangup,
+                    post_call,
+                } => self.arm_schedule(now, secs, hangup, post_call, purpose),
+                Begin::HangUp {
+                    hangup,
+                    post_call,
+                    note,
+                } => {
+                    if let Some(note) = note {
                         tracing::warn!("{note}");
                         self.notes.push(note);
                     }
-                    let acted = DocumentHangup {
-                        cause: reason_cause(reject.reason),
-                        reason: reject.reason,
-                    };
-                    self.hang_up(now, acted, None);
+                    self.hang_up(now, hangup, post_call);
                 }
-                Step::Redirect(redirect) => {
-                    self.fetch(
-                        now,
-                        FetchRequest {
-                            url: redirect.url,
-                            method: redirect.method,
-                            event: FetchEvent::Redirect,
-                        },
-                    );
-                }
+                Begin::Fetch(request) => self.fetch(now, request),
             }
             return;
         }
@@ -956,19 +706,25 @@ impl CallEngine {
         }
     }
 
-    /// SPEC §4 rule 3: arm `sched_hangup +N <cause>` and continue with the next element
+    /// SPEC §4 rule 3: arm a hangup in N seconds with the cause and continue with the next element
     /// once the switch has taken it. A scheduled Hangup is never "first".
-    fn arm_schedule(&mut self, now: Instant, secs: u32, hangup: Hangup, purpose: Purpose) {
-        let acted = document_hangup(hangup.reason, false);
+    fn arm_schedule(
+        &mut self,
+        now: Instant,
+        secs: u32,
+        acted: DocumentHangup,
+        post_call: Option<PostCall>,
+        purpose: OpPurpose,
+    ) {
         self.schedules.push(ArmedSchedule {
             due: now + Duration::from_secs(u64::from(secs)),
             secs,
             hangup: acted,
-            post_call: hangup.post_call,
+            post_call,
         });
-        self.execute(
-            App::SchedHangup {
-                secs,
+        self.run(
+            ChannelOp::ArmHangup {
+                after: Duration::from_secs(u64::from(secs)),
                 cause: acted.cause,
             },
             purpose,
@@ -989,7 +745,7 @@ impl CallEngine {
                 post_call,
             },
         });
-        self.execute(App::Hangup { cause: acted.cause }, Purpose::Hangup);
+        self.run(ChannelOp::Hangup { cause: acted.cause }, OpPurpose::Hangup);
     }
 
     /// SPEC §4 rule 6.
@@ -998,28 +754,23 @@ impl CallEngine {
             at: now,
             kind: IntentKind::EndOfDocument,
         });
-        self.execute(
-            App::Hangup {
+        self.run(
+            ChannelOp::Hangup {
                 cause: HangupCause::NORMAL_CLEARING,
             },
-            Purpose::Hangup,
+            OpPurpose::Hangup,
         );
     }
 
     /// SPEC §4 rule 7: stay parked; only the timeout, the API or the caller end it.
-    fn park(&mut self) {
-        let id = TimerId(self.next_id());
-        self.parked = Some(id);
-        self.actions.push_back(Action::SetTimer {
-            id,
-            after: self.settings.empty_document_timeout,
+    fn park(&mut self, now: Instant) {
+        self.parked = Some(Parked {
+            until: now.checked_add(self.settings.empty_document_timeout),
         });
     }
 
     fn unpark(&mut self) {
-        if let Some(id) = self.parked.take() {
-            self.actions.push_back(Action::CancelTimer { id });
-        }
+        self.parked = None;
     }
 
     /// SPEC §4 rule 8: end the call because no runnable document exists.
@@ -1034,10 +785,10 @@ impl CallEngine {
             at: now,
             kind: IntentKind::Error { message, cause },
         });
-        self.execute(App::Hangup { cause }, Purpose::Hangup);
+        self.run(ChannelOp::Hangup { cause }, OpPurpose::Hangup);
     }
 
-    fn fetch(&mut self, now: Instant, request: FetchRequest) {
+    fn fetch(&mut self, now: Instant, request: DocumentFetch) {
         if self.is_closing() {
             return;
         }
@@ -1051,10 +802,10 @@ impl CallEngine {
         self.actions.push_back(Action::Fetch(request));
     }
 
-    fn execute(&mut self, app: App, purpose: Purpose) {
-        let id = AppId(self.next_id());
+    fn run(&mut self, op: ChannelOp, purpose: OpPurpose) {
+        let id = OpId(self.next_id());
         self.in_flight = Some(InFlight { id, purpose });
-        self.actions.push_back(Action::Execute { id, app });
+        self.actions.push_back(Action::Run { id, op });
     }
 
     fn next_id(&mut self) -> u64 {
@@ -1078,149 +829,5 @@ impl CallEngine {
         self.finished = true;
         self.fetching = None;
         self.actions.push_back(Action::Finish(ending));
-    }
-}
-
-/// Whether the switch refused to run an application at all (`-ERR …` as the reply to
-/// `sendmsg`, fed back as the application's response).
-fn response_is_refusal(response: &str) -> bool {
-    response.trim_start().starts_with("-ERR")
-}
-
-/// Whether an `Application-Response` reports a failure (`FILE NOT FOUND`,
-/// `PLAYBACK ERROR`, `-ERR …`).
-fn response_is_error(response: &str) -> bool {
-    let r = response.trim().to_ascii_uppercase();
-    r.starts_with("-ERR") || r.contains("ERROR") || r.contains("NOT FOUND")
-}
-
-/// What `playback` is given for a document URL (see the module docs).
-pub fn playback_path(url: &str) -> String {
-    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    if lower.starts_with("http://") || lower.starts_with("https://") {
-        return format!("http_cache://{url}");
-    }
-    if lower.starts_with("file://") {
-        if let Some(path) = url::Url::parse(url)
-            .ok()
-            .and_then(|u| u.to_file_path().ok())
-        {
-            return path.to_string_lossy().into_owned();
-        }
-        return url[7..].to_string();
-    }
-    url.to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn playback_paths() {
-        assert_eq!(
-            playback_path("https://x.test/a.wav"),
-            "http_cache://https://x.test/a.wav"
-        );
-        assert_eq!(
-            playback_path("HTTP://x.test/a.wav"),
-            "http_cache://HTTP://x.test/a.wav"
-        );
-        assert_eq!(playback_path("file:///var/s/a%20b.wav"), "/var/s/a b.wav");
-        assert_eq!(playback_path("file://relative.wav"), "relative.wav");
-        assert_eq!(
-            playback_path("tone_stream://%(500,500,440)"),
-            "tone_stream://%(500,500,440)"
-        );
-        assert_eq!(
-            playback_path("silence_stream://1000"),
-            "silence_stream://1000"
-        );
-        assert_eq!(playback_path("é"), "é");
-    }
-
-    #[test]
-    fn app_rendering() {
-        let cases = [
-            (App::Answer, "answer", ""),
-            (App::PreAnswer, "pre_answer", ""),
-            (
-                App::Speak {
-                    engine: "flite".into(),
-                    voice: "kal".into(),
-                    text: "Hello, it's 5% & done".into(),
-                },
-                "speak",
-                "flite|kal|Hello, it's 5% & done",
-            ),
-            (
-                App::Playback {
-                    path: "/a.wav".into(),
-                },
-                "playback",
-                "/a.wav",
-            ),
-            (App::Sleep { ms: 2000 }, "sleep", "2000"),
-            (
-                App::SendDtmf {
-                    digits: "12#".into(),
-                },
-                "send_dtmf",
-                "12#",
-            ),
-            (
-                App::Hangup {
-                    cause: HangupCause::USER_BUSY,
-                },
-                "hangup",
-                "USER_BUSY",
-            ),
-            (
-                App::SchedHangup {
-                    secs: 30,
-                    cause: HangupCause::CALL_REJECTED,
-                },
-                "sched_hangup",
-                "+30 CALL_REJECTED",
-            ),
-            (App::SchedCancel, "sched_cancel", ""),
-        ];
-        for (app, name, arg) in cases {
-            assert_eq!(app.name(), name);
-            assert_eq!(app.arg(), arg);
-        }
-    }
-
-    #[test]
-    fn voice_map_with_defaults_for_gaps() {
-        let mut s = EngineSettings::default();
-        assert_eq!(s.voice(Voice::Woman), ("flite".into(), "slt".into()));
-        assert_eq!(s.voice(Voice::Man), ("flite".into(), "kal".into()));
-        s.tts.engine = "polly".into();
-        s.tts.voices.insert("MAN".into(), "Matthew".into());
-        s.tts.voices.remove("WOMAN");
-        assert_eq!(s.voice(Voice::Man), ("polly".into(), "Matthew".into()));
-        assert_eq!(s.voice(Voice::Woman), ("polly".into(), "slt".into()));
-    }
-
-    #[test]
-    fn settings_from_config() {
-        let mut config = crate::config::Config::default();
-        config.app.empty_document_timeout = 90;
-        config.tts.engine = "polly".into();
-        let s = EngineSettings::from_config(&config);
-        assert_eq!(s.empty_document_timeout, Duration::from_secs(90));
-        assert_eq!(s.tts.engine, "polly");
-        assert_eq!(s.max_fetches, 100);
-    }
-
-    #[test]
-    fn error_responses() {
-        for r in ["FILE NOT FOUND", "PLAYBACK ERROR", "-ERR no such app"] {
-            assert!(response_is_error(r), "{r}");
-        }
-        for r in ["FILE PLAYED", "_none_", ""] {
-            assert!(!response_is_error(r), "{r}");
-        }
     }
 }

@@ -8,6 +8,10 @@
 //! that awaited a reply while the stream was full would deadlock the connection.
 //!
 //! Decisions (SPEC §2, reference §2.5–2.8):
+//! - The engine speaks switch-neutral [`crate::call::channel_op::ChannelOp`]s; `render`
+//!   turns each into a dialplan application (name, argument, `http_cache://` paths, TTS
+//!   voices from `[tts]`) and reads the switch's replies (`-ERR`, `Application-Response`)
+//!   back as outcomes. Everything else here is carrying them.
 //! - Every application is sent with `event-lock: true` and an `Event-UUID` chosen here, and
 //!   registered *before* it is sent, so its CHANNEL_EXECUTE_COMPLETE can never arrive
 //!   before we know whose it is.
@@ -39,8 +43,8 @@
 use crate::app::callbacks::{self, CallbackTargets};
 use crate::app::fetch::{CallStatus, FetchParams, FetchRequest, Fetcher};
 use crate::call::engine::{
-    Action, AppId, CallEngine, EngineSettings, FetchEvent, FetchFailure,
-    FetchRequest as EngineFetch, Input, Reaction, SwitchCommand, TimerId,
+    Action, CallEngine, DocumentFetch, EngineSettings, FetchFailure, HangupCommand, Input, OpId,
+    Reaction,
 };
 use crate::call::hangup::Ending;
 use crate::call::live::{CallCommand, HangupReply, LiveCalls};
@@ -49,6 +53,7 @@ use crate::call::route::{Resolved, Router};
 use crate::call::switch_clock::{event_timestamp, SwitchClock};
 use crate::cause::HangupCause;
 use crate::config::Config;
+use crate::document::model::FetchEvent;
 use crate::esl::command::Execute;
 use crate::esl::event::{ChannelData, Event};
 use crate::esl::outbound::{EventStream, OutboundConnection, SocketEvent};
@@ -64,6 +69,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 
 mod closeout;
+mod render;
 pub use closeout::close_out_abandoned;
 
 /// The events `myevents` subscribes to that the driver never reads. They are dropped
@@ -242,7 +248,7 @@ enum Feedback {
     /// What the switch answered to a `uuid_kill` or hangup message (`Err`: its `-ERR`
     /// reply, or why it could not be sent).
     CommandDone {
-        command: SwitchCommand,
+        command: HangupCommand,
         result: Result<(), String>,
     },
     Fetched {
@@ -366,8 +372,7 @@ struct CallTask {
     resolved: Resolved,
     engine: CallEngine,
     /// Event-UUID → the engine's id, for apps sent and not yet completed.
-    apps: HashMap<String, AppId>,
-    timers: HashMap<TimerId, Instant>,
+    apps: HashMap<String, OpId>,
     outgoing: mpsc::UnboundedSender<Outgoing>,
     outgoing_rx: Option<mpsc::UnboundedReceiver<Outgoing>>,
     feedback_tx: mpsc::UnboundedSender<Feedback>,
@@ -434,7 +439,6 @@ impl CallTask {
             resolved,
             engine,
             apps: HashMap::new(),
-            timers: HashMap::new(),
             outgoing,
             outgoing_rx: Some(outgoing_rx),
             feedback_tx,
@@ -476,15 +480,19 @@ impl CallTask {
         self.input(Input::Start { answered });
         let mut ending: Option<Ending> = self.drain_actions();
         while ending.is_none() {
-            let deadline = self
-                .timers
-                .values()
-                .copied()
-                .chain(self.cut_off_at.map(|at| at + CUT_OFF_WAIT))
-                .min();
+            // The engine's deadline is in switch time (see `SwitchClock`); sleep for
+            // what is left of it from the switch's now. The shutdown cut-off's is local.
+            let engine_wait = self
+                .engine
+                .poll_timeout()
+                .map(|due| due.saturating_duration_since(self.clock.now()));
+            let cut_off_wait = self
+                .cut_off_at
+                .map(|at| (at + CUT_OFF_WAIT).saturating_duration_since(Instant::now()));
+            let wait = engine_wait.into_iter().chain(cut_off_wait).min();
             let sleep = async move {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                match wait {
+                    Some(wait) => tokio::time::sleep(wait).await,
                     None => std::future::pending().await,
                 }
             };
@@ -496,7 +504,7 @@ impl CallTask {
                 Some(fb) = self.feedback.recv() => self.on_feedback(fb),
                 Some(cmd) = commands.recv() => self.on_command(cmd),
                 Ok(()) = cut_off.changed(), if self.cut_off_at.is_none() => self.on_cut_off(),
-                _ = sleep => self.on_timers(),
+                _ = sleep => self.on_wakeup(),
             }
             ending = self.drain_actions();
         }
@@ -660,7 +668,7 @@ impl CallTask {
                                 }
                             };
                             let _ = feedback.send(Feedback::CommandDone {
-                                command: SwitchCommand::Kill,
+                                command: HangupCommand::Kill,
                                 result,
                             });
                         }
@@ -670,7 +678,7 @@ impl CallTask {
                                 e.to_string()
                             });
                             let _ = feedback.send(Feedback::CommandDone {
-                                command: SwitchCommand::HangupMessage,
+                                command: HangupCommand::HangupAfterOp,
                                 result,
                             });
                         }
@@ -705,8 +713,9 @@ impl CallTask {
         while let Some(action) = self.engine.poll_action() {
             match action {
                 Action::Fetch(req) => self.start_fetch(req),
-                Action::Execute { id, app } => {
-                    let arg = app.arg();
+                Action::Run { id, op } => {
+                    let app = render::application(&op, &self.services.config.tts);
+                    let arg = app.arg;
                     if arg.contains("${") && !self.expansion_disabled {
                         self.expansion_disabled = true;
                         let _ = self.outgoing.send(Outgoing::Execute {
@@ -717,9 +726,9 @@ impl CallTask {
                     }
                     let event_uuid = uuid::Uuid::new_v4().to_string();
                     self.apps.insert(event_uuid.clone(), id);
-                    tracing::debug!(app = app.name(), arg = %arg, "execute");
+                    tracing::debug!(app = app.name, arg = %arg, "execute");
                     let _ = self.outgoing.send(Outgoing::Execute {
-                        app: app.name().to_string(),
+                        app: app.name.to_string(),
                         arg,
                         event_uuid,
                     });
@@ -727,18 +736,8 @@ impl CallTask {
                 Action::Kill { cause } => {
                     let _ = self.outgoing.send(Outgoing::Kill { cause });
                 }
-                Action::HangupMessage { cause } => {
+                Action::HangupAfterOp { cause } => {
                     let _ = self.outgoing.send(Outgoing::HangupMessage { cause });
-                }
-                Action::SetTimer { id, after } => {
-                    // A timeout too far off to represent never fires, rather than panic.
-                    let at = Instant::now().checked_add(after);
-                    if let Some(at) = at {
-                        self.timers.insert(id, at);
-                    }
-                }
-                Action::CancelTimer { id } => {
-                    self.timers.remove(&id);
                 }
                 Action::ScheduleArmed { after } => {
                     let at = OffsetDateTime::now_utc() + after;
@@ -761,7 +760,7 @@ impl CallTask {
         });
     }
 
-    fn start_fetch(&mut self, req: EngineFetch) {
+    fn start_fetch(&mut self, req: DocumentFetch) {
         let resolved = self.resolved.clone();
         let params = FetchParams {
             call_uuid: self.facts.uuid.clone(),
@@ -831,7 +830,7 @@ impl CallTask {
                 };
                 self.input(Input::CommandFailed {
                     command,
-                    reply: reply.clone(),
+                    failure: render::command_failure(&reply),
                 });
                 if !self.engine.is_closing() {
                     // Every way of hanging up was refused: the call is still up.
@@ -843,9 +842,9 @@ impl CallTask {
             }
             Feedback::ExecuteFailed { event_uuid, reason } => {
                 if let Some(id) = self.apps.remove(&event_uuid) {
-                    self.input(Input::AppCompleted {
+                    self.input(Input::OpFinished {
                         id,
-                        response: format!("-ERR {reason}"),
+                        outcome: render::refused(&reason),
                     });
                 }
             }
@@ -893,7 +892,7 @@ impl CallTask {
                     // The kill is on its way: answer once the switch has taken it.
                     Reaction::Acted => self.api_hangups.push(reply),
                     // Already closing (first hangup wins).
-                    Reaction::Ignored => {
+                    Reaction::NoEffect => {
                         let _ = reply.send(HangupReply::Ending);
                     }
                     Reaction::AfterFinish => {
@@ -910,25 +909,18 @@ impl CallTask {
         }
     }
 
-    fn on_timers(&mut self) {
-        let now = Instant::now();
+    /// A deadline passed: the engine's own (a timer of the document's), or the cut-off's
+    /// (the switch never reported the hangup we sent at the shutdown cut-off).
+    fn on_wakeup(&mut self) {
         if self
             .cut_off_at
-            .is_some_and(|at| now >= at + CUT_OFF_WAIT && !self.engine.is_finished())
+            .is_some_and(|at| Instant::now() >= at + CUT_OFF_WAIT && !self.engine.is_finished())
         {
             tracing::warn!("no hangup from the switch after the cut-off; closing the call out");
             self.input(Input::SocketLost);
         }
-        let due: Vec<TimerId> = self
-            .timers
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            self.timers.remove(&id);
-            self.input(Input::TimerFired(id));
-        }
+        let now = self.clock.now();
+        self.engine.handle_timeout(now);
     }
 
     fn on_socket_item(&mut self, item: SocketEvent) {
@@ -936,9 +928,9 @@ impl CallTask {
             SocketEvent::Event(event) => self.on_event(event),
             SocketEvent::ExecuteRejected { app_id, reason } => {
                 if let Some(id) = self.apps.remove(&app_id) {
-                    self.input(Input::AppCompleted {
+                    self.input(Input::OpFinished {
                         id,
-                        response: format!("-ERR {reason}"),
+                        outcome: render::refused(&reason),
                     });
                 }
             }
@@ -959,8 +951,9 @@ impl CallTask {
             "CHANNEL_EXECUTE_COMPLETE" => {
                 let id = event.application_uuid().and_then(|u| self.apps.remove(u));
                 if let Some(id) = id {
-                    let response = event.application_response().unwrap_or("_none_").to_string();
-                    self.input_from(&event, Input::AppCompleted { id, response });
+                    let response = event.application_response().unwrap_or("_none_");
+                    let outcome = render::completion_outcome(response);
+                    self.input_from(&event, Input::OpFinished { id, outcome });
                 }
             }
             "CHANNEL_ANSWER" => {
@@ -997,8 +990,13 @@ impl CallTask {
                     .hangup_cause()
                     .map(HangupCause::parse_switch)
                     .unwrap_or(HangupCause::NORMAL_CLEARING);
-                let disposition = event.variable("sip_hangup_disposition").map(str::to_string);
-                self.input_from(&event, Input::HangupComplete { cause, disposition });
+                let disposition = event.variable("sip_hangup_disposition");
+                let input = Input::HangupComplete {
+                    cause,
+                    hung_up_by: render::hung_up_by(disposition),
+                    detail: disposition.map(str::to_string),
+                };
+                self.input_from(&event, input);
                 self.hangup_complete = Some(event);
             }
             _ => {}

@@ -8,14 +8,15 @@
 //!
 //! # How a call's ending is attributed
 //!
-//! FreeSWITCH tells us, in CHANNEL_HANGUP_COMPLETE, the cause and `sip_hangup_disposition`:
-//! `recv_*` means the far end (the caller) acted first, `send_*` means the switch sent the
-//! hangup itself (because we, a schedule, or someone else asked it to).
+//! The switch tells us, at the end, the cause and which side hung up ([`HungUpBy`];
+//! FreeSWITCH: `sip_hangup_disposition` `recv_*` means the far end (the caller) acted
+//! first, `send_*` means the switch sent the hangup itself because we, a schedule, or
+//! someone else asked it to).
 //!
-//! * `recv_bye` / `recv_cancel` / `recv_refuse` → **the caller** won, whatever we had
+//! * [`HungUpBy::Caller`] → **the caller** won, whatever we had
 //!   asked for in the meantime: source `Caller`, name `Caller Hangup`, reason `completed`,
 //!   `caller_abandoned` when the call was never answered (CallStatus `cancel`).
-//! * `send_*` (or no/unknown disposition) → one of ours. Candidates are our own first
+//! * [`HungUpBy::Switch`] (or [`HungUpBy::Unknown`]) → one of ours. Candidates are our own first
 //!   ending decision (a document Hangup/Reject, the end of the document, the REST API,
 //!   the empty-document timeout, an error) and the schedules armed with `sched_hangup`.
 //!   A schedule is a candidate only if its cause is the switch's cause and it was due
@@ -135,26 +136,7 @@ pub fn error_cause_name(message: &str) -> String {
     name
 }
 
-/// Who, according to `sip_hangup_disposition`, sent the hangup.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DispositionSide {
-    /// `recv_bye`, `recv_cancel`, `recv_refuse`: the far end (the caller) ended it.
-    Caller,
-    /// `send_bye`, `send_cancel`, `send_refuse`: the switch ended it on request.
-    Switch,
-    /// Missing or unrecognised: decided from our own records as if `Switch`.
-    Unknown,
-}
-
-impl DispositionSide {
-    pub fn parse(disposition: Option<&str>) -> Self {
-        match disposition.map(str::trim) {
-            Some(d) if d.starts_with("recv_") => DispositionSide::Caller,
-            Some(d) if d.starts_with("send_") => DispositionSide::Switch,
-            _ => DispositionSide::Unknown,
-        }
-    }
-}
+pub use crate::call::channel_op::HungUpBy;
 
 /// One way voxbridge itself decided to end the call. Only the first is ever kept
 /// (SPEC §4 rule 4); `at` is when the engine sent it to the switch.
@@ -251,7 +233,9 @@ pub struct ChannelDown<'a> {
     /// When the engine learned it (CHANNEL_HANGUP, or HANGUP_COMPLETE if that came first).
     pub at: Instant,
     pub cause: HangupCause,
-    pub disposition: Option<&'a str>,
+    pub hung_up_by: HungUpBy,
+    /// The switch's own words for who hung up (for the notes), if it gave any.
+    pub detail: Option<&'a str>,
 }
 
 /// The closing ending chosen among the candidates.
@@ -265,9 +249,9 @@ enum Winner<'a> {
 /// Attribution at CHANNEL_HANGUP_COMPLETE (or at socket loss after CHANNEL_HANGUP): see
 /// the module docs for the rules.
 pub fn attribute(facts: EndFacts<'_>, down: ChannelDown<'_>) -> Ending {
-    let winner = match DispositionSide::parse(down.disposition) {
-        DispositionSide::Caller => Winner::Caller,
-        DispositionSide::Switch | DispositionSide::Unknown => {
+    let winner = match down.hung_up_by {
+        HungUpBy::Caller => Winner::Caller,
+        HungUpBy::Switch | HungUpBy::Unknown => {
             choose_ours(facts.intent, facts.schedules, down.at, down.cause)
         }
     };
@@ -312,7 +296,7 @@ pub fn attribute(facts: EndFacts<'_>, down: ChannelDown<'_>) -> Ending {
             notes.push(format!(
                 "the switch ended the call ({}, {}) without a request from voxbridge or the caller",
                 down.cause,
-                down.disposition.unwrap_or("no sip_hangup_disposition")
+                down.detail.unwrap_or("no report of who hung up")
             ));
             unknown_ending(down.cause, answered)
         }
@@ -326,7 +310,7 @@ pub fn attribute(facts: EndFacts<'_>, down: ChannelDown<'_>) -> Ending {
 /// Attribution when the socket is lost before CHANNEL_HANGUP_COMPLETE (SPEC §2 step 7).
 ///
 /// Decision: if the switch had already reported the channel down (CHANNEL_HANGUP), we
-/// attribute exactly as at HANGUP_COMPLETE without a disposition. If it had not, but
+/// attribute exactly as at HANGUP_COMPLETE without a report of who hung up. If it had not, but
 /// voxbridge had already sent its own hangup, that hangup is the recorded ending (we
 /// know what we asked for; a socket that drops right after our hangup is the switch
 /// closing), with the cause we asked for and an unknown SIP status. Otherwise nothing is
@@ -344,7 +328,8 @@ pub fn attribute_socket_lost(
             ChannelDown {
                 at,
                 cause,
-                disposition: None,
+                hung_up_by: HungUpBy::Unknown,
+                detail: None,
             },
         );
     }
@@ -546,18 +531,6 @@ mod tests {
     }
 
     #[test]
-    fn dispositions() {
-        for d in ["recv_bye", "recv_cancel", "recv_refuse"] {
-            assert_eq!(DispositionSide::parse(Some(d)), DispositionSide::Caller);
-        }
-        for d in ["send_bye", "send_cancel", "send_refuse"] {
-            assert_eq!(DispositionSide::parse(Some(d)), DispositionSide::Switch);
-        }
-        assert_eq!(DispositionSide::parse(None), DispositionSide::Unknown);
-        assert_eq!(DispositionSide::parse(Some("")), DispositionSide::Unknown);
-    }
-
-    #[test]
     fn sip_status_before_and_after_answer() {
         assert_eq!(sip_status(false, false, HangupCause::USER_BUSY), 486);
         assert_eq!(sip_status(false, false, HangupCause::CALL_REJECTED), 603);
@@ -598,7 +571,8 @@ mod tests {
         let down = ChannelDown {
             at: t0 + Duration::from_millis(2200),
             cause: HangupCause::NORMAL_CLEARING,
-            disposition: Some("send_bye"),
+            hung_up_by: HungUpBy::Switch,
+            detail: Some("send_bye"),
         };
         let e = attribute(facts(Some(&ours), &s), down);
         assert_eq!(e.cause_name, "Normal Hangup");
@@ -616,7 +590,8 @@ mod tests {
         let down = ChannelDown {
             at: t0 + Duration::from_millis(1950),
             cause: HangupCause::NORMAL_CLEARING,
-            disposition: Some("send_bye"),
+            hung_up_by: HungUpBy::Switch,
+            detail: Some("send_bye"),
         };
         let e = attribute(facts(Some(&ours), &s), down);
         assert_eq!(e.cause_name, "End Of XML Instructions");
@@ -643,7 +618,8 @@ mod tests {
         let down = ChannelDown {
             at: t0 + Duration::from_millis(4950),
             cause: HangupCause::USER_BUSY,
-            disposition: Some("send_bye"),
+            hung_up_by: HungUpBy::Switch,
+            detail: Some("send_bye"),
         };
         let e = attribute(facts(Some(&ours), &s), down);
         assert_eq!(e.source, HangupSource::AnswerXml);
@@ -658,7 +634,8 @@ mod tests {
         let down = ChannelDown {
             at: t0 + Duration::from_secs(5),
             cause: HangupCause::NORMAL_CLEARING,
-            disposition: Some("send_bye"),
+            hung_up_by: HungUpBy::Switch,
+            detail: Some("send_bye"),
         };
         let e = attribute(facts(None, &s), down);
         assert_eq!(e.source, HangupSource::Unknown);
@@ -673,7 +650,8 @@ mod tests {
         let down = ChannelDown {
             at: t0 + Duration::from_millis(3460),
             cause: HangupCause::NORMAL_CLEARING,
-            disposition: Some("send_bye"),
+            hung_up_by: HungUpBy::Switch,
+            detail: Some("send_bye"),
         };
         let e = attribute(facts(None, &s), down);
         assert_eq!(e.source, HangupSource::AnswerXml);

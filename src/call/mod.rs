@@ -1,6 +1,19 @@
 //! The call: the sans-IO engine that decides what happens, the hangup rules, the final
 //! record, and the FreeSWITCH driver that carries the engine's actions to the switch.
+//!
+//! Layout:
+//! - [`engine`] — the dispatcher: one state machine per call (inputs, actions, timers).
+//! - [`element`] — one file per document element (`element/speak.rs`, `play.rs`,
+//!   `wait.rs`, `dtmf.rs`, `preanswer.rs`, `hangup.rs`, `reject.rs`, `redirect.rs`) and
+//!   the loop rule (`repeat.rs`). Dial, Gather and Record land here as new files.
+//! - [`channel_op`] — the switch-neutral vocabulary the engine and a driver share.
+//! - [`hangup`] — attribution of the final outcome (SPEC §4–§5.2).
+//! - [`freeswitch`] — the FreeSWITCH driver; its `render` module is the only place that
+//!   knows FreeSWITCH's application names and reply texts. Another switch is another
+//!   driver next to it, written against [`channel_op`] and [`engine`].
 
+pub mod channel_op;
+pub mod element;
 pub mod engine;
 pub mod freeswitch;
 pub mod hangup;

@@ -53,6 +53,8 @@ mod e2e_voxml;
 mod engine_properties;
 #[path = "../engine_rules.rs"]
 mod engine_rules;
+#[path = "../engine_switch_neutral.rs"]
+mod engine_switch_neutral;
 #[path = "../esl_inbound.rs"]
 mod esl_inbound;
 #[path = "../esl_outbound.rs"]
