@@ -20,6 +20,10 @@
 //!   notice, and the socket stays open (linger), closes N s later (`linger N`) or at once
 //!   with the disconnect notice (no linger). Queued commands never run after a hangup.
 
+mod dial_out;
+
+pub(crate) use dial_out::{DialOut, OriginateResult};
+
 use super::api;
 use super::caller_leg::{CallerEnd, CallerLeg};
 use super::channel::{Channel, ChannelParams, HangupSide, OtherLeg};
@@ -63,6 +67,9 @@ pub(crate) struct CallSetup {
     pub report: oneshot::Sender<CallReport>,
     /// For `originate`: `+OK <uuid>\n` on answer/early media, `-ERR <CAUSE>\n` on failure.
     pub originate: Option<oneshot::Sender<String>>,
+    /// For `originate … '&socket(…)'`: the channel is the dialled one, and the socket
+    /// connects only once it answered (module `dial_out`).
+    pub dial_out: Option<DialOut>,
 }
 
 /// Runs one call to the end and sends its report.
@@ -77,7 +84,9 @@ pub(crate) async fn run(setup: CallSetup) {
         tx,
         report,
         originate,
+        dial_out,
     } = setup;
+    let mut rx = rx;
     let mut call = Call::new(
         shared.clone(),
         script,
@@ -86,7 +95,16 @@ pub(crate) async fn run(setup: CallSetup) {
         &caller_uuid,
         tx,
         originate,
+        dial_out.as_ref().map(|d| d.endpoint.clone()),
     );
+    if let Some(d) = dial_out {
+        if !call.ring_out(d, &mut rx).await {
+            let r = call.finish();
+            shared.registry.unregister(&uuid, &caller_uuid);
+            let _ = report.send(r);
+            return;
+        }
+    }
     // Held until the client's first command shows it is serving this connection.
     let slot = shared.connect_slots.clone().acquire_owned().await.ok();
     match TcpStream::connect(target).await {
@@ -283,6 +301,7 @@ struct Call {
 }
 
 impl Call {
+    #[allow(clippy::too_many_arguments)] // one per part of the call's setup
     fn new(
         shared: Arc<Shared>,
         script: CallScript,
@@ -291,6 +310,7 @@ impl Call {
         caller_uuid: &str,
         self_tx: mpsc::UnboundedSender<ChanMsg>,
         originate: Option<oneshot::Sender<String>>,
+        dialled: Option<String>,
     ) -> Self {
         let created_us = shared.sw.clock.now_us();
         let socket_data = format!(
@@ -309,6 +329,7 @@ impl Call {
             socket_host: target.ip().to_string(),
             extra_vars: script.variables.clone(),
             created_us,
+            dialled,
         });
         let mut report = CallReport::aborted(uuid.to_string(), caller_uuid.to_string(), "");
         if script.answered {
@@ -366,7 +387,9 @@ impl Call {
                 _ => {}
             }
         }
-        if !call.script.answered {
+        // A dialled channel has no caller waiting for it: its callee's ring timeout is
+        // the originate's (module `dial_out`).
+        if !call.script.answered && !call.ch.outbound {
             call.timers.push(Timer {
                 at: clock.deadline(call.script.originate_timeout),
                 kind: TimerKind::OriginateTimeout,
