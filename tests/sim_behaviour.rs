@@ -805,15 +805,71 @@ async fn an_originated_socket_that_is_not_answered_never_connects() {
 }
 
 #[tokio::test]
-async fn an_unquoted_socket_app_is_refused_clearly() {
-    // Transcript o2: unquoted, originate splits the app on spaces and the switch connects
-    // in static single-channel mode, which the simulator does not do.
-    let (sim, _inbound, mut esl) = inbound_with_callees(CallScript::answered()).await;
-    let dial = "originate {origination_uuid=e0882144-3c7c-4f1a-ab4a-b9e133057ab4}sofia/external/7008@127.0.0.1:5060";
-    let bare = esl
-        .cmd(&format!("api {dial} &socket(127.0.0.1:8094 async full)"))
+async fn a_static_socket_runs_sendmsg_inline() {
+    // Transcript o2: an unquoted `&socket(addr async full)` connects in static mode,
+    // where `sendmsg` runs the app inline: its reply comes when the app has ended, and
+    // the app's events after the reply.
+    let (sim, _inbound, mut esl) = inbound_with_callees(CallScript::answered().callee(
+        "7008",
+        Callee::Answers {
+            after: Duration::ZERO,
+            hangs_up_after: None,
+        },
+    ))
+    .await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reply = esl
+        .cmd(&format!(
+            "api originate {{origination_uuid=e0882144-3c7c-4f1a-ab4a-b9e133057ab4}}sofia/external/7008@127.0.0.1:5060 &socket({addr} async full)"
+        ))
         .await;
-    assert!(bare.contains("quote the app"), "{bare}");
+    assert_eq!(reply, "+OK e0882144-3c7c-4f1a-ab4a-b9e133057ab4\n");
+    let mut p = Peer::accept(&listener).await;
+    let data = p.connect_channel().await;
+    assert_eq!(get(&data, "Socket-Mode"), Some("static"));
+    assert_eq!(get(&data, "Control"), Some("single-channel"));
+    assert_eq!(p.cmd("myevents").await, "+OK Events Enabled");
+    assert_eq!(p.cmd("linger").await, "-ERR command not found");
+    // 2 simulated seconds: 100 ms here.
+    let sent = std::time::Instant::now();
+    assert_eq!(
+        p.execute("playback", "silence_stream://2000", false).await,
+        "+OK"
+    );
+    let took = sent.elapsed();
+    assert!(took >= Duration::from_millis(90), "replied after {took:?}");
+    let labels = p.labels();
+    let reply_at = labels
+        .iter()
+        .rposition(|l| l == "command/reply +OK")
+        .unwrap();
+    assert!(
+        !labels[..reply_at]
+            .iter()
+            .any(|l| l.contains("CHANNEL_EXECUTE")),
+        "{labels:?}"
+    );
+    for want in ["CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE"] {
+        let f = p.next().await.expect("the app's events after the reply");
+        assert_eq!(sim_support::event_name(&f).as_deref(), Some(want));
+    }
+    assert_eq!(p.execute("hangup", "NORMAL_CLEARING", false).await, "+OK");
+    p.drain().await;
+    let names = p.event_names();
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("CHANNEL_EXECUTE_COMPLETE")
+    );
+    assert!(
+        !names.iter().any(|n| n == "CHANNEL_HANGUP_COMPLETE"),
+        "{names:?}"
+    );
+    assert!(
+        p.labels().last().unwrap().contains("disconnect"),
+        "{:?}",
+        p.labels()
+    );
     assert_eq!(sim.live_channels(), 0);
 }
 

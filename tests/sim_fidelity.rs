@@ -5,8 +5,8 @@
 //! same values in the same URL-encoding once UUIDs and numbers (times, sequence numbers,
 //! ports, lengths) are set aside. For (i)–(p), captured on the bundled test switch, the
 //! sequence and the behaviour headers are compared (see [`Compare::Sequence`]); (o) and
-//! (p) are replayed with both clients, inbound and socket server. (o2), a socket app in
-//! static mode, is not simulated: the test checks that it is refused, with the reason.
+//! (p) are replayed with both clients, inbound and socket server, and so is (o2), the
+//! socket app in static mode.
 
 mod sim_support;
 
@@ -630,53 +630,20 @@ async fn p_originate_socket_not_answered() {
 }
 
 #[tokio::test]
-async fn o2_originate_socket_unquoted_app_args_is_refused_clearly() {
+async fn o2_originate_socket_unquoted_app_args() {
     // Unquoted, originate splits `&socket(addr async full)` on spaces: the app gets
-    // `addr` alone and the switch connects in static, single-channel mode, where
-    // `sendmsg` runs inline (its reply comes when the app has ended), `linger` and
-    // `event` are refused and the socket closes right after the hangup. The simulator
-    // does not do sync mode; it refuses the originate with a message that says why,
-    // rather than connect as if the app were quoted.
-    let want = fixture("o2-originate-socket-unquoted-app-args.txt");
-    let connect = decode(&want.iter().find(|f| f.from_switch).unwrap().bytes);
+    // `addr` alone and connects in static, single-channel mode: `linger` and `event`
+    // are refused, and the socket closes right after the hangup, without
+    // CHANNEL_HANGUP_COMPLETE (inbound listeners still get it).
+    let r = replay_originate(
+        "o2-originate-socket-unquoted-app-args.txt",
+        test_switch_callees(),
+    )
+    .await;
+    let outbound = r.outbound.expect("the socket app connected");
+    let connect = &outbound[0];
     assert_eq!(connect.headers.get("Socket-Mode"), Some("static"));
     assert_eq!(connect.headers.get("Control"), Some("single-channel"));
-
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let sim = Sim::new(config(Duration::ZERO, LingerNotice::AfterHangupComplete));
-    sim.set_originate_callees(test_switch_callees());
-    let server = sim
-        .listen_inbound("127.0.0.1:0".parse().unwrap(), "ClueCon")
-        .await
-        .unwrap();
-    let mut inbound = client(TcpStream::connect(server.local_addr()).await.unwrap());
-    // The transcript's inbound commands up to the originate, verbatim.
-    let mut expected = 1; // auth/request
-    for f in sim_support::fixture("o2-originate-socket-unquoted-app-args.txt")
-        .iter()
-        .filter(|f| f.connection == Connection::Inbound && !f.from_switch)
-    {
-        let cmd = String::from_utf8_lossy(&f.bytes).replace("127.0.0.1:8094", &addr.to_string());
-        inbound.read_until(expected).await;
-        inbound.stream.write_all(cmd.as_bytes()).await.unwrap();
-        expected += 1;
-        if cmd.starts_with("bgapi originate") {
-            break;
-        }
-    }
-    // The bgapi reply, then the BACKGROUND_JOB with the refusal.
-    inbound.read_until(expected + 1).await;
-    let body = background_job_body(&inbound.got);
-    assert!(
-        body.starts_with("-ERR not supported by the simulator") && body.contains("quote the app"),
-        "{body}"
-    );
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), listener.accept())
-            .await
-            .is_err(),
-        "the refused originate connected"
-    );
-    assert_eq!(sim.live_channels(), 0);
+    assert!(events_named(&outbound, "CHANNEL_HANGUP_COMPLETE").is_empty());
+    assert_eq!(events_named(&r.inbound, "CHANNEL_HANGUP_COMPLETE").len(), 1);
 }

@@ -275,37 +275,46 @@ fn split_quoted(s: &str) -> Vec<String> {
     words
 }
 
-/// The address of an originate's `&socket(<addr> async full)` app, or why the
-/// simulator cannot run that app; `None` for any other app.
+/// The `socket` app of an originate: where it connects and in which mode.
+#[derive(Debug, PartialEq, Eq)]
+struct SocketApp {
+    addr: SocketAddr,
+    /// `async` (else static mode, transcript o2).
+    is_async: bool,
+    full: bool,
+}
+
+/// The originate's `&socket(<addr> [async] [full])` app, or why the simulator cannot
+/// run it; `None` for any other app.
 ///
 /// The switch runs the socket app on the originated (outbound-direction) channel itself,
 /// only once the callee answered, under the `origination_uuid` (transcript o; module
-/// `call::dial_out`). An unquoted `&socket(addr async full)` gets its own message:
-/// originate splits it on spaces and the switch connects in static single-channel mode,
-/// where `linger` and `event` are refused (transcript o2), which is not simulated.
-fn socket_app(app: &str) -> Option<Result<SocketAddr, String>> {
+/// `call::dial_out`). Unquoted, `&socket(addr async full)` is split on spaces: the app
+/// gets `addr` alone (no closing parenthesis needed) and connects in static
+/// single-channel mode (transcript o2).
+fn socket_app(app: &str) -> Option<Result<SocketApp, String>> {
     let args = app.strip_prefix("&socket(")?;
-    let Some(args) = args.strip_suffix(')') else {
-        return Some(Err(format!(
-            "-ERR not supported by the simulator: socket app {app:?} is not `async full` \
-             (an unquoted &socket(addr async full) loses its arguments: quote the app)\n"
-        )));
-    };
+    let args = args.strip_suffix(')').unwrap_or(args);
     let mut words = args.split_whitespace();
     let addr = words.next().unwrap_or("");
     let flags: Vec<&str> = words.collect();
-    if !(flags.contains(&"async") && flags.contains(&"full")) {
-        return Some(Err(format!(
-            "-ERR not supported by the simulator: socket app {app:?} is not `async full`\n"
-        )));
-    }
     // `host[:port]`, 8084 by default (reference §2.1).
     let parsed = addr
         .parse::<SocketAddr>()
         .or_else(|_| format!("{addr}:8084").parse::<SocketAddr>());
-    Some(parsed.map_err(|_| {
-        format!("-ERR not supported by the simulator: socket address {addr:?} is not ip[:port]\n")
-    }))
+    Some(
+        parsed
+            .map(|addr| SocketApp {
+                addr,
+                is_async: flags.contains(&"async"),
+                full: flags.contains(&"full"),
+            })
+            .map_err(|_| {
+                format!(
+                    "-ERR not supported by the simulator: socket address {addr:?} is not ip[:port]\n"
+                )
+            }),
+    )
 }
 
 /// `originate`: places a simulated call to the configured outbound target and returns
@@ -318,7 +327,7 @@ async fn originate(shared: &Arc<Shared>, args: &str, job: Option<(&str, &str)>) 
     };
     if let Some(app) = socket_app(&req.app) {
         return match app {
-            Ok(target) => originate_to_socket(shared, &req, target, job).await,
+            Ok(socket) => originate_to_socket(shared, &req, socket, job).await,
             Err(e) => Some(e),
         };
     }
@@ -366,7 +375,7 @@ fn caller_script(template: CallScript, req: &OriginateRequest) -> CallScript {
 async fn originate_to_socket(
     shared: &Arc<Shared>,
     req: &OriginateRequest,
-    target: SocketAddr,
+    socket: SocketApp,
     job: Option<(&str, &str)>,
 ) -> Option<String> {
     let template = shared
@@ -375,6 +384,9 @@ async fn originate_to_socket(
     let mut script = caller_script(template, req);
     // The channel starts down and ringing; its callee decides the rest.
     script.answered = false;
+    script.sync = !socket.is_async;
+    script.full = socket.full;
+    let target = socket.addr;
     let uuid = req
         .var("origination_uuid")
         .map(str::to_string)
@@ -428,26 +440,27 @@ mod tests {
         .unwrap();
         assert_eq!(quoted.app, "&socket(127.0.0.1:8084 async full)");
         assert!(quoted.rest.is_empty());
-        assert_eq!(
-            socket_app(&quoted.app),
-            Some(Ok("127.0.0.1:8084".parse().unwrap()))
-        );
+        let app = |addr: &str, is_async, full| {
+            Some(Ok(SocketApp {
+                addr: addr.parse().unwrap(),
+                is_async,
+                full,
+            }))
+        };
+        assert_eq!(socket_app(&quoted.app), app("127.0.0.1:8084", true, true));
         assert_eq!(
             socket_app("&socket(127.0.0.1 async full)"),
-            Some(Ok("127.0.0.1:8084".parse().unwrap()))
+            app("127.0.0.1:8084", true, true)
         );
         assert!(socket_app("&socket(nowhere async full)").unwrap().is_err());
-        // Transcript o2: unquoted, `async` and `full` become the dialplan and context.
+        // Transcript o2: unquoted, `async` and `full` become the dialplan and context,
+        // and the app connects in static mode.
         let bare =
             parse_originate("{origination_uuid=u}sofia/external/7008@127.0.0.1:5060 &socket(127.0.0.1:8084 async full)")
                 .unwrap();
         assert_eq!(bare.app, "&socket(127.0.0.1:8084");
         assert_eq!(bare.rest, ["async", "full)"]);
-        assert!(socket_app(&bare.app)
-            .unwrap()
-            .unwrap_err()
-            .contains("quote the app"));
-        assert!(socket_app("&socket(127.0.0.1:8084)").unwrap().is_err());
+        assert_eq!(socket_app(&bare.app), app("127.0.0.1:8084", false, false));
         assert_eq!(socket_app("&park()"), None);
         assert_eq!(target_uuid("sched_hangup", "+5 u1 USER_BUSY"), Some("u1"));
         assert_eq!(split("uuid_kill  u1 "), ("uuid_kill", "u1"));

@@ -297,6 +297,9 @@ struct Call {
     caller_cancel_cause: Option<HangupCause>,
     /// The callee of the running `bridge`.
     b_leg: Option<BLeg>,
+    /// Static mode: the reply to the `sendmsg` being run inline, and where in `out` it
+    /// goes once the command is done; nothing is written or read meanwhile.
+    held_reply: Option<(usize, Vec<u8>)>,
     report: CallReport,
 }
 
@@ -314,9 +317,10 @@ impl Call {
     ) -> Self {
         let created_us = shared.sw.clock.now_us();
         let socket_data = format!(
-            "{}:{} async{}",
+            "{}:{}{}{}",
             target.ip(),
             target.port(),
+            if script.sync { "" } else { " async" },
             if script.full { " full" } else { "" }
         );
         let ch = Channel::new(&ChannelParams {
@@ -367,6 +371,7 @@ impl Call {
             connect_slot: None,
             caller_cancel_cause: None,
             b_leg: None,
+            held_reply: None,
             report,
             script,
         };
@@ -415,7 +420,12 @@ impl Call {
         let mut reader = CommandReader::default();
         let mut write_failed = false;
         loop {
-            if !self.out.is_empty() {
+            if self.release_held_reply() {
+                // Static mode reads the next command only now.
+                self.read_commands(&mut reader, &mut buf).await;
+                self.release_held_reply();
+            }
+            if !self.out.is_empty() && self.held_reply.is_none() {
                 if !write_failed && wr.write_all(&self.out).await.is_err() {
                     write_failed = true;
                     self.peer_gone();
@@ -432,29 +442,46 @@ impl Call {
                         self.on_message(msg);
                     }
                 }
-                r = rd.read_buf(&mut buf) => {
+                r = rd.read_buf(&mut buf), if self.held_reply.is_none() => {
                     match r {
                         Ok(0) | Err(_) => self.peer_gone(),
-                        Ok(_) => loop {
-                            match reader.next(&mut buf) {
-                                Ok(Some(cmd)) => {
-                                    self.on_command(cmd).await;
-                                    if self.close_now { break; }
-                                }
-                                Ok(None) => break,
-                                Err(e) => {
-                                    tracing::warn!(uuid = %self.ch.uuid, error = %e, "sim: closing socket on a bad packet");
-                                    self.close_socket();
-                                    break;
-                                }
-                            }
-                        },
+                        Ok(_) => self.read_commands(&mut reader, &mut buf).await,
                     }
                 }
                 _ = sleep_until_opt(deadline) => self.on_timers(),
             }
         }
         let _ = wr.shutdown().await;
+    }
+
+    /// Handles the whole commands in `buf`, up to one whose reply static mode holds.
+    async fn read_commands(&mut self, reader: &mut CommandReader, buf: &mut BytesMut) {
+        while !self.close_now && self.held_reply.is_none() {
+            match reader.next(buf) {
+                Ok(Some(cmd)) => self.on_command(cmd).await,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(uuid = %self.ch.uuid, error = %e, "sim: closing socket on a bad packet");
+                    self.close_socket();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Static mode: puts the held `sendmsg` reply in place once its command is done (the
+    /// app ended, or the channel is down); true if it did.
+    fn release_held_reply(&mut self) -> bool {
+        let done = self.stack.is_empty() && self.queue.is_empty();
+        if !(done || self.ch.is_down() || self.close_now) {
+            return false;
+        }
+        let Some((pos, reply)) = self.held_reply.take() else {
+            return false;
+        };
+        let pos = pos.min(self.out.len());
+        self.out.splice(pos..pos, reply);
+        true
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -576,7 +603,10 @@ impl Call {
         let reply = self.dispatch(&cmd).await;
         // §2.2: only `connect` answers the first packet.
         if let Some(reply) = reply {
-            if !first || cmd.is("connect") {
+            if self.script.sync && cmd.is("sendmsg") && self.got_connect {
+                // Static mode runs the command inline: the reply waits for its end.
+                self.held_reply = Some((self.out.len(), reply));
+            } else if !first || cmd.is("connect") {
                 self.out.extend(reply);
             }
         }
@@ -597,7 +627,8 @@ impl Call {
             self.got_connect = true;
             self.report.got_connect = true;
             let data = self.ch.channel_data(&self.shared.sw);
-            if !self.parked && self.park_pending().is_none() {
+            // Static mode never parks: the socket app reads commands itself.
+            if !self.parked && !self.script.sync && self.park_pending().is_none() {
                 let delay = self.shared.config.park_delay;
                 if delay.is_zero() {
                     self.start_park();
@@ -609,7 +640,11 @@ impl Call {
                     });
                 }
             }
-            return Some(wire::connect_reply(&data, self.script.full));
+            return Some(wire::connect_reply(
+                &data,
+                self.script.full,
+                self.script.sync,
+            ));
         }
         if cmd.is("filter") {
             return reply(&filter(&mut self.subs, cmd.args()));
@@ -1038,7 +1073,7 @@ impl Call {
         if !self.got_connect || self.ch.is_down() || self.left_parked {
             return;
         }
-        if !self.parked {
+        if !self.parked && !self.script.sync {
             if self.queue.is_empty() {
                 return;
             }
@@ -1748,6 +1783,14 @@ impl Call {
             if let Queued::Execute(m) = q {
                 self.report.apps[m.record].status = AppStatus::Skipped;
             }
+        }
+        if self.script.sync && self.sock_open {
+            // Static mode (transcript o2): no linger; the socket app ends with the
+            // channel, and the rest of the hangup reaches inbound listeners only.
+            self.out
+                .extend(wire::disconnect_notice(Some(&self.ch.uuid), wire::GOODBYE));
+            self.sock_open = false;
+            self.close_now = true;
         }
         if self.parked {
             self.fire_channel("CHANNEL_UNPARK", &[]);
