@@ -11,7 +11,9 @@
 //!   runs queued commands in order. An app sent with `event-lock: true` blocks the queue
 //!   until it ends; without it, a later command runs *nested* inside a running
 //!   playback/speak/sleep, which resumes afterwards (or ends, if the nested command hung
-//!   up the call);
+//!   up the call). In static mode (`socket <addr>` without `async`, transcript o2) the
+//!   command runs inline instead: its reply is held until it is done, nothing else is
+//!   read meanwhile, and the channel never parks;
 //! - an app runs as CHANNEL_EXECUTE, its effects, CHANNEL_EXECUTE_COMPLETE with the
 //!   `Application-UUID` the client chose;
 //! - the hangup sequence is CHANNEL_HANGUP, EXECUTE_COMPLETE of every running app,
@@ -19,6 +21,8 @@
 //!   CS_REPORTING, CHANNEL_HANGUP_COMPLETE with the CDR variables; then the linger
 //!   notice, and the socket stays open (linger), closes N s later (`linger N`) or at once
 //!   with the disconnect notice (no linger). Queued commands never run after a hangup.
+//!   In static mode the socket closes with the disconnect notice right after the running
+//!   apps' EXECUTE_COMPLETE; the rest reaches inbound listeners only.
 
 mod dial_out;
 
