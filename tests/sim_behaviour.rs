@@ -684,11 +684,12 @@ async fn inbound_with_callees(callees: CallScript) -> (Sim, voxbridge::sim::Inbo
 #[tokio::test]
 async fn an_originated_socket_connects_only_after_the_callee_answers() {
     // Transcript o: the socket app runs on the originated channel once it is answered.
-    // The callee rings 10 simulated seconds (0.5 s here).
+    // The callee rings 40 simulated seconds (2 s here: far more than the window below
+    // plus any delay of a loaded machine in delivering CHANNEL_PROGRESS).
     let (sim, _inbound, mut esl) = inbound_with_callees(CallScript::answered().callee(
         "7008",
         Callee::Answers {
-            after: Duration::from_secs(10),
+            after: Duration::from_secs(40),
             hangs_up_after: None,
         },
     ))
@@ -711,7 +712,7 @@ async fn an_originated_socket_connects_only_after_the_callee_answers() {
     assert_eq!(get(&progress, "Unique-ID"), Some(o));
     assert_eq!(get(&progress, "Call-Direction"), Some("outbound"));
     assert_eq!(get(&progress, "Answer-State"), Some("ringing"));
-    // Ringing: nothing connects (the answer is due 0.5 s after the originate).
+    // Ringing: nothing connects (the answer is due 2 s after the originate).
     assert!(
         tokio::time::timeout(Duration::from_millis(250), listener.accept())
             .await
