@@ -428,12 +428,9 @@ async fn m_record_ended_by_silence() {
         sim_support::get(&stop, "variable_silence_hits_exhausted"),
         Some("true")
     );
-    // The simulated clock runs 20× faster than real time; allow for scheduling jitter.
-    let ms: u64 = sim_support::get(&stop, "variable_record_ms")
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((3980..4500).contains(&ms), "{ms}");
+    // Ended by silence 3.98 s in, as in the transcript; the simulator's lateness under
+    // load is not recorded audio.
+    assert_eq!(sim_support::get(&stop, "variable_record_ms"), Some("3980"));
     assert!(sim_support::get(&stop, "Record-File-Path")
         .unwrap()
         .ends_with(".wav"));

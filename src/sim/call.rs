@@ -184,6 +184,8 @@ struct Running {
     /// Real time left when suspended by a nested app (`None` = endless).
     remaining: Option<Duration>,
     suspended: bool,
+    /// Its simulated length when it runs to its natural end (`None` = endless).
+    length: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1190,6 +1192,7 @@ impl Call {
             deadline: length.map(|d| clock.deadline(d)),
             remaining: None,
             suspended: false,
+            length,
         });
         let depth = self.stack.len();
         match app.as_str() {
@@ -1298,7 +1301,7 @@ impl Call {
             }
         }
         if let Kind::Record { by_silence } = r.kind {
-            self.record_stop(&r, now_us, by_silence && end == End::Natural);
+            self.record_stop(&r, now_us, end, by_silence && end == End::Natural);
         }
         if r.kind == Kind::Bridge {
             self.end_bridge(end);
@@ -1350,8 +1353,13 @@ impl Call {
 
     /// The variables a finished `record` leaves and its RECORD_STOP (transcripts m, n).
     /// The simulated channel records 8 kHz 16-bit mono; no file is written.
-    fn record_stop(&mut self, r: &Running, now_us: i64, by_silence: bool) {
-        let ms = ((now_us - r.started_us).max(0) / 1000) as u64;
+    fn record_stop(&mut self, r: &Running, now_us: i64, end: End, by_silence: bool) {
+        // The audio recorded: all of it when the record ran its course (the simulator's
+        // own lateness on a loaded machine is not audio), else up to now.
+        let ms = match (end, r.length) {
+            (End::Natural, Some(length)) => length.as_millis() as u64,
+            _ => ((now_us - r.started_us).max(0) / 1000) as u64,
+        };
         let samples = ms * 8;
         let size = (44 + samples * 2).to_string();
         let vars = &mut self.ch.vars;
