@@ -37,7 +37,8 @@ pub struct EslConfig {
     pub listen: SocketAddr,
     /// CIDRs allowed to connect; anyone else is closed at once and logged.
     pub allow: Vec<String>,
-    /// Seconds the switch has to answer `connect` and the subscription commands.
+    /// Seconds the switch has to answer `connect` (the subscription commands after it
+    /// have the reply timeout: a channel we know is never dropped for being slow).
     pub handshake_timeout: f64,
     /// Upper bound on concurrently controlled channels; more are refused at accept.
     pub max_calls: usize,

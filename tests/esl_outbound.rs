@@ -780,6 +780,34 @@ async fn a_peer_that_closes_at_once_does_not_delay_the_next_call() {
     assert_eq!(running.counters.snapshot().accepted, 3);
 }
 
+#[tokio::test]
+async fn a_switch_slow_after_connect_keeps_its_call() {
+    // Seen under CPU starvation (e2e_load): the switch answered `connect`, the
+    // subscription replies came later than the handshake timeout, and the connection was
+    // dropped: the channel stayed parked on the switch, with no record and no callback.
+    // Only `connect` is bounded by the handshake timeout.
+    let mut opts = default_options();
+    opts.outbound.handshake_timeout = Duration::from_millis(300);
+    let mut running = start(opts).await;
+    let uuid = new_uuid();
+    let mut peer = SwitchPeer::connect(running.addr).await;
+    let slow = async {
+        peer.expect("connect").await;
+        peer.send(&connect_reply(&uuid)).await;
+        peer.expect("myevents").await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        peer.send(&reply("+OK Events Enabled")).await;
+        peer.expect("linger").await;
+        peer.send(&reply("+OK will linger")).await;
+    };
+    let (_, (conn, _events)) = tokio::join!(slow, next_call(&mut running));
+    assert_eq!(conn.uuid(), uuid);
+    // A peer that never answers `connect` is still given up on.
+    let mut silent = SwitchPeer::connect(running.addr).await;
+    silent.expect("connect").await;
+    assert!(silent.closed_within(Duration::from_secs(2)).await);
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn bad_peers_lose_only_their_own_connection() {
     let logs = LogCapture::default();

@@ -666,10 +666,11 @@ async fn several_bridge_destinations_are_not_simulated() {
     assert_eq!(r.hangup_cause, Some(HangupCause::DESTINATION_OUT_OF_ORDER));
 }
 
-#[tokio::test]
-async fn originate_to_a_socket_is_refused_clearly() {
-    // Transcripts o, p, o2: not simulated; say so instead of placing a dialplan-style call.
+/// An inbound session, authenticated, on a fresh simulator whose `&socket` originates
+/// reach `callees`.
+async fn inbound_with_callees(callees: CallScript) -> (Sim, voxbridge::sim::InboundServer, Peer) {
     let sim = Sim::with_speed(20.0);
+    sim.set_originate_callees(callees);
     let inbound = sim
         .listen_inbound("127.0.0.1:0".parse().unwrap(), "ClueCon")
         .await
@@ -677,18 +678,199 @@ async fn originate_to_a_socket_is_refused_clearly() {
     let mut esl = Peer::connect(inbound.local_addr()).await;
     esl.next().await;
     assert_eq!(esl.cmd("auth ClueCon").await, "+OK accepted");
-    let dial = "originate {origination_uuid=e0882144-3c7c-4f1a-ab4a-b9e133057ab4}sofia/external/7008@127.0.0.1:5060";
-    let quoted = esl
-        .cmd(&format!("api {dial} '&socket(127.0.0.1:8094 async full)'"))
-        .await;
-    assert!(
-        quoted.starts_with("-ERR not supported by the simulator yet: originate to '&socket"),
-        "{quoted}"
+    (sim, inbound, esl)
+}
+
+#[tokio::test]
+async fn an_originated_socket_connects_only_after_the_callee_answers() {
+    // Transcript o: the socket app runs on the originated channel once it is answered.
+    // The callee rings 40 simulated seconds (2 s here: far more than the window below
+    // plus any delay of a loaded machine in delivering CHANNEL_PROGRESS).
+    let (sim, _inbound, mut esl) = inbound_with_callees(CallScript::answered().callee(
+        "7008",
+        Callee::Answers {
+            after: Duration::from_secs(40),
+            hangs_up_after: None,
+        },
+    ))
+    .await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    assert_eq!(
+        esl.cmd(
+            "event plain CHANNEL_PROGRESS CHANNEL_ANSWER BACKGROUND_JOB CHANNEL_HANGUP_COMPLETE"
+        )
+        .await,
+        "+OK event listener enabled plain"
     );
-    let bare = esl
-        .cmd(&format!("api {dial} &socket(127.0.0.1:8094 async full)"))
+    let o = "0e31c982-9bed-461f-a466-2db6860449af";
+    esl.send(&format!(
+        "bgapi originate {{origination_uuid={o}}}sofia/external/7008@127.0.0.1:5060 '&socket({addr} async full)'"
+    ))
+    .await;
+    let progress = esl.until_event("CHANNEL_PROGRESS").await;
+    assert_eq!(get(&progress, "Unique-ID"), Some(o));
+    assert_eq!(get(&progress, "Call-Direction"), Some("outbound"));
+    assert_eq!(get(&progress, "Answer-State"), Some("ringing"));
+    // Ringing: nothing connects (the answer is due 2 s after the originate).
+    assert!(
+        tokio::time::timeout(Duration::from_millis(250), listener.accept())
+            .await
+            .is_err(),
+        "the socket connected while the callee was still ringing"
+    );
+    assert_eq!(sim.live_channels(), 1);
+    let answer = esl.until_event("CHANNEL_ANSWER").await;
+    assert_eq!(get(&answer, "Unique-ID"), Some(o));
+    let mut p = Peer::accept(&listener).await;
+    let data = p.connect_channel().await;
+    assert_eq!(get(&data, "Unique-ID"), Some(o));
+    assert_eq!(get(&data, "Call-Direction"), Some("outbound"));
+    assert_eq!(get(&data, "Answer-State"), Some("answered"));
+    assert_eq!(get(&data, "Channel-Call-State"), Some("ACTIVE"));
+    assert_eq!(get(&data, "Socket-Mode"), Some("async"));
+    let job = esl.until_event("BACKGROUND_JOB").await;
+    assert_eq!(get(&job, "Job-Command"), Some("originate"));
+    // The channel is under control like any other: hang it up from the socket.
+    assert_eq!(p.cmd("myevents").await, "+OK Events Enabled");
+    assert_eq!(p.cmd("linger").await, "+OK will linger");
+    p.execute("hangup", "NORMAL_CLEARING", true).await;
+    let hc = p.until_event("CHANNEL_HANGUP_COMPLETE").await;
+    assert_eq!(
+        get(&hc, "variable_sip_hangup_disposition"),
+        Some("send_bye")
+    );
+    let seen = esl.until_event("CHANNEL_HANGUP_COMPLETE").await;
+    assert_eq!(get(&seen, "Unique-ID"), Some(o));
+    assert_eq!(p.cmd("exit").await, "+OK bye");
+    let r = report(sim.take_originated(o).expect("the originated call")).await;
+    assert!(r.connected && r.answered());
+    assert_eq!(r.hangup_cause, Some(HangupCause::NORMAL_CLEARING));
+}
+
+#[tokio::test]
+async fn an_originated_socket_that_is_not_answered_never_connects() {
+    // Transcript p, and a busy callee: `-ERR <CAUSE>`, and no connection at all.
+    let (sim, _inbound, mut esl) = inbound_with_callees(
+        CallScript::answered()
+            .callee("7003", Callee::Refuses(486))
+            .callee("7004", Callee::RingsForever),
+    )
+    .await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = format!("'&socket({addr} async full)'");
+    for (dial, want) in [
+        ("sofia/external/7003@127.0.0.1:5060", "-ERR USER_BUSY\n"),
+        (
+            "{originate_timeout=2}sofia/external/7004@127.0.0.1:5060",
+            "-ERR NO_ANSWER\n",
+        ),
+        (
+            "sofia/external/7999@127.0.0.1:5060",
+            "-ERR NO_ROUTE_DESTINATION\n",
+        ),
+    ] {
+        assert_eq!(
+            esl.cmd(&format!("api originate {dial} {app}")).await,
+            want,
+            "{dial}"
+        );
+    }
+    // Killed while ringing: the originate fails with the kill's cause.
+    let o = "5ed92f9c-47dd-4ad1-b2f1-2350aaaa577a";
+    assert_eq!(
+        esl.cmd("event plain BACKGROUND_JOB CHANNEL_PROGRESS").await,
+        "+OK event listener enabled plain"
+    );
+    esl.send(&format!(
+        "bgapi originate {{origination_uuid={o}}}sofia/external/7004@127.0.0.1:5060 {app}"
+    ))
+    .await;
+    esl.until_event("CHANNEL_PROGRESS").await;
+    assert_eq!(esl.cmd(&format!("api uuid_exists {o}")).await, "true");
+    assert_eq!(
+        esl.cmd(&format!("api uuid_kill {o} CALL_REJECTED")).await,
+        "+OK\n"
+    );
+    let job = esl.until_event("BACKGROUND_JOB").await;
+    assert_eq!(get(&job, "Job-Command"), Some("originate"));
+    assert_eq!(esl.cmd(&format!("api uuid_exists {o}")).await, "false");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), listener.accept())
+            .await
+            .is_err(),
+        "a socket connection for a call nobody answered"
+    );
+    assert_eq!(sim.live_channels(), 0);
+}
+
+#[tokio::test]
+async fn a_static_socket_runs_sendmsg_inline() {
+    // Transcript o2: an unquoted `&socket(addr async full)` connects in static mode,
+    // where `sendmsg` runs the app inline: its reply comes when the app has ended, and
+    // the app's events after the reply.
+    let (sim, _inbound, mut esl) = inbound_with_callees(CallScript::answered().callee(
+        "7008",
+        Callee::Answers {
+            after: Duration::ZERO,
+            hangs_up_after: None,
+        },
+    ))
+    .await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reply = esl
+        .cmd(&format!(
+            "api originate {{origination_uuid=e0882144-3c7c-4f1a-ab4a-b9e133057ab4}}sofia/external/7008@127.0.0.1:5060 &socket({addr} async full)"
+        ))
         .await;
-    assert!(bare.contains("quote the app"), "{bare}");
+    assert_eq!(reply, "+OK e0882144-3c7c-4f1a-ab4a-b9e133057ab4\n");
+    let mut p = Peer::accept(&listener).await;
+    let data = p.connect_channel().await;
+    assert_eq!(get(&data, "Socket-Mode"), Some("static"));
+    assert_eq!(get(&data, "Control"), Some("single-channel"));
+    assert_eq!(p.cmd("myevents").await, "+OK Events Enabled");
+    assert_eq!(p.cmd("linger").await, "-ERR command not found");
+    // 2 simulated seconds: 100 ms here.
+    let sent = std::time::Instant::now();
+    assert_eq!(
+        p.execute("playback", "silence_stream://2000", false).await,
+        "+OK"
+    );
+    let took = sent.elapsed();
+    assert!(took >= Duration::from_millis(90), "replied after {took:?}");
+    let labels = p.labels();
+    let reply_at = labels
+        .iter()
+        .rposition(|l| l == "command/reply +OK")
+        .unwrap();
+    assert!(
+        !labels[..reply_at]
+            .iter()
+            .any(|l| l.contains("CHANNEL_EXECUTE")),
+        "{labels:?}"
+    );
+    for want in ["CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE"] {
+        let f = p.next().await.expect("the app's events after the reply");
+        assert_eq!(sim_support::event_name(&f).as_deref(), Some(want));
+    }
+    assert_eq!(p.execute("hangup", "NORMAL_CLEARING", false).await, "+OK");
+    p.drain().await;
+    let names = p.event_names();
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("CHANNEL_EXECUTE_COMPLETE")
+    );
+    assert!(
+        !names.iter().any(|n| n == "CHANNEL_HANGUP_COMPLETE"),
+        "{names:?}"
+    );
+    assert!(
+        p.labels().last().unwrap().contains("disconnect"),
+        "{:?}",
+        p.labels()
+    );
     assert_eq!(sim.live_channels(), 0);
 }
 

@@ -3,8 +3,10 @@
 //! the simulator sends must match the transcript's frame at the same position: same
 //! frame type and event, same header names in the same order (outer and inner), and the
 //! same values in the same URL-encoding once UUIDs and numbers (times, sequence numbers,
-//! ports, lengths) are set aside. For (l), captured on the bundled test switch, the
-//! sequence and the behaviour headers are compared (see [`Compare::Sequence`]).
+//! ports, lengths) are set aside. For (i)–(p), captured on the bundled test switch, the
+//! sequence and the behaviour headers are compared (see [`Compare::Sequence`]); (o) and
+//! (p) are replayed with both clients, inbound and socket server, and so is (o2), the
+//! socket app in static mode.
 
 mod sim_support;
 
@@ -174,30 +176,142 @@ async fn replay_as(
                 assert_same_shape(&format!("{file}: frame {i}"), g, w);
             }
         }
-        Compare::Sequence => {
-            for events in [true, false] {
-                let pick = |frames: &[Frame]| -> Vec<Vec<(String, String)>> {
-                    frames
-                        .iter()
-                        .filter(|f| is_event(f) == events)
-                        .map(behaviour)
-                        .collect()
-                };
-                let (g, w) = (pick(&got), pick(&want));
-                assert_eq!(
-                    g,
-                    w,
-                    "{file}: {} differ",
-                    if events {
-                        "events"
-                    } else {
-                        "replies and notices"
-                    }
-                );
-            }
-        }
+        Compare::Sequence => assert_same_sequences(file, &got, &want),
     }
     got
+}
+
+/// [`Compare::Sequence`]: the events, and the other frames, each as a sequence of their
+/// behaviour headers.
+fn assert_same_sequences(context: &str, got: &[Frame], want: &[Frame]) {
+    for events in [true, false] {
+        let pick = |frames: &[Frame]| -> Vec<Vec<(String, String)>> {
+            frames
+                .iter()
+                .filter(|f| is_event(f) == events)
+                .map(behaviour)
+                .collect()
+        };
+        let (g, w) = (pick(got), pick(want));
+        assert_eq!(
+            g,
+            w,
+            "{context}: {} differ",
+            if events {
+                "events"
+            } else {
+                "replies and notices"
+            }
+        );
+    }
+}
+
+fn client(stream: TcpStream) -> Client {
+    Client {
+        stream,
+        buf: BytesMut::new(),
+        dec: FrameDecoder::default(),
+        got: Vec::new(),
+        eof: false,
+    }
+}
+
+/// What an originate replay saw on each connection.
+struct OriginateReplay {
+    inbound: Vec<Frame>,
+    /// `None`: the switch never connected to the socket server.
+    outbound: Option<Vec<Frame>>,
+}
+
+/// Replays an `originate … '&socket(…)'` transcript (o, p) with both of its clients: the
+/// inbound one (its commands verbatim, the socket address rewritten to our listener) and,
+/// when the simulator connects, the outbound one; then compares each connection's frames
+/// with the transcript's as [`Compare::Sequence`] does.
+async fn replay_originate(file: &str, callees: CallScript) -> OriginateReplay {
+    let frames = sim_support::fixture(file);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let sim = Sim::new(config(Duration::ZERO, LingerNotice::AfterHangupComplete));
+    sim.set_originate_callees(callees);
+    let server = sim
+        .listen_inbound("127.0.0.1:0".parse().unwrap(), "ClueCon")
+        .await
+        .unwrap();
+    let mut inbound = client(TcpStream::connect(server.local_addr()).await.unwrap());
+    let mut outbound: Option<Client> = None;
+    let (mut expected_in, mut expected_out) = (0, 0);
+    for f in &frames {
+        let is_inbound = f.connection == Connection::Inbound;
+        if f.from_switch {
+            if is_inbound {
+                expected_in += 1;
+            } else {
+                expected_out += 1;
+            }
+            continue;
+        }
+        let cmd = String::from_utf8_lossy(&f.bytes).replace("127.0.0.1:8094", &addr.to_string());
+        let peer = if is_inbound {
+            inbound.read_until(expected_in).await;
+            &mut inbound
+        } else {
+            if outbound.is_none() {
+                let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
+                    .await
+                    .expect("the socket app connects")
+                    .unwrap();
+                outbound = Some(client(stream));
+            }
+            let out = outbound.as_mut().unwrap();
+            out.read_until(expected_out).await;
+            out
+        };
+        peer.stream.write_all(cmd.as_bytes()).await.unwrap();
+    }
+    inbound.read_until(expected_in).await;
+    if let Some(out) = outbound.as_mut() {
+        out.read_until(expected_out).await;
+    } else {
+        // Give a (wrong) late connection the time to show up.
+        let late = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await;
+        assert!(late.is_err(), "{file}: the socket app connected");
+    }
+    let want = |conn: Connection| -> Vec<Frame> {
+        frames
+            .iter()
+            .filter(|f| f.from_switch && f.connection == conn)
+            .map(|f| decode(&f.bytes))
+            .collect()
+    };
+    assert_same_sequences(
+        &format!("{file} (inbound)"),
+        &inbound.got,
+        &want(Connection::Inbound),
+    );
+    let outbound = outbound.map(|out| {
+        assert_same_sequences(
+            &format!("{file} (outbound socket)"),
+            &out.got,
+            &want(Connection::Outbound),
+        );
+        out.got
+    });
+    OriginateReplay {
+        inbound: inbound.got,
+        outbound,
+    }
+}
+
+/// The body of the BACKGROUND_JOB among `frames`.
+fn background_job_body(frames: &[Frame]) -> String {
+    frames
+        .iter()
+        .find(|f| sim_support::event_name(f).as_deref() == Some("BACKGROUND_JOB"))
+        .map(|f| {
+            let inner = decode(f.body.as_deref().unwrap_or_default());
+            String::from_utf8_lossy(inner.body.as_deref().unwrap_or_default()).into_owned()
+        })
+        .expect("a BACKGROUND_JOB")
 }
 
 fn config(park_delay: Duration, linger_notice: LingerNotice) -> SimConfig {
@@ -314,12 +428,9 @@ async fn m_record_ended_by_silence() {
         sim_support::get(&stop, "variable_silence_hits_exhausted"),
         Some("true")
     );
-    // The simulated clock runs 20× faster than real time; allow for scheduling jitter.
-    let ms: u64 = sim_support::get(&stop, "variable_record_ms")
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((3980..4500).contains(&ms), "{ms}");
+    // Ended by silence 3.98 s in, as in the transcript; the simulator's lateness under
+    // load is not recorded audio.
+    assert_eq!(sim_support::get(&stop, "variable_record_ms"), Some("3980"));
     assert!(sim_support::get(&stop, "Record-File-Path")
         .unwrap()
         .ends_with(".wav"));
@@ -440,4 +551,96 @@ async fn k_bridge_no_answer() {
         Some("NOANSWER")
     );
     assert_eq!(sim_support::get(&done[0], "Answer-State"), Some("ringing"));
+}
+
+/// The bundled test switch's destinations as the originate transcripts reach them.
+fn test_switch_callees() -> CallScript {
+    CallScript::answered()
+        .callee(
+            "7008",
+            Callee::Answers {
+                after: Duration::from_secs(2),
+                hangs_up_after: None,
+            },
+        )
+        .callee("7003", Callee::Refuses(486))
+        .callee("7004", Callee::RingsForever)
+}
+
+#[tokio::test]
+async fn o_originate_socket_answered() {
+    let r = replay_originate("o-originate-socket-answered.txt", test_switch_callees()).await;
+    let want = fixture("o-originate-socket-answered.txt");
+    let origination_uuid = decode(&want.iter().find(|f| f.from_switch).unwrap().bytes)
+        .headers
+        .get("Unique-ID")
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        background_job_body(&r.inbound),
+        format!("+OK {origination_uuid}\n")
+    );
+    // The socket serves the originated channel itself.
+    let outbound = r.outbound.expect("the socket app connected");
+    let connect = &outbound[0];
+    assert_eq!(
+        connect.headers.get("Unique-ID"),
+        Some(origination_uuid.as_str())
+    );
+    assert_eq!(
+        connect.headers.get("Channel-Name"),
+        Some("sofia/external/7008%40127.0.0.1%3A5060")
+    );
+    assert_eq!(
+        connect.headers.get("Caller-Destination-Number"),
+        Some("7008")
+    );
+    // After the answer the profile names the callee as the caller, and the other way round.
+    assert_eq!(connect.headers.get("Caller-Caller-ID-Number"), Some("7008"));
+    assert_eq!(
+        connect.headers.get("Caller-Callee-ID-Number"),
+        Some("15551230000")
+    );
+    assert_eq!(
+        connect.headers.get("Caller-Orig-Caller-ID-Number"),
+        Some("15551230000")
+    );
+    assert_eq!(connect.headers.get("variable_direction"), Some("outbound"));
+    assert_eq!(connect.headers.get("Socket-Mode"), Some("async"));
+    assert_eq!(connect.headers.get("Control"), Some("full"));
+}
+
+#[tokio::test]
+async fn p_originate_socket_not_answered() {
+    let r = replay_originate("p-originate-socket-not-answered.txt", test_switch_callees()).await;
+    assert!(r.outbound.is_none());
+    assert_eq!(background_job_body(&r.inbound), "-ERR NO_ANSWER\n");
+    let hc = events_named(&r.inbound, "CHANNEL_HANGUP_COMPLETE");
+    assert_eq!(
+        sim_support::get(&hc[0], "variable_sip_hangup_disposition"),
+        Some("send_cancel")
+    );
+    assert_eq!(
+        sim_support::get(&hc[0], "variable_hangup_cause_q850"),
+        Some("19")
+    );
+}
+
+#[tokio::test]
+async fn o2_originate_socket_unquoted_app_args() {
+    // Unquoted, originate splits `&socket(addr async full)` on spaces: the app gets
+    // `addr` alone and connects in static, single-channel mode: `linger` and `event`
+    // are refused, and the socket closes right after the hangup, without
+    // CHANNEL_HANGUP_COMPLETE (inbound listeners still get it).
+    let r = replay_originate(
+        "o2-originate-socket-unquoted-app-args.txt",
+        test_switch_callees(),
+    )
+    .await;
+    let outbound = r.outbound.expect("the socket app connected");
+    let connect = &outbound[0];
+    assert_eq!(connect.headers.get("Socket-Mode"), Some("static"));
+    assert_eq!(connect.headers.get("Control"), Some("single-channel"));
+    assert!(events_named(&outbound, "CHANNEL_HANGUP_COMPLETE").is_empty());
+    assert_eq!(events_named(&r.inbound, "CHANNEL_HANGUP_COMPLETE").len(), 1);
 }

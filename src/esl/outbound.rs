@@ -39,7 +39,8 @@ use tokio::net::TcpStream;
 /// How an outbound connection is set up.
 #[derive(Clone, Debug)]
 pub struct OutboundOptions {
-    /// Bound on the whole handshake.
+    /// Bound on the handshake's `connect` reply (the later steps have `reply_timeout`:
+    /// once the channel is known it is not abandoned for being slow).
     pub handshake_timeout: Duration,
     /// Bound on each later command's reply (not on an app's run time).
     pub reply_timeout: Duration,
@@ -160,38 +161,48 @@ impl OutboundConnection {
                 counters,
             },
         );
+        // The handshake timeout is for a peer that never answers `connect` (a health
+        // check, a stuck peer). Once the channel data is in, a channel on the switch is
+        // ours: giving up on it then would leave it parked, with no record (transcript
+        // f), only because we were slow. The later steps are bounded like any command,
+        // by the reply timeout.
         let after = options.handshake_timeout;
-        match tokio::time::timeout(after, Self::setup(session, peer, options, connected)).await {
-            Ok(Ok(conn)) => Ok((conn, events)),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(EslError::Timeout {
-                what: "the outbound handshake".into(),
-                after,
-            }),
+        let channel = match tokio::time::timeout(after, Self::connect(&session)).await {
+            Ok(channel) => channel?,
+            Err(_) => {
+                return Err(EslError::Timeout {
+                    what: "the outbound handshake".into(),
+                    after,
+                })
+            }
+        };
+        let conn = Self::setup(session, channel, peer, options, connected).await?;
+        Ok((conn, events))
+    }
+
+    /// `connect`, answered by the channel data.
+    async fn connect(session: &Session) -> Result<ChannelData, EslError> {
+        match session.request(&Command::connect()).await? {
+            Response::ChannelData(cd) => Ok(cd),
+            Response::Reply(r) => Err(EslError::Handshake(format!(
+                "connect answered {:?} instead of channel data",
+                r.text()
+            ))),
+            Response::Api(a) => Err(EslError::Handshake(format!(
+                "connect answered an api/response {:?}",
+                a.body
+            ))),
         }
     }
 
+    /// The subscription steps after `connect`.
     async fn setup(
         session: Session,
+        channel: ChannelData,
         peer: SocketAddr,
         options: &OutboundOptions,
         connected: &OnceLock<OutboundConnection>,
     ) -> Result<OutboundConnection, EslError> {
-        let channel = match session.request(&Command::connect()).await? {
-            Response::ChannelData(cd) => cd,
-            Response::Reply(r) => {
-                return Err(EslError::Handshake(format!(
-                    "connect answered {:?} instead of channel data",
-                    r.text()
-                )))
-            }
-            Response::Api(a) => {
-                return Err(EslError::Handshake(format!(
-                    "connect answered an api/response {:?}",
-                    a.body
-                )))
-            }
-        };
         let Some(uuid) = channel.uuid().map(Arc::<str>::from) else {
             return Err(EslError::Handshake(
                 "the connect reply carries no Unique-ID".into(),

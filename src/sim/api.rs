@@ -4,10 +4,12 @@
 //! `-ERR No such channel!\n`, `true`/`false` without newline, `-ERR <cmd> Command not
 //! found!\n`.
 
+use super::call::{DialOut, OriginateResult};
 use super::report::ChanMsg;
 use super::script::CallScript;
 use super::wire::SimEvent;
 use super::Shared;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -72,17 +74,38 @@ pub fn missing(cmd: &str) -> String {
 
 /// Runs an API command from a connection that does not own the target channel.
 pub(crate) async fn run(shared: &Arc<Shared>, line: &str) -> String {
+    run_as(shared, line, None)
+        .await
+        .unwrap_or_else(|| "-ERR no reply\n".into())
+}
+
+/// Runs the command of a `bgapi` whose BACKGROUND_JOB carries `job_uuid`; `None` when
+/// the job publishes its BACKGROUND_JOB itself: the channel of an `originate …
+/// '&socket(…)'` does, so that the result comes before a failed channel's hangup
+/// events, as on the switch (transcript p).
+pub(crate) async fn run_background(
+    shared: &Arc<Shared>,
+    line: &str,
+    job_uuid: &str,
+) -> Option<String> {
+    run_as(shared, line, Some(job_uuid)).await
+}
+
+async fn run_as(shared: &Arc<Shared>, line: &str, job_uuid: Option<&str>) -> Option<String> {
     let (cmd, args) = split(line);
     if is_channel_command(cmd) {
-        return match target_uuid(cmd, args) {
+        return Some(match target_uuid(cmd, args) {
             Some(uuid) => route(shared, uuid, line).await,
             None => usage(cmd),
-        };
+        });
     }
-    match cmd {
+    if cmd == "originate" {
+        return originate(shared, args, job_uuid.map(|job| (job, line))).await;
+    }
+    Some(match cmd {
         "sched_del" => {
             let Some(target) = args.split_whitespace().next() else {
-                return usage(cmd);
+                return Some(usage(cmd));
             };
             let owner = match target.parse::<u64>() {
                 Ok(id) => shared.registry.sched_owner(id),
@@ -96,10 +119,9 @@ pub(crate) async fn run(shared: &Arc<Shared>, line: &str) -> String {
             }
         }
         "status" => status(shared),
-        "originate" => originate(shared, args).await,
         "" => "-ERR no reply\n".into(),
         _ => format!("-ERR {cmd} Command not found!\n"),
-    }
+    })
 }
 
 /// Sends a channel command to the channel's task and waits for its reply.
@@ -253,50 +275,82 @@ fn split_quoted(s: &str) -> Vec<String> {
     words
 }
 
-/// Why an originate's application cannot be simulated, if it cannot: `&socket(…)`.
+/// The `socket` app of an originate: where it connects and in which mode.
+#[derive(Debug, PartialEq, Eq)]
+struct SocketApp {
+    addr: SocketAddr,
+    /// `async` (else static mode, transcript o2).
+    is_async: bool,
+    full: bool,
+}
+
+/// The originate's `&socket(<addr> [async] [full])` app, or why the simulator cannot
+/// run it; `None` for any other app.
 ///
 /// The switch runs the socket app on the originated (outbound-direction) channel itself,
-/// only once the callee answered, under the `origination_uuid` (transcript o); a callee
-/// that never answers gives `-ERR NO_ANSWER` and no connection at all (p). The simulator
-/// models calls handed over by a dialplan (a caller leg and a controlled leg), not that,
-/// so it says so rather than fake it. An unquoted `&socket(addr async full)` gets its own
-/// message: originate splits it on spaces and the switch connects in static
-/// single-channel mode, where `linger` and `event` are refused (transcript o2).
-fn unsupported_app(app: &str) -> Option<String> {
+/// only once the callee answered, under the `origination_uuid` (transcript o; module
+/// `call::dial_out`). Unquoted, `&socket(addr async full)` is split on spaces: the app
+/// gets `addr` alone (no closing parenthesis needed) and connects in static
+/// single-channel mode (transcript o2).
+fn socket_app(app: &str) -> Option<Result<SocketApp, String>> {
     let args = app.strip_prefix("&socket(")?;
-    let Some(args) = args.strip_suffix(')') else {
-        return Some(format!(
-            "-ERR not supported by the simulator: socket app {app:?} is not `async full` \
-             (an unquoted &socket(addr async full) loses its arguments: quote the app)\n"
-        ));
-    };
-    let words: Vec<&str> = args.split_whitespace().skip(1).collect();
-    if !(words.contains(&"async") && words.contains(&"full")) {
-        return Some(format!(
-            "-ERR not supported by the simulator: socket app {app:?} is not `async full`\n"
-        ));
-    }
+    let args = args.strip_suffix(')').unwrap_or(args);
+    let mut words = args.split_whitespace();
+    let addr = words.next().unwrap_or("");
+    let flags: Vec<&str> = words.collect();
+    // `host[:port]`, 8084 by default (reference §2.1).
+    let parsed = addr
+        .parse::<SocketAddr>()
+        .or_else(|_| format!("{addr}:8084").parse::<SocketAddr>());
     Some(
-        "-ERR not supported by the simulator yet: originate to '&socket(…)' (an outbound \
-         call handed to a socket; transcripts o and p show the switch's behaviour)\n"
-            .to_string(),
+        parsed
+            .map(|addr| SocketApp {
+                addr,
+                is_async: flags.contains(&"async"),
+                full: flags.contains(&"full"),
+            })
+            .map_err(|_| {
+                format!(
+                    "-ERR not supported by the simulator: socket address {addr:?} is not ip[:port]\n"
+                )
+            }),
     )
 }
 
 /// `originate`: places a simulated call to the configured outbound target and returns
 /// when the caller's leg is answered or gets early media (`+OK <uuid>`), or fails
-/// (`-ERR <CAUSE>`), like the switch's originate.
-async fn originate(shared: &Arc<Shared>, args: &str) -> String {
+/// (`-ERR <CAUSE>`), like the switch's originate. `job`: the `(Job-UUID, command line)`
+/// of a `bgapi`, for a channel that publishes its own BACKGROUND_JOB (then `None`).
+async fn originate(shared: &Arc<Shared>, args: &str, job: Option<(&str, &str)>) -> Option<String> {
     let Some(req) = parse_originate(args) else {
-        return usage("originate");
+        return Some(usage("originate"));
     };
-    if let Some(err) = unsupported_app(&req.app) {
-        return err;
+    if let Some(app) = socket_app(&req.app) {
+        return match app {
+            Ok(socket) => originate_to_socket(shared, &req, socket, job).await,
+            Err(e) => Some(e),
+        };
     }
     let Some((target, template)) = shared.originate_target_for(&req.destination) else {
         // No endpoint to reach: the switch answers this for an unknown endpoint module.
-        return "-ERR CHAN_NOT_IMPLEMENTED\n".into();
+        return Some("-ERR CHAN_NOT_IMPLEMENTED\n".into());
     };
+    let script = caller_script(template, &req);
+    let caller_uuid = req
+        .var("origination_uuid")
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let (tx, rx) = oneshot::channel();
+    let handle = shared.spawn_call(script, target, caller_uuid, Some(tx));
+    shared.keep_originated(handle);
+    Some(
+        rx.await
+            .unwrap_or_else(|_| "-ERR NORMAL_CLEARING\n".to_string()),
+    )
+}
+
+/// The template with what the originate string sets: destination, caller id, timeout.
+fn caller_script(template: CallScript, req: &OriginateRequest) -> CallScript {
     let mut script: CallScript = template.destination(&req.destination);
     let number = req
         .var("origination_caller_id_number")
@@ -313,15 +367,51 @@ async fn originate(shared: &Arc<Shared>, args: &str) -> String {
     {
         script = script.originate_timeout(Duration::from_secs(t));
     }
-    let caller_uuid = req
+    script
+}
+
+/// `originate … '&socket(<target> async full)'`: the dialled channel rings its callee
+/// and, once answered, is handed to the socket at `target` (module `call::dial_out`).
+async fn originate_to_socket(
+    shared: &Arc<Shared>,
+    req: &OriginateRequest,
+    socket: SocketApp,
+    job: Option<(&str, &str)>,
+) -> Option<String> {
+    let template = shared
+        .dial_out_script()
+        .unwrap_or_else(CallScript::answered);
+    let mut script = caller_script(template, req);
+    // The channel starts down and ringing; its callee decides the rest.
+    script.answered = false;
+    script.sync = !socket.is_async;
+    script.full = socket.full;
+    let target = socket.addr;
+    let uuid = req
         .var("origination_uuid")
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let timeout = req
+        .var("originate_timeout")
+        .and_then(|t| t.parse::<i64>().ok());
+    let mut dial = DialOut::new(&req.endpoint, &script, &req.destination, timeout);
     let (tx, rx) = oneshot::channel();
-    let handle = shared.spawn_call(script, target, caller_uuid, Some(tx));
+    dial.result = match job {
+        Some((job_uuid, line)) => OriginateResult::Job {
+            job_uuid: job_uuid.to_string(),
+            line: line.to_string(),
+        },
+        None => OriginateResult::Api(tx),
+    };
+    let handle = shared.spawn_dialled(script, target, uuid, dial);
     shared.keep_originated(handle);
-    rx.await
-        .unwrap_or_else(|_| "-ERR NORMAL_CLEARING\n".to_string())
+    match job {
+        Some(_) => None,
+        None => Some(
+            rx.await
+                .unwrap_or_else(|_| "-ERR NORMAL_CLEARING\n".to_string()),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -350,20 +440,28 @@ mod tests {
         .unwrap();
         assert_eq!(quoted.app, "&socket(127.0.0.1:8084 async full)");
         assert!(quoted.rest.is_empty());
-        assert!(unsupported_app(&quoted.app)
-            .unwrap()
-            .starts_with("-ERR not supported by the simulator yet: originate to '&socket"));
-        // Transcript o2: unquoted, `async` and `full` become the dialplan and context.
+        let app = |addr: &str, is_async, full| {
+            Some(Ok(SocketApp {
+                addr: addr.parse().unwrap(),
+                is_async,
+                full,
+            }))
+        };
+        assert_eq!(socket_app(&quoted.app), app("127.0.0.1:8084", true, true));
+        assert_eq!(
+            socket_app("&socket(127.0.0.1 async full)"),
+            app("127.0.0.1:8084", true, true)
+        );
+        assert!(socket_app("&socket(nowhere async full)").unwrap().is_err());
+        // Transcript o2: unquoted, `async` and `full` become the dialplan and context,
+        // and the app connects in static mode.
         let bare =
             parse_originate("{origination_uuid=u}sofia/external/7008@127.0.0.1:5060 &socket(127.0.0.1:8084 async full)")
                 .unwrap();
         assert_eq!(bare.app, "&socket(127.0.0.1:8084");
         assert_eq!(bare.rest, ["async", "full)"]);
-        assert!(unsupported_app(&bare.app)
-            .unwrap()
-            .contains("quote the app"));
-        assert!(unsupported_app("&socket(127.0.0.1:8084)").is_some());
-        assert_eq!(unsupported_app("&park()"), None);
+        assert_eq!(socket_app(&bare.app), app("127.0.0.1:8084", false, false));
+        assert_eq!(socket_app("&park()"), None);
         assert_eq!(target_uuid("sched_hangup", "+5 u1 USER_BUSY"), Some("u1"));
         assert_eq!(split("uuid_kill  u1 "), ("uuid_kill", "u1"));
     }

@@ -11,7 +11,9 @@
 //!   runs queued commands in order. An app sent with `event-lock: true` blocks the queue
 //!   until it ends; without it, a later command runs *nested* inside a running
 //!   playback/speak/sleep, which resumes afterwards (or ends, if the nested command hung
-//!   up the call);
+//!   up the call). In static mode (`socket <addr>` without `async`, transcript o2) the
+//!   command runs inline instead: its reply is held until it is done, nothing else is
+//!   read meanwhile, and the channel never parks;
 //! - an app runs as CHANNEL_EXECUTE, its effects, CHANNEL_EXECUTE_COMPLETE with the
 //!   `Application-UUID` the client chose;
 //! - the hangup sequence is CHANNEL_HANGUP, EXECUTE_COMPLETE of every running app,
@@ -19,6 +21,12 @@
 //!   CS_REPORTING, CHANNEL_HANGUP_COMPLETE with the CDR variables; then the linger
 //!   notice, and the socket stays open (linger), closes N s later (`linger N`) or at once
 //!   with the disconnect notice (no linger). Queued commands never run after a hangup.
+//!   In static mode the socket closes with the disconnect notice right after the running
+//!   apps' EXECUTE_COMPLETE; the rest reaches inbound listeners only.
+
+mod dial_out;
+
+pub(crate) use dial_out::{DialOut, OriginateResult};
 
 use super::api;
 use super::caller_leg::{CallerEnd, CallerLeg};
@@ -63,6 +71,9 @@ pub(crate) struct CallSetup {
     pub report: oneshot::Sender<CallReport>,
     /// For `originate`: `+OK <uuid>\n` on answer/early media, `-ERR <CAUSE>\n` on failure.
     pub originate: Option<oneshot::Sender<String>>,
+    /// For `originate … '&socket(…)'`: the channel is the dialled one, and the socket
+    /// connects only once it answered (module `dial_out`).
+    pub dial_out: Option<DialOut>,
 }
 
 /// Runs one call to the end and sends its report.
@@ -77,7 +88,9 @@ pub(crate) async fn run(setup: CallSetup) {
         tx,
         report,
         originate,
+        dial_out,
     } = setup;
+    let mut rx = rx;
     let mut call = Call::new(
         shared.clone(),
         script,
@@ -86,7 +99,16 @@ pub(crate) async fn run(setup: CallSetup) {
         &caller_uuid,
         tx,
         originate,
+        dial_out.as_ref().map(|d| d.endpoint.clone()),
     );
+    if let Some(d) = dial_out {
+        if !call.ring_out(d, &mut rx).await {
+            let r = call.finish();
+            shared.registry.unregister(&uuid, &caller_uuid);
+            let _ = report.send(r);
+            return;
+        }
+    }
     // Held until the client's first command shows it is serving this connection.
     let slot = shared.connect_slots.clone().acquire_owned().await.ok();
     match TcpStream::connect(target).await {
@@ -162,6 +184,8 @@ struct Running {
     /// Real time left when suspended by a nested app (`None` = endless).
     remaining: Option<Duration>,
     suspended: bool,
+    /// Its simulated length when it runs to its natural end (`None` = endless).
+    length: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -279,10 +303,14 @@ struct Call {
     caller_cancel_cause: Option<HangupCause>,
     /// The callee of the running `bridge`.
     b_leg: Option<BLeg>,
+    /// Static mode: the reply to the `sendmsg` being run inline, and where in `out` it
+    /// goes once the command is done; nothing is written or read meanwhile.
+    held_reply: Option<(usize, Vec<u8>)>,
     report: CallReport,
 }
 
 impl Call {
+    #[allow(clippy::too_many_arguments)] // one per part of the call's setup
     fn new(
         shared: Arc<Shared>,
         script: CallScript,
@@ -291,12 +319,14 @@ impl Call {
         caller_uuid: &str,
         self_tx: mpsc::UnboundedSender<ChanMsg>,
         originate: Option<oneshot::Sender<String>>,
+        dialled: Option<String>,
     ) -> Self {
         let created_us = shared.sw.clock.now_us();
         let socket_data = format!(
-            "{}:{} async{}",
+            "{}:{}{}{}",
             target.ip(),
             target.port(),
+            if script.sync { "" } else { " async" },
             if script.full { " full" } else { "" }
         );
         let ch = Channel::new(&ChannelParams {
@@ -309,6 +339,7 @@ impl Call {
             socket_host: target.ip().to_string(),
             extra_vars: script.variables.clone(),
             created_us,
+            dialled,
         });
         let mut report = CallReport::aborted(uuid.to_string(), caller_uuid.to_string(), "");
         if script.answered {
@@ -346,6 +377,7 @@ impl Call {
             connect_slot: None,
             caller_cancel_cause: None,
             b_leg: None,
+            held_reply: None,
             report,
             script,
         };
@@ -366,7 +398,9 @@ impl Call {
                 _ => {}
             }
         }
-        if !call.script.answered {
+        // A dialled channel has no caller waiting for it: its callee's ring timeout is
+        // the originate's (module `dial_out`).
+        if !call.script.answered && !call.ch.outbound {
             call.timers.push(Timer {
                 at: clock.deadline(call.script.originate_timeout),
                 kind: TimerKind::OriginateTimeout,
@@ -392,7 +426,12 @@ impl Call {
         let mut reader = CommandReader::default();
         let mut write_failed = false;
         loop {
-            if !self.out.is_empty() {
+            if self.release_held_reply() {
+                // Static mode reads the next command only now.
+                self.read_commands(&mut reader, &mut buf).await;
+                self.release_held_reply();
+            }
+            if !self.out.is_empty() && self.held_reply.is_none() {
                 if !write_failed && wr.write_all(&self.out).await.is_err() {
                     write_failed = true;
                     self.peer_gone();
@@ -409,29 +448,46 @@ impl Call {
                         self.on_message(msg);
                     }
                 }
-                r = rd.read_buf(&mut buf) => {
+                r = rd.read_buf(&mut buf), if self.held_reply.is_none() => {
                     match r {
                         Ok(0) | Err(_) => self.peer_gone(),
-                        Ok(_) => loop {
-                            match reader.next(&mut buf) {
-                                Ok(Some(cmd)) => {
-                                    self.on_command(cmd).await;
-                                    if self.close_now { break; }
-                                }
-                                Ok(None) => break,
-                                Err(e) => {
-                                    tracing::warn!(uuid = %self.ch.uuid, error = %e, "sim: closing socket on a bad packet");
-                                    self.close_socket();
-                                    break;
-                                }
-                            }
-                        },
+                        Ok(_) => self.read_commands(&mut reader, &mut buf).await,
                     }
                 }
                 _ = sleep_until_opt(deadline) => self.on_timers(),
             }
         }
         let _ = wr.shutdown().await;
+    }
+
+    /// Handles the whole commands in `buf`, up to one whose reply static mode holds.
+    async fn read_commands(&mut self, reader: &mut CommandReader, buf: &mut BytesMut) {
+        while !self.close_now && self.held_reply.is_none() {
+            match reader.next(buf) {
+                Ok(Some(cmd)) => self.on_command(cmd).await,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(uuid = %self.ch.uuid, error = %e, "sim: closing socket on a bad packet");
+                    self.close_socket();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Static mode: puts the held `sendmsg` reply in place once its command is done (the
+    /// app ended, or the channel is down); true if it did.
+    fn release_held_reply(&mut self) -> bool {
+        let done = self.stack.is_empty() && self.queue.is_empty();
+        if !(done || self.ch.is_down() || self.close_now) {
+            return false;
+        }
+        let Some((pos, reply)) = self.held_reply.take() else {
+            return false;
+        };
+        let pos = pos.min(self.out.len());
+        self.out.splice(pos..pos, reply);
+        true
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -553,7 +609,10 @@ impl Call {
         let reply = self.dispatch(&cmd).await;
         // §2.2: only `connect` answers the first packet.
         if let Some(reply) = reply {
-            if !first || cmd.is("connect") {
+            if self.script.sync && cmd.is("sendmsg") && self.got_connect {
+                // Static mode runs the command inline: the reply waits for its end.
+                self.held_reply = Some((self.out.len(), reply));
+            } else if !first || cmd.is("connect") {
                 self.out.extend(reply);
             }
         }
@@ -574,7 +633,8 @@ impl Call {
             self.got_connect = true;
             self.report.got_connect = true;
             let data = self.ch.channel_data(&self.shared.sw);
-            if !self.parked && self.park_pending().is_none() {
+            // Static mode never parks: the socket app reads commands itself.
+            if !self.parked && !self.script.sync && self.park_pending().is_none() {
                 let delay = self.shared.config.park_delay;
                 if delay.is_zero() {
                     self.start_park();
@@ -586,7 +646,11 @@ impl Call {
                     });
                 }
             }
-            return Some(wire::connect_reply(&data, self.script.full));
+            return Some(wire::connect_reply(
+                &data,
+                self.script.full,
+                self.script.sync,
+            ));
         }
         if cmd.is("filter") {
             return reply(&filter(&mut self.subs, cmd.args()));
@@ -1015,7 +1079,7 @@ impl Call {
         if !self.got_connect || self.ch.is_down() || self.left_parked {
             return;
         }
-        if !self.parked {
+        if !self.parked && !self.script.sync {
             if self.queue.is_empty() {
                 return;
             }
@@ -1128,6 +1192,7 @@ impl Call {
             deadline: length.map(|d| clock.deadline(d)),
             remaining: None,
             suspended: false,
+            length,
         });
         let depth = self.stack.len();
         match app.as_str() {
@@ -1236,7 +1301,7 @@ impl Call {
             }
         }
         if let Kind::Record { by_silence } = r.kind {
-            self.record_stop(&r, now_us, by_silence && end == End::Natural);
+            self.record_stop(&r, now_us, end, by_silence && end == End::Natural);
         }
         if r.kind == Kind::Bridge {
             self.end_bridge(end);
@@ -1288,8 +1353,13 @@ impl Call {
 
     /// The variables a finished `record` leaves and its RECORD_STOP (transcripts m, n).
     /// The simulated channel records 8 kHz 16-bit mono; no file is written.
-    fn record_stop(&mut self, r: &Running, now_us: i64, by_silence: bool) {
-        let ms = ((now_us - r.started_us).max(0) / 1000) as u64;
+    fn record_stop(&mut self, r: &Running, now_us: i64, end: End, by_silence: bool) {
+        // The audio recorded: all of it when the record ran its course (the simulator's
+        // own lateness on a loaded machine is not audio), else up to now.
+        let ms = match (end, r.length) {
+            (End::Natural, Some(length)) => length.as_millis() as u64,
+            _ => ((now_us - r.started_us).max(0) / 1000) as u64,
+        };
         let samples = ms * 8;
         let size = (44 + samples * 2).to_string();
         let vars = &mut self.ch.vars;
@@ -1725,6 +1795,14 @@ impl Call {
             if let Queued::Execute(m) = q {
                 self.report.apps[m.record].status = AppStatus::Skipped;
             }
+        }
+        if self.script.sync && self.sock_open {
+            // Static mode (transcript o2): no linger; the socket app ends with the
+            // channel, and the rest of the hangup reaches inbound listeners only.
+            self.out
+                .extend(wire::disconnect_notice(Some(&self.ch.uuid), wire::GOODBYE));
+            self.sock_open = false;
+            self.close_now = true;
         }
         if self.parked {
             self.fire_channel("CHANNEL_UNPARK", &[]);

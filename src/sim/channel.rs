@@ -57,6 +57,15 @@ impl Vars {
         self.0.push(var.clone());
     }
 
+    /// Sets a variable where it stands (appended if new): for template variables whose
+    /// position the switch would not change.
+    pub fn replace(&mut self, name: &str, value: &str) {
+        match self.0.iter_mut().find(|v| &*v.name == name) {
+            Some(v) => *v = Var::new(name, value),
+            None => self.0.push(Var::new(name, value)),
+        }
+    }
+
     pub fn unset(&mut self, name: &str) {
         if let Some(pos) = self.0.iter().position(|v| &*v.name == name) {
             self.0.remove(pos);
@@ -142,6 +151,9 @@ pub struct ChannelParams {
     /// Variables the dialplan set before the `socket` app.
     pub extra_vars: Vec<(String, String)>,
     pub created_us: i64,
+    /// A channel `originate` placed (transcript o): its dial string (the channel
+    /// name, e.g. `sofia/external/7008@127.0.0.1:5060`). `None`: a call that came in.
+    pub dialled: Option<String>,
 }
 
 #[derive(Debug)]
@@ -173,6 +185,15 @@ pub struct Channel {
     /// The B-leg of a `bridge` once it answered: its `Other-Leg-*` profile is in every
     /// later event of this channel, also after the bridge ended (transcript i).
     pub other_leg: Option<OtherLeg>,
+    /// Placed by `originate` (`Call-Direction: outbound`, transcript o), not a call that
+    /// came in through the dialplan.
+    pub outbound: bool,
+    /// `Channel-HIT-Dialplan`: false while an originated channel rings (it has not run
+    /// any dialplan or application yet), true once an application runs on it.
+    pub hit_dialplan: bool,
+    /// An originated channel whose callee answered: its profile names the parties the
+    /// other way round (see `profile`).
+    pub callee_connected: bool,
 }
 
 /// The callee of a `bridge` as the A-leg's events describe it.
@@ -188,14 +209,21 @@ pub struct OtherLeg {
 impl Channel {
     pub fn new(p: &ChannelParams) -> Self {
         let (t, prep) = (templates(), prepared());
-        let vars = if p.answered {
+        let mut vars = if p.answered {
             instantiate(&t.answered, &prep.answered, p)
         } else {
             instantiate(&t.ringing, &prep.ringing, p)
         };
+        if p.dialled.is_some() {
+            vars.replace("direction", "outbound");
+            vars.replace("is_outbound", "true");
+        }
         Channel {
             uuid: p.uuid.clone(),
-            name: format!("sofia/internal/{}@127.0.0.1", p.caller_number),
+            name: p
+                .dialled
+                .clone()
+                .unwrap_or_else(|| format!("sofia/internal/{}@127.0.0.1", p.caller_number)),
             caller_number: p.caller_number.clone(),
             caller_name: p.caller_name.clone(),
             destination: p.destination.clone(),
@@ -214,6 +242,9 @@ impl Channel {
             last_app: None,
             digits: String::new(),
             other_leg: None,
+            outbound: p.dialled.is_some(),
+            hit_dialplan: p.dialled.is_none(),
+            callee_connected: false,
         }
     }
 
@@ -594,10 +625,17 @@ impl Channel {
         e.header("", "Channel-State-Number", &self.state_number.to_string());
         e.header("", "Channel-Name", &self.name);
         e.header("", "Unique-ID", &self.uuid);
-        e.header("", "Call-Direction", "inbound");
-        e.header("", "Presence-Call-Direction", "inbound");
-        e.header("", "Channel-HIT-Dialplan", "true");
-        e.header("", "Channel-Presence-ID", &self.presence_id);
+        let direction = self.direction();
+        e.header("", "Call-Direction", direction);
+        e.header("", "Presence-Call-Direction", direction);
+        e.header(
+            "",
+            "Channel-HIT-Dialplan",
+            if self.hit_dialplan { "true" } else { "false" },
+        );
+        if !self.outbound {
+            e.header("", "Channel-Presence-ID", &self.presence_id);
+        }
         e.header("", "Channel-Call-UUID", &self.uuid);
         e.header("", "Answer-State", self.answer_state());
         if let Some((cause, _)) = self.hangup {
@@ -660,23 +698,67 @@ impl Channel {
         e.header(p, "Privacy-Hide-Number", "false");
     }
 
+    fn direction(&self) -> &'static str {
+        if self.outbound {
+            "outbound"
+        } else {
+            "inbound"
+        }
+    }
+
+    /// The caller profile. An originated channel's (transcript o) has no user name or
+    /// dialplan, names the callee, and comes from the originate code in `default`.
     fn profile(&self, e: &mut impl HeaderSink, prefix: &str) {
         let t = |us: i64| us.to_string();
-        let fields: [(&str, &str); 16] = [
-            ("Direction", "inbound"),
-            ("Logical-Direction", "inbound"),
-            ("Username", &self.caller_number),
-            ("Dialplan", "XML"),
-            ("Caller-ID-Name", &self.caller_name),
-            ("Caller-ID-Number", &self.caller_number),
+        let direction = self.direction();
+        e.header(prefix, "Direction", direction);
+        e.header(prefix, "Logical-Direction", direction);
+        if !self.outbound {
+            e.header(prefix, "Username", &self.caller_number);
+            e.header(prefix, "Dialplan", "XML");
+        }
+        let (source, context) = if self.outbound {
+            ("src/switch_ivr_originate.c", "default")
+        } else {
+            ("mod_sofia", "public")
+        };
+        // Once the callee answered, an originated channel's caller id is the callee's
+        // and the callee id the original caller's (transcript o, from the connect on).
+        let (id_name, id_number, callee_name, callee_number) = if self.callee_connected {
+            (
+                &self.destination,
+                &self.destination,
+                &self.caller_name,
+                &self.caller_number,
+            )
+        } else {
+            (
+                &self.caller_name,
+                &self.caller_number,
+                &self.destination,
+                &self.destination,
+            )
+        };
+        let ids: [(&str, &str); 4] = [
+            ("Caller-ID-Name", id_name),
+            ("Caller-ID-Number", id_number),
             ("Orig-Caller-ID-Name", &self.caller_name),
             ("Orig-Caller-ID-Number", &self.caller_number),
+        ];
+        for (n, v) in ids {
+            e.header(prefix, n, v);
+        }
+        if self.outbound {
+            e.header(prefix, "Callee-ID-Name", callee_name);
+            e.header(prefix, "Callee-ID-Number", callee_number);
+        }
+        let fields: [(&str, &str); 8] = [
             ("Network-Addr", "127.0.0.1"),
             ("ANI", &self.caller_number),
             ("Destination-Number", &self.destination),
             ("Unique-ID", &self.uuid),
-            ("Source", "mod_sofia"),
-            ("Context", "public"),
+            ("Source", source),
+            ("Context", context),
             ("Channel-Name", &self.name),
             ("Profile-Index", "1"),
         ];
@@ -774,6 +856,7 @@ mod tests {
             socket_host: "127.0.0.1".into(),
             extra_vars: vec![("voxbridge_answer_url".into(), "http://x/a".into())],
             created_us: 1_800_000_000_000_000,
+            dialled: None,
         }
     }
 

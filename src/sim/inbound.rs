@@ -180,9 +180,10 @@ impl Session {
             let shared = self.shared.clone();
             let line = cmd.args().to_string();
             tokio::spawn(async move {
-                let out = api::run(&shared, &line).await;
-                let ev = api::background_job(&shared, &job, None, &line, &out);
-                shared.bus.publish(Arc::new(ev));
+                if let Some(out) = api::run_background(&shared, &line, &job).await {
+                    let ev = api::background_job(&shared, &job, None, &line, &out);
+                    shared.bus.publish(Arc::new(ev));
+                }
             });
         } else if cmd.is("event") {
             let text = event_command(&mut self.subs, cmd.args());

@@ -115,6 +115,9 @@ pub(crate) struct Shared {
     /// Permits for calls connected but not yet served (see `max_pending_connects`).
     pub connect_slots: Arc<tokio::sync::Semaphore>,
     originate: Mutex<Option<(SocketAddr, CallScript)>>,
+    /// What `originate … '&socket(…)'` reaches: its `callees` by number, and the
+    /// channel once the socket controls it (playback lengths…).
+    dial_out: Mutex<Option<CallScript>>,
     /// Per-destination targets of `originate` (a dialplan of extensions); the default
     /// target above serves every other destination.
     extensions: Mutex<HashMap<String, (SocketAddr, CallScript)>>,
@@ -143,6 +146,14 @@ impl Shared {
             .get(destination)
             .cloned();
         ext.or_else(|| self.originate_target())
+    }
+
+    /// The script of `originate … '&socket(…)'` channels, if any was set.
+    pub fn dial_out_script(&self) -> Option<CallScript> {
+        self.dial_out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn keep_originated(&self, handle: CallHandle) {
@@ -175,10 +186,44 @@ impl Shared {
             tx: tx.clone(),
             report: report_tx,
             originate,
+            dial_out: None,
         }));
         CallHandle {
             uuid,
             caller_uuid,
+            tx,
+            report: report_rx,
+        }
+    }
+
+    /// Starts the channel of an `originate … '&socket(<target> async full)'`: it rings
+    /// `dial_out`'s callee under `uuid` (the origination UUID) and connects to `target`
+    /// only once answered. The handle's `uuid` and `caller_uuid` are both `uuid`.
+    pub(crate) fn spawn_dialled(
+        self: &Arc<Self>,
+        script: CallScript,
+        target: SocketAddr,
+        uuid: String,
+        dial_out: call::DialOut,
+    ) -> CallHandle {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (report_tx, report_rx) = oneshot::channel();
+        self.registry.register_dialled(&uuid, tx.clone());
+        tokio::spawn(call::run(call::CallSetup {
+            shared: self.clone(),
+            script,
+            target,
+            uuid: uuid.clone(),
+            caller_uuid: uuid.clone(),
+            rx,
+            tx: tx.clone(),
+            report: report_tx,
+            originate: None,
+            dial_out: Some(dial_out),
+        }));
+        CallHandle {
+            uuid: uuid.clone(),
+            caller_uuid: uuid,
             tx,
             report: report_rx,
         }
@@ -211,6 +256,7 @@ impl Sim {
                     config.max_pending_connects.max(1),
                 )),
                 originate: Mutex::new(None),
+                dial_out: Mutex::new(None),
                 extensions: Mutex::new(HashMap::new()),
                 originated: Mutex::new(HashMap::new()),
             }),
@@ -248,6 +294,32 @@ impl Sim {
             .originate
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some((target, template));
+    }
+
+    /// What `originate {…}<dial string> '&socket(<addr> async full)'` reaches (an
+    /// outbound call handed to a socket, transcripts o and p): the callee is scripted by
+    /// the number of the dial string with [`CallScript::callee`] (answers after a while,
+    /// refuses, rings forever), and the rest of the script describes the channel once
+    /// the socket at `<addr>` controls it. Unknown numbers are refused with
+    /// NO_ROUTE_DESTINATION, as when nothing is set.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use voxbridge::sim::{CallScript, Callee, Sim};
+    /// # let sim = Sim::default();
+    /// sim.set_originate_callees(
+    ///     CallScript::answered()
+    ///         .callee("7002", Callee::Answers { after: Duration::ZERO, hangs_up_after: None })
+    ///         .callee("7003", Callee::Refuses(486))
+    ///         .callee("7004", Callee::RingsForever),
+    /// );
+    /// ```
+    pub fn set_originate_callees(&self, script: CallScript) {
+        *self
+            .shared
+            .dial_out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(script);
     }
 
     /// Like [`Sim::set_originate_target`] for one destination only, so one simulator

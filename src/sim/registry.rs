@@ -55,6 +55,18 @@ impl Registry {
         self.sessions_since_start.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A channel `originate` placed (transcript o): one channel, no caller leg.
+    pub fn register_dialled(&self, uuid: &str, tx: mpsc::UnboundedSender<ChanMsg>) {
+        lock(&self.channels).insert(
+            uuid.to_string(),
+            Entry {
+                tx,
+                leg: Leg::Controlled,
+            },
+        );
+        self.sessions_since_start.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A bridge's callee, routed to the call that dialled it while the bridge runs.
     pub fn register_callee(&self, uuid: &str, tx: mpsc::UnboundedSender<ChanMsg>) {
         lock(&self.channels).insert(

@@ -85,6 +85,10 @@ pub struct CallScript {
     pub originate_timeout: Duration,
     /// `socket … async full` (true) or without `full`.
     pub full: bool,
+    /// `socket <addr>` without `async`: static mode, where `sendmsg` runs inline (its
+    /// reply comes once the app has ended, the app's events after it), the channel is
+    /// never parked, and the socket closes right after the hangup (transcript o2).
+    pub sync: bool,
     /// How long into a `record` with silence detection (a `silence_thresh` argument) the
     /// caller's silence ends it. Transcript m: `silence_hits` 2 ended it after 3.98 s.
     pub record_silence_after: Duration,
@@ -116,6 +120,7 @@ impl CallScript {
             caller: Vec::new(),
             originate_timeout: Duration::from_secs(60),
             full: true,
+            sync: false,
             record_silence_after: Duration::from_millis(3980),
             callees: HashMap::new(),
         }
@@ -225,6 +230,12 @@ impl CallScript {
     /// `socket … async` without `full`: linger, event, api … answer `-ERR command not found`.
     pub fn not_full(mut self) -> Self {
         self.full = false;
+        self
+    }
+
+    /// `socket <addr>` without `async` (see [`CallScript::sync`]).
+    pub fn static_mode(mut self) -> Self {
+        self.sync = true;
         self
     }
 

@@ -272,7 +272,7 @@ fn outer(content_type: &str, body: Vec<u8>) -> Vec<u8> {
 
 /// The `connect` reply: the CHANNEL_DATA event as URL-encoded header lines, no length,
 /// ending with the four reply headers (`mes.c:parse_command`).
-pub fn connect_reply(channel_data: &SimEvent, full: bool) -> Vec<u8> {
+pub fn connect_reply(channel_data: &SimEvent, full: bool, sync: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(8192);
     for (n, v) in &channel_data.headers {
         out.extend_from_slice(n.as_bytes());
@@ -280,9 +280,12 @@ pub fn connect_reply(channel_data: &SimEvent, full: bool) -> Vec<u8> {
         url_encode_into(v, &mut out);
         out.push(b'\n');
     }
-    out.extend_from_slice(
-        b"Content-Type: command/reply\nReply-Text: %2BOK%0A\nSocket-Mode: async\n",
-    );
+    out.extend_from_slice(b"Content-Type: command/reply\nReply-Text: %2BOK%0A\n");
+    out.extend_from_slice(if sync {
+        b"Socket-Mode: static\n".as_slice()
+    } else {
+        b"Socket-Mode: async\n".as_slice()
+    });
     out.extend_from_slice(if full {
         b"Control: full\n\n".as_slice()
     } else {
