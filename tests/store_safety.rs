@@ -325,8 +325,10 @@ async fn a_handshake_failure_after_connect_hangs_the_channel_up() {
     let uuid = uuid::Uuid::new_v4().to_string();
     let mut switch = FakeSwitch::connect(server.esl).await;
     switch.hand_over(&uuid).await;
-    // The switch goes quiet: `myevents` is never answered (handshake timeout, 5 s).
-    let commands = switch.rest(Duration::from_secs(20)).await;
+    // The switch goes quiet: `myevents` is never answered. After `connect` the steps are
+    // bounded by the reply timeout (30 s), not the handshake timeout: a slow switch keeps
+    // its call (esl_outbound::a_switch_slow_after_connect_keeps_its_call).
+    let commands = switch.rest(Duration::from_secs(45)).await;
     assert!(
         hung_up(&commands, &uuid),
         "the channel was hung up before the socket closed: {commands:#?}"
