@@ -19,10 +19,11 @@
 pub mod classify;
 pub mod schedule;
 
-use crate::app::callbacks::{CallbackKind, HttpMethod};
 use crate::app::sign;
 use crate::config::{Account, OutboxConfig};
+use crate::document::model::HttpMethod;
 use crate::metrics::OutboxStats;
+use crate::record::callback::CallbackKind;
 use crate::store::{AttemptResult, BoxFuture, ClaimRequest, PendingCallback, StoreHandle};
 use bytes::Bytes;
 use classify::{classify_failure, classify_status, transport_failure, Verdict};
