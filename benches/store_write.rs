@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use voxbridge::app::callbacks::{self, CallbackTargets};
-use voxbridge::call::record::{CallRecord, Direction, HangupSource};
 use voxbridge::cause::HangupCause;
+use voxbridge::record::call::{CallRecord, Direction, HangupSource};
 use voxbridge::store::{self, NewLiveCall, StoreHandle};
 
 const CALLS: usize = 30_000;

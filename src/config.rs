@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -212,6 +213,48 @@ impl Default for OutboxConfig {
     }
 }
 
+/// `[outbox]`'s times, checked and in their unit. The configuration owns the rules so
+/// that a bad value stops the start like any other configuration error, without the
+/// configuration depending on the delivery worker (which builds its settings from this).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutboxTimes {
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub give_up_after: Duration,
+    pub request_timeout: Duration,
+}
+
+impl OutboxConfig {
+    /// Checks every value, naming the key that is wrong.
+    pub fn checked(&self) -> Result<OutboxTimes, String> {
+        let secs = |key: &str, v: f64, allow_zero: bool| -> Result<Duration, String> {
+            if !v.is_finite() || v < 0.0 || (!allow_zero && v == 0.0) {
+                return Err(format!(
+                    "outbox.{key}: {v} is not a positive number of seconds"
+                ));
+            }
+            Duration::try_from_secs_f64(v).map_err(|e| format!("outbox.{key}: {e}"))
+        };
+        let initial_backoff = secs("initial_backoff", self.initial_backoff, false)?;
+        let max_backoff = secs("max_backoff", self.max_backoff, false)?;
+        if max_backoff < initial_backoff {
+            return Err(format!(
+                "outbox.max_backoff: {} is less than initial_backoff {}",
+                self.max_backoff, self.initial_backoff
+            ));
+        }
+        if self.concurrency == 0 {
+            return Err("outbox.concurrency: must be at least 1".into());
+        }
+        Ok(OutboxTimes {
+            initial_backoff,
+            max_backoff,
+            give_up_after: secs("give_up_after", self.give_up_after, true)?,
+            request_timeout: secs("request_timeout", self.request_timeout, false)?,
+        })
+    }
+}
+
 impl Default for TtsConfig {
     fn default() -> Self {
         Self {
@@ -353,9 +396,7 @@ impl Config {
                 )));
             }
         }
-        // The delivery settings have their own rules; checked here so a bad value stops
-        // the start like any other configuration error.
-        crate::app::outbox::OutboxSettings::from_config(&self.outbox).map_err(ConfigError)?;
+        self.outbox.checked().map_err(ConfigError)?;
         if self.app.fetch_backoff_ms.is_empty() {
             return Err(ConfigError(
                 "app.fetch_backoff_ms: must not be empty".into(),

@@ -1,28 +1,45 @@
 //! voxbridge: a call-control server for FreeSWITCH.
 //!
-//! The layout follows the architecture (SPEC §1):
-//! - [`esl`]: the Event Socket protocol only (frames, events, connections), no call logic;
-//! - [`sim`]: a FreeSWITCH simulator that plays the switch side of ESL, for tests, the
-//!   benchmark and the demo;
-//! - [`document`]: Answer XML and VoxML parsed into one instruction model;
-//! - [`call`]: the sans-IO call engine and hangup rules, and the FreeSWITCH driver around it;
-//! - [`app`]: HTTP to the customer's application (fetches, signing, outbox delivery);
-//! - [`store`]: live calls, CDRs and the callback outbox (SQLite);
-//! - [`api`]: the Vobiz-compatible REST API, `/metrics`, `/health`;
-//! - [`cause`]: the switch's hangup-cause tables, shared by all of the above;
-//! - [`http_client`]: how every HTTP client is built (rustls on `ring`);
-//! - [`demo`]: `voxbridge demo`, the server, the simulator and a local app together.
+//! The layout follows the architecture (SPEC §1). Modules are stacked in floors, and a
+//! module uses only modules on a lower floor (never one beside or above it), so the call
+//! path can be read, tested and replaced from the bottom up. `tests/layers.rs` checks
+//! every `crate::…` path in `src/` against this list in `cargo test`:
+//!
+//! 0. [`cause`]: the switch's hangup-cause tables; [`http_client`]: how every HTTP
+//!    client is built (rustls on `ring`).
+//! 1. [`config`]: the TOML configuration and its rules; [`document`]: Answer XML and
+//!    VoxML parsed into one instruction model.
+//! 2. [`esl`]: the Event Socket protocol only (frames, events, connections), no call
+//!    logic; [`record`]: the call record (CDR, direction, hangup source) and the outbox's
+//!    callback rows — what the store keeps and everything above reports.
+//! 3. [`metrics`]: the Prometheus counters (fed by the ESL counters and the outbox).
+//! 4. [`store`]: live calls, CDRs and the callback outbox (SQLite); it persists records,
+//!    it does not decide them.
+//! 5. [`app`]: HTTP to the customer's application (fetches, signing, rendering callbacks
+//!    from a record, outbox delivery).
+//! 6. [`call`]: the sans-IO call engine and hangup rules, the FreeSWITCH driver around
+//!    it, and reconciliation of calls a previous run left live.
+//! 7. [`api`]: the Vobiz-compatible REST API, `/metrics`, `/health`.
+//! 8. [`server`]: `voxbridge serve`, everything above wired together.
+//! 9. [`cli`]: the commands of `main.rs` that are more than a call (`voxbridge check`);
+//!    [`demo`]: `voxbridge demo`, the server, the simulator and a local app together.
+//!
+//! Beside the stack, [`sim`] is a FreeSWITCH simulator that plays the switch side of ESL
+//! for tests, the benchmark and the demo: it uses [`esl`] and [`cause`] only, and nothing
+//! but [`demo`] (and the tests) uses it — the call path never depends on the simulator.
 
 pub mod api;
 pub mod app;
 pub mod call;
 pub mod cause;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod document;
 pub mod esl;
 pub mod http_client;
 pub mod metrics;
+pub mod record;
 pub mod server;
 pub mod sim;
 pub mod store;

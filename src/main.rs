@@ -91,7 +91,7 @@ fn main() -> ExitCode {
         }
         Command::Check { target } => {
             let mut out = std::io::stdout();
-            let code = runtime.block_on(voxbridge::document::check::run(&target, &mut out));
+            let code = runtime.block_on(voxbridge::cli::check::run(&target, &mut out));
             ExitCode::from(code)
         }
         Command::Demo { short, speed } => {

@@ -5,13 +5,22 @@
 //! state is passed explicitly (an `Arc<Metrics>` per server), which also keeps tests
 //! that run several servers in one process from sharing counters.
 
-use crate::app::outbox::OutboxStats;
 use crate::esl::counters::EslCountersSnapshot;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// Delivery counters since start, for metrics (counted by the outbox worker).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    pub delivered: u64,
+    /// Attempts that failed and were rescheduled.
+    pub retried: u64,
+    /// Rows marked failed (permanent, or given up).
+    pub failed: u64,
+}
 
 /// Upper bounds (seconds) of the document-fetch latency histogram.
 const FETCH_BUCKETS: &[f64] = &[

@@ -19,12 +19,12 @@ use voxbridge::call::engine::{
     Action, CallEngine, ChannelOp, EngineSettings, FetchFailure, HungUpBy, Input, OpId, OpOutcome,
     Reaction,
 };
-use voxbridge::call::record::HangupSource;
 use voxbridge::cause::HangupCause;
 use voxbridge::document::model::{
     AnswerDocument, Dtmf, Hangup, HangupReason, HttpMethod, Instruction, Play, PostCall, Redirect,
     Reject, Speak, Voice, Wait,
 };
+use voxbridge::record::call::HangupSource;
 
 const MAX_FETCHES: u32 = 5;
 

@@ -12,12 +12,12 @@ use voxbridge::call::engine::{
     HangupCommand, HungUpBy, Input, OpId, OpOutcome, Reaction, MAX_FETCHES_PER_CALL,
 };
 use voxbridge::call::hangup::Ending;
-use voxbridge::call::record::HangupSource;
 use voxbridge::cause::HangupCause;
 use voxbridge::document::model::{
     AnswerDocument, Dtmf, FetchEvent, Hangup, HangupReason, HttpMethod, Instruction, Play,
     PostCall, Redirect, Reject, Speak, Voice, Wait,
 };
+use voxbridge::record::call::HangupSource;
 
 const ANSWER_URL: &str = "http://app.test/answer";
 

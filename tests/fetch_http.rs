@@ -11,9 +11,9 @@ use voxbridge::app::fetch::{
     CallStatus, FetchConfig, FetchError, FetchEvent, FetchFailure, FetchParams, FetchRequest,
     Fetcher,
 };
-use voxbridge::call::record::Direction;
 use voxbridge::document::model::{HttpMethod, Instruction};
 use voxbridge::document::{Dialect, ErrorKind, MAX_DOCUMENT_BYTES};
+use voxbridge::record::call::Direction;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 

@@ -9,16 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
-use voxbridge::app::callbacks::{self, HttpMethod, NewCallback};
+use voxbridge::app::callbacks::{self, HttpMethod};
 use voxbridge::app::outbox::schedule::RetrySchedule;
 use voxbridge::app::outbox::{
     self, OutboxSettings, OutboxWorker, PostCallResponse, PostCallResponseHandler,
     DELIVERY_ID_HEADER,
 };
 use voxbridge::app::sign::SIGNATURE_HEADER;
-use voxbridge::call::record::{CallRecord, Direction, HangupSource};
 use voxbridge::cause::HangupCause;
 use voxbridge::config::Account;
+use voxbridge::record::call::{CallRecord, Direction, HangupSource};
+use voxbridge::record::callback::NewCallback;
 use voxbridge::store::{self, BoxFuture, DeliveryState, DeliveryStatus, StoreHandle};
 
 const TOKEN: &str = "s3cret-token";

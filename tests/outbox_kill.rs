@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use voxbridge::app::callbacks::{self, CallbackTargets};
 use voxbridge::app::outbox::DELIVERY_ID_HEADER;
-use voxbridge::call::record::{CallRecord, Direction, HangupSource};
 use voxbridge::cause::HangupCause;
+use voxbridge::record::call::{CallRecord, Direction, HangupSource};
 use voxbridge::store;
 
 const CALLS: usize = 40;

@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
-use voxbridge::app::callbacks::{self, HttpMethod, NewCallback};
+use voxbridge::app::callbacks::{self, HttpMethod};
 use voxbridge::app::outbox::schedule::RetrySchedule;
 use voxbridge::app::outbox::{self, OutboxSettings, PostCallResponse, PostCallResponseHandler};
-use voxbridge::call::record::{CallRecord, Direction, HangupSource};
 use voxbridge::cause::HangupCause;
 use voxbridge::config::Account;
+use voxbridge::record::call::{CallRecord, Direction, HangupSource};
+use voxbridge::record::callback::NewCallback;
 use voxbridge::store::{
     self, AttemptResult, BoxFuture, CdrPage, ClaimRequest, ClaimedCallbacks, FinishOutcome,
     LiveCall, NewLiveCall, Store, StoreError, StoreErrorKind, StoreHandle, StoreHealth, StoredCdr,

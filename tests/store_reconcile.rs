@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use time::macros::datetime;
-use voxbridge::app::callbacks::CallbackKind;
-use voxbridge::call::record::{Direction, HangupSource};
+use voxbridge::call::reconcile::{reconcile, UuidProbe, UNKNOWN_CAUSE_NAME};
 use voxbridge::cause::HangupCause;
-use voxbridge::store::reconcile::{reconcile, UuidProbe, UNKNOWN_CAUSE_NAME};
+use voxbridge::record::call::{Direction, HangupSource};
+use voxbridge::record::callback::CallbackKind;
 use voxbridge::store::{self, NewLiveCall, StoreHandle};
 
 fn live(uuid: &str, status_url: &str) -> NewLiveCall {
@@ -186,7 +186,7 @@ async fn store_with_orphans(dir: &tempfile::TempDir, n: usize) -> StoreHandle {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_orphans_reconcile_in_seconds() {
     use std::collections::HashSet;
-    use voxbridge::store::reconcile::{reconcile_listed, sweep_still_up, ChannelList};
+    use voxbridge::call::reconcile::{reconcile_listed, sweep_still_up, ChannelList};
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_orphans(&dir, 1_000).await;
     let asked = Arc::new(AtomicUsize::new(0));
@@ -232,7 +232,7 @@ async fn a_thousand_orphans_reconcile_in_seconds() {
 /// seen in flight at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uuid_probes_run_concurrently_and_bounded() {
-    use voxbridge::store::reconcile::PROBE_CONCURRENCY;
+    use voxbridge::call::reconcile::PROBE_CONCURRENCY;
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_orphans(&dir, 1_000).await;
     let in_flight = Arc::new(AtomicUsize::new(0));

@@ -6,9 +6,9 @@
 use std::time::Duration;
 use time::OffsetDateTime;
 use voxbridge::app::callbacks::{self, CallbackTargets, HttpMethod};
-use voxbridge::call::record::{CallRecord, Direction, HangupSource};
 use voxbridge::cause::HangupCause;
 use voxbridge::config::StoreConfig;
+use voxbridge::record::call::{CallRecord, Direction, HangupSource};
 use voxbridge::store::sqlite::retention::{prune_store, RetentionPolicy};
 use voxbridge::store::{self, AttemptResult, StoreHandle};
 

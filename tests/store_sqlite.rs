@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::macros::datetime;
 use time::OffsetDateTime;
-use voxbridge::app::callbacks::{self, CallbackKind, CallbackTargets, HttpMethod, NewCallback};
-use voxbridge::call::record::{CallRecord, Direction, HangupSource};
+use voxbridge::app::callbacks::{self, CallbackTargets, HttpMethod};
 use voxbridge::cause::HangupCause;
+use voxbridge::record::call::{CallRecord, Direction, HangupSource};
+use voxbridge::record::callback::{CallbackKind, NewCallback};
 use voxbridge::store::sqlite::{SqliteOptions, SqliteStore};
 use voxbridge::store::{
     self, AttemptResult, ClaimRequest, DeliveryState, FinishOutcome, NewLiveCall, Store,

@@ -36,7 +36,7 @@ use super::error::{new_api_id, ApiError};
 use super::query::Params;
 use super::ApiState;
 use crate::call::live::HangupRequest;
-use crate::call::record::format_cdr_time;
+use crate::record::call::format_cdr_time;
 use crate::store::LiveCall;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;

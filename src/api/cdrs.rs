@@ -16,7 +16,7 @@
 use super::error::{new_api_id, ApiError};
 use super::query::{Params, DEFAULT_LIMIT};
 use super::ApiState;
-use crate::call::record::format_cdr_time;
+use crate::record::call::format_cdr_time;
 use crate::store::{DeliveryStatus, StoredCdr};
 use serde::Serialize;
 

@@ -6,7 +6,7 @@
 //! and the API listens on loopback unless configured otherwise.
 
 use super::ApiState;
-use crate::call::record::format_rfc3339;
+use crate::record::call::format_rfc3339;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;

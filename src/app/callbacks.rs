@@ -9,39 +9,10 @@
 //! bytes unchanged on every attempt, which is what makes the `DeliveryID` and the signed
 //! body identical across retries and restarts.
 
-use crate::call::record::{format_cdr_time, format_rfc3339, CallRecord};
 use crate::cause::HangupCause;
+use crate::record::call::{format_cdr_time, format_rfc3339, CallRecord};
+use crate::record::callback::{CallbackKind, NewCallback};
 use serde::Serialize;
-
-/// Which callback a row is. Stored as [`CallbackKind::as_str`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CallbackKind {
-    /// The form-encoded hangup callback (SPEC §5.2).
-    Hangup,
-    /// The JSON `call-ended` status event (SPEC §5.3).
-    Status,
-    /// The post-call workflow request (SPEC §4 rule 5); its response may be a document.
-    PostCall,
-}
-
-impl CallbackKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallbackKind::Hangup => "hangup",
-            CallbackKind::Status => "status",
-            CallbackKind::PostCall => "post_call",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "hangup" => CallbackKind::Hangup,
-            "status" => CallbackKind::Status,
-            "post_call" => CallbackKind::PostCall,
-            _ => return None,
-        })
-    }
-}
 
 /// The HTTP method of a callback: the one the documents use.
 pub use crate::document::model::HttpMethod;
@@ -50,24 +21,6 @@ pub use crate::document::model::HttpMethod;
 pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 /// `application/json`, the body type of the status event.
 pub const JSON_CONTENT_TYPE: &str = "application/json";
-
-/// A callback ready to be written to the outbox by `Store::finish_call`.
-///
-/// `url` is the full URL that will be requested (for GET it already carries the
-/// parameters in its query string) and `body` the exact bytes sent (empty for GET); both
-/// are what the signature covers. The call and account come from the record the callback
-/// is finished with.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewCallback {
-    /// The idempotency key the receiver de-duplicates on; also inside `body`/`url`.
-    pub delivery_id: String,
-    pub kind: CallbackKind,
-    pub method: HttpMethod,
-    pub url: String,
-    /// `None` for GET (no body).
-    pub content_type: Option<String>,
-    pub body: Vec<u8>,
-}
 
 /// Where a finished call's callbacks go. Empty URLs mean "none of that kind".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -234,21 +187,6 @@ pub fn status_hangup_reason(cause: HangupCause) -> &'static str {
     }
 }
 
-/// Who receives a callback, as `scheme://host:port`: the unit the delivery worker limits
-/// concurrency by, so one slow receiver cannot take every delivery slot. An unparsable
-/// URL is its own receiver (its delivery fails permanently anyway).
-pub fn receiver_of(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => format!(
-            "{}://{}:{}",
-            u.scheme(),
-            u.host_str().unwrap_or(""),
-            u.port_or_known_default().unwrap_or(0)
-        ),
-        Err(_) => url.to_string(),
-    }
-}
-
 fn encode_form(params: &[(&'static str, String)]) -> String {
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
@@ -275,7 +213,7 @@ fn url_with_query(url: &str, params: &[(&'static str, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::record::{Direction, HangupSource};
+    use crate::record::call::{Direction, HangupSource};
     use time::macros::datetime;
 
     fn record() -> CallRecord {
@@ -433,13 +371,5 @@ mod tests {
         );
         assert_ne!(all[0].delivery_id, all[1].delivery_id);
         assert_ne!(all[1].delivery_id, all[2].delivery_id);
-    }
-
-    #[test]
-    fn receivers_group_by_origin() {
-        assert_eq!(receiver_of("http://a:81/x?y"), "http://a:81");
-        assert_eq!(receiver_of("https://a/x"), "https://a:443");
-        assert_eq!(receiver_of("http://a/x"), receiver_of("http://a:80/y"));
-        assert_eq!(receiver_of("not a url"), "not a url");
     }
 }

@@ -37,10 +37,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::app::sign;
-use crate::call::record::Direction;
 use crate::config::AppConfig;
 use crate::document::model::{AnswerDocument, HttpMethod};
 use crate::document::{self, Dialect, DocumentError, MAX_DOCUMENT_BYTES};
+use crate::record::call::Direction;
 
 /// Timeouts, retries and backoff for document fetches.
 #[derive(Clone, Debug, PartialEq)]

@@ -19,9 +19,11 @@
 pub mod classify;
 pub mod schedule;
 
-use crate::app::callbacks::{CallbackKind, HttpMethod};
 use crate::app::sign;
 use crate::config::{Account, OutboxConfig};
+use crate::document::model::HttpMethod;
+use crate::metrics::OutboxStats;
+use crate::record::callback::CallbackKind;
 use crate::store::{AttemptResult, BoxFuture, ClaimRequest, PendingCallback, StoreHandle};
 use bytes::Bytes;
 use classify::{classify_failure, classify_status, transport_failure, Verdict};
@@ -61,33 +63,16 @@ pub struct OutboxSettings {
 
 impl OutboxSettings {
     /// Checks every value, naming the key that is wrong.
+    /// (The rules are [`OutboxConfig::checked`]'s.)
     pub fn from_config(c: &OutboxConfig) -> Result<Self, String> {
-        let secs = |key: &str, v: f64, allow_zero: bool| -> Result<Duration, String> {
-            if !v.is_finite() || v < 0.0 || (!allow_zero && v == 0.0) {
-                return Err(format!(
-                    "outbox.{key}: {v} is not a positive number of seconds"
-                ));
-            }
-            Duration::try_from_secs_f64(v).map_err(|e| format!("outbox.{key}: {e}"))
-        };
-        let initial = secs("initial_backoff", c.initial_backoff, false)?;
-        let max = secs("max_backoff", c.max_backoff, false)?;
-        if max < initial {
-            return Err(format!(
-                "outbox.max_backoff: {} is less than initial_backoff {}",
-                c.max_backoff, c.initial_backoff
-            ));
-        }
-        if c.concurrency == 0 {
-            return Err("outbox.concurrency: must be at least 1".into());
-        }
+        let times = c.checked()?;
         Ok(Self {
             schedule: RetrySchedule {
-                initial,
-                max,
-                give_up_after: secs("give_up_after", c.give_up_after, true)?,
+                initial: times.initial_backoff,
+                max: times.max_backoff,
+                give_up_after: times.give_up_after,
             },
-            request_timeout: secs("request_timeout", c.request_timeout, false)?,
+            request_timeout: times.request_timeout,
             concurrency: c.concurrency,
         })
     }
@@ -143,16 +128,6 @@ impl PostCallResponseHandler for LogPostCallResponse {
 pub enum OutboxError {
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
-}
-
-/// Delivery counters since start, for metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OutboxStats {
-    pub delivered: u64,
-    /// Attempts that failed and were rescheduled.
-    pub retried: u64,
-    /// Rows marked failed (permanent, or given up).
-    pub failed: u64,
 }
 
 /// Reads an outbox worker's counters (see [`OutboxWorker::stats_source`]).

@@ -48,7 +48,6 @@ use crate::call::engine::{
 };
 use crate::call::hangup::Ending;
 use crate::call::live::{CallCommand, HangupReply, LiveCalls};
-use crate::call::record::{CallRecord, Direction};
 use crate::call::route::{Resolved, Router};
 use crate::call::switch_clock::{event_timestamp, SwitchClock};
 use crate::cause::HangupCause;
@@ -58,6 +57,7 @@ use crate::esl::command::Execute;
 use crate::esl::event::{ChannelData, Event};
 use crate::esl::outbound::{EventStream, OutboundConnection, SocketEvent};
 use crate::metrics::Metrics;
+use crate::record::call::{CallRecord, Direction};
 use crate::store::keeper::{Admission, RecordKeeper};
 use crate::store::{NewLiveCall, StoreHandle};
 use std::collections::HashMap;
@@ -345,11 +345,11 @@ async fn close_out_after_panic(
             hangup_url: resolved.hangup_url.clone(),
             status_callback_url: resolved.status_callback_url.clone().unwrap_or_default(),
         });
-    let mut record = crate::store::reconcile::closed_out_record(&live, OffsetDateTime::now_utc());
+    let mut record = crate::call::reconcile::closed_out_record(&live, OffsetDateTime::now_utc());
     record.hangup_cause = cause;
     record.hangup_cause_code = cause.q850();
     record.hangup_cause_name = "Error: internal error".into();
-    record.hangup_source = crate::call::record::HangupSource::Error;
+    record.hangup_source = crate::record::call::HangupSource::Error;
     record.notes = vec!["the call's task failed (a bug); closed out with what was known".into()];
     services
         .metrics

@@ -37,9 +37,9 @@
 //! (`HangupCause::sip_refuse_code`: 486 / 603 / 480 …). Unknown (`None`) when the
 //! socket was lost before the switch confirmed that the channel was down.
 
-use crate::call::record::HangupSource;
 use crate::cause::HangupCause;
 use crate::document::model::{HangupReason, PostCall};
+use crate::record::call::HangupSource;
 use std::time::{Duration, Instant};
 
 /// `HangupCauseName` of a document Hangup/Reject that acted with NORMAL_CLEARING, and of
@@ -191,7 +191,7 @@ pub struct ArmedSchedule {
 
 /// How the call ended, as far as voxbridge decides it. Exactly one per call; the driver
 /// adds what only the switch knows (times, durations) to make the
-/// [`CallRecord`](crate::call::record::CallRecord).
+/// [`CallRecord`](crate::record::call::CallRecord).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ending {
     /// The cause the switch reported (or what is known, SPEC §2 step 7).

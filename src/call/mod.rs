@@ -1,5 +1,6 @@
-//! The call: the sans-IO engine that decides what happens, the hangup rules, the final
-//! record, and the FreeSWITCH driver that carries the engine's actions to the switch.
+//! The call: the sans-IO engine that decides what happens, the hangup rules, the
+//! FreeSWITCH driver that carries the engine's actions to the switch, and the closing out
+//! of calls a previous run left live. The final record itself is [`crate::record::call`].
 //!
 //! Layout:
 //! - [`engine`] — the dispatcher: one state machine per call (inputs, actions, timers).
@@ -11,6 +12,8 @@
 //! - [`freeswitch`] — the FreeSWITCH driver; its `render` module is the only place that
 //!   knows FreeSWITCH's application names and reply texts. Another switch is another
 //!   driver next to it, written against [`channel_op`] and [`engine`].
+//! - [`reconcile`] — at start, calls the store still shows as live are decided (closed
+//!   out, or left to the switch); the store only answers the queries.
 
 pub mod channel_op;
 pub mod element;
@@ -20,6 +23,6 @@ pub mod hangup;
 pub mod live;
 pub mod postcall;
 pub mod postcall_runner;
-pub mod record;
+pub mod reconcile;
 pub mod route;
 pub mod switch_clock;

@@ -1,8 +1,8 @@
 //! The demo's calls: who calls which number, which document answers, what the caller
 //! does, and how the call must end (SPEC §4 and §5.2) — the demo fails if it does not.
 
-use crate::call::record::HangupSource;
 use crate::cause::HangupCause;
+use crate::record::call::HangupSource;
 use crate::sim::CallScript;
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 
 use super::app::{Received, HANGUP_PATH};
 use super::scenario::{Ending, Scenario};
-use crate::app::callbacks::CallbackKind;
+use crate::record::callback::CallbackKind;
 use crate::sim::{AppRecord, AppStatus, CallReport, Outcome};
 use crate::store::{DeliveryState, DeliveryStatus, StoredCdr};
 use std::fmt::Write as _;

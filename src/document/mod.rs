@@ -5,7 +5,6 @@
 //! dialect is decided by the caller (from the response `Content-Type`, or for files
 //! by [`Dialect::for_file`]); the resulting [`AnswerDocument`] does not say which it was.
 
-pub mod check;
 pub mod error;
 pub mod model;
 pub mod plan;

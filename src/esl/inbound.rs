@@ -380,14 +380,6 @@ pub fn parse_channel_list(body: &str) -> Option<std::collections::HashSet<String
     (uuids.len() as u64 == count).then_some(uuids)
 }
 
-impl crate::store::reconcile::ChannelList for InboundClient {
-    fn channel_uuids(
-        &self,
-    ) -> crate::store::BoxFuture<'_, Option<std::collections::HashSet<String>>> {
-        Box::pin(InboundClient::channel_uuids(self))
-    }
-}
-
 #[cfg(test)]
 mod channel_list_tests {
     use super::parse_channel_list;

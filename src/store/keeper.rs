@@ -22,9 +22,9 @@
 //! that meets it is logged in full and given up, and calls keep being refused (each
 //! costs one failed live-row write) until an operator repairs or replaces the file.
 
-use crate::app::callbacks::NewCallback;
-use crate::call::record::CallRecord;
 use crate::metrics::Metrics;
+use crate::record::call::CallRecord;
+use crate::record::callback::NewCallback;
 use crate::store::{FinishOutcome, StoreHandle};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -19,12 +19,12 @@
 pub mod error;
 pub mod health;
 pub mod keeper;
-pub mod reconcile;
 pub mod retry;
 pub mod sqlite;
 
-use crate::app::callbacks::{CallbackKind, HttpMethod, NewCallback};
-use crate::call::record::{CallRecord, Direction};
+use crate::document::model::HttpMethod;
+use crate::record::call::{CallRecord, Direction};
+use crate::record::callback::{CallbackKind, NewCallback};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -195,7 +195,7 @@ pub struct ClaimRequest {
     /// Claimed rows are not handed out again before this time (a worker that died
     /// mid-attempt releases its rows by letting the claim expire).
     pub claim_until: OffsetDateTime,
-    /// How many more rows each receiver ([`crate::app::callbacks::receiver_of`]) may
+    /// How many more rows each receiver ([`crate::record::callback::receiver_of`]) may
     /// get in this claim; receivers not listed get up to `default_receiver_room`.
     pub receiver_room: Vec<(String, usize)>,
     pub default_receiver_room: usize,

@@ -65,6 +65,8 @@ mod esl_props;
 mod esl_replay;
 #[path = "../fetch_http.rs"]
 mod fetch_http;
+#[path = "../layers.rs"]
+mod layers;
 #[path = "../live_caller_leg.rs"]
 mod live_caller_leg;
 #[path = "../outbox_delivery.rs"]

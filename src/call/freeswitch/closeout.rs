@@ -6,11 +6,11 @@
 
 use super::{CallFacts, CallServices};
 use crate::app::callbacks::{self, CallbackTargets};
-use crate::call::record::{CallRecord, HangupSource};
 use crate::call::route::Resolved;
 use crate::cause::HangupCause;
 use crate::esl::event::ChannelData;
 use crate::esl::outbound::{EventStream, OutboundConnection, SocketEvent};
+use crate::record::call::{CallRecord, HangupSource};
 use crate::store::LiveCall;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -57,7 +57,7 @@ async fn keep_error_record(
     note: &str,
 ) {
     let live = live_from_facts(facts, resolved);
-    let mut record = crate::store::reconcile::closed_out_record(&live, OffsetDateTime::now_utc());
+    let mut record = crate::call::reconcile::closed_out_record(&live, OffsetDateTime::now_utc());
     record.notes.clear();
     mark_error(
         &mut record,

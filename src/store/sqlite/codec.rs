@@ -1,9 +1,10 @@
 //! Between SQLite rows and the store's domain types, and from SQLite errors to
 //! [`StoreError`]. Everything backend-specific about values lives here.
 
-use crate::app::callbacks::{CallbackKind, HttpMethod};
-use crate::call::record::{CallRecord, Direction, HangupSource};
 use crate::cause::HangupCause;
+use crate::document::model::HttpMethod;
+use crate::record::call::{CallRecord, Direction, HangupSource};
+use crate::record::callback::CallbackKind;
 use crate::store::{
     DeliveryState, DeliveryStatus, LiveCall, PendingCallback, StoreError, StoreErrorKind,
 };

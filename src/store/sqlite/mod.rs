@@ -20,8 +20,8 @@ pub mod retention;
 mod schema;
 mod writer;
 
-use crate::app::callbacks::NewCallback;
-use crate::call::record::CallRecord;
+use crate::record::call::CallRecord;
+use crate::record::callback::NewCallback;
 use crate::store::health::HealthTracker;
 use crate::store::retry::RetryPolicy;
 use crate::store::{
@@ -612,9 +612,22 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::callbacks::{self, CallbackTargets};
-    use crate::call::record::{Direction, HangupSource};
     use crate::cause::HangupCause;
+    use crate::document::model::HttpMethod;
+    use crate::record::call::{Direction, HangupSource};
+    use crate::record::callback::CallbackKind;
+
+    /// A stored row as the store sees it: how it is rendered is the application's.
+    fn callback(id: &str, kind: CallbackKind, url: &str) -> NewCallback {
+        NewCallback {
+            delivery_id: id.into(),
+            kind,
+            method: HttpMethod::Post,
+            url: url.into(),
+            content_type: Some("application/x-www-form-urlencoded".into()),
+            body: b"CallUUID=c1".to_vec(),
+        }
+    }
 
     fn record(uuid: &str) -> CallRecord {
         let now = OffsetDateTime::now_utc();
@@ -646,13 +659,11 @@ mod tests {
     async fn outbox_backlog_counts_pending_rows_only() {
         let store = SqliteStore::open(":memory:", SqliteOptions::default()).unwrap();
         assert_eq!(store.outbox_backlog().await.unwrap(), 0);
-        let targets = CallbackTargets {
-            hangup_url: "http://127.0.0.1:9/h".into(),
-            status_callback_url: "http://127.0.0.1:9/s".into(),
-            post_call: None,
-        };
         let rec = record("c1");
-        let cbs = callbacks::for_call(&rec, &targets);
+        let cbs = vec![
+            callback("d1", CallbackKind::Hangup, "http://127.0.0.1:9/h"),
+            callback("d2", CallbackKind::Status, "http://127.0.0.1:9/s"),
+        ];
         let first = cbs[0].delivery_id.clone();
         store.finish_call(rec, cbs).await.unwrap();
         assert_eq!(store.outbox_backlog().await.unwrap(), 2);

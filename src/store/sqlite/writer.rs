@@ -10,8 +10,8 @@
 //! with the error, to be retried by the store's retry policy.
 
 use super::codec::{self, i64_from_u64, nanos, notes_json, store_error};
-use crate::app::callbacks::{receiver_of, NewCallback};
-use crate::call::record::CallRecord;
+use crate::record::call::CallRecord;
+use crate::record::callback::{receiver_of, NewCallback};
 use crate::store::{
     AttemptResult, ClaimRequest, ClaimedCallbacks, DeliveryState, FinishOutcome, NewLiveCall,
     StoreError,

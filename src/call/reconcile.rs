@@ -20,10 +20,11 @@
 //!
 //! Run it before the ESL listener accepts calls: it closes every live row it finds.
 
-use super::{BoxFuture, FinishOutcome, LiveCall, Store, StoreError};
 use crate::app::callbacks::{self, CallbackTargets};
-use crate::call::record::{CallRecord, HangupSource};
 use crate::cause::HangupCause;
+use crate::esl::inbound::InboundClient;
+use crate::record::call::{CallRecord, HangupSource};
+use crate::store::{BoxFuture, FinishOutcome, LiveCall, Store, StoreError};
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -247,6 +248,13 @@ async fn close_out_all(
         }
     }
     Ok(report)
+}
+
+/// The switch's own list, over inbound ESL (`show channels as json`).
+impl ChannelList for InboundClient {
+    fn channel_uuids(&self) -> BoxFuture<'_, Option<HashSet<String>>> {
+        Box::pin(InboundClient::channel_uuids(self))
+    }
 }
 
 /// A [`ChannelList`] that is a shared list (tests, and anything that already knows).

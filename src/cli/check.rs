@@ -14,13 +14,13 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::plan::plan;
-use super::{AnswerDocument, Dialect};
 use crate::app::fetch::{
     self, CallStatus, FetchConfig, FetchError, FetchEvent, FetchParams, FetchRequest, Fetcher,
 };
-use crate::call::record::Direction;
 use crate::document::model::HttpMethod;
+use crate::document::plan::plan;
+use crate::document::{AnswerDocument, Dialect};
+use crate::record::call::Direction;
 
 /// Checks `target` and writes the plan or the errors to `out`; returns the exit code
 /// (0 valid, 1 invalid or unreachable).
@@ -53,7 +53,7 @@ pub async fn run(target: &str, out: &mut dyn Write) -> u8 {
 }
 
 enum Failure {
-    Invalid(Dialect, super::DocumentError),
+    Invalid(Dialect, crate::document::DocumentError),
     Unavailable(String),
 }
 
@@ -70,7 +70,7 @@ async fn load(target: &str) -> Result<(Dialect, AnswerDocument), Failure> {
     let (dialect, bytes) = fetch::read_file(&path)
         .await
         .map_err(|f| Failure::Unavailable(f.to_string()))?;
-    super::parse(&bytes, dialect)
+    crate::document::parse(&bytes, dialect)
         .map(|doc| (dialect, doc))
         .map_err(|e| Failure::Invalid(dialect, e))
 }
