@@ -18,20 +18,6 @@ use voxbridge::sim::{AppStatus, Outcome};
 
 const SPEED: f64 = 20.0;
 
-async fn setup() -> (App, Server) {
-    setup_with(ServerOptions::default()).await
-}
-
-async fn setup_with(options: ServerOptions) -> (App, Server) {
-    let app = App::start().await;
-    let server = Server::start(&app, options).await;
-    (app, server)
-}
-
-fn xml(body: &str) -> String {
-    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response>{body}</Response>")
-}
-
 // ------------------------------------------------------------------ rule 1: immediate
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

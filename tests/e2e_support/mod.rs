@@ -332,6 +332,23 @@ pub fn dead_url(path: &str) -> String {
 
 // ------------------------------------------------------------------------ the server
 
+/// The application and a server on default options: the start of most end-to-end tests.
+pub async fn setup() -> (App, Server) {
+    setup_with(ServerOptions::default()).await
+}
+
+/// The application and a server on `options`.
+pub async fn setup_with(options: ServerOptions) -> (App, Server) {
+    let app = App::start().await;
+    let server = Server::start(&app, options).await;
+    (app, server)
+}
+
+/// An Answer XML document with `body` inside `<Response>`.
+pub fn xml(body: &str) -> String {
+    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response>{body}</Response>")
+}
+
 /// Settings that vary between tests.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
