@@ -1,0 +1,161 @@
+//! The call's record (CDR) and its hand-over to the keeper: the one place a driver path
+//! turns what it knows into a [`CallRecord`].
+//!
+//! Two builders, one per kind of knowledge:
+//! - [`from_ending`]: the call ran — the engine's [`Ending`] says how it ended and the
+//!   switch's final event (CHANNEL_HANGUP_COMPLETE, else CHANNEL_HANGUP) gives the
+//!   times, durations and Q.850 code; the channel facts fill in what it lacks.
+//! - [`closed_out_with_error`]: the call never ran its document (refused for the store,
+//!   handshake failed after `connect`) or its task panicked — what the live row knows
+//!   (or would have said, [`live_from_facts`]), ended now, source `Error`.
+//!
+//! [`mark_error`] turns either into "voxbridge ended it for an error of its own" (the
+//! refused and cut-off calls of the normal path), and [`keep`] hands the record with its
+//! callbacks to the [`RecordKeeper`](crate::store::keeper::RecordKeeper).
+
+use super::channel::{micros_to_time, CallFacts};
+use super::CallServices;
+use crate::app::callbacks::{self, CallbackTargets};
+use crate::call::hangup::Ending;
+use crate::call::record::{CallRecord, HangupSource};
+use crate::call::route::Resolved;
+use crate::cause::HangupCause;
+use crate::document::model::HttpMethod;
+use crate::esl::event::Event;
+use crate::store::LiveCall;
+use time::OffsetDateTime;
+
+/// The record of a call that ran: the engine's `ending`, the switch's `final_event`
+/// (its `*_uepoch`, `duration`, `billsec`, `hangup_cause_q850` variables win), the
+/// answer time seen on CHANNEL_ANSWER, then the channel facts.
+pub(super) fn from_ending(
+    facts: &CallFacts,
+    resolved: &Resolved,
+    ending: &Ending,
+    final_event: Option<&Event>,
+    answer_seen: Option<OffsetDateTime>,
+) -> CallRecord {
+    let var = |name: &str| final_event.and_then(|e| e.variable(name));
+    let start_time = var("start_uepoch")
+        .and_then(micros_to_time)
+        .unwrap_or(facts.start_time);
+    let answer_time = if ending.answered {
+        var("answer_uepoch")
+            .and_then(micros_to_time)
+            .or(answer_seen)
+            .or(if facts.answered {
+                Some(start_time)
+            } else {
+                None
+            })
+    } else {
+        None
+    };
+    let end_time = var("end_uepoch")
+        .and_then(micros_to_time)
+        .unwrap_or_else(OffsetDateTime::now_utc);
+    let whole = |from: OffsetDateTime| -> u64 {
+        (end_time.unix_timestamp() - from.unix_timestamp()).max(0) as u64
+    };
+    let duration_secs = var("duration")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| whole(start_time));
+    let bill_duration_secs = match answer_time {
+        None => 0,
+        Some(at) => var("billsec")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| whole(at)),
+    };
+    let cause_code = var("hangup_cause_q850")
+        .and_then(|v| v.parse::<u16>().ok())
+        .unwrap_or(ending.cause_code);
+    CallRecord {
+        call_uuid: facts.uuid.clone(),
+        account_id: resolved.account_id.clone(),
+        direction: facts.direction,
+        from: facts.from.clone(),
+        to: facts.to.clone(),
+        caller_name: facts.caller_name.clone(),
+        forwarded_from: facts.forwarded_from.clone(),
+        start_time,
+        answer_time,
+        end_time,
+        duration_secs,
+        bill_duration_secs,
+        hangup_cause: ending.cause,
+        hangup_cause_code: cause_code,
+        hangup_cause_name: ending.cause_name.clone(),
+        hangup_source: ending.source,
+        hangup_reason: ending.reason.as_str().to_string(),
+        sip_status: ending.sip_status,
+        caller_abandoned: ending.caller_abandoned,
+        notes: ending.notes.clone(),
+    }
+}
+
+/// What the live row would have said, from the channel facts (a channel the dialplan
+/// answered counts as answered from its start).
+pub(super) fn live_from_facts(facts: &CallFacts, resolved: &Resolved) -> LiveCall {
+    LiveCall {
+        call_uuid: facts.uuid.clone(),
+        account_id: resolved.account_id.clone(),
+        direction: facts.direction,
+        from: facts.from.clone(),
+        to: facts.to.clone(),
+        caller_name: facts.caller_name.clone(),
+        forwarded_from: facts.forwarded_from.clone(),
+        start_time: facts.start_time,
+        answer_time: facts.answered.then_some(facts.start_time),
+        scheduled_hangup_at: None,
+        hangup_url: resolved.hangup_url.clone(),
+        status_callback_url: resolved.status_callback_url.clone().unwrap_or_default(),
+    }
+}
+
+/// The record of a call voxbridge ended for an error of its own without seeing its
+/// end: what `live` knows, ended now, NORMAL_TEMPORARY_FAILURE, HangupCauseName `name`,
+/// `note` its only note.
+pub(super) fn closed_out_with_error(live: &LiveCall, name: &str, note: &str) -> CallRecord {
+    let mut record = crate::store::reconcile::closed_out_record(live, OffsetDateTime::now_utc());
+    record.notes.clear();
+    mark_error(
+        &mut record,
+        HangupCause::NORMAL_TEMPORARY_FAILURE,
+        name,
+        note,
+    );
+    record
+}
+
+/// The record says voxbridge ended the call with `cause` for an error of its own.
+pub(super) fn mark_error(record: &mut CallRecord, cause: HangupCause, name: &str, note: &str) {
+    record.hangup_cause = cause;
+    record.hangup_cause_code = cause.q850();
+    record.hangup_cause_name = name.to_string();
+    record.hangup_source = HangupSource::Error;
+    record.notes.push(note.to_string());
+}
+
+/// Counts the call as ended and hands its record, with the callbacks it owes (hangup,
+/// status, and the document's post-call request if it set one), to the keeper: one
+/// transaction, written on the keeper's task.
+pub(super) async fn keep(
+    services: &CallServices,
+    resolved: &Resolved,
+    record: CallRecord,
+    post_call: Option<(String, HttpMethod)>,
+) {
+    services
+        .metrics
+        .call_ended(record.hangup_cause.name(), record.hangup_source.as_str());
+    let targets = CallbackTargets {
+        hangup_url: resolved.hangup_url.clone(),
+        status_callback_url: resolved.status_callback_url.clone().unwrap_or_default(),
+        post_call,
+    };
+    let callbacks = callbacks::for_call(&record, &targets);
+    if callbacks.is_empty() {
+        tracing::warn!("no hangup URL for this call: the record is stored without a callback");
+    }
+    services.keeper.keep(record, callbacks).await;
+}
