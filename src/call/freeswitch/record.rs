@@ -159,3 +159,144 @@ pub(super) async fn keep(
     }
     services.keeper.keep(record, callbacks).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::record::Direction;
+    use crate::document::model::HangupReason;
+    use crate::esl::event::EventFormat;
+    use std::collections::HashMap;
+
+    const START: i64 = 1_795_235_000;
+
+    fn facts(answered: bool) -> CallFacts {
+        CallFacts {
+            uuid: "u-1".into(),
+            answered,
+            direction: Direction::Inbound,
+            from: "1001".into(),
+            to: "7000".into(),
+            caller_name: "Alice".into(),
+            forwarded_from: Some("2002".into()),
+            start_time: OffsetDateTime::from_unix_timestamp(START).unwrap(),
+            variables: HashMap::new(),
+        }
+    }
+
+    fn resolved() -> Resolved {
+        Resolved {
+            answer_url: "http://127.0.0.1:1/answer".into(),
+            fallback_answer_url: None,
+            hangup_url: "http://127.0.0.1:1/hangup".into(),
+            status_callback_url: None,
+            account_id: "acc".into(),
+            auth_token: None,
+        }
+    }
+
+    fn ending(answered: bool) -> Ending {
+        Ending {
+            cause: HangupCause::NORMAL_CLEARING,
+            cause_code: 16,
+            cause_name: "Normal Hangup".into(),
+            source: HangupSource::Caller,
+            reason: HangupReason::Completed,
+            post_call: None,
+            caller_abandoned: false,
+            sip_status: Some(200),
+            answered,
+            notes: vec!["from the engine".into()],
+        }
+    }
+
+    fn hangup_complete(vars: &[(&str, &str)]) -> Event {
+        let mut headers = vec![("Event-Name".to_string(), "CHANNEL_HANGUP_COMPLETE".into())];
+        headers.extend(
+            vars.iter()
+                .map(|(k, v)| (format!("variable_{k}"), v.to_string())),
+        );
+        Event::new(headers.into_iter().collect(), None, EventFormat::Plain)
+    }
+
+    fn at(secs: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(secs).unwrap()
+    }
+
+    #[test]
+    fn the_switch_final_variables_win_over_what_the_driver_saw() {
+        let event = hangup_complete(&[
+            ("start_uepoch", "1795235001000000"),
+            ("answer_uepoch", "1795235003000000"),
+            ("end_uepoch", "1795235010000000"),
+            ("duration", "9"),
+            ("billsec", "7"),
+            ("hangup_cause_q850", "31"),
+        ]);
+        let record = from_ending(
+            &facts(false),
+            &resolved(),
+            &ending(true),
+            Some(&event),
+            Some(at(START + 5)),
+        );
+        assert_eq!(record.start_time, at(START + 1));
+        assert_eq!(record.answer_time, Some(at(START + 3)));
+        assert_eq!(record.end_time, at(START + 10));
+        assert_eq!((record.duration_secs, record.bill_duration_secs), (9, 7));
+        assert_eq!(record.hangup_cause_code, 31);
+        assert_eq!(record.hangup_cause_name, "Normal Hangup");
+        assert_eq!(record.hangup_source, HangupSource::Caller);
+        assert_eq!(record.forwarded_from.as_deref(), Some("2002"));
+        assert_eq!(record.account_id, "acc");
+        assert_eq!(record.notes, vec!["from the engine".to_string()]);
+    }
+
+    #[test]
+    fn without_switch_variables_the_answer_seen_and_the_facts_fill_in() {
+        let event = hangup_complete(&[("end_uepoch", "1795235020000000")]);
+        let seen = from_ending(
+            &facts(false),
+            &resolved(),
+            &ending(true),
+            Some(&event),
+            Some(at(START + 5)),
+        );
+        assert_eq!(seen.start_time, at(START));
+        assert_eq!(seen.answer_time, Some(at(START + 5)));
+        assert_eq!((seen.duration_secs, seen.bill_duration_secs), (20, 15));
+        assert_eq!(seen.hangup_cause_code, 16);
+        // Answered by the dialplan before the hand-over: answered from its start.
+        let by_dialplan = from_ending(&facts(true), &resolved(), &ending(true), Some(&event), None);
+        assert_eq!(by_dialplan.answer_time, Some(at(START)));
+        assert_eq!(by_dialplan.bill_duration_secs, 20);
+    }
+
+    #[test]
+    fn a_call_the_engine_never_saw_answered_bills_nothing() {
+        let event = hangup_complete(&[("answer_uepoch", "1795235003000000"), ("billsec", "7")]);
+        let record = from_ending(
+            &facts(true),
+            &resolved(),
+            &ending(false),
+            Some(&event),
+            Some(at(START + 5)),
+        );
+        assert_eq!(record.answer_time, None);
+        assert_eq!(record.bill_duration_secs, 0);
+    }
+
+    #[test]
+    fn an_error_close_out_says_error_with_its_one_note() {
+        let live = live_from_facts(&facts(true), &resolved());
+        assert_eq!(live.answer_time, Some(at(START)));
+        let record = closed_out_with_error(&live, "Error: internal error", "what happened");
+        assert_eq!(record.hangup_cause, HangupCause::NORMAL_TEMPORARY_FAILURE);
+        assert_eq!(record.hangup_cause_code, 41);
+        assert_eq!(record.hangup_cause_name, "Error: internal error");
+        assert_eq!(record.hangup_source, HangupSource::Error);
+        assert_eq!(record.notes, vec!["what happened".to_string()]);
+        assert_eq!(record.answer_time, Some(at(START)));
+        assert!(record.end_time >= record.start_time);
+    }
+}
