@@ -13,6 +13,7 @@
 //! - [`render`] — engine operations → FreeSWITCH applications; replies → outcomes.
 //! - [`writer`] — the ordered writer task and the commands it sends (`SwitchCommand`).
 //! - [`fetch`] — document fetch parameters, the fetch task, its result for the engine.
+//! - [`live_row`] — the call's live row, written in order off the loop.
 //! - [`record`] — the one place a `CallRecord` is built and handed to the keeper.
 //! - [`closeout`] — calls that end without running a document (store refusal,
 //!   handshake failed after `connect`).
@@ -64,8 +65,9 @@ use crate::esl::event::Event;
 use crate::esl::outbound::{EventStream, OutboundConnection, SocketEvent};
 use crate::metrics::Metrics;
 use crate::store::keeper::{Admission, RecordKeeper};
-use crate::store::{NewLiveCall, StoreHandle};
+use crate::store::StoreHandle;
 use channel::{micros_to_time, CallFacts};
+use live_row::LiveRowWrites;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -78,6 +80,7 @@ use writer::{SwitchCommand, Writer};
 mod channel;
 mod closeout;
 mod fetch;
+mod live_row;
 mod record;
 mod render;
 mod writer;
@@ -282,12 +285,8 @@ struct CallTask {
     fetch_task: Option<tokio::task::AbortHandle>,
     hangup_complete: Option<Event>,
     hangup_event: Option<Event>,
-    /// The call's live-row writes (start, answer, schedule), chained so they reach the
-    /// store in order. Never awaited by the loop: only the writer task waits, for the
-    /// start row alone, before the first command (issue 10 point 3) — while the document
-    /// is being fetched, so the fsync normally costs the caller nothing. The final record
-    /// does not wait for them either: once it lands, later live-row writes are no-ops.
-    store_chain: Option<tokio::task::JoinHandle<()>>,
+    /// The call's live-row writes, in order, never awaited here (see [`live_row`]).
+    live_row_writes: LiveRowWrites,
     /// The switch's time, for the engine's inputs.
     clock: SwitchClock,
     /// REST hangups waiting to hear whether the switch took the kill.
@@ -326,6 +325,7 @@ impl CallTask {
         let clock = SwitchClock::new(event_timestamp(
             conn.channel().header("Event-Date-Timestamp"),
         ));
+        let live_row_writes = LiveRowWrites::new(services.store.clone(), conn.uuid());
         let (to_switch, to_switch_rx) = mpsc::unbounded_channel();
         let (reports_tx, reports) = mpsc::unbounded_channel();
         Self {
@@ -345,7 +345,7 @@ impl CallTask {
             fetch_task: None,
             hangup_complete: None,
             hangup_event: None,
-            store_chain: None,
+            live_row_writes,
             clock,
             api_hangups: Vec::new(),
             live_row: None,
@@ -364,7 +364,7 @@ impl CallTask {
             "call taken over"
         );
         services.metrics.call_started();
-        self.record_start(&account_id);
+        self.record_start();
         let (commands_tx, mut commands) = mpsc::channel(8);
         let mut cut_off = services.cut_off.subscribe();
         let registration = services
@@ -446,24 +446,7 @@ impl CallTask {
 
     /// The live row: what the REST API shows and what a restart closes out. A channel
     /// the dialplan answered before handing it over is recorded as answered at once.
-    fn record_start(&mut self, account_id: &str) {
-        let live = NewLiveCall {
-            call_uuid: self.facts.uuid.clone(),
-            account_id: account_id.to_string(),
-            direction: self.facts.direction,
-            from: self.facts.from.clone(),
-            to: self.facts.to.clone(),
-            caller_name: self.facts.caller_name.clone(),
-            forwarded_from: self.facts.forwarded_from.clone(),
-            start_time: self.facts.start_time,
-            hangup_url: self.resolved.hangup_url.clone(),
-            status_callback_url: self
-                .resolved
-                .status_callback_url
-                .clone()
-                .unwrap_or_default(),
-        };
-        let store = self.services.store.clone();
+    fn record_start(&mut self) {
         let answered_at = self.facts.answered.then(|| {
             self.conn
                 .channel()
@@ -471,38 +454,10 @@ impl CallTask {
                 .and_then(micros_to_time)
                 .unwrap_or(self.facts.start_time)
         });
-        let (durable_tx, durable) = oneshot::channel();
+        let durable = self
+            .live_row_writes
+            .start(&self.facts, &self.resolved, answered_at);
         self.live_row = Some(durable);
-        self.store_write(async move {
-            let uuid = live.call_uuid.clone();
-            // Bounded retries (RetryPolicy::LIVE_CALL): a row that cannot be written in
-            // that time refuses the call; its final record is then kept like any other.
-            let result = store.call_started(live).await;
-            let _ = durable_tx.send(result.is_ok());
-            if let Err(e) = result {
-                tracing::error!(error = %e, "could not record the live call; refusing it");
-                return;
-            }
-            if let Some(at) = answered_at {
-                if let Err(e) = store.call_answered(&uuid, at).await {
-                    tracing::warn!(error = %e, "could not record the answer time");
-                }
-            }
-        });
-    }
-
-    /// Queues a live-row write behind the call's earlier ones.
-    fn store_write(&mut self, write: impl std::future::Future<Output = ()> + Send + 'static) {
-        let previous = self.store_chain.take();
-        self.store_chain = Some(tokio::spawn(
-            async move {
-                if let Some(p) = previous {
-                    let _ = p.await;
-                }
-                write.await
-            }
-            .in_current_span(),
-        ));
     }
 
     /// Spawns the ordered writer (see [`writer`]).
@@ -567,23 +522,13 @@ impl CallTask {
                 }
                 Action::ScheduleArmed { after } => {
                     let at = OffsetDateTime::now_utc() + after;
-                    self.spawn_store_schedule(Some(at));
+                    self.live_row_writes.scheduled_hangup(Some(at));
                 }
-                Action::ScheduleCleared => self.spawn_store_schedule(None),
+                Action::ScheduleCleared => self.live_row_writes.scheduled_hangup(None),
                 Action::Finish(ending) => return Some(ending),
             }
         }
         None
-    }
-
-    fn spawn_store_schedule(&mut self, at: Option<OffsetDateTime>) {
-        let store = self.services.store.clone();
-        let uuid = self.facts.uuid.clone();
-        self.store_write(async move {
-            if let Err(e) = store.set_scheduled_hangup(&uuid, at).await {
-                tracing::warn!(error = %e, "could not record the scheduled hangup");
-            }
-        });
     }
 
     fn start_fetch(&mut self, req: DocumentFetch) {
@@ -722,13 +667,7 @@ impl CallTask {
                     .and_then(micros_to_time)
                     .unwrap_or_else(OffsetDateTime::now_utc);
                 self.answer_time = Some(at);
-                let store = self.services.store.clone();
-                let uuid = self.facts.uuid.clone();
-                self.store_write(async move {
-                    if let Err(e) = store.call_answered(&uuid, at).await {
-                        tracing::warn!(error = %e, "could not record the answer time");
-                    }
-                });
+                self.live_row_writes.answered(at);
                 self.input_from(&event, Input::Answered);
             }
             "DTMF" => {
