@@ -215,22 +215,27 @@ impl OutboundConnection {
             peer,
         };
         let _ = connected.set(conn.clone());
-        conn.soft(Command::myevents(options.format)).await?;
+        conn.step_warn_on_refusal(Command::myevents(options.format))
+            .await?;
         if !options.nix_events.is_empty() {
-            conn.soft(Command::nixevent(&options.nix_events)?).await?;
+            conn.step_warn_on_refusal(Command::nixevent(&options.nix_events)?)
+                .await?;
         }
         if let Some(l) = options.linger {
-            conn.soft(Command::linger(l)).await?;
+            conn.step_warn_on_refusal(Command::linger(l)).await?;
         }
         if !options.events.is_empty() {
-            conn.soft(Command::event(options.format, &options.events)?)
+            conn.step_warn_on_refusal(Command::event(options.format, &options.events)?)
                 .await?;
         }
         Ok(conn)
     }
 
-    /// A handshake step whose `-ERR` is worth a warning, not the call.
-    async fn soft(&self, cmd: Command) -> Result<(), EslError> {
+    /// Sends one handshake step (`myevents`, `nixevent`, `linger`, `event`) whose `-ERR`
+    /// reply is logged as a warning and otherwise ignored: the call is still worth
+    /// running without it (e.g. a switch that refuses `linger` still delivers events).
+    /// Only a transport failure (`Err`) ends the handshake.
+    async fn step_warn_on_refusal(&self, cmd: Command) -> Result<(), EslError> {
         let reply = self.session.command(&cmd).await?;
         if reply.is_err() {
             tracing::warn!(peer = %self.peer, uuid = %self.uuid, command = cmd.line(), reply = reply.text(), "ESL handshake step refused");

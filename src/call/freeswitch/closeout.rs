@@ -4,49 +4,19 @@
 //! reference §2.7), then leaves the socket, then hands its record to the keeper — so
 //! every call that reached voxbridge has a CDR and a hangup callback (SPEC §2 step 7).
 
-use super::{CallFacts, CallServices};
-use crate::app::callbacks::{self, CallbackTargets};
+use super::channel::CallFacts;
+use super::{record, CallServices};
 use crate::call::route::Resolved;
 use crate::cause::HangupCause;
 use crate::esl::event::ChannelData;
 use crate::esl::outbound::{EventStream, OutboundConnection, SocketEvent};
-use crate::record::call::{CallRecord, HangupSource};
-use crate::store::LiveCall;
 use std::time::Duration;
-use time::OffsetDateTime;
 
 /// HangupCauseName of a call refused because the store could not write.
 pub const STORE_UNAVAILABLE: &str = "Error: store unavailable";
 
 /// How long a refused call waits for the switch to confirm the hangup before leaving.
 const HANGUP_CONFIRM_WAIT: Duration = Duration::from_secs(5);
-
-/// The record says voxbridge ended the call with `cause` for an error of its own.
-pub(super) fn mark_error(record: &mut CallRecord, cause: HangupCause, name: &str, note: &str) {
-    record.hangup_cause = cause;
-    record.hangup_cause_code = cause.q850();
-    record.hangup_cause_name = name.to_string();
-    record.hangup_source = HangupSource::Error;
-    record.notes.push(note.to_string());
-}
-
-/// What the live row would have said, from the channel data.
-pub(super) fn live_from_facts(facts: &CallFacts, resolved: &Resolved) -> LiveCall {
-    LiveCall {
-        call_uuid: facts.uuid.clone(),
-        account_id: resolved.account_id.clone(),
-        direction: facts.direction,
-        from: facts.from.clone(),
-        to: facts.to.clone(),
-        caller_name: facts.caller_name.clone(),
-        forwarded_from: facts.forwarded_from.clone(),
-        start_time: facts.start_time,
-        answer_time: facts.answered.then_some(facts.start_time),
-        scheduled_hangup_at: None,
-        hangup_url: resolved.hangup_url.clone(),
-        status_callback_url: resolved.status_callback_url.clone().unwrap_or_default(),
-    }
-}
 
 /// A record for a call that ended without its document running, handed to the keeper.
 async fn keep_error_record(
@@ -56,25 +26,9 @@ async fn keep_error_record(
     name: &str,
     note: &str,
 ) {
-    let live = live_from_facts(facts, resolved);
-    let mut record = crate::call::reconcile::closed_out_record(&live, OffsetDateTime::now_utc());
-    record.notes.clear();
-    mark_error(
-        &mut record,
-        HangupCause::NORMAL_TEMPORARY_FAILURE,
-        name,
-        note,
-    );
-    services
-        .metrics
-        .call_ended(record.hangup_cause.name(), record.hangup_source.as_str());
-    let targets = CallbackTargets {
-        hangup_url: resolved.hangup_url.clone(),
-        status_callback_url: resolved.status_callback_url.clone().unwrap_or_default(),
-        post_call: None,
-    };
-    let callbacks = callbacks::for_call(&record, &targets);
-    services.keeper.keep(record, callbacks).await;
+    let live = record::live_from_facts(facts, resolved);
+    let record = record::closed_out_with_error(&live, name, note);
+    record::keep(services, resolved, record, None).await;
 }
 
 /// The store cannot write: refuse the call at once (SIP 503), without asking the

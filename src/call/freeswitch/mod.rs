@@ -7,6 +7,17 @@
 //! keep their order while the loop keeps draining the (bounded) event stream — a loop
 //! that awaited a reply while the stream was full would deadlock the connection.
 //!
+//! Layout, one concern per module; this one is the call task (its `select!` loop and the
+//! glue between the engine's actions and the modules below):
+//! - [`channel`] — `CallFacts`, what the `connect` reply says of the call.
+//! - [`render`] — engine operations → FreeSWITCH applications; replies → outcomes.
+//! - [`writer`] — the ordered writer task and the commands it sends (`SwitchCommand`).
+//! - [`fetch`] — document fetch parameters, the fetch task, its result for the engine.
+//! - [`live_row`] — the call's live row, written in order off the loop.
+//! - [`record`] — the one place a `CallRecord` is built and handed to the keeper.
+//! - [`closeout`] — calls that end without running a document (store refusal,
+//!   handshake failed after `connect`).
+//!
 //! Decisions (SPEC §2, reference §2.5–2.8):
 //! - The engine speaks switch-neutral [`crate::call::channel_op::ChannelOp`]s; `render`
 //!   turns each into a dialplan application (name, argument, `http_cache://` paths, TTS
@@ -40,11 +51,9 @@
 //! - Calls still up when the shutdown grace expires are hung up (`uuid_kill`) and
 //!   recorded like any other call (source `Error`), see [`CallServices::cut_off`].
 
-use crate::app::callbacks::{self, CallbackTargets};
-use crate::app::fetch::{CallStatus, FetchParams, FetchRequest, Fetcher};
+use crate::app::fetch::Fetcher;
 use crate::call::engine::{
-    Action, CallEngine, DocumentFetch, EngineSettings, FetchFailure, HangupCommand, Input, OpId,
-    Reaction,
+    Action, CallEngine, DocumentFetch, EngineSettings, HangupCommand, Input, OpId, Reaction,
 };
 use crate::call::hangup::Ending;
 use crate::call::live::{CallCommand, HangupReply, LiveCalls};
@@ -52,14 +61,13 @@ use crate::call::route::{Resolved, Router};
 use crate::call::switch_clock::{event_timestamp, SwitchClock};
 use crate::cause::HangupCause;
 use crate::config::Config;
-use crate::document::model::FetchEvent;
-use crate::esl::command::Execute;
-use crate::esl::event::{ChannelData, Event};
+use crate::esl::event::Event;
 use crate::esl::outbound::{EventStream, OutboundConnection, SocketEvent};
 use crate::metrics::Metrics;
-use crate::record::call::{CallRecord, Direction};
 use crate::store::keeper::{Admission, RecordKeeper};
-use crate::store::{NewLiveCall, StoreHandle};
+use crate::store::StoreHandle;
+use channel::{micros_to_time, CallFacts};
+use live_row::LiveRowWrites;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -67,9 +75,15 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
+use writer::{SwitchCommand, Writer};
 
+mod channel;
 mod closeout;
+mod fetch;
+mod live_row;
+mod record;
 mod render;
+mod writer;
 pub use closeout::close_out_abandoned;
 
 /// The events `myevents` subscribes to that the driver never reads. They are dropped
@@ -142,115 +156,18 @@ impl CallServices {
     }
 }
 
-/// What the caller of a call is, from the `connect` reply.
-#[derive(Clone, Debug)]
-struct CallFacts {
-    uuid: String,
-    answered: bool,
-    direction: Direction,
-    from: String,
-    to: String,
-    caller_name: String,
-    forwarded_from: Option<String>,
-    start_time: OffsetDateTime,
-    variables: HashMap<String, String>,
-}
-
-impl CallFacts {
-    fn from_channel(uuid: &str, ch: &ChannelData) -> Self {
-        let variables: HashMap<String, String> = ch
-            .variables()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let direction = match ch.direction() {
-            Some("outbound") => Direction::Outbound,
-            _ => Direction::Inbound,
-        };
-        let start_time = ch
-            .header("Caller-Channel-Created-Time")
-            .or_else(|| ch.header("Channel-Channel-Created-Time"))
-            .and_then(micros_to_time)
-            .unwrap_or_else(OffsetDateTime::now_utc);
-        let forwarded_from = variables
-            .get("sip_h_Diversion")
-            .or_else(|| variables.get("sip_h_diversion"))
-            .and_then(|d| diversion_user(d));
-        Self {
-            uuid: uuid.to_string(),
-            answered: ch.is_answered(),
-            direction,
-            from: ch.caller_id_number().unwrap_or_default().to_string(),
-            to: ch.destination_number().unwrap_or_default().to_string(),
-            caller_name: ch.caller_id_name().unwrap_or_default().to_string(),
-            forwarded_from,
-            start_time,
-            variables,
-        }
-    }
-}
-
-impl CallFacts {
-    /// What the safety net records when building the call itself failed: the uuid, the
-    /// caller and the callee as the channel gives them, and the callback targets the
-    /// configuration gives without the channel's variables (which may be what broke).
-    fn bare(services: &CallServices, conn: &OutboundConnection, uuid: &str) -> (Self, Resolved) {
-        let ch = conn.channel();
-        let facts = Self {
-            uuid: uuid.to_string(),
-            answered: false,
-            direction: Direction::Inbound,
-            from: ch.caller_id_number().unwrap_or_default().to_string(),
-            to: ch.destination_number().unwrap_or_default().to_string(),
-            caller_name: ch.caller_id_name().unwrap_or_default().to_string(),
-            forwarded_from: None,
-            start_time: OffsetDateTime::now_utc(),
-            variables: HashMap::new(),
-        };
-        let resolved = services.router.callback_targets(&HashMap::new(), &facts.to);
-        (facts, resolved)
-    }
-}
-
-/// The number in a Diversion header: `<sip:1234@host>;reason=…` → `1234`.
-fn diversion_user(header: &str) -> Option<String> {
-    let uri = header.split(['<', '>']).find(|s| s.contains("sip:"))?;
-    let user = uri.split("sip:").nth(1)?.split(['@', ';']).next()?;
-    (!user.is_empty()).then(|| user.to_string())
-}
-
-/// Switch timestamps are microseconds since the epoch; `0` means "never". A value out
-/// of range (the switch's text is not trusted) is "unknown", never a panic.
-fn micros_to_time(text: &str) -> Option<OffsetDateTime> {
-    let us = text.trim().parse::<i128>().ok().filter(|v| *v > 0)?;
-    OffsetDateTime::from_unix_timestamp_nanos(us.checked_mul(1000)?).ok()
-}
-
-/// Commands to the switch, carried in order by the writer task.
-enum Outgoing {
-    Execute {
-        app: String,
-        arg: String,
-        event_uuid: String,
-    },
-    Kill {
-        cause: HangupCause,
-    },
-    HangupMessage {
-        cause: HangupCause,
-    },
-    Exit,
-}
-
-/// What the writer and fetch tasks report back to the loop.
-enum Feedback {
+/// What the call's worker tasks (the ordered [`writer`] and the document [`fetch`]) report
+/// back to its loop.
+enum WorkerReport {
     /// The switch refused an application we sent (`-ERR`); it will never complete.
-    ExecuteFailed { event_uuid: String, reason: String },
+    ExecuteRefused { event_uuid: String, reason: String },
     /// What the switch answered to a `uuid_kill` or hangup message (`Err`: its `-ERR`
     /// reply, or why it could not be sent).
-    CommandDone {
+    HangupCommandDone {
         command: HangupCommand,
         result: Result<(), String>,
     },
+    /// The document fetch is over (after its retries and fallback).
     Fetched {
         result: Result<crate::app::fetch::Fetched, crate::app::fetch::FetchError>,
         elapsed: Duration,
@@ -325,6 +242,7 @@ async fn close_out_after_panic(
         conn.api(&format!("uuid_kill {} {}", facts.uuid, cause.name())),
     )
     .await;
+    // No live row: it was never written, so no answer time was recorded either.
     let live = services
         .store
         .live_call(&resolved.account_id, &facts.uuid)
@@ -332,36 +250,16 @@ async fn close_out_after_panic(
         .ok()
         .flatten()
         .unwrap_or_else(|| crate::store::LiveCall {
-            call_uuid: facts.uuid.clone(),
-            account_id: resolved.account_id.clone(),
-            direction: facts.direction,
-            from: facts.from.clone(),
-            to: facts.to.clone(),
-            caller_name: facts.caller_name.clone(),
-            forwarded_from: facts.forwarded_from.clone(),
-            start_time: facts.start_time,
             answer_time: None,
-            scheduled_hangup_at: None,
-            hangup_url: resolved.hangup_url.clone(),
-            status_callback_url: resolved.status_callback_url.clone().unwrap_or_default(),
+            ..record::live_from_facts(facts, resolved)
         });
-    let mut record = crate::call::reconcile::closed_out_record(&live, OffsetDateTime::now_utc());
-    record.hangup_cause = cause;
-    record.hangup_cause_code = cause.q850();
-    record.hangup_cause_name = "Error: internal error".into();
-    record.hangup_source = crate::record::call::HangupSource::Error;
-    record.notes = vec!["the call's task failed (a bug); closed out with what was known".into()];
-    services
-        .metrics
-        .call_ended(record.hangup_cause.name(), record.hangup_source.as_str());
-    let targets = CallbackTargets {
-        hangup_url: resolved.hangup_url.clone(),
-        status_callback_url: resolved.status_callback_url.clone().unwrap_or_default(),
-        post_call: None,
-    };
-    let callbacks = callbacks::for_call(&record, &targets);
+    let record = record::closed_out_with_error(
+        &live,
+        "Error: internal error",
+        "the call's task failed (a bug); closed out with what was known",
+    );
     let _ = tokio::time::timeout(Duration::from_secs(5), conn.exit()).await;
-    services.keeper.keep(record, callbacks).await;
+    record::keep(services, resolved, record, None).await;
 }
 
 struct CallTask {
@@ -373,10 +271,11 @@ struct CallTask {
     engine: CallEngine,
     /// Event-UUID → the engine's id, for apps sent and not yet completed.
     apps: HashMap<String, OpId>,
-    outgoing: mpsc::UnboundedSender<Outgoing>,
-    outgoing_rx: Option<mpsc::UnboundedReceiver<Outgoing>>,
-    feedback_tx: mpsc::UnboundedSender<Feedback>,
-    feedback: mpsc::UnboundedReceiver<Feedback>,
+    /// The ordered writer's queue.
+    to_switch: mpsc::UnboundedSender<SwitchCommand>,
+    to_switch_rx: Option<mpsc::UnboundedReceiver<SwitchCommand>>,
+    reports_tx: mpsc::UnboundedSender<WorkerReport>,
+    reports: mpsc::UnboundedReceiver<WorkerReport>,
     expansion_disabled: bool,
     /// The URL that served the document being executed: the asker of its Redirects.
     document_url: Option<String>,
@@ -386,12 +285,8 @@ struct CallTask {
     fetch_task: Option<tokio::task::AbortHandle>,
     hangup_complete: Option<Event>,
     hangup_event: Option<Event>,
-    /// The call's live-row writes (start, answer, schedule), chained so they reach the
-    /// store in order. Never awaited by the loop: only the writer task waits, for the
-    /// start row alone, before the first command (issue 10 point 3) — while the document
-    /// is being fetched, so the fsync normally costs the caller nothing. The final record
-    /// does not wait for them either: once it lands, later live-row writes are no-ops.
-    store_chain: Option<tokio::task::JoinHandle<()>>,
+    /// The call's live-row writes, in order, never awaited here (see [`live_row`]).
+    live_row_writes: LiveRowWrites,
     /// The switch's time, for the engine's inputs.
     clock: SwitchClock,
     /// REST hangups waiting to hear whether the switch took the kill.
@@ -430,8 +325,9 @@ impl CallTask {
         let clock = SwitchClock::new(event_timestamp(
             conn.channel().header("Event-Date-Timestamp"),
         ));
-        let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
-        let (feedback_tx, feedback) = mpsc::unbounded_channel();
+        let live_row_writes = LiveRowWrites::new(services.store.clone(), conn.uuid());
+        let (to_switch, to_switch_rx) = mpsc::unbounded_channel();
+        let (reports_tx, reports) = mpsc::unbounded_channel();
         Self {
             services,
             conn,
@@ -439,17 +335,17 @@ impl CallTask {
             resolved,
             engine,
             apps: HashMap::new(),
-            outgoing,
-            outgoing_rx: Some(outgoing_rx),
-            feedback_tx,
-            feedback,
+            to_switch,
+            to_switch_rx: Some(to_switch_rx),
+            reports_tx,
+            reports,
             expansion_disabled: false,
             document_url: None,
             answer_time: None,
             fetch_task: None,
             hangup_complete: None,
             hangup_event: None,
-            store_chain: None,
+            live_row_writes,
             clock,
             api_hangups: Vec::new(),
             live_row: None,
@@ -468,7 +364,7 @@ impl CallTask {
             "call taken over"
         );
         services.metrics.call_started();
-        self.record_start(&account_id);
+        self.record_start();
         let (commands_tx, mut commands) = mpsc::channel(8);
         let mut cut_off = services.cut_off.subscribe();
         let registration = services
@@ -501,7 +397,7 @@ impl CallTask {
                     Some(item) => self.on_socket_item(item),
                     None => self.input(Input::SocketLost),
                 },
-                Some(fb) = self.feedback.recv() => self.on_feedback(fb),
+                Some(report) = self.reports.recv() => self.on_report(report),
                 Some(cmd) = commands.recv() => self.on_command(cmd),
                 Ok(()) = cut_off.changed(), if self.cut_off_at.is_none() => self.on_cut_off(),
                 _ = sleep => self.on_wakeup(),
@@ -518,9 +414,9 @@ impl CallTask {
         }
         // Release the channel before anything touches the store: leave the socket (the
         // switch answers `+OK bye`, sends its final notice, closes).
-        let _ = self.outgoing.send(Outgoing::Exit);
+        let _ = self.to_switch.send(SwitchCommand::Exit);
         let (closed_tx, _) = mpsc::unbounded_channel();
-        drop(std::mem::replace(&mut self.outgoing, closed_tx));
+        drop(std::mem::replace(&mut self.to_switch, closed_tx));
         let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
         // Let the connection wind down (final notice / EOF) without blocking anyone.
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -543,31 +439,14 @@ impl CallTask {
         }
         tracing::warn!("shutdown grace expired with the call up: hanging it up");
         self.cut_off_at = Some(Instant::now());
-        let _ = self.outgoing.send(Outgoing::Kill {
+        let _ = self.to_switch.send(SwitchCommand::Kill {
             cause: HangupCause::NORMAL_TEMPORARY_FAILURE,
         });
     }
 
     /// The live row: what the REST API shows and what a restart closes out. A channel
     /// the dialplan answered before handing it over is recorded as answered at once.
-    fn record_start(&mut self, account_id: &str) {
-        let live = NewLiveCall {
-            call_uuid: self.facts.uuid.clone(),
-            account_id: account_id.to_string(),
-            direction: self.facts.direction,
-            from: self.facts.from.clone(),
-            to: self.facts.to.clone(),
-            caller_name: self.facts.caller_name.clone(),
-            forwarded_from: self.facts.forwarded_from.clone(),
-            start_time: self.facts.start_time,
-            hangup_url: self.resolved.hangup_url.clone(),
-            status_callback_url: self
-                .resolved
-                .status_callback_url
-                .clone()
-                .unwrap_or_default(),
-        };
-        let store = self.services.store.clone();
+    fn record_start(&mut self) {
         let answered_at = self.facts.answered.then(|| {
             self.conn
                 .channel()
@@ -575,122 +454,24 @@ impl CallTask {
                 .and_then(micros_to_time)
                 .unwrap_or(self.facts.start_time)
         });
-        let (durable_tx, durable) = oneshot::channel();
+        let durable = self
+            .live_row_writes
+            .start(&self.facts, &self.resolved, answered_at);
         self.live_row = Some(durable);
-        self.store_write(async move {
-            let uuid = live.call_uuid.clone();
-            // Bounded retries (RetryPolicy::LIVE_CALL): a row that cannot be written in
-            // that time refuses the call; its final record is then kept like any other.
-            let result = store.call_started(live).await;
-            let _ = durable_tx.send(result.is_ok());
-            if let Err(e) = result {
-                tracing::error!(error = %e, "could not record the live call; refusing it");
-                return;
-            }
-            if let Some(at) = answered_at {
-                if let Err(e) = store.call_answered(&uuid, at).await {
-                    tracing::warn!(error = %e, "could not record the answer time");
-                }
-            }
-        });
     }
 
-    /// Queues a live-row write behind the call's earlier ones.
-    fn store_write(&mut self, write: impl std::future::Future<Output = ()> + Send + 'static) {
-        let previous = self.store_chain.take();
-        self.store_chain = Some(tokio::spawn(
-            async move {
-                if let Some(p) = previous {
-                    let _ = p.await;
-                }
-                write.await
-            }
-            .in_current_span(),
-        ));
-    }
-
-    /// Spawns the task that writes commands to the switch in order.
+    /// Spawns the ordered writer (see [`writer`]).
     fn start_writer(&mut self) -> tokio::task::JoinHandle<()> {
-        let mut rx = self.outgoing_rx.take().expect("writer started once");
-        let conn = self.conn.clone();
-        let feedback = self.feedback_tx.clone();
-        let uuid = self.facts.uuid.clone();
-        let live_row = self.live_row.take();
-        let refused = self.refused_for_store.clone();
-        let keeper = self.services.keeper.clone();
-        tokio::spawn(
-            async move {
-                let mut live_row = live_row;
-                while let Some(cmd) = rx.recv().await {
-                    // Point 3: the live row is durable before the first command that
-                    // changes the channel (leaving the socket changes nothing).
-                    if let (Some(durable), false) = (live_row.take(), matches!(cmd, Outgoing::Exit)) {
-                        if !durable.await.unwrap_or(false) {
-                            keeper.live_row_failed();
-                            refused.store(true, Ordering::Relaxed);
-                            refuse_for_store(&conn).await;
-                        }
-                    }
-                    if refused.load(Ordering::Relaxed) && !matches!(cmd, Outgoing::Exit) {
-                        // Refused: nothing more goes to the channel; its hangup events
-                        // end the call.
-                        continue;
-                    }
-                    match cmd {
-                        Outgoing::Execute {
-                            app,
-                            arg,
-                            event_uuid,
-                        } => {
-                            let arg = (!arg.is_empty()).then_some(arg);
-                            let exec = Execute::locked(&app, arg.as_deref(), &event_uuid);
-                            if let Err(e) = conn.send_execute_with(exec).await {
-                                tracing::warn!(app = %app, error = %e, "the switch did not take an application");
-                                let _ = feedback.send(Feedback::ExecuteFailed {
-                                    event_uuid,
-                                    reason: e.to_string(),
-                                });
-                            }
-                        }
-                        Outgoing::Kill { cause } => {
-                            let cmd = format!("uuid_kill {uuid} {}", cause.name());
-                            let result = match conn.api(&cmd).await {
-                                Ok(r) if r.body.starts_with("+OK") => Ok(()),
-                                // -ERR No such channel: the caller hung up at the same
-                                // moment; the engine knows the switch's events tell the rest.
-                                Ok(r) => {
-                                    tracing::info!(reply = %r.body.trim(), "uuid_kill not applied");
-                                    Err(r.body.trim().to_string())
-                                }
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "uuid_kill failed");
-                                    Err(e.to_string())
-                                }
-                            };
-                            let _ = feedback.send(Feedback::CommandDone {
-                                command: HangupCommand::Kill,
-                                result,
-                            });
-                        }
-                        Outgoing::HangupMessage { cause } => {
-                            let result = conn.hangup(cause.name()).await.map_err(|e| {
-                                tracing::warn!(error = %e, "the hangup message was refused");
-                                e.to_string()
-                            });
-                            let _ = feedback.send(Feedback::CommandDone {
-                                command: HangupCommand::HangupAfterOp,
-                                result,
-                            });
-                        }
-                        Outgoing::Exit => {
-                            let _ = conn.exit().await;
-                            break;
-                        }
-                    }
-                }
-            }
-            .in_current_span(),
-        )
+        let queue = self.to_switch_rx.take().expect("writer started once");
+        Writer {
+            conn: self.conn.clone(),
+            uuid: self.facts.uuid.clone(),
+            reports: self.reports_tx.clone(),
+            live_row: self.live_row.take(),
+            refused_for_store: self.refused_for_store.clone(),
+            keeper: self.services.keeper.clone(),
+        }
+        .spawn(queue)
     }
 
     /// An input that is not a switch event, stamped with the switch's time now.
@@ -718,7 +499,7 @@ impl CallTask {
                     let arg = app.arg;
                     if arg.contains("${") && !self.expansion_disabled {
                         self.expansion_disabled = true;
-                        let _ = self.outgoing.send(Outgoing::Execute {
+                        let _ = self.to_switch.send(SwitchCommand::Execute {
                             app: "set".into(),
                             arg: "app_disable_expand_variables=true".into(),
                             event_uuid: uuid::Uuid::new_v4().to_string(),
@@ -727,103 +508,50 @@ impl CallTask {
                     let event_uuid = uuid::Uuid::new_v4().to_string();
                     self.apps.insert(event_uuid.clone(), id);
                     tracing::debug!(app = app.name, arg = %arg, "execute");
-                    let _ = self.outgoing.send(Outgoing::Execute {
+                    let _ = self.to_switch.send(SwitchCommand::Execute {
                         app: app.name.to_string(),
                         arg,
                         event_uuid,
                     });
                 }
                 Action::Kill { cause } => {
-                    let _ = self.outgoing.send(Outgoing::Kill { cause });
+                    let _ = self.to_switch.send(SwitchCommand::Kill { cause });
                 }
                 Action::HangupAfterOp { cause } => {
-                    let _ = self.outgoing.send(Outgoing::HangupMessage { cause });
+                    let _ = self.to_switch.send(SwitchCommand::HangupMessage { cause });
                 }
                 Action::ScheduleArmed { after } => {
                     let at = OffsetDateTime::now_utc() + after;
-                    self.spawn_store_schedule(Some(at));
+                    self.live_row_writes.scheduled_hangup(Some(at));
                 }
-                Action::ScheduleCleared => self.spawn_store_schedule(None),
+                Action::ScheduleCleared => self.live_row_writes.scheduled_hangup(None),
                 Action::Finish(ending) => return Some(ending),
             }
         }
         None
     }
 
-    fn spawn_store_schedule(&mut self, at: Option<OffsetDateTime>) {
-        let store = self.services.store.clone();
-        let uuid = self.facts.uuid.clone();
-        self.store_write(async move {
-            if let Err(e) = store.set_scheduled_hangup(&uuid, at).await {
-                tracing::warn!(error = %e, "could not record the scheduled hangup");
-            }
-        });
-    }
-
     fn start_fetch(&mut self, req: DocumentFetch) {
-        let resolved = self.resolved.clone();
-        let params = FetchParams {
-            call_uuid: self.facts.uuid.clone(),
-            from: self.facts.from.clone(),
-            to: self.facts.to.clone(),
-            caller_name: self.facts.caller_name.clone(),
-            direction: self.facts.direction,
-            call_status: if self.engine.answered() {
-                CallStatus::InProgress
-            } else {
-                CallStatus::Ringing
-            },
-            event: req.event,
-            forwarded_from: self.facts.forwarded_from.clone(),
-            account_id: resolved.account_id.clone(),
-            extra: self
-                .services
-                .config
-                .app
-                .extra_variables
-                .iter()
-                .filter_map(|name| {
-                    self.facts
-                        .variables
-                        .get(name)
-                        .map(|v| (name.clone(), v.clone()))
-                })
-                .collect(),
-        }
-        .to_pairs();
-        let (fallback, asked_by) = match req.event {
-            FetchEvent::StartApp => (resolved.fallback_answer_url.clone(), None),
-            FetchEvent::Redirect => (None, self.document_url.clone()),
-        };
-        let services = self.services.clone();
-        let feedback = self.feedback_tx.clone();
-        let url = req.url.clone();
-        let method = req.method;
-        let task = tokio::spawn(
-            async move {
-                let started = Instant::now();
-                let request = FetchRequest {
-                    url: &url,
-                    fallback_url: fallback.as_deref(),
-                    method,
-                    params: &params,
-                    signing_token: resolved.auth_token.as_deref(),
-                    asked_by: asked_by.as_deref(),
-                };
-                let result = services.fetcher.fetch(&request).await;
-                let _ = feedback.send(Feedback::Fetched {
-                    result,
-                    elapsed: started.elapsed(),
-                });
-            }
-            .in_current_span(),
+        let params = fetch::params(
+            &self.facts,
+            &self.resolved,
+            self.engine.answered(),
+            req.event,
+            &self.services.config.app.extra_variables,
         );
-        self.fetch_task = Some(task.abort_handle());
+        self.fetch_task = Some(fetch::spawn(
+            self.services.clone(),
+            self.resolved.clone(),
+            req,
+            params,
+            self.document_url.clone(),
+            self.reports_tx.clone(),
+        ));
     }
 
-    fn on_feedback(&mut self, fb: Feedback) {
-        match fb {
-            Feedback::CommandDone { command, result } => {
+    fn on_report(&mut self, report: WorkerReport) {
+        match report {
+            WorkerReport::HangupCommandDone { command, result } => {
                 let Err(reply) = result else {
                     self.answer_api_hangups(HangupReply::Ending);
                     return;
@@ -840,7 +568,7 @@ impl CallTask {
                 }
                 // Otherwise a fallback is on its way; its outcome answers.
             }
-            Feedback::ExecuteFailed { event_uuid, reason } => {
+            WorkerReport::ExecuteRefused { event_uuid, reason } => {
                 if let Some(id) = self.apps.remove(&event_uuid) {
                     self.input(Input::OpFinished {
                         id,
@@ -848,37 +576,14 @@ impl CallTask {
                     });
                 }
             }
-            Feedback::Fetched { result, elapsed } => {
+            WorkerReport::Fetched { result, elapsed } => {
                 self.services
                     .metrics
                     .fetch_observed(elapsed, result.is_ok());
-                let input = match result {
-                    Ok(fetched) => {
-                        self.document_url = Some(fetched.url.clone());
-                        tracing::info!(
-                            url = %fetched.url,
-                            attempts = fetched.attempts,
-                            fallback = fetched.from_fallback,
-                            instructions = fetched.document.instructions.len(),
-                            "document fetched"
-                        );
-                        Ok(fetched.document)
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "no usable document");
-                        Err(match &e {
-                            crate::app::fetch::FetchError::InvalidDocument { error, .. } => {
-                                FetchFailure::Invalid(error.to_string())
-                            }
-                            // The document that asked is at fault: it is invalid here.
-                            refused @ crate::app::fetch::FetchError::Refused { .. } => {
-                                FetchFailure::Invalid(refused.to_string())
-                            }
-                            other => FetchFailure::NoDocument(other.to_string()),
-                        })
-                    }
-                };
-                self.input(Input::DocumentFetched(input));
+                if let Ok(fetched) = &result {
+                    self.document_url = Some(fetched.url.clone());
+                }
+                self.input(Input::DocumentFetched(fetch::engine_result(result)));
             }
         }
     }
@@ -962,13 +667,7 @@ impl CallTask {
                     .and_then(micros_to_time)
                     .unwrap_or_else(OffsetDateTime::now_utc);
                 self.answer_time = Some(at);
-                let store = self.services.store.clone();
-                let uuid = self.facts.uuid.clone();
-                self.store_write(async move {
-                    if let Err(e) = store.call_answered(&uuid, at).await {
-                        tracing::warn!(error = %e, "could not record the answer time");
-                    }
-                });
+                self.live_row_writes.answered(at);
                 self.input_from(&event, Input::Answered);
             }
             "DTMF" => {
@@ -1008,16 +707,23 @@ impl CallTask {
     /// its own task; the channel is already released). The call's live-row writes still
     /// in flight need not be waited for: once the record lands they are no-ops.
     async fn finish(&mut self, ending: Ending) {
-        let mut record = self.build_record(&ending);
+        let final_event = self.hangup_complete.as_ref().or(self.hangup_event.as_ref());
+        let mut record = record::from_ending(
+            &self.facts,
+            &self.resolved,
+            &ending,
+            final_event,
+            self.answer_time,
+        );
         if self.refused_for_store.load(Ordering::Relaxed) {
-            closeout::mark_error(
+            record::mark_error(
                 &mut record,
                 HangupCause::NORMAL_TEMPORARY_FAILURE,
                 closeout::STORE_UNAVAILABLE,
                 "refused: the store could not write the live call (503)",
             );
         } else if self.cut_off_at.is_some() {
-            closeout::mark_error(
+            record::mark_error(
                 &mut record,
                 HangupCause::NORMAL_TEMPORARY_FAILURE,
                 "Error: cut off at shutdown",
@@ -1032,99 +738,14 @@ impl CallTask {
             billsec = record.bill_duration_secs,
             "call ended"
         );
-        self.services
-            .metrics
-            .call_ended(record.hangup_cause.name(), record.hangup_source.as_str());
-        let targets = CallbackTargets {
-            hangup_url: self.resolved.hangup_url.clone(),
-            status_callback_url: self
-                .resolved
-                .status_callback_url
-                .clone()
-                .unwrap_or_default(),
-            post_call: ending.post_call.as_ref().map(|p| (p.url.clone(), p.method)),
-        };
-        let callbacks = callbacks::for_call(&record, &targets);
-        if callbacks.is_empty() {
-            tracing::warn!("no hangup URL for this call: the record is stored without a callback");
-        }
-        self.services.keeper.keep(record, callbacks).await;
-    }
-
-    fn build_record(&self, ending: &Ending) -> CallRecord {
-        let fin = self.hangup_complete.as_ref().or(self.hangup_event.as_ref());
-        let var = |name: &str| fin.and_then(|e| e.variable(name));
-        let start_time = var("start_uepoch")
-            .and_then(micros_to_time)
-            .unwrap_or(self.facts.start_time);
-        let answer_time = if ending.answered {
-            var("answer_uepoch")
-                .and_then(micros_to_time)
-                .or(self.answer_time)
-                .or(if self.facts.answered {
-                    Some(start_time)
-                } else {
-                    None
-                })
-        } else {
-            None
-        };
-        let end_time = var("end_uepoch")
-            .and_then(micros_to_time)
-            .unwrap_or_else(OffsetDateTime::now_utc);
-        let whole = |from: OffsetDateTime| -> u64 {
-            (end_time.unix_timestamp() - from.unix_timestamp()).max(0) as u64
-        };
-        let duration_secs = var("duration")
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or_else(|| whole(start_time));
-        let bill_duration_secs = match answer_time {
-            None => 0,
-            Some(at) => var("billsec")
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or_else(|| whole(at)),
-        };
-        let cause_code = var("hangup_cause_q850")
-            .and_then(|v| v.parse::<u16>().ok())
-            .unwrap_or(ending.cause_code);
-        CallRecord {
-            call_uuid: self.facts.uuid.clone(),
-            account_id: self.resolved.account_id.clone(),
-            direction: self.facts.direction,
-            from: self.facts.from.clone(),
-            to: self.facts.to.clone(),
-            caller_name: self.facts.caller_name.clone(),
-            forwarded_from: self.facts.forwarded_from.clone(),
-            start_time,
-            answer_time,
-            end_time,
-            duration_secs,
-            bill_duration_secs,
-            hangup_cause: ending.cause,
-            hangup_cause_code: cause_code,
-            hangup_cause_name: ending.cause_name.clone(),
-            hangup_source: ending.source,
-            hangup_reason: ending.reason.as_str().to_string(),
-            sip_status: ending.sip_status,
-            caller_abandoned: ending.caller_abandoned,
-            notes: ending.notes.clone(),
-        }
+        let post_call = ending.post_call.as_ref().map(|p| (p.url.clone(), p.method));
+        record::keep(&self.services, &self.resolved, record, post_call).await;
     }
 }
 
 /// How long a call cut off at shutdown waits for the switch's hangup events before it is
 /// closed out as if its socket were lost.
 const CUT_OFF_WAIT: Duration = Duration::from_secs(3);
-
-/// Refuses a call whose live row could not be written: `sendmsg hangup` (works without
-/// `full`; nothing is running on the channel yet) with NORMAL_TEMPORARY_FAILURE, SIP 503.
-async fn refuse_for_store(conn: &OutboundConnection) {
-    tracing::error!("refusing the call (503): its live row could not be written");
-    let cause = HangupCause::NORMAL_TEMPORARY_FAILURE;
-    if let Err(e) = conn.send_hangup(cause.name()).await {
-        tracing::warn!(error = %e, "could not hang the refused call up");
-    }
-}
 
 /// The handler the ESL listener runs for every accepted channel.
 pub fn handler(
@@ -1137,31 +758,4 @@ pub fn handler(
        + Sync
        + 'static {
     move |conn, events| Box::pin(run_call(services.clone(), conn, events))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn diversion_number() {
-        assert_eq!(
-            diversion_user("<sip:1234@10.0.0.1>;reason=unconditional").as_deref(),
-            Some("1234")
-        );
-        assert_eq!(diversion_user("garbage"), None);
-    }
-
-    #[test]
-    fn micros() {
-        assert_eq!(micros_to_time("0"), None);
-        assert_eq!(
-            micros_to_time("99999999999999999999999999999999999999"),
-            None
-        );
-        assert_eq!(
-            micros_to_time("1795235383226145").map(|t| t.unix_timestamp()),
-            Some(1_795_235_383)
-        );
-    }
 }

@@ -1,0 +1,127 @@
+//! Channel facts: what the `connect` reply says of the call — caller, callee, direction,
+//! the number it was forwarded from (SIP Diversion), whether the dialplan answered it,
+//! its variables — read once, when the call is taken over. The switch's text is not
+//! trusted: anything missing or malformed falls back to a default, never a panic.
+
+use super::CallServices;
+use crate::call::route::Resolved;
+use crate::esl::event::ChannelData;
+use crate::esl::outbound::OutboundConnection;
+use crate::record::call::Direction;
+use std::collections::HashMap;
+use time::OffsetDateTime;
+
+/// What the channel says of the call, from the `connect` reply.
+#[derive(Clone, Debug)]
+pub(super) struct CallFacts {
+    pub uuid: String,
+    /// The dialplan answered the channel before handing it over.
+    pub answered: bool,
+    pub direction: Direction,
+    pub from: String,
+    pub to: String,
+    pub caller_name: String,
+    /// The user part of the SIP Diversion header, if any.
+    pub forwarded_from: Option<String>,
+    pub start_time: OffsetDateTime,
+    /// The channel's variables (`variable_*` headers, prefix stripped).
+    pub variables: HashMap<String, String>,
+}
+
+impl CallFacts {
+    pub fn from_channel(uuid: &str, ch: &ChannelData) -> Self {
+        let variables: HashMap<String, String> = ch
+            .variables()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let direction = match ch.direction() {
+            Some("outbound") => Direction::Outbound,
+            _ => Direction::Inbound,
+        };
+        let start_time = ch
+            .header("Caller-Channel-Created-Time")
+            .or_else(|| ch.header("Channel-Channel-Created-Time"))
+            .and_then(micros_to_time)
+            .unwrap_or_else(OffsetDateTime::now_utc);
+        let forwarded_from = variables
+            .get("sip_h_Diversion")
+            .or_else(|| variables.get("sip_h_diversion"))
+            .and_then(|d| diversion_user(d));
+        Self {
+            uuid: uuid.to_string(),
+            answered: ch.is_answered(),
+            direction,
+            from: ch.caller_id_number().unwrap_or_default().to_string(),
+            to: ch.destination_number().unwrap_or_default().to_string(),
+            caller_name: ch.caller_id_name().unwrap_or_default().to_string(),
+            forwarded_from,
+            start_time,
+            variables,
+        }
+    }
+
+    /// What the safety net records when building the call itself failed: the uuid, the
+    /// caller and the callee as the channel gives them, and the callback targets the
+    /// configuration gives without the channel's variables (which may be what broke).
+    pub fn bare(
+        services: &CallServices,
+        conn: &OutboundConnection,
+        uuid: &str,
+    ) -> (Self, Resolved) {
+        let ch = conn.channel();
+        let facts = Self {
+            uuid: uuid.to_string(),
+            answered: false,
+            direction: Direction::Inbound,
+            from: ch.caller_id_number().unwrap_or_default().to_string(),
+            to: ch.destination_number().unwrap_or_default().to_string(),
+            caller_name: ch.caller_id_name().unwrap_or_default().to_string(),
+            forwarded_from: None,
+            start_time: OffsetDateTime::now_utc(),
+            variables: HashMap::new(),
+        };
+        let resolved = services.router.callback_targets(&HashMap::new(), &facts.to);
+        (facts, resolved)
+    }
+}
+
+/// The number in a Diversion header: `<sip:1234@host>;reason=…` → `1234`.
+fn diversion_user(header: &str) -> Option<String> {
+    let uri = header.split(['<', '>']).find(|s| s.contains("sip:"))?;
+    let user = uri.split("sip:").nth(1)?.split(['@', ';']).next()?;
+    (!user.is_empty()).then(|| user.to_string())
+}
+
+/// Switch timestamps are microseconds since the epoch; `0` means "never". A value out
+/// of range (the switch's text is not trusted) is "unknown", never a panic.
+pub(super) fn micros_to_time(text: &str) -> Option<OffsetDateTime> {
+    let us = text.trim().parse::<i128>().ok().filter(|v| *v > 0)?;
+    OffsetDateTime::from_unix_timestamp_nanos(us.checked_mul(1000)?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diversion_number() {
+        assert_eq!(
+            diversion_user("<sip:1234@10.0.0.1>;reason=unconditional").as_deref(),
+            Some("1234")
+        );
+        assert_eq!(diversion_user("garbage"), None);
+    }
+
+    #[test]
+    fn micros() {
+        assert_eq!(micros_to_time("0"), None);
+        assert_eq!(
+            micros_to_time("99999999999999999999999999999999999999"),
+            None
+        );
+        assert_eq!(
+            micros_to_time("1795235383226145").map(|t| t.unix_timestamp()),
+            Some(1_795_235_383)
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! The ordered writer: the one task per call that sends commands to the switch, in the
+//! order the call's loop queued them, so the loop itself never awaits a reply (a loop
+//! that waited while the bounded event stream was full would deadlock the connection).
+//!
+//! It also holds the first command that changes the channel until the call's live row
+//! is committed (issue 10 point 3); a row that cannot be written refuses the call
+//! (`sendmsg hangup`, 503) and nothing more but `exit` goes to the channel.
+
+use super::WorkerReport;
+use crate::call::engine::HangupCommand;
+use crate::cause::HangupCause;
+use crate::esl::command::Execute;
+use crate::esl::outbound::OutboundConnection;
+use crate::store::keeper::RecordKeeper;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+
+/// A command for the switch, queued by the call's loop and sent by the writer in order.
+pub(super) enum SwitchCommand {
+    /// `sendmsg execute` of an application, event-locked, tagged with `event_uuid` (its
+    /// CHANNEL_EXECUTE_COMPLETE carries it back as `Application-UUID`).
+    Execute {
+        app: String,
+        arg: String,
+        event_uuid: String,
+    },
+    /// `api uuid_kill <uuid> <cause>`: ends the channel even under an event-locked app.
+    Kill { cause: HangupCause },
+    /// `sendmsg hangup <cause>`: queued behind the running application.
+    HangupMessage { cause: HangupCause },
+    /// `exit`: leave the socket; the writer stops after it.
+    Exit,
+}
+
+/// What the writer needs besides its queue.
+pub(super) struct Writer {
+    pub conn: OutboundConnection,
+    pub uuid: String,
+    /// Where refusals and hangup-command results go (the call's loop).
+    pub reports: mpsc::UnboundedSender<WorkerReport>,
+    /// Resolves once the live row is committed (`true`) or could not be (`false`).
+    pub live_row: Option<oneshot::Receiver<bool>>,
+    /// Set here when the call was refused because its live row could not be written.
+    pub refused_for_store: Arc<AtomicBool>,
+    pub keeper: RecordKeeper,
+}
+
+impl Writer {
+    /// Spawns the writer on the current span; it ends after `Exit` or when the queue
+    /// closes.
+    pub fn spawn(
+        self,
+        mut queue: mpsc::UnboundedReceiver<SwitchCommand>,
+    ) -> tokio::task::JoinHandle<()> {
+        let Writer {
+            conn,
+            uuid,
+            reports,
+            mut live_row,
+            refused_for_store: refused,
+            keeper,
+        } = self;
+        tokio::spawn(
+            async move {
+                while let Some(cmd) = queue.recv().await {
+                    // Point 3: the live row is durable before the first command that
+                    // changes the channel (leaving the socket changes nothing).
+                    let changes_channel = !matches!(cmd, SwitchCommand::Exit);
+                    if let (Some(durable), true) = (live_row.take(), changes_channel) {
+                        if !durable.await.unwrap_or(false) {
+                            keeper.live_row_failed();
+                            refused.store(true, Ordering::Relaxed);
+                            refuse_for_store(&conn).await;
+                        }
+                    }
+                    if refused.load(Ordering::Relaxed) && changes_channel {
+                        // Refused: nothing more goes to the channel; its hangup events
+                        // end the call.
+                        continue;
+                    }
+                    match cmd {
+                        SwitchCommand::Execute {
+                            app,
+                            arg,
+                            event_uuid,
+                        } => {
+                            let arg = (!arg.is_empty()).then_some(arg);
+                            let exec = Execute::locked(&app, arg.as_deref(), &event_uuid);
+                            if let Err(e) = conn.send_execute_with(exec).await {
+                                tracing::warn!(app = %app, error = %e, "the switch did not take an application");
+                                let _ = reports.send(WorkerReport::ExecuteRefused {
+                                    event_uuid,
+                                    reason: e.to_string(),
+                                });
+                            }
+                        }
+                        SwitchCommand::Kill { cause } => {
+                            let cmd = format!("uuid_kill {uuid} {}", cause.name());
+                            let result = match conn.api(&cmd).await {
+                                Ok(r) if r.body.starts_with("+OK") => Ok(()),
+                                // -ERR No such channel: the caller hung up at the same
+                                // moment; the engine knows the switch's events tell the rest.
+                                Ok(r) => {
+                                    tracing::info!(reply = %r.body.trim(), "uuid_kill not applied");
+                                    Err(r.body.trim().to_string())
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "uuid_kill failed");
+                                    Err(e.to_string())
+                                }
+                            };
+                            let _ = reports.send(WorkerReport::HangupCommandDone {
+                                command: HangupCommand::Kill,
+                                result,
+                            });
+                        }
+                        SwitchCommand::HangupMessage { cause } => {
+                            let result = conn.hangup(cause.name()).await.map_err(|e| {
+                                tracing::warn!(error = %e, "the hangup message was refused");
+                                e.to_string()
+                            });
+                            let _ = reports.send(WorkerReport::HangupCommandDone {
+                                command: HangupCommand::HangupAfterOp,
+                                result,
+                            });
+                        }
+                        SwitchCommand::Exit => {
+                            let _ = conn.exit().await;
+                            break;
+                        }
+                    }
+                }
+            }
+            .in_current_span(),
+        )
+    }
+}
+
+/// Refuses a call whose live row could not be written: `sendmsg hangup` (works without
+/// `full`; nothing is running on the channel yet) with NORMAL_TEMPORARY_FAILURE, SIP 503.
+async fn refuse_for_store(conn: &OutboundConnection) {
+    tracing::error!("refusing the call (503): its live row could not be written");
+    let cause = HangupCause::NORMAL_TEMPORARY_FAILURE;
+    if let Err(e) = conn.send_hangup(cause.name()).await {
+        tracing::warn!(error = %e, "could not hang the refused call up");
+    }
+}
