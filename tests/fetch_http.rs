@@ -8,10 +8,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use voxbridge::app::fetch::{
-    CallStatus, FetchConfig, FetchError, FetchEvent, FetchFailure, FetchParams, FetchRequest,
-    Fetcher,
+    CallStatus, FetchConfig, FetchError, FetchFailure, FetchParams, FetchRequest, Fetcher,
 };
-use voxbridge::document::model::{HttpMethod, Instruction};
+use voxbridge::document::model::{FetchEvent, HttpMethod, Instruction};
 use voxbridge::document::{Dialect, ErrorKind, MAX_DOCUMENT_BYTES};
 use voxbridge::record::call::Direction;
 use wiremock::matchers::{method, path};

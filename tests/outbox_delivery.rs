@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
-use voxbridge::app::callbacks::{self, HttpMethod};
+use voxbridge::app::callbacks;
 use voxbridge::app::outbox::schedule::RetrySchedule;
 use voxbridge::app::outbox::{
     self, OutboxSettings, OutboxWorker, PostCallResponse, PostCallResponseHandler,
@@ -18,6 +18,7 @@ use voxbridge::app::outbox::{
 use voxbridge::app::sign::SIGNATURE_HEADER;
 use voxbridge::cause::HangupCause;
 use voxbridge::config::Account;
+use voxbridge::document::model::HttpMethod;
 use voxbridge::record::call::{CallRecord, Direction, HangupSource};
 use voxbridge::record::callback::NewCallback;
 use voxbridge::store::{self, BoxFuture, DeliveryState, DeliveryStatus, StoreHandle};

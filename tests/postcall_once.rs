@@ -14,11 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
-use voxbridge::app::callbacks::{self, HttpMethod};
+use voxbridge::app::callbacks;
 use voxbridge::app::outbox::schedule::RetrySchedule;
 use voxbridge::app::outbox::{self, OutboxSettings, PostCallResponse, PostCallResponseHandler};
 use voxbridge::cause::HangupCause;
 use voxbridge::config::Account;
+use voxbridge::document::model::HttpMethod;
 use voxbridge::record::call::{CallRecord, Direction, HangupSource};
 use voxbridge::record::callback::NewCallback;
 use voxbridge::store::{

@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 use time::OffsetDateTime;
-use voxbridge::app::callbacks::{self, CallbackTargets, HttpMethod};
+use voxbridge::app::callbacks::{self, CallbackTargets};
 use voxbridge::cause::HangupCause;
 use voxbridge::config::StoreConfig;
+use voxbridge::document::model::HttpMethod;
 use voxbridge::record::call::{CallRecord, Direction, HangupSource};
 use voxbridge::store::sqlite::retention::{prune_store, RetentionPolicy};
 use voxbridge::store::{self, AttemptResult, StoreHandle};

@@ -15,7 +15,7 @@ use crate::record::callback::{CallbackKind, NewCallback};
 use serde::Serialize;
 
 /// The HTTP method of a callback: the one the documents use.
-pub use crate::document::model::HttpMethod;
+use crate::document::model::HttpMethod;
 
 /// `application/x-www-form-urlencoded`, the body type of form callbacks.
 pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";

@@ -122,7 +122,7 @@ impl CallStatus {
     }
 }
 
-pub use crate::document::model::FetchEvent;
+use crate::document::model::FetchEvent;
 
 /// The SPEC §5.1 parameters of a fetch. The caller (the call engine) fills them in
 /// from the channel; the fetcher sends them as given.

@@ -9,11 +9,12 @@
 //! recorded ([`PostCallResponseHandler`]). Its Redirects may only go to http(s): a
 //! post-call document can no more make voxbridge read a local file than a live one.
 
-use crate::app::fetch::{CallStatus, FetchEvent, FetchParams, FetchRequest};
+use crate::app::fetch::{CallStatus, FetchParams, FetchRequest};
 use crate::app::outbox::{PostCallResponse, PostCallResponseHandler};
 use crate::call::engine::FetchFailure;
 use crate::call::freeswitch::CallServices;
 use crate::call::postcall::{PostCallRun, PostCallStep};
+use crate::document::model::FetchEvent;
 use crate::document::{self, Dialect};
 use crate::store::BoxFuture;
 use std::sync::Arc;

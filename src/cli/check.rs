@@ -15,9 +15,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::app::fetch::{
-    self, CallStatus, FetchConfig, FetchError, FetchEvent, FetchParams, FetchRequest, Fetcher,
+    self, CallStatus, FetchConfig, FetchError, FetchParams, FetchRequest, Fetcher,
 };
-use crate::document::model::HttpMethod;
+use crate::document::model::{FetchEvent, HttpMethod};
 use crate::document::plan::plan;
 use crate::document::{AnswerDocument, Dialect};
 use crate::record::call::Direction;
