@@ -14,6 +14,8 @@ pub enum CallbackKind {
     Status,
     /// The post-call workflow request (SPEC §4 rule 5); its response may be a document.
     PostCall,
+    /// An outbound call started ringing: `Event=Ring` to its `ring_url` (SPEC §13).
+    Ring,
 }
 
 impl CallbackKind {
@@ -22,6 +24,7 @@ impl CallbackKind {
             CallbackKind::Hangup => "hangup",
             CallbackKind::Status => "status",
             CallbackKind::PostCall => "post_call",
+            CallbackKind::Ring => "ring",
         }
     }
 
@@ -30,6 +33,7 @@ impl CallbackKind {
             "hangup" => CallbackKind::Hangup,
             "status" => CallbackKind::Status,
             "post_call" => CallbackKind::PostCall,
+            "ring" => CallbackKind::Ring,
             _ => return None,
         })
     }
