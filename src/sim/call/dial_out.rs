@@ -192,6 +192,7 @@ impl Call {
         self.fire_channel("CHANNEL_ANSWER", &[]);
         self.ch.after_answer();
         self.ch.callee_connected = true;
+        self.execute_on_answer();
         self.report.early_media_at = Some(self.since_start());
         self.report.answered_at = Some(self.since_start());
         if let Some(Callee::Answers {
@@ -209,6 +210,38 @@ impl Call {
         self.ch.state = "CS_EXECUTE";
         self.ch.state_number = 4;
         self.ch.hit_dialplan = true;
+    }
+
+    /// `execute_on_answer*` variables run at the answer, as `switch_channel_execute_on`
+    /// does: the simulator knows `sched_hangup +N [CAUSE]` (a `POST Call/` time limit,
+    /// armed inside the switch) and `send_dtmf` (the digits leave toward the callee,
+    /// which nothing here hears); any other app is logged and skipped.
+    fn execute_on_answer(&mut self) {
+        let apps: Vec<String> = self
+            .ch
+            .vars
+            .iter()
+            .filter(|(name, _)| name.starts_with("execute_on_answer"))
+            .map(|(_, value)| value.to_string())
+            .collect();
+        for app in apps {
+            let (name, arg) = app.split_once(' ').unwrap_or((app.as_str(), ""));
+            match name {
+                "sched_hangup" => {
+                    let mut words = arg.split_whitespace();
+                    let when = words.next().unwrap_or("");
+                    let cause = words
+                        .next()
+                        .map(HangupCause::parse_switch)
+                        .unwrap_or(HangupCause::ALLOTTED_TIMEOUT);
+                    self.schedule_hangup(when, cause);
+                }
+                "send_dtmf" => {}
+                other => {
+                    tracing::debug!(app = %other, "sim: execute_on_answer: app not simulated")
+                }
+            }
+        }
     }
 
     /// The originate failed: its result first, then the channel's hangup (p).
