@@ -69,6 +69,8 @@ mod fetch_http;
 mod layers;
 #[path = "../live_caller_leg.rs"]
 mod live_caller_leg;
+#[path = "../outbound_calls.rs"]
+mod outbound_calls;
 #[path = "../outbox_delivery.rs"]
 mod outbox_delivery;
 #[path = "../outbox_kill.rs"]

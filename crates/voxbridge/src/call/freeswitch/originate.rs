@@ -229,13 +229,25 @@ impl Dialer {
             });
         }
         let request = Arc::new(request);
-        let hangup_url = request
-            .hangup_url
-            .clone()
-            .unwrap_or_else(|| request.answer_url.clone());
-        let status_callback_url = inner.services.config.app.status_callback_url.clone();
+        // The callback URLs follow the same chains as on the socket side (SPEC §2): the
+        // request's hangup_url, else a route's or the default, else the answer URL.
+        let mut variables = HashMap::new();
+        variables.insert(
+            "voxbridge_answer_url".to_string(),
+            request.answer_url.clone(),
+        );
+        variables.insert("voxbridge_account".to_string(), account_id.to_string());
+        if let Some(url) = &request.hangup_url {
+            variables.insert("voxbridge_hangup_url".to_string(), url.clone());
+        }
         let mut uuids = Vec::with_capacity(asked);
         for dest in &request.to {
+            let targets = inner
+                .services
+                .router
+                .callback_targets(&variables, &dest.display());
+            let hangup_url = targets.hangup_url;
+            let status_callback_url = targets.status_callback_url.unwrap_or_default();
             let uuid = uuid::Uuid::new_v4().to_string();
             let requested_at = OffsetDateTime::now_utc();
             inner
@@ -537,7 +549,6 @@ impl OutboundCall {
             ("ignore_early_media".into(), "true".into()),
             (DIALER_VARIABLE.into(), self.inner.dialer_id.clone()),
             ("voxbridge_answer_url".into(), r.answer_url.clone()),
-            ("voxbridge_hangup_url".into(), self.hangup_url.clone()),
             ("voxbridge_outbound_from".into(), r.from.clone()),
             ("voxbridge_outbound_to".into(), self.dest.display()),
             (
@@ -554,6 +565,9 @@ impl OutboundCall {
                 "voxbridge_outbound_caller_name".into(),
                 r.caller_name.clone(),
             ));
+        }
+        if let Some(url) = &r.hangup_url {
+            vars.push(("voxbridge_hangup_url".into(), url.clone()));
         }
         if let Some(url) = &r.fallback_url {
             vars.push(("voxbridge_fallback_answer_url".into(), url.clone()));
