@@ -18,7 +18,7 @@ mod live_support;
 
 mod e2e_support;
 /// `POST Call/` against the real switch's test destinations (SPEC §13).
-#[path = "live_outbound.rs"]
+#[path = "live_support/outbound.rs"]
 mod outbound;
 
 use live_support::{all_names, block_on_alone, run_all_simulated, run_live};

@@ -6,14 +6,18 @@
 //!
 //! - while it rings, inbound listeners see the channel's CHANNEL_CREATE, CHANNEL_OUTGOING,
 //!   CHANNEL_PROGRESS (`Channel-State: CS_CONSUME_MEDIA`, call state `DOWN`, not yet
-//!   through any dialplan), then at the answer CHANNEL_PROGRESS_MEDIA and CHANNEL_ANSWER
-//!   (call state still `RINGING`: it is updated after the event);
+//!   through any dialplan), then at the answer CHANNEL_ANSWER (call state still
+//!   `RINGING`: it is updated after the event; no CHANNEL_PROGRESS_MEDIA, transcript s);
 //! - at the answer `originate` returns `+OK <O>` (the BACKGROUND_JOB of a `bgapi`) and
 //!   the socket app connects; its `connect` reply shows the answered outbound channel;
 //! - a callee that refuses (486 → USER_BUSY…) or never answers before `originate_timeout`
 //!   (whole epoch seconds, like the bridge of transcript k: `=3` gave up after 2.35 s in
-//!   p) fails the originate with `-ERR <CAUSE>`, published *before* the channel's
-//!   CHANNEL_HANGUP_COMPLETE as in p, and there is **no** socket connection at all.
+//!   p) fails the originate with `-ERR <CAUSE>`, and there is **no** socket connection at
+//!   all. A ring timeout publishes the result *before* the channel's
+//!   CHANNEL_HANGUP_COMPLETE (p); a refusal (q) or a `uuid_kill` while ringing (r,
+//!   `-ERR ORIGINATOR_CANCEL`, q850 16, `send_cancel`) publishes it *after*;
+//! - `execute_on_answer*` variables run at the answer; `sched_hangup +N` there hangs the
+//!   answered call up inside the switch (s: `+2` fired 1.5 s after the answer).
 //!
 //! The callee is scripted by number like a `bridge`'s ([`CallScript::callee`]); an
 //! unknown number is refused with NO_ROUTE_DESTINATION.
@@ -184,8 +188,9 @@ impl Call {
     fn dialled_answered(&mut self, d: &mut DialOut) {
         let now = self.shared.sw.clock.now_us();
         let state = self.ch.call_state;
+        // No CHANNEL_PROGRESS_MEDIA: a callee's 200 alone brings none on the
+        // originated channel (transcript s, which subscribed to it).
         self.ch.media_up(now);
-        self.fire_channel("CHANNEL_PROGRESS_MEDIA", &[]);
         self.ch.after_progress_media();
         self.ch.call_state = state;
         self.ch.mark_answered(now);
@@ -244,10 +249,16 @@ impl Call {
         }
     }
 
-    /// The originate failed: its result first, then the channel's hangup (p).
+    /// The originate failed. When its own timer gave up (p) the result comes first,
+    /// then the channel's hangup; when the callee refused (q: 486) or the channel was
+    /// killed while ringing (r: `uuid_kill`), CHANNEL_HANGUP_COMPLETE comes first and
+    /// the result after it — the order the real switch showed.
     fn ring_out_failed(&mut self, d: &mut DialOut, cause: HangupCause, disposition: &str) {
         let err = format!("-ERR {}\n", cause.name());
-        publish_result(&self.shared, &mut d.result, &err);
+        let result_first = cause == HangupCause::NO_ANSWER && disposition == "send_cancel";
+        if result_first {
+            publish_result(&self.shared, &mut d.result, &err);
+        }
         self.ch.begin_hangup(cause, HangupSide::Local);
         self.fire_channel("CHANNEL_HANGUP", &[]);
         self.report.hangup_at = Some(self.since_start());
@@ -259,6 +270,7 @@ impl Call {
         self.ch.enter_cs_reporting();
         self.fire_channel("CHANNEL_STATE", &[]);
         self.fire_channel("CHANNEL_HANGUP_COMPLETE", &[]);
+        publish_result(&self.shared, &mut d.result, &err);
     }
 }
 

@@ -147,7 +147,10 @@ impl Rig {
             if out.trim() == "false" {
                 return;
             }
-            assert!(Instant::now() < deadline, "{uuid} still on the switch: {out}");
+            assert!(
+                Instant::now() < deadline,
+                "{uuid} still on the switch: {out}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -184,7 +187,9 @@ async fn answered_runs_the_document() {
         &xml("<Speak>Hello from an outbound call</Speak><Hangup/>"),
     );
     let uuid = rig
-        .post(json!({"from": tag(), "to": "7002", "answer_url": answer, "caller_name": "Live Test"}))
+        .post(
+            json!({"from": tag(), "to": "7002", "answer_url": answer, "caller_name": "Live Test"}),
+        )
         .await
         .remove(0);
     let fetch = rig
