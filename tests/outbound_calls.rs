@@ -10,7 +10,10 @@ mod e2e_support;
 
 use e2e_support::{xml, App, Server, ServerOptions, ACCOUNT, PATIENCE, TOKEN};
 use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use voxbridge_sim::{CallScript, Callee, InboundServer, Sim};
 
 /// A simulator whose inbound port places calls to the test destinations.
@@ -407,4 +410,104 @@ async fn bad_parameters_are_named_and_no_switch_is_503() {
     )
     .await;
     assert_eq!(status, 503, "{v}");
+}
+
+/// A switch whose inbound port accepts everything, takes `bgapi` (`+OK Job-UUID`) and
+/// never sends the BACKGROUND_JOB; it answers `api` with `-ERR No such channel!`.
+/// Counts the originates it was sent.
+async fn silent_switch() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let originates = Arc::new(AtomicUsize::new(0));
+    let seen = originates.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let _ = stream.write_all(b"Content-Type: auth/request\n\n").await;
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = stream.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                        let cmd = String::from_utf8_lossy(&buf[..end]).into_owned();
+                        buf.drain(..end + 2);
+                        let reply = if cmd.starts_with("bgapi") {
+                            let job = cmd
+                                .lines()
+                                .find_map(|l| l.strip_prefix("Job-UUID: "))
+                                .unwrap_or("")
+                                .to_string();
+                            if cmd.contains("originate") {
+                                seen.fetch_add(1, Ordering::SeqCst);
+                            }
+                            format!(
+                                "Content-Type: command/reply\nReply-Text: +OK Job-UUID: {job}\nJob-UUID: {job}\n\n"
+                            )
+                        } else if cmd.starts_with("api ") {
+                            let body = "-ERR No such channel!\n";
+                            format!(
+                                "Content-Type: api/response\nContent-Length: {}\n\n{body}",
+                                body.len()
+                            )
+                        } else {
+                            "Content-Type: command/reply\nReply-Text: +OK\n\n".to_string()
+                        };
+                        if stream.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, originates)
+}
+
+#[tokio::test]
+async fn an_originate_whose_background_job_never_comes_is_closed_out_failed() {
+    let (addr, originates) = silent_switch().await;
+    let app = App::start().await;
+    let server = Server::start(
+        &app,
+        ServerOptions {
+            extra_toml: format!(
+                "[switch]\nesl = \"{addr}\"\npassword = \"ClueCon\"\n[outbound]\njob_grace = 1\n"
+            ),
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    let answer = speak_then_hangup(&app);
+    let (status, v) = post(
+        &server,
+        serde_json::json!({
+            "from": "15551230000", "to": "7002", "answer_url": answer, "ring_timeout": 1,
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let uuid = v["request_uuid"].as_str().unwrap().to_string();
+    let hangup = app.hangup_callback(&uuid).await;
+    assert_eq!(originates.load(Ordering::SeqCst), 1);
+    assert_eq!(hangup.must("CallStatus"), "failed");
+    assert_eq!(hangup.must("HangupSource"), "Error");
+    assert!(
+        hangup
+            .must("HangupCauseName")
+            .contains("no originate result"),
+        "{:?}",
+        hangup.params()
+    );
+    assert_eq!(live_status(&server, &uuid).await, None);
+    assert_eq!(server.cdr(&uuid).await.source, "Error");
 }
