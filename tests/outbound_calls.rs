@@ -293,6 +293,9 @@ async fn time_limit_ends_the_answered_call_in_the_switch() {
     let hangup = app.hangup_callback(&uuid).await;
     assert_eq!(hangup.must("HangupCause"), "ALLOTTED_TIMEOUT");
     assert_eq!(hangup.must("CallStatus"), "completed");
+    // The limit the REST request set, armed in the switch: source API, `Time Limit`.
+    assert_eq!(hangup.must("HangupSource"), "API");
+    assert_eq!(hangup.must("HangupCauseName"), "Time Limit");
     let secs: u64 = hangup.must("BillDuration").parse().unwrap();
     assert!((2..=4).contains(&secs), "billed {secs} s");
 }

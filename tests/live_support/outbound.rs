@@ -176,6 +176,14 @@ fn client() -> reqwest::Client {
     voxbridge::http_client::builder().build().unwrap()
 }
 
+fn kind(rig: &Rig) -> &'static str {
+    if rig.switch.real {
+        "real switch"
+    } else {
+        "simulator"
+    }
+}
+
 fn tag() -> &'static str {
     "15557770000"
 }
@@ -267,6 +275,10 @@ async fn no_answer_after_ring_timeout_with_a_ring_event() {
     assert_eq!(hangup.must("HangupCause"), "NO_ANSWER");
     // ~3 s: the switch's originate timer runs on whole epoch seconds (k, p: 2.2–2.4 s).
     assert!(took >= Duration::from_secs(2), "no-answer after {took:?}");
+    eprintln!(
+        "[outbound] ring_timeout=3: no-answer callback {took:?} after POST Call/ ({})",
+        kind(&rig)
+    );
     rig.assert_gone(&uuid).await;
 }
 
@@ -280,8 +292,14 @@ async fn time_limit_ends_the_answered_call_in_the_switch() {
     let hangup = rig.app.hangup_callback(&uuid).await;
     assert_eq!(hangup.must("HangupCause"), "ALLOTTED_TIMEOUT");
     assert_eq!(hangup.must("CallStatus"), "completed");
+    assert_eq!(hangup.must("HangupSource"), "API");
+    assert_eq!(hangup.must("HangupCauseName"), "Time Limit");
     let billed: u64 = hangup.must("BillDuration").parse().unwrap();
     assert!((2..=4).contains(&billed), "billed {billed} s");
+    eprintln!(
+        "[outbound] time_limit=3: billed {billed} s ({})",
+        kind(&rig)
+    );
     rig.assert_gone(&uuid).await;
 }
 
@@ -307,6 +325,30 @@ async fn delete_while_ringing_is_a_cancel_from_the_api() {
     assert_eq!(hangup.must("CallStatus"), "cancel");
     assert_eq!(hangup.must("HangupSource"), "API");
     assert_eq!(rig.server.cdr(&uuid).await.source, "API");
+    rig.assert_gone(&uuid).await;
+}
+
+async fn delete_after_answer_hangs_up_source_api() {
+    let rig = rig().await;
+    let answer = rig.app.xml("/answer", &xml("<Wait length=\"30\"/>"));
+    let uuid = rig
+        .post(json!({"from": tag(), "to": "7002", "answer_url": answer}))
+        .await
+        .remove(0);
+    rig.wait_status(&uuid, "in-progress").await;
+    let r = client()
+        .delete(format!("{}{uuid}/", rig.calls_url()))
+        .header("X-Auth-ID", ACCOUNT)
+        .header("X-Auth-Token", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let hangup = rig.app.hangup_callback(&uuid).await;
+    assert_eq!(hangup.must("CallStatus"), "completed");
+    assert_eq!(hangup.must("HangupSource"), "API");
+    assert_eq!(hangup.must("HangupCause"), "NORMAL_CLEARING");
+    assert_ne!(hangup.must("AnswerTime"), "");
     rig.assert_gone(&uuid).await;
 }
 
@@ -364,6 +406,11 @@ mod live {
     #[test]
     fn outbound_delete_while_ringing_is_cancel_source_api() {
         run(super::delete_while_ringing_is_a_cancel_from_the_api());
+    }
+
+    #[test]
+    fn outbound_delete_after_answer_hangs_up_source_api() {
+        run(super::delete_after_answer_hangs_up_source_api());
     }
 
     #[test]

@@ -29,6 +29,7 @@
 //! | how it ends | CallStatus | HangupCause | HangupSource |
 //! |---|---|---|---|
 //! | answered | (the socket call's record) | | |
+//! | answered, `time_limit` ran out | `completed` | ALLOTTED_TIMEOUT | `API` (name `Time Limit`) |
 //! | callee busy (486) | `busy` | USER_BUSY | `Callee` |
 //! | `ring_timeout` ran out | `no-answer` | NO_ANSWER | `Callee` |
 //! | `hangup_on_ring` ran out | `no-answer` | NO_ANSWER | `Callee` |
@@ -551,6 +552,10 @@ impl OutboundCall {
             ("voxbridge_answer_url".into(), r.answer_url.clone()),
             ("voxbridge_outbound_from".into(), r.from.clone()),
             ("voxbridge_outbound_to".into(), self.dest.display()),
+            (
+                super::record::TIME_LIMIT_VARIABLE.into(),
+                r.time_limit.to_string(),
+            ),
             (
                 "execute_on_answer".into(),
                 format!("sched_hangup +{} ALLOTTED_TIMEOUT", r.time_limit),
