@@ -514,3 +514,53 @@ async fn an_originate_whose_background_job_never_comes_is_closed_out_failed() {
     assert_eq!(live_status(&server, &uuid).await, None);
     assert_eq!(server.cdr(&uuid).await.source, "Error");
 }
+
+#[tokio::test]
+async fn hangup_on_ring_gives_up_that_long_after_ringing_starts() {
+    let (_sim, _inbound, app, server) = setup("").await;
+    let answer = speak_then_hangup(&app);
+    let placed = Instant::now();
+    let (status, v) = post(
+        &server,
+        serde_json::json!({
+            "from": "15551230000", "to": "7004", "answer_url": answer,
+            "ring_timeout": 60, "hangup_on_ring": 2,
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let uuid = v["request_uuid"].as_str().unwrap().to_string();
+    let hangup = app.hangup_callback(&uuid).await;
+    let took = placed.elapsed();
+    assert_eq!(hangup.must("CallStatus"), "no-answer");
+    assert_eq!(hangup.must("HangupCause"), "NO_ANSWER");
+    assert!(took >= Duration::from_secs(2), "gave up after {took:?}");
+}
+
+#[tokio::test]
+async fn originates_are_paced_by_max_cps() {
+    // Five busy callees refuse at once, so each hangup callback follows its originate
+    // closely: at 2 originates per second, the five take at least 2 s from first to last.
+    let (_sim, _inbound, app, server) = setup("max_cps = 2\n").await;
+    let answer = speak_then_hangup(&app);
+    let (status, v) = post(
+        &server,
+        serde_json::json!({
+            "from": "15551230000", "to": "7003<7003<7003<7003<7003", "answer_url": answer,
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let mut arrivals = Vec::new();
+    for uuid in v["request_uuid"].as_array().unwrap() {
+        let hit = app.hangup_callback(uuid.as_str().unwrap()).await;
+        assert_eq!(hit.must("CallStatus"), "busy");
+        arrivals.push(hit.at);
+    }
+    arrivals.sort();
+    let spread = arrivals[4] - arrivals[0];
+    assert!(
+        spread >= Duration::from_millis(1900),
+        "five originates at max_cps=2 within {spread:?}"
+    );
+}

@@ -282,6 +282,32 @@ async fn no_answer_after_ring_timeout_with_a_ring_event() {
     rig.assert_gone(&uuid).await;
 }
 
+async fn hangup_on_ring_gives_up_after_ringing_that_long() {
+    let rig = rig().await;
+    let answer = rig.app.xml("/answer", &xml("<Hangup/>"));
+    let placed = Instant::now();
+    let uuid = rig
+        .post(json!({
+            "from": tag(), "to": "7004", "answer_url": answer,
+            "ring_timeout": 60, "hangup_on_ring": 2,
+        }))
+        .await
+        .remove(0);
+    let hangup = rig.app.hangup_callback(&uuid).await;
+    let took = placed.elapsed();
+    assert_eq!(hangup.must("CallStatus"), "no-answer");
+    assert_eq!(hangup.must("HangupCause"), "NO_ANSWER");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(30),
+        "gave up after {took:?}"
+    );
+    eprintln!(
+        "[outbound] hangup_on_ring=2: no-answer callback {took:?} after POST Call/ ({})",
+        kind(&rig)
+    );
+    rig.assert_gone(&uuid).await;
+}
+
 async fn time_limit_ends_the_answered_call_in_the_switch() {
     let rig = rig().await;
     let answer = rig.app.xml("/answer", &xml("<Wait length=\"30\"/>"));
@@ -396,6 +422,11 @@ mod live {
     #[test]
     fn outbound_ring_timeout_3_is_no_answer_after_a_ring_event() {
         run(super::no_answer_after_ring_timeout_with_a_ring_event());
+    }
+
+    #[test]
+    fn outbound_hangup_on_ring_2_is_no_answer() {
+        run(super::hangup_on_ring_gives_up_after_ringing_that_long());
     }
 
     #[test]
