@@ -564,3 +564,40 @@ async fn originates_are_paced_by_max_cps() {
         "five originates at max_cps=2 within {spread:?}"
     );
 }
+
+#[tokio::test]
+async fn a_call_ringing_when_voxbridge_dies_is_closed_out_at_the_next_start() {
+    let sim = e2e_support::sim(1.0);
+    let inbound = switch(&sim).await;
+    let app = App::start().await;
+    let db_dir = tempfile::tempdir().unwrap();
+    let options = ServerOptions {
+        extra_toml: format!(
+            "[switch]\nesl = \"{}\"\npassword = \"ClueCon\"\n[outbound]\n\
+             number_template = \"sofia/external/{{number}}@127.0.0.1:5060\"\n",
+            inbound.local_addr()
+        ),
+        db_dir: Some(db_dir.path().to_path_buf()),
+        ..ServerOptions::default()
+    };
+    let server = Server::start(&app, options.clone()).await;
+    let answer = speak_then_hangup(&app);
+    let (status, v) = post(
+        &server,
+        serde_json::json!({"from": "15551230000", "to": "7004", "answer_url": answer, "ring_timeout": 60}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let uuid = v["request_uuid"].as_str().unwrap().to_string();
+    wait_live_status(&server, &uuid, "ringing").await;
+    drop(server); // SIGKILL while the callee rings
+                  // The live row written at the 201 makes the next start close the call out. (The
+                  // simulator cannot list its channels, so reconciliation closes out every call left.)
+    let restarted = Server::start(&app, options).await;
+    let hangup = app.hangup_callback(&uuid).await;
+    assert_eq!(hangup.must("Direction"), "outbound");
+    assert_eq!(hangup.must("HangupSource"), "Unknown");
+    assert_eq!(hangup.must("CallStatus"), "failed");
+    assert_eq!(hangup.must("To"), "7004");
+    assert_eq!(restarted.cdr(&uuid).await.source, "Unknown");
+}

@@ -81,6 +81,8 @@ const HANGUP_COMPLETE_WAIT: Duration = Duration::from_secs(2);
 /// After an answered call's channel is gone, how long its socket side has to write its
 /// record before the dialer closes the call out itself.
 const ANSWERED_RECORD_GRACE: Duration = Duration::from_secs(10);
+/// How long past its time limit an answered call's end is watched for.
+const ANSWERED_WATCH_MARGIN: Duration = Duration::from_secs(120);
 /// How long a call waits for the switch connection before its originate fails.
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
 
@@ -198,15 +200,6 @@ impl Dialer {
             .get(call_uuid)
             .filter(|t| t.account_id == account_id)
             .map(|t| t.phase)
-    }
-
-    /// Calls queued or ringing now.
-    pub fn pending(&self) -> usize {
-        self.inner
-            .lock_calls()
-            .values()
-            .filter(|t| t.phase != Phase::Answered)
-            .count()
     }
 
     /// Accepts one call per destination: each gets its uuid (the `request_uuid`), a live
@@ -674,8 +667,14 @@ impl OutboundCall {
         } = self;
         drop(_registration);
         let mut answer_seen = false;
+        // The switch ends the call at its time limit at the latest; an event lost with
+        // the inbound connection must not keep this watch forever.
+        let watch_until =
+            Instant::now() + Duration::from_secs(request.time_limit) + ANSWERED_WATCH_MARGIN;
         let complete = loop {
-            match events.recv().await {
+            let next = tokio::time::timeout_at(watch_until, events.recv()).await;
+            let Ok(next) = next else { break None };
+            match next {
                 Some(ev) if ev.is("CHANNEL_ANSWER") && !answer_seen => {
                     answer_seen = true;
                     let answered = ev
