@@ -355,8 +355,10 @@ async fn a_call_leaves_the_live_registry_when_it_is_over_and_rest_answers_404_af
         let asked = std::time::Instant::now();
         let (status, body) = rest(&server, method.clone(), &path).await;
         assert_eq!(status, 404, "{method} {path}: {body}");
+        // The switch never lets go of this socket: a REST API that waited for the call's
+        // task would hang until the test's patience ran out. A third of it tells them apart.
         assert!(
-            asked.elapsed() < std::time::Duration::from_secs(2),
+            asked.elapsed() < PATIENCE / 3,
             "{method} {path} took {:?}",
             asked.elapsed()
         );

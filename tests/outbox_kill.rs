@@ -229,7 +229,7 @@ auth_token = "{TOKEN}"
     );
 
     // Run 2: the receiver is up but slow; SIGKILL while requests are in flight.
-    let rx = Receiver::start_on(
+    let rx = Receiver::start_scripted_on(
         dead.listen(),
         vec![],
         Reply::status(200).delayed(Duration::from_millis(300)),
@@ -280,7 +280,7 @@ auth_token = "{TOKEN}"
             h.param("DeliveryID").unwrap()
         };
         assert_eq!(header_id, body_id, "header and payload agree");
-        h.verify_signature(TOKEN, port).unwrap();
+        h.verify_signature(port, TOKEN).unwrap();
         by_id.entry(header_id).or_default().push(h);
     }
     let received: HashSet<String> = by_id.keys().cloned().collect();
