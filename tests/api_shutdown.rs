@@ -3,9 +3,7 @@
 //! the callbacks, and exits 0. A call still up when the grace expires is cut off without
 //! a record in this run; the next start closes it out (HangupSource `Unknown`).
 
-mod api_support;
-
-use api_support::*;
+use crate::api_support::*;
 use std::path::Path;
 use std::time::Duration;
 use voxbridge::cause::HangupCause;

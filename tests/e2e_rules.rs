@@ -9,9 +9,7 @@
 //! fired schedule by comparing the switch's hangup with the moment it is due on its own
 //! (real-time) clock, so an accelerated switch clock would fire it "too early".
 
-mod e2e_support;
-
-use e2e_support::*;
+use crate::e2e_support::*;
 use std::time::Duration;
 use voxbridge::cause::HangupCause;
 use voxbridge_sim::{AppStatus, Outcome};

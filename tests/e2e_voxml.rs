@@ -4,9 +4,7 @@
 //! simulator, and must show the caller the same outcome, run the same applications and
 //! produce the same hangup callback.
 
-mod e2e_support;
-
-use e2e_support::*;
+use crate::e2e_support::*;
 use std::sync::Arc;
 use std::time::Duration;
 use voxbridge::cause::HangupCause;

@@ -2,9 +2,7 @@
 //! shows: auth, api, bgapi with BACKGROUND_JOB (the recorded frames, with our Job-UUIDs),
 //! events, and a switch that drops the connection.
 
-mod esl_support;
-
-use esl_support::*;
+use crate::esl_support::*;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

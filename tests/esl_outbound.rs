@@ -2,9 +2,7 @@
 //! transcript replays (the recorded switch side drives us; what we send back must be what
 //! the capture's client sent), hangup and EOF semantics, backpressure, and bad peers.
 
-mod esl_support;
-
-use esl_support::*;
+use crate::esl_support::*;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -11,6 +11,7 @@
 //!   simulator's inbound side, on every `cargo test`, so the suite's own code (originate,
 //!   filters, caller-leg reading, callbacks, REST hangup) cannot rot unnoticed.
 
+mod common;
 mod live_support;
 
 use live_support::{all_names, block_on_alone, run_all_simulated, run_live};

@@ -2,9 +2,7 @@
 //! permanent failures, giving up, fairness between receivers, post-call responses,
 //! signing, and a graceful stop.
 
-mod outbox_support;
-
-use outbox_support::{after_claim_passes, eventually, DeadPort, Receiver, Reply};
+use crate::outbox_support::{after_claim_passes, eventually, DeadPort, Receiver, Reply};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;

@@ -2,9 +2,7 @@
 //! the receiver is down and again mid-delivery, restarted each time: every callback is
 //! delivered (duplicates only with the same DeliveryID) and every CDR survives.
 
-mod outbox_support;
-
-use outbox_support::{DeadPort, Receiver, Reply};
+use crate::outbox_support::{DeadPort, Receiver, Reply};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -270,7 +268,7 @@ auth_token = "{TOKEN}"
 
     // Every callback arrived; a DeliveryID seen twice carried the same request both times.
     let hits = rx.hits();
-    let mut by_id: HashMap<String, Vec<&outbox_support::Hit>> = HashMap::new();
+    let mut by_id: HashMap<String, Vec<&crate::outbox_support::Hit>> = HashMap::new();
     for h in &hits {
         let header_id = h.header(DELIVERY_ID_HEADER).expect("DeliveryID header");
         let body_id = if h.uri == "/status" {

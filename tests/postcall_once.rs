@@ -6,9 +6,7 @@
 //! The store here is the real SQLite store behind a wrapper that fails the first
 //! "delivered" write, as a full disk or a locked file would.
 
-mod outbox_support;
-
-use outbox_support::{after_claim_passes, Receiver, Reply};
+use crate::outbox_support::{after_claim_passes, Receiver, Reply};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,8 +4,7 @@
 //! `curl` would send it.
 #![allow(dead_code)]
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 
 use common::app::{FakeApp, Reply as AppReply};
 use common::process::{voxbridge_command, ServeProcess};

@@ -13,8 +13,7 @@
 //!   the signature, recomputed here with HMAC-SHA256 independently of `app::sign`.
 #![allow(dead_code)]
 
-#[path = "../common/mod.rs"]
-pub mod common;
+use crate::common;
 
 use common::process::{voxbridge_command, ServeProcess};
 use std::net::SocketAddr;

@@ -2,8 +2,7 @@
 //! script: status, delay, body), and a poll helper.
 #![allow(dead_code)]
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
