@@ -3,9 +3,7 @@
 //! live call mid-playback, live details, CDRs, trailing-slash variants, exact JSON
 //! shapes, and one exchange in raw HTTP as `curl` sends it.
 
-mod api_support;
-
-use api_support::*;
+use crate::api_support::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use voxbridge::cause::HangupCause;

@@ -11,9 +11,7 @@
 //!   simulator's inbound side, on every `cargo test`, so the suite's own code (originate,
 //!   filters, caller-leg reading, callbacks, REST hangup) cannot rot unnoticed.
 
-// Both support trees load `tests/common` (as `tests/it/main.rs` also allows).
-#![allow(clippy::duplicate_mod)]
-
+mod common;
 mod live_support;
 
 mod e2e_support;

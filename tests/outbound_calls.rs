@@ -6,9 +6,7 @@
 //! Destinations as on the test switch (`../shared/freeswitch/README.md`): 7002 answers,
 //! 7003 is busy (486), 7004 rings and never answers, 7008 rings then answers.
 
-mod e2e_support;
-
-use e2e_support::{xml, App, Server, ServerOptions, ACCOUNT, PATIENCE, TOKEN};
+use crate::e2e_support::{self, xml, App, Server, ServerOptions, ACCOUNT, PATIENCE, TOKEN};
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -9,11 +9,25 @@
 //!
 //! A new test file is added here as a module, or it does not run (`autotests = false`).
 //!
-//! Each file still declares the support modules it uses (`mod e2e_support;` …), as it did
-//! when it was a crate of its own, so a support file is compiled once per file that uses it
-//! (as before) — hence `duplicate_mod`. Sharing one copy means making the supports modules
-//! of this crate only, which the separate live and load binaries would then have to mirror.
-#![allow(clippy::duplicate_mod)]
+//! The support modules (`e2e_support`, `api_support`, …) are modules of this binary,
+//! compiled once; a test file uses them as `crate::e2e_support::…`.
+
+// The harnesses, compiled once for the whole binary; test files reach them as
+// `crate::<name>_support`. (The live and load binaries declare the ones they use.)
+#[path = "../api_support/mod.rs"]
+mod api_support;
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../e2e_support/mod.rs"]
+mod e2e_support;
+#[path = "../esl_support/mod.rs"]
+mod esl_support;
+#[path = "../live_support/mod.rs"]
+mod live_support;
+#[path = "../outbox_support/mod.rs"]
+mod outbox_support;
+#[path = "../sim_support/mod.rs"]
+mod sim_support;
 
 #[path = "../api_metrics.rs"]
 mod api_metrics;

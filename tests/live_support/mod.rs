@@ -17,8 +17,7 @@
 
 pub mod app;
 pub mod caller;
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 pub mod process;
 pub mod rest;
 pub mod scenarios;
