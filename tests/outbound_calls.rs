@@ -417,6 +417,14 @@ async fn bad_parameters_are_named_and_no_switch_is_503() {
 /// never sends the BACKGROUND_JOB; it answers `api` with `-ERR No such channel!`.
 /// Counts the originates it was sent.
 async fn silent_switch() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    fake_switch(false).await
+}
+
+/// As [`silent_switch`]; with `answered_end`, right after each originate it also sends
+/// the originated channel's CHANNEL_HANGUP_COMPLETE of an answered call (answer_epoch
+/// set), as a loaded real switch did when a short document ended the call before the
+/// originate's `+OK` reached the dialer.
+async fn fake_switch(answered_end: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let originates = Arc::new(AtomicUsize::new(0));
@@ -448,12 +456,39 @@ async fn silent_switch() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
                                 .find_map(|l| l.strip_prefix("Job-UUID: "))
                                 .unwrap_or("")
                                 .to_string();
+                            let mut reply = format!(
+                                "Content-Type: command/reply\nReply-Text: +OK Job-UUID: {job}\nJob-UUID: {job}\n\n"
+                            );
                             if cmd.contains("originate") {
                                 seen.fetch_add(1, Ordering::SeqCst);
+                                let uuid = cmd
+                                    .split("origination_uuid=")
+                                    .nth(1)
+                                    .and_then(|r| r.split([',', '}']).next())
+                                    .unwrap_or("")
+                                    .to_string();
+                                if answered_end {
+                                    let now = std::time::SystemTime::now()
+                                        .duration_since(std::time::UNIX_EPOCH)
+                                        .unwrap()
+                                        .as_secs();
+                                    let body = format!(
+                                        "Event-Name: CHANNEL_HANGUP_COMPLETE\nUnique-ID: {uuid}\n\
+                                         Hangup-Cause: NORMAL_CLEARING\n\
+                                         variable_answer_epoch: {}\n\
+                                         variable_answer_uepoch: {}\n\
+                                         variable_billsec: 1\n\
+                                         variable_hangup_cause_q850: 16\n\n",
+                                        now - 1,
+                                        (now - 1) * 1_000_000
+                                    );
+                                    reply.push_str(&format!(
+                                        "Content-Length: {}\nContent-Type: text/event-plain\n\n{body}",
+                                        body.len()
+                                    ));
+                                }
                             }
-                            format!(
-                                "Content-Type: command/reply\nReply-Text: +OK Job-UUID: {job}\nJob-UUID: {job}\n\n"
-                            )
+                            reply
                         } else if cmd.starts_with("api ") {
                             let body = "-ERR No such channel!\n";
                             format!(
@@ -598,4 +633,39 @@ async fn a_call_ringing_when_voxbridge_dies_is_closed_out_at_the_next_start() {
     assert_eq!(hangup.must("CallStatus"), "failed");
     assert_eq!(hangup.must("To"), "7004");
     assert_eq!(restarted.cdr(&uuid).await.source, "Unknown");
+}
+
+#[tokio::test]
+async fn an_answered_call_that_ends_before_its_originate_result_is_not_closed_out_as_failed() {
+    let (addr, originates) = fake_switch(true).await;
+    let app = App::start().await;
+    let server = Server::start(
+        &app,
+        ServerOptions {
+            extra_toml: format!("[switch]\nesl = \"{addr}\"\npassword = \"ClueCon\"\n"),
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    let answer = speak_then_hangup(&app);
+    let (status, v) = post(
+        &server,
+        serde_json::json!({"from": "15551230000", "to": "7002", "answer_url": answer}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let uuid = v["request_uuid"].as_str().unwrap().to_string();
+    // No socket ever comes here, so after its grace the dialer closes the answered call
+    // out itself — as answered (never `failed`), source Unknown.
+    let hangup = app.hangup_callback(&uuid).await;
+    assert_eq!(originates.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        hangup.must("CallStatus"),
+        "completed",
+        "{:?}",
+        hangup.params()
+    );
+    assert_eq!(hangup.must("HangupSource"), "Unknown");
+    assert_ne!(hangup.must("AnswerTime"), "");
+    assert_eq!(hangup.must("BillDuration"), "1");
 }

@@ -208,18 +208,48 @@ async fn answered_runs_the_document() {
                 .cloned()
         })
         .await;
-    assert_eq!(fetch.must("Direction"), "outbound");
-    assert_eq!(fetch.must("CallStatus"), "in-progress");
-    assert_eq!(fetch.must("Event"), "StartApp");
-    assert_eq!(fetch.must("From"), tag());
-    assert_eq!(fetch.must("To"), "7002");
+    assert_eq!(fetch.must("Direction"), "outbound", "{:?}", fetch.params());
+    assert_eq!(
+        fetch.must("CallStatus"),
+        "in-progress",
+        "{:?}",
+        fetch.params()
+    );
+    assert_eq!(fetch.must("Event"), "StartApp", "{:?}", fetch.params());
+    assert_eq!(fetch.must("From"), tag(), "{:?}", fetch.params());
+    assert_eq!(fetch.must("To"), "7002", "{:?}", fetch.params());
     let hangup = rig.app.hangup_callback(&uuid).await;
-    assert_eq!(hangup.must("CallUUID"), uuid);
-    assert_eq!(hangup.must("Direction"), "outbound");
-    assert_eq!(hangup.must("CallStatus"), "completed");
-    assert_eq!(hangup.must("HangupSource"), "Answer XML");
-    assert_eq!(hangup.must("HangupCauseName"), "Normal Hangup");
-    assert_eq!(hangup.must("CallerName"), "Live Test");
+    assert_eq!(hangup.must("CallUUID"), uuid, "{:?}", hangup.params());
+    assert_eq!(
+        hangup.must("Direction"),
+        "outbound",
+        "{:?}",
+        hangup.params()
+    );
+    assert_eq!(
+        hangup.must("CallStatus"),
+        "completed",
+        "{:?}",
+        hangup.params()
+    );
+    assert_eq!(
+        hangup.must("HangupSource"),
+        "Answer XML",
+        "{:?}",
+        hangup.params()
+    );
+    assert_eq!(
+        hangup.must("HangupCauseName"),
+        "Normal Hangup",
+        "{:?}",
+        hangup.params()
+    );
+    assert_eq!(
+        hangup.must("CallerName"),
+        "Live Test",
+        "{:?}",
+        hangup.params()
+    );
     assert_ne!(hangup.must("AnswerTime"), "");
     let cdr = rig.server.cdr(&uuid).await;
     assert!(cdr.answered);
@@ -234,11 +264,21 @@ async fn busy_is_user_busy_without_an_answer_fetch() {
         .await
         .remove(0);
     let hangup = rig.app.hangup_callback(&uuid).await;
-    assert_eq!(hangup.must("CallStatus"), "busy");
-    assert_eq!(hangup.must("HangupCause"), "USER_BUSY");
-    assert_eq!(hangup.must("HangupCauseCode"), "17");
-    assert_eq!(hangup.must("BillDuration"), "0");
-    assert_eq!(hangup.must("AnswerTime"), "");
+    assert_eq!(hangup.must("CallStatus"), "busy", "{:?}", hangup.params());
+    assert_eq!(
+        hangup.must("HangupCause"),
+        "USER_BUSY",
+        "{:?}",
+        hangup.params()
+    );
+    assert_eq!(
+        hangup.must("HangupCauseCode"),
+        "17",
+        "{:?}",
+        hangup.params()
+    );
+    assert_eq!(hangup.must("BillDuration"), "0", "{:?}", hangup.params());
+    assert_eq!(hangup.must("AnswerTime"), "", "{:?}", hangup.params());
     assert!(rig
         .app
         .hits_on("/answer")
@@ -267,12 +307,22 @@ async fn no_answer_after_ring_timeout_with_a_ring_event() {
                 .cloned()
         })
         .await;
-    assert_eq!(ring.must("Event"), "Ring");
-    assert_eq!(ring.must("CallStatus"), "ringing");
+    assert_eq!(ring.must("Event"), "Ring", "{:?}", ring.params());
+    assert_eq!(ring.must("CallStatus"), "ringing", "{:?}", ring.params());
     let hangup = rig.app.hangup_callback(&uuid).await;
     let took = placed.elapsed();
-    assert_eq!(hangup.must("CallStatus"), "no-answer");
-    assert_eq!(hangup.must("HangupCause"), "NO_ANSWER");
+    assert_eq!(
+        hangup.must("CallStatus"),
+        "no-answer",
+        "{:?}",
+        hangup.params()
+    );
+    assert_eq!(
+        hangup.must("HangupCause"),
+        "NO_ANSWER",
+        "{:?}",
+        hangup.params()
+    );
     // ~3 s: the switch's originate timer runs on whole epoch seconds (k, p: 2.2–2.4 s).
     assert!(took >= Duration::from_secs(2), "no-answer after {took:?}");
     eprintln!(
@@ -295,8 +345,18 @@ async fn hangup_on_ring_gives_up_after_ringing_that_long() {
         .remove(0);
     let hangup = rig.app.hangup_callback(&uuid).await;
     let took = placed.elapsed();
-    assert_eq!(hangup.must("CallStatus"), "no-answer");
-    assert_eq!(hangup.must("HangupCause"), "NO_ANSWER");
+    assert_eq!(
+        hangup.must("CallStatus"),
+        "no-answer",
+        "{:?}",
+        hangup.params()
+    );
+    assert_eq!(
+        hangup.must("HangupCause"),
+        "NO_ANSWER",
+        "{:?}",
+        hangup.params()
+    );
     assert!(
         took >= Duration::from_secs(2) && took < Duration::from_secs(30),
         "gave up after {took:?}"
@@ -316,10 +376,25 @@ async fn time_limit_ends_the_answered_call_in_the_switch() {
         .await
         .remove(0);
     let hangup = rig.app.hangup_callback(&uuid).await;
-    assert_eq!(hangup.must("HangupCause"), "ALLOTTED_TIMEOUT");
-    assert_eq!(hangup.must("CallStatus"), "completed");
-    assert_eq!(hangup.must("HangupSource"), "API");
-    assert_eq!(hangup.must("HangupCauseName"), "Time Limit");
+    assert_eq!(
+        hangup.must("HangupCause"),
+        "ALLOTTED_TIMEOUT",
+        "{:?}",
+        hangup.params()
+    );
+    assert_eq!(
+        hangup.must("CallStatus"),
+        "completed",
+        "{:?}",
+        hangup.params()
+    );
+    assert_eq!(hangup.must("HangupSource"), "API", "{:?}", hangup.params());
+    assert_eq!(
+        hangup.must("HangupCauseName"),
+        "Time Limit",
+        "{:?}",
+        hangup.params()
+    );
     let billed: u64 = hangup.must("BillDuration").parse().unwrap();
     assert!((2..=4).contains(&billed), "billed {billed} s");
     eprintln!(
@@ -348,8 +423,8 @@ async fn delete_while_ringing_is_a_cancel_from_the_api() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 204);
     let hangup = rig.app.hangup_callback(&uuid).await;
-    assert_eq!(hangup.must("CallStatus"), "cancel");
-    assert_eq!(hangup.must("HangupSource"), "API");
+    assert_eq!(hangup.must("CallStatus"), "cancel", "{:?}", hangup.params());
+    assert_eq!(hangup.must("HangupSource"), "API", "{:?}", hangup.params());
     assert_eq!(rig.server.cdr(&uuid).await.source, "API");
     rig.assert_gone(&uuid).await;
 }
@@ -371,10 +446,85 @@ async fn delete_after_answer_hangs_up_source_api() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 204);
     let hangup = rig.app.hangup_callback(&uuid).await;
-    assert_eq!(hangup.must("CallStatus"), "completed");
-    assert_eq!(hangup.must("HangupSource"), "API");
-    assert_eq!(hangup.must("HangupCause"), "NORMAL_CLEARING");
+    assert_eq!(
+        hangup.must("CallStatus"),
+        "completed",
+        "{:?}",
+        hangup.params()
+    );
+    assert_eq!(hangup.must("HangupSource"), "API", "{:?}", hangup.params());
+    assert_eq!(
+        hangup.must("HangupCause"),
+        "NORMAL_CLEARING",
+        "{:?}",
+        hangup.params()
+    );
     assert_ne!(hangup.must("AnswerTime"), "");
+    rig.assert_gone(&uuid).await;
+}
+
+async fn sip_headers_reach_the_callee_as_x_vh() {
+    let rig = rig().await;
+    let answer = rig.app.xml("/answer", &xml("<Wait length=\"30\"/>"));
+    let from = "15557770042";
+    let uuid = rig
+        .post(json!({
+            "from": from, "to": "7002", "answer_url": answer,
+            "sip_headers": "Campaign=spring,Batch=42",
+        }))
+        .await
+        .remove(0);
+    rig.wait_status(&uuid, "in-progress").await;
+    if rig.switch.real {
+        // The callee is the switch's own `sofia/internal/<from>@…` leg: the INVITE it
+        // received carried the headers, which it keeps as `sip_h_X-VH-*` variables.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let callee = loop {
+            let list = fs_api(&rig.switch, "show channels as json").await;
+            let v: Value = serde_json::from_str(list.trim()).unwrap_or(Value::Null);
+            let found = v["rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| {
+                    r["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with(&format!("sofia/internal/{from}@")))
+                })
+                .and_then(|r| r["uuid"].as_str())
+                .map(str::to_string);
+            if let Some(uuid) = found {
+                break uuid;
+            }
+            if Instant::now() > deadline {
+                let ended: Vec<_> = rig
+                    .app
+                    .callbacks_for("/hangup", &uuid)
+                    .iter()
+                    .map(|h| h.params())
+                    .collect();
+                panic!("the callee's leg is not among {list}; callbacks so far: {ended:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        for (name, want) in [("Campaign", "spring"), ("Batch", "42")] {
+            let got = fs_api(
+                &rig.switch,
+                &format!("uuid_getvar {callee} sip_h_X-VH-{name}"),
+            )
+            .await;
+            assert_eq!(got.trim(), want, "X-VH-{name} on the callee's INVITE");
+        }
+    }
+    let r = client()
+        .delete(format!("{}{uuid}/", rig.calls_url()))
+        .header("X-Auth-ID", ACCOUNT)
+        .header("X-Auth-Token", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    rig.app.hangup_callback(&uuid).await;
     rig.assert_gone(&uuid).await;
 }
 
@@ -387,11 +537,16 @@ async fn bulk_places_one_call_per_destination() {
     assert_eq!(uuids.len(), 2);
     assert_ne!(uuids[0], uuids[1]);
     let first = rig.app.hangup_callback(&uuids[0]).await;
-    assert_eq!(first.must("CallStatus"), "completed");
-    assert_eq!(first.must("To"), "7002");
+    assert_eq!(
+        first.must("CallStatus"),
+        "completed",
+        "{:?}",
+        first.params()
+    );
+    assert_eq!(first.must("To"), "7002", "{:?}", first.params());
     let second = rig.app.hangup_callback(&uuids[1]).await;
-    assert_eq!(second.must("CallStatus"), "busy");
-    assert_eq!(second.must("To"), "7003");
+    assert_eq!(second.must("CallStatus"), "busy", "{:?}", second.params());
+    assert_eq!(second.must("To"), "7003", "{:?}", second.params());
     for u in &uuids {
         rig.assert_gone(u).await;
     }
@@ -442,6 +597,11 @@ mod live {
     #[test]
     fn outbound_delete_after_answer_hangs_up_source_api() {
         run(super::delete_after_answer_hangs_up_source_api());
+    }
+
+    #[test]
+    fn outbound_sip_headers_reach_the_callee_as_x_vh() {
+        run(super::sip_headers_reach_the_callee_as_x_vh());
     }
 
     #[test]

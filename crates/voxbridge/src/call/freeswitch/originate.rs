@@ -432,7 +432,7 @@ impl OutboundCall {
                     };
                     if text.starts_with("+OK") {
                         tracing::info!("answered; the socket runs the document");
-                        return self.answered(events).await;
+                        return self.answered(events, None).await;
                     }
                     let cause_text = text.strip_prefix("-ERR").unwrap_or(&text).trim();
                     let cause = HangupCause::from_name(cause_text)
@@ -456,6 +456,13 @@ impl OutboundCall {
                             }
                         }
                         "CHANNEL_ANSWER" => self.answer_seen(&ev).await,
+                        "CHANNEL_HANGUP_COMPLETE" if was_answered(&ev) => {
+                            // Answered and already over before the originate's `+OK`
+                            // reached us (a short document, a loaded switch): the
+                            // socket side owns its record.
+                            tracing::info!("answered and ended before the originate result came");
+                            return self.answered(events, Some(ev)).await;
+                        }
                         "CHANNEL_HANGUP_COMPLETE" => {
                             let end = failure.take().or(ours.take()).unwrap_or_else(|| {
                                 let cause = ev.hangup_cause().map(HangupCause::parse_switch)
@@ -652,7 +659,7 @@ impl OutboundCall {
 
     /// The socket side owns the call now. The dialer only watches for the channel's end,
     /// to close the call out should the socket never have reached voxbridge.
-    async fn answered(self, mut events: mpsc::UnboundedReceiver<Event>) {
+    async fn answered(self, mut events: mpsc::UnboundedReceiver<Event>, ended: Option<Event>) {
         self.inner.set_phase(&self.uuid, Phase::Answered);
         let OutboundCall {
             inner,
@@ -672,6 +679,9 @@ impl OutboundCall {
         let watch_until =
             Instant::now() + Duration::from_secs(request.time_limit) + ANSWERED_WATCH_MARGIN;
         let complete = loop {
+            if let Some(ev) = &ended {
+                break Some(ev.clone());
+            }
             let next = tokio::time::timeout_at(watch_until, events.recv()).await;
             let Ok(next) = next else { break None };
             match next {
@@ -760,6 +770,13 @@ impl OutboundCall {
         )
         .await;
     }
+}
+
+/// Whether a CHANNEL_HANGUP_COMPLETE is of a channel that had been answered.
+fn was_answered(ev: &Event) -> bool {
+    ev.variable("answer_epoch")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .is_some_and(|v| v > 0)
 }
 
 fn cancelled() -> Unanswered {
