@@ -657,9 +657,9 @@ async fn o2_originate_socket_unquoted_app_args() {
 }
 
 #[tokio::test]
-async fn q_originate_socket_busy() {
+async fn p2_originate_socket_busy() {
     // A refusal: CHANNEL_HANGUP_COMPLETE (486, q850 17) comes before the job's result.
-    let r = replay_originate("q-originate-socket-busy.txt", test_switch_callees()).await;
+    let r = replay_originate("p2-originate-socket-busy.txt", test_switch_callees()).await;
     assert!(r.outbound.is_none());
     assert_eq!(background_job_body(&r.inbound), "-ERR USER_BUSY\n");
     let hc = events_named(&r.inbound, "CHANNEL_HANGUP_COMPLETE");
@@ -674,11 +674,11 @@ async fn q_originate_socket_busy() {
 }
 
 #[tokio::test]
-async fn r_originate_socket_cancelled_while_ringing() {
+async fn p3_originate_socket_cancelled_while_ringing() {
     // `uuid_kill <O> ORIGINATOR_CANCEL` at the first CHANNEL_PROGRESS: the channel ends
     // ORIGINATOR_CANCEL (q850 16, send_cancel), then `-ERR ORIGINATOR_CANCEL`.
     let r = replay_originate(
-        "r-originate-socket-cancelled-while-ringing.txt",
+        "p3-originate-socket-cancelled-while-ringing.txt",
         test_switch_callees(),
     )
     .await;
@@ -700,7 +700,7 @@ async fn r_originate_socket_cancelled_while_ringing() {
 }
 
 #[tokio::test]
-async fn s_originate_socket_time_limit_armed_at_answer() {
+async fn p4_originate_socket_time_limit_armed_at_answer() {
     // `execute_on_answer='sched_hangup +2 ALLOTTED_TIMEOUT'`: the switch hangs the
     // answered call up by itself, the socket sees ALLOTTED_TIMEOUT.
     let callees = CallScript::answered().callee(
@@ -710,7 +710,7 @@ async fn s_originate_socket_time_limit_armed_at_answer() {
             hangs_up_after: None,
         },
     );
-    let r = replay_originate("s-originate-socket-time-limit.txt", callees).await;
+    let r = replay_originate("p4-originate-socket-time-limit.txt", callees).await;
     let outbound = r.outbound.expect("the socket app connected");
     let hangup = events_named(&outbound, "CHANNEL_HANGUP");
     assert_eq!(

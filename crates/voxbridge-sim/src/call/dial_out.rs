@@ -7,17 +7,17 @@
 //! - while it rings, inbound listeners see the channel's CHANNEL_CREATE, CHANNEL_OUTGOING,
 //!   CHANNEL_PROGRESS (`Channel-State: CS_CONSUME_MEDIA`, call state `DOWN`, not yet
 //!   through any dialplan), then at the answer CHANNEL_ANSWER (call state still
-//!   `RINGING`: it is updated after the event; no CHANNEL_PROGRESS_MEDIA, transcript s);
+//!   `RINGING`: it is updated after the event; no CHANNEL_PROGRESS_MEDIA, transcript p4);
 //! - at the answer `originate` returns `+OK <O>` (the BACKGROUND_JOB of a `bgapi`) and
 //!   the socket app connects; its `connect` reply shows the answered outbound channel;
 //! - a callee that refuses (486 → USER_BUSY…) or never answers before `originate_timeout`
 //!   (whole epoch seconds, like the bridge of transcript k: `=3` gave up after 2.35 s in
 //!   p) fails the originate with `-ERR <CAUSE>`, and there is **no** socket connection at
 //!   all. A ring timeout publishes the result *before* the channel's
-//!   CHANNEL_HANGUP_COMPLETE (p); a refusal (q) or a `uuid_kill` while ringing (r,
+//!   CHANNEL_HANGUP_COMPLETE (p); a refusal (p2) or a `uuid_kill` while ringing (p3,
 //!   `-ERR ORIGINATOR_CANCEL`, q850 16, `send_cancel`) publishes it *after*;
 //! - `execute_on_answer*` variables run at the answer; `sched_hangup +N` there hangs the
-//!   answered call up inside the switch (s: `+2` fired 1.5 s after the answer).
+//!   answered call up inside the switch (p4: `+2` fired 1.5 s after the answer).
 //!
 //! The callee is scripted by number like a `bridge`'s ([`CallScript::callee`]); an
 //! unknown number is refused with NO_ROUTE_DESTINATION.
@@ -189,7 +189,7 @@ impl Call {
         let now = self.shared.sw.clock.now_us();
         let state = self.ch.call_state;
         // No CHANNEL_PROGRESS_MEDIA: a callee's 200 alone brings none on the
-        // originated channel (transcript s, which subscribed to it).
+        // originated channel (transcript p4, which subscribed to it).
         self.ch.media_up(now);
         self.ch.after_progress_media();
         self.ch.call_state = state;
@@ -250,8 +250,8 @@ impl Call {
     }
 
     /// The originate failed. When its own timer gave up (p) the result comes first,
-    /// then the channel's hangup; when the callee refused (q: 486) or the channel was
-    /// killed while ringing (r: `uuid_kill`), CHANNEL_HANGUP_COMPLETE comes first and
+    /// then the channel's hangup; when the callee refused (p2: 486) or the channel was
+    /// killed while ringing (p3: `uuid_kill`), CHANNEL_HANGUP_COMPLETE comes first and
     /// the result after it — the order the real switch showed.
     fn ring_out_failed(&mut self, d: &mut DialOut, cause: HangupCause, disposition: &str) {
         let err = format!("-ERR {}\n", cause.name());

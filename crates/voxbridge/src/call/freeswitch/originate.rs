@@ -4,7 +4,7 @@
 //! ESL listener as a normal call (`Direction=outbound`), or the call ends unanswered and
 //! is closed out here from the inbound events.
 //!
-//! Switch facts this relies on (transcripts o, p, and the real switch):
+//! Switch facts this relies on (transcripts o, p, p2–p4, and the real switch):
 //! - `&socket(…)` must be quoted, else the app gets only its address and connects in
 //!   static single-channel mode (o2);
 //! - the socket app runs on the originated channel itself (uuid = `origination_uuid`,
