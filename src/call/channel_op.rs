@@ -46,6 +46,10 @@ pub enum ChannelOp {
     ArmHangup { after: Duration, cause: HangupCause },
     /// Cancel every hangup armed on this channel.
     CancelArmedHangups,
+    /// Drop the DTMF digits the switch holds for the channel (a Gather's first step, so
+    /// digits pressed before it are never counted; their events, if any, arrive before
+    /// this operation's completion).
+    FlushDigits,
 }
 
 /// How a [`ChannelOp`] ended, as the driver reads the switch's reply.

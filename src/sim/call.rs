@@ -1986,9 +1986,8 @@ fn app_kind(app: &str) -> Option<Kind> {
         "record" => Kind::Record { by_silence: false },
         "bridge" => Kind::Bridge,
         "answer" | "pre_answer" | "ring_ready" | "hangup" | "respond" | "sched_hangup"
-        | "sched_cancel" | "set" | "export" | "unset" | "send_dtmf" | "log" | "info" | "event" => {
-            Kind::Instant
-        }
+        | "sched_cancel" | "set" | "export" | "unset" | "send_dtmf" | "log" | "info" | "event"
+        | "flush_dtmf" => Kind::Instant,
         _ => return None,
     })
 }

@@ -12,6 +12,9 @@
 //! * **ArmHangup** is `sched_hangup +<secs> <cause>` — always relative, with the `+`
 //!   (reference §5); **CancelArmedHangups** `sched_cancel` without argument, which
 //!   cancels all of the channel's scheduled tasks.
+//! * **FlushDigits** is `flush_dtmf` (a Gather's first step); the engine's
+//!   **Interrupt** (a Gather's barge-in) is `api uuid_break <uuid>` on the call's own
+//!   socket, which stops the running prompt (`FILE PLAYED`), not the queued commands.
 //! * **Who hung up**: `sip_hangup_disposition` `recv_*` is the caller, `send_*` the switch.
 //! * **Outcomes**: a `-ERR …` reply to `sendmsg` (or an `Application-Response` that
 //!   starts with `-ERR`) means the switch refused the application; a response that says
@@ -51,6 +54,7 @@ pub fn application(op: &ChannelOp, tts: &TtsConfig) -> Application {
             format!("+{} {}", after.as_secs(), cause.name()),
         ),
         ChannelOp::CancelArmedHangups => ("sched_cancel", String::new()),
+        ChannelOp::FlushDigits => ("flush_dtmf", String::new()),
     };
     Application { name, arg }
 }
@@ -253,6 +257,7 @@ mod tests {
                 "+30 CALL_REJECTED",
             ),
             (ChannelOp::CancelArmedHangups, "sched_cancel", ""),
+            (ChannelOp::FlushDigits, "flush_dtmf", ""),
         ];
         for (op, name, arg) in cases {
             let app = application(&op, &TtsConfig::default());
