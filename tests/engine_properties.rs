@@ -157,6 +157,7 @@ impl Checker {
                                 ChannelOp::Speak { .. }
                                     | ChannelOp::Play { .. }
                                     | ChannelOp::SendDigits { .. }
+                                    | ChannelOp::FlushDigits
                             ),
                             "answer was not for an element that needs it: {app:?}"
                         );
@@ -193,6 +194,11 @@ impl Checker {
                     assert!(ending.cause_name.len() <= 200);
                 }
                 Action::ScheduleArmed { .. } | Action::ScheduleCleared => {}
+                Action::Interrupt => {
+                    assert!(self.in_flight.is_some(), "Interrupt with nothing running");
+                    assert!(!self.closing, "Interrupt while closing");
+                }
+                Action::Request(_) => assert!(!self.closing, "Request while closing"),
             }
             assert!(self.hangups_sent <= 1, "more than one hangup sent");
         }

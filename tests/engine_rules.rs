@@ -297,6 +297,7 @@ fn names(ops: &[ChannelOp]) -> Vec<&'static str> {
             ChannelOp::Hangup { .. } => "hangup",
             ChannelOp::ArmHangup { .. } => "arm_hangup",
             ChannelOp::CancelArmedHangups => "cancel_armed_hangups",
+            ChannelOp::FlushDigits => "flush_digits",
         })
         .collect()
 }
