@@ -65,6 +65,8 @@ mod esl_props;
 mod esl_replay;
 #[path = "../fetch_http.rs"]
 mod fetch_http;
+#[path = "../gather_documents.rs"]
+mod gather_documents;
 #[path = "../gather_rules.rs"]
 mod gather_rules;
 #[path = "../layers.rs"]
