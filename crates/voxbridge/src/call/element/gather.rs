@@ -76,6 +76,9 @@ pub struct GatherRun {
     digits: String,
     /// Set once a digit has stopped the prompts.
     barged: bool,
+    /// When the digit that interrupted a playing prompt came (switch time), until that
+    /// prompt's completion is noted.
+    interrupted_at: Option<Instant>,
     /// The input is over but the interrupted prompt has not finished yet.
     pending: Option<Outcome>,
     deadline: Option<Instant>,
@@ -101,6 +104,7 @@ impl GatherRun {
                 phase: Phase::Flushing,
                 digits: String::new(),
                 barged: false,
+                interrupted_at: None,
                 pending: None,
                 deadline: None,
             },
@@ -123,6 +127,14 @@ impl GatherRun {
         outcome: &OpOutcome,
         notes: &mut Vec<String>,
     ) -> Next {
+        if let Some(digit_at) = self.interrupted_at.take() {
+            // Both times are the switch's (the DTMF event's and the completion's), so this
+            // is how long the caller heard the prompt after pressing.
+            let ms = now.saturating_duration_since(digit_at).as_millis();
+            let note = format!("Gather barge-in: the prompt stopped {ms} ms after the first digit");
+            tracing::info!("{note}");
+            notes.push(note);
+        }
         if let Some(done) = self.pending.take() {
             return Next::Done(done);
         }
@@ -192,6 +204,9 @@ impl GatherRun {
         }
         let prompting = matches!(self.phase, Phase::Prompting { .. });
         let interrupt = prompting && !self.barged;
+        if interrupt {
+            self.interrupted_at = Some(now);
+        }
         self.barged = true;
         if Some(digit) == self.gather.finish_on_key {
             self.complete("FinishedOnKey");
