@@ -382,9 +382,9 @@ impl CallEngine {
                 return Reaction::Acted;
             }
         }
-        if !self
+        if self
             .parked
-            .is_some_and(|p| p.until.is_some_and(|until| until <= now))
+            .is_none_or(|p| p.until.is_none_or(|until| until > now))
         {
             return Reaction::NoEffect;
         }
