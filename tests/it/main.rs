@@ -49,6 +49,8 @@ mod e2e_events;
 mod e2e_rules;
 #[path = "../e2e_voxml.rs"]
 mod e2e_voxml;
+#[path = "../engine_gather.rs"]
+mod engine_gather;
 #[path = "../engine_properties.rs"]
 mod engine_properties;
 #[path = "../engine_rules.rs"]
