@@ -207,7 +207,13 @@ fn gather_execution_timeout_counts_from_the_end_of_the_prompts_and_no_input_goes
     call.complete(); // flush
     assert_eq!(call.due_in(), None, "no deadline while the prompts play");
     call.at(4.0).complete(); // the speak
-    assert!(matches!(call.running_op(), Some(ChannelOp::Wait { .. })));
+    assert_eq!(
+        call.running_op(),
+        Some(&ChannelOp::Silence {
+            duration: Duration::from_secs(2)
+        }),
+        "a Wait prompt is silence the caller can interrupt"
+    );
     assert_eq!(call.due_in(), None);
     call.at(6.0).complete(); // the wait
     assert_eq!(call.due_in(), Some(Duration::from_secs(11)));

@@ -298,6 +298,7 @@ fn names(ops: &[ChannelOp]) -> Vec<&'static str> {
             ChannelOp::ArmHangup { .. } => "arm_hangup",
             ChannelOp::CancelArmedHangups => "cancel_armed_hangups",
             ChannelOp::FlushDigits => "flush_digits",
+            ChannelOp::Silence { .. } => "silence",
         })
         .collect()
 }

@@ -292,3 +292,54 @@ async fn gather_bad_documents_are_errors_naming_line_and_column_at_run_time() {
         cdr.notes
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gather_wait_prompt_is_silence_a_digit_interrupts_before_the_next_prompt_starts() {
+    let (app, server) = setup().await;
+    let got = app.xml("/got", &xml("<Hangup/>"));
+    let url = app.xml(
+        "/doc/wait",
+        &xml(&format!(
+            "<Gather action=\"{got}\" numDigits=\"1\"><Wait length=\"3\"/><Speak>{PROMPT}</Speak></Gather>"
+        )),
+    );
+    let script = answered(&url).dtmf_during_app(FIRST_PROMPT_APP, Duration::from_millis(500), "6");
+    let r = report(sim(5.0).place_call(script, server.esl)).await;
+
+    assert_eq!(
+        ran(&r)[..2],
+        ["flush_dtmf", "playback silence_stream://3000"],
+        "a Wait inside a Gather is a playback of silence, which reports the digit before it ends"
+    );
+    assert!(
+        !requested(&r).iter().any(|a| a == "speak"),
+        "the prompt after the Wait never starts: {:?}",
+        requested(&r)
+    );
+    assert_eq!(commands_with(&r, "uuid_break").len(), 1);
+    assert_eq!(app.hits_on("/got")[0].must("Digits"), "6");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gather_voxml_menu_posts_the_digits_and_runs_the_action_document() {
+    let (app, server) = setup().await;
+    let menu = app.voxml(
+        "/menu.json",
+        r#"{"voxml_version":"1.0","instructions":[{"verb":"Hangup","reason":"busy"}]}"#,
+    );
+    let url = app.voxml(
+        "/doc/voxml",
+        &format!(
+            r#"{{"voxml_version":"1.0","instructions":[
+                {{"verb":"Gather","action":"{menu}","num_digits":2,
+                  "prompts":[{{"verb":"Say","text":"{PROMPT}"}}]}},
+                {{"verb":"Say","text":"never"}}]}}"#
+        ),
+    );
+    let script = answered(&url)
+        .speak_length(PROMPT, Duration::from_secs(10))
+        .dtmf_during_app(FIRST_PROMPT_APP, Duration::from_millis(300), "42");
+    let r = report(sim(5.0).place_call(script, server.esl)).await;
+    assert_bye(&r, HangupCause::USER_BUSY);
+    assert_eq!(app.hits_on("/menu.json")[0].must("Digits"), "42");
+}

@@ -626,6 +626,31 @@ pub fn all() -> Vec<Scenario> {
                     .gather_digits("123"),
             )
         },
+        Scenario {
+            action: Action::CallerPresses {
+                after: 1.5,
+                digits: "3",
+            },
+            probes: vec![Probe::BargeInWithinMs(200)],
+            ..scenario(
+                "gather_wait_prompt_is_silence_a_digit_stops_it_within_200ms",
+                "<Gather numDigits=\"1\"><Wait length=\"6\"/><Play>tone</Play></Gather> on 7000; the \
+                 caller presses 3 during the Wait: played as silence_stream, so the digit is reported \
+                 while it runs and uuid_break stops it within 200 ms; Digits=3",
+                Ext::Answered,
+                vec![
+                    Xml(format!(
+                        "<Response><Gather action=\"{{app}}/answer?step=1\" numDigits=\"1\">\
+                         <Wait length=\"6\"/><Play>{TONE_FOREVER}</Play></Gather></Response>"
+                    )),
+                    Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect::bye("USER_BUSY", 17)
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .fetches(&["StartApp", "Gather"])
+                    .gather_digits("3"),
+            )
+        },
         scenario(
             "gather_no_input_goes_on_with_the_next_element_without_a_request",
             "<Gather executionTimeout=\"5\"> with a 1 s tone on 7001 and no key pressed: answered, \

@@ -268,8 +268,14 @@ fn secs(n: u32) -> Duration {
     Duration::from_secs(u64::from(n))
 }
 
-/// The operation that plays a prompt step (Speak, Play or Wait).
+/// The operation that plays a prompt step (Speak, Play or Wait; a Wait is
+/// [`ChannelOp::Silence`], so a digit is reported before it ends).
 fn prompt_op(step: &Step) -> ChannelOp {
+    if let Step::Wait { secs: length } = step {
+        return ChannelOp::Silence {
+            duration: secs(*length),
+        };
+    }
     match step.clone().begin(true) {
         super::Begin::Run(op) => op,
         // Prompts are Speak, Play and Wait only (the parsers see to it); anything else

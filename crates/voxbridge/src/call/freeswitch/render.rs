@@ -8,7 +8,10 @@
 //! * **Speak**: `speak <engine>|<voice>|<text>` with the engine and voice from the
 //!   `[tts]` configuration (WOMAN → slt, MAN → kal, flite by default). The language is
 //!   not passed on: flite has no language selection.
-//! * **Wait** is `sleep <ms>`; **SendDigits** `send_dtmf`.
+//! * **Wait** is `sleep <ms>`; **SendDigits** `send_dtmf`. **Silence** (a Wait inside a
+//!   Gather) is `playback silence_stream://<ms>`: a digit ends `sleep` *before* its DTMF
+//!   event goes out (transcript q), whereas `playback` reports the digit first and ends
+//!   only on `uuid_break` (or a `playback_terminators` key, also reported first).
 //! * **ArmHangup** is `sched_hangup +<secs> <cause>` — always relative, with the `+`
 //!   (reference §5); **CancelArmedHangups** `sched_cancel` without argument, which
 //!   cancels all of the channel's scheduled tasks.
@@ -47,6 +50,10 @@ pub fn application(op: &ChannelOp, tts: &TtsConfig) -> Application {
         }
         ChannelOp::Play { url } => ("playback", playback_path(url)),
         ChannelOp::Wait { duration } => ("sleep", duration.as_millis().to_string()),
+        ChannelOp::Silence { duration } => (
+            "playback",
+            format!("silence_stream://{}", duration.as_millis()),
+        ),
         ChannelOp::SendDigits { digits } => ("send_dtmf", digits.clone()),
         ChannelOp::Hangup { cause } => ("hangup", cause.name().to_string()),
         ChannelOp::ArmHangup { after, cause } => (
@@ -258,6 +265,13 @@ mod tests {
             ),
             (ChannelOp::CancelArmedHangups, "sched_cancel", ""),
             (ChannelOp::FlushDigits, "flush_dtmf", ""),
+            (
+                ChannelOp::Silence {
+                    duration: Duration::from_secs(3),
+                },
+                "playback",
+                "silence_stream://3000",
+            ),
         ];
         for (op, name, arg) in cases {
             let app = application(&op, &TtsConfig::default());
