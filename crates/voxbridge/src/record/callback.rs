@@ -14,6 +14,9 @@ pub enum CallbackKind {
     Status,
     /// The post-call workflow request (SPEC §4 rule 5); its response may be a document.
     PostCall,
+    /// An element's `action` requested through the outbox while the call goes on (a
+    /// Gather with `redirect="false"`, SPEC §12.1); its response is ignored.
+    Action,
 }
 
 impl CallbackKind {
@@ -22,6 +25,7 @@ impl CallbackKind {
             CallbackKind::Hangup => "hangup",
             CallbackKind::Status => "status",
             CallbackKind::PostCall => "post_call",
+            CallbackKind::Action => "action",
         }
     }
 
@@ -30,6 +34,7 @@ impl CallbackKind {
             "hangup" => CallbackKind::Hangup,
             "status" => CallbackKind::Status,
             "post_call" => CallbackKind::PostCall,
+            "action" => CallbackKind::Action,
             _ => return None,
         })
     }

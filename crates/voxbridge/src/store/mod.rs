@@ -278,6 +278,16 @@ pub trait Store: Send + Sync + 'static {
         notes: Vec<String>,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// Writes outbox rows for a call that is still in progress (an element's request
+    /// whose response is ignored, e.g. a Gather with `redirect="false"`), due now; the
+    /// outbox delivers them like any other row. Bounded retry.
+    fn enqueue_callbacks(
+        &self,
+        call_uuid: &str,
+        account_id: &str,
+        callbacks: Vec<NewCallback>,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
     /// One live call of the account.
     fn live_call(
         &self,

@@ -43,6 +43,13 @@ pub(super) enum WriteOp {
         callbacks: Vec<NewCallback>,
         now: OffsetDateTime,
     },
+    /// Callbacks of a call still in progress (an element's request through the outbox).
+    Enqueue {
+        call_uuid: String,
+        account_id: String,
+        callbacks: Vec<NewCallback>,
+        now: OffsetDateTime,
+    },
     Claim(ClaimRequest),
     Attempt {
         delivery_id: String,
@@ -175,6 +182,9 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Pending>, signal: &Notify) {
                     {
                         new_rows |= *outcome == FinishOutcome::Finished && !callbacks.is_empty();
                     }
+                    if let WriteOp::Enqueue { callbacks, .. } = op {
+                        new_rows |= !callbacks.is_empty();
+                    }
                     results.push(Ok(reply));
                 }
                 Err(e) => {
@@ -251,6 +261,15 @@ fn apply(conn: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
             callbacks,
             now,
         } => finish(conn, record, callbacks, *now),
+        WriteOp::Enqueue {
+            call_uuid,
+            account_id,
+            callbacks,
+            now,
+        } => {
+            insert_callbacks(conn, call_uuid, account_id, callbacks, *now)?;
+            Ok(WriteReply::Done)
+        }
         WriteOp::Claim(request) => claim(conn, request),
         WriteOp::Attempt {
             delivery_id,
@@ -330,6 +349,18 @@ fn finish(
     if inserted == 0 {
         return Ok(WriteReply::Finish(FinishOutcome::AlreadyFinished));
     }
+    insert_callbacks(conn, &r.call_uuid, &r.account_id, callbacks, now)?;
+    Ok(WriteReply::Finish(FinishOutcome::Finished))
+}
+
+/// Writes outbox rows, due now.
+fn insert_callbacks(
+    conn: &Connection,
+    call_uuid: &str,
+    account_id: &str,
+    callbacks: &[NewCallback],
+    now: OffsetDateTime,
+) -> rusqlite::Result<()> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO outbox (delivery_id, call_uuid, account_id, kind, method, url, receiver, \
          content_type, body, status, attempts, created_at, next_attempt_at) \
@@ -338,8 +369,8 @@ fn finish(
     for cb in callbacks {
         insert.execute(params![
             cb.delivery_id,
-            r.call_uuid,
-            r.account_id,
+            call_uuid,
+            account_id,
             cb.kind.as_str(),
             cb.method.as_str(),
             cb.url,
@@ -349,7 +380,7 @@ fn finish(
             nanos(now),
         ])?;
     }
-    Ok(WriteReply::Finish(FinishOutcome::Finished))
+    Ok(())
 }
 
 fn claim(conn: &Connection, req: &ClaimRequest) -> rusqlite::Result<WriteReply> {
