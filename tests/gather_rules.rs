@@ -5,9 +5,8 @@
 //! The barge-in test runs at 1× because its acceptance names a wall-clock bound (the
 //! prompt stops within 200 ms of the digit); the others run faster.
 
-mod e2e_support;
 
-use e2e_support::*;
+use crate::e2e_support::*;
 use std::time::Duration;
 use voxbridge::cause::HangupCause;
 use voxbridge_sim::AppStatus;
