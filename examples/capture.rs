@@ -569,6 +569,18 @@ Outbound client: connect, myevents, linger, event plain <list>, then an endless 
       client hangs up (NORMAL_CLEARING) and sends exit.",
     },
     Scenario {
+        name: "q",
+        file: "q-gather-flush-dtmf-speak-barge-in.txt",
+        title: "a Gather as voxbridge runs it: digits pressed before it flushed, a `speak` prompt barged in",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7900@127.0.0.1:5060 (capture dialplan: answer, socket).
+Outbound client: connect, myevents, linger, event plain <list>, then the element before the Gather: `sleep 2000`
+      (event-lock), during which the INBOUND-ESL connection runs `api uuid_send_dtmf <A-leg> 9` (a digit pressed
+      before the Gather). Then the Gather: `flush_dtmf` (event-lock; the switch drops the digits it holds), then a
+      `speak flite|slt|<long menu>` prompt; 1 s into it `api uuid_send_dtmf <A-leg> 2`; on that DTMF event the
+      socket sends `api uuid_break <own uuid>`: the speak's CHANNEL_EXECUTE_COMPLETE follows. The client hangs up
+      (NORMAL_CLEARING) and sends exit.",
+    },
+    Scenario {
         name: "m",
         file: "m-record-ended-by-silence.txt",
         title: "`record` ended by silence",
@@ -775,6 +787,43 @@ async fn dtmf_barge_in(cap: &mut Capture) -> Result<()> {
     inb.exit().await
 }
 
+/// What voxbridge's Gather sends (see `call::element::gather`): a digit pressed during
+/// the element before it, `flush_dtmf`, a spoken prompt, a digit, `uuid_break`.
+async fn gather_flush_and_barge_in(cap: &mut Capture) -> Result<()> {
+    let (mut inb, a, job) = caller(cap, "7900", "&park()").await?;
+    let mut out = cap.accept().await?;
+    let own = start_session(&mut out, EVENTS).await?;
+    inb.event_where("BACKGROUND_JOB", "Job-UUID", &job).await?;
+    let before = execute(&mut out, "sleep", Some("2000")).await?;
+    out.event_where("CHANNEL_EXECUTE", "Application-UUID", &before)
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    inb.api(&format!("uuid_send_dtmf {a} 9")).await?;
+    execute_complete(&mut out, &before).await?;
+    let flush = execute(&mut out, "flush_dtmf", None).await?;
+    execute_complete(&mut out, &flush).await?;
+    let prompt = execute(
+        &mut out,
+        "speak",
+        Some(
+            "flite|slt|Welcome. For sales, press one. For support, press two. For billing, \
+             press three. To hear these options again, stay on the line.",
+        ),
+    )
+    .await?;
+    out.event_where("CHANNEL_EXECUTE", "Application-UUID", &prompt)
+        .await?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    inb.api(&format!("uuid_send_dtmf {a} 2")).await?;
+    // The 9 pressed during the sleep arrives as its own DTMF event (when the switch
+    // dequeues it), before flush_dtmf completes; wait for the 2.
+    out.event_where("DTMF", "DTMF-Digit", "2").await?;
+    out.api(&format!("uuid_break {own}")).await?;
+    execute_complete(&mut out, &prompt).await?;
+    hang_up_and_exit(&mut out, "NORMAL_CLEARING").await?;
+    inb.exit().await
+}
+
 async fn record(cap: &mut Capture, by_key: bool) -> Result<()> {
     // The caller sends audio (silence): a parked caller sends no RTP, and the record
     // then ends with record_ms=0.
@@ -886,6 +935,7 @@ async fn run(cap: &mut Capture, name: &str) -> Result<()> {
         "j" => bridge(cap, "7003", "", false, "USER_BUSY").await,
         "k" => bridge(cap, "7004", ",originate_timeout=3", false, "NO_ANSWER").await,
         "l" => dtmf_barge_in(cap).await,
+        "q" => gather_flush_and_barge_in(cap).await,
         "m" => record(cap, false).await,
         "n" => record(cap, true).await,
         "o" => originate_socket(cap, true, true).await,

@@ -297,6 +297,8 @@ fn names(ops: &[ChannelOp]) -> Vec<&'static str> {
             ChannelOp::Hangup { .. } => "hangup",
             ChannelOp::ArmHangup { .. } => "arm_hangup",
             ChannelOp::CancelArmedHangups => "cancel_armed_hangups",
+            ChannelOp::FlushDigits => "flush_digits",
+            ChannelOp::Silence { .. } => "silence",
         })
         .collect()
 }

@@ -82,6 +82,11 @@ live_tests!(
     rule_7_empty_response_on_an_answered_call_times_out_allotted_timeout,
     rule_8_no_document_on_an_answered_call_is_a_normal_clearing_bye_source_error,
     rule_9_hangup_with_text_is_a_document_error_603,
+    gather_menu_digit_during_the_prompt_barges_in_within_200ms_and_its_action_runs,
+    gather_finish_on_key_after_123_posts_digits_123,
+    gather_no_input_goes_on_with_the_next_element_without_a_request,
+    gather_wait_prompt_is_silence_a_digit_stops_it_within_200ms,
+    gather_bad_document_is_refused_603_naming_line_and_column,
     stress_200_calls_at_50_per_second_all_called_back_none_left_on_the_switch,
 );
 

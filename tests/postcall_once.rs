@@ -51,6 +51,14 @@ impl Store for FailFirstDelivered {
     fn add_cdr_notes(&self, u: &str, notes: Vec<String>) -> BoxFuture<'_, Result<(), StoreError>> {
         self.inner.add_cdr_notes(u, notes)
     }
+    fn enqueue_callbacks(
+        &self,
+        u: &str,
+        a: &str,
+        callbacks: Vec<voxbridge::record::callback::NewCallback>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.enqueue_callbacks(u, a, callbacks)
+    }
     fn live_call(&self, a: &str, u: &str) -> BoxFuture<'_, Result<Option<LiveCall>, StoreError>> {
         self.inner.live_call(a, u)
     }

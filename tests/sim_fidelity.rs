@@ -412,6 +412,23 @@ async fn l_dtmf_prompt_barge_in_uuid_break() {
 }
 
 #[tokio::test]
+async fn q_gather_flush_dtmf_speak_barge_in() {
+    // A digit during the `sleep` ends it and is dequeued after it; flush_dtmf; a digit
+    // 1 s into the spoken prompt, which the client breaks.
+    let got = replay_as(
+        "q-gather-flush-dtmf-speak-barge-in.txt",
+        CallScript::answered()
+            .speak_per_word(Duration::from_millis(400))
+            .dtmf_during_app(1, Duration::from_millis(300), "9")
+            .dtmf_during_app(3, Duration::from_millis(1000), "2"),
+        config(Duration::ZERO, LingerNotice::AfterHangupComplete),
+        Compare::Sequence,
+    )
+    .await;
+    assert!(!got.is_empty());
+}
+
+#[tokio::test]
 async fn m_record_ended_by_silence() {
     let got = replay_as(
         "m-record-ended-by-silence.txt",

@@ -63,6 +63,8 @@ mod e2e_events;
 mod e2e_rules;
 #[path = "../e2e_voxml.rs"]
 mod e2e_voxml;
+#[path = "../engine_gather.rs"]
+mod engine_gather;
 #[path = "../engine_properties.rs"]
 mod engine_properties;
 #[path = "../engine_rules.rs"]
@@ -79,6 +81,10 @@ mod esl_props;
 mod esl_replay;
 #[path = "../fetch_http.rs"]
 mod fetch_http;
+#[path = "../gather_documents.rs"]
+mod gather_documents;
+#[path = "../gather_rules.rs"]
+mod gather_rules;
 #[path = "../layers.rs"]
 mod layers;
 #[path = "../live_caller_leg.rs"]

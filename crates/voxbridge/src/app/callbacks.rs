@@ -110,6 +110,54 @@ pub fn post_call_callback(record: &CallRecord, url: &str, method: HttpMethod) ->
     }
 }
 
+/// An element's `action` requested through the outbox (response ignored): the fetch
+/// parameters of its event (SPEC §5.1 and the element's own, e.g. a Gather's `Digits`)
+/// plus `DeliveryID`, as a form body (POST) or in the query string (GET).
+pub fn action_request(url: &str, method: HttpMethod, params: &[(String, String)]) -> NewCallback {
+    let delivery_id = new_delivery_id();
+    let mut pairs: Vec<(&str, String)> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    pairs.push(("DeliveryID", delivery_id.clone()));
+    let form = |pairs: &[(&str, String)]| {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish()
+    };
+    match method {
+        HttpMethod::Post => NewCallback {
+            delivery_id,
+            kind: CallbackKind::Action,
+            method,
+            url: url.to_string(),
+            content_type: Some(FORM_CONTENT_TYPE.to_string()),
+            body: form(&pairs).into_bytes(),
+        },
+        HttpMethod::Get => {
+            let url = match url::Url::parse(url) {
+                Ok(mut u) => {
+                    u.query_pairs_mut()
+                        .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+                    u.to_string()
+                }
+                Err(_) => {
+                    let sep = if url.contains('?') { '&' } else { '?' };
+                    format!("{url}{sep}{}", form(&pairs))
+                }
+            };
+            NewCallback {
+                delivery_id,
+                kind: CallbackKind::Action,
+                method,
+                url,
+                content_type: None,
+                body: Vec::new(),
+            }
+        }
+    }
+}
+
 /// The SPEC §5.2 parameters, in the order listed there and nothing else (receivers built
 /// for Vobiz compare names). `SIPStatus` appears only when known; `AnswerTime` is present
 /// but empty for an unanswered call.

@@ -8,6 +8,7 @@
 //! [`crate::call::channel_op`] vocabulary.
 
 pub mod dtmf;
+pub mod gather;
 pub mod hangup;
 pub mod play;
 pub mod preanswer;
@@ -20,8 +21,8 @@ pub mod wait;
 use crate::call::channel_op::ChannelOp;
 use crate::call::hangup::DocumentHangup;
 use crate::document::model::{
-    AnswerDocument, Dtmf, FetchEvent, Hangup, HttpMethod, Instruction, Play, PostCall, Redirect,
-    Reject, Speak,
+    AnswerDocument, Dtmf, FetchEvent, Gather, Hangup, HttpMethod, Instruction, Play, PostCall,
+    Redirect, Reject, Speak,
 };
 
 /// A document fetch for the driver to perform (with retries and the fallback URL, and
@@ -35,7 +36,7 @@ pub struct DocumentFetch {
 
 /// One executable step of the current document: an element, with PreAnswer flattened
 /// into its marker followed by its children, flagged as early media.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
     PreAnswer,
     Speak {
@@ -57,6 +58,8 @@ pub enum Step {
     },
     Reject(Reject),
     Redirect(Redirect),
+    /// SPEC §12.1: run by the engine with [`gather::GatherRun`].
+    Gather(Gather),
 }
 
 /// What a step asks of the engine when the cursor reaches it.
@@ -81,6 +84,8 @@ pub enum Begin {
     },
     /// Fetch the next document; this one is over.
     Fetch(DocumentFetch),
+    /// Start a Gather: run its first operation and hand it the channel's digits.
+    Gather(Box<gather::GatherRun>, ChannelOp),
 }
 
 impl Step {
@@ -88,7 +93,7 @@ impl Step {
     pub fn needs_answer(&self) -> bool {
         match self {
             Step::Speak { early, .. } | Step::Play { early, .. } => !early,
-            Step::Dtmf(_) => true,
+            Step::Dtmf(_) | Step::Gather(_) => true,
             _ => false,
         }
     }
@@ -104,6 +109,10 @@ impl Step {
             Step::Hangup { hangup, first } => hangup::begin(hangup, first),
             Step::Reject(reject) => reject::begin(reject, answered),
             Step::Redirect(redirect) => redirect::begin(redirect),
+            Step::Gather(g) => {
+                let (run, op) = gather::GatherRun::begin(g);
+                Begin::Gather(Box::new(run), op)
+            }
         }
     }
 
@@ -139,6 +148,7 @@ pub fn flatten(doc: AnswerDocument) -> Vec<Step> {
             }),
             Instruction::Reject(r) => steps.push(Step::Reject(r)),
             Instruction::Redirect(r) => steps.push(Step::Redirect(r)),
+            Instruction::Gather(g) => steps.push(Step::Gather(g)),
         }
     }
     let mut steps = Vec::new();
@@ -146,4 +156,11 @@ pub fn flatten(doc: AnswerDocument) -> Vec<Step> {
         one(&mut steps, ins, index, false);
     }
     steps
+}
+
+/// A Gather's prompts (Speak, Play, Wait) as steps on an answered call.
+pub fn flatten_prompts(prompts: Vec<Instruction>) -> Vec<Step> {
+    flatten(AnswerDocument {
+        instructions: prompts,
+    })
 }

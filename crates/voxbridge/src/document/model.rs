@@ -32,6 +32,8 @@ pub enum Instruction {
     Redirect(Redirect),
     /// Send DTMF digits. Needs an answered call.
     Dtmf(Dtmf),
+    /// Collect the caller's DTMF while playing prompts (SPEC §12.1). Answers the call.
+    Gather(Gather),
 }
 
 /// How many times to repeat media. `0` means "until the call ends".
@@ -133,19 +135,22 @@ impl HttpMethod {
 }
 
 /// The `Event` parameter of a document fetch (SPEC §5.1): why the document is asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FetchEvent {
     /// The first document of a call.
     StartApp,
     /// A document a `Redirect` pointed to.
     Redirect,
+    /// A Gather's `action` with the caller's digits (SPEC §12.1).
+    Gather { digits: String },
 }
 
 impl FetchEvent {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             FetchEvent::StartApp => "StartApp",
             FetchEvent::Redirect => "Redirect",
+            FetchEvent::Gather { .. } => "Gather",
         }
     }
 }
@@ -169,12 +174,53 @@ pub struct Dtmf {
     pub async_: bool,
 }
 
+/// `<Gather>` (SPEC §12.1), DTMF only: validated values, defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gather {
+    /// Requested with the digits (never when there was no input).
+    pub action: String,
+    pub method: HttpMethod,
+    /// Seconds to wait for the first digit once the prompts have finished (5–60).
+    pub execution_timeout_secs: u32,
+    /// Seconds of quiet after a digit that end the input (2–10; `auto` is 5).
+    pub digit_end_timeout_secs: u32,
+    /// The key that ends the input (not part of the digits); `None`: disabled.
+    pub finish_on_key: Option<char>,
+    /// The input ends when this many digits have been pressed (1–32).
+    pub num_digits: u32,
+    /// true: the action's response is the next document; false: the action is
+    /// requested through the outbox and execution continues.
+    pub redirect: bool,
+    /// false: the digits are masked in logs and CDR notes.
+    pub log: bool,
+    /// Speak, Play and Wait only, played in order until the first digit.
+    pub prompts: Vec<Instruction>,
+}
+
+impl FetchEvent {
+    /// The extra form parameters a fetch for this event carries (SPEC §12.1: a Gather's
+    /// `Digits`), beside the §5.1 ones.
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        match self {
+            FetchEvent::Gather { digits } => vec![
+                ("InputType", "dtmf".to_string()),
+                ("Digits", digits.clone()),
+                ("Speech", String::new()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl Instruction {
     /// Whether executing this instruction requires an answered call first (SPEC §3).
     pub fn needs_answer(&self) -> bool {
         matches!(
             self,
-            Instruction::Speak(_) | Instruction::Play(_) | Instruction::Dtmf(_)
+            Instruction::Speak(_)
+                | Instruction::Play(_)
+                | Instruction::Dtmf(_)
+                | Instruction::Gather(_)
         )
     }
 
@@ -189,6 +235,7 @@ impl Instruction {
             Instruction::Reject(_) => "Reject",
             Instruction::Redirect(_) => "Redirect",
             Instruction::Dtmf(_) => "DTMF",
+            Instruction::Gather(_) => "Gather",
         }
     }
 }

@@ -16,6 +16,9 @@ pub enum CallbackKind {
     PostCall,
     /// An outbound call started ringing: `Event=Ring` to its `ring_url` (SPEC §13).
     Ring,
+    /// An element's `action` requested through the outbox while the call goes on (a
+    /// Gather with `redirect="false"`, SPEC §12.1); its response is ignored.
+    Action,
 }
 
 impl CallbackKind {
@@ -25,6 +28,7 @@ impl CallbackKind {
             CallbackKind::Status => "status",
             CallbackKind::PostCall => "post_call",
             CallbackKind::Ring => "ring",
+            CallbackKind::Action => "action",
         }
     }
 
@@ -34,6 +38,7 @@ impl CallbackKind {
             "status" => CallbackKind::Status,
             "post_call" => CallbackKind::PostCall,
             "ring" => CallbackKind::Ring,
+            "action" => CallbackKind::Action,
             _ => return None,
         })
     }

@@ -256,24 +256,6 @@ pub trait Store: Send + Sync + 'static {
     /// Records a call as live when the switch hands it over. Bounded retry.
     fn call_started(&self, call: NewLiveCall) -> BoxFuture<'_, Result<(), StoreError>>;
 
-    /// Writes callbacks a call owes while it is still up (an outbound call's `Event=Ring`,
-    /// SPEC §13), delivered by the outbox like the final ones. Bounded retry. A store
-    /// without it refuses, so nothing is silently dropped.
-    fn enqueue_callbacks(
-        &self,
-        call_uuid: &str,
-        account_id: &str,
-        callbacks: Vec<NewCallback>,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
-        let _ = (call_uuid, account_id, callbacks);
-        Box::pin(async {
-            Err(StoreError::new(
-                StoreErrorKind::Invalid,
-                "enqueue_callbacks is not supported by this store",
-            ))
-        })
-    }
-
     /// Records the answer time of a live call. Bounded retry; unknown call: no-op.
     fn call_answered(
         &self,
@@ -294,6 +276,17 @@ pub trait Store: Send + Sync + 'static {
         &self,
         call_uuid: &str,
         notes: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Writes outbox rows for a call that is still in progress (an element's request
+    /// whose response is ignored, e.g. a Gather with `redirect="false"`; an outbound
+    /// call's `Event=Ring`, SPEC §13), due now; the outbox delivers them like any other
+    /// row. Bounded retry.
+    fn enqueue_callbacks(
+        &self,
+        call_uuid: &str,
+        account_id: &str,
+        callbacks: Vec<NewCallback>,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// One live call of the account.

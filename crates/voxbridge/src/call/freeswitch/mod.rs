@@ -84,6 +84,7 @@ mod live_row;
 pub mod originate;
 mod record;
 mod render;
+mod request;
 mod writer;
 pub use closeout::close_out_abandoned;
 
@@ -526,10 +527,34 @@ impl CallTask {
                     self.live_row_writes.scheduled_hangup(Some(at));
                 }
                 Action::ScheduleCleared => self.live_row_writes.scheduled_hangup(None),
+                Action::Interrupt => {
+                    let _ = self.to_switch.send(SwitchCommand::Break);
+                }
+                Action::Request(req) => self.request_through_outbox(req),
                 Action::Finish(ending) => return Some(ending),
             }
         }
         None
+    }
+
+    /// A request to the application whose response is ignored (a Gather with
+    /// `redirect="false"`): rendered now with the fetch parameters, signed, and
+    /// written to the outbox, which delivers it with its usual guarantees.
+    fn request_through_outbox(&mut self, req: DocumentFetch) {
+        let params = fetch::params(
+            &self.facts,
+            &self.resolved,
+            self.engine.answered(),
+            req.event.clone(),
+            &self.services.config.app.extra_variables,
+        );
+        request::enqueue(
+            &self.services,
+            &self.resolved,
+            &self.facts.uuid,
+            req,
+            params,
+        );
     }
 
     fn start_fetch(&mut self, req: DocumentFetch) {
@@ -537,7 +562,7 @@ impl CallTask {
             &self.facts,
             &self.resolved,
             self.engine.answered(),
-            req.event,
+            req.event.clone(),
             &self.services.config.app.extra_variables,
         );
         self.fetch_task = Some(fetch::spawn(

@@ -30,6 +30,9 @@ pub(super) enum SwitchCommand {
     Kill { cause: HangupCause },
     /// `sendmsg hangup <cause>`: queued behind the running application.
     HangupMessage { cause: HangupCause },
+    /// `api uuid_break <uuid>`: stops the running application (a Gather's barge-in);
+    /// the commands queued behind it stay queued.
+    Break,
     /// `exit`: leave the socket; the writer stops after it.
     Exit,
 }
@@ -125,6 +128,17 @@ impl Writer {
                                 command: HangupCommand::HangupAfterOp,
                                 result,
                             });
+                        }
+                        SwitchCommand::Break => {
+                            // The interrupted application completes as usual; a refusal
+                            // (the channel just went) needs nothing more.
+                            match conn.api(&format!("uuid_break {uuid}")).await {
+                                Ok(r) if r.body.starts_with("+OK") => {}
+                                Ok(r) => {
+                                    tracing::info!(reply = %r.body.trim(), "uuid_break not applied")
+                                }
+                                Err(e) => tracing::warn!(error = %e, "uuid_break failed"),
+                            }
                         }
                         SwitchCommand::Exit => {
                             let _ = conn.exit().await;

@@ -350,21 +350,6 @@ impl Store for SqliteStore {
         Box::pin(self.write_simple("call_started", WriteOp::StartCall(call)))
     }
 
-    fn enqueue_callbacks(
-        &self,
-        call_uuid: &str,
-        account_id: &str,
-        callbacks: Vec<NewCallback>,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
-        let op = WriteOp::Enqueue {
-            call_uuid: call_uuid.to_string(),
-            account_id: account_id.to_string(),
-            callbacks,
-            now: OffsetDateTime::now_utc(),
-        };
-        Box::pin(self.write_simple("enqueue_callbacks", op))
-    }
-
     fn call_answered(
         &self,
         call_uuid: &str,
@@ -399,6 +384,21 @@ impl Store for SqliteStore {
             notes,
         };
         Box::pin(self.write_simple("add_cdr_notes", op))
+    }
+
+    fn enqueue_callbacks(
+        &self,
+        call_uuid: &str,
+        account_id: &str,
+        callbacks: Vec<NewCallback>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let op = WriteOp::Enqueue {
+            call_uuid: call_uuid.to_string(),
+            account_id: account_id.to_string(),
+            callbacks,
+            now: OffsetDateTime::now_utc(),
+        };
+        Box::pin(self.write_simple("enqueue_callbacks", op))
     }
 
     fn live_call(

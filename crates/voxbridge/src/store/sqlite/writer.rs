@@ -43,7 +43,8 @@ pub(super) enum WriteOp {
         callbacks: Vec<NewCallback>,
         now: OffsetDateTime,
     },
-    /// Callbacks owed while the call is still up (an outbound call's ring event).
+    /// Callbacks of a call still in progress: an outbound call's ring event, an
+    /// element's request through the outbox.
     Enqueue {
         call_uuid: String,
         account_id: String,
@@ -353,7 +354,7 @@ fn finish(
     Ok(WriteReply::Finish(FinishOutcome::Finished))
 }
 
-/// Outbox rows of one call, pending from `now`.
+/// Writes outbox rows, due now.
 fn insert_callbacks(
     conn: &Connection,
     call_uuid: &str,
