@@ -265,7 +265,13 @@ async fn capture(scenario: &Scenario, log: &mut Log) -> Result<()> {
     );
     let fs2 = fs.clone();
     let job = tokio::spawn(async move { fs2.bgapi(&originate).await });
-    log.line("!", &format!("FreeSWITCH: originate sofia/external/{}@127.0.0.1:5070", scenario.ext));
+    log.line(
+        "!",
+        &format!(
+            "FreeSWITCH: originate sofia/external/{}@127.0.0.1:5070",
+            scenario.ext
+        ),
+    );
     let outcome = run_script(scenario, log, &listener, &fs, &a_uuid).await;
     if outcome.is_err() {
         let _ = fs.api(&format!("uuid_kill {a_uuid}")).await;
@@ -299,7 +305,10 @@ async fn capture(scenario: &Scenario, log: &mut Log) -> Result<()> {
         }
         _ => log.line("!", "no CHANNEL_HANGUP_COMPLETE for the caller"),
     }
-    if let Ok(Ok(ev)) = tokio::time::timeout(WAIT, job).await.map(|r| r.map_err(|e| anyhow!(e))) {
+    if let Ok(Ok(ev)) = tokio::time::timeout(WAIT, job)
+        .await
+        .map(|r| r.map_err(|e| anyhow!(e)))
+    {
         if let Ok(ev) = ev {
             log.line(
                 "!",
@@ -321,7 +330,10 @@ async fn run_script(
     let (stream, peer) = tokio::time::timeout(WAIT, listener.accept())
         .await
         .context("no FastAGI connection from Asterisk")??;
-    log.line("!", &format!("accepted FastAGI connection from {}", peer.ip()));
+    log.line(
+        "!",
+        &format!("accepted FastAGI connection from {}", peer.ip()),
+    );
     let (r, w) = stream.into_split();
     let mut agi = Agi {
         reader: BufReader::new(r),
@@ -366,7 +378,10 @@ async fn run_script(
                 }
             }
             CallerHangsUp => {
-                log.line("!", "the caller hangs up (FreeSWITCH uuid_kill on the A-leg)");
+                log.line(
+                    "!",
+                    "the caller hangs up (FreeSWITCH uuid_kill on the A-leg)",
+                );
                 fs.api(&format!("uuid_kill {a_uuid}")).await?;
             }
             AriHangup(code) => {

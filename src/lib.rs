@@ -10,7 +10,7 @@
 //! 1. [`config`]: the TOML configuration and its rules; [`document`]: Answer XML and
 //!    VoxML parsed into one instruction model.
 //! 2. [`esl`]: the Event Socket protocol only (frames, events, connections), no call
-//!    logic; [`record`]: the call record (CDR, direction, hangup source) and the outbox's
+//!    logic; [`agi`]: its Asterisk twin, the FastAGI protocol only; [`record`]: the call record (CDR, direction, hangup source) and the outbox's
 //!    callback rows — what the store keeps and everything above reports.
 //! 3. [`metrics`]: the Prometheus counters (fed by the ESL counters and the outbox).
 //! 4. [`store`]: live calls, CDRs and the callback outbox (SQLite); it persists records,
@@ -28,6 +28,7 @@
 //! for tests, the benchmark and the demo: it uses [`esl`] and [`cause`] only, and nothing
 //! but [`demo`] (and the tests) uses it — the call path never depends on the simulator.
 
+pub mod agi;
 pub mod api;
 pub mod app;
 pub mod call;
