@@ -15,6 +15,8 @@
 //! of this crate only, which the separate live and load binaries would then have to mirror.
 #![allow(clippy::duplicate_mod)]
 
+#[path = "../agi_protocol.rs"]
+mod agi_protocol;
 #[path = "../api_metrics.rs"]
 mod api_metrics;
 #[path = "../api_rest.rs"]

@@ -65,6 +65,17 @@ impl AgiCommand {
         })
     }
 
+    /// A command this module has no builder for (`NOOP`, `HANGUP`, `CHANNEL STATUS`),
+    /// written as given: it must not contain a line break.
+    pub fn verbatim(line: &str) -> Result<Self, CommandError> {
+        if line.contains(['\r', '\n', '\0']) {
+            return Err(CommandError::LineBreak);
+        }
+        Ok(Self {
+            line: line.to_string(),
+        })
+    }
+
     /// The line as sent, without its `\n`.
     pub fn line(&self) -> &str {
         &self.line
