@@ -88,7 +88,7 @@ mod tests {
 
     #[test]
     fn a_line_over_the_limit_is_an_error_with_or_without_its_end() {
-        assert!(lines(&[b'x'; 11], 10).is_err());
+        assert!(lines(&[b'x'; 12], 10).is_err());
         let mut long = vec![b'x'; 11];
         long.push(b'\n');
         assert!(lines(&long, 10).is_err());
