@@ -305,16 +305,11 @@ async fn capture(scenario: &Scenario, log: &mut Log) -> Result<()> {
         }
         _ => log.line("!", "no CHANNEL_HANGUP_COMPLETE for the caller"),
     }
-    if let Ok(Ok(ev)) = tokio::time::timeout(WAIT, job)
-        .await
-        .map(|r| r.map_err(|e| anyhow!(e)))
-    {
-        if let Ok(ev) = ev {
-            log.line(
-                "!",
-                &format!("originate result: {}", ev.body().unwrap_or("").trim()),
-            );
-        }
+    if let Ok(Ok(Ok(ev))) = tokio::time::timeout(WAIT, job).await {
+        log.line(
+            "!",
+            &format!("originate result: {}", ev.body().unwrap_or("").trim()),
+        );
     }
     let _ = fs.exit().await;
     outcome

@@ -74,6 +74,9 @@ pub struct Running {
     pub store: StoreHandle,
     pub live: LiveCalls,
     pub metrics: Arc<Metrics>,
+    /// The FastAGI listener's address when `[asterisk] enabled` (SPEC §16).
+    pub agi_addr: Option<SocketAddr>,
+    agi_task: Option<tokio::task::JoinHandle<()>>,
     stop_esl: watch::Sender<bool>,
     stop_api: watch::Sender<bool>,
     esl_task: tokio::task::JoinHandle<()>,
@@ -175,6 +178,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
     });
     let esl_addr = listener.local_addr()?;
+    let (agi_addr, agi_task) =
+        match start_asterisk(&config, &services, stop_esl.subscribe()).await? {
+            Some((addr, task)) => (Some(addr), Some(task)),
+            None => (None, None),
+        };
     let keeper = services.keeper.clone();
     let esl_task = tokio::spawn(listener.run(freeswitch::handler(services), stopped(stop_esl_rx)));
 
@@ -230,6 +238,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         store,
         live,
         metrics,
+        agi_addr,
+        agi_task,
         stop_esl,
         stop_api,
         esl_task,
@@ -251,6 +261,9 @@ impl Running {
         tracing::info!(live_calls = self.live.len(), "shutting down");
         let _ = self.stop_esl.send(true);
         let _ = self.esl_task.await;
+        if let Some(agi) = self.agi_task {
+            let _ = agi.await;
+        }
         let left = self.keeper.drain(RECORDS_LIMIT).await;
         if left > 0 {
             tracing::error!(
@@ -309,6 +322,59 @@ async fn flush_outbox(store: &StoreHandle, stats: &OutboxStatsSource) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The FastAGI listener for calls from Asterisk, when `[asterisk] enabled` (SPEC §16):
+/// the same call services (store, outbox, REST registry) as FreeSWITCH's calls, the same
+/// shutdown (stops with the ESL listener; grace `esl.shutdown_grace`, then the cut-off).
+async fn start_asterisk(
+    config: &Arc<Config>,
+    services: &Arc<CallServices>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Option<(SocketAddr, tokio::task::JoinHandle<()>)>> {
+    use crate::agi::{AgiListener, AgiListenerOptions};
+    use crate::call::asterisk::{self, ari::Ari, AsteriskServices};
+    let ast = &config.asterisk;
+    if !ast.enabled {
+        return Ok(None);
+    }
+    let listener = AgiListener::bind(
+        ast.agi_listen,
+        AgiListenerOptions {
+            allow: ast.allow.clone(),
+            max_connections: ast.max_calls,
+            handshake_timeout: Duration::from_secs_f64(ast.handshake_timeout),
+            shutdown_grace: Duration::from_secs_f64(config.esl.shutdown_grace),
+        },
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot listen for Asterisk on asterisk.agi_listen {}",
+            ast.agi_listen
+        )
+    })?
+    .on_cut_off({
+        let services = services.clone();
+        move || {
+            let _ = services.cut_off.send(true);
+        }
+    });
+    let addr = listener.local_addr()?;
+    let ari = Ari::from_config(ast)?;
+    if ari.is_none() {
+        tracing::warn!(
+            "asterisk.ari_url is empty: a REST hang-up waits for the running application to \
+             return"
+        );
+    }
+    let services = Arc::new(AsteriskServices {
+        calls: services.clone(),
+        ari,
+    });
+    tracing::info!(agi = %addr, ari = %ast.ari_url, "FastAGI listener for Asterisk");
+    let task = tokio::spawn(listener.run(asterisk::handler(services), stopped(stop)));
+    Ok(Some((addr, task)))
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {

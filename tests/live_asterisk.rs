@@ -1,0 +1,47 @@
+//! The live suite on Asterisk (SPEC §16): SIP calls placed by FreeSWITCH into the bundled
+//! Asterisk (`../shared/asterisk/`), whose dialplan (`dialplan/asterisk/extensions.conf`, or
+//! the bundle's built-in 7000/7001) hands them to the real `voxbridge` binary over FastAGI;
+//! the same checks as on FreeSWITCH of what the caller got (486 / 403 / BYE) and what
+//! voxbridge reported (callbacks and the CDR read back over REST). Each test is named after
+//! its rule, with the switch in the name. Skipped unless `VOXBRIDGE_TEST_FS_ESL` and the
+//! bundle's `VOXBRIDGE_TEST_AST_SIP` / `VOXBRIDGE_TEST_AST_ARI` are set:
+//!
+//! ```sh
+//! ../shared/asterisk/ast start --dialplan dialplan/asterisk/extensions.conf
+//! eval "$(../shared/asterisk/ast env)"
+//! flock /tmp/fs-live.lock env VOXBRIDGE_TEST_FS_ESL=127.0.0.1:8021 cargo test --test live_asterisk
+//! ```
+
+mod live_support;
+
+use live_support::run_asterisk;
+
+macro_rules! asterisk_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                run_asterisk(stringify!($name));
+            }
+        )*
+        const TESTS: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+asterisk_tests!(
+    asterisk_rule_2_first_hangup_on_a_ringing_call_is_403_recorded_rejected_never_answered,
+    asterisk_rule_2_busy_hangup_on_a_ringing_call_is_486_never_answered,
+    asterisk_rule_2_busy_after_a_speak_answers_for_the_speak_then_byes_with_user_busy,
+    asterisk_rule_6_document_that_runs_out_ends_with_end_of_xml_instructions,
+    asterisk_rule_4_caller_hangs_up_mid_speak_source_caller_nothing_after_runs,
+    asterisk_rule_4_rest_api_hangup_mid_speak_byes_within_1s_source_api,
+);
+
+#[test]
+fn every_asterisk_scenario_has_its_test() {
+    let names: Vec<&str> = live_support::scenarios::asterisk::all()
+        .iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, TESTS);
+}

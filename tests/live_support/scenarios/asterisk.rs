@@ -1,0 +1,109 @@
+//! The SPEC §4 scenarios on Asterisk (SPEC §16): the same documents, the same REST,
+//! callback and CDR checks as on FreeSWITCH, with what chan_sip sends the caller —
+//! 403 for CALL_REJECTED (21; chan_sip's mapping, there is no documented way to make it
+//! 603), 486 for USER_BUSY — and no Q.850 Reason header on chan_sip's BYE. Media is
+//! speech (app_flite): the FreeSWITCH tone streams do not exist on Asterisk.
+
+use super::*;
+
+pub fn all() -> Vec<Scenario> {
+    vec![
+        scenario(
+            "asterisk_rule_2_first_hangup_on_a_ringing_call_is_403_recorded_rejected_never_answered",
+            "<Hangup/> first on 7001: chan_sip sends 403 for cause 21; recorded CALL_REJECTED 21, never answered",
+            Ext::Ringing,
+            vec![xml("<Response><Hangup/><Speak>never</Speak></Response>")],
+            Expect::refused(403, "CALL_REJECTED").record(
+                "CALL_REJECTED",
+                21,
+                REJECTED,
+                "Answer XML",
+                "rejected",
+            ),
+        ),
+        scenario(
+            "asterisk_rule_2_busy_hangup_on_a_ringing_call_is_486_never_answered",
+            "<Hangup reason=\"busy\"/> on 7001: SIP 486, never answered, not billed",
+            Ext::Ringing,
+            vec![xml(r#"<Response><Hangup reason="busy"/></Response>"#)],
+            Expect::refused(486, "USER_BUSY").record("USER_BUSY", 17, BUSY, "Answer XML", "busy"),
+        ),
+        Scenario {
+            needs_tts: true,
+            ..scenario(
+                "asterisk_rule_2_busy_after_a_speak_answers_for_the_speak_then_byes_with_user_busy",
+                "<Speak> then <Hangup reason=\"busy\"/> on 7001: Flite really plays, then BYE; recorded USER_BUSY 17",
+                Ext::Ringing,
+                vec![xml(format!(
+                    "<Response><Speak>{SPEECH}</Speak><Hangup reason=\"busy\"/></Response>"
+                ))],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .timing(Timing::BilledAtLeastMs(1000)),
+            )
+        },
+        Scenario {
+            needs_tts: true,
+            ..scenario(
+                "asterisk_rule_6_document_that_runs_out_ends_with_end_of_xml_instructions",
+                "a Speak and nothing else on 7001: answered, then BYE NORMAL_CLEARING, End Of XML Instructions",
+                Ext::Ringing,
+                vec![xml("<Response><Speak>Goodbye.</Speak></Response>")],
+                Expect {
+                    bye_reason: None,
+                    ..Expect::bye("NORMAL_CLEARING", 16)
+                }
+                .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed"),
+            )
+        },
+        Scenario {
+            action: Action::CallerHangsUp { after: 1.5 },
+            needs_tts: true,
+            ..scenario(
+                "asterisk_rule_4_caller_hangs_up_mid_speak_source_caller_nothing_after_runs",
+                "the caller hangs up during an endless Speak: source Caller, the Redirect after it is never fetched",
+                Ext::Ringing,
+                vec![
+                    xml(format!(
+                        "<Response><Speak loop=\"0\">{SPEECH}</Speak>\
+                         <Redirect>{{app}}/answer?step=1</Redirect></Response>"
+                    )),
+                    xml(r#"<Response><Hangup reason="busy"/></Response>"#),
+                ],
+                Expect::caller_bye().record("NORMAL_CLEARING", 16, CALLER, "Caller", "completed"),
+            )
+        },
+        Scenario {
+            action: Action::RestHangup { after: 1.0 },
+            needs_tts: true,
+            probes: vec![
+                Probe::LiveWhileUp {
+                    call_status: "in-progress",
+                },
+                Probe::GoneAfterEnd,
+            ],
+            ..scenario(
+                "asterisk_rule_4_rest_api_hangup_mid_speak_byes_within_1s_source_api",
+                "REST DELETE during an endless <Speak loop=\"0\">: ARI ends the Flite at once, BYE within 1 s, source API, cause 16",
+                Ext::Ringing,
+                vec![xml(format!(
+                    "<Response><Speak loop=\"0\">{SPEECH}</Speak><Hangup reason=\"busy\"/></Response>"
+                ))],
+                Expect {
+                    bye_reason: None,
+                    ..Expect::bye("NORMAL_CLEARING", 16)
+                }
+                .record("NORMAL_CLEARING", 16, NORMAL, "API", "completed")
+                .timing(Timing::ApiHangupWithin(1.0)),
+            )
+        },
+    ]
+}
+
+fn xml(text: impl Into<String>) -> Doc {
+    Doc::Xml(text.into())
+}
