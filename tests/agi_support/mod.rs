@@ -3,6 +3,8 @@
 //! and a scripted fake Asterisk that replays a transcript's switch side over TCP.
 #![allow(dead_code)]
 
+pub mod fake;
+
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;

@@ -43,6 +43,8 @@ mod document_props;
 mod document_voxml;
 #[path = "../document_xml.rs"]
 mod document_xml;
+#[path = "../e2e_asterisk.rs"]
+mod e2e_asterisk;
 #[path = "../e2e_bad_input.rs"]
 mod e2e_bad_input;
 #[path = "../e2e_events.rs"]
