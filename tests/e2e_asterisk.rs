@@ -207,12 +207,7 @@ async fn asterisk_a_socket_closed_before_hangup_is_closed_out_unknown_with_its_c
     let mut s = tokio::net::TcpStream::connect(agi).await.unwrap();
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     s.write_all(
-        b"agi_uniqueid: 1796449610.6
-agi_channel: SIP/x-6
-agi_callerid: 1
-agi_extension: 7001
-
-",
+        b"agi_uniqueid: 1796449610.6\nagi_channel: SIP/x-6\nagi_callerid: 1\nagi_extension: 7001\n\n",
     )
     .await
     .unwrap();
