@@ -231,3 +231,64 @@ async fn asterisk_a_socket_closed_before_hangup_is_closed_out_unknown_with_its_c
     let cb = app.hangup_callback("1796449610.6").await;
     assert_eq!(cb.must("HangupSource"), "Unknown");
 }
+
+#[tokio::test]
+async fn asterisk_schedule_is_an_absolute_timeout_in_the_switch_and_fires_with_its_reason() {
+    let (app, server, agi) = start("").await;
+    let url = app.xml(
+        "/sched",
+        &xml(r#"<Hangup schedule="1" reason="busy"/><Wait length="30"/><Hangup/>"#),
+    );
+    let mut ch = channel("1796449610.7", &url);
+    ch.app_time = Duration::from_secs(30);
+    let log = run_channel(agi, ch, Registry::default()).await;
+    assert_eq!(
+        log.commands
+            .iter()
+            .filter(|c| c.starts_with("SET") || c.starts_with("EXEC"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![
+            r#"SET VARIABLE voxbridge_scheduled_cause "17""#.to_string(),
+            r#"SET VARIABLE TIMEOUT(absolute) "1""#.to_string(),
+            r#"EXEC Wait "30.000""#.to_string(),
+        ],
+        "armed inside the switch, never answered, the Hangup after the Wait never sent"
+    );
+    assert!(log.closed_after_hangup);
+    let cb = app.hangup_callback("1796449610.7").await;
+    assert_eq!(cb.must("HangupCause"), "USER_BUSY");
+    assert_eq!(cb.must("HangupSource"), "Answer XML");
+    assert_eq!(cb.must("HangupReason"), "busy");
+    assert_eq!(cb.must("SIPStatus"), "486");
+    assert!(!server.cdr("1796449610.7").await.answered);
+}
+
+#[tokio::test]
+async fn asterisk_redirect_cancels_the_previous_documents_schedule() {
+    let (app, _server, agi) = start("").await;
+    let next = app.xml("/next", &xml(r#"<Hangup reason="busy"/>"#));
+    let url = app.xml(
+        "/first",
+        &xml(&format!(
+            r#"<Hangup schedule="5"/><Redirect>{next}</Redirect>"#
+        )),
+    );
+    let log = run_channel(agi, channel("1796449610.8", &url), Registry::default()).await;
+    let sets: Vec<_> = log
+        .commands
+        .iter()
+        .filter(|c| c.contains("TIMEOUT(absolute)"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        sets,
+        vec![
+            r#"SET VARIABLE TIMEOUT(absolute) "5""#.to_string(),
+            r#"SET VARIABLE TIMEOUT(absolute) "0""#.to_string()
+        ]
+    );
+    let cb = app.hangup_callback("1796449610.8").await;
+    assert_eq!(cb.must("HangupCause"), "USER_BUSY");
+    assert_eq!(cb.must("SIPStatus"), "486");
+}

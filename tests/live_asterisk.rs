@@ -34,6 +34,8 @@ asterisk_tests!(
     asterisk_rule_2_busy_after_a_speak_answers_for_the_speak_then_byes_with_user_busy,
     asterisk_rule_6_document_that_runs_out_ends_with_end_of_xml_instructions,
     asterisk_rule_4_caller_hangs_up_mid_speak_source_caller_nothing_after_runs,
+    asterisk_rule_3_a_schedule_firing_before_answer_refuses_with_its_reason_486,
+    asterisk_rule_3_armed_schedule_shows_on_the_live_call_and_fires_with_its_reason,
     asterisk_rule_4_rest_api_hangup_mid_speak_byes_within_1s_source_api,
 );
 

@@ -105,6 +105,8 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
     let mut ended: Option<Ended> = None;
     let started = tokio::time::Instant::now();
     let caller_at = ch.caller_hangs_up_after.map(|d| started + d);
+    // TIMEOUT(absolute): fires as a soft hangup with no cause (progress-wait-timeout.txt).
+    let mut timeout_at: Option<tokio::time::Instant> = None;
     loop {
         // Between commands the caller (or ARI) may hang up too.
         let idle_end = async {
@@ -113,8 +115,19 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                 _ => std::future::pending().await,
             }
         };
+        let timeout = async {
+            match timeout_at {
+                Some(at) if ended.is_none() => tokio::time::sleep_until(at).await,
+                _ => std::future::pending().await,
+            }
+        };
         let line = tokio::select! {
             l = lines.next_line() => l,
+            _ = timeout => {
+                ended = Some(Ended::Soft(0));
+                let _ = w.write_all(b"HANGUP\n").await;
+                continue;
+            }
             _ = idle_end => {
                 ended = Some(Ended::Caller);
                 let _ = w.write_all(b"HANGUP\n").await;
@@ -179,8 +192,19 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                         None => std::future::pending().await,
                     }
                 };
+                let timeout = async {
+                    match timeout_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     _ = done => "200 result=0".into(),
+                    _ = timeout => {
+                        ended = Some(Ended::Soft(0));
+                        w.write_all(b"200 result=-1\n").await.unwrap();
+                        "HANGUP".into()
+                    }
                     _ = caller => {
                         ended = Some(Ended::Caller);
                         w.write_all(b"200 result=-1\n").await.unwrap();
@@ -192,6 +216,12 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                         "HANGUP".into()
                     }
                 }
+            }
+            (["SET", "VARIABLE", "TIMEOUT(absolute)", secs], None) => {
+                let secs: f64 = secs.parse().unwrap_or(0.0);
+                timeout_at = (secs > 0.0)
+                    .then(|| tokio::time::Instant::now() + Duration::from_secs_f64(secs));
+                "200 result=1".into()
             }
             (["SET", "VARIABLE", ..], None) => "200 result=1".into(),
             _ => "510 Invalid or unknown command".into(),

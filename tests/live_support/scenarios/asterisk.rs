@@ -77,6 +77,39 @@ pub fn all() -> Vec<Scenario> {
                 Expect::caller_bye().record("NORMAL_CLEARING", 16, CALLER, "Caller", "completed"),
             )
         },
+        scenario(
+            "asterisk_rule_3_a_schedule_firing_before_answer_refuses_with_its_reason_486",
+            "<Hangup schedule=\"2\" reason=\"busy\"/><Wait length=\"30\"/> on 7001: TIMEOUT(absolute) fires while it rings, the T extension hangs up with 17: 486, never answered",
+            Ext::Ringing,
+            vec![xml(
+                r#"<Response><Hangup schedule="2" reason="busy"/><Wait length="30"/><Hangup/></Response>"#,
+            )],
+            Expect::refused(486, "USER_BUSY")
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .timing(Timing::LastedAtMost(5.0)),
+        ),
+        Scenario {
+            probes: vec![Probe::ScheduleArmed {
+                secs: 3.0,
+                fires: true,
+            }],
+            needs_tts: true,
+            ..scenario(
+                "asterisk_rule_3_armed_schedule_shows_on_the_live_call_and_fires_with_its_reason",
+                "<Hangup schedule=\"3\" reason=\"busy\"/> then an endless Speak: scheduled_hangup_at ≈ now+3 s on the live call; it fires as a BYE, recorded USER_BUSY, source Answer XML",
+                Ext::Ringing,
+                vec![xml(format!(
+                    "<Response><Hangup schedule=\"3\" reason=\"busy\"/><Speak loop=\"0\">{SPEECH}</Speak></Response>"
+                ))],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .timing(Timing::AnsweredFor { min: 1.8, max: 4.5 }),
+            )
+        },
         Scenario {
             action: Action::RestHangup { after: 1.0 },
             needs_tts: true,

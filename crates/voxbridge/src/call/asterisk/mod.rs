@@ -36,8 +36,11 @@
 //!   21 → 403, 17 → 486).
 //! - A socket that closes before `HANGUP` is a lost socket (SPEC §2 step 7); the call is
 //!   closed out with what is known, and hung up through ARI in case the channel lives on.
-//! - Not yet on Asterisk (each a clear refusal, never a silent skip): `schedule`d Hangup,
-//!   Play of http(s) media, reconciliation after a restart, Dial/Gather/Record.
+//! - **Schedule**: `TIMEOUT(absolute)` inside the switch plus the dialplan's `T` extension
+//!   that hangs up with `${voxbridge_scheduled_cause}` ([`render`]); when it fires the AGI
+//!   reports HANGUPCAUSE 0 and an empty source, and the record takes the armed cause.
+//! - Not yet on Asterisk (each a clear refusal, never a silent skip): Play of http(s)
+//!   media, reconciliation after a restart, Dial/Gather/Record.
 
 pub mod ari;
 pub mod render;
@@ -203,6 +206,8 @@ struct CallTask {
     answering: Option<OpId>,
     /// Set when the store refused the live row: the call is refused (SPEC issue 10).
     refused_for_store: bool,
+    /// Hangups armed in the switch (`TIMEOUT(absolute)`): when due and with what cause.
+    armed: Vec<(Instant, HangupCause)>,
 }
 
 impl CallTask {
@@ -305,6 +310,7 @@ impl CallTask {
             hangup_seen: false,
             answering: None,
             refused_for_store: false,
+            armed: Vec::new(),
         })
     }
 
@@ -474,23 +480,46 @@ impl CallTask {
                     hangup_result: false,
                 });
             }
-            Plan::Command(cmd) => {
-                tracing::debug!(command = %cmd.line(), "AGI command");
+            Plan::Commands(cmds) => {
+                match op {
+                    crate::call::channel_op::ChannelOp::ArmHangup { after, cause } => {
+                        self.armed.push((Instant::now() + *after, *cause));
+                    }
+                    crate::call::channel_op::ChannelOp::CancelArmedHangups => self.armed.clear(),
+                    _ => {}
+                }
                 let conn = self.conn.clone();
                 tokio::spawn(
                     async move {
-                        let report = match conn.command(cmd).await {
-                            Ok(reply) => Report::Op {
-                                id,
-                                outcome: render::outcome(&reply),
-                                hangup_result: reply.is_hangup_result(),
-                            },
-                            Err(e) => Report::Op {
-                                id,
-                                outcome: OpOutcome::Refused(e.to_string()),
-                                hangup_result: false,
-                            },
+                        let mut report = Report::Op {
+                            id,
+                            outcome: OpOutcome::Refused("no command".into()),
+                            hangup_result: false,
                         };
+                        for cmd in cmds {
+                            tracing::debug!(command = %cmd.line(), "AGI command");
+                            report = match conn.command(cmd).await {
+                                Ok(reply) => Report::Op {
+                                    id,
+                                    outcome: render::outcome(&reply),
+                                    hangup_result: reply.is_hangup_result(),
+                                },
+                                Err(e) => Report::Op {
+                                    id,
+                                    outcome: OpOutcome::Refused(e.to_string()),
+                                    hangup_result: false,
+                                },
+                            };
+                            if !matches!(
+                                report,
+                                Report::Op {
+                                    outcome: OpOutcome::Completed,
+                                    ..
+                                }
+                            ) {
+                                break;
+                            }
+                        }
                         let _ = reports.send(report);
                     }
                     .in_current_span(),
@@ -636,8 +665,29 @@ impl CallTask {
                 }
                 self.input(Input::DocumentFetched(fetch::engine_result(result)));
             }
-            Report::EndFacts { cause, source } => {
-                let cause = render::hangup_cause(cause.as_deref());
+            Report::EndFacts {
+                cause: value,
+                source,
+            } => {
+                let mut cause = render::hangup_cause(value.as_deref());
+                // An absolute timeout (our schedule) ends the channel with no cause and an
+                // empty hangup source; the cause it carries is the one we armed (the
+                // dialplan's `T` extension hangs up with it once we have closed).
+                let soft_without_cause =
+                    matches!(value.as_deref().map(str::trim), Some("0") | None)
+                        && source.as_deref().is_some_and(|s| s.trim().is_empty());
+                if soft_without_cause {
+                    let now = Instant::now();
+                    if let Some((_, armed)) = self
+                        .armed
+                        .iter()
+                        .filter(|(due, _)| *due <= now + SCHEDULE_EARLY_FIRE)
+                        .min_by_key(|(due, _)| *due)
+                    {
+                        tracing::info!(cause = %armed, "the scheduled hangup fired in the switch");
+                        cause = *armed;
+                    }
+                }
                 let hung_up_by = render::hung_up_by(source.as_deref(), self.conn.env().channel());
                 tracing::info!(cause = %cause, source = ?source, "channel hung up");
                 self.input(Input::HangupComplete {
@@ -764,6 +814,9 @@ impl CallTask {
         record::keep(&self.services.calls, &self.resolved, rec, post_call).await;
     }
 }
+
+/// How early a `TIMEOUT(absolute)` may fire before its nominal time (whole seconds).
+const SCHEDULE_EARLY_FIRE: Duration = Duration::from_millis(1500);
 
 /// How long a call cut off at shutdown waits for the switch's hangup.
 const CUT_OFF_WAIT: Duration = Duration::from_secs(3);

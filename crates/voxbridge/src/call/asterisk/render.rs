@@ -11,8 +11,16 @@
 //! | Wait | `EXEC Wait <seconds>` |
 //! | SendDigits | `EXEC SendDTMF <digits>` |
 //! | Hangup | `EXEC Hangup <q850>` |
-//! | ArmHangup | not supported yet on Asterisk (an absolute timeout carries no cause: `progress-wait-timeout.txt`): a clear refusal |
-//! | CancelArmedHangups | `SET VARIABLE TIMEOUT(absolute) 0` |
+//! | ArmHangup | `SET VARIABLE voxbridge_scheduled_cause "<q850>"`, `SET VARIABLE TIMEOUT(absolute) "<secs>"` |
+//! | CancelArmedHangups | `SET VARIABLE TIMEOUT(absolute) "0"` |
+//!
+//! **Schedule inside the switch.** `TIMEOUT(absolute)` is Asterisk's own timer on the
+//! channel: it fires even if voxbridge is busy or gone. On its own it carries no cause
+//! (`progress-wait-timeout.txt`: HANGUPCAUSE 0, the caller gets 603), so the shipped dialplan
+//! has `exten => T,1,Hangup(${voxbridge_scheduled_cause})`: once voxbridge has closed the
+//! socket after the timeout's `HANGUP`, Asterisk runs the `T` (timeout) extension and the
+//! caller gets the mapped cause (486 for busy before answer). The record takes the cause
+//! from the schedule voxbridge armed (see the driver).
 //!
 //! Text is escaped twice: for the application's own argument splitting
 //! ([`app_arg`]) and for the AGI line ([`AgiCommand`]); line breaks in document text
@@ -26,19 +34,20 @@ use crate::cause::HangupCause;
 /// What running one operation takes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Plan {
-    /// Send this command; its reply is the outcome.
-    Command(AgiCommand),
+    /// Send these commands in order; the last reply is the outcome (a failing one stops).
+    Commands(Vec<AgiCommand>),
     /// Not possible on this switch (yet): the text says what and why.
     Refuse(String),
 }
+
+/// The channel variable the dialplan's `T` extension hangs up with.
+pub const SCHEDULED_CAUSE: &str = "voxbridge_scheduled_cause";
 
 pub fn plan(op: &ChannelOp) -> Plan {
     let built = match op {
         ChannelOp::Answer => Ok(AgiCommand::answer()),
         ChannelOp::PreAnswer => AgiCommand::exec("Progress", ""),
-        ChannelOp::Speak { text, .. } => {
-            AgiCommand::exec("Flite", &app_arg(&one_line(text)))
-        }
+        ChannelOp::Speak { text, .. } => AgiCommand::exec("Flite", &app_arg(&one_line(text))),
         ChannelOp::Play { url } => match playback_name(url) {
             Ok(name) => AgiCommand::exec("Playback", &app_arg(&name)),
             Err(why) => return Plan::Refuse(why),
@@ -47,25 +56,34 @@ pub fn plan(op: &ChannelOp) -> Plan {
             AgiCommand::exec("Wait", &format!("{:.3}", duration.as_secs_f64()))
         }
         ChannelOp::SendDigits { digits } => {
-            if !digits
-                .chars()
-                .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D' | 'a'..='d' | 'w' | 'W'))
-            {
-                return Plan::Refuse(format!("DTMF digits {digits:?} contain characters SendDTMF does not send"));
+            if !digits.chars().all(|c| {
+                c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D' | 'a'..='d' | 'w' | 'W')
+            }) {
+                return Plan::Refuse(format!(
+                    "DTMF digits {digits:?} contain characters SendDTMF does not send"
+                ));
             }
             AgiCommand::exec("SendDTMF", digits)
         }
         ChannelOp::Hangup { cause } => AgiCommand::exec("Hangup", &cause.q850().to_string()),
-        ChannelOp::ArmHangup { .. } => {
-            return Plan::Refuse(
-                "not supported yet on Asterisk: a scheduled Hangup (an absolute timeout carries no hangup cause)"
-                    .into(),
-            )
+        ChannelOp::ArmHangup { after, cause } => {
+            let cmds = AgiCommand::set_variable(SCHEDULED_CAUSE, &cause.q850().to_string())
+                .and_then(|c| {
+                    let secs = after.as_secs().max(1).to_string();
+                    Ok(vec![
+                        c,
+                        AgiCommand::set_variable("TIMEOUT(absolute)", &secs)?,
+                    ])
+                });
+            return match cmds {
+                Ok(cmds) => Plan::Commands(cmds),
+                Err(e) => Plan::Refuse(format!("cannot build the AGI command: {e}")),
+            };
         }
         ChannelOp::CancelArmedHangups => AgiCommand::set_variable("TIMEOUT(absolute)", "0"),
     };
     match built {
-        Ok(cmd) => Plan::Command(cmd),
+        Ok(cmd) => Plan::Commands(vec![cmd]),
         Err(e) => Plan::Refuse(format!("cannot build the AGI command: {e}")),
     }
 }
@@ -200,7 +218,11 @@ mod tests {
 
     fn line(op: ChannelOp) -> String {
         match plan(&op) {
-            Plan::Command(c) => c.line().to_string(),
+            Plan::Commands(c) => c
+                .iter()
+                .map(|c| c.line().to_string())
+                .collect::<Vec<_>>()
+                .join(" | "),
             Plan::Refuse(why) => format!("refused: {why}"),
         }
     }
@@ -239,11 +261,17 @@ mod tests {
             digits: "1\"x".into()
         })
         .starts_with("refused"));
-        assert!(line(ChannelOp::ArmHangup {
-            after: Duration::from_secs(2),
-            cause: HangupCause::USER_BUSY
-        })
-        .contains("not supported yet on Asterisk"));
+        assert_eq!(
+            line(ChannelOp::ArmHangup {
+                after: Duration::from_secs(2),
+                cause: HangupCause::USER_BUSY
+            }),
+            r#"SET VARIABLE voxbridge_scheduled_cause "17" | SET VARIABLE TIMEOUT(absolute) "2""#
+        );
+        assert_eq!(
+            line(ChannelOp::CancelArmedHangups),
+            r#"SET VARIABLE TIMEOUT(absolute) "0""#
+        );
     }
 
     #[test]
