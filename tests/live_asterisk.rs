@@ -37,6 +37,14 @@ asterisk_tests!(
     asterisk_rule_3_a_schedule_firing_before_answer_refuses_with_its_reason_486,
     asterisk_rule_3_armed_schedule_shows_on_the_live_call_and_fires_with_its_reason,
     asterisk_rule_4_rest_api_hangup_mid_speak_byes_within_1s_source_api,
+    asterisk_rule_2_first_hangup_on_an_answered_call_is_a_rejected_bye,
+    asterisk_rule_2_a_hangup_first_in_a_redirected_document_counts_as_first,
+    asterisk_rule_2_hangup_after_a_wait_keeps_the_call_unanswered_and_is_603,
+    asterisk_rule_2_hangup_after_early_media_refuses_486_without_answering,
+    asterisk_rule_5_post_call_workflow_of_the_closing_hangup_fires,
+    asterisk_rule_7_empty_response_on_an_answered_call_times_out_allotted_timeout,
+    asterisk_rule_8_no_document_is_refused_403_source_error,
+    asterisk_voxml_reject_busy_on_a_ringing_call_is_486_never_answered,
 );
 
 #[test]

@@ -134,6 +134,102 @@ pub fn all() -> Vec<Scenario> {
                 .timing(Timing::ApiHangupWithin(1.0)),
             )
         },
+        scenario(
+            "asterisk_rule_2_first_hangup_on_an_answered_call_is_a_rejected_bye",
+            "<Hangup/> first on 7000 (answered by the dialplan): a BYE (chan_sip sends no Reason), recorded CALL_REJECTED 21",
+            Ext::Answered,
+            vec![xml("<Response><Hangup/></Response>")],
+            Expect {
+                bye_reason: None,
+                ..Expect::bye("NORMAL_CLEARING", 16)
+            }
+            .record("CALL_REJECTED", 21, REJECTED, "Answer XML", "rejected"),
+        ),
+        scenario(
+            "asterisk_rule_2_a_hangup_first_in_a_redirected_document_counts_as_first",
+            "<Redirect> to a document whose first element is <Hangup/>: 403 (cause 21), never answered",
+            Ext::Ringing,
+            vec![
+                xml("<Response><Redirect>{app}/answer?step=1</Redirect></Response>"),
+                xml("<Response><Hangup/></Response>"),
+            ],
+            Expect::refused(403, "CALL_REJECTED")
+                .record("CALL_REJECTED", 21, REJECTED, "Answer XML", "rejected")
+                .fetches(&["StartApp", "Redirect"]),
+        ),
+        scenario(
+            "asterisk_rule_2_hangup_after_a_wait_keeps_the_call_unanswered_and_is_603",
+            "<Wait/> then <Hangup/> on 7001: Wait does not answer; NORMAL_CLEARING before answer is 603 on chan_sip (480 on FreeSWITCH)",
+            Ext::Ringing,
+            vec![xml(r#"<Response><Wait length="1"/><Hangup/></Response>"#)],
+            Expect::refused(603, "CALL_REJECTED").record(
+                "NORMAL_CLEARING",
+                16,
+                NORMAL,
+                "Answer XML",
+                "completed",
+            ),
+        ),
+        scenario(
+            "asterisk_rule_2_hangup_after_early_media_refuses_486_without_answering",
+            "<PreAnswer><Play>file://beep</Play></PreAnswer><Hangup reason=\"busy\"/> on 7001: Progress (183) and Playback beep,noanswer as early media, then 486, never answered",
+            Ext::Ringing,
+            vec![xml(
+                "<Response><PreAnswer><Play>file://beep</Play></PreAnswer><Hangup reason=\"busy\"/></Response>",
+            )],
+            Expect::refused(486, "USER_BUSY")
+                .originate_ok()
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy"),
+        ),
+        Scenario {
+            needs_tts: true,
+            ..scenario(
+                "asterisk_rule_5_post_call_workflow_of_the_closing_hangup_fires",
+                "<Speak> then <Hangup postCallUrl=…/>: BYE, NORMAL_CLEARING, and the PostCall request arrives",
+                Ext::Ringing,
+                vec![xml(
+                    "<Response><Speak>Bye.</Speak><Hangup postCallUrl=\"{app}/postcall\"/></Response>",
+                )],
+                Expect {
+                    bye_reason: None,
+                    ..Expect::bye("NORMAL_CLEARING", 16)
+                }
+                .record("NORMAL_CLEARING", 16, NORMAL, "Answer XML", "completed")
+                .post_call(),
+            )
+        },
+        scenario(
+            "asterisk_rule_7_empty_response_on_an_answered_call_times_out_allotted_timeout",
+            "<Response/> on 7000 (answered): after empty_document_timeout (6 s) ARI hangs it up; BYE, recorded ALLOTTED_TIMEOUT 16 `Timeout`",
+            Ext::Answered,
+            vec![xml("<Response/>")],
+            Expect {
+                bye_reason: None,
+                ..Expect::bye("NORMAL_CLEARING", 16)
+            }
+            .record("ALLOTTED_TIMEOUT", 16, TIMEOUT, "Answer XML", "completed")
+            .timing(Timing::AnsweredFor { min: 5.0, max: 9.0 }),
+        ),
+        scenario(
+            "asterisk_rule_8_no_document_is_refused_403_source_error",
+            "the answer URL answers 404: refused with cause 21 (403 on chan_sip), source Error",
+            Ext::Ringing,
+            vec![Doc::Status(404)],
+            Expect::refused(403, "CALL_REJECTED").record(
+                "CALL_REJECTED",
+                21,
+                Name::Prefix("Error: no document"),
+                "Error",
+                "completed",
+            ),
+        ),
+        scenario(
+            "asterisk_voxml_reject_busy_on_a_ringing_call_is_486_never_answered",
+            "VoxML Reject reason busy on 7001: SIP 486, never answered",
+            Ext::Ringing,
+            vec![Doc::VoxMl(r#"[{"verb":"Reject","reason":"busy"}]"#.into())],
+            Expect::refused(486, "USER_BUSY").record("USER_BUSY", 17, BUSY, "Answer XML", "busy"),
+        ),
     ]
 }
 

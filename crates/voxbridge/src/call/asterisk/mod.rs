@@ -208,6 +208,9 @@ struct CallTask {
     refused_for_store: bool,
     /// Hangups armed in the switch (`TIMEOUT(absolute)`): when due and with what cause.
     armed: Vec<(Instant, HangupCause)>,
+    /// The cause of our first kill (ARI carries only its Q.850 value: ALLOTTED_TIMEOUT
+    /// comes back as 16, and is recorded as what we asked for).
+    killed_with: Option<HangupCause>,
 }
 
 impl CallTask {
@@ -311,6 +314,7 @@ impl CallTask {
             answering: None,
             refused_for_store: false,
             armed: Vec::new(),
+            killed_with: None,
         })
     }
 
@@ -469,7 +473,7 @@ impl CallTask {
                 "Flite speaks with flite.conf's voice (app_flite takes no voice argument)"
             );
         }
-        let plan = render::plan(op);
+        let plan = render::plan_on(op, self.engine.answered());
         let reports = self.reports_tx.clone();
         match plan {
             Plan::Refuse(why) => {
@@ -531,6 +535,7 @@ impl CallTask {
     /// Hangs the channel up from outside the document's flow: through ARI (at once, even
     /// during a Playback), else on the socket after the running application.
     fn kill(&mut self, command: HangupCommand, cause: HangupCause) {
+        self.killed_with.get_or_insert(cause);
         let reports = self.reports_tx.clone();
         let ari = self
             .services
@@ -676,6 +681,13 @@ impl CallTask {
                 let soft_without_cause =
                     matches!(value.as_deref().map(str::trim), Some("0") | None)
                         && source.as_deref().is_some_and(|s| s.trim().is_empty());
+                let soft = source.as_deref().is_some_and(|s| s.trim().is_empty());
+                if let Some(killed) = self
+                    .killed_with
+                    .filter(|k| soft && k.q850() == cause.q850())
+                {
+                    cause = killed;
+                }
                 if soft_without_cause {
                     let now = Instant::now();
                     if let Some((_, armed)) = self

@@ -5,8 +5,8 @@
 //! |---|---|
 //! | Answer | `ANSWER` |
 //! | PreAnswer | `EXEC Progress` (183, early media) |
-//! | Speak | `EXEC Flite "<text>"` — app_flite's voice is the one in `flite.conf`: the app has no voice argument, so `[tts]` voices do not apply on Asterisk (logged once per call) |
-//! | Play `file://` | `EXEC Playback "<path without extension>"` |
+//! | Speak | `EXEC Flite "<text>"`; before answer (PreAnswer) not supported yet — app_flite always answers — app_flite's voice is the one in `flite.conf`: the app has no voice argument, so `[tts]` voices do not apply on Asterisk (logged once per call) |
+//! | Play `file://` | `EXEC Playback "<path without extension>"` (`,noanswer` before answer: early media) |
 //! | Play `http(s)://` | not supported yet (the media cache for Asterisk is not built): a clear refusal |
 //! | Wait | `EXEC Wait <seconds>` |
 //! | SendDigits | `EXEC SendDTMF <digits>` |
@@ -42,6 +42,31 @@ pub enum Plan {
 
 /// The channel variable the dialplan's `T` extension hangs up with.
 pub const SCHEDULED_CAUSE: &str = "voxbridge_scheduled_cause";
+
+/// [`plan`] for a channel that is `answered` or not. Before answer the only media is
+/// early media (PreAnswer): `Playback` gets its `noanswer` option (it answers the channel
+/// otherwise), and `Flite`, which always answers and has no such option, is refused —
+/// it would answer a call the document means to refuse (seen live: 200 instead of 486).
+pub fn plan_on(op: &ChannelOp, answered: bool) -> Plan {
+    if answered {
+        return plan(op);
+    }
+    match op {
+        ChannelOp::Speak { .. } => Plan::Refuse(
+            "not supported yet on Asterisk: Speak in early media (app_flite answers the channel)"
+                .into(),
+        ),
+        ChannelOp::Play { url } => match playback_name(url) {
+            Ok(name) => match AgiCommand::exec("Playback", &format!("{},noanswer", app_arg(&name)))
+            {
+                Ok(cmd) => Plan::Commands(vec![cmd]),
+                Err(e) => Plan::Refuse(format!("cannot build the AGI command: {e}")),
+            },
+            Err(why) => Plan::Refuse(why),
+        },
+        _ => plan(op),
+    }
+}
 
 pub fn plan(op: &ChannelOp) -> Plan {
     let built = match op {
@@ -272,6 +297,24 @@ mod tests {
             line(ChannelOp::CancelArmedHangups),
             r#"SET VARIABLE TIMEOUT(absolute) "0""#
         );
+    }
+
+    #[test]
+    fn early_media_never_answers() {
+        let play = ChannelOp::Play {
+            url: "file://beep".into(),
+        };
+        match plan_on(&play, false) {
+            Plan::Commands(c) => assert_eq!(c[0].line(), r#"EXEC Playback "beep,noanswer""#),
+            other => panic!("{other:?}"),
+        }
+        let speak = ChannelOp::Speak {
+            voice: Voice::Woman,
+            language: "en-US".into(),
+            text: "hi".into(),
+        };
+        assert!(matches!(plan_on(&speak, false), Plan::Refuse(_)));
+        assert!(matches!(plan_on(&speak, true), Plan::Commands(_)));
     }
 
     #[test]
