@@ -7,7 +7,7 @@ mod agi_support;
 mod e2e_support;
 
 use agi_support::fake::{fake_ari, run_channel, FakeChannel, Registry};
-use e2e_support::{setup_with, xml, ServerOptions, ACCOUNT, TOKEN};
+use e2e_support::{xml, ServerOptions, ACCOUNT, TOKEN};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -23,13 +23,27 @@ fn agi_addr(log: &str) -> SocketAddr {
 }
 
 async fn start(ari_url: &str) -> (e2e_support::App, e2e_support::Server, SocketAddr) {
+    let app = e2e_support::App::start().await;
+    let (server, agi) = start_for(&app, ari_url, None).await;
+    (app, server, agi)
+}
+
+async fn start_for(
+    app: &e2e_support::App,
+    ari_url: &str,
+    db_dir: Option<std::path::PathBuf>,
+) -> (e2e_support::Server, SocketAddr) {
     let extra = format!(
         "[asterisk]\nenabled = true\nagi_listen = \"127.0.0.1:0\"\nari_url = \"{ari_url}\"\nari_user = \"u\"\nari_password = \"p\"\n"
     );
-    let (app, server) = setup_with(ServerOptions {
-        extra_toml: extra,
-        ..ServerOptions::default()
-    })
+    let server = e2e_support::Server::start(
+        app,
+        ServerOptions {
+            extra_toml: extra,
+            db_dir,
+            ..ServerOptions::default()
+        },
+    )
     .await;
     let mut log = server.log_text();
     for _ in 0..100 {
@@ -40,7 +54,7 @@ async fn start(ari_url: &str) -> (e2e_support::App, e2e_support::Server, SocketA
         log = server.log_text();
     }
     let agi = agi_addr(&log);
-    (app, server, agi)
+    (server, agi)
 }
 
 fn channel(id: &str, answer_url: &str) -> FakeChannel {
@@ -291,4 +305,95 @@ async fn asterisk_redirect_cancels_the_previous_documents_schedule() {
     let cb = app.hangup_callback("1796449610.8").await;
     assert_eq!(cb.must("HangupCause"), "USER_BUSY");
     assert_eq!(cb.must("SIPStatus"), "486");
+}
+
+#[tokio::test]
+async fn asterisk_calls_left_live_by_a_killed_run_are_closed_out_at_the_next_start_after_asking_ari(
+) {
+    let registry = Registry::default();
+    let (ari_url, _ari, ari_seen) = fake_ari(registry.clone()).await;
+    let app = e2e_support::App::start().await;
+    let db_dir = tempfile::tempdir().unwrap();
+    let (server, agi) = start_for(&app, &ari_url, Some(db_dir.path().to_path_buf())).await;
+    let url = app.xml("/long", &xml(r#"<Speak loop="0">a long text</Speak>"#));
+    let mut ch = channel("1796449610.9", &url);
+    ch.app_time = Duration::from_secs(60);
+    let call = tokio::spawn(run_channel(agi, ch, registry.clone()));
+    // The call is live (its fetch came) and Speaking; then the process dies.
+    app.wait_for(Duration::from_secs(10), "the answer fetch", |hits| {
+        hits.iter().find(|h| h.path == "/long").cloned()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(server);
+    // The socket died with the process: the fake channel ends (as AGI() would return).
+    let _ = tokio::time::timeout(Duration::from_secs(10), call).await;
+    let (_server2, _) = start_for(&app, &ari_url, Some(db_dir.path().to_path_buf())).await;
+    let cb = app.hangup_callback("1796449610.9").await;
+    assert_eq!(cb.must("HangupSource"), "Unknown");
+    assert!(
+        ari_seen
+            .lock()
+            .unwrap()
+            .contains(&"GET 1796449610.9".to_string()),
+        "the next start asked Asterisk over ARI: {:?}",
+        ari_seen.lock().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn asterisk_a_huge_line_mid_call_closes_that_connection_and_the_call_is_recorded_and_hung_up_over_ari(
+) {
+    let registry = Registry::default();
+    let (ari_url, _ari, ari_seen) = fake_ari(registry.clone()).await;
+    let (app, _server, agi) = start(&ari_url).await;
+    let url = app.xml("/long", &xml(r#"<Speak loop="0">a long text</Speak>"#));
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let s = tokio::net::TcpStream::connect(agi).await.unwrap();
+    let (r, mut w) = s.into_split();
+    w.write_all(b"agi_uniqueid: 1796449610.10\nagi_channel: SIP/x-10\nagi_callerid: 1\nagi_extension: 7001\n\n")
+        .await
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(r).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.contains("voxbridge_answer_url") {
+            w.write_all(format!("200 result=1 ({url})\n").as_bytes())
+                .await
+                .unwrap();
+        } else if line.starts_with("EXEC") {
+            // A reply far over the line limit, never ended.
+            let huge = vec![b'x'; voxbridge::agi::MAX_LINE + 100];
+            let _ = w.write_all(&huge).await;
+        } else if line.starts_with("GET FULL") {
+            w.write_all(b"200 result=1 (Ring)\n").await.unwrap();
+        } else {
+            w.write_all(b"200 result=0\n").await.unwrap();
+        }
+    }
+    // voxbridge closed the connection (the loop above ended on EOF).
+    let cb = app.hangup_callback("1796449610.10").await;
+    assert_eq!(cb.must("HangupSource"), "Unknown");
+    // The channel is not left up: voxbridge asked the switch to hang it up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ari_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.starts_with("DELETE 1796449610.10"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ARI hang-up: {:?}",
+            ari_seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another call right after is served normally.
+    let url = app.xml("/busy", &xml(r#"<Hangup reason="busy"/>"#));
+    let log = run_channel(agi, channel("1796449610.11", &url), registry).await;
+    assert!(log.closed_after_hangup);
+    assert_eq!(
+        app.hangup_callback("1796449610.11").await.must("SIPStatus"),
+        "486"
+    );
 }

@@ -64,6 +64,13 @@ impl Registry {
     fn add(&self, id: &str, tx: mpsc::UnboundedSender<u16>) {
         self.0.lock().unwrap().insert(id.to_string(), tx);
     }
+    fn remove(&self, id: &str) {
+        self.0.lock().unwrap().remove(id);
+    }
+    /// Whether the channel still exists (ARI `GET /channels/{id}`).
+    pub fn exists(&self, id: &str) -> bool {
+        self.0.lock().unwrap().contains_key(id)
+    }
     /// ARI's hang-up: `true` if the channel exists.
     pub fn hangup(&self, id: &str, cause: u16) -> bool {
         self.0
@@ -141,6 +148,7 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
         };
         let Ok(Some(line)) = line else {
             log.closed_after_hangup = ended.is_some();
+            registry.remove(&ch.uniqueid);
             break;
         };
         log.commands.push(line.clone());
@@ -245,7 +253,18 @@ pub async fn fake_ari(
     let app = axum::Router::new()
         .route(
             "/ari/channels/{id}",
-            axum::routing::delete(
+            axum::routing::get(
+                |State((reg, seen)): State<(Registry, Arc<Mutex<Vec<String>>>)>,
+                 Path(id): Path<String>| async move {
+                    seen.lock().unwrap().push(format!("GET {id}"));
+                    if reg.exists(&id) {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::NOT_FOUND
+                    }
+                },
+            )
+            .delete(
                 |State((reg, seen)): State<(Registry, Arc<Mutex<Vec<String>>>)>,
                  Path(id): Path<String>,
                  Query(q): Query<HashMap<String, String>>| async move {

@@ -115,7 +115,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         )
         .0
     });
-    let still_up = reconcile_previous_run(&store, switch.as_ref()).await?;
+    let still_up = reconcile_previous_run(&store, switch.as_ref(), &config).await?;
     if let (Some(client), false) = (switch.clone(), still_up.is_empty()) {
         tokio::spawn(sweep_still_up(store.clone(), client, still_up));
     }
@@ -425,8 +425,57 @@ async fn sweep_still_up(
 async fn reconcile_previous_run(
     store: &StoreHandle,
     switch: Option<&InboundClient>,
+    config: &Config,
 ) -> anyhow::Result<std::collections::HashSet<String>> {
     let now = time::OffsetDateTime::now_utc();
+    // Asterisk without a FreeSWITCH `[switch]`: ARI says whether each channel is still
+    // there (`GET /channels/{id}`). A call's FastAGI socket died with the previous run, so
+    // nothing can carry its document on: one still up is hung up over ARI (as its AGI()
+    // would once the running application returns) and closed out like the others. With
+    // both switches configured FreeSWITCH's channel list decides (the live row does not
+    // say which switch a call was on).
+    let ari = if config.asterisk.enabled && switch.is_none() {
+        crate::call::asterisk::ari::Ari::from_config(&config.asterisk)?
+    } else {
+        None
+    };
+    if let Some(ari) = ari {
+        let probe = move |id: String| {
+            let ari = ari.clone();
+            async move {
+                match ari.channel_exists(&id).await {
+                    Ok(true) => {
+                        tracing::warn!(call_uuid = %id, "an Asterisk call left by the previous run is still up; hanging it up over ARI");
+                        match ari
+                            .hangup(&id, crate::cause::HangupCause::NORMAL_TEMPORARY_FAILURE)
+                            .await
+                        {
+                            Ok(()) | Err(crate::call::asterisk::ari::AriError::ChannelGone) => {
+                                Some(false)
+                            }
+                            Err(_) => Some(true),
+                        }
+                    }
+                    Ok(false) => Some(false),
+                    Err(_) => None,
+                }
+            }
+        };
+        let report = reconcile::reconcile(store.as_ref(), Some(&probe), now)
+            .await
+            .context(
+                "reconciling calls left live by the previous run (asking Asterisk over ARI)",
+            )?;
+        if !report.closed.is_empty() || !report.still_up.is_empty() {
+            tracing::warn!(
+                closed = report.closed.len(),
+                already_finished = report.already_finished.len(),
+                still_up = report.still_up.len(),
+                "reconciled calls left live by the previous run (Asterisk)"
+            );
+        }
+        return Ok(std::collections::HashSet::new());
+    }
     let report = match switch {
         Some(client) => {
             // Give the inbound connection a moment to come up before asking.

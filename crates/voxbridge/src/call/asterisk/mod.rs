@@ -508,6 +508,9 @@ impl CallTask {
                                     outcome: render::outcome(&reply),
                                     hangup_result: reply.is_hangup_result(),
                                 },
+                                // The connection is gone: its Closed event ends the call
+                                // (socket lost); the operation's failure says nothing more.
+                                Err(crate::agi::AgiError::Closed(_)) => return,
                                 Err(e) => Report::Op {
                                     id,
                                     outcome: OpOutcome::Refused(e.to_string()),
