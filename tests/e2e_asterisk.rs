@@ -397,3 +397,40 @@ async fn asterisk_a_huge_line_mid_call_closes_that_connection_and_the_call_is_re
         "486"
     );
 }
+
+#[tokio::test]
+async fn asterisk_play_of_http_media_is_fetched_once_into_the_cache_and_played_from_the_file() {
+    let (app, _server, agi) = start("").await;
+    app.answer(
+        "/media/hello.wav",
+        e2e_support::Answer::Doc {
+            content_type: "audio/wav",
+            body: "RIFF-not-really-a-wav".into(),
+        },
+    );
+    let media = app.url("/media/hello.wav");
+    let url = app.xml(
+        "/play",
+        &xml(&format!(r#"<Play>{media}</Play><Hangup reason="busy"/>"#)),
+    );
+    let mut played = Vec::new();
+    for id in ["1796449610.12", "1796449610.13"] {
+        let log = run_channel(agi, channel(id, &url), Registry::default()).await;
+        let playback = log
+            .commands
+            .iter()
+            .find(|c| c.starts_with("EXEC Playback"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no Playback: {:?}", log.commands));
+        played.push(playback);
+        assert_eq!(
+            app.hangup_callback(id).await.must("HangupCause"),
+            "USER_BUSY"
+        );
+    }
+    assert_eq!(played[0], played[1], "both calls play the same cached file");
+    let stem = agi_support::agi_argv(&played[0])[2].clone();
+    let on_disk = std::fs::read_to_string(format!("{stem}.wav")).expect("the cached file");
+    assert_eq!(on_disk, "RIFF-not-really-a-wav");
+    assert_eq!(app.hits_on("/media/hello.wav").len(), 1, "fetched once");
+}

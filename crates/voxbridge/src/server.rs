@@ -368,9 +368,11 @@ async fn start_asterisk(
              return"
         );
     }
+    let media = crate::call::asterisk::media::MediaCache::new(&ast.media_cache_dir)?;
     let services = Arc::new(AsteriskServices {
         calls: services.clone(),
         ari,
+        media: Some(media),
     });
     tracing::info!(agi = %addr, ari = %ast.ari_url, "FastAGI listener for Asterisk");
     let task = tokio::spawn(listener.run(asterisk::handler(services), stopped(stop)));

@@ -39,10 +39,14 @@
 //! - **Schedule**: `TIMEOUT(absolute)` inside the switch plus the dialplan's `T` extension
 //!   that hangs up with `${voxbridge_scheduled_cause}` ([`render`]); when it fires the AGI
 //!   reports HANGUPCAUSE 0 and an empty source, and the record takes the armed cause.
-//! - Not yet on Asterisk (each a clear refusal, never a silent skip): Play of http(s)
-//!   media, reconciliation after a restart, Dial/Gather/Record.
+//! - **http(s) media** for Play is fetched and cached by voxbridge ([`media`]) and played
+//!   from the local file (the switch has no HTTP media cache).
+//! - **Reconciliation** after a restart asks ARI per live row (`crate::server`).
+//! - Not yet on Asterisk (each a clear refusal, never a silent skip): Speak in early media
+//!   (app_flite answers), Dial/Gather/Record.
 
 pub mod ari;
+pub mod media;
 pub mod render;
 
 use crate::agi::{AgiCommand, AgiConnection, AgiEvent, AgiEvents, Reply};
@@ -87,6 +91,8 @@ const CALL_VARIABLES: &[&str] = &[
 pub struct AsteriskServices {
     pub calls: Arc<CallServices>,
     pub ari: Option<Ari>,
+    /// Where http(s) media for `Play` is fetched to ([`media`]).
+    pub media: Option<media::MediaCache>,
 }
 
 /// The handler the FastAGI listener runs for every accepted channel.
@@ -473,7 +479,14 @@ impl CallTask {
                 "Flite speaks with flite.conf's voice (app_flite takes no voice argument)"
             );
         }
-        let plan = render::plan_on(op, self.engine.answered());
+        let answered = self.engine.answered();
+        if let crate::call::channel_op::ChannelOp::Play { url } = op {
+            let lower = url.to_ascii_lowercase();
+            if lower.starts_with("http://") || lower.starts_with("https://") {
+                return self.play_remote(id, url.clone(), answered);
+            }
+        }
+        let plan = render::plan_on(op, answered);
         let reports = self.reports_tx.clone();
         match plan {
             Plan::Refuse(why) => {
@@ -492,47 +505,56 @@ impl CallTask {
                     crate::call::channel_op::ChannelOp::CancelArmedHangups => self.armed.clear(),
                     _ => {}
                 }
-                let conn = self.conn.clone();
-                tokio::spawn(
-                    async move {
-                        let mut report = Report::Op {
-                            id,
-                            outcome: OpOutcome::Refused("no command".into()),
-                            hangup_result: false,
-                        };
-                        for cmd in cmds {
-                            tracing::debug!(command = %cmd.line(), "AGI command");
-                            report = match conn.command(cmd).await {
-                                Ok(reply) => Report::Op {
-                                    id,
-                                    outcome: render::outcome(&reply),
-                                    hangup_result: reply.is_hangup_result(),
-                                },
-                                // The connection is gone: its Closed event ends the call
-                                // (socket lost); the operation's failure says nothing more.
-                                Err(crate::agi::AgiError::Closed(_)) => return,
-                                Err(e) => Report::Op {
-                                    id,
-                                    outcome: OpOutcome::Refused(e.to_string()),
-                                    hangup_result: false,
-                                },
-                            };
-                            if !matches!(
-                                report,
-                                Report::Op {
-                                    outcome: OpOutcome::Completed,
-                                    ..
-                                }
-                            ) {
-                                break;
-                            }
-                        }
-                        let _ = reports.send(report);
-                    }
-                    .in_current_span(),
-                );
+                tokio::spawn(run_commands(self.conn.clone(), id, cmds, reports).in_current_span());
             }
         }
+    }
+
+    /// Play of http(s) media: fetched (once, cached) by voxbridge, then `Playback` of the
+    /// local file; a fetch that fails is the operation's failure.
+    fn play_remote(&mut self, id: OpId, url: String, answered: bool) {
+        let reports = self.reports_tx.clone();
+        let conn = self.conn.clone();
+        let Some(cache) = self.services.media.clone() else {
+            let _ = reports.send(Report::Op {
+                id,
+                outcome: OpOutcome::Refused(format!(
+                    "Play {url}: no [asterisk] media_cache_dir to fetch it into"
+                )),
+                hangup_result: false,
+            });
+            return;
+        };
+        tokio::spawn(
+            async move {
+                let local = match cache.local(&url).await {
+                    Ok(path) => path,
+                    Err(why) => {
+                        tracing::warn!(reason = %why, "media not played");
+                        let _ = reports.send(Report::Op {
+                            id,
+                            outcome: OpOutcome::Failed(why),
+                            hangup_result: false,
+                        });
+                        return;
+                    }
+                };
+                let op = crate::call::channel_op::ChannelOp::Play {
+                    url: format!("file://{local}"),
+                };
+                match render::plan_on(&op, answered) {
+                    Plan::Commands(cmds) => run_commands(conn, id, cmds, reports).await,
+                    Plan::Refuse(why) => {
+                        let _ = reports.send(Report::Op {
+                            id,
+                            outcome: OpOutcome::Refused(why),
+                            hangup_result: false,
+                        });
+                    }
+                }
+            }
+            .in_current_span(),
+        );
     }
 
     /// Hangs the channel up from outside the document's flow: through ARI (at once, even
@@ -828,6 +850,47 @@ impl CallTask {
         let post_call = ending.post_call.as_ref().map(|p| (p.url.clone(), p.method));
         record::keep(&self.services.calls, &self.resolved, rec, post_call).await;
     }
+}
+
+/// Sends `cmds` in order and reports the outcome of the last (or of the first that did not
+/// complete). A connection that closed reports nothing: its Closed event ends the call.
+async fn run_commands(
+    conn: AgiConnection,
+    id: OpId,
+    cmds: Vec<AgiCommand>,
+    reports: mpsc::UnboundedSender<Report>,
+) {
+    let mut report = Report::Op {
+        id,
+        outcome: OpOutcome::Refused("no command".into()),
+        hangup_result: false,
+    };
+    for cmd in cmds {
+        tracing::debug!(command = %cmd.line(), "AGI command");
+        report = match conn.command(cmd).await {
+            Ok(reply) => Report::Op {
+                id,
+                outcome: render::outcome(&reply),
+                hangup_result: reply.is_hangup_result(),
+            },
+            Err(crate::agi::AgiError::Closed(_)) => return,
+            Err(e) => Report::Op {
+                id,
+                outcome: OpOutcome::Refused(e.to_string()),
+                hangup_result: false,
+            },
+        };
+        if !matches!(
+            report,
+            Report::Op {
+                outcome: OpOutcome::Completed,
+                ..
+            }
+        ) {
+            break;
+        }
+    }
+    let _ = reports.send(report);
 }
 
 /// How early a `TIMEOUT(absolute)` may fire before its nominal time (whole seconds).

@@ -7,7 +7,7 @@
 //! | PreAnswer | `EXEC Progress` (183, early media) |
 //! | Speak | `EXEC Flite "<text>"`; before answer (PreAnswer) not supported yet — app_flite always answers — app_flite's voice is the one in `flite.conf`: the app has no voice argument, so `[tts]` voices do not apply on Asterisk (logged once per call) |
 //! | Play `file://` | `EXEC Playback "<path without extension>"` (`,noanswer` before answer: early media) |
-//! | Play `http(s)://` | not supported yet (the media cache for Asterisk is not built): a clear refusal |
+//! | Play `http(s)://` | fetched into voxbridge's media cache by the driver ([`super::media`]), then as `file://` |
 //! | Wait | `EXEC Wait <seconds>` |
 //! | SendDigits | `EXEC SendDTMF <digits>` |
 //! | Hangup | `EXEC Hangup <q850>` |
@@ -124,7 +124,7 @@ pub fn playback_name(url: &str) -> Result<String, String> {
     let lower = url.to_ascii_lowercase();
     if lower.starts_with("http://") || lower.starts_with("https://") {
         return Err(format!(
-            "not supported yet on Asterisk: Play of http(s) media ({url}); the bundle has no HTTP media cache and voxbridge's is not built yet"
+            "Play {url}: http(s) media is fetched into the media cache first (the driver's job)"
         ));
     }
     let Some(path) = url.strip_prefix("file://") else {
@@ -327,7 +327,7 @@ mod tests {
         assert_eq!(playback_name("file:///x.y/z").unwrap(), "/x.y/z");
         assert!(playback_name("https://x.test/a.wav")
             .unwrap_err()
-            .contains("not supported yet on Asterisk"));
+            .contains("media cache"));
         assert!(playback_name("tone_stream://%(100,0,440)").is_err());
         assert_eq!(playback_name("file://50%").unwrap(), "50%");
     }
