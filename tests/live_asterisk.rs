@@ -45,6 +45,8 @@ asterisk_tests!(
     asterisk_rule_7_empty_response_on_an_answered_call_times_out_allotted_timeout,
     asterisk_rule_8_no_document_is_refused_403_source_error,
     asterisk_voxml_reject_busy_on_a_ringing_call_is_486_never_answered,
+    asterisk_rule_1_busy_after_http_media_answers_then_byes_with_user_busy,
+    asterisk_dtmf_and_wait_after_a_speak_then_busy,
 );
 
 #[test]

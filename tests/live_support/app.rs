@@ -90,7 +90,10 @@ impl App {
             .local_addr()
             .map_err(|e| format!("local app: {e}"))?;
         let state: Shared = Arc::default();
-        let router = Router::new().fallback(handle).with_state(state.clone());
+        let router = Router::new()
+            .route("/media/tone.wav", axum::routing::get(tone_wav))
+            .fallback(handle)
+            .with_state(state.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -143,6 +146,34 @@ impl App {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
+}
+
+/// `GET /media/tone.wav`: one second of 440 Hz, 8 kHz 16-bit mono PCM — the media a
+/// switch without an HTTP cache (Asterisk) gets through voxbridge's own cache.
+async fn tone_wav() -> Response {
+    const RATE: u32 = 8000;
+    let samples: Vec<u8> = (0..RATE)
+        .flat_map(|n| {
+            let v = (f64::sin(2.0 * std::f64::consts::PI * 440.0 * n as f64 / RATE as f64) * 8000.0)
+                as i16;
+            v.to_le_bytes()
+        })
+        .collect();
+    let mut wav = Vec::with_capacity(44 + samples.len());
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&RATE.to_le_bytes());
+    wav.extend_from_slice(&(RATE * 2).to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&samples);
+    ([("content-type", "audio/wav")], wav).into_response()
 }
 
 async fn handle(State(state): State<Shared>, method: Method, uri: Uri, body: Bytes) -> Response {

@@ -156,11 +156,14 @@ pub fn asterisk_from_env() -> Option<(LiveConfig, String)> {
     // 8084 is not disturbed.
     cfg.esl_listen = "127.0.0.1:0".into();
     let ari = var("VOXBRIDGE_TEST_AST_ARI")?;
+    // http(s) media is cached where Asterisk (same host) can read it, outside the tree.
+    let media = std::env::temp_dir().join(format!("voxbridge-live-media-{}", std::process::id()));
     let extra = format!(
-        "[asterisk]\nenabled = true\nagi_listen = \"{}\"\nari_url = \"{ari}\"\nari_user = \"{}\"\nari_password = \"{}\"\n",
+        "[asterisk]\nenabled = true\nagi_listen = \"{}\"\nari_url = \"{ari}\"\nari_user = \"{}\"\nari_password = \"{}\"\nmedia_cache_dir = {:?}\n",
         var("VOXBRIDGE_TEST_AST_AGI_LISTEN").unwrap_or_else(|| "127.0.0.1:4573".into()),
         var("AST_ARI_USER").unwrap_or_else(|| "voxbridge".into()),
         var("AST_ARI_PASSWORD").unwrap_or_else(|| "voxbridge".into()),
+        media.display().to_string(),
     );
     Some((cfg, extra))
 }

@@ -230,6 +230,39 @@ pub fn all() -> Vec<Scenario> {
             vec![Doc::VoxMl(r#"[{"verb":"Reject","reason":"busy"}]"#.into())],
             Expect::refused(486, "USER_BUSY").record("USER_BUSY", 17, BUSY, "Answer XML", "busy"),
         ),
+        scenario(
+            "asterisk_rule_1_busy_after_http_media_answers_then_byes_with_user_busy",
+            "<Play> of the app's http WAV (fetched and cached by voxbridge, Playback of the file) then <Hangup reason=\"busy\"/>: answered for the Play, billed ≥ 1 s, then BYE; the Play after the Hangup never runs",
+            Ext::Ringing,
+            vec![xml(
+                "<Response><Play>{app}/media/tone.wav</Play><Hangup reason=\"busy\"/><Play>{app}/media/tone.wav</Play></Response>",
+            )],
+            Expect {
+                bye_reason: None,
+                caller_cause: "NORMAL_CLEARING",
+                ..Expect::bye("USER_BUSY", 17)
+            }
+            .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+            .timing(Timing::BilledAtLeastMs(1000)),
+        ),
+        Scenario {
+            needs_tts: true,
+            ..scenario(
+                "asterisk_dtmf_and_wait_after_a_speak_then_busy",
+                "<Speak>, <DTMF>12#</DTMF> (SendDTMF), <Wait length=\"1\"/>, <Hangup reason=\"busy\"/>: answered, BYE, recorded USER_BUSY",
+                Ext::Ringing,
+                vec![xml(
+                    "<Response><Speak>Digits.</Speak><DTMF>12#</DTMF><Wait length=\"1\"/><Hangup reason=\"busy\"/></Response>",
+                )],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .timing(Timing::BilledAtLeastMs(1000)),
+            )
+        },
     ]
 }
 
