@@ -346,3 +346,71 @@ proptest! {
         prop_assert!(AgiCommand::verbatim(&data).is_err());
     }
 }
+
+/// The fake Asterisk of the end-to-end tests (`agi_support::fake`) against the switch it
+/// stands in for: the client side of each transcript sent to it, its replies compared line
+/// for line with what the real Asterisk answered.
+#[tokio::test]
+async fn the_fake_asterisk_answers_the_transcripts_commands_as_the_real_one_did() {
+    use agi_support::fake::{run_channel, FakeChannel, Registry};
+    use tokio::io::AsyncBufReadExt;
+    for name in [
+        "busy",
+        "rejected",
+        "answer-speak-hangup",
+        "progress-wait-timeout",
+        "bad-command",
+    ] {
+        let lines = read(name);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut ch = FakeChannel::ringing("1796449610.0");
+        // Longer than the 2 s absolute timeout of progress-wait-timeout, which must cut
+        // its Wait short.
+        ch.app_time = Duration::from_secs(3);
+        let fake = tokio::spawn(run_channel(addr, ch, Registry::default()));
+        let (stream, _) = listener.accept().await.unwrap();
+        let (r, mut w) = stream.into_split();
+        let mut from_fake = tokio::io::BufReader::new(r).lines();
+        // Its environment, up to the empty line.
+        while let Some(l) = from_fake.next_line().await.unwrap() {
+            if l.is_empty() {
+                break;
+            }
+        }
+        let after_env = lines
+            .iter()
+            .skip_while(|l| **l != Line::S(String::new()))
+            .skip(1);
+        let mut expected: Vec<String> = Vec::new();
+        let mut got: Vec<String> = Vec::new();
+        let mut pending = 0usize;
+        for line in after_env {
+            match line {
+                Line::S(s) => {
+                    expected.push(s.clone());
+                    pending += 1;
+                }
+                Line::C(_) | Line::Close => {
+                    for _ in 0..pending {
+                        let l =
+                            tokio::time::timeout(Duration::from_secs(15), from_fake.next_line())
+                                .await
+                                .unwrap_or_else(|_| panic!("{name}: the fake said nothing"))
+                                .unwrap()
+                                .unwrap_or_default();
+                        got.push(l);
+                    }
+                    pending = 0;
+                    match line {
+                        Line::C(c) => w.write_all(format!("{c}\n").as_bytes()).await.unwrap(),
+                        _ => w.shutdown().await.unwrap(),
+                    }
+                }
+            }
+        }
+        assert_eq!(got, expected, "{name}");
+        let log = fake.await.unwrap();
+        assert!(log.closed_after_hangup, "{name}");
+    }
+}

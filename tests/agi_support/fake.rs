@@ -21,6 +21,12 @@ use tokio::sync::mpsc;
 
 use super::agi_argv;
 
+/// The applications the fake channel has (others answer `200 result=-2`, as in
+/// `bad-command.txt`).
+const KNOWN_APPS: &[&str] = &[
+    "Flite", "Playback", "Wait", "SendDTMF", "Progress", "Hangup",
+];
+
 /// How one fake channel behaves.
 #[derive(Clone, Debug)]
 pub struct FakeChannel {
@@ -190,6 +196,10 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
             }
             (["EXEC", "SendDTMF", ..], None) | (["EXEC", "Progress"], None) => {
                 "200 result=0".into()
+            }
+            (["EXEC", app, ..], None) if !KNOWN_APPS.contains(app) => {
+                // As the switch answers for an application it does not have.
+                "200 result=-2".into()
             }
             (["EXEC", _app, ..], None) => {
                 // A media application: runs app_time unless hung up under it.
