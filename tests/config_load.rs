@@ -195,3 +195,28 @@ fn every_error_names_the_key() {
         .to_string();
     assert!(e.contains("/nonexistent/v.toml"), "{e}");
 }
+
+#[test]
+fn asterisk_is_off_by_default_and_configured_by_file_or_environment() {
+    let c = Config::load_with_env(None, env(&[])).unwrap();
+    assert!(
+        !c.asterisk.enabled,
+        "a FreeSWITCH-only deployment binds nothing more"
+    );
+    assert_eq!(c.asterisk.agi_listen.to_string(), "127.0.0.1:4573");
+    let (_dir, path) =
+        file("[asterisk]\nenabled = true\nari_url = \"http://127.0.0.1:8088/ari\"\n");
+    let c = Config::load_with_env(
+        Some(&path),
+        env(&[("VOXBRIDGE_ASTERISK_AGI_LISTEN", "127.0.0.1:14573")]),
+    )
+    .unwrap();
+    assert!(c.asterisk.enabled);
+    assert_eq!(c.asterisk.agi_listen.to_string(), "127.0.0.1:14573");
+    assert_eq!(c.asterisk.ari_url, "http://127.0.0.1:8088/ari");
+    let (_dir, path) = file("[asterisk]\nallow = [\"nope\"]\n");
+    let e = Config::load_with_env(Some(&path), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("asterisk.allow"), "{e}");
+}

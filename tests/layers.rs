@@ -19,6 +19,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("config", 1),
     ("document", 1),
     ("esl", 2),
+    ("agi", 2),
     ("record", 2),
     ("metrics", 3),
     ("store", 4),

@@ -35,7 +35,7 @@ pub struct Reply {
     pub status: u16,
     /// Held back this long before answering (a slow application).
     pub delay: Duration,
-    pub body: String,
+    pub body: Vec<u8>,
     pub content_type: Option<String>,
 }
 
@@ -44,7 +44,7 @@ impl Reply {
         Self {
             status,
             delay: Duration::ZERO,
-            body: String::new(),
+            body: Vec::new(),
             content_type: None,
         }
     }
@@ -64,9 +64,14 @@ impl Reply {
         self
     }
 
-    pub fn with_body(mut self, content_type: &str, body: &str) -> Self {
+    pub fn with_body(self, content_type: &str, body: &str) -> Self {
+        self.with_bytes(content_type, body.as_bytes().to_vec())
+    }
+
+    /// 200 with these bytes (media) and content type.
+    pub fn with_bytes(mut self, content_type: &str, body: Vec<u8>) -> Self {
         self.content_type = Some(content_type.into());
-        self.body = body.into();
+        self.body = body;
         self
     }
 }

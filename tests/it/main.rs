@@ -14,6 +14,8 @@
 
 // The harnesses, compiled once for the whole binary; test files reach them as
 // `crate::<name>_support`. (The live and load binaries declare the ones they use.)
+#[path = "../agi_support/mod.rs"]
+mod agi_support;
 #[path = "../api_support/mod.rs"]
 mod api_support;
 #[path = "../common/mod.rs"]
@@ -29,6 +31,8 @@ mod outbox_support;
 #[path = "../sim_support/mod.rs"]
 mod sim_support;
 
+#[path = "../agi_protocol.rs"]
+mod agi_protocol;
 #[path = "../api_metrics.rs"]
 mod api_metrics;
 #[path = "../api_rest.rs"]
@@ -55,6 +59,8 @@ mod document_props;
 mod document_voxml;
 #[path = "../document_xml.rs"]
 mod document_xml;
+#[path = "../e2e_asterisk.rs"]
+mod e2e_asterisk;
 #[path = "../e2e_bad_input.rs"]
 mod e2e_bad_input;
 #[path = "../e2e_events.rs"]

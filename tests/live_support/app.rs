@@ -126,8 +126,39 @@ impl App {
     }
 }
 
+/// `GET /media/tone.wav`: one second of 440 Hz, 8 kHz 16-bit mono PCM — the media a
+/// switch without an HTTP cache (Asterisk) gets through voxbridge's own cache.
+fn tone_wav() -> Vec<u8> {
+    const RATE: u32 = 8000;
+    let samples: Vec<u8> = (0..RATE)
+        .flat_map(|n| {
+            let v = (f64::sin(2.0 * std::f64::consts::PI * 440.0 * n as f64 / RATE as f64) * 8000.0)
+                as i16;
+            v.to_le_bytes()
+        })
+        .collect();
+    let mut wav = Vec::with_capacity(44 + samples.len());
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&RATE.to_le_bytes());
+    wav.extend_from_slice(&(RATE * 2).to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&samples);
+    wav
+}
+
 /// The tag routing: the caller's tag (`From`) picks the documents, `?step=N` the one.
 fn respond(state: &Shared, hit: &Hit) -> Reply {
+    if hit.method == "GET" && hit.path == "/media/tone.wav" {
+        return Reply::status(200).with_bytes("audio/wav", tone_wav());
+    }
     let params = Params::parse(Some(&hit.query), &hit.body);
     let tag = params.get("From").unwrap_or("").to_string();
     let mut st = lock(state);

@@ -143,6 +143,93 @@ impl Harness {
     }
 }
 
+/// Settings of a live run against Asterisk (SPEC §16): FreeSWITCH places the calls
+/// (`VOXBRIDGE_TEST_FS_ESL`) into Asterisk's SIP port (`VOXBRIDGE_TEST_AST_SIP`, the
+/// bundle's `ast env` sets it), whose dialplan hands them to voxbridge's FastAGI listener
+/// on 127.0.0.1:4573; ARI at `VOXBRIDGE_TEST_AST_ARI`. `None` unless all are set.
+pub fn asterisk_from_env() -> Option<(LiveConfig, String)> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let mut cfg = LiveConfig::from_env()?;
+    cfg.switch.sip_target = var("VOXBRIDGE_TEST_AST_SIP")?;
+    // The ESL listener is not used by these calls: a free port, so a FreeSWITCH run on
+    // 8084 is not disturbed.
+    cfg.esl_listen = "127.0.0.1:0".into();
+    let ari = var("VOXBRIDGE_TEST_AST_ARI")?;
+    // http(s) media is cached where Asterisk (same host) can read it, outside the tree.
+    let media = std::env::temp_dir().join(format!("voxbridge-live-media-{}", std::process::id()));
+    let extra = format!(
+        "[asterisk]\nenabled = true\nagi_listen = \"{}\"\nari_url = \"{ari}\"\nari_user = \"{}\"\nari_password = \"{}\"\nmedia_cache_dir = {:?}\n",
+        var("VOXBRIDGE_TEST_AST_AGI_LISTEN").unwrap_or_else(|| "127.0.0.1:4573".into()),
+        var("AST_ARI_USER").unwrap_or_else(|| "voxbridge".into()),
+        var("AST_ARI_PASSWORD").unwrap_or_else(|| "voxbridge".into()),
+        media.display().to_string(),
+    );
+    Some((cfg, extra))
+}
+
+impl Harness {
+    /// voxbridge with its FastAGI listener, the app, and FreeSWITCH as the caller into
+    /// Asterisk.
+    pub async fn asterisk(cfg: &LiveConfig, extra: &str) -> Result<Harness, String> {
+        let board = Switchboard::connect(&cfg.switch).await.map_err(|e| {
+            format!(
+                "cannot use FreeSWITCH's inbound ESL at {} to place the calls: {e}",
+                cfg.switch.esl
+            )
+        })?;
+        let app = App::start().await?;
+        let vb =
+            VoxbridgeProcess::start_with(&cfg.esl_listen, &cfg.esl_allow, &app.base, extra).await?;
+        Ok(Harness {
+            backend: "Asterisk",
+            target: cfg.switch.clone(),
+            board: Arc::new(board),
+            sim: None,
+            vb,
+            app,
+        })
+    }
+}
+
+/// One Asterisk scenario by name (`scenarios::asterisk::all`), all of them run once per
+/// process against one voxbridge (the first test to get here runs them), like [`run_live`].
+pub fn run_asterisk(name: &str) {
+    let Some((cfg, extra)) = asterisk_from_env() else {
+        static SAID: AtomicBool = AtomicBool::new(false);
+        if !SAID.swap(true, Ordering::Relaxed) {
+            say(
+                "live Asterisk suite SKIPPED: set VOXBRIDGE_TEST_FS_ESL (the caller) and \
+                 VOXBRIDGE_TEST_AST_SIP / VOXBRIDGE_TEST_AST_ARI (eval \"$(../shared/asterisk/ast env)\")",
+            );
+        }
+        return;
+    };
+    type Reports = HashMap<String, Result<(), String>>;
+    static RUN: std::sync::OnceLock<Result<Reports, String>> = std::sync::OnceLock::new();
+    let results = RUN.get_or_init(|| {
+        block_on_alone(async {
+            // One call at a time: the bundle's app_flite (libflite 2.2) crashes Asterisk
+            // (segfault in libflite.so) when two channels synthesise at once.
+            let h = Harness::asterisk(&cfg, &extra).await?;
+            let mut out = HashMap::new();
+            for s in scenarios::asterisk::all() {
+                let r = run_scenario(&h, &s).await;
+                out.insert(s.name.to_string(), r);
+            }
+            Ok::<_, String>(out)
+        })
+        .and_then(|r| r)
+    });
+    match results {
+        Err(e) => panic!("{e}"),
+        Ok(r) => match r.get(name) {
+            Some(Ok(())) => {}
+            Some(Err(report)) => panic!("{report}"),
+            None => panic!("{name} is not an Asterisk scenario"),
+        },
+    }
+}
+
 /// A caller id unique to one call of this process: digits, like a phone number, so it
 /// survives any SIP normalisation on its way to the `From` of the fetch.
 fn next_tag() -> String {

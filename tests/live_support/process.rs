@@ -30,6 +30,17 @@ impl VoxbridgeProcess {
         esl_allow: &[String],
         app_base: &str,
     ) -> Result<Self, String> {
+        Self::start_with(esl_listen, esl_allow, app_base, "").await
+    }
+
+    /// [`VoxbridgeProcess::start`] with `extra` appended to the configuration (the
+    /// `[asterisk]` table of the Asterisk runs).
+    pub async fn start_with(
+        esl_listen: &str,
+        esl_allow: &[String],
+        app_base: &str,
+        extra: &str,
+    ) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
         let config = dir.path().join("voxbridge.toml");
         let log = dir.path().join("voxbridge.log");
@@ -63,6 +74,8 @@ max_backoff = 1.0
 [[account]]
 auth_id = "{AUTH_ID}"
 auth_token = "{AUTH_TOKEN}"
+
+{extra}
 "#,
             db = dir.path().join("voxbridge.db").display(),
         );

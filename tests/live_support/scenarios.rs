@@ -10,6 +10,9 @@
 
 /// A one-second tone. (`{app}` in a document is replaced by the local application's
 /// base URL.)
+/// The same rules on Asterisk (SPEC §16).
+pub mod asterisk;
+
 pub const TONE_1S: &str = "tone_stream://%(1000,0,350,440)";
 /// A tone that plays until something stops it.
 pub const TONE_FOREVER: &str = "tone_stream://%(1000,0,350,440);loops=-1";

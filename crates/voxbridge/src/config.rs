@@ -31,6 +31,8 @@ pub struct Config {
     pub switch: Option<SwitchConfig>,
     /// Calls placed through `POST Call/` (SPEC §13).
     pub outbound: OutboundConfig,
+    /// Asterisk: the FastAGI listener and the ARI connection (SPEC §16).
+    pub asterisk: AsteriskConfig,
 }
 
 /// `[outbound]`: how `POST Call/` places calls through the `[switch]` (SPEC §13).
@@ -66,6 +68,48 @@ impl Default for OutboundConfig {
             sip_profile: "external".into(),
             socket: String::new(),
             job_grace: 30.0,
+        }
+    }
+}
+
+/// `[asterisk]`: calls handed over by Asterisk's `AGI(agi://…)` (SPEC §16). Off unless
+/// `enabled`, so a FreeSWITCH-only deployment binds nothing more.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AsteriskConfig {
+    /// Run the FastAGI listener.
+    pub enabled: bool,
+    /// FastAGI listener (`AGI(agi://127.0.0.1:4573)` in the dialplan).
+    pub agi_listen: SocketAddr,
+    /// CIDRs allowed to connect; anyone else is closed at once and logged.
+    pub allow: Vec<String>,
+    /// Seconds the switch has to send the AGI environment.
+    pub handshake_timeout: f64,
+    /// Upper bound on concurrently controlled channels; more are refused at accept.
+    pub max_calls: usize,
+    /// ARI base URL (`http://host:8088/ari`): out-of-band actions (REST hang-up while a
+    /// Playback runs, reconciliation after a restart). Empty: none (a REST hang-up then
+    /// waits for the running application to return).
+    pub ari_url: String,
+    pub ari_user: String,
+    pub ari_password: String,
+    /// Directory where http(s) media for `Play` is fetched to and cached (Asterisk has
+    /// no HTTP media cache); it must be readable by Asterisk.
+    pub media_cache_dir: String,
+}
+
+impl Default for AsteriskConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            agi_listen: "127.0.0.1:4573".parse().expect("valid literal"),
+            allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            handshake_timeout: 5.0,
+            max_calls: 20_000,
+            ari_url: String::new(),
+            ari_user: String::new(),
+            ari_password: String::new(),
+            media_cache_dir: "voxbridge-media".into(),
         }
     }
 }
@@ -390,6 +434,15 @@ impl Config {
             }
         }
         seconds("esl.handshake_timeout", self.esl.handshake_timeout, false)?;
+        for cidr in &self.asterisk.allow {
+            crate::config::parse_cidr(cidr)
+                .ok_or_else(|| ConfigError(format!("asterisk.allow: {cidr:?} is not a CIDR")))?;
+        }
+        seconds(
+            "asterisk.handshake_timeout",
+            self.asterisk.handshake_timeout,
+            false,
+        )?;
         for (key, days) in [
             ("store.retention_cdr_days", self.store.retention_cdr_days),
             (

@@ -10,8 +10,8 @@
 //! 1. [`config`]: the TOML configuration and its rules; [`document`]: Answer XML and
 //!    VoxML parsed into one instruction model.
 //! 2. [`esl`]: the Event Socket protocol only (frames, events, connections), no call
-//!    logic; [`record`]: the call record (CDR, direction, hangup source) and the outbox's
-//!    callback rows — what the store keeps and everything above reports.
+//!    logic; [`agi`]: its Asterisk twin, the FastAGI protocol only; [`record`]: the
+//!    call record (CDR, direction, hangup source) and the outbox's callback rows — what the store keeps and everything above reports.
 //! 3. [`metrics`]: the Prometheus counters (fed by the ESL counters and the outbox).
 //! 4. [`store`]: live calls, CDRs and the callback outbox (SQLite); it persists records,
 //!    it does not decide them.
@@ -29,6 +29,7 @@
 //! `voxbridge` binary with `voxbridge demo` (the root package, `src/`), the one place
 //! that links both. The call path cannot depend on the simulator: this library does not.
 
+pub mod agi;
 pub mod api;
 pub mod app;
 pub mod call;

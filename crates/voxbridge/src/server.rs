@@ -74,6 +74,9 @@ pub struct Running {
     pub store: StoreHandle,
     pub live: LiveCalls,
     pub metrics: Arc<Metrics>,
+    /// The FastAGI listener's address when `[asterisk] enabled` (SPEC §16).
+    pub agi_addr: Option<SocketAddr>,
+    agi_task: Option<tokio::task::JoinHandle<()>>,
     stop_esl: watch::Sender<bool>,
     stop_api: watch::Sender<bool>,
     esl_task: tokio::task::JoinHandle<()>,
@@ -112,7 +115,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         )
         .0
     });
-    let still_up = reconcile_previous_run(&store, switch.as_ref()).await?;
+    let still_up = reconcile_previous_run(&store, switch.as_ref(), &config).await?;
     if let (Some(client), false) = (switch.clone(), still_up.is_empty()) {
         tokio::spawn(sweep_still_up(store.clone(), client, still_up));
     }
@@ -175,6 +178,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
     });
     let esl_addr = listener.local_addr()?;
+    let (agi_addr, agi_task) =
+        match start_asterisk(&config, &services, stop_esl.subscribe()).await? {
+            Some((addr, task)) => (Some(addr), Some(task)),
+            None => (None, None),
+        };
     let keeper = services.keeper.clone();
     // `POST Call/` places calls through the switch; their answered channels come back to
     // the listener just bound.
@@ -236,6 +244,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         store,
         live,
         metrics,
+        agi_addr,
+        agi_task,
         stop_esl,
         stop_api,
         esl_task,
@@ -257,6 +267,9 @@ impl Running {
         tracing::info!(live_calls = self.live.len(), "shutting down");
         let _ = self.stop_esl.send(true);
         let _ = self.esl_task.await;
+        if let Some(agi) = self.agi_task {
+            let _ = agi.await;
+        }
         let left = self.keeper.drain(RECORDS_LIMIT).await;
         if left > 0 {
             tracing::error!(
@@ -317,6 +330,61 @@ async fn flush_outbox(store: &StoreHandle, stats: &OutboxStatsSource) {
     }
 }
 
+/// The FastAGI listener for calls from Asterisk, when `[asterisk] enabled` (SPEC §16):
+/// the same call services (store, outbox, REST registry) as FreeSWITCH's calls, the same
+/// shutdown (stops with the ESL listener; grace `esl.shutdown_grace`, then the cut-off).
+async fn start_asterisk(
+    config: &Arc<Config>,
+    services: &Arc<CallServices>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Option<(SocketAddr, tokio::task::JoinHandle<()>)>> {
+    use crate::agi::{AgiListener, AgiListenerOptions};
+    use crate::call::asterisk::{self, ari::Ari, AsteriskServices};
+    let ast = &config.asterisk;
+    if !ast.enabled {
+        return Ok(None);
+    }
+    let listener = AgiListener::bind(
+        ast.agi_listen,
+        AgiListenerOptions {
+            allow: ast.allow.clone(),
+            max_connections: ast.max_calls,
+            handshake_timeout: Duration::from_secs_f64(ast.handshake_timeout),
+            shutdown_grace: Duration::from_secs_f64(config.esl.shutdown_grace),
+        },
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot listen for Asterisk on asterisk.agi_listen {}",
+            ast.agi_listen
+        )
+    })?
+    .on_cut_off({
+        let services = services.clone();
+        move || {
+            let _ = services.cut_off.send(true);
+        }
+    });
+    let addr = listener.local_addr()?;
+    let ari = Ari::from_config(ast)?;
+    if ari.is_none() {
+        tracing::warn!(
+            "asterisk.ari_url is empty: a REST hang-up waits for the running application to \
+             return"
+        );
+    }
+    let media = crate::call::asterisk::media::MediaCache::new(&ast.media_cache_dir)?;
+    let services = Arc::new(AsteriskServices {
+        calls: services.clone(),
+        ari,
+        media: Some(media),
+    });
+    tracing::info!(agi = %addr, ari = %ast.ari_url, "FastAGI listener for Asterisk");
+    let task = tokio::spawn(listener.run(asterisk::handler(services), stopped(stop)));
+    Ok(Some((addr, task)))
+}
+
 async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
 }
@@ -365,8 +433,57 @@ async fn sweep_still_up(
 async fn reconcile_previous_run(
     store: &StoreHandle,
     switch: Option<&InboundClient>,
+    config: &Config,
 ) -> anyhow::Result<std::collections::HashSet<String>> {
     let now = time::OffsetDateTime::now_utc();
+    // Asterisk without a FreeSWITCH `[switch]`: ARI says whether each channel is still
+    // there (`GET /channels/{id}`). A call's FastAGI socket died with the previous run, so
+    // nothing can carry its document on: one still up is hung up over ARI (as its AGI()
+    // would once the running application returns) and closed out like the others. With
+    // both switches configured FreeSWITCH's channel list decides (the live row does not
+    // say which switch a call was on).
+    let ari = if config.asterisk.enabled && switch.is_none() {
+        crate::call::asterisk::ari::Ari::from_config(&config.asterisk)?
+    } else {
+        None
+    };
+    if let Some(ari) = ari {
+        let probe = move |id: String| {
+            let ari = ari.clone();
+            async move {
+                match ari.channel_exists(&id).await {
+                    Ok(true) => {
+                        tracing::warn!(call_uuid = %id, "an Asterisk call left by the previous run is still up; hanging it up over ARI");
+                        match ari
+                            .hangup(&id, crate::cause::HangupCause::NORMAL_TEMPORARY_FAILURE)
+                            .await
+                        {
+                            Ok(()) | Err(crate::call::asterisk::ari::AriError::ChannelGone) => {
+                                Some(false)
+                            }
+                            Err(_) => Some(true),
+                        }
+                    }
+                    Ok(false) => Some(false),
+                    Err(_) => None,
+                }
+            }
+        };
+        let report = reconcile::reconcile(store.as_ref(), Some(&probe), now)
+            .await
+            .context(
+                "reconciling calls left live by the previous run (asking Asterisk over ARI)",
+            )?;
+        if !report.closed.is_empty() || !report.still_up.is_empty() {
+            tracing::warn!(
+                closed = report.closed.len(),
+                already_finished = report.already_finished.len(),
+                still_up = report.still_up.len(),
+                "reconciled calls left live by the previous run (Asterisk)"
+            );
+        }
+        return Ok(std::collections::HashSet::new());
+    }
     let report = match switch {
         Some(client) => {
             // Give the inbound connection a moment to come up before asking.

@@ -17,6 +17,7 @@
 //! - [`reconcile`] — at start, calls the store still shows as live are decided (closed
 //!   out, or left to the switch); the store only answers the queries.
 
+pub mod asterisk;
 pub mod channel_op;
 pub mod element;
 pub mod engine;

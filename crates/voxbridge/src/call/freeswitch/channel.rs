@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 /// What the channel says of the call, from the `connect` reply.
 #[derive(Clone, Debug)]
-pub(super) struct CallFacts {
+pub(in crate::call) struct CallFacts {
     pub uuid: String,
     /// The dialplan answered the channel before handing it over.
     pub answered: bool,
@@ -103,7 +103,7 @@ fn diversion_user(header: &str) -> Option<String> {
 
 /// Switch timestamps are microseconds since the epoch; `0` means "never". A value out
 /// of range (the switch's text is not trusted) is "unknown", never a panic.
-pub(super) fn micros_to_time(text: &str) -> Option<OffsetDateTime> {
+pub(in crate::call) fn micros_to_time(text: &str) -> Option<OffsetDateTime> {
     let us = text.trim().parse::<i128>().ok().filter(|v| *v > 0)?;
     OffsetDateTime::from_unix_timestamp_nanos(us.checked_mul(1000)?).ok()
 }

@@ -18,7 +18,7 @@ use tracing::Instrument;
 /// The request's parameters as name/value pairs. `answered` is the engine's view (the
 /// call is `in-progress` once answered, `ringing` before); `extra_variables` names the
 /// channel variables the configuration forwards.
-pub(super) fn params(
+pub(in crate::call) fn params(
     facts: &CallFacts,
     resolved: &Resolved,
     answered: bool,
@@ -91,7 +91,7 @@ pub(super) fn spawn(
 /// What a fetch's result is to the engine: the document, or why there is none. A
 /// document the fetcher refused (a remote Redirect to `file://`) makes the document
 /// that asked invalid here.
-pub(super) fn engine_result(
+pub(in crate::call) fn engine_result(
     result: Result<Fetched, FetchError>,
 ) -> Result<AnswerDocument, FetchFailure> {
     match result {

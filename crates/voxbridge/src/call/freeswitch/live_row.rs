@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 /// The chain of one call's live-row writes.
-pub(super) struct LiveRowWrites {
+pub(in crate::call) struct LiveRowWrites {
     store: StoreHandle,
     uuid: String,
     /// The last write queued; the next one waits for it.

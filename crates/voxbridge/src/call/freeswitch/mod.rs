@@ -77,16 +77,16 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 use writer::{SwitchCommand, Writer};
 
-mod channel;
+pub(in crate::call) mod channel;
 mod closeout;
-mod fetch;
-mod live_row;
+pub(in crate::call) mod fetch;
+pub(in crate::call) mod live_row;
 pub mod originate;
-mod record;
+pub(in crate::call) mod record;
 mod render;
-mod request;
+pub(in crate::call) mod request;
 mod writer;
-pub use closeout::close_out_abandoned;
+pub use closeout::{close_out_abandoned, STORE_UNAVAILABLE};
 
 /// The events `myevents` subscribes to that the driver never reads. They are dropped
 /// with `nixevent` at the handshake: the switch then neither builds nor sends them (each

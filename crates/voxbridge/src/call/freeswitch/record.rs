@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 /// The record of a call that ran: the engine's `ending`, the switch's `final_event`
 /// (its `*_uepoch`, `duration`, `billsec`, `hangup_cause_q850` variables win), the
 /// answer time seen on CHANNEL_ANSWER, then the channel facts.
-pub(super) fn from_ending(
+pub(in crate::call) fn from_ending(
     facts: &CallFacts,
     resolved: &Resolved,
     ending: &Ending,
@@ -120,7 +120,7 @@ pub const NAME_TIME_LIMIT: &str = "Time Limit";
 
 /// What the live row would have said, from the channel facts (a channel the dialplan
 /// answered counts as answered from its start).
-pub(super) fn live_from_facts(facts: &CallFacts, resolved: &Resolved) -> LiveCall {
+pub(in crate::call) fn live_from_facts(facts: &CallFacts, resolved: &Resolved) -> LiveCall {
     LiveCall {
         call_uuid: facts.uuid.clone(),
         account_id: resolved.account_id.clone(),
@@ -140,7 +140,11 @@ pub(super) fn live_from_facts(facts: &CallFacts, resolved: &Resolved) -> LiveCal
 /// The record of a call voxbridge ended for an error of its own without seeing its
 /// end: what `live` knows, ended now, NORMAL_TEMPORARY_FAILURE, HangupCauseName `name`,
 /// `note` its only note.
-pub(super) fn closed_out_with_error(live: &LiveCall, name: &str, note: &str) -> CallRecord {
+pub(in crate::call) fn closed_out_with_error(
+    live: &LiveCall,
+    name: &str,
+    note: &str,
+) -> CallRecord {
     let mut record = crate::call::reconcile::closed_out_record(live, OffsetDateTime::now_utc());
     record.notes.clear();
     mark_error(
@@ -153,7 +157,12 @@ pub(super) fn closed_out_with_error(live: &LiveCall, name: &str, note: &str) -> 
 }
 
 /// The record says voxbridge ended the call with `cause` for an error of its own.
-pub(super) fn mark_error(record: &mut CallRecord, cause: HangupCause, name: &str, note: &str) {
+pub(in crate::call) fn mark_error(
+    record: &mut CallRecord,
+    cause: HangupCause,
+    name: &str,
+    note: &str,
+) {
     record.hangup_cause = cause;
     record.hangup_cause_code = cause.q850();
     record.hangup_cause_name = name.to_string();
@@ -164,7 +173,7 @@ pub(super) fn mark_error(record: &mut CallRecord, cause: HangupCause, name: &str
 /// Counts the call as ended and hands its record, with the callbacks it owes (hangup,
 /// status, and the document's post-call request if it set one), to the keeper: one
 /// transaction, written on the keeper's task.
-pub(super) async fn keep(
+pub(in crate::call) async fn keep(
     services: &CallServices,
     resolved: &Resolved,
     record: CallRecord,

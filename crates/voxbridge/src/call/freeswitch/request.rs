@@ -11,7 +11,7 @@ use crate::call::route::Resolved;
 use std::sync::Arc;
 use tracing::Instrument;
 
-pub(super) fn enqueue(
+pub(in crate::call) fn enqueue(
     services: &Arc<CallServices>,
     resolved: &Resolved,
     call_uuid: &str,

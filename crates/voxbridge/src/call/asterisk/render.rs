@@ -1,0 +1,368 @@
+//! Engine operations → FastAGI commands for Asterisk, and the switch's replies → outcomes.
+//! The only place that knows Asterisk's application names and chan_sip's SIP codes.
+//!
+//! | ChannelOp | AGI command |
+//! |---|---|
+//! | Answer | `ANSWER` |
+//! | PreAnswer | `EXEC Progress` (183, early media) |
+//! | Speak | `EXEC Flite "<text>"`; before answer (PreAnswer) not supported yet — app_flite always answers — app_flite's voice is the one in `flite.conf`: the app has no voice argument, so `[tts]` voices do not apply on Asterisk (logged once per call) |
+//! | Play `file://` | `EXEC Playback "<path without extension>"` (`,noanswer` before answer: early media) |
+//! | Play `http(s)://` | fetched into voxbridge's media cache by the driver ([`super::media`]), then as `file://` |
+//! | Wait | `EXEC Wait <seconds>` |
+//! | SendDigits | `EXEC SendDTMF <digits>` |
+//! | Hangup | `EXEC Hangup <q850>` |
+//! | ArmHangup | `SET VARIABLE voxbridge_scheduled_cause "<q850>"`, `SET VARIABLE TIMEOUT(absolute) "<secs>"` |
+//! | CancelArmedHangups | `SET VARIABLE TIMEOUT(absolute) "0"` |
+//!
+//! **Schedule inside the switch.** `TIMEOUT(absolute)` is Asterisk's own timer on the
+//! channel: it fires even if voxbridge is busy or gone. On its own it carries no cause
+//! (`progress-wait-timeout.txt`: HANGUPCAUSE 0, the caller gets 603), so the shipped dialplan
+//! has `exten => T,1,Hangup(${voxbridge_scheduled_cause})`: once voxbridge has closed the
+//! socket after the timeout's `HANGUP`, Asterisk runs the `T` (timeout) extension and the
+//! caller gets the mapped cause (486 for busy before answer). The record takes the cause
+//! from the schedule voxbridge armed (see the driver).
+//!
+//! Text is escaped twice: for the application's own argument splitting
+//! ([`app_arg`]) and for the AGI line ([`AgiCommand`]); line breaks in document text
+//! become spaces (a TTS engine reads them as pauses anyway).
+
+use crate::agi::command::app_arg;
+use crate::agi::{AgiCommand, Reply};
+use crate::call::channel_op::{ChannelOp, HungUpBy, OpOutcome};
+use crate::cause::HangupCause;
+
+/// What running one operation takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Send these commands in order; the last reply is the outcome (a failing one stops).
+    Commands(Vec<AgiCommand>),
+    /// Not possible on this switch (yet): the text says what and why.
+    Refuse(String),
+}
+
+/// The channel variable the dialplan's `T` extension hangs up with.
+pub const SCHEDULED_CAUSE: &str = "voxbridge_scheduled_cause";
+
+/// [`plan`] for a channel that is `answered` or not. Before answer the only media is
+/// early media (PreAnswer): `Playback` gets its `noanswer` option (it answers the channel
+/// otherwise), and `Flite`, which always answers and has no such option, is refused —
+/// it would answer a call the document means to refuse (seen live: 200 instead of 486).
+pub fn plan_on(op: &ChannelOp, answered: bool) -> Plan {
+    if answered {
+        return plan(op);
+    }
+    match op {
+        ChannelOp::Speak { .. } => Plan::Refuse(
+            "not supported yet on Asterisk: Speak in early media (app_flite answers the channel)"
+                .into(),
+        ),
+        ChannelOp::Play { url } => match playback_name(url) {
+            Ok(name) => match AgiCommand::exec("Playback", &format!("{},noanswer", app_arg(&name)))
+            {
+                Ok(cmd) => Plan::Commands(vec![cmd]),
+                Err(e) => Plan::Refuse(format!("cannot build the AGI command: {e}")),
+            },
+            Err(why) => Plan::Refuse(why),
+        },
+        _ => plan(op),
+    }
+}
+
+pub fn plan(op: &ChannelOp) -> Plan {
+    let built = match op {
+        ChannelOp::Answer => Ok(AgiCommand::answer()),
+        ChannelOp::PreAnswer => AgiCommand::exec("Progress", ""),
+        ChannelOp::Speak { text, .. } => AgiCommand::exec("Flite", &app_arg(&one_line(text))),
+        ChannelOp::Play { url } => match playback_name(url) {
+            Ok(name) => AgiCommand::exec("Playback", &app_arg(&name)),
+            Err(why) => return Plan::Refuse(why),
+        },
+        ChannelOp::Wait { duration } => {
+            AgiCommand::exec("Wait", &format!("{:.3}", duration.as_secs_f64()))
+        }
+        ChannelOp::SendDigits { digits } => {
+            if !digits.chars().all(|c| {
+                c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D' | 'a'..='d' | 'w' | 'W')
+            }) {
+                return Plan::Refuse(format!(
+                    "DTMF digits {digits:?} contain characters SendDTMF does not send"
+                ));
+            }
+            AgiCommand::exec("SendDTMF", digits)
+        }
+        ChannelOp::Hangup { cause } => AgiCommand::exec("Hangup", &cause.q850().to_string()),
+        ChannelOp::ArmHangup { after, cause } => {
+            let cmds = AgiCommand::set_variable(SCHEDULED_CAUSE, &cause.q850().to_string())
+                .and_then(|c| {
+                    let secs = after.as_secs().max(1).to_string();
+                    Ok(vec![
+                        c,
+                        AgiCommand::set_variable("TIMEOUT(absolute)", &secs)?,
+                    ])
+                });
+            return match cmds {
+                Ok(cmds) => Plan::Commands(cmds),
+                Err(e) => Plan::Refuse(format!("cannot build the AGI command: {e}")),
+            };
+        }
+        ChannelOp::CancelArmedHangups => AgiCommand::set_variable("TIMEOUT(absolute)", "0"),
+        // Gather's primitives. A FastAGI command runs to its end and reports no digit
+        // pressed during an EXEC'd Playback/Flite, so barge-in needs another design
+        // (STREAM FILE/GET DATA with escape digits); until then a Gather is refused by name.
+        ChannelOp::Silence { .. } | ChannelOp::FlushDigits => {
+            return Plan::Refuse("not supported yet on Asterisk: Gather".into())
+        }
+    };
+    match built {
+        Ok(cmd) => Plan::Commands(vec![cmd]),
+        Err(e) => Plan::Refuse(format!("cannot build the AGI command: {e}")),
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n', '\0'], " ")
+}
+
+/// The name `Playback` is given for a document URL: `file://` paths without their audio
+/// extension (Asterisk picks the format itself). http(s) and FreeSWITCH's own schemes are
+/// refused with the reason.
+pub fn playback_name(url: &str) -> Result<String, String> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return Err(format!(
+            "Play {url}: http(s) media is fetched into the media cache first (the driver's job)"
+        ));
+    }
+    let Some(path) = url.strip_prefix("file://") else {
+        return Err(format!(
+            "Play {url}: only file:// media can be played on Asterisk"
+        ));
+    };
+    let path = percent_decode(path);
+    let stem = match path.rsplit_once('.') {
+        Some((stem, ext))
+            if !stem.is_empty()
+                && !ext.contains('/')
+                && matches!(
+                    ext.to_ascii_lowercase().as_str(),
+                    "wav" | "gsm" | "ulaw" | "alaw" | "sln" | "slin" | "g722" | "pcm" | "mp3"
+                ) =>
+        {
+            stem.to_string()
+        }
+        _ => path,
+    };
+    if stem.is_empty() {
+        return Err(format!("Play {url}: no file named"));
+    }
+    Ok(stem)
+}
+
+/// `%XX` escapes decoded; anything else (a lone `%`) kept as written.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// How a command's reply reads to the engine. `result=-1` is not decided here: it is what
+/// an application returns when the channel hung up under it (the caller's loop waits a
+/// moment for the `HANGUP` notice before taking it as a failure).
+pub fn outcome(reply: &Reply) -> OpOutcome {
+    match (reply.code, reply.result) {
+        (200, Some(r)) if r >= 0 => OpOutcome::Completed,
+        (200, Some(-2)) => OpOutcome::Refused(format!(
+            "the switch has no such application ({})",
+            reply.text
+        )),
+        (200, _) => OpOutcome::Failed(format!("the application failed ({})", reply.text)),
+        _ => OpOutcome::Refused(reply.text.clone()),
+    }
+}
+
+/// Who ended the call, from `${CHANNEL(hangupsource)}` read after `HANGUP`: the channel's
+/// own name when its far end (the caller) hung up, `dialplan/builtin` for the `Hangup`
+/// application, empty for a soft hangup (ARI, a timeout) — both the switch's doing.
+pub fn hung_up_by(source: Option<&str>, channel: Option<&str>) -> HungUpBy {
+    match source.map(str::trim) {
+        Some(s) if channel.is_some_and(|c| c == s) => HungUpBy::Caller,
+        Some("") | Some("dialplan/builtin") => HungUpBy::Switch,
+        _ => HungUpBy::Unknown,
+    }
+}
+
+/// `${HANGUPCAUSE}` after `HANGUP`. Asterisk reports 0 ("not defined") when the far end
+/// sent a plain BYE (capture `caller-hangup-playback.txt`): that is a normal clearing.
+pub fn hangup_cause(value: Option<&str>) -> HangupCause {
+    match value.map(str::trim).and_then(|v| v.parse::<u16>().ok()) {
+        Some(0) | None => HangupCause::NORMAL_CLEARING,
+        Some(code) => HangupCause::parse_switch(&code.to_string()),
+    }
+}
+
+/// The SIP final response chan_sip sends when it ends an unanswered inbound call with
+/// `cause` (`hangup_cause2sip` in chan_sip.c); causes it does not map get **603
+/// Declined**. Notably CALL_REJECTED (21) gets **403 Forbidden** (capture `rejected.txt`)
+/// and NORMAL_CLEARING (16) 603. chan_sip has no documented way to send 603 for cause
+/// 21, so voxbridge records CALL_REJECTED / 21 and the caller hears 403 (README, Asterisk).
+pub fn chan_sip_refuse_code(cause: HangupCause) -> u16 {
+    match cause.q850() {
+        1 | 3 | 26 => 404,
+        17 => 486,
+        18 => 408,
+        19 | 20 => 480,
+        21 => 403,
+        22 => 410,
+        27 => 502,
+        28 => 484,
+        29 => 501,
+        31 => 480,
+        34 | 38 | 41 | 42 | 44 | 47 => 503,
+        58 | 65 | 88 => 488,
+        102 => 504,
+        _ => 603,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::model::Voice;
+    use std::time::Duration;
+
+    fn line(op: ChannelOp) -> String {
+        match plan(&op) {
+            Plan::Commands(c) => c
+                .iter()
+                .map(|c| c.line().to_string())
+                .collect::<Vec<_>>()
+                .join(" | "),
+            Plan::Refuse(why) => format!("refused: {why}"),
+        }
+    }
+
+    #[test]
+    fn operations_become_agi_commands() {
+        assert_eq!(line(ChannelOp::Answer), "ANSWER");
+        assert_eq!(line(ChannelOp::PreAnswer), "EXEC Progress");
+        assert_eq!(
+            line(ChannelOp::Speak {
+                voice: Voice::Man,
+                language: "en-US".into(),
+                text: "Hi, there\nbye".into()
+            }),
+            r#"EXEC Flite "Hi\\, there bye""#
+        );
+        assert_eq!(
+            line(ChannelOp::Wait {
+                duration: Duration::from_millis(1500)
+            }),
+            r#"EXEC Wait "1.500""#
+        );
+        assert_eq!(
+            line(ChannelOp::Hangup {
+                cause: HangupCause::USER_BUSY
+            }),
+            r#"EXEC Hangup "17""#
+        );
+        assert_eq!(
+            line(ChannelOp::SendDigits {
+                digits: "12#".into()
+            }),
+            r#"EXEC SendDTMF "12#""#
+        );
+        assert!(line(ChannelOp::SendDigits {
+            digits: "1\"x".into()
+        })
+        .starts_with("refused"));
+        assert_eq!(
+            line(ChannelOp::ArmHangup {
+                after: Duration::from_secs(2),
+                cause: HangupCause::USER_BUSY
+            }),
+            r#"SET VARIABLE voxbridge_scheduled_cause "17" | SET VARIABLE TIMEOUT(absolute) "2""#
+        );
+        assert_eq!(
+            line(ChannelOp::CancelArmedHangups),
+            r#"SET VARIABLE TIMEOUT(absolute) "0""#
+        );
+    }
+
+    #[test]
+    fn early_media_never_answers() {
+        let play = ChannelOp::Play {
+            url: "file://beep".into(),
+        };
+        match plan_on(&play, false) {
+            Plan::Commands(c) => assert_eq!(c[0].line(), r#"EXEC Playback "beep,noanswer""#),
+            other => panic!("{other:?}"),
+        }
+        let speak = ChannelOp::Speak {
+            voice: Voice::Woman,
+            language: "en-US".into(),
+            text: "hi".into(),
+        };
+        assert!(matches!(plan_on(&speak, false), Plan::Refuse(_)));
+        assert!(matches!(plan_on(&speak, true), Plan::Commands(_)));
+    }
+
+    #[test]
+    fn playback_names() {
+        assert_eq!(
+            playback_name("file:///var/s/a%20b.wav").unwrap(),
+            "/var/s/a b"
+        );
+        assert_eq!(playback_name("file://beep").unwrap(), "beep");
+        assert_eq!(playback_name("file:///x.y/z").unwrap(), "/x.y/z");
+        assert!(playback_name("https://x.test/a.wav")
+            .unwrap_err()
+            .contains("media cache"));
+        assert!(playback_name("tone_stream://%(100,0,440)").is_err());
+        assert_eq!(playback_name("file://50%").unwrap(), "50%");
+    }
+
+    #[test]
+    fn replies_and_end_facts() {
+        let r = |t: &str| match crate::agi::Message::parse(t) {
+            crate::agi::Message::Reply(r) => r,
+            _ => unreachable!(),
+        };
+        assert_eq!(outcome(&r("200 result=0")), OpOutcome::Completed);
+        assert!(matches!(
+            outcome(&r("200 result=-2")),
+            OpOutcome::Refused(_)
+        ));
+        assert!(matches!(outcome(&r("200 result=-1")), OpOutcome::Failed(_)));
+        assert!(matches!(
+            outcome(&r("511 Command Not Permitted")),
+            OpOutcome::Refused(_)
+        ));
+        let ch = Some("SIP/127.0.0.1-00000003");
+        assert_eq!(hung_up_by(ch, ch), HungUpBy::Caller);
+        assert_eq!(hung_up_by(Some("dialplan/builtin"), ch), HungUpBy::Switch);
+        assert_eq!(hung_up_by(Some(""), ch), HungUpBy::Switch);
+        assert_eq!(hung_up_by(None, ch), HungUpBy::Unknown);
+        assert_eq!(hangup_cause(Some("0")), HangupCause::NORMAL_CLEARING);
+        assert_eq!(hangup_cause(Some("17")), HangupCause::USER_BUSY);
+        assert_eq!(chan_sip_refuse_code(HangupCause::CALL_REJECTED), 403);
+        assert_eq!(chan_sip_refuse_code(HangupCause::USER_BUSY), 486);
+        assert_eq!(chan_sip_refuse_code(HangupCause::NORMAL_CLEARING), 603);
+    }
+}

@@ -1,0 +1,409 @@
+//! Records FastAGI transcripts from the bundled Asterisk (`../shared/asterisk/`), in the
+//! format of `tests/fixtures/agi/` (see its README), so the Asterisk driver is built on
+//! what the switch really sends and the replay tests have ground truth.
+//!
+//! ```sh
+//! ../shared/asterisk/ast start
+//! flock /tmp/fs-live.lock cargo run --example agi_capture -- busy     # writes tests/fixtures/agi/busy.txt
+//! cargo run --example agi_capture -- --list
+//! ```
+//!
+//! The tool plays both ends the live suite plays: the **caller** is FreeSWITCH (inbound ESL
+//! 127.0.0.1:8021, `originate sofia/external/<ext>@127.0.0.1:5070 &park()`), whose A-leg's
+//! CHANNEL_HANGUP_COMPLETE shows the SIP status the caller got; the **FastAGI server** listens
+//! on 127.0.0.1:4573 (the bundle's AGI target) and runs a fixed script per scenario. The REST
+//! hang-up scenario hangs the channel up through ARI (`DELETE /ari/channels/{uniqueid}`), as
+//! the driver does.
+//!
+//! Lines are split on `\n` from the raw bytes (not with voxbridge's decoder, so a decoder bug
+//! cannot shape the recording) and written one per transcript line:
+//! `S <line>` from Asterisk, `C <line>` from the client, `# …` notes and timing
+//! (`# +1.234s`), `! …` what happened outside the socket.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpListener;
+use voxbridge::esl::counters::EslCounters;
+use voxbridge::esl::inbound::{InboundOptions, InboundSession, SocketEvent};
+
+const AGI_ADDR: &str = "127.0.0.1:4573";
+const ARI: &str = "http://127.0.0.1:8090/ari";
+const WAIT: Duration = Duration::from_secs(20);
+
+#[derive(Clone, Copy)]
+enum Step {
+    /// Send one command line and read until its reply (`200 …`/`5xx …`), noting HANGUPs.
+    Cmd(&'static str),
+    /// Send a command line without waiting for its reply.
+    Send(&'static str),
+    /// Read whatever arrives for this long.
+    Read(Duration),
+    /// Hang the caller (the FreeSWITCH A-leg) up.
+    CallerHangsUp,
+    /// `DELETE /ari/channels/{agi_uniqueid}?reason_code=N`.
+    AriHangup(u8),
+    /// Close the FastAGI connection.
+    Close,
+}
+
+struct Scenario {
+    name: &'static str,
+    ext: &'static str,
+    what: &'static str,
+    steps: &'static [Step],
+}
+
+use Step::*;
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "busy",
+        ext: "7001",
+        what: "unanswered channel; EXEC Hangup 17; the caller gets 486 only once we close",
+        steps: &[
+            Cmd("EXEC Hangup 17"),
+            Read(Duration::from_millis(500)),
+            Cmd("GET VARIABLE HANGUPCAUSE"),
+            Cmd("GET FULL VARIABLE ${CHANNEL(hangupsource)}"),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "rejected",
+        ext: "7001",
+        what: "unanswered channel; EXEC Hangup 21 (CALL_REJECTED): what chan_sip sends",
+        steps: &[
+            Cmd("EXEC Hangup 21"),
+            Read(Duration::from_millis(500)),
+            Cmd("GET VARIABLE HANGUPCAUSE"),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "answer-speak-hangup",
+        ext: "7001",
+        what: "ANSWER, Flite with commas/quotes/${…} in the text, Hangup 16",
+        steps: &[
+            Cmd("GET VARIABLE VOXBRIDGE_ANSWER_URL"),
+            Cmd("ANSWER"),
+            Cmd(r#"EXEC Flite "Hello\\, world. A \"quote\" and ${CHANNEL(name)}""#),
+            Cmd("EXEC Hangup 16"),
+            Read(Duration::from_millis(500)),
+            Cmd("GET VARIABLE HANGUPCAUSE"),
+            Cmd("GET FULL VARIABLE ${CHANNEL(hangupsource)}"),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "caller-hangup-playback",
+        ext: "7000",
+        what: "answered by the dialplan; Playback of 10 s; the caller hangs up after ~1.5 s",
+        steps: &[
+            Send("EXEC Playback silence/1&silence/1&silence/1&silence/1&silence/1&silence/1&silence/1&silence/1&silence/1&silence/1"),
+            Read(Duration::from_millis(1500)),
+            CallerHangsUp,
+            Read(Duration::from_millis(1500)),
+            Cmd("GET VARIABLE HANGUPCAUSE"),
+            Cmd("GET FULL VARIABLE ${CHANNEL(hangupsource)}"),
+            Cmd("ANSWER"),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "rest-hangup-playback",
+        ext: "7000",
+        what: "answered; Playback of 10 s; ARI DELETE /channels/{id}?reason_code=16 after ~1.5 s",
+        steps: &[
+            Send("EXEC Playback silence/1&silence/1&silence/1&silence/1&silence/1&silence/1&silence/1&silence/1&silence/1&silence/1"),
+            Read(Duration::from_millis(1500)),
+            AriHangup(16),
+            Read(Duration::from_millis(1500)),
+            Cmd("GET VARIABLE HANGUPCAUSE"),
+            Cmd("GET FULL VARIABLE ${CHANNEL(hangupsource)}"),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "progress-wait-timeout",
+        ext: "7001",
+        what: "Progress (183), then TIMEOUT(absolute)=2 with HANGUPCAUSE preset, Wait 5: what the timeout does",
+        steps: &[
+            Cmd("EXEC Progress"),
+            Cmd("SET VARIABLE TIMEOUT(absolute) 2"),
+            Cmd("EXEC Wait 5"),
+            Read(Duration::from_millis(500)),
+            Cmd("GET VARIABLE HANGUPCAUSE"),
+            Cmd("GET FULL VARIABLE ${CHANNEL(hangupsource)}"),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "bad-command",
+        ext: "7000",
+        what: "an unknown command, an unknown application, then the end of the document",
+        steps: &[
+            Cmd("NO SUCH COMMAND"),
+            Cmd("EXEC NoSuchApp x"),
+            Cmd("EXEC SendDTMF 12"),
+            Cmd("EXEC Hangup 16"),
+            Read(Duration::from_millis(500)),
+            Close,
+        ],
+    },
+];
+
+struct Log {
+    start: Instant,
+    out: String,
+}
+
+impl Log {
+    fn line(&mut self, dir: &str, text: &str) {
+        let t = self.start.elapsed().as_secs_f64();
+        let _ = writeln!(self.out, "# +{t:.3}s");
+        let _ = writeln!(self.out, "{dir} {text}");
+    }
+    fn note(&mut self, text: &str) {
+        let _ = writeln!(self.out, "# {text}");
+    }
+}
+
+struct Agi {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    eof: bool,
+}
+
+impl Agi {
+    /// One line, or `None` at EOF / on timeout.
+    async fn line(&mut self, log: &mut Log, within: Duration) -> Result<Option<String>> {
+        if self.eof {
+            return Ok(None);
+        }
+        let mut buf = Vec::new();
+        match tokio::time::timeout(within, self.reader.read_until(b'\n', &mut buf)).await {
+            Err(_) => Ok(None),
+            Ok(Err(e)) => Err(e.into()),
+            Ok(Ok(0)) => {
+                self.eof = true;
+                log.line("!", "Asterisk closed the connection (EOF)");
+                Ok(None)
+            }
+            Ok(Ok(_)) => {
+                let text = String::from_utf8_lossy(&buf);
+                let text = text.strip_suffix('\n').unwrap_or(&text).to_string();
+                log.line("S", &text);
+                Ok(Some(text))
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--list") || args.is_empty() {
+        for s in SCENARIOS {
+            println!("{:<24} {}  {}", s.name, s.ext, s.what);
+        }
+        return Ok(());
+    }
+    let name = &args[0];
+    let scenario = SCENARIOS
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| anyhow!("no scenario {name} (--list)"))?;
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| format!("tests/fixtures/agi/{}.txt", scenario.name));
+    let mut log = Log {
+        start: Instant::now(),
+        out: String::new(),
+    };
+    let result = capture(scenario, &mut log).await;
+    let path = if result.is_ok() {
+        out
+    } else {
+        format!("{out}.failed")
+    };
+    std::fs::write(&path, &log.out).with_context(|| format!("writing {path}"))?;
+    println!("wrote {path}");
+    result
+}
+
+async fn capture(scenario: &Scenario, log: &mut Log) -> Result<()> {
+    log.note(&format!(
+        "FastAGI transcript `{}`: Asterisk 20.20.1 (../shared/asterisk bundle), extension {}",
+        scenario.name, scenario.ext
+    ));
+    log.note(scenario.what);
+    log.note("S = from Asterisk, C = sent by the client, ! = outside the socket, # = notes/timing");
+    let listener = TcpListener::bind(AGI_ADDR)
+        .await
+        .context("binding 127.0.0.1:4573 (is voxbridge or the live suite running?)")?;
+    let options = InboundOptions {
+        events: vec!["CHANNEL_HANGUP_COMPLETE".into()],
+        connect_timeout: Duration::from_secs(10),
+        ..InboundOptions::default()
+    };
+    let (fs, mut fs_events) = InboundSession::connect(&options, Arc::new(EslCounters::default()))
+        .await
+        .context("FreeSWITCH inbound ESL 127.0.0.1:8021")?;
+    let a_uuid = uuid::Uuid::new_v4().to_string();
+    fs.filter("Unique-ID", &a_uuid).await?;
+    let originate = format!(
+        "originate {{origination_uuid={a_uuid},origination_caller_id_number=15551230000,\
+         origination_caller_id_name=AGI-Capture,originate_timeout=20}}\
+         sofia/external/{}@127.0.0.1:5070 &park()",
+        scenario.ext
+    );
+    let fs2 = fs.clone();
+    let job = tokio::spawn(async move { fs2.bgapi(&originate).await });
+    log.line(
+        "!",
+        &format!(
+            "FreeSWITCH: originate sofia/external/{}@127.0.0.1:5070",
+            scenario.ext
+        ),
+    );
+    let outcome = run_script(scenario, log, &listener, &fs, &a_uuid).await;
+    if outcome.is_err() {
+        let _ = fs.api(&format!("uuid_kill {a_uuid}")).await;
+    }
+    // The caller's side: what SIP status it got, who hung up.
+    let end = tokio::time::timeout(WAIT, async {
+        while let Some(item) = fs_events.recv().await {
+            if let SocketEvent::Event(ev) = item {
+                if ev.is("CHANNEL_HANGUP_COMPLETE") && ev.unique_id() == Some(a_uuid.as_str()) {
+                    return Some(ev);
+                }
+            }
+        }
+        None
+    })
+    .await;
+    match end {
+        Ok(Some(ev)) => {
+            let v = |n: &str| ev.variable(n).unwrap_or("-").to_string();
+            log.line(
+                "!",
+                &format!(
+                    "caller A-leg ended: hangup_cause={} sip_term_status={} sip_hangup_disposition={} answered_time={} sip_reason={}",
+                    ev.hangup_cause().unwrap_or("-"),
+                    v("sip_term_status"),
+                    v("sip_hangup_disposition"),
+                    v("answered_time"),
+                    v("sip_reason"),
+                ),
+            );
+        }
+        _ => log.line("!", "no CHANNEL_HANGUP_COMPLETE for the caller"),
+    }
+    if let Ok(Ok(Ok(ev))) = tokio::time::timeout(WAIT, job).await {
+        log.line(
+            "!",
+            &format!("originate result: {}", ev.body().unwrap_or("").trim()),
+        );
+    }
+    let _ = fs.exit().await;
+    outcome
+}
+
+async fn run_script(
+    scenario: &Scenario,
+    log: &mut Log,
+    listener: &TcpListener,
+    fs: &InboundSession,
+    a_uuid: &str,
+) -> Result<()> {
+    let (stream, peer) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .context("no FastAGI connection from Asterisk")??;
+    log.line(
+        "!",
+        &format!("accepted FastAGI connection from {}", peer.ip()),
+    );
+    let (r, w) = stream.into_split();
+    let mut agi = Agi {
+        reader: BufReader::new(r),
+        writer: w,
+        eof: false,
+    };
+    // The environment, up to the empty line.
+    let mut uniqueid = String::new();
+    loop {
+        let Some(line) = agi.line(log, WAIT).await? else {
+            bail!("environment ended early");
+        };
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.strip_prefix("agi_uniqueid: ") {
+            uniqueid = v.to_string();
+        }
+    }
+    for step in scenario.steps {
+        match *step {
+            Cmd(text) | Send(text) => {
+                log.line("C", text);
+                agi.writer.write_all(format!("{text}\n").as_bytes()).await?;
+                if matches!(step, Send(_)) {
+                    continue;
+                }
+                loop {
+                    match agi.line(log, WAIT).await? {
+                        Some(l) if l.starts_with(|c: char| c.is_ascii_digit()) => break,
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+            }
+            Read(d) => {
+                let until = Instant::now() + d;
+                while let Some(left) = until.checked_duration_since(Instant::now()) {
+                    if agi.line(log, left).await?.is_none() {
+                        break;
+                    }
+                }
+            }
+            CallerHangsUp => {
+                log.line(
+                    "!",
+                    "the caller hangs up (FreeSWITCH uuid_kill on the A-leg)",
+                );
+                fs.api(&format!("uuid_kill {a_uuid}")).await?;
+            }
+            AriHangup(code) => {
+                let url = format!("{ARI}/channels/{uniqueid}?reason_code={code}");
+                let client = voxbridge::http_client::builder().build()?;
+                let t = Instant::now();
+                let resp = client
+                    .delete(&url)
+                    .basic_auth("voxbridge", Some("voxbridge"))
+                    .send()
+                    .await?;
+                log.line(
+                    "!",
+                    &format!(
+                        "ARI DELETE /channels/<agi_uniqueid>?reason_code={code} -> {} in {} ms",
+                        resp.status().as_u16(),
+                        t.elapsed().as_millis()
+                    ),
+                );
+            }
+            Close => {
+                log.line("C", "(close)");
+                agi.writer.shutdown().await?;
+                drop(agi);
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! A fake Asterisk channel for tests that must not need the switch: it connects to
+//! voxbridge's FastAGI listener like `AGI(agi://…)`, sends an environment, and answers
+//! commands the way the bundled Asterisk 20.20.1 does in `tests/fixtures/agi/`:
+//! `ANSWER` → `200 result=0`; `EXEC Hangup N` → `200 result=-1`, then `HANGUP`;
+//! long applications (Flite, Playback, Wait…) take `app_time` unless the channel is hung
+//! up under them (the caller at `caller_hangs_up_after`, or ARI), which gives
+//! `200 result=-1` first and `HANGUP` after it; after `HANGUP`, `GET VARIABLE HANGUPCAUSE`
+//! and `${CHANNEL(hangupsource)}` answer as on the switch (0 and the channel's name when the
+//! caller hung up, N and `dialplan/builtin` for `Hangup`, 16 and empty for ARI); other
+//! commands on a dead channel answer `511`. A tiny ARI (`DELETE /ari/channels/{id}`) hangs
+//! the channel up from outside.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::agi_argv;
+
+/// The applications the fake channel has (others answer `200 result=-2`, as in
+/// `bad-command.txt`).
+const KNOWN_APPS: &[&str] = &[
+    "Flite", "Playback", "Wait", "SendDTMF", "Progress", "Hangup",
+];
+
+/// How one fake channel behaves.
+#[derive(Clone, Debug)]
+pub struct FakeChannel {
+    pub uniqueid: String,
+    pub extension: String,
+    pub answered: bool,
+    pub variables: HashMap<String, String>,
+    /// How long a media application runs when nothing interrupts it.
+    pub app_time: Duration,
+    pub caller_hangs_up_after: Option<Duration>,
+}
+
+impl FakeChannel {
+    pub fn ringing(uniqueid: &str) -> Self {
+        Self {
+            uniqueid: uniqueid.to_string(),
+            extension: "7001".into(),
+            answered: false,
+            variables: HashMap::new(),
+            app_time: Duration::from_millis(50),
+            caller_hangs_up_after: None,
+        }
+    }
+}
+
+/// What the fake channel saw.
+#[derive(Clone, Debug, Default)]
+pub struct ChannelLog {
+    /// Every command line received, in order.
+    pub commands: Vec<String>,
+    /// The client closed the connection after `HANGUP` (the channel is released).
+    pub closed_after_hangup: bool,
+    pub hangup_cause: Option<u16>,
+}
+
+/// Channels an ARI request can reach, by uniqueid.
+#[derive(Clone, Default)]
+pub struct Registry(Arc<Mutex<HashMap<String, mpsc::UnboundedSender<u16>>>>);
+
+impl Registry {
+    fn add(&self, id: &str, tx: mpsc::UnboundedSender<u16>) {
+        self.0.lock().unwrap().insert(id.to_string(), tx);
+    }
+    fn remove(&self, id: &str) {
+        self.0.lock().unwrap().remove(id);
+    }
+    /// Whether the channel still exists (ARI `GET /channels/{id}`).
+    pub fn exists(&self, id: &str) -> bool {
+        self.0.lock().unwrap().contains_key(id)
+    }
+    /// ARI's hang-up: `true` if the channel exists.
+    pub fn hangup(&self, id: &str, cause: u16) -> bool {
+        self.0
+            .lock()
+            .unwrap()
+            .get(id)
+            .is_some_and(|tx| tx.send(cause).is_ok())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Ended {
+    Caller,
+    Dialplan(u16),
+    Soft(u16),
+}
+
+/// Runs one call against voxbridge's FastAGI listener at `agi`; returns what it saw.
+pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -> ChannelLog {
+    let stream = TcpStream::connect(agi)
+        .await
+        .expect("connect to the FastAGI listener");
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r).lines();
+    let name = format!("SIP/127.0.0.1-{}", ch.uniqueid.replace('.', ""));
+    let env = format!(
+        "agi_network: yes\nagi_request: agi://127.0.0.1:4573\nagi_channel: {name}\nagi_language: en\n\
+         agi_type: SIP\nagi_uniqueid: {id}\nagi_version: 20.20.1\nagi_callerid: 15551230000\n\
+         agi_calleridname: Fake\nagi_dnid: {ext}\nagi_rdnis: unknown\nagi_context: from-sip\n\
+         agi_extension: {ext}\nagi_priority: 1\nagi_enhanced: 0.0\nagi_accountcode: \n\n",
+        id = ch.uniqueid,
+        ext = ch.extension,
+    );
+    w.write_all(env.as_bytes()).await.unwrap();
+    let (ari_tx, mut ari_rx) = mpsc::unbounded_channel();
+    registry.add(&ch.uniqueid, ari_tx);
+    let mut log = ChannelLog::default();
+    let mut answered = ch.answered;
+    let mut ended: Option<Ended> = None;
+    let started = tokio::time::Instant::now();
+    let caller_at = ch.caller_hangs_up_after.map(|d| started + d);
+    // TIMEOUT(absolute): fires as a soft hangup with no cause (progress-wait-timeout.txt).
+    let mut timeout_at: Option<tokio::time::Instant> = None;
+    loop {
+        // Between commands the caller (or ARI) may hang up too.
+        let idle_end = async {
+            match caller_at {
+                Some(at) if ended.is_none() => tokio::time::sleep_until(at).await,
+                _ => std::future::pending().await,
+            }
+        };
+        let timeout = async {
+            match timeout_at {
+                Some(at) if ended.is_none() => tokio::time::sleep_until(at).await,
+                _ => std::future::pending().await,
+            }
+        };
+        let line = tokio::select! {
+            l = lines.next_line() => l,
+            _ = timeout => {
+                ended = Some(Ended::Soft(0));
+                let _ = w.write_all(b"HANGUP\n").await;
+                continue;
+            }
+            _ = idle_end => {
+                ended = Some(Ended::Caller);
+                let _ = w.write_all(b"HANGUP\n").await;
+                continue;
+            }
+            Some(cause) = ari_rx.recv(), if ended.is_none() => {
+                ended = Some(Ended::Soft(cause));
+                let _ = w.write_all(b"HANGUP\n").await;
+                continue;
+            }
+        };
+        let Ok(Some(line)) = line else {
+            log.closed_after_hangup = ended.is_some();
+            registry.remove(&ch.uniqueid);
+            break;
+        };
+        log.commands.push(line.clone());
+        let argv = agi_argv(&line);
+        let a: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let reply = match (a.as_slice(), ended) {
+            (["GET", "VARIABLE", "HANGUPCAUSE"], _) => {
+                let c = match ended {
+                    Some(Ended::Dialplan(c)) | Some(Ended::Soft(c)) => c,
+                    _ => 0,
+                };
+                log.hangup_cause = Some(c);
+                format!("200 result=1 ({c})")
+            }
+            (["GET", "FULL", "VARIABLE", "${CHANNEL(hangupsource)}"], _) => match ended {
+                Some(Ended::Caller) => format!("200 result=1 ({name})"),
+                Some(Ended::Dialplan(_)) => "200 result=1 (dialplan/builtin)".into(),
+                _ => "200 result=1 ()".into(),
+            },
+            (["GET", "FULL", "VARIABLE", "${CHANNEL(state)}"], _) => {
+                format!("200 result=1 ({})", if answered { "Up" } else { "Ring" })
+            }
+            (["GET", "VARIABLE", var], _) => match ch.variables.get(*var) {
+                Some(v) => format!("200 result=1 ({v})"),
+                None => "200 result=0".into(),
+            },
+            (_, Some(_)) => {
+                "511 Command Not Permitted on a dead channel or intercept routine".into()
+            }
+            (["ANSWER"], None) => {
+                answered = true;
+                "200 result=0".into()
+            }
+            (["EXEC", "Hangup", cause], None) => {
+                let c = cause.parse().unwrap_or(16);
+                ended = Some(Ended::Dialplan(c));
+                w.write_all(b"200 result=-1\n").await.unwrap();
+                "HANGUP".into()
+            }
+            (["EXEC", "SendDTMF", ..], None) | (["EXEC", "Progress"], None) => {
+                "200 result=0".into()
+            }
+            (["EXEC", app, ..], None) if !KNOWN_APPS.contains(app) => {
+                // As the switch answers for an application it does not have.
+                "200 result=-2".into()
+            }
+            (["EXEC", _app, ..], None) => {
+                // A media application: runs app_time unless hung up under it.
+                let done = tokio::time::sleep(ch.app_time);
+                let caller = async {
+                    match caller_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let timeout = async {
+                    match timeout_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = done => "200 result=0".into(),
+                    _ = timeout => {
+                        ended = Some(Ended::Soft(0));
+                        w.write_all(b"200 result=-1\n").await.unwrap();
+                        "HANGUP".into()
+                    }
+                    _ = caller => {
+                        ended = Some(Ended::Caller);
+                        w.write_all(b"200 result=-1\n").await.unwrap();
+                        "HANGUP".into()
+                    }
+                    Some(cause) = ari_rx.recv() => {
+                        ended = Some(Ended::Soft(cause));
+                        w.write_all(b"200 result=-1\n").await.unwrap();
+                        "HANGUP".into()
+                    }
+                }
+            }
+            (["SET", "VARIABLE", "TIMEOUT(absolute)", secs], None) => {
+                let secs: f64 = secs.parse().unwrap_or(0.0);
+                timeout_at = (secs > 0.0)
+                    .then(|| tokio::time::Instant::now() + Duration::from_secs_f64(secs));
+                "200 result=1".into()
+            }
+            (["SET", "VARIABLE", ..], None) => "200 result=1".into(),
+            _ => "510 Invalid or unknown command".into(),
+        };
+        if w.write_all(format!("{reply}\n").as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    log
+}
+
+/// A fake ARI on `127.0.0.1:0`: `DELETE /ari/channels/{id}?reason_code=N` → 204 (the
+/// channel hangs up with N) or 404. Returns its base URL (`…/ari`) and the server task.
+pub async fn fake_ari(
+    registry: Registry,
+) -> (String, tokio::task::JoinHandle<()>, Arc<Mutex<Vec<String>>>) {
+    use axum::extract::{Path, Query, State};
+    use axum::http::StatusCode;
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let state = (registry, seen.clone());
+    let app = axum::Router::new()
+        .route(
+            "/ari/channels/{id}",
+            axum::routing::get(
+                |State((reg, seen)): State<(Registry, Arc<Mutex<Vec<String>>>)>,
+                 Path(id): Path<String>| async move {
+                    seen.lock().unwrap().push(format!("GET {id}"));
+                    if reg.exists(&id) {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::NOT_FOUND
+                    }
+                },
+            )
+            .delete(
+                |State((reg, seen)): State<(Registry, Arc<Mutex<Vec<String>>>)>,
+                 Path(id): Path<String>,
+                 Query(q): Query<HashMap<String, String>>| async move {
+                    let code = q
+                        .get("reason_code")
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(16);
+                    seen.lock()
+                        .unwrap()
+                        .push(format!("DELETE {id} reason_code={code}"));
+                    if reg.hangup(&id, code) {
+                        StatusCode::NO_CONTENT
+                    } else {
+                        StatusCode::NOT_FOUND
+                    }
+                },
+            ),
+        )
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/ari"), task, seen)
+}

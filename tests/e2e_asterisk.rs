@@ -1,0 +1,439 @@
+//! The Asterisk driver end to end without the switch (SPEC §16): the real `voxbridge serve`
+//! with `[asterisk] enabled`, the local application, and a fake Asterisk channel that
+//! answers FastAGI commands as the bundled Asterisk does in `tests/fixtures/agi/` (and a
+//! fake ARI). The same rules run against the real Asterisk in `tests/live_asterisk.rs`.
+
+use crate::agi_support::fake::{fake_ari, run_channel, FakeChannel, Registry};
+use crate::e2e_support::{xml, ServerOptions, ACCOUNT, TOKEN};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The FastAGI listener's address, from the server's log line.
+fn agi_addr(log: &str) -> SocketAddr {
+    let at = log
+        .find("FastAGI listener for Asterisk")
+        .map(|i| &log[i..])
+        .and_then(|l| l.split("agi=").nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no FastAGI listener line in the log:\n{log}"));
+    at.parse().expect("an address")
+}
+
+async fn start(
+    ari_url: &str,
+) -> (
+    crate::e2e_support::App,
+    crate::e2e_support::Server,
+    SocketAddr,
+) {
+    let app = crate::e2e_support::App::start().await;
+    let (server, agi) = start_for(&app, ari_url, None).await;
+    (app, server, agi)
+}
+
+async fn start_for(
+    app: &crate::e2e_support::App,
+    ari_url: &str,
+    db_dir: Option<std::path::PathBuf>,
+) -> (crate::e2e_support::Server, SocketAddr) {
+    let extra = format!(
+        "[asterisk]\nenabled = true\nagi_listen = \"127.0.0.1:0\"\nari_url = \"{ari_url}\"\nari_user = \"u\"\nari_password = \"p\"\n"
+    );
+    let server = crate::e2e_support::Server::start(
+        app,
+        ServerOptions {
+            extra_toml: extra,
+            db_dir,
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    let mut log = server.log_text();
+    for _ in 0..100 {
+        if log.contains("FastAGI listener for Asterisk") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        log = server.log_text();
+    }
+    let agi = agi_addr(&log);
+    (server, agi)
+}
+
+fn channel(id: &str, answer_url: &str) -> FakeChannel {
+    let mut ch = FakeChannel::ringing(id);
+    ch.variables
+        .insert("voxbridge_answer_url".into(), answer_url.to_string());
+    ch
+}
+
+fn execs(commands: &[String]) -> Vec<String> {
+    commands
+        .iter()
+        .filter(|c| c.starts_with("EXEC") || c.as_str() == "ANSWER")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn asterisk_busy_on_a_ringing_call_is_hangup_17_never_answered_and_the_channel_released() {
+    let (app, server, agi) = start("").await;
+    let url = app.xml("/busy", &xml(r#"<Hangup reason="busy"/>"#));
+    let log = run_channel(agi, channel("1796449610.1", &url), Registry::default()).await;
+    assert_eq!(execs(&log.commands), vec![r#"EXEC Hangup "17""#]);
+    assert!(
+        log.closed_after_hangup,
+        "the connection is closed after HANGUP: {log:?}"
+    );
+    let cb = app.hangup_callback("1796449610.1").await;
+    assert_eq!(cb.must("HangupCause"), "USER_BUSY");
+    assert_eq!(cb.must("HangupCauseCode"), "17");
+    assert_eq!(cb.must("HangupSource"), "Answer XML");
+    assert_eq!(cb.must("SIPStatus"), "486");
+    assert_eq!(cb.must("BillDuration"), "0");
+    cb.verify_signature(app.port, TOKEN).unwrap();
+    let cdr = server.cdr("1796449610.1").await;
+    assert!(!cdr.answered);
+}
+
+#[tokio::test]
+async fn asterisk_first_hangup_is_cause_21_recorded_rejected_with_chan_sips_403() {
+    let (app, _server, agi) = start("").await;
+    let url = app.xml("/first", &xml("<Hangup/><Speak>never</Speak>"));
+    let log = run_channel(agi, channel("1796449610.2", &url), Registry::default()).await;
+    assert_eq!(execs(&log.commands), vec![r#"EXEC Hangup "21""#]);
+    let cb = app.hangup_callback("1796449610.2").await;
+    assert_eq!(cb.must("HangupCause"), "CALL_REJECTED");
+    assert_eq!(cb.must("HangupCauseName"), "Rejected");
+    assert_eq!(cb.must("HangupReason"), "rejected");
+    assert_eq!(cb.must("SIPStatus"), "403");
+}
+
+#[tokio::test]
+async fn asterisk_speak_answers_first_then_flite_then_busy_bye() {
+    let (app, server, agi) = start("").await;
+    let url = app.xml(
+        "/speak",
+        &xml(r#"<Speak>Hello, "world"</Speak><Hangup reason="busy"/>"#),
+    );
+    let log = run_channel(agi, channel("1796449610.3", &url), Registry::default()).await;
+    assert_eq!(
+        execs(&log.commands),
+        vec![
+            "ANSWER".to_string(),
+            r#"EXEC Flite "Hello\\, \\\"world\\\"""#.to_string(),
+            r#"EXEC Hangup "17""#.to_string()
+        ]
+    );
+    let cb = app.hangup_callback("1796449610.3").await;
+    assert_eq!(cb.must("HangupCause"), "USER_BUSY");
+    assert_eq!(cb.must("SIPStatus"), "200");
+    assert!(server.cdr("1796449610.3").await.answered);
+}
+
+#[tokio::test]
+async fn asterisk_caller_hangs_up_mid_speak_source_caller_and_nothing_after_runs() {
+    let (app, _server, agi) = start("").await;
+    let next = app.xml("/next", &xml(r#"<Hangup reason="busy"/>"#));
+    let url = app.xml(
+        "/long",
+        &xml(&format!(
+            r#"<Speak loop="0">a long text</Speak><Redirect>{next}</Redirect>"#
+        )),
+    );
+    let mut ch = channel("1796449610.4", &url);
+    ch.app_time = Duration::from_secs(30);
+    ch.caller_hangs_up_after = Some(Duration::from_millis(300));
+    let log = run_channel(agi, ch, Registry::default()).await;
+    assert_eq!(
+        execs(&log.commands),
+        vec![
+            "ANSWER".to_string(),
+            r#"EXEC Flite "a long text""#.to_string()
+        ],
+        "nothing is sent after the interrupted Speak"
+    );
+    assert!(log.closed_after_hangup);
+    let cb = app.hangup_callback("1796449610.4").await;
+    assert_eq!(cb.must("HangupSource"), "Caller");
+    assert_eq!(cb.must("HangupCause"), "NORMAL_CLEARING");
+    assert_eq!(cb.must("HangupCauseName"), "Caller Hangup");
+    assert!(
+        app.hits_on("/next").is_empty(),
+        "the Redirect is never fetched"
+    );
+}
+
+#[tokio::test]
+async fn asterisk_rest_delete_mid_speak_goes_through_ari_source_api_cause_16() {
+    let registry = Registry::default();
+    let (ari_url, _ari, ari_seen) = fake_ari(registry.clone()).await;
+    let (app, server, agi) = start(&ari_url).await;
+    let url = app.xml("/long", &xml(r#"<Speak loop="0">a long text</Speak>"#));
+    let mut ch = channel("1796449610.5", &url);
+    ch.app_time = Duration::from_secs(30);
+    let call = tokio::spawn(run_channel(agi, ch, registry));
+    let client = voxbridge::http_client::builder().build().unwrap();
+    let call_url = format!(
+        "http://{}/api/v1/Account/{ACCOUNT}/Call/1796449610.5/",
+        server.api
+    );
+    // Wait until the call is live and the Speak runs, then hang it up over REST.
+    let mut status = 0;
+    for _ in 0..250 {
+        let r = client
+            .delete(&call_url)
+            .basic_auth(ACCOUNT, Some(TOKEN))
+            .send()
+            .await
+            .unwrap();
+        status = r.status().as_u16();
+        if status == 204 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 204);
+    let log = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the call ends")
+        .unwrap();
+    assert!(log.closed_after_hangup);
+    assert_eq!(
+        ari_seen.lock().unwrap().clone(),
+        vec!["DELETE 1796449610.5 reason_code=16".to_string()]
+    );
+    let cb = app.hangup_callback("1796449610.5").await;
+    assert_eq!(cb.must("HangupSource"), "API");
+    assert_eq!(cb.must("HangupCause"), "NORMAL_CLEARING");
+    assert_eq!(cb.must("HangupCauseCode"), "16");
+    let again = client
+        .delete(&call_url)
+        .basic_auth(ACCOUNT, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn asterisk_a_socket_closed_before_hangup_is_closed_out_unknown_with_its_callback() {
+    let (app, _server, agi) = start("").await;
+    let url = app.xml("/long", &xml(r#"<Speak loop="0">a long text</Speak>"#));
+    // A peer that takes the call and vanishes mid-command.
+    let mut s = tokio::net::TcpStream::connect(agi).await.unwrap();
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    s.write_all(
+        b"agi_uniqueid: 1796449610.6\nagi_channel: SIP/x-6\nagi_callerid: 1\nagi_extension: 7001\n\n",
+    )
+    .await
+    .unwrap();
+    let (r, mut w) = s.into_split();
+    let mut lines = tokio::io::BufReader::new(r).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.contains("voxbridge_answer_url") {
+            w.write_all(format!("200 result=1 ({url})\n").as_bytes())
+                .await
+                .unwrap();
+        } else if line.starts_with("EXEC") {
+            break; // gone mid-command
+        } else if line.starts_with("GET FULL") {
+            w.write_all(b"200 result=1 (Ring)\n").await.unwrap();
+        } else {
+            w.write_all(b"200 result=0\n").await.unwrap();
+        }
+    }
+    drop(w);
+    drop(lines);
+    let cb = app.hangup_callback("1796449610.6").await;
+    assert_eq!(cb.must("HangupSource"), "Unknown");
+}
+
+#[tokio::test]
+async fn asterisk_schedule_is_an_absolute_timeout_in_the_switch_and_fires_with_its_reason() {
+    let (app, server, agi) = start("").await;
+    let url = app.xml(
+        "/sched",
+        &xml(r#"<Hangup schedule="1" reason="busy"/><Wait length="30"/><Hangup/>"#),
+    );
+    let mut ch = channel("1796449610.7", &url);
+    ch.app_time = Duration::from_secs(30);
+    let log = run_channel(agi, ch, Registry::default()).await;
+    assert_eq!(
+        log.commands
+            .iter()
+            .filter(|c| c.starts_with("SET") || c.starts_with("EXEC"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![
+            r#"SET VARIABLE voxbridge_scheduled_cause "17""#.to_string(),
+            r#"SET VARIABLE TIMEOUT(absolute) "1""#.to_string(),
+            r#"EXEC Wait "30.000""#.to_string(),
+        ],
+        "armed inside the switch, never answered, the Hangup after the Wait never sent"
+    );
+    assert!(log.closed_after_hangup);
+    let cb = app.hangup_callback("1796449610.7").await;
+    assert_eq!(cb.must("HangupCause"), "USER_BUSY");
+    assert_eq!(cb.must("HangupSource"), "Answer XML");
+    assert_eq!(cb.must("HangupReason"), "busy");
+    assert_eq!(cb.must("SIPStatus"), "486");
+    assert!(!server.cdr("1796449610.7").await.answered);
+}
+
+#[tokio::test]
+async fn asterisk_redirect_cancels_the_previous_documents_schedule() {
+    let (app, _server, agi) = start("").await;
+    let next = app.xml("/next", &xml(r#"<Hangup reason="busy"/>"#));
+    let url = app.xml(
+        "/first",
+        &xml(&format!(
+            r#"<Hangup schedule="5"/><Redirect>{next}</Redirect>"#
+        )),
+    );
+    let log = run_channel(agi, channel("1796449610.8", &url), Registry::default()).await;
+    let sets: Vec<_> = log
+        .commands
+        .iter()
+        .filter(|c| c.contains("TIMEOUT(absolute)"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        sets,
+        vec![
+            r#"SET VARIABLE TIMEOUT(absolute) "5""#.to_string(),
+            r#"SET VARIABLE TIMEOUT(absolute) "0""#.to_string()
+        ]
+    );
+    let cb = app.hangup_callback("1796449610.8").await;
+    assert_eq!(cb.must("HangupCause"), "USER_BUSY");
+    assert_eq!(cb.must("SIPStatus"), "486");
+}
+
+#[tokio::test]
+async fn asterisk_calls_left_live_by_a_killed_run_are_closed_out_at_the_next_start_after_asking_ari(
+) {
+    let registry = Registry::default();
+    let (ari_url, _ari, ari_seen) = fake_ari(registry.clone()).await;
+    let app = crate::e2e_support::App::start().await;
+    let db_dir = tempfile::tempdir().unwrap();
+    let (server, agi) = start_for(&app, &ari_url, Some(db_dir.path().to_path_buf())).await;
+    let url = app.xml("/long", &xml(r#"<Speak loop="0">a long text</Speak>"#));
+    let mut ch = channel("1796449610.9", &url);
+    ch.app_time = Duration::from_secs(60);
+    let call = tokio::spawn(run_channel(agi, ch, registry.clone()));
+    // The call is live (its fetch came) and Speaking; then the process dies.
+    app.wait_for(Duration::from_secs(10), "the answer fetch", |hits| {
+        hits.iter().find(|h| h.path == "/long").cloned()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(server);
+    // The socket died with the process: the fake channel ends (as AGI() would return).
+    let _ = tokio::time::timeout(Duration::from_secs(10), call).await;
+    let (_server2, _) = start_for(&app, &ari_url, Some(db_dir.path().to_path_buf())).await;
+    let cb = app.hangup_callback("1796449610.9").await;
+    assert_eq!(cb.must("HangupSource"), "Unknown");
+    assert!(
+        ari_seen
+            .lock()
+            .unwrap()
+            .contains(&"GET 1796449610.9".to_string()),
+        "the next start asked Asterisk over ARI: {:?}",
+        ari_seen.lock().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn asterisk_a_huge_line_mid_call_closes_that_connection_and_the_call_is_recorded_and_hung_up_over_ari(
+) {
+    let registry = Registry::default();
+    let (ari_url, _ari, ari_seen) = fake_ari(registry.clone()).await;
+    let (app, _server, agi) = start(&ari_url).await;
+    let url = app.xml("/long", &xml(r#"<Speak loop="0">a long text</Speak>"#));
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let s = tokio::net::TcpStream::connect(agi).await.unwrap();
+    let (r, mut w) = s.into_split();
+    w.write_all(b"agi_uniqueid: 1796449610.10\nagi_channel: SIP/x-10\nagi_callerid: 1\nagi_extension: 7001\n\n")
+        .await
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(r).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.contains("voxbridge_answer_url") {
+            w.write_all(format!("200 result=1 ({url})\n").as_bytes())
+                .await
+                .unwrap();
+        } else if line.starts_with("EXEC") {
+            // A reply far over the line limit, never ended.
+            let huge = vec![b'x'; voxbridge::agi::MAX_LINE + 100];
+            let _ = w.write_all(&huge).await;
+        } else if line.starts_with("GET FULL") {
+            w.write_all(b"200 result=1 (Ring)\n").await.unwrap();
+        } else {
+            w.write_all(b"200 result=0\n").await.unwrap();
+        }
+    }
+    // voxbridge closed the connection (the loop above ended on EOF).
+    let cb = app.hangup_callback("1796449610.10").await;
+    assert_eq!(cb.must("HangupSource"), "Unknown");
+    // The channel is not left up: voxbridge asked the switch to hang it up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ari_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.starts_with("DELETE 1796449610.10"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ARI hang-up: {:?}",
+            ari_seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another call right after is served normally.
+    let url = app.xml("/busy", &xml(r#"<Hangup reason="busy"/>"#));
+    let log = run_channel(agi, channel("1796449610.11", &url), registry).await;
+    assert!(log.closed_after_hangup);
+    assert_eq!(
+        app.hangup_callback("1796449610.11").await.must("SIPStatus"),
+        "486"
+    );
+}
+
+#[tokio::test]
+async fn asterisk_play_of_http_media_is_fetched_once_into_the_cache_and_played_from_the_file() {
+    let (app, _server, agi) = start("").await;
+    app.answer(
+        "/media/hello.wav",
+        crate::e2e_support::Answer::Doc {
+            content_type: "audio/wav",
+            body: "RIFF-not-really-a-wav".into(),
+        },
+    );
+    let media = app.url("/media/hello.wav");
+    let url = app.xml(
+        "/play",
+        &xml(&format!(r#"<Play>{media}</Play><Hangup reason="busy"/>"#)),
+    );
+    let mut played = Vec::new();
+    for id in ["1796449610.12", "1796449610.13"] {
+        let log = run_channel(agi, channel(id, &url), Registry::default()).await;
+        let playback = log
+            .commands
+            .iter()
+            .find(|c| c.starts_with("EXEC Playback"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no Playback: {:?}", log.commands));
+        played.push(playback);
+        assert_eq!(
+            app.hangup_callback(id).await.must("HangupCause"),
+            "USER_BUSY"
+        );
+    }
+    assert_eq!(played[0], played[1], "both calls play the same cached file");
+    let stem = crate::agi_support::agi_argv(&played[0])[2].clone();
+    let on_disk = std::fs::read_to_string(format!("{stem}.wav")).expect("the cached file");
+    assert_eq!(on_disk, "RIFF-not-really-a-wav");
+    assert_eq!(app.hits_on("/media/hello.wav").len(), 1, "fetched once");
+}

@@ -1,0 +1,60 @@
+//! The live suite on Asterisk (SPEC §16): SIP calls placed by FreeSWITCH into the bundled
+//! Asterisk (`../shared/asterisk/`), whose dialplan (`dialplan/asterisk/extensions.conf`, or
+//! the bundle's built-in 7000/7001) hands them to the real `voxbridge` binary over FastAGI;
+//! the same checks as on FreeSWITCH of what the caller got (486 / 403 / BYE) and what
+//! voxbridge reported (callbacks and the CDR read back over REST). Each test is named after
+//! its rule, with the switch in the name. Skipped unless `VOXBRIDGE_TEST_FS_ESL` and the
+//! bundle's `VOXBRIDGE_TEST_AST_SIP` / `VOXBRIDGE_TEST_AST_ARI` are set:
+//!
+//! ```sh
+//! ../shared/asterisk/ast start --dialplan dialplan/asterisk/extensions.conf
+//! eval "$(../shared/asterisk/ast env)"
+//! flock /tmp/fs-live.lock env VOXBRIDGE_TEST_FS_ESL=127.0.0.1:8021 cargo test --test live_asterisk
+//! ```
+
+mod common;
+mod live_support;
+
+use live_support::run_asterisk;
+
+macro_rules! asterisk_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                run_asterisk(stringify!($name));
+            }
+        )*
+        const TESTS: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+asterisk_tests!(
+    asterisk_rule_2_first_hangup_on_a_ringing_call_is_403_recorded_rejected_never_answered,
+    asterisk_rule_2_busy_hangup_on_a_ringing_call_is_486_never_answered,
+    asterisk_rule_2_busy_after_a_speak_answers_for_the_speak_then_byes_with_user_busy,
+    asterisk_rule_6_document_that_runs_out_ends_with_end_of_xml_instructions,
+    asterisk_rule_4_caller_hangs_up_mid_speak_source_caller_nothing_after_runs,
+    asterisk_rule_3_a_schedule_firing_before_answer_refuses_with_its_reason_486,
+    asterisk_rule_3_armed_schedule_shows_on_the_live_call_and_fires_with_its_reason,
+    asterisk_rule_4_rest_api_hangup_mid_speak_byes_within_1s_source_api,
+    asterisk_rule_2_first_hangup_on_an_answered_call_is_a_rejected_bye,
+    asterisk_rule_2_a_hangup_first_in_a_redirected_document_counts_as_first,
+    asterisk_rule_2_hangup_after_a_wait_keeps_the_call_unanswered_and_is_603,
+    asterisk_rule_2_hangup_after_early_media_refuses_486_without_answering,
+    asterisk_rule_5_post_call_workflow_of_the_closing_hangup_fires,
+    asterisk_rule_7_empty_response_on_an_answered_call_times_out_allotted_timeout,
+    asterisk_rule_8_no_document_is_refused_403_source_error,
+    asterisk_voxml_reject_busy_on_a_ringing_call_is_486_never_answered,
+    asterisk_rule_1_busy_after_http_media_answers_then_byes_with_user_busy,
+    asterisk_dtmf_and_wait_after_a_speak_then_busy,
+);
+
+#[test]
+fn every_asterisk_scenario_has_its_test() {
+    let names: Vec<&str> = live_support::scenarios::asterisk::all()
+        .iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, TESTS);
+}

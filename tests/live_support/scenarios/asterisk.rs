@@ -1,0 +1,271 @@
+//! The SPEC §4 scenarios on Asterisk (SPEC §16): the same documents, the same REST,
+//! callback and CDR checks as on FreeSWITCH, with what chan_sip sends the caller —
+//! 403 for CALL_REJECTED (21; chan_sip's mapping, there is no documented way to make it
+//! 603), 486 for USER_BUSY — and no Q.850 Reason header on chan_sip's BYE. Media is
+//! speech (app_flite): the FreeSWITCH tone streams do not exist on Asterisk.
+
+use super::*;
+
+pub fn all() -> Vec<Scenario> {
+    vec![
+        scenario(
+            "asterisk_rule_2_first_hangup_on_a_ringing_call_is_403_recorded_rejected_never_answered",
+            "<Hangup/> first on 7001: chan_sip sends 403 for cause 21; recorded CALL_REJECTED 21, never answered",
+            Ext::Ringing,
+            vec![xml("<Response><Hangup/><Speak>never</Speak></Response>")],
+            Expect::refused(403, "CALL_REJECTED").record(
+                "CALL_REJECTED",
+                21,
+                REJECTED,
+                "Answer XML",
+                "rejected",
+            ),
+        ),
+        scenario(
+            "asterisk_rule_2_busy_hangup_on_a_ringing_call_is_486_never_answered",
+            "<Hangup reason=\"busy\"/> on 7001: SIP 486, never answered, not billed",
+            Ext::Ringing,
+            vec![xml(r#"<Response><Hangup reason="busy"/></Response>"#)],
+            Expect::refused(486, "USER_BUSY").record("USER_BUSY", 17, BUSY, "Answer XML", "busy"),
+        ),
+        Scenario {
+            needs_tts: true,
+            ..scenario(
+                "asterisk_rule_2_busy_after_a_speak_answers_for_the_speak_then_byes_with_user_busy",
+                "<Speak> then <Hangup reason=\"busy\"/> on 7001: Flite really plays, then BYE; recorded USER_BUSY 17",
+                Ext::Ringing,
+                vec![xml(format!(
+                    "<Response><Speak>{SPEECH}</Speak><Hangup reason=\"busy\"/></Response>"
+                ))],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .timing(Timing::BilledAtLeastMs(1000)),
+            )
+        },
+        Scenario {
+            needs_tts: true,
+            ..scenario(
+                "asterisk_rule_6_document_that_runs_out_ends_with_end_of_xml_instructions",
+                "a Speak and nothing else on 7001: answered, then BYE NORMAL_CLEARING, End Of XML Instructions",
+                Ext::Ringing,
+                vec![xml("<Response><Speak>Goodbye.</Speak></Response>")],
+                Expect {
+                    bye_reason: None,
+                    ..Expect::bye("NORMAL_CLEARING", 16)
+                }
+                .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed"),
+            )
+        },
+        Scenario {
+            action: Action::CallerHangsUp { after: 1.5 },
+            needs_tts: true,
+            ..scenario(
+                "asterisk_rule_4_caller_hangs_up_mid_speak_source_caller_nothing_after_runs",
+                "the caller hangs up during an endless Speak: source Caller, the Redirect after it is never fetched",
+                Ext::Ringing,
+                vec![
+                    xml(format!(
+                        "<Response><Speak loop=\"0\">{SPEECH}</Speak>\
+                         <Redirect>{{app}}/answer?step=1</Redirect></Response>"
+                    )),
+                    xml(r#"<Response><Hangup reason="busy"/></Response>"#),
+                ],
+                Expect::caller_bye().record("NORMAL_CLEARING", 16, CALLER, "Caller", "completed"),
+            )
+        },
+        scenario(
+            "asterisk_rule_3_a_schedule_firing_before_answer_refuses_with_its_reason_486",
+            "<Hangup schedule=\"2\" reason=\"busy\"/><Wait length=\"30\"/> on 7001: TIMEOUT(absolute) fires while it rings, the T extension hangs up with 17: 486, never answered",
+            Ext::Ringing,
+            vec![xml(
+                r#"<Response><Hangup schedule="2" reason="busy"/><Wait length="30"/><Hangup/></Response>"#,
+            )],
+            Expect::refused(486, "USER_BUSY")
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .timing(Timing::LastedAtMost(5.0)),
+        ),
+        Scenario {
+            probes: vec![Probe::ScheduleArmed {
+                secs: 3.0,
+                fires: true,
+            }],
+            needs_tts: true,
+            ..scenario(
+                "asterisk_rule_3_armed_schedule_shows_on_the_live_call_and_fires_with_its_reason",
+                "<Hangup schedule=\"3\" reason=\"busy\"/> then an endless Speak: scheduled_hangup_at ≈ now+3 s on the live call; it fires as a BYE, recorded USER_BUSY, source Answer XML",
+                Ext::Ringing,
+                vec![xml(format!(
+                    "<Response><Hangup schedule=\"3\" reason=\"busy\"/><Speak loop=\"0\">{SPEECH}</Speak></Response>"
+                ))],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .timing(Timing::AnsweredFor { min: 1.8, max: 4.5 }),
+            )
+        },
+        Scenario {
+            action: Action::RestHangup { after: 1.0 },
+            needs_tts: true,
+            probes: vec![
+                Probe::LiveWhileUp {
+                    call_status: "in-progress",
+                },
+                Probe::GoneAfterEnd,
+            ],
+            ..scenario(
+                "asterisk_rule_4_rest_api_hangup_mid_speak_byes_within_1s_source_api",
+                "REST DELETE during an endless <Speak loop=\"0\">: ARI ends the Flite at once, BYE within 1 s, source API, cause 16",
+                Ext::Ringing,
+                vec![xml(format!(
+                    "<Response><Speak loop=\"0\">{SPEECH}</Speak><Hangup reason=\"busy\"/></Response>"
+                ))],
+                Expect {
+                    bye_reason: None,
+                    ..Expect::bye("NORMAL_CLEARING", 16)
+                }
+                .record("NORMAL_CLEARING", 16, NORMAL, "API", "completed")
+                .timing(Timing::ApiHangupWithin(1.0)),
+            )
+        },
+        scenario(
+            "asterisk_rule_2_first_hangup_on_an_answered_call_is_a_rejected_bye",
+            "<Hangup/> first on 7000 (answered by the dialplan): a BYE (chan_sip sends no Reason), recorded CALL_REJECTED 21",
+            Ext::Answered,
+            vec![xml("<Response><Hangup/></Response>")],
+            Expect {
+                bye_reason: None,
+                ..Expect::bye("NORMAL_CLEARING", 16)
+            }
+            .record("CALL_REJECTED", 21, REJECTED, "Answer XML", "rejected"),
+        ),
+        scenario(
+            "asterisk_rule_2_a_hangup_first_in_a_redirected_document_counts_as_first",
+            "<Redirect> to a document whose first element is <Hangup/>: 403 (cause 21), never answered",
+            Ext::Ringing,
+            vec![
+                xml("<Response><Redirect>{app}/answer?step=1</Redirect></Response>"),
+                xml("<Response><Hangup/></Response>"),
+            ],
+            Expect::refused(403, "CALL_REJECTED")
+                .record("CALL_REJECTED", 21, REJECTED, "Answer XML", "rejected")
+                .fetches(&["StartApp", "Redirect"]),
+        ),
+        scenario(
+            "asterisk_rule_2_hangup_after_a_wait_keeps_the_call_unanswered_and_is_603",
+            "<Wait/> then <Hangup/> on 7001: Wait does not answer; NORMAL_CLEARING before answer is 603 on chan_sip (480 on FreeSWITCH)",
+            Ext::Ringing,
+            vec![xml(r#"<Response><Wait length="1"/><Hangup/></Response>"#)],
+            Expect::refused(603, "CALL_REJECTED").record(
+                "NORMAL_CLEARING",
+                16,
+                NORMAL,
+                "Answer XML",
+                "completed",
+            ),
+        ),
+        scenario(
+            "asterisk_rule_2_hangup_after_early_media_refuses_486_without_answering",
+            "<PreAnswer><Play>file://beep</Play></PreAnswer><Hangup reason=\"busy\"/> on 7001: Progress (183) and Playback beep,noanswer as early media, then 486, never answered",
+            Ext::Ringing,
+            vec![xml(
+                "<Response><PreAnswer><Play>file://beep</Play></PreAnswer><Hangup reason=\"busy\"/></Response>",
+            )],
+            Expect::refused(486, "USER_BUSY")
+                .originate_ok()
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy"),
+        ),
+        Scenario {
+            needs_tts: true,
+            ..scenario(
+                "asterisk_rule_5_post_call_workflow_of_the_closing_hangup_fires",
+                "<Speak> then <Hangup postCallUrl=…/>: BYE, NORMAL_CLEARING, and the PostCall request arrives",
+                Ext::Ringing,
+                vec![xml(
+                    "<Response><Speak>Bye.</Speak><Hangup postCallUrl=\"{app}/postcall\"/></Response>",
+                )],
+                Expect {
+                    bye_reason: None,
+                    ..Expect::bye("NORMAL_CLEARING", 16)
+                }
+                .record("NORMAL_CLEARING", 16, NORMAL, "Answer XML", "completed")
+                .post_call(),
+            )
+        },
+        scenario(
+            "asterisk_rule_7_empty_response_on_an_answered_call_times_out_allotted_timeout",
+            "<Response/> on 7000 (answered): after empty_document_timeout (6 s) ARI hangs it up; BYE, recorded ALLOTTED_TIMEOUT 16 `Timeout`",
+            Ext::Answered,
+            vec![xml("<Response/>")],
+            Expect {
+                bye_reason: None,
+                ..Expect::bye("NORMAL_CLEARING", 16)
+            }
+            .record("ALLOTTED_TIMEOUT", 16, TIMEOUT, "Answer XML", "completed")
+            .timing(Timing::AnsweredFor { min: 5.0, max: 9.0 }),
+        ),
+        scenario(
+            "asterisk_rule_8_no_document_is_refused_403_source_error",
+            "the answer URL answers 404: refused with cause 21 (403 on chan_sip), source Error",
+            Ext::Ringing,
+            vec![Doc::Status(404)],
+            Expect::refused(403, "CALL_REJECTED").record(
+                "CALL_REJECTED",
+                21,
+                Name::Prefix("Error: no document"),
+                "Error",
+                "completed",
+            ),
+        ),
+        scenario(
+            "asterisk_voxml_reject_busy_on_a_ringing_call_is_486_never_answered",
+            "VoxML Reject reason busy on 7001: SIP 486, never answered",
+            Ext::Ringing,
+            vec![Doc::VoxMl(r#"[{"verb":"Reject","reason":"busy"}]"#.into())],
+            Expect::refused(486, "USER_BUSY").record("USER_BUSY", 17, BUSY, "Answer XML", "busy"),
+        ),
+        scenario(
+            "asterisk_rule_1_busy_after_http_media_answers_then_byes_with_user_busy",
+            "<Play> of the app's http WAV (fetched and cached by voxbridge, Playback of the file) then <Hangup reason=\"busy\"/>: answered for the Play, billed ≥ 1 s, then BYE; the Play after the Hangup never runs",
+            Ext::Ringing,
+            vec![xml(
+                "<Response><Play>{app}/media/tone.wav</Play><Hangup reason=\"busy\"/><Play>{app}/media/tone.wav</Play></Response>",
+            )],
+            Expect {
+                bye_reason: None,
+                caller_cause: "NORMAL_CLEARING",
+                ..Expect::bye("USER_BUSY", 17)
+            }
+            .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+            .timing(Timing::BilledAtLeastMs(1000)),
+        ),
+        Scenario {
+            needs_tts: true,
+            ..scenario(
+                "asterisk_dtmf_and_wait_after_a_speak_then_busy",
+                "<Speak>, <DTMF>12#</DTMF> (SendDTMF), <Wait length=\"1\"/>, <Hangup reason=\"busy\"/>: answered, BYE, recorded USER_BUSY",
+                Ext::Ringing,
+                vec![xml(
+                    "<Response><Speak>Digits.</Speak><DTMF>12#</DTMF><Wait length=\"1\"/><Hangup reason=\"busy\"/></Response>",
+                )],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .timing(Timing::BilledAtLeastMs(1000)),
+            )
+        },
+    ]
+}
+
+fn xml(text: impl Into<String>) -> Doc {
+    Doc::Xml(text.into())
+}
