@@ -324,6 +324,40 @@ impl Session {
         self.wait(cmd.line(), rx, Some(self.reply_timeout)).await
     }
 
+    /// Sends every command of `cmds` at once, in order, and then waits for their replies
+    /// (each a `command/reply`, returned whatever its text), which the switch sends in the
+    /// same order (`mod_event_socket` reads and answers one command at a time from the
+    /// stream). One round trip instead of one per command; the caller decides what a
+    /// `-ERR` means. A transport failure fails the whole call.
+    pub async fn commands_pipelined(&self, cmds: &[Command]) -> Result<Vec<Reply>, EslError> {
+        let mut waiting = Vec::with_capacity(cmds.len());
+        for cmd in cmds {
+            let (tx, rx) = oneshot::channel();
+            self.submit(Request {
+                bytes: cmd.to_bytes(),
+                reply: Some(tx),
+                app_id: None,
+                app_waiter: None,
+                job: None,
+            })
+            .await?;
+            waiting.push((cmd, rx));
+        }
+        let mut replies = Vec::with_capacity(cmds.len());
+        for (cmd, rx) in waiting {
+            match self.wait(cmd.line(), rx, Some(self.reply_timeout)).await? {
+                Response::Reply(r) => replies.push(r),
+                other => {
+                    return Err(EslError::UnexpectedReply {
+                        command: redact(cmd.line()),
+                        got: other.describe(),
+                    })
+                }
+            }
+        }
+        Ok(replies)
+    }
+
     /// Sends `cmd` and expects a `command/reply`; `-ERR` is an error.
     pub async fn command_ok(&self, cmd: &Command) -> Result<Reply, EslError> {
         let reply = self.command(cmd).await?;
@@ -536,7 +570,17 @@ impl Actor {
                 },
                 req = self.cmd_rx.recv(), if !self.cmd_closed && self.out.len() < OUT_HIGH_WATER => {
                     match req {
-                        Some(req) => self.on_request(*req),
+                        Some(req) => {
+                            self.on_request(*req);
+                            // Whatever else is queued goes out in the same write: one
+                            // syscall and one switch read for a run of commands.
+                            while self.out.len() < OUT_HIGH_WATER {
+                                match self.cmd_rx.try_recv() {
+                                    Ok(req) => self.on_request(*req),
+                                    Err(_) => break,
+                                }
+                            }
+                        }
                         None => self.cmd_closed = true,
                     }
                 }

@@ -215,32 +215,34 @@ impl OutboundConnection {
             peer,
         };
         let _ = connected.set(conn.clone());
-        conn.step_warn_on_refusal(Command::myevents(options.format))
-            .await?;
+        // The steps are independent of each other's replies, so they go out in one write
+        // and their replies are read in order: one round trip instead of three or four
+        // (issue 16: ~0.7 ms and 3 wake-ups per call at the start of every call).
+        let mut steps = vec![Command::myevents(options.format)];
         if !options.nix_events.is_empty() {
-            conn.step_warn_on_refusal(Command::nixevent(&options.nix_events)?)
-                .await?;
+            steps.push(Command::nixevent(&options.nix_events)?);
         }
         if let Some(l) = options.linger {
-            conn.step_warn_on_refusal(Command::linger(l)).await?;
+            steps.push(Command::linger(l));
         }
         if !options.events.is_empty() {
-            conn.step_warn_on_refusal(Command::event(options.format, &options.events)?)
-                .await?;
+            steps.push(Command::event(options.format, &options.events)?);
+        }
+        let replies = conn.session.commands_pipelined(&steps).await?;
+        for (cmd, reply) in steps.iter().zip(&replies) {
+            conn.warn_on_refusal(cmd, reply);
         }
         Ok(conn)
     }
 
-    /// Sends one handshake step (`myevents`, `nixevent`, `linger`, `event`) whose `-ERR`
-    /// reply is logged as a warning and otherwise ignored: the call is still worth
-    /// running without it (e.g. a switch that refuses `linger` still delivers events).
-    /// Only a transport failure (`Err`) ends the handshake.
-    async fn step_warn_on_refusal(&self, cmd: Command) -> Result<(), EslError> {
-        let reply = self.session.command(&cmd).await?;
+    /// Logs a refused handshake step (`myevents`, `nixevent`, `linger`, `event`) as a
+    /// warning and otherwise ignores it: the call is still worth running without it (e.g.
+    /// a switch that refuses `linger` still delivers events). Only a transport failure
+    /// ends the handshake.
+    fn warn_on_refusal(&self, cmd: &Command, reply: &Reply) {
         if reply.is_err() {
             tracing::warn!(peer = %self.peer, uuid = %self.uuid, command = cmd.line(), reply = reply.text(), "ESL handshake step refused");
         }
-        Ok(())
     }
 
     /// Hangs the channel up without relying on the connection's health, bounded by
