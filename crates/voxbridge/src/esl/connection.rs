@@ -36,7 +36,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -514,6 +514,31 @@ struct Actor {
     shared: Arc<Shared>,
 }
 
+/// One read from the socket into `buf`. A read that did not fill the free space drained
+/// the socket, so the stream's readiness is cleared then and there: the next wait goes to
+/// epoll instead of trying a read that can only say EAGAIN (a third of the `recvfrom`s of
+/// a call did, issue 16). Sound with epoll's edge-triggered readiness (tokio's): the
+/// readiness observed *before* the read is the one cleared, so bytes that arrive after it
+/// raise a new readiness that is not lost.
+fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    let mut got = None;
+    let result = stream.try_io(Interest::READABLE, || {
+        let room = buf.capacity() - buf.len();
+        let n = stream.try_read_buf(buf)?;
+        got = Some(n);
+        if n > 0 && n < room {
+            // Drained: report it as such so tokio clears the readiness it saw.
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match (result, got) {
+        (_, Some(n)) => Ok(n),
+        (Err(e), None) => Err(e),
+        (Ok(n), None) => Ok(n),
+    }
+}
+
 impl Actor {
     async fn run(mut self) {
         let reason = self.drive().await;
@@ -591,7 +616,7 @@ impl Actor {
                     if self.buf.capacity() - self.buf.len() < READ_BUF / 4 {
                         self.buf.reserve(READ_BUF);
                     }
-                    match self.stream.try_read_buf(&mut self.buf) {
+                    match read_some(&self.stream, &mut self.buf) {
                         Ok(0) if self.buf.is_empty() => return CloseReason::Eof,
                         Ok(0) => return CloseReason::Truncated { buffered: self.buf.len() },
                         Ok(_) => {}
