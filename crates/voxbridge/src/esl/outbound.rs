@@ -296,7 +296,7 @@ impl OutboundConnection {
     /// before the app could run, [`EslError::Closed`] if the socket went away. No
     /// timeout: an app may run for an hour; wrap it if you need one.
     pub async fn execute(&self, app: &str, arg: Option<&str>) -> Result<String, EslError> {
-        let app_id = uuid::Uuid::new_v4().to_string();
+        let app_id = Execute::new_event_uuid();
         let cmd = Command::execute(&Execute::locked(app, arg, &app_id))?;
         let rx = self.session.execute_waiting(&cmd, app_id).await?;
         self.session.wait_app(app, rx).await
@@ -306,7 +306,7 @@ impl OutboundConnection {
     /// as `Application-UUID`) without waiting for anything. Its CHANNEL_EXECUTE_COMPLETE
     /// arrives on the event stream, or a [`SocketEvent::ExecuteRejected`] if it never runs.
     pub async fn send_execute(&self, app: &str, arg: Option<&str>) -> Result<String, EslError> {
-        let app_id = uuid::Uuid::new_v4().to_string();
+        let app_id = Execute::new_event_uuid();
         let cmd = Command::execute(&Execute::locked(app, arg, &app_id))?;
         self.session.execute_no_wait(&cmd, app_id.clone()).await?;
         Ok(app_id)
@@ -317,7 +317,7 @@ impl OutboundConnection {
     pub async fn send_execute_with(&self, mut exec: Execute) -> Result<String, EslError> {
         let app_id = exec
             .event_uuid
-            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+            .get_or_insert_with(Execute::new_event_uuid)
             .clone();
         let cmd = Command::execute(&exec)?;
         self.session.execute_no_wait(&cmd, app_id.clone()).await?;
