@@ -810,6 +810,44 @@ async fn a_switch_slow_after_connect_keeps_its_call() {
     assert!(silent.closed_within(Duration::from_secs(2)).await);
 }
 
+#[tokio::test]
+async fn the_handshake_steps_go_out_before_any_of_their_replies() {
+    // Issue 16: myevents, nixevent and linger do not wait for each other's replies (one
+    // round trip, not three). This peer answers none of them until it has read all three;
+    // a voxbridge that waited for each reply would never send the second one. The replies
+    // then come in order, one of them refused: a refusal is only a warning.
+    let mut opts = default_options();
+    opts.outbound.nix_events = vec!["CHANNEL_EXECUTE".into(), "CHANNEL_STATE".into()];
+    let mut running = start(opts).await;
+    let uuid = new_uuid();
+    let mut peer = SwitchPeer::connect(running.addr).await;
+    let script = async {
+        peer.expect("connect").await;
+        peer.send(&connect_reply(&uuid)).await;
+        let myevents = peer.expect("myevents").await;
+        let nixevent = peer.expect("nixevent").await;
+        let linger = peer.expect("linger").await;
+        peer.send(&reply("+OK Events Enabled")).await;
+        peer.send(&reply("-ERR no keywords supplied")).await;
+        peer.send(&reply("+OK will linger")).await;
+        (myevents, nixevent, linger)
+    };
+    let ((myevents, nixevent, linger), (conn, _events)) =
+        tokio::join!(script, next_call(&mut running));
+    assert_eq!(conn.uuid(), uuid);
+    assert_eq!(myevents.line, "myevents");
+    assert_eq!(nixevent.line, "nixevent CHANNEL_EXECUTE CHANNEL_STATE");
+    assert_eq!(linger.line, "linger");
+    // The connection is in step after the pipelined replies: the next reply is this api's.
+    let api = async { conn.api("uptime").await };
+    let answer = async {
+        peer.expect("api uptime").await;
+        peer.send(&api_response("42")).await;
+    };
+    let (got, ()) = tokio::join!(api, answer);
+    assert_eq!(got.unwrap().body, "42");
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn bad_peers_lose_only_their_own_connection() {
     let logs = LogCapture::default();

@@ -36,7 +36,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -324,6 +324,40 @@ impl Session {
         self.wait(cmd.line(), rx, Some(self.reply_timeout)).await
     }
 
+    /// Sends every command of `cmds` at once, in order, and then waits for their replies
+    /// (each a `command/reply`, returned whatever its text), which the switch sends in the
+    /// same order (`mod_event_socket` reads and answers one command at a time from the
+    /// stream). One round trip instead of one per command; the caller decides what a
+    /// `-ERR` means. A transport failure fails the whole call.
+    pub async fn commands_pipelined(&self, cmds: &[Command]) -> Result<Vec<Reply>, EslError> {
+        let mut waiting = Vec::with_capacity(cmds.len());
+        for cmd in cmds {
+            let (tx, rx) = oneshot::channel();
+            self.submit(Request {
+                bytes: cmd.to_bytes(),
+                reply: Some(tx),
+                app_id: None,
+                app_waiter: None,
+                job: None,
+            })
+            .await?;
+            waiting.push((cmd, rx));
+        }
+        let mut replies = Vec::with_capacity(cmds.len());
+        for (cmd, rx) in waiting {
+            match self.wait(cmd.line(), rx, Some(self.reply_timeout)).await? {
+                Response::Reply(r) => replies.push(r),
+                other => {
+                    return Err(EslError::UnexpectedReply {
+                        command: redact(cmd.line()),
+                        got: other.describe(),
+                    })
+                }
+            }
+        }
+        Ok(replies)
+    }
+
     /// Sends `cmd` and expects a `command/reply`; `-ERR` is an error.
     pub async fn command_ok(&self, cmd: &Command) -> Result<Reply, EslError> {
         let reply = self.command(cmd).await?;
@@ -480,6 +514,31 @@ struct Actor {
     shared: Arc<Shared>,
 }
 
+/// One read from the socket into `buf`. A read that did not fill the free space drained
+/// the socket, so the stream's readiness is cleared then and there: the next wait goes to
+/// epoll instead of trying a read that can only say EAGAIN (a third of the `recvfrom`s of
+/// a call did, issue 16). Sound with epoll's edge-triggered readiness (tokio's): the
+/// readiness observed *before* the read is the one cleared, so bytes that arrive after it
+/// raise a new readiness that is not lost.
+fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    let mut got = None;
+    let result = stream.try_io(Interest::READABLE, || {
+        let room = buf.capacity() - buf.len();
+        let n = stream.try_read_buf(buf)?;
+        got = Some(n);
+        if n > 0 && n < room {
+            // Drained: report it as such so tokio clears the readiness it saw.
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match (result, got) {
+        (_, Some(n)) => Ok(n),
+        (Err(e), None) => Err(e),
+        (Ok(n), None) => Ok(n),
+    }
+}
+
 impl Actor {
     async fn run(mut self) {
         let reason = self.drive().await;
@@ -536,7 +595,17 @@ impl Actor {
                 },
                 req = self.cmd_rx.recv(), if !self.cmd_closed && self.out.len() < OUT_HIGH_WATER => {
                     match req {
-                        Some(req) => self.on_request(*req),
+                        Some(req) => {
+                            self.on_request(*req);
+                            // Whatever else is queued goes out in the same write: one
+                            // syscall and one switch read for a run of commands.
+                            while self.out.len() < OUT_HIGH_WATER {
+                                match self.cmd_rx.try_recv() {
+                                    Ok(req) => self.on_request(*req),
+                                    Err(_) => break,
+                                }
+                            }
+                        }
                         None => self.cmd_closed = true,
                     }
                 }
@@ -547,7 +616,7 @@ impl Actor {
                     if self.buf.capacity() - self.buf.len() < READ_BUF / 4 {
                         self.buf.reserve(READ_BUF);
                     }
-                    match self.stream.try_read_buf(&mut self.buf) {
+                    match read_some(&self.stream, &mut self.buf) {
                         Ok(0) if self.buf.is_empty() => return CloseReason::Eof,
                         Ok(0) => return CloseReason::Truncated { buffered: self.buf.len() },
                         Ok(_) => {}

@@ -215,32 +215,34 @@ impl OutboundConnection {
             peer,
         };
         let _ = connected.set(conn.clone());
-        conn.step_warn_on_refusal(Command::myevents(options.format))
-            .await?;
+        // The steps are independent of each other's replies, so they go out in one write
+        // and their replies are read in order: one round trip instead of three or four
+        // (issue 16: ~0.7 ms and 3 wake-ups per call at the start of every call).
+        let mut steps = vec![Command::myevents(options.format)];
         if !options.nix_events.is_empty() {
-            conn.step_warn_on_refusal(Command::nixevent(&options.nix_events)?)
-                .await?;
+            steps.push(Command::nixevent(&options.nix_events)?);
         }
         if let Some(l) = options.linger {
-            conn.step_warn_on_refusal(Command::linger(l)).await?;
+            steps.push(Command::linger(l));
         }
         if !options.events.is_empty() {
-            conn.step_warn_on_refusal(Command::event(options.format, &options.events)?)
-                .await?;
+            steps.push(Command::event(options.format, &options.events)?);
+        }
+        let replies = conn.session.commands_pipelined(&steps).await?;
+        for (cmd, reply) in steps.iter().zip(&replies) {
+            conn.warn_on_refusal(cmd, reply);
         }
         Ok(conn)
     }
 
-    /// Sends one handshake step (`myevents`, `nixevent`, `linger`, `event`) whose `-ERR`
-    /// reply is logged as a warning and otherwise ignored: the call is still worth
-    /// running without it (e.g. a switch that refuses `linger` still delivers events).
-    /// Only a transport failure (`Err`) ends the handshake.
-    async fn step_warn_on_refusal(&self, cmd: Command) -> Result<(), EslError> {
-        let reply = self.session.command(&cmd).await?;
+    /// Logs a refused handshake step (`myevents`, `nixevent`, `linger`, `event`) as a
+    /// warning and otherwise ignores it: the call is still worth running without it (e.g.
+    /// a switch that refuses `linger` still delivers events). Only a transport failure
+    /// ends the handshake.
+    fn warn_on_refusal(&self, cmd: &Command, reply: &Reply) {
         if reply.is_err() {
             tracing::warn!(peer = %self.peer, uuid = %self.uuid, command = cmd.line(), reply = reply.text(), "ESL handshake step refused");
         }
-        Ok(())
     }
 
     /// Hangs the channel up without relying on the connection's health, bounded by
@@ -294,7 +296,7 @@ impl OutboundConnection {
     /// before the app could run, [`EslError::Closed`] if the socket went away. No
     /// timeout: an app may run for an hour; wrap it if you need one.
     pub async fn execute(&self, app: &str, arg: Option<&str>) -> Result<String, EslError> {
-        let app_id = uuid::Uuid::new_v4().to_string();
+        let app_id = Execute::new_event_uuid();
         let cmd = Command::execute(&Execute::locked(app, arg, &app_id))?;
         let rx = self.session.execute_waiting(&cmd, app_id).await?;
         self.session.wait_app(app, rx).await
@@ -304,7 +306,7 @@ impl OutboundConnection {
     /// as `Application-UUID`) without waiting for anything. Its CHANNEL_EXECUTE_COMPLETE
     /// arrives on the event stream, or a [`SocketEvent::ExecuteRejected`] if it never runs.
     pub async fn send_execute(&self, app: &str, arg: Option<&str>) -> Result<String, EslError> {
-        let app_id = uuid::Uuid::new_v4().to_string();
+        let app_id = Execute::new_event_uuid();
         let cmd = Command::execute(&Execute::locked(app, arg, &app_id))?;
         self.session.execute_no_wait(&cmd, app_id.clone()).await?;
         Ok(app_id)
@@ -315,7 +317,7 @@ impl OutboundConnection {
     pub async fn send_execute_with(&self, mut exec: Execute) -> Result<String, EslError> {
         let app_id = exec
             .event_uuid
-            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+            .get_or_insert_with(Execute::new_event_uuid)
             .clone();
         let cmd = Command::execute(&exec)?;
         self.session.execute_no_wait(&cmd, app_id.clone()).await?;

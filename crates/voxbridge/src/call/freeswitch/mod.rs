@@ -61,6 +61,7 @@ use crate::call::route::{Resolved, Router};
 use crate::call::switch_clock::{event_timestamp, SwitchClock};
 use crate::cause::HangupCause;
 use crate::config::Config;
+use crate::esl::command::Execute;
 use crate::esl::event::Event;
 use crate::esl::outbound::{EventStream, OutboundConnection, SocketEvent};
 use crate::metrics::Metrics;
@@ -504,10 +505,10 @@ impl CallTask {
                         let _ = self.to_switch.send(SwitchCommand::Execute {
                             app: "set".into(),
                             arg: "app_disable_expand_variables=true".into(),
-                            event_uuid: uuid::Uuid::new_v4().to_string(),
+                            event_uuid: Execute::new_event_uuid(),
                         });
                     }
-                    let event_uuid = uuid::Uuid::new_v4().to_string();
+                    let event_uuid = Execute::new_event_uuid();
                     self.apps.insert(event_uuid.clone(), id);
                     tracing::debug!(app = app.name, arg = %arg, "execute");
                     let _ = self.to_switch.send(SwitchCommand::Execute {

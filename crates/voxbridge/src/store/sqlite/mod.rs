@@ -2,8 +2,12 @@
 //! transactions ([`writer`]), and a small pool of read connections for queries (WAL lets
 //! them read while the writer commits).
 //!
-//! Durability: `synchronous = FULL`, so a committed CDR survives a power cut, not only a
-//! process kill. Batching keeps that affordable (one fsync per batch, not per call).
+//! Durability: a committed CDR with its callbacks is fsynced (`synchronous = FULL`), so it
+//! survives a power cut, not only a process kill; batching keeps that affordable (one
+//! fsync per batch, not per call). Writes that exist for crash reconciliation or
+//! bookkeeping (live-call rows, claims, attempt results) commit without their own fsync:
+//! they survive a process kill, and a power loss can take back only those written since
+//! the last fsynced commit ([`writer`] has the details).
 //!
 //! A database file belongs to one voxbridge process, and the store enforces it: opening
 //! a file takes an exclusive lock ([`lock`]) and a second process is refused, naming the
