@@ -11,7 +11,8 @@
 //!
 //! Durability by need: a transaction is fsynced (`synchronous = FULL`) only when it holds
 //! a write that must survive a power loss — a call's record with its callbacks
-//! ([`WriteOp::Finish`]) and notes added to a record. The other writes (live-call rows,
+//! ([`WriteOp::Finish`]), notes added to a record, and the outbox rows of a call still live
+//! ([`WriteOp::Enqueue`]: a ring event, an element's request). The other writes (live-call rows,
 //! the answer time, a scheduled hangup, outbox claims and attempt results) commit with
 //! `synchronous = NORMAL`: in WAL mode the commit is in the file (a process crash or kill
 //! loses nothing) but not yet on the disk until the next fsynced commit or checkpoint,
@@ -78,7 +79,9 @@ impl WriteOp {
     /// (see the module docs).
     fn needs_fsync(&self) -> bool {
         match self {
-            WriteOp::Finish { .. } | WriteOp::AddNotes { .. } => true,
+            // Outbox rows of a live call (a ring event, an element's request) carry the
+            // same delivery guarantee as the record's own callbacks.
+            WriteOp::Finish { .. } | WriteOp::AddNotes { .. } | WriteOp::Enqueue { .. } => true,
             WriteOp::StartCall(_)
             | WriteOp::Answered { .. }
             | WriteOp::ScheduledHangup { .. }
