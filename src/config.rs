@@ -23,6 +23,7 @@ pub struct Config {
     pub app: AppConfig,
     pub outbox: OutboxConfig,
     pub tts: TtsConfig,
+    pub dial: DialConfig,
     #[serde(rename = "account")]
     pub accounts: Vec<Account>,
     #[serde(rename = "route")]
@@ -267,6 +268,27 @@ impl Default for TtsConfig {
     }
 }
 
+/// `[dial]`: how a Dial's destinations become switch dial strings (SPEC §11.1).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialConfig {
+    /// Dial string of a `<Number>`; `{number}` is replaced by the number as written
+    /// (`+` included). Default `sofia/gateway/default/{number}`. To reach the test
+    /// switch's own extensions (the live suite): `sofia/external/{number}@127.0.0.1:5060`.
+    pub number_template: String,
+    /// SIP profile a `<User>` is sent through: `sip:alice@h:5080` → `sofia/<profile>/alice@h:5080`.
+    pub sip_profile: String,
+}
+
+impl Default for DialConfig {
+    fn default() -> Self {
+        Self {
+            number_template: "sofia/gateway/default/{number}".into(),
+            sip_profile: "external".into(),
+        }
+    }
+}
+
 /// A configuration that could not be loaded; the message names the key.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -400,6 +422,22 @@ impl Config {
         if self.app.fetch_backoff_ms.is_empty() {
             return Err(ConfigError(
                 "app.fetch_backoff_ms: must not be empty".into(),
+            ));
+        }
+        if !self.dial.number_template.contains("{number}") {
+            return Err(ConfigError(
+                "dial.number_template: must contain {number}".into(),
+            ));
+        }
+        let profile_ok = !self.dial.sip_profile.is_empty()
+            && self
+                .dial
+                .sip_profile
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !profile_ok {
+            return Err(ConfigError(
+                "dial.sip_profile: expected a profile name (letters, digits, - _ .)".into(),
             ));
         }
         if self.esl.max_calls == 0 {

@@ -160,6 +160,7 @@ impl Call {
                 url: ANSWER_URL.into(),
                 method: HttpMethod::Post,
                 event: FetchEvent::StartApp,
+                extra: Vec::new(),
             })]
         );
         self.serve(instructions)
@@ -544,6 +545,7 @@ fn rule_2_a_hangup_first_in_a_redirected_document_counts_as_first() {
             url: "http://app.test/next".into(),
             method: HttpMethod::Post,
             event: FetchEvent::Redirect,
+            extra: Vec::new(),
         })]
     );
     let a = call.serve(vec![hangup()]);
@@ -732,6 +734,7 @@ fn rule_3_redirect_cancels_the_armed_schedule_before_the_new_document_runs() {
         &a[..],
         [Action::Fetch(DocumentFetch {
             event: FetchEvent::Redirect,
+            extra: Vec::new(),
             ..
         })]
     ));
@@ -1980,6 +1983,7 @@ fn redirect_fetch_carries_the_elements_method_and_answer_state() {
             url: "http://app.test/next?x=1".into(),
             method: HttpMethod::Get,
             event: FetchEvent::Redirect,
+            extra: Vec::new(),
         })]
     );
     assert!(

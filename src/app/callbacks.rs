@@ -110,6 +110,44 @@ pub fn post_call_callback(record: &CallRecord, url: &str, method: HttpMethod) ->
     }
 }
 
+/// A Dial's `action` requested through the outbox with its response ignored (SPEC
+/// §11.4): the document-fetch parameters the call task built (§5.1 plus the Dial's), a
+/// form body for POST or the query for GET, with the `DeliveryID` added.
+pub fn dial_action_callback(
+    url: &str,
+    method: HttpMethod,
+    params: &[(String, String)],
+) -> NewCallback {
+    let delivery_id = new_delivery_id();
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        form.append_pair(k, v);
+    }
+    form.append_pair("DeliveryID", &delivery_id);
+    let body = form.finish();
+    match method {
+        HttpMethod::Post => NewCallback {
+            delivery_id,
+            kind: CallbackKind::DialAction,
+            method,
+            url: url.to_string(),
+            content_type: Some(FORM_CONTENT_TYPE.to_string()),
+            body: body.into_bytes(),
+        },
+        HttpMethod::Get => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            NewCallback {
+                delivery_id,
+                kind: CallbackKind::DialAction,
+                method,
+                url: format!("{url}{sep}{body}"),
+                content_type: None,
+                body: Vec::new(),
+            }
+        }
+    }
+}
+
 /// The SPEC §5.2 parameters, in the order listed there and nothing else (receivers built
 /// for Vobiz compare names). `SIPStatus` appears only when known; `AnswerTime` is present
 /// but empty for an unanswered call.

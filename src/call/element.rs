@@ -7,6 +7,7 @@
 //! line in [`Step::begin`]. Elements speak only the switch-neutral
 //! [`crate::call::channel_op`] vocabulary.
 
+pub mod dial;
 pub mod dtmf;
 pub mod hangup;
 pub mod play;
@@ -20,7 +21,7 @@ pub mod wait;
 use crate::call::channel_op::ChannelOp;
 use crate::call::hangup::DocumentHangup;
 use crate::document::model::{
-    AnswerDocument, Dtmf, FetchEvent, Hangup, HttpMethod, Instruction, Play, PostCall, Redirect,
+    AnswerDocument, Dial, Dtmf, FetchEvent, Hangup, HttpMethod, Instruction, Play, PostCall, Redirect,
     Reject, Speak,
 };
 
@@ -31,6 +32,8 @@ pub struct DocumentFetch {
     pub url: String,
     pub method: HttpMethod,
     pub event: FetchEvent,
+    /// Parameters beside the SPEC §5.1 ones (a Dial's action: `DialStatus`, …).
+    pub extra: Vec<(String, String)>,
 }
 
 /// One executable step of the current document: an element, with PreAnswer flattened
@@ -57,6 +60,7 @@ pub enum Step {
     },
     Reject(Reject),
     Redirect(Redirect),
+    Dial(Dial),
 }
 
 /// What a step asks of the engine when the cursor reaches it.
@@ -81,6 +85,8 @@ pub enum Begin {
     },
     /// Fetch the next document; this one is over.
     Fetch(DocumentFetch),
+    /// Run a Dial ([`dial`]); the engine keeps its state until the bridge ends.
+    Dial(Dial),
 }
 
 impl Step {
@@ -104,6 +110,7 @@ impl Step {
             Step::Hangup { hangup, first } => hangup::begin(hangup, first),
             Step::Reject(reject) => reject::begin(reject, answered),
             Step::Redirect(redirect) => redirect::begin(redirect),
+            Step::Dial(d) => dial::begin(d),
         }
     }
 
@@ -139,6 +146,7 @@ pub fn flatten(doc: AnswerDocument) -> Vec<Step> {
             }),
             Instruction::Reject(r) => steps.push(Step::Reject(r)),
             Instruction::Redirect(r) => steps.push(Step::Redirect(r)),
+            Instruction::Dial(d) => steps.push(Step::Dial(d)),
         }
     }
     let mut steps = Vec::new();

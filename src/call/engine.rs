@@ -64,12 +64,13 @@
 //!
 //! Attribution of the final outcome is in [`crate::call::hangup`].
 
+use crate::call::element::dial::{self, DialRun};
 use crate::call::element::{flatten, repeat, Begin, Step};
 use crate::call::hangup::{
     self, error_cause, ArmedSchedule, ChannelDown, DocumentHangup, EndFacts, Intent, IntentKind,
 };
 use crate::cause::HangupCause;
-use crate::document::model::{AnswerDocument, FetchEvent, HttpMethod, PostCall};
+use crate::document::model::{AnswerDocument, Dial, FetchEvent, HttpMethod, PostCall};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -82,7 +83,8 @@ pub const MAX_FETCHES_PER_CALL: u32 = 100;
 pub use crate::call::element::repeat::MIN_LOOP_RUN;
 
 pub use crate::call::channel_op::{
-    ChannelOp, CommandFailure, HangupCommand, HungUpBy, OpId, OpOutcome,
+    Bridge, BridgeLeg, BridgeOutcome, BridgeReport, ChannelOp, CommandFailure, HangupCommand,
+    HungUpBy, OpId, OpOutcome,
 };
 
 pub use crate::call::element::DocumentFetch;
@@ -140,6 +142,13 @@ pub enum Input {
         command: HangupCommand,
         failure: CommandFailure,
     },
+    /// A Dial's destination rang or sent early media (the caller's channel reports the
+    /// callee's progress as its own).
+    CalleeProgress,
+    /// A Dial's callee answered and is bridged to the caller.
+    Bridged { b_leg: String },
+    /// The [`ChannelOp::Bridge`] with `id` ended (instead of [`Input::OpFinished`]).
+    BridgeEnded { id: OpId, report: BridgeReport },
 }
 
 /// What the engine asks the driver to do, in order.
@@ -159,6 +168,9 @@ pub enum Action {
     ScheduleArmed { after: Duration },
     /// No scheduled hangup is armed any more.
     ScheduleCleared,
+    /// Request a Dial's `action` through the outbox, its response ignored (`redirect`
+    /// false, or the call is over); the request carries `Event=DialAction`.
+    DialActionNotice(DocumentFetch),
     /// The call is over: write the record. Emitted exactly once.
     Finish(Ending),
 }
@@ -224,6 +236,8 @@ enum OpPurpose {
     CancelSchedules,
     /// Our own hangup.
     Hangup,
+    /// A Dial's bridge ([`CallEngine::dial`] holds its state).
+    Dial,
 }
 
 /// A call waiting for the empty-document timeout (SPEC §4 rule 7).
@@ -270,6 +284,13 @@ pub struct CallEngine {
     down: Option<(Instant, HangupCause)>,
     finished: bool,
     notes: Vec<String>,
+    /// The channel's uuid (`DialALegUUID`); empty until the driver names it.
+    call_uuid: String,
+    /// The Dial in flight.
+    dial: Option<DialRun>,
+    /// The last Dial's bridge was ended by the callee with this cause, and nothing has
+    /// run since: if the document runs out now, the caller ends with `Callee Hangup`.
+    callee_ended: Option<HangupCause>,
 }
 
 impl CallEngine {
@@ -307,7 +328,24 @@ impl CallEngine {
             down: None,
             finished: false,
             notes: Vec::new(),
+            call_uuid: String::new(),
+            dial: None,
+            callee_ended: None,
         }
+    }
+
+    /// Names the channel the engine runs (reported as `DialALegUUID`).
+    pub fn for_channel(mut self, call_uuid: impl Into<String>) -> Self {
+        self.call_uuid = call_uuid.into();
+        self
+    }
+
+    /// The legs of the Dial in flight (their uuids), if one runs.
+    pub fn dial_legs(&self) -> Vec<String> {
+        self.dial
+            .as_ref()
+            .map(|d| d.bridge.legs.iter().map(|l| l.uuid.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Whether the call has been answered (CallStatus `in-progress` vs `ringing`).
@@ -376,6 +414,9 @@ impl CallEngine {
     pub fn handle(&mut self, now: Instant, input: Input) -> Reaction {
         if self.finished {
             return Reaction::AfterFinish;
+        }
+        if let Some(reaction) = self.dial_input(now, &input) {
+            return reaction;
         }
         match input {
             Input::Start { answered } => self.on_start(now, answered),
@@ -449,7 +490,92 @@ impl CallEngine {
             Input::CommandFailed { command, failure } => {
                 self.on_command_failed(now, command, failure)
             }
+            // Without a Dial in flight (dial_input took them otherwise): stale.
+            Input::CalleeProgress | Input::Bridged { .. } | Input::BridgeEnded { .. } => {
+                Reaction::NoEffect
+            }
         }
+    }
+
+    /// The Dial's share of an input: `Some` when the input was the Dial's alone. Digits
+    /// are watched (hangupOnStar) and passed on.
+    fn dial_input(&mut self, now: Instant, input: &Input) -> Option<Reaction> {
+        let run = self.dial.as_mut()?;
+        match input {
+            Input::CalleeProgress => {
+                run.rang = true;
+                Some(Reaction::Acted)
+            }
+            Input::Bridged { b_leg } => {
+                run.rang = true;
+                run.bridged = Some(b_leg.clone());
+                Some(Reaction::Acted)
+            }
+            Input::Dtmf(digit) => {
+                run.on_caller_digit(*digit);
+                None
+            }
+            Input::BridgeEnded { id, report } => {
+                if run.op != *id {
+                    return Some(Reaction::NoEffect);
+                }
+                if self.in_flight.as_ref().is_some_and(|f| f.id == *id) {
+                    self.in_flight = None;
+                }
+                self.dial_ended(now, Some(report));
+                Some(Reaction::Acted)
+            }
+            _ => None,
+        }
+    }
+
+    /// The Dial in flight is over (`report`: the switch's account of it; `None` when the
+    /// switch refused the bridge or the call ended first). Decides what follows.
+    fn dial_ended(&mut self, now: Instant, report: Option<&BridgeReport>) {
+        let Some(run) = self.dial.take() else {
+            return;
+        };
+        let caller_gone = self.down.is_some() || self.intent.is_some();
+        let end = dial::end(&run, report, caller_gone);
+        tracing::info!(
+            status = end.status.as_str(),
+            b_leg = end.b_leg.as_deref().unwrap_or(""),
+            cause = end.hangup_cause.map(|c| c.name()).unwrap_or(""),
+            "dial ended"
+        );
+        let action = dial::action_request(&run, &end, &self.call_uuid);
+        if caller_gone || self.is_closing() {
+            // SPEC §11.4: the caller hung up — the action is still requested, its
+            // response ignored.
+            if let Some(request) = action {
+                self.actions.push_back(Action::DialActionNotice(request));
+            }
+            return;
+        }
+        self.skip_step();
+        match action {
+            Some(request) if run.dial.redirect => {
+                self.fetch(now, request);
+                return;
+            }
+            Some(request) => self.actions.push_back(Action::DialActionNotice(request)),
+            None => {}
+        }
+        self.callee_ended = end.callee_ended;
+        self.advance(now);
+    }
+
+    /// Starts a Dial: the bridge is the operation in flight until it ends.
+    fn start_dial(&mut self, dial: Dial) {
+        let id = OpId(self.next_id());
+        let run = DialRun::new(dial, id, || uuid::Uuid::new_v4().to_string());
+        let op = ChannelOp::Bridge(run.bridge.clone());
+        self.dial = Some(run);
+        self.in_flight = Some(InFlight {
+            id,
+            purpose: OpPurpose::Dial,
+        });
+        self.actions.push_back(Action::Run { id, op });
     }
 
     fn on_start(&mut self, now: Instant, answered: bool) -> Reaction {
@@ -465,6 +591,7 @@ impl CallEngine {
                     url,
                     method: HttpMethod::Post,
                     event: FetchEvent::StartApp,
+                    extra: Vec::new(),
                 },
             ),
             Err(reason) => self.fail(now, reason),
@@ -487,6 +614,7 @@ impl CallEngine {
                 return Reaction::Acted;
             }
         };
+        self.callee_ended = None;
         self.program = Some(RunningDocument {
             steps: flatten(doc),
             cursor: 0,
@@ -533,6 +661,14 @@ impl CallEngine {
             }
             OpPurpose::Hangup => {}
             OpPurpose::Step { started } => self.step_completed(now, started, &outcome),
+            OpPurpose::Dial => {
+                // Only a refusal comes this way (a bridge ends with BridgeEnded).
+                if let OpOutcome::Refused(reason) | OpOutcome::Failed(reason) = &outcome {
+                    self.notes.push(format!("Dial: the switch did not bridge: {}", reason.trim()));
+                }
+                self.dial_ended(now, None);
+                return Reaction::Acted;
+            }
         }
         self.advance(now);
         Reaction::Acted
@@ -575,7 +711,7 @@ impl CallEngine {
                 self.advance(now);
                 Some(Reaction::Acted)
             }
-            OpPurpose::Step { .. } => None,
+            OpPurpose::Step { .. } | OpPurpose::Dial => None,
         }
     }
 
@@ -671,6 +807,7 @@ impl CallEngine {
                 return;
             }
             let purpose = OpPurpose::Step { started: now };
+            self.callee_ended = None;
             match step.begin(self.answered) {
                 Begin::Skip => {
                     self.skip_step();
@@ -694,8 +831,19 @@ impl CallEngine {
                     self.hang_up(now, hangup, post_call);
                 }
                 Begin::Fetch(request) => self.fetch(now, request),
+                Begin::Dial(dial) => self.start_dial(dial),
             }
             return;
+        }
+    }
+
+    fn dial_ended_at_finish(&mut self) {
+        let Some(run) = self.dial.take() else {
+            return;
+        };
+        let end = dial::end(&run, None, true);
+        if let Some(request) = dial::action_request(&run, &end, &self.call_uuid) {
+            self.actions.push_back(Action::DialActionNotice(request));
         }
     }
 
@@ -748,18 +896,16 @@ impl CallEngine {
         self.run(ChannelOp::Hangup { cause: acted.cause }, OpPurpose::Hangup);
     }
 
-    /// SPEC §4 rule 6.
+    /// SPEC §4 rule 6 — or, right after a bridge the callee ended, SPEC §11.4: the
+    /// caller ends with the callee's cause as `Callee Hangup`.
     fn end_of_document(&mut self, now: Instant) {
-        self.intent = Some(Intent {
-            at: now,
-            kind: IntentKind::EndOfDocument,
-        });
-        self.run(
-            ChannelOp::Hangup {
-                cause: HangupCause::NORMAL_CLEARING,
-            },
-            OpPurpose::Hangup,
-        );
+        let kind = match self.callee_ended.take() {
+            Some(cause) => IntentKind::CalleeHangup { cause },
+            None => IntentKind::EndOfDocument,
+        };
+        let cause = kind.cause();
+        self.intent = Some(Intent { at: now, kind });
+        self.run(ChannelOp::Hangup { cause }, OpPurpose::Hangup);
     }
 
     /// SPEC §4 rule 7: stay parked; only the timeout, the API or the caller end it.
@@ -826,6 +972,11 @@ impl CallEngine {
     }
 
     fn finish(&mut self, ending: Ending) {
+        if self.dial.is_some() {
+            // The call ended while its Dial ran and the bridge never reported: the
+            // action is still owed (SPEC §11.4).
+            self.dial_ended_at_finish();
+        }
         self.finished = true;
         self.fetching = None;
         self.actions.push_back(Action::Finish(ending));

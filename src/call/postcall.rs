@@ -41,7 +41,8 @@ pub fn post_call_document(doc: &AnswerDocument) -> PostCallDocument {
             | Instruction::PreAnswer(_)
             | Instruction::Hangup(_)
             | Instruction::Reject(_)
-            | Instruction::Dtmf(_) => {
+            | Instruction::Dtmf(_)
+            | Instruction::Dial(_) => {
                 skipped.push(format!("skipped {} (call already ended)", ins.name()));
             }
         }

@@ -312,6 +312,7 @@ fn delivery_words(d: &DeliveryStatus, received: &[Received]) -> String {
         CallbackKind::Hangup => "hangup callback",
         CallbackKind::Status => "status callback",
         CallbackKind::PostCall => "post-call workflow",
+        CallbackKind::DialAction => "Dial action (response ignored)",
     };
     let status = match d.status {
         DeliveryState::Delivered => format!(

@@ -14,6 +14,9 @@ pub enum CallbackKind {
     Status,
     /// The post-call workflow request (SPEC §4 rule 5); its response may be a document.
     PostCall,
+    /// A Dial's `action` whose response is ignored (`redirect="false"`, or the caller
+    /// hung up while the Dial ran; SPEC §11.4).
+    DialAction,
 }
 
 impl CallbackKind {
@@ -22,6 +25,7 @@ impl CallbackKind {
             CallbackKind::Hangup => "hangup",
             CallbackKind::Status => "status",
             CallbackKind::PostCall => "post_call",
+            CallbackKind::DialAction => "dial_action",
         }
     }
 
@@ -30,6 +34,7 @@ impl CallbackKind {
             "hangup" => CallbackKind::Hangup,
             "status" => CallbackKind::Status,
             "post_call" => CallbackKind::PostCall,
+            "dial_action" => CallbackKind::DialAction,
             _ => return None,
         })
     }

@@ -10,5 +10,6 @@ pub fn begin(redirect: Redirect) -> Begin {
         url: redirect.url,
         method: redirect.method,
         event: FetchEvent::Redirect,
+        extra: Vec::new(),
     })
 }

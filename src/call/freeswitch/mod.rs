@@ -53,7 +53,8 @@
 
 use crate::app::fetch::Fetcher;
 use crate::call::engine::{
-    Action, CallEngine, DocumentFetch, EngineSettings, HangupCommand, Input, OpId, Reaction,
+    Action, CallEngine, ChannelOp, DocumentFetch, EngineSettings, HangupCommand, Input, OpId,
+    Reaction,
 };
 use crate::call::hangup::Ending;
 use crate::call::live::{CallCommand, HangupReply, LiveCalls};
@@ -91,9 +92,14 @@ pub use closeout::close_out_abandoned;
 /// is 5–7 KiB of URL-encoded text), which halves the events of a typical call. What is
 /// kept: CHANNEL_EXECUTE_COMPLETE, CHANNEL_ANSWER, CHANNEL_HANGUP,
 /// CHANNEL_HANGUP_COMPLETE and DTMF.
+///
+/// CHANNEL_PROGRESS, CHANNEL_PROGRESS_MEDIA and CHANNEL_BRIDGE are kept for Dial: with
+/// `myevents` the caller's socket sees no event of the callee's leg (transcript i), so
+/// the callee ringing (`DialRingStatus`) and answering (the bridged leg's uuid in
+/// `Other-Leg-Unique-ID`) arrive only as these events of the caller's own channel. A call
+/// without a Dial gets them only for PreAnswer's early media.
 pub const UNUSED_EVENTS: &[&str] = &[
     "CHANNEL_APPLICATION",
-    "CHANNEL_BRIDGE",
     "CHANNEL_CREATE",
     "CHANNEL_DATA",
     "CHANNEL_DESTROY",
@@ -101,8 +107,6 @@ pub const UNUSED_EVENTS: &[&str] = &[
     "CHANNEL_ORIGINATE",
     "CHANNEL_OUTGOING",
     "CHANNEL_PARK",
-    "CHANNEL_PROGRESS",
-    "CHANNEL_PROGRESS_MEDIA",
     "CHANNEL_STATE",
     "CHANNEL_UNBRIDGE",
     "CHANNEL_UNPARK",
@@ -259,7 +263,7 @@ async fn close_out_after_panic(
         "the call's task failed (a bug); closed out with what was known",
     );
     let _ = tokio::time::timeout(Duration::from_secs(5), conn.exit()).await;
-    record::keep(services, resolved, record, None).await;
+    record::keep(services, resolved, record, None, Vec::new()).await;
 }
 
 struct CallTask {
@@ -299,6 +303,11 @@ struct CallTask {
     refused_for_store: Arc<AtomicBool>,
     /// The shutdown grace expired while the channel was up: we hung it up.
     cut_off_at: Option<Instant>,
+    /// The bridge in flight (a Dial): its operation and what was asked, to read its
+    /// CHANNEL_EXECUTE_COMPLETE as a [`crate::call::engine::BridgeReport`].
+    bridge: Option<(OpId, crate::call::engine::Bridge)>,
+    /// Dial actions to request through the outbox with the call's record.
+    dial_notices: Vec<crate::record::callback::NewCallback>,
 }
 
 impl CallTask {
@@ -309,7 +318,8 @@ impl CallTask {
         let settings = services.engine_settings.clone();
         let (resolved, engine) = match services.router.resolve(&facts.variables, &facts.to) {
             Ok(r) => {
-                let engine = CallEngine::new(settings, Some(r.answer_url.clone()));
+                let engine = CallEngine::new(settings, Some(r.answer_url.clone()))
+                    .for_channel(conn.uuid());
                 (r, engine)
             }
             Err(e) => {
@@ -351,6 +361,8 @@ impl CallTask {
             live_row: None,
             refused_for_store: Arc::new(AtomicBool::new(false)),
             cut_off_at: None,
+            bridge: None,
+            dial_notices: Vec::new(),
         }
     }
 
@@ -495,7 +507,18 @@ impl CallTask {
             match action {
                 Action::Fetch(req) => self.start_fetch(req),
                 Action::Run { id, op } => {
-                    let app = render::application(&op, &self.services.config.tts);
+                    if let ChannelOp::Bridge(bridge) = &op {
+                        for set in render::bridge_prelude(bridge) {
+                            let _ = self.to_switch.send(SwitchCommand::Execute {
+                                app: set.name.to_string(),
+                                arg: set.arg,
+                                event_uuid: uuid::Uuid::new_v4().to_string(),
+                            });
+                        }
+                        self.bridge = Some((id, bridge.clone()));
+                    }
+                    let config = &self.services.config;
+                    let app = render::application(&op, &config.tts, &config.dial);
                     let arg = app.arg;
                     if arg.contains("${") && !self.expansion_disabled {
                         self.expansion_disabled = true;
@@ -525,10 +548,27 @@ impl CallTask {
                     self.live_row_writes.scheduled_hangup(Some(at));
                 }
                 Action::ScheduleCleared => self.live_row_writes.scheduled_hangup(None),
+                Action::DialActionNotice(req) => self.dial_notice(req),
                 Action::Finish(ending) => return Some(ending),
             }
         }
         None
+    }
+
+    /// A Dial's action whose response is ignored: rendered now (with the §5.1
+    /// parameters as they are now), written to the outbox with the call's record.
+    fn dial_notice(&mut self, req: DocumentFetch) {
+        let mut params = fetch::params(
+            &self.facts,
+            &self.resolved,
+            self.engine.answered(),
+            req.event,
+            &self.services.config.app.extra_variables,
+        );
+        params.extend(req.extra);
+        tracing::info!(url = %req.url, "Dial action requested through the outbox (response ignored)");
+        self.dial_notices
+            .push(crate::app::callbacks::dial_action_callback(&req.url, req.method, &params));
     }
 
     fn start_fetch(&mut self, req: DocumentFetch) {
@@ -655,7 +695,11 @@ impl CallTask {
         match event.name() {
             "CHANNEL_EXECUTE_COMPLETE" => {
                 let id = event.application_uuid().and_then(|u| self.apps.remove(u));
-                if let Some(id) = id {
+                if let Some((bridge_id, bridge)) = self.bridge.take_if(|(b, _)| Some(*b) == id) {
+                    let report = render::bridge_report(&event, &bridge);
+                    tracing::info!(?report, "bridge ended");
+                    self.input_from(&event, Input::BridgeEnded { id: bridge_id, report });
+                } else if let Some(id) = id {
                     let response = event.application_response().unwrap_or("_none_");
                     let outcome = render::completion_outcome(response);
                     self.input_from(&event, Input::OpFinished { id, outcome });
@@ -669,6 +713,19 @@ impl CallTask {
                 self.answer_time = Some(at);
                 self.live_row_writes.answered(at);
                 self.input_from(&event, Input::Answered);
+            }
+            "CHANNEL_PROGRESS" | "CHANNEL_PROGRESS_MEDIA" => {
+                self.input_from(&event, Input::CalleeProgress);
+            }
+            "CHANNEL_BRIDGE" => {
+                let b_leg = event
+                    .header("Other-Leg-Unique-ID")
+                    .or_else(|| event.header("Bridge-B-Unique-ID"));
+                if let Some(b_leg) = b_leg {
+                    let b_leg = b_leg.to_string();
+                    tracing::info!(%b_leg, "bridged");
+                    self.input_from(&event, Input::Bridged { b_leg });
+                }
             }
             "DTMF" => {
                 if let Some(d) = event.dtmf_digit().and_then(|d| d.chars().next()) {
@@ -739,7 +796,8 @@ impl CallTask {
             "call ended"
         );
         let post_call = ending.post_call.as_ref().map(|p| (p.url.clone(), p.method));
-        record::keep(&self.services, &self.resolved, record, post_call).await;
+        let notices = std::mem::take(&mut self.dial_notices);
+        record::keep(&self.services, &self.resolved, record, post_call, notices).await;
     }
 }
 
