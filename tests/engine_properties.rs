@@ -192,7 +192,9 @@ impl Checker {
                     }
                     assert!(ending.cause_name.len() <= 200);
                 }
-                Action::ScheduleArmed { .. } | Action::ScheduleCleared => {}
+                Action::ScheduleArmed { .. }
+                | Action::ScheduleCleared
+                | Action::DialActionNotice(_) => {}
             }
             assert!(self.hangups_sent <= 1, "more than one hangup sent");
         }

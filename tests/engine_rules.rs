@@ -298,6 +298,7 @@ fn names(ops: &[ChannelOp]) -> Vec<&'static str> {
             ChannelOp::Hangup { .. } => "hangup",
             ChannelOp::ArmHangup { .. } => "arm_hangup",
             ChannelOp::CancelArmedHangups => "cancel_armed_hangups",
+            ChannelOp::Bridge(_) => "bridge",
         })
         .collect()
 }
@@ -734,7 +735,6 @@ fn rule_3_redirect_cancels_the_armed_schedule_before_the_new_document_runs() {
         &a[..],
         [Action::Fetch(DocumentFetch {
             event: FetchEvent::Redirect,
-            extra: Vec::new(),
             ..
         })]
     ));

@@ -33,6 +33,8 @@ mod config_load;
 mod demo_cli;
 #[path = "../demo_example_app.rs"]
 mod demo_example_app;
+#[path = "../document_dial.rs"]
+mod document_dial;
 #[path = "../document_flows.rs"]
 mod document_flows;
 #[path = "../document_props.rs"]
