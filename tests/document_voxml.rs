@@ -407,8 +407,9 @@ fn invalid_documents_name_instruction_verb_field_and_expectation() {
 
 #[test]
 fn all_problems_are_collected() {
-    let text =
-        doc(r#"{"verb":"Say","loop":-1},{"verb":"Conference"},{"verb":"Hangup","reason":"later","x":1}"#);
+    let text = doc(
+        r#"{"verb":"Say","loop":-1},{"verb":"Conference"},{"verb":"Hangup","reason":"later","x":1}"#,
+    );
     let err = parse_voxml(&text).unwrap_err();
     let lines: Vec<String> = err.problems().iter().map(|p| p.to_string()).collect();
     assert_eq!(

@@ -45,6 +45,8 @@ mod document_voxml;
 mod document_xml;
 #[path = "../e2e_bad_input.rs"]
 mod e2e_bad_input;
+#[path = "../e2e_dial.rs"]
+mod e2e_dial;
 #[path = "../e2e_events.rs"]
 mod e2e_events;
 #[path = "../e2e_rules.rs"]

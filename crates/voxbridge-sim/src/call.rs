@@ -221,6 +221,9 @@ enum BridgeStep {
     Refused(HangupCause),
     /// The dial string's `originate_timeout` ran out.
     Timeout,
+    /// The callee leg's `execute_on_answer='sched_hangup +N <cause>'` fired: the switch
+    /// hangs the callee up with that cause (a Dial's `timeLimit`).
+    SchedHangup(HangupCause),
 }
 
 /// The B-leg of the running `bridge`.
@@ -303,6 +306,9 @@ struct Call {
     caller_cancel_cause: Option<HangupCause>,
     /// The callee of the running `bridge`.
     b_leg: Option<BLeg>,
+    /// The running bridge's `execute_on_answer` hangup of its callee (a Dial's
+    /// `timeLimit`): fires this long after the answer, with this cause.
+    bridge_sched_hangup: Option<(Duration, HangupCause)>,
     /// Static mode: the reply to the `sendmsg` being run inline, and where in `out` it
     /// goes once the command is done; nothing is written or read meanwhile.
     held_reply: Option<(usize, Vec<u8>)>,
@@ -377,6 +383,7 @@ impl Call {
             connect_slot: None,
             caller_cancel_cause: None,
             b_leg: None,
+            bridge_sched_hangup: None,
             held_reply: None,
             report,
             script,
@@ -1410,6 +1417,21 @@ impl Call {
                 .registry
                 .register_callee(&b.uuid, self.self_tx.clone());
         }
+        // `execute_on_answer='sched_hangup +N CAUSE'` (a Dial's timeLimit): armed on
+        // the callee's answer.
+        self.bridge_sched_hangup = dial
+            .vars
+            .iter()
+            .filter(|(k, _)| k.starts_with("execute_on_answer"))
+            .find_map(|(_, v)| {
+                let mut words = v.strip_prefix("sched_hangup")?.split_whitespace();
+                let secs = words.next()?.trim_start_matches('+').parse::<u64>().ok()?;
+                let cause = words
+                    .next()
+                    .map(HangupCause::parse_switch)
+                    .unwrap_or(HangupCause::ALLOTTED_TIMEOUT);
+                Some((Duration::from_secs(secs), cause))
+            });
         let mut at = |after: Duration, step: BridgeStep| {
             self.timers.push(Timer {
                 at: now + clock.real(after),
@@ -1489,6 +1511,12 @@ impl Call {
                     answered_us: now_us,
                 });
                 self.fire_channel("CHANNEL_BRIDGE", &[]);
+                if let Some((after, cause)) = self.bridge_sched_hangup.take() {
+                    self.timers.push(Timer {
+                        at: self.shared.sw.clock.deadline(after),
+                        kind: TimerKind::Bridge(BridgeStep::SchedHangup(cause)),
+                    });
+                }
                 if let Some(Callee::Answers {
                     hangs_up_after: Some(d),
                     ..
@@ -1501,6 +1529,7 @@ impl Call {
                 }
             }
             BridgeStep::CalleeHangsUp => self.callee_hangs_up(HangupCause::NORMAL_CLEARING),
+            BridgeStep::SchedHangup(cause) => self.callee_hangs_up(cause),
             BridgeStep::Refused(cause) => {
                 self.bridge_failed(&b_uuid, &dest, cause);
                 // `switch_channel_handle_cause`: these causes never end the caller.
@@ -1716,6 +1745,14 @@ impl Call {
                 ("DTMF-Source", "RTP"),
             ],
         );
+        // `bridge_terminate_key` on the caller ends a bridge: the switch hangs the
+        // callee up, the bridge returns and the caller stays.
+        let bridged = self.b_leg.as_ref().is_some_and(|b| b.bridged)
+            && self.stack.last().is_some_and(|r| r.kind == Kind::Bridge);
+        if bridged && self.ch.vars.get("bridge_terminate_key") == Some(d.as_str()) {
+            self.callee_hangs_up(HangupCause::NORMAL_CLEARING);
+            return;
+        }
         let terminators = self
             .ch
             .vars
@@ -2021,8 +2058,24 @@ impl DialString {
     /// `None` for what the simulator does not dial: several destinations (`,` `|`
     /// outside the braces), `[…]` per-leg variables, an empty endpoint.
     fn parse(arg: &str) -> Option<DialString> {
-        let req = api::parse_originate(arg.trim())?;
-        if !req.app.is_empty() || req.endpoint.contains([',', '|', '[']) {
+        let mut req = api::parse_originate(arg.trim())?;
+        // One leg's own `[var=value,…]` (what voxbridge's Dial sends, with the leg's
+        // `origination_uuid`): its variables win over the `{…}` ones.
+        if let Some(inner) = req.endpoint.strip_prefix('[') {
+            let end = inner.find(']')?;
+            for kv in inner[..end].split(',') {
+                if let Some((k, v)) = kv.split_once('=') {
+                    let v = v.trim().trim_matches('\'').to_string();
+                    req.vars.retain(|(n, _)| n != k.trim());
+                    req.vars.push((k.trim().to_string(), v));
+                }
+            }
+            req.endpoint = inner[end + 1..].to_string();
+            let last = req.endpoint.rsplit('/').next().unwrap_or(&req.endpoint);
+            req.destination = last.split('@').next().unwrap_or(last).to_string();
+        }
+        if !req.app.is_empty() || req.endpoint.contains([',', '|', '[']) || req.endpoint.is_empty()
+        {
             return None;
         }
         Some(DialString {

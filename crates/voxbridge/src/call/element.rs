@@ -21,8 +21,8 @@ pub mod wait;
 use crate::call::channel_op::ChannelOp;
 use crate::call::hangup::DocumentHangup;
 use crate::document::model::{
-    AnswerDocument, Dial, Dtmf, FetchEvent, Hangup, HttpMethod, Instruction, Play, PostCall, Redirect,
-    Reject, Speak,
+    AnswerDocument, Dial, Dtmf, FetchEvent, Hangup, HttpMethod, Instruction, Play, PostCall,
+    Redirect, Reject, Speak,
 };
 
 /// A document fetch for the driver to perform (with retries and the fallback URL, and

@@ -664,7 +664,10 @@ impl CallEngine {
             OpPurpose::Dial => {
                 // Only a refusal comes this way (a bridge ends with BridgeEnded).
                 if let OpOutcome::Refused(reason) | OpOutcome::Failed(reason) = &outcome {
-                    self.notes.push(format!("Dial: the switch did not bridge: {}", reason.trim()));
+                    self.notes.push(format!(
+                        "Dial: the switch did not bridge: {}",
+                        reason.trim()
+                    ));
                 }
                 self.dial_ended(now, None);
                 return Reaction::Acted;

@@ -223,10 +223,8 @@ pub(crate) const EXPECT_DIAL_NUMBER: &str =
     "expected a phone number: digits with an optional leading +, at most 32";
 pub(crate) const EXPECT_SIP_USER: &str =
     "expected a SIP URI sip:user@host or sip:user@host:port (letters, digits and . - _ + only)";
-pub(crate) const EXPECT_RING_TIMEOUT: &str =
-    "expected a whole number of seconds from 1 to 86400";
-pub(crate) const EXPECT_TIME_LIMIT: &str =
-    "expected a whole number of seconds from 1 to 2147483";
+pub(crate) const EXPECT_RING_TIMEOUT: &str = "expected a whole number of seconds from 1 to 86400";
+pub(crate) const EXPECT_TIME_LIMIT: &str = "expected a whole number of seconds from 1 to 2147483";
 pub(crate) const EXPECT_CALLER_ID: &str =
     "expected a caller number: digits with an optional leading +, at most 32";
 pub(crate) const EXPECT_CALLER_NAME: &str =
@@ -252,8 +250,7 @@ pub(crate) fn dial_number(v: &str) -> Result<String, &'static str> {
 
 fn sip_token(t: &str) -> bool {
     !t.is_empty()
-        && t
-            .bytes()
+        && t.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'+'))
 }
 
@@ -329,8 +326,7 @@ pub(crate) fn digit_patterns(v: &str) -> Result<Vec<String>, &'static str> {
     let patterns: Vec<String> = v.split(',').map(|p| p.trim().to_string()).collect();
     if patterns.iter().all(|p| {
         (1..=32).contains(&p.len())
-            && p
-                .bytes()
+            && p.bytes()
                 .all(|b| b.is_ascii_digit() || matches!(b, b'*' | b'#' | b'X' | b'x'))
     }) {
         Ok(patterns)
@@ -439,7 +435,15 @@ mod tests {
         }
         assert!(sip_user("sip:alice@pbx.example.com").is_ok());
         assert!(sip_user("sip:7002@127.0.0.1:5060").is_ok());
-        for bad in ["alice@h", "sip:@h", "sip:a@", "sip:a@h:0", "sip:a@h:x", "sip:a b@h", "sip:a@h,x"] {
+        for bad in [
+            "alice@h",
+            "sip:@h",
+            "sip:a@",
+            "sip:a@h:0",
+            "sip:a@h:x",
+            "sip:a b@h",
+            "sip:a@h,x",
+        ] {
             assert!(sip_user(bad).is_err(), "{bad}");
         }
         assert_eq!(ring_timeout("30"), Ok(30));

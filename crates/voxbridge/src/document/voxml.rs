@@ -27,13 +27,15 @@ use serde_json::{Map, Value};
 
 use super::error::{one_of, DocumentError, ErrorKind, Location, Position, Problem, MAX_PROBLEMS};
 use super::model::{
-    AnswerDocument, Dial, DialDestination, DialTarget, Hangup, HttpMethod, Instruction, Play, PostCall, Redirect, Reject, Speak,
-    Voice, Wait,
+    AnswerDocument, Dial, DialDestination, DialTarget, Hangup, HttpMethod, Instruction, Play,
+    PostCall, Redirect, Reject, Speak, Voice, Wait,
 };
 use super::rules;
 
 /// Verbs voxbridge executes.
-const VERBS: &[&str] = &["Say", "Play", "Pause", "Hangup", "Reject", "Redirect", "Dial"];
+const VERBS: &[&str] = &[
+    "Say", "Play", "Pause", "Hangup", "Reject", "Redirect", "Dial",
+];
 /// TryVox verbs that come in later issues.
 const NOT_YET_VERBS: &[&str] = &["Gather", "Record", "Conference", "Stream"];
 const TOP_FIELDS: &[&str] = &["voxml_version", "instructions"];
@@ -499,7 +501,9 @@ fn dial(f: &mut Fields<'_>) -> Option<Instruction> {
     let timeout_secs = f.number("timeout", rules::ring_timeout).unwrap_or(120);
     let time_limit_secs = f.number("time_limit", rules::time_limit).unwrap_or(14_400);
     let hangup_on_star = f.boolean("hangup_on_star").unwrap_or(false);
-    let dial_music = f.string("dial_music", rules::dial_music).unwrap_or_default();
+    let dial_music = f
+        .string("dial_music", rules::dial_music)
+        .unwrap_or_default();
     let confirm_sound = f.string("confirm_sound", rules::document_url);
     let confirm_key = f.string("confirm_key", rules::confirm_key);
     let digits_match = f.string("digits_match", rules::digit_patterns);
@@ -635,7 +639,9 @@ fn dial_destination(
                 None | Some(Value::Null) => None,
                 Some(Value::String(d)) => match rules::dtmf_digits(d) {
                     Ok(d) => Some(d),
-                    Err(e) => return bad(f, &format!("{name}.send_digits"), &map["send_digits"], e),
+                    Err(e) => {
+                        return bad(f, &format!("{name}.send_digits"), &map["send_digits"], e)
+                    }
                 },
                 Some(v) => return bad(f, &format!("{name}.send_digits"), v, rules::EXPECT_DIGITS),
             };
@@ -643,17 +649,29 @@ fn dial_destination(
                 None | Some(Value::Null) => false,
                 Some(Value::Bool(b)) => *b,
                 Some(v) => {
-                    return bad(f, &format!("{name}.send_on_preanswer"), v, rules::EXPECT_BOOL)
+                    return bad(
+                        f,
+                        &format!("{name}.send_on_preanswer"),
+                        v,
+                        rules::EXPECT_BOOL,
+                    )
                 }
             };
             let sip_headers = match map.get("sip_headers") {
                 None | Some(Value::Null) => Vec::new(),
                 Some(Value::String(h)) => match rules::sip_headers(h) {
                     Ok(h) => h,
-                    Err(e) => return bad(f, &format!("{name}.sip_headers"), &map["sip_headers"], e),
+                    Err(e) => {
+                        return bad(f, &format!("{name}.sip_headers"), &map["sip_headers"], e)
+                    }
                 },
                 Some(v) => {
-                    return bad(f, &format!("{name}.sip_headers"), v, rules::EXPECT_SIP_HEADERS)
+                    return bad(
+                        f,
+                        &format!("{name}.sip_headers"),
+                        v,
+                        rules::EXPECT_SIP_HEADERS,
+                    )
                 }
             };
             Some(DialDestination {

@@ -23,8 +23,8 @@ use super::error::{
     one_of, show, DocumentError, ErrorKind, Location, Position, Problem, MAX_PROBLEMS,
 };
 use super::model::{
-    AnswerDocument, Dial, DialDestination, DialTarget, Dtmf, Hangup, HttpMethod, Instruction, Play, PostCall, Redirect, Speak, Voice,
-    Wait,
+    AnswerDocument, Dial, DialDestination, DialTarget, Dtmf, Hangup, HttpMethod, Instruction, Play,
+    PostCall, Redirect, Speak, Voice, Wait,
 };
 use super::rules;
 

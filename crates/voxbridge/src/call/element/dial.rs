@@ -205,10 +205,15 @@ pub fn action_request(run: &DialRun, end: &DialEnd, a_leg: &str) -> Option<Docum
         ("DialRingStatus".to_string(), run.rang.to_string()),
         (
             "DialHangupCause".to_string(),
-            end.hangup_cause.map(|c| c.name().to_string()).unwrap_or_default(),
+            end.hangup_cause
+                .map(|c| c.name().to_string())
+                .unwrap_or_default(),
         ),
         ("DialALegUUID".to_string(), a_leg.to_string()),
-        ("DialBLegUUID".to_string(), end.b_leg.clone().unwrap_or_default()),
+        (
+            "DialBLegUUID".to_string(),
+            end.b_leg.clone().unwrap_or_default(),
+        ),
     ];
     Some(DocumentFetch {
         url: action.url.clone(),

@@ -318,8 +318,8 @@ impl CallTask {
         let settings = services.engine_settings.clone();
         let (resolved, engine) = match services.router.resolve(&facts.variables, &facts.to) {
             Ok(r) => {
-                let engine = CallEngine::new(settings, Some(r.answer_url.clone()))
-                    .for_channel(conn.uuid());
+                let engine =
+                    CallEngine::new(settings, Some(r.answer_url.clone())).for_channel(conn.uuid());
                 (r, engine)
             }
             Err(e) => {
@@ -568,7 +568,9 @@ impl CallTask {
         params.extend(req.extra);
         tracing::info!(url = %req.url, "Dial action requested through the outbox (response ignored)");
         self.dial_notices
-            .push(crate::app::callbacks::dial_action_callback(&req.url, req.method, &params));
+            .push(crate::app::callbacks::dial_action_callback(
+                &req.url, req.method, &params,
+            ));
     }
 
     fn start_fetch(&mut self, req: DocumentFetch) {
@@ -698,7 +700,13 @@ impl CallTask {
                 if let Some((bridge_id, bridge)) = self.bridge.take_if(|(b, _)| Some(*b) == id) {
                     let report = render::bridge_report(&event, &bridge);
                     tracing::info!(?report, "bridge ended");
-                    self.input_from(&event, Input::BridgeEnded { id: bridge_id, report });
+                    self.input_from(
+                        &event,
+                        Input::BridgeEnded {
+                            id: bridge_id,
+                            report,
+                        },
+                    );
                 } else if let Some(id) = id {
                     let response = event.application_response().unwrap_or("_none_");
                     let outcome = render::completion_outcome(response);

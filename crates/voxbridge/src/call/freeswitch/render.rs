@@ -152,7 +152,12 @@ pub fn endpoint(target: &DialTarget, dial: &DialConfig) -> String {
 /// originate's failure, most precisely in `originate_failed_cause`, else
 /// `originate_disposition`. `originate_causes` (`uuid;CAUSE|…`) gives each leg's cause.
 pub fn bridge_report(event: &Event, bridge: &Bridge) -> BridgeReport {
-    let var = |name: &str| event.variable(name).map(str::trim).filter(|v| !v.is_empty());
+    let var = |name: &str| {
+        event
+            .variable(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
     let leg_causes: Vec<(String, HangupCause)> = var("originate_causes")
         .map(|list| {
             list.split('|')
@@ -424,7 +429,12 @@ mod tests {
             text: text.into(),
         };
         assert_eq!(
-            application(&speak(Voice::Man, "line one\nline two"), &tts, &DialConfig::default()).arg,
+            application(
+                &speak(Voice::Man, "line one\nline two"),
+                &tts,
+                &DialConfig::default()
+            )
+            .arg,
             "flite|kal|line one\nline two"
         );
         assert_eq!(
