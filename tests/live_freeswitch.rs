@@ -76,6 +76,14 @@ live_tests!(
     rule_7_empty_response_on_an_answered_call_times_out_allotted_timeout,
     rule_8_no_document_on_an_answered_call_is_a_normal_clearing_bye_source_error,
     rule_9_hangup_with_text_is_a_document_error_603,
+    dial_answered_the_bridge_answers_the_caller_and_the_callee_hangup_ends_it,
+    dial_action_after_the_callee_hangs_up_is_the_next_document,
+    dial_busy_leaves_the_caller_unanswered_and_a_busy_hangup_after_it_is_486,
+    dial_no_answer_after_the_ring_timeout_runs_the_next_element_486,
+    dial_unroutable_is_failed_and_the_document_runs_out_480,
+    dial_time_limit_cuts_the_bridge_and_the_document_goes_on,
+    dial_rest_hangup_of_the_caller_during_the_bridge_ends_both_source_api,
+    dial_caller_cancels_while_the_destination_rings_the_action_is_cancel,
     stress_200_calls_at_50_per_second_all_called_back_none_left_on_the_switch,
 );
 

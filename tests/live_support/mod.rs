@@ -126,7 +126,25 @@ impl Harness {
         // Speech takes time as on a real switch (the TTS scenario checks billed time).
         let tts = Duration::from_millis(250);
         sim.set_originate_extension("7000", esl, CallScript::answered().speak_per_word(tts));
-        sim.set_originate_extension("7001", esl, CallScript::ringing().speak_per_word(tts));
+        // The test destinations of the shipped switch (its README): 7002 answers, 7003 is
+        // busy, 7004 rings forever; any other number has no route.
+        let callees = |script: CallScript| {
+            script
+                .callee(
+                    "7002",
+                    voxbridge_sim::Callee::Answers {
+                        after: Duration::ZERO,
+                        hangs_up_after: None,
+                    },
+                )
+                .callee("7003", voxbridge_sim::Callee::Refuses(486))
+                .callee("7004", voxbridge_sim::Callee::RingsForever)
+        };
+        sim.set_originate_extension(
+            "7001",
+            esl,
+            callees(CallScript::ringing().speak_per_word(tts)),
+        );
         let cfg = LiveConfig {
             switch: SwitchTarget {
                 esl: inbound.local_addr().to_string(),
@@ -246,6 +264,31 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
     let mut api_sent_at = None;
     match s.action {
         Action::Nothing => {}
+        Action::CallerCancels { after } => {
+            tokio::time::sleep(Duration::from_secs_f64(after)).await;
+            if let Err(e) = caller.hang_up().await {
+                obs.notes.push(e);
+            }
+        }
+        Action::CalleeHangsUp { after } => {
+            match caller.originate_result(Duration::from_secs(15)).await {
+                Ok(r) if r.starts_with("+OK") => {
+                    tokio::time::sleep(Duration::from_secs_f64(after)).await;
+                    match b_leg_of(h, &tag).await {
+                        Ok(b) => match caller.api(&format!("uuid_kill {b}")).await {
+                            Ok(reply) if reply.starts_with("+OK") => {}
+                            Ok(reply) => obs.notes.push(format!("uuid_kill {b}: {}", reply.trim())),
+                            Err(e) => obs.notes.push(e),
+                        },
+                        Err(e) => obs.notes.push(e),
+                    }
+                }
+                Ok(r) => obs.notes.push(format!(
+                    "the call was never answered (originate: {r}); no callee to hang up"
+                )),
+                Err(e) => obs.notes.push(e),
+            }
+        }
         Action::CallerHangsUp { after } | Action::RestHangup { after } => {
             match caller.originate_result(Duration::from_secs(15)).await {
                 Ok(r) if r.starts_with("+OK") => {
@@ -330,6 +373,33 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
         Ok(())
     } else {
         Err(report(h, s, &obs, &problems))
+    }
+}
+
+/// The B-leg voxbridge bridged the call from `tag` to, from its `bridged b_leg=…` line.
+async fn b_leg_of(h: &Harness, tag: &str) -> Result<String, String> {
+    let uuid = call_uuid(h, tag).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = h.vb.log_lines_with(&uuid, 400);
+        let found = lines
+            .lines()
+            .filter(|l| l.contains("bridged"))
+            .find_map(|l| l.split("b_leg=").nth(1))
+            .map(|b| {
+                b.split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .trim_matches('"')
+                    .to_string()
+            });
+        if let Some(b) = found.filter(|b| !b.is_empty()) {
+            return Ok(b);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("voxbridge never logged the bridge of {uuid}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -598,6 +668,34 @@ fn check(e: &Expect, s: &Scenario, o: &Observed) -> Vec<String> {
         ));
     }
     let call_uuid = o.log.fetches.first().and_then(|f| f.get("CallUUID"));
+    if let Some(want) = e.dial_status {
+        match o
+            .log
+            .fetches
+            .iter()
+            .find(|f| f.get("Event") == Some("DialAction"))
+        {
+            None => p.push("the Dial's action was never requested".into()),
+            Some(f) => {
+                if f.get("DialStatus") != Some(want) {
+                    p.push(format!(
+                        "DialStatus {:?}, expected {want}",
+                        f.get("DialStatus")
+                    ));
+                }
+                if f.get("DialALegUUID") != call_uuid {
+                    p.push(format!(
+                        "DialALegUUID {:?}, expected {call_uuid:?}",
+                        f.get("DialALegUUID")
+                    ));
+                }
+                let b_leg = f.get("DialBLegUUID").unwrap_or("");
+                if b_leg.is_empty() == (want == "completed") {
+                    p.push(format!("DialBLegUUID {b_leg:?} with DialStatus {want}"));
+                }
+            }
+        }
+    }
     let Some(cb) = o.log.hangups.first() else {
         p.push("no hangup callback reached the application within 15 s".into());
         return p;

@@ -59,6 +59,16 @@ pub enum Action {
     RestHangup {
         after: f64,
     },
+    /// `api uuid_kill <B-leg>` this many seconds after answer: a Dial's callee hangs up.
+    /// The B-leg's uuid is the one voxbridge chose (its `bridged b_leg=…` log line).
+    CalleeHangsUp {
+        after: f64,
+    },
+    /// `api uuid_kill <A-leg>` this many seconds after the originate was sent, while the
+    /// call still rings: the caller gives up (CANCEL).
+    CallerCancels {
+        after: f64,
+    },
 }
 
 /// Something checked through voxbridge's REST API or log, besides the caller's leg and
@@ -148,6 +158,9 @@ pub struct Expect {
     pub post_call: bool,
     /// The `Event` of every document fetch, in order.
     pub fetches: Vec<&'static str>,
+    /// A Dial's action request (`Event=DialAction`) must carry this `DialStatus`, its
+    /// `DialALegUUID` the call's uuid and a `DialBLegUUID` exactly when `completed`.
+    pub dial_status: Option<&'static str>,
 }
 
 impl Expect {
@@ -170,6 +183,7 @@ impl Expect {
             sip_status: Some(sip),
             post_call: false,
             fetches: vec!["StartApp"],
+            dial_status: None,
         }
     }
 
@@ -213,6 +227,23 @@ impl Expect {
             sip_status: Some(487),
             ..Self::refused(0, "NO_ANSWER")
         }
+    }
+
+    /// The caller gave up (CANCEL, `uuid_kill` of its leg) while the call rang: its
+    /// originate fails, voxbridge's channel ends ORIGINATOR_CANCEL (487) as the caller's.
+    fn caller_cancelled() -> Self {
+        Expect {
+            originate: Originate::Err("NORMAL_CLEARING"),
+            answered: false,
+            caller_cause: "NORMAL_CLEARING",
+            caller_sip: None,
+            bye_reason: None,
+            caller_disposition: "send_cancel",
+            sip_status: Some(487),
+            ..Self::refused(0, "ORIGINATOR_CANCEL")
+        }
+        .record("ORIGINATOR_CANCEL", 16, CALLER, "Caller", "completed")
+        .call_status("cancel")
     }
 
     /// voxbridge's record: cause, code, name, source, reason.
@@ -264,6 +295,11 @@ impl Expect {
         self.fetches = f.to_vec();
         self
     }
+
+    fn dial_status(mut self, status: &'static str) -> Self {
+        self.dial_status = Some(status);
+        self
+    }
 }
 
 /// One behaviour, checked end to end.
@@ -311,6 +347,9 @@ const REJECTED: Name = Name::Exact("Rejected");
 const END_OF_XML: Name = Name::Exact("End Of XML Instructions");
 const CALLER: Name = Name::Exact("Caller Hangup");
 const TIMEOUT: Name = Name::Exact("Timeout");
+const CALLEE: Name = Name::Exact("Callee Hangup");
+/// The Dial action of the scenarios: the tag's document 1.
+const DIAL_ACTION: &str = "{app}/answer?step=1";
 
 /// Every scenario, in the order the live suite lists them.
 pub fn all() -> Vec<Scenario> {
@@ -895,6 +934,105 @@ pub fn all() -> Vec<Scenario> {
                 .record("CALL_REJECTED", 21, REJECTED, "Answer XML", "rejected")
                 .fetches(&["StartApp", "Redirect"]),
         ),
+        scenario(
+            "dial_answered_the_bridge_answers_the_caller_and_the_callee_hangup_ends_it",
+            "<Dial><Number>7002</Number></Dial> on 7001 (7002 answers): the bridge answers the caller; the callee is killed 2 s later and, nothing following, the caller gets BYE NORMAL_CLEARING as Callee Hangup",
+            Ext::Ringing,
+            vec![Xml("<Response><Dial><Number>7002</Number></Dial></Response>")],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, CALLEE, "Callee", "completed")
+                .timing(Timing::AnsweredFor { min: 1.5, max: 6.0 }),
+        )
+        .acting(Action::CalleeHangsUp { after: 2.0 }),
+        scenario(
+            "dial_action_after_the_callee_hangs_up_is_the_next_document",
+            "<Dial action> to 7002, callee killed after 2 s: the action is fetched (DialAction, completed, the B-leg's uuid) and its 1 s tone plays before the End Of XML BYE",
+            Ext::Ringing,
+            vec![
+                Xml(format!("<Response><Dial action=\"{DIAL_ACTION}\"><Number>7002</Number></Dial><Speak>never</Speak></Response>")),
+                Xml(format!("<Response><Play>{TONE_1S}</Play></Response>")),
+            ],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("completed")
+                .timing(Timing::AnsweredFor { min: 2.5, max: 8.0 }),
+        )
+        .acting(Action::CalleeHangsUp { after: 2.0 }),
+        scenario(
+            "dial_busy_leaves_the_caller_unanswered_and_a_busy_hangup_after_it_is_486",
+            "<Dial action> to 7003 (486) on 7001: DialStatus busy, no B-leg, the caller still unanswered; the action's <Hangup reason=\"busy\"/> refuses it 486",
+            Ext::Ringing,
+            vec![
+                Xml(format!("<Response><Dial action=\"{DIAL_ACTION}\"><Number>7003</Number></Dial></Response>")),
+                Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+            ],
+            Expect::refused(486, "USER_BUSY")
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("busy"),
+        ),
+        scenario(
+            "dial_no_answer_after_the_ring_timeout_runs_the_next_element_486",
+            "<Dial timeout=\"2\" action> to 7004 (rings forever): DialStatus no-answer after ~2 s, the caller unanswered; the next document's busy Hangup gives 486",
+            Ext::Ringing,
+            vec![
+                Xml(format!("<Response><Dial timeout=\"2\" action=\"{DIAL_ACTION}\"><Number>7004</Number></Dial></Response>")),
+                Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+            ],
+            Expect::refused(486, "USER_BUSY")
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("no-answer")
+                .timing(Timing::LastedAtLeast(1.0)),
+        ),
+        scenario(
+            "dial_unroutable_is_failed_and_the_document_runs_out_480",
+            "<Dial action redirect=\"false\"> to 7999 (no route): DialStatus failed through the outbox, the caller unanswered, the document runs out: 480 End Of XML Instructions",
+            Ext::Ringing,
+            vec![
+                Xml(format!("<Response><Dial redirect=\"false\" action=\"{DIAL_ACTION}\"><Number>7999</Number></Dial></Response>")),
+                Xml("<Response><Speak>ignored</Speak></Response>"),
+            ],
+            Expect::refused(480, "NORMAL_CLEARING")
+                .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("failed"),
+        ),
+        scenario(
+            "dial_time_limit_cuts_the_bridge_and_the_document_goes_on",
+            "<Dial timeLimit=\"2\"> to 7002 then a 1 s tone: the switch ends the callee 2 s after its answer, the tone plays, BYE End Of XML Instructions",
+            Ext::Ringing,
+            vec![Xml(format!(
+                "<Response><Dial timeLimit=\"2\"><Number>7002</Number></Dial><Play>{TONE_1S}</Play></Response>"
+            ))],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+                .timing(Timing::AnsweredFor { min: 1.5, max: 6.0 }),
+        ),
+        scenario(
+            "dial_rest_hangup_of_the_caller_during_the_bridge_ends_both_source_api",
+            "<Dial> to 7002, REST DELETE of the caller 2 s after answer: BYE within 1 s, source API",
+            Ext::Ringing,
+            vec![Xml("<Response><Dial><Number>7002</Number></Dial></Response>")],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, NORMAL, "API", "completed")
+                .timing(Timing::ApiHangupWithin(1.0)),
+        )
+        .acting(Action::RestHangup { after: 2.0 }),
+        scenario(
+            "dial_caller_cancels_while_the_destination_rings_the_action_is_cancel",
+            "<Dial action> to 7004, the caller gives up 2 s in: cancelled, DialStatus cancel through the outbox (response ignored), source Caller",
+            Ext::Ringing,
+            vec![
+                Xml(format!("<Response><Dial action=\"{DIAL_ACTION}\"><Number>7004</Number></Dial></Response>")),
+                Xml("<Response><Speak>ignored</Speak></Response>"),
+            ],
+            Expect::caller_cancelled()
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("cancel"),
+        )
+        .acting(Action::CallerCancels { after: 2.0 }),
     ]
 }
 
@@ -909,6 +1047,11 @@ impl Probe {
 }
 
 impl Scenario {
+    fn acting(mut self, action: Action) -> Self {
+        self.action = action;
+        self
+    }
+
     /// Some document of it names a post-call URL.
     pub fn mentions_post_call(&self) -> bool {
         self.docs.iter().any(|d| match d {
