@@ -291,10 +291,10 @@ async fn dial_hangup_on_star_ends_the_bridge_and_the_caller_continues() {
         &xml("<Dial hangupOnStar=\"true\"><Number>7002</Number></Dial>"),
     );
     let sim = sim(SPEED);
-    // Apps: set, set, set (the bridge's prelude), bridge.
+    // Apps: set ×4 (the bridge's prelude), bridge.
     let script = ringing(&url)
         .callee("7002", answers(0, None))
-        .dtmf_during_app(4, Duration::from_secs(2), "*");
+        .dtmf_during_app(5, Duration::from_secs(2), "*");
     let r = report(sim.place_call(script, server.esl)).await;
 
     assert_eq!(commands_with(&r, "bridge_terminate_key=*").len(), 1);

@@ -68,12 +68,18 @@ pub fn application(op: &ChannelOp, tts: &TtsConfig, dial: &DialConfig) -> Applic
 /// * `hangup_after_bridge=false` — the caller stays when the callee hangs up (the
 ///   dialplan may have set it);
 /// * `bridge_terminate_key` — `*` for `hangupOnStar`, else cleared, so an earlier
-///   Dial's key cannot linger.
+///   Dial's key cannot linger;
+/// * `sip_ignore_remote_cause=true` — after a failed bridge mod_sofia would otherwise
+///   refuse the still unanswered caller with the *callee's* SIP status
+///   (`last_bridge_proto_specific_hangup_cause`): measured on the real switch, a Dial to
+///   an unroutable number followed by the end of the document gave the caller 404, not
+///   the 480 of NORMAL_CLEARING. The document's own cause decides the caller's SIP code.
 pub fn bridge_prelude(bridge: &Bridge) -> Vec<Application> {
     let key = if bridge.hangup_on_star { "*" } else { "" };
     [
         "continue_on_fail=true".to_string(),
         "hangup_after_bridge=false".to_string(),
+        "sip_ignore_remote_cause=true".to_string(),
         format!("bridge_terminate_key={key}"),
     ]
     .into_iter()
@@ -317,6 +323,7 @@ mod tests {
                     url: url.to_string(),
                 },
                 &tts,
+                &DialConfig::default(),
             );
             assert_eq!(app.name, "playback");
             app.arg
@@ -479,5 +486,128 @@ mod tests {
         }
         assert_eq!(hung_up_by(None), HungUpBy::Unknown);
         assert_eq!(hung_up_by(Some("")), HungUpBy::Unknown);
+    }
+
+    fn leg(uuid: &str, target: DialTarget) -> crate::call::channel_op::BridgeLeg {
+        crate::call::channel_op::BridgeLeg {
+            uuid: uuid.into(),
+            target,
+            send_digits: None,
+            send_on_preanswer: false,
+            sip_headers: Vec::new(),
+        }
+    }
+
+    fn bridge(legs: Vec<crate::call::channel_op::BridgeLeg>) -> Bridge {
+        Bridge {
+            legs,
+            ring_timeout: Duration::from_secs(30),
+            time_limit: Duration::from_secs(600),
+            hangup_on_star: false,
+            caller_id: None,
+            caller_name: None,
+            sip_headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn dial_string_rings_every_leg_with_its_own_uuid_and_options() {
+        let mut b = bridge(vec![
+            leg("u-1", DialTarget::Number("+15557654321".into())),
+            crate::call::channel_op::BridgeLeg {
+                send_digits: Some("ww12".into()),
+                sip_headers: vec![("u".into(), "9".into())],
+                ..leg(
+                    "u-2",
+                    DialTarget::User("sip:alice@pbx.example.com:5080".into()),
+                )
+            },
+        ]);
+        b.caller_id = Some("15551230000".into());
+        b.caller_name = Some("Front Desk".into());
+        b.sip_headers = vec![("a".into(), "1".into())];
+        let dial = DialConfig::default();
+        assert_eq!(
+            dial_string(&b, &dial),
+            "{originate_timeout=30,origination_caller_id_number=15551230000,\
+             origination_caller_id_name='Front Desk',sip_h_X-VH-a=1}\
+             [origination_uuid=u-1,execute_on_answer='sched_hangup +600 ALLOTTED_TIMEOUT']\
+             sofia/gateway/default/+15557654321,\
+             [origination_uuid=u-2,execute_on_answer='sched_hangup +600 ALLOTTED_TIMEOUT',\
+             sip_h_X-VH-u=9,execute_on_answer_1='send_dtmf ww12']\
+             sofia/external/alice@pbx.example.com:5080"
+        );
+        let app = application(&ChannelOp::Bridge(b.clone()), &TtsConfig::default(), &dial);
+        assert_eq!(app.name, "bridge");
+        let sets: Vec<String> = bridge_prelude(&b).into_iter().map(|a| a.arg).collect();
+        assert_eq!(
+            sets,
+            [
+                "continue_on_fail=true",
+                "hangup_after_bridge=false",
+                "sip_ignore_remote_cause=true",
+                "bridge_terminate_key="
+            ]
+        );
+    }
+
+    /// The bridge's CHANNEL_EXECUTE_COMPLETE in a capture of the real switch, and the
+    /// uuid the capture gave its leg.
+    fn bridge_completion(transcript: &str) -> (Event, String) {
+        let start = transcript
+            .match_indices("Event-Name: CHANNEL_EXECUTE_COMPLETE")
+            .map(|(i, _)| i)
+            .find(|i| {
+                let block = &transcript[*i..];
+                let end = block.find("\n\n").unwrap_or(block.len());
+                block[..end].contains("\nApplication: bridge\n")
+            })
+            .expect("the bridge's completion");
+        let block = &transcript[start..];
+        let end = block.find("\n\n").expect("end of the event") + 2;
+        let event = crate::esl::event::decode_plain(block[..end].as_bytes()).expect("decodes");
+        let uuid = event
+            .header("Application-Data")
+            .and_then(|d| d.split("origination_uuid=").nth(1))
+            .and_then(|r| r.split([',', '}', ']']).next())
+            .expect("origination_uuid")
+            .to_string();
+        (event, uuid)
+    }
+
+    #[test]
+    fn bridge_reports_read_from_the_real_switch() {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/esl/");
+        let read = |name: &str| std::fs::read_to_string(format!("{fixtures}{name}")).unwrap();
+        // i: answered, the callee killed: bridged, its cause NORMAL_CLEARING.
+        let (event, b) = bridge_completion(&read("i-bridge-answered-callee-hangs-up.txt"));
+        let report = bridge_report(
+            &event,
+            &bridge(vec![leg(&b, DialTarget::Number("7002".into()))]),
+        );
+        assert_eq!(
+            report.outcome,
+            BridgeOutcome::Bridged {
+                b_leg: b.clone(),
+                callee_cause: Some(HangupCause::NORMAL_CLEARING)
+            }
+        );
+        // j: busy; k: no answer.
+        for (file, cause) in [
+            ("j-bridge-busy.txt", HangupCause::USER_BUSY),
+            ("k-bridge-no-answer.txt", HangupCause::NO_ANSWER),
+        ] {
+            let (event, b) = bridge_completion(&read(file));
+            let report = bridge_report(
+                &event,
+                &bridge(vec![leg(&b, DialTarget::Number("7003".into()))]),
+            );
+            assert_eq!(
+                report.outcome,
+                BridgeOutcome::NotBridged { cause },
+                "{file}"
+            );
+            assert_eq!(report.leg_causes, vec![(b, cause)], "{file}");
+        }
     }
 }
