@@ -377,3 +377,90 @@ async fn dial_a_schedule_armed_before_the_dial_ends_the_bridged_call_when_it_fir
         &Expected::new(HangupCause::NORMAL_CLEARING, "Normal Hangup", "Answer XML").answered(),
     );
 }
+
+async fn rest(server: &Server, method: reqwest::Method, path: &str) -> (u16, serde_json::Value) {
+    let url = format!("http://{}/api/v1/Account/{ACCOUNT}/{path}", server.api);
+    let r = voxbridge::http_client::builder()
+        .build()
+        .unwrap()
+        .request(method, url)
+        .header("X-Auth-ID", ACCOUNT)
+        .header("X-Auth-Token", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body = r.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_legs_are_live_calls_and_rest_delete_of_the_callee_ends_only_it() {
+    let (app, server) = setup().await;
+    let url = app.xml(
+        "/doc/d11",
+        &xml("<Dial><Number>7002</Number></Dial><Speak>the caller continues</Speak>"),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url).callee("7002", answers(0, None));
+    let call = sim.place_call(script, server.esl);
+    let a_leg = call.uuid.clone();
+    // While bridged, the live list holds both legs.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let b_leg = loop {
+        let (status, body) = rest(&server, reqwest::Method::GET, "Call/?status=live").await;
+        assert_eq!(status, 200, "{body}");
+        let calls: Vec<String> = serde_json::from_value(body["calls"].clone()).unwrap();
+        if let Some(b) = calls.iter().find(|c| **c != a_leg) {
+            assert!(calls.contains(&a_leg), "{calls:?}");
+            break b.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no B-leg listed live");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (status, b) = rest(
+        &server,
+        reqwest::Method::GET,
+        &format!("Call/{b_leg}/?status=live"),
+    )
+    .await;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(b["parent_call_uuid"], a_leg.as_str(), "{b}");
+    assert_eq!(b["to"], "7002", "{b}");
+    assert_eq!(b["direction"], "outbound", "{b}");
+    let (status, a) = rest(
+        &server,
+        reqwest::Method::GET,
+        &format!("Call/{a_leg}/?status=live"),
+    )
+    .await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["bridged_to"], b_leg.as_str(), "{a}");
+
+    let (status, body) = rest(&server, reqwest::Method::DELETE, &format!("Call/{b_leg}/")).await;
+    assert_eq!(status, 204, "{body}");
+    let r = report(call).await;
+    let (arg, chosen) = bridge_of(&r);
+    assert_eq!(chosen, b_leg, "{arg}");
+    assert!(
+        ran(&r)
+            .iter()
+            .any(|a| a == "speak flite|slt|the caller continues"),
+        "{:?}",
+        ran(&r)
+    );
+    let (status, _) = rest(&server, reqwest::Method::DELETE, &format!("Call/{b_leg}/")).await;
+    assert_eq!(status, 404, "the callee is gone");
+    let cb = app.hangup_callback(&r.uuid).await;
+    check_hangup(
+        &app,
+        &cb,
+        &r,
+        &Expected::new(
+            HangupCause::NORMAL_CLEARING,
+            "End Of XML Instructions",
+            "Answer XML",
+        )
+        .answered(),
+    );
+}

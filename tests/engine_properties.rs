@@ -194,7 +194,8 @@ impl Checker {
                 }
                 Action::ScheduleArmed { .. }
                 | Action::ScheduleCleared
-                | Action::DialActionNotice(_) => {}
+                | Action::DialActionNotice(_)
+                | Action::KillLeg { .. } => {}
             }
             assert!(self.hangups_sent <= 1, "more than one hangup sent");
         }

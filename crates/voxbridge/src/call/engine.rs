@@ -149,6 +149,10 @@ pub enum Input {
     Bridged { b_leg: String },
     /// The [`ChannelOp::Bridge`] with `id` ended (instead of [`Input::OpFinished`]).
     BridgeEnded { id: OpId, report: BridgeReport },
+    /// REST `DELETE Call/{B-leg}`: end only this callee; the caller continues as when
+    /// a callee hangs up (SPEC §11.2). `NoEffect` when it is not the bridged callee or
+    /// the call is already closing.
+    ApiHangupLeg { leg_uuid: String },
 }
 
 /// What the engine asks the driver to do, in order.
@@ -168,6 +172,8 @@ pub enum Action {
     ScheduleArmed { after: Duration },
     /// No scheduled hangup is armed any more.
     ScheduleCleared,
+    /// Hang up the Dial's callee `leg_uuid` (not the caller), even while the bridge runs.
+    KillLeg { leg_uuid: String },
     /// Request a Dial's `action` through the outbox, its response ignored (`redirect`
     /// false, or the call is over); the request carries `Event=DialAction`.
     DialActionNotice(DocumentFetch),
@@ -491,15 +497,17 @@ impl CallEngine {
                 self.on_command_failed(now, command, failure)
             }
             // Without a Dial in flight (dial_input took them otherwise): stale.
-            Input::CalleeProgress | Input::Bridged { .. } | Input::BridgeEnded { .. } => {
-                Reaction::NoEffect
-            }
+            Input::CalleeProgress
+            | Input::Bridged { .. }
+            | Input::BridgeEnded { .. }
+            | Input::ApiHangupLeg { .. } => Reaction::NoEffect,
         }
     }
 
     /// The Dial's share of an input: `Some` when the input was the Dial's alone. Digits
     /// are watched (hangupOnStar) and passed on.
     fn dial_input(&mut self, now: Instant, input: &Input) -> Option<Reaction> {
+        let closing = self.is_closing();
         let run = self.dial.as_mut()?;
         match input {
             Input::CalleeProgress => {
@@ -514,6 +522,16 @@ impl CallEngine {
             Input::Dtmf(digit) => {
                 run.on_caller_digit(*digit);
                 None
+            }
+            Input::ApiHangupLeg { leg_uuid } => {
+                if run.bridged.as_deref() != Some(leg_uuid.as_str()) || closing {
+                    return Some(Reaction::NoEffect);
+                }
+                run.cut.get_or_insert(dial::BridgeCut::ApiOnCallee);
+                self.actions.push_back(Action::KillLeg {
+                    leg_uuid: leg_uuid.clone(),
+                });
+                Some(Reaction::Acted)
             }
             Input::BridgeEnded { id, report } => {
                 if run.op != *id {

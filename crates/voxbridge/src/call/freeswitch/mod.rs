@@ -308,6 +308,12 @@ struct CallTask {
     bridge: Option<(OpId, crate::call::engine::Bridge)>,
     /// Dial actions to request through the outbox with the call's record.
     dial_notices: Vec<crate::record::callback::NewCallback>,
+    /// The call's command channel (its B-leg is registered with it while bridged).
+    commands: Option<mpsc::Sender<CallCommand>>,
+    /// The bridged callee's place in the live registry (SPEC §11.2).
+    leg_registration: Option<crate::call::live::Registration>,
+    /// REST hangups of the B-leg waiting for the switch's answer to the kill.
+    leg_hangups: Vec<(String, oneshot::Sender<HangupReply>)>,
 }
 
 impl CallTask {
@@ -363,6 +369,9 @@ impl CallTask {
             cut_off_at: None,
             bridge: None,
             dial_notices: Vec::new(),
+            commands: None,
+            leg_registration: None,
+            leg_hangups: Vec::new(),
         }
     }
 
@@ -378,6 +387,7 @@ impl CallTask {
         services.metrics.call_started();
         self.record_start();
         let (commands_tx, mut commands) = mpsc::channel(8);
+        self.commands = Some(commands_tx.clone());
         let mut cut_off = services.cut_off.subscribe();
         let registration = services
             .live
@@ -420,6 +430,10 @@ impl CallTask {
         // The call is over: it leaves the live registry now (REST answers 404 from here
         // on), not once its record is written, and a REST hangup still waiting hears so.
         drop(registration);
+        self.leg_registration = None;
+        for (_, reply) in self.leg_hangups.drain(..) {
+            let _ = reply.send(HangupReply::Ending);
+        }
         self.answer_api_hangups(HangupReply::Ending);
         if let Some(fetch) = self.fetch_task.take() {
             fetch.abort();
@@ -549,6 +563,16 @@ impl CallTask {
                 }
                 Action::ScheduleCleared => self.live_row_writes.scheduled_hangup(None),
                 Action::DialActionNotice(req) => self.dial_notice(req),
+                Action::KillLeg { leg_uuid } => {
+                    let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.leg_hangups)
+                        .into_iter()
+                        .partition(|(uuid, _)| *uuid == leg_uuid);
+                    self.leg_hangups = others;
+                    let _ = self.to_switch.send(SwitchCommand::KillLeg {
+                        uuid: leg_uuid,
+                        replies: mine.into_iter().map(|(_, r)| r).collect(),
+                    });
+                }
                 Action::Finish(ending) => return Some(ending),
             }
         }
@@ -632,6 +656,7 @@ impl CallTask {
 
     fn on_command(&mut self, cmd: CallCommand) {
         match cmd {
+            CallCommand::HangupLeg { leg_uuid, reply } => self.on_leg_hangup(leg_uuid, reply),
             CallCommand::Hangup { reply } => {
                 tracing::info!("hangup requested through the REST API");
                 let now = self.clock.now();
@@ -648,6 +673,61 @@ impl CallTask {
                 }
             }
         }
+    }
+
+    /// REST `DELETE` of the bridged callee: the engine decides; the kill answers it.
+    fn on_leg_hangup(&mut self, leg_uuid: String, reply: oneshot::Sender<HangupReply>) {
+        tracing::info!(b_leg = %leg_uuid, "hangup of the Dial's callee requested through the REST API");
+        let now = self.clock.now();
+        let input = Input::ApiHangupLeg {
+            leg_uuid: leg_uuid.clone(),
+        };
+        match self.engine.handle(now, input) {
+            Reaction::Acted => self.leg_hangups.push((leg_uuid, reply)),
+            _ if self.engine.is_closing() => {
+                let _ = reply.send(HangupReply::Ending);
+            }
+            _ => {
+                let _ = reply.send(HangupReply::Over);
+            }
+        }
+    }
+
+    /// The Dial's callee answered and is bridged: it is listed live under its own uuid.
+    fn register_leg(&mut self, event: &Event, b_leg: &str) {
+        let Some(commands) = self.commands.clone() else {
+            return;
+        };
+        let bridge = self.bridge.as_ref().map(|(_, b)| b);
+        let to = bridge
+            .and_then(|b| b.legs.iter().find(|l| l.uuid == b_leg))
+            .map(|l| l.target.as_str().to_string())
+            .unwrap_or_default();
+        let from = bridge
+            .and_then(|b| b.caller_id.clone())
+            .unwrap_or_else(|| self.facts.from.clone());
+        let now = OffsetDateTime::now_utc();
+        let info = crate::call::live::LegInfo {
+            parent_call_uuid: self.facts.uuid.clone(),
+            to,
+            from,
+            start_time: event
+                .header("Other-Leg-Channel-Created-Time")
+                .and_then(micros_to_time)
+                .unwrap_or(now),
+            answer_time: Some(
+                event
+                    .header("Other-Leg-Channel-Answered-Time")
+                    .and_then(micros_to_time)
+                    .unwrap_or(now),
+            ),
+        };
+        self.leg_registration = Some(self.services.live.register_leg(
+            b_leg,
+            &self.resolved.account_id,
+            info,
+            commands,
+        ));
     }
 
     fn answer_api_hangups(&mut self, answer: HangupReply) {
@@ -699,6 +779,7 @@ impl CallTask {
                 let id = event.application_uuid().and_then(|u| self.apps.remove(u));
                 if let Some((bridge_id, bridge)) = self.bridge.take_if(|(b, _)| Some(*b) == id) {
                     let report = render::bridge_report(&event, &bridge);
+                    self.leg_registration = None;
                     tracing::info!(?report, "bridge ended");
                     self.input_from(
                         &event,
@@ -732,6 +813,7 @@ impl CallTask {
                 if let Some(b_leg) = b_leg {
                     let b_leg = b_leg.to_string();
                     tracing::info!(%b_leg, "bridged");
+                    self.register_leg(&event, &b_leg);
                     self.input_from(&event, Input::Bridged { b_leg });
                 }
             }
