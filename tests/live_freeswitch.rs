@@ -83,6 +83,7 @@ live_tests!(
     dial_unroutable_is_failed_and_the_document_runs_out_480,
     dial_time_limit_cuts_the_bridge_and_the_document_goes_on,
     dial_rest_hangup_of_the_caller_during_the_bridge_ends_both_source_api,
+    dial_rest_hangup_of_the_callee_ends_only_it_the_caller_continues,
     dial_caller_cancels_while_the_destination_rings_the_action_is_cancel,
     stress_200_calls_at_50_per_second_all_called_back_none_left_on_the_switch,
 );

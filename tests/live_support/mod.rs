@@ -270,6 +270,21 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
                 obs.notes.push(e);
             }
         }
+        Action::RestHangupCallee { after } => {
+            match caller.originate_result(Duration::from_secs(15)).await {
+                Ok(r) if r.starts_with("+OK") => {
+                    tokio::time::sleep(Duration::from_secs_f64(after)).await;
+                    match (call_uuid(h, &tag).await, b_leg_of(h, &tag).await) {
+                        (Ok(a), Ok(b)) => obs.notes.extend(rest_hangup_callee(&rest, &a, &b).await),
+                        (Err(e), _) | (_, Err(e)) => obs.notes.push(e),
+                    }
+                }
+                Ok(r) => obs.notes.push(format!(
+                    "the call was never answered (originate: {r}); no callee to hang up"
+                )),
+                Err(e) => obs.notes.push(e),
+            }
+        }
         Action::CalleeHangsUp { after } => {
             match caller.originate_result(Duration::from_secs(15)).await {
                 Ok(r) if r.starts_with("+OK") => {
@@ -374,6 +389,48 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
     } else {
         Err(report(h, s, &obs, &problems))
     }
+}
+
+/// [`Action::RestHangupCallee`]: both legs live, the B-leg's details, its DELETE.
+async fn rest_hangup_callee(rest: &Rest, a: &str, b: &str) -> Vec<String> {
+    let mut p = Vec::new();
+    match rest.get("Call/?status=live").await {
+        Ok(r) => {
+            let calls: Vec<String> =
+                serde_json::from_value(r.json["calls"].clone()).unwrap_or_default();
+            if !(calls.iter().any(|c| c == a) && calls.iter().any(|c| c == b)) {
+                p.push(format!(
+                    "live list {calls:?} lacks the caller {a} or the callee {b}"
+                ));
+            }
+        }
+        Err(e) => p.push(e),
+    }
+    match rest.get(&format!("Call/{b}/?status=live")).await {
+        Ok(r) if r.status == 200 && r.json["parent_call_uuid"] == a => {}
+        Ok(r) => p.push(format!(
+            "live details of the B-leg: {} {}, expected parent_call_uuid {a}",
+            r.status, r.text
+        )),
+        Err(e) => p.push(e),
+    }
+    match rest.get(&format!("Call/{a}/?status=live")).await {
+        Ok(r) if r.json["bridged_to"] == b => {}
+        Ok(r) => p.push(format!(
+            "live details of the caller: {}, expected bridged_to {b}",
+            r.text
+        )),
+        Err(e) => p.push(e),
+    }
+    match rest.delete(&format!("Call/{b}/")).await {
+        Ok(r) if r.status == 204 => {}
+        Ok(r) => p.push(format!(
+            "DELETE of the B-leg answered {} {}",
+            r.status, r.text
+        )),
+        Err(e) => p.push(e),
+    }
+    p
 }
 
 /// The B-leg voxbridge bridged the call from `tag` to, from its `bridged b_leg=…` line.

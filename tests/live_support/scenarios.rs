@@ -64,6 +64,11 @@ pub enum Action {
     CalleeHangsUp {
         after: f64,
     },
+    /// REST `DELETE …/Call/{B-leg}/` this many seconds after answer, after checking that
+    /// the live list holds both legs and the B-leg's details name its parent.
+    RestHangupCallee {
+        after: f64,
+    },
     /// `api uuid_kill <A-leg>` this many seconds after the originate was sent, while the
     /// call still rings: the caller gives up (CANCEL).
     CallerCancels {
@@ -1020,6 +1025,18 @@ pub fn all() -> Vec<Scenario> {
                 .timing(Timing::ApiHangupWithin(1.0)),
         )
         .acting(Action::RestHangup { after: 2.0 }),
+        scenario(
+            "dial_rest_hangup_of_the_callee_ends_only_it_the_caller_continues",
+            "<Dial> to 7002 then a 1 s tone; 2 s after answer the live list holds both legs, the B-leg's details name its parent, and DELETE of the B-leg → 204: the callee ends, the caller hears the tone, BYE End Of XML Instructions",
+            Ext::Ringing,
+            vec![Xml(format!(
+                "<Response><Dial><Number>7002</Number></Dial><Play>{TONE_1S}</Play></Response>"
+            ))],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+                .timing(Timing::AnsweredFor { min: 2.5, max: 8.0 }),
+        )
+        .acting(Action::RestHangupCallee { after: 2.0 }),
         scenario(
             "dial_caller_cancels_while_the_destination_rings_the_action_is_cancel",
             "<Dial action> to 7004, the caller gives up 2 s in: cancelled, DialStatus cancel through the outbox (response ignored), source Caller",
