@@ -79,6 +79,14 @@ async fn dial_answered_the_caller_is_answered_by_the_bridge_and_ends_as_callee_h
         &r,
         &Expected::new(HangupCause::NORMAL_CLEARING, "Callee Hangup", "Callee").answered(),
     );
+    check_leg_cdr(
+        &server,
+        &r.uuid,
+        &b_leg,
+        ("NORMAL_CLEARING", "Callee Hangup", "Callee"),
+        true,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,6 +164,15 @@ async fn dial_busy_leaves_the_caller_unanswered_so_a_following_busy_hangup_gives
         &r,
         &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML").reason("busy"),
     );
+    let (_, b_leg) = bridge_of(&r);
+    check_leg_cdr(
+        &server,
+        &r.uuid,
+        &b_leg,
+        ("USER_BUSY", "Busy Line", "Callee"),
+        false,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,6 +267,10 @@ async fn dial_caller_hangs_up_while_ringing_is_cancel_and_the_action_goes_throug
         !ran(&r).iter().any(|a| a.contains("ignored")),
         "the response of the action is ignored"
     );
+    let (_, b_leg) = bridge_of(&r);
+    let cdr = leg_cdr(&server, &b_leg).await;
+    assert_eq!(cdr["hangup_source"], "Caller", "{cdr}");
+    assert_eq!(cdr["answer_time"], serde_json::Value::Null, "{cdr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,6 +302,15 @@ async fn dial_time_limit_cuts_the_bridge_and_the_document_goes_on() {
         )
         .answered(),
     );
+    let (_, b_leg) = bridge_of(&r);
+    check_leg_cdr(
+        &server,
+        &r.uuid,
+        &b_leg,
+        ("ALLOTTED_TIMEOUT", "Dial Time Limit", "Answer XML"),
+        true,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,6 +341,15 @@ async fn dial_hangup_on_star_ends_the_bridge_and_the_caller_continues() {
         )
         .answered(),
     );
+    let (_, b_leg) = bridge_of(&r);
+    check_leg_cdr(
+        &server,
+        &r.uuid,
+        &b_leg,
+        ("NORMAL_CLEARING", "Caller Hangup", "Caller"),
+        true,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,6 +392,15 @@ async fn dial_rest_delete_of_the_caller_during_the_bridge_ends_it_as_api() {
         &r,
         &Expected::new(HangupCause::NORMAL_CLEARING, "Normal Hangup", "API").answered(),
     );
+    let (_, b_leg) = bridge_of(&r);
+    check_leg_cdr(
+        &server,
+        &r.uuid,
+        &b_leg,
+        ("NORMAL_CLEARING", "Normal Hangup", "API"),
+        true,
+    )
+    .await;
 }
 
 /// Runs at 1×: the schedule is recognised by comparing the switch's hangup with its due
@@ -376,6 +424,15 @@ async fn dial_a_schedule_armed_before_the_dial_ends_the_bridged_call_when_it_fir
         &r,
         &Expected::new(HangupCause::NORMAL_CLEARING, "Normal Hangup", "Answer XML").answered(),
     );
+    let (_, b_leg) = bridge_of(&r);
+    check_leg_cdr(
+        &server,
+        &r.uuid,
+        &b_leg,
+        ("NORMAL_CLEARING", "Caller Hangup", "Caller"),
+        true,
+    )
+    .await;
 }
 
 async fn rest(server: &Server, method: reqwest::Method, path: &str) -> (u16, serde_json::Value) {
@@ -462,5 +519,52 @@ async fn dial_legs_are_live_calls_and_rest_delete_of_the_callee_ends_only_it() {
             "Answer XML",
         )
         .answered(),
+    );
+    check_leg_cdr(
+        &server,
+        &r.uuid,
+        &b_leg,
+        ("NORMAL_CLEARING", "Normal Hangup", "API"),
+        true,
+    )
+    .await;
+}
+
+/// The B-leg's own CDR over REST (SPEC §11.2), once written.
+async fn leg_cdr(server: &Server, b_leg: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let (status, body) = rest(server, reqwest::Method::GET, &format!("Call/{b_leg}/")).await;
+        if status == 200 {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no CDR for the B-leg {b_leg}: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The B-leg's CDR: linked to its caller, outbound, with this cause, name and source.
+async fn check_leg_cdr(
+    server: &Server,
+    a_leg: &str,
+    b_leg: &str,
+    want: (&str, &str, &str),
+    answered: bool,
+) {
+    let (cause, name, source) = want;
+    let cdr = leg_cdr(server, b_leg).await;
+    assert_eq!(cdr["parent_call_uuid"], a_leg, "{cdr}");
+    assert_eq!(cdr["direction"], "outbound", "{cdr}");
+    assert_eq!(cdr["hangup_cause"], cause, "{cdr}");
+    assert_eq!(cdr["hangup_cause_name"], name, "{cdr}");
+    assert_eq!(cdr["hangup_source"], source, "{cdr}");
+    assert_eq!(cdr["answer_time"].is_string(), answered, "{cdr}");
+    assert_eq!(
+        cdr["callback_deliveries"].as_array().map(Vec::len),
+        Some(0),
+        "the hangup URL is the A-leg's only: {cdr}"
     );
 }

@@ -195,7 +195,8 @@ impl Checker {
                 Action::ScheduleArmed { .. }
                 | Action::ScheduleCleared
                 | Action::DialActionNotice(_)
-                | Action::KillLeg { .. } => {}
+                | Action::KillLeg { .. }
+                | Action::LegsEnded(_) => {}
             }
             assert!(self.hangups_sent <= 1, "more than one hangup sent");
         }

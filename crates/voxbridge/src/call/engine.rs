@@ -71,6 +71,7 @@ use crate::call::hangup::{
 };
 use crate::cause::HangupCause;
 use crate::document::model::{AnswerDocument, Dial, FetchEvent, HttpMethod, PostCall};
+use crate::record::call::HangupSource;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -172,6 +173,8 @@ pub enum Action {
     ScheduleArmed { after: Duration },
     /// No scheduled hangup is armed any more.
     ScheduleCleared,
+    /// A Dial is over: each of its legs ended so (their CDRs; SPEC §11.2).
+    LegsEnded(Vec<dial::LegEnding>),
     /// Hang up the Dial's callee `leg_uuid` (not the caller), even while the bridge runs.
     KillLeg { leg_uuid: String },
     /// Request a Dial's `action` through the outbox, its response ignored (`redirect`
@@ -562,6 +565,8 @@ impl CallEngine {
             "dial ended"
         );
         let action = dial::action_request(&run, &end, &self.call_uuid);
+        let legs = dial::leg_endings(&run, report, self.caller_side());
+        self.actions.push_back(Action::LegsEnded(legs));
         if caller_gone || self.is_closing() {
             // SPEC §11.4: the caller hung up — the action is still requested, its
             // response ignored.
@@ -863,9 +868,27 @@ impl CallEngine {
             return;
         };
         let end = dial::end(&run, None, true);
+        let legs = dial::leg_endings(
+            &run,
+            None,
+            self.caller_side().or(Some(HangupSource::Caller)),
+        );
+        self.actions.push_back(Action::LegsEnded(legs));
         if let Some(request) = dial::action_request(&run, &end, &self.call_uuid) {
             self.actions.push_back(Action::DialActionNotice(request));
         }
+    }
+
+    /// How the caller's side ended a Dial's legs, if it did (SPEC §11.2–11.3): `API`
+    /// for a REST hangup of the caller, `Caller` for any other end of the caller.
+    fn caller_side(&self) -> Option<HangupSource> {
+        if let Some(intent) = &self.intent {
+            return Some(match intent.kind {
+                IntentKind::Api => HangupSource::Api,
+                _ => HangupSource::Caller,
+            });
+        }
+        self.down.map(|_| HangupSource::Caller)
     }
 
     fn skip_step(&mut self) {

@@ -32,6 +32,7 @@ use super::{Begin, DocumentFetch};
 use crate::call::channel_op::{Bridge, BridgeLeg, BridgeOutcome, BridgeReport, OpId};
 use crate::cause::HangupCause;
 use crate::document::model::{Dial, FetchEvent};
+use crate::record::call::HangupSource;
 use std::time::Duration;
 
 /// SPEC §11.4 `DialStatus`.
@@ -221,4 +222,126 @@ pub fn action_request(run: &DialRun, end: &DialEnd, a_leg: &str) -> Option<Docum
         event: FetchEvent::DialAction,
         extra,
     })
+}
+
+/// How one B-leg of a Dial ended, for its own CDR (SPEC §11.2): who ended it and the
+/// name the record gives it. Times are the driver's (the switch's events).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegEnding {
+    pub b_leg: String,
+    /// 1-based, in document order (`DialBLegPosition`).
+    pub position: usize,
+    /// The number or SIP URI dialled.
+    pub to: String,
+    /// This leg was the one bridged to the caller.
+    pub bridged: bool,
+    pub cause: HangupCause,
+    pub source: HangupSource,
+    pub cause_name: &'static str,
+}
+
+/// `HangupCauseName` of a B-leg's CDR.
+pub const NAME_TIME_LIMIT: &str = "Dial Time Limit";
+pub const NAME_LOSE_RACE: &str = "Lose Race";
+pub const NAME_NO_ANSWER: &str = "No Answer";
+
+/// Every leg's ending (SPEC §11.2, §11.3). `caller_side`: the caller's channel ended
+/// the Dial (`Api` for REST on the A-leg, `Caller` for anything else — the caller hung
+/// up, or a schedule ended the caller and with it the callee); `None` while the caller
+/// stays.
+///
+/// The bridged leg: ended with the caller → that source; cut by `*` → `Caller`; by REST
+/// on the B-leg → `API`; by `timeLimit` → `Answer XML` (`Dial Time Limit`); otherwise
+/// the callee hung up → `Callee`. A leg never bridged: with the caller gone → as the
+/// caller's side; LOSE_RACE (another answered first) and the ring window running out →
+/// `Answer XML`; a refusal (busy, rejected, unroutable) → `Callee`.
+pub fn leg_endings(
+    run: &DialRun,
+    report: Option<&BridgeReport>,
+    caller_side: Option<HangupSource>,
+) -> Vec<LegEnding> {
+    let bridged = match report.map(|r| &r.outcome) {
+        Some(BridgeOutcome::Bridged {
+            b_leg,
+            callee_cause,
+        }) => Some((b_leg.clone(), *callee_cause)),
+        _ => run.bridged.clone().map(|b| (b, None)),
+    };
+    let failure = match report.map(|r| &r.outcome) {
+        Some(BridgeOutcome::NotBridged { cause }) => Some(*cause),
+        _ => None,
+    };
+    let by_caller = |source: HangupSource| match source {
+        HangupSource::Api => crate::call::hangup::NAME_NORMAL_HANGUP,
+        _ => crate::call::hangup::NAME_CALLER_HANGUP,
+    };
+    run.bridge
+        .legs
+        .iter()
+        .enumerate()
+        .map(|(i, leg)| {
+            let own = report.and_then(|r| {
+                r.leg_causes
+                    .iter()
+                    .find(|(u, _)| *u == leg.uuid)
+                    .map(|(_, c)| *c)
+            });
+            let (cause, source, cause_name, is_bridged) = match &bridged {
+                Some((b, callee_cause)) if *b == leg.uuid => {
+                    let cause = callee_cause.unwrap_or(HangupCause::NORMAL_CLEARING);
+                    let (source, name) = match (caller_side, run.cut) {
+                        (Some(s), _) => (s, by_caller(s)),
+                        (None, Some(BridgeCut::Star)) => (
+                            HangupSource::Caller,
+                            crate::call::hangup::NAME_CALLER_HANGUP,
+                        ),
+                        (None, Some(BridgeCut::ApiOnCallee)) => {
+                            (HangupSource::Api, crate::call::hangup::NAME_NORMAL_HANGUP)
+                        }
+                        (None, None) if cause == HangupCause::ALLOTTED_TIMEOUT => {
+                            (HangupSource::AnswerXml, NAME_TIME_LIMIT)
+                        }
+                        (None, None) => (
+                            HangupSource::Callee,
+                            crate::call::hangup::NAME_CALLEE_HANGUP,
+                        ),
+                    };
+                    (cause, source, name, true)
+                }
+                _ => {
+                    let cause = own
+                        .or(bridged.as_ref().map(|_| HangupCause::LOSE_RACE))
+                        .or(failure)
+                        .unwrap_or(HangupCause::ORIGINATOR_CANCEL);
+                    let (source, name) = match (caller_side, cause) {
+                        (_, HangupCause::LOSE_RACE) => (HangupSource::AnswerXml, NAME_LOSE_RACE),
+                        (Some(s), _) => (s, by_caller(s)),
+                        (None, HangupCause::NO_ANSWER | HangupCause::ALLOTTED_TIMEOUT) => {
+                            (HangupSource::AnswerXml, NAME_NO_ANSWER)
+                        }
+                        (None, HangupCause::USER_BUSY) => {
+                            (HangupSource::Callee, crate::call::hangup::NAME_BUSY_LINE)
+                        }
+                        (None, HangupCause::CALL_REJECTED) => {
+                            (HangupSource::Callee, crate::call::hangup::NAME_REJECTED)
+                        }
+                        (None, _) => (
+                            HangupSource::Callee,
+                            crate::call::hangup::NAME_CALLEE_HANGUP,
+                        ),
+                    };
+                    (cause, source, name, false)
+                }
+            };
+            LegEnding {
+                b_leg: leg.uuid.clone(),
+                position: i + 1,
+                to: leg.target.as_str().to_string(),
+                bridged: is_bridged,
+                cause,
+                source,
+                cause_name,
+            }
+        })
+        .collect()
 }

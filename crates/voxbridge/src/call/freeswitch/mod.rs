@@ -314,6 +314,16 @@ struct CallTask {
     leg_registration: Option<crate::call::live::Registration>,
     /// REST hangups of the B-leg waiting for the switch's answer to the kill.
     leg_hangups: Vec<(String, oneshot::Sender<HangupReply>)>,
+    /// The Dial being carried out: what was asked, when, and the bridged callee's
+    /// `(uuid, created, answered)` from CHANNEL_BRIDGE — for the legs' own CDRs.
+    dial_legs: Option<DialLegs>,
+}
+
+/// What the driver keeps of a Dial for its legs' CDRs.
+struct DialLegs {
+    bridge: crate::call::engine::Bridge,
+    sent_at: OffsetDateTime,
+    bridged: Option<(String, OffsetDateTime, OffsetDateTime)>,
 }
 
 impl CallTask {
@@ -372,6 +382,7 @@ impl CallTask {
             commands: None,
             leg_registration: None,
             leg_hangups: Vec::new(),
+            dial_legs: None,
         }
     }
 
@@ -530,6 +541,11 @@ impl CallTask {
                             });
                         }
                         self.bridge = Some((id, bridge.clone()));
+                        self.dial_legs = Some(DialLegs {
+                            bridge: bridge.clone(),
+                            sent_at: OffsetDateTime::now_utc(),
+                            bridged: None,
+                        });
                     }
                     let config = &self.services.config;
                     let app = render::application(&op, &config.tts, &config.dial);
@@ -563,6 +579,7 @@ impl CallTask {
                 }
                 Action::ScheduleCleared => self.live_row_writes.scheduled_hangup(None),
                 Action::DialActionNotice(req) => self.dial_notice(req),
+                Action::LegsEnded(legs) => self.record_legs(legs),
                 Action::KillLeg { leg_uuid } => {
                     let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.leg_hangups)
                         .into_iter()
@@ -707,20 +724,23 @@ impl CallTask {
             .and_then(|b| b.caller_id.clone())
             .unwrap_or_else(|| self.facts.from.clone());
         let now = OffsetDateTime::now_utc();
+        let created = event
+            .header("Other-Leg-Channel-Created-Time")
+            .and_then(micros_to_time)
+            .unwrap_or(now);
+        let answered = event
+            .header("Other-Leg-Channel-Answered-Time")
+            .and_then(micros_to_time)
+            .unwrap_or(now);
+        if let Some(d) = self.dial_legs.as_mut() {
+            d.bridged = Some((b_leg.to_string(), created, answered));
+        }
         let info = crate::call::live::LegInfo {
             parent_call_uuid: self.facts.uuid.clone(),
             to,
             from,
-            start_time: event
-                .header("Other-Leg-Channel-Created-Time")
-                .and_then(micros_to_time)
-                .unwrap_or(now),
-            answer_time: Some(
-                event
-                    .header("Other-Leg-Channel-Answered-Time")
-                    .and_then(micros_to_time)
-                    .unwrap_or(now),
-            ),
+            start_time: created,
+            answer_time: Some(answered),
         };
         self.leg_registration = Some(self.services.live.register_leg(
             b_leg,
@@ -728,6 +748,76 @@ impl CallTask {
             info,
             commands,
         ));
+    }
+
+    /// A Dial is over: every leg gets its own CDR (SPEC §11.2), linked to this call, with
+    /// times from the switch's CHANNEL_BRIDGE (the bridged callee) or from when the
+    /// bridge was sent (legs never bridged), and the engine's cause and source. Written
+    /// on its own task; no hangup callback (the hangup URL is the A-leg's).
+    fn record_legs(&mut self, legs: Vec<crate::call::element::dial::LegEnding>) {
+        let Some(dial) = self.dial_legs.take() else {
+            return;
+        };
+        let end = OffsetDateTime::now_utc();
+        let secs = |from: OffsetDateTime| u64::try_from((end - from).whole_seconds()).unwrap_or(0);
+        for leg in legs {
+            let (start, answer) = match &dial.bridged {
+                Some((uuid, created, answered)) if *uuid == leg.b_leg => {
+                    (*created, Some(*answered))
+                }
+                _ => (dial.sent_at, None),
+            };
+            let record = crate::record::call::CallRecord {
+                call_uuid: leg.b_leg.clone(),
+                account_id: self.resolved.account_id.clone(),
+                direction: crate::record::call::Direction::Outbound,
+                from: dial
+                    .bridge
+                    .caller_id
+                    .clone()
+                    .unwrap_or_else(|| self.facts.from.clone()),
+                to: leg.to.clone(),
+                caller_name: dial
+                    .bridge
+                    .caller_name
+                    .clone()
+                    .unwrap_or_else(|| self.facts.caller_name.clone()),
+                forwarded_from: None,
+                start_time: start,
+                answer_time: answer,
+                end_time: end,
+                duration_secs: secs(start),
+                bill_duration_secs: answer.map(secs).unwrap_or(0),
+                hangup_cause: leg.cause,
+                hangup_cause_code: leg.cause.q850(),
+                hangup_cause_name: leg.cause_name.to_string(),
+                hangup_source: leg.source,
+                hangup_reason: "completed".into(),
+                sip_status: None,
+                caller_abandoned: false,
+                notes: vec![format!(
+                    "B-leg {} of a Dial on call {}",
+                    leg.position, self.facts.uuid
+                )],
+            };
+            tracing::info!(
+                b_leg = %leg.b_leg,
+                cause = %leg.cause,
+                source = leg.source.as_str(),
+                name = leg.cause_name,
+                "dial leg ended"
+            );
+            let store = self.services.store.clone();
+            let parent = self.facts.uuid.clone();
+            tokio::spawn(
+                async move {
+                    if let Err(e) = store.finish_leg(record, parent).await {
+                        tracing::error!(error = %e, "the B-leg's record could not be stored");
+                    }
+                }
+                .in_current_span(),
+            );
+        }
     }
 
     fn answer_api_hangups(&mut self, answer: HangupReply) {

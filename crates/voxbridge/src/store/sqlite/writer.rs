@@ -42,6 +42,8 @@ pub(super) enum WriteOp {
         record: Box<CallRecord>,
         callbacks: Vec<NewCallback>,
         now: OffsetDateTime,
+        /// A Dial's B-leg: its A-leg.
+        parent: Option<String>,
     },
     Claim(ClaimRequest),
     Attempt {
@@ -250,7 +252,15 @@ fn apply(conn: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
             record,
             callbacks,
             now,
-        } => finish(conn, record, callbacks, *now),
+            parent,
+        } => {
+            let reply = finish(conn, record, callbacks, *now)?;
+            if let (Some(parent), WriteReply::Finish(FinishOutcome::Finished)) = (parent, &reply) {
+                conn.prepare_cached("UPDATE cdrs SET parent_call_uuid = ?1 WHERE call_uuid = ?2")?
+                    .execute(params![parent, record.call_uuid])?;
+            }
+            Ok(reply)
+        }
         WriteOp::Claim(request) => claim(conn, request),
         WriteOp::Attempt {
             delivery_id,
