@@ -253,7 +253,9 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
                                 .await;
                             rest::schedule_gone(&rest, &uuid).await
                         }
-                        Probe::GoneAfterEnd | Probe::PostCallMode { .. } => Vec::new(),
+                        Probe::GoneAfterEnd | Probe::PostCallMode { .. } | Probe::LegCdr { .. } => {
+                            Vec::new()
+                        }
                     };
                     obs.notes.extend(found);
                 }
@@ -265,6 +267,21 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
     match s.action {
         Action::Nothing => {}
         Action::CallerCancels { after } => {
+            // From the moment the Dial rings, not from the originate: a loaded machine
+            // may take longer than `after` to hand the call over and fetch.
+            match call_uuid(h, &tag).await {
+                Ok(uuid) => {
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while !h.vb.log_lines_with(&uuid, 400).contains("app=\"bridge\"") {
+                        if Instant::now() >= deadline {
+                            obs.notes.push(format!("{uuid} never sent its bridge"));
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                Err(e) => obs.notes.push(e),
+            }
             tokio::time::sleep(Duration::from_secs_f64(after)).await;
             if let Err(e) = caller.hang_up().await {
                 obs.notes.push(e);
@@ -376,6 +393,14 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
         for probe in &s.probes {
             match probe {
                 Probe::GoneAfterEnd => obs.notes.extend(rest::gone_after_end(&rest, &uuid).await),
+                Probe::LegCdr {
+                    cause,
+                    name,
+                    source,
+                    answered,
+                } => obs
+                    .notes
+                    .extend(leg_cdr(h, &rest, &uuid, (*cause, name, source, *answered)).await),
                 Probe::PostCallMode { skipped } => obs
                     .notes
                     .extend(post_call_mode(h, &obs.log, &uuid, skipped).await),
@@ -389,6 +414,73 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
     } else {
         Err(report(h, s, &obs, &problems))
     }
+}
+
+/// [`Probe::LegCdr`].
+async fn leg_cdr(
+    h: &Harness,
+    rest: &Rest,
+    a: &str,
+    want: (Option<&str>, &str, &str, bool),
+) -> Vec<String> {
+    let (cause, name, source, answered) = want;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let b = loop {
+        let lines = h.vb.log_lines_with(a, 400);
+        let found = lines
+            .lines()
+            .filter(|l| l.contains("dial leg ended"))
+            .find_map(|l| l.split("b_leg=").nth(1))
+            .map(|b| b.split_whitespace().next().unwrap_or("").to_string());
+        if let Some(b) = found.filter(|b| !b.is_empty()) {
+            break b;
+        }
+        if Instant::now() >= deadline {
+            return vec![format!(
+                "voxbridge never logged the end of a Dial leg of {a}"
+            )];
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let cdr = loop {
+        match rest.get(&format!("Call/{b}/")).await {
+            Ok(r) if r.status == 200 => break r.json,
+            Ok(r) if Instant::now() >= deadline => {
+                return vec![format!("no CDR for the B-leg {b}: {} {}", r.status, r.text)]
+            }
+            Err(e) => return vec![e],
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let mut p = Vec::new();
+    let mut want_eq = |field: &str, value: &str| {
+        if cdr[field] != value {
+            p.push(format!(
+                "B-leg CDR {field} = {}, expected {value}: {cdr}",
+                cdr[field]
+            ));
+        }
+    };
+    want_eq("parent_call_uuid", a);
+    want_eq("direction", "outbound");
+    want_eq("hangup_cause_name", name);
+    want_eq("hangup_source", source);
+    if let Some(cause) = cause {
+        want_eq("hangup_cause", cause);
+    }
+    if cdr["answer_time"].is_string() != answered {
+        p.push(format!(
+            "B-leg CDR answer_time {}, expected answered={answered}",
+            cdr["answer_time"]
+        ));
+    }
+    if cdr["callback_deliveries"]
+        .as_array()
+        .is_some_and(|d| !d.is_empty())
+    {
+        p.push(format!("the B-leg got callbacks: {cdr}"));
+    }
+    p
 }
 
 /// [`Action::RestHangupCallee`]: both legs live, the B-leg's details, its DELETE.

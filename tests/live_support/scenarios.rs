@@ -98,6 +98,16 @@ pub enum Probe {
     ScheduleGone { at: f64 },
     /// Once the call is over: `DELETE` and `GET …?status=live` of it answer 404.
     GoneAfterEnd,
+    /// Once the call is over: its Dial's B-leg (voxbridge's `dial leg ended b_leg=…`
+    /// line) has its own CDR over REST: `parent_call_uuid` the call, direction
+    /// `outbound`, this cause (when given), name and source, answered or not, and no
+    /// callback deliveries (the hangup URL is the A-leg's).
+    LegCdr {
+        cause: Option<&'static str>,
+        name: &'static str,
+        source: &'static str,
+        answered: bool,
+    },
     /// The post-call document ran in post-call mode: its Redirect was fetched with
     /// `CallStatus=completed`, and voxbridge logged these elements as skipped, in order.
     PostCallMode { skipped: &'static [&'static str] },
@@ -948,7 +958,13 @@ pub fn all() -> Vec<Scenario> {
                 .record("NORMAL_CLEARING", 16, CALLEE, "Callee", "completed")
                 .timing(Timing::AnsweredFor { min: 1.5, max: 6.0 }),
         )
-        .acting(Action::CalleeHangsUp { after: 2.0 }),
+        .acting(Action::CalleeHangsUp { after: 2.0 })
+        .probing(Probe::LegCdr {
+            cause: Some("NORMAL_CLEARING"),
+            name: "Callee Hangup",
+            source: "Callee",
+            answered: true,
+        }),
         scenario(
             "dial_action_after_the_callee_hangs_up_is_the_next_document",
             "<Dial action> to 7002, callee killed after 2 s: the action is fetched (DialAction, completed, the B-leg's uuid) and its 1 s tone plays before the End Of XML BYE",
@@ -976,7 +992,13 @@ pub fn all() -> Vec<Scenario> {
                 .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
                 .fetches(&["StartApp", "DialAction"])
                 .dial_status("busy"),
-        ),
+        )
+        .probing(Probe::LegCdr {
+            cause: Some("USER_BUSY"),
+            name: "Busy Line",
+            source: "Callee",
+            answered: false,
+        }),
         scenario(
             "dial_no_answer_after_the_ring_timeout_runs_the_next_element_486",
             "<Dial timeout=\"2\" action> to 7004 (rings forever): DialStatus no-answer after ~2 s, the caller unanswered; the next document's busy Hangup gives 486",
@@ -1014,7 +1036,13 @@ pub fn all() -> Vec<Scenario> {
             Expect::bye("NORMAL_CLEARING", 16)
                 .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
                 .timing(Timing::AnsweredFor { min: 1.5, max: 6.0 }),
-        ),
+        )
+        .probing(Probe::LegCdr {
+            cause: Some("ALLOTTED_TIMEOUT"),
+            name: "Dial Time Limit",
+            source: "Answer XML",
+            answered: true,
+        }),
         scenario(
             "dial_rest_hangup_of_the_caller_during_the_bridge_ends_both_source_api",
             "<Dial> to 7002, REST DELETE of the caller 2 s after answer: BYE within 1 s, source API",
@@ -1024,7 +1052,13 @@ pub fn all() -> Vec<Scenario> {
                 .record("NORMAL_CLEARING", 16, NORMAL, "API", "completed")
                 .timing(Timing::ApiHangupWithin(1.0)),
         )
-        .acting(Action::RestHangup { after: 2.0 }),
+        .acting(Action::RestHangup { after: 2.0 })
+        .probing(Probe::LegCdr {
+            cause: None,
+            name: "Normal Hangup",
+            source: "API",
+            answered: true,
+        }),
         scenario(
             "dial_rest_hangup_of_the_callee_ends_only_it_the_caller_continues",
             "<Dial> to 7002 then a 1 s tone; 2 s after answer the live list holds both legs, the B-leg's details name its parent, and DELETE of the B-leg → 204: the callee ends, the caller hears the tone, BYE End Of XML Instructions",
@@ -1036,10 +1070,16 @@ pub fn all() -> Vec<Scenario> {
                 .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
                 .timing(Timing::AnsweredFor { min: 2.5, max: 8.0 }),
         )
-        .acting(Action::RestHangupCallee { after: 2.0 }),
+        .acting(Action::RestHangupCallee { after: 2.0 })
+        .probing(Probe::LegCdr {
+            cause: Some("NORMAL_CLEARING"),
+            name: "Normal Hangup",
+            source: "API",
+            answered: true,
+        }),
         scenario(
             "dial_caller_cancels_while_the_destination_rings_the_action_is_cancel",
-            "<Dial action> to 7004, the caller gives up 2 s in: cancelled, DialStatus cancel through the outbox (response ignored), source Caller",
+            "<Dial action> to 7004, the caller gives up 2 s into the ringing: cancelled, DialStatus cancel through the outbox (response ignored), source Caller",
             Ext::Ringing,
             vec![
                 Xml(format!("<Response><Dial action=\"{DIAL_ACTION}\"><Number>7004</Number></Dial></Response>")),
@@ -1049,7 +1089,13 @@ pub fn all() -> Vec<Scenario> {
                 .fetches(&["StartApp", "DialAction"])
                 .dial_status("cancel"),
         )
-        .acting(Action::CallerCancels { after: 2.0 }),
+        .acting(Action::CallerCancels { after: 2.0 })
+        .probing(Probe::LegCdr {
+            cause: None,
+            name: "Caller Hangup",
+            source: "Caller",
+            answered: false,
+        }),
     ]
 }
 
@@ -1066,6 +1112,11 @@ impl Probe {
 impl Scenario {
     fn acting(mut self, action: Action) -> Self {
         self.action = action;
+        self
+    }
+
+    fn probing(mut self, probe: Probe) -> Self {
+        self.probes.push(probe);
         self
     }
 
