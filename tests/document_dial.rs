@@ -150,8 +150,8 @@ fn dial_errors_name_line_column_attribute_and_expectation() {
             "line 2, col 3: <Dial> attribute method: given without action, expected both or only action",
         ),
         (
-            r#"<Dial callbackUrl="https://app.test/ev"><Number>1</Number></Dial>"#,
-            "line 2, col 3: <Dial> attribute callbackUrl: not supported yet",
+            r#"<Dial callbackMethod="GET"><Number>1</Number></Dial>"#,
+            "line 2, col 3: <Dial> attribute callbackMethod: given without callbackUrl, expected both or only callbackUrl",
         ),
         (
             r#"<Dial confirmSound="https://app.test/c" confirmKey="5"><Number>1</Number></Dial>"#,
@@ -233,8 +233,8 @@ fn voxml_dial_errors_name_the_instruction_and_field() {
             r#"instructions[0]: Dial field "hangupOnStar": unknown field, expected numbers, users, action, method, redirect, callback_url, callback_method, caller_id, caller_name, timeout, time_limit, hangup_on_star, dial_music, confirm_sound, confirm_key, digits_match, digits_match_b_leg or sip_headers"#,
         ),
         (
-            r#"{"verb":"Dial","numbers":["1"],"callback_url":"https://app.test/ev"}"#,
-            r#"instructions[0]: Dial field "callback_url": not supported yet"#,
+            r#"{"verb":"Dial","numbers":["1"],"digits_match":"12"}"#,
+            r#"instructions[0]: Dial field "digits_match": not supported yet"#,
         ),
     ];
     for (item, want) in cases {

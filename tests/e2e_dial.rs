@@ -568,3 +568,89 @@ async fn check_leg_cdr(
         "the hangup URL is the A-leg's only: {cdr}"
     );
 }
+
+/// The Dial's leg events of a call, in the order voxbridge created them (their
+/// `DeliveryID`s are UUIDv7: they sort by creation).
+async fn dial_events(app: &App, call_uuid: &str, count: usize) -> Vec<Hit> {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let mut hits = app.callbacks_for("/events", call_uuid);
+        if hits.len() >= count {
+            hits.sort_by_key(|h| h.must("DeliveryID"));
+            return hits;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {count} Dial events arrived",
+            hits.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_callback_url_gets_answer_connected_hangup_through_the_outbox() {
+    let (app, server) = setup().await;
+    let events = app.url("/events");
+    let url = app.xml(
+        "/doc/d12",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\" callerId=\"15550001111\"><Number>7002</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url).callee("7002", answers(1, Some(2)));
+    let r = report(sim.place_call(script, server.esl)).await;
+    let (_, b_leg) = bridge_of(&r);
+
+    let hits = dial_events(&app, &r.uuid, 3).await;
+    let names: Vec<String> = hits.iter().map(|h| h.must("Event")).collect();
+    assert_eq!(names, ["DialAnswer", "DialConnected", "DialHangup"]);
+    let actions: Vec<String> = hits.iter().map(|h| h.must("DialAction")).collect();
+    assert_eq!(actions, ["answer", "connected", "hangup"]);
+    for h in &hits {
+        assert_eq!(h.must("CallUUID"), r.uuid);
+        assert_eq!(h.must("DialALegUUID"), r.uuid);
+        assert_eq!(h.must("DialBLegUUID"), b_leg);
+        assert_eq!(h.must("DialBLegTo"), "7002");
+        assert_eq!(h.must("DialBLegFrom"), "15550001111");
+        assert_eq!(h.must("DialBLegPosition"), "1");
+        h.verify_signature(app.port, TOKEN).unwrap();
+    }
+    let hangup = &hits[2];
+    assert_eq!(hangup.must("DialBLegHangupCause"), "NORMAL_CLEARING");
+    assert_eq!(hangup.must("DialBLegHangupCauseCode"), "16");
+    assert_eq!(hangup.must("DialBLegHangupCauseName"), "Callee Hangup");
+    assert_eq!(hangup.must("DialBLegHangupSource"), "Callee");
+    assert!(hangup.must("DialBLegBillDuration").parse::<u64>().is_ok());
+    assert!(hangup.must("DialBLegDuration").parse::<u64>().is_ok());
+    let rows: Vec<String> = server
+        .outbox(&r.uuid)
+        .into_iter()
+        .filter(|row| row.0 == "dial_event")
+        .map(|row| row.0)
+        .collect();
+    assert_eq!(rows.len(), 3, "each event is its own outbox row");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_callback_url_of_a_destination_that_never_answers_gets_only_dial_hangup() {
+    let (app, server) = setup().await;
+    let events = app.url("/events");
+    let url = app.xml(
+        "/doc/d13",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\"><Number>7003</Number></Dial><Wait length=\"1\"/>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url).callee("7003", Callee::Refuses(486));
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    app.hangup_callback(&r.uuid).await;
+    let hits = dial_events(&app, &r.uuid, 1).await;
+    assert_eq!(hits.len(), 1, "only DialHangup");
+    assert_eq!(hits[0].must("Event"), "DialHangup");
+    assert_eq!(hits[0].must("DialBLegHangupCause"), "USER_BUSY");
+    assert_eq!(hits[0].must("DialBLegBillDuration"), "0");
+}

@@ -196,7 +196,8 @@ impl Checker {
                 | Action::ScheduleCleared
                 | Action::DialActionNotice(_)
                 | Action::KillLeg { .. }
-                | Action::LegsEnded(_) => {}
+                | Action::LegsEnded { .. }
+                | Action::DialAnswered { .. } => {}
             }
             assert!(self.hangups_sent <= 1, "more than one hangup sent");
         }

@@ -313,6 +313,7 @@ fn delivery_words(d: &DeliveryStatus, received: &[Received]) -> String {
         CallbackKind::Status => "status callback",
         CallbackKind::PostCall => "post-call workflow",
         CallbackKind::DialAction => "Dial action (response ignored)",
+        CallbackKind::DialEvent => "Dial leg event",
     };
     let status = match d.status {
         DeliveryState::Delivered => format!(

@@ -118,6 +118,26 @@ pub fn dial_action_callback(
     method: HttpMethod,
     params: &[(String, String)],
 ) -> NewCallback {
+    form_callback(CallbackKind::DialAction, url, method, params)
+}
+
+/// A Dial's leg event to its `callbackUrl` (SPEC §11.4), rendered like
+/// [`dial_action_callback`].
+pub fn dial_event_callback(
+    url: &str,
+    method: HttpMethod,
+    params: &[(String, String)],
+) -> NewCallback {
+    form_callback(CallbackKind::DialEvent, url, method, params)
+}
+
+/// `params` plus the `DeliveryID`, as a form POST or a GET query.
+fn form_callback(
+    kind: CallbackKind,
+    url: &str,
+    method: HttpMethod,
+    params: &[(String, String)],
+) -> NewCallback {
     let delivery_id = new_delivery_id();
     let mut form = form_urlencoded::Serializer::new(String::new());
     for (k, v) in params {
@@ -128,7 +148,7 @@ pub fn dial_action_callback(
     match method {
         HttpMethod::Post => NewCallback {
             delivery_id,
-            kind: CallbackKind::DialAction,
+            kind,
             method,
             url: url.to_string(),
             content_type: Some(FORM_CONTENT_TYPE.to_string()),
@@ -138,7 +158,7 @@ pub fn dial_action_callback(
             let sep = if url.contains('?') { '&' } else { '?' };
             NewCallback {
                 delivery_id,
-                kind: CallbackKind::DialAction,
+                kind,
                 method,
                 url: format!("{url}{sep}{body}"),
                 content_type: None,

@@ -173,8 +173,20 @@ pub enum Action {
     ScheduleArmed { after: Duration },
     /// No scheduled hangup is armed any more.
     ScheduleCleared,
-    /// A Dial is over: each of its legs ended so (their CDRs; SPEC §11.2).
-    LegsEnded(Vec<dial::LegEnding>),
+    /// A Dial is over: each of its legs ended so (their CDRs; SPEC §11.2), and, when
+    /// the Dial has a `callbackUrl`, each is owed a `DialHangup` there.
+    LegsEnded {
+        legs: Vec<dial::LegEnding>,
+        callback: Option<crate::document::model::Redirect>,
+    },
+    /// A Dial's callee answered and is bridged: `DialAnswer` then `DialConnected` to the
+    /// Dial's `callbackUrl` (SPEC §11.4).
+    DialAnswered {
+        b_leg: String,
+        position: usize,
+        to: String,
+        callback: crate::document::model::Redirect,
+    },
     /// Hang up the Dial's callee `leg_uuid` (not the caller), even while the bridge runs.
     KillLeg { leg_uuid: String },
     /// Request a Dial's `action` through the outbox, its response ignored (`redirect`
@@ -520,6 +532,15 @@ impl CallEngine {
             Input::Bridged { b_leg } => {
                 run.rang = true;
                 run.bridged = Some(b_leg.clone());
+                let leg = run.bridge.legs.iter().position(|l| l.uuid == *b_leg);
+                if let (Some(callback), Some(i)) = (run.dial.callback.clone(), leg) {
+                    self.actions.push_back(Action::DialAnswered {
+                        b_leg: b_leg.clone(),
+                        position: i + 1,
+                        to: run.bridge.legs[i].target.as_str().to_string(),
+                        callback,
+                    });
+                }
                 Some(Reaction::Acted)
             }
             Input::Dtmf(digit) => {
@@ -566,7 +587,10 @@ impl CallEngine {
         );
         let action = dial::action_request(&run, &end, &self.call_uuid);
         let legs = dial::leg_endings(&run, report, self.caller_side());
-        self.actions.push_back(Action::LegsEnded(legs));
+        self.actions.push_back(Action::LegsEnded {
+            legs,
+            callback: run.dial.callback.clone(),
+        });
         if caller_gone || self.is_closing() {
             // SPEC §11.4: the caller hung up — the action is still requested, its
             // response ignored.
@@ -873,7 +897,10 @@ impl CallEngine {
             None,
             self.caller_side().or(Some(HangupSource::Caller)),
         );
-        self.actions.push_back(Action::LegsEnded(legs));
+        self.actions.push_back(Action::LegsEnded {
+            legs,
+            callback: run.dial.callback.clone(),
+        });
         if let Some(request) = dial::action_request(&run, &end, &self.call_uuid) {
             self.actions.push_back(Action::DialActionNotice(request));
         }

@@ -350,9 +350,6 @@ pub(crate) fn sip_headers(v: &str) -> Result<Vec<(String, String)>, &'static str
 /// silently does less than it says. Both dialects ask this one list.
 pub(crate) fn dial_not_yet(d: &super::model::Dial) -> Vec<(&'static str, &'static str)> {
     let mut out = Vec::new();
-    if d.callback.is_some() {
-        out.push(("callbackUrl", "callback_url"));
-    }
     if d.dial_music != super::model::DialMusic::Real {
         out.push(("dialMusic", "dial_music"));
     }

@@ -17,6 +17,9 @@ pub enum CallbackKind {
     /// A Dial's `action` whose response is ignored (`redirect="false"`, or the caller
     /// hung up while the Dial ran; SPEC §11.4).
     DialAction,
+    /// A Dial's real-time leg event to its `callbackUrl` (DialAnswer, DialConnected,
+    /// DialHangup; SPEC §11.4).
+    DialEvent,
 }
 
 impl CallbackKind {
@@ -26,6 +29,7 @@ impl CallbackKind {
             CallbackKind::Status => "status",
             CallbackKind::PostCall => "post_call",
             CallbackKind::DialAction => "dial_action",
+            CallbackKind::DialEvent => "dial_event",
         }
     }
 
@@ -35,6 +39,7 @@ impl CallbackKind {
             "status" => CallbackKind::Status,
             "post_call" => CallbackKind::PostCall,
             "dial_action" => CallbackKind::DialAction,
+            "dial_event" => CallbackKind::DialEvent,
             _ => return None,
         })
     }

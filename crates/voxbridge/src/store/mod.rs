@@ -320,6 +320,25 @@ pub trait Store: Send + Sync + 'static {
         self.finish_call(record, Vec::new())
     }
 
+    /// Writes callbacks of a call that is still live to the outbox (a Dial's
+    /// `callbackUrl` events and an action whose response is ignored, SPEC §11.4): they
+    /// are delivered while the call goes on, with the same guarantees as any row.
+    /// Bounded retry, like the live row's writes.
+    fn enqueue_callbacks(
+        &self,
+        call_uuid: &str,
+        account_id: &str,
+        callbacks: Vec<NewCallback>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let _ = (call_uuid, account_id, callbacks);
+        Box::pin(async {
+            Err(StoreError::new(
+                crate::store::StoreErrorKind::Other,
+                "this store cannot enqueue callbacks of a live call",
+            ))
+        })
+    }
+
     /// The account's CDR of a call, with its callbacks' delivery status.
     fn cdr(
         &self,

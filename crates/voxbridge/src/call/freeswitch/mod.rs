@@ -314,6 +314,8 @@ struct CallTask {
     leg_registration: Option<crate::call::live::Registration>,
     /// REST hangups of the B-leg waiting for the switch's answer to the kill.
     leg_hangups: Vec<(String, oneshot::Sender<HangupReply>)>,
+    /// The ordered writer of this call's mid-call outbox rows ([`CallTask::enqueue_now`]).
+    notices: Option<mpsc::UnboundedSender<Vec<crate::record::callback::NewCallback>>>,
     /// The Dial being carried out: what was asked, when, and the bridged callee's
     /// `(uuid, created, answered)` from CHANNEL_BRIDGE — for the legs' own CDRs.
     dial_legs: Option<DialLegs>,
@@ -383,6 +385,7 @@ impl CallTask {
             leg_registration: None,
             leg_hangups: Vec::new(),
             dial_legs: None,
+            notices: None,
         }
     }
 
@@ -579,7 +582,23 @@ impl CallTask {
                 }
                 Action::ScheduleCleared => self.live_row_writes.scheduled_hangup(None),
                 Action::DialActionNotice(req) => self.dial_notice(req),
-                Action::LegsEnded(legs) => self.record_legs(legs),
+                Action::LegsEnded { legs, callback } => self.record_legs(legs, callback),
+                Action::DialAnswered {
+                    b_leg,
+                    position,
+                    to,
+                    callback,
+                } => {
+                    let events = ["answer", "connected"].map(|status| {
+                        let params = self.dial_event_params(status, &b_leg, position, &to);
+                        crate::app::callbacks::dial_event_callback(
+                            &callback.url,
+                            callback.method,
+                            &params,
+                        )
+                    });
+                    self.enqueue_now(events.into());
+                }
                 Action::KillLeg { leg_uuid } => {
                     let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.leg_hangups)
                         .into_iter()
@@ -608,10 +627,14 @@ impl CallTask {
         );
         params.extend(req.extra);
         tracing::info!(url = %req.url, "Dial action requested through the outbox (response ignored)");
-        self.dial_notices
-            .push(crate::app::callbacks::dial_action_callback(
-                &req.url, req.method, &params,
-            ));
+        let notice = crate::app::callbacks::dial_action_callback(&req.url, req.method, &params);
+        if self.engine.is_closing() {
+            // The call is ending: the request goes with its record, in one transaction.
+            self.dial_notices.push(notice);
+        } else {
+            // The call goes on (redirect="false"): requested now, not at the call's end.
+            self.enqueue_now(vec![notice]);
+        }
     }
 
     fn start_fetch(&mut self, req: DocumentFetch) {
@@ -754,10 +777,15 @@ impl CallTask {
     /// times from the switch's CHANNEL_BRIDGE (the bridged callee) or from when the
     /// bridge was sent (legs never bridged), and the engine's cause and source. Written
     /// on its own task; no hangup callback (the hangup URL is the A-leg's).
-    fn record_legs(&mut self, legs: Vec<crate::call::element::dial::LegEnding>) {
+    fn record_legs(
+        &mut self,
+        legs: Vec<crate::call::element::dial::LegEnding>,
+        callback: Option<crate::document::model::Redirect>,
+    ) {
         let Some(dial) = self.dial_legs.take() else {
             return;
         };
+        let mut hangups = Vec::new();
         let end = OffsetDateTime::now_utc();
         let secs = |from: OffsetDateTime| u64::try_from((end - from).whole_seconds()).unwrap_or(0);
         for leg in legs {
@@ -807,6 +835,39 @@ impl CallTask {
                 name = leg.cause_name,
                 "dial leg ended"
             );
+            if let Some(cb) = &callback {
+                let mut params =
+                    self.dial_event_params_from(&dial, "hangup", &leg.b_leg, leg.position, &leg.to);
+                params.extend([
+                    (
+                        "DialBLegDuration".to_string(),
+                        record.duration_secs.to_string(),
+                    ),
+                    (
+                        "DialBLegBillDuration".to_string(),
+                        record.bill_duration_secs.to_string(),
+                    ),
+                    (
+                        "DialBLegHangupCause".to_string(),
+                        leg.cause.name().to_string(),
+                    ),
+                    (
+                        "DialBLegHangupCauseCode".to_string(),
+                        leg.cause.q850().to_string(),
+                    ),
+                    (
+                        "DialBLegHangupCauseName".to_string(),
+                        leg.cause_name.to_string(),
+                    ),
+                    (
+                        "DialBLegHangupSource".to_string(),
+                        leg.source.as_str().to_string(),
+                    ),
+                ]);
+                hangups.push(crate::app::callbacks::dial_event_callback(
+                    &cb.url, cb.method, &params,
+                ));
+            }
             let store = self.services.store.clone();
             let parent = self.facts.uuid.clone();
             tokio::spawn(
@@ -818,6 +879,86 @@ impl CallTask {
                 .in_current_span(),
             );
         }
+        self.enqueue_now(hangups);
+    }
+
+    /// The SPEC §11.4 parameters of a Dial leg event for the Dial in flight.
+    fn dial_event_params(
+        &self,
+        status: &str,
+        b_leg: &str,
+        position: usize,
+        to: &str,
+    ) -> Vec<(String, String)> {
+        match &self.dial_legs {
+            Some(dial) => self.dial_event_params_from(dial, status, b_leg, position, to),
+            None => Vec::new(),
+        }
+    }
+
+    /// The SPEC §11.4 parameters of a Dial leg event; `status` is `answer`,
+    /// `connected` or `hangup` (`DialAction` and `DialBLegStatus`).
+    fn dial_event_params_from(
+        &self,
+        dial: &DialLegs,
+        status: &str,
+        b_leg: &str,
+        position: usize,
+        to: &str,
+    ) -> Vec<(String, String)> {
+        let event = match status {
+            "answer" => "DialAnswer",
+            "connected" => "DialConnected",
+            _ => "DialHangup",
+        };
+        let from = dial
+            .bridge
+            .caller_id
+            .clone()
+            .unwrap_or_else(|| self.facts.from.clone());
+        [
+            ("Event", event.to_string()),
+            ("DialAction", status.to_string()),
+            ("CallUUID", self.facts.uuid.clone()),
+            ("DialALegUUID", self.facts.uuid.clone()),
+            ("DialBLegUUID", b_leg.to_string()),
+            ("DialBLegStatus", status.to_string()),
+            ("DialBLegFrom", from),
+            ("DialBLegTo", to.to_string()),
+            ("DialBLegPosition", position.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Writes callbacks of this live call to the outbox now, in order: one writer
+    /// task per call takes them one batch after the other (SPEC §11.4's sequence
+    /// DialAnswer → DialConnected → DialHangup must not be reordered by racing tasks).
+    fn enqueue_now(&mut self, callbacks: Vec<crate::record::callback::NewCallback>) {
+        if callbacks.is_empty() {
+            return;
+        }
+        let store = self.services.store.clone();
+        let (uuid, account) = (self.facts.uuid.clone(), self.resolved.account_id.clone());
+        let queue = self.notices.get_or_insert_with(|| {
+            let (tx, mut rx) =
+                mpsc::unbounded_channel::<Vec<crate::record::callback::NewCallback>>();
+            tokio::spawn(
+                async move {
+                    while let Some(batch) = rx.recv().await {
+                        let ids: Vec<String> =
+                            batch.iter().map(|c| c.delivery_id.clone()).collect();
+                        if let Err(e) = store.enqueue_callbacks(&uuid, &account, batch).await {
+                            tracing::error!(error = %e, ?ids, "Dial callbacks could not be written to the outbox");
+                        }
+                    }
+                }
+                .in_current_span(),
+            );
+            tx
+        });
+        let _ = queue.send(callbacks);
     }
 
     fn answer_api_hangups(&mut self, answer: HangupReply) {

@@ -45,6 +45,13 @@ pub(super) enum WriteOp {
         /// A Dial's B-leg: its A-leg.
         parent: Option<String>,
     },
+    /// Callbacks of a live call (SPEC §11.4), outside any CDR.
+    Enqueue {
+        call_uuid: String,
+        account_id: String,
+        callbacks: Vec<NewCallback>,
+        now: OffsetDateTime,
+    },
     Claim(ClaimRequest),
     Attempt {
         delivery_id: String,
@@ -177,6 +184,9 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Pending>, signal: &Notify) {
                     {
                         new_rows |= *outcome == FinishOutcome::Finished && !callbacks.is_empty();
                     }
+                    if let WriteOp::Enqueue { callbacks, .. } = op {
+                        new_rows |= !callbacks.is_empty();
+                    }
                     results.push(Ok(reply));
                 }
                 Err(e) => {
@@ -261,6 +271,15 @@ fn apply(conn: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
             }
             Ok(reply)
         }
+        WriteOp::Enqueue {
+            call_uuid,
+            account_id,
+            callbacks,
+            now,
+        } => {
+            insert_callbacks(conn, call_uuid, account_id, callbacks, *now)?;
+            Ok(WriteReply::Done)
+        }
         WriteOp::Claim(request) => claim(conn, request),
         WriteOp::Attempt {
             delivery_id,
@@ -340,6 +359,18 @@ fn finish(
     if inserted == 0 {
         return Ok(WriteReply::Finish(FinishOutcome::AlreadyFinished));
     }
+    insert_callbacks(conn, &r.call_uuid, &r.account_id, callbacks, now)?;
+    Ok(WriteReply::Finish(FinishOutcome::Finished))
+}
+
+/// Outbox rows for a call, pending from `now`.
+fn insert_callbacks(
+    conn: &Connection,
+    call_uuid: &str,
+    account_id: &str,
+    callbacks: &[NewCallback],
+    now: OffsetDateTime,
+) -> rusqlite::Result<()> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO outbox (delivery_id, call_uuid, account_id, kind, method, url, receiver, \
          content_type, body, status, attempts, created_at, next_attempt_at) \
@@ -348,8 +379,8 @@ fn finish(
     for cb in callbacks {
         insert.execute(params![
             cb.delivery_id,
-            r.call_uuid,
-            r.account_id,
+            call_uuid,
+            account_id,
             cb.kind.as_str(),
             cb.method.as_str(),
             cb.url,
@@ -359,7 +390,7 @@ fn finish(
             nanos(now),
         ])?;
     }
-    Ok(WriteReply::Finish(FinishOutcome::Finished))
+    Ok(())
 }
 
 fn claim(conn: &Connection, req: &ClaimRequest) -> rusqlite::Result<WriteReply> {
