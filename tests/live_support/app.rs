@@ -52,6 +52,9 @@ pub struct TagLog {
     pub hangups: Vec<Params>,
     /// Post-call workflow requests (`Event=PostCall`).
     pub post_calls: Vec<Params>,
+    /// A Dial's leg events to `{app}/events` (they carry no `From`: matched to the tag
+    /// by their `CallUUID`, the one of the tag's fetches).
+    pub dial_events: Vec<Params>,
 }
 
 #[derive(Default)]
@@ -147,8 +150,30 @@ impl App {
 
 async fn handle(State(state): State<Shared>, method: Method, uri: Uri, body: Bytes) -> Response {
     let params = Params::parse(uri.query(), &body);
-    let tag = params.get("From").unwrap_or("").to_string();
     let mut st = lock(&state);
+    if uri.path() == "/events" {
+        let call = params.get("CallUUID").unwrap_or("").to_string();
+        let tag = st
+            .log
+            .iter()
+            .find(|(_, l)| {
+                l.fetches
+                    .iter()
+                    .any(|f| f.get("CallUUID") == Some(call.as_str()))
+            })
+            .map(|(t, _)| t.clone());
+        return match tag.and_then(|t| st.log.get_mut(&t)) {
+            Some(log) => {
+                log.dial_events.push(params);
+                StatusCode::OK.into_response()
+            }
+            None => {
+                st.strays.push(format!("{method} {uri} CallUUID={call}"));
+                StatusCode::NOT_FOUND.into_response()
+            }
+        };
+    }
+    let tag = params.get("From").unwrap_or("").to_string();
     if !st.docs.contains_key(&tag) {
         st.strays.push(format!(
             "{method} {uri} From={tag:?} Event={:?}",

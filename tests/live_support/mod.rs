@@ -372,12 +372,14 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
     // ---- what voxbridge reported: callbacks (and the post-call run's fetches), the CDR
     let want_post_call = s.expect.post_call;
     let want_fetches = s.expect.fetches.len();
+    let want_dial_events = s.expect.dial_events.len();
     let (_, log) = h
         .app
         .wait_for(&tag, Duration::from_secs(15), |l| {
             !l.hangups.is_empty()
                 && (!want_post_call || !l.post_calls.is_empty())
                 && l.fetches.len() >= want_fetches
+                && l.dial_events.len() >= want_dial_events
         })
         .await;
     obs.log = log;
@@ -817,6 +819,23 @@ fn check(e: &Expect, s: &Scenario, o: &Observed) -> Vec<String> {
         ));
     }
     let call_uuid = o.log.fetches.first().and_then(|f| f.get("CallUUID"));
+    let mut dial_events = o.log.dial_events.clone();
+    dial_events.sort_by_key(|d| d.get("DeliveryID").unwrap_or("").to_string());
+    let names: Vec<&str> = dial_events
+        .iter()
+        .map(|d| d.get("Event").unwrap_or("?"))
+        .collect();
+    if names != e.dial_events {
+        p.push(format!(
+            "Dial events {names:?}, expected {:?}",
+            e.dial_events
+        ));
+    }
+    for d in &dial_events {
+        if d.get("DialALegUUID") != call_uuid || d.get("DialBLegUUID").unwrap_or("").is_empty() {
+            p.push(format!("Dial event without its legs: {:?}", d.0));
+        }
+    }
     if let Some(want) = e.dial_status {
         match o
             .log

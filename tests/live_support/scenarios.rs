@@ -176,6 +176,8 @@ pub struct Expect {
     /// A Dial's action request (`Event=DialAction`) must carry this `DialStatus`, its
     /// `DialALegUUID` the call's uuid and a `DialBLegUUID` exactly when `completed`.
     pub dial_status: Option<&'static str>,
+    /// The Dial's `callbackUrl` events (`Event`), in `DeliveryID` (creation) order.
+    pub dial_events: Vec<&'static str>,
 }
 
 impl Expect {
@@ -199,6 +201,7 @@ impl Expect {
             post_call: false,
             fetches: vec!["StartApp"],
             dial_status: None,
+            dial_events: Vec::new(),
         }
     }
 
@@ -308,6 +311,11 @@ impl Expect {
 
     fn fetches(mut self, f: &[&'static str]) -> Self {
         self.fetches = f.to_vec();
+        self
+    }
+
+    fn dial_events(mut self, events: &[&'static str]) -> Self {
+        self.dial_events = events.to_vec();
         self
     }
 
@@ -951,11 +959,12 @@ pub fn all() -> Vec<Scenario> {
         ),
         scenario(
             "dial_answered_the_bridge_answers_the_caller_and_the_callee_hangup_ends_it",
-            "<Dial><Number>7002</Number></Dial> on 7001 (7002 answers): the bridge answers the caller; the callee is killed 2 s later and, nothing following, the caller gets BYE NORMAL_CLEARING as Callee Hangup",
+            "<Dial callbackUrl><Number>7002</Number></Dial> on 7001 (7002 answers): the bridge answers the caller; the callee is killed 2 s later and, nothing following, the caller gets BYE NORMAL_CLEARING as Callee Hangup; DialAnswer, DialConnected, DialHangup to the callbackUrl",
             Ext::Ringing,
-            vec![Xml("<Response><Dial><Number>7002</Number></Dial></Response>")],
+            vec![Xml("<Response><Dial callbackUrl=\"{app}/events\"><Number>7002</Number></Dial></Response>")],
             Expect::bye("NORMAL_CLEARING", 16)
                 .record("NORMAL_CLEARING", 16, CALLEE, "Callee", "completed")
+                .dial_events(&["DialAnswer", "DialConnected", "DialHangup"])
                 .timing(Timing::AnsweredFor { min: 1.5, max: 6.0 }),
         )
         .acting(Action::CalleeHangsUp { after: 2.0 })
@@ -985,11 +994,12 @@ pub fn all() -> Vec<Scenario> {
             "<Dial action> to 7003 (486) on 7001: DialStatus busy, no B-leg, the caller still unanswered; the action's <Hangup reason=\"busy\"/> refuses it 486",
             Ext::Ringing,
             vec![
-                Xml(format!("<Response><Dial action=\"{DIAL_ACTION}\"><Number>7003</Number></Dial></Response>")),
+                Xml(format!("<Response><Dial action=\"{DIAL_ACTION}\" callbackUrl=\"{{app}}/events\"><Number>7003</Number></Dial></Response>")),
                 Xml("<Response><Hangup reason=\"busy\"/></Response>"),
             ],
             Expect::refused(486, "USER_BUSY")
                 .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .dial_events(&["DialHangup"])
                 .fetches(&["StartApp", "DialAction"])
                 .dial_status("busy"),
         )
