@@ -53,7 +53,7 @@ fn dial(destinations: Vec<DialDestination>) -> Dial {
 
 fn only_dial(parsed: Result<Vec<Instruction>, String>) -> Dial {
     match parsed.as_deref() {
-        Ok([Instruction::Dial(d)]) => d.clone(),
+        Ok([Instruction::Dial(d)]) => (**d).clone(),
         other => panic!("expected one Dial, got {other:?}"),
     }
 }
@@ -174,7 +174,7 @@ fn dial_errors_name_line_column_attribute_and_expectation() {
 
 #[test]
 fn dial_never_answers_in_the_plan() {
-    let d = Instruction::Dial(dial(vec![number("1")]));
+    let d = Instruction::Dial(Box::new(dial(vec![number("1")])));
     assert!(!d.needs_answer());
     assert_eq!(d.name(), "Dial");
 }

@@ -60,7 +60,7 @@ pub enum Step {
     },
     Reject(Reject),
     Redirect(Redirect),
-    Dial(Dial),
+    Dial(Box<Dial>),
 }
 
 /// What a step asks of the engine when the cursor reaches it.
@@ -86,7 +86,7 @@ pub enum Begin {
     /// Fetch the next document; this one is over.
     Fetch(DocumentFetch),
     /// Run a Dial ([`dial`]); the engine keeps its state until the bridge ends.
-    Dial(Dial),
+    Dial(Box<Dial>),
 }
 
 impl Step {

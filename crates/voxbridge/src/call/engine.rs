@@ -613,9 +613,9 @@ impl CallEngine {
     }
 
     /// Starts a Dial: the bridge is the operation in flight until it ends.
-    fn start_dial(&mut self, dial: Dial) {
+    fn start_dial(&mut self, dial: Box<Dial>) {
         let id = OpId(self.next_id());
-        let run = DialRun::new(dial, id, || uuid::Uuid::new_v4().to_string());
+        let run = DialRun::new(*dial, id, || uuid::Uuid::new_v4().to_string());
         let op = ChannelOp::Bridge(run.bridge.clone());
         self.dial = Some(run);
         self.in_flight = Some(InFlight {

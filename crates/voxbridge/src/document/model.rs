@@ -34,7 +34,7 @@ pub enum Instruction {
     Dtmf(Dtmf),
     /// Bridge the caller to a second leg (SPEC §11). Never answers by itself: the
     /// bridge answers the caller when a callee answers.
-    Dial(Dial),
+    Dial(Box<Dial>),
 }
 
 /// How many times to repeat media. `0` means "until the call ends".

@@ -560,7 +560,7 @@ fn dial(f: &mut Fields<'_>) -> Option<Instruction> {
         let subject = format!("{} field {}", f.verb, quoted(field));
         f.fail(ErrorKind::NotSupported, subject, "not supported yet");
     }
-    f.ok(Instruction::Dial(dial))
+    f.ok(Instruction::Dial(Box::new(dial)))
 }
 
 /// One entry of `numbers` / `users`: a string, or an object with the destination and

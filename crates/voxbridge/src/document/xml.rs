@@ -1011,7 +1011,7 @@ fn dial(node: &Node, problems: &mut Vec<Problem>) -> Option<Instruction> {
             "not supported yet",
         ));
     }
-    (!failed).then_some(Instruction::Dial(dial))
+    (!failed).then(|| Instruction::Dial(Box::new(dial)))
 }
 
 /// One `<Number>` or `<User>` inside a `<Dial>`.

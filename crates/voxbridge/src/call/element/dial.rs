@@ -63,7 +63,7 @@ impl DialStatus {
 }
 
 /// The step asks the engine to run the Dial (the engine keeps the [`DialRun`]).
-pub fn begin(dial: Dial) -> Begin {
+pub fn begin(dial: Box<Dial>) -> Begin {
     Begin::Dial(dial)
 }
 

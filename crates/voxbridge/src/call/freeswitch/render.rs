@@ -565,7 +565,7 @@ mod tests {
             .expect("the bridge's completion");
         let block = &transcript[start..];
         let end = block.find("\n\n").expect("end of the event") + 2;
-        let event = crate::esl::event::decode_plain(block[..end].as_bytes()).expect("decodes");
+        let event = crate::esl::event::decode_plain(&block.as_bytes()[..end]).expect("decodes");
         let uuid = event
             .header("Application-Data")
             .and_then(|d| d.split("origination_uuid=").nth(1))
