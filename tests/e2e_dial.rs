@@ -654,3 +654,75 @@ async fn dial_callback_url_of_a_destination_that_never_answers_gets_only_dial_ha
     assert_eq!(hits[0].must("DialBLegHangupCause"), "USER_BUSY");
     assert_eq!(hits[0].must("DialBLegBillDuration"), "0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_two_destinations_the_first_to_answer_wins_the_other_gets_lose_race() {
+    let (app, server) = setup().await;
+    let events = app.url("/events");
+    let url = app.xml(
+        "/doc/d14",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\"><Number>7004</Number><Number>7002</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url)
+        .callee("7004", Callee::RingsForever)
+        .callee("7002", answers(1, Some(2)));
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    let arg = &r.apps.iter().find(|a| a.name == "bridge").unwrap().arg;
+    let uuids: Vec<&str> = arg
+        .split("origination_uuid=")
+        .skip(1)
+        .filter_map(|rest| rest.split([',', ']']).next())
+        .collect();
+    assert_eq!(
+        uuids.len(),
+        2,
+        "one leg per destination, rung at once: {arg}"
+    );
+    let (loser, winner) = (uuids[0], uuids[1]);
+    assert!(arg.contains("]sofia/gateway/default/7004,["), "{arg}");
+
+    let hits = dial_events(&app, &r.uuid, 4).await;
+    let of = |leg: &str| -> Vec<String> {
+        hits.iter()
+            .filter(|h| h.must("DialBLegUUID") == leg)
+            .map(|h| h.must("Event"))
+            .collect()
+    };
+    assert_eq!(of(winner), ["DialAnswer", "DialConnected", "DialHangup"]);
+    assert_eq!(of(loser), ["DialHangup"]);
+    let lost = hits
+        .iter()
+        .find(|h| h.must("DialBLegUUID") == loser)
+        .unwrap();
+    assert_eq!(lost.must("DialBLegHangupCause"), "LOSE_RACE");
+    assert_eq!(lost.must("DialBLegHangupCauseName"), "Lose Race");
+    assert_eq!(lost.must("DialBLegPosition"), "1");
+    assert_eq!(lost.must("DialBLegTo"), "7004");
+    check_leg_cdr(
+        &server,
+        &r.uuid,
+        loser,
+        ("LOSE_RACE", "Lose Race", "Answer XML"),
+        false,
+    )
+    .await;
+    check_leg_cdr(
+        &server,
+        &r.uuid,
+        winner,
+        ("NORMAL_CLEARING", "Callee Hangup", "Callee"),
+        true,
+    )
+    .await;
+    let cb = app.hangup_callback(&r.uuid).await;
+    check_hangup(
+        &app,
+        &cb,
+        &r,
+        &Expected::new(HangupCause::NORMAL_CLEARING, "Callee Hangup", "Callee").answered(),
+    );
+}

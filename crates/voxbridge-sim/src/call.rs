@@ -306,6 +306,9 @@ struct Call {
     caller_cancel_cause: Option<HangupCause>,
     /// The callee of the running `bridge`.
     b_leg: Option<BLeg>,
+    /// The other legs of a multi-leg bridge: uuid, and the cause of a leg that refused
+    /// (`None`: it rang, so it ends LOSE_RACE when another answers).
+    race_losers: Vec<(String, Option<HangupCause>)>,
     /// The running bridge's `execute_on_answer` hangup of its callee (a Dial's
     /// `timeLimit`): fires this long after the answer, with this cause.
     bridge_sched_hangup: Option<(Duration, HangupCause)>,
@@ -384,6 +387,7 @@ impl Call {
             caller_cancel_cause: None,
             b_leg: None,
             bridge_sched_hangup: None,
+            race_losers: Vec::new(),
             held_reply: None,
             report,
             script,
@@ -1388,13 +1392,48 @@ impl Call {
     /// behaviour comes from [`CallScript::callees`]; what the A-leg sees follows
     /// transcripts i (answered, callee hangs up), j (busy) and k (no answer).
     fn start_bridge(&mut self, arg: &str) {
-        let Some(dial) = DialString::parse(arg) else {
-            // Several destinations (`,` `|`), `[…]` per-leg variables, or nothing:
-            // not simulated. Like an app the simulator does not know, the call ends.
+        let Some(legs) = DialString::parse_legs(arg) else {
+            // Failover (`|`), an empty endpoint, an app: not simulated. Like an app
+            // the simulator does not know, the call ends.
             tracing::warn!(uuid = %self.ch.uuid, %arg, "sim: bridge dial string not supported by the simulator");
             self.hangup(HangupCause::DESTINATION_OUT_OF_ORDER, HangupSide::Local);
             return;
         };
+        // Several legs ring at once (`,`): the one that answers first wins and the
+        // others end with LOSE_RACE; with no answer, the refusals end at once and the
+        // bridge fails as the last leg does. The simulator plays the winner (or, with
+        // none, the leg that decides the failure) as the bridge's one callee and keeps
+        // the others' causes for `originate_causes`.
+        let callee_of = |d: &DialString| self.script.callees.get(&d.destination).copied();
+        let answers_after = |c: Option<Callee>| match c {
+            Some(Callee::Answers { after, .. }) => Some(after),
+            _ => None,
+        };
+        let chosen = (0..legs.len())
+            .filter(|i| answers_after(callee_of(&legs[*i])).is_some())
+            .min_by_key(|i| answers_after(callee_of(&legs[*i])))
+            .or_else(|| {
+                (0..legs.len()).find(|i| matches!(callee_of(&legs[*i]), Some(Callee::RingsForever)))
+            })
+            .unwrap_or(legs.len() - 1);
+        self.race_losers = legs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != chosen)
+            .map(|(_, d)| {
+                let refused = match callee_of(d) {
+                    Some(Callee::Refuses(code)) => Some(HangupCause::from_sip(code)),
+                    None => Some(HangupCause::NO_ROUTE_DESTINATION),
+                    _ => None,
+                };
+                let uuid = d
+                    .var("origination_uuid")
+                    .map(str::to_string)
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                (uuid, refused)
+            })
+            .collect();
+        let dial = legs.into_iter().nth(chosen).expect("chosen among the legs");
         // An unknown number: the test switch's dialplan has no route for it (404 with
         // its Q.850 reason, `-ERR NO_ROUTE_DESTINATION` to an originate).
         let callee = self.script.callees.get(&dial.destination).copied();
@@ -1495,8 +1534,12 @@ impl Call {
                 self.originating(&b_uuid, &dest);
                 self.answer();
                 let now_us = self.shared.sw.clock.now_us();
+                let mut causes = vec![format!("{b_uuid};NONE")];
+                causes.extend(self.race_losers.iter().map(|(u, refused)| {
+                    format!("{u};{}", refused.unwrap_or(HangupCause::LOSE_RACE).name())
+                }));
                 let vars = &mut self.ch.vars;
-                vars.set("originate_causes", format!("{b_uuid};NONE"));
+                vars.set("originate_causes", causes.join("|"));
                 vars.set("signal_bond", b_uuid.as_str());
                 vars.unset("originate_signal_bond");
                 vars.set("originate_disposition", "SUCCESS");
@@ -1591,7 +1634,13 @@ impl Call {
         vars.set("last_bridge_hangup_cause", cause.name());
         vars.set("originate_disposition", cause.name());
         vars.set("DIALSTATUS", dial_status(cause));
-        vars.set("originate_causes", format!("{b_uuid};{}", cause.name()));
+        let mut causes: Vec<String> = self
+            .race_losers
+            .iter()
+            .map(|(u, refused)| format!("{u};{}", refused.unwrap_or(cause).name()))
+            .collect();
+        causes.push(format!("{b_uuid};{}", cause.name()));
+        vars.set("originate_causes", causes.join("|"));
         vars.set("originate_failed_cause", cause.name());
     }
 
@@ -2083,6 +2132,40 @@ impl DialString {
             endpoint: req.endpoint,
             destination: req.destination,
         })
+    }
+
+    /// Every leg of a dial string: `{global}` then `,`-separated legs, each with its own
+    /// `[vars]` (which win over the global ones). `None` for failover (`|`) or what
+    /// [`DialString::parse`] refuses.
+    fn parse_legs(arg: &str) -> Option<Vec<DialString>> {
+        let arg = arg.trim();
+        let (global, rest) = match arg.strip_prefix('{') {
+            Some(inner) => {
+                let end = inner.find('}')?;
+                (&arg[..end + 2], &inner[end + 1..])
+            }
+            None => ("", arg),
+        };
+        // Split on `,` outside `[…]` and quotes.
+        let mut legs = Vec::new();
+        let (mut depth, mut quoted, mut start) = (0i32, false, 0usize);
+        for (i, c) in rest.char_indices() {
+            match c {
+                '\'' => quoted = !quoted,
+                '[' if !quoted => depth += 1,
+                ']' if !quoted => depth -= 1,
+                ',' if !quoted && depth == 0 => {
+                    legs.push(&rest[start..i]);
+                    start = i + 1;
+                }
+                '|' if !quoted && depth == 0 => return None,
+                _ => {}
+            }
+        }
+        legs.push(&rest[start..]);
+        legs.into_iter()
+            .map(|leg| DialString::parse(&format!("{global}{}", leg.trim())))
+            .collect()
     }
 
     fn var(&self, name: &str) -> Option<&str> {
