@@ -78,6 +78,7 @@ live_tests!(
     rule_9_hangup_with_text_is_a_document_error_603,
     dial_answered_the_bridge_answers_the_caller_and_the_callee_hangup_ends_it,
     dial_action_after_the_callee_hangs_up_is_the_next_document,
+    dial_two_destinations_the_first_to_answer_wins_the_other_ends_lose_race,
     dial_busy_leaves_the_caller_unanswered_and_a_busy_hangup_after_it_is_486,
     dial_no_answer_after_the_ring_timeout_runs_the_next_element_486,
     dial_unroutable_is_failed_and_the_document_runs_out_480,

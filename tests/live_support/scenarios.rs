@@ -975,6 +975,23 @@ pub fn all() -> Vec<Scenario> {
             answered: true,
         }),
         scenario(
+            "dial_two_destinations_the_first_to_answer_wins_the_other_ends_lose_race",
+            "<Dial callbackUrl> to 7004 (rings forever) and 7002 (answers) at once: 7002 is bridged, 7004 ends LOSE_RACE (its DialHangup and its CDR say so); the callee killed after 2 s ends the caller as Callee Hangup",
+            Ext::Ringing,
+            vec![Xml("<Response><Dial callbackUrl=\"{app}/events\"><Number>7004</Number><Number>7002</Number></Dial></Response>")],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, CALLEE, "Callee", "completed")
+                .dial_events(&["DialAnswer", "DialConnected", "DialHangup", "DialHangup"])
+                .timing(Timing::AnsweredFor { min: 1.5, max: 6.0 }),
+        )
+        .acting(Action::CalleeHangsUp { after: 2.0 })
+        .probing(Probe::LegCdr {
+            cause: Some("LOSE_RACE"),
+            name: "Lose Race",
+            source: "Answer XML",
+            answered: false,
+        }),
+        scenario(
             "dial_action_after_the_callee_hangs_up_is_the_next_document",
             "<Dial action> to 7002, callee killed after 2 s: the action is fetched (DialAction, completed, the B-leg's uuid) and its 1 s tone plays before the End Of XML BYE",
             Ext::Ringing,
