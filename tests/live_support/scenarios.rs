@@ -493,7 +493,7 @@ pub fn all() -> Vec<Scenario> {
             vec![Xml(r#"<Response><Hangup schedule="5"/></Response>"#)],
             Expect::refused(480, "NORMAL_CLEARING")
                 .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
-                .timing(Timing::LastedAtMost(3.0)),
+                .timing(Timing::LastedAtMost(3.9)),
         ),
         Scenario {
             action: Action::CallerHangsUp { after: 1.0 },
@@ -758,7 +758,7 @@ pub fn all() -> Vec<Scenario> {
             )],
             Expect::refused(486, "USER_BUSY")
                 .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
-                .timing(Timing::LastedAtMost(5.0)),
+                .timing(Timing::LastedAtMost(10.0)),
         ),
         // The switch's scheduler works on whole epoch seconds: `+N` fires N−1 to N s after
         // it is armed. The Redirect comes ~1 s in, so the first schedule is 3 s (it cannot
