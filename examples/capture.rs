@@ -569,6 +569,18 @@ Outbound client: connect, myevents, linger, event plain <list>, then an endless 
       client hangs up (NORMAL_CLEARING) and sends exit.",
     },
     Scenario {
+        name: "q",
+        file: "q-gather-flush-dtmf-speak-barge-in.txt",
+        title: "a Gather as voxbridge runs it: digits pressed before it flushed, a `speak` prompt barged in",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7900@127.0.0.1:5060 (capture dialplan: answer, socket).
+Outbound client: connect, myevents, linger, event plain <list>, then the element before the Gather: `sleep 2000`
+      (event-lock), during which the INBOUND-ESL connection runs `api uuid_send_dtmf <A-leg> 9` (a digit pressed
+      before the Gather). Then the Gather: `flush_dtmf` (event-lock; the switch drops the digits it holds), then a
+      `speak flite|slt|<long menu>` prompt; 1 s into it `api uuid_send_dtmf <A-leg> 2`; on that DTMF event the
+      socket sends `api uuid_break <own uuid>`: the speak's CHANNEL_EXECUTE_COMPLETE follows. The client hangs up
+      (NORMAL_CLEARING) and sends exit.",
+    },
+    Scenario {
         name: "m",
         file: "m-record-ended-by-silence.txt",
         title: "`record` ended by silence",
@@ -622,7 +634,97 @@ Outbound client: connect (the channel is answered, Call-Direction: outbound), my
       is `-ERR NO_ANSWER`, the channel ends with NO_ANSWER, and no socket connection is ever made: the `socket`
       app only runs on an answered originate. The client waits 2 s more on 127.0.0.1:8094 to show that.",
     },
+    Scenario {
+        name: "p2",
+        file: "p2-originate-socket-busy.txt",
+        title: "outbound call: `originate … '&socket(…)'` to a busy callee",
+        about: "Call: as in (o), to 7003 (`respond 486`), with the events a dialer reads: BACKGROUND_JOB
+      CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE. The BACKGROUND_JOB is
+      `-ERR USER_BUSY`, the channel ends USER_BUSY (q850 17, sip_term_status 486) without ringing, and no socket
+      connection is made.",
+    },
+    Scenario {
+        name: "p3",
+        file: "p3-originate-socket-cancelled-while-ringing.txt",
+        title: "outbound call: `originate … '&socket(…)'` cancelled while ringing (`uuid_kill`)",
+        about: "Call: as in (p2), to 7004 (180, never answers) with originate_timeout=30. At its CHANNEL_PROGRESS the
+      INBOUND-ESL connection runs `api uuid_kill <O> ORIGINATOR_CANCEL` (a REST DELETE while ringing). The
+      BACKGROUND_JOB result, the channel's CHANNEL_HANGUP_COMPLETE (cause, q850, disposition) follow; no socket.",
+    },
+    Scenario {
+        name: "p4",
+        file: "p4-originate-socket-time-limit.txt",
+        title: "outbound call: a time limit armed at answer by `execute_on_answer='sched_hangup +2 ALLOTTED_TIMEOUT'`",
+        about: "Call: as in (p2), to 7002 (answers at once, endless tone), with the originate variable
+      `execute_on_answer='sched_hangup +2 ALLOTTED_TIMEOUT'` (single quotes keep the spaces). The socket
+      connects after the answer; the client only subscribes and waits: the switch hangs the channel up about
+      2 s after the answer (ALLOTTED_TIMEOUT) by itself. The client then sends exit.",
+    },
 ];
+
+/// What an outbound-call dialer reads on its inbound connection (SPEC §13).
+const DIALER_EVENTS: &[&str] = &[
+    "BACKGROUND_JOB",
+    "CHANNEL_PROGRESS",
+    "CHANNEL_PROGRESS_MEDIA",
+    "CHANNEL_ANSWER",
+    "CHANNEL_HANGUP_COMPLETE",
+];
+
+/// `originate {…}sofia/external/<dest> '&socket(…)'` with the dialer's events (p2, p3, p4).
+async fn originate_outcome(cap: &mut Capture, scenario: &str) -> Result<()> {
+    let mut inb = cap.inbound().await?;
+    let o = new_uuid();
+    let job = new_uuid();
+    inb.cmd(Command::event(EventFormat::Plain, DIALER_EVENTS)?)
+        .await?;
+    inb.cmd(Command::filter("Job-UUID", &job)?).await?;
+    inb.cmd(Command::filter("Unique-ID", &o)?).await?;
+    cap.uuids.push(o.clone());
+    let (dest, extra) = match scenario {
+        "p2" => ("7003", ",originate_timeout=10".to_string()),
+        "p3" => ("7004", ",originate_timeout=30".to_string()),
+        _ => (
+            "7002",
+            ",originate_timeout=10,ignore_early_media=true,execute_on_answer='sched_hangup +2 ALLOTTED_TIMEOUT'"
+                .to_string(),
+        ),
+    };
+    let line = format!(
+        "originate {{origination_uuid={o},{CALLER}{extra}}}sofia/external/{dest}@127.0.0.1:5060 '&socket({SOCKET_ADDR} async full)'"
+    );
+    let r = inb.cmd(Command::bgapi(&line, &job)?).await?;
+    if !r.starts_with("+OK") {
+        bail!("bgapi originate: {r}");
+    }
+    match scenario {
+        "p3" => {
+            inb.event_where("CHANNEL_PROGRESS", "Unique-ID", &o).await?;
+            inb.api(&format!("uuid_kill {o} ORIGINATOR_CANCEL")).await?;
+        }
+        "p4" => {
+            let mut out = cap.accept().await?;
+            start_session(&mut out, EVENTS).await?;
+            out.event("CHANNEL_HANGUP_COMPLETE").await?;
+            out.cmd(Command::exit()).await?;
+        }
+        _ => {}
+    }
+    inb.event_where("BACKGROUND_JOB", "Job-UUID", &job).await?;
+    inb.event_where("CHANNEL_HANGUP_COMPLETE", "Unique-ID", &o)
+        .await?;
+    if scenario != "p4" {
+        if tokio::time::timeout(Duration::from_secs(2), cap.listener.accept())
+            .await
+            .is_ok()
+        {
+            bail!("the socket app connected for an unanswered originate");
+        }
+        cap.log
+            .note("[OUTBOUND-SOCKET] no connection to 127.0.0.1:8094 within 2 s after the hangup (none expected)");
+    }
+    inb.exit().await
+}
 
 const BRIDGE_EVENTS: &[&str] = &[
     "CHANNEL_BRIDGE",
@@ -681,6 +783,43 @@ async fn dtmf_barge_in(cap: &mut Capture) -> Result<()> {
     out.api(&format!("uuid_break {own}")).await?;
     execute_complete(&mut out, &prompt).await?;
     out.event_where("DTMF", "DTMF-Digit", "#").await?;
+    hang_up_and_exit(&mut out, "NORMAL_CLEARING").await?;
+    inb.exit().await
+}
+
+/// What voxbridge's Gather sends (see `call::element::gather`): a digit pressed during
+/// the element before it, `flush_dtmf`, a spoken prompt, a digit, `uuid_break`.
+async fn gather_flush_and_barge_in(cap: &mut Capture) -> Result<()> {
+    let (mut inb, a, job) = caller(cap, "7900", "&park()").await?;
+    let mut out = cap.accept().await?;
+    let own = start_session(&mut out, EVENTS).await?;
+    inb.event_where("BACKGROUND_JOB", "Job-UUID", &job).await?;
+    let before = execute(&mut out, "sleep", Some("2000")).await?;
+    out.event_where("CHANNEL_EXECUTE", "Application-UUID", &before)
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    inb.api(&format!("uuid_send_dtmf {a} 9")).await?;
+    execute_complete(&mut out, &before).await?;
+    let flush = execute(&mut out, "flush_dtmf", None).await?;
+    execute_complete(&mut out, &flush).await?;
+    let prompt = execute(
+        &mut out,
+        "speak",
+        Some(
+            "flite|slt|Welcome. For sales, press one. For support, press two. For billing, \
+             press three. To hear these options again, stay on the line.",
+        ),
+    )
+    .await?;
+    out.event_where("CHANNEL_EXECUTE", "Application-UUID", &prompt)
+        .await?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    inb.api(&format!("uuid_send_dtmf {a} 2")).await?;
+    // The 9 pressed during the sleep arrives as its own DTMF event (when the switch
+    // dequeues it), before flush_dtmf completes; wait for the 2.
+    out.event_where("DTMF", "DTMF-Digit", "2").await?;
+    out.api(&format!("uuid_break {own}")).await?;
+    execute_complete(&mut out, &prompt).await?;
     hang_up_and_exit(&mut out, "NORMAL_CLEARING").await?;
     inb.exit().await
 }
@@ -796,11 +935,13 @@ async fn run(cap: &mut Capture, name: &str) -> Result<()> {
         "j" => bridge(cap, "7003", "", false, "USER_BUSY").await,
         "k" => bridge(cap, "7004", ",originate_timeout=3", false, "NO_ANSWER").await,
         "l" => dtmf_barge_in(cap).await,
+        "q" => gather_flush_and_barge_in(cap).await,
         "m" => record(cap, false).await,
         "n" => record(cap, true).await,
         "o" => originate_socket(cap, true, true).await,
         "o2" => originate_socket(cap, true, false).await,
         "p" => originate_socket(cap, false, true).await,
+        "p2" | "p3" | "p4" => originate_outcome(cap, name).await,
         other => Err(anyhow!("unknown scenario {other:?} (try --list)")),
     }
 }

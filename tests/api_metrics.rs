@@ -1,9 +1,7 @@
 //! `/metrics` and `/health` of the real binary: counters move with calls, callbacks and
 //! ESL errors; health turns 503 "degraded" with the store's error when the store fails.
 
-mod api_support;
-
-use api_support::*;
+use crate::api_support::*;
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;

@@ -3,9 +3,7 @@
 //! live call mid-playback, live details, CDRs, trailing-slash variants, exact JSON
 //! shapes, and one exchange in raw HTTP as `curl` sends it.
 
-mod api_support;
-
-use api_support::*;
+use crate::api_support::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use voxbridge::cause::HangupCause;
@@ -130,9 +128,10 @@ async fn auth_failures_and_account_isolation() {
     )
     .await;
     assert_error_body(&r, 404);
+    // POST Call/ makes calls (SPEC §13); PUT is no method of the resource.
     let r = request(
         &vb,
-        "POST",
+        "PUT",
         &format!("{}/Call/", base(ONE.0)),
         Auth::Basic(ONE.0, ONE.1),
     )

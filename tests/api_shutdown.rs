@@ -3,11 +3,9 @@
 //! the callbacks, and exits 0. A call still up when the grace expires is cut off without
 //! a record in this run; the next start closes it out (HangupSource `Unknown`).
 
-mod api_support;
-
-use api_support::*;
+use crate::api_support::*;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use voxbridge::cause::HangupCause;
 use voxbridge_sim::{CallScript, Outcome, Sim, SimConfig};
 
@@ -74,11 +72,9 @@ async fn sigterm_lets_a_live_call_finish_and_writes_its_record() {
     let uuid = call.uuid.clone();
     wait_live(&vb, ONE, &uuid).await;
 
-    let signalled = Instant::now();
     vb.sigterm();
     // Still draining: the API answers and shows the call.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    vb.assert_running();
+    vb.wait_draining().await;
     let r = get(
         &vb,
         &format!("/api/v1/Account/{}/Call/?status=live", ONE.0),
@@ -92,13 +88,16 @@ async fn sigterm_lets_a_live_call_finish_and_writes_its_record() {
         "the ESL listener still accepts after SIGTERM"
     );
 
-    let status = vb.wait_exit(Duration::from_secs(10)).await;
+    let status = vb.wait_exit(Duration::from_secs(30)).await;
     assert!(status.success(), "{status}\n{}", vb.log_text());
     let report = call.report_within(Duration::from_secs(5)).await.unwrap();
     assert!(matches!(report.outcome, Outcome::Bye { .. }), "{report:?}");
+    // It exited when the call ended by itself (the CDR below says so), not when the
+    // grace ran out and cut it off.
     assert!(
-        signalled.elapsed() < Duration::from_secs(10),
-        "exit within the grace"
+        !vb.log_text().contains("shutdown grace expired"),
+        "the call was cut off instead of finishing:\n{}",
+        vb.log_text()
     );
 
     // The record is written, the live row gone, the callback delivered before exit.
@@ -131,8 +130,7 @@ async fn a_call_can_be_hung_up_through_the_api_while_draining() {
     let uuid = call.uuid.clone();
     wait_live(&vb, ONE, &uuid).await;
     vb.sigterm();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    vb.assert_running();
+    vb.wait_draining().await;
     let r = delete(
         &vb,
         &format!("/api/v1/Account/{}/Call/{uuid}/", ONE.0),

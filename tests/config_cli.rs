@@ -3,10 +3,7 @@
 //! is opened); no file runs on loopback defaults with SQLite in the working directory;
 //! the environment beats the file; `VOXBRIDGE_CONFIG` names the file.
 
-#[path = "api_support/mod.rs"]
-mod api_support;
-
-use api_support::{get, Auth, Voxbridge};
+use crate::api_support::{get, Auth, Voxbridge};
 use assert_cmd::Command;
 use std::time::Duration;
 

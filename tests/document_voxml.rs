@@ -215,7 +215,7 @@ fn invalid_cases() -> Vec<(String, &'static str, ErrorKind)> {
         // Unknown and not-yet verbs.
         (
             doc(r#"{"verb":"Speak","text":"x"}"#),
-            r#"instructions[0]: verb "Speak": unknown verb, expected Say, Play, Pause, Hangup, Reject, Redirect or Dial"#,
+            r#"instructions[0]: verb "Speak": unknown verb, expected Say, Play, Pause, Hangup, Reject, Redirect, Dial, Gather or Record"#,
             UnknownVerb,
         ),
         (
@@ -225,12 +225,12 @@ fn invalid_cases() -> Vec<(String, &'static str, ErrorKind)> {
         ),
         (
             doc(r#"{"verb":"Gather"}"#),
-            r#"instructions[0]: verb "Gather": not supported yet"#,
-            NotSupported,
+            r#"instructions[0]: Gather field "action": missing, expected the URL that gets the digits"#,
+            Missing,
         ),
         (
             doc(r#"{"verb":"Record"}"#),
-            r#"instructions[0]: verb "Record": not supported yet"#,
+            r#"instructions[0]: verb "Record": not supported yet (recording is not in this version; its fields are validated)"#,
             NotSupported,
         ),
         (
@@ -316,7 +316,7 @@ fn invalid_cases() -> Vec<(String, &'static str, ErrorKind)> {
         ),
         (
             doc(r#"{"verb":7}"#),
-            r#"instructions[0]: field verb=7: expected Say, Play, Pause, Hangup, Reject, Redirect or Dial"#,
+            r#"instructions[0]: field verb=7: expected Say, Play, Pause, Hangup, Reject, Redirect, Dial, Gather or Record"#,
             InvalidValue,
         ),
         (
@@ -352,7 +352,7 @@ fn invalid_cases() -> Vec<(String, &'static str, ErrorKind)> {
         ),
         (
             doc(r#"{"text":"x"}"#),
-            r#"instructions[0]: field "verb": missing, expected Say, Play, Pause, Hangup, Reject, Redirect or Dial"#,
+            r#"instructions[0]: field "verb": missing, expected Say, Play, Pause, Hangup, Reject, Redirect, Dial, Gather or Record"#,
             Missing,
         ),
         // Version.

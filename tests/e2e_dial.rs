@@ -3,9 +3,7 @@
 //! bridge). Each test is named after the rule it checks. Their twins on the real switch
 //! are in `live_freeswitch.rs` (`live::dial_…`).
 
-mod e2e_support;
-
-use e2e_support::*;
+use crate::e2e_support::*;
 use std::time::Duration;
 use voxbridge::cause::HangupCause;
 use voxbridge_sim::{CallReport, Callee};
@@ -252,11 +250,8 @@ async fn dial_caller_hangs_up_while_ringing_is_cancel_and_the_action_goes_throug
         &r,
         &Expected::new(HangupCause::ORIGINATOR_CANCEL, "Caller Hangup", "Caller").cancelled(),
     );
-    let (kind, _, status, _) = server.outbox_final(&r.uuid, "dial_action").await;
-    assert_eq!(
-        (kind.as_str(), status.as_str()),
-        ("dial_action", "delivered")
-    );
+    let (kind, _, status, _) = server.outbox_final(&r.uuid, "action").await;
+    assert_eq!((kind.as_str(), status.as_str()), ("action", "delivered"));
     let hits = app.hits_on("/doc/cancel-action");
     assert_eq!(hits.len(), 1);
     assert_eq!(param(&hits[0], "DialStatus"), "cancel");

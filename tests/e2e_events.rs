@@ -2,9 +2,7 @@
 //! channel event; the handshake drops the unused ones with `nixevent`, so the switch
 //! neither builds nor sends them.
 
-mod e2e_support;
-
-use e2e_support::{report, ringing, App, Server, ServerOptions};
+use crate::e2e_support::{report, ringing, App, Server, ServerOptions};
 use std::time::Duration;
 use voxbridge::call::freeswitch::UNUSED_EVENTS;
 use voxbridge_sim::{Sim, SimConfig};

@@ -3,6 +3,7 @@
 //! sees it and as the hangup callback reports it, and every call must get exactly one
 //! hangup callback. Prints the figures (never asserts on time: SPEC §9).
 
+mod common;
 mod e2e_support;
 
 use e2e_support::*;

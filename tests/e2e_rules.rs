@@ -9,9 +9,7 @@
 //! fired schedule by comparing the switch's hangup with the moment it is due on its own
 //! (real-time) clock, so an accelerated switch clock would fire it "too early".
 
-mod e2e_support;
-
-use e2e_support::*;
+use crate::e2e_support::*;
 use std::time::Duration;
 use voxbridge::cause::HangupCause;
 use voxbridge_sim::{AppStatus, Outcome};
@@ -346,14 +344,16 @@ async fn rule_3_schedule_arms_the_switch_and_its_hangup_ends_a_long_speak() {
     let speak = r.apps.iter().find(|a| a.name == "speak").unwrap();
     let armed_at = sched.started_at.unwrap();
     let ended = r.hangup_at.unwrap();
-    // The switch's scheduler works on whole epoch seconds: +2 fires 1–2 s after.
+    // The switch's scheduler works on whole epoch seconds: +2 fires 1–2 s after. The lower
+    // bound proves it is relative to the arming; the upper one only has to tell it apart
+    // from the 30 s Speak running out, with room for a loaded machine.
     assert!(
         ended >= armed_at + Duration::from_millis(900)
-            && ended <= armed_at + Duration::from_millis(3500),
+            && ended <= armed_at + Duration::from_secs(12),
         "armed at {armed_at:?}, ended at {ended:?}"
     );
     assert!(
-        speak.ended_at.unwrap() < Duration::from_secs(5),
+        speak.ended_at.unwrap() < Duration::from_secs(15),
         "the Speak was cut short"
     );
     assert!(
@@ -383,8 +383,9 @@ async fn rule_3_a_schedule_firing_before_answer_refuses_the_call_with_its_reason
 
     assert_refused(&r, 486, HangupCause::USER_BUSY);
     assert_eq!(requested(&r), ["sched_hangup", "sleep"]);
+    // The Wait would have lasted 30 s: half of that tells the schedule fired.
     assert!(
-        r.hangup_at.unwrap() < Duration::from_secs(5),
+        r.hangup_at.unwrap() < Duration::from_secs(15),
         "{:?}",
         r.hangup_at
     );
@@ -421,8 +422,9 @@ async fn rule_3_schedule_with_nothing_after_it_ends_the_call_at_once() {
             "hangup NORMAL_CLEARING"
         ]
     );
+    // The schedule would have fired at 30 s: half of that tells it did not wait.
     assert!(
-        r.hangup_at.unwrap() < Duration::from_secs(10),
+        r.hangup_at.unwrap() < Duration::from_secs(15),
         "{:?}",
         r.hangup_at
     );
@@ -629,7 +631,9 @@ async fn rule_4_caller_hangs_up_while_the_document_is_fetched_and_nothing_is_sen
         &Expected::new(HangupCause::ORIGINATOR_CANCEL, "Caller Hangup", "Caller").cancelled(),
     );
     // The call is over: the fetch for it is abandoned, not retried (2 s fetch timeout).
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The fetch runs on the call's own task, and the CDR is written as that task ends: once
+    // the record is there, nothing can fetch for this call any more.
+    server.cdr(&r.uuid).await;
     assert_eq!(
         app.hits_on("/doc/slow").len(),
         1,
@@ -652,8 +656,9 @@ async fn rule_4_of_two_armed_schedules_the_one_that_fires_first_is_recorded() {
     .await;
 
     assert_bye(&r, HangupCause::CALL_REJECTED);
+    // The cause says which schedule fired; the 30 s Speak was cut long before its end.
     assert!(
-        r.hangup_at.unwrap() < Duration::from_secs(3),
+        r.hangup_at.unwrap() < Duration::from_secs(15),
         "{:?}",
         r.hangup_at
     );
@@ -874,7 +879,7 @@ async fn rule_5_a_post_call_url_answering_404_is_a_permanent_failure() {
         ("failed", 1),
         "recorded, not retried: {row:?}"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The row is final with one attempt: the one request the app saw.
     assert_eq!(app.hits_on("/post/gone").len(), 1);
 }
 

@@ -21,8 +21,8 @@ use voxbridge::call::engine::{
 };
 use voxbridge::cause::HangupCause;
 use voxbridge::document::model::{
-    AnswerDocument, Dtmf, Hangup, HangupReason, HttpMethod, Instruction, Play, PostCall, Redirect,
-    Reject, Speak, Voice, Wait,
+    AnswerDocument, Dtmf, Gather, Hangup, HangupReason, HttpMethod, Instruction, Play, PostCall,
+    Redirect, Reject, Speak, Voice, Wait,
 };
 use voxbridge::record::call::HangupSource;
 
@@ -36,7 +36,7 @@ enum Op {
     CompleteCurrent(OpOutcome),
     CompleteBogus(u64),
     Answered,
-    Dtmf,
+    Dtmf(char),
     HungUp(HangupCause),
     HangupComplete(HangupCause, Option<&'static str>),
     SocketLost,
@@ -87,6 +87,21 @@ fn instruction() -> impl Strategy<Value = Instruction> {
         1 => prop_oneof![Just(HangupReason::Busy), Just(HangupReason::Rejected)]
             .prop_map(|reason| Instruction::Reject(Reject { reason })),
         2 => Just(Instruction::Redirect(Redirect { url: "http://a.test/r".into(), method: HttpMethod::Get })),
+        2 => (prop::collection::vec(media(), 0..3), 1u32..4, any::<bool>(), any::<bool>()).prop_map(
+            |(prompts, num_digits, redirect, finish)| {
+                Instruction::Gather(Gather {
+                    action: "http://a.test/g".into(),
+                    method: HttpMethod::Post,
+                    execution_timeout_secs: 5,
+                    digit_end_timeout_secs: 2,
+                    finish_on_key: finish.then_some('#'),
+                    num_digits,
+                    redirect,
+                    log: true,
+                    prompts,
+                })
+            }
+        ),
     ]
 }
 
@@ -115,7 +130,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(Op::CompleteCurrent),
         1 => (0u64..20).prop_map(Op::CompleteBogus),
         1 => Just(Op::Answered),
-        1 => Just(Op::Dtmf),
+        3 => prop_oneof![Just('1'), Just('2'), Just('#')].prop_map(Op::Dtmf),
         1 => cause().prop_map(Op::HungUp),
         1 => (cause(), prop_oneof![
                 Just(None), Just(Some("recv_bye")), Just(Some("recv_cancel")),
@@ -157,6 +172,7 @@ impl Checker {
                                 ChannelOp::Speak { .. }
                                     | ChannelOp::Play { .. }
                                     | ChannelOp::SendDigits { .. }
+                                    | ChannelOp::FlushDigits
                             ),
                             "answer was not for an element that needs it: {app:?}"
                         );
@@ -194,10 +210,18 @@ impl Checker {
                 }
                 Action::ScheduleArmed { .. }
                 | Action::ScheduleCleared
-                | Action::DialActionNotice(_)
                 | Action::KillLeg { .. }
                 | Action::LegsEnded { .. }
                 | Action::DialAnswered { .. } => {}
+                Action::Interrupt => {
+                    assert!(self.in_flight.is_some(), "Interrupt with nothing running");
+                    assert!(!self.closing, "Interrupt while closing");
+                }
+                // A Dial's action is still requested after the caller hung up (§11.4).
+                Action::Request(r) => assert!(
+                    !self.closing || r.event.as_str() == "DialAction",
+                    "Request while closing"
+                ),
             }
             assert!(self.hangups_sent <= 1, "more than one hangup sent");
         }
@@ -233,7 +257,7 @@ impl Checker {
                 outcome: OpOutcome::Completed,
             },
             Op::Answered => Input::Answered,
-            Op::Dtmf => Input::Dtmf('1'),
+            Op::Dtmf(digit) => Input::Dtmf(digit),
             Op::HungUp(cause) => {
                 self.closing = true;
                 Input::ChannelHungUp { cause }

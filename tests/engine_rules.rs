@@ -160,7 +160,6 @@ impl Call {
                 url: ANSWER_URL.into(),
                 method: HttpMethod::Post,
                 event: FetchEvent::StartApp,
-                extra: Vec::new(),
             })]
         );
         self.serve(instructions)
@@ -299,6 +298,8 @@ fn names(ops: &[ChannelOp]) -> Vec<&'static str> {
             ChannelOp::ArmHangup { .. } => "arm_hangup",
             ChannelOp::CancelArmedHangups => "cancel_armed_hangups",
             ChannelOp::Bridge(_) => "bridge",
+            ChannelOp::FlushDigits => "flush_digits",
+            ChannelOp::Silence { .. } => "silence",
         })
         .collect()
 }
@@ -546,7 +547,6 @@ fn rule_2_a_hangup_first_in_a_redirected_document_counts_as_first() {
             url: "http://app.test/next".into(),
             method: HttpMethod::Post,
             event: FetchEvent::Redirect,
-            extra: Vec::new(),
         })]
     );
     let a = call.serve(vec![hangup()]);
@@ -1983,7 +1983,6 @@ fn redirect_fetch_carries_the_elements_method_and_answer_state() {
             url: "http://app.test/next?x=1".into(),
             method: HttpMethod::Get,
             event: FetchEvent::Redirect,
-            extra: Vec::new(),
         })]
     );
     assert!(

@@ -2,9 +2,7 @@
 //! transcript replays (the recorded switch side drives us; what we send back must be what
 //! the capture's client sent), hangup and EOF semantics, backpressure, and bad peers.
 
-mod esl_support;
-
-use esl_support::*;
+use crate::esl_support::*;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -776,7 +774,11 @@ async fn a_peer_that_closes_at_once_does_not_delay_the_next_call() {
         took < Duration::from_secs(1),
         "the next call waited {took:?}"
     );
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // All three connections counted (polled: the counter moves on the listener's task).
+    let deadline = Instant::now() + WAIT;
+    while running.counters.snapshot().accepted < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(running.counters.snapshot().accepted, 3);
 }
 
@@ -937,12 +939,14 @@ async fn the_connection_limit_closes_extra_peers_and_shutdown_waits_for_live_cal
 
     // Shutdown stops accepting but waits for the live call.
     stop_tx.send(()).unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The stop has been taken (the listening socket is gone), and the listener still
+    // waits for the live call: evidence, not a sleep.
+    let deadline = Instant::now() + WAIT;
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after the stop");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert!(!task.is_finished(), "waits for the live call");
-    assert!(
-        tokio::net::TcpStream::connect(addr).await.is_err(),
-        "no longer accepting"
-    );
     release_tx.send(()).unwrap();
     let h = first.expect("sendmsg").await;
     assert_eq!(h.header("call-command"), Some("hangup"));
@@ -959,7 +963,10 @@ async fn a_connect_reply_without_a_channel_uuid_fails_the_handshake_only() {
     peer.send(b"Event-Name: CHANNEL_DATA\nContent-Type: command/reply\nReply-Text: %2BOK%0A\n\n")
         .await;
     assert!(peer.closed_within(WAIT).await);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let deadline = Instant::now() + WAIT;
+    while running.counters.snapshot().handshake_failures < 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(running.counters.snapshot().handshake_failures, 1);
     assert_eq!(running.counters.snapshot().protocol_errors, 0);
 }

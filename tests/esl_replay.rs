@@ -1067,6 +1067,57 @@ fn l_uuid_break_ends_the_prompt_and_digits_keep_coming() {
 }
 
 #[test]
+fn q_a_digit_ends_sleep_is_dequeued_before_flush_dtmf_and_uuid_break_ends_speak() {
+    let msgs = outbound("q", "OUTBOUND#1");
+    let ev: Vec<(String, String)> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::Event(e) => Some((
+                e.name().to_string(),
+                e.dtmf_digit()
+                    .or(e.header("Application"))
+                    .unwrap_or_default()
+                    .to_string(),
+            )),
+            _ => None,
+        })
+        .filter(|(n, _)| n == "DTMF" || n.starts_with("CHANNEL_EXECUTE"))
+        .collect();
+    let at = |name: &str, what: &str| {
+        ev.iter()
+            .position(|(n, w)| n == name && w == what)
+            .unwrap_or_else(|| panic!("no {name} {what} in {ev:?}"))
+    };
+    // The 9 pressed during `sleep 2000` ends the sleep; its event comes after the
+    // sleep's completion and before flush_dtmf runs.
+    assert!(at("CHANNEL_EXECUTE_COMPLETE", "sleep") < at("DTMF", "9"));
+    assert!(at("DTMF", "9") < at("CHANNEL_EXECUTE", "flush_dtmf"));
+    // The 2 during the prompt; uuid_break then ends the speak.
+    assert!(at("CHANNEL_EXECUTE", "speak") < at("DTMF", "2"));
+    assert!(at("DTMF", "2") < at("CHANNEL_EXECUTE_COMPLETE", "speak"));
+    let done = events(&msgs, "CHANNEL_EXECUTE_COMPLETE");
+    assert_eq!(
+        execute_complete(&done, "speak").application_response(),
+        Some("_none_")
+    );
+    assert_eq!(
+        execute_complete(&done, "flush_dtmf").application_response(),
+        Some("_none_")
+    );
+    // The sleep lasted less than its 2 s: the digit cut it short.
+    let stamp = |name: &str, app: &str| -> i64 {
+        events(&msgs, name)
+            .iter()
+            .find(|e| e.header("Application") == Some(app))
+            .and_then(|e| e.header("Event-Date-Timestamp"))
+            .and_then(|t| t.parse().ok())
+            .unwrap()
+    };
+    let slept_us = stamp("CHANNEL_EXECUTE_COMPLETE", "sleep") - stamp("CHANNEL_EXECUTE", "sleep");
+    assert!(slept_us < 1_500_000, "sleep ran {slept_us} µs");
+}
+
+#[test]
 fn m_record_ended_by_silence() {
     let msgs = outbound("m", "OUTBOUND#1");
     let start = &events(&msgs, "RECORD_START")[0];

@@ -6,14 +6,11 @@
 //!
 //! Each case is set up as the capture was: `bgapi originate` to 7001 through the
 //! simulator's inbound port, the socket-controlled leg driven by a scripted outbound
-//! server (apps with event-lock), and the suite's own callers (`live_support::caller`)
+//! server (apps with event-lock), and the suite's own callers (`crate::live_support::caller`)
 //! reading the result.
 
-mod live_support;
-mod sim_support;
-
-use live_support::caller::{SwitchTarget, Switchboard};
-use sim_support::{decode, event_headers, get, Peer};
+use crate::live_support::caller::{SwitchTarget, Switchboard};
+use crate::sim_support::{decode, event_headers, get, Peer};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use voxbridge_sim::transcript::{self, Connection};
@@ -38,7 +35,7 @@ const SAME: &[&str] = &[
 
 /// The case's originate command, result and A-leg headers, from transcript f.
 fn case(n: u32) -> (String, String, Vec<(String, String)>) {
-    let text = String::from_utf8(sim_support::fixture_bytes(
+    let text = String::from_utf8(crate::sim_support::fixture_bytes(
         "f-caller-side-hangup-causes.txt",
     ))
     .expect("utf-8 transcript");

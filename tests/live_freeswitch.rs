@@ -11,7 +11,13 @@
 //!   simulator's inbound side, on every `cargo test`, so the suite's own code (originate,
 //!   filters, caller-leg reading, callbacks, REST hangup) cannot rot unnoticed.
 
+mod common;
 mod live_support;
+
+mod e2e_support;
+/// `POST Call/` against the real switch's test destinations (SPEC §13).
+#[path = "live_support/outbound.rs"]
+mod outbound;
 
 use live_support::{all_names, block_on_alone, run_all_simulated, run_live};
 
@@ -86,6 +92,11 @@ live_tests!(
     dial_rest_hangup_of_the_caller_during_the_bridge_ends_both_source_api,
     dial_rest_hangup_of_the_callee_ends_only_it_the_caller_continues,
     dial_caller_cancels_while_the_destination_rings_the_action_is_cancel,
+    gather_menu_digit_during_the_prompt_barges_in_within_200ms_and_its_action_runs,
+    gather_finish_on_key_after_123_posts_digits_123,
+    gather_no_input_goes_on_with_the_next_element_without_a_request,
+    gather_wait_prompt_is_silence_a_digit_stops_it_within_200ms,
+    gather_bad_document_is_refused_603_naming_line_and_column,
     stress_200_calls_at_50_per_second_all_called_back_none_left_on_the_switch,
 );
 

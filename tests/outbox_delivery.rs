@@ -2,9 +2,7 @@
 //! permanent failures, giving up, fairness between receivers, post-call responses,
 //! signing, and a graceful stop.
 
-mod outbox_support;
-
-use outbox_support::{eventually, DeadPort, Receiver, Reply};
+use crate::outbox_support::{after_claim_passes, eventually, DeadPort, Receiver, Reply};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -144,7 +142,7 @@ async fn down_then_503_twice_then_200_delivers_exactly_once_with_one_delivery_id
     assert!(err.to_lowercase().contains("connect"), "{err}");
 
     // The receiver comes up on the same port: 503, 503, then 200.
-    let rx = Receiver::start_on(
+    let rx = Receiver::start_scripted_on(
         dead.listen(),
         vec![Reply::status(503), Reply::status(503)],
         Reply::status(200),
@@ -167,7 +165,7 @@ async fn down_then_503_twice_then_200_delivers_exactly_once_with_one_delivery_id
             h.header("content-type").as_deref(),
             Some("application/x-www-form-urlencoded")
         );
-        h.verify_signature(TOKEN, port).unwrap();
+        h.verify_signature(port, TOKEN).unwrap();
     }
     assert_eq!(
         hits[0].body, hits[2].body,
@@ -178,8 +176,8 @@ async fn down_then_503_twice_then_200_delivers_exactly_once_with_one_delivery_id
     assert_eq!(done.last_error, None);
     assert!(done.delivered_at.is_some());
 
-    // Nothing more is sent once delivered.
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    // Nothing more is sent once delivered: two more looks at the store, no request.
+    after_claim_passes(&s.worker, 2).await;
     assert_eq!(rx.hits().len(), 3);
     let stats = s.worker.stats();
     assert_eq!(stats.delivered, 1);
@@ -190,7 +188,7 @@ async fn down_then_503_twice_then_200_delivers_exactly_once_with_one_delivery_id
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_row_records_each_failed_attempt() {
     let s = setup(settings(300, 300, 60_000, 4)).await;
-    let rx = Receiver::start(
+    let rx = Receiver::start_scripted(
         0,
         vec![Reply::status(503), Reply::status(429)],
         Reply::status(204),
@@ -234,8 +232,8 @@ async fn the_row_records_each_failed_attempt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_4xx_is_permanent_and_never_retried() {
     let s = setup(settings(50, 100, 60_000, 4)).await;
-    let rx404 = Receiver::start(0, vec![], Reply::status(404)).await;
-    let rx410 = Receiver::start(0, vec![], Reply::status(410)).await;
+    let rx404 = Receiver::start_scripted(0, vec![], Reply::status(404)).await;
+    let rx410 = Receiver::start_scripted(0, vec![], Reply::status(410)).await;
     let rec = record("c-perm", "MA1");
     let cbs = vec![
         callbacks::hangup_callback(&rec, &rx404.url("/gone")),
@@ -250,8 +248,8 @@ async fn other_4xx_is_permanent_and_never_retried() {
     assert_eq!((d410.attempts, d410.last_status), (1, Some(410)));
     assert_eq!(dftp.attempts, 1);
     assert!(dftp.last_error.unwrap().contains("not http"));
-    // Several backoff periods later, still one request each.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Two more looks at the store later, still one request each.
+    after_claim_passes(&s.worker, 2).await;
     assert_eq!(rx404.hits().len(), 1);
     assert_eq!(rx410.hits().len(), 1);
     s.worker.stop().await;
@@ -260,7 +258,7 @@ async fn other_4xx_is_permanent_and_never_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_stop_when_the_window_closes() {
     let s = setup(settings(50, 100, 600, 4)).await;
-    let rx = Receiver::start(0, vec![], Reply::status(503)).await;
+    let rx = Receiver::start_scripted(0, vec![], Reply::status(503)).await;
     let rec = record("c-giveup", "MA1");
     finish(
         &s.store,
@@ -277,7 +275,7 @@ async fn retries_stop_when_the_window_closes() {
     assert!(d.attempts >= 3, "{d:?}");
     assert_eq!(rx.hits().len() as u32, d.attempts);
     let hits = rx.hits().len();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    after_claim_passes(&s.worker, 2).await;
     assert_eq!(rx.hits().len(), hits, "nothing after giving up");
     s.worker.stop().await;
 }
@@ -289,13 +287,13 @@ async fn a_slow_receiver_does_not_stall_the_others() {
     let store = store::open(&format!("sqlite://{}", dir.path().join("vb.db").display()))
         .await
         .unwrap();
-    let slow = Receiver::start(
+    let slow = Receiver::start_scripted(
         0,
         vec![],
         Reply::status(200).delayed(Duration::from_secs(2)),
     )
     .await;
-    let fast = Receiver::start(0, vec![], Reply::status(200)).await;
+    let fast = Receiver::start_scripted(0, vec![], Reply::status(200)).await;
     for i in 0..10 {
         let rec = record(&format!("slow-{i}"), "MA1");
         finish(
@@ -322,7 +320,7 @@ async fn a_slow_receiver_does_not_stall_the_others() {
         Arc::new(Hook(tx)),
     )
     .unwrap();
-    fast.wait_for(Duration::from_secs(10), "the fast receiver's rows", |h| {
+    fast.wait_until(Duration::from_secs(10), "the fast receiver's rows", |h| {
         h.len() == 3
     })
     .await;
@@ -342,13 +340,13 @@ async fn a_slow_receiver_does_not_stall_the_others() {
 async fn post_call_responses_reach_the_hook_and_get_uses_the_query() {
     let mut s = setup(settings(100, 400, 60_000, 4)).await;
     let doc = "<Response><Speak>bye</Speak></Response>";
-    let rx = Receiver::start(
+    let rx = Receiver::start_scripted(
         0,
         vec![],
         Reply::status(200).with_body("application/xml", doc),
     )
     .await;
-    let empty = Receiver::start(0, vec![], Reply::status(200)).await;
+    let empty = Receiver::start_scripted(0, vec![], Reply::status(200)).await;
     let rec = record("c-post", "MA1");
     let post = callbacks::post_call_callback(&rec, &rx.url("/pc?flow=7"), HttpMethod::Get);
     let status = callbacks::status_callback(&rec, &empty.url("/status"));
@@ -370,11 +368,11 @@ async fn post_call_responses_reach_the_hook_and_get_uses_the_query() {
     assert_eq!(hit.param("flow").as_deref(), Some("7"));
     assert_eq!(hit.param("Event").as_deref(), Some("PostCall"));
     assert_eq!(hit.param("DeliveryID").as_deref(), Some(post_id.as_str()));
-    hit.verify_signature(TOKEN, rx.port).unwrap();
+    hit.verify_signature(rx.port, TOKEN).unwrap();
 
     // The JSON status event, signed over its body; no hook call for it.
     empty
-        .wait_for(Duration::from_secs(10), "status event", |h| h.len() == 1)
+        .wait_until(Duration::from_secs(10), "status event", |h| h.len() == 1)
         .await;
     let hit = &empty.hits()[0];
     assert_eq!(
@@ -387,7 +385,7 @@ async fn post_call_responses_reach_the_hook_and_get_uses_the_query() {
         json["delivery_id"].as_str(),
         hit.header(DELIVERY_ID_HEADER).as_deref()
     );
-    hit.verify_signature(TOKEN, empty.port).unwrap();
+    hit.verify_signature(empty.port, TOKEN).unwrap();
     wait_state(&s.store, "c-post", 1, DeliveryState::Delivered).await;
     assert!(
         s.posts.try_recv().is_err(),
@@ -399,7 +397,7 @@ async fn post_call_responses_reach_the_hook_and_get_uses_the_query() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_without_a_configured_account_are_sent_unsigned() {
     let s = setup(settings(100, 400, 60_000, 4)).await;
-    let rx = Receiver::start(0, vec![], Reply::status(200)).await;
+    let rx = Receiver::start_scripted(0, vec![], Reply::status(200)).await;
     let rec = record("c-anon", "MA-unknown");
     finish(
         &s.store,
@@ -407,7 +405,7 @@ async fn calls_without_a_configured_account_are_sent_unsigned() {
         vec![callbacks::hangup_callback(&rec, &rx.url("/h"))],
     )
     .await;
-    rx.wait_for(Duration::from_secs(10), "the callback", |h| h.len() == 1)
+    rx.wait_until(Duration::from_secs(10), "the callback", |h| h.len() == 1)
         .await;
     assert_eq!(rx.hits()[0].header(SIGNATURE_HEADER), None);
     assert!(rx.hits()[0].header(DELIVERY_ID_HEADER).is_some());
@@ -420,7 +418,7 @@ async fn stop_lets_the_attempt_in_flight_finish_and_leaves_the_rest_pending() {
     let store = store::open(&format!("sqlite://{}", dir.path().join("vb.db").display()))
         .await
         .unwrap();
-    let rx = Receiver::start(
+    let rx = Receiver::start_scripted(
         0,
         vec![],
         Reply::status(200).delayed(Duration::from_millis(700)),
@@ -443,7 +441,7 @@ async fn stop_lets_the_attempt_in_flight_finish_and_leaves_the_rest_pending() {
         Arc::new(Hook(tx)),
     )
     .unwrap();
-    rx.wait_for(Duration::from_secs(10), "the first request", |h| {
+    rx.wait_until(Duration::from_secs(10), "the first request", |h| {
         h.len() == 1
     })
     .await;

@@ -2,9 +2,7 @@
 //! the receiver is down and again mid-delivery, restarted each time: every callback is
 //! delivered (duplicates only with the same DeliveryID) and every CDR survives.
 
-mod outbox_support;
-
-use outbox_support::{DeadPort, Receiver, Reply};
+use crate::outbox_support::{DeadPort, Receiver, Reply};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -229,7 +227,7 @@ auth_token = "{TOKEN}"
     );
 
     // Run 2: the receiver is up but slow; SIGKILL while requests are in flight.
-    let rx = Receiver::start_on(
+    let rx = Receiver::start_scripted_on(
         dead.listen(),
         vec![],
         Reply::status(200).delayed(Duration::from_millis(300)),
@@ -270,7 +268,7 @@ auth_token = "{TOKEN}"
 
     // Every callback arrived; a DeliveryID seen twice carried the same request both times.
     let hits = rx.hits();
-    let mut by_id: HashMap<String, Vec<&outbox_support::Hit>> = HashMap::new();
+    let mut by_id: HashMap<String, Vec<&crate::outbox_support::Hit>> = HashMap::new();
     for h in &hits {
         let header_id = h.header(DELIVERY_ID_HEADER).expect("DeliveryID header");
         let body_id = if h.uri == "/status" {
@@ -280,7 +278,7 @@ auth_token = "{TOKEN}"
             h.param("DeliveryID").unwrap()
         };
         assert_eq!(header_id, body_id, "header and payload agree");
-        h.verify_signature(TOKEN, port).unwrap();
+        h.verify_signature(port, TOKEN).unwrap();
         by_id.entry(header_id).or_default().push(h);
     }
     let received: HashSet<String> = by_id.keys().cloned().collect();

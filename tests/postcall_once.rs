@@ -6,9 +6,7 @@
 //! The store here is the real SQLite store behind a wrapper that fails the first
 //! "delivered" write, as a full disk or a locked file would.
 
-mod outbox_support;
-
-use outbox_support::{Receiver, Reply};
+use crate::outbox_support::{after_claim_passes, Receiver, Reply};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +50,14 @@ impl Store for FailFirstDelivered {
     }
     fn add_cdr_notes(&self, u: &str, notes: Vec<String>) -> BoxFuture<'_, Result<(), StoreError>> {
         self.inner.add_cdr_notes(u, notes)
+    }
+    fn enqueue_callbacks(
+        &self,
+        u: &str,
+        a: &str,
+        callbacks: Vec<voxbridge::record::callback::NewCallback>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.enqueue_callbacks(u, a, callbacks)
     }
     fn live_call(&self, a: &str, u: &str) -> BoxFuture<'_, Result<Option<LiveCall>, StoreError>> {
         self.inner.live_call(a, u)
@@ -159,7 +165,7 @@ async fn a_post_call_workflow_runs_at_most_once_even_when_its_delivery_is_repeat
         failed_once: AtomicBool::new(false),
     });
     let doc = "<Response><Speak>bye</Speak></Response>";
-    let rx = Receiver::start(
+    let rx = Receiver::start_scripted(
         0,
         vec![],
         Reply::status(200).with_body("application/xml", doc),
@@ -186,7 +192,7 @@ async fn a_post_call_workflow_runs_at_most_once_even_when_its_delivery_is_repeat
 
     // The first 2xx is not recorded: the row is claimed again once its claim lapses
     // (request timeout + the outbox's claim margin) and delivered a second time.
-    rx.wait_for(Duration::from_secs(90), "the repeated delivery", |h| {
+    rx.wait_until(Duration::from_secs(90), "the repeated delivery", |h| {
         h.len() == 2
     })
     .await;
@@ -195,7 +201,8 @@ async fn a_post_call_workflow_runs_at_most_once_even_when_its_delivery_is_repeat
         .expect("the recorded delivery runs the workflow")
         .unwrap();
     assert_eq!(first.call_uuid, "c-once");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The worker has looked at the store twice more: the row is delivered, no second run.
+    after_claim_passes(&worker, 2).await;
     assert!(
         posts.try_recv().is_err(),
         "the workflow ran twice for one call"

@@ -3,9 +3,7 @@
 //! nested execution, `uuid_break` with and without `all`, channels killed from the
 //! inbound side, `respond`, caller hang-ups, loops, and the error replies.
 
-mod sim_support;
-
-use sim_support::{get, Peer};
+use crate::sim_support::{get, Peer};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -254,11 +252,12 @@ async fn uuid_kill_and_sched_hangup_from_the_inbound_side() {
     let (p, r) = finish(p, call).await;
     assert_eq!(r.bye_cause(), Some(HangupCause::NORMAL_CLEARING));
     // What the outbound socket saw, as in transcript e2 (#1).
-    let want: Vec<String> = sim_support::fixture("e2-outbound-side-killed-from-outside-plain.txt")
-        .iter()
-        .filter(|f| f.from_switch && f.socket == 1)
-        .map(|f| sim_support::label(&sim_support::decode(&f.bytes)))
-        .collect();
+    let want: Vec<String> =
+        crate::sim_support::fixture("e2-outbound-side-killed-from-outside-plain.txt")
+            .iter()
+            .filter(|f| f.from_switch && f.socket == 1)
+            .map(|f| crate::sim_support::label(&crate::sim_support::decode(&f.bytes)))
+            .collect();
     let got = p.labels();
     // e2 #1 lost no CHANNEL_PARK; the same sequence, frame for frame.
     assert_eq!(got, want);
@@ -406,7 +405,7 @@ async fn playback_pre_answers_and_loops_repeat_with_one_application_uuid() {
     let uuids: Vec<String> = p
         .frames
         .iter()
-        .map(sim_support::event_headers)
+        .map(crate::sim_support::event_headers)
         .filter(|h| get(h, "Application") == Some("playback"))
         .filter_map(|h| get(&h, "Application-UUID").map(str::to_string))
         .collect();
@@ -551,7 +550,7 @@ async fn a_playback_terminator_digit_stops_the_playback() {
     let digits: Vec<String> = p
         .frames
         .iter()
-        .map(sim_support::event_headers)
+        .map(crate::sim_support::event_headers)
         .filter_map(|h| get(&h, "DTMF-Digit").map(str::to_string))
         .collect();
     assert_eq!(digits, ["1", "*"]);
@@ -869,7 +868,7 @@ async fn a_static_socket_runs_sendmsg_inline() {
     );
     for want in ["CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE"] {
         let f = p.next().await.expect("the app's events after the reply");
-        assert_eq!(sim_support::event_name(&f).as_deref(), Some(want));
+        assert_eq!(crate::sim_support::event_name(&f).as_deref(), Some(want));
     }
     assert_eq!(p.execute("hangup", "NORMAL_CLEARING", false).await, "+OK");
     p.drain().await;

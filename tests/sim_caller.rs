@@ -4,9 +4,7 @@
 //! report and originate result must agree with what the real caller leg reported
 //! (SIP code, cause, Q.850 value, answered or not, billsec).
 
-mod sim_support;
-
-use sim_support::{assert_same_shape, decode, event_headers, get, Peer};
+use crate::sim_support::{assert_same_shape, decode, event_headers, get, Peer};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -25,7 +23,7 @@ struct Case {
 }
 
 fn case(n: u32) -> Case {
-    let text = sim_support::fixture_bytes("f-caller-side-hangup-causes.txt");
+    let text = crate::sim_support::fixture_bytes("f-caller-side-hangup-causes.txt");
     let text = String::from_utf8(text).unwrap();
     let marker = format!("########## case f{n}:");
     let start = text.find(&marker).expect("case in transcript");

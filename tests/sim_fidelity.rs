@@ -8,10 +8,8 @@
 //! (p) are replayed with both clients, inbound and socket server, and so is (o2), the
 //! socket app in static mode.
 
-mod sim_support;
-
+use crate::sim_support::{assert_same_shape, decode, label, WAIT};
 use bytes::BytesMut;
-use sim_support::{assert_same_shape, decode, label, WAIT};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,7 +21,7 @@ use voxbridge_sim::{CallScript, Callee, LingerNotice, Sim, SimConfig};
 const SPEED: f64 = 20.0;
 
 fn fixture(name: &str) -> Vec<TranscriptFrame> {
-    sim_support::fixture(name)
+    crate::sim_support::fixture(name)
         .into_iter()
         .filter(|f| f.connection == Connection::Outbound && f.socket == 1)
         .collect()
@@ -99,10 +97,13 @@ fn behaviour(f: &Frame) -> Vec<(String, String)> {
         .iter()
         .map(|(n, v)| (n.to_string(), voxbridge::esl::urlcode::decode(v)))
         .collect();
-    h.extend(sim_support::event_headers(f));
+    h.extend(crate::sim_support::event_headers(f));
     BEHAVIOUR
         .iter()
-        .filter_map(|n| sim_support::get(&h, n).map(|v| (n.to_string(), sim_support::normalize(v))))
+        .filter_map(|n| {
+            crate::sim_support::get(&h, n)
+                .map(|v| (n.to_string(), crate::sim_support::normalize(v)))
+        })
         .collect()
 }
 
@@ -228,7 +229,7 @@ struct OriginateReplay {
 /// when the simulator connects, the outbound one; then compares each connection's frames
 /// with the transcript's as [`Compare::Sequence`] does.
 async fn replay_originate(file: &str, callees: CallScript) -> OriginateReplay {
-    let frames = sim_support::fixture(file);
+    let frames = crate::sim_support::fixture(file);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let sim = Sim::new(config(Duration::ZERO, LingerNotice::AfterHangupComplete));
@@ -306,7 +307,7 @@ async fn replay_originate(file: &str, callees: CallScript) -> OriginateReplay {
 fn background_job_body(frames: &[Frame]) -> String {
     frames
         .iter()
-        .find(|f| sim_support::event_name(f).as_deref() == Some("BACKGROUND_JOB"))
+        .find(|f| crate::sim_support::event_name(f).as_deref() == Some("BACKGROUND_JOB"))
         .map(|f| {
             let inner = decode(f.body.as_deref().unwrap_or_default());
             String::from_utf8_lossy(inner.body.as_deref().unwrap_or_default()).into_owned()
@@ -411,6 +412,23 @@ async fn l_dtmf_prompt_barge_in_uuid_break() {
 }
 
 #[tokio::test]
+async fn q_gather_flush_dtmf_speak_barge_in() {
+    // A digit during the `sleep` ends it and is dequeued after it; flush_dtmf; a digit
+    // 1 s into the spoken prompt, which the client breaks.
+    let got = replay_as(
+        "q-gather-flush-dtmf-speak-barge-in.txt",
+        CallScript::answered()
+            .speak_per_word(Duration::from_millis(400))
+            .dtmf_during_app(1, Duration::from_millis(300), "9")
+            .dtmf_during_app(3, Duration::from_millis(1000), "2"),
+        config(Duration::ZERO, LingerNotice::AfterHangupComplete),
+        Compare::Sequence,
+    )
+    .await;
+    assert!(!got.is_empty());
+}
+
+#[tokio::test]
 async fn m_record_ended_by_silence() {
     let got = replay_as(
         "m-record-ended-by-silence.txt",
@@ -421,17 +439,20 @@ async fn m_record_ended_by_silence() {
     .await;
     let stop = got
         .iter()
-        .map(sim_support::event_headers)
-        .find(|h| sim_support::get(h, "Event-Name") == Some("RECORD_STOP"))
+        .map(crate::sim_support::event_headers)
+        .find(|h| crate::sim_support::get(h, "Event-Name") == Some("RECORD_STOP"))
         .expect("RECORD_STOP");
     assert_eq!(
-        sim_support::get(&stop, "variable_silence_hits_exhausted"),
+        crate::sim_support::get(&stop, "variable_silence_hits_exhausted"),
         Some("true")
     );
     // Ended by silence 3.98 s in, as in the transcript; the simulator's lateness under
     // load is not recorded audio.
-    assert_eq!(sim_support::get(&stop, "variable_record_ms"), Some("3980"));
-    assert!(sim_support::get(&stop, "Record-File-Path")
+    assert_eq!(
+        crate::sim_support::get(&stop, "variable_record_ms"),
+        Some("3980")
+    );
+    assert!(crate::sim_support::get(&stop, "Record-File-Path")
         .unwrap()
         .ends_with(".wav"));
 }
@@ -448,15 +469,15 @@ async fn n_record_ended_by_key() {
     .await;
     let stop = got
         .iter()
-        .map(sim_support::event_headers)
-        .find(|h| sim_support::get(h, "Event-Name") == Some("RECORD_STOP"))
+        .map(crate::sim_support::event_headers)
+        .find(|h| crate::sim_support::get(h, "Event-Name") == Some("RECORD_STOP"))
         .expect("RECORD_STOP");
     assert_eq!(
-        sim_support::get(&stop, "variable_playback_terminator_used"),
+        crate::sim_support::get(&stop, "variable_playback_terminator_used"),
         Some("#")
     );
     assert_eq!(
-        sim_support::get(&stop, "variable_silence_hits_exhausted"),
+        crate::sim_support::get(&stop, "variable_silence_hits_exhausted"),
         Some("false")
     );
 }
@@ -464,8 +485,8 @@ async fn n_record_ended_by_key() {
 /// The events of one name in a replay, decoded.
 fn events_named(got: &[Frame], name: &str) -> Vec<Vec<(String, String)>> {
     got.iter()
-        .map(sim_support::event_headers)
-        .filter(|h| sim_support::get(h, "Event-Name") == Some(name))
+        .map(crate::sim_support::event_headers)
+        .filter(|h| crate::sim_support::get(h, "Event-Name") == Some(name))
         .collect()
 }
 
@@ -488,22 +509,22 @@ async fn i_bridge_answered_callee_hangs_up() {
     let b_leg = want
         .iter()
         .filter(|f| f.from_switch)
-        .map(|f| sim_support::event_headers(&decode(&f.bytes)))
-        .find_map(|h| sim_support::get(&h, "Other-Leg-Unique-ID").map(str::to_string))
+        .map(|f| crate::sim_support::event_headers(&decode(&f.bytes)))
+        .find_map(|h| crate::sim_support::get(&h, "Other-Leg-Unique-ID").map(str::to_string))
         .unwrap();
     let bridge = &events_named(&got, "CHANNEL_BRIDGE")[0];
     assert_eq!(
-        sim_support::get(bridge, "Other-Leg-Unique-ID"),
+        crate::sim_support::get(bridge, "Other-Leg-Unique-ID"),
         Some(b_leg.as_str())
     );
     assert_eq!(
-        sim_support::get(bridge, "Bridge-B-Unique-ID"),
+        crate::sim_support::get(bridge, "Bridge-B-Unique-ID"),
         Some(b_leg.as_str())
     );
     let done = events_named(&got, "CHANNEL_EXECUTE_COMPLETE");
     let bridge_done = done
         .iter()
-        .find(|h| sim_support::get(h, "Application") == Some("bridge"))
+        .find(|h| crate::sim_support::get(h, "Application") == Some("bridge"))
         .unwrap();
     for (var, value) in [
         ("variable_DIALSTATUS", "SUCCESS"),
@@ -511,7 +532,11 @@ async fn i_bridge_answered_callee_hangs_up() {
         ("variable_bridge_hangup_cause", "NORMAL_CLEARING"),
         ("variable_last_bridge_to", b_leg.as_str()),
     ] {
-        assert_eq!(sim_support::get(bridge_done, var), Some(value), "{var}");
+        assert_eq!(
+            crate::sim_support::get(bridge_done, var),
+            Some(value),
+            "{var}"
+        );
     }
 }
 
@@ -526,12 +551,12 @@ async fn j_bridge_busy() {
     .await;
     let done = events_named(&got, "CHANNEL_EXECUTE_COMPLETE");
     assert_eq!(
-        sim_support::get(&done[0], "variable_DIALSTATUS"),
+        crate::sim_support::get(&done[0], "variable_DIALSTATUS"),
         Some("BUSY")
     );
     let hc = &events_named(&got, "CHANNEL_HANGUP_COMPLETE")[0];
     assert_eq!(
-        sim_support::get(hc, "variable_sip_hangup_disposition"),
+        crate::sim_support::get(hc, "variable_sip_hangup_disposition"),
         Some("send_refuse")
     );
 }
@@ -547,10 +572,13 @@ async fn k_bridge_no_answer() {
     .await;
     let done = events_named(&got, "CHANNEL_EXECUTE_COMPLETE");
     assert_eq!(
-        sim_support::get(&done[0], "variable_DIALSTATUS"),
+        crate::sim_support::get(&done[0], "variable_DIALSTATUS"),
         Some("NOANSWER")
     );
-    assert_eq!(sim_support::get(&done[0], "Answer-State"), Some("ringing"));
+    assert_eq!(
+        crate::sim_support::get(&done[0], "Answer-State"),
+        Some("ringing")
+    );
 }
 
 /// The bundled test switch's destinations as the originate transcripts reach them.
@@ -617,11 +645,11 @@ async fn p_originate_socket_not_answered() {
     assert_eq!(background_job_body(&r.inbound), "-ERR NO_ANSWER\n");
     let hc = events_named(&r.inbound, "CHANNEL_HANGUP_COMPLETE");
     assert_eq!(
-        sim_support::get(&hc[0], "variable_sip_hangup_disposition"),
+        crate::sim_support::get(&hc[0], "variable_sip_hangup_disposition"),
         Some("send_cancel")
     );
     assert_eq!(
-        sim_support::get(&hc[0], "variable_hangup_cause_q850"),
+        crate::sim_support::get(&hc[0], "variable_hangup_cause_q850"),
         Some("19")
     );
 }
@@ -643,4 +671,68 @@ async fn o2_originate_socket_unquoted_app_args() {
     assert_eq!(connect.headers.get("Control"), Some("single-channel"));
     assert!(events_named(&outbound, "CHANNEL_HANGUP_COMPLETE").is_empty());
     assert_eq!(events_named(&r.inbound, "CHANNEL_HANGUP_COMPLETE").len(), 1);
+}
+
+#[tokio::test]
+async fn p2_originate_socket_busy() {
+    // A refusal: CHANNEL_HANGUP_COMPLETE (486, q850 17) comes before the job's result.
+    let r = replay_originate("p2-originate-socket-busy.txt", test_switch_callees()).await;
+    assert!(r.outbound.is_none());
+    assert_eq!(background_job_body(&r.inbound), "-ERR USER_BUSY\n");
+    let hc = events_named(&r.inbound, "CHANNEL_HANGUP_COMPLETE");
+    assert_eq!(
+        crate::sim_support::get(&hc[0], "variable_hangup_cause_q850"),
+        Some("17")
+    );
+    assert_eq!(
+        crate::sim_support::get(&hc[0], "variable_sip_hangup_disposition"),
+        Some("recv_refuse")
+    );
+}
+
+#[tokio::test]
+async fn p3_originate_socket_cancelled_while_ringing() {
+    // `uuid_kill <O> ORIGINATOR_CANCEL` at the first CHANNEL_PROGRESS: the channel ends
+    // ORIGINATOR_CANCEL (q850 16, send_cancel), then `-ERR ORIGINATOR_CANCEL`.
+    let r = replay_originate(
+        "p3-originate-socket-cancelled-while-ringing.txt",
+        test_switch_callees(),
+    )
+    .await;
+    assert!(r.outbound.is_none());
+    assert_eq!(background_job_body(&r.inbound), "-ERR ORIGINATOR_CANCEL\n");
+    let hc = events_named(&r.inbound, "CHANNEL_HANGUP_COMPLETE");
+    assert_eq!(
+        crate::sim_support::get(&hc[0], "Hangup-Cause"),
+        Some("ORIGINATOR_CANCEL")
+    );
+    assert_eq!(
+        crate::sim_support::get(&hc[0], "variable_hangup_cause_q850"),
+        Some("16")
+    );
+    assert_eq!(
+        crate::sim_support::get(&hc[0], "variable_sip_hangup_disposition"),
+        Some("send_cancel")
+    );
+}
+
+#[tokio::test]
+async fn p4_originate_socket_time_limit_armed_at_answer() {
+    // `execute_on_answer='sched_hangup +2 ALLOTTED_TIMEOUT'`: the switch hangs the
+    // answered call up by itself, the socket sees ALLOTTED_TIMEOUT.
+    let callees = CallScript::answered().callee(
+        "7002",
+        Callee::Answers {
+            after: Duration::ZERO,
+            hangs_up_after: None,
+        },
+    );
+    let r = replay_originate("p4-originate-socket-time-limit.txt", callees).await;
+    let outbound = r.outbound.expect("the socket app connected");
+    let hangup = events_named(&outbound, "CHANNEL_HANGUP");
+    assert_eq!(
+        crate::sim_support::get(&hangup[0], "Hangup-Cause"),
+        Some("ALLOTTED_TIMEOUT")
+    );
+    assert!(background_job_body(&r.inbound).starts_with("+OK "));
 }

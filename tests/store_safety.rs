@@ -1,10 +1,7 @@
 //! Issue 10: the store and the socket never strand a call. Each test is named after the
 //! guarantee it checks, on the real binary, the simulator and real SQLite files.
 
-mod e2e_support;
-mod esl_support;
-
-use e2e_support::common::process::{voxbridge_command, ServeProcess};
+use crate::common::process::{voxbridge_command, ServeProcess};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use voxbridge::cause::HangupCause;
@@ -151,7 +148,7 @@ async fn no_channel_left(sim: &voxbridge_sim::Sim, within: Duration) -> usize {
 /// call has its CDR and hangup callback, and new calls run again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_never_holds_a_switch_session() {
-    use e2e_support::*;
+    use crate::e2e_support::*;
     let Some(disk) = SmallDisk::mount(4) else {
         return;
     };
@@ -271,14 +268,14 @@ impl FakeSwitch {
     async fn hand_over(&mut self, uuid: &str) {
         let c = self.command(Duration::from_secs(10)).await.unwrap();
         assert_eq!(c, "connect");
-        self.send(&esl_support::connect_reply(uuid)).await;
+        self.send(&crate::esl_support::connect_reply(uuid)).await;
     }
 
     /// Answers the rest of the handshake (`myevents`, `nixevent`, `linger`).
     async fn finish_handshake(&mut self) {
         for _ in 0..3 {
             let c = self.command(Duration::from_secs(10)).await.unwrap();
-            self.send(&esl_support::reply("+OK")).await;
+            self.send(&crate::esl_support::reply("+OK")).await;
             if c.starts_with("linger") {
                 return;
             }
@@ -295,13 +292,16 @@ impl FakeSwitch {
     }
 }
 
-fn any_document_route(app: &e2e_support::App, doc: &str) -> e2e_support::ServerOptions {
-    e2e_support::ServerOptions {
+fn any_document_route(
+    app: &crate::e2e_support::App,
+    doc: &str,
+) -> crate::e2e_support::ServerOptions {
+    crate::e2e_support::ServerOptions {
         extra_toml: format!(
             "[[route]]\ndestination = \"/.*/\"\nanswer_url = \"{}\"\n",
             app.xml("/doc/route", doc)
         ),
-        ..e2e_support::ServerOptions::default()
+        ..crate::e2e_support::ServerOptions::default()
     }
 }
 
@@ -319,7 +319,7 @@ fn hung_up(commands: &[String], uuid: &str) -> bool {
 /// hung up, and the call gets its CDR and hangup callback.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handshake_failure_after_connect_hangs_the_channel_up() {
-    use e2e_support::*;
+    use crate::e2e_support::*;
     let app = App::start().await;
     let server = Server::start(&app, any_document_route(&app, SHORT_CALL)).await;
     let uuid = uuid::Uuid::new_v4().to_string();
@@ -344,7 +344,7 @@ async fn a_handshake_failure_after_connect_hangs_the_channel_up() {
 /// before the channel is hung up; the call is closed out with its CDR and callback.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_protocol_error_from_the_switch_hangs_the_channel_up() {
-    use e2e_support::*;
+    use crate::e2e_support::*;
     let app = App::start().await;
     let server = Server::start(&app, any_document_route(&app, SHORT_CALL)).await;
     let uuid = uuid::Uuid::new_v4().to_string();
@@ -368,7 +368,7 @@ async fn a_protocol_error_from_the_switch_hangs_the_channel_up() {
 /// and the next start closes the call out with its callback.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_the_first_command_loses_no_call() {
-    use e2e_support::*;
+    use crate::e2e_support::*;
     let app = App::start().await;
     let db_dir = tempfile::tempdir().unwrap();
     let options = ServerOptions {
@@ -421,7 +421,7 @@ async fn a_crash_after_the_first_command_loses_no_call() {
 /// call has its CDR and exactly one hangup callback (one DeliveryID). Prints its figures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_calls_through_a_failing_disk_leave_nothing_behind() {
-    use e2e_support::*;
+    use crate::e2e_support::*;
     use std::collections::{HashMap, HashSet};
     const CALLS: usize = 200;
     let Some(disk) = SmallDisk::mount(16) else {

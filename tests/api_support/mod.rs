@@ -4,14 +4,9 @@
 //! `curl` would send it.
 #![allow(dead_code)]
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 
-use axum::body::Bytes;
-use axum::extract::{Path as AxPath, State};
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
-use common::local_http::LocalServer;
+use common::app::{FakeApp, Reply as AppReply};
 use common::process::{voxbridge_command, ServeProcess};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -19,7 +14,6 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const ONE: (&str, &str) = ("MA_ONE", "token-one");
@@ -38,51 +32,40 @@ pub struct Callback {
     pub params: HashMap<String, String>,
 }
 
-#[derive(Default)]
-struct AppInner {
-    documents: Mutex<HashMap<String, String>>,
-    callbacks: Mutex<Vec<Callback>>,
-    fetches: Mutex<Vec<String>>,
-}
+/// The customer's web application, on 127.0.0.1: the one fake app
+/// (`tests/common/app.rs`) with this harness's conventions — documents at `/doc/<name>`,
+/// callbacks posted to `/cb/<kind>`.
+pub struct App(FakeApp);
 
-/// The customer's web application, on 127.0.0.1.
-pub struct App {
-    pub port: u16,
-    inner: Arc<AppInner>,
-    server: LocalServer,
+impl std::ops::Deref for App {
+    type Target = FakeApp;
+    fn deref(&self) -> &FakeApp {
+        &self.0
+    }
 }
 
 impl App {
     pub async fn start() -> Self {
-        let inner = Arc::new(AppInner::default());
-        let app = axum::Router::new()
-            .route("/doc/{name}", axum::routing::get(document).post(document))
-            .route("/cb/{kind}", axum::routing::post(callback))
-            .with_state(inner.clone());
-        let server = LocalServer::start(0, app).await;
-        Self {
-            port: server.port,
-            inner,
-            server,
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        self.server.url(path)
+        Self(FakeApp::start().await)
     }
 
     /// Serves `xml` at `/doc/<name>`.
     pub fn document(&self, name: &str, xml: &str) -> String {
-        self.inner
-            .documents
-            .lock()
-            .unwrap()
-            .insert(name.to_string(), xml.to_string());
+        self.0
+            .answer(&format!("/doc/{name}"), AppReply::doc("text/xml", xml));
         self.url(&format!("/doc/{name}"))
     }
 
+    /// Every callback posted to `/cb/…`, in arrival order.
     pub fn callbacks(&self) -> Vec<Callback> {
-        self.inner.callbacks.lock().unwrap().clone()
+        self.hits()
+            .into_iter()
+            .filter(|h| h.method == "POST" && h.path.starts_with("/cb/"))
+            .map(|h| Callback {
+                params: h.params().into_iter().collect(),
+                path: h.path,
+            })
+            .collect()
     }
 
     /// The hangup callbacks of one call.
@@ -96,43 +79,25 @@ impl App {
 
     /// Waits for the hangup callback of `call_uuid`.
     pub async fn hangup_of(&self, call_uuid: &str, within: Duration) -> Callback {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(c) = self.hangups_of(call_uuid).into_iter().next() {
-                return c;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no hangup callback for {call_uuid} within {within:?}; got {:?}",
-                self.callbacks()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let hit = self
+            .wait_for(
+                within,
+                &format!("the hangup callback of {call_uuid}"),
+                |hits| {
+                    hits.iter()
+                        .find(|h| {
+                            h.path == "/cb/hangup"
+                                && h.param("CallUUID").as_deref() == Some(call_uuid)
+                        })
+                        .cloned()
+                },
+            )
+            .await;
+        Callback {
+            params: hit.params().into_iter().collect(),
+            path: hit.path,
         }
     }
-}
-
-async fn document(
-    State(inner): State<Arc<AppInner>>,
-    AxPath(name): AxPath<String>,
-) -> axum::response::Response {
-    inner.fetches.lock().unwrap().push(name.clone());
-    match inner.documents.lock().unwrap().get(&name) {
-        Some(xml) => ([(header::CONTENT_TYPE, "text/xml")], xml.clone()).into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
-async fn callback(
-    State(inner): State<Arc<AppInner>>,
-    AxPath(kind): AxPath<String>,
-    body: Bytes,
-) -> StatusCode {
-    let params = form_urlencoded::parse(&body).into_owned().collect();
-    inner.callbacks.lock().unwrap().push(Callback {
-        path: format!("/cb/{kind}"),
-        params,
-    });
-    StatusCode::OK
 }
 
 // ---------------------------------------------------------------------------------------
@@ -249,6 +214,26 @@ impl Voxbridge {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// After a SIGTERM: waits until the ESL listener says it stopped accepting and waits
+    /// for the live calls (its log line), failing if the process exits meanwhile. The
+    /// server's own word, not a sleep: a slow machine only makes this wait longer.
+    pub async fn wait_draining(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self
+            .log_text()
+            .contains("ESL listener stopped accepting; waiting for live calls")
+        {
+            self.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "no sign of draining 30 s after SIGTERM:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.assert_running();
     }
 
     pub fn assert_running(&mut self) {

@@ -2,9 +2,10 @@
 //! simulator and a real local HTTP application (answer documents + callback receiver),
 //! all on 127.0.0.1.
 //!
-//! - [`App`] serves scripted answers by path (`/doc/<name>`, `/post/<name>`: a document,
-//!   an error status, or a reply that never comes) and records every request it gets,
-//!   so a test can count fetches, read callbacks and check their signatures.
+//! - [`App`] is the one fake application (`tests/common/app.rs`): it serves scripted
+//!   answers by path (`/doc/<name>`, `/post/<name>`: a document, an error status, or a
+//!   reply that never comes) and records every request it gets, so a test can count
+//!   fetches, read callbacks and check their signatures.
 //! - [`Server`] starts the binary with a temporary config and SQLite file, learns its
 //!   ports from the `voxbridge listening …` line, keeps its log in a file, and kills it
 //!   when dropped (a failing test leaves no process behind).
@@ -12,21 +13,11 @@
 //!   the signature, recomputed here with HMAC-SHA256 independently of `app::sign`.
 #![allow(dead_code)]
 
-#[path = "../common/mod.rs"]
-pub mod common;
+use crate::common;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use common::local_http::LocalServer;
 use common::process::{voxbridge_command, ServeProcess};
-use common::request;
-use hmac::{Hmac, KeyInit, Mac};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use voxbridge::cause::HangupCause;
 use voxbridge_sim::{CallHandle, CallReport, CallScript, Sim, SimConfig};
@@ -35,294 +26,8 @@ use voxbridge_sim::{CallHandle, CallReport, CallScript, Sim, SimConfig};
 pub const ACCOUNT: &str = "MA0000000001";
 pub const TOKEN: &str = "e2e-token-4f8a";
 
-/// How long any single wait in these tests may take before the test fails. Generous:
-/// the machine is shared; nothing here sleeps this long when things work.
-pub const PATIENCE: Duration = Duration::from_secs(30);
-
-// ------------------------------------------------------------------------ the app
-
-/// What the application answers on one path.
-#[derive(Clone, Debug)]
-pub enum Answer {
-    /// 200 with this body and content type.
-    Doc {
-        content_type: &'static str,
-        body: String,
-    },
-    /// This status, empty body.
-    Status(u16),
-    /// Never answers (the request stays open until the client gives up).
-    Hang,
-}
-
-/// One request as the application received it.
-#[derive(Clone, Debug)]
-pub struct Hit {
-    pub method: String,
-    pub path: String,
-    /// The raw query string ("" when none).
-    pub query: String,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    pub at: Instant,
-    /// Wall-clock arrival (to line up with the server's log).
-    pub wall: std::time::SystemTime,
-}
-
-impl Hit {
-    pub fn header(&self, name: &str) -> Option<String> {
-        request::header(&self.headers, name)
-    }
-
-    /// Form fields: the query for GET, the body for a form POST.
-    pub fn params(&self) -> Vec<(String, String)> {
-        request::fields(&self.method, &self.query, &self.body)
-    }
-
-    pub fn param(&self, key: &str) -> Option<String> {
-        request::field(self.params(), key)
-    }
-
-    /// `param`, failing the test with the whole request when it is missing.
-    pub fn must(&self, key: &str) -> String {
-        self.param(key).unwrap_or_else(|| {
-            panic!(
-                "{key} missing from {} {}: {:?}",
-                self.method,
-                self.path,
-                self.params()
-            )
-        })
-    }
-
-    /// Recomputes `X-Voxbridge-Signature` (SPEC §7) with our own HMAC-SHA256 over
-    /// `t + "." + METHOD + full URL + "." + body` and compares.
-    pub fn verify_signature(&self, port: u16, token: &str) -> Result<(), String> {
-        let header = self
-            .header("x-voxbridge-signature")
-            .ok_or("no X-Voxbridge-Signature header")?;
-        let mut t = None;
-        let mut v1 = None;
-        for part in header.split(',') {
-            match part.trim().split_once('=') {
-                Some(("t", v)) => t = Some(v.to_string()),
-                Some(("v1", v)) => v1 = Some(v.to_string()),
-                _ => {}
-            }
-        }
-        let (t, v1) = t.zip(v1).ok_or(format!("malformed signature {header:?}"))?;
-        let t_num: i64 = t.parse().map_err(|_| format!("bad t in {header:?}"))?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
-        if (now - t_num).abs() > 300 {
-            return Err(format!("signature time {t_num} is {} s off", now - t_num));
-        }
-        let url = if self.query.is_empty() {
-            format!("http://127.0.0.1:{port}{}", self.path)
-        } else {
-            format!("http://127.0.0.1:{port}{}?{}", self.path, self.query)
-        };
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes()).unwrap();
-        mac.update(t.as_bytes());
-        mac.update(b".");
-        mac.update(self.method.as_bytes());
-        mac.update(url.as_bytes());
-        mac.update(b".");
-        mac.update(&self.body);
-        let expected = hex::encode(mac.finalize().into_bytes());
-        if expected == v1 {
-            Ok(())
-        } else {
-            Err(format!("signature mismatch for {} {url}", self.method))
-        }
-    }
-}
-
-struct AppInner {
-    answers: Mutex<HashMap<String, Answer>>,
-    hits: Mutex<Vec<Hit>>,
-}
-
-/// A running local application.
-pub struct App {
-    pub port: u16,
-    inner: Arc<AppInner>,
-    server: LocalServer,
-}
-
-impl App {
-    pub async fn start() -> App {
-        let inner = Arc::new(AppInner {
-            answers: Mutex::new(HashMap::new()),
-            hits: Mutex::new(Vec::new()),
-        });
-        let router = axum::Router::new()
-            .fallback(handle)
-            .with_state(inner.clone());
-        let server = LocalServer::start(0, router).await;
-        App {
-            port: server.port,
-            inner,
-            server,
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        self.server.url(path)
-    }
-
-    pub fn answer(&self, path: &str, answer: Answer) {
-        self.inner
-            .answers
-            .lock()
-            .unwrap()
-            .insert(path.to_string(), answer);
-    }
-
-    /// Serves an Answer XML document on `path`; returns its URL.
-    pub fn xml(&self, path: &str, body: &str) -> String {
-        self.answer(
-            path,
-            Answer::Doc {
-                content_type: "application/xml",
-                body: body.to_string(),
-            },
-        );
-        self.url(path)
-    }
-
-    /// Serves a VoxML document on `path`; returns its URL.
-    pub fn voxml(&self, path: &str, body: &str) -> String {
-        self.answer(
-            path,
-            Answer::Doc {
-                content_type: "application/json",
-                body: body.to_string(),
-            },
-        );
-        self.url(path)
-    }
-
-    pub fn status(&self, path: &str, status: u16) -> String {
-        self.answer(path, Answer::Status(status));
-        self.url(path)
-    }
-
-    pub fn hits(&self) -> Vec<Hit> {
-        self.inner.hits.lock().unwrap().clone()
-    }
-
-    pub fn hits_on(&self, path: &str) -> Vec<Hit> {
-        self.inner
-            .hits
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|h| h.path == path)
-            .cloned()
-            .collect()
-    }
-
-    /// Callbacks on `path` about one call.
-    pub fn callbacks_for(&self, path: &str, call_uuid: &str) -> Vec<Hit> {
-        self.hits_on(path)
-            .into_iter()
-            .filter(|h| {
-                h.param("CallUUID").as_deref() == Some(call_uuid)
-                    || json_call(h) == Some(call_uuid.to_string())
-            })
-            .collect()
-    }
-
-    /// Waits until `pick(hits)` returns something, failing the test after `limit`.
-    pub async fn wait_for<T>(
-        &self,
-        limit: Duration,
-        what: &str,
-        pick: impl Fn(&[Hit]) -> Option<T>,
-    ) -> T {
-        let deadline = Instant::now() + limit;
-        loop {
-            {
-                let hits = self.inner.hits.lock().unwrap();
-                if let Some(v) = pick(&hits) {
-                    return v;
-                }
-            }
-            if Instant::now() >= deadline {
-                let seen: Vec<String> = self
-                    .hits()
-                    .iter()
-                    .map(|h| format!("{} {} {:?}", h.method, h.path, h.param("CallUUID")))
-                    .collect();
-                panic!("timed out waiting for {what}; the app saw: {seen:#?}");
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// The hangup callback of one call (SPEC §2 step 6: every call gets one).
-    pub async fn hangup_callback(&self, call_uuid: &str) -> Hit {
-        self.wait_for(
-            PATIENCE,
-            &format!("the hangup callback of {call_uuid}"),
-            |hits| {
-                hits.iter()
-                    .find(|h| {
-                        h.path == "/hangup"
-                            && h.param("Event").as_deref() == Some("Hangup")
-                            && h.param("CallUUID").as_deref() == Some(call_uuid)
-                    })
-                    .cloned()
-            },
-        )
-        .await
-    }
-}
-
-fn json_call(h: &Hit) -> Option<String> {
-    serde_json::from_slice::<serde_json::Value>(&h.body)
-        .ok()?
-        .get("call_uuid")?
-        .as_str()
-        .map(str::to_string)
-}
-
-async fn handle(
-    State(inner): State<Arc<AppInner>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri.path().to_string();
-    inner.hits.lock().unwrap().push(Hit {
-        method: method.to_string(),
-        path: path.clone(),
-        query: uri.query().unwrap_or("").to_string(),
-        headers,
-        body,
-        at: Instant::now(),
-        wall: std::time::SystemTime::now(),
-    });
-    let answer = inner.answers.lock().unwrap().get(&path).cloned();
-    match answer {
-        Some(Answer::Doc { content_type, body }) => {
-            (StatusCode::OK, [("content-type", content_type)], body).into_response()
-        }
-        Some(Answer::Status(s)) => StatusCode::from_u16(s).unwrap().into_response(),
-        Some(Answer::Hang) => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            StatusCode::OK.into_response()
-        }
-        // Callbacks (and anything unscripted) are simply acknowledged; an unknown
-        // document path is a 404 so a wrong test fails loudly.
-        None if path.starts_with("/doc/") => StatusCode::NOT_FOUND.into_response(),
-        None => StatusCode::OK.into_response(),
-    }
-}
+#[allow(unused_imports)] // each test file uses part of it
+pub use common::app::{Answer, FakeApp as App, Hit, Reply, PATIENCE};
 
 /// A URL whose port refuses connections for the rest of the test process.
 pub fn dead_url(path: &str) -> String {
@@ -510,23 +215,7 @@ auth_token = "{TOKEN}"
 
     /// The outbox rows of a call: (kind, url, status, attempts), in enqueue order.
     pub fn outbox(&self, call_uuid: &str) -> Vec<(String, String, String, i64)> {
-        let conn = rusqlite::Connection::open_with_flags(
-            &self.db,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        conn.busy_timeout(Duration::from_secs(5)).unwrap();
-        let mut stmt = conn
-            .prepare(
-                "SELECT kind, url, status, attempts FROM outbox WHERE call_uuid = ?1 ORDER BY id",
-            )
-            .unwrap();
-        stmt.query_map([call_uuid], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+        outbox_rows(&self.db, call_uuid)
     }
 
     /// Waits until the outbox row of `kind` for the call reaches a final status.
@@ -551,6 +240,23 @@ auth_token = "{TOKEN}"
 }
 
 /// CPU seconds of a process from its `/proc/<pid>/stat` (0 when unreadable).
+/// The outbox rows of one call in a server's SQLite file: (kind, url, status, attempts).
+pub fn outbox_rows(db: &std::path::Path, call_uuid: &str) -> Vec<(String, String, String, i64)> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT kind, url, status, attempts FROM outbox WHERE call_uuid = ?1 ORDER BY id")
+        .unwrap();
+    stmt.query_map([call_uuid], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
 pub fn proc_cpu_secs(stat_path: &str) -> f64 {
     common::process::proc_cpu_secs(stat_path)
 }

@@ -9,11 +9,25 @@
 //!
 //! A new test file is added here as a module, or it does not run (`autotests = false`).
 //!
-//! Each file still declares the support modules it uses (`mod e2e_support;` …), as it did
-//! when it was a crate of its own, so a support file is compiled once per file that uses it
-//! (as before) — hence `duplicate_mod`. Sharing one copy means making the supports modules
-//! of this crate only, which the separate live and load binaries would then have to mirror.
-#![allow(clippy::duplicate_mod)]
+//! The support modules (`e2e_support`, `api_support`, …) are modules of this binary,
+//! compiled once; a test file uses them as `crate::e2e_support::…`.
+
+// The harnesses, compiled once for the whole binary; test files reach them as
+// `crate::<name>_support`. (The live and load binaries declare the ones they use.)
+#[path = "../api_support/mod.rs"]
+mod api_support;
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../e2e_support/mod.rs"]
+mod e2e_support;
+#[path = "../esl_support/mod.rs"]
+mod esl_support;
+#[path = "../live_support/mod.rs"]
+mod live_support;
+#[path = "../outbox_support/mod.rs"]
+mod outbox_support;
+#[path = "../sim_support/mod.rs"]
+mod sim_support;
 
 #[path = "../api_metrics.rs"]
 mod api_metrics;
@@ -53,6 +67,8 @@ mod e2e_events;
 mod e2e_rules;
 #[path = "../e2e_voxml.rs"]
 mod e2e_voxml;
+#[path = "../engine_gather.rs"]
+mod engine_gather;
 #[path = "../engine_properties.rs"]
 mod engine_properties;
 #[path = "../engine_rules.rs"]
@@ -69,10 +85,16 @@ mod esl_props;
 mod esl_replay;
 #[path = "../fetch_http.rs"]
 mod fetch_http;
+#[path = "../gather_documents.rs"]
+mod gather_documents;
+#[path = "../gather_rules.rs"]
+mod gather_rules;
 #[path = "../layers.rs"]
 mod layers;
 #[path = "../live_caller_leg.rs"]
 mod live_caller_leg;
+#[path = "../outbound_calls.rs"]
+mod outbound_calls;
 #[path = "../outbox_delivery.rs"]
 mod outbox_delivery;
 #[path = "../outbox_kill.rs"]

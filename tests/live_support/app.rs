@@ -9,17 +9,11 @@
 //! A post-call URL `{app}/postcall?step=N` answers with document N the same way (the
 //! post-call workflow's document, SPEC §4 rule 5); a bare `{app}/postcall` answers empty.
 
+use super::common::app::{FakeApp, Hit, Reply};
 use super::scenarios::Doc;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::Router;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::task::JoinHandle;
 
 /// Form or query parameters of one request, in order.
 #[derive(Clone, Debug, Default)]
@@ -67,17 +61,12 @@ struct AppState {
 
 type Shared = Arc<Mutex<AppState>>;
 
-/// A running application; stops when dropped.
+/// A running application (the one fake app of `tests/common/app.rs`, routing by tag);
+/// stops when dropped.
 pub struct App {
     pub base: String,
     state: Shared,
-    task: JoinHandle<()>,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _server: FakeApp,
 }
 
 fn lock(state: &Shared) -> std::sync::MutexGuard<'_, AppState> {
@@ -86,21 +75,13 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, AppState> {
 
 impl App {
     pub async fn start() -> Result<App, String> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| format!("local app: cannot listen on 127.0.0.1: {e}"))?;
-        let addr: SocketAddr = listener
-            .local_addr()
-            .map_err(|e| format!("local app: {e}"))?;
         let state: Shared = Arc::default();
-        let router = Router::new().fallback(handle).with_state(state.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        let routing = state.clone();
+        let server = FakeApp::start_with(Box::new(move |hit| Some(respond(&routing, hit)))).await;
         Ok(App {
-            base: format!("http://{addr}"),
+            base: format!("http://127.0.0.1:{}", server.port),
             state,
-            task,
+            _server: server,
         })
     }
 
@@ -148,10 +129,13 @@ impl App {
     }
 }
 
-async fn handle(State(state): State<Shared>, method: Method, uri: Uri, body: Bytes) -> Response {
-    let params = Params::parse(uri.query(), &body);
-    let mut st = lock(&state);
-    if uri.path() == "/events" {
+/// The tag routing: the caller's tag (`From`) picks the documents, `?step=N` the one.
+/// A Dial's `callbackUrl` events (`/events`) carry no tag: they go to the log of the
+/// call whose fetches name their `CallUUID`.
+fn respond(state: &Shared, hit: &Hit) -> Reply {
+    let params = Params::parse(Some(&hit.query), &hit.body);
+    let mut st = lock(state);
+    if hit.path == "/events" {
         let call = params.get("CallUUID").unwrap_or("").to_string();
         let tag = st
             .log
@@ -165,24 +149,27 @@ async fn handle(State(state): State<Shared>, method: Method, uri: Uri, body: Byt
         return match tag.and_then(|t| st.log.get_mut(&t)) {
             Some(log) => {
                 log.dial_events.push(params);
-                StatusCode::OK.into_response()
+                Reply::status(200)
             }
             None => {
-                st.strays.push(format!("{method} {uri} CallUUID={call}"));
-                StatusCode::NOT_FOUND.into_response()
+                st.strays
+                    .push(format!("{} {} CallUUID={call}", hit.method, hit.uri));
+                Reply::status(404)
             }
         };
     }
     let tag = params.get("From").unwrap_or("").to_string();
     if !st.docs.contains_key(&tag) {
         st.strays.push(format!(
-            "{method} {uri} From={tag:?} Event={:?}",
+            "{} {} From={tag:?} Event={:?}",
+            hit.method,
+            hit.uri,
             params.get("Event")
         ));
-        return StatusCode::NOT_FOUND.into_response();
+        return Reply::status(404);
     }
     let step: Option<usize> = params.get("step").and_then(|s| s.parse().ok());
-    match uri.path() {
+    match hit.path.as_str() {
         "/answer" => {
             let doc = st
                 .docs
@@ -205,29 +192,26 @@ async fn handle(State(state): State<Shared>, method: Method, uri: Uri, body: Byt
             }
             match step {
                 Some(n) if post_call => serve(st.docs.get(&tag).and_then(|d| d.get(n)).cloned()),
-                _ => StatusCode::OK.into_response(),
+                _ => Reply::status(200),
             }
         }
         other => {
-            let line = format!("{method} {other} From={tag}");
+            let line = format!("{} {other} From={tag}", hit.method);
             st.strays.push(line);
-            StatusCode::NOT_FOUND.into_response()
+            Reply::status(404)
         }
     }
 }
 
 /// One document as HTTP: its dialect's content type (SPEC §3 picks the parser by it).
-fn serve(doc: Option<Doc>) -> Response {
+fn serve(doc: Option<Doc>) -> Reply {
     match doc {
-        Some(Doc::Xml(x)) => ([(header::CONTENT_TYPE, "text/xml")], x).into_response(),
-        Some(Doc::VoxMl(instructions)) => (
-            [(header::CONTENT_TYPE, "application/json")],
-            format!(r#"{{"voxml_version":"1.0","instructions":{instructions}}}"#),
-        )
-            .into_response(),
-        Some(Doc::Status(code)) => StatusCode::from_u16(code)
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-            .into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
+        Some(Doc::Xml(x)) => Reply::doc("text/xml", &x),
+        Some(Doc::VoxMl(instructions)) => Reply::doc(
+            "application/json",
+            &format!(r#"{{"voxml_version":"1.0","instructions":{instructions}}}"#),
+        ),
+        Some(Doc::Status(code)) => Reply::status(code),
+        None => Reply::status(404),
     }
 }

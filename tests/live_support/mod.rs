@@ -17,8 +17,7 @@
 
 pub mod app;
 pub mod caller;
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 pub mod process;
 pub mod rest;
 pub mod scenarios;
@@ -253,9 +252,10 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
                                 .await;
                             rest::schedule_gone(&rest, &uuid).await
                         }
-                        Probe::GoneAfterEnd | Probe::PostCallMode { .. } | Probe::LegCdr { .. } => {
-                            Vec::new()
-                        }
+                        Probe::GoneAfterEnd
+                        | Probe::PostCallMode { .. }
+                        | Probe::LegCdr { .. }
+                        | Probe::BargeInWithinMs(_) => Vec::new(),
                     };
                     obs.notes.extend(found);
                 }
@@ -317,6 +317,27 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
                 }
                 Ok(r) => obs.notes.push(format!(
                     "the call was never answered (originate: {r}); no callee to hang up"
+                )),
+                Err(e) => obs.notes.push(e),
+            }
+        }
+        Action::CallerPresses { after, digits } => {
+            match caller.originate_result(Duration::from_secs(15)).await {
+                Ok(r) if r.starts_with("+OK") => {
+                    tokio::time::sleep(Duration::from_secs_f64(after)).await;
+                    match caller
+                        .api(&format!("uuid_send_dtmf {} {digits}", caller.a_uuid))
+                        .await
+                    {
+                        Ok(r) if r.starts_with("+OK") => {}
+                        Ok(r) => obs
+                            .notes
+                            .push(format!("uuid_send_dtmf {digits}: {}", r.trim())),
+                        Err(e) => obs.notes.push(e),
+                    }
+                }
+                Ok(r) => obs.notes.push(format!(
+                    "the call was never answered (originate: {r}); no digits pressed"
                 )),
                 Err(e) => obs.notes.push(e),
             }
@@ -406,6 +427,7 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
                 Probe::PostCallMode { skipped } => obs
                     .notes
                     .extend(post_call_mode(h, &obs.log, &uuid, skipped).await),
+                Probe::BargeInWithinMs(max) => obs.notes.extend(barge_in(h, &uuid, *max).await),
                 _ => {}
             }
         }
@@ -620,6 +642,32 @@ async fn post_call_mode(h: &Harness, log: &TagLog, uuid: &str, skipped: &[&str])
     p
 }
 
+/// [`Probe::BargeInWithinMs`]: voxbridge's log says how long the prompt went on after the
+/// first digit, in the switch's own event times.
+async fn barge_in(h: &Harness, uuid: &str, max_ms: u64) -> Vec<String> {
+    const MARK: &str = "Gather barge-in: the prompt stopped ";
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = h.vb.log_lines_with(uuid, 400);
+        let found = text.lines().find_map(|l| {
+            let rest = &l[l.find(MARK)? + MARK.len()..];
+            rest.split(' ').next()?.parse::<u64>().ok()
+        });
+        match found {
+            Some(ms) if ms <= max_ms => return Vec::new(),
+            Some(ms) => {
+                return vec![format!(
+                    "the prompt stopped {ms} ms after the first digit, expected ≤ {max_ms} ms"
+                )]
+            }
+            None if Instant::now() >= deadline => {
+                return vec!["voxbridge logged no Gather barge-in for the call".into()]
+            }
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 fn pending_api(h: &Harness, s: &Scenario) -> String {
     format!(
         "[{}] {}: NOT RUN — this build's REST API does not serve DELETE \
@@ -817,6 +865,26 @@ fn check(e: &Expect, s: &Scenario, o: &Observed) -> Vec<String> {
             "document fetches {events:?}, expected {:?}",
             e.fetches
         ));
+    }
+    if let Some(want) = e.gather_digits {
+        match o
+            .log
+            .fetches
+            .iter()
+            .find(|f| f.get("Event") == Some("Gather"))
+        {
+            Some(f) => {
+                for (name, value) in [("Digits", want), ("InputType", "dtmf"), ("Speech", "")] {
+                    if f.get(name) != Some(value) {
+                        p.push(format!(
+                            "the Gather fetch has {name}={:?}, expected {value:?}",
+                            f.get(name)
+                        ));
+                    }
+                }
+            }
+            None => p.push("no Gather fetch reached the application".into()),
+        }
     }
     let call_uuid = o.log.fetches.first().and_then(|f| f.get("CallUUID"));
     let mut dial_events = o.log.dial_events.clone();

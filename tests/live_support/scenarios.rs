@@ -16,6 +16,11 @@ pub const TONE_FOREVER: &str = "tone_stream://%(1000,0,350,440);loops=-1";
 /// Spoken in the TTS scenario: long enough (~2–3 s with flite) that a `speak` that
 /// returns at once (no TTS engine) is visible in the billed time.
 pub const SPEECH: &str = "This is the voxbridge live suite speaking through the switch.";
+/// A prompt long enough (about ten seconds of flite) that a digit pressed two seconds
+/// after the answer always lands inside it.
+pub const MENU: &str = "Welcome to the voxbridge live suite. For sales, press one. For support, \
+     press two. For billing, press three. To hear these options again, please stay on the line \
+     and wait for the menu to repeat itself.";
 
 /// The shipped extensions (dialplan/freeswitch/voxbridge.xml).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +79,12 @@ pub enum Action {
     CallerCancels {
         after: f64,
     },
+    /// The caller presses `digits` (`uuid_send_dtmf` on its leg, RFC 2833, ~0.5 s
+    /// apart) `after` seconds after its originate returned.
+    CallerPresses {
+        after: f64,
+        digits: &'static str,
+    },
 }
 
 /// Something checked through voxbridge's REST API or log, besides the caller's leg and
@@ -111,6 +122,9 @@ pub enum Probe {
     /// The post-call document ran in post-call mode: its Redirect was fetched with
     /// `CallStatus=completed`, and voxbridge logged these elements as skipped, in order.
     PostCallMode { skipped: &'static [&'static str] },
+    /// voxbridge logged a Gather barge-in whose prompt stopped at most `ms` after the
+    /// first digit (both times the switch's: the DTMF event and the completion).
+    BargeInWithinMs(u64),
 }
 
 /// How the originate ends.
@@ -178,6 +192,8 @@ pub struct Expect {
     pub dial_status: Option<&'static str>,
     /// The Dial's `callbackUrl` events (`Event`), in `DeliveryID` (creation) order.
     pub dial_events: Vec<&'static str>,
+    /// The `Digits` of the Gather fetch (with `InputType=dtmf`), when one is expected.
+    pub gather_digits: Option<&'static str>,
 }
 
 impl Expect {
@@ -202,6 +218,7 @@ impl Expect {
             fetches: vec!["StartApp"],
             dial_status: None,
             dial_events: Vec::new(),
+            gather_digits: None,
         }
     }
 
@@ -321,6 +338,11 @@ impl Expect {
 
     fn dial_status(mut self, status: &'static str) -> Self {
         self.dial_status = Some(status);
+        self
+    }
+
+    fn gather_digits(mut self, digits: &'static str) -> Self {
+        self.gather_digits = Some(digits);
         self
     }
 }
@@ -612,6 +634,109 @@ pub fn all() -> Vec<Scenario> {
                 "CALL_REJECTED",
                 21,
                 Name::Prefix("Error: invalid document"),
+                "Error",
+                "completed",
+            ),
+        ),
+        Scenario {
+            action: Action::CallerPresses {
+                after: 2.0,
+                digits: "2",
+            },
+            needs_tts: true,
+            probes: vec![Probe::BargeInWithinMs(200)],
+            ..scenario(
+                "gather_menu_digit_during_the_prompt_barges_in_within_200ms_and_its_action_runs",
+                "<Gather numDigits=\"1\"> with a long <Speak> prompt on 7000; the caller presses 2 \
+                 during it: the prompt stops within 200 ms of the digit (uuid_break), the action \
+                 gets Digits=2 InputType=dtmf, its document (busy) runs",
+                Ext::Answered,
+                vec![
+                    Xml(format!(
+                        "<Response><Gather action=\"{{app}}/answer?step=1\" numDigits=\"1\">\
+                         <Speak>{MENU}</Speak><Speak>never heard</Speak></Gather>\
+                         <Speak>never reached</Speak></Response>"
+                    )),
+                    Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect::bye("USER_BUSY", 17)
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .fetches(&["StartApp", "Gather"])
+                    .gather_digits("2"),
+            )
+        },
+        Scenario {
+            action: Action::CallerPresses {
+                after: 1.0,
+                digits: "123#",
+            },
+            ..scenario(
+                "gather_finish_on_key_after_123_posts_digits_123",
+                "<Gather finishOnKey=\"#\"> over an endless tone on 7000; the caller presses 123#: \
+                 the action gets Digits=123 (the key is not part of them), its document runs",
+                Ext::Answered,
+                vec![
+                    Xml(format!(
+                        "<Response><Gather action=\"{{app}}/answer?step=1\" finishOnKey=\"#\">\
+                         <Play>{TONE_FOREVER}</Play></Gather></Response>"
+                    )),
+                    Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect::bye("USER_BUSY", 17)
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .fetches(&["StartApp", "Gather"])
+                    .gather_digits("123"),
+            )
+        },
+        Scenario {
+            action: Action::CallerPresses {
+                after: 1.5,
+                digits: "3",
+            },
+            probes: vec![Probe::BargeInWithinMs(200)],
+            ..scenario(
+                "gather_wait_prompt_is_silence_a_digit_stops_it_within_200ms",
+                "<Gather numDigits=\"1\"><Wait length=\"6\"/><Play>tone</Play></Gather> on 7000; the \
+                 caller presses 3 during the Wait: played as silence_stream, so the digit is reported \
+                 while it runs and uuid_break stops it within 200 ms; Digits=3",
+                Ext::Answered,
+                vec![
+                    Xml(format!(
+                        "<Response><Gather action=\"{{app}}/answer?step=1\" numDigits=\"1\">\
+                         <Wait length=\"6\"/><Play>{TONE_FOREVER}</Play></Gather></Response>"
+                    )),
+                    Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect::bye("USER_BUSY", 17)
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .fetches(&["StartApp", "Gather"])
+                    .gather_digits("3"),
+            )
+        },
+        scenario(
+            "gather_no_input_goes_on_with_the_next_element_without_a_request",
+            "<Gather executionTimeout=\"5\"> with a 1 s tone on 7001 and no key pressed: answered, \
+             no request after ~6 s, the next element (busy) ends the call",
+            Ext::Ringing,
+            vec![Xml(format!(
+                "<Response><Gather action=\"{{app}}/answer?step=1\" executionTimeout=\"5\">\
+                 <Play>{TONE_1S}</Play></Gather><Hangup reason=\"busy\"/></Response>"
+            ))],
+            Expect::bye("USER_BUSY", 17)
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .timing(Timing::AnsweredFor { min: 5.5, max: 9.0 }),
+        ),
+        scenario(
+            "gather_bad_document_is_refused_603_naming_line_and_column",
+            "<Gather numDigits=\"0\"> is a document error: 603, source Error, line:col in the notes",
+            Ext::Ringing,
+            vec![Xml(
+                "<Response>\n  <Gather action=\"http://127.0.0.1:9/x\" numDigits=\"0\"/>\n</Response>",
+            )],
+            Expect::refused(603, "CALL_REJECTED").record(
+                "CALL_REJECTED",
+                21,
+                Name::Prefix("Error: invalid document: line 2, col 3"),
                 "Error",
                 "completed",
             ),

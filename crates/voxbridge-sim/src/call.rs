@@ -1786,6 +1786,16 @@ impl Call {
         }
         let d = digit.to_string();
         self.ch.digits.push(digit);
+        // A digit ends a running `sleep` (no `sleep_eat_digits`), and the switch dequeues
+        // it only afterwards: the sleep's CHANNEL_EXECUTE_COMPLETE comes first, then the
+        // DTMF event (transcript q: `sleep 2000` ended 0.58 s in by a digit).
+        if self
+            .stack
+            .last()
+            .is_some_and(|r| matches!(r.kind, Kind::Sleep) && !r.suspended)
+        {
+            self.complete_top(End::Break);
+        }
         self.fire_channel(
             "DTMF",
             &[
@@ -2072,9 +2082,8 @@ fn app_kind(app: &str) -> Option<Kind> {
         "record" => Kind::Record { by_silence: false },
         "bridge" => Kind::Bridge,
         "answer" | "pre_answer" | "ring_ready" | "hangup" | "respond" | "sched_hangup"
-        | "sched_cancel" | "set" | "export" | "unset" | "send_dtmf" | "log" | "info" | "event" => {
-            Kind::Instant
-        }
+        | "sched_cancel" | "set" | "export" | "unset" | "send_dtmf" | "log" | "info" | "event"
+        | "flush_dtmf" => Kind::Instant,
         _ => return None,
     })
 }

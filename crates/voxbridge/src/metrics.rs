@@ -20,6 +20,9 @@ pub struct OutboxStats {
     pub retried: u64,
     /// Rows marked failed (permanent, or given up).
     pub failed: u64,
+    /// Times the worker has looked at the store for due rows (not exported; lets a
+    /// test see the worker has run since a moment without sleeping and hoping).
+    pub claim_passes: u64,
 }
 
 /// Upper bounds (seconds) of the document-fetch latency histogram.
@@ -330,6 +333,7 @@ mod tests {
                 delivered: 4,
                 retried: 2,
                 failed: 1,
+                claim_passes: 9,
             },
             store_errors: 0,
             store_ok: true,

@@ -3,6 +3,7 @@
 //!
 //! - [`auth`]: who is asking (X-Auth headers or Basic, constant-time, per account);
 //! - [`calls`]: the `Call` resource — hang up, live list, live details;
+//! - [`outbound`]: `POST Call/`, making calls (SPEC §13);
 //! - [`cdrs`]: finished calls — one CDR, the paged list;
 //! - [`query`]: strict query-parameter parsing;
 //! - [`error`]: the `{"api_id","error"}` error body;
@@ -19,6 +20,7 @@ pub mod cdrs;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod outbound;
 pub mod query;
 
 use crate::app::outbox::OutboxStatsSource;
@@ -46,6 +48,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     pub esl: Arc<EslCounters>,
     pub outbox: OutboxStatsSource,
+    /// Places `POST Call/` calls; `None` without a `[switch]` (then 503).
+    pub outbound: Option<crate::call::freeswitch::originate::Dialer>,
 }
 
 /// The base of every REST path (SPEC §6).
@@ -54,7 +58,7 @@ pub const ACCOUNT_BASE: &str = "/api/v1/Account/{auth_id}";
 /// The whole HTTP surface. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so rejections log the peer.
 pub fn router(state: ApiState) -> Router {
-    let calls = get(calls::get_calls);
+    let calls = get(calls::get_calls).post(outbound::make_call);
     let call = get(calls::get_call).delete(calls::hangup);
     Router::new()
         .route("/health", get(health::health))

@@ -110,41 +110,42 @@ pub fn post_call_callback(record: &CallRecord, url: &str, method: HttpMethod) ->
     }
 }
 
-/// A Dial's `action` requested through the outbox with its response ignored (SPEC
-/// §11.4): the document-fetch parameters the call task built (§5.1 plus the Dial's), a
-/// form body for POST or the query for GET, with the `DeliveryID` added.
-pub fn dial_action_callback(
-    url: &str,
-    method: HttpMethod,
-    params: &[(String, String)],
-) -> NewCallback {
-    form_callback(CallbackKind::DialAction, url, method, params)
+/// An element's `action` requested through the outbox (response ignored): the fetch
+/// parameters of its event (SPEC §5.1 and the element's own, e.g. a Gather's `Digits`,
+/// a Dial's `DialStatus`) plus `DeliveryID`, as a form body (POST) or in the query
+/// string (GET).
+pub fn action_request(url: &str, method: HttpMethod, params: &[(String, String)]) -> NewCallback {
+    form_request(CallbackKind::Action, url, method, params)
 }
 
 /// A Dial's leg event to its `callbackUrl` (SPEC §11.4), rendered like
-/// [`dial_action_callback`].
+/// [`action_request`].
 pub fn dial_event_callback(
     url: &str,
     method: HttpMethod,
     params: &[(String, String)],
 ) -> NewCallback {
-    form_callback(CallbackKind::DialEvent, url, method, params)
+    form_request(CallbackKind::DialEvent, url, method, params)
 }
 
 /// `params` plus the `DeliveryID`, as a form POST or a GET query.
-fn form_callback(
+fn form_request(
     kind: CallbackKind,
     url: &str,
     method: HttpMethod,
     params: &[(String, String)],
 ) -> NewCallback {
     let delivery_id = new_delivery_id();
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in params {
-        form.append_pair(k, v);
-    }
-    form.append_pair("DeliveryID", &delivery_id);
-    let body = form.finish();
+    let mut pairs: Vec<(&str, String)> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    pairs.push(("DeliveryID", delivery_id.clone()));
+    let form = |pairs: &[(&str, String)]| {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish()
+    };
     match method {
         HttpMethod::Post => NewCallback {
             delivery_id,
@@ -152,15 +153,25 @@ fn form_callback(
             method,
             url: url.to_string(),
             content_type: Some(FORM_CONTENT_TYPE.to_string()),
-            body: body.into_bytes(),
+            body: form(&pairs).into_bytes(),
         },
         HttpMethod::Get => {
-            let sep = if url.contains('?') { '&' } else { '?' };
+            let url = match url::Url::parse(url) {
+                Ok(mut u) => {
+                    u.query_pairs_mut()
+                        .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+                    u.to_string()
+                }
+                Err(_) => {
+                    let sep = if url.contains('?') { '&' } else { '?' };
+                    format!("{url}{sep}{}", form(&pairs))
+                }
+            };
             NewCallback {
                 delivery_id,
                 kind,
                 method,
-                url: format!("{url}{sep}{body}"),
+                url,
                 content_type: None,
                 body: Vec::new(),
             }

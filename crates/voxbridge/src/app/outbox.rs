@@ -140,6 +140,7 @@ impl OutboxStatsSource {
             delivered: self.0.delivered.load(Ordering::Relaxed),
             retried: self.0.retried.load(Ordering::Relaxed),
             failed: self.0.failed.load(Ordering::Relaxed),
+            claim_passes: self.0.claim_passes.load(Ordering::Relaxed),
         }
     }
 }
@@ -149,6 +150,7 @@ struct Counters {
     delivered: AtomicU64,
     retried: AtomicU64,
     failed: AtomicU64,
+    claim_passes: AtomicU64,
 }
 
 /// The running worker. Dropping it without [`OutboxWorker::stop`] aborts nothing: the
@@ -314,7 +316,9 @@ async fn run(ctx: Arc<Delivery>, mut shutdown: watch::Receiver<bool>) {
                     .collect(),
                 default_receiver_room: per_receiver,
             };
-            match ctx.store.claim_due_callbacks(request).await {
+            let claimed = ctx.store.claim_due_callbacks(request).await;
+            ctx.counters.claim_passes.fetch_add(1, Ordering::Relaxed);
+            match claimed {
                 Ok(claimed) => {
                     let got = claimed.rows.len();
                     for row in claimed.rows {

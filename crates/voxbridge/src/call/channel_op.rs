@@ -37,6 +37,12 @@ pub enum ChannelOp {
     Play { url: String },
     /// Keep the channel silent for `duration`.
     Wait { duration: Duration },
+    /// Silence for `duration` during which the caller's digits are reported as they come
+    /// and the running operation ends only when stopped or over (a Wait inside a
+    /// Gather). Unlike [`ChannelOp::Wait`], a digit must not end it by itself before the
+    /// digit is reported: on FreeSWITCH a digit ends `sleep` and is only reported after
+    /// (transcript q), which would let the next prompt start before the barge-in.
+    Silence { duration: Duration },
     /// Send DTMF `digits` to the caller.
     SendDigits { digits: String },
     /// Hang up now with `cause`. Nothing else runs then, so it never interrupts.
@@ -50,6 +56,10 @@ pub enum ChannelOp {
     /// ends with [`crate::call::engine::Input::BridgeEnded`], not `OpFinished` (unless
     /// the switch refuses it outright).
     Bridge(Bridge),
+    /// Drop the DTMF digits the switch holds for the channel (a Gather's first step, so
+    /// digits pressed before it are never counted; their events, if any, arrive before
+    /// this operation's completion).
+    FlushDigits,
 }
 
 /// How a [`ChannelOp`] ended, as the driver reads the switch's reply.

@@ -9,6 +9,7 @@
 
 pub mod dial;
 pub mod dtmf;
+pub mod gather;
 pub mod hangup;
 pub mod play;
 pub mod preanswer;
@@ -21,8 +22,8 @@ pub mod wait;
 use crate::call::channel_op::ChannelOp;
 use crate::call::hangup::DocumentHangup;
 use crate::document::model::{
-    AnswerDocument, Dial, Dtmf, FetchEvent, Hangup, HttpMethod, Instruction, Play, PostCall,
-    Redirect, Reject, Speak,
+    AnswerDocument, Dial, Dtmf, FetchEvent, Gather, Hangup, HttpMethod, Instruction, Play,
+    PostCall, Redirect, Reject, Speak,
 };
 
 /// A document fetch for the driver to perform (with retries and the fallback URL, and
@@ -32,13 +33,11 @@ pub struct DocumentFetch {
     pub url: String,
     pub method: HttpMethod,
     pub event: FetchEvent,
-    /// Parameters beside the SPEC §5.1 ones (a Dial's action: `DialStatus`, …).
-    pub extra: Vec<(String, String)>,
 }
 
 /// One executable step of the current document: an element, with PreAnswer flattened
 /// into its marker followed by its children, flagged as early media.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
     PreAnswer,
     Speak {
@@ -61,6 +60,8 @@ pub enum Step {
     Reject(Reject),
     Redirect(Redirect),
     Dial(Box<Dial>),
+    /// SPEC §12.1: run by the engine with [`gather::GatherRun`].
+    Gather(Gather),
 }
 
 /// What a step asks of the engine when the cursor reaches it.
@@ -87,6 +88,8 @@ pub enum Begin {
     Fetch(DocumentFetch),
     /// Run a Dial ([`dial`]); the engine keeps its state until the bridge ends.
     Dial(Box<Dial>),
+    /// Start a Gather: run its first operation and hand it the channel's digits.
+    Gather(Box<gather::GatherRun>, ChannelOp),
 }
 
 impl Step {
@@ -94,7 +97,7 @@ impl Step {
     pub fn needs_answer(&self) -> bool {
         match self {
             Step::Speak { early, .. } | Step::Play { early, .. } => !early,
-            Step::Dtmf(_) => true,
+            Step::Dtmf(_) | Step::Gather(_) => true,
             _ => false,
         }
     }
@@ -111,6 +114,10 @@ impl Step {
             Step::Reject(reject) => reject::begin(reject, answered),
             Step::Redirect(redirect) => redirect::begin(redirect),
             Step::Dial(d) => dial::begin(d),
+            Step::Gather(g) => {
+                let (run, op) = gather::GatherRun::begin(g);
+                Begin::Gather(Box::new(run), op)
+            }
         }
     }
 
@@ -147,6 +154,7 @@ pub fn flatten(doc: AnswerDocument) -> Vec<Step> {
             Instruction::Reject(r) => steps.push(Step::Reject(r)),
             Instruction::Redirect(r) => steps.push(Step::Redirect(r)),
             Instruction::Dial(d) => steps.push(Step::Dial(d)),
+            Instruction::Gather(g) => steps.push(Step::Gather(g)),
         }
     }
     let mut steps = Vec::new();
@@ -154,4 +162,11 @@ pub fn flatten(doc: AnswerDocument) -> Vec<Step> {
         one(&mut steps, ins, index, false);
     }
     steps
+}
+
+/// A Gather's prompts (Speak, Play, Wait) as steps on an answered call.
+pub fn flatten_prompts(prompts: Vec<Instruction>) -> Vec<Step> {
+    flatten(AnswerDocument {
+        instructions: prompts,
+    })
 }

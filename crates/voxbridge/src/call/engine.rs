@@ -65,6 +65,7 @@
 //! Attribution of the final outcome is in [`crate::call::hangup`].
 
 use crate::call::element::dial::{self, DialRun};
+use crate::call::element::gather::{self, DigitEffect, GatherRun};
 use crate::call::element::{flatten, repeat, Begin, Step};
 use crate::call::hangup::{
     self, error_cause, ArmedSchedule, ChannelDown, DocumentHangup, EndFacts, Intent, IntentKind,
@@ -122,7 +123,7 @@ pub enum Input {
     OpFinished { id: OpId, outcome: OpOutcome },
     /// The switch reports the call answered.
     Answered,
-    /// A DTMF digit from the caller (ignored until Gather exists).
+    /// A DTMF digit from the caller: counted by a running Gather, else ignored.
     Dtmf(char),
     /// The switch reports the channel down; nothing more may be run on it.
     ChannelHungUp { cause: HangupCause },
@@ -189,9 +190,14 @@ pub enum Action {
     },
     /// Hang up the Dial's callee `leg_uuid` (not the caller), even while the bridge runs.
     KillLeg { leg_uuid: String },
-    /// Request a Dial's `action` through the outbox, its response ignored (`redirect`
-    /// false, or the call is over); the request carries `Event=DialAction`.
-    DialActionNotice(DocumentFetch),
+    /// Stop the running operation now (a Gather's barge-in); it then finishes as
+    /// usual and is reported with [`Input::OpFinished`]. Nothing queued is dropped.
+    Interrupt,
+    /// Request the application through the outbox, its response ignored (a Gather or a
+    /// Dial with `redirect="false"`, or a Dial's action after the caller hung up): same
+    /// parameters as a fetch for `event`, delivered with the outbox's guarantees.
+    /// Execution does not wait for it.
+    Request(DocumentFetch),
     /// The call is over: write the record. Emitted exactly once.
     Finish(Ending),
 }
@@ -259,6 +265,8 @@ enum OpPurpose {
     Hangup,
     /// A Dial's bridge ([`CallEngine::dial`] holds its state).
     Dial,
+    /// An operation of the running Gather (its flush or a prompt).
+    Gather,
 }
 
 /// A call waiting for the empty-document timeout (SPEC §4 rule 7).
@@ -312,6 +320,8 @@ pub struct CallEngine {
     /// The last Dial's bridge was ended by the callee with this cause, and nothing has
     /// run since: if the document runs out now, the caller ends with `Callee Hangup`.
     callee_ended: Option<HangupCause>,
+    /// The Gather at the cursor, while it runs (SPEC §12.1).
+    gather: Option<Box<GatherRun>>,
 }
 
 impl CallEngine {
@@ -352,6 +362,7 @@ impl CallEngine {
             call_uuid: String::new(),
             dial: None,
             callee_ended: None,
+            gather: None,
         }
     }
 
@@ -406,7 +417,9 @@ impl CallEngine {
         if self.finished || self.is_closing() {
             return None;
         }
-        self.parked.and_then(|p| p.until)
+        let gather = self.gather.as_ref().and_then(|g| g.deadline());
+        let parked = self.parked.and_then(|p| p.until);
+        gather.into_iter().chain(parked).min()
     }
 
     /// Time has reached `now`: acts on every deadline that is due (SPEC §4 rule 7: a
@@ -419,6 +432,18 @@ impl CallEngine {
         match self.poll_timeout() {
             Some(due) if due <= now => {}
             _ => return Reaction::NoEffect,
+        }
+        if let Some(g) = self.gather.as_mut() {
+            if g.timeout(now) {
+                self.after_gather_input(now);
+                return Reaction::Acted;
+            }
+        }
+        if self
+            .parked
+            .is_none_or(|p| p.until.is_none_or(|until| until > now))
+        {
+            return Reaction::NoEffect;
         }
         self.parked = None;
         self.intent = Some(Intent {
@@ -450,10 +475,7 @@ impl CallEngine {
                 self.answered = true;
                 Reaction::Acted
             }
-            Input::Dtmf(digit) => {
-                tracing::debug!(%digit, "DTMF received (no Gather active)");
-                Reaction::NoEffect
-            }
+            Input::Dtmf(digit) => self.on_digit(now, digit),
             Input::ChannelHungUp { cause } => {
                 if self.down.is_some() {
                     return Reaction::NoEffect;
@@ -595,7 +617,7 @@ impl CallEngine {
             // SPEC §11.4: the caller hung up — the action is still requested, its
             // response ignored.
             if let Some(request) = action {
-                self.actions.push_back(Action::DialActionNotice(request));
+                self.actions.push_back(Action::Request(request));
             }
             return;
         }
@@ -605,7 +627,7 @@ impl CallEngine {
                 self.fetch(now, request);
                 return;
             }
-            Some(request) => self.actions.push_back(Action::DialActionNotice(request)),
+            Some(request) => self.actions.push_back(Action::Request(request)),
             None => {}
         }
         self.callee_ended = end.callee_ended;
@@ -638,7 +660,6 @@ impl CallEngine {
                     url,
                     method: HttpMethod::Post,
                     event: FetchEvent::StartApp,
-                    extra: Vec::new(),
                 },
             ),
             Err(reason) => self.fail(now, reason),
@@ -719,9 +740,78 @@ impl CallEngine {
                 self.dial_ended(now, None);
                 return Reaction::Acted;
             }
+            OpPurpose::Gather => {
+                let Some(g) = self.gather.as_mut() else {
+                    return Reaction::Acted;
+                };
+                match g.op_finished(now, &outcome, &mut self.notes) {
+                    gather::Next::Run(op) => self.run(op, OpPurpose::Gather),
+                    gather::Next::Listen => {}
+                    gather::Next::Done(outcome) => self.gather_done(now, outcome),
+                }
+                return Reaction::Acted;
+            }
         }
         self.advance(now);
         Reaction::Acted
+    }
+
+    /// A DTMF digit: counted by the running Gather, else ignored (a digit pressed when
+    /// no Gather listens is not kept for a later one, SPEC §12.1).
+    fn on_digit(&mut self, now: Instant, digit: char) -> Reaction {
+        if self.is_closing() {
+            return Reaction::NoEffect;
+        }
+        let Some(g) = self.gather.as_mut() else {
+            tracing::debug!("DTMF received (no Gather active)");
+            return Reaction::NoEffect;
+        };
+        match g.digit(now, digit) {
+            DigitEffect::Ignored => Reaction::NoEffect,
+            DigitEffect::Counted { interrupt } => {
+                if interrupt && self.in_flight.is_some() {
+                    // Barge-in: the prompt stops now; its completion comes back as usual.
+                    self.actions.push_back(Action::Interrupt);
+                }
+                self.after_gather_input(now);
+                Reaction::Acted
+            }
+        }
+    }
+
+    /// The Gather may have a complete input: act on it unless one of its operations
+    /// is still running (its completion hands the outcome over then).
+    fn after_gather_input(&mut self, now: Instant) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        if let Some(outcome) = self.gather.as_mut().and_then(|g| g.take_complete()) {
+            self.gather_done(now, outcome);
+        }
+    }
+
+    /// SPEC §12.1: with digits, request `action` (its document next, or through the
+    /// outbox and go on); no input: go on with the next element, no request.
+    fn gather_done(&mut self, now: Instant, outcome: gather::Outcome) {
+        self.gather = None;
+        tracing::info!("{}", outcome.note);
+        self.notes.push(outcome.note);
+        self.skip_step();
+        if !outcome.digits.is_empty() {
+            let request = DocumentFetch {
+                url: outcome.action,
+                method: outcome.method,
+                event: FetchEvent::Gather {
+                    digits: outcome.digits,
+                },
+            };
+            if outcome.redirect {
+                self.fetch(now, request);
+                return;
+            }
+            self.actions.push_back(Action::Request(request));
+        }
+        self.advance(now);
     }
 
     /// The switch refused an operation while the channel is up. `None`: no special
@@ -761,7 +851,7 @@ impl CallEngine {
                 self.advance(now);
                 Some(Reaction::Acted)
             }
-            OpPurpose::Step { .. } | OpPurpose::Dial => None,
+            OpPurpose::Step { .. } | OpPurpose::Dial | OpPurpose::Gather => None,
         }
     }
 
@@ -838,6 +928,7 @@ impl CallEngine {
                 || self.in_flight.is_some()
                 || self.fetching.is_some()
                 || self.parked.is_some()
+                || self.gather.is_some()
             {
                 return;
             }
@@ -882,6 +973,10 @@ impl CallEngine {
                 }
                 Begin::Fetch(request) => self.fetch(now, request),
                 Begin::Dial(dial) => self.start_dial(dial),
+                Begin::Gather(run, op) => {
+                    self.gather = Some(run);
+                    self.run(op, OpPurpose::Gather);
+                }
             }
             return;
         }
@@ -902,7 +997,7 @@ impl CallEngine {
             callback: run.dial.callback.clone(),
         });
         if let Some(request) = dial::action_request(&run, &end, &self.call_uuid) {
-            self.actions.push_back(Action::DialActionNotice(request));
+            self.actions.push_back(Action::Request(request));
         }
     }
 
@@ -1015,7 +1110,7 @@ impl CallEngine {
             return;
         }
         self.fetches += 1;
-        self.fetching = Some(request.event);
+        self.fetching = Some(request.event.clone());
         self.actions.push_back(Action::Fetch(request));
     }
 

@@ -42,7 +42,8 @@ pub fn post_call_document(doc: &AnswerDocument) -> PostCallDocument {
             | Instruction::Hangup(_)
             | Instruction::Reject(_)
             | Instruction::Dtmf(_)
-            | Instruction::Dial(_) => {
+            | Instruction::Dial(_)
+            | Instruction::Gather(_) => {
                 skipped.push(format!("skipped {} (call already ended)", ins.name()));
             }
         }

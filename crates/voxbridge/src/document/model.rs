@@ -35,6 +35,8 @@ pub enum Instruction {
     /// Bridge the caller to a second leg (SPEC §11). Never answers by itself: the
     /// bridge answers the caller when a callee answers.
     Dial(Box<Dial>),
+    /// Collect the caller's DTMF while playing prompts (SPEC §12.1). Answers the call.
+    Gather(Gather),
 }
 
 /// How many times to repeat media. `0` means "until the call ends".
@@ -136,24 +138,41 @@ impl HttpMethod {
 }
 
 /// The `Event` parameter of a document fetch (SPEC §5.1): why the document is asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FetchEvent {
     /// The first document of a call.
     StartApp,
     /// A document a `Redirect` pointed to.
     Redirect,
-    /// The `action` of a `Dial` that ended (SPEC §11.4).
-    DialAction,
+    /// The `action` of a `Dial` that ended, with its outcome (SPEC §11.4).
+    DialAction(Box<DialOutcome>),
+    /// A Gather's `action` with the caller's digits (SPEC §12.1).
+    Gather { digits: String },
 }
 
 impl FetchEvent {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             FetchEvent::StartApp => "StartApp",
             FetchEvent::Redirect => "Redirect",
-            FetchEvent::DialAction => "DialAction",
+            FetchEvent::DialAction(_) => "DialAction",
+            FetchEvent::Gather { .. } => "Gather",
         }
     }
+}
+
+/// How a Dial ended, as its `action` is told (SPEC §11.4); decided by the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DialOutcome {
+    /// `DialStatus`: completed, busy, no-answer, failed or cancel.
+    pub status: String,
+    /// `DialRingStatus`: whether a callee rang.
+    pub ring_status: bool,
+    /// `DialHangupCause`: the callee's cause; empty when none.
+    pub hangup_cause: String,
+    pub a_leg_uuid: String,
+    /// Empty when no callee answered.
+    pub b_leg_uuid: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,12 +194,60 @@ pub struct Dtmf {
     pub async_: bool,
 }
 
+/// `<Gather>` (SPEC §12.1), DTMF only: validated values, defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gather {
+    /// Requested with the digits (never when there was no input).
+    pub action: String,
+    pub method: HttpMethod,
+    /// Seconds to wait for the first digit once the prompts have finished (5–60).
+    pub execution_timeout_secs: u32,
+    /// Seconds of quiet after a digit that end the input (2–10; `auto` is 5).
+    pub digit_end_timeout_secs: u32,
+    /// The key that ends the input (not part of the digits); `None`: disabled.
+    pub finish_on_key: Option<char>,
+    /// The input ends when this many digits have been pressed (1–32).
+    pub num_digits: u32,
+    /// true: the action's response is the next document; false: the action is
+    /// requested through the outbox and execution continues.
+    pub redirect: bool,
+    /// false: the digits are masked in logs and CDR notes.
+    pub log: bool,
+    /// Speak, Play and Wait only, played in order until the first digit.
+    pub prompts: Vec<Instruction>,
+}
+
+impl FetchEvent {
+    /// The extra form parameters a fetch for this event carries (SPEC §12.1: a Gather's
+    /// `Digits`; §11.4: a Dial's `DialStatus`, …), beside the §5.1 ones.
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        match self {
+            FetchEvent::Gather { digits } => vec![
+                ("InputType", "dtmf".to_string()),
+                ("Digits", digits.clone()),
+                ("Speech", String::new()),
+            ],
+            FetchEvent::DialAction(d) => vec![
+                ("DialStatus", d.status.clone()),
+                ("DialRingStatus", d.ring_status.to_string()),
+                ("DialHangupCause", d.hangup_cause.clone()),
+                ("DialALegUUID", d.a_leg_uuid.clone()),
+                ("DialBLegUUID", d.b_leg_uuid.clone()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl Instruction {
     /// Whether executing this instruction requires an answered call first (SPEC §3).
     pub fn needs_answer(&self) -> bool {
         matches!(
             self,
-            Instruction::Speak(_) | Instruction::Play(_) | Instruction::Dtmf(_)
+            Instruction::Speak(_)
+                | Instruction::Play(_)
+                | Instruction::Dtmf(_)
+                | Instruction::Gather(_)
         )
     }
 
@@ -196,6 +263,7 @@ impl Instruction {
             Instruction::Redirect(_) => "Redirect",
             Instruction::Dtmf(_) => "DTMF",
             Instruction::Dial(_) => "Dial",
+            Instruction::Gather(_) => "Gather",
         }
     }
 }

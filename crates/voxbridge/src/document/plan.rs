@@ -59,9 +59,18 @@ pub fn plan(doc: &AnswerDocument) -> Vec<String> {
             line.push_str(&format!("  (never reached: {} ends the call)", end + 1));
         }
         lines.push(line);
-        if let Instruction::PreAnswer(children) = ins {
+        let children = match ins {
+            Instruction::PreAnswer(children) => Some((children, true)),
+            Instruction::Gather(g) => Some((&g.prompts, false)),
+            _ => None,
+        };
+        if let Some((children, early_media)) = children {
             for (j, child) in children.iter().enumerate() {
-                let mut line = format!("{number}.{}  {}", j + 1, describe(child, false, true));
+                let mut line = format!(
+                    "{number}.{}  {}",
+                    j + 1,
+                    describe(child, false, early_media)
+                );
                 if ended_at.is_some() {
                     line.push_str("  (never reached)");
                 }
@@ -192,6 +201,38 @@ fn describe(ins: &Instruction, first: bool, early_media: bool) -> String {
             d.digits, d.async_, d.digits
         ),
         Instruction::Dial(d) => describe_dial(d),
+        Instruction::Gather(g) => {
+            let finish = match g.finish_on_key {
+                Some(k) => k.to_string(),
+                None => "none".to_string(),
+            };
+            let with_digits = if g.redirect {
+                format!(
+                    "{} {} (Event=Gather, Digits) and run its document instead of the rest",
+                    g.method.as_str(),
+                    g.action
+                )
+            } else {
+                format!(
+                    "{} {} (Event=Gather, Digits) through the outbox, then continue",
+                    g.method.as_str(),
+                    g.action
+                )
+            };
+            format!(
+                "Gather numDigits={} finishOnKey={finish} executionTimeout={} digitEndTimeout={} \
+                 redirect={} log={} ({} prompt{}) → {answer}: play the prompts (the first digit \
+                 stops them), collect DTMF; with digits: {with_digits}; no input: continue with \
+                 the next element, no request",
+                g.num_digits,
+                g.execution_timeout_secs,
+                g.digit_end_timeout_secs,
+                g.redirect,
+                g.log,
+                g.prompts.len(),
+                if g.prompts.len() == 1 { "" } else { "s" }
+            )
+        }
     }
 }
 

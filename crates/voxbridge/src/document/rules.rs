@@ -205,6 +205,136 @@ pub(crate) fn dtmf_digits(v: &str) -> Result<String, &'static str> {
     }
 }
 
+// --- Gather (SPEC §12.1) and Record (§12.2) -------------------------------------
+
+pub(crate) const EXPECT_EXECUTION_TIMEOUT: &str = "expected a whole number of seconds from 5 to 60";
+pub(crate) const EXPECT_DIGIT_END_TIMEOUT: &str =
+    "expected a whole number of seconds from 2 to 10, or auto (5)";
+pub(crate) const EXPECT_GATHER_FINISH_KEY: &str =
+    "expected one key of 0-9, * or #, or none (or empty) to disable it";
+pub(crate) const EXPECT_NUM_DIGITS: &str = "expected a whole number from 1 to 32";
+pub(crate) const EXPECT_INPUT_TYPE: &str = "expected dtmf (speech and dtmf speech come later)";
+pub(crate) const EXPECT_SPEECH_END_TIMEOUT: &str =
+    "expected a whole number of seconds from 1 to 10, or auto";
+pub(crate) const EXPECT_TEXT: &str = "expected printable text";
+pub(crate) const EXPECT_FILE_FORMAT: &str = "expected wav or mp3";
+pub(crate) const EXPECT_SILENCE_TIMEOUT: &str = "expected a whole number of seconds from 1 to 3600";
+pub(crate) const EXPECT_MAX_LENGTH: &str = "expected a whole number of seconds from 1 to 14400";
+pub(crate) const EXPECT_RECORD_FINISH_KEYS: &str =
+    "expected keys among 0-9, * and # (each at most once), or none (or empty) to disable";
+
+/// What the caller chose to collect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum InputType {
+    Dtmf,
+    /// `speech` or `dtmf speech`: valid words, not supported yet (no recognizer).
+    Speech,
+}
+
+pub(crate) fn input_type(v: &str) -> Result<InputType, &'static str> {
+    let words: Vec<&str> = v.split_whitespace().collect();
+    match words.as_slice() {
+        ["dtmf"] => Ok(InputType::Dtmf),
+        ["speech"] | ["dtmf", "speech"] | ["speech", "dtmf"] => Ok(InputType::Speech),
+        _ => Err(EXPECT_INPUT_TYPE),
+    }
+}
+
+pub(crate) fn execution_timeout(v: &str) -> Result<u32, &'static str> {
+    whole_number(v)
+        .filter(|n| (5..=60).contains(n))
+        .ok_or(EXPECT_EXECUTION_TIMEOUT)
+}
+
+/// `auto` is 5 s (SPEC §12.1).
+pub(crate) fn digit_end_timeout(v: &str) -> Result<u32, &'static str> {
+    if v.trim() == "auto" {
+        return Ok(5);
+    }
+    whole_number(v)
+        .filter(|n| (2..=10).contains(n))
+        .ok_or(EXPECT_DIGIT_END_TIMEOUT)
+}
+
+pub(crate) fn speech_end_timeout(v: &str) -> Result<(), &'static str> {
+    if v.trim() == "auto" || whole_number(v).is_some_and(|n| (1..=10).contains(&n)) {
+        Ok(())
+    } else {
+        Err(EXPECT_SPEECH_END_TIMEOUT)
+    }
+}
+
+/// A Gather's `finishOnKey`: one key, or `""`/`none` for none.
+pub(crate) fn gather_finish_key(v: &str) -> Result<Option<char>, &'static str> {
+    let t = v.trim();
+    if t.is_empty() || t == "none" {
+        return Ok(None);
+    }
+    let mut chars = t.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if c.is_ascii_digit() || c == '*' || c == '#' => Ok(Some(c)),
+        _ => Err(EXPECT_GATHER_FINISH_KEY),
+    }
+}
+
+pub(crate) fn num_digits(v: &str) -> Result<u32, &'static str> {
+    whole_number(v)
+        .filter(|n| (1..=32).contains(n))
+        .ok_or(EXPECT_NUM_DIGITS)
+}
+
+/// Free text that is validated only (speech hints, a model name): no control characters.
+pub(crate) fn plain_text(v: &str) -> Result<String, &'static str> {
+    if v.chars().any(char::is_control) {
+        Err(EXPECT_TEXT)
+    } else {
+        Ok(v.to_string())
+    }
+}
+
+/// A recording's container (SPEC §12.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileFormat {
+    Wav,
+    Mp3,
+}
+
+pub(crate) fn file_format(v: &str) -> Result<FileFormat, &'static str> {
+    match v.trim() {
+        "wav" => Ok(FileFormat::Wav),
+        "mp3" => Ok(FileFormat::Mp3),
+        _ => Err(EXPECT_FILE_FORMAT),
+    }
+}
+
+pub(crate) fn silence_timeout(v: &str) -> Result<u32, &'static str> {
+    whole_number(v)
+        .filter(|n| (1..=3600).contains(n))
+        .ok_or(EXPECT_SILENCE_TIMEOUT)
+}
+
+pub(crate) fn max_length(v: &str) -> Result<u32, &'static str> {
+    whole_number(v)
+        .filter(|n| (1..=14400).contains(n))
+        .ok_or(EXPECT_MAX_LENGTH)
+}
+
+/// A Record's `finishOnKey`: a set of keys (default `1234567890*#`), or `""`/`none`.
+pub(crate) fn record_finish_keys(v: &str) -> Result<String, &'static str> {
+    let t = v.trim();
+    if t.is_empty() || t == "none" {
+        return Ok(String::new());
+    }
+    let mut seen = String::new();
+    for c in t.chars() {
+        if !(c.is_ascii_digit() || c == '*' || c == '#') || seen.contains(c) {
+            return Err(EXPECT_RECORD_FINISH_KEYS);
+        }
+        seen.push(c);
+    }
+    Ok(seen)
+}
+
 /// Names an admin may have meant when a name is only wrong in letter case.
 pub(crate) fn case_hint<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
     known
@@ -416,6 +546,27 @@ mod tests {
         assert_eq!(dtmf_digits("12w#*AD"), Ok("12w#*AD".into()));
         assert!(dtmf_digits("12x").is_err());
         assert!(dtmf_digits("  ").is_err());
+    }
+
+    #[test]
+    fn gather_and_record_values() {
+        assert_eq!(num_digits("0"), Err(EXPECT_NUM_DIGITS));
+        assert_eq!(num_digits("32"), Ok(32));
+        assert_eq!(num_digits("33"), Err(EXPECT_NUM_DIGITS));
+        assert_eq!(gather_finish_key("#"), Ok(Some('#')));
+        assert_eq!(gather_finish_key("none"), Ok(None));
+        assert_eq!(gather_finish_key(""), Ok(None));
+        assert_eq!(gather_finish_key("AB"), Err(EXPECT_GATHER_FINISH_KEY));
+        assert_eq!(gather_finish_key("A"), Err(EXPECT_GATHER_FINISH_KEY));
+        assert_eq!(digit_end_timeout("auto"), Ok(5));
+        assert_eq!(digit_end_timeout("1"), Err(EXPECT_DIGIT_END_TIMEOUT));
+        assert_eq!(execution_timeout("4"), Err(EXPECT_EXECUTION_TIMEOUT));
+        assert_eq!(execution_timeout("60"), Ok(60));
+        assert_eq!(input_type("dtmf speech"), Ok(InputType::Speech));
+        assert_eq!(input_type("voice"), Err(EXPECT_INPUT_TYPE));
+        assert_eq!(record_finish_keys("*#"), Ok("*#".into()));
+        assert_eq!(record_finish_keys("##"), Err(EXPECT_RECORD_FINISH_KEYS));
+        assert_eq!(file_format("ogg"), Err(EXPECT_FILE_FORMAT));
     }
 
     #[test]

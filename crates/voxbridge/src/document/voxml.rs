@@ -27,17 +27,19 @@ use serde_json::{Map, Value};
 
 use super::error::{one_of, DocumentError, ErrorKind, Location, Position, Problem, MAX_PROBLEMS};
 use super::model::{
-    AnswerDocument, Dial, DialDestination, DialTarget, Hangup, HttpMethod, Instruction, Play,
-    PostCall, Redirect, Reject, Speak, Voice, Wait,
+    AnswerDocument, Dial, DialDestination, DialTarget, Gather, Hangup, HttpMethod, Instruction,
+    Play, PostCall, Redirect, Reject, Speak, Voice, Wait,
 };
 use super::rules;
 
 /// Verbs voxbridge executes.
 const VERBS: &[&str] = &[
-    "Say", "Play", "Pause", "Hangup", "Reject", "Redirect", "Dial",
+    "Say", "Play", "Pause", "Hangup", "Reject", "Redirect", "Dial", "Gather", "Record",
 ];
+/// Verbs a Gather's `prompts` may hold.
+const PROMPT_VERBS: &[&str] = &["Say", "Play", "Pause"];
 /// TryVox verbs that come in later issues.
-const NOT_YET_VERBS: &[&str] = &["Gather", "Record", "Conference", "Stream"];
+const NOT_YET_VERBS: &[&str] = &["Conference", "Stream"];
 const TOP_FIELDS: &[&str] = &["voxml_version", "instructions"];
 
 pub(crate) fn parse(text: &str) -> Result<AnswerDocument, DocumentError> {
@@ -165,7 +167,16 @@ fn quoted(key: &str) -> String {
 
 /// One instruction, or `None` when it has problems (recorded).
 fn instruction(index: usize, item: &Value, problems: &mut Vec<Problem>) -> Option<Instruction> {
-    let path = format!("instructions[{index}]");
+    instruction_at(format!("instructions[{index}]"), item, None, problems)
+}
+
+/// One instruction at `path`; inside a Gather (`parent`) only the prompt verbs.
+fn instruction_at(
+    path: String,
+    item: &Value,
+    parent: Option<&str>,
+    problems: &mut Vec<Problem>,
+) -> Option<Instruction> {
     let at = |kind, subject: String, detail: String| Problem {
         kind,
         location: Location::Path(path.clone()),
@@ -199,6 +210,24 @@ fn instruction(index: usize, item: &Value, problems: &mut Vec<Problem>) -> Optio
             return None;
         }
     };
+    if let Some(parent) = parent {
+        if !PROMPT_VERBS.contains(&verb) {
+            let detail = if VERBS.contains(&verb) || NOT_YET_VERBS.contains(&verb) {
+                format!(
+                    "not allowed inside {parent}, expected {}",
+                    one_of(PROMPT_VERBS)
+                )
+            } else {
+                format!("unknown verb, expected {}", one_of(PROMPT_VERBS))
+            };
+            problems.push(at(
+                ErrorKind::ForbiddenNesting,
+                format!("verb {}", quoted(verb)),
+                detail,
+            ));
+            return None;
+        }
+    }
     let mut f = Fields {
         path: &path,
         verb,
@@ -215,6 +244,8 @@ fn instruction(index: usize, item: &Value, problems: &mut Vec<Problem>) -> Optio
         "Reject" => reject(&mut f),
         "Redirect" => redirect(&mut f),
         "Dial" => dial(&mut f),
+        "Gather" => gather(&mut f),
+        "Record" => record(&mut f),
         v if NOT_YET_VERBS.contains(&v) => {
             f.problems.push(at(
                 ErrorKind::NotSupported,
@@ -320,18 +351,6 @@ impl Fields<'_> {
         }
     }
 
-    /// A JSON boolean field; `None` when absent or invalid (recorded).
-    fn boolean(&mut self, key: &'static str) -> Option<bool> {
-        let value = self.get(key)?.clone();
-        match value {
-            Value::Bool(b) => Some(b),
-            other => {
-                self.invalid(key, &other, rules::EXPECT_BOOL);
-                None
-            }
-        }
-    }
-
     /// A required, non-blank string (returned trimmed).
     fn required_text(&mut self, key: &'static str, what: &str) -> Option<String> {
         let present = self.map.get(key).is_some_and(|v| !v.is_null());
@@ -365,6 +384,31 @@ impl Fields<'_> {
             };
             let subject = format!("{} field {}", self.verb, quoted(&key));
             self.fail(ErrorKind::UnknownField, subject, detail);
+        }
+    }
+
+    /// A JSON boolean field.
+    fn boolean(&mut self, key: &'static str) -> Option<bool> {
+        let value = self.get(key)?.clone();
+        match value {
+            Value::Bool(b) => Some(b),
+            other => {
+                self.invalid(key, &other, "expected true or false, as a JSON boolean");
+                None
+            }
+        }
+    }
+
+    /// A field that is a string through `rule`, or a JSON whole number through the same
+    /// rule (a timeout given as `5` or `"auto"`).
+    fn string_or_number<T>(
+        &mut self,
+        key: &'static str,
+        rule: impl Fn(&str) -> Result<T, &'static str>,
+    ) -> Option<T> {
+        match self.map.get(key) {
+            Some(Value::Number(_)) => self.number(key, rule),
+            _ => self.string(key, rule),
         }
     }
 
@@ -690,4 +734,166 @@ fn dial_destination(
             bad(f, &name, other, expected)
         }
     }
+}
+
+/// `Gather` (SPEC §12.1) with the XML attributes in snake_case (`num_digits`,
+/// `finish_on_key`, `execution_timeout`, `digit_end_timeout`, …; numbers as JSON
+/// numbers, `digit_end_timeout` also `"auto"`, booleans as JSON booleans) and its
+/// prompts as a `prompts` list of `Say`/`Play`/`Pause` instructions — the same words
+/// as the top level, since TryVox documents no nesting of its own.
+fn gather(f: &mut Fields<'_>) -> Option<Instruction> {
+    let present = f.map.get("action").is_some_and(|v| !v.is_null());
+    let action = f.string("action", rules::document_url);
+    if !present {
+        let subject = format!("{} field \"action\"", f.verb);
+        f.fail(
+            ErrorKind::Missing,
+            subject,
+            "missing, expected the URL that gets the digits",
+        );
+    }
+    let method = f
+        .string("method", rules::method)
+        .unwrap_or(HttpMethod::Post);
+    if let Some(rules::InputType::Speech) = f.string("input_type", rules::input_type) {
+        let value = f.map.get("input_type").cloned().unwrap_or(Value::Null);
+        let subject = format!("{} field input_type={}", f.verb, render(&value));
+        f.fail(
+            ErrorKind::NotSupported,
+            subject,
+            "not supported yet (no speech recognizer), expected dtmf",
+        );
+    }
+    let execution_timeout_secs = f
+        .number("execution_timeout", rules::execution_timeout)
+        .unwrap_or(15);
+    let digit_end_timeout_secs = f
+        .string_or_number("digit_end_timeout", rules::digit_end_timeout)
+        .unwrap_or(5);
+    let finish_on_key = f
+        .string("finish_on_key", rules::gather_finish_key)
+        .unwrap_or(Some('#'));
+    let num_digits = f.number("num_digits", rules::num_digits).unwrap_or(32);
+    let redirect = f.boolean("redirect").unwrap_or(true);
+    let log = f.boolean("log").unwrap_or(true);
+    f.string_or_number("speech_end_timeout", rules::speech_end_timeout);
+    f.string("speech_model", rules::plain_text);
+    f.string("hints", rules::plain_text);
+    f.string("language", rules::language);
+    f.boolean("profanity_filter");
+    f.string("interim_speech_results_callback", rules::callback_url);
+    f.string("interim_speech_results_callback_method", rules::method);
+    if let (Some(url), false) = (&action, redirect) {
+        if rules::callback_url(url).is_err() {
+            let subject = format!("{} field action={}", f.verb, quoted(url));
+            f.fail(
+                ErrorKind::InvalidValue,
+                subject,
+                "with redirect=false the action is requested through the outbox: expected an http(s):// URL",
+            );
+        }
+    }
+    let mut prompts = Vec::new();
+    match f.get("prompts").cloned() {
+        None => {}
+        Some(Value::Array(list)) => {
+            for (j, item) in list.iter().enumerate() {
+                let path = format!("{}.prompts[{j}]", f.path);
+                match instruction_at(path, item, Some("Gather"), f.problems) {
+                    Some(i) => prompts.push(i),
+                    None => f.failed = true,
+                }
+            }
+        }
+        Some(other) => f.invalid(
+            "prompts",
+            &other,
+            "expected a list of Say, Play or Pause instructions",
+        ),
+    }
+    f.finish(&[
+        "action",
+        "method",
+        "input_type",
+        "execution_timeout",
+        "digit_end_timeout",
+        "finish_on_key",
+        "num_digits",
+        "redirect",
+        "log",
+        "prompts",
+        "speech_end_timeout",
+        "speech_model",
+        "hints",
+        "language",
+        "profanity_filter",
+        "interim_speech_results_callback",
+        "interim_speech_results_callback_method",
+    ]);
+    f.ok(Instruction::Gather(Gather {
+        action: action?,
+        method,
+        execution_timeout_secs,
+        digit_end_timeout_secs,
+        finish_on_key,
+        num_digits,
+        redirect,
+        log,
+        prompts,
+    }))
+}
+
+/// `Record` (SPEC §12.2), snake_case fields: validated, then "not supported yet" as in XML.
+fn record(f: &mut Fields<'_>) -> Option<Instruction> {
+    f.string("action", rules::document_url);
+    f.string("method", rules::method);
+    f.boolean("redirect");
+    f.string("file_format", rules::file_format);
+    f.number("timeout", rules::silence_timeout);
+    f.number("max_length", rules::max_length);
+    f.boolean("play_beep");
+    f.string("finish_on_key", rules::record_finish_keys);
+    f.boolean("record_session");
+    f.boolean("start_on_dial_answer");
+    f.string("callback_url", rules::callback_url);
+    f.string("callback_method", rules::method);
+    for later in [
+        "transcription_type",
+        "transcription_url",
+        "transcription_method",
+    ] {
+        if let Some(v) = f.map.get(later).filter(|v| !v.is_null()).cloned() {
+            let subject = format!("{} field {later}={}", f.verb, render(&v));
+            f.fail(ErrorKind::NotSupported, subject, "not supported yet");
+        }
+    }
+    f.taken.extend([
+        "transcription_type",
+        "transcription_url",
+        "transcription_method",
+    ]);
+    f.finish(&[
+        "action",
+        "method",
+        "redirect",
+        "file_format",
+        "timeout",
+        "max_length",
+        "play_beep",
+        "finish_on_key",
+        "record_session",
+        "start_on_dial_answer",
+        "callback_url",
+        "callback_method",
+        "transcription_type",
+        "transcription_url",
+        "transcription_method",
+    ]);
+    let subject = format!("verb {}", quoted(f.verb));
+    f.fail(
+        ErrorKind::NotSupported,
+        subject,
+        "not supported yet (recording is not in this version; its fields are validated)",
+    );
+    None
 }

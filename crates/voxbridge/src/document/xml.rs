@@ -23,8 +23,8 @@ use super::error::{
     one_of, show, DocumentError, ErrorKind, Location, Position, Problem, MAX_PROBLEMS,
 };
 use super::model::{
-    AnswerDocument, Dial, DialDestination, DialTarget, Dtmf, Hangup, HttpMethod, Instruction, Play,
-    PostCall, Redirect, Speak, Voice, Wait,
+    AnswerDocument, Dial, DialDestination, DialTarget, Dtmf, Gather, Hangup, HttpMethod,
+    Instruction, Play, PostCall, Redirect, Speak, Voice, Wait,
 };
 use super::rules;
 
@@ -41,11 +41,15 @@ const TOP_ELEMENTS: &[&str] = &[
     "Redirect",
     "DTMF",
     "Dial",
+    "Gather",
+    "Record",
 ];
 /// Elements `<PreAnswer>` may hold.
 const PRE_ANSWER_ELEMENTS: &[&str] = &["Speak", "Play", "Wait"];
+/// Elements `<Gather>` may hold: its prompts.
+const GATHER_ELEMENTS: &[&str] = &["Speak", "Play", "Wait"];
 /// Elements of the dialect that come in later issues.
-const NOT_YET_ELEMENTS: &[&str] = &["Gather", "Record", "Conference", "Stream"];
+const NOT_YET_ELEMENTS: &[&str] = &["Conference", "Stream"];
 /// Elements `<Dial>` may hold.
 const DIAL_ELEMENTS: &[&str] = &["Number", "User"];
 
@@ -560,23 +564,31 @@ fn top_children(root: &Node, problems: &mut Vec<Problem>) -> Vec<Instruction> {
 enum Context {
     Top,
     PreAnswer,
+    Gather,
 }
 
 /// One instruction element, or `None` when it has problems (recorded).
 fn instruction(node: &Node, ctx: Context, problems: &mut Vec<Problem>) -> Option<Instruction> {
     let name = node.name.as_str();
-    if ctx == Context::PreAnswer && !PRE_ANSWER_ELEMENTS.contains(&name) {
-        if TOP_ELEMENTS.contains(&name) || NOT_YET_ELEMENTS.contains(&name) {
-            problems.push(problem(
-                ErrorKind::ForbiddenNesting,
-                node.pos,
-                format!("<{name}> inside <PreAnswer>"),
-                format!("not allowed, expected {}", one_of(PRE_ANSWER_ELEMENTS)),
-            ));
+    let nested = match ctx {
+        Context::Top => None,
+        Context::PreAnswer => Some(("PreAnswer", PRE_ANSWER_ELEMENTS)),
+        Context::Gather => Some(("Gather", GATHER_ELEMENTS)),
+    };
+    if let Some((parent, allowed)) = nested {
+        if !allowed.contains(&name) {
+            if TOP_ELEMENTS.contains(&name) || NOT_YET_ELEMENTS.contains(&name) {
+                problems.push(problem(
+                    ErrorKind::ForbiddenNesting,
+                    node.pos,
+                    format!("<{name}> inside <{parent}>"),
+                    format!("not allowed, expected {}", one_of(allowed)),
+                ));
+                return None;
+            }
+            unknown_element(node, allowed, problems);
             return None;
         }
-        unknown_element(node, PRE_ANSWER_ELEMENTS, problems);
-        return None;
     }
     match name {
         "Speak" => speak(node, problems),
@@ -587,6 +599,8 @@ fn instruction(node: &Node, ctx: Context, problems: &mut Vec<Problem>) -> Option
         "Redirect" => redirect(node, problems),
         "DTMF" => dtmf(node, problems),
         "Dial" => dial(node, problems),
+        "Gather" => gather(node, problems),
+        "Record" => record(node, problems),
         n if NOT_YET_ELEMENTS.contains(&n) => {
             problems.push(problem(
                 ErrorKind::NotSupported,
@@ -1066,4 +1080,153 @@ fn dial_destination(node: &Node, problems: &mut Vec<Problem>) -> Option<DialDest
         send_on_preanswer,
         sip_headers: Vec::new(),
     })
+}
+
+/// Gather's speech-only attributes (SPEC §12.1): validated, otherwise unused.
+const SPEECH_ATTRIBUTES: &[&str] = &[
+    "speechEndTimeout",
+    "speechModel",
+    "hints",
+    "language",
+    "profanityFilter",
+    "interimSpeechResultsCallback",
+    "interimSpeechResultsCallbackMethod",
+];
+
+fn gather(node: &Node, problems: &mut Vec<Problem>) -> Option<Instruction> {
+    let mut el = Element::new(node, problems);
+    let action = el.attr("action", rules::document_url);
+    if action.is_none() && el.node.attrs.iter().all(|(k, _)| k != "action") {
+        el.fail(
+            ErrorKind::Missing,
+            format!("<{}> attribute action", el.name()),
+            "missing, expected the URL that gets the digits",
+        );
+    }
+    let method = el.attr("method", rules::method).unwrap_or(HttpMethod::Post);
+    if let Some(rules::InputType::Speech) = el.attr("inputType", rules::input_type) {
+        let raw = el.raw("inputType").unwrap_or_default();
+        el.fail(
+            ErrorKind::NotSupported,
+            format!("<{}> attribute inputType={}", el.name(), show(raw)),
+            "not supported yet (no speech recognizer), expected dtmf",
+        );
+    }
+    let execution_timeout_secs = el
+        .attr("executionTimeout", rules::execution_timeout)
+        .unwrap_or(15);
+    let digit_end_timeout_secs = el
+        .attr("digitEndTimeout", rules::digit_end_timeout)
+        .unwrap_or(5);
+    let finish_on_key = el
+        .attr("finishOnKey", rules::gather_finish_key)
+        .unwrap_or(Some('#'));
+    let num_digits = el.attr("numDigits", rules::num_digits).unwrap_or(32);
+    let redirect = el.attr("redirect", rules::boolean).unwrap_or(true);
+    let log = el.attr("log", rules::boolean).unwrap_or(true);
+    el.attr("speechEndTimeout", rules::speech_end_timeout);
+    el.attr("speechModel", rules::plain_text);
+    el.attr("hints", rules::plain_text);
+    el.attr("language", rules::language);
+    el.attr("profanityFilter", rules::boolean);
+    el.attr("interimSpeechResultsCallback", rules::callback_url);
+    el.attr("interimSpeechResultsCallbackMethod", rules::method);
+    if let (Some(url), false) = (&action, redirect) {
+        if rules::callback_url(url).is_err() {
+            el.fail(
+                ErrorKind::InvalidValue,
+                format!("<{}> attribute action={}", el.name(), show(url)),
+                "with redirect=\"false\" the action is requested through the outbox: expected an http(s):// URL",
+            );
+        }
+    }
+    let mut known = vec![
+        "action",
+        "method",
+        "inputType",
+        "executionTimeout",
+        "digitEndTimeout",
+        "finishOnKey",
+        "numDigits",
+        "redirect",
+        "log",
+    ];
+    known.extend_from_slice(SPEECH_ATTRIBUTES);
+    el.finish(&known, TextRule::None);
+    let failed = el.failed;
+    let mut prompts = Vec::new();
+    let mut child_failed = false;
+    for child in &node.children {
+        match instruction(child, Context::Gather, problems) {
+            Some(i) => prompts.push(i),
+            None => child_failed = true,
+        }
+    }
+    if failed || child_failed {
+        return None;
+    }
+    Some(Instruction::Gather(Gather {
+        action: action?,
+        method,
+        execution_timeout_secs,
+        digit_end_timeout_secs,
+        finish_on_key,
+        num_digits,
+        redirect,
+        log,
+        prompts,
+    }))
+}
+
+/// `<Record>` (SPEC §12.2): every attribute is validated, so `voxbridge check` reports
+/// what is wrong with one; running it is not supported yet (this version does not
+/// record), which is then the element's error.
+fn record(node: &Node, problems: &mut Vec<Problem>) -> Option<Instruction> {
+    let mut el = Element::new(node, problems);
+    el.attr("action", rules::document_url);
+    el.attr("method", rules::method);
+    el.attr("redirect", rules::boolean);
+    el.attr("fileFormat", rules::file_format);
+    el.attr("timeout", rules::silence_timeout);
+    el.attr("maxLength", rules::max_length);
+    el.attr("playBeep", rules::boolean);
+    el.attr("finishOnKey", rules::record_finish_keys);
+    el.attr("recordSession", rules::boolean);
+    el.attr("startOnDialAnswer", rules::boolean);
+    el.attr("callbackUrl", rules::callback_url);
+    el.attr("callbackMethod", rules::method);
+    for later in [
+        "transcriptionType",
+        "transcriptionUrl",
+        "transcriptionMethod",
+    ] {
+        el.not_yet(later);
+    }
+    el.no_children("no child elements");
+    el.finish(
+        &[
+            "action",
+            "method",
+            "redirect",
+            "fileFormat",
+            "timeout",
+            "maxLength",
+            "playBeep",
+            "finishOnKey",
+            "recordSession",
+            "startOnDialAnswer",
+            "callbackUrl",
+            "callbackMethod",
+            "transcriptionType",
+            "transcriptionUrl",
+            "transcriptionMethod",
+        ],
+        TextRule::None,
+    );
+    el.fail(
+        ErrorKind::NotSupported,
+        format!("<{}>", el.name()),
+        "not supported yet (recording is not in this version; its attributes are validated)",
+    );
+    None
 }

@@ -14,12 +14,15 @@ pub enum CallbackKind {
     Status,
     /// The post-call workflow request (SPEC §4 rule 5); its response may be a document.
     PostCall,
-    /// A Dial's `action` whose response is ignored (`redirect="false"`, or the caller
-    /// hung up while the Dial ran; SPEC §11.4).
-    DialAction,
     /// A Dial's real-time leg event to its `callbackUrl` (DialAnswer, DialConnected,
     /// DialHangup; SPEC §11.4).
     DialEvent,
+    /// An outbound call started ringing: `Event=Ring` to its `ring_url` (SPEC §13).
+    Ring,
+    /// An element's `action` requested through the outbox, its response ignored: a
+    /// Gather or a Dial with `redirect="false"` (SPEC §12.1, §11.4), or a Dial's action
+    /// after the caller hung up.
+    Action,
 }
 
 impl CallbackKind {
@@ -28,8 +31,9 @@ impl CallbackKind {
             CallbackKind::Hangup => "hangup",
             CallbackKind::Status => "status",
             CallbackKind::PostCall => "post_call",
-            CallbackKind::DialAction => "dial_action",
             CallbackKind::DialEvent => "dial_event",
+            CallbackKind::Ring => "ring",
+            CallbackKind::Action => "action",
         }
     }
 
@@ -38,8 +42,9 @@ impl CallbackKind {
             "hangup" => CallbackKind::Hangup,
             "status" => CallbackKind::Status,
             "post_call" => CallbackKind::PostCall,
-            "dial_action" => CallbackKind::DialAction,
             "dial_event" => CallbackKind::DialEvent,
+            "ring" => CallbackKind::Ring,
+            "action" => CallbackKind::Action,
             _ => return None,
         })
     }

@@ -280,6 +280,18 @@ pub trait Store: Send + Sync + 'static {
         notes: Vec<String>,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// Writes outbox rows for a call that is still in progress (an element's request
+    /// whose response is ignored, e.g. a Gather with `redirect="false"`; a Dial's
+    /// `callbackUrl` events, SPEC §11.4; an outbound call's `Event=Ring`, SPEC §13), due
+    /// now; the outbox delivers them like any other
+    /// row. Bounded retry.
+    fn enqueue_callbacks(
+        &self,
+        call_uuid: &str,
+        account_id: &str,
+        callbacks: Vec<NewCallback>,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
     /// One live call of the account.
     fn live_call(
         &self,
@@ -318,25 +330,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<FinishOutcome, StoreError>> {
         let _ = parent_call_uuid;
         self.finish_call(record, Vec::new())
-    }
-
-    /// Writes callbacks of a call that is still live to the outbox (a Dial's
-    /// `callbackUrl` events and an action whose response is ignored, SPEC §11.4): they
-    /// are delivered while the call goes on, with the same guarantees as any row.
-    /// Bounded retry, like the live row's writes.
-    fn enqueue_callbacks(
-        &self,
-        call_uuid: &str,
-        account_id: &str,
-        callbacks: Vec<NewCallback>,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
-        let _ = (call_uuid, account_id, callbacks);
-        Box::pin(async {
-            Err(StoreError::new(
-                crate::store::StoreErrorKind::Other,
-                "this store cannot enqueue callbacks of a live call",
-            ))
-        })
     }
 
     /// The account's CDR of a call, with its callbacks' delivery status.

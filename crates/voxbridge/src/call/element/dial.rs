@@ -31,7 +31,7 @@
 use super::{Begin, DocumentFetch};
 use crate::call::channel_op::{Bridge, BridgeLeg, BridgeOutcome, BridgeReport, OpId};
 use crate::cause::HangupCause;
-use crate::document::model::{Dial, FetchEvent};
+use crate::document::model::{Dial, DialOutcome, FetchEvent};
 use crate::record::call::HangupSource;
 use std::time::Duration;
 
@@ -201,26 +201,20 @@ pub fn end(run: &DialRun, report: Option<&BridgeReport>, caller_gone: bool) -> D
 /// The action request of an ended Dial: SPEC §11.4's parameters beside the §5.1 ones.
 pub fn action_request(run: &DialRun, end: &DialEnd, a_leg: &str) -> Option<DocumentFetch> {
     let action = run.dial.action.as_ref()?;
-    let extra = vec![
-        ("DialStatus".to_string(), end.status.as_str().to_string()),
-        ("DialRingStatus".to_string(), run.rang.to_string()),
-        (
-            "DialHangupCause".to_string(),
-            end.hangup_cause
-                .map(|c| c.name().to_string())
-                .unwrap_or_default(),
-        ),
-        ("DialALegUUID".to_string(), a_leg.to_string()),
-        (
-            "DialBLegUUID".to_string(),
-            end.b_leg.clone().unwrap_or_default(),
-        ),
-    ];
+    let outcome = DialOutcome {
+        status: end.status.as_str().to_string(),
+        ring_status: run.rang,
+        hangup_cause: end
+            .hangup_cause
+            .map(|c| c.name().to_string())
+            .unwrap_or_default(),
+        a_leg_uuid: a_leg.to_string(),
+        b_leg_uuid: end.b_leg.clone().unwrap_or_default(),
+    };
     Some(DocumentFetch {
         url: action.url.clone(),
         method: action.method,
-        event: FetchEvent::DialAction,
-        extra,
+        event: FetchEvent::DialAction(Box::new(outcome)),
     })
 }
 

@@ -10,6 +10,5 @@ pub fn begin(redirect: Redirect) -> Begin {
         url: redirect.url,
         method: redirect.method,
         event: FetchEvent::Redirect,
-        extra: Vec::new(),
     })
 }

@@ -61,13 +61,13 @@ pub(super) fn spawn(
 ) -> tokio::task::AbortHandle {
     let (fallback, asked_by) = match req.event {
         FetchEvent::StartApp => (resolved.fallback_answer_url.clone(), None),
-        // A Dial's action is a document the current one named, like a Redirect's.
-        FetchEvent::Redirect | FetchEvent::DialAction => (None, current_document_url),
+        // A Dial's or a Gather's action is named by the document, like a Redirect's URL.
+        FetchEvent::Redirect | FetchEvent::DialAction(_) | FetchEvent::Gather { .. } => {
+            (None, current_document_url)
+        }
     };
     let url = req.url;
     let method = req.method;
-    let mut params = params;
-    params.extend(req.extra);
     let task = tokio::spawn(
         async move {
             let started = Instant::now();

@@ -82,6 +82,7 @@ mod channel;
 mod closeout;
 mod fetch;
 mod live_row;
+pub mod originate;
 mod record;
 mod render;
 mod writer;
@@ -306,8 +307,9 @@ struct CallTask {
     /// The bridge in flight (a Dial): its operation and what was asked, to read its
     /// CHANNEL_EXECUTE_COMPLETE as a [`crate::call::engine::BridgeReport`].
     bridge: Option<(OpId, crate::call::engine::Bridge)>,
-    /// Dial actions to request through the outbox with the call's record.
-    dial_notices: Vec<crate::record::callback::NewCallback>,
+    /// Actions to request through the outbox with the call's record (the call was
+    /// closing when they were asked for).
+    closing_requests: Vec<crate::record::callback::NewCallback>,
     /// The call's command channel (its B-leg is registered with it while bridged).
     commands: Option<mpsc::Sender<CallCommand>>,
     /// The bridged callee's place in the live registry (SPEC §11.2).
@@ -380,7 +382,7 @@ impl CallTask {
             refused_for_store: Arc::new(AtomicBool::new(false)),
             cut_off_at: None,
             bridge: None,
-            dial_notices: Vec::new(),
+            closing_requests: Vec::new(),
             commands: None,
             leg_registration: None,
             leg_hangups: Vec::new(),
@@ -581,7 +583,6 @@ impl CallTask {
                     self.live_row_writes.scheduled_hangup(Some(at));
                 }
                 Action::ScheduleCleared => self.live_row_writes.scheduled_hangup(None),
-                Action::DialActionNotice(req) => self.dial_notice(req),
                 Action::LegsEnded { legs, callback } => self.record_legs(legs, callback),
                 Action::DialAnswered {
                     b_leg,
@@ -609,31 +610,42 @@ impl CallTask {
                         replies: mine.into_iter().map(|(_, r)| r).collect(),
                     });
                 }
+                Action::Interrupt => {
+                    let _ = self.to_switch.send(SwitchCommand::Break);
+                }
+                Action::Request(req) => self.request_through_outbox(req),
                 Action::Finish(ending) => return Some(ending),
             }
         }
         None
     }
 
-    /// A Dial's action whose response is ignored: rendered now (with the §5.1
-    /// parameters as they are now), written to the outbox with the call's record.
-    fn dial_notice(&mut self, req: DocumentFetch) {
-        let mut params = fetch::params(
+    /// A request to the application whose response is ignored (a Gather with
+    /// `redirect="false"`, a Dial's action with `redirect="false"` or after the caller
+    /// hung up; SPEC §11.4, §12.1): rendered now with the fetch parameters as they are
+    /// now, and written to the outbox, which delivers it with its usual guarantees
+    /// (signed at delivery). While the call goes on it is written at once, through the
+    /// call's ordered queue (after any Dial event already queued); once the call is
+    /// closing it goes with the call's record, in one transaction.
+    fn request_through_outbox(&mut self, req: DocumentFetch) {
+        let params = fetch::params(
             &self.facts,
             &self.resolved,
             self.engine.answered(),
-            req.event,
+            req.event.clone(),
             &self.services.config.app.extra_variables,
         );
-        params.extend(req.extra);
-        tracing::info!(url = %req.url, "Dial action requested through the outbox (response ignored)");
-        let notice = crate::app::callbacks::dial_action_callback(&req.url, req.method, &params);
+        let row = crate::app::callbacks::action_request(&req.url, req.method, &params);
+        tracing::info!(
+            url = %req.url,
+            event = req.event.as_str(),
+            delivery_id = %row.delivery_id,
+            "action requested through the outbox (response ignored)"
+        );
         if self.engine.is_closing() {
-            // The call is ending: the request goes with its record, in one transaction.
-            self.dial_notices.push(notice);
+            self.closing_requests.push(row);
         } else {
-            // The call goes on (redirect="false"): requested now, not at the call's end.
-            self.enqueue_now(vec![notice]);
+            self.enqueue_now(vec![row]);
         }
     }
 
@@ -642,7 +654,7 @@ impl CallTask {
             &self.facts,
             &self.resolved,
             self.engine.answered(),
-            req.event,
+            req.event.clone(),
             &self.services.config.app.extra_variables,
         );
         self.fetch_task = Some(fetch::spawn(
@@ -950,7 +962,7 @@ impl CallTask {
                         let ids: Vec<String> =
                             batch.iter().map(|c| c.delivery_id.clone()).collect();
                         if let Err(e) = store.enqueue_callbacks(&uuid, &account, batch).await {
-                            tracing::error!(error = %e, ?ids, "Dial callbacks could not be written to the outbox");
+                            tracing::error!(error = %e, ?ids, "CALLBACKS NOT STORED: mid-call outbox rows could not be written");
                         }
                     }
                 }
@@ -1117,7 +1129,7 @@ impl CallTask {
             "call ended"
         );
         let post_call = ending.post_call.as_ref().map(|p| (p.url.clone(), p.method));
-        let notices = std::mem::take(&mut self.dial_notices);
+        let notices = std::mem::take(&mut self.closing_requests);
         record::keep(&self.services, &self.resolved, record, post_call, notices).await;
     }
 }

@@ -8,10 +8,16 @@
 //! * **Speak**: `speak <engine>|<voice>|<text>` with the engine and voice from the
 //!   `[tts]` configuration (WOMAN → slt, MAN → kal, flite by default). The language is
 //!   not passed on: flite has no language selection.
-//! * **Wait** is `sleep <ms>`; **SendDigits** `send_dtmf`.
+//! * **Wait** is `sleep <ms>`; **SendDigits** `send_dtmf`. **Silence** (a Wait inside a
+//!   Gather) is `playback silence_stream://<ms>`: a digit ends `sleep` *before* its DTMF
+//!   event goes out (transcript q), whereas `playback` reports the digit first and ends
+//!   only on `uuid_break` (or a `playback_terminators` key, also reported first).
 //! * **ArmHangup** is `sched_hangup +<secs> <cause>` — always relative, with the `+`
 //!   (reference §5); **CancelArmedHangups** `sched_cancel` without argument, which
 //!   cancels all of the channel's scheduled tasks.
+//! * **FlushDigits** is `flush_dtmf` (a Gather's first step); the engine's
+//!   **Interrupt** (a Gather's barge-in) is `api uuid_break <uuid>` on the call's own
+//!   socket, which stops the running prompt (`FILE PLAYED`), not the queued commands.
 //! * **Who hung up**: `sip_hangup_disposition` `recv_*` is the caller, `send_*` the switch.
 //! * **Outcomes**: a `-ERR …` reply to `sendmsg` (or an `Application-Response` that
 //!   starts with `-ERR`) means the switch refused the application; a response that says
@@ -48,6 +54,10 @@ pub fn application(op: &ChannelOp, tts: &TtsConfig, dial: &DialConfig) -> Applic
         }
         ChannelOp::Play { url } => ("playback", playback_path(url)),
         ChannelOp::Wait { duration } => ("sleep", duration.as_millis().to_string()),
+        ChannelOp::Silence { duration } => (
+            "playback",
+            format!("silence_stream://{}", duration.as_millis()),
+        ),
         ChannelOp::SendDigits { digits } => ("send_dtmf", digits.clone()),
         ChannelOp::Hangup { cause } => ("hangup", cause.name().to_string()),
         ChannelOp::ArmHangup { after, cause } => (
@@ -56,6 +66,7 @@ pub fn application(op: &ChannelOp, tts: &TtsConfig, dial: &DialConfig) -> Applic
         ),
         ChannelOp::CancelArmedHangups => ("sched_cancel", String::new()),
         ChannelOp::Bridge(bridge) => ("bridge", dial_string(bridge, dial)),
+        ChannelOp::FlushDigits => ("flush_dtmf", String::new()),
     };
     Application { name, arg }
 }
@@ -396,6 +407,14 @@ mod tests {
                 "+30 CALL_REJECTED",
             ),
             (ChannelOp::CancelArmedHangups, "sched_cancel", ""),
+            (ChannelOp::FlushDigits, "flush_dtmf", ""),
+            (
+                ChannelOp::Silence {
+                    duration: Duration::from_secs(3),
+                },
+                "playback",
+                "silence_stream://3000",
+            ),
         ];
         for (op, name, arg) in cases {
             let app = application(&op, &TtsConfig::default(), &DialConfig::default());

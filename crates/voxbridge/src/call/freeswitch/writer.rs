@@ -36,6 +36,9 @@ pub(super) enum SwitchCommand {
         uuid: String,
         replies: Vec<tokio::sync::oneshot::Sender<crate::call::live::HangupReply>>,
     },
+    /// `api uuid_break <uuid>`: stops the running application (a Gather's barge-in);
+    /// the commands queued behind it stay queued.
+    Break,
     /// `exit`: leave the socket; the writer stops after it.
     Exit,
 }
@@ -146,6 +149,17 @@ impl Writer {
                                 command: HangupCommand::HangupAfterOp,
                                 result,
                             });
+                        }
+                        SwitchCommand::Break => {
+                            // The interrupted application completes as usual; a refusal
+                            // (the channel just went) needs nothing more.
+                            match conn.api(&format!("uuid_break {uuid}")).await {
+                                Ok(r) if r.body.starts_with("+OK") => {}
+                                Ok(r) => {
+                                    tracing::info!(reply = %r.body.trim(), "uuid_break not applied")
+                                }
+                                Err(e) => tracing::warn!(error = %e, "uuid_break failed"),
+                            }
                         }
                         SwitchCommand::Exit => {
                             let _ = conn.exit().await;

@@ -386,6 +386,21 @@ impl Store for SqliteStore {
         Box::pin(self.write_simple("add_cdr_notes", op))
     }
 
+    fn enqueue_callbacks(
+        &self,
+        call_uuid: &str,
+        account_id: &str,
+        callbacks: Vec<NewCallback>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let op = WriteOp::Enqueue {
+            call_uuid: call_uuid.to_string(),
+            account_id: account_id.to_string(),
+            callbacks,
+            now: OffsetDateTime::now_utc(),
+        };
+        Box::pin(self.write_simple("enqueue_callbacks", op))
+    }
+
     fn live_call(
         &self,
         account_id: &str,
@@ -464,21 +479,6 @@ impl Store for SqliteStore {
                 }
             }
         })
-    }
-
-    fn enqueue_callbacks(
-        &self,
-        call_uuid: &str,
-        account_id: &str,
-        callbacks: Vec<NewCallback>,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
-        let op = WriteOp::Enqueue {
-            call_uuid: call_uuid.to_string(),
-            account_id: account_id.to_string(),
-            callbacks,
-            now: OffsetDateTime::now_utc(),
-        };
-        Box::pin(self.write_simple("enqueue_callbacks", op))
     }
 
     fn finish_leg(

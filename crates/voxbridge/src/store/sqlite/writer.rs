@@ -45,7 +45,8 @@ pub(super) enum WriteOp {
         /// A Dial's B-leg: its A-leg.
         parent: Option<String>,
     },
-    /// Callbacks of a live call (SPEC §11.4), outside any CDR.
+    /// Callbacks of a call still in progress, outside any CDR: an outbound call's ring
+    /// event, a Dial's leg events (SPEC §11.4), an element's request through the outbox.
     Enqueue {
         call_uuid: String,
         account_id: String,
