@@ -220,3 +220,44 @@ fn asterisk_is_off_by_default_and_configured_by_file_or_environment() {
         .to_string();
     assert!(e.contains("asterisk.allow"), "{e}");
 }
+
+/// SPEC §11.1, §13: outbound calls share `[dial]`'s dial strings. The first outbound
+/// release's `[outbound] number_template`/`sip_profile` still load, as `[dial]`'s;
+/// given in both sections with different values, the file is refused naming both.
+#[test]
+fn the_old_outbound_dial_string_keys_become_dial_and_a_disagreement_is_refused() {
+    let (_d, path) = file(
+        "[outbound]\nnumber_template = \"sofia/old/{number}\"\nsip_profile = \"oldprofile\"\nmax_cps = 5\n",
+    );
+    let c = Config::load_with_env(Some(&path), env(&[])).unwrap();
+    assert_eq!(c.dial.number_template, "sofia/old/{number}");
+    assert_eq!(c.dial.sip_profile, "oldprofile");
+    assert_eq!(c.outbound.number_template, None);
+    assert_eq!(c.outbound.max_cps, 5.0);
+
+    let (_d, path) = file(
+        "[dial]\nnumber_template = \"sofia/old/{number}\"\n[outbound]\nnumber_template = \"sofia/old/{number}\"\n",
+    );
+    let c = Config::load_with_env(Some(&path), env(&[])).unwrap();
+    assert_eq!(c.dial.number_template, "sofia/old/{number}");
+
+    let (_d, path) = file(
+        "[dial]\nnumber_template = \"sofia/new/{number}\"\n[outbound]\nnumber_template = \"sofia/old/{number}\"\n",
+    );
+    let e = Config::load_with_env(Some(&path), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("outbound.number_template") && e.contains("dial.number_template"),
+        "{e}"
+    );
+
+    let (_d, path) = file("[outbound]\nnumber_template = \"sofia/old\"\n");
+    let e = Config::load_with_env(Some(&path), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("dial.number_template: must contain {number}"),
+        "{e}"
+    );
+}

@@ -215,7 +215,7 @@ fn invalid_cases() -> Vec<(String, &'static str, ErrorKind)> {
         // Unknown and not-yet verbs.
         (
             doc(r#"{"verb":"Speak","text":"x"}"#),
-            r#"instructions[0]: verb "Speak": unknown verb, expected Say, Play, Pause, Hangup, Reject, Redirect, Gather or Record"#,
+            r#"instructions[0]: verb "Speak": unknown verb, expected Say, Play, Pause, Hangup, Reject, Redirect, Dial, Gather or Record"#,
             UnknownVerb,
         ),
         (
@@ -234,8 +234,8 @@ fn invalid_cases() -> Vec<(String, &'static str, ErrorKind)> {
             NotSupported,
         ),
         (
-            doc(r#"{"verb":"Dial","number":"1000"}"#),
-            r#"instructions[0]: verb "Dial": not supported yet"#,
+            doc(r#"{"verb":"Conference","room":"r1"}"#),
+            r#"instructions[0]: verb "Conference": not supported yet"#,
             NotSupported,
         ),
         (
@@ -316,7 +316,7 @@ fn invalid_cases() -> Vec<(String, &'static str, ErrorKind)> {
         ),
         (
             doc(r#"{"verb":7}"#),
-            r#"instructions[0]: field verb=7: expected Say, Play, Pause, Hangup, Reject, Redirect, Gather or Record"#,
+            r#"instructions[0]: field verb=7: expected Say, Play, Pause, Hangup, Reject, Redirect, Dial, Gather or Record"#,
             InvalidValue,
         ),
         (
@@ -352,7 +352,7 @@ fn invalid_cases() -> Vec<(String, &'static str, ErrorKind)> {
         ),
         (
             doc(r#"{"text":"x"}"#),
-            r#"instructions[0]: field "verb": missing, expected Say, Play, Pause, Hangup, Reject, Redirect, Gather or Record"#,
+            r#"instructions[0]: field "verb": missing, expected Say, Play, Pause, Hangup, Reject, Redirect, Dial, Gather or Record"#,
             Missing,
         ),
         // Version.
@@ -407,8 +407,9 @@ fn invalid_documents_name_instruction_verb_field_and_expectation() {
 
 #[test]
 fn all_problems_are_collected() {
-    let text =
-        doc(r#"{"verb":"Say","loop":-1},{"verb":"Dial"},{"verb":"Hangup","reason":"later","x":1}"#);
+    let text = doc(
+        r#"{"verb":"Say","loop":-1},{"verb":"Conference"},{"verb":"Hangup","reason":"later","x":1}"#,
+    );
     let err = parse_voxml(&text).unwrap_err();
     let lines: Vec<String> = err.problems().iter().map(|p| p.to_string()).collect();
     assert_eq!(
@@ -416,7 +417,7 @@ fn all_problems_are_collected() {
         [
             r#"instructions[0]: Say field "text": missing, expected the text to speak"#,
             r#"instructions[0]: Say field loop=-1: expected a whole number, 0 (until the call ends) or more"#,
-            r#"instructions[1]: verb "Dial": not supported yet"#,
+            r#"instructions[1]: verb "Conference": not supported yet"#,
             r#"instructions[2]: Hangup field reason="later": expected completed, busy or rejected"#,
             r#"instructions[2]: Hangup field "x": unknown field, expected reason or post_call_url"#,
         ]

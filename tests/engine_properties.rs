@@ -208,12 +208,20 @@ impl Checker {
                     }
                     assert!(ending.cause_name.len() <= 200);
                 }
-                Action::ScheduleArmed { .. } | Action::ScheduleCleared => {}
+                Action::ScheduleArmed { .. }
+                | Action::ScheduleCleared
+                | Action::KillLeg { .. }
+                | Action::LegsEnded { .. }
+                | Action::DialAnswered { .. } => {}
                 Action::Interrupt => {
                     assert!(self.in_flight.is_some(), "Interrupt with nothing running");
                     assert!(!self.closing, "Interrupt while closing");
                 }
-                Action::Request(_) => assert!(!self.closing, "Request while closing"),
+                // A Dial's action is still requested after the caller hung up (§11.4).
+                Action::Request(r) => assert!(
+                    !self.closing || r.event.as_str() == "DialAction",
+                    "Request while closing"
+                ),
             }
             assert!(self.hangups_sent <= 1, "more than one hangup sent");
         }

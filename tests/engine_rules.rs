@@ -297,6 +297,7 @@ fn names(ops: &[ChannelOp]) -> Vec<&'static str> {
             ChannelOp::Hangup { .. } => "hangup",
             ChannelOp::ArmHangup { .. } => "arm_hangup",
             ChannelOp::CancelArmedHangups => "cancel_armed_hangups",
+            ChannelOp::Bridge(_) => "bridge",
             ChannelOp::FlushDigits => "flush_digits",
             ChannelOp::Silence { .. } => "silence",
         })

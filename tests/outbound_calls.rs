@@ -8,7 +8,6 @@
 
 use crate::e2e_support::{self, xml, App, Server, ServerOptions, ACCOUNT, PATIENCE, TOKEN};
 use serde_json::Value;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,8 +48,8 @@ async fn setup(extra: &str) -> (Sim, InboundServer, App, Server) {
         &app,
         ServerOptions {
             extra_toml: format!(
-                "[switch]\nesl = \"{}\"\npassword = \"ClueCon\"\n[outbound]\n\
-                 number_template = \"sofia/external/{{number}}@127.0.0.1:5060\"\n{extra}",
+                "[switch]\nesl = \"{}\"\npassword = \"ClueCon\"\n[dial]\n\
+                 number_template = \"sofia/external/{{number}}@127.0.0.1:5060\"\n[outbound]\n{extra}",
                 inbound.local_addr()
             ),
             ..ServerOptions::default()
@@ -413,10 +412,13 @@ async fn bad_parameters_are_named_and_no_switch_is_503() {
     assert_eq!(status, 503, "{v}");
 }
 
+/// The `bgapi originate` commands a fake switch was sent, in order.
+type Originates = Arc<std::sync::Mutex<Vec<String>>>;
+
 /// A switch whose inbound port accepts everything, takes `bgapi` (`+OK Job-UUID`) and
 /// never sends the BACKGROUND_JOB; it answers `api` with `-ERR No such channel!`.
-/// Counts the originates it was sent.
-async fn silent_switch() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+/// Keeps the originate commands it was sent.
+async fn silent_switch() -> (std::net::SocketAddr, Originates) {
     fake_switch(false).await
 }
 
@@ -424,10 +426,10 @@ async fn silent_switch() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
 /// the originated channel's CHANNEL_HANGUP_COMPLETE of an answered call (answer_epoch
 /// set), as a loaded real switch did when a short document ended the call before the
 /// originate's `+OK` reached the dialer.
-async fn fake_switch(answered_end: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+async fn fake_switch(answered_end: bool) -> (std::net::SocketAddr, Originates) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let originates = Arc::new(AtomicUsize::new(0));
+    let originates = Originates::default();
     let seen = originates.clone();
     tokio::spawn(async move {
         loop {
@@ -460,7 +462,7 @@ async fn fake_switch(answered_end: bool) -> (std::net::SocketAddr, Arc<AtomicUsi
                                 "Content-Type: command/reply\nReply-Text: +OK Job-UUID: {job}\nJob-UUID: {job}\n\n"
                             );
                             if cmd.contains("originate") {
-                                seen.fetch_add(1, Ordering::SeqCst);
+                                seen.lock().unwrap().push(cmd.clone());
                                 let uuid = cmd
                                     .split("origination_uuid=")
                                     .nth(1)
@@ -534,7 +536,7 @@ async fn an_originate_whose_background_job_never_comes_is_closed_out_failed() {
     assert_eq!(status, 201, "{v}");
     let uuid = v["request_uuid"].as_str().unwrap().to_string();
     let hangup = app.hangup_callback(&uuid).await;
-    assert_eq!(originates.load(Ordering::SeqCst), 1);
+    assert_eq!(originates.lock().unwrap().len(), 1);
     assert_eq!(hangup.must("CallStatus"), "failed");
     assert_eq!(hangup.must("HangupSource"), "Error");
     assert!(
@@ -606,7 +608,7 @@ async fn a_call_ringing_when_voxbridge_dies_is_closed_out_at_the_next_start() {
     let db_dir = tempfile::tempdir().unwrap();
     let options = ServerOptions {
         extra_toml: format!(
-            "[switch]\nesl = \"{}\"\npassword = \"ClueCon\"\n[outbound]\n\
+            "[switch]\nesl = \"{}\"\npassword = \"ClueCon\"\n[dial]\n\
              number_template = \"sofia/external/{{number}}@127.0.0.1:5060\"\n",
             inbound.local_addr()
         ),
@@ -658,7 +660,7 @@ async fn an_answered_call_that_ends_before_its_originate_result_is_not_closed_ou
     // No socket ever comes here, so after its grace the dialer closes the answered call
     // out itself — as answered (never `failed`), source Unknown.
     let hangup = app.hangup_callback(&uuid).await;
-    assert_eq!(originates.load(Ordering::SeqCst), 1);
+    assert_eq!(originates.lock().unwrap().len(), 1);
     assert_eq!(
         hangup.must("CallStatus"),
         "completed",
@@ -668,4 +670,68 @@ async fn an_answered_call_that_ends_before_its_originate_result_is_not_closed_ou
     assert_eq!(hangup.must("HangupSource"), "Unknown");
     assert_ne!(hangup.must("AnswerTime"), "");
     assert_eq!(hangup.must("BillDuration"), "1");
+}
+
+/// SPEC §11.1, §13: a `POST Call/` `to` becomes a dial string as a Dial's destination
+/// does, from `[dial]`; the first outbound release's `[outbound] number_template` and
+/// `sip_profile` are still read (as `[dial]`'s, with a deprecation warning).
+#[tokio::test]
+async fn post_call_dial_strings_come_from_dial_and_the_old_outbound_keys_still_work() {
+    let cases = [
+        (
+            "[dial]\nnumber_template = \"sofia/test/{number}@10.0.0.9\"\nsip_profile = \"internal\"\n",
+            "sofia/test/7002@10.0.0.9",
+            "sofia/internal/bob@10.0.0.9:5080",
+        ),
+        (
+            "[outbound]\nnumber_template = \"sofia/old/{number}@10.0.0.8\"\nsip_profile = \"oldprofile\"\n",
+            "sofia/old/7002@10.0.0.8",
+            "sofia/oldprofile/bob@10.0.0.9:5080",
+        ),
+    ];
+    for (section, number_dial, user_dial) in cases {
+        let (addr, originates) = silent_switch().await;
+        let app = App::start().await;
+        let server = Server::start(
+            &app,
+            ServerOptions {
+                extra_toml: format!(
+                    "[switch]\nesl = \"{addr}\"\npassword = \"ClueCon\"\n{section}"
+                ),
+                ..ServerOptions::default()
+            },
+        )
+        .await;
+        let answer = speak_then_hangup(&app);
+        for to in ["7002", "sip:bob@10.0.0.9:5080"] {
+            let (status, v) = post(
+                &server,
+                serde_json::json!({"from": "15551230000", "to": to, "answer_url": answer}),
+            )
+            .await;
+            assert_eq!(status, 201, "{section}: {v}");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while originates.lock().unwrap().len() < 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let sent = originates.lock().unwrap().clone();
+        assert_eq!(sent.len(), 2, "{section}: {sent:?}");
+        for want in [number_dial, user_dial] {
+            assert!(
+                sent.iter()
+                    .any(|c| c.contains(&format!("}}{want} '&socket("))),
+                "{section}: no originate to {want}: {sent:?}"
+            );
+        }
+        let deprecated = section.starts_with("[outbound]");
+        for key in ["number_template", "sip_profile"] {
+            let warning = format!("outbound.{key} is deprecated: outbound calls use [dial] {key}");
+            assert_eq!(
+                server.log_text().contains(&warning),
+                deprecated,
+                "{section}: the warning {warning:?}"
+            );
+        }
+    }
 }

@@ -652,12 +652,28 @@ async fn a_refused_bridge_continues_with_continue_on_fail() {
 }
 
 #[tokio::test]
-async fn several_bridge_destinations_are_not_simulated() {
+async fn several_bridge_destinations_ring_at_once_and_with_no_answer_fail_as_the_last() {
+    // No callee is scripted: both numbers are unroutable, and without continue_on_fail
+    // the bridge hangs the caller up with the failure (transcript j).
     let (_sim, call, mut p) = setup(20.0, CallScript::ringing()).await;
     p.start().await;
     p.execute(
         "bridge",
-        "sofia/external/7002@127.0.0.1:5060,sofia/external/7008@127.0.0.1:5060",
+        "sofia/external/7998@127.0.0.1:5060,sofia/external/7999@127.0.0.1:5060",
+        true,
+    )
+    .await;
+    let (_p, r) = finish(p, call).await;
+    assert_eq!(r.hangup_cause, Some(HangupCause::NO_ROUTE_DESTINATION));
+}
+
+#[tokio::test]
+async fn failover_bridge_destinations_are_not_simulated() {
+    let (_sim, call, mut p) = setup(20.0, CallScript::ringing()).await;
+    p.start().await;
+    p.execute(
+        "bridge",
+        "sofia/external/7002@127.0.0.1:5060|sofia/external/7008@127.0.0.1:5060",
         true,
     )
     .await;

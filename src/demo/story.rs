@@ -312,8 +312,9 @@ fn delivery_words(d: &DeliveryStatus, received: &[Received]) -> String {
         CallbackKind::Hangup => "hangup callback",
         CallbackKind::Status => "status callback",
         CallbackKind::PostCall => "post-call workflow",
+        CallbackKind::DialEvent => "Dial leg event",
         CallbackKind::Ring => "ring callback",
-        CallbackKind::Action => "action request",
+        CallbackKind::Action => "action request (response ignored)",
     };
     let status = match d.status {
         DeliveryState::Delivered => format!(

@@ -51,6 +51,8 @@ mod config_load;
 mod demo_cli;
 #[path = "../demo_example_app.rs"]
 mod demo_example_app;
+#[path = "../document_dial.rs"]
+mod document_dial;
 #[path = "../document_flows.rs"]
 mod document_flows;
 #[path = "../document_props.rs"]
@@ -63,6 +65,8 @@ mod document_xml;
 mod e2e_asterisk;
 #[path = "../e2e_bad_input.rs"]
 mod e2e_bad_input;
+#[path = "../e2e_dial.rs"]
+mod e2e_dial;
 #[path = "../e2e_events.rs"]
 mod e2e_events;
 #[path = "../e2e_rules.rs"]

@@ -46,6 +46,9 @@ pub struct TagLog {
     pub hangups: Vec<Params>,
     /// Post-call workflow requests (`Event=PostCall`).
     pub post_calls: Vec<Params>,
+    /// A Dial's leg events to `{app}/events` (they carry no `From`: matched to the tag
+    /// by their `CallUUID`, the one of the tag's fetches).
+    pub dial_events: Vec<Params>,
 }
 
 #[derive(Default)]
@@ -155,13 +158,38 @@ fn tone_wav() -> Vec<u8> {
 }
 
 /// The tag routing: the caller's tag (`From`) picks the documents, `?step=N` the one.
+/// A Dial's `callbackUrl` events (`/events`) carry no tag: they go to the log of the
+/// call whose fetches name their `CallUUID`.
 fn respond(state: &Shared, hit: &Hit) -> Reply {
     if hit.method == "GET" && hit.path == "/media/tone.wav" {
         return Reply::status(200).with_bytes("audio/wav", tone_wav());
     }
     let params = Params::parse(Some(&hit.query), &hit.body);
-    let tag = params.get("From").unwrap_or("").to_string();
     let mut st = lock(state);
+    if hit.path == "/events" {
+        let call = params.get("CallUUID").unwrap_or("").to_string();
+        let tag = st
+            .log
+            .iter()
+            .find(|(_, l)| {
+                l.fetches
+                    .iter()
+                    .any(|f| f.get("CallUUID") == Some(call.as_str()))
+            })
+            .map(|(t, _)| t.clone());
+        return match tag.and_then(|t| st.log.get_mut(&t)) {
+            Some(log) => {
+                log.dial_events.push(params);
+                Reply::status(200)
+            }
+            None => {
+                st.strays
+                    .push(format!("{} {} CallUUID={call}", hit.method, hit.uri));
+                Reply::status(404)
+            }
+        };
+    }
+    let tag = params.get("From").unwrap_or("").to_string();
     if !st.docs.contains_key(&tag) {
         st.strays.push(format!(
             "{} {} From={tag:?} Event={:?}",

@@ -125,7 +125,25 @@ impl Harness {
         // Speech takes time as on a real switch (the TTS scenario checks billed time).
         let tts = Duration::from_millis(250);
         sim.set_originate_extension("7000", esl, CallScript::answered().speak_per_word(tts));
-        sim.set_originate_extension("7001", esl, CallScript::ringing().speak_per_word(tts));
+        // The test destinations of the shipped switch (its README): 7002 answers, 7003 is
+        // busy, 7004 rings forever; any other number has no route.
+        let callees = |script: CallScript| {
+            script
+                .callee(
+                    "7002",
+                    voxbridge_sim::Callee::Answers {
+                        after: Duration::ZERO,
+                        hangs_up_after: None,
+                    },
+                )
+                .callee("7003", voxbridge_sim::Callee::Refuses(486))
+                .callee("7004", voxbridge_sim::Callee::RingsForever)
+        };
+        sim.set_originate_extension(
+            "7001",
+            esl,
+            callees(CallScript::ringing().speak_per_word(tts)),
+        );
         let cfg = LiveConfig {
             switch: SwitchTarget {
                 esl: inbound.local_addr().to_string(),
@@ -323,6 +341,7 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
                         }
                         Probe::GoneAfterEnd
                         | Probe::PostCallMode { .. }
+                        | Probe::LegCdr { .. }
                         | Probe::BargeInWithinMs(_) => Vec::new(),
                     };
                     obs.notes.extend(found);
@@ -334,6 +353,61 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
     let mut api_sent_at = None;
     match s.action {
         Action::Nothing => {}
+        Action::CallerCancels { after } => {
+            // From the moment the Dial rings, not from the originate: a loaded machine
+            // may take longer than `after` to hand the call over and fetch.
+            match call_uuid(h, &tag).await {
+                Ok(uuid) => {
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while !h.vb.log_lines_with(&uuid, 400).contains("app=\"bridge\"") {
+                        if Instant::now() >= deadline {
+                            obs.notes.push(format!("{uuid} never sent its bridge"));
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                Err(e) => obs.notes.push(e),
+            }
+            tokio::time::sleep(Duration::from_secs_f64(after)).await;
+            if let Err(e) = caller.hang_up().await {
+                obs.notes.push(e);
+            }
+        }
+        Action::RestHangupCallee { after } => {
+            match caller.originate_result(Duration::from_secs(15)).await {
+                Ok(r) if r.starts_with("+OK") => {
+                    tokio::time::sleep(Duration::from_secs_f64(after)).await;
+                    match (call_uuid(h, &tag).await, b_leg_of(h, &tag).await) {
+                        (Ok(a), Ok(b)) => obs.notes.extend(rest_hangup_callee(&rest, &a, &b).await),
+                        (Err(e), _) | (_, Err(e)) => obs.notes.push(e),
+                    }
+                }
+                Ok(r) => obs.notes.push(format!(
+                    "the call was never answered (originate: {r}); no callee to hang up"
+                )),
+                Err(e) => obs.notes.push(e),
+            }
+        }
+        Action::CalleeHangsUp { after } => {
+            match caller.originate_result(Duration::from_secs(15)).await {
+                Ok(r) if r.starts_with("+OK") => {
+                    tokio::time::sleep(Duration::from_secs_f64(after)).await;
+                    match b_leg_of(h, &tag).await {
+                        Ok(b) => match caller.api(&format!("uuid_kill {b}")).await {
+                            Ok(reply) if reply.starts_with("+OK") => {}
+                            Ok(reply) => obs.notes.push(format!("uuid_kill {b}: {}", reply.trim())),
+                            Err(e) => obs.notes.push(e),
+                        },
+                        Err(e) => obs.notes.push(e),
+                    }
+                }
+                Ok(r) => obs.notes.push(format!(
+                    "the call was never answered (originate: {r}); no callee to hang up"
+                )),
+                Err(e) => obs.notes.push(e),
+            }
+        }
         Action::CallerPresses { after, digits } => {
             match caller.originate_result(Duration::from_secs(15)).await {
                 Ok(r) if r.starts_with("+OK") => {
@@ -406,12 +480,14 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
     // ---- what voxbridge reported: callbacks (and the post-call run's fetches), the CDR
     let want_post_call = s.expect.post_call;
     let want_fetches = s.expect.fetches.len();
+    let want_dial_events = s.expect.dial_events.len();
     let (_, log) = h
         .app
         .wait_for(&tag, Duration::from_secs(15), |l| {
             !l.hangups.is_empty()
                 && (!want_post_call || !l.post_calls.is_empty())
                 && l.fetches.len() >= want_fetches
+                && l.dial_events.len() >= want_dial_events
         })
         .await;
     obs.log = log;
@@ -427,6 +503,14 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
         for probe in &s.probes {
             match probe {
                 Probe::GoneAfterEnd => obs.notes.extend(rest::gone_after_end(&rest, &uuid).await),
+                Probe::LegCdr {
+                    cause,
+                    name,
+                    source,
+                    answered,
+                } => obs
+                    .notes
+                    .extend(leg_cdr(h, &rest, &uuid, (*cause, name, source, *answered)).await),
                 Probe::PostCallMode { skipped } => obs
                     .notes
                     .extend(post_call_mode(h, &obs.log, &uuid, skipped).await),
@@ -440,6 +524,142 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
         Ok(())
     } else {
         Err(report(h, s, &obs, &problems))
+    }
+}
+
+/// [`Probe::LegCdr`].
+async fn leg_cdr(
+    h: &Harness,
+    rest: &Rest,
+    a: &str,
+    want: (Option<&str>, &str, &str, bool),
+) -> Vec<String> {
+    let (cause, name, source, answered) = want;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let b = loop {
+        let lines = h.vb.log_lines_with(a, 400);
+        let found = lines
+            .lines()
+            .filter(|l| l.contains("dial leg ended"))
+            .find_map(|l| l.split("b_leg=").nth(1))
+            .map(|b| b.split_whitespace().next().unwrap_or("").to_string());
+        if let Some(b) = found.filter(|b| !b.is_empty()) {
+            break b;
+        }
+        if Instant::now() >= deadline {
+            return vec![format!(
+                "voxbridge never logged the end of a Dial leg of {a}"
+            )];
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let cdr = loop {
+        match rest.get(&format!("Call/{b}/")).await {
+            Ok(r) if r.status == 200 => break r.json,
+            Ok(r) if Instant::now() >= deadline => {
+                return vec![format!("no CDR for the B-leg {b}: {} {}", r.status, r.text)]
+            }
+            Err(e) => return vec![e],
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let mut p = Vec::new();
+    let mut want_eq = |field: &str, value: &str| {
+        if cdr[field] != value {
+            p.push(format!(
+                "B-leg CDR {field} = {}, expected {value}: {cdr}",
+                cdr[field]
+            ));
+        }
+    };
+    want_eq("parent_call_uuid", a);
+    want_eq("direction", "outbound");
+    want_eq("hangup_cause_name", name);
+    want_eq("hangup_source", source);
+    if let Some(cause) = cause {
+        want_eq("hangup_cause", cause);
+    }
+    if cdr["answer_time"].is_string() != answered {
+        p.push(format!(
+            "B-leg CDR answer_time {}, expected answered={answered}",
+            cdr["answer_time"]
+        ));
+    }
+    if cdr["callback_deliveries"]
+        .as_array()
+        .is_some_and(|d| !d.is_empty())
+    {
+        p.push(format!("the B-leg got callbacks: {cdr}"));
+    }
+    p
+}
+
+/// [`Action::RestHangupCallee`]: both legs live, the B-leg's details, its DELETE.
+async fn rest_hangup_callee(rest: &Rest, a: &str, b: &str) -> Vec<String> {
+    let mut p = Vec::new();
+    match rest.get("Call/?status=live").await {
+        Ok(r) => {
+            let calls: Vec<String> =
+                serde_json::from_value(r.json["calls"].clone()).unwrap_or_default();
+            if !(calls.iter().any(|c| c == a) && calls.iter().any(|c| c == b)) {
+                p.push(format!(
+                    "live list {calls:?} lacks the caller {a} or the callee {b}"
+                ));
+            }
+        }
+        Err(e) => p.push(e),
+    }
+    match rest.get(&format!("Call/{b}/?status=live")).await {
+        Ok(r) if r.status == 200 && r.json["parent_call_uuid"] == a => {}
+        Ok(r) => p.push(format!(
+            "live details of the B-leg: {} {}, expected parent_call_uuid {a}",
+            r.status, r.text
+        )),
+        Err(e) => p.push(e),
+    }
+    match rest.get(&format!("Call/{a}/?status=live")).await {
+        Ok(r) if r.json["bridged_to"] == b => {}
+        Ok(r) => p.push(format!(
+            "live details of the caller: {}, expected bridged_to {b}",
+            r.text
+        )),
+        Err(e) => p.push(e),
+    }
+    match rest.delete(&format!("Call/{b}/")).await {
+        Ok(r) if r.status == 204 => {}
+        Ok(r) => p.push(format!(
+            "DELETE of the B-leg answered {} {}",
+            r.status, r.text
+        )),
+        Err(e) => p.push(e),
+    }
+    p
+}
+
+/// The B-leg voxbridge bridged the call from `tag` to, from its `bridged b_leg=…` line.
+async fn b_leg_of(h: &Harness, tag: &str) -> Result<String, String> {
+    let uuid = call_uuid(h, tag).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = h.vb.log_lines_with(&uuid, 400);
+        let found = lines
+            .lines()
+            .filter(|l| l.contains("bridged"))
+            .find_map(|l| l.split("b_leg=").nth(1))
+            .map(|b| {
+                b.split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .trim_matches('"')
+                    .to_string()
+            });
+        if let Some(b) = found.filter(|b| !b.is_empty()) {
+            return Ok(b);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("voxbridge never logged the bridge of {uuid}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -754,6 +974,51 @@ fn check(e: &Expect, s: &Scenario, o: &Observed) -> Vec<String> {
         }
     }
     let call_uuid = o.log.fetches.first().and_then(|f| f.get("CallUUID"));
+    let mut dial_events = o.log.dial_events.clone();
+    dial_events.sort_by_key(|d| d.get("DeliveryID").unwrap_or("").to_string());
+    let names: Vec<&str> = dial_events
+        .iter()
+        .map(|d| d.get("Event").unwrap_or("?"))
+        .collect();
+    if names != e.dial_events {
+        p.push(format!(
+            "Dial events {names:?}, expected {:?}",
+            e.dial_events
+        ));
+    }
+    for d in &dial_events {
+        if d.get("DialALegUUID") != call_uuid || d.get("DialBLegUUID").unwrap_or("").is_empty() {
+            p.push(format!("Dial event without its legs: {:?}", d.0));
+        }
+    }
+    if let Some(want) = e.dial_status {
+        match o
+            .log
+            .fetches
+            .iter()
+            .find(|f| f.get("Event") == Some("DialAction"))
+        {
+            None => p.push("the Dial's action was never requested".into()),
+            Some(f) => {
+                if f.get("DialStatus") != Some(want) {
+                    p.push(format!(
+                        "DialStatus {:?}, expected {want}",
+                        f.get("DialStatus")
+                    ));
+                }
+                if f.get("DialALegUUID") != call_uuid {
+                    p.push(format!(
+                        "DialALegUUID {:?}, expected {call_uuid:?}",
+                        f.get("DialALegUUID")
+                    ));
+                }
+                let b_leg = f.get("DialBLegUUID").unwrap_or("");
+                if b_leg.is_empty() == (want == "completed") {
+                    p.push(format!("DialBLegUUID {b_leg:?} with DialStatus {want}"));
+                }
+            }
+        }
+    }
     let Some(cb) = o.log.hangups.first() else {
         p.push("no hangup callback reached the application within 15 s".into());
         return p;

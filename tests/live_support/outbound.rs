@@ -71,7 +71,7 @@ async fn rig() -> Rig {
         &app,
         ServerOptions {
             extra_toml: format!(
-                "[switch]\nesl = \"{}\"\npassword = \"{}\"\n[outbound]\n\
+                "[switch]\nesl = \"{}\"\npassword = \"{}\"\n[dial]\n\
                  number_template = \"sofia/{profile}/{{number}}@{target}\"\n",
                 switch.esl, switch.password
             ),

@@ -67,6 +67,10 @@ default_hangup_url = "{app_base}/hangup"
 # the caller gives up in rule_7_empty_response_rings_until_the_caller_gives_up.
 empty_document_timeout = {EMPTY_DOCUMENT_TIMEOUT}
 
+# Numbers reach the switch's own test destinations (7002–7008), looped back over SIP.
+[dial]
+number_template = "sofia/external/{{number}}@127.0.0.1:5060"
+
 [outbox]
 initial_backoff = 0.2
 max_backoff = 1.0

@@ -67,6 +67,21 @@ pub enum Action {
     RestHangup {
         after: f64,
     },
+    /// `api uuid_kill <B-leg>` this many seconds after answer: a Dial's callee hangs up.
+    /// The B-leg's uuid is the one voxbridge chose (its `bridged b_leg=…` log line).
+    CalleeHangsUp {
+        after: f64,
+    },
+    /// REST `DELETE …/Call/{B-leg}/` this many seconds after answer, after checking that
+    /// the live list holds both legs and the B-leg's details name its parent.
+    RestHangupCallee {
+        after: f64,
+    },
+    /// `api uuid_kill <A-leg>` this many seconds after the originate was sent, while the
+    /// call still rings: the caller gives up (CANCEL).
+    CallerCancels {
+        after: f64,
+    },
     /// The caller presses `digits` (`uuid_send_dtmf` on its leg, RFC 2833, ~0.5 s
     /// apart) `after` seconds after its originate returned.
     CallerPresses {
@@ -97,6 +112,16 @@ pub enum Probe {
     ScheduleGone { at: f64 },
     /// Once the call is over: `DELETE` and `GET …?status=live` of it answer 404.
     GoneAfterEnd,
+    /// Once the call is over: its Dial's B-leg (voxbridge's `dial leg ended b_leg=…`
+    /// line) has its own CDR over REST: `parent_call_uuid` the call, direction
+    /// `outbound`, this cause (when given), name and source, answered or not, and no
+    /// callback deliveries (the hangup URL is the A-leg's).
+    LegCdr {
+        cause: Option<&'static str>,
+        name: &'static str,
+        source: &'static str,
+        answered: bool,
+    },
     /// The post-call document ran in post-call mode: its Redirect was fetched with
     /// `CallStatus=completed`, and voxbridge logged these elements as skipped, in order.
     PostCallMode { skipped: &'static [&'static str] },
@@ -165,6 +190,11 @@ pub struct Expect {
     pub post_call: bool,
     /// The `Event` of every document fetch, in order.
     pub fetches: Vec<&'static str>,
+    /// A Dial's action request (`Event=DialAction`) must carry this `DialStatus`, its
+    /// `DialALegUUID` the call's uuid and a `DialBLegUUID` exactly when `completed`.
+    pub dial_status: Option<&'static str>,
+    /// The Dial's `callbackUrl` events (`Event`), in `DeliveryID` (creation) order.
+    pub dial_events: Vec<&'static str>,
     /// The `Digits` of the Gather fetch (with `InputType=dtmf`), when one is expected.
     pub gather_digits: Option<&'static str>,
 }
@@ -189,6 +219,8 @@ impl Expect {
             sip_status: Some(sip),
             post_call: false,
             fetches: vec!["StartApp"],
+            dial_status: None,
+            dial_events: Vec::new(),
             gather_digits: None,
         }
     }
@@ -233,6 +265,23 @@ impl Expect {
             sip_status: Some(487),
             ..Self::refused(0, "NO_ANSWER")
         }
+    }
+
+    /// The caller gave up (CANCEL, `uuid_kill` of its leg) while the call rang: its
+    /// originate fails, voxbridge's channel ends ORIGINATOR_CANCEL (487) as the caller's.
+    fn caller_cancelled() -> Self {
+        Expect {
+            originate: Originate::Err("NORMAL_CLEARING"),
+            answered: false,
+            caller_cause: "NORMAL_CLEARING",
+            caller_sip: None,
+            bye_reason: None,
+            caller_disposition: "send_cancel",
+            sip_status: Some(487),
+            ..Self::refused(0, "ORIGINATOR_CANCEL")
+        }
+        .record("ORIGINATOR_CANCEL", 16, CALLER, "Caller", "completed")
+        .call_status("cancel")
     }
 
     /// voxbridge's record: cause, code, name, source, reason.
@@ -282,6 +331,16 @@ impl Expect {
 
     fn fetches(mut self, f: &[&'static str]) -> Self {
         self.fetches = f.to_vec();
+        self
+    }
+
+    fn dial_events(mut self, events: &[&'static str]) -> Self {
+        self.dial_events = events.to_vec();
+        self
+    }
+
+    fn dial_status(mut self, status: &'static str) -> Self {
+        self.dial_status = Some(status);
         self
     }
 
@@ -336,6 +395,9 @@ const REJECTED: Name = Name::Exact("Rejected");
 const END_OF_XML: Name = Name::Exact("End Of XML Instructions");
 const CALLER: Name = Name::Exact("Caller Hangup");
 const TIMEOUT: Name = Name::Exact("Timeout");
+const CALLEE: Name = Name::Exact("Callee Hangup");
+/// The Dial action of the scenarios: the tag's document 1.
+const DIAL_ACTION: &str = "{app}/answer?step=1";
 
 /// Every scenario, in the order the live suite lists them.
 pub fn all() -> Vec<Scenario> {
@@ -456,7 +518,7 @@ pub fn all() -> Vec<Scenario> {
             vec![Xml(r#"<Response><Hangup schedule="5"/></Response>"#)],
             Expect::refused(480, "NORMAL_CLEARING")
                 .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
-                .timing(Timing::LastedAtMost(3.0)),
+                .timing(Timing::LastedAtMost(3.9)),
         ),
         Scenario {
             action: Action::CallerHangsUp { after: 1.0 },
@@ -824,7 +886,7 @@ pub fn all() -> Vec<Scenario> {
             )],
             Expect::refused(486, "USER_BUSY")
                 .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
-                .timing(Timing::LastedAtMost(5.0)),
+                .timing(Timing::LastedAtMost(10.0)),
         ),
         // The switch's scheduler works on whole epoch seconds: `+N` fires N−1 to N s after
         // it is armed. The Redirect comes ~1 s in, so the first schedule is 3 s (it cannot
@@ -1023,6 +1085,172 @@ pub fn all() -> Vec<Scenario> {
                 .record("CALL_REJECTED", 21, REJECTED, "Answer XML", "rejected")
                 .fetches(&["StartApp", "Redirect"]),
         ),
+        scenario(
+            "dial_answered_the_bridge_answers_the_caller_and_the_callee_hangup_ends_it",
+            "<Dial callbackUrl><Number>7002</Number></Dial> on 7001 (7002 answers): the bridge answers the caller; the callee is killed 2 s later and, nothing following, the caller gets BYE NORMAL_CLEARING as Callee Hangup; DialAnswer, DialConnected, DialHangup to the callbackUrl",
+            Ext::Ringing,
+            vec![Xml("<Response><Dial callbackUrl=\"{app}/events\"><Number>7002</Number></Dial></Response>")],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, CALLEE, "Callee", "completed")
+                .dial_events(&["DialAnswer", "DialConnected", "DialHangup"])
+                .timing(Timing::AnsweredFor { min: 1.5, max: 6.0 }),
+        )
+        .acting(Action::CalleeHangsUp { after: 2.0 })
+        .probing(Probe::LegCdr {
+            cause: Some("NORMAL_CLEARING"),
+            name: "Callee Hangup",
+            source: "Callee",
+            answered: true,
+        }),
+        scenario(
+            "dial_two_destinations_the_first_to_answer_wins_the_other_ends_lose_race",
+            "<Dial callbackUrl> to 7004 (rings forever) and 7002 (answers) at once: 7002 is bridged, 7004 ends LOSE_RACE (its DialHangup and its CDR say so); the callee killed after 2 s ends the caller as Callee Hangup",
+            Ext::Ringing,
+            vec![Xml("<Response><Dial callbackUrl=\"{app}/events\"><Number>7004</Number><Number>7002</Number></Dial></Response>")],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, CALLEE, "Callee", "completed")
+                .dial_events(&["DialAnswer", "DialConnected", "DialHangup", "DialHangup"])
+                .timing(Timing::AnsweredFor { min: 1.5, max: 6.0 }),
+        )
+        .acting(Action::CalleeHangsUp { after: 2.0 })
+        .probing(Probe::LegCdr {
+            cause: Some("LOSE_RACE"),
+            name: "Lose Race",
+            source: "Answer XML",
+            answered: false,
+        }),
+        scenario(
+            "dial_action_after_the_callee_hangs_up_is_the_next_document",
+            "<Dial action> to 7002, callee killed after 2 s: the action is fetched (DialAction, completed, the B-leg's uuid) and its 1 s tone plays before the End Of XML BYE",
+            Ext::Ringing,
+            vec![
+                Xml(format!("<Response><Dial action=\"{DIAL_ACTION}\"><Number>7002</Number></Dial><Speak>never</Speak></Response>")),
+                Xml(format!("<Response><Play>{TONE_1S}</Play></Response>")),
+            ],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("completed")
+                .timing(Timing::AnsweredFor { min: 2.5, max: 8.0 }),
+        )
+        .acting(Action::CalleeHangsUp { after: 2.0 }),
+        scenario(
+            "dial_busy_leaves_the_caller_unanswered_and_a_busy_hangup_after_it_is_486",
+            "<Dial action> to 7003 (486) on 7001: DialStatus busy, no B-leg, the caller still unanswered; the action's <Hangup reason=\"busy\"/> refuses it 486",
+            Ext::Ringing,
+            vec![
+                Xml(format!("<Response><Dial action=\"{DIAL_ACTION}\" callbackUrl=\"{{app}}/events\"><Number>7003</Number></Dial></Response>")),
+                Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+            ],
+            Expect::refused(486, "USER_BUSY")
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .dial_events(&["DialHangup"])
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("busy"),
+        )
+        .probing(Probe::LegCdr {
+            cause: Some("USER_BUSY"),
+            name: "Busy Line",
+            source: "Callee",
+            answered: false,
+        }),
+        scenario(
+            "dial_no_answer_after_the_ring_timeout_runs_the_next_element_486",
+            "<Dial timeout=\"2\" action> to 7004 (rings forever): DialStatus no-answer after ~2 s, the caller unanswered; the next document's busy Hangup gives 486",
+            Ext::Ringing,
+            vec![
+                Xml(format!("<Response><Dial timeout=\"2\" action=\"{DIAL_ACTION}\"><Number>7004</Number></Dial></Response>")),
+                Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+            ],
+            Expect::refused(486, "USER_BUSY")
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("no-answer")
+                .timing(Timing::LastedAtLeast(1.0)),
+        ),
+        scenario(
+            "dial_unroutable_is_failed_and_the_document_runs_out_480",
+            "<Dial action redirect=\"false\"> to 7999 (no route): DialStatus failed through the outbox, the caller unanswered, the document runs out: 480 End Of XML Instructions",
+            Ext::Ringing,
+            vec![
+                Xml(format!("<Response><Dial redirect=\"false\" action=\"{DIAL_ACTION}\"><Number>7999</Number></Dial></Response>")),
+                Xml("<Response><Speak>ignored</Speak></Response>"),
+            ],
+            Expect::refused(480, "NORMAL_CLEARING")
+                .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("failed"),
+        ),
+        scenario(
+            "dial_time_limit_cuts_the_bridge_and_the_document_goes_on",
+            "<Dial timeLimit=\"2\"> to 7002 then a 1 s tone: the switch ends the callee 2 s after its answer, the tone plays, BYE End Of XML Instructions",
+            Ext::Ringing,
+            vec![Xml(format!(
+                "<Response><Dial timeLimit=\"2\"><Number>7002</Number></Dial><Play>{TONE_1S}</Play></Response>"
+            ))],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+                .timing(Timing::AnsweredFor { min: 1.5, max: 6.0 }),
+        )
+        .probing(Probe::LegCdr {
+            cause: Some("ALLOTTED_TIMEOUT"),
+            name: "Dial Time Limit",
+            source: "Answer XML",
+            answered: true,
+        }),
+        scenario(
+            "dial_rest_hangup_of_the_caller_during_the_bridge_ends_both_source_api",
+            "<Dial> to 7002, REST DELETE of the caller 2 s after answer: BYE within 1 s, source API",
+            Ext::Ringing,
+            vec![Xml("<Response><Dial><Number>7002</Number></Dial></Response>")],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, NORMAL, "API", "completed")
+                .timing(Timing::ApiHangupWithin(1.0)),
+        )
+        .acting(Action::RestHangup { after: 2.0 })
+        .probing(Probe::LegCdr {
+            cause: None,
+            name: "Normal Hangup",
+            source: "API",
+            answered: true,
+        }),
+        scenario(
+            "dial_rest_hangup_of_the_callee_ends_only_it_the_caller_continues",
+            "<Dial> to 7002 then a 1 s tone; 2 s after answer the live list holds both legs, the B-leg's details name its parent, and DELETE of the B-leg → 204: the callee ends, the caller hears the tone, BYE End Of XML Instructions",
+            Ext::Ringing,
+            vec![Xml(format!(
+                "<Response><Dial><Number>7002</Number></Dial><Play>{TONE_1S}</Play></Response>"
+            ))],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+                .timing(Timing::AnsweredFor { min: 2.5, max: 8.0 }),
+        )
+        .acting(Action::RestHangupCallee { after: 2.0 })
+        .probing(Probe::LegCdr {
+            cause: Some("NORMAL_CLEARING"),
+            name: "Normal Hangup",
+            source: "API",
+            answered: true,
+        }),
+        scenario(
+            "dial_caller_cancels_while_the_destination_rings_the_action_is_cancel",
+            "<Dial action> to 7004, the caller gives up 2 s into the ringing: cancelled, DialStatus cancel through the outbox (response ignored), source Caller",
+            Ext::Ringing,
+            vec![
+                Xml(format!("<Response><Dial action=\"{DIAL_ACTION}\"><Number>7004</Number></Dial></Response>")),
+                Xml("<Response><Speak>ignored</Speak></Response>"),
+            ],
+            Expect::caller_cancelled()
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("cancel"),
+        )
+        .acting(Action::CallerCancels { after: 2.0 })
+        .probing(Probe::LegCdr {
+            cause: None,
+            name: "Caller Hangup",
+            source: "Caller",
+            answered: false,
+        }),
     ]
 }
 
@@ -1037,6 +1265,16 @@ impl Probe {
 }
 
 impl Scenario {
+    fn acting(mut self, action: Action) -> Self {
+        self.action = action;
+        self
+    }
+
+    fn probing(mut self, probe: Probe) -> Self {
+        self.probes.push(probe);
+        self
+    }
+
     /// Some document of it names a post-call URL.
     pub fn mentions_post_call(&self) -> bool {
         self.docs.iter().any(|d| match d {

@@ -221,6 +221,9 @@ enum BridgeStep {
     Refused(HangupCause),
     /// The dial string's `originate_timeout` ran out.
     Timeout,
+    /// The callee leg's `execute_on_answer='sched_hangup +N <cause>'` fired: the switch
+    /// hangs the callee up with that cause (a Dial's `timeLimit`).
+    SchedHangup(HangupCause),
 }
 
 /// The B-leg of the running `bridge`.
@@ -303,6 +306,12 @@ struct Call {
     caller_cancel_cause: Option<HangupCause>,
     /// The callee of the running `bridge`.
     b_leg: Option<BLeg>,
+    /// The other legs of a multi-leg bridge: uuid, and the cause of a leg that refused
+    /// (`None`: it rang, so it ends LOSE_RACE when another answers).
+    race_losers: Vec<(String, Option<HangupCause>)>,
+    /// The running bridge's `execute_on_answer` hangup of its callee (a Dial's
+    /// `timeLimit`): fires this long after the answer, with this cause.
+    bridge_sched_hangup: Option<(Duration, HangupCause)>,
     /// Static mode: the reply to the `sendmsg` being run inline, and where in `out` it
     /// goes once the command is done; nothing is written or read meanwhile.
     held_reply: Option<(usize, Vec<u8>)>,
@@ -377,6 +386,8 @@ impl Call {
             connect_slot: None,
             caller_cancel_cause: None,
             b_leg: None,
+            bridge_sched_hangup: None,
+            race_losers: Vec::new(),
             held_reply: None,
             report,
             script,
@@ -1381,13 +1392,48 @@ impl Call {
     /// behaviour comes from [`CallScript::callees`]; what the A-leg sees follows
     /// transcripts i (answered, callee hangs up), j (busy) and k (no answer).
     fn start_bridge(&mut self, arg: &str) {
-        let Some(dial) = DialString::parse(arg) else {
-            // Several destinations (`,` `|`), `[…]` per-leg variables, or nothing:
-            // not simulated. Like an app the simulator does not know, the call ends.
+        let Some(legs) = DialString::parse_legs(arg) else {
+            // Failover (`|`), an empty endpoint, an app: not simulated. Like an app
+            // the simulator does not know, the call ends.
             tracing::warn!(uuid = %self.ch.uuid, %arg, "sim: bridge dial string not supported by the simulator");
             self.hangup(HangupCause::DESTINATION_OUT_OF_ORDER, HangupSide::Local);
             return;
         };
+        // Several legs ring at once (`,`): the one that answers first wins and the
+        // others end with LOSE_RACE; with no answer, the refusals end at once and the
+        // bridge fails as the last leg does. The simulator plays the winner (or, with
+        // none, the leg that decides the failure) as the bridge's one callee and keeps
+        // the others' causes for `originate_causes`.
+        let callee_of = |d: &DialString| self.script.callees.get(&d.destination).copied();
+        let answers_after = |c: Option<Callee>| match c {
+            Some(Callee::Answers { after, .. }) => Some(after),
+            _ => None,
+        };
+        let chosen = (0..legs.len())
+            .filter(|i| answers_after(callee_of(&legs[*i])).is_some())
+            .min_by_key(|i| answers_after(callee_of(&legs[*i])))
+            .or_else(|| {
+                (0..legs.len()).find(|i| matches!(callee_of(&legs[*i]), Some(Callee::RingsForever)))
+            })
+            .unwrap_or(legs.len() - 1);
+        self.race_losers = legs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != chosen)
+            .map(|(_, d)| {
+                let refused = match callee_of(d) {
+                    Some(Callee::Refuses(code)) => Some(HangupCause::from_sip(code)),
+                    None => Some(HangupCause::NO_ROUTE_DESTINATION),
+                    _ => None,
+                };
+                let uuid = d
+                    .var("origination_uuid")
+                    .map(str::to_string)
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                (uuid, refused)
+            })
+            .collect();
+        let dial = legs.into_iter().nth(chosen).expect("chosen among the legs");
         // An unknown number: the test switch's dialplan has no route for it (404 with
         // its Q.850 reason, `-ERR NO_ROUTE_DESTINATION` to an originate).
         let callee = self.script.callees.get(&dial.destination).copied();
@@ -1410,6 +1456,21 @@ impl Call {
                 .registry
                 .register_callee(&b.uuid, self.self_tx.clone());
         }
+        // `execute_on_answer='sched_hangup +N CAUSE'` (a Dial's timeLimit): armed on
+        // the callee's answer.
+        self.bridge_sched_hangup = dial
+            .vars
+            .iter()
+            .filter(|(k, _)| k.starts_with("execute_on_answer"))
+            .find_map(|(_, v)| {
+                let mut words = v.strip_prefix("sched_hangup")?.split_whitespace();
+                let secs = words.next()?.trim_start_matches('+').parse::<u64>().ok()?;
+                let cause = words
+                    .next()
+                    .map(HangupCause::parse_switch)
+                    .unwrap_or(HangupCause::ALLOTTED_TIMEOUT);
+                Some((Duration::from_secs(secs), cause))
+            });
         let mut at = |after: Duration, step: BridgeStep| {
             self.timers.push(Timer {
                 at: now + clock.real(after),
@@ -1473,8 +1534,12 @@ impl Call {
                 self.originating(&b_uuid, &dest);
                 self.answer();
                 let now_us = self.shared.sw.clock.now_us();
+                let mut causes = vec![format!("{b_uuid};NONE")];
+                causes.extend(self.race_losers.iter().map(|(u, refused)| {
+                    format!("{u};{}", refused.unwrap_or(HangupCause::LOSE_RACE).name())
+                }));
                 let vars = &mut self.ch.vars;
-                vars.set("originate_causes", format!("{b_uuid};NONE"));
+                vars.set("originate_causes", causes.join("|"));
                 vars.set("signal_bond", b_uuid.as_str());
                 vars.unset("originate_signal_bond");
                 vars.set("originate_disposition", "SUCCESS");
@@ -1489,6 +1554,12 @@ impl Call {
                     answered_us: now_us,
                 });
                 self.fire_channel("CHANNEL_BRIDGE", &[]);
+                if let Some((after, cause)) = self.bridge_sched_hangup.take() {
+                    self.timers.push(Timer {
+                        at: self.shared.sw.clock.deadline(after),
+                        kind: TimerKind::Bridge(BridgeStep::SchedHangup(cause)),
+                    });
+                }
                 if let Some(Callee::Answers {
                     hangs_up_after: Some(d),
                     ..
@@ -1501,6 +1572,7 @@ impl Call {
                 }
             }
             BridgeStep::CalleeHangsUp => self.callee_hangs_up(HangupCause::NORMAL_CLEARING),
+            BridgeStep::SchedHangup(cause) => self.callee_hangs_up(cause),
             BridgeStep::Refused(cause) => {
                 self.bridge_failed(&b_uuid, &dest, cause);
                 // `switch_channel_handle_cause`: these causes never end the caller.
@@ -1562,7 +1634,13 @@ impl Call {
         vars.set("last_bridge_hangup_cause", cause.name());
         vars.set("originate_disposition", cause.name());
         vars.set("DIALSTATUS", dial_status(cause));
-        vars.set("originate_causes", format!("{b_uuid};{}", cause.name()));
+        let mut causes: Vec<String> = self
+            .race_losers
+            .iter()
+            .map(|(u, refused)| format!("{u};{}", refused.unwrap_or(cause).name()))
+            .collect();
+        causes.push(format!("{b_uuid};{}", cause.name()));
+        vars.set("originate_causes", causes.join("|"));
         vars.set("originate_failed_cause", cause.name());
     }
 
@@ -1726,6 +1804,14 @@ impl Call {
                 ("DTMF-Source", "RTP"),
             ],
         );
+        // `bridge_terminate_key` on the caller ends a bridge: the switch hangs the
+        // callee up, the bridge returns and the caller stays.
+        let bridged = self.b_leg.as_ref().is_some_and(|b| b.bridged)
+            && self.stack.last().is_some_and(|r| r.kind == Kind::Bridge);
+        if bridged && self.ch.vars.get("bridge_terminate_key") == Some(d.as_str()) {
+            self.callee_hangs_up(HangupCause::NORMAL_CLEARING);
+            return;
+        }
         let terminators = self
             .ch
             .vars
@@ -2030,8 +2116,24 @@ impl DialString {
     /// `None` for what the simulator does not dial: several destinations (`,` `|`
     /// outside the braces), `[…]` per-leg variables, an empty endpoint.
     fn parse(arg: &str) -> Option<DialString> {
-        let req = api::parse_originate(arg.trim())?;
-        if !req.app.is_empty() || req.endpoint.contains([',', '|', '[']) {
+        let mut req = api::parse_originate(arg.trim())?;
+        // One leg's own `[var=value,…]` (what voxbridge's Dial sends, with the leg's
+        // `origination_uuid`): its variables win over the `{…}` ones.
+        if let Some(inner) = req.endpoint.strip_prefix('[') {
+            let end = inner.find(']')?;
+            for kv in inner[..end].split(',') {
+                if let Some((k, v)) = kv.split_once('=') {
+                    let v = v.trim().trim_matches('\'').to_string();
+                    req.vars.retain(|(n, _)| n != k.trim());
+                    req.vars.push((k.trim().to_string(), v));
+                }
+            }
+            req.endpoint = inner[end + 1..].to_string();
+            let last = req.endpoint.rsplit('/').next().unwrap_or(&req.endpoint);
+            req.destination = last.split('@').next().unwrap_or(last).to_string();
+        }
+        if !req.app.is_empty() || req.endpoint.contains([',', '|', '[']) || req.endpoint.is_empty()
+        {
             return None;
         }
         Some(DialString {
@@ -2039,6 +2141,40 @@ impl DialString {
             endpoint: req.endpoint,
             destination: req.destination,
         })
+    }
+
+    /// Every leg of a dial string: `{global}` then `,`-separated legs, each with its own
+    /// `[vars]` (which win over the global ones). `None` for failover (`|`) or what
+    /// [`DialString::parse`] refuses.
+    fn parse_legs(arg: &str) -> Option<Vec<DialString>> {
+        let arg = arg.trim();
+        let (global, rest) = match arg.strip_prefix('{') {
+            Some(inner) => {
+                let end = inner.find('}')?;
+                (&arg[..end + 2], &inner[end + 1..])
+            }
+            None => ("", arg),
+        };
+        // Split on `,` outside `[…]` and quotes.
+        let mut legs = Vec::new();
+        let (mut depth, mut quoted, mut start) = (0i32, false, 0usize);
+        for (i, c) in rest.char_indices() {
+            match c {
+                '\'' => quoted = !quoted,
+                '[' if !quoted => depth += 1,
+                ']' if !quoted => depth -= 1,
+                ',' if !quoted && depth == 0 => {
+                    legs.push(&rest[start..i]);
+                    start = i + 1;
+                }
+                '|' if !quoted && depth == 0 => return None,
+                _ => {}
+            }
+        }
+        legs.push(&rest[start..]);
+        legs.into_iter()
+            .map(|leg| DialString::parse(&format!("{global}{}", leg.trim())))
+            .collect()
     }
 
     fn var(&self, name: &str) -> Option<&str> {

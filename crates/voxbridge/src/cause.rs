@@ -104,6 +104,7 @@ const CAUSES: &[(&str, u16)] = &[
 
 impl HangupCause {
     pub const NONE: Self = Self(0);
+    pub const NO_ROUTE_DESTINATION: Self = Self(3);
     pub const NORMAL_CLEARING: Self = Self(16);
     pub const USER_BUSY: Self = Self(17);
     pub const NO_USER_RESPONSE: Self = Self(18);
@@ -114,6 +115,7 @@ impl HangupCause {
     pub const NORMAL_TEMPORARY_FAILURE: Self = Self(41);
     pub const ORIGINATOR_CANCEL: Self = Self(487);
     pub const SYSTEM_SHUTDOWN: Self = Self(701);
+    pub const LOSE_RACE: Self = Self(702);
     pub const MANAGER_REQUEST: Self = Self(703);
     pub const ALLOTTED_TIMEOUT: Self = Self(802);
 

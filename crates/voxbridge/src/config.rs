@@ -23,6 +23,7 @@ pub struct Config {
     pub app: AppConfig,
     pub outbox: OutboxConfig,
     pub tts: TtsConfig,
+    pub dial: DialConfig,
     #[serde(rename = "account")]
     pub accounts: Vec<Account>,
     #[serde(rename = "route")]
@@ -37,9 +38,10 @@ pub struct Config {
 
 /// `[outbound]`: how `POST Call/` places calls through the `[switch]` (SPEC §13).
 ///
-/// The dial-string keys mirror SPEC §11.1's `[dial]` (`number_template`, `sip_profile`)
-/// but live here so outbound calls can be routed apart from a document's Dial legs (a
-/// test switch loops them back over SIP, a production one sends them to a carrier).
+/// The dial strings are not here: SPEC §11.1 and §13 say outbound calls use the same
+/// ones as a document's Dial, from `[dial]` ([`DialConfig`]). The old
+/// `[outbound] number_template`/`sip_profile` keys are still read, with a deprecation
+/// warning, as `[dial]`'s (see [`Config::load_with_env`]).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutboundConfig {
@@ -47,10 +49,13 @@ pub struct OutboundConfig {
     pub max_cps: f64,
     /// Calls accepted but not yet originated, at most; beyond it `POST Call/` answers 429.
     pub max_queued: usize,
-    /// Dial string of a number `to`: `{number}` is replaced by the digits.
-    pub number_template: String,
-    /// Sofia profile of a `sip:` `to`: `sip:alice@h:5080` → `sofia/<profile>/alice@h:5080`.
-    pub sip_profile: String,
+    /// Deprecated: `[dial] number_template`. Accepted (moved there at load, with a
+    /// warning) so configurations written for the first outbound release keep working.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number_template: Option<String>,
+    /// Deprecated: `[dial] sip_profile`, accepted like `number_template`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip_profile: Option<String>,
     /// Where the switch's `socket` app hands the answered call back (`host:port`); empty:
     /// the address voxbridge's ESL listener is bound to.
     pub socket: String,
@@ -64,8 +69,8 @@ impl Default for OutboundConfig {
         Self {
             max_cps: 20.0,
             max_queued: 10_000,
-            number_template: "sofia/gateway/default/{number}".into(),
-            sip_profile: "external".into(),
+            number_template: None,
+            sip_profile: None,
             socket: String::new(),
             job_grace: 30.0,
         }
@@ -350,6 +355,27 @@ impl Default for TtsConfig {
     }
 }
 
+/// `[dial]`: how a Dial's destinations become switch dial strings (SPEC §11.1).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialConfig {
+    /// Dial string of a `<Number>`; `{number}` is replaced by the number as written
+    /// (`+` included). Default `sofia/gateway/default/{number}`. To reach the test
+    /// switch's own extensions (the live suite): `sofia/external/{number}@127.0.0.1:5060`.
+    pub number_template: String,
+    /// SIP profile a `<User>` is sent through: `sip:alice@h:5080` → `sofia/<profile>/alice@h:5080`.
+    pub sip_profile: String,
+}
+
+impl Default for DialConfig {
+    fn default() -> Self {
+        Self {
+            number_template: "sofia/gateway/default/{number}".into(),
+            sip_profile: "external".into(),
+        }
+    }
+}
+
 /// A configuration that could not be loaded; the message names the key.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -402,11 +428,49 @@ impl Config {
             fig = fig.merge(Serialized::default(&path, parsed));
             from_env.push((path, key));
         }
-        let cfg: Config = fig
+        let mut cfg: Config = fig
             .extract()
             .map_err(|e| ConfigError(describe(e, &from_env)))?;
+        cfg.move_deprecated_dial_keys()?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// `[outbound] number_template`/`sip_profile` (the first outbound release's keys)
+    /// become `[dial]`'s, which `POST Call/` and Dial share (SPEC §11.1, §13), with a
+    /// warning naming the new key. Set in both places with different values, the
+    /// configuration is refused rather than one silently winning.
+    fn move_deprecated_dial_keys(&mut self) -> Result<(), ConfigError> {
+        let defaults = DialConfig::default();
+        let moves = [
+            (
+                "number_template",
+                self.outbound.number_template.take(),
+                &mut self.dial.number_template,
+                defaults.number_template,
+            ),
+            (
+                "sip_profile",
+                self.outbound.sip_profile.take(),
+                &mut self.dial.sip_profile,
+                defaults.sip_profile,
+            ),
+        ];
+        for (key, old, new, default) in moves {
+            let Some(old) = old else { continue };
+            if *new != default && *new != old {
+                return Err(ConfigError(format!(
+                    "outbound.{key} ({old:?}) and dial.{key} ({new:?}) disagree: outbound \
+                     calls use [dial] {key}; remove outbound.{key}"
+                )));
+            }
+            tracing::warn!(
+                "outbound.{key} is deprecated: outbound calls use [dial] {key} (SPEC §13); \
+                 move it there"
+            );
+            *new = old;
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -494,6 +558,22 @@ impl Config {
                 "app.fetch_backoff_ms: must not be empty".into(),
             ));
         }
+        if !self.dial.number_template.contains("{number}") {
+            return Err(ConfigError(
+                "dial.number_template: must contain {number}".into(),
+            ));
+        }
+        let profile_ok = !self.dial.sip_profile.is_empty()
+            && self
+                .dial
+                .sip_profile
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !profile_ok {
+            return Err(ConfigError(
+                "dial.sip_profile: expected a profile name (letters, digits, - _ .)".into(),
+            ));
+        }
         if self.esl.max_calls == 0 {
             return Err(ConfigError("esl.max_calls: must be at least 1".into()));
         }
@@ -507,12 +587,6 @@ impl Config {
             return Err(ConfigError(
                 "outbound.max_queued: must be at least 1".into(),
             ));
-        }
-        if !self.outbound.number_template.contains("{number}") {
-            return Err(ConfigError(format!(
-                "outbound.number_template: {:?} has no {{number}}",
-                self.outbound.number_template
-            )));
         }
         if !self.outbound.socket.is_empty() && self.outbound.socket.parse::<SocketAddr>().is_err() {
             return Err(ConfigError(format!(

@@ -69,6 +69,33 @@ pub struct LiveCallResponse {
     pub session_start: String,
     pub answer_time: Option<String>,
     pub scheduled_hangup_at: Option<String>,
+    /// A Dial's B-leg: the A-leg it belongs to (SPEC §11.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_call_uuid: Option<String>,
+    /// An A-leg while a Dial has it bridged: the callee's uuid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bridged_to: Option<String>,
+}
+
+impl LiveCallResponse {
+    /// A Dial's bridged callee, from what the registry knows of it (it has no live row:
+    /// its parent call's task owns it). Direction `outbound`, status `in-progress`.
+    fn of_leg(call_uuid: String, leg: crate::call::live::LegInfo) -> Self {
+        LiveCallResponse {
+            api_id: new_api_id(),
+            call_uuid,
+            direction: "outbound",
+            from: leg.from,
+            to: leg.to,
+            caller_name: String::new(),
+            call_status: "in-progress",
+            session_start: format_cdr_time(leg.start_time),
+            answer_time: leg.answer_time.map(format_cdr_time),
+            scheduled_hangup_at: None,
+            parent_call_uuid: Some(leg.parent_call_uuid),
+            bridged_to: None,
+        }
+    }
 }
 
 impl From<LiveCall> for LiveCallResponse {
@@ -84,6 +111,8 @@ impl From<LiveCall> for LiveCallResponse {
             from: call.from,
             to: call.to,
             caller_name: call.caller_name,
+            parent_call_uuid: None,
+            bridged_to: None,
         }
     }
 }
@@ -129,6 +158,9 @@ pub async fn get_call(
         if !state.live.contains(&auth.account_id, &call_uuid) {
             return Err(not_live());
         }
+        if let Some(leg) = state.live.leg(&auth.account_id, &call_uuid) {
+            return Ok(Json(LiveCallResponse::of_leg(call_uuid, leg)).into_response());
+        }
         let phase = state
             .outbound
             .as_ref()
@@ -136,6 +168,7 @@ pub async fn get_call(
         return match state.store.live_call(&auth.account_id, &call_uuid).await {
             Ok(Some(call)) => {
                 let mut details = LiveCallResponse::from(call);
+                details.bridged_to = state.live.bridged_to(&auth.account_id, &call_uuid);
                 // A `POST Call/` call is `queued`, then `ringing`, until it is answered.
                 if let Some(phase) = phase.filter(|_| details.answer_time.is_none()) {
                     details.call_status = phase.call_status();

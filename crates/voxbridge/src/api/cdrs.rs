@@ -38,6 +38,10 @@ pub struct CdrJson {
     pub hangup_source: &'static str,
     pub hangup_reason: String,
     pub callback_deliveries: Vec<DeliveryJson>,
+    /// A Dial's B-leg only (SPEC §11.2): the A-leg it belongs to. Absent on every other
+    /// call, so their CDRs keep exactly SPEC §6's fields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_call_uuid: Option<String>,
 }
 
 /// The delivery status of one callback of the call.
@@ -93,6 +97,7 @@ impl From<&StoredCdr> for CdrJson {
             hangup_source: r.hangup_source.as_str(),
             hangup_reason: r.hangup_reason.clone(),
             callback_deliveries: stored.deliveries.iter().map(DeliveryJson::from).collect(),
+            parent_call_uuid: stored.parent_call_uuid.clone(),
         }
     }
 }

@@ -111,9 +111,30 @@ pub fn post_call_callback(record: &CallRecord, url: &str, method: HttpMethod) ->
 }
 
 /// An element's `action` requested through the outbox (response ignored): the fetch
-/// parameters of its event (SPEC §5.1 and the element's own, e.g. a Gather's `Digits`)
-/// plus `DeliveryID`, as a form body (POST) or in the query string (GET).
+/// parameters of its event (SPEC §5.1 and the element's own, e.g. a Gather's `Digits`,
+/// a Dial's `DialStatus`) plus `DeliveryID`, as a form body (POST) or in the query
+/// string (GET).
 pub fn action_request(url: &str, method: HttpMethod, params: &[(String, String)]) -> NewCallback {
+    form_request(CallbackKind::Action, url, method, params)
+}
+
+/// A Dial's leg event to its `callbackUrl` (SPEC §11.4), rendered like
+/// [`action_request`].
+pub fn dial_event_callback(
+    url: &str,
+    method: HttpMethod,
+    params: &[(String, String)],
+) -> NewCallback {
+    form_request(CallbackKind::DialEvent, url, method, params)
+}
+
+/// `params` plus the `DeliveryID`, as a form POST or a GET query.
+fn form_request(
+    kind: CallbackKind,
+    url: &str,
+    method: HttpMethod,
+    params: &[(String, String)],
+) -> NewCallback {
     let delivery_id = new_delivery_id();
     let mut pairs: Vec<(&str, String)> = params
         .iter()
@@ -128,7 +149,7 @@ pub fn action_request(url: &str, method: HttpMethod, params: &[(String, String)]
     match method {
         HttpMethod::Post => NewCallback {
             delivery_id,
-            kind: CallbackKind::Action,
+            kind,
             method,
             url: url.to_string(),
             content_type: Some(FORM_CONTENT_TYPE.to_string()),
@@ -148,7 +169,7 @@ pub fn action_request(url: &str, method: HttpMethod, params: &[(String, String)]
             };
             NewCallback {
                 delivery_id,
-                kind: CallbackKind::Action,
+                kind,
                 method,
                 url,
                 content_type: None,

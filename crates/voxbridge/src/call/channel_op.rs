@@ -9,7 +9,7 @@
 //! module without touching the engine.
 
 use crate::cause::HangupCause;
-use crate::document::model::Voice;
+use crate::document::model::{DialTarget, Voice};
 use std::time::Duration;
 
 /// Identifies one [`ChannelOp`] the engine started; the driver hands it back in
@@ -52,6 +52,10 @@ pub enum ChannelOp {
     ArmHangup { after: Duration, cause: HangupCause },
     /// Cancel every hangup armed on this channel.
     CancelArmedHangups,
+    /// Ring the legs and bridge the caller to the first that answers (SPEC §11). It
+    /// ends with [`crate::call::engine::Input::BridgeEnded`], not `OpFinished` (unless
+    /// the switch refuses it outright).
+    Bridge(Bridge),
     /// Drop the DTMF digits the switch holds for the channel (a Gather's first step, so
     /// digits pressed before it are never counted; their events, if any, arrive before
     /// this operation's completion).
@@ -100,4 +104,60 @@ pub enum HungUpBy {
     Switch,
     /// Not reported or not recognised: decided from our own records as if `Switch`.
     Unknown,
+}
+
+/// [`ChannelOp::Bridge`]: ring every leg at once, bridge the caller to the first that
+/// answers (SPEC §11). The switch answers the caller when the callee answers; the engine
+/// never does for a Dial.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bridge {
+    /// In document order (`DialBLegPosition` is the 1-based index).
+    pub legs: Vec<BridgeLeg>,
+    /// How long the legs may ring.
+    pub ring_timeout: Duration,
+    /// How long the bridge may last from the callee's answer.
+    pub time_limit: Duration,
+    /// `*` from the caller ends the bridge (the caller stays).
+    pub hangup_on_star: bool,
+    /// Caller ID presented to the callees (`None`: the caller's own).
+    pub caller_id: Option<String>,
+    pub caller_name: Option<String>,
+    /// `X-VH-<name>: <value>` on every leg's INVITE.
+    pub sip_headers: Vec<(String, String)>,
+}
+
+/// One destination of a [`Bridge`], with the uuid voxbridge chose for its channel, so the
+/// leg is known by uuid before the switch creates it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeLeg {
+    pub uuid: String,
+    pub target: DialTarget,
+    /// DTMF sent to the callee on answer (or on early media, `send_on_preanswer`).
+    pub send_digits: Option<String>,
+    pub send_on_preanswer: bool,
+    /// Headers for this leg only, beside the Dial's.
+    pub sip_headers: Vec<(String, String)>,
+}
+
+/// How a [`ChannelOp::Bridge`] ended, as the switch reports it on the caller's channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BridgeOutcome {
+    /// A callee answered and was bridged; the bridge is now over. `callee_cause` is how
+    /// the callee's leg ended (the switch's `bridge_hangup_cause`), when it did.
+    Bridged {
+        b_leg: String,
+        callee_cause: Option<HangupCause>,
+    },
+    /// No callee was bridged: `cause` is the switch's reason (USER_BUSY, NO_ANSWER,
+    /// NO_ROUTE_DESTINATION, ORIGINATOR_CANCEL…).
+    NotBridged { cause: HangupCause },
+}
+
+/// The bridge's end, with each leg's own cause where the switch gave one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeReport {
+    pub outcome: BridgeOutcome,
+    /// `(leg uuid, cause)` per leg that ended before or instead of the bridge (LOSE_RACE
+    /// for the losers of a race).
+    pub leg_causes: Vec<(String, HangupCause)>,
 }

@@ -7,6 +7,7 @@
 //! line in [`Step::begin`]. Elements speak only the switch-neutral
 //! [`crate::call::channel_op`] vocabulary.
 
+pub mod dial;
 pub mod dtmf;
 pub mod gather;
 pub mod hangup;
@@ -21,8 +22,8 @@ pub mod wait;
 use crate::call::channel_op::ChannelOp;
 use crate::call::hangup::DocumentHangup;
 use crate::document::model::{
-    AnswerDocument, Dtmf, FetchEvent, Gather, Hangup, HttpMethod, Instruction, Play, PostCall,
-    Redirect, Reject, Speak,
+    AnswerDocument, Dial, Dtmf, FetchEvent, Gather, Hangup, HttpMethod, Instruction, Play,
+    PostCall, Redirect, Reject, Speak,
 };
 
 /// A document fetch for the driver to perform (with retries and the fallback URL, and
@@ -58,6 +59,7 @@ pub enum Step {
     },
     Reject(Reject),
     Redirect(Redirect),
+    Dial(Box<Dial>),
     /// SPEC §12.1: run by the engine with [`gather::GatherRun`].
     Gather(Gather),
 }
@@ -84,6 +86,8 @@ pub enum Begin {
     },
     /// Fetch the next document; this one is over.
     Fetch(DocumentFetch),
+    /// Run a Dial ([`dial`]); the engine keeps its state until the bridge ends.
+    Dial(Box<Dial>),
     /// Start a Gather: run its first operation and hand it the channel's digits.
     Gather(Box<gather::GatherRun>, ChannelOp),
 }
@@ -109,6 +113,7 @@ impl Step {
             Step::Hangup { hangup, first } => hangup::begin(hangup, first),
             Step::Reject(reject) => reject::begin(reject, answered),
             Step::Redirect(redirect) => redirect::begin(redirect),
+            Step::Dial(d) => dial::begin(d),
             Step::Gather(g) => {
                 let (run, op) = gather::GatherRun::begin(g);
                 Begin::Gather(Box::new(run), op)
@@ -148,6 +153,7 @@ pub fn flatten(doc: AnswerDocument) -> Vec<Step> {
             }),
             Instruction::Reject(r) => steps.push(Step::Reject(r)),
             Instruction::Redirect(r) => steps.push(Step::Redirect(r)),
+            Instruction::Dial(d) => steps.push(Step::Dial(d)),
             Instruction::Gather(g) => steps.push(Step::Gather(g)),
         }
     }

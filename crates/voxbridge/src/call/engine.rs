@@ -64,13 +64,15 @@
 //!
 //! Attribution of the final outcome is in [`crate::call::hangup`].
 
+use crate::call::element::dial::{self, DialRun};
 use crate::call::element::gather::{self, DigitEffect, GatherRun};
 use crate::call::element::{flatten, repeat, Begin, Step};
 use crate::call::hangup::{
     self, error_cause, ArmedSchedule, ChannelDown, DocumentHangup, EndFacts, Intent, IntentKind,
 };
 use crate::cause::HangupCause;
-use crate::document::model::{AnswerDocument, FetchEvent, HttpMethod, PostCall};
+use crate::document::model::{AnswerDocument, Dial, FetchEvent, HttpMethod, PostCall};
+use crate::record::call::HangupSource;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -83,7 +85,8 @@ pub const MAX_FETCHES_PER_CALL: u32 = 100;
 pub use crate::call::element::repeat::MIN_LOOP_RUN;
 
 pub use crate::call::channel_op::{
-    ChannelOp, CommandFailure, HangupCommand, HungUpBy, OpId, OpOutcome,
+    Bridge, BridgeLeg, BridgeOutcome, BridgeReport, ChannelOp, CommandFailure, HangupCommand,
+    HungUpBy, OpId, OpOutcome,
 };
 
 pub use crate::call::element::DocumentFetch;
@@ -141,6 +144,17 @@ pub enum Input {
         command: HangupCommand,
         failure: CommandFailure,
     },
+    /// A Dial's destination rang or sent early media (the caller's channel reports the
+    /// callee's progress as its own).
+    CalleeProgress,
+    /// A Dial's callee answered and is bridged to the caller.
+    Bridged { b_leg: String },
+    /// The [`ChannelOp::Bridge`] with `id` ended (instead of [`Input::OpFinished`]).
+    BridgeEnded { id: OpId, report: BridgeReport },
+    /// REST `DELETE Call/{B-leg}`: end only this callee; the caller continues as when
+    /// a callee hangs up (SPEC §11.2). `NoEffect` when it is not the bridged callee or
+    /// the call is already closing.
+    ApiHangupLeg { leg_uuid: String },
 }
 
 /// What the engine asks the driver to do, in order.
@@ -160,12 +174,29 @@ pub enum Action {
     ScheduleArmed { after: Duration },
     /// No scheduled hangup is armed any more.
     ScheduleCleared,
+    /// A Dial is over: each of its legs ended so (their CDRs; SPEC §11.2), and, when
+    /// the Dial has a `callbackUrl`, each is owed a `DialHangup` there.
+    LegsEnded {
+        legs: Vec<dial::LegEnding>,
+        callback: Option<crate::document::model::Redirect>,
+    },
+    /// A Dial's callee answered and is bridged: `DialAnswer` then `DialConnected` to the
+    /// Dial's `callbackUrl` (SPEC §11.4).
+    DialAnswered {
+        b_leg: String,
+        position: usize,
+        to: String,
+        callback: crate::document::model::Redirect,
+    },
+    /// Hang up the Dial's callee `leg_uuid` (not the caller), even while the bridge runs.
+    KillLeg { leg_uuid: String },
     /// Stop the running operation now (a Gather's barge-in); it then finishes as
     /// usual and is reported with [`Input::OpFinished`]. Nothing queued is dropped.
     Interrupt,
-    /// Request the application through the outbox, its response ignored (a Gather with
-    /// `redirect="false"`): same parameters as a fetch for `event`, delivered with the
-    /// outbox's guarantees. Execution does not wait for it.
+    /// Request the application through the outbox, its response ignored (a Gather or a
+    /// Dial with `redirect="false"`, or a Dial's action after the caller hung up): same
+    /// parameters as a fetch for `event`, delivered with the outbox's guarantees.
+    /// Execution does not wait for it.
     Request(DocumentFetch),
     /// The call is over: write the record. Emitted exactly once.
     Finish(Ending),
@@ -232,6 +263,8 @@ enum OpPurpose {
     CancelSchedules,
     /// Our own hangup.
     Hangup,
+    /// A Dial's bridge ([`CallEngine::dial`] holds its state).
+    Dial,
     /// An operation of the running Gather (its flush or a prompt).
     Gather,
 }
@@ -280,6 +313,13 @@ pub struct CallEngine {
     down: Option<(Instant, HangupCause)>,
     finished: bool,
     notes: Vec<String>,
+    /// The channel's uuid (`DialALegUUID`); empty until the driver names it.
+    call_uuid: String,
+    /// The Dial in flight.
+    dial: Option<DialRun>,
+    /// The last Dial's bridge was ended by the callee with this cause, and nothing has
+    /// run since: if the document runs out now, the caller ends with `Callee Hangup`.
+    callee_ended: Option<HangupCause>,
     /// The Gather at the cursor, while it runs (SPEC §12.1).
     gather: Option<Box<GatherRun>>,
 }
@@ -319,8 +359,25 @@ impl CallEngine {
             down: None,
             finished: false,
             notes: Vec::new(),
+            call_uuid: String::new(),
+            dial: None,
+            callee_ended: None,
             gather: None,
         }
+    }
+
+    /// Names the channel the engine runs (reported as `DialALegUUID`).
+    pub fn for_channel(mut self, call_uuid: impl Into<String>) -> Self {
+        self.call_uuid = call_uuid.into();
+        self
+    }
+
+    /// The legs of the Dial in flight (their uuids), if one runs.
+    pub fn dial_legs(&self) -> Vec<String> {
+        self.dial
+            .as_ref()
+            .map(|d| d.bridge.legs.iter().map(|l| l.uuid.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Whether the call has been answered (CallStatus `in-progress` vs `ringing`).
@@ -404,6 +461,9 @@ impl CallEngine {
         if self.finished {
             return Reaction::AfterFinish;
         }
+        if let Some(reaction) = self.dial_input(now, &input) {
+            return reaction;
+        }
         match input {
             Input::Start { answered } => self.on_start(now, answered),
             Input::DocumentFetched(result) => self.on_document(now, result),
@@ -473,7 +533,118 @@ impl CallEngine {
             Input::CommandFailed { command, failure } => {
                 self.on_command_failed(now, command, failure)
             }
+            // Without a Dial in flight (dial_input took them otherwise): stale.
+            Input::CalleeProgress
+            | Input::Bridged { .. }
+            | Input::BridgeEnded { .. }
+            | Input::ApiHangupLeg { .. } => Reaction::NoEffect,
         }
+    }
+
+    /// The Dial's share of an input: `Some` when the input was the Dial's alone. Digits
+    /// are watched (hangupOnStar) and passed on.
+    fn dial_input(&mut self, now: Instant, input: &Input) -> Option<Reaction> {
+        let closing = self.is_closing();
+        let run = self.dial.as_mut()?;
+        match input {
+            Input::CalleeProgress => {
+                run.rang = true;
+                Some(Reaction::Acted)
+            }
+            Input::Bridged { b_leg } => {
+                run.rang = true;
+                run.bridged = Some(b_leg.clone());
+                let leg = run.bridge.legs.iter().position(|l| l.uuid == *b_leg);
+                if let (Some(callback), Some(i)) = (run.dial.callback.clone(), leg) {
+                    self.actions.push_back(Action::DialAnswered {
+                        b_leg: b_leg.clone(),
+                        position: i + 1,
+                        to: run.bridge.legs[i].target.as_str().to_string(),
+                        callback,
+                    });
+                }
+                Some(Reaction::Acted)
+            }
+            Input::Dtmf(digit) => {
+                run.on_caller_digit(*digit);
+                None
+            }
+            Input::ApiHangupLeg { leg_uuid } => {
+                if run.bridged.as_deref() != Some(leg_uuid.as_str()) || closing {
+                    return Some(Reaction::NoEffect);
+                }
+                run.cut.get_or_insert(dial::BridgeCut::ApiOnCallee);
+                self.actions.push_back(Action::KillLeg {
+                    leg_uuid: leg_uuid.clone(),
+                });
+                Some(Reaction::Acted)
+            }
+            Input::BridgeEnded { id, report } => {
+                if run.op != *id {
+                    return Some(Reaction::NoEffect);
+                }
+                if self.in_flight.as_ref().is_some_and(|f| f.id == *id) {
+                    self.in_flight = None;
+                }
+                self.dial_ended(now, Some(report));
+                Some(Reaction::Acted)
+            }
+            _ => None,
+        }
+    }
+
+    /// The Dial in flight is over (`report`: the switch's account of it; `None` when the
+    /// switch refused the bridge or the call ended first). Decides what follows.
+    fn dial_ended(&mut self, now: Instant, report: Option<&BridgeReport>) {
+        let Some(run) = self.dial.take() else {
+            return;
+        };
+        let caller_gone = self.down.is_some() || self.intent.is_some();
+        let end = dial::end(&run, report, caller_gone);
+        tracing::info!(
+            status = end.status.as_str(),
+            b_leg = end.b_leg.as_deref().unwrap_or(""),
+            cause = end.hangup_cause.map(|c| c.name()).unwrap_or(""),
+            "dial ended"
+        );
+        let action = dial::action_request(&run, &end, &self.call_uuid);
+        let legs = dial::leg_endings(&run, report, self.caller_side());
+        self.actions.push_back(Action::LegsEnded {
+            legs,
+            callback: run.dial.callback.clone(),
+        });
+        if caller_gone || self.is_closing() {
+            // SPEC §11.4: the caller hung up — the action is still requested, its
+            // response ignored.
+            if let Some(request) = action {
+                self.actions.push_back(Action::Request(request));
+            }
+            return;
+        }
+        self.skip_step();
+        match action {
+            Some(request) if run.dial.redirect => {
+                self.fetch(now, request);
+                return;
+            }
+            Some(request) => self.actions.push_back(Action::Request(request)),
+            None => {}
+        }
+        self.callee_ended = end.callee_ended;
+        self.advance(now);
+    }
+
+    /// Starts a Dial: the bridge is the operation in flight until it ends.
+    fn start_dial(&mut self, dial: Box<Dial>) {
+        let id = OpId(self.next_id());
+        let run = DialRun::new(*dial, id, || uuid::Uuid::new_v4().to_string());
+        let op = ChannelOp::Bridge(run.bridge.clone());
+        self.dial = Some(run);
+        self.in_flight = Some(InFlight {
+            id,
+            purpose: OpPurpose::Dial,
+        });
+        self.actions.push_back(Action::Run { id, op });
     }
 
     fn on_start(&mut self, now: Instant, answered: bool) -> Reaction {
@@ -511,6 +682,7 @@ impl CallEngine {
                 return Reaction::Acted;
             }
         };
+        self.callee_ended = None;
         self.program = Some(RunningDocument {
             steps: flatten(doc),
             cursor: 0,
@@ -557,6 +729,17 @@ impl CallEngine {
             }
             OpPurpose::Hangup => {}
             OpPurpose::Step { started } => self.step_completed(now, started, &outcome),
+            OpPurpose::Dial => {
+                // Only a refusal comes this way (a bridge ends with BridgeEnded).
+                if let OpOutcome::Refused(reason) | OpOutcome::Failed(reason) = &outcome {
+                    self.notes.push(format!(
+                        "Dial: the switch did not bridge: {}",
+                        reason.trim()
+                    ));
+                }
+                self.dial_ended(now, None);
+                return Reaction::Acted;
+            }
             OpPurpose::Gather => {
                 let Some(g) = self.gather.as_mut() else {
                     return Reaction::Acted;
@@ -668,7 +851,7 @@ impl CallEngine {
                 self.advance(now);
                 Some(Reaction::Acted)
             }
-            OpPurpose::Step { .. } | OpPurpose::Gather => None,
+            OpPurpose::Step { .. } | OpPurpose::Dial | OpPurpose::Gather => None,
         }
     }
 
@@ -765,6 +948,7 @@ impl CallEngine {
                 return;
             }
             let purpose = OpPurpose::Step { started: now };
+            self.callee_ended = None;
             match step.begin(self.answered) {
                 Begin::Skip => {
                     self.skip_step();
@@ -788,6 +972,7 @@ impl CallEngine {
                     self.hang_up(now, hangup, post_call);
                 }
                 Begin::Fetch(request) => self.fetch(now, request),
+                Begin::Dial(dial) => self.start_dial(dial),
                 Begin::Gather(run, op) => {
                     self.gather = Some(run);
                     self.run(op, OpPurpose::Gather);
@@ -795,6 +980,37 @@ impl CallEngine {
             }
             return;
         }
+    }
+
+    fn dial_ended_at_finish(&mut self) {
+        let Some(run) = self.dial.take() else {
+            return;
+        };
+        let end = dial::end(&run, None, true);
+        let legs = dial::leg_endings(
+            &run,
+            None,
+            self.caller_side().or(Some(HangupSource::Caller)),
+        );
+        self.actions.push_back(Action::LegsEnded {
+            legs,
+            callback: run.dial.callback.clone(),
+        });
+        if let Some(request) = dial::action_request(&run, &end, &self.call_uuid) {
+            self.actions.push_back(Action::Request(request));
+        }
+    }
+
+    /// How the caller's side ended a Dial's legs, if it did (SPEC §11.2–11.3): `API`
+    /// for a REST hangup of the caller, `Caller` for any other end of the caller.
+    fn caller_side(&self) -> Option<HangupSource> {
+        if let Some(intent) = &self.intent {
+            return Some(match intent.kind {
+                IntentKind::Api => HangupSource::Api,
+                _ => HangupSource::Caller,
+            });
+        }
+        self.down.map(|_| HangupSource::Caller)
     }
 
     fn skip_step(&mut self) {
@@ -846,18 +1062,16 @@ impl CallEngine {
         self.run(ChannelOp::Hangup { cause: acted.cause }, OpPurpose::Hangup);
     }
 
-    /// SPEC §4 rule 6.
+    /// SPEC §4 rule 6 — or, right after a bridge the callee ended, SPEC §11.4: the
+    /// caller ends with the callee's cause as `Callee Hangup`.
     fn end_of_document(&mut self, now: Instant) {
-        self.intent = Some(Intent {
-            at: now,
-            kind: IntentKind::EndOfDocument,
-        });
-        self.run(
-            ChannelOp::Hangup {
-                cause: HangupCause::NORMAL_CLEARING,
-            },
-            OpPurpose::Hangup,
-        );
+        let kind = match self.callee_ended.take() {
+            Some(cause) => IntentKind::CalleeHangup { cause },
+            None => IntentKind::EndOfDocument,
+        };
+        let cause = kind.cause();
+        self.intent = Some(Intent { at: now, kind });
+        self.run(ChannelOp::Hangup { cause }, OpPurpose::Hangup);
     }
 
     /// SPEC §4 rule 7: stay parked; only the timeout, the API or the caller end it.
@@ -924,6 +1138,11 @@ impl CallEngine {
     }
 
     fn finish(&mut self, ending: Ending) {
+        if self.dial.is_some() {
+            // The call ended while its Dial ran and the bridge never reported: the
+            // action is still owed (SPEC §11.4).
+            self.dial_ended_at_finish();
+        }
         self.finished = true;
         self.fetching = None;
         self.actions.push_back(Action::Finish(ending));

@@ -51,6 +51,8 @@ pub const NAME_BUSY_LINE: &str = "Busy Line";
 pub const NAME_REJECTED: &str = "Rejected";
 /// `HangupCauseName` when a non-empty document ran out of elements (SPEC §4 rule 6).
 pub const NAME_END_OF_DOCUMENT: &str = "End Of XML Instructions";
+/// `HangupCauseName` when a Dial's callee ended the bridge and nothing followed (SPEC §11.4).
+pub const NAME_CALLEE_HANGUP: &str = "Callee Hangup";
 /// `HangupCauseName` when the caller hung up first.
 pub const NAME_CALLER_HANGUP: &str = "Caller Hangup";
 /// `HangupCauseName` when an empty document parked the call too long (SPEC §4 rule 7).
@@ -155,6 +157,9 @@ pub enum IntentKind {
     },
     /// A non-empty document ran out of elements (rule 6).
     EndOfDocument,
+    /// The document ran out right after a Dial whose callee ended the bridge: the caller
+    /// is hung up with the callee's `cause` (SPEC §11.4).
+    CalleeHangup { cause: HangupCause },
     /// The REST API asked to hang up (`uuid_kill`).
     Api,
     /// An empty document parked the call for `empty_document_timeout` (rule 7).
@@ -174,7 +179,7 @@ impl IntentKind {
             IntentKind::Document { hangup, .. } => hangup.cause,
             IntentKind::EndOfDocument | IntentKind::Api => HangupCause::NORMAL_CLEARING,
             IntentKind::EmptyDocumentTimeout => HangupCause::ALLOTTED_TIMEOUT,
-            IntentKind::Error { cause, .. } => *cause,
+            IntentKind::Error { cause, .. } | IntentKind::CalleeHangup { cause } => *cause,
         }
     }
 }
@@ -383,6 +388,12 @@ fn from_intent(intent: &Intent, cause: HangupCause, answered: bool) -> Ending {
         IntentKind::EndOfDocument => (
             HangupSource::AnswerXml,
             NAME_END_OF_DOCUMENT.to_string(),
+            HangupReason::Completed,
+            None,
+        ),
+        IntentKind::CalleeHangup { .. } => (
+            HangupSource::Callee,
+            NAME_CALLEE_HANGUP.to_string(),
             HangupReason::Completed,
             None,
         ),

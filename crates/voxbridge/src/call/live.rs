@@ -14,6 +14,26 @@ pub enum CallCommand {
     /// REST `DELETE Call/{uuid}`: hang up now. The call answers once the switch has
     /// taken the kill (or refused every way of hanging up).
     Hangup { reply: oneshot::Sender<HangupReply> },
+    /// REST `DELETE Call/{B-leg}`: hang up only this callee of the call's Dial; the
+    /// caller stays (SPEC §11.2).
+    HangupLeg {
+        leg_uuid: String,
+        reply: oneshot::Sender<HangupReply>,
+    },
+}
+
+/// What the registry knows of a Dial's bridged callee (SPEC §11.2): enough for the
+/// live details, without a store row of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegInfo {
+    /// The A-leg (the call voxbridge was handed).
+    pub parent_call_uuid: String,
+    /// The number or SIP URI the Dial called.
+    pub to: String,
+    /// The caller ID presented to it.
+    pub from: String,
+    pub start_time: time::OffsetDateTime,
+    pub answer_time: Option<time::OffsetDateTime>,
 }
 
 /// How a call answered a hangup request.
@@ -44,6 +64,8 @@ struct Entry {
     commands: mpsc::Sender<CallCommand>,
     /// Registration order, so the live list is oldest first.
     seq: u64,
+    /// Set for a Dial's B-leg: commands go to its parent call's task.
+    leg: Option<LegInfo>,
 }
 
 /// Registry of live calls (cheap to clone; one per server).
@@ -75,6 +97,7 @@ impl LiveCalls {
                 account_id: account_id.to_string(),
                 commands,
                 seq,
+                leg: None,
             },
         );
         Registration {
@@ -82,6 +105,56 @@ impl LiveCalls {
             call_uuid: call_uuid.to_string(),
             seq,
         }
+    }
+
+    /// Registers a Dial's bridged callee under its own uuid, served by its parent call's
+    /// task (`commands`): it is listed live and can be hung up alone while the guard
+    /// lives.
+    pub fn register_leg(
+        &self,
+        leg_uuid: &str,
+        account_id: &str,
+        info: LegInfo,
+        commands: mpsc::Sender<CallCommand>,
+    ) -> Registration {
+        let seq = self
+            .next_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.lock().insert(
+            leg_uuid.to_string(),
+            Entry {
+                account_id: account_id.to_string(),
+                commands,
+                seq,
+                leg: Some(info),
+            },
+        );
+        Registration {
+            calls: self.clone(),
+            call_uuid: leg_uuid.to_string(),
+            seq,
+        }
+    }
+
+    /// The live B-leg `call_uuid` of the account, if it is one.
+    pub fn leg(&self, account_id: &str, call_uuid: &str) -> Option<LegInfo> {
+        self.lock()
+            .get(call_uuid)
+            .filter(|e| e.account_id == account_id)
+            .and_then(|e| e.leg.clone())
+    }
+
+    /// The live B-leg bridged to the call `parent_call_uuid`, if any (`bridged_to`).
+    pub fn bridged_to(&self, account_id: &str, parent_call_uuid: &str) -> Option<String> {
+        self.lock()
+            .iter()
+            .find(|(_, e)| {
+                e.account_id == account_id
+                    && e.leg
+                        .as_ref()
+                        .is_some_and(|l| l.parent_call_uuid == parent_call_uuid)
+            })
+            .map(|(uuid, _)| uuid.clone())
     }
 
     /// Number of calls registered.
@@ -120,12 +193,14 @@ impl LiveCalls {
             return HangupRequest::NotFound;
         };
         let (reply, rx) = oneshot::channel();
-        if entry
-            .commands
-            .send(CallCommand::Hangup { reply })
-            .await
-            .is_err()
-        {
+        let command = match entry.leg {
+            Some(_) => CallCommand::HangupLeg {
+                leg_uuid: call_uuid.to_string(),
+                reply,
+            },
+            None => CallCommand::Hangup { reply },
+        };
+        if entry.commands.send(command).await.is_err() {
             return HangupRequest::NotFound;
         }
         match rx.await {
@@ -172,7 +247,9 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(4);
         let reg = calls.register("u1", "MA1", tx);
         let task = tokio::spawn(async move {
-            while let Some(CallCommand::Hangup { reply }) = rx.recv().await {
+            while let Some(CallCommand::Hangup { reply } | CallCommand::HangupLeg { reply, .. }) =
+                rx.recv().await
+            {
                 let _ = reply.send(HangupReply::Ending);
             }
         });

@@ -42,6 +42,7 @@ pub fn post_call_document(doc: &AnswerDocument) -> PostCallDocument {
             | Instruction::Hangup(_)
             | Instruction::Reject(_)
             | Instruction::Dtmf(_)
+            | Instruction::Dial(_)
             | Instruction::Gather(_) => {
                 skipped.push(format!("skipped {} (call already ended)", ins.name()));
             }

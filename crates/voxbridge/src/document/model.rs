@@ -32,6 +32,9 @@ pub enum Instruction {
     Redirect(Redirect),
     /// Send DTMF digits. Needs an answered call.
     Dtmf(Dtmf),
+    /// Bridge the caller to a second leg (SPEC §11). Never answers by itself: the
+    /// bridge answers the caller when a callee answers.
+    Dial(Box<Dial>),
     /// Collect the caller's DTMF while playing prompts (SPEC §12.1). Answers the call.
     Gather(Gather),
 }
@@ -141,6 +144,8 @@ pub enum FetchEvent {
     StartApp,
     /// A document a `Redirect` pointed to.
     Redirect,
+    /// The `action` of a `Dial` that ended, with its outcome (SPEC §11.4).
+    DialAction(Box<DialOutcome>),
     /// A Gather's `action` with the caller's digits (SPEC §12.1).
     Gather { digits: String },
 }
@@ -150,9 +155,24 @@ impl FetchEvent {
         match self {
             FetchEvent::StartApp => "StartApp",
             FetchEvent::Redirect => "Redirect",
+            FetchEvent::DialAction(_) => "DialAction",
             FetchEvent::Gather { .. } => "Gather",
         }
     }
+}
+
+/// How a Dial ended, as its `action` is told (SPEC §11.4); decided by the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DialOutcome {
+    /// `DialStatus`: completed, busy, no-answer, failed or cancel.
+    pub status: String,
+    /// `DialRingStatus`: whether a callee rang.
+    pub ring_status: bool,
+    /// `DialHangupCause`: the callee's cause; empty when none.
+    pub hangup_cause: String,
+    pub a_leg_uuid: String,
+    /// Empty when no callee answered.
+    pub b_leg_uuid: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,13 +219,20 @@ pub struct Gather {
 
 impl FetchEvent {
     /// The extra form parameters a fetch for this event carries (SPEC §12.1: a Gather's
-    /// `Digits`), beside the §5.1 ones.
+    /// `Digits`; §11.4: a Dial's `DialStatus`, …), beside the §5.1 ones.
     pub fn params(&self) -> Vec<(&'static str, String)> {
         match self {
             FetchEvent::Gather { digits } => vec![
                 ("InputType", "dtmf".to_string()),
                 ("Digits", digits.clone()),
                 ("Speech", String::new()),
+            ],
+            FetchEvent::DialAction(d) => vec![
+                ("DialStatus", d.status.clone()),
+                ("DialRingStatus", d.ring_status.to_string()),
+                ("DialHangupCause", d.hangup_cause.clone()),
+                ("DialALegUUID", d.a_leg_uuid.clone()),
+                ("DialBLegUUID", d.b_leg_uuid.clone()),
             ],
             _ => Vec::new(),
         }
@@ -235,7 +262,84 @@ impl Instruction {
             Instruction::Reject(_) => "Reject",
             Instruction::Redirect(_) => "Redirect",
             Instruction::Dtmf(_) => "DTMF",
+            Instruction::Dial(_) => "Dial",
             Instruction::Gather(_) => "Gather",
         }
     }
+}
+
+/// `<Dial>` (SPEC §11.1): bridge the caller to the first of its destinations to answer.
+/// Values are validated; what the engine does with each is in `crate::call::element::dial`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dial {
+    /// At least one, in document order (`DialBLegPosition` is the 1-based index here).
+    pub destinations: Vec<DialDestination>,
+    /// Requested once when the Dial ends (`Event=DialAction`).
+    pub action: Option<Redirect>,
+    /// `true`: the action's response is the next document; `false`: it is requested
+    /// through the outbox, its response ignored, and the next element runs.
+    pub redirect: bool,
+    /// Real-time leg events (`callbackUrl`, `callbackMethod`).
+    pub callback: Option<Redirect>,
+    /// Caller ID number presented to the callee (default: the caller's own).
+    pub caller_id: Option<String>,
+    /// Caller ID name presented to the callee (default: the caller's own).
+    pub caller_name: Option<String>,
+    /// Seconds the destinations may ring (default 120).
+    pub timeout_secs: u32,
+    /// Seconds the bridge may last from the callee's answer (default 14400).
+    pub time_limit_secs: u32,
+    /// `*` from the caller ends the bridge; the caller continues.
+    pub hangup_on_star: bool,
+    /// What the caller hears while the destinations ring.
+    pub dial_music: DialMusic,
+    /// A document (Play/Speak/Wait) played to the callee when it answers.
+    pub confirm_sound: Option<String>,
+    /// The key the callee must press to take the call.
+    pub confirm_key: Option<char>,
+    /// Digit patterns matched on the caller's digits.
+    pub digits_match: Vec<String>,
+    /// Digit patterns matched on the callee's digits.
+    pub digits_match_b_leg: Vec<String>,
+    /// `X-VH-<name>: <value>` on every leg's INVITE, echoed in callbacks.
+    pub sip_headers: Vec<(String, String)>,
+}
+
+/// One `<Number>` or `<User>` of a Dial.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DialDestination {
+    pub target: DialTarget,
+    /// DTMF sent to the callee once it answers (`w` = 0.5 s pause, `W` = 1 s).
+    pub send_digits: Option<String>,
+    /// Send `send_digits` on early media (183) instead of on answer.
+    pub send_on_preanswer: bool,
+    /// `<User sipHeaders>`: extra `X-VH-` headers for this leg only.
+    pub sip_headers: Vec<(String, String)>,
+}
+
+/// Where a Dial leg goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DialTarget {
+    /// Digits with an optional leading `+`, dialled through `[dial] number_template`.
+    Number(String),
+    /// `sip:user@host[:port]`, dialled through `[dial] sip_profile`.
+    User(String),
+}
+
+impl DialTarget {
+    /// The destination as the document wrote it (`DialBLegTo`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            DialTarget::Number(n) | DialTarget::User(n) => n,
+        }
+    }
+}
+
+/// `dialMusic`: the callee's own ringback, or a document looped to the caller.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum DialMusic {
+    #[default]
+    Real,
+    /// A document of Play/Speak/Wait, fetched with POST.
+    Document(String),
 }

@@ -200,6 +200,7 @@ fn describe(ins: &Instruction, first: bool, early_media: bool) -> String {
             "DTMF digits={} async={} → send_dtmf {}, {answer}",
             d.digits, d.async_, d.digits
         ),
+        Instruction::Dial(d) => describe_dial(d),
         Instruction::Gather(g) => {
             let finish = match g.finish_on_key {
                 Some(k) => k.to_string(),
@@ -233,4 +234,39 @@ fn describe(ins: &Instruction, first: bool, early_media: bool) -> String {
             )
         }
     }
+}
+
+/// `Dial …` → what the bridge does and what follows it.
+fn describe_dial(d: &crate::document::model::Dial) -> String {
+    let targets: Vec<String> = d
+        .destinations
+        .iter()
+        .map(|dest| match &dest.target {
+            crate::document::model::DialTarget::Number(n) => format!("Number {n}"),
+            crate::document::model::DialTarget::User(u) => format!("User {u}"),
+        })
+        .collect();
+    let mut line = format!(
+        "Dial timeout={} timeLimit={} hangupOnStar={} [{}] → bridge, ringing {} at once, first to answer wins; \
+         the caller is answered only when a callee answers",
+        d.timeout_secs,
+        d.time_limit_secs,
+        d.hangup_on_star,
+        targets.join(", "),
+        if d.destinations.len() == 1 { "it" } else { "them all" },
+    );
+    match &d.action {
+        Some(a) if d.redirect => line.push_str(&format!(
+            "; then fetch {} {} (Event=DialAction) and run it instead of the rest",
+            a.method.as_str(),
+            a.url
+        )),
+        Some(a) => line.push_str(&format!(
+            "; then request {} {} (Event=DialAction, response ignored) and continue",
+            a.method.as_str(),
+            a.url
+        )),
+        None => line.push_str("; then continue with the next element"),
+    }
+    line
 }

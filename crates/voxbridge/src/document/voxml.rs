@@ -13,6 +13,13 @@
 //! - `Hangup` has no `schedule` (TryVox documents none): it is an unknown field.
 //! - `null` for an optional field is the same as leaving it out (many serialisers
 //!   write `null` for "none").
+//! - `Dial` takes the XML attributes in snake_case (`callerId` → `caller_id`,
+//!   `digitsMatchBLeg` → `digits_match_b_leg`, …): the style of every other VoxML field.
+//!   Destinations are two lists, `numbers` and `users`; an entry is a string (the number
+//!   or `sip:` URI) or an object `{"number"|"user": …, "send_digits", "send_on_preanswer"}`
+//!   (users also `sip_headers`). Numbers come before users in `DialBLegPosition`.
+//!   Booleans are JSON booleans; digit patterns and SIP headers are the XML strings
+//!   (`"12,34"`, `"k=v,k2=v2"`), so one value means the same in both dialects.
 //! - Strings are compared exactly (`"WOMAN"`, `"POST"`); numbers must be JSON whole
 //!   numbers, not strings.
 
@@ -20,19 +27,19 @@ use serde_json::{Map, Value};
 
 use super::error::{one_of, DocumentError, ErrorKind, Location, Position, Problem, MAX_PROBLEMS};
 use super::model::{
-    AnswerDocument, Gather, Hangup, HttpMethod, Instruction, Play, PostCall, Redirect, Reject,
-    Speak, Voice, Wait,
+    AnswerDocument, Dial, DialDestination, DialTarget, Gather, Hangup, HttpMethod, Instruction,
+    Play, PostCall, Redirect, Reject, Speak, Voice, Wait,
 };
 use super::rules;
 
 /// Verbs voxbridge executes.
 const VERBS: &[&str] = &[
-    "Say", "Play", "Pause", "Hangup", "Reject", "Redirect", "Gather", "Record",
+    "Say", "Play", "Pause", "Hangup", "Reject", "Redirect", "Dial", "Gather", "Record",
 ];
 /// Verbs a Gather's `prompts` may hold.
 const PROMPT_VERBS: &[&str] = &["Say", "Play", "Pause"];
 /// TryVox verbs that come in later issues.
-const NOT_YET_VERBS: &[&str] = &["Dial", "Conference", "Stream"];
+const NOT_YET_VERBS: &[&str] = &["Conference", "Stream"];
 const TOP_FIELDS: &[&str] = &["voxml_version", "instructions"];
 
 pub(crate) fn parse(text: &str) -> Result<AnswerDocument, DocumentError> {
@@ -236,6 +243,7 @@ fn instruction_at(
         "Hangup" => hangup(&mut f),
         "Reject" => reject(&mut f),
         "Redirect" => redirect(&mut f),
+        "Dial" => dial(&mut f),
         "Gather" => gather(&mut f),
         "Record" => record(&mut f),
         v if NOT_YET_VERBS.contains(&v) => {
@@ -488,6 +496,244 @@ fn redirect(f: &mut Fields<'_>) -> Option<Instruction> {
         .unwrap_or(HttpMethod::Post);
     f.finish(&["url", "method"]);
     f.ok(Instruction::Redirect(Redirect { url: url?, method }))
+}
+
+const DIAL_FIELDS: &[&str] = &[
+    "numbers",
+    "users",
+    "action",
+    "method",
+    "redirect",
+    "callback_url",
+    "callback_method",
+    "caller_id",
+    "caller_name",
+    "timeout",
+    "time_limit",
+    "hangup_on_star",
+    "dial_music",
+    "confirm_sound",
+    "confirm_key",
+    "digits_match",
+    "digits_match_b_leg",
+    "sip_headers",
+];
+
+fn dial(f: &mut Fields<'_>) -> Option<Instruction> {
+    let mut destinations = Vec::new();
+    for (key, user) in [("numbers", false), ("users", true)] {
+        let Some(value) = f.get(key).cloned() else {
+            continue;
+        };
+        let Value::Array(list) = &value else {
+            f.invalid(key, &value, "expected a list of destinations");
+            continue;
+        };
+        for (i, entry) in list.iter().enumerate() {
+            if let Some(d) = dial_destination(f, key, i, entry, user) {
+                destinations.push(d);
+            }
+        }
+    }
+    let action = f.string("action", rules::document_url);
+    let method = f.string("method", rules::method);
+    let redirect = f.boolean("redirect").unwrap_or(true);
+    let callback = f.string("callback_url", rules::callback_url);
+    let callback_method = f.string("callback_method", rules::method);
+    let caller_id = f.string("caller_id", rules::caller_id);
+    let caller_name = f.string("caller_name", rules::caller_name);
+    let timeout_secs = f.number("timeout", rules::ring_timeout).unwrap_or(120);
+    let time_limit_secs = f.number("time_limit", rules::time_limit).unwrap_or(14_400);
+    let hangup_on_star = f.boolean("hangup_on_star").unwrap_or(false);
+    let dial_music = f
+        .string("dial_music", rules::dial_music)
+        .unwrap_or_default();
+    let confirm_sound = f.string("confirm_sound", rules::document_url);
+    let confirm_key = f.string("confirm_key", rules::confirm_key);
+    let digits_match = f.string("digits_match", rules::digit_patterns);
+    let digits_match_b_leg = f.string("digits_match_b_leg", rules::digit_patterns);
+    let sip_headers = f.string("sip_headers", rules::sip_headers);
+    f.finish(DIAL_FIELDS);
+    if destinations.is_empty() && !f.failed {
+        let subject = format!("{} field \"numbers\"", f.verb);
+        f.fail(
+            ErrorKind::Missing,
+            subject,
+            "no destination, expected at least one entry in \"numbers\" or \"users\"",
+        );
+    }
+    for (given, needs) in [
+        ("method", "action"),
+        ("callback_method", "callback_url"),
+        ("confirm_key", "confirm_sound"),
+    ] {
+        let has = |k: &str| f.map.get(k).is_some_and(|v| !v.is_null());
+        if has(given) && !has(needs) {
+            let subject = format!("{} field {}", f.verb, quoted(given));
+            f.fail(
+                ErrorKind::Missing,
+                subject,
+                format!("given without {needs}, expected both or only {needs}"),
+            );
+        }
+    }
+    let dial = Dial {
+        destinations,
+        action: action.map(|url| Redirect {
+            url,
+            method: method.unwrap_or(HttpMethod::Post),
+        }),
+        redirect,
+        callback: callback.map(|url| Redirect {
+            url,
+            method: callback_method.unwrap_or(HttpMethod::Post),
+        }),
+        caller_id,
+        caller_name,
+        timeout_secs,
+        time_limit_secs,
+        hangup_on_star,
+        dial_music,
+        confirm_sound,
+        confirm_key,
+        digits_match: digits_match.unwrap_or_default(),
+        digits_match_b_leg: digits_match_b_leg.unwrap_or_default(),
+        sip_headers: sip_headers.unwrap_or_default(),
+    };
+    for (_, field) in rules::dial_not_yet(&dial) {
+        let subject = format!("{} field {}", f.verb, quoted(field));
+        f.fail(ErrorKind::NotSupported, subject, "not supported yet");
+    }
+    f.ok(Instruction::Dial(Box::new(dial)))
+}
+
+/// One entry of `numbers` / `users`: a string, or an object with the destination and
+/// its options.
+fn dial_destination(
+    f: &mut Fields<'_>,
+    list: &str,
+    index: usize,
+    entry: &Value,
+    user: bool,
+) -> Option<DialDestination> {
+    let key = if user { "user" } else { "number" };
+    let rule = if user {
+        rules::sip_user
+    } else {
+        rules::dial_number
+    };
+    let target = |text: &str| {
+        rule(text).map(|t| {
+            if user {
+                DialTarget::User(t)
+            } else {
+                DialTarget::Number(t)
+            }
+        })
+    };
+    let name = format!("{list}[{index}]");
+    let bad = |f: &mut Fields<'_>, what: &str, value: &Value, expected: &str| {
+        f.invalid(what, value, expected);
+        None
+    };
+    match entry {
+        Value::String(text) => match target(text) {
+            Ok(target) => Some(DialDestination {
+                target,
+                send_digits: None,
+                send_on_preanswer: false,
+                sip_headers: Vec::new(),
+            }),
+            Err(expected) => bad(f, &name, entry, expected),
+        },
+        Value::Object(map) => {
+            let known: &[&str] = if user {
+                &["user", "send_digits", "send_on_preanswer", "sip_headers"]
+            } else {
+                &["number", "send_digits", "send_on_preanswer"]
+            };
+            if let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) {
+                let subject = format!("{} field {name}.{unknown}", f.verb);
+                f.fail(
+                    ErrorKind::UnknownField,
+                    subject,
+                    format!("unknown field, expected {}", one_of(known)),
+                );
+                return None;
+            }
+            let text = match map.get(key) {
+                Some(Value::String(t)) => t.as_str(),
+                other => {
+                    let value = other.cloned().unwrap_or(Value::Null);
+                    let expected = if user {
+                        rules::EXPECT_SIP_USER
+                    } else {
+                        rules::EXPECT_DIAL_NUMBER
+                    };
+                    return bad(f, &format!("{name}.{key}"), &value, expected);
+                }
+            };
+            let target = match target(text) {
+                Ok(t) => t,
+                Err(expected) => {
+                    return bad(f, &format!("{name}.{key}"), &map[key], expected);
+                }
+            };
+            let send_digits = match map.get("send_digits") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(d)) => match rules::dtmf_digits(d) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        return bad(f, &format!("{name}.send_digits"), &map["send_digits"], e)
+                    }
+                },
+                Some(v) => return bad(f, &format!("{name}.send_digits"), v, rules::EXPECT_DIGITS),
+            };
+            let send_on_preanswer = match map.get("send_on_preanswer") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(v) => {
+                    return bad(
+                        f,
+                        &format!("{name}.send_on_preanswer"),
+                        v,
+                        rules::EXPECT_BOOL,
+                    )
+                }
+            };
+            let sip_headers = match map.get("sip_headers") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::String(h)) => match rules::sip_headers(h) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        return bad(f, &format!("{name}.sip_headers"), &map["sip_headers"], e)
+                    }
+                },
+                Some(v) => {
+                    return bad(
+                        f,
+                        &format!("{name}.sip_headers"),
+                        v,
+                        rules::EXPECT_SIP_HEADERS,
+                    )
+                }
+            };
+            Some(DialDestination {
+                target,
+                send_digits,
+                send_on_preanswer,
+                sip_headers,
+            })
+        }
+        other => {
+            let expected = if user {
+                "expected a sip: URI string or an object {\"user\": …}"
+            } else {
+                "expected a number string or an object {\"number\": …}"
+            };
+            bad(f, &name, other, expected)
+        }
+    }
 }
 
 /// `Gather` (SPEC §12.1) with the XML attributes in snake_case (`num_digits`,

@@ -23,8 +23,8 @@ use super::error::{
     one_of, show, DocumentError, ErrorKind, Location, Position, Problem, MAX_PROBLEMS,
 };
 use super::model::{
-    AnswerDocument, Dtmf, Gather, Hangup, HttpMethod, Instruction, Play, PostCall, Redirect, Speak,
-    Voice, Wait,
+    AnswerDocument, Dial, DialDestination, DialTarget, Dtmf, Gather, Hangup, HttpMethod,
+    Instruction, Play, PostCall, Redirect, Speak, Voice, Wait,
 };
 use super::rules;
 
@@ -40,6 +40,7 @@ const TOP_ELEMENTS: &[&str] = &[
     "Hangup",
     "Redirect",
     "DTMF",
+    "Dial",
     "Gather",
     "Record",
 ];
@@ -48,7 +49,9 @@ const PRE_ANSWER_ELEMENTS: &[&str] = &["Speak", "Play", "Wait"];
 /// Elements `<Gather>` may hold: its prompts.
 const GATHER_ELEMENTS: &[&str] = &["Speak", "Play", "Wait"];
 /// Elements of the dialect that come in later issues.
-const NOT_YET_ELEMENTS: &[&str] = &["Dial", "Conference", "Stream"];
+const NOT_YET_ELEMENTS: &[&str] = &["Conference", "Stream"];
+/// Elements `<Dial>` may hold.
+const DIAL_ELEMENTS: &[&str] = &["Number", "User"];
 
 /// One element as read from the text, before validation.
 struct Node {
@@ -595,6 +598,7 @@ fn instruction(node: &Node, ctx: Context, problems: &mut Vec<Problem>) -> Option
         "Hangup" => hangup(node, problems),
         "Redirect" => redirect(node, problems),
         "DTMF" => dtmf(node, problems),
+        "Dial" => dial(node, problems),
         "Gather" => gather(node, problems),
         "Record" => record(node, problems),
         n if NOT_YET_ELEMENTS.contains(&n) => {
@@ -703,6 +707,12 @@ impl<'n, 'p> Element<'n, 'p> {
     /// Reports unknown attributes (given `known` for the message), text and children
     /// not allowed. Returns the element's text value for `TextRule::Required`.
     fn finish(&mut self, known: &[&str], text: TextRule) -> Option<String> {
+        self.finish_attributes(known);
+        self.finish_text(text)
+    }
+
+    /// Reports the attributes nobody asked for as unknown (`known` for the message).
+    fn finish_attributes(&mut self, known: &[&str]) {
         for (i, (k, v)) in self.node.attrs.iter().enumerate() {
             if self.taken[i] {
                 continue;
@@ -722,6 +732,10 @@ impl<'n, 'p> Element<'n, 'p> {
                 detail,
             );
         }
+    }
+
+    /// Checks the element's text against `text`.
+    fn finish_text(&mut self, text: TextRule) -> Option<String> {
         let trimmed = self.node.text.trim();
         match text {
             TextRule::None if !trimmed.is_empty() => {
@@ -884,6 +898,188 @@ fn dtmf(node: &Node, problems: &mut Vec<Problem>) -> Option<Instruction> {
     let text = el.finish(&["async"], TextRule::Required("the digits to send"));
     let digits = el.text_value(text, rules::dtmf_digits)?;
     el.ok(Instruction::Dtmf(Dtmf { digits, async_ }))
+}
+
+const DIAL_ATTRIBUTES: &[&str] = &[
+    "action",
+    "method",
+    "redirect",
+    "callbackUrl",
+    "callbackMethod",
+    "callerId",
+    "callerName",
+    "timeout",
+    "timeLimit",
+    "hangupOnStar",
+    "dialMusic",
+    "confirmSound",
+    "confirmKey",
+    "digitsMatch",
+    "digitsMatchBLeg",
+    "sipHeaders",
+];
+
+/// `<Dial>` (SPEC §11.1): `<Number>`/`<User>` children, or bare text as one Number.
+fn dial(node: &Node, problems: &mut Vec<Problem>) -> Option<Instruction> {
+    let mut el = Element::new(node, problems);
+    let action_url = el.attr("action", rules::document_url);
+    let method = el.attr("method", rules::method);
+    let redirect = el.attr("redirect", rules::boolean).unwrap_or(true);
+    let callback_url = el.attr("callbackUrl", rules::callback_url);
+    let callback_method = el.attr("callbackMethod", rules::method);
+    let caller_id = el.attr("callerId", rules::caller_id);
+    let caller_name = el.attr("callerName", rules::caller_name);
+    let timeout_secs = el.attr("timeout", rules::ring_timeout).unwrap_or(120);
+    let time_limit_secs = el.attr("timeLimit", rules::time_limit).unwrap_or(14_400);
+    let hangup_on_star = el.attr("hangupOnStar", rules::boolean).unwrap_or(false);
+    let dial_music = el.attr("dialMusic", rules::dial_music).unwrap_or_default();
+    let confirm_sound = el.attr("confirmSound", rules::document_url);
+    let confirm_key = el.attr("confirmKey", rules::confirm_key);
+    let digits_match = el.attr("digitsMatch", rules::digit_patterns);
+    let digits_match_b_leg = el.attr("digitsMatchBLeg", rules::digit_patterns);
+    let sip_headers = el.attr("sipHeaders", rules::sip_headers);
+    for (given, needs) in [
+        ("method", "action"),
+        ("callbackMethod", "callbackUrl"),
+        ("confirmKey", "confirmSound"),
+    ] {
+        let has = |key: &str| node.attrs.iter().any(|(k, _)| k == key);
+        if has(given) && !has(needs) {
+            el.fail(
+                ErrorKind::Missing,
+                format!("<Dial> attribute {given}"),
+                format!("given without {needs}, expected both or only {needs}"),
+            );
+        }
+    }
+    el.finish_attributes(DIAL_ATTRIBUTES);
+    // Bare text is one Number. Text beside child elements is refused rather than
+    // guessed at.
+    let text = node.text.trim();
+    let mut destinations = Vec::new();
+    if !text.is_empty() {
+        let subject = format!("<Dial> text {}", show(text));
+        if !node.children.is_empty() {
+            el.fail(
+                ErrorKind::TextNotAllowed,
+                subject,
+                "not allowed beside <Number>/<User>, expected either one number as text or child elements",
+            );
+        } else {
+            match rules::dial_number(text) {
+                Ok(number) => destinations.push(DialDestination {
+                    target: DialTarget::Number(number),
+                    send_digits: None,
+                    send_on_preanswer: false,
+                    sip_headers: Vec::new(),
+                }),
+                Err(expected) => el.fail(ErrorKind::InvalidValue, subject, expected),
+            }
+        }
+    }
+    let mut failed = el.failed;
+    for child in &node.children {
+        match dial_destination(child, problems) {
+            Some(d) => destinations.push(d),
+            None => failed = true,
+        }
+    }
+    if destinations.is_empty() && !failed {
+        failed = true;
+        problems.push(problem(
+            ErrorKind::Missing,
+            node.pos,
+            "<Dial>".into(),
+            "no destination, expected at least one <Number> or <User>",
+        ));
+    }
+    let dial = Dial {
+        destinations,
+        action: action_url.map(|url| Redirect {
+            url,
+            method: method.unwrap_or(HttpMethod::Post),
+        }),
+        redirect,
+        callback: callback_url.map(|url| Redirect {
+            url,
+            method: callback_method.unwrap_or(HttpMethod::Post),
+        }),
+        caller_id,
+        caller_name,
+        timeout_secs,
+        time_limit_secs,
+        hangup_on_star,
+        dial_music,
+        confirm_sound,
+        confirm_key,
+        digits_match: digits_match.unwrap_or_default(),
+        digits_match_b_leg: digits_match_b_leg.unwrap_or_default(),
+        sip_headers: sip_headers.unwrap_or_default(),
+    };
+    for (attr, _) in rules::dial_not_yet(&dial) {
+        failed = true;
+        problems.push(problem(
+            ErrorKind::NotSupported,
+            node.pos,
+            format!("<Dial> attribute {attr}"),
+            "not supported yet",
+        ));
+    }
+    (!failed).then(|| Instruction::Dial(Box::new(dial)))
+}
+
+/// One `<Number>` or `<User>` inside a `<Dial>`.
+fn dial_destination(node: &Node, problems: &mut Vec<Problem>) -> Option<DialDestination> {
+    let name = node.name.as_str();
+    if !DIAL_ELEMENTS.contains(&name) {
+        let subject = format!("<{name}> inside <Dial>");
+        let (kind, detail) = if TOP_ELEMENTS.contains(&name) || NOT_YET_ELEMENTS.contains(&name) {
+            (
+                ErrorKind::ForbiddenNesting,
+                format!("not allowed, expected {}", one_of(DIAL_ELEMENTS)),
+            )
+        } else {
+            let detail = match rules::case_hint(name, DIAL_ELEMENTS) {
+                Some(hint) => {
+                    format!("unknown element, did you mean <{hint}>? (names are case-sensitive)")
+                }
+                None => format!("unknown element, expected {}", one_of(DIAL_ELEMENTS)),
+            };
+            (ErrorKind::UnknownElement, detail)
+        };
+        problems.push(problem(kind, node.pos, subject, detail));
+        return None;
+    }
+    let mut el = Element::new(node, problems);
+    let send_digits = el.attr("sendDigits", rules::dtmf_digits);
+    let send_on_preanswer = el.attr("sendOnPreanswer", rules::boolean).unwrap_or(false);
+    if name == "User" {
+        let sip_headers = el.attr("sipHeaders", rules::sip_headers);
+        el.no_children("only the SIP URI as text");
+        let text = el.finish(
+            &["sendDigits", "sendOnPreanswer", "sipHeaders"],
+            TextRule::Required("the SIP URI to call"),
+        );
+        let uri = el.text_value(text, rules::sip_user)?;
+        return el.ok(DialDestination {
+            target: DialTarget::User(uri),
+            send_digits,
+            send_on_preanswer,
+            sip_headers: sip_headers.unwrap_or_default(),
+        });
+    }
+    el.no_children("only the number as text");
+    let text = el.finish(
+        &["sendDigits", "sendOnPreanswer"],
+        TextRule::Required("the number to call"),
+    );
+    let number = el.text_value(text, rules::dial_number)?;
+    el.ok(DialDestination {
+        target: DialTarget::Number(number),
+        send_digits,
+        send_on_preanswer,
+        sip_headers: Vec::new(),
+    })
 }
 
 /// Gather's speech-only attributes (SPEC §12.1): validated, otherwise unused.

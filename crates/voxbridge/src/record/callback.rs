@@ -14,10 +14,14 @@ pub enum CallbackKind {
     Status,
     /// The post-call workflow request (SPEC §4 rule 5); its response may be a document.
     PostCall,
+    /// A Dial's real-time leg event to its `callbackUrl` (DialAnswer, DialConnected,
+    /// DialHangup; SPEC §11.4).
+    DialEvent,
     /// An outbound call started ringing: `Event=Ring` to its `ring_url` (SPEC §13).
     Ring,
-    /// An element's `action` requested through the outbox while the call goes on (a
-    /// Gather with `redirect="false"`, SPEC §12.1); its response is ignored.
+    /// An element's `action` requested through the outbox, its response ignored: a
+    /// Gather or a Dial with `redirect="false"` (SPEC §12.1, §11.4), or a Dial's action
+    /// after the caller hung up.
     Action,
 }
 
@@ -27,6 +31,7 @@ impl CallbackKind {
             CallbackKind::Hangup => "hangup",
             CallbackKind::Status => "status",
             CallbackKind::PostCall => "post_call",
+            CallbackKind::DialEvent => "dial_event",
             CallbackKind::Ring => "ring",
             CallbackKind::Action => "action",
         }
@@ -37,6 +42,7 @@ impl CallbackKind {
             "hangup" => CallbackKind::Hangup,
             "status" => CallbackKind::Status,
             "post_call" => CallbackKind::PostCall,
+            "dial_event" => CallbackKind::DialEvent,
             "ring" => CallbackKind::Ring,
             "action" => CallbackKind::Action,
             _ => return None,

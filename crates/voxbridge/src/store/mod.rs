@@ -174,6 +174,8 @@ pub struct DeliveryStatus {
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredCdr {
     pub record: CallRecord,
+    /// A Dial's B-leg: the A-leg it belongs to (SPEC §11.2); `None` for other calls.
+    pub parent_call_uuid: Option<String>,
     /// In the order they were enqueued.
     pub deliveries: Vec<DeliveryStatus>,
 }
@@ -279,8 +281,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Writes outbox rows for a call that is still in progress (an element's request
-    /// whose response is ignored, e.g. a Gather with `redirect="false"`; an outbound
-    /// call's `Event=Ring`, SPEC §13), due now; the outbox delivers them like any other
+    /// whose response is ignored, e.g. a Gather with `redirect="false"`; a Dial's
+    /// `callbackUrl` events, SPEC §11.4; an outbound call's `Event=Ring`, SPEC §13), due
+    /// now; the outbox delivers them like any other
     /// row. Bounded retry.
     fn enqueue_callbacks(
         &self,
@@ -313,6 +316,21 @@ pub trait Store: Send + Sync + 'static {
         record: CallRecord,
         callbacks: Vec<NewCallback>,
     ) -> BoxFuture<'_, Result<FinishOutcome, StoreError>>;
+
+    /// In one transaction: writes the CDR of a Dial's B-leg, linked to its A-leg, with
+    /// no callbacks (a B-leg's end is reported to the Dial's `callbackUrl`, never to the
+    /// hangup URL). Idempotent per `call_uuid` like [`Store::finish_call`].
+    ///
+    /// The default keeps the record without the link, for stores that have no column
+    /// for it.
+    fn finish_leg(
+        &self,
+        record: CallRecord,
+        parent_call_uuid: String,
+    ) -> BoxFuture<'_, Result<FinishOutcome, StoreError>> {
+        let _ = parent_call_uuid;
+        self.finish_call(record, Vec::new())
+    }
 
     /// The account's CDR of a call, with its callbacks' delivery status.
     fn cdr(

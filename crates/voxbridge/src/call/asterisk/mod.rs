@@ -147,7 +147,7 @@ pub async fn run_call(services: Arc<AsteriskServices>, conn: AgiConnection, even
                         "Error: internal error",
                         "the call's task failed (a bug); closed out with what was known",
                     );
-                    record::keep(&services.calls, &resolved, rec, None).await;
+                    record::keep(&services.calls, &resolved, rec, None, Vec::new()).await;
                 }
             }
             .instrument(span)
@@ -465,6 +465,11 @@ impl CallTask {
                         .scheduled_hangup(Some(OffsetDateTime::now_utc() + after));
                 }
                 Action::ScheduleCleared => self.live_row_writes.scheduled_hangup(None),
+                // A Dial's legs: its Bridge is refused on Asterisk (render::plan), so no
+                // leg ever exists here.
+                Action::LegsEnded { .. } | Action::DialAnswered { .. } | Action::KillLeg { .. } => {
+                    tracing::warn!("a Dial leg action on Asterisk, where Dial is not supported yet")
+                }
                 // Only a Gather interrupts its prompt, and a Gather's first operation is
                 // refused on Asterisk (render::plan), so nothing is playing to interrupt.
                 Action::Interrupt => {
@@ -626,7 +631,9 @@ impl CallTask {
         let (fallback, asked_by) = match req.event {
             FetchEvent::StartApp => (self.resolved.fallback_answer_url.clone(), None),
             // A Gather's action is named by the document, like a Redirect's URL.
-            FetchEvent::Redirect | FetchEvent::Gather { .. } => (None, self.document_url.clone()),
+            FetchEvent::Redirect | FetchEvent::Gather { .. } | FetchEvent::DialAction(_) => {
+                (None, self.document_url.clone())
+            }
         };
         let token = self.resolved.auth_token.clone();
         let reports = self.reports_tx.clone();
@@ -826,6 +833,12 @@ impl CallTask {
                     }
                 }
             }
+            // A Dial's callee: no Dial runs on Asterisk yet, so no leg is registered
+            // under this call; the API is told the leg is gone.
+            CallCommand::HangupLeg { leg_uuid, reply } => {
+                tracing::warn!(%leg_uuid, "leg hangup asked on Asterisk, where Dial is not supported yet");
+                let _ = reply.send(HangupReply::Over);
+            }
         }
     }
 
@@ -870,7 +883,14 @@ impl CallTask {
             "call ended"
         );
         let post_call = ending.post_call.as_ref().map(|p| (p.url.clone(), p.method));
-        record::keep(&self.services.calls, &self.resolved, rec, post_call).await;
+        record::keep(
+            &self.services.calls,
+            &self.resolved,
+            rec,
+            post_call,
+            Vec::new(),
+        )
+        .await;
     }
 }
 

@@ -112,6 +112,9 @@ pub fn plan(op: &ChannelOp) -> Plan {
         ChannelOp::Silence { .. } | ChannelOp::FlushDigits => {
             return Plan::Refuse("not supported yet on Asterisk: Gather".into())
         }
+        // A Dial's bridge needs Asterisk's Dial() with per-leg channel ids and the B-leg's
+        // events (ARI); until then a Dial is refused by name.
+        ChannelOp::Bridge(_) => return Plan::Refuse("not supported yet on Asterisk: Dial".into()),
     };
     match built {
         Ok(cmd) => Plan::Commands(vec![cmd]),

@@ -28,7 +28,7 @@ async fn keep_error_record(
 ) {
     let live = record::live_from_facts(facts, resolved);
     let record = record::closed_out_with_error(&live, name, note);
-    record::keep(services, resolved, record, None).await;
+    record::keep(services, resolved, record, None, Vec::new()).await;
 }
 
 /// The store cannot write: refuse the call at once (SIP 503), without asking the

@@ -53,7 +53,8 @@
 
 use crate::app::fetch::Fetcher;
 use crate::call::engine::{
-    Action, CallEngine, DocumentFetch, EngineSettings, HangupCommand, Input, OpId, Reaction,
+    Action, CallEngine, ChannelOp, DocumentFetch, EngineSettings, HangupCommand, Input, OpId,
+    Reaction,
 };
 use crate::call::hangup::Ending;
 use crate::call::live::{CallCommand, HangupReply, LiveCalls};
@@ -94,9 +95,14 @@ pub use closeout::{close_out_abandoned, STORE_UNAVAILABLE};
 /// is 5–7 KiB of URL-encoded text), which halves the events of a typical call. What is
 /// kept: CHANNEL_EXECUTE_COMPLETE, CHANNEL_ANSWER, CHANNEL_HANGUP,
 /// CHANNEL_HANGUP_COMPLETE and DTMF.
+///
+/// CHANNEL_PROGRESS, CHANNEL_PROGRESS_MEDIA and CHANNEL_BRIDGE are kept for Dial: with
+/// `myevents` the caller's socket sees no event of the callee's leg (transcript i), so
+/// the callee ringing (`DialRingStatus`) and answering (the bridged leg's uuid in
+/// `Other-Leg-Unique-ID`) arrive only as these events of the caller's own channel. A call
+/// without a Dial gets them only for PreAnswer's early media.
 pub const UNUSED_EVENTS: &[&str] = &[
     "CHANNEL_APPLICATION",
-    "CHANNEL_BRIDGE",
     "CHANNEL_CREATE",
     "CHANNEL_DATA",
     "CHANNEL_DESTROY",
@@ -104,8 +110,6 @@ pub const UNUSED_EVENTS: &[&str] = &[
     "CHANNEL_ORIGINATE",
     "CHANNEL_OUTGOING",
     "CHANNEL_PARK",
-    "CHANNEL_PROGRESS",
-    "CHANNEL_PROGRESS_MEDIA",
     "CHANNEL_STATE",
     "CHANNEL_UNBRIDGE",
     "CHANNEL_UNPARK",
@@ -262,7 +266,7 @@ async fn close_out_after_panic(
         "the call's task failed (a bug); closed out with what was known",
     );
     let _ = tokio::time::timeout(Duration::from_secs(5), conn.exit()).await;
-    record::keep(services, resolved, record, None).await;
+    record::keep(services, resolved, record, None, Vec::new()).await;
 }
 
 struct CallTask {
@@ -302,6 +306,30 @@ struct CallTask {
     refused_for_store: Arc<AtomicBool>,
     /// The shutdown grace expired while the channel was up: we hung it up.
     cut_off_at: Option<Instant>,
+    /// The bridge in flight (a Dial): its operation and what was asked, to read its
+    /// CHANNEL_EXECUTE_COMPLETE as a [`crate::call::engine::BridgeReport`].
+    bridge: Option<(OpId, crate::call::engine::Bridge)>,
+    /// Actions to request through the outbox with the call's record (the call was
+    /// closing when they were asked for).
+    closing_requests: Vec<crate::record::callback::NewCallback>,
+    /// The call's command channel (its B-leg is registered with it while bridged).
+    commands: Option<mpsc::Sender<CallCommand>>,
+    /// The bridged callee's place in the live registry (SPEC §11.2).
+    leg_registration: Option<crate::call::live::Registration>,
+    /// REST hangups of the B-leg waiting for the switch's answer to the kill.
+    leg_hangups: Vec<(String, oneshot::Sender<HangupReply>)>,
+    /// The ordered writer of this call's mid-call outbox rows ([`CallTask::enqueue_now`]).
+    notices: Option<mpsc::UnboundedSender<Vec<crate::record::callback::NewCallback>>>,
+    /// The Dial being carried out: what was asked, when, and the bridged callee's
+    /// `(uuid, created, answered)` from CHANNEL_BRIDGE — for the legs' own CDRs.
+    dial_legs: Option<DialLegs>,
+}
+
+/// What the driver keeps of a Dial for its legs' CDRs.
+struct DialLegs {
+    bridge: crate::call::engine::Bridge,
+    sent_at: OffsetDateTime,
+    bridged: Option<(String, OffsetDateTime, OffsetDateTime)>,
 }
 
 impl CallTask {
@@ -312,7 +340,8 @@ impl CallTask {
         let settings = services.engine_settings.clone();
         let (resolved, engine) = match services.router.resolve(&facts.variables, &facts.to) {
             Ok(r) => {
-                let engine = CallEngine::new(settings, Some(r.answer_url.clone()));
+                let engine =
+                    CallEngine::new(settings, Some(r.answer_url.clone())).for_channel(conn.uuid());
                 (r, engine)
             }
             Err(e) => {
@@ -354,6 +383,13 @@ impl CallTask {
             live_row: None,
             refused_for_store: Arc::new(AtomicBool::new(false)),
             cut_off_at: None,
+            bridge: None,
+            closing_requests: Vec::new(),
+            commands: None,
+            leg_registration: None,
+            leg_hangups: Vec::new(),
+            dial_legs: None,
+            notices: None,
         }
     }
 
@@ -369,6 +405,7 @@ impl CallTask {
         services.metrics.call_started();
         self.record_start();
         let (commands_tx, mut commands) = mpsc::channel(8);
+        self.commands = Some(commands_tx.clone());
         let mut cut_off = services.cut_off.subscribe();
         let registration = services
             .live
@@ -411,6 +448,10 @@ impl CallTask {
         // The call is over: it leaves the live registry now (REST answers 404 from here
         // on), not once its record is written, and a REST hangup still waiting hears so.
         drop(registration);
+        self.leg_registration = None;
+        for (_, reply) in self.leg_hangups.drain(..) {
+            let _ = reply.send(HangupReply::Ending);
+        }
         self.answer_api_hangups(HangupReply::Ending);
         if let Some(fetch) = self.fetch_task.take() {
             fetch.abort();
@@ -498,7 +539,23 @@ impl CallTask {
             match action {
                 Action::Fetch(req) => self.start_fetch(req),
                 Action::Run { id, op } => {
-                    let app = render::application(&op, &self.services.config.tts);
+                    if let ChannelOp::Bridge(bridge) = &op {
+                        for set in render::bridge_prelude(bridge) {
+                            let _ = self.to_switch.send(SwitchCommand::Execute {
+                                app: set.name.to_string(),
+                                arg: set.arg,
+                                event_uuid: uuid::Uuid::new_v4().to_string(),
+                            });
+                        }
+                        self.bridge = Some((id, bridge.clone()));
+                        self.dial_legs = Some(DialLegs {
+                            bridge: bridge.clone(),
+                            sent_at: OffsetDateTime::now_utc(),
+                            bridged: None,
+                        });
+                    }
+                    let config = &self.services.config;
+                    let app = render::application(&op, &config.tts, &config.dial);
                     let arg = app.arg;
                     if arg.contains("${") && !self.expansion_disabled {
                         self.expansion_disabled = true;
@@ -528,6 +585,33 @@ impl CallTask {
                     self.live_row_writes.scheduled_hangup(Some(at));
                 }
                 Action::ScheduleCleared => self.live_row_writes.scheduled_hangup(None),
+                Action::LegsEnded { legs, callback } => self.record_legs(legs, callback),
+                Action::DialAnswered {
+                    b_leg,
+                    position,
+                    to,
+                    callback,
+                } => {
+                    let events = ["answer", "connected"].map(|status| {
+                        let params = self.dial_event_params(status, &b_leg, position, &to);
+                        crate::app::callbacks::dial_event_callback(
+                            &callback.url,
+                            callback.method,
+                            &params,
+                        )
+                    });
+                    self.enqueue_now(events.into());
+                }
+                Action::KillLeg { leg_uuid } => {
+                    let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.leg_hangups)
+                        .into_iter()
+                        .partition(|(uuid, _)| *uuid == leg_uuid);
+                    self.leg_hangups = others;
+                    let _ = self.to_switch.send(SwitchCommand::KillLeg {
+                        uuid: leg_uuid,
+                        replies: mine.into_iter().map(|(_, r)| r).collect(),
+                    });
+                }
                 Action::Interrupt => {
                     let _ = self.to_switch.send(SwitchCommand::Break);
                 }
@@ -539,8 +623,12 @@ impl CallTask {
     }
 
     /// A request to the application whose response is ignored (a Gather with
-    /// `redirect="false"`): rendered now with the fetch parameters, signed, and
-    /// written to the outbox, which delivers it with its usual guarantees.
+    /// `redirect="false"`, a Dial's action with `redirect="false"` or after the caller
+    /// hung up; SPEC §11.4, §12.1): rendered now with the fetch parameters as they are
+    /// now, and written to the outbox, which delivers it with its usual guarantees
+    /// (signed at delivery). While the call goes on it is written at once, through the
+    /// call's ordered queue (after any Dial event already queued); once the call is
+    /// closing it goes with the call's record, in one transaction.
     fn request_through_outbox(&mut self, req: DocumentFetch) {
         let params = fetch::params(
             &self.facts,
@@ -549,13 +637,18 @@ impl CallTask {
             req.event.clone(),
             &self.services.config.app.extra_variables,
         );
-        request::enqueue(
-            &self.services,
-            &self.resolved,
-            &self.facts.uuid,
-            req,
-            params,
+        let row = crate::app::callbacks::action_request(&req.url, req.method, &params);
+        tracing::info!(
+            url = %req.url,
+            event = req.event.as_str(),
+            delivery_id = %row.delivery_id,
+            "action requested through the outbox (response ignored)"
         );
+        if self.engine.is_closing() {
+            self.closing_requests.push(row);
+        } else {
+            self.enqueue_now(vec![row]);
+        }
     }
 
     fn start_fetch(&mut self, req: DocumentFetch) {
@@ -617,6 +710,7 @@ impl CallTask {
 
     fn on_command(&mut self, cmd: CallCommand) {
         match cmd {
+            CallCommand::HangupLeg { leg_uuid, reply } => self.on_leg_hangup(leg_uuid, reply),
             CallCommand::Hangup { reply } => {
                 tracing::info!("hangup requested through the REST API");
                 let now = self.clock.now();
@@ -633,6 +727,252 @@ impl CallTask {
                 }
             }
         }
+    }
+
+    /// REST `DELETE` of the bridged callee: the engine decides; the kill answers it.
+    fn on_leg_hangup(&mut self, leg_uuid: String, reply: oneshot::Sender<HangupReply>) {
+        tracing::info!(b_leg = %leg_uuid, "hangup of the Dial's callee requested through the REST API");
+        let now = self.clock.now();
+        let input = Input::ApiHangupLeg {
+            leg_uuid: leg_uuid.clone(),
+        };
+        match self.engine.handle(now, input) {
+            Reaction::Acted => self.leg_hangups.push((leg_uuid, reply)),
+            _ if self.engine.is_closing() => {
+                let _ = reply.send(HangupReply::Ending);
+            }
+            _ => {
+                let _ = reply.send(HangupReply::Over);
+            }
+        }
+    }
+
+    /// The Dial's callee answered and is bridged: it is listed live under its own uuid.
+    fn register_leg(&mut self, event: &Event, b_leg: &str) {
+        let Some(commands) = self.commands.clone() else {
+            return;
+        };
+        let bridge = self.bridge.as_ref().map(|(_, b)| b);
+        let to = bridge
+            .and_then(|b| b.legs.iter().find(|l| l.uuid == b_leg))
+            .map(|l| l.target.as_str().to_string())
+            .unwrap_or_default();
+        let from = bridge
+            .and_then(|b| b.caller_id.clone())
+            .unwrap_or_else(|| self.facts.from.clone());
+        let now = OffsetDateTime::now_utc();
+        let created = event
+            .header("Other-Leg-Channel-Created-Time")
+            .and_then(micros_to_time)
+            .unwrap_or(now);
+        let answered = event
+            .header("Other-Leg-Channel-Answered-Time")
+            .and_then(micros_to_time)
+            .unwrap_or(now);
+        if let Some(d) = self.dial_legs.as_mut() {
+            d.bridged = Some((b_leg.to_string(), created, answered));
+        }
+        let info = crate::call::live::LegInfo {
+            parent_call_uuid: self.facts.uuid.clone(),
+            to,
+            from,
+            start_time: created,
+            answer_time: Some(answered),
+        };
+        self.leg_registration = Some(self.services.live.register_leg(
+            b_leg,
+            &self.resolved.account_id,
+            info,
+            commands,
+        ));
+    }
+
+    /// A Dial is over: every leg gets its own CDR (SPEC §11.2), linked to this call, with
+    /// times from the switch's CHANNEL_BRIDGE (the bridged callee) or from when the
+    /// bridge was sent (legs never bridged), and the engine's cause and source. Written
+    /// on its own task; no hangup callback (the hangup URL is the A-leg's).
+    fn record_legs(
+        &mut self,
+        legs: Vec<crate::call::element::dial::LegEnding>,
+        callback: Option<crate::document::model::Redirect>,
+    ) {
+        let Some(dial) = self.dial_legs.take() else {
+            return;
+        };
+        let mut hangups = Vec::new();
+        let end = OffsetDateTime::now_utc();
+        let secs = |from: OffsetDateTime| u64::try_from((end - from).whole_seconds()).unwrap_or(0);
+        for leg in legs {
+            let (start, answer) = match &dial.bridged {
+                Some((uuid, created, answered)) if *uuid == leg.b_leg => {
+                    (*created, Some(*answered))
+                }
+                _ => (dial.sent_at, None),
+            };
+            let record = crate::record::call::CallRecord {
+                call_uuid: leg.b_leg.clone(),
+                account_id: self.resolved.account_id.clone(),
+                direction: crate::record::call::Direction::Outbound,
+                from: dial
+                    .bridge
+                    .caller_id
+                    .clone()
+                    .unwrap_or_else(|| self.facts.from.clone()),
+                to: leg.to.clone(),
+                caller_name: dial
+                    .bridge
+                    .caller_name
+                    .clone()
+                    .unwrap_or_else(|| self.facts.caller_name.clone()),
+                forwarded_from: None,
+                start_time: start,
+                answer_time: answer,
+                end_time: end,
+                duration_secs: secs(start),
+                bill_duration_secs: answer.map(secs).unwrap_or(0),
+                hangup_cause: leg.cause,
+                hangup_cause_code: leg.cause.q850(),
+                hangup_cause_name: leg.cause_name.to_string(),
+                hangup_source: leg.source,
+                hangup_reason: "completed".into(),
+                sip_status: None,
+                caller_abandoned: false,
+                notes: vec![format!(
+                    "B-leg {} of a Dial on call {}",
+                    leg.position, self.facts.uuid
+                )],
+            };
+            tracing::info!(
+                b_leg = %leg.b_leg,
+                cause = %leg.cause,
+                source = leg.source.as_str(),
+                name = leg.cause_name,
+                "dial leg ended"
+            );
+            if let Some(cb) = &callback {
+                let mut params =
+                    self.dial_event_params_from(&dial, "hangup", &leg.b_leg, leg.position, &leg.to);
+                params.extend([
+                    (
+                        "DialBLegDuration".to_string(),
+                        record.duration_secs.to_string(),
+                    ),
+                    (
+                        "DialBLegBillDuration".to_string(),
+                        record.bill_duration_secs.to_string(),
+                    ),
+                    (
+                        "DialBLegHangupCause".to_string(),
+                        leg.cause.name().to_string(),
+                    ),
+                    (
+                        "DialBLegHangupCauseCode".to_string(),
+                        leg.cause.q850().to_string(),
+                    ),
+                    (
+                        "DialBLegHangupCauseName".to_string(),
+                        leg.cause_name.to_string(),
+                    ),
+                    (
+                        "DialBLegHangupSource".to_string(),
+                        leg.source.as_str().to_string(),
+                    ),
+                ]);
+                hangups.push(crate::app::callbacks::dial_event_callback(
+                    &cb.url, cb.method, &params,
+                ));
+            }
+            let store = self.services.store.clone();
+            let parent = self.facts.uuid.clone();
+            tokio::spawn(
+                async move {
+                    if let Err(e) = store.finish_leg(record, parent).await {
+                        tracing::error!(error = %e, "the B-leg's record could not be stored");
+                    }
+                }
+                .in_current_span(),
+            );
+        }
+        self.enqueue_now(hangups);
+    }
+
+    /// The SPEC §11.4 parameters of a Dial leg event for the Dial in flight.
+    fn dial_event_params(
+        &self,
+        status: &str,
+        b_leg: &str,
+        position: usize,
+        to: &str,
+    ) -> Vec<(String, String)> {
+        match &self.dial_legs {
+            Some(dial) => self.dial_event_params_from(dial, status, b_leg, position, to),
+            None => Vec::new(),
+        }
+    }
+
+    /// The SPEC §11.4 parameters of a Dial leg event; `status` is `answer`,
+    /// `connected` or `hangup` (`DialAction` and `DialBLegStatus`).
+    fn dial_event_params_from(
+        &self,
+        dial: &DialLegs,
+        status: &str,
+        b_leg: &str,
+        position: usize,
+        to: &str,
+    ) -> Vec<(String, String)> {
+        let event = match status {
+            "answer" => "DialAnswer",
+            "connected" => "DialConnected",
+            _ => "DialHangup",
+        };
+        let from = dial
+            .bridge
+            .caller_id
+            .clone()
+            .unwrap_or_else(|| self.facts.from.clone());
+        [
+            ("Event", event.to_string()),
+            ("DialAction", status.to_string()),
+            ("CallUUID", self.facts.uuid.clone()),
+            ("DialALegUUID", self.facts.uuid.clone()),
+            ("DialBLegUUID", b_leg.to_string()),
+            ("DialBLegStatus", status.to_string()),
+            ("DialBLegFrom", from),
+            ("DialBLegTo", to.to_string()),
+            ("DialBLegPosition", position.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Writes callbacks of this live call to the outbox now, in order: one writer
+    /// task per call takes them one batch after the other (SPEC §11.4's sequence
+    /// DialAnswer → DialConnected → DialHangup must not be reordered by racing tasks).
+    fn enqueue_now(&mut self, callbacks: Vec<crate::record::callback::NewCallback>) {
+        if callbacks.is_empty() {
+            return;
+        }
+        let store = self.services.store.clone();
+        let (uuid, account) = (self.facts.uuid.clone(), self.resolved.account_id.clone());
+        let queue = self.notices.get_or_insert_with(|| {
+            let (tx, mut rx) =
+                mpsc::unbounded_channel::<Vec<crate::record::callback::NewCallback>>();
+            tokio::spawn(
+                async move {
+                    while let Some(batch) = rx.recv().await {
+                        let ids: Vec<String> =
+                            batch.iter().map(|c| c.delivery_id.clone()).collect();
+                        if let Err(e) = store.enqueue_callbacks(&uuid, &account, batch).await {
+                            tracing::error!(error = %e, ?ids, "CALLBACKS NOT STORED: mid-call outbox rows could not be written");
+                        }
+                    }
+                }
+                .in_current_span(),
+            );
+            tx
+        });
+        let _ = queue.send(callbacks);
     }
 
     fn answer_api_hangups(&mut self, answer: HangupReply) {
@@ -682,7 +1022,18 @@ impl CallTask {
         match event.name() {
             "CHANNEL_EXECUTE_COMPLETE" => {
                 let id = event.application_uuid().and_then(|u| self.apps.remove(u));
-                if let Some(id) = id {
+                if let Some((bridge_id, bridge)) = self.bridge.take_if(|(b, _)| Some(*b) == id) {
+                    let report = render::bridge_report(&event, &bridge);
+                    self.leg_registration = None;
+                    tracing::info!(?report, "bridge ended");
+                    self.input_from(
+                        &event,
+                        Input::BridgeEnded {
+                            id: bridge_id,
+                            report,
+                        },
+                    );
+                } else if let Some(id) = id {
                     let response = event.application_response().unwrap_or("_none_");
                     let outcome = render::completion_outcome(response);
                     self.input_from(&event, Input::OpFinished { id, outcome });
@@ -696,6 +1047,20 @@ impl CallTask {
                 self.answer_time = Some(at);
                 self.live_row_writes.answered(at);
                 self.input_from(&event, Input::Answered);
+            }
+            "CHANNEL_PROGRESS" | "CHANNEL_PROGRESS_MEDIA" => {
+                self.input_from(&event, Input::CalleeProgress);
+            }
+            "CHANNEL_BRIDGE" => {
+                let b_leg = event
+                    .header("Other-Leg-Unique-ID")
+                    .or_else(|| event.header("Bridge-B-Unique-ID"));
+                if let Some(b_leg) = b_leg {
+                    let b_leg = b_leg.to_string();
+                    tracing::info!(%b_leg, "bridged");
+                    self.register_leg(&event, &b_leg);
+                    self.input_from(&event, Input::Bridged { b_leg });
+                }
             }
             "DTMF" => {
                 if let Some(d) = event.dtmf_digit().and_then(|d| d.chars().next()) {
@@ -766,7 +1131,8 @@ impl CallTask {
             "call ended"
         );
         let post_call = ending.post_call.as_ref().map(|p| (p.url.clone(), p.method));
-        record::keep(&self.services, &self.resolved, record, post_call).await;
+        let notices = std::mem::take(&mut self.closing_requests);
+        record::keep(&self.services, &self.resolved, record, post_call, notices).await;
     }
 }
 

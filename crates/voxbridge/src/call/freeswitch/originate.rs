@@ -537,10 +537,11 @@ impl OutboundCall {
     /// `originate {vars}<dial string> '&socket(<addr> async full)'`.
     fn originate_command(&self) -> String {
         let r = &self.request;
-        let cfg = &self.inner.config;
+        // The same dial strings as a Dial's legs (SPEC §11.1, §13): `[dial]`.
+        let dial = &self.inner.services.config.dial;
         let dial = match &self.dest {
-            Destination::Number(n) => cfg.number_template.replace("{number}", n),
-            Destination::Sip(rest) => format!("sofia/{}/{rest}", cfg.sip_profile),
+            Destination::Number(n) => dial.number_template.replace("{number}", n),
+            Destination::Sip(rest) => format!("sofia/{}/{rest}", dial.sip_profile),
         };
         let mut vars: Vec<(String, String)> = vec![
             ("origination_uuid".into(), self.uuid.clone()),

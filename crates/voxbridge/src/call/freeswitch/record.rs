@@ -22,6 +22,7 @@ use crate::cause::HangupCause;
 use crate::document::model::HttpMethod;
 use crate::esl::event::Event;
 use crate::record::call::{CallRecord, HangupSource};
+use crate::record::callback::NewCallback;
 use crate::store::LiveCall;
 use time::OffsetDateTime;
 
@@ -178,6 +179,7 @@ pub(in crate::call) async fn keep(
     resolved: &Resolved,
     record: CallRecord,
     post_call: Option<(String, HttpMethod)>,
+    dial_notices: Vec<NewCallback>,
 ) {
     services
         .metrics
@@ -187,7 +189,8 @@ pub(in crate::call) async fn keep(
         status_callback_url: resolved.status_callback_url.clone().unwrap_or_default(),
         post_call,
     };
-    let callbacks = callbacks::for_call(&record, &targets);
+    let mut callbacks = callbacks::for_call(&record, &targets);
+    callbacks.extend(dial_notices);
     if callbacks.is_empty() {
         tracing::warn!("no hangup URL for this call: the record is stored without a callback");
     }

@@ -24,9 +24,13 @@
 //!   `ERROR` or `NOT FOUND` (`FILE NOT FOUND`, `PLAYBACK ERROR`) means it ran and failed;
 //!   anything else (`FILE PLAYED`, `_none_`, …) means it completed.
 
-use crate::call::channel_op::{ChannelOp, CommandFailure, HungUpBy, OpOutcome};
-use crate::config::TtsConfig;
-use crate::document::model::Voice;
+use crate::call::channel_op::{
+    Bridge, BridgeOutcome, BridgeReport, ChannelOp, CommandFailure, HungUpBy, OpOutcome,
+};
+use crate::cause::HangupCause;
+use crate::config::{DialConfig, TtsConfig};
+use crate::document::model::{DialTarget, Voice};
+use crate::esl::event::Event;
 
 /// One dialplan application, as `sendmsg` `execute` carries it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +44,7 @@ pub struct Application {
 }
 
 /// The application that carries out `op`.
-pub fn application(op: &ChannelOp, tts: &TtsConfig) -> Application {
+pub fn application(op: &ChannelOp, tts: &TtsConfig, dial: &DialConfig) -> Application {
     let (name, arg) = match op {
         ChannelOp::Answer => ("answer", String::new()),
         ChannelOp::PreAnswer => ("pre_answer", String::new()),
@@ -61,9 +65,147 @@ pub fn application(op: &ChannelOp, tts: &TtsConfig) -> Application {
             format!("+{} {}", after.as_secs(), cause.name()),
         ),
         ChannelOp::CancelArmedHangups => ("sched_cancel", String::new()),
+        ChannelOp::Bridge(bridge) => ("bridge", dial_string(bridge, dial)),
         ChannelOp::FlushDigits => ("flush_dtmf", String::new()),
     };
     Application { name, arg }
+}
+
+/// What the caller's channel must hold before a `bridge` runs (sent as `set`
+/// applications just before it, in order):
+/// * `continue_on_fail=true` — without it a refused bridge (486, 603, 404) makes the
+///   switch hang the caller up itself before the bridge returns (transcript j), and the
+///   Dial could not go on with its action or next element;
+/// * `hangup_after_bridge=false` — the caller stays when the callee hangs up (the
+///   dialplan may have set it);
+/// * `bridge_terminate_key` — `*` for `hangupOnStar`, else cleared, so an earlier
+///   Dial's key cannot linger;
+/// * `sip_ignore_remote_cause=true` — after a failed bridge mod_sofia would otherwise
+///   refuse the still unanswered caller with the *callee's* SIP status
+///   (`last_bridge_proto_specific_hangup_cause`): measured on the real switch, a Dial to
+///   an unroutable number followed by the end of the document gave the caller 404, not
+///   the 480 of NORMAL_CLEARING. The document's own cause decides the caller's SIP code.
+pub fn bridge_prelude(bridge: &Bridge) -> Vec<Application> {
+    let key = if bridge.hangup_on_star { "*" } else { "" };
+    [
+        "continue_on_fail=true".to_string(),
+        "hangup_after_bridge=false".to_string(),
+        "sip_ignore_remote_cause=true".to_string(),
+        format!("bridge_terminate_key={key}"),
+    ]
+    .into_iter()
+    .map(|arg| Application { name: "set", arg })
+    .collect()
+}
+
+/// The `bridge` dial string: every leg at once (`,`), each `[…]` with the uuid chosen
+/// for it and its own options, the Dial's options in front `{…}`:
+/// * `originate_timeout` — the ring window (the switch counts whole seconds);
+/// * `origination_caller_id_number`/`_name` — `callerId`/`callerName`;
+/// * `sip_h_X-VH-<k>=<v>` — `sipHeaders` (the Dial's on every leg, a User's on its own);
+/// * `execute_on_answer='sched_hangup +<timeLimit> ALLOTTED_TIMEOUT'` on every leg — the
+///   bridge's time limit counts from the callee's answer, and runs inside the switch;
+/// * `execute_on_answer_1` / `execute_on_pre_answer='send_dtmf <digits>'` — `sendDigits`
+///   to the callee (`w`/`W` are the switch's own 0.5 s / 1 s pauses).
+///
+/// Every value was restricted by the document rules to characters without meaning in a
+/// dial string; the caller name may hold spaces, so it is quoted.
+pub fn dial_string(bridge: &Bridge, dial: &DialConfig) -> String {
+    let mut global = vec![format!(
+        "originate_timeout={}",
+        bridge.ring_timeout.as_secs().max(1)
+    )];
+    if let Some(number) = &bridge.caller_id {
+        global.push(format!("origination_caller_id_number={number}"));
+    }
+    if let Some(name) = &bridge.caller_name {
+        global.push(format!("origination_caller_id_name='{name}'"));
+    }
+    for (k, v) in &bridge.sip_headers {
+        global.push(format!("sip_h_X-VH-{k}={v}"));
+    }
+    let legs: Vec<String> = bridge
+        .legs
+        .iter()
+        .map(|leg| {
+            let mut vars = vec![
+                format!("origination_uuid={}", leg.uuid),
+                format!(
+                    "execute_on_answer='sched_hangup +{} ALLOTTED_TIMEOUT'",
+                    bridge.time_limit.as_secs().max(1)
+                ),
+            ];
+            for (k, v) in &leg.sip_headers {
+                vars.push(format!("sip_h_X-VH-{k}={v}"));
+            }
+            if let Some(digits) = &leg.send_digits {
+                let when = if leg.send_on_preanswer {
+                    "execute_on_pre_answer"
+                } else {
+                    "execute_on_answer_1"
+                };
+                vars.push(format!("{when}='send_dtmf {digits}'"));
+            }
+            format!("[{}]{}", vars.join(","), endpoint(&leg.target, dial))
+        })
+        .collect();
+    format!("{{{}}}{}", global.join(","), legs.join(","))
+}
+
+/// A destination's endpoint: a Number through the template, a User through the profile.
+pub fn endpoint(target: &DialTarget, dial: &DialConfig) -> String {
+    match target {
+        DialTarget::Number(n) => dial.number_template.replace("{number}", n),
+        DialTarget::User(uri) => {
+            let rest = uri.strip_prefix("sip:").unwrap_or(uri);
+            format!("sofia/{}/{rest}", dial.sip_profile)
+        }
+    }
+}
+
+/// How a `bridge` ended, from its CHANNEL_EXECUTE_COMPLETE on the caller's channel
+/// (transcripts i, j, k): `DIALSTATUS=SUCCESS` means a callee was bridged
+/// (`last_bridge_to`, its cause in `bridge_hangup_cause`); anything else is the
+/// originate's failure, most precisely in `originate_failed_cause`, else
+/// `originate_disposition`. `originate_causes` (`uuid;CAUSE|…`) gives each leg's cause.
+pub fn bridge_report(event: &Event, bridge: &Bridge) -> BridgeReport {
+    let var = |name: &str| {
+        event
+            .variable(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let leg_causes: Vec<(String, HangupCause)> = var("originate_causes")
+        .map(|list| {
+            list.split('|')
+                .filter_map(|item| item.split_once(';'))
+                .filter(|(uuid, _)| bridge.legs.iter().any(|l| l.uuid == *uuid))
+                .map(|(uuid, cause)| (uuid.to_string(), HangupCause::parse_switch(cause)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let bridged_to = var("last_bridge_to")
+        .or_else(|| var("bridge_uuid"))
+        .filter(|b| bridge.legs.iter().any(|l| l.uuid == *b));
+    let outcome = match (var("DIALSTATUS"), bridged_to) {
+        (Some("SUCCESS"), Some(b_leg)) => BridgeOutcome::Bridged {
+            b_leg: b_leg.to_string(),
+            callee_cause: var("bridge_hangup_cause")
+                .or_else(|| var("last_bridge_hangup_cause"))
+                .map(HangupCause::parse_switch),
+        },
+        _ => BridgeOutcome::NotBridged {
+            cause: var("originate_failed_cause")
+                .or_else(|| var("originate_disposition"))
+                .filter(|c| !c.eq_ignore_ascii_case("failure"))
+                .map(HangupCause::parse_switch)
+                .unwrap_or(HangupCause::NORMAL_TEMPORARY_FAILURE),
+        },
+    };
+    BridgeReport {
+        outcome,
+        leg_causes,
+    }
 }
 
 /// `(engine, voice)` for a document voice; the built-in flite defaults fill gaps in the
@@ -192,6 +334,7 @@ mod tests {
                     url: url.to_string(),
                 },
                 &tts,
+                &DialConfig::default(),
             );
             assert_eq!(app.name, "playback");
             app.arg
@@ -274,7 +417,7 @@ mod tests {
             ),
         ];
         for (op, name, arg) in cases {
-            let app = application(&op, &TtsConfig::default());
+            let app = application(&op, &TtsConfig::default(), &DialConfig::default());
             assert_eq!((app.name, app.arg.as_str()), (name, arg), "{op:?}");
         }
     }
@@ -312,11 +455,16 @@ mod tests {
             text: text.into(),
         };
         assert_eq!(
-            application(&speak(Voice::Man, "line one\nline two"), &tts).arg,
+            application(
+                &speak(Voice::Man, "line one\nline two"),
+                &tts,
+                &DialConfig::default()
+            )
+            .arg,
             "flite|kal|line one\nline two"
         );
         assert_eq!(
-            application(&speak(Voice::Woman, "her"), &tts).arg,
+            application(&speak(Voice::Woman, "her"), &tts, &DialConfig::default()).arg,
             "flite|awb|her"
         );
     }
@@ -357,5 +505,128 @@ mod tests {
         }
         assert_eq!(hung_up_by(None), HungUpBy::Unknown);
         assert_eq!(hung_up_by(Some("")), HungUpBy::Unknown);
+    }
+
+    fn leg(uuid: &str, target: DialTarget) -> crate::call::channel_op::BridgeLeg {
+        crate::call::channel_op::BridgeLeg {
+            uuid: uuid.into(),
+            target,
+            send_digits: None,
+            send_on_preanswer: false,
+            sip_headers: Vec::new(),
+        }
+    }
+
+    fn bridge(legs: Vec<crate::call::channel_op::BridgeLeg>) -> Bridge {
+        Bridge {
+            legs,
+            ring_timeout: Duration::from_secs(30),
+            time_limit: Duration::from_secs(600),
+            hangup_on_star: false,
+            caller_id: None,
+            caller_name: None,
+            sip_headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn dial_string_rings_every_leg_with_its_own_uuid_and_options() {
+        let mut b = bridge(vec![
+            leg("u-1", DialTarget::Number("+15557654321".into())),
+            crate::call::channel_op::BridgeLeg {
+                send_digits: Some("ww12".into()),
+                sip_headers: vec![("u".into(), "9".into())],
+                ..leg(
+                    "u-2",
+                    DialTarget::User("sip:alice@pbx.example.com:5080".into()),
+                )
+            },
+        ]);
+        b.caller_id = Some("15551230000".into());
+        b.caller_name = Some("Front Desk".into());
+        b.sip_headers = vec![("a".into(), "1".into())];
+        let dial = DialConfig::default();
+        assert_eq!(
+            dial_string(&b, &dial),
+            "{originate_timeout=30,origination_caller_id_number=15551230000,\
+             origination_caller_id_name='Front Desk',sip_h_X-VH-a=1}\
+             [origination_uuid=u-1,execute_on_answer='sched_hangup +600 ALLOTTED_TIMEOUT']\
+             sofia/gateway/default/+15557654321,\
+             [origination_uuid=u-2,execute_on_answer='sched_hangup +600 ALLOTTED_TIMEOUT',\
+             sip_h_X-VH-u=9,execute_on_answer_1='send_dtmf ww12']\
+             sofia/external/alice@pbx.example.com:5080"
+        );
+        let app = application(&ChannelOp::Bridge(b.clone()), &TtsConfig::default(), &dial);
+        assert_eq!(app.name, "bridge");
+        let sets: Vec<String> = bridge_prelude(&b).into_iter().map(|a| a.arg).collect();
+        assert_eq!(
+            sets,
+            [
+                "continue_on_fail=true",
+                "hangup_after_bridge=false",
+                "sip_ignore_remote_cause=true",
+                "bridge_terminate_key="
+            ]
+        );
+    }
+
+    /// The bridge's CHANNEL_EXECUTE_COMPLETE in a capture of the real switch, and the
+    /// uuid the capture gave its leg.
+    fn bridge_completion(transcript: &str) -> (Event, String) {
+        let start = transcript
+            .match_indices("Event-Name: CHANNEL_EXECUTE_COMPLETE")
+            .map(|(i, _)| i)
+            .find(|i| {
+                let block = &transcript[*i..];
+                let end = block.find("\n\n").unwrap_or(block.len());
+                block[..end].contains("\nApplication: bridge\n")
+            })
+            .expect("the bridge's completion");
+        let block = &transcript[start..];
+        let end = block.find("\n\n").expect("end of the event") + 2;
+        let event = crate::esl::event::decode_plain(&block.as_bytes()[..end]).expect("decodes");
+        let uuid = event
+            .header("Application-Data")
+            .and_then(|d| d.split("origination_uuid=").nth(1))
+            .and_then(|r| r.split([',', '}', ']']).next())
+            .expect("origination_uuid")
+            .to_string();
+        (event, uuid)
+    }
+
+    #[test]
+    fn bridge_reports_read_from_the_real_switch() {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/esl/");
+        let read = |name: &str| std::fs::read_to_string(format!("{fixtures}{name}")).unwrap();
+        // i: answered, the callee killed: bridged, its cause NORMAL_CLEARING.
+        let (event, b) = bridge_completion(&read("i-bridge-answered-callee-hangs-up.txt"));
+        let report = bridge_report(
+            &event,
+            &bridge(vec![leg(&b, DialTarget::Number("7002".into()))]),
+        );
+        assert_eq!(
+            report.outcome,
+            BridgeOutcome::Bridged {
+                b_leg: b.clone(),
+                callee_cause: Some(HangupCause::NORMAL_CLEARING)
+            }
+        );
+        // j: busy; k: no answer.
+        for (file, cause) in [
+            ("j-bridge-busy.txt", HangupCause::USER_BUSY),
+            ("k-bridge-no-answer.txt", HangupCause::NO_ANSWER),
+        ] {
+            let (event, b) = bridge_completion(&read(file));
+            let report = bridge_report(
+                &event,
+                &bridge(vec![leg(&b, DialTarget::Number("7003".into()))]),
+            );
+            assert_eq!(
+                report.outcome,
+                BridgeOutcome::NotBridged { cause },
+                "{file}"
+            );
+            assert_eq!(report.leg_causes, vec![(b, cause)], "{file}");
+        }
     }
 }

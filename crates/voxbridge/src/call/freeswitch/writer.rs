@@ -30,6 +30,12 @@ pub(super) enum SwitchCommand {
     Kill { cause: HangupCause },
     /// `sendmsg hangup <cause>`: queued behind the running application.
     HangupMessage { cause: HangupCause },
+    /// `api uuid_kill <leg> NORMAL_CLEARING` of a Dial's callee (REST `DELETE` of the
+    /// B-leg); `replies` hear whether the switch took it.
+    KillLeg {
+        uuid: String,
+        replies: Vec<tokio::sync::oneshot::Sender<crate::call::live::HangupReply>>,
+    },
     /// `api uuid_break <uuid>`: stops the running application (a Gather's barge-in);
     /// the commands queued behind it stay queued.
     Break,
@@ -118,6 +124,21 @@ impl Writer {
                                 command: HangupCommand::Kill,
                                 result,
                             });
+                        }
+                        SwitchCommand::KillLeg { uuid: leg, replies } => {
+                            use crate::call::live::HangupReply;
+                            let cmd = format!("uuid_kill {leg} NORMAL_CLEARING");
+                            let answer = match conn.api(&cmd).await {
+                                Ok(r) if r.body.starts_with("+OK") => HangupReply::Ending,
+                                // Gone at the same moment: it is ending anyway.
+                                Ok(r) if r.body.contains("No such channel") => HangupReply::Ending,
+                                Ok(r) => HangupReply::Refused(r.body.trim().to_string()),
+                                Err(e) => HangupReply::Refused(e.to_string()),
+                            };
+                            tracing::info!(b_leg = %leg, answer = ?answer, "REST hangup of the Dial's callee");
+                            for reply in replies {
+                                let _ = reply.send(answer.clone());
+                            }
                         }
                         SwitchCommand::HangupMessage { cause } => {
                             let result = conn.hangup(cause.name()).await.map_err(|e| {

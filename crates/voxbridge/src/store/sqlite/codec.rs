@@ -118,6 +118,11 @@ pub fn call_record(row: &Row<'_>) -> rusqlite::Result<CallRecord> {
     })
 }
 
+/// A CDR row read as `SELECT {CDR_COLUMNS}, parent_call_uuid`.
+pub fn call_record_with_parent(row: &Row<'_>) -> rusqlite::Result<(CallRecord, Option<String>)> {
+    Ok((call_record(row)?, row.get(20)?))
+}
+
 pub fn notes_json(notes: &[String]) -> String {
     serde_json::to_string(notes).unwrap_or_else(|_| "[]".into())
 }

@@ -454,6 +454,7 @@ impl Store for SqliteStore {
                 record: Box::new(record),
                 callbacks,
                 now: OffsetDateTime::now_utc(),
+                parent: None,
             };
             match self
                 .write("finish_call", op, RetryPolicy::CALL_RECORD)
@@ -484,6 +485,40 @@ impl Store for SqliteStore {
         })
     }
 
+    fn finish_leg(
+        &self,
+        record: CallRecord,
+        parent_call_uuid: String,
+    ) -> BoxFuture<'_, Result<FinishOutcome, StoreError>> {
+        Box::pin(async move {
+            let call_uuid = record.call_uuid.clone();
+            let op = WriteOp::Finish {
+                record: Box::new(record),
+                callbacks: Vec::new(),
+                now: OffsetDateTime::now_utc(),
+                parent: Some(parent_call_uuid),
+            };
+            match self.write("finish_leg", op, RetryPolicy::CALL_RECORD).await {
+                Ok(WriteReply::Finish(outcome)) => Ok(outcome),
+                Ok(other) => Err(StoreError::new(
+                    StoreErrorKind::Other,
+                    format!("finish_leg got an unexpected reply {other:?}"),
+                )),
+                Err((error, op)) => {
+                    if let Some(WriteOp::Finish { record, parent, .. }) = op {
+                        tracing::error!(
+                            call_uuid = %call_uuid,
+                            ?record,
+                            ?parent,
+                            "B-LEG CALL RECORD NOT STORED: {error}"
+                        );
+                    }
+                    Err(error)
+                }
+            }
+        })
+    }
+
     fn cdr(
         &self,
         account_id: &str,
@@ -493,16 +528,17 @@ impl Store for SqliteStore {
         Box::pin(self.read("cdr", move |conn| {
             let record = conn
                 .prepare_cached(&format!(
-                    "SELECT {} FROM cdrs WHERE call_uuid = ?1 AND account_id = ?2",
+                    "SELECT {}, parent_call_uuid FROM cdrs WHERE call_uuid = ?1 AND account_id = ?2",
                     codec::CDR_COLUMNS
                 ))?
-                .query_row([&call_uuid, &account_id], codec::call_record)
+                .query_row([&call_uuid, &account_id], codec::call_record_with_parent)
                 .optional()?;
             match record {
                 None => Ok(None),
-                Some(record) => Ok(Some(StoredCdr {
+                Some((record, parent_call_uuid)) => Ok(Some(StoredCdr {
                     deliveries: query_deliveries(conn, &record.call_uuid)?,
                     record,
+                    parent_call_uuid,
                 })),
             }
         }))
@@ -520,22 +556,23 @@ impl Store for SqliteStore {
                 .prepare_cached("SELECT COUNT(*) FROM cdrs WHERE account_id = ?1")?
                 .query_row([&account_id], |r| r.get(0))?;
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {} FROM cdrs WHERE account_id = ?1 \
+                "SELECT {}, parent_call_uuid FROM cdrs WHERE account_id = ?1 \
                  ORDER BY start_time DESC, id DESC LIMIT ?2 OFFSET ?3",
                 codec::CDR_COLUMNS
             ))?;
             let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-            let records: Vec<CallRecord> = stmt
+            let records: Vec<(CallRecord, Option<String>)> = stmt
                 .query_map(
                     rusqlite::params![account_id, i64::from(limit), offset],
-                    codec::call_record,
+                    codec::call_record_with_parent,
                 )?
                 .collect::<rusqlite::Result<_>>()?;
             let mut cdrs = Vec::with_capacity(records.len());
-            for record in records {
+            for (record, parent_call_uuid) in records {
                 cdrs.push(StoredCdr {
                     deliveries: query_deliveries(conn, &record.call_uuid)?,
                     record,
+                    parent_call_uuid,
                 });
             }
             Ok(CdrPage {

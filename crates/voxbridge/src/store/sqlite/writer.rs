@@ -57,9 +57,11 @@ pub(super) enum WriteOp {
         record: Box<CallRecord>,
         callbacks: Vec<NewCallback>,
         now: OffsetDateTime,
+        /// A Dial's B-leg: its A-leg.
+        parent: Option<String>,
     },
-    /// Callbacks of a call still in progress: an outbound call's ring event, an
-    /// element's request through the outbox.
+    /// Callbacks of a call still in progress, outside any CDR: an outbound call's ring
+    /// event, a Dial's leg events (SPEC §11.4), an element's request through the outbox.
     Enqueue {
         call_uuid: String,
         account_id: String,
@@ -350,7 +352,15 @@ fn apply(conn: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
             record,
             callbacks,
             now,
-        } => finish(conn, record, callbacks, *now),
+            parent,
+        } => {
+            let reply = finish(conn, record, callbacks, *now)?;
+            if let (Some(parent), WriteReply::Finish(FinishOutcome::Finished)) = (parent, &reply) {
+                conn.prepare_cached("UPDATE cdrs SET parent_call_uuid = ?1 WHERE call_uuid = ?2")?
+                    .execute(params![parent, record.call_uuid])?;
+            }
+            Ok(reply)
+        }
         WriteOp::Enqueue {
             call_uuid,
             account_id,
@@ -443,7 +453,7 @@ fn finish(
     Ok(WriteReply::Finish(FinishOutcome::Finished))
 }
 
-/// Writes outbox rows, due now.
+/// Outbox rows for a call, pending from `now`.
 fn insert_callbacks(
     conn: &Connection,
     call_uuid: &str,
