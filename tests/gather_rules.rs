@@ -5,7 +5,6 @@
 //! The barge-in test runs at 1× because its acceptance names a wall-clock bound (the
 //! prompt stops within 200 ms of the digit); the others run faster.
 
-
 use crate::e2e_support::*;
 use std::time::Duration;
 use voxbridge::cause::HangupCause;
