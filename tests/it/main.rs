@@ -103,6 +103,8 @@ mod sim_caller;
 mod sim_fidelity;
 #[path = "../store_reconcile.rs"]
 mod store_reconcile;
+#[path = "../store_recordings.rs"]
+mod store_recordings;
 #[path = "../store_retention.rs"]
 mod store_retention;
 #[path = "../store_safety.rs"]

@@ -5,10 +5,13 @@
 use rusqlite::Connection;
 
 /// `(version, sql)`, in order. Append only: a released step is never edited.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_recordings.sql")),
+];
 
 /// The schema version this build writes.
-pub const LATEST: u32 = 1;
+pub const LATEST: u32 = 2;
 
 /// Brings the database up to [`LATEST`]. Refuses a database written by a newer build
 /// rather than guessing at its tables.
