@@ -31,6 +31,8 @@ mod sim_support;
 
 #[path = "../api_metrics.rs"]
 mod api_metrics;
+#[path = "../api_recordings.rs"]
+mod api_recordings;
 #[path = "../api_rest.rs"]
 mod api_rest;
 #[path = "../api_shutdown.rs"]

@@ -194,6 +194,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics: metrics.clone(),
         esl: esl_counters,
         outbox: outbox.stats_source(),
+        public_base: config.api.public_base(api_addr).into(),
     });
     let api_stop = stopped(stop_api_rx);
     let api_task = tokio::spawn(async move {
