@@ -60,6 +60,7 @@ struct Fixture {
     _app: App,
     rec_dir: std::path::PathBuf,
     audio: Vec<u8>,
+    big: Vec<u8>,
 }
 
 /// Three recordings in the store before voxbridge starts: two of account ONE (calls a
@@ -69,7 +70,8 @@ async fn fixture() -> Fixture {
     let rec_dir = dir.path().join("recordings");
     std::fs::create_dir(&rec_dir).unwrap();
     let audio = write_wav(&rec_dir.join("rec-a.wav"), 1500);
-    write_wav(&rec_dir.join("rec-b.wav"), 500);
+    // Over 64 KiB: served in more than one chunk.
+    let big = write_wav(&rec_dir.join("rec-b.wav"), 5000);
     write_wav(&rec_dir.join("rec-two.wav"), 500);
     {
         let url = format!("sqlite://{}", dir.path().join("voxbridge.db").display());
@@ -91,6 +93,7 @@ async fn fixture() -> Fixture {
         _app: app,
         rec_dir,
         audio,
+        big,
     }
 }
 
@@ -253,6 +256,16 @@ async fn the_audio_is_served_whole_or_by_byte_range() {
     let past = audio(&f, ONE, "rec-a.wav", Some(&format!("bytes={size}-"))).await;
     assert_eq!(past.status(), 416);
     assert_eq!(header(&past, "content-range"), format!("bytes */{size}"));
+    // A file larger than one chunk, whole and across a chunk boundary.
+    let whole = audio(&f, ONE, "rec-b.wav", None).await;
+    assert_eq!(header(&whole, "content-length"), f.big.len().to_string());
+    assert_eq!(whole.bytes().await.unwrap().as_ref(), f.big.as_slice());
+    let across = audio(&f, ONE, "rec-b.wav", Some("bytes=60000-70000")).await;
+    assert_eq!(across.status(), 206);
+    assert_eq!(
+        across.bytes().await.unwrap().as_ref(),
+        &f.big[60000..=70000]
+    );
     // The extension must be the recording's format.
     assert_eq!(audio(&f, ONE, "rec-a.mp3", None).await.status(), 404);
 }

@@ -22,8 +22,8 @@
 //!   is not one byte range (several ranges, other units, garbage) is ignored and the whole
 //!   file served (RFC 9110 lets a server ignore Range). `Accept-Ranges: bytes` always.
 //! * **The extension must be the recording's format**: `{id}.mp3` of a wav recording is 404.
-//! * **The audio is read into memory for the response** (a minute of 16 kHz WAV is 1.9 MB);
-//!   a streamed body is for when session recordings of hours matter.
+//! * **The audio is streamed** from the file in 64 KiB chunks ([`FileBody`]), so an hour of
+//!   session recording costs no more memory than a second.
 //! * **A row whose file is gone** (removed by hand) answers 404 for the audio and is
 //!   logged at warn; the row stays listed until it is deleted.
 //! * **Deleting** removes the row first, then the file: a crash in between leaves a stray
@@ -44,7 +44,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use std::io::SeekFrom;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncSeekExt;
 
 /// One recording as the API shows it.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -334,10 +334,14 @@ async fn audio(r: &Recording, range: Option<&HeaderValue>) -> Result<Response, A
         Wanted::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b),
     };
     let len = if size == 0 { 0 } else { last - first + 1 };
-    let mut body = vec![0u8; usize::try_from(len).unwrap_or(0)];
     file.seek(SeekFrom::Start(first)).await.map_err(gone)?;
-    file.read_exact(&mut body).await.map_err(gone)?;
-    let mut response = (status, body).into_response();
+    let body = FileBody {
+        file,
+        left: len,
+        recording_id: r.recording_id.clone(),
+    };
+    let mut response = (status, axum::body::Body::new(body)).into_response();
+    insert(&mut response, header::CONTENT_LENGTH, len.to_string());
     insert(
         &mut response,
         header::CONTENT_TYPE,
@@ -352,6 +356,60 @@ async fn audio(r: &Recording, range: Option<&HeaderValue>) -> Result<Response, A
         );
     }
     Ok(response)
+}
+
+/// `left` bytes of `file` from where it stands, as a response body, one chunk at a time.
+/// A file that ends early (truncated while being sent) ends the body with an error, so
+/// the client sees a short response rather than a wrong one.
+struct FileBody {
+    file: tokio::fs::File,
+    left: u64,
+    recording_id: String,
+}
+
+const CHUNK: usize = 64 * 1024;
+
+impl axum::body::HttpBody for FileBody {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let want = usize::try_from(self.left).unwrap_or(CHUNK).min(CHUNK);
+        let mut chunk = vec![0u8; want];
+        let mut buf = tokio::io::ReadBuf::new(&mut chunk);
+        match tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut self.file), cx, &mut buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len();
+                if n == 0 {
+                    tracing::warn!(recording_id = %self.recording_id, left = self.left, "recording's file ended early while being sent");
+                    return Poll::Ready(Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the recording's file ended early",
+                    ))));
+                }
+                chunk.truncate(n);
+                self.left -= n as u64;
+                Poll::Ready(Some(Ok(http_body::Frame::data(chunk.into()))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
 }
 
 fn insert(response: &mut Response, name: header::HeaderName, value: String) {
