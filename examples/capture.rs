@@ -669,7 +669,97 @@ Outbound client: connect (the channel is answered, Call-Direction: outbound), my
       is `-ERR NO_ANSWER`, the channel ends with NO_ANSWER, and no socket connection is ever made: the `socket`
       app only runs on an answered originate. The client waits 2 s more on 127.0.0.1:8094 to show that.",
     },
+    Scenario {
+        name: "p2",
+        file: "p2-originate-socket-busy.txt",
+        title: "outbound call: `originate … '&socket(…)'` to a busy callee",
+        about: "Call: as in (o), to 7003 (`respond 486`), with the events a dialer reads: BACKGROUND_JOB
+      CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE. The BACKGROUND_JOB is
+      `-ERR USER_BUSY`, the channel ends USER_BUSY (q850 17, sip_term_status 486) without ringing, and no socket
+      connection is made.",
+    },
+    Scenario {
+        name: "p3",
+        file: "p3-originate-socket-cancelled-while-ringing.txt",
+        title: "outbound call: `originate … '&socket(…)'` cancelled while ringing (`uuid_kill`)",
+        about: "Call: as in (p2), to 7004 (180, never answers) with originate_timeout=30. At its CHANNEL_PROGRESS the
+      INBOUND-ESL connection runs `api uuid_kill <O> ORIGINATOR_CANCEL` (a REST DELETE while ringing). The
+      BACKGROUND_JOB result, the channel's CHANNEL_HANGUP_COMPLETE (cause, q850, disposition) follow; no socket.",
+    },
+    Scenario {
+        name: "p4",
+        file: "p4-originate-socket-time-limit.txt",
+        title: "outbound call: a time limit armed at answer by `execute_on_answer='sched_hangup +2 ALLOTTED_TIMEOUT'`",
+        about: "Call: as in (p2), to 7002 (answers at once, endless tone), with the originate variable
+      `execute_on_answer='sched_hangup +2 ALLOTTED_TIMEOUT'` (single quotes keep the spaces). The socket
+      connects after the answer; the client only subscribes and waits: the switch hangs the channel up about
+      2 s after the answer (ALLOTTED_TIMEOUT) by itself. The client then sends exit.",
+    },
 ];
+
+/// What an outbound-call dialer reads on its inbound connection (SPEC §13).
+const DIALER_EVENTS: &[&str] = &[
+    "BACKGROUND_JOB",
+    "CHANNEL_PROGRESS",
+    "CHANNEL_PROGRESS_MEDIA",
+    "CHANNEL_ANSWER",
+    "CHANNEL_HANGUP_COMPLETE",
+];
+
+/// `originate {…}sofia/external/<dest> '&socket(…)'` with the dialer's events (p2, p3, p4).
+async fn originate_outcome(cap: &mut Capture, scenario: &str) -> Result<()> {
+    let mut inb = cap.inbound().await?;
+    let o = new_uuid();
+    let job = new_uuid();
+    inb.cmd(Command::event(EventFormat::Plain, DIALER_EVENTS)?)
+        .await?;
+    inb.cmd(Command::filter("Job-UUID", &job)?).await?;
+    inb.cmd(Command::filter("Unique-ID", &o)?).await?;
+    cap.uuids.push(o.clone());
+    let (dest, extra) = match scenario {
+        "p2" => ("7003", ",originate_timeout=10".to_string()),
+        "p3" => ("7004", ",originate_timeout=30".to_string()),
+        _ => (
+            "7002",
+            ",originate_timeout=10,ignore_early_media=true,execute_on_answer='sched_hangup +2 ALLOTTED_TIMEOUT'"
+                .to_string(),
+        ),
+    };
+    let line = format!(
+        "originate {{origination_uuid={o},{CALLER}{extra}}}sofia/external/{dest}@127.0.0.1:5060 '&socket({SOCKET_ADDR} async full)'"
+    );
+    let r = inb.cmd(Command::bgapi(&line, &job)?).await?;
+    if !r.starts_with("+OK") {
+        bail!("bgapi originate: {r}");
+    }
+    match scenario {
+        "p3" => {
+            inb.event_where("CHANNEL_PROGRESS", "Unique-ID", &o).await?;
+            inb.api(&format!("uuid_kill {o} ORIGINATOR_CANCEL")).await?;
+        }
+        "p4" => {
+            let mut out = cap.accept().await?;
+            start_session(&mut out, EVENTS).await?;
+            out.event("CHANNEL_HANGUP_COMPLETE").await?;
+            out.cmd(Command::exit()).await?;
+        }
+        _ => {}
+    }
+    inb.event_where("BACKGROUND_JOB", "Job-UUID", &job).await?;
+    inb.event_where("CHANNEL_HANGUP_COMPLETE", "Unique-ID", &o)
+        .await?;
+    if scenario != "p4" {
+        if tokio::time::timeout(Duration::from_secs(2), cap.listener.accept())
+            .await
+            .is_ok()
+        {
+            bail!("the socket app connected for an unanswered originate");
+        }
+        cap.log
+            .note("[OUTBOUND-SOCKET] no connection to 127.0.0.1:8094 within 2 s after the hangup (none expected)");
+    }
+    inb.exit().await
+}
 
 const BRIDGE_EVENTS: &[&str] = &[
     "CHANNEL_BRIDGE",
@@ -961,6 +1051,7 @@ async fn run(cap: &mut Capture, name: &str) -> Result<()> {
         "o" => originate_socket(cap, true, true).await,
         "o2" => originate_socket(cap, true, false).await,
         "p" => originate_socket(cap, false, true).await,
+        "p2" | "p3" | "p4" => originate_outcome(cap, name).await,
         other => Err(anyhow!("unknown scenario {other:?} (try --list)")),
     }
 }

@@ -128,9 +128,10 @@ async fn auth_failures_and_account_isolation() {
     )
     .await;
     assert_error_body(&r, 404);
+    // POST Call/ makes calls (SPEC §13); PUT is no method of the resource.
     let r = request(
         &vb,
-        "POST",
+        "PUT",
         &format!("{}/Call/", base(ONE.0)),
         Auth::Basic(ONE.0, ONE.1),
     )

@@ -14,6 +14,11 @@
 mod common;
 mod live_support;
 
+mod e2e_support;
+/// `POST Call/` against the real switch's test destinations (SPEC §13).
+#[path = "live_support/outbound.rs"]
+mod outbound;
+
 use live_support::{all_names, block_on_alone, run_all_simulated, run_live};
 
 /// One `#[test]` per scenario, named after it; the list is checked against

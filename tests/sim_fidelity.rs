@@ -780,3 +780,67 @@ async fn o2_originate_socket_unquoted_app_args() {
     assert!(events_named(&outbound, "CHANNEL_HANGUP_COMPLETE").is_empty());
     assert_eq!(events_named(&r.inbound, "CHANNEL_HANGUP_COMPLETE").len(), 1);
 }
+
+#[tokio::test]
+async fn p2_originate_socket_busy() {
+    // A refusal: CHANNEL_HANGUP_COMPLETE (486, q850 17) comes before the job's result.
+    let r = replay_originate("p2-originate-socket-busy.txt", test_switch_callees()).await;
+    assert!(r.outbound.is_none());
+    assert_eq!(background_job_body(&r.inbound), "-ERR USER_BUSY\n");
+    let hc = events_named(&r.inbound, "CHANNEL_HANGUP_COMPLETE");
+    assert_eq!(
+        crate::sim_support::get(&hc[0], "variable_hangup_cause_q850"),
+        Some("17")
+    );
+    assert_eq!(
+        crate::sim_support::get(&hc[0], "variable_sip_hangup_disposition"),
+        Some("recv_refuse")
+    );
+}
+
+#[tokio::test]
+async fn p3_originate_socket_cancelled_while_ringing() {
+    // `uuid_kill <O> ORIGINATOR_CANCEL` at the first CHANNEL_PROGRESS: the channel ends
+    // ORIGINATOR_CANCEL (q850 16, send_cancel), then `-ERR ORIGINATOR_CANCEL`.
+    let r = replay_originate(
+        "p3-originate-socket-cancelled-while-ringing.txt",
+        test_switch_callees(),
+    )
+    .await;
+    assert!(r.outbound.is_none());
+    assert_eq!(background_job_body(&r.inbound), "-ERR ORIGINATOR_CANCEL\n");
+    let hc = events_named(&r.inbound, "CHANNEL_HANGUP_COMPLETE");
+    assert_eq!(
+        crate::sim_support::get(&hc[0], "Hangup-Cause"),
+        Some("ORIGINATOR_CANCEL")
+    );
+    assert_eq!(
+        crate::sim_support::get(&hc[0], "variable_hangup_cause_q850"),
+        Some("16")
+    );
+    assert_eq!(
+        crate::sim_support::get(&hc[0], "variable_sip_hangup_disposition"),
+        Some("send_cancel")
+    );
+}
+
+#[tokio::test]
+async fn p4_originate_socket_time_limit_armed_at_answer() {
+    // `execute_on_answer='sched_hangup +2 ALLOTTED_TIMEOUT'`: the switch hangs the
+    // answered call up by itself, the socket sees ALLOTTED_TIMEOUT.
+    let callees = CallScript::answered().callee(
+        "7002",
+        Callee::Answers {
+            after: Duration::ZERO,
+            hangs_up_after: None,
+        },
+    );
+    let r = replay_originate("p4-originate-socket-time-limit.txt", callees).await;
+    let outbound = r.outbound.expect("the socket app connected");
+    let hangup = events_named(&outbound, "CHANNEL_HANGUP");
+    assert_eq!(
+        crate::sim_support::get(&hangup[0], "Hangup-Cause"),
+        Some("ALLOTTED_TIMEOUT")
+    );
+    assert!(background_job_body(&r.inbound).starts_with("+OK "));
+}

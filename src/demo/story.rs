@@ -312,6 +312,7 @@ fn delivery_words(d: &DeliveryStatus, received: &[Received]) -> String {
         CallbackKind::Hangup => "hangup callback",
         CallbackKind::Status => "status callback",
         CallbackKind::PostCall => "post-call workflow",
+        CallbackKind::Ring => "ring callback",
         CallbackKind::Action => "action request",
     };
     let status = match d.status {

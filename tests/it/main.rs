@@ -91,6 +91,8 @@ mod gather_rules;
 mod layers;
 #[path = "../live_caller_leg.rs"]
 mod live_caller_leg;
+#[path = "../outbound_calls.rs"]
+mod outbound_calls;
 #[path = "../outbox_delivery.rs"]
 mod outbox_delivery;
 #[path = "../outbox_kill.rs"]

@@ -382,6 +382,10 @@ async fn originate_to_socket(
         .dial_out_script()
         .unwrap_or_else(CallScript::answered);
     let mut script = caller_script(template, req);
+    // The `{…}` variables become the channel's own (voxbridge's answer URL, account…).
+    for (k, v) in &req.vars {
+        script = script.var(k, v);
+    }
     // The channel starts down and ringing; its callee decides the rest.
     script.answered = false;
     script.sync = !socket.is_async;

@@ -72,7 +72,6 @@ impl Vars {
         }
     }
 
-    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|v| (&*v.name, &*v.value))
     }

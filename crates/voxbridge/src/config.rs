@@ -29,6 +29,45 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Optional inbound ESL connection to the switch (reconciliation, `uuid_*` APIs).
     pub switch: Option<SwitchConfig>,
+    /// Calls placed through `POST Call/` (SPEC §13).
+    pub outbound: OutboundConfig,
+}
+
+/// `[outbound]`: how `POST Call/` places calls through the `[switch]` (SPEC §13).
+///
+/// The dial-string keys mirror SPEC §11.1's `[dial]` (`number_template`, `sip_profile`)
+/// but live here so outbound calls can be routed apart from a document's Dial legs (a
+/// test switch loops them back over SIP, a production one sends them to a carrier).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Originates per second, at most (the switch's own admission limit is 30 by default).
+    pub max_cps: f64,
+    /// Calls accepted but not yet originated, at most; beyond it `POST Call/` answers 429.
+    pub max_queued: usize,
+    /// Dial string of a number `to`: `{number}` is replaced by the digits.
+    pub number_template: String,
+    /// Sofia profile of a `sip:` `to`: `sip:alice@h:5080` → `sofia/<profile>/alice@h:5080`.
+    pub sip_profile: String,
+    /// Where the switch's `socket` app hands the answered call back (`host:port`); empty:
+    /// the address voxbridge's ESL listener is bound to.
+    pub socket: String,
+    /// Seconds beyond the ring timeout an originate's BACKGROUND_JOB may take before the
+    /// call is given up and closed out (a switch that never answers the job).
+    pub job_grace: f64,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        Self {
+            max_cps: 20.0,
+            max_queued: 10_000,
+            number_template: "sofia/gateway/default/{number}".into(),
+            sip_profile: "external".into(),
+            socket: String::new(),
+            job_grace: 30.0,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -423,6 +462,30 @@ impl Config {
         if self.esl.max_calls == 0 {
             return Err(ConfigError("esl.max_calls: must be at least 1".into()));
         }
+        let cps = self.outbound.max_cps;
+        if !(cps.is_finite() && cps > 0.0 && cps <= 10_000.0) {
+            return Err(ConfigError(format!(
+                "outbound.max_cps: {cps} is not a rate (expected more than 0, at most 10000)"
+            )));
+        }
+        if self.outbound.max_queued == 0 {
+            return Err(ConfigError(
+                "outbound.max_queued: must be at least 1".into(),
+            ));
+        }
+        if !self.outbound.number_template.contains("{number}") {
+            return Err(ConfigError(format!(
+                "outbound.number_template: {:?} has no {{number}}",
+                self.outbound.number_template
+            )));
+        }
+        if !self.outbound.socket.is_empty() && self.outbound.socket.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError(format!(
+                "outbound.socket: {:?} is not ip:port",
+                self.outbound.socket
+            )));
+        }
+        seconds("outbound.job_grace", self.outbound.job_grace, false)?;
         Ok(())
     }
 }

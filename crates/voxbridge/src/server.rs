@@ -176,6 +176,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     });
     let esl_addr = listener.local_addr()?;
     let keeper = services.keeper.clone();
+    // `POST Call/` places calls through the switch; their answered channels come back to
+    // the listener just bound.
+    let outbound = config.switch.as_ref().map(|sw| {
+        freeswitch::originate::Dialer::start(services.clone(), sw, esl_addr, esl_counters.clone())
+    });
     let esl_task = tokio::spawn(listener.run(freeswitch::handler(services), stopped(stop_esl_rx)));
 
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
@@ -195,6 +200,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         esl: esl_counters,
         outbox: outbox.stats_source(),
         public_base: config.api.public_base(api_addr).into(),
+        outbound,
     });
     let api_stop = stopped(stop_api_rx);
     let api_task = tokio::spawn(async move {

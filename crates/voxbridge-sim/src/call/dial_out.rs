@@ -6,14 +6,18 @@
 //!
 //! - while it rings, inbound listeners see the channel's CHANNEL_CREATE, CHANNEL_OUTGOING,
 //!   CHANNEL_PROGRESS (`Channel-State: CS_CONSUME_MEDIA`, call state `DOWN`, not yet
-//!   through any dialplan), then at the answer CHANNEL_PROGRESS_MEDIA and CHANNEL_ANSWER
-//!   (call state still `RINGING`: it is updated after the event);
+//!   through any dialplan), then at the answer CHANNEL_ANSWER (call state still
+//!   `RINGING`: it is updated after the event; no CHANNEL_PROGRESS_MEDIA, transcript p4);
 //! - at the answer `originate` returns `+OK <O>` (the BACKGROUND_JOB of a `bgapi`) and
 //!   the socket app connects; its `connect` reply shows the answered outbound channel;
 //! - a callee that refuses (486 → USER_BUSY…) or never answers before `originate_timeout`
 //!   (whole epoch seconds, like the bridge of transcript k: `=3` gave up after 2.35 s in
-//!   p) fails the originate with `-ERR <CAUSE>`, published *before* the channel's
-//!   CHANNEL_HANGUP_COMPLETE as in p, and there is **no** socket connection at all.
+//!   p) fails the originate with `-ERR <CAUSE>`, and there is **no** socket connection at
+//!   all. A ring timeout publishes the result *before* the channel's
+//!   CHANNEL_HANGUP_COMPLETE (p); a refusal (p2) or a `uuid_kill` while ringing (p3,
+//!   `-ERR ORIGINATOR_CANCEL`, q850 16, `send_cancel`) publishes it *after*;
+//! - `execute_on_answer*` variables run at the answer; `sched_hangup +N` there hangs the
+//!   answered call up inside the switch (p4: `+2` fired 1.5 s after the answer).
 //!
 //! The callee is scripted by number like a `bridge`'s ([`CallScript::callee`]); an
 //! unknown number is refused with NO_ROUTE_DESTINATION.
@@ -184,14 +188,16 @@ impl Call {
     fn dialled_answered(&mut self, d: &mut DialOut) {
         let now = self.shared.sw.clock.now_us();
         let state = self.ch.call_state;
+        // No CHANNEL_PROGRESS_MEDIA: a callee's 200 alone brings none on the
+        // originated channel (transcript p4, which subscribed to it).
         self.ch.media_up(now);
-        self.fire_channel("CHANNEL_PROGRESS_MEDIA", &[]);
         self.ch.after_progress_media();
         self.ch.call_state = state;
         self.ch.mark_answered(now);
         self.fire_channel("CHANNEL_ANSWER", &[]);
         self.ch.after_answer();
         self.ch.callee_connected = true;
+        self.execute_on_answer();
         self.report.early_media_at = Some(self.since_start());
         self.report.answered_at = Some(self.since_start());
         if let Some(Callee::Answers {
@@ -211,10 +217,48 @@ impl Call {
         self.ch.hit_dialplan = true;
     }
 
-    /// The originate failed: its result first, then the channel's hangup (p).
+    /// `execute_on_answer*` variables run at the answer, as `switch_channel_execute_on`
+    /// does: the simulator knows `sched_hangup +N [CAUSE]` (a `POST Call/` time limit,
+    /// armed inside the switch) and `send_dtmf` (the digits leave toward the callee,
+    /// which nothing here hears); any other app is logged and skipped.
+    fn execute_on_answer(&mut self) {
+        let apps: Vec<String> = self
+            .ch
+            .vars
+            .iter()
+            .filter(|(name, _)| name.starts_with("execute_on_answer"))
+            .map(|(_, value)| value.to_string())
+            .collect();
+        for app in apps {
+            let (name, arg) = app.split_once(' ').unwrap_or((app.as_str(), ""));
+            match name {
+                "sched_hangup" => {
+                    let mut words = arg.split_whitespace();
+                    let when = words.next().unwrap_or("");
+                    let cause = words
+                        .next()
+                        .map(HangupCause::parse_switch)
+                        .unwrap_or(HangupCause::ALLOTTED_TIMEOUT);
+                    self.schedule_hangup(when, cause);
+                }
+                "send_dtmf" => {}
+                other => {
+                    tracing::debug!(app = %other, "sim: execute_on_answer: app not simulated")
+                }
+            }
+        }
+    }
+
+    /// The originate failed. When its own timer gave up (p) the result comes first,
+    /// then the channel's hangup; when the callee refused (p2: 486) or the channel was
+    /// killed while ringing (p3: `uuid_kill`), CHANNEL_HANGUP_COMPLETE comes first and
+    /// the result after it — the order the real switch showed.
     fn ring_out_failed(&mut self, d: &mut DialOut, cause: HangupCause, disposition: &str) {
         let err = format!("-ERR {}\n", cause.name());
-        publish_result(&self.shared, &mut d.result, &err);
+        let result_first = cause == HangupCause::NO_ANSWER && disposition == "send_cancel";
+        if result_first {
+            publish_result(&self.shared, &mut d.result, &err);
+        }
         self.ch.begin_hangup(cause, HangupSide::Local);
         self.fire_channel("CHANNEL_HANGUP", &[]);
         self.report.hangup_at = Some(self.since_start());
@@ -226,6 +270,7 @@ impl Call {
         self.ch.enter_cs_reporting();
         self.fire_channel("CHANNEL_STATE", &[]);
         self.fire_channel("CHANNEL_HANGUP_COMPLETE", &[]);
+        publish_result(&self.shared, &mut d.result, &err);
     }
 }
 

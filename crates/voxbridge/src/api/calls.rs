@@ -9,8 +9,8 @@
 //! | `GET Call/{call_uuid}/` | `status=live` | live details, below |
 //! | `GET Call/{call_uuid}/` | none | the CDR ([`super::cdrs::one`]) |
 //!
-//! Live details: `call_uuid, direction, from, to, caller_name, call_status` (`ringing`
-//! or `in-progress`), `session_start`, `answer_time` (`null` before answer) and
+//! Live details: `call_uuid, direction, from, to, caller_name, call_status` (`queued`
+//! or `ringing` for a `POST Call/` call not yet answered, `ringing` or `in-progress`), `session_start`, `answer_time` (`null` before answer) and
 //! `scheduled_hangup_at` (`null` unless a `schedule`d Hangup is armed), times as
 //! `YYYY-MM-DD HH:MM:SS` UTC like the hangup callback.
 //!
@@ -129,8 +129,19 @@ pub async fn get_call(
         if !state.live.contains(&auth.account_id, &call_uuid) {
             return Err(not_live());
         }
+        let phase = state
+            .outbound
+            .as_ref()
+            .and_then(|d| d.phase(&auth.account_id, &call_uuid));
         return match state.store.live_call(&auth.account_id, &call_uuid).await {
-            Ok(Some(call)) => Ok(Json(LiveCallResponse::from(call)).into_response()),
+            Ok(Some(call)) => {
+                let mut details = LiveCallResponse::from(call);
+                // A `POST Call/` call is `queued`, then `ringing`, until it is answered.
+                if let Some(phase) = phase.filter(|_| details.answer_time.is_none()) {
+                    details.call_status = phase.call_status();
+                }
+                Ok(Json(details).into_response())
+            }
             Ok(None) => Err(ApiError::not_found(format!(
                 "call {call_uuid} is not live (unknown, or already ended)"
             ))),

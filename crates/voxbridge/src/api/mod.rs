@@ -3,6 +3,7 @@
 //!
 //! - [`auth`]: who is asking (X-Auth headers or Basic, constant-time, per account);
 //! - [`calls`]: the `Call` resource — hang up, live list, live details;
+//! - [`outbound`]: `POST Call/`, making calls (SPEC §13);
 //! - [`cdrs`]: finished calls — one CDR, the paged list;
 //! - [`recordings`]: the `Recording` resource — list, get, the audio (byte ranges), delete;
 //! - [`query`]: strict query-parameter parsing;
@@ -20,6 +21,7 @@ pub mod cdrs;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod outbound;
 pub mod query;
 pub mod recordings;
 
@@ -51,6 +53,8 @@ pub struct ApiState {
     /// Where the application reaches this API (`api.public_url`, or the bound address):
     /// the base of recording URLs.
     pub public_base: Arc<str>,
+    /// Places `POST Call/` calls; `None` without a `[switch]` (then 503).
+    pub outbound: Option<crate::call::freeswitch::originate::Dialer>,
 }
 
 /// The base of every REST path (SPEC §6).
@@ -59,7 +63,7 @@ pub const ACCOUNT_BASE: &str = "/api/v1/Account/{auth_id}";
 /// The whole HTTP surface. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so rejections log the peer.
 pub fn router(state: ApiState) -> Router {
-    let calls = get(calls::get_calls);
+    let calls = get(calls::get_calls).post(outbound::make_call);
     let call = get(calls::get_call).delete(calls::hangup);
     let stop_recording = axum::routing::delete(recordings::stop_call_recordings);
     let recordings = get(recordings::list);

@@ -80,6 +80,7 @@ impl LiveCalls {
         Registration {
             calls: self.clone(),
             call_uuid: call_uuid.to_string(),
+            seq,
         }
     }
 
@@ -139,15 +140,25 @@ impl LiveCalls {
     }
 }
 
-/// Removes its call from the registry when dropped.
+/// Removes its call from the registry when dropped — only its own entry: an outbound
+/// call is registered by the dialer while it rings and again by its socket once
+/// answered (same uuid, either may come first), and the dialer's leaving must not
+/// unregister the live call.
 pub struct Registration {
     calls: LiveCalls,
     call_uuid: String,
+    seq: u64,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.calls.lock().remove(&self.call_uuid);
+        let mut calls = self.calls.lock();
+        if calls
+            .get(&self.call_uuid)
+            .is_some_and(|e| e.seq == self.seq)
+        {
+            calls.remove(&self.call_uuid);
+        }
     }
 }
 
@@ -172,5 +183,17 @@ mod tests {
         assert!(calls.is_empty());
         assert_eq!(calls.hangup("MA1", "u1").await, HangupRequest::NotFound);
         task.abort();
+    }
+
+    #[test]
+    fn a_registration_removes_only_its_own_entry() {
+        let calls = LiveCalls::new();
+        let (tx, _rx) = mpsc::channel(1);
+        let ringing = calls.register("u1", "MA1", tx.clone());
+        let answered = calls.register("u1", "MA1", tx);
+        drop(ringing);
+        assert!(calls.contains("MA1", "u1"));
+        drop(answered);
+        assert!(calls.is_empty());
     }
 }

@@ -12,6 +12,8 @@
 //! - [`freeswitch`] — the FreeSWITCH driver; its `render` module is the only place that
 //!   knows FreeSWITCH's application names and reply texts. Another switch is another
 //!   driver next to it, written against [`channel_op`] and [`engine`].
+//! - [`outbound`] — a `POST Call/` request, checked; the FreeSWITCH driver's
+//!   `originate` module places it.
 //! - [`reconcile`] — at start, calls the store still shows as live are decided (closed
 //!   out, or left to the switch); the store only answers the queries.
 
@@ -21,6 +23,7 @@ pub mod engine;
 pub mod freeswitch;
 pub mod hangup;
 pub mod live;
+pub mod outbound;
 pub mod postcall;
 pub mod postcall_runner;
 pub mod reconcile;

@@ -94,13 +94,36 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
-    /// `completed`, or `cancel` when the caller abandoned before answer.
+    /// `completed`, or `cancel` when the caller abandoned before answer; for an outbound
+    /// call never answered, how it failed ([`unanswered_outbound_status`]).
     pub fn call_status(&self) -> &'static str {
+        if self.direction == Direction::Outbound && self.answer_time.is_none() {
+            return unanswered_outbound_status(self.hangup_cause, self.hangup_source);
+        }
         if self.caller_abandoned {
             "cancel"
         } else {
             "completed"
         }
+    }
+}
+
+/// CallStatus of an outbound call that was never answered (SPEC §13), read from how it
+/// ended, so the record needs no extra field and the CDR, the hangup callback and the
+/// status event agree: cancelled through the REST API (or the originator's cancel) →
+/// `cancel`; the callee busy → `busy`; no answer within the ring window (the switch's
+/// `originate_timeout`, or `hangup_on_ring`) → `no-answer`; anything else (unroutable,
+/// rejected, the switch lost) → `failed`.
+pub fn unanswered_outbound_status(cause: HangupCause, source: HangupSource) -> &'static str {
+    if source == HangupSource::Api || cause == HangupCause::ORIGINATOR_CANCEL {
+        return "cancel";
+    }
+    match cause {
+        HangupCause::USER_BUSY => "busy",
+        HangupCause::NO_ANSWER | HangupCause::NO_USER_RESPONSE | HangupCause::ALLOTTED_TIMEOUT => {
+            "no-answer"
+        }
+        _ => "failed",
     }
 }
 
@@ -141,6 +164,20 @@ mod tests {
         let t = time::macros::datetime!(2026-04-09 10:30:00 UTC);
         assert_eq!(format_cdr_time(t), "2026-04-09 10:30:00");
         assert_eq!(format_rfc3339(t), "2026-04-09T10:30:00Z");
+    }
+
+    #[test]
+    fn unanswered_outbound_calls_say_how_they_failed() {
+        use HangupSource::*;
+        let st = |name: &str, source| {
+            unanswered_outbound_status(HangupCause::from_name(name).unwrap(), source)
+        };
+        assert_eq!(st("USER_BUSY", Callee), "busy");
+        assert_eq!(st("NO_ANSWER", Callee), "no-answer");
+        assert_eq!(st("ORIGINATOR_CANCEL", Api), "cancel");
+        assert_eq!(st("NORMAL_CLEARING", Api), "cancel");
+        assert_eq!(st("CALL_REJECTED", Callee), "failed");
+        assert_eq!(st("NO_ROUTE_DESTINATION", Callee), "failed");
     }
 
     #[test]

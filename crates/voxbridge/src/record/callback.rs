@@ -14,6 +14,8 @@ pub enum CallbackKind {
     Status,
     /// The post-call workflow request (SPEC §4 rule 5); its response may be a document.
     PostCall,
+    /// An outbound call started ringing: `Event=Ring` to its `ring_url` (SPEC §13).
+    Ring,
     /// An element's `action` requested through the outbox while the call goes on (a
     /// Gather with `redirect="false"`, SPEC §12.1); its response is ignored.
     Action,
@@ -25,6 +27,7 @@ impl CallbackKind {
             CallbackKind::Hangup => "hangup",
             CallbackKind::Status => "status",
             CallbackKind::PostCall => "post_call",
+            CallbackKind::Ring => "ring",
             CallbackKind::Action => "action",
         }
     }
@@ -34,6 +37,7 @@ impl CallbackKind {
             "hangup" => CallbackKind::Hangup,
             "status" => CallbackKind::Status,
             "post_call" => CallbackKind::PostCall,
+            "ring" => CallbackKind::Ring,
             "action" => CallbackKind::Action,
             _ => return None,
         })

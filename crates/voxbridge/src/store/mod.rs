@@ -281,8 +281,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Writes outbox rows for a call that is still in progress (an element's request
-    /// whose response is ignored, e.g. a Gather with `redirect="false"`), due now; the
-    /// outbox delivers them like any other row. Bounded retry.
+    /// whose response is ignored, e.g. a Gather with `redirect="false"`; an outbound
+    /// call's `Event=Ring`, SPEC §13), due now; the outbox delivers them like any other
+    /// row. Bounded retry.
     fn enqueue_callbacks(
         &self,
         call_uuid: &str,

@@ -47,13 +47,22 @@ impl CallFacts {
             .get("sip_h_Diversion")
             .or_else(|| variables.get("sip_h_diversion"))
             .and_then(|d| diversion_user(d));
+        // An originated channel's caller profile names the callee once answered
+        // (transcript o): the parties of a `POST Call/` call travel as variables.
+        let placed = |name: &str| match direction {
+            Direction::Outbound => variables.get(name).cloned(),
+            Direction::Inbound => None,
+        };
         Self {
             uuid: uuid.to_string(),
             answered: ch.is_answered(),
             direction,
-            from: ch.caller_id_number().unwrap_or_default().to_string(),
-            to: ch.destination_number().unwrap_or_default().to_string(),
-            caller_name: ch.caller_id_name().unwrap_or_default().to_string(),
+            from: placed("voxbridge_outbound_from")
+                .unwrap_or_else(|| ch.caller_id_number().unwrap_or_default().to_string()),
+            to: placed("voxbridge_outbound_to")
+                .unwrap_or_else(|| ch.destination_number().unwrap_or_default().to_string()),
+            caller_name: placed("voxbridge_outbound_caller_name")
+                .unwrap_or_else(|| ch.caller_id_name().unwrap_or_default().to_string()),
             forwarded_from,
             start_time,
             variables,

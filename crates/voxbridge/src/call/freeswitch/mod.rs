@@ -81,6 +81,7 @@ mod channel;
 mod closeout;
 mod fetch;
 mod live_row;
+pub mod originate;
 mod record;
 mod render;
 mod request;

@@ -69,6 +69,26 @@ pub(super) fn from_ending(
     let cause_code = var("hangup_cause_q850")
         .and_then(|v| v.parse::<u16>().ok())
         .unwrap_or(ending.cause_code);
+    // A `POST Call/` time limit is armed inside the switch at the answer (`sched_hangup
+    // +N ALLOTTED_TIMEOUT`, originate module): when the switch ends the call with it and
+    // nothing of ours claims the end, it is that limit, set by the REST request.
+    let (cause_name, source, mut notes) = (
+        ending.cause_name.clone(),
+        ending.source,
+        ending.notes.clone(),
+    );
+    let time_limit = facts.variables.get(TIME_LIMIT_VARIABLE);
+    let (cause_name, source) = match time_limit {
+        Some(limit)
+            if source == HangupSource::Unknown && ending.cause == HangupCause::ALLOTTED_TIMEOUT =>
+        {
+            notes.push(format!(
+                "the time_limit of {limit} s set by POST Call/ ran out"
+            ));
+            (NAME_TIME_LIMIT.to_string(), HangupSource::Api)
+        }
+        _ => (cause_name, source),
+    };
     CallRecord {
         call_uuid: facts.uuid.clone(),
         account_id: resolved.account_id.clone(),
@@ -84,14 +104,19 @@ pub(super) fn from_ending(
         bill_duration_secs,
         hangup_cause: ending.cause,
         hangup_cause_code: cause_code,
-        hangup_cause_name: ending.cause_name.clone(),
-        hangup_source: ending.source,
+        hangup_cause_name: cause_name,
+        hangup_source: source,
         hangup_reason: ending.reason.as_str().to_string(),
         sip_status: ending.sip_status,
         caller_abandoned: ending.caller_abandoned,
-        notes: ending.notes.clone(),
+        notes,
     }
 }
+
+/// The channel variable a `POST Call/` call carries its `time_limit` in.
+pub const TIME_LIMIT_VARIABLE: &str = "voxbridge_time_limit";
+/// `HangupCauseName` when a `POST Call/` time limit ended the call.
+pub const NAME_TIME_LIMIT: &str = "Time Limit";
 
 /// What the live row would have said, from the channel facts (a channel the dialplan
 /// answered counts as answered from its start).

@@ -43,7 +43,8 @@ pub(super) enum WriteOp {
         callbacks: Vec<NewCallback>,
         now: OffsetDateTime,
     },
-    /// Callbacks of a call still in progress (an element's request through the outbox).
+    /// Callbacks of a call still in progress: an outbound call's ring event, an
+    /// element's request through the outbox.
     Enqueue {
         call_uuid: String,
         account_id: String,
