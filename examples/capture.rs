@@ -604,6 +604,41 @@ Outbound client: connect, myevents, linger, event plain <list + RECORD_START REC
       and sends exit.",
     },
     Scenario {
+        name: "r",
+        file: "r-record-ended-by-max-length.txt",
+        title: "`record` ended by its time limit (maxLength)",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7900@127.0.0.1:5060 &playback(silence_stream://30000)
+      (capture dialplan: answer, socket): the caller sends silence.
+Outbound client: connect, myevents, linger, event plain <list + RECORD_START RECORD_STOP>, then sendmsg execute
+      record (event-lock) `capture-r-<uuid>.wav 3 200 10` (at most 3 s, 10 s of silence). The limit ends it:
+      RECORD_STOP and CHANNEL_EXECUTE_COMPLETE with record_ms ~3000, silence_hits_exhausted false and no
+      playback_terminator_used. The client hangs up and sends exit.",
+    },
+    Scenario {
+        name: "s",
+        file: "s-record-ended-by-caller-hangup.txt",
+        title: "`record` ended by the caller hanging up",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7900@127.0.0.1:5060 &playback(silence_stream://30000)
+      (capture dialplan: answer, socket): the caller sends silence.
+Outbound client: connect, myevents, linger, event plain <list + RECORD_START RECORD_STOP>, then sendmsg execute
+      record (event-lock) `capture-s-<uuid>.wav 20 200 10`. 1.5 s into the recording the INBOUND-ESL connection
+      runs `api uuid_kill <A-leg>` (the caller hangs up): CHANNEL_HANGUP, RECORD_STOP, the record's
+      CHANNEL_EXECUTE_COMPLETE, CHANNEL_HANGUP_COMPLETE, the linger notice; the client sends exit.",
+    },
+    Scenario {
+        name: "t",
+        file: "t-record-session-and-stop.txt",
+        title: "`record_session` stopped by `stop_record_session`, and a second one completed by the hangup",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7900@127.0.0.1:5060 &playback(silence_stream://30000)
+      (capture dialplan: answer, socket).
+Outbound client: connect, myevents, linger, event plain <list + RECORD_START RECORD_STOP>, then sendmsg execute
+      record_session (event-lock) `capture-t1-<uuid>.wav` (it returns at once: the recording runs in a media
+      bug), a 2 s tone playback, stop_record_session with the absolute path RECORD_START reported (RECORD_STOP; a relative name
+      matches no recording and stops nothing). Then record_session
+      `capture-t2-<uuid>.wav`, a 1 s tone playback, and hangup NORMAL_CLEARING: the second file's RECORD_STOP
+      comes with the hangup. The client waits for CHANNEL_HANGUP_COMPLETE and sends exit.",
+    },
+    Scenario {
         name: "o",
         file: "o-originate-socket-answered.txt",
         title: "outbound call: `originate … &socket(…)` answered",
@@ -853,6 +888,78 @@ async fn record(cap: &mut Capture, by_key: bool) -> Result<()> {
     inb.exit().await
 }
 
+/// `record` ended by its limit (`max_length`) or by the caller hanging up (`caller_hangs_up`).
+async fn record_limit_or_hangup(cap: &mut Capture, caller_hangs_up: bool) -> Result<()> {
+    let (mut inb, a, job) = caller(cap, "7900", "&playback(silence_stream://30000)").await?;
+    let mut out = cap.accept().await?;
+    start_session(&mut out, &with(RECORD_EVENTS)).await?;
+    inb.event_where("BACKGROUND_JOB", "Job-UUID", &job).await?;
+    if caller_hangs_up {
+        let file = format!("capture-s-{}.wav", new_uuid());
+        let rec = execute(&mut out, "record", Some(&format!("{file} 20 200 10"))).await?;
+        out.event_where("CHANNEL_EXECUTE", "Application-UUID", &rec)
+            .await?;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        inb.api(&format!("uuid_kill {a}")).await?;
+        execute_complete(&mut out, &rec).await?;
+        out.event("CHANNEL_HANGUP_COMPLETE").await?;
+        out.take("linger notice", |f| {
+            f.content_type() == "text/disconnect-notice"
+                && lookup(&f.headers, "Content-Disposition") == Some("linger")
+        })
+        .await?;
+        out.exit().await?;
+    } else {
+        let file = format!("capture-r-{}.wav", new_uuid());
+        let rec = execute(&mut out, "record", Some(&format!("{file} 3 200 10"))).await?;
+        execute_complete(&mut out, &rec).await?;
+        hang_up_and_exit(&mut out, "NORMAL_CLEARING").await?;
+    }
+    inb.exit().await
+}
+
+/// `record_session` (both directions, in the background): one stopped by
+/// `stop_record_session`, one completed by the hangup.
+async fn record_session(cap: &mut Capture) -> Result<()> {
+    let (mut inb, _a, job) = caller(cap, "7900", "&playback(silence_stream://30000)").await?;
+    let mut out = cap.accept().await?;
+    start_session(&mut out, &with(RECORD_EVENTS)).await?;
+    inb.event_where("BACKGROUND_JOB", "Job-UUID", &job).await?;
+    let id = new_uuid();
+    let first = format!("capture-t1-{id}.wav");
+    let second = format!("capture-t2-{id}.wav");
+    let rs = execute(&mut out, "record_session", Some(&first)).await?;
+    // stop_record_session matches the media bug by its absolute path (a relative name
+    // stops nothing): take it from RECORD_START.
+    let start = out.event("RECORD_START").await?;
+    let path = start
+        .var("Record-File-Path")
+        .context("RECORD_START without Record-File-Path")?
+        .to_string();
+    execute_complete(&mut out, &rs).await?;
+    let tone = execute(
+        &mut out,
+        "playback",
+        Some("tone_stream://%(1000,0,440);loops=2"),
+    )
+    .await?;
+    execute_complete(&mut out, &tone).await?;
+    let stop = execute(&mut out, "stop_record_session", Some(&path)).await?;
+    execute_complete(&mut out, &stop).await?;
+    out.event("RECORD_STOP").await?;
+    let rs = execute(&mut out, "record_session", Some(&second)).await?;
+    execute_complete(&mut out, &rs).await?;
+    let tone = execute(
+        &mut out,
+        "playback",
+        Some("tone_stream://%(1000,0,440);loops=1"),
+    )
+    .await?;
+    execute_complete(&mut out, &tone).await?;
+    hang_up_and_exit(&mut out, "NORMAL_CLEARING").await?;
+    inb.exit().await
+}
+
 /// `quoted`: the app in single quotes, as originate needs it. Unquoted, originate splits
 /// its arguments on spaces: the app gets `127.0.0.1:8094` alone, and `async`/`full` become
 /// the dialplan and context arguments (transcript o2).
@@ -938,6 +1045,9 @@ async fn run(cap: &mut Capture, name: &str) -> Result<()> {
         "q" => gather_flush_and_barge_in(cap).await,
         "m" => record(cap, false).await,
         "n" => record(cap, true).await,
+        "r" => record_limit_or_hangup(cap, false).await,
+        "s" => record_limit_or_hangup(cap, true).await,
+        "t" => record_session(cap).await,
         "o" => originate_socket(cap, true, true).await,
         "o2" => originate_socket(cap, true, false).await,
         "p" => originate_socket(cap, false, true).await,

@@ -115,10 +115,11 @@ fn raw_kind(raw: &[u8]) -> String {
     }
 }
 
-/// Every transcript: a–h from the first capture session, i–p recorded with
+/// Every transcript: a–h from the first capture session, i–t recorded with
 /// `examples/capture.rs`.
 const ALL: &[&str] = &[
     "a", "b", "c", "d", "e", "e2", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "o2", "p",
+    "r", "s", "t",
 ];
 
 type Expected = (&'static str, &'static str, &'static [(&'static str, usize)]);
@@ -585,6 +586,91 @@ const EXPECTED: &[Expected] = &[
             ("auth", 1),
             ("disconnect", 1),
             ("reply", 6),
+        ],
+    ),
+    (
+        "r",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "r",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_EXECUTE", 2),
+            ("CHANNEL_EXECUTE_COMPLETE", 3),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("RECORD_START", 1),
+            ("RECORD_STOP", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 6),
+        ],
+    ),
+    (
+        "s",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("api", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "s",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_EXECUTE", 1),
+            ("CHANNEL_EXECUTE_COMPLETE", 2),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("RECORD_START", 1),
+            ("RECORD_STOP", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "t",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "t",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_EXECUTE", 6),
+            ("CHANNEL_EXECUTE_COMPLETE", 7),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("RECORD_START", 2),
+            ("RECORD_STOP", 2),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 10),
         ],
     ),
 ];
@@ -1148,6 +1234,119 @@ fn n_record_ended_by_key() {
     assert_eq!(rec.variable("playback_terminator_used"), Some("#"));
     assert_eq!(rec.variable("silence_hits_exhausted"), Some("false"));
     assert_eq!(rec.variable("record_ms"), Some("1500"));
+}
+
+#[test]
+fn r_record_ended_by_its_limit_runs_past_it_by_under_a_second() {
+    let msgs = outbound("r", "OUTBOUND#1");
+    let n = names(&msgs);
+    let stop = n.iter().position(|x| x == "RECORD_STOP").unwrap();
+    assert_eq!(n[stop + 1], "CHANNEL_EXECUTE_COMPLETE", "{n:?}");
+    let done = events(&msgs, "CHANNEL_EXECUTE_COMPLETE");
+    let rec = execute_complete(&done, "record");
+    assert_eq!(rec.application_response(), Some("_none_"));
+    // Nothing names the limit as the end: not silence, not a key.
+    assert_eq!(rec.variable("silence_hits_exhausted"), Some("false"));
+    assert_eq!(rec.variable("playback_terminator_used"), None);
+    let ms: u64 = rec.variable("record_ms").unwrap().parse().unwrap();
+    assert!((3000..4000).contains(&ms), "limit 3 s: {ms}");
+    let samples: u64 = rec.variable("record_samples").unwrap().parse().unwrap();
+    let size: u64 = rec.variable("record_file_size").unwrap().parse().unwrap();
+    assert_eq!(
+        size,
+        44 + 2 * samples,
+        "a 44-byte WAV header and 16-bit mono"
+    );
+    assert_eq!(
+        samples * 1000 / ms,
+        16000,
+        "G722 between the test profiles: 16 kHz"
+    );
+    // The call stays up: the client hangs up afterwards.
+    assert!(n[stop..].contains(&"CHANNEL_HANGUP".to_string()));
+}
+
+#[test]
+fn s_record_ended_by_the_caller_hanging_up() {
+    let msgs = outbound("s", "OUTBOUND#1");
+    let kinds: Vec<String> = msgs.iter().map(kind).collect();
+    let at = |k: &str| kinds.iter().position(|x| x == k).unwrap();
+    // CHANNEL_HANGUP, the linger notice, RECORD_STOP, the record's EXECUTE_COMPLETE,
+    // CHANNEL_HANGUP_COMPLETE.
+    assert!(at("CHANNEL_HANGUP") < at("linger"), "{kinds:?}");
+    assert!(at("linger") < at("RECORD_STOP"), "{kinds:?}");
+    assert!(
+        at("RECORD_STOP") < at("CHANNEL_EXECUTE_COMPLETE"),
+        "{kinds:?}"
+    );
+    assert!(at("CHANNEL_EXECUTE_COMPLETE") < at("CHANNEL_HANGUP_COMPLETE"));
+    let stop = &events(&msgs, "RECORD_STOP")[0];
+    assert_eq!(stop.hangup_cause(), Some("NORMAL_CLEARING"));
+    let ms: u64 = stop.variable("record_ms").unwrap().parse().unwrap();
+    assert!((1000..3000).contains(&ms), "{ms}");
+    assert_eq!(stop.variable("silence_hits_exhausted"), Some("false"));
+    assert_eq!(stop.variable("playback_terminator_used"), None);
+}
+
+#[test]
+fn t_record_session_stops_by_its_absolute_path_or_at_hangup() {
+    let msgs = outbound("t", "OUTBOUND#1");
+    let starts = events(&msgs, "RECORD_START");
+    let stops = events(&msgs, "RECORD_STOP");
+    assert_eq!((starts.len(), stops.len()), (2, 2));
+    for (a, b) in starts.iter().zip(&stops) {
+        assert_eq!(a.header("Record-File-Path"), b.header("Record-File-Path"));
+    }
+    let done = events(&msgs, "CHANNEL_EXECUTE_COMPLETE");
+    let stop_app = execute_complete(&done, "stop_record_session");
+    // Stopped by the absolute path RECORD_START reported.
+    assert_eq!(
+        stop_app.application_data(),
+        starts[0].header("Record-File-Path")
+    );
+    assert!(starts[0]
+        .header("Record-File-Path")
+        .unwrap()
+        .starts_with('/'));
+    // record_session returns at once; its recording runs on.
+    assert_eq!(
+        execute_complete(&done, "record_session").application_response(),
+        Some("_none_")
+    );
+    let ms: u64 = stops[0].variable("record_ms").unwrap().parse().unwrap();
+    assert!((2000..2500).contains(&ms), "2 s tone: {ms}");
+    // The second ends with the call: after the socket app, before HANGUP_COMPLETE.
+    let n = names(&msgs);
+    let last_stop = n.iter().rposition(|x| x == "RECORD_STOP").unwrap();
+    let socket_done = done
+        .iter()
+        .position(|e| e.application() == Some("socket"))
+        .unwrap();
+    let socket_at = n
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| *x == "CHANNEL_EXECUTE_COMPLETE")
+        .nth(socket_done)
+        .unwrap()
+        .0;
+    let hangup_complete = n
+        .iter()
+        .position(|x| x == "CHANNEL_HANGUP_COMPLETE")
+        .unwrap();
+    assert!(
+        socket_at < last_stop && last_stop < hangup_complete,
+        "{n:?}"
+    );
+    // The completion causes say nothing useful: stopped by the app it is
+    // `success-maxtime`, by the hangup `success-silence`.
+    assert_eq!(
+        stops[0].header("Record-Completion-Cause"),
+        Some("success-maxtime")
+    );
+    assert_eq!(
+        stops[1].header("Record-Completion-Cause"),
+        Some("success-silence")
+    );
 }
 
 fn inbound(name: &str) -> Vec<Message> {

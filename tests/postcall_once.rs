@@ -81,6 +81,33 @@ impl Store for FailFirstDelivered {
     fn cdrs(&self, a: &str, limit: u32, offset: u64) -> BoxFuture<'_, Result<CdrPage, StoreError>> {
         self.inner.cdrs(a, limit, offset)
     }
+    fn add_recording(
+        &self,
+        r: voxbridge::store::Recording,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.add_recording(r)
+    }
+    fn recording(
+        &self,
+        a: &str,
+        id: &str,
+    ) -> BoxFuture<'_, Result<Option<voxbridge::store::Recording>, StoreError>> {
+        self.inner.recording(a, id)
+    }
+    fn recordings(
+        &self,
+        a: &str,
+        q: voxbridge::store::RecordingQuery,
+    ) -> BoxFuture<'_, Result<voxbridge::store::RecordingPage, StoreError>> {
+        self.inner.recordings(a, q)
+    }
+    fn delete_recording(
+        &self,
+        a: &str,
+        id: &str,
+    ) -> BoxFuture<'_, Result<Option<voxbridge::store::Recording>, StoreError>> {
+        self.inner.delete_recording(a, id)
+    }
     fn claim_due_callbacks(
         &self,
         request: ClaimRequest,

@@ -101,8 +101,14 @@ fn behaviour(f: &Frame) -> Vec<(String, String)> {
     BEHAVIOUR
         .iter()
         .filter_map(|n| {
-            crate::sim_support::get(&h, n)
-                .map(|v| (n.to_string(), crate::sim_support::normalize(v)))
+            crate::sim_support::get(&h, n).map(|v| {
+                // Recordings live in each switch's own directory: compare file names.
+                let v = match v.rsplit_once('/') {
+                    Some((_, file)) if v.ends_with(".wav") && v.starts_with('/') => file,
+                    _ => v,
+                };
+                (n.to_string(), crate::sim_support::normalize(v))
+            })
         })
         .collect()
 }
@@ -121,6 +127,7 @@ async fn replay_as(
     let frames = fixture(file);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
+    let config_dir = config.recordings_dir.to_string_lossy().into_owned();
     let sim = Sim::new(config);
     let call = sim.place_call(script, addr);
     let (stream, _) = listener.accept().await.unwrap();
@@ -148,6 +155,9 @@ async fn replay_as(
         if let Some(ours) = client.got.first().and_then(|c| c.headers.get("Unique-ID")) {
             cmd = cmd.replace(&recorded_uuid, ours);
         }
+        // A file in the test switch's recordings directory is the same file in the
+        // simulator's (execute-app-arg is a header: no length to fix up).
+        cmd = cmd.replace(CAPTURED_RECORDINGS_DIR, &config_dir);
         client.stream.write_all(cmd.as_bytes()).await.unwrap();
     }
     client.read_until(expected).await;
@@ -480,6 +490,104 @@ async fn n_record_ended_by_key() {
         crate::sim_support::get(&stop, "variable_silence_hits_exhausted"),
         Some("false")
     );
+}
+
+/// The test switch's `$${recordings_dir}`, as the transcripts show it.
+const CAPTURED_RECORDINGS_DIR: &str = "/tmp/voxbridge-freeswitch-1.10.12/recordings";
+
+/// A simulator whose recordings directory is a fresh temporary one; commands of the
+/// transcript that name the test switch's directory are rewritten to it.
+fn recording_config(dir: &std::path::Path) -> SimConfig {
+    SimConfig {
+        recordings_dir: dir.to_path_buf(),
+        ..config(Duration::ZERO, LingerNotice::AfterHangupComplete)
+    }
+}
+
+/// The RIFF `data` length of a WAV file the simulator wrote, and the file's size.
+fn wav_data_len(path: &str) -> (u64, u64) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(&bytes[0..4], b"RIFF");
+    assert_eq!(&bytes[8..12], b"WAVE");
+    let data = u32::from_le_bytes(bytes[40..44].try_into().unwrap());
+    (u64::from(data), bytes.len() as u64)
+}
+
+#[tokio::test]
+async fn r_record_ended_by_max_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let got = replay_as(
+        "r-record-ended-by-max-length.txt",
+        CallScript::answered(),
+        recording_config(dir.path()),
+        Compare::Sequence,
+    )
+    .await;
+    let stop = &events_named(&got, "RECORD_STOP")[0];
+    let get = |n| crate::sim_support::get(stop, n);
+    assert_eq!(get("variable_silence_hits_exhausted"), Some("false"));
+    assert_eq!(get("variable_playback_terminator_used"), None);
+    // The limit (3 s) is checked on whole epoch seconds: the file runs up to 1 s past it.
+    let ms: u64 = get("variable_record_ms").unwrap().parse().unwrap();
+    assert!((3000..=4000).contains(&ms), "{ms}");
+    let path = get("Record-File-Path").unwrap();
+    assert!(path.starts_with(dir.path().to_str().unwrap()), "{path}");
+    let (data, size) = wav_data_len(path);
+    assert_eq!(size.to_string(), get("variable_record_file_size").unwrap());
+    assert_eq!(data, ms * 8 * 2, "8 kHz 16-bit mono for {ms} ms");
+}
+
+#[tokio::test]
+async fn s_record_ended_by_caller_hangup() {
+    let dir = tempfile::tempdir().unwrap();
+    let got = replay_as(
+        "s-record-ended-by-caller-hangup.txt",
+        CallScript::answered().caller_hangs_up_during("record", Duration::from_millis(1500)),
+        // The linger notice came right after CHANNEL_HANGUP, before RECORD_STOP.
+        SimConfig {
+            linger_notice: LingerNotice::AfterHangup,
+            ..recording_config(dir.path())
+        },
+        Compare::Sequence,
+    )
+    .await;
+    let stop = &events_named(&got, "RECORD_STOP")[0];
+    let ms: u64 = crate::sim_support::get(stop, "variable_record_ms")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1500..3000).contains(&ms), "{ms}");
+    let path = crate::sim_support::get(stop, "Record-File-Path").unwrap();
+    let (data, _) = wav_data_len(path);
+    assert_eq!(data, ms * 16);
+}
+
+#[tokio::test]
+async fn t_record_session_and_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let got = replay_as(
+        "t-record-session-and-stop.txt",
+        CallScript::answered(),
+        recording_config(dir.path()),
+        Compare::Sequence,
+    )
+    .await;
+    let stops = events_named(&got, "RECORD_STOP");
+    assert_eq!(stops.len(), 2);
+    let ms = |e: &Vec<(String, String)>| -> u64 {
+        crate::sim_support::get(e, "variable_record_ms")
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // A 2 s tone before stop_record_session, a 1 s tone before the hangup.
+    assert!((2000..2500).contains(&ms(&stops[0])), "{}", ms(&stops[0]));
+    assert!((1000..1500).contains(&ms(&stops[1])), "{}", ms(&stops[1]));
+    for stop in &stops {
+        let path = crate::sim_support::get(stop, "Record-File-Path").unwrap();
+        let (data, _) = wav_data_len(path);
+        assert_eq!(data, ms(stop) * 16, "{path}");
+    }
 }
 
 /// The events of one name in a replay, decoded.

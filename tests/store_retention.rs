@@ -166,6 +166,7 @@ async fn the_server_prunes_on_its_own_schedule() {
         },
         api: voxbridge::config::ApiConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
         },
         ..Default::default()
     };

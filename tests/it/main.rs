@@ -35,6 +35,8 @@ mod sim_support;
 mod agi_protocol;
 #[path = "../api_metrics.rs"]
 mod api_metrics;
+#[path = "../api_recordings.rs"]
+mod api_recordings;
 #[path = "../api_rest.rs"]
 mod api_rest;
 #[path = "../api_shutdown.rs"]
@@ -115,6 +117,8 @@ mod sim_caller;
 mod sim_fidelity;
 #[path = "../store_reconcile.rs"]
 mod store_reconcile;
+#[path = "../store_recordings.rs"]
+mod store_recordings;
 #[path = "../store_retention.rs"]
 mod store_retention;
 #[path = "../store_safety.rs"]

@@ -38,6 +38,7 @@ use super::report::{AppRecord, AppStatus, CallReport, ChanMsg, Outcome};
 use super::script::{CallScript, Callee, CallerAction, PlayLength};
 use super::wire::{self, EventFormat, SimEvent};
 use super::{LingerNotice, Shared};
+use crate::recording::{self, RecordArgs, SessionRecording, Stopped};
 use bytes::BytesMut;
 use rand::RngExt;
 use std::collections::VecDeque;
@@ -54,8 +55,6 @@ use voxbridge::cause::HangupCause;
 /// Between two digits of one `uuid_send_dtmf`: 0.52 s apart in transcript l (`1234#`),
 /// 0.64 s in h.
 const DTMF_GAP: Duration = Duration::from_millis(520);
-/// Where relative `record` paths go (`$${recordings_dir}` of a default install).
-const RECORDINGS_DIR: &str = "/usr/local/freeswitch/recordings";
 /// A `loops` repetition stops after a run shorter than this (simulated, §2.5).
 const MIN_LOOP_RUN_US: i64 = 500_000;
 
@@ -290,6 +289,8 @@ struct Call {
     acked: bool,
     queue: VecDeque<Queued>,
     stack: Vec<Running>,
+    /// `record_session`s in progress (media bugs, independent of the app stack).
+    session_recordings: Vec<SessionRecording>,
     timers: Vec<Timer>,
     scheds: Vec<Sched>,
     pending: Vec<Pending>,
@@ -375,6 +376,7 @@ impl Call {
             acked: false,
             queue: VecDeque::new(),
             stack: Vec::new(),
+            session_recordings: Vec::new(),
             timers: Vec::new(),
             scheds: Vec::new(),
             pending: Vec::new(),
@@ -1172,8 +1174,14 @@ impl Call {
         }
         self.apps_started += 1;
         self.caller_actions_for_app(&app);
-        let record = (kind_hint == Kind::Record { by_silence: false })
-            .then(|| RecordArgs::parse(&arg, self.script.record_silence_after));
+        let record = (kind_hint == Kind::Record { by_silence: false }).then(|| {
+            RecordArgs::parse(
+                &arg,
+                &self.shared.config.recordings_dir,
+                self.script.record_silence_after,
+                now_us,
+            )
+        });
         let kind = match kind_hint {
             Kind::Playback(_) => Kind::Playback(self.script.playback(&arg)),
             Kind::Record { .. } => Kind::Record {
@@ -1263,6 +1271,29 @@ impl Call {
                 let path = record.map(|r| r.path).unwrap_or_default();
                 self.ch.vars.set("silence_hits_exhausted", "false");
                 self.fire_channel("RECORD_START", &[("Record-File-Path", path.as_str())]);
+            }
+            "record_session" => {
+                // A media bug: the app completes at once, the recording runs until
+                // stop_record_session or the hangup (transcript t).
+                let file = arg.split_whitespace().next().unwrap_or("");
+                let path = recording::resolve(&self.shared.config.recordings_dir, file);
+                self.fire_channel("RECORD_START", &[("Record-File-Path", path.as_str())]);
+                self.session_recordings.push(SessionRecording {
+                    path,
+                    started_us: now_us,
+                });
+            }
+            "stop_record_session" => {
+                // The switch matches the media bug by its path as RECORD_START reported
+                // it (absolute), or `all`; a relative name stops nothing (transcript t).
+                let which = arg.trim().to_string();
+                let (stop, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.session_recordings)
+                    .into_iter()
+                    .partition(|r| which == "all" || r.path == which);
+                self.session_recordings = keep;
+                for r in stop {
+                    self.session_recording_stop(r, now_us);
+                }
             }
             "speak" => {
                 let parts: Vec<&str> = arg.splitn(3, '|').collect();
@@ -1363,7 +1394,7 @@ impl Call {
     }
 
     /// The variables a finished `record` leaves and its RECORD_STOP (transcripts m, n).
-    /// The simulated channel records 8 kHz 16-bit mono; no file is written.
+    /// The simulated channel records 8 kHz 16-bit mono, into a real file (`recording`).
     fn record_stop(&mut self, r: &Running, now_us: i64, end: End, by_silence: bool) {
         // The audio recorded: all of it when the record ran its course (the simulator's
         // own lateness on a loaded machine is not audio), else up to now.
@@ -1371,19 +1402,52 @@ impl Call {
             (End::Natural, Some(length)) => length.as_millis() as u64,
             _ => ((now_us - r.started_us).max(0) / 1000) as u64,
         };
-        let samples = ms * 8;
-        let size = (44 + samples * 2).to_string();
+        let stopped = Stopped::of_ms(ms);
+        let size = stopped.size.to_string();
         let vars = &mut self.ch.vars;
         vars.set("record_record_file_size", size.as_str());
         vars.set("record_file_size", size.as_str());
         vars.set("record_seconds", (ms / 1000).to_string());
         vars.set("record_ms", ms.to_string());
-        vars.set("record_samples", samples.to_string());
+        vars.set("record_samples", stopped.samples.to_string());
         if by_silence {
             vars.set("silence_hits_exhausted", "true");
         }
-        let path = RecordArgs::parse(&r.arg, Duration::ZERO).path;
+        let path = RecordArgs::parse(
+            &r.arg,
+            &self.shared.config.recordings_dir,
+            Duration::ZERO,
+            0,
+        )
+        .path;
+        recording::write_wav(&path, stopped.samples);
         self.fire_channel("RECORD_STOP", &[("Record-File-Path", path.as_str())]);
+    }
+
+    /// A `record_session` ends (stop_record_session or the hangup): its variables, the
+    /// file, RECORD_STOP (transcript t). The switch's completion cause is
+    /// `success-maxtime` when the app stops it and `success-silence` at the hangup.
+    fn session_recording_stop(&mut self, r: SessionRecording, now_us: i64) {
+        let cause = if self.ch.is_down() {
+            "success-silence"
+        } else {
+            "success-maxtime"
+        };
+        let stopped = Stopped::of_ms(((now_us - r.started_us).max(0) / 1000) as u64);
+        let vars = &mut self.ch.vars;
+        vars.set("record_file_size", stopped.size.to_string());
+        vars.set("record_samples", stopped.samples.to_string());
+        vars.set("record_seconds", (stopped.ms / 1000).to_string());
+        vars.set("record_ms", stopped.ms.to_string());
+        vars.set("record_completion_cause", cause);
+        recording::write_wav(&r.path, stopped.samples);
+        self.fire_channel(
+            "RECORD_STOP",
+            &[
+                ("Record-File-Path", r.path.as_str()),
+                ("Record-Completion-Cause", cause),
+            ],
+        );
     }
 
     // ---------------------------------------------------------------- bridge
@@ -1922,7 +1986,11 @@ impl Call {
         );
         self.ch.enter_cs_hangup();
         self.fire_channel("CHANNEL_STATE", &[]);
+        // Session recordings close with the media bugs, in CS_HANGUP (transcript t).
         let now = self.shared.sw.clock.now_us();
+        for r in std::mem::take(&mut self.session_recordings) {
+            self.session_recording_stop(r, now);
+        }
         self.ch.hangup_state(now);
         self.ch.enter_cs_reporting();
         self.fire_channel("CHANNEL_STATE", &[]);
@@ -2081,6 +2149,7 @@ fn app_kind(app: &str) -> Option<Kind> {
         "sleep" => Kind::Sleep,
         "record" => Kind::Record { by_silence: false },
         "bridge" => Kind::Bridge,
+        "record_session" | "stop_record_session" => Kind::Instant,
         "answer" | "pre_answer" | "ring_ready" | "hangup" | "respond" | "sched_hangup"
         | "sched_cancel" | "set" | "export" | "unset" | "send_dtmf" | "log" | "info" | "event"
         | "flush_dtmf" => Kind::Instant,
@@ -2182,48 +2251,6 @@ impl DialString {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
-    }
-}
-
-/// `record <path> [<time_limit_secs>] [<silence_thresh>] [<silence_hits>]`.
-#[derive(Debug)]
-struct RecordArgs {
-    /// Absolute: relative paths resolve to the recordings directory, as on the switch.
-    path: String,
-    /// `None`: no limit and no silence detection, until something stops it.
-    length: Option<Duration>,
-    by_silence: bool,
-}
-
-impl RecordArgs {
-    fn parse(arg: &str, silence_after: Duration) -> RecordArgs {
-        let mut words = arg.split_whitespace();
-        let file = words.next().unwrap_or("");
-        let path = if file.starts_with('/') || file.contains("://") {
-            file.to_string()
-        } else {
-            format!("{RECORDINGS_DIR}/{file}")
-        };
-        let limit = words
-            .next()
-            .and_then(|w| w.parse::<u64>().ok())
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs);
-        let thresh = words
-            .next()
-            .and_then(|w| w.parse::<u64>().ok())
-            .unwrap_or(0);
-        let by_silence = thresh > 0 && limit.is_none_or(|l| silence_after < l);
-        let length = if by_silence {
-            Some(silence_after)
-        } else {
-            limit
-        };
-        RecordArgs {
-            path,
-            length,
-            by_silence,
-        }
     }
 }
 

@@ -38,6 +38,7 @@ mod clock;
 mod command;
 mod event;
 mod inbound;
+mod recording;
 mod registry;
 mod report;
 mod script;
@@ -90,6 +91,9 @@ pub struct SimConfig {
     /// overflows the client's accept queue (the kernel drops the connections), which a
     /// real switch, admitting calls at a bounded rate, does not cause.
     pub max_pending_connects: usize,
+    /// `$${recordings_dir}`: where relative `record`/`record_session` names go. The
+    /// simulator writes the files it records (module `recording`).
+    pub recordings_dir: std::path::PathBuf,
 }
 
 impl Default for SimConfig {
@@ -100,6 +104,7 @@ impl Default for SimConfig {
             park_delay: Duration::from_millis(20),
             linger_notice: LingerNotice::AfterHangupComplete,
             max_pending_connects: 256,
+            recordings_dir: recording::default_dir(),
         }
     }
 }

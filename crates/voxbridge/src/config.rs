@@ -141,6 +141,23 @@ pub struct EslConfig {
 pub struct ApiConfig {
     /// REST API, `/metrics` and `/health`.
     pub listen: SocketAddr,
+    /// The API's address as the customer's application reaches it (`https://vb.example.com`),
+    /// the base of every `RecordUrl`/`recording_url` (SPEC §12.2). Empty: `http://<listen>`.
+    pub public_url: String,
+}
+
+impl ApiConfig {
+    /// [`ApiConfig::public_url`], or `http://<bound>` when it is empty (`bound`: the
+    /// address the API listener got, which differs from `listen` for port 0); no
+    /// trailing `/`.
+    pub fn public_base(&self, bound: std::net::SocketAddr) -> String {
+        let url = self.public_url.trim().trim_end_matches('/');
+        if url.is_empty() {
+            format!("http://{bound}")
+        } else {
+            url.to_string()
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -257,6 +274,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8088".parse().expect("valid literal"),
+            public_url: String::new(),
         }
     }
 }
@@ -716,6 +734,15 @@ pub fn cidr_allows(allow: &[String], peer: std::net::IpAddr) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_public_base_is_the_configured_url_or_the_bound_address() {
+        let bound: std::net::SocketAddr = "127.0.0.1:40123".parse().unwrap();
+        let mut api = ApiConfig::default();
+        assert_eq!(api.public_base(bound), "http://127.0.0.1:40123");
+        api.public_url = "https://vb.example.com/".into();
+        assert_eq!(api.public_base(bound), "https://vb.example.com");
+    }
+
     use super::*;
 
     #[test]

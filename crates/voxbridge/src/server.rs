@@ -207,6 +207,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics: metrics.clone(),
         esl: esl_counters,
         outbox: outbox.stats_source(),
+        public_base: config.api.public_base(api_addr).into(),
         outbound,
     });
     let api_stop = stopped(stop_api_rx);

@@ -158,9 +158,21 @@ pub async fn list(
 }
 
 fn meta(account_id: &str, limit: u32, offset: u64, total: u64) -> Meta {
+    meta_for(account_id, "Call", limit, offset, total)
+}
+
+/// The `meta` of a page of `resource` (`Call`, `Recording`), Plivo/Vobiz style.
+pub(super) fn meta_for(
+    account_id: &str,
+    resource: &str,
+    limit: u32,
+    offset: u64,
+    total: u64,
+) -> Meta {
     let account = path_segment(account_id);
-    let page =
-        |offset: u64| format!("/api/v1/Account/{account}/Call/?limit={limit}&offset={offset}");
+    let page = |offset: u64| {
+        format!("/api/v1/Account/{account}/{resource}/?limit={limit}&offset={offset}")
+    };
     let end = offset.saturating_add(u64::from(limit));
     Meta {
         limit,
@@ -172,7 +184,7 @@ fn meta(account_id: &str, limit: u32, offset: u64, total: u64) -> Meta {
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
-fn path_segment(text: &str) -> String {
+pub(super) fn path_segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -5,6 +5,7 @@
 //! - [`calls`]: the `Call` resource — hang up, live list, live details;
 //! - [`outbound`]: `POST Call/`, making calls (SPEC §13);
 //! - [`cdrs`]: finished calls — one CDR, the paged list;
+//! - [`recordings`]: the `Recording` resource — list, get, the audio (byte ranges), delete;
 //! - [`query`]: strict query-parameter parsing;
 //! - [`error`]: the `{"api_id","error"}` error body;
 //! - [`health`], [`metrics`]: the operator's endpoints (no authentication).
@@ -22,6 +23,7 @@ pub mod health;
 pub mod metrics;
 pub mod outbound;
 pub mod query;
+pub mod recordings;
 
 use crate::app::outbox::OutboxStatsSource;
 use crate::call::live::LiveCalls;
@@ -48,6 +50,9 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     pub esl: Arc<EslCounters>,
     pub outbox: OutboxStatsSource,
+    /// Where the application reaches this API (`api.public_url`, or the bound address):
+    /// the base of recording URLs.
+    pub public_base: Arc<str>,
     /// Places `POST Call/` calls; `None` without a `[switch]` (then 503).
     pub outbound: Option<crate::call::freeswitch::originate::Dialer>,
 }
@@ -60,6 +65,9 @@ pub const ACCOUNT_BASE: &str = "/api/v1/Account/{auth_id}";
 pub fn router(state: ApiState) -> Router {
     let calls = get(calls::get_calls).post(outbound::make_call);
     let call = get(calls::get_call).delete(calls::hangup);
+    let stop_recording = axum::routing::delete(recordings::stop_call_recordings);
+    let recordings = get(recordings::list);
+    let recording = get(recordings::get).delete(recordings::delete);
     Router::new()
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
@@ -67,6 +75,24 @@ pub fn router(state: ApiState) -> Router {
         .route(&format!("{ACCOUNT_BASE}/Call/"), calls)
         .route(&format!("{ACCOUNT_BASE}/Call/{{call_uuid}}"), call.clone())
         .route(&format!("{ACCOUNT_BASE}/Call/{{call_uuid}}/"), call)
+        .route(
+            &format!("{ACCOUNT_BASE}/Call/{{call_uuid}}/Record"),
+            stop_recording.clone(),
+        )
+        .route(
+            &format!("{ACCOUNT_BASE}/Call/{{call_uuid}}/Record/"),
+            stop_recording,
+        )
+        .route(&format!("{ACCOUNT_BASE}/Recording"), recordings.clone())
+        .route(&format!("{ACCOUNT_BASE}/Recording/"), recordings)
+        .route(
+            &format!("{ACCOUNT_BASE}/Recording/{{recording}}"),
+            recording.clone(),
+        )
+        .route(
+            &format!("{ACCOUNT_BASE}/Recording/{{recording}}/"),
+            recording,
+        )
         .fallback(no_such_resource)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(access_log))

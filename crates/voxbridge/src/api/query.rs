@@ -16,6 +16,8 @@ pub struct Params {
     pub live: bool,
     pub limit: Option<u32>,
     pub offset: Option<u64>,
+    /// `call_uuid=…`: the recordings of one call (SPEC §12.3).
+    pub call_uuid: Option<String>,
 }
 
 impl Params {
@@ -73,6 +75,14 @@ impl Params {
                         ))
                     })?;
                     params.offset = Some(offset);
+                }
+                "call_uuid" => {
+                    if value.is_empty() {
+                        return Err(ApiError::bad_request(
+                            "call_uuid is empty: give a call's uuid or leave the filter out",
+                        ));
+                    }
+                    params.call_uuid = Some(value.into_owned());
                 }
                 _ => {}
             }

@@ -19,6 +19,7 @@
 pub mod error;
 pub mod health;
 pub mod keeper;
+pub mod recording;
 pub mod retry;
 pub mod sqlite;
 
@@ -32,6 +33,7 @@ use time::OffsetDateTime;
 
 pub use error::{StoreError, StoreErrorKind};
 pub use health::StoreHealth;
+pub use recording::{Recording, RecordingEndReason, RecordingKind, RecordingPage, RecordingQuery};
 
 /// A boxed, sendable future: what the object-safe async methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -346,6 +348,32 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         offset: u64,
     ) -> BoxFuture<'_, Result<CdrPage, StoreError>>;
+
+    /// Writes a complete recording's row (module [`recording`]). A second write with the
+    /// same `recording_id` changes nothing. Bounded retry.
+    fn add_recording(&self, recording: Recording) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// One recording of the account (another account's: `None`).
+    fn recording(
+        &self,
+        account_id: &str,
+        recording_id: &str,
+    ) -> BoxFuture<'_, Result<Option<Recording>, StoreError>>;
+
+    /// The account's recordings matching `query`, newest (by `created_at`) first.
+    fn recordings(
+        &self,
+        account_id: &str,
+        query: RecordingQuery,
+    ) -> BoxFuture<'_, Result<RecordingPage, StoreError>>;
+
+    /// Removes one recording's row of the account and returns it (so the caller can
+    /// remove its file); `None` if the account has no such recording. Bounded retry.
+    fn delete_recording(
+        &self,
+        account_id: &str,
+        recording_id: &str,
+    ) -> BoxFuture<'_, Result<Option<Recording>, StoreError>>;
 
     /// Hands out due outbox rows (pending, `next_attempt_at <= now`, not claimed) in due
     /// order, respecting each receiver's room, and marks them claimed.

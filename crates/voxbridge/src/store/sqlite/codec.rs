@@ -6,7 +6,8 @@ use crate::document::model::HttpMethod;
 use crate::record::call::{CallRecord, Direction, HangupSource};
 use crate::record::callback::CallbackKind;
 use crate::store::{
-    DeliveryState, DeliveryStatus, LiveCall, PendingCallback, StoreError, StoreErrorKind,
+    DeliveryState, DeliveryStatus, LiveCall, PendingCallback, Recording, RecordingEndReason,
+    RecordingKind, StoreError, StoreErrorKind,
 };
 use rusqlite::ffi::ErrorCode;
 use rusqlite::Row;
@@ -121,6 +122,32 @@ pub fn call_record(row: &Row<'_>) -> rusqlite::Result<CallRecord> {
 /// A CDR row read as `SELECT {CDR_COLUMNS}, parent_call_uuid`.
 pub fn call_record_with_parent(row: &Row<'_>) -> rusqlite::Result<(CallRecord, Option<String>)> {
     Ok((call_record(row)?, row.get(20)?))
+}
+
+/// The columns [`recording`] reads, in its order (also the INSERT order).
+pub const RECORDING_COLUMNS: &str = "recording_id, call_uuid, account_id, kind, file_path, \
+     format, duration_ms, start_time, end_time, end_reason, from_number, to_number, created_at";
+
+pub fn recording(row: &Row<'_>) -> rusqlite::Result<Recording> {
+    let kind: String = row.get(3)?;
+    let end_reason: String = row.get(9)?;
+    Ok(Recording {
+        recording_id: row.get(0)?,
+        call_uuid: row.get(1)?,
+        account_id: row.get(2)?,
+        kind: RecordingKind::parse(&kind)
+            .ok_or_else(|| conversion(format!("unknown recording kind {kind:?}")))?,
+        file_path: row.get(4)?,
+        format: row.get(5)?,
+        duration_ms: u64_from(row.get(6)?, "duration_ms")?,
+        start: time_from(row.get(7)?)?,
+        end: time_from(row.get(8)?)?,
+        end_reason: RecordingEndReason::parse(&end_reason)
+            .ok_or_else(|| conversion(format!("unknown recording end reason {end_reason:?}")))?,
+        from_number: row.get(10)?,
+        to_number: row.get(11)?,
+        created_at: time_from(row.get(12)?)?,
+    })
 }
 
 pub fn notes_json(notes: &[String]) -> String {

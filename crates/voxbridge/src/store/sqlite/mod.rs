@@ -30,7 +30,8 @@ use crate::store::health::HealthTracker;
 use crate::store::retry::RetryPolicy;
 use crate::store::{
     AttemptResult, BoxFuture, CdrPage, ClaimRequest, ClaimedCallbacks, FinishOutcome, LiveCall,
-    NewLiveCall, Store, StoreError, StoreErrorKind, StoreHealth, StoredCdr,
+    NewLiveCall, Recording, RecordingPage, RecordingQuery, Store, StoreError, StoreErrorKind,
+    StoreHealth, StoredCdr,
 };
 use codec::store_error;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -580,6 +581,86 @@ impl Store for SqliteStore {
                 cdrs,
             })
         }))
+    }
+
+    fn add_recording(&self, recording: Recording) -> BoxFuture<'_, Result<(), StoreError>> {
+        let op = WriteOp::AddRecording(Box::new(recording));
+        Box::pin(self.write_simple("add_recording", op))
+    }
+
+    fn recording(
+        &self,
+        account_id: &str,
+        recording_id: &str,
+    ) -> BoxFuture<'_, Result<Option<Recording>, StoreError>> {
+        let (account_id, recording_id) = (account_id.to_string(), recording_id.to_string());
+        Box::pin(self.read("recording", move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {} FROM recordings WHERE recording_id = ?1 AND account_id = ?2",
+                codec::RECORDING_COLUMNS
+            ))?
+            .query_row([&recording_id, &account_id], codec::recording)
+            .optional()
+        }))
+    }
+
+    fn recordings(
+        &self,
+        account_id: &str,
+        query: RecordingQuery,
+    ) -> BoxFuture<'_, Result<RecordingPage, StoreError>> {
+        let account_id = account_id.to_string();
+        Box::pin(self.read("recordings", move |conn| {
+            // `?2 IS NULL`: no call filter. One statement either way, cached.
+            let call = query.call_uuid.as_deref();
+            let total: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM recordings WHERE account_id = ?1 \
+                     AND (?2 IS NULL OR call_uuid = ?2)",
+                )?
+                .query_row(rusqlite::params![account_id, call], |r| r.get(0))?;
+            let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+            let recordings = conn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM recordings WHERE account_id = ?1 \
+                     AND (?2 IS NULL OR call_uuid = ?2) \
+                     ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4",
+                    codec::RECORDING_COLUMNS
+                ))?
+                .query_map(
+                    rusqlite::params![account_id, call, i64::from(query.limit), offset],
+                    codec::recording,
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(RecordingPage {
+                total: u64::try_from(total).unwrap_or(0),
+                recordings,
+            })
+        }))
+    }
+
+    fn delete_recording(
+        &self,
+        account_id: &str,
+        recording_id: &str,
+    ) -> BoxFuture<'_, Result<Option<Recording>, StoreError>> {
+        let op = WriteOp::DeleteRecording {
+            account_id: account_id.to_string(),
+            recording_id: recording_id.to_string(),
+        };
+        Box::pin(async move {
+            match self
+                .write("delete_recording", op, RetryPolicy::LIVE_CALL)
+                .await
+            {
+                Ok(WriteReply::Deleted(row)) => Ok(row.map(|r| *r)),
+                Ok(other) => Err(StoreError::new(
+                    StoreErrorKind::Other,
+                    format!("delete_recording got an unexpected reply {other:?}"),
+                )),
+                Err((e, _)) => Err(e),
+            }
+        })
     }
 
     fn claim_due_callbacks(

@@ -8,10 +8,11 @@ use rusqlite::Connection;
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_dial_legs.sql")),
+    (3, include_str!("migrations/0003_recordings.sql")),
 ];
 
 /// The schema version this build writes.
-pub const LATEST: u32 = 2;
+pub const LATEST: u32 = 3;
 
 /// Brings the database up to [`LATEST`]. Refuses a database written by a newer build
 /// rather than guessing at its tables.

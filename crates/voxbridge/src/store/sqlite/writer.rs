@@ -29,7 +29,7 @@ use crate::record::call::CallRecord;
 use crate::record::callback::{receiver_of, NewCallback};
 use crate::store::{
     AttemptResult, ClaimRequest, ClaimedCallbacks, DeliveryState, FinishOutcome, NewLiveCall,
-    StoreError,
+    Recording, StoreError,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
@@ -69,6 +69,11 @@ pub(super) enum WriteOp {
         now: OffsetDateTime,
     },
     Claim(ClaimRequest),
+    AddRecording(Box<Recording>),
+    DeleteRecording {
+        account_id: String,
+        recording_id: String,
+    },
     Attempt {
         delivery_id: String,
         at: OffsetDateTime,
@@ -84,6 +89,9 @@ impl WriteOp {
             // Outbox rows of a live call (a ring event, an element's request) carry the
             // same delivery guarantee as the record's own callbacks.
             WriteOp::Finish { .. } | WriteOp::AddNotes { .. } | WriteOp::Enqueue { .. } => true,
+            // A recording's row is the customer's only way to its file (and a deleted
+            // one must not come back pointing at nothing).
+            WriteOp::AddRecording(_) | WriteOp::DeleteRecording { .. } => true,
             WriteOp::StartCall(_)
             | WriteOp::Answered { .. }
             | WriteOp::ScheduledHangup { .. }
@@ -99,6 +107,8 @@ pub(super) enum WriteReply {
     Done,
     Finish(FinishOutcome),
     Claimed(ClaimedCallbacks),
+    /// The row [`WriteOp::DeleteRecording`] removed, if there was one.
+    Deleted(Option<Box<Recording>>),
 }
 
 /// A write that did not happen, handed back so it can be retried without a copy.
@@ -360,6 +370,44 @@ fn apply(conn: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
                     .execute(params![parent, record.call_uuid])?;
             }
             Ok(reply)
+        }
+        WriteOp::AddRecording(r) => {
+            conn.prepare_cached(&format!(
+                "INSERT INTO recordings ({}) VALUES \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+                 ON CONFLICT (recording_id) DO NOTHING",
+                codec::RECORDING_COLUMNS
+            ))?
+            .execute(params![
+                r.recording_id,
+                r.call_uuid,
+                r.account_id,
+                r.kind.as_str(),
+                r.file_path,
+                r.format,
+                codec::i64_from_u64(r.duration_ms),
+                codec::nanos(r.start),
+                codec::nanos(r.end),
+                r.end_reason.as_str(),
+                r.from_number,
+                r.to_number,
+                codec::nanos(r.created_at),
+            ])?;
+            Ok(WriteReply::Done)
+        }
+        WriteOp::DeleteRecording {
+            account_id,
+            recording_id,
+        } => {
+            let row = conn
+                .prepare_cached(&format!(
+                    "DELETE FROM recordings WHERE recording_id = ?1 AND account_id = ?2 \
+                     RETURNING {}",
+                    codec::RECORDING_COLUMNS
+                ))?
+                .query_row([recording_id, account_id], codec::recording)
+                .optional()?;
+            Ok(WriteReply::Deleted(row.map(Box::new)))
         }
         WriteOp::Enqueue {
             call_uuid,
