@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
-use voxbridge::sim::{CallScript, Outcome, Sim, SimConfig};
+use voxbridge_sim::{CallScript, Outcome, Sim, SimConfig};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

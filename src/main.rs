@@ -1,5 +1,7 @@
 //! The `voxbridge` command line: `serve`, `check`, `demo`.
 
+mod demo;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,7 +55,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         // The demo's output is its stories; the server's logs stay quiet unless asked.
-        Command::Demo { .. } => voxbridge::demo::init_logging(),
+        Command::Demo { .. } => demo::init_logging(),
         _ => voxbridge::server::init_logging(),
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -95,9 +97,9 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
         Command::Demo { short, speed } => {
-            let options = voxbridge::demo::DemoOptions { short, speed };
+            let options = demo::DemoOptions { short, speed };
             let mut out = std::io::stdout();
-            match runtime.block_on(voxbridge::demo::run(&options, &mut out)) {
+            match runtime.block_on(demo::run(&options, &mut out)) {
                 Ok(summary) if summary.all_as_expected() => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::FAILURE,
                 Err(e) => {

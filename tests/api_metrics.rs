@@ -7,7 +7,7 @@ use api_support::*;
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
-use voxbridge::sim::{CallScript, Outcome, Sim, SimConfig};
+use voxbridge_sim::{CallScript, Outcome, Sim, SimConfig};
 
 /// Samples of a scrape, `name{labels}` → value.
 fn scrape_of(text: &str) -> HashMap<String, f64> {

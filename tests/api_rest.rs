@@ -9,7 +9,7 @@ use api_support::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use voxbridge::cause::HangupCause;
-use voxbridge::sim::{CallScript, Outcome, Sim, SimConfig};
+use voxbridge_sim::{CallScript, Outcome, Sim, SimConfig};
 
 fn sim() -> Sim {
     // Real-time clock: the tests compare the simulator's timings with real instants.

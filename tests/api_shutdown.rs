@@ -9,7 +9,7 @@ use api_support::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use voxbridge::cause::HangupCause;
-use voxbridge::sim::{CallScript, Outcome, Sim, SimConfig};
+use voxbridge_sim::{CallScript, Outcome, Sim, SimConfig};
 
 fn sim() -> Sim {
     Sim::new(SimConfig {

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use voxbridge::app::sign;
 use voxbridge::config::{Account, Config, Route};
 use voxbridge::document::{self, Dialect};
-use voxbridge::sim::{CallScript, Outcome, Sim, SimConfig};
 use voxbridge::store::{DeliveryState, StoredCdr};
+use voxbridge_sim::{CallScript, Outcome, Sim, SimConfig};
 
 const TOKEN: &str = "example-token";
 

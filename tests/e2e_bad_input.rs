@@ -8,7 +8,7 @@ mod esl_support;
 use e2e_support::*;
 use esl_support::SwitchPeer;
 use voxbridge::cause::HangupCause;
-use voxbridge::sim::PlayLength;
+use voxbridge_sim::PlayLength;
 
 const SPEED: f64 = 20.0;
 

@@ -7,7 +7,7 @@ mod e2e_support;
 use e2e_support::{report, ringing, App, Server, ServerOptions};
 use std::time::Duration;
 use voxbridge::call::freeswitch::UNUSED_EVENTS;
-use voxbridge::sim::{Sim, SimConfig};
+use voxbridge_sim::{Sim, SimConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_events_the_driver_reads_are_subscribed() {

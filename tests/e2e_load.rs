@@ -9,7 +9,7 @@ use e2e_support::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use voxbridge::cause::HangupCause;
-use voxbridge::sim::Outcome;
+use voxbridge_sim::Outcome;
 
 const CALLS: usize = 1000;
 

@@ -14,7 +14,7 @@ mod e2e_support;
 use e2e_support::*;
 use std::time::Duration;
 use voxbridge::cause::HangupCause;
-use voxbridge::sim::{AppStatus, Outcome};
+use voxbridge_sim::{AppStatus, Outcome};
 
 const SPEED: f64 = 20.0;
 
@@ -676,10 +676,10 @@ async fn rule_4_the_linger_notice_before_hangup_complete_changes_nothing() {
         "/doc/linger",
         &xml("<Speak>hi</Speak><Hangup reason=\"busy\"/>"),
     );
-    let sim = voxbridge::sim::Sim::new(voxbridge::sim::SimConfig {
+    let sim = voxbridge_sim::Sim::new(voxbridge_sim::SimConfig {
         speed: SPEED,
-        linger_notice: voxbridge::sim::LingerNotice::AfterHangup,
-        ..voxbridge::sim::SimConfig::default()
+        linger_notice: voxbridge_sim::LingerNotice::AfterHangup,
+        ..voxbridge_sim::SimConfig::default()
     });
     let r = report(sim.place_call(ringing(&url), server.esl)).await;
 
@@ -1200,7 +1200,7 @@ async fn rule_8_invalid_document_takes_the_error_path_with_the_parse_error_in_lo
 async fn rule_8_no_answer_url_at_all_refuses_the_call() {
     let (app, server) = setup().await;
     let sim = sim(SPEED);
-    let r = report(sim.place_call(voxbridge::sim::CallScript::ringing(), server.esl)).await;
+    let r = report(sim.place_call(voxbridge_sim::CallScript::ringing(), server.esl)).await;
 
     assert_refused(&r, 603, HangupCause::CALL_REJECTED);
     let cb = app.hangup_callback(&r.uuid).await;
@@ -1389,7 +1389,7 @@ async fn a_route_to_a_file_document_serves_the_call_without_any_app() {
     .await;
     let sim = sim(SPEED);
     let r = report(sim.place_call(
-        voxbridge::sim::CallScript::ringing().originate_timeout(Duration::from_secs(600)),
+        voxbridge_sim::CallScript::ringing().originate_timeout(Duration::from_secs(600)),
         server.esl,
     ))
     .await;

@@ -10,7 +10,7 @@ use e2e_support::*;
 use std::sync::Arc;
 use std::time::Duration;
 use voxbridge::cause::HangupCause;
-use voxbridge::sim::{CallScript, Outcome};
+use voxbridge_sim::{CallScript, Outcome};
 
 #[derive(Clone, Copy)]
 enum Leg {

@@ -27,8 +27,9 @@ const FREESWITCH_WORDS: &[&str] = &[
     "call::freeswitch::",
 ];
 
+/// The library crate's directory.
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crates/voxbridge")
 }
 
 /// The engine, its vocabulary, and every element file under `src/call/element/`.
@@ -85,7 +86,9 @@ fn the_engine_and_its_elements_name_nothing_of_freeswitch() {
 #[test]
 fn the_engine_tests_construct_no_esl_types() {
     for name in ["engine_rules.rs", "engine_properties.rs"] {
-        let path = root().join("tests").join(name);
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join(name);
         let found = offences(&path, &["esl::", "voxbridge::call::freeswitch"]);
         assert!(found.is_empty(), "{}", found.join("\n"));
     }

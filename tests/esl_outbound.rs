@@ -16,7 +16,7 @@ use voxbridge::esl::event::EventFormat;
 use voxbridge::esl::listener::{ListenerOptions, OutboundListener};
 use voxbridge::esl::outbound::{OutboundConnection, OutboundOptions};
 use voxbridge::esl::{CloseReason, Disposition, EslError, EventStream, SocketEvent};
-use voxbridge::sim::transcript::{Connection, TranscriptFrame};
+use voxbridge_sim::transcript::{Connection, TranscriptFrame};
 
 const WAIT: Duration = Duration::from_secs(5);
 

@@ -255,7 +255,7 @@ fn transcript_frames_survive_mutation() {
     // Every real frame, cut at every 97th byte and with single bytes flipped: no panic.
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/esl");
     let raw = std::fs::read(format!("{dir}/d-answered-call-json-events.txt")).unwrap();
-    let frames = voxbridge::sim::transcript::parse(&raw).unwrap();
+    let frames = voxbridge_sim::transcript::parse(&raw).unwrap();
     for f in frames.iter().filter(|f| f.from_switch) {
         for cut in (0..f.bytes.len()).step_by(97) {
             feed(&f.bytes[..cut], 4096);

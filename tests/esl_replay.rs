@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use voxbridge::esl::command::{Command, Execute, Linger};
 use voxbridge::esl::event::{EventFormat, Message};
 use voxbridge::esl::frame::FrameDecoder;
-use voxbridge::sim::transcript::{self, Connection, TranscriptFrame};
+use voxbridge_sim::transcript::{self, Connection, TranscriptFrame};
 
 fn fixture(name: &str) -> Vec<TranscriptFrame> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/esl");

@@ -1,9 +1,10 @@
-//! Layers point down only (issue 11 point 4): reads every `src/**/*.rs`, collects the
-//! top-level modules each one names through `crate::…`, and fails naming the file and
-//! line of any reference from a lower floor to a higher one (or sideways, between two
-//! modules of the same floor), and of any use of the simulator outside the demo.
+//! Layers point down only (issue 11 point 4): reads every `crates/voxbridge/src/**/*.rs`,
+//! collects the top-level modules each one names through `crate::…`, and fails naming the
+//! file and line of any reference from a lower floor to a higher one (or sideways, between
+//! two modules of the same floor). The simulator is its own crate (issue 11 point 5): the
+//! library must not depend on it, and it may use only the protocol and cause tables.
 //!
-//! The floors are the ones `src/lib.rs` documents; keep the two in step. Comment lines
+//! The floors are the ones `crates/voxbridge/src/lib.rs` documents; keep the two in step. Comment lines
 //! (`//`, `//!`, `///`) are not read: a doc link up the stack explains, it does not
 //! depend. `super::` paths stay inside a module and are not followed; cross-module
 //! paths in this crate are written `crate::…`.
@@ -26,14 +27,16 @@ const FLOORS: &[(&str, u8)] = &[
     ("api", 7),
     ("server", 8),
     ("cli", 9),
-    ("demo", 9),
 ];
 
-/// The simulator is a test tool beside the stack: it plays the switch, so it may use the
-/// protocol and the cause tables only, and only the demo (and tests) may use it.
-const SIM: &str = "sim";
+/// The simulator (crate `voxbridge-sim`) is a test tool beside the stack: it plays the
+/// switch, so of the library it may use the protocol and the cause tables only.
 const SIM_MAY_USE: &[&str] = &["esl", "cause"];
-const MAY_USE_SIM: &[&str] = &["demo"];
+
+/// The library's sources.
+fn library_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/voxbridge/src")
+}
 
 /// A reference from one top-level module to another, where it was written.
 #[derive(Debug)]
@@ -146,22 +149,14 @@ fn references(src: &Path) -> Vec<Reference> {
 /// Why a reference goes against the layering, or `None` when it points down.
 fn violation(floors: &BTreeMap<&str, u8>, r: &Reference) -> Option<String> {
     let (from, to) = (r.from.as_str(), r.to.as_str());
-    if from == SIM {
-        return (!SIM_MAY_USE.contains(&to))
-            .then(|| format!("the simulator may use only {SIM_MAY_USE:?}, not `{to}`"));
-    }
-    if to == SIM {
-        return (!MAY_USE_SIM.contains(&from))
-            .then(|| format!("`{from}` uses the simulator, which only {MAY_USE_SIM:?} may"));
-    }
     let Some(&floor_from) = floors.get(from) else {
         return Some(format!(
-            "`{from}` has no floor: add it to FLOORS and to src/lib.rs"
+            "`{from}` has no floor: add it to FLOORS and to crates/voxbridge/src/lib.rs"
         ));
     };
     let Some(&floor_to) = floors.get(to) else {
         return Some(format!(
-            "`{to}` has no floor: add it to FLOORS and to src/lib.rs"
+            "`{to}` has no floor: add it to FLOORS and to crates/voxbridge/src/lib.rs"
         ));
     };
     (floor_to >= floor_from).then(|| {
@@ -173,7 +168,7 @@ fn violation(floors: &BTreeMap<&str, u8>, r: &Reference) -> Option<String> {
 
 #[test]
 fn layers_point_down_only() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let src = library_src();
     let floors: BTreeMap<&str, u8> = FLOORS.iter().copied().collect();
     let refs = references(&src);
     assert!(
@@ -190,21 +185,21 @@ fn layers_point_down_only() {
         .collect();
     assert!(
         problems.is_empty(),
-        "imports against the layering (see src/lib.rs):\n{}",
+        "imports against the layering (see crates/voxbridge/src/lib.rs):\n{}",
         problems.join("\n")
     );
 }
 
 #[test]
 fn every_top_level_module_has_a_floor() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let src = library_src();
     let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
     let floors: BTreeMap<&str, u8> = FLOORS.iter().copied().collect();
     let missing: Vec<&str> = lib
         .lines()
         .filter_map(|l| l.trim().strip_prefix("pub mod "))
         .map(|m| m.trim_end_matches(';'))
-        .filter(|m| *m != SIM && !floors.contains_key(m))
+        .filter(|m| !floors.contains_key(m))
         .collect();
     assert!(missing.is_empty(), "modules without a floor: {missing:?}");
 }
@@ -233,4 +228,70 @@ fn the_scan_sees_grouped_and_inline_paths() {
         ..up
     };
     assert!(violation(&floors, &down).is_none());
+}
+
+#[test]
+fn the_library_does_not_depend_on_the_simulator() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/voxbridge/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(
+        text.contains("[dependencies]"),
+        "{} has no [dependencies]: is this the library's manifest?",
+        manifest.display()
+    );
+    assert!(
+        !text.contains("voxbridge-sim"),
+        "{} names voxbridge-sim: the production library must not link the simulator",
+        manifest.display()
+    );
+    let mut files = Vec::new();
+    rust_files(&library_src(), &mut files);
+    let users: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .any(|l| !l.trim_start().starts_with("//") && l.contains("voxbridge_sim"))
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(
+        users.is_empty(),
+        "the library names the simulator in {users:?}"
+    );
+}
+
+#[test]
+fn the_simulator_uses_only_the_protocol_and_the_cause_tables() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/voxbridge-sim/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut used = 0;
+    let mut problems = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            // `voxbridge::X` paths, read with the same scanner as `crate::X` (the
+            // simulator's own `crate::` paths are hidden from it first).
+            let as_crate = line
+                .replace("crate::", "own_crate::")
+                .replace("voxbridge::", " crate::");
+            for to in named_modules(&as_crate) {
+                used += 1;
+                if !SIM_MAY_USE.contains(&to.as_str()) {
+                    problems.push(format!(
+                        "{}:{}: the simulator uses `voxbridge::{to}`; it may use only {SIM_MAY_USE:?}",
+                        file.display(),
+                        i + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(used > 0, "no `voxbridge::` path found in {}", src.display());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -16,8 +16,8 @@ use live_support::caller::{SwitchTarget, Switchboard};
 use sim_support::{decode, event_headers, get, Peer};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use voxbridge::sim::transcript::{self, Connection};
-use voxbridge::sim::{CallScript, Sim, SimConfig};
+use voxbridge_sim::transcript::{self, Connection};
+use voxbridge_sim::{CallScript, Sim, SimConfig};
 
 /// The A-leg variables compared with the transcript: present in both with the same
 /// value, or absent from both.

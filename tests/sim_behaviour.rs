@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use voxbridge::cause::HangupCause;
-use voxbridge::sim::{
+use voxbridge_sim::{
     AppStatus, CallHandle, CallReport, CallScript, Callee, Outcome, Sim, SimConfig,
 };
 
@@ -668,7 +668,7 @@ async fn several_bridge_destinations_are_not_simulated() {
 
 /// An inbound session, authenticated, on a fresh simulator whose `&socket` originates
 /// reach `callees`.
-async fn inbound_with_callees(callees: CallScript) -> (Sim, voxbridge::sim::InboundServer, Peer) {
+async fn inbound_with_callees(callees: CallScript) -> (Sim, voxbridge_sim::InboundServer, Peer) {
     let sim = Sim::with_speed(20.0);
     sim.set_originate_callees(callees);
     let inbound = sim

@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use voxbridge::cause::HangupCause;
-use voxbridge::sim::transcript::{self, Connection};
-use voxbridge::sim::{CallReport, CallScript, Outcome, Sim, SimConfig};
+use voxbridge_sim::transcript::{self, Connection};
+use voxbridge_sim::{CallReport, CallScript, Outcome, Sim, SimConfig};
 
 /// What the transcript shows for one case.
 struct Case {

@@ -17,8 +17,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use voxbridge::esl::frame::{Frame, FrameDecoder};
-use voxbridge::sim::transcript::{Connection, TranscriptFrame};
-use voxbridge::sim::{CallScript, Callee, LingerNotice, Sim, SimConfig};
+use voxbridge_sim::transcript::{Connection, TranscriptFrame};
+use voxbridge_sim::{CallScript, Callee, LingerNotice, Sim, SimConfig};
 
 const SPEED: f64 = 20.0;
 

@@ -9,7 +9,7 @@ use sim_support::{get, Peer};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use voxbridge::cause::HangupCause;
-use voxbridge::sim::{CallScript, Outcome, Sim, SimConfig};
+use voxbridge_sim::{CallScript, Outcome, Sim, SimConfig};
 
 /// 1,000 in release builds; fewer in debug builds, where the suite must stay fast on a
 /// 2-core CI machine (the concurrency is the point, not the count).

@@ -138,7 +138,7 @@ impl Drop for SmallDisk {
 
 const SHORT_CALL: &str = r#"<Response><Speak>Hello.</Speak><Hangup/></Response>"#;
 
-async fn no_channel_left(sim: &voxbridge::sim::Sim, within: Duration) -> usize {
+async fn no_channel_left(sim: &voxbridge_sim::Sim, within: Duration) -> usize {
     let deadline = Instant::now() + within;
     while sim.live_channels() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -8,7 +8,6 @@
 //! signature is still answered (and recorded as such), because the demo's job is to
 //! *show* what arrived; the example app shows how a real application refuses it.
 
-use crate::app::sign;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
@@ -19,6 +18,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
+use voxbridge::app::sign;
 
 /// The example documents, as shipped in `examples/documents/`.
 const SHIPPED: &[(&str, &str)] = &[

@@ -14,14 +14,14 @@ pub mod app;
 pub mod scenario;
 pub mod story;
 
-use crate::config::{Account, Config, Route};
-use crate::server;
-use crate::sim::{CallReport, Sim, SimConfig};
-use crate::store::{DeliveryState, StoredCdr};
 use anyhow::Context;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use voxbridge::config::{Account, Config, Route};
+use voxbridge::server;
+use voxbridge::store::{DeliveryState, StoredCdr};
+use voxbridge_sim::{CallReport, Sim, SimConfig};
 
 /// The account the demo's calls belong to; its token signs every request.
 pub const DEMO_ACCOUNT: &str = "MA0000000DEMO";

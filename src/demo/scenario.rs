@@ -1,10 +1,10 @@
 //! The demo's calls: who calls which number, which document answers, what the caller
 //! does, and how the call must end (SPEC §4 and §5.2) — the demo fails if it does not.
 
-use crate::cause::HangupCause;
-use crate::record::call::HangupSource;
-use crate::sim::CallScript;
 use std::time::Duration;
+use voxbridge::cause::HangupCause;
+use voxbridge::record::call::HangupSource;
+use voxbridge_sim::CallScript;
 
 /// How the caller must see the call end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,11 +6,11 @@
 
 use super::app::{Received, HANGUP_PATH};
 use super::scenario::{Ending, Scenario};
-use crate::record::callback::CallbackKind;
-use crate::sim::{AppRecord, AppStatus, CallReport, Outcome};
-use crate::store::{DeliveryState, DeliveryStatus, StoredCdr};
 use std::fmt::Write as _;
 use std::time::Duration;
+use voxbridge::record::callback::CallbackKind;
+use voxbridge::store::{DeliveryState, DeliveryStatus, StoredCdr};
+use voxbridge_sim::{AppRecord, AppStatus, CallReport, Outcome};
 
 /// Everything known about one finished call.
 pub struct CallFacts<'a> {

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use voxbridge::cause::HangupCause;
-use voxbridge::sim::{CallHandle, CallReport, CallScript, Sim, SimConfig};
+use voxbridge_sim::{CallHandle, CallReport, CallScript, Sim, SimConfig};
 
 /// The one account of every test server: its token signs the call's requests.
 pub const ACCOUNT: &str = "MA0000000001";
@@ -609,7 +609,7 @@ pub fn requested(r: &CallReport) -> Vec<String> {
 pub fn ran(r: &CallReport) -> Vec<String> {
     r.apps
         .iter()
-        .filter(|a| a.status == voxbridge::sim::AppStatus::Completed)
+        .filter(|a| a.status == voxbridge_sim::AppStatus::Completed)
         .map(|a| {
             if a.arg.is_empty() {
                 a.name.clone()
@@ -731,7 +731,7 @@ pub fn check_hangup(app: &App, hit: &Hit, report: &CallReport, want: &Expected) 
 pub fn assert_refused(r: &CallReport, sip: u16, cause: HangupCause) {
     assert_eq!(
         r.outcome,
-        voxbridge::sim::Outcome::Refused { sip, cause },
+        voxbridge_sim::Outcome::Refused { sip, cause },
         "caller's view: {r:#?}"
     );
     assert!(!r.answered(), "never answered: {r:#?}");

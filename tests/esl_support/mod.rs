@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use voxbridge::esl::event::plain_event_frame;
 use voxbridge::esl::frame::{FrameDecoder, Headers};
-use voxbridge::sim::transcript::{self, TranscriptFrame};
+use voxbridge_sim::transcript::{self, TranscriptFrame};
 
 pub fn fixture(name: &str) -> Vec<TranscriptFrame> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/esl");

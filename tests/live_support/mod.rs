@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use voxbridge::sim::{CallScript, InboundServer, Sim};
+use voxbridge_sim::{CallScript, InboundServer, Sim};
 
 /// Settings of the live run, from the environment.
 #[derive(Clone, Debug)]

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use voxbridge::esl::frame::{Frame, FrameDecoder};
 use voxbridge::esl::urlcode;
-use voxbridge::sim::transcript::{self, TranscriptFrame};
+use voxbridge_sim::transcript::{self, TranscriptFrame};
 
 /// Real time allowed for any one expected frame.
 pub const WAIT: Duration = Duration::from_secs(5);

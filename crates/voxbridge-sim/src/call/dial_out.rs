@@ -19,16 +19,16 @@
 //! unknown number is refused with NO_ROUTE_DESTINATION.
 
 use super::{Call, CallerEvent, Timer, TimerKind};
-use crate::cause::HangupCause;
-use crate::sim::api;
-use crate::sim::channel::HangupSide;
-use crate::sim::report::ChanMsg;
-use crate::sim::script::{CallScript, Callee};
-use crate::sim::Shared;
+use crate::api;
+use crate::channel::HangupSide;
+use crate::report::ChanMsg;
+use crate::script::{CallScript, Callee};
+use crate::Shared;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use voxbridge::cause::HangupCause;
 
 /// ~20 ms for the INVITE round trip, as in the transcripts.
 const FIRST_RESPONSE: Duration = Duration::from_millis(20);

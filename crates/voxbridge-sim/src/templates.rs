@@ -14,10 +14,10 @@
 //! | `answer.txt` | (b) | CHANNEL_ANSWER of `answer` |
 //! | `hangup-complete-answered.txt` | (b) | CHANNEL_HANGUP_COMPLETE of an answered call |
 
-use crate::esl::frame::FrameDecoder;
-use crate::esl::urlcode;
 use bytes::BytesMut;
 use std::sync::OnceLock;
+use voxbridge::esl::frame::FrameDecoder;
+use voxbridge::esl::urlcode;
 
 pub(crate) const CONNECT_RINGING: &[u8] = include_bytes!("templates/connect-ringing.txt");
 pub(crate) const CONNECT_ANSWERED: &[u8] = include_bytes!("templates/connect-answered.txt");
@@ -143,10 +143,13 @@ fn connect_template(bytes: &[u8]) -> Result<ConnectTemplate, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::transcript;
+    use crate::transcript;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/tests/fixtures/esl/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../tests/fixtures/esl/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 

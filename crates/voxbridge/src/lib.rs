@@ -21,12 +21,13 @@
 //!    it, and reconciliation of calls a previous run left live.
 //! 7. [`api`]: the Vobiz-compatible REST API, `/metrics`, `/health`.
 //! 8. [`server`]: `voxbridge serve`, everything above wired together.
-//! 9. [`cli`]: the commands of `main.rs` that are more than a call (`voxbridge check`);
-//!    [`demo`]: `voxbridge demo`, the server, the simulator and a local app together.
+//! 9. [`cli`]: the commands of `main.rs` that are more than a call (`voxbridge check`).
 //!
-//! Beside the stack, [`sim`] is a FreeSWITCH simulator that plays the switch side of ESL
-//! for tests, the benchmark and the demo: it uses [`esl`] and [`cause`] only, and nothing
-//! but [`demo`] (and the tests) uses it — the call path never depends on the simulator.
+//! Outside this library, in the same workspace: the FreeSWITCH simulator (crate
+//! `voxbridge-sim`, `crates/voxbridge-sim/`), which plays the switch side of ESL for the
+//! tests, the benchmarks and the demo using only [`esl`] and [`cause`] from here; and the
+//! `voxbridge` binary with `voxbridge demo` (the root package, `src/`), the one place
+//! that links both. The call path cannot depend on the simulator: this library does not.
 
 pub mod api;
 pub mod app;
@@ -34,12 +35,10 @@ pub mod call;
 pub mod cause;
 pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod document;
 pub mod esl;
 pub mod http_client;
 pub mod metrics;
 pub mod record;
 pub mod server;
-pub mod sim;
 pub mod store;

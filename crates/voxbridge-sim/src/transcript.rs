@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn reads_every_fixture() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/esl");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/esl");
         let mut seen = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();

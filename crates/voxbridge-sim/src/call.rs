@@ -38,7 +38,6 @@ use super::report::{AppRecord, AppStatus, CallReport, ChanMsg, Outcome};
 use super::script::{CallScript, Callee, CallerAction, PlayLength};
 use super::wire::{self, EventFormat, SimEvent};
 use super::{LingerNotice, Shared};
-use crate::cause::HangupCause;
 use bytes::BytesMut;
 use rand::RngExt;
 use std::collections::VecDeque;
@@ -49,6 +48,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use voxbridge::cause::HangupCause;
 
 /// Spacing of the digits of one DTMF string (simulated).
 /// Between two digits of one `uuid_send_dtmf`: 0.52 s apart in transcript l (`1234#`),
@@ -2182,7 +2182,7 @@ pub(crate) fn event_command(subs: &mut Subscriptions, args: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::channel::Vars;
+    use crate::channel::Vars;
 
     #[test]
     fn expands_variables() {

@@ -11,8 +11,8 @@
 use super::event::{local_stamp, SwitchInfo};
 use super::templates::{templates, ConnectTemplate, Pairs};
 use super::wire::{plain_frame_into, url_encode, HeaderSink, PlainSink, SimEvent};
-use crate::cause::HangupCause;
 use std::sync::{Arc, OnceLock};
+use voxbridge::cause::HangupCause;
 
 /// One channel variable with its plain wire encoding, computed once when set: every
 /// event carries every variable, so encoding per event would dominate the cost. Shared
@@ -843,7 +843,7 @@ fn instantiate(tpl: &ConnectTemplate, prepared: &[(Var, bool)], p: &ChannelParam
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::clock::SimClock;
+    use crate::clock::SimClock;
 
     fn params(answered: bool) -> ChannelParams {
         ChannelParams {
@@ -900,9 +900,9 @@ mod tests {
             let tail = [("DTMF-Digit", "#")];
             let mut fast = Vec::new();
             ch.plain_event_into(&sw, name, &tail, &mut fast);
-            let slow = crate::sim::wire::event_frame(
+            let slow = crate::wire::event_frame(
                 &ch.event(&sw, name, &tail),
-                crate::sim::wire::EventFormat::Plain,
+                crate::wire::EventFormat::Plain,
             );
             assert_eq!(digits(&fast), digits(&slow), "{name}");
         }

@@ -23,7 +23,7 @@
 
 use super::event::{local_stamp, SwitchInfo};
 use super::wire::SimEvent;
-use crate::cause::HangupCause;
+use voxbridge::cause::HangupCause;
 
 /// How the caller's leg ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,7 +251,7 @@ fn phrase(sip: u16) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::clock::SimClock;
+    use crate::clock::SimClock;
 
     fn leg(end: CallerEnd, answered_us: i64) -> CallerLeg<'static> {
         CallerLeg {

@@ -118,7 +118,7 @@ fn is_upper_hex(b: u8) -> bool {
 }
 
 /// The switch's URL encoding appended to `out`: byte for byte what
-/// [`crate::esl::urlcode::encode`] returns (a test checks it), without allocating, and
+/// [`voxbridge::esl::urlcode::encode`] returns (a test checks it), without allocating, and
 /// copying runs of safe bytes at once — events carry hundreds of values.
 pub fn url_encode_into(value: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -157,7 +157,7 @@ pub fn url_encode(value: &str) -> String {
 }
 
 /// Wire format of events on one connection: the client side's own type.
-pub use crate::esl::event::EventFormat;
+pub use voxbridge::esl::event::EventFormat;
 
 /// Serializes an event in `format`, outer frame included.
 pub fn event_frame(event: &SimEvent, format: EventFormat) -> Vec<u8> {
@@ -413,19 +413,19 @@ mod tests {
             "a/b,c!$'()*-._~ \"<>{}|\\^`[]?#&=;:@",
             "\u{7f}\u{0}",
         ] {
-            assert_eq!(url_encode(v), crate::esl::urlcode::encode(v), "{v:?}");
+            assert_eq!(url_encode(v), voxbridge::esl::urlcode::encode(v), "{v:?}");
         }
     }
 
     proptest::proptest! {
         #[test]
         fn fast_encoder_equals_the_reference_for_any_text(v in ".*") {
-            proptest::prop_assert_eq!(url_encode(&v), crate::esl::urlcode::encode(&v));
+            proptest::prop_assert_eq!(url_encode(&v), voxbridge::esl::urlcode::encode(&v));
         }
 
         #[test]
         fn fast_encoder_handles_percent_runs(v in "[%A-Fa-f0-9 ]{0,12}") {
-            proptest::prop_assert_eq!(url_encode(&v), crate::esl::urlcode::encode(&v));
+            proptest::prop_assert_eq!(url_encode(&v), voxbridge::esl::urlcode::encode(&v));
         }
     }
 

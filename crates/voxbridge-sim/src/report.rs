@@ -8,9 +8,9 @@
 //! (before answer) or BYE (after); and a socket closed without a hangup leaves the call
 //! parked (transcript f7), reported at once as [`Outcome::LeftParked`].
 
-use crate::cause::HangupCause;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use voxbridge::cause::HangupCause;
 
 /// How the call ended, from the caller's side.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! ```no_run
 //! # async fn demo() {
 //! use std::time::Duration;
-//! use voxbridge::sim::{CallScript, Outcome, Sim, SimConfig};
+//! use voxbridge_sim::{CallScript, Outcome, Sim, SimConfig};
 //!
 //! // 20× faster than real time: a 60 s schedule takes 3 s.
 //! let sim = Sim::new(SimConfig { speed: 20.0, ..SimConfig::default() });
@@ -305,7 +305,7 @@ impl Sim {
     ///
     /// ```no_run
     /// # use std::time::Duration;
-    /// # use voxbridge::sim::{CallScript, Callee, Sim};
+    /// # use voxbridge_sim::{CallScript, Callee, Sim};
     /// # let sim = Sim::default();
     /// sim.set_originate_callees(
     ///     CallScript::answered()
