@@ -81,6 +81,10 @@ mod sim_behaviour;
 mod sim_caller;
 #[path = "../sim_fidelity.rs"]
 mod sim_fidelity;
+#[path = "../store_behaviour.rs"]
+mod store_behaviour;
+#[path = "../store_postgres.rs"]
+mod store_postgres;
 #[path = "../store_reconcile.rs"]
 mod store_reconcile;
 #[path = "../store_retention.rs"]

@@ -92,7 +92,8 @@ fn start() -> Option<Cluster> {
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
             .port();
-        let dir = std::env::temp_dir().join(format!("voxbridge-pg-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("voxbridge-pg-{}", uuid::Uuid::new_v4().simple()));
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(WATCHDOG)
@@ -112,7 +113,10 @@ fn start() -> Option<Cluster> {
             let stdin = child.stdin.take().expect("piped");
             // The child is reaped by nobody: it lives exactly as long as this process.
             std::mem::forget(child);
-            eprintln!("PostgreSQL test cluster on 127.0.0.1:{port} ({})", dir.display());
+            eprintln!(
+                "PostgreSQL test cluster on 127.0.0.1:{port} ({})",
+                dir.display()
+            );
             return Some(Cluster {
                 port,
                 _watchdog: Mutex::new(stdin),
@@ -126,11 +130,14 @@ fn start() -> Option<Cluster> {
 
 /// A fresh, empty database on the cluster; its URL. `None` when PostgreSQL is not here.
 pub async fn fresh_database() -> Option<String> {
-    let cluster = tokio::task::spawn_blocking(cluster).await.expect("start task")?;
-    let name = format!("vb_{}", uuid::Uuid::new_v4().simple());
-    let (client, connection) = tokio_postgres::connect(&cluster.url("postgres"), tokio_postgres::NoTls)
+    let cluster = tokio::task::spawn_blocking(cluster)
         .await
-        .expect("connect to the test cluster");
+        .expect("start task")?;
+    let name = format!("vb_{}", uuid::Uuid::new_v4().simple());
+    let (client, connection) =
+        tokio_postgres::connect(&cluster.url("postgres"), tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test cluster");
     let conn = tokio::spawn(connection);
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))

@@ -53,6 +53,9 @@ use tokio_postgres::NoTls;
 
 pub use schema::LATEST as SCHEMA_VERSION;
 
+/// Longest wait for a free pooled connection before an operation counts as failed (busy).
+const POOL_WAIT: Duration = Duration::from_secs(30);
+
 /// Who this node is and how it uses the database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PostgresOptions {
@@ -145,7 +148,9 @@ impl PostgresStore {
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(options.connect_timeout))
+            // Waiting for a free connection is back-pressure, not a failure: only a
+            // database that answers nothing for this long counts as busy.
+            .wait_timeout(Some(POOL_WAIT))
             .create_timeout(Some(options.connect_timeout))
             .recycle_timeout(Some(options.connect_timeout))
             .build()
