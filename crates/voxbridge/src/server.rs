@@ -20,6 +20,7 @@
 
 use crate::api::{self, ApiState};
 use crate::app::outbox::{self, OutboxSettings, OutboxStatsSource, OutboxWorker};
+use crate::call::fleet::NodeDuties;
 use crate::call::freeswitch::{self, CallServices};
 use crate::call::live::LiveCalls;
 use crate::call::postcall_runner::PostCallMode;
@@ -82,6 +83,8 @@ pub struct Running {
     keeper: RecordKeeper,
     _switch: Option<InboundClient>,
     _retention: Option<crate::store::sqlite::retention::RetentionTask>,
+    /// This node's heartbeat and take-over duties (PostgreSQL fleets only).
+    node: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
 
 /// `linger N` asked of the switch: how long it keeps a hung-up session's socket open for
@@ -99,7 +102,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // Settings first: a bad value must stop us before anything touches the store.
     let outbox_settings =
         OutboxSettings::from_config(&config.outbox).map_err(anyhow::Error::msg)?;
-    let store = open_store(&config).await?;
+    let (store, fleet_store) = open_store(&config).await?;
     let esl_counters = Arc::new(EslCounters::default());
     let switch = config.switch.as_ref().map(|sw| {
         InboundClient::start(
@@ -194,6 +197,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics: metrics.clone(),
         esl: esl_counters,
         outbox: outbox.stats_source(),
+        fleet: fleet_store
+            .clone()
+            .map(api::fleet::Fleet::new)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
     });
     let api_stop = stopped(stop_api_rx);
     let api_task = tokio::spawn(async move {
@@ -204,6 +212,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         {
             tracing::error!(error = %e, "REST API server failed");
         }
+    });
+    let node = fleet_store.map(|pg| {
+        let api_url = config.node.api_url_or(api_addr);
+        tracing::info!(node = %pg.node_id(), %api_url, lease_secs = config.node.lease, "fleet node: heartbeat and take-over of dead nodes");
+        let duties = NodeDuties {
+            store: pg,
+            api_url,
+            lease: config.node.lease(),
+            switch: switch
+                .clone()
+                .map(|c| Arc::new(c) as Arc<dyn reconcile::ChannelList>),
+            still_up: Default::default(),
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        (stop, tokio::spawn(duties.run(stop_rx)))
     });
     if config.app.default_answer_url.trim().is_empty() && config.routes.is_empty() {
         tracing::warn!(
@@ -237,10 +260,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         outbox,
         keeper,
         _switch: switch,
-        _retention: crate::store::sqlite::retention::start(
-            &config.store,
-            crate::store::sqlite::retention::RetentionPolicy::from_config(&config.store),
-        ),
+        _retention: if config.store.url.starts_with("sqlite://") {
+            crate::store::sqlite::retention::start(
+                &config.store,
+                crate::store::sqlite::retention::RetentionPolicy::from_config(&config.store),
+            )
+        } else {
+            tracing::warn!(
+                "store.retention_*: pruning a PostgreSQL store is not supported yet; old CDRs \
+                 and delivered callbacks are kept"
+            );
+            None
+        },
+        node,
     })
 }
 
@@ -258,6 +290,11 @@ impl Running {
                 "call records still not written at shutdown; each is logged in full as the \
                  store closes"
             );
+        }
+        if let Some((stop, task)) = self.node {
+            // The calls are over: leave the fleet cleanly (no take-over needed).
+            let _ = stop.send(true);
+            let _ = task.await;
         }
         let _ = self.stop_api.send(true);
         let _ = self.api_task.await;
@@ -315,11 +352,36 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
 }
 
-/// Opens `[store] url`, applying migrations.
-async fn open_store(config: &Config) -> anyhow::Result<StoreHandle> {
-    store::open(&config.store.url)
+/// Opens `[store] url`, applying migrations; a PostgreSQL store comes back a second time
+/// as its own type, for the node's fleet duties.
+async fn open_store(
+    config: &Config,
+) -> anyhow::Result<(StoreHandle, Option<Arc<store::postgres::PostgresStore>>)> {
+    let url = &config.store.url;
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let pg = Arc::new(
+            store::open_postgres(url, &config.node.id)
+                .await
+                .with_context(|| format!("cannot open the store {}", redact(url)))?,
+        );
+        return Ok((pg.clone(), Some(pg)));
+    }
+    let store = store::open(url)
         .await
-        .with_context(|| format!("cannot open the store {:?}", config.store.url))
+        .with_context(|| format!("cannot open the store {url:?}"))?;
+    Ok((store, None))
+}
+
+/// A store URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "(unparsable URL)".into(),
+    }
 }
 
 /// How often the calls a previous run left up on the switch are checked again.

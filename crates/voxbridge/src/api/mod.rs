@@ -17,6 +17,7 @@ pub mod auth;
 pub mod calls;
 pub mod cdrs;
 pub mod error;
+pub mod fleet;
 pub mod health;
 pub mod metrics;
 pub mod query;
@@ -46,6 +47,9 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     pub esl: Arc<EslCounters>,
     pub outbox: OutboxStatsSource,
+    /// This node's fleet, with a PostgreSQL store shared by several nodes (SPEC §14):
+    /// requests for calls another node holds are passed to it ([`fleet`]).
+    pub fleet: Option<fleet::Fleet>,
 }
 
 /// The base of every REST path (SPEC §6).

@@ -18,6 +18,7 @@
 pub mod channel_op;
 pub mod element;
 pub mod engine;
+pub mod fleet;
 pub mod freeswitch;
 pub mod hangup;
 pub mod live;

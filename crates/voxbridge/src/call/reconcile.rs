@@ -104,6 +104,30 @@ pub async fn reconcile_listed(
     close_out_all(store, calls, &up, now).await
 }
 
+/// Closes out the calls this node just adopted from a dead node of its fleet
+/// ([`crate::call::fleet`]), and only those: this node's own live calls are never
+/// touched. The switch, when there is one, is asked once; a call it still has is left
+/// live (reported `still_up`, for the sweep). Without a switch every adopted call is
+/// closed out.
+pub async fn reconcile_adopted(
+    store: &dyn Store,
+    list: Option<&dyn ChannelList>,
+    adopted: &HashSet<String>,
+    now: OffsetDateTime,
+) -> Result<ReconcileReport, StoreError> {
+    let calls: Vec<LiveCall> = store
+        .all_live_calls()
+        .await?
+        .into_iter()
+        .filter(|c| adopted.contains(&c.call_uuid))
+        .collect();
+    let up = match list {
+        Some(list) if !calls.is_empty() => listed(list).await,
+        _ => HashSet::new(),
+    };
+    close_out_all(store, calls, &up, now).await
+}
+
 /// Checks again the calls an earlier reconciliation left `still_up` (only those: this
 /// run's own live calls are never touched) and closes out the ones the switch no longer
 /// has. Returns the report; its `still_up` is what is left to check next time.

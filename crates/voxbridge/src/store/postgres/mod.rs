@@ -51,6 +51,7 @@ use tokio::sync::Notify;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::NoTls;
 
+pub use codec::error_chain;
 pub use schema::LATEST as SCHEMA_VERSION;
 
 /// Longest wait for a free pooled connection before an operation counts as failed (busy).
