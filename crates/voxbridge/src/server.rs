@@ -220,9 +220,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             store: pg,
             api_url,
             lease: config.node.lease(),
-            switch: switch
-                .clone()
-                .map(|c| Arc::new(c) as Arc<dyn reconcile::ChannelList>),
+            switch: switch.clone(),
             still_up: Default::default(),
         };
         let (stop, stop_rx) = watch::channel(false);

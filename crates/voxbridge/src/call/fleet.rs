@@ -7,9 +7,8 @@
 //! transaction ([`PostgresStore::take_over`]), the dead node's row goes, its live calls
 //! become this node's and its outbox claims are released — so the outbox workers of the
 //! fleet retry those callbacks at once, each with its DeliveryID. The adopted calls are
-//! then reconciled like a restart's: the switch is asked (one `show channels`, the
-//! batched form of `uuid_exists`, see [`reconcile`]) and every call it no longer has is
-//! closed out — CDR with HangupSource `Unknown`, hangup and status callbacks enqueued.
+//! then reconciled like a restart's: the switch is asked `uuid_exists` about each (see
+//! [`reconcile::reconcile_adopted`]) and every call it no longer has is closed out — CDR with HangupSource `Unknown`, hangup and status callbacks enqueued.
 //! Calls the switch still has stay live on this node and are checked again by the sweep
 //! until the switch ends them.
 //!
@@ -22,7 +21,8 @@
 //! to the survivor's (first record wins) — the callbacks still go out once per
 //! DeliveryID. Clocks are the nodes' own (see [`crate::store::postgres::fleet`]).
 
-use crate::call::reconcile::{self, ChannelList, ReconcileReport};
+use crate::call::reconcile::{self, ReconcileReport};
+use crate::esl::inbound::InboundClient;
 use crate::store::postgres::PostgresStore;
 use crate::store::{Store, StoreError};
 use std::collections::HashSet;
@@ -38,7 +38,7 @@ pub struct NodeDuties {
     pub api_url: String,
     pub lease: Duration,
     /// The switch to ask about adopted calls, when one is configured.
-    pub switch: Option<Arc<dyn ChannelList>>,
+    pub switch: Option<InboundClient>,
     /// Adopted calls the switch still had: checked again at every beat.
     pub still_up: std::sync::Mutex<HashSet<String>>,
 }
@@ -83,19 +83,35 @@ impl NodeDuties {
         self.sweep(now).await;
     }
 
-    /// Closes out the adopted calls left up at take-over once the switch ends them.
+    /// Closes out the adopted calls left up at take-over once the switch ends them
+    /// (`uuid_exists` again, for those calls only).
     async fn sweep(&self, now: OffsetDateTime) {
-        let (Some(list), still_up) = (self.switch.as_deref(), self.still_up_now()) else {
+        let (Some(probe), still_up) = (self.probe(), self.still_up_now()) else {
             return;
         };
         if still_up.is_empty() {
             return;
         }
         let store: &dyn Store = self.store.as_ref();
-        match reconcile::sweep_still_up(store, list, &still_up, now).await {
-            Ok(report) => self.set_still_up(report.still_up),
+        match reconcile::reconcile_adopted(store, Some(probe), &still_up, now).await {
+            Ok(report) => {
+                if !report.closed.is_empty() {
+                    tracing::warn!(
+                        closed = report.closed.len(),
+                        left = report.still_up.len(),
+                        "adopted calls ended on the switch; closed out"
+                    );
+                }
+                self.set_still_up(report.still_up)
+            }
             Err(e) => tracing::warn!(error = %e, "sweep of adopted calls failed; retrying next beat"),
         }
+    }
+
+    fn probe(&self) -> Option<Arc<dyn reconcile::UuidProbe>> {
+        self.switch
+            .clone()
+            .map(|c| Arc::new(c) as Arc<dyn reconcile::UuidProbe>)
     }
 
     fn still_up_now(&self) -> HashSet<String> {
@@ -127,8 +143,7 @@ impl NodeDuties {
         );
         let adopted: HashSet<String> = taken.calls.into_iter().collect();
         let store: &dyn Store = self.store.as_ref();
-        let report = reconcile::reconcile_adopted(store, self.switch.as_deref(), &adopted, now)
-            .await?;
+        let report = reconcile::reconcile_adopted(store, self.probe(), &adopted, now).await?;
         tracing::warn!(
             dead_node = %node,
             closed = report.closed.len(),
