@@ -65,6 +65,8 @@ mod esl_props;
 mod esl_replay;
 #[path = "../fetch_http.rs"]
 mod fetch_http;
+#[path = "../fleet_nodes.rs"]
+mod fleet_nodes;
 #[path = "../layers.rs"]
 mod layers;
 #[path = "../live_caller_leg.rs"]

@@ -116,7 +116,10 @@ impl Fleet {
             }
         };
         let status = response.status();
-        let content_type = response.headers().get(reqwest::header::CONTENT_TYPE).cloned();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .cloned();
         let body = match response.bytes().await {
             Ok(b) => b,
             Err(e) => {

@@ -104,7 +104,9 @@ impl NodeDuties {
                 }
                 self.set_still_up(report.still_up)
             }
-            Err(e) => tracing::warn!(error = %e, "sweep of adopted calls failed; retrying next beat"),
+            Err(e) => {
+                tracing::warn!(error = %e, "sweep of adopted calls failed; retrying next beat")
+            }
         }
     }
 
