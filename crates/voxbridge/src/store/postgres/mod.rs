@@ -130,7 +130,7 @@ impl PostgresStore {
             config.connect_timeout(options.connect_timeout);
         }
         if config.get_application_name().is_none() {
-            config.application_name(&format!("voxbridge {}", options.node_id));
+            config.application_name(format!("voxbridge {}", options.node_id));
         }
         if options.node_id.trim().is_empty() {
             return Err(StoreError::new(
