@@ -6,6 +6,8 @@
 //! - [`cdrs`]: finished calls — one CDR, the paged list;
 //! - [`query`]: strict query-parameter parsing;
 //! - [`error`]: the `{"api_id","error"}` error body;
+//! - [`fleet`]: with several nodes on PostgreSQL, requests for a call another node holds
+//!   are passed to it;
 //! - [`health`], [`metrics`]: the operator's endpoints (no authentication).
 //!
 //! Every path of the API works with and without the trailing slash: Vobiz's Fern SDK
