@@ -124,10 +124,8 @@ concurrency = 256
 destination = "parked"
 answer_url = "http://{app}/parked"
 "#,
-            store = std::env::var("BENCH_STORE_URL").unwrap_or_else(|_| format!(
-                "sqlite://{}",
-                dir.path().join("bench.db").display()
-            )),
+            store = std::env::var("BENCH_STORE_URL")
+                .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display())),
         ),
     )
     .unwrap();

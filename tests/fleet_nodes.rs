@@ -92,6 +92,24 @@ async fn cdr(server: &Server, uuid: &str) -> serde_json::Value {
     }
 }
 
+/// `call_uuid → (node_id, switch_name)` of every live row, read from the database.
+async fn live_rows(db: &str) -> HashMap<String, (String, String)> {
+    let (client, conn) = tokio_postgres::connect(db, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .query(
+            "SELECT call_uuid, node_id, switch_name FROM live_calls",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect()
+}
+
 /// An answered call parked by an empty document (SPEC §4 rule 7): live until someone
 /// ends it.
 fn parked(app: &App) -> CallScript {
@@ -118,6 +136,17 @@ async fn a_call_held_by_node_a_is_listed_and_hung_up_through_node_b() {
     // Either node lists every live call of the account.
     wait_live(&a, &all).await;
     wait_live(&b, &all).await;
+    // Each live row names its node and the switch from the connect reply.
+    let rows = live_rows(&db).await;
+    for (calls, node) in [(&on_a, "node-a"), (&on_b, "node-b")] {
+        for call in calls {
+            assert_eq!(
+                rows.get(&call.uuid),
+                Some(&(node.to_string(), "fs-test".to_string())),
+                "{rows:?}"
+            );
+        }
+    }
     // The calls exist by now: their channels were created before this instant.
     let seen = Instant::now();
 

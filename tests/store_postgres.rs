@@ -148,7 +148,7 @@ async fn live_rows_name_their_node_and_reconciliation_sees_only_its_own() {
     a.heartbeat("http://127.0.0.1:1001", Duration::from_secs(15), now())
         .await
         .unwrap();
-    a.set_call_switch("on-a", "fs-1").await.unwrap();
+    b.set_call_switch("on-b", "fs-2").await.unwrap();
     // The REST view is fleet-wide: either node lists and shows both calls.
     for node in [&a, &b] {
         assert_eq!(node.live_call_uuids("MA1").await.unwrap(), ["on-a", "on-b"]);
@@ -166,9 +166,13 @@ async fn live_rows_name_their_node_and_reconciliation_sees_only_its_own() {
     let owner = b.owner_of("MA1", "on-a").await.unwrap().unwrap();
     assert_eq!(owner.node_id, "node-a");
     assert_eq!(owner.api_url.as_deref(), Some("http://127.0.0.1:1001"));
-    assert_eq!(owner.switch_name, "fs-1");
+    assert_eq!(
+        owner.switch_name, "fs-test",
+        "the switch of the live row as started"
+    );
     let owner = a.owner_of("MA1", "on-b").await.unwrap().unwrap();
     assert_eq!((owner.node_id.as_str(), owner.api_url), ("node-b", None));
+    assert_eq!(owner.switch_name, "fs-2");
     assert_eq!(b.owner_of("MA2", "on-a").await.unwrap(), None, "scoped");
 }
 

@@ -67,6 +67,7 @@ pub fn live(uuid: &str, account: &str, start: OffsetDateTime) -> NewLiveCall {
         start_time: start,
         hangup_url: "http://127.0.0.1:9/hangup".into(),
         status_callback_url: "http://127.0.0.1:9/status".into(),
+        switch_name: "fs-test".into(),
     }
 }
 

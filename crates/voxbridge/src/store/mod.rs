@@ -105,6 +105,10 @@ pub struct NewLiveCall {
     pub hangup_url: String,
     /// Where the JSON status event goes (empty: none).
     pub status_callback_url: String,
+    /// The switch the call is on (connect reply's `FreeSWITCH-Switchname`; empty when
+    /// unknown). Kept by the PostgreSQL store, whose fleet may span several switches;
+    /// a SQLite store serves one node and does not keep it.
+    pub switch_name: String,
 }
 
 /// A call the store shows as live.

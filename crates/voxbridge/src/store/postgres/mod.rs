@@ -331,8 +331,9 @@ impl PostgresStore {
         execute(
             &client,
             "INSERT INTO live_calls (call_uuid, account_id, direction, from_number, to_number, \
-             caller_name, forwarded_from, start_time, hangup_url, status_callback_url, node_id) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
+             caller_name, forwarded_from, start_time, hangup_url, status_callback_url, node_id, \
+             switch_name) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
              WHERE NOT EXISTS (SELECT 1 FROM cdrs WHERE call_uuid = $1) \
              ON CONFLICT (call_uuid) DO NOTHING",
             &[
@@ -347,6 +348,7 @@ impl PostgresStore {
                 &call.hangup_url,
                 &call.status_callback_url,
                 &self.node_id,
+                &call.switch_name,
             ],
         )
         .await
