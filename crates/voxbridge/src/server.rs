@@ -362,6 +362,17 @@ async fn open_store(
                 .await
                 .with_context(|| format!("cannot open the store {}", redact(url)))?,
         );
+        // Beat once before any call can arrive: a node whose live rows exist without a
+        // heartbeat row counts as dead to the others. The address is provisional until
+        // the API is bound (with port 0 it is not known yet); the node's duties beat
+        // with the real one.
+        pg.heartbeat(
+            &config.node.api_url_or(config.api.listen),
+            config.node.lease(),
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .context("cannot write this node's first heartbeat")?;
         return Ok((pg.clone(), Some(pg)));
     }
     let store = store::open(url)
