@@ -10,7 +10,9 @@
 //!    concurrent calls parked on an empty `<Response/>`.
 //!
 //! Knobs (environment): `BENCH_CALLS` (default 20000), `BENCH_INFLIGHT`
-//! (default 500), `BENCH_PARKED` (default 10000). The simulator shares the
+//! (default 500), `BENCH_PARKED` (default 10000), `BENCH_STORE_URL` (default: a fresh
+//! SQLite file; e.g. `postgres://voxbridge@127.0.0.1:5432/bench` for the PostgreSQL
+//! store of a fleet, SPEC §14 — an empty database, migrated at start). The simulator shares the
 //! machine's two cores with voxbridge, so the throughput figure is a lower bound.
 
 use std::collections::HashSet;
@@ -112,7 +114,7 @@ max_calls = 20000
 [api]
 listen = "127.0.0.1:0"
 [store]
-url = "sqlite://{db}"
+url = "{store}"
 [app]
 default_answer_url = "http://{app}/answer"
 default_hangup_url = "http://{app}/hangup"
@@ -122,7 +124,8 @@ concurrency = 256
 destination = "parked"
 answer_url = "http://{app}/parked"
 "#,
-            db = dir.path().join("bench.db").display(),
+            store = std::env::var("BENCH_STORE_URL")
+                .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display())),
         ),
     )
     .unwrap();

@@ -118,6 +118,7 @@ fn main() {
                     start_time: now,
                     hangup_url: "http://127.0.0.1:5000/hangup".into(),
                     status_callback_url: "http://127.0.0.1:5000/status".into(),
+                    switch_name: String::new(),
                 })
                 .await
                 .expect("start");

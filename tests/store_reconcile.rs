@@ -24,6 +24,7 @@ fn live(uuid: &str, status_url: &str) -> NewLiveCall {
         start_time: datetime!(2026-04-09 10:00:00 UTC),
         hangup_url: format!("http://127.0.0.1:9/hangup/{uuid}"),
         status_callback_url: status_url.into(),
+        switch_name: String::new(),
     }
 }
 

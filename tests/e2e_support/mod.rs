@@ -70,6 +70,9 @@ pub struct ServerOptions {
     /// Where the SQLite file lives (e.g. a small tmpfs, or a directory kept across a
     /// restart); `None`: the server's own temporary directory.
     pub db_dir: Option<PathBuf>,
+    /// `store.url` instead of the SQLite file (a PostgreSQL database shared by several
+    /// servers); [`Server::cdr`] and [`Server::outbox`] read SQLite and do not apply.
+    pub store_url: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -81,6 +84,7 @@ impl Default for ServerOptions {
             fetch_timeout: 2.0,
             callback_timeout: 5.0,
             db_dir: None,
+            store_url: None,
         }
     }
 }
@@ -117,7 +121,7 @@ listen = "127.0.0.1:0"
 [api]
 listen = "127.0.0.1:0"
 [store]
-url = "sqlite://{db}"
+url = "{store_url}"
 [app]
 default_hangup_url = "{hangup}"
 status_callback_url = "{status}"
@@ -135,7 +139,10 @@ auth_id = "{ACCOUNT}"
 auth_token = "{TOKEN}"
 {extra}
 "#,
-            db = db.display(),
+            store_url = options
+                .store_url
+                .clone()
+                .unwrap_or_else(|| format!("sqlite://{}", db.display())),
             hangup = app.url("/hangup"),
             edt = options.empty_document_timeout,
             fetch_timeout = options.fetch_timeout,

@@ -28,8 +28,12 @@ mod esl_support;
 mod live_support;
 #[path = "../outbox_support/mod.rs"]
 mod outbox_support;
+#[path = "../pg_support/mod.rs"]
+mod pg_support;
 #[path = "../sim_support/mod.rs"]
 mod sim_support;
+#[path = "../store_support/mod.rs"]
+mod store_support;
 
 #[path = "../agi_protocol.rs"]
 mod agi_protocol;
@@ -93,6 +97,8 @@ mod esl_props;
 mod esl_replay;
 #[path = "../fetch_http.rs"]
 mod fetch_http;
+#[path = "../fleet_nodes.rs"]
+mod fleet_nodes;
 #[path = "../gather_documents.rs"]
 mod gather_documents;
 #[path = "../gather_rules.rs"]
@@ -115,6 +121,10 @@ mod sim_behaviour;
 mod sim_caller;
 #[path = "../sim_fidelity.rs"]
 mod sim_fidelity;
+#[path = "../store_behaviour.rs"]
+mod store_behaviour;
+#[path = "../store_postgres.rs"]
+mod store_postgres;
 #[path = "../store_reconcile.rs"]
 mod store_reconcile;
 #[path = "../store_recordings.rs"]

@@ -34,6 +34,8 @@ pub struct Config {
     pub outbound: OutboundConfig,
     /// Asterisk: the FastAGI listener and the ARI connection (SPEC §16).
     pub asterisk: AsteriskConfig,
+    /// This node in a fleet sharing one PostgreSQL store (SPEC §14).
+    pub node: NodeConfig,
 }
 
 /// `[outbound]`: how `POST Call/` places calls through the `[switch]` (SPEC §13).
@@ -73,6 +75,30 @@ impl Default for OutboundConfig {
             sip_profile: None,
             socket: String::new(),
             job_grace: 30.0,
+        }
+    }
+}
+
+/// `[node]`: who this voxbridge is among the nodes sharing a PostgreSQL store (SPEC §14).
+/// Ignored with SQLite, whose file belongs to one process.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Unique per node; default: the host name.
+    pub id: String,
+    /// How the other nodes reach this node's REST API; empty: `http://<api.listen>`.
+    pub api_url: String,
+    /// Seconds without a heartbeat after which the other nodes take this one's calls
+    /// and callbacks over.
+    pub lease: f64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            id: default_node_id(),
+            api_url: String::new(),
+            lease: 15.0,
         }
     }
 }
@@ -117,6 +143,31 @@ impl Default for AsteriskConfig {
             media_cache_dir: "voxbridge-media".into(),
         }
     }
+}
+
+impl NodeConfig {
+    /// `api_url`, or the REST listener's own address when it is not set.
+    pub fn api_url_or(&self, api_listen: SocketAddr) -> String {
+        if self.api_url.is_empty() {
+            format!("http://{api_listen}")
+        } else {
+            self.api_url.trim_end_matches('/').to_string()
+        }
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::try_from_secs_f64(self.lease).unwrap_or(Duration::from_secs(15))
+    }
+}
+
+/// The host name (the kernel's), else `voxbridge`: the default `[node] id`.
+pub fn default_node_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "voxbridge".into())
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -547,6 +598,16 @@ impl Config {
             false,
         )?;
         seconds("esl.shutdown_grace", self.esl.shutdown_grace, true)?;
+        seconds("node.lease", self.node.lease, false)?;
+        if self.node.id.trim().is_empty() {
+            return Err(ConfigError("node.id: must not be empty".into()));
+        }
+        if !self.node.api_url.is_empty() && url::Url::parse(&self.node.api_url).is_err() {
+            return Err(ConfigError(format!(
+                "node.api_url: {:?} is not a URL",
+                self.node.api_url
+            )));
+        }
         seconds("app.connect_timeout", self.app.connect_timeout, false)?;
         seconds("app.fetch_timeout", self.app.fetch_timeout, false)?;
         if self.app.empty_document_timeout == 0 {

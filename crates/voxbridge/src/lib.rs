@@ -13,8 +13,8 @@
 //!    logic; [`agi`]: its Asterisk twin, the FastAGI protocol only; [`record`]: the
 //!    call record (CDR, direction, hangup source) and the outbox's callback rows — what the store keeps and everything above reports.
 //! 3. [`metrics`]: the Prometheus counters (fed by the ESL counters and the outbox).
-//! 4. [`store`]: live calls, CDRs and the callback outbox (SQLite); it persists records,
-//!    it does not decide them.
+//! 4. [`store`]: live calls, CDRs and the callback outbox (SQLite, or PostgreSQL shared
+//!    by a fleet of nodes); it persists records, it does not decide them.
 //! 5. [`app`]: HTTP to the customer's application (fetches, signing, rendering callbacks
 //!    from a record, outbox delivery).
 //! 6. [`call`]: the sans-IO call engine and hangup rules, the FreeSWITCH driver around

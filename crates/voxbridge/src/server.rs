@@ -20,6 +20,7 @@
 
 use crate::api::{self, ApiState};
 use crate::app::outbox::{self, OutboxSettings, OutboxStatsSource, OutboxWorker};
+use crate::call::fleet::NodeDuties;
 use crate::call::freeswitch::{self, CallServices};
 use crate::call::live::LiveCalls;
 use crate::call::postcall_runner::PostCallMode;
@@ -85,6 +86,8 @@ pub struct Running {
     keeper: RecordKeeper,
     _switch: Option<InboundClient>,
     _retention: Option<crate::store::sqlite::retention::RetentionTask>,
+    /// This node's heartbeat and take-over duties (PostgreSQL fleets only).
+    node: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
 
 /// `linger N` asked of the switch: how long it keeps a hung-up session's socket open for
@@ -102,7 +105,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // Settings first: a bad value must stop us before anything touches the store.
     let outbox_settings =
         OutboxSettings::from_config(&config.outbox).map_err(anyhow::Error::msg)?;
-    let store = open_store(&config).await?;
+    let (store, fleet_store) = open_store(&config).await?;
     let esl_counters = Arc::new(EslCounters::default());
     let switch = config.switch.as_ref().map(|sw| {
         InboundClient::start(
@@ -209,6 +212,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         outbox: outbox.stats_source(),
         public_base: config.api.public_base(api_addr).into(),
         outbound,
+        fleet: fleet_store
+            .clone()
+            .map(api::fleet::Fleet::new)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
     });
     let api_stop = stopped(stop_api_rx);
     let api_task = tokio::spawn(async move {
@@ -219,6 +227,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         {
             tracing::error!(error = %e, "REST API server failed");
         }
+    });
+    let node = fleet_store.map(|pg| {
+        let api_url = config.node.api_url_or(api_addr);
+        tracing::info!(node = %pg.node_id(), %api_url, lease_secs = config.node.lease, "fleet node: heartbeat and take-over of dead nodes");
+        let duties = NodeDuties {
+            store: pg,
+            api_url,
+            lease: config.node.lease(),
+            switch: switch.clone(),
+            still_up: Default::default(),
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        (stop, tokio::spawn(duties.run(stop_rx)))
     });
     if config.app.default_answer_url.trim().is_empty() && config.routes.is_empty() {
         tracing::warn!(
@@ -254,10 +275,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         outbox,
         keeper,
         _switch: switch,
-        _retention: crate::store::sqlite::retention::start(
-            &config.store,
-            crate::store::sqlite::retention::RetentionPolicy::from_config(&config.store),
-        ),
+        _retention: if config.store.url.starts_with("sqlite://") {
+            crate::store::sqlite::retention::start(
+                &config.store,
+                crate::store::sqlite::retention::RetentionPolicy::from_config(&config.store),
+            )
+        } else {
+            tracing::warn!(
+                "store.retention_*: pruning a PostgreSQL store is not supported yet; old CDRs \
+                 and delivered callbacks are kept"
+            );
+            None
+        },
+        node,
     })
 }
 
@@ -278,6 +308,11 @@ impl Running {
                 "call records still not written at shutdown; each is logged in full as the \
                  store closes"
             );
+        }
+        if let Some((stop, task)) = self.node {
+            // The calls are over: leave the fleet cleanly (no take-over needed).
+            let _ = stop.send(true);
+            let _ = task.await;
         }
         let _ = self.stop_api.send(true);
         let _ = self.api_task.await;
@@ -390,11 +425,47 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
 }
 
-/// Opens `[store] url`, applying migrations.
-async fn open_store(config: &Config) -> anyhow::Result<StoreHandle> {
-    store::open(&config.store.url)
+/// Opens `[store] url`, applying migrations; a PostgreSQL store comes back a second time
+/// as its own type, for the node's fleet duties.
+async fn open_store(
+    config: &Config,
+) -> anyhow::Result<(StoreHandle, Option<Arc<store::postgres::PostgresStore>>)> {
+    let url = &config.store.url;
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let pg = Arc::new(
+            store::open_postgres(url, &config.node.id)
+                .await
+                .with_context(|| format!("cannot open the store {}", redact(url)))?,
+        );
+        // Beat once before any call can arrive: a node whose live rows exist without a
+        // heartbeat row counts as dead to the others. The address is provisional until
+        // the API is bound (with port 0 it is not known yet); the node's duties beat
+        // with the real one.
+        pg.heartbeat(
+            &config.node.api_url_or(config.api.listen),
+            config.node.lease(),
+            time::OffsetDateTime::now_utc(),
+        )
         .await
-        .with_context(|| format!("cannot open the store {:?}", config.store.url))
+        .context("cannot write this node's first heartbeat")?;
+        return Ok((pg.clone(), Some(pg)));
+    }
+    let store = store::open(url)
+        .await
+        .with_context(|| format!("cannot open the store {url:?}"))?;
+    Ok((store, None))
+}
+
+/// A store URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "(unparsable URL)".into(),
+    }
 }
 
 /// How often the calls a previous run left up on the switch are checked again.

@@ -20,7 +20,13 @@
 //! (channel down or socket lost), before its record is written: from then on every live
 //! read and DELETE answers 404, never 503. The live details' fields (answer time, armed
 //! schedule) are read from the store's live row; the registry decides whether there is
-//! one to show. (With several nodes the registry is per node; SPEC §14 will route.)
+//! one to show.
+//!
+//! **Several nodes** (SPEC §14, PostgreSQL): the registry is per node, so a request for
+//! a call this node does not hold is passed to the node that does ([`super::fleet`]) and
+//! its answer relayed; the live list is the store's live rows of the account, every
+//! node's (a call that has just ended may still be listed for the moment between its
+//! end and its record).
 //!
 //! The hangup goes to the call's own task, which kills the channel at once, even
 //! mid-playback (`uuid_kill`), and answers once the switch has replied: 204 when it took
@@ -39,7 +45,7 @@ use crate::call::live::HangupRequest;
 use crate::record::call::format_cdr_time;
 use crate::store::LiveCall;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -130,7 +136,14 @@ pub async fn get_calls(
                 "limit and offset page the call records; status=live lists every live call",
             ));
         }
-        let calls = state.live.uuids(&auth.account_id);
+        let calls = match &state.fleet {
+            Some(_) => state
+                .store
+                .live_call_uuids(&auth.account_id)
+                .await
+                .map_err(|e| ApiError::store(&e))?,
+            None => state.live.uuids(&auth.account_id),
+        };
         return Ok(Json(LiveListResponse {
             api_id: new_api_id(),
             calls,
@@ -147,6 +160,7 @@ pub async fn get_call(
     State(state): State<ApiState>,
     Path((_, call_uuid)): Path<(String, String)>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref(), &["status"])?;
     if params.live {
@@ -156,6 +170,15 @@ pub async fn get_call(
             ))
         };
         if !state.live.contains(&auth.account_id, &call_uuid) {
+            if let Some(fleet) = &state.fleet {
+                let query = query.as_deref();
+                if let Some(answer) = fleet
+                    .forward(Method::GET, &auth.account_id, &call_uuid, query, &headers)
+                    .await
+                {
+                    return answer;
+                }
+            }
             return Err(not_live());
         }
         if let Some(leg) = state.live.leg(&auth.account_id, &call_uuid) {
@@ -190,7 +213,8 @@ pub async fn hangup(
     auth: Authenticated,
     State(state): State<ApiState>,
     Path((_, call_uuid)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let request = tokio::time::timeout(
         HANGUP_REPLY_TIMEOUT,
         state.live.hangup(&auth.account_id, &call_uuid),
@@ -199,11 +223,21 @@ pub async fn hangup(
     match request {
         Ok(HangupRequest::Accepted) => {
             tracing::info!(call_uuid = %call_uuid, account = %auth.account_id, "REST hangup accepted");
-            Ok(StatusCode::NO_CONTENT)
+            Ok(StatusCode::NO_CONTENT.into_response())
         }
-        Ok(HangupRequest::NotFound) => Err(ApiError::not_found(format!(
-            "call {call_uuid} is not live (unknown, or already ended)"
-        ))),
+        Ok(HangupRequest::NotFound) => {
+            if let Some(fleet) = &state.fleet {
+                if let Some(answer) = fleet
+                    .forward(Method::DELETE, &auth.account_id, &call_uuid, None, &headers)
+                    .await
+                {
+                    return answer;
+                }
+            }
+            Err(ApiError::not_found(format!(
+                "call {call_uuid} is not live (unknown, or already ended)"
+            )))
+        }
         Ok(HangupRequest::Failed(reply)) => {
             tracing::error!(call_uuid = %call_uuid, reply = %reply, "REST hangup: the switch refused to end the call");
             Err(ApiError::new(

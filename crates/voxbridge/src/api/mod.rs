@@ -8,6 +8,8 @@
 //! - [`recordings`]: the `Recording` resource — list, get, the audio (byte ranges), delete;
 //! - [`query`]: strict query-parameter parsing;
 //! - [`error`]: the `{"api_id","error"}` error body;
+//! - [`fleet`]: with several nodes on PostgreSQL, requests for a call another node holds
+//!   are passed to it;
 //! - [`health`], [`metrics`]: the operator's endpoints (no authentication).
 //!
 //! Every path of the API works with and without the trailing slash: Vobiz's Fern SDK
@@ -19,6 +21,7 @@ pub mod auth;
 pub mod calls;
 pub mod cdrs;
 pub mod error;
+pub mod fleet;
 pub mod health;
 pub mod metrics;
 pub mod outbound;
@@ -55,6 +58,9 @@ pub struct ApiState {
     pub public_base: Arc<str>,
     /// Places `POST Call/` calls; `None` without a `[switch]` (then 503).
     pub outbound: Option<crate::call::freeswitch::originate::Dialer>,
+    /// This node's fleet, with a PostgreSQL store shared by several nodes (SPEC §14):
+    /// requests for calls another node holds are passed to it ([`fleet`]).
+    pub fleet: Option<fleet::Fleet>,
 }
 
 /// The base of every REST path (SPEC §6).

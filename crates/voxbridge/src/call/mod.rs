@@ -16,11 +16,14 @@
 //!   `originate` module places it.
 //! - [`reconcile`] — at start, calls the store still shows as live are decided (closed
 //!   out, or left to the switch); the store only answers the queries.
+//! - [`fleet`] — a node of a fleet on PostgreSQL: heartbeat, and the take-over of a dead
+//!   node's calls (reconciled like a restart's) and callbacks (SPEC §14).
 
 pub mod asterisk;
 pub mod channel_op;
 pub mod element;
 pub mod engine;
+pub mod fleet;
 pub mod freeswitch;
 pub mod hangup;
 pub mod live;

@@ -104,6 +104,66 @@ pub async fn reconcile_listed(
     close_out_all(store, calls, &up, now).await
 }
 
+/// Closes out the calls this node just adopted from a dead node of its fleet
+/// ([`crate::call::fleet`]), and only those: this node's own live calls are never
+/// touched. The switch, when there is one, is asked `uuid_exists` for each (SPEC §14),
+/// [`PROBE_CONCURRENCY`] at a time; a call it still has is left live (reported
+/// `still_up`, for the sweep). Without a switch every adopted call is closed out.
+pub async fn reconcile_adopted(
+    store: &dyn Store,
+    probe: Option<Arc<dyn UuidProbe>>,
+    adopted: &HashSet<String>,
+    now: OffsetDateTime,
+) -> Result<ReconcileReport, StoreError> {
+    let calls: Vec<LiveCall> = store
+        .all_live_calls()
+        .await?
+        .into_iter()
+        .filter(|c| adopted.contains(&c.call_uuid))
+        .collect();
+    let mut up = HashSet::new();
+    if let Some(probe) = probe {
+        // Tasks of their own (owned uuid, shared probe), so this runs inside a spawned
+        // node task; the semaphore keeps PROBE_CONCURRENCY in flight.
+        let slots = Arc::new(tokio::sync::Semaphore::new(PROBE_CONCURRENCY));
+        let mut probes = tokio::task::JoinSet::new();
+        for call in &calls {
+            let (probe, slots, uuid) = (probe.clone(), slots.clone(), call.call_uuid.clone());
+            probes.spawn(async move {
+                let _slot = slots.acquire_owned().await;
+                let answer = tokio::time::timeout(PROBE_TIMEOUT, probe.uuid_exists(&uuid))
+                    .await
+                    .unwrap_or(None);
+                (uuid, answer == Some(true))
+            });
+        }
+        while let Some(done) = probes.join_next().await {
+            if let Ok((uuid, true)) = done {
+                up.insert(uuid);
+            }
+        }
+    }
+    close_out_all(store, calls, &up, now).await
+}
+
+/// `uuid_exists <uuid>` over inbound ESL: `true`/`false`, `None` when the switch did not
+/// answer either.
+impl UuidProbe for InboundClient {
+    fn uuid_exists(&self, call_uuid: &str) -> BoxFuture<'_, Option<bool>> {
+        let command = format!("uuid_exists {call_uuid}");
+        Box::pin(async move {
+            match self.api(&command).await {
+                Ok(reply) => match reply.body.trim() {
+                    "true" => Some(true),
+                    "false" => Some(false),
+                    _ => None,
+                },
+                Err(_) => None,
+            }
+        })
+    }
+}
+
 /// Checks again the calls an earlier reconciliation left `still_up` (only those: this
 /// run's own live calls are never touched) and closes out the ones the switch no longer
 /// has. Returns the report; its `still_up` is what is left to check next time.

@@ -2,7 +2,9 @@
 //!
 //! The REST API, the call driver and the outbox worker all hold the same
 //! `Arc<dyn Store>` ([`StoreHandle`]). The trait speaks only in domain types (no SQL, no
-//! SQLite types), so a PostgreSQL implementation can sit beside [`sqlite::SqliteStore`].
+//! SQLite types): [`sqlite::SqliteStore`] (one process per file, the default) and
+//! [`postgres::PostgresStore`] (a fleet of nodes on one database, SPEC §14) implement it,
+//! and one behavioural suite (`tests/store_behaviour.rs`) runs on both.
 //!
 //! Failure policy, the same for every implementation:
 //! - every error is logged loudly and counted ([`Store::health`]), see [`health`];
@@ -19,6 +21,7 @@
 pub mod error;
 pub mod health;
 pub mod keeper;
+pub mod postgres;
 pub mod recording;
 pub mod retry;
 pub mod sqlite;
@@ -42,9 +45,15 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub type StoreHandle = Arc<dyn Store>;
 
 /// Opens the store named by `config.store.url`: `sqlite://<path>` (relative to the working
-/// directory; `sqlite://:memory:` for a private in-memory database). Migrations are
-/// applied before this returns. `postgres://` is not supported yet.
+/// directory; `sqlite://:memory:` for a private in-memory database) or `postgres://…` /
+/// `postgresql://…` (a libpq-style URL; this node's id is the host name, see
+/// [`open_as_node`]). Migrations are applied before this returns.
 pub async fn open(url: &str) -> Result<StoreHandle, StoreError> {
+    open_as_node(url, &crate::config::default_node_id()).await
+}
+
+/// As [`open`], naming this node (`[node] id`) for a PostgreSQL store shared by a fleet.
+pub async fn open_as_node(url: &str, node_id: &str) -> Result<StoreHandle, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         let path = path.to_string();
         let store = tokio::task::spawn_blocking(move || {
@@ -54,16 +63,32 @@ pub async fn open(url: &str) -> Result<StoreHandle, StoreError> {
         .map_err(|e| StoreError::new(StoreErrorKind::Other, format!("open task failed: {e}")))??;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Err(StoreError::new(
-            StoreErrorKind::Invalid,
-            "store.url: postgres:// is not supported yet (use sqlite://<path>)",
-        ))
+        Ok(Arc::new(open_postgres(url, node_id).await?))
     } else {
         Err(StoreError::new(
             StoreErrorKind::Invalid,
-            format!("store.url: {url:?} is not a store URL (expected sqlite://<path>)"),
+            format!(
+                "store.url: {url:?} is not a store URL (expected sqlite://<path> or \
+                 postgres://user@host:port/database)"
+            ),
         ))
     }
+}
+
+/// Opens a PostgreSQL store as its own type, for the fleet duties only it has
+/// (heartbeat, taking over dead nodes, finding a call's owner).
+pub async fn open_postgres(
+    url: &str,
+    node_id: &str,
+) -> Result<postgres::PostgresStore, StoreError> {
+    postgres::PostgresStore::open(
+        url,
+        postgres::PostgresOptions {
+            node_id: node_id.to_string(),
+            ..postgres::PostgresOptions::default()
+        },
+    )
+    .await
 }
 
 /// What the call driver writes when a call starts: enough to show it on the live-call
@@ -82,6 +107,10 @@ pub struct NewLiveCall {
     pub hangup_url: String,
     /// Where the JSON status event goes (empty: none).
     pub status_callback_url: String,
+    /// The switch the call is on (connect reply's `FreeSWITCH-Switchname`; empty when
+    /// unknown). Kept by the PostgreSQL store, whose fleet may span several switches;
+    /// a SQLite store serves one node and does not keep it.
+    pub switch_name: String,
 }
 
 /// A call the store shows as live.
@@ -304,7 +333,9 @@ pub trait Store: Send + Sync + 'static {
     /// The uuids of the account's live calls, oldest first.
     fn live_call_uuids(&self, account_id: &str) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
 
-    /// Every live call of every account (reconciliation at start).
+    /// Every live call this process holds, of every account (reconciliation at start):
+    /// with SQLite every live row; with PostgreSQL this node's rows only, since other
+    /// nodes of the fleet run theirs.
     fn all_live_calls(&self) -> BoxFuture<'_, Result<Vec<LiveCall>, StoreError>>;
 
     /// In one transaction: writes the CDR, removes the live row, enqueues the callbacks.

@@ -283,6 +283,8 @@ impl CallTask {
             forwarded_from,
             start_time,
             variables,
+            // The AGI environment names no system; one Asterisk per deployment so far.
+            switch_name: String::new(),
         };
         let settings = calls.engine_settings.clone();
         let (resolved, engine) = match calls.router.resolve(&facts.variables, &facts.to) {

@@ -24,6 +24,9 @@ pub(in crate::call) struct CallFacts {
     /// The user part of the SIP Diversion header, if any.
     pub forwarded_from: Option<String>,
     pub start_time: OffsetDateTime,
+    /// The switch the call is on: `FreeSWITCH-Switchname` of the connect reply (else
+    /// its host name, else empty) — a fleet's live row records it (SPEC §14).
+    pub switch_name: String,
     /// The channel's variables (`variable_*` headers, prefix stripped).
     pub variables: HashMap<String, String>,
 }
@@ -65,6 +68,11 @@ impl CallFacts {
                 .unwrap_or_else(|| ch.caller_id_name().unwrap_or_default().to_string()),
             forwarded_from,
             start_time,
+            switch_name: ch
+                .header("FreeSWITCH-Switchname")
+                .or_else(|| ch.header("FreeSWITCH-Hostname"))
+                .unwrap_or_default()
+                .to_string(),
             variables,
         }
     }
@@ -87,6 +95,7 @@ impl CallFacts {
             caller_name: ch.caller_id_name().unwrap_or_default().to_string(),
             forwarded_from: None,
             start_time: OffsetDateTime::now_utc(),
+            switch_name: String::new(),
             variables: HashMap::new(),
         };
         let resolved = services.router.callback_targets(&HashMap::new(), &facts.to);

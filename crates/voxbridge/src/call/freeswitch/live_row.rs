@@ -53,6 +53,7 @@ impl LiveRowWrites {
             start_time: facts.start_time,
             hangup_url: resolved.hangup_url.clone(),
             status_callback_url: resolved.status_callback_url.clone().unwrap_or_default(),
+            switch_name: facts.switch_name.clone(),
         };
         let store = self.store.clone();
         let (durable_tx, durable) = oneshot::channel();

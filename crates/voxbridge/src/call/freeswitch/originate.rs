@@ -258,6 +258,9 @@ impl Dialer {
                     start_time: requested_at,
                     hangup_url: hangup_url.clone(),
                     status_callback_url: status_callback_url.clone(),
+                    // Not known before the answered channel's socket connects and says
+                    // its FreeSWITCH-Switchname; the dialer's switch is the one `[switch]`.
+                    switch_name: String::new(),
                 })
                 .await
                 .map_err(|e| PlaceError::Store(e.to_string()))?;

@@ -217,6 +217,7 @@ mod tests {
             caller_name: "Alice".into(),
             forwarded_from: Some("2002".into()),
             start_time: OffsetDateTime::from_unix_timestamp(START).unwrap(),
+            switch_name: "fs-test".into(),
             variables: HashMap::new(),
         }
     }
