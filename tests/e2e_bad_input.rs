@@ -225,22 +225,6 @@ fn raw_call(
     (uuid, task, tx)
 }
 
-async fn rest(server: &Server, method: reqwest::Method, path: &str) -> (u16, serde_json::Value) {
-    let url = format!("http://{}/api/v1/Account/{ACCOUNT}/{path}", server.api);
-    let r = voxbridge::http_client::builder()
-        .build()
-        .unwrap()
-        .request(method, url)
-        .header("X-Auth-ID", ACCOUNT)
-        .header("X-Auth-Token", TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let body = r.json().await.unwrap_or(serde_json::Value::Null);
-    (status, body)
-}
-
 async fn live_list(server: &Server) -> Vec<String> {
     let (status, body) = rest(server, reqwest::Method::GET, "Call/?status=live").await;
     assert_eq!(status, 200, "{body}");

@@ -430,22 +430,6 @@ async fn dial_a_schedule_armed_before_the_dial_ends_the_bridged_call_when_it_fir
     .await;
 }
 
-async fn rest(server: &Server, method: reqwest::Method, path: &str) -> (u16, serde_json::Value) {
-    let url = format!("http://{}/api/v1/Account/{ACCOUNT}/{path}", server.api);
-    let r = voxbridge::http_client::builder()
-        .build()
-        .unwrap()
-        .request(method, url)
-        .header("X-Auth-ID", ACCOUNT)
-        .header("X-Auth-Token", TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let body = r.json().await.unwrap_or(serde_json::Value::Null);
-    (status, body)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dial_legs_are_live_calls_and_rest_delete_of_the_callee_ends_only_it() {
     let (app, server) = setup().await;

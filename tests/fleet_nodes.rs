@@ -9,7 +9,7 @@
 //!
 //! Skipped, loudly, without PostgreSQL binaries (tests/pg_support).
 
-use crate::e2e_support::{sim, xml, Answer, App, Server, ServerOptions, ACCOUNT, PATIENCE, TOKEN};
+use crate::e2e_support::{rest, sim, xml, Answer, App, Server, ServerOptions, PATIENCE};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use voxbridge::cause::HangupCause;
@@ -31,22 +31,6 @@ async fn node(app: &App, store_url: &str, id: &str, switch_esl: Option<&str>) ->
         },
     )
     .await
-}
-
-async fn rest(server: &Server, method: reqwest::Method, path: &str) -> (u16, serde_json::Value) {
-    let url = format!("http://{}/api/v1/Account/{ACCOUNT}/{path}", server.api);
-    let r = voxbridge::http_client::builder()
-        .build()
-        .unwrap()
-        .request(method, url)
-        .header("X-Auth-ID", ACCOUNT)
-        .header("X-Auth-Token", TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let body = r.json().await.unwrap_or(serde_json::Value::Null);
-    (status, body)
 }
 
 async fn live_list(server: &Server) -> HashSet<String> {

@@ -29,6 +29,27 @@ pub const TOKEN: &str = "e2e-token-4f8a";
 #[allow(unused_imports)] // each test file uses part of it
 pub use common::app::{Answer, FakeApp as App, Hit, Reply, PATIENCE};
 
+/// A REST request as the account's owner: status and JSON body (`null` when none).
+pub async fn rest(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+) -> (u16, serde_json::Value) {
+    let url = format!("http://{}/api/v1/Account/{ACCOUNT}/{path}", server.api);
+    let r = voxbridge::http_client::builder()
+        .build()
+        .unwrap()
+        .request(method, url)
+        .header("X-Auth-ID", ACCOUNT)
+        .header("X-Auth-Token", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body = r.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
 /// A URL whose port refuses connections for the rest of the test process.
 pub fn dead_url(path: &str) -> String {
     let port = common::local_http::DeadPort::new().forever();
