@@ -289,6 +289,28 @@ impl PostgresStore {
     {
         self.run(what, false, RetryPolicy::LIVE_CALL, op).await
     }
+
+    /// One row of an account read by its id: `sql` takes the id as `$1` and the account
+    /// as `$2`; `None` when the account has no such row (another account's is none).
+    fn account_row<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        sql: String,
+        id: &str,
+        account_id: &str,
+        decode: fn(&tokio_postgres::Row) -> Result<T, StoreError>,
+    ) -> impl Future<Output = Result<Option<T>, StoreError>> + Send + '_ {
+        let (id, account_id) = (id.to_string(), account_id.to_string());
+        async move {
+            let (sql, id, account_id) = (&sql, &id, &account_id);
+            self.read(what, || async move {
+                let client = self.client().await?;
+                let rows = query(&client, sql, &[id, account_id]).await?;
+                rows.first().map(decode).transpose()
+            })
+            .await
+        }
+    }
 }
 
 async fn execute(
@@ -708,24 +730,11 @@ impl Store for PostgresStore {
         account_id: &str,
         call_uuid: &str,
     ) -> BoxFuture<'_, Result<Option<LiveCall>, StoreError>> {
-        let (account_id, call_uuid) = (account_id.to_string(), call_uuid.to_string());
-        Box::pin(async move {
-            let (account_id, call_uuid) = (&account_id, &call_uuid);
-            self.read("live_call", || async move {
-                let client = self.client().await?;
-                let rows = query(
-                    &client,
-                    &format!(
-                        "SELECT {} FROM live_calls WHERE call_uuid = $1 AND account_id = $2",
-                        codec::LIVE_COLUMNS
-                    ),
-                    &[call_uuid, account_id],
-                )
-                .await?;
-                rows.first().map(codec::live_call).transpose()
-            })
-            .await
-        })
+        let sql = format!(
+            "SELECT {} FROM live_calls WHERE call_uuid = $1 AND account_id = $2",
+            codec::LIVE_COLUMNS
+        );
+        Box::pin(self.account_row("live_call", sql, call_uuid, account_id, codec::live_call))
     }
 
     fn live_call_uuids(&self, account_id: &str) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
@@ -894,24 +903,11 @@ impl Store for PostgresStore {
         account_id: &str,
         recording_id: &str,
     ) -> BoxFuture<'_, Result<Option<Recording>, StoreError>> {
-        let (account_id, recording_id) = (account_id.to_string(), recording_id.to_string());
-        Box::pin(async move {
-            let (account_id, recording_id) = (&account_id, &recording_id);
-            self.read("recording", || async move {
-                let client = self.client().await?;
-                let rows = query(
-                    &client,
-                    &format!(
-                        "SELECT {} FROM recordings WHERE recording_id = $1 AND account_id = $2",
-                        codec::RECORDING_COLUMNS
-                    ),
-                    &[recording_id, account_id],
-                )
-                .await?;
-                rows.first().map(codec::recording).transpose()
-            })
-            .await
-        })
+        let sql = format!(
+            "SELECT {} FROM recordings WHERE recording_id = $1 AND account_id = $2",
+            codec::RECORDING_COLUMNS
+        );
+        Box::pin(self.account_row("recording", sql, recording_id, account_id, codec::recording))
     }
 
     fn recordings(
