@@ -369,6 +369,15 @@ pub struct Scenario {
     pub expect: Expect,
 }
 
+impl Scenario {
+    /// Whether the scenario bounds a latency tightly (a Gather's barge-in within 200 ms,
+    /// a schedule firing within its second): it then runs alone, after the concurrent
+    /// batch (see `run_suite`).
+    pub fn timed(&self) -> bool {
+        self.name.starts_with("gather_") || self.name.starts_with("rule_3_")
+    }
+}
+
 fn scenario(
     name: &'static str,
     what: &'static str,
