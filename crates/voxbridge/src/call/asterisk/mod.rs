@@ -477,6 +477,12 @@ impl CallTask {
                 Action::Interrupt => {
                     tracing::warn!("interrupt asked on Asterisk, where Gather is not supported yet")
                 }
+                // Recordings are refused on Asterisk (render::plan): none runs to stop.
+                Action::StopRecordings(_) => {
+                    tracing::warn!(
+                        "stop recordings asked on Asterisk, where Record is not supported yet"
+                    )
+                }
                 Action::Request(req) => {
                     let params = fetch::params(
                         &self.facts,

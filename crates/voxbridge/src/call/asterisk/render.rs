@@ -115,6 +115,10 @@ pub fn plan(op: &ChannelOp) -> Plan {
         // A Dial's bridge needs Asterisk's Dial() with per-leg channel ids and the B-leg's
         // events (ARI); until then a Dial is refused by name.
         ChannelOp::Bridge(_) => return Plan::Refuse("not supported yet on Asterisk: Dial".into()),
+        // RECORD FILE / MixMonitor: not mapped yet; a Record is refused by name.
+        ChannelOp::Record(_) | ChannelOp::StartSessionRecording { .. } => {
+            return Plan::Refuse("not supported yet on Asterisk: Record".into())
+        }
     };
     match built {
         Ok(cmd) => Plan::Commands(vec![cmd]),
