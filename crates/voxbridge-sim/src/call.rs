@@ -24,6 +24,7 @@
 //!   In static mode the socket closes with the disconnect notice right after the running
 //!   apps' EXECUTE_COMPLETE; the rest reaches inbound listeners only.
 
+mod caller_media;
 mod dial_out;
 
 pub(crate) use dial_out::{DialOut, OriginateResult};
@@ -40,6 +41,7 @@ use super::wire::{self, EventFormat, SimEvent};
 use super::{LingerNotice, Shared};
 use crate::recording::{self, RecordArgs, SessionRecording, Stopped};
 use bytes::BytesMut;
+use caller_media::CallerMedia;
 use rand::RngExt;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -310,6 +312,8 @@ struct Call {
     /// The other legs of a multi-leg bridge: uuid, and the cause of a leg that refused
     /// (`None`: it rang, so it ends LOSE_RACE when another answers).
     race_losers: Vec<(String, Option<HangupCause>)>,
+    /// What the caller's leg sent and received (module `caller_media`).
+    caller_media: CallerMedia,
     /// The running bridge's `execute_on_answer` hangup of its callee (a Dial's
     /// `timeLimit`): fires this long after the answer, with this cause.
     bridge_sched_hangup: Option<(Duration, HangupCause)>,
@@ -390,6 +394,7 @@ impl Call {
             b_leg: None,
             bridge_sched_hangup: None,
             race_losers: Vec::new(),
+            caller_media: CallerMedia::default(),
             held_reply: None,
             report,
             script,
@@ -969,6 +974,20 @@ impl Call {
                     self.pending.push(Pending::Dtmf(digits.to_string()));
                 }
                 format!("+OK {} sent DTMF {digits}.\n", words[0])
+            }
+            "uuid_broadcast" if via_caller_leg => {
+                // The caller's own leg plays something into the call (the live suite's
+                // talking caller); only its duration is modelled, as packets.
+                if words.get(1).is_none() {
+                    return api::usage(cmd);
+                }
+                let now_us = self.shared.sw.clock.now_us();
+                self.caller_media.caller_talks(now_us);
+                "+OK Message sent\n".into()
+            }
+            "uuid_broadcast" => {
+                "-ERR uuid_broadcast on the controlled channel is not supported by the simulator\n"
+                    .into()
             }
             "uuid_getvar" => match words.get(1) {
                 Some(name) => self.ch.vars.get(name).unwrap_or("_undef_").to_string(),
@@ -1608,6 +1627,13 @@ impl Call {
                 vars.unset("originate_signal_bond");
                 vars.set("originate_disposition", "SUCCESS");
                 vars.set("DIALSTATUS", "SUCCESS");
+                let media = self
+                    .script
+                    .callee_media
+                    .get(&dest)
+                    .copied()
+                    .unwrap_or_default();
+                self.caller_media.bridged(now_us, media);
                 let b = self.b_leg.as_mut().expect("checked above");
                 b.bridged = true;
                 self.ch.other_leg = Some(OtherLeg {
@@ -1717,6 +1743,8 @@ impl Call {
         if !b.bridged {
             return;
         }
+        let now_us = self.shared.sw.clock.now_us();
+        self.caller_media.unbridged(now_us);
         let cause = match end {
             End::Hangup { .. } => self
                 .ch
@@ -2040,7 +2068,10 @@ impl Call {
             return;
         }
         let pending = self.originate.take();
+        let (media_in_packets, media_out_packets) = self.caller_media.packets(hangup_us);
         let leg = CallerLeg {
+            media_in_packets,
+            media_out_packets,
             uuid: &self.caller_uuid,
             destination: &self.ch.destination,
             caller_number: &self.ch.caller_number,
