@@ -88,6 +88,19 @@ pub enum Action {
         after: f64,
         digits: &'static str,
     },
+    /// From the answer on, the caller sends a 1004 Hz tone into the call
+    /// (`uuid_broadcast <A-leg> tone_stream://… aleg`: its own leg plays it towards the
+    /// switch); `after` seconds later the callee is killed, as in
+    /// [`Action::CalleeHangsUp`]. With an echoing callee (7005), what the caller then
+    /// receives crossed the bridge twice.
+    CallerTalksThenCalleeHangsUp {
+        after: f64,
+    },
+    /// REST `DELETE …/Call/{A-leg}/` this many seconds after answer, while bridged, after
+    /// checking (as [`Action::RestHangupCallee`]) that the live list holds both legs.
+    RestHangupBridgedCaller {
+        after: f64,
+    },
 }
 
 /// Something checked through voxbridge's REST API or log, besides the caller's leg and
@@ -128,6 +141,10 @@ pub enum Probe {
     /// voxbridge logged a Gather barge-in whose prompt stopped at most `ms` after the
     /// first digit (both times the switch's: the DTMF event and the completion).
     BargeInWithinMs(u64),
+    /// The Dial's callee channel (the B-leg voxbridge logged as bridged) is gone from the
+    /// switch (`uuid_exists` → false) at most this many seconds after the action (the
+    /// REST DELETE sent, the digits sent): the switch sent it BYE.
+    CalleeGoneWithin(f64),
 }
 
 /// How the originate ends.
@@ -197,6 +214,9 @@ pub struct Expect {
     pub dial_events: Vec<&'static str>,
     /// The `Digits` of the Gather fetch (with `InputType=dtmf`), when one is expected.
     pub gather_digits: Option<&'static str>,
+    /// The caller's leg sent and received at least this many RTP media packets
+    /// (`rtp_audio_{out,in}_media_packet_count`, 50 a second): media crossed the call.
+    pub caller_media_packets: Option<u64>,
 }
 
 impl Expect {
@@ -222,6 +242,7 @@ impl Expect {
             dial_status: None,
             dial_events: Vec::new(),
             gather_digits: None,
+            caller_media_packets: None,
         }
     }
 
@@ -341,6 +362,11 @@ impl Expect {
 
     fn dial_status(mut self, status: &'static str) -> Self {
         self.dial_status = Some(status);
+        self
+    }
+
+    fn caller_media_packets(mut self, packets: u64) -> Self {
+        self.caller_media_packets = Some(packets);
         self
     }
 
@@ -1209,14 +1235,15 @@ pub fn all() -> Vec<Scenario> {
         }),
         scenario(
             "dial_rest_hangup_of_the_caller_during_the_bridge_ends_both_source_api",
-            "<Dial> to 7002, REST DELETE of the caller 2 s after answer: BYE within 1 s, source API",
+            "<Dial> to 7002; 2 s after answer the live list holds both legs, then REST DELETE of the caller: the caller gets BYE and the callee's channel is gone within 1 s, both CDRs source API",
             Ext::Ringing,
             vec![Xml("<Response><Dial><Number>7002</Number></Dial></Response>")],
             Expect::bye("NORMAL_CLEARING", 16)
                 .record("NORMAL_CLEARING", 16, NORMAL, "API", "completed")
                 .timing(Timing::ApiHangupWithin(1.0)),
         )
-        .acting(Action::RestHangup { after: 2.0 })
+        .acting(Action::RestHangupBridgedCaller { after: 2.0 })
+        .probing(Probe::CalleeGoneWithin(1.0))
         .probing(Probe::LegCdr {
             cause: None,
             name: "Normal Hangup",
@@ -1225,7 +1252,7 @@ pub fn all() -> Vec<Scenario> {
         }),
         scenario(
             "dial_rest_hangup_of_the_callee_ends_only_it_the_caller_continues",
-            "<Dial> to 7002 then a 1 s tone; 2 s after answer the live list holds both legs, the B-leg's details name its parent, and DELETE of the B-leg → 204: the callee ends, the caller hears the tone, BYE End Of XML Instructions",
+            "<Dial> to 7002 then a 1 s tone; 2 s after answer the live list holds both legs, the B-leg's details name its parent, and DELETE of the B-leg → 204: the callee's channel is gone within 1 s, the caller hears the tone, BYE End Of XML Instructions",
             Ext::Ringing,
             vec![Xml(format!(
                 "<Response><Dial><Number>7002</Number></Dial><Play>{TONE_1S}</Play></Response>"
@@ -1235,6 +1262,7 @@ pub fn all() -> Vec<Scenario> {
                 .timing(Timing::AnsweredFor { min: 2.5, max: 8.0 }),
         )
         .acting(Action::RestHangupCallee { after: 2.0 })
+        .probing(Probe::CalleeGoneWithin(1.0))
         .probing(Probe::LegCdr {
             cause: Some("NORMAL_CLEARING"),
             name: "Normal Hangup",
@@ -1259,6 +1287,57 @@ pub fn all() -> Vec<Scenario> {
             name: "Caller Hangup",
             source: "Caller",
             answered: false,
+        }),
+        scenario(
+            "dial_both_legs_hear_media_during_the_bridge",
+            "<Dial> to 7005 (answers, echoes what it hears); the caller sends a 1004 Hz tone from the answer on, the callee is killed 2 s later: the caller received ≥ 25 RTP media packets — its own tone, back across the bridge both ways (a silent caller receives 0 from 7005)",
+            Ext::Ringing,
+            vec![Xml("<Response><Dial><Number>7005</Number></Dial></Response>")],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, CALLEE, "Callee", "completed")
+                .caller_media_packets(25)
+                .timing(Timing::AnsweredFor { min: 1.5, max: 6.0 }),
+        )
+        .acting(Action::CallerTalksThenCalleeHangsUp { after: 2.0 }),
+        scenario(
+            "dial_hangup_on_star_ends_the_bridge_hangs_up_the_callee_and_the_caller_continues",
+            "<Dial hangupOnStar=\"true\"> to 7002 then a 1 s tone; the caller presses * (RFC 2833 from its own leg) 2 s after answer: the callee's channel is gone, the caller hears the tone, BYE End Of XML Instructions; the callee's CDR says Caller",
+            Ext::Ringing,
+            vec![Xml(format!(
+                "<Response><Dial hangupOnStar=\"true\"><Number>7002</Number></Dial><Play>{TONE_1S}</Play></Response>"
+            ))],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+                .timing(Timing::AnsweredFor { min: 2.5, max: 8.0 }),
+        )
+        .acting(Action::CallerPresses {
+            after: 2.0,
+            digits: "*",
+        })
+        .probing(Probe::CalleeGoneWithin(5.0))
+        .probing(Probe::LegCdr {
+            cause: Some("NORMAL_CLEARING"),
+            name: "Caller Hangup",
+            source: "Caller",
+            answered: true,
+        }),
+        scenario(
+            "dial_a_schedule_armed_before_the_dial_ends_both_legs_when_it_fires",
+            "<Hangup schedule=\"3\"/> then <Dial> to 7002 on 7001: the schedule fires inside the switch during the bridge, the caller gets BYE (Answer XML), the callee ends with it (its CDR: Caller)",
+            Ext::Ringing,
+            vec![Xml(
+                "<Response><Hangup schedule=\"3\"/><Dial><Number>7002</Number></Dial></Response>",
+            )],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, NORMAL, "Answer XML", "completed")
+                .timing(Timing::LastedAtLeast(2.0))
+                .timing(Timing::AnsweredFor { min: 0.5, max: 6.0 }),
+        )
+        .probing(Probe::LegCdr {
+            cause: Some("NORMAL_CLEARING"),
+            name: "Caller Hangup",
+            source: "Caller",
+            answered: true,
         }),
     ]
 }
