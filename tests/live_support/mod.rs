@@ -360,8 +360,10 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
         }
     }
     let mut api_sent_at = None;
-    // When the action that must end the callee was taken (Probe::CalleeGoneWithin).
+    // When the action that must end the callee was taken (Probe::CalleeGoneWithin),
+    // and the callee when known before it was bridged.
     let mut acted_at = None;
+    let mut ringing_leg = None;
     match s.action {
         Action::Nothing => {}
         Action::CallerCancels { after } => {
@@ -463,6 +465,23 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
                 Err(e) => obs.notes.push(e),
             }
         }
+        Action::RestHangupRingingCallee { after } => match ringing_leg_of(h, &tag).await {
+            Ok((a, b)) => {
+                tokio::time::sleep(Duration::from_secs_f64(after)).await;
+                obs.notes.extend(ringing_leg_live(&rest, &a, &b).await);
+                acted_at = Some(Instant::now());
+                match rest.delete(&format!("Call/{b}/")).await {
+                    Ok(r) if r.status == 204 => {}
+                    Ok(r) => obs.notes.push(format!(
+                        "DELETE of the ringing B-leg answered {} {}",
+                        r.status, r.text
+                    )),
+                    Err(e) => obs.notes.push(e),
+                }
+                ringing_leg = Some(b);
+            }
+            Err(e) => obs.notes.push(e),
+        },
         Action::RestHangupBridgedCaller { after } => {
             match caller.originate_result(Duration::from_secs(15)).await {
                 Ok(r) if r.starts_with("+OK") => {
@@ -524,8 +543,16 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
     }
     for probe in &s.probes {
         if let (Probe::CalleeGoneWithin(max), Some(at)) = (probe, acted_at) {
-            obs.notes
-                .extend(callee_gone_within(h, &caller, &tag, at, *max).await);
+            let b = match &ringing_leg {
+                Some(b) => Ok(b.clone()),
+                None => b_leg_of(h, &tag).await,
+            };
+            match b {
+                Ok(b) => obs
+                    .notes
+                    .extend(callee_gone_within(&caller, &b, at, *max).await),
+                Err(e) => obs.notes.push(e),
+            }
         }
     }
     if obs.api_missing {
@@ -696,19 +723,75 @@ async fn both_legs_live(rest: &Rest, a: &str, b: &str) -> Vec<String> {
     p
 }
 
+/// The call from `tag` and the first leg of the bridge voxbridge sent for it (the
+/// `origination_uuid` in its logged `execute app="bridge"` line), once sent.
+async fn ringing_leg_of(h: &Harness, tag: &str) -> Result<(String, String), String> {
+    let a = call_uuid(h, tag).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = h.vb.log_lines_with(&a, 400);
+        let found = lines
+            .lines()
+            .filter(|l| l.contains("app=\"bridge\""))
+            .find_map(|l| l.split("origination_uuid=").nth(1))
+            .and_then(|rest| rest.split([',', ']', '}']).next())
+            .map(str::to_string);
+        if let Some(b) = found.filter(|b| !b.is_empty()) {
+            return Ok((a, b));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("{a} never sent its bridge"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// [`Action::RestHangupRingingCallee`]: while the leg rings it is listed live,
+/// `ringing`, with its parent and no answer time; the caller is bridged to no one.
+async fn ringing_leg_live(rest: &Rest, a: &str, b: &str) -> Vec<String> {
+    let mut p = Vec::new();
+    match rest.get("Call/?status=live").await {
+        Ok(r) => {
+            let calls: Vec<String> =
+                serde_json::from_value(r.json["calls"].clone()).unwrap_or_default();
+            if !(calls.iter().any(|c| c == a) && calls.iter().any(|c| c == b)) {
+                p.push(format!(
+                    "live list {calls:?} lacks the caller {a} or the ringing leg {b}"
+                ));
+            }
+        }
+        Err(e) => p.push(e),
+    }
+    match rest.get(&format!("Call/{b}/?status=live")).await {
+        Ok(r) if r.status == 200
+            && r.json["parent_call_uuid"] == a
+            && r.json["call_status"] == "ringing"
+            && r.json["answer_time"].is_null() => {}
+        Ok(r) => p.push(format!(
+            "live details of the ringing B-leg: {} {}, expected call_status ringing, parent_call_uuid {a}, no answer_time",
+            r.status, r.text
+        )),
+        Err(e) => p.push(e),
+    }
+    match rest.get(&format!("Call/{a}/?status=live")).await {
+        Ok(r) if r.json.get("bridged_to").is_none() => {}
+        Ok(r) => p.push(format!(
+            "live details of the caller while its Dial rings: {}, expected no bridged_to",
+            r.text
+        )),
+        Err(e) => p.push(e),
+    }
+    p
+}
+
 /// [`Probe::CalleeGoneWithin`]: polls `uuid_exists <B-leg>` on the switch until it says
 /// `false`, and compares the time since the action with `max`.
 async fn callee_gone_within(
-    h: &Harness,
     caller: &caller::Caller,
-    tag: &str,
+    b: &str,
     acted_at: Instant,
     max: f64,
 ) -> Vec<String> {
-    let b = match b_leg_of(h, tag).await {
-        Ok(b) => b,
-        Err(e) => return vec![e],
-    };
     let give_up = acted_at + Duration::from_secs_f64(max) + Duration::from_secs(10);
     loop {
         match caller.api(&format!("uuid_exists {b}")).await {

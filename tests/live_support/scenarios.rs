@@ -96,6 +96,13 @@ pub enum Action {
     CallerTalksThenCalleeHangsUp {
         after: f64,
     },
+    /// `after` seconds after voxbridge sent the bridge, while the destinations ring:
+    /// the live list holds the caller and the leg (voxbridge's `origination_uuid`), the
+    /// leg's details say `ringing` with its parent and no answer time, the caller has no
+    /// `bridged_to`; then REST `DELETE …/Call/{B-leg}/` → 204.
+    RestHangupRingingCallee {
+        after: f64,
+    },
     /// REST `DELETE …/Call/{A-leg}/` this many seconds after answer, while bridged, after
     /// checking (as [`Action::RestHangupCallee`]) that the live list holds both legs.
     RestHangupBridgedCaller {
@@ -1286,6 +1293,27 @@ pub fn all() -> Vec<Scenario> {
             cause: None,
             name: "Caller Hangup",
             source: "Caller",
+            answered: false,
+        }),
+        scenario(
+            "dial_legs_are_listed_live_while_they_ring_and_delete_of_a_ringing_leg_ends_only_it",
+            "<Dial action> to 7004 (rings forever) on 7001; 1 s into the ringing the live list holds the leg, ringing, with its parent; DELETE of it → 204: the leg's channel is gone within 1 s, the one-leg bridge fails (DialStatus failed), the action's busy Hangup refuses the caller 486",
+            Ext::Ringing,
+            vec![
+                Xml(format!("<Response><Dial action=\"{DIAL_ACTION}\"><Number>7004</Number></Dial></Response>")),
+                Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+            ],
+            Expect::refused(486, "USER_BUSY")
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("failed"),
+        )
+        .acting(Action::RestHangupRingingCallee { after: 1.0 })
+        .probing(Probe::CalleeGoneWithin(1.0))
+        .probing(Probe::LegCdr {
+            cause: Some("NORMAL_CLEARING"),
+            name: "Normal Hangup",
+            source: "API",
             answered: false,
         }),
         scenario(
