@@ -312,6 +312,9 @@ struct Call {
     /// The other legs of a multi-leg bridge: uuid, and the cause of a leg that refused
     /// (`None`: it rang, so it ends LOSE_RACE when another answers).
     race_losers: Vec<(String, Option<HangupCause>)>,
+    /// Where the bridge's one simulated callee stands among its legs (dial-string
+    /// order, as `originate_causes` lists them).
+    race_position: usize,
     /// What the caller's leg sent and received (module `caller_media`).
     caller_media: CallerMedia,
     /// The running bridge's `execute_on_answer` hangup of its callee (a Dial's
@@ -394,6 +397,7 @@ impl Call {
             b_leg: None,
             bridge_sched_hangup: None,
             race_losers: Vec::new(),
+            race_position: 0,
             caller_media: CallerMedia::default(),
             held_reply: None,
             report,
@@ -1516,6 +1520,7 @@ impl Call {
                 (uuid, refused)
             })
             .collect();
+        self.race_position = chosen;
         let dial = legs.into_iter().nth(chosen).expect("chosen among the legs");
         // An unknown number: the test switch's dialplan has no route for it (404 with
         // its Q.850 reason, `-ERR NO_ROUTE_DESTINATION` to an originate).
@@ -1562,7 +1567,17 @@ impl Call {
         };
         // ~20 ms for the INVITE round trip, as in the transcripts.
         const FIRST_RESPONSE: Duration = Duration::from_millis(20);
+        // Another leg that rings sends its 180 before the winner's 200 reaches the
+        // caller (transcript x: 7004's CHANNEL_PROGRESS, then 7002's answer).
+        let another_rings = self
+            .race_losers
+            .iter()
+            .any(|(_, refused)| refused.is_none());
         match callee {
+            Some(Callee::Answers { after, .. }) if after.is_zero() && another_rings => {
+                at(FIRST_RESPONSE, BridgeStep::Ring);
+                at(FIRST_RESPONSE * 2, BridgeStep::Answer);
+            }
             Some(Callee::Answers { after, .. }) if after.is_zero() => {
                 at(FIRST_RESPONSE, BridgeStep::Answer);
             }
@@ -1617,12 +1632,19 @@ impl Call {
                 self.originating(&b_uuid, &dest);
                 self.answer();
                 let now_us = self.shared.sw.clock.now_us();
-                let mut causes = vec![format!("{b_uuid};NONE")];
-                causes.extend(self.race_losers.iter().map(|(u, refused)| {
-                    format!("{u};{}", refused.unwrap_or(HangupCause::LOSE_RACE).name())
-                }));
+                let mut causes: Vec<String> = self
+                    .race_losers
+                    .iter()
+                    .map(|(u, refused)| {
+                        format!("{u};{}", refused.unwrap_or(HangupCause::LOSE_RACE).name())
+                    })
+                    .collect();
+                causes.insert(
+                    self.race_position.min(causes.len()),
+                    format!("{b_uuid};NONE"),
+                );
                 let vars = &mut self.ch.vars;
-                vars.set("originate_causes", causes.join("|"));
+                vars.set("originate_causes", originate_causes(&causes));
                 vars.set("signal_bond", b_uuid.as_str());
                 vars.unset("originate_signal_bond");
                 vars.set("originate_disposition", "SUCCESS");
@@ -1729,8 +1751,11 @@ impl Call {
             .iter()
             .map(|(u, refused)| format!("{u};{}", refused.unwrap_or(cause).name()))
             .collect();
-        causes.push(format!("{b_uuid};{}", cause.name()));
-        vars.set("originate_causes", causes.join("|"));
+        causes.insert(
+            self.race_position.min(causes.len()),
+            format!("{b_uuid};{}", cause.name()),
+        );
+        vars.set("originate_causes", originate_causes(&causes));
         vars.set("originate_failed_cause", cause.name());
     }
 
@@ -1741,6 +1766,14 @@ impl Call {
         let Some(b) = self.b_leg.take() else { return };
         self.shared.registry.unregister_callee(&b.uuid);
         if !b.bridged {
+            if matches!(end, End::Hangup { .. })
+                && self.ch.vars.get("originate_disposition") != Some("SUCCESS")
+                && self.ch.vars.get("originate_failed_cause").is_none()
+            {
+                // The caller's channel went while the legs rang (transcript u: the
+                // caller's CANCEL): the originate is cancelled, every ringing leg with it.
+                self.bridge_failed(&b.uuid, &b.destination, HangupCause::ORIGINATOR_CANCEL);
+            }
             return;
         }
         let now_us = self.shared.sw.clock.now_us();
@@ -2194,12 +2227,25 @@ fn needs_media(app: &str) -> bool {
 }
 
 /// `DIALSTATUS` for a failed bridge's cause.
+/// `originate_causes` as the switch writes it: `uuid;CAUSE` for one leg, the array form
+/// `ARRAY::uuid;CAUSE|:uuid;CAUSE` for several, in dial-string order (transcript x).
+fn originate_causes(entries: &[String]) -> String {
+    match entries {
+        [one] => one.clone(),
+        many => format!("ARRAY::{}", many.join("|:")),
+    }
+}
+
 fn dial_status(cause: HangupCause) -> &'static str {
     match cause.name() {
         "USER_BUSY" => "BUSY",
         "NO_ANSWER" | "NO_USER_RESPONSE" => "NOANSWER",
         "CALL_REJECTED" => "CALL_REJECTED",
         "NO_ROUTE_DESTINATION" | "UNALLOCATED_NUMBER" => "INVALIDARGS",
+        // Transcript u: the caller cancelled while the leg rang.
+        "ORIGINATOR_CANCEL" => "CANCEL",
+        // Transcript y: the ringing leg killed (`uuid_kill`): the cause's own name.
+        "NORMAL_CLEARING" => "NORMAL_CLEARING",
         _ => "FAIL",
     }
 }
