@@ -1488,7 +1488,9 @@ impl Call {
         };
         // Several legs ring at once (`,`): the one that answers first wins and the
         // others end with LOSE_RACE; with no answer, the refusals end at once and the
-        // bridge fails as the last leg does. The simulator plays the winner (or, with
+        // bridge fails with the first leg's cause, in dial-string order (seen on the
+        // switch: 7999,7003 failed NO_ROUTE_DESTINATION, 7003,7999 USER_BUSY; a leg that
+        // rings on decides instead). The simulator plays the winner (or, with
         // none, the leg that decides the failure) as the bridge's one callee and keeps
         // the others' causes for `originate_causes`.
         let callee_of = |d: &DialString| self.script.callees.get(&d.destination).copied();
@@ -1502,7 +1504,7 @@ impl Call {
             .or_else(|| {
                 (0..legs.len()).find(|i| matches!(callee_of(&legs[*i]), Some(Callee::RingsForever)))
             })
-            .unwrap_or(legs.len() - 1);
+            .unwrap_or(0);
         self.race_losers = legs
             .iter()
             .enumerate()
