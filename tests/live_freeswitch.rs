@@ -93,6 +93,7 @@ live_tests!(
     dial_rest_hangup_of_the_callee_ends_only_it_the_caller_continues,
     dial_caller_cancels_while_the_destination_rings_the_action_is_cancel,
     dial_legs_are_listed_live_while_they_ring_and_delete_of_a_ringing_leg_ends_only_it,
+    dial_every_destination_refusing_gives_each_leg_its_own_cause,
     dial_both_legs_hear_media_during_the_bridge,
     dial_hangup_on_star_ends_the_bridge_hangs_up_the_callee_and_the_caller_continues,
     dial_a_schedule_armed_before_the_dial_ends_both_legs_when_it_fires,

@@ -597,13 +597,21 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
             match probe {
                 Probe::GoneAfterEnd => obs.notes.extend(rest::gone_after_end(&rest, &uuid).await),
                 Probe::LegCdr {
+                    position,
                     cause,
                     name,
                     source,
                     answered,
-                } => obs
-                    .notes
-                    .extend(leg_cdr(h, &rest, &uuid, (*cause, name, source, *answered)).await),
+                } => obs.notes.extend(
+                    leg_cdr(
+                        h,
+                        &rest,
+                        &uuid,
+                        *position,
+                        (*cause, name, source, *answered),
+                    )
+                    .await,
+                ),
                 Probe::PostCallMode { skipped } => obs
                     .notes
                     .extend(post_call_mode(h, &obs.log, &uuid, skipped).await),
@@ -625,6 +633,7 @@ async fn leg_cdr(
     h: &Harness,
     rest: &Rest,
     a: &str,
+    position: usize,
     want: (Option<&str>, &str, &str, bool),
 ) -> Vec<String> {
     let (cause, name, source, answered) = want;
@@ -634,7 +643,8 @@ async fn leg_cdr(
         let found = lines
             .lines()
             .filter(|l| l.contains("dial leg ended"))
-            .find_map(|l| l.split("b_leg=").nth(1))
+            .filter_map(|l| l.split("b_leg=").nth(1))
+            .nth(position.saturating_sub(1))
             .map(|b| b.split_whitespace().next().unwrap_or("").to_string());
         if let Some(b) = found.filter(|b| !b.is_empty()) {
             break b;

@@ -132,11 +132,13 @@ pub enum Probe {
     ScheduleGone { at: f64 },
     /// Once the call is over: `DELETE` and `GET …?status=live` of it answer 404.
     GoneAfterEnd,
-    /// Once the call is over: its Dial's B-leg (voxbridge's `dial leg ended b_leg=…`
-    /// line) has its own CDR over REST: `parent_call_uuid` the call, direction
-    /// `outbound`, this cause (when given), name and source, answered or not, and no
-    /// callback deliveries (the hangup URL is the A-leg's).
+    /// Once the call is over: its Dial's B-leg at `position` (1-based, document order:
+    /// the `position`-th of voxbridge's `dial leg ended b_leg=…` lines) has its own CDR
+    /// over REST: `parent_call_uuid` the call, direction `outbound`, this cause (when
+    /// given), name and source, answered or not, and no callback deliveries (the hangup
+    /// URL is the A-leg's).
     LegCdr {
+        position: usize,
         cause: Option<&'static str>,
         name: &'static str,
         source: &'static str,
@@ -1139,6 +1141,7 @@ pub fn all() -> Vec<Scenario> {
         )
         .acting(Action::CalleeHangsUp { after: 2.0 })
         .probing(Probe::LegCdr {
+            position: 1,
             cause: Some("NORMAL_CLEARING"),
             name: "Callee Hangup",
             source: "Callee",
@@ -1156,6 +1159,7 @@ pub fn all() -> Vec<Scenario> {
         )
         .acting(Action::CalleeHangsUp { after: 2.0 })
         .probing(Probe::LegCdr {
+            position: 1,
             cause: Some("LOSE_RACE"),
             name: "Lose Race",
             source: "Answer XML",
@@ -1191,6 +1195,7 @@ pub fn all() -> Vec<Scenario> {
                 .dial_status("busy"),
         )
         .probing(Probe::LegCdr {
+            position: 1,
             cause: Some("USER_BUSY"),
             name: "Busy Line",
             source: "Callee",
@@ -1235,6 +1240,7 @@ pub fn all() -> Vec<Scenario> {
                 .timing(Timing::AnsweredFor { min: 1.5, max: 6.0 }),
         )
         .probing(Probe::LegCdr {
+            position: 1,
             cause: Some("ALLOTTED_TIMEOUT"),
             name: "Dial Time Limit",
             source: "Answer XML",
@@ -1252,6 +1258,7 @@ pub fn all() -> Vec<Scenario> {
         .acting(Action::RestHangupBridgedCaller { after: 2.0 })
         .probing(Probe::CalleeGoneWithin(1.0))
         .probing(Probe::LegCdr {
+            position: 1,
             cause: None,
             name: "Normal Hangup",
             source: "API",
@@ -1271,6 +1278,7 @@ pub fn all() -> Vec<Scenario> {
         .acting(Action::RestHangupCallee { after: 2.0 })
         .probing(Probe::CalleeGoneWithin(1.0))
         .probing(Probe::LegCdr {
+            position: 1,
             cause: Some("NORMAL_CLEARING"),
             name: "Normal Hangup",
             source: "API",
@@ -1290,6 +1298,7 @@ pub fn all() -> Vec<Scenario> {
         )
         .acting(Action::CallerCancels { after: 2.0 })
         .probing(Probe::LegCdr {
+            position: 1,
             cause: None,
             name: "Caller Hangup",
             source: "Caller",
@@ -1311,9 +1320,31 @@ pub fn all() -> Vec<Scenario> {
         .acting(Action::RestHangupRingingCallee { after: 1.0 })
         .probing(Probe::CalleeGoneWithin(1.0))
         .probing(Probe::LegCdr {
+            position: 1,
             cause: Some("NORMAL_CLEARING"),
             name: "Normal Hangup",
             source: "API",
+            answered: false,
+        }),
+        scenario(
+            "dial_every_destination_refusing_gives_each_leg_its_own_cause",
+            "<Dial action callbackUrl> to 7999 (no route) and 7003 (486) at once on 7001: both refuse, the bridge fails with the first leg's cause (DialStatus failed); the second leg's CDR says USER_BUSY Busy Line (its own cause, from the switch's ARRAY form of originate_causes); the action's busy Hangup refuses the caller 486",
+            Ext::Ringing,
+            vec![
+                Xml(format!("<Response><Dial action=\"{DIAL_ACTION}\" callbackUrl=\"{{app}}/events\"><Number>7999</Number><Number>7003</Number></Dial></Response>")),
+                Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+            ],
+            Expect::refused(486, "USER_BUSY")
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .dial_events(&["DialHangup", "DialHangup"])
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("failed"),
+        )
+        .probing(Probe::LegCdr {
+            position: 2,
+            cause: Some("USER_BUSY"),
+            name: "Busy Line",
+            source: "Callee",
             answered: false,
         }),
         scenario(
@@ -1344,6 +1375,7 @@ pub fn all() -> Vec<Scenario> {
         })
         .probing(Probe::CalleeGoneWithin(5.0))
         .probing(Probe::LegCdr {
+            position: 1,
             cause: Some("NORMAL_CLEARING"),
             name: "Caller Hangup",
             source: "Caller",
@@ -1362,6 +1394,7 @@ pub fn all() -> Vec<Scenario> {
                 .timing(Timing::AnsweredFor { min: 0.5, max: 6.0 }),
         )
         .probing(Probe::LegCdr {
+            position: 1,
             cause: Some("NORMAL_CLEARING"),
             name: "Caller Hangup",
             source: "Caller",
