@@ -1383,15 +1383,15 @@ pub fn all() -> Vec<Scenario> {
         }),
         scenario(
             "dial_a_schedule_armed_before_the_dial_ends_both_legs_when_it_fires",
-            "<Hangup schedule=\"3\"/> then <Dial> to 7002 on 7001: the schedule fires inside the switch during the bridge, the caller gets BYE (Answer XML), the callee ends with it (its CDR: Caller)",
+            "<Hangup schedule=\"5\"/> then <Dial> to 7002 on 7001: the schedule fires inside the switch during the bridge (5 s leave room for a slow bridge on a loaded machine), the caller gets BYE (Answer XML), the callee ends with it (its CDR: Caller)",
             Ext::Ringing,
             vec![Xml(
-                "<Response><Hangup schedule=\"3\"/><Dial><Number>7002</Number></Dial></Response>",
+                "<Response><Hangup schedule=\"5\"/><Dial><Number>7002</Number></Dial></Response>",
             )],
             Expect::bye("NORMAL_CLEARING", 16)
                 .record("NORMAL_CLEARING", 16, NORMAL, "Answer XML", "completed")
-                .timing(Timing::LastedAtLeast(2.0))
-                .timing(Timing::AnsweredFor { min: 0.5, max: 6.0 }),
+                .timing(Timing::LastedAtLeast(4.0))
+                .timing(Timing::AnsweredFor { min: 0.5, max: 8.0 }),
         )
         .probing(Probe::LegCdr {
             position: 1,
