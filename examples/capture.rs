@@ -558,6 +558,56 @@ Outbound client: connect, myevents, linger, event plain <list + bridge events>, 
       NO_ANSWER originate result. The client hangs the channel up with NO_ANSWER and sends exit.",
     },
     Scenario {
+        name: "u",
+        file: "u-bridge-caller-cancels-while-ringing.txt",
+        title: "bridge ringing 7004; the caller gives up (CANCEL) while it rings",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7901@127.0.0.1:5060 (capture dialplan: socket, unanswered).
+Outbound client: connect, myevents, linger, event plain <list + bridge events>, then sendmsg execute bridge (event-lock) of {origination_uuid=<B>,originate_timeout=30}sofia/external/7004@127.0.0.1:5060 (180, never answers).
+      1 s after CHANNEL_PROGRESS the INBOUND-ESL connection runs `api uuid_kill <calling leg>` (the caller's CANCEL).
+      The socket sees the bridge's CHANNEL_EXECUTE_COMPLETE and its own channel's end; the client waits for
+      CHANNEL_HANGUP_COMPLETE and the linger notice, and sends exit.",
+    },
+    Scenario {
+        name: "v",
+        file: "v-bridge-callee-side-hangs-up.txt",
+        title: "bridge answered by 7002; the callee's own side hangs up (BYE towards B)",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7901@127.0.0.1:5060 (capture dialplan: socket, unanswered).
+Outbound client: connect, myevents, linger, event plain <list + bridge events>, then sendmsg execute bridge (event-lock) of {origination_uuid=<B>,origination_caller_id_number=15559990002}sofia/external/7002@127.0.0.1:5060.
+      2 s after CHANNEL_BRIDGE the INBOUND-ESL connection finds the callee's far-end channel (`show channels like
+      15559990002`, the uuid that is not B) and kills it: the callee sends BYE to B. The socket sees CHANNEL_UNBRIDGE and
+      the bridge's completion, hangs its channel up (NORMAL_CLEARING) and sends exit. Compare i (B killed by the switch).",
+    },
+    Scenario {
+        name: "w",
+        file: "w-bridge-a-leg-killed.txt",
+        title: "bridge answered by 7002; `uuid_kill` of the socket's own channel (the A-leg) during the bridge",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7901@127.0.0.1:5060 (capture dialplan: socket, unanswered).
+Outbound client: connect, myevents, linger, event plain <list + bridge events>, then sendmsg execute bridge (event-lock) of {origination_uuid=<B>}sofia/external/7002@127.0.0.1:5060.
+      2 s after CHANNEL_BRIDGE the INBOUND-ESL connection runs `api uuid_kill <the socket's channel>` (what voxbridge
+      does for REST DELETE of the A-leg). The socket sees its channel and the bridge end; the client waits for
+      CHANNEL_HANGUP_COMPLETE and the linger notice, and sends exit.",
+    },
+    Scenario {
+        name: "x",
+        file: "x-bridge-two-destinations-lose-race.txt",
+        title: "bridge to two destinations at once: 7004 rings, 7002 answers and wins; the loser ends LOSE_RACE",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7901@127.0.0.1:5060 (capture dialplan: socket, unanswered).
+Outbound client: connect, myevents, linger, event plain <list + bridge events>, then sendmsg execute bridge (event-lock) of {originate_timeout=30}[origination_uuid=<L>]sofia/external/7004@127.0.0.1:5060,[origination_uuid=<B>]sofia/external/7002@127.0.0.1:5060.
+      7002 answers and is bridged, 7004 is cancelled. 2 s after CHANNEL_BRIDGE the INBOUND-ESL connection runs
+      `api uuid_kill <B>`. The bridge's completion carries `originate_causes` in the switch's ARRAY form
+      (`ARRAY::<L>;LOSE_RACE|:<B>;NONE`). The client hangs its channel up (NORMAL_CLEARING) and sends exit.",
+    },
+    Scenario {
+        name: "y",
+        file: "y-bridge-ringing-b-leg-killed.txt",
+        title: "bridge ringing 7004; `uuid_kill` of the only B-leg while it rings",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7901@127.0.0.1:5060 (capture dialplan: socket, unanswered).
+Outbound client: connect, myevents, linger, event plain <list + bridge events>, then sendmsg execute bridge (event-lock) of {origination_uuid=<B>,originate_timeout=30}sofia/external/7004@127.0.0.1:5060.
+      1 s after CHANNEL_PROGRESS the INBOUND-ESL connection runs `api uuid_kill <B>` (what voxbridge does for REST
+      DELETE of a ringing leg). The bridge fails at once with NORMAL_CLEARING; the socket's channel stays, unanswered.
+      The client hangs it up (NORMAL_CLEARING) and sends exit.",
+    },
+    Scenario {
         name: "l",
         file: "l-dtmf-prompt-barge-in-uuid-break.txt",
         title: "DTMF collected during a prompt, with barge-in by `uuid_break`",
@@ -795,6 +845,98 @@ async fn bridge(
     }
     execute_complete(&mut out, &app).await?;
     hang_up_and_exit(&mut out, cause).await?;
+    caller_done(&mut inb, &job).await
+}
+
+/// How a Dial's bridge is ended in the scenarios u–y (SPEC §11, issue #12).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BridgeEnd {
+    /// u: the caller gives up (CANCEL: `uuid_kill` of the calling leg) while 7004 rings.
+    CallerCancels,
+    /// v: the callee's own side hangs up (its far-end channel is killed: BYE to B).
+    CalleeByes,
+    /// w: `uuid_kill` of the socket's own channel (the A-leg) during the bridge.
+    KillALeg,
+    /// x: two destinations, 7004 (rings) and 7002 (answers): LOSE_RACE; then B killed.
+    LoseRace,
+    /// y: `uuid_kill` of the only B-leg while it rings.
+    KillRingingBLeg,
+}
+
+/// The caller ID the B-leg presents in v, so that its far end can be found by it.
+const V_CALLEE_CID: &str = "15559990002";
+
+async fn bridge_ends(cap: &mut Capture, how: BridgeEnd) -> Result<()> {
+    let (mut inb, caller_leg, job) = caller(cap, "7901", "&park()").await?;
+    let mut out = cap.accept().await?;
+    let own = start_session(&mut out, &with(BRIDGE_EVENTS)).await?;
+    let b = new_uuid();
+    cap.uuids.push(b.clone());
+    let sip = |dest: &str| format!("sofia/external/{dest}@127.0.0.1:5060");
+    let arg = match how {
+        BridgeEnd::CallerCancels | BridgeEnd::KillRingingBLeg => {
+            format!(
+                "{{origination_uuid={b},originate_timeout=30}}{}",
+                sip("7004")
+            )
+        }
+        BridgeEnd::CalleeByes => format!(
+            "{{origination_uuid={b},origination_caller_id_number={V_CALLEE_CID}}}{}",
+            sip("7002")
+        ),
+        BridgeEnd::KillALeg => format!("{{origination_uuid={b}}}{}", sip("7002")),
+        BridgeEnd::LoseRace => {
+            let loser = new_uuid();
+            cap.uuids.push(loser.clone());
+            format!(
+                "{{originate_timeout=30}}[origination_uuid={loser}]{},[origination_uuid={b}]{}",
+                sip("7004"),
+                sip("7002")
+            )
+        }
+    };
+    let app = execute(&mut out, "bridge", Some(&arg)).await?;
+    let ringing = matches!(how, BridgeEnd::CallerCancels | BridgeEnd::KillRingingBLeg);
+    if ringing {
+        out.event("CHANNEL_PROGRESS").await?;
+    } else {
+        out.event("CHANNEL_BRIDGE").await?;
+    }
+    tokio::time::sleep(Duration::from_secs(if ringing { 1 } else { 2 })).await;
+    let victim = match how {
+        BridgeEnd::CallerCancels => caller_leg.clone(),
+        BridgeEnd::KillALeg => own.clone(),
+        BridgeEnd::LoseRace | BridgeEnd::KillRingingBLeg => b.clone(),
+        BridgeEnd::CalleeByes => {
+            // The far end of B: the switch's inbound channel for the INVITE B sent,
+            // presenting V_CALLEE_CID (B itself shows it too: skip B's uuid).
+            let rows = inb
+                .api(&format!("show channels like {V_CALLEE_CID}"))
+                .await?;
+            let far = rows
+                .lines()
+                .filter_map(|l| l.split(',').next())
+                .find(|u| u.len() == 36 && u.matches('-').count() == 4 && *u != b)
+                .with_context(|| format!("no far end of {b} in: {rows}"))?
+                .to_string();
+            log::info(&format!("callee's far end {far}"));
+            far
+        }
+    };
+    inb.api(&format!("uuid_kill {victim}")).await?;
+    execute_complete(&mut out, &app).await?;
+    if matches!(how, BridgeEnd::CallerCancels | BridgeEnd::KillALeg) {
+        // The socket's channel is going already: its end, the linger notice, exit.
+        out.event("CHANNEL_HANGUP_COMPLETE").await?;
+        out.take("linger notice", |f| {
+            f.content_type() == "text/disconnect-notice"
+                && lookup(&f.headers, "Content-Disposition") == Some("linger")
+        })
+        .await?;
+        out.exit().await?;
+    } else {
+        hang_up_and_exit(&mut out, "NORMAL_CLEARING").await?;
+    }
     caller_done(&mut inb, &job).await
 }
 
@@ -1041,6 +1183,11 @@ async fn run(cap: &mut Capture, name: &str) -> Result<()> {
         "i" => bridge(cap, "7002", "", true, "NORMAL_CLEARING").await,
         "j" => bridge(cap, "7003", "", false, "USER_BUSY").await,
         "k" => bridge(cap, "7004", ",originate_timeout=3", false, "NO_ANSWER").await,
+        "u" => bridge_ends(cap, BridgeEnd::CallerCancels).await,
+        "v" => bridge_ends(cap, BridgeEnd::CalleeByes).await,
+        "w" => bridge_ends(cap, BridgeEnd::KillALeg).await,
+        "x" => bridge_ends(cap, BridgeEnd::LoseRace).await,
+        "y" => bridge_ends(cap, BridgeEnd::KillRingingBLeg).await,
         "l" => dtmf_barge_in(cap).await,
         "q" => gather_flush_and_barge_in(cap).await,
         "m" => record(cap, false).await,

@@ -441,26 +441,10 @@ async fn dial_legs_are_live_calls_and_rest_delete_of_the_callee_ends_only_it() {
     let script = ringing(&url).callee("7002", answers(0, None));
     let call = sim.place_call(script, server.esl);
     let a_leg = call.uuid.clone();
-    // While bridged, the live list holds both legs.
-    let deadline = std::time::Instant::now() + PATIENCE;
-    let b_leg = loop {
-        let (status, body) = rest(&server, reqwest::Method::GET, "Call/?status=live").await;
-        assert_eq!(status, 200, "{body}");
-        let calls: Vec<String> = serde_json::from_value(body["calls"].clone()).unwrap();
-        if let Some(b) = calls.iter().find(|c| **c != a_leg) {
-            assert!(calls.contains(&a_leg), "{calls:?}");
-            break b.clone();
-        }
-        assert!(std::time::Instant::now() < deadline, "no B-leg listed live");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let (status, b) = rest(
-        &server,
-        reqwest::Method::GET,
-        &format!("Call/{b_leg}/?status=live"),
-    )
-    .await;
-    assert_eq!(status, 200, "{b}");
+    // While bridged, the live list holds both legs (the B-leg is listed from its
+    // ringing on: wait until it is in progress).
+    let b_leg = live_leg_of(&server, &a_leg).await;
+    let b = live_leg_with_status(&server, &b_leg, "in-progress").await;
     assert_eq!(b["parent_call_uuid"], a_leg.as_str(), "{b}");
     assert_eq!(b["to"], "7002", "{b}");
     assert_eq!(b["direction"], "outbound", "{b}");
@@ -507,6 +491,116 @@ async fn dial_legs_are_live_calls_and_rest_delete_of_the_callee_ends_only_it() {
         true,
     )
     .await;
+}
+
+/// The B-leg of `a_leg` once the live list holds it (beside its caller).
+async fn live_leg_of(server: &Server, a_leg: &str) -> String {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let (status, body) = rest(server, reqwest::Method::GET, "Call/?status=live").await;
+        assert_eq!(status, 200, "{body}");
+        let calls: Vec<String> = serde_json::from_value(body["calls"].clone()).unwrap();
+        if let Some(b) = calls.iter().find(|c| *c != a_leg) {
+            assert!(calls.iter().any(|c| c == a_leg), "{calls:?}");
+            return b.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no B-leg listed live");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The live details of `b_leg` once its `call_status` is `status`.
+async fn live_leg_with_status(server: &Server, b_leg: &str, status: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let (code, body) = rest(
+            server,
+            reqwest::Method::GET,
+            &format!("Call/{b_leg}/?status=live"),
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+        if body["call_status"] == status {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the B-leg never became {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// SPEC §11.2 "while it is up": a B-leg is listed live from its ringing on, `ringing`
+/// with its parent and no answer time, the caller not yet `bridged_to` it. `DELETE` of
+/// the ringing leg ends only it (the switch fails a one-leg bridge at once, transcript
+/// y): DialStatus `failed`, its CDR `API` and unanswered, the caller goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_legs_are_listed_live_while_they_ring_and_delete_of_a_ringing_leg_ends_only_it() {
+    let (app, server) = setup().await;
+    let action = app.xml("/doc/d12-action", &xml("<Hangup reason=\"busy\"/>"));
+    let url = app.xml(
+        "/doc/d12",
+        &xml(&format!(
+            "<Dial action=\"{action}\" timeout=\"60\"><Number>7004</Number></Dial>"
+        )),
+    );
+    let sim = sim(1.0);
+    let script = ringing(&url).callee("7004", Callee::RingsForever);
+    let call = sim.place_call(script, server.esl);
+    let a_leg = call.uuid.clone();
+    let b_leg = live_leg_of(&server, &a_leg).await;
+    let b = live_leg_with_status(&server, &b_leg, "ringing").await;
+    assert_eq!(b["parent_call_uuid"], a_leg.as_str(), "{b}");
+    assert_eq!(b["to"], "7004", "{b}");
+    assert_eq!(b["direction"], "outbound", "{b}");
+    assert!(b["answer_time"].is_null(), "{b}");
+    let (status, a) = rest(
+        &server,
+        reqwest::Method::GET,
+        &format!("Call/{a_leg}/?status=live"),
+    )
+    .await;
+    assert_eq!(status, 200, "{a}");
+    assert!(
+        a.get("bridged_to").is_none(),
+        "not bridged while it rings: {a}"
+    );
+
+    let (status, body) = rest(&server, reqwest::Method::DELETE, &format!("Call/{b_leg}/")).await;
+    assert_eq!(status, 204, "{body}");
+    let r = report(call).await;
+    let (_, chosen) = bridge_of(&r);
+    assert_eq!(chosen, b_leg);
+    // The caller went on: the action ran and refused it busy, never answered.
+    let hits = app.hits_on("/doc/d12-action");
+    assert_eq!(hits.len(), 1, "the action is requested once");
+    assert_eq!(param(&hits[0], "DialStatus"), "failed");
+    assert_eq!(param(&hits[0], "DialHangupCause"), "NORMAL_CLEARING");
+    assert_eq!(param(&hits[0], "DialBLegUUID"), "");
+    assert_refused(&r, 486, HangupCause::USER_BUSY);
+    let cb = app.hangup_callback(&r.uuid).await;
+    check_hangup(
+        &app,
+        &cb,
+        &r,
+        &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML").reason("busy"),
+    );
+    check_leg_cdr(
+        &server,
+        &r.uuid,
+        &b_leg,
+        ("NORMAL_CLEARING", "Normal Hangup", "API"),
+        false,
+    )
+    .await;
+    let (status, _) = rest(
+        &server,
+        reqwest::Method::GET,
+        &format!("Call/{b_leg}/?status=live"),
+    )
+    .await;
+    assert_eq!(status, 404, "the leg left the live list");
 }
 
 /// The B-leg's own CDR over REST (SPEC §11.2), once written.

@@ -115,11 +115,11 @@ fn raw_kind(raw: &[u8]) -> String {
     }
 }
 
-/// Every transcript: a–h from the first capture session, i–t recorded with
-/// `examples/capture.rs`.
+/// Every transcript: a–h from the first capture session, i–t and the Dial's u–y
+/// recorded with `examples/capture.rs`.
 const ALL: &[&str] = &[
     "a", "b", "c", "d", "e", "e2", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "o2", "p",
-    "r", "s", "t",
+    "r", "s", "t", "u", "v", "w", "x", "y",
 ];
 
 type Expected = (&'static str, &'static str, &'static [(&'static str, usize)]);
@@ -671,6 +671,156 @@ const EXPECTED: &[Expected] = &[
             ("disconnect", 1),
             ("linger", 1),
             ("reply", 10),
+        ],
+    ),
+    (
+        "u",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("api", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "u",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_EXECUTE", 1),
+            ("CHANNEL_EXECUTE_COMPLETE", 2),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_PROGRESS", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "v",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("api", 2),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "v",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_ANSWER", 1),
+            ("CHANNEL_BRIDGE", 1),
+            ("CHANNEL_EXECUTE", 2),
+            ("CHANNEL_EXECUTE_COMPLETE", 3),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_PROGRESS_MEDIA", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNBRIDGE", 1),
+            ("CHANNEL_UNPARK", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 6),
+        ],
+    ),
+    (
+        "w",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("api", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "w",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_ANSWER", 1),
+            ("CHANNEL_BRIDGE", 1),
+            ("CHANNEL_EXECUTE", 1),
+            ("CHANNEL_EXECUTE_COMPLETE", 2),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_PROGRESS_MEDIA", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNBRIDGE", 1),
+            ("CHANNEL_UNPARK", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "x",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("api", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "x",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_ANSWER", 1),
+            ("CHANNEL_BRIDGE", 1),
+            ("CHANNEL_EXECUTE", 2),
+            ("CHANNEL_EXECUTE_COMPLETE", 3),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_PROGRESS", 1),
+            ("CHANNEL_PROGRESS_MEDIA", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNBRIDGE", 1),
+            ("CHANNEL_UNPARK", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 6),
+        ],
+    ),
+    (
+        "y",
+        "INBOUND#1",
+        &[
+            ("BACKGROUND_JOB", 1),
+            ("api", 1),
+            ("auth", 1),
+            ("disconnect", 1),
+            ("reply", 5),
+        ],
+    ),
+    (
+        "y",
+        "OUTBOUND#1",
+        &[
+            ("CHANNEL_EXECUTE", 1),
+            ("CHANNEL_EXECUTE_COMPLETE", 2),
+            ("CHANNEL_HANGUP", 1),
+            ("CHANNEL_HANGUP_COMPLETE", 1),
+            ("CHANNEL_PROGRESS", 1),
+            ("CHANNEL_STATE", 2),
+            ("CHANNEL_UNPARK", 1),
+            ("channel_data", 1),
+            ("disconnect", 1),
+            ("linger", 1),
+            ("reply", 6),
         ],
     ),
 ];

@@ -4,7 +4,8 @@
 //! frame type and event, same header names in the same order (outer and inner), and the
 //! same values in the same URL-encoding once UUIDs and numbers (times, sequence numbers,
 //! ports, lengths) are set aside. For (i)–(p), captured on the bundled test switch, the
-//! sequence and the behaviour headers are compared (see [`Compare::Sequence`]); (o) and
+//! sequence and the behaviour headers are compared (see [`Compare::Sequence`]), and for
+//! the Dial's transcripts (u)–(y) also the bridge's result variables; (o) and
 //! (p) are replayed with both clients, inbound and socket server, and so is (o2), the
 //! socket app in static mode.
 
@@ -124,12 +125,66 @@ async fn replay_as(
     config: SimConfig,
     compare: Compare,
 ) -> Vec<Frame> {
+    replay_killing(file, script, config, compare, None).await
+}
+
+/// Whose channel a transcript's INBOUND-ESL client killed with `api uuid_kill`.
+enum Victim {
+    /// The socket's own channel (the A-leg).
+    Own,
+    /// This uuid, as recorded (a bridge leg's `origination_uuid`, which the replayed
+    /// `bridge` command gives the simulator's leg too).
+    Recorded(String),
+}
+
+/// [`replay_as`], and `after` the call starts, `api uuid_kill <victim>` over the
+/// simulator's inbound side, as the transcript's INBOUND-ESL client did.
+async fn replay_killing(
+    file: &str,
+    script: CallScript,
+    config: SimConfig,
+    compare: Compare,
+    kill: Option<(Duration, Victim)>,
+) -> Vec<Frame> {
     let frames = fixture(file);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let config_dir = config.recordings_dir.to_string_lossy().into_owned();
     let sim = Sim::new(config);
     let call = sim.place_call(script, addr);
+    if let Some((after, victim)) = kill {
+        let uuid = match victim {
+            Victim::Own => call.uuid.clone(),
+            Victim::Recorded(u) => u,
+        };
+        let inbound = sim
+            .listen_inbound("127.0.0.1:0".parse().unwrap(), "ClueCon")
+            .await
+            .unwrap();
+        let options = voxbridge::esl::inbound::InboundOptions {
+            addr: inbound.local_addr().to_string(),
+            password: "ClueCon".into(),
+            ..voxbridge::esl::inbound::InboundOptions::default()
+        };
+        let real_after = sim.clock().real(after);
+        tokio::spawn(async move {
+            let _keep = inbound;
+            let (session, _events) = voxbridge::esl::inbound::InboundSession::connect(
+                &options,
+                std::sync::Arc::new(voxbridge::esl::counters::EslCounters::default()),
+            )
+            .await
+            .expect("the simulator's inbound side");
+            tokio::time::sleep(real_after).await;
+            let reply = session.api(&format!("uuid_kill {uuid}")).await;
+            assert!(
+                reply.as_ref().is_ok_and(|r| r.body.starts_with("+OK")),
+                "uuid_kill {uuid}: {reply:?}"
+            );
+            // Keep the session until the replay is over.
+            tokio::time::sleep(WAIT).await;
+        });
+    }
     let (stream, _) = listener.accept().await.unwrap();
     let mut client = Client {
         stream,
@@ -687,6 +742,202 @@ async fn k_bridge_no_answer() {
         crate::sim_support::get(&done[0], "Answer-State"),
         Some("ringing")
     );
+}
+
+/// The value of `var` in the bridge's CHANNEL_EXECUTE_COMPLETE of `frames`.
+fn bridge_completion_var(frames: &[Frame], var: &str) -> Option<String> {
+    events_named(frames, "CHANNEL_EXECUTE_COMPLETE")
+        .iter()
+        .find(|h| crate::sim_support::get(h, "Application") == Some("bridge"))
+        .and_then(|h| crate::sim_support::get(h, var).map(str::to_string))
+}
+
+fn recorded(file: &str) -> Vec<Frame> {
+    fixture(file)
+        .iter()
+        .filter(|f| f.from_switch)
+        .map(|f| decode(&f.bytes))
+        .collect()
+}
+
+#[tokio::test]
+async fn u_bridge_caller_cancels_while_ringing() {
+    // The caller's CANCEL 1 s into the ringing: the caller's channel ends
+    // ORIGINATOR_CANCEL, the bridge reports DIALSTATUS=CANCEL for its leg.
+    let file = "u-bridge-caller-cancels-while-ringing.txt";
+    let got = replay_as(
+        file,
+        CallScript::ringing()
+            .callee("7004", Callee::RingsForever)
+            .caller_hangs_up_during("bridge", Duration::from_secs(1)),
+        config(Duration::ZERO, LingerNotice::AfterHangupComplete),
+        Compare::Sequence,
+    )
+    .await;
+    let want = recorded(file);
+    for var in [
+        "variable_DIALSTATUS",
+        "variable_originate_failed_cause",
+        "variable_originate_causes",
+    ] {
+        assert_eq!(
+            bridge_completion_var(&got, var),
+            bridge_completion_var(&want, var),
+            "{var}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn v_bridge_callee_side_hangs_up() {
+    // The callee's own BYE reads on the caller's socket exactly as i's kill of B.
+    let file = "v-bridge-callee-side-hangs-up.txt";
+    let got = replay_as(
+        file,
+        CallScript::ringing().callee(
+            "7002",
+            Callee::Answers {
+                after: Duration::ZERO,
+                hangs_up_after: Some(Duration::from_secs(2)),
+            },
+        ),
+        config(Duration::ZERO, LingerNotice::AfterHangupComplete),
+        Compare::Sequence,
+    )
+    .await;
+    let want = recorded(file);
+    for var in [
+        "variable_DIALSTATUS",
+        "variable_bridge_hangup_cause",
+        "variable_last_bridge_to",
+        "variable_originate_causes",
+    ] {
+        assert_eq!(
+            bridge_completion_var(&got, var),
+            bridge_completion_var(&want, var),
+            "{var}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn x_bridge_two_destinations_lose_race() {
+    // 7004 rings, 7002 answers and wins: `originate_causes` in the switch's array form,
+    // in dial-string order, the loser LOSE_RACE.
+    let file = "x-bridge-two-destinations-lose-race.txt";
+    let got = replay_as(
+        file,
+        CallScript::ringing()
+            .callee("7004", Callee::RingsForever)
+            .callee(
+                "7002",
+                Callee::Answers {
+                    after: Duration::ZERO,
+                    hangs_up_after: Some(Duration::from_secs(2)),
+                },
+            ),
+        config(Duration::ZERO, LingerNotice::AfterHangupComplete),
+        Compare::Sequence,
+    )
+    .await;
+    let want = recorded(file);
+    let causes = bridge_completion_var(&want, "variable_originate_causes").unwrap();
+    assert!(causes.starts_with("ARRAY::"), "{causes}");
+    for var in [
+        "variable_DIALSTATUS",
+        "variable_bridge_hangup_cause",
+        "variable_last_bridge_to",
+        "variable_originate_causes",
+    ] {
+        assert_eq!(
+            bridge_completion_var(&got, var),
+            bridge_completion_var(&want, var),
+            "{var}"
+        );
+    }
+}
+
+/// The `origination_uuid` of the first leg of the recorded `bridge`.
+fn recorded_b_leg(file: &str) -> String {
+    recorded(file)
+        .iter()
+        .map(crate::sim_support::event_headers)
+        .find_map(|h| {
+            (crate::sim_support::get(&h, "Application") == Some("bridge"))
+                .then(|| crate::sim_support::get(&h, "Application-Data").map(str::to_string))
+                .flatten()
+        })
+        .and_then(|d| {
+            d.split("origination_uuid=")
+                .nth(1)
+                .and_then(|r| r.split([',', '}', ']']).next())
+                .map(str::to_string)
+        })
+        .expect("the recorded bridge names its leg")
+}
+
+#[tokio::test]
+async fn w_bridge_a_leg_killed() {
+    // `uuid_kill` of the socket's channel 2 s into the bridge: the bridge still reports
+    // a bridge that happened, the callee's cause NORMAL_CLEARING.
+    let file = "w-bridge-a-leg-killed.txt";
+    let got = replay_killing(
+        file,
+        CallScript::ringing().callee(
+            "7002",
+            Callee::Answers {
+                after: Duration::ZERO,
+                hangs_up_after: None,
+            },
+        ),
+        config(Duration::ZERO, LingerNotice::AfterHangupComplete),
+        Compare::Sequence,
+        Some((Duration::from_secs(2), Victim::Own)),
+    )
+    .await;
+    let want = recorded(file);
+    for var in [
+        "variable_DIALSTATUS",
+        "variable_bridge_hangup_cause",
+        "variable_last_bridge_to",
+        "variable_originate_causes",
+    ] {
+        assert_eq!(
+            bridge_completion_var(&got, var),
+            bridge_completion_var(&want, var),
+            "{var}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn y_bridge_ringing_b_leg_killed() {
+    // `uuid_kill` of the only leg while it rings: the bridge fails at once with
+    // NORMAL_CLEARING (without continue_on_fail the switch then hangs the caller up).
+    let file = "y-bridge-ringing-b-leg-killed.txt";
+    let got = replay_killing(
+        file,
+        CallScript::ringing().callee("7004", Callee::RingsForever),
+        config(Duration::ZERO, LingerNotice::AfterHangupComplete),
+        Compare::Sequence,
+        Some((
+            Duration::from_secs(1),
+            Victim::Recorded(recorded_b_leg(file)),
+        )),
+    )
+    .await;
+    let want = recorded(file);
+    for var in [
+        "variable_DIALSTATUS",
+        "variable_originate_failed_cause",
+        "variable_originate_causes",
+    ] {
+        assert_eq!(
+            bridge_completion_var(&got, var),
+            bridge_completion_var(&want, var),
+            "{var}"
+        );
+    }
 }
 
 /// The bundled test switch's destinations as the originate transcripts reach them.

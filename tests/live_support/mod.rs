@@ -126,7 +126,7 @@ impl Harness {
         let tts = Duration::from_millis(250);
         sim.set_originate_extension("7000", esl, CallScript::answered().speak_per_word(tts));
         // The test destinations of the shipped switch (its README): 7002 answers, 7003 is
-        // busy, 7004 rings forever; any other number has no route.
+        // busy, 7004 rings forever, 7005 echoes; any other number has no route.
         let callees = |script: CallScript| {
             script
                 .callee(
@@ -138,6 +138,14 @@ impl Harness {
                 )
                 .callee("7003", voxbridge_sim::Callee::Refuses(486))
                 .callee("7004", voxbridge_sim::Callee::RingsForever)
+                .callee(
+                    "7005",
+                    voxbridge_sim::Callee::Answers {
+                        after: Duration::ZERO,
+                        hangs_up_after: None,
+                    },
+                )
+                .callee_media("7005", voxbridge_sim::CalleeMedia::Echo)
         };
         sim.set_originate_extension(
             "7001",
@@ -342,7 +350,8 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
                         Probe::GoneAfterEnd
                         | Probe::PostCallMode { .. }
                         | Probe::LegCdr { .. }
-                        | Probe::BargeInWithinMs(_) => Vec::new(),
+                        | Probe::BargeInWithinMs(_)
+                        | Probe::CalleeGoneWithin(_) => Vec::new(),
                     };
                     obs.notes.extend(found);
                 }
@@ -351,6 +360,10 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
         }
     }
     let mut api_sent_at = None;
+    // When the action that must end the callee was taken (Probe::CalleeGoneWithin),
+    // and the callee when known before it was bridged.
+    let mut acted_at = None;
+    let mut ringing_leg = None;
     match s.action {
         Action::Nothing => {}
         Action::CallerCancels { after } => {
@@ -379,7 +392,18 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
                 Ok(r) if r.starts_with("+OK") => {
                     tokio::time::sleep(Duration::from_secs_f64(after)).await;
                     match (call_uuid(h, &tag).await, b_leg_of(h, &tag).await) {
-                        (Ok(a), Ok(b)) => obs.notes.extend(rest_hangup_callee(&rest, &a, &b).await),
+                        (Ok(a), Ok(b)) => {
+                            obs.notes.extend(both_legs_live(&rest, &a, &b).await);
+                            acted_at = Some(Instant::now());
+                            match rest.delete(&format!("Call/{b}/")).await {
+                                Ok(r) if r.status == 204 => {}
+                                Ok(r) => obs.notes.push(format!(
+                                    "DELETE of the B-leg answered {} {}",
+                                    r.status, r.text
+                                )),
+                                Err(e) => obs.notes.push(e),
+                            }
+                        }
                         (Err(e), _) | (_, Err(e)) => obs.notes.push(e),
                     }
                 }
@@ -389,9 +413,20 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
                 Err(e) => obs.notes.push(e),
             }
         }
-        Action::CalleeHangsUp { after } => {
+        Action::CalleeHangsUp { after } | Action::CallerTalksThenCalleeHangsUp { after } => {
             match caller.originate_result(Duration::from_secs(15)).await {
                 Ok(r) if r.starts_with("+OK") => {
+                    if matches!(s.action, Action::CallerTalksThenCalleeHangsUp { .. }) {
+                        let play = format!(
+                            "uuid_broadcast {} tone_stream://%(1000,0,1004);loops=-1 aleg",
+                            caller.a_uuid
+                        );
+                        match caller.api(&play).await {
+                            Ok(r) if r.starts_with("+OK") => {}
+                            Ok(r) => obs.notes.push(format!("{play}: {}", r.trim())),
+                            Err(e) => obs.notes.push(e),
+                        }
+                    }
                     tokio::time::sleep(Duration::from_secs_f64(after)).await;
                     match b_leg_of(h, &tag).await {
                         Ok(b) => match caller.api(&format!("uuid_kill {b}")).await {
@@ -412,6 +447,7 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
             match caller.originate_result(Duration::from_secs(15)).await {
                 Ok(r) if r.starts_with("+OK") => {
                     tokio::time::sleep(Duration::from_secs_f64(after)).await;
+                    acted_at = Some(Instant::now());
                     match caller
                         .api(&format!("uuid_send_dtmf {} {digits}", caller.a_uuid))
                         .await
@@ -425,6 +461,49 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
                 }
                 Ok(r) => obs.notes.push(format!(
                     "the call was never answered (originate: {r}); no digits pressed"
+                )),
+                Err(e) => obs.notes.push(e),
+            }
+        }
+        Action::RestHangupRingingCallee { after } => match ringing_leg_of(h, &tag).await {
+            Ok((a, b)) => {
+                tokio::time::sleep(Duration::from_secs_f64(after)).await;
+                obs.notes.extend(ringing_leg_live(&rest, &a, &b).await);
+                acted_at = Some(Instant::now());
+                match rest.delete(&format!("Call/{b}/")).await {
+                    Ok(r) if r.status == 204 => {}
+                    Ok(r) => obs.notes.push(format!(
+                        "DELETE of the ringing B-leg answered {} {}",
+                        r.status, r.text
+                    )),
+                    Err(e) => obs.notes.push(e),
+                }
+                ringing_leg = Some(b);
+            }
+            Err(e) => obs.notes.push(e),
+        },
+        Action::RestHangupBridgedCaller { after } => {
+            match caller.originate_result(Duration::from_secs(15)).await {
+                Ok(r) if r.starts_with("+OK") => {
+                    tokio::time::sleep(Duration::from_secs_f64(after)).await;
+                    match (call_uuid(h, &tag).await, b_leg_of(h, &tag).await) {
+                        (Ok(a), Ok(b)) => {
+                            obs.notes.extend(both_legs_live(&rest, &a, &b).await);
+                            let sent = Instant::now();
+                            acted_at = Some(sent);
+                            match rest.delete(&format!("Call/{a}/")).await {
+                                Ok(r) => {
+                                    api_sent_at = Some(sent);
+                                    obs.api = Some((r.status, r.text, None));
+                                }
+                                Err(e) => obs.notes.push(e),
+                            }
+                        }
+                        (Err(e), _) | (_, Err(e)) => obs.notes.push(e),
+                    }
+                }
+                Ok(r) => obs.notes.push(format!(
+                    "the call was never answered (originate: {r}); nothing to act on"
                 )),
                 Err(e) => obs.notes.push(e),
             }
@@ -458,6 +537,20 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
                 Ok(r) => obs.notes.push(format!(
                     "the call was never answered (originate: {r}); nothing to act on"
                 )),
+                Err(e) => obs.notes.push(e),
+            }
+        }
+    }
+    for probe in &s.probes {
+        if let (Probe::CalleeGoneWithin(max), Some(at)) = (probe, acted_at) {
+            let b = match &ringing_leg {
+                Some(b) => Ok(b.clone()),
+                None => b_leg_of(h, &tag).await,
+            };
+            match b {
+                Ok(b) => obs
+                    .notes
+                    .extend(callee_gone_within(&caller, &b, at, *max).await),
                 Err(e) => obs.notes.push(e),
             }
         }
@@ -504,13 +597,21 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
             match probe {
                 Probe::GoneAfterEnd => obs.notes.extend(rest::gone_after_end(&rest, &uuid).await),
                 Probe::LegCdr {
+                    position,
                     cause,
                     name,
                     source,
                     answered,
-                } => obs
-                    .notes
-                    .extend(leg_cdr(h, &rest, &uuid, (*cause, name, source, *answered)).await),
+                } => obs.notes.extend(
+                    leg_cdr(
+                        h,
+                        &rest,
+                        &uuid,
+                        *position,
+                        (*cause, name, source, *answered),
+                    )
+                    .await,
+                ),
                 Probe::PostCallMode { skipped } => obs
                     .notes
                     .extend(post_call_mode(h, &obs.log, &uuid, skipped).await),
@@ -532,6 +633,7 @@ async fn leg_cdr(
     h: &Harness,
     rest: &Rest,
     a: &str,
+    position: usize,
     want: (Option<&str>, &str, &str, bool),
 ) -> Vec<String> {
     let (cause, name, source, answered) = want;
@@ -541,7 +643,8 @@ async fn leg_cdr(
         let found = lines
             .lines()
             .filter(|l| l.contains("dial leg ended"))
-            .find_map(|l| l.split("b_leg=").nth(1))
+            .filter_map(|l| l.split("b_leg=").nth(1))
+            .nth(position.saturating_sub(1))
             .map(|b| b.split_whitespace().next().unwrap_or("").to_string());
         if let Some(b) = found.filter(|b| !b.is_empty()) {
             break b;
@@ -594,8 +697,10 @@ async fn leg_cdr(
     p
 }
 
-/// [`Action::RestHangupCallee`]: both legs live, the B-leg's details, its DELETE.
-async fn rest_hangup_callee(rest: &Rest, a: &str, b: &str) -> Vec<String> {
+/// [`Action::RestHangupCallee`], [`Action::RestHangupBridgedCaller`]: while bridged,
+/// the live list holds both legs, the B-leg's details name its parent and the caller's
+/// its callee.
+async fn both_legs_live(rest: &Rest, a: &str, b: &str) -> Vec<String> {
     let mut p = Vec::new();
     match rest.get("Call/?status=live").await {
         Ok(r) => {
@@ -625,15 +730,103 @@ async fn rest_hangup_callee(rest: &Rest, a: &str, b: &str) -> Vec<String> {
         )),
         Err(e) => p.push(e),
     }
-    match rest.delete(&format!("Call/{b}/")).await {
-        Ok(r) if r.status == 204 => {}
+    p
+}
+
+/// The call from `tag` and the first leg of the bridge voxbridge sent for it (the
+/// `origination_uuid` in its logged `execute app="bridge"` line), once sent.
+async fn ringing_leg_of(h: &Harness, tag: &str) -> Result<(String, String), String> {
+    let a = call_uuid(h, tag).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = h.vb.log_lines_with(&a, 400);
+        let found = lines
+            .lines()
+            .filter(|l| l.contains("app=\"bridge\""))
+            .find_map(|l| l.split("origination_uuid=").nth(1))
+            .and_then(|rest| rest.split([',', ']', '}']).next())
+            .map(str::to_string);
+        if let Some(b) = found.filter(|b| !b.is_empty()) {
+            return Ok((a, b));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("{a} never sent its bridge"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// [`Action::RestHangupRingingCallee`]: while the leg rings it is listed live,
+/// `ringing`, with its parent and no answer time; the caller is bridged to no one.
+async fn ringing_leg_live(rest: &Rest, a: &str, b: &str) -> Vec<String> {
+    let mut p = Vec::new();
+    match rest.get("Call/?status=live").await {
+        Ok(r) => {
+            let calls: Vec<String> =
+                serde_json::from_value(r.json["calls"].clone()).unwrap_or_default();
+            if !(calls.iter().any(|c| c == a) && calls.iter().any(|c| c == b)) {
+                p.push(format!(
+                    "live list {calls:?} lacks the caller {a} or the ringing leg {b}"
+                ));
+            }
+        }
+        Err(e) => p.push(e),
+    }
+    match rest.get(&format!("Call/{b}/?status=live")).await {
+        Ok(r) if r.status == 200
+            && r.json["parent_call_uuid"] == a
+            && r.json["call_status"] == "ringing"
+            && r.json["answer_time"].is_null() => {}
         Ok(r) => p.push(format!(
-            "DELETE of the B-leg answered {} {}",
+            "live details of the ringing B-leg: {} {}, expected call_status ringing, parent_call_uuid {a}, no answer_time",
             r.status, r.text
         )),
         Err(e) => p.push(e),
     }
+    match rest.get(&format!("Call/{a}/?status=live")).await {
+        Ok(r) if r.json.get("bridged_to").is_none() => {}
+        Ok(r) => p.push(format!(
+            "live details of the caller while its Dial rings: {}, expected no bridged_to",
+            r.text
+        )),
+        Err(e) => p.push(e),
+    }
     p
+}
+
+/// [`Probe::CalleeGoneWithin`]: polls `uuid_exists <B-leg>` on the switch until it says
+/// `false`, and compares the time since the action with `max`.
+async fn callee_gone_within(
+    caller: &caller::Caller,
+    b: &str,
+    acted_at: Instant,
+    max: f64,
+) -> Vec<String> {
+    let give_up = acted_at + Duration::from_secs_f64(max) + Duration::from_secs(10);
+    loop {
+        match caller.api(&format!("uuid_exists {b}")).await {
+            Ok(r) if r.trim() == "false" => {
+                let took = acted_at.elapsed().as_secs_f64();
+                return if took <= max {
+                    Vec::new()
+                } else {
+                    vec![format!(
+                        "the callee's channel {b} was gone only {took:.2} s after the action, expected ≤ {max} s"
+                    )]
+                };
+            }
+            Ok(_) if Instant::now() < give_up => {}
+            Ok(r) => {
+                return vec![format!(
+                "the callee's channel {b} still exists (uuid_exists: {}) {:.1} s after the action",
+                r.trim(),
+                acted_at.elapsed().as_secs_f64()
+            )]
+            }
+            Err(e) => return vec![e],
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The B-leg voxbridge bridged the call from `tag` to, from its `bridged b_leg=…` line.
@@ -807,6 +1000,23 @@ fn check(e: &Expect, s: &Scenario, o: &Observed) -> Vec<String> {
     };
     let mut a_billsec = None;
     if let Some(ev) = leg {
+        if let Some(min) = e.caller_media_packets {
+            for dir in ["in", "out"] {
+                let name = format!("rtp_audio_{dir}_media_packet_count");
+                let got = num(var(ev, &name)).unwrap_or(0);
+                if got < min as i64 {
+                    p.push(format!(
+                        "caller's leg {name} = {got} ({:?}), expected ≥ {min}: no media {}",
+                        var(ev, &name),
+                        if dir == "in" {
+                            "reached the caller"
+                        } else {
+                            "left the caller"
+                        }
+                    ));
+                }
+            }
+        }
         let cause = ev.hangup_cause().unwrap_or("");
         if cause != e.caller_cause {
             let mut m = format!(

@@ -88,6 +88,26 @@ pub enum Action {
         after: f64,
         digits: &'static str,
     },
+    /// From the answer on, the caller sends a 1004 Hz tone into the call
+    /// (`uuid_broadcast <A-leg> tone_stream://… aleg`: its own leg plays it towards the
+    /// switch); `after` seconds later the callee is killed, as in
+    /// [`Action::CalleeHangsUp`]. With an echoing callee (7005), what the caller then
+    /// receives crossed the bridge twice.
+    CallerTalksThenCalleeHangsUp {
+        after: f64,
+    },
+    /// `after` seconds after voxbridge sent the bridge, while the destinations ring:
+    /// the live list holds the caller and the leg (voxbridge's `origination_uuid`), the
+    /// leg's details say `ringing` with its parent and no answer time, the caller has no
+    /// `bridged_to`; then REST `DELETE …/Call/{B-leg}/` → 204.
+    RestHangupRingingCallee {
+        after: f64,
+    },
+    /// REST `DELETE …/Call/{A-leg}/` this many seconds after answer, while bridged, after
+    /// checking (as [`Action::RestHangupCallee`]) that the live list holds both legs.
+    RestHangupBridgedCaller {
+        after: f64,
+    },
 }
 
 /// Something checked through voxbridge's REST API or log, besides the caller's leg and
@@ -112,11 +132,13 @@ pub enum Probe {
     ScheduleGone { at: f64 },
     /// Once the call is over: `DELETE` and `GET …?status=live` of it answer 404.
     GoneAfterEnd,
-    /// Once the call is over: its Dial's B-leg (voxbridge's `dial leg ended b_leg=…`
-    /// line) has its own CDR over REST: `parent_call_uuid` the call, direction
-    /// `outbound`, this cause (when given), name and source, answered or not, and no
-    /// callback deliveries (the hangup URL is the A-leg's).
+    /// Once the call is over: its Dial's B-leg at `position` (1-based, document order:
+    /// the `position`-th of voxbridge's `dial leg ended b_leg=…` lines) has its own CDR
+    /// over REST: `parent_call_uuid` the call, direction `outbound`, this cause (when
+    /// given), name and source, answered or not, and no callback deliveries (the hangup
+    /// URL is the A-leg's).
     LegCdr {
+        position: usize,
         cause: Option<&'static str>,
         name: &'static str,
         source: &'static str,
@@ -128,6 +150,10 @@ pub enum Probe {
     /// voxbridge logged a Gather barge-in whose prompt stopped at most `ms` after the
     /// first digit (both times the switch's: the DTMF event and the completion).
     BargeInWithinMs(u64),
+    /// The Dial's callee channel (the B-leg voxbridge logged as bridged) is gone from the
+    /// switch (`uuid_exists` → false) at most this many seconds after the action (the
+    /// REST DELETE sent, the digits sent): the switch sent it BYE.
+    CalleeGoneWithin(f64),
 }
 
 /// How the originate ends.
@@ -197,6 +223,9 @@ pub struct Expect {
     pub dial_events: Vec<&'static str>,
     /// The `Digits` of the Gather fetch (with `InputType=dtmf`), when one is expected.
     pub gather_digits: Option<&'static str>,
+    /// The caller's leg sent and received at least this many RTP media packets
+    /// (`rtp_audio_{out,in}_media_packet_count`, 50 a second): media crossed the call.
+    pub caller_media_packets: Option<u64>,
 }
 
 impl Expect {
@@ -222,6 +251,7 @@ impl Expect {
             dial_status: None,
             dial_events: Vec::new(),
             gather_digits: None,
+            caller_media_packets: None,
         }
     }
 
@@ -341,6 +371,11 @@ impl Expect {
 
     fn dial_status(mut self, status: &'static str) -> Self {
         self.dial_status = Some(status);
+        self
+    }
+
+    fn caller_media_packets(mut self, packets: u64) -> Self {
+        self.caller_media_packets = Some(packets);
         self
     }
 
@@ -1106,6 +1141,7 @@ pub fn all() -> Vec<Scenario> {
         )
         .acting(Action::CalleeHangsUp { after: 2.0 })
         .probing(Probe::LegCdr {
+            position: 1,
             cause: Some("NORMAL_CLEARING"),
             name: "Callee Hangup",
             source: "Callee",
@@ -1123,6 +1159,7 @@ pub fn all() -> Vec<Scenario> {
         )
         .acting(Action::CalleeHangsUp { after: 2.0 })
         .probing(Probe::LegCdr {
+            position: 1,
             cause: Some("LOSE_RACE"),
             name: "Lose Race",
             source: "Answer XML",
@@ -1158,6 +1195,7 @@ pub fn all() -> Vec<Scenario> {
                 .dial_status("busy"),
         )
         .probing(Probe::LegCdr {
+            position: 1,
             cause: Some("USER_BUSY"),
             name: "Busy Line",
             source: "Callee",
@@ -1202,6 +1240,7 @@ pub fn all() -> Vec<Scenario> {
                 .timing(Timing::AnsweredFor { min: 1.5, max: 6.0 }),
         )
         .probing(Probe::LegCdr {
+            position: 1,
             cause: Some("ALLOTTED_TIMEOUT"),
             name: "Dial Time Limit",
             source: "Answer XML",
@@ -1209,15 +1248,17 @@ pub fn all() -> Vec<Scenario> {
         }),
         scenario(
             "dial_rest_hangup_of_the_caller_during_the_bridge_ends_both_source_api",
-            "<Dial> to 7002, REST DELETE of the caller 2 s after answer: BYE within 1 s, source API",
+            "<Dial> to 7002; 2 s after answer the live list holds both legs, then REST DELETE of the caller: the caller gets BYE and the callee's channel is gone within 1 s, both CDRs source API",
             Ext::Ringing,
             vec![Xml("<Response><Dial><Number>7002</Number></Dial></Response>")],
             Expect::bye("NORMAL_CLEARING", 16)
                 .record("NORMAL_CLEARING", 16, NORMAL, "API", "completed")
                 .timing(Timing::ApiHangupWithin(1.0)),
         )
-        .acting(Action::RestHangup { after: 2.0 })
+        .acting(Action::RestHangupBridgedCaller { after: 2.0 })
+        .probing(Probe::CalleeGoneWithin(1.0))
         .probing(Probe::LegCdr {
+            position: 1,
             cause: None,
             name: "Normal Hangup",
             source: "API",
@@ -1225,7 +1266,7 @@ pub fn all() -> Vec<Scenario> {
         }),
         scenario(
             "dial_rest_hangup_of_the_callee_ends_only_it_the_caller_continues",
-            "<Dial> to 7002 then a 1 s tone; 2 s after answer the live list holds both legs, the B-leg's details name its parent, and DELETE of the B-leg → 204: the callee ends, the caller hears the tone, BYE End Of XML Instructions",
+            "<Dial> to 7002 then a 1 s tone; 2 s after answer the live list holds both legs, the B-leg's details name its parent, and DELETE of the B-leg → 204: the callee's channel is gone within 1 s, the caller hears the tone, BYE End Of XML Instructions",
             Ext::Ringing,
             vec![Xml(format!(
                 "<Response><Dial><Number>7002</Number></Dial><Play>{TONE_1S}</Play></Response>"
@@ -1235,7 +1276,9 @@ pub fn all() -> Vec<Scenario> {
                 .timing(Timing::AnsweredFor { min: 2.5, max: 8.0 }),
         )
         .acting(Action::RestHangupCallee { after: 2.0 })
+        .probing(Probe::CalleeGoneWithin(1.0))
         .probing(Probe::LegCdr {
+            position: 1,
             cause: Some("NORMAL_CLEARING"),
             name: "Normal Hangup",
             source: "API",
@@ -1255,10 +1298,107 @@ pub fn all() -> Vec<Scenario> {
         )
         .acting(Action::CallerCancels { after: 2.0 })
         .probing(Probe::LegCdr {
+            position: 1,
             cause: None,
             name: "Caller Hangup",
             source: "Caller",
             answered: false,
+        }),
+        scenario(
+            "dial_legs_are_listed_live_while_they_ring_and_delete_of_a_ringing_leg_ends_only_it",
+            "<Dial action> to 7004 (rings forever) on 7001; 1 s into the ringing the live list holds the leg, ringing, with its parent; DELETE of it → 204: the leg's channel is gone within 1 s, the one-leg bridge fails (DialStatus failed), the action's busy Hangup refuses the caller 486",
+            Ext::Ringing,
+            vec![
+                Xml(format!("<Response><Dial action=\"{DIAL_ACTION}\"><Number>7004</Number></Dial></Response>")),
+                Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+            ],
+            Expect::refused(486, "USER_BUSY")
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("failed"),
+        )
+        .acting(Action::RestHangupRingingCallee { after: 1.0 })
+        .probing(Probe::CalleeGoneWithin(1.0))
+        .probing(Probe::LegCdr {
+            position: 1,
+            cause: Some("NORMAL_CLEARING"),
+            name: "Normal Hangup",
+            source: "API",
+            answered: false,
+        }),
+        scenario(
+            "dial_every_destination_refusing_gives_each_leg_its_own_cause",
+            "<Dial action callbackUrl> to 7999 (no route) and 7003 (486) at once on 7001: both refuse, the bridge fails with the first leg's cause (DialStatus failed); the second leg's CDR says USER_BUSY Busy Line (its own cause, from the switch's ARRAY form of originate_causes); the action's busy Hangup refuses the caller 486",
+            Ext::Ringing,
+            vec![
+                Xml(format!("<Response><Dial action=\"{DIAL_ACTION}\" callbackUrl=\"{{app}}/events\"><Number>7999</Number><Number>7003</Number></Dial></Response>")),
+                Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+            ],
+            Expect::refused(486, "USER_BUSY")
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .dial_events(&["DialHangup", "DialHangup"])
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("failed"),
+        )
+        .probing(Probe::LegCdr {
+            position: 2,
+            cause: Some("USER_BUSY"),
+            name: "Busy Line",
+            source: "Callee",
+            answered: false,
+        }),
+        scenario(
+            "dial_both_legs_hear_media_during_the_bridge",
+            "<Dial> to 7005 (answers, echoes what it hears); the caller sends a 1004 Hz tone from the answer on, the callee is killed 2 s later: the caller received ≥ 25 RTP media packets — its own tone, back across the bridge both ways (a silent caller receives 0 from 7005)",
+            Ext::Ringing,
+            vec![Xml("<Response><Dial><Number>7005</Number></Dial></Response>")],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, CALLEE, "Callee", "completed")
+                .caller_media_packets(25)
+                .timing(Timing::AnsweredFor { min: 1.5, max: 6.0 }),
+        )
+        .acting(Action::CallerTalksThenCalleeHangsUp { after: 2.0 }),
+        scenario(
+            "dial_hangup_on_star_ends_the_bridge_hangs_up_the_callee_and_the_caller_continues",
+            "<Dial hangupOnStar=\"true\"> to 7002 then a 1 s tone; the caller presses * (RFC 2833 from its own leg) 2 s after answer: the callee's channel is gone, the caller hears the tone, BYE End Of XML Instructions; the callee's CDR says Caller",
+            Ext::Ringing,
+            vec![Xml(format!(
+                "<Response><Dial hangupOnStar=\"true\"><Number>7002</Number></Dial><Play>{TONE_1S}</Play></Response>"
+            ))],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+                .timing(Timing::AnsweredFor { min: 2.5, max: 8.0 }),
+        )
+        .acting(Action::CallerPresses {
+            after: 2.0,
+            digits: "*",
+        })
+        .probing(Probe::CalleeGoneWithin(5.0))
+        .probing(Probe::LegCdr {
+            position: 1,
+            cause: Some("NORMAL_CLEARING"),
+            name: "Caller Hangup",
+            source: "Caller",
+            answered: true,
+        }),
+        scenario(
+            "dial_a_schedule_armed_before_the_dial_ends_both_legs_when_it_fires",
+            "<Hangup schedule=\"5\"/> then <Dial> to 7002 on 7001: the schedule fires inside the switch during the bridge (5 s leave room for a slow bridge on a loaded machine), the caller gets BYE (Answer XML), the callee ends with it (its CDR: Caller)",
+            Ext::Ringing,
+            vec![Xml(
+                "<Response><Hangup schedule=\"5\"/><Dial><Number>7002</Number></Dial></Response>",
+            )],
+            Expect::bye("NORMAL_CLEARING", 16)
+                .record("NORMAL_CLEARING", 16, NORMAL, "Answer XML", "completed")
+                .timing(Timing::LastedAtLeast(4.0))
+                .timing(Timing::AnsweredFor { min: 0.5, max: 8.0 }),
+        )
+        .probing(Probe::LegCdr {
+            position: 1,
+            cause: Some("NORMAL_CLEARING"),
+            name: "Caller Hangup",
+            source: "Caller",
+            answered: true,
         }),
     ]
 }

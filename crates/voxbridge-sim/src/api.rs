@@ -41,6 +41,7 @@ const CHANNEL_COMMANDS: &[&str] = &[
     "uuid_send_dtmf",
     "uuid_getvar",
     "uuid_setvar",
+    "uuid_broadcast",
     "sched_hangup",
 ];
 
@@ -56,6 +57,7 @@ pub fn usage(cmd: &str) -> String {
         "uuid_send_dtmf" => "<uuid> <dtmf_data>",
         "uuid_getvar" => "<uuid> <var>",
         "uuid_setvar" => "<uuid> <var> [value]",
+        "uuid_broadcast" => "<uuid> <path> [aleg|bleg|both]",
         "sched_hangup" => "[+]<time> <uuid> [<cause>]",
         "sched_del" => "<task_id>|<group_id>",
         "originate" => "<call url> <exten>|&<application_name>(<app_args>)",

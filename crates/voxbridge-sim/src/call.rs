@@ -24,6 +24,7 @@
 //!   In static mode the socket closes with the disconnect notice right after the running
 //!   apps' EXECUTE_COMPLETE; the rest reaches inbound listeners only.
 
+mod caller_media;
 mod dial_out;
 
 pub(crate) use dial_out::{DialOut, OriginateResult};
@@ -40,6 +41,7 @@ use super::wire::{self, EventFormat, SimEvent};
 use super::{LingerNotice, Shared};
 use crate::recording::{self, RecordArgs, SessionRecording, Stopped};
 use bytes::BytesMut;
+use caller_media::CallerMedia;
 use rand::RngExt;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -310,6 +312,11 @@ struct Call {
     /// The other legs of a multi-leg bridge: uuid, and the cause of a leg that refused
     /// (`None`: it rang, so it ends LOSE_RACE when another answers).
     race_losers: Vec<(String, Option<HangupCause>)>,
+    /// Where the bridge's one simulated callee stands among its legs (dial-string
+    /// order, as `originate_causes` lists them).
+    race_position: usize,
+    /// What the caller's leg sent and received (module `caller_media`).
+    caller_media: CallerMedia,
     /// The running bridge's `execute_on_answer` hangup of its callee (a Dial's
     /// `timeLimit`): fires this long after the answer, with this cause.
     bridge_sched_hangup: Option<(Duration, HangupCause)>,
@@ -390,6 +397,8 @@ impl Call {
             b_leg: None,
             bridge_sched_hangup: None,
             race_losers: Vec::new(),
+            race_position: 0,
+            caller_media: CallerMedia::default(),
             held_reply: None,
             report,
             script,
@@ -970,6 +979,20 @@ impl Call {
                 }
                 format!("+OK {} sent DTMF {digits}.\n", words[0])
             }
+            "uuid_broadcast" if via_caller_leg => {
+                // The caller's own leg plays something into the call (the live suite's
+                // talking caller); only its duration is modelled, as packets.
+                if words.get(1).is_none() {
+                    return api::usage(cmd);
+                }
+                let now_us = self.shared.sw.clock.now_us();
+                self.caller_media.caller_talks(now_us);
+                "+OK Message sent\n".into()
+            }
+            "uuid_broadcast" => {
+                "-ERR uuid_broadcast on the controlled channel is not supported by the simulator\n"
+                    .into()
+            }
             "uuid_getvar" => match words.get(1) {
                 Some(name) => self.ch.vars.get(name).unwrap_or("_undef_").to_string(),
                 None => api::usage(cmd),
@@ -1465,7 +1488,9 @@ impl Call {
         };
         // Several legs ring at once (`,`): the one that answers first wins and the
         // others end with LOSE_RACE; with no answer, the refusals end at once and the
-        // bridge fails as the last leg does. The simulator plays the winner (or, with
+        // bridge fails with the first leg's cause, in dial-string order (seen on the
+        // switch: 7999,7003 failed NO_ROUTE_DESTINATION, 7003,7999 USER_BUSY; a leg that
+        // rings on decides instead). The simulator plays the winner (or, with
         // none, the leg that decides the failure) as the bridge's one callee and keeps
         // the others' causes for `originate_causes`.
         let callee_of = |d: &DialString| self.script.callees.get(&d.destination).copied();
@@ -1479,7 +1504,7 @@ impl Call {
             .or_else(|| {
                 (0..legs.len()).find(|i| matches!(callee_of(&legs[*i]), Some(Callee::RingsForever)))
             })
-            .unwrap_or(legs.len() - 1);
+            .unwrap_or(0);
         self.race_losers = legs
             .iter()
             .enumerate()
@@ -1497,6 +1522,7 @@ impl Call {
                 (uuid, refused)
             })
             .collect();
+        self.race_position = chosen;
         let dial = legs.into_iter().nth(chosen).expect("chosen among the legs");
         // An unknown number: the test switch's dialplan has no route for it (404 with
         // its Q.850 reason, `-ERR NO_ROUTE_DESTINATION` to an originate).
@@ -1543,7 +1569,17 @@ impl Call {
         };
         // ~20 ms for the INVITE round trip, as in the transcripts.
         const FIRST_RESPONSE: Duration = Duration::from_millis(20);
+        // Another leg that rings sends its 180 before the winner's 200 reaches the
+        // caller (transcript x: 7004's CHANNEL_PROGRESS, then 7002's answer).
+        let another_rings = self
+            .race_losers
+            .iter()
+            .any(|(_, refused)| refused.is_none());
         match callee {
+            Some(Callee::Answers { after, .. }) if after.is_zero() && another_rings => {
+                at(FIRST_RESPONSE, BridgeStep::Ring);
+                at(FIRST_RESPONSE * 2, BridgeStep::Answer);
+            }
             Some(Callee::Answers { after, .. }) if after.is_zero() => {
                 at(FIRST_RESPONSE, BridgeStep::Answer);
             }
@@ -1598,16 +1634,30 @@ impl Call {
                 self.originating(&b_uuid, &dest);
                 self.answer();
                 let now_us = self.shared.sw.clock.now_us();
-                let mut causes = vec![format!("{b_uuid};NONE")];
-                causes.extend(self.race_losers.iter().map(|(u, refused)| {
-                    format!("{u};{}", refused.unwrap_or(HangupCause::LOSE_RACE).name())
-                }));
+                let mut causes: Vec<String> = self
+                    .race_losers
+                    .iter()
+                    .map(|(u, refused)| {
+                        format!("{u};{}", refused.unwrap_or(HangupCause::LOSE_RACE).name())
+                    })
+                    .collect();
+                causes.insert(
+                    self.race_position.min(causes.len()),
+                    format!("{b_uuid};NONE"),
+                );
                 let vars = &mut self.ch.vars;
-                vars.set("originate_causes", causes.join("|"));
+                vars.set("originate_causes", originate_causes(&causes));
                 vars.set("signal_bond", b_uuid.as_str());
                 vars.unset("originate_signal_bond");
                 vars.set("originate_disposition", "SUCCESS");
                 vars.set("DIALSTATUS", "SUCCESS");
+                let media = self
+                    .script
+                    .callee_media
+                    .get(&dest)
+                    .copied()
+                    .unwrap_or_default();
+                self.caller_media.bridged(now_us, media);
                 let b = self.b_leg.as_mut().expect("checked above");
                 b.bridged = true;
                 self.ch.other_leg = Some(OtherLeg {
@@ -1703,8 +1753,11 @@ impl Call {
             .iter()
             .map(|(u, refused)| format!("{u};{}", refused.unwrap_or(cause).name()))
             .collect();
-        causes.push(format!("{b_uuid};{}", cause.name()));
-        vars.set("originate_causes", causes.join("|"));
+        causes.insert(
+            self.race_position.min(causes.len()),
+            format!("{b_uuid};{}", cause.name()),
+        );
+        vars.set("originate_causes", originate_causes(&causes));
         vars.set("originate_failed_cause", cause.name());
     }
 
@@ -1715,8 +1768,18 @@ impl Call {
         let Some(b) = self.b_leg.take() else { return };
         self.shared.registry.unregister_callee(&b.uuid);
         if !b.bridged {
+            if matches!(end, End::Hangup { .. })
+                && self.ch.vars.get("originate_disposition") != Some("SUCCESS")
+                && self.ch.vars.get("originate_failed_cause").is_none()
+            {
+                // The caller's channel went while the legs rang (transcript u: the
+                // caller's CANCEL): the originate is cancelled, every ringing leg with it.
+                self.bridge_failed(&b.uuid, &b.destination, HangupCause::ORIGINATOR_CANCEL);
+            }
             return;
         }
+        let now_us = self.shared.sw.clock.now_us();
+        self.caller_media.unbridged(now_us);
         let cause = match end {
             End::Hangup { .. } => self
                 .ch
@@ -2040,7 +2103,10 @@ impl Call {
             return;
         }
         let pending = self.originate.take();
+        let (media_in_packets, media_out_packets) = self.caller_media.packets(hangup_us);
         let leg = CallerLeg {
+            media_in_packets,
+            media_out_packets,
             uuid: &self.caller_uuid,
             destination: &self.ch.destination,
             caller_number: &self.ch.caller_number,
@@ -2163,12 +2229,25 @@ fn needs_media(app: &str) -> bool {
 }
 
 /// `DIALSTATUS` for a failed bridge's cause.
+/// `originate_causes` as the switch writes it: `uuid;CAUSE` for one leg, the array form
+/// `ARRAY::uuid;CAUSE|:uuid;CAUSE` for several, in dial-string order (transcript x).
+fn originate_causes(entries: &[String]) -> String {
+    match entries {
+        [one] => one.clone(),
+        many => format!("ARRAY::{}", many.join("|:")),
+    }
+}
+
 fn dial_status(cause: HangupCause) -> &'static str {
     match cause.name() {
         "USER_BUSY" => "BUSY",
         "NO_ANSWER" | "NO_USER_RESPONSE" => "NOANSWER",
         "CALL_REJECTED" => "CALL_REJECTED",
         "NO_ROUTE_DESTINATION" | "UNALLOCATED_NUMBER" => "INVALIDARGS",
+        // Transcript u: the caller cancelled while the leg rang.
+        "ORIGINATOR_CANCEL" => "CANCEL",
+        // Transcript y: the ringing leg killed (`uuid_kill`): the cause's own name.
+        "NORMAL_CLEARING" => "NORMAL_CLEARING",
         _ => "FAIL",
     }
 }

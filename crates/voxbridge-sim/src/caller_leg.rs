@@ -51,6 +51,9 @@ pub(crate) struct CallerLeg<'a> {
     pub answered_us: i64,
     pub hangup_us: i64,
     pub end: CallerEnd,
+    /// RTP media packets it received and sent (module `call::caller_media`).
+    pub media_in_packets: u64,
+    pub media_out_packets: u64,
 }
 
 impl CallerLeg<'_> {
@@ -177,6 +180,14 @@ impl CallerLeg<'_> {
         e.push("variable_hangup_cause", cause.name());
         e.push("variable_hangup_cause_q850", cause.q850().to_string());
         e.push("variable_digits_dialed", "none");
+        e.push(
+            "variable_rtp_audio_in_media_packet_count",
+            self.media_in_packets.to_string(),
+        );
+        e.push(
+            "variable_rtp_audio_out_media_packet_count",
+            self.media_out_packets.to_string(),
+        );
         self.push_timestamps(&mut e);
         match self.end {
             CallerEnd::ByeSent { .. } => {
@@ -263,6 +274,8 @@ mod tests {
             answered_us,
             hangup_us: 1_795_235_603_926_140,
             end,
+            media_in_packets: 0,
+            media_out_packets: 0,
         }
     }
 

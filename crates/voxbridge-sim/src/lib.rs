@@ -50,7 +50,7 @@ pub use clock::SimClock;
 pub use command::{Command, CommandReader};
 pub use inbound::InboundServer;
 pub use report::{AppRecord, AppStatus, CallHandle, CallReport, Outcome};
-pub use script::{CallScript, Callee, CallerAction, PlayLength};
+pub use script::{CallScript, Callee, CalleeMedia, CallerAction, PlayLength};
 pub use wire::{EventFormat, SimEvent};
 
 use event::{EventBus, SwitchInfo};

@@ -63,6 +63,20 @@ pub enum Callee {
     RingsForever,
 }
 
+/// What an answered callee sends into the bridge (the test switch: 7002 an endless
+/// tone, 7005 `echo`). The simulator carries no audio: it counts the RTP media packets
+/// the caller's leg would have received from the bridge (50 a second, 20 ms ptime), and
+/// reports them in the caller leg's `rtp_audio_in_media_packet_count`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CalleeMedia {
+    /// Its own audio, from its answer until the bridge ends.
+    #[default]
+    Tone,
+    /// What it hears: the caller's audio back, only while the caller sends some (on the
+    /// switch a silent caller received 0 media packets from 7005).
+    Echo,
+}
+
 /// A scripted call.
 #[derive(Clone, Debug)]
 pub struct CallScript {
@@ -96,6 +110,8 @@ pub struct CallScript {
     /// number is refused with NO_ROUTE_DESTINATION, like the test switch's unknown
     /// extensions.
     pub callees: HashMap<String, Callee>,
+    /// What an answering callee sends, by number ([`CalleeMedia::Tone`] when absent).
+    pub callee_media: HashMap<String, CalleeMedia>,
 }
 
 impl Default for CallScript {
@@ -123,6 +139,7 @@ impl CallScript {
             sync: false,
             record_silence_after: Duration::from_millis(3980),
             callees: HashMap::new(),
+            callee_media: HashMap::new(),
         }
     }
 
@@ -218,6 +235,12 @@ impl CallScript {
     /// What `bridge` to `number` reaches.
     pub fn callee(mut self, number: &str, callee: Callee) -> Self {
         self.callees.insert(number.to_string(), callee);
+        self
+    }
+
+    /// What the callee `number` sends once bridged (see [`CalleeMedia`]).
+    pub fn callee_media(mut self, number: &str, media: CalleeMedia) -> Self {
+        self.callee_media.insert(number.to_string(), media);
         self
     }
 

@@ -84,17 +84,18 @@ pub struct LiveCallResponse {
 }
 
 impl LiveCallResponse {
-    /// A Dial's bridged callee, from what the registry knows of it (it has no live row:
-    /// its parent call's task owns it). Direction `outbound`, status `in-progress`.
+    /// A Dial's B-leg, from what the registry knows of it (it has no live row: its
+    /// parent call's task owns it). Direction `outbound`, status `ringing` until it
+    /// answered, then `in-progress`.
     fn of_leg(call_uuid: String, leg: crate::call::live::LegInfo) -> Self {
         LiveCallResponse {
             api_id: new_api_id(),
             call_uuid,
             direction: "outbound",
+            call_status: leg.call_status(),
             from: leg.from,
             to: leg.to,
             caller_name: String::new(),
-            call_status: "in-progress",
             session_start: format_cdr_time(leg.start_time),
             answer_time: leg.answer_time.map(format_cdr_time),
             scheduled_hangup_at: None,

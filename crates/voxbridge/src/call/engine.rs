@@ -152,9 +152,10 @@ pub enum Input {
     Bridged { b_leg: String },
     /// The [`ChannelOp::Bridge`] with `id` ended (instead of [`Input::OpFinished`]).
     BridgeEnded { id: OpId, report: BridgeReport },
-    /// REST `DELETE Call/{B-leg}`: end only this callee; the caller continues as when
-    /// a callee hangs up (SPEC §11.2). `NoEffect` when it is not the bridged callee or
-    /// the call is already closing.
+    /// REST `DELETE Call/{B-leg}`: end only this leg; the caller continues as when a
+    /// callee hangs up (SPEC §11.2), or, for a leg still ringing, the other legs ring
+    /// on. `NoEffect` when it is no leg of the running Dial, a leg that lost the race,
+    /// or the call is already closing.
     ApiHangupLeg { leg_uuid: String },
     /// The [`ChannelOp::Record`] with `id` ended (instead of [`Input::OpFinished`]).
     RecordEnded { id: OpId, report: RecordReport },
@@ -585,10 +586,25 @@ impl CallEngine {
                 None
             }
             Input::ApiHangupLeg { leg_uuid } => {
-                if run.bridged.as_deref() != Some(leg_uuid.as_str()) || closing {
+                if closing || !run.has_leg(leg_uuid) {
                     return Some(Reaction::NoEffect);
                 }
-                run.cut.get_or_insert(dial::BridgeCut::ApiOnCallee);
+                match run.bridged.as_deref() {
+                    Some(b) if b == leg_uuid => {
+                        run.cut.get_or_insert(dial::BridgeCut::ApiOnCallee);
+                    }
+                    // Another leg won: this one is gone already (LOSE_RACE).
+                    Some(_) => return Some(Reaction::NoEffect),
+                    // It still rings (it is listed live): only it ends; the others
+                    // ring on, and with none left the bridge fails (the real switch:
+                    // NORMAL_CLEARING at once, DialStatus `failed`).
+                    None => {
+                        if run.api_cut_legs.contains(leg_uuid) {
+                            return Some(Reaction::NoEffect);
+                        }
+                        run.api_cut_legs.push(leg_uuid.clone());
+                    }
+                }
                 self.actions.push_back(Action::KillLeg {
                     leg_uuid: leg_uuid.clone(),
                 });

@@ -22,8 +22,10 @@ pub enum CallCommand {
     },
 }
 
-/// What the registry knows of a Dial's bridged callee (SPEC §11.2): enough for the
-/// live details, without a store row of its own.
+/// What the registry knows of a Dial's B-leg (SPEC §11.2): enough for the live
+/// details, without a store row of its own. A leg is registered when its bridge is sent
+/// (it rings: no `answer_time`) and leaves when it ends — when another leg wins the race,
+/// or when the Dial is over.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LegInfo {
     /// The A-leg (the call voxbridge was handed).
@@ -33,7 +35,19 @@ pub struct LegInfo {
     /// The caller ID presented to it.
     pub from: String,
     pub start_time: time::OffsetDateTime,
+    /// Set once this leg answered and is bridged to the caller.
     pub answer_time: Option<time::OffsetDateTime>,
+}
+
+impl LegInfo {
+    /// `ringing` until it answered, then `in-progress` (the live details' `call_status`).
+    pub fn call_status(&self) -> &'static str {
+        if self.answer_time.is_some() {
+            "in-progress"
+        } else {
+            "ringing"
+        }
+    }
 }
 
 /// How a call answered a hangup request.
@@ -107,9 +121,8 @@ impl LiveCalls {
         }
     }
 
-    /// Registers a Dial's bridged callee under its own uuid, served by its parent call's
-    /// task (`commands`): it is listed live and can be hung up alone while the guard
-    /// lives.
+    /// Registers a Dial's B-leg under its own uuid, served by its parent call's task
+    /// (`commands`): it is listed live and can be hung up alone while the guard lives.
     pub fn register_leg(
         &self,
         leg_uuid: &str,
@@ -144,15 +157,29 @@ impl LiveCalls {
             .and_then(|e| e.leg.clone())
     }
 
-    /// The live B-leg bridged to the call `parent_call_uuid`, if any (`bridged_to`).
+    /// The B-leg `leg_uuid` answered and is bridged: its times from the switch.
+    pub fn leg_answered(
+        &self,
+        leg_uuid: &str,
+        start_time: time::OffsetDateTime,
+        answer_time: time::OffsetDateTime,
+    ) {
+        if let Some(leg) = self.lock().get_mut(leg_uuid).and_then(|e| e.leg.as_mut()) {
+            leg.start_time = start_time;
+            leg.answer_time = Some(answer_time);
+        }
+    }
+
+    /// The live B-leg bridged to the call `parent_call_uuid`, if any (`bridged_to`):
+    /// an answered one, not one still ringing.
     pub fn bridged_to(&self, account_id: &str, parent_call_uuid: &str) -> Option<String> {
         self.lock()
             .iter()
             .find(|(_, e)| {
                 e.account_id == account_id
-                    && e.leg
-                        .as_ref()
-                        .is_some_and(|l| l.parent_call_uuid == parent_call_uuid)
+                    && e.leg.as_ref().is_some_and(|l| {
+                        l.parent_call_uuid == parent_call_uuid && l.answer_time.is_some()
+                    })
             })
             .map(|(uuid, _)| uuid.clone())
     }
@@ -272,5 +299,32 @@ mod tests {
         assert!(calls.contains("MA1", "u1"));
         drop(answered);
         assert!(calls.is_empty());
+    }
+
+    #[test]
+    fn a_ringing_leg_is_listed_but_bridged_to_no_one_until_it_answers() {
+        let calls = LiveCalls::new();
+        let (tx, _rx) = mpsc::channel(4);
+        let t0 = time::OffsetDateTime::UNIX_EPOCH;
+        let leg = |to: &str| LegInfo {
+            parent_call_uuid: "a".into(),
+            to: to.into(),
+            from: "1555".into(),
+            start_time: t0,
+            answer_time: None,
+        };
+        let _a = calls.register("a", "MA1", tx.clone());
+        let _b1 = calls.register_leg("b1", "MA1", leg("7002"), tx.clone());
+        let _b2 = calls.register_leg("b2", "MA1", leg("7004"), tx);
+        assert_eq!(calls.uuids("MA1"), ["a", "b1", "b2"]);
+        assert_eq!(calls.leg("MA1", "b1").unwrap().call_status(), "ringing");
+        assert_eq!(calls.bridged_to("MA1", "a"), None);
+        let answered = t0 + time::Duration::seconds(3);
+        calls.leg_answered("b1", t0 + time::Duration::seconds(1), answered);
+        let b1 = calls.leg("MA1", "b1").unwrap();
+        assert_eq!(b1.call_status(), "in-progress");
+        assert_eq!(b1.answer_time, Some(answered));
+        assert_eq!(calls.bridged_to("MA1", "a").as_deref(), Some("b1"));
+        assert_eq!(calls.leg("MA1", "b2").unwrap().call_status(), "ringing");
     }
 }

@@ -89,6 +89,9 @@ pub struct DialRun {
     pub bridged: Option<String>,
     /// Set when the engine itself cut the bridge short.
     pub cut: Option<BridgeCut>,
+    /// Legs the REST API hung up while they rang (`DELETE Call/{B-leg}` before an
+    /// answer): their CDRs say `API`, whatever cause the switch gives them.
+    pub api_cut_legs: Vec<String>,
 }
 
 impl DialRun {
@@ -121,6 +124,7 @@ impl DialRun {
             rang: false,
             bridged: None,
             cut: None,
+            api_cut_legs: Vec::new(),
         }
     }
 
@@ -248,7 +252,8 @@ pub const NAME_NO_ANSWER: &str = "No Answer";
 /// on the B-leg → `API`; by `timeLimit` → `Answer XML` (`Dial Time Limit`); otherwise
 /// the callee hung up → `Callee`. A leg never bridged: with the caller gone → as the
 /// caller's side; LOSE_RACE (another answered first) and the ring window running out →
-/// `Answer XML`; a refusal (busy, rejected, unroutable) → `Callee`.
+/// `Answer XML`; hung up by REST while it rang → `API`; a refusal (busy, rejected,
+/// unroutable) → `Callee`.
 pub fn leg_endings(
     run: &DialRun,
     report: Option<&BridgeReport>,
@@ -307,9 +312,13 @@ pub fn leg_endings(
                         .or(bridged.as_ref().map(|_| HangupCause::LOSE_RACE))
                         .or(failure)
                         .unwrap_or(HangupCause::ORIGINATOR_CANCEL);
+                    let api_cut = run.api_cut_legs.contains(&leg.uuid);
                     let (source, name) = match (caller_side, cause) {
                         (_, HangupCause::LOSE_RACE) => (HangupSource::AnswerXml, NAME_LOSE_RACE),
                         (Some(s), _) => (s, by_caller(s)),
+                        (None, _) if api_cut => {
+                            (HangupSource::Api, crate::call::hangup::NAME_NORMAL_HANGUP)
+                        }
                         (None, HangupCause::NO_ANSWER | HangupCause::ALLOTTED_TIMEOUT) => {
                             (HangupSource::AnswerXml, NAME_NO_ANSWER)
                         }

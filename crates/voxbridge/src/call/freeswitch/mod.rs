@@ -317,8 +317,9 @@ struct CallTask {
     closing_requests: Vec<crate::record::callback::NewCallback>,
     /// The call's command channel (its B-leg is registered with it while bridged).
     commands: Option<mpsc::Sender<CallCommand>>,
-    /// The bridged callee's place in the live registry (SPEC §11.2).
-    leg_registration: Option<crate::call::live::Registration>,
+    /// The Dial's B-legs' places in the live registry (SPEC §11.2), by uuid: every leg
+    /// from its bridge being sent (ringing), the winner until the bridge ends.
+    leg_registrations: Vec<(String, crate::call::live::Registration)>,
     /// REST hangups of the B-leg waiting for the switch's answer to the kill.
     leg_hangups: Vec<(String, oneshot::Sender<HangupReply>)>,
     /// The ordered writer of this call's mid-call outbox rows ([`CallTask::enqueue_now`]).
@@ -390,7 +391,7 @@ impl CallTask {
             record_op: None,
             closing_requests: Vec::new(),
             commands: None,
-            leg_registration: None,
+            leg_registrations: Vec::new(),
             leg_hangups: Vec::new(),
             dial_legs: None,
             notices: None,
@@ -452,7 +453,7 @@ impl CallTask {
         // The call is over: it leaves the live registry now (REST answers 404 from here
         // on), not once its record is written, and a REST hangup still waiting hears so.
         drop(registration);
-        self.leg_registration = None;
+        self.leg_registrations.clear();
         for (_, reply) in self.leg_hangups.drain(..) {
             let _ = reply.send(HangupReply::Ending);
         }
@@ -562,11 +563,13 @@ impl CallTask {
                             });
                         }
                         self.bridge = Some((id, bridge.clone()));
+                        let sent_at = OffsetDateTime::now_utc();
                         self.dial_legs = Some(DialLegs {
                             bridge: bridge.clone(),
-                            sent_at: OffsetDateTime::now_utc(),
+                            sent_at,
                             bridged: None,
                         });
+                        self.register_ringing_legs(bridge, sent_at);
                     }
                     let config = &self.services.config;
                     let app = render::application(&op, &config.tts, &config.dial);
@@ -772,19 +775,47 @@ impl CallTask {
         }
     }
 
-    /// The Dial's callee answered and is bridged: it is listed live under its own uuid.
-    fn register_leg(&mut self, event: &Event, b_leg: &str) {
+    /// The Dial's bridge is sent: every leg is listed live under its own uuid, ringing,
+    /// from now until it ends (SPEC §11.2 "while it is up"). Its start time is when the
+    /// bridge was sent until the switch says when the winner's channel was created.
+    fn register_ringing_legs(
+        &mut self,
+        bridge: &crate::call::engine::Bridge,
+        sent_at: OffsetDateTime,
+    ) {
         let Some(commands) = self.commands.clone() else {
             return;
         };
-        let bridge = self.bridge.as_ref().map(|(_, b)| b);
-        let to = bridge
-            .and_then(|b| b.legs.iter().find(|l| l.uuid == b_leg))
-            .map(|l| l.target.as_str().to_string())
-            .unwrap_or_default();
         let from = bridge
-            .and_then(|b| b.caller_id.clone())
+            .caller_id
+            .clone()
             .unwrap_or_else(|| self.facts.from.clone());
+        self.leg_registrations = bridge
+            .legs
+            .iter()
+            .map(|leg| {
+                let info = crate::call::live::LegInfo {
+                    parent_call_uuid: self.facts.uuid.clone(),
+                    to: leg.target.as_str().to_string(),
+                    from: from.clone(),
+                    start_time: sent_at,
+                    answer_time: None,
+                };
+                let registration = self.services.live.register_leg(
+                    &leg.uuid,
+                    &self.resolved.account_id,
+                    info,
+                    commands.clone(),
+                );
+                (leg.uuid.clone(), registration)
+            })
+            .collect();
+    }
+
+    /// The Dial's callee answered and is bridged: its live entry is in progress, with
+    /// the switch's times; the other legs lost the race (the switch cancels them now)
+    /// and leave the live list.
+    fn leg_bridged(&mut self, event: &Event, b_leg: &str) {
         let now = OffsetDateTime::now_utc();
         let created = event
             .header("Other-Leg-Channel-Created-Time")
@@ -797,19 +828,8 @@ impl CallTask {
         if let Some(d) = self.dial_legs.as_mut() {
             d.bridged = Some((b_leg.to_string(), created, answered));
         }
-        let info = crate::call::live::LegInfo {
-            parent_call_uuid: self.facts.uuid.clone(),
-            to,
-            from,
-            start_time: created,
-            answer_time: Some(answered),
-        };
-        self.leg_registration = Some(self.services.live.register_leg(
-            b_leg,
-            &self.resolved.account_id,
-            info,
-            commands,
-        ));
+        self.leg_registrations.retain(|(uuid, _)| uuid == b_leg);
+        self.services.live.leg_answered(b_leg, created, answered);
     }
 
     /// A Dial is over: every leg gets its own CDR (SPEC §11.2), linked to this call, with
@@ -1049,7 +1069,7 @@ impl CallTask {
                 let id = event.application_uuid().and_then(|u| self.apps.remove(u));
                 if let Some((bridge_id, bridge)) = self.bridge.take_if(|(b, _)| Some(*b) == id) {
                     let report = render::bridge_report(&event, &bridge);
-                    self.leg_registration = None;
+                    self.leg_registrations.clear();
                     tracing::info!(?report, "bridge ended");
                     self.input_from(
                         &event,
@@ -1093,7 +1113,7 @@ impl CallTask {
                 if let Some(b_leg) = b_leg {
                     let b_leg = b_leg.to_string();
                     tracing::info!(%b_leg, "bridged");
-                    self.register_leg(&event, &b_leg);
+                    self.leg_bridged(&event, &b_leg);
                     self.input_from(&event, Input::Bridged { b_leg });
                 }
             }

@@ -276,7 +276,9 @@ pub fn endpoint(target: &DialTarget, dial: &DialConfig) -> String {
 /// (transcripts i, j, k): `DIALSTATUS=SUCCESS` means a callee was bridged
 /// (`last_bridge_to`, its cause in `bridge_hangup_cause`); anything else is the
 /// originate's failure, most precisely in `originate_failed_cause`, else
-/// `originate_disposition`. `originate_causes` (`uuid;CAUSE|…`) gives each leg's cause.
+/// `originate_disposition`. `originate_causes` gives each leg's cause: `uuid;CAUSE` for
+/// one leg, and for several the switch's array form `ARRAY::uuid;CAUSE|:uuid;CAUSE`
+/// (transcript x), whose entries are split on `|:`.
 pub fn bridge_report(event: &Event, bridge: &Bridge) -> BridgeReport {
     let var = |name: &str| {
         event
@@ -286,7 +288,9 @@ pub fn bridge_report(event: &Event, bridge: &Bridge) -> BridgeReport {
     };
     let leg_causes: Vec<(String, HangupCause)> = var("originate_causes")
         .map(|list| {
+            let list = list.strip_prefix("ARRAY::").unwrap_or(list);
             list.split('|')
+                .map(|item| item.trim_start_matches(':'))
                 .filter_map(|item| item.split_once(';'))
                 .filter(|(uuid, _)| bridge.legs.iter().any(|l| l.uuid == *uuid))
                 .map(|(uuid, cause)| (uuid.to_string(), HangupCause::parse_switch(cause)))
@@ -737,6 +741,84 @@ mod tests {
             );
             assert_eq!(report.leg_causes, vec![(b, cause)], "{file}");
         }
+        // v: the callee's own side hung up (BYE to B): read exactly as i.
+        // w: the caller's channel killed during the bridge: still a bridge that happened.
+        for file in [
+            "v-bridge-callee-side-hangs-up.txt",
+            "w-bridge-a-leg-killed.txt",
+        ] {
+            let (event, b) = bridge_completion(&read(file));
+            let report = bridge_report(
+                &event,
+                &bridge(vec![leg(&b, DialTarget::Number("7002".into()))]),
+            );
+            assert_eq!(
+                report.outcome,
+                BridgeOutcome::Bridged {
+                    b_leg: b.clone(),
+                    callee_cause: Some(HangupCause::NORMAL_CLEARING)
+                },
+                "{file}"
+            );
+        }
+        // u: the caller cancelled while it rang; y: the ringing leg was killed.
+        for (file, cause) in [
+            (
+                "u-bridge-caller-cancels-while-ringing.txt",
+                HangupCause::ORIGINATOR_CANCEL,
+            ),
+            (
+                "y-bridge-ringing-b-leg-killed.txt",
+                HangupCause::NORMAL_CLEARING,
+            ),
+        ] {
+            let (event, b) = bridge_completion(&read(file));
+            let report = bridge_report(
+                &event,
+                &bridge(vec![leg(&b, DialTarget::Number("7004".into()))]),
+            );
+            assert_eq!(
+                report.outcome,
+                BridgeOutcome::NotBridged { cause },
+                "{file}"
+            );
+            assert_eq!(report.leg_causes, vec![(b, cause)], "{file}");
+        }
+    }
+
+    /// x: two legs, the loser LOSE_RACE, in the switch's `ARRAY::…|:…` form.
+    #[test]
+    fn the_array_form_of_originate_causes_names_every_leg() {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/esl/");
+        let text =
+            std::fs::read_to_string(format!("{fixtures}x-bridge-two-destinations-lose-race.txt"))
+                .unwrap();
+        let (event, loser) = bridge_completion(&text);
+        let winner = event
+            .header("Application-Data")
+            .and_then(|d| d.rsplit("origination_uuid=").next())
+            .and_then(|r| r.split([',', '}', ']']).next())
+            .expect("the second leg's origination_uuid")
+            .to_string();
+        assert_ne!(loser, winner);
+        let report = bridge_report(
+            &event,
+            &bridge(vec![
+                leg(&loser, DialTarget::Number("7004".into())),
+                leg(&winner, DialTarget::Number("7002".into())),
+            ]),
+        );
+        assert_eq!(
+            report.outcome,
+            BridgeOutcome::Bridged {
+                b_leg: winner.clone(),
+                callee_cause: Some(HangupCause::NORMAL_CLEARING)
+            }
+        );
+        assert_eq!(
+            report.leg_causes,
+            vec![(loser, HangupCause::LOSE_RACE), (winner, HangupCause::NONE)]
+        );
     }
 
     /// The first event named `name` whose block contains `needle`, decoded.
