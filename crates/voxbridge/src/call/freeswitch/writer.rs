@@ -43,6 +43,9 @@ pub(super) enum SwitchCommand {
     /// an event-locked application (`stop_record_session` would wait behind it). The
     /// switch then reports its RECORD_STOP.
     StopSessionRecording { path: String },
+    /// `api uuid_record <uuid> start <path>`: a background recording of the whole call,
+    /// started beside the running application (a Dial's bridge).
+    StartSessionRecording { path: String },
     /// `exit`: leave the socket; the writer stops after it.
     Exit,
 }
@@ -163,6 +166,15 @@ impl Writer {
                                     tracing::info!(reply = %r.body.trim(), "uuid_break not applied")
                                 }
                                 Err(e) => tracing::warn!(error = %e, "uuid_break failed"),
+                            }
+                        }
+                        SwitchCommand::StartSessionRecording { path } => {
+                            match conn.api(&format!("uuid_record {uuid} start {path}")).await {
+                                Ok(r) if r.body.starts_with("+OK") => {}
+                                Ok(r) => {
+                                    tracing::warn!(reply = %r.body.trim(), %path, "uuid_record start refused: nothing is recorded")
+                                }
+                                Err(e) => tracing::warn!(error = %e, "uuid_record start failed"),
                             }
                         }
                         SwitchCommand::StopSessionRecording { path } => {
