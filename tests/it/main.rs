@@ -115,6 +115,8 @@ mod outbox_delivery;
 mod outbox_kill;
 #[path = "../postcall_once.rs"]
 mod postcall_once;
+#[path = "../record_rules.rs"]
+mod record_rules;
 #[path = "../sim_behaviour.rs"]
 mod sim_behaviour;
 #[path = "../sim_caller.rs"]

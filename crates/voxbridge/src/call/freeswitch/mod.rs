@@ -314,6 +314,8 @@ struct CallTask {
     /// The `record` in flight (a `<Record>`): its CHANNEL_EXECUTE_COMPLETE is read as a
     /// [`crate::call::engine::RecordReport`].
     record_op: Option<OpId>,
+    /// RECORD_STOP is subscribed (see [`SwitchCommand::SubscribeRecordStop`]).
+    record_events: bool,
     /// The bridge in flight (a Dial): its operation and what was asked, to read its
     /// CHANNEL_EXECUTE_COMPLETE as a [`crate::call::engine::BridgeReport`].
     bridge: Option<(OpId, crate::call::engine::Bridge)>,
@@ -404,6 +406,7 @@ impl CallTask {
             cut_off_at: None,
             bridge: None,
             record_op: None,
+            record_events: false,
             closing_requests: Vec::new(),
             commands: None,
             leg_registration: None,
@@ -561,6 +564,12 @@ impl CallTask {
             match action {
                 Action::Fetch(req) => self.start_fetch(req),
                 Action::Run { id, op } => {
+                    if matches!(
+                        op,
+                        ChannelOp::Record(_) | ChannelOp::StartSessionRecording { .. }
+                    ) {
+                        self.subscribe_record_stop();
+                    }
                     if let ChannelOp::Record(record) = &op {
                         for app in render::record_prelude(record) {
                             let _ = self.to_switch.send(SwitchCommand::Execute {
@@ -660,6 +669,7 @@ impl CallTask {
                 }
                 Action::Request(req) => self.request_through_outbox(req),
                 Action::StartRecording { path } => {
+                    self.subscribe_record_stop();
                     let _ = self
                         .to_switch
                         .send(SwitchCommand::StartSessionRecording { path });
@@ -697,6 +707,14 @@ impl CallTask {
             self.closing_requests.push(row);
         } else {
             self.enqueue_now(vec![row]);
+        }
+    }
+
+    /// Subscribes RECORD_STOP once, before the call's first recording.
+    fn subscribe_record_stop(&mut self) {
+        if !self.record_events {
+            self.record_events = true;
+            let _ = self.to_switch.send(SwitchCommand::SubscribeRecordStop);
         }
     }
 
@@ -759,7 +777,7 @@ impl CallTask {
         }
         let (written_tx, written) = oneshot::channel();
         self.recording_written = Some(written);
-        self.notice(Notice::Recording(row, written_tx));
+        self.notice(Notice::Recording(Box::new(row), written_tx));
         self.enqueue_now(callbacks);
     }
 
@@ -1099,7 +1117,7 @@ impl CallTask {
                             }
                             Notice::Recording(row, written) => {
                                 let id = row.recording_id.clone();
-                                if let Err(e) = store.add_recording(row).await {
+                                if let Err(e) = store.add_recording(*row).await {
                                     tracing::error!(error = %e, recording_id = %id, "RECORDING NOT STORED: its row could not be written (the file stays on disk)");
                                 }
                                 let _ = written.send(());
@@ -1310,7 +1328,7 @@ impl CallTask {
 enum Notice {
     Callbacks(Vec<crate::record::callback::NewCallback>),
     /// A complete recording's row; `written` fires once it is stored (or failed).
-    Recording(crate::store::Recording, oneshot::Sender<()>),
+    Recording(Box<crate::store::Recording>, oneshot::Sender<()>),
 }
 
 /// Epoch milliseconds of a wall-clock time.
