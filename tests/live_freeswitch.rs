@@ -97,6 +97,8 @@ live_tests!(
     gather_no_input_goes_on_with_the_next_element_without_a_request,
     gather_wait_prompt_is_silence_a_digit_stops_it_within_200ms,
     gather_bad_document_is_refused_603_naming_line_and_column,
+    record_voicemail_max_length_5_finish_on_key_is_a_real_wav_of_the_recorded_length,
+    record_session_records_the_whole_call_including_a_speak,
     stress_200_calls_at_50_per_second_all_called_back_none_left_on_the_switch,
 );
 

@@ -197,6 +197,24 @@ pub struct Expect {
     pub dial_events: Vec<&'static str>,
     /// The `Digits` of the Gather fetch (with `InputType=dtmf`), when one is expected.
     pub gather_digits: Option<&'static str>,
+    /// A recording is expected (SPEC §12.2).
+    pub recording: Option<RecordingWant>,
+}
+
+/// What a scenario's one recording must be: its `RecordStop` (to `{app}/events`) and,
+/// when `action`, its `Event=Record` fetch with the same fields; the file downloaded
+/// through the API is a WAV whose length is `RecordingDurationMs` (±100 ms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordingWant {
+    pub reason: &'static str,
+    pub digits: &'static str,
+    pub min_ms: u64,
+    pub max_ms: u64,
+    /// The action is fetched as the next document (`redirect="true"`).
+    pub action: bool,
+    /// The file is as long as the caller's billed time, within this many ms (a
+    /// recording of the whole call).
+    pub like_the_call_ms: Option<u64>,
 }
 
 impl Expect {
@@ -222,6 +240,7 @@ impl Expect {
             dial_status: None,
             dial_events: Vec::new(),
             gather_digits: None,
+            recording: None,
         }
     }
 
@@ -348,6 +367,11 @@ impl Expect {
         self.gather_digits = Some(digits);
         self
     }
+
+    fn recording(mut self, want: RecordingWant) -> Self {
+        self.recording = Some(want);
+        self
+    }
 }
 
 /// One behaviour, checked end to end.
@@ -367,6 +391,8 @@ pub struct Scenario {
     /// REST and log checks, in order (the "while up" ones before the action).
     pub probes: Vec<Probe>,
     pub expect: Expect,
+    /// The caller's leg sends audio (silence) instead of parking: something to record.
+    pub caller_sends_audio: bool,
 }
 
 impl Scenario {
@@ -395,6 +421,7 @@ fn scenario(
         needs_tts: false,
         probes: Vec::new(),
         expect,
+        caller_sends_audio: false,
     }
 }
 
@@ -738,6 +765,65 @@ pub fn all() -> Vec<Scenario> {
                 .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
                 .timing(Timing::AnsweredFor { min: 5.5, max: 9.0 }),
         ),
+        Scenario {
+            action: Action::CallerPresses {
+                after: 2.5,
+                digits: "#",
+            },
+            caller_sends_audio: true,
+            ..scenario(
+                "record_voicemail_max_length_5_finish_on_key_is_a_real_wav_of_the_recorded_length",
+                "<Record maxLength=\"5\" finishOnKey=\"#\" redirect=\"true\"> on 7000, the caller \
+                 presses # ~2 s into it: the switch writes <record.dir>/<RecordingID>.wav, the action \
+                 (Event=Record) and RecordStop carry the same 12.2 fields (FinishedOnKey, Digits=#), \
+                 the file downloaded through the API is a WAV of RecordingDurationMs, deleted 204",
+                Ext::Answered,
+                vec![
+                    Xml(
+                        "<Response><Record action=\"{app}/answer?step=1\" redirect=\"true\" \
+                         maxLength=\"5\" finishOnKey=\"#\" callbackUrl=\"{app}/events\"/>\
+                         <Hangup/></Response>",
+                    ),
+                    Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect::bye("USER_BUSY", 17)
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .fetches(&["StartApp", "Record"])
+                    .recording(RecordingWant {
+                        reason: "FinishedOnKey",
+                        digits: "#",
+                        min_ms: 1000,
+                        max_ms: 4000,
+                        action: true,
+                        like_the_call_ms: None,
+                    }),
+            )
+        },
+        Scenario {
+            needs_tts: true,
+            caller_sends_audio: true,
+            ..scenario(
+                "record_session_records_the_whole_call_including_a_speak",
+                "<Record recordSession=\"true\"/><Speak>…</Speak><Hangup reason=\"busy\"/> on 7000: \
+                 record_session in the background, the Speak runs at once; at the hangup RecordStop \
+                 (HungUp) and a WAV as long as the caller's billed call",
+                Ext::Answered,
+                vec![Xml(format!(
+                    "<Response><Record recordSession=\"true\" callbackUrl=\"{{app}}/events\"/>\
+                     <Speak>{MENU}</Speak><Hangup reason=\"busy\"/></Response>"
+                ))],
+                Expect::bye("USER_BUSY", 17)
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .recording(RecordingWant {
+                        reason: "HungUp",
+                        digits: "",
+                        min_ms: 1000,
+                        max_ms: 30_000,
+                        action: false,
+                        like_the_call_ms: Some(700),
+                    }),
+            )
+        },
         scenario(
             "gather_bad_document_is_refused_603_naming_line_and_column",
             "<Gather numDigits=\"0\"> is a document error: 603, source Error, line:col in the notes",
