@@ -99,6 +99,9 @@ live_tests!(
     gather_bad_document_is_refused_603_naming_line_and_column,
     record_voicemail_max_length_5_finish_on_key_is_a_real_wav_of_the_recorded_length,
     record_session_records_the_whole_call_including_a_speak,
+    record_rest_stop_ends_the_calls_recording_at_once_and_the_call_goes_on,
+    record_silence_timeout_ends_it_as_recording_timeout,
+    record_start_on_dial_answer_records_from_the_callees_answer,
     stress_200_calls_at_50_per_second_all_called_back_none_left_on_the_switch,
 );
 

@@ -438,6 +438,28 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
                 Err(e) => obs.notes.push(e),
             }
         }
+        Action::RestStopsRecordings { after } => {
+            match caller.originate_result(Duration::from_secs(15)).await {
+                Ok(r) if r.starts_with("+OK") => {
+                    tokio::time::sleep(Duration::from_secs_f64(after)).await;
+                    match call_uuid(h, &tag).await {
+                        Ok(uuid) => match rest.delete(&format!("Call/{uuid}/Record/")).await {
+                            Ok(r) if r.status == 204 => {}
+                            Ok(r) => obs.notes.push(format!(
+                                "DELETE Call/{uuid}/Record/ answered {} {}",
+                                r.status, r.text
+                            )),
+                            Err(e) => obs.notes.push(e),
+                        },
+                        Err(e) => obs.notes.push(e),
+                    }
+                }
+                Ok(r) => obs.notes.push(format!(
+                    "the call was never answered (originate: {r}); nothing to stop"
+                )),
+                Err(e) => obs.notes.push(e),
+            }
+        }
         Action::CallerHangsUp { after } | Action::RestHangup { after } => {
             match caller.originate_result(Duration::from_secs(15)).await {
                 Ok(r) if r.starts_with("+OK") => {

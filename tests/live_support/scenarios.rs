@@ -14,6 +14,8 @@
 pub mod asterisk;
 
 pub const TONE_1S: &str = "tone_stream://%(1000,0,350,440)";
+/// Three seconds of the same tone.
+pub const TONE_3S: &str = "tone_stream://%(3000,0,350,440)";
 /// A tone that plays until something stops it.
 pub const TONE_FOREVER: &str = "tone_stream://%(1000,0,350,440);loops=-1";
 /// Spoken in the TTS scenario: long enough (~2–3 s with flite) that a `speak` that
@@ -87,6 +89,10 @@ pub enum Action {
     CallerPresses {
         after: f64,
         digits: &'static str,
+    },
+    /// REST `DELETE …/Call/{uuid}/Record/` this many seconds after answer (204 expected).
+    RestStopsRecordings {
+        after: f64,
     },
 }
 
@@ -824,6 +830,61 @@ pub fn all() -> Vec<Scenario> {
                     }),
             )
         },
+        Scenario {
+            action: Action::RestStopsRecordings { after: 1.5 },
+            caller_sends_audio: true,
+            ..scenario(
+                "record_rest_stop_ends_the_calls_recording_at_once_and_the_call_goes_on",
+                "<Record recordSession=\"true\"/><Play>3 s tone</Play><Hangup reason=\"busy\"/> on 7000; \
+                 DELETE Call/{uuid}/Record/ 1.5 s after answer: 204, RecordStop Stopped with ~1.5 s \
+                 (uuid_record stop beside the running playback), the tone and the busy hangup still run",
+                Ext::Answered,
+                vec![Xml(format!(
+                    "<Response><Record recordSession=\"true\" callbackUrl=\"{{app}}/events\"/>\
+                     <Play>{TONE_3S}</Play><Hangup reason=\"busy\"/></Response>"
+                ))],
+                Expect::bye("USER_BUSY", 17)
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .timing(Timing::AnsweredFor { min: 2.5, max: 8.0 })
+                    .recording(RecordingWant {
+                        reason: "Stopped",
+                        digits: "",
+                        min_ms: 500,
+                        max_ms: 2900,
+                        action: false,
+                        like_the_call_ms: None,
+                    }),
+            )
+        },
+        Scenario {
+            caller_sends_audio: true,
+            ..scenario(
+                "record_silence_timeout_ends_it_as_recording_timeout",
+                "<Record timeout=\"2\" playBeep=\"false\" redirect=\"true\"> on 7000, the caller silent: \
+                 the switch's silence detection ends it (RecordingTimeout); the test switch's G722 \
+                 counts the silence in 8 kHz packets of 16 kHz audio, so 2 s of timeout last ~4 s",
+                Ext::Answered,
+                vec![
+                    Xml(
+                        "<Response><Record action=\"{app}/answer?step=1\" redirect=\"true\" \
+                         timeout=\"2\" playBeep=\"false\" maxLength=\"20\" \
+                         callbackUrl=\"{app}/events\"/></Response>",
+                    ),
+                    Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect::bye("USER_BUSY", 17)
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .fetches(&["StartApp", "Record"])
+                    .recording(RecordingWant {
+                        reason: "RecordingTimeout",
+                        digits: "",
+                        min_ms: 1500,
+                        max_ms: 6000,
+                        action: true,
+                        like_the_call_ms: None,
+                    }),
+            )
+        },
         scenario(
             "gather_bad_document_is_refused_603_naming_line_and_column",
             "<Gather numDigits=\"0\"> is a document error: 603, source Error, line:col in the notes",
@@ -1197,6 +1258,33 @@ pub fn all() -> Vec<Scenario> {
             source: "Callee",
             answered: true,
         }),
+        Scenario {
+            caller_sends_audio: true,
+            ..scenario(
+                "record_start_on_dial_answer_records_from_the_callees_answer",
+                "<Record startOnDialAnswer=\"true\"/><Dial><Number>7002</Number></Dial> on 7001: not \
+                 answered by the Record; when 7002 answers, uuid_record starts beside the bridge; the \
+                 callee killed 2 s later ends the call (Callee Hangup); RecordStop HungUp, a WAV as \
+                 long as the caller's billed (bridged) call",
+                Ext::Ringing,
+                vec![Xml(
+                    "<Response><Record startOnDialAnswer=\"true\" callbackUrl=\"{app}/events\"/>\
+                     <Dial><Number>7002</Number></Dial></Response>",
+                )],
+                Expect::bye("NORMAL_CLEARING", 16)
+                    .record("NORMAL_CLEARING", 16, CALLEE, "Callee", "completed")
+                    .timing(Timing::AnsweredFor { min: 1.5, max: 6.0 })
+                    .recording(RecordingWant {
+                        reason: "HungUp",
+                        digits: "",
+                        min_ms: 1000,
+                        max_ms: 6000,
+                        action: false,
+                        like_the_call_ms: Some(700),
+                    }),
+            )
+        }
+        .acting(Action::CalleeHangsUp { after: 2.0 }),
         scenario(
             "dial_two_destinations_the_first_to_answer_wins_the_other_ends_lose_race",
             "<Dial callbackUrl> to 7004 (rings forever) and 7002 (answers) at once: 7002 is bridged, 7004 ends LOSE_RACE (its DialHangup and its CDR say so); the callee killed after 2 s ends the caller as Callee Hangup",
