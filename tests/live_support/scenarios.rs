@@ -218,8 +218,8 @@ pub struct RecordingWant {
     pub max_ms: u64,
     /// The action is fetched as the next document (`redirect="true"`).
     pub action: bool,
-    /// The file is as long as the caller's billed time, within this many ms (a
-    /// recording of the whole call).
+    /// A recording of the whole call: it ends when the caller's leg ends, within this
+    /// many ms, and starts within 3 s of its answer (the hand-over and the fetch).
     pub like_the_call_ms: Option<u64>,
 }
 
