@@ -477,3 +477,68 @@ async fn record_inside_gather_is_a_document_error_naming_line_and_column_at_run_
         "no file"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_mp3_without_the_switch_s_mp3_is_wav_noted_and_a_rest_stop_ends_a_plain_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, server) = setup_with(options(dir.path())).await;
+    app.status("/act", 200);
+    let act = app.url("/act");
+    let url = app.xml(
+        "/doc/mp3",
+        &xml(&format!(
+            "<Record action=\"{act}\" fileFormat=\"mp3\" maxLength=\"60\" playBeep=\"false\"/>\
+             <Speak>After.</Speak>"
+        )),
+    );
+    // The caller is silent for longer than the test: only the stop ends the record.
+    // The Speak after it lasts, so the call is still up while the test stops and checks.
+    let script = answered(&url)
+        .record_silence_after(Duration::from_secs(600))
+        .speak_length("After.", Duration::from_secs(60));
+    let call = sim(2.0).place_call(script, server.esl);
+    let fetch = app
+        .wait_for(PATIENCE, "the document fetch", |hits| {
+            hits.iter().find(|h| h.path == "/doc/mp3").cloned()
+        })
+        .await;
+    let uuid = fetch.must("CallUUID");
+    // Stop once the record runs (the REST stop of a call with nothing recording yet is a
+    // harmless 204: keep asking until the action says it ended).
+    let path = format!("Call/{uuid}/Record/");
+    for _ in 0..400 {
+        assert_eq!(rest(&server, reqwest::Method::DELETE, &path).await.0, 204);
+        if !app.callbacks_for("/act", &uuid).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let action = hit_on(&app, "/act", &uuid).await;
+    let (id, _) = check_fields(&action, &server, "Stopped", "");
+    assert!(
+        dir.path().join(format!("{id}.wav")).exists(),
+        "made as wav: {:?}",
+        std::fs::read_dir(dir.path()).unwrap().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        rest(&server, reqwest::Method::DELETE, &format!("Call/{uuid}/"))
+            .await
+            .0,
+        204
+    );
+    let r = report(call).await;
+    assert_eq!(
+        requested(&r),
+        ["set", "set", "record", "speak"],
+        "the document goes on after the stopped Record (the REST hangup ends the Speak)"
+    );
+    assert_eq!(commands_with(&r, "uuid_break").len(), 1, "{:?}", r.commands);
+    let cdr = server.cdr(&uuid).await;
+    assert!(
+        cdr.notes
+            .iter()
+            .any(|n| n.contains("fileFormat mp3") && n.contains("recorded as wav")),
+        "{:?}",
+        cdr.notes
+    );
+}
