@@ -542,3 +542,74 @@ async fn record_mp3_without_the_switch_s_mp3_is_wav_noted_and_a_rest_stop_ends_a
         cdr.notes
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_voxml_verb_runs_with_snake_case_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, server) = setup_with(options(dir.path())).await;
+    app.status("/act", 200);
+    app.status("/rs", 200);
+    let (act, rs) = (app.url("/act"), app.url("/rs"));
+    let url = app.voxml(
+        "/doc/voxml",
+        &format!(
+            r##"{{"voxml_version":"1.0","instructions":[
+                {{"verb":"Record","action":"{act}","max_length":5,"finish_on_key":"#",
+                  "play_beep":false,"callback_url":"{rs}"}},
+                {{"verb":"Hangup","reason":"busy"}}]}}"##
+        ),
+    );
+    let script = answered(&url).dtmf_during_app(3, Duration::from_secs(1), "#");
+    let r = report(sim(SPEED).place_call(script, server.esl)).await;
+
+    assert_eq!(requested(&r), ["set", "set", "record", "hangup"]);
+    let action = hit_on(&app, "/act", &r.uuid).await;
+    let (id, ms) = check_fields(&action, &server, "FinishedOnKey", "#");
+    assert!((800..=1600).contains(&ms), "{ms}");
+    assert_eq!(hit_on(&app, "/rs", &r.uuid).await.must("RecordingID"), id);
+    assert_eq!(
+        app.hangup_callback(&r.uuid).await.must("HangupCause"),
+        "USER_BUSY"
+    );
+}
+
+/// `voxbridge check` (the real binary): a bad Record names line and column, a good one
+/// prints what it will do.
+#[test]
+fn record_check_cli_reports_bad_records_and_plans_good_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_voxbridge"))
+            .args(["check", path.to_str().unwrap()])
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = check(
+        "bad.xml",
+        "<Response>\n  <Speak>hi</Speak>\n  <Record recordSession=\"true\" startOnDialAnswer=\"true\" maxLength=\"0\"/>\n</Response>\n",
+    );
+    assert_eq!(code, Some(1), "{out}");
+    for line in [
+        r#"line 3, col 3: <Record> attribute maxLength="0": expected a whole number of seconds from 1 to 14400"#,
+        r#"line 3, col 3: <Record> attribute startOnDialAnswer="true": recordSession="true" already records the whole call from now: choose one"#,
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    let (code, out) = check(
+        "vm.xml",
+        "<Response>\n  <Record action=\"https://a.test/vm\" maxLength=\"5\" finishOnKey=\"#\"/>\n</Response>\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("Record maxLength=5 timeout=60 finishOnKey=# playBeep=true")
+            && out.contains("POST https://a.test/vm (Event=Record) through the outbox"),
+        "{out}"
+    );
+}
