@@ -613,3 +613,55 @@ fn record_check_cli_reports_bad_records_and_plans_good_ones() {
         "{out}"
     );
 }
+
+/// SPEC §14: `DELETE Call/{uuid}/Record/` through a node that does not hold the call is
+/// passed to the one that does, as `DELETE Call/{uuid}/` is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_rest_stop_through_another_node_of_a_fleet_reaches_the_call() {
+    let Some(db) = crate::pg_support::fresh_database().await else {
+        eprintln!("SKIPPED: no PostgreSQL");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::start().await;
+    let node = |id: &str| ServerOptions {
+        store_url: Some(db.clone()),
+        extra_toml: format!(
+            "[node]\nid = \"{id}\"\n[record]\ndir = \"{}\"\n",
+            dir.path().display()
+        ),
+        ..ServerOptions::default()
+    };
+    let a = Server::start(&app, node("node-a")).await;
+    let b = Server::start(&app, node("node-b")).await;
+    app.status("/rs", 200);
+    let rs = app.url("/rs");
+    let url = app.xml(
+        "/doc/fleet",
+        &xml(&format!(
+            "<Record recordSession=\"true\" callbackUrl=\"{rs}\"/><Wait length=\"60\"/>"
+        )),
+    );
+    let call = sim(2.0).place_call(answered(&url), a.esl);
+    let uuid = call.uuid.clone();
+    let path = format!("Call/{uuid}/Record/");
+    // Through B, until A's recording has started and stopped (204 either way).
+    for _ in 0..200 {
+        let (status, body) = rest(&b, reqwest::Method::DELETE, &path).await;
+        assert_eq!(status, 204, "{body}");
+        if !app.callbacks_for("/rs", &uuid).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stop = hit_on(&app, "/rs", &uuid).await;
+    assert_eq!(stop.must("RecordingEndReason"), "Stopped");
+    assert!(b
+        .log_text()
+        .contains("REST request passed to the node holding the call"));
+    let (status, _) = rest(&b, reqwest::Method::DELETE, &format!("Call/{uuid}/")).await;
+    assert_eq!(status, 204);
+    call.report_within(PATIENCE).await.unwrap();
+    app.hangup_callback(&uuid).await;
+    assert_eq!(rest(&b, reqwest::Method::DELETE, &path).await.0, 404);
+}
