@@ -151,7 +151,7 @@ async fn record_voicemail_max_length_5_finish_on_key_is_a_wav_the_action_record_
 
     assert_eq!(
         requested(&r),
-        ["speak", "playback", "set", "set", "record", "speak", "hangup"],
+        ["speak", "playback", "set", "set", "record", "unset", "speak", "hangup"],
         "the beep, the finish keys, the record, then the next element (redirect=false)"
     );
     let record = app_named(&r, "record");
@@ -276,7 +276,7 @@ async fn record_ends_on_max_length_on_silence_and_on_hangup_each_named() {
     );
     assert_eq!(
         requested(&max),
-        ["set", "set", "record", "speak", "hangup"],
+        ["set", "set", "record", "unset", "speak", "hangup"],
         "no beep; the action's document replaced the rest"
     );
     assert!(ran(&max).contains(&"speak flite|slt|Got it.".to_string()));
@@ -529,7 +529,7 @@ async fn record_mp3_without_the_switch_s_mp3_is_wav_noted_and_a_rest_stop_ends_a
     let r = report(call).await;
     assert_eq!(
         requested(&r),
-        ["set", "set", "record", "speak"],
+        ["set", "set", "record", "unset", "speak"],
         "the document goes on after the stopped Record (the REST hangup ends the Speak)"
     );
     assert_eq!(commands_with(&r, "uuid_break").len(), 1, "{:?}", r.commands);
@@ -562,7 +562,7 @@ async fn record_voxml_verb_runs_with_snake_case_fields() {
     let script = answered(&url).dtmf_during_app(3, Duration::from_secs(1), "#");
     let r = report(sim(SPEED).place_call(script, server.esl)).await;
 
-    assert_eq!(requested(&r), ["set", "set", "record", "hangup"]);
+    assert_eq!(requested(&r), ["set", "set", "record", "unset", "hangup"]);
     let action = hit_on(&app, "/act", &r.uuid).await;
     let (id, ms) = check_fields(&action, &server, "FinishedOnKey", "#");
     assert!((800..=1600).contains(&ms), "{ms}");

@@ -614,6 +614,14 @@ impl CallTask {
                         arg,
                         event_uuid,
                     });
+                    if let ChannelOp::Record(_) = &op {
+                        let after = render::record_epilogue();
+                        let _ = self.to_switch.send(SwitchCommand::Execute {
+                            app: after.name.to_string(),
+                            arg: after.arg,
+                            event_uuid: Execute::new_event_uuid(),
+                        });
+                    }
                 }
                 Action::Kill { cause } => {
                     let _ = self.to_switch.send(SwitchCommand::Kill { cause });
