@@ -83,6 +83,8 @@ mod e2e_voxml;
 mod engine_gather;
 #[path = "../engine_properties.rs"]
 mod engine_properties;
+#[path = "../engine_record.rs"]
+mod engine_record;
 #[path = "../engine_rules.rs"]
 mod engine_rules;
 #[path = "../engine_switch_neutral.rs"]
