@@ -665,3 +665,53 @@ async fn record_rest_stop_through_another_node_of_a_fleet_reaches_the_call() {
     app.hangup_callback(&uuid).await;
     assert_eq!(rest(&b, reqwest::Method::DELETE, &path).await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_rest_stop_during_the_beep_still_stops_the_record_not_the_beep() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, server) = setup_with(options(dir.path())).await;
+    app.status("/act", 200);
+    let act = app.url("/act");
+    let url = app.xml(
+        "/doc/beep",
+        &xml(&format!(
+            "<Record action=\"{act}\" maxLength=\"60\"/><Speak>After.</Speak>"
+        )),
+    );
+    // A 3 s beep (the switch plays half a second; long here so the stop lands in it).
+    let script = answered(&url)
+        .playback_length(
+            "tone_stream://%(500,0,1000)",
+            voxbridge_sim::PlayLength::For(Duration::from_secs(3)),
+        )
+        .record_silence_after(Duration::from_secs(600))
+        .speak_length("After.", Duration::from_secs(60));
+    let call = sim(1.0).place_call(script, server.esl);
+    let fetch = app
+        .wait_for(PATIENCE, "the document fetch", |hits| {
+            hits.iter().find(|h| h.path == "/doc/beep").cloned()
+        })
+        .await;
+    let uuid = fetch.must("CallUUID");
+    // Once (the beep lasts 3 s from the document's arrival): stop.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let path = format!("Call/{uuid}/Record/");
+    assert_eq!(rest(&server, reqwest::Method::DELETE, &path).await.0, 204);
+    let action = hit_on(&app, "/act", &uuid).await;
+    let (_, ms) = check_fields(&action, &server, "Stopped", "");
+    assert!(ms < 1000, "the record stopped as soon as it ran: {ms} ms");
+    assert_eq!(
+        rest(&server, reqwest::Method::DELETE, &format!("Call/{uuid}/"))
+            .await
+            .0,
+        204
+    );
+    let r = report(call).await;
+    let beep = app_named(&r, "playback");
+    let played = beep.ended_at.unwrap() - beep.started_at.unwrap();
+    assert!(
+        played >= Duration::from_millis(2900),
+        "the beep was not cut: {played:?}"
+    );
+    assert_eq!(commands_with(&r, "uuid_break").len(), 1, "{:?}", r.commands);
+}

@@ -314,8 +314,14 @@ struct CallTask {
     /// The `record` in flight (a `<Record>`): its CHANNEL_EXECUTE_COMPLETE is read as a
     /// [`crate::call::engine::RecordReport`].
     record_op: Option<OpId>,
-    /// RECORD_STOP is subscribed (see [`SwitchCommand::SubscribeRecordStop`]).
+    /// RECORD_START/STOP are subscribed (see [`SwitchCommand::SubscribeRecordEvents`]).
     record_events: bool,
+    /// The running `record`'s file, and whether its RECORD_START has come.
+    record_file: Option<(String, bool)>,
+    /// A REST stop came while the `record` had not started yet (its beep or its `set`s
+    /// ran): a `uuid_break` then would break the beep, not the record, so it is sent
+    /// at the record's RECORD_START.
+    break_at_record_start: bool,
     /// The bridge in flight (a Dial): its operation and what was asked, to read its
     /// CHANNEL_EXECUTE_COMPLETE as a [`crate::call::engine::BridgeReport`].
     bridge: Option<(OpId, crate::call::engine::Bridge)>,
@@ -407,6 +413,8 @@ impl CallTask {
             bridge: None,
             record_op: None,
             record_events: false,
+            record_file: None,
+            break_at_record_start: false,
             closing_requests: Vec::new(),
             commands: None,
             leg_registration: None,
@@ -568,7 +576,7 @@ impl CallTask {
                         op,
                         ChannelOp::Record(_) | ChannelOp::StartSessionRecording { .. }
                     ) {
-                        self.subscribe_record_stop();
+                        self.subscribe_record_events();
                     }
                     if let ChannelOp::Record(record) = &op {
                         for app in render::record_prelude(record) {
@@ -579,6 +587,8 @@ impl CallTask {
                             });
                         }
                         self.record_op = Some(id);
+                        self.record_file = Some((record.path.clone(), false));
+                        self.break_at_record_start = false;
                     }
                     if let ChannelOp::Bridge(bridge) = &op {
                         for set in render::bridge_prelude(bridge) {
@@ -666,8 +676,14 @@ impl CallTask {
                 }
                 Action::StopRecordings(stop) => {
                     if stop.caller {
-                        // `record` ends on a break like a playback (its report follows).
-                        let _ = self.to_switch.send(SwitchCommand::Break);
+                        // `record` ends on a break like a playback (its report follows,
+                        // capture u) — once it runs: before, the break would hit its beep.
+                        match &self.record_file {
+                            Some((_, false)) => self.break_at_record_start = true,
+                            _ => {
+                                let _ = self.to_switch.send(SwitchCommand::Break);
+                            }
+                        }
                     }
                     for path in stop.sessions {
                         let _ = self
@@ -677,7 +693,7 @@ impl CallTask {
                 }
                 Action::Request(req) => self.request_through_outbox(req),
                 Action::StartRecording { path } => {
-                    self.subscribe_record_stop();
+                    self.subscribe_record_events();
                     let _ = self
                         .to_switch
                         .send(SwitchCommand::StartSessionRecording { path });
@@ -718,11 +734,11 @@ impl CallTask {
         }
     }
 
-    /// Subscribes RECORD_STOP once, before the call's first recording.
-    fn subscribe_record_stop(&mut self) {
+    /// Subscribes RECORD_START/STOP once, before the call's first recording.
+    fn subscribe_record_events(&mut self) {
         if !self.record_events {
             self.record_events = true;
-            let _ = self.to_switch.send(SwitchCommand::SubscribeRecordStop);
+            let _ = self.to_switch.send(SwitchCommand::SubscribeRecordEvents);
         }
     }
 
@@ -1199,6 +1215,8 @@ impl CallTask {
                         },
                     );
                 } else if let Some(record_id) = self.record_op.take_if(|r| Some(*r) == id) {
+                    self.record_file = None;
+                    self.break_at_record_start = false;
                     let report = render::record_report(&event);
                     tracing::info!(?report, "record ended");
                     self.input_from(
@@ -1235,6 +1253,17 @@ impl CallTask {
                     tracing::info!(%b_leg, "bridged");
                     self.register_leg(&event, &b_leg);
                     self.input_from(&event, Input::Bridged { b_leg });
+                }
+            }
+            "RECORD_START" => {
+                let path = event.header("Record-File-Path").unwrap_or("");
+                if let Some((file, started)) = self.record_file.as_mut() {
+                    if file == path {
+                        *started = true;
+                        if std::mem::take(&mut self.break_at_record_start) {
+                            let _ = self.to_switch.send(SwitchCommand::Break);
+                        }
+                    }
                 }
             }
             "RECORD_STOP" => {

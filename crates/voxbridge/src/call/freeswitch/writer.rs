@@ -46,10 +46,10 @@ pub(super) enum SwitchCommand {
     /// `api uuid_record <uuid> start <path>`: a background recording of the whole call,
     /// started beside the running application (a Dial's bridge).
     StartSessionRecording { path: String },
-    /// `event plain RECORD_STOP`: `myevents` does not include RECORD_* (reference §2.4),
-    /// and only a call that records needs it, so it is subscribed before its first
-    /// recording rather than at every handshake (SPEC §9).
-    SubscribeRecordStop,
+    /// `event plain RECORD_START RECORD_STOP`: `myevents` does not include RECORD_*
+    /// (reference §2.4), and only a call that records needs them, so they are subscribed
+    /// before its first recording rather than at every handshake (SPEC §9).
+    SubscribeRecordEvents,
     /// `exit`: leave the socket; the writer stops after it.
     Exit,
 }
@@ -192,20 +192,20 @@ impl Writer {
                                 Err(e) => tracing::warn!(error = %e, "uuid_record stop failed"),
                             }
                         }
-                        SwitchCommand::SubscribeRecordStop => {
+                        SwitchCommand::SubscribeRecordEvents => {
                             let cmd = crate::esl::command::Command::event(
                                 crate::esl::event::EventFormat::Plain,
-                                &["RECORD_STOP"],
+                                &["RECORD_START", "RECORD_STOP"],
                             );
                             let result = match cmd {
                                 Ok(cmd) => conn.command(&cmd).await.map(|_| ()),
                                 Err(e) => {
-                                    tracing::error!(error = %e, "cannot build the RECORD_STOP subscription");
+                                    tracing::error!(error = %e, "cannot build the RECORD_* subscription");
                                     Ok(())
                                 }
                             };
                             if let Err(e) = result {
-                                tracing::warn!(error = %e, "RECORD_STOP not subscribed: background recordings complete only at the call's end");
+                                tracing::warn!(error = %e, "RECORD_* not subscribed: background recordings complete only at the call's end");
                             }
                         }
                         SwitchCommand::Exit => {
