@@ -885,6 +885,61 @@ pub fn all() -> Vec<Scenario> {
                     }),
             )
         },
+        Scenario {
+            caller_sends_audio: true,
+            ..scenario(
+                "record_max_length_2_runs_to_the_next_whole_second",
+                "<Record maxLength=\"2\" playBeep=\"false\" redirect=\"true\"> on 7000, the caller \
+                 silent (timeout 60): the limit ends it (maxLength), 2–3.1 s (the switch counts whole \
+                 epoch seconds, capture r); the action's document runs",
+                Ext::Answered,
+                vec![
+                    Xml(
+                        "<Response><Record action=\"{app}/answer?step=1\" redirect=\"true\" \
+                         maxLength=\"2\" playBeep=\"false\" callbackUrl=\"{app}/events\"/>\
+                         </Response>",
+                    ),
+                    Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect::bye("USER_BUSY", 17)
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .fetches(&["StartApp", "Record"])
+                    .recording(RecordingWant {
+                        reason: "maxLength",
+                        digits: "",
+                        min_ms: 2000,
+                        max_ms: 3100,
+                        action: true,
+                        like_the_call_ms: None,
+                    }),
+            )
+        },
+        Scenario {
+            action: Action::CallerHangsUp { after: 2.0 },
+            caller_sends_audio: true,
+            ..scenario(
+                "record_caller_hangs_up_during_it_the_file_and_the_action_still_come",
+                "<Record> on 7000 (beep, then recording), the caller hangs up 2 s after answer: \
+                 source Caller; the action (Event=Record, through the outbox: no call left to run a \
+                 document on) and RecordStop say HungUp, the WAV holds what was recorded",
+                Ext::Answered,
+                vec![Xml(
+                    "<Response><Record action=\"{app}/answer?step=1\" \
+                     callbackUrl=\"{app}/events\"/><Hangup reason=\"busy\"/></Response>",
+                )],
+                Expect::caller_bye()
+                    .record("NORMAL_CLEARING", 16, CALLER, "Caller", "completed")
+                    .fetches(&["StartApp", "Record"])
+                    .recording(RecordingWant {
+                        reason: "HungUp",
+                        digits: "",
+                        min_ms: 500,
+                        max_ms: 2500,
+                        action: true,
+                        like_the_call_ms: None,
+                    }),
+            )
+        },
         scenario(
             "gather_bad_document_is_refused_603_naming_line_and_column",
             "<Gather numDigits=\"0\"> is a document error: 603, source Error, line:col in the notes",
