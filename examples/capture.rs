@@ -689,6 +689,20 @@ Outbound client: connect, myevents, linger, event plain <list + RECORD_START REC
       comes with the hangup. The client waits for CHANNEL_HANGUP_COMPLETE and sends exit.",
     },
     Scenario {
+        name: "z",
+        file: "z-uuid-record-beside-an-app-and-record-broken.txt",
+        title: "`uuid_record start/stop` beside a running playback, and a `record` ended by `uuid_break`",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7900@127.0.0.1:5060 &playback(silence_stream://30000)
+      (capture dialplan: answer, socket).
+Outbound client: connect, myevents, linger, event plain <list + RECORD_START RECORD_STOP>, then sendmsg execute
+      playback (event-lock) of a 3 s tone; while it plays the socket runs `api uuid_record <own uuid> start
+      /tmp/capture-u1-<uuid>.wav` (RECORD_START at once, beside the playback), 1 s later `api uuid_record <own
+      uuid> stop /tmp/capture-u1-<uuid>.wav` (RECORD_STOP). Then record (event-lock) `/tmp/capture-u2-<uuid>.wav
+      20 200 10` after `set playback_terminators=#`; 1 s in, `api uuid_break <own uuid>`: RECORD_STOP and the
+      record's CHANNEL_EXECUTE_COMPLETE (neither silence_hits_exhausted nor playback_terminator_used). The
+      client hangs up and sends exit.",
+    },
+    Scenario {
         name: "o",
         file: "o-originate-socket-answered.txt",
         title: "outbound call: `originate … &socket(…)` answered",
@@ -1102,6 +1116,46 @@ async fn record_session(cap: &mut Capture) -> Result<()> {
     inb.exit().await
 }
 
+/// What voxbridge does for `startOnDialAnswer` and REST stops: `uuid_record` beside a
+/// running application, and `uuid_break` of a running `record`.
+async fn uuid_record_and_break(cap: &mut Capture) -> Result<()> {
+    let (mut inb, _a, job) = caller(cap, "7900", "&playback(silence_stream://30000)").await?;
+    let mut out = cap.accept().await?;
+    let own = start_session(&mut out, &with(RECORD_EVENTS)).await?;
+    inb.event_where("BACKGROUND_JOB", "Job-UUID", &job).await?;
+    let id = new_uuid();
+    let first = format!("/tmp/capture-u1-{id}.wav");
+    let second = format!("/tmp/capture-u2-{id}.wav");
+    let tone = execute(
+        &mut out,
+        "playback",
+        Some("tone_stream://%(1000,0,440);loops=3"),
+    )
+    .await?;
+    out.event_where("CHANNEL_EXECUTE", "Application-UUID", &tone)
+        .await?;
+    let r = out.api(&format!("uuid_record {own} start {first}")).await?;
+    log::info(&format!("uuid_record start: {}", r.trim()));
+    out.event("RECORD_START").await?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let r = out.api(&format!("uuid_record {own} stop {first}")).await?;
+    log::info(&format!("uuid_record stop: {}", r.trim()));
+    out.event("RECORD_STOP").await?;
+    execute_complete(&mut out, &tone).await?;
+    let set = execute(&mut out, "set", Some("playback_terminators=#")).await?;
+    execute_complete(&mut out, &set).await?;
+    let rec = execute(&mut out, "record", Some(&format!("{second} 20 200 10"))).await?;
+    out.event_where("CHANNEL_EXECUTE", "Application-UUID", &rec)
+        .await?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    out.api(&format!("uuid_break {own}")).await?;
+    execute_complete(&mut out, &rec).await?;
+    hang_up_and_exit(&mut out, "NORMAL_CLEARING").await?;
+    let _ = std::fs::remove_file(&first);
+    let _ = std::fs::remove_file(&second);
+    inb.exit().await
+}
+
 /// `quoted`: the app in single quotes, as originate needs it. Unquoted, originate splits
 /// its arguments on spaces: the app gets `127.0.0.1:8094` alone, and `async`/`full` become
 /// the dialplan and context arguments (transcript o2).
@@ -1195,6 +1249,7 @@ async fn run(cap: &mut Capture, name: &str) -> Result<()> {
         "r" => record_limit_or_hangup(cap, false).await,
         "s" => record_limit_or_hangup(cap, true).await,
         "t" => record_session(cap).await,
+        "z" => uuid_record_and_break(cap).await,
         "o" => originate_socket(cap, true, true).await,
         "o2" => originate_socket(cap, true, false).await,
         "p" => originate_socket(cap, false, true).await,

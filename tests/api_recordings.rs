@@ -1,8 +1,8 @@
 //! The recordings API (SPEC §12.3) through the real `voxbridge serve` binary over a store
 //! on disk: list (paging, `call_uuid`), get (exact fields, `recording_url`), the audio with
 //! byte ranges (200, 206 + `Content-Range`, 416), delete (204, the file removed, 404
-//! after), account scoping (another account: 404), and `DELETE Call/{uuid}/Record/`
-//! answering "not supported yet" while `<Record>` is not in the engine.
+//! after), account scoping (another account: 404), and `DELETE Call/{uuid}/Record/` of a
+//! call that is not live (404; a live call's recordings: `record_rules`).
 
 use crate::api_support::*;
 use std::path::Path;
@@ -306,17 +306,14 @@ async fn deleting_a_recording_answers_204_and_removes_its_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stopping_a_calls_recordings_is_not_supported_yet() {
+async fn stopping_the_recordings_of_a_call_that_is_not_live_is_404() {
     let f = fixture().await;
     let one = Auth::Headers(ONE.0, ONE.1);
     for path in ["Call/call-a/Record/", "Call/call-a/Record"] {
         let r = delete(&f.vb, &format!("{}/{path}", base(ONE.0)), one).await;
-        assert_eq!(r.status, 501, "{}", r.text);
+        assert_eq!(r.status, 404, "{}", r.text);
         assert!(
-            r.json["error"]
-                .as_str()
-                .unwrap()
-                .contains("not supported yet"),
+            r.json["error"].as_str().unwrap().contains("not live"),
             "{}",
             r.text
         );

@@ -229,8 +229,8 @@ fn invalid_cases() -> Vec<(String, &'static str, ErrorKind)> {
             Missing,
         ),
         (
-            doc(r#"{"verb":"Record"}"#),
-            r#"instructions[0]: verb "Record": not supported yet (recording is not in this version; its fields are validated)"#,
+            doc(r#"{"verb":"Record","transcription_type":"auto"}"#),
+            r#"instructions[0]: Record field transcription_type="auto": not supported yet"#,
             NotSupported,
         ),
         (

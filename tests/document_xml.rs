@@ -297,7 +297,7 @@ fn invalid_cases() -> Vec<(String, &'static str, ErrorKind)> {
         (doc("<DTMF>12x</DTMF>"), r#"line 2, col 3: <DTMF> text "12x": expected DTMF digits 0-9, *, #, A-D, and w or W for a pause"#, InvalidValue),
         // Not supported yet: elements and Wait's later attributes.
         (doc("<Gather/>"), "line 2, col 3: <Gather> attribute action: missing, expected the URL that gets the digits", Missing),
-        (doc("<Record/>"), "line 2, col 3: <Record>: not supported yet (recording is not in this version; its attributes are validated)", NotSupported),
+        (doc(r#"<Record transcriptionUrl="https://a/t"/>"#), r#"line 2, col 3: <Record> attribute transcriptionUrl="https://a/t": not supported yet"#, NotSupported),
         (doc("<Conference>room</Conference>"), "line 2, col 3: <Conference>: not supported yet", NotSupported),
         (doc("<Stream>wss://x</Stream>"), "line 2, col 3: <Stream>: not supported yet", NotSupported),
         (doc(r#"<Wait silence="true"/>"#), r#"line 2, col 3: <Wait> attribute silence="true": not supported yet"#, NotSupported),

@@ -213,14 +213,18 @@ impl Checker {
                 | Action::KillLeg { .. }
                 | Action::LegsEnded { .. }
                 | Action::DialAnswered { .. }
-                | Action::StopRecordings(_) => {}
+                | Action::RecordingComplete(_) => {}
+                Action::StopRecordings(_) | Action::StartRecording { .. } => {
+                    assert!(!self.closing, "recording command while closing");
+                }
                 Action::Interrupt => {
                     assert!(self.in_flight.is_some(), "Interrupt with nothing running");
                     assert!(!self.closing, "Interrupt while closing");
                 }
-                // A Dial's action is still requested after the caller hung up (§11.4).
+                // A Dial's action is still requested after the caller hung up (§11.4),
+                // and a Record's once its file is complete (§12.2).
                 Action::Request(r) => assert!(
-                    !self.closing || r.event.as_str() == "DialAction",
+                    !self.closing || matches!(r.event.as_str(), "DialAction" | "Record"),
                     "Request while closing"
                 ),
             }

@@ -3,7 +3,9 @@
 //! documents of issue 13's acceptance, in the parser and in `voxbridge check`.
 
 use assert_cmd::Command;
-use voxbridge::document::model::{Gather, HttpMethod, Instruction, Speak, Voice, Wait};
+use voxbridge::document::model::{
+    AudioFormat, Gather, HttpMethod, Instruction, Record, Redirect, Speak, Voice, Wait,
+};
 use voxbridge::document::{parse, Dialect, DocumentError, ErrorKind};
 
 fn doc(body: &str) -> String {
@@ -158,18 +160,82 @@ fn gather_bad_documents_name_line_and_column() {
 }
 
 #[test]
-fn record_is_validated_then_not_supported_yet() {
-    let err = parse_xml(&doc(
-        "<Record action=\"https://a.test/r\" maxLength=\"5\" finishOnKey=\"#\" playBeep=\"true\" \
-         recordSession=\"false\" startOnDialAnswer=\"true\" fileFormat=\"wav\" timeout=\"3\" \
-         callbackUrl=\"https://a.test/cb\" callbackMethod=\"GET\" redirect=\"false\"/>",
+fn record_reads_every_attribute_and_voxml_the_same_in_snake_case() {
+    let want = Record {
+        action: Some("https://a.test/r".into()),
+        method: HttpMethod::Get,
+        redirect: true,
+        file_format: Some(AudioFormat::Mp3),
+        timeout_secs: 3,
+        max_length_secs: 5,
+        play_beep: false,
+        finish_on_key: "#*".into(),
+        record_session: false,
+        start_on_dial_answer: true,
+        callback: Some(Redirect {
+            url: "https://a.test/cb".into(),
+            method: HttpMethod::Get,
+        }),
+    };
+    let got = parse_xml(&doc(
+        "<Record action=\"https://a.test/r\" method=\"GET\" maxLength=\"5\" finishOnKey=\"#*\" \
+         playBeep=\"false\" recordSession=\"false\" startOnDialAnswer=\"true\" fileFormat=\"mp3\" \
+         timeout=\"3\" callbackUrl=\"https://a.test/cb\" callbackMethod=\"GET\" redirect=\"true\"/>",
     ))
-    .unwrap_err();
-    let lines: Vec<String> = err.problems().iter().map(|p| p.to_string()).collect();
+    .unwrap();
+    assert_eq!(got, [Instruction::Record(want.clone())]);
+    let got = parse_voxml(
+        r##"{"voxml_version":"1.0","instructions":[{"verb":"Record","action":"https://a.test/r",
+            "method":"GET","max_length":5,"finish_on_key":"#*","play_beep":false,
+            "record_session":false,"start_on_dial_answer":true,"file_format":"mp3","timeout":3,
+            "callback_url":"https://a.test/cb","callback_method":"GET","redirect":true}]}"##,
+    )
+    .unwrap();
+    assert_eq!(got, [Instruction::Record(want)]);
+    // The defaults of SPEC §12.2.
+    let got = parse_xml(&doc("<Record/>")).unwrap();
     assert_eq!(
-        lines,
-        ["line 2, col 3: <Record>: not supported yet (recording is not in this version; its attributes are validated)"]
+        got,
+        [Instruction::Record(Record {
+            action: None,
+            method: HttpMethod::Post,
+            redirect: false,
+            file_format: None,
+            timeout_secs: 60,
+            max_length_secs: 60,
+            play_beep: true,
+            finish_on_key: "1234567890*#".into(),
+            record_session: false,
+            start_on_dial_answer: false,
+            callback: None,
+        })]
     );
+}
+
+#[test]
+fn record_bad_combinations_name_line_and_column() {
+    let cases = [
+        (
+            doc("<Speak>hi</Speak>\n  <Record action=\"file:///srv/next.xml\"/>"),
+            r#"line 3, col 3: <Record> attribute action="file:///srv/next.xml": with redirect="false" the action is requested through the outbox: expected an http(s):// URL"#,
+        ),
+        (
+            doc("<Record recordSession=\"true\" startOnDialAnswer=\"true\"/>"),
+            r#"line 2, col 3: <Record> attribute startOnDialAnswer="true": recordSession="true" already records the whole call from now: choose one"#,
+        ),
+        (
+            doc("<Record maxLength=\"0\"/>"),
+            r#"line 2, col 3: <Record> attribute maxLength="0": expected a whole number of seconds from 1 to 14400"#,
+        ),
+        (
+            doc("<Record finishOnKey=\"##\"/>"),
+            r###"line 2, col 3: <Record> attribute finishOnKey="##": expected keys among 0-9, * and # (each at most once), or none (or empty) to disable"###,
+        ),
+    ];
+    for (text, want) in cases {
+        let err = parse_xml(&text).unwrap_err();
+        assert_eq!(err.problems()[0].to_string(), want, "document:\n{text}");
+    }
 }
 
 #[test]

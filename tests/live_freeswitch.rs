@@ -102,6 +102,13 @@ live_tests!(
     gather_no_input_goes_on_with_the_next_element_without_a_request,
     gather_wait_prompt_is_silence_a_digit_stops_it_within_200ms,
     gather_bad_document_is_refused_603_naming_line_and_column,
+    record_voicemail_max_length_5_finish_on_key_is_a_real_wav_of_the_recorded_length,
+    record_session_records_the_whole_call_including_a_speak,
+    record_rest_stop_ends_the_calls_recording_at_once_and_the_call_goes_on,
+    record_silence_timeout_ends_it_as_recording_timeout,
+    record_start_on_dial_answer_records_from_the_callees_answer,
+    record_max_length_2_runs_to_the_next_whole_second,
+    record_caller_hangs_up_during_it_the_file_and_the_action_still_come,
     stress_200_calls_at_50_per_second_all_called_back_none_left_on_the_switch,
 );
 

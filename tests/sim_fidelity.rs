@@ -573,7 +573,11 @@ async fn r_record_ended_by_max_length() {
     let dir = tempfile::tempdir().unwrap();
     let got = replay_as(
         "r-record-ended-by-max-length.txt",
-        CallScript::answered(),
+        // `record … 3 200 10`: ten seconds of silence (~20 s on the switch's G722) never
+        // come before the limit. The default silence (3.98 s, capture m's two seconds)
+        // would, when the record starts in the first 20 ms of a second (the limit then
+        // runs to 3.98–4 s): a 2% flake seen once under load.
+        CallScript::answered().record_silence_after(Duration::from_secs(20)),
         recording_config(dir.path()),
         Compare::Sequence,
     )
@@ -642,6 +646,49 @@ async fn t_record_session_and_stop() {
         let path = crate::sim_support::get(stop, "Record-File-Path").unwrap();
         let (data, _) = wav_data_len(path);
         assert_eq!(data, ms(stop) * 16, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn z_uuid_record_beside_an_app_and_record_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    let got = replay_as(
+        "z-uuid-record-beside-an-app-and-record-broken.txt",
+        CallScript::answered(),
+        recording_config(dir.path()),
+        Compare::Sequence,
+    )
+    .await;
+    let starts = events_named(&got, "RECORD_START");
+    let stops = events_named(&got, "RECORD_STOP");
+    assert_eq!((starts.len(), stops.len()), (2, 2));
+    let ms = |e: &Vec<(String, String)>| -> u64 {
+        crate::sim_support::get(e, "variable_record_ms")
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // The replay sends the client's commands without the capture's pauses, so the
+    // lengths are short; what holds is the order: both stops, each before what follows.
+    assert!(ms(&stops[0]) < 1500 && ms(&stops[1]) < 1500);
+    let done = events_named(&got, "CHANNEL_EXECUTE_COMPLETE");
+    let record = done
+        .iter()
+        .find(|h| crate::sim_support::get(h, "Application") == Some("record"))
+        .unwrap();
+    assert_eq!(
+        crate::sim_support::get(record, "variable_silence_hits_exhausted"),
+        Some("false")
+    );
+    assert_eq!(
+        crate::sim_support::get(record, "variable_playback_terminator_used"),
+        None
+    );
+    for stop in &stops {
+        let path = crate::sim_support::get(stop, "Record-File-Path").unwrap();
+        let (data, _) = wav_data_len(path);
+        assert_eq!(data, ms(stop) * 16, "{path}");
+        let _ = std::fs::remove_file(path);
     }
 }
 

@@ -315,6 +315,7 @@ fn delivery_words(d: &DeliveryStatus, received: &[Received]) -> String {
         CallbackKind::DialEvent => "Dial leg event",
         CallbackKind::Ring => "ring callback",
         CallbackKind::Action => "action request (response ignored)",
+        CallbackKind::RecordStop => "RecordStop callback",
     };
     let status = match d.status {
         DeliveryState::Delivered => format!(

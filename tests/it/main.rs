@@ -83,6 +83,8 @@ mod e2e_voxml;
 mod engine_gather;
 #[path = "../engine_properties.rs"]
 mod engine_properties;
+#[path = "../engine_record.rs"]
+mod engine_record;
 #[path = "../engine_rules.rs"]
 mod engine_rules;
 #[path = "../engine_switch_neutral.rs"]
@@ -115,6 +117,8 @@ mod outbox_delivery;
 mod outbox_kill;
 #[path = "../postcall_once.rs"]
 mod postcall_once;
+#[path = "../record_rules.rs"]
+mod record_rules;
 #[path = "../sim_behaviour.rs"]
 mod sim_behaviour;
 #[path = "../sim_caller.rs"]

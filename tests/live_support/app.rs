@@ -49,6 +49,8 @@ pub struct TagLog {
     /// A Dial's leg events to `{app}/events` (they carry no `From`: matched to the tag
     /// by their `CallUUID`, the one of the tag's fetches).
     pub dial_events: Vec<Params>,
+    /// A Record's `Event=RecordStop` to `{app}/events` (matched like the Dial events).
+    pub record_stops: Vec<Params>,
 }
 
 #[derive(Default)]
@@ -179,7 +181,11 @@ fn respond(state: &Shared, hit: &Hit) -> Reply {
             .map(|(t, _)| t.clone());
         return match tag.and_then(|t| st.log.get_mut(&t)) {
             Some(log) => {
-                log.dial_events.push(params);
+                if params.get("Event") == Some("RecordStop") {
+                    log.record_stops.push(params);
+                } else {
+                    log.dial_events.push(params);
+                }
                 Reply::status(200)
             }
             None => {

@@ -60,11 +60,12 @@ pub fn originate_command(
     tag: &str,
     ext: &str,
     timeout_s: u64,
+    app: &str,
 ) -> String {
     format!(
         "originate {{origination_uuid={a_uuid},origination_caller_id_number={tag},\
          origination_caller_id_name=voxbridge-live,originate_timeout={timeout_s}}}\
-         sofia/{profile}/{ext}@{sip} &park()",
+         sofia/{profile}/{ext}@{sip} {app}",
         profile = target.profile,
         sip = target.sip_target,
     )
@@ -184,7 +185,15 @@ impl Caller {
 
     /// Starts `bgapi originate …`; the result is awaited with [`Caller::originate_result`].
     pub fn originate(&mut self, tag: &str, ext: &str, timeout_s: u64) -> String {
-        let cmd = originate_command(&self.board.target, &self.a_uuid, tag, ext, timeout_s);
+        self.originate_running(tag, ext, timeout_s, "&park()")
+    }
+
+    /// [`Caller::originate`] with the caller's leg running `app` once answered:
+    /// `&park()` sends no audio (nothing to record: a `record` of it ends with
+    /// `record_ms=0`), `&playback(silence_stream://-1)` sends silence for as long as
+    /// the call lasts.
+    pub fn originate_running(&mut self, tag: &str, ext: &str, timeout_s: u64, app: &str) -> String {
+        let cmd = originate_command(&self.board.target, &self.a_uuid, tag, ext, timeout_s, app);
         let (tx, rx) = watch::channel(None);
         self.originate = rx;
         let board = self.board.clone();

@@ -308,7 +308,16 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
             }
         }
     }
-    let _cmd = caller.originate(&tag, s.ext.number(), s.originate_timeout);
+    let _cmd = if s.caller_sends_audio {
+        caller.originate_running(
+            &tag,
+            s.ext.number(),
+            s.originate_timeout,
+            "&playback(silence_stream://-1)",
+        )
+    } else {
+        caller.originate(&tag, s.ext.number(), s.originate_timeout)
+    };
     let mut obs = Observed {
         tag: tag.clone(),
         a_uuid: a_uuid.clone(),
@@ -508,6 +517,28 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
                 Err(e) => obs.notes.push(e),
             }
         }
+        Action::RestStopsRecordings { after } => {
+            match caller.originate_result(Duration::from_secs(15)).await {
+                Ok(r) if r.starts_with("+OK") => {
+                    tokio::time::sleep(Duration::from_secs_f64(after)).await;
+                    match call_uuid(h, &tag).await {
+                        Ok(uuid) => match rest.delete(&format!("Call/{uuid}/Record/")).await {
+                            Ok(r) if r.status == 204 => {}
+                            Ok(r) => obs.notes.push(format!(
+                                "DELETE Call/{uuid}/Record/ answered {} {}",
+                                r.status, r.text
+                            )),
+                            Err(e) => obs.notes.push(e),
+                        },
+                        Err(e) => obs.notes.push(e),
+                    }
+                }
+                Ok(r) => obs.notes.push(format!(
+                    "the call was never answered (originate: {r}); nothing to stop"
+                )),
+                Err(e) => obs.notes.push(e),
+            }
+        }
         Action::CallerHangsUp { after } | Action::RestHangup { after } => {
             match caller.originate_result(Duration::from_secs(15)).await {
                 Ok(r) if r.starts_with("+OK") => {
@@ -574,6 +605,7 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
     let want_post_call = s.expect.post_call;
     let want_fetches = s.expect.fetches.len();
     let want_dial_events = s.expect.dial_events.len();
+    let want_record_stop = s.expect.recording.is_some();
     let (_, log) = h
         .app
         .wait_for(&tag, Duration::from_secs(15), |l| {
@@ -581,6 +613,7 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
                 && (!want_post_call || !l.post_calls.is_empty())
                 && l.fetches.len() >= want_fetches
                 && l.dial_events.len() >= want_dial_events
+                && (!want_record_stop || !l.record_stops.is_empty())
         })
         .await;
     obs.log = log;
@@ -620,12 +653,190 @@ pub async fn run_scenario(h: &Harness, s: &Scenario) -> Result<(), String> {
             }
         }
     }
+    if let Some(want) = &s.expect.recording {
+        let found = recording_checks(&rest, &obs, want).await;
+        obs.notes.extend(found);
+    }
     let problems = check(&s.expect, s, &obs);
     if problems.is_empty() {
         Ok(())
     } else {
         Err(report(h, s, &obs, &problems))
     }
+}
+
+/// [`scenarios::RecordingWant`]: the RecordStop (and the action) agree, the file is a
+/// real WAV of the reported length, downloadable and deletable through the API.
+async fn recording_checks(
+    rest: &Rest,
+    obs: &Observed,
+    want: &scenarios::RecordingWant,
+) -> Vec<String> {
+    let mut p = Vec::new();
+    let Some(stop) = obs.log.record_stops.first() else {
+        return vec!["no RecordStop reached {app}/events".into()];
+    };
+    let field = |name: &str| stop.get(name).unwrap_or("").to_string();
+    if field("RecordingEndReason") != want.reason {
+        p.push(format!(
+            "RecordingEndReason={:?}, expected {:?}",
+            field("RecordingEndReason"),
+            want.reason
+        ));
+    }
+    if field("Digits") != want.digits {
+        p.push(format!(
+            "Digits={:?}, expected {:?}",
+            field("Digits"),
+            want.digits
+        ));
+    }
+    let ms: u64 = field("RecordingDurationMs").parse().unwrap_or(0);
+    if ms < want.min_ms || ms > want.max_ms {
+        p.push(format!(
+            "RecordingDurationMs={ms}, expected {}..={}",
+            want.min_ms, want.max_ms
+        ));
+    }
+    let start: i64 = field("RecordingStartMs").parse().unwrap_or(0);
+    let end: i64 = field("RecordingEndMs").parse().unwrap_or(0);
+    if end - start != ms as i64 || end < 1_700_000_000_000 {
+        p.push(format!(
+            "RecordingStartMs={start} RecordingEndMs={end} for {ms} ms"
+        ));
+    }
+    if want.action {
+        match obs
+            .log
+            .fetches
+            .iter()
+            .find(|f| f.get("Event") == Some("Record"))
+        {
+            Some(f) => {
+                for name in [
+                    "RecordingID",
+                    "RecordUrl",
+                    "RecordFile",
+                    "RecordingDuration",
+                    "RecordingDurationMs",
+                    "RecordingStartMs",
+                    "RecordingEndMs",
+                    "RecordingEndReason",
+                    "Digits",
+                ] {
+                    if f.get(name) != stop.get(name) {
+                        p.push(format!(
+                            "the action's {name}={:?}, RecordStop's {:?}",
+                            f.get(name),
+                            stop.get(name)
+                        ));
+                    }
+                }
+            }
+            None => p.push("no Event=Record fetch of the action".into()),
+        }
+    }
+    if let Some(within) = want.like_the_call_ms {
+        // The whole call from the recording's start: it ends with the caller's leg
+        // (the switch's clock on both) and starts once the call is answered and
+        // handed over (the fetch's latency, longer on a loaded machine).
+        let leg_ms = |name: &str| -> i64 {
+            obs.leg
+                .as_ref()
+                .ok()
+                .and_then(|l| l.event.variable(name))
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .map(|us| us / 1000)
+                .unwrap_or(0)
+        };
+        let (answered, ended) = (leg_ms("answer_uepoch"), leg_ms("end_uepoch"));
+        eprintln!(
+            "recording of the whole call: {ms} ms, from {} ms after the caller's answer to {} ms \
+             from its end (the caller's billed call: {} ms)",
+            start - answered,
+            end - ended,
+            ended - answered
+        );
+        if end.abs_diff(ended) > within {
+            p.push(format!(
+                "the recording ends at {end}, the caller's call at {ended} (±{within} ms expected)"
+            ));
+        }
+        if start + 100 < answered || start - answered > 3000 {
+            p.push(format!(
+                "the recording starts {} ms after the caller's answer (0–3000 expected)",
+                start - answered
+            ));
+        }
+    }
+    let id = field("RecordingID");
+    let url = field("RecordUrl");
+    if !url.ends_with(&format!("/Recording/{id}.wav")) {
+        p.push(format!("RecordUrl {url:?} does not name {id}.wav"));
+    }
+    match rest.get_bytes(&format!("Recording/{id}.wav")).await {
+        Ok((200, bytes)) => match wav_length_ms(&bytes) {
+            Ok((rate, file_ms)) => {
+                // The figures, for the record of what the switch really wrote.
+                eprintln!(
+                    "recording {id}: {} RecordingDurationMs={ms}, the WAV {rate} Hz {file_ms} ms ({} bytes)",
+                    want.reason,
+                    bytes.len()
+                );
+                if file_ms.abs_diff(ms) > 100 {
+                    p.push(format!(
+                        "the WAV ({rate} Hz) holds {file_ms} ms, RecordingDurationMs says {ms}"
+                    ));
+                }
+            }
+            Err(e) => p.push(format!("the recording is not a WAV: {e}")),
+        },
+        Ok((status, _)) => p.push(format!("GET Recording/{id}.wav answered {status}")),
+        Err(e) => p.push(e),
+    }
+    match rest.delete(&format!("Recording/{id}/")).await {
+        Ok(r) if r.status == 204 => {}
+        Ok(r) => p.push(format!(
+            "DELETE Recording/{id}/ answered {} {}",
+            r.status, r.text
+        )),
+        Err(e) => p.push(e),
+    }
+    match rest.get_bytes(&format!("Recording/{id}.wav")).await {
+        Ok((404, _)) => {}
+        Ok((status, _)) => p.push(format!("after DELETE the audio answered {status}, not 404")),
+        Err(e) => p.push(e),
+    }
+    p
+}
+
+/// A RIFF/WAVE file's sample rate and audio length (16-bit PCM, any channel count).
+fn wav_length_ms(bytes: &[u8]) -> Result<(u32, u64), String> {
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Err(format!("{} bytes without a RIFF/WAVE header", bytes.len()));
+    }
+    let (mut at, mut format) = (12, None);
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        let body = at + 8;
+        if id == b"fmt " && body + 16 <= bytes.len() {
+            let u16_at = |i: usize| u16::from_le_bytes([bytes[body + i], bytes[body + i + 1]]);
+            let rate = u32::from_le_bytes(bytes[body + 4..body + 8].try_into().unwrap());
+            format = Some((u16_at(2), rate, u16_at(14)));
+        }
+        if id == b"data" {
+            let (channels, rate, bits) = format.ok_or("data before fmt")?;
+            let frame = u64::from(channels) * u64::from(bits / 8);
+            if frame == 0 || rate == 0 {
+                return Err(format!("fmt: {channels} channels, {bits} bits, {rate} Hz"));
+            }
+            let data = len.min(bytes.len() - body) as u64;
+            return Ok((rate, data / frame * 1000 / u64::from(rate)));
+        }
+        at = body + len + (len & 1);
+    }
+    Err("no data chunk".into())
 }
 
 /// [`Probe::LegCdr`].

@@ -75,6 +75,10 @@ number_template = "sofia/external/{{number}}@127.0.0.1:5060"
 initial_backoff = 0.2
 max_backoff = 1.0
 
+# The switch runs as the same user and writes the recordings here; voxbridge serves them.
+[record]
+dir = "{recordings}"
+
 [[account]]
 auth_id = "{AUTH_ID}"
 auth_token = "{AUTH_TOKEN}"
@@ -82,6 +86,7 @@ auth_token = "{AUTH_TOKEN}"
 {extra}
 "#,
             db = dir.path().join("voxbridge.db").display(),
+            recordings = dir.path().join("recordings").display(),
         );
         std::fs::write(&config, toml).map_err(|e| format!("writing the config: {e}"))?;
         let mut cmd = voxbridge_command();

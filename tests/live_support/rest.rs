@@ -65,6 +65,23 @@ impl Rest {
         Ok(Reply { status, text, json })
     }
 
+    /// `GET path` as bytes (the audio of a recording): status and body.
+    pub async fn get_bytes(&self, path: &str) -> Result<(u16, Vec<u8>), String> {
+        let url = format!("{}/{path}", self.base);
+        let resp = self
+            .client
+            .get(&url)
+            .header("X-Auth-ID", AUTH_ID)
+            .header("X-Auth-Token", AUTH_TOKEN)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| format!("GET {url}: {e}"))?;
+        Ok((status, bytes.to_vec()))
+    }
+
     pub async fn get(&self, path: &str) -> Result<Reply, String> {
         self.send(reqwest::Method::GET, path).await
     }

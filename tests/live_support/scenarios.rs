@@ -14,6 +14,8 @@
 pub mod asterisk;
 
 pub const TONE_1S: &str = "tone_stream://%(1000,0,350,440)";
+/// Three seconds of the same tone.
+pub const TONE_3S: &str = "tone_stream://%(3000,0,350,440)";
 /// A tone that plays until something stops it.
 pub const TONE_FOREVER: &str = "tone_stream://%(1000,0,350,440);loops=-1";
 /// Spoken in the TTS scenario: long enough (~2–3 s with flite) that a `speak` that
@@ -106,6 +108,10 @@ pub enum Action {
     /// REST `DELETE …/Call/{A-leg}/` this many seconds after answer, while bridged, after
     /// checking (as [`Action::RestHangupCallee`]) that the live list holds both legs.
     RestHangupBridgedCaller {
+        after: f64,
+    },
+    /// REST `DELETE …/Call/{uuid}/Record/` this many seconds after answer (204 expected).
+    RestStopsRecordings {
         after: f64,
     },
 }
@@ -226,6 +232,24 @@ pub struct Expect {
     /// The caller's leg sent and received at least this many RTP media packets
     /// (`rtp_audio_{out,in}_media_packet_count`, 50 a second): media crossed the call.
     pub caller_media_packets: Option<u64>,
+    /// A recording is expected (SPEC §12.2).
+    pub recording: Option<RecordingWant>,
+}
+
+/// What a scenario's one recording must be: its `RecordStop` (to `{app}/events`) and,
+/// when `action`, its `Event=Record` fetch with the same fields; the file downloaded
+/// through the API is a WAV whose length is `RecordingDurationMs` (±100 ms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordingWant {
+    pub reason: &'static str,
+    pub digits: &'static str,
+    pub min_ms: u64,
+    pub max_ms: u64,
+    /// The action is fetched as the next document (`redirect="true"`).
+    pub action: bool,
+    /// A recording of the whole call: it ends when the caller's leg ends, within this
+    /// many ms, and starts within 3 s of its answer (the hand-over and the fetch).
+    pub like_the_call_ms: Option<u64>,
 }
 
 impl Expect {
@@ -252,6 +276,7 @@ impl Expect {
             dial_events: Vec::new(),
             gather_digits: None,
             caller_media_packets: None,
+            recording: None,
         }
     }
 
@@ -383,6 +408,11 @@ impl Expect {
         self.gather_digits = Some(digits);
         self
     }
+
+    fn recording(mut self, want: RecordingWant) -> Self {
+        self.recording = Some(want);
+        self
+    }
 }
 
 /// One behaviour, checked end to end.
@@ -402,6 +432,8 @@ pub struct Scenario {
     /// REST and log checks, in order (the "while up" ones before the action).
     pub probes: Vec<Probe>,
     pub expect: Expect,
+    /// The caller's leg sends audio (silence) instead of parking: something to record.
+    pub caller_sends_audio: bool,
 }
 
 impl Scenario {
@@ -430,6 +462,7 @@ fn scenario(
         needs_tts: false,
         probes: Vec::new(),
         expect,
+        caller_sends_audio: false,
     }
 }
 
@@ -773,6 +806,175 @@ pub fn all() -> Vec<Scenario> {
                 .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
                 .timing(Timing::AnsweredFor { min: 5.5, max: 9.0 }),
         ),
+        Scenario {
+            action: Action::CallerPresses {
+                after: 2.5,
+                digits: "#",
+            },
+            caller_sends_audio: true,
+            ..scenario(
+                "record_voicemail_max_length_5_finish_on_key_is_a_real_wav_of_the_recorded_length",
+                "<Record maxLength=\"5\" finishOnKey=\"#\" redirect=\"true\"> on 7000, the caller \
+                 presses # ~2 s into it: the switch writes <record.dir>/<RecordingID>.wav, the action \
+                 (Event=Record) and RecordStop carry the same 12.2 fields (FinishedOnKey, Digits=#), \
+                 the file downloaded through the API is a WAV of RecordingDurationMs, deleted 204",
+                Ext::Answered,
+                vec![
+                    Xml(
+                        "<Response><Record action=\"{app}/answer?step=1\" redirect=\"true\" \
+                         maxLength=\"5\" finishOnKey=\"#\" callbackUrl=\"{app}/events\"/>\
+                         <Hangup/></Response>",
+                    ),
+                    Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect::bye("USER_BUSY", 17)
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .fetches(&["StartApp", "Record"])
+                    .recording(RecordingWant {
+                        reason: "FinishedOnKey",
+                        digits: "#",
+                        min_ms: 1000,
+                        max_ms: 4000,
+                        action: true,
+                        like_the_call_ms: None,
+                    }),
+            )
+        },
+        Scenario {
+            needs_tts: true,
+            caller_sends_audio: true,
+            ..scenario(
+                "record_session_records_the_whole_call_including_a_speak",
+                "<Record recordSession=\"true\"/><Speak>…</Speak><Hangup reason=\"busy\"/> on 7000: \
+                 record_session in the background, the Speak runs at once; at the hangup RecordStop \
+                 (HungUp) and a WAV as long as the caller's billed call",
+                Ext::Answered,
+                vec![Xml(format!(
+                    "<Response><Record recordSession=\"true\" callbackUrl=\"{{app}}/events\"/>\
+                     <Speak>{MENU}</Speak><Hangup reason=\"busy\"/></Response>"
+                ))],
+                Expect::bye("USER_BUSY", 17)
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .recording(RecordingWant {
+                        reason: "HungUp",
+                        digits: "",
+                        min_ms: 1000,
+                        max_ms: 30_000,
+                        action: false,
+                        like_the_call_ms: Some(700),
+                    }),
+            )
+        },
+        Scenario {
+            action: Action::RestStopsRecordings { after: 1.5 },
+            caller_sends_audio: true,
+            ..scenario(
+                "record_rest_stop_ends_the_calls_recording_at_once_and_the_call_goes_on",
+                "<Record recordSession=\"true\"/><Play>3 s tone</Play><Hangup reason=\"busy\"/> on 7000; \
+                 DELETE Call/{uuid}/Record/ 1.5 s after answer: 204, RecordStop Stopped with ~1.5 s \
+                 (uuid_record stop beside the running playback), the tone and the busy hangup still run",
+                Ext::Answered,
+                vec![Xml(format!(
+                    "<Response><Record recordSession=\"true\" callbackUrl=\"{{app}}/events\"/>\
+                     <Play>{TONE_3S}</Play><Hangup reason=\"busy\"/></Response>"
+                ))],
+                Expect::bye("USER_BUSY", 17)
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .timing(Timing::AnsweredFor { min: 2.5, max: 8.0 })
+                    .recording(RecordingWant {
+                        reason: "Stopped",
+                        digits: "",
+                        min_ms: 500,
+                        max_ms: 2900,
+                        action: false,
+                        like_the_call_ms: None,
+                    }),
+            )
+        },
+        Scenario {
+            caller_sends_audio: true,
+            ..scenario(
+                "record_silence_timeout_ends_it_as_recording_timeout",
+                "<Record timeout=\"2\" playBeep=\"false\" redirect=\"true\"> on 7000, the caller silent: \
+                 the switch's silence detection ends it (RecordingTimeout); the test switch's G722 \
+                 counts the silence in 8 kHz packets of 16 kHz audio, so 2 s of timeout last ~4 s",
+                Ext::Answered,
+                vec![
+                    Xml(
+                        "<Response><Record action=\"{app}/answer?step=1\" redirect=\"true\" \
+                         timeout=\"2\" playBeep=\"false\" maxLength=\"20\" \
+                         callbackUrl=\"{app}/events\"/></Response>",
+                    ),
+                    Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect::bye("USER_BUSY", 17)
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .fetches(&["StartApp", "Record"])
+                    .recording(RecordingWant {
+                        reason: "RecordingTimeout",
+                        digits: "",
+                        min_ms: 1500,
+                        max_ms: 6000,
+                        action: true,
+                        like_the_call_ms: None,
+                    }),
+            )
+        },
+        Scenario {
+            caller_sends_audio: true,
+            ..scenario(
+                "record_max_length_2_runs_to_the_next_whole_second",
+                "<Record maxLength=\"2\" playBeep=\"false\" redirect=\"true\"> on 7000, the caller \
+                 silent (timeout 60): the limit ends it (maxLength), 2–3.1 s (the switch counts whole \
+                 epoch seconds, capture r); the action's document runs",
+                Ext::Answered,
+                vec![
+                    Xml(
+                        "<Response><Record action=\"{app}/answer?step=1\" redirect=\"true\" \
+                         maxLength=\"2\" playBeep=\"false\" callbackUrl=\"{app}/events\"/>\
+                         </Response>",
+                    ),
+                    Xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect::bye("USER_BUSY", 17)
+                    .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .fetches(&["StartApp", "Record"])
+                    .recording(RecordingWant {
+                        reason: "maxLength",
+                        digits: "",
+                        min_ms: 2000,
+                        max_ms: 3100,
+                        action: true,
+                        like_the_call_ms: None,
+                    }),
+            )
+        },
+        Scenario {
+            action: Action::CallerHangsUp { after: 2.0 },
+            caller_sends_audio: true,
+            ..scenario(
+                "record_caller_hangs_up_during_it_the_file_and_the_action_still_come",
+                "<Record> on 7000 (beep, then recording), the caller hangs up 2 s after answer: \
+                 source Caller; the action (Event=Record, through the outbox: no call left to run a \
+                 document on) and RecordStop say HungUp, the WAV holds what was recorded",
+                Ext::Answered,
+                vec![Xml(
+                    "<Response><Record action=\"{app}/answer?step=1\" \
+                     callbackUrl=\"{app}/events\"/><Hangup reason=\"busy\"/></Response>",
+                )],
+                Expect::caller_bye()
+                    .record("NORMAL_CLEARING", 16, CALLER, "Caller", "completed")
+                    .fetches(&["StartApp", "Record"])
+                    .recording(RecordingWant {
+                        reason: "HungUp",
+                        digits: "",
+                        min_ms: 500,
+                        max_ms: 2500,
+                        action: true,
+                        like_the_call_ms: None,
+                    }),
+            )
+        },
         scenario(
             "gather_bad_document_is_refused_603_naming_line_and_column",
             "<Gather numDigits=\"0\"> is a document error: 603, source Error, line:col in the notes",
@@ -1147,6 +1349,33 @@ pub fn all() -> Vec<Scenario> {
             source: "Callee",
             answered: true,
         }),
+        Scenario {
+            caller_sends_audio: true,
+            ..scenario(
+                "record_start_on_dial_answer_records_from_the_callees_answer",
+                "<Record startOnDialAnswer=\"true\"/><Dial><Number>7002</Number></Dial> on 7001: not \
+                 answered by the Record; when 7002 answers, uuid_record starts beside the bridge; the \
+                 callee killed 2 s later ends the call (Callee Hangup); RecordStop HungUp, a WAV as \
+                 long as the caller's billed (bridged) call",
+                Ext::Ringing,
+                vec![Xml(
+                    "<Response><Record startOnDialAnswer=\"true\" callbackUrl=\"{app}/events\"/>\
+                     <Dial><Number>7002</Number></Dial></Response>",
+                )],
+                Expect::bye("NORMAL_CLEARING", 16)
+                    .record("NORMAL_CLEARING", 16, CALLEE, "Callee", "completed")
+                    .timing(Timing::AnsweredFor { min: 1.5, max: 6.0 })
+                    .recording(RecordingWant {
+                        reason: "HungUp",
+                        digits: "",
+                        min_ms: 1000,
+                        max_ms: 6000,
+                        action: false,
+                        like_the_call_ms: Some(700),
+                    }),
+            )
+        }
+        .acting(Action::CalleeHangsUp { after: 2.0 }),
         scenario(
             "dial_two_destinations_the_first_to_answer_wins_the_other_ends_lose_race",
             "<Dial callbackUrl> to 7004 (rings forever) and 7002 (answers) at once: 7002 is bridged, 7004 ends LOSE_RACE (its DialHangup and its CDR say so); the callee killed after 2 s ends the caller as Callee Hangup",

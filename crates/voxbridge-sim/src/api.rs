@@ -37,6 +37,7 @@ pub fn target_uuid<'a>(cmd: &str, args: &'a str) -> Option<&'a str> {
 const CHANNEL_COMMANDS: &[&str] = &[
     "uuid_kill",
     "uuid_break",
+    "uuid_record",
     "uuid_exists",
     "uuid_send_dtmf",
     "uuid_getvar",
@@ -53,6 +54,7 @@ pub fn usage(cmd: &str) -> String {
     let syntax = match cmd {
         "uuid_kill" => "<uuid> [cause]",
         "uuid_break" => "<uuid> [all]",
+        "uuid_record" => "<uuid> [start|stop|mask|unmask] <path> [<limit>] [<recording_vars>]",
         "uuid_exists" => "<uuid>",
         "uuid_send_dtmf" => "<uuid> <dtmf_data>",
         "uuid_getvar" => "<uuid> <var>",

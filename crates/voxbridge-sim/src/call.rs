@@ -263,10 +263,16 @@ struct Sched {
 enum Pending {
     Hangup(HangupCause, HangupSide),
     CallerHangup(HangupCause),
-    Break { all: bool },
+    Break {
+        all: bool,
+    },
     Dtmf(String),
     Event(Box<SimEvent>),
     CalleeHangup(HangupCause),
+    /// `uuid_record <uuid> start <path>`.
+    RecordStart(String),
+    /// `uuid_record <uuid> stop <path|all>`.
+    RecordStop(String),
 }
 
 struct Call {
@@ -969,6 +975,37 @@ impl Call {
                 self.pending.push(Pending::Break { all });
                 "+OK\n".into()
             }
+            // A media bug like `record_session`'s, started or stopped beside whatever
+            // application runs (capture z): `start` fires RECORD_START, `stop <path|all>`
+            // the RECORD_STOP of each matching recording. A relative path resolves to the
+            // recordings directory, as for the app.
+            "uuid_record" => {
+                let (Some(action), Some(file)) = (words.get(1), words.get(2)) else {
+                    return api::usage(cmd);
+                };
+                let path = recording::resolve(&self.shared.config.recordings_dir, file);
+                match *action {
+                    "start" => {
+                        self.pending.push(Pending::RecordStart(path));
+                        "+OK Success\n".into()
+                    }
+                    "stop" => {
+                        let found = *file == "all"
+                            || self.session_recordings.iter().any(|r| r.path == path);
+                        if !found {
+                            return format!("-ERR Cannot stop record session {file}\n");
+                        }
+                        let which = if *file == "all" {
+                            "all".to_string()
+                        } else {
+                            path
+                        };
+                        self.pending.push(Pending::RecordStop(which));
+                        "+OK Success\n".into()
+                    }
+                    _ => api::usage(cmd),
+                }
+            }
             "uuid_send_dtmf" => {
                 let Some(digits) = words.get(1) else {
                     return api::usage(cmd);
@@ -1054,6 +1091,25 @@ impl Call {
                 Pending::Dtmf(digits) => self.schedule_dtmf(Instant::now(), &digits),
                 Pending::Event(e) => self.fire(*e),
                 Pending::CalleeHangup(cause) => self.callee_hangs_up(cause),
+                Pending::RecordStart(path) => {
+                    let now_us = self.shared.sw.clock.now_us();
+                    self.fire_channel("RECORD_START", &[("Record-File-Path", path.as_str())]);
+                    self.session_recordings.push(SessionRecording {
+                        path,
+                        started_us: now_us,
+                    });
+                }
+                Pending::RecordStop(which) => {
+                    let now_us = self.shared.sw.clock.now_us();
+                    let (stop, keep): (Vec<_>, Vec<_>) =
+                        std::mem::take(&mut self.session_recordings)
+                            .into_iter()
+                            .partition(|r| which == "all" || r.path == which);
+                    self.session_recordings = keep;
+                    for r in stop {
+                        self.session_recording_stop(r, now_us);
+                    }
+                }
             }
         }
     }

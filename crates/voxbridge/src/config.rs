@@ -24,6 +24,8 @@ pub struct Config {
     pub outbox: OutboxConfig,
     pub tts: TtsConfig,
     pub dial: DialConfig,
+    /// Recordings (SPEC §12.2).
+    pub record: RecordConfig,
     #[serde(rename = "account")]
     pub accounts: Vec<Account>,
     #[serde(rename = "route")]
@@ -445,6 +447,33 @@ impl Default for DialConfig {
     }
 }
 
+/// `[record]`: where and how `<Record>` files are made (SPEC §12.2).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordConfig {
+    /// Where the switch writes recordings, `<dir>/<RecordingID>.<ext>`: a path that both
+    /// the switch (which writes) and voxbridge (which serves and deletes) reach, as the
+    /// same path. Default `/var/lib/voxbridge/recordings`; created at start if missing.
+    pub dir: String,
+    /// The format of a Record without `fileFormat`: `wav` (default) or `mp3`.
+    pub format: String,
+    /// Whether the switch can write mp3 (FreeSWITCH: mod_shout loaded — `module_exists
+    /// mod_shout`). false (default): a Record asking for mp3 is recorded as wav and the
+    /// call's CDR notes say so. An admin statement rather than a question to the switch
+    /// per call (SPEC §9: no `api` round trip a call does not need).
+    pub mp3: bool,
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        Self {
+            dir: "/var/lib/voxbridge/recordings".into(),
+            format: "wav".into(),
+            mp3: false,
+        }
+    }
+}
+
 /// A configuration that could not be loaded; the message names the key.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -567,6 +596,18 @@ impl Config {
             }
         }
         seconds("esl.handshake_timeout", self.esl.handshake_timeout, false)?;
+        if !matches!(self.record.format.as_str(), "wav" | "mp3") {
+            return Err(ConfigError(format!(
+                "record.format: {:?}: expected wav or mp3",
+                self.record.format
+            )));
+        }
+        if !self.record.dir.starts_with('/') {
+            return Err(ConfigError(format!(
+                "record.dir: {:?}: expected an absolute path (the switch resolves a relative one against its own recordings directory)",
+                self.record.dir
+            )));
+        }
         for cidr in &self.asterisk.allow {
             crate::config::parse_cidr(cidr)
                 .ok_or_else(|| ConfigError(format!("asterisk.allow: {cidr:?} is not a CIDR")))?;

@@ -99,6 +99,16 @@ pub const LINGER_SECS: u32 = 30;
 /// Longest a shutdown waits for the records handed to the keeper to be written.
 const RECORDS_LIMIT: Duration = Duration::from_secs(10);
 
+/// `record.dir` must exist before the switch writes a recording there (FreeSWITCH's
+/// `record` fails on a missing directory and hangs the call up). Created if missing; a
+/// directory that cannot be created is logged, not fatal: calls without a Record do not
+/// need it.
+fn prepare_record_dir(dir: &str) {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        tracing::warn!(%dir, error = %e, "record.dir cannot be created: <Record> will fail until it exists");
+    }
+}
+
 /// Opens everything and starts serving; returns once both listeners are bound.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let config = Arc::new(config);
@@ -125,11 +135,23 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let metrics = Arc::new(Metrics::new());
     let live = LiveCalls::new();
+    // The REST API's address is known before any call runs: recordings' URLs name it.
+    let api_listener = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for the REST API on api.listen {}",
+                config.api.listen
+            )
+        })?;
+    let api_addr = api_listener.local_addr()?;
+    prepare_record_dir(&config.record.dir);
     let services = Arc::new(CallServices::new(
         config.clone(),
         store.clone(),
         metrics.clone(),
         live.clone(),
+        config.api.public_base(api_addr),
     )?);
     let outbox = outbox::start(
         store.clone(),
@@ -194,15 +216,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     });
     let esl_task = tokio::spawn(listener.run(freeswitch::handler(services), stopped(stop_esl_rx)));
 
-    let api_listener = tokio::net::TcpListener::bind(config.api.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen for the REST API on api.listen {}",
-                config.api.listen
-            )
-        })?;
-    let api_addr = api_listener.local_addr()?;
     let app = api::router(ApiState {
         config: config.clone(),
         store: store.clone(),

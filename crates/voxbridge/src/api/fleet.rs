@@ -67,6 +67,20 @@ impl Fleet {
         query: Option<&str>,
         headers: &HeaderMap,
     ) -> Option<Result<Response, ApiError>> {
+        self.forward_to(method, account_id, call_uuid, "", query, headers)
+            .await
+    }
+
+    /// As [`Fleet::forward`], for the call's sub-resource `sub` (`Record/`: `Call/{uuid}/Record/`).
+    pub async fn forward_to(
+        &self,
+        method: Method,
+        account_id: &str,
+        call_uuid: &str,
+        sub: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Option<Result<Response, ApiError>> {
         if headers.contains_key(FORWARDED_BY) {
             return None;
         }
@@ -87,7 +101,7 @@ impl Fleet {
                 ),
             )));
         };
-        let mut url = format!("{api_url}/api/v1/Account/{account_id}/Call/{call_uuid}/");
+        let mut url = format!("{api_url}/api/v1/Account/{account_id}/Call/{call_uuid}/{sub}");
         if let Some(q) = query.filter(|q| !q.is_empty()) {
             url.push('?');
             url.push_str(q);

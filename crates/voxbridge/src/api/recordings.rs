@@ -7,7 +7,7 @@
 //! | `GET Recording/{id}/` | none | the recording, below |
 //! | `GET Recording/{id}.{ext}` | none | the audio: `audio/wav` (`audio/mpeg` for mp3), byte ranges |
 //! | `DELETE Recording/{id}/` | none | 204, the file removed; 404 after |
-//! | `DELETE Call/{uuid}/Record/` | none | 501 "not supported yet" (see below) |
+//! | `DELETE Call/{uuid}/Record/` | none | 204, the call's recordings stop now (see below) |
 //!
 //! A recording: `recording_id, call_uuid, recording_format, recording_type` (`call`),
 //! `recording_duration_ms, recording_start_ms, recording_end_ms` (epoch ms),
@@ -28,9 +28,12 @@
 //!   logged at warn; the row stays listed until it is deleted.
 //! * **Deleting** removes the row first, then the file: a crash in between leaves a stray
 //!   file, never a row that points at nothing. A file already gone is fine.
-//! * `DELETE Call/{uuid}/Record/` stops the recordings of a live call: that needs
-//!   `<Record>` running in the call engine, which is not in this version, so it answers
-//!   501 with a message saying so rather than pretending.
+//! * `DELETE Call/{uuid}/Record/` stops every recording of a live call now: a plain
+//!   `<Record>` ends (`RecordingEndReason=Stopped`, then its action as usual), a
+//!   background one stops and its file is complete, a `startOnDialAnswer` one still
+//!   waiting is dropped. 204 when the call is live here — also when nothing was
+//!   recording (the call's recordings are stopped either way: idempotent); a call held
+//!   by another node of a fleet is passed to it, as `DELETE Call/{uuid}/`; else 404.
 
 use super::auth::Authenticated;
 use super::error::{new_api_id, ApiError};
@@ -219,18 +222,51 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `DELETE Call/{uuid}/Record/`: not in this version (see the module docs).
+/// `DELETE Call/{uuid}/Record/` (see the module docs).
 pub async fn stop_call_recordings(
-    _auth: Authenticated,
+    auth: Authenticated,
+    State(state): State<ApiState>,
     Path((_, call_uuid)): Path<(String, String)>,
-) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        format!(
-            "not supported yet: stopping the recordings of call {call_uuid} needs <Record> in \
-             the call engine, which this version does not run"
-        ),
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let asked = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        state.live.stop_recordings(&auth.account_id, &call_uuid),
     )
+    .await;
+    match asked {
+        Ok(Some(recording)) => {
+            tracing::info!(%call_uuid, account = %auth.account_id, recording, "REST: the call's recordings stopped");
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Ok(None) => {
+            if let Some(fleet) = &state.fleet {
+                if let Some(answer) = fleet
+                    .forward_to(
+                        axum::http::Method::DELETE,
+                        &auth.account_id,
+                        &call_uuid,
+                        "Record/",
+                        None,
+                        &headers,
+                    )
+                    .await
+                {
+                    return answer;
+                }
+            }
+            Err(ApiError::not_found(format!(
+                "call {call_uuid} is not live (unknown, or already ended)"
+            )))
+        }
+        Err(_) => {
+            tracing::error!(%call_uuid, "the call's task did not take the REST stop in time");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("call {call_uuid} did not respond to the request; retry"),
+            ))
+        }
+    }
 }
 
 fn not_found(id: &str) -> ApiError {

@@ -128,6 +128,16 @@ pub fn dial_event_callback(
     form_request(CallbackKind::DialEvent, url, method, params)
 }
 
+/// A Record's `Event=RecordStop` to its `callbackUrl` (SPEC §12.2), rendered like
+/// [`action_request`].
+pub fn record_stop_callback(
+    url: &str,
+    method: HttpMethod,
+    params: &[(String, String)],
+) -> NewCallback {
+    form_request(CallbackKind::RecordStop, url, method, params)
+}
+
 /// `params` plus the `DeliveryID`, as a form POST or a GET query.
 fn form_request(
     kind: CallbackKind,

@@ -13,6 +13,7 @@ pub mod gather;
 pub mod hangup;
 pub mod play;
 pub mod preanswer;
+pub mod record;
 pub mod redirect;
 pub mod reject;
 pub mod repeat;
@@ -23,7 +24,7 @@ use crate::call::channel_op::ChannelOp;
 use crate::call::hangup::DocumentHangup;
 use crate::document::model::{
     AnswerDocument, Dial, Dtmf, FetchEvent, Gather, Hangup, HttpMethod, Instruction, Play,
-    PostCall, Redirect, Reject, Speak,
+    PostCall, Record, Redirect, Reject, Speak,
 };
 
 /// A document fetch for the driver to perform (with retries and the fallback URL, and
@@ -62,6 +63,8 @@ pub enum Step {
     Dial(Box<Dial>),
     /// SPEC §12.1: run by the engine with [`gather::GatherRun`].
     Gather(Gather),
+    /// SPEC §12.2: started by the engine with [`record::start`].
+    Record(Record),
 }
 
 /// What a step asks of the engine when the cursor reaches it.
@@ -90,6 +93,8 @@ pub enum Begin {
     Dial(Box<Dial>),
     /// Start a Gather: run its first operation and hand it the channel's digits.
     Gather(Box<gather::GatherRun>, ChannelOp),
+    /// Start a Record ([`record::start`], with the engine's settings).
+    Record(Box<Record>),
 }
 
 impl Step {
@@ -98,6 +103,9 @@ impl Step {
         match self {
             Step::Speak { early, .. } | Step::Play { early, .. } => !early,
             Step::Dtmf(_) | Step::Gather(_) => true,
+            // A Record armed for the next Dial's answer waits for the Dial, which
+            // answers the caller itself.
+            Step::Record(r) => !r.start_on_dial_answer,
             _ => false,
         }
     }
@@ -118,6 +126,7 @@ impl Step {
                 let (run, op) = gather::GatherRun::begin(g);
                 Begin::Gather(Box::new(run), op)
             }
+            Step::Record(r) => record::begin(r),
         }
     }
 
@@ -155,6 +164,7 @@ pub fn flatten(doc: AnswerDocument) -> Vec<Step> {
             Instruction::Redirect(r) => steps.push(Step::Redirect(r)),
             Instruction::Dial(d) => steps.push(Step::Dial(d)),
             Instruction::Gather(g) => steps.push(Step::Gather(g)),
+            Instruction::Record(r) => steps.push(Step::Record(r)),
         }
     }
     let mut steps = Vec::new();

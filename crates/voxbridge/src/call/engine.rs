@@ -66,6 +66,7 @@
 
 use crate::call::element::dial::{self, DialRun};
 use crate::call::element::gather::{self, DigitEffect, GatherRun};
+use crate::call::element::record::{self, RecordSettings, Recording};
 use crate::call::element::{flatten, repeat, Begin, Step};
 use crate::call::hangup::{
     self, error_cause, ArmedSchedule, ChannelDown, DocumentHangup, EndFacts, Intent, IntentKind,
@@ -206,6 +207,14 @@ pub enum Action {
     /// Stop the running operation now (a Gather's barge-in); it then finishes as
     /// usual and is reported with [`Input::OpFinished`]. Nothing queued is dropped.
     Interrupt,
+    /// A recording's file is complete: write its row, then (through the outbox) its
+    /// `RecordStop` to the callback URL, if any. Its `action`, if any, follows as a
+    /// [`Action::Fetch`] or [`Action::Request`] (SPEC §12.2).
+    RecordingComplete(Box<record::Completed>),
+    /// Start a background recording of the whole call into `path` now, beside the
+    /// running operation (`startOnDialAnswer`: the bridge is running when the callee
+    /// answers); the switch reports its end with [`Input::RecordingStopped`].
+    StartRecording { path: String },
     /// Request the application through the outbox, its response ignored (a Gather or a
     /// Dial with `redirect="false"`, or a Dial's action after the caller hung up): same
     /// parameters as a fetch for `event`, delivered with the outbox's guarantees.
@@ -236,6 +245,8 @@ pub struct EngineSettings {
     pub empty_document_timeout: Duration,
     /// Fetch limit per call (SPEC §3); [`MAX_FETCHES_PER_CALL`] in production.
     pub max_fetches: u32,
+    /// Where and how recordings are made (config `[record]`).
+    pub record: RecordSettings,
 }
 
 impl Default for EngineSettings {
@@ -243,6 +254,7 @@ impl Default for EngineSettings {
         Self {
             empty_document_timeout: Duration::from_secs(3600),
             max_fetches: MAX_FETCHES_PER_CALL,
+            record: RecordSettings::default(),
         }
     }
 }
@@ -252,6 +264,7 @@ impl EngineSettings {
         Self {
             empty_document_timeout: Duration::from_secs(config.app.empty_document_timeout),
             max_fetches: MAX_FETCHES_PER_CALL,
+            record: RecordSettings::from_config(&config.record),
         }
     }
 }
@@ -280,6 +293,11 @@ enum OpPurpose {
     Dial,
     /// An operation of the running Gather (its flush or a prompt).
     Gather,
+    /// A plain Record ([`CallEngine::rec_caller`] holds it); it ends with
+    /// [`Input::RecordEnded`].
+    Record,
+    /// Starting the background recording of `path` (`recordSession`).
+    SessionStart { path: String },
 }
 
 /// A call waiting for the empty-document timeout (SPEC §4 rule 7).
@@ -335,6 +353,16 @@ pub struct CallEngine {
     callee_ended: Option<HangupCause>,
     /// The Gather at the cursor, while it runs (SPEC §12.1).
     gather: Option<Box<GatherRun>>,
+    /// The plain Record running (SPEC §12.2).
+    rec_caller: Option<Recording>,
+    /// Background recordings started and not yet reported complete.
+    rec_sessions: Vec<Recording>,
+    /// A `startOnDialAnswer` recording waiting for the next Dial's answer.
+    rec_on_answer: Option<Recording>,
+    /// `<api.public_url>/api/v1/Account/<id>/Recording/`: `RecordUrl`s start so.
+    recording_url_base: String,
+    /// A switch-time instant and its epoch milliseconds, to date recordings.
+    wall: Option<(Instant, i64)>,
 }
 
 impl CallEngine {
@@ -376,6 +404,39 @@ impl CallEngine {
             dial: None,
             callee_ended: None,
             gather: None,
+            rec_caller: None,
+            rec_sessions: Vec::new(),
+            rec_on_answer: None,
+            recording_url_base: String::new(),
+            wall: None,
+        }
+    }
+
+    /// Where the call's recordings are served: `RecordUrl` is this base followed by
+    /// `<RecordingID>.<ext>` (`<api.public_url>/api/v1/Account/<id>/Recording/`).
+    pub fn with_recording_urls(mut self, base: impl Into<String>) -> Self {
+        self.recording_url_base = base.into();
+        self
+    }
+
+    /// Ties the engine's instants to the wall clock: `at` is `epoch_ms` (the driver's
+    /// reading; the engine itself reads no clock). Recordings' times are dated by it
+    /// when the switch does not give its own.
+    pub fn with_wall_clock(mut self, at: Instant, epoch_ms: i64) -> Self {
+        self.wall = Some((at, epoch_ms));
+        self
+    }
+
+    /// Epoch milliseconds of `now`, by the wall clock the driver gave (0 without one).
+    fn epoch_ms(&self, now: Instant) -> i64 {
+        let Some((at, ms)) = self.wall else {
+            return 0;
+        };
+        let signed = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        if now >= at {
+            ms.saturating_add(signed(now - at))
+        } else {
+            ms.saturating_sub(signed(at - now))
         }
     }
 
@@ -474,6 +535,9 @@ impl CallEngine {
         if self.finished {
             return Reaction::AfterFinish;
         }
+        if let Input::Bridged { .. } = &input {
+            self.start_on_dial_answer(now);
+        }
         if let Some(reaction) = self.dial_input(now, &input) {
             return reaction;
         }
@@ -510,6 +574,7 @@ impl CallEngine {
                     }
                 };
                 self.unpark();
+                self.recordings_at_end(now);
                 let ending = hangup::attribute(
                     self.facts(),
                     ChannelDown {
@@ -524,6 +589,7 @@ impl CallEngine {
             }
             Input::SocketLost => {
                 self.unpark();
+                self.recordings_at_end(now);
                 let down = self.down;
                 let ending = hangup::attribute_socket_lost(self.facts(), down);
                 self.finish(ending);
@@ -551,9 +617,9 @@ impl CallEngine {
             | Input::Bridged { .. }
             | Input::BridgeEnded { .. }
             | Input::ApiHangupLeg { .. } => Reaction::NoEffect,
-            Input::RecordEnded { .. } | Input::RecordingStopped(_) | Input::ApiStopRecordings => {
-                Reaction::NoEffect
-            }
+            Input::RecordEnded { id, report } => self.on_record_ended(now, id, report),
+            Input::RecordingStopped(stop) => self.on_recording_stopped(now, stop),
+            Input::ApiStopRecordings => self.on_api_stop_recordings(),
         }
     }
 
@@ -771,6 +837,47 @@ impl CallEngine {
                 self.dial_ended(now, None);
                 return Reaction::Acted;
             }
+            OpPurpose::Record => {
+                // A report comes as RecordEnded; this is a refusal or a failure (or a
+                // driver that cannot report): the Record is over without a file we
+                // know of, or with what the engine knows.
+                if let Some(rec) = self.rec_caller.take() {
+                    match &outcome {
+                        OpOutcome::Refused(reason) | OpOutcome::Failed(reason) => {
+                            let note = format!(
+                                "Record {}: the switch did not record: {}",
+                                rec.recording_id,
+                                reason.trim()
+                            );
+                            tracing::warn!("{note}");
+                            self.notes.push(note);
+                        }
+                        OpOutcome::Completed => {
+                            let done = record::unreported(
+                                rec,
+                                now,
+                                self.epoch_ms(now),
+                                &self.recording_url_base,
+                            );
+                            self.recording_done(now, done, true);
+                            return Reaction::Acted;
+                        }
+                    }
+                }
+                self.skip_step();
+            }
+            OpPurpose::SessionStart { path } => {
+                if let OpOutcome::Refused(reason) | OpOutcome::Failed(reason) = &outcome {
+                    self.rec_sessions.retain(|r| r.path != path);
+                    let note = format!(
+                        "Record recordSession: the switch did not start the recording: {}",
+                        reason.trim()
+                    );
+                    tracing::warn!("{note}");
+                    self.notes.push(note);
+                }
+                self.skip_step();
+            }
             OpPurpose::Gather => {
                 let Some(g) = self.gather.as_mut() else {
                     return Reaction::Acted;
@@ -882,7 +989,11 @@ impl CallEngine {
                 self.advance(now);
                 Some(Reaction::Acted)
             }
-            OpPurpose::Step { .. } | OpPurpose::Dial | OpPurpose::Gather => None,
+            OpPurpose::Step { .. }
+            | OpPurpose::Dial
+            | OpPurpose::Gather
+            | OpPurpose::Record
+            | OpPurpose::SessionStart { .. } => None,
         }
     }
 
@@ -1008,8 +1119,220 @@ impl CallEngine {
                     self.gather = Some(run);
                     self.run(op, OpPurpose::Gather);
                 }
+                Begin::Record(r) => {
+                    if self.start_record(now, *r) {
+                        self.skip_step();
+                        continue;
+                    }
+                }
             }
             return;
+        }
+    }
+
+    /// A Record element starts (SPEC §12.2, [`record::start`]). `true`: nothing runs,
+    /// go on with the next step (a recording armed for the next Dial's answer).
+    fn start_record(&mut self, now: Instant, r: crate::document::model::Record) -> bool {
+        match record::start(r, &self.settings.record, &mut self.notes) {
+            record::Start::Caller(mut rec, op) => {
+                rec.started = Some(now);
+                self.rec_caller = Some(rec);
+                self.run(op, OpPurpose::Record);
+                false
+            }
+            record::Start::Session(mut rec, op) => {
+                rec.started = Some(now);
+                let path = rec.path.clone();
+                self.rec_sessions.push(rec);
+                self.run(op, OpPurpose::SessionStart { path });
+                false
+            }
+            record::Start::OnDialAnswer(rec) => {
+                if let Some(old) = self.rec_on_answer.replace(rec) {
+                    self.notes.push(format!(
+                        "Record startOnDialAnswer {}: replaced by a later one before any Dial answered",
+                        old.recording_id
+                    ));
+                }
+                true
+            }
+        }
+    }
+
+    /// A Dial's callee answered: a recording armed for it starts now.
+    fn start_on_dial_answer(&mut self, now: Instant) {
+        if self.dial.is_none() || self.is_closing() {
+            return;
+        }
+        let Some(mut rec) = self.rec_on_answer.take() else {
+            return;
+        };
+        rec.started = Some(now);
+        tracing::info!(recording_id = %rec.recording_id, "the Dial's callee answered: recording the call");
+        self.actions.push_back(Action::StartRecording {
+            path: rec.path.clone(),
+        });
+        self.rec_sessions.push(rec);
+    }
+
+    /// The plain Record's report: its file is complete.
+    fn on_record_ended(&mut self, now: Instant, id: OpId, report: RecordReport) -> Reaction {
+        let ours = self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.id == id && matches!(f.purpose, OpPurpose::Record));
+        if !ours {
+            return Reaction::NoEffect;
+        }
+        self.in_flight = None;
+        let Some(rec) = self.rec_caller.take() else {
+            return Reaction::Acted;
+        };
+        let down = self.down.is_some() || self.intent.is_some();
+        let done = record::caller_ended(
+            rec,
+            &report,
+            down,
+            self.epoch_ms(now),
+            &self.recording_url_base,
+        );
+        let live = !self.is_closing();
+        self.recording_done(now, done, live);
+        Reaction::Acted
+    }
+
+    /// A background recording's file is complete (others' stops are not ours).
+    fn on_recording_stopped(&mut self, now: Instant, stop: RecordingStop) -> Reaction {
+        let Some(i) = self.rec_sessions.iter().position(|r| r.path == stop.path) else {
+            return Reaction::NoEffect;
+        };
+        let rec = self.rec_sessions.remove(i);
+        let done =
+            record::session_stopped(rec, &stop, self.epoch_ms(now), &self.recording_url_base);
+        let live = !self.is_closing();
+        self.recording_done(now, done, live);
+        Reaction::Acted
+    }
+
+    /// REST `DELETE Call/{uuid}/Record/`: every recording running stops now; one armed
+    /// for a Dial's answer is dropped.
+    fn on_api_stop_recordings(&mut self) -> Reaction {
+        if self.is_closing() {
+            return Reaction::NoEffect;
+        }
+        let mut acted = false;
+        if let Some(armed) = self.rec_on_answer.take() {
+            self.notes.push(format!(
+                "Record startOnDialAnswer {}: stopped through the REST API before any Dial answered; nothing recorded",
+                armed.recording_id
+            ));
+            acted = true;
+        }
+        let caller = match self.rec_caller.as_mut() {
+            Some(rec) if !rec.stop_requested => {
+                rec.stop_requested = true;
+                true
+            }
+            _ => false,
+        };
+        let sessions: Vec<String> = self
+            .rec_sessions
+            .iter_mut()
+            .filter(|r| !r.stop_requested)
+            .map(|r| {
+                r.stop_requested = true;
+                r.path.clone()
+            })
+            .collect();
+        if !caller && sessions.is_empty() {
+            return if acted {
+                Reaction::Acted
+            } else {
+                Reaction::NoEffect
+            };
+        }
+        tracing::info!(
+            caller,
+            sessions = sessions.len(),
+            "stopping the call's recordings (REST)"
+        );
+        self.actions
+            .push_back(Action::StopRecordings(StopRecordings { sessions, caller }));
+        Reaction::Acted
+    }
+
+    /// A recording is complete: its row and RecordStop, then its action (SPEC §12.2).
+    /// A plain Record's step is over; with `redirect="true"` on a live call the action's
+    /// response is the next document.
+    /// `live`: the call can still run a document (not at its end, not closing).
+    fn recording_done(&mut self, now: Instant, done: record::Completed, live: bool) {
+        let note = format!(
+            "Record {} ({}) ended by {}: {} ms{}",
+            done.facts.recording_id,
+            done.kind.as_str(),
+            done.facts.end_reason,
+            done.facts.duration_ms,
+            if done.facts.digits.is_empty() {
+                String::new()
+            } else {
+                format!(", key {}", done.facts.digits)
+            }
+        );
+        tracing::info!("{note}");
+        self.notes.push(note);
+        let plain = done.kind == crate::store::RecordingKind::Caller;
+        let action = done.action.clone();
+        let facts = done.facts.clone();
+        self.actions
+            .push_back(Action::RecordingComplete(Box::new(done)));
+        let request = action.map(|(url, method, redirect)| {
+            (
+                DocumentFetch {
+                    url,
+                    method,
+                    event: FetchEvent::Record(Box::new(facts)),
+                },
+                redirect,
+            )
+        });
+        if !plain || !live || self.is_closing() {
+            if let Some((request, _)) = request {
+                self.actions.push_back(Action::Request(request));
+            }
+            return;
+        }
+        self.skip_step();
+        match request {
+            Some((request, true)) => {
+                self.fetch(now, request);
+                return;
+            }
+            Some((request, false)) => self.actions.push_back(Action::Request(request)),
+            None => {}
+        }
+        self.advance(now);
+    }
+
+    /// The call is over: recordings the switch never reported are completed with what
+    /// the engine knows; one still armed for a Dial recorded nothing.
+    fn recordings_at_end(&mut self, now: Instant) {
+        if let Some(armed) = self.rec_on_answer.take() {
+            self.notes.push(format!(
+                "Record startOnDialAnswer {}: no Dial was answered; nothing recorded",
+                armed.recording_id
+            ));
+        }
+        let mut left: Vec<Recording> = self.rec_sessions.drain(..).collect();
+        if let Some(rec) = self.rec_caller.take() {
+            left.push(rec);
+        }
+        for rec in left {
+            self.notes.push(format!(
+                "Record {}: the switch did not report the end of the file; completed at the call's end with voxbridge's own times",
+                rec.recording_id
+            ));
+            let done = record::unreported(rec, now, self.epoch_ms(now), &self.recording_url_base);
+            self.recording_done(now, done, false);
         }
     }
 

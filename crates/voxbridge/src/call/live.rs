@@ -20,6 +20,9 @@ pub enum CallCommand {
         leg_uuid: String,
         reply: oneshot::Sender<HangupReply>,
     },
+    /// REST `DELETE Call/{uuid}/Record/`: stop the call's recordings now (SPEC §12.3).
+    /// `reply` hears whether anything was recording.
+    StopRecordings { reply: oneshot::Sender<bool> },
 }
 
 /// What the registry knows of a Dial's B-leg (SPEC §11.2): enough for the live
@@ -235,6 +238,22 @@ impl LiveCalls {
             Ok(HangupReply::Refused(reply)) => HangupRequest::Failed(reply),
             Ok(HangupReply::Over) | Err(_) => HangupRequest::NotFound,
         }
+    }
+
+    /// Asks the call (or, for a Dial's callee, its caller's call, which owns the
+    /// recordings) to stop its recordings. `None` when the call is not live here for
+    /// this account; `Some(recording)`: whether anything was recording. A call that
+    /// cannot record (still ringing) drops the request: nothing was recording.
+    pub async fn stop_recordings(&self, account_id: &str, call_uuid: &str) -> Option<bool> {
+        let entry = self.lock().get(call_uuid).cloned();
+        let entry = entry.filter(|e| e.account_id == account_id)?;
+        let (reply, rx) = oneshot::channel();
+        entry
+            .commands
+            .send(CallCommand::StopRecordings { reply })
+            .await
+            .ok()?;
+        Some(rx.await.unwrap_or(false))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {

@@ -43,7 +43,8 @@ pub fn post_call_document(doc: &AnswerDocument) -> PostCallDocument {
             | Instruction::Reject(_)
             | Instruction::Dtmf(_)
             | Instruction::Dial(_)
-            | Instruction::Gather(_) => {
+            | Instruction::Gather(_)
+            | Instruction::Record(_) => {
                 skipped.push(format!("skipped {} (call already ended)", ins.name()));
             }
         }

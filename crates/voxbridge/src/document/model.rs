@@ -37,6 +37,76 @@ pub enum Instruction {
     Dial(Box<Dial>),
     /// Collect the caller's DTMF while playing prompts (SPEC §12.1). Answers the call.
     Gather(Gather),
+    /// Record the caller, or the whole call in the background (SPEC §12.2). It answers
+    /// the call, except `startOnDialAnswer` (the Dial's bridge answers it).
+    Record(Record),
+}
+
+/// A recording's container as the document asks for it (SPEC §12.2 `fileFormat`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AudioFormat {
+    Wav,
+    Mp3,
+}
+
+/// `<Record>` (SPEC §12.2): validated values, defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Requested when the file is complete (`Event=Record`); `None`: no request.
+    pub action: Option<String>,
+    pub method: HttpMethod,
+    /// false (the default for Record): the action is requested through the outbox, its
+    /// response ignored, execution goes on; true: its response is the next document.
+    pub redirect: bool,
+    /// `None`: the configuration's `record.format`.
+    pub file_format: Option<AudioFormat>,
+    /// Seconds of silence that end a plain Record (1–3600, default 60).
+    pub timeout_secs: u32,
+    /// The longest a plain Record runs, in seconds (1–14400, default 60).
+    pub max_length_secs: u32,
+    pub play_beep: bool,
+    /// Keys that end a plain Record (default `1234567890*#`); empty: none.
+    pub finish_on_key: String,
+    /// The whole call, both directions, in the background until the hangup.
+    pub record_session: bool,
+    /// The same, from the moment the next Dial's callee answers.
+    pub start_on_dial_answer: bool,
+    /// `Event=RecordStop` goes there through the outbox when the file is complete.
+    pub callback: Option<Redirect>,
+}
+
+/// A complete recording as its `action` and `callbackUrl` are told (SPEC §12.2); decided
+/// by the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingFacts {
+    pub recording_id: String,
+    /// `RecordUrl` and `RecordFile`: where the application downloads it.
+    pub url: String,
+    pub duration_ms: u64,
+    /// Epoch milliseconds.
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// `RecordingTimeout`, `maxLength`, `FinishedOnKey`, `HungUp` (or `Stopped`).
+    pub end_reason: String,
+    /// The finish key that ended it; empty otherwise.
+    pub digits: String,
+}
+
+impl RecordingFacts {
+    /// The SPEC §12.2 fields, in the order the spec lists them.
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("RecordingID", self.recording_id.clone()),
+            ("RecordUrl", self.url.clone()),
+            ("RecordFile", self.url.clone()),
+            ("RecordingDuration", (self.duration_ms / 1000).to_string()),
+            ("RecordingDurationMs", self.duration_ms.to_string()),
+            ("RecordingStartMs", self.start_ms.to_string()),
+            ("RecordingEndMs", self.end_ms.to_string()),
+            ("RecordingEndReason", self.end_reason.clone()),
+            ("Digits", self.digits.clone()),
+        ]
+    }
 }
 
 /// How many times to repeat media. `0` means "until the call ends".
@@ -148,6 +218,8 @@ pub enum FetchEvent {
     DialAction(Box<DialOutcome>),
     /// A Gather's `action` with the caller's digits (SPEC §12.1).
     Gather { digits: String },
+    /// A Record's `action` once its file is complete (SPEC §12.2).
+    Record(Box<RecordingFacts>),
 }
 
 impl FetchEvent {
@@ -157,6 +229,7 @@ impl FetchEvent {
             FetchEvent::Redirect => "Redirect",
             FetchEvent::DialAction(_) => "DialAction",
             FetchEvent::Gather { .. } => "Gather",
+            FetchEvent::Record(_) => "Record",
         }
     }
 }
@@ -227,6 +300,7 @@ impl FetchEvent {
                 ("Digits", digits.clone()),
                 ("Speech", String::new()),
             ],
+            FetchEvent::Record(facts) => facts.params(),
             FetchEvent::DialAction(d) => vec![
                 ("DialStatus", d.status.clone()),
                 ("DialRingStatus", d.ring_status.to_string()),
@@ -248,7 +322,7 @@ impl Instruction {
                 | Instruction::Play(_)
                 | Instruction::Dtmf(_)
                 | Instruction::Gather(_)
-        )
+        ) || matches!(self, Instruction::Record(r) if !r.start_on_dial_answer)
     }
 
     /// The element name as an admin would recognise it in logs and plans.
@@ -264,7 +338,15 @@ impl Instruction {
             Instruction::Dtmf(_) => "DTMF",
             Instruction::Dial(_) => "Dial",
             Instruction::Gather(_) => "Gather",
+            Instruction::Record(_) => "Record",
         }
+    }
+}
+
+impl Record {
+    /// A plain Record (the caller, now) rather than a background one.
+    pub fn is_plain(&self) -> bool {
+        !self.record_session && !self.start_on_dial_answer
     }
 }
 

@@ -201,6 +201,7 @@ fn describe(ins: &Instruction, first: bool, early_media: bool) -> String {
             d.digits, d.async_, d.digits
         ),
         Instruction::Dial(d) => describe_dial(d),
+        Instruction::Record(r) => describe_record(r, answer),
         Instruction::Gather(g) => {
             let finish = match g.finish_on_key {
                 Some(k) => k.to_string(),
@@ -234,6 +235,58 @@ fn describe(ins: &Instruction, first: bool, early_media: bool) -> String {
             )
         }
     }
+}
+
+/// `Record …` → what is recorded and what follows.
+fn describe_record(r: &crate::document::model::Record, answer: &str) -> String {
+    let format = match r.file_format {
+        Some(crate::document::model::AudioFormat::Mp3) => "mp3",
+        Some(crate::document::model::AudioFormat::Wav) => "wav",
+        None => "record.format",
+    };
+    let then = match (&r.action, r.redirect) {
+        (Some(url), true) => format!(
+            "{} {url} (Event=Record) and run its document instead of the rest",
+            r.method.as_str()
+        ),
+        (Some(url), false) => format!(
+            "{} {url} (Event=Record) through the outbox",
+            r.method.as_str()
+        ),
+        (None, _) => "no action".to_string(),
+    };
+    let callback = match &r.callback {
+        Some(cb) => format!("; RecordStop to {} {}", cb.method.as_str(), cb.url),
+        None => String::new(),
+    };
+    if r.record_session || r.start_on_dial_answer {
+        let from = if r.record_session {
+            "now"
+        } else {
+            "the next Dial's answer"
+        };
+        return format!(
+            "Record {} fileFormat={format} → record the whole call (both directions) from {from}              until the hangup, in the background, and continue at once; when the file is              complete: {then}{callback}",
+            if r.record_session {
+                "recordSession=true"
+            } else {
+                "startOnDialAnswer=true"
+            }
+        );
+    }
+    let keys = if r.finish_on_key.is_empty() {
+        "none"
+    } else {
+        r.finish_on_key.as_str()
+    };
+    format!(
+        "Record maxLength={} timeout={} finishOnKey={keys} playBeep={} fileFormat={format} →          {answer}, {}record the caller until {} s of silence, maxLength, a finish key or the          hangup; then: {then}{callback}",
+        r.max_length_secs,
+        r.timeout_secs,
+        r.play_beep,
+        if r.play_beep { "beep, " } else { "" },
+        r.timeout_secs
+    )
 }
 
 /// `Dial …` → what the bridge does and what follows it.

@@ -5,7 +5,7 @@
 //! passed as is, VoxML numbers as their decimal form) and returns the typed value or
 //! the "expected …" half of the message.
 
-use super::model::{HangupReason, HttpMethod, Voice};
+use super::model::{AudioFormat, HangupReason, HttpMethod, Voice};
 
 pub(crate) const EXPECT_VOICE: &str = "expected WOMAN or MAN";
 pub(crate) const EXPECT_LOOP: &str = "expected a whole number, 0 (until the call ends) or more";
@@ -293,16 +293,10 @@ pub(crate) fn plain_text(v: &str) -> Result<String, &'static str> {
 }
 
 /// A recording's container (SPEC §12.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FileFormat {
-    Wav,
-    Mp3,
-}
-
-pub(crate) fn file_format(v: &str) -> Result<FileFormat, &'static str> {
+pub(crate) fn file_format(v: &str) -> Result<AudioFormat, &'static str> {
     match v.trim() {
-        "wav" => Ok(FileFormat::Wav),
-        "mp3" => Ok(FileFormat::Mp3),
+        "wav" => Ok(AudioFormat::Wav),
+        "mp3" => Ok(AudioFormat::Mp3),
         _ => Err(EXPECT_FILE_FORMAT),
     }
 }

@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 use super::error::{one_of, DocumentError, ErrorKind, Location, Position, Problem, MAX_PROBLEMS};
 use super::model::{
     AnswerDocument, Dial, DialDestination, DialTarget, Gather, Hangup, HttpMethod, Instruction,
-    Play, PostCall, Redirect, Reject, Speak, Voice, Wait,
+    Play, PostCall, Record, Redirect, Reject, Speak, Voice, Wait,
 };
 use super::rules;
 
@@ -843,20 +843,24 @@ fn gather(f: &mut Fields<'_>) -> Option<Instruction> {
     }))
 }
 
-/// `Record` (SPEC §12.2), snake_case fields: validated, then "not supported yet" as in XML.
+/// `Record` (SPEC §12.2), snake_case fields, the same rules as XML's `<Record>`.
 fn record(f: &mut Fields<'_>) -> Option<Instruction> {
-    f.string("action", rules::document_url);
-    f.string("method", rules::method);
-    f.boolean("redirect");
-    f.string("file_format", rules::file_format);
-    f.number("timeout", rules::silence_timeout);
-    f.number("max_length", rules::max_length);
-    f.boolean("play_beep");
-    f.string("finish_on_key", rules::record_finish_keys);
-    f.boolean("record_session");
-    f.boolean("start_on_dial_answer");
-    f.string("callback_url", rules::callback_url);
-    f.string("callback_method", rules::method);
+    let action = f.string("action", rules::document_url);
+    let method = f
+        .string("method", rules::method)
+        .unwrap_or(HttpMethod::Post);
+    let redirect = f.boolean("redirect").unwrap_or(false);
+    let file_format = f.string("file_format", rules::file_format);
+    let timeout_secs = f.number("timeout", rules::silence_timeout).unwrap_or(60);
+    let max_length_secs = f.number("max_length", rules::max_length).unwrap_or(60);
+    let play_beep = f.boolean("play_beep").unwrap_or(true);
+    let finish_on_key = f
+        .string("finish_on_key", rules::record_finish_keys)
+        .unwrap_or_else(|| "1234567890*#".to_string());
+    let record_session = f.boolean("record_session").unwrap_or(false);
+    let start_on_dial_answer = f.boolean("start_on_dial_answer").unwrap_or(false);
+    let callback_url = f.string("callback_url", rules::callback_url);
+    let callback_method = f.string("callback_method", rules::method);
     for later in [
         "transcription_type",
         "transcription_url",
@@ -872,6 +876,24 @@ fn record(f: &mut Fields<'_>) -> Option<Instruction> {
         "transcription_url",
         "transcription_method",
     ]);
+    if let (Some(url), false) = (&action, redirect) {
+        if rules::callback_url(url).is_err() {
+            let subject = format!("{} field action={}", f.verb, quoted(url));
+            f.fail(
+                ErrorKind::InvalidValue,
+                subject,
+                "with redirect=false the action is requested through the outbox: expected an http(s):// URL",
+            );
+        }
+    }
+    if record_session && start_on_dial_answer {
+        let subject = format!("{} field start_on_dial_answer=true", f.verb);
+        f.fail(
+            ErrorKind::InvalidValue,
+            subject,
+            "record_session=true already records the whole call from now: choose one",
+        );
+    }
     f.finish(&[
         "action",
         "method",
@@ -889,11 +911,20 @@ fn record(f: &mut Fields<'_>) -> Option<Instruction> {
         "transcription_url",
         "transcription_method",
     ]);
-    let subject = format!("verb {}", quoted(f.verb));
-    f.fail(
-        ErrorKind::NotSupported,
-        subject,
-        "not supported yet (recording is not in this version; its fields are validated)",
-    );
-    None
+    f.ok(Instruction::Record(Record {
+        action,
+        method,
+        redirect,
+        file_format,
+        timeout_secs,
+        max_length_secs,
+        play_beep,
+        finish_on_key,
+        record_session,
+        start_on_dial_answer,
+        callback: callback_url.map(|url| Redirect {
+            url,
+            method: callback_method.unwrap_or(HttpMethod::Post),
+        }),
+    }))
 }

@@ -24,7 +24,7 @@ use super::error::{
 };
 use super::model::{
     AnswerDocument, Dial, DialDestination, DialTarget, Dtmf, Gather, Hangup, HttpMethod,
-    Instruction, Play, PostCall, Redirect, Speak, Voice, Wait,
+    Instruction, Play, PostCall, Record, Redirect, Speak, Voice, Wait,
 };
 use super::rules;
 
@@ -1178,29 +1178,49 @@ fn gather(node: &Node, problems: &mut Vec<Problem>) -> Option<Instruction> {
     }))
 }
 
-/// `<Record>` (SPEC §12.2): every attribute is validated, so `voxbridge check` reports
-/// what is wrong with one; running it is not supported yet (this version does not
-/// record), which is then the element's error.
+/// `<Record>` (SPEC §12.2). `action` is optional (no action: no request); with
+/// `redirect="false"` (the default) it is requested through the outbox, so it must be an
+/// http(s) URL. `transcription*` are "not supported yet".
 fn record(node: &Node, problems: &mut Vec<Problem>) -> Option<Instruction> {
     let mut el = Element::new(node, problems);
-    el.attr("action", rules::document_url);
-    el.attr("method", rules::method);
-    el.attr("redirect", rules::boolean);
-    el.attr("fileFormat", rules::file_format);
-    el.attr("timeout", rules::silence_timeout);
-    el.attr("maxLength", rules::max_length);
-    el.attr("playBeep", rules::boolean);
-    el.attr("finishOnKey", rules::record_finish_keys);
-    el.attr("recordSession", rules::boolean);
-    el.attr("startOnDialAnswer", rules::boolean);
-    el.attr("callbackUrl", rules::callback_url);
-    el.attr("callbackMethod", rules::method);
+    let action = el.attr("action", rules::document_url);
+    let method = el.attr("method", rules::method).unwrap_or(HttpMethod::Post);
+    let redirect = el.attr("redirect", rules::boolean).unwrap_or(false);
+    let file_format = el.attr("fileFormat", rules::file_format);
+    let timeout_secs = el.attr("timeout", rules::silence_timeout).unwrap_or(60);
+    let max_length_secs = el.attr("maxLength", rules::max_length).unwrap_or(60);
+    let play_beep = el.attr("playBeep", rules::boolean).unwrap_or(true);
+    let finish_on_key = el
+        .attr("finishOnKey", rules::record_finish_keys)
+        .unwrap_or_else(|| "1234567890*#".to_string());
+    let record_session = el.attr("recordSession", rules::boolean).unwrap_or(false);
+    let start_on_dial_answer = el
+        .attr("startOnDialAnswer", rules::boolean)
+        .unwrap_or(false);
+    let callback_url = el.attr("callbackUrl", rules::callback_url);
+    let callback_method = el.attr("callbackMethod", rules::method);
     for later in [
         "transcriptionType",
         "transcriptionUrl",
         "transcriptionMethod",
     ] {
         el.not_yet(later);
+    }
+    if let (Some(url), false) = (&action, redirect) {
+        if rules::callback_url(url).is_err() {
+            el.fail(
+                ErrorKind::InvalidValue,
+                format!("<{}> attribute action={}", el.name(), show(url)),
+                "with redirect=\"false\" the action is requested through the outbox: expected an http(s):// URL",
+            );
+        }
+    }
+    if record_session && start_on_dial_answer {
+        el.fail(
+            ErrorKind::InvalidValue,
+            format!("<{}> attribute startOnDialAnswer=\"true\"", el.name()),
+            "recordSession=\"true\" already records the whole call from now: choose one",
+        );
     }
     el.no_children("no child elements");
     el.finish(
@@ -1223,10 +1243,23 @@ fn record(node: &Node, problems: &mut Vec<Problem>) -> Option<Instruction> {
         ],
         TextRule::None,
     );
-    el.fail(
-        ErrorKind::NotSupported,
-        format!("<{}>", el.name()),
-        "not supported yet (recording is not in this version; its attributes are validated)",
-    );
-    None
+    if el.failed {
+        return None;
+    }
+    Some(Instruction::Record(Record {
+        action,
+        method,
+        redirect,
+        file_format,
+        timeout_secs,
+        max_length_secs,
+        play_beep,
+        finish_on_key,
+        record_session,
+        start_on_dial_answer,
+        callback: callback_url.map(|url| Redirect {
+            url,
+            method: callback_method.unwrap_or(HttpMethod::Post),
+        }),
+    }))
 }

@@ -19,6 +19,9 @@ pub enum CallbackKind {
     DialEvent,
     /// An outbound call started ringing: `Event=Ring` to its `ring_url` (SPEC §13).
     Ring,
+    /// A recording's file is complete: `Event=RecordStop` to the Record's `callbackUrl`
+    /// (SPEC §12.2).
+    RecordStop,
     /// An element's `action` requested through the outbox, its response ignored: a
     /// Gather or a Dial with `redirect="false"` (SPEC §12.1, §11.4), or a Dial's action
     /// after the caller hung up.
@@ -34,6 +37,7 @@ impl CallbackKind {
             CallbackKind::DialEvent => "dial_event",
             CallbackKind::Ring => "ring",
             CallbackKind::Action => "action",
+            CallbackKind::RecordStop => "record_stop",
         }
     }
 
@@ -45,6 +49,7 @@ impl CallbackKind {
             "dial_event" => CallbackKind::DialEvent,
             "ring" => CallbackKind::Ring,
             "action" => CallbackKind::Action,
+            "record_stop" => CallbackKind::RecordStop,
             _ => return None,
         })
     }

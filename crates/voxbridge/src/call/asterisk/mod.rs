@@ -478,7 +478,9 @@ impl CallTask {
                     tracing::warn!("interrupt asked on Asterisk, where Gather is not supported yet")
                 }
                 // Recordings are refused on Asterisk (render::plan): none runs to stop.
-                Action::StopRecordings(_) => {
+                Action::StopRecordings(_)
+                | Action::StartRecording { .. }
+                | Action::RecordingComplete(_) => {
                     tracing::warn!(
                         "stop recordings asked on Asterisk, where Record is not supported yet"
                     )
@@ -639,9 +641,10 @@ impl CallTask {
         let (fallback, asked_by) = match req.event {
             FetchEvent::StartApp => (self.resolved.fallback_answer_url.clone(), None),
             // A Gather's action is named by the document, like a Redirect's URL.
-            FetchEvent::Redirect | FetchEvent::Gather { .. } | FetchEvent::DialAction(_) => {
-                (None, self.document_url.clone())
-            }
+            FetchEvent::Redirect
+            | FetchEvent::Gather { .. }
+            | FetchEvent::DialAction(_)
+            | FetchEvent::Record(_) => (None, self.document_url.clone()),
         };
         let token = self.resolved.auth_token.clone();
         let reports = self.reports_tx.clone();
@@ -846,6 +849,10 @@ impl CallTask {
             CallCommand::HangupLeg { leg_uuid, reply } => {
                 tracing::warn!(%leg_uuid, "leg hangup asked on Asterisk, where Dial is not supported yet");
                 let _ = reply.send(HangupReply::Over);
+            }
+            // Record is refused on Asterisk: nothing is recording.
+            CallCommand::StopRecordings { reply } => {
+                let _ = reply.send(false);
             }
         }
     }

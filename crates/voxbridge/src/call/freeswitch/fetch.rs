@@ -58,18 +58,25 @@ pub(super) fn spawn(
     params: Vec<(String, String)>,
     current_document_url: Option<String>,
     reports: mpsc::UnboundedSender<WorkerReport>,
+    after: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> tokio::task::AbortHandle {
     let (fallback, asked_by) = match req.event {
         FetchEvent::StartApp => (resolved.fallback_answer_url.clone(), None),
         // A Dial's or a Gather's action is named by the document, like a Redirect's URL.
-        FetchEvent::Redirect | FetchEvent::DialAction(_) | FetchEvent::Gather { .. } => {
-            (None, current_document_url)
-        }
+        FetchEvent::Redirect
+        | FetchEvent::DialAction(_)
+        | FetchEvent::Gather { .. }
+        | FetchEvent::Record(_) => (None, current_document_url),
     };
     let url = req.url;
     let method = req.method;
     let task = tokio::spawn(
         async move {
+            if let Some(after) = after {
+                // What the request names must exist before the application hears of
+                // it (a Record's row, so its RecordUrl answers at once).
+                let _ = after.await;
+            }
             let started = Instant::now();
             let request = FetchRequest {
                 url: &url,

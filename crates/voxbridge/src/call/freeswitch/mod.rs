@@ -133,6 +133,9 @@ pub struct CallServices {
     /// Set when the shutdown grace has expired: every call still up hangs its channel up
     /// and closes out with its record (issue 10 point 2).
     pub cut_off: watch::Sender<bool>,
+    /// Where the application reaches the REST API (`api.public_url`, or the bound
+    /// address): the base of every `RecordUrl`.
+    pub public_base: String,
 }
 
 impl CallServices {
@@ -142,6 +145,7 @@ impl CallServices {
         store: StoreHandle,
         metrics: Arc<Metrics>,
         live: LiveCalls,
+        public_base: String,
     ) -> anyhow::Result<Self> {
         let fetcher = Fetcher::new(crate::app::fetch::FetchConfig::from_config(&config.app))?;
         let keeper = RecordKeeper::new(
@@ -158,6 +162,7 @@ impl CallServices {
             live,
             keeper,
             cut_off: watch::channel(false).0,
+            public_base,
             config,
         })
     }
@@ -309,6 +314,14 @@ struct CallTask {
     /// The `record` in flight (a `<Record>`): its CHANNEL_EXECUTE_COMPLETE is read as a
     /// [`crate::call::engine::RecordReport`].
     record_op: Option<OpId>,
+    /// RECORD_START/STOP are subscribed (see [`SwitchCommand::SubscribeRecordEvents`]).
+    record_events: bool,
+    /// The running `record`'s file, and whether its RECORD_START has come.
+    record_file: Option<(String, bool)>,
+    /// A REST stop came while the `record` had not started yet (its beep or its `set`s
+    /// ran): a `uuid_break` then would break the beep, not the record, so it is sent
+    /// at the record's RECORD_START.
+    break_at_record_start: bool,
     /// The bridge in flight (a Dial): its operation and what was asked, to read its
     /// CHANNEL_EXECUTE_COMPLETE as a [`crate::call::engine::BridgeReport`].
     bridge: Option<(OpId, crate::call::engine::Bridge)>,
@@ -322,8 +335,13 @@ struct CallTask {
     leg_registrations: Vec<(String, crate::call::live::Registration)>,
     /// REST hangups of the B-leg waiting for the switch's answer to the kill.
     leg_hangups: Vec<(String, oneshot::Sender<HangupReply>)>,
-    /// The ordered writer of this call's mid-call outbox rows ([`CallTask::enqueue_now`]).
-    notices: Option<mpsc::UnboundedSender<Vec<crate::record::callback::NewCallback>>>,
+    /// The ordered writer of this call's mid-call store writes ([`CallTask::enqueue_now`]).
+    notices: Option<mpsc::UnboundedSender<Notice>>,
+    /// Recordings completed while the call was closing: written before its record.
+    closing_recordings: Vec<crate::store::Recording>,
+    /// Resolves once the last recording row written mid-call is stored: a Record's
+    /// action fetch waits for it, so its `RecordUrl` answers when the application asks.
+    recording_written: Option<oneshot::Receiver<()>>,
     /// The Dial being carried out: what was asked, when, and the bridged callee's
     /// `(uuid, created, answered)` from CHANNEL_BRIDGE — for the legs' own CDRs.
     dial_legs: Option<DialLegs>,
@@ -361,6 +379,12 @@ impl CallTask {
         let clock = SwitchClock::new(event_timestamp(
             conn.channel().header("Event-Date-Timestamp"),
         ));
+        let engine = engine
+            .with_recording_urls(format!(
+                "{}/api/v1/Account/{}/Recording/",
+                services.public_base, resolved.account_id
+            ))
+            .with_wall_clock(clock.now(), epoch_ms(OffsetDateTime::now_utc()));
         let live_row_writes = LiveRowWrites::new(services.store.clone(), conn.uuid());
         let (to_switch, to_switch_rx) = mpsc::unbounded_channel();
         let (reports_tx, reports) = mpsc::unbounded_channel();
@@ -389,12 +413,17 @@ impl CallTask {
             cut_off_at: None,
             bridge: None,
             record_op: None,
+            record_events: false,
+            record_file: None,
+            break_at_record_start: false,
             closing_requests: Vec::new(),
             commands: None,
             leg_registrations: Vec::new(),
             leg_hangups: Vec::new(),
             dial_legs: None,
             notices: None,
+            closing_recordings: Vec::new(),
+            recording_written: None,
         }
     }
 
@@ -544,6 +573,12 @@ impl CallTask {
             match action {
                 Action::Fetch(req) => self.start_fetch(req),
                 Action::Run { id, op } => {
+                    if matches!(
+                        op,
+                        ChannelOp::Record(_) | ChannelOp::StartSessionRecording { .. }
+                    ) {
+                        self.subscribe_record_events();
+                    }
                     if let ChannelOp::Record(record) = &op {
                         for app in render::record_prelude(record) {
                             let _ = self.to_switch.send(SwitchCommand::Execute {
@@ -553,6 +588,8 @@ impl CallTask {
                             });
                         }
                         self.record_op = Some(id);
+                        self.record_file = Some((record.path.clone(), false));
+                        self.break_at_record_start = false;
                     }
                     if let ChannelOp::Bridge(bridge) = &op {
                         for set in render::bridge_prelude(bridge) {
@@ -590,6 +627,14 @@ impl CallTask {
                         arg,
                         event_uuid,
                     });
+                    if let ChannelOp::Record(_) = &op {
+                        let after = render::record_epilogue();
+                        let _ = self.to_switch.send(SwitchCommand::Execute {
+                            app: after.name.to_string(),
+                            arg: after.arg,
+                            event_uuid: Execute::new_event_uuid(),
+                        });
+                    }
                 }
                 Action::Kill { cause } => {
                     let _ = self.to_switch.send(SwitchCommand::Kill { cause });
@@ -634,8 +679,14 @@ impl CallTask {
                 }
                 Action::StopRecordings(stop) => {
                     if stop.caller {
-                        // `record` ends on a break like a playback (its report follows).
-                        let _ = self.to_switch.send(SwitchCommand::Break);
+                        // `record` ends on a break like a playback (its report follows,
+                        // capture z) — once it runs: before, the break would hit its beep.
+                        match &self.record_file {
+                            Some((_, false)) => self.break_at_record_start = true,
+                            _ => {
+                                let _ = self.to_switch.send(SwitchCommand::Break);
+                            }
+                        }
                     }
                     for path in stop.sessions {
                         let _ = self
@@ -644,6 +695,13 @@ impl CallTask {
                     }
                 }
                 Action::Request(req) => self.request_through_outbox(req),
+                Action::StartRecording { path } => {
+                    self.subscribe_record_events();
+                    let _ = self
+                        .to_switch
+                        .send(SwitchCommand::StartSessionRecording { path });
+                }
+                Action::RecordingComplete(done) => self.recording_complete(*done),
                 Action::Finish(ending) => return Some(ending),
             }
         }
@@ -679,7 +737,82 @@ impl CallTask {
         }
     }
 
+    /// Subscribes RECORD_START/STOP once, before the call's first recording.
+    fn subscribe_record_events(&mut self) {
+        if !self.record_events {
+            self.record_events = true;
+            let _ = self.to_switch.send(SwitchCommand::SubscribeRecordEvents);
+        }
+    }
+
+    /// A recording's file is complete (SPEC §12.2): its row, then its `RecordStop`, in
+    /// the call's order of store writes (once the call is closing: before its record,
+    /// the RecordStop in the record's transaction).
+    fn recording_complete(&mut self, done: crate::call::element::record::Completed) {
+        let at_ms = |ms: i64| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .unwrap_or_else(|_| OffsetDateTime::now_utc())
+        };
+        let row = crate::store::Recording {
+            recording_id: done.facts.recording_id.clone(),
+            call_uuid: self.facts.uuid.clone(),
+            account_id: self.resolved.account_id.clone(),
+            kind: done.kind,
+            file_path: done.path.clone(),
+            format: done.format.ext().to_string(),
+            duration_ms: done.facts.duration_ms,
+            start: at_ms(done.facts.start_ms),
+            end: at_ms(done.facts.end_ms),
+            end_reason: done.end_reason,
+            from_number: self.facts.from.clone(),
+            to_number: self.facts.to.clone(),
+            created_at: OffsetDateTime::now_utc(),
+        };
+        let callbacks: Vec<_> = done
+            .callback
+            .iter()
+            .map(|cb| {
+                let mut params: Vec<(String, String)> = [
+                    ("Event", "RecordStop".to_string()),
+                    ("CallUUID", self.facts.uuid.clone()),
+                    ("From", self.facts.from.clone()),
+                    ("To", self.facts.to.clone()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+                params.extend(
+                    done.facts
+                        .params()
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v)),
+                );
+                crate::app::callbacks::record_stop_callback(&cb.url, cb.method, &params)
+            })
+            .collect();
+        tracing::info!(
+            recording_id = %row.recording_id,
+            path = %row.file_path,
+            duration_ms = row.duration_ms,
+            reason = row.end_reason.as_str(),
+            "recording complete"
+        );
+        if self.engine.is_closing() {
+            self.closing_recordings.push(row);
+            self.closing_requests.extend(callbacks);
+            return;
+        }
+        let (written_tx, written) = oneshot::channel();
+        self.recording_written = Some(written);
+        self.notice(Notice::Recording(Box::new(row), written_tx));
+        self.enqueue_now(callbacks);
+    }
+
     fn start_fetch(&mut self, req: DocumentFetch) {
+        let after = match req.event {
+            crate::document::model::FetchEvent::Record(_) => self.recording_written.take(),
+            _ => None,
+        };
         let params = fetch::params(
             &self.facts,
             &self.resolved,
@@ -694,6 +827,7 @@ impl CallTask {
             params,
             self.document_url.clone(),
             self.reports_tx.clone(),
+            after,
         ));
     }
 
@@ -739,6 +873,12 @@ impl CallTask {
     fn on_command(&mut self, cmd: CallCommand) {
         match cmd {
             CallCommand::HangupLeg { leg_uuid, reply } => self.on_leg_hangup(leg_uuid, reply),
+            CallCommand::StopRecordings { reply } => {
+                tracing::info!("stopping the recordings requested through the REST API");
+                let now = self.clock.now();
+                let acted = self.engine.handle(now, Input::ApiStopRecordings) == Reaction::Acted;
+                let _ = reply.send(acted);
+            }
             CallCommand::Hangup { reply } => {
                 tracing::info!("hangup requested through the REST API");
                 let now = self.clock.now();
@@ -998,18 +1138,34 @@ impl CallTask {
         if callbacks.is_empty() {
             return;
         }
+        self.notice(Notice::Callbacks(callbacks));
+    }
+
+    /// Queues one mid-call store write on the call's ordered writer task (started on
+    /// first use), so a recording's row lands before its RecordStop and its action.
+    fn notice(&mut self, notice: Notice) {
         let store = self.services.store.clone();
         let (uuid, account) = (self.facts.uuid.clone(), self.resolved.account_id.clone());
         let queue = self.notices.get_or_insert_with(|| {
-            let (tx, mut rx) =
-                mpsc::unbounded_channel::<Vec<crate::record::callback::NewCallback>>();
+            let (tx, mut rx) = mpsc::unbounded_channel::<Notice>();
             tokio::spawn(
                 async move {
-                    while let Some(batch) = rx.recv().await {
-                        let ids: Vec<String> =
-                            batch.iter().map(|c| c.delivery_id.clone()).collect();
-                        if let Err(e) = store.enqueue_callbacks(&uuid, &account, batch).await {
-                            tracing::error!(error = %e, ?ids, "CALLBACKS NOT STORED: mid-call outbox rows could not be written");
+                    while let Some(notice) = rx.recv().await {
+                        match notice {
+                            Notice::Callbacks(batch) => {
+                                let ids: Vec<String> =
+                                    batch.iter().map(|c| c.delivery_id.clone()).collect();
+                                if let Err(e) = store.enqueue_callbacks(&uuid, &account, batch).await {
+                                    tracing::error!(error = %e, ?ids, "CALLBACKS NOT STORED: mid-call outbox rows could not be written");
+                                }
+                            }
+                            Notice::Recording(row, written) => {
+                                let id = row.recording_id.clone();
+                                if let Err(e) = store.add_recording(*row).await {
+                                    tracing::error!(error = %e, recording_id = %id, "RECORDING NOT STORED: its row could not be written (the file stays on disk)");
+                                }
+                                let _ = written.send(());
+                            }
                         }
                     }
                 }
@@ -1017,7 +1173,7 @@ impl CallTask {
             );
             tx
         });
-        let _ = queue.send(callbacks);
+        let _ = queue.send(notice);
     }
 
     fn answer_api_hangups(&mut self, answer: HangupReply) {
@@ -1079,6 +1235,8 @@ impl CallTask {
                         },
                     );
                 } else if let Some(record_id) = self.record_op.take_if(|r| Some(*r) == id) {
+                    self.record_file = None;
+                    self.break_at_record_start = false;
                     let report = render::record_report(&event);
                     tracing::info!(?report, "record ended");
                     self.input_from(
@@ -1115,6 +1273,17 @@ impl CallTask {
                     tracing::info!(%b_leg, "bridged");
                     self.leg_bridged(&event, &b_leg);
                     self.input_from(&event, Input::Bridged { b_leg });
+                }
+            }
+            "RECORD_START" => {
+                let path = event.header("Record-File-Path").unwrap_or("");
+                if let Some((file, started)) = self.record_file.as_mut() {
+                    if file == path {
+                        *started = true;
+                        if std::mem::take(&mut self.break_at_record_start) {
+                            let _ = self.to_switch.send(SwitchCommand::Break);
+                        }
+                    }
                 }
             }
             "RECORD_STOP" => {
@@ -1191,9 +1360,37 @@ impl CallTask {
             "call ended"
         );
         let post_call = ending.post_call.as_ref().map(|p| (p.url.clone(), p.method));
+        for row in std::mem::take(&mut self.closing_recordings) {
+            // Before the record (and the RecordStop rows in its transaction), so the
+            // application that hears of a recording can fetch it. Bounded: a failing
+            // store must not hold the call's end (the file stays on disk, logged).
+            let id = row.recording_id.clone();
+            let write = self.services.store.add_recording(row);
+            match tokio::time::timeout(Duration::from_secs(5), write).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, recording_id = %id, "RECORDING NOT STORED: its row could not be written (the file stays on disk)")
+                }
+                Err(_) => {
+                    tracing::error!(recording_id = %id, "RECORDING NOT STORED: the store did not answer in 5 s (the file stays on disk)")
+                }
+            }
+        }
         let notices = std::mem::take(&mut self.closing_requests);
         record::keep(&self.services, &self.resolved, record, post_call, notices).await;
     }
+}
+
+/// A mid-call store write, in the call's order ([`CallTask::notice`]).
+enum Notice {
+    Callbacks(Vec<crate::record::callback::NewCallback>),
+    /// A complete recording's row; `written` fires once it is stored (or failed).
+    Recording(Box<crate::store::Recording>, oneshot::Sender<()>),
+}
+
+/// Epoch milliseconds of a wall-clock time.
+fn epoch_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
 /// How long a call cut off at shutdown waits for the switch's hangup events before it is

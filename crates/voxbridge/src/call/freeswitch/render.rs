@@ -154,6 +154,17 @@ pub fn record_prelude(r: &RecordCaller) -> Vec<Application> {
     apps
 }
 
+/// What runs right after a `record` (queued behind it, so before the engine's next
+/// operation): `unset playback_terminators`, so the finish keys of a Record do not make
+/// later `playback`s stop on a key (voxbridge's Play is not ended by digits; a Gather
+/// stops its prompts with `uuid_break`).
+pub fn record_epilogue() -> Application {
+    Application {
+        name: "unset",
+        arg: "playback_terminators".to_string(),
+    }
+}
+
 /// How a `record` ended, from its CHANNEL_EXECUTE_COMPLETE (transcripts m, n, r, s):
 /// `silence_hits_exhausted=true` is silence, `playback_terminator_used` the key, anything
 /// else a limit, a break or the hangup; `record_ms` is the audio's length.
@@ -867,6 +878,11 @@ mod tests {
                 ("set", "playback_terminators=#*".to_string()),
                 ("set", "playback_terminator_used=".to_string()),
             ]
+        );
+        let after = record_epilogue();
+        assert_eq!(
+            (after.name, after.arg.as_str()),
+            ("unset", "playback_terminators")
         );
         let quiet = RecordCaller {
             beep: false,

@@ -43,6 +43,13 @@ pub(super) enum SwitchCommand {
     /// an event-locked application (`stop_record_session` would wait behind it). The
     /// switch then reports its RECORD_STOP.
     StopSessionRecording { path: String },
+    /// `api uuid_record <uuid> start <path>`: a background recording of the whole call,
+    /// started beside the running application (a Dial's bridge).
+    StartSessionRecording { path: String },
+    /// `event plain RECORD_START RECORD_STOP`: `myevents` does not include RECORD_*
+    /// (reference §2.4), and only a call that records needs them, so they are subscribed
+    /// before its first recording rather than at every handshake (SPEC §9).
+    SubscribeRecordEvents,
     /// `exit`: leave the socket; the writer stops after it.
     Exit,
 }
@@ -165,6 +172,15 @@ impl Writer {
                                 Err(e) => tracing::warn!(error = %e, "uuid_break failed"),
                             }
                         }
+                        SwitchCommand::StartSessionRecording { path } => {
+                            match conn.api(&format!("uuid_record {uuid} start {path}")).await {
+                                Ok(r) if r.body.starts_with("+OK") => {}
+                                Ok(r) => {
+                                    tracing::warn!(reply = %r.body.trim(), %path, "uuid_record start refused: nothing is recorded")
+                                }
+                                Err(e) => tracing::warn!(error = %e, "uuid_record start failed"),
+                            }
+                        }
                         SwitchCommand::StopSessionRecording { path } => {
                             // A refusal (already stopped, the channel just went) needs
                             // nothing more: a recording that ends reports itself.
@@ -174,6 +190,22 @@ impl Writer {
                                     tracing::info!(reply = %r.body.trim(), %path, "uuid_record stop not applied")
                                 }
                                 Err(e) => tracing::warn!(error = %e, "uuid_record stop failed"),
+                            }
+                        }
+                        SwitchCommand::SubscribeRecordEvents => {
+                            let cmd = crate::esl::command::Command::event(
+                                crate::esl::event::EventFormat::Plain,
+                                &["RECORD_START", "RECORD_STOP"],
+                            );
+                            let result = match cmd {
+                                Ok(cmd) => conn.command(&cmd).await.map(|_| ()),
+                                Err(e) => {
+                                    tracing::error!(error = %e, "cannot build the RECORD_* subscription");
+                                    Ok(())
+                                }
+                            };
+                            if let Err(e) = result {
+                                tracing::warn!(error = %e, "RECORD_* not subscribed: background recordings complete only at the call's end");
                             }
                         }
                         SwitchCommand::Exit => {
