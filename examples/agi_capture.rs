@@ -46,9 +46,15 @@ enum Step {
     CallerHangsUp,
     /// `DELETE /ari/channels/{agi_uniqueid}?reason_code=N`.
     AriHangup(u8),
+    /// The caller (the FreeSWITCH A-leg) sends these DTMF digits (`uuid_send_dtmf`).
+    CallerDtmf(&'static str),
     /// Close the FastAGI connection.
     Close,
 }
+
+/// A 5 s 440 Hz tone (8 kHz, 16-bit mono WAV) the Gather captures stream, since the bundle
+/// ships no long sound; written before the call, named without its extension in commands.
+const TONE_5S: &str = "/tmp/voxbridge-agi-capture-tone5s";
 
 struct Scenario {
     name: &'static str,
@@ -142,6 +148,44 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        name: "gather-flite-barge-in",
+        ext: "7000",
+        what: "Flite with interrupt keys and a DTMF 1.5 s in; WAIT FOR DIGIT with a digit and without; a digit pressed between commands",
+        steps: &[
+            Send(r#"EXEC Flite "This prompt is long on purpose. It keeps on speaking for several seconds so that the caller has time to press a key while it plays. One two three four five six seven eight nine ten.,0123456789*#""#),
+            Read(Duration::from_millis(1500)),
+            CallerDtmf("5"),
+            Read(Duration::from_millis(3000)),
+            Send("WAIT FOR DIGIT 5000"),
+            Read(Duration::from_millis(1000)),
+            CallerDtmf("7"),
+            Read(Duration::from_millis(2000)),
+            Cmd("WAIT FOR DIGIT 500"),
+            CallerDtmf("9"),
+            Read(Duration::from_millis(1500)),
+            Cmd("WAIT FOR DIGIT 1000"),
+            Cmd("EXEC Hangup 16"),
+            Read(Duration::from_millis(500)),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "gather-stream-file",
+        ext: "7000",
+        what: "STREAM FILE of a 5 s tone with escape digits and a DTMF ~1 s in; STREAM FILE to its end; a missing file",
+        steps: &[
+            Send(r#"STREAM FILE /tmp/voxbridge-agi-capture-tone5s "0123456789*#""#),
+            Read(Duration::from_millis(1000)),
+            CallerDtmf("#"),
+            Read(Duration::from_millis(2000)),
+            Cmd(r#"STREAM FILE silence/1 "0123456789*#""#),
+            Cmd(r#"STREAM FILE /tmp/no-such-voxbridge-file "0123456789*#""#),
+            Cmd("EXEC Hangup 16"),
+            Read(Duration::from_millis(500)),
+            Close,
+        ],
+    },
+    Scenario {
         name: "bad-command",
         ext: "7000",
         what: "an unknown command, an unknown application, then the end of the document",
@@ -222,6 +266,7 @@ async fn main() -> Result<()> {
         .position(|a| a == "--out")
         .and_then(|i| args.get(i + 1).cloned())
         .unwrap_or_else(|| format!("tests/fixtures/agi/{}.txt", scenario.name));
+    write_tone(&format!("{TONE_5S}.wav"), 5)?;
     let mut log = Log {
         start: Instant::now(),
         out: String::new(),
@@ -397,6 +442,13 @@ async fn run_script(
                     ),
                 );
             }
+            CallerDtmf(digits) => {
+                log.line(
+                    "!",
+                    &format!("the caller sends DTMF {digits} (uuid_send_dtmf)"),
+                );
+                fs.api(&format!("uuid_send_dtmf {a_uuid} {digits}")).await?;
+            }
             Close => {
                 log.line("C", "(close)");
                 agi.writer.shutdown().await?;
@@ -406,4 +458,28 @@ async fn run_script(
         }
     }
     Ok(())
+}
+
+/// Writes `secs` of a 440 Hz tone as 8 kHz 16-bit mono WAV (Asterisk's `wav` format).
+fn write_tone(path: &str, secs: u32) -> Result<()> {
+    let samples = 8000 * secs;
+    let mut wav = Vec::with_capacity(44 + 2 * samples as usize);
+    let data_len = 2 * samples;
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&16000u32.to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..samples {
+        let v = (f64::from(i) * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin() * 8000.0;
+        wav.extend_from_slice(&(v as i16).to_le_bytes());
+    }
+    std::fs::write(path, wav).with_context(|| format!("writing {path}"))
 }

@@ -36,8 +36,17 @@ async fn start_for(
     ari_url: &str,
     db_dir: Option<std::path::PathBuf>,
 ) -> (crate::e2e_support::Server, SocketAddr) {
+    start_with(app, ari_url, db_dir, "").await
+}
+
+async fn start_with(
+    app: &crate::e2e_support::App,
+    ari_url: &str,
+    db_dir: Option<std::path::PathBuf>,
+    asterisk_keys: &str,
+) -> (crate::e2e_support::Server, SocketAddr) {
     let extra = format!(
-        "[asterisk]\nenabled = true\nagi_listen = \"127.0.0.1:0\"\nari_url = \"{ari_url}\"\nari_user = \"u\"\nari_password = \"p\"\n"
+        "[asterisk]\nenabled = true\nagi_listen = \"127.0.0.1:0\"\nari_url = \"{ari_url}\"\nari_user = \"u\"\nari_password = \"p\"\n{asterisk_keys}"
     );
     let server = crate::e2e_support::Server::start(
         app,
@@ -436,4 +445,233 @@ async fn asterisk_play_of_http_media_is_fetched_once_into_the_cache_and_played_f
     let on_disk = std::fs::read_to_string(format!("{stem}.wav")).expect("the cached file");
     assert_eq!(on_disk, "RIFF-not-really-a-wav");
     assert_eq!(app.hits_on("/media/hello.wav").len(), 1, "fetched once");
+}
+
+/// The commands that play or listen in a Gather (and its flush).
+fn gather_commands(commands: &[String]) -> Vec<String> {
+    commands
+        .iter()
+        .filter(|c| {
+            c.starts_with("EXEC Flite")
+                || c.starts_with("STREAM FILE")
+                || c.starts_with("WAIT FOR DIGIT")
+                || c.as_str() == "NOOP"
+        })
+        .map(|c| {
+            // WAIT FOR DIGIT's length depends on when it was sent: keep the command only.
+            if c.starts_with("WAIT FOR DIGIT") {
+                "WAIT FOR DIGIT".to_string()
+            } else {
+                c.clone()
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn asterisk_gather_a_digit_stops_the_spoken_prompt_the_rest_are_heard_listening_and_posted() {
+    let (app, server, agi) = start("").await;
+    let menu = app.xml("/menu", &xml("<Hangup/>"));
+    let url = app.xml(
+        "/gather",
+        &xml(&format!(
+            "<Gather action=\"{menu}\" numDigits=\"3\" digitEndTimeout=\"5\">\
+             <Speak>Press three digits.</Speak><Speak>Never heard.</Speak></Gather>\
+             <Speak>Not reached.</Speak>"
+        )),
+    );
+    let mut ch = channel("1796449610.20", &url);
+    ch.app_time = Duration::from_secs(10);
+    ch.dtmf = vec![
+        (Duration::from_millis(1000), '1'),
+        (Duration::from_millis(1600), '2'),
+        (Duration::from_millis(2200), '3'),
+    ];
+    let log = run_channel(agi, ch, Registry::default()).await;
+    assert_eq!(
+        gather_commands(&log.commands),
+        vec![
+            "NOOP".to_string(),
+            r#"EXEC Flite "Press three digits.,0123456789*#ABCD""#.to_string(),
+            "WAIT FOR DIGIT".to_string(),
+            "WAIT FOR DIGIT".to_string(),
+        ],
+        "the first digit stops the prompt, the second prompt is skipped, the rest are awaited: {:?}",
+        log.commands
+    );
+    let hit = &app.hits_on("/menu")[0];
+    assert_eq!(hit.must("Event"), "Gather");
+    assert_eq!(hit.must("Digits"), "123");
+    assert_eq!(hit.must("InputType"), "dtmf");
+    assert_eq!(hit.must("CallUUID"), "1796449610.20");
+    hit.verify_signature(app.port, TOKEN).unwrap();
+    let cdr = server.cdr("1796449610.20").await;
+    assert!(cdr.answered);
+    assert!(
+        cdr.notes
+            .iter()
+            .any(|n| n == "Gather ended by numDigits: Digits=123"),
+        "{:?}",
+        cdr.notes
+    );
+}
+
+#[tokio::test]
+async fn asterisk_gather_with_no_input_goes_on_to_the_next_element_without_a_request() {
+    let (app, server, agi) = start("").await;
+    let action = app.xml("/never", &xml("<Hangup/>"));
+    let url = app.xml(
+        "/gather",
+        &xml(&format!(
+            "<Gather action=\"{action}\" executionTimeout=\"5\"><Play>file:///tmp/menu.wav</Play></Gather>\
+             <Hangup reason=\"busy\"/>"
+        )),
+    );
+    let mut ch = channel("1796449610.21", &url);
+    ch.app_time = Duration::from_millis(300);
+    let log = run_channel(agi, ch, Registry::default()).await;
+    assert_eq!(
+        gather_commands(&log.commands),
+        vec![
+            "NOOP".to_string(),
+            r#"STREAM FILE "/tmp/menu" "0123456789*#ABCD""#.to_string(),
+            "WAIT FOR DIGIT".to_string(),
+        ],
+        "{:?}",
+        log.commands
+    );
+    let waited: u64 = log
+        .commands
+        .iter()
+        .find_map(|c| c.strip_prefix("WAIT FOR DIGIT "))
+        .and_then(|ms| ms.parse().ok())
+        .expect("a listen");
+    assert!(
+        (4500..=5000).contains(&waited),
+        "listens until executionTimeout (5 s): {waited} ms"
+    );
+    assert!(log.commands.iter().any(|c| c == r#"EXEC Hangup "17""#));
+    assert!(app.hits_on("/never").is_empty(), "no input: no request");
+    let cdr = server.cdr("1796449610.21").await;
+    assert!(
+        cdr.notes
+            .iter()
+            .any(|n| n == "Gather ended by executionTimeout: no input"),
+        "{:?}",
+        cdr.notes
+    );
+}
+
+#[tokio::test]
+async fn asterisk_gather_finish_on_key_during_a_wait_prompt_ends_the_input() {
+    let (app, _server, agi) = start("").await;
+    let done = app.xml("/done", &xml("<Hangup/>"));
+    let url = app.xml(
+        "/gather",
+        &xml(&format!(
+            "<Gather action=\"{done}\" finishOnKey=\"#\" digitEndTimeout=\"5\"><Wait length=\"5\"/></Gather>"
+        )),
+    );
+    let mut ch = channel("1796449610.22", &url);
+    ch.dtmf = vec![
+        (Duration::from_millis(800), '4'),
+        (Duration::from_millis(1400), '#'),
+    ];
+    let log = run_channel(agi, ch, Registry::default()).await;
+    assert_eq!(
+        log.commands
+            .iter()
+            .filter(|c| c.starts_with("WAIT FOR DIGIT 5000"))
+            .count(),
+        1,
+        "the Wait is a WAIT FOR DIGIT: {:?}",
+        log.commands
+    );
+    let hit = &app.hits_on("/done")[0];
+    assert_eq!(hit.must("Digits"), "4", "the finish key is not a digit");
+}
+
+/// Flite safety: the bundled app_flite crashes Asterisk when two syntheses overlap, so
+/// voxbridge runs one at a time per Asterisk (`tts_concurrency` = 1), in arrival order.
+#[tokio::test]
+async fn asterisk_flite_runs_one_at_a_time_across_calls_and_every_call_completes() {
+    let (app, _server, agi) = start("").await;
+    let url = app.xml(
+        "/speak",
+        &xml("<Speak>One.</Speak><Speak>Two.</Speak><Hangup/>"),
+    );
+    let meter = std::sync::Arc::new(crate::agi_support::fake::FliteMeter::default());
+    let calls = (0..4).map(|i| {
+        let mut ch = channel(&format!("1796449610.3{i}"), &url);
+        ch.app_time = Duration::from_millis(150);
+        ch.flite = Some(meter.clone());
+        tokio::spawn(run_channel(agi, ch, Registry::default()))
+    });
+    for call in calls.collect::<Vec<_>>() {
+        call.await.unwrap();
+    }
+    assert_eq!(meter.runs(), 8, "every Speak of every call ran");
+    assert_eq!(meter.max_overlap(), 1, "never two Flite syntheses at once");
+    for i in 0..4 {
+        let cb = app.hangup_callback(&format!("1796449610.3{i}")).await;
+        assert_eq!(cb.must("HangupCauseName"), "Normal Hangup", "{cb:?}");
+    }
+}
+
+#[tokio::test]
+async fn asterisk_tts_concurrency_lets_that_many_flite_runs_overlap_and_no_more() {
+    let app = crate::e2e_support::App::start().await;
+    let (_server, agi) = start_with(&app, "", None, "tts_concurrency = 2\n").await;
+    let url = app.xml(
+        "/speak",
+        &xml("<Speak>One.</Speak><Speak>Two.</Speak><Hangup/>"),
+    );
+    let meter = std::sync::Arc::new(crate::agi_support::fake::FliteMeter::default());
+    let calls = (0..4).map(|i| {
+        let mut ch = channel(&format!("1796449610.4{i}"), &url);
+        ch.app_time = Duration::from_secs(1);
+        ch.flite = Some(meter.clone());
+        tokio::spawn(run_channel(agi, ch, Registry::default()))
+    });
+    for call in calls.collect::<Vec<_>>() {
+        call.await.unwrap();
+    }
+    assert_eq!(meter.runs(), 8);
+    assert_eq!(meter.max_overlap(), 2, "two at once, never three");
+}
+
+#[tokio::test]
+async fn asterisk_a_call_that_hangs_up_while_waiting_for_flite_leaves_the_queue_unspoken() {
+    let (app, _server, agi) = start("").await;
+    let long = app.xml("/long", &xml("<Speak>A long text.</Speak><Hangup/>"));
+    let short = app.xml("/short", &xml("<Speak>Never spoken.</Speak><Hangup/>"));
+    let meter = std::sync::Arc::new(crate::agi_support::fake::FliteMeter::default());
+    let mut a = channel("1796449610.50", &long);
+    a.app_time = Duration::from_secs(4);
+    a.flite = Some(meter.clone());
+    let a = tokio::spawn(run_channel(agi, a, Registry::default()));
+    // B comes once A speaks, waits its turn, and its caller hangs up meanwhile.
+    app.wait_until(Duration::from_secs(10), "A fetched", |h| {
+        h.iter().any(|h| h.path == "/long")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut b = channel("1796449610.51", &short);
+    b.caller_hangs_up_after = Some(Duration::from_millis(700));
+    b.flite = Some(meter.clone());
+    let b_log = run_channel(agi, b, Registry::default()).await;
+    assert!(
+        !b_log.commands.iter().any(|c| c.starts_with("EXEC Flite")),
+        "B left the queue without speaking: {:?}",
+        b_log.commands
+    );
+    assert!(b_log.closed_after_hangup);
+    let cb = app.hangup_callback("1796449610.51").await;
+    assert_eq!(cb.must("HangupSource"), "Caller");
+    assert!(
+        !a.is_finished(),
+        "B was closed out while A still held the turn"
+    );
+    a.await.unwrap();
+    assert_eq!(meter.runs(), 1);
 }

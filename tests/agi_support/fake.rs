@@ -9,10 +9,17 @@
 //! caller hung up, N and `dialplan/builtin` for `Hangup`, 16 and empty for ARI); other
 //! commands on a dead channel answer `511`. A tiny ARI (`DELETE /ari/channels/{id}`) hangs
 //! the channel up from outside.
+//!
+//! DTMF as on the bundle (`gather-flite-barge-in.txt`, `gather-stream-file.txt`): the
+//! caller's digits (`dtmf`, times from the connection) reach only a command that reads them
+//! — `EXEC Flite "<text>,<keys>"`, `STREAM FILE … "<keys>"`, `WAIT FOR DIGIT` — which stops
+//! and replies `200 result=<ASCII code>`; a digit pressed while no such command runs is lost.
+//! A shared [`FliteMeter`] counts the Flite syntheses running at once across channels.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -37,6 +44,37 @@ pub struct FakeChannel {
     /// How long a media application runs when nothing interrupts it.
     pub app_time: Duration,
     pub caller_hangs_up_after: Option<Duration>,
+    /// Digits the caller presses, at these times from the connection.
+    pub dtmf: Vec<(Duration, char)>,
+    /// Counts Flite runs across channels (several channels share one).
+    pub flite: Option<Arc<FliteMeter>>,
+}
+
+/// Flite syntheses running at once on the fake "server", and the most ever seen.
+#[derive(Debug, Default)]
+pub struct FliteMeter {
+    running: AtomicUsize,
+    max: AtomicUsize,
+    runs: AtomicUsize,
+}
+
+impl FliteMeter {
+    /// The most Flite runs that overlapped.
+    pub fn max_overlap(&self) -> usize {
+        self.max.load(Ordering::SeqCst)
+    }
+    /// Flite runs started in all.
+    pub fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+    fn start(&self) {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(now, Ordering::SeqCst);
+        self.runs.fetch_add(1, Ordering::SeqCst);
+    }
+    fn end(&self) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl FakeChannel {
@@ -48,6 +86,8 @@ impl FakeChannel {
             variables: HashMap::new(),
             app_time: Duration::from_millis(50),
             caller_hangs_up_after: None,
+            dtmf: Vec::new(),
+            flite: None,
         }
     }
 }
@@ -120,6 +160,8 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
     let caller_at = ch.caller_hangs_up_after.map(|d| started + d);
     // TIMEOUT(absolute): fires as a soft hangup with no cause (progress-wait-timeout.txt).
     let mut timeout_at: Option<tokio::time::Instant> = None;
+    let mut digits: VecDeque<(tokio::time::Instant, char)> =
+        ch.dtmf.iter().map(|(at, d)| (started + *at, *d)).collect();
     loop {
         // Between commands the caller (or ARI) may hang up too.
         let idle_end = async {
@@ -201,40 +243,58 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                 // As the switch answers for an application it does not have.
                 "200 result=-2".into()
             }
-            (["EXEC", _app, ..], None) => {
-                // A media application: runs app_time unless hung up under it.
-                let done = tokio::time::sleep(ch.app_time);
-                let caller = async {
-                    match caller_at {
-                        Some(at) => tokio::time::sleep_until(at).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                let timeout = async {
-                    match timeout_at {
-                        Some(at) => tokio::time::sleep_until(at).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    _ = done => "200 result=0".into(),
-                    _ = timeout => {
-                        ended = Some(Ended::Soft(0));
-                        w.write_all(b"200 result=-1\n").await.unwrap();
-                        "HANGUP".into()
-                    }
-                    _ = caller => {
-                        ended = Some(Ended::Caller);
-                        w.write_all(b"200 result=-1\n").await.unwrap();
-                        "HANGUP".into()
-                    }
-                    Some(cause) = ari_rx.recv() => {
-                        ended = Some(Ended::Soft(cause));
-                        w.write_all(b"200 result=-1\n").await.unwrap();
-                        "HANGUP".into()
-                    }
+            (["EXEC", app, rest @ ..], None) => {
+                // A media application: runs app_time unless hung up under it (or, with
+                // interrupt keys, a digit stops it).
+                let keys = *app == "Flite" && rest.first().is_some_and(|a| has_keys(a));
+                let flite = ch.flite.as_ref().filter(|_| *app == "Flite");
+                if let Some(m) = flite {
+                    m.start();
                 }
+                let r = run_media(
+                    &mut w,
+                    ch.app_time,
+                    keys,
+                    &mut digits,
+                    caller_at,
+                    timeout_at,
+                    &mut ari_rx,
+                    &mut ended,
+                )
+                .await;
+                if let Some(m) = flite {
+                    m.end();
+                }
+                r.map_or_else(|| "HANGUP".into(), |d| format!("200 result={d}"))
             }
+            (["STREAM", "FILE", ..], None) => run_media(
+                &mut w,
+                ch.app_time,
+                true,
+                &mut digits,
+                caller_at,
+                timeout_at,
+                &mut ari_rx,
+                &mut ended,
+            )
+            .await
+            .map_or_else(|| "HANGUP".into(), |d| format!("200 result={d} endpos=800")),
+            (["WAIT", "FOR", "DIGIT", ms], None) => {
+                let ms: u64 = ms.parse().unwrap_or(0);
+                run_media(
+                    &mut w,
+                    Duration::from_millis(ms),
+                    true,
+                    &mut digits,
+                    caller_at,
+                    timeout_at,
+                    &mut ari_rx,
+                    &mut ended,
+                )
+                .await
+                .map_or_else(|| "HANGUP".into(), |d| format!("200 result={d}"))
+            }
+            (["NOOP", ..], None) => "200 result=0".into(),
             (["SET", "VARIABLE", "TIMEOUT(absolute)", secs], None) => {
                 let secs: f64 = secs.parse().unwrap_or(0.0);
                 timeout_at = (secs > 0.0)
@@ -249,6 +309,68 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
         }
     }
     log
+}
+
+/// Whether Flite's argument ends with interrupt keys (`text,keys`, the comma unescaped).
+fn has_keys(arg: &str) -> bool {
+    let b = arg.as_bytes();
+    (0..b.len()).any(|i| b[i] == b',' && (i == 0 || b[i - 1] != b'\\'))
+}
+
+/// Runs a media command for `length`: `Some(0)` at its end, `Some(ascii)` when `keys` and
+/// a digit comes, `None` (after writing `200 result=-1`) when the channel is hung up under
+/// it. Digits due before it started were pressed between commands: lost, as on the switch.
+#[allow(clippy::too_many_arguments)]
+async fn run_media(
+    w: &mut tokio::net::tcp::OwnedWriteHalf,
+    length: Duration,
+    keys: bool,
+    digits: &mut VecDeque<(tokio::time::Instant, char)>,
+    caller_at: Option<tokio::time::Instant>,
+    timeout_at: Option<tokio::time::Instant>,
+    ari_rx: &mut mpsc::UnboundedReceiver<u16>,
+    ended: &mut Option<Ended>,
+) -> Option<u32> {
+    let now = tokio::time::Instant::now();
+    while digits.front().is_some_and(|(at, _)| *at <= now) {
+        digits.pop_front();
+    }
+    let done = tokio::time::sleep(length);
+    let next_digit = digits.front().copied().filter(|_| keys);
+    let digit = async {
+        match next_digit {
+            Some((at, d)) => {
+                tokio::time::sleep_until(at).await;
+                d
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let caller = async {
+        match caller_at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    let timeout = async {
+        match timeout_at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    let end = tokio::select! {
+        _ = done => return Some(0),
+        d = digit => {
+            digits.pop_front();
+            return Some(u32::from(d));
+        }
+        _ = timeout => Ended::Soft(0),
+        _ = caller => Ended::Caller,
+        Some(cause) = ari_rx.recv() => Ended::Soft(cause),
+    };
+    *ended = Some(end);
+    let _ = w.write_all(b"200 result=-1\n").await;
+    None
 }
 
 /// A fake ARI on `127.0.0.1:0`: `DELETE /ari/channels/{id}?reason_code=N` → 204 (the

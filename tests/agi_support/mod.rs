@@ -34,6 +34,8 @@ pub const TRANSCRIPTS: &[&str] = &[
     "rest-hangup-playback",
     "progress-wait-timeout",
     "bad-command",
+    "gather-flite-barge-in",
+    "gather-stream-file",
 ];
 
 /// The wire lines of a transcript (notes and outside events dropped).

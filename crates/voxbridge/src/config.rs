@@ -127,6 +127,10 @@ pub struct AsteriskConfig {
     /// Directory where http(s) media for `Play` is fetched to and cached (Asterisk has
     /// no HTTP media cache); it must be readable by Asterisk.
     pub media_cache_dir: String,
+    /// How many Flite syntheses may run at once on this Asterisk (at least 1). The
+    /// bundled app_flite crashes Asterisk (a libflite segfault) when two synthesise at
+    /// the same time, so the default is 1: Speaks queue fairly, in arrival order.
+    pub tts_concurrency: usize,
 }
 
 impl Default for AsteriskConfig {
@@ -141,6 +145,7 @@ impl Default for AsteriskConfig {
             ari_user: String::new(),
             ari_password: String::new(),
             media_cache_dir: "voxbridge-media".into(),
+            tts_concurrency: 1,
         }
     }
 }
@@ -576,6 +581,12 @@ impl Config {
             self.asterisk.handshake_timeout,
             false,
         )?;
+        if self.asterisk.tts_concurrency == 0 {
+            return Err(ConfigError(
+                "asterisk.tts_concurrency: must be at least 1 (1 keeps Flite safe on the bundle)"
+                    .into(),
+            ));
+        }
         for (key, days) in [
             ("store.retention_cdr_days", self.store.retention_cdr_days),
             (

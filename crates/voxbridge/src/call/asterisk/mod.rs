@@ -42,12 +42,24 @@
 //! - **http(s) media** for Play is fetched and cached by voxbridge ([`media`]) and played
 //!   from the local file (the switch has no HTTP media cache).
 //! - **Reconciliation** after a restart asks ARI per live row (`crate::server`).
+//! - **Gather** (SPEC §12.1) runs the engine's own rules; the driver only makes the switch
+//!   report digits, which FastAGI does only through the command running when they come
+//!   (`tests/fixtures/agi/gather-*.txt`): a Gather's prompts stop at a key
+//!   ([`render::plan_prompt`]: Flite with interrupt keys, `STREAM FILE`, `WAIT FOR DIGIT`)
+//!   and their reply's digit goes to the engine before the prompt's end (so the barge-in
+//!   is the switch's own stop, and the engine's `Interrupt` has nothing left to do); while
+//!   the Gather listens with nothing running, the driver keeps a `WAIT FOR DIGIT` running
+//!   until the Gather's deadline. Digits pressed in the few microseconds between two
+//!   commands (or while a spoken prompt waits for its Flite turn) are dropped by Asterisk.
+//! - **Flite safety** ([`tts`]): at most `[asterisk] tts_concurrency` syntheses at once per
+//!   Asterisk, in a fair queue a hung-up call leaves.
 //! - Not yet on Asterisk (each a clear refusal, never a silent skip): Speak in early media
-//!   (app_flite answers), Dial/Gather/Record.
+//!   (app_flite answers), Dial, Record.
 
 pub mod ari;
 pub mod media;
 pub mod render;
+pub mod tts;
 
 use crate::agi::{AgiCommand, AgiConnection, AgiEvent, AgiEvents, Reply};
 use crate::app::fetch::{FetchError, FetchRequest, Fetched};
@@ -71,7 +83,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 
 /// How long an operation that returned `result=-1` waits for the `HANGUP` notice before
@@ -93,6 +105,9 @@ pub struct AsteriskServices {
     pub ari: Option<Ari>,
     /// Where http(s) media for `Play` is fetched to ([`media`]).
     pub media: Option<media::MediaCache>,
+    /// At most `[asterisk] tts_concurrency` Flite syntheses at once on this Asterisk
+    /// ([`tts`]).
+    pub flite: tts::FliteQueue,
 }
 
 /// The handler the FastAGI listener runs for every accepted channel.
@@ -183,6 +198,10 @@ enum Report {
         result: Result<Fetched, FetchError>,
         elapsed: Duration,
     },
+    /// A digit a Gather's prompt stopped at (sent before that prompt's [`Report::Op`]).
+    Digit(char),
+    /// The listen of a Gather (`WAIT FOR DIGIT`) is over, with the digit if one came.
+    Listened { digit: Option<char> },
     /// `${HANGUPCAUSE}` and `${CHANNEL(hangupsource)}` after `HANGUP`.
     EndFacts {
         cause: Option<String>,
@@ -217,6 +236,11 @@ struct CallTask {
     /// The cause of our first kill (ARI carries only its Q.850 value: ALLOTTED_TIMEOUT
     /// comes back as 16, and is recorded as what we asked for).
     killed_with: Option<HangupCause>,
+    /// True once the channel is down or the socket gone: an operation still waiting for
+    /// its Flite turn leaves the queue ([`tts`]).
+    down: watch::Sender<bool>,
+    /// A Gather's `WAIT FOR DIGIT` is in flight (the driver's own, not an engine op).
+    listening: bool,
 }
 
 impl CallTask {
@@ -323,6 +347,8 @@ impl CallTask {
             refused_for_store: false,
             armed: Vec::new(),
             killed_with: None,
+            down: watch::channel(false).0,
+            listening: false,
         })
     }
 
@@ -367,6 +393,7 @@ impl CallTask {
             self.drain_actions().await
         };
         while ending.is_none() {
+            self.listen_if_awaited();
             let wait = self
                 .engine
                 .poll_timeout()
@@ -415,6 +442,7 @@ impl CallTask {
             ending = self.drain_actions().await;
         }
         let ending = ending.expect("loop ends only with an ending");
+        self.down.send_replace(true);
         drop(registration);
         for reply in self.api_hangups.drain(..) {
             let _ = reply.send(HangupReply::Ending);
@@ -472,10 +500,10 @@ impl CallTask {
                 Action::LegsEnded { .. } | Action::DialAnswered { .. } | Action::KillLeg { .. } => {
                     tracing::warn!("a Dial leg action on Asterisk, where Dial is not supported yet")
                 }
-                // Only a Gather interrupts its prompt, and a Gather's first operation is
-                // refused on Asterisk (render::plan), so nothing is playing to interrupt.
+                // A Gather's barge-in: its prompt already stopped at the digit (interrupt
+                // keys, render::plan_prompt) and reported it, so nothing plays any more.
                 Action::Interrupt => {
-                    tracing::warn!("interrupt asked on Asterisk, where Gather is not supported yet")
+                    tracing::debug!("barge-in: the prompt stopped at the digit in the switch")
                 }
                 Action::Request(req) => {
                     let params = fetch::params(
@@ -508,13 +536,18 @@ impl CallTask {
             );
         }
         let answered = self.engine.answered();
+        let job = self.job_for(op);
         if let crate::call::channel_op::ChannelOp::Play { url } = op {
             let lower = url.to_ascii_lowercase();
             if lower.starts_with("http://") || lower.starts_with("https://") {
-                return self.play_remote(id, url.clone(), answered);
+                return self.play_remote(id, url.clone(), answered, job);
             }
         }
-        let plan = render::plan_on(op, answered);
+        let plan = if job.reads_digit {
+            render::plan_prompt(op)
+        } else {
+            render::plan_on(op, answered)
+        };
         let reports = self.reports_tx.clone();
         match plan {
             Plan::Refuse(why) => {
@@ -533,14 +566,58 @@ impl CallTask {
                     crate::call::channel_op::ChannelOp::CancelArmedHangups => self.armed.clear(),
                     _ => {}
                 }
-                tokio::spawn(run_commands(self.conn.clone(), id, cmds, reports).in_current_span());
+                tokio::spawn(
+                    run_commands(self.conn.clone(), id, cmds, reports, job).in_current_span(),
+                );
             }
         }
     }
 
+    /// How `op` is run: a Gather's prompt reports the digit it stopped at, a Speak waits
+    /// for its Flite turn.
+    fn job_for(&self, op: &crate::call::channel_op::ChannelOp) -> Job {
+        use crate::call::channel_op::ChannelOp;
+        let reads_digit = matches!(op, ChannelOp::Silence { .. })
+            || (self.engine.gathering()
+                && matches!(op, ChannelOp::Speak { .. } | ChannelOp::Play { .. }));
+        let flite = matches!(op, ChannelOp::Speak { .. })
+            .then(|| (self.services.flite.clone(), self.down.subscribe()));
+        Job { reads_digit, flite }
+    }
+
+    /// A Gather listens with nothing running: Asterisk reports digits only while a
+    /// command runs, so the driver waits for one (`WAIT FOR DIGIT`) until the Gather's
+    /// deadline; the engine's own timer ends the input when it passes.
+    fn listen_if_awaited(&mut self) {
+        if self.listening || self.hangup_seen || !self.engine.awaiting_digits() {
+            return;
+        }
+        let Some(due) = self.engine.poll_timeout() else {
+            return;
+        };
+        let left = due.saturating_duration_since(Instant::now());
+        if left < Duration::from_millis(1) {
+            return;
+        }
+        self.listening = true;
+        let cmd = AgiCommand::wait_for_digit(left.min(MAX_LISTEN));
+        let conn = self.conn.clone();
+        let reports = self.reports_tx.clone();
+        tokio::spawn(
+            async move {
+                let digit = match conn.command(cmd).await {
+                    Ok(reply) => render::digit(&reply),
+                    Err(_) => None,
+                };
+                let _ = reports.send(Report::Listened { digit });
+            }
+            .in_current_span(),
+        );
+    }
+
     /// Play of http(s) media: fetched (once, cached) by voxbridge, then `Playback` of the
     /// local file; a fetch that fails is the operation's failure.
-    fn play_remote(&mut self, id: OpId, url: String, answered: bool) {
+    fn play_remote(&mut self, id: OpId, url: String, answered: bool, job: Job) {
         let reports = self.reports_tx.clone();
         let conn = self.conn.clone();
         let Some(cache) = self.services.media.clone() else {
@@ -570,8 +647,13 @@ impl CallTask {
                 let op = crate::call::channel_op::ChannelOp::Play {
                     url: format!("file://{local}"),
                 };
-                match render::plan_on(&op, answered) {
-                    Plan::Commands(cmds) => run_commands(conn, id, cmds, reports).await,
+                let plan = if job.reads_digit {
+                    render::plan_prompt(&op)
+                } else {
+                    render::plan_on(&op, answered)
+                };
+                match plan {
+                    Plan::Commands(cmds) => run_commands(conn, id, cmds, reports, job).await,
                     Plan::Refuse(why) => {
                         let _ = reports.send(Report::Op {
                             id,
@@ -690,6 +772,15 @@ impl CallTask {
                 }
                 self.input(Input::OpFinished { id, outcome });
             }
+            Report::Digit(digit) => {
+                self.input(Input::Dtmf(digit));
+            }
+            Report::Listened { digit } => {
+                self.listening = false;
+                if let Some(digit) = digit {
+                    self.input(Input::Dtmf(digit));
+                }
+            }
             Report::HeldExpired { id } => {
                 if let Some((held, outcome)) = self.held.take_if(|(h, _)| *h == id) {
                     self.input(Input::OpFinished { id: held, outcome });
@@ -774,6 +865,7 @@ impl CallTask {
             return;
         }
         self.hangup_seen = true;
+        self.down.send_replace(true);
         self.input(Input::ChannelHungUp {
             cause: HangupCause::NORMAL_CLEARING,
         });
@@ -806,6 +898,7 @@ impl CallTask {
         if self.engine.is_finished() {
             return;
         }
+        self.down.send_replace(true);
         tracing::warn!(reason = %reason, "the FastAGI connection closed before the call's end");
         if !self.hangup_seen {
             // The channel may live on without us: end it through ARI if we can.
@@ -903,20 +996,42 @@ async fn run_commands(
     id: OpId,
     cmds: Vec<AgiCommand>,
     reports: mpsc::UnboundedSender<Report>,
+    job: Job,
 ) {
     let mut report = Report::Op {
         id,
         outcome: OpOutcome::Refused("no command".into()),
         hangup_result: false,
     };
+    // Held until the last reply: the synthesis is over only when Flite has returned.
+    let _turn = match job.flite {
+        Some((queue, mut down)) => match queue.turn(&mut down).await {
+            Some(turn) => Some(turn),
+            None => {
+                tracing::info!("the channel ended while its Speak waited for a Flite turn");
+                let _ = reports.send(Report::Op {
+                    id,
+                    outcome: OpOutcome::Failed("the channel ended before its Flite turn".into()),
+                    hangup_result: false,
+                });
+                return;
+            }
+        },
+        None => None,
+    };
     for cmd in cmds {
         tracing::debug!(command = %cmd.line(), "AGI command");
         report = match conn.command(cmd).await {
-            Ok(reply) => Report::Op {
-                id,
-                outcome: render::outcome(&reply),
-                hangup_result: reply.is_hangup_result(),
-            },
+            Ok(reply) => {
+                if let Some(digit) = render::digit(&reply).filter(|_| job.reads_digit) {
+                    let _ = reports.send(Report::Digit(digit));
+                }
+                Report::Op {
+                    id,
+                    outcome: render::outcome(&reply),
+                    hangup_result: reply.is_hangup_result(),
+                }
+            }
             Err(crate::agi::AgiError::Closed(_)) => return,
             Err(e) => Report::Op {
                 id,
@@ -936,6 +1051,18 @@ async fn run_commands(
     }
     let _ = reports.send(report);
 }
+
+/// How an operation's commands are run (see [`CallTask::job_for`]).
+struct Job {
+    /// The reply's `result=` is a digit pressed (a Gather's prompt, a listen).
+    reads_digit: bool,
+    /// A Flite synthesis: wait for a turn in the server's queue first.
+    flite: Option<(tts::FliteQueue, watch::Receiver<bool>)>,
+}
+
+/// The longest single `WAIT FOR DIGIT` of a listening Gather (another follows until the
+/// Gather's deadline).
+const MAX_LISTEN: Duration = Duration::from_secs(10);
 
 /// How early a `TIMEOUT(absolute)` may fire before its nominal time (whole seconds).
 const SCHEDULE_EARLY_FIRE: Duration = Duration::from_millis(1500);

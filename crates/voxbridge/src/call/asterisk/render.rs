@@ -13,6 +13,11 @@
 //! | Hangup | `EXEC Hangup <q850>` |
 //! | ArmHangup | `SET VARIABLE voxbridge_scheduled_cause "<q850>"`, `SET VARIABLE TIMEOUT(absolute) "<secs>"` |
 //! | CancelArmedHangups | `SET VARIABLE TIMEOUT(absolute) "0"` |
+//! | Speak in a Gather | `EXEC Flite "<text>,<keys>"` (stops at a key; the reply is the key) |
+//! | Play in a Gather | `STREAM FILE "<path>" "<keys>"` |
+//! | Silence (Wait in a Gather) | `WAIT FOR DIGIT <ms>` |
+//! | FlushDigits | `NOOP` (Asterisk keeps no digits between commands) |
+//! | a Gather listening | `WAIT FOR DIGIT <ms until its deadline>`, run by the driver |
 //!
 //! **Schedule inside the switch.** `TIMEOUT(absolute)` is Asterisk's own timer on the
 //! channel: it fires even if voxbridge is busy or gone. On its own it carries no cause
@@ -68,6 +73,46 @@ pub fn plan_on(op: &ChannelOp, answered: bool) -> Plan {
     }
 }
 
+/// The DTMF keys that stop a Gather's prompt (every key a phone sends).
+pub const GATHER_KEYS: &str = "0123456789*#ABCD";
+
+/// [`plan_on`] for a prompt of a running Gather (SPEC §12.1): the prompt stops at the
+/// first digit and the reply carries it (`result=<ASCII code>`, read by [`digit`]) — the
+/// barge-in, since a FastAGI `EXEC Playback` reports no digit. Speak is
+/// `EXEC Flite "<text>,<keys>"` (app_flite's interrupt keys; result = the key, capture
+/// `gather-flite-barge-in.txt`), Play is `STREAM FILE` with escape digits
+/// (`gather-stream-file.txt`), a Wait is `WAIT FOR DIGIT`. A Gather answers first, so
+/// there is no early-media case.
+pub fn plan_prompt(op: &ChannelOp) -> Plan {
+    let built = match op {
+        ChannelOp::Speak { text, .. } => AgiCommand::exec(
+            "Flite",
+            &format!("{},{GATHER_KEYS}", app_arg(&one_line(text))),
+        ),
+        ChannelOp::Play { url } => match playback_name(url) {
+            Ok(name) => AgiCommand::stream_file(&name, GATHER_KEYS),
+            Err(why) => return Plan::Refuse(why),
+        },
+        other => return plan(other),
+    };
+    match built {
+        Ok(cmd) => Plan::Commands(vec![cmd]),
+        Err(e) => Plan::Refuse(format!("cannot build the AGI command: {e}")),
+    }
+}
+
+/// The digit a prompt or listen command's reply reports: `result=` is its ASCII code
+/// (0: none; -1: hung up or failed).
+pub fn digit(reply: &Reply) -> Option<char> {
+    match (reply.code, reply.result) {
+        (200, Some(r)) if r > 0 => u8::try_from(r)
+            .ok()
+            .map(char::from)
+            .filter(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D')),
+        _ => None,
+    }
+}
+
 pub fn plan(op: &ChannelOp) -> Plan {
     let built = match op {
         ChannelOp::Answer => Ok(AgiCommand::answer()),
@@ -106,12 +151,13 @@ pub fn plan(op: &ChannelOp) -> Plan {
             };
         }
         ChannelOp::CancelArmedHangups => AgiCommand::set_variable("TIMEOUT(absolute)", "0"),
-        // Gather's primitives. A FastAGI command runs to its end and reports no digit
-        // pressed during an EXEC'd Playback/Flite, so barge-in needs another design
-        // (STREAM FILE/GET DATA with escape digits); until then a Gather is refused by name.
-        ChannelOp::Silence { .. } | ChannelOp::FlushDigits => {
-            return Plan::Refuse("not supported yet on Asterisk: Gather".into())
-        }
+        // A Wait inside a Gather: silence that ends at the first digit and reports it.
+        ChannelOp::Silence { duration } => Ok(AgiCommand::wait_for_digit(*duration)),
+        // Asterisk drops the digits pressed while no command runs (capture
+        // `gather-flite-barge-in.txt`: a digit between two commands is never reported), so
+        // there is nothing held to drop; `NOOP` keeps the order (a listen still in flight
+        // replies first).
+        ChannelOp::FlushDigits => AgiCommand::verbatim("NOOP"),
         // A Dial's bridge needs Asterisk's Dial() with per-leg channel ids and the B-leg's
         // events (ARI); until then a Dial is refused by name.
         ChannelOp::Bridge(_) => return Plan::Refuse("not supported yet on Asterisk: Dial".into()),
