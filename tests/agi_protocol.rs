@@ -431,7 +431,9 @@ fn gather_transcripts_replies_carry_the_digit_pressed_and_the_driver_sends_their
         for l in lines {
             match l {
                 Line::C(c) => last_cmd = c,
-                Line::S(s) if s.starts_with("200 ") => out.push((last_cmd.clone(), digit(&reply(&s)))),
+                Line::S(s) if s.starts_with("200 ") => {
+                    out.push((last_cmd.clone(), digit(&reply(&s))))
+                }
                 _ => {}
             }
         }
@@ -439,7 +441,11 @@ fn gather_transcripts_replies_carry_the_digit_pressed_and_the_driver_sends_their
     };
     let flite = digits_of("gather-flite-barge-in");
     assert!(flite[0].0.starts_with("EXEC Flite") && flite[0].0.ends_with(",0123456789*#\""));
-    assert_eq!(flite[0].1, Some('5'), "Flite stopped at the 5 and returned it");
+    assert_eq!(
+        flite[0].1,
+        Some('5'),
+        "Flite stopped at the 5 and returned it"
+    );
     assert_eq!(flite[1], ("WAIT FOR DIGIT 5000".into(), Some('7')));
     assert_eq!(flite[2], ("WAIT FOR DIGIT 500".into(), None));
     assert_eq!(
