@@ -675,3 +675,129 @@ async fn asterisk_a_call_that_hangs_up_while_waiting_for_flite_leaves_the_queue_
     a.await.unwrap();
     assert_eq!(meter.runs(), 1);
 }
+
+/// A Dial on Asterisk is `Dial()` on the caller's channel; its end is read from the
+/// channel's variables (`tests/fixtures/agi/dial-*.txt`).
+#[tokio::test]
+async fn asterisk_dial_answered_is_one_dial_app_then_the_action_callbacks_and_leg_cdr_follow() {
+    let (app, server, agi) = start("").await;
+    let events = app.url("/events");
+    let next = app.xml("/after", &xml("<Hangup/>"));
+    let url = app.xml(
+        "/dial",
+        &xml(&format!(
+            "<Dial action=\"{next}\" callbackUrl=\"{events}\" callerId=\"15550001111\" timeLimit=\"60\" timeout=\"20\">\
+             <Number>7004</Number><Number>7002</Number></Dial>"
+        )),
+    );
+    let mut ch = channel("1796449610.60", &url);
+    ch.app_time = Duration::from_millis(300);
+    ch.dial_result = vec![
+        ("DIALSTATUS", "ANSWER"),
+        ("HANGUPCAUSE", "16"),
+        ("DIALEDPEERNUMBER", "7002"),
+        ("ANSWEREDTIME", "2"),
+    ];
+    let log = run_channel(agi, ch, Registry::default()).await;
+    assert!(
+        log.commands
+            .iter()
+            .any(|c| c == r#"EXEC Dial "SIP/7004&SIP/7002,20,gL(60000)""#),
+        "{:?}",
+        log.commands
+    );
+    assert!(
+        log.commands
+            .iter()
+            .any(|c| c == r#"SET VARIABLE CALLERID(num) "15550001111""#),
+        "{:?}",
+        log.commands
+    );
+    assert!(
+        !log.commands.iter().any(|c| c == "ANSWER"),
+        "a Dial never answers itself"
+    );
+    let action = &app.hits_on("/after")[0];
+    assert_eq!(action.must("DialStatus"), "completed");
+    let b_leg = action.must("DialBLegUUID");
+    assert!(!b_leg.is_empty());
+    let events = app
+        .wait_for(
+            Duration::from_secs(10),
+            "the Dial events",
+            |hits: &[crate::common::app::Hit]| {
+                let mut e: Vec<_> = hits
+                    .iter()
+                    .filter(|h| h.path == "/events")
+                    .cloned()
+                    .collect();
+                (e.len() >= 4).then(|| {
+                    e.sort_by_key(|h| h.must("DeliveryID"));
+                    e
+                })
+            },
+        )
+        .await;
+    let of_winner: Vec<String> = events
+        .iter()
+        .filter(|h| h.must("DialBLegUUID") == b_leg)
+        .map(|h| h.must("Event"))
+        .collect();
+    assert_eq!(of_winner, ["DialAnswer", "DialConnected", "DialHangup"]);
+    let winner_hangup = events
+        .iter()
+        .find(|h| h.must("DialBLegUUID") == b_leg && h.must("Event") == "DialHangup")
+        .unwrap();
+    assert_eq!(winner_hangup.must("DialBLegTo"), "7002");
+    assert_eq!(winner_hangup.must("DialBLegPosition"), "2");
+    let loser = events
+        .iter()
+        .find(|h| h.must("DialBLegUUID") != b_leg)
+        .expect("the other leg's DialHangup");
+    assert_eq!(loser.must("DialBLegHangupCause"), "LOSE_RACE");
+    let leg = server.cdr(&b_leg).await;
+    assert!(leg.answered);
+    let caller = server.cdr("1796449610.60").await;
+    assert!(caller.answered, "the bridge answered the caller");
+}
+
+#[tokio::test]
+async fn asterisk_dial_busy_leaves_the_caller_unanswered_and_the_action_says_busy() {
+    let (app, server, agi) = start("").await;
+    let next = app.xml("/after", &xml(r#"<Hangup reason="busy"/>"#));
+    let url = app.xml(
+        "/dial",
+        &xml(&format!(
+            "<Dial action=\"{next}\"><Number>7003</Number></Dial>"
+        )),
+    );
+    let mut ch = channel("1796449610.61", &url);
+    ch.dial_result = vec![("DIALSTATUS", "BUSY"), ("HANGUPCAUSE", "17")];
+    let log = run_channel(agi, ch, Registry::default()).await;
+    assert!(log.commands.iter().any(|c| c == r#"EXEC Hangup "17""#));
+    let action = &app.hits_on("/after")[0];
+    assert_eq!(action.must("DialStatus"), "busy");
+    assert_eq!(action.param("DialBLegUUID").unwrap_or_default(), "");
+    let cb = app.hangup_callback("1796449610.61").await;
+    assert_eq!(cb.must("SIPStatus"), "486");
+    assert!(!server.cdr("1796449610.61").await.answered);
+}
+
+#[tokio::test]
+async fn asterisk_dial_attributes_not_supported_yet_are_refused_by_name() {
+    let (app, server, agi) = start("").await;
+    let url = app.xml(
+        "/dial",
+        &xml("<Dial hangupOnStar=\"true\"><Number>7002</Number></Dial>"),
+    );
+    let log = run_channel(agi, channel("1796449610.62", &url), Registry::default()).await;
+    assert!(!log.commands.iter().any(|c| c.starts_with("EXEC Dial")));
+    let cdr = server.cdr("1796449610.62").await;
+    assert!(
+        cdr.notes
+            .iter()
+            .any(|n| n.contains("not supported yet on Asterisk: Dial hangupOnStar")),
+        "{:?}",
+        cdr.notes
+    );
+}

@@ -52,6 +52,9 @@ asterisk_tests!(
     asterisk_gather_finish_on_key_after_123_over_a_looping_file_posts_digits_123,
     asterisk_gather_wait_prompt_a_digit_ends_it_and_is_posted,
     asterisk_gather_no_input_goes_on_with_the_next_element_without_a_request,
+    asterisk_dial_answered_bridges_until_time_limit_then_the_action_runs,
+    asterisk_dial_busy_leaves_the_caller_unanswered_and_a_busy_hangup_after_it_is_486,
+    asterisk_dial_no_answer_after_the_ring_timeout_runs_the_next_element_486,
 );
 
 /// Flite safety (issue 17): five calls speaking at once; Asterisk survives, all complete.

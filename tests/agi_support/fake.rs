@@ -31,7 +31,7 @@ use super::agi_argv;
 /// The applications the fake channel has (others answer `200 result=-2`, as in
 /// `bad-command.txt`).
 const KNOWN_APPS: &[&str] = &[
-    "Flite", "Playback", "Wait", "SendDTMF", "Progress", "Hangup",
+    "Flite", "Playback", "Wait", "SendDTMF", "Progress", "Hangup", "Dial",
 ];
 
 /// How one fake channel behaves.
@@ -48,6 +48,10 @@ pub struct FakeChannel {
     pub dtmf: Vec<(Duration, char)>,
     /// Counts Flite runs across channels (several channels share one).
     pub flite: Option<Arc<FliteMeter>>,
+    /// What `EXEC Dial` leaves on the channel after `app_time` (as `dial-*.txt`):
+    /// `DIALSTATUS`, `HANGUPCAUSE`, `DIALEDPEERNUMBER`, `ANSWEREDTIME`; with
+    /// `DIALSTATUS=ANSWER` the channel is answered.
+    pub dial_result: Vec<(&'static str, &'static str)>,
 }
 
 /// Flite syntheses running at once on the fake "server", and the most ever seen.
@@ -88,6 +92,7 @@ impl FakeChannel {
             caller_hangs_up_after: None,
             dtmf: Vec::new(),
             flite: None,
+            dial_result: Vec::new(),
         }
     }
 }
@@ -160,6 +165,7 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
     let caller_at = ch.caller_hangs_up_after.map(|d| started + d);
     // TIMEOUT(absolute): fires as a soft hangup with no cause (progress-wait-timeout.txt).
     let mut timeout_at: Option<tokio::time::Instant> = None;
+    let mut variables = ch.variables.clone();
     let mut digits: VecDeque<(tokio::time::Instant, char)> =
         ch.dtmf.iter().map(|(at, d)| (started + *at, *d)).collect();
     loop {
@@ -219,7 +225,7 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
             (["GET", "FULL", "VARIABLE", "${CHANNEL(state)}"], _) => {
                 format!("200 result=1 ({})", if answered { "Up" } else { "Ring" })
             }
-            (["GET", "VARIABLE", var], _) => match ch.variables.get(*var) {
+            (["GET", "VARIABLE", var], _) => match variables.get(*var) {
                 Some(v) => format!("200 result=1 ({v})"),
                 None => "200 result=0".into(),
             },
@@ -242,6 +248,26 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
             (["EXEC", app, ..], None) if !KNOWN_APPS.contains(app) => {
                 // As the switch answers for an application it does not have.
                 "200 result=-2".into()
+            }
+            (["EXEC", "Dial", ..], None) => {
+                let r = run_media(
+                    &mut w,
+                    ch.app_time,
+                    false,
+                    &mut digits,
+                    caller_at,
+                    timeout_at,
+                    &mut ari_rx,
+                    &mut ended,
+                )
+                .await;
+                for (k, v) in &ch.dial_result {
+                    variables.insert(k.to_string(), v.to_string());
+                }
+                if variables.get("DIALSTATUS").map(String::as_str) == Some("ANSWER") {
+                    answered = true;
+                }
+                r.map_or_else(|| "HANGUP".into(), |_| "200 result=0".to_string())
             }
             (["EXEC", app, rest @ ..], None) => {
                 // A media application: runs app_time unless hung up under it (or, with

@@ -36,6 +36,10 @@ pub const TRANSCRIPTS: &[&str] = &[
     "bad-command",
     "gather-flite-barge-in",
     "gather-stream-file",
+    "dial-answered",
+    "dial-busy",
+    "dial-no-answer",
+    "dial-caller-hangs-up",
 ];
 
 /// The wire lines of a transcript (notes and outside events dropped).

@@ -367,6 +367,67 @@ pub fn all() -> Vec<Scenario> {
             .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
             .timing(Timing::AnsweredFor { min: 4.8, max: 9.0 }),
         ),
+        scenario(
+            "asterisk_dial_answered_bridges_until_time_limit_then_the_action_runs",
+            "<Dial timeLimit=\"3\" action callbackUrl> to 7002 (answers) on 7001: Dial() answers the caller when 7002 does, L() ends the bridge after 3 s, the action gets DialStatus completed and its busy Hangup BYEs; DialAnswer, DialConnected, DialHangup arrive",
+            Ext::Ringing,
+            vec![
+                xml(
+                    "<Response><Dial timeLimit=\"3\" action=\"{app}/answer?step=1\" callbackUrl=\"{app}/events\">\
+                     <Number>7002</Number></Dial></Response>",
+                ),
+                xml("<Response><Hangup reason=\"busy\"/></Response>"),
+            ],
+            Expect {
+                bye_reason: None,
+                caller_cause: "NORMAL_CLEARING",
+                ..Expect::bye("USER_BUSY", 17)
+            }
+            .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+            .dial_events(&["DialAnswer", "DialConnected", "DialHangup"])
+            .fetches(&["StartApp", "DialAction"])
+            .dial_status("completed")
+            .timing(Timing::AnsweredFor { min: 2.5, max: 6.0 }),
+        ),
+        scenario(
+            "asterisk_dial_busy_leaves_the_caller_unanswered_and_a_busy_hangup_after_it_is_486",
+            "<Dial action callbackUrl> to 7003 (486) on 7001: DialStatus busy, the caller still unanswered; the action's <Hangup reason=\"busy\"/> refuses it 486",
+            Ext::Ringing,
+            vec![
+                xml(
+                    "<Response><Dial action=\"{app}/answer?step=1\" callbackUrl=\"{app}/events\">\
+                     <Number>7003</Number></Dial></Response>",
+                ),
+                xml("<Response><Hangup reason=\"busy\"/></Response>"),
+            ],
+            Expect::refused(486, "USER_BUSY")
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .dial_events(&["DialHangup"])
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("busy"),
+        )
+        .probing(Probe::LegCdr {
+            cause: Some("USER_BUSY"),
+            name: "Busy Line",
+            source: "Callee",
+            answered: false,
+        }),
+        scenario(
+            "asterisk_dial_no_answer_after_the_ring_timeout_runs_the_next_element_486",
+            "<Dial timeout=\"2\" action> to 7004 (rings forever) on 7001: DialStatus no-answer after ~2 s, the caller unanswered; the next document's busy Hangup gives 486",
+            Ext::Ringing,
+            vec![
+                xml(
+                    "<Response><Dial timeout=\"2\" action=\"{app}/answer?step=1\"><Number>7004</Number></Dial></Response>",
+                ),
+                xml("<Response><Hangup reason=\"busy\"/></Response>"),
+            ],
+            Expect::refused(486, "USER_BUSY")
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("no-answer")
+                .timing(Timing::LastedAtLeast(1.5)),
+        ),
     ]
 }
 

@@ -53,8 +53,25 @@
 //!   commands (or while a spoken prompt waits for its Flite turn) are dropped by Asterisk.
 //! - **Flite safety** ([`tts`]): at most `[asterisk] tts_concurrency` syntheses at once per
 //!   Asterisk, in a fair queue a hung-up call leaves.
+//! - **Dial** (SPEC §11) is Asterisk's own `Dial()` on the caller's channel
+//!   ([`render::dial_plan`]): every destination at once, the ring window, `L()` for
+//!   `timeLimit`, `g` so the AGI goes on after the callee hangs up. FastAGI is blocked while
+//!   `Dial()` runs, so its outcome is read when it returns (captures `dial-*.txt`):
+//!   `DIALSTATUS` (ANSWER/BUSY/NOANSWER/CANCEL/CONGESTION/CHANUNAVAIL → the engine's
+//!   cause), `HANGUPCAUSE` (the callee's), `DIALEDPEERNUMBER` (which destination answered)
+//!   and `ANSWEREDTIME` (how long the bridge lasted: the caller's answer time is now minus
+//!   it). **B-leg identity**: the uuid voxbridge chose for each leg (`DialBLegUUID`, the
+//!   leg's CDR), matched to the Asterisk channel by `DIALEDPEERNUMBER`; chosen over ARI
+//!   originate + bridge because that needs the caller in Stasis and an ARI event client
+//!   for every state change, while `Dial()` gives ringing, early media, the race and the
+//!   answer inside the switch. The price, not supported yet: the answer is known only at
+//!   the Dial's end, so DialAnswer/DialConnected are sent then (with DialHangup) rather
+//!   than at the answer, the callee is not a live call (REST `DELETE` of the B-leg is
+//!   refused as gone), and `hangupOnStar`, `sipHeaders` and `sendDigits` are refused by
+//!   name (each needs per-leg work on the callee's channel). The next step is AMI's `DialBegin`/`DialEnd`/`BridgeEnter`
+//!   events (live answer, the callee's channel for a REST hang-up).
 //! - Not yet on Asterisk (each a clear refusal, never a silent skip): Speak in early media
-//!   (app_flite answers), Dial, Record.
+//!   (app_flite answers), Record.
 
 pub mod ari;
 pub mod media;
@@ -68,6 +85,7 @@ use crate::call::engine::{
     Reaction,
 };
 use crate::call::freeswitch::channel::CallFacts;
+use crate::call::freeswitch::dial_legs::{self, DialLegs};
 use crate::call::freeswitch::live_row::LiveRowWrites;
 use crate::call::freeswitch::{fetch, record, CallServices};
 use crate::call::hangup::Ending;
@@ -198,6 +216,12 @@ enum Report {
         result: Result<Fetched, FetchError>,
         elapsed: Duration,
     },
+    /// A Dial's `Dial()` returned; what the caller's channel says of it.
+    DialEnded {
+        id: OpId,
+        facts: DialFacts,
+        hangup_result: bool,
+    },
     /// A digit a Gather's prompt stopped at (sent before that prompt's [`Report::Op`]).
     Digit(char),
     /// The listen of a Gather (`WAIT FOR DIGIT`) is over, with the digit if one came.
@@ -241,6 +265,31 @@ struct CallTask {
     down: watch::Sender<bool>,
     /// A Gather's `WAIT FOR DIGIT` is in flight (the driver's own, not an engine op).
     listening: bool,
+    /// The Dial in flight: its op, its legs, and each leg's `DIALEDPEERNUMBER`.
+    dial: Option<DialRun>,
+    /// A Dial that returned `-1`, waiting to see whether `HANGUP` follows.
+    held_dial: Option<(OpId, DialFacts)>,
+    /// The Dial whose legs are being closed (for their CDRs and callbacks).
+    dial_legs: Option<DialLegs>,
+    /// The ordered writer of this call's mid-call outbox rows (Dial callbacks).
+    notices: Option<mpsc::UnboundedSender<Vec<crate::record::callback::NewCallback>>>,
+}
+
+/// A Dial being carried out on Asterisk.
+struct DialRun {
+    id: OpId,
+    legs: DialLegs,
+    /// `(DIALEDPEERNUMBER it would report, leg uuid)`, in document order.
+    peers: Vec<(String, String)>,
+}
+
+/// What the caller's channel says after `Dial()` (captures `dial-*.txt`).
+#[derive(Clone, Debug, Default)]
+struct DialFacts {
+    status: Option<String>,
+    cause: Option<String>,
+    peer: Option<String>,
+    answered_secs: Option<u64>,
 }
 
 impl CallTask {
@@ -313,14 +362,15 @@ impl CallTask {
         let settings = calls.engine_settings.clone();
         let (resolved, engine) = match calls.router.resolve(&facts.variables, &facts.to) {
             Ok(r) => {
-                let engine = CallEngine::new(settings, Some(r.answer_url.clone()));
+                let engine =
+                    CallEngine::new(settings, Some(r.answer_url.clone())).for_channel(&uuid);
                 (r, engine)
             }
             Err(e) => {
                 tracing::error!(error = %e, destination = %facts.to, "call cannot be routed; refusing it");
                 (
                     calls.router.callback_targets(&facts.variables, &facts.to),
-                    CallEngine::refusing(settings, e.to_string()),
+                    CallEngine::refusing(settings, e.to_string()).for_channel(&uuid),
                 )
             }
         };
@@ -349,6 +399,10 @@ impl CallTask {
             killed_with: None,
             down: watch::channel(false).0,
             listening: false,
+            dial: None,
+            held_dial: None,
+            dial_legs: None,
+            notices: None,
         })
     }
 
@@ -495,10 +549,49 @@ impl CallTask {
                         .scheduled_hangup(Some(OffsetDateTime::now_utc() + after));
                 }
                 Action::ScheduleCleared => self.live_row_writes.scheduled_hangup(None),
-                // A Dial's legs: its Bridge is refused on Asterisk (render::plan), so no
-                // leg ever exists here.
-                Action::LegsEnded { .. } | Action::DialAnswered { .. } | Action::KillLeg { .. } => {
-                    tracing::warn!("a Dial leg action on Asterisk, where Dial is not supported yet")
+                Action::LegsEnded { legs, callback } => {
+                    if let Some(dial) = self.dial_legs.take() {
+                        let hangups = dial_legs::leg_endings(
+                            &self.services.calls.store,
+                            &dial,
+                            &self.facts,
+                            &self.resolved.account_id,
+                            legs,
+                            callback.as_ref(),
+                        );
+                        self.enqueue_now(hangups);
+                    }
+                }
+                Action::DialAnswered {
+                    b_leg,
+                    position,
+                    to,
+                    callback,
+                } => {
+                    let Some(dial) = self.dial_legs.as_ref() else {
+                        continue;
+                    };
+                    let events = ["answer", "connected"].map(|status| {
+                        let params = dial_legs::event_params(
+                            dial,
+                            &self.facts,
+                            status,
+                            &b_leg,
+                            position,
+                            &to,
+                        );
+                        crate::app::callbacks::dial_event_callback(
+                            &callback.url,
+                            callback.method,
+                            &params,
+                        )
+                    });
+                    self.enqueue_now(events.into());
+                }
+                // The bridge is over before the engine hears of the answer (FastAGI's
+                // Dial reports at its end), so there is no callee left to hang up.
+                Action::KillLeg { leg_uuid } => {
+                    tracing::warn!(%leg_uuid, "callee hangup asked after the Dial ended; nothing to do");
                 }
                 // A Gather's barge-in: its prompt already stopped at the digit (interrupt
                 // keys, render::plan_prompt) and reported it, so nothing plays any more.
@@ -543,6 +636,9 @@ impl CallTask {
                 return self.play_remote(id, url.clone(), answered, job);
             }
         }
+        if let crate::call::channel_op::ChannelOp::Bridge(bridge) = op {
+            return self.dial(id, bridge);
+        }
         let plan = if job.reads_digit {
             render::plan_prompt(op)
         } else {
@@ -583,6 +679,214 @@ impl CallTask {
         let flite = matches!(op, ChannelOp::Speak { .. })
             .then(|| (self.services.flite.clone(), self.down.subscribe()));
         Job { reads_digit, flite }
+    }
+
+    /// A Dial: `Dial()` on the caller's channel ([`render::dial_plan`]); its end is read
+    /// from the channel's variables and reported as [`Report::DialEnded`].
+    fn dial(&mut self, id: OpId, bridge: &crate::call::channel_op::Bridge) {
+        let template = &self.services.calls.config.asterisk.dial_number_template;
+        let reports = self.reports_tx.clone();
+        let cmds = match render::dial_plan(bridge, template) {
+            Plan::Commands(cmds) => cmds,
+            Plan::Refuse(why) => {
+                tracing::warn!(reason = %why, "Dial refused on Asterisk");
+                let _ = reports.send(Report::Op {
+                    id,
+                    outcome: OpOutcome::Refused(why),
+                    hangup_result: false,
+                });
+                return;
+            }
+        };
+        let peers = bridge
+            .legs
+            .iter()
+            .filter_map(|l| {
+                let dest = render::dial_destination(&l.target, template).ok()?;
+                Some((
+                    render::dialed_peer_number(&dest).to_string(),
+                    l.uuid.clone(),
+                ))
+            })
+            .collect();
+        self.dial = Some(DialRun {
+            id,
+            legs: DialLegs {
+                bridge: bridge.clone(),
+                sent_at: OffsetDateTime::now_utc(),
+                bridged: None,
+            },
+            peers,
+        });
+        let conn = self.conn.clone();
+        tokio::spawn(
+            async move {
+                let mut last = None;
+                for cmd in cmds {
+                    tracing::debug!(command = %cmd.line(), "AGI command");
+                    match conn.command(cmd).await {
+                        Ok(reply)
+                            if render::outcome(&reply) == OpOutcome::Completed
+                                || reply.is_hangup_result() =>
+                        {
+                            last = Some(reply)
+                        }
+                        Ok(reply) => {
+                            let _ = reports.send(Report::Op {
+                                id,
+                                outcome: render::outcome(&reply),
+                                hangup_result: false,
+                            });
+                            return;
+                        }
+                        Err(crate::agi::AgiError::Closed(_)) => return,
+                        Err(e) => {
+                            let _ = reports.send(Report::Op {
+                                id,
+                                outcome: OpOutcome::Refused(e.to_string()),
+                                hangup_result: false,
+                            });
+                            return;
+                        }
+                    }
+                    if last.as_ref().is_some_and(|r| r.is_hangup_result()) {
+                        break;
+                    }
+                }
+                // Readable on a dead channel too (`dial-caller-hangs-up.txt`).
+                let read = |name: &'static str| {
+                    let conn = conn.clone();
+                    async move {
+                        let cmd = AgiCommand::get_variable(name).ok()?;
+                        match conn.command(cmd).await {
+                            Ok(Reply {
+                                result: Some(1),
+                                data,
+                                ..
+                            }) => data.filter(|d| !d.trim().is_empty()),
+                            _ => None,
+                        }
+                    }
+                };
+                let facts = DialFacts {
+                    status: read("DIALSTATUS").await,
+                    cause: read("HANGUPCAUSE").await,
+                    peer: read("DIALEDPEERNUMBER").await,
+                    answered_secs: read("ANSWEREDTIME")
+                        .await
+                        .and_then(|s| s.trim().parse().ok()),
+                };
+                tracing::info!(?facts, "Dial ended");
+                let _ = reports.send(Report::DialEnded {
+                    id,
+                    facts,
+                    hangup_result: last.is_some_and(|r| r.is_hangup_result()),
+                });
+            }
+            .in_current_span(),
+        );
+    }
+
+    /// A Dial's end as the engine hears it (SPEC §11.4): bridged to the leg whose
+    /// `DIALEDPEERNUMBER` answered — the caller answered when it did (`ANSWEREDTIME`
+    /// before now), the other legs lost the race — or not bridged with the cause of
+    /// `DIALSTATUS`. `timeLimit` ran out when the bridge lasted it (Asterisk's `L()` ends
+    /// it then; the callee's cause is ALLOTTED_TIMEOUT, as on FreeSWITCH).
+    fn dial_ended(&mut self, id: OpId, facts: DialFacts) {
+        use crate::call::channel_op::{BridgeOutcome, BridgeReport};
+        let Some(mut run) = self.dial.take_if(|d| d.id == id) else {
+            return;
+        };
+        let status = facts.status.clone().unwrap_or_default();
+        let answered_leg = (status.trim() == "ANSWER")
+            .then(|| {
+                run.peers
+                    .iter()
+                    .find(|(peer, _)| facts.peer.as_deref().map(str::trim) == Some(peer.as_str()))
+                    .or_else(|| (run.peers.len() == 1).then(|| &run.peers[0]))
+                    .map(|(_, uuid)| uuid.clone())
+            })
+            .flatten();
+        let report = match answered_leg {
+            Some(b_leg) => {
+                let secs = facts.answered_secs.unwrap_or(0);
+                let now = OffsetDateTime::now_utc();
+                let answered_at = now - time::Duration::seconds(secs as i64);
+                if !self.engine.answered() {
+                    self.answer_time.get_or_insert(answered_at);
+                    self.live_row_writes.answered(answered_at);
+                    self.input(Input::Answered);
+                }
+                run.legs.bridged = Some((b_leg.clone(), run.legs.sent_at, answered_at));
+                let limit = run.legs.bridge.time_limit.as_secs();
+                let callee_cause = if secs + 1 >= limit {
+                    HangupCause::ALLOTTED_TIMEOUT
+                } else {
+                    render::hangup_cause(facts.cause.as_deref())
+                };
+                let leg_causes = run
+                    .peers
+                    .iter()
+                    .filter(|(_, uuid)| *uuid != b_leg)
+                    .map(|(_, uuid)| (uuid.clone(), HangupCause::LOSE_RACE))
+                    .collect();
+                self.dial_legs = Some(run.legs);
+                tracing::info!(%b_leg, answered_secs = secs, "bridged");
+                self.input(Input::Bridged {
+                    b_leg: b_leg.clone(),
+                });
+                BridgeReport {
+                    outcome: BridgeOutcome::Bridged {
+                        b_leg,
+                        callee_cause: Some(callee_cause),
+                    },
+                    leg_causes,
+                }
+            }
+            None => {
+                let cause = render::dial_failure_cause(&status, facts.cause.as_deref());
+                let leg_causes = run
+                    .peers
+                    .iter()
+                    .map(|(_, uuid)| (uuid.clone(), cause))
+                    .collect();
+                self.dial_legs = Some(run.legs);
+                BridgeReport {
+                    outcome: BridgeOutcome::NotBridged { cause },
+                    leg_causes,
+                }
+            }
+        };
+        tracing::info!(?report, "bridge ended");
+        self.input(Input::BridgeEnded { id, report });
+    }
+
+    /// Writes callbacks of this live call to the outbox now, in order (one writer task
+    /// per call: DialAnswer → DialConnected → DialHangup must not be reordered).
+    fn enqueue_now(&mut self, callbacks: Vec<crate::record::callback::NewCallback>) {
+        if callbacks.is_empty() {
+            return;
+        }
+        let store = self.services.calls.store.clone();
+        let (uuid, account) = (self.facts.uuid.clone(), self.resolved.account_id.clone());
+        let queue = self.notices.get_or_insert_with(|| {
+            let (tx, mut rx) =
+                mpsc::unbounded_channel::<Vec<crate::record::callback::NewCallback>>();
+            tokio::spawn(
+                async move {
+                    while let Some(batch) = rx.recv().await {
+                        let ids: Vec<String> =
+                            batch.iter().map(|c| c.delivery_id.clone()).collect();
+                        if let Err(e) = store.enqueue_callbacks(&uuid, &account, batch).await {
+                            tracing::error!(error = %e, ?ids, "CALLBACKS NOT STORED: mid-call outbox rows could not be written");
+                        }
+                    }
+                }
+                .in_current_span(),
+            );
+            tx
+        });
+        let _ = queue.send(callbacks);
     }
 
     /// A Gather listens with nothing running: Asterisk reports digits only while a
@@ -785,6 +1089,26 @@ impl CallTask {
                 if let Some((held, outcome)) = self.held.take_if(|(h, _)| *h == id) {
                     self.input(Input::OpFinished { id: held, outcome });
                 }
+                if let Some((held, facts)) = self.held_dial.take_if(|(h, _)| *h == id) {
+                    self.dial_ended(held, facts);
+                }
+            }
+            Report::DialEnded {
+                id,
+                facts,
+                hangup_result,
+            } => {
+                if hangup_result && !self.hangup_seen {
+                    // The caller probably hung up: let its HANGUP reach the engine first.
+                    self.held_dial = Some((id, facts));
+                    let reports = self.reports_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(HANGUP_NOTICE_WAIT).await;
+                        let _ = reports.send(Report::HeldExpired { id });
+                    });
+                    return;
+                }
+                self.dial_ended(id, facts);
             }
             Report::HangupDone { command, result } => match result {
                 Ok(()) => {
@@ -872,6 +1196,9 @@ impl CallTask {
         if let Some((id, outcome)) = self.held.take() {
             self.input(Input::OpFinished { id, outcome });
         }
+        if let Some((id, facts)) = self.held_dial.take() {
+            self.dial_ended(id, facts);
+        }
         let conn = self.conn.clone();
         let reports = self.reports_tx.clone();
         tokio::spawn(
@@ -928,10 +1255,10 @@ impl CallTask {
                     }
                 }
             }
-            // A Dial's callee: no Dial runs on Asterisk yet, so no leg is registered
-            // under this call; the API is told the leg is gone.
+            // A Dial's callee is never registered live on Asterisk (FastAGI's Dial reports
+            // its answer only at its end): not supported yet; the API is told it is gone.
             CallCommand::HangupLeg { leg_uuid, reply } => {
-                tracing::warn!(%leg_uuid, "leg hangup asked on Asterisk, where Dial is not supported yet");
+                tracing::warn!(%leg_uuid, "not supported yet on Asterisk: REST hangup of a Dial's callee");
                 let _ = reply.send(HangupReply::Over);
             }
         }
