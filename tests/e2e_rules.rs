@@ -571,7 +571,14 @@ async fn rule_4_caller_hangs_up_mid_speak_wins_nothing_more_runs_callback_still_
         &r,
         &Expected::new(HangupCause::NORMAL_CLEARING, "Caller Hangup", "Caller").answered(),
     );
-    assert_eq!(cb.must("BillDuration"), "2");
+    // The caller left 2 simulated seconds into a 20-second Speak. At SPEED a simulated
+    // second is 50 ms of wall clock, so a loaded machine may add a second between the
+    // answer and the Speak; the bound only has to tell "cut short" from "played out".
+    let billed: u64 = cb.must("BillDuration").parse().unwrap();
+    assert!(
+        (2..=5).contains(&billed),
+        "BillDuration {billed}: the Speak was not cut short at 2 s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 const FLOORS: &[(&str, u8)] = &[
     ("cause", 0),
     ("http_client", 0),
+    ("listen", 0),
     ("config", 1),
     ("document", 1),
     ("esl", 2),

@@ -771,48 +771,7 @@ fn describe(e: figment::Error, from_env: &[(String, String)]) -> String {
         .join("; ")
 }
 
-/// Parses `a.b.c.d/n` or `x::y/n` into (network, prefix length).
-pub fn parse_cidr(text: &str) -> Option<(std::net::IpAddr, u8)> {
-    let (ip, len) = match text.split_once('/') {
-        Some((ip, len)) => (
-            ip.parse::<std::net::IpAddr>().ok()?,
-            len.parse::<u8>().ok()?,
-        ),
-        None => {
-            let ip = text.parse::<std::net::IpAddr>().ok()?;
-            (ip, if ip.is_ipv4() { 32 } else { 128 })
-        }
-    };
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    (len <= max).then_some((ip, len))
-}
-
-/// Whether `peer` lies inside any of the CIDRs (IPv4-mapped IPv6 peers count as IPv4).
-pub fn cidr_allows(allow: &[String], peer: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    let peer = match peer {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(peer),
-        v4 => v4,
-    };
-    allow
-        .iter()
-        .filter_map(|c| parse_cidr(c))
-        .any(|(net, len)| match (net, peer) {
-            (IpAddr::V4(n), IpAddr::V4(p)) => {
-                let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-                u32::from(n) & mask == u32::from(p) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(p)) => {
-                let mask = if len == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - len)
-                };
-                u128::from(n) & mask == u128::from(p) & mask
-            }
-            _ => false,
-        })
-}
+pub use crate::listen::{cidr_allows, parse_cidr};
 
 #[cfg(test)]
 mod tests {
@@ -858,15 +817,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("app.fetch_retries"), "{e}");
-    }
-
-    #[test]
-    fn cidr_matching() {
-        let allow = vec!["127.0.0.0/8".to_string(), "::1/128".to_string()];
-        assert!(cidr_allows(&allow, "127.0.0.1".parse().unwrap()));
-        assert!(cidr_allows(&allow, "::1".parse().unwrap()));
-        assert!(cidr_allows(&allow, "::ffff:127.0.0.5".parse().unwrap()));
-        assert!(!cidr_allows(&allow, "10.0.0.1".parse().unwrap()));
-        assert!(parse_cidr("10.0.0.0/33").is_none());
     }
 }

@@ -6,7 +6,8 @@
 //! every `crate::…` path in `src/` against this list in `cargo test`:
 //!
 //! 0. [`cause`]: the switch's hangup-cause tables; [`http_client`]: how every HTTP
-//!    client is built (rustls on `ring`).
+//!    client is built (rustls on `ring`); [`listen`]: the accept loop both switch
+//!    listeners share (allow-list, connection limit, drain on shutdown).
 //! 1. [`config`]: the TOML configuration and its rules; [`document`]: Answer XML and
 //!    VoxML parsed into one instruction model.
 //! 2. [`esl`]: the Event Socket protocol only (frames, events, connections), no call
@@ -39,6 +40,7 @@ pub mod config;
 pub mod document;
 pub mod esl;
 pub mod http_client;
+pub mod listen;
 pub mod metrics;
 pub mod record;
 pub mod server;

@@ -60,6 +60,89 @@ pub enum ChannelOp {
     /// digits pressed before it are never counted; their events, if any, arrive before
     /// this operation's completion).
     FlushDigits,
+    /// Record the caller into a file (SPEC §12.2, a plain `<Record>`): beep if asked,
+    /// then record until silence, the length limit, a finish key, a stop or the hangup.
+    /// It ends with [`crate::call::engine::Input::RecordEnded`], not `OpFinished`
+    /// (unless the switch refuses it outright).
+    Record(RecordCaller),
+    /// Start recording the whole call, both directions, into `path`, in the background
+    /// (`recordSession`, `startOnDialAnswer`): the operation completes at once and the
+    /// call goes on; the file is complete when
+    /// [`crate::call::engine::Input::RecordingStopped`] names it (a stop, or the hangup).
+    StartSessionRecording { path: String },
+}
+
+/// A recording's container. Which ones a switch can write is the driver's knowledge
+/// (FreeSWITCH needs mod_shout for mp3); the engine asks only for what the configuration
+/// says the switch can do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordFormat {
+    Wav,
+    Mp3,
+}
+
+impl RecordFormat {
+    /// The file's extension (and the API's `recording_format`).
+    pub fn ext(self) -> &'static str {
+        match self {
+            RecordFormat::Wav => "wav",
+            RecordFormat::Mp3 => "mp3",
+        }
+    }
+}
+
+/// [`ChannelOp::Record`]: record the caller (one direction) into `path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordCaller {
+    /// Absolute path of the file to write, `<record.dir>/<RecordingID>.<ext>`: a place
+    /// both the switch and voxbridge can reach.
+    pub path: String,
+    pub format: RecordFormat,
+    /// A short tone before the recording starts (`playBeep`).
+    pub beep: bool,
+    /// This much silence from the caller ends the recording (`timeout`).
+    pub silence_timeout: Duration,
+    /// The recording's length limit (`maxLength`). Switches check it coarsely: the
+    /// test FreeSWITCH runs to the next whole second past it.
+    pub max_length: Duration,
+    /// Keys that end the recording (not recorded as audio); empty: none.
+    pub finish_keys: String,
+}
+
+/// What the switch says about how a [`ChannelOp::Record`] ended. The switch tells
+/// silence and a finish key apart from the rest; a limit, a stop and the hangup all look
+/// alike on the wire, and the engine knows which one it was (it asked for the stop, it
+/// saw the hangup).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordEndedBy {
+    /// The caller's silence lasted the whole silence timeout.
+    Silence,
+    /// The caller pressed this finish key.
+    Key(char),
+    /// Anything else: the length limit, a stop, or the channel going down.
+    Other,
+}
+
+/// The end of a [`ChannelOp::Record`] as the switch reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordReport {
+    pub ended_by: RecordEndedBy,
+    /// The audio recorded, as the switch measured it.
+    pub duration: Duration,
+    /// When the recording ended, epoch milliseconds on the switch's clock (its event's
+    /// timestamp); `None` if the switch did not say.
+    pub ended_at_ms: Option<i64>,
+}
+
+/// A background recording ([`ChannelOp::StartSessionRecording`]) whose file is now
+/// complete, as the switch reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingStop {
+    /// The file, as the operation named it.
+    pub path: String,
+    pub duration: Duration,
+    /// Epoch milliseconds on the switch's clock; `None` if the switch did not say.
+    pub ended_at_ms: Option<i64>,
 }
 
 /// How a [`ChannelOp`] ended, as the driver reads the switch's reply.
@@ -160,4 +243,16 @@ pub struct BridgeReport {
     /// `(leg uuid, cause)` per leg that ended before or instead of the bridge (LOSE_RACE
     /// for the losers of a race).
     pub leg_causes: Vec<(String, HangupCause)>,
+}
+
+/// Stop the call's recordings now, even while an operation runs (REST
+/// `DELETE Call/{uuid}/Record/`): each stopped background recording is then reported
+/// with [`crate::call::engine::Input::RecordingStopped`], a running
+/// [`ChannelOp::Record`] ends as usual with its report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StopRecordings {
+    /// The background recordings still running, by the path they were started with.
+    pub sessions: Vec<String>,
+    /// A [`ChannelOp::Record`] is running and must end now.
+    pub caller: bool,
 }

@@ -86,7 +86,8 @@ pub use crate::call::element::repeat::MIN_LOOP_RUN;
 
 pub use crate::call::channel_op::{
     Bridge, BridgeLeg, BridgeOutcome, BridgeReport, ChannelOp, CommandFailure, HangupCommand,
-    HungUpBy, OpId, OpOutcome,
+    HungUpBy, OpId, OpOutcome, RecordCaller, RecordEndedBy, RecordFormat, RecordReport,
+    RecordingStop, StopRecordings,
 };
 
 pub use crate::call::element::DocumentFetch;
@@ -155,6 +156,14 @@ pub enum Input {
     /// a callee hangs up (SPEC §11.2). `NoEffect` when it is not the bridged callee or
     /// the call is already closing.
     ApiHangupLeg { leg_uuid: String },
+    /// The [`ChannelOp::Record`] with `id` ended (instead of [`Input::OpFinished`]).
+    RecordEnded { id: OpId, report: RecordReport },
+    /// A recording's file is complete (the switch reports every recording that stops;
+    /// the engine takes those it started in the background).
+    RecordingStopped(RecordingStop),
+    /// REST `DELETE Call/{uuid}/Record/`: stop the call's recordings now. `NoEffect`
+    /// when none runs.
+    ApiStopRecordings,
 }
 
 /// What the engine asks the driver to do, in order.
@@ -190,6 +199,9 @@ pub enum Action {
     },
     /// Hang up the Dial's callee `leg_uuid` (not the caller), even while the bridge runs.
     KillLeg { leg_uuid: String },
+    /// Stop the call's recordings now, even while an operation runs (see
+    /// [`StopRecordings`]); each is then reported as it ends.
+    StopRecordings(StopRecordings),
     /// Stop the running operation now (a Gather's barge-in); it then finishes as
     /// usual and is reported with [`Input::OpFinished`]. Nothing queued is dropped.
     Interrupt,
@@ -553,6 +565,9 @@ impl CallEngine {
             | Input::Bridged { .. }
             | Input::BridgeEnded { .. }
             | Input::ApiHangupLeg { .. } => Reaction::NoEffect,
+            Input::RecordEnded { .. } | Input::RecordingStopped(_) | Input::ApiStopRecordings => {
+                Reaction::NoEffect
+            }
         }
     }
 

@@ -598,6 +598,12 @@ impl CallTask {
                 Action::Interrupt => {
                     tracing::debug!("barge-in: the prompt stopped at the digit in the switch")
                 }
+                // Recordings are refused on Asterisk (render::plan): none runs to stop.
+                Action::StopRecordings(_) => {
+                    tracing::warn!(
+                        "stop recordings asked on Asterisk, where Record is not supported yet"
+                    )
+                }
                 Action::Request(req) => {
                     let params = fetch::params(
                         &self.facts,

@@ -164,6 +164,10 @@ pub fn plan(op: &ChannelOp) -> Plan {
         ChannelOp::Bridge(_) => {
             return Plan::Refuse("a Dial is planned with its dial strings (dial_plan)".into())
         }
+        // RECORD FILE / MixMonitor: not mapped yet; a Record is refused by name.
+        ChannelOp::Record(_) | ChannelOp::StartSessionRecording { .. } => {
+            return Plan::Refuse("not supported yet on Asterisk: Record".into())
+        }
     };
     match built {
         Ok(cmd) => Plan::Commands(vec![cmd]),

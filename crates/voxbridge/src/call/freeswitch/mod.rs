@@ -308,6 +308,9 @@ struct CallTask {
     refused_for_store: Arc<AtomicBool>,
     /// The shutdown grace expired while the channel was up: we hung it up.
     cut_off_at: Option<Instant>,
+    /// The `record` in flight (a `<Record>`): its CHANNEL_EXECUTE_COMPLETE is read as a
+    /// [`crate::call::engine::RecordReport`].
+    record_op: Option<OpId>,
     /// The bridge in flight (a Dial): its operation and what was asked, to read its
     /// CHANNEL_EXECUTE_COMPLETE as a [`crate::call::engine::BridgeReport`].
     bridge: Option<(OpId, crate::call::engine::Bridge)>,
@@ -379,6 +382,7 @@ impl CallTask {
             refused_for_store: Arc::new(AtomicBool::new(false)),
             cut_off_at: None,
             bridge: None,
+            record_op: None,
             closing_requests: Vec::new(),
             commands: None,
             leg_registration: None,
@@ -534,6 +538,16 @@ impl CallTask {
             match action {
                 Action::Fetch(req) => self.start_fetch(req),
                 Action::Run { id, op } => {
+                    if let ChannelOp::Record(record) = &op {
+                        for app in render::record_prelude(record) {
+                            let _ = self.to_switch.send(SwitchCommand::Execute {
+                                app: app.name.to_string(),
+                                arg: app.arg,
+                                event_uuid: Execute::new_event_uuid(),
+                            });
+                        }
+                        self.record_op = Some(id);
+                    }
                     if let ChannelOp::Bridge(bridge) = &op {
                         for set in render::bridge_prelude(bridge) {
                             let _ = self.to_switch.send(SwitchCommand::Execute {
@@ -609,6 +623,17 @@ impl CallTask {
                 }
                 Action::Interrupt => {
                     let _ = self.to_switch.send(SwitchCommand::Break);
+                }
+                Action::StopRecordings(stop) => {
+                    if stop.caller {
+                        // `record` ends on a break like a playback (its report follows).
+                        let _ = self.to_switch.send(SwitchCommand::Break);
+                    }
+                    for path in stop.sessions {
+                        let _ = self
+                            .to_switch
+                            .send(SwitchCommand::StopSessionRecording { path });
+                    }
                 }
                 Action::Request(req) => self.request_through_outbox(req),
                 Action::Finish(ending) => return Some(ending),
@@ -904,6 +929,16 @@ impl CallTask {
                             report,
                         },
                     );
+                } else if let Some(record_id) = self.record_op.take_if(|r| Some(*r) == id) {
+                    let report = render::record_report(&event);
+                    tracing::info!(?report, "record ended");
+                    self.input_from(
+                        &event,
+                        Input::RecordEnded {
+                            id: record_id,
+                            report,
+                        },
+                    );
                 } else if let Some(id) = id {
                     let response = event.application_response().unwrap_or("_none_");
                     let outcome = render::completion_outcome(response);
@@ -931,6 +966,11 @@ impl CallTask {
                     tracing::info!(%b_leg, "bridged");
                     self.register_leg(&event, &b_leg);
                     self.input_from(&event, Input::Bridged { b_leg });
+                }
+            }
+            "RECORD_STOP" => {
+                if let Some(stop) = render::recording_stop(&event) {
+                    self.input_from(&event, Input::RecordingStopped(stop));
                 }
             }
             "DTMF" => {

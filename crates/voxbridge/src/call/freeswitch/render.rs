@@ -26,6 +26,7 @@
 
 use crate::call::channel_op::{
     Bridge, BridgeOutcome, BridgeReport, ChannelOp, CommandFailure, HungUpBy, OpOutcome,
+    RecordCaller, RecordEndedBy, RecordReport, RecordingStop,
 };
 use crate::cause::HangupCause;
 use crate::config::{DialConfig, TtsConfig};
@@ -67,6 +68,8 @@ pub fn application(op: &ChannelOp, tts: &TtsConfig, dial: &DialConfig) -> Applic
         ChannelOp::CancelArmedHangups => ("sched_cancel", String::new()),
         ChannelOp::Bridge(bridge) => ("bridge", dial_string(bridge, dial)),
         ChannelOp::FlushDigits => ("flush_dtmf", String::new()),
+        ChannelOp::Record(r) => ("record", record_arg(r)),
+        ChannelOp::StartSessionRecording { path } => ("record_session", path.clone()),
     };
     Application { name, arg }
 }
@@ -96,6 +99,112 @@ pub fn bridge_prelude(bridge: &Bridge) -> Vec<Application> {
     .into_iter()
     .map(|arg| Application { name: "set", arg })
     .collect()
+}
+
+/// The energy below which `record` counts a frame as silence (the value of transcripts
+/// m, n, r and s, FreeSWITCH's documented example).
+pub const RECORD_SILENCE_THRESHOLD: u32 = 200;
+
+/// The beep before a `<Record>` (`playBeep`): half a second of 1 kHz.
+pub const RECORD_BEEP: &str = "tone_stream://%(500,0,1000)";
+
+/// `record <path> <limit s> <threshold> <silence s>` (reference §7.2). The limit is
+/// checked on whole epoch seconds, so the file runs up to a second past it (transcript
+/// r: 3.66 s for 3). The last number is "silence hits": seconds of silence, counted in
+/// packets of the channel's codec — on the test switch's G722 (16 kHz audio in an 8 kHz
+/// RTP clock) the silence lasts about twice as long as asked (transcript m: 3.98 s for
+/// 2), a switch quirk written down rather than guessed around.
+fn record_arg(r: &RecordCaller) -> String {
+    format!(
+        "{} {} {} {}",
+        r.path,
+        r.max_length.as_secs().max(1),
+        RECORD_SILENCE_THRESHOLD,
+        r.silence_timeout.as_secs().max(1)
+    )
+}
+
+/// What runs before a `record` (sent as applications just before it, in order):
+/// * the beep (`playback` of [`RECORD_BEEP`]) when `playBeep` asks for it;
+/// * `playback_terminators=<keys>` (`none` when no key ends it) — `record` takes its
+///   finish keys from there (transcript n);
+/// * `playback_terminator_used=` (unset) — the variable outlives the application, so a
+///   key that ended an earlier record or playback would otherwise read as this one's.
+pub fn record_prelude(r: &RecordCaller) -> Vec<Application> {
+    let mut apps = Vec::new();
+    if r.beep {
+        apps.push(Application {
+            name: "playback",
+            arg: RECORD_BEEP.to_string(),
+        });
+    }
+    let keys = if r.finish_keys.is_empty() {
+        "none"
+    } else {
+        r.finish_keys.as_str()
+    };
+    apps.push(Application {
+        name: "set",
+        arg: format!("playback_terminators={keys}"),
+    });
+    apps.push(Application {
+        name: "set",
+        arg: "playback_terminator_used=".to_string(),
+    });
+    apps
+}
+
+/// How a `record` ended, from its CHANNEL_EXECUTE_COMPLETE (transcripts m, n, r, s):
+/// `silence_hits_exhausted=true` is silence, `playback_terminator_used` the key, anything
+/// else a limit, a break or the hangup; `record_ms` is the audio's length.
+pub fn record_report(event: &Event) -> RecordReport {
+    let var = |name: &str| {
+        event
+            .variable(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let ended_by = if var("silence_hits_exhausted") == Some("true") {
+        RecordEndedBy::Silence
+    } else if let Some(key) = var("playback_terminator_used").and_then(|k| k.chars().next()) {
+        RecordEndedBy::Key(key)
+    } else {
+        RecordEndedBy::Other
+    };
+    RecordReport {
+        ended_by,
+        duration: record_duration(event),
+        ended_at_ms: event_epoch_ms(event),
+    }
+}
+
+/// A background recording's end, from its RECORD_STOP (transcript t).
+pub fn recording_stop(event: &Event) -> Option<RecordingStop> {
+    let path = event.header("Record-File-Path")?.trim();
+    if path.is_empty() {
+        return None;
+    }
+    Some(RecordingStop {
+        path: path.to_string(),
+        duration: record_duration(event),
+        ended_at_ms: event_epoch_ms(event),
+    })
+}
+
+fn record_duration(event: &Event) -> std::time::Duration {
+    let ms = event
+        .variable("record_ms")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    std::time::Duration::from_millis(ms)
+}
+
+/// The event's own time (`Event-Date-Timestamp`, epoch µs) in epoch ms.
+fn event_epoch_ms(event: &Event) -> Option<i64> {
+    event
+        .header("Event-Date-Timestamp")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .map(|us| us / 1000)
 }
 
 /// The `bridge` dial string: every leg at once (`,`), each `[…]` with the uuid chosen
@@ -628,5 +737,110 @@ mod tests {
             );
             assert_eq!(report.leg_causes, vec![(b, cause)], "{file}");
         }
+    }
+
+    /// The first event named `name` whose block contains `needle`, decoded.
+    fn event_in(transcript: &str, name: &str, needle: &str) -> Event {
+        let start = transcript
+            .match_indices(&format!("Event-Name: {name}"))
+            .map(|(i, _)| i)
+            .find(|i| {
+                let block = &transcript[*i..];
+                let end = block.find("\n\n").unwrap_or(block.len());
+                block[..end].contains(needle)
+            })
+            .expect("the event");
+        let block = &transcript[start..];
+        let end = block.find("\n\n").expect("end of the event") + 2;
+        crate::esl::event::decode_plain(&block.as_bytes()[..end]).expect("decodes")
+    }
+
+    #[test]
+    fn record_rendering() {
+        let r = RecordCaller {
+            path: "/tmp/rec/abc.wav".into(),
+            format: crate::call::channel_op::RecordFormat::Wav,
+            beep: true,
+            silence_timeout: Duration::from_secs(4),
+            max_length: Duration::from_secs(5),
+            finish_keys: "#*".into(),
+        };
+        let app = application(
+            &ChannelOp::Record(r.clone()),
+            &TtsConfig::default(),
+            &DialConfig::default(),
+        );
+        assert_eq!(
+            (app.name, app.arg.as_str()),
+            ("record", "/tmp/rec/abc.wav 5 200 4")
+        );
+        let prelude: Vec<(&str, String)> = record_prelude(&r)
+            .into_iter()
+            .map(|a| (a.name, a.arg))
+            .collect();
+        assert_eq!(
+            prelude,
+            [
+                ("playback", RECORD_BEEP.to_string()),
+                ("set", "playback_terminators=#*".to_string()),
+                ("set", "playback_terminator_used=".to_string()),
+            ]
+        );
+        let quiet = RecordCaller {
+            beep: false,
+            finish_keys: String::new(),
+            ..r
+        };
+        let prelude: Vec<String> = record_prelude(&quiet).into_iter().map(|a| a.arg).collect();
+        assert_eq!(
+            prelude,
+            ["playback_terminators=none", "playback_terminator_used="]
+        );
+        let session = application(
+            &ChannelOp::StartSessionRecording {
+                path: "/tmp/rec/s.wav".into(),
+            },
+            &TtsConfig::default(),
+            &DialConfig::default(),
+        );
+        assert_eq!(
+            (session.name, session.arg.as_str()),
+            ("record_session", "/tmp/rec/s.wav")
+        );
+    }
+
+    #[test]
+    fn record_reports_read_from_the_real_switch() {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/esl/");
+        let read = |name: &str| std::fs::read_to_string(format!("{fixtures}{name}")).unwrap();
+        let done = |file: &str| {
+            record_report(&event_in(
+                &read(file),
+                "CHANNEL_EXECUTE_COMPLETE",
+                "\nApplication: record\n",
+            ))
+        };
+        let m = done("m-record-ended-by-silence.txt");
+        assert_eq!(m.ended_by, RecordEndedBy::Silence);
+        assert_eq!(m.duration, Duration::from_millis(3980));
+        assert!(m.ended_at_ms.is_some_and(|ms| ms > 1_700_000_000_000));
+        let n = done("n-record-ended-by-key.txt");
+        assert_eq!(n.ended_by, RecordEndedBy::Key('#'));
+        assert_eq!(n.duration, Duration::from_millis(1500));
+        let r = done("r-record-ended-by-max-length.txt");
+        assert_eq!(r.ended_by, RecordEndedBy::Other);
+        assert_eq!(r.duration, Duration::from_millis(3660));
+        let s = done("s-record-ended-by-caller-hangup.txt");
+        assert_eq!(s.ended_by, RecordEndedBy::Other);
+        assert_eq!(s.duration, Duration::from_millis(1540));
+        // t: the session recording stopped by stop_record_session.
+        let stop = recording_stop(&event_in(
+            &read("t-record-session-and-stop.txt"),
+            "RECORD_STOP",
+            "variable_record_ms: 2020",
+        ))
+        .expect("a path");
+        assert!(stop.path.starts_with('/'), "{}", stop.path);
+        assert_eq!(stop.duration, Duration::from_millis(2020));
     }
 }

@@ -39,6 +39,10 @@ pub(super) enum SwitchCommand {
     /// `api uuid_break <uuid>`: stops the running application (a Gather's barge-in);
     /// the commands queued behind it stay queued.
     Break,
+    /// `api uuid_record <uuid> stop <path>`: ends a background recording now, even under
+    /// an event-locked application (`stop_record_session` would wait behind it). The
+    /// switch then reports its RECORD_STOP.
+    StopSessionRecording { path: String },
     /// `exit`: leave the socket; the writer stops after it.
     Exit,
 }
@@ -159,6 +163,17 @@ impl Writer {
                                     tracing::info!(reply = %r.body.trim(), "uuid_break not applied")
                                 }
                                 Err(e) => tracing::warn!(error = %e, "uuid_break failed"),
+                            }
+                        }
+                        SwitchCommand::StopSessionRecording { path } => {
+                            // A refusal (already stopped, the channel just went) needs
+                            // nothing more: a recording that ends reports itself.
+                            match conn.api(&format!("uuid_record {uuid} stop {path}")).await {
+                                Ok(r) if r.body.starts_with("+OK") => {}
+                                Ok(r) => {
+                                    tracing::info!(reply = %r.body.trim(), %path, "uuid_record stop not applied")
+                                }
+                                Err(e) => tracing::warn!(error = %e, "uuid_record stop failed"),
                             }
                         }
                         SwitchCommand::Exit => {
