@@ -300,6 +300,8 @@ fn names(ops: &[ChannelOp]) -> Vec<&'static str> {
             ChannelOp::Bridge(_) => "bridge",
             ChannelOp::FlushDigits => "flush_digits",
             ChannelOp::Silence { .. } => "silence",
+            ChannelOp::Record(_) => "record",
+            ChannelOp::StartSessionRecording { .. } => "start_session_recording",
         })
         .collect()
 }
