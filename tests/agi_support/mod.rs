@@ -40,6 +40,7 @@ pub const TRANSCRIPTS: &[&str] = &[
     "dial-busy",
     "dial-no-answer",
     "dial-caller-hangs-up",
+    "record-file",
 ];
 
 /// The wire lines of a transcript (notes and outside events dropped).
