@@ -46,6 +46,10 @@ enum Step {
     CallerHangsUp,
     /// `DELETE /ari/channels/{agi_uniqueid}?reason_code=N`.
     AriHangup(u8),
+    /// `GET /ari/channels/{agi_uniqueid}` (its state) or, with a name,
+    /// `GET /ari/channels/{agi_uniqueid}/variable?variable=<name>`: what ARI sees while a
+    /// FastAGI command runs.
+    AriGet(Option<&'static str>),
     /// The caller (the FreeSWITCH A-leg) sends these DTMF digits (`uuid_send_dtmf`).
     CallerDtmf(&'static str),
     /// Close the FastAGI connection.
@@ -268,6 +272,26 @@ const SCENARIOS: &[Scenario] = &[
             Cmd("EXEC Wait 1"),
             Cmd("EXEC StopMixMonitor"),
             Cmd(r#"GET FULL VARIABLE "${STAT(s,/tmp/voxbridge-agi-capture-mix.wav)}""#),
+            Cmd("EXEC Hangup 16"),
+            Read(Duration::from_millis(500)),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "dial-ari-while-bridged",
+        ext: "7001",
+        what: "EXEC Dial of 7004 and 7002 with L(4000); while it runs, what ARI says of the caller: state, DIALEDPEERNUMBER, DIALEDPEERNAME",
+        steps: &[
+            Send(r#"EXEC Dial "SIP/7004@self&SIP/7002@self,10,gL(4000)""#),
+            Read(Duration::from_millis(300)),
+            AriGet(None),
+            AriGet(Some("DIALEDPEERNUMBER")),
+            Read(Duration::from_millis(1700)),
+            AriGet(None),
+            AriGet(Some("DIALEDPEERNUMBER")),
+            AriGet(Some("DIALEDPEERNAME")),
+            Read(Duration::from_millis(4000)),
+            Cmd("GET VARIABLE DIALSTATUS"),
             Cmd("EXEC Hangup 16"),
             Read(Duration::from_millis(500)),
             Close,
@@ -527,6 +551,35 @@ async fn run_script(
                         "ARI DELETE /channels/<agi_uniqueid>?reason_code={code} -> {} in {} ms",
                         resp.status().as_u16(),
                         t.elapsed().as_millis()
+                    ),
+                );
+            }
+            AriGet(variable) => {
+                let url = match variable {
+                    None => format!("{ARI}/channels/{uniqueid}"),
+                    Some(v) => format!("{ARI}/channels/{uniqueid}/variable?variable={v}"),
+                };
+                let client = voxbridge::http_client::builder().build()?;
+                let resp = client
+                    .get(&url)
+                    .basic_auth("voxbridge", Some("voxbridge"))
+                    .send()
+                    .await?;
+                let status = resp.status().as_u16();
+                let body = resp.text().await.unwrap_or_default();
+                let shown = match variable {
+                    None => serde_json::from_str::<serde_json::Value>(&body)
+                        .ok()
+                        .map(|j| format!("state={} name={}", j["state"], j["name"]))
+                        .unwrap_or(body),
+                    Some(_) => body,
+                };
+                log.line(
+                    "!",
+                    &format!(
+                        "ARI GET {} -> {status} {shown}",
+                        url.trim_start_matches(ARI)
+                            .replace(&uniqueid, "<agi_uniqueid>")
                     ),
                 );
             }

@@ -801,3 +801,53 @@ async fn asterisk_dial_attributes_not_supported_yet_are_refused_by_name() {
         cdr.notes
     );
 }
+
+/// With ARI, the answer is seen while `Dial()` still runs (the caller's DIALEDPEERNUMBER,
+/// `dial-ari-while-bridged.txt`): DialAnswer and DialConnected are written at the answer,
+/// not when the bridge ends.
+#[tokio::test]
+async fn asterisk_dial_answer_seen_over_ari_sends_dial_answer_while_the_bridge_runs() {
+    let registry = Registry::default();
+    let (ari_url, _ari, _seen) = fake_ari(registry.clone()).await;
+    let (app, _server, agi) = start(&ari_url).await;
+    let events = app.url("/events");
+    let url = app.xml(
+        "/dial",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\"><Number>7002</Number></Dial><Hangup/>"
+        )),
+    );
+    let mut ch = channel("1796449610.63", &url);
+    ch.app_time = Duration::from_secs(4);
+    ch.dial_answer_after = Some(Duration::from_millis(300));
+    ch.dial_result = vec![
+        ("DIALSTATUS", "ANSWER"),
+        ("HANGUPCAUSE", "16"),
+        ("DIALEDPEERNUMBER", "7002"),
+        ("ANSWEREDTIME", "4"),
+    ];
+    let log = run_channel(agi, ch, registry).await;
+    let returned = log.dial_returned_at.expect("the Dial ran");
+    let hits = app
+        .wait_for(
+            Duration::from_secs(10),
+            "DialAnswer",
+            |hits: &[crate::common::app::Hit]| {
+                hits.iter()
+                    .find(|h| h.path == "/events" && h.must("Event") == "DialAnswer")
+                    .cloned()
+            },
+        )
+        .await;
+    // The outbox row's DeliveryID is a UUIDv7: its time is when voxbridge wrote it.
+    let id = uuid::Uuid::parse_str(&hits.must("DeliveryID")).unwrap();
+    let (secs, nanos) = id.get_timestamp().expect("a UUIDv7").to_unix();
+    let written = std::time::UNIX_EPOCH + Duration::new(secs, nanos);
+    let before_end = returned
+        .duration_since(written)
+        .unwrap_or_else(|_| panic!("DialAnswer written after the Dial returned"));
+    assert!(
+        before_end >= Duration::from_secs(2),
+        "DialAnswer written {before_end:?} before the 4 s Dial returned (answer at 0.3 s)"
+    );
+}

@@ -52,6 +52,9 @@ pub struct FakeChannel {
     /// `DIALSTATUS`, `HANGUPCAUSE`, `DIALEDPEERNUMBER`, `ANSWEREDTIME`; with
     /// `DIALSTATUS=ANSWER` the channel is answered.
     pub dial_result: Vec<(&'static str, &'static str)>,
+    /// When set, `dial_result` is visible to ARI this long into the `Dial()` (the callee
+    /// answered then), while the application keeps running for `app_time`.
+    pub dial_answer_after: Option<Duration>,
 }
 
 /// Flite syntheses running at once on the fake "server", and the most ever seen.
@@ -93,6 +96,7 @@ impl FakeChannel {
             dtmf: Vec::new(),
             flite: None,
             dial_result: Vec::new(),
+            dial_answer_after: None,
         }
     }
 }
@@ -105,11 +109,17 @@ pub struct ChannelLog {
     /// The client closed the connection after `HANGUP` (the channel is released).
     pub closed_after_hangup: bool,
     pub hangup_cause: Option<u16>,
+    /// When `EXEC Dial` replied.
+    pub dial_returned_at: Option<std::time::SystemTime>,
 }
 
 /// Channels an ARI request can reach, by uniqueid.
 #[derive(Clone, Default)]
-pub struct Registry(Arc<Mutex<HashMap<String, mpsc::UnboundedSender<u16>>>>);
+pub struct Registry(
+    Arc<Mutex<HashMap<String, mpsc::UnboundedSender<u16>>>>,
+    /// Channel variables ARI can read (`GET /channels/{id}/variable`), by uniqueid.
+    Arc<Mutex<HashMap<String, HashMap<String, String>>>>,
+);
 
 impl Registry {
     fn add(&self, id: &str, tx: mpsc::UnboundedSender<u16>) {
@@ -117,6 +127,26 @@ impl Registry {
     }
     fn remove(&self, id: &str) {
         self.0.lock().unwrap().remove(id);
+    }
+    fn set_variables(&self, id: &str, vars: &[(&str, &str)]) {
+        let mut all = self.1.lock().unwrap();
+        let of = all.entry(id.to_string()).or_default();
+        for (k, v) in vars {
+            of.insert(k.to_string(), v.to_string());
+        }
+    }
+    /// A variable as ARI reads it: `None` when the channel is gone.
+    pub fn variable(&self, id: &str, name: &str) -> Option<String> {
+        if !self.exists(id) {
+            return None;
+        }
+        let all = self.1.lock().unwrap();
+        Some(
+            all.get(id)
+                .and_then(|v| v.get(name))
+                .cloned()
+                .unwrap_or_default(),
+        )
     }
     /// Whether the channel still exists (ARI `GET /channels/{id}`).
     pub fn exists(&self, id: &str) -> bool {
@@ -250,6 +280,17 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                 "200 result=-2".into()
             }
             (["EXEC", "Dial", ..], None) => {
+                if let Some(after) = ch.dial_answer_after {
+                    let (registry, id, vars) = (
+                        registry.clone(),
+                        ch.uniqueid.clone(),
+                        ch.dial_result.clone(),
+                    );
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        registry.set_variables(&id, &vars);
+                    });
+                }
                 let r = run_media(
                     &mut w,
                     ch.app_time,
@@ -267,6 +308,7 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                 if variables.get("DIALSTATUS").map(String::as_str) == Some("ANSWER") {
                     answered = true;
                 }
+                log.dial_returned_at = Some(std::time::SystemTime::now());
                 r.map_or_else(|| "HANGUP".into(), |_| "200 result=0".to_string())
             }
             (["EXEC", app, rest @ ..], None) => {
@@ -409,6 +451,26 @@ pub async fn fake_ari(
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let state = (registry, seen.clone());
     let app = axum::Router::new()
+        .route(
+            "/ari/channels/{id}/variable",
+            axum::routing::get(
+                |State((reg, _seen)): State<(Registry, Arc<Mutex<Vec<String>>>)>,
+                 Path(id): Path<String>,
+                 Query(q): Query<HashMap<String, String>>| async move {
+                    let name = q.get("variable").cloned().unwrap_or_default();
+                    match reg.variable(&id, &name) {
+                        Some(v) => (
+                            StatusCode::OK,
+                            axum::Json(serde_json::json!({ "value": v })),
+                        ),
+                        None => (
+                            StatusCode::NOT_FOUND,
+                            axum::Json(serde_json::json!({ "message": "Channel not found" })),
+                        ),
+                    }
+                },
+            ),
+        )
         .route(
             "/ari/channels/{id}",
             axum::routing::get(

@@ -41,6 +41,7 @@ pub const TRANSCRIPTS: &[&str] = &[
     "dial-no-answer",
     "dial-caller-hangs-up",
     "record-file",
+    "dial-ari-while-bridged",
 ];
 
 /// The wire lines of a transcript (notes and outside events dropped).

@@ -64,12 +64,14 @@
 //!   leg's CDR), matched to the Asterisk channel by `DIALEDPEERNUMBER`; chosen over ARI
 //!   originate + bridge because that needs the caller in Stasis and an ARI event client
 //!   for every state change, while `Dial()` gives ringing, early media, the race and the
-//!   answer inside the switch. The price, not supported yet: the answer is known only at
-//!   the Dial's end, so DialAnswer/DialConnected are sent then (with DialHangup) rather
-//!   than at the answer, the callee is not a live call (REST `DELETE` of the B-leg is
-//!   refused as gone), and `hangupOnStar`, `sipHeaders` and `sendDigits` are refused by
-//!   name (each needs per-leg work on the callee's channel). The next step is AMI's `DialBegin`/`DialEnd`/`BridgeEnter`
-//!   events (live answer, the callee's channel for a REST hang-up).
+//!   answer inside the switch. **The answer while `Dial()` runs**: FastAGI is blocked,
+//!   so the driver asks ARI every 250 ms for the caller's `DIALEDPEERNUMBER` (cleared
+//!   before the Dial; set by Dial at the answer, `dial-ari-while-bridged.txt`): the caller
+//!   is answered and bridged then, and DialAnswer/DialConnected go out at the answer as on
+//!   FreeSWITCH (without ARI configured: when `Dial()` returns). Not supported yet: the
+//!   callee is not a live call (REST `DELETE` of the B-leg is refused as gone), and
+//!   `hangupOnStar`, `sipHeaders` and `sendDigits` are refused by name (each needs
+//!   per-leg work on the callee's channel).
 //! - Not yet on Asterisk (each a clear refusal, never a silent skip): Speak in early media
 //!   (app_flite answers), Record.
 
@@ -222,6 +224,8 @@ enum Report {
         facts: DialFacts,
         hangup_result: bool,
     },
+    /// ARI saw the Dial's callee answer (`DIALEDPEERNUMBER` set) while `Dial()` runs.
+    DialAnswered { id: OpId, peer: String },
     /// A digit a Gather's prompt stopped at (sent before that prompt's [`Report::Op`]).
     Digit(char),
     /// The listen of a Gather (`WAIT FOR DIGIT`) is over, with the digit if one came.
@@ -281,6 +285,10 @@ struct DialRun {
     legs: DialLegs,
     /// `(DIALEDPEERNUMBER it would report, leg uuid)`, in document order.
     peers: Vec<(String, String)>,
+    /// The leg ARI saw answer while `Dial()` ran (the engine has heard of it).
+    answered: Option<String>,
+    /// The ARI watcher of the answer, stopped when the Dial ends.
+    watcher: Option<tokio::task::AbortHandle>,
 }
 
 /// What the caller's channel says after `Dial()` (captures `dial-*.txt`).
@@ -588,10 +596,10 @@ impl CallTask {
                     });
                     self.enqueue_now(events.into());
                 }
-                // The bridge is over before the engine hears of the answer (FastAGI's
-                // Dial reports at its end), so there is no callee left to hang up.
+                // Only asked for a REST hang-up of the callee, which is not supported yet
+                // on Asterisk (refused before it reaches the engine, `on_command`).
                 Action::KillLeg { leg_uuid } => {
-                    tracing::warn!(%leg_uuid, "callee hangup asked after the Dial ended; nothing to do");
+                    tracing::warn!(%leg_uuid, "not supported yet on Asterisk: hanging up a Dial's callee");
                 }
                 // A Gather's barge-in: its prompt already stopped at the digit (interrupt
                 // keys, render::plan_prompt) and reported it, so nothing plays any more.
@@ -715,6 +723,10 @@ impl CallTask {
                 ))
             })
             .collect();
+        let watcher = self.services.ari.clone().map(|ari| {
+            let (reports, uuid) = (self.reports_tx.clone(), self.facts.uuid.clone());
+            tokio::spawn(watch_dial_answer(ari, uuid, id, reports).in_current_span()).abort_handle()
+        });
         self.dial = Some(DialRun {
             id,
             legs: DialLegs {
@@ -723,6 +735,8 @@ impl CallTask {
                 bridged: None,
             },
             peers,
+            answered: None,
+            watcher,
         });
         let conn = self.conn.clone();
         tokio::spawn(
@@ -803,6 +817,9 @@ impl CallTask {
         let Some(mut run) = self.dial.take_if(|d| d.id == id) else {
             return;
         };
+        if let Some(watcher) = run.watcher.take() {
+            watcher.abort();
+        }
         let status = facts.status.clone().unwrap_or_default();
         let answered_leg = (status.trim() == "ANSWER")
             .then(|| {
@@ -813,7 +830,31 @@ impl CallTask {
                     .map(|(_, uuid)| uuid.clone())
             })
             .flatten();
+        let answered_leg = run.answered.clone().or(answered_leg);
         let report = match answered_leg {
+            Some(b_leg) if run.answered.is_some() => {
+                // The engine heard of the answer when ARI saw it: only the end is new.
+                let secs = facts.answered_secs.unwrap_or(0);
+                let limit = run.legs.bridge.time_limit.as_secs();
+                let callee_cause = if secs + 1 >= limit {
+                    HangupCause::ALLOTTED_TIMEOUT
+                } else {
+                    render::hangup_cause(facts.cause.as_deref())
+                };
+                let leg_causes = run
+                    .peers
+                    .iter()
+                    .filter(|(_, uuid)| *uuid != b_leg)
+                    .map(|(_, uuid)| (uuid.clone(), HangupCause::LOSE_RACE))
+                    .collect();
+                BridgeReport {
+                    outcome: BridgeOutcome::Bridged {
+                        b_leg,
+                        callee_cause: Some(callee_cause),
+                    },
+                    leg_causes,
+                }
+            }
             Some(b_leg) => {
                 let secs = facts.answered_secs.unwrap_or(0);
                 let now = OffsetDateTime::now_utc();
@@ -865,6 +906,42 @@ impl CallTask {
         };
         tracing::info!(?report, "bridge ended");
         self.input(Input::BridgeEnded { id, report });
+    }
+
+    /// ARI saw the callee `peer` answer while `Dial()` runs: the caller is answered now
+    /// (Dial answered it) and bridged to that leg — DialAnswer and DialConnected go out
+    /// at the answer, as on FreeSWITCH.
+    fn dial_answered_live(&mut self, id: OpId, peer: &str) {
+        let Some(run) = self
+            .dial
+            .as_mut()
+            .filter(|d| d.id == id && d.answered.is_none())
+        else {
+            return;
+        };
+        let Some(b_leg) = run
+            .peers
+            .iter()
+            .find(|(p, _)| p == peer.trim())
+            .map(|(_, uuid)| uuid.clone())
+        else {
+            tracing::warn!(%peer, "ARI names a dialled peer that is none of the Dial's legs");
+            return;
+        };
+        run.answered = Some(b_leg.clone());
+        let now = OffsetDateTime::now_utc();
+        self.dial_legs = Some(DialLegs {
+            bridge: run.legs.bridge.clone(),
+            sent_at: run.legs.sent_at,
+            bridged: Some((b_leg.clone(), run.legs.sent_at, now)),
+        });
+        if !self.engine.answered() {
+            self.answer_time.get_or_insert(now);
+            self.live_row_writes.answered(now);
+            self.input(Input::Answered);
+        }
+        tracing::info!(%b_leg, "bridged");
+        self.input(Input::Bridged { b_leg });
     }
 
     /// Writes callbacks of this live call to the outbox now, in order (one writer task
@@ -1099,6 +1176,7 @@ impl CallTask {
                     self.dial_ended(held, facts);
                 }
             }
+            Report::DialAnswered { id, peer } => self.dial_answered_live(id, &peer),
             Report::DialEnded {
                 id,
                 facts,
@@ -1383,6 +1461,37 @@ async fn run_commands(
         }
     }
     let _ = reports.send(report);
+}
+
+/// How often ARI is asked whether a running Dial's callee answered.
+const DIAL_ANSWER_POLL: Duration = Duration::from_millis(250);
+
+/// Asks ARI every [`DIAL_ANSWER_POLL`] for the caller's `DIALEDPEERNUMBER` (cleared before
+/// the Dial): set means a callee answered. Ends at the first answer, when the channel is
+/// gone, or when aborted at the Dial's end. One small GET per dialling call per poll.
+async fn watch_dial_answer(
+    ari: Ari,
+    uuid: String,
+    id: OpId,
+    reports: mpsc::UnboundedSender<Report>,
+) {
+    loop {
+        tokio::time::sleep(DIAL_ANSWER_POLL).await;
+        match ari.variable(&uuid, "DIALEDPEERNUMBER").await {
+            Ok(peer) if !peer.trim().is_empty() => {
+                let _ = reports.send(Report::DialAnswered { id, peer });
+                return;
+            }
+            Ok(_) => {}
+            // 404 is also ARI's answer for a variable it does not have.
+            Err(AriError::ChannelGone) => {
+                if !matches!(ari.channel_exists(&uuid).await, Ok(true)) {
+                    return;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "ARI poll of the Dial's answer failed"),
+        }
+    }
 }
 
 /// How an operation's commands are run (see [`CallTask::job_for`]).

@@ -221,6 +221,8 @@ pub fn dial_plan(bridge: &Bridge, number_template: &str) -> Plan {
     if let Some(name) = &bridge.caller_name {
         ok &= push(AgiCommand::set_variable("CALLERID(name)", name));
     }
+    // Cleared so the driver's ARI watch sees only this Dial's answer.
+    ok &= push(AgiCommand::set_variable("DIALEDPEERNUMBER", ""));
     let ring = bridge.ring_timeout.as_secs().max(1);
     let limit_ms = bridge.time_limit.as_millis().max(1000);
     ok &= push(AgiCommand::exec(
@@ -520,6 +522,7 @@ mod tests {
                 c.iter().map(|c| c.line()).collect::<Vec<_>>(),
                 [
                     r#"SET VARIABLE CALLERID(num) "15550001111""#,
+                    r#"SET VARIABLE DIALEDPEERNUMBER """#,
                     r#"EXEC Dial "SIP/+15557654321@trunk&SIP/alice@pbx.example.com:5080,25,gL(3000)""#,
                 ]
             ),
