@@ -851,3 +851,75 @@ async fn asterisk_dial_answer_seen_over_ari_sends_dial_answer_while_the_bridge_r
         "DialAnswer written {before_end:?} before the 4 s Dial returned (answer at 0.3 s)"
     );
 }
+
+/// SPEC §11.2 on Asterisk: the bridged callee is a live call; REST `DELETE` of it finds
+/// its channel over ARI (the caller's DIALEDPEERNAME in ARI's channel list) and hangs it
+/// up; `Dial()` returns and the caller goes on with the document.
+#[tokio::test]
+async fn asterisk_dial_rest_delete_of_the_callee_hangs_it_up_over_ari_and_the_caller_goes_on() {
+    let registry = Registry::default();
+    let (ari_url, _ari, seen) = fake_ari(registry.clone()).await;
+    let (app, server, agi) = start(&ari_url).await;
+    let events = app.url("/events");
+    let url = app.xml(
+        "/dial",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\"><Number>7002</Number></Dial><Hangup reason=\"busy\"/>"
+        )),
+    );
+    let mut ch = channel("1796449610.64", &url);
+    ch.app_time = Duration::from_secs(20);
+    ch.dial_answer_after = Some(Duration::from_millis(300));
+    ch.dial_result = vec![
+        ("DIALSTATUS", "ANSWER"),
+        ("HANGUPCAUSE", "16"),
+        ("DIALEDPEERNUMBER", "7002"),
+        ("ANSWEREDTIME", "1"),
+    ];
+    let started = std::time::Instant::now();
+    let call = tokio::spawn(run_channel(agi, ch, registry));
+    let answer = app
+        .wait_for(
+            Duration::from_secs(10),
+            "DialAnswer",
+            |hits: &[crate::common::app::Hit]| {
+                hits.iter()
+                    .find(|h| h.path == "/events" && h.must("Event") == "DialAnswer")
+                    .cloned()
+            },
+        )
+        .await;
+    let b_leg = answer.must("DialBLegUUID");
+    let (status, live) = crate::e2e_support::rest(
+        &server,
+        reqwest::Method::GET,
+        &format!("Call/{b_leg}/?status=live"),
+    )
+    .await;
+    assert_eq!(status, 200, "the callee is a live call: {live}");
+    assert_eq!(live["parent_call_uuid"], "1796449610.64", "{live}");
+    assert_eq!(live["to"], "7002", "{live}");
+    let (status, body) =
+        crate::e2e_support::rest(&server, reqwest::Method::DELETE, &format!("Call/{b_leg}/")).await;
+    assert_eq!(status, 204, "{body}");
+    let log = call.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the 20 s Dial ended at the callee's hang-up"
+    );
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|s| s == "DELETE callee-1796449610.64 reason_code=16"),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    assert!(
+        log.commands.iter().any(|c| c == r#"EXEC Hangup "17""#),
+        "the caller went on"
+    );
+    let leg = server.cdr(&b_leg).await;
+    assert_eq!(leg.source, "API");
+    assert!(leg.answered);
+}

@@ -55,6 +55,7 @@ asterisk_tests!(
     asterisk_dial_answered_bridges_until_time_limit_then_the_action_runs,
     asterisk_dial_busy_leaves_the_caller_unanswered_and_a_busy_hangup_after_it_is_486,
     asterisk_dial_no_answer_after_the_ring_timeout_runs_the_next_element_486,
+    asterisk_dial_rest_hangup_of_the_callee_ends_only_it_the_caller_continues,
 );
 
 /// Flite safety (issue 17): five calls speaking at once; Asterisk survives, all complete.

@@ -148,6 +148,23 @@ impl Registry {
                 .unwrap_or_default(),
         )
     }
+    /// ARI's `GET /channels`: every channel's id and name.
+    fn list(&self) -> serde_json::Value {
+        let ids: Vec<String> = self.0.lock().unwrap().keys().cloned().collect();
+        let vars = self.1.lock().unwrap();
+        let channels: Vec<serde_json::Value> = ids
+            .iter()
+            .map(|id| {
+                let name = vars
+                    .get(id)
+                    .and_then(|v| v.get("CHANNEL_NAME"))
+                    .cloned()
+                    .unwrap_or_else(|| format!("SIP/127.0.0.1-{}", id.replace('.', "")));
+                serde_json::json!({ "id": id, "name": name })
+            })
+            .collect();
+        serde_json::Value::Array(channels)
+    }
     /// Whether the channel still exists (ARI `GET /channels/{id}`).
     pub fn exists(&self, id: &str) -> bool {
         self.0.lock().unwrap().contains_key(id)
@@ -280,31 +297,50 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                 "200 result=-2".into()
             }
             (["EXEC", "Dial", ..], None) => {
+                // At the answer the callee becomes a channel of its own (`callee-<id>`,
+                // named `SIP/self-callee`) that ARI lists and can hang up: Dial() then
+                // returns at once with the callee's cause.
+                let callee_id = format!("callee-{}", ch.uniqueid);
+                let (callee_tx, mut callee_rx) = mpsc::unbounded_channel();
                 if let Some(after) = ch.dial_answer_after {
-                    let (registry, id, vars) = (
+                    let (registry, id, vars, callee_id) = (
                         registry.clone(),
                         ch.uniqueid.clone(),
                         ch.dial_result.clone(),
+                        callee_id.clone(),
                     );
                     tokio::spawn(async move {
                         tokio::time::sleep(after).await;
+                        registry.add(&callee_id, callee_tx);
+                        registry.set_variables(&callee_id, &[("CHANNEL_NAME", "SIP/self-callee")]);
                         registry.set_variables(&id, &vars);
+                        registry.set_variables(&id, &[("DIALEDPEERNAME", "SIP/self-callee")]);
                     });
                 }
-                let r = run_media(
-                    &mut w,
-                    ch.app_time,
-                    false,
-                    &mut digits,
-                    caller_at,
-                    timeout_at,
-                    &mut ari_rx,
-                    &mut ended,
-                )
-                .await;
+                let cut = tokio::select! {
+                    r = run_media(
+                        &mut w,
+                        ch.app_time,
+                        false,
+                        &mut digits,
+                        caller_at,
+                        timeout_at,
+                        &mut ari_rx,
+                        &mut ended,
+                    ) => Err(r),
+                    Some(cause) = callee_rx.recv() => Ok(cause),
+                };
+                registry.remove(&callee_id);
                 for (k, v) in &ch.dial_result {
                     variables.insert(k.to_string(), v.to_string());
                 }
+                let r = match cut {
+                    Ok(cause) => {
+                        variables.insert("HANGUPCAUSE".into(), cause.to_string());
+                        Some(0)
+                    }
+                    Err(r) => r,
+                };
                 if variables.get("DIALSTATUS").map(String::as_str) == Some("ANSWER") {
                     answered = true;
                 }
@@ -451,6 +487,14 @@ pub async fn fake_ari(
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let state = (registry, seen.clone());
     let app = axum::Router::new()
+        .route(
+            "/ari/channels",
+            axum::routing::get(
+                |State((reg, _seen)): State<(Registry, Arc<Mutex<Vec<String>>>)>| async move {
+                    axum::Json(reg.list())
+                },
+            ),
+        )
         .route(
             "/ari/channels/{id}/variable",
             axum::routing::get(

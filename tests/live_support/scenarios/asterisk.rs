@@ -428,6 +428,27 @@ pub fn all() -> Vec<Scenario> {
                 .dial_status("no-answer")
                 .timing(Timing::LastedAtLeast(1.5)),
         ),
+        scenario(
+            "asterisk_dial_rest_hangup_of_the_callee_ends_only_it_the_caller_continues",
+            "<Dial> to 7002 then <Play>file://beep</Play> on 7001; 2 s after answer the live list holds both legs, the B-leg's details name its parent, and DELETE of the B-leg → 204: ARI hangs the callee up, Dial() returns, the beep plays, BYE End Of XML Instructions",
+            Ext::Ringing,
+            vec![xml(
+                "<Response><Dial><Number>7002</Number></Dial><Play>file://beep</Play></Response>",
+            )],
+            Expect {
+                bye_reason: None,
+                ..Expect::bye("NORMAL_CLEARING", 16)
+            }
+            .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+            .timing(Timing::AnsweredFor { min: 1.5, max: 8.0 }),
+        )
+        .acting(Action::RestHangupCallee { after: 2.0 })
+        .probing(Probe::LegCdr {
+            cause: Some("NORMAL_CLEARING"),
+            name: "Normal Hangup",
+            source: "API",
+            answered: true,
+        }),
     ]
 }
 

@@ -96,6 +96,33 @@ impl Ari {
 }
 
 impl Ari {
+    /// The id of the channel named `name` (`SIP/self-0000001f`), from the list of
+    /// channels; `None` when there is none.
+    pub async fn channel_id_by_name(&self, name: &str) -> Result<Option<String>, AriError> {
+        let resp = self
+            .client
+            .get(format!("{}/channels", self.base))
+            .basic_auth(&self.user, Some(&self.password))
+            .send()
+            .await
+            .map_err(|e| AriError::Request(e.to_string()))?;
+        let status = resp.status().as_u16();
+        if !(200..=299).contains(&status) {
+            return check(resp).await.map(|()| None);
+        }
+        let body: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| AriError::Request(format!("not JSON: {e}")))?;
+        Ok(body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"].as_str() == Some(name))
+            .and_then(|c| c["id"].as_str())
+            .map(str::to_string))
+    }
+
     /// A channel variable's value now (even while a FastAGI command runs on the channel);
     /// empty when unset.
     pub async fn variable(&self, channel_id: &str, name: &str) -> Result<String, AriError> {

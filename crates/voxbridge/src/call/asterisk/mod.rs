@@ -68,10 +68,12 @@
 //!   so the driver asks ARI every 250 ms for the caller's `DIALEDPEERNUMBER` (cleared
 //!   before the Dial; set by Dial at the answer, `dial-ari-while-bridged.txt`): the caller
 //!   is answered and bridged then, and DialAnswer/DialConnected go out at the answer as on
-//!   FreeSWITCH (without ARI configured: when `Dial()` returns). Not supported yet: the
-//!   callee is not a live call (REST `DELETE` of the B-leg is refused as gone), and
-//!   `hangupOnStar`, `sipHeaders` and `sendDigits` are refused by name (each needs
-//!   per-leg work on the callee's channel).
+//!   FreeSWITCH (without ARI configured: when `Dial()` returns). From then the callee is
+//!   a live call under its uuid; REST `DELETE` of it reads the caller's `DIALEDPEERNAME`
+//!   over ARI, finds that channel's id in ARI's channel list and deletes it — `Dial()`
+//!   returns (`g`) and the caller goes on. Not supported yet: `hangupOnStar`,
+//!   `sipHeaders` and `sendDigits`, refused by name (each needs per-leg work on the
+//!   callee's channel).
 //! - Not yet on Asterisk (each a clear refusal, never a silent skip): Speak in early media
 //!   (app_flite answers), Record.
 
@@ -224,6 +226,11 @@ enum Report {
         facts: DialFacts,
         hangup_result: bool,
     },
+    /// What ARI said to the hang-up of the Dial's callee `leg_uuid`.
+    LegKilled {
+        leg_uuid: String,
+        result: Result<(), String>,
+    },
     /// ARI saw the Dial's callee answer (`DIALEDPEERNUMBER` set) while `Dial()` runs.
     DialAnswered { id: OpId, peer: String },
     /// A digit a Gather's prompt stopped at (sent before that prompt's [`Report::Op`]).
@@ -277,6 +284,12 @@ struct CallTask {
     dial_legs: Option<DialLegs>,
     /// The ordered writer of this call's mid-call outbox rows (Dial callbacks).
     notices: Option<mpsc::UnboundedSender<Vec<crate::record::callback::NewCallback>>>,
+    /// The call's command channel (its bridged callee is registered live with it).
+    commands: Option<mpsc::Sender<CallCommand>>,
+    /// The bridged callee's place in the live registry (SPEC §11.2).
+    leg_registration: Option<crate::call::live::Registration>,
+    /// REST hang-ups of the callee waiting for ARI's answer.
+    leg_hangups: Vec<(String, oneshot::Sender<HangupReply>)>,
 }
 
 /// A Dial being carried out on Asterisk.
@@ -411,6 +424,9 @@ impl CallTask {
             held_dial: None,
             dial_legs: None,
             notices: None,
+            commands: None,
+            leg_registration: None,
+            leg_hangups: Vec::new(),
         })
     }
 
@@ -438,6 +454,7 @@ impl CallTask {
             ));
         }
         let (commands_tx, mut commands) = mpsc::channel(8);
+        self.commands = Some(commands_tx.clone());
         let registration =
             calls
                 .live
@@ -506,7 +523,11 @@ impl CallTask {
         let ending = ending.expect("loop ends only with an ending");
         self.down.send_replace(true);
         drop(registration);
+        self.leg_registration = None;
         for reply in self.api_hangups.drain(..) {
+            let _ = reply.send(HangupReply::Ending);
+        }
+        for (_, reply) in self.leg_hangups.drain(..) {
             let _ = reply.send(HangupReply::Ending);
         }
         if let Some(fetch) = self.fetch_task.take() {
@@ -596,11 +617,7 @@ impl CallTask {
                     });
                     self.enqueue_now(events.into());
                 }
-                // Only asked for a REST hang-up of the callee, which is not supported yet
-                // on Asterisk (refused before it reaches the engine, `on_command`).
-                Action::KillLeg { leg_uuid } => {
-                    tracing::warn!(%leg_uuid, "not supported yet on Asterisk: hanging up a Dial's callee");
-                }
+                Action::KillLeg { leg_uuid } => self.kill_leg(leg_uuid),
                 // A Gather's barge-in: its prompt already stopped at the digit (interrupt
                 // keys, render::plan_prompt) and reported it, so nothing plays any more.
                 Action::Interrupt => {
@@ -820,6 +837,7 @@ impl CallTask {
         if let Some(watcher) = run.watcher.take() {
             watcher.abort();
         }
+        self.leg_registration = None;
         let status = facts.status.clone().unwrap_or_default();
         let answered_leg = (status.trim() == "ANSWER")
             .then(|| {
@@ -941,7 +959,81 @@ impl CallTask {
             self.input(Input::Answered);
         }
         tracing::info!(%b_leg, "bridged");
+        self.register_leg(&b_leg, now);
         self.input(Input::Bridged { b_leg });
+    }
+
+    /// The Dial's callee answered and is bridged: it is listed live under its own uuid
+    /// (SPEC §11.2) until the Dial ends.
+    fn register_leg(&mut self, b_leg: &str, answered: OffsetDateTime) {
+        let (Some(commands), Some(dial)) = (self.commands.clone(), self.dial_legs.as_ref()) else {
+            return;
+        };
+        let to = dial
+            .bridge
+            .legs
+            .iter()
+            .find(|l| l.uuid == b_leg)
+            .map(|l| l.target.as_str().to_string())
+            .unwrap_or_default();
+        let info = crate::call::live::LegInfo {
+            parent_call_uuid: self.facts.uuid.clone(),
+            to,
+            from: dial
+                .bridge
+                .caller_id
+                .clone()
+                .unwrap_or_else(|| self.facts.from.clone()),
+            start_time: dial.sent_at,
+            answer_time: Some(answered),
+        };
+        self.leg_registration = Some(self.services.calls.live.register_leg(
+            b_leg,
+            &self.resolved.account_id,
+            info,
+            commands,
+        ));
+    }
+
+    /// Hangs the bridged callee up through ARI (REST `DELETE Call/{B-leg}`): its channel
+    /// is the caller's `DIALEDPEERNAME`, found by name among ARI's channels. `Dial()` then
+    /// returns (the `g` option) and the caller goes on with the document.
+    fn kill_leg(&mut self, leg_uuid: String) {
+        let reports = self.reports_tx.clone();
+        let Some(ari) = self.services.ari.clone() else {
+            let _ = reports.send(Report::LegKilled {
+                leg_uuid,
+                result: Err(
+                    "hanging up a Dial's callee on Asterisk needs ARI ([asterisk] ari_url)".into(),
+                ),
+            });
+            return;
+        };
+        let uuid = self.facts.uuid.clone();
+        tokio::spawn(
+            async move {
+                let result = async {
+                    let name = ari
+                        .variable(&uuid, "DIALEDPEERNAME")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let id = ari
+                        .channel_id_by_name(name.trim())
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("no channel named {name:?}: the callee is gone"))?;
+                    ari.hangup(&id, HangupCause::NORMAL_CLEARING)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                .await;
+                if let Err(why) = &result {
+                    tracing::warn!(b_leg = %leg_uuid, reason = %why, "the callee could not be hung up");
+                }
+                let _ = reports.send(Report::LegKilled { leg_uuid, result });
+            }
+            .in_current_span(),
+        );
     }
 
     /// Writes callbacks of this live call to the outbox now, in order (one writer task
@@ -1177,6 +1269,18 @@ impl CallTask {
                 }
             }
             Report::DialAnswered { id, peer } => self.dial_answered_live(id, &peer),
+            Report::LegKilled { leg_uuid, result } => {
+                let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.leg_hangups)
+                    .into_iter()
+                    .partition(|(uuid, _)| *uuid == leg_uuid);
+                self.leg_hangups = others;
+                for (_, reply) in mine {
+                    let _ = reply.send(match &result {
+                        Ok(()) => HangupReply::Ending,
+                        Err(why) => HangupReply::Refused(why.clone()),
+                    });
+                }
+            }
             Report::DialEnded {
                 id,
                 facts,
@@ -1339,11 +1443,20 @@ impl CallTask {
                     }
                 }
             }
-            // A Dial's callee is never registered live on Asterisk (FastAGI's Dial reports
-            // its answer only at its end): not supported yet; the API is told it is gone.
             CallCommand::HangupLeg { leg_uuid, reply } => {
-                tracing::warn!(%leg_uuid, "not supported yet on Asterisk: REST hangup of a Dial's callee");
-                let _ = reply.send(HangupReply::Over);
+                tracing::info!(b_leg = %leg_uuid, "hangup of the Dial's callee requested through the REST API");
+                let input = Input::ApiHangupLeg {
+                    leg_uuid: leg_uuid.clone(),
+                };
+                match self.input(input) {
+                    Reaction::Acted => self.leg_hangups.push((leg_uuid, reply)),
+                    _ if self.engine.is_closing() => {
+                        let _ = reply.send(HangupReply::Ending);
+                    }
+                    _ => {
+                        let _ = reply.send(HangupReply::Over);
+                    }
+                }
             }
         }
     }
