@@ -46,9 +46,19 @@ enum Step {
     CallerHangsUp,
     /// `DELETE /ari/channels/{agi_uniqueid}?reason_code=N`.
     AriHangup(u8),
+    /// `GET /ari/channels/{agi_uniqueid}` (its state) or, with a name,
+    /// `GET /ari/channels/{agi_uniqueid}/variable?variable=<name>`: what ARI sees while a
+    /// FastAGI command runs.
+    AriGet(Option<&'static str>),
+    /// The caller (the FreeSWITCH A-leg) sends these DTMF digits (`uuid_send_dtmf`).
+    CallerDtmf(&'static str),
     /// Close the FastAGI connection.
     Close,
 }
+
+/// A 5 s 440 Hz tone (8 kHz, 16-bit mono WAV) the Gather captures stream, since the bundle
+/// ships no long sound; written before the call, named without its extension in commands.
+const TONE_5S: &str = "/tmp/voxbridge-agi-capture-tone5s";
 
 struct Scenario {
     name: &'static str,
@@ -142,6 +152,152 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        name: "gather-flite-barge-in",
+        ext: "7000",
+        what: "Flite with interrupt keys and a DTMF 1.5 s in; WAIT FOR DIGIT with a digit and without; a digit pressed between commands",
+        steps: &[
+            Send(r#"EXEC Flite "This prompt is long on purpose. It keeps on speaking for several seconds so that the caller has time to press a key while it plays. One two three four five six seven eight nine ten.,0123456789*#""#),
+            Read(Duration::from_millis(1500)),
+            CallerDtmf("5"),
+            Read(Duration::from_millis(3000)),
+            Send("WAIT FOR DIGIT 5000"),
+            Read(Duration::from_millis(1000)),
+            CallerDtmf("7"),
+            Read(Duration::from_millis(2000)),
+            Cmd("WAIT FOR DIGIT 500"),
+            CallerDtmf("9"),
+            Read(Duration::from_millis(1500)),
+            Cmd("WAIT FOR DIGIT 1000"),
+            Cmd("EXEC Hangup 16"),
+            Read(Duration::from_millis(500)),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "gather-stream-file",
+        ext: "7000",
+        what: "STREAM FILE of a 5 s tone with escape digits and a DTMF ~1 s in; STREAM FILE to its end; a missing file",
+        steps: &[
+            Send(r#"STREAM FILE /tmp/voxbridge-agi-capture-tone5s "0123456789*#""#),
+            Read(Duration::from_millis(1000)),
+            CallerDtmf("#"),
+            Read(Duration::from_millis(2000)),
+            Cmd(r#"STREAM FILE silence/1 "0123456789*#""#),
+            Cmd(r#"STREAM FILE /tmp/no-such-voxbridge-file "0123456789*#""#),
+            Cmd("EXEC Hangup 16"),
+            Read(Duration::from_millis(500)),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "dial-answered",
+        ext: "7001",
+        what: "ringing caller; EXEC Dial of 7004 (rings) and 7002 (answers) with L(3000); what the caller's variables say after",
+        steps: &[
+            Cmd(r#"SET VARIABLE CALLERID(num) "15550001111""#),
+            Cmd(r#"EXEC Dial "SIP/7004@self&SIP/7002@self,10,L(3000)""#),
+            Cmd("GET VARIABLE DIALSTATUS"),
+            Cmd("GET VARIABLE HANGUPCAUSE"),
+            Cmd("GET VARIABLE DIALEDPEERNAME"),
+            Cmd("GET VARIABLE DIALEDPEERNUMBER"),
+            Cmd("GET VARIABLE ANSWEREDTIME"),
+            Cmd("GET VARIABLE DIALEDTIME"),
+            Cmd("GET FULL VARIABLE ${HANGUPCAUSE_KEYS()}"),
+            Cmd("GET FULL VARIABLE ${CHANNEL(state)}"),
+            Cmd("EXEC Hangup 16"),
+            Read(Duration::from_millis(500)),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "dial-busy",
+        ext: "7001",
+        what: "ringing caller; EXEC Dial of 7003 (Hangup(17) → 486); the caller is not answered",
+        steps: &[
+            Cmd(r#"EXEC Dial "SIP/7003@self,10""#),
+            Cmd("GET VARIABLE DIALSTATUS"),
+            Cmd("GET VARIABLE HANGUPCAUSE"),
+            Cmd("GET VARIABLE DIALEDPEERNUMBER"),
+            Cmd("GET FULL VARIABLE ${HANGUPCAUSE_KEYS()}"),
+            Cmd("GET FULL VARIABLE ${CHANNEL(state)}"),
+            Cmd("EXEC Hangup 17"),
+            Read(Duration::from_millis(500)),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "dial-no-answer",
+        ext: "7001",
+        what: "ringing caller; EXEC Dial of 7004 (rings forever) with a 2 s ring timeout",
+        steps: &[
+            Cmd(r#"EXEC Dial "SIP/7004@self,2""#),
+            Cmd("GET VARIABLE DIALSTATUS"),
+            Cmd("GET VARIABLE HANGUPCAUSE"),
+            Cmd("GET FULL VARIABLE ${HANGUPCAUSE_KEYS()}"),
+            Cmd("GET FULL VARIABLE ${CHANNEL(state)}"),
+            Cmd("EXEC Hangup 16"),
+            Read(Duration::from_millis(500)),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "dial-caller-hangs-up",
+        ext: "7000",
+        what: "answered caller; EXEC Dial of 7002 (answers); the caller hangs up 2 s in",
+        steps: &[
+            Send(r#"EXEC Dial "SIP/7002@self,10""#),
+            Read(Duration::from_millis(2000)),
+            CallerHangsUp,
+            Read(Duration::from_millis(1000)),
+            Cmd("GET VARIABLE DIALSTATUS"),
+            Cmd("GET VARIABLE HANGUPCAUSE"),
+            Cmd("GET VARIABLE DIALEDPEERNUMBER"),
+            Cmd("GET VARIABLE ANSWEREDTIME"),
+            Cmd("GET FULL VARIABLE ${CHANNEL(hangupsource)}"),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "record-file",
+        ext: "7000",
+        what: "RECORD FILE with BEEP, s=2 and # as finish key: the caller presses # after ~1.5 s; then one that hits its 2 s limit; then MixMonitor started and stopped",
+        steps: &[
+            Send(r##"RECORD FILE /tmp/voxbridge-agi-capture-rec1 wav "#" 10000 BEEP s=2"##),
+            Read(Duration::from_millis(1500)),
+            CallerDtmf("#"),
+            Read(Duration::from_millis(1500)),
+            Cmd(r##"RECORD FILE /tmp/voxbridge-agi-capture-rec2 wav "#" 2000"##),
+            Cmd(r##"RECORD FILE /tmp/voxbridge-agi-capture-rec3 wav "#" 10000 s=1"##),
+            Cmd(r#"EXEC MixMonitor "/tmp/voxbridge-agi-capture-mix.wav""#),
+            Cmd("EXEC Wait 1"),
+            Cmd("EXEC StopMixMonitor"),
+            Cmd(r#"GET FULL VARIABLE "${STAT(s,/tmp/voxbridge-agi-capture-mix.wav)}""#),
+            Cmd("EXEC Hangup 16"),
+            Read(Duration::from_millis(500)),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "dial-ari-while-bridged",
+        ext: "7001",
+        what: "EXEC Dial of 7004 and 7002 with L(4000); while it runs, what ARI says of the caller: state, DIALEDPEERNUMBER, DIALEDPEERNAME",
+        steps: &[
+            Send(r#"EXEC Dial "SIP/7004@self&SIP/7002@self,10,gL(4000)""#),
+            Read(Duration::from_millis(300)),
+            AriGet(None),
+            AriGet(Some("DIALEDPEERNUMBER")),
+            Read(Duration::from_millis(1700)),
+            AriGet(None),
+            AriGet(Some("DIALEDPEERNUMBER")),
+            AriGet(Some("DIALEDPEERNAME")),
+            Read(Duration::from_millis(4000)),
+            Cmd("GET VARIABLE DIALSTATUS"),
+            Cmd("EXEC Hangup 16"),
+            Read(Duration::from_millis(500)),
+            Close,
+        ],
+    },
+    Scenario {
         name: "bad-command",
         ext: "7000",
         what: "an unknown command, an unknown application, then the end of the document",
@@ -222,6 +378,7 @@ async fn main() -> Result<()> {
         .position(|a| a == "--out")
         .and_then(|i| args.get(i + 1).cloned())
         .unwrap_or_else(|| format!("tests/fixtures/agi/{}.txt", scenario.name));
+    write_tone(&format!("{TONE_5S}.wav"), 5)?;
     let mut log = Log {
         start: Instant::now(),
         out: String::new(),
@@ -397,6 +554,42 @@ async fn run_script(
                     ),
                 );
             }
+            AriGet(variable) => {
+                let url = match variable {
+                    None => format!("{ARI}/channels/{uniqueid}"),
+                    Some(v) => format!("{ARI}/channels/{uniqueid}/variable?variable={v}"),
+                };
+                let client = voxbridge::http_client::builder().build()?;
+                let resp = client
+                    .get(&url)
+                    .basic_auth("voxbridge", Some("voxbridge"))
+                    .send()
+                    .await?;
+                let status = resp.status().as_u16();
+                let body = resp.text().await.unwrap_or_default();
+                let shown = match variable {
+                    None => serde_json::from_str::<serde_json::Value>(&body)
+                        .ok()
+                        .map(|j| format!("state={} name={}", j["state"], j["name"]))
+                        .unwrap_or(body),
+                    Some(_) => body,
+                };
+                log.line(
+                    "!",
+                    &format!(
+                        "ARI GET {} -> {status} {shown}",
+                        url.trim_start_matches(ARI)
+                            .replace(&uniqueid, "<agi_uniqueid>")
+                    ),
+                );
+            }
+            CallerDtmf(digits) => {
+                log.line(
+                    "!",
+                    &format!("the caller sends DTMF {digits} (uuid_send_dtmf)"),
+                );
+                fs.api(&format!("uuid_send_dtmf {a_uuid} {digits}")).await?;
+            }
             Close => {
                 log.line("C", "(close)");
                 agi.writer.shutdown().await?;
@@ -406,4 +599,28 @@ async fn run_script(
         }
     }
     Ok(())
+}
+
+/// Writes `secs` of a 440 Hz tone as 8 kHz 16-bit mono WAV (Asterisk's `wav` format).
+fn write_tone(path: &str, secs: u32) -> Result<()> {
+    let samples = 8000 * secs;
+    let mut wav = Vec::with_capacity(44 + 2 * samples as usize);
+    let data_len = 2 * samples;
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&16000u32.to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..samples {
+        let v = (f64::from(i) * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin() * 8000.0;
+        wav.extend_from_slice(&(v as i16).to_le_bytes());
+    }
+    std::fs::write(path, wav).with_context(|| format!("writing {path}"))
 }

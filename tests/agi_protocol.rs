@@ -412,3 +412,70 @@ async fn the_fake_asterisk_answers_the_transcripts_commands_as_the_real_one_did(
         assert!(log.closed_after_hangup, "{name}");
     }
 }
+
+/// Gather on Asterisk rests on what the bundle did in the two Gather captures: a prompt
+/// with interrupt keys and `WAIT FOR DIGIT` reply with the digit pressed (its ASCII code),
+/// `result=0` when none came — and a digit pressed between commands is lost.
+#[test]
+fn gather_transcripts_replies_carry_the_digit_pressed_and_the_driver_sends_their_commands() {
+    use voxbridge::call::asterisk::render::{digit, plan_prompt, Plan};
+    use voxbridge::call::channel_op::ChannelOp;
+    let reply = |s: &str| match Message::parse(s) {
+        Message::Reply(r) => r,
+        other => panic!("{other:?}"),
+    };
+    let digits_of = |name: &str| -> Vec<(String, Option<char>)> {
+        let lines = read(name);
+        let mut out = Vec::new();
+        let mut last_cmd = String::new();
+        for l in lines {
+            match l {
+                Line::C(c) => last_cmd = c,
+                Line::S(s) if s.starts_with("200 ") => {
+                    out.push((last_cmd.clone(), digit(&reply(&s))))
+                }
+                _ => {}
+            }
+        }
+        out
+    };
+    let flite = digits_of("gather-flite-barge-in");
+    assert!(flite[0].0.starts_with("EXEC Flite") && flite[0].0.ends_with(",0123456789*#\""));
+    assert_eq!(
+        flite[0].1,
+        Some('5'),
+        "Flite stopped at the 5 and returned it"
+    );
+    assert_eq!(flite[1], ("WAIT FOR DIGIT 5000".into(), Some('7')));
+    assert_eq!(flite[2], ("WAIT FOR DIGIT 500".into(), None));
+    assert_eq!(
+        flite[3],
+        ("WAIT FOR DIGIT 1000".into(), None),
+        "the 9 pressed between two commands is never reported"
+    );
+    let stream = digits_of("gather-stream-file");
+    assert_eq!(stream[0].1, Some('#'));
+    assert!(stream[0].0.starts_with("STREAM FILE /tmp/"));
+    assert_eq!(stream[1].1, None, "played to its end");
+    // The driver's commands have the captured shape (argv for argv, keys aside).
+    let speak = ChannelOp::Speak {
+        voice: voxbridge::document::model::Voice::Woman,
+        language: "en-US".into(),
+        text: "Press one.".into(),
+    };
+    let Plan::Commands(cmds) = plan_prompt(&speak) else {
+        panic!("Speak in a Gather is planned");
+    };
+    let argv = agi_argv(cmds[0].line());
+    let captured = agi_argv(&flite[0].0);
+    assert_eq!(argv[..2], captured[..2]);
+    assert_eq!(argv[2], "Press one.,0123456789*#ABCD");
+    let play = ChannelOp::Play {
+        url: "file:///tmp/voxbridge-agi-capture-tone5s.wav".into(),
+    };
+    let Plan::Commands(cmds) = plan_prompt(&play) else {
+        panic!("Play in a Gather is planned");
+    };
+    let argv = agi_argv(cmds[0].line());
+    assert_eq!(argv[..3], agi_argv(&stream[0].0)[..3]);
+}

@@ -36,8 +36,17 @@ async fn start_for(
     ari_url: &str,
     db_dir: Option<std::path::PathBuf>,
 ) -> (crate::e2e_support::Server, SocketAddr) {
+    start_with(app, ari_url, db_dir, "").await
+}
+
+async fn start_with(
+    app: &crate::e2e_support::App,
+    ari_url: &str,
+    db_dir: Option<std::path::PathBuf>,
+    asterisk_keys: &str,
+) -> (crate::e2e_support::Server, SocketAddr) {
     let extra = format!(
-        "[asterisk]\nenabled = true\nagi_listen = \"127.0.0.1:0\"\nari_url = \"{ari_url}\"\nari_user = \"u\"\nari_password = \"p\"\n"
+        "[asterisk]\nenabled = true\nagi_listen = \"127.0.0.1:0\"\nari_url = \"{ari_url}\"\nari_user = \"u\"\nari_password = \"p\"\n{asterisk_keys}"
     );
     let server = crate::e2e_support::Server::start(
         app,
@@ -436,4 +445,481 @@ async fn asterisk_play_of_http_media_is_fetched_once_into_the_cache_and_played_f
     let on_disk = std::fs::read_to_string(format!("{stem}.wav")).expect("the cached file");
     assert_eq!(on_disk, "RIFF-not-really-a-wav");
     assert_eq!(app.hits_on("/media/hello.wav").len(), 1, "fetched once");
+}
+
+/// The commands that play or listen in a Gather (and its flush).
+fn gather_commands(commands: &[String]) -> Vec<String> {
+    commands
+        .iter()
+        .filter(|c| {
+            c.starts_with("EXEC Flite")
+                || c.starts_with("STREAM FILE")
+                || c.starts_with("WAIT FOR DIGIT")
+                || c.as_str() == "NOOP"
+        })
+        .map(|c| {
+            // WAIT FOR DIGIT's length depends on when it was sent: keep the command only.
+            if c.starts_with("WAIT FOR DIGIT") {
+                "WAIT FOR DIGIT".to_string()
+            } else {
+                c.clone()
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn asterisk_gather_a_digit_stops_the_spoken_prompt_the_rest_are_heard_listening_and_posted() {
+    let (app, server, agi) = start("").await;
+    let menu = app.xml("/menu", &xml("<Hangup/>"));
+    let url = app.xml(
+        "/gather",
+        &xml(&format!(
+            "<Gather action=\"{menu}\" numDigits=\"3\" digitEndTimeout=\"5\">\
+             <Speak>Press three digits.</Speak><Speak>Never heard.</Speak></Gather>\
+             <Speak>Not reached.</Speak>"
+        )),
+    );
+    let mut ch = channel("1796449610.20", &url);
+    ch.app_time = Duration::from_secs(10);
+    ch.dtmf = vec![
+        (Duration::from_millis(1000), '1'),
+        (Duration::from_millis(1600), '2'),
+        (Duration::from_millis(2200), '3'),
+    ];
+    let log = run_channel(agi, ch, Registry::default()).await;
+    assert_eq!(
+        gather_commands(&log.commands),
+        vec![
+            "NOOP".to_string(),
+            r#"EXEC Flite "Press three digits.,0123456789*#ABCD""#.to_string(),
+            "WAIT FOR DIGIT".to_string(),
+            "WAIT FOR DIGIT".to_string(),
+        ],
+        "the first digit stops the prompt, the second prompt is skipped, the rest are awaited: {:?}",
+        log.commands
+    );
+    let hit = &app.hits_on("/menu")[0];
+    assert_eq!(hit.must("Event"), "Gather");
+    assert_eq!(hit.must("Digits"), "123");
+    assert_eq!(hit.must("InputType"), "dtmf");
+    assert_eq!(hit.must("CallUUID"), "1796449610.20");
+    hit.verify_signature(app.port, TOKEN).unwrap();
+    let cdr = server.cdr("1796449610.20").await;
+    assert!(cdr.answered);
+    assert!(
+        cdr.notes
+            .iter()
+            .any(|n| n == "Gather ended by numDigits: Digits=123"),
+        "{:?}",
+        cdr.notes
+    );
+}
+
+#[tokio::test]
+async fn asterisk_gather_with_no_input_goes_on_to_the_next_element_without_a_request() {
+    let (app, server, agi) = start("").await;
+    let action = app.xml("/never", &xml("<Hangup/>"));
+    let url = app.xml(
+        "/gather",
+        &xml(&format!(
+            "<Gather action=\"{action}\" executionTimeout=\"5\"><Play>file:///tmp/menu.wav</Play></Gather>\
+             <Hangup reason=\"busy\"/>"
+        )),
+    );
+    let mut ch = channel("1796449610.21", &url);
+    ch.app_time = Duration::from_millis(300);
+    let log = run_channel(agi, ch, Registry::default()).await;
+    assert_eq!(
+        gather_commands(&log.commands),
+        vec![
+            "NOOP".to_string(),
+            r#"STREAM FILE "/tmp/menu" "0123456789*#ABCD""#.to_string(),
+            "WAIT FOR DIGIT".to_string(),
+        ],
+        "{:?}",
+        log.commands
+    );
+    let waited: u64 = log
+        .commands
+        .iter()
+        .find_map(|c| c.strip_prefix("WAIT FOR DIGIT "))
+        .and_then(|ms| ms.parse().ok())
+        .expect("a listen");
+    assert!(
+        (4500..=5000).contains(&waited),
+        "listens until executionTimeout (5 s): {waited} ms"
+    );
+    assert!(log.commands.iter().any(|c| c == r#"EXEC Hangup "17""#));
+    assert!(app.hits_on("/never").is_empty(), "no input: no request");
+    let cdr = server.cdr("1796449610.21").await;
+    assert!(
+        cdr.notes
+            .iter()
+            .any(|n| n == "Gather ended by executionTimeout: no input"),
+        "{:?}",
+        cdr.notes
+    );
+}
+
+#[tokio::test]
+async fn asterisk_gather_finish_on_key_during_a_wait_prompt_ends_the_input() {
+    let (app, _server, agi) = start("").await;
+    let done = app.xml("/done", &xml("<Hangup/>"));
+    let url = app.xml(
+        "/gather",
+        &xml(&format!(
+            "<Gather action=\"{done}\" finishOnKey=\"#\" digitEndTimeout=\"5\"><Wait length=\"5\"/></Gather>"
+        )),
+    );
+    let mut ch = channel("1796449610.22", &url);
+    ch.dtmf = vec![
+        (Duration::from_millis(800), '4'),
+        (Duration::from_millis(1400), '#'),
+    ];
+    let log = run_channel(agi, ch, Registry::default()).await;
+    assert_eq!(
+        log.commands
+            .iter()
+            .filter(|c| c.starts_with("WAIT FOR DIGIT 5000"))
+            .count(),
+        1,
+        "the Wait is a WAIT FOR DIGIT: {:?}",
+        log.commands
+    );
+    let hit = &app.hits_on("/done")[0];
+    assert_eq!(hit.must("Digits"), "4", "the finish key is not a digit");
+}
+
+/// Flite safety: the bundled app_flite crashes Asterisk when two syntheses overlap, so
+/// voxbridge runs one at a time per Asterisk (`tts_concurrency` = 1), in arrival order.
+#[tokio::test]
+async fn asterisk_flite_runs_one_at_a_time_across_calls_and_every_call_completes() {
+    let (app, _server, agi) = start("").await;
+    let url = app.xml(
+        "/speak",
+        &xml("<Speak>One.</Speak><Speak>Two.</Speak><Hangup/>"),
+    );
+    let meter = std::sync::Arc::new(crate::agi_support::fake::FliteMeter::default());
+    let calls = (0..4).map(|i| {
+        let mut ch = channel(&format!("1796449610.3{i}"), &url);
+        ch.app_time = Duration::from_millis(150);
+        ch.flite = Some(meter.clone());
+        tokio::spawn(run_channel(agi, ch, Registry::default()))
+    });
+    for call in calls.collect::<Vec<_>>() {
+        call.await.unwrap();
+    }
+    assert_eq!(meter.runs(), 8, "every Speak of every call ran");
+    assert_eq!(meter.max_overlap(), 1, "never two Flite syntheses at once");
+    for i in 0..4 {
+        let cb = app.hangup_callback(&format!("1796449610.3{i}")).await;
+        assert_eq!(cb.must("HangupCauseName"), "Normal Hangup", "{cb:?}");
+    }
+}
+
+#[tokio::test]
+async fn asterisk_tts_concurrency_lets_that_many_flite_runs_overlap_and_no_more() {
+    let app = crate::e2e_support::App::start().await;
+    let (_server, agi) = start_with(&app, "", None, "tts_concurrency = 2\n").await;
+    let url = app.xml(
+        "/speak",
+        &xml("<Speak>One.</Speak><Speak>Two.</Speak><Hangup/>"),
+    );
+    let meter = std::sync::Arc::new(crate::agi_support::fake::FliteMeter::default());
+    let calls = (0..4).map(|i| {
+        let mut ch = channel(&format!("1796449610.4{i}"), &url);
+        ch.app_time = Duration::from_secs(1);
+        ch.flite = Some(meter.clone());
+        tokio::spawn(run_channel(agi, ch, Registry::default()))
+    });
+    for call in calls.collect::<Vec<_>>() {
+        call.await.unwrap();
+    }
+    assert_eq!(meter.runs(), 8);
+    assert_eq!(meter.max_overlap(), 2, "two at once, never three");
+}
+
+#[tokio::test]
+async fn asterisk_a_call_that_hangs_up_while_waiting_for_flite_leaves_the_queue_unspoken() {
+    let (app, _server, agi) = start("").await;
+    let long = app.xml("/long", &xml("<Speak>A long text.</Speak><Hangup/>"));
+    let short = app.xml("/short", &xml("<Speak>Never spoken.</Speak><Hangup/>"));
+    let meter = std::sync::Arc::new(crate::agi_support::fake::FliteMeter::default());
+    let mut a = channel("1796449610.50", &long);
+    a.app_time = Duration::from_secs(4);
+    a.flite = Some(meter.clone());
+    let a = tokio::spawn(run_channel(agi, a, Registry::default()));
+    // B comes once A speaks, waits its turn, and its caller hangs up meanwhile.
+    app.wait_until(Duration::from_secs(10), "A fetched", |h| {
+        h.iter().any(|h| h.path == "/long")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut b = channel("1796449610.51", &short);
+    b.caller_hangs_up_after = Some(Duration::from_millis(700));
+    b.flite = Some(meter.clone());
+    let b_log = run_channel(agi, b, Registry::default()).await;
+    assert!(
+        !b_log.commands.iter().any(|c| c.starts_with("EXEC Flite")),
+        "B left the queue without speaking: {:?}",
+        b_log.commands
+    );
+    assert!(b_log.closed_after_hangup);
+    let cb = app.hangup_callback("1796449610.51").await;
+    assert_eq!(cb.must("HangupSource"), "Caller");
+    assert!(
+        !a.is_finished(),
+        "B was closed out while A still held the turn"
+    );
+    a.await.unwrap();
+    assert_eq!(meter.runs(), 1);
+}
+
+/// A Dial on Asterisk is `Dial()` on the caller's channel; its end is read from the
+/// channel's variables (`tests/fixtures/agi/dial-*.txt`).
+#[tokio::test]
+async fn asterisk_dial_answered_is_one_dial_app_then_the_action_callbacks_and_leg_cdr_follow() {
+    let (app, server, agi) = start("").await;
+    let events = app.url("/events");
+    let next = app.xml("/after", &xml("<Hangup/>"));
+    let url = app.xml(
+        "/dial",
+        &xml(&format!(
+            "<Dial action=\"{next}\" callbackUrl=\"{events}\" callerId=\"15550001111\" timeLimit=\"60\" timeout=\"20\">\
+             <Number>7004</Number><Number>7002</Number></Dial>"
+        )),
+    );
+    let mut ch = channel("1796449610.60", &url);
+    ch.app_time = Duration::from_millis(300);
+    ch.dial_result = vec![
+        ("DIALSTATUS", "ANSWER"),
+        ("HANGUPCAUSE", "16"),
+        ("DIALEDPEERNUMBER", "7002"),
+        ("ANSWEREDTIME", "2"),
+    ];
+    let log = run_channel(agi, ch, Registry::default()).await;
+    assert!(
+        log.commands
+            .iter()
+            .any(|c| c == r#"EXEC Dial "SIP/7004&SIP/7002,20,gL(60000)""#),
+        "{:?}",
+        log.commands
+    );
+    assert!(
+        log.commands
+            .iter()
+            .any(|c| c == r#"SET VARIABLE CALLERID(num) "15550001111""#),
+        "{:?}",
+        log.commands
+    );
+    assert!(
+        !log.commands.iter().any(|c| c == "ANSWER"),
+        "a Dial never answers itself"
+    );
+    let action = &app.hits_on("/after")[0];
+    assert_eq!(action.must("DialStatus"), "completed");
+    let b_leg = action.must("DialBLegUUID");
+    assert!(!b_leg.is_empty());
+    let events = app
+        .wait_for(
+            Duration::from_secs(10),
+            "the Dial events",
+            |hits: &[crate::common::app::Hit]| {
+                let mut e: Vec<_> = hits
+                    .iter()
+                    .filter(|h| h.path == "/events")
+                    .cloned()
+                    .collect();
+                (e.len() >= 4).then(|| {
+                    e.sort_by_key(|h| h.must("DeliveryID"));
+                    e
+                })
+            },
+        )
+        .await;
+    let of_winner: Vec<String> = events
+        .iter()
+        .filter(|h| h.must("DialBLegUUID") == b_leg)
+        .map(|h| h.must("Event"))
+        .collect();
+    assert_eq!(of_winner, ["DialAnswer", "DialConnected", "DialHangup"]);
+    let winner_hangup = events
+        .iter()
+        .find(|h| h.must("DialBLegUUID") == b_leg && h.must("Event") == "DialHangup")
+        .unwrap();
+    assert_eq!(winner_hangup.must("DialBLegTo"), "7002");
+    assert_eq!(winner_hangup.must("DialBLegPosition"), "2");
+    let loser = events
+        .iter()
+        .find(|h| h.must("DialBLegUUID") != b_leg)
+        .expect("the other leg's DialHangup");
+    assert_eq!(loser.must("DialBLegHangupCause"), "LOSE_RACE");
+    let leg = server.cdr(&b_leg).await;
+    assert!(leg.answered);
+    let caller = server.cdr("1796449610.60").await;
+    assert!(caller.answered, "the bridge answered the caller");
+}
+
+#[tokio::test]
+async fn asterisk_dial_busy_leaves_the_caller_unanswered_and_the_action_says_busy() {
+    let (app, server, agi) = start("").await;
+    let next = app.xml("/after", &xml(r#"<Hangup reason="busy"/>"#));
+    let url = app.xml(
+        "/dial",
+        &xml(&format!(
+            "<Dial action=\"{next}\"><Number>7003</Number></Dial>"
+        )),
+    );
+    let mut ch = channel("1796449610.61", &url);
+    ch.dial_result = vec![("DIALSTATUS", "BUSY"), ("HANGUPCAUSE", "17")];
+    let log = run_channel(agi, ch, Registry::default()).await;
+    assert!(log.commands.iter().any(|c| c == r#"EXEC Hangup "17""#));
+    let action = &app.hits_on("/after")[0];
+    assert_eq!(action.must("DialStatus"), "busy");
+    assert_eq!(action.param("DialBLegUUID").unwrap_or_default(), "");
+    let cb = app.hangup_callback("1796449610.61").await;
+    assert_eq!(cb.must("SIPStatus"), "486");
+    assert!(!server.cdr("1796449610.61").await.answered);
+}
+
+#[tokio::test]
+async fn asterisk_dial_attributes_not_supported_yet_are_refused_by_name() {
+    let (app, server, agi) = start("").await;
+    let url = app.xml(
+        "/dial",
+        &xml("<Dial hangupOnStar=\"true\"><Number>7002</Number></Dial>"),
+    );
+    let log = run_channel(agi, channel("1796449610.62", &url), Registry::default()).await;
+    assert!(!log.commands.iter().any(|c| c.starts_with("EXEC Dial")));
+    let cdr = server.cdr("1796449610.62").await;
+    assert!(
+        cdr.notes
+            .iter()
+            .any(|n| n.contains("not supported yet on Asterisk: Dial hangupOnStar")),
+        "{:?}",
+        cdr.notes
+    );
+}
+
+/// With ARI, the answer is seen while `Dial()` still runs (the caller's DIALEDPEERNUMBER,
+/// `dial-ari-while-bridged.txt`): DialAnswer and DialConnected are written at the answer,
+/// not when the bridge ends.
+#[tokio::test]
+async fn asterisk_dial_answer_seen_over_ari_sends_dial_answer_while_the_bridge_runs() {
+    let registry = Registry::default();
+    let (ari_url, _ari, _seen) = fake_ari(registry.clone()).await;
+    let (app, _server, agi) = start(&ari_url).await;
+    let events = app.url("/events");
+    let url = app.xml(
+        "/dial",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\"><Number>7002</Number></Dial><Hangup/>"
+        )),
+    );
+    let mut ch = channel("1796449610.63", &url);
+    ch.app_time = Duration::from_secs(4);
+    ch.dial_answer_after = Some(Duration::from_millis(300));
+    ch.dial_result = vec![
+        ("DIALSTATUS", "ANSWER"),
+        ("HANGUPCAUSE", "16"),
+        ("DIALEDPEERNUMBER", "7002"),
+        ("ANSWEREDTIME", "4"),
+    ];
+    let log = run_channel(agi, ch, registry).await;
+    let returned = log.dial_returned_at.expect("the Dial ran");
+    let hits = app
+        .wait_for(
+            Duration::from_secs(10),
+            "DialAnswer",
+            |hits: &[crate::common::app::Hit]| {
+                hits.iter()
+                    .find(|h| h.path == "/events" && h.must("Event") == "DialAnswer")
+                    .cloned()
+            },
+        )
+        .await;
+    // The outbox row's DeliveryID is a UUIDv7: its time is when voxbridge wrote it.
+    let id = uuid::Uuid::parse_str(&hits.must("DeliveryID")).unwrap();
+    let (secs, nanos) = id.get_timestamp().expect("a UUIDv7").to_unix();
+    let written = std::time::UNIX_EPOCH + Duration::new(secs, nanos);
+    let before_end = returned
+        .duration_since(written)
+        .unwrap_or_else(|_| panic!("DialAnswer written after the Dial returned"));
+    assert!(
+        before_end >= Duration::from_secs(2),
+        "DialAnswer written {before_end:?} before the 4 s Dial returned (answer at 0.3 s)"
+    );
+}
+
+/// SPEC §11.2 on Asterisk: the bridged callee is a live call; REST `DELETE` of it finds
+/// its channel over ARI (the caller's DIALEDPEERNAME in ARI's channel list) and hangs it
+/// up; `Dial()` returns and the caller goes on with the document.
+#[tokio::test]
+async fn asterisk_dial_rest_delete_of_the_callee_hangs_it_up_over_ari_and_the_caller_goes_on() {
+    let registry = Registry::default();
+    let (ari_url, _ari, seen) = fake_ari(registry.clone()).await;
+    let (app, server, agi) = start(&ari_url).await;
+    let events = app.url("/events");
+    let url = app.xml(
+        "/dial",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\"><Number>7002</Number></Dial><Hangup reason=\"busy\"/>"
+        )),
+    );
+    let mut ch = channel("1796449610.64", &url);
+    ch.app_time = Duration::from_secs(20);
+    ch.dial_answer_after = Some(Duration::from_millis(300));
+    ch.dial_result = vec![
+        ("DIALSTATUS", "ANSWER"),
+        ("HANGUPCAUSE", "16"),
+        ("DIALEDPEERNUMBER", "7002"),
+        ("ANSWEREDTIME", "1"),
+    ];
+    let started = std::time::Instant::now();
+    let call = tokio::spawn(run_channel(agi, ch, registry));
+    let answer = app
+        .wait_for(
+            Duration::from_secs(10),
+            "DialAnswer",
+            |hits: &[crate::common::app::Hit]| {
+                hits.iter()
+                    .find(|h| h.path == "/events" && h.must("Event") == "DialAnswer")
+                    .cloned()
+            },
+        )
+        .await;
+    let b_leg = answer.must("DialBLegUUID");
+    let (status, live) = crate::e2e_support::rest(
+        &server,
+        reqwest::Method::GET,
+        &format!("Call/{b_leg}/?status=live"),
+    )
+    .await;
+    assert_eq!(status, 200, "the callee is a live call: {live}");
+    assert_eq!(live["parent_call_uuid"], "1796449610.64", "{live}");
+    assert_eq!(live["to"], "7002", "{live}");
+    let (status, body) =
+        crate::e2e_support::rest(&server, reqwest::Method::DELETE, &format!("Call/{b_leg}/")).await;
+    assert_eq!(status, 204, "{body}");
+    let log = call.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the 20 s Dial ended at the callee's hang-up"
+    );
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|s| s == "DELETE callee-1796449610.64 reason_code=16"),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    assert!(
+        log.commands.iter().any(|c| c == r#"EXEC Hangup "17""#),
+        "the caller went on"
+    );
+    let leg = server.cdr(&b_leg).await;
+    assert_eq!(leg.source, "API");
+    assert!(leg.answered);
 }

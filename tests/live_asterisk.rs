@@ -48,7 +48,21 @@ asterisk_tests!(
     asterisk_voxml_reject_busy_on_a_ringing_call_is_486_never_answered,
     asterisk_rule_1_busy_after_http_media_answers_then_byes_with_user_busy,
     asterisk_dtmf_and_wait_after_a_speak_then_busy,
+    asterisk_gather_menu_digit_during_the_spoken_prompt_stops_it_and_its_action_runs,
+    asterisk_gather_finish_on_key_after_123_over_a_looping_file_posts_digits_123,
+    asterisk_gather_wait_prompt_a_digit_ends_it_and_is_posted,
+    asterisk_gather_no_input_goes_on_with_the_next_element_without_a_request,
+    asterisk_dial_answered_bridges_until_time_limit_then_the_action_runs,
+    asterisk_dial_busy_leaves_the_caller_unanswered_and_a_busy_hangup_after_it_is_486,
+    asterisk_dial_no_answer_after_the_ring_timeout_runs_the_next_element_486,
+    asterisk_dial_rest_hangup_of_the_callee_ends_only_it_the_caller_continues,
 );
+
+/// Flite safety (issue 17): five calls speaking at once; Asterisk survives, all complete.
+#[test]
+fn asterisk_flite_five_calls_speaking_at_once_all_complete_and_the_asterisk_survives() {
+    run_asterisk(live_support::FLITE_CONCURRENT);
+}
 
 #[test]
 fn every_asterisk_scenario_has_its_test() {

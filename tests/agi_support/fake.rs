@@ -9,10 +9,17 @@
 //! caller hung up, N and `dialplan/builtin` for `Hangup`, 16 and empty for ARI); other
 //! commands on a dead channel answer `511`. A tiny ARI (`DELETE /ari/channels/{id}`) hangs
 //! the channel up from outside.
+//!
+//! DTMF as on the bundle (`gather-flite-barge-in.txt`, `gather-stream-file.txt`): the
+//! caller's digits (`dtmf`, times from the connection) reach only a command that reads them
+//! — `EXEC Flite "<text>,<keys>"`, `STREAM FILE … "<keys>"`, `WAIT FOR DIGIT` — which stops
+//! and replies `200 result=<ASCII code>`; a digit pressed while no such command runs is lost.
+//! A shared [`FliteMeter`] counts the Flite syntheses running at once across channels.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -24,7 +31,7 @@ use super::agi_argv;
 /// The applications the fake channel has (others answer `200 result=-2`, as in
 /// `bad-command.txt`).
 const KNOWN_APPS: &[&str] = &[
-    "Flite", "Playback", "Wait", "SendDTMF", "Progress", "Hangup",
+    "Flite", "Playback", "Wait", "SendDTMF", "Progress", "Hangup", "Dial",
 ];
 
 /// How one fake channel behaves.
@@ -37,6 +44,44 @@ pub struct FakeChannel {
     /// How long a media application runs when nothing interrupts it.
     pub app_time: Duration,
     pub caller_hangs_up_after: Option<Duration>,
+    /// Digits the caller presses, at these times from the connection.
+    pub dtmf: Vec<(Duration, char)>,
+    /// Counts Flite runs across channels (several channels share one).
+    pub flite: Option<Arc<FliteMeter>>,
+    /// What `EXEC Dial` leaves on the channel after `app_time` (as `dial-*.txt`):
+    /// `DIALSTATUS`, `HANGUPCAUSE`, `DIALEDPEERNUMBER`, `ANSWEREDTIME`; with
+    /// `DIALSTATUS=ANSWER` the channel is answered.
+    pub dial_result: Vec<(&'static str, &'static str)>,
+    /// When set, `dial_result` is visible to ARI this long into the `Dial()` (the callee
+    /// answered then), while the application keeps running for `app_time`.
+    pub dial_answer_after: Option<Duration>,
+}
+
+/// Flite syntheses running at once on the fake "server", and the most ever seen.
+#[derive(Debug, Default)]
+pub struct FliteMeter {
+    running: AtomicUsize,
+    max: AtomicUsize,
+    runs: AtomicUsize,
+}
+
+impl FliteMeter {
+    /// The most Flite runs that overlapped.
+    pub fn max_overlap(&self) -> usize {
+        self.max.load(Ordering::SeqCst)
+    }
+    /// Flite runs started in all.
+    pub fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+    fn start(&self) {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(now, Ordering::SeqCst);
+        self.runs.fetch_add(1, Ordering::SeqCst);
+    }
+    fn end(&self) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl FakeChannel {
@@ -48,6 +93,10 @@ impl FakeChannel {
             variables: HashMap::new(),
             app_time: Duration::from_millis(50),
             caller_hangs_up_after: None,
+            dtmf: Vec::new(),
+            flite: None,
+            dial_result: Vec::new(),
+            dial_answer_after: None,
         }
     }
 }
@@ -60,11 +109,17 @@ pub struct ChannelLog {
     /// The client closed the connection after `HANGUP` (the channel is released).
     pub closed_after_hangup: bool,
     pub hangup_cause: Option<u16>,
+    /// When `EXEC Dial` replied.
+    pub dial_returned_at: Option<std::time::SystemTime>,
 }
 
 /// Channels an ARI request can reach, by uniqueid.
 #[derive(Clone, Default)]
-pub struct Registry(Arc<Mutex<HashMap<String, mpsc::UnboundedSender<u16>>>>);
+pub struct Registry(
+    Arc<Mutex<HashMap<String, mpsc::UnboundedSender<u16>>>>,
+    /// Channel variables ARI can read (`GET /channels/{id}/variable`), by uniqueid.
+    Arc<Mutex<HashMap<String, HashMap<String, String>>>>,
+);
 
 impl Registry {
     fn add(&self, id: &str, tx: mpsc::UnboundedSender<u16>) {
@@ -72,6 +127,43 @@ impl Registry {
     }
     fn remove(&self, id: &str) {
         self.0.lock().unwrap().remove(id);
+    }
+    fn set_variables(&self, id: &str, vars: &[(&str, &str)]) {
+        let mut all = self.1.lock().unwrap();
+        let of = all.entry(id.to_string()).or_default();
+        for (k, v) in vars {
+            of.insert(k.to_string(), v.to_string());
+        }
+    }
+    /// A variable as ARI reads it: `None` when the channel is gone.
+    pub fn variable(&self, id: &str, name: &str) -> Option<String> {
+        if !self.exists(id) {
+            return None;
+        }
+        let all = self.1.lock().unwrap();
+        Some(
+            all.get(id)
+                .and_then(|v| v.get(name))
+                .cloned()
+                .unwrap_or_default(),
+        )
+    }
+    /// ARI's `GET /channels`: every channel's id and name.
+    fn list(&self) -> serde_json::Value {
+        let ids: Vec<String> = self.0.lock().unwrap().keys().cloned().collect();
+        let vars = self.1.lock().unwrap();
+        let channels: Vec<serde_json::Value> = ids
+            .iter()
+            .map(|id| {
+                let name = vars
+                    .get(id)
+                    .and_then(|v| v.get("CHANNEL_NAME"))
+                    .cloned()
+                    .unwrap_or_else(|| format!("SIP/127.0.0.1-{}", id.replace('.', "")));
+                serde_json::json!({ "id": id, "name": name })
+            })
+            .collect();
+        serde_json::Value::Array(channels)
     }
     /// Whether the channel still exists (ARI `GET /channels/{id}`).
     pub fn exists(&self, id: &str) -> bool {
@@ -120,6 +212,9 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
     let caller_at = ch.caller_hangs_up_after.map(|d| started + d);
     // TIMEOUT(absolute): fires as a soft hangup with no cause (progress-wait-timeout.txt).
     let mut timeout_at: Option<tokio::time::Instant> = None;
+    let mut variables = ch.variables.clone();
+    let mut digits: VecDeque<(tokio::time::Instant, char)> =
+        ch.dtmf.iter().map(|(at, d)| (started + *at, *d)).collect();
     loop {
         // Between commands the caller (or ARI) may hang up too.
         let idle_end = async {
@@ -177,7 +272,7 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
             (["GET", "FULL", "VARIABLE", "${CHANNEL(state)}"], _) => {
                 format!("200 result=1 ({})", if answered { "Up" } else { "Ring" })
             }
-            (["GET", "VARIABLE", var], _) => match ch.variables.get(*var) {
+            (["GET", "VARIABLE", var], _) => match variables.get(*var) {
                 Some(v) => format!("200 result=1 ({v})"),
                 None => "200 result=0".into(),
             },
@@ -201,40 +296,109 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                 // As the switch answers for an application it does not have.
                 "200 result=-2".into()
             }
-            (["EXEC", _app, ..], None) => {
-                // A media application: runs app_time unless hung up under it.
-                let done = tokio::time::sleep(ch.app_time);
-                let caller = async {
-                    match caller_at {
-                        Some(at) => tokio::time::sleep_until(at).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                let timeout = async {
-                    match timeout_at {
-                        Some(at) => tokio::time::sleep_until(at).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    _ = done => "200 result=0".into(),
-                    _ = timeout => {
-                        ended = Some(Ended::Soft(0));
-                        w.write_all(b"200 result=-1\n").await.unwrap();
-                        "HANGUP".into()
-                    }
-                    _ = caller => {
-                        ended = Some(Ended::Caller);
-                        w.write_all(b"200 result=-1\n").await.unwrap();
-                        "HANGUP".into()
-                    }
-                    Some(cause) = ari_rx.recv() => {
-                        ended = Some(Ended::Soft(cause));
-                        w.write_all(b"200 result=-1\n").await.unwrap();
-                        "HANGUP".into()
-                    }
+            (["EXEC", "Dial", ..], None) => {
+                // At the answer the callee becomes a channel of its own (`callee-<id>`,
+                // named `SIP/self-callee`) that ARI lists and can hang up: Dial() then
+                // returns at once with the callee's cause.
+                let callee_id = format!("callee-{}", ch.uniqueid);
+                let (callee_tx, mut callee_rx) = mpsc::unbounded_channel();
+                if let Some(after) = ch.dial_answer_after {
+                    let (registry, id, vars, callee_id) = (
+                        registry.clone(),
+                        ch.uniqueid.clone(),
+                        ch.dial_result.clone(),
+                        callee_id.clone(),
+                    );
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        registry.add(&callee_id, callee_tx);
+                        registry.set_variables(&callee_id, &[("CHANNEL_NAME", "SIP/self-callee")]);
+                        registry.set_variables(&id, &vars);
+                        registry.set_variables(&id, &[("DIALEDPEERNAME", "SIP/self-callee")]);
+                    });
                 }
+                let cut = tokio::select! {
+                    r = run_media(
+                        &mut w,
+                        ch.app_time,
+                        false,
+                        &mut digits,
+                        caller_at,
+                        timeout_at,
+                        &mut ari_rx,
+                        &mut ended,
+                    ) => Err(r),
+                    Some(cause) = callee_rx.recv() => Ok(cause),
+                };
+                registry.remove(&callee_id);
+                for (k, v) in &ch.dial_result {
+                    variables.insert(k.to_string(), v.to_string());
+                }
+                let r = match cut {
+                    Ok(cause) => {
+                        variables.insert("HANGUPCAUSE".into(), cause.to_string());
+                        Some(0)
+                    }
+                    Err(r) => r,
+                };
+                if variables.get("DIALSTATUS").map(String::as_str) == Some("ANSWER") {
+                    answered = true;
+                }
+                log.dial_returned_at = Some(std::time::SystemTime::now());
+                r.map_or_else(|| "HANGUP".into(), |_| "200 result=0".to_string())
             }
+            (["EXEC", app, rest @ ..], None) => {
+                // A media application: runs app_time unless hung up under it (or, with
+                // interrupt keys, a digit stops it).
+                let keys = *app == "Flite" && rest.first().is_some_and(|a| has_keys(a));
+                let flite = ch.flite.as_ref().filter(|_| *app == "Flite");
+                if let Some(m) = flite {
+                    m.start();
+                }
+                let r = run_media(
+                    &mut w,
+                    ch.app_time,
+                    keys,
+                    &mut digits,
+                    caller_at,
+                    timeout_at,
+                    &mut ari_rx,
+                    &mut ended,
+                )
+                .await;
+                if let Some(m) = flite {
+                    m.end();
+                }
+                r.map_or_else(|| "HANGUP".into(), |d| format!("200 result={d}"))
+            }
+            (["STREAM", "FILE", ..], None) => run_media(
+                &mut w,
+                ch.app_time,
+                true,
+                &mut digits,
+                caller_at,
+                timeout_at,
+                &mut ari_rx,
+                &mut ended,
+            )
+            .await
+            .map_or_else(|| "HANGUP".into(), |d| format!("200 result={d} endpos=800")),
+            (["WAIT", "FOR", "DIGIT", ms], None) => {
+                let ms: u64 = ms.parse().unwrap_or(0);
+                run_media(
+                    &mut w,
+                    Duration::from_millis(ms),
+                    true,
+                    &mut digits,
+                    caller_at,
+                    timeout_at,
+                    &mut ari_rx,
+                    &mut ended,
+                )
+                .await
+                .map_or_else(|| "HANGUP".into(), |d| format!("200 result={d}"))
+            }
+            (["NOOP", ..], None) => "200 result=0".into(),
             (["SET", "VARIABLE", "TIMEOUT(absolute)", secs], None) => {
                 let secs: f64 = secs.parse().unwrap_or(0.0);
                 timeout_at = (secs > 0.0)
@@ -251,6 +415,68 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
     log
 }
 
+/// Whether Flite's argument ends with interrupt keys (`text,keys`, the comma unescaped).
+fn has_keys(arg: &str) -> bool {
+    let b = arg.as_bytes();
+    (0..b.len()).any(|i| b[i] == b',' && (i == 0 || b[i - 1] != b'\\'))
+}
+
+/// Runs a media command for `length`: `Some(0)` at its end, `Some(ascii)` when `keys` and
+/// a digit comes, `None` (after writing `200 result=-1`) when the channel is hung up under
+/// it. Digits due before it started were pressed between commands: lost, as on the switch.
+#[allow(clippy::too_many_arguments)]
+async fn run_media(
+    w: &mut tokio::net::tcp::OwnedWriteHalf,
+    length: Duration,
+    keys: bool,
+    digits: &mut VecDeque<(tokio::time::Instant, char)>,
+    caller_at: Option<tokio::time::Instant>,
+    timeout_at: Option<tokio::time::Instant>,
+    ari_rx: &mut mpsc::UnboundedReceiver<u16>,
+    ended: &mut Option<Ended>,
+) -> Option<u32> {
+    let now = tokio::time::Instant::now();
+    while digits.front().is_some_and(|(at, _)| *at <= now) {
+        digits.pop_front();
+    }
+    let done = tokio::time::sleep(length);
+    let next_digit = digits.front().copied().filter(|_| keys);
+    let digit = async {
+        match next_digit {
+            Some((at, d)) => {
+                tokio::time::sleep_until(at).await;
+                d
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let caller = async {
+        match caller_at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    let timeout = async {
+        match timeout_at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    let end = tokio::select! {
+        _ = done => return Some(0),
+        d = digit => {
+            digits.pop_front();
+            return Some(u32::from(d));
+        }
+        _ = timeout => Ended::Soft(0),
+        _ = caller => Ended::Caller,
+        Some(cause) = ari_rx.recv() => Ended::Soft(cause),
+    };
+    *ended = Some(end);
+    let _ = w.write_all(b"200 result=-1\n").await;
+    None
+}
+
 /// A fake ARI on `127.0.0.1:0`: `DELETE /ari/channels/{id}?reason_code=N` → 204 (the
 /// channel hangs up with N) or 404. Returns its base URL (`…/ari`) and the server task.
 pub async fn fake_ari(
@@ -261,6 +487,34 @@ pub async fn fake_ari(
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let state = (registry, seen.clone());
     let app = axum::Router::new()
+        .route(
+            "/ari/channels",
+            axum::routing::get(
+                |State((reg, _seen)): State<(Registry, Arc<Mutex<Vec<String>>>)>| async move {
+                    axum::Json(reg.list())
+                },
+            ),
+        )
+        .route(
+            "/ari/channels/{id}/variable",
+            axum::routing::get(
+                |State((reg, _seen)): State<(Registry, Arc<Mutex<Vec<String>>>)>,
+                 Path(id): Path<String>,
+                 Query(q): Query<HashMap<String, String>>| async move {
+                    let name = q.get("variable").cloned().unwrap_or_default();
+                    match reg.variable(&id, &name) {
+                        Some(v) => (
+                            StatusCode::OK,
+                            axum::Json(serde_json::json!({ "value": v })),
+                        ),
+                        None => (
+                            StatusCode::NOT_FOUND,
+                            axum::Json(serde_json::json!({ "message": "Channel not found" })),
+                        ),
+                    }
+                },
+            ),
+        )
         .route(
             "/ari/channels/{id}",
             axum::routing::get(

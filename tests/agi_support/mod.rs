@@ -34,6 +34,14 @@ pub const TRANSCRIPTS: &[&str] = &[
     "rest-hangup-playback",
     "progress-wait-timeout",
     "bad-command",
+    "gather-flite-barge-in",
+    "gather-stream-file",
+    "dial-answered",
+    "dial-busy",
+    "dial-no-answer",
+    "dial-caller-hangs-up",
+    "record-file",
+    "dial-ari-while-bridged",
 ];
 
 /// The wire lines of a transcript (notes and outside events dropped).

@@ -184,7 +184,7 @@ pub fn asterisk_from_env() -> Option<(LiveConfig, String)> {
     // http(s) media is cached where Asterisk (same host) can read it, outside the tree.
     let media = std::env::temp_dir().join(format!("voxbridge-live-media-{}", std::process::id()));
     let extra = format!(
-        "[asterisk]\nenabled = true\nagi_listen = \"{}\"\nari_url = \"{ari}\"\nari_user = \"{}\"\nari_password = \"{}\"\nmedia_cache_dir = {:?}\n",
+        "[asterisk]\nenabled = true\nagi_listen = \"{}\"\nari_url = \"{ari}\"\nari_user = \"{}\"\nari_password = \"{}\"\nmedia_cache_dir = {:?}\ndial_number_template = \"SIP/{{number}}@self\"\n",
         var("VOXBRIDGE_TEST_AST_AGI_LISTEN").unwrap_or_else(|| "127.0.0.1:4573".into()),
         var("AST_ARI_USER").unwrap_or_else(|| "voxbridge".into()),
         var("AST_ARI_PASSWORD").unwrap_or_else(|| "voxbridge".into()),
@@ -230,18 +230,37 @@ pub fn run_asterisk(name: &str) {
         }
         return;
     };
+    let ari_url = std::env::var("VOXBRIDGE_TEST_AST_ARI").unwrap_or_default();
     type Reports = HashMap<String, Result<(), String>>;
     static RUN: std::sync::OnceLock<Result<Reports, String>> = std::sync::OnceLock::new();
     let results = RUN.get_or_init(|| {
         block_on_alone(async {
-            // One call at a time: the bundle's app_flite (libflite 2.2) crashes Asterisk
-            // (segfault in libflite.so) when two channels synthesise at once.
-            let h = Harness::asterisk(&cfg, &extra).await?;
+            // Concurrently, as on FreeSWITCH: voxbridge keeps Flite to one synthesis at a
+            // time per Asterisk ([asterisk] tts_concurrency), which is what made the bundle
+            // crash (a libflite segfault) when two channels synthesised at once. The
+            // scenarios that bound a latency run alone after the batch.
+            let h = Arc::new(Harness::asterisk(&cfg, &extra).await?);
+            let (timed, rest): (Vec<_>, Vec<_>) = scenarios::asterisk::all()
+                .into_iter()
+                .partition(|s| s.timed());
+            let mut set = tokio::task::JoinSet::new();
+            for s in rest {
+                let h = h.clone();
+                set.spawn(async move { (s.name.to_string(), run_caller_retried(&h, &s).await) });
+            }
             let mut out = HashMap::new();
-            for s in scenarios::asterisk::all() {
-                let r = run_scenario(&h, &s).await;
+            while let Some(done) = set.join_next().await {
+                let (name, r) = done.map_err(|e| format!("a scenario task died: {e}"))?;
+                out.insert(name, r);
+            }
+            for s in timed {
+                let r = run_caller_retried(&h, &s).await;
                 out.insert(s.name.to_string(), r);
             }
+            out.insert(
+                FLITE_CONCURRENT.to_string(),
+                flite_concurrent(&h, &ari_url).await,
+            );
             Ok::<_, String>(out)
         })
         .and_then(|r| r)
@@ -253,6 +272,73 @@ pub fn run_asterisk(name: &str) {
             Some(Err(report)) => panic!("{report}"),
             None => panic!("{name} is not an Asterisk scenario"),
         },
+    }
+}
+
+/// [`run_scenario`] for the Asterisk suite, placed once more when the *caller's* leg
+/// failed to set up its media: FreeSWITCH and the bundled Asterisk share one host and the
+/// RTP range 20000–20999, and FreeSWITCH does not skip a port Asterisk holds — its leg
+/// fails with `RTP Bind Error` and the originate with `-ERR INCOMPATIBLE_DESTINATION`
+/// (seen once in five concurrent calls). That is the test machine, not voxbridge (whose
+/// side of such a call is an ordinary caller hang-up); anything else is reported as is.
+async fn run_caller_retried(h: &Harness, s: &Scenario) -> Result<(), String> {
+    match run_scenario(h, s).await {
+        Err(report) if report.contains("originate: got \"-ERR INCOMPATIBLE_DESTINATION\"") => {
+            say(&format!(
+                "[{}] {}: the caller's leg could not bind its RTP port (shared range with \
+                 Asterisk); placing the call once more",
+                h.backend, s.name
+            ));
+            run_scenario(h, s).await
+        }
+        other => other,
+    }
+}
+
+/// The live Flite-safety test (issue 17): several calls placed at once, each speaking.
+pub const FLITE_CONCURRENT: &str =
+    "asterisk_flite_five_calls_speaking_at_once_all_complete_and_the_asterisk_survives";
+
+/// [`FLITE_CONCURRENT`]: five calls that each Speak twice, placed together; every one must
+/// pass the full checks (BYE, billed ≥ 1 s of real speech, callback and CDR), and
+/// Asterisk must still answer ARI afterwards (a libflite crash takes the whole switch).
+async fn flite_concurrent(h: &Arc<Harness>, ari_url: &str) -> Result<(), String> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let h = h.clone();
+        set.spawn(async move { run_caller_retried(&h, &scenarios::asterisk::flite_call()).await });
+    }
+    let mut failures = Vec::new();
+    while let Some(done) = set.join_next().await {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(report)) => failures.push(report),
+            Err(e) => failures.push(format!("a call task died: {e}")),
+        }
+    }
+    let client = voxbridge::http_client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let user = std::env::var("AST_ARI_USER").unwrap_or_else(|_| "voxbridge".into());
+    let password = std::env::var("AST_ARI_PASSWORD").unwrap_or_else(|_| "voxbridge".into());
+    match client
+        .get(format!("{}/asterisk/info", ari_url.trim_end_matches('/')))
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => failures.push(format!(
+            "Asterisk's ARI answers {} after the calls",
+            r.status()
+        )),
+        Err(e) => failures.push(format!("Asterisk is gone after the calls (ARI: {e})")),
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
     }
 }
 

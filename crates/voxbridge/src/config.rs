@@ -129,6 +129,14 @@ pub struct AsteriskConfig {
     /// Directory where http(s) media for `Play` is fetched to and cached (Asterisk has
     /// no HTTP media cache); it must be readable by Asterisk.
     pub media_cache_dir: String,
+    /// How many Flite syntheses may run at once on this Asterisk (at least 1). The
+    /// bundled app_flite crashes Asterisk (a libflite segfault) when two synthesise at
+    /// the same time, so the default is 1: Speaks queue fairly, in arrival order.
+    pub tts_concurrency: usize,
+    /// Asterisk dial string of a Dial's `<Number>`; `{number}` is replaced by the number
+    /// as written. Default `SIP/{number}` (a chan_sip peer or extension); the bundle's own
+    /// test callees: `SIP/{number}@self`. A `<User>` `sip:alice@h:5080` is `SIP/alice@h:5080`.
+    pub dial_number_template: String,
 }
 
 impl Default for AsteriskConfig {
@@ -143,6 +151,8 @@ impl Default for AsteriskConfig {
             ari_user: String::new(),
             ari_password: String::new(),
             media_cache_dir: "voxbridge-media".into(),
+            tts_concurrency: 1,
+            dial_number_template: "SIP/{number}".into(),
         }
     }
 }
@@ -617,6 +627,17 @@ impl Config {
             self.asterisk.handshake_timeout,
             false,
         )?;
+        if !self.asterisk.dial_number_template.contains("{number}") {
+            return Err(ConfigError(
+                "asterisk.dial_number_template: must contain {number}".into(),
+            ));
+        }
+        if self.asterisk.tts_concurrency == 0 {
+            return Err(ConfigError(
+                "asterisk.tts_concurrency: must be at least 1 (1 keeps Flite safe on the bundle)"
+                    .into(),
+            ));
+        }
         for (key, days) in [
             ("store.retention_cdr_days", self.store.retention_cdr_days),
             (

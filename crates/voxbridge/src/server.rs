@@ -428,6 +428,7 @@ async fn start_asterisk(
         calls: services.clone(),
         ari,
         media: Some(media),
+        flite: crate::call::asterisk::tts::FliteQueue::new(ast.tts_concurrency),
     });
     tracing::info!(agi = %addr, ari = %ast.ari_url, "FastAGI listener for Asterisk");
     let task = tokio::spawn(listener.run(asterisk::handler(services), stopped(stop)));

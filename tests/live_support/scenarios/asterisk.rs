@@ -263,7 +263,220 @@ pub fn all() -> Vec<Scenario> {
                 .timing(Timing::BilledAtLeastMs(1000)),
             )
         },
+        Scenario {
+            action: Action::CallerPresses {
+                after: 2.0,
+                digits: "2",
+            },
+            needs_tts: true,
+            ..scenario(
+                "asterisk_gather_menu_digit_during_the_spoken_prompt_stops_it_and_its_action_runs",
+                "<Gather numDigits=\"1\"> with a ~10 s <Speak> prompt on 7000; the caller presses 2 \
+                 2 s in: Flite (interrupt keys) stops at the digit, the second prompt never plays, \
+                 the action gets Digits=2 InputType=dtmf and its document (busy) ends the call",
+                Ext::Answered,
+                vec![
+                    xml(format!(
+                        "<Response><Gather action=\"{{app}}/answer?step=1\" numDigits=\"1\">\
+                         <Speak>{MENU}</Speak><Speak>never heard</Speak></Gather>\
+                         <Speak>never reached</Speak></Response>"
+                    )),
+                    xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .fetches(&["StartApp", "Gather"])
+                .gather_digits("2")
+                .timing(Timing::AnsweredFor { min: 1.5, max: 6.0 }),
+            )
+        },
+        Scenario {
+            action: Action::CallerPresses {
+                after: 1.0,
+                digits: "123#",
+            },
+            ..scenario(
+                "asterisk_gather_finish_on_key_after_123_over_a_looping_file_posts_digits_123",
+                "<Gather finishOnKey=\"#\"> over <Play loop=\"0\">file://silence/1</Play> (STREAM FILE \
+                 with escape digits) on 7000; the caller presses 123#: the first stops the prompt, the \
+                 rest are heard by WAIT FOR DIGIT; Digits=123, its document runs",
+                Ext::Answered,
+                vec![
+                    xml(
+                        "<Response><Gather action=\"{app}/answer?step=1\" finishOnKey=\"#\">\
+                         <Play loop=\"0\">file://silence/1</Play></Gather></Response>",
+                    ),
+                    xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .fetches(&["StartApp", "Gather"])
+                .gather_digits("123"),
+            )
+        },
+        Scenario {
+            action: Action::CallerPresses {
+                after: 1.5,
+                digits: "3",
+            },
+            ..scenario(
+                "asterisk_gather_wait_prompt_a_digit_ends_it_and_is_posted",
+                "<Gather numDigits=\"1\"><Wait length=\"8\"/></Gather> on 7000; the caller presses 3 \
+                 during the Wait (WAIT FOR DIGIT): it ends there, Digits=3, well before the 8 s",
+                Ext::Answered,
+                vec![
+                    xml(
+                        "<Response><Gather action=\"{app}/answer?step=1\" numDigits=\"1\">\
+                         <Wait length=\"8\"/></Gather></Response>",
+                    ),
+                    xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .fetches(&["StartApp", "Gather"])
+                .gather_digits("3")
+                .timing(Timing::AnsweredFor { min: 1.0, max: 6.0 }),
+            )
+        },
+        scenario(
+            "asterisk_gather_no_input_goes_on_with_the_next_element_without_a_request",
+            "<Gather executionTimeout=\"5\"> with file://beep on 7001 and no key pressed: answered, \
+             no request after ~5 s of listening, the next element (busy) ends the call",
+            Ext::Ringing,
+            vec![xml(
+                "<Response><Gather action=\"{app}/answer?step=1\" executionTimeout=\"5\">\
+                 <Play>file://beep</Play></Gather><Hangup reason=\"busy\"/></Response>",
+            )],
+            Expect {
+                bye_reason: None,
+                caller_cause: "NORMAL_CLEARING",
+                ..Expect::bye("USER_BUSY", 17)
+            }
+            .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+            .timing(Timing::AnsweredFor { min: 4.8, max: 9.0 }),
+        ),
+        scenario(
+            "asterisk_dial_answered_bridges_until_time_limit_then_the_action_runs",
+            "<Dial timeLimit=\"3\" action callbackUrl> to 7002 (answers) on 7001: Dial() answers the caller when 7002 does, L() ends the bridge after 3 s, the action gets DialStatus completed and its busy Hangup BYEs; DialAnswer, DialConnected, DialHangup arrive",
+            Ext::Ringing,
+            vec![
+                xml(
+                    "<Response><Dial timeLimit=\"3\" action=\"{app}/answer?step=1\" callbackUrl=\"{app}/events\">\
+                     <Number>7002</Number></Dial></Response>",
+                ),
+                xml("<Response><Hangup reason=\"busy\"/></Response>"),
+            ],
+            Expect {
+                bye_reason: None,
+                caller_cause: "NORMAL_CLEARING",
+                ..Expect::bye("USER_BUSY", 17)
+            }
+            .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+            .dial_events(&["DialAnswer", "DialConnected", "DialHangup"])
+            .fetches(&["StartApp", "DialAction"])
+            .dial_status("completed")
+            .timing(Timing::AnsweredFor { min: 2.5, max: 6.0 }),
+        ),
+        scenario(
+            "asterisk_dial_busy_leaves_the_caller_unanswered_and_a_busy_hangup_after_it_is_486",
+            "<Dial action callbackUrl> to 7003 (486) on 7001: DialStatus busy, the caller still unanswered; the action's <Hangup reason=\"busy\"/> refuses it 486",
+            Ext::Ringing,
+            vec![
+                xml(
+                    "<Response><Dial action=\"{app}/answer?step=1\" callbackUrl=\"{app}/events\">\
+                     <Number>7003</Number></Dial></Response>",
+                ),
+                xml("<Response><Hangup reason=\"busy\"/></Response>"),
+            ],
+            Expect::refused(486, "USER_BUSY")
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .dial_events(&["DialHangup"])
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("busy"),
+        )
+        .probing(Probe::LegCdr {
+            position: 1,
+            cause: Some("USER_BUSY"),
+            name: "Busy Line",
+            source: "Callee",
+            answered: false,
+        }),
+        scenario(
+            "asterisk_dial_no_answer_after_the_ring_timeout_runs_the_next_element_486",
+            "<Dial timeout=\"2\" action> to 7004 (rings forever) on 7001: DialStatus no-answer after ~2 s, the caller unanswered; the next document's busy Hangup gives 486",
+            Ext::Ringing,
+            vec![
+                xml(
+                    "<Response><Dial timeout=\"2\" action=\"{app}/answer?step=1\"><Number>7004</Number></Dial></Response>",
+                ),
+                xml("<Response><Hangup reason=\"busy\"/></Response>"),
+            ],
+            Expect::refused(486, "USER_BUSY")
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .fetches(&["StartApp", "DialAction"])
+                .dial_status("no-answer")
+                .timing(Timing::LastedAtLeast(1.5)),
+        ),
+        scenario(
+            "asterisk_dial_rest_hangup_of_the_callee_ends_only_it_the_caller_continues",
+            "<Dial> to 7002 then <Play>file://beep</Play> on 7001; 2 s after answer the live list holds both legs, the B-leg's details name its parent, and DELETE of the B-leg → 204: ARI hangs the callee up, Dial() returns, the beep plays, BYE End Of XML Instructions",
+            Ext::Ringing,
+            vec![xml(
+                "<Response><Dial><Number>7002</Number></Dial><Play>file://beep</Play></Response>",
+            )],
+            Expect {
+                bye_reason: None,
+                ..Expect::bye("NORMAL_CLEARING", 16)
+            }
+            .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+            .timing(Timing::AnsweredFor { min: 1.5, max: 8.0 }),
+        )
+        .acting(Action::RestHangupCallee { after: 2.0 })
+        .probing(Probe::LegCdr {
+            position: 1,
+            cause: Some("NORMAL_CLEARING"),
+            name: "Normal Hangup",
+            source: "API",
+            answered: true,
+        }),
     ]
+}
+
+/// One call of the live Flite-safety test (`FLITE_CONCURRENT`): two Speaks then busy; it
+/// passes only if both were really spoken (billed ≥ 2 s) and the call ended as written.
+pub fn flite_call() -> Scenario {
+    Scenario {
+        needs_tts: true,
+        ..scenario(
+            super::super::FLITE_CONCURRENT,
+            "one of five calls placed at once on 7001: <Speak> twice then <Hangup reason=\"busy\"/>; \
+             Flite runs one synthesis at a time, every call completes",
+            Ext::Ringing,
+            vec![xml(format!(
+                "<Response><Speak>{SPEECH}</Speak><Speak>Second sentence.</Speak>\
+                 <Hangup reason=\"busy\"/></Response>"
+            ))],
+            Expect {
+                bye_reason: None,
+                caller_cause: "NORMAL_CLEARING",
+                ..Expect::bye("USER_BUSY", 17)
+            }
+            .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+            .timing(Timing::BilledAtLeastMs(2000)),
+        )
+    }
 }
 
 fn xml(text: impl Into<String>) -> Doc {

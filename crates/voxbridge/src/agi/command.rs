@@ -65,6 +65,24 @@ impl AgiCommand {
         })
     }
 
+    /// `STREAM FILE "<name>" "<escape digits>"`: plays `name` (no extension) and stops at
+    /// the first of `escape` pressed, replying `200 result=<its ASCII code> endpos=…`
+    /// (`result=0` when played to its end; capture `gather-stream-file.txt`).
+    pub fn stream_file(name: &str, escape: &str) -> Result<Self, CommandError> {
+        Ok(Self {
+            line: format!("STREAM FILE {} {}", quote(name)?, quote(escape)?),
+        })
+    }
+
+    /// `WAIT FOR DIGIT <ms>`: `200 result=<ASCII code>` at the first digit, `result=0`
+    /// after `ms` without one (capture `gather-flite-barge-in.txt`).
+    pub fn wait_for_digit(timeout: std::time::Duration) -> Self {
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
+        Self {
+            line: format!("WAIT FOR DIGIT {ms}"),
+        }
+    }
+
     /// A command this module has no builder for (`NOOP`, `HANGUP`, `CHANNEL STATUS`),
     /// written as given: it must not contain a line break.
     pub fn verbatim(line: &str) -> Result<Self, CommandError> {

@@ -459,6 +459,21 @@ impl CallEngine {
         self.answered
     }
 
+    /// Whether a Gather runs (SPEC §12.1): its prompts are to stop at a digit. A driver
+    /// whose switch reports digits only while a command runs (Asterisk's FastAGI) plays
+    /// them with interrupt keys then.
+    pub fn gathering(&self) -> bool {
+        self.gather.is_some() && !self.is_closing()
+    }
+
+    /// Whether a Gather listens with no operation running (its prompts are over or were
+    /// cut short): digits are awaited until [`CallEngine::poll_timeout`]. On FreeSWITCH
+    /// they come as events anyway; on Asterisk the driver must run a command that waits
+    /// for them (digits pressed between commands are dropped by the switch).
+    pub fn awaiting_digits(&self) -> bool {
+        self.gathering() && self.in_flight.is_none()
+    }
+
     /// Whether [`Action::Finish`] has been produced.
     pub fn is_finished(&self) -> bool {
         self.finished

@@ -10,6 +10,9 @@
 //! own framing and an event filter, for the same two actions. **Reconnect** is HTTP's: each
 //! request takes a pooled connection or opens a new one, so an Asterisk restart costs the
 //! requests made while it is down (they fail with a clear error) and nothing after.
+//! During a Dial (FastAGI blocked in `Dial()`), the caller's `DIALEDPEERNUMBER` is read
+//! with `GET /channels/{id}/variable` to learn the answer when it happens
+//! (`tests/fixtures/agi/dial-ari-while-bridged.txt`).
 //! Measured on the bundle: the DELETE answers in ~1 ms and the channel's `HANGUP` reaches
 //! the AGI socket ~50 ms later (`tests/fixtures/agi/rest-hangup-playback.txt`).
 
@@ -89,6 +92,57 @@ impl Ari {
             Err(AriError::ChannelGone) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+impl Ari {
+    /// The id of the channel named `name` (`SIP/self-0000001f`), from the list of
+    /// channels; `None` when there is none.
+    pub async fn channel_id_by_name(&self, name: &str) -> Result<Option<String>, AriError> {
+        let resp = self
+            .client
+            .get(format!("{}/channels", self.base))
+            .basic_auth(&self.user, Some(&self.password))
+            .send()
+            .await
+            .map_err(|e| AriError::Request(e.to_string()))?;
+        let status = resp.status().as_u16();
+        if !(200..=299).contains(&status) {
+            return check(resp).await.map(|()| None);
+        }
+        let body: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| AriError::Request(format!("not JSON: {e}")))?;
+        Ok(body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"].as_str() == Some(name))
+            .and_then(|c| c["id"].as_str())
+            .map(str::to_string))
+    }
+
+    /// A channel variable's value now (even while a FastAGI command runs on the channel);
+    /// empty when unset.
+    pub async fn variable(&self, channel_id: &str, name: &str) -> Result<String, AriError> {
+        let resp = self
+            .client
+            .get(format!("{}/variable", self.url(channel_id)))
+            .query(&[("variable", name)])
+            .basic_auth(&self.user, Some(&self.password))
+            .send()
+            .await
+            .map_err(|e| AriError::Request(e.to_string()))?;
+        let status = resp.status().as_u16();
+        if !(200..=299).contains(&status) {
+            return check(resp).await.map(|()| String::new());
+        }
+        let body: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| AriError::Request(format!("not JSON: {e}")))?;
+        Ok(body["value"].as_str().unwrap_or_default().to_string())
     }
 }
 

@@ -42,12 +42,45 @@
 //! - **http(s) media** for Play is fetched and cached by voxbridge ([`media`]) and played
 //!   from the local file (the switch has no HTTP media cache).
 //! - **Reconciliation** after a restart asks ARI per live row (`crate::server`).
+//! - **Gather** (SPEC §12.1) runs the engine's own rules; the driver only makes the switch
+//!   report digits, which FastAGI does only through the command running when they come
+//!   (`tests/fixtures/agi/gather-*.txt`): a Gather's prompts stop at a key
+//!   ([`render::plan_prompt`]: Flite with interrupt keys, `STREAM FILE`, `WAIT FOR DIGIT`)
+//!   and their reply's digit goes to the engine before the prompt's end (so the barge-in
+//!   is the switch's own stop, and the engine's `Interrupt` has nothing left to do); while
+//!   the Gather listens with nothing running, the driver keeps a `WAIT FOR DIGIT` running
+//!   until the Gather's deadline. Digits pressed in the few microseconds between two
+//!   commands (or while a spoken prompt waits for its Flite turn) are dropped by Asterisk.
+//! - **Flite safety** ([`tts`]): at most `[asterisk] tts_concurrency` syntheses at once per
+//!   Asterisk, in a fair queue a hung-up call leaves.
+//! - **Dial** (SPEC §11) is Asterisk's own `Dial()` on the caller's channel
+//!   ([`render::dial_plan`]): every destination at once, the ring window, `L()` for
+//!   `timeLimit`, `g` so the AGI goes on after the callee hangs up. FastAGI is blocked while
+//!   `Dial()` runs, so its outcome is read when it returns (captures `dial-*.txt`):
+//!   `DIALSTATUS` (ANSWER/BUSY/NOANSWER/CANCEL/CONGESTION/CHANUNAVAIL → the engine's
+//!   cause), `HANGUPCAUSE` (the callee's), `DIALEDPEERNUMBER` (which destination answered)
+//!   and `ANSWEREDTIME` (how long the bridge lasted: the caller's answer time is now minus
+//!   it). **B-leg identity**: the uuid voxbridge chose for each leg (`DialBLegUUID`, the
+//!   leg's CDR), matched to the Asterisk channel by `DIALEDPEERNUMBER`; chosen over ARI
+//!   originate + bridge because that needs the caller in Stasis and an ARI event client
+//!   for every state change, while `Dial()` gives ringing, early media, the race and the
+//!   answer inside the switch. **The answer while `Dial()` runs**: FastAGI is blocked,
+//!   so the driver asks ARI every 250 ms for the caller's `DIALEDPEERNUMBER` (cleared
+//!   before the Dial; set by Dial at the answer, `dial-ari-while-bridged.txt`): the caller
+//!   is answered and bridged then, and DialAnswer/DialConnected go out at the answer as on
+//!   FreeSWITCH (without ARI configured: when `Dial()` returns). From then the callee is
+//!   a live call under its uuid; REST `DELETE` of it reads the caller's `DIALEDPEERNAME`
+//!   over ARI, finds that channel's id in ARI's channel list and deletes it — `Dial()`
+//!   returns (`g`) and the caller goes on. Not supported yet: `hangupOnStar`,
+//!   `sipHeaders` and `sendDigits`, refused by name (each needs per-leg work on the
+//!   callee's channel).
 //! - Not yet on Asterisk (each a clear refusal, never a silent skip): Speak in early media
-//!   (app_flite answers), Dial/Gather/Record.
+//!   (app_flite answers), Record.
 
 pub mod ari;
 pub mod media;
 pub mod render;
+pub mod tts;
 
 use crate::agi::{AgiCommand, AgiConnection, AgiEvent, AgiEvents, Reply};
 use crate::app::fetch::{FetchError, FetchRequest, Fetched};
@@ -56,6 +89,7 @@ use crate::call::engine::{
     Reaction,
 };
 use crate::call::freeswitch::channel::CallFacts;
+use crate::call::freeswitch::dial_legs::{self, DialLegs};
 use crate::call::freeswitch::live_row::LiveRowWrites;
 use crate::call::freeswitch::{fetch, record, CallServices};
 use crate::call::hangup::Ending;
@@ -71,7 +105,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 
 /// How long an operation that returned `result=-1` waits for the `HANGUP` notice before
@@ -93,6 +127,9 @@ pub struct AsteriskServices {
     pub ari: Option<Ari>,
     /// Where http(s) media for `Play` is fetched to ([`media`]).
     pub media: Option<media::MediaCache>,
+    /// At most `[asterisk] tts_concurrency` Flite syntheses at once on this Asterisk
+    /// ([`tts`]).
+    pub flite: tts::FliteQueue,
 }
 
 /// The handler the FastAGI listener runs for every accepted channel.
@@ -183,6 +220,23 @@ enum Report {
         result: Result<Fetched, FetchError>,
         elapsed: Duration,
     },
+    /// A Dial's `Dial()` returned; what the caller's channel says of it.
+    DialEnded {
+        id: OpId,
+        facts: DialFacts,
+        hangup_result: bool,
+    },
+    /// What ARI said to the hang-up of the Dial's callee `leg_uuid`.
+    LegKilled {
+        leg_uuid: String,
+        result: Result<(), String>,
+    },
+    /// ARI saw the Dial's callee answer (`DIALEDPEERNUMBER` set) while `Dial()` runs.
+    DialAnswered { id: OpId, peer: String },
+    /// A digit a Gather's prompt stopped at (sent before that prompt's [`Report::Op`]).
+    Digit(char),
+    /// The listen of a Gather (`WAIT FOR DIGIT`) is over, with the digit if one came.
+    Listened { digit: Option<char> },
     /// `${HANGUPCAUSE}` and `${CHANNEL(hangupsource)}` after `HANGUP`.
     EndFacts {
         cause: Option<String>,
@@ -217,6 +271,46 @@ struct CallTask {
     /// The cause of our first kill (ARI carries only its Q.850 value: ALLOTTED_TIMEOUT
     /// comes back as 16, and is recorded as what we asked for).
     killed_with: Option<HangupCause>,
+    /// True once the channel is down or the socket gone: an operation still waiting for
+    /// its Flite turn leaves the queue ([`tts`]).
+    down: watch::Sender<bool>,
+    /// A Gather's `WAIT FOR DIGIT` is in flight (the driver's own, not an engine op).
+    listening: bool,
+    /// The Dial in flight: its op, its legs, and each leg's `DIALEDPEERNUMBER`.
+    dial: Option<DialRun>,
+    /// A Dial that returned `-1`, waiting to see whether `HANGUP` follows.
+    held_dial: Option<(OpId, DialFacts)>,
+    /// The Dial whose legs are being closed (for their CDRs and callbacks).
+    dial_legs: Option<DialLegs>,
+    /// The ordered writer of this call's mid-call outbox rows (Dial callbacks).
+    notices: Option<mpsc::UnboundedSender<Vec<crate::record::callback::NewCallback>>>,
+    /// The call's command channel (its bridged callee is registered live with it).
+    commands: Option<mpsc::Sender<CallCommand>>,
+    /// The bridged callee's place in the live registry (SPEC §11.2).
+    leg_registration: Option<crate::call::live::Registration>,
+    /// REST hang-ups of the callee waiting for ARI's answer.
+    leg_hangups: Vec<(String, oneshot::Sender<HangupReply>)>,
+}
+
+/// A Dial being carried out on Asterisk.
+struct DialRun {
+    id: OpId,
+    legs: DialLegs,
+    /// `(DIALEDPEERNUMBER it would report, leg uuid)`, in document order.
+    peers: Vec<(String, String)>,
+    /// The leg ARI saw answer while `Dial()` ran (the engine has heard of it).
+    answered: Option<String>,
+    /// The ARI watcher of the answer, stopped when the Dial ends.
+    watcher: Option<tokio::task::AbortHandle>,
+}
+
+/// What the caller's channel says after `Dial()` (captures `dial-*.txt`).
+#[derive(Clone, Debug, Default)]
+struct DialFacts {
+    status: Option<String>,
+    cause: Option<String>,
+    peer: Option<String>,
+    answered_secs: Option<u64>,
 }
 
 impl CallTask {
@@ -289,14 +383,15 @@ impl CallTask {
         let settings = calls.engine_settings.clone();
         let (resolved, engine) = match calls.router.resolve(&facts.variables, &facts.to) {
             Ok(r) => {
-                let engine = CallEngine::new(settings, Some(r.answer_url.clone()));
+                let engine =
+                    CallEngine::new(settings, Some(r.answer_url.clone())).for_channel(&uuid);
                 (r, engine)
             }
             Err(e) => {
                 tracing::error!(error = %e, destination = %facts.to, "call cannot be routed; refusing it");
                 (
                     calls.router.callback_targets(&facts.variables, &facts.to),
-                    CallEngine::refusing(settings, e.to_string()),
+                    CallEngine::refusing(settings, e.to_string()).for_channel(&uuid),
                 )
             }
         };
@@ -323,6 +418,15 @@ impl CallTask {
             refused_for_store: false,
             armed: Vec::new(),
             killed_with: None,
+            down: watch::channel(false).0,
+            listening: false,
+            dial: None,
+            held_dial: None,
+            dial_legs: None,
+            notices: None,
+            commands: None,
+            leg_registration: None,
+            leg_hangups: Vec::new(),
         })
     }
 
@@ -350,6 +454,7 @@ impl CallTask {
             ));
         }
         let (commands_tx, mut commands) = mpsc::channel(8);
+        self.commands = Some(commands_tx.clone());
         let registration =
             calls
                 .live
@@ -367,6 +472,7 @@ impl CallTask {
             self.drain_actions().await
         };
         while ending.is_none() {
+            self.listen_if_awaited();
             let wait = self
                 .engine
                 .poll_timeout()
@@ -415,8 +521,13 @@ impl CallTask {
             ending = self.drain_actions().await;
         }
         let ending = ending.expect("loop ends only with an ending");
+        self.down.send_replace(true);
         drop(registration);
+        self.leg_registration = None;
         for reply in self.api_hangups.drain(..) {
+            let _ = reply.send(HangupReply::Ending);
+        }
+        for (_, reply) in self.leg_hangups.drain(..) {
             let _ = reply.send(HangupReply::Ending);
         }
         if let Some(fetch) = self.fetch_task.take() {
@@ -467,15 +578,50 @@ impl CallTask {
                         .scheduled_hangup(Some(OffsetDateTime::now_utc() + after));
                 }
                 Action::ScheduleCleared => self.live_row_writes.scheduled_hangup(None),
-                // A Dial's legs: its Bridge is refused on Asterisk (render::plan), so no
-                // leg ever exists here.
-                Action::LegsEnded { .. } | Action::DialAnswered { .. } | Action::KillLeg { .. } => {
-                    tracing::warn!("a Dial leg action on Asterisk, where Dial is not supported yet")
+                Action::LegsEnded { legs, callback } => {
+                    if let Some(dial) = self.dial_legs.take() {
+                        let hangups = dial_legs::leg_endings(
+                            &self.services.calls.store,
+                            &dial,
+                            &self.facts,
+                            &self.resolved.account_id,
+                            legs,
+                            callback.as_ref(),
+                        );
+                        self.enqueue_now(hangups);
+                    }
                 }
-                // Only a Gather interrupts its prompt, and a Gather's first operation is
-                // refused on Asterisk (render::plan), so nothing is playing to interrupt.
+                Action::DialAnswered {
+                    b_leg,
+                    position,
+                    to,
+                    callback,
+                } => {
+                    let Some(dial) = self.dial_legs.as_ref() else {
+                        continue;
+                    };
+                    let events = ["answer", "connected"].map(|status| {
+                        let params = dial_legs::event_params(
+                            dial,
+                            &self.facts,
+                            status,
+                            &b_leg,
+                            position,
+                            &to,
+                        );
+                        crate::app::callbacks::dial_event_callback(
+                            &callback.url,
+                            callback.method,
+                            &params,
+                        )
+                    });
+                    self.enqueue_now(events.into());
+                }
+                Action::KillLeg { leg_uuid } => self.kill_leg(leg_uuid),
+                // A Gather's barge-in: its prompt already stopped at the digit (interrupt
+                // keys, render::plan_prompt) and reported it, so nothing plays any more.
                 Action::Interrupt => {
-                    tracing::warn!("interrupt asked on Asterisk, where Gather is not supported yet")
+                    tracing::debug!("barge-in: the prompt stopped at the digit in the switch")
                 }
                 // Recordings are refused on Asterisk (render::plan): none runs to stop.
                 Action::StopRecordings(_)
@@ -516,13 +662,21 @@ impl CallTask {
             );
         }
         let answered = self.engine.answered();
+        let job = self.job_for(op);
         if let crate::call::channel_op::ChannelOp::Play { url } = op {
             let lower = url.to_ascii_lowercase();
             if lower.starts_with("http://") || lower.starts_with("https://") {
-                return self.play_remote(id, url.clone(), answered);
+                return self.play_remote(id, url.clone(), answered, job);
             }
         }
-        let plan = render::plan_on(op, answered);
+        if let crate::call::channel_op::ChannelOp::Bridge(bridge) = op {
+            return self.dial(id, bridge);
+        }
+        let plan = if job.reads_digit {
+            render::plan_prompt(op)
+        } else {
+            render::plan_on(op, answered)
+        };
         let reports = self.reports_tx.clone();
         match plan {
             Plan::Refuse(why) => {
@@ -541,14 +695,410 @@ impl CallTask {
                     crate::call::channel_op::ChannelOp::CancelArmedHangups => self.armed.clear(),
                     _ => {}
                 }
-                tokio::spawn(run_commands(self.conn.clone(), id, cmds, reports).in_current_span());
+                tokio::spawn(
+                    run_commands(self.conn.clone(), id, cmds, reports, job).in_current_span(),
+                );
             }
         }
     }
 
+    /// How `op` is run: a Gather's prompt reports the digit it stopped at, a Speak waits
+    /// for its Flite turn.
+    fn job_for(&self, op: &crate::call::channel_op::ChannelOp) -> Job {
+        use crate::call::channel_op::ChannelOp;
+        let reads_digit = matches!(op, ChannelOp::Silence { .. })
+            || (self.engine.gathering()
+                && matches!(op, ChannelOp::Speak { .. } | ChannelOp::Play { .. }));
+        let flite = matches!(op, ChannelOp::Speak { .. })
+            .then(|| (self.services.flite.clone(), self.down.subscribe()));
+        Job { reads_digit, flite }
+    }
+
+    /// A Dial: `Dial()` on the caller's channel ([`render::dial_plan`]); its end is read
+    /// from the channel's variables and reported as [`Report::DialEnded`].
+    fn dial(&mut self, id: OpId, bridge: &crate::call::channel_op::Bridge) {
+        let template = &self.services.calls.config.asterisk.dial_number_template;
+        let reports = self.reports_tx.clone();
+        let cmds = match render::dial_plan(bridge, template) {
+            Plan::Commands(cmds) => cmds,
+            Plan::Refuse(why) => {
+                tracing::warn!(reason = %why, "Dial refused on Asterisk");
+                let _ = reports.send(Report::Op {
+                    id,
+                    outcome: OpOutcome::Refused(why),
+                    hangup_result: false,
+                });
+                return;
+            }
+        };
+        let peers = bridge
+            .legs
+            .iter()
+            .filter_map(|l| {
+                let dest = render::dial_destination(&l.target, template).ok()?;
+                Some((
+                    render::dialed_peer_number(&dest).to_string(),
+                    l.uuid.clone(),
+                ))
+            })
+            .collect();
+        let watcher = self.services.ari.clone().map(|ari| {
+            let (reports, uuid) = (self.reports_tx.clone(), self.facts.uuid.clone());
+            tokio::spawn(watch_dial_answer(ari, uuid, id, reports).in_current_span()).abort_handle()
+        });
+        self.dial = Some(DialRun {
+            id,
+            legs: DialLegs {
+                bridge: bridge.clone(),
+                sent_at: OffsetDateTime::now_utc(),
+                bridged: None,
+            },
+            peers,
+            answered: None,
+            watcher,
+        });
+        let conn = self.conn.clone();
+        tokio::spawn(
+            async move {
+                let mut last = None;
+                for cmd in cmds {
+                    tracing::debug!(command = %cmd.line(), "AGI command");
+                    match conn.command(cmd).await {
+                        Ok(reply)
+                            if render::outcome(&reply) == OpOutcome::Completed
+                                || reply.is_hangup_result() =>
+                        {
+                            last = Some(reply)
+                        }
+                        Ok(reply) => {
+                            let _ = reports.send(Report::Op {
+                                id,
+                                outcome: render::outcome(&reply),
+                                hangup_result: false,
+                            });
+                            return;
+                        }
+                        Err(crate::agi::AgiError::Closed(_)) => return,
+                        Err(e) => {
+                            let _ = reports.send(Report::Op {
+                                id,
+                                outcome: OpOutcome::Refused(e.to_string()),
+                                hangup_result: false,
+                            });
+                            return;
+                        }
+                    }
+                    if last.as_ref().is_some_and(|r| r.is_hangup_result()) {
+                        break;
+                    }
+                }
+                // Readable on a dead channel too (`dial-caller-hangs-up.txt`).
+                let read = |name: &'static str| {
+                    let conn = conn.clone();
+                    async move {
+                        let cmd = AgiCommand::get_variable(name).ok()?;
+                        match conn.command(cmd).await {
+                            Ok(Reply {
+                                result: Some(1),
+                                data,
+                                ..
+                            }) => data.filter(|d| !d.trim().is_empty()),
+                            _ => None,
+                        }
+                    }
+                };
+                let facts = DialFacts {
+                    status: read("DIALSTATUS").await,
+                    cause: read("HANGUPCAUSE").await,
+                    peer: read("DIALEDPEERNUMBER").await,
+                    answered_secs: read("ANSWEREDTIME")
+                        .await
+                        .and_then(|s| s.trim().parse().ok()),
+                };
+                tracing::info!(?facts, "Dial ended");
+                let _ = reports.send(Report::DialEnded {
+                    id,
+                    facts,
+                    hangup_result: last.is_some_and(|r| r.is_hangup_result()),
+                });
+            }
+            .in_current_span(),
+        );
+    }
+
+    /// A Dial's end as the engine hears it (SPEC §11.4): bridged to the leg whose
+    /// `DIALEDPEERNUMBER` answered — the caller answered when it did (`ANSWEREDTIME`
+    /// before now), the other legs lost the race — or not bridged with the cause of
+    /// `DIALSTATUS`. `timeLimit` ran out when the bridge lasted it (Asterisk's `L()` ends
+    /// it then; the callee's cause is ALLOTTED_TIMEOUT, as on FreeSWITCH).
+    fn dial_ended(&mut self, id: OpId, facts: DialFacts) {
+        use crate::call::channel_op::{BridgeOutcome, BridgeReport};
+        let Some(mut run) = self.dial.take_if(|d| d.id == id) else {
+            return;
+        };
+        if let Some(watcher) = run.watcher.take() {
+            watcher.abort();
+        }
+        self.leg_registration = None;
+        let status = facts.status.clone().unwrap_or_default();
+        let answered_leg = (status.trim() == "ANSWER")
+            .then(|| {
+                run.peers
+                    .iter()
+                    .find(|(peer, _)| facts.peer.as_deref().map(str::trim) == Some(peer.as_str()))
+                    .or_else(|| (run.peers.len() == 1).then(|| &run.peers[0]))
+                    .map(|(_, uuid)| uuid.clone())
+            })
+            .flatten();
+        let answered_leg = run.answered.clone().or(answered_leg);
+        let report = match answered_leg {
+            Some(b_leg) if run.answered.is_some() => {
+                // The engine heard of the answer when ARI saw it: only the end is new.
+                let secs = facts.answered_secs.unwrap_or(0);
+                let limit = run.legs.bridge.time_limit.as_secs();
+                let callee_cause = if secs + 1 >= limit {
+                    HangupCause::ALLOTTED_TIMEOUT
+                } else {
+                    render::hangup_cause(facts.cause.as_deref())
+                };
+                let leg_causes = run
+                    .peers
+                    .iter()
+                    .filter(|(_, uuid)| *uuid != b_leg)
+                    .map(|(_, uuid)| (uuid.clone(), HangupCause::LOSE_RACE))
+                    .collect();
+                BridgeReport {
+                    outcome: BridgeOutcome::Bridged {
+                        b_leg,
+                        callee_cause: Some(callee_cause),
+                    },
+                    leg_causes,
+                }
+            }
+            Some(b_leg) => {
+                let secs = facts.answered_secs.unwrap_or(0);
+                let now = OffsetDateTime::now_utc();
+                let answered_at = now - time::Duration::seconds(secs as i64);
+                if !self.engine.answered() {
+                    self.answer_time.get_or_insert(answered_at);
+                    self.live_row_writes.answered(answered_at);
+                    self.input(Input::Answered);
+                }
+                run.legs.bridged = Some((b_leg.clone(), run.legs.sent_at, answered_at));
+                let limit = run.legs.bridge.time_limit.as_secs();
+                let callee_cause = if secs + 1 >= limit {
+                    HangupCause::ALLOTTED_TIMEOUT
+                } else {
+                    render::hangup_cause(facts.cause.as_deref())
+                };
+                let leg_causes = run
+                    .peers
+                    .iter()
+                    .filter(|(_, uuid)| *uuid != b_leg)
+                    .map(|(_, uuid)| (uuid.clone(), HangupCause::LOSE_RACE))
+                    .collect();
+                self.dial_legs = Some(run.legs);
+                tracing::info!(%b_leg, answered_secs = secs, "bridged");
+                self.input(Input::Bridged {
+                    b_leg: b_leg.clone(),
+                });
+                BridgeReport {
+                    outcome: BridgeOutcome::Bridged {
+                        b_leg,
+                        callee_cause: Some(callee_cause),
+                    },
+                    leg_causes,
+                }
+            }
+            None => {
+                let cause = render::dial_failure_cause(&status, facts.cause.as_deref());
+                let leg_causes = run
+                    .peers
+                    .iter()
+                    .map(|(_, uuid)| (uuid.clone(), cause))
+                    .collect();
+                self.dial_legs = Some(run.legs);
+                BridgeReport {
+                    outcome: BridgeOutcome::NotBridged { cause },
+                    leg_causes,
+                }
+            }
+        };
+        tracing::info!(?report, "bridge ended");
+        self.input(Input::BridgeEnded { id, report });
+    }
+
+    /// ARI saw the callee `peer` answer while `Dial()` runs: the caller is answered now
+    /// (Dial answered it) and bridged to that leg — DialAnswer and DialConnected go out
+    /// at the answer, as on FreeSWITCH.
+    fn dial_answered_live(&mut self, id: OpId, peer: &str) {
+        let Some(run) = self
+            .dial
+            .as_mut()
+            .filter(|d| d.id == id && d.answered.is_none())
+        else {
+            return;
+        };
+        let Some(b_leg) = run
+            .peers
+            .iter()
+            .find(|(p, _)| p == peer.trim())
+            .map(|(_, uuid)| uuid.clone())
+        else {
+            tracing::warn!(%peer, "ARI names a dialled peer that is none of the Dial's legs");
+            return;
+        };
+        run.answered = Some(b_leg.clone());
+        let now = OffsetDateTime::now_utc();
+        self.dial_legs = Some(DialLegs {
+            bridge: run.legs.bridge.clone(),
+            sent_at: run.legs.sent_at,
+            bridged: Some((b_leg.clone(), run.legs.sent_at, now)),
+        });
+        if !self.engine.answered() {
+            self.answer_time.get_or_insert(now);
+            self.live_row_writes.answered(now);
+            self.input(Input::Answered);
+        }
+        tracing::info!(%b_leg, "bridged");
+        self.register_leg(&b_leg, now);
+        self.input(Input::Bridged { b_leg });
+    }
+
+    /// The Dial's callee answered and is bridged: it is listed live under its own uuid
+    /// (SPEC §11.2) until the Dial ends.
+    fn register_leg(&mut self, b_leg: &str, answered: OffsetDateTime) {
+        let (Some(commands), Some(dial)) = (self.commands.clone(), self.dial_legs.as_ref()) else {
+            return;
+        };
+        let to = dial
+            .bridge
+            .legs
+            .iter()
+            .find(|l| l.uuid == b_leg)
+            .map(|l| l.target.as_str().to_string())
+            .unwrap_or_default();
+        let info = crate::call::live::LegInfo {
+            parent_call_uuid: self.facts.uuid.clone(),
+            to,
+            from: dial
+                .bridge
+                .caller_id
+                .clone()
+                .unwrap_or_else(|| self.facts.from.clone()),
+            start_time: dial.sent_at,
+            answer_time: Some(answered),
+        };
+        self.leg_registration = Some(self.services.calls.live.register_leg(
+            b_leg,
+            &self.resolved.account_id,
+            info,
+            commands,
+        ));
+    }
+
+    /// Hangs the bridged callee up through ARI (REST `DELETE Call/{B-leg}`): its channel
+    /// is the caller's `DIALEDPEERNAME`, found by name among ARI's channels. `Dial()` then
+    /// returns (the `g` option) and the caller goes on with the document.
+    fn kill_leg(&mut self, leg_uuid: String) {
+        let reports = self.reports_tx.clone();
+        let Some(ari) = self.services.ari.clone() else {
+            let _ = reports.send(Report::LegKilled {
+                leg_uuid,
+                result: Err(
+                    "hanging up a Dial's callee on Asterisk needs ARI ([asterisk] ari_url)".into(),
+                ),
+            });
+            return;
+        };
+        let uuid = self.facts.uuid.clone();
+        tokio::spawn(
+            async move {
+                let result = async {
+                    let name = ari
+                        .variable(&uuid, "DIALEDPEERNAME")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let id = ari
+                        .channel_id_by_name(name.trim())
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("no channel named {name:?}: the callee is gone"))?;
+                    ari.hangup(&id, HangupCause::NORMAL_CLEARING)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                .await;
+                if let Err(why) = &result {
+                    tracing::warn!(b_leg = %leg_uuid, reason = %why, "the callee could not be hung up");
+                }
+                let _ = reports.send(Report::LegKilled { leg_uuid, result });
+            }
+            .in_current_span(),
+        );
+    }
+
+    /// Writes callbacks of this live call to the outbox now, in order (one writer task
+    /// per call: DialAnswer → DialConnected → DialHangup must not be reordered).
+    fn enqueue_now(&mut self, callbacks: Vec<crate::record::callback::NewCallback>) {
+        if callbacks.is_empty() {
+            return;
+        }
+        let store = self.services.calls.store.clone();
+        let (uuid, account) = (self.facts.uuid.clone(), self.resolved.account_id.clone());
+        let queue = self.notices.get_or_insert_with(|| {
+            let (tx, mut rx) =
+                mpsc::unbounded_channel::<Vec<crate::record::callback::NewCallback>>();
+            tokio::spawn(
+                async move {
+                    while let Some(batch) = rx.recv().await {
+                        let ids: Vec<String> =
+                            batch.iter().map(|c| c.delivery_id.clone()).collect();
+                        if let Err(e) = store.enqueue_callbacks(&uuid, &account, batch).await {
+                            tracing::error!(error = %e, ?ids, "CALLBACKS NOT STORED: mid-call outbox rows could not be written");
+                        }
+                    }
+                }
+                .in_current_span(),
+            );
+            tx
+        });
+        let _ = queue.send(callbacks);
+    }
+
+    /// A Gather listens with nothing running: Asterisk reports digits only while a
+    /// command runs, so the driver waits for one (`WAIT FOR DIGIT`) until the Gather's
+    /// deadline; the engine's own timer ends the input when it passes.
+    fn listen_if_awaited(&mut self) {
+        if self.listening || self.hangup_seen || !self.engine.awaiting_digits() {
+            return;
+        }
+        let Some(due) = self.engine.poll_timeout() else {
+            return;
+        };
+        let left = due.saturating_duration_since(Instant::now());
+        if left < Duration::from_millis(1) {
+            return;
+        }
+        self.listening = true;
+        let cmd = AgiCommand::wait_for_digit(left.min(MAX_LISTEN));
+        let conn = self.conn.clone();
+        let reports = self.reports_tx.clone();
+        tokio::spawn(
+            async move {
+                let digit = match conn.command(cmd).await {
+                    Ok(reply) => render::digit(&reply),
+                    Err(_) => None,
+                };
+                let _ = reports.send(Report::Listened { digit });
+            }
+            .in_current_span(),
+        );
+    }
+
     /// Play of http(s) media: fetched (once, cached) by voxbridge, then `Playback` of the
     /// local file; a fetch that fails is the operation's failure.
-    fn play_remote(&mut self, id: OpId, url: String, answered: bool) {
+    fn play_remote(&mut self, id: OpId, url: String, answered: bool, job: Job) {
         let reports = self.reports_tx.clone();
         let conn = self.conn.clone();
         let Some(cache) = self.services.media.clone() else {
@@ -578,8 +1128,13 @@ impl CallTask {
                 let op = crate::call::channel_op::ChannelOp::Play {
                     url: format!("file://{local}"),
                 };
-                match render::plan_on(&op, answered) {
-                    Plan::Commands(cmds) => run_commands(conn, id, cmds, reports).await,
+                let plan = if job.reads_digit {
+                    render::plan_prompt(&op)
+                } else {
+                    render::plan_on(&op, answered)
+                };
+                match plan {
+                    Plan::Commands(cmds) => run_commands(conn, id, cmds, reports, job).await,
                     Plan::Refuse(why) => {
                         let _ = reports.send(Report::Op {
                             id,
@@ -699,10 +1254,52 @@ impl CallTask {
                 }
                 self.input(Input::OpFinished { id, outcome });
             }
+            Report::Digit(digit) => {
+                self.input(Input::Dtmf(digit));
+            }
+            Report::Listened { digit } => {
+                self.listening = false;
+                if let Some(digit) = digit {
+                    self.input(Input::Dtmf(digit));
+                }
+            }
             Report::HeldExpired { id } => {
                 if let Some((held, outcome)) = self.held.take_if(|(h, _)| *h == id) {
                     self.input(Input::OpFinished { id: held, outcome });
                 }
+                if let Some((held, facts)) = self.held_dial.take_if(|(h, _)| *h == id) {
+                    self.dial_ended(held, facts);
+                }
+            }
+            Report::DialAnswered { id, peer } => self.dial_answered_live(id, &peer),
+            Report::LegKilled { leg_uuid, result } => {
+                let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.leg_hangups)
+                    .into_iter()
+                    .partition(|(uuid, _)| *uuid == leg_uuid);
+                self.leg_hangups = others;
+                for (_, reply) in mine {
+                    let _ = reply.send(match &result {
+                        Ok(()) => HangupReply::Ending,
+                        Err(why) => HangupReply::Refused(why.clone()),
+                    });
+                }
+            }
+            Report::DialEnded {
+                id,
+                facts,
+                hangup_result,
+            } => {
+                if hangup_result && !self.hangup_seen {
+                    // The caller probably hung up: let its HANGUP reach the engine first.
+                    self.held_dial = Some((id, facts));
+                    let reports = self.reports_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(HANGUP_NOTICE_WAIT).await;
+                        let _ = reports.send(Report::HeldExpired { id });
+                    });
+                    return;
+                }
+                self.dial_ended(id, facts);
             }
             Report::HangupDone { command, result } => match result {
                 Ok(()) => {
@@ -783,11 +1380,15 @@ impl CallTask {
             return;
         }
         self.hangup_seen = true;
+        self.down.send_replace(true);
         self.input(Input::ChannelHungUp {
             cause: HangupCause::NORMAL_CLEARING,
         });
         if let Some((id, outcome)) = self.held.take() {
             self.input(Input::OpFinished { id, outcome });
+        }
+        if let Some((id, facts)) = self.held_dial.take() {
+            self.dial_ended(id, facts);
         }
         let conn = self.conn.clone();
         let reports = self.reports_tx.clone();
@@ -815,6 +1416,7 @@ impl CallTask {
         if self.engine.is_finished() {
             return;
         }
+        self.down.send_replace(true);
         tracing::warn!(reason = %reason, "the FastAGI connection closed before the call's end");
         if !self.hangup_seen {
             // The channel may live on without us: end it through ARI if we can.
@@ -844,11 +1446,20 @@ impl CallTask {
                     }
                 }
             }
-            // A Dial's callee: no Dial runs on Asterisk yet, so no leg is registered
-            // under this call; the API is told the leg is gone.
             CallCommand::HangupLeg { leg_uuid, reply } => {
-                tracing::warn!(%leg_uuid, "leg hangup asked on Asterisk, where Dial is not supported yet");
-                let _ = reply.send(HangupReply::Over);
+                tracing::info!(b_leg = %leg_uuid, "hangup of the Dial's callee requested through the REST API");
+                let input = Input::ApiHangupLeg {
+                    leg_uuid: leg_uuid.clone(),
+                };
+                match self.input(input) {
+                    Reaction::Acted => self.leg_hangups.push((leg_uuid, reply)),
+                    _ if self.engine.is_closing() => {
+                        let _ = reply.send(HangupReply::Ending);
+                    }
+                    _ => {
+                        let _ = reply.send(HangupReply::Over);
+                    }
+                }
             }
             // Record is refused on Asterisk: nothing is recording.
             CallCommand::StopRecordings { reply } => {
@@ -916,20 +1527,42 @@ async fn run_commands(
     id: OpId,
     cmds: Vec<AgiCommand>,
     reports: mpsc::UnboundedSender<Report>,
+    job: Job,
 ) {
     let mut report = Report::Op {
         id,
         outcome: OpOutcome::Refused("no command".into()),
         hangup_result: false,
     };
+    // Held until the last reply: the synthesis is over only when Flite has returned.
+    let _turn = match job.flite {
+        Some((queue, mut down)) => match queue.turn(&mut down).await {
+            Some(turn) => Some(turn),
+            None => {
+                tracing::info!("the channel ended while its Speak waited for a Flite turn");
+                let _ = reports.send(Report::Op {
+                    id,
+                    outcome: OpOutcome::Failed("the channel ended before its Flite turn".into()),
+                    hangup_result: false,
+                });
+                return;
+            }
+        },
+        None => None,
+    };
     for cmd in cmds {
         tracing::debug!(command = %cmd.line(), "AGI command");
         report = match conn.command(cmd).await {
-            Ok(reply) => Report::Op {
-                id,
-                outcome: render::outcome(&reply),
-                hangup_result: reply.is_hangup_result(),
-            },
+            Ok(reply) => {
+                if let Some(digit) = render::digit(&reply).filter(|_| job.reads_digit) {
+                    let _ = reports.send(Report::Digit(digit));
+                }
+                Report::Op {
+                    id,
+                    outcome: render::outcome(&reply),
+                    hangup_result: reply.is_hangup_result(),
+                }
+            }
             Err(crate::agi::AgiError::Closed(_)) => return,
             Err(e) => Report::Op {
                 id,
@@ -949,6 +1582,49 @@ async fn run_commands(
     }
     let _ = reports.send(report);
 }
+
+/// How often ARI is asked whether a running Dial's callee answered.
+const DIAL_ANSWER_POLL: Duration = Duration::from_millis(250);
+
+/// Asks ARI every [`DIAL_ANSWER_POLL`] for the caller's `DIALEDPEERNUMBER` (cleared before
+/// the Dial): set means a callee answered. Ends at the first answer, when the channel is
+/// gone, or when aborted at the Dial's end. One small GET per dialling call per poll.
+async fn watch_dial_answer(
+    ari: Ari,
+    uuid: String,
+    id: OpId,
+    reports: mpsc::UnboundedSender<Report>,
+) {
+    loop {
+        tokio::time::sleep(DIAL_ANSWER_POLL).await;
+        match ari.variable(&uuid, "DIALEDPEERNUMBER").await {
+            Ok(peer) if !peer.trim().is_empty() => {
+                let _ = reports.send(Report::DialAnswered { id, peer });
+                return;
+            }
+            Ok(_) => {}
+            // 404 is also ARI's answer for a variable it does not have.
+            Err(AriError::ChannelGone) => {
+                if !matches!(ari.channel_exists(&uuid).await, Ok(true)) {
+                    return;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "ARI poll of the Dial's answer failed"),
+        }
+    }
+}
+
+/// How an operation's commands are run (see [`CallTask::job_for`]).
+struct Job {
+    /// The reply's `result=` is a digit pressed (a Gather's prompt, a listen).
+    reads_digit: bool,
+    /// A Flite synthesis: wait for a turn in the server's queue first.
+    flite: Option<(tts::FliteQueue, watch::Receiver<bool>)>,
+}
+
+/// The longest single `WAIT FOR DIGIT` of a listening Gather (another follows until the
+/// Gather's deadline).
+const MAX_LISTEN: Duration = Duration::from_secs(10);
 
 /// How early a `TIMEOUT(absolute)` may fire before its nominal time (whole seconds).
 const SCHEDULE_EARLY_FIRE: Duration = Duration::from_millis(1500);

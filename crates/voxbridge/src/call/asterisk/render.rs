@@ -13,6 +13,12 @@
 //! | Hangup | `EXEC Hangup <q850>` |
 //! | ArmHangup | `SET VARIABLE voxbridge_scheduled_cause "<q850>"`, `SET VARIABLE TIMEOUT(absolute) "<secs>"` |
 //! | CancelArmedHangups | `SET VARIABLE TIMEOUT(absolute) "0"` |
+//! | Speak in a Gather | `EXEC Flite "<text>,<keys>"` (stops at a key; the reply is the key) |
+//! | Play in a Gather | `STREAM FILE "<path>" "<keys>"` |
+//! | Silence (Wait in a Gather) | `WAIT FOR DIGIT <ms>` |
+//! | FlushDigits | `NOOP` (Asterisk keeps no digits between commands) |
+//! | a Gather listening | `WAIT FOR DIGIT <ms until its deadline>`, run by the driver |
+//! | Bridge (Dial) | `SET VARIABLE CALLERID(num/name)`, `EXEC Dial "<dest>&<dest>,<ring s>,gL(<limit ms>)"`, then `GET VARIABLE DIALSTATUS`/`HANGUPCAUSE`/`DIALEDPEERNUMBER`/`ANSWEREDTIME` ([`dial_plan`]) |
 //!
 //! **Schedule inside the switch.** `TIMEOUT(absolute)` is Asterisk's own timer on the
 //! channel: it fires even if voxbridge is busy or gone. On its own it carries no cause
@@ -28,8 +34,9 @@
 
 use crate::agi::command::app_arg;
 use crate::agi::{AgiCommand, Reply};
-use crate::call::channel_op::{ChannelOp, HungUpBy, OpOutcome};
+use crate::call::channel_op::{Bridge, ChannelOp, HungUpBy, OpOutcome};
 use crate::cause::HangupCause;
+use crate::document::model::DialTarget;
 
 /// What running one operation takes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +72,46 @@ pub fn plan_on(op: &ChannelOp, answered: bool) -> Plan {
             Err(why) => Plan::Refuse(why),
         },
         _ => plan(op),
+    }
+}
+
+/// The DTMF keys that stop a Gather's prompt (every key a phone sends).
+pub const GATHER_KEYS: &str = "0123456789*#ABCD";
+
+/// [`plan_on`] for a prompt of a running Gather (SPEC §12.1): the prompt stops at the
+/// first digit and the reply carries it (`result=<ASCII code>`, read by [`digit`]) — the
+/// barge-in, since a FastAGI `EXEC Playback` reports no digit. Speak is
+/// `EXEC Flite "<text>,<keys>"` (app_flite's interrupt keys; result = the key, capture
+/// `gather-flite-barge-in.txt`), Play is `STREAM FILE` with escape digits
+/// (`gather-stream-file.txt`), a Wait is `WAIT FOR DIGIT`. A Gather answers first, so
+/// there is no early-media case.
+pub fn plan_prompt(op: &ChannelOp) -> Plan {
+    let built = match op {
+        ChannelOp::Speak { text, .. } => AgiCommand::exec(
+            "Flite",
+            &format!("{},{GATHER_KEYS}", app_arg(&one_line(text))),
+        ),
+        ChannelOp::Play { url } => match playback_name(url) {
+            Ok(name) => AgiCommand::stream_file(&name, GATHER_KEYS),
+            Err(why) => return Plan::Refuse(why),
+        },
+        other => return plan(other),
+    };
+    match built {
+        Ok(cmd) => Plan::Commands(vec![cmd]),
+        Err(e) => Plan::Refuse(format!("cannot build the AGI command: {e}")),
+    }
+}
+
+/// The digit a prompt or listen command's reply reports: `result=` is its ASCII code
+/// (0: none; -1: hung up or failed).
+pub fn digit(reply: &Reply) -> Option<char> {
+    match (reply.code, reply.result) {
+        (200, Some(r)) if r > 0 => u8::try_from(r)
+            .ok()
+            .map(char::from)
+            .filter(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D')),
+        _ => None,
     }
 }
 
@@ -106,15 +153,17 @@ pub fn plan(op: &ChannelOp) -> Plan {
             };
         }
         ChannelOp::CancelArmedHangups => AgiCommand::set_variable("TIMEOUT(absolute)", "0"),
-        // Gather's primitives. A FastAGI command runs to its end and reports no digit
-        // pressed during an EXEC'd Playback/Flite, so barge-in needs another design
-        // (STREAM FILE/GET DATA with escape digits); until then a Gather is refused by name.
-        ChannelOp::Silence { .. } | ChannelOp::FlushDigits => {
-            return Plan::Refuse("not supported yet on Asterisk: Gather".into())
+        // A Wait inside a Gather: silence that ends at the first digit and reports it.
+        ChannelOp::Silence { duration } => Ok(AgiCommand::wait_for_digit(*duration)),
+        // Asterisk drops the digits pressed while no command runs (capture
+        // `gather-flite-barge-in.txt`: a digit between two commands is never reported), so
+        // there is nothing held to drop; `NOOP` keeps the order (a listen still in flight
+        // replies first).
+        ChannelOp::FlushDigits => AgiCommand::verbatim("NOOP"),
+        // A Dial needs the dial strings of the configuration: see [`dial_plan`].
+        ChannelOp::Bridge(_) => {
+            return Plan::Refuse("a Dial is planned with its dial strings (dial_plan)".into())
         }
-        // A Dial's bridge needs Asterisk's Dial() with per-leg channel ids and the B-leg's
-        // events (ARI); until then a Dial is refused by name.
-        ChannelOp::Bridge(_) => return Plan::Refuse("not supported yet on Asterisk: Dial".into()),
         // RECORD FILE / MixMonitor: not mapped yet; a Record is refused by name.
         ChannelOp::Record(_) | ChannelOp::StartSessionRecording { .. } => {
             return Plan::Refuse("not supported yet on Asterisk: Record".into())
@@ -123,6 +172,119 @@ pub fn plan(op: &ChannelOp) -> Plan {
     match built {
         Ok(cmd) => Plan::Commands(vec![cmd]),
         Err(e) => Plan::Refuse(format!("cannot build the AGI command: {e}")),
+    }
+}
+
+/// A Dial's legs as one `Dial()` (SPEC §11; captures `dial-*.txt`): every destination at
+/// once (`&`), the ring window in whole seconds, and options `g` (the AGI goes on after
+/// the callee hangs up: `Dial` returns 0, not -1) and `L(<ms>)` for `timeLimit` (counted
+/// from the callee's answer by Asterisk's bridge). `callerId`/`callerName` are set on the
+/// caller's channel first (`CALLERID(num)`/`(name)`), which the outgoing legs take; the
+/// call's own record keeps the caller's number read at the start.
+///
+/// Not supported yet on Asterisk, refused by name: `hangupOnStar`, `sipHeaders`,
+/// `sendDigits` (each needs per-leg work on the callee's channel: features.conf, chan_sip
+/// header variables, a pre-dial handler).
+pub fn dial_plan(bridge: &Bridge, number_template: &str) -> Plan {
+    let refuse = |what: &str| Plan::Refuse(format!("not supported yet on Asterisk: Dial {what}"));
+    if bridge.hangup_on_star {
+        return refuse("hangupOnStar");
+    }
+    if !bridge.sip_headers.is_empty() || bridge.legs.iter().any(|l| !l.sip_headers.is_empty()) {
+        return refuse("sipHeaders");
+    }
+    if bridge.legs.iter().any(|l| l.send_digits.is_some()) {
+        return refuse("sendDigits");
+    }
+    if bridge.legs.is_empty() {
+        return Plan::Refuse("a Dial without destinations".into());
+    }
+    let mut dests = Vec::new();
+    for leg in &bridge.legs {
+        match dial_destination(&leg.target, number_template) {
+            Ok(d) => dests.push(d),
+            Err(why) => return Plan::Refuse(why),
+        }
+    }
+    let mut cmds = Vec::new();
+    let mut push = |cmd: Result<AgiCommand, crate::agi::command::CommandError>| match cmd {
+        Ok(c) => {
+            cmds.push(c);
+            true
+        }
+        Err(_) => false,
+    };
+    let mut ok = true;
+    if let Some(number) = &bridge.caller_id {
+        ok &= push(AgiCommand::set_variable("CALLERID(num)", number));
+    }
+    if let Some(name) = &bridge.caller_name {
+        ok &= push(AgiCommand::set_variable("CALLERID(name)", name));
+    }
+    // Cleared so the driver's ARI watch sees only this Dial's answer.
+    ok &= push(AgiCommand::set_variable("DIALEDPEERNUMBER", ""));
+    let ring = bridge.ring_timeout.as_secs().max(1);
+    let limit_ms = bridge.time_limit.as_millis().max(1000);
+    ok &= push(AgiCommand::exec(
+        "Dial",
+        &format!("{},{ring},gL({limit_ms})", dests.join("&")),
+    ));
+    if !ok {
+        return Plan::Refuse("cannot build the Dial's AGI commands".into());
+    }
+    Plan::Commands(cmds)
+}
+
+/// The `Dial()` destination of a target: a `<Number>` through the template, a `<User>`
+/// `sip:user@host[:port]` as `SIP/user@host[:port]`. Characters that mean something to
+/// `Dial()` (`&`, `,`, `(`, `)`, `|`, quotes, spaces) are refused.
+pub fn dial_destination(target: &DialTarget, number_template: &str) -> Result<String, String> {
+    let dest = match target {
+        DialTarget::Number(n) => number_template.replace("{number}", n),
+        DialTarget::User(uri) => {
+            let rest = uri
+                .strip_prefix("sip:")
+                .or_else(|| uri.strip_prefix("sips:"))
+                .unwrap_or(uri);
+            format!("SIP/{rest}")
+        }
+    };
+    if dest
+        .chars()
+        .any(|c| matches!(c, '&' | ',' | '(' | ')' | '|' | '"' | '\\' | '\'') || c.is_whitespace())
+    {
+        return Err(format!(
+            "Dial destination {dest:?} has characters Dial() would split on"
+        ));
+    }
+    Ok(dest)
+}
+
+/// The part of a destination `Dial()` reports as `DIALEDPEERNUMBER` (what follows the
+/// technology: `SIP/7002@self` → `7002@self`).
+pub fn dialed_peer_number(destination: &str) -> &str {
+    destination
+        .split_once('/')
+        .map_or(destination, |(_, rest)| rest)
+}
+
+/// `DIALSTATUS` (with the caller's `HANGUPCAUSE` after `Dial`, which is the callee's) as
+/// the cause of a Dial that bridged no one. BUSY → USER_BUSY, NOANSWER → NO_ANSWER,
+/// CANCEL → ORIGINATOR_CANCEL, CONGESTION → the cause if one came, else
+/// NORMAL_CIRCUIT_CONGESTION; CHANUNAVAIL and anything else → the cause if one came, else
+/// DESTINATION_OUT_OF_ORDER (the Dial failed).
+pub fn dial_failure_cause(status: &str, cause: Option<&str>) -> HangupCause {
+    let given = cause
+        .map(str::trim)
+        .and_then(|c| c.parse::<u16>().ok())
+        .filter(|c| *c != 0)
+        .map(|c| HangupCause::parse_switch(&c.to_string()));
+    match status.trim() {
+        "BUSY" => HangupCause::USER_BUSY,
+        "NOANSWER" => HangupCause::NO_ANSWER,
+        "CANCEL" => HangupCause::ORIGINATOR_CANCEL,
+        "CONGESTION" => given.unwrap_or(HangupCause(34)),
+        _ => given.unwrap_or(HangupCause::DESTINATION_OUT_OF_ORDER),
     }
 }
 
@@ -328,6 +490,67 @@ mod tests {
         };
         assert!(matches!(plan_on(&speak, false), Plan::Refuse(_)));
         assert!(matches!(plan_on(&speak, true), Plan::Commands(_)));
+    }
+
+    #[test]
+    fn a_dial_is_one_dial_app_with_every_destination_and_its_limits() {
+        use crate::call::channel_op::{Bridge, BridgeLeg};
+        let leg = |uuid: &str, target: DialTarget| BridgeLeg {
+            uuid: uuid.into(),
+            target,
+            send_digits: None,
+            send_on_preanswer: false,
+            sip_headers: Vec::new(),
+        };
+        let mut b = Bridge {
+            legs: vec![
+                leg("u-1", DialTarget::Number("+15557654321".into())),
+                leg(
+                    "u-2",
+                    DialTarget::User("sip:alice@pbx.example.com:5080".into()),
+                ),
+            ],
+            ring_timeout: Duration::from_secs(25),
+            time_limit: Duration::from_secs(3),
+            hangup_on_star: false,
+            caller_id: Some("15550001111".into()),
+            caller_name: None,
+            sip_headers: Vec::new(),
+        };
+        match dial_plan(&b, "SIP/{number}@trunk") {
+            Plan::Commands(c) => assert_eq!(
+                c.iter().map(|c| c.line()).collect::<Vec<_>>(),
+                [
+                    r#"SET VARIABLE CALLERID(num) "15550001111""#,
+                    r#"SET VARIABLE DIALEDPEERNUMBER """#,
+                    r#"EXEC Dial "SIP/+15557654321@trunk&SIP/alice@pbx.example.com:5080,25,gL(3000)""#,
+                ]
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(dialed_peer_number("SIP/7002@self"), "7002@self");
+        b.hangup_on_star = true;
+        assert_eq!(
+            dial_plan(&b, "SIP/{number}"),
+            Plan::Refuse("not supported yet on Asterisk: Dial hangupOnStar".into())
+        );
+        assert!(dial_destination(&DialTarget::Number("1&2".into()), "SIP/{number}").is_err());
+        assert_eq!(
+            dial_failure_cause("BUSY", Some("17")),
+            HangupCause::USER_BUSY
+        );
+        assert_eq!(
+            dial_failure_cause("NOANSWER", Some("0")),
+            HangupCause::NO_ANSWER
+        );
+        assert_eq!(
+            dial_failure_cause("CANCEL", None),
+            HangupCause::ORIGINATOR_CANCEL
+        );
+        assert_eq!(
+            dial_failure_cause("CHANUNAVAIL", Some("0")),
+            HangupCause::DESTINATION_OUT_OF_ORDER
+        );
     }
 
     #[test]

@@ -69,6 +69,7 @@ use crate::metrics::Metrics;
 use crate::store::keeper::{Admission, RecordKeeper};
 use crate::store::StoreHandle;
 use channel::{micros_to_time, CallFacts};
+use dial_legs::DialLegs;
 use live_row::LiveRowWrites;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,6 +82,7 @@ use writer::{SwitchCommand, Writer};
 
 pub(in crate::call) mod channel;
 mod closeout;
+pub(in crate::call) mod dial_legs;
 pub(in crate::call) mod fetch;
 pub(in crate::call) mod live_row;
 pub mod originate;
@@ -345,13 +347,6 @@ struct CallTask {
     /// The Dial being carried out: what was asked, when, and the bridged callee's
     /// `(uuid, created, answered)` from CHANNEL_BRIDGE — for the legs' own CDRs.
     dial_legs: Option<DialLegs>,
-}
-
-/// What the driver keeps of a Dial for its legs' CDRs.
-struct DialLegs {
-    bridge: crate::call::engine::Bridge,
-    sent_at: OffsetDateTime,
-    bridged: Option<(String, OffsetDateTime, OffsetDateTime)>,
 }
 
 impl CallTask {
@@ -972,10 +967,8 @@ impl CallTask {
         self.services.live.leg_answered(b_leg, created, answered);
     }
 
-    /// A Dial is over: every leg gets its own CDR (SPEC §11.2), linked to this call, with
-    /// times from the switch's CHANNEL_BRIDGE (the bridged callee) or from when the
-    /// bridge was sent (legs never bridged), and the engine's cause and source. Written
-    /// on its own task; no hangup callback (the hangup URL is the A-leg's).
+    /// A Dial is over: every leg gets its own CDR (SPEC §11.2) and, with a `callbackUrl`,
+    /// its DialHangup ([`dial_legs::leg_endings`]).
     fn record_legs(
         &mut self,
         legs: Vec<crate::call::element::dial::LegEnding>,
@@ -984,100 +977,14 @@ impl CallTask {
         let Some(dial) = self.dial_legs.take() else {
             return;
         };
-        let mut hangups = Vec::new();
-        let end = OffsetDateTime::now_utc();
-        let secs = |from: OffsetDateTime| u64::try_from((end - from).whole_seconds()).unwrap_or(0);
-        for leg in legs {
-            let (start, answer) = match &dial.bridged {
-                Some((uuid, created, answered)) if *uuid == leg.b_leg => {
-                    (*created, Some(*answered))
-                }
-                _ => (dial.sent_at, None),
-            };
-            let record = crate::record::call::CallRecord {
-                call_uuid: leg.b_leg.clone(),
-                account_id: self.resolved.account_id.clone(),
-                direction: crate::record::call::Direction::Outbound,
-                from: dial
-                    .bridge
-                    .caller_id
-                    .clone()
-                    .unwrap_or_else(|| self.facts.from.clone()),
-                to: leg.to.clone(),
-                caller_name: dial
-                    .bridge
-                    .caller_name
-                    .clone()
-                    .unwrap_or_else(|| self.facts.caller_name.clone()),
-                forwarded_from: None,
-                start_time: start,
-                answer_time: answer,
-                end_time: end,
-                duration_secs: secs(start),
-                bill_duration_secs: answer.map(secs).unwrap_or(0),
-                hangup_cause: leg.cause,
-                hangup_cause_code: leg.cause.q850(),
-                hangup_cause_name: leg.cause_name.to_string(),
-                hangup_source: leg.source,
-                hangup_reason: "completed".into(),
-                sip_status: None,
-                caller_abandoned: false,
-                notes: vec![format!(
-                    "B-leg {} of a Dial on call {}",
-                    leg.position, self.facts.uuid
-                )],
-            };
-            tracing::info!(
-                b_leg = %leg.b_leg,
-                cause = %leg.cause,
-                source = leg.source.as_str(),
-                name = leg.cause_name,
-                "dial leg ended"
-            );
-            if let Some(cb) = &callback {
-                let mut params =
-                    self.dial_event_params_from(&dial, "hangup", &leg.b_leg, leg.position, &leg.to);
-                params.extend([
-                    (
-                        "DialBLegDuration".to_string(),
-                        record.duration_secs.to_string(),
-                    ),
-                    (
-                        "DialBLegBillDuration".to_string(),
-                        record.bill_duration_secs.to_string(),
-                    ),
-                    (
-                        "DialBLegHangupCause".to_string(),
-                        leg.cause.name().to_string(),
-                    ),
-                    (
-                        "DialBLegHangupCauseCode".to_string(),
-                        leg.cause.q850().to_string(),
-                    ),
-                    (
-                        "DialBLegHangupCauseName".to_string(),
-                        leg.cause_name.to_string(),
-                    ),
-                    (
-                        "DialBLegHangupSource".to_string(),
-                        leg.source.as_str().to_string(),
-                    ),
-                ]);
-                hangups.push(crate::app::callbacks::dial_event_callback(
-                    &cb.url, cb.method, &params,
-                ));
-            }
-            let store = self.services.store.clone();
-            let parent = self.facts.uuid.clone();
-            tokio::spawn(
-                async move {
-                    if let Err(e) = store.finish_leg(record, parent).await {
-                        tracing::error!(error = %e, "the B-leg's record could not be stored");
-                    }
-                }
-                .in_current_span(),
-            );
-        }
+        let hangups = dial_legs::leg_endings(
+            &self.services.store,
+            &dial,
+            &self.facts,
+            &self.resolved.account_id,
+            legs,
+            callback.as_ref(),
+        );
         self.enqueue_now(hangups);
     }
 
@@ -1090,45 +997,9 @@ impl CallTask {
         to: &str,
     ) -> Vec<(String, String)> {
         match &self.dial_legs {
-            Some(dial) => self.dial_event_params_from(dial, status, b_leg, position, to),
+            Some(dial) => dial_legs::event_params(dial, &self.facts, status, b_leg, position, to),
             None => Vec::new(),
         }
-    }
-
-    /// The SPEC §11.4 parameters of a Dial leg event; `status` is `answer`,
-    /// `connected` or `hangup` (`DialAction` and `DialBLegStatus`).
-    fn dial_event_params_from(
-        &self,
-        dial: &DialLegs,
-        status: &str,
-        b_leg: &str,
-        position: usize,
-        to: &str,
-    ) -> Vec<(String, String)> {
-        let event = match status {
-            "answer" => "DialAnswer",
-            "connected" => "DialConnected",
-            _ => "DialHangup",
-        };
-        let from = dial
-            .bridge
-            .caller_id
-            .clone()
-            .unwrap_or_else(|| self.facts.from.clone());
-        [
-            ("Event", event.to_string()),
-            ("DialAction", status.to_string()),
-            ("CallUUID", self.facts.uuid.clone()),
-            ("DialALegUUID", self.facts.uuid.clone()),
-            ("DialBLegUUID", b_leg.to_string()),
-            ("DialBLegStatus", status.to_string()),
-            ("DialBLegFrom", from),
-            ("DialBLegTo", to.to_string()),
-            ("DialBLegPosition", position.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
     }
 
     /// Writes callbacks of this live call to the outbox now, in order: one writer
