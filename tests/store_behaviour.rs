@@ -66,6 +66,8 @@ async fn live_calls_are_scoped_to_their_account(db: Db) {
     assert_eq!(got.forwarded_from.as_deref(), Some("+15559999"));
     assert_eq!(got.start_time, t0);
     assert_eq!(got.scheduled_hangup_at, None);
+    // The switch it is on (SPEC §14): what reconciliation asks about it.
+    assert_eq!(got.switch_name, "fs-test");
     // Another account cannot see it.
     assert_eq!(store.live_call("MA2", "a1").await.unwrap(), None);
     assert_eq!(store.live_call("MA1", "nope").await.unwrap(), None);

@@ -25,10 +25,10 @@ use crate::call::freeswitch::{self, CallServices};
 use crate::call::live::LiveCalls;
 use crate::call::postcall_runner::PostCallMode;
 use crate::call::reconcile;
+use crate::call::switches::Switches;
 use crate::config::Config;
 use crate::esl::command::Linger;
 use crate::esl::counters::EslCounters;
-use crate::esl::inbound::{InboundClient, InboundOptions};
 use crate::esl::listener::{ListenerOptions, OutboundListener};
 use crate::esl::outbound::OutboundOptions;
 use crate::metrics::Metrics;
@@ -84,7 +84,7 @@ pub struct Running {
     api_task: tokio::task::JoinHandle<()>,
     outbox: OutboxWorker,
     keeper: RecordKeeper,
-    _switch: Option<InboundClient>,
+    _switches: Switches,
     _retention: Option<crate::store::sqlite::retention::RetentionTask>,
     /// This node's heartbeat and take-over duties (PostgreSQL fleets only).
     node: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
@@ -107,20 +107,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         OutboxSettings::from_config(&config.outbox).map_err(anyhow::Error::msg)?;
     let (store, fleet_store) = open_store(&config).await?;
     let esl_counters = Arc::new(EslCounters::default());
-    let switch = config.switch.as_ref().map(|sw| {
-        InboundClient::start(
-            InboundOptions {
-                addr: sw.esl.clone(),
-                password: sw.password.clone(),
-                ..InboundOptions::default()
-            },
-            esl_counters.clone(),
-        )
-        .0
-    });
-    let still_up = reconcile_previous_run(&store, switch.as_ref(), &config).await?;
-    if let (Some(client), false) = (switch.clone(), still_up.is_empty()) {
-        tokio::spawn(sweep_still_up(store.clone(), client, still_up));
+    let switches = Switches::start(config.switches.iter(), esl_counters.clone());
+    let still_up = reconcile_previous_run(&store, &switches, &config).await?;
+    if !switches.is_empty() && !still_up.is_empty() {
+        tokio::spawn(sweep_still_up(store.clone(), switches.clone(), still_up));
     }
 
     let metrics = Arc::new(Metrics::new());
@@ -187,11 +177,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             None => (None, None),
         };
     let keeper = services.keeper.clone();
-    // `POST Call/` places calls through the switch; their answered channels come back to
-    // the listener just bound.
-    let outbound = config.switch.as_ref().map(|sw| {
-        freeswitch::originate::Dialer::start(services.clone(), sw, esl_addr, esl_counters.clone())
-    });
+    // `POST Call/` places calls through the switches (one dialer each); their answered
+    // channels come back to the listener just bound.
+    let outbound = freeswitch::originate::Dialers::new(
+        config
+            .switches
+            .iter()
+            .map(|sw| {
+                freeswitch::originate::Dialer::start(
+                    services.clone(),
+                    sw,
+                    esl_addr,
+                    esl_counters.clone(),
+                )
+            })
+            .collect(),
+    );
     let esl_task = tokio::spawn(listener.run(freeswitch::handler(services), stopped(stop_esl_rx)));
 
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
@@ -235,7 +236,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             store: pg,
             api_url,
             lease: config.node.lease(),
-            switch: switch.clone(),
+            switches: switches.clone(),
             still_up: Default::default(),
         };
         let (stop, stop_rx) = watch::channel(false);
@@ -274,7 +275,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         api_task,
         outbox,
         keeper,
-        _switch: switch,
+        _switches: switches,
         _retention: if config.store.url.starts_with("sqlite://") {
             crate::store::sqlite::retention::start(
                 &config.store,
@@ -476,7 +477,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// restart. Only those calls are looked at, never this run's own.
 async fn sweep_still_up(
     store: StoreHandle,
-    client: InboundClient,
+    client: Switches,
     mut still_up: std::collections::HashSet<String>,
 ) {
     while !still_up.is_empty() {
@@ -498,13 +499,14 @@ async fn sweep_still_up(
     }
 }
 
-/// Closes out the calls a previous run left live (SPEC §2 step 7). With a `[switch]`
-/// configured, the switch is first asked for its channels (one `show channels`): a call
-/// still up on the switch is left alone (its channel is no longer controlled by anyone,
-/// so it is logged loudly) and returned, for [`sweep_still_up`].
+/// Closes out the calls a previous run left live (SPEC §2 step 7). With `[switch]`es
+/// configured, the switches the calls are on (each live row names its own) are first
+/// asked for their channels (one `show channels` each): a call still up on its switch is
+/// left alone (its channel is no longer controlled by anyone, so it is logged loudly)
+/// and returned, for [`sweep_still_up`].
 async fn reconcile_previous_run(
     store: &StoreHandle,
-    switch: Option<&InboundClient>,
+    switches: &Switches,
     config: &Config,
 ) -> anyhow::Result<std::collections::HashSet<String>> {
     let now = time::OffsetDateTime::now_utc();
@@ -514,7 +516,7 @@ async fn reconcile_previous_run(
     // would once the running application returns) and closed out like the others. With
     // both switches configured FreeSWITCH's channel list decides (the live row does not
     // say which switch a call was on).
-    let ari = if config.asterisk.enabled && switch.is_none() {
+    let ari = if config.asterisk.enabled && switches.is_empty() {
         crate::call::asterisk::ari::Ari::from_config(&config.asterisk)?
     } else {
         None
@@ -556,18 +558,12 @@ async fn reconcile_previous_run(
         }
         return Ok(std::collections::HashSet::new());
     }
-    let report = match switch {
-        Some(client) => {
-            // Give the inbound connection a moment to come up before asking.
-            for _ in 0..20 {
-                if client.is_connected() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            reconcile::reconcile_listed(store.as_ref(), client, now).await
-        }
-        None => reconcile::reconcile(store.as_ref(), None, now).await,
+    let report = if switches.is_empty() {
+        reconcile::reconcile(store.as_ref(), None, now).await
+    } else {
+        // Give the inbound connections a moment to come up before asking.
+        switches.wait_connected(Duration::from_secs(2)).await;
+        reconcile::reconcile_listed(store.as_ref(), switches, now).await
     }
     .context("reconciling calls left live by the previous run")?;
     if !report.closed.is_empty()

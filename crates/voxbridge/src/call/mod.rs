@@ -33,3 +33,4 @@ pub mod postcall_runner;
 pub mod reconcile;
 pub mod route;
 pub mod switch_clock;
+pub mod switches;

@@ -108,8 +108,8 @@ pub struct NewLiveCall {
     /// Where the JSON status event goes (empty: none).
     pub status_callback_url: String,
     /// The switch the call is on (connect reply's `FreeSWITCH-Switchname`; empty when
-    /// unknown). Kept by the PostgreSQL store, whose fleet may span several switches;
-    /// a SQLite store serves one node and does not keep it.
+    /// unknown): the configured switch of that name is the one asked about the call
+    /// (SPEC §14; see [`crate::config::SwitchConfig`]).
     pub switch_name: String,
 }
 
@@ -129,6 +129,8 @@ pub struct LiveCall {
     pub scheduled_hangup_at: Option<OffsetDateTime>,
     pub hangup_url: String,
     pub status_callback_url: String,
+    /// The switch the call is on, as [`NewLiveCall::switch_name`] (empty: unknown).
+    pub switch_name: String,
 }
 
 impl LiveCall {
