@@ -85,7 +85,7 @@ pub struct Running {
     outbox: OutboxWorker,
     keeper: RecordKeeper,
     _switches: Switches,
-    _retention: Option<crate::store::sqlite::retention::RetentionTask>,
+    _retention: Option<crate::store::retention::RetentionTask>,
     /// This node's heartbeat and take-over duties (PostgreSQL fleets only).
     node: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
@@ -261,6 +261,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         routes = config.routes.len(),
         "voxbridge serving"
     );
+    // Old CDRs and delivered callbacks pruned by the same rules on either store.
+    let retention = crate::store::retention::start(
+        store.clone(),
+        crate::store::retention::RetentionPolicy::from_config(&config.store),
+    );
     Ok(Running {
         esl_addr,
         api_addr,
@@ -276,18 +281,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         outbox,
         keeper,
         _switches: switches,
-        _retention: if config.store.url.starts_with("sqlite://") {
-            crate::store::sqlite::retention::start(
-                &config.store,
-                crate::store::sqlite::retention::RetentionPolicy::from_config(&config.store),
-            )
-        } else {
-            tracing::warn!(
-                "store.retention_*: pruning a PostgreSQL store is not supported yet; old CDRs \
-                 and delivered callbacks are kept"
-            );
-            None
-        },
+        _retention: retention,
         node,
     })
 }

@@ -23,6 +23,7 @@ pub mod health;
 pub mod keeper;
 pub mod postgres;
 pub mod recording;
+pub mod retention;
 pub mod retry;
 pub mod sqlite;
 
@@ -366,6 +367,15 @@ pub trait Store: Send + Sync + 'static {
         let _ = parent_call_uuid;
         self.finish_call(record, Vec::new())
     }
+
+    /// One retention run ([`retention`]): deletes delivered callback rows and CDRs older
+    /// than `policy` says, never a CDR with a pending callback, in small batches.
+    /// `Ok(None)` for a store retention does not apply to (a private in-memory one).
+    fn prune_old<'a>(
+        &'a self,
+        policy: &'a retention::RetentionPolicy,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Option<retention::Pruned>, StoreError>>;
 
     /// The account's CDR of a call, with its callbacks' delivery status.
     fn cdr(
