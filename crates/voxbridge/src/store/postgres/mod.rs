@@ -22,13 +22,13 @@
 //! - **Migrations** are serialized across nodes by an advisory lock, so a fleet that
 //!   starts at once migrates once.
 //!
-//! TLS: not supported yet. A URL that demands it (`sslmode=require`) is refused at open
-//! with that message; `sslmode=prefer` (libpq's default) connects in plain text, which
-//! suits a database on a private network or on loopback.
+//! TLS: `sslmode=require`, `verify-ca` or `verify-full` (with `sslrootcert`) in the URL,
+//! on rustls ([`tls`]); `prefer` (libpq's default) and `disable` connect in plain text.
 
 mod codec;
 pub mod fleet;
 mod schema;
+pub mod tls;
 
 use crate::record::call::CallRecord;
 use crate::record::callback::{receiver_of, NewCallback};
@@ -49,7 +49,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
-use tokio_postgres::config::SslMode;
 use tokio_postgres::NoTls;
 
 pub use codec::error_chain;
@@ -114,19 +113,13 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://…` or `postgresql://…`), applies migrations and
     /// releases the outbox claims this node's previous run left.
     pub async fn open(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        let prepared = tls::prepare(url)?;
+        let mut config: tokio_postgres::Config = prepared.url.parse().map_err(|e| {
             StoreError::new(
                 StoreErrorKind::Invalid,
                 format!("store.url is not a PostgreSQL URL: {e}"),
             )
         })?;
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(StoreError::new(
-                StoreErrorKind::Invalid,
-                "store.url: sslmode=require (TLS to PostgreSQL) is not supported yet; use \
-                 sslmode=disable or prefer on a private network",
-            ));
-        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
@@ -139,14 +132,17 @@ impl PostgresStore {
                 "node.id must not be empty",
             ));
         }
-        let describe = describe(&config);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let describe = match prepared.mode {
+            tls::SslMode::Disable | tls::SslMode::Prefer => describe(&config),
+            mode => format!("{} (TLS, {mode:?})", describe(&config)),
+        };
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match prepared.tls {
+            Some(tls) => Manager::from_config(config, tls, manager_config),
+            None => Manager::from_config(config, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .runtime(Runtime::Tokio1)
