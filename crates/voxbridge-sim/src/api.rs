@@ -119,6 +119,8 @@ async fn run_as(shared: &Arc<Shared>, line: &str, job_uuid: Option<&str>) -> Opt
             }
         }
         "status" => status(shared),
+        // mod_commands' `switchname`: the name events carry as FreeSWITCH-Switchname.
+        "switchname" => shared.sw.hostname.clone(),
         "show" if args.split_whitespace().eq(["channels", "as", "json"]) => {
             show_channels_json(shared)
         }

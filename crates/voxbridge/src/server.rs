@@ -508,8 +508,8 @@ async fn reconcile_previous_run(
     // there (`GET /channels/{id}`). A call's FastAGI socket died with the previous run, so
     // nothing can carry its document on: one still up is hung up over ARI (as its AGI()
     // would once the running application returns) and closed out like the others. With
-    // both switches configured FreeSWITCH's channel list decides (the live row does not
-    // say which switch a call was on).
+    // both switches configured FreeSWITCH's channel lists decide (an Asterisk call's live
+    // row names no FreeSWITCH switch, so every configured one is asked about it).
     let ari = if config.asterisk.enabled && switches.is_empty() {
         crate::call::asterisk::ari::Ari::from_config(&config.asterisk)?
     } else {
@@ -555,8 +555,8 @@ async fn reconcile_previous_run(
     let report = if switches.is_empty() {
         reconcile::reconcile(store.as_ref(), None, now).await
     } else {
-        // Give the inbound connections a moment to come up before asking.
-        switches.wait_connected(Duration::from_secs(2)).await;
+        // Each switch asked is given a moment to connect first (`call::switches`); one
+        // without calls in the store is not waited for.
         reconcile::reconcile_listed(store.as_ref(), switches, now).await
     }
     .context("reconciling calls left live by the previous run")?;

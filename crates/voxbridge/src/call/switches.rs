@@ -177,7 +177,15 @@ impl ChannelList for Switches {
     }
 }
 
+/// How long a first question waits for a switch's connection to come up (at start the
+/// connections are made while the store is opened).
+const FIRST_CONNECT_WAIT: Duration = Duration::from_secs(2);
+
 async fn list_of(link: &SwitchLink) -> Option<HashSet<String>> {
+    let deadline = tokio::time::Instant::now() + FIRST_CONNECT_WAIT;
+    while !link.client.is_connected() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let list = link.client.channel_uuids().await;
     if list.is_none() {
         tracing::warn!(switch = %link.name, "the switch could not list its channels");
