@@ -41,6 +41,14 @@ fn a_bad_file_or_variable_exits_2_naming_the_key() {
         ("[outbox]\ninitial_backoff = 0\n", "outbox.initial_backoff"),
         ("[[route]]\ndestination = \"/[/\"\n", "route[0].destination"),
         ("[store\n", "TOML parse error at line 1"),
+        (
+            "[[switch]]\nname = \"fs-a\"\n[[switch]]\nname = \"fs-a\"\nesl = \"127.0.0.2:8021\"\n",
+            "switch[1].name: \"fs-a\" is configured twice",
+        ),
+        (
+            "[switch]\nesl = \"fs-a\"\n",
+            "switch.esl: \"fs-a\" is not host:port",
+        ),
     ] {
         std::fs::write(&path, toml).unwrap();
         let stderr = refused(dir.path(), &["--config", p], &[]);

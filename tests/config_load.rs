@@ -70,7 +70,7 @@ fn defaults_are_safe_loopback_and_sqlite_in_the_working_directory() {
     assert_eq!(c.tts.engine, "flite");
     assert_eq!(c.tts.voices["WOMAN"], "slt");
     assert_eq!(c.tts.voices["MAN"], "kal");
-    assert!(c.accounts.is_empty() && c.routes.is_empty() && c.switch.is_none());
+    assert!(c.accounts.is_empty() && c.routes.is_empty() && c.switches.is_empty());
 }
 
 #[test]
@@ -135,8 +135,8 @@ password = "from-file"
     assert_eq!(c.app.fetch_backoff_ms, vec![50, 60, 70]);
     assert_eq!(c.esl.shutdown_grace, 2.5);
     assert_eq!(c.esl.allow, vec!["10.0.0.0/8"]);
-    assert_eq!(c.switch.as_ref().unwrap().password, "12345");
-    assert_eq!(c.switch.as_ref().unwrap().esl, "127.0.0.1:8021");
+    assert_eq!(c.switches.first().unwrap().password, "12345");
+    assert_eq!(c.switches.first().unwrap().esl, "127.0.0.1:8021");
     assert_eq!(c.app.default_answer_url, "file:///srv/hello.xml");
     // Untouched keys keep the file's or the default value.
     assert_eq!(c.app.connect_timeout, 2.0);
@@ -260,4 +260,76 @@ fn the_old_outbound_dial_string_keys_become_dial_and_a_disagreement_is_refused()
         e.contains("dial.number_template: must contain {number}"),
         "{e}"
     );
+}
+
+/// SPEC §14: several `[[switch]]`, or one `[switch]` as before; names tell the switches
+/// apart, so with several each needs one, unique; every ESL address is `host:port`.
+#[test]
+fn several_switches_are_named_and_one_switch_table_still_works() {
+    let (_d, path) = file(
+        r#"
+[[switch]]
+name = "fs-a"
+esl = "127.0.0.1:8021"
+password = "one"
+[[switch]]
+name = "fs-b"
+esl = "fs-b.internal:8021"
+password = "two"
+"#,
+    );
+    let c = Config::load_with_env(Some(&path), env(&[])).unwrap();
+    let got: Vec<(&str, &str, &str)> = c
+        .switches
+        .iter()
+        .map(|s| (s.name.as_str(), s.esl.as_str(), s.password.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("fs-a", "127.0.0.1:8021", "one"),
+            ("fs-b", "fs-b.internal:8021", "two")
+        ]
+    );
+
+    // One table, no name: the switch of every call.
+    let (_d, path) = file("[switch]\nesl = \"10.0.0.5:8021\"\n");
+    let c = Config::load_with_env(Some(&path), env(&[])).unwrap();
+    assert_eq!(c.switches.len(), 1);
+    assert_eq!(c.switches.first().unwrap().esl, "10.0.0.5:8021");
+    assert_eq!(c.switches.first().unwrap().name, "");
+
+    let refused = |text: &str| {
+        let (_d, path) = file(text);
+        Config::load_with_env(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string()
+    };
+    let e = refused(
+        "[[switch]]\nname = \"fs-a\"\nesl = \"127.0.0.1:8021\"\n\
+         [[switch]]\nname = \"fs-a\"\nesl = \"127.0.0.2:8021\"\n",
+    );
+    assert!(
+        e.contains("switch[1].name") && e.contains("configured twice"),
+        "{e}"
+    );
+    let e = refused(
+        "[[switch]]\nname = \"fs-a\"\nesl = \"127.0.0.1:8021\"\n\
+         [[switch]]\nesl = \"127.0.0.2:8021\"\n",
+    );
+    assert!(
+        e.contains("switch[1].name") && e.contains("required"),
+        "{e}"
+    );
+    for bad in ["127.0.0.1", "127.0.0.1:0", ":8021", "a b:8021", "host:port"] {
+        let e = refused(&format!("[switch]\nesl = {bad:?}\n"));
+        assert!(
+            e.contains("switch.esl") && e.contains("not host:port"),
+            "{bad}: {e}"
+        );
+    }
+    let e = refused("[[switch]]\nname = \"fs-a\"\nesl = \"127.0.0.1\"\n[[switch]]\nname = \"fs-b\"\nesl = \"127.0.0.1:8022\"\n");
+    assert!(e.contains("switch[0].esl"), "{e}");
+    let e = refused("[[switch]]\nname = \"fs-a\"\nport = 1\n");
+    assert!(e.contains("switch"), "{e}");
 }

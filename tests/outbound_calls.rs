@@ -619,15 +619,35 @@ async fn a_call_ringing_when_voxbridge_dies_is_closed_out_at_the_next_start() {
     let answer = speak_then_hangup(&app);
     let (status, v) = post(
         &server,
-        serde_json::json!({"from": "15551230000", "to": "7004", "answer_url": answer, "ring_timeout": 60}),
+        serde_json::json!({"from": "15551230000", "to": "7004", "answer_url": answer, "ring_timeout": 4}),
     )
     .await;
     assert_eq!(status, 201, "{v}");
     let uuid = v["request_uuid"].as_str().unwrap().to_string();
     wait_live_status(&server, &uuid, "ringing").await;
-    drop(server); // SIGKILL while the callee rings
-                  // The live row written at the 201 makes the next start close the call out. (The
-                  // simulator cannot list its channels, so reconciliation closes out every call left.)
+    // `ringing` is shown from the originate on: wait for the switch's channel itself.
+    let deadline = Instant::now() + PATIENCE;
+    while sim.live_channels() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the originate never reached the switch"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // SIGKILL while the callee rings. The switch gives up ringing (NO_ANSWER at
+    // ring_timeout) while nobody listens; the live row written at the 201 makes the next
+    // start close the call out, since the switch no longer lists its channel. (One still
+    // listed would be left live, for the sweep:
+    // `fleet_switches::reconciliation_after_a_restart_asks_the_switch_each_call_is_on`.)
+    drop(server);
+    let deadline = Instant::now() + PATIENCE;
+    while sim.live_channels() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the callee never stopped ringing"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let restarted = Server::start(&app, options).await;
     let hangup = app.hangup_callback(&uuid).await;
     assert_eq!(hangup.must("Direction"), "outbound");

@@ -78,6 +78,13 @@ impl Store for FailFirstDelivered {
     fn cdr(&self, a: &str, u: &str) -> BoxFuture<'_, Result<Option<StoredCdr>, StoreError>> {
         self.inner.cdr(a, u)
     }
+    fn prune_old<'a>(
+        &'a self,
+        policy: &'a voxbridge::store::retention::RetentionPolicy,
+        now: time::OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Option<voxbridge::store::retention::Pruned>, StoreError>> {
+        self.inner.prune_old(policy, now)
+    }
     fn cdrs(&self, a: &str, limit: u32, offset: u64) -> BoxFuture<'_, Result<CdrPage, StoreError>> {
         self.inner.cdrs(a, limit, offset)
     }

@@ -49,6 +49,7 @@ on_both_stores!(
     callbacks_keep_method_and_url,
     notes_are_appended_to_a_finished_call,
     the_backlog_counts_pending_rows_only,
+    retention_prunes_old_rows_and_never_a_call_with_a_pending_callback,
 );
 
 async fn live_calls_are_scoped_to_their_account(db: Db) {
@@ -66,6 +67,8 @@ async fn live_calls_are_scoped_to_their_account(db: Db) {
     assert_eq!(got.forwarded_from.as_deref(), Some("+15559999"));
     assert_eq!(got.start_time, t0);
     assert_eq!(got.scheduled_hangup_at, None);
+    // The switch it is on (SPEC §14): what reconciliation asks about it.
+    assert_eq!(got.switch_name, "fs-test");
     // Another account cannot see it.
     assert_eq!(store.live_call("MA2", "a1").await.unwrap(), None);
     assert_eq!(store.live_call("MA1", "nope").await.unwrap(), None);
@@ -516,4 +519,91 @@ async fn the_backlog_counts_pending_rows_only(db: Db) {
         .unwrap();
     assert_eq!(store.outbox_backlog().await.unwrap(), 1);
     store.close().await;
+}
+
+/// Retention (`store::retention`), the same rules on both stores: delivered callback
+/// rows older than 30 days go; CDRs older than 90 days go with their remaining rows,
+/// unless a callback of theirs is still pending; batches of 500 are all worked through.
+async fn retention_prunes_old_rows_and_never_a_call_with_a_pending_callback(db: Db) {
+    use voxbridge::config::StoreConfig;
+    use voxbridge::store::retention::RetentionPolicy;
+    const DAY: Duration = Duration::from_secs(86_400);
+    let store = db.open().await;
+    let now = now();
+    // A call that ended `end_days_ago`, its callbacks delivered `delivered_days_ago`
+    // (all, or all but the last).
+    let call = |uuid: &'static str, end_days_ago: u32, leave_one_pending: bool| {
+        let store = store.clone();
+        async move {
+            let end = now - DAY * end_days_ago;
+            let rec = record(uuid, "MA1", end - Duration::from_secs(46));
+            let cbs = callbacks::for_call(&rec, &targets());
+            let ids: Vec<String> = cbs.iter().map(|c| c.delivery_id.clone()).collect();
+            assert_eq!(ids.len(), 2, "a hangup and a status callback");
+            store.finish_call(rec, cbs).await.unwrap();
+            let deliver = if leave_one_pending {
+                &ids[..1]
+            } else {
+                &ids[..]
+            };
+            for id in deliver {
+                store
+                    .record_attempt(id, end, AttemptResult::Delivered { status: 200 })
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    call("old-done", 100, false).await;
+    call("old-pending", 100, true).await;
+    call("recent", 40, false).await;
+    call("today", 0, false).await;
+    // More old CDRs than one batch holds (no callbacks: cheap to write).
+    for i in 0..520 {
+        let rec = record(&format!("bulk-{i}"), "MA1", now - DAY * 120);
+        store.finish_call(rec, Vec::new()).await.unwrap();
+    }
+
+    let policy = RetentionPolicy::from_config(&StoreConfig::default());
+    let pruned = store.prune_old(&policy, now).await.unwrap().unwrap();
+    // CDRs: old-done and the 520; rows: old-done's 2, old-pending's delivered 1,
+    // recent's 2.
+    assert_eq!((pruned.cdrs, pruned.callbacks), (521, 5));
+
+    let deliveries = |uuid: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .cdr("MA1", uuid)
+                .await
+                .unwrap()
+                .map(|c| c.deliveries.len())
+        }
+    };
+    assert_eq!(deliveries("old-done").await, None);
+    assert_eq!(
+        deliveries("old-pending").await,
+        Some(1),
+        "a pending callback keeps its call (its delivered one ages out)"
+    );
+    assert_eq!(deliveries("recent").await, Some(0));
+    assert_eq!(deliveries("today").await, Some(2));
+    assert_eq!(deliveries("bulk-519").await, None);
+    assert_eq!(store.cdrs("MA1", 10, 0).await.unwrap().total, 3);
+    assert_eq!(store.outbox_backlog().await.unwrap(), 1);
+
+    // A second run finds nothing; zero days keep everything.
+    let again = store.prune_old(&policy, now).await.unwrap().unwrap();
+    assert_eq!((again.cdrs, again.callbacks), (0, 0));
+    let keep = RetentionPolicy {
+        cdrs: None,
+        delivered_callbacks: None,
+        interval: Duration::from_secs(1),
+    };
+    let none = store
+        .prune_old(&keep, now + DAY * 1000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((none.cdrs, none.callbacks), (0, 0));
 }

@@ -101,6 +101,8 @@ mod esl_replay;
 mod fetch_http;
 #[path = "../fleet_nodes.rs"]
 mod fleet_nodes;
+#[path = "../fleet_switches.rs"]
+mod fleet_switches;
 #[path = "../gather_documents.rs"]
 mod gather_documents;
 #[path = "../gather_rules.rs"]

@@ -63,6 +63,15 @@ struct Rig {
 
 async fn rig() -> Rig {
     let switch = switch().await;
+    let switches = format!(
+        "[switch]\nesl = \"{}\"\npassword = \"{}\"\n",
+        switch.esl, switch.password
+    );
+    rig_with(switch, &switches).await
+}
+
+/// A rig whose voxbridge has the `[switch]`/`[[switch]]` tables `switches`.
+async fn rig_with(switch: Switch, switches: &str) -> Rig {
     let profile = std::env::var("VOXBRIDGE_TEST_FS_PROFILE").unwrap_or_else(|_| "external".into());
     let target =
         std::env::var("VOXBRIDGE_TEST_FS_SIP_TARGET").unwrap_or_else(|_| "127.0.0.1:5060".into());
@@ -71,9 +80,8 @@ async fn rig() -> Rig {
         &app,
         ServerOptions {
             extra_toml: format!(
-                "[switch]\nesl = \"{}\"\npassword = \"{}\"\n[dial]\n\
-                 number_template = \"sofia/{profile}/{{number}}@{target}\"\n",
-                switch.esl, switch.password
+                "{switches}[dial]\n\
+                 number_template = \"sofia/{profile}/{{number}}@{target}\"\n"
             ),
             ..ServerOptions::default()
         },
@@ -463,6 +471,71 @@ async fn delete_after_answer_hangs_up_source_api() {
     rig.assert_gone(&uuid).await;
 }
 
+/// Several switches (SPEC §14) on the real one: it is configured as a `[[switch]]` named
+/// after its switchname (`api switchname`), beside a second switch
+/// that is down. `switch` naming it places the call through it; the answered channel's
+/// connect reply gives the same name (no "not a configured name" warning), which the live
+/// row keeps; a DELETE ends it (source API); a name no switch has is a 400 naming it.
+async fn a_named_switch_places_the_call_and_its_connect_reply_names_it() {
+    let switch = switch().await;
+    // `api switchname` (mod_commands): the name the switch's events carry. (The test
+    // switch's is `fs-test`, not its host name.)
+    let name = fs_api(&switch, "switchname").await.trim().to_string();
+    assert!(!name.is_empty() && !name.starts_with('-'), "{name:?}");
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down_addr = down.local_addr().unwrap();
+    drop(down);
+    let switches = format!(
+        "[[switch]]\nname = \"{name}\"\nesl = \"{}\"\npassword = \"{}\"\n\
+         [[switch]]\nname = \"down\"\nesl = \"{down_addr}\"\n",
+        switch.esl, switch.password
+    );
+    let rig = rig_with(switch, &switches).await;
+    let answer = rig.app.xml("/answer", &xml("<Wait length=\"30\"/>"));
+    let r = client()
+        .post(rig.calls_url())
+        .header("X-Auth-ID", ACCOUNT)
+        .header("X-Auth-Token", TOKEN)
+        .json(&json!({"from": tag(), "to": "7002", "answer_url": answer.clone(), "switch": "nowhere"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap_or("").contains("nowhere"), "{v}");
+    let uuid = rig
+        .post(json!({"from": tag(), "to": "7002", "answer_url": answer, "switch": name}))
+        .await
+        .remove(0);
+    rig.wait_status(&uuid, "in-progress").await;
+    let row_switch: String = rusqlite::Connection::open(&rig.server.db)
+        .unwrap()
+        .query_row(
+            "SELECT switch_name FROM live_calls WHERE call_uuid = ?1",
+            [&uuid],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(row_switch, name);
+    let r = client()
+        .delete(format!("{}{uuid}/", rig.calls_url()))
+        .header("X-Auth-ID", ACCOUNT)
+        .header("X-Auth-Token", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let hangup = rig.app.hangup_callback(&uuid).await;
+    assert_eq!(hangup.must("HangupSource"), "API", "{:?}", hangup.params());
+    let log = rig.server.log_text();
+    assert!(
+        !log.contains("is no configured [[switch]] name"),
+        "the {} said another switchname than {name:?}: {log}",
+        kind(&rig)
+    );
+    rig.assert_gone(&uuid).await;
+}
+
 async fn sip_headers_reach_the_callee_as_x_vh() {
     let rig = rig().await;
     let answer = rig.app.xml("/answer", &xml("<Wait length=\"30\"/>"));
@@ -602,6 +675,11 @@ mod live {
     #[test]
     fn outbound_sip_headers_reach_the_callee_as_x_vh() {
         run(super::sip_headers_reach_the_callee_as_x_vh());
+    }
+
+    #[test]
+    fn outbound_through_a_named_switch_whose_connect_reply_names_it() {
+        run(super::a_named_switch_places_the_call_and_its_connect_reply_names_it());
     }
 
     #[test]

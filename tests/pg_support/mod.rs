@@ -13,6 +13,10 @@
 //!   closes, and the watchdog stops the server (`pg_ctl -m immediate`) and removes the
 //!   directory, so nothing outlives the run.
 //! - `fsync=off`: the tests kill voxbridge processes, never the database server.
+//! - TLS: when `openssl` is on the machine, the watchdog makes a throwaway CA and a
+//!   server certificate for `localhost` and `127.0.0.1` signed by it, and the cluster
+//!   runs with `ssl=on` (plain connections still accepted): [`Cluster::tls`] names the
+//!   CA file for `sslrootcert`. Without `openssl` it is `None` and the TLS tests skip.
 
 #![allow(dead_code)]
 
@@ -32,12 +36,26 @@ if [ "$(id -u)" = 0 ]; then chown nobody "$dir" || { echo "FAILED chown nobody $
 if ! run "$bin/initdb" -D "$dir/data" -U voxbridge -A trust --no-sync -E UTF8 >"$dir/initdb.log" 2>&1; then
   echo "FAILED initdb: $(tail -n 5 "$dir/initdb.log" | tr '\n' ' ')"; rm -rf "$dir"; exit 1
 fi
+ssl=""
+if command -v openssl >/dev/null 2>&1 && run sh -c '
+  set -e; cd "$1"; mkdir tls; cd tls
+  printf "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n" >server.ext
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=voxbridge test CA" -keyout ca.key -out ca.crt \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -subj "/CN=localhost" -keyout server.key -out server.csr
+  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile server.ext -out server.crt
+  chmod 600 server.key' tls "$dir" >"$dir/tls.log" 2>&1; then
+  ssl="-c ssl=on -c ssl_cert_file=$dir/tls/server.crt -c ssl_key_file=$dir/tls/server.key"
+fi
 if ! run "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=400 -c full_page_writes=off" \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=400 -c full_page_writes=off $ssl" \
     start >/dev/null 2>&1; then
   echo "FAILED pg_ctl start: $(tail -n 5 "$dir/server.log" | tr '\n' ' ')"; rm -rf "$dir"; exit 1
 fi
-echo READY
+if [ -n "$ssl" ]; then echo "READY TLS"; else echo READY; fi
 cat >/dev/null
 run "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1
 rm -rf "$dir"
@@ -46,6 +64,8 @@ rm -rf "$dir"
 /// The running cluster.
 pub struct Cluster {
     pub port: u16,
+    /// The CA that signed the cluster's certificate (PEM), when it runs with TLS.
+    pub tls: Option<PathBuf>,
     /// Held open for the life of the process; closing it stops the cluster.
     _watchdog: Mutex<ChildStdin>,
 }
@@ -109,7 +129,8 @@ fn start() -> Option<Cluster> {
         let stdout = child.stdout.take().expect("piped");
         let mut line = String::new();
         let _ = BufReader::new(stdout).read_line(&mut line);
-        if line.trim() == "READY" {
+        if line.trim().starts_with("READY") {
+            let tls = (line.trim() == "READY TLS").then(|| dir.join("tls/ca.crt"));
             let stdin = child.stdin.take().expect("piped");
             // The child is reaped by nobody: it lives exactly as long as this process.
             std::mem::forget(child);
@@ -119,6 +140,7 @@ fn start() -> Option<Cluster> {
             );
             return Some(Cluster {
                 port,
+                tls,
                 _watchdog: Mutex::new(stdin),
             });
         }
@@ -146,4 +168,20 @@ pub async fn fresh_database() -> Option<String> {
     drop(client);
     let _ = conn.await;
     Some(cluster.url(&name))
+}
+
+/// As [`fresh_database`], with the CA file of the cluster's TLS certificate; `None`
+/// (said on stderr) without PostgreSQL, or without `openssl` to make the certificate.
+pub async fn fresh_database_with_tls() -> Option<(String, PathBuf)> {
+    let url = fresh_database().await?;
+    let cluster = cluster()?;
+    match &cluster.tls {
+        Some(ca) => Some((url, ca.clone())),
+        None => {
+            let msg = "PostgreSQL TLS tests SKIPPED: no openssl to make the test certificate";
+            assert!(!required(), "{msg}, and VOXBRIDGE_TEST_PG_REQUIRED=1");
+            eprintln!("{msg}");
+            None
+        }
+    }
 }

@@ -123,6 +123,11 @@ async fn run_as(shared: &Arc<Shared>, line: &str, job_uuid: Option<&str>) -> Opt
             }
         }
         "status" => status(shared),
+        // mod_commands' `switchname`: the name events carry as FreeSWITCH-Switchname.
+        "switchname" => shared.sw.hostname.clone(),
+        "show" if args.split_whitespace().eq(["channels", "as", "json"]) => {
+            show_channels_json(shared)
+        }
         "" => "-ERR no reply\n".into(),
         _ => format!("-ERR {cmd} Command not found!\n"),
     })
@@ -168,6 +173,26 @@ pub(crate) fn background_job(
     e.push("Job-Command-Arg", args);
     e.body = Some(output.to_string());
     e
+}
+
+/// `show channels as json`: `{"row_count":N,"rows":[{"uuid":…},…]}` with the
+/// channels up now, `rows` left out when there is none (as the switch does). Only the
+/// `uuid` of each row: the other columns are the switch's and nobody reads them here.
+fn show_channels_json(shared: &Shared) -> String {
+    let uuids = shared.registry.uuids();
+    if uuids.is_empty() {
+        return "{\"row_count\":0}\n".into();
+    }
+    // UUIDs are hex and dashes: nothing to escape.
+    let rows: Vec<String> = uuids
+        .iter()
+        .map(|u| format!("{{\"uuid\":\"{u}\"}}"))
+        .collect();
+    format!(
+        "{{\"row_count\":{},\"rows\":[{}]}}\n",
+        rows.len(),
+        rows.join(",")
+    )
 }
 
 fn status(shared: &Shared) -> String {

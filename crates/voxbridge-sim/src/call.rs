@@ -897,6 +897,7 @@ impl Call {
 
     /// `api …` on this socket: own channel handled here, anything else routed.
     async fn api_from_socket(&mut self, line: &str) -> String {
+        self.shared.count_api(line);
         let (cmd, args) = api::split(line);
         if api::is_channel_command(cmd) {
             if let Some(leg) = api::target_uuid(cmd, args).and_then(|u| self.own_leg(u)) {
@@ -910,6 +911,7 @@ impl Call {
     }
 
     fn bgapi_from_socket(&mut self, line: String, job: String) {
+        self.shared.count_api(&line);
         let (cmd, args) = api::split(&line);
         let own = api::is_channel_command(cmd)
             .then(|| api::target_uuid(cmd, args).and_then(|u| self.own_leg(u)))

@@ -65,10 +65,16 @@ pub struct SwitchInfo {
 }
 
 impl SwitchInfo {
+    #[cfg(test)]
     pub fn new(clock: SimClock) -> Self {
+        Self::named(clock, "fs-test")
+    }
+
+    /// A switch whose host and switch name is `name`.
+    pub fn named(clock: SimClock, name: &str) -> Self {
         Self {
             core_uuid: uuid::Uuid::new_v4().to_string(),
-            hostname: "fs-test".into(),
+            hostname: name.into(),
             ipv4: "127.0.0.1".into(),
             ipv6: "0000::1".into(),
             clock,

@@ -169,6 +169,7 @@ impl Session {
             return;
         }
         if cmd.is("api ") {
+            self.shared.count_api(cmd.args());
             let out = api::run(&self.shared, cmd.args()).await;
             self.out.extend(wire::api_response(&out));
         } else if cmd.is("bgapi ") {
@@ -179,6 +180,7 @@ impl Session {
             self.out.extend(wire::bgapi_reply(&job));
             let shared = self.shared.clone();
             let line = cmd.args().to_string();
+            shared.count_api(&line);
             tokio::spawn(async move {
                 if let Some(out) = api::run_background(&shared, &line, &job).await {
                     let ev = api::background_job(&shared, &job, None, &line, &out);

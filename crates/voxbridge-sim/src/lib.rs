@@ -94,6 +94,10 @@ pub struct SimConfig {
     /// `$${recordings_dir}`: where relative `record`/`record_session` names go. The
     /// simulator writes the files it records (module `recording`).
     pub recordings_dir: std::path::PathBuf,
+    /// The switch's `switchname` (its events' `FreeSWITCH-Switchname` and
+    /// `FreeSWITCH-Hostname`): `fs-test`, as in the transcripts. Two simulators with
+    /// different names play two switches of a fleet (SPEC §14).
+    pub switchname: String,
 }
 
 impl Default for SimConfig {
@@ -105,6 +109,7 @@ impl Default for SimConfig {
             linger_notice: LingerNotice::AfterHangupComplete,
             max_pending_connects: 256,
             recordings_dir: recording::default_dir(),
+            switchname: "fs-test".into(),
         }
     }
 }
@@ -128,6 +133,8 @@ pub(crate) struct Shared {
     extensions: Mutex<HashMap<String, (SocketAddr, CallScript)>>,
     /// Handles of calls placed by `originate`, by caller UUID, until a test takes them.
     originated: Mutex<HashMap<String, CallHandle>>,
+    /// API commands run (`api`/`bgapi`, inbound or on a socket), by command name.
+    api_seen: Mutex<HashMap<String, u64>>,
 }
 
 /// How many handles of originated calls are kept for [`Sim::take_originated`]; beyond
@@ -135,6 +142,17 @@ pub(crate) struct Shared {
 const MAX_ORIGINATED: usize = 4096;
 
 impl Shared {
+    /// Counts one API command (`line` is `cmd args…`).
+    pub fn count_api(&self, line: &str) {
+        let cmd = api::split(line).0.to_string();
+        *self
+            .api_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(cmd)
+            .or_default() += 1;
+    }
+
     pub fn originate_target(&self) -> Option<(SocketAddr, CallScript)> {
         self.originate
             .lock()
@@ -252,7 +270,7 @@ impl Sim {
         let clock = SimClock::new(config.speed);
         Sim {
             shared: Arc::new(Shared {
-                sw: SwitchInfo::new(clock),
+                sw: SwitchInfo::named(clock, &config.switchname),
                 bus: EventBus::new(),
                 registry: Registry::default(),
                 config: config.clone(),
@@ -264,6 +282,7 @@ impl Sim {
                 dial_out: Mutex::new(None),
                 extensions: Mutex::new(HashMap::new()),
                 originated: Mutex::new(HashMap::new()),
+                api_seen: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -274,6 +293,18 @@ impl Sim {
             speed,
             ..SimConfig::default()
         })
+    }
+
+    /// How many `cmd` API commands this switch has run (`api` or `bgapi`, from an
+    /// inbound connection or a call's socket): which switch of several was asked.
+    pub fn api_commands(&self, cmd: &str) -> u64 {
+        self.shared
+            .api_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(cmd)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn clock(&self) -> &SimClock {

@@ -97,6 +97,11 @@ impl Registry {
     }
 
     /// Socket-controlled channels alive now.
+    /// Every channel's UUID (each leg its own), as `show channels` lists them.
+    pub fn uuids(&self) -> Vec<String> {
+        lock(&self.channels).keys().cloned().collect()
+    }
+
     pub fn live(&self) -> usize {
         lock(&self.channels)
             .values()

@@ -30,8 +30,10 @@ pub struct Config {
     pub accounts: Vec<Account>,
     #[serde(rename = "route")]
     pub routes: Vec<Route>,
-    /// Optional inbound ESL connection to the switch (reconciliation, `uuid_*` APIs).
-    pub switch: Option<SwitchConfig>,
+    /// The FreeSWITCH switches reached over inbound ESL (reconciliation, `POST Call/`,
+    /// `uuid_exists`): none, one `[switch]` table, or several `[[switch]]` (SPEC §14).
+    #[serde(rename = "switch", skip_serializing_if = "SwitchList::is_empty")]
+    pub switches: SwitchList,
     /// Calls placed through `POST Call/` (SPEC §13).
     pub outbound: OutboundConfig,
     /// Asterisk: the FastAGI listener and the ARI connection (SPEC §16).
@@ -304,9 +306,22 @@ pub struct Route {
     pub account: String,
 }
 
+/// One switch: `[switch]`, or one of several `[[switch]]` (SPEC §14).
+///
+/// **Which switch a call is on** is decided by name: a call's connect reply says
+/// `FreeSWITCH-Switchname` (FreeSWITCH's `switchname` in `switch.conf.xml`, by default
+/// its host name), the live row records it, and the configured switch of that `name` is
+/// the one asked about the call. The `Core-UUID` of the connect reply was the other
+/// candidate; it was not chosen because it changes at every restart of the switch, so
+/// it would have to be learnt again on every reconnect and a row written before a
+/// restart would name a switch nobody knows any more, while a name is the operator's,
+/// stable and visible in the configuration. With one switch configured its `name` may
+/// be left empty: that switch is every call's switch, whatever name it reports.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SwitchConfig {
+    /// The switch's `FreeSWITCH-Switchname`; required (and unique) with several.
+    pub name: String,
     /// Inbound ESL address of the switch, e.g. `127.0.0.1:8021`.
     pub esl: String,
     pub password: String,
@@ -315,9 +330,82 @@ pub struct SwitchConfig {
 impl Default for SwitchConfig {
     fn default() -> Self {
         Self {
+            name: String::new(),
             esl: "127.0.0.1:8021".into(),
             password: "ClueCon".into(),
         }
+    }
+}
+
+/// The configured switches: a single `[switch]` table or an array of `[[switch]]`
+/// tables, the same thing to everything that uses them. Written back (defaults, the
+/// environment's key types) as one table when there is one, an array otherwise.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct SwitchList(pub Vec<SwitchConfig>);
+
+impl SwitchList {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, SwitchConfig> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The first switch, if any (the one of a single-switch configuration).
+    pub fn first(&self) -> Option<&SwitchConfig> {
+        self.0.first()
+    }
+}
+
+impl Serialize for SwitchList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(s),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SwitchList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(SwitchConfig),
+            Many(Vec<SwitchConfig>),
+        }
+        match OneOrMany::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected one [switch] table or [[switch]] tables with keys name, esl, password",
+            )
+        })? {
+            OneOrMany::One(one) => Ok(SwitchList(vec![one])),
+            OneOrMany::Many(many) => Ok(SwitchList(many)),
+        }
+    }
+}
+
+/// `host:port` with a port number and a host (a name or an address), as an ESL
+/// address must be.
+fn is_host_port(addr: &str) -> bool {
+    if let Ok(addr) = addr.parse::<SocketAddr>() {
+        return addr.port() > 0;
+    }
+    match addr.rsplit_once(':') {
+        Some((host, port)) => {
+            !host.is_empty()
+                && !host.contains(':')
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+                && port.parse::<u16>().is_ok_and(|p| p > 0)
+        }
+        None => false,
     }
 }
 
@@ -736,6 +824,44 @@ impl Config {
             )));
         }
         seconds("outbound.job_grace", self.outbound.job_grace, false)?;
+        self.validate_switches()?;
+        Ok(())
+    }
+
+    /// Each switch reachable at `host:port`; with several, each named, names unique.
+    fn validate_switches(&self) -> Result<(), ConfigError> {
+        let several = self.switches.len() > 1;
+        for (i, sw) in self.switches.iter().enumerate() {
+            let key = if several {
+                format!("switch[{i}]")
+            } else {
+                "switch".to_string()
+            };
+            if !is_host_port(&sw.esl) {
+                return Err(ConfigError(format!(
+                    "{key}.esl: {:?} is not host:port",
+                    sw.esl
+                )));
+            }
+            let name = sw.name.trim();
+            if name != sw.name || name.chars().any(char::is_whitespace) {
+                return Err(ConfigError(format!(
+                    "{key}.name: {:?} must not contain spaces",
+                    sw.name
+                )));
+            }
+            if several && name.is_empty() {
+                return Err(ConfigError(format!(
+                    "{key}.name: required with several [[switch]] (the switch's \
+                     FreeSWITCH-Switchname, which tells which switch a call is on)"
+                )));
+            }
+            if !name.is_empty() && self.switches.0[..i].iter().any(|o| o.name == name) {
+                return Err(ConfigError(format!(
+                    "{key}.name: {name:?} is configured twice"
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -790,7 +916,7 @@ fn parse_env_value(value: &str) -> figment::value::Value {
 /// environment override is judged by.
 fn key_types() -> Figment {
     Figment::from(Serialized::defaults(Config {
-        switch: Some(SwitchConfig::default()),
+        switches: SwitchList(vec![SwitchConfig::default()]),
         ..Config::default()
     }))
 }

@@ -25,10 +25,10 @@ use crate::call::freeswitch::{self, CallServices};
 use crate::call::live::LiveCalls;
 use crate::call::postcall_runner::PostCallMode;
 use crate::call::reconcile;
+use crate::call::switches::Switches;
 use crate::config::Config;
 use crate::esl::command::Linger;
 use crate::esl::counters::EslCounters;
-use crate::esl::inbound::{InboundClient, InboundOptions};
 use crate::esl::listener::{ListenerOptions, OutboundListener};
 use crate::esl::outbound::OutboundOptions;
 use crate::metrics::Metrics;
@@ -84,8 +84,8 @@ pub struct Running {
     api_task: tokio::task::JoinHandle<()>,
     outbox: OutboxWorker,
     keeper: RecordKeeper,
-    _switch: Option<InboundClient>,
-    _retention: Option<crate::store::sqlite::retention::RetentionTask>,
+    _switches: Switches,
+    _retention: Option<crate::store::retention::RetentionTask>,
     /// This node's heartbeat and take-over duties (PostgreSQL fleets only).
     node: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
@@ -117,20 +117,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         OutboxSettings::from_config(&config.outbox).map_err(anyhow::Error::msg)?;
     let (store, fleet_store) = open_store(&config).await?;
     let esl_counters = Arc::new(EslCounters::default());
-    let switch = config.switch.as_ref().map(|sw| {
-        InboundClient::start(
-            InboundOptions {
-                addr: sw.esl.clone(),
-                password: sw.password.clone(),
-                ..InboundOptions::default()
-            },
-            esl_counters.clone(),
-        )
-        .0
-    });
-    let still_up = reconcile_previous_run(&store, switch.as_ref(), &config).await?;
-    if let (Some(client), false) = (switch.clone(), still_up.is_empty()) {
-        tokio::spawn(sweep_still_up(store.clone(), client, still_up));
+    let switches = Switches::start(config.switches.iter(), esl_counters.clone());
+    let still_up = reconcile_previous_run(&store, &switches, &config).await?;
+    if !switches.is_empty() && !still_up.is_empty() {
+        tokio::spawn(sweep_still_up(store.clone(), switches.clone(), still_up));
     }
 
     let metrics = Arc::new(Metrics::new());
@@ -209,11 +199,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             None => (None, None),
         };
     let keeper = services.keeper.clone();
-    // `POST Call/` places calls through the switch; their answered channels come back to
-    // the listener just bound.
-    let outbound = config.switch.as_ref().map(|sw| {
-        freeswitch::originate::Dialer::start(services.clone(), sw, esl_addr, esl_counters.clone())
-    });
+    // `POST Call/` places calls through the switches (one dialer each); their answered
+    // channels come back to the listener just bound.
+    let outbound = freeswitch::originate::Dialers::new(
+        config
+            .switches
+            .iter()
+            .map(|sw| {
+                freeswitch::originate::Dialer::start(
+                    services.clone(),
+                    sw,
+                    esl_addr,
+                    esl_counters.clone(),
+                )
+            })
+            .collect(),
+    );
     let esl_task = tokio::spawn(listener.run(freeswitch::handler(services), stopped(stop_esl_rx)));
 
     let app = api::router(ApiState {
@@ -248,7 +249,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             store: pg,
             api_url,
             lease: config.node.lease(),
-            switch: switch.clone(),
+            switches: switches.clone(),
             still_up: Default::default(),
         };
         let (stop, stop_rx) = watch::channel(false);
@@ -273,6 +274,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         routes = config.routes.len(),
         "voxbridge serving"
     );
+    // Old CDRs and delivered callbacks pruned by the same rules on either store.
+    let retention = crate::store::retention::start(
+        store.clone(),
+        crate::store::retention::RetentionPolicy::from_config(&config.store),
+    );
     Ok(Running {
         esl_addr,
         api_addr,
@@ -287,19 +293,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         api_task,
         outbox,
         keeper,
-        _switch: switch,
-        _retention: if config.store.url.starts_with("sqlite://") {
-            crate::store::sqlite::retention::start(
-                &config.store,
-                crate::store::sqlite::retention::RetentionPolicy::from_config(&config.store),
-            )
-        } else {
-            tracing::warn!(
-                "store.retention_*: pruning a PostgreSQL store is not supported yet; old CDRs \
-                 and delivered callbacks are kept"
-            );
-            None
-        },
+        _switches: switches,
+        _retention: retention,
         node,
     })
 }
@@ -490,7 +485,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// restart. Only those calls are looked at, never this run's own.
 async fn sweep_still_up(
     store: StoreHandle,
-    client: InboundClient,
+    client: Switches,
     mut still_up: std::collections::HashSet<String>,
 ) {
     while !still_up.is_empty() {
@@ -512,13 +507,14 @@ async fn sweep_still_up(
     }
 }
 
-/// Closes out the calls a previous run left live (SPEC §2 step 7). With a `[switch]`
-/// configured, the switch is first asked for its channels (one `show channels`): a call
-/// still up on the switch is left alone (its channel is no longer controlled by anyone,
-/// so it is logged loudly) and returned, for [`sweep_still_up`].
+/// Closes out the calls a previous run left live (SPEC §2 step 7). With `[switch]`es
+/// configured, the switches the calls are on (each live row names its own) are first
+/// asked for their channels (one `show channels` each): a call still up on its switch is
+/// left alone (its channel is no longer controlled by anyone, so it is logged loudly)
+/// and returned, for [`sweep_still_up`].
 async fn reconcile_previous_run(
     store: &StoreHandle,
-    switch: Option<&InboundClient>,
+    switches: &Switches,
     config: &Config,
 ) -> anyhow::Result<std::collections::HashSet<String>> {
     let now = time::OffsetDateTime::now_utc();
@@ -526,9 +522,9 @@ async fn reconcile_previous_run(
     // there (`GET /channels/{id}`). A call's FastAGI socket died with the previous run, so
     // nothing can carry its document on: one still up is hung up over ARI (as its AGI()
     // would once the running application returns) and closed out like the others. With
-    // both switches configured FreeSWITCH's channel list decides (the live row does not
-    // say which switch a call was on).
-    let ari = if config.asterisk.enabled && switch.is_none() {
+    // both switches configured FreeSWITCH's channel lists decide (an Asterisk call's live
+    // row names no FreeSWITCH switch, so every configured one is asked about it).
+    let ari = if config.asterisk.enabled && switches.is_empty() {
         crate::call::asterisk::ari::Ari::from_config(&config.asterisk)?
     } else {
         None
@@ -570,18 +566,12 @@ async fn reconcile_previous_run(
         }
         return Ok(std::collections::HashSet::new());
     }
-    let report = match switch {
-        Some(client) => {
-            // Give the inbound connection a moment to come up before asking.
-            for _ in 0..20 {
-                if client.is_connected() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            reconcile::reconcile_listed(store.as_ref(), client, now).await
-        }
-        None => reconcile::reconcile(store.as_ref(), None, now).await,
+    let report = if switches.is_empty() {
+        reconcile::reconcile(store.as_ref(), None, now).await
+    } else {
+        // Each switch asked is given a moment to connect first (`call::switches`); one
+        // without calls in the store is not waited for.
+        reconcile::reconcile_listed(store.as_ref(), switches, now).await
     }
     .context("reconciling calls left live by the previous run")?;
     if !report.closed.is_empty()

@@ -57,7 +57,7 @@ pub struct ApiState {
     /// the base of recording URLs.
     pub public_base: Arc<str>,
     /// Places `POST Call/` calls; `None` without a `[switch]` (then 503).
-    pub outbound: Option<crate::call::freeswitch::originate::Dialer>,
+    pub outbound: Option<crate::call::freeswitch::originate::Dialers>,
     /// This node's fleet, with a PostgreSQL store shared by several nodes (SPEC §14):
     /// requests for calls another node holds are passed to it ([`fleet`]).
     pub fleet: Option<fleet::Fleet>,

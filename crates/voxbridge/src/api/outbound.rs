@@ -1,13 +1,14 @@
 //! `POST Call/` (SPEC §13): make calls. The body is JSON (`Content-Type:
 //! application/json`, what the Vobiz SDKs send) or a form; its parameters are checked by
 //! [`crate::call::outbound::parse`] (400 naming the parameter) and the calls handed to
-//! the dialer of the configured switch.
+//! the dialer of a configured switch: the one the `switch` parameter names, else the
+//! next in turn (SPEC §14).
 //!
 //! | Answer | When |
 //! |---|---|
 //! | 201 `{"api_id","message":"call fired","request_uuid":"<uuid>"}` | one destination; `request_uuid` is the call's `CallUUID` |
 //! | 201 with `request_uuid` a list | bulk `to` (`a<b<…`, up to 1000), in the order given |
-//! | 400 `{"api_id","error"}` | a parameter missing or invalid, or a body that is neither JSON nor a form |
+//! | 400 `{"api_id","error"}` | a parameter missing or invalid (`switch` naming no configured switch included), or a body that is neither JSON nor a form |
 //! | 429 | `outbound.max_queued` calls are already waiting |
 //! | 503 | no `[switch]` configured, or the calls cannot be recorded |
 //!
@@ -60,6 +61,7 @@ pub async fn make_call(
         Err(e @ PlaceError::QueueFull { .. }) => {
             Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()))
         }
+        Err(e @ PlaceError::UnknownSwitch(..)) => Err(ApiError::bad_request(e.to_string())),
         Err(e @ PlaceError::Store(_)) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             e.to_string(),

@@ -22,7 +22,7 @@
 //! DeliveryID. Clocks are the nodes' own (see [`crate::store::postgres::fleet`]).
 
 use crate::call::reconcile::{self, ReconcileReport};
-use crate::esl::inbound::InboundClient;
+use crate::call::switches::Switches;
 use crate::store::postgres::PostgresStore;
 use crate::store::{Store, StoreError};
 use std::collections::HashSet;
@@ -37,8 +37,9 @@ pub struct NodeDuties {
     /// How the other nodes reach this node's REST API.
     pub api_url: String,
     pub lease: Duration,
-    /// The switch to ask about adopted calls, when one is configured.
-    pub switch: Option<InboundClient>,
+    /// The switches to ask about adopted calls (each call asked of the switch its live
+    /// row names); none configured: nobody to ask.
+    pub switches: Switches,
     /// Adopted calls the switch still had: checked again at every beat.
     pub still_up: std::sync::Mutex<HashSet<String>>,
 }
@@ -111,9 +112,8 @@ impl NodeDuties {
     }
 
     fn probe(&self) -> Option<Arc<dyn reconcile::UuidProbe>> {
-        self.switch
-            .clone()
-            .map(|c| Arc::new(c) as Arc<dyn reconcile::UuidProbe>)
+        (!self.switches.is_empty())
+            .then(|| Arc::new(self.switches.clone()) as Arc<dyn reconcile::UuidProbe>)
     }
 
     fn still_up_now(&self) -> HashSet<String> {

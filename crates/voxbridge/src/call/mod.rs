@@ -18,6 +18,8 @@
 //!   out, or left to the switch); the store only answers the queries.
 //! - [`fleet`] — a node of a fleet on PostgreSQL: heartbeat, and the take-over of a dead
 //!   node's calls (reconciled like a restart's) and callbacks (SPEC §14).
+//! - [`switches`] — the configured FreeSWITCH switches (one or several `[[switch]]`) and
+//!   which one to ask about a call: the one its live row names (SPEC §14).
 
 pub mod asterisk;
 pub mod channel_op;
@@ -33,3 +35,4 @@ pub mod postcall_runner;
 pub mod reconcile;
 pub mod route;
 pub mod switch_clock;
+pub mod switches;

@@ -43,6 +43,7 @@ const KNOWN: &[&str] = &[
     "ring_timeout",
     "send_digits",
     "sip_headers",
+    "switch",
 ];
 
 /// One destination of `to`.
@@ -85,6 +86,10 @@ pub struct CallRequest {
     pub send_digits: Option<String>,
     /// `k=v` pairs, sent on the INVITE as `X-VH-k: v`.
     pub sip_headers: Vec<(String, String)>,
+    /// The configured switch (`[[switch]] name`) to place the calls through; `None`:
+    /// the next one in turn (SPEC §14). Whether the name is configured is the dialer's
+    /// check (400 naming it), not this parser's.
+    pub switch: Option<String>,
 }
 
 /// A parameter that is missing or invalid: the 400's text names it.
@@ -180,7 +185,9 @@ pub fn parse(params: &[(String, String)]) -> Result<CallRequest, ParamError> {
         None => Vec::new(),
         Some(list) => parse_sip_headers(list)?,
     };
+    let switch = get("switch").map(str::to_string);
     Ok(CallRequest {
+        switch,
         from: from.to_string(),
         to,
         answer_url,

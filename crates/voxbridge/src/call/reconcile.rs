@@ -44,12 +44,31 @@ pub const PROBE_CONCURRENCY: usize = 64;
 /// `None` when it cannot tell.
 pub trait ChannelList: Send + Sync {
     fn channel_uuids(&self) -> BoxFuture<'_, Option<HashSet<String>>>;
+
+    /// The channels, among those of the switches `calls` are on (each row names its
+    /// switch): several switches ask only those ([`crate::call::switches`]); one switch
+    /// lists its own.
+    fn channels_of<'a>(&'a self, calls: &'a [LiveCall]) -> BoxFuture<'a, Option<HashSet<String>>> {
+        let _ = calls;
+        self.channel_uuids()
+    }
 }
 
 /// Asks the switch whether a channel still exists: `Some(true)` up, `Some(false)` gone,
 /// `None` could not tell. Any `Fn(String) -> impl Future<Output = Option<bool>>` is one.
 pub trait UuidProbe: Send + Sync {
     fn uuid_exists(&self, call_uuid: &str) -> BoxFuture<'_, Option<bool>>;
+
+    /// As [`UuidProbe::uuid_exists`], asking the switch the call's live row names
+    /// (several switches: [`crate::call::switches`]); one switch ignores the name.
+    fn uuid_exists_on<'a>(
+        &'a self,
+        switch_name: &'a str,
+        call_uuid: &'a str,
+    ) -> BoxFuture<'a, Option<bool>> {
+        let _ = switch_name;
+        self.uuid_exists(call_uuid)
+    }
 }
 
 impl<F, Fut> UuidProbe for F
@@ -99,7 +118,7 @@ pub async fn reconcile_listed(
     let up = if calls.is_empty() {
         HashSet::new()
     } else {
-        listed(list).await
+        listed(list, &calls).await
     };
     close_out_all(store, calls, &up, now).await
 }
@@ -129,11 +148,13 @@ pub async fn reconcile_adopted(
         let mut probes = tokio::task::JoinSet::new();
         for call in &calls {
             let (probe, slots, uuid) = (probe.clone(), slots.clone(), call.call_uuid.clone());
+            let switch = call.switch_name.clone();
             probes.spawn(async move {
                 let _slot = slots.acquire_owned().await;
-                let answer = tokio::time::timeout(PROBE_TIMEOUT, probe.uuid_exists(&uuid))
-                    .await
-                    .unwrap_or(None);
+                let answer =
+                    tokio::time::timeout(PROBE_TIMEOUT, probe.uuid_exists_on(&switch, &uuid))
+                        .await
+                        .unwrap_or(None);
                 (uuid, answer == Some(true))
             });
         }
@@ -182,7 +203,7 @@ pub async fn sweep_still_up(
     let up = if calls.is_empty() {
         HashSet::new()
     } else {
-        match tokio::time::timeout(PROBE_TIMEOUT, list.channel_uuids()).await {
+        match tokio::time::timeout(PROBE_TIMEOUT, list.channels_of(&calls)).await {
             Ok(Some(up)) => up,
             // Cannot tell now: keep them for the next sweep rather than guess.
             _ => {
@@ -196,8 +217,8 @@ pub async fn sweep_still_up(
     close_out_all(store, calls, &up, now).await
 }
 
-async fn listed(list: &dyn ChannelList) -> HashSet<String> {
-    match tokio::time::timeout(PROBE_TIMEOUT, list.channel_uuids()).await {
+async fn listed(list: &dyn ChannelList, calls: &[LiveCall]) -> HashSet<String> {
+    match tokio::time::timeout(PROBE_TIMEOUT, list.channels_of(calls)).await {
         Ok(Some(up)) => up,
         _ => {
             tracing::warn!(
@@ -213,9 +234,12 @@ async fn probe_all(probe: &dyn UuidProbe, calls: &[LiveCall]) -> HashSet<String>
     use futures_lite_stream::buffer_unordered;
     let answers = buffer_unordered(
         calls.iter().map(|call| async move {
-            let answer = tokio::time::timeout(PROBE_TIMEOUT, probe.uuid_exists(&call.call_uuid))
-                .await
-                .unwrap_or(None);
+            let answer = tokio::time::timeout(
+                PROBE_TIMEOUT,
+                probe.uuid_exists_on(&call.switch_name, &call.call_uuid),
+            )
+            .await
+            .unwrap_or(None);
             (call.call_uuid.clone(), answer == Some(true))
         }),
         PROBE_CONCURRENCY,

@@ -23,6 +23,7 @@ pub mod health;
 pub mod keeper;
 pub mod postgres;
 pub mod recording;
+pub mod retention;
 pub mod retry;
 pub mod sqlite;
 
@@ -108,8 +109,8 @@ pub struct NewLiveCall {
     /// Where the JSON status event goes (empty: none).
     pub status_callback_url: String,
     /// The switch the call is on (connect reply's `FreeSWITCH-Switchname`; empty when
-    /// unknown). Kept by the PostgreSQL store, whose fleet may span several switches;
-    /// a SQLite store serves one node and does not keep it.
+    /// unknown): the configured switch of that name is the one asked about the call
+    /// (SPEC §14; see [`crate::config::SwitchConfig`]).
     pub switch_name: String,
 }
 
@@ -129,6 +130,8 @@ pub struct LiveCall {
     pub scheduled_hangup_at: Option<OffsetDateTime>,
     pub hangup_url: String,
     pub status_callback_url: String,
+    /// The switch the call is on, as [`NewLiveCall::switch_name`] (empty: unknown).
+    pub switch_name: String,
 }
 
 impl LiveCall {
@@ -364,6 +367,15 @@ pub trait Store: Send + Sync + 'static {
         let _ = parent_call_uuid;
         self.finish_call(record, Vec::new())
     }
+
+    /// One retention run ([`retention`]): deletes delivered callback rows and CDRs older
+    /// than `policy` says, never a CDR with a pending callback, in small batches.
+    /// `Ok(None)` for a store retention does not apply to (a private in-memory one).
+    fn prune_old<'a>(
+        &'a self,
+        policy: &'a retention::RetentionPolicy,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Option<retention::Pruned>, StoreError>>;
 
     /// The account's CDR of a call, with its callbacks' delivery status.
     fn cdr(

@@ -531,6 +531,17 @@ impl CallTask {
             .live_row_writes
             .start(&self.facts, &self.resolved, answered_at);
         self.live_row = Some(durable);
+        let switches = &self.services.config.switches;
+        let reported = &self.facts.switch_name;
+        if switches.len() > 1 && !switches.iter().any(|s| s.name == *reported) {
+            // SPEC §14: the row's name is how a call's switch is found again.
+            tracing::warn!(
+                switch = %reported,
+                "the switch that handed this call over (its FreeSWITCH-Switchname) is no \
+                 configured [[switch]] name: reconciliation will ask every switch about it; \
+                 name the [[switch]] after the switch's switchname"
+            );
+        }
     }
 
     /// Spawns the ordered writer (see [`writer`]).

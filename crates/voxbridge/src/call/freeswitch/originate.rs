@@ -119,6 +119,9 @@ pub enum PlaceError {
     },
     #[error("the call cannot be recorded: {0}")]
     Store(String),
+    /// The request's `switch` names no configured switch.
+    #[error("switch: no switch is configured with the name {0:?} (configured: {1})")]
+    UnknownSwitch(String, String),
 }
 
 struct Tracked {
@@ -129,6 +132,8 @@ struct Tracked {
 
 struct Inner {
     config: OutboundConfig,
+    /// The configured name of the switch this dialer places calls through.
+    switch_name: String,
     socket: String,
     dialer_id: String,
     client: InboundClient,
@@ -142,6 +147,65 @@ struct Inner {
 #[derive(Clone)]
 pub struct Dialer {
     inner: Arc<Inner>,
+}
+
+/// One [`Dialer`] per configured switch (SPEC §14): `POST Call/` goes to the switch its
+/// `switch` parameter names, else to the next in turn (round-robin, one request at a
+/// time: a bulk request's calls all go through one switch). `outbound.max_cps` and
+/// `outbound.max_queued` hold per switch — the admission limit is each switch's own.
+#[derive(Clone)]
+pub struct Dialers {
+    dialers: Arc<Vec<Dialer>>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Dialers {
+    /// `None` without any switch.
+    pub fn new(dialers: Vec<Dialer>) -> Option<Dialers> {
+        (!dialers.is_empty()).then(|| Dialers {
+            dialers: Arc::new(dialers),
+            next: Arc::default(),
+        })
+    }
+
+    /// The dialer for a request: the named switch's, or the next one in turn.
+    fn pick(&self, switch: Option<&str>) -> Result<&Dialer, PlaceError> {
+        match switch {
+            Some(name) => self
+                .dialers
+                .iter()
+                .find(|d| d.inner.switch_name == name)
+                .ok_or_else(|| {
+                    let names: Vec<String> = self
+                        .dialers
+                        .iter()
+                        .map(|d| format!("{:?}", d.inner.switch_name))
+                        .collect();
+                    PlaceError::UnknownSwitch(name.to_string(), names.join(", "))
+                }),
+            None => {
+                let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(&self.dialers[turn % self.dialers.len()])
+            }
+        }
+    }
+
+    /// As [`Dialer::place`], through the switch the request names or the next one.
+    pub async fn place(
+        &self,
+        account_id: &str,
+        request: CallRequest,
+    ) -> Result<Vec<String>, PlaceError> {
+        let dialer = self.pick(request.switch.as_deref())?;
+        dialer.place(account_id, request).await
+    }
+
+    /// As [`Dialer::phase`], whichever dialer tracks the call.
+    pub fn phase(&self, account_id: &str, call_uuid: &str) -> Option<Phase> {
+        self.dialers
+            .iter()
+            .find_map(|d| d.phase(account_id, call_uuid))
+    }
 }
 
 impl Dialer {
@@ -179,6 +243,7 @@ impl Dialer {
         let interval = Duration::from_secs_f64(1.0 / config.max_cps);
         let inner = Arc::new(Inner {
             config,
+            switch_name: switch.name.clone(),
             socket,
             dialer_id,
             client,
@@ -258,9 +323,9 @@ impl Dialer {
                     start_time: requested_at,
                     hangup_url: hangup_url.clone(),
                     status_callback_url: status_callback_url.clone(),
-                    // Not known before the answered channel's socket connects and says
-                    // its FreeSWITCH-Switchname; the dialer's switch is the one `[switch]`.
-                    switch_name: String::new(),
+                    // The dialer's switch: the answered channel's connect reply will
+                    // say the same FreeSWITCH-Switchname (the configured name).
+                    switch_name: inner.switch_name.clone(),
                 })
                 .await
                 .map_err(|e| PlaceError::Store(e.to_string()))?;

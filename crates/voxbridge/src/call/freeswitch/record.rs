@@ -135,6 +135,7 @@ pub(in crate::call) fn live_from_facts(facts: &CallFacts, resolved: &Resolved) -
         scheduled_hangup_at: None,
         hangup_url: resolved.hangup_url.clone(),
         status_callback_url: resolved.status_callback_url.clone().unwrap_or_default(),
+        switch_name: facts.switch_name.clone(),
     }
 }
 

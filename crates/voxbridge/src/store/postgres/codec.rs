@@ -74,7 +74,7 @@ fn method_from(text: &str) -> Result<HttpMethod> {
 
 pub const LIVE_COLUMNS: &str = "call_uuid, account_id, direction, from_number, to_number, \
      caller_name, forwarded_from, start_time, answer_time, scheduled_hangup_at, hangup_url, \
-     status_callback_url";
+     status_callback_url, switch_name";
 
 pub fn live_call(row: &Row) -> Result<LiveCall> {
     Ok(LiveCall {
@@ -90,6 +90,7 @@ pub fn live_call(row: &Row) -> Result<LiveCall> {
         scheduled_hangup_at: opt_time(get(row, 9)?)?,
         hangup_url: get(row, 10)?,
         status_callback_url: get(row, 11)?,
+        switch_name: get(row, 12)?,
     })
 }
 

@@ -22,13 +22,13 @@
 //! - **Migrations** are serialized across nodes by an advisory lock, so a fleet that
 //!   starts at once migrates once.
 //!
-//! TLS: not supported yet. A URL that demands it (`sslmode=require`) is refused at open
-//! with that message; `sslmode=prefer` (libpq's default) connects in plain text, which
-//! suits a database on a private network or on loopback.
+//! TLS: `sslmode=require`, `verify-ca` or `verify-full` (with `sslrootcert`) in the URL,
+//! on rustls ([`tls`]); `prefer` (libpq's default) and `disable` connect in plain text.
 
 mod codec;
 pub mod fleet;
 mod schema;
+pub mod tls;
 
 use crate::record::call::CallRecord;
 use crate::record::callback::{receiver_of, NewCallback};
@@ -49,7 +49,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
-use tokio_postgres::config::SslMode;
 use tokio_postgres::NoTls;
 
 pub use codec::error_chain;
@@ -114,19 +113,13 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://…` or `postgresql://…`), applies migrations and
     /// releases the outbox claims this node's previous run left.
     pub async fn open(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        let prepared = tls::prepare(url)?;
+        let mut config: tokio_postgres::Config = prepared.url.parse().map_err(|e| {
             StoreError::new(
                 StoreErrorKind::Invalid,
                 format!("store.url is not a PostgreSQL URL: {e}"),
             )
         })?;
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(StoreError::new(
-                StoreErrorKind::Invalid,
-                "store.url: sslmode=require (TLS to PostgreSQL) is not supported yet; use \
-                 sslmode=disable or prefer on a private network",
-            ));
-        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
@@ -139,14 +132,17 @@ impl PostgresStore {
                 "node.id must not be empty",
             ));
         }
-        let describe = describe(&config);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let describe = match prepared.mode {
+            tls::SslMode::Disable | tls::SslMode::Prefer => describe(&config),
+            mode => format!("{} (TLS, {mode:?})", describe(&config)),
+        };
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match prepared.tls {
+            Some(tls) => Manager::from_config(config, tls, manager_config),
+            None => Manager::from_config(config, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .runtime(Runtime::Tokio1)
@@ -487,6 +483,109 @@ impl PostgresStore {
         // its callbacks are all-or-nothing.
         tx.commit().await.map_err(store_error)?;
         Ok(FinishOutcome::Finished)
+    }
+
+    /// One retention run (rules in [`crate::store::retention`]), in batches of
+    /// [`BATCH`](crate::store::retention::BATCH), each its own statement or transaction.
+    /// Every delete re-checks its condition in SQL — a delivered row is still delivered,
+    /// a CDR still has no pending callback — so nodes pruning at once, or a callback
+    /// enqueued for an old call meanwhile, never lose a pending row or its CDR.
+    async fn prune(
+        &self,
+        policy: &crate::store::retention::RetentionPolicy,
+        now: OffsetDateTime,
+    ) -> Result<crate::store::retention::Pruned, StoreError> {
+        use crate::store::retention::{Pruned, BATCH};
+        let batch = BATCH as i64;
+        let mut pruned = Pruned::default();
+        if let Some(age) = policy.delivered_callbacks {
+            let cutoff = nanos(now - age);
+            loop {
+                let n = self
+                    .write("prune_delivered", || async move {
+                        let client = self.client().await?;
+                        execute(
+                            &client,
+                            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+                             WHERE status = 'delivered' AND delivered_at < $1 LIMIT $2 \
+                             FOR UPDATE SKIP LOCKED)",
+                            &[&cutoff, &batch],
+                        )
+                        .await
+                    })
+                    .await?;
+                pruned.callbacks += n;
+                if n < BATCH as u64 {
+                    break;
+                }
+            }
+        }
+        if let Some(age) = policy.cdrs {
+            let cutoff = nanos(now - age);
+            loop {
+                let (found, cdrs, callbacks) = self
+                    .write("prune_cdrs", || async move {
+                        let mut client = self.client().await?;
+                        let tx = client.transaction().await.map_err(store_error)?;
+                        let pending = "EXISTS (SELECT 1 FROM outbox o \
+                             WHERE o.call_uuid = c.call_uuid AND o.status = 'pending')";
+                        let old = tx
+                            .prepare_cached(&format!(
+                                "SELECT c.call_uuid FROM cdrs c WHERE c.end_time < $1 \
+                                 AND NOT {pending} ORDER BY c.end_time LIMIT $2 \
+                                 FOR UPDATE SKIP LOCKED"
+                            ))
+                            .await
+                            .map_err(store_error)?;
+                        let uuids: Vec<String> = tx
+                            .query(&old, &[&cutoff, &batch])
+                            .await
+                            .map_err(store_error)?
+                            .iter()
+                            .map(|r| r.try_get(0).map_err(store_error))
+                            .collect::<Result<_, _>>()?;
+                        if uuids.is_empty() {
+                            return Ok((0, 0, 0));
+                        }
+                        // The CDRs first, each only while it still has no pending row;
+                        // then the other rows of the CDRs actually deleted.
+                        let delete_cdrs = tx
+                            .prepare_cached(&format!(
+                                "DELETE FROM cdrs c WHERE c.call_uuid = ANY($1) \
+                                 AND NOT {pending} RETURNING c.call_uuid"
+                            ))
+                            .await
+                            .map_err(store_error)?;
+                        let gone: Vec<String> = tx
+                            .query(&delete_cdrs, &[&uuids])
+                            .await
+                            .map_err(store_error)?
+                            .iter()
+                            .map(|r| r.try_get(0).map_err(store_error))
+                            .collect::<Result<_, _>>()?;
+                        let delete_rows = tx
+                            .prepare_cached(
+                                "DELETE FROM outbox WHERE call_uuid = ANY($1) \
+                                 AND status <> 'pending'",
+                            )
+                            .await
+                            .map_err(store_error)?;
+                        let callbacks = tx
+                            .execute(&delete_rows, &[&gone])
+                            .await
+                            .map_err(store_error)?;
+                        tx.commit().await.map_err(store_error)?;
+                        Ok((uuids.len(), gone.len() as u64, callbacks))
+                    })
+                    .await?;
+                pruned.cdrs += cdrs;
+                pruned.callbacks += callbacks;
+                if found < BATCH {
+                    break;
+                }
+            }
+        }
+        Ok(pruned)
     }
 
     async fn claim(&self, req: &ClaimRequest) -> Result<ClaimedCallbacks, StoreError> {
@@ -981,6 +1080,14 @@ impl Store for PostgresStore {
             })
             .await
         })
+    }
+
+    fn prune_old<'a>(
+        &'a self,
+        policy: &'a crate::store::retention::RetentionPolicy,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Option<crate::store::retention::Pruned>, StoreError>> {
+        Box::pin(async move { self.prune(policy, now).await.map(Some) })
     }
 
     fn cdr(

@@ -63,7 +63,7 @@ pub fn i64_from_u64(v: u64) -> i64 {
 
 pub const LIVE_COLUMNS: &str = "call_uuid, account_id, direction, from_number, to_number, \
      caller_name, forwarded_from, start_time, answer_time, scheduled_hangup_at, hangup_url, \
-     status_callback_url";
+     status_callback_url, switch_name";
 
 pub fn live_call(row: &Row<'_>) -> rusqlite::Result<LiveCall> {
     Ok(LiveCall {
@@ -79,6 +79,7 @@ pub fn live_call(row: &Row<'_>) -> rusqlite::Result<LiveCall> {
         scheduled_hangup_at: opt_time(row.get(9)?)?,
         hangup_url: row.get(10)?,
         status_callback_url: row.get(11)?,
+        switch_name: row.get(12)?,
     })
 }
 

@@ -520,6 +520,19 @@ impl Store for SqliteStore {
         })
     }
 
+    fn prune_old<'a>(
+        &'a self,
+        policy: &'a crate::store::retention::RetentionPolicy,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Option<crate::store::retention::Pruned>, StoreError>> {
+        let (target, policy) = (self.target.clone(), policy.clone());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || retention::prune_target(&target, &policy, now))
+                .await
+                .map_err(|e| StoreError::new(StoreErrorKind::Io, format!("retention: {e}")))?
+        })
+    }
+
     fn cdr(
         &self,
         account_id: &str,

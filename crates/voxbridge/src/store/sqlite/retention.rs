@@ -1,15 +1,11 @@
-//! Retention: how big the SQLite file may grow, and what keeps it there.
+//! Retention on SQLite: how big the file may grow, and what keeps it there.
 //!
 //! Every call leaves a CDR and its callback rows (hangup, status, post-call) whose bodies
-//! are the bulk of the file. Without pruning the file grows forever, so a periodic task
-//! ([`start`]) deletes, in small transactions so the writer is never held up for long:
-//! - **delivered outbox rows** whose delivery is older than `retention_delivered_days`
-//!   (default 30): once delivered, a row is only history;
-//! - **CDRs** that ended longer ago than `retention_cdr_days` (default 90), together
-//!   with their remaining outbox rows (delivered or permanently failed) — never a call
-//!   that still has a pending callback, whatever its age.
-//!
-//! `0` keeps that kind forever. After each run it checkpoints the WAL
+//! are the bulk of the file. Without pruning the file grows forever, so the periodic
+//! task ([`crate::store::retention`], the rules shared with PostgreSQL) deletes, in small
+//! transactions so the writer is never held up for long, old delivered callback rows
+//! and old CDRs with their remaining rows — never a call that still has a pending
+//! callback. After each run it checkpoints the WAL
 //! (`wal_checkpoint(TRUNCATE)`): the WAL otherwise only grows while readers are busy,
 //! and deleted pages are reused by later writes, so the file settles at the size of
 //! what retention keeps (README: bytes per call).
@@ -21,54 +17,11 @@
 
 use super::codec::nanos;
 use super::Target;
-use crate::config::StoreConfig;
 use crate::store::{StoreError, StoreErrorKind};
 use rusqlite::{params, Connection};
-use std::time::Duration;
 use time::OffsetDateTime;
 
-/// Rows deleted per transaction.
-const BATCH: usize = 500;
-
-/// What to keep, from the `[store]` section.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RetentionPolicy {
-    /// CDRs (and their callback rows) older than this are deleted; `None`: kept forever.
-    pub cdrs: Option<Duration>,
-    /// Delivered callback rows older than this are deleted; `None`: kept forever.
-    pub delivered_callbacks: Option<Duration>,
-    /// Time between two runs.
-    pub interval: Duration,
-}
-
-impl RetentionPolicy {
-    /// From `[store] retention_cdr_days`, `retention_delivered_days` and
-    /// `retention_interval_secs` (validated by the config loader).
-    pub fn from_config(store: &StoreConfig) -> Self {
-        let days = |d: f64| {
-            (d > 0.0)
-                .then(|| Duration::try_from_secs_f64(d * 86_400.0).ok())
-                .flatten()
-        };
-        Self {
-            cdrs: days(store.retention_cdr_days),
-            delivered_callbacks: days(store.retention_delivered_days),
-            interval: Duration::try_from_secs_f64(store.retention_interval_secs)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .unwrap_or(Duration::from_secs(3600)),
-        }
-    }
-}
-
-/// What one run removed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Pruned {
-    pub cdrs: u64,
-    pub callbacks: u64,
-    /// Whether the WAL checkpoint completed (it may not while readers hold old pages).
-    pub checkpointed: bool,
-}
+pub use crate::store::retention::{Pruned, RetentionPolicy, BATCH};
 
 /// One run on an open connection, with `now` as the current time.
 pub fn prune(
@@ -147,7 +100,15 @@ pub fn prune_store(
             format!("retention: {url:?} is not a sqlite:// store"),
         ));
     };
-    let target = Target::parse(spec)?;
+    prune_target(&Target::parse(spec)?, policy, now)
+}
+
+/// One run on the store's database, on a connection of its own (blocking).
+pub(super) fn prune_target(
+    target: &Target,
+    policy: &RetentionPolicy,
+    now: OffsetDateTime,
+) -> Result<Option<Pruned>, StoreError> {
     if let Target::Memory(_) = target {
         return Ok(None);
     }
@@ -157,51 +118,4 @@ pub fn prune_store(
     prune(&conn, policy, now)
         .map(Some)
         .map_err(super::codec::store_error)
-}
-
-/// The periodic retention task; stops when dropped.
-pub struct RetentionTask(tokio::task::JoinHandle<()>);
-
-impl Drop for RetentionTask {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Starts pruning `store.url` every `policy.interval` (the first run one interval after
-/// start: a restart loop must not turn into a pruning loop). `None` when the policy
-/// keeps everything.
-pub fn start(store: &StoreConfig, policy: RetentionPolicy) -> Option<RetentionTask> {
-    if policy.cdrs.is_none() && policy.delivered_callbacks.is_none() {
-        return None;
-    }
-    let url = store.url.clone();
-    Some(RetentionTask(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(policy.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let (url, policy) = (url.clone(), policy.clone());
-            let run = tokio::task::spawn_blocking(move || {
-                prune_store(&url, &policy, OffsetDateTime::now_utc())
-            })
-            .await;
-            match run {
-                Ok(Ok(Some(p))) => {
-                    if p.cdrs > 0 || p.callbacks > 0 {
-                        tracing::info!(
-                            cdrs = p.cdrs,
-                            callbacks = p.callbacks,
-                            checkpointed = p.checkpointed,
-                            "retention: old records pruned"
-                        );
-                    }
-                }
-                Ok(Ok(None)) => return,
-                Ok(Err(e)) => tracing::warn!(error = %e, "retention run failed; next run retries"),
-                Err(e) => tracing::error!(error = %e, "retention run panicked"),
-            }
-        }
-    })))
 }

@@ -440,8 +440,8 @@ fn start_call(conn: &Connection, call: &NewLiveCall) -> rusqlite::Result<WriteRe
     }
     conn.prepare_cached(
         "INSERT INTO live_calls (call_uuid, account_id, direction, from_number, to_number, \
-         caller_name, forwarded_from, start_time, hangup_url, status_callback_url) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (call_uuid) DO NOTHING",
+         caller_name, forwarded_from, start_time, hangup_url, status_callback_url, switch_name) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (call_uuid) DO NOTHING",
     )?
     .execute(params![
         call.call_uuid,
@@ -454,6 +454,7 @@ fn start_call(conn: &Connection, call: &NewLiveCall) -> rusqlite::Result<WriteRe
         nanos(call.start_time),
         call.hangup_url,
         call.status_callback_url,
+        call.switch_name,
     ])?;
     Ok(WriteReply::Done)
 }
