@@ -56,7 +56,7 @@ fn short_demo_tells_each_call_and_exits_0() {
         greeting,
         &[
             "POST /documents/greeting.xml (Event=StartApp, CallStatus=ringing), signature verified",
-            "the call was answered (answer)",
+            "the call was answered (uuid_answer)",
             "heard (speak, flite/slt): Thank you for calling. Please hold on.",
             "heard (sleep): 1000 ms of silence",
             "heard (speak, flite/slt): Goodbye.",
@@ -77,7 +77,7 @@ fn short_demo_tells_each_call_and_exits_0() {
         ],
     );
     assert!(
-        !busy.contains("(answer)"),
+        !busy.contains("answered ("),
         "a busy reject must never answer:\n{busy}"
     );
 

@@ -35,12 +35,18 @@ async fn rule_1_hangup_is_immediate_and_nothing_after_it_runs_or_is_fetched() {
     assert_bye(&r, HangupCause::NORMAL_CLEARING);
     assert_eq!(
         ran(&r),
-        ["answer", "speak flite|slt|before", "hangup NORMAL_CLEARING"]
+        ["speak flite|slt|before", "hangup NORMAL_CLEARING"]
     );
     assert_eq!(
         requested(&r),
-        ["answer", "speak", "hangup"],
+        ["speak", "hangup"],
         "nothing after the Hangup is sent"
+    );
+    assert_eq!(
+        commands_with(&r, "uuid_answer").len(),
+        1,
+        "answered once, with api uuid_answer: {:?}",
+        r.commands
     );
     assert!(
         app.hits_on("/doc/never").is_empty(),
@@ -190,10 +196,7 @@ async fn rule_2_busy_after_a_speak_is_answered_and_the_bye_carries_user_busy() {
             q850: 17
         }
     );
-    assert_eq!(
-        ran(&r),
-        ["answer", "speak flite|slt|Please hold", "hangup USER_BUSY"]
-    );
+    assert_eq!(ran(&r), ["speak flite|slt|Please hold", "hangup USER_BUSY"]);
     let cb = app.hangup_callback(&r.uuid).await;
     check_hangup(
         &app,
@@ -416,7 +419,6 @@ async fn rule_3_schedule_with_nothing_after_it_ends_the_call_at_once() {
     assert_eq!(
         ran(&r),
         [
-            "answer",
             "speak flite|slt|hi",
             "sched_hangup +30 USER_BUSY",
             "hangup NORMAL_CLEARING"
@@ -515,10 +517,7 @@ async fn rule_4_first_hangup_wins_the_second_is_never_sent() {
     let r = report(sim.place_call(ringing(&url), server.esl)).await;
 
     assert_bye(&r, HangupCause::USER_BUSY);
-    assert_eq!(
-        ran(&r),
-        ["answer", "speak flite|slt|hi", "hangup USER_BUSY"]
-    );
+    assert_eq!(ran(&r), ["speak flite|slt|hi", "hangup USER_BUSY"]);
     assert!(commands_with(&r, "uuid_kill").is_empty());
     let cb = app.hangup_callback(&r.uuid).await;
     check_hangup(
@@ -560,7 +559,7 @@ async fn rule_4_caller_hangs_up_mid_speak_wins_nothing_more_runs_callback_still_
     assert_eq!(r.hangup_disposition.as_deref(), Some("recv_bye"));
     assert_eq!(
         requested(&r),
-        ["answer", "speak"],
+        ["speak"],
         "no further app after the caller left"
     );
     assert!(commands_with(&r, "uuid_kill").is_empty());
@@ -936,11 +935,7 @@ async fn rule_6_end_of_document_is_normal_clearing_end_of_xml_instructions() {
     assert_bye(&r, HangupCause::NORMAL_CLEARING);
     assert_eq!(
         ran(&r),
-        [
-            "answer",
-            "speak flite|slt|that is all",
-            "hangup NORMAL_CLEARING"
-        ]
+        ["speak flite|slt|that is all", "hangup NORMAL_CLEARING"]
     );
     let cb = app.hangup_callback(&r.uuid).await;
     check_hangup(
@@ -1081,11 +1076,7 @@ async fn rule_8_answer_url_down_the_fallback_url_is_used() {
     assert_bye(&r, HangupCause::USER_BUSY);
     assert_eq!(
         ran(&r),
-        [
-            "answer",
-            "speak flite|slt|from the fallback",
-            "hangup USER_BUSY"
-        ]
+        ["speak flite|slt|from the fallback", "hangup USER_BUSY"]
     );
     assert_eq!(
         app.hits_on("/doc/down").len(),
@@ -1459,10 +1450,7 @@ async fn rule_8_a_remote_document_may_not_redirect_to_a_local_file() {
     let r = report(sim.place_call(ringing(&url), server.esl)).await;
 
     assert_bye(&r, HangupCause::NORMAL_CLEARING);
-    assert_eq!(
-        ran(&r),
-        ["answer", "speak flite|slt|hi", "hangup NORMAL_CLEARING"]
-    );
+    assert_eq!(ran(&r), ["speak flite|slt|hi", "hangup NORMAL_CLEARING"]);
     let cb = app.hangup_callback(&r.uuid).await;
     check_hangup(
         &app,

@@ -76,6 +76,14 @@ pub fn tell(number: usize, of: usize, f: &CallFacts<'_>) -> Story {
             }
         );
     }
+    // voxbridge answers with `api uuid_answer` (no application runs for it).
+    if r.commands.iter().any(|c| c.contains("uuid_answer")) {
+        let at = r
+            .answered_at
+            .map(|t| format!("at {:>5} ", secs(t)))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {at}the call was answered (uuid_answer)");
+    }
     for (app, times) in collapse(&r.apps) {
         let repeat = if times > 1 {
             format!(" (x{times})")

@@ -35,6 +35,7 @@ pub fn target_uuid<'a>(cmd: &str, args: &'a str) -> Option<&'a str> {
 }
 
 const CHANNEL_COMMANDS: &[&str] = &[
+    "uuid_answer",
     "uuid_kill",
     "uuid_break",
     "uuid_record",
@@ -52,6 +53,7 @@ pub fn is_channel_command(cmd: &str) -> bool {
 
 pub fn usage(cmd: &str) -> String {
     let syntax = match cmd {
+        "uuid_answer" => "<uuid>",
         "uuid_kill" => "<uuid> [cause]",
         "uuid_break" => "<uuid> [all]",
         "uuid_record" => "<uuid> [start|stop|mask|unmask] <path> [<limit>] [<recording_vars>]",

@@ -960,6 +960,12 @@ impl Call {
             return api::NO_SUCH_CHANNEL.into();
         }
         match cmd {
+            // Answers at once, outside the channel's queue of messages (mod_commands:
+            // `switch_channel_answer` in the socket's thread); no application runs.
+            "uuid_answer" => {
+                self.answer();
+                "+OK\n".into()
+            }
             "uuid_kill" => {
                 let cause = words
                     .get(1)

@@ -175,6 +175,9 @@ impl CallServices {
 enum WorkerReport {
     /// The switch refused an application we sent (`-ERR`); it will never complete.
     ExecuteRefused { event_uuid: String, reason: String },
+    /// An operation carried out by a command rather than an application (the Answer's
+    /// `uuid_answer`) took effect: it is complete.
+    Completed { event_uuid: String },
     /// What the switch answered to a `uuid_kill` or hangup message (`Err`: its `-ERR`
     /// reply, or why it could not be sent).
     HangupCommandDone {
@@ -627,6 +630,11 @@ impl CallTask {
                     }
                     let event_uuid = Execute::new_event_uuid();
                     self.apps.insert(event_uuid.clone(), id);
+                    if matches!(op, ChannelOp::Answer) {
+                        // `api uuid_answer`, not the `answer` app (see `SwitchCommand::Answer`).
+                        let _ = self.to_switch.send(SwitchCommand::Answer { event_uuid });
+                        continue;
+                    }
                     tracing::debug!(app = app.name, arg = %arg, "execute");
                     let _ = self.to_switch.send(SwitchCommand::Execute {
                         app: app.name.to_string(),
@@ -855,6 +863,14 @@ impl CallTask {
                     self.answer_api_hangups(HangupReply::Ending);
                 }
                 // Otherwise a fallback is on its way; its outcome answers.
+            }
+            WorkerReport::Completed { event_uuid } => {
+                if let Some(id) = self.apps.remove(&event_uuid) {
+                    self.input(Input::OpFinished {
+                        id,
+                        outcome: crate::call::engine::OpOutcome::Completed,
+                    });
+                }
             }
             WorkerReport::ExecuteRefused { event_uuid, reason } => {
                 if let Some(id) = self.apps.remove(&event_uuid) {
