@@ -705,3 +705,70 @@ async fn dial_two_destinations_the_first_to_answer_wins_the_other_gets_lose_race
         &Expected::new(HangupCause::NORMAL_CLEARING, "Callee Hangup", "Callee").answered(),
     );
 }
+
+/// SPEC §11.1 "`sipHeaders` … echoed in callbacks": every header sent on the callee's
+/// INVITE as `X-VH-<name>` comes back under that very name in each Dial event and in
+/// the action request (docs/dial.md says why that name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_sip_headers_are_echoed_as_x_vh_params_in_every_dial_callback_and_the_action() {
+    let (app, server) = setup().await;
+    let events = app.url("/events");
+    let after = app.xml("/doc/after-sh", &xml("<Wait length=\"1\"/>"));
+    let url = app.xml(
+        "/doc/d-sh",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\" action=\"{after}\" sipHeaders=\"Account=42,Tier=gold\"><Number>7002</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url).callee("7002", answers(1, Some(2)));
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    let (arg, _) = bridge_of(&r);
+    assert!(
+        arg.contains("sip_h_X-VH-Account=42") && arg.contains("sip_h_X-VH-Tier=gold"),
+        "sent on the INVITE: {arg}"
+    );
+    let hits = dial_events(&app, &r.uuid, 3).await;
+    let names: Vec<String> = hits.iter().map(|h| h.must("Event")).collect();
+    assert_eq!(names, ["DialAnswer", "DialConnected", "DialHangup"]);
+    for h in &hits {
+        assert_eq!(h.must("X-VH-Account"), "42", "{:?}", h.must("Event"));
+        assert_eq!(h.must("X-VH-Tier"), "gold", "{:?}", h.must("Event"));
+    }
+    let action = app.hits_on("/doc/after-sh");
+    assert_eq!(action.len(), 1);
+    assert_eq!(param(&action[0], "Event"), "DialAction");
+    assert_eq!(param(&action[0], "X-VH-Account"), "42");
+    assert_eq!(param(&action[0], "X-VH-Tier"), "gold");
+    action[0].verify_signature(app.port, TOKEN).unwrap();
+}
+
+/// A `<User sipHeaders>` goes on that leg's INVITE only, after the Dial's: its events
+/// echo both, a leg without its own headers only the Dial's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_user_sip_headers_are_echoed_only_for_their_own_leg() {
+    let (app, server) = setup().await;
+    let events = app.url("/events");
+    let url = app.xml(
+        "/doc/d-sh2",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\" sipHeaders=\"Account=42\"><Number>7004</Number><User sipHeaders=\"Desk=7\">sip:7002@127.0.0.1:5060</User></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url)
+        .callee("7002", answers(1, Some(2)))
+        .callee("7004", Callee::RingsForever);
+    let r = report(sim.place_call(script, server.esl)).await;
+    let hits = dial_events(&app, &r.uuid, 4).await;
+    for h in &hits {
+        assert_eq!(h.must("X-VH-Account"), "42");
+        let own = h.param("X-VH-Desk");
+        if h.must("DialBLegPosition") == "2" {
+            assert_eq!(own.as_deref(), Some("7"), "{:?}", h.must("Event"));
+        } else {
+            assert_eq!(own, None, "the Number leg sent no Desk header");
+        }
+    }
+}

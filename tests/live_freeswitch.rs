@@ -97,6 +97,7 @@ live_tests!(
     gather_no_input_goes_on_with_the_next_element_without_a_request,
     gather_wait_prompt_is_silence_a_digit_stops_it_within_200ms,
     gather_bad_document_is_refused_603_naming_line_and_column,
+    dial_sip_headers_are_echoed_as_x_vh_params_in_the_dial_events_and_the_action,
     stress_200_calls_at_50_per_second_all_called_back_none_left_on_the_switch,
 );
 

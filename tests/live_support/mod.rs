@@ -991,6 +991,33 @@ fn check(e: &Expect, s: &Scenario, o: &Observed) -> Vec<String> {
             p.push(format!("Dial event without its legs: {:?}", d.0));
         }
     }
+    for (event, name, value) in &e.dial_params {
+        let carriers: Vec<_> = if *event == "DialAction" {
+            o.log
+                .fetches
+                .iter()
+                .filter(|f| f.get("Event") == Some("DialAction"))
+                .collect()
+        } else {
+            dial_events
+                .iter()
+                .filter(|d| d.get("Event") == Some(*event))
+                .collect()
+        };
+        if carriers.is_empty() {
+            p.push(format!(
+                "no {event} reached the application to carry {name}"
+            ));
+        }
+        for c in carriers {
+            if c.get(name) != Some(*value) {
+                p.push(format!(
+                    "{event} has {name}={:?}, expected {value:?}",
+                    c.get(name)
+                ));
+            }
+        }
+    }
     if let Some(want) = e.dial_status {
         match o
             .log

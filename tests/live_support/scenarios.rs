@@ -12,6 +12,8 @@
 /// base URL.)
 /// The same rules on Asterisk (SPEC §16).
 pub mod asterisk;
+/// The Dial attributes beyond the bridge itself (SPEC §11.1).
+pub mod dial_attrs;
 
 pub const TONE_1S: &str = "tone_stream://%(1000,0,350,440)";
 /// A tone that plays until something stops it.
@@ -197,6 +199,9 @@ pub struct Expect {
     pub dial_events: Vec<&'static str>,
     /// The `Digits` of the Gather fetch (with `InputType=dtmf`), when one is expected.
     pub gather_digits: Option<&'static str>,
+    /// `(Event, name, value)`: every Dial event with that `Event` (`DialAction`: the
+    /// action request) carries the parameter `name` with `value`.
+    pub dial_params: Vec<(&'static str, &'static str, &'static str)>,
 }
 
 impl Expect {
@@ -222,6 +227,7 @@ impl Expect {
             dial_status: None,
             dial_events: Vec::new(),
             gather_digits: None,
+            dial_params: Vec::new(),
         }
     }
 
@@ -339,6 +345,11 @@ impl Expect {
         self
     }
 
+    fn dial_param(mut self, event: &'static str, name: &'static str, value: &'static str) -> Self {
+        self.dial_params.push((event, name, value));
+        self
+    }
+
     fn dial_status(mut self, status: &'static str) -> Self {
         self.dial_status = Some(status);
         self
@@ -414,7 +425,7 @@ pub fn all() -> Vec<Scenario> {
     fn Xml(text: impl Into<String>) -> Doc {
         Doc::Xml(text.into())
     }
-    vec![
+    dial_attrs::after(vec![
         scenario(
             "rule_2_first_hangup_on_a_ringing_call_is_603_never_answered",
             "<Hangup/> first on 7001: SIP 603, never answered, not billed; the Play after it never runs",
@@ -1260,7 +1271,7 @@ pub fn all() -> Vec<Scenario> {
             source: "Caller",
             answered: false,
         }),
-    ]
+    ])
 }
 
 impl Probe {

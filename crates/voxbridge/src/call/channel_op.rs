@@ -126,6 +126,19 @@ pub struct Bridge {
     pub sip_headers: Vec<(String, String)>,
 }
 
+impl Bridge {
+    /// The `sipHeaders` sent on leg `b_leg`'s INVITE: the Dial's, then the leg's own
+    /// (`<User sipHeaders>`); the Dial's alone for `None` (no one answered). They are
+    /// what the Dial's callbacks echo (SPEC §11.1).
+    pub fn sip_headers_of(&self, b_leg: Option<&str>) -> Vec<(String, String)> {
+        let own = b_leg
+            .and_then(|b| self.legs.iter().find(|l| l.uuid == b))
+            .map(|l| l.sip_headers.as_slice())
+            .unwrap_or_default();
+        self.sip_headers.iter().chain(own).cloned().collect()
+    }
+}
+
 /// One destination of a [`Bridge`], with the uuid voxbridge chose for its channel, so the
 /// leg is known by uuid before the switch creates it.
 #[derive(Clone, Debug, PartialEq, Eq)]

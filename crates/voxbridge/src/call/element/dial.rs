@@ -210,6 +210,7 @@ pub fn action_request(run: &DialRun, end: &DialEnd, a_leg: &str) -> Option<Docum
             .unwrap_or_default(),
         a_leg_uuid: a_leg.to_string(),
         b_leg_uuid: end.b_leg.clone().unwrap_or_default(),
+        sip_headers: run.bridge.sip_headers_of(end.b_leg.as_deref()),
     };
     Some(DocumentFetch {
         url: action.url.clone(),

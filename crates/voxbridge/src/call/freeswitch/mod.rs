@@ -943,6 +943,9 @@ impl CallTask {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(crate::document::model::sip_header_params(
+            &dial.bridge.sip_headers_of(Some(b_leg)),
+        ))
         .collect()
     }
 
