@@ -772,3 +772,145 @@ async fn dial_user_sip_headers_are_echoed_only_for_their_own_leg() {
         }
     }
 }
+
+/// SPEC §11.1/§11.4 `digitsMatch`: the caller's digits during the bridge are matched by
+/// the engine from the caller's own DTMF events; a match posts `DialDigitsMatch`
+/// (pressed by `aleg`) to the callbackUrl, after DialConnected and before DialHangup.
+/// Nothing is asked of the switch for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_digits_match_of_the_caller_posts_dial_digits_match_between_connected_and_hangup() {
+    let (app, server) = setup().await;
+    let events = app.url("/events");
+    let url = app.xml(
+        "/doc/d-dm",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\" digitsMatch=\"*1,99X\"><Number>7002</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    // Apps: set ×4 (the bridge's prelude), bridge (the 5th); the caller presses 7*1.
+    let script = ringing(&url)
+        .callee("7002", answers(0, Some(4)))
+        .dtmf_during_app(5, Duration::from_secs(1), "7*1");
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    assert!(
+        commands_with(&r, "divert_events").is_empty()
+            && !requested(&r).iter().any(|a| a.contains("digit_action")),
+        "the caller's digits need nothing from the switch: {:?} {:?}",
+        r.commands,
+        requested(&r)
+    );
+    let (_, b_leg) = bridge_of(&r);
+    let hits = dial_events(&app, &r.uuid, 4).await;
+    let names: Vec<String> = hits.iter().map(|h| h.must("Event")).collect();
+    assert_eq!(
+        names,
+        [
+            "DialAnswer",
+            "DialConnected",
+            "DialDigitsMatch",
+            "DialHangup"
+        ]
+    );
+    let m = &hits[2];
+    assert_eq!(m.must("DialDigitsMatch"), "*1");
+    assert_eq!(m.must("DialDigitsPressedBy"), "aleg");
+    assert_eq!(m.must("DialAction"), "digits");
+    assert_eq!(m.must("DialBLegStatus"), "connected");
+    assert_eq!(m.must("DialBLegUUID"), b_leg);
+    assert_eq!(m.must("DialALegUUID"), r.uuid);
+    assert_eq!(m.must("DialBLegPosition"), "1");
+    m.verify_signature(app.port, TOKEN).unwrap();
+}
+
+/// SPEC §11.1 `digitsMatchBLeg`: the callee's digits never reach the caller's socket, so
+/// the caller's channel binds the patterns to its bridge peer's digits
+/// (`bind_digit_action …,peer`) and, with `divert_events on`, the switch's match comes
+/// back on the socket; it posts `DialDigitsMatch` pressed by `bleg`. (The simulator
+/// replays what the real switch did with 7007 pressing `1234#`: docs/dial.md.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_digits_match_b_leg_binds_the_callee_s_digits_and_posts_their_match() {
+    let (app, server) = setup().await;
+    let events = app.url("/events");
+    let url = app.xml(
+        "/doc/d-dmb",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\" digitsMatchBLeg=\"55,1234#\"><Number>7007</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url)
+        .callee("7007", answers(0, Some(4)))
+        .callee_presses("7007", Duration::from_secs(1), "1234#");
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    assert_eq!(
+        commands_with(&r, "divert_events on").len(),
+        1,
+        "{:?}",
+        r.commands
+    );
+    let binds: Vec<&str> = r
+        .apps
+        .iter()
+        .filter(|a| a.name == "bind_digit_action")
+        .map(|a| a.arg.as_str())
+        .collect();
+    assert_eq!(
+        binds,
+        [
+            "voxbridge_dial,55,voxbridge_digits_match,bleg,peer",
+            "voxbridge_dial,1234#,voxbridge_digits_match,bleg,peer"
+        ]
+    );
+    let (_, b_leg) = bridge_of(&r);
+    let hits = dial_events(&app, &r.uuid, 4).await;
+    let names: Vec<String> = hits.iter().map(|h| h.must("Event")).collect();
+    assert_eq!(
+        names,
+        [
+            "DialAnswer",
+            "DialConnected",
+            "DialDigitsMatch",
+            "DialHangup"
+        ]
+    );
+    let m = &hits[2];
+    assert_eq!(m.must("DialDigitsMatch"), "1234#");
+    assert_eq!(m.must("DialDigitsPressedBy"), "bleg");
+    assert_eq!(m.must("DialBLegUUID"), b_leg);
+}
+
+/// A second Dial on the same call clears the first one's callee bindings before its
+/// own (they outlive the bridge on the channel), and `divert_events` is sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_a_second_dial_clears_the_first_one_s_callee_digit_bindings() {
+    let (app, server) = setup().await;
+    let url = app.xml(
+        "/doc/d-dm2",
+        &xml(
+            "<Dial digitsMatchBLeg=\"1234#\" timeLimit=\"1\"><Number>7002</Number></Dial>\
+             <Dial timeLimit=\"1\"><Number>7002</Number></Dial>",
+        ),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url).callee("7002", answers(0, None));
+    let r = report(sim.place_call(script, server.esl)).await;
+    assert_eq!(commands_with(&r, "divert_events on").len(), 1);
+    let digit_apps: Vec<&str> = r
+        .apps
+        .iter()
+        .filter(|a| a.name.contains("digit_action") || a.name == "bridge")
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(
+        digit_apps,
+        [
+            "bind_digit_action",
+            "bridge",
+            "clear_digit_action",
+            "bridge"
+        ]
+    );
+}

@@ -212,7 +212,8 @@ impl Checker {
                 | Action::ScheduleCleared
                 | Action::KillLeg { .. }
                 | Action::LegsEnded { .. }
-                | Action::DialAnswered { .. } => {}
+                | Action::DialAnswered { .. }
+                | Action::DialDigitsMatch { .. } => {}
                 Action::Interrupt => {
                     assert!(self.in_flight.is_some(), "Interrupt with nothing running");
                     assert!(!self.closing, "Interrupt while closing");

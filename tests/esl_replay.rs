@@ -78,6 +78,7 @@ fn kind(m: &Message) -> String {
         Message::ChannelData(_) => "channel_data".into(),
         Message::ApiResponse(_) => "api".into(),
         Message::Event(e) => e.name().to_string(),
+        Message::Diverted(_) => "diverted".into(),
         Message::Disconnect(d) if d.is_final() => "disconnect".into(),
         Message::Disconnect(_) => "linger".into(),
         Message::RudeRejection(_) => "rude".into(),

@@ -98,6 +98,8 @@ live_tests!(
     gather_wait_prompt_is_silence_a_digit_stops_it_within_200ms,
     gather_bad_document_is_refused_603_naming_line_and_column,
     dial_sip_headers_are_echoed_as_x_vh_params_in_the_dial_events_and_the_action,
+    dial_digits_match_of_the_caller_posts_dial_digits_match_aleg,
+    dial_digits_match_b_leg_of_the_callee_posts_dial_digits_match_bleg,
     stress_200_calls_at_50_per_second_all_called_back_none_left_on_the_switch,
 );
 

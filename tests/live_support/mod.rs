@@ -126,18 +126,19 @@ impl Harness {
         let tts = Duration::from_millis(250);
         sim.set_originate_extension("7000", esl, CallScript::answered().speak_per_word(tts));
         // The test destinations of the shipped switch (its README): 7002 answers, 7003 is
-        // busy, 7004 rings forever; any other number has no route.
+        // busy, 7004 rings forever, 7007 answers and presses 1234# a second later; any
+        // other number has no route.
+        let answers = voxbridge_sim::Callee::Answers {
+            after: Duration::ZERO,
+            hangs_up_after: None,
+        };
         let callees = |script: CallScript| {
             script
-                .callee(
-                    "7002",
-                    voxbridge_sim::Callee::Answers {
-                        after: Duration::ZERO,
-                        hangs_up_after: None,
-                    },
-                )
+                .callee("7002", answers)
                 .callee("7003", voxbridge_sim::Callee::Refuses(486))
                 .callee("7004", voxbridge_sim::Callee::RingsForever)
+                .callee("7007", answers)
+                .callee_presses("7007", Duration::from_secs(1), "1234#")
         };
         sim.set_originate_extension(
             "7001",

@@ -223,6 +223,8 @@ enum BridgeStep {
     /// The callee leg's `execute_on_answer='sched_hangup +N <cause>'` fired: the switch
     /// hangs the callee up with that cause (a Dial's `timeLimit`).
     SchedHangup(HangupCause),
+    /// The bridged callee presses its scripted digits ([`CallScript::callee_digits`]).
+    CalleeDigits,
 }
 
 /// The B-leg of the running `bridge`.
@@ -313,6 +315,14 @@ struct Call {
     /// The running bridge's `execute_on_answer` hangup of its callee (a Dial's
     /// `timeLimit`): fires this long after the answer, with this cause.
     bridge_sched_hangup: Option<(Duration, HangupCause)>,
+    /// `divert_events on`: events the channel queues for itself (a digit action's
+    /// match) go to the socket.
+    divert: bool,
+    /// `bind_digit_action <realm>,<binding>,<string>,<value>,peer`: bindings on the
+    /// digits of the bridge's other leg, `(realm, binding, string, value)`.
+    peer_digit_actions: Vec<(String, String, String, String)>,
+    /// The other leg's digits the digit machine holds (no binding matched them yet).
+    peer_digits: String,
     /// Static mode: the reply to the `sendmsg` being run inline, and where in `out` it
     /// goes once the command is done; nothing is written or read meanwhile.
     held_reply: Option<(usize, Vec<u8>)>,
@@ -389,6 +399,9 @@ impl Call {
             caller_cancel_cause: None,
             b_leg: None,
             bridge_sched_hangup: None,
+            divert: false,
+            peer_digit_actions: Vec::new(),
+            peer_digits: String::new(),
             race_losers: Vec::new(),
             held_reply: None,
             report,
@@ -696,8 +709,14 @@ impl Call {
         }
         if cmd.is("divert_events") {
             return match cmd.args() {
-                a if a.eq_ignore_ascii_case("on") => reply("+OK events diverted"),
-                a if a.eq_ignore_ascii_case("off") => reply("+OK events not diverted"),
+                a if a.eq_ignore_ascii_case("on") => {
+                    self.divert = true;
+                    reply("+OK events diverted")
+                }
+                a if a.eq_ignore_ascii_case("off") => {
+                    self.divert = false;
+                    reply("+OK events not diverted")
+                }
                 _ => reply("-ERR missing value."),
             };
         }
@@ -1266,6 +1285,27 @@ impl Call {
                 }
             }
             "unset" => self.ch.vars.unset(arg.trim()),
+            "bind_digit_action" => {
+                // <realm>,<binding>,<string>[,<value>][,<dtmf target>][,<event target>]:
+                // only the peer's digits are simulated (a Dial's digitsMatchBLeg).
+                let parts: Vec<&str> = arg.splitn(6, ',').collect();
+                if parts.len() >= 5 && parts[4].trim() == "peer" {
+                    self.peer_digit_actions.push((
+                        parts[0].to_string(),
+                        parts[1].to_string(),
+                        parts[2].to_string(),
+                        parts[3].to_string(),
+                    ));
+                } else {
+                    tracing::warn!(uuid = %self.ch.uuid, %arg, "sim: bind_digit_action on the channel's own digits is not simulated");
+                }
+            }
+            "clear_digit_action" => {
+                let realm = arg.split(',').next().unwrap_or("").trim().to_string();
+                self.peer_digit_actions
+                    .retain(|(r, ..)| !(realm.is_empty() || realm == "all" || *r == realm));
+                self.peer_digits.clear();
+            }
             "bridge" => self.start_bridge(&arg),
             "record" => {
                 let path = record.map(|r| r.path).unwrap_or_default();
@@ -1624,6 +1664,12 @@ impl Call {
                         kind: TimerKind::Bridge(BridgeStep::SchedHangup(cause)),
                     });
                 }
+                if let Some((after, _)) = self.script.callee_digits.get(&dest) {
+                    self.timers.push(Timer {
+                        at: self.shared.sw.clock.deadline(*after),
+                        kind: TimerKind::Bridge(BridgeStep::CalleeDigits),
+                    });
+                }
                 if let Some(Callee::Answers {
                     hangs_up_after: Some(d),
                     ..
@@ -1636,6 +1682,13 @@ impl Call {
                 }
             }
             BridgeStep::CalleeHangsUp => self.callee_hangs_up(HangupCause::NORMAL_CLEARING),
+            BridgeStep::CalleeDigits => {
+                if let Some((_, digits)) = self.script.callee_digits.get(&dest).cloned() {
+                    for d in digits.chars() {
+                        self.peer_digit(d);
+                    }
+                }
+            }
             BridgeStep::SchedHangup(cause) => self.callee_hangs_up(cause),
             BridgeStep::Refused(cause) => {
                 self.bridge_failed(&b_uuid, &dest, cause);
@@ -1660,6 +1713,46 @@ impl Call {
                 self.bridge_failed(&b_uuid, &dest, HangupCause::NO_ANSWER);
                 self.complete_top(End::Natural);
             }
+        }
+    }
+
+    /// A digit of the bridged callee reaches the caller's digit machine for its peer
+    /// (mod_dptools' `bind_digit_action …,peer`): a binding equal to the digits held
+    /// (a `~regex` one matching them) matches, queues the plain event `<string>:
+    /// <value>`, `digits: <digits>` on this channel — on the socket with `divert_events
+    /// on`, as measured on the real switch (docs/dial.md) — and the machine starts
+    /// afresh; digits no binding can still complete are dropped.
+    fn peer_digit(&mut self, digit: char) {
+        if self.peer_digit_actions.is_empty() {
+            return;
+        }
+        self.peer_digits.push(digit);
+        let held = self.peer_digits.clone();
+        let matches = |binding: &str, full: bool| match binding.strip_prefix('~') {
+            Some(re) => !full || regex::Regex::new(re).is_ok_and(|r| r.is_match(&held)),
+            None if full => binding == held,
+            None => binding.starts_with(held.as_str()),
+        };
+        let hit = self
+            .peer_digit_actions
+            .iter()
+            .find(|(_, b, ..)| matches(b, true))
+            .cloned();
+        if let Some((_, _, string, value)) = hit {
+            self.peer_digits.clear();
+            if self.divert && self.sock_open {
+                let event = SimEvent {
+                    headers: vec![(string, value), ("digits".into(), held)],
+                    body: None,
+                };
+                self.out.extend(wire::event_frame(&event, self.subs.format));
+            }
+        } else if !self
+            .peer_digit_actions
+            .iter()
+            .any(|(_, b, ..)| matches(b, false))
+        {
+            self.peer_digits.clear();
         }
     }
 
@@ -2152,7 +2245,7 @@ fn app_kind(app: &str) -> Option<Kind> {
         "record_session" | "stop_record_session" => Kind::Instant,
         "answer" | "pre_answer" | "ring_ready" | "hangup" | "respond" | "sched_hangup"
         | "sched_cancel" | "set" | "export" | "unset" | "send_dtmf" | "log" | "info" | "event"
-        | "flush_dtmf" => Kind::Instant,
+        | "flush_dtmf" | "bind_digit_action" | "clear_digit_action" => Kind::Instant,
         _ => return None,
     })
 }

@@ -96,6 +96,9 @@ pub struct CallScript {
     /// number is refused with NO_ROUTE_DESTINATION, like the test switch's unknown
     /// extensions.
     pub callees: HashMap<String, Callee>,
+    /// DTMF a `bridge` destination presses once it answered (how long after, which
+    /// digits), like the test switch's 7007 (`send_dtmf 1234#` a second after answer).
+    pub callee_digits: HashMap<String, (Duration, String)>,
 }
 
 impl Default for CallScript {
@@ -123,6 +126,7 @@ impl CallScript {
             sync: false,
             record_silence_after: Duration::from_millis(3980),
             callees: HashMap::new(),
+            callee_digits: HashMap::new(),
         }
     }
 
@@ -218,6 +222,13 @@ impl CallScript {
     /// What `bridge` to `number` reaches.
     pub fn callee(mut self, number: &str, callee: Callee) -> Self {
         self.callees.insert(number.to_string(), callee);
+        self
+    }
+
+    /// The bridged callee `number` presses `digits` `after` its answer.
+    pub fn callee_presses(mut self, number: &str, after: Duration, digits: &str) -> Self {
+        self.callee_digits
+            .insert(number.to_string(), (after, digits.to_string()));
         self
     }
 

@@ -12,7 +12,8 @@ pub fn after(mut all: Vec<Scenario>) -> Vec<Scenario> {
 }
 
 fn scenarios() -> Vec<Scenario> {
-    vec![scenario(
+    vec![
+    scenario(
         "dial_sip_headers_are_echoed_as_x_vh_params_in_the_dial_events_and_the_action",
         "<Dial sipHeaders=\"Account=42,Tier=gold\" callbackUrl action> to 7002, callee killed after 2 s: DialAnswer, DialConnected, DialHangup and the action each carry X-VH-Account=42 and X-VH-Tier=gold; the action's tone plays, BYE End Of XML Instructions",
         Ext::Ringing,
@@ -32,5 +33,30 @@ fn scenarios() -> Vec<Scenario> {
             .dial_param("DialAction", "X-VH-Tier", "gold")
             .timing(Timing::AnsweredFor { min: 2.5, max: 8.0 }),
     )
-    .acting(Action::CalleeHangsUp { after: 2.0 })]
+    .acting(Action::CalleeHangsUp { after: 2.0 }),
+    scenario(
+        "dial_digits_match_of_the_caller_posts_dial_digits_match_aleg",
+        "<Dial digitsMatch=\"12\" timeLimit=\"4\" callbackUrl> to 7002; the caller presses 12 a second after the answer: DialDigitsMatch (12, aleg) between DialConnected and DialHangup; the time limit ends the bridge, BYE End Of XML Instructions",
+        Ext::Ringing,
+        vec![Doc::Xml("<Response><Dial digitsMatch=\"12\" timeLimit=\"4\" callbackUrl=\"{app}/events\"><Number>7002</Number></Dial></Response>".into())],
+        Expect::bye("NORMAL_CLEARING", 16)
+            .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+            .dial_events(&["DialAnswer", "DialConnected", "DialDigitsMatch", "DialHangup"])
+            .dial_param("DialDigitsMatch", "DialDigitsMatch", "12")
+            .dial_param("DialDigitsMatch", "DialDigitsPressedBy", "aleg")
+            .timing(Timing::AnsweredFor { min: 3.0, max: 9.0 }),
+    )
+    .acting(Action::CallerPresses { after: 1.0, digits: "12" }),
+    scenario(
+        "dial_digits_match_b_leg_of_the_callee_posts_dial_digits_match_bleg",
+        "<Dial digitsMatchBLeg=\"55,12X4#\" timeLimit=\"4\" callbackUrl> to 7007 (answers, presses 1234# a second later): the switch matches the callee's digits (bind_digit_action on the peer, divert_events) and DialDigitsMatch (1234#, bleg) comes between DialConnected and DialHangup; the time limit ends the bridge, BYE End Of XML Instructions",
+        Ext::Ringing,
+        vec![Doc::Xml("<Response><Dial digitsMatchBLeg=\"55,12X4#\" timeLimit=\"4\" callbackUrl=\"{app}/events\"><Number>7007</Number></Dial></Response>".into())],
+        Expect::bye("NORMAL_CLEARING", 16)
+            .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+            .dial_events(&["DialAnswer", "DialConnected", "DialDigitsMatch", "DialHangup"])
+            .dial_param("DialDigitsMatch", "DialDigitsMatch", "1234#")
+            .dial_param("DialDigitsMatch", "DialDigitsPressedBy", "bleg")
+            .timing(Timing::AnsweredFor { min: 3.0, max: 9.0 }),
+    )]
 }

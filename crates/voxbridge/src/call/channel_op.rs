@@ -124,6 +124,10 @@ pub struct Bridge {
     pub caller_name: Option<String>,
     /// `X-VH-<name>: <value>` on every leg's INVITE.
     pub sip_headers: Vec<(String, String)>,
+    /// `digitsMatchBLeg`: digit patterns (`X` any digit) to watch for on the bridged
+    /// callee's side; a match comes back as [`crate::call::engine::Input::CalleeDigits`].
+    /// (The caller's digits reach the engine as DTMF and are matched there.)
+    pub callee_digit_patterns: Vec<String>,
 }
 
 impl Bridge {

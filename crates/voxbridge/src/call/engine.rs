@@ -151,6 +151,9 @@ pub enum Input {
     Bridged { b_leg: String },
     /// The [`ChannelOp::Bridge`] with `id` ended (instead of [`Input::OpFinished`]).
     BridgeEnded { id: OpId, report: BridgeReport },
+    /// The bridged callee pressed digits that matched a `digitsMatchBLeg` pattern (the
+    /// switch matched them; SPEC §11.1).
+    CalleeDigits { digits: String },
     /// REST `DELETE Call/{B-leg}`: end only this callee; the caller continues as when
     /// a callee hangs up (SPEC §11.2). `NoEffect` when it is not the bridged callee or
     /// the call is already closing.
@@ -186,6 +189,16 @@ pub enum Action {
         b_leg: String,
         position: usize,
         to: String,
+        callback: crate::document::model::Redirect,
+    },
+    /// Digits of the caller or of the bridged callee matched a pattern of the Dial:
+    /// `DialDigitsMatch` to its `callbackUrl`, after `DialConnected` (SPEC §11.4).
+    DialDigitsMatch {
+        b_leg: String,
+        position: usize,
+        to: String,
+        digits: String,
+        pressed_by: dial::PressedBy,
         callback: crate::document::model::Redirect,
     },
     /// Hang up the Dial's callee `leg_uuid` (not the caller), even while the bridge runs.
@@ -536,6 +549,7 @@ impl CallEngine {
             // Without a Dial in flight (dial_input took them otherwise): stale.
             Input::CalleeProgress
             | Input::Bridged { .. }
+            | Input::CalleeDigits { .. }
             | Input::BridgeEnded { .. }
             | Input::ApiHangupLeg { .. } => Reaction::NoEffect,
         }
@@ -566,8 +580,19 @@ impl CallEngine {
                 Some(Reaction::Acted)
             }
             Input::Dtmf(digit) => {
-                run.on_caller_digit(*digit);
+                if let Some(digits) = run.on_caller_digit(*digit) {
+                    let matched = Self::digits_matched(run, digits, dial::PressedBy::ALeg);
+                    self.actions.extend(matched);
+                }
                 None
+            }
+            Input::CalleeDigits { digits } => {
+                if run.bridged.is_none() {
+                    return Some(Reaction::NoEffect);
+                }
+                let matched = Self::digits_matched(run, digits.clone(), dial::PressedBy::BLeg);
+                self.actions.extend(matched);
+                Some(Reaction::Acted)
             }
             Input::ApiHangupLeg { leg_uuid } => {
                 if run.bridged.as_deref() != Some(leg_uuid.as_str()) || closing {
@@ -591,6 +616,26 @@ impl CallEngine {
             }
             _ => None,
         }
+    }
+
+    /// A `digitsMatch` / `digitsMatchBLeg` match during the bridge: logged, and posted
+    /// to the Dial's `callbackUrl` when it has one.
+    fn digits_matched(
+        run: &DialRun,
+        digits: String,
+        pressed_by: dial::PressedBy,
+    ) -> Option<Action> {
+        let (b_leg, position, to) = run.bridged_leg()?;
+        tracing::info!(by = pressed_by.as_str(), %digits, %b_leg, "dial digits matched");
+        let callback = run.dial.callback.clone()?;
+        Some(Action::DialDigitsMatch {
+            b_leg,
+            position,
+            to,
+            digits,
+            pressed_by,
+            callback,
+        })
     }
 
     /// The Dial in flight is over (`report`: the switch's account of it; `None` when the

@@ -489,12 +489,6 @@ pub(crate) fn dial_not_yet(d: &super::model::Dial) -> Vec<(&'static str, &'stati
     if d.confirm_key.is_some() {
         out.push(("confirmKey", "confirm_key"));
     }
-    if !d.digits_match.is_empty() {
-        out.push(("digitsMatch", "digits_match"));
-    }
-    if !d.digits_match_b_leg.is_empty() {
-        out.push(("digitsMatchBLeg", "digits_match_b_leg"));
-    }
     out
 }
 

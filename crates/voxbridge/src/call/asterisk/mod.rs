@@ -469,7 +469,10 @@ impl CallTask {
                 Action::ScheduleCleared => self.live_row_writes.scheduled_hangup(None),
                 // A Dial's legs: its Bridge is refused on Asterisk (render::plan), so no
                 // leg ever exists here.
-                Action::LegsEnded { .. } | Action::DialAnswered { .. } | Action::KillLeg { .. } => {
+                Action::LegsEnded { .. }
+                | Action::DialAnswered { .. }
+                | Action::DialDigitsMatch { .. }
+                | Action::KillLeg { .. } => {
                     tracing::warn!("a Dial leg action on Asterisk, where Dial is not supported yet")
                 }
                 // Only a Gather interrupts its prompt, and a Gather's first operation is

@@ -323,6 +323,12 @@ struct CallTask {
     /// The Dial being carried out: what was asked, when, and the bridged callee's
     /// `(uuid, created, answered)` from CHANNEL_BRIDGE — for the legs' own CDRs.
     dial_legs: Option<DialLegs>,
+    /// `divert_events on` was sent (once per call, for the first Dial that watches the
+    /// callee's digits: their matches arrive as diverted events).
+    events_diverted: bool,
+    /// A Dial bound the callee's digit patterns on this channel: the next Dial clears
+    /// them first (they outlive the bridge).
+    callee_digits_bound: bool,
 }
 
 /// What the driver keeps of a Dial for its legs' CDRs.
@@ -389,6 +395,8 @@ impl CallTask {
             leg_registration: None,
             leg_hangups: Vec::new(),
             dial_legs: None,
+            events_diverted: false,
+            callee_digits_bound: false,
             notices: None,
         }
     }
@@ -540,7 +548,14 @@ impl CallTask {
                 Action::Fetch(req) => self.start_fetch(req),
                 Action::Run { id, op } => {
                     if let ChannelOp::Bridge(bridge) = &op {
-                        for set in render::bridge_prelude(bridge) {
+                        let watch = !bridge.callee_digit_patterns.is_empty();
+                        if watch && !self.events_diverted {
+                            self.events_diverted = true;
+                            let _ = self.to_switch.send(SwitchCommand::DivertEvents);
+                        }
+                        let prelude = render::bridge_prelude(bridge, self.callee_digits_bound);
+                        self.callee_digits_bound = watch;
+                        for set in prelude {
                             let _ = self.to_switch.send(SwitchCommand::Execute {
                                 app: set.name.to_string(),
                                 arg: set.arg,
@@ -601,6 +616,29 @@ impl CallTask {
                         )
                     });
                     self.enqueue_now(events.into());
+                }
+                Action::DialDigitsMatch {
+                    b_leg,
+                    position,
+                    to,
+                    digits,
+                    pressed_by,
+                    callback,
+                } => {
+                    let mut params = self.dial_event_params("digits", &b_leg, position, &to);
+                    params.extend([
+                        ("DialDigitsMatch".to_string(), digits),
+                        (
+                            "DialDigitsPressedBy".to_string(),
+                            pressed_by.as_str().to_string(),
+                        ),
+                    ]);
+                    let event = crate::app::callbacks::dial_event_callback(
+                        &callback.url,
+                        callback.method,
+                        &params,
+                    );
+                    self.enqueue_now(vec![event]);
                 }
                 Action::KillLeg { leg_uuid } => {
                     let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.leg_hangups)
@@ -911,7 +949,7 @@ impl CallTask {
     }
 
     /// The SPEC §11.4 parameters of a Dial leg event; `status` is `answer`,
-    /// `connected` or `hangup` (`DialAction` and `DialBLegStatus`).
+    /// `connected`, `digits` or `hangup` (`DialAction`).
     fn dial_event_params_from(
         &self,
         dial: &DialLegs,
@@ -920,10 +958,12 @@ impl CallTask {
         position: usize,
         to: &str,
     ) -> Vec<(String, String)> {
-        let event = match status {
-            "answer" => "DialAnswer",
-            "connected" => "DialConnected",
-            _ => "DialHangup",
+        // `DialAction` says what happened, `DialBLegStatus` what the leg is now.
+        let (event, leg_status) = match status {
+            "answer" => ("DialAnswer", "answer"),
+            "connected" => ("DialConnected", "connected"),
+            "digits" => ("DialDigitsMatch", "connected"),
+            _ => ("DialHangup", "hangup"),
         };
         let from = dial
             .bridge
@@ -936,7 +976,7 @@ impl CallTask {
             ("CallUUID", self.facts.uuid.clone()),
             ("DialALegUUID", self.facts.uuid.clone()),
             ("DialBLegUUID", b_leg.to_string()),
-            ("DialBLegStatus", status.to_string()),
+            ("DialBLegStatus", leg_status.to_string()),
             ("DialBLegFrom", from),
             ("DialBLegTo", to.to_string()),
             ("DialBLegPosition", position.to_string()),
@@ -1001,6 +1041,7 @@ impl CallTask {
     fn on_socket_item(&mut self, item: SocketEvent) {
         match item {
             SocketEvent::Event(event) => self.on_event(event),
+            SocketEvent::Diverted(event) => self.on_diverted(event),
             SocketEvent::ExecuteRejected { app_id, reason } => {
                 if let Some(id) = self.apps.remove(&app_id) {
                     self.input(Input::OpFinished {
@@ -1018,6 +1059,22 @@ impl CallTask {
                     self.input(Input::SocketLost);
                 }
             }
+        }
+    }
+
+    /// An event the channel diverted to the socket: a match of the callee's digits
+    /// (`bind_digit_action …,voxbridge_digits_match,bleg,peer`, see
+    /// [`render::bridge_prelude`]) carries `voxbridge_digits_match: bleg` and `digits`.
+    fn on_diverted(&mut self, event: Event) {
+        match (
+            event.header("voxbridge_digits_match"),
+            event.header("digits"),
+        ) {
+            (Some("bleg"), Some(digits)) if !digits.is_empty() => {
+                let digits = digits.to_string();
+                self.input(Input::CalleeDigits { digits });
+            }
+            _ => tracing::debug!(headers = ?event.headers(), "diverted event ignored"),
         }
     }
 

@@ -85,9 +85,13 @@ pub fn application(op: &ChannelOp, tts: &TtsConfig, dial: &DialConfig) -> Applic
 ///   (`last_bridge_proto_specific_hangup_cause`): measured on the real switch, a Dial to
 ///   an unroutable number followed by the end of the document gave the caller 404, not
 ///   the 480 of NORMAL_CLEARING. The document's own cause decides the caller's SIP code.
-pub fn bridge_prelude(bridge: &Bridge) -> Vec<Application> {
+///
+/// Then, for `digitsMatchBLeg`, one `bind_digit_action` per pattern (after a
+/// `clear_digit_action` when an earlier Dial of the call bound some: bindings outlive the
+/// bridge) — see [`callee_digit_bindings`].
+pub fn bridge_prelude(bridge: &Bridge, clear_callee_digits: bool) -> Vec<Application> {
     let key = if bridge.hangup_on_star { "*" } else { "" };
-    [
+    let mut apps: Vec<Application> = [
         "continue_on_fail=true".to_string(),
         "hangup_after_bridge=false".to_string(),
         "sip_ignore_remote_cause=true".to_string(),
@@ -95,7 +99,55 @@ pub fn bridge_prelude(bridge: &Bridge) -> Vec<Application> {
     ]
     .into_iter()
     .map(|arg| Application { name: "set", arg })
-    .collect()
+    .collect();
+    if clear_callee_digits {
+        apps.push(Application {
+            name: "clear_digit_action",
+            arg: format!("{CALLEE_DIGITS_REALM},peer"),
+        });
+    }
+    apps.extend(callee_digit_bindings(&bridge.callee_digit_patterns));
+    apps
+}
+
+/// The digit-action realm voxbridge binds the callee's patterns in.
+pub const CALLEE_DIGITS_REALM: &str = "voxbridge_dial";
+
+/// `digitsMatchBLeg` on FreeSWITCH. The callee's DTMF is an event of the B-leg only:
+/// the caller's socket (`myevents`) never sees it. So the caller's channel binds each
+/// pattern to the digits of its bridge **peer** —
+/// `bind_digit_action voxbridge_dial,<pattern>,voxbridge_digits_match,bleg,peer` — and
+/// the switch matches them. Measured on FreeSWITCH 1.10.12 (7007 presses `1234#` after
+/// answering): on a match the switch queues a plain event with
+/// `voxbridge_digits_match: bleg` and `digits: 1234#` on the caller's channel, which
+/// reaches the socket only with `divert_events on` (sent before the first such bridge);
+/// the binding's string is no `exec:`/`api:`, so nothing runs on the switch. The digit
+/// machine's own rules apply: a pattern matches digits pressed with less than 1.5 s
+/// between them (`bind_digit_digit_timeout`), and the digits it takes are not passed on
+/// to the caller. A pattern with `X` becomes the regex `~^…$` with `\d` for each `X`.
+pub fn callee_digit_bindings(patterns: &[String]) -> Vec<Application> {
+    patterns
+        .iter()
+        .map(|p| {
+            let binding = if p.contains(['X', 'x']) {
+                let body: String = p
+                    .chars()
+                    .map(|c| match c {
+                        'X' | 'x' => "\\d".to_string(),
+                        '*' => "\\*".to_string(),
+                        c => c.to_string(),
+                    })
+                    .collect();
+                format!("~^{body}$")
+            } else {
+                p.clone()
+            };
+            Application {
+                name: "bind_digit_action",
+                arg: format!("{CALLEE_DIGITS_REALM},{binding},voxbridge_digits_match,bleg,peer"),
+            }
+        })
+        .collect()
 }
 
 /// The `bridge` dial string: every leg at once (`,`), each `[…]` with the uuid chosen
@@ -526,7 +578,39 @@ mod tests {
             caller_id: None,
             caller_name: None,
             sip_headers: Vec::new(),
+            callee_digit_patterns: Vec::new(),
         }
+    }
+
+    #[test]
+    fn callee_digit_patterns_bind_on_the_peer_and_an_earlier_dial_s_are_cleared_first() {
+        let mut b = bridge(vec![leg("u-1", DialTarget::Number("7007".into()))]);
+        b.callee_digit_patterns = vec!["1234#".into(), "*9X".into()];
+        let apps: Vec<(String, String)> = bridge_prelude(&b, true)
+            .into_iter()
+            .skip(4)
+            .map(|a| (a.name.to_string(), a.arg))
+            .collect();
+        assert_eq!(
+            apps,
+            [
+                ("clear_digit_action".into(), "voxbridge_dial,peer".into()),
+                (
+                    "bind_digit_action".into(),
+                    "voxbridge_dial,1234#,voxbridge_digits_match,bleg,peer".into()
+                ),
+                (
+                    "bind_digit_action".into(),
+                    "voxbridge_dial,~^\\*9\\d$,voxbridge_digits_match,bleg,peer".into()
+                ),
+            ]
+        );
+        b.callee_digit_patterns.clear();
+        assert_eq!(
+            bridge_prelude(&b, false).len(),
+            4,
+            "nothing to bind or clear"
+        );
     }
 
     #[test]
@@ -558,7 +642,10 @@ mod tests {
         );
         let app = application(&ChannelOp::Bridge(b.clone()), &TtsConfig::default(), &dial);
         assert_eq!(app.name, "bridge");
-        let sets: Vec<String> = bridge_prelude(&b).into_iter().map(|a| a.arg).collect();
+        let sets: Vec<String> = bridge_prelude(&b, false)
+            .into_iter()
+            .map(|a| a.arg)
+            .collect();
         assert_eq!(
             sets,
             [

@@ -9,7 +9,7 @@
 use super::WorkerReport;
 use crate::call::engine::HangupCommand;
 use crate::cause::HangupCause;
-use crate::esl::command::Execute;
+use crate::esl::command::{Command, Execute};
 use crate::esl::outbound::OutboundConnection;
 use crate::store::keeper::RecordKeeper;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +39,9 @@ pub(super) enum SwitchCommand {
     /// `api uuid_break <uuid>`: stops the running application (a Gather's barge-in);
     /// the commands queued behind it stay queued.
     Break,
+    /// `divert_events on`: events the channel queues for itself (a `bind_digit_action`
+    /// match) come to the socket.
+    DivertEvents,
     /// `exit`: leave the socket; the writer stops after it.
     Exit,
 }
@@ -159,6 +162,13 @@ impl Writer {
                                     tracing::info!(reply = %r.body.trim(), "uuid_break not applied")
                                 }
                                 Err(e) => tracing::warn!(error = %e, "uuid_break failed"),
+                            }
+                        }
+                        SwitchCommand::DivertEvents => {
+                            match conn.command(&Command::divert_events(true)).await {
+                                Ok(r) if !r.is_err() => {}
+                                Ok(r) => tracing::warn!(reply = %r.text(), "divert_events refused: the callee's digit matches will not be seen"),
+                                Err(e) => tracing::warn!(error = %e, "divert_events failed"),
                             }
                         }
                         SwitchCommand::Exit => {
