@@ -154,8 +154,8 @@ fn dial_errors_name_line_column_attribute_and_expectation() {
             "line 2, col 3: <Dial> attribute callbackMethod: given without callbackUrl, expected both or only callbackUrl",
         ),
         (
-            r#"<Dial confirmSound="https://app.test/c" confirmKey="5"><Number>1</Number></Dial>"#,
-            "line 2, col 3: <Dial> attribute confirmSound: not supported yet; line 2, col 3: <Dial> attribute confirmKey: not supported yet",
+            r#"<Dial confirmSound="https://app.test/c" confirmKey="55"><Number>1</Number></Dial>"#,
+            "line 2, col 3: <Dial> attribute confirmKey=\"55\": expected one key: 0-9, * or #",
         ),
         (
             r#"<Dial dialMusic="https://app.test/m"><Number>1</Number></Dial>"#,

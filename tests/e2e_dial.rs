@@ -914,3 +914,120 @@ async fn dial_a_second_dial_clears_the_first_one_s_callee_digit_bindings() {
         ]
     );
 }
+
+/// SPEC §11.1 `confirmSound` + `confirmKey`: the confirm document is fetched with a
+/// signed POST (`Event=DialConfirmSound`) before the legs ring; its Play/Wait become the
+/// leg's `group_confirm_file`, the key its `group_confirm_key`, and a callee that presses
+/// the key is bridged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_confirm_key_pressed_by_the_callee_bridges_it_after_the_confirm_sound() {
+    let (app, server) = setup().await;
+    let events = app.url("/events");
+    let confirm = app.xml(
+        "/doc/confirm",
+        &xml("<Wait length=\"1\"/><Play>https://media.test/press-one.wav</Play>"),
+    );
+    let url = app.xml(
+        "/doc/d-cf",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\" confirmSound=\"{confirm}\" confirmKey=\"1\"><Number>7007</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url)
+        .callee("7007", answers(0, Some(3)))
+        .callee_presses("7007", Duration::from_secs(1), "1234#");
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    let hits = app.hits_on("/doc/confirm");
+    assert_eq!(hits.len(), 1, "the confirm document is fetched once");
+    assert_eq!(hits[0].method, "POST");
+    assert_eq!(param(&hits[0], "Event"), "DialConfirmSound");
+    assert_eq!(param(&hits[0], "CallUUID"), r.uuid);
+    hits[0].verify_signature(app.port, TOKEN).unwrap();
+    let (arg, _) = bridge_of(&r);
+    assert!(
+        arg.contains("group_confirm_file='file_string://silence_stream://1000!http_cache://https://media.test/press-one.wav'")
+            && arg.contains("group_confirm_key=1"),
+        "{arg}"
+    );
+    let hits = dial_events(&app, &r.uuid, 3).await;
+    let names: Vec<String> = hits.iter().map(|h| h.must("Event")).collect();
+    assert_eq!(names, ["DialAnswer", "DialConnected", "DialHangup"]);
+    let cb = app.hangup_callback(&r.uuid).await;
+    check_hangup(
+        &app,
+        &cb,
+        &r,
+        &Expected::new(HangupCause::NORMAL_CLEARING, "Callee Hangup", "Callee").answered(),
+    );
+}
+
+/// A callee that never presses the `confirmKey` is never bridged: it is dropped when the
+/// ring window runs out, the Dial is `no-answer` and the caller, still unanswered, goes
+/// on with the next element (a busy Hangup gives a real 486).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_confirm_key_never_pressed_drops_the_callee_at_the_ring_timeout() {
+    let (app, server) = setup().await;
+    let confirm = app.xml("/doc/confirm9", &xml("<Wait length=\"1\"/>"));
+    let after = app.xml("/doc/after-cf", &xml("<Hangup reason=\"busy\"/>"));
+    let url = app.xml(
+        "/doc/d-cf9",
+        &xml(&format!(
+            "<Dial timeout=\"2\" action=\"{after}\" confirmSound=\"{confirm}\" confirmKey=\"9\"><Number>7007</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url)
+        .callee("7007", answers(0, None))
+        .callee_presses("7007", Duration::from_secs(1), "1234#");
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    let (arg, _) = bridge_of(&r);
+    assert!(arg.contains("group_confirm_key=9"), "{arg}");
+    let action = app.hits_on("/doc/after-cf");
+    assert_eq!(action.len(), 1);
+    assert_eq!(param(&action[0], "DialStatus"), "no-answer");
+    assert_eq!(param(&action[0], "DialBLegUUID"), "");
+    assert_refused(&r, 486, HangupCause::USER_BUSY);
+    let cb = app.hangup_callback(&r.uuid).await;
+    check_hangup(
+        &app,
+        &cb,
+        &r,
+        &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML").reason("busy"),
+    );
+}
+
+/// A confirm document that cannot be used (here: a `<Speak>`, which FreeSWITCH cannot
+/// play as a confirm file) does not stop the Dial: it is logged and noted on the call's
+/// record, the callee hears silence and (no key) is bridged after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_confirm_sound_that_cannot_be_used_is_noted_and_the_callee_hears_silence() {
+    let (app, server) = setup().await;
+    let confirm = app.xml("/doc/confirm-speak", &xml("<Speak>press one</Speak>"));
+    let url = app.xml(
+        "/doc/d-cfs",
+        &xml(&format!(
+            "<Dial confirmSound=\"{confirm}\"><Number>7002</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url).callee("7002", answers(0, Some(2)));
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    let (arg, _) = bridge_of(&r);
+    assert!(
+        arg.contains("group_confirm_key=exec")
+            && arg.contains("group_confirm_file='playback silence_stream://250'"),
+        "{arg}"
+    );
+    let cdr = server.cdr(&r.uuid).await;
+    assert!(
+        cdr.notes.iter().any(|n| n
+            == "Dial confirmSound not used: element 1 <Speak>: not supported yet in a Dial media document"),
+        "{:?}",
+        cdr.notes
+    );
+    assert!(cdr.answered, "bridged after the silence");
+}

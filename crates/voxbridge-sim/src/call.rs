@@ -315,6 +315,10 @@ struct Call {
     /// The running bridge's `execute_on_answer` hangup of its callee (a Dial's
     /// `timeLimit`): fires this long after the answer, with this cause.
     bridge_sched_hangup: Option<(Duration, HangupCause)>,
+    /// The running bridge's answer confirmation (`group_confirm_key` of its leg): the
+    /// key (`exec`: the confirm file is an app run on the callee) and whether the callee
+    /// has pressed it.
+    bridge_confirm: Option<(String, bool)>,
     /// `divert_events on`: events the channel queues for itself (a digit action's
     /// match) go to the socket.
     divert: bool,
@@ -399,6 +403,7 @@ impl Call {
             caller_cancel_cause: None,
             b_leg: None,
             bridge_sched_hangup: None,
+            bridge_confirm: None,
             divert: false,
             peer_digit_actions: Vec::new(),
             peer_digits: String::new(),
@@ -1560,6 +1565,9 @@ impl Call {
                 .registry
                 .register_callee(&b.uuid, self.self_tx.clone());
         }
+        self.bridge_confirm = dial
+            .var("group_confirm_key")
+            .map(|k| (k.to_string(), false));
         // `execute_on_answer='sched_hangup +N CAUSE'` (a Dial's timeLimit): armed on
         // the callee's answer.
         self.bridge_sched_hangup = dial
@@ -1633,6 +1641,29 @@ impl Call {
                 self.ch.call_state = state;
             }
             BridgeStep::Answer => {
+                // `group_confirm_key=<key>`: the callee answered, hears the confirm file
+                // and is bridged only once it pressed the key; a callee that never does
+                // is dropped at the ring timeout (the Timeout timer stays), as measured
+                // on the real switch (docs/dial.md). `exec`: bridged after the app.
+                if let Some((key, false)) = self.bridge_confirm.clone() {
+                    if key != "exec" {
+                        let pressed =
+                            self.script
+                                .callee_digits
+                                .get(&dest)
+                                .and_then(|(after, digits)| {
+                                    digits.contains(key.as_str()).then_some(*after)
+                                });
+                        if let Some(after) = pressed {
+                            self.bridge_confirm = Some((key, true));
+                            self.timers.push(Timer {
+                                at: self.shared.sw.clock.deadline(after),
+                                kind: TimerKind::Bridge(BridgeStep::Answer),
+                            });
+                        }
+                        return;
+                    }
+                }
                 self.timers
                     .retain(|t| !matches!(t.kind, TimerKind::Bridge(BridgeStep::Timeout)));
                 self.originating(&b_uuid, &dest);
@@ -1664,7 +1695,10 @@ impl Call {
                         kind: TimerKind::Bridge(BridgeStep::SchedHangup(cause)),
                     });
                 }
-                if let Some((after, _)) = self.script.callee_digits.get(&dest) {
+                let confirmed_by_key = self.bridge_confirm.as_ref().is_some_and(|(_, c)| *c);
+                if let (Some((after, _)), false) =
+                    (self.script.callee_digits.get(&dest), confirmed_by_key)
+                {
                     self.timers.push(Timer {
                         at: self.shared.sw.clock.deadline(*after),
                         kind: TimerKind::Bridge(BridgeStep::CalleeDigits),

@@ -58,5 +58,37 @@ fn scenarios() -> Vec<Scenario> {
             .dial_param("DialDigitsMatch", "DialDigitsMatch", "1234#")
             .dial_param("DialDigitsMatch", "DialDigitsPressedBy", "bleg")
             .timing(Timing::AnsweredFor { min: 3.0, max: 9.0 }),
-    )]
+    ),
+    scenario(
+        "dial_confirm_key_pressed_by_the_callee_bridges_it",
+        "<Dial confirmSound=\"…?step=1\" confirmKey=\"1\" timeLimit=\"4\" callbackUrl> to 7007 (answers, presses 1234#): the confirm document (<Wait length=\"1\"/>) is fetched (DialConfirmSound), 7007 hears it and its 1 confirms: bridged; the time limit ends it, BYE End Of XML Instructions",
+        Ext::Ringing,
+        vec![
+            Doc::Xml("<Response><Dial confirmSound=\"{app}/answer?step=1\" confirmKey=\"1\" timeLimit=\"4\" callbackUrl=\"{app}/events\"><Number>7007</Number></Dial></Response>".into()),
+            Doc::Xml("<Response><Wait length=\"1\"/></Response>".into()),
+        ],
+        Expect::bye("NORMAL_CLEARING", 16)
+            .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+            .fetches(&["StartApp", "DialConfirmSound"])
+            .dial_events(&["DialAnswer", "DialConnected", "DialHangup"])
+            // The time limit counts from the callee's answer, ~1.3 s before its 1
+            // confirmed and the bridge answered the caller: 2.7 s measured.
+            .timing(Timing::AnsweredFor { min: 1.5, max: 8.0 }),
+    ),
+    scenario(
+        "dial_confirm_key_never_pressed_drops_the_callee_at_the_ring_timeout_486",
+        "<Dial timeout=\"3\" confirmSound confirmKey=\"9\" action> to 7007 (presses 1234#, never 9): never bridged, dropped when the ring window runs out; DialStatus no-answer, the caller still unanswered; the action's busy Hangup gives 486",
+        Ext::Ringing,
+        vec![
+            Doc::Xml("<Response><Dial timeout=\"3\" confirmSound=\"{app}/answer?step=1\" confirmKey=\"9\" action=\"{app}/answer?step=2\"><Number>7007</Number></Dial></Response>".into()),
+            Doc::Xml("<Response><Wait length=\"1\"/></Response>".into()),
+            Doc::Xml("<Response><Hangup reason=\"busy\"/></Response>".into()),
+        ],
+        Expect::refused(486, "USER_BUSY")
+            .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+            .fetches(&["StartApp", "DialConfirmSound", "DialAction"])
+            .dial_status("no-answer")
+            .timing(Timing::LastedAtLeast(2.0)),
+    ),
+    ]
 }

@@ -128,6 +128,28 @@ pub struct Bridge {
     /// callee's side; a match comes back as [`crate::call::engine::Input::CalleeDigits`].
     /// (The caller's digits reach the engine as DTMF and are matched there.)
     pub callee_digit_patterns: Vec<String>,
+    /// `confirmSound` / `confirmKey`: played to each callee when it answers, before
+    /// the bridge; with a key, only a callee that presses it is bridged.
+    pub confirm: Option<Confirm>,
+}
+
+/// What a callee hears on answer before it is bridged, and the key it must press.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Confirm {
+    /// In order; empty when the document gave nothing usable (silence then).
+    pub media: Vec<MediaItem>,
+    /// `None`: the media plays and the callee is bridged after it.
+    pub key: Option<char>,
+}
+
+/// One piece of a Dial's media document (`confirmSound`): what a Play or a Wait of it
+/// becomes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaItem {
+    /// The media at `url`, as the document gave it.
+    Play { url: String },
+    /// Silence.
+    Silence { duration: Duration },
 }
 
 impl Bridge {

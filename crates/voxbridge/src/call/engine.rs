@@ -330,6 +330,8 @@ pub struct CallEngine {
     call_uuid: String,
     /// The Dial in flight.
     dial: Option<DialRun>,
+    /// A Dial whose `confirmSound` document is being fetched; it starts once it is in.
+    dial_waiting: Option<Box<Dial>>,
     /// The last Dial's bridge was ended by the callee with this cause, and nothing has
     /// run since: if the document runs out now, the caller ends with `Callee Hangup`.
     callee_ended: Option<HangupCause>,
@@ -374,6 +376,7 @@ impl CallEngine {
             notes: Vec::new(),
             call_uuid: String::new(),
             dial: None,
+            dial_waiting: None,
             callee_ended: None,
             gather: None,
         }
@@ -679,10 +682,53 @@ impl CallEngine {
         self.advance(now);
     }
 
-    /// Starts a Dial: the bridge is the operation in flight until it ends.
-    fn start_dial(&mut self, dial: Box<Dial>) {
+    /// Starts a Dial: first its `confirmSound` document, if it has one (SPEC §11.1), then
+    /// the bridge.
+    fn start_dial(&mut self, now: Instant, dial: Box<Dial>) {
+        match dial.confirm_sound.clone() {
+            Some(url) => {
+                self.dial_waiting = Some(dial);
+                self.fetch(now, dial::confirm_sound_request(&url));
+            }
+            None => self.start_bridge(dial, None),
+        }
+    }
+
+    /// The `confirmSound` document is in (or not): the Dial goes on either way. One that
+    /// cannot be had or used is logged and noted on the call's record, and the callee
+    /// then hears silence — with a `confirmKey` it must still press the key: the
+    /// document's author asked for a confirmation, so a broken prompt must not let every
+    /// callee through unasked.
+    fn on_confirm_sound(&mut self, result: Result<AnswerDocument, FetchFailure>) {
+        let Some(dial) = self.dial_waiting.take() else {
+            return;
+        };
+        let media = match result
+            .map_err(|f| f.message())
+            .and_then(|doc| dial::media_items(&doc))
+        {
+            Ok(items) => Some(items),
+            Err(why) => {
+                let note = format!("Dial confirmSound not used: {why}");
+                tracing::warn!(url = dial.confirm_sound.as_deref().unwrap_or(""), "{note}");
+                self.notes.push(note);
+                None
+            }
+        };
+        self.start_bridge(dial, Some(media));
+    }
+
+    /// Runs the Dial's bridge: the operation in flight until it ends. `confirm`: the
+    /// `confirmSound` media when the Dial has one (`Some(None)`: it was not usable).
+    fn start_bridge(
+        &mut self,
+        dial: Box<Dial>,
+        confirm: Option<Option<Vec<crate::call::channel_op::MediaItem>>>,
+    ) {
         let id = OpId(self.next_id());
-        let run = DialRun::new(*dial, id, || uuid::Uuid::new_v4().to_string());
+        let key = dial.confirm_key;
+        let mut run = DialRun::new(*dial, id, || uuid::Uuid::new_v4().to_string());
+        run.bridge.confirm = confirm.map(|media| dial::confirm(media, key));
         let op = ChannelOp::Bridge(run.bridge.clone());
         self.dial = Some(run);
         self.in_flight = Some(InFlight {
@@ -717,8 +763,15 @@ impl CallEngine {
         now: Instant,
         result: Result<AnswerDocument, FetchFailure>,
     ) -> Reaction {
-        if self.fetching.take().is_none() || self.is_closing() {
+        let Some(event) = self.fetching.take() else {
             return Reaction::NoEffect;
+        };
+        if self.is_closing() {
+            return Reaction::NoEffect;
+        }
+        if event == FetchEvent::DialConfirmSound {
+            self.on_confirm_sound(result);
+            return Reaction::Acted;
         }
         let doc = match result {
             Ok(doc) => doc,
@@ -1017,7 +1070,7 @@ impl CallEngine {
                     self.hang_up(now, hangup, post_call);
                 }
                 Begin::Fetch(request) => self.fetch(now, request),
-                Begin::Dial(dial) => self.start_dial(dial),
+                Begin::Dial(dial) => self.start_dial(now, dial),
                 Begin::Gather(run, op) => {
                     self.gather = Some(run);
                     self.run(op, OpPurpose::Gather);
@@ -1028,6 +1081,16 @@ impl CallEngine {
     }
 
     fn dial_ended_at_finish(&mut self) {
+        if let Some(waiting) = self.dial_waiting.take() {
+            // Ended while its confirmSound was fetched: no leg was ever rung, but the
+            // action is owed as for any Dial the caller left (`cancel`).
+            let run = DialRun::new(*waiting, OpId(0), String::new);
+            let end = dial::end(&run, None, true);
+            if let Some(request) = dial::action_request(&run, &end, &self.call_uuid) {
+                self.actions.push_back(Action::Request(request));
+            }
+            return;
+        }
         let Some(run) = self.dial.take() else {
             return;
         };
@@ -1183,7 +1246,7 @@ impl CallEngine {
     }
 
     fn finish(&mut self, ending: Ending) {
-        if self.dial.is_some() {
+        if self.dial.is_some() || self.dial_waiting.is_some() {
             // The call ended while its Dial ran and the bridge never reported: the
             // action is still owed (SPEC §11.4).
             self.dial_ended_at_finish();

@@ -148,6 +148,8 @@ pub enum FetchEvent {
     DialAction(Box<DialOutcome>),
     /// A Gather's `action` with the caller's digits (SPEC §12.1).
     Gather { digits: String },
+    /// A Dial's `confirmSound` document, played to the callee on answer (SPEC §11.1).
+    DialConfirmSound,
 }
 
 impl FetchEvent {
@@ -157,6 +159,7 @@ impl FetchEvent {
             FetchEvent::Redirect => "Redirect",
             FetchEvent::DialAction(_) => "DialAction",
             FetchEvent::Gather { .. } => "Gather",
+            FetchEvent::DialConfirmSound => "DialConfirmSound",
         }
     }
 }

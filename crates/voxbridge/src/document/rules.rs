@@ -483,12 +483,6 @@ pub(crate) fn dial_not_yet(d: &super::model::Dial) -> Vec<(&'static str, &'stati
     if d.dial_music != super::model::DialMusic::Real {
         out.push(("dialMusic", "dial_music"));
     }
-    if d.confirm_sound.is_some() {
-        out.push(("confirmSound", "confirm_sound"));
-    }
-    if d.confirm_key.is_some() {
-        out.push(("confirmKey", "confirm_key"));
-    }
     out
 }
 

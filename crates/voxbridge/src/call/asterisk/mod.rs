@@ -636,9 +636,10 @@ impl CallTask {
         let (fallback, asked_by) = match req.event {
             FetchEvent::StartApp => (self.resolved.fallback_answer_url.clone(), None),
             // A Gather's action is named by the document, like a Redirect's URL.
-            FetchEvent::Redirect | FetchEvent::Gather { .. } | FetchEvent::DialAction(_) => {
-                (None, self.document_url.clone())
-            }
+            FetchEvent::Redirect
+            | FetchEvent::Gather { .. }
+            | FetchEvent::DialAction(_)
+            | FetchEvent::DialConfirmSound => (None, self.document_url.clone()),
         };
         let token = self.resolved.auth_token.clone();
         let reports = self.reports_tx.clone();

@@ -38,9 +38,11 @@
 //!   `cancel` if no one had answered and `completed` if the legs were bridged.
 
 use super::{Begin, DocumentFetch};
-use crate::call::channel_op::{Bridge, BridgeLeg, BridgeOutcome, BridgeReport, OpId};
+use crate::call::channel_op::{
+    Bridge, BridgeLeg, BridgeOutcome, BridgeReport, Confirm, MediaItem, OpId,
+};
 use crate::cause::HangupCause;
-use crate::document::model::{Dial, DialOutcome, FetchEvent};
+use crate::document::model::{AnswerDocument, Dial, DialOutcome, FetchEvent, Instruction};
 use crate::record::call::HangupSource;
 use std::time::Duration;
 
@@ -154,6 +156,7 @@ impl DialRun {
             caller_name: dial.caller_name.clone(),
             sip_headers: dial.sip_headers.clone(),
             callee_digit_patterns: dial.digits_match_b_leg.clone(),
+            confirm: None,
         };
         Self {
             dial,
@@ -205,6 +208,81 @@ impl DialRun {
         self.caller_digits.clear();
         Some(hit)
     }
+}
+
+/// The most pieces a Dial media document may have (loops counted): the switch gets them
+/// as one string.
+pub const MAX_MEDIA_ITEMS: usize = 50;
+
+/// The `confirmSound` request (SPEC §11.1: fetched with POST, signed like every fetch,
+/// `Event=DialConfirmSound`).
+pub fn confirm_sound_request(url: &str) -> DocumentFetch {
+    DocumentFetch {
+        url: url.to_string(),
+        method: crate::document::model::HttpMethod::Post,
+        event: FetchEvent::DialConfirmSound,
+    }
+}
+
+/// What the callee hears on answer: the `confirmSound` document's media (`None`: it
+/// could not be had, see [`media_items`]), and the `confirmKey`.
+pub fn confirm(media: Option<Vec<MediaItem>>, key: Option<char>) -> Confirm {
+    Confirm {
+        media: media.unwrap_or_default(),
+        key,
+    }
+}
+
+/// The pieces of a Dial media document (`confirmSound`): Play and Wait, in order, each
+/// Play repeated `loop` times (`loop="0"`, "until the call ends", plays once: the
+/// callee is waiting for it to end). `Err` names what cannot be used:
+/// * any element but Play, Wait (and Speak, see below);
+/// * `<Speak>`: **not supported yet** — FreeSWITCH plays these documents as one file
+///   string (`group_confirm_file`), and TTS is no file format there (measured on
+///   1.10.12: `speak:` and `tts://` in `group_confirm_file` → "Invalid file format",
+///   the leg fails DESTINATION_OUT_OF_ORDER);
+/// * a Play URL holding `'` or `!` (they delimit the file string);
+/// * more than [`MAX_MEDIA_ITEMS`] pieces.
+pub fn media_items(doc: &AnswerDocument) -> Result<Vec<MediaItem>, String> {
+    let mut items = Vec::new();
+    for (i, instruction) in doc.instructions.iter().enumerate() {
+        let at = i + 1;
+        match instruction {
+            Instruction::Play(p) => {
+                if p.url.contains(['\'', '!']) {
+                    return Err(format!(
+                        "element {at} <Play>: a URL with ' or ! cannot be played here"
+                    ));
+                }
+                for _ in 0..p.loop_count.max(1) {
+                    items.push(MediaItem::Play { url: p.url.clone() });
+                    if items.len() > MAX_MEDIA_ITEMS {
+                        break;
+                    }
+                }
+            }
+            Instruction::Wait(w) => items.push(MediaItem::Silence {
+                duration: Duration::from_secs(u64::from(w.length_secs)),
+            }),
+            Instruction::Speak(_) => {
+                return Err(format!(
+                    "element {at} <Speak>: not supported yet in a Dial media document"
+                ))
+            }
+            other => {
+                return Err(format!(
+                "element {at} <{}>: not allowed, a Dial media document holds Play and Wait only",
+                other.name()
+            ))
+            }
+        }
+        if items.len() > MAX_MEDIA_ITEMS {
+            return Err(format!(
+                "more than {MAX_MEDIA_ITEMS} pieces (loops counted)"
+            ));
+        }
+    }
+    Ok(items)
 }
 
 /// How a Dial ended, for the action request and for what follows.

@@ -62,9 +62,10 @@ pub(super) fn spawn(
     let (fallback, asked_by) = match req.event {
         FetchEvent::StartApp => (resolved.fallback_answer_url.clone(), None),
         // A Dial's or a Gather's action is named by the document, like a Redirect's URL.
-        FetchEvent::Redirect | FetchEvent::DialAction(_) | FetchEvent::Gather { .. } => {
-            (None, current_document_url)
-        }
+        FetchEvent::Redirect
+        | FetchEvent::DialAction(_)
+        | FetchEvent::Gather { .. }
+        | FetchEvent::DialConfirmSound => (None, current_document_url),
     };
     let url = req.url;
     let method = req.method;
