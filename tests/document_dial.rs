@@ -158,8 +158,8 @@ fn dial_errors_name_line_column_attribute_and_expectation() {
             "line 2, col 3: <Dial> attribute confirmKey=\"55\": expected one key: 0-9, * or #",
         ),
         (
-            r#"<Dial dialMusic="https://app.test/m"><Number>1</Number></Dial>"#,
-            "line 2, col 3: <Dial> attribute dialMusic: not supported yet",
+            r#"<Dial dialMusic="ftp://app.test/m"><Number>1</Number></Dial>"#,
+            "line 2, col 3: <Dial> attribute dialMusic=\"ftp://app.test/m\": expected real or an http(s):// or file:// document URL without spaces",
         ),
         (
             r#"<Dial digitsMatch="12,3Y"><Number>1</Number></Dial>"#,
@@ -231,10 +231,6 @@ fn voxml_dial_errors_name_the_instruction_and_field() {
         (
             r#"{"verb":"Dial","numbers":["1"],"hangupOnStar":true}"#,
             r#"instructions[0]: Dial field "hangupOnStar": unknown field, expected numbers, users, action, method, redirect, callback_url, callback_method, caller_id, caller_name, timeout, time_limit, hangup_on_star, dial_music, confirm_sound, confirm_key, digits_match, digits_match_b_leg or sip_headers"#,
-        ),
-        (
-            r#"{"verb":"Dial","numbers":["1"],"dial_music":"https://app.test/m"}"#,
-            r#"instructions[0]: Dial field "dial_music": not supported yet"#,
         ),
     ];
     for (item, want) in cases {

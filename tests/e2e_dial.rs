@@ -1025,9 +1025,119 @@ async fn dial_confirm_sound_that_cannot_be_used_is_noted_and_the_callee_hears_si
     let cdr = server.cdr(&r.uuid).await;
     assert!(
         cdr.notes.iter().any(|n| n
-            == "Dial confirmSound not used: element 1 <Speak>: not supported yet in a Dial media document"),
+            == "Dial confirmSound not used: element 1 <Speak>: not supported yet in a Dial media document; the callee hears silence"),
         "{:?}",
         cdr.notes
     );
     assert!(cdr.answered, "bridged after the silence");
+}
+
+/// SPEC §11.1 `dialMusic` = a document: fetched with a signed POST (`Event=DialMusic`)
+/// before the legs ring, its Play/Wait become the caller's `ringback` (looped by the
+/// switch), and the caller, still unanswered, gets it as early media while the callee
+/// rings; the callee's own early media is ignored (`ignore_early_media=true`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_music_document_is_fetched_and_played_to_the_ringing_caller_as_early_media() {
+    let (app, server) = setup().await;
+    let music = app.xml(
+        "/doc/music",
+        &xml("<Play loop=\"2\">tone_stream://%(400,200,440)</Play><Wait length=\"1\"/>"),
+    );
+    let after = app.xml("/doc/after-music", &xml("<Hangup reason=\"busy\"/>"));
+    let url = app.xml(
+        "/doc/d-mu",
+        &xml(&format!(
+            "<Dial timeout=\"2\" dialMusic=\"{music}\" action=\"{after}\"><Number>7004</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url).callee("7004", Callee::RingsForever);
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    let hits = app.hits_on("/doc/music");
+    assert_eq!(hits.len(), 1, "the music document is fetched once");
+    assert_eq!(hits[0].method, "POST");
+    assert_eq!(param(&hits[0], "Event"), "DialMusic");
+    assert_eq!(param(&hits[0], "CallStatus"), "ringing");
+    hits[0].verify_signature(app.port, TOKEN).unwrap();
+    let media = "file_string://tone_stream://%(400,200,440)!tone_stream://%(400,200,440)!silence_stream://1000";
+    assert_eq!(
+        commands_with(&r, &format!("ringback={media}")).len(),
+        2,
+        "ringback and transfer_ringback: {:?}",
+        r.commands
+    );
+    let (arg, _) = bridge_of(&r);
+    assert!(arg.contains("ignore_early_media=true"), "{arg}");
+    assert!(
+        r.early_media_at.is_some(),
+        "the ringing caller got the music as early media"
+    );
+    let action = app.hits_on("/doc/after-music");
+    assert_eq!(param(&action[0], "DialStatus"), "no-answer");
+    assert!(
+        !r.answered(),
+        "a Dial with music still never answers the caller"
+    );
+    assert_eq!(r.billsec, 0);
+}
+
+/// A `dialMusic` document that cannot be had (here 404) falls back to `real`: nothing is
+/// set on the caller, the reason is logged and noted on the call's record, and the Dial
+/// goes on (the caller only hears the callee ringing: no early media).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_music_that_cannot_be_fetched_falls_back_to_real_and_is_noted() {
+    let (app, server) = setup().await;
+    let missing = app.url("/doc/no-such-music");
+    let url = app.xml(
+        "/doc/d-mu404",
+        &xml(&format!(
+            "<Dial timeout=\"2\" dialMusic=\"{missing}\"><Number>7004</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url).callee("7004", Callee::RingsForever);
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    assert!(commands_with(&r, "ringback").is_empty(), "{:?}", r.commands);
+    let (arg, _) = bridge_of(&r);
+    assert!(!arg.contains("ignore_early_media"), "{arg}");
+    assert!(r.early_media_at.is_none(), "only the callee's 180");
+    let cdr = server.cdr(&r.uuid).await;
+    assert!(
+        cdr.notes
+            .iter()
+            .any(|n| n.starts_with("Dial dialMusic not used:")
+                && n.ends_with("the callees' own ringback plays")),
+        "{:?}",
+        cdr.notes
+    );
+}
+
+/// A `dialMusic` document holding anything but Play/Wait is refused by name, and the
+/// Dial falls back to `real` the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_music_document_with_another_element_is_refused_by_name() {
+    let (app, server) = setup().await;
+    let music = app.xml(
+        "/doc/music-bad",
+        &xml("<Play>tone_stream://%(400,200,440)</Play><Hangup/>"),
+    );
+    let url = app.xml(
+        "/doc/d-mubad",
+        &xml(&format!(
+            "<Dial timeout=\"2\" dialMusic=\"{music}\"><Number>7004</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url).callee("7004", Callee::RingsForever);
+    let r = report(sim.place_call(script, server.esl)).await;
+    assert!(commands_with(&r, "ringback").is_empty());
+    let cdr = server.cdr(&r.uuid).await;
+    assert!(
+        cdr.notes.iter().any(|n| n
+            == "Dial dialMusic not used: element 2 <Hangup>: not allowed, a Dial media document holds Play and Wait only; the callees' own ringback plays"),
+        "{:?}",
+        cdr.notes
+    );
 }

@@ -102,6 +102,7 @@ live_tests!(
     dial_digits_match_b_leg_of_the_callee_posts_dial_digits_match_bleg,
     dial_confirm_key_pressed_by_the_callee_bridges_it,
     dial_confirm_key_never_pressed_drops_the_callee_at_the_ring_timeout_486,
+    dial_music_document_is_early_media_to_the_ringing_caller_486,
     stress_200_calls_at_50_per_second_all_called_back_none_left_on_the_switch,
 );
 

@@ -923,6 +923,14 @@ fn check(e: &Expect, s: &Scenario, o: &Observed) -> Vec<String> {
                         p.push(m);
                     }
                 }
+                Timing::EarlyMedia => {
+                    let media = us("progress_media_uepoch");
+                    if media == 0 || (answer != 0 && media >= answer) {
+                        p.push(format!(
+                            "the caller's leg got no early media before an answer (progress_media_uepoch {media}, answer_uepoch {answer})"
+                        ));
+                    }
+                }
                 Timing::ApiHangupWithin(max) => match &o.api {
                     Some((_, _, Some(took))) if took.as_secs_f64() <= max => {}
                     Some((_, _, Some(took))) => p.push(format!(

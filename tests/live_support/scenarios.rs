@@ -156,6 +156,8 @@ pub enum Timing {
     BilledAtLeastMs(u64),
     /// REST DELETE sent → the caller's leg hung up (seen on the inbound socket), seconds.
     ApiHangupWithin(f64),
+    /// The caller's leg got early media (`progress_media_uepoch`) before any answer.
+    EarlyMedia,
 }
 
 /// `HangupCauseName` in the hangup callback.

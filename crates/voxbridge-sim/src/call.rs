@@ -1634,6 +1634,13 @@ impl Call {
         match step {
             BridgeStep::Ring => {
                 self.originating(&b_uuid, &dest);
+                if self.ch.vars.get("ringback").is_some_and(|r| !r.is_empty()) {
+                    // `ringback` set: the switch answers the callee's 180 with early
+                    // media of its own to the caller (183, CHANNEL_PROGRESS_MEDIA at
+                    // once), measured on the real switch (docs/dial.md).
+                    self.pre_answer();
+                    return;
+                }
                 // The callee's 180 reaches the caller as CHANNEL_PROGRESS, but unlike
                 // the `ring_ready` app the call state stays RINGING (transcript k).
                 let state = self.ch.call_state;
@@ -2174,6 +2181,15 @@ impl Call {
             caller_name: &self.ch.caller_name,
             created_us: self.ch.created_us,
             answered_us: self.ch.answered_us,
+            // Early media the caller got before an answer (a dialplan-answered call's
+            // media is its answer).
+            progress_media_us: if self.ch.answered_us != 0
+                && self.ch.progress_media_us >= self.ch.answered_us
+            {
+                0
+            } else {
+                self.ch.progress_media_us
+            },
             hangup_us,
             end,
         };

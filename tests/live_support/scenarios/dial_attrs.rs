@@ -90,5 +90,22 @@ fn scenarios() -> Vec<Scenario> {
             .dial_status("no-answer")
             .timing(Timing::LastedAtLeast(2.0)),
     ),
+    scenario(
+        "dial_music_document_is_early_media_to_the_ringing_caller_486",
+        "<Dial timeout=\"3\" dialMusic=\"…?step=1\" action> to 7004 (180, never answers): the music document (a tone) is fetched (DialMusic) and the caller, never answered, gets it as early media while 7004 rings; DialStatus no-answer; the action's busy Hangup gives 486",
+        Ext::Ringing,
+        vec![
+            Doc::Xml("<Response><Dial timeout=\"3\" dialMusic=\"{app}/answer?step=1\" action=\"{app}/answer?step=2\"><Number>7004</Number></Dial></Response>".into()),
+            Doc::Xml("<Response><Play>tone_stream://%(400,200,440)</Play></Response>".into()),
+            Doc::Xml("<Response><Hangup reason=\"busy\"/></Response>".into()),
+        ],
+        Expect::refused(486, "USER_BUSY")
+            .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+            .originate_ok()
+            .fetches(&["StartApp", "DialMusic", "DialAction"])
+            .dial_status("no-answer")
+            .timing(Timing::EarlyMedia)
+            .timing(Timing::LastedAtLeast(2.0)),
+    ),
     ]
 }

@@ -131,6 +131,9 @@ pub struct Bridge {
     /// `confirmSound` / `confirmKey`: played to each callee when it answers, before
     /// the bridge; with a key, only a callee that presses it is bridged.
     pub confirm: Option<Confirm>,
+    /// `dialMusic` as a document: looped to the caller until a callee answers, instead
+    /// of the callees' own ringback (`None`: theirs, `real`).
+    pub music: Option<Vec<MediaItem>>,
 }
 
 /// What a callee hears on answer before it is bridged, and the key it must press.

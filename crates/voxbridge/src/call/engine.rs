@@ -71,7 +71,7 @@ use crate::call::hangup::{
     self, error_cause, ArmedSchedule, ChannelDown, DocumentHangup, EndFacts, Intent, IntentKind,
 };
 use crate::cause::HangupCause;
-use crate::document::model::{AnswerDocument, Dial, FetchEvent, HttpMethod, PostCall};
+use crate::document::model::{AnswerDocument, Dial, DialMusic, FetchEvent, HttpMethod, PostCall};
 use crate::record::call::HangupSource;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -282,6 +282,17 @@ enum OpPurpose {
     Gather,
 }
 
+/// A Dial getting its media documents before its bridge.
+#[derive(Debug)]
+struct DialPrep {
+    dial: Box<Dial>,
+    /// The `dialMusic` document's media once fetched (`None`: `real`, or not usable).
+    music: Option<Vec<crate::call::channel_op::MediaItem>>,
+    music_done: bool,
+    /// The `confirmSound` document's media once fetched (`Some(None)`: not usable).
+    confirm: Option<Option<Vec<crate::call::channel_op::MediaItem>>>,
+}
+
 /// A call waiting for the empty-document timeout (SPEC §4 rule 7).
 #[derive(Clone, Copy, Debug)]
 struct Parked {
@@ -330,8 +341,9 @@ pub struct CallEngine {
     call_uuid: String,
     /// The Dial in flight.
     dial: Option<DialRun>,
-    /// A Dial whose `confirmSound` document is being fetched; it starts once it is in.
-    dial_waiting: Option<Box<Dial>>,
+    /// A Dial whose media documents (`dialMusic`, `confirmSound`) are being fetched; its
+    /// bridge starts once they are in.
+    dial_waiting: Option<DialPrep>,
     /// The last Dial's bridge was ended by the callee with this cause, and nothing has
     /// run since: if the document runs out now, the caller ends with `Callee Hangup`.
     callee_ended: Option<HangupCause>,
@@ -685,22 +697,48 @@ impl CallEngine {
     /// Starts a Dial: first its `confirmSound` document, if it has one (SPEC §11.1), then
     /// the bridge.
     fn start_dial(&mut self, now: Instant, dial: Box<Dial>) {
-        match dial.confirm_sound.clone() {
-            Some(url) => {
-                self.dial_waiting = Some(dial);
-                self.fetch(now, dial::confirm_sound_request(&url));
-            }
-            None => self.start_bridge(dial, None),
-        }
+        self.prepare_dial(
+            now,
+            DialPrep {
+                dial,
+                music: None,
+                music_done: false,
+                confirm: None,
+            },
+        );
     }
 
-    /// The `confirmSound` document is in (or not): the Dial goes on either way. One that
-    /// cannot be had or used is logged and noted on the call's record, and the callee
-    /// then hears silence — with a `confirmKey` it must still press the key: the
-    /// document's author asked for a confirmation, so a broken prompt must not let every
-    /// callee through unasked.
-    fn on_confirm_sound(&mut self, result: Result<AnswerDocument, FetchFailure>) {
-        let Some(dial) = self.dial_waiting.take() else {
+    /// Fetches the Dial's next media document (`dialMusic`, then `confirmSound`), or,
+    /// with all of them in, starts its bridge.
+    fn prepare_dial(&mut self, now: Instant, prep: DialPrep) {
+        if let (DialMusic::Document(url), false) = (&prep.dial.dial_music, prep.music_done) {
+            let request = dial::dial_music_request(url);
+            self.dial_waiting = Some(prep);
+            self.fetch(now, request);
+            return;
+        }
+        if let (Some(url), None) = (&prep.dial.confirm_sound, &prep.confirm) {
+            let request = dial::confirm_sound_request(url);
+            self.dial_waiting = Some(prep);
+            self.fetch(now, request);
+            return;
+        }
+        self.start_bridge(prep);
+    }
+
+    /// A media document of the Dial is in (or not): the Dial goes on either way. One
+    /// that cannot be had or used is logged and noted on the call's record; then
+    /// `dialMusic` falls back to `real` (the callees' own ringback), and the callee of a
+    /// `confirmSound` hears silence — with a `confirmKey` it must still press the key:
+    /// the document's author asked for a confirmation, so a broken prompt must not let
+    /// every callee through unasked.
+    fn on_dial_media(
+        &mut self,
+        now: Instant,
+        event: &FetchEvent,
+        result: Result<AnswerDocument, FetchFailure>,
+    ) {
+        let Some(mut prep) = self.dial_waiting.take() else {
             return;
         };
         let media = match result
@@ -709,26 +747,33 @@ impl CallEngine {
         {
             Ok(items) => Some(items),
             Err(why) => {
-                let note = format!("Dial confirmSound not used: {why}");
-                tracing::warn!(url = dial.confirm_sound.as_deref().unwrap_or(""), "{note}");
+                let (what, fallback) = match event {
+                    FetchEvent::DialMusic => ("dialMusic", "the callees' own ringback plays"),
+                    _ => ("confirmSound", "the callee hears silence"),
+                };
+                let note = format!("Dial {what} not used: {why}; {fallback}");
+                tracing::warn!("{note}");
                 self.notes.push(note);
                 None
             }
         };
-        self.start_bridge(dial, Some(media));
+        match event {
+            FetchEvent::DialMusic => {
+                prep.music = media;
+                prep.music_done = true;
+            }
+            _ => prep.confirm = Some(media),
+        }
+        self.prepare_dial(now, prep);
     }
 
-    /// Runs the Dial's bridge: the operation in flight until it ends. `confirm`: the
-    /// `confirmSound` media when the Dial has one (`Some(None)`: it was not usable).
-    fn start_bridge(
-        &mut self,
-        dial: Box<Dial>,
-        confirm: Option<Option<Vec<crate::call::channel_op::MediaItem>>>,
-    ) {
+    /// Runs the Dial's bridge: the operation in flight until it ends.
+    fn start_bridge(&mut self, prep: DialPrep) {
         let id = OpId(self.next_id());
-        let key = dial.confirm_key;
-        let mut run = DialRun::new(*dial, id, || uuid::Uuid::new_v4().to_string());
-        run.bridge.confirm = confirm.map(|media| dial::confirm(media, key));
+        let key = prep.dial.confirm_key;
+        let mut run = DialRun::new(*prep.dial, id, || uuid::Uuid::new_v4().to_string());
+        run.bridge.confirm = prep.confirm.map(|media| dial::confirm(media, key));
+        run.bridge.music = prep.music;
         let op = ChannelOp::Bridge(run.bridge.clone());
         self.dial = Some(run);
         self.in_flight = Some(InFlight {
@@ -769,8 +814,8 @@ impl CallEngine {
         if self.is_closing() {
             return Reaction::NoEffect;
         }
-        if event == FetchEvent::DialConfirmSound {
-            self.on_confirm_sound(result);
+        if matches!(event, FetchEvent::DialConfirmSound | FetchEvent::DialMusic) {
+            self.on_dial_media(now, &event, result);
             return Reaction::Acted;
         }
         let doc = match result {
@@ -1082,9 +1127,9 @@ impl CallEngine {
 
     fn dial_ended_at_finish(&mut self) {
         if let Some(waiting) = self.dial_waiting.take() {
-            // Ended while its confirmSound was fetched: no leg was ever rung, but the
-            // action is owed as for any Dial the caller left (`cancel`).
-            let run = DialRun::new(*waiting, OpId(0), String::new);
+            // Ended while its media documents were fetched: no leg was ever rung, but
+            // the action is owed as for any Dial the caller left (`cancel`).
+            let run = DialRun::new(*waiting.dial, OpId(0), String::new);
             let end = dial::end(&run, None, true);
             if let Some(request) = dial::action_request(&run, &end, &self.call_uuid) {
                 self.actions.push_back(Action::Request(request));

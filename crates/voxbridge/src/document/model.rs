@@ -150,6 +150,8 @@ pub enum FetchEvent {
     Gather { digits: String },
     /// A Dial's `confirmSound` document, played to the callee on answer (SPEC §11.1).
     DialConfirmSound,
+    /// A Dial's `dialMusic` document, looped to the caller while the callees ring.
+    DialMusic,
 }
 
 impl FetchEvent {
@@ -160,6 +162,7 @@ impl FetchEvent {
             FetchEvent::DialAction(_) => "DialAction",
             FetchEvent::Gather { .. } => "Gather",
             FetchEvent::DialConfirmSound => "DialConfirmSound",
+            FetchEvent::DialMusic => "DialMusic",
         }
     }
 }

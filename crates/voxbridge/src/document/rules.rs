@@ -475,17 +475,6 @@ pub(crate) fn sip_headers(v: &str) -> Result<Vec<(String, String)>, &'static str
         .collect()
 }
 
-/// The Dial features the engine does not carry out yet, as `(XML attribute, VoxML
-/// field)`: a document using one is an error "not supported yet", never a Dial that
-/// silently does less than it says. Both dialects ask this one list.
-pub(crate) fn dial_not_yet(d: &super::model::Dial) -> Vec<(&'static str, &'static str)> {
-    let mut out = Vec::new();
-    if d.dial_music != super::model::DialMusic::Real {
-        out.push(("dialMusic", "dial_music"));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

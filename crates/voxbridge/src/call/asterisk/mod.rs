@@ -639,7 +639,8 @@ impl CallTask {
             FetchEvent::Redirect
             | FetchEvent::Gather { .. }
             | FetchEvent::DialAction(_)
-            | FetchEvent::DialConfirmSound => (None, self.document_url.clone()),
+            | FetchEvent::DialConfirmSound
+            | FetchEvent::DialMusic => (None, self.document_url.clone()),
         };
         let token = self.resolved.auth_token.clone();
         let reports = self.reports_tx.clone();

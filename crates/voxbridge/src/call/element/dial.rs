@@ -157,6 +157,7 @@ impl DialRun {
             sip_headers: dial.sip_headers.clone(),
             callee_digit_patterns: dial.digits_match_b_leg.clone(),
             confirm: None,
+            music: None,
         };
         Self {
             dial,
@@ -224,6 +225,15 @@ pub fn confirm_sound_request(url: &str) -> DocumentFetch {
     }
 }
 
+/// The `dialMusic` request (SPEC §11.1: fetched with POST, signed, `Event=DialMusic`).
+pub fn dial_music_request(url: &str) -> DocumentFetch {
+    DocumentFetch {
+        url: url.to_string(),
+        method: crate::document::model::HttpMethod::Post,
+        event: FetchEvent::DialMusic,
+    }
+}
+
 /// What the callee hears on answer: the `confirmSound` document's media (`None`: it
 /// could not be had, see [`media_items`]), and the `confirmKey`.
 pub fn confirm(media: Option<Vec<MediaItem>>, key: Option<char>) -> Confirm {
@@ -233,12 +243,12 @@ pub fn confirm(media: Option<Vec<MediaItem>>, key: Option<char>) -> Confirm {
     }
 }
 
-/// The pieces of a Dial media document (`confirmSound`): Play and Wait, in order, each
+/// The pieces of a Dial media document (`dialMusic`, `confirmSound`): Play and Wait, in order, each
 /// Play repeated `loop` times (`loop="0"`, "until the call ends", plays once: the
 /// callee is waiting for it to end). `Err` names what cannot be used:
 /// * any element but Play, Wait (and Speak, see below);
 /// * `<Speak>`: **not supported yet** — FreeSWITCH plays these documents as one file
-///   string (`group_confirm_file`), and TTS is no file format there (measured on
+///   string (`ringback`, `group_confirm_file`), and TTS is no file format there (measured on
 ///   1.10.12: `speak:` and `tts://` in `group_confirm_file` → "Invalid file format",
 ///   the leg fails DESTINATION_OUT_OF_ORDER);
 /// * a Play URL holding `'` or `!` (they delimit the file string);

@@ -65,7 +65,8 @@ pub(super) fn spawn(
         FetchEvent::Redirect
         | FetchEvent::DialAction(_)
         | FetchEvent::Gather { .. }
-        | FetchEvent::DialConfirmSound => (None, current_document_url),
+        | FetchEvent::DialConfirmSound
+        | FetchEvent::DialMusic => (None, current_document_url),
     };
     let url = req.url;
     let method = req.method;

@@ -326,9 +326,9 @@ struct CallTask {
     /// `divert_events on` was sent (once per call, for the first Dial that watches the
     /// callee's digits: their matches arrive as diverted events).
     events_diverted: bool,
-    /// A Dial bound the callee's digit patterns on this channel: the next Dial clears
-    /// them first (they outlive the bridge).
-    callee_digits_bound: bool,
+    /// What the last Dial left on the channel (callee digit bindings, ringback): the
+    /// next Dial clears it first.
+    earlier_dials: render::EarlierDials,
 }
 
 /// What the driver keeps of a Dial for its legs' CDRs.
@@ -396,7 +396,7 @@ impl CallTask {
             leg_hangups: Vec::new(),
             dial_legs: None,
             events_diverted: false,
-            callee_digits_bound: false,
+            earlier_dials: render::EarlierDials::default(),
             notices: None,
         }
     }
@@ -553,8 +553,11 @@ impl CallTask {
                             self.events_diverted = true;
                             let _ = self.to_switch.send(SwitchCommand::DivertEvents);
                         }
-                        let prelude = render::bridge_prelude(bridge, self.callee_digits_bound);
-                        self.callee_digits_bound = watch;
+                        let prelude = render::bridge_prelude(bridge, self.earlier_dials);
+                        self.earlier_dials = render::EarlierDials {
+                            bound_callee_digits: watch,
+                            set_music: bridge.music.is_some(),
+                        };
                         for set in prelude {
                             let _ = self.to_switch.send(SwitchCommand::Execute {
                                 app: set.name.to_string(),

@@ -89,8 +89,10 @@ pub fn application(op: &ChannelOp, tts: &TtsConfig, dial: &DialConfig) -> Applic
 ///
 /// Then, for `digitsMatchBLeg`, one `bind_digit_action` per pattern (after a
 /// `clear_digit_action` when an earlier Dial of the call bound some: bindings outlive the
-/// bridge) — see [`callee_digit_bindings`].
-pub fn bridge_prelude(bridge: &Bridge, clear_callee_digits: bool) -> Vec<Application> {
+/// bridge) — see [`callee_digit_bindings`]; and for a `dialMusic` document
+/// `ringback` / `transfer_ringback` (see [`music_vars`]), or their `unset` when an earlier
+/// Dial of the call set them.
+pub fn bridge_prelude(bridge: &Bridge, earlier: EarlierDials) -> Vec<Application> {
     let key = if bridge.hangup_on_star { "*" } else { "" };
     let mut apps: Vec<Application> = [
         "continue_on_fail=true".to_string(),
@@ -101,14 +103,61 @@ pub fn bridge_prelude(bridge: &Bridge, clear_callee_digits: bool) -> Vec<Applica
     .into_iter()
     .map(|arg| Application { name: "set", arg })
     .collect();
-    if clear_callee_digits {
+    if earlier.bound_callee_digits {
         apps.push(Application {
             name: "clear_digit_action",
             arg: format!("{CALLEE_DIGITS_REALM},peer"),
         });
     }
     apps.extend(callee_digit_bindings(&bridge.callee_digit_patterns));
+    match &bridge.music {
+        Some(items) => apps.extend(
+            music_vars(items)
+                .into_iter()
+                .map(|arg| Application { name: "set", arg }),
+        ),
+        None if earlier.set_music => {
+            apps.extend(["ringback", "transfer_ringback"].map(|v| Application {
+                name: "unset",
+                arg: v.to_string(),
+            }))
+        }
+        None => {}
+    }
     apps
+}
+
+/// What earlier Dials of the call left on the caller's channel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EarlierDials {
+    /// `bind_digit_action`s of a `digitsMatchBLeg`.
+    pub bound_callee_digits: bool,
+    /// `ringback` of a `dialMusic` document.
+    pub set_music: bool,
+}
+
+/// `dialMusic` as a document: the caller's `ringback` (an unanswered caller) and
+/// `transfer_ringback` (one already answered) are its media as one file string, so the
+/// switch plays it to the caller instead of the callees' ringing. Measured on
+/// FreeSWITCH 1.10.12 with 7008 (180, answers after 2 s): with `ringback` set the caller
+/// gets early media at once (CHANNEL_PROGRESS_MEDIA 0.06 s after the bridge began, where
+/// it got a plain CHANNEL_PROGRESS without), then the answer at 2 s. The switch rewinds a
+/// ringback file at its end to loop it until the answer — **but a stream that cannot be
+/// rewound ends the originate**: measured, `ringback=tone_stream://%(400,200,440)` or
+/// `silence_stream://500` made the bridge fail NO_ANSWER after 0.6 s while 7008 still
+/// rang, whereas the same in `file_string://` looped until the answer at 2 s. So the
+/// music is always a `file_string://`, even of one piece. The dial string also gets
+/// `ignore_early_media=true` (see [`dial_string`]): a callee's own 183 media would
+/// otherwise replace the music.
+pub fn music_vars(items: &[MediaItem]) -> Vec<String> {
+    let media = match media_file_string(items) {
+        m if m.starts_with("file_string://") => m,
+        one => format!("file_string://{one}"),
+    };
+    vec![
+        format!("ringback={media}"),
+        format!("transfer_ringback={media}"),
+    ]
 }
 
 /// The digit-action realm voxbridge binds the callee's patterns in.
@@ -176,6 +225,9 @@ pub fn dial_string(bridge: &Bridge, dial: &DialConfig) -> String {
     }
     for (k, v) in &bridge.sip_headers {
         global.push(format!("sip_h_X-VH-{k}={v}"));
+    }
+    if bridge.music.is_some() {
+        global.push("ignore_early_media=true".to_string());
     }
     let legs: Vec<String> = bridge
         .legs
@@ -635,7 +687,47 @@ mod tests {
             sip_headers: Vec::new(),
             callee_digit_patterns: Vec::new(),
             confirm: None,
+            music: None,
         }
+    }
+
+    #[test]
+    fn dial_music_is_the_caller_s_ringback_and_a_later_dial_without_unsets_it() {
+        let mut b = bridge(vec![leg("u-1", DialTarget::Number("7004".into()))]);
+        b.music = Some(vec![
+            MediaItem::Play {
+                url: "tone_stream://%(200,0,440)".into(),
+            },
+            MediaItem::Silence {
+                duration: Duration::from_millis(500),
+            },
+        ]);
+        let tail: Vec<(String, String)> = bridge_prelude(&b, EarlierDials::default())
+            .into_iter()
+            .skip(4)
+            .map(|a| (a.name.to_string(), a.arg))
+            .collect();
+        let media = "file_string://tone_stream://%(200,0,440)!silence_stream://500";
+        assert_eq!(
+            tail,
+            [
+                ("set".to_string(), format!("ringback={media}")),
+                ("set".to_string(), format!("transfer_ringback={media}")),
+            ]
+        );
+        assert!(dial_string(&b, &DialConfig::default()).contains("ignore_early_media=true"));
+        b.music = None;
+        let earlier = EarlierDials {
+            bound_callee_digits: false,
+            set_music: true,
+        };
+        let tail: Vec<String> = bridge_prelude(&b, earlier)
+            .into_iter()
+            .skip(4)
+            .map(|a| format!("{} {}", a.name, a.arg))
+            .collect();
+        assert_eq!(tail, ["unset ringback", "unset transfer_ringback"]);
+        assert!(!dial_string(&b, &DialConfig::default()).contains("ignore_early_media"));
     }
 
     #[test]
@@ -685,7 +777,11 @@ mod tests {
     fn callee_digit_patterns_bind_on_the_peer_and_an_earlier_dial_s_are_cleared_first() {
         let mut b = bridge(vec![leg("u-1", DialTarget::Number("7007".into()))]);
         b.callee_digit_patterns = vec!["1234#".into(), "*9X".into()];
-        let apps: Vec<(String, String)> = bridge_prelude(&b, true)
+        let earlier = EarlierDials {
+            bound_callee_digits: true,
+            set_music: false,
+        };
+        let apps: Vec<(String, String)> = bridge_prelude(&b, earlier)
             .into_iter()
             .skip(4)
             .map(|a| (a.name.to_string(), a.arg))
@@ -706,7 +802,7 @@ mod tests {
         );
         b.callee_digit_patterns.clear();
         assert_eq!(
-            bridge_prelude(&b, false).len(),
+            bridge_prelude(&b, EarlierDials::default()).len(),
             4,
             "nothing to bind or clear"
         );
@@ -741,7 +837,7 @@ mod tests {
         );
         let app = application(&ChannelOp::Bridge(b.clone()), &TtsConfig::default(), &dial);
         assert_eq!(app.name, "bridge");
-        let sets: Vec<String> = bridge_prelude(&b, false)
+        let sets: Vec<String> = bridge_prelude(&b, EarlierDials::default())
             .into_iter()
             .map(|a| a.arg)
             .collect();
