@@ -178,26 +178,53 @@ pub const CALLEE_DIGITS_REALM: &str = "voxbridge_dial";
 pub fn callee_digit_bindings(patterns: &[String]) -> Vec<Application> {
     patterns
         .iter()
-        .map(|p| {
-            let binding = if p.contains(['X', 'x']) {
-                let body: String = p
-                    .chars()
-                    .map(|c| match c {
-                        'X' | 'x' => "\\d".to_string(),
-                        '*' => "\\*".to_string(),
-                        c => c.to_string(),
-                    })
-                    .collect();
-                format!("~^{body}$")
-            } else {
-                p.clone()
-            };
-            Application {
-                name: "bind_digit_action",
-                arg: format!("{CALLEE_DIGITS_REALM},{binding},voxbridge_digits_match,bleg,peer"),
-            }
+        .flat_map(|p| binding_strings(p))
+        .map(|binding| Application {
+            name: "bind_digit_action",
+            arg: format!("{CALLEE_DIGITS_REALM},{binding},voxbridge_digits_match,bleg,peer"),
         })
         .collect()
+}
+
+/// Most `X`s of a callee pattern spelled out as literal bindings (10 per `X`).
+pub const MAX_EXPANDED_X: usize = 2;
+
+/// The digit-machine bindings of one callee pattern. Literal digits are matched
+/// exactly; an `X` (any digit) is spelled out into the ten literal patterns, up to
+/// [`MAX_EXPANDED_X`] of them (100 bindings), because the regex form `~^…\d…$` proved
+/// unreliable on FreeSWITCH 1.10.12: with `12X4#` the live scenario (7007 pressing
+/// `1234#`) got no match in 3 of 8 concurrent runs, with the literal `1234#` in none of
+/// 8. A pattern with more `X`s keeps the regex form (docs/dial.md says so).
+pub fn binding_strings(pattern: &str) -> Vec<String> {
+    let xs = pattern.chars().filter(|c| matches!(c, 'X' | 'x')).count();
+    if xs == 0 {
+        return vec![pattern.to_string()];
+    }
+    if xs > MAX_EXPANDED_X {
+        let body: String = pattern
+            .chars()
+            .map(|c| match c {
+                'X' | 'x' => "\\d".to_string(),
+                '*' => "\\*".to_string(),
+                c => c.to_string(),
+            })
+            .collect();
+        return vec![format!("~^{body}$")];
+    }
+    let mut out = vec![String::new()];
+    for c in pattern.chars() {
+        out = match c {
+            'X' | 'x' => out
+                .iter()
+                .flat_map(|prefix| ('0'..='9').map(move |d| format!("{prefix}{d}")))
+                .collect(),
+            c => out
+                .into_iter()
+                .map(|prefix| format!("{prefix}{c}"))
+                .collect(),
+        };
+    }
+    out
 }
 
 /// The `bridge` dial string: every leg at once (`,`), each `[…]` with the uuid chosen
@@ -786,20 +813,21 @@ mod tests {
             .skip(4)
             .map(|a| (a.name.to_string(), a.arg))
             .collect();
-        assert_eq!(
-            apps,
-            [
-                ("clear_digit_action".into(), "voxbridge_dial,peer".into()),
-                (
-                    "bind_digit_action".into(),
-                    "voxbridge_dial,1234#,voxbridge_digits_match,bleg,peer".into()
-                ),
-                (
-                    "bind_digit_action".into(),
-                    "voxbridge_dial,~^\\*9\\d$,voxbridge_digits_match,bleg,peer".into()
-                ),
-            ]
-        );
+        let want: [(String, String); 3] = [
+            ("clear_digit_action".into(), "voxbridge_dial,peer".into()),
+            (
+                "bind_digit_action".into(),
+                "voxbridge_dial,1234#,voxbridge_digits_match,bleg,peer".into(),
+            ),
+            (
+                "bind_digit_action".into(),
+                "voxbridge_dial,*90,voxbridge_digits_match,bleg,peer".into(),
+            ),
+        ];
+        assert_eq!(&apps[..3], &want[..]);
+        assert_eq!(apps.len(), 1 + 1 + 10, "*9X is spelled out as *90 … *99");
+        assert_eq!(binding_strings("1X2x").len(), 100);
+        assert_eq!(binding_strings("XXX#"), ["~^\\d\\d\\d#$"]);
         b.callee_digit_patterns.clear();
         assert_eq!(
             bridge_prelude(&b, EarlierDials::default()).len(),
