@@ -558,8 +558,8 @@ Outbound client: connect, myevents, linger, event plain <list + bridge events>, 
       NO_ANSWER originate result. The client hangs the channel up with NO_ANSWER and sends exit.",
     },
     Scenario {
-        name: "u",
-        file: "u-bridge-callee-digits-bind-digit-action-diverted.txt",
+        name: "z2",
+        file: "z2-bridge-callee-digits-bind-digit-action-diverted.txt",
         title: "the callee's digits matched by bind_digit_action on the bridge peer, the match diverted to the socket",
         about: "Call: inbound ESL `bgapi originate` of sofia/external/7901@127.0.0.1:5060 (capture dialplan: socket, unanswered).
 Outbound client: connect, myevents, linger, event plain <list + bridge events>, `divert_events on`, then sendmsg
@@ -570,8 +570,8 @@ Outbound client: connect, myevents, linger, event plain <list + bridge events>, 
       INBOUND-ESL connection kills the B-leg; the client hangs up and sends exit.",
     },
     Scenario {
-        name: "v",
-        file: "v-bridge-ringback-file-string-early-media.txt",
+        name: "z3",
+        file: "z3-bridge-ringback-file-string-early-media.txt",
         title: "a ringback file string played to the unanswered caller while the callee rings",
         about: "Call: inbound ESL `bgapi originate` of sofia/external/7901@127.0.0.1:5060 (capture dialplan: socket, unanswered).
 Outbound client: connect, myevents, linger, event plain <list + bridge events>, then set
@@ -1126,8 +1126,8 @@ async fn run(cap: &mut Capture, name: &str) -> Result<()> {
         "j" => bridge(cap, "7003", "", false, "USER_BUSY").await,
         "k" => bridge(cap, "7004", ",originate_timeout=3", false, "NO_ANSWER").await,
         "l" => dtmf_barge_in(cap).await,
-        "u" => callee_digits_matched(cap).await,
-        "v" => ringback_music(cap).await,
+        "z2" => callee_digits_matched(cap).await,
+        "z3" => ringback_music(cap).await,
         "q" => gather_flush_and_barge_in(cap).await,
         "m" => record(cap, false).await,
         "n" => record(cap, true).await,

@@ -1503,12 +1503,12 @@ fn what_the_client_sent_is_what_we_encode() {
     }
 }
 
-/// Transcript u (docs/dial.md, `digitsMatchBLeg`): the callee's DTMF is not on the
+/// Transcript z2 (docs/dial.md, `digitsMatchBLeg`): the callee's DTMF is not on the
 /// caller's socket, but the match of `bind_digit_action …,peer` is, after `divert_events
 /// on`, as a plain event without `Event-Name` — decoded as `Message::Diverted`.
 #[test]
 fn u_the_callee_s_digit_match_arrives_as_a_diverted_event_and_its_dtmf_does_not() {
-    let msgs = outbound("u", "OUTBOUND#1");
+    let msgs = outbound("z2", "OUTBOUND#1");
     assert!(
         events(&msgs, "DTMF").is_empty(),
         "the callee's DTMF is the B-leg's"
@@ -1539,12 +1539,12 @@ fn u_the_callee_s_digit_match_arrives_as_a_diverted_event_and_its_dtmf_does_not(
     );
 }
 
-/// Transcript v (docs/dial.md, `dialMusic`): with `ringback` a file string, the still
+/// Transcript z3 (docs/dial.md, `dialMusic`): with `ringback` a file string, the still
 /// unanswered caller gets early media at once — CHANNEL_PROGRESS_MEDIA, no bare
 /// CHANNEL_PROGRESS — well before the callee's answer bridges it.
 #[test]
 fn v_a_ringback_file_string_is_early_media_to_the_caller_before_the_answer() {
-    let msgs = outbound("v", "OUTBOUND#1");
+    let msgs = outbound("z3", "OUTBOUND#1");
     let n = names(&msgs);
     let at = |name: &str| n.iter().position(|x| x == name).unwrap();
     assert!(!n.iter().any(|x| x == "CHANNEL_PROGRESS"), "{n:?}");
