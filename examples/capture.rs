@@ -608,6 +608,29 @@ Outbound client: connect, myevents, linger, event plain <list + bridge events>, 
       The client hangs it up (NORMAL_CLEARING) and sends exit.",
     },
     Scenario {
+        name: "z2",
+        file: "z2-bridge-callee-digits-bind-digit-action-diverted.txt",
+        title: "the callee's digits matched by bind_digit_action on the bridge peer, the match diverted to the socket",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7901@127.0.0.1:5060 (capture dialplan: socket, unanswered).
+Outbound client: connect, myevents, linger, event plain <list + bridge events>, `divert_events on`, then sendmsg
+      execute bind_digit_action `voxbridge_dial,1234#,voxbridge_digits_match,bleg,peer` (the caller's channel
+      watches its bridge peer's digits), then bridge (event-lock) of {origination_uuid=<B>}sofia/external/7007@…
+      (7007 answers, then presses 1234# ~1 s later). The callee's DTMF never shows on this socket; the match does,
+      as a text/event-plain frame with no Event-Name: `voxbridge_digits_match: bleg`, `digits: 1234%23`. Then the
+      INBOUND-ESL connection kills the B-leg; the client hangs up and sends exit.",
+    },
+    Scenario {
+        name: "z3",
+        file: "z3-bridge-ringback-file-string-early-media.txt",
+        title: "a ringback file string played to the unanswered caller while the callee rings",
+        about: "Call: inbound ESL `bgapi originate` of sofia/external/7901@127.0.0.1:5060 (capture dialplan: socket, unanswered).
+Outbound client: connect, myevents, linger, event plain <list + bridge events>, then set
+      ringback=file_string://tone_stream://%(400,200,440) and bridge (event-lock) of
+      {origination_uuid=<B>,ignore_early_media=true}sofia/external/7008@… (7008: 180, answers after 2 s). The
+      caller gets early media at once (CHANNEL_PROGRESS_MEDIA, not a bare CHANNEL_PROGRESS), the tone loops, the
+      answer bridges at ~2 s. The INBOUND-ESL connection kills the B-leg; the client hangs up and sends exit.",
+    },
+    Scenario {
         name: "l",
         file: "l-dtmf-prompt-barge-in-uuid-break.txt",
         title: "DTMF collected during a prompt, with barge-in by `uuid_break`",
@@ -954,6 +977,67 @@ async fn bridge_ends(cap: &mut Capture, how: BridgeEnd) -> Result<()> {
     caller_done(&mut inb, &job).await
 }
 
+/// `digitsMatchBLeg` as voxbridge's Dial carries it out (`render::callee_digit_bindings`):
+/// the caller's channel binds a pattern to its bridge peer's digits, the socket diverts
+/// session events, and the callee's match comes back as an event without `Event-Name`.
+async fn callee_digits_matched(cap: &mut Capture) -> Result<()> {
+    let (mut inb, _a, job) = caller(cap, "7901", "&park()").await?;
+    let mut out = cap.accept().await?;
+    start_session(&mut out, &with(BRIDGE_EVENTS)).await?;
+    let r = out.cmd(Command::divert_events(true)).await?;
+    if !r.starts_with("+OK") {
+        bail!("divert_events on: {r}");
+    }
+    let bind = execute(
+        &mut out,
+        "bind_digit_action",
+        Some("voxbridge_dial,1234#,voxbridge_digits_match,bleg,peer"),
+    )
+    .await?;
+    execute_complete(&mut out, &bind).await?;
+    let b = new_uuid();
+    cap.uuids.push(b.clone());
+    let arg = format!("{{origination_uuid={b}}}sofia/external/7007@127.0.0.1:5060");
+    let app = execute(&mut out, "bridge", Some(&arg)).await?;
+    out.event("CHANNEL_BRIDGE").await?;
+    out.take("the diverted digit-action match", |f| {
+        f.content_type() == "text/event-plain" && f.body.starts_with(b"voxbridge_digits_match: ")
+    })
+    .await?;
+    inb.api(&format!("uuid_kill {b}")).await?;
+    execute_complete(&mut out, &app).await?;
+    hang_up_and_exit(&mut out, "NORMAL_CLEARING").await?;
+    caller_done(&mut inb, &job).await
+}
+
+/// `dialMusic` as voxbridge's Dial carries it out (`render::music_vars`): the caller's
+/// `ringback` is a `file_string://` and the bridge ignores the callee's early media; the
+/// unanswered caller gets early media at once, while the callee still rings.
+async fn ringback_music(cap: &mut Capture) -> Result<()> {
+    let (mut inb, _a, job) = caller(cap, "7901", "&park()").await?;
+    let mut out = cap.accept().await?;
+    start_session(&mut out, &with(BRIDGE_EVENTS)).await?;
+    let set = execute(
+        &mut out,
+        "set",
+        Some("ringback=file_string://tone_stream://%(400,200,440)"),
+    )
+    .await?;
+    execute_complete(&mut out, &set).await?;
+    let b = new_uuid();
+    cap.uuids.push(b.clone());
+    let arg = format!(
+        "{{origination_uuid={b},ignore_early_media=true}}sofia/external/7008@127.0.0.1:5060"
+    );
+    let app = execute(&mut out, "bridge", Some(&arg)).await?;
+    out.event("CHANNEL_PROGRESS_MEDIA").await?;
+    out.event("CHANNEL_BRIDGE").await?;
+    inb.api(&format!("uuid_kill {b}")).await?;
+    execute_complete(&mut out, &app).await?;
+    hang_up_and_exit(&mut out, "NORMAL_CLEARING").await?;
+    caller_done(&mut inb, &job).await
+}
+
 async fn dtmf_barge_in(cap: &mut Capture) -> Result<()> {
     let (mut inb, a, job) = caller(cap, "7900", "&park()").await?;
     let mut out = cap.accept().await?;
@@ -1243,6 +1327,8 @@ async fn run(cap: &mut Capture, name: &str) -> Result<()> {
         "x" => bridge_ends(cap, BridgeEnd::LoseRace).await,
         "y" => bridge_ends(cap, BridgeEnd::KillRingingBLeg).await,
         "l" => dtmf_barge_in(cap).await,
+        "z2" => callee_digits_matched(cap).await,
+        "z3" => ringback_music(cap).await,
         "q" => gather_flush_and_barge_in(cap).await,
         "m" => record(cap, false).await,
         "n" => record(cap, true).await,

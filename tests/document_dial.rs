@@ -154,16 +154,16 @@ fn dial_errors_name_line_column_attribute_and_expectation() {
             "line 2, col 3: <Dial> attribute callbackMethod: given without callbackUrl, expected both or only callbackUrl",
         ),
         (
-            r#"<Dial confirmSound="https://app.test/c" confirmKey="5"><Number>1</Number></Dial>"#,
-            "line 2, col 3: <Dial> attribute confirmSound: not supported yet; line 2, col 3: <Dial> attribute confirmKey: not supported yet",
+            r#"<Dial confirmSound="https://app.test/c" confirmKey="55"><Number>1</Number></Dial>"#,
+            "line 2, col 3: <Dial> attribute confirmKey=\"55\": expected one key: 0-9, * or #",
         ),
         (
-            r#"<Dial dialMusic="https://app.test/m"><Number>1</Number></Dial>"#,
-            "line 2, col 3: <Dial> attribute dialMusic: not supported yet",
+            r#"<Dial dialMusic="ftp://app.test/m"><Number>1</Number></Dial>"#,
+            "line 2, col 3: <Dial> attribute dialMusic=\"ftp://app.test/m\": expected real or an http(s):// or file:// document URL without spaces",
         ),
         (
-            r#"<Dial digitsMatch="12,3X"><Number>1</Number></Dial>"#,
-            "line 2, col 3: <Dial> attribute digitsMatch: not supported yet",
+            r#"<Dial digitsMatch="12,3Y"><Number>1</Number></Dial>"#,
+            "line 2, col 3: <Dial> attribute digitsMatch=\"12,3Y\": expected comma-separated digit patterns of 0-9, *, # and X (any digit)",
         ),
     ];
     for (body, want) in cases {
@@ -232,13 +232,24 @@ fn voxml_dial_errors_name_the_instruction_and_field() {
             r#"{"verb":"Dial","numbers":["1"],"hangupOnStar":true}"#,
             r#"instructions[0]: Dial field "hangupOnStar": unknown field, expected numbers, users, action, method, redirect, callback_url, callback_method, caller_id, caller_name, timeout, time_limit, hangup_on_star, dial_music, confirm_sound, confirm_key, digits_match, digits_match_b_leg or sip_headers"#,
         ),
-        (
-            r#"{"verb":"Dial","numbers":["1"],"digits_match":"12"}"#,
-            r#"instructions[0]: Dial field "digits_match": not supported yet"#,
-        ),
     ];
     for (item, want) in cases {
         let err = voxml(item).expect_err(item);
         assert_eq!(err.lines().next().unwrap_or(""), want, "{item}");
     }
+}
+
+/// `digitsMatch` / `digitsMatchBLeg` are carried out (SPEC §11.1): both dialects take
+/// them, as the same patterns.
+#[test]
+fn dial_digits_match_patterns_parse_in_both_dialects() {
+    let x = only_dial(xml(
+        r#"<Dial digitsMatch="*1,99X" digitsMatchBLeg="1234#"><Number>7002</Number></Dial>"#,
+    ));
+    assert_eq!(x.digits_match, ["*1", "99X"]);
+    assert_eq!(x.digits_match_b_leg, ["1234#"]);
+    let v = only_dial(voxml(
+        r#"{"verb":"Dial","numbers":["7002"],"digits_match":"*1,99X","digits_match_b_leg":"1234#"}"#,
+    ));
+    assert_eq!(v, x);
 }

@@ -800,3 +800,439 @@ async fn dial_two_destinations_the_first_to_answer_wins_the_other_gets_lose_race
         &Expected::new(HangupCause::NORMAL_CLEARING, "Callee Hangup", "Callee").answered(),
     );
 }
+
+/// SPEC §11.1 "`sipHeaders` … echoed in callbacks": every header sent on the callee's
+/// INVITE as `X-VH-<name>` comes back under that very name in each Dial event and in
+/// the action request (docs/dial.md says why that name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_sip_headers_are_echoed_as_x_vh_params_in_every_dial_callback_and_the_action() {
+    let (app, server) = setup().await;
+    let events = app.url("/events");
+    let after = app.xml("/doc/after-sh", &xml("<Wait length=\"1\"/>"));
+    let url = app.xml(
+        "/doc/d-sh",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\" action=\"{after}\" sipHeaders=\"Account=42,Tier=gold\"><Number>7002</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url).callee("7002", answers(1, Some(2)));
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    let (arg, _) = bridge_of(&r);
+    assert!(
+        arg.contains("sip_h_X-VH-Account=42") && arg.contains("sip_h_X-VH-Tier=gold"),
+        "sent on the INVITE: {arg}"
+    );
+    let hits = dial_events(&app, &r.uuid, 3).await;
+    let names: Vec<String> = hits.iter().map(|h| h.must("Event")).collect();
+    assert_eq!(names, ["DialAnswer", "DialConnected", "DialHangup"]);
+    for h in &hits {
+        assert_eq!(h.must("X-VH-Account"), "42", "{:?}", h.must("Event"));
+        assert_eq!(h.must("X-VH-Tier"), "gold", "{:?}", h.must("Event"));
+    }
+    let action = app.hits_on("/doc/after-sh");
+    assert_eq!(action.len(), 1);
+    assert_eq!(param(&action[0], "Event"), "DialAction");
+    assert_eq!(param(&action[0], "X-VH-Account"), "42");
+    assert_eq!(param(&action[0], "X-VH-Tier"), "gold");
+    action[0].verify_signature(app.port, TOKEN).unwrap();
+}
+
+/// A `<User sipHeaders>` goes on that leg's INVITE only, after the Dial's: its events
+/// echo both, a leg without its own headers only the Dial's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_user_sip_headers_are_echoed_only_for_their_own_leg() {
+    let (app, server) = setup().await;
+    let events = app.url("/events");
+    let url = app.xml(
+        "/doc/d-sh2",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\" sipHeaders=\"Account=42\"><Number>7004</Number><User sipHeaders=\"Desk=7\">sip:7002@127.0.0.1:5060</User></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url)
+        .callee("7002", answers(1, Some(2)))
+        .callee("7004", Callee::RingsForever);
+    let r = report(sim.place_call(script, server.esl)).await;
+    let hits = dial_events(&app, &r.uuid, 4).await;
+    for h in &hits {
+        assert_eq!(h.must("X-VH-Account"), "42");
+        let own = h.param("X-VH-Desk");
+        if h.must("DialBLegPosition") == "2" {
+            assert_eq!(own.as_deref(), Some("7"), "{:?}", h.must("Event"));
+        } else {
+            assert_eq!(own, None, "the Number leg sent no Desk header");
+        }
+    }
+}
+
+/// SPEC §11.1/§11.4 `digitsMatch`: the caller's digits during the bridge are matched by
+/// the engine from the caller's own DTMF events; a match posts `DialDigitsMatch`
+/// (pressed by `aleg`) to the callbackUrl, after DialConnected and before DialHangup.
+/// Nothing is asked of the switch for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_digits_match_of_the_caller_posts_dial_digits_match_between_connected_and_hangup() {
+    let (app, server) = setup().await;
+    let events = app.url("/events");
+    let url = app.xml(
+        "/doc/d-dm",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\" digitsMatch=\"*1,99X\"><Number>7002</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    // Apps: set ×4 (the bridge's prelude), bridge (the 5th); the caller presses 7*1.
+    let script = ringing(&url)
+        .callee("7002", answers(0, Some(4)))
+        .dtmf_during_app(5, Duration::from_secs(1), "7*1");
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    assert!(
+        commands_with(&r, "divert_events").is_empty()
+            && !requested(&r).iter().any(|a| a.contains("digit_action")),
+        "the caller's digits need nothing from the switch: {:?} {:?}",
+        r.commands,
+        requested(&r)
+    );
+    let (_, b_leg) = bridge_of(&r);
+    let hits = dial_events(&app, &r.uuid, 4).await;
+    let names: Vec<String> = hits.iter().map(|h| h.must("Event")).collect();
+    assert_eq!(
+        names,
+        [
+            "DialAnswer",
+            "DialConnected",
+            "DialDigitsMatch",
+            "DialHangup"
+        ]
+    );
+    let m = &hits[2];
+    assert_eq!(m.must("DialDigitsMatch"), "*1");
+    assert_eq!(m.must("DialDigitsPressedBy"), "aleg");
+    assert_eq!(m.must("DialAction"), "digits");
+    assert_eq!(m.must("DialBLegStatus"), "connected");
+    assert_eq!(m.must("DialBLegUUID"), b_leg);
+    assert_eq!(m.must("DialALegUUID"), r.uuid);
+    assert_eq!(m.must("DialBLegPosition"), "1");
+    m.verify_signature(app.port, TOKEN).unwrap();
+}
+
+/// SPEC §11.1 `digitsMatchBLeg`: the callee's digits never reach the caller's socket, so
+/// the caller's channel binds the patterns to its bridge peer's digits
+/// (`bind_digit_action …,peer`) and, with `divert_events on`, the switch's match comes
+/// back on the socket; it posts `DialDigitsMatch` pressed by `bleg`. (The simulator
+/// replays what the real switch did with 7007 pressing `1234#`: docs/dial.md.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_digits_match_b_leg_binds_the_callee_s_digits_and_posts_their_match() {
+    let (app, server) = setup().await;
+    let events = app.url("/events");
+    let url = app.xml(
+        "/doc/d-dmb",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\" digitsMatchBLeg=\"55,1234#\"><Number>7007</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url)
+        .callee("7007", answers(0, Some(4)))
+        .callee_presses("7007", Duration::from_secs(1), "1234#");
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    assert_eq!(
+        commands_with(&r, "divert_events on").len(),
+        1,
+        "{:?}",
+        r.commands
+    );
+    let binds: Vec<&str> = r
+        .apps
+        .iter()
+        .filter(|a| a.name == "bind_digit_action")
+        .map(|a| a.arg.as_str())
+        .collect();
+    assert_eq!(
+        binds,
+        [
+            "voxbridge_dial,55,voxbridge_digits_match,bleg,peer",
+            "voxbridge_dial,1234#,voxbridge_digits_match,bleg,peer"
+        ]
+    );
+    let (_, b_leg) = bridge_of(&r);
+    let hits = dial_events(&app, &r.uuid, 4).await;
+    let names: Vec<String> = hits.iter().map(|h| h.must("Event")).collect();
+    assert_eq!(
+        names,
+        [
+            "DialAnswer",
+            "DialConnected",
+            "DialDigitsMatch",
+            "DialHangup"
+        ]
+    );
+    let m = &hits[2];
+    assert_eq!(m.must("DialDigitsMatch"), "1234#");
+    assert_eq!(m.must("DialDigitsPressedBy"), "bleg");
+    assert_eq!(m.must("DialBLegUUID"), b_leg);
+}
+
+/// A second Dial on the same call clears the first one's callee bindings before its
+/// own (they outlive the bridge on the channel), and `divert_events` is sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_a_second_dial_clears_the_first_one_s_callee_digit_bindings() {
+    let (app, server) = setup().await;
+    let url = app.xml(
+        "/doc/d-dm2",
+        &xml(
+            "<Dial digitsMatchBLeg=\"1234#\" timeLimit=\"1\"><Number>7002</Number></Dial>\
+             <Dial timeLimit=\"1\"><Number>7002</Number></Dial>",
+        ),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url).callee("7002", answers(0, None));
+    let r = report(sim.place_call(script, server.esl)).await;
+    assert_eq!(commands_with(&r, "divert_events on").len(), 1);
+    let digit_apps: Vec<&str> = r
+        .apps
+        .iter()
+        .filter(|a| a.name.contains("digit_action") || a.name == "bridge")
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(
+        digit_apps,
+        [
+            "bind_digit_action",
+            "bridge",
+            "clear_digit_action",
+            "bridge"
+        ]
+    );
+}
+
+/// SPEC §11.1 `confirmSound` + `confirmKey`: the confirm document is fetched with a
+/// signed POST (`Event=DialConfirmSound`) before the legs ring; its Play/Wait become the
+/// leg's `group_confirm_file`, the key its `group_confirm_key`, and a callee that presses
+/// the key is bridged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_confirm_key_pressed_by_the_callee_bridges_it_after_the_confirm_sound() {
+    let (app, server) = setup().await;
+    let events = app.url("/events");
+    let confirm = app.xml(
+        "/doc/confirm",
+        &xml("<Wait length=\"1\"/><Play>https://media.test/press-one.wav</Play>"),
+    );
+    let url = app.xml(
+        "/doc/d-cf",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\" confirmSound=\"{confirm}\" confirmKey=\"1\"><Number>7007</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url)
+        .callee("7007", answers(0, Some(3)))
+        .callee_presses("7007", Duration::from_secs(1), "1234#");
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    let hits = app.hits_on("/doc/confirm");
+    assert_eq!(hits.len(), 1, "the confirm document is fetched once");
+    assert_eq!(hits[0].method, "POST");
+    assert_eq!(param(&hits[0], "Event"), "DialConfirmSound");
+    assert_eq!(param(&hits[0], "CallUUID"), r.uuid);
+    hits[0].verify_signature(app.port, TOKEN).unwrap();
+    let (arg, _) = bridge_of(&r);
+    assert!(
+        arg.contains("group_confirm_file='file_string://silence_stream://1000!http_cache://https://media.test/press-one.wav'")
+            && arg.contains("group_confirm_key=1"),
+        "{arg}"
+    );
+    let hits = dial_events(&app, &r.uuid, 3).await;
+    let names: Vec<String> = hits.iter().map(|h| h.must("Event")).collect();
+    assert_eq!(names, ["DialAnswer", "DialConnected", "DialHangup"]);
+    let cb = app.hangup_callback(&r.uuid).await;
+    check_hangup(
+        &app,
+        &cb,
+        &r,
+        &Expected::new(HangupCause::NORMAL_CLEARING, "Callee Hangup", "Callee").answered(),
+    );
+}
+
+/// A callee that never presses the `confirmKey` is never bridged: it is dropped when the
+/// ring window runs out, the Dial is `no-answer` and the caller, still unanswered, goes
+/// on with the next element (a busy Hangup gives a real 486).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_confirm_key_never_pressed_drops_the_callee_at_the_ring_timeout() {
+    let (app, server) = setup().await;
+    let confirm = app.xml("/doc/confirm9", &xml("<Wait length=\"1\"/>"));
+    let after = app.xml("/doc/after-cf", &xml("<Hangup reason=\"busy\"/>"));
+    let url = app.xml(
+        "/doc/d-cf9",
+        &xml(&format!(
+            "<Dial timeout=\"2\" action=\"{after}\" confirmSound=\"{confirm}\" confirmKey=\"9\"><Number>7007</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url)
+        .callee("7007", answers(0, None))
+        .callee_presses("7007", Duration::from_secs(1), "1234#");
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    let (arg, _) = bridge_of(&r);
+    assert!(arg.contains("group_confirm_key=9"), "{arg}");
+    let action = app.hits_on("/doc/after-cf");
+    assert_eq!(action.len(), 1);
+    assert_eq!(param(&action[0], "DialStatus"), "no-answer");
+    assert_eq!(param(&action[0], "DialBLegUUID"), "");
+    assert_refused(&r, 486, HangupCause::USER_BUSY);
+    let cb = app.hangup_callback(&r.uuid).await;
+    check_hangup(
+        &app,
+        &cb,
+        &r,
+        &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML").reason("busy"),
+    );
+}
+
+/// A confirm document that cannot be used (here: a `<Speak>`, which FreeSWITCH cannot
+/// play as a confirm file) does not stop the Dial: it is logged and noted on the call's
+/// record, the callee hears silence and (no key) is bridged after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_confirm_sound_that_cannot_be_used_is_noted_and_the_callee_hears_silence() {
+    let (app, server) = setup().await;
+    let confirm = app.xml("/doc/confirm-speak", &xml("<Speak>press one</Speak>"));
+    let url = app.xml(
+        "/doc/d-cfs",
+        &xml(&format!(
+            "<Dial confirmSound=\"{confirm}\"><Number>7002</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url).callee("7002", answers(0, Some(2)));
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    let (arg, _) = bridge_of(&r);
+    assert!(
+        arg.contains("group_confirm_key=exec")
+            && arg.contains("group_confirm_file='playback silence_stream://250'"),
+        "{arg}"
+    );
+    let cdr = server.cdr(&r.uuid).await;
+    assert!(
+        cdr.notes.iter().any(|n| n
+            == "Dial confirmSound not used: element 1 <Speak>: not supported yet in a Dial media document; the callee hears silence"),
+        "{:?}",
+        cdr.notes
+    );
+    assert!(cdr.answered, "bridged after the silence");
+}
+
+/// SPEC §11.1 `dialMusic` = a document: fetched with a signed POST (`Event=DialMusic`)
+/// before the legs ring, its Play/Wait become the caller's `ringback` (looped by the
+/// switch), and the caller, still unanswered, gets it as early media while the callee
+/// rings; the callee's own early media is ignored (`ignore_early_media=true`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_music_document_is_fetched_and_played_to_the_ringing_caller_as_early_media() {
+    let (app, server) = setup().await;
+    let music = app.xml(
+        "/doc/music",
+        &xml("<Play loop=\"2\">tone_stream://%(400,200,440)</Play><Wait length=\"1\"/>"),
+    );
+    let after = app.xml("/doc/after-music", &xml("<Hangup reason=\"busy\"/>"));
+    let url = app.xml(
+        "/doc/d-mu",
+        &xml(&format!(
+            "<Dial timeout=\"2\" dialMusic=\"{music}\" action=\"{after}\"><Number>7004</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url).callee("7004", Callee::RingsForever);
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    let hits = app.hits_on("/doc/music");
+    assert_eq!(hits.len(), 1, "the music document is fetched once");
+    assert_eq!(hits[0].method, "POST");
+    assert_eq!(param(&hits[0], "Event"), "DialMusic");
+    assert_eq!(param(&hits[0], "CallStatus"), "ringing");
+    hits[0].verify_signature(app.port, TOKEN).unwrap();
+    let media = "file_string://tone_stream://%(400,200,440)!tone_stream://%(400,200,440)!silence_stream://1000";
+    assert_eq!(
+        commands_with(&r, &format!("ringback={media}")).len(),
+        2,
+        "ringback and transfer_ringback: {:?}",
+        r.commands
+    );
+    let (arg, _) = bridge_of(&r);
+    assert!(arg.contains("ignore_early_media=true"), "{arg}");
+    assert!(
+        r.early_media_at.is_some(),
+        "the ringing caller got the music as early media"
+    );
+    let action = app.hits_on("/doc/after-music");
+    assert_eq!(param(&action[0], "DialStatus"), "no-answer");
+    assert!(
+        !r.answered(),
+        "a Dial with music still never answers the caller"
+    );
+    assert_eq!(r.billsec, 0);
+}
+
+/// A `dialMusic` document that cannot be had (here 404) falls back to `real`: nothing is
+/// set on the caller, the reason is logged and noted on the call's record, and the Dial
+/// goes on (the caller only hears the callee ringing: no early media).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_music_that_cannot_be_fetched_falls_back_to_real_and_is_noted() {
+    let (app, server) = setup().await;
+    let missing = app.url("/doc/no-such-music");
+    let url = app.xml(
+        "/doc/d-mu404",
+        &xml(&format!(
+            "<Dial timeout=\"2\" dialMusic=\"{missing}\"><Number>7004</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url).callee("7004", Callee::RingsForever);
+    let r = report(sim.place_call(script, server.esl)).await;
+
+    assert!(commands_with(&r, "ringback").is_empty(), "{:?}", r.commands);
+    let (arg, _) = bridge_of(&r);
+    assert!(!arg.contains("ignore_early_media"), "{arg}");
+    assert!(r.early_media_at.is_none(), "only the callee's 180");
+    let cdr = server.cdr(&r.uuid).await;
+    assert!(
+        cdr.notes
+            .iter()
+            .any(|n| n.starts_with("Dial dialMusic not used:")
+                && n.ends_with("the callees' own ringback plays")),
+        "{:?}",
+        cdr.notes
+    );
+}
+
+/// A `dialMusic` document holding anything but Play/Wait is refused by name, and the
+/// Dial falls back to `real` the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_music_document_with_another_element_is_refused_by_name() {
+    let (app, server) = setup().await;
+    let music = app.xml(
+        "/doc/music-bad",
+        &xml("<Play>tone_stream://%(400,200,440)</Play><Hangup/>"),
+    );
+    let url = app.xml(
+        "/doc/d-mubad",
+        &xml(&format!(
+            "<Dial timeout=\"2\" dialMusic=\"{music}\"><Number>7004</Number></Dial>"
+        )),
+    );
+    let sim = sim(SPEED);
+    let script = ringing(&url).callee("7004", Callee::RingsForever);
+    let r = report(sim.place_call(script, server.esl)).await;
+    assert!(commands_with(&r, "ringback").is_empty());
+    let cdr = server.cdr(&r.uuid).await;
+    assert!(
+        cdr.notes.iter().any(|n| n
+            == "Dial dialMusic not used: element 2 <Hangup>: not allowed, a Dial media document holds Play and Wait only; the callees' own ringback plays"),
+        "{:?}",
+        cdr.notes
+    );
+}

@@ -213,7 +213,8 @@ impl Checker {
                 | Action::KillLeg { .. }
                 | Action::LegsEnded { .. }
                 | Action::DialAnswered { .. }
-                | Action::RecordingComplete(_) => {}
+                | Action::RecordingComplete(_)
+                | Action::DialDigitsMatch { .. } => {}
                 Action::StopRecordings(_) | Action::StartRecording { .. } => {
                     assert!(!self.closing, "recording command while closing");
                 }

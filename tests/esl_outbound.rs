@@ -146,6 +146,7 @@ fn tail_kinds(items: &[SocketEvent], n: usize) -> Vec<String> {
         .iter()
         .map(|i| match i {
             SocketEvent::Event(e) => e.name().to_string(),
+            SocketEvent::Diverted(_) => "Diverted".into(),
             SocketEvent::Disconnect(d) => format!("{:?}", d.disposition),
             SocketEvent::Closed(r) => format!("Closed({r})"),
             SocketEvent::ExecuteRejected { .. } => "ExecuteRejected".into(),

@@ -78,6 +78,7 @@ fn kind(m: &Message) -> String {
         Message::ChannelData(_) => "channel_data".into(),
         Message::ApiResponse(_) => "api".into(),
         Message::Event(e) => e.name().to_string(),
+        Message::Diverted(_) => "diverted".into(),
         Message::Disconnect(d) if d.is_final() => "disconnect".into(),
         Message::Disconnect(_) => "linger".into(),
         Message::RudeRejection(_) => "rude".into(),
@@ -1650,4 +1651,64 @@ fn what_the_client_sent_is_what_we_encode() {
             "no {word} in the transcripts"
         );
     }
+}
+
+/// Transcript z2 (docs/dial.md, `digitsMatchBLeg`): the callee's DTMF is not on the
+/// caller's socket, but the match of `bind_digit_action …,peer` is, after `divert_events
+/// on`, as a plain event without `Event-Name` — decoded as `Message::Diverted`.
+#[test]
+fn u_the_callee_s_digit_match_arrives_as_a_diverted_event_and_its_dtmf_does_not() {
+    let msgs = outbound("z2", "OUTBOUND#1");
+    assert!(
+        events(&msgs, "DTMF").is_empty(),
+        "the callee's DTMF is the B-leg's"
+    );
+    let diverted: Vec<&voxbridge::esl::Event> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::Diverted(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(diverted.len(), 1);
+    assert_eq!(diverted[0].header("voxbridge_digits_match"), Some("bleg"));
+    assert_eq!(diverted[0].header("digits"), Some("1234#"));
+    let n = names(&msgs);
+    let bridged = n.iter().position(|x| x == "CHANNEL_BRIDGE").unwrap();
+    let at = msgs
+        .iter()
+        .position(|m| matches!(m, Message::Diverted(_)))
+        .unwrap();
+    let bridged_at = msgs
+        .iter()
+        .position(|m| matches!(m, Message::Event(e) if e.is("CHANNEL_BRIDGE")))
+        .unwrap();
+    assert!(
+        bridged < n.len() && bridged_at < at,
+        "the match comes during the bridge"
+    );
+}
+
+/// Transcript z3 (docs/dial.md, `dialMusic`): with `ringback` a file string, the still
+/// unanswered caller gets early media at once — CHANNEL_PROGRESS_MEDIA, no bare
+/// CHANNEL_PROGRESS — well before the callee's answer bridges it.
+#[test]
+fn v_a_ringback_file_string_is_early_media_to_the_caller_before_the_answer() {
+    let msgs = outbound("z3", "OUTBOUND#1");
+    let n = names(&msgs);
+    let at = |name: &str| n.iter().position(|x| x == name).unwrap();
+    assert!(!n.iter().any(|x| x == "CHANNEL_PROGRESS"), "{n:?}");
+    assert!(at("CHANNEL_PROGRESS_MEDIA") < at("CHANNEL_ANSWER"));
+    assert!(at("CHANNEL_ANSWER") < at("CHANNEL_BRIDGE"));
+    let media = &events(&msgs, "CHANNEL_PROGRESS_MEDIA")[0];
+    let bridge = &events(&msgs, "CHANNEL_BRIDGE")[0];
+    let ts = |e: &voxbridge::esl::Event| {
+        e.header("Event-Date-Timestamp")
+            .and_then(|t| t.parse::<i64>().ok())
+            .unwrap()
+    };
+    assert!(
+        ts(bridge) - ts(media) > 1_000_000,
+        "7008 rings ~2 s: the music came long before the answer"
+    );
 }

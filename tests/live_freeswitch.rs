@@ -109,6 +109,12 @@ live_tests!(
     record_start_on_dial_answer_records_from_the_callees_answer,
     record_max_length_2_runs_to_the_next_whole_second,
     record_caller_hangs_up_during_it_the_file_and_the_action_still_come,
+    dial_sip_headers_are_echoed_as_x_vh_params_in_the_dial_events_and_the_action,
+    dial_digits_match_of_the_caller_posts_dial_digits_match_aleg,
+    dial_digits_match_b_leg_of_the_callee_posts_dial_digits_match_bleg,
+    dial_confirm_key_pressed_by_the_callee_bridges_it,
+    dial_confirm_key_never_pressed_drops_the_callee_at_the_ring_timeout_486,
+    dial_music_document_is_early_media_to_the_ringing_caller_486,
     stress_200_calls_at_50_per_second_all_called_back_none_left_on_the_switch,
 );
 

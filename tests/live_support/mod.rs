@@ -126,16 +126,15 @@ impl Harness {
         let tts = Duration::from_millis(250);
         sim.set_originate_extension("7000", esl, CallScript::answered().speak_per_word(tts));
         // The test destinations of the shipped switch (its README): 7002 answers, 7003 is
-        // busy, 7004 rings forever, 7005 echoes; any other number has no route.
+        // busy, 7004 rings forever, 7005 echoes, 7007 answers and presses 1234# a second
+        // later; any other number has no route.
+        let answers = voxbridge_sim::Callee::Answers {
+            after: Duration::ZERO,
+            hangs_up_after: None,
+        };
         let callees = |script: CallScript| {
             script
-                .callee(
-                    "7002",
-                    voxbridge_sim::Callee::Answers {
-                        after: Duration::ZERO,
-                        hangs_up_after: None,
-                    },
-                )
+                .callee("7002", answers)
                 .callee("7003", voxbridge_sim::Callee::Refuses(486))
                 .callee("7004", voxbridge_sim::Callee::RingsForever)
                 .callee(
@@ -146,6 +145,8 @@ impl Harness {
                     },
                 )
                 .callee_media("7005", voxbridge_sim::CalleeMedia::Echo)
+                .callee("7007", answers)
+                .callee_presses("7007", Duration::from_secs(1), "1234#")
         };
         sim.set_originate_extension(
             "7001",
@@ -1429,6 +1430,14 @@ fn check(e: &Expect, s: &Scenario, o: &Observed) -> Vec<String> {
                         p.push(m);
                     }
                 }
+                Timing::EarlyMedia => {
+                    let media = us("progress_media_uepoch");
+                    if media == 0 || (answer != 0 && media >= answer) {
+                        p.push(format!(
+                            "the caller's leg got no early media before an answer (progress_media_uepoch {media}, answer_uepoch {answer})"
+                        ));
+                    }
+                }
                 Timing::ApiHangupWithin(max) => match &o.api {
                     Some((_, _, Some(took))) if took.as_secs_f64() <= max => {}
                     Some((_, _, Some(took))) => p.push(format!(
@@ -1496,6 +1505,33 @@ fn check(e: &Expect, s: &Scenario, o: &Observed) -> Vec<String> {
     for d in &dial_events {
         if d.get("DialALegUUID") != call_uuid || d.get("DialBLegUUID").unwrap_or("").is_empty() {
             p.push(format!("Dial event without its legs: {:?}", d.0));
+        }
+    }
+    for (event, name, value) in &e.dial_params {
+        let carriers: Vec<_> = if *event == "DialAction" {
+            o.log
+                .fetches
+                .iter()
+                .filter(|f| f.get("Event") == Some("DialAction"))
+                .collect()
+        } else {
+            dial_events
+                .iter()
+                .filter(|d| d.get("Event") == Some(*event))
+                .collect()
+        };
+        if carriers.is_empty() {
+            p.push(format!(
+                "no {event} reached the application to carry {name}"
+            ));
+        }
+        for c in carriers {
+            if c.get(name) != Some(*value) {
+                p.push(format!(
+                    "{event} has {name}={:?}, expected {value:?}",
+                    c.get(name)
+                ));
+            }
         }
     }
     if let Some(want) = e.dial_status {

@@ -12,6 +12,8 @@
 /// base URL.)
 /// The same rules on Asterisk (SPEC §16).
 pub mod asterisk;
+/// The Dial attributes beyond the bridge itself (SPEC §11.1).
+pub mod dial_attrs;
 
 pub const TONE_1S: &str = "tone_stream://%(1000,0,350,440)";
 /// Three seconds of the same tone.
@@ -186,6 +188,8 @@ pub enum Timing {
     BilledAtLeastMs(u64),
     /// REST DELETE sent → the caller's leg hung up (seen on the inbound socket), seconds.
     ApiHangupWithin(f64),
+    /// The caller's leg got early media (`progress_media_uepoch`) before any answer.
+    EarlyMedia,
 }
 
 /// `HangupCauseName` in the hangup callback.
@@ -234,6 +238,9 @@ pub struct Expect {
     pub caller_media_packets: Option<u64>,
     /// A recording is expected (SPEC §12.2).
     pub recording: Option<RecordingWant>,
+    /// `(Event, name, value)`: every Dial event with that `Event` (`DialAction`: the
+    /// action request) carries the parameter `name` with `value`.
+    pub dial_params: Vec<(&'static str, &'static str, &'static str)>,
 }
 
 /// What a scenario's one recording must be: its `RecordStop` (to `{app}/events`) and,
@@ -277,6 +284,7 @@ impl Expect {
             gather_digits: None,
             caller_media_packets: None,
             recording: None,
+            dial_params: Vec::new(),
         }
     }
 
@@ -394,6 +402,11 @@ impl Expect {
         self
     }
 
+    fn dial_param(mut self, event: &'static str, name: &'static str, value: &'static str) -> Self {
+        self.dial_params.push((event, name, value));
+        self
+    }
+
     fn dial_status(mut self, status: &'static str) -> Self {
         self.dial_status = Some(status);
         self
@@ -483,7 +496,7 @@ pub fn all() -> Vec<Scenario> {
     fn Xml(text: impl Into<String>) -> Doc {
         Doc::Xml(text.into())
     }
-    vec![
+    dial_attrs::after(vec![
         scenario(
             "rule_2_first_hangup_on_a_ringing_call_is_603_never_answered",
             "<Hangup/> first on 7001: SIP 603, never answered, not billed; the Play after it never runs",
@@ -1630,7 +1643,7 @@ pub fn all() -> Vec<Scenario> {
             source: "Caller",
             answered: true,
         }),
-    ]
+    ])
 }
 
 impl Probe {

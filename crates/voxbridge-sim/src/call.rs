@@ -225,6 +225,8 @@ enum BridgeStep {
     /// The callee leg's `execute_on_answer='sched_hangup +N <cause>'` fired: the switch
     /// hangs the callee up with that cause (a Dial's `timeLimit`).
     SchedHangup(HangupCause),
+    /// The bridged callee presses its scripted digits ([`CallScript::callee_digits`]).
+    CalleeDigits,
 }
 
 /// The B-leg of the running `bridge`.
@@ -326,6 +328,18 @@ struct Call {
     /// The running bridge's `execute_on_answer` hangup of its callee (a Dial's
     /// `timeLimit`): fires this long after the answer, with this cause.
     bridge_sched_hangup: Option<(Duration, HangupCause)>,
+    /// The running bridge's answer confirmation (`group_confirm_key` of its leg): the
+    /// key (`exec`: the confirm file is an app run on the callee) and whether the callee
+    /// has pressed it.
+    bridge_confirm: Option<(String, bool)>,
+    /// `divert_events on`: events the channel queues for itself (a digit action's
+    /// match) go to the socket.
+    divert: bool,
+    /// `bind_digit_action <realm>,<binding>,<string>,<value>,peer`: bindings on the
+    /// digits of the bridge's other leg, `(realm, binding, string, value)`.
+    peer_digit_actions: Vec<(String, String, String, String)>,
+    /// The other leg's digits the digit machine holds (no binding matched them yet).
+    peer_digits: String,
     /// Static mode: the reply to the `sendmsg` being run inline, and where in `out` it
     /// goes once the command is done; nothing is written or read meanwhile.
     held_reply: Option<(usize, Vec<u8>)>,
@@ -402,6 +416,10 @@ impl Call {
             caller_cancel_cause: None,
             b_leg: None,
             bridge_sched_hangup: None,
+            bridge_confirm: None,
+            divert: false,
+            peer_digit_actions: Vec::new(),
+            peer_digits: String::new(),
             race_losers: Vec::new(),
             race_position: 0,
             caller_media: CallerMedia::default(),
@@ -711,8 +729,14 @@ impl Call {
         }
         if cmd.is("divert_events") {
             return match cmd.args() {
-                a if a.eq_ignore_ascii_case("on") => reply("+OK events diverted"),
-                a if a.eq_ignore_ascii_case("off") => reply("+OK events not diverted"),
+                a if a.eq_ignore_ascii_case("on") => {
+                    self.divert = true;
+                    reply("+OK events diverted")
+                }
+                a if a.eq_ignore_ascii_case("off") => {
+                    self.divert = false;
+                    reply("+OK events not diverted")
+                }
                 _ => reply("-ERR missing value."),
             };
         }
@@ -1353,6 +1377,27 @@ impl Call {
                 }
             }
             "unset" => self.ch.vars.unset(arg.trim()),
+            "bind_digit_action" => {
+                // <realm>,<binding>,<string>[,<value>][,<dtmf target>][,<event target>]:
+                // only the peer's digits are simulated (a Dial's digitsMatchBLeg).
+                let parts: Vec<&str> = arg.splitn(6, ',').collect();
+                if parts.len() >= 5 && parts[4].trim() == "peer" {
+                    self.peer_digit_actions.push((
+                        parts[0].to_string(),
+                        parts[1].to_string(),
+                        parts[2].to_string(),
+                        parts[3].to_string(),
+                    ));
+                } else {
+                    tracing::warn!(uuid = %self.ch.uuid, %arg, "sim: bind_digit_action on the channel's own digits is not simulated");
+                }
+            }
+            "clear_digit_action" => {
+                let realm = arg.split(',').next().unwrap_or("").trim().to_string();
+                self.peer_digit_actions
+                    .retain(|(r, ..)| !(realm.is_empty() || realm == "all" || *r == realm));
+                self.peer_digits.clear();
+            }
             "bridge" => self.start_bridge(&arg),
             "record" => {
                 let path = record.map(|r| r.path).unwrap_or_default();
@@ -1610,6 +1655,9 @@ impl Call {
                 .registry
                 .register_callee(&b.uuid, self.self_tx.clone());
         }
+        self.bridge_confirm = dial
+            .var("group_confirm_key")
+            .map(|k| (k.to_string(), false));
         // `execute_on_answer='sched_hangup +N CAUSE'` (a Dial's timeLimit): armed on
         // the callee's answer.
         self.bridge_sched_hangup = dial
@@ -1686,6 +1734,13 @@ impl Call {
         match step {
             BridgeStep::Ring => {
                 self.originating(&b_uuid, &dest);
+                if self.ch.vars.get("ringback").is_some_and(|r| !r.is_empty()) {
+                    // `ringback` set: the switch answers the callee's 180 with early
+                    // media of its own to the caller (183, CHANNEL_PROGRESS_MEDIA at
+                    // once), measured on the real switch (docs/dial.md).
+                    self.pre_answer();
+                    return;
+                }
                 // The callee's 180 reaches the caller as CHANNEL_PROGRESS, but unlike
                 // the `ring_ready` app the call state stays RINGING (transcript k).
                 let state = self.ch.call_state;
@@ -1693,6 +1748,29 @@ impl Call {
                 self.ch.call_state = state;
             }
             BridgeStep::Answer => {
+                // `group_confirm_key=<key>`: the callee answered, hears the confirm file
+                // and is bridged only once it pressed the key; a callee that never does
+                // is dropped at the ring timeout (the Timeout timer stays), as measured
+                // on the real switch (docs/dial.md). `exec`: bridged after the app.
+                if let Some((key, false)) = self.bridge_confirm.clone() {
+                    if key != "exec" {
+                        let pressed =
+                            self.script
+                                .callee_digits
+                                .get(&dest)
+                                .and_then(|(after, digits)| {
+                                    digits.contains(key.as_str()).then_some(*after)
+                                });
+                        if let Some(after) = pressed {
+                            self.bridge_confirm = Some((key, true));
+                            self.timers.push(Timer {
+                                at: self.shared.sw.clock.deadline(after),
+                                kind: TimerKind::Bridge(BridgeStep::Answer),
+                            });
+                        }
+                        return;
+                    }
+                }
                 self.timers
                     .retain(|t| !matches!(t.kind, TimerKind::Bridge(BridgeStep::Timeout)));
                 self.originating(&b_uuid, &dest);
@@ -1738,6 +1816,15 @@ impl Call {
                         kind: TimerKind::Bridge(BridgeStep::SchedHangup(cause)),
                     });
                 }
+                let confirmed_by_key = self.bridge_confirm.as_ref().is_some_and(|(_, c)| *c);
+                if let (Some((after, _)), false) =
+                    (self.script.callee_digits.get(&dest), confirmed_by_key)
+                {
+                    self.timers.push(Timer {
+                        at: self.shared.sw.clock.deadline(*after),
+                        kind: TimerKind::Bridge(BridgeStep::CalleeDigits),
+                    });
+                }
                 if let Some(Callee::Answers {
                     hangs_up_after: Some(d),
                     ..
@@ -1750,6 +1837,13 @@ impl Call {
                 }
             }
             BridgeStep::CalleeHangsUp => self.callee_hangs_up(HangupCause::NORMAL_CLEARING),
+            BridgeStep::CalleeDigits => {
+                if let Some((_, digits)) = self.script.callee_digits.get(&dest).cloned() {
+                    for d in digits.chars() {
+                        self.peer_digit(d);
+                    }
+                }
+            }
             BridgeStep::SchedHangup(cause) => self.callee_hangs_up(cause),
             BridgeStep::Refused(cause) => {
                 self.bridge_failed(&b_uuid, &dest, cause);
@@ -1774,6 +1868,46 @@ impl Call {
                 self.bridge_failed(&b_uuid, &dest, HangupCause::NO_ANSWER);
                 self.complete_top(End::Natural);
             }
+        }
+    }
+
+    /// A digit of the bridged callee reaches the caller's digit machine for its peer
+    /// (mod_dptools' `bind_digit_action …,peer`): a binding equal to the digits held
+    /// (a `~regex` one matching them) matches, queues the plain event `<string>:
+    /// <value>`, `digits: <digits>` on this channel — on the socket with `divert_events
+    /// on`, as measured on the real switch (docs/dial.md) — and the machine starts
+    /// afresh; digits no binding can still complete are dropped.
+    fn peer_digit(&mut self, digit: char) {
+        if self.peer_digit_actions.is_empty() {
+            return;
+        }
+        self.peer_digits.push(digit);
+        let held = self.peer_digits.clone();
+        let matches = |binding: &str, full: bool| match binding.strip_prefix('~') {
+            Some(re) => !full || regex::Regex::new(re).is_ok_and(|r| r.is_match(&held)),
+            None if full => binding == held,
+            None => binding.starts_with(held.as_str()),
+        };
+        let hit = self
+            .peer_digit_actions
+            .iter()
+            .find(|(_, b, ..)| matches(b, true))
+            .cloned();
+        if let Some((_, _, string, value)) = hit {
+            self.peer_digits.clear();
+            if self.divert && self.sock_open {
+                let event = SimEvent {
+                    headers: vec![(string, value), ("digits".into(), held)],
+                    body: None,
+                };
+                self.out.extend(wire::event_frame(&event, self.subs.format));
+            }
+        } else if !self
+            .peer_digit_actions
+            .iter()
+            .any(|(_, b, ..)| matches(b, false))
+        {
+            self.peer_digits.clear();
         }
     }
 
@@ -2177,6 +2311,15 @@ impl Call {
             caller_name: &self.ch.caller_name,
             created_us: self.ch.created_us,
             answered_us: self.ch.answered_us,
+            // Early media the caller got before an answer (a dialplan-answered call's
+            // media is its answer).
+            progress_media_us: if self.ch.answered_us != 0
+                && self.ch.progress_media_us >= self.ch.answered_us
+            {
+                0
+            } else {
+                self.ch.progress_media_us
+            },
             hangup_us,
             end,
         };
@@ -2282,7 +2425,7 @@ fn app_kind(app: &str) -> Option<Kind> {
         "record_session" | "stop_record_session" => Kind::Instant,
         "answer" | "pre_answer" | "ring_ready" | "hangup" | "respond" | "sched_hangup"
         | "sched_cancel" | "set" | "export" | "unset" | "send_dtmf" | "log" | "info" | "event"
-        | "flush_dtmf" => Kind::Instant,
+        | "flush_dtmf" | "bind_digit_action" | "clear_digit_action" => Kind::Instant,
         _ => return None,
     })
 }

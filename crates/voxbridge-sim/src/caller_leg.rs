@@ -49,6 +49,8 @@ pub(crate) struct CallerLeg<'a> {
     pub created_us: i64,
     /// 0 when never answered.
     pub answered_us: i64,
+    /// When the caller got early media (183 with SDP); 0 when it never did.
+    pub progress_media_us: i64,
     pub hangup_us: i64,
     pub end: CallerEnd,
     /// RTP media packets it received and sent (module `call::caller_media`).
@@ -217,8 +219,9 @@ impl CallerLeg<'_> {
         e.push("variable_start_uepoch", start.to_string());
         e.push("variable_answer_epoch", epoch(answer));
         e.push("variable_answer_uepoch", answer.to_string());
-        e.push("variable_progress_media_epoch", "0");
-        e.push("variable_progress_media_uepoch", "0");
+        let media = self.progress_media_us;
+        e.push("variable_progress_media_epoch", epoch(media));
+        e.push("variable_progress_media_uepoch", media.to_string());
         e.push("variable_end_epoch", epoch(end));
         e.push("variable_end_uepoch", end.to_string());
         e.push(
@@ -272,6 +275,7 @@ mod tests {
             caller_name: "ESL-Test",
             created_us: 1_795_235_602_406_136,
             answered_us,
+            progress_media_us: 0,
             hangup_us: 1_795_235_603_926_140,
             end,
             media_in_packets: 0,

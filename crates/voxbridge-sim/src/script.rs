@@ -112,6 +112,9 @@ pub struct CallScript {
     pub callees: HashMap<String, Callee>,
     /// What an answering callee sends, by number ([`CalleeMedia::Tone`] when absent).
     pub callee_media: HashMap<String, CalleeMedia>,
+    /// DTMF a `bridge` destination presses once it answered (how long after, which
+    /// digits), like the test switch's 7007 (`send_dtmf 1234#` a second after answer).
+    pub callee_digits: HashMap<String, (Duration, String)>,
 }
 
 impl Default for CallScript {
@@ -140,6 +143,7 @@ impl CallScript {
             record_silence_after: Duration::from_millis(3980),
             callees: HashMap::new(),
             callee_media: HashMap::new(),
+            callee_digits: HashMap::new(),
         }
     }
 
@@ -241,6 +245,13 @@ impl CallScript {
     /// What the callee `number` sends once bridged (see [`CalleeMedia`]).
     pub fn callee_media(mut self, number: &str, media: CalleeMedia) -> Self {
         self.callee_media.insert(number.to_string(), media);
+        self
+    }
+
+    /// The bridged callee `number` presses `digits` `after` its answer.
+    pub fn callee_presses(mut self, number: &str, after: Duration, digits: &str) -> Self {
+        self.callee_digits
+            .insert(number.to_string(), (after, digits.to_string()));
         self
     }
 

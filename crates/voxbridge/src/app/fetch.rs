@@ -161,12 +161,7 @@ impl FetchParams {
             pairs.push(("ForwardedFrom".to_string(), ff.clone()));
         }
         pairs.push(("AccountID".to_string(), self.account_id.clone()));
-        pairs.extend(
-            self.event
-                .params()
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v)),
-        );
+        pairs.extend(self.event.params());
         pairs.extend(self.extra.iter().cloned());
         pairs
     }

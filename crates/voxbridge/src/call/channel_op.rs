@@ -207,6 +207,52 @@ pub struct Bridge {
     pub caller_name: Option<String>,
     /// `X-VH-<name>: <value>` on every leg's INVITE.
     pub sip_headers: Vec<(String, String)>,
+    /// `digitsMatchBLeg`: digit patterns (`X` any digit) to watch for on the bridged
+    /// callee's side; a match comes back as [`crate::call::engine::Input::CalleeDigits`].
+    /// (The caller's digits reach the engine as DTMF and are matched there.)
+    pub callee_digit_patterns: Vec<String>,
+    /// `digitsMatch` is set: the engine matches the caller's digits during the bridge,
+    /// so the driver must deliver the caller's DTMF while bridged (FreeSWITCH does: DTMF
+    /// events on the socket; a driver that cannot refuses the Dial by name).
+    pub caller_digits_watched: bool,
+    /// `confirmSound` / `confirmKey`: played to each callee when it answers, before
+    /// the bridge; with a key, only a callee that presses it is bridged.
+    pub confirm: Option<Confirm>,
+    /// `dialMusic` as a document: looped to the caller until a callee answers, instead
+    /// of the callees' own ringback (`None`: theirs, `real`).
+    pub music: Option<Vec<MediaItem>>,
+}
+
+/// What a callee hears on answer before it is bridged, and the key it must press.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Confirm {
+    /// In order; empty when the document gave nothing usable (silence then).
+    pub media: Vec<MediaItem>,
+    /// `None`: the media plays and the callee is bridged after it.
+    pub key: Option<char>,
+}
+
+/// One piece of a Dial's media document (`confirmSound`): what a Play or a Wait of it
+/// becomes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaItem {
+    /// The media at `url`, as the document gave it.
+    Play { url: String },
+    /// Silence.
+    Silence { duration: Duration },
+}
+
+impl Bridge {
+    /// The `sipHeaders` sent on leg `b_leg`'s INVITE: the Dial's, then the leg's own
+    /// (`<User sipHeaders>`); the Dial's alone for `None` (no one answered). They are
+    /// what the Dial's callbacks echo (SPEC §11.1).
+    pub fn sip_headers_of(&self, b_leg: Option<&str>) -> Vec<(String, String)> {
+        let own = b_leg
+            .and_then(|b| self.legs.iter().find(|l| l.uuid == b))
+            .map(|l| l.sip_headers.as_slice())
+            .unwrap_or_default();
+        self.sip_headers.iter().chain(own).cloned().collect()
+    }
 }
 
 /// One destination of a [`Bridge`], with the uuid voxbridge chose for its channel, so the

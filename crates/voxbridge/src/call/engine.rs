@@ -72,7 +72,7 @@ use crate::call::hangup::{
     self, error_cause, ArmedSchedule, ChannelDown, DocumentHangup, EndFacts, Intent, IntentKind,
 };
 use crate::cause::HangupCause;
-use crate::document::model::{AnswerDocument, Dial, FetchEvent, HttpMethod, PostCall};
+use crate::document::model::{AnswerDocument, Dial, DialMusic, FetchEvent, HttpMethod, PostCall};
 use crate::record::call::HangupSource;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -153,6 +153,9 @@ pub enum Input {
     Bridged { b_leg: String },
     /// The [`ChannelOp::Bridge`] with `id` ended (instead of [`Input::OpFinished`]).
     BridgeEnded { id: OpId, report: BridgeReport },
+    /// The bridged callee pressed digits that matched a `digitsMatchBLeg` pattern (the
+    /// switch matched them; SPEC §11.1).
+    CalleeDigits { digits: String },
     /// REST `DELETE Call/{B-leg}`: end only this leg; the caller continues as when a
     /// callee hangs up (SPEC §11.2), or, for a leg still ringing, the other legs ring
     /// on. `NoEffect` when it is no leg of the running Dial, a leg that lost the race,
@@ -197,6 +200,16 @@ pub enum Action {
         b_leg: String,
         position: usize,
         to: String,
+        callback: crate::document::model::Redirect,
+    },
+    /// Digits of the caller or of the bridged callee matched a pattern of the Dial:
+    /// `DialDigitsMatch` to its `callbackUrl`, after `DialConnected` (SPEC §11.4).
+    DialDigitsMatch {
+        b_leg: String,
+        position: usize,
+        to: String,
+        digits: String,
+        pressed_by: dial::PressedBy,
         callback: crate::document::model::Redirect,
     },
     /// Hang up the Dial's callee `leg_uuid` (not the caller), even while the bridge runs.
@@ -300,6 +313,17 @@ enum OpPurpose {
     SessionStart { path: String },
 }
 
+/// A Dial getting its media documents before its bridge.
+#[derive(Debug)]
+struct DialPrep {
+    dial: Box<Dial>,
+    /// The `dialMusic` document's media once fetched (`None`: `real`, or not usable).
+    music: Option<Vec<crate::call::channel_op::MediaItem>>,
+    music_done: bool,
+    /// The `confirmSound` document's media once fetched (`Some(None)`: not usable).
+    confirm: Option<Option<Vec<crate::call::channel_op::MediaItem>>>,
+}
+
 /// A call waiting for the empty-document timeout (SPEC §4 rule 7).
 #[derive(Clone, Copy, Debug)]
 struct Parked {
@@ -348,6 +372,9 @@ pub struct CallEngine {
     call_uuid: String,
     /// The Dial in flight.
     dial: Option<DialRun>,
+    /// A Dial whose media documents (`dialMusic`, `confirmSound`) are being fetched; its
+    /// bridge starts once they are in.
+    dial_waiting: Option<DialPrep>,
     /// The last Dial's bridge was ended by the callee with this cause, and nothing has
     /// run since: if the document runs out now, the caller ends with `Callee Hangup`.
     callee_ended: Option<HangupCause>,
@@ -402,6 +429,7 @@ impl CallEngine {
             notes: Vec::new(),
             call_uuid: String::new(),
             dial: None,
+            dial_waiting: None,
             callee_ended: None,
             gather: None,
             rec_caller: None,
@@ -630,6 +658,7 @@ impl CallEngine {
             // Without a Dial in flight (dial_input took them otherwise): stale.
             Input::CalleeProgress
             | Input::Bridged { .. }
+            | Input::CalleeDigits { .. }
             | Input::BridgeEnded { .. }
             | Input::ApiHangupLeg { .. } => Reaction::NoEffect,
             Input::RecordEnded { id, report } => self.on_record_ended(now, id, report),
@@ -663,8 +692,19 @@ impl CallEngine {
                 Some(Reaction::Acted)
             }
             Input::Dtmf(digit) => {
-                run.on_caller_digit(*digit);
+                if let Some(digits) = run.on_caller_digit(*digit) {
+                    let matched = Self::digits_matched(run, digits, dial::PressedBy::ALeg);
+                    self.actions.extend(matched);
+                }
                 None
+            }
+            Input::CalleeDigits { digits } => {
+                if run.bridged.is_none() {
+                    return Some(Reaction::NoEffect);
+                }
+                let matched = Self::digits_matched(run, digits.clone(), dial::PressedBy::BLeg);
+                self.actions.extend(matched);
+                Some(Reaction::Acted)
             }
             Input::ApiHangupLeg { leg_uuid } => {
                 if closing || !run.has_leg(leg_uuid) {
@@ -703,6 +743,26 @@ impl CallEngine {
             }
             _ => None,
         }
+    }
+
+    /// A `digitsMatch` / `digitsMatchBLeg` match during the bridge: logged, and posted
+    /// to the Dial's `callbackUrl` when it has one.
+    fn digits_matched(
+        run: &DialRun,
+        digits: String,
+        pressed_by: dial::PressedBy,
+    ) -> Option<Action> {
+        let (b_leg, position, to) = run.bridged_leg()?;
+        tracing::info!(by = pressed_by.as_str(), %digits, %b_leg, "dial digits matched");
+        let callback = run.dial.callback.clone()?;
+        Some(Action::DialDigitsMatch {
+            b_leg,
+            position,
+            to,
+            digits,
+            pressed_by,
+            callback,
+        })
     }
 
     /// The Dial in flight is over (`report`: the switch's account of it; `None` when the
@@ -746,10 +806,86 @@ impl CallEngine {
         self.advance(now);
     }
 
-    /// Starts a Dial: the bridge is the operation in flight until it ends.
-    fn start_dial(&mut self, dial: Box<Dial>) {
+    /// Starts a Dial: first its `confirmSound` document, if it has one (SPEC §11.1), then
+    /// the bridge.
+    fn start_dial(&mut self, now: Instant, dial: Box<Dial>) {
+        self.prepare_dial(
+            now,
+            DialPrep {
+                dial,
+                music: None,
+                music_done: false,
+                confirm: None,
+            },
+        );
+    }
+
+    /// Fetches the Dial's next media document (`dialMusic`, then `confirmSound`), or,
+    /// with all of them in, starts its bridge.
+    fn prepare_dial(&mut self, now: Instant, prep: DialPrep) {
+        if let (DialMusic::Document(url), false) = (&prep.dial.dial_music, prep.music_done) {
+            let request = dial::dial_music_request(url);
+            self.dial_waiting = Some(prep);
+            self.fetch(now, request);
+            return;
+        }
+        if let (Some(url), None) = (&prep.dial.confirm_sound, &prep.confirm) {
+            let request = dial::confirm_sound_request(url);
+            self.dial_waiting = Some(prep);
+            self.fetch(now, request);
+            return;
+        }
+        self.start_bridge(prep);
+    }
+
+    /// A media document of the Dial is in (or not): the Dial goes on either way. One
+    /// that cannot be had or used is logged and noted on the call's record; then
+    /// `dialMusic` falls back to `real` (the callees' own ringback), and the callee of a
+    /// `confirmSound` hears silence — with a `confirmKey` it must still press the key:
+    /// the document's author asked for a confirmation, so a broken prompt must not let
+    /// every callee through unasked.
+    fn on_dial_media(
+        &mut self,
+        now: Instant,
+        event: &FetchEvent,
+        result: Result<AnswerDocument, FetchFailure>,
+    ) {
+        let Some(mut prep) = self.dial_waiting.take() else {
+            return;
+        };
+        let media = match result
+            .map_err(|f| f.message())
+            .and_then(|doc| dial::media_items(&doc))
+        {
+            Ok(items) => Some(items),
+            Err(why) => {
+                let (what, fallback) = match event {
+                    FetchEvent::DialMusic => ("dialMusic", "the callees' own ringback plays"),
+                    _ => ("confirmSound", "the callee hears silence"),
+                };
+                let note = format!("Dial {what} not used: {why}; {fallback}");
+                tracing::warn!("{note}");
+                self.notes.push(note);
+                None
+            }
+        };
+        match event {
+            FetchEvent::DialMusic => {
+                prep.music = media;
+                prep.music_done = true;
+            }
+            _ => prep.confirm = Some(media),
+        }
+        self.prepare_dial(now, prep);
+    }
+
+    /// Runs the Dial's bridge: the operation in flight until it ends.
+    fn start_bridge(&mut self, prep: DialPrep) {
         let id = OpId(self.next_id());
-        let run = DialRun::new(*dial, id, || uuid::Uuid::new_v4().to_string());
+        let key = prep.dial.confirm_key;
+        let mut run = DialRun::new(*prep.dial, id, || uuid::Uuid::new_v4().to_string());
+        run.bridge.confirm = prep.confirm.map(|media| dial::confirm(media, key));
+        run.bridge.music = prep.music;
         let op = ChannelOp::Bridge(run.bridge.clone());
         self.dial = Some(run);
         self.in_flight = Some(InFlight {
@@ -784,8 +920,15 @@ impl CallEngine {
         now: Instant,
         result: Result<AnswerDocument, FetchFailure>,
     ) -> Reaction {
-        if self.fetching.take().is_none() || self.is_closing() {
+        let Some(event) = self.fetching.take() else {
             return Reaction::NoEffect;
+        };
+        if self.is_closing() {
+            return Reaction::NoEffect;
+        }
+        if matches!(event, FetchEvent::DialConfirmSound | FetchEvent::DialMusic) {
+            self.on_dial_media(now, &event, result);
+            return Reaction::Acted;
         }
         let doc = match result {
             Ok(doc) => doc,
@@ -1129,7 +1272,7 @@ impl CallEngine {
                     self.hang_up(now, hangup, post_call);
                 }
                 Begin::Fetch(request) => self.fetch(now, request),
-                Begin::Dial(dial) => self.start_dial(dial),
+                Begin::Dial(dial) => self.start_dial(now, dial),
                 Begin::Gather(run, op) => {
                     self.gather = Some(run);
                     self.run(op, OpPurpose::Gather);
@@ -1352,6 +1495,16 @@ impl CallEngine {
     }
 
     fn dial_ended_at_finish(&mut self) {
+        if let Some(waiting) = self.dial_waiting.take() {
+            // Ended while its media documents were fetched: no leg was ever rung, but
+            // the action is owed as for any Dial the caller left (`cancel`).
+            let run = DialRun::new(*waiting.dial, OpId(0), String::new);
+            let end = dial::end(&run, None, true);
+            if let Some(request) = dial::action_request(&run, &end, &self.call_uuid) {
+                self.actions.push_back(Action::Request(request));
+            }
+            return;
+        }
         let Some(run) = self.dial.take() else {
             return;
         };
@@ -1507,7 +1660,7 @@ impl CallEngine {
     }
 
     fn finish(&mut self, ending: Ending) {
-        if self.dial.is_some() {
+        if self.dial.is_some() || self.dial_waiting.is_some() {
             // The call ended while its Dial ran and the bridge never reported: the
             // action is still owed (SPEC §11.4).
             self.dial_ended_at_finish();

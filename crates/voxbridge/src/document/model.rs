@@ -220,6 +220,10 @@ pub enum FetchEvent {
     Gather { digits: String },
     /// A Record's `action` once its file is complete (SPEC §12.2).
     Record(Box<RecordingFacts>),
+    /// A Dial's `confirmSound` document, played to the callee on answer (SPEC §11.1).
+    DialConfirmSound,
+    /// A Dial's `dialMusic` document, looped to the caller while the callees ring.
+    DialMusic,
 }
 
 impl FetchEvent {
@@ -230,6 +234,8 @@ impl FetchEvent {
             FetchEvent::DialAction(_) => "DialAction",
             FetchEvent::Gather { .. } => "Gather",
             FetchEvent::Record(_) => "Record",
+            FetchEvent::DialConfirmSound => "DialConfirmSound",
+            FetchEvent::DialMusic => "DialMusic",
         }
     }
 }
@@ -246,6 +252,9 @@ pub struct DialOutcome {
     pub a_leg_uuid: String,
     /// Empty when no callee answered.
     pub b_leg_uuid: String,
+    /// `sipHeaders` sent on the bridged callee's INVITE (the Dial's, then its `<User>`'s;
+    /// the Dial's alone when no one answered), echoed as `X-VH-<name>` parameters.
+    pub sip_headers: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -293,24 +302,41 @@ pub struct Gather {
 impl FetchEvent {
     /// The extra form parameters a fetch for this event carries (SPEC §12.1: a Gather's
     /// `Digits`; §11.4: a Dial's `DialStatus`, …), beside the §5.1 ones.
-    pub fn params(&self) -> Vec<(&'static str, String)> {
+    pub fn params(&self) -> Vec<(String, String)> {
+        let fixed = |pairs: Vec<(&str, String)>| -> Vec<(String, String)> {
+            pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        };
         match self {
-            FetchEvent::Gather { digits } => vec![
+            FetchEvent::Gather { digits } => fixed(vec![
                 ("InputType", "dtmf".to_string()),
                 ("Digits", digits.clone()),
                 ("Speech", String::new()),
-            ],
-            FetchEvent::Record(facts) => facts.params(),
-            FetchEvent::DialAction(d) => vec![
-                ("DialStatus", d.status.clone()),
-                ("DialRingStatus", d.ring_status.to_string()),
-                ("DialHangupCause", d.hangup_cause.clone()),
-                ("DialALegUUID", d.a_leg_uuid.clone()),
-                ("DialBLegUUID", d.b_leg_uuid.clone()),
-            ],
+            ]),
+            FetchEvent::Record(facts) => fixed(facts.params()),
+            FetchEvent::DialAction(d) => {
+                let mut params = fixed(vec![
+                    ("DialStatus", d.status.clone()),
+                    ("DialRingStatus", d.ring_status.to_string()),
+                    ("DialHangupCause", d.hangup_cause.clone()),
+                    ("DialALegUUID", d.a_leg_uuid.clone()),
+                    ("DialBLegUUID", d.b_leg_uuid.clone()),
+                ]);
+                params.extend(sip_header_params(&d.sip_headers));
+                params
+            }
             _ => Vec::new(),
         }
     }
+}
+
+/// `sipHeaders` echoed in a Dial's callbacks and action (SPEC §11.1): each header sent
+/// on the callee's INVITE as `X-VH-<name>` comes back as a form parameter of that very
+/// name, so the application reads the same key it would see on the SIP message.
+pub fn sip_header_params(headers: &[(String, String)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| (format!("X-VH-{k}"), v.clone()))
+        .collect()
 }
 
 impl Instruction {

@@ -469,29 +469,6 @@ pub(crate) fn sip_headers(v: &str) -> Result<Vec<(String, String)>, &'static str
         .collect()
 }
 
-/// The Dial features the engine does not carry out yet, as `(XML attribute, VoxML
-/// field)`: a document using one is an error "not supported yet", never a Dial that
-/// silently does less than it says. Both dialects ask this one list.
-pub(crate) fn dial_not_yet(d: &super::model::Dial) -> Vec<(&'static str, &'static str)> {
-    let mut out = Vec::new();
-    if d.dial_music != super::model::DialMusic::Real {
-        out.push(("dialMusic", "dial_music"));
-    }
-    if d.confirm_sound.is_some() {
-        out.push(("confirmSound", "confirm_sound"));
-    }
-    if d.confirm_key.is_some() {
-        out.push(("confirmKey", "confirm_key"));
-    }
-    if !d.digits_match.is_empty() {
-        out.push(("digitsMatch", "digits_match"));
-    }
-    if !d.digits_match_b_leg.is_empty() {
-        out.push(("digitsMatchBLeg", "digits_match_b_leg"));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

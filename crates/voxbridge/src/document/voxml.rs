@@ -600,10 +600,6 @@ fn dial(f: &mut Fields<'_>) -> Option<Instruction> {
         digits_match_b_leg: digits_match_b_leg.unwrap_or_default(),
         sip_headers: sip_headers.unwrap_or_default(),
     };
-    for (_, field) in rules::dial_not_yet(&dial) {
-        let subject = format!("{} field {}", f.verb, quoted(field));
-        f.fail(ErrorKind::NotSupported, subject, "not supported yet");
-    }
     f.ok(Instruction::Dial(Box::new(dial)))
 }
 

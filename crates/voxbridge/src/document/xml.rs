@@ -1016,15 +1016,6 @@ fn dial(node: &Node, problems: &mut Vec<Problem>) -> Option<Instruction> {
         digits_match_b_leg: digits_match_b_leg.unwrap_or_default(),
         sip_headers: sip_headers.unwrap_or_default(),
     };
-    for (attr, _) in rules::dial_not_yet(&dial) {
-        failed = true;
-        problems.push(problem(
-            ErrorKind::NotSupported,
-            node.pos,
-            format!("<Dial> attribute {attr}"),
-            "not supported yet",
-        ));
-    }
     (!failed).then(|| Instruction::Dial(Box::new(dial)))
 }
 

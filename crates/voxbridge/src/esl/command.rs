@@ -284,6 +284,16 @@ impl Command {
         Ok(Self::bare(format!("getvar {name}")))
     }
 
+    /// `divert_events on|off`: whether events the session queues for itself (its
+    /// input-callback events, e.g. a `bind_digit_action` match) go to this socket.
+    pub fn divert_events(on: bool) -> Self {
+        Self::bare(if on {
+            "divert_events on"
+        } else {
+            "divert_events off"
+        })
+    }
+
     /// `noevents`.
     pub fn noevents() -> Self {
         Self::bare("noevents")

@@ -114,6 +114,9 @@ pub enum EslError {
 pub enum SocketEvent {
     /// A switch event (CHANNEL_EXECUTE_COMPLETE, DTMF, CHANNEL_HANGUP_COMPLETE, …).
     Event(Event),
+    /// An event the session diverted to the socket (`divert_events on`; no
+    /// `Event-Name`): a `bind_digit_action` match ([`Message::Diverted`]).
+    Diverted(Event),
     /// The switch refused (or will never run) an app sent with `send_execute`:
     /// no CHANNEL_EXECUTE_COMPLETE will come for `app_id`.
     ExecuteRejected { app_id: String, reason: String },
@@ -673,6 +676,7 @@ impl Actor {
                 self.on_response(Response::ChannelData(cd))
             }
             Message::Event(ev) => self.on_event(ev),
+            Message::Diverted(ev) => self.push(SocketEvent::Diverted(ev)),
             Message::Disconnect(notice) => {
                 let last = notice.is_final();
                 tracing::debug!(peer = %self.peer, uuid = ?self.channel_uuid, disposition = ?notice.disposition, "ESL disconnect notice");

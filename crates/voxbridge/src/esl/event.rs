@@ -69,8 +69,8 @@ impl Event {
         }
     }
 
-    /// `Event-Name` (e.g. `CHANNEL_EXECUTE_COMPLETE`); empty only for events built by hand,
-    /// since decoding rejects an event without one.
+    /// `Event-Name` (e.g. `CHANNEL_EXECUTE_COMPLETE`); empty only for events built by hand
+    /// and for [`Message::Diverted`] ones.
     pub fn name(&self) -> &str {
         self.headers.get("Event-Name").unwrap_or("")
     }
@@ -433,6 +433,11 @@ pub enum Message {
     ApiResponse(ApiResponse),
     /// `text/event-plain` or `text/event-json`.
     Event(Event),
+    /// An event without `Event-Name` that a session queued for itself and the switch
+    /// diverted to the socket (`divert_events on`): measured on FreeSWITCH 1.10.12, a
+    /// `bind_digit_action` match arrives as `text/event-plain` with only
+    /// `<string>: <value>` and `digits: <pressed>` (docs/dial.md).
+    Diverted(Event),
     /// `text/disconnect-notice`.
     Disconnect(DisconnectNotice),
     /// `text/rude-rejection`: our address is not in the switch's ACL.
@@ -483,15 +488,15 @@ impl Message {
             }),
             "text/event-plain" => match frame.body.as_deref() {
                 None => unexpected(frame, EventError::NoBody.to_string()),
-                Some(b) => match decode_plain(b) {
-                    Ok(ev) => Message::Event(ev),
+                Some(b) => match decode_plain_any(b) {
+                    Ok(ev) => event_or_diverted(frame, ev),
                     Err(e) => unexpected(frame, e.to_string()),
                 },
             },
             "text/event-json" => match frame.body.as_deref() {
                 None => unexpected(frame, EventError::NoBody.to_string()),
-                Some(b) => match decode_json(b) {
-                    Ok(ev) => Message::Event(ev),
+                Some(b) => match decode_json_any(b) {
+                    Ok(ev) => event_or_diverted(frame, ev),
                     Err(e) => unexpected(frame, e.to_string()),
                 },
             },
@@ -523,6 +528,19 @@ impl Message {
     }
 }
 
+/// An event without `Event-Name` is one the session queued for itself (a
+/// `bind_digit_action` match: its `digits` and the binding's `<string>: <value>`),
+/// which the switch forwards to an outbound socket only after `divert_events on`.
+fn event_or_diverted(frame: Frame, ev: Event) -> Message {
+    if ev.headers.get("Event-Name").is_some() {
+        Message::Event(ev)
+    } else if ev.headers.is_empty() {
+        unexpected(frame, EventError::NoEventName.to_string())
+    } else {
+        Message::Diverted(ev)
+    }
+}
+
 fn unexpected(frame: Frame, reason: String) -> Message {
     Message::Unexpected(Unexpected {
         content_type: frame.content_type().map(String::from),
@@ -547,6 +565,19 @@ fn decode_values(h: &Headers) -> Headers {
 /// Decodes a `text/event-plain` body: URL-encoded `Name: value` lines, then a blank
 /// line, or `Content-Length: N`, a blank line and N raw bytes of inner body.
 pub fn decode_plain(body: &[u8]) -> Result<Event, EventError> {
+    named(decode_plain_any(body)?)
+}
+
+/// An event must name itself, except one a session diverted to its socket.
+fn named(event: Event) -> Result<Event, EventError> {
+    if event.headers.get("Event-Name").is_none() {
+        return Err(EventError::NoEventName);
+    }
+    Ok(event)
+}
+
+/// [`decode_plain`] without requiring `Event-Name`.
+fn decode_plain_any(body: &[u8]) -> Result<Event, EventError> {
     let (block, rest) = match find_blank_line(body) {
         Some((end, sep)) => (&body[..end], &body[end + sep..]),
         None => (body, &body[body.len()..]),
@@ -596,9 +627,6 @@ pub fn decode_plain(body: &[u8]) -> Result<Event, EventError> {
         }
         Some(n) => Some(String::from_utf8_lossy(&rest[..n]).into_owned()),
     };
-    if headers.get("Event-Name").is_none() {
-        return Err(EventError::NoEventName);
-    }
     Ok(Event {
         headers,
         body,
@@ -625,14 +653,16 @@ fn find_blank_line(b: &[u8]) -> Option<(usize, usize)> {
 
 /// Decodes a `text/event-json` body: one JSON object whose keys may repeat.
 pub fn decode_json(body: &[u8]) -> Result<Event, EventError> {
+    named(decode_json_any(body)?)
+}
+
+/// [`decode_json`] without requiring `Event-Name`.
+fn decode_json_any(body: &[u8]) -> Result<Event, EventError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let decoded = de
         .deserialize_map(JsonEventVisitor)
         .and_then(|v| de.end().map(|_| v))
         .map_err(|e| EventError::Json(e.to_string()))?;
-    if decoded.headers.get("Event-Name").is_none() {
-        return Err(EventError::NoEventName);
-    }
     Ok(Event {
         headers: decoded.headers,
         body: decoded.body,
@@ -949,6 +979,30 @@ mod tests {
             Err(EventError::Json(_))
         ));
         assert_eq!(decode_json(b"{}"), Err(EventError::NoEventName));
+    }
+
+    #[test]
+    fn a_diverted_digit_action_match_is_its_own_message() {
+        // Byte for byte what FreeSWITCH 1.10.12 sent an outbound socket with
+        // `divert_events on` when a `bind_digit_action …,voxbridge_digits_match,bleg,peer`
+        // matched the callee's 1234# (docs/dial.md).
+        match Message::decode(frame(
+            b"Content-Length: 46\nContent-Type: text/event-plain\n\nvoxbridge_digits_match: bleg\ndigits: 1234%23\n\n",
+        )) {
+            Message::Diverted(ev) => {
+                assert_eq!(ev.name(), "");
+                assert_eq!(ev.header("voxbridge_digits_match"), Some("bleg"));
+                assert_eq!(ev.header("digits"), Some("1234#"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A body with nothing in it is still no event.
+        assert!(matches!(
+            Message::decode(frame(
+                b"Content-Length: 1\nContent-Type: text/event-plain\n\n\n"
+            )),
+            Message::Unexpected(_)
+        ));
     }
 
     #[test]

@@ -591,6 +591,13 @@ impl CallTask {
                         self.enqueue_now(hangups);
                     }
                 }
+                // digitsMatch on Asterisk: the Dial attribute is refused by name there
+                // (render::plan), so no match is ever reported.
+                Action::DialDigitsMatch { .. } => {
+                    tracing::warn!(
+                        "a Dial digits match on Asterisk, where digitsMatch is not supported yet"
+                    )
+                }
                 Action::DialAnswered {
                     b_leg,
                     position,
@@ -1199,7 +1206,9 @@ impl CallTask {
             FetchEvent::Redirect
             | FetchEvent::Gather { .. }
             | FetchEvent::DialAction(_)
-            | FetchEvent::Record(_) => (None, self.document_url.clone()),
+            | FetchEvent::Record(_)
+            | FetchEvent::DialConfirmSound
+            | FetchEvent::DialMusic => (None, self.document_url.clone()),
         };
         let token = self.resolved.auth_token.clone();
         let reports = self.reports_tx.clone();

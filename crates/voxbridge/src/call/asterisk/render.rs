@@ -184,7 +184,10 @@ pub fn plan(op: &ChannelOp) -> Plan {
 ///
 /// Not supported yet on Asterisk, refused by name: `hangupOnStar`, `sipHeaders`,
 /// `sendDigits` (each needs per-leg work on the callee's channel: features.conf, chan_sip
-/// header variables, a pre-dial handler).
+/// header variables, a pre-dial handler); `digitsMatch` and `digitsMatchBLeg` (the AGI
+/// hears no digit while `Dial()` runs); `confirmSound`/`confirmKey` (Dial's `U()`
+/// pre-bridge subroutine would be the way) and `dialMusic` as a document (`m()` takes a
+/// music-on-hold class, not media voxbridge fetched).
 pub fn dial_plan(bridge: &Bridge, number_template: &str) -> Plan {
     let refuse = |what: &str| Plan::Refuse(format!("not supported yet on Asterisk: Dial {what}"));
     if bridge.hangup_on_star {
@@ -195,6 +198,18 @@ pub fn dial_plan(bridge: &Bridge, number_template: &str) -> Plan {
     }
     if bridge.legs.iter().any(|l| l.send_digits.is_some()) {
         return refuse("sendDigits");
+    }
+    if bridge.caller_digits_watched {
+        return refuse("digitsMatch");
+    }
+    if !bridge.callee_digit_patterns.is_empty() {
+        return refuse("digitsMatchBLeg");
+    }
+    if bridge.confirm.is_some() {
+        return refuse("confirmSound/confirmKey");
+    }
+    if bridge.music.is_some() {
+        return refuse("dialMusic (other than real)");
     }
     if bridge.legs.is_empty() {
         return Plan::Refuse("a Dial without destinations".into());
@@ -516,6 +531,10 @@ mod tests {
             caller_id: Some("15550001111".into()),
             caller_name: None,
             sip_headers: Vec::new(),
+            callee_digit_patterns: Vec::new(),
+            caller_digits_watched: false,
+            confirm: None,
+            music: None,
         };
         match dial_plan(&b, "SIP/{number}@trunk") {
             Plan::Commands(c) => assert_eq!(
@@ -529,6 +548,18 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(dialed_peer_number("SIP/7002@self"), "7002@self");
+        let mut watched = b.clone();
+        watched.caller_digits_watched = true;
+        assert_eq!(
+            dial_plan(&watched, "SIP/{number}"),
+            Plan::Refuse("not supported yet on Asterisk: Dial digitsMatch".into())
+        );
+        let mut patterns = b.clone();
+        patterns.callee_digit_patterns = vec!["12".into()];
+        assert_eq!(
+            dial_plan(&patterns, "SIP/{number}"),
+            Plan::Refuse("not supported yet on Asterisk: Dial digitsMatchBLeg".into())
+        );
         b.hangup_on_star = true;
         assert_eq!(
             dial_plan(&b, "SIP/{number}"),

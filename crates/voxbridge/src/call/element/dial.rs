@@ -24,14 +24,25 @@
 //!   bridge the callee ended makes an empty rest of the document end the caller with
 //!   `Callee Hangup` / source `Callee` (SPEC §11.4); after the others the document has
 //!   simply run out (SPEC §4 rule 6).
+//! * **`digitsMatch` / `digitsMatchBLeg`** are watched only while a callee is bridged
+//!   (SPEC §11.4 puts `DialDigitsMatch` after `DialConnected`). A pattern is digits,
+//!   `*`, `#` and `X` (any digit 0-9). The caller's digits are matched here, from the
+//!   caller's own DTMF events: a pattern matches when the digits pressed since the last
+//!   match end with it (nothing is taken from the caller: the callee still hears every
+//!   digit). The callee's digits never reach the caller's socket, so the switch matches
+//!   them (FreeSWITCH: `bind_digit_action` on the callee's side, see the driver) and
+//!   reports each match, which the engine posts the same way. `DialDigitsMatch` is the
+//!   digits as pressed.
 //! * **The caller hung up** while the Dial ran: the call is over, but the `action` is
 //!   still requested, through the outbox, its response ignored (SPEC §11.4), with
 //!   `cancel` if no one had answered and `completed` if the legs were bridged.
 
 use super::{Begin, DocumentFetch};
-use crate::call::channel_op::{Bridge, BridgeLeg, BridgeOutcome, BridgeReport, OpId};
+use crate::call::channel_op::{
+    Bridge, BridgeLeg, BridgeOutcome, BridgeReport, Confirm, MediaItem, OpId,
+};
 use crate::cause::HangupCause;
-use crate::document::model::{Dial, DialOutcome, FetchEvent};
+use crate::document::model::{AnswerDocument, Dial, DialOutcome, FetchEvent, Instruction};
 use crate::record::call::HangupSource;
 use std::time::Duration;
 
@@ -92,6 +103,37 @@ pub struct DialRun {
     /// Legs the REST API hung up while they rang (`DELETE Call/{B-leg}` before an
     /// answer): their CDRs say `API`, whatever cause the switch gives them.
     pub api_cut_legs: Vec<String>,
+    /// The caller's digits during the bridge since the last `digitsMatch` match (at
+    /// most the longest pattern's length).
+    caller_digits: String,
+}
+
+/// `DialDigitsPressedBy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PressedBy {
+    /// The caller (`digitsMatch`).
+    ALeg,
+    /// The bridged callee (`digitsMatchBLeg`).
+    BLeg,
+}
+
+impl PressedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PressedBy::ALeg => "aleg",
+            PressedBy::BLeg => "bleg",
+        }
+    }
+}
+
+/// Whether `digits` are what `pattern` asks for: same length, each position equal, an
+/// `X` (or `x`) standing for any digit 0-9.
+pub fn pattern_matches(pattern: &str, digits: &str) -> bool {
+    pattern.len() == digits.len()
+        && pattern
+            .bytes()
+            .zip(digits.bytes())
+            .all(|(p, d)| p == d || (matches!(p, b'X' | b'x') && d.is_ascii_digit()))
 }
 
 impl DialRun {
@@ -116,6 +158,10 @@ impl DialRun {
             caller_id: dial.caller_id.clone(),
             caller_name: dial.caller_name.clone(),
             sip_headers: dial.sip_headers.clone(),
+            callee_digit_patterns: dial.digits_match_b_leg.clone(),
+            caller_digits_watched: !dial.digits_match.is_empty(),
+            confirm: None,
+            music: None,
         };
         Self {
             dial,
@@ -125,7 +171,19 @@ impl DialRun {
             bridged: None,
             cut: None,
             api_cut_legs: Vec::new(),
+            caller_digits: String::new(),
         }
+    }
+
+    /// The bridged callee: its uuid, 1-based position and destination.
+    pub fn bridged_leg(&self) -> Option<(String, usize, String)> {
+        let b_leg = self.bridged.as_ref()?;
+        let i = self.bridge.legs.iter().position(|l| l.uuid == *b_leg)?;
+        Some((
+            b_leg.clone(),
+            i + 1,
+            self.bridge.legs[i].target.as_str().to_string(),
+        ))
     }
 
     /// Whether `uuid` is one of this Dial's legs.
@@ -135,11 +193,111 @@ impl DialRun {
 
     /// A DTMF digit from the caller while the Dial runs: with `hangupOnStar`, `*` during
     /// the bridge is the switch ending it (`bridge_terminate_key`), not the callee.
-    pub fn on_caller_digit(&mut self, digit: char) {
-        if digit == '*' && self.dial.hangup_on_star && self.bridged.is_some() {
+    /// Returns the digits that matched a `digitsMatch` pattern, if this digit completed
+    /// one (the digits are then forgotten, so the next match starts afresh).
+    pub fn on_caller_digit(&mut self, digit: char) -> Option<String> {
+        self.bridged.as_ref()?;
+        if digit == '*' && self.dial.hangup_on_star {
             self.cut.get_or_insert(BridgeCut::Star);
         }
+        let longest = self.dial.digits_match.iter().map(String::len).max()?;
+        self.caller_digits.push(digit);
+        if self.caller_digits.len() > longest {
+            let drop = self.caller_digits.len() - longest;
+            self.caller_digits.drain(..drop);
+        }
+        let pressed = &self.caller_digits;
+        let hit = self.dial.digits_match.iter().find_map(|p| {
+            let tail = pressed.get(pressed.len().checked_sub(p.len())?..)?;
+            pattern_matches(p, tail).then(|| tail.to_string())
+        })?;
+        self.caller_digits.clear();
+        Some(hit)
     }
+}
+
+/// The most pieces a Dial media document may have (loops counted): the switch gets them
+/// as one string.
+pub const MAX_MEDIA_ITEMS: usize = 50;
+
+/// The `confirmSound` request (SPEC §11.1: fetched with POST, signed like every fetch,
+/// `Event=DialConfirmSound`).
+pub fn confirm_sound_request(url: &str) -> DocumentFetch {
+    DocumentFetch {
+        url: url.to_string(),
+        method: crate::document::model::HttpMethod::Post,
+        event: FetchEvent::DialConfirmSound,
+    }
+}
+
+/// The `dialMusic` request (SPEC §11.1: fetched with POST, signed, `Event=DialMusic`).
+pub fn dial_music_request(url: &str) -> DocumentFetch {
+    DocumentFetch {
+        url: url.to_string(),
+        method: crate::document::model::HttpMethod::Post,
+        event: FetchEvent::DialMusic,
+    }
+}
+
+/// What the callee hears on answer: the `confirmSound` document's media (`None`: it
+/// could not be had, see [`media_items`]), and the `confirmKey`.
+pub fn confirm(media: Option<Vec<MediaItem>>, key: Option<char>) -> Confirm {
+    Confirm {
+        media: media.unwrap_or_default(),
+        key,
+    }
+}
+
+/// The pieces of a Dial media document (`dialMusic`, `confirmSound`): Play and Wait, in order, each
+/// Play repeated `loop` times (`loop="0"`, "until the call ends", plays once: the
+/// callee is waiting for it to end). `Err` names what cannot be used:
+/// * any element but Play, Wait (and Speak, see below);
+/// * `<Speak>`: **not supported yet** — FreeSWITCH plays these documents as one file
+///   string (`ringback`, `group_confirm_file`), and TTS is no file format there (measured on
+///   1.10.12: `speak:` and `tts://` in `group_confirm_file` → "Invalid file format",
+///   the leg fails DESTINATION_OUT_OF_ORDER);
+/// * a Play URL holding `'` or `!` (they delimit the file string);
+/// * more than [`MAX_MEDIA_ITEMS`] pieces.
+pub fn media_items(doc: &AnswerDocument) -> Result<Vec<MediaItem>, String> {
+    let mut items = Vec::new();
+    for (i, instruction) in doc.instructions.iter().enumerate() {
+        let at = i + 1;
+        match instruction {
+            Instruction::Play(p) => {
+                if p.url.contains(['\'', '!']) {
+                    return Err(format!(
+                        "element {at} <Play>: a URL with ' or ! cannot be played here"
+                    ));
+                }
+                for _ in 0..p.loop_count.max(1) {
+                    items.push(MediaItem::Play { url: p.url.clone() });
+                    if items.len() > MAX_MEDIA_ITEMS {
+                        break;
+                    }
+                }
+            }
+            Instruction::Wait(w) => items.push(MediaItem::Silence {
+                duration: Duration::from_secs(u64::from(w.length_secs)),
+            }),
+            Instruction::Speak(_) => {
+                return Err(format!(
+                    "element {at} <Speak>: not supported yet in a Dial media document"
+                ))
+            }
+            other => {
+                return Err(format!(
+                "element {at} <{}>: not allowed, a Dial media document holds Play and Wait only",
+                other.name()
+            ))
+            }
+        }
+        if items.len() > MAX_MEDIA_ITEMS {
+            return Err(format!(
+                "more than {MAX_MEDIA_ITEMS} pieces (loops counted)"
+            ));
+        }
+    }
+    Ok(items)
 }
 
 /// How a Dial ended, for the action request and for what follows.
@@ -214,6 +372,7 @@ pub fn action_request(run: &DialRun, end: &DialEnd, a_leg: &str) -> Option<Docum
             .unwrap_or_default(),
         a_leg_uuid: a_leg.to_string(),
         b_leg_uuid: end.b_leg.clone().unwrap_or_default(),
+        sip_headers: run.bridge.sip_headers_of(end.b_leg.as_deref()),
     };
     Some(DocumentFetch {
         url: action.url.clone(),
@@ -347,4 +506,77 @@ pub fn leg_endings(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::model::{DialDestination, DialTarget};
+
+    fn run(digits_match: &[&str], hangup_on_star: bool) -> DialRun {
+        let dial = Dial {
+            destinations: vec![DialDestination {
+                target: DialTarget::Number("7002".into()),
+                send_digits: None,
+                send_on_preanswer: false,
+                sip_headers: Vec::new(),
+            }],
+            action: None,
+            redirect: true,
+            callback: None,
+            caller_id: None,
+            caller_name: None,
+            timeout_secs: 120,
+            time_limit_secs: 14400,
+            hangup_on_star,
+            dial_music: Default::default(),
+            confirm_sound: None,
+            confirm_key: None,
+            digits_match: digits_match.iter().map(|s| s.to_string()).collect(),
+            digits_match_b_leg: Vec::new(),
+            sip_headers: Vec::new(),
+        };
+        DialRun::new(dial, OpId(1), || "b-1".to_string())
+    }
+
+    fn press(run: &mut DialRun, digits: &str) -> Vec<String> {
+        digits
+            .chars()
+            .filter_map(|d| run.on_caller_digit(d))
+            .collect()
+    }
+
+    #[test]
+    fn x_stands_for_any_digit_and_nothing_else() {
+        assert!(pattern_matches("12X#", "129#"));
+        assert!(pattern_matches("x", "0"));
+        assert!(!pattern_matches("X", "*"));
+        assert!(!pattern_matches("12", "123"));
+        assert!(!pattern_matches("1*", "1#"));
+    }
+
+    #[test]
+    fn caller_digits_match_only_while_bridged_and_start_afresh_after_a_match() {
+        let mut r = run(&["*1", "99X"], false);
+        assert!(press(&mut r, "*1").is_empty(), "not bridged yet");
+        r.bridged = Some("b-1".into());
+        assert_eq!(
+            press(&mut r, "7*1"),
+            ["*1"],
+            "the digits end with a pattern"
+        );
+        assert_eq!(press(&mut r, "99"), Vec::<String>::new());
+        assert_eq!(press(&mut r, "4"), ["994"]);
+        // After a match the digits are forgotten: "9" + "94" is one match, not two.
+        assert_eq!(press(&mut r, "9949"), ["994"]);
+        assert_eq!(press(&mut r, "94"), ["994"]);
+    }
+
+    #[test]
+    fn star_still_cuts_the_bridge_with_hangup_on_star_and_no_patterns() {
+        let mut r = run(&[], true);
+        r.bridged = Some("b-1".into());
+        assert!(press(&mut r, "*").is_empty());
+        assert_eq!(r.cut, Some(BridgeCut::Star));
+    }
 }

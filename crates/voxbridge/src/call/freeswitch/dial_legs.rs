@@ -127,7 +127,8 @@ pub fn leg_endings(
 }
 
 /// The SPEC §11.4 parameters of a Dial leg event; `status` is `answer`,
-/// `connected` or `hangup` (`DialAction` and `DialBLegStatus`).
+/// `connected`, `digits` or `hangup` (`DialAction`); the Dial's `sipHeaders` (and the
+/// leg's `<User>` ones) are echoed as `X-VH-<name>`.
 pub fn event_params(
     dial: &DialLegs,
     facts: &CallFacts,
@@ -136,10 +137,12 @@ pub fn event_params(
     position: usize,
     to: &str,
 ) -> Vec<(String, String)> {
-    let event = match status {
-        "answer" => "DialAnswer",
-        "connected" => "DialConnected",
-        _ => "DialHangup",
+    // `DialAction` says what happened, `DialBLegStatus` what the leg is now.
+    let (event, leg_status) = match status {
+        "answer" => ("DialAnswer", "answer"),
+        "connected" => ("DialConnected", "connected"),
+        "digits" => ("DialDigitsMatch", "connected"),
+        _ => ("DialHangup", "hangup"),
     };
     let from = dial
         .bridge
@@ -152,12 +155,15 @@ pub fn event_params(
         ("CallUUID", facts.uuid.clone()),
         ("DialALegUUID", facts.uuid.clone()),
         ("DialBLegUUID", b_leg.to_string()),
-        ("DialBLegStatus", status.to_string()),
+        ("DialBLegStatus", leg_status.to_string()),
         ("DialBLegFrom", from),
         ("DialBLegTo", to.to_string()),
         ("DialBLegPosition", position.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    .chain(crate::document::model::sip_header_params(
+        &dial.bridge.sip_headers_of(Some(b_leg)),
+    ))
     .collect()
 }

@@ -66,7 +66,9 @@ pub(super) fn spawn(
         FetchEvent::Redirect
         | FetchEvent::DialAction(_)
         | FetchEvent::Gather { .. }
-        | FetchEvent::Record(_) => (None, current_document_url),
+        | FetchEvent::Record(_)
+        | FetchEvent::DialConfirmSound
+        | FetchEvent::DialMusic => (None, current_document_url),
     };
     let url = req.url;
     let method = req.method;

@@ -350,6 +350,12 @@ struct CallTask {
     /// The Dial being carried out: what was asked, when, and the bridged callee's
     /// `(uuid, created, answered)` from CHANNEL_BRIDGE — for the legs' own CDRs.
     dial_legs: Option<DialLegs>,
+    /// `divert_events on` was sent (once per call, for the first Dial that watches the
+    /// callee's digits: their matches arrive as diverted events).
+    events_diverted: bool,
+    /// What the last Dial left on the channel (callee digit bindings, ringback): the
+    /// next Dial clears it first.
+    earlier_dials: render::EarlierDials,
 }
 
 impl CallTask {
@@ -419,6 +425,8 @@ impl CallTask {
             leg_registrations: Vec::new(),
             leg_hangups: Vec::new(),
             dial_legs: None,
+            events_diverted: false,
+            earlier_dials: render::EarlierDials::default(),
             notices: None,
             closing_recordings: Vec::new(),
             recording_written: None,
@@ -601,7 +609,17 @@ impl CallTask {
                         self.break_at_record_start = false;
                     }
                     if let ChannelOp::Bridge(bridge) = &op {
-                        for set in render::bridge_prelude(bridge) {
+                        let watch = !bridge.callee_digit_patterns.is_empty();
+                        if watch && !self.events_diverted {
+                            self.events_diverted = true;
+                            let _ = self.to_switch.send(SwitchCommand::DivertEvents);
+                        }
+                        let prelude = render::bridge_prelude(bridge, self.earlier_dials);
+                        self.earlier_dials = render::EarlierDials {
+                            bound_callee_digits: watch,
+                            set_music: bridge.music.is_some(),
+                        };
+                        for set in prelude {
                             let _ = self.to_switch.send(SwitchCommand::Execute {
                                 app: set.name.to_string(),
                                 arg: set.arg,
@@ -677,6 +695,29 @@ impl CallTask {
                         )
                     });
                     self.enqueue_now(events.into());
+                }
+                Action::DialDigitsMatch {
+                    b_leg,
+                    position,
+                    to,
+                    digits,
+                    pressed_by,
+                    callback,
+                } => {
+                    let mut params = self.dial_event_params("digits", &b_leg, position, &to);
+                    params.extend([
+                        ("DialDigitsMatch".to_string(), digits),
+                        (
+                            "DialDigitsPressedBy".to_string(),
+                            pressed_by.as_str().to_string(),
+                        ),
+                    ]);
+                    let event = crate::app::callbacks::dial_event_callback(
+                        &callback.url,
+                        callback.method,
+                        &params,
+                    );
+                    self.enqueue_now(vec![event]);
                 }
                 Action::KillLeg { leg_uuid } => {
                     let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.leg_hangups)
@@ -1097,6 +1138,7 @@ impl CallTask {
     fn on_socket_item(&mut self, item: SocketEvent) {
         match item {
             SocketEvent::Event(event) => self.on_event(event),
+            SocketEvent::Diverted(event) => self.on_diverted(event),
             SocketEvent::ExecuteRejected { app_id, reason } => {
                 if let Some(id) = self.apps.remove(&app_id) {
                     self.input(Input::OpFinished {
@@ -1114,6 +1156,22 @@ impl CallTask {
                     self.input(Input::SocketLost);
                 }
             }
+        }
+    }
+
+    /// An event the channel diverted to the socket: a match of the callee's digits
+    /// (`bind_digit_action …,voxbridge_digits_match,bleg,peer`, see
+    /// [`render::bridge_prelude`]) carries `voxbridge_digits_match: bleg` and `digits`.
+    fn on_diverted(&mut self, event: Event) {
+        match (
+            event.header("voxbridge_digits_match"),
+            event.header("digits"),
+        ) {
+            (Some("bleg"), Some(digits)) if !digits.is_empty() => {
+                let digits = digits.to_string();
+                self.input(Input::CalleeDigits { digits });
+            }
+            _ => tracing::debug!(headers = ?event.headers(), "diverted event ignored"),
         }
     }
 

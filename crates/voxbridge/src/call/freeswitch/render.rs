@@ -25,8 +25,8 @@
 //!   anything else (`FILE PLAYED`, `_none_`, …) means it completed.
 
 use crate::call::channel_op::{
-    Bridge, BridgeOutcome, BridgeReport, ChannelOp, CommandFailure, HungUpBy, OpOutcome,
-    RecordCaller, RecordEndedBy, RecordReport, RecordingStop,
+    Bridge, BridgeOutcome, BridgeReport, ChannelOp, CommandFailure, Confirm, HungUpBy, MediaItem,
+    OpOutcome, RecordCaller, RecordEndedBy, RecordReport, RecordingStop,
 };
 use crate::cause::HangupCause;
 use crate::config::{DialConfig, TtsConfig};
@@ -88,9 +88,15 @@ pub fn application(op: &ChannelOp, tts: &TtsConfig, dial: &DialConfig) -> Applic
 ///   (`last_bridge_proto_specific_hangup_cause`): measured on the real switch, a Dial to
 ///   an unroutable number followed by the end of the document gave the caller 404, not
 ///   the 480 of NORMAL_CLEARING. The document's own cause decides the caller's SIP code.
-pub fn bridge_prelude(bridge: &Bridge) -> Vec<Application> {
+///
+/// Then, for `digitsMatchBLeg`, one `bind_digit_action` per pattern (after a
+/// `clear_digit_action` when an earlier Dial of the call bound some: bindings outlive the
+/// bridge) — see [`callee_digit_bindings`]; and for a `dialMusic` document
+/// `ringback` / `transfer_ringback` (see [`music_vars`]), or their `unset` when an earlier
+/// Dial of the call set them.
+pub fn bridge_prelude(bridge: &Bridge, earlier: EarlierDials) -> Vec<Application> {
     let key = if bridge.hangup_on_star { "*" } else { "" };
-    [
+    let mut apps: Vec<Application> = [
         "continue_on_fail=true".to_string(),
         "hangup_after_bridge=false".to_string(),
         "sip_ignore_remote_cause=true".to_string(),
@@ -98,7 +104,129 @@ pub fn bridge_prelude(bridge: &Bridge) -> Vec<Application> {
     ]
     .into_iter()
     .map(|arg| Application { name: "set", arg })
-    .collect()
+    .collect();
+    if earlier.bound_callee_digits {
+        apps.push(Application {
+            name: "clear_digit_action",
+            arg: format!("{CALLEE_DIGITS_REALM},peer"),
+        });
+    }
+    apps.extend(callee_digit_bindings(&bridge.callee_digit_patterns));
+    match &bridge.music {
+        Some(items) => apps.extend(
+            music_vars(items)
+                .into_iter()
+                .map(|arg| Application { name: "set", arg }),
+        ),
+        None if earlier.set_music => {
+            apps.extend(["ringback", "transfer_ringback"].map(|v| Application {
+                name: "unset",
+                arg: v.to_string(),
+            }))
+        }
+        None => {}
+    }
+    apps
+}
+
+/// What earlier Dials of the call left on the caller's channel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EarlierDials {
+    /// `bind_digit_action`s of a `digitsMatchBLeg`.
+    pub bound_callee_digits: bool,
+    /// `ringback` of a `dialMusic` document.
+    pub set_music: bool,
+}
+
+/// `dialMusic` as a document: the caller's `ringback` (an unanswered caller) and
+/// `transfer_ringback` (one already answered) are its media as one file string, so the
+/// switch plays it to the caller instead of the callees' ringing. Measured on
+/// FreeSWITCH 1.10.12 with 7008 (180, answers after 2 s): with `ringback` set the caller
+/// gets early media at once (CHANNEL_PROGRESS_MEDIA 0.06 s after the bridge began, where
+/// it got a plain CHANNEL_PROGRESS without), then the answer at 2 s. The switch rewinds a
+/// ringback file at its end to loop it until the answer — **but a stream that cannot be
+/// rewound ends the originate**: measured, `ringback=tone_stream://%(400,200,440)` or
+/// `silence_stream://500` made the bridge fail NO_ANSWER after 0.6 s while 7008 still
+/// rang, whereas the same in `file_string://` looped until the answer at 2 s. So the
+/// music is always a `file_string://`, even of one piece. The dial string also gets
+/// `ignore_early_media=true` (see [`dial_string`]): a callee's own 183 media would
+/// otherwise replace the music.
+pub fn music_vars(items: &[MediaItem]) -> Vec<String> {
+    let media = match media_file_string(items) {
+        m if m.starts_with("file_string://") => m,
+        one => format!("file_string://{one}"),
+    };
+    vec![
+        format!("ringback={media}"),
+        format!("transfer_ringback={media}"),
+    ]
+}
+
+/// The digit-action realm voxbridge binds the callee's patterns in.
+pub const CALLEE_DIGITS_REALM: &str = "voxbridge_dial";
+
+/// `digitsMatchBLeg` on FreeSWITCH. The callee's DTMF is an event of the B-leg only:
+/// the caller's socket (`myevents`) never sees it. So the caller's channel binds each
+/// pattern to the digits of its bridge **peer** —
+/// `bind_digit_action voxbridge_dial,<pattern>,voxbridge_digits_match,bleg,peer` — and
+/// the switch matches them. Measured on FreeSWITCH 1.10.12 (7007 presses `1234#` after
+/// answering): on a match the switch queues a plain event with
+/// `voxbridge_digits_match: bleg` and `digits: 1234#` on the caller's channel, which
+/// reaches the socket only with `divert_events on` (sent before the first such bridge);
+/// the binding's string is no `exec:`/`api:`, so nothing runs on the switch. The digit
+/// machine's own rules apply: a pattern matches digits pressed with less than 1.5 s
+/// between them (`bind_digit_digit_timeout`), and the digits it takes are not passed on
+/// to the caller. A pattern with `X` becomes the regex `~^…$` with `\d` for each `X`.
+pub fn callee_digit_bindings(patterns: &[String]) -> Vec<Application> {
+    patterns
+        .iter()
+        .flat_map(|p| binding_strings(p))
+        .map(|binding| Application {
+            name: "bind_digit_action",
+            arg: format!("{CALLEE_DIGITS_REALM},{binding},voxbridge_digits_match,bleg,peer"),
+        })
+        .collect()
+}
+
+/// Most `X`s of a callee pattern spelled out as literal bindings (10 per `X`).
+pub const MAX_EXPANDED_X: usize = 2;
+
+/// The digit-machine bindings of one callee pattern. Literal digits are matched
+/// exactly; an `X` (any digit) is spelled out into the ten literal patterns, up to
+/// [`MAX_EXPANDED_X`] of them (100 bindings), because the regex form `~^…\d…$` proved
+/// unreliable on FreeSWITCH 1.10.12: with `12X4#` the live scenario (7007 pressing
+/// `1234#`) got no match in 3 of 8 concurrent runs, with the literal `1234#` in none of
+/// 8. A pattern with more `X`s keeps the regex form (docs/dial.md says so).
+pub fn binding_strings(pattern: &str) -> Vec<String> {
+    let xs = pattern.chars().filter(|c| matches!(c, 'X' | 'x')).count();
+    if xs == 0 {
+        return vec![pattern.to_string()];
+    }
+    if xs > MAX_EXPANDED_X {
+        let body: String = pattern
+            .chars()
+            .map(|c| match c {
+                'X' | 'x' => "\\d".to_string(),
+                '*' => "\\*".to_string(),
+                c => c.to_string(),
+            })
+            .collect();
+        return vec![format!("~^{body}$")];
+    }
+    let mut out = vec![String::new()];
+    for c in pattern.chars() {
+        out = match c {
+            'X' | 'x' => out
+                .iter()
+                .flat_map(|prefix| ('0'..='9').map(move |d| format!("{prefix}{d}")))
+                .collect(),
+            c => out
+                .into_iter()
+                .map(|prefix| format!("{prefix}{c}"))
+                .collect(),
+        };
+    }
+    out
 }
 
 /// The energy below which `record` counts a frame as silence (the value of transcripts
@@ -244,6 +372,9 @@ pub fn dial_string(bridge: &Bridge, dial: &DialConfig) -> String {
     for (k, v) in &bridge.sip_headers {
         global.push(format!("sip_h_X-VH-{k}={v}"));
     }
+    if bridge.music.is_some() {
+        global.push("ignore_early_media=true".to_string());
+    }
     let legs: Vec<String> = bridge
         .legs
         .iter()
@@ -258,6 +389,7 @@ pub fn dial_string(bridge: &Bridge, dial: &DialConfig) -> String {
             for (k, v) in &leg.sip_headers {
                 vars.push(format!("sip_h_X-VH-{k}={v}"));
             }
+            vars.extend(confirm_vars(bridge.confirm.as_ref()));
             if let Some(digits) = &leg.send_digits {
                 let when = if leg.send_on_preanswer {
                     "execute_on_pre_answer"
@@ -270,6 +402,59 @@ pub fn dial_string(bridge: &Bridge, dial: &DialConfig) -> String {
         })
         .collect();
     format!("{{{}}}{}", global.join(","), legs.join(","))
+}
+
+/// `confirmSound` / `confirmKey` on a leg: the switch's answer confirmation
+/// (`group_confirm_*`, read per leg by the originate), measured on FreeSWITCH 1.10.12
+/// with 7007 (answers, presses `1234#` ~1.3 s later):
+/// * with a key: `group_confirm_file='<media>',group_confirm_key=<key>` — the switch
+///   plays the media to the callee on answer and bridges it only once it pressed the
+///   key (key 1: bridged at the `1`). A callee that never presses it hears the media
+///   again and again and is dropped when the ring window (`originate_timeout`) runs out:
+///   the bridge fails NO_ANSWER (key 9, timeout 6 s: failed at 5.3 s). That is how
+///   "pressed or dropped" is carried out; the Dial's `timeout` bounds the wait.
+///   (`group_confirm_cancel_timeout` does not drop it: it stops the ring timer.)
+/// * without a key: `group_confirm_key=exec,group_confirm_file='playback <media>'` —
+///   the switch runs the playback on the callee, then bridges it (the way Plivo's
+///   framework does it).
+///
+/// The media is one file string: `file_string://a!b…` of the Play paths
+/// ([`playback_path`]) and `silence_stream://<ms>` for each Wait; silence when the
+/// document gave nothing usable.
+pub fn confirm_vars(confirm: Option<&Confirm>) -> Vec<String> {
+    let Some(confirm) = confirm else {
+        return Vec::new();
+    };
+    let media = media_file_string(&confirm.media);
+    match confirm.key {
+        Some(key) => vec![
+            format!("group_confirm_file='{media}'"),
+            format!("group_confirm_key={key}"),
+        ],
+        None => vec![
+            "group_confirm_key=exec".to_string(),
+            format!("group_confirm_file='playback {media}'"),
+        ],
+    }
+}
+
+/// A Dial media document as one FreeSWITCH file: its pieces joined in a
+/// `file_string://` (one piece alone as itself; none as a short silence).
+pub fn media_file_string(items: &[MediaItem]) -> String {
+    let pieces: Vec<String> = items
+        .iter()
+        .map(|item| match item {
+            MediaItem::Play { url } => playback_path(url),
+            MediaItem::Silence { duration } => {
+                format!("silence_stream://{}", duration.as_millis())
+            }
+        })
+        .collect();
+    match pieces.as_slice() {
+        [] => "silence_stream://250".to_string(),
+        [one] => one.clone(),
+        many => format!("file_string://{}", many.join("!")),
+    }
 }
 
 /// A destination's endpoint: a Number through the template, a User through the profile.
@@ -650,7 +835,129 @@ mod tests {
             caller_id: None,
             caller_name: None,
             sip_headers: Vec::new(),
+            callee_digit_patterns: Vec::new(),
+            caller_digits_watched: false,
+            confirm: None,
+            music: None,
         }
+    }
+
+    #[test]
+    fn dial_music_is_the_caller_s_ringback_and_a_later_dial_without_unsets_it() {
+        let mut b = bridge(vec![leg("u-1", DialTarget::Number("7004".into()))]);
+        b.music = Some(vec![
+            MediaItem::Play {
+                url: "tone_stream://%(200,0,440)".into(),
+            },
+            MediaItem::Silence {
+                duration: Duration::from_millis(500),
+            },
+        ]);
+        let tail: Vec<(String, String)> = bridge_prelude(&b, EarlierDials::default())
+            .into_iter()
+            .skip(4)
+            .map(|a| (a.name.to_string(), a.arg))
+            .collect();
+        let media = "file_string://tone_stream://%(200,0,440)!silence_stream://500";
+        assert_eq!(
+            tail,
+            [
+                ("set".to_string(), format!("ringback={media}")),
+                ("set".to_string(), format!("transfer_ringback={media}")),
+            ]
+        );
+        assert!(dial_string(&b, &DialConfig::default()).contains("ignore_early_media=true"));
+        b.music = None;
+        let earlier = EarlierDials {
+            bound_callee_digits: false,
+            set_music: true,
+        };
+        let tail: Vec<String> = bridge_prelude(&b, earlier)
+            .into_iter()
+            .skip(4)
+            .map(|a| format!("{} {}", a.name, a.arg))
+            .collect();
+        assert_eq!(tail, ["unset ringback", "unset transfer_ringback"]);
+        assert!(!dial_string(&b, &DialConfig::default()).contains("ignore_early_media"));
+    }
+
+    #[test]
+    fn confirm_with_a_key_waits_for_it_without_one_plays_then_bridges() {
+        let media = vec![
+            MediaItem::Silence {
+                duration: Duration::from_secs(1),
+            },
+            MediaItem::Play {
+                url: "https://app.test/press-one.wav".into(),
+            },
+        ];
+        let with_key = Confirm {
+            media: media.clone(),
+            key: Some('1'),
+        };
+        assert_eq!(
+            confirm_vars(Some(&with_key)),
+            [
+                "group_confirm_file='file_string://silence_stream://1000!http_cache://https://app.test/press-one.wav'",
+                "group_confirm_key=1"
+            ]
+        );
+        let without = Confirm {
+            media: media[1..].to_vec(),
+            key: None,
+        };
+        assert_eq!(
+            confirm_vars(Some(&without)),
+            [
+                "group_confirm_key=exec",
+                "group_confirm_file='playback http_cache://https://app.test/press-one.wav'"
+            ]
+        );
+        let unusable = Confirm {
+            media: Vec::new(),
+            key: Some('#'),
+        };
+        assert_eq!(
+            confirm_vars(Some(&unusable))[0],
+            "group_confirm_file='silence_stream://250'"
+        );
+        assert!(confirm_vars(None).is_empty());
+    }
+
+    #[test]
+    fn callee_digit_patterns_bind_on_the_peer_and_an_earlier_dial_s_are_cleared_first() {
+        let mut b = bridge(vec![leg("u-1", DialTarget::Number("7007".into()))]);
+        b.callee_digit_patterns = vec!["1234#".into(), "*9X".into()];
+        let earlier = EarlierDials {
+            bound_callee_digits: true,
+            set_music: false,
+        };
+        let apps: Vec<(String, String)> = bridge_prelude(&b, earlier)
+            .into_iter()
+            .skip(4)
+            .map(|a| (a.name.to_string(), a.arg))
+            .collect();
+        let want: [(String, String); 3] = [
+            ("clear_digit_action".into(), "voxbridge_dial,peer".into()),
+            (
+                "bind_digit_action".into(),
+                "voxbridge_dial,1234#,voxbridge_digits_match,bleg,peer".into(),
+            ),
+            (
+                "bind_digit_action".into(),
+                "voxbridge_dial,*90,voxbridge_digits_match,bleg,peer".into(),
+            ),
+        ];
+        assert_eq!(&apps[..3], &want[..]);
+        assert_eq!(apps.len(), 1 + 1 + 10, "*9X is spelled out as *90 … *99");
+        assert_eq!(binding_strings("1X2x").len(), 100);
+        assert_eq!(binding_strings("XXX#"), ["~^\\d\\d\\d#$"]);
+        b.callee_digit_patterns.clear();
+        assert_eq!(
+            bridge_prelude(&b, EarlierDials::default()).len(),
+            4,
+            "nothing to bind or clear"
+        );
     }
 
     #[test]
@@ -682,7 +989,10 @@ mod tests {
         );
         let app = application(&ChannelOp::Bridge(b.clone()), &TtsConfig::default(), &dial);
         assert_eq!(app.name, "bridge");
-        let sets: Vec<String> = bridge_prelude(&b).into_iter().map(|a| a.arg).collect();
+        let sets: Vec<String> = bridge_prelude(&b, EarlierDials::default())
+            .into_iter()
+            .map(|a| a.arg)
+            .collect();
         assert_eq!(
             sets,
             [

@@ -9,7 +9,7 @@
 use super::WorkerReport;
 use crate::call::engine::HangupCommand;
 use crate::cause::HangupCause;
-use crate::esl::command::Execute;
+use crate::esl::command::{Command, Execute};
 use crate::esl::outbound::OutboundConnection;
 use crate::store::keeper::RecordKeeper;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,6 +58,9 @@ pub(super) enum SwitchCommand {
     /// (reference §2.4), and only a call that records needs them, so they are subscribed
     /// before its first recording rather than at every handshake (SPEC §9).
     SubscribeRecordEvents,
+    /// `divert_events on`: events the channel queues for itself (a `bind_digit_action`
+    /// match) come to the socket.
+    DivertEvents,
     /// `exit`: leave the socket; the writer stops after it.
     Exit,
 }
@@ -236,6 +239,13 @@ impl Writer {
                             };
                             if let Err(e) = result {
                                 tracing::warn!(error = %e, "RECORD_* not subscribed: background recordings complete only at the call's end");
+                            }
+                        }
+                        SwitchCommand::DivertEvents => {
+                            match conn.command(&Command::divert_events(true)).await {
+                                Ok(r) if !r.is_err() => {}
+                                Ok(r) => tracing::warn!(reply = %r.text(), "divert_events refused: the callee's digit matches will not be seen"),
+                                Err(e) => tracing::warn!(error = %e, "divert_events failed"),
                             }
                         }
                         SwitchCommand::Exit => {
