@@ -9,9 +9,10 @@
 //! memory, so a dead disk cannot grow memory without limit (the writer's own queue is
 //! bounded too).
 //!
-//! Admission ([`RecordKeeper::admit`]): while final records are waiting *and* the last
-//! write failed for a reason of the store's (busy, disk full, I/O, corrupt), new calls
-//! are refused at once (SIP 503, HangupSource `Error`), with a log line when the state
+//! Admission ([`RecordKeeper::admit`]): while final records are waiting (or a refused
+//! call's record is about to be handed over: [`RefusalHeld`]) *and* the last write failed
+//! for a reason of the store's (busy, disk full, I/O, corrupt), new calls are refused at
+//! once (SIP 503, HangupSource `Error`), with a log line when the state
 //! changes and a metric (`voxbridge_calls_refused_total{reason="store_unavailable"}`).
 //! Otherwise a call is taken, and its live row — written before its first command to the
 //! channel — is the probe: when it cannot be written the call is refused too. So
@@ -54,6 +55,21 @@ struct Inner {
     /// Whether calls were being refused at the last admission check (for the log line
     /// on each change of state).
     refusing: AtomicBool,
+    /// Calls refused for their live row whose records are not handed over yet.
+    refusals_held: AtomicUsize,
+}
+
+/// A call refused because its live row could not be written, from the refusal until its
+/// record is handed over (drop it after [`RecordKeeper::keep`], or with the call's task).
+/// While one is held, admission counts it like a waiting record: a call arriving between
+/// that refusal's hang-up and its record's hand-over is refused at once too, instead of
+/// being taken and asking the application for a document it can never run.
+pub struct RefusalHeld(Arc<Inner>);
+
+impl Drop for RefusalHeld {
+    fn drop(&mut self) {
+        self.0.refusals_held.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What [`RecordKeeper::admit`] decided.
@@ -76,6 +92,7 @@ impl RecordKeeper {
                 waiting: AtomicUsize::new(0),
                 drained: Notify::new(),
                 refusing: AtomicBool::new(false),
+                refusals_held: AtomicUsize::new(0),
             }),
         }
     }
@@ -92,7 +109,8 @@ impl RecordKeeper {
     /// Whether a new call is taken (see the module docs).
     pub fn admit(&self) -> Admission {
         let failing = !self.inner.store.health().writable;
-        let refuse = failing && self.waiting() > 0;
+        let pending = self.waiting() > 0 || self.inner.refusals_held.load(Ordering::Relaxed) > 0;
+        let refuse = failing && pending;
         self.note_state(refuse);
         if refuse {
             self.inner.metrics.call_refused("store_unavailable");
@@ -102,10 +120,13 @@ impl RecordKeeper {
         }
     }
 
-    /// A call was refused because its live row could not be written.
-    pub fn live_row_failed(&self) {
+    /// A call was refused because its live row could not be written; hold the result
+    /// until its record is handed over.
+    pub fn live_row_failed(&self) -> RefusalHeld {
+        self.inner.refusals_held.fetch_add(1, Ordering::Relaxed);
         self.note_state(true);
         self.inner.metrics.call_refused("store_unavailable");
+        RefusalHeld(self.inner.clone())
     }
 
     fn note_state(&self, refuse: bool) {

@@ -72,7 +72,6 @@ use channel::{micros_to_time, CallFacts};
 use dial_legs::DialLegs;
 use live_row::LiveRowWrites;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -313,7 +312,7 @@ struct CallTask {
     live_row: Option<oneshot::Receiver<bool>>,
     /// Set by the writer task when the live row could not be written and the call was
     /// refused for it.
-    refused_for_store: Arc<AtomicBool>,
+    refused_for_store: Arc<writer::RefusedForStore>,
     /// The shutdown grace expired while the channel was up: we hung it up.
     cut_off_at: Option<Instant>,
     /// The `record` in flight (a `<Record>`): its CHANNEL_EXECUTE_COMPLETE is read as a
@@ -413,7 +412,7 @@ impl CallTask {
             clock,
             api_hangups: Vec::new(),
             live_row: None,
-            refused_for_store: Arc::new(AtomicBool::new(false)),
+            refused_for_store: Arc::default(),
             cut_off_at: None,
             bridge: None,
             record_op: None,
@@ -1292,7 +1291,7 @@ impl CallTask {
             final_event,
             self.answer_time,
         );
-        if self.refused_for_store.load(Ordering::Relaxed) {
+        if self.refused_for_store.is_refused() {
             record::mark_error(
                 &mut record,
                 HangupCause::NORMAL_TEMPORARY_FAILURE,
@@ -1334,6 +1333,7 @@ impl CallTask {
         }
         let notices = std::mem::take(&mut self.closing_requests);
         record::keep(&self.services, &self.resolved, record, post_call, notices).await;
+        self.refused_for_store.release();
     }
 }
 

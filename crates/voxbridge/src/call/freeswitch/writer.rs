@@ -11,7 +11,7 @@ use crate::call::engine::HangupCommand;
 use crate::cause::HangupCause;
 use crate::esl::command::{Command, Execute};
 use crate::esl::outbound::OutboundConnection;
-use crate::store::keeper::RecordKeeper;
+use crate::store::keeper::{RecordKeeper, RefusalHeld};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -74,8 +74,33 @@ pub(super) struct Writer {
     /// Resolves once the live row is committed (`true`) or could not be (`false`).
     pub live_row: Option<oneshot::Receiver<bool>>,
     /// Set here when the call was refused because its live row could not be written.
-    pub refused_for_store: Arc<AtomicBool>,
+    pub refused_for_store: Arc<RefusedForStore>,
     pub keeper: RecordKeeper,
+}
+
+/// Whether the call was refused because its live row could not be written, and the
+/// keeper's hold on that refusal ([`RefusalHeld`]) until the call's record is handed over
+/// ([`RefusedForStore::release`], or this dropped with the call's task and its writer).
+#[derive(Default)]
+pub struct RefusedForStore {
+    refused: AtomicBool,
+    held: std::sync::Mutex<Option<RefusalHeld>>,
+}
+
+impl RefusedForStore {
+    fn refuse(&self, held: RefusalHeld) {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(held);
+        self.refused.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_refused(&self) -> bool {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// The refused call's record is handed over: admission no longer counts it.
+    pub fn release(&self) {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
 }
 
 impl Writer {
@@ -101,12 +126,11 @@ impl Writer {
                     let changes_channel = !matches!(cmd, SwitchCommand::Exit);
                     if let (Some(durable), true) = (live_row.take(), changes_channel) {
                         if !durable.await.unwrap_or(false) {
-                            keeper.live_row_failed();
-                            refused.store(true, Ordering::Relaxed);
+                            refused.refuse(keeper.live_row_failed());
                             refuse_for_store(&conn).await;
                         }
                     }
-                    if refused.load(Ordering::Relaxed) && changes_channel {
+                    if refused.is_refused() && changes_channel {
                         // Refused: nothing more goes to the channel; its hangup events
                         // end the call.
                         continue;
