@@ -923,3 +923,200 @@ async fn asterisk_dial_rest_delete_of_the_callee_hangs_it_up_over_ari_and_the_ca
     assert_eq!(leg.source, "API");
     assert!(leg.answered);
 }
+
+/// The Asterisk server with `[record] dir` in a temporary directory.
+async fn start_recording(
+    dir: &std::path::Path,
+) -> (
+    crate::e2e_support::App,
+    crate::e2e_support::Server,
+    SocketAddr,
+) {
+    let app = crate::e2e_support::App::start().await;
+    let keys = format!("\n[record]\ndir = \"{}\"\n", dir.display());
+    let (server, agi) = start_with(&app, "", None, &keys).await;
+    (app, server, agi)
+}
+
+/// The first request on `path` about the call.
+async fn hit_on(
+    app: &crate::e2e_support::App,
+    path: &str,
+    call_uuid: &str,
+) -> crate::common::app::Hit {
+    app.wait_for(
+        crate::e2e_support::PATIENCE,
+        &format!("{path} for {call_uuid}"),
+        |hits: &[crate::common::app::Hit]| {
+            hits.iter()
+                .find(|h| h.path == path && h.param("CallUUID").as_deref() == Some(call_uuid))
+                .cloned()
+        },
+    )
+    .await
+}
+
+fn num(hit: &crate::common::app::Hit, key: &str) -> i64 {
+    hit.must(key)
+        .parse()
+        .unwrap_or_else(|_| panic!("{key}={:?}", hit.param(key)))
+}
+
+/// A plain Record on Asterisk is `RECORD FILE` into `<record.dir>/<RecordingID>` (wav),
+/// `#` ends it (`record-file.txt`): the same action, RecordStop, row and file download as
+/// on FreeSWITCH, and the next element runs (redirect="false").
+#[tokio::test]
+async fn asterisk_record_voicemail_finish_on_key_is_record_file_then_the_action_record_stop_and_the_row(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, server, agi) = start_recording(dir.path()).await;
+    let vm = app.status("/vm", 200);
+    let rs = app.status("/rs", 200);
+    let url = app.xml(
+        "/vm-doc",
+        &xml(&format!(
+            "<Speak>Leave a message.</Speak>\
+             <Record action=\"{vm}\" maxLength=\"5\" finishOnKey=\"#\" timeout=\"3\" callbackUrl=\"{rs}\"/>\
+             <Speak>Goodbye.</Speak>"
+        )),
+    );
+    let uuid = "1796449610.70";
+    let mut ch = channel(uuid, &url);
+    ch.app_time = Duration::from_millis(200);
+    // The Speak ends ~0.2 s in; the key comes ~1.5 s into the recording.
+    ch.dtmf = vec![(Duration::from_millis(1700), '#')];
+    let log = run_channel(agi, ch, Registry::default()).await;
+    let action = hit_on(&app, "/vm", uuid).await;
+    assert_eq!(action.must("Event"), "Record");
+    action.verify_signature(app.port, TOKEN).expect("signed");
+    assert_eq!(action.must("RecordingEndReason"), "FinishedOnKey");
+    assert_eq!(action.must("Digits"), "#");
+    let id = action.must("RecordingID");
+    let stem = dir.path().join(&id);
+    let record_cmd = format!(
+        r##"RECORD FILE "{}" wav "#" 5000 BEEP s=3"##,
+        stem.display()
+    );
+    assert!(
+        log.commands.contains(&record_cmd),
+        "{record_cmd} in {:?}",
+        log.commands
+    );
+    assert_eq!(
+        execs(&log.commands)[2..],
+        [
+            r#"EXEC Flite "Goodbye.""#.to_string(),
+            r#"EXEC Hangup "16""#.to_string()
+        ],
+        "the next element runs after the Record (redirect=false): {:?}",
+        log.commands
+    );
+    let ms = num(&action, "RecordingDurationMs");
+    assert!((1200..=2200).contains(&ms), "a key ~1.5 s in: {ms} ms");
+    assert_eq!(
+        num(&action, "RecordingEndMs") - num(&action, "RecordingStartMs"),
+        ms
+    );
+    let file = dir.path().join(format!("{id}.wav"));
+    let bytes = std::fs::read(&file).expect("the file RECORD FILE wrote");
+    assert_eq!(
+        ((bytes.len() - 44) / 16) as i64,
+        ms,
+        "the reported duration is the file's (endpos samples at 8 kHz)"
+    );
+    let stop = hit_on(&app, "/rs", uuid).await;
+    assert_eq!(stop.must("Event"), "RecordStop");
+    for key in [
+        "RecordingID",
+        "RecordUrl",
+        "RecordingDurationMs",
+        "RecordingEndReason",
+        "Digits",
+    ] {
+        assert_eq!(stop.param(key), action.param(key), "{key}");
+    }
+    let (status, list) = crate::e2e_support::rest(
+        &server,
+        reqwest::Method::GET,
+        &format!("Recording/?call_uuid={uuid}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["meta"]["total_count"], 1, "{list}");
+    assert_eq!(list["objects"][0]["recording_duration_ms"], ms);
+    let cdr = server.cdr(uuid).await;
+    assert!(
+        cdr.notes
+            .iter()
+            .any(|n| n.contains(&id) && n.contains("ended by FinishedOnKey")),
+        "{:?}",
+        cdr.notes
+    );
+}
+
+/// `(timeout)` is both the silence and the limit on Asterisk: told apart by how long the
+/// command ran against maxLength. The hangup under RECORD FILE (`result=-1`, then
+/// `HANGUP`) is HungUp, and the action goes through the outbox.
+#[tokio::test]
+async fn asterisk_record_ends_on_max_length_on_silence_and_on_hangup_each_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _server, agi) = start_recording(dir.path()).await;
+    app.status("/act", 200);
+    let act = app.url("/act");
+    let doc = |path: &str, attrs: &str| {
+        app.xml(
+            path,
+            &xml(&format!(
+                "<Record action=\"{act}\" playBeep=\"false\" {attrs}/><Hangup/>"
+            )),
+        )
+    };
+    let max = doc("/max", "maxLength=\"2\" timeout=\"5\"");
+    let silence = doc("/silence", "maxLength=\"10\" timeout=\"1\"");
+    let hangup = doc("/hangup", "maxLength=\"10\"");
+    let mut max_ch = channel("1796449610.71", &max);
+    max_ch.record_speech = Some(Duration::from_secs(30));
+    let mut silence_ch = channel("1796449610.72", &silence);
+    // 0.5 s of speech, then 1 s of silence ends it; Asterisk cuts the silence to 1 s
+    // (s=1: nothing cut), so 1.5 s are kept.
+    silence_ch.record_speech = Some(Duration::from_millis(500));
+    let mut hangup_ch = channel("1796449610.73", &hangup);
+    hangup_ch.caller_hangs_up_after = Some(Duration::from_secs(1));
+    let (max_log, silence_log, hangup_log) = tokio::join!(
+        run_channel(agi, max_ch, Registry::default()),
+        run_channel(agi, silence_ch, Registry::default()),
+        run_channel(agi, hangup_ch, Registry::default()),
+    );
+
+    let a = hit_on(&app, "/act", "1796449610.71").await;
+    assert_eq!(a.must("RecordingEndReason"), "maxLength");
+    assert!(
+        (1900..=2300).contains(&num(&a, "RecordingDurationMs")),
+        "{a:?}"
+    );
+    assert!(
+        max_log
+            .commands
+            .iter()
+            .any(|c| c.starts_with("RECORD FILE") && c.ends_with(r#"wav "1234567890*#" 2000 s=5"#)),
+        "{:?}",
+        max_log.commands
+    );
+
+    let a = hit_on(&app, "/act", "1796449610.72").await;
+    assert_eq!(a.must("RecordingEndReason"), "RecordingTimeout");
+    assert!(
+        (1400..=1800).contains(&num(&a, "RecordingDurationMs")),
+        "{a:?}"
+    );
+    assert!(silence_log
+        .commands
+        .iter()
+        .any(|c| c.ends_with("10000 s=1")));
+
+    let a = hit_on(&app, "/act", "1796449610.73").await;
+    assert_eq!(a.must("RecordingEndReason"), "HungUp");
+    assert!(hangup_log.closed_after_hangup);
+    let cb = app.hangup_callback("1796449610.73").await;
+    assert_eq!(cb.must("HangupSource"), "Caller");
+}

@@ -74,8 +74,20 @@
 //!   returns (`g`) and the caller goes on. Not supported yet: `hangupOnStar`,
 //!   `sipHeaders` and `sendDigits`, refused by name (each needs per-leg work on the
 //!   callee's channel).
+//! - **Record** (SPEC §12.2), a plain one, is `RECORD FILE` into
+//!   `<record.dir>/<RecordingID>.wav` ([`render::record_plan`]); its reply and the time it
+//!   took become the engine's report ([`render::record_report`]: the key, silence or the
+//!   limit — Asterisk says `(timeout)` for both, told apart by the time against
+//!   `maxLength` — or the hangup, held like any `result=-1` until `HANGUP`). The row,
+//!   RecordStop and action follow as on FreeSWITCH (the same builder,
+//!   `freeswitch::record::recording_row`, and the same ordered writer). The file is
+//!   written by Asterisk: `[record] dir` must be a directory both reach (the bundle's
+//!   Asterisk runs as voxbridge's user).
 //! - Not yet on Asterisk (each a clear refusal, never a silent skip): Speak in early media
-//!   (app_flite answers), Record.
+//!   (app_flite answers); Record in mp3 (Asterisk has no mp3 writer); `recordSession` and
+//!   `startOnDialAnswer` (MixMonitor); the REST stop of a recording (`RECORD FILE` runs on
+//!   the busy FastAGI socket and ARI cannot end it; the API answers that nothing could be
+//!   stopped).
 
 pub mod ari;
 pub mod media;
@@ -84,6 +96,7 @@ pub mod tts;
 
 use crate::agi::{AgiCommand, AgiConnection, AgiEvent, AgiEvents, Reply};
 use crate::app::fetch::{FetchError, FetchRequest, Fetched};
+use crate::call::channel_op::{RecordCaller, RecordReport};
 use crate::call::engine::{
     Action, CallEngine, CommandFailure, DocumentFetch, HangupCommand, Input, OpId, OpOutcome,
     Reaction,
@@ -91,7 +104,7 @@ use crate::call::engine::{
 use crate::call::freeswitch::channel::CallFacts;
 use crate::call::freeswitch::dial_legs::{self, DialLegs};
 use crate::call::freeswitch::live_row::LiveRowWrites;
-use crate::call::freeswitch::{fetch, record, CallServices};
+use crate::call::freeswitch::{fetch, record, CallServices, Notice};
 use crate::call::hangup::Ending;
 use crate::call::live::{CallCommand, HangupReply};
 use crate::call::route::Resolved;
@@ -233,6 +246,12 @@ enum Report {
     },
     /// ARI saw the Dial's callee answer (`DIALEDPEERNUMBER` set) while `Dial()` runs.
     DialAnswered { id: OpId, peer: String },
+    /// A plain Record's `RECORD FILE` replied.
+    RecordEnded {
+        id: OpId,
+        report: RecordReport,
+        hangup_result: bool,
+    },
     /// A digit a Gather's prompt stopped at (sent before that prompt's [`Report::Op`]).
     Digit(char),
     /// The listen of a Gather (`WAIT FOR DIGIT`) is over, with the digit if one came.
@@ -258,8 +277,9 @@ struct CallTask {
     live_row: Option<oneshot::Receiver<bool>>,
     answer_time: Option<OffsetDateTime>,
     api_hangups: Vec<oneshot::Sender<HangupReply>>,
-    /// An outcome of `result=-1` waiting to see whether `HANGUP` follows.
-    held: Option<(OpId, OpOutcome)>,
+    /// An operation's end (`OpFinished`, `RecordEnded`) from a `result=-1` reply,
+    /// waiting to see whether `HANGUP` follows.
+    held: Option<(OpId, Input)>,
     /// `HANGUP` seen; the end facts are being read.
     hangup_seen: bool,
     /// The op in flight is our own Answer (its completion is the answer time).
@@ -282,8 +302,16 @@ struct CallTask {
     held_dial: Option<(OpId, DialFacts)>,
     /// The Dial whose legs are being closed (for their CDRs and callbacks).
     dial_legs: Option<DialLegs>,
-    /// The ordered writer of this call's mid-call outbox rows (Dial callbacks).
-    notices: Option<mpsc::UnboundedSender<Vec<crate::record::callback::NewCallback>>>,
+    /// The ordered writer of this call's mid-call store writes (Dial callbacks,
+    /// recordings' rows and their RecordStop).
+    notices: Option<mpsc::UnboundedSender<Notice>>,
+    /// Recordings completed while the call was closing: written before its record.
+    closing_recordings: Vec<crate::store::Recording>,
+    /// RecordStop callbacks of those, written with the call's record.
+    closing_requests: Vec<crate::record::callback::NewCallback>,
+    /// Resolves once the last recording row written mid-call is stored: a Record's
+    /// action fetch waits for it, so its `RecordUrl` answers when the application asks.
+    recording_written: Option<oneshot::Receiver<()>>,
     /// The call's command channel (its bridged callee is registered live with it).
     commands: Option<mpsc::Sender<CallCommand>>,
     /// The bridged callee's place in the live registry (SPEC §11.2).
@@ -424,6 +452,9 @@ impl CallTask {
             held_dial: None,
             dial_legs: None,
             notices: None,
+            closing_recordings: Vec::new(),
+            closing_requests: Vec::new(),
+            recording_written: None,
             commands: None,
             leg_registration: None,
             leg_hangups: Vec::new(),
@@ -623,14 +654,17 @@ impl CallTask {
                 Action::Interrupt => {
                     tracing::debug!("barge-in: the prompt stopped at the digit in the switch")
                 }
-                // Recordings are refused on Asterisk (render::plan): none runs to stop.
-                Action::StopRecordings(_)
-                | Action::StartRecording { .. }
-                | Action::RecordingComplete(_) => {
-                    tracing::warn!(
-                        "stop recordings asked on Asterisk, where Record is not supported yet"
-                    )
-                }
+                Action::RecordingComplete(done) => self.recording_complete(*done),
+                // A running RECORD FILE cannot be ended from outside the AGI socket, and
+                // background recordings (MixMonitor) are refused (render::plan); the REST
+                // stop is refused before it reaches the engine (on_command).
+                Action::StopRecordings(_) => tracing::warn!(
+                    "not supported yet on Asterisk: stopping a running Record through the REST API"
+                ),
+                Action::StartRecording { path } => tracing::warn!(
+                    %path,
+                    "not supported yet on Asterisk: Record startOnDialAnswer (MixMonitor); nothing is recorded"
+                ),
                 Action::Request(req) => {
                     let params = fetch::params(
                         &self.facts,
@@ -671,6 +705,9 @@ impl CallTask {
         }
         if let crate::call::channel_op::ChannelOp::Bridge(bridge) = op {
             return self.dial(id, bridge);
+        }
+        if let crate::call::channel_op::ChannelOp::Record(rec) = op {
+            return self.record(id, rec);
         }
         let plan = if job.reads_digit {
             render::plan_prompt(op)
@@ -1044,18 +1081,34 @@ impl CallTask {
         if callbacks.is_empty() {
             return;
         }
+        self.notice(Notice::Callbacks(callbacks));
+    }
+
+    /// Queues one mid-call store write on the call's ordered writer task (started on
+    /// first use), so a recording's row lands before its RecordStop and its action.
+    fn notice(&mut self, notice: Notice) {
         let store = self.services.calls.store.clone();
         let (uuid, account) = (self.facts.uuid.clone(), self.resolved.account_id.clone());
         let queue = self.notices.get_or_insert_with(|| {
-            let (tx, mut rx) =
-                mpsc::unbounded_channel::<Vec<crate::record::callback::NewCallback>>();
+            let (tx, mut rx) = mpsc::unbounded_channel::<Notice>();
             tokio::spawn(
                 async move {
-                    while let Some(batch) = rx.recv().await {
-                        let ids: Vec<String> =
-                            batch.iter().map(|c| c.delivery_id.clone()).collect();
-                        if let Err(e) = store.enqueue_callbacks(&uuid, &account, batch).await {
-                            tracing::error!(error = %e, ?ids, "CALLBACKS NOT STORED: mid-call outbox rows could not be written");
+                    while let Some(notice) = rx.recv().await {
+                        match notice {
+                            Notice::Callbacks(batch) => {
+                                let ids: Vec<String> =
+                                    batch.iter().map(|c| c.delivery_id.clone()).collect();
+                                if let Err(e) = store.enqueue_callbacks(&uuid, &account, batch).await {
+                                    tracing::error!(error = %e, ?ids, "CALLBACKS NOT STORED: mid-call outbox rows could not be written");
+                                }
+                            }
+                            Notice::Recording(row, written) => {
+                                let id = row.recording_id.clone();
+                                if let Err(e) = store.add_recording(*row).await {
+                                    tracing::error!(error = %e, recording_id = %id, "RECORDING NOT STORED: its row could not be written (the file stays on disk)");
+                                }
+                                let _ = written.send(());
+                            }
                         }
                     }
                 }
@@ -1063,7 +1116,92 @@ impl CallTask {
             );
             tx
         });
-        let _ = queue.send(callbacks);
+        let _ = queue.send(notice);
+    }
+
+    /// A recording's file is complete (SPEC §12.2): its row, then its `RecordStop`, in
+    /// the call's order of store writes (once the call is closing: before its record,
+    /// the RecordStop in the record's transaction) — as on FreeSWITCH.
+    fn recording_complete(&mut self, done: crate::call::element::record::Completed) {
+        let (row, callbacks) = record::recording_row(&self.facts, &self.resolved, &done);
+        tracing::info!(
+            recording_id = %row.recording_id,
+            path = %row.file_path,
+            duration_ms = row.duration_ms,
+            reason = row.end_reason.as_str(),
+            "recording complete"
+        );
+        if self.engine.is_closing() {
+            self.closing_recordings.push(row);
+            self.closing_requests.extend(callbacks);
+            return;
+        }
+        let (written_tx, written) = oneshot::channel();
+        self.recording_written = Some(written);
+        self.notice(Notice::Recording(Box::new(row), written_tx));
+        self.enqueue_now(callbacks);
+    }
+
+    /// A plain Record: `RECORD FILE` ([`render::record_plan`]); its reply and the time it
+    /// took are read as the engine's report ([`render::record_report`]).
+    fn record(&mut self, id: OpId, rec: &RecordCaller) {
+        let reports = self.reports_tx.clone();
+        let cmd = match render::record_plan(rec) {
+            Plan::Commands(mut cmds) if cmds.len() == 1 => cmds.remove(0),
+            Plan::Commands(_) => unreachable!("record_plan gives one command"),
+            Plan::Refuse(why) => {
+                tracing::warn!(reason = %why, "Record refused on Asterisk");
+                let _ = reports.send(Report::Op {
+                    id,
+                    outcome: OpOutcome::Refused(why),
+                    hangup_result: false,
+                });
+                return;
+            }
+        };
+        let conn = self.conn.clone();
+        let asked = rec.clone();
+        tokio::spawn(
+            async move {
+                tracing::debug!(command = %cmd.line(), "AGI command");
+                let started = Instant::now();
+                match conn.command(cmd).await {
+                    // `(writefile)`: the file could not be opened; nothing was recorded.
+                    Ok(reply) if reply.text.contains("(writefile)") => {
+                        tracing::warn!(reply = %reply.text, "RECORD FILE could not write its file");
+                        let _ = reports.send(Report::Op {
+                            id,
+                            outcome: OpOutcome::Failed(reply.text),
+                            hangup_result: false,
+                        });
+                    }
+                    Ok(reply) if reply.is_ok() && reply.result.is_some_and(|r| r >= -1) => {
+                        let report = render::record_report(&reply, started.elapsed(), &asked);
+                        let _ = reports.send(Report::RecordEnded {
+                            id,
+                            report,
+                            hangup_result: reply.is_hangup_result(),
+                        });
+                    }
+                    Ok(reply) => {
+                        let _ = reports.send(Report::Op {
+                            id,
+                            outcome: render::outcome(&reply),
+                            hangup_result: false,
+                        });
+                    }
+                    Err(crate::agi::AgiError::Closed(_)) => {}
+                    Err(e) => {
+                        let _ = reports.send(Report::Op {
+                            id,
+                            outcome: OpOutcome::Refused(e.to_string()),
+                            hangup_result: false,
+                        });
+                    }
+                }
+            }
+            .in_current_span(),
+        );
     }
 
     /// A Gather listens with nothing running: Asterisk reports digits only while a
@@ -1201,10 +1339,18 @@ impl CallTask {
             | FetchEvent::DialAction(_)
             | FetchEvent::Record(_) => (None, self.document_url.clone()),
         };
+        // A Record's action waits for the recording's row, so its RecordUrl answers.
+        let after = match req.event {
+            FetchEvent::Record(_) => self.recording_written.take(),
+            _ => None,
+        };
         let token = self.resolved.auth_token.clone();
         let reports = self.reports_tx.clone();
         let task = tokio::spawn(
             async move {
+                if let Some(written) = after {
+                    let _ = written.await;
+                }
                 let started = Instant::now();
                 let request = FetchRequest {
                     url: &req.url,
@@ -1244,7 +1390,7 @@ impl CallTask {
                 if hangup_result && !self.hangup_seen {
                     // The channel probably hung up under the application: its HANGUP
                     // notice follows the reply. Hold the outcome until it does.
-                    self.held = Some((id, outcome));
+                    self.held = Some((id, Input::OpFinished { id, outcome }));
                     let reports = self.reports_tx.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(HANGUP_NOTICE_WAIT).await;
@@ -1253,6 +1399,26 @@ impl CallTask {
                     return;
                 }
                 self.input(Input::OpFinished { id, outcome });
+            }
+            Report::RecordEnded {
+                id,
+                report,
+                hangup_result,
+            } => {
+                tracing::info!(?report, "record ended");
+                let input = Input::RecordEnded { id, report };
+                if hangup_result && !self.hangup_seen {
+                    // The caller hung up under the recording: the engine must hear the
+                    // channel is down first (the end reason is HungUp, not maxLength).
+                    self.held = Some((id, input));
+                    let reports = self.reports_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(HANGUP_NOTICE_WAIT).await;
+                        let _ = reports.send(Report::HeldExpired { id });
+                    });
+                    return;
+                }
+                self.input(input);
             }
             Report::Digit(digit) => {
                 self.input(Input::Dtmf(digit));
@@ -1264,8 +1430,8 @@ impl CallTask {
                 }
             }
             Report::HeldExpired { id } => {
-                if let Some((held, outcome)) = self.held.take_if(|(h, _)| *h == id) {
-                    self.input(Input::OpFinished { id: held, outcome });
+                if let Some((_, input)) = self.held.take_if(|(h, _)| *h == id) {
+                    self.input(input);
                 }
                 if let Some((held, facts)) = self.held_dial.take_if(|(h, _)| *h == id) {
                     self.dial_ended(held, facts);
@@ -1384,8 +1550,8 @@ impl CallTask {
         self.input(Input::ChannelHungUp {
             cause: HangupCause::NORMAL_CLEARING,
         });
-        if let Some((id, outcome)) = self.held.take() {
-            self.input(Input::OpFinished { id, outcome });
+        if let Some((_, input)) = self.held.take() {
+            self.input(input);
         }
         if let Some((id, facts)) = self.held_dial.take() {
             self.dial_ended(id, facts);
@@ -1461,8 +1627,13 @@ impl CallTask {
                     }
                 }
             }
-            // Record is refused on Asterisk: nothing is recording.
+            // Not supported yet on Asterisk: a running RECORD FILE ends only at its own
+            // limits (FastAGI is busy with it; ARI cannot interrupt it) and background
+            // recordings are refused, so the REST stop finds nothing it can stop.
             CallCommand::StopRecordings { reply } => {
+                tracing::warn!(
+                    "not supported yet on Asterisk: stopping a recording through the REST API"
+                );
                 let _ = reply.send(false);
             }
         }
@@ -1509,12 +1680,29 @@ impl CallTask {
             "call ended"
         );
         let post_call = ending.post_call.as_ref().map(|p| (p.url.clone(), p.method));
+        for row in std::mem::take(&mut self.closing_recordings) {
+            // Before the record (and the RecordStop rows in its transaction), so the
+            // application that hears of a recording can fetch it; bounded, as on
+            // FreeSWITCH (the file stays on disk, logged).
+            let id = row.recording_id.clone();
+            let write = self.services.calls.store.add_recording(row);
+            match tokio::time::timeout(Duration::from_secs(5), write).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, recording_id = %id, "RECORDING NOT STORED: its row could not be written (the file stays on disk)")
+                }
+                Err(_) => {
+                    tracing::error!(recording_id = %id, "RECORDING NOT STORED: the store did not answer in 5 s (the file stays on disk)")
+                }
+            }
+        }
+        let notices = std::mem::take(&mut self.closing_requests);
         record::keep(
             &self.services.calls,
             &self.resolved,
             rec,
             post_call,
-            Vec::new(),
+            notices,
         )
         .await;
     }

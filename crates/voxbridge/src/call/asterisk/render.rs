@@ -18,6 +18,7 @@
 //! | Silence (Wait in a Gather) | `WAIT FOR DIGIT <ms>` |
 //! | FlushDigits | `NOOP` (Asterisk keeps no digits between commands) |
 //! | a Gather listening | `WAIT FOR DIGIT <ms until its deadline>`, run by the driver |
+//! | Record (plain) | `RECORD FILE "<path without .wav>" wav "<finishOnKey>" <maxLength ms> [BEEP] [s=<timeout s>]` ([`record_plan`], [`record_report`]) |
 //! | Bridge (Dial) | `SET VARIABLE CALLERID(num/name)`, `EXEC Dial "<dest>&<dest>,<ring s>,gL(<limit ms>)"`, then `GET VARIABLE DIALSTATUS`/`HANGUPCAUSE`/`DIALEDPEERNUMBER`/`ANSWEREDTIME` ([`dial_plan`]) |
 //!
 //! **Schedule inside the switch.** `TIMEOUT(absolute)` is Asterisk's own timer on the
@@ -34,9 +35,12 @@
 
 use crate::agi::command::app_arg;
 use crate::agi::{AgiCommand, Reply};
-use crate::call::channel_op::{Bridge, ChannelOp, HungUpBy, OpOutcome};
+use crate::call::channel_op::{
+    Bridge, ChannelOp, HungUpBy, OpOutcome, RecordCaller, RecordEndedBy, RecordFormat, RecordReport,
+};
 use crate::cause::HangupCause;
 use crate::document::model::DialTarget;
+use std::time::Duration;
 
 /// What running one operation takes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,14 +168,93 @@ pub fn plan(op: &ChannelOp) -> Plan {
         ChannelOp::Bridge(_) => {
             return Plan::Refuse("a Dial is planned with its dial strings (dial_plan)".into())
         }
-        // RECORD FILE / MixMonitor: not mapped yet; a Record is refused by name.
-        ChannelOp::Record(_) | ChannelOp::StartSessionRecording { .. } => {
-            return Plan::Refuse("not supported yet on Asterisk: Record".into())
-        }
+        ChannelOp::Record(rec) => return record_plan(rec),
+        // MixMonitor: not mapped yet; a background recording is refused by name.
+        ChannelOp::StartSessionRecording { .. } => return Plan::Refuse(
+            "not supported yet on Asterisk: Record recordSession/startOnDialAnswer (MixMonitor)"
+                .into(),
+        ),
     };
     match built {
         Ok(cmd) => Plan::Commands(vec![cmd]),
         Err(e) => Plan::Refuse(format!("cannot build the AGI command: {e}")),
+    }
+}
+
+/// Samples per second of Asterisk's `wav` format (8 kHz, 16-bit mono): `RECORD FILE`'s
+/// `endpos` is in these.
+pub const WAV_RATE: u64 = 8000;
+
+/// How close to `maxLength` a `(timeout)` must come to count as the limit (see
+/// [`record_report`]).
+pub const MAX_LENGTH_MARGIN: Duration = Duration::from_millis(500);
+
+/// A plain Record (SPEC §12.2) as `RECORD FILE` (capture `record-file.txt`): the file
+/// without its extension (Asterisk adds `.wav`), the finish keys as escape digits,
+/// `maxLength` as the timeout in ms, `playBeep` as `BEEP`, the silence `timeout` as
+/// `s=<whole seconds, rounded up>`. Asterisk's `wav` is the only format: it has no mp3
+/// writer (mp3 is refused by name; the engine asks for it only when `[record] mp3` says
+/// the switch can).
+pub fn record_plan(rec: &RecordCaller) -> Plan {
+    if rec.format != RecordFormat::Wav {
+        return Plan::Refuse(
+            "not supported yet on Asterisk: Record in mp3 (Asterisk writes no mp3)".into(),
+        );
+    }
+    let Some(name) = rec.path.strip_suffix(".wav").filter(|n| !n.is_empty()) else {
+        return Plan::Refuse(format!("Record into {:?}: not a .wav path", rec.path));
+    };
+    if !rec
+        .finish_keys
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D'))
+    {
+        return Plan::Refuse(format!(
+            "Record finishOnKey {:?}: only DTMF keys can end a RECORD FILE",
+            rec.finish_keys
+        ));
+    }
+    let timeout_ms = i64::try_from(rec.max_length.as_millis().max(1000)).unwrap_or(i64::MAX);
+    let silence = (!rec.silence_timeout.is_zero())
+        .then(|| rec.silence_timeout.as_millis().div_ceil(1000) as u64);
+    match AgiCommand::record_file(name, "wav", &rec.finish_keys, timeout_ms, rec.beep, silence) {
+        Ok(cmd) => Plan::Commands(vec![cmd]),
+        Err(e) => Plan::Refuse(format!("cannot build the AGI command: {e}")),
+    }
+}
+
+/// `RECORD FILE`'s reply as the engine's [`RecordReport`]. `(dtmf)`: the key
+/// (`result=` its ASCII code). `(hangup)`/`result=-1`: [`RecordEndedBy::Other`] (the
+/// engine knows the channel went down). `(timeout)` is **both** the silence and the
+/// length limit — Asterisk does not tell them apart — so it is read from the time the
+/// command took (`elapsed`, measured by the driver): at least `maxLength` minus
+/// [`MAX_LENGTH_MARGIN`] is the limit, less is silence (only possible when silence
+/// detection was asked for). A silence that ends in the last half second before
+/// `maxLength` is therefore reported as the limit. The duration is `endpos` (samples of
+/// the 8 kHz file, after Asterisk cut the trailing silence) when given, else `elapsed`.
+pub fn record_report(reply: &Reply, elapsed: Duration, asked: &RecordCaller) -> RecordReport {
+    let endpos = reply
+        .text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("endpos="))
+        .and_then(|n| n.parse::<u64>().ok());
+    let duration = endpos.map_or(elapsed, |n| Duration::from_millis(n * 1000 / WAV_RATE));
+    let ended_by = if reply.text.contains("(dtmf)") {
+        digit(reply).map_or(RecordEndedBy::Other, RecordEndedBy::Key)
+    } else if reply.text.contains("(timeout)")
+        && reply.result == Some(0)
+        && !asked.silence_timeout.is_zero()
+        && elapsed + MAX_LENGTH_MARGIN < asked.max_length
+    {
+        RecordEndedBy::Silence
+    } else {
+        RecordEndedBy::Other
+    };
+    let ended_at_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    RecordReport {
+        ended_by,
+        duration,
+        ended_at_ms: i64::try_from(ended_at_ms).ok(),
     }
 }
 
@@ -551,6 +634,83 @@ mod tests {
             dial_failure_cause("CHANUNAVAIL", Some("0")),
             HangupCause::DESTINATION_OUT_OF_ORDER
         );
+    }
+
+    #[test]
+    fn a_record_is_record_file_and_its_reply_tells_the_key_silence_or_the_limit() {
+        let rec = RecordCaller {
+            path: "/var/rec/abc.wav".into(),
+            format: RecordFormat::Wav,
+            beep: true,
+            silence_timeout: Duration::from_millis(1500),
+            max_length: Duration::from_secs(10),
+            finish_keys: "#".into(),
+        };
+        assert_eq!(
+            line(ChannelOp::Record(rec.clone())),
+            r##"RECORD FILE "/var/rec/abc" wav "#" 10000 BEEP s=2"##
+        );
+        let plain = RecordCaller {
+            beep: false,
+            silence_timeout: Duration::ZERO,
+            finish_keys: String::new(),
+            ..rec.clone()
+        };
+        assert_eq!(
+            line(ChannelOp::Record(plain.clone())),
+            r#"RECORD FILE "/var/rec/abc" wav "" 10000"#
+        );
+        let mp3 = RecordCaller {
+            format: RecordFormat::Mp3,
+            path: "/var/rec/abc.mp3".into(),
+            ..rec.clone()
+        };
+        assert!(line(ChannelOp::Record(mp3)).contains("not supported yet on Asterisk"));
+        let bad_keys = RecordCaller {
+            finish_keys: "#\"".into(),
+            ..rec.clone()
+        };
+        assert!(line(ChannelOp::Record(bad_keys)).starts_with("refused"));
+
+        let r = |t: &str| match crate::agi::Message::parse(t) {
+            crate::agi::Message::Reply(r) => r,
+            _ => unreachable!(),
+        };
+        let key = record_report(
+            &r("200 result=35 (dtmf) endpos=12000"),
+            Duration::from_secs(2),
+            &rec,
+        );
+        assert_eq!(key.ended_by, RecordEndedBy::Key('#'));
+        assert_eq!(key.duration, Duration::from_millis(1500));
+        let silence = record_report(
+            &r("200 result=0 (timeout) endpos=24000"),
+            Duration::from_secs(5),
+            &rec,
+        );
+        assert_eq!(silence.ended_by, RecordEndedBy::Silence);
+        assert_eq!(silence.duration, Duration::from_secs(3));
+        let limit = record_report(
+            &r("200 result=0 (timeout) endpos=80000"),
+            Duration::from_millis(10_020),
+            &rec,
+        );
+        assert_eq!(limit.ended_by, RecordEndedBy::Other);
+        // Without silence detection a (timeout) is always the limit.
+        let limit = record_report(
+            &r("200 result=0 (timeout) endpos=0"),
+            Duration::from_secs(3),
+            &plain,
+        );
+        assert_eq!(limit.ended_by, RecordEndedBy::Other);
+        assert_eq!(limit.duration, Duration::ZERO);
+        let hangup = record_report(
+            &r("200 result=-1 (hangup) endpos=4000"),
+            Duration::from_secs(1),
+            &rec,
+        );
+        assert_eq!(hangup.ended_by, RecordEndedBy::Other);
+        assert_eq!(hangup.duration, Duration::from_millis(500));
     }
 
     #[test]
