@@ -451,6 +451,111 @@ pub fn all() -> Vec<Scenario> {
             source: "API",
             answered: true,
         }),
+        Scenario {
+            action: Action::CallerPresses {
+                after: 2.5,
+                digits: "#",
+            },
+            caller_sends_audio: true,
+            ..scenario(
+                "asterisk_record_voicemail_finish_on_key_is_a_real_wav_of_the_recorded_length",
+                "<Record maxLength=\"5\" finishOnKey=\"#\" redirect=\"true\"> on 7000 (RECORD FILE), \
+                 the caller sends audio and presses # (uuid_send_dtmf) ~2 s into it: Asterisk writes \
+                 <record.dir>/<RecordingID>.wav, the action and RecordStop say FinishedOnKey, Digits=#, \
+                 the WAV downloaded through the API is RecordingDurationMs long, deleted 204",
+                Ext::Answered,
+                vec![
+                    xml(
+                        "<Response><Record action=\"{app}/answer?step=1\" redirect=\"true\" \
+                         maxLength=\"5\" finishOnKey=\"#\" callbackUrl=\"{app}/events\"/>\
+                         <Hangup/></Response>",
+                    ),
+                    xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .fetches(&["StartApp", "Record"])
+                    .recording(RecordingWant {
+                        reason: "FinishedOnKey",
+                        digits: "#",
+                        min_ms: 500,
+                        max_ms: 4000,
+                        action: true,
+                        like_the_call_ms: None,
+                    }),
+            )
+        },
+        Scenario {
+            caller_sends_audio: true,
+            ..scenario(
+                "asterisk_record_max_length_2_ends_it_as_max_length",
+                "<Record maxLength=\"2\" playBeep=\"false\" redirect=\"true\"> on 7000, the caller \
+                 sends audio (silence, timeout 60): RECORD FILE replies (timeout) after 2 s, read as \
+                 the limit (it ran maxLength); the action's document runs",
+                Ext::Answered,
+                vec![
+                    xml(
+                        "<Response><Record action=\"{app}/answer?step=1\" redirect=\"true\" \
+                         maxLength=\"2\" playBeep=\"false\" callbackUrl=\"{app}/events\"/>\
+                         </Response>",
+                    ),
+                    xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .fetches(&["StartApp", "Record"])
+                    .recording(RecordingWant {
+                        reason: "maxLength",
+                        digits: "",
+                        min_ms: 1500,
+                        max_ms: 2600,
+                        action: true,
+                        like_the_call_ms: None,
+                    }),
+            )
+        },
+        Scenario {
+            caller_sends_audio: true,
+            ..scenario(
+                "asterisk_record_silence_timeout_ends_it_as_recording_timeout",
+                "<Record timeout=\"2\" maxLength=\"20\" playBeep=\"false\" redirect=\"true\"> on \
+                 7000, the caller sends silence: Asterisk's silence detection (s=2) ends RECORD FILE \
+                 with (timeout) long before maxLength, read as RecordingTimeout; Asterisk cuts the \
+                 trailing silence to 1 s",
+                Ext::Answered,
+                vec![
+                    xml(
+                        "<Response><Record action=\"{app}/answer?step=1\" redirect=\"true\" \
+                         timeout=\"2\" playBeep=\"false\" maxLength=\"20\" \
+                         callbackUrl=\"{app}/events\"/></Response>",
+                    ),
+                    xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .fetches(&["StartApp", "Record"])
+                    .recording(RecordingWant {
+                        reason: "RecordingTimeout",
+                        digits: "",
+                        min_ms: 300,
+                        max_ms: 3000,
+                        action: true,
+                        like_the_call_ms: None,
+                    }),
+            )
+        },
     ]
 }
 

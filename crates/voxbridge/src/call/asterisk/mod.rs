@@ -423,6 +423,16 @@ impl CallTask {
                 )
             }
         };
+        // Recordings are named by the REST API's URL, and dated by voxbridge's clock
+        // (Asterisk's replies carry no timestamps).
+        let now_ms = i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+            .unwrap_or_default();
+        let engine = engine
+            .with_recording_urls(format!(
+                "{}/api/v1/Account/{}/Recording/",
+                calls.public_base, resolved.account_id
+            ))
+            .with_wall_clock(Instant::now(), now_ms);
         *known.lock().unwrap_or_else(|p| p.into_inner()) = Some((facts.clone(), resolved.clone()));
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let live_row_writes = LiveRowWrites::new(calls.store.clone(), &uuid);
@@ -1176,6 +1186,7 @@ impl CallTask {
                         });
                     }
                     Ok(reply) if reply.is_ok() && reply.result.is_some_and(|r| r >= -1) => {
+                        tracing::info!(reply = %reply.text, "RECORD FILE replied");
                         let report = render::record_report(&reply, started.elapsed(), &asked);
                         let _ = reports.send(Report::RecordEnded {
                             id,

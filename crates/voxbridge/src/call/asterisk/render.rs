@@ -242,7 +242,6 @@ pub fn record_report(reply: &Reply, elapsed: Duration, asked: &RecordCaller) -> 
     let ended_by = if reply.text.contains("(dtmf)") {
         digit(reply).map_or(RecordEndedBy::Other, RecordEndedBy::Key)
     } else if reply.text.contains("(timeout)")
-        && reply.result == Some(0)
         && !asked.silence_timeout.is_zero()
         && elapsed + MAX_LENGTH_MARGIN < asked.max_length
     {
