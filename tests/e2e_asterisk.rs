@@ -1120,3 +1120,59 @@ async fn asterisk_record_ends_on_max_length_on_silence_and_on_hangup_each_named(
     let cb = app.hangup_callback("1796449610.73").await;
     assert_eq!(cb.must("HangupSource"), "Caller");
 }
+
+/// `recordSession` on Asterisk is MixMonitor (returns at once, the Speak runs on); the
+/// file is complete at the hangup: RecordStop HungUp, as long as the call after it.
+#[tokio::test]
+async fn asterisk_record_session_is_mix_monitor_and_ends_with_the_channel_hung_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, server, agi) = start_recording(dir.path()).await;
+    let rs = app.status("/rs", 200);
+    let url = app.xml(
+        "/session",
+        &xml(&format!(
+            "<Record recordSession=\"true\" callbackUrl=\"{rs}\"/>\
+             <Speak>Hello.</Speak><Hangup reason=\"busy\"/>"
+        )),
+    );
+    let uuid = "1796449610.74";
+    let mut ch = channel(uuid, &url);
+    ch.app_time = Duration::from_millis(600);
+    let log = run_channel(agi, ch, Registry::default()).await;
+    let stop = hit_on(&app, "/rs", uuid).await;
+    assert_eq!(stop.must("Event"), "RecordStop");
+    assert_eq!(stop.must("RecordingEndReason"), "HungUp");
+    let id = stop.must("RecordingID");
+    let file = dir.path().join(format!("{id}.wav"));
+    let ex = execs(&log.commands);
+    assert_eq!(
+        ex,
+        [
+            "ANSWER".to_string(),
+            format!(r#"EXEC MixMonitor "{}""#, file.display()),
+            r#"EXEC Flite "Hello.""#.to_string(),
+            r#"EXEC Hangup "17""#.to_string(),
+        ],
+        "MixMonitor returns at once and the document goes on"
+    );
+    let ms = num(&stop, "RecordingDurationMs");
+    assert!(
+        (550..=3000).contains(&ms),
+        "the Speak's 0.6 s and the hangup: {ms}"
+    );
+    let (status, list) = crate::e2e_support::rest(
+        &server,
+        reqwest::Method::GET,
+        &format!("Recording/?call_uuid={uuid}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["meta"]["total_count"], 1, "{list}");
+    assert_eq!(list["objects"][0]["recording_id"], id.as_str());
+    let cdr = server.cdr(uuid).await;
+    assert!(
+        !cdr.notes.iter().any(|n| n.contains("did not report")),
+        "the hangup reports the file: {:?}",
+        cdr.notes
+    );
+}

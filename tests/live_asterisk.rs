@@ -59,6 +59,7 @@ asterisk_tests!(
     asterisk_record_voicemail_finish_on_key_is_a_real_wav_of_the_recorded_length,
     asterisk_record_max_length_2_ends_it_as_max_length,
     asterisk_record_silence_timeout_ends_it_as_recording_timeout,
+    asterisk_record_session_is_mix_monitor_and_records_the_whole_call,
 );
 
 /// Flite safety (issue 17): five calls speaking at once; Asterisk survives, all complete.

@@ -298,6 +298,11 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                 w.write_all(b"200 result=-1\n").await.unwrap();
                 "HANGUP".into()
             }
+            (["EXEC", "MixMonitor", path], None) => {
+                // Returns at once (record-file.txt); the fake writes the file's header.
+                write_wav(path, 0);
+                "200 result=0".into()
+            }
             (["EXEC", "SendDTMF", ..], None) | (["EXEC", "Progress"], None) => {
                 "200 result=0".into()
             }

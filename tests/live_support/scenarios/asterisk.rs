@@ -556,6 +556,35 @@ pub fn all() -> Vec<Scenario> {
                     }),
             )
         },
+        Scenario {
+            needs_tts: true,
+            caller_sends_audio: true,
+            ..scenario(
+                "asterisk_record_session_is_mix_monitor_and_records_the_whole_call",
+                "<Record recordSession=\"true\"/><Speak>…</Speak><Hangup reason=\"busy\"/> on 7000: \
+                 MixMonitor in the background, the Speak runs at once; at the hangup RecordStop \
+                 (HungUp) and a WAV as long as the caller's billed call",
+                Ext::Answered,
+                vec![xml(format!(
+                    "<Response><Record recordSession=\"true\" callbackUrl=\"{{app}}/events\"/>\
+                     <Speak>{SPEECH}</Speak><Hangup reason=\"busy\"/></Response>"
+                ))],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .recording(RecordingWant {
+                    reason: "HungUp",
+                    digits: "",
+                    min_ms: 1000,
+                    max_ms: 30_000,
+                    action: false,
+                    like_the_call_ms: Some(700),
+                }),
+            )
+        },
     ]
 }
 

@@ -83,9 +83,13 @@
 //!   `freeswitch::record::recording_row`, and the same ordered writer). The file is
 //!   written by Asterisk: `[record] dir` must be a directory both reach (the bundle's
 //!   Asterisk runs as voxbridge's user).
+//! - **`recordSession`** is `EXEC MixMonitor "<record.dir>/<RecordingID>.wav"` (both
+//!   directions mixed; the app returns at once). It ends with the channel: at `HANGUP`
+//!   the engine hears the file is complete, its duration the time from the MixMonitor to
+//!   the `HANGUP` on voxbridge's clock (Asterisk reports nothing about it over FastAGI).
 //! - Not yet on Asterisk (each a clear refusal, never a silent skip): Speak in early media
-//!   (app_flite answers); Record in mp3 (Asterisk has no mp3 writer); `recordSession` and
-//!   `startOnDialAnswer` (MixMonitor); the REST stop of a recording (`RECORD FILE` runs on
+//!   (app_flite answers); Record in mp3 (Asterisk has no mp3 writer); `startOnDialAnswer`
+//!   (the FastAGI socket is blocked in `Dial()` at the answer); the REST stop of a recording (`RECORD FILE` runs on
 //!   the busy FastAGI socket and ARI cannot end it; the API answers that nothing could be
 //!   stopped).
 
@@ -309,6 +313,9 @@ struct CallTask {
     closing_recordings: Vec<crate::store::Recording>,
     /// RecordStop callbacks of those, written with the call's record.
     closing_requests: Vec<crate::record::callback::NewCallback>,
+    /// Background recordings (MixMonitor) started: the file and when (its end is the
+    /// hangup: reported then, measured on voxbridge's clock).
+    sessions: Vec<(String, Instant)>,
     /// Resolves once the last recording row written mid-call is stored: a Record's
     /// action fetch waits for it, so its `RecordUrl` answers when the application asks.
     recording_written: Option<oneshot::Receiver<()>>,
@@ -465,6 +472,7 @@ impl CallTask {
             closing_recordings: Vec::new(),
             closing_requests: Vec::new(),
             recording_written: None,
+            sessions: Vec::new(),
             commands: None,
             leg_registration: None,
             leg_hangups: Vec::new(),
@@ -740,6 +748,9 @@ impl CallTask {
                         self.armed.push((Instant::now() + *after, *cause));
                     }
                     crate::call::channel_op::ChannelOp::CancelArmedHangups => self.armed.clear(),
+                    crate::call::channel_op::ChannelOp::StartSessionRecording { path } => {
+                        self.sessions.push((path.clone(), Instant::now()));
+                    }
                     _ => {}
                 }
                 tokio::spawn(
@@ -1566,6 +1577,19 @@ impl CallTask {
         }
         if let Some((id, facts)) = self.held_dial.take() {
             self.dial_ended(id, facts);
+        }
+        // MixMonitor ends with the channel: its files are complete now (Asterisk closes
+        // them as the channel goes), as long as the call on voxbridge's clock.
+        let now_ms =
+            i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).ok();
+        for (path, started) in std::mem::take(&mut self.sessions) {
+            let stop = crate::call::channel_op::RecordingStop {
+                path,
+                duration: started.elapsed(),
+                ended_at_ms: now_ms,
+            };
+            tracing::info!(?stop, "MixMonitor ended with the channel");
+            self.input(Input::RecordingStopped(stop));
         }
         let conn = self.conn.clone();
         let reports = self.reports_tx.clone();

@@ -19,6 +19,7 @@
 //! | FlushDigits | `NOOP` (Asterisk keeps no digits between commands) |
 //! | a Gather listening | `WAIT FOR DIGIT <ms until its deadline>`, run by the driver |
 //! | Record (plain) | `RECORD FILE "<path without .wav>" wav "<finishOnKey>" <maxLength ms> [BEEP] [s=<timeout s>]` ([`record_plan`], [`record_report`]) |
+//! | StartSessionRecording (`recordSession`) | `EXEC MixMonitor "<path>.wav"` (returns at once; the file is complete at the hangup) |
 //! | Bridge (Dial) | `SET VARIABLE CALLERID(num/name)`, `EXEC Dial "<dest>&<dest>,<ring s>,gL(<limit ms>)"`, then `GET VARIABLE DIALSTATUS`/`HANGUPCAUSE`/`DIALEDPEERNUMBER`/`ANSWEREDTIME` ([`dial_plan`]) |
 //!
 //! **Schedule inside the switch.** `TIMEOUT(absolute)` is Asterisk's own timer on the
@@ -169,11 +170,16 @@ pub fn plan(op: &ChannelOp) -> Plan {
             return Plan::Refuse("a Dial is planned with its dial strings (dial_plan)".into())
         }
         ChannelOp::Record(rec) => return record_plan(rec),
-        // MixMonitor: not mapped yet; a background recording is refused by name.
-        ChannelOp::StartSessionRecording { .. } => return Plan::Refuse(
-            "not supported yet on Asterisk: Record recordSession/startOnDialAnswer (MixMonitor)"
-                .into(),
-        ),
+        // Both directions, mixed, in the background (capture `record-file.txt`: the app
+        // returns at once); the format follows the extension, and only wav is written.
+        ChannelOp::StartSessionRecording { path } => {
+            if !path.ends_with(".wav") {
+                return Plan::Refuse(format!(
+                    "not supported yet on Asterisk: Record recordSession into {path:?} (MixMonitor writes wav here, no mp3)"
+                ));
+            }
+            AgiCommand::exec("MixMonitor", &app_arg(path))
+        }
     };
     match built {
         Ok(cmd) => Plan::Commands(vec![cmd]),
@@ -670,6 +676,16 @@ mod tests {
             ..rec.clone()
         };
         assert!(line(ChannelOp::Record(bad_keys)).starts_with("refused"));
+        assert_eq!(
+            line(ChannelOp::StartSessionRecording {
+                path: "/var/rec/a,b.wav".into()
+            }),
+            r#"EXEC MixMonitor "/var/rec/a\\,b.wav""#
+        );
+        assert!(line(ChannelOp::StartSessionRecording {
+            path: "/var/rec/s.mp3".into()
+        })
+        .contains("not supported yet on Asterisk"));
 
         let r = |t: &str| match crate::agi::Message::parse(t) {
             crate::agi::Message::Reply(r) => r,
