@@ -784,21 +784,66 @@ async fn asterisk_dial_busy_leaves_the_caller_unanswered_and_the_action_says_bus
 }
 
 #[tokio::test]
-async fn asterisk_dial_attributes_not_supported_yet_are_refused_by_name() {
+async fn asterisk_dial_options_that_differ_between_legs_are_refused_by_name() {
     let (app, server, agi) = start("").await;
     let url = app.xml(
         "/dial",
-        &xml("<Dial hangupOnStar=\"true\"><Number>7002</Number></Dial>"),
+        &xml("<Dial><Number sendDigits=\"12\">7002</Number><Number>7008</Number></Dial>"),
     );
     let log = run_channel(agi, channel("1796449610.62", &url), Registry::default()).await;
     assert!(!log.commands.iter().any(|c| c.starts_with("EXEC Dial")));
     let cdr = server.cdr("1796449610.62").await;
     assert!(
-        cdr.notes
-            .iter()
-            .any(|n| n.contains("not supported yet on Asterisk: Dial hangupOnStar")),
+        cdr.notes.iter().any(|n| n
+            .contains("not supported yet on Asterisk: Dial sendDigits that differ between legs")),
         "{:?}",
         cdr.notes
+    );
+}
+
+/// hangupOnStar, sendDigits and sipHeaders are Dial()'s own: `H`, `D()` and inherited
+/// `__SIPADDHEADER<n>` variables; the next Dial clears the headers.
+#[tokio::test]
+async fn asterisk_dial_hangup_on_star_send_digits_and_sip_headers_are_dial_options() {
+    let (app, _server, agi) = start("").await;
+    let url = app.xml(
+        "/dial",
+        &xml(
+            "<Dial hangupOnStar=\"true\" sipHeaders=\"Team=blue,Case=42\" timeout=\"10\" timeLimit=\"30\">\
+             <Number sendDigits=\"ww12#\">7002</Number></Dial>\
+             <Dial timeout=\"10\" timeLimit=\"30\"><Number sendDigits=\"9\" sendOnPreanswer=\"true\">7008</Number></Dial>",
+        ),
+    );
+    let mut ch = channel("1796449610.63", &url);
+    ch.dial_result = vec![("DIALSTATUS", "NOANSWER"), ("HANGUPCAUSE", "0")];
+    let log = run_channel(agi, ch, Registry::default()).await;
+    let sets_and_dials: Vec<&str> = log
+        .commands
+        .iter()
+        .map(String::as_str)
+        .filter(|c| c.contains("__SIPADDHEADER") || c.starts_with("EXEC Dial"))
+        .collect();
+    assert_eq!(sets_and_dials.len(), 22, "{sets_and_dials:?}");
+    assert_eq!(
+        sets_and_dials[0],
+        r#"SET VARIABLE __SIPADDHEADER51 "X-VH-Team: blue""#
+    );
+    assert_eq!(
+        sets_and_dials[1],
+        r#"SET VARIABLE __SIPADDHEADER52 "X-VH-Case: 42""#
+    );
+    assert_eq!(sets_and_dials[2], r#"SET VARIABLE __SIPADDHEADER53 """#);
+    assert_eq!(
+        sets_and_dials[10],
+        r#"EXEC Dial "SIP/7002,10,gHD(ww12#)L(30000)""#
+    );
+    assert_eq!(
+        sets_and_dials[11], r#"SET VARIABLE __SIPADDHEADER51 """#,
+        "the second Dial clears the first one's headers"
+    );
+    assert_eq!(
+        sets_and_dials[21],
+        r#"EXEC Dial "SIP/7008,10,gD(::9)L(30000)""#
     );
 }
 

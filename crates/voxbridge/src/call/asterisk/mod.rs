@@ -71,9 +71,9 @@
 //!   FreeSWITCH (without ARI configured: when `Dial()` returns). From then the callee is
 //!   a live call under its uuid; REST `DELETE` of it reads the caller's `DIALEDPEERNAME`
 //!   over ARI, finds that channel's id in ARI's channel list and deletes it — `Dial()`
-//!   returns (`g`) and the caller goes on. Not supported yet: `hangupOnStar`,
-//!   `sipHeaders` and `sendDigits`, refused by name (each needs per-leg work on the
-//!   callee's channel).
+//!   returns (`g`) and the caller goes on. `hangupOnStar` (`H`), `sendDigits` (`D()`)
+//!   and `sipHeaders` (inherited `__SIPADDHEADER<n>` variables) are `Dial()`'s own, so
+//!   one value for all legs: legs that differ are refused by name.
 //! - **Record** (SPEC §12.2), a plain one, is `RECORD FILE` into
 //!   `<record.dir>/<RecordingID>.wav` ([`render::record_plan`]); its reply and the time it
 //!   took become the engine's report ([`render::record_report`]: the key, silence or the
@@ -316,6 +316,9 @@ struct CallTask {
     /// Background recordings (MixMonitor) started: the file and when (its end is the
     /// hangup: reported then, measured on voxbridge's clock).
     sessions: Vec<(String, Instant)>,
+    /// A Dial set `sipHeaders` on the caller (inherited variables): the next Dial clears
+    /// them ([`render::dial_plan`]).
+    sip_headers_set: bool,
     /// Resolves once the last recording row written mid-call is stored: a Record's
     /// action fetch waits for it, so its `RecordUrl` answers when the application asks.
     recording_written: Option<oneshot::Receiver<()>>,
@@ -473,6 +476,7 @@ impl CallTask {
             closing_requests: Vec::new(),
             recording_written: None,
             sessions: Vec::new(),
+            sip_headers_set: false,
             commands: None,
             leg_registration: None,
             leg_hangups: Vec::new(),
@@ -777,8 +781,12 @@ impl CallTask {
     fn dial(&mut self, id: OpId, bridge: &crate::call::channel_op::Bridge) {
         let template = &self.services.calls.config.asterisk.dial_number_template;
         let reports = self.reports_tx.clone();
-        let cmds = match render::dial_plan(bridge, template) {
-            Plan::Commands(cmds) => cmds,
+        let cmds = match render::dial_plan(bridge, template, self.sip_headers_set) {
+            Plan::Commands(cmds) => {
+                self.sip_headers_set |= !bridge.sip_headers.is_empty()
+                    || bridge.legs.iter().any(|l| !l.sip_headers.is_empty());
+                cmds
+            }
             Plan::Refuse(why) => {
                 tracing::warn!(reason = %why, "Dial refused on Asterisk");
                 let _ = reports.send(Report::Op {

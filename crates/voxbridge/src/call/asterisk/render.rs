@@ -270,22 +270,67 @@ pub fn record_report(reply: &Reply, elapsed: Duration, asked: &RecordCaller) -> 
 /// caller's channel first (`CALLERID(num)`/`(name)`), which the outgoing legs take; the
 /// call's own record keeps the caller's number read at the start.
 ///
-/// Not supported yet on Asterisk, refused by name: `hangupOnStar`, `sipHeaders`,
-/// `sendDigits` (each needs per-leg work on the callee's channel: features.conf, chan_sip
-/// header variables, a pre-dial handler).
-pub fn dial_plan(bridge: &Bridge, number_template: &str) -> Plan {
+/// The Dial's options that act on the callee, all of them `Dial()`'s own, so one value
+/// holds for every leg (a document that gives the legs different ones is refused by name):
+/// - `hangupOnStar` → `H`: the caller's `*` (features.conf's `disconnect`, `*` by
+///   default) ends the bridge and the callee's channel; with `g` the caller goes on with
+///   the document.
+/// - `sendDigits` → `D(<digits>)` after the callee answers, `D(::<digits>)` on its early
+///   media (`sendOnPreanswer`); `w` is Asterisk's half-second pause too.
+/// - `sipHeaders` → `SET VARIABLE __SIPADDHEADER<n> "X-VH-<name>: <value>"` on the caller
+///   before the Dial (what chan_sip's `SIPAddHeader` does): the `__` makes the callee
+///   channels inherit it and chan_sip puts every `SIPADDHEADER*` variable on the INVITE.
+///   The slots [`SIP_HEADER_SLOTS`] are all rewritten before every Dial once
+///   `clear_headers` is set (a previous Dial set some), so headers never leak to the next Dial.
+pub fn dial_plan(bridge: &Bridge, number_template: &str, clear_headers: bool) -> Plan {
     let refuse = |what: &str| Plan::Refuse(format!("not supported yet on Asterisk: Dial {what}"));
-    if bridge.hangup_on_star {
-        return refuse("hangupOnStar");
-    }
-    if !bridge.sip_headers.is_empty() || bridge.legs.iter().any(|l| !l.sip_headers.is_empty()) {
-        return refuse("sipHeaders");
-    }
-    if bridge.legs.iter().any(|l| l.send_digits.is_some()) {
-        return refuse("sendDigits");
-    }
     if bridge.legs.is_empty() {
         return Plan::Refuse("a Dial without destinations".into());
+    }
+    let first = &bridge.legs[0];
+    if bridge.legs.iter().any(|l| {
+        l.send_digits != first.send_digits || l.send_on_preanswer != first.send_on_preanswer
+    }) {
+        return refuse("sendDigits that differ between legs (Dial's D() is one for all)");
+    }
+    if bridge
+        .legs
+        .iter()
+        .any(|l| l.sip_headers != first.sip_headers)
+    {
+        return refuse("sipHeaders that differ between legs (inherited by every leg)");
+    }
+    let headers: Vec<String> = bridge
+        .sip_headers
+        .iter()
+        .chain(first.sip_headers.iter())
+        .map(|(k, v)| format!("X-VH-{k}: {v}"))
+        .collect();
+    if headers.len() > SIP_HEADER_SLOTS.len() {
+        return refuse(&format!(
+            "with more than {} sipHeaders",
+            SIP_HEADER_SLOTS.len()
+        ));
+    }
+    let mut options = String::from("g");
+    if bridge.hangup_on_star {
+        options.push('H');
+    }
+    if let Some(digits) = &first.send_digits {
+        if digits.is_empty()
+            || !digits
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D' | 'w' | 'W'))
+        {
+            return Plan::Refuse(format!(
+                "Dial sendDigits {digits:?}: only DTMF keys and w/W pauses can be sent by D()"
+            ));
+        }
+        if first.send_on_preanswer {
+            options.push_str(&format!("D(::{digits})"));
+        } else {
+            options.push_str(&format!("D({digits})"));
+        }
     }
     let mut dests = Vec::new();
     for leg in &bridge.legs {
@@ -309,19 +354,41 @@ pub fn dial_plan(bridge: &Bridge, number_template: &str) -> Plan {
     if let Some(name) = &bridge.caller_name {
         ok &= push(AgiCommand::set_variable("CALLERID(name)", name));
     }
+    if clear_headers || !headers.is_empty() {
+        for (i, slot) in SIP_HEADER_SLOTS.iter().enumerate() {
+            let value = headers.get(i).map_or("", String::as_str);
+            ok &= push(AgiCommand::set_variable(slot, value));
+        }
+    }
     // Cleared so the driver's ARI watch sees only this Dial's answer.
     ok &= push(AgiCommand::set_variable("DIALEDPEERNUMBER", ""));
     let ring = bridge.ring_timeout.as_secs().max(1);
     let limit_ms = bridge.time_limit.as_millis().max(1000);
     ok &= push(AgiCommand::exec(
         "Dial",
-        &format!("{},{ring},gL({limit_ms})", dests.join("&")),
+        &format!("{},{ring},{options}L({limit_ms})", dests.join("&")),
     ));
     if !ok {
         return Plan::Refuse("cannot build the Dial's AGI commands".into());
     }
     Plan::Commands(cmds)
 }
+
+/// The caller's variables chan_sip turns into INVITE headers for `sipHeaders` (inherited
+/// by the callee channels: `__`). Numbered from 51 so a dialplan's own `SIPAddHeader`
+/// (which counts from 01) is left alone.
+pub const SIP_HEADER_SLOTS: [&str; 10] = [
+    "__SIPADDHEADER51",
+    "__SIPADDHEADER52",
+    "__SIPADDHEADER53",
+    "__SIPADDHEADER54",
+    "__SIPADDHEADER55",
+    "__SIPADDHEADER56",
+    "__SIPADDHEADER57",
+    "__SIPADDHEADER58",
+    "__SIPADDHEADER59",
+    "__SIPADDHEADER60",
+];
 
 /// The `Dial()` destination of a target: a `<Number>` through the template, a `<User>`
 /// `sip:user@host[:port]` as `SIP/user@host[:port]`. Characters that mean something to
@@ -605,7 +672,7 @@ mod tests {
             caller_name: None,
             sip_headers: Vec::new(),
         };
-        match dial_plan(&b, "SIP/{number}@trunk") {
+        match dial_plan(&b, "SIP/{number}@trunk", false) {
             Plan::Commands(c) => assert_eq!(
                 c.iter().map(|c| c.line()).collect::<Vec<_>>(),
                 [
@@ -618,9 +685,51 @@ mod tests {
         }
         assert_eq!(dialed_peer_number("SIP/7002@self"), "7002@self");
         b.hangup_on_star = true;
-        assert_eq!(
-            dial_plan(&b, "SIP/{number}"),
-            Plan::Refuse("not supported yet on Asterisk: Dial hangupOnStar".into())
+        b.caller_id = None;
+        b.sip_headers = vec![("a".into(), "1 2".into())];
+        for l in &mut b.legs {
+            l.send_digits = Some("ww12#".into());
+            l.sip_headers = vec![("u".into(), "9".into())];
+        }
+        match dial_plan(&b, "SIP/{number}", false) {
+            Plan::Commands(c) => {
+                let lines: Vec<_> = c.iter().map(|c| c.line().to_string()).collect();
+                assert_eq!(lines[0], r#"SET VARIABLE __SIPADDHEADER51 "X-VH-a: 1 2""#);
+                assert_eq!(lines[1], r#"SET VARIABLE __SIPADDHEADER52 "X-VH-u: 9""#);
+                assert_eq!(lines[2], r#"SET VARIABLE __SIPADDHEADER53 """#);
+                assert_eq!(lines.len(), 12);
+                assert_eq!(
+                    lines[11],
+                    r#"EXEC Dial "SIP/+15557654321&SIP/alice@pbx.example.com:5080,25,gHD(ww12#)L(3000)""#
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        b.legs[0].send_on_preanswer = true;
+        assert!(
+            matches!(dial_plan(&b, "SIP/{number}", false), Plan::Refuse(r) if r.contains("sendDigits"))
+        );
+        for l in &mut b.legs {
+            l.send_on_preanswer = true;
+        }
+        b.sip_headers.clear();
+        for l in &mut b.legs {
+            l.sip_headers.clear();
+        }
+        match dial_plan(&b, "SIP/{number}", true) {
+            Plan::Commands(c) => {
+                let lines: Vec<_> = c.iter().map(|c| c.line().to_string()).collect();
+                assert_eq!(
+                    lines[0], r#"SET VARIABLE __SIPADDHEADER51 """#,
+                    "a previous Dial's headers are cleared"
+                );
+                assert!(lines.last().unwrap().contains(",25,gHD(::ww12#)L(3000)"));
+            }
+            other => panic!("{other:?}"),
+        }
+        b.legs[1].sip_headers = vec![("only".into(), "here".into())];
+        assert!(
+            matches!(dial_plan(&b, "SIP/{number}", false), Plan::Refuse(r) if r.contains("sipHeaders"))
         );
         assert!(dial_destination(&DialTarget::Number("1&2".into()), "SIP/{number}").is_err());
         assert_eq!(
