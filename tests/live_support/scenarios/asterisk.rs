@@ -451,6 +451,38 @@ pub fn all() -> Vec<Scenario> {
             source: "API",
             answered: true,
         }),
+        scenario(
+            "asterisk_dial_hangup_on_star_ends_the_bridge_hangs_up_the_callee_and_the_caller_continues",
+            "<Dial hangupOnStar=\"true\"> to 7002 then <Play>file://beep</Play> on 7001 (Dial option H); \
+             the caller presses * (uuid_send_dtmf) 2 s after answer: Dial() returns (g), the callee's \
+             leg ends, the beep plays, BYE End Of XML Instructions (with sipHeaders and sendDigits \
+             also given: __SIPADDHEADER51 and D(1) on the same Dial()). Unlike FreeSWITCH the callee's CDR \
+             says Callee: FastAGI is blocked in Dial() and never reports the *, and the caller's \
+             DIALSTATUS/HANGUPCAUSE/hangupsource read the same as when the callee hangs up",
+            Ext::Ringing,
+            vec![xml(
+                "<Response><Dial hangupOnStar=\"true\" sipHeaders=\"Team=blue\">\
+                 <Number sendDigits=\"1\">7002</Number></Dial>\
+                 <Play>file://beep</Play></Response>",
+            )],
+            Expect {
+                bye_reason: None,
+                ..Expect::bye("NORMAL_CLEARING", 16)
+            }
+            .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+            .timing(Timing::AnsweredFor { min: 2.0, max: 8.0 }),
+        )
+        .acting(Action::CallerPresses {
+            after: 2.0,
+            digits: "*",
+        })
+        .probing(Probe::LegCdr {
+            position: 1,
+            cause: Some("NORMAL_CLEARING"),
+            name: "Callee Hangup",
+            source: "Callee",
+            answered: true,
+        }),
         Scenario {
             action: Action::CallerPresses {
                 after: 2.5,

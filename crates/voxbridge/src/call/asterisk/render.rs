@@ -274,7 +274,10 @@ pub fn record_report(reply: &Reply, elapsed: Duration, asked: &RecordCaller) -> 
 /// holds for every leg (a document that gives the legs different ones is refused by name):
 /// - `hangupOnStar` → `H`: the caller's `*` (features.conf's `disconnect`, `*` by
 ///   default) ends the bridge and the callee's channel; with `g` the caller goes on with
-///   the document.
+///   the document. The `*` itself is never reported (FastAGI is blocked in `Dial()`), and
+///   what the caller's channel says afterwards (DIALSTATUS ANSWER, HANGUPCAUSE 16, empty
+///   hangupsource; seen live) is what a callee hanging up leaves too, so the callee's CDR
+///   says `Callee` where FreeSWITCH says `Caller`.
 /// - `sendDigits` → `D(<digits>)` after the callee answers, `D(::<digits>)` on its early
 ///   media (`sendOnPreanswer`); `w` is Asterisk's half-second pause too.
 /// - `sipHeaders` → `SET VARIABLE __SIPADDHEADER<n> "X-VH-<name>: <value>"` on the caller
