@@ -1221,3 +1221,49 @@ async fn asterisk_record_session_is_mix_monitor_and_ends_with_the_channel_hung_u
         cdr.notes
     );
 }
+
+/// `startOnDialAnswer` cannot start on Asterisk (FastAGI is blocked in `Dial()` at the
+/// answer): nothing is recorded and the CDR says why — no row, no RecordStop for a file
+/// that does not exist.
+#[tokio::test]
+async fn asterisk_record_start_on_dial_answer_is_refused_by_name_and_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, server, agi) = start_recording(dir.path()).await;
+    let rs = app.status("/rs", 200);
+    let url = app.xml(
+        "/dial-rec",
+        &xml(&format!(
+            "<Record startOnDialAnswer=\"true\" callbackUrl=\"{rs}\"/>\
+             <Dial timeLimit=\"30\"><Number>7002</Number></Dial>"
+        )),
+    );
+    let uuid = "1796449610.75";
+    let mut ch = channel(uuid, &url);
+    ch.app_time = Duration::from_millis(300);
+    ch.dial_result = vec![
+        ("DIALSTATUS", "ANSWER"),
+        ("HANGUPCAUSE", "16"),
+        ("DIALEDPEERNUMBER", "7002"),
+        ("ANSWEREDTIME", "1"),
+    ];
+    let log = run_channel(agi, ch, Registry::default()).await;
+    assert!(log.commands.iter().any(|c| c.starts_with("EXEC Dial")));
+    assert!(!log.commands.iter().any(|c| c.contains("MixMonitor")));
+    let cdr = server.cdr(uuid).await;
+    assert!(
+        cdr.notes
+            .iter()
+            .any(|n| n.contains("not supported yet on Asterisk: Record startOnDialAnswer")),
+        "{:?}",
+        cdr.notes
+    );
+    let (status, list) = crate::e2e_support::rest(
+        &server,
+        reqwest::Method::GET,
+        &format!("Recording/?call_uuid={uuid}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["meta"]["total_count"], 0, "{list}");
+    assert!(app.hits_on("/rs").is_empty(), "no RecordStop");
+}

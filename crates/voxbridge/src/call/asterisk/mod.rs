@@ -89,7 +89,9 @@
 //!   the `HANGUP` on voxbridge's clock (Asterisk reports nothing about it over FastAGI).
 //! - Not yet on Asterisk (each a clear refusal, never a silent skip): Speak in early media
 //!   (app_flite answers); Record in mp3 (Asterisk has no mp3 writer); `startOnDialAnswer`
-//!   (the FastAGI socket is blocked in `Dial()` at the answer); the REST stop of a recording (`RECORD FILE` runs on
+//!   (the FastAGI socket is blocked in `Dial()` at the answer: the engine hears
+//!   `Input::RecordingNotStarted` and notes it, so no row or RecordStop names a file that
+//!   does not exist); the REST stop of a recording (`RECORD FILE` runs on
 //!   the busy FastAGI socket and ARI cannot end it; the API answers that nothing could be
 //!   stopped).
 
@@ -683,10 +685,17 @@ impl CallTask {
                 Action::StopRecordings(_) => tracing::warn!(
                     "not supported yet on Asterisk: stopping a running Record through the REST API"
                 ),
-                Action::StartRecording { path } => tracing::warn!(
-                    %path,
-                    "not supported yet on Asterisk: Record startOnDialAnswer (MixMonitor); nothing is recorded"
-                ),
+                // The callee answered while `Dial()` holds the FastAGI socket: MixMonitor
+                // cannot be started now (ARI has no application to run on a channel
+                // outside Stasis), so the armed recording is dropped, with its reason.
+                Action::StartRecording { path } => {
+                    self.input(Input::RecordingNotStarted {
+                        path,
+                        reason: "not supported yet on Asterisk: Record startOnDialAnswer \
+                                 (FastAGI is blocked in Dial() when the callee answers)"
+                            .into(),
+                    });
+                }
                 Action::Request(req) => {
                     let params = fetch::params(
                         &self.facts,
