@@ -1267,3 +1267,47 @@ async fn asterisk_record_start_on_dial_answer_is_refused_by_name_and_records_not
     assert_eq!(list["meta"]["total_count"], 0, "{list}");
     assert!(app.hits_on("/rs").is_empty(), "no RecordStop");
 }
+
+/// REST `DELETE Call/{uuid}/Record/` while MixMonitor records: not supported yet on
+/// Asterisk, and said so (501 naming it) instead of a 204 that stopped nothing; the
+/// recording still completes at the hangup.
+#[tokio::test]
+async fn asterisk_rest_stop_of_a_recording_is_501_not_supported_yet_and_the_call_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, server, agi) = start_recording(dir.path()).await;
+    let rs = app.status("/rs", 200);
+    let url = app.xml(
+        "/session-stop",
+        &xml(&format!(
+            "<Record recordSession=\"true\" callbackUrl=\"{rs}\"/>\
+             <Speak>Hello.</Speak><Hangup reason=\"busy\"/>"
+        )),
+    );
+    let uuid = "1796449610.76";
+    let mut ch = channel(uuid, &url);
+    ch.app_time = Duration::from_secs(3);
+    let call = tokio::spawn(run_channel(agi, ch, Registry::default()));
+    let mut last = (0, serde_json::Value::Null);
+    for _ in 0..200 {
+        last = crate::e2e_support::rest(
+            &server,
+            reqwest::Method::DELETE,
+            &format!("Call/{uuid}/Record/"),
+        )
+        .await;
+        if last.0 == 501 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last.0, 501, "{:?}", last.1);
+    assert!(
+        last.1.to_string().contains("not supported yet on Asterisk"),
+        "{}",
+        last.1
+    );
+    let log = call.await.unwrap();
+    assert!(log.commands.iter().any(|c| c == r#"EXEC Hangup "17""#));
+    let stop = hit_on(&app, "/rs", uuid).await;
+    assert_eq!(stop.must("RecordingEndReason"), "HungUp");
+}

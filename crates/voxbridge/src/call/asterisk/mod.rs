@@ -92,8 +92,7 @@
 //!   (the FastAGI socket is blocked in `Dial()` at the answer: the engine hears
 //!   `Input::RecordingNotStarted` and notes it, so no row or RecordStop names a file that
 //!   does not exist); the REST stop of a recording (`RECORD FILE` runs on
-//!   the busy FastAGI socket and ARI cannot end it; the API answers that nothing could be
-//!   stopped).
+//!   the busy FastAGI socket and ARI cannot end it; the API answers 501 naming it).
 
 pub mod ari;
 pub mod media;
@@ -321,6 +320,8 @@ struct CallTask {
     /// A Dial set `sipHeaders` on the caller (inherited variables): the next Dial clears
     /// them ([`render::dial_plan`]).
     sip_headers_set: bool,
+    /// The plain Record (`RECORD FILE`) running.
+    recording: Option<OpId>,
     /// Resolves once the last recording row written mid-call is stored: a Record's
     /// action fetch waits for it, so its `RecordUrl` answers when the application asks.
     recording_written: Option<oneshot::Receiver<()>>,
@@ -479,6 +480,7 @@ impl CallTask {
             recording_written: None,
             sessions: Vec::new(),
             sip_headers_set: false,
+            recording: None,
             commands: None,
             leg_registration: None,
             leg_hangups: Vec::new(),
@@ -1197,6 +1199,7 @@ impl CallTask {
                 return;
             }
         };
+        self.recording = Some(id);
         let conn = self.conn.clone();
         let asked = rec.clone();
         tokio::spawn(
@@ -1417,6 +1420,9 @@ impl CallTask {
                 outcome,
                 hangup_result,
             } => {
+                if self.recording == Some(id) {
+                    self.recording = None;
+                }
                 if self.answering == Some(id) {
                     self.answering = None;
                     if outcome == OpOutcome::Completed {
@@ -1445,6 +1451,7 @@ impl CallTask {
                 hangup_result,
             } => {
                 tracing::info!(?report, "record ended");
+                self.recording = None;
                 let input = Input::RecordEnded { id, report };
                 if hangup_result && !self.hangup_seen {
                     // The caller hung up under the recording: the engine must hear the
@@ -1683,10 +1690,15 @@ impl CallTask {
             // limits (FastAGI is busy with it; ARI cannot interrupt it) and background
             // recordings are refused, so the REST stop finds nothing it can stop.
             CallCommand::StopRecordings { reply } => {
-                tracing::warn!(
-                    "not supported yet on Asterisk: stopping a recording through the REST API"
-                );
-                let _ = reply.send(false);
+                if self.sessions.is_empty() && self.recording.is_none() {
+                    let _ = reply.send(Ok(false));
+                    return;
+                }
+                let why = "not supported yet on Asterisk: stopping a recording through the REST \
+                           API (RECORD FILE and MixMonitor run on the FastAGI socket, which is \
+                           busy; ARI cannot stop them)";
+                tracing::warn!("{why}");
+                let _ = reply.send(Err(why.to_string()));
             }
         }
     }

@@ -832,7 +832,7 @@ impl CallTask {
                 tracing::info!("stopping the recordings requested through the REST API");
                 let now = self.clock.now();
                 let acted = self.engine.handle(now, Input::ApiStopRecordings) == Reaction::Acted;
-                let _ = reply.send(acted);
+                let _ = reply.send(Ok(acted));
             }
             CallCommand::Hangup { reply } => {
                 tracing::info!("hangup requested through the REST API");
