@@ -52,6 +52,10 @@ enum Step {
     AriGet(Option<&'static str>),
     /// The caller (the FreeSWITCH A-leg) sends these DTMF digits (`uuid_send_dtmf`).
     CallerDtmf(&'static str),
+    /// Over ARI, every other channel in the dialplan at this extension (the callee of a
+    /// `Dial()` to `SIP/<ext>@self`, which loops back into the bundle): the value of this
+    /// variable (`SIP_HEADER(<name>)` reads its received INVITE's header).
+    AriCalleeVar(&'static str, &'static str),
     /// Close the FastAGI connection.
     Close,
 }
@@ -292,6 +296,23 @@ const SCENARIOS: &[Scenario] = &[
             AriGet(Some("DIALEDPEERNAME")),
             Read(Duration::from_millis(4000)),
             Cmd("GET VARIABLE DIALSTATUS"),
+            Cmd("EXEC Hangup 16"),
+            Read(Duration::from_millis(500)),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "dial-sip-headers",
+        ext: "7001",
+        what: "sipHeaders on chan_sip without dialplan: SET VARIABLE __SIPADDHEADER51 on the caller, Dial of 7002 with H and D(1): does the callee (7002 in the bundle, over SIP/…@self) see X-VH-Team on its INVITE?",
+        steps: &[
+            Cmd(r#"SET VARIABLE __SIPADDHEADER51 "X-VH-Team: blue""#),
+            Send(r#"EXEC Dial "SIP/7002@self,10,gHD(1)L(3000)""#),
+            Read(Duration::from_millis(1500)),
+            AriCalleeVar("7002", "SIP_HEADER(X-VH-Team)"),
+            Read(Duration::from_millis(3000)),
+            Cmd("GET VARIABLE DIALSTATUS"),
+            Cmd(r#"SET VARIABLE __SIPADDHEADER51 """#),
             Cmd("EXEC Hangup 16"),
             Read(Duration::from_millis(500)),
             Close,
@@ -589,6 +610,39 @@ async fn run_script(
                     &format!("the caller sends DTMF {digits} (uuid_send_dtmf)"),
                 );
                 fs.api(&format!("uuid_send_dtmf {a_uuid} {digits}")).await?;
+            }
+            AriCalleeVar(exten, var) => {
+                let client = voxbridge::http_client::builder().build()?;
+                let list: serde_json::Value = client
+                    .get(format!("{ARI}/channels"))
+                    .basic_auth("voxbridge", Some("voxbridge"))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                let callees: Vec<String> = list
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c["dialplan"]["exten"] == exten && c["id"] != uniqueid.as_str())
+                    .filter_map(|c| c["id"].as_str().map(str::to_string))
+                    .collect();
+                if callees.is_empty() {
+                    log.line("!", &format!("ARI: no channel at extension {exten}"));
+                }
+                for id in callees {
+                    let resp = client
+                        .get(format!("{ARI}/channels/{id}/variable?variable={var}"))
+                        .basic_auth("voxbridge", Some("voxbridge"))
+                        .send()
+                        .await?;
+                    let status = resp.status().as_u16();
+                    let body = resp.text().await.unwrap_or_default();
+                    log.line(
+                        "!",
+                        &format!("ARI: the callee at {exten}: {var} -> {status} {body}"),
+                    );
+                }
             }
             Close => {
                 log.line("C", "(close)");

@@ -784,21 +784,66 @@ async fn asterisk_dial_busy_leaves_the_caller_unanswered_and_the_action_says_bus
 }
 
 #[tokio::test]
-async fn asterisk_dial_attributes_not_supported_yet_are_refused_by_name() {
+async fn asterisk_dial_options_that_differ_between_legs_are_refused_by_name() {
     let (app, server, agi) = start("").await;
     let url = app.xml(
         "/dial",
-        &xml("<Dial hangupOnStar=\"true\"><Number>7002</Number></Dial>"),
+        &xml("<Dial><Number sendDigits=\"12\">7002</Number><Number>7008</Number></Dial>"),
     );
     let log = run_channel(agi, channel("1796449610.62", &url), Registry::default()).await;
     assert!(!log.commands.iter().any(|c| c.starts_with("EXEC Dial")));
     let cdr = server.cdr("1796449610.62").await;
     assert!(
-        cdr.notes
-            .iter()
-            .any(|n| n.contains("not supported yet on Asterisk: Dial hangupOnStar")),
+        cdr.notes.iter().any(|n| n
+            .contains("not supported yet on Asterisk: Dial sendDigits that differ between legs")),
         "{:?}",
         cdr.notes
+    );
+}
+
+/// hangupOnStar, sendDigits and sipHeaders are Dial()'s own: `H`, `D()` and inherited
+/// `__SIPADDHEADER<n>` variables; the next Dial clears the headers.
+#[tokio::test]
+async fn asterisk_dial_hangup_on_star_send_digits_and_sip_headers_are_dial_options() {
+    let (app, _server, agi) = start("").await;
+    let url = app.xml(
+        "/dial",
+        &xml(
+            "<Dial hangupOnStar=\"true\" sipHeaders=\"Team=blue,Case=42\" timeout=\"10\" timeLimit=\"30\">\
+             <Number sendDigits=\"ww12#\">7002</Number></Dial>\
+             <Dial timeout=\"10\" timeLimit=\"30\"><Number sendDigits=\"9\" sendOnPreanswer=\"true\">7008</Number></Dial>",
+        ),
+    );
+    let mut ch = channel("1796449610.63", &url);
+    ch.dial_result = vec![("DIALSTATUS", "NOANSWER"), ("HANGUPCAUSE", "0")];
+    let log = run_channel(agi, ch, Registry::default()).await;
+    let sets_and_dials: Vec<&str> = log
+        .commands
+        .iter()
+        .map(String::as_str)
+        .filter(|c| c.contains("__SIPADDHEADER") || c.starts_with("EXEC Dial"))
+        .collect();
+    assert_eq!(sets_and_dials.len(), 22, "{sets_and_dials:?}");
+    assert_eq!(
+        sets_and_dials[0],
+        r#"SET VARIABLE __SIPADDHEADER51 "X-VH-Team: blue""#
+    );
+    assert_eq!(
+        sets_and_dials[1],
+        r#"SET VARIABLE __SIPADDHEADER52 "X-VH-Case: 42""#
+    );
+    assert_eq!(sets_and_dials[2], r#"SET VARIABLE __SIPADDHEADER53 """#);
+    assert_eq!(
+        sets_and_dials[10],
+        r#"EXEC Dial "SIP/7002,10,gHD(ww12#)L(30000)""#
+    );
+    assert_eq!(
+        sets_and_dials[11], r#"SET VARIABLE __SIPADDHEADER51 """#,
+        "the second Dial clears the first one's headers"
+    );
+    assert_eq!(
+        sets_and_dials[21],
+        r#"EXEC Dial "SIP/7008,10,gD(::9)L(30000)""#
     );
 }
 
@@ -922,4 +967,347 @@ async fn asterisk_dial_rest_delete_of_the_callee_hangs_it_up_over_ari_and_the_ca
     let leg = server.cdr(&b_leg).await;
     assert_eq!(leg.source, "API");
     assert!(leg.answered);
+}
+
+/// The Asterisk server with `[record] dir` in a temporary directory.
+async fn start_recording(
+    dir: &std::path::Path,
+) -> (
+    crate::e2e_support::App,
+    crate::e2e_support::Server,
+    SocketAddr,
+) {
+    let app = crate::e2e_support::App::start().await;
+    let keys = format!("\n[record]\ndir = \"{}\"\n", dir.display());
+    let (server, agi) = start_with(&app, "", None, &keys).await;
+    (app, server, agi)
+}
+
+/// The first request on `path` about the call.
+async fn hit_on(
+    app: &crate::e2e_support::App,
+    path: &str,
+    call_uuid: &str,
+) -> crate::common::app::Hit {
+    app.wait_for(
+        crate::e2e_support::PATIENCE,
+        &format!("{path} for {call_uuid}"),
+        |hits: &[crate::common::app::Hit]| {
+            hits.iter()
+                .find(|h| h.path == path && h.param("CallUUID").as_deref() == Some(call_uuid))
+                .cloned()
+        },
+    )
+    .await
+}
+
+fn num(hit: &crate::common::app::Hit, key: &str) -> i64 {
+    hit.must(key)
+        .parse()
+        .unwrap_or_else(|_| panic!("{key}={:?}", hit.param(key)))
+}
+
+/// A plain Record on Asterisk is `RECORD FILE` into `<record.dir>/<RecordingID>` (wav),
+/// `#` ends it (`record-file.txt`): the same action, RecordStop, row and file download as
+/// on FreeSWITCH, and the next element runs (redirect="false").
+#[tokio::test]
+async fn asterisk_record_voicemail_finish_on_key_is_record_file_then_the_action_record_stop_and_the_row(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, server, agi) = start_recording(dir.path()).await;
+    let vm = app.status("/vm", 200);
+    let rs = app.status("/rs", 200);
+    let url = app.xml(
+        "/vm-doc",
+        &xml(&format!(
+            "<Speak>Leave a message.</Speak>\
+             <Record action=\"{vm}\" maxLength=\"5\" finishOnKey=\"#\" timeout=\"3\" callbackUrl=\"{rs}\"/>\
+             <Speak>Goodbye.</Speak>"
+        )),
+    );
+    let uuid = "1796449610.70";
+    let mut ch = channel(uuid, &url);
+    ch.app_time = Duration::from_millis(200);
+    // The Speak ends ~0.2 s in; the key comes ~1.5 s into the recording.
+    ch.dtmf = vec![(Duration::from_millis(1700), '#')];
+    let log = run_channel(agi, ch, Registry::default()).await;
+    let action = hit_on(&app, "/vm", uuid).await;
+    assert_eq!(action.must("Event"), "Record");
+    action.verify_signature(app.port, TOKEN).expect("signed");
+    assert_eq!(action.must("RecordingEndReason"), "FinishedOnKey");
+    assert_eq!(action.must("Digits"), "#");
+    let id = action.must("RecordingID");
+    let stem = dir.path().join(&id);
+    let record_cmd = format!(
+        r##"RECORD FILE "{}" wav "#" 5000 BEEP s=3"##,
+        stem.display()
+    );
+    assert!(
+        log.commands.contains(&record_cmd),
+        "{record_cmd} in {:?}",
+        log.commands
+    );
+    assert_eq!(
+        execs(&log.commands)[2..],
+        [
+            r#"EXEC Flite "Goodbye.""#.to_string(),
+            r#"EXEC Hangup "16""#.to_string()
+        ],
+        "the next element runs after the Record (redirect=false): {:?}",
+        log.commands
+    );
+    let ms = num(&action, "RecordingDurationMs");
+    assert!((1200..=2200).contains(&ms), "a key ~1.5 s in: {ms} ms");
+    assert_eq!(
+        num(&action, "RecordingEndMs") - num(&action, "RecordingStartMs"),
+        ms
+    );
+    let file = dir.path().join(format!("{id}.wav"));
+    let bytes = std::fs::read(&file).expect("the file RECORD FILE wrote");
+    assert_eq!(
+        ((bytes.len() - 44) / 16) as i64,
+        ms,
+        "the reported duration is the file's (endpos samples at 8 kHz)"
+    );
+    let stop = hit_on(&app, "/rs", uuid).await;
+    assert_eq!(stop.must("Event"), "RecordStop");
+    for key in [
+        "RecordingID",
+        "RecordUrl",
+        "RecordingDurationMs",
+        "RecordingEndReason",
+        "Digits",
+    ] {
+        assert_eq!(stop.param(key), action.param(key), "{key}");
+    }
+    let (status, list) = crate::e2e_support::rest(
+        &server,
+        reqwest::Method::GET,
+        &format!("Recording/?call_uuid={uuid}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["meta"]["total_count"], 1, "{list}");
+    assert_eq!(list["objects"][0]["recording_duration_ms"], ms);
+    let cdr = server.cdr(uuid).await;
+    assert!(
+        cdr.notes
+            .iter()
+            .any(|n| n.contains(&id) && n.contains("ended by FinishedOnKey")),
+        "{:?}",
+        cdr.notes
+    );
+}
+
+/// `(timeout)` is both the silence and the limit on Asterisk: told apart by how long the
+/// command ran against maxLength. The hangup under RECORD FILE (`result=-1`, then
+/// `HANGUP`) is HungUp, and the action goes through the outbox.
+#[tokio::test]
+async fn asterisk_record_ends_on_max_length_on_silence_and_on_hangup_each_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _server, agi) = start_recording(dir.path()).await;
+    app.status("/act", 200);
+    let act = app.url("/act");
+    let doc = |path: &str, attrs: &str| {
+        app.xml(
+            path,
+            &xml(&format!(
+                "<Record action=\"{act}\" playBeep=\"false\" {attrs}/><Hangup/>"
+            )),
+        )
+    };
+    let max = doc("/max", "maxLength=\"2\" timeout=\"5\"");
+    let silence = doc("/silence", "maxLength=\"10\" timeout=\"1\"");
+    let hangup = doc("/hangup", "maxLength=\"10\"");
+    let mut max_ch = channel("1796449610.71", &max);
+    max_ch.record_speech = Some(Duration::from_secs(30));
+    let mut silence_ch = channel("1796449610.72", &silence);
+    // 0.5 s of speech, then 1 s of silence ends it; Asterisk cuts the silence to 1 s
+    // (s=1: nothing cut), so 1.5 s are kept.
+    silence_ch.record_speech = Some(Duration::from_millis(500));
+    let mut hangup_ch = channel("1796449610.73", &hangup);
+    hangup_ch.caller_hangs_up_after = Some(Duration::from_secs(1));
+    let (max_log, silence_log, hangup_log) = tokio::join!(
+        run_channel(agi, max_ch, Registry::default()),
+        run_channel(agi, silence_ch, Registry::default()),
+        run_channel(agi, hangup_ch, Registry::default()),
+    );
+
+    let a = hit_on(&app, "/act", "1796449610.71").await;
+    assert_eq!(a.must("RecordingEndReason"), "maxLength");
+    assert!(
+        (1900..=2300).contains(&num(&a, "RecordingDurationMs")),
+        "{a:?}"
+    );
+    assert!(
+        max_log
+            .commands
+            .iter()
+            .any(|c| c.starts_with("RECORD FILE") && c.ends_with(r#"wav "1234567890*#" 2000 s=5"#)),
+        "{:?}",
+        max_log.commands
+    );
+
+    let a = hit_on(&app, "/act", "1796449610.72").await;
+    assert_eq!(a.must("RecordingEndReason"), "RecordingTimeout");
+    assert!(
+        (1400..=1800).contains(&num(&a, "RecordingDurationMs")),
+        "{a:?}"
+    );
+    assert!(silence_log
+        .commands
+        .iter()
+        .any(|c| c.ends_with("10000 s=1")));
+
+    let a = hit_on(&app, "/act", "1796449610.73").await;
+    assert_eq!(a.must("RecordingEndReason"), "HungUp");
+    assert!(hangup_log.closed_after_hangup);
+    let cb = app.hangup_callback("1796449610.73").await;
+    assert_eq!(cb.must("HangupSource"), "Caller");
+}
+
+/// `recordSession` on Asterisk is MixMonitor (returns at once, the Speak runs on); the
+/// file is complete at the hangup: RecordStop HungUp, as long as the call after it.
+#[tokio::test]
+async fn asterisk_record_session_is_mix_monitor_and_ends_with_the_channel_hung_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, server, agi) = start_recording(dir.path()).await;
+    let rs = app.status("/rs", 200);
+    let url = app.xml(
+        "/session",
+        &xml(&format!(
+            "<Record recordSession=\"true\" callbackUrl=\"{rs}\"/>\
+             <Speak>Hello.</Speak><Hangup reason=\"busy\"/>"
+        )),
+    );
+    let uuid = "1796449610.74";
+    let mut ch = channel(uuid, &url);
+    ch.app_time = Duration::from_millis(600);
+    let log = run_channel(agi, ch, Registry::default()).await;
+    let stop = hit_on(&app, "/rs", uuid).await;
+    assert_eq!(stop.must("Event"), "RecordStop");
+    assert_eq!(stop.must("RecordingEndReason"), "HungUp");
+    let id = stop.must("RecordingID");
+    let file = dir.path().join(format!("{id}.wav"));
+    let ex = execs(&log.commands);
+    assert_eq!(
+        ex,
+        [
+            "ANSWER".to_string(),
+            format!(r#"EXEC MixMonitor "{}""#, file.display()),
+            r#"EXEC Flite "Hello.""#.to_string(),
+            r#"EXEC Hangup "17""#.to_string(),
+        ],
+        "MixMonitor returns at once and the document goes on"
+    );
+    let ms = num(&stop, "RecordingDurationMs");
+    assert!(
+        (550..=3000).contains(&ms),
+        "the Speak's 0.6 s and the hangup: {ms}"
+    );
+    let (status, list) = crate::e2e_support::rest(
+        &server,
+        reqwest::Method::GET,
+        &format!("Recording/?call_uuid={uuid}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["meta"]["total_count"], 1, "{list}");
+    assert_eq!(list["objects"][0]["recording_id"], id.as_str());
+    let cdr = server.cdr(uuid).await;
+    assert!(
+        !cdr.notes.iter().any(|n| n.contains("did not report")),
+        "the hangup reports the file: {:?}",
+        cdr.notes
+    );
+}
+
+/// `startOnDialAnswer` cannot start on Asterisk (FastAGI is blocked in `Dial()` at the
+/// answer): nothing is recorded and the CDR says why — no row, no RecordStop for a file
+/// that does not exist.
+#[tokio::test]
+async fn asterisk_record_start_on_dial_answer_is_refused_by_name_and_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, server, agi) = start_recording(dir.path()).await;
+    let rs = app.status("/rs", 200);
+    let url = app.xml(
+        "/dial-rec",
+        &xml(&format!(
+            "<Record startOnDialAnswer=\"true\" callbackUrl=\"{rs}\"/>\
+             <Dial timeLimit=\"30\"><Number>7002</Number></Dial>"
+        )),
+    );
+    let uuid = "1796449610.75";
+    let mut ch = channel(uuid, &url);
+    ch.app_time = Duration::from_millis(300);
+    ch.dial_result = vec![
+        ("DIALSTATUS", "ANSWER"),
+        ("HANGUPCAUSE", "16"),
+        ("DIALEDPEERNUMBER", "7002"),
+        ("ANSWEREDTIME", "1"),
+    ];
+    let log = run_channel(agi, ch, Registry::default()).await;
+    assert!(log.commands.iter().any(|c| c.starts_with("EXEC Dial")));
+    assert!(!log.commands.iter().any(|c| c.contains("MixMonitor")));
+    let cdr = server.cdr(uuid).await;
+    assert!(
+        cdr.notes
+            .iter()
+            .any(|n| n.contains("not supported yet on Asterisk: Record startOnDialAnswer")),
+        "{:?}",
+        cdr.notes
+    );
+    let (status, list) = crate::e2e_support::rest(
+        &server,
+        reqwest::Method::GET,
+        &format!("Recording/?call_uuid={uuid}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["meta"]["total_count"], 0, "{list}");
+    assert!(app.hits_on("/rs").is_empty(), "no RecordStop");
+}
+
+/// REST `DELETE Call/{uuid}/Record/` while MixMonitor records: not supported yet on
+/// Asterisk, and said so (501 naming it) instead of a 204 that stopped nothing; the
+/// recording still completes at the hangup.
+#[tokio::test]
+async fn asterisk_rest_stop_of_a_recording_is_501_not_supported_yet_and_the_call_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, server, agi) = start_recording(dir.path()).await;
+    let rs = app.status("/rs", 200);
+    let url = app.xml(
+        "/session-stop",
+        &xml(&format!(
+            "<Record recordSession=\"true\" callbackUrl=\"{rs}\"/>\
+             <Speak>Hello.</Speak><Hangup reason=\"busy\"/>"
+        )),
+    );
+    let uuid = "1796449610.76";
+    let mut ch = channel(uuid, &url);
+    ch.app_time = Duration::from_secs(3);
+    let call = tokio::spawn(run_channel(agi, ch, Registry::default()));
+    let mut last = (0, serde_json::Value::Null);
+    for _ in 0..200 {
+        last = crate::e2e_support::rest(
+            &server,
+            reqwest::Method::DELETE,
+            &format!("Call/{uuid}/Record/"),
+        )
+        .await;
+        if last.0 == 501 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last.0, 501, "{:?}", last.1);
+    assert!(
+        last.1.to_string().contains("not supported yet on Asterisk"),
+        "{}",
+        last.1
+    );
+    let log = call.await.unwrap();
+    assert!(log.commands.iter().any(|c| c == r#"EXEC Hangup "17""#));
+    let stop = hit_on(&app, "/rs", uuid).await;
+    assert_eq!(stop.must("RecordingEndReason"), "HungUp");
 }

@@ -56,6 +56,11 @@ asterisk_tests!(
     asterisk_dial_busy_leaves_the_caller_unanswered_and_a_busy_hangup_after_it_is_486,
     asterisk_dial_no_answer_after_the_ring_timeout_runs_the_next_element_486,
     asterisk_dial_rest_hangup_of_the_callee_ends_only_it_the_caller_continues,
+    asterisk_dial_hangup_on_star_ends_the_bridge_hangs_up_the_callee_and_the_caller_continues,
+    asterisk_record_voicemail_finish_on_key_is_a_real_wav_of_the_recorded_length,
+    asterisk_record_max_length_2_ends_it_as_max_length,
+    asterisk_record_silence_timeout_ends_it_as_recording_timeout,
+    asterisk_record_session_is_mix_monitor_and_records_the_whole_call,
 );
 
 /// Flite safety (issue 17): five calls speaking at once; Asterisk survives, all complete.

@@ -14,6 +14,10 @@
 //! caller's digits (`dtmf`, times from the connection) reach only a command that reads them
 //! — `EXEC Flite "<text>,<keys>"`, `STREAM FILE … "<keys>"`, `WAIT FOR DIGIT` — which stops
 //! and replies `200 result=<ASCII code>`; a digit pressed while no such command runs is lost.
+//! `RECORD FILE "<name>" wav "<keys>" <ms> [BEEP] [s=N]` records until a key (`(dtmf)`),
+//! the limit or the silence (`(timeout)`, see `record_speech`) or the hangup, writes
+//! `<name>.wav` (8 kHz 16-bit mono, the samples `endpos` reports) and replies as
+//! `record-file.txt`.
 //! A shared [`FliteMeter`] counts the Flite syntheses running at once across channels.
 #![allow(dead_code)]
 
@@ -55,6 +59,10 @@ pub struct FakeChannel {
     /// When set, `dial_result` is visible to ARI this long into the `Dial()` (the callee
     /// answered then), while the application keeps running for `app_time`.
     pub dial_answer_after: Option<Duration>,
+    /// `RECORD FILE … s=N` hears this much speech, then silence: it ends `(timeout)`
+    /// N seconds later with the trailing silence cut (as `res_agi` does). `None`: the
+    /// caller never stops talking.
+    pub record_speech: Option<Duration>,
 }
 
 /// Flite syntheses running at once on the fake "server", and the most ever seen.
@@ -97,6 +105,7 @@ impl FakeChannel {
             flite: None,
             dial_result: Vec::new(),
             dial_answer_after: None,
+            record_speech: None,
         }
     }
 }
@@ -289,6 +298,11 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                 w.write_all(b"200 result=-1\n").await.unwrap();
                 "HANGUP".into()
             }
+            (["EXEC", "MixMonitor", path], None) => {
+                // Returns at once (record-file.txt); the fake writes the file's header.
+                write_wav(path, 0);
+                "200 result=0".into()
+            }
             (["EXEC", "SendDTMF", ..], None) | (["EXEC", "Progress"], None) => {
                 "200 result=0".into()
             }
@@ -398,6 +412,40 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                 .await
                 .map_or_else(|| "HANGUP".into(), |d| format!("200 result={d}"))
             }
+            (["RECORD", "FILE", name, format, keys, ms, rest @ ..], None) => {
+                let limit = Duration::from_millis(ms.parse().unwrap_or(0));
+                let silence = rest
+                    .iter()
+                    .find_map(|a| a.strip_prefix("s="))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let (length, cut) = match (silence, ch.record_speech) {
+                    (Some(s), Some(speech)) if speech + s < limit => {
+                        (speech + s, s.saturating_sub(Duration::from_secs(1)))
+                    }
+                    _ => (limit, Duration::ZERO),
+                };
+                let started = tokio::time::Instant::now();
+                let r = run_media(
+                    &mut w,
+                    length,
+                    !keys.is_empty(),
+                    &mut digits,
+                    caller_at,
+                    timeout_at,
+                    &mut ari_rx,
+                    &mut ended,
+                )
+                .await;
+                let kept = started.elapsed().saturating_sub(cut);
+                let samples = kept.as_millis() as u64 * 8;
+                write_wav(&format!("{name}.{format}"), samples);
+                match r {
+                    None => "HANGUP".into(),
+                    Some(0) => format!("200 result=0 (timeout) endpos={samples}"),
+                    Some(d) => format!("200 result={d} (dtmf) endpos={samples}"),
+                }
+            }
             (["NOOP", ..], None) => "200 result=0".into(),
             (["SET", "VARIABLE", "TIMEOUT(absolute)", secs], None) => {
                 let secs: f64 = secs.parse().unwrap_or(0.0);
@@ -413,6 +461,28 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
         }
     }
     log
+}
+
+/// A canonical 44-byte-header WAV of `samples` silent samples (8 kHz, 16-bit mono).
+fn write_wav(path: &str, samples: u64) {
+    let data = (samples * 2) as u32;
+    let mut b = Vec::with_capacity(44 + data as usize);
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&8000u32.to_le_bytes());
+    b.extend_from_slice(&16000u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data.to_le_bytes());
+    b.resize(44 + data as usize, 0);
+    if let Err(e) = std::fs::write(path, b) {
+        eprintln!("fake RECORD FILE could not write {path}: {e}");
+    }
 }
 
 /// Whether Flite's argument ends with interrupt keys (`text,keys`, the comma unescaped).

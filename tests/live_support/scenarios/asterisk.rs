@@ -451,6 +451,172 @@ pub fn all() -> Vec<Scenario> {
             source: "API",
             answered: true,
         }),
+        scenario(
+            "asterisk_dial_hangup_on_star_ends_the_bridge_hangs_up_the_callee_and_the_caller_continues",
+            "<Dial hangupOnStar=\"true\"> to 7002 then <Play>file://beep</Play> on 7001 (Dial option H); \
+             the caller presses * (uuid_send_dtmf) 2 s after answer: Dial() returns (g), the callee's \
+             leg ends, the beep plays, BYE End Of XML Instructions (with sipHeaders and sendDigits \
+             also given: __SIPADDHEADER51 and D(1) on the same Dial()). Unlike FreeSWITCH the callee's CDR \
+             says Callee: FastAGI is blocked in Dial() and never reports the *, and the caller's \
+             DIALSTATUS/HANGUPCAUSE/hangupsource read the same as when the callee hangs up",
+            Ext::Ringing,
+            vec![xml(
+                "<Response><Dial hangupOnStar=\"true\" sipHeaders=\"Team=blue\">\
+                 <Number sendDigits=\"1\">7002</Number></Dial>\
+                 <Play>file://beep</Play></Response>",
+            )],
+            Expect {
+                bye_reason: None,
+                ..Expect::bye("NORMAL_CLEARING", 16)
+            }
+            .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+            .timing(Timing::AnsweredFor { min: 2.0, max: 8.0 }),
+        )
+        .acting(Action::CallerPresses {
+            after: 2.0,
+            digits: "*",
+        })
+        .probing(Probe::LegCdr {
+            position: 1,
+            cause: Some("NORMAL_CLEARING"),
+            name: "Callee Hangup",
+            source: "Callee",
+            answered: true,
+        }),
+        Scenario {
+            action: Action::CallerPresses {
+                after: 2.5,
+                digits: "#",
+            },
+            caller_sends_audio: true,
+            ..scenario(
+                "asterisk_record_voicemail_finish_on_key_is_a_real_wav_of_the_recorded_length",
+                "<Record maxLength=\"5\" finishOnKey=\"#\" redirect=\"true\"> on 7000 (RECORD FILE), \
+                 the caller sends audio and presses # (uuid_send_dtmf) ~2 s into it: Asterisk writes \
+                 <record.dir>/<RecordingID>.wav, the action and RecordStop say FinishedOnKey, Digits=#, \
+                 the WAV downloaded through the API is RecordingDurationMs long, deleted 204",
+                Ext::Answered,
+                vec![
+                    xml(
+                        "<Response><Record action=\"{app}/answer?step=1\" redirect=\"true\" \
+                         maxLength=\"5\" finishOnKey=\"#\" callbackUrl=\"{app}/events\"/>\
+                         <Hangup/></Response>",
+                    ),
+                    xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .fetches(&["StartApp", "Record"])
+                    .recording(RecordingWant {
+                        reason: "FinishedOnKey",
+                        digits: "#",
+                        min_ms: 500,
+                        max_ms: 4000,
+                        action: true,
+                        like_the_call_ms: None,
+                    }),
+            )
+        },
+        Scenario {
+            caller_sends_audio: true,
+            ..scenario(
+                "asterisk_record_max_length_2_ends_it_as_max_length",
+                "<Record maxLength=\"2\" playBeep=\"false\" redirect=\"true\"> on 7000, the caller \
+                 sends audio (silence, timeout 60): RECORD FILE replies (timeout) after 2 s, read as \
+                 the limit (it ran maxLength); the action's document runs",
+                Ext::Answered,
+                vec![
+                    xml(
+                        "<Response><Record action=\"{app}/answer?step=1\" redirect=\"true\" \
+                         maxLength=\"2\" playBeep=\"false\" callbackUrl=\"{app}/events\"/>\
+                         </Response>",
+                    ),
+                    xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .fetches(&["StartApp", "Record"])
+                    .recording(RecordingWant {
+                        reason: "maxLength",
+                        digits: "",
+                        min_ms: 1500,
+                        max_ms: 2600,
+                        action: true,
+                        like_the_call_ms: None,
+                    }),
+            )
+        },
+        Scenario {
+            caller_sends_audio: true,
+            ..scenario(
+                "asterisk_record_silence_timeout_ends_it_as_recording_timeout",
+                "<Record timeout=\"2\" maxLength=\"20\" playBeep=\"false\" redirect=\"true\"> on \
+                 7000, the caller sends silence: Asterisk's silence detection (s=2) ends RECORD FILE \
+                 with (timeout) long before maxLength, read as RecordingTimeout; Asterisk cuts the \
+                 trailing silence to 1 s",
+                Ext::Answered,
+                vec![
+                    xml(
+                        "<Response><Record action=\"{app}/answer?step=1\" redirect=\"true\" \
+                         timeout=\"2\" playBeep=\"false\" maxLength=\"20\" \
+                         callbackUrl=\"{app}/events\"/></Response>",
+                    ),
+                    xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                    .fetches(&["StartApp", "Record"])
+                    .recording(RecordingWant {
+                        reason: "RecordingTimeout",
+                        digits: "",
+                        min_ms: 300,
+                        max_ms: 3000,
+                        action: true,
+                        like_the_call_ms: None,
+                    }),
+            )
+        },
+        Scenario {
+            needs_tts: true,
+            caller_sends_audio: true,
+            ..scenario(
+                "asterisk_record_session_is_mix_monitor_and_records_the_whole_call",
+                "<Record recordSession=\"true\"/><Speak>…</Speak><Hangup reason=\"busy\"/> on 7000: \
+                 MixMonitor in the background, the Speak runs at once; at the hangup RecordStop \
+                 (HungUp) and a WAV as long as the caller's billed call",
+                Ext::Answered,
+                vec![xml(format!(
+                    "<Response><Record recordSession=\"true\" callbackUrl=\"{{app}}/events\"/>\
+                     <Speak>{SPEECH}</Speak><Hangup reason=\"busy\"/></Response>"
+                ))],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .recording(RecordingWant {
+                    reason: "HungUp",
+                    digits: "",
+                    min_ms: 1000,
+                    max_ms: 30_000,
+                    action: false,
+                    like_the_call_ms: Some(700),
+                }),
+            )
+        },
     ]
 }
 

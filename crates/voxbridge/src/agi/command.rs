@@ -74,6 +74,34 @@ impl AgiCommand {
         })
     }
 
+    /// `RECORD FILE "<name>" <format> "<escape digits>" <timeout ms> [BEEP] [s=<silence s>]`:
+    /// records the caller into `<name>.<format>` until a key of `escape`, `timeout_ms`
+    /// (`-1`: none), `silence_secs` of silence (`None`: no detection) or the hangup. The
+    /// reply is `200 result=<ASCII code> (dtmf) endpos=<samples>`, `result=0 (timeout)` for
+    /// both silence and the limit, or `result=-1 (hangup)` (capture `record-file.txt`).
+    pub fn record_file(
+        name: &str,
+        format: &str,
+        escape: &str,
+        timeout_ms: i64,
+        beep: bool,
+        silence_secs: Option<u64>,
+    ) -> Result<Self, CommandError> {
+        check_name("a recording format", format)?;
+        let mut line = format!(
+            "RECORD FILE {} {format} {} {timeout_ms}",
+            quote(name)?,
+            quote(escape)?
+        );
+        if beep {
+            line.push_str(" BEEP");
+        }
+        if let Some(s) = silence_secs {
+            line.push_str(&format!(" s={s}"));
+        }
+        Ok(Self { line })
+    }
+
     /// `WAIT FOR DIGIT <ms>`: `200 result=<ASCII code>` at the first digit, `result=0`
     /// after `ms` without one (capture `gather-flite-barge-in.txt`).
     pub fn wait_for_digit(timeout: std::time::Duration) -> Self {

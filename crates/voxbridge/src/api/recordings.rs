@@ -235,7 +235,11 @@ pub async fn stop_call_recordings(
     )
     .await;
     match asked {
-        Ok(Some(recording)) => {
+        Ok(Some(Err(why))) => {
+            tracing::warn!(%call_uuid, account = %auth.account_id, reason = %why, "REST: the call's recordings could not be stopped");
+            Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, why))
+        }
+        Ok(Some(Ok(recording))) => {
             tracing::info!(%call_uuid, account = %auth.account_id, recording, "REST: the call's recordings stopped");
             Ok(StatusCode::NO_CONTENT.into_response())
         }

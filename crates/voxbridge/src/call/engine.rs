@@ -166,6 +166,10 @@ pub enum Input {
     /// A recording's file is complete (the switch reports every recording that stops;
     /// the engine takes those it started in the background).
     RecordingStopped(RecordingStop),
+    /// A background recording the engine asked for ([`Action::StartRecording`]) could not
+    /// be started by the driver, for `reason`: it is dropped with a CDR note — no file, no
+    /// row, no RecordStop.
+    RecordingNotStarted { path: String, reason: String },
     /// REST `DELETE Call/{uuid}/Record/`: stop the call's recordings now. `NoEffect`
     /// when none runs.
     ApiStopRecordings,
@@ -663,6 +667,20 @@ impl CallEngine {
             | Input::ApiHangupLeg { .. } => Reaction::NoEffect,
             Input::RecordEnded { id, report } => self.on_record_ended(now, id, report),
             Input::RecordingStopped(stop) => self.on_recording_stopped(now, stop),
+            Input::RecordingNotStarted { path, reason } => {
+                let Some(i) = self.rec_sessions.iter().position(|r| r.path == path) else {
+                    return Reaction::NoEffect;
+                };
+                let rec = self.rec_sessions.remove(i);
+                let note = format!(
+                    "Record {}: the switch did not start the recording: {}; nothing recorded",
+                    rec.recording_id,
+                    reason.trim()
+                );
+                tracing::warn!("{note}");
+                self.notes.push(note);
+                Reaction::Acted
+            }
             Input::ApiStopRecordings => self.on_api_stop_recordings(),
         }
     }

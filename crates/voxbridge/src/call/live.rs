@@ -21,8 +21,11 @@ pub enum CallCommand {
         reply: oneshot::Sender<HangupReply>,
     },
     /// REST `DELETE Call/{uuid}/Record/`: stop the call's recordings now (SPEC §12.3).
-    /// `reply` hears whether anything was recording.
-    StopRecordings { reply: oneshot::Sender<bool> },
+    /// `reply` hears whether anything was recording, or why the switch cannot stop what
+    /// records (not supported yet there).
+    StopRecordings {
+        reply: oneshot::Sender<Result<bool, String>>,
+    },
 }
 
 /// What the registry knows of a Dial's B-leg (SPEC §11.2): enough for the live
@@ -242,9 +245,14 @@ impl LiveCalls {
 
     /// Asks the call (or, for a Dial's callee, its caller's call, which owns the
     /// recordings) to stop its recordings. `None` when the call is not live here for
-    /// this account; `Some(recording)`: whether anything was recording. A call that
+    /// this account; `Some(Ok(recording))`: whether anything was recording;
+    /// `Some(Err(why))`: something records that this switch cannot stop yet. A call that
     /// cannot record (still ringing) drops the request: nothing was recording.
-    pub async fn stop_recordings(&self, account_id: &str, call_uuid: &str) -> Option<bool> {
+    pub async fn stop_recordings(
+        &self,
+        account_id: &str,
+        call_uuid: &str,
+    ) -> Option<Result<bool, String>> {
         let entry = self.lock().get(call_uuid).cloned();
         let entry = entry.filter(|e| e.account_id == account_id)?;
         let (reply, rx) = oneshot::channel();
@@ -253,7 +261,7 @@ impl LiveCalls {
             .send(CallCommand::StopRecordings { reply })
             .await
             .ok()?;
-        Some(rx.await.unwrap_or(false))
+        Some(rx.await.unwrap_or(Ok(false)))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {

@@ -71,11 +71,28 @@
 //!   FreeSWITCH (without ARI configured: when `Dial()` returns). From then the callee is
 //!   a live call under its uuid; REST `DELETE` of it reads the caller's `DIALEDPEERNAME`
 //!   over ARI, finds that channel's id in ARI's channel list and deletes it — `Dial()`
-//!   returns (`g`) and the caller goes on. Not supported yet: `hangupOnStar`,
-//!   `sipHeaders` and `sendDigits`, refused by name (each needs per-leg work on the
-//!   callee's channel).
+//!   returns (`g`) and the caller goes on. `hangupOnStar` (`H`), `sendDigits` (`D()`)
+//!   and `sipHeaders` (inherited `__SIPADDHEADER<n>` variables) are `Dial()`'s own, so
+//!   one value for all legs: legs that differ are refused by name.
+//! - **Record** (SPEC §12.2), a plain one, is `RECORD FILE` into
+//!   `<record.dir>/<RecordingID>.wav` ([`render::record_plan`]); its reply and the time it
+//!   took become the engine's report ([`render::record_report`]: the key, silence or the
+//!   limit — Asterisk says `(timeout)` for both, told apart by the time against
+//!   `maxLength` — or the hangup, held like any `result=-1` until `HANGUP`). The row,
+//!   RecordStop and action follow as on FreeSWITCH (the same builder,
+//!   `freeswitch::record::recording_row`, and the same ordered writer). The file is
+//!   written by Asterisk: `[record] dir` must be a directory both reach (the bundle's
+//!   Asterisk runs as voxbridge's user).
+//! - **`recordSession`** is `EXEC MixMonitor "<record.dir>/<RecordingID>.wav"` (both
+//!   directions mixed; the app returns at once). It ends with the channel: at `HANGUP`
+//!   the engine hears the file is complete, its duration the time from the MixMonitor to
+//!   the `HANGUP` on voxbridge's clock (Asterisk reports nothing about it over FastAGI).
 //! - Not yet on Asterisk (each a clear refusal, never a silent skip): Speak in early media
-//!   (app_flite answers), Record.
+//!   (app_flite answers); Record in mp3 (Asterisk has no mp3 writer); `startOnDialAnswer`
+//!   (the FastAGI socket is blocked in `Dial()` at the answer: the engine hears
+//!   `Input::RecordingNotStarted` and notes it, so no row or RecordStop names a file that
+//!   does not exist); the REST stop of a recording (`RECORD FILE` runs on
+//!   the busy FastAGI socket and ARI cannot end it; the API answers 501 naming it).
 
 pub mod ari;
 pub mod media;
@@ -84,6 +101,7 @@ pub mod tts;
 
 use crate::agi::{AgiCommand, AgiConnection, AgiEvent, AgiEvents, Reply};
 use crate::app::fetch::{FetchError, FetchRequest, Fetched};
+use crate::call::channel_op::{RecordCaller, RecordReport};
 use crate::call::engine::{
     Action, CallEngine, CommandFailure, DocumentFetch, HangupCommand, Input, OpId, OpOutcome,
     Reaction,
@@ -91,7 +109,7 @@ use crate::call::engine::{
 use crate::call::freeswitch::channel::CallFacts;
 use crate::call::freeswitch::dial_legs::{self, DialLegs};
 use crate::call::freeswitch::live_row::LiveRowWrites;
-use crate::call::freeswitch::{fetch, record, CallServices};
+use crate::call::freeswitch::{fetch, record, CallServices, Notice};
 use crate::call::hangup::Ending;
 use crate::call::live::{CallCommand, HangupReply};
 use crate::call::route::Resolved;
@@ -233,6 +251,12 @@ enum Report {
     },
     /// ARI saw the Dial's callee answer (`DIALEDPEERNUMBER` set) while `Dial()` runs.
     DialAnswered { id: OpId, peer: String },
+    /// A plain Record's `RECORD FILE` replied.
+    RecordEnded {
+        id: OpId,
+        report: RecordReport,
+        hangup_result: bool,
+    },
     /// A digit a Gather's prompt stopped at (sent before that prompt's [`Report::Op`]).
     Digit(char),
     /// The listen of a Gather (`WAIT FOR DIGIT`) is over, with the digit if one came.
@@ -258,8 +282,9 @@ struct CallTask {
     live_row: Option<oneshot::Receiver<bool>>,
     answer_time: Option<OffsetDateTime>,
     api_hangups: Vec<oneshot::Sender<HangupReply>>,
-    /// An outcome of `result=-1` waiting to see whether `HANGUP` follows.
-    held: Option<(OpId, OpOutcome)>,
+    /// An operation's end (`OpFinished`, `RecordEnded`) from a `result=-1` reply,
+    /// waiting to see whether `HANGUP` follows.
+    held: Option<(OpId, Input)>,
     /// `HANGUP` seen; the end facts are being read.
     hangup_seen: bool,
     /// The op in flight is our own Answer (its completion is the answer time).
@@ -282,8 +307,24 @@ struct CallTask {
     held_dial: Option<(OpId, DialFacts)>,
     /// The Dial whose legs are being closed (for their CDRs and callbacks).
     dial_legs: Option<DialLegs>,
-    /// The ordered writer of this call's mid-call outbox rows (Dial callbacks).
-    notices: Option<mpsc::UnboundedSender<Vec<crate::record::callback::NewCallback>>>,
+    /// The ordered writer of this call's mid-call store writes (Dial callbacks,
+    /// recordings' rows and their RecordStop).
+    notices: Option<mpsc::UnboundedSender<Notice>>,
+    /// Recordings completed while the call was closing: written before its record.
+    closing_recordings: Vec<crate::store::Recording>,
+    /// RecordStop callbacks of those, written with the call's record.
+    closing_requests: Vec<crate::record::callback::NewCallback>,
+    /// Background recordings (MixMonitor) started: the file and when (its end is the
+    /// hangup: reported then, measured on voxbridge's clock).
+    sessions: Vec<(String, Instant)>,
+    /// A Dial set `sipHeaders` on the caller (inherited variables): the next Dial clears
+    /// them ([`render::dial_plan`]).
+    sip_headers_set: bool,
+    /// The plain Record (`RECORD FILE`) running.
+    recording: Option<OpId>,
+    /// Resolves once the last recording row written mid-call is stored: a Record's
+    /// action fetch waits for it, so its `RecordUrl` answers when the application asks.
+    recording_written: Option<oneshot::Receiver<()>>,
     /// The call's command channel (its bridged callee is registered live with it).
     commands: Option<mpsc::Sender<CallCommand>>,
     /// The bridged callee's place in the live registry (SPEC §11.2).
@@ -395,6 +436,16 @@ impl CallTask {
                 )
             }
         };
+        // Recordings are named by the REST API's URL, and dated by voxbridge's clock
+        // (Asterisk's replies carry no timestamps).
+        let now_ms = i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+            .unwrap_or_default();
+        let engine = engine
+            .with_recording_urls(format!(
+                "{}/api/v1/Account/{}/Recording/",
+                calls.public_base, resolved.account_id
+            ))
+            .with_wall_clock(Instant::now(), now_ms);
         *known.lock().unwrap_or_else(|p| p.into_inner()) = Some((facts.clone(), resolved.clone()));
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let live_row_writes = LiveRowWrites::new(calls.store.clone(), &uuid);
@@ -424,6 +475,12 @@ impl CallTask {
             held_dial: None,
             dial_legs: None,
             notices: None,
+            closing_recordings: Vec::new(),
+            closing_requests: Vec::new(),
+            recording_written: None,
+            sessions: Vec::new(),
+            sip_headers_set: false,
+            recording: None,
             commands: None,
             leg_registration: None,
             leg_hangups: Vec::new(),
@@ -630,13 +687,23 @@ impl CallTask {
                 Action::Interrupt => {
                     tracing::debug!("barge-in: the prompt stopped at the digit in the switch")
                 }
-                // Recordings are refused on Asterisk (render::plan): none runs to stop.
-                Action::StopRecordings(_)
-                | Action::StartRecording { .. }
-                | Action::RecordingComplete(_) => {
-                    tracing::warn!(
-                        "stop recordings asked on Asterisk, where Record is not supported yet"
-                    )
+                Action::RecordingComplete(done) => self.recording_complete(*done),
+                // A running RECORD FILE cannot be ended from outside the AGI socket, and
+                // background recordings (MixMonitor) are refused (render::plan); the REST
+                // stop is refused before it reaches the engine (on_command).
+                Action::StopRecordings(_) => tracing::warn!(
+                    "not supported yet on Asterisk: stopping a running Record through the REST API"
+                ),
+                // The callee answered while `Dial()` holds the FastAGI socket: MixMonitor
+                // cannot be started now (ARI has no application to run on a channel
+                // outside Stasis), so the armed recording is dropped, with its reason.
+                Action::StartRecording { path } => {
+                    self.input(Input::RecordingNotStarted {
+                        path,
+                        reason: "not supported yet on Asterisk: Record startOnDialAnswer \
+                                 (FastAGI is blocked in Dial() when the callee answers)"
+                            .into(),
+                    });
                 }
                 Action::Request(req) => {
                     let params = fetch::params(
@@ -679,6 +746,9 @@ impl CallTask {
         if let crate::call::channel_op::ChannelOp::Bridge(bridge) = op {
             return self.dial(id, bridge);
         }
+        if let crate::call::channel_op::ChannelOp::Record(rec) = op {
+            return self.record(id, rec);
+        }
         let plan = if job.reads_digit {
             render::plan_prompt(op)
         } else {
@@ -700,6 +770,9 @@ impl CallTask {
                         self.armed.push((Instant::now() + *after, *cause));
                     }
                     crate::call::channel_op::ChannelOp::CancelArmedHangups => self.armed.clear(),
+                    crate::call::channel_op::ChannelOp::StartSessionRecording { path } => {
+                        self.sessions.push((path.clone(), Instant::now()));
+                    }
                     _ => {}
                 }
                 tokio::spawn(
@@ -726,8 +799,12 @@ impl CallTask {
     fn dial(&mut self, id: OpId, bridge: &crate::call::channel_op::Bridge) {
         let template = &self.services.calls.config.asterisk.dial_number_template;
         let reports = self.reports_tx.clone();
-        let cmds = match render::dial_plan(bridge, template) {
-            Plan::Commands(cmds) => cmds,
+        let cmds = match render::dial_plan(bridge, template, self.sip_headers_set) {
+            Plan::Commands(cmds) => {
+                self.sip_headers_set |= !bridge.sip_headers.is_empty()
+                    || bridge.legs.iter().any(|l| !l.sip_headers.is_empty());
+                cmds
+            }
             Plan::Refuse(why) => {
                 tracing::warn!(reason = %why, "Dial refused on Asterisk");
                 let _ = reports.send(Report::Op {
@@ -1051,18 +1128,34 @@ impl CallTask {
         if callbacks.is_empty() {
             return;
         }
+        self.notice(Notice::Callbacks(callbacks));
+    }
+
+    /// Queues one mid-call store write on the call's ordered writer task (started on
+    /// first use), so a recording's row lands before its RecordStop and its action.
+    fn notice(&mut self, notice: Notice) {
         let store = self.services.calls.store.clone();
         let (uuid, account) = (self.facts.uuid.clone(), self.resolved.account_id.clone());
         let queue = self.notices.get_or_insert_with(|| {
-            let (tx, mut rx) =
-                mpsc::unbounded_channel::<Vec<crate::record::callback::NewCallback>>();
+            let (tx, mut rx) = mpsc::unbounded_channel::<Notice>();
             tokio::spawn(
                 async move {
-                    while let Some(batch) = rx.recv().await {
-                        let ids: Vec<String> =
-                            batch.iter().map(|c| c.delivery_id.clone()).collect();
-                        if let Err(e) = store.enqueue_callbacks(&uuid, &account, batch).await {
-                            tracing::error!(error = %e, ?ids, "CALLBACKS NOT STORED: mid-call outbox rows could not be written");
+                    while let Some(notice) = rx.recv().await {
+                        match notice {
+                            Notice::Callbacks(batch) => {
+                                let ids: Vec<String> =
+                                    batch.iter().map(|c| c.delivery_id.clone()).collect();
+                                if let Err(e) = store.enqueue_callbacks(&uuid, &account, batch).await {
+                                    tracing::error!(error = %e, ?ids, "CALLBACKS NOT STORED: mid-call outbox rows could not be written");
+                                }
+                            }
+                            Notice::Recording(row, written) => {
+                                let id = row.recording_id.clone();
+                                if let Err(e) = store.add_recording(*row).await {
+                                    tracing::error!(error = %e, recording_id = %id, "RECORDING NOT STORED: its row could not be written (the file stays on disk)");
+                                }
+                                let _ = written.send(());
+                            }
                         }
                     }
                 }
@@ -1070,7 +1163,94 @@ impl CallTask {
             );
             tx
         });
-        let _ = queue.send(callbacks);
+        let _ = queue.send(notice);
+    }
+
+    /// A recording's file is complete (SPEC §12.2): its row, then its `RecordStop`, in
+    /// the call's order of store writes (once the call is closing: before its record,
+    /// the RecordStop in the record's transaction) — as on FreeSWITCH.
+    fn recording_complete(&mut self, done: crate::call::element::record::Completed) {
+        let (row, callbacks) = record::recording_row(&self.facts, &self.resolved, &done);
+        tracing::info!(
+            recording_id = %row.recording_id,
+            path = %row.file_path,
+            duration_ms = row.duration_ms,
+            reason = row.end_reason.as_str(),
+            "recording complete"
+        );
+        if self.engine.is_closing() {
+            self.closing_recordings.push(row);
+            self.closing_requests.extend(callbacks);
+            return;
+        }
+        let (written_tx, written) = oneshot::channel();
+        self.recording_written = Some(written);
+        self.notice(Notice::Recording(Box::new(row), written_tx));
+        self.enqueue_now(callbacks);
+    }
+
+    /// A plain Record: `RECORD FILE` ([`render::record_plan`]); its reply and the time it
+    /// took are read as the engine's report ([`render::record_report`]).
+    fn record(&mut self, id: OpId, rec: &RecordCaller) {
+        let reports = self.reports_tx.clone();
+        let cmd = match render::record_plan(rec) {
+            Plan::Commands(mut cmds) if cmds.len() == 1 => cmds.remove(0),
+            Plan::Commands(_) => unreachable!("record_plan gives one command"),
+            Plan::Refuse(why) => {
+                tracing::warn!(reason = %why, "Record refused on Asterisk");
+                let _ = reports.send(Report::Op {
+                    id,
+                    outcome: OpOutcome::Refused(why),
+                    hangup_result: false,
+                });
+                return;
+            }
+        };
+        self.recording = Some(id);
+        let conn = self.conn.clone();
+        let asked = rec.clone();
+        tokio::spawn(
+            async move {
+                tracing::debug!(command = %cmd.line(), "AGI command");
+                let started = Instant::now();
+                match conn.command(cmd).await {
+                    // `(writefile)`: the file could not be opened; nothing was recorded.
+                    Ok(reply) if reply.text.contains("(writefile)") => {
+                        tracing::warn!(reply = %reply.text, "RECORD FILE could not write its file");
+                        let _ = reports.send(Report::Op {
+                            id,
+                            outcome: OpOutcome::Failed(reply.text),
+                            hangup_result: false,
+                        });
+                    }
+                    Ok(reply) if reply.is_ok() && reply.result.is_some_and(|r| r >= -1) => {
+                        tracing::info!(reply = %reply.text, "RECORD FILE replied");
+                        let report = render::record_report(&reply, started.elapsed(), &asked);
+                        let _ = reports.send(Report::RecordEnded {
+                            id,
+                            report,
+                            hangup_result: reply.is_hangup_result(),
+                        });
+                    }
+                    Ok(reply) => {
+                        let _ = reports.send(Report::Op {
+                            id,
+                            outcome: render::outcome(&reply),
+                            hangup_result: false,
+                        });
+                    }
+                    Err(crate::agi::AgiError::Closed(_)) => {}
+                    Err(e) => {
+                        let _ = reports.send(Report::Op {
+                            id,
+                            outcome: OpOutcome::Refused(e.to_string()),
+                            hangup_result: false,
+                        });
+                    }
+                }
+            }
+            .in_current_span(),
+        );
     }
 
     /// A Gather listens with nothing running: Asterisk reports digits only while a
@@ -1210,10 +1390,18 @@ impl CallTask {
             | FetchEvent::DialConfirmSound
             | FetchEvent::DialMusic => (None, self.document_url.clone()),
         };
+        // A Record's action waits for the recording's row, so its RecordUrl answers.
+        let after = match req.event {
+            FetchEvent::Record(_) => self.recording_written.take(),
+            _ => None,
+        };
         let token = self.resolved.auth_token.clone();
         let reports = self.reports_tx.clone();
         let task = tokio::spawn(
             async move {
+                if let Some(written) = after {
+                    let _ = written.await;
+                }
                 let started = Instant::now();
                 let request = FetchRequest {
                     url: &req.url,
@@ -1241,6 +1429,9 @@ impl CallTask {
                 outcome,
                 hangup_result,
             } => {
+                if self.recording == Some(id) {
+                    self.recording = None;
+                }
                 if self.answering == Some(id) {
                     self.answering = None;
                     if outcome == OpOutcome::Completed {
@@ -1253,7 +1444,7 @@ impl CallTask {
                 if hangup_result && !self.hangup_seen {
                     // The channel probably hung up under the application: its HANGUP
                     // notice follows the reply. Hold the outcome until it does.
-                    self.held = Some((id, outcome));
+                    self.held = Some((id, Input::OpFinished { id, outcome }));
                     let reports = self.reports_tx.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(HANGUP_NOTICE_WAIT).await;
@@ -1262,6 +1453,27 @@ impl CallTask {
                     return;
                 }
                 self.input(Input::OpFinished { id, outcome });
+            }
+            Report::RecordEnded {
+                id,
+                report,
+                hangup_result,
+            } => {
+                tracing::info!(?report, "record ended");
+                self.recording = None;
+                let input = Input::RecordEnded { id, report };
+                if hangup_result && !self.hangup_seen {
+                    // The caller hung up under the recording: the engine must hear the
+                    // channel is down first (the end reason is HungUp, not maxLength).
+                    self.held = Some((id, input));
+                    let reports = self.reports_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(HANGUP_NOTICE_WAIT).await;
+                        let _ = reports.send(Report::HeldExpired { id });
+                    });
+                    return;
+                }
+                self.input(input);
             }
             Report::Digit(digit) => {
                 self.input(Input::Dtmf(digit));
@@ -1273,8 +1485,8 @@ impl CallTask {
                 }
             }
             Report::HeldExpired { id } => {
-                if let Some((held, outcome)) = self.held.take_if(|(h, _)| *h == id) {
-                    self.input(Input::OpFinished { id: held, outcome });
+                if let Some((_, input)) = self.held.take_if(|(h, _)| *h == id) {
+                    self.input(input);
                 }
                 if let Some((held, facts)) = self.held_dial.take_if(|(h, _)| *h == id) {
                     self.dial_ended(held, facts);
@@ -1393,11 +1605,24 @@ impl CallTask {
         self.input(Input::ChannelHungUp {
             cause: HangupCause::NORMAL_CLEARING,
         });
-        if let Some((id, outcome)) = self.held.take() {
-            self.input(Input::OpFinished { id, outcome });
+        if let Some((_, input)) = self.held.take() {
+            self.input(input);
         }
         if let Some((id, facts)) = self.held_dial.take() {
             self.dial_ended(id, facts);
+        }
+        // MixMonitor ends with the channel: its files are complete now (Asterisk closes
+        // them as the channel goes), as long as the call on voxbridge's clock.
+        let now_ms =
+            i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).ok();
+        for (path, started) in std::mem::take(&mut self.sessions) {
+            let stop = crate::call::channel_op::RecordingStop {
+                path,
+                duration: started.elapsed(),
+                ended_at_ms: now_ms,
+            };
+            tracing::info!(?stop, "MixMonitor ended with the channel");
+            self.input(Input::RecordingStopped(stop));
         }
         let conn = self.conn.clone();
         let reports = self.reports_tx.clone();
@@ -1470,9 +1695,19 @@ impl CallTask {
                     }
                 }
             }
-            // Record is refused on Asterisk: nothing is recording.
+            // Not supported yet on Asterisk: a running RECORD FILE ends only at its own
+            // limits (FastAGI is busy with it; ARI cannot interrupt it) and background
+            // recordings are refused, so the REST stop finds nothing it can stop.
             CallCommand::StopRecordings { reply } => {
-                let _ = reply.send(false);
+                if self.sessions.is_empty() && self.recording.is_none() {
+                    let _ = reply.send(Ok(false));
+                    return;
+                }
+                let why = "not supported yet on Asterisk: stopping a recording through the REST \
+                           API (RECORD FILE and MixMonitor run on the FastAGI socket, which is \
+                           busy; ARI cannot stop them)";
+                tracing::warn!("{why}");
+                let _ = reply.send(Err(why.to_string()));
             }
         }
     }
@@ -1518,12 +1753,29 @@ impl CallTask {
             "call ended"
         );
         let post_call = ending.post_call.as_ref().map(|p| (p.url.clone(), p.method));
+        for row in std::mem::take(&mut self.closing_recordings) {
+            // Before the record (and the RecordStop rows in its transaction), so the
+            // application that hears of a recording can fetch it; bounded, as on
+            // FreeSWITCH (the file stays on disk, logged).
+            let id = row.recording_id.clone();
+            let write = self.services.calls.store.add_recording(row);
+            match tokio::time::timeout(Duration::from_secs(5), write).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, recording_id = %id, "RECORDING NOT STORED: its row could not be written (the file stays on disk)")
+                }
+                Err(_) => {
+                    tracing::error!(recording_id = %id, "RECORDING NOT STORED: the store did not answer in 5 s (the file stays on disk)")
+                }
+            }
+        }
+        let notices = std::mem::take(&mut self.closing_requests);
         record::keep(
             &self.services.calls,
             &self.resolved,
             rec,
             post_call,
-            Vec::new(),
+            notices,
         )
         .await;
     }

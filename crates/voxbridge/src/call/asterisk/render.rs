@@ -18,6 +18,8 @@
 //! | Silence (Wait in a Gather) | `WAIT FOR DIGIT <ms>` |
 //! | FlushDigits | `NOOP` (Asterisk keeps no digits between commands) |
 //! | a Gather listening | `WAIT FOR DIGIT <ms until its deadline>`, run by the driver |
+//! | Record (plain) | `RECORD FILE "<path without .wav>" wav "<finishOnKey>" <maxLength ms> [BEEP] [s=<timeout s>]` ([`record_plan`], [`record_report`]) |
+//! | StartSessionRecording (`recordSession`) | `EXEC MixMonitor "<path>.wav"` (returns at once; the file is complete at the hangup) |
 //! | Bridge (Dial) | `SET VARIABLE CALLERID(num/name)`, `EXEC Dial "<dest>&<dest>,<ring s>,gL(<limit ms>)"`, then `GET VARIABLE DIALSTATUS`/`HANGUPCAUSE`/`DIALEDPEERNUMBER`/`ANSWEREDTIME` ([`dial_plan`]) |
 //!
 //! **Schedule inside the switch.** `TIMEOUT(absolute)` is Asterisk's own timer on the
@@ -34,9 +36,12 @@
 
 use crate::agi::command::app_arg;
 use crate::agi::{AgiCommand, Reply};
-use crate::call::channel_op::{Bridge, ChannelOp, HungUpBy, OpOutcome};
+use crate::call::channel_op::{
+    Bridge, ChannelOp, HungUpBy, OpOutcome, RecordCaller, RecordEndedBy, RecordFormat, RecordReport,
+};
 use crate::cause::HangupCause;
 use crate::document::model::DialTarget;
+use std::time::Duration;
 
 /// What running one operation takes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,14 +169,97 @@ pub fn plan(op: &ChannelOp) -> Plan {
         ChannelOp::Bridge(_) => {
             return Plan::Refuse("a Dial is planned with its dial strings (dial_plan)".into())
         }
-        // RECORD FILE / MixMonitor: not mapped yet; a Record is refused by name.
-        ChannelOp::Record(_) | ChannelOp::StartSessionRecording { .. } => {
-            return Plan::Refuse("not supported yet on Asterisk: Record".into())
+        ChannelOp::Record(rec) => return record_plan(rec),
+        // Both directions, mixed, in the background (capture `record-file.txt`: the app
+        // returns at once); the format follows the extension, and only wav is written.
+        ChannelOp::StartSessionRecording { path } => {
+            if !path.ends_with(".wav") {
+                return Plan::Refuse(format!(
+                    "not supported yet on Asterisk: Record recordSession into {path:?} (MixMonitor writes wav here, no mp3)"
+                ));
+            }
+            AgiCommand::exec("MixMonitor", &app_arg(path))
         }
     };
     match built {
         Ok(cmd) => Plan::Commands(vec![cmd]),
         Err(e) => Plan::Refuse(format!("cannot build the AGI command: {e}")),
+    }
+}
+
+/// Samples per second of Asterisk's `wav` format (8 kHz, 16-bit mono): `RECORD FILE`'s
+/// `endpos` is in these.
+pub const WAV_RATE: u64 = 8000;
+
+/// How close to `maxLength` a `(timeout)` must come to count as the limit (see
+/// [`record_report`]).
+pub const MAX_LENGTH_MARGIN: Duration = Duration::from_millis(500);
+
+/// A plain Record (SPEC §12.2) as `RECORD FILE` (capture `record-file.txt`): the file
+/// without its extension (Asterisk adds `.wav`), the finish keys as escape digits,
+/// `maxLength` as the timeout in ms, `playBeep` as `BEEP`, the silence `timeout` as
+/// `s=<whole seconds, rounded up>`. Asterisk's `wav` is the only format: it has no mp3
+/// writer (mp3 is refused by name; the engine asks for it only when `[record] mp3` says
+/// the switch can).
+pub fn record_plan(rec: &RecordCaller) -> Plan {
+    if rec.format != RecordFormat::Wav {
+        return Plan::Refuse(
+            "not supported yet on Asterisk: Record in mp3 (Asterisk writes no mp3)".into(),
+        );
+    }
+    let Some(name) = rec.path.strip_suffix(".wav").filter(|n| !n.is_empty()) else {
+        return Plan::Refuse(format!("Record into {:?}: not a .wav path", rec.path));
+    };
+    if !rec
+        .finish_keys
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D'))
+    {
+        return Plan::Refuse(format!(
+            "Record finishOnKey {:?}: only DTMF keys can end a RECORD FILE",
+            rec.finish_keys
+        ));
+    }
+    let timeout_ms = i64::try_from(rec.max_length.as_millis().max(1000)).unwrap_or(i64::MAX);
+    let silence = (!rec.silence_timeout.is_zero())
+        .then(|| rec.silence_timeout.as_millis().div_ceil(1000) as u64);
+    match AgiCommand::record_file(name, "wav", &rec.finish_keys, timeout_ms, rec.beep, silence) {
+        Ok(cmd) => Plan::Commands(vec![cmd]),
+        Err(e) => Plan::Refuse(format!("cannot build the AGI command: {e}")),
+    }
+}
+
+/// `RECORD FILE`'s reply as the engine's [`RecordReport`]. `(dtmf)`: the key
+/// (`result=` its ASCII code). `(hangup)`/`result=-1`: [`RecordEndedBy::Other`] (the
+/// engine knows the channel went down). `(timeout)` is **both** the silence and the
+/// length limit — Asterisk does not tell them apart — so it is read from the time the
+/// command took (`elapsed`, measured by the driver): at least `maxLength` minus
+/// [`MAX_LENGTH_MARGIN`] is the limit, less is silence (only possible when silence
+/// detection was asked for). A silence that ends in the last half second before
+/// `maxLength` is therefore reported as the limit. The duration is `endpos` (samples of
+/// the 8 kHz file, after Asterisk cut the trailing silence) when given, else `elapsed`.
+pub fn record_report(reply: &Reply, elapsed: Duration, asked: &RecordCaller) -> RecordReport {
+    let endpos = reply
+        .text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("endpos="))
+        .and_then(|n| n.parse::<u64>().ok());
+    let duration = endpos.map_or(elapsed, |n| Duration::from_millis(n * 1000 / WAV_RATE));
+    let ended_by = if reply.text.contains("(dtmf)") {
+        digit(reply).map_or(RecordEndedBy::Other, RecordEndedBy::Key)
+    } else if reply.text.contains("(timeout)")
+        && !asked.silence_timeout.is_zero()
+        && elapsed + MAX_LENGTH_MARGIN < asked.max_length
+    {
+        RecordEndedBy::Silence
+    } else {
+        RecordEndedBy::Other
+    };
+    let ended_at_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    RecordReport {
+        ended_by,
+        duration,
+        ended_at_ms: i64::try_from(ended_at_ms).ok(),
     }
 }
 
@@ -182,23 +270,28 @@ pub fn plan(op: &ChannelOp) -> Plan {
 /// caller's channel first (`CALLERID(num)`/`(name)`), which the outgoing legs take; the
 /// call's own record keeps the caller's number read at the start.
 ///
-/// Not supported yet on Asterisk, refused by name: `hangupOnStar`, `sipHeaders`,
-/// `sendDigits` (each needs per-leg work on the callee's channel: features.conf, chan_sip
-/// header variables, a pre-dial handler); `digitsMatch` and `digitsMatchBLeg` (the AGI
-/// hears no digit while `Dial()` runs); `confirmSound`/`confirmKey` (Dial's `U()`
-/// pre-bridge subroutine would be the way) and `dialMusic` as a document (`m()` takes a
-/// music-on-hold class, not media voxbridge fetched).
-pub fn dial_plan(bridge: &Bridge, number_template: &str) -> Plan {
+/// The Dial's options that act on the callee, all of them `Dial()`'s own, so one value
+/// holds for every leg (a document that gives the legs different ones is refused by name):
+/// - `hangupOnStar` → `H`: the caller's `*` (features.conf's `disconnect`, `*` by
+///   default) ends the bridge and the callee's channel; with `g` the caller goes on with
+///   the document. The `*` itself is never reported (FastAGI is blocked in `Dial()`), and
+///   what the caller's channel says afterwards (DIALSTATUS ANSWER, HANGUPCAUSE 16, empty
+///   hangupsource; seen live) is what a callee hanging up leaves too, so the callee's CDR
+///   says `Callee` where FreeSWITCH says `Caller`.
+/// - `sendDigits` → `D(<digits>)` after the callee answers, `D(::<digits>)` on its early
+///   media (`sendOnPreanswer`); `w` is Asterisk's half-second pause too.
+/// - `sipHeaders` → `SET VARIABLE __SIPADDHEADER<n> "X-VH-<name>: <value>"` on the caller
+///   before the Dial (what chan_sip's `SIPAddHeader` does): the `__` makes the callee
+///   channels inherit it and chan_sip puts every `SIPADDHEADER*` variable on the INVITE.
+///   The slots [`SIP_HEADER_SLOTS`] are all rewritten before every Dial once
+///   `clear_headers` is set (a previous Dial set some), so headers never leak to the next Dial.
+///
+/// Refused by name on Asterisk: `digitsMatch` and `digitsMatchBLeg` (FastAGI hears no digit
+/// while `Dial()` runs), `confirmSound`/`confirmKey` (Dial's `U()` pre-bridge subroutine would
+/// be the way) and `dialMusic` as a document (`m()` takes a music-on-hold class, not media
+/// voxbridge fetched).
+pub fn dial_plan(bridge: &Bridge, number_template: &str, clear_headers: bool) -> Plan {
     let refuse = |what: &str| Plan::Refuse(format!("not supported yet on Asterisk: Dial {what}"));
-    if bridge.hangup_on_star {
-        return refuse("hangupOnStar");
-    }
-    if !bridge.sip_headers.is_empty() || bridge.legs.iter().any(|l| !l.sip_headers.is_empty()) {
-        return refuse("sipHeaders");
-    }
-    if bridge.legs.iter().any(|l| l.send_digits.is_some()) {
-        return refuse("sendDigits");
-    }
     if bridge.caller_digits_watched {
         return refuse("digitsMatch");
     }
@@ -213,6 +306,51 @@ pub fn dial_plan(bridge: &Bridge, number_template: &str) -> Plan {
     }
     if bridge.legs.is_empty() {
         return Plan::Refuse("a Dial without destinations".into());
+    }
+    let first = &bridge.legs[0];
+    if bridge.legs.iter().any(|l| {
+        l.send_digits != first.send_digits || l.send_on_preanswer != first.send_on_preanswer
+    }) {
+        return refuse("sendDigits that differ between legs (Dial's D() is one for all)");
+    }
+    if bridge
+        .legs
+        .iter()
+        .any(|l| l.sip_headers != first.sip_headers)
+    {
+        return refuse("sipHeaders that differ between legs (inherited by every leg)");
+    }
+    let headers: Vec<String> = bridge
+        .sip_headers
+        .iter()
+        .chain(first.sip_headers.iter())
+        .map(|(k, v)| format!("X-VH-{k}: {v}"))
+        .collect();
+    if headers.len() > SIP_HEADER_SLOTS.len() {
+        return refuse(&format!(
+            "with more than {} sipHeaders",
+            SIP_HEADER_SLOTS.len()
+        ));
+    }
+    let mut options = String::from("g");
+    if bridge.hangup_on_star {
+        options.push('H');
+    }
+    if let Some(digits) = &first.send_digits {
+        if digits.is_empty()
+            || !digits
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D' | 'w' | 'W'))
+        {
+            return Plan::Refuse(format!(
+                "Dial sendDigits {digits:?}: only DTMF keys and w/W pauses can be sent by D()"
+            ));
+        }
+        if first.send_on_preanswer {
+            options.push_str(&format!("D(::{digits})"));
+        } else {
+            options.push_str(&format!("D({digits})"));
+        }
     }
     let mut dests = Vec::new();
     for leg in &bridge.legs {
@@ -236,19 +374,41 @@ pub fn dial_plan(bridge: &Bridge, number_template: &str) -> Plan {
     if let Some(name) = &bridge.caller_name {
         ok &= push(AgiCommand::set_variable("CALLERID(name)", name));
     }
+    if clear_headers || !headers.is_empty() {
+        for (i, slot) in SIP_HEADER_SLOTS.iter().enumerate() {
+            let value = headers.get(i).map_or("", String::as_str);
+            ok &= push(AgiCommand::set_variable(slot, value));
+        }
+    }
     // Cleared so the driver's ARI watch sees only this Dial's answer.
     ok &= push(AgiCommand::set_variable("DIALEDPEERNUMBER", ""));
     let ring = bridge.ring_timeout.as_secs().max(1);
     let limit_ms = bridge.time_limit.as_millis().max(1000);
     ok &= push(AgiCommand::exec(
         "Dial",
-        &format!("{},{ring},gL({limit_ms})", dests.join("&")),
+        &format!("{},{ring},{options}L({limit_ms})", dests.join("&")),
     ));
     if !ok {
         return Plan::Refuse("cannot build the Dial's AGI commands".into());
     }
     Plan::Commands(cmds)
 }
+
+/// The caller's variables chan_sip turns into INVITE headers for `sipHeaders` (inherited
+/// by the callee channels: `__`). Numbered from 51 so a dialplan's own `SIPAddHeader`
+/// (which counts from 01) is left alone.
+pub const SIP_HEADER_SLOTS: [&str; 10] = [
+    "__SIPADDHEADER51",
+    "__SIPADDHEADER52",
+    "__SIPADDHEADER53",
+    "__SIPADDHEADER54",
+    "__SIPADDHEADER55",
+    "__SIPADDHEADER56",
+    "__SIPADDHEADER57",
+    "__SIPADDHEADER58",
+    "__SIPADDHEADER59",
+    "__SIPADDHEADER60",
+];
 
 /// The `Dial()` destination of a target: a `<Number>` through the template, a `<User>`
 /// `sip:user@host[:port]` as `SIP/user@host[:port]`. Characters that mean something to
@@ -536,7 +696,7 @@ mod tests {
             confirm: None,
             music: None,
         };
-        match dial_plan(&b, "SIP/{number}@trunk") {
+        match dial_plan(&b, "SIP/{number}@trunk", false) {
             Plan::Commands(c) => assert_eq!(
                 c.iter().map(|c| c.line()).collect::<Vec<_>>(),
                 [
@@ -551,19 +711,61 @@ mod tests {
         let mut watched = b.clone();
         watched.caller_digits_watched = true;
         assert_eq!(
-            dial_plan(&watched, "SIP/{number}"),
+            dial_plan(&watched, "SIP/{number}", false),
             Plan::Refuse("not supported yet on Asterisk: Dial digitsMatch".into())
         );
         let mut patterns = b.clone();
         patterns.callee_digit_patterns = vec!["12".into()];
         assert_eq!(
-            dial_plan(&patterns, "SIP/{number}"),
+            dial_plan(&patterns, "SIP/{number}", false),
             Plan::Refuse("not supported yet on Asterisk: Dial digitsMatchBLeg".into())
         );
         b.hangup_on_star = true;
-        assert_eq!(
-            dial_plan(&b, "SIP/{number}"),
-            Plan::Refuse("not supported yet on Asterisk: Dial hangupOnStar".into())
+        b.caller_id = None;
+        b.sip_headers = vec![("a".into(), "1 2".into())];
+        for l in &mut b.legs {
+            l.send_digits = Some("ww12#".into());
+            l.sip_headers = vec![("u".into(), "9".into())];
+        }
+        match dial_plan(&b, "SIP/{number}", false) {
+            Plan::Commands(c) => {
+                let lines: Vec<_> = c.iter().map(|c| c.line().to_string()).collect();
+                assert_eq!(lines[0], r#"SET VARIABLE __SIPADDHEADER51 "X-VH-a: 1 2""#);
+                assert_eq!(lines[1], r#"SET VARIABLE __SIPADDHEADER52 "X-VH-u: 9""#);
+                assert_eq!(lines[2], r#"SET VARIABLE __SIPADDHEADER53 """#);
+                assert_eq!(lines.len(), 12);
+                assert_eq!(
+                    lines[11],
+                    r#"EXEC Dial "SIP/+15557654321&SIP/alice@pbx.example.com:5080,25,gHD(ww12#)L(3000)""#
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        b.legs[0].send_on_preanswer = true;
+        assert!(
+            matches!(dial_plan(&b, "SIP/{number}", false), Plan::Refuse(r) if r.contains("sendDigits"))
+        );
+        for l in &mut b.legs {
+            l.send_on_preanswer = true;
+        }
+        b.sip_headers.clear();
+        for l in &mut b.legs {
+            l.sip_headers.clear();
+        }
+        match dial_plan(&b, "SIP/{number}", true) {
+            Plan::Commands(c) => {
+                let lines: Vec<_> = c.iter().map(|c| c.line().to_string()).collect();
+                assert_eq!(
+                    lines[0], r#"SET VARIABLE __SIPADDHEADER51 """#,
+                    "a previous Dial's headers are cleared"
+                );
+                assert!(lines.last().unwrap().contains(",25,gHD(::ww12#)L(3000)"));
+            }
+            other => panic!("{other:?}"),
+        }
+        b.legs[1].sip_headers = vec![("only".into(), "here".into())];
+        assert!(
+            matches!(dial_plan(&b, "SIP/{number}", false), Plan::Refuse(r) if r.contains("sipHeaders"))
         );
         assert!(dial_destination(&DialTarget::Number("1&2".into()), "SIP/{number}").is_err());
         assert_eq!(
@@ -582,6 +784,93 @@ mod tests {
             dial_failure_cause("CHANUNAVAIL", Some("0")),
             HangupCause::DESTINATION_OUT_OF_ORDER
         );
+    }
+
+    #[test]
+    fn a_record_is_record_file_and_its_reply_tells_the_key_silence_or_the_limit() {
+        let rec = RecordCaller {
+            path: "/var/rec/abc.wav".into(),
+            format: RecordFormat::Wav,
+            beep: true,
+            silence_timeout: Duration::from_millis(1500),
+            max_length: Duration::from_secs(10),
+            finish_keys: "#".into(),
+        };
+        assert_eq!(
+            line(ChannelOp::Record(rec.clone())),
+            r##"RECORD FILE "/var/rec/abc" wav "#" 10000 BEEP s=2"##
+        );
+        let plain = RecordCaller {
+            beep: false,
+            silence_timeout: Duration::ZERO,
+            finish_keys: String::new(),
+            ..rec.clone()
+        };
+        assert_eq!(
+            line(ChannelOp::Record(plain.clone())),
+            r#"RECORD FILE "/var/rec/abc" wav "" 10000"#
+        );
+        let mp3 = RecordCaller {
+            format: RecordFormat::Mp3,
+            path: "/var/rec/abc.mp3".into(),
+            ..rec.clone()
+        };
+        assert!(line(ChannelOp::Record(mp3)).contains("not supported yet on Asterisk"));
+        let bad_keys = RecordCaller {
+            finish_keys: "#\"".into(),
+            ..rec.clone()
+        };
+        assert!(line(ChannelOp::Record(bad_keys)).starts_with("refused"));
+        assert_eq!(
+            line(ChannelOp::StartSessionRecording {
+                path: "/var/rec/a,b.wav".into()
+            }),
+            r#"EXEC MixMonitor "/var/rec/a\\,b.wav""#
+        );
+        assert!(line(ChannelOp::StartSessionRecording {
+            path: "/var/rec/s.mp3".into()
+        })
+        .contains("not supported yet on Asterisk"));
+
+        let r = |t: &str| match crate::agi::Message::parse(t) {
+            crate::agi::Message::Reply(r) => r,
+            _ => unreachable!(),
+        };
+        let key = record_report(
+            &r("200 result=35 (dtmf) endpos=12000"),
+            Duration::from_secs(2),
+            &rec,
+        );
+        assert_eq!(key.ended_by, RecordEndedBy::Key('#'));
+        assert_eq!(key.duration, Duration::from_millis(1500));
+        let silence = record_report(
+            &r("200 result=0 (timeout) endpos=24000"),
+            Duration::from_secs(5),
+            &rec,
+        );
+        assert_eq!(silence.ended_by, RecordEndedBy::Silence);
+        assert_eq!(silence.duration, Duration::from_secs(3));
+        let limit = record_report(
+            &r("200 result=0 (timeout) endpos=80000"),
+            Duration::from_millis(10_020),
+            &rec,
+        );
+        assert_eq!(limit.ended_by, RecordEndedBy::Other);
+        // Without silence detection a (timeout) is always the limit.
+        let limit = record_report(
+            &r("200 result=0 (timeout) endpos=0"),
+            Duration::from_secs(3),
+            &plain,
+        );
+        assert_eq!(limit.ended_by, RecordEndedBy::Other);
+        assert_eq!(limit.duration, Duration::ZERO);
+        let hangup = record_report(
+            &r("200 result=-1 (hangup) endpos=4000"),
+            Duration::from_secs(1),
+            &rec,
+        );
+        assert_eq!(hangup.ended_by, RecordEndedBy::Other);
+        assert_eq!(hangup.duration, Duration::from_millis(500));
     }
 
     #[test]

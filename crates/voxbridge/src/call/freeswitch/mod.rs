@@ -803,47 +803,7 @@ impl CallTask {
     /// the call's order of store writes (once the call is closing: before its record,
     /// the RecordStop in the record's transaction).
     fn recording_complete(&mut self, done: crate::call::element::record::Completed) {
-        let at_ms = |ms: i64| {
-            OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-                .unwrap_or_else(|_| OffsetDateTime::now_utc())
-        };
-        let row = crate::store::Recording {
-            recording_id: done.facts.recording_id.clone(),
-            call_uuid: self.facts.uuid.clone(),
-            account_id: self.resolved.account_id.clone(),
-            kind: done.kind,
-            file_path: done.path.clone(),
-            format: done.format.ext().to_string(),
-            duration_ms: done.facts.duration_ms,
-            start: at_ms(done.facts.start_ms),
-            end: at_ms(done.facts.end_ms),
-            end_reason: done.end_reason,
-            from_number: self.facts.from.clone(),
-            to_number: self.facts.to.clone(),
-            created_at: OffsetDateTime::now_utc(),
-        };
-        let callbacks: Vec<_> = done
-            .callback
-            .iter()
-            .map(|cb| {
-                let mut params: Vec<(String, String)> = [
-                    ("Event", "RecordStop".to_string()),
-                    ("CallUUID", self.facts.uuid.clone()),
-                    ("From", self.facts.from.clone()),
-                    ("To", self.facts.to.clone()),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
-                params.extend(
-                    done.facts
-                        .params()
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v)),
-                );
-                crate::app::callbacks::record_stop_callback(&cb.url, cb.method, &params)
-            })
-            .collect();
+        let (row, callbacks) = record::recording_row(&self.facts, &self.resolved, &done);
         tracing::info!(
             recording_id = %row.recording_id,
             path = %row.file_path,
@@ -939,7 +899,7 @@ impl CallTask {
                 tracing::info!("stopping the recordings requested through the REST API");
                 let now = self.clock.now();
                 let acted = self.engine.handle(now, Input::ApiStopRecordings) == Reaction::Acted;
-                let _ = reply.send(acted);
+                let _ = reply.send(Ok(acted));
             }
             CallCommand::Hangup { reply } => {
                 tracing::info!("hangup requested through the REST API");
@@ -1337,8 +1297,9 @@ impl CallTask {
     }
 }
 
-/// A mid-call store write, in the call's order ([`CallTask::notice`]).
-enum Notice {
+/// A mid-call store write, in the call's order ([`CallTask::notice`]; the Asterisk
+/// driver's writer takes the same).
+pub(in crate::call) enum Notice {
     Callbacks(Vec<crate::record::callback::NewCallback>),
     /// A complete recording's row; `written` fires once it is stored (or failed).
     Recording(Box<crate::store::Recording>, oneshot::Sender<()>),

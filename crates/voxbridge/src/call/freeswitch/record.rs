@@ -198,6 +198,58 @@ pub(in crate::call) async fn keep(
     services.keeper.keep(record, callbacks).await;
 }
 
+/// A complete recording's row and its `RecordStop` callbacks (SPEC §12.2), the same for
+/// every switch: the row names the call, its account and numbers; the callback carries
+/// the recording's facts.
+pub(in crate::call) fn recording_row(
+    facts: &CallFacts,
+    resolved: &Resolved,
+    done: &crate::call::element::record::Completed,
+) -> (crate::store::Recording, Vec<NewCallback>) {
+    let at_ms = |ms: i64| {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc())
+    };
+    let row = crate::store::Recording {
+        recording_id: done.facts.recording_id.clone(),
+        call_uuid: facts.uuid.clone(),
+        account_id: resolved.account_id.clone(),
+        kind: done.kind,
+        file_path: done.path.clone(),
+        format: done.format.ext().to_string(),
+        duration_ms: done.facts.duration_ms,
+        start: at_ms(done.facts.start_ms),
+        end: at_ms(done.facts.end_ms),
+        end_reason: done.end_reason,
+        from_number: facts.from.clone(),
+        to_number: facts.to.clone(),
+        created_at: OffsetDateTime::now_utc(),
+    };
+    let callbacks = done
+        .callback
+        .iter()
+        .map(|cb| {
+            let mut params: Vec<(String, String)> = [
+                ("Event", "RecordStop".to_string()),
+                ("CallUUID", facts.uuid.clone()),
+                ("From", facts.from.clone()),
+                ("To", facts.to.clone()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            params.extend(
+                done.facts
+                    .params()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v)),
+            );
+            callbacks::record_stop_callback(&cb.url, cb.method, &params)
+        })
+        .collect();
+    (row, callbacks)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
