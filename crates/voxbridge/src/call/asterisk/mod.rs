@@ -938,26 +938,7 @@ impl CallTask {
         let report = match answered_leg {
             Some(b_leg) if run.answered.is_some() => {
                 // The engine heard of the answer when ARI saw it: only the end is new.
-                let secs = facts.answered_secs.unwrap_or(0);
-                let limit = run.legs.bridge.time_limit.as_secs();
-                let callee_cause = if secs + 1 >= limit {
-                    HangupCause::ALLOTTED_TIMEOUT
-                } else {
-                    render::hangup_cause(facts.cause.as_deref())
-                };
-                let leg_causes = run
-                    .peers
-                    .iter()
-                    .filter(|(_, uuid)| *uuid != b_leg)
-                    .map(|(_, uuid)| (uuid.clone(), HangupCause::LOSE_RACE))
-                    .collect();
-                BridgeReport {
-                    outcome: BridgeOutcome::Bridged {
-                        b_leg,
-                        callee_cause: Some(callee_cause),
-                    },
-                    leg_causes,
-                }
+                bridged_report(&run, &facts, b_leg)
             }
             Some(b_leg) => {
                 let secs = facts.answered_secs.unwrap_or(0);
@@ -969,30 +950,13 @@ impl CallTask {
                     self.input(Input::Answered);
                 }
                 run.legs.bridged = Some((b_leg.clone(), run.legs.sent_at, answered_at));
-                let limit = run.legs.bridge.time_limit.as_secs();
-                let callee_cause = if secs + 1 >= limit {
-                    HangupCause::ALLOTTED_TIMEOUT
-                } else {
-                    render::hangup_cause(facts.cause.as_deref())
-                };
-                let leg_causes = run
-                    .peers
-                    .iter()
-                    .filter(|(_, uuid)| *uuid != b_leg)
-                    .map(|(_, uuid)| (uuid.clone(), HangupCause::LOSE_RACE))
-                    .collect();
+                let report = bridged_report(&run, &facts, b_leg.clone());
                 self.dial_legs = Some(run.legs);
                 tracing::info!(%b_leg, answered_secs = secs, "bridged");
                 self.input(Input::Bridged {
                     b_leg: b_leg.clone(),
                 });
-                BridgeReport {
-                    outcome: BridgeOutcome::Bridged {
-                        b_leg,
-                        callee_cause: Some(callee_cause),
-                    },
-                    leg_causes,
-                }
+                report
             }
             None => {
                 let cause = render::dial_failure_cause(&status, facts.cause.as_deref());
@@ -1134,34 +1098,12 @@ impl CallTask {
     /// Queues one mid-call store write on the call's ordered writer task (started on
     /// first use), so a recording's row lands before its RecordStop and its action.
     fn notice(&mut self, notice: Notice) {
-        let store = self.services.calls.store.clone();
-        let (uuid, account) = (self.facts.uuid.clone(), self.resolved.account_id.clone());
         let queue = self.notices.get_or_insert_with(|| {
-            let (tx, mut rx) = mpsc::unbounded_channel::<Notice>();
-            tokio::spawn(
-                async move {
-                    while let Some(notice) = rx.recv().await {
-                        match notice {
-                            Notice::Callbacks(batch) => {
-                                let ids: Vec<String> =
-                                    batch.iter().map(|c| c.delivery_id.clone()).collect();
-                                if let Err(e) = store.enqueue_callbacks(&uuid, &account, batch).await {
-                                    tracing::error!(error = %e, ?ids, "CALLBACKS NOT STORED: mid-call outbox rows could not be written");
-                                }
-                            }
-                            Notice::Recording(row, written) => {
-                                let id = row.recording_id.clone();
-                                if let Err(e) = store.add_recording(*row).await {
-                                    tracing::error!(error = %e, recording_id = %id, "RECORDING NOT STORED: its row could not be written (the file stays on disk)");
-                                }
-                                let _ = written.send(());
-                            }
-                        }
-                    }
-                }
-                .in_current_span(),
-            );
-            tx
+            Notice::writer(
+                self.services.calls.store.clone(),
+                self.facts.uuid.clone(),
+                self.resolved.account_id.clone(),
+            )
         });
         let _ = queue.send(notice);
     }
@@ -1892,3 +1834,32 @@ const SCHEDULE_EARLY_FIRE: Duration = Duration::from_millis(1500);
 
 /// How long a call cut off at shutdown waits for the switch's hangup.
 const CUT_OFF_WAIT: Duration = Duration::from_secs(3);
+
+/// A Dial that bridged `b_leg`: the callee's cause (ALLOTTED_TIMEOUT when the bridge
+/// lasted the `timeLimit`, which Asterisk's `L()` ended), the other legs lost the race.
+fn bridged_report(
+    run: &DialRun,
+    facts: &DialFacts,
+    b_leg: String,
+) -> crate::call::channel_op::BridgeReport {
+    use crate::call::channel_op::{BridgeOutcome, BridgeReport};
+    let secs = facts.answered_secs.unwrap_or(0);
+    let callee_cause = if secs + 1 >= run.legs.bridge.time_limit.as_secs() {
+        HangupCause::ALLOTTED_TIMEOUT
+    } else {
+        render::hangup_cause(facts.cause.as_deref())
+    };
+    let leg_causes = run
+        .peers
+        .iter()
+        .filter(|(_, uuid)| *uuid != b_leg)
+        .map(|(_, uuid)| (uuid.clone(), HangupCause::LOSE_RACE))
+        .collect();
+    BridgeReport {
+        outcome: BridgeOutcome::Bridged {
+            b_leg,
+            callee_cause: Some(callee_cause),
+        },
+        leg_causes,
+    }
+}

@@ -1042,34 +1042,12 @@ impl CallTask {
     /// Queues one mid-call store write on the call's ordered writer task (started on
     /// first use), so a recording's row lands before its RecordStop and its action.
     fn notice(&mut self, notice: Notice) {
-        let store = self.services.store.clone();
-        let (uuid, account) = (self.facts.uuid.clone(), self.resolved.account_id.clone());
         let queue = self.notices.get_or_insert_with(|| {
-            let (tx, mut rx) = mpsc::unbounded_channel::<Notice>();
-            tokio::spawn(
-                async move {
-                    while let Some(notice) = rx.recv().await {
-                        match notice {
-                            Notice::Callbacks(batch) => {
-                                let ids: Vec<String> =
-                                    batch.iter().map(|c| c.delivery_id.clone()).collect();
-                                if let Err(e) = store.enqueue_callbacks(&uuid, &account, batch).await {
-                                    tracing::error!(error = %e, ?ids, "CALLBACKS NOT STORED: mid-call outbox rows could not be written");
-                                }
-                            }
-                            Notice::Recording(row, written) => {
-                                let id = row.recording_id.clone();
-                                if let Err(e) = store.add_recording(*row).await {
-                                    tracing::error!(error = %e, recording_id = %id, "RECORDING NOT STORED: its row could not be written (the file stays on disk)");
-                                }
-                                let _ = written.send(());
-                            }
-                        }
-                    }
-                }
-                .in_current_span(),
-            );
-            tx
+            Notice::writer(
+                self.services.store.clone(),
+                self.facts.uuid.clone(),
+                self.resolved.account_id.clone(),
+            )
         });
         let _ = queue.send(notice);
     }
@@ -1303,6 +1281,42 @@ pub(in crate::call) enum Notice {
     Callbacks(Vec<crate::record::callback::NewCallback>),
     /// A complete recording's row; `written` fires once it is stored (or failed).
     Recording(Box<crate::store::Recording>, oneshot::Sender<()>),
+}
+
+impl Notice {
+    /// Starts a call's ordered writer of mid-call store writes (both drivers start one
+    /// on first use): each notice is written after the one before it.
+    pub(in crate::call) fn writer(
+        store: StoreHandle,
+        uuid: String,
+        account: String,
+    ) -> mpsc::UnboundedSender<Notice> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Notice>();
+        tokio::spawn(
+            async move {
+                while let Some(notice) = rx.recv().await {
+                    match notice {
+                        Notice::Callbacks(batch) => {
+                            let ids: Vec<String> =
+                                batch.iter().map(|c| c.delivery_id.clone()).collect();
+                            if let Err(e) = store.enqueue_callbacks(&uuid, &account, batch).await {
+                                tracing::error!(error = %e, ?ids, "CALLBACKS NOT STORED: mid-call outbox rows could not be written");
+                            }
+                        }
+                        Notice::Recording(row, written) => {
+                            let id = row.recording_id.clone();
+                            if let Err(e) = store.add_recording(*row).await {
+                                tracing::error!(error = %e, recording_id = %id, "RECORDING NOT STORED: its row could not be written (the file stays on disk)");
+                            }
+                            let _ = written.send(());
+                        }
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+        tx
+    }
 }
 
 /// Epoch milliseconds of a wall-clock time.
