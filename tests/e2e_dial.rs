@@ -71,13 +71,12 @@ async fn dial_answered_the_caller_is_answered_by_the_bridge_and_ends_as_callee_h
     );
     // Nothing after the Dial, the callee hung up: the caller ends with its cause.
     assert_bye(&r, HangupCause::NORMAL_CLEARING);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::NORMAL_CLEARING, "Callee Hangup", "Callee").answered(),
-    );
+    )
+    .await;
     check_leg_cdr(
         &server,
         &r.uuid,
@@ -122,10 +121,8 @@ async fn dial_action_is_fetched_as_the_next_document_with_the_dial_outcome() {
         ran(&r)
     );
     assert!(!ran(&r).iter().any(|a| a.contains("never")));
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(
             HangupCause::NORMAL_CLEARING,
@@ -133,7 +130,8 @@ async fn dial_action_is_fetched_as_the_next_document_with_the_dial_outcome() {
             "Answer XML",
         )
         .answered(),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,13 +154,12 @@ async fn dial_busy_leaves_the_caller_unanswered_so_a_following_busy_hangup_gives
     assert_eq!(param(hit, "DialBLegUUID"), "", "no one answered");
     assert_eq!(param(hit, "DialHangupCause"), "USER_BUSY");
     assert_eq!(param(hit, "CallStatus"), "ringing");
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML").reason("busy"),
-    );
+    )
+    .await;
     let (_, b_leg) = bridge_of(&r);
     check_leg_cdr(
         &server,
@@ -215,17 +212,16 @@ async fn dial_unroutable_is_failed_and_an_empty_rest_is_the_end_of_the_document(
     assert_eq!(param(hit, "DialBLegUUID"), "");
     // Never answered: the end of the document refuses the caller (480).
     assert!(!r.answered(), "{r:?}");
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(
             HangupCause::NORMAL_CLEARING,
             "End Of XML Instructions",
             "Answer XML",
         ),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,13 +240,12 @@ async fn dial_caller_hangs_up_while_ringing_is_cancel_and_the_action_goes_throug
         .caller_hangs_up_during("bridge", Duration::from_secs(2));
     let r = report(sim.place_call(script, server.esl)).await;
 
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::ORIGINATOR_CANCEL, "Caller Hangup", "Caller").cancelled(),
-    );
+    )
+    .await;
     let (kind, _, status, _) = server.outbox_final(&r.uuid, "action").await;
     assert_eq!((kind.as_str(), status.as_str()), ("action", "delivered"));
     let hits = app.hits_on("/doc/cancel-action");
@@ -286,10 +281,8 @@ async fn dial_time_limit_cuts_the_bridge_and_the_document_goes_on() {
         "{arg}"
     );
     assert!(ran(&r).iter().any(|a| a == "speak flite|slt|time is up"));
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(
             HangupCause::NORMAL_CLEARING,
@@ -297,7 +290,8 @@ async fn dial_time_limit_cuts_the_bridge_and_the_document_goes_on() {
             "Answer XML",
         )
         .answered(),
-    );
+    )
+    .await;
     let (_, b_leg) = bridge_of(&r);
     check_leg_cdr(
         &server,
@@ -325,10 +319,8 @@ async fn dial_hangup_on_star_ends_the_bridge_and_the_caller_continues() {
 
     assert_eq!(commands_with(&r, "bridge_terminate_key=*").len(), 1);
     // The star, not the callee, ended the bridge: the document simply ran out.
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(
             HangupCause::NORMAL_CLEARING,
@@ -336,7 +328,8 @@ async fn dial_hangup_on_star_ends_the_bridge_and_the_caller_continues() {
             "Answer XML",
         )
         .answered(),
-    );
+    )
+    .await;
     let (_, b_leg) = bridge_of(&r);
     check_leg_cdr(
         &server,
@@ -381,13 +374,12 @@ async fn dial_rest_delete_of_the_caller_during_the_bridge_ends_it_as_api() {
     assert_eq!(status.as_u16(), 204);
     let r = report(call).await;
     assert_bye(&r, HangupCause::NORMAL_CLEARING);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::NORMAL_CLEARING, "Normal Hangup", "API").answered(),
-    );
+    )
+    .await;
     let (_, b_leg) = bridge_of(&r);
     check_leg_cdr(
         &server,
@@ -413,13 +405,12 @@ async fn dial_a_schedule_armed_before_the_dial_ends_the_bridged_call_when_it_fir
     let r = report(sim.place_call(script, server.esl)).await;
 
     assert_bye(&r, HangupCause::NORMAL_CLEARING);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::NORMAL_CLEARING, "Normal Hangup", "Answer XML").answered(),
-    );
+    )
+    .await;
     let (_, b_leg) = bridge_of(&r);
     check_leg_cdr(
         &server,
@@ -472,10 +463,8 @@ async fn dial_legs_are_live_calls_and_rest_delete_of_the_callee_ends_only_it() {
     );
     let (status, _) = rest(&server, reqwest::Method::DELETE, &format!("Call/{b_leg}/")).await;
     assert_eq!(status, 404, "the callee is gone");
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(
             HangupCause::NORMAL_CLEARING,
@@ -483,7 +472,8 @@ async fn dial_legs_are_live_calls_and_rest_delete_of_the_callee_ends_only_it() {
             "Answer XML",
         )
         .answered(),
-    );
+    )
+    .await;
     check_leg_cdr(
         &server,
         &r.uuid,
@@ -580,13 +570,12 @@ async fn dial_legs_are_listed_live_while_they_ring_and_delete_of_a_ringing_leg_e
     assert_eq!(param(&hits[0], "DialHangupCause"), "NORMAL_CLEARING");
     assert_eq!(param(&hits[0], "DialBLegUUID"), "");
     assert_refused(&r, 486, HangupCause::USER_BUSY);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML").reason("busy"),
-    );
+    )
+    .await;
     check_leg_cdr(
         &server,
         &r.uuid,
@@ -792,13 +781,12 @@ async fn dial_two_destinations_the_first_to_answer_wins_the_other_gets_lose_race
         true,
     )
     .await;
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::NORMAL_CLEARING, "Callee Hangup", "Callee").answered(),
-    );
+    )
+    .await;
 }
 
 /// SPEC §11.1 "`sipHeaders` … echoed in callbacks": every header sent on the callee's
@@ -1049,13 +1037,12 @@ async fn dial_confirm_key_pressed_by_the_callee_bridges_it_after_the_confirm_sou
     let hits = dial_events(&app, &r.uuid, 3).await;
     let names: Vec<String> = hits.iter().map(|h| h.must("Event")).collect();
     assert_eq!(names, ["DialAnswer", "DialConnected", "DialHangup"]);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::NORMAL_CLEARING, "Callee Hangup", "Callee").answered(),
-    );
+    )
+    .await;
 }
 
 /// A callee that never presses the `confirmKey` is never bridged: it is dropped when the
@@ -1085,13 +1072,12 @@ async fn dial_confirm_key_never_pressed_drops_the_callee_at_the_ring_timeout() {
     assert_eq!(param(&action[0], "DialStatus"), "no-answer");
     assert_eq!(param(&action[0], "DialBLegUUID"), "");
     assert_refused(&r, 486, HangupCause::USER_BUSY);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML").reason("busy"),
-    );
+    )
+    .await;
 }
 
 /// A confirm document that cannot be used (here: a `<Speak>`, which FreeSWITCH cannot

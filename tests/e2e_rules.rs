@@ -53,13 +53,12 @@ async fn rule_1_hangup_is_immediate_and_nothing_after_it_runs_or_is_fetched() {
         "the Redirect after Hangup is never fetched"
     );
     assert!(app.hits_on("/media/after.wav").is_empty());
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::NORMAL_CLEARING, "Normal Hangup", "Answer XML").answered(),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,13 +74,12 @@ async fn rule_1_elements_after_hangup_are_still_parsed_so_a_broken_one_is_an_err
     // Not a busy refusal: the document never ran (rule 8 on an unanswered call).
     assert_refused(&r, 603, HangupCause::CALL_REJECTED);
     assert_eq!(ran(&r), ["hangup CALL_REJECTED"]);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    let cb = hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::CALL_REJECTED, "Error: *", "Error"),
-    );
+    )
+    .await;
     assert!(
         cb.must("HangupCauseName").contains("Bogus"),
         "{:?}",
@@ -105,13 +103,12 @@ async fn rule_2_hangup_first_rejects_with_603_and_never_answers() {
         "no answer or pre_answer before the Hangup"
     );
     assert_eq!(r.hangup_disposition.as_deref(), Some("send_refuse"));
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::CALL_REJECTED, "Rejected", "Answer XML").reason("rejected"),
-    );
+    )
+    .await;
     // The fetch that started it all: StartApp, ringing, signed.
     let fetch = &app.hits_on("/doc/first")[0];
     assert_eq!(fetch.must("Event"), "StartApp");
@@ -129,13 +126,12 @@ async fn rule_2_busy_before_answer_is_486_never_answered_not_billed() {
 
     assert_refused(&r, 486, HangupCause::USER_BUSY);
     assert_eq!(requested(&r), ["hangup"]);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    let cb = hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML").reason("busy"),
-    );
+    )
+    .await;
     // The JSON status event (SPEC §5.3) agrees.
     let status = app
         .wait_for(PATIENCE, "the status event", |hits| {
@@ -169,13 +165,12 @@ async fn rule_2_hangup_without_reason_after_a_wait_is_480_never_answered() {
 
     assert_refused(&r, 480, HangupCause::NORMAL_CLEARING);
     assert_eq!(ran(&r), ["sleep 1000", "hangup NORMAL_CLEARING"]);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::NORMAL_CLEARING, "Normal Hangup", "Answer XML"),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,15 +192,14 @@ async fn rule_2_busy_after_a_speak_is_answered_and_the_bye_carries_user_busy() {
         }
     );
     assert_eq!(ran(&r), ["speak flite|slt|Please hold", "hangup USER_BUSY"]);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML")
             .reason("busy")
             .answered(),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,15 +211,14 @@ async fn rule_2_rejected_on_an_answered_call_is_a_bye_with_cause_21() {
 
     assert_bye(&r, HangupCause::CALL_REJECTED);
     assert_eq!(requested(&r), ["hangup"]);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::CALL_REJECTED, "Rejected", "Answer XML")
             .reason("rejected")
             .answered(),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,13 +249,12 @@ async fn rule_2_hangup_after_early_media_refuses_without_answering() {
             "hangup USER_BUSY"
         ]
     );
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML").reason("busy"),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,13 +276,12 @@ async fn rule_2_hangup_first_in_a_redirected_document_counts_as_first() {
     assert_eq!(redirect.must("Event"), "Redirect");
     assert_eq!(redirect.must("CallStatus"), "ringing");
     redirect.verify_signature(app.port, TOKEN).unwrap();
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::CALL_REJECTED, "Rejected", "Answer XML").reason("rejected"),
-    );
+    )
+    .await;
 }
 
 // ------------------------------------------------------------------ rule 3: schedule
@@ -363,15 +354,14 @@ async fn rule_3_schedule_arms_the_switch_and_its_hangup_ends_a_long_speak() {
         !requested(&r).contains(&"hangup".to_string()),
         "the later Hangup never ran"
     );
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML")
             .reason("busy")
             .answered(),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -392,13 +382,12 @@ async fn rule_3_a_schedule_firing_before_answer_refuses_the_call_with_its_reason
         "{:?}",
         r.hangup_at
     );
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML").reason("busy"),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,10 +419,8 @@ async fn rule_3_schedule_with_nothing_after_it_ends_the_call_at_once() {
         "{:?}",
         r.hangup_at
     );
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(
             HangupCause::NORMAL_CLEARING,
@@ -441,7 +428,8 @@ async fn rule_3_schedule_with_nothing_after_it_ends_the_call_at_once() {
             "Answer XML",
         )
         .answered(),
-    );
+    )
+    .await;
     let kinds: Vec<String> = server.outbox(&r.uuid).into_iter().map(|r| r.0).collect();
     assert_eq!(
         kinds,
@@ -491,15 +479,14 @@ async fn rule_3_redirect_to_a_document_without_schedule_cancels_it() {
             "hangup USER_BUSY"
         ]
     );
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML")
             .reason("busy")
             .answered(),
-    );
+    )
+    .await;
     let kinds: Vec<String> = server.outbox(&r.uuid).into_iter().map(|r| r.0).collect();
     assert_eq!(kinds, ["hangup", "status"]);
 }
@@ -519,15 +506,14 @@ async fn rule_4_first_hangup_wins_the_second_is_never_sent() {
     assert_bye(&r, HangupCause::USER_BUSY);
     assert_eq!(ran(&r), ["speak flite|slt|hi", "hangup USER_BUSY"]);
     assert!(commands_with(&r, "uuid_kill").is_empty());
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML")
             .reason("busy")
             .answered(),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -563,13 +549,12 @@ async fn rule_4_caller_hangs_up_mid_speak_wins_nothing_more_runs_callback_still_
         "no further app after the caller left"
     );
     assert!(commands_with(&r, "uuid_kill").is_empty());
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    let cb = hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::NORMAL_CLEARING, "Caller Hangup", "Caller").answered(),
-    );
+    )
+    .await;
     // The caller left 2 simulated seconds into a 20-second Speak. At SPEED a simulated
     // second is 50 ms of wall clock, so a loaded machine may add a second between the
     // answer and the Speak; the bound only has to tell "cut short" from "played out".
@@ -596,13 +581,12 @@ async fn rule_4_caller_cancels_before_answer_and_the_callback_says_cancel() {
 
     assert_eq!(r.sip_code(), Some(487));
     assert_eq!(requested(&r), ["sleep"]);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::ORIGINATOR_CANCEL, "Caller Hangup", "Caller").cancelled(),
-    );
+    )
+    .await;
     let status = app
         .wait_for(PATIENCE, "the status event", |hits| {
             hits.iter().find(|h| h.path == "/status").cloned()
@@ -629,13 +613,12 @@ async fn rule_4_caller_hangs_up_while_the_document_is_fetched_and_nothing_is_sen
     assert!(r.apps.is_empty(), "nothing executed: {:?}", r.apps);
     assert!(commands_with(&r, "uuid_kill").is_empty());
     assert_eq!(app.hits_on("/doc/slow").len(), 1);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::ORIGINATOR_CANCEL, "Caller Hangup", "Caller").cancelled(),
-    );
+    )
+    .await;
     // The call is over: the fetch for it is abandoned, not retried (2 s fetch timeout).
     // The fetch runs on the call's own task, and the CDR is written as that task ends: once
     // the record is there, nothing can fetch for this call any more.
@@ -668,15 +651,14 @@ async fn rule_4_of_two_armed_schedules_the_one_that_fires_first_is_recorded() {
         "{:?}",
         r.hangup_at
     );
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::CALL_REJECTED, "Rejected", "Answer XML")
             .reason("rejected")
             .answered(),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -695,15 +677,14 @@ async fn rule_4_the_linger_notice_before_hangup_complete_changes_nothing() {
     let r = report(sim.place_call(ringing(&url), server.esl)).await;
 
     assert_bye(&r, HangupCause::USER_BUSY);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    let cb = hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML")
             .reason("busy")
             .answered(),
-    );
+    )
+    .await;
     // The record was built from CHANNEL_HANGUP_COMPLETE, not cut short by the notice.
     assert_eq!(cb.must("BillDuration"), r.billsec.to_string());
     assert_eq!(r.commands.last().map(String::as_str), Some("exit"));
@@ -726,13 +707,12 @@ async fn rule_5_two_hangups_with_post_call_urls_only_the_first_executed_fires() 
     let r = report(sim.place_call(ringing(&url), server.esl)).await;
 
     assert_bye(&r, HangupCause::NORMAL_CLEARING);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    let cb = hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::NORMAL_CLEARING, "Normal Hangup", "Answer XML").answered(),
-    );
+    )
+    .await;
     let post = app
         .wait_for(PATIENCE, "the post-call request", |hits| {
             hits.iter().find(|h| h.path == "/post/first").cloned()
@@ -773,13 +753,12 @@ async fn rule_5_a_scheduled_hangup_that_fires_first_runs_its_workflow_the_later_
     .await;
 
     assert_bye(&r, HangupCause::NORMAL_CLEARING);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::NORMAL_CLEARING, "Normal Hangup", "Answer XML").answered(),
-    );
+    )
+    .await;
     let post = app
         .wait_for(
             PATIENCE,
@@ -937,10 +916,8 @@ async fn rule_6_end_of_document_is_normal_clearing_end_of_xml_instructions() {
         ran(&r),
         ["speak flite|slt|that is all", "hangup NORMAL_CLEARING"]
     );
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(
             HangupCause::NORMAL_CLEARING,
@@ -948,7 +925,8 @@ async fn rule_6_end_of_document_is_normal_clearing_end_of_xml_instructions() {
             "Answer XML",
         )
         .answered(),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -959,17 +937,16 @@ async fn rule_6_end_of_document_before_answer_is_480() {
     let r = report(sim.place_call(ringing(&url), server.esl)).await;
 
     assert_refused(&r, 480, HangupCause::NORMAL_CLEARING);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(
             HangupCause::NORMAL_CLEARING,
             "End Of XML Instructions",
             "Answer XML",
         ),
-    );
+    )
+    .await;
 }
 
 // ------------------------------------------------------------------ rule 7: empty document
@@ -998,13 +975,12 @@ async fn rule_7_empty_response_leaves_the_call_ringing_until_the_caller_hangs_up
             answered: false
         }
     );
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::ORIGINATOR_CANCEL, "Caller Hangup", "Caller").cancelled(),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1026,13 +1002,12 @@ async fn rule_7_empty_response_times_out_with_allotted_timeout() {
     assert_bye(&r, HangupCause::ALLOTTED_TIMEOUT);
     assert!(r.apps.is_empty());
     assert_eq!(commands_with(&r, "uuid_kill").len(), 1);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::ALLOTTED_TIMEOUT, "Timeout", "Answer XML").answered(),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1047,13 +1022,12 @@ async fn rule_7_empty_response_on_a_ringing_call_times_out_with_480() {
     let r = report(sim.place_call(ringing(&url), server.esl)).await;
 
     assert_refused(&r, 480, HangupCause::ALLOTTED_TIMEOUT);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::ALLOTTED_TIMEOUT, "Timeout", "Answer XML"),
-    );
+    )
+    .await;
 }
 
 // ------------------------------------------------------------------ rule 8: no document
@@ -1086,15 +1060,14 @@ async fn rule_8_answer_url_down_the_fallback_url_is_used() {
     let fb = app.hits_on("/doc/fallback");
     assert_eq!(fb.len(), 1);
     assert_eq!(fb[0].must("Event"), "StartApp");
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML")
             .reason("busy")
             .answered(),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1116,13 +1089,12 @@ async fn rule_8_answer_and_fallback_down_before_answer_rejects_with_source_error
         1,
         "the fallback is tried once"
     );
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::CALL_REJECTED, "Error: no document*", "Error"),
-    );
+    )
+    .await;
     let cdr = server.cdr(&r.uuid).await;
     assert_eq!(cdr.source, "Error");
     assert!(
@@ -1141,13 +1113,12 @@ async fn rule_8_no_document_on_an_answered_call_is_normal_clearing() {
 
     assert_bye(&r, HangupCause::NORMAL_CLEARING);
     assert_eq!(app.hits_on("/doc/missing").len(), 1, "no retry on 404");
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::NORMAL_CLEARING, "Error: *", "Error").answered(),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1166,17 +1137,16 @@ async fn rule_8_invalid_document_takes_the_error_path_with_the_parse_error_in_lo
         ["hangup"],
         "nothing of an invalid document runs"
     );
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    let cb = hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(
             HangupCause::CALL_REJECTED,
             "Error: invalid document*",
             "Error",
         ),
-    );
+    )
+    .await;
     let name = cb.must("HangupCauseName");
     assert!(
         name.contains("line 3") && name.contains("reason=\"later\""),
@@ -1206,13 +1176,12 @@ async fn rule_8_no_answer_url_at_all_refuses_the_call() {
     let r = report(sim.place_call(voxbridge_sim::CallScript::ringing(), server.esl)).await;
 
     assert_refused(&r, 603, HangupCause::CALL_REJECTED);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    let cb = hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::CALL_REJECTED, "Error: *", "Error"),
-    );
+    )
+    .await;
     assert!(cb
         .must("HangupCauseName")
         .starts_with("Error: no answer URL"));
@@ -1232,17 +1201,16 @@ async fn rule_8_a_redirect_loop_is_stopped_at_100_fetches() {
     assert_eq!(fetches.len(), 100);
     assert_eq!(fetches[0].must("Event"), "StartApp");
     assert!(fetches[1..].iter().all(|h| h.must("Event") == "Redirect"));
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(
             HangupCause::CALL_REJECTED,
             "Error: redirect limit of 100*",
             "Error",
         ),
-    );
+    )
+    .await;
 }
 
 // ------------------------------------------------------------------ rule 9: no children
@@ -1259,17 +1227,16 @@ async fn rule_9_hangup_with_text_is_a_document_error_naming_the_line() {
 
     assert_refused(&r, 603, HangupCause::CALL_REJECTED);
     assert_eq!(requested(&r), ["hangup"]);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    let cb = hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(
             HangupCause::CALL_REJECTED,
             "Error: invalid document*",
             "Error",
         ),
-    );
+    )
+    .await;
     let name = cb.must("HangupCauseName");
     assert!(name.contains("line 3") && name.contains("Hangup"), "{name}");
 }
@@ -1289,10 +1256,8 @@ async fn rule_9_hangup_with_a_child_element_is_a_document_error_naming_the_line(
         .apps
         .iter()
         .all(|a| a.name == "hangup" && a.status == AppStatus::Completed));
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    let cb = hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(
             HangupCause::NORMAL_CLEARING,
@@ -1300,7 +1265,8 @@ async fn rule_9_hangup_with_a_child_element_is_a_document_error_naming_the_line(
             "Error",
         )
         .answered(),
-    );
+    )
+    .await;
     let name = cb.must("HangupCauseName");
     assert!(name.contains("line 3") && name.contains("Speak"), "{name}");
 }
@@ -1360,13 +1326,12 @@ async fn speak_loop_0_repeats_until_the_caller_hangs_up() {
     let speaks = r.apps.iter().filter(|a| a.name == "speak").count();
     assert!(speaks >= 3, "repeated until the caller left: {speaks} runs");
     assert!(!requested(&r).contains(&"hangup".to_string()));
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::NORMAL_CLEARING, "Caller Hangup", "Caller").answered(),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1398,13 +1363,12 @@ async fn a_route_to_a_file_document_serves_the_call_without_any_app() {
     .await;
 
     assert_refused(&r, 486, HangupCause::USER_BUSY);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    let cb = hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::USER_BUSY, "Busy Line", "Answer XML").reason("busy"),
-    );
+    )
+    .await;
     assert_eq!(cb.must("To"), "7001");
 }
 
@@ -1420,13 +1384,12 @@ async fn rule_8_an_unknown_account_refuses_the_call_and_says_why() {
         app.hits_on("/doc/acct").is_empty(),
         "nothing is fetched for it"
     );
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    let cb = hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(HangupCause::CALL_REJECTED, "Error: *", "Error"),
-    );
+    )
+    .await;
     let name = cb.must("HangupCauseName");
     assert!(
         name.contains("voxbridge_account") && name.contains("MA9"),
@@ -1451,10 +1414,8 @@ async fn rule_8_a_remote_document_may_not_redirect_to_a_local_file() {
 
     assert_bye(&r, HangupCause::NORMAL_CLEARING);
     assert_eq!(ran(&r), ["speak flite|slt|hi", "hangup NORMAL_CLEARING"]);
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(
+    let cb = hangup_checked(
         &app,
-        &cb,
         &r,
         &Expected::new(
             HangupCause::NORMAL_CLEARING,
@@ -1462,6 +1423,7 @@ async fn rule_8_a_remote_document_may_not_redirect_to_a_local_file() {
             "Error",
         )
         .answered(),
-    );
+    )
+    .await;
     assert!(cb.must("HangupCauseName").contains("file://"));
 }

@@ -251,8 +251,7 @@ async fn run(
         "{tag}: {:?}",
         r.commands
     );
-    let cb = app.hangup_callback(&r.uuid).await;
-    check_hangup(&app, &cb, &r, &row.expected);
+    hangup_checked(&app, &r, &row.expected).await;
     let fetch = &app.hits_on(&format!("/doc/{tag}"))[0];
     assert_eq!(fetch.must("Event"), "StartApp", "{tag}");
     if row.post_call {

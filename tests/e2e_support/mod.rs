@@ -405,6 +405,13 @@ impl Expected {
     }
 }
 
+/// Waits for the call's hangup callback, checks it ([`check_hangup`]) and returns it.
+pub async fn hangup_checked(app: &App, report: &CallReport, want: &Expected) -> Hit {
+    let hit = app.hangup_callback(&report.uuid).await;
+    check_hangup(app, &hit, report, want);
+    hit
+}
+
 /// Checks the hangup callback against what is expected and against what the caller saw:
 /// every SPEC §5.2 field, the delivery id (body and header), and the signature.
 /// `name` ending in `*` is a prefix match (errors carry their message).
