@@ -939,8 +939,10 @@ pub fn all() -> Vec<Scenario> {
             ..scenario(
                 "record_max_length_2_runs_to_the_next_whole_second",
                 "<Record maxLength=\"2\" playBeep=\"false\" redirect=\"true\"> on 7000, the caller \
-                 silent (timeout 60): the limit ends it (maxLength), 2–3.1 s (the switch counts whole \
-                 epoch seconds, capture r); the action's document runs",
+                 silent (timeout 60): the limit ends it (maxLength) after 2–3 s of wall time (the \
+                 switch counts whole epoch seconds, capture r); the audio is that less what the switch \
+                 did not read while starting the record under load (1.88 s measured on a loaded \
+                 2-core CI machine), so 1.5–3.1 s; the action's document runs",
                 Ext::Answered,
                 vec![
                     Xml(
@@ -956,7 +958,7 @@ pub fn all() -> Vec<Scenario> {
                     .recording(RecordingWant {
                         reason: "maxLength",
                         digits: "",
-                        min_ms: 2000,
+                        min_ms: 1500,
                         max_ms: 3100,
                         action: true,
                         like_the_call_ms: None,
