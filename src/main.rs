@@ -2,6 +2,10 @@
 
 mod demo;
 
+/// mimalloc instead of glibc malloc: see the commit that added it (issue 16).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
