@@ -336,7 +336,7 @@ impl Session {
                     Err(e) => break format!("read: {e}"),
                 },
                 req = requests.recv() => {
-                    let Some(req) = req else { return None };
+                    let req = req?; // None: every handle is gone
                     let id = self.action_id();
                     if let Err(e) = self.stream.write_all(req.action.encode(&id).as_bytes()).await {
                         let _ = req.reply.send(Err(AmiError::Disconnected));
