@@ -66,10 +66,6 @@ impl Peer {
         self.stream.write_all(text.as_bytes()).await.unwrap();
     }
 
-    async fn send(&mut self, raw: &str) {
-        self.stream.write_all(raw.as_bytes()).await.unwrap();
-    }
-
     /// Answers the login and the setup actions with success; returns them.
     async fn log_in(&mut self) -> Vec<Message> {
         let mut seen = Vec::new();
