@@ -117,6 +117,56 @@ pub async fn stop_record_file(ami: &Ami, channel: &str) -> Result<(), AmiError> 
     ami.send(action).await.map(drop)
 }
 
+/// How long a REST stop waits before making a `RECORD FILE` sent `sent` ago receive
+/// [`STOP_DIGIT`]: a digit that arrives while the beep plays, or in the first instants of
+/// the recording, ends it with `(randomerror)` and no file at all (measured:
+/// `tests/fixtures/ami/record-stop-at-start.txt`), so the stop lands once it records —
+/// [`RECORD_FILE_SETTLE`] in, plus [`BEEP_ALLOWANCE`] with a beep (the bundle's is 0.25 s).
+pub fn record_file_stop_delay(sent: std::time::Duration, beep: bool) -> std::time::Duration {
+    let settle = RECORD_FILE_SETTLE
+        + if beep {
+            BEEP_ALLOWANCE
+        } else {
+            std::time::Duration::ZERO
+        };
+    settle.saturating_sub(sent)
+}
+
+/// See [`record_file_stop_delay`].
+pub const RECORD_FILE_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+/// See [`record_file_stop_delay`].
+pub const BEEP_ALLOWANCE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Writes an empty WAV (8 kHz, 16-bit mono, no samples: Asterisk's `wav`) at `path` if no
+/// file is there: a recording stopped before Asterisk wrote anything is 0 ms long, and
+/// its row's URL must still answer. Best effort, logged when it cannot.
+pub fn ensure_empty_wav(path: &str) {
+    if std::path::Path::new(path).exists() {
+        return;
+    }
+    let mut header = Vec::with_capacity(44);
+    header.extend_from_slice(b"RIFF");
+    header.extend_from_slice(&36u32.to_le_bytes());
+    header.extend_from_slice(b"WAVEfmt ");
+    header.extend_from_slice(&16u32.to_le_bytes());
+    header.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    header.extend_from_slice(&1u16.to_le_bytes()); // mono
+    header.extend_from_slice(&8000u32.to_le_bytes());
+    header.extend_from_slice(&16000u32.to_le_bytes());
+    header.extend_from_slice(&2u16.to_le_bytes());
+    header.extend_from_slice(&16u16.to_le_bytes());
+    header.extend_from_slice(b"data");
+    header.extend_from_slice(&0u32.to_le_bytes());
+    match std::fs::write(path, header) {
+        Ok(()) => {
+            tracing::info!(%path, "RECORD FILE stopped before it wrote anything: an empty WAV stands for it")
+        }
+        Err(e) => {
+            tracing::warn!(%path, error = %e, "RECORD FILE stopped before it wrote anything, and no empty WAV could be written")
+        }
+    }
+}
+
 /// The callee's digits during a bridge, matched against `digitsMatchBLeg` the way the
 /// engine matches the caller's (`crate::call::element::dial`): a pattern matches when the
 /// digits pressed since the last match end with it; then they start afresh.
@@ -206,6 +256,44 @@ mod tests {
             ("DialStatus", "ANSWER"),
         ]);
         assert_eq!(read(caller, &other), None);
+    }
+
+    #[test]
+    fn a_record_file_stop_waits_until_it_records_and_an_empty_wav_stands_for_none() {
+        use std::time::Duration;
+        assert_eq!(
+            record_file_stop_delay(Duration::ZERO, true),
+            Duration::from_millis(800)
+        );
+        assert_eq!(
+            record_file_stop_delay(Duration::from_millis(100), false),
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            record_file_stop_delay(Duration::from_secs(2), true),
+            Duration::ZERO
+        );
+        let dir = tempfile_dir();
+        let path = dir.join("r.wav");
+        let path = path.to_str().unwrap();
+        ensure_empty_wav(path);
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(bytes.len(), 44);
+        assert_eq!(&bytes[..4], b"RIFF");
+        std::fs::write(path, b"kept").unwrap();
+        ensure_empty_wav(path);
+        assert_eq!(
+            std::fs::read(path).unwrap(),
+            b"kept",
+            "an existing file is left alone"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("vb-manager-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     #[test]

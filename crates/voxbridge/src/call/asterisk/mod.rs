@@ -357,6 +357,9 @@ struct CallTask {
     ami_events: Option<crate::ami::ChannelEvents>,
     /// The running Dial's `digitsMatchBLeg`, matched against the callee's digits.
     callee_digits: Option<manager::CalleeDigits>,
+    /// When the plain Record's `RECORD FILE` was sent, and whether it beeps first (a
+    /// REST stop waits until it records: [`manager::record_file_stop_delay`]).
+    record_sent: Option<(Instant, bool)>,
 }
 
 /// A Dial being carried out on Asterisk.
@@ -533,6 +536,7 @@ impl CallTask {
             leg_hangups: Vec::new(),
             ami_events,
             callee_digits: None,
+            record_sent: None,
         })
     }
 
@@ -1188,6 +1192,9 @@ impl CallTask {
             .filter(|p| self.sessions.iter().any(|(s, _)| s == p))
             .collect();
         let caller = stop.caller && self.recording.is_some();
+        let caller_delay = self.record_sent.map_or(Duration::ZERO, |(sent, beep)| {
+            manager::record_file_stop_delay(sent.elapsed(), beep)
+        });
         let reports = self.reports_tx.clone();
         tokio::spawn(
             async move {
@@ -1202,6 +1209,7 @@ impl CallTask {
                     }
                 }
                 if caller {
+                    tokio::time::sleep(caller_delay).await;
                     if let Err(e) = manager::stop_record_file(&ami, &channel).await {
                         tracing::warn!(error = %e, "PlayDTMF to stop RECORD FILE failed; it ends at its own limits");
                     }
@@ -1391,6 +1399,7 @@ impl CallTask {
             }
         };
         self.recording = Some(id);
+        self.record_sent = Some((Instant::now(), rec.beep));
         let conn = self.conn.clone();
         let asked = rec.clone();
         tokio::spawn(
@@ -1409,6 +1418,12 @@ impl CallTask {
                     }
                     Ok(reply) if reply.is_ok() && reply.result.is_some_and(|r| r >= -1) => {
                         tracing::info!(reply = %reply.text, "RECORD FILE replied");
+                        if stoppable && reply.text.contains("(randomerror)") {
+                            // Our stop digit hit the beep or the first instants: Asterisk
+                            // wrote no file (record-stop-at-start.txt). A 0 ms recording
+                            // is what happened; its file is made so its URL answers.
+                            manager::ensure_empty_wav(&asked.path);
+                        }
                         let mut report = render::record_report(&reply, started.elapsed(), &asked);
                         if stoppable
                             && report.ended_by
