@@ -889,6 +889,12 @@ impl CallTask {
             });
             return;
         }
+        if watched && !self.ami_events_flowing() {
+            // Configured but down (reconnecting): the Dial runs, its digits may be missed.
+            tracing::warn!(
+                "AMI is not connected: this Dial's digitsMatch/digitsMatchBLeg may miss digits"
+            );
+        }
         self.callee_digits = (!bridge.callee_digit_patterns.is_empty())
             .then(|| manager::CalleeDigits::new(&bridge.callee_digit_patterns));
         let cmds = match render::dial_plan(bridge, template, self.sip_headers_set) {
