@@ -3,6 +3,8 @@
 //! 403 for CALL_REJECTED (21; chan_sip's mapping, there is no documented way to make it
 //! 603), 486 for USER_BUSY — and no Q.850 Reason header on chan_sip's BYE. Media is
 //! speech (app_flite): the FreeSWITCH tone streams do not exist on Asterisk.
+//! voxbridge is logged in to the bundle's AMI, which the Dial digit, `startOnDialAnswer`
+//! and REST-stop scenarios need (FastAGI is blocked inside `Dial()` / `RECORD FILE`).
 
 use super::*;
 
