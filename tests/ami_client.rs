@@ -213,6 +213,11 @@ async fn ami_client_routes_the_captured_events_by_linkedid_to_their_call_only() 
         .unwrap()
         .unwrap();
     assert_eq!(far_end.get("Channel"), Some("SIP/self-00000002"));
+    // A call that ends unsubscribes: nothing is kept per finished call.
+    assert_eq!(ami.subscribed(), 2);
+    drop(call);
+    drop(other);
+    assert_eq!(ami.subscribed(), 0);
 }
 
 /// Garbage, a huge line and a dropped session each close only that connection: the

@@ -101,6 +101,9 @@ impl ChannelEvents {
 
 impl Drop for ChannelEvents {
     fn drop(&mut self) {
+        // Closed first, so the route is seen as this subscriber's own and removed (a
+        // later subscriber to the same id has replaced it and keeps it).
+        self.rx.close();
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         if routes.get(&self.key).is_some_and(|tx| tx.is_closed()) {
             routes.remove(&self.key);
@@ -155,6 +158,11 @@ impl Ami {
                 message: message.text().to_string(),
             })
         }
+    }
+
+    /// How many calls are subscribed to events now.
+    pub fn subscribed(&self) -> usize {
+        self.routes.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Subscribes to the events whose `Linkedid` is `linked_id` (one subscriber per id:
@@ -338,9 +346,18 @@ impl Session {
                 req = requests.recv() => {
                     let req = req?; // None: every handle is gone
                     let id = self.action_id();
-                    if let Err(e) = self.stream.write_all(req.action.encode(&id).as_bytes()).await {
-                        let _ = req.reply.send(Err(AmiError::Disconnected));
-                        break format!("write: {e}");
+                    let wire = req.action.encode(&id);
+                    // Bounded: a switch that stops reading must not stall the events.
+                    match tokio::time::timeout(ACTION_TIMEOUT, self.stream.write_all(wire.as_bytes())).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            let _ = req.reply.send(Err(AmiError::Disconnected));
+                            break format!("write: {e}");
+                        }
+                        Err(_) => {
+                            let _ = req.reply.send(Err(AmiError::Timeout(ACTION_TIMEOUT)));
+                            break "write timed out: Asterisk stopped reading".to_string();
+                        }
                     }
                     if pending.len() > 1024 {
                         pending.retain(|_, tx| !tx.is_closed());
