@@ -221,6 +221,42 @@ fn asterisk_is_off_by_default_and_configured_by_file_or_environment() {
     assert!(e.contains("asterisk.allow"), "{e}");
 }
 
+/// Issue 17: AMI is off by default (empty address); given, it needs `host:port` and a
+/// user, each refusal naming the key.
+#[test]
+fn asterisk_ami_is_off_by_default_and_its_keys_are_checked() {
+    let c = Config::load_with_env(None, env(&[])).unwrap();
+    assert_eq!(c.asterisk.ami_address, "");
+    let (_dir, path) = file(
+        "[asterisk]\nami_address = \"127.0.0.1:5038\"\nami_user = \"voxbridge\"\nami_secret = \"s\"\n",
+    );
+    let c = Config::load_with_env(
+        Some(&path),
+        env(&[("VOXBRIDGE_ASTERISK_AMI_SECRET", "from-env")]),
+    )
+    .unwrap();
+    assert_eq!(c.asterisk.ami_address, "127.0.0.1:5038");
+    assert_eq!(c.asterisk.ami_user, "voxbridge");
+    assert_eq!(c.asterisk.ami_secret, "from-env");
+    for (text, key) in [
+        (
+            "ami_address = \"localhost\"\nami_user = \"u\"",
+            "asterisk.ami_address",
+        ),
+        (
+            "ami_address = \"h:0\"\nami_user = \"u\"",
+            "asterisk.ami_address",
+        ),
+        ("ami_address = \"127.0.0.1:5038\"", "asterisk.ami_user"),
+    ] {
+        let (_dir, path) = file(&format!("[asterisk]\n{text}\n"));
+        let e = Config::load_with_env(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(key), "{text}: {e}");
+    }
+}
+
 /// SPEC §11.1, §13: outbound calls share `[dial]`'s dial strings. The first outbound
 /// release's `[outbound] number_template`/`sip_profile` still load, as `[dial]`'s;
 /// given in both sections with different values, the file is refused naming both.

@@ -3,7 +3,7 @@
 //! answers FastAGI commands as the bundled Asterisk does in `tests/fixtures/agi/` (and a
 //! fake ARI). The same rules run against the real Asterisk in `tests/live_asterisk.rs`.
 
-use crate::agi_support::fake::{fake_ari, run_channel, FakeChannel, Registry};
+use crate::agi_support::fake::{fake_ami, fake_ari, run_channel, FakeChannel, Registry};
 use crate::e2e_support::{xml, ServerOptions, ACCOUNT, TOKEN};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -1310,4 +1310,278 @@ async fn asterisk_rest_stop_of_a_recording_is_501_not_supported_yet_and_the_call
     assert!(log.commands.iter().any(|c| c == r#"EXEC Hangup "17""#));
     let stop = hit_on(&app, "/rs", uuid).await;
     assert_eq!(stop.must("RecordingEndReason"), "HungUp");
+}
+
+/// The Asterisk server with AMI (issue 17) on a [`fake_ami`] sharing `registry` with the
+/// fake channels, `[record] dir` in `dir`; returns once the AMI session is logged in.
+async fn start_with_ami(
+    registry: &Registry,
+    dir: &std::path::Path,
+) -> (
+    crate::e2e_support::App,
+    crate::e2e_support::Server,
+    SocketAddr,
+) {
+    let ami = fake_ami(registry.clone()).await;
+    let (ari_url, _ari, _seen) = fake_ari(registry.clone()).await;
+    let app = crate::e2e_support::App::start().await;
+    let keys = format!(
+        "ami_address = \"{ami}\"\nami_user = \"u\"\nami_secret = \"p\"\n\n[record]\ndir = \"{}\"\n",
+        dir.display()
+    );
+    let (server, agi) = start_with(&app, &ari_url, None, &keys).await;
+    for _ in 0..250 {
+        if registry.ami_sessions() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        registry.ami_sessions(),
+        1,
+        "voxbridge logged in to the fake AMI"
+    );
+    (app, server, agi)
+}
+
+/// The first Dial event `event` about the call.
+async fn dial_event(
+    app: &crate::e2e_support::App,
+    event: &str,
+    pressed_by: &str,
+) -> crate::common::app::Hit {
+    app.wait_for(
+        crate::e2e_support::PATIENCE,
+        &format!("{event} {pressed_by}"),
+        |hits: &[crate::common::app::Hit]| {
+            hits.iter()
+                .find(|h| {
+                    h.path == "/events"
+                        && h.must("Event") == event
+                        && (pressed_by.is_empty()
+                            || h.param("DialDigitsPressedBy").as_deref() == Some(pressed_by))
+                })
+                .cloned()
+        },
+    )
+    .await
+}
+
+/// Simulator twin of the live `asterisk_dial_digits_match_*`: FastAGI is blocked in
+/// `Dial()`, so the caller's and the callee's digits come as AMI `DTMFEnd` events; both
+/// matches are posted as DialDigitsMatch (aleg / bleg) after DialConnected, and the
+/// bridge is kept out of native RTP (`VOLUME(TX)`) before the Dial.
+#[tokio::test]
+async fn asterisk_ami_dial_digits_of_the_caller_and_the_callee_post_dial_digits_match() {
+    let registry = Registry::default();
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _server, agi) = start_with_ami(&registry, dir.path()).await;
+    let events = app.url("/events");
+    let url = app.xml(
+        "/digits",
+        &xml(&format!(
+            "<Dial callbackUrl=\"{events}\" digitsMatch=\"12\" digitsMatchBLeg=\"55,12X4#\">\
+             <Number>7007</Number></Dial><Hangup/>"
+        )),
+    );
+    let mut ch = channel("1796449610.90", &url);
+    ch.app_time = Duration::from_secs(3);
+    ch.dial_answer_after = Some(Duration::from_millis(200));
+    ch.dial_result = vec![
+        ("DIALSTATUS", "ANSWER"),
+        ("HANGUPCAUSE", "16"),
+        ("DIALEDPEERNUMBER", "7007"),
+        ("ANSWEREDTIME", "3"),
+    ];
+    let ms = Duration::from_millis;
+    ch.bridge_dtmf = vec![
+        (ms(300), false, '9'),
+        (ms(400), true, '1'),
+        (ms(500), false, '1'),
+        (ms(600), true, '2'),
+        (ms(700), true, '3'),
+        (ms(800), false, '2'),
+        (ms(900), true, '4'),
+        (ms(1000), true, '#'),
+    ];
+    let log = run_channel(agi, ch, registry).await;
+    let dial_at = log
+        .commands
+        .iter()
+        .position(|c| c.starts_with("EXEC Dial"))
+        .expect("a Dial");
+    assert!(
+        log.commands[..dial_at]
+            .iter()
+            .any(|c| c == r#"SET VARIABLE VOLUME(TX) "1""#),
+        "the bridge is kept in the core: {:?}",
+        log.commands
+    );
+    let aleg = dial_event(&app, "DialDigitsMatch", "aleg").await;
+    assert_eq!(aleg.must("DialDigitsMatch"), "12");
+    assert_eq!(aleg.must("DialAction"), "digits");
+    let bleg = dial_event(&app, "DialDigitsMatch", "bleg").await;
+    assert_eq!(bleg.must("DialDigitsMatch"), "1234#");
+    assert_eq!(bleg.must("DialBLegTo"), "7007");
+    // In the order voxbridge wrote them (DeliveryID is a UUIDv7), as e2e_dial does.
+    let mut hits = app.hits_on("/events");
+    hits.sort_by_key(|h| h.must("DeliveryID"));
+    let order: Vec<String> = hits.iter().map(|h| h.must("Event")).collect();
+    assert_eq!(
+        order[..4],
+        [
+            "DialAnswer",
+            "DialConnected",
+            "DialDigitsMatch",
+            "DialDigitsMatch"
+        ],
+        "{order:?}"
+    );
+}
+
+/// Without AMI the same Dial is refused by name (no Dial() that could not watch them).
+#[tokio::test]
+async fn asterisk_dial_digits_match_without_ami_is_refused_by_name() {
+    let registry = Registry::default();
+    let (ari_url, _ari, _seen) = fake_ari(registry.clone()).await;
+    let (app, server, agi) = start(&ari_url).await;
+    let url = app.xml(
+        "/digits-no-ami",
+        &xml("<Dial digitsMatchBLeg=\"1234#\"><Number>7007</Number></Dial>"),
+    );
+    let uuid = "1796449610.91";
+    let log = run_channel(agi, channel(uuid, &url), registry).await;
+    assert!(!log.commands.iter().any(|c| c.starts_with("EXEC Dial")));
+    let cdr = server.cdr(uuid).await;
+    assert!(
+        cdr.notes
+            .iter()
+            .chain(std::iter::once(&cdr.cause_name))
+            .any(|n| n.contains("not supported yet on Asterisk: Dial digitsMatchBLeg without AMI")),
+        "{cdr:?}"
+    );
+}
+
+/// Simulator twin of the live `asterisk_record_start_on_dial_answer_*`: at AMI's
+/// DialEnd (ANSWER) the MixMonitor starts over AMI on the caller's channel beside the
+/// running `Dial()`; at the hangup RecordStop HungUp, and the row is listed.
+#[tokio::test]
+async fn asterisk_ami_start_on_dial_answer_is_a_mix_monitor_action_at_the_answer() {
+    let registry = Registry::default();
+    let dir = tempfile::tempdir().unwrap();
+    let (app, server, agi) = start_with_ami(&registry, dir.path()).await;
+    let rs = app.status("/rs", 200);
+    let url = app.xml(
+        "/dial-rec-ami",
+        &xml(&format!(
+            "<Record startOnDialAnswer=\"true\" callbackUrl=\"{rs}\"/>\
+             <Dial timeLimit=\"30\"><Number>7002</Number></Dial>"
+        )),
+    );
+    let uuid = "1796449610.92";
+    let mut ch = channel(uuid, &url);
+    ch.app_time = Duration::from_millis(1500);
+    ch.dial_answer_after = Some(Duration::from_millis(200));
+    ch.dial_result = vec![
+        ("DIALSTATUS", "ANSWER"),
+        ("HANGUPCAUSE", "16"),
+        ("DIALEDPEERNUMBER", "7002"),
+        ("ANSWEREDTIME", "1"),
+    ];
+    let log = run_channel(agi, ch, registry.clone()).await;
+    assert!(
+        !log.commands.iter().any(|c| c.contains("MixMonitor")),
+        "not on the blocked FastAGI socket"
+    );
+    let stop = hit_on(&app, "/rs", uuid).await;
+    assert_eq!(stop.must("RecordingEndReason"), "HungUp");
+    let id = stop.must("RecordingID");
+    let file = dir.path().join(format!("{id}.wav"));
+    let channel_name = format!("SIP/127.0.0.1-{}", uuid.replace('.', ""));
+    assert_eq!(
+        registry.ami_actions(),
+        [format!("MixMonitor {channel_name} {}", file.display())]
+    );
+    let ms = num(&stop, "RecordingDurationMs");
+    assert!(
+        (900..=3000).contains(&ms),
+        "from the answer (0.2 s) to the end (1.5 s): {ms}"
+    );
+    let (status, list) = crate::e2e_support::rest(
+        &server,
+        reqwest::Method::GET,
+        &format!("Recording/?call_uuid={uuid}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["meta"]["total_count"], 1, "{list}");
+}
+
+/// Simulator twins of the live REST stops: `DELETE Call/{uuid}/Record/` is 204 with AMI;
+/// a MixMonitor is stopped with `StopMixMonitor` (RecordStop Stopped at once, the call
+/// goes on), a running `RECORD FILE` gets the reserved `D` (PlayDTMF Receive) among its
+/// escape digits and ends Stopped with no Digits.
+#[tokio::test]
+async fn asterisk_ami_rest_stop_ends_a_mix_monitor_and_a_running_record_file_as_stopped() {
+    let registry = Registry::default();
+    let dir = tempfile::tempdir().unwrap();
+    let (app, server, agi) = start_with_ami(&registry, dir.path()).await;
+    let rs = app.status("/rs", 200);
+    let vm = app.status("/vm", 200);
+    let url = app.xml(
+        "/stops",
+        &xml(&format!(
+            "<Record recordSession=\"true\" callbackUrl=\"{rs}\"/><Wait length=\"1\"/>\
+             <Record action=\"{vm}\" maxLength=\"20\" finishOnKey=\"#\" playBeep=\"false\" \
+             callbackUrl=\"{rs}\"/><Hangup reason=\"busy\"/>"
+        )),
+    );
+    let uuid = "1796449610.93";
+    let mut ch = channel(uuid, &url);
+    ch.app_time = Duration::from_secs(2);
+    let started = tokio::time::Instant::now();
+    let call = tokio::spawn(run_channel(agi, ch, registry.clone()));
+    let path = format!("Call/{uuid}/Record/");
+    // Once the MixMonitor runs (beside the 2 s Wait): 204.
+    let mut last = (0, serde_json::Value::Null);
+    for _ in 0..200 {
+        last = crate::e2e_support::rest(&server, reqwest::Method::DELETE, &path).await;
+        if last.0 == 204 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last.0, 204, "{:?}", last.1);
+    let session = hit_on(&app, "/rs", uuid).await;
+    assert_eq!(session.must("RecordingEndReason"), "Stopped");
+    // The plain Record starts when the Wait is over (~2.1 s in) and would run 20 s.
+    tokio::time::sleep_until(started + Duration::from_millis(3500)).await;
+    let (status, body) = crate::e2e_support::rest(&server, reqwest::Method::DELETE, &path).await;
+    assert_eq!(status, 204, "{body}");
+    let action = hit_on(&app, "/vm", uuid).await;
+    assert_eq!(action.must("RecordingEndReason"), "Stopped");
+    assert_eq!(action.param("Digits").unwrap_or_default(), "");
+    let log = call.await.unwrap();
+    let record = log
+        .commands
+        .iter()
+        .find(|c| c.starts_with("RECORD FILE"))
+        .expect("RECORD FILE");
+    assert!(
+        record.contains(r##" "#D" "##),
+        "D is an escape digit: {record}"
+    );
+    let channel_name = format!("SIP/127.0.0.1-{}", uuid.replace('.', ""));
+    assert_eq!(
+        registry.ami_actions(),
+        [
+            format!("StopMixMonitor {channel_name}"),
+            format!("PlayDTMF {channel_name} D receive=true"),
+        ]
+    );
+    assert!(
+        log.commands.iter().any(|c| c == r#"EXEC Hangup "17""#),
+        "the call went on to its busy hangup: {:?}",
+        log.commands
+    );
 }

@@ -21,6 +21,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("document", 1),
     ("esl", 2),
     ("agi", 2),
+    ("ami", 2),
     ("record", 2),
     ("metrics", 3),
     ("store", 4),

@@ -8,7 +8,7 @@
 //!
 //! ```sh
 //! ../shared/asterisk/ast start --dialplan dialplan/asterisk/extensions.conf
-//! eval "$(../shared/asterisk/ast env)"
+//! eval "$(../shared/asterisk/ast env)"   # also AST_AMI*: voxbridge logs in to AMI
 //! flock /tmp/fs-live.lock env VOXBRIDGE_TEST_FS_ESL=127.0.0.1:8021 cargo test --test live_asterisk
 //! ```
 
@@ -57,10 +57,15 @@ asterisk_tests!(
     asterisk_dial_no_answer_after_the_ring_timeout_runs_the_next_element_486,
     asterisk_dial_rest_hangup_of_the_callee_ends_only_it_the_caller_continues,
     asterisk_dial_hangup_on_star_ends_the_bridge_hangs_up_the_callee_and_the_caller_continues,
+    asterisk_dial_digits_match_of_the_caller_posts_dial_digits_match_aleg,
+    asterisk_dial_digits_match_b_leg_of_the_callee_posts_dial_digits_match_bleg,
     asterisk_record_voicemail_finish_on_key_is_a_real_wav_of_the_recorded_length,
     asterisk_record_max_length_2_ends_it_as_max_length,
     asterisk_record_silence_timeout_ends_it_as_recording_timeout,
     asterisk_record_session_is_mix_monitor_and_records_the_whole_call,
+    asterisk_record_start_on_dial_answer_is_mix_monitor_over_ami_from_the_answer,
+    asterisk_record_rest_stop_of_a_mix_monitor_ends_it_at_once_and_the_call_goes_on,
+    asterisk_record_rest_stop_of_a_running_record_file_ends_it_as_stopped,
 );
 
 /// Flite safety (issue 17): five calls speaking at once; Asterisk survives, all complete.

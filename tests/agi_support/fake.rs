@@ -63,6 +63,11 @@ pub struct FakeChannel {
     /// N seconds later with the trailing silence cut (as `res_agi` does). `None`: the
     /// caller never stops talking.
     pub record_speech: Option<Duration>,
+    /// Digits pressed during the bridge, this long after the callee answered: by the
+    /// callee (`true`) or the caller. With a [`fake_ami`] they are `DTMFEnd` events
+    /// (`Direction: Received`), as on the bundle (`tests/fixtures/ami/`); FastAGI hears
+    /// none of them (it is blocked in `Dial()`).
+    pub bridge_dtmf: Vec<(Duration, bool, char)>,
 }
 
 /// Flite syntheses running at once on the fake "server", and the most ever seen.
@@ -106,6 +111,7 @@ impl FakeChannel {
             dial_result: Vec::new(),
             dial_answer_after: None,
             record_speech: None,
+            bridge_dtmf: Vec::new(),
         }
     }
 }
@@ -128,9 +134,43 @@ pub struct Registry(
     Arc<Mutex<HashMap<String, mpsc::UnboundedSender<u16>>>>,
     /// Channel variables ARI can read (`GET /channels/{id}/variable`), by uniqueid.
     Arc<Mutex<HashMap<String, HashMap<String, String>>>>,
+    /// The AMI side ([`fake_ami`]).
+    Arc<Mutex<AmiSide>>,
 );
 
+/// What the fake AMI shares with the fake channels.
+#[derive(Default)]
+pub struct AmiSide {
+    /// Logged-in sessions: raw event text to write to each.
+    sessions: Vec<mpsc::UnboundedSender<String>>,
+    /// The actions seen after login: `<Action> <Channel> [<File>|<Digit>]`.
+    actions: Vec<String>,
+    /// Digits a `PlayDTMF` with `Receive: true` makes a channel receive, by name.
+    receive: HashMap<String, mpsc::UnboundedSender<char>>,
+}
+
 impl Registry {
+    /// Writes an event to every logged-in AMI session.
+    fn ami_event(&self, fields: &[(&str, &str)]) {
+        let mut text = String::new();
+        for (k, v) in fields {
+            text.push_str(&format!("{k}: {v}\r\n"));
+        }
+        text.push_str("\r\n");
+        self.2
+            .lock()
+            .unwrap()
+            .sessions
+            .retain(|tx| tx.send(text.clone()).is_ok());
+    }
+    /// The AMI actions the fake has carried out (`<Action> <Channel> [<File>|<Digit>]`).
+    pub fn ami_actions(&self) -> Vec<String> {
+        self.2.lock().unwrap().actions.clone()
+    }
+    /// How many AMI sessions are logged in.
+    pub fn ami_sessions(&self) -> usize {
+        self.2.lock().unwrap().sessions.len()
+    }
     fn add(&self, id: &str, tx: mpsc::UnboundedSender<u16>) {
         self.0.lock().unwrap().insert(id.to_string(), tx);
     }
@@ -214,6 +254,13 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
     w.write_all(env.as_bytes()).await.unwrap();
     let (ari_tx, mut ari_rx) = mpsc::unbounded_channel();
     registry.add(&ch.uniqueid, ari_tx);
+    let (received_tx, mut received) = mpsc::unbounded_channel();
+    registry
+        .2
+        .lock()
+        .unwrap()
+        .receive
+        .insert(name.clone(), received_tx);
     let mut log = ChannelLog::default();
     let mut answered = ch.answered;
     let mut ended: Option<Ended> = None;
@@ -259,6 +306,7 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
         let Ok(Some(line)) = line else {
             log.closed_after_hangup = ended.is_some();
             registry.remove(&ch.uniqueid);
+            registry.2.lock().unwrap().receive.remove(&name);
             break;
         };
         log.commands.push(line.clone());
@@ -278,6 +326,9 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                 Some(Ended::Dialplan(_)) => "200 result=1 (dialplan/builtin)".into(),
                 _ => "200 result=1 ()".into(),
             },
+            (["GET", "FULL", "VARIABLE", "${CHANNEL(linkedid)}"], _) => {
+                format!("200 result=1 ({})", ch.uniqueid)
+            }
             (["GET", "FULL", "VARIABLE", "${CHANNEL(state)}"], _) => {
                 format!("200 result=1 ({})", if answered { "Up" } else { "Ring" })
             }
@@ -316,6 +367,61 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                 // returns at once with the callee's cause.
                 let callee_id = format!("callee-{}", ch.uniqueid);
                 let (callee_tx, mut callee_rx) = mpsc::unbounded_channel();
+                // AMI, as the bundle tells it (`dial-digits-record-stop.txt`).
+                let peer = ch
+                    .dial_result
+                    .iter()
+                    .find(|(k, _)| *k == "DIALEDPEERNUMBER")
+                    .map_or("7002", |(_, v)| *v);
+                registry.ami_event(&[
+                    ("Event", "DialBegin"),
+                    ("Channel", &name),
+                    ("Uniqueid", &ch.uniqueid),
+                    ("Linkedid", &ch.uniqueid),
+                    ("DestChannel", "SIP/self-callee"),
+                    ("DestUniqueid", &callee_id),
+                    ("DestLinkedid", &ch.uniqueid),
+                    ("DialString", peer),
+                ]);
+                if let Some(after) = ch.dial_answer_after {
+                    let (registry, id, callee_id, bridge_dtmf, name) = (
+                        registry.clone(),
+                        ch.uniqueid.clone(),
+                        callee_id.clone(),
+                        ch.bridge_dtmf.clone(),
+                        name.clone(),
+                    );
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        registry.ami_event(&[
+                            ("Event", "DialEnd"),
+                            ("Channel", &name),
+                            ("Uniqueid", &id),
+                            ("Linkedid", &id),
+                            ("DestUniqueid", &callee_id),
+                            ("DestLinkedid", &id),
+                            ("DialStatus", "ANSWER"),
+                        ]);
+                        let answered = tokio::time::Instant::now();
+                        for (at, by_callee, digit) in bridge_dtmf {
+                            tokio::time::sleep_until(answered + at).await;
+                            let (chan, uid) = if by_callee {
+                                ("SIP/self-callee", callee_id.as_str())
+                            } else {
+                                (name.as_str(), id.as_str())
+                            };
+                            registry.ami_event(&[
+                                ("Event", "DTMFEnd"),
+                                ("Channel", chan),
+                                ("Uniqueid", uid),
+                                ("Linkedid", &id),
+                                ("Digit", &digit.to_string()),
+                                ("DurationMs", "100"),
+                                ("Direction", "Received"),
+                            ]);
+                        }
+                    });
+                }
                 if let Some(after) = ch.dial_answer_after {
                     let (registry, id, vars, callee_id) = (
                         registry.clone(),
@@ -340,6 +446,7 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                         caller_at,
                         timeout_at,
                         &mut ari_rx,
+                        &mut received,
                         &mut ended,
                     ) => Err(r),
                     Some(cause) = callee_rx.recv() => Ok(cause),
@@ -377,6 +484,7 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                     caller_at,
                     timeout_at,
                     &mut ari_rx,
+                    &mut received,
                     &mut ended,
                 )
                 .await;
@@ -393,6 +501,7 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                 caller_at,
                 timeout_at,
                 &mut ari_rx,
+                &mut received,
                 &mut ended,
             )
             .await
@@ -407,6 +516,7 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                     caller_at,
                     timeout_at,
                     &mut ari_rx,
+                    &mut received,
                     &mut ended,
                 )
                 .await
@@ -434,6 +544,7 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                     caller_at,
                     timeout_at,
                     &mut ari_rx,
+                    &mut received,
                     &mut ended,
                 )
                 .await;
@@ -503,8 +614,11 @@ async fn run_media(
     caller_at: Option<tokio::time::Instant>,
     timeout_at: Option<tokio::time::Instant>,
     ari_rx: &mut mpsc::UnboundedReceiver<u16>,
+    received: &mut mpsc::UnboundedReceiver<char>,
     ended: &mut Option<Ended>,
 ) -> Option<u32> {
+    // A digit AMI made the channel receive before this command is lost, as one pressed.
+    while received.try_recv().is_ok() {}
     let now = tokio::time::Instant::now();
     while digits.front().is_some_and(|(at, _)| *at <= now) {
         digits.pop_front();
@@ -541,6 +655,7 @@ async fn run_media(
         _ = timeout => Ended::Soft(0),
         _ = caller => Ended::Caller,
         Some(cause) = ari_rx.recv() => Ended::Soft(cause),
+        Some(d) = received.recv(), if keys => return Some(u32::from(d)),
     };
     *ended = Some(end);
     let _ = w.write_all(b"200 result=-1\n").await;
@@ -624,4 +739,117 @@ pub async fn fake_ari(
         let _ = axum::serve(listener, app).await;
     });
     (format!("http://{addr}/ari"), task, seen)
+}
+
+/// A fake AMI on `127.0.0.1:0` for the fake channels (the switch side of
+/// `tests/fixtures/ami/dial-digits-record-stop.txt`): banner, `Login`/`Filter`/`Events`
+/// answered `Success`, then the fake channels' events (`DialBegin`, `DialEnd`,
+/// `DTMFEnd`) written to every session; `MixMonitor` writes the file's header,
+/// `StopMixMonitor` succeeds, `PlayDTMF` with `Receive: true` makes the channel receive
+/// the digit (a running `RECORD FILE` with it among its keys stops). Every action after
+/// login is logged ([`Registry::ami_actions`]).
+pub async fn fake_ami(registry: Registry) -> SocketAddr {
+    use tokio::io::AsyncReadExt;
+    use voxbridge::ami::{Decoder, Frame};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let registry = registry.clone();
+            tokio::spawn(async move {
+                let (mut r, mut w) = stream.into_split();
+                if w.write_all(b"Asterisk Call Manager/9.0.0\r\n")
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let (events_tx, mut events) = mpsc::unbounded_channel::<String>();
+                let mut events_tx = Some(events_tx);
+                let mut decoder = Decoder::default();
+                let mut buf = bytes::BytesMut::from("client\r\n");
+                let _ = decoder.decode(&mut buf);
+                loop {
+                    let message = match decoder.decode(&mut buf) {
+                        Ok(Some(Frame::Message(m))) => m,
+                        Ok(_) => {
+                            tokio::select! {
+                                n = r.read_buf(&mut buf) => match n {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(_) => continue,
+                                },
+                                Some(text) = events.recv() => {
+                                    if w.write_all(text.as_bytes()).await.is_err() {
+                                        return;
+                                    }
+                                    continue;
+                                }
+                            }
+                        }
+                        Err(_) => return,
+                    };
+                    let action = message.get("Action").unwrap_or_default().to_string();
+                    let id = message.action_id().unwrap_or_default().to_string();
+                    let channel = message.get("Channel").unwrap_or_default().to_string();
+                    let ok = match action.as_str() {
+                        "Login" | "Filter" => true,
+                        "Events" => {
+                            if let Some(tx) = events_tx.take() {
+                                registry.2.lock().unwrap().sessions.push(tx);
+                            }
+                            true
+                        }
+                        "MixMonitor" => {
+                            let file = message.get("File").unwrap_or_default().to_string();
+                            write_wav(&file, 0);
+                            registry
+                                .2
+                                .lock()
+                                .unwrap()
+                                .actions
+                                .push(format!("MixMonitor {channel} {file}"));
+                            true
+                        }
+                        "StopMixMonitor" => {
+                            registry
+                                .2
+                                .lock()
+                                .unwrap()
+                                .actions
+                                .push(format!("StopMixMonitor {channel}"));
+                            true
+                        }
+                        "PlayDTMF" => {
+                            let digit = message.get("Digit").unwrap_or_default().to_string();
+                            let mut side = registry.2.lock().unwrap();
+                            side.actions.push(format!(
+                                "PlayDTMF {channel} {digit} receive={}",
+                                message.get("Receive").unwrap_or("false")
+                            ));
+                            let to = side.receive.get(&channel).cloned();
+                            drop(side);
+                            match (to, digit.chars().next()) {
+                                (Some(to), Some(d)) if message.get("Receive") == Some("true") => {
+                                    to.send(d).is_ok()
+                                }
+                                _ => false,
+                            }
+                        }
+                        _ => false,
+                    };
+                    let reply = if ok {
+                        format!("Response: Success\r\nActionID: {id}\r\n\r\n")
+                    } else {
+                        format!(
+                            "Response: Error\r\nActionID: {id}\r\nMessage: No such channel\r\n\r\n"
+                        )
+                    };
+                    if w.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
 }

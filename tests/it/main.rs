@@ -37,6 +37,8 @@ mod store_support;
 
 #[path = "../agi_protocol.rs"]
 mod agi_protocol;
+#[path = "../ami_client.rs"]
+mod ami_client;
 #[path = "../api_metrics.rs"]
 mod api_metrics;
 #[path = "../api_recordings.rs"]

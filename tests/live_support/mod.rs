@@ -184,12 +184,17 @@ pub fn asterisk_from_env() -> Option<(LiveConfig, String)> {
     let ari = var("VOXBRIDGE_TEST_AST_ARI")?;
     // http(s) media is cached where Asterisk (same host) can read it, outside the tree.
     let media = std::env::temp_dir().join(format!("voxbridge-live-media-{}", std::process::id()));
+    // AMI (issue 17): the bundle's manager interface, on its usual address unless
+    // `ast env` says otherwise.
     let extra = format!(
-        "[asterisk]\nenabled = true\nagi_listen = \"{}\"\nari_url = \"{ari}\"\nari_user = \"{}\"\nari_password = \"{}\"\nmedia_cache_dir = {:?}\ndial_number_template = \"SIP/{{number}}@self\"\n",
+        "[asterisk]\nenabled = true\nagi_listen = \"{}\"\nari_url = \"{ari}\"\nari_user = \"{}\"\nari_password = \"{}\"\nmedia_cache_dir = {:?}\ndial_number_template = \"SIP/{{number}}@self\"\nami_address = \"{}\"\nami_user = \"{}\"\nami_secret = \"{}\"\n",
         var("VOXBRIDGE_TEST_AST_AGI_LISTEN").unwrap_or_else(|| "127.0.0.1:4573".into()),
         var("AST_ARI_USER").unwrap_or_else(|| "voxbridge".into()),
         var("AST_ARI_PASSWORD").unwrap_or_else(|| "voxbridge".into()),
         media.display().to_string(),
+        var("AST_AMI").unwrap_or_else(|| "127.0.0.1:5038".into()),
+        var("AST_AMI_USER").unwrap_or_else(|| "voxbridge".into()),
+        var("AST_AMI_SECRET").unwrap_or_else(|| "voxbridge".into()),
     );
     Some((cfg, extra))
 }

@@ -139,6 +139,14 @@ pub struct AsteriskConfig {
     /// as written. Default `SIP/{number}` (a chan_sip peer or extension); the bundle's own
     /// test callees: `SIP/{number}@self`. A `<User>` `sip:alice@h:5080` is `SIP/alice@h:5080`.
     pub dial_number_template: String,
+    /// AMI `host:port` (the manager interface, `127.0.0.1:5038`): what FastAGI and ARI
+    /// cannot do while the socket is blocked in `Dial()` / `RECORD FILE` — the REST stop
+    /// of recordings, Record `startOnDialAnswer`, Dial `digitsMatch`/`digitsMatchBLeg`,
+    /// the callee's answer as an event. Empty: AMI off, and those stay refused by name.
+    pub ami_address: String,
+    /// manager.conf user (needs read `call,dtmf` and write `call,system`).
+    pub ami_user: String,
+    pub ami_secret: String,
 }
 
 impl Default for AsteriskConfig {
@@ -155,6 +163,9 @@ impl Default for AsteriskConfig {
             media_cache_dir: "voxbridge-media".into(),
             tts_concurrency: 1,
             dial_number_template: "SIP/{number}".into(),
+            ami_address: String::new(),
+            ami_user: String::new(),
+            ami_secret: String::new(),
         }
     }
 }
@@ -719,6 +730,23 @@ impl Config {
             return Err(ConfigError(
                 "asterisk.dial_number_template: must contain {number}".into(),
             ));
+        }
+        let ami = self.asterisk.ami_address.trim();
+        if !ami.is_empty() {
+            let port_ok = ami.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if !port_ok {
+                return Err(ConfigError(format!(
+                    "asterisk.ami_address: {ami:?}: expected host:port (e.g. 127.0.0.1:5038), or empty for no AMI"
+                )));
+            }
+            if self.asterisk.ami_user.trim().is_empty() {
+                return Err(ConfigError(
+                    "asterisk.ami_user: must be set when asterisk.ami_address is (a manager.conf user)"
+                        .into(),
+                ));
+            }
         }
         if self.asterisk.tts_concurrency == 0 {
             return Err(ConfigError(

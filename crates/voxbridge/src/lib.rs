@@ -11,7 +11,8 @@
 //! 1. [`config`]: the TOML configuration and its rules; [`document`]: Answer XML and
 //!    VoxML parsed into one instruction model.
 //! 2. [`esl`]: the Event Socket protocol only (frames, events, connections), no call
-//!    logic; [`agi`]: its Asterisk twin, the FastAGI protocol only; [`record`]: the
+//!    logic; [`agi`]: its Asterisk twin, the FastAGI protocol only; [`ami`]: the Asterisk
+//!    Manager Interface protocol only (the out-of-band session to Asterisk); [`record`]: the
 //!    call record (CDR, direction, hangup source) and the outbox's callback rows — what the store keeps and everything above reports.
 //! 3. [`metrics`]: the Prometheus counters (fed by the ESL counters and the outbox).
 //! 4. [`store`]: live calls, CDRs and the callback outbox (SQLite, or PostgreSQL shared
@@ -31,6 +32,7 @@
 //! that links both. The call path cannot depend on the simulator: this library does not.
 
 pub mod agi;
+pub mod ami;
 pub mod api;
 pub mod app;
 pub mod call;

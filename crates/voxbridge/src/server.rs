@@ -419,13 +419,21 @@ async fn start_asterisk(
         );
     }
     let media = crate::call::asterisk::media::MediaCache::new(&ast.media_cache_dir)?;
+    let ami = crate::call::asterisk::manager::start(ast);
+    if ami.is_none() {
+        tracing::info!(
+            "asterisk.ami_address is empty: the REST stop of recordings, Record \
+             startOnDialAnswer and Dial digitsMatch/digitsMatchBLeg are refused by name"
+        );
+    }
     let services = Arc::new(AsteriskServices {
         calls: services.clone(),
         ari,
+        ami,
         media: Some(media),
         flite: crate::call::asterisk::tts::FliteQueue::new(ast.tts_concurrency),
     });
-    tracing::info!(agi = %addr, ari = %ast.ari_url, "FastAGI listener for Asterisk");
+    tracing::info!(agi = %addr, ari = %ast.ari_url, ami = %ast.ami_address, "FastAGI listener for Asterisk");
     let task = tokio::spawn(listener.run(asterisk::handler(services), stopped(stop)));
     Ok(Some((addr, task)))
 }

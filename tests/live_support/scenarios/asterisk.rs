@@ -3,6 +3,8 @@
 //! 403 for CALL_REJECTED (21; chan_sip's mapping, there is no documented way to make it
 //! 603), 486 for USER_BUSY — and no Q.850 Reason header on chan_sip's BYE. Media is
 //! speech (app_flite): the FreeSWITCH tone streams do not exist on Asterisk.
+//! voxbridge is logged in to the bundle's AMI, which the Dial digit, `startOnDialAnswer`
+//! and REST-stop scenarios need (FastAGI is blocked inside `Dial()` / `RECORD FILE`).
 
 use super::*;
 
@@ -456,9 +458,9 @@ pub fn all() -> Vec<Scenario> {
             "<Dial hangupOnStar=\"true\"> to 7002 then <Play>file://beep</Play> on 7001 (Dial option H); \
              the caller presses * (uuid_send_dtmf) 2 s after answer: Dial() returns (g), the callee's \
              leg ends, the beep plays, BYE End Of XML Instructions (with sipHeaders and sendDigits \
-             also given: __SIPADDHEADER51 and D(1) on the same Dial()). Unlike FreeSWITCH the callee's CDR \
-             says Callee: FastAGI is blocked in Dial() and never reports the *, and the caller's \
-             DIALSTATUS/HANGUPCAUSE/hangupsource read the same as when the callee hangs up",
+             also given: __SIPADDHEADER51 and D(1) on the same Dial()). The * reaches voxbridge as \
+             AMI's DTMFEnd (FastAGI is blocked in Dial()), so the callee's CDR says Caller Hangup / \
+             Caller, as on FreeSWITCH",
             Ext::Ringing,
             vec![xml(
                 "<Response><Dial hangupOnStar=\"true\" sipHeaders=\"Team=blue\">\
@@ -479,10 +481,56 @@ pub fn all() -> Vec<Scenario> {
         .probing(Probe::LegCdr {
             position: 1,
             cause: Some("NORMAL_CLEARING"),
-            name: "Callee Hangup",
-            source: "Callee",
+            name: "Caller Hangup",
+            source: "Caller",
             answered: true,
         }),
+        scenario(
+            "asterisk_dial_digits_match_of_the_caller_posts_dial_digits_match_aleg",
+            "<Dial digitsMatch=\"12\" timeLimit=\"4\" callbackUrl> to 7002 on 7001; the caller presses 12 \
+             (uuid_send_dtmf) a second after the answer: AMI's DTMFEnd (Received on the caller) feeds \
+             the engine while Dial() blocks FastAGI; DialDigitsMatch (12, aleg) between DialConnected \
+             and DialHangup; L(4000) ends the bridge, BYE End Of XML Instructions",
+            Ext::Ringing,
+            vec![xml(
+                "<Response><Dial digitsMatch=\"12\" timeLimit=\"4\" callbackUrl=\"{app}/events\">\
+                 <Number>7002</Number></Dial></Response>",
+            )],
+            Expect {
+                bye_reason: None,
+                ..Expect::bye("NORMAL_CLEARING", 16)
+            }
+            .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+            .dial_events(&["DialAnswer", "DialConnected", "DialDigitsMatch", "DialHangup"])
+            .dial_param("DialDigitsMatch", "DialDigitsMatch", "12")
+            .dial_param("DialDigitsMatch", "DialDigitsPressedBy", "aleg")
+            .timing(Timing::AnsweredFor { min: 3.0, max: 9.0 }),
+        )
+        .acting(Action::CallerPresses {
+            after: 1.0,
+            digits: "12",
+        }),
+        scenario(
+            "asterisk_dial_digits_match_b_leg_of_the_callee_posts_dial_digits_match_bleg",
+            "<Dial digitsMatchBLeg=\"55,12X4#\" timeLimit=\"4\" callbackUrl> to 7007 on 7001 (answers, \
+             SendDTMF 1234# a second later): AMI's DTMFEnd Received on the callee's channel (its \
+             DialBegin's DestUniqueid), matched by voxbridge: DialDigitsMatch (1234#, bleg) between \
+             DialConnected and DialHangup; L(4000) ends the bridge, BYE End Of XML Instructions",
+            Ext::Ringing,
+            vec![xml(
+                "<Response><Dial digitsMatchBLeg=\"55,12X4#\" timeLimit=\"4\" \
+                 callbackUrl=\"{app}/events\"><Number>7007</Number></Dial></Response>",
+            )],
+            Expect {
+                bye_reason: None,
+                ..Expect::bye("NORMAL_CLEARING", 16)
+            }
+            .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+            .dial_events(&["DialAnswer", "DialConnected", "DialDigitsMatch", "DialHangup"])
+            .dial_param("DialDigitsMatch", "DialDigitsMatch", "1234#")
+            .dial_param("DialDigitsMatch", "DialDigitsPressedBy", "bleg")
+            .timing(Timing::AnsweredFor { min: 3.0, max: 9.0 }),
+        ),
         Scenario {
             action: Action::CallerPresses {
                 after: 2.5,
@@ -614,6 +662,100 @@ pub fn all() -> Vec<Scenario> {
                     max_ms: 30_000,
                     action: false,
                     like_the_call_ms: Some(700),
+                }),
+            )
+        },
+        Scenario {
+            caller_sends_audio: true,
+            ..scenario(
+                "asterisk_record_start_on_dial_answer_is_mix_monitor_over_ami_from_the_answer",
+                "<Record startOnDialAnswer=\"true\"/><Dial timeLimit=\"4\"><Number>7002</Number></Dial> \
+                 on 7001: when AMI's DialEnd says 7002 answered, AMI's MixMonitor starts on the caller \
+                 beside the running Dial(); L(4000) ends the bridge and the document runs out; \
+                 RecordStop HungUp, a WAV as long as the caller's billed (bridged) call",
+                Ext::Ringing,
+                vec![xml(
+                    "<Response><Record startOnDialAnswer=\"true\" callbackUrl=\"{app}/events\"/>\
+                     <Dial timeLimit=\"4\"><Number>7002</Number></Dial></Response>",
+                )],
+                Expect {
+                    bye_reason: None,
+                    ..Expect::bye("NORMAL_CLEARING", 16)
+                }
+                .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+                .timing(Timing::AnsweredFor { min: 3.0, max: 9.0 })
+                .recording(RecordingWant {
+                    reason: "HungUp",
+                    digits: "",
+                    min_ms: 2500,
+                    max_ms: 8000,
+                    action: false,
+                    like_the_call_ms: Some(700),
+                }),
+            )
+        },
+        Scenario {
+            action: Action::RestStopsRecordings { after: 1.5 },
+            caller_sends_audio: true,
+            ..scenario(
+                "asterisk_record_rest_stop_of_a_mix_monitor_ends_it_at_once_and_the_call_goes_on",
+                "<Record recordSession=\"true\"/><Wait length=\"4\"/><Hangup reason=\"busy\"/> on 7000; \
+                 DELETE Call/{uuid}/Record/ 1.5 s after answer: 204, AMI's StopMixMonitor beside the \
+                 running Wait, RecordStop Stopped with ~1.5 s; the Wait and the busy hangup still run",
+                Ext::Answered,
+                vec![xml(
+                    "<Response><Record recordSession=\"true\" callbackUrl=\"{app}/events\"/>\
+                     <Wait length=\"4\"/><Hangup reason=\"busy\"/></Response>",
+                )],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .timing(Timing::AnsweredFor { min: 3.5, max: 9.0 })
+                .recording(RecordingWant {
+                    reason: "Stopped",
+                    digits: "",
+                    min_ms: 500,
+                    max_ms: 3000,
+                    action: false,
+                    like_the_call_ms: None,
+                }),
+            )
+        },
+        Scenario {
+            action: Action::RestStopsRecordings { after: 1.5 },
+            caller_sends_audio: true,
+            ..scenario(
+                "asterisk_record_rest_stop_of_a_running_record_file_ends_it_as_stopped",
+                "<Record maxLength=\"10\" finishOnKey=\"#\" playBeep=\"false\" redirect=\"true\"> on 7000; \
+                 DELETE Call/{uuid}/Record/ 1.5 s after answer: 204, AMI's PlayDTMF makes the channel \
+                 receive D (voxbridge's reserved escape digit), RECORD FILE replies (dtmf) at once: \
+                 RecordingEndReason Stopped, no Digits, ~1.5 s; the action's document runs",
+                Ext::Answered,
+                vec![
+                    xml(
+                        "<Response><Record action=\"{app}/answer?step=1\" redirect=\"true\" \
+                         maxLength=\"10\" finishOnKey=\"#\" playBeep=\"false\" \
+                         callbackUrl=\"{app}/events\"/></Response>",
+                    ),
+                    xml("<Response><Hangup reason=\"busy\"/></Response>"),
+                ],
+                Expect {
+                    bye_reason: None,
+                    caller_cause: "NORMAL_CLEARING",
+                    ..Expect::bye("USER_BUSY", 17)
+                }
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .fetches(&["StartApp", "Record"])
+                .recording(RecordingWant {
+                    reason: "Stopped",
+                    digits: "",
+                    min_ms: 500,
+                    max_ms: 3000,
+                    action: true,
+                    like_the_call_ms: None,
                 }),
             )
         },

@@ -12,7 +12,16 @@
 //! requests made while it is down (they fail with a clear error) and nothing after.
 //! During a Dial (FastAGI blocked in `Dial()`), the caller's `DIALEDPEERNUMBER` is read
 //! with `GET /channels/{id}/variable` to learn the answer when it happens
-//! (`tests/fixtures/agi/dial-ari-while-bridged.txt`).
+//! (`tests/fixtures/agi/dial-ari-while-bridged.txt`) — only when AMI is off or down: with
+//! its session up, AMI's `DialEnd` tells the answer as it happens, with no polling
+//! (`super::manager`).
+//!
+//! **Why hang-ups stay on ARI now that there is AMI.** AMI's `Hangup` action takes a
+//! channel *name* and a cause, ARI's DELETE the channel *id* voxbridge already keys every
+//! call by; ARI's is one stateless request that works while the AMI session reconnects,
+//! and answers 404 for a channel that is gone (which the first-hangup-wins rule needs to
+//! tell apart from a failure). Reconciliation after a restart (`GET /channels/{id}`) is
+//! the same. AMI is used only for what ARI cannot do on a non-Stasis channel.
 //! Measured on the bundle: the DELETE answers in ~1 ms and the channel's `HANGUP` reaches
 //! the AGI socket ~50 ms later (`tests/fixtures/agi/rest-hangup-playback.txt`).
 

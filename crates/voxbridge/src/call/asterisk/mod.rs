@@ -6,8 +6,8 @@
 //! `record`, `live_row`, `fetch` modules).
 //!
 //! Layout: [`render`] (operations → AGI commands, replies → outcomes, chan_sip's SIP
-//! codes), [`ari`] (out-of-band hang-up and channel checks, and why ARI), this module (the
-//! call task).
+//! codes), [`ari`] (out-of-band hang-up and channel checks, and why ARI), [`manager`]
+//! (what goes over AMI, and why), this module (the call task).
 //!
 //! Decisions (facts from `tests/fixtures/agi/`):
 //! - **The call's id** is Asterisk's `agi_uniqueid` (`1796449610.0`), which is also the ARI
@@ -87,14 +87,23 @@
 //!   directions mixed; the app returns at once). It ends with the channel: at `HANGUP`
 //!   the engine hears the file is complete, its duration the time from the MixMonitor to
 //!   the `HANGUP` on voxbridge's clock (Asterisk reports nothing about it over FastAGI).
+//! - **AMI** ([`manager`], `[asterisk] ami_address`) does what neither FastAGI (blocked
+//!   in `Dial()` / `RECORD FILE`) nor ARI (Stasis channels only) can: the REST stop of
+//!   recordings (`StopMixMonitor`; the reserved digit `D` received by a running
+//!   `RECORD FILE`), `startOnDialAnswer` (`MixMonitor` on the caller at the answer),
+//!   `digitsMatch`/`digitsMatchBLeg` (`DTMFEnd` of the caller and of the callee during
+//!   the Dial; a caller's `*` with `hangupOnStar` then reaches the engine too, so the
+//!   callee's CDR says `Caller` as on FreeSWITCH), and the callee's answer (`DialEnd`)
+//!   instead of ARI's poll while the session is up. The call subscribes to its events
+//!   by its linked id at the start.
 //! - Not yet on Asterisk (each a clear refusal, never a silent skip): Speak in early media
-//!   (app_flite answers); Record in mp3 (Asterisk has no mp3 writer); `startOnDialAnswer`
-//!   (the FastAGI socket is blocked in `Dial()` at the answer: the engine hears
-//!   `Input::RecordingNotStarted` and notes it, so no row or RecordStop names a file that
-//!   does not exist); the REST stop of a recording (`RECORD FILE` runs on
-//!   the busy FastAGI socket and ARI cannot end it; the API answers 501 naming it).
+//!   (app_flite answers); Record in mp3 (Asterisk has no mp3 writer). Without AMI:
+//!   `startOnDialAnswer` (the engine hears `Input::RecordingNotStarted` and notes it, so
+//!   no row or RecordStop names a file that does not exist), the REST stop of a
+//!   recording (the API answers 501 naming it), Dial `digitsMatch`/`digitsMatchBLeg`.
 
 pub mod ari;
+pub mod manager;
 pub mod media;
 pub mod render;
 pub mod tts;
@@ -143,6 +152,8 @@ const CALL_VARIABLES: &[&str] = &[
 pub struct AsteriskServices {
     pub calls: Arc<CallServices>,
     pub ari: Option<Ari>,
+    /// The AMI session ([`manager`]): `None` when `[asterisk] ami_address` is empty.
+    pub ami: Option<crate::ami::Ami>,
     /// Where http(s) media for `Play` is fetched to ([`media`]).
     pub media: Option<media::MediaCache>,
     /// At most `[asterisk] tts_concurrency` Flite syntheses at once on this Asterisk
@@ -251,6 +262,17 @@ enum Report {
     },
     /// ARI saw the Dial's callee answer (`DIALEDPEERNUMBER` set) while `Dial()` runs.
     DialAnswered { id: OpId, peer: String },
+    /// A Dial's end held for [`STAR_EVENT_GRACE`] (so AMI's `DTMFEnd` of a `*` that
+    /// ended it reaches the engine first) is due.
+    DialSettled {
+        id: OpId,
+        facts: DialFacts,
+        hangup_result: bool,
+    },
+    /// AMI's `MixMonitor` for the recording into `path` failed.
+    SessionNotStarted { path: String, why: String },
+    /// AMI's `StopMixMonitor` stopped the recording into `path`.
+    SessionStopped { path: String },
     /// A plain Record's `RECORD FILE` replied.
     RecordEnded {
         id: OpId,
@@ -331,6 +353,13 @@ struct CallTask {
     leg_registration: Option<crate::call::live::Registration>,
     /// REST hang-ups of the callee waiting for ARI's answer.
     leg_hangups: Vec<(String, oneshot::Sender<HangupReply>)>,
+    /// This call's AMI events (every channel with its linked id); taken by the loop.
+    ami_events: Option<crate::ami::ChannelEvents>,
+    /// The running Dial's `digitsMatchBLeg`, matched against the callee's digits.
+    callee_digits: Option<manager::CalleeDigits>,
+    /// When the plain Record's `RECORD FILE` was sent, and whether it beeps first (a
+    /// REST stop waits until it records: [`manager::record_file_stop_delay`]).
+    record_sent: Option<(Instant, bool)>,
 }
 
 /// A Dial being carried out on Asterisk.
@@ -341,8 +370,13 @@ struct DialRun {
     peers: Vec<(String, String)>,
     /// The leg ARI saw answer while `Dial()` ran (the engine has heard of it).
     answered: Option<String>,
-    /// The ARI watcher of the answer, stopped when the Dial ends.
+    /// The ARI watcher of the answer, stopped when the Dial ends (none while AMI's
+    /// `DialEnd` tells the answer).
     watcher: Option<tokio::task::AbortHandle>,
+    /// AMI's `DialBegin`s: each ringing channel's id and its dial string.
+    dests: HashMap<String, String>,
+    /// The channel id of the callee that answered (AMI's `DialEnd`).
+    answered_dest: Option<String>,
 }
 
 /// What the caller's channel says after `Dial()` (captures `dial-*.txt`).
@@ -397,6 +431,22 @@ impl CallTask {
         }
         let env = conn.env();
         let uuid = env.uniqueid().unwrap_or_default().to_string();
+        // Every channel of the call (the callees of its Dial too) carries the caller's
+        // linked id: the call's AMI events are those (manager).
+        let ami_events = match &services.ami {
+            Some(ami) => {
+                let linked = conn
+                    .command(AgiCommand::get_full_variable("${CHANNEL(linkedid)}").ok()?)
+                    .await
+                    .ok()
+                    .and_then(|r| r.data)
+                    .map(|d| d.trim().to_string())
+                    .filter(|d| !d.is_empty())
+                    .unwrap_or_else(|| uuid.clone());
+                Some(ami.channel_events(&linked))
+            }
+            None => None,
+        };
         let start_time = uuid
             .split('.')
             .next()
@@ -484,6 +534,9 @@ impl CallTask {
             commands: None,
             leg_registration: None,
             leg_hangups: Vec::new(),
+            ami_events,
+            callee_digits: None,
+            record_sent: None,
         })
     }
 
@@ -519,6 +572,7 @@ impl CallTask {
         let mut cut_off = calls.cut_off.subscribe();
         let mut cut_off_at: Option<Instant> = None;
         let mut events_open = true;
+        let mut ami_events = self.ami_events.take();
 
         let mut ending = if self.refused_for_store {
             self.refuse_for_store().await;
@@ -559,6 +613,15 @@ impl CallTask {
                     }
                 },
                 Some(report) = self.reports.recv() => self.on_report(report),
+                event = async {
+                    match ami_events.as_mut() {
+                        Some(events) => events.recv().await,
+                        None => std::future::pending().await,
+                    }
+                }, if ami_events.is_some() => match event {
+                    Some(event) => self.on_ami_event(&event),
+                    None => ami_events = None,
+                },
                 Some(cmd) = commands.recv() => self.on_command(cmd),
                 Ok(()) = cut_off.changed(), if cut_off_at.is_none() => {
                     if !self.engine.is_finished() {
@@ -648,12 +711,33 @@ impl CallTask {
                         self.enqueue_now(hangups);
                     }
                 }
-                // digitsMatch on Asterisk: the Dial attribute is refused by name there
-                // (render::plan), so no match is ever reported.
-                Action::DialDigitsMatch { .. } => {
-                    tracing::warn!(
-                        "a Dial digits match on Asterisk, where digitsMatch is not supported yet"
-                    )
+                // The digits came as AMI events (manager): posted as on FreeSWITCH.
+                Action::DialDigitsMatch {
+                    b_leg,
+                    position,
+                    to,
+                    digits,
+                    pressed_by,
+                    callback,
+                } => {
+                    let Some(dial) = self.dial_legs.as_ref() else {
+                        continue;
+                    };
+                    let mut params =
+                        dial_legs::event_params(dial, &self.facts, "digits", &b_leg, position, &to);
+                    params.extend([
+                        ("DialDigitsMatch".to_string(), digits),
+                        (
+                            "DialDigitsPressedBy".to_string(),
+                            pressed_by.as_str().to_string(),
+                        ),
+                    ]);
+                    let event = crate::app::callbacks::dial_event_callback(
+                        &callback.url,
+                        callback.method,
+                        &params,
+                    );
+                    self.enqueue_now(vec![event]);
                 }
                 Action::DialAnswered {
                     b_leg,
@@ -688,23 +772,10 @@ impl CallTask {
                     tracing::debug!("barge-in: the prompt stopped at the digit in the switch")
                 }
                 Action::RecordingComplete(done) => self.recording_complete(*done),
-                // A running RECORD FILE cannot be ended from outside the AGI socket, and
-                // background recordings (MixMonitor) are refused (render::plan); the REST
-                // stop is refused before it reaches the engine (on_command).
-                Action::StopRecordings(_) => tracing::warn!(
-                    "not supported yet on Asterisk: stopping a running Record through the REST API"
-                ),
-                // The callee answered while `Dial()` holds the FastAGI socket: MixMonitor
-                // cannot be started now (ARI has no application to run on a channel
-                // outside Stasis), so the armed recording is dropped, with its reason.
-                Action::StartRecording { path } => {
-                    self.input(Input::RecordingNotStarted {
-                        path,
-                        reason: "not supported yet on Asterisk: Record startOnDialAnswer \
-                                 (FastAGI is blocked in Dial() when the callee answers)"
-                            .into(),
-                    });
-                }
+                // Over AMI (manager); without it the REST stop is refused before it
+                // reaches the engine (on_command), so this never comes.
+                Action::StopRecordings(stop) => self.stop_recordings(stop),
+                Action::StartRecording { path } => self.start_recording_on_answer(path),
                 Action::Request(req) => {
                     let params = fetch::params(
                         &self.facts,
@@ -799,7 +870,48 @@ impl CallTask {
     fn dial(&mut self, id: OpId, bridge: &crate::call::channel_op::Bridge) {
         let template = &self.services.calls.config.asterisk.dial_number_template;
         let reports = self.reports_tx.clone();
+        let watched = bridge.caller_digits_watched || !bridge.callee_digit_patterns.is_empty();
+        if watched && self.services.ami.is_none() {
+            let what = if bridge.caller_digits_watched {
+                "digitsMatch"
+            } else {
+                "digitsMatchBLeg"
+            };
+            let why = format!(
+                "not supported yet on Asterisk: Dial {what} without AMI (the digits pressed \
+                 during Dial() reach voxbridge only as AMI events: set [asterisk] ami_address)"
+            );
+            tracing::warn!(reason = %why, "Dial refused on Asterisk");
+            let _ = reports.send(Report::Op {
+                id,
+                outcome: OpOutcome::Refused(why),
+                hangup_result: false,
+            });
+            return;
+        }
+        if watched && !self.ami_events_flowing() {
+            // Configured but down (reconnecting): the Dial runs, its digits may be missed.
+            tracing::warn!(
+                "AMI is not connected: this Dial's digitsMatch/digitsMatchBLeg may miss digits"
+            );
+        }
+        self.callee_digits = (!bridge.callee_digit_patterns.is_empty())
+            .then(|| manager::CalleeDigits::new(&bridge.callee_digit_patterns));
         let cmds = match render::dial_plan(bridge, template, self.sip_headers_set) {
+            Plan::Commands(mut cmds) if watched => {
+                // Two SIP channels bridged with nothing to watch are bridged natively
+                // (`native_rtp`: RTP relayed below the channel core), and RFC 2833
+                // digits then raise no DTMFEnd at all (seen live). An audiohook on the
+                // caller keeps the bridge in the core: `VOLUME(TX)` at gain 1 (no change
+                // to the audio) is the cheapest one the bundle has.
+                match AgiCommand::set_variable("VOLUME(TX)", "1") {
+                    Ok(keep_in_core) => cmds.insert(0, keep_in_core),
+                    Err(e) => tracing::warn!(error = %e, "cannot keep the bridge in the core"),
+                }
+                self.sip_headers_set |= !bridge.sip_headers.is_empty()
+                    || bridge.legs.iter().any(|l| !l.sip_headers.is_empty());
+                cmds
+            }
             Plan::Commands(cmds) => {
                 self.sip_headers_set |= !bridge.sip_headers.is_empty()
                     || bridge.legs.iter().any(|l| !l.sip_headers.is_empty());
@@ -826,7 +938,9 @@ impl CallTask {
                 ))
             })
             .collect();
-        let watcher = self.services.ari.clone().map(|ari| {
+        // AMI's DialEnd tells the answer when the session is up; ARI's poll otherwise.
+        let ami_up = self.services.ami.as_ref().is_some_and(|a| a.is_connected());
+        let watcher = self.services.ari.clone().filter(|_| !ami_up).map(|ari| {
             let (reports, uuid) = (self.reports_tx.clone(), self.facts.uuid.clone());
             tokio::spawn(watch_dial_answer(ari, uuid, id, reports).in_current_span()).abort_handle()
         });
@@ -840,6 +954,8 @@ impl CallTask {
             peers,
             answered: None,
             watcher,
+            dests: HashMap::new(),
+            answered_dest: None,
         });
         let conn = self.conn.clone();
         tokio::spawn(
@@ -974,6 +1090,139 @@ impl CallTask {
         };
         tracing::info!(?report, "bridge ended");
         self.input(Input::BridgeEnded { id, report });
+    }
+
+    /// One of this call's AMI events ([`manager`]): during a Dial, the caller's and the
+    /// bridged callee's digits and the callee's answer.
+    fn on_ami_event(&mut self, message: &crate::ami::Message) {
+        let Some(event) = manager::read(&self.facts.uuid, message) else {
+            return;
+        };
+        tracing::debug!(?event, "AMI event");
+        let Some(run) = self.dial.as_mut() else {
+            return;
+        };
+        match event {
+            manager::CallEvent::Digit { uniqueid, digit } if uniqueid == self.facts.uuid => {
+                // FastAGI is blocked in Dial(): this is the only way the caller's digits
+                // (digitsMatch, hangupOnStar's `*`) reach the engine.
+                self.input(Input::Dtmf(digit));
+            }
+            manager::CallEvent::Digit { uniqueid, digit } => {
+                if run.answered_dest.as_deref() != Some(uniqueid.as_str()) {
+                    return;
+                }
+                let matched = self.callee_digits.as_mut().and_then(|m| m.press(digit));
+                if let Some(digits) = matched {
+                    self.input(Input::CalleeDigits { digits });
+                }
+            }
+            manager::CallEvent::DialBegin { dest, dial_string } => {
+                run.dests.insert(dest, dial_string);
+            }
+            manager::CallEvent::DialEnd { dest, status } => {
+                if status.trim() != "ANSWER" {
+                    return;
+                }
+                let Some(peer) = run.dests.get(&dest).cloned() else {
+                    return;
+                };
+                run.answered_dest = Some(dest);
+                let id = run.id;
+                self.dial_answered_live(id, &peer);
+            }
+        }
+    }
+
+    /// Whether the end of Dial `id` must wait for a `*` AMI may still deliver: a bridged
+    /// `hangupOnStar` Dial, with AMI's events flowing.
+    fn star_may_follow(&self, id: OpId) -> bool {
+        self.ami_events_flowing()
+            && self
+                .dial
+                .as_ref()
+                .is_some_and(|d| d.id == id && d.legs.bridge.hangup_on_star && d.answered.is_some())
+    }
+
+    fn ami_events_flowing(&self) -> bool {
+        self.services.ami.as_ref().is_some_and(|a| a.is_connected())
+    }
+
+    /// `startOnDialAnswer`: the callee answered while `Dial()` holds the FastAGI socket,
+    /// so the MixMonitor is started over AMI on the caller's channel; without AMI the
+    /// armed recording is dropped with its reason (no file, no row, no RecordStop).
+    fn start_recording_on_answer(&mut self, path: String) {
+        let channel = self.conn.env().channel().map(str::to_string);
+        let (Some(ami), Some(channel)) = (self.services.ami.clone(), channel) else {
+            self.input(Input::RecordingNotStarted {
+                path,
+                reason: "not supported yet on Asterisk: Record startOnDialAnswer without AMI \
+                         (FastAGI is blocked in Dial() when the callee answers; set \
+                         [asterisk] ami_address)"
+                    .into(),
+            });
+            return;
+        };
+        self.sessions.push((path.clone(), Instant::now()));
+        let reports = self.reports_tx.clone();
+        tokio::spawn(
+            async move {
+                match manager::mix_monitor(&ami, &channel, &path).await {
+                    Ok(()) => tracing::info!(%path, "MixMonitor started over AMI"),
+                    Err(e) => {
+                        let _ = reports.send(Report::SessionNotStarted {
+                            path,
+                            why: e.to_string(),
+                        });
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+    }
+
+    /// REST stop of the call's recordings over AMI: `StopMixMonitor` per background
+    /// recording, and the reserved digit for a running `RECORD FILE` ([`manager`]).
+    /// A failed action is logged; that recording then ends with the call.
+    fn stop_recordings(&mut self, stop: crate::call::channel_op::StopRecordings) {
+        let (Some(ami), Some(channel)) = (
+            self.services.ami.clone(),
+            self.conn.env().channel().map(str::to_string),
+        ) else {
+            tracing::warn!("no AMI or no channel name: the recordings go on until the hangup");
+            return;
+        };
+        let sessions: Vec<String> = stop
+            .sessions
+            .into_iter()
+            .filter(|p| self.sessions.iter().any(|(s, _)| s == p))
+            .collect();
+        let caller = stop.caller && self.recording.is_some();
+        let caller_delay = self.record_sent.map_or(Duration::ZERO, |(sent, beep)| {
+            manager::record_file_stop_delay(sent.elapsed(), beep)
+        });
+        let reports = self.reports_tx.clone();
+        tokio::spawn(
+            async move {
+                for path in sessions {
+                    match manager::stop_mix_monitor(&ami, &channel).await {
+                        Ok(()) => {
+                            let _ = reports.send(Report::SessionStopped { path });
+                        }
+                        Err(e) => {
+                            tracing::warn!(%path, error = %e, "StopMixMonitor failed; the recording ends with the call")
+                        }
+                    }
+                }
+                if caller {
+                    tokio::time::sleep(caller_delay).await;
+                    if let Err(e) = manager::stop_record_file(&ami, &channel).await {
+                        tracing::warn!(error = %e, "PlayDTMF to stop RECORD FILE failed; it ends at its own limits");
+                    }
+                }
+            }
+            .in_current_span(),
+        );
     }
 
     /// ARI saw the callee `peer` answer while `Dial()` runs: the caller is answered now
@@ -1135,6 +1384,13 @@ impl CallTask {
     /// took are read as the engine's report ([`render::record_report`]).
     fn record(&mut self, id: OpId, rec: &RecordCaller) {
         let reports = self.reports_tx.clone();
+        // With AMI, a REST stop makes the channel receive the reserved digit (manager).
+        let stoppable = self.services.ami.is_some();
+        let mut rec = rec.clone();
+        if stoppable {
+            rec.finish_keys.push(manager::STOP_DIGIT);
+        }
+        let rec = &rec;
         let cmd = match render::record_plan(rec) {
             Plan::Commands(mut cmds) if cmds.len() == 1 => cmds.remove(0),
             Plan::Commands(_) => unreachable!("record_plan gives one command"),
@@ -1149,6 +1405,7 @@ impl CallTask {
             }
         };
         self.recording = Some(id);
+        self.record_sent = Some((Instant::now(), rec.beep));
         let conn = self.conn.clone();
         let asked = rec.clone();
         tokio::spawn(
@@ -1167,7 +1424,20 @@ impl CallTask {
                     }
                     Ok(reply) if reply.is_ok() && reply.result.is_some_and(|r| r >= -1) => {
                         tracing::info!(reply = %reply.text, "RECORD FILE replied");
-                        let report = render::record_report(&reply, started.elapsed(), &asked);
+                        if stoppable && reply.text.contains("(randomerror)") {
+                            // Our stop digit hit the beep or the first instants: Asterisk
+                            // wrote no file (record-stop-at-start.txt). A 0 ms recording
+                            // is what happened; its file is made so its URL answers.
+                            manager::ensure_empty_wav(&asked.path);
+                        }
+                        let mut report = render::record_report(&reply, started.elapsed(), &asked);
+                        if stoppable
+                            && report.ended_by
+                                == crate::call::channel_op::RecordEndedBy::Key(manager::STOP_DIGIT)
+                        {
+                            // Our own stop (or a `D` the caller sent): not a finish key.
+                            report.ended_by = crate::call::channel_op::RecordEndedBy::Other;
+                        }
                         let _ = reports.send(Report::RecordEnded {
                             id,
                             report,
@@ -1435,6 +1705,30 @@ impl CallTask {
                 }
             }
             Report::DialAnswered { id, peer } => self.dial_answered_live(id, &peer),
+            Report::SessionNotStarted { path, why } => {
+                self.sessions.retain(|(p, _)| *p != path);
+                tracing::warn!(%path, reason = %why, "MixMonitor over AMI failed");
+                self.input(Input::RecordingNotStarted {
+                    path,
+                    reason: format!("AMI MixMonitor failed: {why}"),
+                });
+            }
+            Report::SessionStopped { path } => {
+                let Some(i) = self.sessions.iter().position(|(p, _)| *p == path) else {
+                    return;
+                };
+                let (path, started) = self.sessions.remove(i);
+                let stop = crate::call::channel_op::RecordingStop {
+                    path,
+                    duration: started.elapsed(),
+                    ended_at_ms: i64::try_from(
+                        OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000,
+                    )
+                    .ok(),
+                };
+                tracing::info!(?stop, "MixMonitor stopped over AMI");
+                self.input(Input::RecordingStopped(stop));
+            }
             Report::LegKilled { leg_uuid, result } => {
                 let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.leg_hangups)
                     .into_iter()
@@ -1448,6 +1742,28 @@ impl CallTask {
                 }
             }
             Report::DialEnded {
+                id,
+                facts,
+                hangup_result,
+            } if self.star_may_follow(id) => {
+                // A `*` that ended the bridge is an AMI event that may trail the
+                // Dial's own return: give it a moment to reach the engine first.
+                let reports = self.reports_tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(STAR_EVENT_GRACE).await;
+                    let _ = reports.send(Report::DialSettled {
+                        id,
+                        facts,
+                        hangup_result,
+                    });
+                });
+            }
+            Report::DialEnded {
+                id,
+                facts,
+                hangup_result,
+            }
+            | Report::DialSettled {
                 id,
                 facts,
                 hangup_result,
@@ -1640,14 +1956,25 @@ impl CallTask {
             // Not supported yet on Asterisk: a running RECORD FILE ends only at its own
             // limits (FastAGI is busy with it; ARI cannot interrupt it) and background
             // recordings are refused, so the REST stop finds nothing it can stop.
+            CallCommand::StopRecordings { reply } if self.services.ami.is_some() => {
+                tracing::info!("stopping the recordings requested through the REST API");
+                if !self.services.ami.as_ref().is_some_and(|a| a.is_connected()) {
+                    let why = "AMI is not connected: the recordings cannot be stopped now";
+                    tracing::warn!("{why}");
+                    let _ = reply.send(Err(why.to_string()));
+                    return;
+                }
+                let acted = self.input(Input::ApiStopRecordings) == Reaction::Acted;
+                let _ = reply.send(Ok(acted));
+            }
             CallCommand::StopRecordings { reply } => {
                 if self.sessions.is_empty() && self.recording.is_none() {
                     let _ = reply.send(Ok(false));
                     return;
                 }
-                let why = "not supported yet on Asterisk: stopping a recording through the REST \
-                           API (RECORD FILE and MixMonitor run on the FastAGI socket, which is \
-                           busy; ARI cannot stop them)";
+                let why = "not supported yet on Asterisk without AMI: stopping a recording \
+                           through the REST API (RECORD FILE and MixMonitor run on the busy \
+                           FastAGI socket and ARI cannot stop them; set [asterisk] ami_address)";
                 tracing::warn!("{why}");
                 let _ = reply.send(Err(why.to_string()));
             }
@@ -1785,6 +2112,11 @@ async fn run_commands(
     }
     let _ = reports.send(report);
 }
+
+/// How long the end of a bridged `hangupOnStar` Dial waits for AMI's `DTMFEnd` of the
+/// `*` that may have ended it (the event and `Dial()`'s return race; the event came
+/// first in every capture).
+const STAR_EVENT_GRACE: Duration = Duration::from_millis(300);
 
 /// How often ARI is asked whether a running Dial's callee answered.
 const DIAL_ANSWER_POLL: Duration = Duration::from_millis(250);

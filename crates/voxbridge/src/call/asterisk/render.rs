@@ -286,18 +286,15 @@ pub fn record_report(reply: &Reply, elapsed: Duration, asked: &RecordCaller) -> 
 ///   The slots [`SIP_HEADER_SLOTS`] are all rewritten before every Dial once
 ///   `clear_headers` is set (a previous Dial set some), so headers never leak to the next Dial.
 ///
-/// Refused by name on Asterisk: `digitsMatch` and `digitsMatchBLeg` (FastAGI hears no digit
-/// while `Dial()` runs), `confirmSound`/`confirmKey` (Dial's `U()` pre-bridge subroutine would
+/// `digitsMatch` and `digitsMatchBLeg` change nothing here: FastAGI hears no digit while
+/// `Dial()` runs, so the driver hears them as AMI events (`super::manager`) and refuses
+/// them by name when AMI is off.
+///
+/// Refused by name on Asterisk: `confirmSound`/`confirmKey` (Dial's `U()` pre-bridge subroutine would
 /// be the way) and `dialMusic` as a document (`m()` takes a music-on-hold class, not media
 /// voxbridge fetched).
 pub fn dial_plan(bridge: &Bridge, number_template: &str, clear_headers: bool) -> Plan {
     let refuse = |what: &str| Plan::Refuse(format!("not supported yet on Asterisk: Dial {what}"));
-    if bridge.caller_digits_watched {
-        return refuse("digitsMatch");
-    }
-    if !bridge.callee_digit_patterns.is_empty() {
-        return refuse("digitsMatchBLeg");
-    }
     if bridge.confirm.is_some() {
         return refuse("confirmSound/confirmKey");
     }
@@ -708,17 +705,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(dialed_peer_number("SIP/7002@self"), "7002@self");
+        // Digits are watched over AMI (the driver): the same Dial() either way.
         let mut watched = b.clone();
         watched.caller_digits_watched = true;
+        watched.callee_digit_patterns = vec!["12".into()];
         assert_eq!(
             dial_plan(&watched, "SIP/{number}", false),
-            Plan::Refuse("not supported yet on Asterisk: Dial digitsMatch".into())
-        );
-        let mut patterns = b.clone();
-        patterns.callee_digit_patterns = vec!["12".into()];
-        assert_eq!(
-            dial_plan(&patterns, "SIP/{number}", false),
-            Plan::Refuse("not supported yet on Asterisk: Dial digitsMatchBLeg".into())
+            dial_plan(&b, "SIP/{number}", false)
         );
         b.hangup_on_star = true;
         b.caller_id = None;
