@@ -7,7 +7,8 @@
 //! sequence and the behaviour headers are compared (see [`Compare::Sequence`]), and for
 //! the Dial's transcripts (u)–(y) also the bridge's result variables; (o) and
 //! (p) are replayed with both clients, inbound and socket server, and so is (o2), the
-//! socket app in static mode.
+//! socket app in static mode. (z4), the `call-command: hangup` voxbridge ends calls
+//! with, is replayed call by call (one outbound socket each).
 
 use crate::sim_support::{assert_same_shape, decode, label, WAIT};
 use bytes::BytesMut;
