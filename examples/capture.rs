@@ -782,6 +782,20 @@ Outbound client: connect (the channel is answered, Call-Direction: outbound), my
       connects after the answer; the client only subscribes and waits: the switch hangs the channel up about
       2 s after the answer (ALLOTTED_TIMEOUT) by itself. The client then sends exit.",
     },
+    Scenario {
+        name: "z4",
+        file: "z4-hangup-call-command.txt",
+        title: "`sendmsg` `call-command: hangup` (no application): unanswered causes, and queued behind playbacks",
+        about: "What voxbridge's document hangup sends (issue 16): `sendmsg` with `call-command: hangup` and
+      `hangup-cause: <CAUSE>`, no `execute-app-name`. Four calls, one after the other:
+      1-3. inbound ESL `bgapi originate` of sofia/external/7901@127.0.0.1:5060 (capture dialplan: socket, unanswered),
+      the INBOUND-ESL connection also subscribed to the calling leg's CHANNEL_HANGUP_COMPLETE (what the caller gets:
+      `sip_term_status`). The socket sends the hangup command at once with USER_BUSY (1), CALL_REJECTED (2),
+      NORMAL_CLEARING (3), waits for CHANNEL_HANGUP_COMPLETE and the linger notice, and sends exit.
+      4. 7900 (answered): an event-locked 1 s tone playback, a second event-locked 0.5 s tone queued behind it,
+      then the hangup command (NORMAL_CLEARING), then a third event-locked playback queued behind the hangup. The
+      hangup runs after both tones; the third playback never runs.",
+    },
 ];
 
 /// What an outbound-call dialer reads on its inbound connection (SPEC §13).
@@ -1316,6 +1330,69 @@ mod log {
     }
 }
 
+/// `sendmsg call-command: hangup` (z4): what the caller gets on an unanswered channel for
+/// each cause voxbridge sends, and where the command runs among queued applications.
+async fn hangup_call_command(cap: &mut Capture) -> Result<()> {
+    for cause in ["USER_BUSY", "CALL_REJECTED", "NORMAL_CLEARING"] {
+        let (mut inb, a, job) = caller(cap, "7901", "&park()").await?;
+        inb.cmd(Command::event(
+            EventFormat::Plain,
+            &["CHANNEL_HANGUP_COMPLETE"],
+        )?)
+        .await?;
+        inb.cmd(Command::filter("Unique-ID", &a)?).await?;
+        let mut out = cap.accept().await?;
+        start_session(&mut out, EVENTS).await?;
+        let r = out.cmd(Command::hangup(cause)?).await?;
+        if !r.starts_with("+OK") {
+            bail!("call-command hangup {cause}: {r}");
+        }
+        out.event("CHANNEL_HANGUP").await?;
+        out.event("CHANNEL_HANGUP_COMPLETE").await?;
+        out.take("linger notice", |f| {
+            f.content_type() == "text/disconnect-notice"
+                && lookup(&f.headers, "Content-Disposition") == Some("linger")
+        })
+        .await?;
+        out.exit().await?;
+        inb.event_where("CHANNEL_HANGUP_COMPLETE", "Unique-ID", &a)
+            .await?;
+        caller_done(&mut inb, &job).await?;
+    }
+    let (mut inb, _a, job) = caller(cap, "7900", "&park()").await?;
+    let mut out = cap.accept().await?;
+    start_session(&mut out, EVENTS).await?;
+    inb.event_where("BACKGROUND_JOB", "Job-UUID", &job).await?;
+    let first = execute(&mut out, "playback", Some("tone_stream://%(1000,0,440)")).await?;
+    let second = execute(&mut out, "playback", Some("tone_stream://%(500,0,660)")).await?;
+    let r = out.cmd(Command::hangup("NORMAL_CLEARING")?).await?;
+    if !r.starts_with("+OK") {
+        bail!("call-command hangup: {r}");
+    }
+    let after = execute(&mut out, "playback", Some("tone_stream://%(500,0,880)")).await?;
+    execute_complete(&mut out, &first).await?;
+    execute_complete(&mut out, &second).await?;
+    out.event("CHANNEL_HANGUP").await?;
+    out.event("CHANNEL_HANGUP_COMPLETE").await?;
+    out.take("linger notice", |f| {
+        f.content_type() == "text/disconnect-notice"
+            && lookup(&f.headers, "Content-Disposition") == Some("linger")
+    })
+    .await?;
+    if out
+        .pending
+        .iter()
+        .any(|f| f.var("Application-UUID") == Some(after.as_str()))
+    {
+        bail!("the playback queued behind the hangup command ran");
+    }
+    cap.log.note(&format!(
+        "[OUTBOUND-SOCKET] no event for the playback queued behind the hangup (Application-UUID {after})"
+    ));
+    out.exit().await?;
+    inb.exit().await
+}
+
 async fn run(cap: &mut Capture, name: &str) -> Result<()> {
     match name {
         "i" => bridge(cap, "7002", "", true, "NORMAL_CLEARING").await,
@@ -1329,6 +1406,7 @@ async fn run(cap: &mut Capture, name: &str) -> Result<()> {
         "l" => dtmf_barge_in(cap).await,
         "z2" => callee_digits_matched(cap).await,
         "z3" => ringback_music(cap).await,
+        "z4" => hangup_call_command(cap).await,
         "q" => gather_flush_and_barge_in(cap).await,
         "m" => record(cap, false).await,
         "n" => record(cap, true).await,

@@ -71,6 +71,7 @@ fn short_demo_tells_each_call_and_exits_0() {
         busy,
         &[
             "the caller heard only ringing",
+            "voxbridge ended the call (call-command hangup USER_BUSY)",
             "refused before answer with SIP 486 (USER_BUSY)",
             "answered: no; billed 0 s",
             "HangupCause=USER_BUSY (17), HangupSource=Answer XML, HangupCauseName=Busy Line, BillDuration=0 s",
@@ -110,6 +111,7 @@ fn short_demo_tells_each_call_and_exits_0() {
     assert_has(
         broken,
         &[
+            "voxbridge ended the call (call-command hangup CALL_REJECTED)",
             "refused before answer with SIP 603 (CALL_REJECTED)",
             "HangupSource=Error, HangupCauseName=Error: invalid document: line 4, col 3: <Hangup> attribute reason=\"later\"",
         ],

@@ -28,7 +28,7 @@ async fn a_huge_loop_on_a_dead_url_costs_the_switch_one_failed_playback() {
 
     assert_eq!(
         requested(&r),
-        ["playback", "speak", "hangup"],
+        ["playback", "speak", "call-command hangup NORMAL_CLEARING"],
         "one failed playback, then the document goes on"
     );
     let cb = app.hangup_callback(&r.uuid).await;
@@ -50,8 +50,6 @@ async fn a_huge_loop_on_a_dead_url_costs_the_switch_one_failed_playback() {
 struct SwitchBehaviour {
     /// Applications it starts but never completes (media that plays on).
     hold: Vec<&'static str>,
-    /// `-ERR` to `sendmsg` executing `hangup`.
-    refuse_hangup_app: bool,
     /// `-ERR` to `api uuid_kill`.
     refuse_kill: bool,
     /// `-ERR` to `sendmsg` `call-command: hangup`.
@@ -137,11 +135,6 @@ async fn play_switch(
                 continue;
             }
             seen.push(format!("execute {app} {arg}").trim().to_string());
-            if app == "hangup" && how.refuse_hangup_app {
-                peer.send(&crate::esl_support::reply("-ERR refused by the test"))
-                    .await;
-                continue;
-            }
             peer.send(&crate::esl_support::reply("+OK")).await;
             let app_uuid = cmd.header("Event-UUID").unwrap_or_default().to_string();
             if app == "hangup" {
@@ -245,7 +238,7 @@ async fn wait_until_live(server: &Server, uuid: &str) {
 async fn a_hangup_the_switch_refuses_falls_back_to_uuid_kill_and_the_call_ends() {
     let (app, server) = raw_setup("<Speak>hi</Speak><Hangup reason=\"busy\"/>").await;
     let how = SwitchBehaviour {
-        refuse_hangup_app: true,
+        refuse_hangup_message: true,
         ..SwitchBehaviour::default()
     };
     let (uuid, task, _caller) = raw_call(&server, crate::esl_support::connect_reply, how);
@@ -253,10 +246,17 @@ async fn a_hangup_the_switch_refuses_falls_back_to_uuid_kill_and_the_call_ends()
         .await
         .expect("the call never ended")
         .unwrap();
+    let refused = seen.iter().position(|l| l == "sendmsg hangup USER_BUSY");
+    let kill = seen
+        .iter()
+        .position(|l| l == &format!("api uuid_kill {uuid} USER_BUSY"));
     assert!(
-        seen.iter()
-            .any(|l| l == &format!("api uuid_kill {uuid} USER_BUSY")),
-        "{seen:?}"
+        refused.is_some() && kill.is_some() && refused < kill,
+        "the hangup command, refused, then the kill: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|l| l.starts_with("execute hangup")),
+        "no hangup application: {seen:?}"
     );
     let cdr = server.cdr(&uuid).await;
     assert_eq!(cdr.source, "Answer XML");
@@ -367,7 +367,7 @@ async fn a_switch_timestamp_out_of_range_cannot_lose_the_call_record() {
         .unwrap();
 
     assert!(
-        seen.contains(&"execute hangup USER_BUSY".to_string()),
+        seen.contains(&"sendmsg hangup USER_BUSY".to_string()),
         "{seen:?}"
     );
     let cdr = server.cdr(&uuid).await;
@@ -421,7 +421,7 @@ async fn a_remote_document_cannot_redirect_to_file_in_any_spelling() {
             assert_eq!(cb.must("HangupSource"), "Error", "{target:?} from {asker}");
             assert_eq!(
                 requested(&r).last().map(String::as_str),
-                Some("hangup"),
+                Some("call-command hangup NORMAL_CLEARING"),
                 "{target:?} from {asker}"
             );
         }

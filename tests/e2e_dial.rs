@@ -187,7 +187,7 @@ async fn dial_no_answer_runs_the_next_element_on_the_still_unanswered_caller() {
     assert_refused(&r, 486, HangupCause::USER_BUSY);
     assert_eq!(
         ran(&r).last().map(String::as_str),
-        Some("hangup USER_BUSY"),
+        Some("call-command hangup USER_BUSY"),
         "{:?}",
         ran(&r)
     );

@@ -12,7 +12,7 @@
 use crate::e2e_support::*;
 use std::time::Duration;
 use voxbridge::cause::HangupCause;
-use voxbridge_sim::{AppStatus, Outcome};
+use voxbridge_sim::Outcome;
 
 const SPEED: f64 = 20.0;
 
@@ -35,11 +35,14 @@ async fn rule_1_hangup_is_immediate_and_nothing_after_it_runs_or_is_fetched() {
     assert_bye(&r, HangupCause::NORMAL_CLEARING);
     assert_eq!(
         ran(&r),
-        ["speak flite|slt|before", "hangup NORMAL_CLEARING"]
+        [
+            "speak flite|slt|before",
+            "call-command hangup NORMAL_CLEARING"
+        ]
     );
     assert_eq!(
         requested(&r),
-        ["speak", "hangup"],
+        ["speak", "call-command hangup NORMAL_CLEARING"],
         "nothing after the Hangup is sent"
     );
     assert_eq!(
@@ -73,7 +76,7 @@ async fn rule_1_elements_after_hangup_are_still_parsed_so_a_broken_one_is_an_err
 
     // Not a busy refusal: the document never ran (rule 8 on an unanswered call).
     assert_refused(&r, 603, HangupCause::CALL_REJECTED);
-    assert_eq!(ran(&r), ["hangup CALL_REJECTED"]);
+    assert_eq!(ran(&r), ["call-command hangup CALL_REJECTED"]);
     let cb = hangup_checked(
         &app,
         &r,
@@ -99,7 +102,7 @@ async fn rule_2_hangup_first_rejects_with_603_and_never_answers() {
     assert_refused(&r, 603, HangupCause::CALL_REJECTED);
     assert_eq!(
         requested(&r),
-        ["hangup"],
+        ["call-command hangup CALL_REJECTED"],
         "no answer or pre_answer before the Hangup"
     );
     assert_eq!(r.hangup_disposition.as_deref(), Some("send_refuse"));
@@ -125,7 +128,7 @@ async fn rule_2_busy_before_answer_is_486_never_answered_not_billed() {
     let r = report(sim.place_call(ringing(&url), server.esl)).await;
 
     assert_refused(&r, 486, HangupCause::USER_BUSY);
-    assert_eq!(requested(&r), ["hangup"]);
+    assert_eq!(requested(&r), ["call-command hangup USER_BUSY"]);
     let cb = hangup_checked(
         &app,
         &r,
@@ -164,7 +167,10 @@ async fn rule_2_hangup_without_reason_after_a_wait_is_480_never_answered() {
     let r = report(sim.place_call(ringing(&url), server.esl)).await;
 
     assert_refused(&r, 480, HangupCause::NORMAL_CLEARING);
-    assert_eq!(ran(&r), ["sleep 1000", "hangup NORMAL_CLEARING"]);
+    assert_eq!(
+        ran(&r),
+        ["sleep 1000", "call-command hangup NORMAL_CLEARING"]
+    );
     hangup_checked(
         &app,
         &r,
@@ -191,7 +197,13 @@ async fn rule_2_busy_after_a_speak_is_answered_and_the_bye_carries_user_busy() {
             q850: 17
         }
     );
-    assert_eq!(ran(&r), ["speak flite|slt|Please hold", "hangup USER_BUSY"]);
+    assert_eq!(
+        ran(&r),
+        [
+            "speak flite|slt|Please hold",
+            "call-command hangup USER_BUSY"
+        ]
+    );
     hangup_checked(
         &app,
         &r,
@@ -210,7 +222,7 @@ async fn rule_2_rejected_on_an_answered_call_is_a_bye_with_cause_21() {
     let r = report(sim.place_call(answered(&url), server.esl)).await;
 
     assert_bye(&r, HangupCause::CALL_REJECTED);
-    assert_eq!(requested(&r), ["hangup"]);
+    assert_eq!(requested(&r), ["call-command hangup CALL_REJECTED"]);
     hangup_checked(
         &app,
         &r,
@@ -246,7 +258,7 @@ async fn rule_2_hangup_after_early_media_refuses_without_answering() {
         [
             "pre_answer",
             "speak flite|slt|please wait",
-            "hangup USER_BUSY"
+            "call-command hangup USER_BUSY"
         ]
     );
     hangup_checked(
@@ -351,8 +363,9 @@ async fn rule_3_schedule_arms_the_switch_and_its_hangup_ends_a_long_speak() {
         "the Speak was cut short"
     );
     assert!(
-        !requested(&r).contains(&"hangup".to_string()),
-        "the later Hangup never ran"
+        r.hangup_commands.is_empty() && !requested(&r).contains(&"hangup".to_string()),
+        "the later Hangup never ran: {:?}",
+        requested(&r)
     );
     hangup_checked(
         &app,
@@ -410,7 +423,7 @@ async fn rule_3_schedule_with_nothing_after_it_ends_the_call_at_once() {
         [
             "speak flite|slt|hi",
             "sched_hangup +30 USER_BUSY",
-            "hangup NORMAL_CLEARING"
+            "call-command hangup NORMAL_CLEARING"
         ]
     );
     // The schedule would have fired at 30 s: half of that tells it did not wait.
@@ -476,7 +489,7 @@ async fn rule_3_redirect_to_a_document_without_schedule_cancels_it() {
             "sched_hangup +2 NORMAL_CLEARING",
             "sched_cancel",
             "speak flite|slt|five seconds of talk",
-            "hangup USER_BUSY"
+            "call-command hangup USER_BUSY"
         ]
     );
     hangup_checked(
@@ -504,7 +517,10 @@ async fn rule_4_first_hangup_wins_the_second_is_never_sent() {
     let r = report(sim.place_call(ringing(&url), server.esl)).await;
 
     assert_bye(&r, HangupCause::USER_BUSY);
-    assert_eq!(ran(&r), ["speak flite|slt|hi", "hangup USER_BUSY"]);
+    assert_eq!(
+        ran(&r),
+        ["speak flite|slt|hi", "call-command hangup USER_BUSY"]
+    );
     assert!(commands_with(&r, "uuid_kill").is_empty());
     hangup_checked(
         &app,
@@ -610,7 +626,11 @@ async fn rule_4_caller_hangs_up_while_the_document_is_fetched_and_nothing_is_sen
     .await;
 
     assert_eq!(r.sip_code(), Some(487));
-    assert!(r.apps.is_empty(), "nothing executed: {:?}", r.apps);
+    assert!(
+        r.apps.is_empty() && r.hangup_commands.is_empty(),
+        "nothing executed: {:?}",
+        requested(&r)
+    );
     assert!(commands_with(&r, "uuid_kill").is_empty());
     assert_eq!(app.hits_on("/doc/slow").len(), 1);
     hangup_checked(
@@ -843,7 +863,7 @@ async fn rule_5_a_post_call_document_runs_in_post_call_mode() {
     assert!(server
         .log_text()
         .contains("skipped Speak (call already ended)"));
-    assert_eq!(requested(&r), ["hangup"]);
+    assert_eq!(requested(&r), ["call-command hangup USER_BUSY"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -914,7 +934,10 @@ async fn rule_6_end_of_document_is_normal_clearing_end_of_xml_instructions() {
     assert_bye(&r, HangupCause::NORMAL_CLEARING);
     assert_eq!(
         ran(&r),
-        ["speak flite|slt|that is all", "hangup NORMAL_CLEARING"]
+        [
+            "speak flite|slt|that is all",
+            "call-command hangup NORMAL_CLEARING"
+        ]
     );
     hangup_checked(
         &app,
@@ -962,7 +985,11 @@ async fn rule_7_empty_response_leaves_the_call_ringing_until_the_caller_hangs_up
     ))
     .await;
 
-    assert!(r.apps.is_empty(), "nothing executed: {:?}", r.apps);
+    assert!(
+        r.apps.is_empty() && r.hangup_commands.is_empty(),
+        "nothing executed: {:?}",
+        requested(&r)
+    );
     assert!(commands_with(&r, "uuid_kill").is_empty());
     assert!(
         r.hangup_at.unwrap() >= Duration::from_secs(30),
@@ -1000,7 +1027,11 @@ async fn rule_7_empty_response_times_out_with_allotted_timeout() {
         "not before the timeout"
     );
     assert_bye(&r, HangupCause::ALLOTTED_TIMEOUT);
-    assert!(r.apps.is_empty());
+    assert!(
+        r.apps.is_empty() && r.hangup_commands.is_empty(),
+        "{:?}",
+        requested(&r)
+    );
     assert_eq!(commands_with(&r, "uuid_kill").len(), 1);
     hangup_checked(
         &app,
@@ -1050,7 +1081,10 @@ async fn rule_8_answer_url_down_the_fallback_url_is_used() {
     assert_bye(&r, HangupCause::USER_BUSY);
     assert_eq!(
         ran(&r),
-        ["speak flite|slt|from the fallback", "hangup USER_BUSY"]
+        [
+            "speak flite|slt|from the fallback",
+            "call-command hangup USER_BUSY"
+        ]
     );
     assert_eq!(
         app.hits_on("/doc/down").len(),
@@ -1083,7 +1117,7 @@ async fn rule_8_answer_and_fallback_down_before_answer_rejects_with_source_error
     .await;
 
     assert_refused(&r, 603, HangupCause::CALL_REJECTED);
-    assert_eq!(requested(&r), ["hangup"]);
+    assert_eq!(requested(&r), ["call-command hangup CALL_REJECTED"]);
     assert_eq!(
         app.hits_on("/doc/fallback-down").len(),
         1,
@@ -1134,7 +1168,7 @@ async fn rule_8_invalid_document_takes_the_error_path_with_the_parse_error_in_lo
     assert_refused(&r, 603, HangupCause::CALL_REJECTED);
     assert_eq!(
         requested(&r),
-        ["hangup"],
+        ["call-command hangup CALL_REJECTED"],
         "nothing of an invalid document runs"
     );
     let cb = hangup_checked(
@@ -1226,7 +1260,7 @@ async fn rule_9_hangup_with_text_is_a_document_error_naming_the_line() {
     let r = report(sim.place_call(ringing(&url), server.esl)).await;
 
     assert_refused(&r, 603, HangupCause::CALL_REJECTED);
-    assert_eq!(requested(&r), ["hangup"]);
+    assert_eq!(requested(&r), ["call-command hangup CALL_REJECTED"]);
     let cb = hangup_checked(
         &app,
         &r,
@@ -1252,10 +1286,8 @@ async fn rule_9_hangup_with_a_child_element_is_a_document_error_naming_the_line(
     let r = report(sim.place_call(answered(&url), server.esl)).await;
 
     assert_bye(&r, HangupCause::NORMAL_CLEARING);
-    assert!(r
-        .apps
-        .iter()
-        .all(|a| a.name == "hangup" && a.status == AppStatus::Completed));
+    assert!(r.apps.is_empty(), "{:?}", r.apps);
+    assert_eq!(ran(&r), ["call-command hangup NORMAL_CLEARING"]);
     let cb = hangup_checked(
         &app,
         &r,
@@ -1325,7 +1357,11 @@ async fn speak_loop_0_repeats_until_the_caller_hangs_up() {
     );
     let speaks = r.apps.iter().filter(|a| a.name == "speak").count();
     assert!(speaks >= 3, "repeated until the caller left: {speaks} runs");
-    assert!(!requested(&r).contains(&"hangup".to_string()));
+    assert!(
+        r.hangup_commands.is_empty() && !requested(&r).contains(&"hangup".to_string()),
+        "{:?}",
+        requested(&r)
+    );
     hangup_checked(
         &app,
         &r,
@@ -1413,7 +1449,10 @@ async fn rule_8_a_remote_document_may_not_redirect_to_a_local_file() {
     let r = report(sim.place_call(ringing(&url), server.esl)).await;
 
     assert_bye(&r, HangupCause::NORMAL_CLEARING);
-    assert_eq!(ran(&r), ["speak flite|slt|hi", "hangup NORMAL_CLEARING"]);
+    assert_eq!(
+        ran(&r),
+        ["speak flite|slt|hi", "call-command hangup NORMAL_CLEARING"]
+    );
     let cb = hangup_checked(
         &app,
         &r,

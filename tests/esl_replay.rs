@@ -1606,6 +1606,9 @@ fn our_encoding(sent: &[u8]) -> Vec<u8> {
             assert_eq!(String::from_utf8(bytes).unwrap(), expected);
             return sent.to_vec();
         }
+        "sendmsg" if h("call-command") == Some("hangup") => {
+            Command::hangup(h("hangup-cause").unwrap()).unwrap()
+        }
         "sendmsg" => {
             assert_eq!(h("call-command"), Some("execute"));
             Command::execute(&Execute {
@@ -1711,4 +1714,107 @@ fn v_a_ringback_file_string_is_early_media_to_the_caller_before_the_answer() {
         ts(bridge) - ts(media) > 1_000_000,
         "7008 rings ~2 s: the music came long before the answer"
     );
+}
+
+/// Transcript z4 (issue 16): `sendmsg` `call-command: hangup` runs no application, gives
+/// the caller the SIP code the `hangup` app gave (486 / 603 / 480 before an answer), and
+/// queues like an app: behind event-locked playbacks, and nothing after it runs.
+#[test]
+fn z4_the_hangup_command_runs_no_app_keeps_the_caller_s_code_and_queues_like_an_app() {
+    let frames = fixture("z4");
+    let conns = decode_connections(&frames, usize::MAX);
+    for chunk in [1, 1500] {
+        assert_eq!(
+            decode_connections(&frames, chunk),
+            conns,
+            "{chunk}-byte reads"
+        );
+    }
+    let sent: Vec<&TranscriptFrame> = frames.iter().filter(|f| !f.from_switch).collect();
+    for f in &sent {
+        assert_eq!(
+            String::from_utf8_lossy(&our_encoding(&f.bytes)),
+            String::from_utf8_lossy(&f.bytes)
+        );
+    }
+    let hangup_commands = sent
+        .iter()
+        .filter(|f| f.bytes.starts_with(b"sendmsg\ncall-command: hangup\n"))
+        .count();
+    assert_eq!(hangup_commands, 4);
+    let msgs =
+        |conn: &str| -> Vec<Message> { conns[conn].iter().map(|(m, _)| m.clone()).collect() };
+    // All four INBOUND-ESL connections read as one: the calling legs' ends in call order.
+    let inb = msgs("INBOUND#1");
+    let caller_ends = events(&inb, "CHANNEL_HANGUP_COMPLETE");
+    let jobs = events(&inb, "BACKGROUND_JOB");
+    for (n, cause, sip, q850) in [
+        (1, "USER_BUSY", "486", "17"),
+        (2, "CALL_REJECTED", "603", "21"),
+        (3, "NORMAL_CLEARING", "480", "16"),
+    ] {
+        let out = msgs(&format!("OUTBOUND#{n}"));
+        let hangup = &events(&out, "CHANNEL_HANGUP")[0];
+        assert_eq!(hangup.hangup_cause(), Some(cause), "call {n}");
+        for e in events(&out, "CHANNEL_EXECUTE")
+            .iter()
+            .chain(&events(&out, "CHANNEL_EXECUTE_COMPLETE"))
+        {
+            // Only the dialplan's own `socket` app: no `hangup` app ran.
+            assert_eq!(e.application(), Some("socket"), "call {n}");
+        }
+        let end = &events(&out, "CHANNEL_HANGUP_COMPLETE")[0];
+        assert_eq!(end.variable("sip_hangup_disposition"), Some("send_refuse"));
+        assert_eq!(end.variable("hangup_cause_q850"), Some(q850));
+        assert_eq!(end.variable("answer_epoch"), Some("0"), "never answered");
+        let caller = &caller_ends[n - 1];
+        assert_eq!(caller.hangup_cause(), Some(cause), "call {n}");
+        assert_eq!(caller.variable("sip_term_status"), Some(sip), "call {n}");
+        assert_eq!(
+            caller.variable("sip_hangup_disposition"),
+            Some("recv_refuse")
+        );
+        assert_eq!(jobs[n - 1].body(), Some(format!("-ERR {cause}\n").as_str()));
+    }
+    // Call 4, answered: two tones queued, the hangup, a third tone after it.
+    let out = msgs("OUTBOUND#4");
+    let steps: Vec<String> = out
+        .iter()
+        .filter_map(|m| match m {
+            Message::Event(e)
+                if e.is("CHANNEL_EXECUTE")
+                    || e.is("CHANNEL_EXECUTE_COMPLETE")
+                    || e.is("CHANNEL_HANGUP") =>
+            {
+                Some(format!(
+                    "{} {}",
+                    e.name(),
+                    e.application_data().unwrap_or("")
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "CHANNEL_EXECUTE tone_stream://%(1000,0,440)",
+            "CHANNEL_EXECUTE_COMPLETE tone_stream://%(1000,0,440)",
+            "CHANNEL_EXECUTE tone_stream://%(500,0,660)",
+            "CHANNEL_EXECUTE_COMPLETE tone_stream://%(500,0,660)",
+            "CHANNEL_HANGUP ",
+            "CHANNEL_EXECUTE_COMPLETE 127.0.0.1:8094 async full",
+        ],
+        "the hangup waits for both tones; the tone sent after it never runs"
+    );
+    let second_done = &events(&out, "CHANNEL_EXECUTE_COMPLETE")[1];
+    let hangup = &events(&out, "CHANNEL_HANGUP")[0];
+    assert_eq!(hangup.hangup_cause(), Some("NORMAL_CLEARING"));
+    assert_eq!(
+        hangup.header("Event-Date-Timestamp"),
+        second_done.header("Event-Date-Timestamp"),
+        "at once after the second tone"
+    );
+    let end = &events(&out, "CHANNEL_HANGUP_COMPLETE")[0];
+    assert_eq!(end.variable("sip_hangup_disposition"), Some("send_bye"));
 }

@@ -59,7 +59,12 @@ async fn gather_menu_barge_in_stops_the_prompt_within_200ms_and_the_action_docum
     assert_eq!(commands_with(&r, "uuid_break").len(), 1, "one barge-in");
     assert_eq!(
         requested(&r),
-        ["flush_dtmf", "speak", "speak", "hangup"],
+        [
+            "flush_dtmf",
+            "speak",
+            "speak",
+            "call-command hangup NORMAL_CLEARING"
+        ],
         "the second prompt and the element after the Gather never run"
     );
     assert!(ran(&r).contains(&"speak flite|slt|Support, please hold.".to_string()));
@@ -135,7 +140,7 @@ async fn gather_no_input_goes_on_with_the_next_element_without_a_request() {
             "flush_dtmf".to_string(),
             format!("speak flite|slt|{PROMPT}"),
             "speak flite|slt|We did not get your choice. Goodbye.".to_string(),
-            "hangup NORMAL_CLEARING".to_string(),
+            "call-command hangup NORMAL_CLEARING".to_string(),
         ]
     );
     let prompt_end = app_named(&r, "speak", PROMPT).ended_at.unwrap();

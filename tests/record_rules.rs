@@ -151,7 +151,16 @@ async fn record_voicemail_max_length_5_finish_on_key_is_a_wav_the_action_record_
 
     assert_eq!(
         requested(&r),
-        ["speak", "playback", "set", "set", "record", "unset", "speak", "hangup"],
+        [
+            "speak",
+            "playback",
+            "set",
+            "set",
+            "record",
+            "unset",
+            "speak",
+            "call-command hangup NORMAL_CLEARING"
+        ],
         "the beep, the finish keys, the record, then the next element (redirect=false)"
     );
     let record = app_named(&r, "record");
@@ -276,7 +285,14 @@ async fn record_ends_on_max_length_on_silence_and_on_hangup_each_named() {
     );
     assert_eq!(
         requested(&max),
-        ["set", "set", "record", "unset", "speak", "hangup"],
+        [
+            "set",
+            "set",
+            "record",
+            "unset",
+            "speak",
+            "call-command hangup NORMAL_CLEARING"
+        ],
         "no beep; the action's document replaced the rest"
     );
     assert!(ran(&max).contains(&"speak flite|slt|Got it.".to_string()));
@@ -332,7 +348,12 @@ async fn record_session_records_the_whole_call_including_a_speak_and_goes_on_at_
     );
     assert_eq!(
         requested(&r),
-        ["record_session", "speak", "sleep", "hangup"],
+        [
+            "record_session",
+            "speak",
+            "sleep",
+            "call-command hangup NORMAL_CLEARING"
+        ],
         "it answers, starts the recording and goes on at once"
     );
     let started = app_named(&r, "record_session").started_at.unwrap();
@@ -470,7 +491,11 @@ async fn record_inside_gather_is_a_document_error_naming_line_and_column_at_run_
     );
     let r = report(sim(SPEED).place_call(ringing(&url), server.esl)).await;
 
-    assert_eq!(requested(&r), ["hangup"], "nothing of it runs");
+    assert_eq!(
+        requested(&r),
+        ["call-command hangup CALL_REJECTED"],
+        "nothing of it runs"
+    );
     let cb = app.hangup_callback(&r.uuid).await;
     assert_eq!(cb.must("HangupSource"), "Error");
     let name = cb.must("HangupCauseName");
@@ -568,7 +593,16 @@ async fn record_voxml_verb_runs_with_snake_case_fields() {
     let script = answered(&url).dtmf_during_app(3, Duration::from_secs(1), "#");
     let r = report(sim(SPEED).place_call(script, server.esl)).await;
 
-    assert_eq!(requested(&r), ["set", "set", "record", "unset", "hangup"]);
+    assert_eq!(
+        requested(&r),
+        [
+            "set",
+            "set",
+            "record",
+            "unset",
+            "call-command hangup USER_BUSY"
+        ]
+    );
     let action = hit_on(&app, "/act", &r.uuid).await;
     let (id, ms) = check_fields(&action, &server, "FinishedOnKey", "#");
     assert!((800..=1600).contains(&ms), "{ms}");

@@ -925,3 +925,61 @@ async fn a_ringing_callee_killed_with_a_no_answer_cause_leaves_the_caller_up() {
     let (_p, r) = finish(p, call).await;
     assert!(!r.answered());
 }
+
+/// Transcript z4: `call-command: hangup` queues like an app behind event-locked ones,
+/// runs no application (no EXECUTE pair), and what is sent after it never runs; the
+/// report keeps it apart from the apps, in its place among them.
+#[tokio::test]
+async fn the_hangup_command_queues_behind_locked_apps_and_is_reported_apart() {
+    let (_sim, call, mut p) = setup(20.0, CallScript::answered()).await;
+    p.start().await;
+    p.execute("playback", "tone_stream://%(1000,0,440)", true)
+        .await;
+    p.execute("playback", "tone_stream://%(500,0,660)", true)
+        .await;
+    assert_eq!(
+        p.cmd("sendmsg\ncall-command: hangup\nhangup-cause: USER_BUSY")
+            .await,
+        "+OK"
+    );
+    p.execute("playback", "tone_stream://%(500,0,880)", true)
+        .await;
+    p.until_event("CHANNEL_HANGUP_COMPLETE").await;
+    let (p, r) = finish(p, call).await;
+    assert_eq!(r.bye_cause(), Some(HangupCause::USER_BUSY));
+    assert_eq!(r.executed(), ["playback", "playback"]);
+    assert_eq!(r.skipped(), ["playback"]);
+    assert_eq!(
+        r.requested_where(|_| true),
+        [
+            "playback",
+            "playback",
+            "call-command hangup USER_BUSY",
+            "playback"
+        ]
+    );
+    assert_eq!(r.hangups_run(), ["call-command hangup USER_BUSY"]);
+    let executed: Vec<String> = p
+        .frames
+        .iter()
+        .map(crate::sim_support::event_headers)
+        .filter(|h| get(h, "Event-Name") == Some("CHANNEL_EXECUTE"))
+        .filter_map(|h| get(&h, "Application").map(str::to_string))
+        .collect();
+    assert_eq!(executed, ["playback", "playback"], "no hangup application");
+
+    // Sent on a channel already down: recorded, never run.
+    let (_sim, call, mut p) = setup(20.0, CallScript::answered()).await;
+    p.start().await;
+    p.execute("hangup", "NORMAL_CLEARING", true).await;
+    p.until_event("CHANNEL_HANGUP").await;
+    assert_eq!(
+        p.cmd("sendmsg\ncall-command: hangup\nhangup-cause: CALL_REJECTED")
+            .await,
+        "+OK"
+    );
+    let (_, r) = finish(p, call).await;
+    assert_eq!(r.bye_cause(), Some(HangupCause::NORMAL_CLEARING));
+    assert!(r.hangups_run().is_empty());
+    assert_eq!(r.hangup_commands[0].status, AppStatus::Skipped);
+}

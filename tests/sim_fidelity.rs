@@ -7,7 +7,8 @@
 //! sequence and the behaviour headers are compared (see [`Compare::Sequence`]), and for
 //! the Dial's transcripts (u)–(y) also the bridge's result variables; (o) and
 //! (p) are replayed with both clients, inbound and socket server, and so is (o2), the
-//! socket app in static mode.
+//! socket app in static mode. (z4), the `call-command: hangup` voxbridge ends calls
+//! with, is replayed call by call (one outbound socket each).
 
 use crate::sim_support::{assert_same_shape, decode, label, WAIT};
 use bytes::BytesMut;
@@ -22,9 +23,14 @@ use voxbridge_sim::{CallScript, Callee, LingerNotice, Sim, SimConfig};
 const SPEED: f64 = 20.0;
 
 fn fixture(name: &str) -> Vec<TranscriptFrame> {
+    fixture_socket(name, 1)
+}
+
+/// The frames of the transcript's `socket`-th outbound connection (z4 has four calls).
+fn fixture_socket(name: &str, socket: u32) -> Vec<TranscriptFrame> {
     crate::sim_support::fixture(name)
         .into_iter()
-        .filter(|f| f.connection == Connection::Outbound && f.socket == 1)
+        .filter(|f| f.connection == Connection::Outbound && f.socket == socket)
         .collect()
 }
 
@@ -146,7 +152,18 @@ async fn replay_killing(
     compare: Compare,
     kill: Option<(Duration, Victim)>,
 ) -> Vec<Frame> {
-    let frames = fixture(file);
+    replay_frames(file, fixture(file), script, config, compare, kill).await
+}
+
+/// [`replay_killing`] of the given frames of `file`.
+async fn replay_frames(
+    file: &str,
+    frames: Vec<TranscriptFrame>,
+    script: CallScript,
+    config: SimConfig,
+    compare: Compare,
+    kill: Option<(Duration, Victim)>,
+) -> Vec<Frame> {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let config_dir = config.recordings_dir.to_string_lossy().into_owned();
@@ -1141,4 +1158,82 @@ async fn p4_originate_socket_time_limit_armed_at_answer() {
         Some("ALLOTTED_TIMEOUT")
     );
     assert!(background_job_body(&r.inbound).starts_with("+OK "));
+}
+
+/// z4: `call-command: hangup` on an unanswered channel, one call per cause. The
+/// simulator hangs up with the same cause and no application runs for it. Call 1
+/// (USER_BUSY, socket 1) is left out: its socket got the channel's earlier events
+/// (CHANNEL_STATE, the `socket` app's CHANNEL_EXECUTE, CHANNEL_PARK) 0.5 s late, after
+/// the linger notice — the switch's event dispatch, not the command; calls 2 and 3 did
+/// not. USER_BUSY's 486 is checked end to end (`e2e_rules`, the live suite).
+#[tokio::test]
+async fn z4_hangup_call_command_unanswered() {
+    let file = "z4-hangup-call-command.txt";
+    for (socket, cause) in [(2, "CALL_REJECTED"), (3, "NORMAL_CLEARING")] {
+        let got = replay_frames(
+            file,
+            fixture_socket(file, socket),
+            CallScript::ringing(),
+            config(Duration::ZERO, LingerNotice::AfterHangupComplete),
+            Compare::Sequence,
+            None,
+        )
+        .await;
+        let hangup = &events_named(&got, "CHANNEL_HANGUP")[0];
+        assert_eq!(
+            crate::sim_support::get(hangup, "Hangup-Cause"),
+            Some(cause),
+            "socket {socket}"
+        );
+        assert!(
+            events_named(&got, "CHANNEL_EXECUTE")
+                .iter()
+                .all(|h| crate::sim_support::get(h, "Application") == Some("socket")),
+            "socket {socket}: no application of ours ran"
+        );
+    }
+}
+
+/// z4 socket 4: the command queued behind two event-locked playbacks runs when the
+/// second ends, and the playback sent after it never runs.
+#[tokio::test]
+async fn z4_hangup_call_command_queued_behind_playbacks() {
+    let file = "z4-hangup-call-command.txt";
+    let got = replay_frames(
+        file,
+        fixture_socket(file, 4),
+        CallScript::answered(),
+        config(Duration::ZERO, LingerNotice::AfterHangupComplete),
+        Compare::Sequence,
+        None,
+    )
+    .await;
+    let names: Vec<String> = got
+        .iter()
+        .map(crate::sim_support::event_headers)
+        .filter_map(|h| {
+            let name = crate::sim_support::get(&h, "Event-Name")?;
+            // The `socket` app's data is each listener's address.
+            let app = match crate::sim_support::get(&h, "Application") {
+                Some("socket") => "socket",
+                _ => crate::sim_support::get(&h, "Application-Data").unwrap_or(""),
+            };
+            matches!(
+                name,
+                "CHANNEL_EXECUTE" | "CHANNEL_EXECUTE_COMPLETE" | "CHANNEL_HANGUP"
+            )
+            .then(|| format!("{name} {app}").trim().to_string())
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "CHANNEL_EXECUTE tone_stream://%(1000,0,440)",
+            "CHANNEL_EXECUTE_COMPLETE tone_stream://%(1000,0,440)",
+            "CHANNEL_EXECUTE tone_stream://%(500,0,660)",
+            "CHANNEL_EXECUTE_COMPLETE tone_stream://%(500,0,660)",
+            "CHANNEL_HANGUP",
+            "CHANNEL_EXECUTE_COMPLETE socket",
+        ]
+    );
 }

@@ -97,6 +97,19 @@ pub fn tell(number: usize, of: usize, f: &CallFacts<'_>) -> Story {
         let _ = writeln!(out, "  {at}{}{repeat}", app_words(app));
     }
 
+    // voxbridge hangs up with `sendmsg call-command: hangup` (no application runs for it).
+    for h in r
+        .hangup_commands
+        .iter()
+        .filter(|h| h.status == AppStatus::Completed)
+    {
+        let at = r
+            .hangup_at
+            .map(|t| format!("at {:>5} ", secs(t)))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {at}voxbridge ended the call ({})", h.label());
+    }
+
     let _ = writeln!(out, "  ended: {}", ending_words(r));
     match r.answered_at {
         Some(at) => {
@@ -196,7 +209,6 @@ fn app_words(app: &AppRecord) -> String {
             "a hangup was armed inside the switch (sched_hangup {})",
             app.arg
         ),
-        "hangup" => format!("voxbridge ended the call (hangup {})", app.arg),
         other if app.arg.is_empty() => format!("the switch ran {other}"),
         other => format!("the switch ran {other} {}", app.arg),
     };

@@ -334,24 +334,25 @@ pub async fn report(call: CallHandle) -> CallReport {
         .unwrap_or_else(|| panic!("call {uuid} did not end within {PATIENCE:?}"))
 }
 
-/// Names of every application voxbridge asked the switch to execute, in order.
+/// Names of every application voxbridge asked the switch to execute, in order, with its
+/// hangup commands among them as `call-command hangup <CAUSE>`.
 pub fn requested(r: &CallReport) -> Vec<String> {
-    r.apps.iter().map(|a| a.name.clone()).collect()
+    r.requested_where(|_| true)
 }
 
-/// Names (and arguments) of the applications that ran.
+/// Names (and arguments) of the applications that ran, with the hangup command that
+/// hung the channel up as `call-command hangup <CAUSE>`.
 pub fn ran(r: &CallReport) -> Vec<String> {
-    r.apps
-        .iter()
-        .filter(|a| a.status == voxbridge_sim::AppStatus::Completed)
-        .map(|a| {
+    r.requested_as(
+        |s| s == voxbridge_sim::AppStatus::Completed,
+        |a| {
             if a.arg.is_empty() {
                 a.name.clone()
             } else {
                 format!("{} {}", a.name, a.arg)
             }
-        })
-        .collect()
+        },
+    )
 }
 
 /// Raw commands voxbridge sent that contain `needle`.

@@ -35,7 +35,7 @@ use super::channel::{Channel, ChannelParams, HangupSide, OtherLeg};
 use super::command::{Command, CommandReader};
 use super::event::Subscriptions;
 use super::registry::Leg;
-use super::report::{AppRecord, AppStatus, CallReport, ChanMsg, Outcome};
+use super::report::{AppRecord, AppStatus, CallReport, ChanMsg, HangupCommandRecord, Outcome};
 use super::script::{CallScript, Callee, CallerAction, PlayLength};
 use super::wire::{self, EventFormat, SimEvent};
 use super::{LingerNotice, Shared};
@@ -168,7 +168,11 @@ struct ExecMsg {
 #[derive(Clone, Debug)]
 enum Queued {
     Execute(ExecMsg),
-    Hangup(HangupCause),
+    /// `call-command: hangup`; `record` indexes [`CallReport::hangup_commands`].
+    Hangup {
+        cause: HangupCause,
+        record: usize,
+    },
 }
 
 /// An app on the execution stack (innermost last).
@@ -895,8 +899,16 @@ impl Call {
                     .header("hangup-cause")
                     .map(HangupCause::parse_switch)
                     .unwrap_or(HangupCause::NORMAL_CLEARING);
-                if !self.ch.is_down() {
-                    self.queue.push_back(Queued::Hangup(cause));
+                let record = self.report.hangup_commands.len();
+                self.report.hangup_commands.push(HangupCommandRecord {
+                    cause,
+                    after_apps: self.report.apps.len(),
+                    status: AppStatus::Pending,
+                });
+                if self.ch.is_down() {
+                    self.report.hangup_commands[record].status = AppStatus::Skipped;
+                } else {
+                    self.queue.push_back(Queued::Hangup { cause, record });
                 }
             }
             // unicast, nomedia, xferext and unknown commands: nothing the simulator models.
@@ -1224,7 +1236,10 @@ impl Call {
             };
             match q {
                 Queued::Execute(msg) => self.start_exec(msg, 1),
-                Queued::Hangup(cause) => self.hangup(cause, HangupSide::Local),
+                Queued::Hangup { cause, record } => {
+                    self.report.hangup_commands[record].status = AppStatus::Completed;
+                    self.hangup(cause, HangupSide::Local);
+                }
             }
         }
     }
@@ -2000,8 +2015,11 @@ impl Call {
     fn uuid_break(&mut self, all: bool) {
         if all {
             for q in self.queue.drain(..) {
-                if let Queued::Execute(m) = q {
-                    self.report.apps[m.record].status = AppStatus::Flushed;
+                match q {
+                    Queued::Execute(m) => self.report.apps[m.record].status = AppStatus::Flushed,
+                    Queued::Hangup { record, .. } => {
+                        self.report.hangup_commands[record].status = AppStatus::Flushed
+                    }
                 }
             }
         }
@@ -2213,8 +2231,11 @@ impl Call {
             });
         }
         for q in self.queue.drain(..) {
-            if let Queued::Execute(m) = q {
-                self.report.apps[m.record].status = AppStatus::Skipped;
+            match q {
+                Queued::Execute(m) => self.report.apps[m.record].status = AppStatus::Skipped,
+                Queued::Hangup { record, .. } => {
+                    self.report.hangup_commands[record].status = AppStatus::Skipped
+                }
             }
         }
         if self.script.sync && self.sock_open {
@@ -2356,6 +2377,11 @@ impl Call {
         for a in &mut r.apps {
             if a.status == AppStatus::Pending && self.ch.is_down() {
                 a.status = AppStatus::Skipped;
+            }
+        }
+        for h in &mut r.hangup_commands {
+            if h.status == AppStatus::Pending && self.ch.is_down() {
+                h.status = AppStatus::Skipped;
             }
         }
         match self.ch.hangup {

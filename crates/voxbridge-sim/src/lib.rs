@@ -49,7 +49,7 @@ mod wire;
 pub use clock::SimClock;
 pub use command::{Command, CommandReader};
 pub use inbound::InboundServer;
-pub use report::{AppRecord, AppStatus, CallHandle, CallReport, Outcome};
+pub use report::{AppRecord, AppStatus, CallHandle, CallReport, HangupCommandRecord, Outcome};
 pub use script::{CallScript, Callee, CalleeMedia, CallerAction, PlayLength};
 pub use wire::{EventFormat, SimEvent};
 

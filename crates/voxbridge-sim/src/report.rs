@@ -65,6 +65,26 @@ pub struct AppRecord {
     pub runs: u32,
 }
 
+/// One `sendmsg` `call-command: hangup` (no application: no EXECUTE pair, not in
+/// [`CallReport::apps`]), in the order received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HangupCommandRecord {
+    /// `hangup-cause` (NORMAL_CLEARING when absent).
+    pub cause: HangupCause,
+    /// How many `sendmsg execute`s came before it: its place among [`CallReport::apps`].
+    pub after_apps: usize,
+    /// `Completed`: it hung the channel up; `Skipped`: the channel was down before it
+    /// could run; `Flushed`: discarded by `uuid_break all`; `Pending`: still queued.
+    pub status: AppStatus,
+}
+
+impl HangupCommandRecord {
+    /// `call-command hangup <CAUSE>`: how tests list it among application names.
+    pub fn label(&self) -> String {
+        format!("call-command hangup {}", self.cause.name())
+    }
+}
+
 /// Everything a test wants to know about one call.
 #[derive(Clone, Debug)]
 pub struct CallReport {
@@ -90,6 +110,8 @@ pub struct CallReport {
     pub duration_secs: i64,
     pub billsec: i64,
     pub apps: Vec<AppRecord>,
+    /// Every `call-command: hangup` received, in order.
+    pub hangup_commands: Vec<HangupCommandRecord>,
     /// Every command received on the socket, raw text, in order.
     pub commands: Vec<String>,
     /// Names of the events written to the socket, in order.
@@ -135,6 +157,48 @@ impl CallReport {
             .iter()
             .filter(|a| a.status == AppStatus::Completed)
             .map(|a| a.name.as_str())
+            .collect()
+    }
+
+    /// What the client asked the switch to do, in order: each application's name and
+    /// each hangup command's [`HangupCommandRecord::label`], with `keep` choosing by
+    /// status.
+    pub fn requested_where(&self, keep: impl Fn(AppStatus) -> bool) -> Vec<String> {
+        self.requested_as(keep, |a| a.name.clone())
+    }
+
+    /// [`CallReport::requested_where`] with each application written as `app_label` says.
+    pub fn requested_as(
+        &self,
+        keep: impl Fn(AppStatus) -> bool,
+        app_label: impl Fn(&AppRecord) -> String,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut hangups = self.hangup_commands.iter().peekable();
+        for (i, app) in self.apps.iter().enumerate() {
+            while let Some(h) = hangups.next_if(|h| h.after_apps <= i) {
+                if keep(h.status) {
+                    out.push(h.label());
+                }
+            }
+            if keep(app.status) {
+                out.push(app_label(app));
+            }
+        }
+        out.extend(
+            hangups
+                .filter(|h| keep(h.status))
+                .map(HangupCommandRecord::label),
+        );
+        out
+    }
+
+    /// The hangup commands that ran (hung the channel up), as labels.
+    pub fn hangups_run(&self) -> Vec<String> {
+        self.hangup_commands
+            .iter()
+            .filter(|h| h.status == AppStatus::Completed)
+            .map(HangupCommandRecord::label)
             .collect()
     }
 
@@ -222,6 +286,7 @@ impl CallReport {
             duration_secs: 0,
             billsec: 0,
             apps: Vec::new(),
+            hangup_commands: Vec::new(),
             commands: Vec::new(),
             events: Vec::new(),
         }

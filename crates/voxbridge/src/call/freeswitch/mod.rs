@@ -30,6 +30,10 @@
 //!   caller verbatim, so before the first argument that contains `${` the driver sets
 //!   `app_disable_expand_variables=true` on the channel (once; calls without such text
 //!   pay nothing).
+//! - The engine's own `Hangup` (a Hangup/Reject element, the end of the document, a
+//!   document error) is `sendmsg` `call-command: hangup` with `hangup-cause`, not the
+//!   `hangup` application: the switch queues it like an app and the caller gets the same
+//!   cause, without an EXECUTE pair built for it (issue 16, transcript z4).
 //! - `Kill` (REST hangup, empty-document timeout) is `api uuid_kill <uuid> <cause>` on the
 //!   call's own socket: it takes effect even while an event-locked playback runs. Its reply
 //!   (and that of the `sendmsg` hangup the engine may fall back to) is fed back to the
@@ -650,6 +654,15 @@ impl CallTask {
                     if matches!(op, ChannelOp::Answer) {
                         // `api uuid_answer`, not the `answer` app (see `SwitchCommand::Answer`).
                         let _ = self.to_switch.send(SwitchCommand::Answer { event_uuid });
+                        continue;
+                    }
+                    if let ChannelOp::Hangup { cause } = op {
+                        // `call-command: hangup`, not the `hangup` app (see
+                        // `SwitchCommand::Hangup`).
+                        tracing::debug!(cause = %cause, "hangup command");
+                        let _ = self
+                            .to_switch
+                            .send(SwitchCommand::Hangup { cause, event_uuid });
                         continue;
                     }
                     tracing::debug!(app = app.name, arg = %arg, "execute");

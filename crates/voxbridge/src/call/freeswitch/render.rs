@@ -15,6 +15,10 @@
 //! * **ArmHangup** is `sched_hangup +<secs> <cause>` — always relative, with the `+`
 //!   (reference §5); **CancelArmedHangups** `sched_cancel` without argument, which
 //!   cancels all of the channel's scheduled tasks.
+//! * **Hangup** is `hangup <cause>` here, but the driver sends it as `sendmsg`
+//!   `call-command: hangup` with `hangup-cause: <cause>` (no application; transcript z4
+//!   shows the same queueing and the same SIP codes as the app), as it sends **Answer**
+//!   as `api uuid_answer`: see `writer::SwitchCommand`.
 //! * **FlushDigits** is `flush_dtmf` (a Gather's first step); the engine's
 //!   **Interrupt** (a Gather's barge-in) is `api uuid_break <uuid>` on the call's own
 //!   socket, which stops the running prompt (`FILE PLAYED`), not the queued commands.

@@ -34,9 +34,24 @@ pub(super) enum SwitchCommand {
     /// Sent only when nothing is queued on the channel (the engine runs one operation
     /// at a time), so running it ahead of the channel's message queue reorders nothing.
     Answer { event_uuid: String },
+    /// `sendmsg` `call-command: hangup` with `hangup-cause: <cause>`: the engine's own
+    /// hangup (a Hangup/Reject element, the end of the document, a document error). Not
+    /// the `hangup` application (issue 16): no CHANNEL_EXECUTE / EXECUTE_COMPLETE pair is
+    /// built for it and no `application` row update in the switch's core DB, and the
+    /// caller gets the same cause (transcript z4: 486 / 603 / 480 before an answer, a BYE
+    /// with the cause after). The switch queues it like an app, behind an event-locked
+    /// one, and drops whatever is queued after it (z4). Its `+OK` means queued: it
+    /// completes the engine's Hangup (`event_uuid` is its id in the call's table of
+    /// apps; the CHANNEL_HANGUP that follows carries the cause); a `-ERR` refuses it,
+    /// and the engine falls back to a kill.
+    Hangup {
+        cause: HangupCause,
+        event_uuid: String,
+    },
     /// `api uuid_kill <uuid> <cause>`: ends the channel even under an event-locked app.
     Kill { cause: HangupCause },
-    /// `sendmsg hangup <cause>`: queued behind the running application.
+    /// `sendmsg` `call-command: hangup` after a refused kill: queued behind the running
+    /// application; its result goes back as a [`HangupCommand::HangupAfterOp`].
     HangupMessage { cause: HangupCause },
     /// `api uuid_kill <leg> NORMAL_CLEARING` of a Dial's callee (REST `DELETE` of the
     /// B-leg); `replies` hear whether the switch took it.
@@ -165,6 +180,19 @@ impl Writer {
                                 }
                                 Err(e) => {
                                     tracing::warn!(error = %e, "uuid_answer failed");
+                                    WorkerReport::ExecuteRefused {
+                                        event_uuid,
+                                        reason: e.to_string(),
+                                    }
+                                }
+                            };
+                            let _ = reports.send(report);
+                        }
+                        SwitchCommand::Hangup { cause, event_uuid } => {
+                            let report = match conn.hangup(cause.name()).await {
+                                Ok(()) => WorkerReport::Completed { event_uuid },
+                                Err(e) => {
+                                    tracing::warn!(error = %e, cause = %cause, "the hangup command was refused");
                                     WorkerReport::ExecuteRefused {
                                         event_uuid,
                                         reason: e.to_string(),
