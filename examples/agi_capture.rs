@@ -399,7 +399,7 @@ const SCENARIOS: &[Scenario] = &[
             AriCalleeVar("7004", "SIP_HEADER(X-VH-Leg)"),
             AriCalleeVar("7008", "SIP_HEADER(X-VH-Leg)"),
             AriCalleeVar("7008", "SIP_HEADER(X-VH-Only)"),
-            Read(Duration::from_millis(3000)),
+            Read(Duration::from_millis(5500)),
             Cmd("GET VARIABLE DIALSTATUS"),
             Cmd("GET VARIABLE DIALEDPEERNUMBER"),
             Cmd("GET VARIABLE SHARED(voxbridge_dial)"),

@@ -343,6 +343,9 @@ struct DialRun {
     answered: Option<String>,
     /// The ARI watcher of the answer, stopped when the Dial ends.
     watcher: Option<tokio::task::AbortHandle>,
+    /// The shipped dialplan's answering routine runs on the callee (confirmation,
+    /// per-leg digits): its mark, not `DIALEDPEERNUMBER`, says the callee was bridged.
+    routine: bool,
 }
 
 /// What the caller's channel says after `Dial()` (captures `dial-*.txt`).
@@ -352,6 +355,8 @@ struct DialFacts {
     cause: Option<String>,
     peer: Option<String>,
     answered_secs: Option<u64>,
+    /// The answering routine's mark ([`render::DIAL_MARK`]), read only when it ran.
+    mark: Option<String>,
 }
 
 impl CallTask {
@@ -797,9 +802,35 @@ impl CallTask {
     /// A Dial: `Dial()` on the caller's channel ([`render::dial_plan`]); its end is read
     /// from the channel's variables and reported as [`Report::DialEnded`].
     fn dial(&mut self, id: OpId, bridge: &crate::call::channel_op::Bridge) {
-        let template = &self.services.calls.config.asterisk.dial_number_template;
+        let template = self
+            .services
+            .calls
+            .config
+            .asterisk
+            .dial_number_template
+            .clone();
+        let template = &template;
         let reports = self.reports_tx.clone();
-        let cmds = match render::dial_plan(bridge, template, self.sip_headers_set) {
+        let caller = self.conn.env().channel().unwrap_or_default().to_string();
+        let setup = render::DialSetup {
+            number_template: template,
+            clear_headers: self.sip_headers_set,
+            caller_channel: &caller,
+            fetched_media: HashMap::new(),
+        };
+        // http(s) confirmation media is fetched in the Dial's task, then planned again
+        // with the local names; this first plan decides whether the Dial is refused.
+        let media_urls = render::confirm_media_urls(bridge);
+        let replan = (!media_urls.is_empty()).then(|| {
+            (
+                bridge.clone(),
+                template.clone(),
+                caller.clone(),
+                self.sip_headers_set,
+                self.services.media.clone(),
+            )
+        });
+        let cmds = match render::dial_plan(bridge, &setup) {
             Plan::Commands(cmds) => {
                 self.sip_headers_set |= !bridge.sip_headers.is_empty()
                     || bridge.legs.iter().any(|l| !l.sip_headers.is_empty());
@@ -826,9 +857,11 @@ impl CallTask {
                 ))
             })
             .collect();
+        let routine = render::dial_answer_routine(bridge);
         let watcher = self.services.ari.clone().map(|ari| {
             let (reports, uuid) = (self.reports_tx.clone(), self.facts.uuid.clone());
-            tokio::spawn(watch_dial_answer(ari, uuid, id, reports).in_current_span()).abort_handle()
+            tokio::spawn(watch_dial_answer(ari, uuid, id, routine, reports).in_current_span())
+                .abort_handle()
         });
         self.dial = Some(DialRun {
             id,
@@ -840,10 +873,51 @@ impl CallTask {
             peers,
             answered: None,
             watcher,
+            routine,
         });
         let conn = self.conn.clone();
         tokio::spawn(
             async move {
+                let cmds = match replan {
+                    None => cmds,
+                    Some((bridge, template, caller, clear_headers, cache)) => {
+                        let mut fetched = HashMap::new();
+                        for url in media_urls {
+                            let got = match &cache {
+                                Some(cache) => cache.local(&url).await,
+                                None => Err(format!(
+                                    "{url}: no [asterisk] media_cache_dir to fetch it into"
+                                )),
+                            };
+                            match got {
+                                Ok(local) => {
+                                    fetched.insert(url, local);
+                                }
+                                Err(why) => tracing::warn!(
+                                    reason = %why,
+                                    "confirmSound media left out: the callee hears the rest"
+                                ),
+                            }
+                        }
+                        let setup = render::DialSetup {
+                            number_template: &template,
+                            clear_headers,
+                            caller_channel: &caller,
+                            fetched_media: fetched,
+                        };
+                        match render::dial_plan(&bridge, &setup) {
+                            Plan::Commands(cmds) => cmds,
+                            Plan::Refuse(why) => {
+                                let _ = reports.send(Report::Op {
+                                    id,
+                                    outcome: OpOutcome::Refused(why),
+                                    hangup_result: false,
+                                });
+                                return;
+                            }
+                        }
+                    }
+                };
                 let mut last = None;
                 for cmd in cmds {
                     tracing::debug!(command = %cmd.line(), "AGI command");
@@ -898,6 +972,10 @@ impl CallTask {
                     answered_secs: read("ANSWEREDTIME")
                         .await
                         .and_then(|s| s.trim().parse().ok()),
+                    mark: match routine {
+                        true => read(render::DIAL_MARK).await,
+                        false => None,
+                    },
                 };
                 tracing::info!(?facts, "Dial ended");
                 let _ = reports.send(Report::DialEnded {
@@ -925,7 +1003,13 @@ impl CallTask {
         }
         self.leg_registration = None;
         let status = facts.status.clone().unwrap_or_default();
-        let answered_leg = (status.trim() == "ANSWER")
+        // A callee the answering routine did not bridge (never confirmed, or the caller
+        // left while it was asked) leaves DIALSTATUS ANSWER all the same.
+        let not_bridged = run
+            .routine
+            .then(|| render::dial_routine_not_bridged(&status, facts.mark.as_deref()))
+            .flatten();
+        let answered_leg = (status.trim() == "ANSWER" && not_bridged.is_none())
             .then(|| {
                 run.peers
                     .iter()
@@ -959,7 +1043,8 @@ impl CallTask {
                 report
             }
             None => {
-                let cause = render::dial_failure_cause(&status, facts.cause.as_deref());
+                let cause = not_bridged
+                    .unwrap_or_else(|| render::dial_failure_cause(&status, facts.cause.as_deref()));
                 let leg_causes = run
                     .peers
                     .iter()
@@ -1796,10 +1881,30 @@ async fn watch_dial_answer(
     ari: Ari,
     uuid: String,
     id: OpId,
+    routine: bool,
     reports: mpsc::UnboundedSender<Report>,
 ) {
     loop {
         tokio::time::sleep(DIAL_ANSWER_POLL).await;
+        // With the answering routine, DIALEDPEERNUMBER is set before the callee is
+        // asked (`dial-confirm-key.txt`): the routine's mark says when it is bridged.
+        if routine {
+            match ari.variable(&uuid, render::DIAL_MARK).await {
+                Ok(mark) if mark.trim() == render::DIAL_BRIDGED => {}
+                Ok(mark) if mark.trim() == render::DIAL_UNCONFIRMED => return,
+                Ok(_) => continue,
+                Err(AriError::ChannelGone) => {
+                    if !matches!(ari.channel_exists(&uuid).await, Ok(true)) {
+                        return;
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "ARI poll of the Dial's mark failed");
+                    continue;
+                }
+            }
+        }
         match ari.variable(&uuid, "DIALEDPEERNUMBER").await {
             Ok(peer) if !peer.trim().is_empty() => {
                 let _ = reports.send(Report::DialAnswered { id, peer });
