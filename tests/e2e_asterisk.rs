@@ -825,7 +825,10 @@ async fn asterisk_dial_legs_with_their_own_digits_get_them_from_the_answering_ro
     let action = &app.hits_on("/after")[0];
     assert_eq!(action.must("DialStatus"), "completed");
     let b_leg = action.must("DialBLegUUID");
-    assert!(server.cdr(&b_leg).await.answered, "the leg the routine bridged");
+    assert!(
+        server.cdr(&b_leg).await.answered,
+        "the leg the routine bridged"
+    );
     assert!(server.cdr("1796449610.62").await.answered);
 }
 

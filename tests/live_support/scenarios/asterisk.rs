@@ -552,6 +552,7 @@ pub fn all() -> Vec<Scenario> {
             }
             .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
             .fetches(&["StartApp", "DialAction"])
+            .dial_events(&["DialAnswer", "DialConnected", "DialHangup", "DialHangup"])
             .dial_status("completed")
             .timing(Timing::AnsweredFor { min: 2.5, max: 7.0 }),
         )
