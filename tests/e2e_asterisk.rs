@@ -783,18 +783,19 @@ async fn asterisk_dial_busy_leaves_the_caller_unanswered_and_the_action_says_bus
     assert!(!server.cdr("1796449610.61").await.answered);
 }
 
-/// Legs whose `sendDigits` differ: the digits go in the caller's inherited
-/// `voxbridge_dial_leg<i>_*` variables and the shipped dialplan's `U()` routine sends the
-/// answering leg's own (`dial-legs-differ.txt`); the routine's mark says it bridged.
+/// Legs whose `sendDigits` and `sipHeaders` differ: they go in the caller's inherited
+/// `voxbridge_dial_leg<i>_*` variables; the shipped dialplan's `b()` routine adds a leg's
+/// headers to its INVITE and `U()` sends the answering leg's digits
+/// (`dial-legs-differ.txt`); the routine's mark says it bridged.
 #[tokio::test]
-async fn asterisk_dial_legs_with_their_own_digits_get_them_from_the_answering_routine() {
+async fn asterisk_dial_legs_with_their_own_digits_and_headers_get_them_from_the_routines() {
     let (app, server, agi) = start("").await;
     let next = app.xml("/after", &xml("<Hangup/>"));
     let url = app.xml(
         "/dial",
         &xml(&format!(
             "<Dial action=\"{next}\" timeout=\"10\" timeLimit=\"30\"><Number sendDigits=\"12\">7002</Number>\
-             <Number>7008</Number></Dial>"
+             <Number>7008</Number><User sipHeaders=\"Leg=a\">sip:7009@pbx.test</User></Dial>"
         )),
     );
     let mut ch = channel("1796449610.62", &url);
@@ -808,13 +809,17 @@ async fn asterisk_dial_legs_with_their_own_digits_get_them_from_the_answering_ro
     let log = run_channel(agi, ch, Registry::default()).await;
     for want in [
         r#"SET VARIABLE SHARED(voxbridge_dial) """#,
-        r#"SET VARIABLE __voxbridge_dial_legs "2""#,
+        r#"SET VARIABLE __voxbridge_dial_legs "3""#,
         r#"SET VARIABLE __voxbridge_dial_leg1 "7002""#,
         r#"SET VARIABLE __voxbridge_dial_leg1_digits "12""#,
         r#"SET VARIABLE __voxbridge_dial_leg2 "7008""#,
         r#"SET VARIABLE __voxbridge_dial_leg2_digits """#,
+        r#"SET VARIABLE __voxbridge_dial_leg2_headers "0""#,
+        r#"SET VARIABLE __voxbridge_dial_leg3 "7009@pbx.test""#,
+        r#"SET VARIABLE __voxbridge_dial_leg3_headers "1""#,
+        r#"SET VARIABLE __voxbridge_dial_leg3_h1 "X-VH-Leg: a""#,
         r#"SET VARIABLE __voxbridge_dial_confirm """#,
-        r#"EXEC Dial "SIP/7002&SIP/7008,10,gU(voxbridge-dial-answered)L(30000)""#,
+        r#"EXEC Dial "SIP/7002&SIP/7008&SIP/7009@pbx.test,10,gb(voxbridge-dial-leg^s^1)U(voxbridge-dial-answered)L(30000)""#,
     ] {
         assert!(
             log.commands.iter().any(|c| c == want),

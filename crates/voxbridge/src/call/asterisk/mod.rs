@@ -72,8 +72,11 @@
 //!   a live call under its uuid; REST `DELETE` of it reads the caller's `DIALEDPEERNAME`
 //!   over ARI, finds that channel's id in ARI's channel list and deletes it — `Dial()`
 //!   returns (`g`) and the caller goes on. `hangupOnStar` (`H`), `sendDigits` (`D()`)
-//!   and `sipHeaders` (inherited `__SIPADDHEADER<n>` variables) are `Dial()`'s own, so
-//!   one value for all legs: legs that differ are refused by name.
+//!   and `sipHeaders` (inherited `__SIPADDHEADER<n>` variables) are `Dial()`'s own, one
+//!   value for all legs; per-leg digits and headers and `confirmSound`/`confirmKey` run in
+//!   the shipped dialplan's routines on the callee's channel (`b()`, `U()`), whose mark
+//!   `SHARED(voxbridge_dial)` then tells the answer and a callee dropped unconfirmed
+//!   ([`render::dial_plan`]).
 //! - **Record** (SPEC §12.2), a plain one, is `RECORD FILE` into
 //!   `<record.dir>/<RecordingID>.wav` ([`render::record_plan`]); its reply and the time it
 //!   took become the engine's report ([`render::record_report`]: the key, silence or the

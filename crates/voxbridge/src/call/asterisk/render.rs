@@ -20,7 +20,7 @@
 //! | a Gather listening | `WAIT FOR DIGIT <ms until its deadline>`, run by the driver |
 //! | Record (plain) | `RECORD FILE "<path without .wav>" wav "<finishOnKey>" <maxLength ms> [BEEP] [s=<timeout s>]` ([`record_plan`], [`record_report`]) |
 //! | StartSessionRecording (`recordSession`) | `EXEC MixMonitor "<path>.wav"` (returns at once; the file is complete at the hangup) |
-//! | Bridge (Dial) | `SET VARIABLE CALLERID(num/name)`, `EXEC Dial "<dest>&<dest>,<ring s>,gL(<limit ms>)"`, then `GET VARIABLE DIALSTATUS`/`HANGUPCAUSE`/`DIALEDPEERNUMBER`/`ANSWEREDTIME` ([`dial_plan`]) |
+//! | Bridge (Dial) | `SET VARIABLE CALLERID(num/name)` (and `__voxbridge_dial_*` for the dialplan's routines), `EXEC Dial "<dest>&<dest>,<ring s>,g[H][D()][b()][U()]L(<limit ms>)"`, then `GET VARIABLE DIALSTATUS`/`HANGUPCAUSE`/`DIALEDPEERNUMBER`/`ANSWEREDTIME` (and `SHARED(voxbridge_dial)`) ([`dial_plan`]) |
 //!
 //! **Schedule inside the switch.** `TIMEOUT(absolute)` is Asterisk's own timer on the
 //! channel: it fires even if voxbridge is busy or gone. On its own it carries no cause
@@ -309,7 +309,8 @@ pub fn record_report(reply: &Reply, elapsed: Duration, asked: &RecordCaller) -> 
 ///
 /// Refused by name on Asterisk: `digitsMatch` and `digitsMatchBLeg` (FastAGI hears no digit
 /// while `Dial()` runs), and `dialMusic` as a document (`m()` plays a music-on-hold class
-/// from musiconhold.conf, not media voxbridge fetched per call: see docs/dial.md).
+/// from musiconhold.conf, not media voxbridge fetched per call; a class per call needs a
+/// realtime backend or a reload of every class per Dial: docs/dial.md).
 pub fn dial_plan(bridge: &Bridge, setup: &DialSetup<'_>) -> Plan {
     let refuse = |what: &str| Plan::Refuse(format!("not supported yet on Asterisk: Dial {what}"));
     if bridge.caller_digits_watched {
