@@ -37,6 +37,7 @@ const WAIT: Duration = Duration::from_secs(20);
 #[derive(Clone, Copy)]
 enum Step {
     /// Send one command line and read until its reply (`200 …`/`5xx …`), noting HANGUPs.
+    /// `{agi_channel}` in it becomes the caller's channel name (from the environment).
     Cmd(&'static str),
     /// Send a command line without waiting for its reply.
     Send(&'static str),
@@ -319,6 +320,95 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        name: "dial-confirm-key",
+        ext: "7001",
+        what: "confirmKey on Asterisk: Dial of 7007 (answers, sends 1234# ~1 s later) with U(voxbridge-dial-answered) and confirm key 1 (dialplan/asterisk/extensions.conf): ARI sees SHARED(voxbridge_dial) bridged once the callee pressed 1; the Dial bridges, L() ends it",
+        steps: &[
+            Cmd(r#"SET VARIABLE SHARED(voxbridge_dial) """#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_caller "{agi_channel}""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_legs "1""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_leg1 "7007@self""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_leg1_headers "0""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_leg1_digits """#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_confirm "key""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_confirm_media "beep""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_confirm_key "1""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_ring "8""#),
+            Send(r#"EXEC Dial "SIP/7007@self,8,gU(voxbridge-dial-answered)L(4000)""#),
+            Read(Duration::from_millis(600)),
+            AriGet(Some("SHARED(voxbridge_dial)")),
+            AriGet(Some("DIALEDPEERNUMBER")),
+            Read(Duration::from_millis(2400)),
+            AriGet(Some("SHARED(voxbridge_dial)")),
+            Read(Duration::from_millis(4000)),
+            Cmd("GET VARIABLE DIALSTATUS"),
+            Cmd("GET VARIABLE DIALEDPEERNUMBER"),
+            Cmd("GET VARIABLE ANSWEREDTIME"),
+            Cmd("GET VARIABLE SHARED(voxbridge_dial)"),
+            Cmd("EXEC Hangup 16"),
+            Read(Duration::from_millis(500)),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "dial-confirm-unpressed",
+        ext: "7001",
+        what: "confirmKey never pressed: Dial of 7007 (presses 1234#, never 9) with U(voxbridge-dial-answered), key 9, ring timeout 5: the routine drops the callee when its channel is 5 s old (GOSUB_RESULT=ABORT) and marks unconfirmed; with g the AGI goes on, the caller never answered",
+        steps: &[
+            Cmd(r#"SET VARIABLE SHARED(voxbridge_dial) """#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_caller "{agi_channel}""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_legs "1""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_leg1 "7007@self""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_leg1_headers "0""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_leg1_digits """#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_confirm "key""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_confirm_media "beep&silence/1""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_confirm_key "9""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_ring "5""#),
+            Cmd(r#"EXEC Dial "SIP/7007@self,5,gU(voxbridge-dial-answered)L(4000)""#),
+            Cmd("GET VARIABLE DIALSTATUS"),
+            Cmd("GET VARIABLE HANGUPCAUSE"),
+            Cmd("GET VARIABLE DIALEDPEERNUMBER"),
+            Cmd("GET VARIABLE SHARED(voxbridge_dial)"),
+            Cmd("GET FULL VARIABLE ${CHANNEL(state)}"),
+            Cmd("EXEC Hangup 17"),
+            Read(Duration::from_millis(500)),
+            Close,
+        ],
+    },
+    Scenario {
+        name: "dial-legs-differ",
+        ext: "7001",
+        what: "legs with their own sipHeaders and sendDigits: Dial of 7004 (rings) & 7008 (answers after 2 s) with b(voxbridge-dial-leg^s^1) and U(voxbridge-dial-answered): each callee finds its leg by ${DIALEDPEERNUMBER}; 7008's INVITE carries only its own X-VH-Leg, 7004's its own; 7008 gets its digits 55 on answer",
+        steps: &[
+            Cmd(r#"SET VARIABLE SHARED(voxbridge_dial) """#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_caller "{agi_channel}""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_legs "2""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_leg1 "7004@self""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_leg1_headers "1""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_leg1_h1 "X-VH-Leg: four, (ringing)""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_leg1_digits "4""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_leg2 "7008@self""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_leg2_headers "2""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_leg2_h1 "X-VH-Leg: two""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_leg2_h2 "X-VH-Only: ${x}$[1+1]""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_leg2_digits "55""#),
+            Cmd(r#"SET VARIABLE __voxbridge_dial_confirm """#),
+            Send(r#"EXEC Dial "SIP/7004@self&SIP/7008@self,10,gb(voxbridge-dial-leg^s^1)U(voxbridge-dial-answered)L(3000)""#),
+            Read(Duration::from_millis(1000)),
+            AriCalleeVar("7004", "SIP_HEADER(X-VH-Leg)"),
+            AriCalleeVar("7008", "SIP_HEADER(X-VH-Leg)"),
+            AriCalleeVar("7008", "SIP_HEADER(X-VH-Only)"),
+            Read(Duration::from_millis(5500)),
+            Cmd("GET VARIABLE DIALSTATUS"),
+            Cmd("GET VARIABLE DIALEDPEERNUMBER"),
+            Cmd("GET VARIABLE SHARED(voxbridge_dial)"),
+            Cmd("EXEC Hangup 16"),
+            Read(Duration::from_millis(500)),
+            Close,
+        ],
+    },
+    Scenario {
         name: "bad-command",
         ext: "7000",
         what: "an unknown command, an unknown application, then the end of the document",
@@ -515,6 +605,7 @@ async fn run_script(
     };
     // The environment, up to the empty line.
     let mut uniqueid = String::new();
+    let mut channel = String::new();
     loop {
         let Some(line) = agi.line(log, WAIT).await? else {
             bail!("environment ended early");
@@ -525,10 +616,14 @@ async fn run_script(
         if let Some(v) = line.strip_prefix("agi_uniqueid: ") {
             uniqueid = v.to_string();
         }
+        if let Some(v) = line.strip_prefix("agi_channel: ") {
+            channel = v.to_string();
+        }
     }
     for step in scenario.steps {
         match *step {
             Cmd(text) | Send(text) => {
+                let text = &text.replace("{agi_channel}", &channel);
                 log.line("C", text);
                 agi.writer.write_all(format!("{text}\n").as_bytes()).await?;
                 if matches!(step, Send(_)) {

@@ -413,6 +413,111 @@ async fn the_fake_asterisk_answers_the_transcripts_commands_as_the_real_one_did(
     }
 }
 
+/// The Dial captures that ran the shipped dialplan's routines were sent by hand; the
+/// driver's plan for the same Dial sends every one of those commands (with the caller's
+/// channel name) and the same `Dial()` — plus what the capture left at its defaults.
+#[test]
+fn the_dial_routine_captures_are_what_the_driver_sends() {
+    use voxbridge::call::asterisk::render::{dial_plan, DialSetup, Plan};
+    use voxbridge::call::channel_op::{Bridge, BridgeLeg, Confirm, MediaItem};
+    use voxbridge::document::model::DialTarget;
+    let leg = |n: &str| BridgeLeg {
+        uuid: format!("u-{n}"),
+        target: DialTarget::Number(n.into()),
+        send_digits: None,
+        send_on_preanswer: false,
+        sip_headers: Vec::new(),
+    };
+    let bridge = |legs: Vec<BridgeLeg>, ring: u64, limit: u64, confirm: Option<Confirm>| Bridge {
+        legs,
+        ring_timeout: Duration::from_secs(ring),
+        time_limit: Duration::from_secs(limit),
+        hangup_on_star: false,
+        caller_id: None,
+        caller_name: None,
+        sip_headers: Vec::new(),
+        callee_digit_patterns: Vec::new(),
+        caller_digits_watched: false,
+        confirm,
+        music: None,
+    };
+    let mut four = leg("7004");
+    four.sip_headers = vec![("Leg".into(), "four, (ringing)".into())];
+    four.send_digits = Some("4".into());
+    let mut eight = leg("7008");
+    eight.sip_headers = vec![
+        ("Leg".into(), "two".into()),
+        ("Only".into(), "${x}$[1+1]".into()),
+    ];
+    eight.send_digits = Some("55".into());
+    let key = |k: char, media: Vec<MediaItem>| {
+        Some(Confirm {
+            media,
+            key: Some(k),
+        })
+    };
+    let beep = MediaItem::Play {
+        url: "file://beep".into(),
+    };
+    let cases = [
+        ("dial-legs-differ", bridge(vec![four, eight], 10, 3, None)),
+        (
+            "dial-confirm-key",
+            bridge(vec![leg("7007")], 8, 4, key('1', vec![beep.clone()])),
+        ),
+        (
+            "dial-confirm-unpressed",
+            bridge(
+                vec![leg("7007")],
+                5,
+                4,
+                key(
+                    '9',
+                    vec![
+                        beep,
+                        MediaItem::Silence {
+                            duration: Duration::from_secs(1),
+                        },
+                    ],
+                ),
+            ),
+        ),
+    ];
+    for (name, bridge) in cases {
+        let lines = read(name);
+        let channel = crate::agi_support::env_value(&lines, "agi_channel").expect("agi_channel");
+        let sent: Vec<String> = match dial_plan(
+            &bridge,
+            &DialSetup {
+                number_template: "SIP/{number}@self",
+                clear_headers: false,
+                caller_channel: &channel,
+                fetched_media: Default::default(),
+            },
+        ) {
+            Plan::Commands(c) => c.iter().map(|c| c.line().to_string()).collect(),
+            Plan::Refuse(why) => panic!("{name}: refused: {why}"),
+        };
+        let captured: Vec<&String> = lines
+            .iter()
+            .filter_map(|l| match l {
+                Line::C(c) => Some(c),
+                _ => None,
+            })
+            .take_while(|c| !c.starts_with("GET VARIABLE"))
+            .collect();
+        let dial = captured.last().unwrap();
+        assert!(dial.starts_with("EXEC Dial"), "{name}: {dial}");
+        assert_eq!(sent.last(), Some(*dial), "{name}");
+        for c in &captured {
+            assert!(
+                sent.contains(c),
+                "{name}: the driver does not send {c}: {sent:#?}"
+            );
+        }
+    }
+}
+
 /// Gather on Asterisk rests on what the bundle did in the two Gather captures: a prompt
 /// with interrupt keys and `WAIT FOR DIGIT` reply with the digit pressed (its ASCII code),
 /// `result=0` when none came — and a digit pressed between commands is lost.

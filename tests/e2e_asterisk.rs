@@ -783,22 +783,111 @@ async fn asterisk_dial_busy_leaves_the_caller_unanswered_and_the_action_says_bus
     assert!(!server.cdr("1796449610.61").await.answered);
 }
 
+/// Legs whose `sendDigits` and `sipHeaders` differ: they go in the caller's inherited
+/// `voxbridge_dial_leg<i>_*` variables; the shipped dialplan's `b()` routine adds a leg's
+/// headers to its INVITE and `U()` sends the answering leg's digits
+/// (`dial-legs-differ.txt`); the routine's mark says it bridged.
 #[tokio::test]
-async fn asterisk_dial_options_that_differ_between_legs_are_refused_by_name() {
+async fn asterisk_dial_legs_with_their_own_digits_and_headers_get_them_from_the_routines() {
     let (app, server, agi) = start("").await;
+    let next = app.xml("/after", &xml("<Hangup/>"));
     let url = app.xml(
         "/dial",
-        &xml("<Dial><Number sendDigits=\"12\">7002</Number><Number>7008</Number></Dial>"),
+        &xml(&format!(
+            "<Dial action=\"{next}\" timeout=\"10\" timeLimit=\"30\"><Number sendDigits=\"12\">7002</Number>\
+             <Number>7008</Number><User sipHeaders=\"Leg=a\">sip:7009@pbx.test</User></Dial>"
+        )),
     );
-    let log = run_channel(agi, channel("1796449610.62", &url), Registry::default()).await;
-    assert!(!log.commands.iter().any(|c| c.starts_with("EXEC Dial")));
-    let cdr = server.cdr("1796449610.62").await;
+    let mut ch = channel("1796449610.62", &url);
+    ch.dial_result = vec![
+        ("DIALSTATUS", "ANSWER"),
+        ("HANGUPCAUSE", "16"),
+        ("DIALEDPEERNUMBER", "7002"),
+        ("ANSWEREDTIME", "2"),
+        ("SHARED(voxbridge_dial)", "bridged"),
+    ];
+    let log = run_channel(agi, ch, Registry::default()).await;
+    for want in [
+        r#"SET VARIABLE SHARED(voxbridge_dial) """#,
+        r#"SET VARIABLE __voxbridge_dial_legs "3""#,
+        r#"SET VARIABLE __voxbridge_dial_leg1 "7002""#,
+        r#"SET VARIABLE __voxbridge_dial_leg1_digits "12""#,
+        r#"SET VARIABLE __voxbridge_dial_leg2 "7008""#,
+        r#"SET VARIABLE __voxbridge_dial_leg2_digits """#,
+        r#"SET VARIABLE __voxbridge_dial_leg2_headers "0""#,
+        r#"SET VARIABLE __voxbridge_dial_leg3 "7009@pbx.test""#,
+        r#"SET VARIABLE __voxbridge_dial_leg3_headers "1""#,
+        r#"SET VARIABLE __voxbridge_dial_leg3_h1 "X-VH-Leg: a""#,
+        r#"SET VARIABLE __voxbridge_dial_confirm """#,
+        r#"EXEC Dial "SIP/7002&SIP/7008&SIP/7009@pbx.test,10,gb(voxbridge-dial-leg^s^1)U(voxbridge-dial-answered)L(30000)""#,
+    ] {
+        assert!(
+            log.commands.iter().any(|c| c == want),
+            "{want} in {:#?}",
+            log.commands
+        );
+    }
+    let action = &app.hits_on("/after")[0];
+    assert_eq!(action.must("DialStatus"), "completed");
+    let b_leg = action.must("DialBLegUUID");
     assert!(
-        cdr.notes.iter().any(|n| n
-            .contains("not supported yet on Asterisk: Dial sendDigits that differ between legs")),
-        "{:?}",
-        cdr.notes
+        server.cdr(&b_leg).await.answered,
+        "the leg the routine bridged"
     );
+    assert!(server.cdr("1796449610.62").await.answered);
+}
+
+/// `confirmSound` + `confirmKey` on Asterisk: the confirm document is fetched, its media
+/// and key go to the answering routine; a callee that never pressed the key leaves
+/// DIALSTATUS ANSWER but the mark `unconfirmed` (`dial-confirm-unpressed.txt`): the Dial
+/// is no-answer, the caller was never answered and the action's busy Hangup is a 486.
+#[tokio::test]
+async fn asterisk_dial_confirm_key_never_pressed_is_no_answer_and_the_caller_stays_unanswered() {
+    let (app, server, agi) = start("").await;
+    let next = app.xml("/after", &xml(r#"<Hangup reason="busy"/>"#));
+    let confirm = app.xml(
+        "/confirm",
+        &xml("<Play>file:///srv/press-five.wav</Play><Wait length=\"1\"/>"),
+    );
+    let url = app.xml(
+        "/dial",
+        &xml(&format!(
+            "<Dial action=\"{next}\" timeout=\"6\" confirmSound=\"{confirm}\" confirmKey=\"5\">\
+             <Number>7007</Number></Dial>"
+        )),
+    );
+    let mut ch = channel("1796449610.64", &url);
+    ch.dial_result = vec![
+        ("DIALSTATUS", "ANSWER"),
+        ("HANGUPCAUSE", "16"),
+        ("DIALEDPEERNUMBER", "7007"),
+        ("ANSWEREDTIME", "0"),
+        ("SHARED(voxbridge_dial)", "unconfirmed"),
+    ];
+    let log = run_channel(agi, ch, Registry::default()).await;
+    for want in [
+        r#"SET VARIABLE __voxbridge_dial_confirm "key""#,
+        r#"SET VARIABLE __voxbridge_dial_confirm_key "5""#,
+        r#"SET VARIABLE __voxbridge_dial_confirm_media "/srv/press-five&silence/1""#,
+        r#"SET VARIABLE __voxbridge_dial_ring "6""#,
+        r#"EXEC Dial "SIP/7007,6,gU(voxbridge-dial-answered)L(14400000)""#,
+    ] {
+        assert!(
+            log.commands.iter().any(|c| c == want),
+            "{want} in {:#?}",
+            log.commands
+        );
+    }
+    assert_eq!(
+        app.hits_on("/confirm").len(),
+        1,
+        "the confirm document is fetched"
+    );
+    let action = &app.hits_on("/after")[0];
+    assert_eq!(action.must("DialStatus"), "no-answer");
+    let cb = app.hangup_callback("1796449610.64").await;
+    assert_eq!(cb.must("SIPStatus"), "486");
+    assert!(!server.cdr("1796449610.64").await.answered);
 }
 
 /// hangupOnStar, sendDigits and sipHeaders are Dial()'s own: `H`, `D()` and inherited

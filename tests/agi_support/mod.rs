@@ -42,6 +42,9 @@ pub const TRANSCRIPTS: &[&str] = &[
     "dial-caller-hangs-up",
     "record-file",
     "dial-ari-while-bridged",
+    "dial-confirm-key",
+    "dial-confirm-unpressed",
+    "dial-legs-differ",
 ];
 
 /// The wire lines of a transcript (notes and outside events dropped).
@@ -144,4 +147,13 @@ pub async fn play_switch(stream: TcpStream, lines: Vec<Line>) -> Result<Vec<Stri
         }
     }
     Ok(got)
+}
+
+/// A transcript's `agi_<key>` environment value (`agi_channel`, …).
+pub fn env_value(lines: &[Line], key: &str) -> Option<String> {
+    let prefix = format!("{key}: ");
+    lines.iter().find_map(|l| match l {
+        Line::S(s) => s.strip_prefix(&prefix).map(str::to_string),
+        _ => None,
+    })
 }

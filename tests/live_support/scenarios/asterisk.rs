@@ -531,6 +531,86 @@ pub fn all() -> Vec<Scenario> {
             .dial_param("DialDigitsMatch", "DialDigitsPressedBy", "bleg")
             .timing(Timing::AnsweredFor { min: 3.0, max: 9.0 }),
         ),
+        scenario(
+            "asterisk_dial_confirm_key_pressed_by_the_callee_bridges_it",
+            "<Dial confirmSound=\"…?step=1\" confirmKey=\"1\" timeLimit=\"4\" callbackUrl> to 7007 \
+             (answers, presses 1234#) on 7001: the confirm document (a beep, a second of silence) \
+             is fetched (DialConfirmSound); the shipped dialplan's U(voxbridge-dial-answered) \
+             plays it to 7007 with Read() and its 1 confirms: bridged, DialAnswer at the \
+             confirmation (the routine's mark, not DIALEDPEERNUMBER); L() ends it, BYE End Of XML \
+             Instructions",
+            Ext::Ringing,
+            vec![
+                xml(
+                    "<Response><Dial confirmSound=\"{app}/answer?step=1\" confirmKey=\"1\" \
+                     timeLimit=\"4\" callbackUrl=\"{app}/events\"><Number>7007</Number></Dial></Response>",
+                ),
+                xml("<Response><Play>file://beep</Play><Wait length=\"1\"/></Response>"),
+            ],
+            Expect {
+                bye_reason: None,
+                ..Expect::bye("NORMAL_CLEARING", 16)
+            }
+            .record("NORMAL_CLEARING", 16, END_OF_XML, "Answer XML", "completed")
+            .fetches(&["StartApp", "DialConfirmSound"])
+            .dial_events(&["DialAnswer", "DialConnected", "DialHangup"])
+            .timing(Timing::AnsweredFor { min: 1.5, max: 8.0 }),
+        ),
+        scenario(
+            "asterisk_dial_confirm_key_never_pressed_drops_the_callee_at_the_ring_timeout_486",
+            "<Dial timeout=\"4\" confirmSound confirmKey=\"9\" action> to 7007 (presses 1234#, \
+             never 9) on 7001: the routine replays the prompt and drops the callee when its \
+             channel is 4 s old (GOSUB_RESULT=ABORT, mark unconfirmed) although Dial() says \
+             ANSWER; DialStatus no-answer, the caller never answered; the action's busy Hangup \
+             gives 486",
+            Ext::Ringing,
+            vec![
+                xml(
+                    "<Response><Dial timeout=\"4\" confirmSound=\"{app}/answer?step=1\" \
+                     confirmKey=\"9\" action=\"{app}/answer?step=2\"><Number>7007</Number></Dial></Response>",
+                ),
+                xml("<Response><Play>file://beep</Play><Wait length=\"1\"/></Response>"),
+                xml("<Response><Hangup reason=\"busy\"/></Response>"),
+            ],
+            Expect::refused(486, "USER_BUSY")
+                .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+                .fetches(&["StartApp", "DialConfirmSound", "DialAction"])
+                .dial_status("no-answer")
+                .timing(Timing::LastedAtLeast(3.0)),
+        ),
+        scenario(
+            "asterisk_dial_legs_with_their_own_send_digits_bridge_the_answering_one",
+            "<Dial timeLimit=\"3\" action callbackUrl> to 7004 (rings, sendDigits 4) and 7008 \
+             (answers after 2 s, sendDigits 55) on 7001: the digits differ, so each leg's are \
+             inherited variables and the shipped dialplan's U() routine sends 7008's on its \
+             answer; bridged to 7008, 7004 loses the race; L() ends the bridge after 3 s and the \
+             action's busy Hangup BYEs",
+            Ext::Ringing,
+            vec![
+                xml(
+                    "<Response><Dial timeLimit=\"3\" action=\"{app}/answer?step=1\" callbackUrl=\"{app}/events\">\
+                     <Number sendDigits=\"4\">7004</Number><Number sendDigits=\"55\">7008</Number></Dial></Response>",
+                ),
+                xml("<Response><Hangup reason=\"busy\"/></Response>"),
+            ],
+            Expect {
+                bye_reason: None,
+                caller_cause: "NORMAL_CLEARING",
+                ..Expect::bye("USER_BUSY", 17)
+            }
+            .record("USER_BUSY", 17, BUSY, "Answer XML", "busy")
+            .fetches(&["StartApp", "DialAction"])
+            .dial_events(&["DialAnswer", "DialConnected", "DialHangup", "DialHangup"])
+            .dial_status("completed")
+            .timing(Timing::AnsweredFor { min: 2.5, max: 7.0 }),
+        )
+        .probing(Probe::LegCdr {
+            position: 1,
+            cause: Some("LOSE_RACE"),
+            name: "Lose Race",
+            source: "Answer XML",
+            answered: false,
+        }),
         Scenario {
             action: Action::CallerPresses {
                 after: 2.5,

@@ -72,8 +72,11 @@
 //!   a live call under its uuid; REST `DELETE` of it reads the caller's `DIALEDPEERNAME`
 //!   over ARI, finds that channel's id in ARI's channel list and deletes it — `Dial()`
 //!   returns (`g`) and the caller goes on. `hangupOnStar` (`H`), `sendDigits` (`D()`)
-//!   and `sipHeaders` (inherited `__SIPADDHEADER<n>` variables) are `Dial()`'s own, so
-//!   one value for all legs: legs that differ are refused by name.
+//!   and `sipHeaders` (inherited `__SIPADDHEADER<n>` variables) are `Dial()`'s own, one
+//!   value for all legs; per-leg digits and headers and `confirmSound`/`confirmKey` run in
+//!   the shipped dialplan's routines on the callee's channel (`b()`, `U()`), whose mark
+//!   `SHARED(voxbridge_dial)` then tells the answer and a callee dropped unconfirmed
+//!   ([`render::dial_plan`]).
 //! - **Record** (SPEC §12.2), a plain one, is `RECORD FILE` into
 //!   `<record.dir>/<RecordingID>.wav` ([`render::record_plan`]); its reply and the time it
 //!   took become the engine's report ([`render::record_report`]: the key, silence or the
@@ -377,6 +380,9 @@ struct DialRun {
     dests: HashMap<String, String>,
     /// The channel id of the callee that answered (AMI's `DialEnd`).
     answered_dest: Option<String>,
+    /// The shipped dialplan's answering routine runs on the callee (confirmation,
+    /// per-leg digits): its mark, not `DIALEDPEERNUMBER`, says the callee was bridged.
+    routine: bool,
 }
 
 /// What the caller's channel says after `Dial()` (captures `dial-*.txt`).
@@ -386,6 +392,8 @@ struct DialFacts {
     cause: Option<String>,
     peer: Option<String>,
     answered_secs: Option<u64>,
+    /// The answering routine's mark ([`render::DIAL_MARK`]), read only when it ran.
+    mark: Option<String>,
 }
 
 impl CallTask {
@@ -868,7 +876,14 @@ impl CallTask {
     /// A Dial: `Dial()` on the caller's channel ([`render::dial_plan`]); its end is read
     /// from the channel's variables and reported as [`Report::DialEnded`].
     fn dial(&mut self, id: OpId, bridge: &crate::call::channel_op::Bridge) {
-        let template = &self.services.calls.config.asterisk.dial_number_template;
+        let template = self
+            .services
+            .calls
+            .config
+            .asterisk
+            .dial_number_template
+            .clone();
+        let template = &template;
         let reports = self.reports_tx.clone();
         let watched = bridge.caller_digits_watched || !bridge.callee_digit_patterns.is_empty();
         if watched && self.services.ami.is_none() {
@@ -897,21 +912,26 @@ impl CallTask {
         }
         self.callee_digits = (!bridge.callee_digit_patterns.is_empty())
             .then(|| manager::CalleeDigits::new(&bridge.callee_digit_patterns));
-        let cmds = match render::dial_plan(bridge, template, self.sip_headers_set) {
-            Plan::Commands(mut cmds) if watched => {
-                // Two SIP channels bridged with nothing to watch are bridged natively
-                // (`native_rtp`: RTP relayed below the channel core), and RFC 2833
-                // digits then raise no DTMFEnd at all (seen live). An audiohook on the
-                // caller keeps the bridge in the core: `VOLUME(TX)` at gain 1 (no change
-                // to the audio) is the cheapest one the bundle has.
-                match AgiCommand::set_variable("VOLUME(TX)", "1") {
-                    Ok(keep_in_core) => cmds.insert(0, keep_in_core),
-                    Err(e) => tracing::warn!(error = %e, "cannot keep the bridge in the core"),
-                }
-                self.sip_headers_set |= !bridge.sip_headers.is_empty()
-                    || bridge.legs.iter().any(|l| !l.sip_headers.is_empty());
-                cmds
-            }
+        let caller = self.conn.env().channel().unwrap_or_default().to_string();
+        let setup = render::DialSetup {
+            number_template: template,
+            clear_headers: self.sip_headers_set,
+            caller_channel: &caller,
+            fetched_media: HashMap::new(),
+        };
+        // http(s) confirmation media is fetched in the Dial's task, then planned again
+        // with the local names; this first plan decides whether the Dial is refused.
+        let media_urls = render::confirm_media_urls(bridge);
+        let replan = (!media_urls.is_empty()).then(|| {
+            (
+                bridge.clone(),
+                template.clone(),
+                caller.clone(),
+                self.sip_headers_set,
+                self.services.media.clone(),
+            )
+        });
+        let cmds = match render::dial_plan(bridge, &setup) {
             Plan::Commands(cmds) => {
                 self.sip_headers_set |= !bridge.sip_headers.is_empty()
                     || bridge.legs.iter().any(|l| !l.sip_headers.is_empty());
@@ -938,11 +958,16 @@ impl CallTask {
                 ))
             })
             .collect();
-        // AMI's DialEnd tells the answer when the session is up; ARI's poll otherwise.
+        let routine = render::dial_answer_routine(bridge);
+        // AMI's DialEnd tells the answer when the session is up; ARI's poll otherwise. A
+        // Dial whose answering routine runs on the callee (confirmation, per-leg digits)
+        // is answered when the routine marks it bridged, not at the callee's answer
+        // (DialEnd says ANSWER before the confirmation), so ARI reads that mark.
         let ami_up = self.services.ami.as_ref().is_some_and(|a| a.is_connected());
-        let watcher = self.services.ari.clone().filter(|_| !ami_up).map(|ari| {
+        let watcher = self.services.ari.clone().filter(|_| routine || !ami_up).map(|ari| {
             let (reports, uuid) = (self.reports_tx.clone(), self.facts.uuid.clone());
-            tokio::spawn(watch_dial_answer(ari, uuid, id, reports).in_current_span()).abort_handle()
+            tokio::spawn(watch_dial_answer(ari, uuid, id, routine, reports).in_current_span())
+                .abort_handle()
         });
         self.dial = Some(DialRun {
             id,
@@ -956,10 +981,63 @@ impl CallTask {
             watcher,
             dests: HashMap::new(),
             answered_dest: None,
+            routine,
         });
         let conn = self.conn.clone();
         tokio::spawn(
             async move {
+                let cmds = match replan {
+                    None => cmds,
+                    Some((bridge, template, caller, clear_headers, cache)) => {
+                        let mut fetched = HashMap::new();
+                        for url in media_urls {
+                            let got = match &cache {
+                                Some(cache) => cache.local(&url).await,
+                                None => Err(format!(
+                                    "{url}: no [asterisk] media_cache_dir to fetch it into"
+                                )),
+                            };
+                            match got {
+                                Ok(local) => {
+                                    fetched.insert(url, local);
+                                }
+                                Err(why) => tracing::warn!(
+                                    reason = %why,
+                                    "confirmSound media left out: the callee hears the rest"
+                                ),
+                            }
+                        }
+                        let setup = render::DialSetup {
+                            number_template: &template,
+                            clear_headers,
+                            caller_channel: &caller,
+                            fetched_media: fetched,
+                        };
+                        match render::dial_plan(&bridge, &setup) {
+                            Plan::Commands(cmds) => cmds,
+                            Plan::Refuse(why) => {
+                                let _ = reports.send(Report::Op {
+                                    id,
+                                    outcome: OpOutcome::Refused(why),
+                                    hangup_result: false,
+                                });
+                                return;
+                            }
+                        }
+                    }
+                };
+                let mut cmds = cmds;
+                if watched {
+                    // Two SIP channels bridged with nothing to watch are bridged natively
+                    // (`native_rtp`: RTP relayed below the channel core), and RFC 2833
+                    // digits then raise no DTMFEnd at all (seen live). An audiohook on the
+                    // caller keeps the bridge in the core: `VOLUME(TX)` at gain 1 (no
+                    // change to the audio) is the cheapest one the bundle has.
+                    match AgiCommand::set_variable("VOLUME(TX)", "1") {
+                        Ok(keep_in_core) => cmds.insert(0, keep_in_core),
+                        Err(e) => tracing::warn!(error = %e, "cannot keep the bridge in the core"),
+                    }
+                }
                 let mut last = None;
                 for cmd in cmds {
                     tracing::debug!(command = %cmd.line(), "AGI command");
@@ -1014,6 +1092,10 @@ impl CallTask {
                     answered_secs: read("ANSWEREDTIME")
                         .await
                         .and_then(|s| s.trim().parse().ok()),
+                    mark: match routine {
+                        true => read(render::DIAL_MARK).await,
+                        false => None,
+                    },
                 };
                 tracing::info!(?facts, "Dial ended");
                 let _ = reports.send(Report::DialEnded {
@@ -1041,7 +1123,13 @@ impl CallTask {
         }
         self.leg_registration = None;
         let status = facts.status.clone().unwrap_or_default();
-        let answered_leg = (status.trim() == "ANSWER")
+        // A callee the answering routine did not bridge (never confirmed, or the caller
+        // left while it was asked) leaves DIALSTATUS ANSWER all the same.
+        let not_bridged = run
+            .routine
+            .then(|| render::dial_routine_not_bridged(&status, facts.mark.as_deref()))
+            .flatten();
+        let answered_leg = (status.trim() == "ANSWER" && not_bridged.is_none())
             .then(|| {
                 run.peers
                     .iter()
@@ -1075,7 +1163,8 @@ impl CallTask {
                 report
             }
             None => {
-                let cause = render::dial_failure_cause(&status, facts.cause.as_deref());
+                let cause = not_bridged
+                    .unwrap_or_else(|| render::dial_failure_cause(&status, facts.cause.as_deref()));
                 let leg_causes = run
                     .peers
                     .iter()
@@ -1109,7 +1198,11 @@ impl CallTask {
                 self.input(Input::Dtmf(digit));
             }
             manager::CallEvent::Digit { uniqueid, digit } => {
-                if run.answered_dest.as_deref() != Some(uniqueid.as_str()) {
+                // Only the bridged callee's: with an answering routine, DialEnd comes
+                // before its confirmation, whose key is not a digitsMatchBLeg digit.
+                if run.answered_dest.as_deref() != Some(uniqueid.as_str())
+                    || run.answered.is_none()
+                {
                     return;
                 }
                 let matched = self.callee_digits.as_mut().and_then(|m| m.press(digit));
@@ -1128,6 +1221,10 @@ impl CallTask {
                     return;
                 };
                 run.answered_dest = Some(dest);
+                if run.routine {
+                    // Answered is not bridged yet: the routine's mark says it (ARI).
+                    return;
+                }
                 let id = run.id;
                 self.dial_answered_live(id, &peer);
             }
@@ -2128,10 +2225,30 @@ async fn watch_dial_answer(
     ari: Ari,
     uuid: String,
     id: OpId,
+    routine: bool,
     reports: mpsc::UnboundedSender<Report>,
 ) {
     loop {
         tokio::time::sleep(DIAL_ANSWER_POLL).await;
+        // With the answering routine, DIALEDPEERNUMBER is set before the callee is
+        // asked (`dial-confirm-key.txt`): the routine's mark says when it is bridged.
+        if routine {
+            match ari.variable(&uuid, render::DIAL_MARK).await {
+                Ok(mark) if mark.trim() == render::DIAL_BRIDGED => {}
+                Ok(mark) if mark.trim() == render::DIAL_UNCONFIRMED => return,
+                Ok(_) => continue,
+                Err(AriError::ChannelGone) => {
+                    if !matches!(ari.channel_exists(&uuid).await, Ok(true)) {
+                        return;
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "ARI poll of the Dial's mark failed");
+                    continue;
+                }
+            }
+        }
         match ari.variable(&uuid, "DIALEDPEERNUMBER").await {
             Ok(peer) if !peer.trim().is_empty() => {
                 let _ = reports.send(Report::DialAnswered { id, peer });

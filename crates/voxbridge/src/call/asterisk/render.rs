@@ -20,7 +20,7 @@
 //! | a Gather listening | `WAIT FOR DIGIT <ms until its deadline>`, run by the driver |
 //! | Record (plain) | `RECORD FILE "<path without .wav>" wav "<finishOnKey>" <maxLength ms> [BEEP] [s=<timeout s>]` ([`record_plan`], [`record_report`]) |
 //! | StartSessionRecording (`recordSession`) | `EXEC MixMonitor "<path>.wav"` (returns at once; the file is complete at the hangup) |
-//! | Bridge (Dial) | `SET VARIABLE CALLERID(num/name)`, `EXEC Dial "<dest>&<dest>,<ring s>,gL(<limit ms>)"`, then `GET VARIABLE DIALSTATUS`/`HANGUPCAUSE`/`DIALEDPEERNUMBER`/`ANSWEREDTIME` ([`dial_plan`]) |
+//! | Bridge (Dial) | `SET VARIABLE CALLERID(num/name)` (and `__voxbridge_dial_*` for the dialplan's routines), `EXEC Dial "<dest>&<dest>,<ring s>,g[H][D()][b()][U()]L(<limit ms>)"`, then `GET VARIABLE DIALSTATUS`/`HANGUPCAUSE`/`DIALEDPEERNUMBER`/`ANSWEREDTIME` (and `SHARED(voxbridge_dial)`) ([`dial_plan`]) |
 //!
 //! **Schedule inside the switch.** `TIMEOUT(absolute)` is Asterisk's own timer on the
 //! channel: it fires even if voxbridge is busy or gone. On its own it carries no cause
@@ -37,7 +37,8 @@
 use crate::agi::command::app_arg;
 use crate::agi::{AgiCommand, Reply};
 use crate::call::channel_op::{
-    Bridge, ChannelOp, HungUpBy, OpOutcome, RecordCaller, RecordEndedBy, RecordFormat, RecordReport,
+    Bridge, ChannelOp, HungUpBy, MediaItem, OpOutcome, RecordCaller, RecordEndedBy, RecordFormat,
+    RecordReport,
 };
 use crate::cause::HangupCause;
 use crate::document::model::DialTarget;
@@ -270,8 +271,7 @@ pub fn record_report(reply: &Reply, elapsed: Duration, asked: &RecordCaller) -> 
 /// caller's channel first (`CALLERID(num)`/`(name)`), which the outgoing legs take; the
 /// call's own record keeps the caller's number read at the start.
 ///
-/// The Dial's options that act on the callee, all of them `Dial()`'s own, so one value
-/// holds for every leg (a document that gives the legs different ones is refused by name):
+/// The Dial's options that act on the callee:
 /// - `hangupOnStar` → `H`: the caller's `*` (features.conf's `disconnect`, `*` by
 ///   default) ends the bridge and the callee's channel; with `g` the caller goes on with
 ///   the document. The `*` itself is never reported (FastAGI is blocked in `Dial()`), and
@@ -279,116 +279,371 @@ pub fn record_report(reply: &Reply, elapsed: Duration, asked: &RecordCaller) -> 
 ///   hangupsource; seen live) is what a callee hanging up leaves too, so the callee's CDR
 ///   says `Callee` where FreeSWITCH says `Caller`.
 /// - `sendDigits` → `D(<digits>)` after the callee answers, `D(::<digits>)` on its early
-///   media (`sendOnPreanswer`); `w` is Asterisk's half-second pause too.
+///   media (`sendOnPreanswer`), when every leg has the same; `w` is Asterisk's half-second
+///   pause too. Legs whose after-answer digits differ get them from the shipped
+///   dialplan's `U()` routine ([`DIAL_ANSWERED_ROUTINE`]) on the leg that answered; early
+///   digits that differ between legs are refused by name (`D()` is one for all and no
+///   routine runs on a callee's early media).
 /// - `sipHeaders` → `SET VARIABLE __SIPADDHEADER<n> "X-VH-<name>: <value>"` on the caller
 ///   before the Dial (what chan_sip's `SIPAddHeader` does): the `__` makes the callee
 ///   channels inherit it and chan_sip puts every `SIPADDHEADER*` variable on the INVITE.
 ///   The slots [`SIP_HEADER_SLOTS`] are all rewritten before every Dial once
 ///   `clear_headers` is set (a previous Dial set some), so headers never leak to the next Dial.
+///   A leg's own headers, when the legs' differ, are added on that callee's channel by
+///   the pre-dial routine `b()` ([`DIAL_LEG_ROUTINE`], `SIPADDHEADER61…70`).
+/// - `confirmSound`/`confirmKey` → the `U()` routine plays the media to the callee that
+///   answered (no key: then bridges it) or plays it again and again until the key; a
+///   callee that never presses it is dropped once its channel is as old as the ring
+///   timeout (`GOSUB_RESULT=ABORT`, capture `dial-confirm-unpressed.txt`), which is what
+///   FreeSWITCH's `group_confirm` does at the originate timeout — the Dial then reads as
+///   not answered (no-answer). One difference: Asterisk's race is over at the first
+///   answer (the other legs are hung up before the routine runs), where FreeSWITCH keeps
+///   the others ringing while one is asked.
+///
+/// The routines (`dialplan/asterisk/extensions.conf`) take their data from inherited
+/// caller variables `voxbridge_dial_*` (listed in that file); each callee finds its leg by its own
+/// `${DIALEDPEERNUMBER}` (capture `dial-legs-differ.txt`), and the answering routine marks
+/// the outcome on the caller in `SHARED(voxbridge_dial)` ([`DIAL_MARK`]): `bridged` or
+/// `unconfirmed`. Values go through `SET VARIABLE`, never through `Dial()`'s option
+/// parsing, so a header value may hold commas, parentheses or `${…}` (kept verbatim).
 ///
 /// `digitsMatch` and `digitsMatchBLeg` change nothing here: FastAGI hears no digit while
 /// `Dial()` runs, so the driver hears them as AMI events (`super::manager`) and refuses
 /// them by name when AMI is off.
 ///
-/// Refused by name on Asterisk: `confirmSound`/`confirmKey` (Dial's `U()` pre-bridge subroutine would
-/// be the way) and `dialMusic` as a document (`m()` takes a music-on-hold class, not media
-/// voxbridge fetched).
-pub fn dial_plan(bridge: &Bridge, number_template: &str, clear_headers: bool) -> Plan {
+/// Refused by name on Asterisk: `dialMusic` as a document (`m()` plays a music-on-hold
+/// class from musiconhold.conf, not media voxbridge fetched per call; a class per call
+/// needs a realtime backend or a reload of every class per Dial: docs/dial.md).
+pub fn dial_plan(bridge: &Bridge, setup: &DialSetup<'_>) -> Plan {
     let refuse = |what: &str| Plan::Refuse(format!("not supported yet on Asterisk: Dial {what}"));
-    if bridge.confirm.is_some() {
-        return refuse("confirmSound/confirmKey");
-    }
     if bridge.music.is_some() {
         return refuse("dialMusic (other than real)");
     }
     if bridge.legs.is_empty() {
         return Plan::Refuse("a Dial without destinations".into());
     }
-    let first = &bridge.legs[0];
-    if bridge.legs.iter().any(|l| {
-        l.send_digits != first.send_digits || l.send_on_preanswer != first.send_on_preanswer
-    }) {
-        return refuse("sendDigits that differ between legs (Dial's D() is one for all)");
+    let mut dests = Vec::new();
+    for leg in &bridge.legs {
+        match dial_destination(&leg.target, setup.number_template) {
+            Ok(d) => dests.push(d),
+            Err(why) => return Plan::Refuse(why),
+        }
     }
-    if bridge
+    for leg in &bridge.legs {
+        if let Some(digits) = &leg.send_digits {
+            if digits.is_empty()
+                || !digits
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D' | 'w' | 'W'))
+            {
+                return Plan::Refuse(format!(
+                    "Dial sendDigits {digits:?}: only DTMF keys and w/W pauses can be sent"
+                ));
+            }
+        }
+    }
+    let first = &bridge.legs[0];
+    let digits_agree = bridge.legs.iter().all(|l| {
+        l.send_digits == first.send_digits && l.send_on_preanswer == first.send_on_preanswer
+    });
+    if !digits_agree
+        && bridge
+            .legs
+            .iter()
+            .any(|l| l.send_on_preanswer && l.send_digits.is_some())
+    {
+        return refuse(
+            "sendDigits with sendOnPreanswer that differ between legs (Dial's D() is one for all)",
+        );
+    }
+    let headers_agree = bridge
         .legs
         .iter()
-        .any(|l| l.sip_headers != first.sip_headers)
-    {
-        return refuse("sipHeaders that differ between legs (inherited by every leg)");
+        .all(|l| l.sip_headers == first.sip_headers);
+    let per_leg_headers = !headers_agree;
+    let per_leg_digits = !digits_agree;
+    let answer_routine = dial_answer_routine(bridge);
+    if per_leg_headers || per_leg_digits {
+        // Two legs to one destination would find the same leg's data.
+        for (i, a) in bridge.legs.iter().enumerate() {
+            for (j, b) in bridge.legs.iter().enumerate().skip(i + 1) {
+                if dests[i] == dests[j]
+                    && (a.sip_headers != b.sip_headers || a.send_digits != b.send_digits)
+                {
+                    return refuse(&format!(
+                        "legs {} and {} to the same destination with different sipHeaders/sendDigits",
+                        i + 1,
+                        j + 1
+                    ));
+                }
+            }
+        }
     }
-    let headers: Vec<String> = bridge
+    let common: Vec<String> = bridge
         .sip_headers
         .iter()
-        .chain(first.sip_headers.iter())
+        .chain(if per_leg_headers {
+            [].iter()
+        } else {
+            first.sip_headers.iter()
+        })
         .map(|(k, v)| format!("X-VH-{k}: {v}"))
         .collect();
-    if headers.len() > SIP_HEADER_SLOTS.len() {
+    if common.len() > SIP_HEADER_SLOTS.len()
+        || bridge
+            .legs
+            .iter()
+            .any(|l| per_leg_headers && l.sip_headers.len() > LEG_HEADER_SLOTS)
+    {
         return refuse(&format!(
             "with more than {} sipHeaders",
             SIP_HEADER_SLOTS.len()
         ));
     }
+    let confirm = match &bridge.confirm {
+        None => None,
+        Some(c) => {
+            if let Some(key) = c.key {
+                if !(key.is_ascii_digit() || matches!(key, '*' | '#' | 'A'..='D')) {
+                    return Plan::Refuse(format!("Dial confirmKey {key:?}: not a DTMF key"));
+                }
+            }
+            match confirm_media_names(&c.media, &setup.fetched_media) {
+                Ok(names) => Some((names, c.key)),
+                Err(why) => return Plan::Refuse(why),
+            }
+        }
+    };
     let mut options = String::from("g");
     if bridge.hangup_on_star {
         options.push('H');
     }
-    if let Some(digits) = &first.send_digits {
-        if digits.is_empty()
-            || !digits
-                .chars()
-                .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D' | 'w' | 'W'))
-        {
-            return Plan::Refuse(format!(
-                "Dial sendDigits {digits:?}: only DTMF keys and w/W pauses can be sent by D()"
-            ));
-        }
-        if first.send_on_preanswer {
-            options.push_str(&format!("D(::{digits})"));
-        } else {
-            options.push_str(&format!("D({digits})"));
+    if digits_agree {
+        if let Some(digits) = &first.send_digits {
+            if first.send_on_preanswer {
+                options.push_str(&format!("D(::{digits})"));
+            } else {
+                options.push_str(&format!("D({digits})"));
+            }
         }
     }
-    let mut dests = Vec::new();
-    for leg in &bridge.legs {
-        match dial_destination(&leg.target, number_template) {
-            Ok(d) => dests.push(d),
-            Err(why) => return Plan::Refuse(why),
-        }
+    if per_leg_headers {
+        options.push_str(&format!("b({DIAL_LEG_ROUTINE}^s^1)"));
     }
-    let mut cmds = Vec::new();
-    let mut push = |cmd: Result<AgiCommand, crate::agi::command::CommandError>| match cmd {
-        Ok(c) => {
-            cmds.push(c);
-            true
-        }
-        Err(_) => false,
-    };
-    let mut ok = true;
+    if answer_routine {
+        options.push_str(&format!("U({DIAL_ANSWERED_ROUTINE})"));
+    }
+
+    let mut vars: Vec<(String, String)> = Vec::new();
     if let Some(number) = &bridge.caller_id {
-        ok &= push(AgiCommand::set_variable("CALLERID(num)", number));
+        vars.push(("CALLERID(num)".into(), number.clone()));
     }
     if let Some(name) = &bridge.caller_name {
-        ok &= push(AgiCommand::set_variable("CALLERID(name)", name));
+        vars.push(("CALLERID(name)".into(), name.clone()));
     }
-    if clear_headers || !headers.is_empty() {
+    if setup.clear_headers || !common.is_empty() {
         for (i, slot) in SIP_HEADER_SLOTS.iter().enumerate() {
-            let value = headers.get(i).map_or("", String::as_str);
-            ok &= push(AgiCommand::set_variable(slot, value));
+            let value = common.get(i).cloned().unwrap_or_default();
+            vars.push((slot.to_string(), value));
         }
     }
+    if per_leg_headers || answer_routine {
+        vars.push((DIAL_MARK.into(), String::new()));
+        vars.push((
+            "__voxbridge_dial_caller".into(),
+            setup.caller_channel.into(),
+        ));
+        vars.push((
+            "__voxbridge_dial_legs".into(),
+            bridge.legs.len().to_string(),
+        ));
+        for (i, (leg, dest)) in bridge.legs.iter().zip(&dests).enumerate() {
+            let n = i + 1;
+            vars.push((
+                format!("__voxbridge_dial_leg{n}"),
+                dialed_peer_number(dest).to_string(),
+            ));
+            let own: &[(String, String)] = if per_leg_headers {
+                &leg.sip_headers
+            } else {
+                &[]
+            };
+            vars.push((
+                format!("__voxbridge_dial_leg{n}_headers"),
+                own.len().to_string(),
+            ));
+            for (j, (k, v)) in own.iter().enumerate() {
+                vars.push((
+                    format!("__voxbridge_dial_leg{n}_h{}", j + 1),
+                    format!("X-VH-{k}: {v}"),
+                ));
+            }
+            let digits = match (&leg.send_digits, per_leg_digits) {
+                (Some(d), true) if !leg.send_on_preanswer => d.clone(),
+                _ => String::new(),
+            };
+            vars.push((format!("__voxbridge_dial_leg{n}_digits"), digits));
+        }
+        let (mode, media, key) = match &confirm {
+            None => ("", String::new(), String::new()),
+            Some((names, None)) => ("play", names.join("&"), String::new()),
+            Some((names, Some(k))) => ("key", names.join("&"), k.to_string()),
+        };
+        vars.push(("__voxbridge_dial_confirm".into(), mode.into()));
+        vars.push(("__voxbridge_dial_confirm_media".into(), media));
+        vars.push(("__voxbridge_dial_confirm_key".into(), key));
+        vars.push((
+            "__voxbridge_dial_ring".into(),
+            bridge.ring_timeout.as_secs().max(1).to_string(),
+        ));
+    }
     // Cleared so the driver's ARI watch sees only this Dial's answer.
-    ok &= push(AgiCommand::set_variable("DIALEDPEERNUMBER", ""));
+    vars.push(("DIALEDPEERNUMBER".into(), String::new()));
+
+    let mut cmds = Vec::new();
+    for (name, value) in &vars {
+        match AgiCommand::set_variable(name, value) {
+            Ok(c) => cmds.push(c),
+            Err(e) => return Plan::Refuse(format!("Dial: cannot set {name}: {e}")),
+        }
+    }
     let ring = bridge.ring_timeout.as_secs().max(1);
     let limit_ms = bridge.time_limit.as_millis().max(1000);
-    ok &= push(AgiCommand::exec(
+    match AgiCommand::exec(
         "Dial",
         &format!("{},{ring},{options}L({limit_ms})", dests.join("&")),
-    ));
-    if !ok {
-        return Plan::Refuse("cannot build the Dial's AGI commands".into());
+    ) {
+        Ok(c) => cmds.push(c),
+        Err(e) => return Plan::Refuse(format!("cannot build the Dial's AGI command: {e}")),
     }
     Plan::Commands(cmds)
+}
+
+/// What a Dial's plan needs from the driver besides the Dial.
+#[derive(Clone, Debug, Default)]
+pub struct DialSetup<'a> {
+    /// `[asterisk] dial_number_template` (`{number}` is the `<Number>`).
+    pub number_template: &'a str,
+    /// An earlier Dial of the call set `sipHeaders`: rewrite every slot.
+    pub clear_headers: bool,
+    /// The caller's channel name (`agi_channel`): where the answering routine marks the
+    /// outcome ([`DIAL_MARK`]).
+    pub caller_channel: &'a str,
+    /// http(s) media of the `confirmSound` document, fetched by the driver into its
+    /// media cache: URL → local name for `Playback` ([`super::media`]). A URL not in it
+    /// could not be fetched and is left out (logged by the driver).
+    pub fetched_media: std::collections::HashMap<String, String>,
+}
+
+/// The shipped dialplan's pre-dial routine, run by `b()` on every callee channel before
+/// its INVITE: adds that leg's own headers (`dialplan/asterisk/extensions.conf`).
+pub const DIAL_LEG_ROUTINE: &str = "voxbridge-dial-leg";
+
+/// The shipped dialplan's routine run by `U()` on the callee that answered, before the
+/// bridge: the leg's own digits and the confirmation.
+pub const DIAL_ANSWERED_ROUTINE: &str = "voxbridge-dial-answered";
+
+/// The caller's mark of a Dial's outcome, written by [`DIAL_ANSWERED_ROUTINE`]:
+/// [`DIAL_BRIDGED`] or [`DIAL_UNCONFIRMED`] (empty before). A Dial with that routine is
+/// answered when this says bridged — `DIALEDPEERNUMBER` is set at the callee's answer,
+/// before the routine (capture `dial-confirm-key.txt`) — and one whose callee never
+/// confirmed returns DIALSTATUS ANSWER all the same (`dial-confirm-unpressed.txt`).
+pub const DIAL_MARK: &str = "SHARED(voxbridge_dial)";
+pub const DIAL_BRIDGED: &str = "bridged";
+pub const DIAL_UNCONFIRMED: &str = "unconfirmed";
+
+/// A leg's own headers fit `SIPADDHEADER61…70`.
+pub const LEG_HEADER_SLOTS: usize = 10;
+
+/// Whether the Dial runs [`DIAL_ANSWERED_ROUTINE`] (its answer is then the routine's
+/// [`DIAL_MARK`], not `DIALEDPEERNUMBER`).
+pub fn dial_answer_routine(bridge: &Bridge) -> bool {
+    let first = bridge.legs.first();
+    bridge.confirm.is_some()
+        || bridge.legs.iter().any(|l| {
+            first.is_some_and(|f| {
+                l.send_digits != f.send_digits || l.send_on_preanswer != f.send_on_preanswer
+            })
+        })
+}
+
+/// The cause of a Dial whose answering routine ran but did not bridge the callee that
+/// answered (`None`: it did, or no callee answered — DIALSTATUS says why then): never
+/// confirmed ([`DIAL_UNCONFIRMED`]) → NO_ANSWER, as FreeSWITCH's `group_confirm` ends
+/// at the ring timeout; no mark at all (the caller left while the callee was asked) →
+/// ORIGINATOR_CANCEL.
+pub fn dial_routine_not_bridged(status: &str, mark: Option<&str>) -> Option<HangupCause> {
+    if status.trim() != "ANSWER" {
+        return None;
+    }
+    match mark.map(str::trim) {
+        Some(DIAL_BRIDGED) => None,
+        Some(DIAL_UNCONFIRMED) => Some(HangupCause::NO_ANSWER),
+        _ => Some(HangupCause::ORIGINATOR_CANCEL),
+    }
+}
+
+/// The http(s) URLs of a Dial's `confirmSound` media, which the driver fetches first.
+pub fn confirm_media_urls(bridge: &Bridge) -> Vec<String> {
+    bridge
+        .confirm
+        .iter()
+        .flat_map(|c| &c.media)
+        .filter_map(|item| match item {
+            MediaItem::Play { url } => {
+                let lower = url.to_ascii_lowercase();
+                (lower.starts_with("http://") || lower.starts_with("https://")).then(|| url.clone())
+            }
+            MediaItem::Silence { .. } => None,
+        })
+        .collect()
+}
+
+/// The confirmation media as `Playback`/`Read` names: `file://` paths without their
+/// extension, http(s) media by the local name the driver fetched it to (left out when
+/// the fetch failed), a Wait as that many seconds of the core sound `silence/1`
+/// (rounded up), nothing usable as one second of it. The names are `&`-joined into one
+/// application argument, so a name holding `&`, `,`, quotes, parentheses, `^`, `|`, `$`
+/// or a line break is refused.
+pub fn confirm_media_names(
+    items: &[MediaItem],
+    fetched: &std::collections::HashMap<String, String>,
+) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    for item in items {
+        match item {
+            MediaItem::Play { url } => {
+                let lower = url.to_ascii_lowercase();
+                let name = if lower.starts_with("http://") || lower.starts_with("https://") {
+                    match fetched.get(url) {
+                        Some(local) => local.clone(),
+                        None => continue,
+                    }
+                } else {
+                    playback_name(url)?
+                };
+                if name.chars().any(|c| {
+                    matches!(
+                        c,
+                        '&' | ',' | '"' | '\'' | '(' | ')' | '^' | '|' | '$' | '\\'
+                    ) || c.is_control()
+                }) {
+                    return Err(format!(
+                        "Dial confirmSound media {url:?}: its file name has characters Asterisk's Read() would split on"
+                    ));
+                }
+                names.push(name);
+            }
+            MediaItem::Silence { duration } => {
+                let secs = duration.as_millis().div_ceil(1000).max(1);
+                names.extend((0..secs).map(|_| "silence/1".to_string()));
+            }
+        }
+    }
+    if names.is_empty() {
+        names.push("silence/1".into());
+    }
+    Ok(names)
 }
 
 /// The caller's variables chan_sip turns into INVITE headers for `sipHeaders` (inherited
@@ -664,6 +919,15 @@ mod tests {
         assert!(matches!(plan_on(&speak, true), Plan::Commands(_)));
     }
 
+    fn setup(template: &str, clear_headers: bool) -> DialSetup<'_> {
+        DialSetup {
+            number_template: template,
+            clear_headers,
+            caller_channel: "SIP/127.0.0.1-00000003",
+            fetched_media: Default::default(),
+        }
+    }
+
     #[test]
     fn a_dial_is_one_dial_app_with_every_destination_and_its_limits() {
         use crate::call::channel_op::{Bridge, BridgeLeg};
@@ -693,7 +957,7 @@ mod tests {
             confirm: None,
             music: None,
         };
-        match dial_plan(&b, "SIP/{number}@trunk", false) {
+        match dial_plan(&b, &setup("SIP/{number}@trunk", false)) {
             Plan::Commands(c) => assert_eq!(
                 c.iter().map(|c| c.line()).collect::<Vec<_>>(),
                 [
@@ -710,8 +974,8 @@ mod tests {
         watched.caller_digits_watched = true;
         watched.callee_digit_patterns = vec!["12".into()];
         assert_eq!(
-            dial_plan(&watched, "SIP/{number}", false),
-            dial_plan(&b, "SIP/{number}", false)
+            dial_plan(&watched, &setup("SIP/{number}", false)),
+            dial_plan(&b, &setup("SIP/{number}", false))
         );
         b.hangup_on_star = true;
         b.caller_id = None;
@@ -720,7 +984,7 @@ mod tests {
             l.send_digits = Some("ww12#".into());
             l.sip_headers = vec![("u".into(), "9".into())];
         }
-        match dial_plan(&b, "SIP/{number}", false) {
+        match dial_plan(&b, &setup("SIP/{number}", false)) {
             Plan::Commands(c) => {
                 let lines: Vec<_> = c.iter().map(|c| c.line().to_string()).collect();
                 assert_eq!(lines[0], r#"SET VARIABLE __SIPADDHEADER51 "X-VH-a: 1 2""#);
@@ -736,7 +1000,7 @@ mod tests {
         }
         b.legs[0].send_on_preanswer = true;
         assert!(
-            matches!(dial_plan(&b, "SIP/{number}", false), Plan::Refuse(r) if r.contains("sendDigits"))
+            matches!(dial_plan(&b, &setup("SIP/{number}", false)), Plan::Refuse(r) if r.contains("sendDigits"))
         );
         for l in &mut b.legs {
             l.send_on_preanswer = true;
@@ -745,7 +1009,7 @@ mod tests {
         for l in &mut b.legs {
             l.sip_headers.clear();
         }
-        match dial_plan(&b, "SIP/{number}", true) {
+        match dial_plan(&b, &setup("SIP/{number}", true)) {
             Plan::Commands(c) => {
                 let lines: Vec<_> = c.iter().map(|c| c.line().to_string()).collect();
                 assert_eq!(
@@ -756,10 +1020,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        b.legs[1].sip_headers = vec![("only".into(), "here".into())];
-        assert!(
-            matches!(dial_plan(&b, "SIP/{number}", false), Plan::Refuse(r) if r.contains("sipHeaders"))
-        );
         assert!(dial_destination(&DialTarget::Number("1&2".into()), "SIP/{number}").is_err());
         assert_eq!(
             dial_failure_cause("BUSY", Some("17")),
@@ -777,6 +1037,227 @@ mod tests {
             dial_failure_cause("CHANUNAVAIL", Some("0")),
             HangupCause::DESTINATION_OUT_OF_ORDER
         );
+    }
+
+    fn two_legs() -> Bridge {
+        use crate::call::channel_op::BridgeLeg;
+        let leg = |uuid: &str, n: &str| BridgeLeg {
+            uuid: uuid.into(),
+            target: DialTarget::Number(n.into()),
+            send_digits: None,
+            send_on_preanswer: false,
+            sip_headers: Vec::new(),
+        };
+        Bridge {
+            legs: vec![leg("u-1", "7004"), leg("u-2", "7008")],
+            ring_timeout: Duration::from_secs(10),
+            time_limit: Duration::from_secs(3),
+            hangup_on_star: false,
+            caller_id: None,
+            caller_name: None,
+            sip_headers: vec![("All".into(), "x".into())],
+            callee_digit_patterns: Vec::new(),
+            caller_digits_watched: false,
+            confirm: None,
+            music: None,
+        }
+    }
+
+    fn lines(plan: Plan) -> Vec<String> {
+        match plan {
+            Plan::Commands(c) => c.iter().map(|c| c.line().to_string()).collect(),
+            Plan::Refuse(why) => panic!("refused: {why}"),
+        }
+    }
+
+    /// Capture `dial-legs-differ.txt` is this plan, sent by hand.
+    #[test]
+    fn legs_that_differ_get_their_own_headers_and_digits_from_the_dialplan_routines() {
+        let mut b = two_legs();
+        b.legs[0].sip_headers = vec![("Leg".into(), "four, (ringing)".into())];
+        b.legs[0].send_digits = Some("4".into());
+        b.legs[1].sip_headers = vec![
+            ("Leg".into(), "two".into()),
+            ("Only".into(), "${x}$[1+1]".into()),
+        ];
+        b.legs[1].send_digits = Some("55".into());
+        let l = lines(dial_plan(&b, &setup("SIP/{number}@self", false)));
+        let at = |prefix: &str| {
+            l.iter()
+                .find(|c| c.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no {prefix} in {l:#?}"))
+                .as_str()
+        };
+        // The Dial's own header stays one for all; the legs' own are the routine's.
+        assert_eq!(
+            at("SET VARIABLE __SIPADDHEADER51 "),
+            r#"SET VARIABLE __SIPADDHEADER51 "X-VH-All: x""#
+        );
+        assert_eq!(
+            at("SET VARIABLE __SIPADDHEADER52 "),
+            r#"SET VARIABLE __SIPADDHEADER52 """#
+        );
+        assert_eq!(
+            at("SET VARIABLE SHARED"),
+            r#"SET VARIABLE SHARED(voxbridge_dial) """#
+        );
+        assert_eq!(
+            at("SET VARIABLE __voxbridge_dial_caller "),
+            r#"SET VARIABLE __voxbridge_dial_caller "SIP/127.0.0.1-00000003""#
+        );
+        assert_eq!(
+            at("SET VARIABLE __voxbridge_dial_legs "),
+            r#"SET VARIABLE __voxbridge_dial_legs "2""#
+        );
+        assert_eq!(
+            at("SET VARIABLE __voxbridge_dial_leg1 "),
+            r#"SET VARIABLE __voxbridge_dial_leg1 "7004@self""#
+        );
+        assert_eq!(
+            at("SET VARIABLE __voxbridge_dial_leg1_h1 "),
+            r#"SET VARIABLE __voxbridge_dial_leg1_h1 "X-VH-Leg: four, (ringing)""#
+        );
+        assert_eq!(
+            at("SET VARIABLE __voxbridge_dial_leg2_headers "),
+            r#"SET VARIABLE __voxbridge_dial_leg2_headers "2""#
+        );
+        assert_eq!(
+            at("SET VARIABLE __voxbridge_dial_leg2_h2 "),
+            r#"SET VARIABLE __voxbridge_dial_leg2_h2 "X-VH-Only: ${x}$[1+1]""#
+        );
+        assert_eq!(
+            at("SET VARIABLE __voxbridge_dial_leg2_digits "),
+            r#"SET VARIABLE __voxbridge_dial_leg2_digits "55""#
+        );
+        assert_eq!(
+            at("SET VARIABLE __voxbridge_dial_confirm "),
+            r#"SET VARIABLE __voxbridge_dial_confirm """#
+        );
+        assert_eq!(
+            l.last().unwrap(),
+            r#"EXEC Dial "SIP/7004@self&SIP/7008@self,10,gb(voxbridge-dial-leg^s^1)U(voxbridge-dial-answered)L(3000)""#
+        );
+        assert!(dial_answer_routine(&b));
+
+        // Only the headers differ: b() alone, digits stay D() for all.
+        let mut h = two_legs();
+        h.legs[1].sip_headers = vec![("Only".into(), "here".into())];
+        for leg in &mut h.legs {
+            leg.send_digits = Some("1".into());
+        }
+        let l = lines(dial_plan(&h, &setup("SIP/{number}", false)));
+        assert!(
+            l.last()
+                .unwrap()
+                .ends_with(r#",10,gD(1)b(voxbridge-dial-leg^s^1)L(3000)""#),
+            "{l:?}"
+        );
+        assert!(!dial_answer_routine(&h));
+        assert!(l
+            .iter()
+            .any(|c| c == r#"SET VARIABLE __voxbridge_dial_leg1_headers "0""#));
+
+        // Early digits that differ cannot be per leg; two legs to one destination with
+        // different data cannot be told apart by the routine.
+        let mut early = two_legs();
+        early.legs[0].send_digits = Some("1".into());
+        early.legs[0].send_on_preanswer = true;
+        assert!(matches!(dial_plan(&early, &setup("SIP/{number}", false)),
+            Plan::Refuse(r) if r.contains("sendOnPreanswer")));
+        let mut same = two_legs();
+        same.legs[1].target = DialTarget::Number("7004".into());
+        same.legs[1].send_digits = Some("2".into());
+        assert!(matches!(dial_plan(&same, &setup("SIP/{number}", false)),
+            Plan::Refuse(r) if r.contains("same destination")));
+    }
+
+    /// Captures `dial-confirm-key.txt` / `dial-confirm-unpressed.txt` are this plan.
+    #[test]
+    fn confirm_runs_the_answering_routine_with_its_media_key_and_ring_window() {
+        use crate::call::channel_op::Confirm;
+        let mut b = two_legs();
+        b.legs.truncate(1);
+        b.legs[0].target = DialTarget::Number("7007".into());
+        b.sip_headers.clear();
+        b.confirm = Some(Confirm {
+            media: vec![
+                MediaItem::Play {
+                    url: "file:///srv/press-one.wav".into(),
+                },
+                MediaItem::Silence {
+                    duration: Duration::from_millis(1500),
+                },
+                MediaItem::Play {
+                    url: "https://app.test/a.wav".into(),
+                },
+                MediaItem::Play {
+                    url: "https://app.test/gone.wav".into(),
+                },
+            ],
+            key: Some('1'),
+        });
+        let mut s = setup("SIP/{number}@self", false);
+        s.fetched_media
+            .insert("https://app.test/a.wav".into(), "/var/cache/vb/abc".into());
+        let l = lines(dial_plan(&b, &s));
+        assert!(
+            l.contains(&r#"SET VARIABLE __voxbridge_dial_confirm "key""#.to_string()),
+            "{l:#?}"
+        );
+        assert!(l.contains(&r#"SET VARIABLE __voxbridge_dial_confirm_key "1""#.to_string()));
+        assert!(l.contains(&r#"SET VARIABLE __voxbridge_dial_ring "10""#.to_string()));
+        assert!(l.contains(
+            &r#"SET VARIABLE __voxbridge_dial_confirm_media "/srv/press-one&silence/1&silence/1&/var/cache/vb/abc""#
+                .to_string()
+        ), "the media that could not be fetched is left out: {l:#?}");
+        assert_eq!(
+            l.last().unwrap(),
+            r#"EXEC Dial "SIP/7007@self,10,gU(voxbridge-dial-answered)L(3000)""#
+        );
+        assert_eq!(confirm_media_urls(&b).len(), 2);
+
+        let mut play = b.clone();
+        play.confirm = Some(Confirm {
+            media: Vec::new(),
+            key: None,
+        });
+        let l = lines(dial_plan(&play, &setup("SIP/{number}", false)));
+        assert!(l.contains(&r#"SET VARIABLE __voxbridge_dial_confirm "play""#.to_string()));
+        assert!(
+            l.contains(&r#"SET VARIABLE __voxbridge_dial_confirm_media "silence/1""#.to_string())
+        );
+
+        let mut bad = b.clone();
+        bad.confirm = Some(Confirm {
+            media: vec![MediaItem::Play {
+                url: "file:///a,b.wav".into(),
+            }],
+            key: Some('1'),
+        });
+        assert!(matches!(
+            dial_plan(&bad, &setup("SIP/{number}", false)),
+            Plan::Refuse(_)
+        ));
+        bad.confirm = Some(Confirm {
+            media: Vec::new(),
+            key: Some('x'),
+        });
+        assert!(matches!(
+            dial_plan(&bad, &setup("SIP/{number}", false)),
+            Plan::Refuse(_)
+        ));
+
+        // What the caller's channel says after the Dial.
+        assert_eq!(dial_routine_not_bridged("ANSWER", Some("bridged")), None);
+        assert_eq!(
+            dial_routine_not_bridged("ANSWER", Some("unconfirmed")),
+            Some(HangupCause::NO_ANSWER)
+        );
+        assert_eq!(
+            dial_routine_not_bridged("ANSWER", None),
+            Some(HangupCause::ORIGINATOR_CANCEL)
+        );
+        assert_eq!(dial_routine_not_bridged("NOANSWER", None), None);
     }
 
     #[test]
