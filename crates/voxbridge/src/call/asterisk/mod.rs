@@ -964,11 +964,16 @@ impl CallTask {
         // is answered when the routine marks it bridged, not at the callee's answer
         // (DialEnd says ANSWER before the confirmation), so ARI reads that mark.
         let ami_up = self.services.ami.as_ref().is_some_and(|a| a.is_connected());
-        let watcher = self.services.ari.clone().filter(|_| routine || !ami_up).map(|ari| {
-            let (reports, uuid) = (self.reports_tx.clone(), self.facts.uuid.clone());
-            tokio::spawn(watch_dial_answer(ari, uuid, id, routine, reports).in_current_span())
-                .abort_handle()
-        });
+        let watcher = self
+            .services
+            .ari
+            .clone()
+            .filter(|_| routine || !ami_up)
+            .map(|ari| {
+                let (reports, uuid) = (self.reports_tx.clone(), self.facts.uuid.clone());
+                tokio::spawn(watch_dial_answer(ari, uuid, id, routine, reports).in_current_span())
+                    .abort_handle()
+            });
         self.dial = Some(DialRun {
             id,
             legs: DialLegs {
@@ -1200,8 +1205,7 @@ impl CallTask {
             manager::CallEvent::Digit { uniqueid, digit } => {
                 // Only the bridged callee's: with an answering routine, DialEnd comes
                 // before its confirmation, whose key is not a digitsMatchBLeg digit.
-                if run.answered_dest.as_deref() != Some(uniqueid.as_str())
-                    || run.answered.is_none()
+                if run.answered_dest.as_deref() != Some(uniqueid.as_str()) || run.answered.is_none()
                 {
                     return;
                 }
