@@ -128,6 +128,22 @@ pub fn dial_event_callback(
     form_request(CallbackKind::DialEvent, url, method, params)
 }
 
+/// A Dial's `DialDigitsMatch` event (SPEC §11.4): the Dial event `params` plus the digits
+/// that matched and who pressed them (`aleg`/`bleg`), to the Dial's `callbackUrl`.
+pub fn dial_digits_match_callback(
+    url: &str,
+    method: HttpMethod,
+    mut params: Vec<(String, String)>,
+    digits: String,
+    pressed_by: &str,
+) -> NewCallback {
+    params.extend([
+        ("DialDigitsMatch".to_string(), digits),
+        ("DialDigitsPressedBy".to_string(), pressed_by.to_string()),
+    ]);
+    dial_event_callback(url, method, &params)
+}
+
 /// A Record's `Event=RecordStop` to its `callbackUrl` (SPEC §12.2), rendered like
 /// [`action_request`].
 pub fn record_stop_callback(

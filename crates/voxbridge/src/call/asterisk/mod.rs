@@ -731,19 +731,14 @@ impl CallTask {
                     let Some(dial) = self.dial_legs.as_ref() else {
                         continue;
                     };
-                    let mut params =
+                    let params =
                         dial_legs::event_params(dial, &self.facts, "digits", &b_leg, position, &to);
-                    params.extend([
-                        ("DialDigitsMatch".to_string(), digits),
-                        (
-                            "DialDigitsPressedBy".to_string(),
-                            pressed_by.as_str().to_string(),
-                        ),
-                    ]);
-                    let event = crate::app::callbacks::dial_event_callback(
+                    let event = crate::app::callbacks::dial_digits_match_callback(
                         &callback.url,
                         callback.method,
-                        &params,
+                        params,
+                        digits,
+                        pressed_by.as_str(),
                     );
                     self.enqueue_now(vec![event]);
                 }

@@ -716,18 +716,13 @@ impl CallTask {
                     pressed_by,
                     callback,
                 } => {
-                    let mut params = self.dial_event_params("digits", &b_leg, position, &to);
-                    params.extend([
-                        ("DialDigitsMatch".to_string(), digits),
-                        (
-                            "DialDigitsPressedBy".to_string(),
-                            pressed_by.as_str().to_string(),
-                        ),
-                    ]);
-                    let event = crate::app::callbacks::dial_event_callback(
+                    let params = self.dial_event_params("digits", &b_leg, position, &to);
+                    let event = crate::app::callbacks::dial_digits_match_callback(
                         &callback.url,
                         callback.method,
-                        &params,
+                        params,
+                        digits,
+                        pressed_by.as_str(),
                     );
                     self.enqueue_now(vec![event]);
                 }
