@@ -809,6 +809,18 @@ async fn k_bridge_no_answer() {
 }
 
 /// The value of `var` in the bridge's CHANNEL_EXECUTE_COMPLETE of `frames`.
+/// The bridge's completion carries `vars` with the values the switch recorded in `file`.
+fn assert_bridge_vars_as_recorded(got: &[Frame], file: &str, vars: &[&str]) {
+    let want = recorded(file);
+    for var in vars {
+        assert_eq!(
+            bridge_completion_var(got, var),
+            bridge_completion_var(&want, var),
+            "{var}"
+        );
+    }
+}
+
 fn bridge_completion_var(frames: &[Frame], var: &str) -> Option<String> {
     events_named(frames, "CHANNEL_EXECUTE_COMPLETE")
         .iter()
@@ -838,18 +850,15 @@ async fn u_bridge_caller_cancels_while_ringing() {
         Compare::Sequence,
     )
     .await;
-    let want = recorded(file);
-    for var in [
-        "variable_DIALSTATUS",
-        "variable_originate_failed_cause",
-        "variable_originate_causes",
-    ] {
-        assert_eq!(
-            bridge_completion_var(&got, var),
-            bridge_completion_var(&want, var),
-            "{var}"
-        );
-    }
+    assert_bridge_vars_as_recorded(
+        &got,
+        file,
+        &[
+            "variable_DIALSTATUS",
+            "variable_originate_failed_cause",
+            "variable_originate_causes",
+        ],
+    );
 }
 
 #[tokio::test]
@@ -869,19 +878,16 @@ async fn v_bridge_callee_side_hangs_up() {
         Compare::Sequence,
     )
     .await;
-    let want = recorded(file);
-    for var in [
-        "variable_DIALSTATUS",
-        "variable_bridge_hangup_cause",
-        "variable_last_bridge_to",
-        "variable_originate_causes",
-    ] {
-        assert_eq!(
-            bridge_completion_var(&got, var),
-            bridge_completion_var(&want, var),
-            "{var}"
-        );
-    }
+    assert_bridge_vars_as_recorded(
+        &got,
+        file,
+        &[
+            "variable_DIALSTATUS",
+            "variable_bridge_hangup_cause",
+            "variable_last_bridge_to",
+            "variable_originate_causes",
+        ],
+    );
 }
 
 #[tokio::test]
@@ -959,19 +965,16 @@ async fn w_bridge_a_leg_killed() {
         Some((Duration::from_secs(2), Victim::Own)),
     )
     .await;
-    let want = recorded(file);
-    for var in [
-        "variable_DIALSTATUS",
-        "variable_bridge_hangup_cause",
-        "variable_last_bridge_to",
-        "variable_originate_causes",
-    ] {
-        assert_eq!(
-            bridge_completion_var(&got, var),
-            bridge_completion_var(&want, var),
-            "{var}"
-        );
-    }
+    assert_bridge_vars_as_recorded(
+        &got,
+        file,
+        &[
+            "variable_DIALSTATUS",
+            "variable_bridge_hangup_cause",
+            "variable_last_bridge_to",
+            "variable_originate_causes",
+        ],
+    );
 }
 
 #[tokio::test]
@@ -990,18 +993,15 @@ async fn y_bridge_ringing_b_leg_killed() {
         )),
     )
     .await;
-    let want = recorded(file);
-    for var in [
-        "variable_DIALSTATUS",
-        "variable_originate_failed_cause",
-        "variable_originate_causes",
-    ] {
-        assert_eq!(
-            bridge_completion_var(&got, var),
-            bridge_completion_var(&want, var),
-            "{var}"
-        );
-    }
+    assert_bridge_vars_as_recorded(
+        &got,
+        file,
+        &[
+            "variable_DIALSTATUS",
+            "variable_originate_failed_cause",
+            "variable_originate_causes",
+        ],
+    );
 }
 
 /// The bundled test switch's destinations as the originate transcripts reach them.

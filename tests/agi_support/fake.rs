@@ -529,6 +529,21 @@ pub async fn run_channel(agi: SocketAddr, ch: FakeChannel, registry: Registry) -
                     .find_map(|a| a.strip_prefix("s="))
                     .and_then(|n| n.parse::<u64>().ok())
                     .map(Duration::from_secs);
+                // A digit AMI made the channel receive before RECORD FILE started is not
+                // lost when it is one of the escape keys: the command ends at once,
+                // `(randomerror)` with no audio (capture `record-stop-at-start.txt`).
+                let keys_str = keys.trim_matches('"');
+                if let Ok(d) = received.try_recv() {
+                    if keys_str.contains(d) {
+                        let _ = w
+                            .write_all(
+                                format!("200 result={} (randomerror) endpos=0\n", u32::from(d))
+                                    .as_bytes(),
+                            )
+                            .await;
+                        continue;
+                    }
+                }
                 let (length, cut) = match (silence, ch.record_speech) {
                     (Some(s), Some(speech)) if speech + s < limit => {
                         (speech + s, s.saturating_sub(Duration::from_secs(1)))

@@ -1301,12 +1301,25 @@ impl CallTask {
         tokio::spawn(
             async move {
                 for path in sessions {
-                    match manager::stop_mix_monitor(&ami, &channel).await {
-                        Ok(()) => {
-                            let _ = reports.send(Report::SessionStopped { path });
-                        }
-                        Err(e) => {
-                            tracing::warn!(%path, error = %e, "StopMixMonitor failed; the recording ends with the call")
+                    // `EXEC MixMonitor` goes over FastAGI and the stop over AMI: a stop
+                    // right after the start can reach Asterisk first and find no
+                    // MixMonitor yet, so a refused stop is tried again a few times.
+                    let mut tries = 0;
+                    loop {
+                        match manager::stop_mix_monitor(&ami, &channel).await {
+                            Ok(()) => {
+                                let _ = reports.send(Report::SessionStopped { path });
+                                break;
+                            }
+                            Err(e) if tries < MIX_MONITOR_STOP_RETRIES => {
+                                tries += 1;
+                                tracing::debug!(%path, error = %e, tries, "StopMixMonitor refused; trying again");
+                                tokio::time::sleep(MIX_MONITOR_STOP_PAUSE).await;
+                            }
+                            Err(e) => {
+                                tracing::warn!(%path, error = %e, "StopMixMonitor failed; the recording ends with the call");
+                                break;
+                            }
                         }
                     }
                 }
@@ -2213,6 +2226,11 @@ async fn run_commands(
 /// `*` that may have ended it (the event and `Dial()`'s return race; the event came
 /// first in every capture).
 const STAR_EVENT_GRACE: Duration = Duration::from_millis(300);
+
+/// How often a refused `StopMixMonitor` is tried again, and the pause between tries (a
+/// stop racing the MixMonitor's own start on the FastAGI socket).
+const MIX_MONITOR_STOP_RETRIES: u32 = 5;
+const MIX_MONITOR_STOP_PAUSE: Duration = Duration::from_millis(200);
 
 /// How often ARI is asked whether a running Dial's callee answered.
 const DIAL_ANSWER_POLL: Duration = Duration::from_millis(250);
