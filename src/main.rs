@@ -62,16 +62,7 @@ fn main() -> ExitCode {
         Command::Demo { .. } => demo::init_logging(),
         _ => voxbridge::server::init_logging(),
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("voxbridge: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let default_workers = voxbridge::config::RuntimeConfig::default().worker_threads;
     match cli.command {
         Command::Serve { config } => {
             let cfg = match voxbridge::config::Config::load(config.as_deref()) {
@@ -81,8 +72,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match runtime.block_on(voxbridge::server::serve(cfg)) {
-                Ok(()) => ExitCode::SUCCESS,
+            // `[runtime] worker_threads` sizes the runtime, so it is built after the load.
+            let Some(runtime) = runtime(cfg.runtime.worker_threads) else {
+                return ExitCode::FAILURE;
+            };
+            match runtime.block_on(voxbridge::server::serve(cfg)) {                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("voxbridge: {e:#}");
                     // Another process serving this database is a configuration mistake
@@ -96,11 +90,17 @@ fn main() -> ExitCode {
             }
         }
         Command::Check { target } => {
+            let Some(runtime) = runtime(default_workers) else {
+                return ExitCode::FAILURE;
+            };
             let mut out = std::io::stdout();
             let code = runtime.block_on(voxbridge::cli::check::run(&target, &mut out));
             ExitCode::from(code)
         }
         Command::Demo { short, speed } => {
+            let Some(runtime) = runtime(default_workers) else {
+                return ExitCode::FAILURE;
+            };
             let options = demo::DemoOptions { short, speed };
             let mut out = std::io::stdout();
             match runtime.block_on(demo::run(&options, &mut out)) {
@@ -111,6 +111,22 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+    }
+}
+
+/// The async runtime with `workers` worker threads (`[runtime]`, see
+/// `voxbridge::config::RuntimeConfig` for why one by default).
+fn runtime(workers: usize) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("voxbridge: cannot start the async runtime: {e}");
+            None
         }
     }
 }

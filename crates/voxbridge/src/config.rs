@@ -40,7 +40,36 @@ pub struct Config {
     pub asterisk: AsteriskConfig,
     /// This node in a fleet sharing one PostgreSQL store (SPEC §14).
     pub node: NodeConfig,
+    /// The process's async runtime.
+    pub runtime: RuntimeConfig,
 }
+
+/// `[runtime]`: the threads that run voxbridge's sockets and call tasks.
+///
+/// **One worker by default** (issue 16). A call is a chain of small steps — a socket read,
+/// an engine step, a command written — and with two workers the idle one is woken for
+/// nearly every step only to find nothing to steal, so at the rates real switches run
+/// (tens to hundreds of calls per second) a second worker costs ~17 % more CPU per call
+/// and buys nothing: one worker carries ~1,500 calls/s of the simulator bench at
+/// ~0.65 ms each, several times what one switch admits. Nothing blocks a worker: SQLite
+/// writes have their own thread, reads and file work go to the blocking pool. Raise it
+/// for one voxbridge in front of many busy switches (`cargo bench --bench calls` shows
+/// where one worker saturates).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Async worker threads, 1–64.
+    pub worker_threads: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self { worker_threads: 1 }
+    }
+}
+
+/// The highest `[runtime] worker_threads` accepted.
+pub const MAX_WORKER_THREADS: usize = 64;
 
 /// `[outbound]`: how `POST Call/` places calls through the `[switch]` (SPEC §13).
 ///
@@ -681,6 +710,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let workers = self.runtime.worker_threads;
+        if !(1..=MAX_WORKER_THREADS).contains(&workers) {
+            return Err(ConfigError(format!(
+                "runtime.worker_threads: {workers} is not between 1 and {MAX_WORKER_THREADS}"
+            )));
+        }
         for cidr in &self.esl.allow {
             crate::config::parse_cidr(cidr)
                 .ok_or_else(|| ConfigError(format!("esl.allow: {cidr:?} is not a CIDR")))?;
@@ -1012,5 +1047,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("app.fetch_retries"), "{e}");
+    }
+
+    #[test]
+    fn worker_threads_default_to_one_and_are_bounded() {
+        assert_eq!(Config::default().runtime.worker_threads, 1);
+        let c = Config::load_with_env(
+            None,
+            vec![("VOXBRIDGE_RUNTIME_WORKER_THREADS".into(), "2".into())],
+        )
+        .unwrap();
+        assert_eq!(c.runtime.worker_threads, 2);
+        for bad in ["0", "65"] {
+            let e = Config::load_with_env(
+                None,
+                vec![("VOXBRIDGE_RUNTIME_WORKER_THREADS".into(), bad.into())],
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains("runtime.worker_threads"), "{e}");
+        }
     }
 }
