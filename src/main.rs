@@ -76,7 +76,8 @@ fn main() -> ExitCode {
             let Some(runtime) = runtime(cfg.runtime.worker_threads) else {
                 return ExitCode::FAILURE;
             };
-            match runtime.block_on(voxbridge::server::serve(cfg)) {                Ok(()) => ExitCode::SUCCESS,
+            match runtime.block_on(voxbridge::server::serve(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("voxbridge: {e:#}");
                     // Another process serving this database is a configuration mistake

@@ -10,10 +10,11 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("migrations/0002_dial_legs.sql")),
     (3, include_str!("migrations/0003_recordings.sql")),
     (4, include_str!("migrations/0004_live_call_switch.sql")),
+    (5, include_str!("migrations/0005_live_calls_one_tree.sql")),
 ];
 
 /// The schema version this build writes.
-pub const LATEST: u32 = 4;
+pub const LATEST: u32 = 5;
 
 /// Brings the database up to [`LATEST`]. Refuses a database written by a newer build
 /// rather than guessing at its tables.
