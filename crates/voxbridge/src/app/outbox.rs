@@ -281,7 +281,8 @@ async fn run(ctx: Arc<Delivery>, mut shutdown: watch::Receiver<bool>) {
     let concurrency = ctx.settings.concurrency;
     let per_receiver = ctx.settings.per_receiver_limit();
     let claim_for = ctx.settings.request_timeout + CLAIM_MARGIN;
-    let mut inflight: JoinSet<()> = JoinSet::new();
+    // An attempt's task answers whether its row is settled (delivered, or failed for good).
+    let mut inflight: JoinSet<bool> = JoinSet::new();
     let mut receiver_of: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut busy: HashMap<String, usize> = HashMap::new();
 
@@ -298,6 +299,14 @@ async fn run(ctx: Arc<Delivery>, mut shutdown: watch::Receiver<bool>) {
         }
     };
 
+    // Look at the store at the next turn. Not after every finished attempt: a pass costs
+    // a store transaction, and once a pass found nothing left due, only a commit of new
+    // rows (the store's signal), a row falling due (the timer) or an attempt that did
+    // not settle its row (a retry is scheduled) can make one due (issue 16).
+    let mut claim_now = true;
+    // The last pass left due rows behind, for lack of slots or of receiver room.
+    let mut left_due = false;
+    let mut wake_at = tokio::time::Instant::now();
     loop {
         if *shutdown.borrow() {
             break;
@@ -305,7 +314,8 @@ async fn run(ctx: Arc<Delivery>, mut shutdown: watch::Receiver<bool>) {
         let now = OffsetDateTime::now_utc();
         let free = concurrency.saturating_sub(inflight.len());
         let mut wait = IDLE_POLL;
-        if free > 0 {
+        if claim_now && free > 0 {
+            claim_now = false;
             let request = ClaimRequest {
                 now,
                 limit: free,
@@ -321,6 +331,7 @@ async fn run(ctx: Arc<Delivery>, mut shutdown: watch::Receiver<bool>) {
             match claimed {
                 Ok(claimed) => {
                     let got = claimed.rows.len();
+                    left_due = got == free || claimed.next_due.is_some_and(|due| due <= now);
                     for row in claimed.rows {
                         *busy.entry(row.receiver.clone()).or_default() += 1;
                         let receiver = row.receiver.clone();
@@ -334,7 +345,10 @@ async fn run(ctx: Arc<Delivery>, mut shutdown: watch::Receiver<bool>) {
                         // Due rows were left: for lack of slots (a finishing attempt
                         // wakes us) or of room for their receiver. If this claim made
                         // progress, claim again at once with the new room.
-                        Some(_) if got > 0 && got < free => continue,
+                        Some(_) if got > 0 && got < free => {
+                            claim_now = true;
+                            continue;
+                        }
                         _ => {}
                     }
                 }
@@ -344,29 +358,35 @@ async fn run(ctx: Arc<Delivery>, mut shutdown: watch::Receiver<bool>) {
                     wait = Duration::from_secs(1);
                 }
             }
+            wake_at = tokio::time::Instant::now() + wait.max(Duration::from_millis(5));
+        } else if claim_now {
+            // No slot free: a finishing attempt wakes us, and claims then.
+            left_due = true;
+            wake_at = tokio::time::Instant::now() + IDLE_POLL;
         }
-        let wait = wait.max(Duration::from_millis(5));
         tokio::select! {
             Some(done) = inflight.join_next_with_id(), if !inflight.is_empty() => {
-                let id = match done {
-                    Ok((id, ())) => id,
+                let (id, settled) = match done {
+                    Ok((id, settled)) => (id, settled),
                     Err(e) => {
                         tracing::error!("outbox: a delivery task failed: {e}");
-                        e.id()
+                        (e.id(), false)
                     }
                 };
                 release(id, &mut receiver_of, &mut busy);
+                claim_now |= left_due || !settled;
             }
-            _ = signal.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
+            _ = signal.notified() => claim_now = true,
+            _ = tokio::time::sleep_until(wake_at) => claim_now = true,
             _ = shutdown.changed() => {}
         }
         while let Some(done) = inflight.try_join_next_with_id() {
-            let id = match done {
-                Ok((id, ())) => id,
-                Err(e) => e.id(),
+            let (id, settled) = match done {
+                Ok((id, settled)) => (id, settled),
+                Err(e) => (e.id(), false),
             };
             release(id, &mut receiver_of, &mut busy);
+            claim_now |= left_due || !settled;
         }
     }
 
@@ -393,8 +413,10 @@ async fn run(ctx: Arc<Delivery>, mut shutdown: watch::Receiver<bool>) {
     tracing::info!("outbox stopped; undelivered rows stay pending for the next start");
 }
 
-/// One attempt on one row, recorded.
-async fn attempt(ctx: Arc<Delivery>, row: PendingCallback) {
+/// One attempt on one row, recorded. True when the row is settled: delivered, or failed
+/// for good; false when it is to be tried again (a retry scheduled, or the attempt not
+/// recorded), so the worker looks at the store for when.
+async fn attempt(ctx: Arc<Delivery>, row: PendingCallback) -> bool {
     let at = OffsetDateTime::now_utc();
     let sent = send(&ctx, &row, at).await;
     let attempts = row.attempts.saturating_add(1);
@@ -431,6 +453,7 @@ async fn attempt(ctx: Arc<Delivery>, row: PendingCallback) {
         AttemptResult::Failed { .. } => &ctx.counters.failed,
     }
     .fetch_add(1, Ordering::Relaxed);
+    let settled = !matches!(result, AttemptResult::Retry { .. });
     if let Err(e) = ctx.store.record_attempt(&row.delivery_id, at, result).await {
         // The claim expires and the row is tried again with the same DeliveryID: a
         // duplicate the receiver can recognise, never a loss. A post-call response is
@@ -440,7 +463,7 @@ async fn attempt(ctx: Arc<Delivery>, row: PendingCallback) {
             delivery_id = %row.delivery_id,
             "outbox: attempt not recorded, the row will be retried: {e}"
         );
-        return;
+        return false;
     }
     if let Some((content_type, body)) = hand_over {
         let hook = ctx.hook.clone();
@@ -454,6 +477,7 @@ async fn attempt(ctx: Arc<Delivery>, row: PendingCallback) {
         };
         tokio::spawn(async move { hook.handle(response).await });
     }
+    settled
 }
 
 fn failure_result(
