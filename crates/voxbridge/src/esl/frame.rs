@@ -342,21 +342,23 @@ impl FrameDecoder {
     /// (a `\r` before a `\n` does not count as content). Returns (block length,
     /// separator length).
     fn find_block_end(&mut self, buf: &[u8]) -> Option<(usize, usize)> {
-        let start = self.scanned.saturating_sub(2);
-        let mut i = start;
-        while i < buf.len() {
-            if buf[i] == b'\n' {
-                if buf.get(i + 1) == Some(&b'\n') {
-                    return Some((i + 1, 1));
-                }
-                if buf.get(i + 1) == Some(&b'\r') && buf.get(i + 2) == Some(&b'\n') {
-                    return Some((i + 1, 2));
-                }
-            }
-            i += 1;
+        let start = self.scanned.saturating_sub(2).min(buf.len());
+        let found =
+            memchr::memchr_iter(b'\n', &buf[start..]).find_map(|i| blank_line_at(buf, start + i));
+        if found.is_none() {
+            self.scanned = buf.len();
         }
-        self.scanned = buf.len();
-        None
+        found
+    }
+}
+
+/// If the `\n` at `i` starts a blank line (`\n` or `\r\n` follows), the length of the
+/// block before it (`i + 1`) and of the separator.
+pub(crate) fn blank_line_at(b: &[u8], i: usize) -> Option<(usize, usize)> {
+    match (b.get(i + 1), b.get(i + 2)) {
+        (Some(b'\n'), _) => Some((i + 1, 1)),
+        (Some(b'\r'), Some(b'\n')) => Some((i + 1, 2)),
+        _ => None,
     }
 }
 
@@ -422,6 +424,33 @@ mod tests {
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].body.as_deref(), Some(&b"false"[..]));
         assert_eq!(frames[1].content_type(), Some("auth/request"));
+    }
+
+    #[test]
+    fn every_split_of_a_stream_gives_the_same_frames() {
+        // LF and CRLF blocks, a `\r` right before the blank line, a body holding blank
+        // lines: cut at every position (the scan resumes where the last read stopped).
+        let wire: &[u8] = b"Content-Type: auth/request\r\n\r\n\
+            Content-Type: text/event-plain\nContent-Length: 12\n\nA: 1\n\nB: 2\n\n\
+            Content-Type: command/reply\r\nReply-Text: +OK\n\r\n\
+            Content-Type: api/response\nContent-Length: 0\n\n";
+        let whole = decode_all(wire).unwrap();
+        assert_eq!(whole.len(), 4);
+        assert_eq!(whole[1].body.as_deref(), Some(&b"A: 1\n\nB: 2\n\n"[..]));
+        assert_eq!(whole[2].headers.get("Reply-Text"), Some("+OK"));
+        for cut in 1..wire.len() {
+            let mut dec = FrameDecoder::default();
+            let mut buf = BytesMut::from(&wire[..cut]);
+            let mut got = Vec::new();
+            while let Some(f) = dec.decode(&mut buf).unwrap() {
+                got.push(f);
+            }
+            buf.extend_from_slice(&wire[cut..]);
+            while let Some(f) = dec.decode(&mut buf).unwrap() {
+                got.push(f);
+            }
+            assert_eq!(got, whole, "cut at {cut}");
+        }
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub fn decode(value: &str) -> String {
 /// [`decode`], appending to `out` (event decoding writes every value into one buffer).
 pub fn decode_into(value: &str, out: &mut String) {
     let bytes = value.as_bytes();
-    if !bytes.contains(&b'%') {
+    if memchr::memchr(b'%', bytes).is_none() {
         out.push_str(value);
         return;
     }
