@@ -287,6 +287,20 @@ impl Conn {
         Ok(())
     }
 
+    /// Several commands in one write (each logged as its own frame, as they are framed
+    /// on the wire).
+    async fn send_all(&mut self, cmds: &[Command]) -> Result<()> {
+        let mut bytes = Vec::new();
+        for cmd in cmds {
+            let one = cmd.to_bytes();
+            self.log.frame(&self.name, false, &one);
+            bytes.extend_from_slice(&one);
+        }
+        let w = self.writer.as_mut().context("connection already closed")?;
+        w.write_all(&bytes).await?;
+        Ok(())
+    }
+
     /// Reads one more frame into `pending`.
     async fn read_more(&mut self, deadline: Instant) -> Result<()> {
         if self.eof {
@@ -795,6 +809,17 @@ Outbound client: connect (the channel is answered, Call-Direction: outbound), my
       4. 7900 (answered): an event-locked 1 s tone playback, a second event-locked 0.5 s tone queued behind it,
       then the hangup command (NORMAL_CLEARING), then a third event-locked playback queued behind the hangup. The
       hangup runs after both tones; the third playback never runs.",
+    },
+    Scenario {
+        name: "z5",
+        file: "z5-handshake-in-one-write.txt",
+        title: "the outbound handshake in one write: `connect`, `myevents`, `nixevent`, `linger`",
+        about: "What voxbridge's handshake sends (issue 16): the four commands in ONE write, before the channel
+      data has come back. Call: inbound ESL `bgapi originate` of sofia/external/7901@127.0.0.1:5060 (capture
+      dialplan: socket, unanswered). The switch answers them one at a time, in order: the channel data, then
+      three `+OK` replies. The socket then ends the call with `call-command: hangup` (NORMAL_CLEARING), takes
+      CHANNEL_HANGUP (CHANNEL_EXECUTE is nixevented, so the only events are the channel's own), the linger
+      notice, and sends exit.",
     },
 ];
 
@@ -1393,6 +1418,49 @@ async fn hangup_call_command(cap: &mut Capture) -> Result<()> {
     inb.exit().await
 }
 
+/// The outbound handshake in one write (z5): the switch reads and answers the commands
+/// queued behind `connect` in order, the channel data first.
+async fn handshake_one_write(cap: &mut Capture) -> Result<()> {
+    let (mut inb, _a, job) = caller(cap, "7901", "&park()").await?;
+    let mut out = cap.accept().await?;
+    let steps = [
+        Command::connect(),
+        Command::myevents(EventFormat::Plain),
+        Command::nixevent(&["CHANNEL_EXECUTE"])?,
+        Command::linger(Linger::Forever),
+    ];
+    out.send_all(&steps).await?;
+    cap.log
+        .note("[OUTBOUND-SOCKET] the four commands above went out in one write");
+    let first = out
+        .take("the first frame back", |f| {
+            matches!(f.content_type(), "command/reply" | "api/response")
+        })
+        .await?;
+    if lookup(&first.headers, "Event-Name") != Some("CHANNEL_DATA") {
+        bail!("the first frame back is not the channel data");
+    }
+    for what in ["myevents", "nixevent", "linger"] {
+        let r = out.reply().await?;
+        if !r.starts_with("+OK") {
+            bail!("{what} in the same write as connect: {r}");
+        }
+    }
+    let r = out.cmd(Command::hangup("NORMAL_CLEARING")?).await?;
+    if !r.starts_with("+OK") {
+        bail!("call-command hangup: {r}");
+    }
+    out.event("CHANNEL_HANGUP").await?;
+    out.event("CHANNEL_HANGUP_COMPLETE").await?;
+    out.take("linger notice", |f| {
+        f.content_type() == "text/disconnect-notice"
+            && lookup(&f.headers, "Content-Disposition") == Some("linger")
+    })
+    .await?;
+    out.exit().await?;
+    caller_done(&mut inb, &job).await
+}
+
 async fn run(cap: &mut Capture, name: &str) -> Result<()> {
     match name {
         "i" => bridge(cap, "7002", "", true, "NORMAL_CLEARING").await,
@@ -1407,6 +1475,7 @@ async fn run(cap: &mut Capture, name: &str) -> Result<()> {
         "z2" => callee_digits_matched(cap).await,
         "z3" => ringback_music(cap).await,
         "z4" => hangup_call_command(cap).await,
+        "z5" => handshake_one_write(cap).await,
         "q" => gather_flush_and_barge_in(cap).await,
         "m" => record(cap, false).await,
         "n" => record(cap, true).await,

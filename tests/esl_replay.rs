@@ -1591,6 +1591,7 @@ fn our_encoding(sent: &[u8]) -> Vec<u8> {
             };
             Command::event(format, &words.collect::<Vec<_>>()).unwrap()
         }
+        "nixevent" => Command::nixevent(&rest.split(' ').collect::<Vec<_>>()).unwrap(),
         "auth" => Command::auth(rest).unwrap(),
         "api" => Command::api(rest).unwrap(),
         "filter" => {
@@ -1713,6 +1714,54 @@ fn v_a_ringback_file_string_is_early_media_to_the_caller_before_the_answer() {
     assert!(
         ts(bridge) - ts(media) > 1_000_000,
         "7008 rings ~2 s: the music came long before the answer"
+    );
+}
+
+/// Transcript z5 (issue 16): the handshake's four commands in one write, sent before the
+/// channel data came back, are answered one at a time in order — what voxbridge's
+/// handshake relies on to take a channel in one round trip.
+#[test]
+fn z5_the_switch_answers_a_handshake_written_at_once_in_order() {
+    let frames = fixture("z5");
+    let outbound: Vec<&TranscriptFrame> = frames
+        .iter()
+        .filter(|f| f.connection == Connection::Outbound)
+        .collect();
+    let first_four: Vec<String> = outbound[..4]
+        .iter()
+        .map(|f| {
+            assert!(!f.from_switch, "the client's four commands come first");
+            assert_eq!(our_encoding(&f.bytes), f.bytes);
+            String::from_utf8_lossy(&f.bytes)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        first_four,
+        ["connect", "myevents", "nixevent CHANNEL_EXECUTE", "linger"]
+    );
+    let conns = decode_connections(&frames, usize::MAX);
+    let out = &conns["OUTBOUND#1"];
+    assert!(matches!(&out[0].0, Message::ChannelData(_)));
+    let replies: Vec<String> = out[1..4]
+        .iter()
+        .map(|(m, _)| match m {
+            Message::Reply(r) => r.text().to_string(),
+            other => panic!("a reply, not {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        replies,
+        ["+OK Events Enabled", "+OK events nixed", "+OK will linger"]
+    );
+    assert!(
+        out[4..]
+            .iter()
+            .any(|(m, _)| matches!(m, Message::Event(e) if e.name() == "CHANNEL_HANGUP_COMPLETE")),
+        "the call then ran on the socket to its end"
     );
 }
 

@@ -1194,6 +1194,34 @@ async fn z4_hangup_call_command_unanswered() {
     }
 }
 
+/// z5: the handshake in one write (`connect`, `myevents`, `nixevent`, `linger` before
+/// the channel data came back): the simulator answers them in order, as the switch did,
+/// and the call then ends as in the capture. The subscription is in place before the
+/// channel parks, so CHANNEL_PARK (not nixed in the capture) reaches the socket, as it
+/// did on the switch: the simulator parks after its default delay, not at `connect`.
+#[tokio::test]
+async fn z5_handshake_in_one_write() {
+    let file = "z5-handshake-in-one-write.txt";
+    let got = replay_frames(
+        file,
+        fixture(file),
+        CallScript::ringing(),
+        config(Duration::from_millis(20), LingerNotice::AfterHangupComplete),
+        Compare::Sequence,
+        None,
+    )
+    .await;
+    assert_eq!(got[0].headers.get("Event-Name"), Some("CHANNEL_DATA"));
+    let replies: Vec<&str> = got[1..4]
+        .iter()
+        .map(|f| f.headers.get("Reply-Text").unwrap_or_default())
+        .collect();
+    assert_eq!(
+        replies,
+        ["+OK Events Enabled", "+OK events nixed", "+OK will linger"]
+    );
+}
+
 /// z4 socket 4: the command queued behind two event-locked playbacks runs when the
 /// second ends, and the playback sent after it never runs.
 #[tokio::test]

@@ -109,6 +109,45 @@ pub enum EslError {
     NotConnected,
 }
 
+/// Commands sent by [`Session::send_pipelined`] whose replies are still to come.
+#[derive(Debug)]
+pub(crate) struct Pipelined {
+    waiting: Vec<(String, oneshot::Receiver<Result<Response, EslError>>)>,
+}
+
+impl Pipelined {
+    /// Their replies, in order, each bounded by the reply timeout.
+    pub(crate) async fn replies(self, session: &Session) -> Result<Vec<Reply>, EslError> {
+        let mut replies = Vec::with_capacity(self.waiting.len());
+        for (line, rx) in self.waiting {
+            match session.wait(&line, rx, Some(session.reply_timeout)).await? {
+                Response::Reply(r) => replies.push(r),
+                other => {
+                    return Err(EslError::UnexpectedReply {
+                        command: redact(&line),
+                        got: other.describe(),
+                    })
+                }
+            }
+        }
+        Ok(replies)
+    }
+}
+
+/// A command sent by [`Session::send_request`] whose response is still to come.
+#[derive(Debug)]
+pub(crate) struct PendingResponse {
+    what: String,
+    rx: oneshot::Receiver<Result<Response, EslError>>,
+}
+
+impl PendingResponse {
+    /// Its response; unbounded here, so the caller bounds it (the handshake's timeout).
+    pub(crate) async fn response(self, session: &Session) -> Result<Response, EslError> {
+        session.wait(&self.what, self.rx, None).await
+    }
+}
+
 /// One item of a socket's event stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SocketEvent {
@@ -327,12 +366,12 @@ impl Session {
         self.wait(cmd.line(), rx, Some(self.reply_timeout)).await
     }
 
-    /// Sends every command of `cmds` at once, in order, and then waits for their replies
-    /// (each a `command/reply`, returned whatever its text), which the switch sends in the
-    /// same order (`mod_event_socket` reads and answers one command at a time from the
-    /// stream). One round trip instead of one per command; the caller decides what a
-    /// `-ERR` means. A transport failure fails the whole call.
-    pub async fn commands_pipelined(&self, cmds: &[Command]) -> Result<Vec<Reply>, EslError> {
+    /// Sends every command of `cmds` at once, in order, each queued behind whatever was
+    /// sent before it (their bytes can share its write); their replies are awaited later
+    /// with [`Pipelined::replies`]. The switch answers in the same order
+    /// (`mod_event_socket` reads and answers one command at a time from the stream), so
+    /// this is one round trip instead of one per command.
+    pub(crate) async fn send_pipelined(&self, cmds: &[Command]) -> Result<Pipelined, EslError> {
         let mut waiting = Vec::with_capacity(cmds.len());
         for cmd in cmds {
             let (tx, rx) = oneshot::channel();
@@ -344,21 +383,27 @@ impl Session {
                 job: None,
             })
             .await?;
-            waiting.push((cmd, rx));
+            waiting.push((cmd.line().to_string(), rx));
         }
-        let mut replies = Vec::with_capacity(cmds.len());
-        for (cmd, rx) in waiting {
-            match self.wait(cmd.line(), rx, Some(self.reply_timeout)).await? {
-                Response::Reply(r) => replies.push(r),
-                other => {
-                    return Err(EslError::UnexpectedReply {
-                        command: redact(cmd.line()),
-                        got: other.describe(),
-                    })
-                }
-            }
-        }
-        Ok(replies)
+        Ok(Pipelined { waiting })
+    }
+
+    /// Sends `cmd` without waiting: its response is awaited later with
+    /// [`PendingResponse::response`], so commands sent right after it share its write.
+    pub(crate) async fn send_request(&self, cmd: &Command) -> Result<PendingResponse, EslError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Request {
+            bytes: cmd.to_bytes(),
+            reply: Some(tx),
+            app_id: None,
+            app_waiter: None,
+            job: None,
+        })
+        .await?;
+        Ok(PendingResponse {
+            what: cmd.line().to_string(),
+            rx,
+        })
     }
 
     /// Sends `cmd` and expects a `command/reply`; `-ERR` is an error.
