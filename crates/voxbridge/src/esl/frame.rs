@@ -366,17 +366,22 @@ pub(crate) fn blank_line_at(b: &[u8], i: usize) -> Option<(usize, usize)> {
 /// after it and a trailing `\r`. A line without `:` is ignored, as the switch does.
 fn parse_header_block(block: &[u8]) -> Headers {
     let mut headers = Headers::with_capacity(8, block.len());
-    for raw in block.split(|b| *b == b'\n') {
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if raw.is_empty() {
-            continue;
-        }
-        // Non-UTF-8 bytes are replaced, not fatal: `Reply-Text` is raw (a `getvar` of a
-        // Latin-1 variable), and one odd byte must not cost a live call its connection.
-        let line = String::from_utf8_lossy(raw);
-        if let Some((name, value)) = line.split_once(':') {
+    // Non-UTF-8 bytes are replaced, not fatal: `Reply-Text` is raw (a `getvar` of a
+    // Latin-1 variable), and one odd byte must not cost a live call its connection. The
+    // block is checked once (the connect reply's is ~150 lines), and lines and colons are
+    // found with memchr; both are ASCII, so the slices stay on character boundaries.
+    let text = String::from_utf8_lossy(block);
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() {
+        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+        let line = &text[start..end];
+        start = end + 1;
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if let Some(colon) = memchr::memchr(b':', line.as_bytes()) {
+            let value = &line[colon + 1..];
             let value = value.strip_prefix(' ').unwrap_or(value);
-            headers.push(name.trim(), value);
+            headers.push(line[..colon].trim(), value);
         }
     }
     headers
@@ -451,6 +456,15 @@ mod tests {
             }
             assert_eq!(got, whole, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn a_non_utf8_byte_is_replaced_and_the_rest_kept() {
+        let f =
+            decode_all(b"Content-Type: api/response\nReply-Text: caf\xe9 ok\nX: y\n\n").unwrap();
+        assert_eq!(f[0].headers.get("Reply-Text"), Some("caf\u{fffd} ok"));
+        assert_eq!(f[0].headers.get("X"), Some("y"));
+        assert_eq!(f[0].content_type(), Some("api/response"));
     }
 
     #[test]
