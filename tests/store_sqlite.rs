@@ -89,6 +89,62 @@ async fn live_call_writes_give_up_after_a_bounded_time() {
     );
 }
 
+/// Group commit (issue 16): under traffic an answer time waits for company, but a live
+/// row — the call's first command waits for it — ends that wait at once, and the answer
+/// time commits with it. The linger is stretched to 3 s so that what is measured is
+/// which of the two behaviours happened, not how fast the machine is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_row_cuts_a_group_commit_linger_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vb.db");
+    let linger = Duration::from_secs(3);
+    let options = SqliteOptions {
+        group_commit_linger: linger,
+        ..SqliteOptions::default()
+    };
+    let store: StoreHandle = Arc::new(SqliteStore::open(path.to_str().unwrap(), options).unwrap());
+    let t0 = datetime!(2026-04-09 10:00:00 UTC);
+    let answered_at = datetime!(2026-04-09 10:00:01 UTC);
+
+    // Without a live row behind it, an answer time right after a commit (traffic) lingers.
+    store.call_started(live("a", "MA1", t0)).await.unwrap();
+    let started = std::time::Instant::now();
+    store.call_answered("a", answered_at).await.unwrap();
+    assert!(
+        started.elapsed() >= linger / 2,
+        "the answer time did not linger: {:?}",
+        started.elapsed()
+    );
+
+    // With one queued behind it, both commit at once.
+    store.call_started(live("b", "MA1", t0)).await.unwrap();
+    let answering = {
+        let store = store.clone();
+        tokio::spawn(async move { store.call_answered("b", answered_at).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    store.call_started(live("c", "MA1", t0)).await.unwrap();
+    assert!(
+        started.elapsed() < linger / 2,
+        "the live row waited for the linger: {:?}",
+        started.elapsed()
+    );
+    tokio::time::timeout(linger / 2, answering)
+        .await
+        .expect("the answer time committed with the live row")
+        .unwrap()
+        .unwrap();
+    let live_b = store
+        .all_live_calls()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.call_uuid == "b")
+        .expect("b is live");
+    assert_eq!(live_b.answer_time, Some(answered_at));
+}
+
 #[tokio::test]
 async fn a_damaged_file_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -55,6 +55,9 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// Most writes waiting for the writer thread; a caller beyond it waits for room.
     pub write_queue: usize,
+    /// Group commit: how long, under traffic, a batch of writes nobody waits for waits
+    /// for more (`writer::GROUP_COMMIT_LINGER`, 10 ms; tests stretch it).
+    pub group_commit_linger: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -64,6 +67,7 @@ impl Default for SqliteOptions {
             readers: 4,
             max_batch: 1024,
             write_queue: 16 * 1024,
+            group_commit_linger: writer::GROUP_COMMIT_LINGER,
         }
     }
 }
@@ -148,7 +152,7 @@ pub struct SqliteStore {
     target: Target,
     /// The exclusive claim on the file (none for `:memory:`); released on drop.
     _lock: Option<lock::DatabaseLock>,
-    writes: mpsc::Sender<Message>,
+    writes: writer::Writes,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<ReadPool>,
     health: Arc<HealthTracker>,
@@ -178,10 +182,9 @@ impl SqliteStore {
             e
         })?;
         let signal = Arc::new(Notify::new());
-        let (writes, thread) =
-            writer::spawn(conn, signal.clone(), options.max_batch, options.write_queue).map_err(
-                |e| StoreError::new(StoreErrorKind::Other, format!("cannot start writer: {e}")),
-            )?;
+        let (writes, thread) = writer::spawn(conn, signal.clone(), &options).map_err(|e| {
+            StoreError::new(StoreErrorKind::Other, format!("cannot start writer: {e}"))
+        })?;
         let readers = Arc::new(ReadPool {
             target: target.clone(),
             busy_timeout: options.busy_timeout,

@@ -27,8 +27,9 @@
 //! Group commit: under traffic, a batch made only of writes nobody's next step waits for
 //! (answer times, records, outbox claims and attempt results — not a live row, which the
 //! call's first command waits for) waits [`GROUP_COMMIT_LINGER`] for more writes before it
-//! commits. Nothing is reported committed before it is; the writes only share the
-//! transaction's fixed cost (locks, WAL frames of shared pages, the fsync).
+//! commits; a live row queued meanwhile ends the wait at once. Nothing is reported
+//! committed before it is; the writes only share the transaction's fixed cost (locks, WAL
+//! frames of shared pages, the fsync).
 
 use super::codec::{self, i64_from_u64, nanos, notes_json, store_error};
 use crate::record::call::CallRecord;
@@ -39,6 +40,7 @@ use crate::store::{
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -118,7 +120,7 @@ impl WriteOp {
 /// each commit's locks, WAL frames and fsync shared by more calls. What it costs is a
 /// record's callback leaving ≤ 10 ms later, twice (the record's commit, then the
 /// claim's) — nothing a caller hears; a live row never lingers.
-const GROUP_COMMIT_LINGER: Duration = Duration::from_millis(10);
+pub(super) const GROUP_COMMIT_LINGER: Duration = Duration::from_millis(10);
 /// The writer lingers only when its last commit ended less than this ago (traffic): a
 /// lone write at a quiet moment commits at once.
 const GROUP_COMMIT_BUSY: Duration = Duration::from_millis(50);
@@ -127,7 +129,7 @@ impl WriteOp {
     /// Whether the write may wait [`GROUP_COMMIT_LINGER`] for company: nothing on a
     /// call's path waits for it. Not a live row (the call's first command waits for it)
     /// nor a recording's row (a REST request or the Record element waits for it).
-    fn may_linger(&self) -> bool {
+    pub(super) fn may_linger(&self) -> bool {
         match self {
             WriteOp::Answered { .. }
             | WriteOp::ScheduledHangup { .. }
@@ -171,18 +173,67 @@ pub(super) enum Message {
     Close(oneshot::Sender<()>),
 }
 
+/// The way into the writer thread: its queue, and a nudge that ends a group commit's
+/// linger at once when a write someone is waiting for arrives.
+pub(super) struct Writes {
+    tx: mpsc::Sender<Message>,
+    urgent: Arc<Urgent>,
+}
+
+impl Writes {
+    /// Queues `msg`. A write that may not linger (a live row, a recording's row) or a
+    /// `Close` ends the writer's linger, so it is committed at once.
+    pub(super) async fn send(&self, msg: Message) -> Result<(), mpsc::error::SendError<Message>> {
+        let urgent = match &msg {
+            Message::Write(op, _) => !op.may_linger(),
+            Message::Close(_) => true,
+        };
+        self.tx.send(msg).await?;
+        if urgent {
+            self.urgent.raise();
+        }
+        Ok(())
+    }
+}
+
+/// Set (and the writer thread unparked) when a write that must not wait was queued.
+struct Urgent {
+    raised: AtomicBool,
+    thread: std::sync::OnceLock<std::thread::Thread>,
+}
+
+impl Urgent {
+    fn raise(&self) {
+        self.raised.store(true, Ordering::Release);
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
+    }
+
+    /// Whether it was raised since the last call.
+    fn take(&self) -> bool {
+        self.raised.swap(false, Ordering::AcqRel)
+    }
+}
+
 /// Starts the writer thread on `conn`.
 pub(super) fn spawn(
     conn: Connection,
     signal: Arc<Notify>,
-    max_batch: usize,
-    queue: usize,
-) -> std::io::Result<(mpsc::Sender<Message>, std::thread::JoinHandle<()>)> {
-    let (tx, rx) = mpsc::channel(queue.max(1));
+    options: &super::SqliteOptions,
+) -> std::io::Result<(Writes, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel(options.write_queue.max(1));
+    let (max_batch, linger) = (options.max_batch.max(1), options.group_commit_linger);
+    let urgent = Arc::new(Urgent {
+        raised: AtomicBool::new(false),
+        thread: std::sync::OnceLock::new(),
+    });
+    let theirs = urgent.clone();
     let handle = std::thread::Builder::new()
         .name("voxbridge-store-writer".into())
-        .spawn(move || run(conn, rx, signal, max_batch.max(1)))?;
-    Ok((tx, handle))
+        .spawn(move || run(conn, rx, signal, &theirs, max_batch, linger))?;
+    let _ = urgent.thread.set(handle.thread().clone());
+    Ok((Writes { tx, urgent }, handle))
 }
 
 type Pending = (WriteOp, oneshot::Sender<Reply>);
@@ -191,7 +242,9 @@ fn run(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Message>,
     signal: Arc<Notify>,
+    urgent: &Urgent,
     max_batch: usize,
+    linger: Duration,
 ) {
     let mut closing: Option<oneshot::Sender<()>> = None;
     // Query-planner stability guarantee: without it SQLite marks a statement to be
@@ -217,6 +270,8 @@ fn run(
             Message::Write(op, reply) => batch.push((op, reply)),
             Message::Close(done) => closing = Some(done),
         }
+        // What raised it is in the queue now, and is drained just below.
+        urgent.take();
         drain_into(&mut rx, &mut batch, &mut closing, max_batch);
         let busy = last_commit.is_some_and(|at| at.elapsed() < GROUP_COMMIT_BUSY);
         if busy
@@ -225,8 +280,18 @@ fn run(
             && batch.iter().all(|(op, _)| op.may_linger())
         {
             // Group commit: under traffic, writes nobody's next step waits for give
-            // the writes just behind them a moment to join the same transaction.
-            std::thread::sleep(GROUP_COMMIT_LINGER);
+            // the writes just behind them a moment to join the same transaction — cut
+            // short when a write someone waits for (a call's live row) is queued, so the
+            // linger never delays a call's first command. Writes that may wait do not
+            // wake the thread: they are drained once, at the end.
+            let until = Instant::now() + linger;
+            while !urgent.take() {
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                std::thread::park_timeout(until - now);
+            }
             drain_into(&mut rx, &mut batch, &mut closing, max_batch);
         }
         if !batch.is_empty() {
