@@ -514,7 +514,10 @@ impl CallTask {
             }
         })
         .await;
-        self.finish(ending).await;
+        // Boxed: writing the record (retries, callbacks) is a large state machine that
+        // would otherwise be part of every parked call's task (1.6 KB of its 11.9 KB
+        // future, measured; SPEC §9 parked-call memory).
+        Box::pin(self.finish(ending)).await;
     }
 
     /// The shutdown grace expired with this call up: hang it up and close it out. If the
