@@ -1372,13 +1372,7 @@ async fn hangup_call_command(cap: &mut Capture) -> Result<()> {
         if !r.starts_with("+OK") {
             bail!("call-command hangup {cause}: {r}");
         }
-        out.event("CHANNEL_HANGUP").await?;
-        out.event("CHANNEL_HANGUP_COMPLETE").await?;
-        out.take("linger notice", |f| {
-            f.content_type() == "text/disconnect-notice"
-                && lookup(&f.headers, "Content-Disposition") == Some("linger")
-        })
-        .await?;
+        until_linger_notice(&mut out).await?;
         out.exit().await?;
         inb.event_where("CHANNEL_HANGUP_COMPLETE", "Unique-ID", &a)
             .await?;
@@ -1397,13 +1391,7 @@ async fn hangup_call_command(cap: &mut Capture) -> Result<()> {
     let after = execute(&mut out, "playback", Some("tone_stream://%(500,0,880)")).await?;
     execute_complete(&mut out, &first).await?;
     execute_complete(&mut out, &second).await?;
-    out.event("CHANNEL_HANGUP").await?;
-    out.event("CHANNEL_HANGUP_COMPLETE").await?;
-    out.take("linger notice", |f| {
-        f.content_type() == "text/disconnect-notice"
-            && lookup(&f.headers, "Content-Disposition") == Some("linger")
-    })
-    .await?;
+    until_linger_notice(&mut out).await?;
     if out
         .pending
         .iter()
@@ -1450,6 +1438,14 @@ async fn handshake_one_write(cap: &mut Capture) -> Result<()> {
     if !r.starts_with("+OK") {
         bail!("call-command hangup: {r}");
     }
+    until_linger_notice(&mut out).await?;
+    out.exit().await?;
+    caller_done(&mut inb, &job).await
+}
+
+/// After a hangup on a lingering socket: CHANNEL_HANGUP, CHANNEL_HANGUP_COMPLETE, then
+/// the linger notice.
+async fn until_linger_notice(out: &mut Conn) -> Result<()> {
     out.event("CHANNEL_HANGUP").await?;
     out.event("CHANNEL_HANGUP_COMPLETE").await?;
     out.take("linger notice", |f| {
@@ -1457,8 +1453,7 @@ async fn handshake_one_write(cap: &mut Capture) -> Result<()> {
             && lookup(&f.headers, "Content-Disposition") == Some("linger")
     })
     .await?;
-    out.exit().await?;
-    caller_done(&mut inb, &job).await
+    Ok(())
 }
 
 async fn run(cap: &mut Capture, name: &str) -> Result<()> {

@@ -354,6 +354,15 @@ impl Session {
 
     /// Sends `cmd` and waits (bounded by the reply timeout) for its reply frame.
     pub async fn request(&self, cmd: &Command) -> Result<Response, EslError> {
+        let rx = self.submit_command(cmd).await?;
+        self.wait(cmd.line(), rx, Some(self.reply_timeout)).await
+    }
+
+    /// Queues `cmd`; the receiver gets its reply frame.
+    async fn submit_command(
+        &self,
+        cmd: &Command,
+    ) -> Result<oneshot::Receiver<Result<Response, EslError>>, EslError> {
         let (tx, rx) = oneshot::channel();
         self.submit(Request {
             bytes: cmd.to_bytes(),
@@ -363,7 +372,7 @@ impl Session {
             job: None,
         })
         .await?;
-        self.wait(cmd.line(), rx, Some(self.reply_timeout)).await
+        Ok(rx)
     }
 
     /// Sends every command of `cmds` at once, in order, each queued behind whatever was
@@ -374,15 +383,7 @@ impl Session {
     pub(crate) async fn send_pipelined(&self, cmds: &[Command]) -> Result<Pipelined, EslError> {
         let mut waiting = Vec::with_capacity(cmds.len());
         for cmd in cmds {
-            let (tx, rx) = oneshot::channel();
-            self.submit(Request {
-                bytes: cmd.to_bytes(),
-                reply: Some(tx),
-                app_id: None,
-                app_waiter: None,
-                job: None,
-            })
-            .await?;
+            let rx = self.submit_command(cmd).await?;
             waiting.push((cmd.line().to_string(), rx));
         }
         Ok(Pipelined { waiting })
@@ -391,15 +392,7 @@ impl Session {
     /// Sends `cmd` without waiting: its response is awaited later with
     /// [`PendingResponse::response`], so commands sent right after it share its write.
     pub(crate) async fn send_request(&self, cmd: &Command) -> Result<PendingResponse, EslError> {
-        let (tx, rx) = oneshot::channel();
-        self.submit(Request {
-            bytes: cmd.to_bytes(),
-            reply: Some(tx),
-            app_id: None,
-            app_waiter: None,
-            job: None,
-        })
-        .await?;
+        let rx = self.submit_command(cmd).await?;
         Ok(PendingResponse {
             what: cmd.line().to_string(),
             rx,
