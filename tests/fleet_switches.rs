@@ -135,6 +135,12 @@ async fn post_call_takes_turns_or_the_named_switch_and_a_hangup_reaches_the_call
     for uuid in &placed {
         wait_ringing(&server, uuid).await;
     }
+    // `ringing` is reported from the moment the dialer takes its turn, before its
+    // `bgapi originate` has reached a switch: wait for both to have arrived.
+    until("both originates reached a switch", || {
+        sim_a.api_commands("originate") + sim_b.api_commands("originate") == 2
+    })
+    .await;
     assert_eq!(
         (
             sim_a.api_commands("originate"),
@@ -148,6 +154,10 @@ async fn post_call_takes_turns_or_the_named_switch_and_a_hangup_reaches_the_call
     assert_eq!(status, 201, "{v}");
     let on_b = v["request_uuid"].as_str().unwrap().to_string();
     wait_ringing(&server, &on_b).await;
+    until("the named originate reached fs-b", || {
+        sim_b.api_commands("originate") == 2
+    })
+    .await;
     assert_eq!(sim_b.api_commands("originate"), 2);
     assert_eq!(sim_a.api_commands("originate"), 1);
     assert_eq!(live_row_switch(&server, &on_b).as_deref(), Some("fs-b"));
