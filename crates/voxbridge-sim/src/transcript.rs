@@ -140,6 +140,6 @@ mod tests {
             assert!(frames.len() > 5, "{}", path.display());
             seen += 1;
         }
-        assert_eq!(seen, 34);
+        assert_eq!(seen, 35);
     }
 }
