@@ -134,10 +134,48 @@ auth_token = "{AUTH_TOKEN}"
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
-    /// Log lines that mention `needle` (a call UUID, say).
-    pub fn log_lines_with(&self, needle: &str, max: usize) -> String {
+    /// Log lines that mention the call UUID `uuid` as a whole token. Asterisk's uniqueids
+    /// prefix one another (`1796486406.1` and `1796486406.13`), so a plain substring match
+    /// would hand one call's lines to another.
+    pub fn log_lines_with(&self, uuid: &str, max: usize) -> String {
         let text = self.process.log_text();
-        let hits: Vec<&str> = text.lines().filter(|l| l.contains(needle)).collect();
+        let hits: Vec<&str> = text.lines().filter(|l| mentions_uuid(l, uuid)).collect();
         hits[hits.len().saturating_sub(max)..].join("\n")
+    }
+}
+
+/// Whether `line` holds `uuid` with no uuid character (alphanumeric, `-`, or a `.` that
+/// goes on with one) glued to either side.
+pub fn mentions_uuid(line: &str, uuid: &str) -> bool {
+    let glued = |c: Option<char>, then: Option<char>| match c {
+        Some(c) if c.is_ascii_alphanumeric() || c == '-' => true,
+        Some('.') => then.is_some_and(|t| t.is_ascii_alphanumeric()),
+        _ => false,
+    };
+    line.match_indices(uuid).any(|(at, _)| {
+        let mut before = line[..at].chars().rev();
+        let mut after = line[at + uuid.len()..].chars();
+        let (b, bb) = (before.next(), before.next());
+        let (a, aa) = (after.next(), after.next());
+        !glued(b, bb) && !glued(a, aa)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentions_uuid;
+
+    #[test]
+    fn an_asterisk_uniqueid_does_not_match_a_longer_one() {
+        let line = r#"call{call_uuid=1796486406.13 switch="asterisk"}: call ended"#;
+        assert!(!mentions_uuid(line, "1796486406.1"));
+        assert!(mentions_uuid(line, "1796486406.13"));
+        assert!(mentions_uuid("b_leg=\"1796486406.1\".", "1796486406.1"));
+        assert!(!mentions_uuid("x1796486406.1", "1796486406.1"));
+        assert!(mentions_uuid("uuid f39a2159-40c9 ended", "f39a2159-40c9"));
+        assert!(!mentions_uuid(
+            "uuid f39a2159-40c9-4cd7 ended",
+            "f39a2159-40c9"
+        ));
     }
 }
