@@ -517,7 +517,7 @@ impl OutboundCall {
                             }
                             if !rang {
                                 rang = true;
-                                self.ringing().await;
+                                self.ringing();
                                 if let Some(s) = self.request.hangup_on_ring {
                                     ring_deadline = Some(Instant::now() + Duration::from_secs(s));
                                 }
@@ -689,8 +689,11 @@ impl OutboundCall {
         }
     }
 
-    /// The callee rings: `Event=Ring` to `ring_url` through the outbox.
-    async fn ringing(&self) {
+    /// The callee rings: `Event=Ring` to `ring_url` through the outbox. The row is
+    /// written on its own task: the originate's loop never waits for the store (a
+    /// group commit may hold the row for a few tens of milliseconds), so an answer right
+    /// after the ring is handled at once.
+    fn ringing(&self) {
         tracing::info!("ringing");
         let Some(url) = &self.request.ring_url else {
             return;
@@ -703,15 +706,19 @@ impl OutboundCall {
             url,
             self.request.ring_method,
         );
-        if let Err(e) = self
-            .inner
-            .services
-            .store
-            .enqueue_callbacks(&self.uuid, &self.account_id, vec![callback])
-            .await
-        {
-            tracing::error!(error = %e, "the ring callback could not be stored; it is not sent");
-        }
+        let store = self.inner.services.store.clone();
+        let (uuid, account_id) = (self.uuid.clone(), self.account_id.clone());
+        tokio::spawn(
+            async move {
+                if let Err(e) = store
+                    .enqueue_callbacks(&uuid, &account_id, vec![callback])
+                    .await
+                {
+                    tracing::error!(error = %e, "the ring callback could not be stored; it is not sent");
+                }
+            }
+            .in_current_span(),
+        );
     }
 
     /// CHANNEL_ANSWER: the time limit armed by the switch becomes visible.

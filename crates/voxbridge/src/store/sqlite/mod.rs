@@ -56,7 +56,7 @@ pub struct SqliteOptions {
     /// Most writes waiting for the writer thread; a caller beyond it waits for room.
     pub write_queue: usize,
     /// Group commit: how long, under traffic, a batch of writes nobody waits for waits
-    /// for more (`writer::GROUP_COMMIT_LINGER`, 10 ms; tests stretch it).
+    /// for more (`writer::GROUP_COMMIT_LINGER`, 40 ms; tests stretch it).
     pub group_commit_linger: Duration,
 }
 
