@@ -398,7 +398,8 @@ impl Committer<'_> {
         if self.synchronous != Some(level) {
             // Until it is known to be set, it is unknown (a failed pragma leaves either).
             self.synchronous = None;
-            self.conn.execute_batch(match level {
+            // Cached: a live row's commit and a held batch's alternate under traffic.
+            self.control(match level {
                 Synchronous::Normal => "PRAGMA synchronous = NORMAL",
                 Synchronous::Full => "PRAGMA synchronous = FULL",
             })?;
@@ -827,4 +828,31 @@ fn attempt(
         }
     }
     Ok(WriteReply::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Committer, Synchronous};
+
+    /// The level is set by a cached statement: re-running it from the cache must still
+    /// set it each time the commits alternate.
+    #[test]
+    fn the_synchronous_level_follows_each_commit() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        let level = |c: &Committer<'_>| -> i64 {
+            c.conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap()
+        };
+        let mut committer = Committer {
+            conn: &mut conn,
+            synchronous: None,
+        };
+        for _ in 0..3 {
+            committer.set_synchronous(Synchronous::Normal).unwrap();
+            assert_eq!(level(&committer), 1, "NORMAL");
+            committer.set_synchronous(Synchronous::Full).unwrap();
+            assert_eq!(level(&committer), 2, "FULL");
+        }
+    }
 }
