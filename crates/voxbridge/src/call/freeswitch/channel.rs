@@ -1,6 +1,6 @@
 //! Channel facts: what the `connect` reply says of the call — caller, callee, direction,
 //! the number it was forwarded from (SIP Diversion), whether the dialplan answered it,
-//! its variables — read once, when the call is taken over. The switch's text is not
+//! the variables it reads — read once, when the call is taken over. The switch's text is not
 //! trusted: anything missing or malformed falls back to a default, never a panic.
 
 use super::CallServices;
@@ -27,16 +27,35 @@ pub(in crate::call) struct CallFacts {
     /// The switch the call is on: `FreeSWITCH-Switchname` of the connect reply (else
     /// its host name, else empty) — a fleet's live row records it (SPEC §14).
     pub switch_name: String,
-    /// The channel's variables (`variable_*` headers, prefix stripped).
+    /// The channel variables the call reads (`variable_*` headers, prefix stripped):
+    /// voxbridge's own (`voxbridge_*`: the route's URLs and account, a `POST Call/`'s
+    /// parties and time limit) and `[app] extra_variables`. Only these: a switch's
+    /// `connect` reply carries 100–200 variables, and this map lives as long as the call
+    /// (a parked call held every one of them, in three copies: SPEC §9's memory budget).
     pub variables: HashMap<String, String>,
 }
 
+/// Whether the call reads channel variable `name` (see [`CallFacts::variables`]).
+fn kept_variable(name: &str, extra_variables: &[String]) -> bool {
+    name.starts_with("voxbridge_") || extra_variables.iter().any(|e| e == name)
+}
+
 impl CallFacts {
-    pub fn from_channel(uuid: &str, ch: &ChannelData) -> Self {
+    /// The facts of the channel `ch`; `extra_variables` are the variables the
+    /// configuration sends along with every fetch (`[app] extra_variables`).
+    pub fn from_channel(uuid: &str, ch: &ChannelData, extra_variables: &[String]) -> Self {
         let variables: HashMap<String, String> = ch
             .variables()
+            .filter(|(k, _)| kept_variable(k, extra_variables))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        // Like the map: a variable given twice counts with its last value.
+        let last_variable = |name: &str| {
+            ch.variables()
+                .filter(|(k, _)| *k == name)
+                .last()
+                .map(|(_, v)| v)
+        };
         let direction = match ch.direction() {
             Some("outbound") => Direction::Outbound,
             _ => Direction::Inbound,
@@ -46,10 +65,9 @@ impl CallFacts {
             .or_else(|| ch.header("Channel-Channel-Created-Time"))
             .and_then(micros_to_time)
             .unwrap_or_else(OffsetDateTime::now_utc);
-        let forwarded_from = variables
-            .get("sip_h_Diversion")
-            .or_else(|| variables.get("sip_h_diversion"))
-            .and_then(|d| diversion_user(d));
+        let forwarded_from = last_variable("sip_h_Diversion")
+            .or_else(|| last_variable("sip_h_diversion"))
+            .and_then(diversion_user);
         // An originated channel's caller profile names the callee once answered
         // (transcript o): the parties of a `POST Call/` call travel as variables.
         let placed = |name: &str| match direction {
@@ -128,6 +146,38 @@ mod tests {
             Some("1234")
         );
         assert_eq!(diversion_user("garbage"), None);
+    }
+
+    #[test]
+    fn only_the_variables_the_call_reads_are_kept() {
+        let mut headers = crate::esl::frame::Headers::new();
+        headers.push("Caller-Destination-Number", "7000");
+        headers.push("variable_voxbridge_answer_url", "http://app/answer");
+        headers.push("variable_voxbridge_time_limit", "30");
+        headers.push("variable_customer_id", "c-1");
+        headers.push(
+            "variable_sip_h_Diversion",
+            "<sip:1234@10.0.0.1>;reason=busy",
+        );
+        headers.push("variable_rtp_use_codec_name", "PCMU");
+        let ch = ChannelData::new(headers);
+        let facts = CallFacts::from_channel("u-1", &ch, &["customer_id".to_string()]);
+        let mut kept: Vec<_> = facts.variables.iter().collect();
+        kept.sort();
+        assert_eq!(
+            kept,
+            [
+                (&"customer_id".to_string(), &"c-1".to_string()),
+                (
+                    &"voxbridge_answer_url".to_string(),
+                    &"http://app/answer".to_string()
+                ),
+                (&"voxbridge_time_limit".to_string(), &"30".to_string()),
+            ]
+        );
+        // Read from the channel, not from the kept variables.
+        assert_eq!(facts.forwarded_from.as_deref(), Some("1234"));
+        assert_eq!(facts.to, "7000");
     }
 
     #[test]

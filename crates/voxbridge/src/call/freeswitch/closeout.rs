@@ -80,7 +80,7 @@ pub(super) async fn refuse_store_unavailable(
 /// best effort): the call is closed out with a record and its callbacks.
 pub async fn close_out_abandoned(services: &CallServices, channel: &ChannelData, error: &str) {
     let Some(uuid) = channel.uuid() else { return };
-    let facts = CallFacts::from_channel(uuid, channel);
+    let facts = CallFacts::from_channel(uuid, channel, &services.config.app.extra_variables);
     let resolved = services
         .router
         .callback_targets(&facts.variables, &facts.to);

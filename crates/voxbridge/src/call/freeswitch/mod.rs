@@ -211,10 +211,12 @@ pub async fn run_call(services: Arc<CallServices>, conn: OutboundConnection, eve
         let (services, conn, known) = (services.clone(), conn.clone(), known.clone());
         async move {
             let task = CallTask::new(services.clone(), conn.clone());
-            let (facts, resolved) = (task.facts.clone(), task.resolved.clone());
             *known.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some((facts.clone(), resolved.clone()));
+                Some((task.facts.clone(), task.resolved.clone()));
             if services.keeper.admit() == Admission::RefuseStoreUnavailable {
+                // Cloned here only: a copy held across `task.run` would live as long as
+                // the call (SPEC §9: memory per parked call).
+                let (facts, resolved) = (task.facts.clone(), task.resolved.clone());
                 drop(task);
                 closeout::refuse_store_unavailable(&services, &conn, events, &facts, &resolved)
                     .await;
@@ -363,7 +365,11 @@ struct CallTask {
 
 impl CallTask {
     fn new(services: Arc<CallServices>, conn: OutboundConnection) -> Self {
-        let facts = CallFacts::from_channel(conn.uuid(), conn.channel());
+        let facts = CallFacts::from_channel(
+            conn.uuid(),
+            conn.channel(),
+            &services.config.app.extra_variables,
+        );
         // A call that cannot be routed is refused, but its hangup and status callbacks
         // still follow their own URL chains: no call ends without a hangup callback.
         let settings = services.engine_settings.clone();
