@@ -12,7 +12,6 @@ use crate::call::route::Resolved;
 use crate::document::model::{AnswerDocument, FetchEvent};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 /// The request's parameters as name/value pairs. `answered` is the engine's view (the
@@ -57,7 +56,7 @@ pub(super) fn spawn(
     req: DocumentFetch,
     params: Vec<(String, String)>,
     current_document_url: Option<String>,
-    reports: mpsc::UnboundedSender<WorkerReport>,
+    reports: super::boxed_queue::Sender<WorkerReport>,
     after: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> tokio::task::AbortHandle {
     let (fallback, asked_by) = match req.event {
@@ -72,7 +71,10 @@ pub(super) fn spawn(
     };
     let url = req.url;
     let method = req.method;
-    let task = tokio::spawn(
+    // Boxed: the call keeps this task's abort handle, which keeps the task's cell (and,
+    // unboxed, the room for the whole future) allocated after the fetch is over — on a
+    // parked call, for its whole life (SPEC §9).
+    let task = tokio::spawn(Box::pin(
         async move {
             if let Some(after) = after {
                 // What the request names must exist before the application hears of
@@ -95,7 +97,7 @@ pub(super) fn spawn(
             });
         }
         .in_current_span(),
-    );
+    ));
     task.abort_handle()
 }
 

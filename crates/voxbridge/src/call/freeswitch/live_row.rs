@@ -99,7 +99,10 @@ impl LiveRowWrites {
     /// Queues a write behind the call's earlier ones.
     fn queue(&mut self, write: impl Future<Output = ()> + Send + 'static) {
         let previous = self.last.take();
-        self.last = Some(tokio::spawn(
+        // Boxed: `last` keeps the task's cell allocated after the write is done, and
+        // unboxed that cell has room for the whole write — on a parked call, for its
+        // whole life (SPEC §9).
+        self.last = Some(tokio::spawn(Box::pin(
             async move {
                 if let Some(p) = previous {
                     let _ = p.await;
@@ -107,6 +110,6 @@ impl LiveRowWrites {
                 write.await
             }
             .in_current_span(),
-        ));
+        )));
     }
 }

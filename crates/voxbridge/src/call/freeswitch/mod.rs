@@ -83,6 +83,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 use writer::{SwitchCommand, Writer};
 
+mod boxed_queue;
 pub(in crate::call) mod channel;
 mod closeout;
 pub(in crate::call) mod dial_legs;
@@ -294,10 +295,10 @@ struct CallTask {
     /// Event-UUID → the engine's id, for apps sent and not yet completed.
     apps: HashMap<String, OpId>,
     /// The ordered writer's queue.
-    to_switch: mpsc::UnboundedSender<SwitchCommand>,
-    to_switch_rx: Option<mpsc::UnboundedReceiver<SwitchCommand>>,
-    reports_tx: mpsc::UnboundedSender<WorkerReport>,
-    reports: mpsc::UnboundedReceiver<WorkerReport>,
+    to_switch: boxed_queue::Sender<SwitchCommand>,
+    to_switch_rx: Option<boxed_queue::Receiver<SwitchCommand>>,
+    reports_tx: boxed_queue::Sender<WorkerReport>,
+    reports: boxed_queue::Receiver<WorkerReport>,
     expansion_disabled: bool,
     /// The URL that served the document being executed: the asker of its Redirects.
     document_url: Option<String>,
@@ -399,8 +400,8 @@ impl CallTask {
             ))
             .with_wall_clock(clock.now(), epoch_ms(OffsetDateTime::now_utc()));
         let live_row_writes = LiveRowWrites::new(services.store.clone(), conn.uuid());
-        let (to_switch, to_switch_rx) = mpsc::unbounded_channel();
-        let (reports_tx, reports) = mpsc::unbounded_channel();
+        let (to_switch, to_switch_rx) = boxed_queue::channel();
+        let (reports_tx, reports) = boxed_queue::channel();
         Self {
             services,
             conn,
@@ -508,7 +509,7 @@ impl CallTask {
         // Release the channel before anything touches the store: leave the socket (the
         // switch answers `+OK bye`, sends its final notice, closes).
         let _ = self.to_switch.send(SwitchCommand::Exit);
-        let (closed_tx, _) = mpsc::unbounded_channel();
+        let (closed_tx, _) = boxed_queue::channel();
         drop(std::mem::replace(&mut self.to_switch, closed_tx));
         let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
         // Let the connection wind down (final notice / EOF) without blocking anyone.

@@ -14,7 +14,7 @@ use crate::esl::outbound::OutboundConnection;
 use crate::store::keeper::{RecordKeeper, RefusalHeld};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 /// A command for the switch, queued by the call's loop and sent by the writer in order.
@@ -85,7 +85,7 @@ pub(super) struct Writer {
     pub conn: OutboundConnection,
     pub uuid: String,
     /// Where refusals and hangup-command results go (the call's loop).
-    pub reports: mpsc::UnboundedSender<WorkerReport>,
+    pub reports: super::boxed_queue::Sender<WorkerReport>,
     /// Resolves once the live row is committed (`true`) or could not be (`false`).
     pub live_row: Option<oneshot::Receiver<bool>>,
     /// Set here when the call was refused because its live row could not be written.
@@ -123,7 +123,7 @@ impl Writer {
     /// closes.
     pub fn spawn(
         self,
-        mut queue: mpsc::UnboundedReceiver<SwitchCommand>,
+        mut queue: super::boxed_queue::Receiver<SwitchCommand>,
     ) -> tokio::task::JoinHandle<()> {
         let Writer {
             conn,
