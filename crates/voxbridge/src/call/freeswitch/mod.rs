@@ -235,8 +235,9 @@ pub async fn run_call(services: Arc<CallServices>, conn: OutboundConnection, eve
             let known = known.lock().unwrap_or_else(|e| e.into_inner()).take();
             let (facts, resolved) =
                 known.unwrap_or_else(|| CallFacts::bare(&services, &conn, &uuid));
-            close_out_after_panic(&services, &conn, &facts, &resolved)
-                .instrument(span)
+            // Boxed: the safety net's state machine would otherwise be part of every
+            // call's future, parked or not (2 KiB: SPEC §9).
+            Box::pin(close_out_after_panic(&services, &conn, &facts, &resolved).instrument(span))
                 .await;
         }
     }
