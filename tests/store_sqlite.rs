@@ -8,7 +8,9 @@ use std::time::Duration;
 use time::macros::datetime;
 use voxbridge::app::callbacks;
 use voxbridge::store::sqlite::{SqliteOptions, SqliteStore};
-use voxbridge::store::{self, FinishOutcome, StoreErrorKind, StoreHandle};
+use voxbridge::store::{
+    self, AttemptResult, ClaimRequest, DeliveryState, FinishOutcome, StoreErrorKind, StoreHandle,
+};
 
 fn fast_busy() -> SqliteOptions {
     SqliteOptions {
@@ -159,6 +161,68 @@ async fn a_live_row_does_not_wait_for_a_group_commit_linger() {
         .unwrap()
         .unwrap();
     assert_eq!(answer_of("b").await, Some(answered_at));
+}
+
+/// Group commit (issue 16): a record lingers with the other held writes, but the outbox's
+/// claim and its attempt result do not — the delivery worker holds a slot until its
+/// attempt is recorded and claims again only once a claim is committed, so a lingering
+/// claim or result would cap delivery at about `concurrency / (2 × linger)` callbacks per
+/// second. The linger is stretched to 3 s so what is measured is which happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_claims_and_attempt_results_do_not_wait_for_a_group_commit_linger() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vb.db");
+    let linger = Duration::from_secs(3);
+    let options = SqliteOptions {
+        group_commit_linger: linger,
+        ..SqliteOptions::default()
+    };
+    let store: StoreHandle = Arc::new(SqliteStore::open(path.to_str().unwrap(), options).unwrap());
+    let t0 = datetime!(2026-04-09 10:00:00 UTC);
+    store.call_started(live("o", "MA1", t0)).await.unwrap();
+    // Right after a commit (traffic): the record is held for its linger.
+    let rec = record("o", "MA1", t0);
+    let cb = callbacks::hangup_callback(&rec, "http://127.0.0.1:9/h");
+    let id = cb.delivery_id.clone();
+    let started = std::time::Instant::now();
+    store.finish_call(rec, vec![cb]).await.unwrap();
+    assert!(
+        started.elapsed() >= linger / 2,
+        "the record did not linger: {:?}",
+        started.elapsed()
+    );
+    // Still traffic: the claim and the attempt's result commit at once.
+    let now = time::OffsetDateTime::now_utc();
+    let started = std::time::Instant::now();
+    let claimed = store
+        .claim_due_callbacks(ClaimRequest {
+            now,
+            limit: 10,
+            claim_until: now + Duration::from_secs(30),
+            receiver_room: vec![],
+            default_receiver_room: 10,
+        })
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < linger / 2,
+        "the claim waited for the linger: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(claimed.rows.len(), 1);
+    assert_eq!(claimed.rows[0].delivery_id, id);
+    let started = std::time::Instant::now();
+    store
+        .record_attempt(&id, now, AttemptResult::Delivered { status: 200 })
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < linger / 2,
+        "the attempt's result waited for the linger: {:?}",
+        started.elapsed()
+    );
+    let cdr = store.cdr("MA1", "o").await.unwrap().expect("the CDR");
+    assert_eq!(cdr.deliveries[0].status, DeliveryState::Delivered);
 }
 
 #[tokio::test]

@@ -24,17 +24,19 @@
 //! row be marked delivered before a 2xx, and that still holds). Concurrent records share
 //! one fsync: the batch is one transaction.
 //!
-//! Group commit: under traffic, writes nobody's next step waits for (answer times,
-//! records, outbox rows, claims and attempt results) are held for [`GROUP_COMMIT_LINGER`]
-//! from the first of them, and every such write queued meanwhile joins their
-//! transaction. A write someone does wait for (a call's live row, which its first
-//! command waits for; a recording's row) is committed at once and alone: it neither
-//! waits for the held writes nor takes them along, so its commit stays small and needs no
-//! fsync, while the held ones share theirs. Committing such a write ahead of held ones
-//! queued before it is safe: a live row arriving after its call's record is a no-op
-//! either way, and recordings' rows are ordered among themselves. Nothing is reported
-//! committed before it is; the writes only share the transaction's fixed cost (locks,
-//! WAL frames of shared pages, the fsync).
+//! Group commit: under traffic, writes nobody waits for in a hurry (records, answer
+//! times, outbox rows of a live call) are held for [`GROUP_COMMIT_LINGER`] from the
+//! first of them, and every such write queued meanwhile joins their transaction. A write
+//! someone does wait for (a call's live row, which its first command waits for; a
+//! recording's row; an outbox claim or attempt result, which hold a delivery slot) is
+//! committed at once, with whatever else of its kind is queued: it neither waits for the
+//! held writes nor takes them along, so its commit stays small (and, but for a
+//! recording's row, needs no fsync), while the held ones share theirs. Committing such a
+//! write ahead of held ones queued before it is safe: a live row written after its call's
+//! record is a no-op and one written before is removed by it, recordings' rows are
+//! ordered among themselves, and an attempt is only ever made on a committed row.
+//! Nothing is reported committed before it is; the writes only share the transaction's
+//! fixed cost (locks, WAL frames of shared pages, the fsync).
 
 use super::codec::{self, i64_from_u64, nanos, notes_json, store_error};
 use crate::record::call::CallRecord;
@@ -116,39 +118,45 @@ impl WriteOp {
 }
 
 /// How long writes that may wait ([`WriteOp::may_linger`]) are held for more to join
-/// their transaction, from the first of them. Under traffic the records, answer times,
-/// outbox claims and attempt results of several calls then share one commit (and the
-/// records one fsync) instead of committing one by one.
+/// their transaction, from the first of them. Under traffic the records (with their
+/// outbox rows) and answer times of several calls then share one commit, and the records
+/// one fsync, instead of committing one by one.
 ///
 /// 40 ms (issue 16). With 10 ms, and a live row taking the held writes along in its own
-/// commit, a call cost 18.3 WAL `pwrite64`s and 0.93 `fsync`s at 100 calls/s on the real
-/// switch; held apart for 40 ms, 11.8 and 0.24 (`strace -c -f`, 600 loopback calls
-/// each), and voxbridge's CPU per call fell from 1.16 to 0.97 ms (two pairs of 1,000
-/// calls). What it costs is a callback leaving ≤ 40 ms later, twice (the record's
-/// commit, then the claim's), and a finished call's CDR showing over REST ≤ 40 ms later —
-/// nothing a caller hears: a live row never waits, and no call's step waits for a held
-/// write (a ring callback's row is written on its own task).
+/// commit, a call cost 18.4 WAL `pwrite64`s and 0.93 `fsync`s at 100 calls/s on the real
+/// switch; with records held apart for 40 ms, 14.6 and 0.24 (`strace -c -f`, loopback).
+/// voxbridge's CPU per call fell ~10 % (0.905 → 0.82 ms, two alternating pairs of 3 ×
+/// 1,000 calls), and the simulator bench's throughput rose from ~1,550 to ~2,550 calls/s
+/// (records no longer each pay an fsync). What it costs is a callback leaving ≤ 40 ms
+/// later and a finished call's CDR showing over REST ≤ 40 ms later — nothing a caller
+/// hears: a live row never waits, and no call's step waits for a held write (a ring
+/// callback's row is written on its own task).
 pub(super) const GROUP_COMMIT_LINGER: Duration = Duration::from_millis(40);
 /// The writer lingers only when its last commit ended less than this ago (traffic): a
 /// lone write at a quiet moment commits at once.
 const GROUP_COMMIT_BUSY: Duration = Duration::from_millis(50);
 
 impl WriteOp {
-    /// Whether the write may wait [`GROUP_COMMIT_LINGER`] for company: nothing on a
-    /// call's path waits for it. Not a live row (the call's first command waits for it)
-    /// nor a recording's row (a REST request or the Record element waits for it).
+    /// Whether the write may wait [`GROUP_COMMIT_LINGER`] for company: nothing waits
+    /// for it that the linger would slow down. Not a live row (the call's first command
+    /// waits for it), nor a recording's row (a REST request or the Record element waits
+    /// for it), nor an outbox claim or attempt result: the delivery worker holds one of
+    /// its `outbox.concurrency` slots until its attempt is recorded, and claims again
+    /// only once a claim is committed, so lingering them would cap delivery at about
+    /// `concurrency / (2 × linger)` callbacks per second (≈ 700/s with 64 slots and 40 ms,
+    /// measured with the simulator bench).
     pub(super) fn may_linger(&self) -> bool {
         match self {
             WriteOp::Answered { .. }
             | WriteOp::ScheduledHangup { .. }
             | WriteOp::AddNotes { .. }
             | WriteOp::Finish { .. }
-            | WriteOp::Enqueue { .. }
+            | WriteOp::Enqueue { .. } => true,
+            WriteOp::StartCall(_)
+            | WriteOp::AddRecording(_)
+            | WriteOp::DeleteRecording { .. }
             | WriteOp::Claim(_)
-            | WriteOp::Attempt { .. } => true,
-            WriteOp::StartCall(_) | WriteOp::AddRecording(_) | WriteOp::DeleteRecording { .. } => {
-                false
-            }
+            | WriteOp::Attempt { .. } => false,
         }
     }
 }
