@@ -2,14 +2,14 @@
 //! damaged or from a newer build, and `:memory:`. The behaviour every store shares is in
 //! `store_behaviour.rs`, which runs on SQLite too.
 
-use crate::store_support::{live, record, targets};
+use crate::store_support::{claim_all, live, now, record, targets};
 use std::sync::Arc;
 use std::time::Duration;
 use time::macros::datetime;
 use voxbridge::app::callbacks;
 use voxbridge::store::sqlite::{SqliteOptions, SqliteStore};
 use voxbridge::store::{
-    self, AttemptResult, ClaimRequest, DeliveryState, FinishOutcome, StoreErrorKind, StoreHandle,
+    self, AttemptResult, DeliveryState, FinishOutcome, StoreErrorKind, StoreHandle,
 };
 
 fn fast_busy() -> SqliteOptions {
@@ -91,6 +91,22 @@ async fn live_call_writes_give_up_after_a_bounded_time() {
     );
 }
 
+/// The group commit's linger in the tests below: stretched so that what they measure is
+/// which behaviour happened, not how fast the machine is.
+const LINGER: Duration = Duration::from_secs(3);
+
+/// A store in a fresh file whose group commit lingers [`LINGER`].
+fn lingering_store() -> (tempfile::TempDir, StoreHandle) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vb.db");
+    let options = SqliteOptions {
+        group_commit_linger: LINGER,
+        ..SqliteOptions::default()
+    };
+    let store: StoreHandle = Arc::new(SqliteStore::open(path.to_str().unwrap(), options).unwrap());
+    (dir, store)
+}
+
 /// Group commit (issue 16): under traffic an answer time waits for company, but a live
 /// row — the call's first command waits for it — is committed at once and alone: the
 /// held answer time keeps waiting and does not ride along (so the live row's commit
@@ -98,14 +114,8 @@ async fn live_call_writes_give_up_after_a_bounded_time() {
 /// is which behaviour happened, not how fast the machine is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_row_does_not_wait_for_a_group_commit_linger() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("vb.db");
-    let linger = Duration::from_secs(3);
-    let options = SqliteOptions {
-        group_commit_linger: linger,
-        ..SqliteOptions::default()
-    };
-    let store: StoreHandle = Arc::new(SqliteStore::open(path.to_str().unwrap(), options).unwrap());
+    let (_dir, store) = lingering_store();
+    let linger = LINGER;
     let t0 = datetime!(2026-04-09 10:00:00 UTC);
     let answered_at = datetime!(2026-04-09 10:00:01 UTC);
     let answer_of = |uuid: &'static str| {
@@ -170,14 +180,8 @@ async fn a_live_row_does_not_wait_for_a_group_commit_linger() {
 /// second. The linger is stretched to 3 s so what is measured is which happened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_claims_and_attempt_results_do_not_wait_for_a_group_commit_linger() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("vb.db");
-    let linger = Duration::from_secs(3);
-    let options = SqliteOptions {
-        group_commit_linger: linger,
-        ..SqliteOptions::default()
-    };
-    let store: StoreHandle = Arc::new(SqliteStore::open(path.to_str().unwrap(), options).unwrap());
+    let (_dir, store) = lingering_store();
+    let linger = LINGER;
     let t0 = datetime!(2026-04-09 10:00:00 UTC);
     store.call_started(live("o", "MA1", t0)).await.unwrap();
     // Right after a commit (traffic): the record is held for its linger.
@@ -192,28 +196,18 @@ async fn outbox_claims_and_attempt_results_do_not_wait_for_a_group_commit_linger
         started.elapsed()
     );
     // Still traffic: the claim and the attempt's result commit at once.
-    let now = time::OffsetDateTime::now_utc();
     let started = std::time::Instant::now();
-    let claimed = store
-        .claim_due_callbacks(ClaimRequest {
-            now,
-            limit: 10,
-            claim_until: now + Duration::from_secs(30),
-            receiver_room: vec![],
-            default_receiver_room: 10,
-        })
-        .await
-        .unwrap();
+    let claimed = claim_all(&*store).await;
     assert!(
         started.elapsed() < linger / 2,
         "the claim waited for the linger: {:?}",
         started.elapsed()
     );
-    assert_eq!(claimed.rows.len(), 1);
-    assert_eq!(claimed.rows[0].delivery_id, id);
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].delivery_id, id);
     let started = std::time::Instant::now();
     store
-        .record_attempt(&id, now, AttemptResult::Delivered { status: 200 })
+        .record_attempt(&id, now(), AttemptResult::Delivered { status: 200 })
         .await
         .unwrap();
     assert!(
