@@ -283,6 +283,9 @@ fn run(
     // Writes that may linger, oldest first, and when they are committed at the latest.
     let mut held: Vec<Pending> = Vec::new();
     let mut held_until = Instant::now();
+    // The last turn stopped draining at `max_batch`: writes may be queued whose nudge
+    // (if urgent) was already taken, so the next turn does not wait.
+    let mut more = false;
     loop {
         // Writes that may not linger, committed in this turn.
         let mut now: Vec<Pending> = Vec::new();
@@ -293,7 +296,7 @@ fn run(
                 None => break,
             }
             held_until = Instant::now() + linger;
-        } else {
+        } else if !more {
             // Group commit: the held writes wait for company until `held_until` — but a
             // write someone waits for (a live row) ends the wait at once and is
             // committed alone, without them. Writes that may wait do not wake the
@@ -308,7 +311,7 @@ fn run(
         }
         // What raised it is in the queue now, and is drained just below.
         urgent.take();
-        drain_into(&mut rx, &mut held, &mut now, &mut closing, max_batch);
+        more = drain_into(&mut rx, &mut held, &mut now, &mut closing, max_batch);
         if let Some(done) = closing.take() {
             // Refuse new writes, commit the ones already queued, then answer.
             rx.close();
@@ -355,22 +358,27 @@ fn sort_into(
     }
 }
 
-/// Takes whatever is queued, up to `max_batch` writes in all or a `Close`, filing each
-/// write with [`sort_into`].
+/// Takes whatever is queued, filing each write with [`sort_into`], until the queue is
+/// empty, a `Close` comes, or either kind holds `max_batch` writes; true in the last case
+/// (more may be queued).
 fn drain_into(
     rx: &mut mpsc::Receiver<Message>,
     held: &mut Vec<Pending>,
     now: &mut Vec<Pending>,
     closing: &mut Option<oneshot::Sender<()>>,
     max_batch: usize,
-) {
-    while closing.is_none() && held.len() + now.len() < max_batch {
+) -> bool {
+    while closing.is_none() {
+        if held.len() >= max_batch || now.len() >= max_batch {
+            return true;
+        }
         match rx.try_recv() {
             Ok(Message::Write(op, reply)) => sort_into(op, reply, held, now),
             Ok(Message::Close(done)) => *closing = Some(done),
             Err(_) => break,
         }
     }
+    false
 }
 
 fn chunks(mut items: Vec<Pending>, size: usize) -> Vec<Vec<Pending>> {
