@@ -33,9 +33,42 @@ pub struct CallbackTargets {
     pub post_call: Option<(String, HttpMethod)>,
 }
 
-/// A fresh `DeliveryID`: a UUIDv7, unique and ordered by creation time.
+/// A fresh `DeliveryID`: a UUIDv7, unique and, within this process, strictly ordered by
+/// creation (receivers and tests may sort a call's callbacks by it). Its 48-bit time and
+/// 12-bit counter come from [`next_v7_tick`]; the other 62 bits are random, from the
+/// thread's CSPRNG (seeded once from the OS): `Uuid::now_v7` asks the kernel
+/// (`getrandom`) twice for every id (issue 16).
 pub fn new_delivery_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+    let tick = next_v7_tick();
+    let mut bytes: [u8; 10] = rand::random();
+    // rand_a (12 bits, after the version nibble): the counter within the millisecond.
+    bytes[0] = ((tick >> 8) & 0x0f) as u8;
+    bytes[1] = tick as u8;
+    uuid::Builder::from_unix_timestamp_millis(tick >> 12, &bytes)
+        .into_uuid()
+        .to_string()
+}
+
+/// Milliseconds since the epoch << 12 | a counter: strictly increasing across calls.
+/// Normally the clock's millisecond with counter 0, or one more than the last tick when
+/// that is not later (same millisecond, more than 4,096 ids in one, or the clock stepped
+/// back) — so ids never repeat or go backwards, at the price of running a little ahead
+/// of the clock in a burst.
+fn next_v7_tick() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+        << 12;
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
 }
 
 /// Every callback the call owes, in the order they are enqueued: hangup, status,
@@ -310,6 +343,27 @@ mod tests {
     use super::*;
     use crate::record::call::{Direction, HangupSource};
     use time::macros::datetime;
+
+    /// Delivery ids are UUIDv7 carrying the time they were made, and each sorts after
+    /// the one before (many are made within one millisecond here).
+    #[test]
+    fn delivery_ids_are_ordered_v7_ids_of_now() {
+        let before = time::OffsetDateTime::now_utc().unix_timestamp();
+        let ids: Vec<String> = (0..10_000).map(|_| new_delivery_id()).collect();
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1], "{} then {}", pair[0], pair[1]);
+        }
+        for id in &ids {
+            let parsed = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(parsed.get_version_num(), 7, "{id}");
+            let (secs, _) = parsed.get_timestamp().unwrap().to_unix();
+            let secs = secs as i64;
+            assert!(
+                secs >= before && secs <= before + 5,
+                "{id}: {secs} vs {before}"
+            );
+        }
+    }
 
     fn record() -> CallRecord {
         CallRecord {
