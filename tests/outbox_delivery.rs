@@ -464,3 +464,51 @@ async fn stop_lets_the_attempt_in_flight_finish_and_leaves_the_rest_pending() {
         ]
     );
 }
+
+/// Issue 16: a delivered callback's slot is free again as soon as the 2xx is in, before
+/// its result is written — that write waits for the store's group commit (stretched to
+/// 3 s here). With one slot, three callbacks to a quick receiver all go out well within
+/// one linger, and all three are recorded delivered once it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivered_callback_gives_its_slot_back_before_its_result_is_written() {
+    use voxbridge::store::sqlite::{SqliteOptions, SqliteStore};
+    let linger = Duration::from_secs(3);
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        group_commit_linger: linger,
+        ..SqliteOptions::default()
+    };
+    let path = dir.path().join("vb.db");
+    let store: StoreHandle = Arc::new(SqliteStore::open(path.to_str().unwrap(), options).unwrap());
+    let rx = Receiver::start_scripted(0, vec![], Reply::status(200)).await;
+    for i in 0..3 {
+        let rec = record(&format!("s-{i}"), "MA1");
+        finish(
+            &store,
+            &rec,
+            vec![callbacks::hangup_callback(&rec, &rx.url("/h"))],
+        )
+        .await;
+    }
+    let (tx, _posts) = mpsc::unbounded_channel();
+    let started = std::time::Instant::now();
+    let worker = outbox::start(
+        store.clone(),
+        settings(100, 400, 60_000, 1),
+        &accounts(),
+        Arc::new(Hook(tx)),
+    )
+    .unwrap();
+    rx.wait_until(Duration::from_secs(10), "three requests", |h| h.len() == 3)
+        .await;
+    assert!(
+        started.elapsed() < linger / 2,
+        "one slot waited for each result to be written: {:?}",
+        started.elapsed()
+    );
+    for i in 0..3 {
+        wait_state(&store, &format!("s-{i}"), 0, DeliveryState::Delivered).await;
+    }
+    assert_eq!(rx.hits().len(), 3, "each callback sent once");
+    worker.stop().await;
+}

@@ -174,12 +174,15 @@ async fn a_live_row_does_not_wait_for_a_group_commit_linger() {
 }
 
 /// Group commit (issue 16): a record lingers with the other held writes, but the outbox's
-/// claim and its attempt result do not — the delivery worker holds a slot until its
-/// attempt is recorded and claims again only once a claim is committed, so a lingering
-/// claim or result would cap delivery at about `concurrency / (2 × linger)` callbacks per
-/// second. The linger is stretched to 3 s so what is measured is which happened.
+/// claim and a retry's result do not — the delivery worker claims again only once a
+/// claim is committed and holds a slot until a retry's time is recorded, so lingering
+/// them would cap delivery at about `concurrency / (2 × linger)` callbacks per second. A
+/// settled result does linger (the worker gave its slot back first), and its row is not
+/// handed out again meanwhile. The linger is stretched to 3 s so what is measured is
+/// which happened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outbox_claims_and_attempt_results_do_not_wait_for_a_group_commit_linger() {
+async fn outbox_claims_and_retries_do_not_wait_for_a_group_commit_linger_but_a_settled_result_does()
+{
     let (_dir, store) = lingering_store();
     let linger = LINGER;
     let t0 = datetime!(2026-04-09 10:00:00 UTC);
@@ -195,7 +198,8 @@ async fn outbox_claims_and_attempt_results_do_not_wait_for_a_group_commit_linger
         "the record did not linger: {:?}",
         started.elapsed()
     );
-    // Still traffic: the claim and the attempt's result commit at once.
+    // Still traffic: the claim and a retry's result commit at once (the delivery
+    // worker waits for both).
     let started = std::time::Instant::now();
     let claimed = claim_all(&*store).await;
     assert!(
@@ -206,13 +210,39 @@ async fn outbox_claims_and_attempt_results_do_not_wait_for_a_group_commit_linger
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].delivery_id, id);
     let started = std::time::Instant::now();
-    store
-        .record_attempt(&id, now(), AttemptResult::Delivered { status: 200 })
-        .await
-        .unwrap();
+    let retry = AttemptResult::Retry {
+        status: Some(503),
+        error: "HTTP 503".into(),
+        next_attempt_at: now() - time::Duration::seconds(1),
+    };
+    store.record_attempt(&id, now(), retry).await.unwrap();
     assert!(
         started.elapsed() < linger / 2,
-        "the attempt's result waited for the linger: {:?}",
+        "the retry's result waited for the linger: {:?}",
+        started.elapsed()
+    );
+    let claimed = claim_all(&*store).await;
+    assert_eq!(claimed.len(), 1, "the retry is due again");
+    // A settled result lingers (the worker gave its slot back before writing it), and
+    // while it is held the row stays claimed: a claim does not hand it out again.
+    let started = std::time::Instant::now();
+    let held = {
+        let (store, id) = (store.clone(), id.clone());
+        tokio::spawn(async move {
+            store
+                .record_attempt(&id, now(), AttemptResult::Delivered { status: 200 })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        claim_all(&*store).await.is_empty(),
+        "a row whose delivery is being written was handed out again"
+    );
+    held.await.unwrap().unwrap();
+    assert!(
+        started.elapsed() >= linger / 2,
+        "the delivered result did not ride a group commit: {:?}",
         started.elapsed()
     );
     let cdr = store.cdr("MA1", "o").await.unwrap().expect("the CDR");

@@ -281,8 +281,11 @@ async fn run(ctx: Arc<Delivery>, mut shutdown: watch::Receiver<bool>) {
     let concurrency = ctx.settings.concurrency;
     let per_receiver = ctx.settings.per_receiver_limit();
     let claim_for = ctx.settings.request_timeout + CLAIM_MARGIN;
-    // An attempt's task answers whether its row is settled (delivered, or failed for good).
-    let mut inflight: JoinSet<bool> = JoinSet::new();
+    // An attempt's task answers whether its row is settled (delivered, or failed for
+    // good), with the result still to be written when nothing waits for it.
+    let mut inflight: JoinSet<Attempted> = JoinSet::new();
+    // Settled results being written after their slot was given back.
+    let mut recording: JoinSet<()> = JoinSet::new();
     let mut receiver_of: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut busy: HashMap<String, usize> = HashMap::new();
 
@@ -367,7 +370,7 @@ async fn run(ctx: Arc<Delivery>, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             Some(done) = inflight.join_next_with_id(), if !inflight.is_empty() => {
                 let (id, settled) = match done {
-                    Ok((id, settled)) => (id, settled),
+                    Ok((id, attempted)) => (id, attempted.write_in(&ctx, &mut recording)),
                     Err(e) => {
                         tracing::error!("outbox: a delivery task failed: {e}");
                         (e.id(), false)
@@ -382,12 +385,13 @@ async fn run(ctx: Arc<Delivery>, mut shutdown: watch::Receiver<bool>) {
         }
         while let Some(done) = inflight.try_join_next_with_id() {
             let (id, settled) = match done {
-                Ok((id, settled)) => (id, settled),
+                Ok((id, attempted)) => (id, attempted.write_in(&ctx, &mut recording)),
                 Err(e) => (e.id(), false),
             };
             release(id, &mut receiver_of, &mut busy);
             claim_now |= left_due || !settled;
         }
+        while recording.try_join_next().is_some() {}
     }
 
     let in_flight = inflight.len();
@@ -398,7 +402,11 @@ async fn run(ctx: Arc<Delivery>, mut shutdown: watch::Receiver<bool>) {
         );
         let grace = ctx.settings.request_timeout + Duration::from_secs(2);
         let drained = tokio::time::timeout(grace, async {
-            while inflight.join_next().await.is_some() {}
+            while let Some(done) = inflight.join_next().await {
+                if let Ok(attempted) = done {
+                    attempted.write_in(&ctx, &mut recording);
+                }
+            }
         })
         .await;
         if drained.is_err() {
@@ -410,13 +418,57 @@ async fn run(ctx: Arc<Delivery>, mut shutdown: watch::Receiver<bool>) {
             while inflight.join_next().await.is_some() {}
         }
     }
+    // Results of settled attempts still being written; the store's writes are bounded.
+    let grace = ctx.settings.request_timeout + Duration::from_secs(2);
+    if tokio::time::timeout(grace, async {
+        while recording.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        tracing::warn!(
+            left = recording.len(),
+            "outbox stopping: attempt results not written in time; those callbacks will be sent again with the same DeliveryID"
+        );
+        recording.abort_all();
+    }
     tracing::info!("outbox stopped; undelivered rows stay pending for the next start");
 }
 
-/// One attempt on one row, recorded. True when the row is settled: delivered, or failed
-/// for good; false when it is to be tried again (a retry scheduled, or the attempt not
-/// recorded), so the worker looks at the store for when.
-async fn attempt(ctx: Arc<Delivery>, row: PendingCallback) -> bool {
+/// What an attempt's task hands back to the worker.
+struct Attempted {
+    /// The row is settled: delivered, or failed for good.
+    settled: bool,
+    /// A settled result nothing waits for, not written yet: the worker gives the slot
+    /// back at once and writes it beside the next attempts (issue 16). With SQLite it
+    /// then rides the next group commit instead of paying a commit of its own while the
+    /// slot waits. Until it is committed the row stays claimed, so it is not attempted
+    /// again; a crash before then sends it again with the same `DeliveryID` (SPEC §5.4:
+    /// never marked delivered before a 2xx; receivers de-duplicate).
+    unwritten: Option<(String, OffsetDateTime, AttemptResult)>,
+}
+
+impl Attempted {
+    /// Starts writing the result, if it is left to write, on `recording`; returns whether
+    /// the row is settled.
+    fn write_in(self, ctx: &Arc<Delivery>, recording: &mut JoinSet<()>) -> bool {
+        if let Some((delivery_id, at, result)) = self.unwritten {
+            let ctx = ctx.clone();
+            recording.spawn(async move {
+                write_attempt(&ctx, &delivery_id, at, result).await;
+            });
+        }
+        self.settled
+    }
+}
+
+/// One attempt on one row. Settled when the row is delivered, or failed for good; not
+/// when it is to be tried again (a retry scheduled, or the attempt not recorded), so the
+/// worker looks at the store for when. A retry is recorded before the task ends (the
+/// worker's next look at the store must see its time), and so is a post-call response
+/// to be acted on (only a recorded delivery runs the workflow); any other settled result
+/// is handed back unwritten, for the worker to write once the slot is free.
+async fn attempt(ctx: Arc<Delivery>, row: PendingCallback) -> Attempted {
     let at = OffsetDateTime::now_utc();
     let sent = send(&ctx, &row, at).await;
     let attempts = row.attempts.saturating_add(1);
@@ -454,16 +506,19 @@ async fn attempt(ctx: Arc<Delivery>, row: PendingCallback) -> bool {
     }
     .fetch_add(1, Ordering::Relaxed);
     let settled = !matches!(result, AttemptResult::Retry { .. });
-    if let Err(e) = ctx.store.record_attempt(&row.delivery_id, at, result).await {
-        // The claim expires and the row is tried again with the same DeliveryID: a
-        // duplicate the receiver can recognise, never a loss. A post-call response is
-        // not acted on: only the delivery that is recorded runs the workflow, so it runs
-        // at most once per call (SPEC §4 rule 5).
-        tracing::error!(
-            delivery_id = %row.delivery_id,
-            "outbox: attempt not recorded, the row will be retried: {e}"
-        );
-        return false;
+    if settled && hand_over.is_none() {
+        return Attempted {
+            settled,
+            unwritten: Some((row.delivery_id, at, result)),
+        };
+    }
+    if !write_attempt(&ctx, &row.delivery_id, at, result).await {
+        // A post-call response is not acted on: only the delivery that is recorded runs
+        // the workflow, so it runs at most once per call (SPEC §4 rule 5).
+        return Attempted {
+            settled: false,
+            unwritten: None,
+        };
     }
     if let Some((content_type, body)) = hand_over {
         let hook = ctx.hook.clone();
@@ -477,7 +532,31 @@ async fn attempt(ctx: Arc<Delivery>, row: PendingCallback) -> bool {
         };
         tokio::spawn(async move { hook.handle(response).await });
     }
-    settled
+    Attempted {
+        settled,
+        unwritten: None,
+    }
+}
+
+/// Records an attempt's result; false (logged) when it could not be.
+async fn write_attempt(
+    ctx: &Delivery,
+    delivery_id: &str,
+    at: OffsetDateTime,
+    result: AttemptResult,
+) -> bool {
+    match ctx.store.record_attempt(delivery_id, at, result).await {
+        Ok(()) => true,
+        Err(e) => {
+            // The claim expires and the row is tried again with the same DeliveryID: a
+            // duplicate the receiver can recognise, never a loss.
+            tracing::error!(
+                %delivery_id,
+                "outbox: attempt not recorded, the row will be retried: {e}"
+            );
+            false
+        }
+    }
 }
 
 fn failure_result(

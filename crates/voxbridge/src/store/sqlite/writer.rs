@@ -25,16 +25,18 @@
 //! one fsync: the batch is one transaction.
 //!
 //! Group commit: under traffic, writes nobody waits for in a hurry (records, answer
-//! times, outbox rows of a live call) are held for [`GROUP_COMMIT_LINGER`] from the
-//! first of them, and every such write queued meanwhile joins their transaction. A write
-//! someone does wait for (a call's live row, which its first command waits for; a
-//! recording's row; an outbox claim or attempt result, which hold a delivery slot) is
-//! committed at once, with whatever else of its kind is queued: it neither waits for the
-//! held writes nor takes them along, so its commit stays small (and, but for a
-//! recording's row, needs no fsync), while the held ones share theirs. Committing such a
-//! write ahead of held ones queued before it is safe: a live row written after its call's
-//! record is a no-op and one written before is removed by it, recordings' rows are
-//! ordered among themselves, and an attempt is only ever made on a committed row.
+//! times, outbox rows of a live call, settled delivery attempts) are held for
+//! [`GROUP_COMMIT_LINGER`] from the first of them, and every such write queued meanwhile
+//! joins their transaction. A write someone does wait for (a call's live row, which its
+//! first command waits for; a recording's row; an outbox claim or a retry's result,
+//! which the delivery worker waits for) is committed at once, with whatever else of its
+//! kind is queued: it neither waits for the held writes nor takes them along, so its
+//! commit stays small (and, but for a recording's row, needs no fsync), while the held
+//! ones share theirs. Committing such a write ahead of held ones queued before it is
+//! safe: a live row written after its call's record is a no-op and one written before is
+//! removed by it, recordings' rows are ordered among themselves, an attempt is only ever
+//! made on a committed row, and a claim cannot take a row whose settled result is still
+//! held (the row stays claimed until that result is committed).
 //! Nothing is reported committed before it is; the writes only share the transaction's
 //! fixed cost (locks, WAL frames of shared pages, the fsync).
 
@@ -140,11 +142,13 @@ impl WriteOp {
     /// Whether the write may wait [`GROUP_COMMIT_LINGER`] for company: nothing waits
     /// for it that the linger would slow down. Not a live row (the call's first command
     /// waits for it), nor a recording's row (a REST request or the Record element waits
-    /// for it), nor an outbox claim or attempt result: the delivery worker holds one of
-    /// its `outbox.concurrency` slots until its attempt is recorded, and claims again
-    /// only once a claim is committed, so lingering them would cap delivery at about
-    /// `concurrency / (2 × linger)` callbacks per second (≈ 700/s with 64 slots and 40 ms,
-    /// measured with the simulator bench).
+    /// for it), nor an outbox claim or a retry's result: the delivery worker claims again
+    /// only once a claim is committed, and holds a slot until a retry's time is
+    /// recorded, so lingering them would cap delivery at about `concurrency / (2 ×
+    /// linger)` callbacks per second (≈ 700/s with 64 slots and 40 ms, measured with the
+    /// simulator bench). A settled result (delivered, failed for good) may: the worker
+    /// gives its slot back before writing it (`app::outbox`), and the row stays claimed
+    /// until it is committed.
     pub(super) fn may_linger(&self) -> bool {
         match self {
             WriteOp::Answered { .. }
@@ -152,11 +156,11 @@ impl WriteOp {
             | WriteOp::AddNotes { .. }
             | WriteOp::Finish { .. }
             | WriteOp::Enqueue { .. } => true,
+            WriteOp::Attempt { result, .. } => !matches!(result, AttemptResult::Retry { .. }),
             WriteOp::StartCall(_)
             | WriteOp::AddRecording(_)
             | WriteOp::DeleteRecording { .. }
-            | WriteOp::Claim(_)
-            | WriteOp::Attempt { .. } => false,
+            | WriteOp::Claim(_) => false,
         }
     }
 }
