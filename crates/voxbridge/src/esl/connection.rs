@@ -41,8 +41,11 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 /// Read buffer allocated when bytes are about to arrive; a frame larger than this grows
-/// it (the decoder reserves toward the announced length).
-const READ_BUF: usize = 4 * 1024;
+/// it (the decoder reserves toward the announced length). It is dropped again once
+/// everything in it is decoded, so a parked call holds none. 16 KiB: a hangup brings
+/// CHANNEL_HANGUP and CHANNEL_HANGUP_COMPLETE back to back, ~11 KB, which took three
+/// `recvfrom`s with 4 KiB and takes one now (issue 16).
+const READ_BUF: usize = 16 * 1024;
 /// Stop taking commands while this much output is still unwritten.
 const OUT_HIGH_WATER: usize = 64 * 1024;
 /// Commands that may wait for the actor.
