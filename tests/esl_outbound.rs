@@ -1079,3 +1079,25 @@ async fn send_hangup_does_not_wait_and_the_end_arrives_on_the_stream() {
         ]
     );
 }
+
+/// Leaving by closing (issue 16): what was queued before `close` is still written, the
+/// switch then reads end-of-file with no `exit`, commands after it fail as closed, and
+/// the stream ends `Closed(closed locally)`.
+#[tokio::test]
+async fn close_writes_what_was_queued_then_closes_without_exit() {
+    let (_r, (conn, events), mut peer, uuid) = one_call(default_options()).await;
+    let mut items = Items::spawn(events);
+    peer.send(&hangup_complete(&uuid, "NORMAL_CLEARING")).await;
+    items.until(is_event("CHANNEL_HANGUP_COMPLETE")).await;
+    conn.send_hangup("NORMAL_CLEARING").await.unwrap();
+    conn.close().await;
+    let last = peer.expect("sendmsg").await;
+    assert_eq!(last.header("call-command"), Some("hangup"));
+    assert!(
+        peer.read().await.is_none(),
+        "the socket was closed after the queued command, with nothing more (no exit)"
+    );
+    assert!(matches!(conn.getvar("x").await, Err(EslError::Closed(_))));
+    let rest = items.rest().await;
+    assert_eq!(tail_kinds(&rest, 1), ["Closed(closed locally)"]);
+}

@@ -219,6 +219,8 @@ pub(crate) struct Request {
     app_id: Option<String>,
     app_waiter: Option<AppTx>,
     job: Option<(String, JobTx)>,
+    /// Leave: close the socket once everything queued before is written (no bytes).
+    close: bool,
 }
 
 struct PendingReply {
@@ -325,6 +327,25 @@ impl Session {
         self.shared.closed.get().is_some() || self.tx.is_closed()
     }
 
+    /// Leaves the socket without a word: it is closed once every command queued before
+    /// is written; commands after it fail with [`EslError::Closed`]. To the switch this
+    /// is `exit` without its round trip — its listener leaves its loop on the closed
+    /// socket just as on `exit` (reference §2.7) — so it is how a call leaves once its
+    /// channel is gone (issue 16: one write, one wake-up and one read fewer per call).
+    /// A connection already gone counts as closed.
+    pub async fn close(&self) {
+        let _ = self
+            .submit(Request {
+                bytes: Vec::new(),
+                reply: None,
+                app_id: None,
+                app_waiter: None,
+                job: None,
+                close: true,
+            })
+            .await;
+    }
+
     async fn submit(&self, req: Request) -> Result<(), EslError> {
         self.tx
             .send(Box::new(req))
@@ -373,6 +394,7 @@ impl Session {
             app_id: None,
             app_waiter: None,
             job: None,
+            close: false,
         })
         .await?;
         Ok(rx)
@@ -450,6 +472,7 @@ impl Session {
             app_id: None,
             app_waiter: None,
             job: Some((job_uuid, job_tx)),
+            close: false,
         })
         .await?;
         match self
@@ -481,6 +504,7 @@ impl Session {
             app_id: None,
             app_waiter: None,
             job: None,
+            close: false,
         })
         .await
     }
@@ -498,6 +522,7 @@ impl Session {
             app_id: Some(app_id),
             app_waiter: Some(tx),
             job: None,
+            close: false,
         })
         .await?;
         Ok(rx)
@@ -521,6 +546,7 @@ impl Session {
             app_id: Some(app_id),
             app_waiter: None,
             job: None,
+            close: false,
         })
         .await
     }
@@ -643,7 +669,7 @@ impl Actor {
                             self.on_request(*req);
                             // Whatever else is queued goes out in the same write: one
                             // syscall and one switch read for a run of commands.
-                            while self.out.len() < OUT_HIGH_WATER {
+                            while !self.cmd_closed && self.out.len() < OUT_HIGH_WATER {
                                 match self.cmd_rx.try_recv() {
                                     Ok(req) => self.on_request(*req),
                                     Err(_) => break,
@@ -679,6 +705,11 @@ impl Actor {
     }
 
     fn on_request(&mut self, req: Request) {
+        if req.close {
+            // Take nothing more; the loop closes once `out` is written.
+            self.cmd_closed = true;
+            return;
+        }
         if let (Some(app_id), true) = (&req.app_id, self.hung_up) {
             // The channel is gone: an app queued now never runs and never completes.
             match req.app_waiter {

@@ -379,6 +379,12 @@ impl OutboundConnection {
         self.session.command(cmd).await
     }
 
+    /// Leaves the socket by closing it (see [`Session::close`]): for a call whose channel
+    /// is gone, `exit` without its round trip.
+    pub async fn close(&self) {
+        self.session.close().await;
+    }
+
     /// `exit`: the switch answers `+OK bye`, sends its final disconnect notice and closes;
     /// the event stream then ends. A connection already gone counts as done.
     pub async fn exit(&self) -> Result<(), EslError> {

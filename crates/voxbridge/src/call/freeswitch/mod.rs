@@ -507,8 +507,8 @@ impl CallTask {
         if let Some(fetch) = self.fetch_task.take() {
             fetch.abort();
         }
-        // Release the channel before anything touches the store: leave the socket (the
-        // switch answers `+OK bye`, sends its final notice, closes).
+        // Release the channel before anything touches the store: leave the socket (it
+        // is closed once what is queued is written; the switch's listener then ends).
         let _ = self.to_switch.send(SwitchCommand::Exit);
         let (closed_tx, _) = boxed_queue::channel();
         drop(std::mem::replace(&mut self.to_switch, closed_tx));

@@ -76,7 +76,9 @@ pub(super) enum SwitchCommand {
     /// `divert_events on`: events the channel queues for itself (a `bind_digit_action`
     /// match) come to the socket.
     DivertEvents,
-    /// `exit`: leave the socket; the writer stops after it.
+    /// Leave the socket, by closing it once everything before is written (to the
+    /// switch the same as `exit`, without its round trip: see `Session::close`); the
+    /// writer stops after it.
     Exit,
 }
 
@@ -301,7 +303,7 @@ impl Writer {
                             }
                         }
                         SwitchCommand::Exit => {
-                            let _ = conn.exit().await;
+                            conn.close().await;
                             break;
                         }
                     }
