@@ -306,3 +306,39 @@ async fn an_in_memory_store_works_across_connections() {
         .unwrap();
     assert_eq!(store.cdr("MA1", "m1").await.unwrap().unwrap().record, rec);
 }
+
+/// A batch is first run without a savepoint per write (issue 16); when one write in it
+/// fails, the batch runs again with savepoints, so only that write is refused and the
+/// others — here another call's record with its callbacks, held in the same group
+/// commit — still commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_write_in_a_group_commit_fails_alone() {
+    let (_dir, store) = lingering_store();
+    let t0 = datetime!(2026-04-09 10:00:00 UTC);
+    // A live row commits at once; right after it the records linger together.
+    store.call_started(live("good", "MA1", t0)).await.unwrap();
+    let good = record("good", "MA1", t0);
+    let good_cbs = callbacks::for_call(&good, &targets());
+    let bad = record("bad", "MA1", t0);
+    let first = callbacks::hangup_callback(&bad, "http://127.0.0.1:9/a");
+    let mut second = callbacks::status_callback(&bad, "http://127.0.0.1:9/b");
+    second.delivery_id = first.delivery_id.clone();
+    let (good_done, bad_done) = tokio::join!(
+        store.finish_call(good, good_cbs.clone()),
+        store.finish_call(bad, vec![first, second])
+    );
+    assert_eq!(good_done.unwrap(), FinishOutcome::Finished);
+    assert_eq!(
+        bad_done.unwrap_err().kind,
+        StoreErrorKind::Constraint,
+        "the bad record is refused"
+    );
+    let cdr = store
+        .cdr("MA1", "good")
+        .await
+        .unwrap()
+        .expect("the good CDR");
+    assert_eq!(cdr.deliveries.len(), good_cbs.len());
+    assert_eq!(store.cdr("MA1", "bad").await.unwrap(), None);
+    assert_eq!(claim_all(&*store).await.len(), good_cbs.len());
+}
