@@ -103,6 +103,20 @@ async fn finish(store: &StoreHandle, rec: &CallRecord, cbs: Vec<NewCallback>) {
     store.finish_call(rec.clone(), cbs).await.unwrap();
 }
 
+/// Records `n` calls `<prefix>-<i>`, each with one hangup callback to `url`.
+async fn finish_with_hangups(store: &StoreHandle, prefix: &str, n: usize, url: &str) {
+    for i in 0..n {
+        let rec = record(&format!("{prefix}-{i}"), "MA1");
+        finish(store, &rec, vec![callbacks::hangup_callback(&rec, url)]).await;
+    }
+}
+
+/// A worker on `store` whose post-call hook is dropped.
+fn start_worker(store: &StoreHandle, settings: OutboxSettings) -> OutboxWorker {
+    let (tx, _posts) = mpsc::unbounded_channel();
+    outbox::start(store.clone(), settings, &accounts(), Arc::new(Hook(tx))).unwrap()
+}
+
 async fn delivery(store: &StoreHandle, account: &str, uuid: &str, index: usize) -> DeliveryStatus {
     store.cdr(account, uuid).await.unwrap().unwrap().deliveries[index].clone()
 }
@@ -294,32 +308,9 @@ async fn a_slow_receiver_does_not_stall_the_others() {
     )
     .await;
     let fast = Receiver::start_scripted(0, vec![], Reply::status(200)).await;
-    for i in 0..10 {
-        let rec = record(&format!("slow-{i}"), "MA1");
-        finish(
-            &store,
-            &rec,
-            vec![callbacks::hangup_callback(&rec, &slow.url("/s"))],
-        )
-        .await;
-    }
-    for i in 0..3 {
-        let rec = record(&format!("fast-{i}"), "MA1");
-        finish(
-            &store,
-            &rec,
-            vec![callbacks::hangup_callback(&rec, &fast.url("/f"))],
-        )
-        .await;
-    }
-    let (tx, _posts) = mpsc::unbounded_channel();
-    let worker = outbox::start(
-        store.clone(),
-        settings(100, 400, 60_000, 4),
-        &accounts(),
-        Arc::new(Hook(tx)),
-    )
-    .unwrap();
+    finish_with_hangups(&store, "slow", 10, &slow.url("/s")).await;
+    finish_with_hangups(&store, "fast", 3, &fast.url("/f")).await;
+    let worker = start_worker(&store, settings(100, 400, 60_000, 4));
     fast.wait_until(Duration::from_secs(10), "the fast receiver's rows", |h| {
         h.len() == 3
     })
@@ -424,23 +415,8 @@ async fn stop_lets_the_attempt_in_flight_finish_and_leaves_the_rest_pending() {
         Reply::status(200).delayed(Duration::from_millis(700)),
     )
     .await;
-    for i in 0..3 {
-        let rec = record(&format!("g-{i}"), "MA1");
-        finish(
-            &store,
-            &rec,
-            vec![callbacks::hangup_callback(&rec, &rx.url("/h"))],
-        )
-        .await;
-    }
-    let (tx, _posts) = mpsc::unbounded_channel();
-    let worker = outbox::start(
-        store.clone(),
-        settings(100, 400, 60_000, 1),
-        &accounts(),
-        Arc::new(Hook(tx)),
-    )
-    .unwrap();
+    finish_with_hangups(&store, "g", 3, &rx.url("/h")).await;
+    let worker = start_worker(&store, settings(100, 400, 60_000, 1));
     rx.wait_until(Duration::from_secs(10), "the first request", |h| {
         h.len() == 1
     })
@@ -481,24 +457,9 @@ async fn a_delivered_callback_gives_its_slot_back_before_its_result_is_written()
     let path = dir.path().join("vb.db");
     let store: StoreHandle = Arc::new(SqliteStore::open(path.to_str().unwrap(), options).unwrap());
     let rx = Receiver::start_scripted(0, vec![], Reply::status(200)).await;
-    for i in 0..3 {
-        let rec = record(&format!("s-{i}"), "MA1");
-        finish(
-            &store,
-            &rec,
-            vec![callbacks::hangup_callback(&rec, &rx.url("/h"))],
-        )
-        .await;
-    }
-    let (tx, _posts) = mpsc::unbounded_channel();
+    finish_with_hangups(&store, "s", 3, &rx.url("/h")).await;
     let started = std::time::Instant::now();
-    let worker = outbox::start(
-        store.clone(),
-        settings(100, 400, 60_000, 1),
-        &accounts(),
-        Arc::new(Hook(tx)),
-    )
-    .unwrap();
+    let worker = start_worker(&store, settings(100, 400, 60_000, 1));
     rx.wait_until(Duration::from_secs(10), "three requests", |h| h.len() == 3)
         .await;
     assert!(
