@@ -952,6 +952,17 @@ fn print_means(settings: &Settings, runs: &[Vec<PhaseResult>]) {
                 .filter_map(|r| r.voxbridge_hwm_kib.map(mib))
                 .collect();
             println!("    voxbridge peak RSS       {}", summary(&hwm, "MiB", 1));
+            // The machine's speed drifts by ±10 % between runs (other tenants); the
+            // bench process works on the same cores at the same time, so this ratio
+            // compares builds across runs better than the CPU figure alone (session 8:
+            // two SIP pairs gave 1.34 / 1.24 ms against 1.28 / 1.07 ms, and 3.19 / 3.18
+            // against 2.98 / 2.97 here).
+            let relative: Vec<f64> = rs
+                .iter()
+                .filter_map(|r| r.voxbridge_cpu_ms.map(|v| v / r.bench_cpu_ms))
+                .filter(|x| x.is_finite())
+                .collect();
+            println!("    voxbridge / bench CPU    {}", summary(&relative, "", 2));
         }
         println!(
             "    setup p50                {}",
