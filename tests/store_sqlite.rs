@@ -342,3 +342,54 @@ async fn one_failing_write_in_a_group_commit_fails_alone() {
     assert_eq!(store.cdr("MA1", "bad").await.unwrap(), None);
     assert_eq!(claim_all(&*store).await.len(), good_cbs.len());
 }
+
+/// WAL checkpoints run on their own thread (issue 16): the writer never copies the WAL
+/// into the database file inside a commit (a live row would wait behind it). With a low
+/// threshold the checkpoint thread runs; with one never reached the WAL just grows past
+/// SQLite's usual 1,000 pages — nobody else checkpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_checkpoints_run_on_their_own_thread_not_in_the_writers_commits() {
+    let t0 = datetime!(2026-04-09 10:00:00 UTC);
+    for (pages, calls, expect_checkpoints) in [(16, 20, true), (i32::MAX, 150, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vb.db");
+        let options = SqliteOptions {
+            checkpoint_pages: pages,
+            ..SqliteOptions::default()
+        };
+        let sqlite = Arc::new(SqliteStore::open(path.to_str().unwrap(), options).unwrap());
+        let store: StoreHandle = sqlite.clone();
+        for i in 0..calls {
+            let uuid = format!("w-{i}");
+            store.call_started(live(&uuid, "MA1", t0)).await.unwrap();
+            let rec = record(&uuid, "MA1", t0);
+            let cbs = callbacks::for_call(&rec, &targets());
+            store.finish_call(rec, cbs).await.unwrap();
+        }
+        let wal_pages = std::fs::metadata(dir.path().join("vb.db-wal"))
+            .unwrap()
+            .len()
+            / 4096;
+        if expect_checkpoints {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while sqlite.checkpoints() == 0 {
+                assert!(std::time::Instant::now() < deadline, "no checkpoint ran");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(wal_pages < 1000, "the WAL was reused: {wal_pages} pages");
+        } else {
+            assert_eq!(sqlite.checkpoints(), 0);
+            // Frames in the WAL since it was last reset: a checkpoint by the writer
+            // (SQLite's automatic one, at 1,000) would have reset it.
+            let in_wal: i64 = rusqlite::Connection::open(&path)
+                .unwrap()
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+                .unwrap();
+            assert!(
+                in_wal > 1000,
+                "something else checkpointed the WAL: {in_wal} frames in it ({wal_pages} pages on disk)"
+            );
+        }
+        assert_eq!(store.cdrs("MA1", 1, 0).await.unwrap().total, calls);
+    }
+}

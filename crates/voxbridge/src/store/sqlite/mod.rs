@@ -15,9 +15,13 @@
 //! released at once, so a restart resumes the backlog without waiting for claims to
 //! expire.
 //!
+//! WAL checkpoints run on their own thread and connection ([`checkpoint`]), so the
+//! writer never stops to copy the WAL into the database file.
+//!
 //! The writer's queue is bounded ([`SqliteOptions::write_queue`]): when the disk stalls,
 //! writers wait for room instead of piling up memory without limit.
 
+mod checkpoint;
 mod codec;
 mod lock;
 pub mod retention;
@@ -58,6 +62,9 @@ pub struct SqliteOptions {
     /// Group commit: how long, under traffic, a batch of writes nobody waits for waits
     /// for more (`writer::GROUP_COMMIT_LINGER`, 40 ms; tests stretch it).
     pub group_commit_linger: Duration,
+    /// WAL size in pages from which the checkpoint thread copies it into the database
+    /// file (SQLite's default, 1,000; tests lower it).
+    pub checkpoint_pages: i32,
 }
 
 impl Default for SqliteOptions {
@@ -68,6 +75,7 @@ impl Default for SqliteOptions {
             max_batch: 1024,
             write_queue: 16 * 1024,
             group_commit_linger: writer::GROUP_COMMIT_LINGER,
+            checkpoint_pages: checkpoint::CHECKPOINT_PAGES,
         }
     }
 }
@@ -154,6 +162,8 @@ pub struct SqliteStore {
     _lock: Option<lock::DatabaseLock>,
     writes: writer::Writes,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// WAL checkpoints (none for `:memory:`); stopped after the writer at close.
+    checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
     readers: Arc<ReadPool>,
     health: Arc<HealthTracker>,
     signal: Arc<Notify>,
@@ -176,11 +186,29 @@ impl SqliteStore {
             }
             Target::Memory(_) => None,
         };
-        let conn = Self::open_writer(&target, &options).map_err(|e| {
+        let mut conn = Self::open_writer(&target, &options).map_err(|e| {
             let e = e.context(&format!("opening {}", target.describe()));
             health.record_error("open", &e);
             e
         })?;
+        let checkpointer = match &target {
+            Target::File(_) => {
+                let theirs = target
+                    .open()
+                    .and_then(|c| c.busy_timeout(options.busy_timeout).map(|()| c))
+                    .map_err(store_error)?;
+                Some(
+                    checkpoint::Checkpointer::start(&mut conn, theirs, options.checkpoint_pages)
+                        .map_err(|e| {
+                            StoreError::new(
+                                StoreErrorKind::Other,
+                                format!("cannot start the checkpoint thread: {e}"),
+                            )
+                        })?,
+                )
+            }
+            Target::Memory(_) => None,
+        };
         let signal = Arc::new(Notify::new());
         let (writes, thread) = writer::spawn(conn, signal.clone(), &options).map_err(|e| {
             StoreError::new(StoreErrorKind::Other, format!("cannot start writer: {e}"))
@@ -196,10 +224,20 @@ impl SqliteStore {
             _lock: lock,
             writes,
             writer_thread: Mutex::new(Some(thread)),
+            checkpointer: Mutex::new(checkpointer),
             readers,
             health,
             signal,
         })
+    }
+
+    /// WAL checkpoints run so far by the checkpoint thread (0 for `:memory:`).
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpointer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(0, |c| c.passes())
     }
 
     fn open_writer(target: &Target, options: &SqliteOptions) -> Result<Connection, StoreError> {
@@ -757,6 +795,14 @@ impl Store for SqliteStore {
                 .take();
             if let Some(thread) = thread {
                 let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+            let checkpointer = self
+                .checkpointer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(mut checkpointer) = checkpointer {
+                let _ = tokio::task::spawn_blocking(move || checkpointer.stop()).await;
             }
         })
     }
