@@ -190,7 +190,14 @@ pub async fn get_call(
             .as_ref()
             .and_then(|d| d.phase(&auth.account_id, &call_uuid));
         return match state.store.live_call(&auth.account_id, &call_uuid).await {
-            Ok(Some(call)) => {
+            Ok(Some(mut call)) => {
+                // What the call's task knows is at least as new as its row, whose
+                // writes may still wait in a group commit (≤ 40 ms).
+                let fresh = state.live.fresh(&auth.account_id, &call_uuid);
+                call.answer_time = fresh.answer_time.or(call.answer_time);
+                if let Some(at) = fresh.scheduled_hangup_at {
+                    call.scheduled_hangup_at = at;
+                }
                 let mut details = LiveCallResponse::from(call);
                 details.bridged_to = state.live.bridged_to(&auth.account_id, &call_uuid);
                 // A `POST Call/` call is `queued`, then `ringing`, until it is answered.

@@ -86,6 +86,19 @@ struct Entry {
     seq: u64,
     /// Set for a Dial's B-leg: commands go to its parent call's task.
     leg: Option<LegInfo>,
+    /// What the call's task knows before its live row shows it (see [`Fresh`]).
+    fresh: Fresh,
+}
+
+/// A live call's answer time and scheduled hangup as its task knows them. Its live row
+/// gets them too, but those writes may wait up to a group commit's linger (40 ms) in the
+/// store, so the REST API's live details overlay these: a call is never shown
+/// `in-progress` without the answer time it got (issue 16).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fresh {
+    pub answer_time: Option<time::OffsetDateTime>,
+    /// `Some(None)`: a scheduled hangup was cleared; `None`: nothing known here.
+    pub scheduled_hangup_at: Option<Option<time::OffsetDateTime>>,
 }
 
 /// Registry of live calls (cheap to clone; one per server).
@@ -118,6 +131,7 @@ impl LiveCalls {
                 commands,
                 seq,
                 leg: None,
+                fresh: Fresh::default(),
             },
         );
         Registration {
@@ -146,6 +160,7 @@ impl LiveCalls {
                 commands,
                 seq,
                 leg: Some(info),
+                fresh: Fresh::default(),
             },
         );
         Registration {
@@ -212,6 +227,23 @@ impl LiveCalls {
     }
 
     /// Whether the call is live here for this account.
+    /// The call's answer time and scheduled hangup as its task knows them, for `call_uuid`
+    /// of `account_id` (nothing for another account's call).
+    pub fn fresh(&self, account_id: &str, call_uuid: &str) -> Fresh {
+        self.lock()
+            .get(call_uuid)
+            .filter(|e| e.account_id == account_id)
+            .map(|e| e.fresh)
+            .unwrap_or_default()
+    }
+
+    /// Notes what the call's task learned (see [`Fresh`]) on its entry, if it is live.
+    pub fn update_fresh(&self, call_uuid: &str, update: impl FnOnce(&mut Fresh)) {
+        if let Some(entry) = self.lock().get_mut(call_uuid) {
+            update(&mut entry.fresh);
+        }
+    }
+
     pub fn contains(&self, account_id: &str, call_uuid: &str) -> bool {
         self.lock()
             .get(call_uuid)
@@ -314,6 +346,29 @@ mod tests {
         assert!(calls.is_empty());
         assert_eq!(calls.hangup("MA1", "u1").await, HangupRequest::NotFound);
         task.abort();
+    }
+
+    #[test]
+    fn fresh_details_follow_the_task_and_stay_within_the_account() {
+        let calls = LiveCalls::new();
+        let (tx, _rx) = mpsc::channel(1);
+        let _reg = calls.register("u1", "MA1", tx);
+        assert_eq!(calls.fresh("MA1", "u1"), Fresh::default());
+        let at = time::macros::datetime!(2026-04-09 10:00:00 UTC);
+        calls.update_fresh("u1", |f| f.answer_time = Some(at));
+        calls.update_fresh("u1", |f| f.scheduled_hangup_at = Some(Some(at)));
+        calls.update_fresh("gone", |f| f.answer_time = Some(at));
+        let fresh = calls.fresh("MA1", "u1");
+        assert_eq!(fresh.answer_time, Some(at));
+        assert_eq!(fresh.scheduled_hangup_at, Some(Some(at)));
+        calls.update_fresh("u1", |f| f.scheduled_hangup_at = Some(None));
+        assert_eq!(calls.fresh("MA1", "u1").scheduled_hangup_at, Some(None));
+        assert_eq!(
+            calls.fresh("MA2", "u1"),
+            Fresh::default(),
+            "another account's call"
+        );
+        assert_eq!(calls.fresh("MA1", "gone"), Fresh::default());
     }
 
     #[test]

@@ -506,7 +506,7 @@ impl CallTask {
             .with_wall_clock(Instant::now(), now_ms);
         *known.lock().unwrap_or_else(|p| p.into_inner()) = Some((facts.clone(), resolved.clone()));
         let (reports_tx, reports) = mpsc::unbounded_channel();
-        let live_row_writes = LiveRowWrites::new(calls.store.clone(), &uuid);
+        let live_row_writes = LiveRowWrites::new(calls.store.clone(), calls.live.clone(), &uuid);
         Some(CallTask {
             services,
             conn,
@@ -562,6 +562,13 @@ impl CallTask {
             tracing::error!("the store is failing: refusing the call");
             self.refused_for_store = true;
         }
+        let (commands_tx, mut commands) = mpsc::channel(8);
+        self.commands = Some(commands_tx.clone());
+        let registration =
+            calls
+                .live
+                .register(&self.facts.uuid, &self.resolved.account_id, commands_tx);
+        // After registering: the registry is told a pre-answered call's answer time.
         let answered_at = self.facts.answered.then_some(self.facts.start_time);
         self.answer_time = answered_at;
         if !self.refused_for_store {
@@ -571,12 +578,6 @@ impl CallTask {
                 answered_at,
             ));
         }
-        let (commands_tx, mut commands) = mpsc::channel(8);
-        self.commands = Some(commands_tx.clone());
-        let registration =
-            calls
-                .live
-                .register(&self.facts.uuid, &self.resolved.account_id, commands_tx);
         let mut cut_off = calls.cut_off.subscribe();
         let mut cut_off_at: Option<Instant> = None;
         let mut events_open = true;

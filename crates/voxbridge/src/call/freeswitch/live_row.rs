@@ -8,6 +8,7 @@
 //! not wait for them either: once it lands, later live-row writes are no-ops.
 
 use super::channel::CallFacts;
+use crate::call::live::LiveCalls;
 use crate::call::route::Resolved;
 use crate::store::{NewLiveCall, StoreHandle};
 use std::future::Future;
@@ -18,15 +19,19 @@ use tracing::Instrument;
 /// The chain of one call's live-row writes.
 pub(in crate::call) struct LiveRowWrites {
     store: StoreHandle,
+    /// Told the answer time and scheduled hangup at once: the REST API's live details
+    /// show them before the row does (its writes may linger in a group commit).
+    live: LiveCalls,
     uuid: String,
     /// The last write queued; the next one waits for it.
     last: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl LiveRowWrites {
-    pub fn new(store: StoreHandle, uuid: &str) -> Self {
+    pub fn new(store: StoreHandle, live: LiveCalls, uuid: &str) -> Self {
         Self {
             store,
+            live,
             uuid: uuid.to_string(),
             last: None,
         }
@@ -55,6 +60,10 @@ impl LiveRowWrites {
             status_callback_url: resolved.status_callback_url.clone().unwrap_or_default(),
             switch_name: facts.switch_name.clone(),
         };
+        if let Some(at) = answered_at {
+            self.live
+                .update_fresh(&self.uuid, |f| f.answer_time = Some(at));
+        }
         let store = self.store.clone();
         let (durable_tx, durable) = oneshot::channel();
         self.queue(async move {
@@ -78,6 +87,8 @@ impl LiveRowWrites {
 
     /// The channel was answered at `at`.
     pub fn answered(&mut self, at: OffsetDateTime) {
+        self.live
+            .update_fresh(&self.uuid, |f| f.answer_time = Some(at));
         let (store, uuid) = (self.store.clone(), self.uuid.clone());
         self.queue(async move {
             if let Err(e) = store.call_answered(&uuid, at).await {
@@ -88,6 +99,8 @@ impl LiveRowWrites {
 
     /// A document armed (`Some`) or cleared (`None`) a scheduled hangup.
     pub fn scheduled_hangup(&mut self, at: Option<OffsetDateTime>) {
+        self.live
+            .update_fresh(&self.uuid, |f| f.scheduled_hangup_at = Some(at));
         let (store, uuid) = (self.store.clone(), self.uuid.clone());
         self.queue(async move {
             if let Err(e) = store.set_scheduled_hangup(&uuid, at).await {

@@ -400,7 +400,8 @@ impl CallTask {
                 services.public_base, resolved.account_id
             ))
             .with_wall_clock(clock.now(), epoch_ms(OffsetDateTime::now_utc()));
-        let live_row_writes = LiveRowWrites::new(services.store.clone(), conn.uuid());
+        let live_row_writes =
+            LiveRowWrites::new(services.store.clone(), services.live.clone(), conn.uuid());
         let (to_switch, to_switch_rx) = boxed_queue::channel();
         let (reports_tx, reports) = boxed_queue::channel();
         Self {
@@ -454,13 +455,14 @@ impl CallTask {
             "call taken over"
         );
         services.metrics.call_started();
-        self.record_start();
         let (commands_tx, mut commands) = mpsc::channel(8);
         self.commands = Some(commands_tx.clone());
         let mut cut_off = services.cut_off.subscribe();
         let registration = services
             .live
             .register(&self.facts.uuid, &account_id, commands_tx);
+        // After registering: the registry is told a pre-answered call's answer time.
+        self.record_start();
         let writer = self.start_writer();
 
         let answered = self.facts.answered;
