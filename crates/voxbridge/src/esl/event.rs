@@ -18,7 +18,7 @@
 //! simulator uses them and the property tests round-trip through them.
 
 use crate::cause::HangupCause;
-use crate::esl::frame::{Frame, Headers};
+use crate::esl::frame::{DecodedHeaders, Frame, Headers};
 use crate::esl::urlcode;
 use bytes::Bytes;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -555,7 +555,15 @@ fn body_text(body: Option<&Bytes>) -> String {
 }
 
 fn decode_values(h: &Headers) -> Headers {
-    let mut out = Headers::with_capacity(h.len(), h.iter().map(|(n, v)| n.len() + v.len()).sum());
+    let bytes = h.iter().map(|(n, v)| n.len() + v.len()).sum();
+    let mut fast = DecodedHeaders::with_capacity(h.len(), bytes);
+    for (n, v) in h.iter() {
+        fast.push_decoded(n.as_bytes(), v.as_bytes());
+    }
+    if let Some(out) = fast.finish() {
+        return out;
+    }
+    let mut out = Headers::with_capacity(h.len(), bytes);
     for (n, v) in h.iter() {
         out.push_with(n, |s| urlcode::decode_into(v, s));
     }
@@ -578,52 +586,17 @@ fn named(event: Event) -> Result<Event, EventError> {
 
 /// [`decode_plain`] without requiring `Event-Name`.
 fn decode_plain_any(body: &[u8]) -> Result<Event, EventError> {
-    let (block, rest) = match find_blank_line(body) {
-        Some((end, sep)) => (&body[..end], &body[end + sep..]),
-        None => (body, &body[body.len()..]),
-    };
-    let mut headers = Headers::with_capacity(64, block.len());
-    let mut inner_len: Option<usize> = None;
-    // The switch URL-encodes every value, so the block is ASCII: validate it once (fast)
-    // instead of line by line; only a block that is not UTF-8 is repaired line by line.
-    let text: Cow<'_, str> = match std::str::from_utf8(block) {
-        Ok(t) => Cow::Borrowed(t),
-        Err(_) => Cow::Owned(
-            block
-                .split(|b| *b == b'\n')
-                .map(|l| String::from_utf8_lossy(l).into_owned())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ),
-    };
-    // Lines and their first `:` are found with memchr (SIMD): an event is ~150 short
-    // lines, and `str::split`'s per-match overhead was the process's top symbol (issue 16).
-    // Both bytes are ASCII, so every slice below is on a character boundary.
-    let bytes = text.as_bytes();
-    let mut line_start = 0;
-    while line_start < bytes.len() {
-        let line_end =
-            memchr::memchr(b'\n', &bytes[line_start..]).map_or(bytes.len(), |i| line_start + i);
-        let line = &text[line_start..line_end];
-        line_start = line_end + 1;
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        let Some(colon) = memchr::memchr(b':', line.as_bytes()) else {
-            continue;
-        };
-        let (name, value) = (&line[..colon], &line[colon + 1..]);
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        if name.eq_ignore_ascii_case("Content-Length") {
-            let n = value
-                .trim()
-                .parse::<usize>()
-                .map_err(|_| EventError::BadInnerLength {
-                    value: value.to_string(),
-                })?;
-            inner_len = Some(n);
-            continue;
+    let (headers, inner_len, rest) = match decode_block_fast(body)? {
+        Some((headers, inner_len, rest_at)) => (headers, inner_len, &body[rest_at..]),
+        None => {
+            let (block, rest) = match find_blank_line(body) {
+                Some((end, sep)) => (&body[..end], &body[end + sep..]),
+                None => (body, &body[body.len()..]),
+            };
+            let (headers, inner_len) = decode_block_lossy(block)?;
+            (headers, inner_len, rest)
         }
-        headers.push_with(name, |s| urlcode::decode_into(value, s));
-    }
+    };
     let body = match inner_len {
         None => None,
         Some(n) if rest.len() < n => {
@@ -639,6 +612,134 @@ fn decode_plain_any(body: &[u8]) -> Result<Event, EventError> {
         body,
         format: EventFormat::Plain,
     })
+}
+
+/// The header block at the front of `body` (up to the first blank line), when its
+/// bytes are UTF-8 and its decoded values are too — every block the switch sends —
+/// decoded in one pass into one buffer ([`DecodedHeaders`]), with the inner body's
+/// length and where the bytes after the block start. `Ok(None)` when either is not
+/// UTF-8: [`decode_block_lossy`] then decodes it, replacing the bad bytes.
+///
+/// One SIMD search over the body for the bytes that matter — line ends, colons and
+/// escapes — instead of a search per line and one for the blank line: an event is ~150
+/// lines of ~35 bytes, and a search's set-up per short line cost more than its bytes
+/// (issue 16). A value without `%` is copied as it is.
+type FastBlock = (Headers, Option<usize>, usize);
+fn decode_block_fast(body: &[u8]) -> Result<Option<FastBlock>, EventError> {
+    let mut headers = DecodedHeaders::with_capacity(body.len() / 24, body.len());
+    let mut inner_len = None;
+    let mut line_start = 0;
+    let mut colon: Option<usize> = None;
+    let mut escaped = false;
+    let mut line = |start: usize, end: usize, colon: Option<usize>, escaped: bool| {
+        let Some(colon) = colon else {
+            // A line without `:` is ignored, as the switch does.
+            return Ok(None);
+        };
+        let value = &body[colon + 1..end];
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        let value = value.strip_suffix(b"\r").unwrap_or(value);
+        header_value(&body[start..colon], value, &mut |name, value| {
+            headers.push_value(name, value, escaped)
+        })
+    };
+    // Where the block ends and what follows it starts: the body's end unless a blank
+    // line (`\n` or `\r\n` after a line's `\n`) comes first.
+    let mut ends = (body.len(), body.len());
+    let mut last_line = true;
+    for at in memchr::memchr3_iter(b'\n', b':', b'%', body) {
+        match body[at] {
+            b'\n' => {
+                let blank = &body[line_start..at];
+                if line_start > 0 && (blank.is_empty() || blank == b"\r") {
+                    ends = (line_start, at + 1);
+                    last_line = false;
+                    break;
+                }
+                if let Some(len) = line(line_start, at, colon, escaped)? {
+                    inner_len = Some(len);
+                }
+                (line_start, colon, escaped) = (at + 1, None, false);
+            }
+            b':' if colon.is_none() => colon = Some(at),
+            b'%' if colon.is_some() => escaped = true,
+            _ => {}
+        }
+    }
+    if last_line {
+        if let Some(len) = line(line_start, body.len(), colon, escaped)? {
+            inner_len = Some(len);
+        }
+    }
+    if std::str::from_utf8(&body[..ends.0]).is_err() {
+        return Ok(None);
+    }
+    Ok(headers.finish().map(|h| (h, inner_len, ends.1)))
+}
+
+/// Splits one header line at its first `:` (one space after it dropped) for
+/// [`header_value`].
+fn header_line(
+    line: &[u8],
+    push: &mut impl FnMut(&[u8], &[u8]),
+) -> Result<Option<usize>, EventError> {
+    let Some(colon) = memchr::memchr(b':', line) else {
+        return Ok(None);
+    };
+    let (name, value) = (&line[..colon], &line[colon + 1..]);
+    header_value(name, value.strip_prefix(b" ").unwrap_or(value), push)
+}
+
+/// Hands a header's name and raw value to `push`, except `Content-Length`, whose value
+/// it returns (the inner body's length).
+fn header_value(
+    name: &[u8],
+    value: &[u8],
+    push: &mut impl FnMut(&[u8], &[u8]),
+) -> Result<Option<usize>, EventError> {
+    if name.eq_ignore_ascii_case(b"Content-Length") {
+        let text = String::from_utf8_lossy(value);
+        return match text.trim().parse::<usize>() {
+            Ok(n) => Ok(Some(n)),
+            Err(_) => Err(EventError::BadInnerLength {
+                value: text.into_owned(),
+            }),
+        };
+    }
+    push(name, value);
+    Ok(None)
+}
+
+/// [`decode_block_fast`] for a block or values that are not UTF-8: lines repaired one by
+/// one, each run of escapes checked as it is decoded, bad bytes replaced (U+FFFD).
+fn decode_block_lossy(block: &[u8]) -> Result<(Headers, Option<usize>), EventError> {
+    let text: Cow<'_, str> = match std::str::from_utf8(block) {
+        Ok(t) => Cow::Borrowed(t),
+        Err(_) => Cow::Owned(
+            block
+                .split(|b| *b == b'\n')
+                .map(|l| String::from_utf8_lossy(l).into_owned())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+    };
+    let mut headers = Headers::with_capacity(64, block.len());
+    let mut inner_len = None;
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        // Both split bytes are ASCII: the name and value are whole `str`s.
+        let found = header_line(line.as_bytes(), &mut |name, value| {
+            let (name, value) = (
+                std::str::from_utf8(name).unwrap_or_default(),
+                std::str::from_utf8(value).unwrap_or_default(),
+            );
+            headers.push_with(name, |s| urlcode::decode_into(value, s));
+        })?;
+        if let Some(len) = found {
+            inner_len = Some(len);
+        }
+    }
+    Ok((headers, inner_len))
 }
 
 /// Position and length of the first blank line (`\n\n` or `\n\r\n`).
@@ -942,6 +1043,53 @@ mod tests {
         assert_eq!(ev.header(""), Some("empty-name"));
         assert_eq!(ev.headers().len(), 4, "{:?}", ev.headers());
         assert_eq!(ev.body(), Some("ab\n\n"));
+    }
+
+    /// The one-pass decoder ([`decode_block_fast`]) against the careful one it falls back
+    /// to: the same headers, inner length and rest for every shape a block can take, and
+    /// the careful one's replacement characters for what is not UTF-8.
+    #[test]
+    fn the_one_pass_decoder_gives_what_the_careful_one_does() {
+        let careful = |body: &[u8]| {
+            let (block, rest) = match find_blank_line(body) {
+                Some((end, sep)) => (&body[..end], &body[end + sep..]),
+                None => (body, &body[body.len()..]),
+            };
+            decode_block_lossy(block).map(|(h, len)| (h, len, rest.to_vec()))
+        };
+        let fast = |body: &[u8]| {
+            decode_block_fast(body).map(|d| d.map(|(h, len, at)| (h, len, body[at..].to_vec())))
+        };
+        let cases: &[&[u8]] = &[
+            b"Event-Name: CHANNEL_ANSWER\nCaller-Caller-ID-Name: Jos%C3%A9%20P\nX: 100%25\n\n",
+            b"Event-Name: X\r\nA:%3A%3a1\r\nB:  two spaces\r\n\r\ninner",
+            b"\nEvent-Name: X\nno colon here\nC: a:b:c\n%41-Name: v%\nD: 5%zz%4\n\nrest",
+            b"\n\nEvent-Name: after a blank first line\n",
+            b"Event-Name: BACKGROUND_JOB\nContent-Length: 4\n\n+OK\n",
+            b"Event-Name: no blank line at all\nLast: %E2%82%AC",
+            b"Event-Name: X\nEmpty:\nE: \n\n",
+            b"",
+        ];
+        for case in cases {
+            let f = fast(case).expect("valid");
+            let c = careful(case).expect("valid");
+            assert_eq!(f, Some(c), "{:?}", String::from_utf8_lossy(case));
+        }
+        // Not UTF-8 once decoded, or not UTF-8 on the wire: the careful decoder's text.
+        for bad in [
+            &b"Event-Name: X\nA: ok%E2x%41\n\n"[..],
+            b"Event-Name: X\nA: %FF\n\n",
+            b"Event-Name: X\nA: \xC3%A9\n\n",
+        ] {
+            assert_eq!(fast(bad).expect("no length error"), None);
+            let event = decode_plain(bad).expect("decodes");
+            assert!(event.header("A").is_some_and(|v| v.contains('\u{FFFD}')));
+        }
+        // A bad inner length is the same error either way.
+        assert!(matches!(
+            fast(b"Event-Name: X\nContent-Length: 4x\n\n"),
+            Err(EventError::BadInnerLength { .. })
+        ));
     }
 
     #[test]

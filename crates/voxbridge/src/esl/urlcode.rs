@@ -99,6 +99,39 @@ pub fn decode_into(value: &str, out: &mut String) {
     out.push_str(&value[literal_start..]);
 }
 
+/// [`decode_into`] on bytes, without the UTF-8 check: `%XX` (either case) becomes its
+/// byte, anything else is copied. Whoever calls it checks the result is UTF-8 (see
+/// `frame::DecodedHeaders`), falling back to [`decode_into`] when it is not — which
+/// gives the same text whenever this one's is valid.
+pub fn decode_bytes_into(value: &[u8], out: &mut Vec<u8>) {
+    // Literal runs are copied whole; values are short, so the `%`s are found by a plain
+    // scan rather than a SIMD search with its set-up.
+    let (mut i, mut literal) = (0, 0);
+    while let Some(off) = value[i..].iter().position(|b| *b == b'%') {
+        let at = i + off;
+        i = at + 1;
+        if let (Some(hi), Some(lo)) = (
+            value.get(at + 1).copied().and_then(hex_digit),
+            value.get(at + 2).copied().and_then(hex_digit),
+        ) {
+            out.extend_from_slice(&value[literal..at]);
+            out.push(hi << 4 | lo);
+            i = at + 3;
+            literal = i;
+        }
+    }
+    out.extend_from_slice(&value[literal..]);
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
 /// Appends the decoded bytes `buf[..n]` as text. Unless `all`, an incomplete UTF-8
 /// character at the end is kept (moved to the front) for the next escapes; returns how
 /// many bytes were kept. Invalid bytes become U+FFFD.
