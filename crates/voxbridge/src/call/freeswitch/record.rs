@@ -36,12 +36,22 @@ pub(in crate::call) fn from_ending(
     final_event: Option<&Event>,
     answer_seen: Option<OffsetDateTime>,
 ) -> CallRecord {
-    let var = |name: &str| final_event.and_then(|e| e.variable(name));
-    let start_time = var("start_uepoch")
+    let [start_uepoch, answer_uepoch, end_uepoch, duration, billsec, q850] = match final_event {
+        Some(e) => e.variables_of([
+            "start_uepoch",
+            "answer_uepoch",
+            "end_uepoch",
+            "duration",
+            "billsec",
+            "hangup_cause_q850",
+        ]),
+        None => [None; 6],
+    };
+    let start_time = start_uepoch
         .and_then(micros_to_time)
         .unwrap_or(facts.start_time);
     let answer_time = if ending.answered {
-        var("answer_uepoch")
+        answer_uepoch
             .and_then(micros_to_time)
             .or(answer_seen)
             .or(if facts.answered {
@@ -52,22 +62,22 @@ pub(in crate::call) fn from_ending(
     } else {
         None
     };
-    let end_time = var("end_uepoch")
+    let end_time = end_uepoch
         .and_then(micros_to_time)
         .unwrap_or_else(OffsetDateTime::now_utc);
     let whole = |from: OffsetDateTime| -> u64 {
         (end_time.unix_timestamp() - from.unix_timestamp()).max(0) as u64
     };
-    let duration_secs = var("duration")
+    let duration_secs = duration
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or_else(|| whole(start_time));
     let bill_duration_secs = match answer_time {
         None => 0,
-        Some(at) => var("billsec")
+        Some(at) => billsec
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or_else(|| whole(at)),
     };
-    let cause_code = var("hangup_cause_q850")
+    let cause_code = q850
         .and_then(|v| v.parse::<u16>().ok())
         .unwrap_or(ending.cause_code);
     // A `POST Call/` time limit is armed inside the switch at the answer (`sched_hangup
