@@ -30,7 +30,8 @@
 //! `BENCH_FS_PASSWORD` (ClueCon), `BENCH_FS_PID` (found from the switch's `run_dir`
 //! otherwise), `BENCH_ONLY` voxbridge|httapi (one controller, for profiling),
 //! `BENCH_VOXBRIDGE` (another build's binary, to compare builds with one bench; default the
-//! release binary cargo built for this bench), and
+//! release binary cargo built for this bench; `target/release/examples/bare_controller`
+//! measures the floor: the same call's I/O with nothing else, see that example), and
 //! `BENCH_ATTACH`: a shell command started at the beginning of each measured voxbridge
 //! phase with `{pid}` replaced by voxbridge's pid and stopped with SIGINT at its end, e.g.
 //! `BENCH_ATTACH='strace -c -f -o /tmp/strace.txt -p {pid}'` (voxbridge's CPU figures are
