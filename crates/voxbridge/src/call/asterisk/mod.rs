@@ -88,8 +88,11 @@
 //!   Asterisk runs as voxbridge's user).
 //! - **`recordSession`** is `EXEC MixMonitor "<record.dir>/<RecordingID>.wav"` (both
 //!   directions mixed; the app returns at once). It ends with the channel: at `HANGUP`
-//!   the engine hears the file is complete, its duration the time from the MixMonitor to
-//!   the `HANGUP` on voxbridge's clock (Asterisk reports nothing about it over FastAGI).
+//!   the engine hears the file is complete, its duration measured on voxbridge's clock
+//!   (Asterisk reports nothing about it over FastAGI, and at `HANGUP` it has not flushed
+//!   the file yet) from the MixMonitor's reply to the document's `Hangup`, else to the
+//!   `HANGUP` notice — within ~20 ms of the WAV in the live suite, where counting from
+//!   the command's sending to the notice ran up to 124 ms long.
 //! - **AMI** ([`manager`], `[asterisk] ami_address`) does what neither FastAGI (blocked
 //!   in `Dial()` / `RECORD FILE`) nor ARI (Stasis channels only) can: the REST stop of
 //!   recordings (`StopMixMonitor`; the reserved digit `D` received by a running
@@ -342,6 +345,17 @@ struct CallTask {
     /// Background recordings (MixMonitor) started: the file and when (its end is the
     /// hangup: reported then, measured on voxbridge's clock).
     sessions: Vec<(String, Instant)>,
+    /// The `EXEC MixMonitor` of a session still on its way: when its reply comes, the
+    /// audiohook is on the channel and the session's clock starts again from there. The
+    /// command's round trip is no part of the file (a CI run measured the clock 124 ms
+    /// longer than the WAV, against the live suite's 100 ms allowance), and the file
+    /// itself cannot say: at `HANGUP` Asterisk has not flushed it yet (2,048 ms of a
+    /// 3,120 ms file on the disk, measured).
+    session_execs: Vec<(OpId, String)>,
+    /// When the document's own `Hangup` went to the channel (`EXEC Hangup`, nothing else
+    /// running on the socket): the sessions' files end there, not at the `HANGUP` notice
+    /// that follows ~40 ms later. Forgotten if the switch refuses it.
+    hangup_sent: Option<(OpId, Instant)>,
     /// A Dial set `sipHeaders` on the caller (inherited variables): the next Dial clears
     /// them ([`render::dial_plan`]).
     sip_headers_set: bool,
@@ -537,6 +551,8 @@ impl CallTask {
             closing_requests: Vec::new(),
             recording_written: None,
             sessions: Vec::new(),
+            session_execs: Vec::new(),
+            hangup_sent: None,
             sip_headers_set: false,
             recording: None,
             commands: None,
@@ -847,6 +863,10 @@ impl CallTask {
                     crate::call::channel_op::ChannelOp::CancelArmedHangups => self.armed.clear(),
                     crate::call::channel_op::ChannelOp::StartSessionRecording { path } => {
                         self.sessions.push((path.clone(), Instant::now()));
+                        self.session_execs.push((id, path.clone()));
+                    }
+                    crate::call::channel_op::ChannelOp::Hangup { .. } => {
+                        self.hangup_sent.get_or_insert((id, Instant::now()));
                     }
                     _ => {}
                 }
@@ -1754,6 +1774,21 @@ impl CallTask {
                 if self.recording == Some(id) {
                     self.recording = None;
                 }
+                // A Hangup that ran answers `result=-1` (its channel is gone): only one
+                // the switch would not run leaves the channel up.
+                if self.hangup_sent.is_some_and(|(op, _)| op == id)
+                    && matches!(outcome, OpOutcome::Refused(_))
+                {
+                    self.hangup_sent = None;
+                }
+                if let Some(i) = self.session_execs.iter().position(|(op, _)| *op == id) {
+                    let (_, path) = self.session_execs.remove(i);
+                    if outcome == OpOutcome::Completed {
+                        if let Some(session) = self.sessions.iter_mut().find(|(p, _)| *p == path) {
+                            session.1 = Instant::now();
+                        }
+                    }
+                }
                 if self.answering == Some(id) {
                     self.answering = None;
                     if outcome == OpOutcome::Completed {
@@ -1979,14 +2014,16 @@ impl CallTask {
         if let Some((id, facts)) = self.held_dial.take() {
             self.dial_ended(id, facts);
         }
-        // MixMonitor ends with the channel: its files are complete now (Asterisk closes
-        // them as the channel goes), as long as the call on voxbridge's clock.
+        // MixMonitor ends with the channel: its files are as long as the call on
+        // voxbridge's clock, from the MixMonitor's reply to the document's Hangup (else
+        // to this notice).
         let now_ms =
             i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).ok();
+        let ended = self.hangup_sent.map_or_else(Instant::now, |(_, at)| at);
         for (path, started) in std::mem::take(&mut self.sessions) {
             let stop = crate::call::channel_op::RecordingStop {
                 path,
-                duration: started.elapsed(),
+                duration: ended.saturating_duration_since(started),
                 ended_at_ms: now_ms,
             };
             tracing::info!(?stop, "MixMonitor ended with the channel");
