@@ -103,6 +103,7 @@ async fn call(socket: TcpStream, pool: &Pool) -> Result<()> {
     let mut esl = Esl {
         socket,
         buf: Vec::with_capacity(16 * 1024),
+        scanned: 0,
     };
     esl.socket.write_all(HANDSHAKE).await?;
     let (channel, _) = esl.frame().await?;
@@ -116,18 +117,19 @@ async fn call(socket: TcpStream, pool: &Pool) -> Result<()> {
     esl.socket
         .write_all(format!("api uuid_answer {uuid}\n\n").as_bytes())
         .await?;
-    esl.until(b"Content-Type: api/response").await?;
+    // The reply to the api command; CHANNEL_ANSWER may come before or after it.
+    while !esl.frame().await?.0.contains("Content-Type: api/response") {}
     esl.socket
         .write_all(
             b"sendmsg\ncall-command: execute\nexecute-app-name: playback\n\
               execute-app-arg: tone_stream://%(200,0,440)\nevent-lock: true\n\n",
         )
         .await?;
-    esl.until(b"Event-Name: CHANNEL_EXECUTE_COMPLETE\n").await?;
+    esl.until("CHANNEL_EXECUTE_COMPLETE").await?;
     esl.socket
         .write_all(b"sendmsg\ncall-command: hangup\nhangup-cause: NORMAL_CLEARING\n\n")
         .await?;
-    esl.until(b"Event-Name: CHANNEL_HANGUP_COMPLETE\n").await?;
+    esl.until("CHANNEL_HANGUP_COMPLETE").await?;
     drop(esl);
     pool.post(
         "/hangup",
@@ -150,13 +152,15 @@ fn header(block: &str, name: &str) -> Option<String> {
 struct Esl {
     socket: TcpStream,
     buf: Vec<u8>,
+    /// How far `buf` is known to hold no blank line.
+    scanned: usize,
 }
 
 impl Esl {
     /// The next frame: its header block and its body.
     async fn frame(&mut self) -> Result<(String, Vec<u8>)> {
         loop {
-            if let Some(end) = find(&self.buf, b"\n\n") {
+            if let Some(end) = blank_line(&self.buf, self.scanned) {
                 let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
                 let len: usize = header(&head, "Content-Length")
                     .and_then(|v| v.parse().ok())
@@ -164,8 +168,11 @@ impl Esl {
                 if self.buf.len() >= end + 2 + len {
                     let body = self.buf[end + 2..end + 2 + len].to_vec();
                     self.buf.drain(..end + 2 + len);
+                    self.scanned = 0;
                     return Ok((head, body));
                 }
+            } else {
+                self.scanned = self.buf.len().saturating_sub(1);
             }
             let mut chunk = [0u8; 16 * 1024];
             let n = self.socket.read(&mut chunk).await?;
@@ -176,19 +183,42 @@ impl Esl {
         }
     }
 
-    /// Frames until one whose header block or body holds `marker`.
-    async fn until(&mut self, marker: &[u8]) -> Result<()> {
+    /// Frames until an event named `name` (an event body's first line names it).
+    async fn until(&mut self, name: &str) -> Result<()> {
+        let line = format!("Event-Name: {name}\n");
         loop {
-            let (head, body) = self.frame().await?;
-            if find(head.as_bytes(), marker).is_some() || find(&body, marker).is_some() {
+            let (_, body) = self.frame().await?;
+            if body.starts_with(line.as_bytes()) {
                 return Ok(());
             }
         }
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+/// Where the first `\n\n` at or after `from` starts.
+fn blank_line(buf: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(i) = buf.get(at..)?.iter().position(|b| *b == b'\n') {
+        let nl = at + i;
+        if buf.get(nl + 1) == Some(&b'\n') {
+            return Some(nl);
+        }
+        at = nl + 1;
+    }
+    None
+}
+
+/// Where the first `\r\n\r\n` starts.
+fn end_of_head(buf: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Some(i) = buf.get(at..)?.iter().position(|b| *b == b'\r') {
+        let cr = at + i;
+        if buf.get(cr..cr + 4) == Some(b"\r\n\r\n") {
+            return Some(cr);
+        }
+        at = cr + 1;
+    }
+    None
 }
 
 /// Kept-alive HTTP/1.1 connections to the bench's application.
@@ -219,7 +249,7 @@ impl Pool {
                 return Err("the application closed the connection".into());
             }
             response.extend_from_slice(&chunk[..n]);
-            if let Some(end) = find(&response, b"\r\n\r\n") {
+            if let Some(end) = end_of_head(&response) {
                 let head = String::from_utf8_lossy(&response[..end]).to_ascii_lowercase();
                 let len: usize = head
                     .lines()
