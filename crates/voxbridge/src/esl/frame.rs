@@ -184,8 +184,10 @@ impl DecodedHeaders {
     }
 
     /// The headers, if the decoded text is UTF-8. Every span then starts and ends on a
-    /// character boundary: names are whole lines' ASCII prefixes, and a value's bytes
-    /// end where the next name (ASCII) or the text begins or ends.
+    /// character boundary (checked all the same: a slice off one would panic): a name
+    /// is UTF-8 on its own (a line's bytes up to its first `:`, from a block already
+    /// checked), so a value ending inside a character would leave the next name, or
+    /// the end of the text, to continue it — and the text would not be UTF-8.
     pub(crate) fn finish(self) -> Option<Headers> {
         let text = String::from_utf8(self.text).ok()?;
         let ok = self.spans.iter().all(|s| {
