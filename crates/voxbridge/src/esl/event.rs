@@ -636,6 +636,10 @@ fn decode_plain_any(body: &[u8]) -> Result<Event, EventError> {
     })
 }
 
+/// What [`decode_block_fast`] gives: the headers, the inner body's length, and where
+/// the bytes after the block start.
+type FastBlock = (Headers, Option<usize>, usize);
+
 /// The header block at the front of `body` (up to the first blank line), when its
 /// bytes are UTF-8 and its decoded values are too — every block the switch sends —
 /// decoded in one pass into one buffer ([`DecodedHeaders`]), with the inner body's
@@ -646,7 +650,6 @@ fn decode_plain_any(body: &[u8]) -> Result<Event, EventError> {
 /// escapes — instead of a search per line and one for the blank line: an event is ~150
 /// lines of ~35 bytes, and a search's set-up per short line cost more than its bytes
 /// (issue 16). A value without `%` is copied as it is.
-type FastBlock = (Headers, Option<usize>, usize);
 fn decode_block_fast(body: &[u8]) -> Result<Option<FastBlock>, EventError> {
     let mut headers = DecodedHeaders::with_capacity(body.len() / 24, body.len());
     let mut inner_len = None;
